@@ -1,0 +1,154 @@
+# carotate: a plain Makefile. `make`, `make check`, `make check SANITIZE=1`,
+# `make install DESTDIR=... PREFIX=...`, `make deps`, `make bench`, `make clean`.
+
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+DATADIR     ?= $(PREFIX)/share
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+
+CC          ?= cc
+PKG_CONFIG  ?= pkg-config
+PROTOC_C    ?= protoc-c
+
+ifeq ($(SANITIZE),1)
+O           ?= build/asan
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FORTIFY     :=
+else
+O           ?= build
+SAN_FLAGS   :=
+FORTIFY     := -D_FORTIFY_SOURCE=3
+endif
+
+WARNINGS    := -Wall -Wextra -Wformat=2 -Wformat-security -Wshadow -Wpointer-arith \
+	       -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations \
+	       -Wvla -Wwrite-strings -Wundef -Wimplicit-fallthrough -Wno-unused-parameter
+ifneq ($(WERROR),0)
+WARNINGS    += -Werror
+endif
+
+CFLAGS      ?= -O2 -g
+ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
+	       $(WARNINGS) $(FORTIFY) -fstack-protector-strong -fstack-clash-protection \
+	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) \
+	       -I$(O)/gen -Icommon -Idaemon -Iclient $(CFLAGS)
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
+
+DAEMON_PKGS := libevent openssl libprotobuf-c inih
+CLIENT_PKGS := libprotobuf-c jansson
+TEST_PKGS   := cmocka
+pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+GEN_C       := $(O)/gen/carotate.pb-c.c
+GEN_H       := $(O)/gen/carotate.pb-c.h
+
+COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
+	       $(O)/common/wire.o $(O)/common/status.o
+DAEMON_LIB_OBJS := $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
+	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
+	       $(O)/daemon/ssldir.o
+DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
+CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
+
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all check unit integration deps install uninstall clean bench format
+
+all: $(O)/carotated $(O)/carotatectl
+
+$(GEN_C) $(GEN_H): proto/carotate.proto
+	@mkdir -p $(O)/gen
+	$(PROTOC_C) --c_out=$(O)/gen -Iproto proto/carotate.proto
+
+# Generated code is not ours to warn about.
+$(O)/gen/carotate.pb-c.o: $(GEN_C)
+	$(CC) $(ALL_CFLAGS) -Wno-error $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
+
+$(O)/common/%.o: common/%.c $(GEN_H) $(wildcard common/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
+
+$(O)/daemon/%.o: daemon/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
+
+$(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
+
+$(O)/libcarotated.a: $(DAEMON_LIB_OBJS) $(COMMON_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/carotated: $(O)/daemon/carotated.o $(O)/libcarotated.a
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS))
+
+# The client links neither OpenSSL nor SQLite: it only frames protobuf and prints.
+$(O)/carotatectl: $(CLIENT_OBJS) $(COMMON_OBJS)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(CLIENT_PKGS))
+
+$(O)/tests/%.o: tests/unit/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h client/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS)) -c -o $@ $<
+
+# Each unit test links the objects of the module it tests (test_<module>_objs).
+test_wire_objs     :=
+test_proto_objs    :=
+test_status_objs   :=
+test_config_objs   := $(O)/daemon/config.o
+test_acl_objs      := $(O)/daemon/acl.o
+test_dispatch_objs := $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
+		      $(O)/daemon/ssldir.o $(O)/daemon/acl.o
+test_pki_objs      := $(O)/daemon/pki.o
+test_ssldir_objs   := $(O)/daemon/ssldir.o
+test_output_objs   := $(O)/client/output.o
+
+.SECONDEXPANSION:
+$(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS))
+
+$(O)/bench/%: tests/bench/%.c $(COMMON_OBJS) $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -o $@ $< $(COMMON_OBJS) \
+	    $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+
+deps:
+	@packaging/install-deps build test
+
+unit: all $(UNIT_TESTS)
+	@tests/unit/run $(UNIT_TESTS)
+
+integration: all
+	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
+
+check: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+BENCH_PROGS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(wildcard tests/bench/*.c))
+
+bench: deps all $(BENCH_PROGS)
+	@packaging/install-deps bench
+	@CAROTATE_BUILD=$(abspath $(O)) tests/bench/run
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/carotate
+	install -m 0755 $(O)/carotated $(DESTDIR)$(SBINDIR)/carotated
+	install -m 0755 $(O)/carotatectl $(DESTDIR)$(BINDIR)/carotatectl
+	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
+	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
+	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl
+	rm -rf $(DESTDIR)$(DATADIR)/carotate
+
+format:
+	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] tests/unit/*.[ch])
+
+clean:
+	rm -rf build

@@ -1,0 +1,60 @@
+#include <stddef.h>
+
+#include "carotate.pb-c.h"
+#include "status.h"
+
+static const struct status_entry {
+	int status;
+	const char *name;
+	const char *message;
+	int exit_code;
+} status_table[] = {
+	{ CAROTATE__V1__STATUS__OK, "ok", "done", EXIT_DONE },
+	{ CAROTATE__V1__STATUS__INVALID_ARGUMENT, "invalid_argument", "invalid input",
+	    EXIT_INVALID },
+	{ CAROTATE__V1__STATUS__PERMISSION_DENIED, "permission_denied", "permission denied",
+	    EXIT_DENIED },
+	{ CAROTATE__V1__STATUS__FAILED_PRECONDITION, "failed_precondition", "precondition not met",
+	    EXIT_PRECONDITION },
+	{ CAROTATE__V1__STATUS__NOT_FOUND, "not_found", "not found", EXIT_INVALID },
+	{ CAROTATE__V1__STATUS__ALREADY_EXISTS, "already_exists", "already exists",
+	    EXIT_PRECONDITION },
+	{ CAROTATE__V1__STATUS__INTERNAL, "internal", "internal error", EXIT_INTERNAL },
+	{ CAROTATE__V1__STATUS__UNAVAILABLE, "unavailable", "daemon unavailable",
+	    EXIT_UNREACHABLE },
+};
+
+static const struct status_entry *
+status_lookup(int status)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+		if (status_table[i].status == status)
+			return &status_table[i];
+	return NULL;
+}
+
+const char *
+status_name(int status)
+{
+	const struct status_entry *e = status_lookup(status);
+
+	return e != NULL ? e->name : "unknown";
+}
+
+const char *
+status_message(int status)
+{
+	const struct status_entry *e = status_lookup(status);
+
+	return e != NULL ? e->message : "unknown status from daemon";
+}
+
+int
+status_exit_code(int status)
+{
+	const struct status_entry *e = status_lookup(status);
+
+	return e != NULL ? e->exit_code : EXIT_INTERNAL;
+}

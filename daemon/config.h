@@ -1,0 +1,80 @@
+/* The configuration file (DESIGN §9): its schema, parsed and validated in one place. */
+#ifndef CAROTATE_CONFIG_H
+#define CAROTATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/carotate/carotated.conf"
+
+enum config_gate {
+	CONFIG_GATE_ACKNOWLEDGED,
+	CONFIG_GATE_VERIFIED,
+};
+
+/* Where the post-reload TLS check connects: host:port or unix:PATH. */
+struct config_address {
+	int is_unix;
+	char *path; /* is_unix: absolute socket path */
+	char *host; /* !is_unix: IPv4 literal, IPv6 literal (without brackets) or host name */
+	uint16_t port;
+};
+
+struct config {
+	char *path; /* the file this was read from */
+
+	/* [daemon] */
+	char *socket;	    /* absolute path of the control socket */
+	char *socket_group; /* group that may read (status, report, backups) */
+	char *admin_group;  /* group that may change state */
+	char *state_dir;    /* absolute */
+	unsigned max_clients;	   /* concurrent control connections */
+	unsigned request_timeout;  /* ms: a whole request must arrive within this */
+	unsigned idle_timeout;	   /* ms: a connection with no request in flight closes */
+	size_t max_output;	   /* bytes queued to one client before it is dropped */
+
+	/* [ssl] */
+	char *ssl_dir; /* absolute */
+	char *ssl_ca;  /* plain file names inside ssl_dir */
+	char *ssl_cert;
+	char *ssl_key;
+
+	/* [proxy] */
+	char **proxy_names; /* DNS names and IP literals, in file order */
+	size_t n_proxy_names;
+	char **reload_argv; /* NULL-terminated; argv[0] is an absolute path */
+	size_t reload_argc;
+	struct config_address proxy_address;
+	char *proxy_server_name; /* SNI for the check */
+	unsigned check_timeout;	 /* ms */
+
+	/* [agents] */
+	char *agents_socket; /* absolute */
+	char *agents_canary_socket;
+	char *agents_user;
+	char *agents_group;
+	char *linking_key;	 /* absolute */
+	uint64_t active_within; /* seconds */
+	enum config_gate gate;
+
+	/* [bundle] */
+	uint64_t retention; /* seconds */
+
+	/* [backups] */
+	unsigned backups_keep;
+
+	/* [metrics] */
+	char *metrics_textfile; /* NULL when empty */
+};
+
+/*
+ * Reads and validates path. On error returns NULL and writes
+ * "path:line: what is wrong" (or "path: ..." when no line applies) into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *);
+
+/* Duration with s/m/h/d suffix (bare number: seconds) -> milliseconds; -1 on error. */
+int config_parse_duration_ms(const char *, uint64_t *ms);
+
+#endif
