@@ -24,14 +24,14 @@ struct config {
 	char *path; /* the file this was read from */
 
 	/* [daemon] */
-	char *socket;	    /* absolute path of the control socket */
-	char *socket_group; /* group that may read (status, report, backups) */
-	char *admin_group;  /* group that may change state */
-	char *state_dir;    /* absolute */
-	unsigned max_clients;	   /* concurrent control connections */
-	unsigned request_timeout;  /* ms: a whole request must arrive within this */
-	unsigned idle_timeout;	   /* ms: a connection with no request in flight closes */
-	size_t max_output;	   /* bytes queued to one client before it is dropped */
+	char *socket;             /* absolute path of the control socket */
+	char *socket_group;       /* group that may read (status, report, backups) */
+	char *admin_group;        /* group that may change state */
+	char *state_dir;          /* absolute */
+	unsigned max_clients;     /* concurrent control connections */
+	unsigned request_timeout; /* ms: a whole request must arrive within this */
+	unsigned idle_timeout;    /* ms: a connection with no request in flight closes */
+	size_t max_output;        /* bytes queued to one client before it is dropped */
 
 	/* [ssl] */
 	char *ssl_dir; /* absolute */
@@ -46,14 +46,14 @@ struct config {
 	size_t reload_argc;
 	struct config_address proxy_address;
 	char *proxy_server_name; /* SNI for the check */
-	unsigned check_timeout;	 /* ms */
+	unsigned check_timeout;  /* ms */
 
 	/* [agents] */
 	char *agents_socket; /* absolute */
 	char *agents_canary_socket;
 	char *agents_user;
 	char *agents_group;
-	char *linking_key;	 /* absolute */
+	char *linking_key;      /* absolute */
 	uint64_t active_within; /* seconds */
 	enum config_gate gate;
 

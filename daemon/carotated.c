@@ -1,0 +1,209 @@
+/*
+ * carotated: rotates the certificate authority of a TLS proxy.
+ * Start-up: options, configuration, directory checks, control socket, then
+ * the event loop. Signals: TERM/INT stop cleanly, HUP re-reads the configuration.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "carotated.h"
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static void carotated_usage(void) __attribute__((noreturn));
+static void carotated_stdio(void);
+static int carotated_check_dirs(const struct config *, char *, size_t);
+static void carotated_signal(evutil_socket_t, short, void *);
+static void carotated_reload(struct carotated *);
+
+static void
+carotated_usage(void)
+{
+	fprintf(stderr,
+	    "usage: carotated [-dfV] [-c file] [--check-config]\n"
+	    "  -c file          configuration file (default %s)\n"
+	    "  -d               log debug messages\n"
+	    "  -f               stay in the foreground, log to stderr\n"
+	    "  -V, --version    print the version and exit\n"
+	    "  --check-config   validate the configuration and exit\n",
+	    CONFIG_DEFAULT_PATH);
+	exit(1);
+}
+
+/* Descriptors 0-2 stay open (on /dev/null), so no file we open can become stderr. */
+static void
+carotated_stdio(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
+/* The SSL directory must exist; the state directory is ours alone (created 0700). */
+static int
+carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(conf->ssl_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir,
+		    errno != 0 && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+		return -1;
+	}
+	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (lstat(conf->state_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		snprintf(err, errlen,
+		    "state directory %s must be owned by uid %ld with mode 0700 (it is uid %ld, "
+		    "mode %04o)",
+		    conf->state_dir, (long)geteuid(), (long)st.st_uid,
+		    (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* A bad file on SIGHUP leaves the running configuration in place. */
+static void
+carotated_reload(struct carotated *cd)
+{
+	struct config *conf;
+	char err[1024];
+
+	if ((conf = config_load(cd->conf_path, err, sizeof(err))) == NULL) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		return;
+	}
+	if (strcmp(conf->socket, cd->conf->socket) != 0) {
+		log_warnx("reload: a new control socket path takes a restart; still on %s",
+		    cd->conf->socket);
+		free(conf->socket);
+		conf->socket = xstrdup(cd->conf->socket);
+	}
+	config_free(cd->conf);
+	cd->conf = conf;
+	control_reconfigure(cd->control);
+	log_info("reload: configuration re-read from %s", cd->conf_path);
+}
+
+static void
+carotated_signal(evutil_socket_t sig, short events, void *arg)
+{
+	struct carotated *cd = arg;
+
+	switch (sig) {
+	case SIGHUP:
+		carotated_reload(cd);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_info("%s: shutting down", strsignal(sig));
+		event_base_loopbreak(cd->base);
+		break;
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sigev[sizeof(sigs) / sizeof(sigs[0])];
+	struct carotated cd = { .conf_path = CONFIG_DEFAULT_PATH };
+	int ch, debug = 0, check = 0, fd;
+	char err[1024];
+	size_t i;
+
+	while ((ch = getopt_long(argc, argv, "c:dfhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cd.conf_path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'f':
+			cd.foreground = 1;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'V':
+			printf("carotated %s\n", CAROTATE_VERSION);
+			return 0;
+		default:
+			carotated_usage();
+		}
+	}
+	if (optind != argc)
+		carotated_usage();
+
+	carotated_stdio();
+	log_init(1, debug, "carotated");
+	if ((cd.conf = config_load(cd.conf_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "carotated: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK\n", cd.conf_path);
+		config_free(cd.conf);
+		return 0;
+	}
+	cd.privileged = geteuid() == 0;
+	signal(SIGPIPE, SIG_IGN);
+	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
+	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
+		fatalx("%s", err);
+	if (!cd.foreground) {
+		if (daemon(0, 0) == -1)
+			fatal("daemon");
+		log_init(0, debug, "carotated");
+	}
+	clock_gettime(CLOCK_MONOTONIC, &cd.started);
+	if ((cd.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if ((sigev[i] = evsignal_new(cd.base, sigs[i], carotated_signal, &cd)) == NULL ||
+		    evsignal_add(sigev[i], NULL) == -1)
+			fatalx("cannot handle signal %d", sigs[i]);
+	cd.control = control_start(&cd, fd);
+	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
+	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
+
+	event_base_dispatch(cd.base);
+
+	control_free(cd.control);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		event_free(sigev[i]);
+	event_base_free(cd.base);
+	config_free(cd.conf);
+	log_info("stopped");
+	return 0;
+}

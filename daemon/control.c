@@ -1,0 +1,535 @@
+/*
+ * Control connections. Each one gets its role once, at accept, from the
+ * kernel's record of the peer. Frames are length-checked before their body
+ * is buffered, decoded with a memory budget, and answered in order. A client
+ * that sends garbage, dawdles, or never reads loses its connection; the
+ * daemon carries on.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <grp.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "acl.h"
+#include "carotated.h"
+#include "config.h"
+#include "control.h"
+#include "dispatch.h"
+#include "log.h"
+#include "ssldir.h"
+#include "wire.h"
+#include "xmalloc.h"
+
+#define CONTROL_BACKLOG      128
+#define CONTROL_ACCEPT_PAUSE 1    /* seconds to wait after accept ran out of descriptors */
+#define CONTROL_LINGER       1000 /* ms a closing connection may take to read its last reply */
+
+enum control_timer {
+	CONTROL_TIMER_IDLE,    /* no request in flight */
+	CONTROL_TIMER_REQUEST, /* a frame started arriving: it must end by the deadline */
+	CONTROL_TIMER_LINGER,  /* an error reply is flushing; the connection then closes */
+};
+
+struct control_conn {
+	TAILQ_ENTRY(control_conn) entry;
+	struct control *ctl;
+	struct bufferevent *bev;
+	struct event *timer;
+	enum control_timer timer_kind;
+	struct acl_peer peer;
+	enum acl_role role;
+	int closing;
+};
+
+struct control {
+	struct carotated *cd;
+	struct evconnlistener *listener;
+	struct event *resume;
+	struct acl acl;
+	TAILQ_HEAD(, control_conn) conns;
+	unsigned nconns;
+	char *path;
+	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
+	ino_t ino;
+};
+
+static int control_check_dir(const char *, char *, size_t);
+static int control_probe(const char *, char *, size_t);
+static void control_accept(
+    struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
+static void control_accept_error(struct evconnlistener *, void *);
+static void control_resume(evutil_socket_t, short, void *);
+static void control_refuse(int, Carotate__V1__Status, const char *);
+static void control_read(struct bufferevent *, void *);
+static void control_write(struct bufferevent *, void *);
+static void control_event(struct bufferevent *, short, void *);
+static void control_timeout(evutil_socket_t, short, void *);
+static void control_arm(struct control_conn *, enum control_timer);
+static void control_handle(struct control_conn *, const uint8_t *, size_t);
+static void control_send(struct control_conn *, Carotate__V1__Response *);
+static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void control_close(struct control_conn *);
+
+/* The socket's directory is the first gate: ours, and writable by nobody else. */
+static int
+control_check_dir(const char *path, char *err, size_t errlen)
+{
+	char *copy = xstrdup(path);
+	const char *dir = dirname(copy);
+	struct stat st;
+	int r = -1;
+
+	if (lstat(dir, &st) == -1 && errno == ENOENT && mkdir(dir, 0755) == -1 && errno != EEXIST)
+		snprintf(
+		    err, errlen, "cannot create socket directory %s: %s", dir, strerror(errno));
+	else if (lstat(dir, &st) == -1)
+		snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		snprintf(err, errlen, "socket directory %s is not a directory", dir);
+	else if (st.st_uid != geteuid() || (st.st_mode & 022) != 0)
+		snprintf(err, errlen,
+		    "socket directory %s must be owned by uid %ld and writable by nobody else "
+		    "(it is owned by uid %ld, mode %04o)",
+		    dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+	else
+		r = 0;
+	free(copy);
+	return r;
+}
+
+/* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
+static int
+control_probe(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
+		return -1;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (r == 0) {
+		snprintf(err, errlen, "another carotated is already running on %s", path);
+		return -1;
+	}
+	if (errno != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("removing stale control socket %s", path);
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+control_bind(const struct config *conf, int privileged, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct group *gr = NULL;
+	mode_t old;
+	int fd, r;
+
+	if (strlen(conf->socket) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long", conf->socket);
+		return -1;
+	}
+	if (privileged && (gr = getgrnam(conf->socket_group)) == NULL) {
+		snprintf(err, errlen, "socket group %s does not exist", conf->socket_group);
+		return -1;
+	}
+	if (control_check_dir(conf->socket, err, errlen) == -1 ||
+	    control_probe(conf->socket, err, errlen) == -1)
+		return -1;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", conf->socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Born 0660: there is no instant at which others may connect. */
+	old = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r == -1) {
+		snprintf(err, errlen, "bind %s: %s", conf->socket, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((gr != NULL && chown(conf->socket, 0, gr->gr_gid) == -1) ||
+	    chmod(conf->socket, 0660) == -1 || listen(fd, CONTROL_BACKLOG) == -1) {
+		snprintf(err, errlen, "%s: %s", conf->socket, strerror(errno));
+		unlink(conf->socket);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct control *
+control_start(struct carotated *cd, int fd)
+{
+	struct control *ctl = xcalloc(1, sizeof(*ctl));
+	struct stat st;
+
+	ctl->cd = cd;
+	TAILQ_INIT(&ctl->conns);
+	ctl->path = xstrdup(cd->conf->socket);
+	if (stat(ctl->path, &st) == 0) {
+		ctl->dev = st.st_dev;
+		ctl->ino = st.st_ino;
+	}
+	control_reconfigure(ctl);
+	ctl->listener = evconnlistener_new(
+	    cd->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (ctl->listener == NULL)
+		fatalx("%s: cannot listen on %s", __func__, ctl->path);
+	evconnlistener_set_error_cb(ctl->listener, control_accept_error);
+	if ((ctl->resume = evtimer_new(cd->base, control_resume, ctl)) == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	log_info("listening on %s", ctl->path);
+	return ctl;
+}
+
+void
+control_reconfigure(struct control *ctl)
+{
+	const struct config *conf = ctl->cd->conf;
+
+	acl_init(&ctl->acl, geteuid(), conf->admin_group, conf->socket_group);
+}
+
+void
+control_free(struct control *ctl)
+{
+	struct control_conn *conn;
+	struct stat st;
+
+	if (ctl == NULL)
+		return;
+	while ((conn = TAILQ_FIRST(&ctl->conns)) != NULL)
+		control_close(conn);
+	evconnlistener_free(ctl->listener);
+	event_free(ctl->resume);
+	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
+		unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+}
+
+/*
+ * Answers a connection we will not serve with one frame, without allocating
+ * any state for it, and closes it. Best effort: a full socket buffer loses it.
+ */
+static void
+control_refuse(int fd, Carotate__V1__Status status, const char *msg)
+{
+	Carotate__V1__Response reply = CAROTATE__V1__RESPONSE__INIT;
+	uint8_t *frame;
+	size_t len;
+
+	reply.status = status;
+	reply.message = (char *)msg;
+	frame = wire_frame_pack(&reply.base, WIRE_MAX_REPLY, &len);
+	if (frame != NULL && send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL) == -1)
+		log_debug("%s: %s", __func__, strerror(errno));
+	free(frame);
+	close(fd);
+}
+
+static void
+control_accept(
+    struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	struct control *ctl = arg;
+	const struct config *conf = ctl->cd->conf;
+	struct control_conn *conn;
+	struct acl_peer peer;
+	enum acl_role role;
+	char msg[256];
+
+	if (ctl->nconns >= conf->max_clients) {
+		log_warnx("control: refusing a connection: %u connections open", ctl->nconns);
+		snprintf(msg, sizeof(msg), "too many connections (limit %u); try again",
+		    conf->max_clients);
+		control_refuse(fd, CAROTATE__V1__STATUS__UNAVAILABLE, msg);
+		return;
+	}
+	if (acl_peer_read(fd, &peer) == -1) {
+		log_warn("control: peer credentials");
+		close(fd);
+		return;
+	}
+	if ((role = acl_role(&ctl->acl, &peer)) == ACL_NONE) {
+		log_warnx("control: refused uid %ld pid %ld: not in group %s or %s", (long)peer.uid,
+		    (long)peer.pid, conf->socket_group, conf->admin_group);
+		snprintf(msg, sizeof(msg), "permission denied: uid %ld is not in group %s or %s",
+		    (long)peer.uid, conf->socket_group, conf->admin_group);
+		control_refuse(fd, CAROTATE__V1__STATUS__PERMISSION_DENIED, msg);
+		acl_peer_clear(&peer);
+		return;
+	}
+	conn = xcalloc(1, sizeof(*conn));
+	conn->ctl = ctl;
+	conn->peer = peer;
+	conn->role = role;
+	conn->bev = bufferevent_socket_new(ctl->cd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	conn->timer = evtimer_new(ctl->cd->base, control_timeout, conn);
+	if (conn->bev == NULL || conn->timer == NULL)
+		fatalx("%s: out of memory", __func__);
+	TAILQ_INSERT_TAIL(&ctl->conns, conn, entry);
+	ctl->nconns++;
+	/* Never buffer more than one whole request: the header, then at most the cap. */
+	bufferevent_setwatermark(conn->bev, EV_READ, 0, WIRE_HEADER_LEN + WIRE_MAX_REQUEST);
+	bufferevent_setcb(conn->bev, control_read, control_write, control_event, conn);
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	control_arm(conn, CONTROL_TIMER_IDLE);
+	log_debug("control: uid %ld pid %ld connected as %s", (long)peer.uid, (long)peer.pid,
+	    acl_role_name(role));
+}
+
+/* Out of descriptors: stop accepting for a while instead of spinning on the listener. */
+static void
+control_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct control *ctl = arg;
+	struct timeval tv = { CONTROL_ACCEPT_PAUSE, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_warnx(
+		    "control: accept: %s; pausing for %d s", strerror(err), CONTROL_ACCEPT_PAUSE);
+		evconnlistener_disable(l);
+		evtimer_add(ctl->resume, &tv);
+	} else
+		log_warnx("control: accept: %s", strerror(err));
+}
+
+static void
+control_resume(evutil_socket_t fd, short events, void *arg)
+{
+	struct control *ctl = arg;
+
+	evconnlistener_enable(ctl->listener);
+}
+
+static void
+control_arm(struct control_conn *conn, enum control_timer kind)
+{
+	const struct config *conf = conn->ctl->cd->conf;
+	unsigned ms = kind == CONTROL_TIMER_IDLE      ? conf->idle_timeout
+	              : kind == CONTROL_TIMER_REQUEST ? conf->request_timeout
+	                                              : CONTROL_LINGER;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	conn->timer_kind = kind;
+	evtimer_add(conn->timer, &tv);
+}
+
+static void
+control_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct control_conn *conn = arg;
+
+	switch (conn->timer_kind) {
+	case CONTROL_TIMER_REQUEST:
+		log_warnx("control: uid %ld pid %ld: request not complete within %u ms",
+		    (long)conn->peer.uid, (long)conn->peer.pid,
+		    conn->ctl->cd->conf->request_timeout);
+		control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "request not complete within %u ms", conn->ctl->cd->conf->request_timeout);
+		break;
+	case CONTROL_TIMER_IDLE:
+		log_debug("control: uid %ld pid %ld: idle, closing", (long)conn->peer.uid,
+		    (long)conn->peer.pid);
+		control_close(conn);
+		break;
+	case CONTROL_TIMER_LINGER:
+		control_close(conn);
+		break;
+	}
+}
+
+/* Handles every whole frame buffered, then sets the timer for what is left. */
+static void
+control_read(struct bufferevent *bev, void *arg)
+{
+	struct control_conn *conn = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t hdr[WIRE_HEADER_LEN];
+	size_t have;
+	uint32_t len;
+	int had_partial = conn->timer_kind == CONTROL_TIMER_REQUEST;
+
+	while (!conn->closing && (have = evbuffer_get_length(in)) >= WIRE_HEADER_LEN) {
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		if ((len = wire_get_length(hdr)) > WIRE_MAX_REQUEST) {
+			control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "request of %u bytes exceeds the limit of %u bytes", len,
+			    WIRE_MAX_REQUEST);
+			return;
+		}
+		if (have < WIRE_HEADER_LEN + (size_t)len)
+			break;
+		control_handle(conn,
+		    evbuffer_pullup(in, WIRE_HEADER_LEN + (ssize_t)len) + WIRE_HEADER_LEN, len);
+		evbuffer_drain(in, WIRE_HEADER_LEN + len);
+		had_partial = 0;
+		if (conn->closing)
+			return;
+		if (evbuffer_get_length(bufferevent_get_output(bev)) >
+		    conn->ctl->cd->conf->max_output) {
+			log_warnx("control: uid %ld pid %ld does not read its replies; dropped",
+			    (long)conn->peer.uid, (long)conn->peer.pid);
+			control_close(conn);
+			return;
+		}
+	}
+	if (conn->closing)
+		return;
+	/* The deadline runs from a frame's first byte; more bytes do not extend it. */
+	if (evbuffer_get_length(in) == 0)
+		control_arm(conn, CONTROL_TIMER_IDLE);
+	else if (!had_partial)
+		control_arm(conn, CONTROL_TIMER_REQUEST);
+}
+
+static void
+control_write(struct bufferevent *bev, void *arg)
+{
+	struct control_conn *conn = arg;
+
+	if (conn->closing)
+		control_close(conn);
+}
+
+static void
+control_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct control_conn *conn = arg;
+
+	/* A client may half-close after its last request: flush the replies first. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0 && !conn->closing) {
+		conn->closing = 1;
+		bufferevent_disable(bev, EV_READ);
+		control_arm(conn, CONTROL_TIMER_LINGER);
+		return;
+	}
+	control_close(conn);
+}
+
+/* Decodes one request body of len bytes (already within the cap), dispatches, answers. */
+static void
+control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
+{
+	struct wire_budget budget;
+	Carotate__V1__Request *req;
+	Carotate__V1__Response *reply;
+	struct rpc_ctx ctx = { .cd = conn->ctl->cd, .peer = &conn->peer, .role = conn->role };
+
+	wire_budget_init(&budget, wire_request_budget(len));
+	if ((req = wire_request_unpack(body, len, &budget)) == NULL) {
+		control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
+		    budget.exhausted ? "request needs too much memory to decode"
+		                     : "request does not decode as carotate.v1.Request");
+		return;
+	}
+	if (req->version != WIRE_VERSION) {
+		control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "protocol version %u is not supported (carotated speaks %u)", req->version,
+		    WIRE_VERSION);
+		protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
+		return;
+	}
+	reply = dispatch_reply_new();
+	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
+		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);
+		ctx.phase = CAROTATE__V1__PHASE__PHASE_STEADY;
+	}
+	dispatch_request(&ctx, req, reply);
+	protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
+	control_send(conn, reply);
+	dispatch_reply_free(reply);
+}
+
+static void
+control_send(struct control_conn *conn, Carotate__V1__Response *reply)
+{
+	Carotate__V1__Response err = CAROTATE__V1__RESPONSE__INIT;
+	uint8_t *frame;
+	size_t len;
+
+	if ((frame = wire_frame_pack(&reply->base, WIRE_MAX_REPLY, &len)) == NULL) {
+		log_warnx("%s: reply over %u bytes", __func__, WIRE_MAX_REPLY);
+		err.status = CAROTATE__V1__STATUS__INTERNAL;
+		err.message = (char *)"reply exceeds the protocol's size limit";
+		frame = wire_frame_pack(&err.base, WIRE_MAX_REPLY, &len);
+	}
+	bufferevent_write(conn->bev, frame, len);
+	free(frame);
+}
+
+/* Sends one error reply, stops reading, and closes once it is flushed (or soon anyway). */
+static void
+control_fail(struct control_conn *conn, Carotate__V1__Status status, const char *fmt, ...)
+{
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid, msg);
+	dispatch_error(reply, status, "%s", msg);
+	control_send(conn, reply);
+	dispatch_reply_free(reply);
+	conn->closing = 1;
+	bufferevent_disable(conn->bev, EV_READ);
+	control_arm(conn, CONTROL_TIMER_LINGER);
+}
+
+static void
+control_close(struct control_conn *conn)
+{
+	struct control *ctl = conn->ctl;
+
+	TAILQ_REMOVE(&ctl->conns, conn, entry);
+	ctl->nconns--;
+	event_free(conn->timer);
+	bufferevent_free(conn->bev);
+	acl_peer_clear(&conn->peer);
+	free(conn);
+}

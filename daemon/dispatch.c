@@ -1,0 +1,120 @@
+/*
+ * Request routing. Every call is looked up in one table; the role and phase
+ * checks happen here, before any handler runs. A call missing from the table
+ * is refused.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static const struct dispatch_entry dispatch_table[] = {
+	{ CAROTATE__V1__REQUEST__CALL_STATUS, "status", ACL_READER, DISPATCH_ANY_PHASE,
+	    rpc_status },
+};
+
+static const struct dispatch_entry *dispatch_lookup(
+    const struct dispatch_entry *, size_t, Carotate__V1__Request__CallCase);
+
+static const struct dispatch_entry *
+dispatch_lookup(const struct dispatch_entry *table, size_t n, Carotate__V1__Request__CallCase call)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (table[i].call == call)
+			return &table[i];
+	return NULL;
+}
+
+void
+dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
+    const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const struct dispatch_entry *e;
+
+	if (req->call_case == CAROTATE__V1__REQUEST__CALL__NOT_SET) {
+		dispatch_error(
+		    reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "request names no call");
+		return;
+	}
+	if ((e = dispatch_lookup(table, n, req->call_case)) == NULL) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "call %d is not supported by carotated %s", (int)req->call_case,
+		    CAROTATE_VERSION);
+		return;
+	}
+	if (ctx->role < e->min_role) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		    "permission denied: %s needs the %s role", e->name, acl_role_name(e->min_role));
+		return;
+	}
+	if ((e->phases & DISPATCH_PHASE(ctx->phase)) == 0) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "%s is not possible while the rotation is %s", e->name,
+		    dispatch_phase_name(ctx->phase));
+		return;
+	}
+	log_debug("%s: %s by uid %ld pid %ld (%s)", __func__, e->name,
+	    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
+	    acl_role_name(ctx->role));
+	e->handler(ctx, req, reply);
+}
+
+void
+dispatch_request(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	dispatch_run(
+	    dispatch_table, sizeof(dispatch_table) / sizeof(dispatch_table[0]), ctx, req, reply);
+}
+
+void
+dispatch_error(Carotate__V1__Response *reply, Carotate__V1__Status status, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("%s: out of memory", __func__);
+	va_end(ap);
+	if (reply->message != NULL && reply->message != protobuf_c_empty_string)
+		free(reply->message);
+	reply->message = msg;
+	reply->status = status;
+}
+
+Carotate__V1__Response *
+dispatch_reply_new(void)
+{
+	Carotate__V1__Response *reply = xmalloc(sizeof(*reply));
+
+	carotate__v1__response__init(reply);
+	return reply;
+}
+
+/* Replies are built from heap strings and sub-messages only, so the generic free applies. */
+void
+dispatch_reply_free(Carotate__V1__Response *reply)
+{
+	if (reply != NULL)
+		protobuf_c_message_free_unpacked(&reply->base, NULL);
+}
+
+const char *
+dispatch_phase_name(Carotate__V1__Phase phase)
+{
+	switch (phase) {
+	case CAROTATE__V1__PHASE__PHASE_STEADY:
+		return "steady";
+	case CAROTATE__V1__PHASE__PHASE_STAGED:
+		return "staged";
+	default:
+		break;
+	}
+	return "unknown";
+}

@@ -1,0 +1,184 @@
+/* The status call: who we are, the phase, and what the active and staged sets hold. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "carotated.h"
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "pki.h"
+#include "ssldir.h"
+#include "xmalloc.h"
+
+#define RPC_STATUS_MAX_CAS 2 /* active and staged */
+
+static Carotate__V1__CertSet *rpc_status_set(
+    const struct config *, int staged, time_t now, X509 **ca_out);
+static Carotate__V1__CertInfo *rpc_status_cert(
+    const char *, const uint8_t *, size_t, int, X509 **, Carotate__V1__CertSet *);
+static void rpc_status_problem(Carotate__V1__CertSet *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void rpc_status_check(Carotate__V1__CertSet *, X509 *ca, X509 *leaf, time_t now);
+static Carotate__V1__Bundle *rpc_status_bundle(X509 **, size_t);
+
+static void
+rpc_status_problem(Carotate__V1__CertSet *set, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		fatalx("%s: out of memory", __func__);
+	va_end(ap);
+	set->problems = xreallocarray(set->problems, set->n_problems + 1, sizeof(char *));
+	set->problems[set->n_problems++] = s;
+}
+
+/*
+ * Describes the first certificate of one file; *first keeps it (caller frees).
+ * A missing or unreadable file becomes a problem of the set, not an error.
+ */
+static Carotate__V1__CertInfo *
+rpc_status_cert(const char *name, const uint8_t *buf, size_t len, int err, X509 **first,
+    Carotate__V1__CertSet *set)
+{
+	Carotate__V1__CertInfo *info;
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	*first = NULL;
+	if (err != 0) {
+		rpc_status_problem(
+		    set, "%s: %s", name, err == EINVAL ? "not a regular file" : strerror(err));
+		return NULL;
+	}
+	if ((certs = pki_certs_from_pem(buf, len, why, sizeof(why))) == NULL) {
+		rpc_status_problem(set, "%s: %s", name, why);
+		return NULL;
+	}
+	*first = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	info = xmalloc(sizeof(*info));
+	carotate__v1__cert_info__init(info);
+	pki_describe(*first, info);
+	return info;
+}
+
+/* Problems an operator must hear about: expiry, a server certificate the CA did not sign. */
+static void
+rpc_status_check(Carotate__V1__CertSet *set, X509 *ca, X509 *leaf, time_t now)
+{
+	if (set->ca != NULL && set->ca->not_after <= now)
+		rpc_status_problem(set, "CA certificate expired");
+	if (set->server != NULL && set->server->not_after <= now)
+		rpc_status_problem(set, "server certificate expired");
+	if (ca != NULL && leaf != NULL && !pki_issued_by(leaf, ca))
+		rpc_status_problem(set, "server certificate is not signed by this CA");
+	if (set->key_present == 0)
+		rpc_status_problem(set, "private key missing or not a regular file");
+}
+
+/* The set in the SSL directory (or its staging directory); NULL when there is none. */
+static Carotate__V1__CertSet *
+rpc_status_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
+{
+	Carotate__V1__CertSet *set;
+	struct ssldir_set files;
+	X509 *leaf = NULL;
+	int dfd;
+
+	*ca_out = NULL;
+	if ((dfd = ssldir_open(conf, staged)) == -1)
+		return NULL;
+	ssldir_read_set(conf, dfd, &files);
+	close(dfd);
+	if (!ssldir_set_present(&files)) {
+		ssldir_set_clear(&files);
+		return NULL;
+	}
+	set = xmalloc(sizeof(*set));
+	carotate__v1__cert_set__init(set);
+	set->key_present = files.key_errno == 0;
+	set->ca =
+	    rpc_status_cert(conf->ssl_ca, files.ca, files.ca_len, files.ca_errno, ca_out, set);
+	set->server = rpc_status_cert(
+	    conf->ssl_cert, files.cert, files.cert_len, files.cert_errno, &leaf, set);
+	if (set->server != NULL)
+		set->server_days_left = (set->server->not_after - (int64_t)now) / 86400;
+	rpc_status_check(set, *ca_out, leaf, now);
+	X509_free(leaf);
+	ssldir_set_clear(&files);
+	return set;
+}
+
+/* The bundle agents are served: the distinct CAs of the active and staged sets. */
+static Carotate__V1__Bundle *
+rpc_status_bundle(X509 **cas, size_t n)
+{
+	X509 *uniq[RPC_STATUS_MAX_CAS];
+	char id[PKI_SHA256_HEX];
+	Carotate__V1__Bundle *b;
+	size_t i, j, m = 0;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < m && cas[i] != NULL; j++)
+			if (X509_cmp(cas[i], uniq[j]) == 0)
+				break;
+		if (cas[i] != NULL && j == m)
+			uniq[m++] = cas[i];
+	}
+	if (m == 0 || pki_bundle_id(uniq, m, id) == -1)
+		return NULL;
+	b = xmalloc(sizeof(*b));
+	carotate__v1__bundle__init(b);
+	b->id = xstrdup(id);
+	b->cas = xcalloc(m, sizeof(char *));
+	for (i = 0; i < m; i++) {
+		b->cas[i] = xmalloc(PKI_SHA256_HEX);
+		pki_cert_sha256(uniq[i], b->cas[i]);
+	}
+	b->n_cas = m;
+	return b;
+}
+
+void
+rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	Carotate__V1__StatusReply *st;
+	X509 *cas[RPC_STATUS_MAX_CAS];
+	time_t now = time(NULL);
+	struct timespec mono;
+	int dfd;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "cannot open the SSL directory %s: %s", conf->ssl_dir, strerror(errno));
+		return;
+	}
+	close(dfd);
+	st = xmalloc(sizeof(*st));
+	carotate__v1__status_reply__init(st);
+	st->version = xstrdup(CAROTATE_VERSION);
+	st->pid = (uint32_t)getpid();
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	st->uptime_seconds = (uint64_t)(mono.tv_sec - ctx->cd->started.tv_sec);
+	st->phase = ctx->phase;
+	st->ssl_dir = xstrdup(conf->ssl_dir);
+	st->now = (int64_t)now;
+	st->active = rpc_status_set(conf, 0, now, &cas[0]);
+	st->staged = ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED
+	                 ? rpc_status_set(conf, 1, now, &cas[1])
+	                 : (cas[1] = NULL, NULL);
+	st->bundle = rpc_status_bundle(cas, RPC_STATUS_MAX_CAS);
+	X509_free(cas[0]);
+	X509_free(cas[1]);
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
+	reply->status_reply = st;
+}
