@@ -1,0 +1,461 @@
+/* carotatectl output: the human block and the JSON object for each reply. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "output.h"
+#include "xmalloc.h"
+
+#define OUTPUT_LABEL_WIDTH 13
+#define OUTPUT_DAY         86400
+/* 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what RFC 3339 can spell. */
+#define OUTPUT_TIME_MIN (-62167219200LL)
+#define OUTPUT_TIME_MAX 253402300799LL
+
+static const char *output_s(const char *);
+static json_t *output_jcheck(json_t *);
+static void output_jset(json_t *, const char *, json_t *);
+static json_t *output_jstr(const char *);
+static json_t *output_jhex(const char *);
+static json_t *output_jtime(int64_t);
+static json_t *output_jstrings(char **, size_t, int);
+static json_t *output_cert_json(const Carotate__V1__CertInfo *);
+static json_t *output_set_json(const Carotate__V1__CertSet *);
+static json_t *output_bundle_json(const Carotate__V1__Bundle *);
+static int output_dump(FILE *, json_t *);
+static char *output_hex(const char *);
+static const char *output_phase_name(Carotate__V1__Phase);
+static void output_label(FILE *, const char *);
+static void output_time_human(FILE *, int64_t);
+static void output_expiry_human(FILE *, int64_t, int64_t);
+static void output_cert_human(
+    FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
+static void output_set_human(FILE *, const char *, const Carotate__V1__CertSet *, int64_t);
+static void output_bundle_human(FILE *, const Carotate__V1__StatusReply *);
+static const char *output_bundle_role(const Carotate__V1__StatusReply *, const char *);
+
+int
+output_rfc3339(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t < OUTPUT_TIME_MIN || t > OUTPUT_TIME_MAX || gmtime_r(&tt, &tm) == NULL)
+		return -1;
+	if (snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec) >= (int)len)
+		return -1;
+	return 0;
+}
+
+void
+output_duration(uint64_t s, char *buf, size_t len)
+{
+	if (s < 60)
+		snprintf(buf, len, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 "m %" PRIu64 "s", s / 60, s % 60);
+	else if (s < OUTPUT_DAY)
+		snprintf(buf, len, "%" PRIu64 "h %" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else
+		snprintf(
+		    buf, len, "%" PRIu64 "d %" PRIu64 "h", s / OUTPUT_DAY, s % OUTPUT_DAY / 3600);
+}
+
+/* Escapes C0 controls, DEL and UTF-8-encoded C1 controls; other UTF-8 passes through. */
+void
+output_safe(FILE *fp, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)output_s(s);
+
+	for (; *p != '\0'; p++) {
+		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			fprintf(fp, "\\x%02x\\x%02x", p[0], p[1]);
+			p++;
+		} else if (*p < 0x20 || *p == 0x7f)
+			fprintf(fp, "\\x%02x", *p);
+		else
+			fputc(*p, fp);
+	}
+}
+
+/* Hand-built messages may leave strings NULL; unpacked ones never do. */
+static const char *
+output_s(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+/* Jansson returns NULL only when out of memory (or on bad UTF-8, handled before). */
+static json_t *
+output_jcheck(json_t *j)
+{
+	if (j == NULL)
+		fatalx("out of memory building JSON");
+	return j;
+}
+
+static void
+output_jset(json_t *obj, const char *key, json_t *val)
+{
+	if (json_object_set_new(obj, key, output_jcheck(val)) != 0)
+		fatalx("out of memory building JSON");
+}
+
+/* Jansson refuses invalid UTF-8; then non-ASCII bytes become '?' so the field survives. */
+static json_t *
+output_jstr(const char *s)
+{
+	json_t *j;
+	char *copy, *p;
+
+	s = output_s(s);
+	if ((j = json_string(s)) != NULL)
+		return j;
+	copy = xstrdup(s);
+	for (p = copy; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return output_jcheck(j);
+}
+
+/* Fingerprints and serials: lower-case, no colons, whatever the daemon sent. */
+static char *
+output_hex(const char *s)
+{
+	char *out, *q;
+
+	s = output_s(s);
+	out = q = xstrdup(s);
+	for (; *s != '\0'; s++)
+		if (*s != ':')
+			*q++ = (char)tolower((unsigned char)*s);
+	*q = '\0';
+	return out;
+}
+
+static json_t *
+output_jhex(const char *s)
+{
+	char *hex = output_hex(s);
+	json_t *j = output_jstr(hex);
+
+	free(hex);
+	return j;
+}
+
+/* RFC 3339, or null for an instant RFC 3339 cannot spell. */
+static json_t *
+output_jtime(int64_t t)
+{
+	char buf[OUTPUT_RFC3339_LEN];
+
+	if (output_rfc3339(t, buf, sizeof(buf)) != 0)
+		return json_null();
+	return output_jstr(buf);
+}
+
+static json_t *
+output_jstrings(char **v, size_t n, int hex)
+{
+	json_t *a = output_jcheck(json_array());
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (json_array_append_new(
+		        a, output_jcheck(hex ? output_jhex(v[i]) : output_jstr(v[i]))) != 0)
+			fatalx("out of memory building JSON");
+	return a;
+}
+
+static const char *
+output_phase_name(Carotate__V1__Phase phase)
+{
+	switch (phase) {
+	case CAROTATE__V1__PHASE__PHASE_STEADY:
+		return "steady";
+	case CAROTATE__V1__PHASE__PHASE_STAGED:
+		return "staged";
+	default:
+		return "unknown";
+	}
+}
+
+static json_t *
+output_cert_json(const Carotate__V1__CertInfo *c)
+{
+	json_t *o;
+
+	if (c == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "subject", output_jstr(c->subject));
+	output_jset(o, "issuer", output_jstr(c->issuer));
+	output_jset(o, "sha256", output_jhex(c->sha256));
+	output_jset(o, "serial", output_jhex(c->serial));
+	output_jset(o, "not_before", output_jtime(c->not_before));
+	output_jset(o, "not_after", output_jtime(c->not_after));
+	output_jset(o, "key_type", output_jstr(c->key_type));
+	output_jset(o, "sans", output_jstrings(c->sans, c->n_sans, 0));
+	return o;
+}
+
+static json_t *
+output_set_json(const Carotate__V1__CertSet *set)
+{
+	json_t *o;
+
+	if (set == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "ca", output_cert_json(set->ca));
+	output_jset(o, "server", output_cert_json(set->server));
+	output_jset(o, "server_days_left", json_integer(set->server_days_left));
+	output_jset(o, "key_present", json_boolean(set->key_present));
+	output_jset(o, "problems", output_jstrings(set->problems, set->n_problems, 0));
+	return o;
+}
+
+static json_t *
+output_bundle_json(const Carotate__V1__Bundle *b)
+{
+	json_t *o;
+
+	if (b == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "id", output_jhex(b->id));
+	output_jset(o, "cas", output_jstrings(b->cas, b->n_cas, 1));
+	return o;
+}
+
+/* One object, two-space indent, keys in insertion order, newline-terminated. Frees j. */
+static int
+output_dump(FILE *fp, json_t *j)
+{
+	int r;
+
+	r = json_dumpf(j, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (r != 0 || fputc('\n', fp) == EOF || ferror(fp))
+		return -1;
+	return 0;
+}
+
+int
+output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+	uint64_t up = r->uptime_seconds;
+
+	output_jset(o, "version", output_jstr(r->version));
+	output_jset(o, "pid", json_integer(r->pid));
+	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
+	output_jset(o, "now", output_jtime(r->now));
+	output_jset(o, "phase", output_jstr(output_phase_name(r->phase)));
+	output_jset(o, "ssl_dir", output_jstr(r->ssl_dir));
+	output_jset(o, "active", output_set_json(r->active));
+	output_jset(o, "staged", output_set_json(r->staged));
+	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	return output_dump(fp, o);
+}
+
+int
+output_error_json(FILE *fp, const char *status, const char *message)
+{
+	json_t *o = output_jcheck(json_object()), *e = output_jcheck(json_object());
+
+	output_jset(e, "status", output_jstr(status));
+	output_jset(e, "message", output_jstr(message));
+	output_jset(o, "error", e);
+	return output_dump(fp, o);
+}
+
+static void
+output_label(FILE *fp, const char *label)
+{
+	fprintf(fp, "%-*s", OUTPUT_LABEL_WIDTH, label);
+}
+
+static void
+output_time_human(FILE *fp, int64_t t)
+{
+	char buf[OUTPUT_RFC3339_LEN];
+
+	if (output_rfc3339(t, buf, sizeof(buf)) == 0)
+		fputs(buf, fp);
+	else
+		fprintf(fp, "@%" PRId64, t);
+}
+
+/* The date, then how far away it is; the difference is taken unsigned so it cannot overflow. */
+static void
+output_expiry_human(FILE *fp, int64_t not_after, int64_t now)
+{
+	uint64_t days;
+
+	fprintf(fp, "%*s%s ", OUTPUT_LABEL_WIDTH, "", not_after > now ? "expires" : "expired");
+	output_time_human(fp, not_after);
+	if (not_after > now) {
+		days = ((uint64_t)not_after - (uint64_t)now) / OUTPUT_DAY;
+		if (days == 0)
+			fputs(" (less than a day left)\n", fp);
+		else
+			fprintf(fp, " (%" PRIu64 " day%s left)\n", days, days == 1 ? "" : "s");
+		return;
+	}
+	days = ((uint64_t)now - (uint64_t)not_after) / OUTPUT_DAY;
+	if (days == 0)
+		fputs(" (EXPIRED less than a day ago)\n", fp);
+	else
+		fprintf(fp, " (EXPIRED %" PRIu64 " day%s ago)\n", days, days == 1 ? "" : "s");
+}
+
+/* One certificate; the issuer is shown only when it is not the expected one. */
+static void
+output_cert_human(FILE *fp, const char *label, const Carotate__V1__CertInfo *c,
+    const char *expected_issuer, int64_t now)
+{
+	char *hex;
+	size_t i;
+
+	output_label(fp, label);
+	if (c == NULL) {
+		fputs("missing\n", fp);
+		return;
+	}
+	output_safe(fp, c->subject);
+	fputc('\n', fp);
+	if (c->n_sans > 0) {
+		fprintf(fp, "%*sSANs ", OUTPUT_LABEL_WIDTH, "");
+		for (i = 0; i < c->n_sans; i++) {
+			fputs(i > 0 ? ", " : "", fp);
+			output_safe(fp, c->sans[i]);
+		}
+		fputc('\n', fp);
+	}
+	if (expected_issuer != NULL && strcmp(output_s(c->issuer), expected_issuer) != 0) {
+		fprintf(fp, "%*sissued by ", OUTPUT_LABEL_WIDTH, "");
+		output_safe(fp, c->issuer);
+		fputc('\n', fp);
+	}
+	hex = output_hex(c->sha256);
+	fprintf(fp, "%*ssha256 ", OUTPUT_LABEL_WIDTH, "");
+	output_safe(fp, hex);
+	free(hex);
+	hex = output_hex(c->serial);
+	fprintf(fp, "\n%*s", OUTPUT_LABEL_WIDTH, "");
+	output_safe(fp, output_s(c->key_type)[0] != '\0' ? c->key_type : "unknown");
+	fputs(" key, serial ", fp);
+	output_safe(fp, hex);
+	fputc('\n', fp);
+	free(hex);
+	output_expiry_human(fp, c->not_after, now);
+}
+
+static void
+output_set_human(FILE *fp, const char *name, const Carotate__V1__CertSet *set, int64_t now)
+{
+	const char *ca_subject = set->ca != NULL ? output_s(set->ca->subject) : NULL;
+	size_t i;
+
+	fprintf(fp, "%s\n", name);
+	output_cert_human(fp, "  CA:", set->ca, ca_subject, now);
+	output_cert_human(fp, "  server:", set->server, ca_subject, now);
+	output_label(fp, "  key:");
+	fputs(set->key_present ? "present\n" : "MISSING\n", fp);
+	for (i = 0; i < set->n_problems; i++) {
+		output_label(fp, i == 0 ? "  problems:" : "");
+		output_safe(fp, set->problems[i]);
+		fputc('\n', fp);
+	}
+}
+
+/* Which set a bundle CA belongs to, so the operator sees why each one is trusted. */
+static const char *
+output_bundle_role(const Carotate__V1__StatusReply *r, const char *ca)
+{
+	char *hex = output_hex(ca), *other;
+	const char *role = "retained";
+	const Carotate__V1__CertSet *sets[2] = { r->active, r->staged };
+	const char *names[2] = { "active", "staged" };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		if (sets[i] == NULL || sets[i]->ca == NULL)
+			continue;
+		other = output_hex(sets[i]->ca->sha256);
+		if (strcmp(hex, other) == 0)
+			role = names[i];
+		free(other);
+	}
+	free(hex);
+	return role;
+}
+
+static void
+output_bundle_human(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	const Carotate__V1__Bundle *b = r->bundle;
+	char *hex;
+	size_t i;
+
+	output_label(fp, "bundle:");
+	if (b == NULL) {
+		fputs("none\n", fp);
+		return;
+	}
+	hex = output_hex(b->id);
+	output_safe(fp, hex);
+	free(hex);
+	fprintf(fp, " (%zu CA%s)\n", b->n_cas, b->n_cas == 1 ? "" : "s");
+	for (i = 0; i < b->n_cas; i++) {
+		hex = output_hex(b->cas[i]);
+		fprintf(fp, "%*s", OUTPUT_LABEL_WIDTH, "");
+		output_safe(fp, hex);
+		fprintf(fp, " %s\n", output_bundle_role(r, b->cas[i]));
+		free(hex);
+	}
+}
+
+/* The daemon's clock decides what has expired; ours only if it sent none. */
+int
+output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
+	char up[64];
+
+	output_duration(r->uptime_seconds, up, sizeof(up));
+	fputs("carotated ", fp);
+	output_safe(fp, r->version);
+	fprintf(fp, " (pid %" PRIu32 "), up %s\n", r->pid, up);
+	output_label(fp, "phase:");
+	fprintf(fp, "%s\n", output_phase_name(r->phase));
+	output_label(fp, "ssl dir:");
+	output_safe(fp, r->ssl_dir);
+	fputc('\n', fp);
+	if (r->active != NULL)
+		output_set_human(fp, "active set:", r->active, now);
+	else {
+		output_label(fp, "active set:");
+		fputs("none (no active set in ", fp);
+		output_safe(fp, r->ssl_dir);
+		fputs(")\n", fp);
+	}
+	if (r->staged != NULL)
+		output_set_human(fp, "staged set:", r->staged, now);
+	else {
+		output_label(fp, "staged set:");
+		fputs("none\n", fp);
+	}
+	output_bundle_human(fp, r);
+	return ferror(fp) ? -1 : 0;
+}

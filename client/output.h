@@ -1,0 +1,28 @@
+/* carotatectl output: human-readable and JSON printing of daemon replies. */
+#ifndef CAROTATE_OUTPUT_H
+#define CAROTATE_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "carotate.pb-c.h"
+
+/* "YYYY-MM-DDTHH:MM:SSZ" and its NUL. */
+#define OUTPUT_RFC3339_LEN 21
+
+/* Formats t (seconds since the epoch) as RFC 3339 UTC; -1 if the year is outside 0000-9999. */
+int output_rfc3339(int64_t t, char *buf, size_t len);
+/* Formats a span of seconds with its two largest units: "45s", "12m 5s", "3h 12m", "2d 3h". */
+void output_duration(uint64_t seconds, char *buf, size_t len);
+/* Writes s with control bytes escaped as \xNN, so a reply cannot drive the terminal. */
+void output_safe(FILE *, const char *s);
+
+/* `status`: one aligned block for operators, or one JSON object (DESIGN §7). 0, or -1 on a
+ * write error. */
+int output_status_human(FILE *, const Carotate__V1__StatusReply *);
+int output_status_json(FILE *, const Carotate__V1__StatusReply *);
+/* {"error": {"status": ..., "message": ...}}: how any failure reads with --json. */
+int output_error_json(FILE *, const char *status, const char *message);
+
+#endif

@@ -1,0 +1,457 @@
+/* Unit tests for client/output.c: JSON keys of DESIGN §7, human block, time formatting. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "output.h"
+
+#define NOW 1798254245LL /* 2026-12-26T03:04:05Z */
+#define DAY 86400
+#define CA_SHA                                                                                     \
+	"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:"  \
+	"45:67:89"
+#define CA_HEX       "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+#define SERVER_HEX   "1111111111111111111111111111111111111111111111111111111111111111"
+#define STAGED_HEX   "2222222222222222222222222222222222222222222222222222222222222222"
+#define RETAINED_HEX "3333333333333333333333333333333333333333333333333333333333333333"
+#define BUNDLE_HEX   "4444444444444444444444444444444444444444444444444444444444444444"
+
+/* A hand-built reply: every message lives in this struct, nothing is allocated. */
+struct fixture {
+	Carotate__V1__StatusReply reply;
+	Carotate__V1__CertSet active, staged;
+	Carotate__V1__CertInfo active_ca, active_server, staged_ca, staged_server;
+	Carotate__V1__Bundle bundle;
+	char *sans[2];
+	char *problems[2];
+	char *cas[3];
+};
+
+static void fixture_cert(
+    Carotate__V1__CertInfo *, const char *, const char *, const char *, int64_t);
+static void fixture_init(struct fixture *, int, int, int);
+static char *print_json(const Carotate__V1__StatusReply *);
+static char *print_human(const Carotate__V1__StatusReply *);
+static json_t *parse(const char *);
+static const char *jstr(json_t *, const char *);
+static void assert_cert_keys(json_t *, const char *, const char *, const char *);
+
+static void
+fixture_cert(Carotate__V1__CertInfo *c, const char *subject, const char *issuer, const char *sha,
+    int64_t not_after)
+{
+	carotate__v1__cert_info__init(c);
+	c->subject = (char *)subject;
+	c->issuer = (char *)issuer;
+	c->sha256 = (char *)sha;
+	c->not_before = NOW - DAY;
+	c->not_after = not_after;
+	c->key_type = (char *)"ec-p256";
+	c->serial = (char *)"0A:1B:2C";
+}
+
+/* A daemon two hours up; the sets and the bundle only when asked for. */
+static void
+fixture_init(struct fixture *f, int active, int staged, int bundle)
+{
+	memset(f, 0, sizeof(*f));
+	carotate__v1__status_reply__init(&f->reply);
+	f->reply.version = (char *)"0.1.0";
+	f->reply.pid = 1234;
+	f->reply.uptime_seconds = 3 * 3600 + 12 * 60;
+	f->reply.ssl_dir = (char *)"/usr/local/etc/nginx/ssl";
+	f->reply.now = NOW;
+	f->sans[0] = (char *)"DNS:proxy.example.com";
+	f->sans[1] = (char *)"IP:192.0.2.10";
+	if (active) {
+		carotate__v1__cert_set__init(&f->active);
+		fixture_cert(&f->active_ca, "CN=Proxy CA 2026-11-26", "CN=Proxy CA 2026-11-26",
+		    CA_SHA, NOW + 3650LL * DAY);
+		fixture_cert(&f->active_server, "CN=proxy.example.com", "CN=Proxy CA 2026-11-26",
+		    SERVER_HEX, NOW + 397LL * DAY + 3600);
+		f->active_server.n_sans = 2;
+		f->active_server.sans = f->sans;
+		f->active.ca = &f->active_ca;
+		f->active.server = &f->active_server;
+		f->active.server_days_left = 397;
+		f->active.key_present = 1;
+		f->reply.active = &f->active;
+	}
+	if (staged) {
+		carotate__v1__cert_set__init(&f->staged);
+		fixture_cert(&f->staged_ca, "CN=Proxy CA 2026-12-26", "CN=Proxy CA 2026-12-26",
+		    STAGED_HEX, NOW + 3650LL * DAY);
+		f->staged.ca = &f->staged_ca;
+		f->staged.server = NULL;
+		f->problems[0] = (char *)"server.crt is missing";
+		f->problems[1] = (char *)"server.key is missing";
+		f->staged.n_problems = 2;
+		f->staged.problems = f->problems;
+		f->reply.staged = &f->staged;
+		f->reply.phase = CAROTATE__V1__PHASE__PHASE_STAGED;
+	}
+	if (bundle) {
+		carotate__v1__bundle__init(&f->bundle);
+		f->bundle.id = (char *)BUNDLE_HEX;
+		f->cas[0] = (char *)CA_SHA;
+		f->cas[1] = (char *)STAGED_HEX;
+		f->cas[2] = (char *)RETAINED_HEX;
+		f->bundle.n_cas = 3;
+		f->bundle.cas = f->cas;
+		f->reply.bundle = &f->bundle;
+	}
+}
+
+static char *
+print_json(const Carotate__V1__StatusReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_status_json(fp, r), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_true(len > 2);
+	assert_int_equal(buf[len - 1], '\n');
+	return buf;
+}
+
+static char *
+print_human(const Carotate__V1__StatusReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_status_human(fp, r), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+/* Exactly one JSON object: json_loads refuses anything after it. */
+static json_t *
+parse(const char *text)
+{
+	json_error_t error;
+	json_t *j = json_loads(text, 0, &error);
+
+	if (j == NULL)
+		fail_msg("invalid JSON (%s at line %d): %s", error.text, error.line, text);
+	assert_true(json_is_object(j));
+	return j;
+}
+
+static const char *
+jstr(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_string(v))
+		fail_msg("key %s is not a string", key);
+	return json_string_value(v);
+}
+
+static void
+assert_cert_keys(json_t *cert, const char *subject, const char *sha, const char *not_after)
+{
+	assert_true(json_is_object(cert));
+	assert_string_equal(jstr(cert, "subject"), subject);
+	assert_string_equal(jstr(cert, "sha256"), sha);
+	assert_string_equal(jstr(cert, "not_after"), not_after);
+	assert_string_equal(jstr(cert, "not_before"), "2026-12-25T03:04:05Z");
+	assert_string_equal(jstr(cert, "serial"), "0a1b2c");
+	assert_string_equal(jstr(cert, "key_type"), "ec-p256");
+	assert_non_null(json_object_get(cert, "issuer"));
+	assert_true(json_is_array(json_object_get(cert, "sans")));
+}
+
+static void
+test_rfc3339_known_values(void **state)
+{
+	char buf[OUTPUT_RFC3339_LEN];
+
+	assert_int_equal(output_rfc3339(0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1970-01-01T00:00:00Z");
+	assert_int_equal(output_rfc3339(1234567890, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2009-02-13T23:31:30Z");
+	assert_int_equal(output_rfc3339(NOW, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2026-12-26T03:04:05Z");
+	assert_int_equal(output_rfc3339(951782400, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2000-02-29T00:00:00Z");
+	assert_int_equal(output_rfc3339(-1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "1969-12-31T23:59:59Z");
+	assert_int_equal(output_rfc3339(253402300799LL, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "9999-12-31T23:59:59Z");
+}
+
+static void
+test_rfc3339_out_of_range(void **state)
+{
+	char buf[OUTPUT_RFC3339_LEN], small[10];
+
+	assert_int_equal(output_rfc3339(253402300800LL, buf, sizeof(buf)), -1);
+	assert_int_equal(output_rfc3339(-62167219201LL, buf, sizeof(buf)), -1);
+	assert_int_equal(output_rfc3339(INT64_MAX, buf, sizeof(buf)), -1);
+	assert_int_equal(output_rfc3339(INT64_MIN, buf, sizeof(buf)), -1);
+	assert_int_equal(output_rfc3339(0, small, sizeof(small)), -1);
+}
+
+static void
+test_duration(void **state)
+{
+	char buf[32];
+
+	output_duration(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0s");
+	output_duration(59, buf, sizeof(buf));
+	assert_string_equal(buf, "59s");
+	output_duration(60 + 5, buf, sizeof(buf));
+	assert_string_equal(buf, "1m 5s");
+	output_duration(3 * 3600 + 12 * 60 + 59, buf, sizeof(buf));
+	assert_string_equal(buf, "3h 12m");
+	output_duration(2 * DAY + 3 * 3600 + 1, buf, sizeof(buf));
+	assert_string_equal(buf, "2d 3h");
+	output_duration(UINT64_MAX, buf, sizeof(buf));
+	assert_non_null(strchr(buf, 'd'));
+}
+
+static void
+test_json_full(void **state)
+{
+	struct fixture f;
+	json_t *j, *active, *staged, *bundle, *cas;
+	char *text;
+
+	fixture_init(&f, 1, 1, 1);
+	text = print_json(&f.reply);
+	j = parse(text);
+	assert_string_equal(jstr(j, "phase"), "staged");
+	assert_string_equal(jstr(j, "version"), "0.1.0");
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 1234);
+	assert_int_equal(json_integer_value(json_object_get(j, "uptime_seconds")), 11520);
+	assert_string_equal(jstr(j, "ssl_dir"), "/usr/local/etc/nginx/ssl");
+	assert_string_equal(jstr(j, "now"), "2026-12-26T03:04:05Z");
+
+	active = json_object_get(j, "active");
+	assert_cert_keys(json_object_get(active, "ca"), "CN=Proxy CA 2026-11-26", CA_HEX,
+	    "2036-12-23T03:04:05Z");
+	assert_cert_keys(json_object_get(active, "server"), "CN=proxy.example.com", SERVER_HEX,
+	    "2028-01-27T04:04:05Z");
+	assert_string_equal(json_string_value(json_array_get(
+	                        json_object_get(json_object_get(active, "server"), "sans"), 1)),
+	    "IP:192.0.2.10");
+	assert_int_equal(json_integer_value(json_object_get(active, "server_days_left")), 397);
+	assert_true(json_is_true(json_object_get(active, "key_present")));
+	assert_int_equal(json_array_size(json_object_get(active, "problems")), 0);
+
+	staged = json_object_get(j, "staged");
+	assert_cert_keys(json_object_get(staged, "ca"), "CN=Proxy CA 2026-12-26", STAGED_HEX,
+	    "2036-12-23T03:04:05Z");
+	assert_true(json_is_null(json_object_get(staged, "server")));
+	assert_true(json_is_false(json_object_get(staged, "key_present")));
+	assert_int_equal(json_array_size(json_object_get(staged, "problems")), 2);
+
+	bundle = json_object_get(j, "bundle");
+	assert_string_equal(jstr(bundle, "id"), BUNDLE_HEX);
+	cas = json_object_get(bundle, "cas");
+	assert_int_equal(json_array_size(cas), 3);
+	assert_string_equal(json_string_value(json_array_get(cas, 0)), CA_HEX);
+	assert_string_equal(json_string_value(json_array_get(cas, 2)), RETAINED_HEX);
+	json_decref(j);
+	free(text);
+}
+
+/* No active set, nothing staged, no bundle: the keys stay, as JSON null. */
+static void
+test_json_absent(void **state)
+{
+	struct fixture f;
+	json_t *j;
+	char *text;
+
+	fixture_init(&f, 0, 0, 0);
+	text = print_json(&f.reply);
+	j = parse(text);
+	assert_string_equal(jstr(j, "phase"), "steady");
+	assert_true(json_is_null(json_object_get(j, "active")));
+	assert_true(json_is_null(json_object_get(j, "staged")));
+	assert_true(json_is_null(json_object_get(j, "bundle")));
+	json_decref(j);
+	free(text);
+}
+
+/* Two-space indent, keys in the order automation reads them, one trailing newline. */
+static void
+test_json_layout(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 0, 0, 0);
+	text = print_json(&f.reply);
+	assert_non_null(strstr(text, "{\n  \"version\": \"0.1.0\",\n  \"pid\": 1234,"));
+	assert_true(strstr(text, "\"phase\"") < strstr(text, "\"active\""));
+	assert_true(strstr(text, "\"active\"") < strstr(text, "\"staged\""));
+	assert_true(strstr(text, "\"staged\"") < strstr(text, "\"bundle\""));
+	assert_null(strstr(text, "}\n\n"));
+	free(text);
+}
+
+/* A quote, a control byte and invalid UTF-8 in a subject: still valid JSON. */
+static void
+test_json_escaping(void **state)
+{
+	struct fixture f;
+	json_t *j, *active;
+	char *text;
+
+	fixture_init(&f, 1, 0, 0);
+	f.active_ca.subject = (char *)"CN=evil\" \x01\x1b[2J\\";
+	f.active_server.subject = (char *)"CN=bad \xff\xfe utf8";
+	f.active_server.issuer = (char *)"CN=caf\xc3\xa9";
+	text = print_json(&f.reply);
+	j = parse(text);
+	active = json_object_get(j, "active");
+	assert_string_equal(
+	    jstr(json_object_get(active, "ca"), "subject"), "CN=evil\" \x01\x1b[2J\\");
+	assert_string_equal(jstr(json_object_get(active, "server"), "subject"), "CN=bad ?? utf8");
+	assert_string_equal(jstr(json_object_get(active, "server"), "issuer"), "CN=caf\xc3\xa9");
+	assert_null(strchr(text, '\x01'));
+	assert_null(strchr(text, '\x1b'));
+	json_decref(j);
+	free(text);
+}
+
+static void
+test_error_json(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	json_t *j, *e;
+
+	assert_non_null(fp);
+	assert_int_equal(output_error_json(fp, "unavailable", "too many \"connections\""), 0);
+	assert_int_equal(fclose(fp), 0);
+	j = parse(buf);
+	e = json_object_get(j, "error");
+	assert_true(json_is_object(e));
+	assert_string_equal(jstr(e, "status"), "unavailable");
+	assert_string_equal(jstr(e, "message"), "too many \"connections\"");
+	json_decref(j);
+	free(buf);
+}
+
+static void
+test_human_full(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 1, 1, 1);
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "carotated 0.1.0 (pid 1234), up 3h 12m\n"));
+	assert_non_null(strstr(text, "phase:       staged\n"));
+	assert_non_null(strstr(text, "ssl dir:     /usr/local/etc/nginx/ssl\n"));
+	assert_non_null(strstr(text, "active set:\n  CA:        CN=Proxy CA 2026-11-26\n"));
+	assert_non_null(strstr(text, "  server:    CN=proxy.example.com\n"));
+	assert_non_null(strstr(text, "SANs DNS:proxy.example.com, IP:192.0.2.10\n"));
+	assert_non_null(strstr(text, "sha256 " CA_HEX "\n"));
+	assert_non_null(strstr(text, "expires 2028-01-27T04:04:05Z (397 days left)\n"));
+	assert_non_null(strstr(text, "expires 2036-12-23T03:04:05Z (3650 days left)\n"));
+	assert_non_null(strstr(text, "ec-p256 key, serial 0a1b2c\n"));
+	assert_non_null(strstr(text, "  key:       present\n"));
+	assert_non_null(strstr(text, "staged set:\n"));
+	assert_non_null(strstr(text, "  server:    missing\n"));
+	assert_non_null(strstr(text, "  key:       MISSING\n"));
+	assert_non_null(strstr(text, "  problems:  server.crt is missing\n"
+	                             "             server.key is missing\n"));
+	assert_non_null(strstr(text, "bundle:      " BUNDLE_HEX " (3 CAs)\n"));
+	assert_non_null(strstr(text, CA_HEX " active\n"));
+	assert_non_null(strstr(text, STAGED_HEX " staged\n"));
+	assert_non_null(strstr(text, RETAINED_HEX " retained\n"));
+	assert_null(strstr(text, "issued by"));
+	free(text);
+}
+
+static void
+test_human_absent(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 0, 0, 0);
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "phase:       steady\n"));
+	assert_non_null(
+	    strstr(text, "active set:  none (no active set in /usr/local/etc/nginx/ssl)\n"));
+	assert_non_null(strstr(text, "staged set:  none\n"));
+	assert_non_null(strstr(text, "bundle:      none\n"));
+	free(text);
+}
+
+static void
+test_human_expired(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 1, 0, 1);
+	f.active_server.not_after = NOW - 3 * DAY - 60;
+	f.active.server_days_left = -3;
+	f.active_ca.not_after = NOW - 1;
+	f.bundle.n_cas = 1;
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "expired 2026-12-23T03:03:05Z (EXPIRED 3 days ago)\n"));
+	assert_non_null(strstr(text, "(EXPIRED less than a day ago)\n"));
+	assert_non_null(strstr(text, " (1 CA)\n"));
+	free(text);
+}
+
+/* Subjects and problems come from operators' files: they must not reach the terminal raw. */
+static void
+test_human_escapes_controls(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 1, 0, 0);
+	f.active_ca.subject = (char *)"CN=a\x1b[2Jb\\,c";
+	f.active_server.issuer = (char *)"CN=other \xc2\x9b issuer";
+	text = print_human(&f.reply);
+	assert_null(strchr(text, '\x1b'));
+	assert_non_null(strstr(text, "CN=a\\x1b[2Jb\\,c\n"));
+	assert_non_null(strstr(text, "issued by CN=other \\xc2\\x9b issuer\n"));
+	free(text);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rfc3339_known_values),
+		cmocka_unit_test(test_rfc3339_out_of_range),
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_json_full),
+		cmocka_unit_test(test_json_absent),
+		cmocka_unit_test(test_json_layout),
+		cmocka_unit_test(test_json_escaping),
+		cmocka_unit_test(test_error_json),
+		cmocka_unit_test(test_human_full),
+		cmocka_unit_test(test_human_absent),
+		cmocka_unit_test(test_human_expired),
+		cmocka_unit_test(test_human_escapes_controls),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
