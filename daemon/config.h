@@ -40,12 +40,12 @@ struct config {
 	char *ssl_key;
 
 	/* [proxy] */
-	char **proxy_names; /* DNS names and IP literals, in file order */
+	char **proxy_names; /* DNS names and IP literals, in file order; none: use the host name */
 	size_t n_proxy_names;
 	char **reload_argv; /* NULL-terminated; argv[0] is an absolute path */
 	size_t reload_argc;
 	struct config_address proxy_address;
-	char *proxy_server_name; /* SNI for the check */
+	char *proxy_server_name; /* SNI for the check; default: first DNS name of names, else "" */
 	unsigned check_timeout;  /* ms */
 
 	/* [agents] */
