@@ -43,16 +43,19 @@ TEST_PKGS   := cmocka
 pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pkg_libs     = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 
-GEN_C       := $(O)/gen/carotate.pb-c.c
-GEN_H       := $(O)/gen/carotate.pb-c.h
+GEN_C       := $(O)/gen/carotate.pb-c.c $(O)/gen/internal.pb-c.c
+GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
-	       $(O)/common/wire.o $(O)/common/status.o
-DAEMON_LIB_OBJS := $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
+	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o
+DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
-	       $(O)/daemon/ssldir.o
+	       $(O)/daemon/ssldir.o $(O)/daemon/job.o \
+	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
+
+.SECONDARY: $(GEN_C) $(GEN_H)
 
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c))
 
@@ -60,12 +63,12 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test
 
 all: $(O)/carotated $(O)/carotatectl
 
-$(GEN_C) $(GEN_H): proto/carotate.proto
+$(O)/gen/%.pb-c.c $(O)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(O)/gen
-	$(PROTOC_C) --c_out=$(O)/gen -Iproto proto/carotate.proto
+	$(PROTOC_C) --c_out=$(O)/gen -Iproto $<
 
 # Generated code is not ours to warn about.
-$(O)/gen/carotate.pb-c.o: $(GEN_C)
+$(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -Wno-error $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
 
 $(O)/common/%.o: common/%.c $(GEN_H) $(wildcard common/*.h)
@@ -80,11 +83,22 @@ $(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
 
-$(O)/libcarotated.a: $(DAEMON_LIB_OBJS) $(COMMON_OBJS)
+$(O)/libcarotated.a: $(DAEMON_LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(O)/carotated: $(O)/daemon/carotated.o $(O)/libcarotated.a
+$(O)/carotated: $(O)/daemon/carotated.o $(O)/libcarotated.a $(COMMON_OBJS)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS))
+
+# A daemon with crash points armed by $$CAROTATE_CRASH_AT, for the crash tests only.
+FAULTS_OBJS := $(patsubst $(O)/%,$(O)/faults/%,$(filter $(O)/daemon/% $(O)/common/%,\
+	       $(DAEMON_OBJS) $(COMMON_OBJS))) $(filter $(O)/gen/%,$(DAEMON_OBJS) $(COMMON_OBJS))
+
+$(O)/faults/%.o: %.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
+
+$(O)/carotated-faults: $(FAULTS_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS))
 
 # The client links neither OpenSSL nor SQLite: it only frames protobuf and prints.
@@ -101,10 +115,11 @@ test_proto_objs    :=
 test_status_objs   :=
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/acl.o
-test_dispatch_objs := $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
-		      $(O)/daemon/ssldir.o $(O)/daemon/acl.o
+# Dispatch is the hub: every handler hangs off its table.
+test_dispatch_objs := $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
-test_ssldir_objs   := $(O)/daemon/ssldir.o
+test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_job_objs      := $(O)/daemon/job.o
 test_output_objs   := $(O)/client/output.o
 
 .SECONDEXPANSION:
@@ -122,7 +137,7 @@ deps:
 unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
-integration: all
+integration: all $(O)/carotated-faults
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
 
 check: deps

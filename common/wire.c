@@ -60,6 +60,8 @@ wire_budget_free(void *data, void *p)
 		return;
 	blk = (union wire_block *)p - 1;
 	b->used -= blk->size;
+	/* Requests may carry private keys: nothing decoded outlives its request. */
+	explicit_bzero(p, blk->size);
 	free(blk);
 }
 

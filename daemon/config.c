@@ -83,9 +83,7 @@ static int config_get_duration(
 static const char *config_fmt_duration(uint64_t, char *, size_t);
 static int config_check_path(
     struct config_parse *, const struct config_key *, const char *, size_t);
-static const char *config_dns_invalid(const char *);
 static const char *config_label_invalid(const char *, size_t);
-static int config_is_ip(const char *);
 static void config_name_key(const char *, char *, size_t);
 static int config_add_name(struct config_parse *, const struct config_key *, const char *);
 static void config_split_argv(struct config *, const char *);
@@ -130,6 +128,7 @@ static const struct config_key config_keys[] = {
 	{ "proxy", "address", config_set_address, 0, 0, 0 },
 	{ "proxy", "server_name", config_set_server_name, F(proxy_server_name), 0, 0 },
 	{ "proxy", "check_timeout", config_set_ms, F(check_timeout), 1 * SEC, 10 * MIN },
+	{ "proxy", "reload_timeout", config_set_ms, F(reload_timeout), 1 * SEC, 10 * MIN },
 	{ "agents", "socket", config_set_sockpath, F(agents_socket), 0, 0 },
 	{ "agents", "canary_socket", config_set_sockpath, F(agents_canary_socket), 0, 0 },
 	{ "agents", "user", config_set_account, F(agents_user), 0, 0 },
@@ -295,6 +294,7 @@ config_defaults(const char *path)
 	conf->proxy_address.port = 443;
 	conf->proxy_server_name = xstrdup("");
 	conf->check_timeout = 10 * SEC;
+	conf->reload_timeout = 30 * SEC;
 	conf->agents_socket = xstrdup("/run/carotate/agent.sock");
 	conf->agents_canary_socket = xstrdup("/run/carotate/agent-canary.sock");
 	conf->agents_user = xstrdup("carotate-agent");
@@ -687,7 +687,7 @@ config_check_path(struct config_parse *ps, const struct config_key *k, const cha
 }
 
 /* Why s is not an RFC 1123 host name (no wildcards, no trailing dot), or NULL if it is one. */
-static const char *
+const char *
 config_dns_invalid(const char *s)
 {
 	const char *label, *dot, *why;
@@ -733,7 +733,7 @@ config_label_invalid(const char *label, size_t len)
 	return NULL;
 }
 
-static int
+int
 config_is_ip(const char *s)
 {
 	unsigned char buf[sizeof(struct in6_addr)];

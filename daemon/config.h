@@ -47,6 +47,7 @@ struct config {
 	struct config_address proxy_address;
 	char *proxy_server_name; /* SNI for the check; default: first DNS name of names, else "" */
 	unsigned check_timeout;  /* ms */
+	unsigned reload_timeout; /* ms the reload command may run before it is killed */
 
 	/* [agents] */
 	char *agents_socket; /* absolute */
@@ -73,6 +74,11 @@ struct config {
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *);
+
+/* Why s is not a valid DNS name for a certificate (NULL when it is). */
+const char *config_dns_invalid(const char *s);
+/* 1 when s is an IPv4 or IPv6 literal. */
+int config_is_ip(const char *s);
 
 /* Duration with s/m/h/d suffix (bare number: seconds) -> milliseconds; -1 on error. */
 int config_parse_duration_ms(const char *, uint64_t *ms);

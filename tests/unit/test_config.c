@@ -321,6 +321,7 @@ assert_defaults(const struct config *conf)
 	assert_int_equal(conf->proxy_address.port, 443);
 	assert_string_equal(conf->proxy_server_name, "");
 	assert_int_equal(conf->check_timeout, 10000);
+	assert_int_equal(conf->reload_timeout, 30000);
 	assert_string_equal(conf->agents_socket, "/run/carotate/agent.sock");
 	assert_string_equal(conf->agents_canary_socket, "/run/carotate/agent-canary.sock");
 	assert_string_equal(conf->agents_user, "carotate-agent");
@@ -411,6 +412,7 @@ test_every_key_set(void **state)
 	                           "address = [2001:db8::1]:8443\n"
 	                           "server_name = b.example\n"
 	                           "check_timeout = 30\n"
+	                           "reload_timeout = 2m\n"
 	                           "[agents]\n"
 	                           "socket = /tmp/a.sock\n"
 	                           "canary_socket = /tmp/b.sock\n"
@@ -455,6 +457,7 @@ test_every_key_set(void **state)
 	assert_int_equal(c->proxy_address.port, 8443);
 	assert_string_equal(c->proxy_server_name, "b.example");
 	assert_int_equal(c->check_timeout, 30000);
+	assert_int_equal(c->reload_timeout, 120000);
 	assert_string_equal(c->agents_socket, "/tmp/a.sock");
 	assert_string_equal(c->agents_canary_socket, "/tmp/b.sock");
 	assert_string_equal(c->agents_user, "agent");
