@@ -20,11 +20,83 @@ void pki_cert_sha256(X509 *, char out[PKI_SHA256_HEX]);
 int pki_cert_times(X509 *, int64_t *not_before, int64_t *not_after);
 /* "ec-p256", "rsa-2048", "ed25519", ...; a static string. */
 const char *pki_key_type(const EVP_PKEY *);
+/* The subject in RFC 2253 form (heap string). */
+char *pki_subject(X509 *);
 /* Fills info (heap strings) with the certificate's subject, issuer, sums, dates and SANs. */
 void pki_describe(X509 *, Carotate__V1__CertInfo *info);
 /* 1 when cert is signed by the key of ca and names it as issuer. */
 int pki_issued_by(X509 *cert, X509 *ca);
 /* The bundle id: SHA-256 over the DER of the CAs, sorted bytewise; -1 on error. */
 int pki_bundle_id(X509 *const *cas, size_t n, char out[PKI_SHA256_HEX]);
+
+/* Key types a generated set may use (DESIGN §8). */
+enum pki_key_kind {
+	PKI_KEY_EC_P256,
+	PKI_KEY_EC_P384,
+	PKI_KEY_RSA_2048,
+	PKI_KEY_RSA_3072,
+	PKI_KEY_RSA_4096,
+};
+
+/* "ec-p256" ... "rsa-4096" -> kind; -1 for anything else. */
+int pki_key_kind_parse(const char *, enum pki_key_kind *);
+const char *pki_key_kind_name(enum pki_key_kind);
+
+#define PKI_DEFAULT_CA_DAYS     3650
+#define PKI_DEFAULT_SERVER_DAYS 397
+#define PKI_DEFAULT_NAME        "carotate"
+#define PKI_MAX_DAYS            36500
+#define PKI_MAX_SANS            64
+#define PKI_MAX_INPUT           (64 * 1024) /* bytes of one PEM field of a custom set */
+#define PKI_EXPIRY_WARNING_DAYS 30
+
+/* What to generate. sans are "DNS:name" / "IP:address", already validated by the caller. */
+struct pki_profile {
+	enum pki_key_kind key;
+	unsigned ca_days;
+	unsigned server_days;
+	const char *name; /* CA CN = "<name> CA <YYYY-MM-DD>" */
+	char *const *sans;
+	size_t n_sans;
+	time_t now;
+};
+
+/* A certificate set as PEM text (heap, NUL-terminated); keys are wiped on clear. */
+struct pki_material {
+	char *ca;     /* CA certificate */
+	char *ca_key; /* CA private key: generated sets only, else NULL */
+	char *cert;   /* server certificate, then intermediates */
+	char *key;    /* server private key (PKCS#8, unencrypted) */
+	char **warnings;
+	size_t n_warnings;
+};
+
+/* Raw bytes of a custom set as the operator sent them. chain may be empty. */
+struct pki_custom {
+	const uint8_t *ca, *cert, *key, *chain;
+	size_t ca_len, cert_len, key_len, chain_len;
+};
+
+/* What a custom set must satisfy beyond X.509 itself. */
+struct pki_policy {
+	char *const *names; /* configured proxy names: DNS names and IP literals */
+	size_t n_names;
+	X509 *active_ca; /* the new CA must differ from it; NULL when there is none */
+	time_t now;
+};
+
+/*
+ * Generates a CA and a server certificate it signs with the profile of
+ * DESIGN §8. Slow for RSA (seconds): run it off the event loop.
+ */
+int pki_generate(const struct pki_profile *, struct pki_material *, char *err, size_t errlen);
+/*
+ * Checks a custom set (DESIGN §8, issue 3) and, when it passes, returns it
+ * re-encoded by OpenSSL in out (ca_key NULL) with any warnings. On refusal
+ * returns -1 and err names the exact problem.
+ */
+int pki_validate_custom(const struct pki_custom *, const struct pki_policy *,
+    struct pki_material *out, char *err, size_t errlen);
+void pki_material_clear(struct pki_material *);
 
 #endif
