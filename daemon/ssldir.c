@@ -1,81 +1,48 @@
 /*
- * The SSL directory: the active set in its top level, the staged set in new/.
+ * The SSL directory: the active set in its top level, the staged set in new/,
+ * the derived files (ca-bundle.pem, canary.crt, canary.key) beside them.
  * Files are opened relative to a directory handle and never through a
- * symlink, so nothing planted in the directory can redirect a read.
+ * symlink, so nothing planted in the directory can redirect a read or write.
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "config.h"
+#include "fault.h"
+#include "fsx.h"
+#include "log.h"
 #include "ssldir.h"
 #include "xmalloc.h"
 
+#define SSLDIR_TMP_PREFIX ".staging-"
+#define SSLDIR_MAX_SUFFIX 100 /* discarded-...-N */
+
 static int ssldir_probe(int, const char *);
+static void ssldir_read_info(int, struct ssldir_set *);
+static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
+static int ssldir_publish_canary(const struct config *, int, char *, size_t);
 
 int
 ssldir_open(const struct config *conf, int staged)
 {
-	int dfd, fd;
+	int dfd, fd, saved;
 
 	if ((dfd = open(conf->ssl_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || !staged)
 		return dfd;
-	fd = openat(dfd, SSLDIR_STAGING, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	close(dfd);
-	return fd;
-}
-
-int
-ssldir_read_file(int dirfd, const char *name, size_t cap, uint8_t **data, size_t *len)
-{
-	struct stat st;
-	uint8_t *buf;
-	size_t got = 0;
-	ssize_t n = 0;
-	int fd, saved;
-
-	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto fail;
-	}
-	if ((size_t)st.st_size > cap) {
-		errno = EFBIG;
-		goto fail;
-	}
-	/* Read one byte past the size seen, in case the file grew under us. */
-	buf = xmalloc((size_t)st.st_size + 2);
-	while (got < (size_t)st.st_size + 1) {
-		n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (n == -1 || got > (size_t)st.st_size) {
-		saved = n == -1 ? errno : EAGAIN;
-		free(buf);
-		errno = saved;
-		goto fail;
-	}
-	buf[got] = '\0';
-	close(fd);
-	*data = buf;
-	*len = got;
-	return 0;
-fail:
+	fd = fsx_open_dir(dfd, SSLDIR_STAGING);
 	saved = errno;
-	close(fd);
+	close(dfd);
 	errno = saved;
-	return -1;
+	return fd;
 }
 
 /* 0 when name is a regular file (not a symlink) in dirfd, else the errno why not. */
@@ -89,17 +56,37 @@ ssldir_probe(int dirfd, const char *name)
 	return S_ISREG(st.st_mode) ? 0 : EINVAL;
 }
 
+/* The set's origin and staging time, from its hidden info file (absent: unknown). */
+static void
+ssldir_read_info(int dirfd, struct ssldir_set *set)
+{
+	uint8_t *buf;
+	size_t len;
+	char *line, *save = NULL;
+	long long t;
+
+	if (fsx_read(dirfd, SSLDIR_SETINFO, 4096, &buf, &len) == -1)
+		return;
+	for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (strcmp(line, "origin=generated") == 0 || strcmp(line, "origin=custom") == 0)
+			snprintf(set->origin, sizeof(set->origin), "%s", line + 7);
+		else if (sscanf(line, "created=%lld", &t) == 1 && t > 0)
+			set->created = t;
+	}
+	free(buf);
+}
+
 void
 ssldir_read_set(const struct config *conf, int dirfd, struct ssldir_set *set)
 {
 	memset(set, 0, sizeof(*set));
-	if (ssldir_read_file(dirfd, conf->ssl_ca, SSLDIR_MAX_CERT_FILE, &set->ca, &set->ca_len) ==
-	    -1)
+	if (fsx_read(dirfd, conf->ssl_ca, SSLDIR_MAX_CERT_FILE, &set->ca, &set->ca_len) == -1)
 		set->ca_errno = errno;
-	if (ssldir_read_file(
-	        dirfd, conf->ssl_cert, SSLDIR_MAX_CERT_FILE, &set->cert, &set->cert_len) == -1)
+	if (fsx_read(dirfd, conf->ssl_cert, SSLDIR_MAX_CERT_FILE, &set->cert, &set->cert_len) == -1)
 		set->cert_errno = errno;
 	set->key_errno = ssldir_probe(dirfd, conf->ssl_key);
+	ssldir_read_info(dirfd, set);
 }
 
 void
@@ -131,4 +118,240 @@ ssldir_phase(const struct config *conf, Carotate__V1__Phase *phase)
 	*phase = r == 0 && S_ISDIR(st.st_mode) ? CAROTATE__V1__PHASE__PHASE_STAGED
 	                                       : CAROTATE__V1__PHASE__PHASE_STEADY;
 	return 0;
+}
+
+int
+ssldir_read_ca(const struct config *conf, int staged, uint8_t **data, size_t *len)
+{
+	int dfd, r, saved;
+
+	if ((dfd = ssldir_open(conf, staged)) == -1)
+		return -1;
+	r = fsx_read(dfd, conf->ssl_ca, SSLDIR_MAX_CERT_FILE, data, len);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return r;
+}
+
+/* The files of a set, each fsynced, then the directory itself. */
+static int
+ssldir_write_set(int tfd, const struct config *conf, const struct ssldir_files *f)
+{
+	char info[128];
+	int n;
+
+	n = snprintf(
+	    info, sizeof(info), "origin=%s\ncreated=%lld\n", f->origin, (long long)f->created);
+	if (fsx_create(tfd, conf->ssl_ca, f->ca, f->ca_len, 0644) == -1)
+		return -1;
+	fault_point("stage-after-ca");
+	if (fsx_create(tfd, conf->ssl_cert, f->cert, f->cert_len, 0644) == -1)
+		return -1;
+	fault_point("stage-after-cert");
+	if (fsx_create(tfd, conf->ssl_key, f->key, f->key_len, 0600) == -1)
+		return -1;
+	fault_point("stage-after-key");
+	if (fsx_create(tfd, SSLDIR_SETINFO, info, (size_t)n, 0644) == -1)
+		return -1;
+	return fsx_fsync_dir(tfd);
+}
+
+int
+ssldir_stage(const struct config *conf, const struct ssldir_files *f, char *err, size_t errlen)
+{
+	unsigned char rnd[8];
+	char tmp[64];
+	int dfd = -1, tfd = -1, saved;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		fatalx("%s: no randomness", __func__);
+	snprintf(tmp, sizeof(tmp), SSLDIR_TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+	    rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (mkdirat(dfd, tmp, 0700) == -1 || (tfd = fsx_open_dir(dfd, tmp)) == -1) {
+		snprintf(
+		    err, errlen, "cannot create %s/%s: %s", conf->ssl_dir, tmp, strerror(errno));
+		goto fail;
+	}
+	fault_point("stage-after-mkdir");
+	if (ssldir_write_set(tfd, conf, f) == -1) {
+		snprintf(err, errlen, "cannot write the staged set: %s", strerror(errno));
+		goto fail;
+	}
+	fault_point("stage-before-rename");
+	if (renameat2(dfd, tmp, dfd, SSLDIR_STAGING, RENAME_NOREPLACE) == -1) {
+		snprintf(err, errlen, "cannot rename %s to %s/%s: %s", tmp, conf->ssl_dir,
+		    SSLDIR_STAGING, strerror(errno));
+		goto fail;
+	}
+	fault_point("stage-after-rename");
+	if (fsx_fsync_dir(dfd) == -1) {
+		/* The rename happened; only its durability is in doubt. */
+		log_warn("%s: fsync %s", __func__, conf->ssl_dir);
+	}
+	close(tfd);
+	close(dfd);
+	return 0;
+fail:
+	saved = errno;
+	if (tfd != -1)
+		close(tfd);
+	if (fsx_remove_dir(dfd, tmp) == -1 && errno != ENOENT)
+		log_warn("%s: cannot remove %s/%s", __func__, conf->ssl_dir, tmp);
+	close(dfd);
+	errno = saved;
+	return -1;
+}
+
+int
+ssldir_discard(
+    const struct config *conf, time_t now, char *kept_as, size_t kept_len, char *err, size_t errlen)
+{
+	char base[64];
+	struct tm tm;
+	int dfd, i, r = -1;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	gmtime_r(&now, &tm);
+	strftime(base, sizeof(base), "discarded-%Y%m%d-%H%M%S", &tm);
+	for (i = 1; i <= SSLDIR_MAX_SUFFIX; i++) {
+		if (i == 1)
+			snprintf(kept_as, kept_len, "%s", base);
+		else
+			snprintf(kept_as, kept_len, "%s-%d", base, i);
+		if ((r = renameat2(dfd, SSLDIR_STAGING, dfd, kept_as, RENAME_NOREPLACE)) == 0 ||
+		    errno != EEXIST)
+			break;
+	}
+	if (r == -1)
+		snprintf(err, errlen, "cannot move %s/%s aside: %s", conf->ssl_dir, SSLDIR_STAGING,
+		    strerror(errno));
+	else if (fsx_fsync_dir(dfd) == -1)
+		log_warn("%s: fsync %s", __func__, conf->ssl_dir);
+	close(dfd);
+	return r;
+}
+
+/* canary.crt and canary.key: copies of the staged set's server files, else the active set's. */
+static int
+ssldir_publish_canary(const struct config *conf, int dfd, char *err, size_t errlen)
+{
+	uint8_t *cert = NULL, *key = NULL;
+	size_t cert_len = 0, key_len = 0;
+	int sfd, changed = 0, r = -1;
+
+	if ((sfd = fsx_open_dir(dfd, SSLDIR_STAGING)) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "%s/%s: %s", conf->ssl_dir, SSLDIR_STAGING, strerror(errno));
+		return -1;
+	}
+	if (fsx_read(sfd != -1 ? sfd : dfd, conf->ssl_cert, SSLDIR_MAX_CERT_FILE, &cert,
+	        &cert_len) == -1 ||
+	    fsx_read(sfd != -1 ? sfd : dfd, conf->ssl_key, SSLDIR_MAX_CERT_FILE, &key, &key_len) ==
+	        -1) {
+		/* No server set at all (a fresh proxy): nothing for a canary to serve yet. */
+		r = errno == ENOENT ? 0 : -1;
+		if (r == -1)
+			snprintf(err, errlen, "cannot read the %s server certificate or key: %s",
+			    sfd != -1 ? "staged" : "active", strerror(errno));
+		goto out;
+	}
+	if (!fsx_same(dfd, SSLDIR_CANARY_KEY, key, key_len)) {
+		if (fsx_replace(dfd, SSLDIR_CANARY_KEY, key, key_len, 0600) == -1)
+			goto fail;
+		changed = 1;
+		fault_point("publish-between-canary-files");
+	}
+	if (!fsx_same(dfd, SSLDIR_CANARY_CERT, cert, cert_len)) {
+		if (fsx_replace(dfd, SSLDIR_CANARY_CERT, cert, cert_len, 0644) == -1)
+			goto fail;
+		changed = 1;
+	}
+	r = changed;
+	goto out;
+fail:
+	snprintf(err, errlen, "cannot publish the canary certificate: %s", strerror(errno));
+	r = -1;
+out:
+	if (key != NULL)
+		explicit_bzero(key, key_len);
+	free(key);
+	free(cert);
+	if (sfd != -1)
+		close(sfd);
+	return r;
+}
+
+int
+ssldir_publish(const struct config *conf, const char *pem, size_t len, char *err, size_t errlen)
+{
+	int dfd, changed = 0, r;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	if (!fsx_same(dfd, SSLDIR_BUNDLE, pem, len)) {
+		if (fsx_replace(dfd, SSLDIR_BUNDLE, pem, len, 0644) == -1) {
+			snprintf(err, errlen, "cannot write %s/%s: %s", conf->ssl_dir,
+			    SSLDIR_BUNDLE, strerror(errno));
+			close(dfd);
+			return -1;
+		}
+		changed = 1;
+		fault_point("publish-after-bundle");
+	}
+	r = ssldir_publish_canary(conf, dfd, err, errlen);
+	close(dfd);
+	return r == -1 ? -1 : changed || r == 1;
+}
+
+int
+ssldir_published(const struct config *conf, const char *pem, size_t len)
+{
+	int dfd, same;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1)
+		return 0;
+	same = fsx_same(dfd, SSLDIR_BUNDLE, pem, len);
+	close(dfd);
+	return same;
+}
+
+void
+ssldir_recover(const struct config *conf)
+{
+	struct dirent *de;
+	DIR *dir;
+	int dfd, fd;
+	size_t n;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1 || (fd = dup(dfd)) == -1 ||
+	    (dir = fdopendir(fd)) == NULL) {
+		log_warn("%s: %s", __func__, conf->ssl_dir);
+		if (dfd != -1)
+			close(dfd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		n = strlen(de->d_name);
+		if (strncmp(de->d_name, SSLDIR_TMP_PREFIX, strlen(SSLDIR_TMP_PREFIX)) == 0) {
+			log_info("removing %s/%s, a staging interrupted by a crash", conf->ssl_dir,
+			    de->d_name);
+			if (fsx_remove_dir(dfd, de->d_name) == -1)
+				log_warn("cannot remove %s/%s", conf->ssl_dir, de->d_name);
+		} else if (de->d_name[0] == '.' && n > 5 &&
+		           strcmp(de->d_name + n - 4, ".tmp") == 0) {
+			if (unlinkat(dfd, de->d_name, 0) == -1)
+				log_warn("cannot remove %s/%s", conf->ssl_dir, de->d_name);
+		}
+	}
+	closedir(dir);
+	close(dfd);
 }

@@ -4,15 +4,21 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "carotate.pb-c.h"
 
 struct config;
 
-#define SSLDIR_STAGING       "new"
+#define SSLDIR_STAGING     "new"
+#define SSLDIR_BUNDLE      "ca-bundle.pem"
+#define SSLDIR_CANARY_CERT "canary.crt"
+#define SSLDIR_CANARY_KEY  "canary.key"
+#define SSLDIR_SETINFO                                                                             \
+	".carotate-set" /* hidden: a manual copy of a backup with a glob leaves it out */
 #define SSLDIR_MAX_CERT_FILE (1024 * 1024) /* bytes; a PEM chain is far smaller */
 
-/* What is on disk for one set (active or staged): raw file contents. */
+/* What is on disk for one set (active or staged). */
 struct ssldir_set {
 	uint8_t *ca;
 	size_t ca_len;
@@ -20,7 +26,17 @@ struct ssldir_set {
 	size_t cert_len;
 	int ca_errno; /* 0 read, ENOENT missing, else why it could not be read */
 	int cert_errno;
-	int key_errno; /* 0 when the key file exists as a regular file */
+	int key_errno;   /* 0 when the key file exists as a regular file */
+	char origin[16]; /* "generated", "custom" or "" */
+	int64_t created; /* when it was staged, 0 when unknown */
+};
+
+/* A set to stage, as PEM text. */
+struct ssldir_files {
+	const char *ca, *cert, *key;
+	size_t ca_len, cert_len, key_len;
+	const char *origin;
+	time_t created;
 };
 
 /* Opens the SSL directory (or "new" inside it when staged is set); -1 with errno. */
@@ -32,11 +48,27 @@ void ssldir_set_clear(struct ssldir_set *);
 int ssldir_set_present(const struct ssldir_set *);
 /* The rotation phase as the directory shows it; -1 with errno when it cannot be read. */
 int ssldir_phase(const struct config *, Carotate__V1__Phase *);
+/* The CA certificate file of the active (or staged) set; -1 with errno. */
+int ssldir_read_ca(const struct config *, int staged, uint8_t **data, size_t *len);
+
 /*
- * Reads a regular file name inside dirfd without following symlinks, at most
- * cap bytes. 0 on success (*data malloc'd, NUL-terminated), -1 with errno
- * (EFBIG when larger than cap, EINVAL when not a regular file).
+ * Writes a complete set into a temporary directory, fsyncs it, and renames it
+ * to new/: after a crash there is either no staged set or a whole one.
  */
-int ssldir_read_file(int dirfd, const char *name, size_t cap, uint8_t **data, size_t *len);
+int ssldir_stage(const struct config *, const struct ssldir_files *, char *err, size_t errlen);
+/* Renames new/ to discarded-YYYYMMDD-HHMMSS (UTC) and names it in kept_as. */
+int ssldir_discard(
+    const struct config *, time_t now, char *kept_as, size_t kept_len, char *err, size_t errlen);
+/*
+ * Publishes the trust bundle and the canary certificate and key (the staged
+ * set's when there is one, else the active set's). Files already current are
+ * left alone. Returns 1 when something changed, 0 when not, -1 on error.
+ */
+int ssldir_publish(
+    const struct config *, const char *bundle_pem, size_t bundle_len, char *err, size_t errlen);
+/* 1 when ca-bundle.pem holds exactly bundle_pem. */
+int ssldir_published(const struct config *, const char *bundle_pem, size_t bundle_len);
+/* Removes what a crash may have left: half-built staging directories, temporary files. */
+void ssldir_recover(const struct config *);
 
 #endif

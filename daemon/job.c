@@ -1,0 +1,363 @@
+/*
+ * Child processes the daemon waits for without blocking: certificate work
+ * (RSA key generation takes seconds; parsing hostile input is safer in a
+ * process that can die alone) and the proxy's reload command. A process is
+ * done when its pidfd says it exited, not when its output closes: a reload
+ * command may leave a daemon behind that holds the pipe open.
+ */
+#include <sys/queue.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "job.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct job {
+	LIST_ENTRY(job) entry;
+	char *name;
+	pid_t pid;
+	int pidfd;
+	int outfd;
+	int exec; /* output is a tail to keep, not a result that must fit */
+	struct event *ev_out;
+	struct event *ev_exit;
+	struct event *ev_timer;
+	unsigned char *out;
+	size_t out_len;
+	size_t max_out;
+	unsigned timeout_ms;
+	int status; /* from waitpid */
+	int timed_out;
+	int overflowed;
+	int finished;
+	job_done_fn done;
+	void *done_arg;
+};
+
+static LIST_HEAD(, job) job_running = LIST_HEAD_INITIALIZER(job_running);
+
+static struct job *job_new(const char *, unsigned, size_t, job_done_fn, void *);
+static int job_watch(struct job *, struct event_base *, pid_t, int);
+static void job_child_setup(void);
+static void job_read(evutil_socket_t, short, void *);
+static void job_exited(evutil_socket_t, short, void *);
+static void job_timeout(evutil_socket_t, short, void *);
+static void job_append(struct job *, const unsigned char *, size_t);
+static void job_finish(struct job *);
+
+static struct job *
+job_new(const char *name, unsigned timeout_ms, size_t max_out, job_done_fn done, void *done_arg)
+{
+	struct job *job = xcalloc(1, sizeof(*job));
+
+	job->name = xstrdup(name);
+	job->pid = -1;
+	job->pidfd = job->outfd = -1;
+	job->timeout_ms = timeout_ms;
+	job->max_out = max_out;
+	job->done = done;
+	job->done_arg = done_arg;
+	return job;
+}
+
+/* A child starts with the default signal dispositions and an empty mask. */
+static void
+job_child_setup(void)
+{
+	sigset_t none;
+	int sig;
+
+	for (sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Registers the child's exit (pidfd), output and deadline with the loop. */
+static int
+job_watch(struct job *job, struct event_base *base, pid_t pid, int outfd)
+{
+	struct timeval tv = { job->timeout_ms / 1000, (job->timeout_ms % 1000) * 1000 };
+
+	job->pid = pid;
+	job->outfd = outfd;
+	if ((job->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return -1;
+	evutil_make_socket_nonblocking(outfd);
+	job->ev_out = event_new(base, outfd, EV_READ | EV_PERSIST, job_read, job);
+	job->ev_exit = event_new(base, job->pidfd, EV_READ, job_exited, job);
+	job->ev_timer = evtimer_new(base, job_timeout, job);
+	if (job->ev_out == NULL || job->ev_exit == NULL || job->ev_timer == NULL)
+		fatalx("%s: out of memory", __func__);
+	event_add(job->ev_out, NULL);
+	event_add(job->ev_exit, NULL);
+	evtimer_add(job->ev_timer, &tv);
+	LIST_INSERT_HEAD(&job_running, job, entry);
+	log_debug("job %s: started pid %ld", job->name, (long)pid);
+	return 0;
+}
+
+struct job *
+job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsigned timeout_ms,
+    size_t max_out, job_done_fn done, void *done_arg)
+{
+	struct job *job;
+	int fds[2], saved;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return NULL;
+	if ((pid = fork()) == -1) {
+		saved = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = saved;
+		return NULL;
+	}
+	if (pid == 0) {
+		job_child_setup();
+		close(fds[0]);
+		_exit(fn(arg, fds[1]));
+	}
+	close(fds[1]);
+	job = job_new(name, timeout_ms, max_out, done, done_arg);
+	if (job_watch(job, base, pid, fds[0]) == -1) {
+		saved = errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		job->finished = 1;
+		job_free(job);
+		errno = saved;
+		return NULL;
+	}
+	return job;
+}
+
+struct job *
+job_exec(struct event_base *base, char *const argv[], unsigned timeout_ms, size_t max_out,
+    job_done_fn done, void *done_arg)
+{
+	struct job *job;
+	int fds[2], null, saved;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return NULL;
+	if ((pid = fork()) == -1) {
+		saved = errno;
+		close(fds[0]);
+		close(fds[1]);
+		errno = saved;
+		return NULL;
+	}
+	if (pid == 0) {
+		job_child_setup();
+		setpgid(0, 0);
+		if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
+		    dup2(fds[1], 1) == -1 || dup2(fds[1], 2) == -1)
+			_exit(127);
+		execv(argv[0], argv);
+		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	job = job_new(argv[0], timeout_ms, max_out, done, done_arg);
+	job->exec = 1;
+	if (job_watch(job, base, pid, fds[0]) == -1) {
+		saved = errno;
+		kill(-pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		job->finished = 1;
+		job_free(job);
+		errno = saved;
+		return NULL;
+	}
+	return job;
+}
+
+/* Result output must fit whole; a command's output keeps only its tail. */
+static void
+job_append(struct job *job, const unsigned char *p, size_t n)
+{
+	if (!job->exec && job->out_len + n > job->max_out) {
+		job->overflowed = 1;
+		kill(job->pid, SIGKILL);
+		return;
+	}
+	if (job->exec && n >= job->max_out) {
+		p += n - job->max_out;
+		n = job->max_out;
+	}
+	if (job->exec && job->out_len + n > job->max_out) {
+		size_t drop = job->out_len + n - job->max_out;
+
+		memmove(job->out, job->out + drop, job->out_len - drop);
+		job->out_len -= drop;
+	}
+	if (n == 0)
+		return;
+	job->out = xreallocarray(job->out, job->out_len + n, 1);
+	memcpy(job->out + job->out_len, p, n);
+	job->out_len += n;
+}
+
+static void
+job_read(evutil_socket_t fd, short events, void *arg)
+{
+	struct job *job = arg;
+	unsigned char buf[16384];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		job_append(job, buf, (size_t)n);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		event_del(job->ev_out);
+		close(job->outfd);
+		job->outfd = -1;
+	}
+}
+
+static void
+job_exited(evutil_socket_t fd, short events, void *arg)
+{
+	struct job *job = arg;
+
+	if (waitpid(job->pid, &job->status, WNOHANG) != job->pid)
+		return;
+	/* Whatever the child wrote before it exited is in the pipe now. */
+	if (job->outfd != -1)
+		job_read(job->outfd, EV_READ, job);
+	job_finish(job);
+}
+
+static void
+job_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct job *job = arg;
+
+	log_warnx("job %s: pid %ld still running after %u ms; killing it", job->name,
+	    (long)job->pid, job->timeout_ms);
+	job->timed_out = 1;
+	kill(job->exec ? -job->pid : job->pid, SIGKILL);
+}
+
+static void
+job_finish(struct job *job)
+{
+	char why[64];
+
+	job->finished = 1;
+	LIST_REMOVE(job, entry);
+	event_del(job->ev_exit);
+	event_del(job->ev_timer);
+	if (job->ev_out != NULL)
+		event_del(job->ev_out);
+	/* A command's leftover children die with its process group. */
+	if (job->exec)
+		kill(-job->pid, SIGKILL);
+	log_debug(
+	    "job %s: pid %ld %s", job->name, (long)job->pid, job_describe(job, why, sizeof(why)));
+	job->done(job, job->done_arg);
+}
+
+const char *
+job_name(const struct job *job)
+{
+	return job->name;
+}
+
+const unsigned char *
+job_output(const struct job *job, size_t *len)
+{
+	*len = job->out_len;
+	return job->out;
+}
+
+int
+job_exit_status(const struct job *job)
+{
+	if (job->timed_out || job->overflowed || !WIFEXITED(job->status))
+		return -1;
+	return WEXITSTATUS(job->status);
+}
+
+int
+job_signal(const struct job *job)
+{
+	return WIFSIGNALED(job->status) ? WTERMSIG(job->status) : 0;
+}
+
+int
+job_timed_out(const struct job *job)
+{
+	return job->timed_out;
+}
+
+int
+job_overflowed(const struct job *job)
+{
+	return job->overflowed;
+}
+
+const char *
+job_describe(const struct job *job, char *buf, size_t len)
+{
+	if (job->timed_out)
+		snprintf(buf, len, "timed out after %u s", (job->timeout_ms + 999) / 1000);
+	else if (job->overflowed)
+		snprintf(buf, len, "killed: output over %zu bytes", job->max_out);
+	else if (WIFSIGNALED(job->status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(job->status));
+	else
+		snprintf(buf, len, "exited %d", WEXITSTATUS(job->status));
+	return buf;
+}
+
+void
+job_free(struct job *job)
+{
+	if (job == NULL)
+		return;
+	if (!job->finished)
+		fatalx("%s: job %s is still running", __func__, job->name);
+	if (job->ev_out != NULL)
+		event_free(job->ev_out);
+	if (job->ev_exit != NULL)
+		event_free(job->ev_exit);
+	if (job->ev_timer != NULL)
+		event_free(job->ev_timer);
+	if (job->outfd != -1)
+		close(job->outfd);
+	if (job->pidfd != -1)
+		close(job->pidfd);
+	if (job->out != NULL)
+		explicit_bzero(job->out, job->out_len);
+	free(job->out);
+	free(job->name);
+	free(job);
+}
+
+void
+job_kill_all(void)
+{
+	struct job *job;
+
+	while ((job = LIST_FIRST(&job_running)) != NULL) {
+		kill(job->exec ? -job->pid : job->pid, SIGKILL);
+		waitpid(job->pid, &job->status, 0);
+		LIST_REMOVE(job, entry);
+		job->finished = 1;
+		job_free(job);
+	}
+}

@@ -1,0 +1,43 @@
+/* Short-lived child processes, watched from the event loop: never block it. */
+#ifndef CAROTATE_JOB_H
+#define CAROTATE_JOB_H
+
+#include <stddef.h>
+
+struct event_base;
+struct job;
+
+typedef void (*job_done_fn)(struct job *, void *arg);
+/* Runs in the child; writes its result to fd; returns the child's exit status. */
+typedef int (*job_fn)(void *arg, int fd);
+
+/*
+ * Forks a child running fn(arg, fd). Its output (at most max_out bytes, else
+ * it is killed) is collected; done runs once it has exited or was killed at
+ * timeout_ms. NULL (errno set) when it could not be started.
+ */
+struct job *job_fork(struct event_base *, const char *name, job_fn, void *arg, unsigned timeout_ms,
+    size_t max_out, job_done_fn, void *done_arg);
+/*
+ * Runs argv (no shell) in its own process group with stdin on /dev/null and
+ * stdout and stderr collected (the last max_out bytes kept).
+ */
+struct job *job_exec(struct event_base *, char *const argv[], unsigned timeout_ms, size_t max_out,
+    job_done_fn, void *done_arg);
+
+const char *job_name(const struct job *);
+/* What the child wrote (not NUL-terminated; may be NULL when empty). */
+const unsigned char *job_output(const struct job *, size_t *len);
+/* Exit status, or -1 when killed by a signal or at the time limit. */
+int job_exit_status(const struct job *);
+int job_signal(const struct job *); /* the signal that ended it, or 0 */
+int job_timed_out(const struct job *);
+int job_overflowed(const struct job *); /* job_fork: the output exceeded max_out */
+/* "exited 0", "exited 3", "killed by signal 11", "timed out after 30 s". */
+const char *job_describe(const struct job *, char *buf, size_t len);
+/* Frees a finished job (call from or after the done callback). */
+void job_free(struct job *);
+/* Kills every running job and waits for them (shutdown). */
+void job_kill_all(void);
+
+#endif

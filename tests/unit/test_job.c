@@ -1,0 +1,189 @@
+/* Child processes watched from the event loop: exit status, output, time limit, overflow. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+
+#include "job.h"
+
+struct outcome {
+	int done;
+	int status;
+	int timed_out;
+	int overflowed;
+	int sig;
+	char out[8192];
+	size_t len;
+};
+
+static void
+collect(struct job *job, void *arg)
+{
+	struct outcome *o = arg;
+	const unsigned char *p;
+
+	o->done = 1;
+	o->status = job_exit_status(job);
+	o->timed_out = job_timed_out(job);
+	o->overflowed = job_overflowed(job);
+	o->sig = job_signal(job);
+	p = job_output(job, &o->len);
+	if (o->len > sizeof(o->out) - 1)
+		o->len = sizeof(o->out) - 1;
+	if (o->len > 0)
+		memcpy(o->out, p, o->len);
+	o->out[o->len] = '\0';
+	job_free(job);
+}
+
+static void
+run_loop(struct event_base *base, struct outcome *o)
+{
+	while (!o->done)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void
+test_exec_status_and_output(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo out; echo err >&2; exit 3",
+		NULL };
+	struct outcome o = { 0 };
+
+	assert_non_null(job_exec(base, argv, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 3);
+	assert_false(o.timed_out);
+	assert_non_null(strstr(o.out, "out"));
+	assert_non_null(strstr(o.out, "err"));
+	event_base_free(base);
+}
+
+/* A command that outlives its limit is killed, with its whole process group. */
+static void
+test_exec_timeout(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"sleep 30 & sleep 30", NULL };
+	struct outcome o = { 0 };
+
+	assert_non_null(job_exec(base, argv, 200, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_true(o.timed_out);
+	assert_int_equal(o.status, -1);
+	event_base_free(base);
+}
+
+/* A missing program is an exit status (127) and a message, not a crash. */
+static void
+test_exec_missing_program(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/nonexistent/reload", NULL };
+	struct outcome o = { 0 };
+
+	assert_non_null(job_exec(base, argv, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 127);
+	assert_non_null(strstr(o.out, "cannot run /nonexistent/reload"));
+	event_base_free(base);
+}
+
+/* The tail of a long output is what is kept. */
+static void
+test_exec_keeps_tail(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+		(char *)"i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done", NULL };
+	struct outcome o = { 0 };
+
+	assert_non_null(job_exec(base, argv, 5000, 100, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.len, 100);
+	assert_non_null(strstr(o.out, "line1999"));
+	event_base_free(base);
+}
+
+static int
+child_writes(void *arg, int fd)
+{
+	size_t n = *(size_t *)arg, i;
+
+	for (i = 0; i < n; i++)
+		if (write(fd, "x", 1) != 1)
+			return 2;
+	return 0;
+}
+
+static int
+child_crashes(void *arg, int fd)
+{
+	abort();
+}
+
+static void
+test_fork_result(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+	size_t n = 1000;
+
+	assert_non_null(job_fork(base, "t", child_writes, &n, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_int_equal(o.len, 1000);
+	event_base_free(base);
+}
+
+/* A result larger than allowed kills the child: a partial result is never used. */
+static void
+test_fork_overflow(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+	size_t n = 100000;
+
+	assert_non_null(job_fork(base, "t", child_writes, &n, 5000, 1000, collect, &o));
+	run_loop(base, &o);
+	assert_true(o.overflowed);
+	assert_int_equal(o.status, -1);
+	event_base_free(base);
+}
+
+static void
+test_fork_crash(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+
+	assert_non_null(job_fork(base, "t", child_crashes, NULL, 5000, 1000, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, -1);
+	assert_int_equal(o.sig, 6);
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exec_status_and_output),
+		cmocka_unit_test(test_exec_timeout),
+		cmocka_unit_test(test_exec_missing_program),
+		cmocka_unit_test(test_exec_keeps_tail),
+		cmocka_unit_test(test_fork_result),
+		cmocka_unit_test(test_fork_overflow),
+		cmocka_unit_test(test_fork_crash),
+	};
+
+	return cmocka_run_group_tests_name("job", tests, NULL, NULL);
+}
