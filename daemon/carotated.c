@@ -16,10 +16,13 @@
 
 #include <event2/event.h>
 
+#include "bundle.h"
 #include "carotated.h"
 #include "config.h"
 #include "control.h"
+#include "job.h"
 #include "log.h"
+#include "ssldir.h"
 #include "xmalloc.h"
 
 static void carotated_usage(void) __attribute__((noreturn));
@@ -27,6 +30,7 @@ static void carotated_stdio(void);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
+static void carotated_adopt(const struct config *);
 
 static void
 carotated_usage(void)
@@ -85,6 +89,26 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * What is on disk is the truth: after a crash or a change made by hand,
+ * finish or undo what was interrupted and re-derive the published files.
+ */
+static void
+carotated_adopt(const struct config *conf)
+{
+	struct bundle b;
+	char err[512];
+	int r;
+
+	ssldir_recover(conf);
+	if ((r = bundle_publish(conf, time(NULL), &b, err, sizeof(err))) == -1)
+		log_warnx("cannot publish the trust bundle: %s", err);
+	else if (r == 1)
+		log_info("published the trust bundle %s (%zu CAs) and the canary certificate",
+		    b.n > 0 ? b.id : "(empty)", b.n);
+	bundle_clear(&b);
+}
+
 /* A bad file on SIGHUP leaves the running configuration in place. */
 static void
 carotated_reload(struct carotated *cd)
@@ -105,6 +129,8 @@ carotated_reload(struct carotated *cd)
 	config_free(cd->conf);
 	cd->conf = conf;
 	control_reconfigure(cd->control);
+	if (cd->busy == NULL)
+		carotated_adopt(cd->conf);
 	log_info("reload: configuration re-read from %s", cd->conf_path);
 }
 
@@ -181,6 +207,7 @@ main(int argc, char *argv[])
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
+	carotated_adopt(cd.conf);
 	if (!cd.foreground) {
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
@@ -199,6 +226,7 @@ main(int argc, char *argv[])
 
 	event_base_dispatch(cd.base);
 
+	job_kill_all();
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(sigev[i]);

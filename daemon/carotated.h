@@ -16,7 +16,8 @@ struct carotated {
 	struct control *control;
 	struct timespec started; /* CLOCK_MONOTONIC */
 	int foreground;
-	int privileged; /* started as root: user, group and capability changes apply */
+	int privileged;   /* started as root: user, group and capability changes apply */
+	const char *busy; /* the state-changing call in progress, or NULL */
 };
 
 #endif

@@ -54,6 +54,11 @@ struct control_conn {
 	struct acl_peer peer;
 	enum acl_role role;
 	int closing;
+	struct control_pending *pending; /* a deferred request awaits its reply */
+};
+
+struct control_pending {
+	struct control_conn *conn; /* NULL once the client has gone */
 };
 
 struct control {
@@ -392,7 +397,8 @@ control_read(struct bufferevent *bev, void *arg)
 	uint32_t len;
 	int had_partial = conn->timer_kind == CONTROL_TIMER_REQUEST;
 
-	while (!conn->closing && (have = evbuffer_get_length(in)) >= WIRE_HEADER_LEN) {
+	while (!conn->closing && conn->pending == NULL &&
+	       (have = evbuffer_get_length(in)) >= WIRE_HEADER_LEN) {
 		evbuffer_copyout(in, hdr, sizeof(hdr));
 		if ((len = wire_get_length(hdr)) > WIRE_MAX_REQUEST) {
 			control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -406,7 +412,7 @@ control_read(struct bufferevent *bev, void *arg)
 		    evbuffer_pullup(in, WIRE_HEADER_LEN + (ssize_t)len) + WIRE_HEADER_LEN, len);
 		evbuffer_drain(in, WIRE_HEADER_LEN + len);
 		had_partial = 0;
-		if (conn->closing)
+		if (conn->closing || conn->pending != NULL)
 			return;
 		if (evbuffer_get_length(bufferevent_get_output(bev)) >
 		    conn->ctl->cd->conf->max_output) {
@@ -416,7 +422,7 @@ control_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (conn->closing)
+	if (conn->closing || conn->pending != NULL)
 		return;
 	/* The deadline runs from a frame's first byte; more bytes do not extend it. */
 	if (evbuffer_get_length(in) == 0)
@@ -457,7 +463,9 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 	struct wire_budget budget;
 	Carotate__V1__Request *req;
 	Carotate__V1__Response *reply;
-	struct rpc_ctx ctx = { .cd = conn->ctl->cd, .peer = &conn->peer, .role = conn->role };
+	struct rpc_ctx ctx = {
+		.cd = conn->ctl->cd, .peer = &conn->peer, .role = conn->role, .conn = conn
+	};
 
 	wire_budget_init(&budget, wire_request_budget(len));
 	if ((req = wire_request_unpack(body, len, &budget)) == NULL) {
@@ -480,8 +488,42 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 	}
 	dispatch_request(&ctx, req, reply);
 	protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
+	if (!ctx.deferred)
+		control_send(conn, reply);
+	dispatch_reply_free(reply);
+}
+
+struct control_pending *
+control_defer(struct rpc_ctx *ctx)
+{
+	struct control_conn *conn = ctx->conn;
+	struct control_pending *p = xcalloc(1, sizeof(*p));
+
+	p->conn = conn;
+	conn->pending = p;
+	ctx->deferred = 1;
+	/* Work in progress is not idleness; the request has fully arrived. */
+	evtimer_del(conn->timer);
+	bufferevent_disable(conn->bev, EV_READ);
+	return p;
+}
+
+void
+control_complete(struct control_pending *p, Carotate__V1__Response *reply)
+{
+	struct control_conn *conn = p->conn;
+
+	free(p);
+	if (conn == NULL) {
+		dispatch_reply_free(reply);
+		return;
+	}
+	conn->pending = NULL;
 	control_send(conn, reply);
 	dispatch_reply_free(reply);
+	bufferevent_enable(conn->bev, EV_READ);
+	/* Requests that arrived meanwhile are buffered: answer them now. */
+	control_read(conn->bev, conn);
 }
 
 static void
@@ -526,6 +568,8 @@ control_close(struct control_conn *conn)
 {
 	struct control *ctl = conn->ctl;
 
+	if (conn->pending != NULL)
+		conn->pending->conn = NULL;
 	TAILQ_REMOVE(&ctl->conns, conn, entry);
 	ctl->nconns--;
 	event_free(conn->timer);

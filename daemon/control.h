@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "carotate.pb-c.h"
+
 struct carotated;
 struct config;
 struct control;
@@ -18,6 +20,17 @@ int control_bind(const struct config *, int privileged, char *err, size_t errlen
 struct control *control_start(struct carotated *, int fd);
 /* The configuration changed (SIGHUP): re-resolve groups and limits. */
 void control_reconfigure(struct control *);
+struct rpc_ctx;
+struct control_pending;
+
+/*
+ * For a handler that answers later: the connection reads no further request
+ * until control_complete. The client may go away meanwhile; the work goes on.
+ */
+struct control_pending *control_defer(struct rpc_ctx *);
+/* Sends reply (then frees it) if the client is still connected; frees pending. */
+void control_complete(struct control_pending *, Carotate__V1__Response *reply);
+
 /* Closes every connection and the listener, and removes the socket file. */
 void control_free(struct control *);
 

@@ -7,13 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "carotated.h"
 #include "dispatch.h"
 #include "log.h"
 #include "xmalloc.h"
 
 static const struct dispatch_entry dispatch_table[] = {
-	{ CAROTATE__V1__REQUEST__CALL_STATUS, "status", ACL_READER, DISPATCH_ANY_PHASE,
-	    rpc_status },
+	{ CAROTATE__V1__REQUEST__CALL_STATUS, "status", ACL_READER, DISPATCH_ANY_PHASE, rpc_status,
+	    0 },
+	{ CAROTATE__V1__REQUEST__CALL_GENERATE, "generate", ACL_ADMIN, DISPATCH_STEADY,
+	    rpc_generate, DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_INSTALL, "install", ACL_ADMIN, DISPATCH_STEADY, rpc_install,
+	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_DISCARD, "discard", ACL_ADMIN, DISPATCH_STAGED, rpc_discard,
+	    DISPATCH_EXCLUSIVE },
 };
 
 static const struct dispatch_entry *dispatch_lookup(
@@ -30,8 +37,8 @@ dispatch_lookup(const struct dispatch_entry *table, size_t n, Carotate__V1__Requ
 	return NULL;
 }
 
-void
-dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
+const struct dispatch_entry *
+dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
     const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct dispatch_entry *e;
@@ -39,29 +46,67 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 	if (req->call_case == CAROTATE__V1__REQUEST__CALL__NOT_SET) {
 		dispatch_error(
 		    reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "request names no call");
-		return;
+		return NULL;
 	}
 	if ((e = dispatch_lookup(table, n, req->call_case)) == NULL) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "call %d is not supported by carotated %s", (int)req->call_case,
 		    CAROTATE_VERSION);
-		return;
+		return NULL;
 	}
 	if (ctx->role < e->min_role) {
+		log_info("refused %s to uid %ld pid %ld (%s)", e->name,
+		    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
+		    acl_role_name(ctx->role));
 		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
 		    "permission denied: %s needs the %s role", e->name, acl_role_name(e->min_role));
-		return;
+		return NULL;
 	}
 	if ((e->phases & DISPATCH_PHASE(ctx->phase)) == 0) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
-		    "%s is not possible while the rotation is %s", e->name,
-		    dispatch_phase_name(ctx->phase));
-		return;
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION, "%s: %s", e->name,
+		    ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED
+		        ? "a new set is already staged; rotate it or discard it first"
+		        : "nothing is staged");
+		return NULL;
 	}
+	if ((e->flags & DISPATCH_EXCLUSIVE) && ctx->cd->busy != NULL) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "%s is in progress; try again when it has finished", ctx->cd->busy);
+		return NULL;
+	}
+	return e;
+}
+
+void
+dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
+    const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const struct dispatch_entry *e;
+
+	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL)
+		return;
 	log_debug("%s: %s by uid %ld pid %ld (%s)", __func__, e->name,
 	    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
 	    acl_role_name(ctx->role));
+	if (e->flags & DISPATCH_EXCLUSIVE)
+		ctx->cd->busy = e->name;
 	e->handler(ctx, req, reply);
+	if ((e->flags & DISPATCH_EXCLUSIVE) && !ctx->deferred)
+		ctx->cd->busy = NULL;
+}
+
+void
+dispatch_done(struct carotated *cd)
+{
+	cd->busy = NULL;
+}
+
+const struct dispatch_entry *
+dispatch_check_request(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	return dispatch_check(
+	    dispatch_table, sizeof(dispatch_table) / sizeof(dispatch_table[0]), ctx, req, reply);
 }
 
 void

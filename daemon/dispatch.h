@@ -3,11 +3,15 @@
 #define CAROTATE_DISPATCH_H
 
 #include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
 
 #include "acl.h"
 #include "carotate.pb-c.h"
 
 struct carotated;
+struct config;
 
 #define DISPATCH_PHASE(p)  (1u << (p))
 #define DISPATCH_STEADY    DISPATCH_PHASE(CAROTATE__V1__PHASE__PHASE_STEADY)
@@ -20,6 +24,8 @@ struct rpc_ctx {
 	const struct acl_peer *peer;
 	enum acl_role role;
 	Carotate__V1__Phase phase;
+	void *conn;   /* the control connection, for control_defer() */
+	int deferred; /* the handler will answer later, through control_complete() */
 };
 
 /* Fills reply (already initialized with status OK); every string and sub-message on the heap. */
@@ -32,11 +38,21 @@ struct dispatch_entry {
 	enum acl_role min_role;
 	unsigned phases; /* DISPATCH_* bits */
 	dispatch_handler handler;
+	unsigned flags; /* DISPATCH_EXCLUSIVE */
 };
+
+/* The call changes state: one at a time; cd->busy names it until it ends. */
+#define DISPATCH_EXCLUSIVE 0x1
 
 /* Finds the call in table, checks role and phase, then runs its handler. */
 void dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *,
     const Carotate__V1__Request *, Carotate__V1__Response *);
+/* The entry that would run, or NULL with the refusal in reply: every check, no handler. */
+const struct dispatch_entry *dispatch_check(const struct dispatch_entry *table, size_t n,
+    struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+/* dispatch_check over the daemon's own table. */
+const struct dispatch_entry *dispatch_check_request(
+    struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* dispatch_run over the daemon's own table. */
 void dispatch_request(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* The reply's status and message (printf-style); replaces an earlier message. */
@@ -47,7 +63,17 @@ Carotate__V1__Response *dispatch_reply_new(void);
 void dispatch_reply_free(Carotate__V1__Response *);
 const char *dispatch_phase_name(Carotate__V1__Phase);
 
+/* An exclusive call that was deferred has ended: the next one may start. */
+void dispatch_done(struct carotated *);
+
+/* Describes the active (or staged) set on disk; NULL when absent. *ca_out: its CA, or NULL. */
+Carotate__V1__CertSet *rpc_describe_set(
+    const struct config *, int staged, time_t now, X509 **ca_out);
+
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 #endif

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
@@ -15,16 +16,11 @@
 #include "ssldir.h"
 #include "xmalloc.h"
 
-#define RPC_STATUS_MAX_CAS 2 /* active and staged */
-
-static Carotate__V1__CertSet *rpc_status_set(
-    const struct config *, int staged, time_t now, X509 **ca_out);
 static Carotate__V1__CertInfo *rpc_status_cert(
     const char *, const uint8_t *, size_t, int, X509 **, Carotate__V1__CertSet *);
 static void rpc_status_problem(Carotate__V1__CertSet *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 static void rpc_status_check(Carotate__V1__CertSet *, X509 *ca, X509 *leaf, time_t now);
-static Carotate__V1__Bundle *rpc_status_bundle(X509 **, size_t);
 
 static void
 rpc_status_problem(Carotate__V1__CertSet *set, const char *fmt, ...)
@@ -85,8 +81,8 @@ rpc_status_check(Carotate__V1__CertSet *set, X509 *ca, X509 *leaf, time_t now)
 }
 
 /* The set in the SSL directory (or its staging directory); NULL when there is none. */
-static Carotate__V1__CertSet *
-rpc_status_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
+Carotate__V1__CertSet *
+rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
 {
 	Carotate__V1__CertSet *set;
 	struct ssldir_set files;
@@ -105,6 +101,8 @@ rpc_status_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
 	set = xmalloc(sizeof(*set));
 	carotate__v1__cert_set__init(set);
 	set->key_present = files.key_errno == 0;
+	set->origin = xstrdup(files.origin);
+	set->created = files.created;
 	set->ca =
 	    rpc_status_cert(conf->ssl_ca, files.ca, files.ca_len, files.ca_errno, ca_out, set);
 	set->server = rpc_status_cert(
@@ -117,42 +115,14 @@ rpc_status_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
 	return set;
 }
 
-/* The bundle agents are served: the distinct CAs of the active and staged sets. */
-static Carotate__V1__Bundle *
-rpc_status_bundle(X509 **cas, size_t n)
-{
-	X509 *uniq[RPC_STATUS_MAX_CAS];
-	char id[PKI_SHA256_HEX];
-	Carotate__V1__Bundle *b;
-	size_t i, j, m = 0;
-
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < m && cas[i] != NULL; j++)
-			if (X509_cmp(cas[i], uniq[j]) == 0)
-				break;
-		if (cas[i] != NULL && j == m)
-			uniq[m++] = cas[i];
-	}
-	if (m == 0 || pki_bundle_id(uniq, m, id) == -1)
-		return NULL;
-	b = xmalloc(sizeof(*b));
-	carotate__v1__bundle__init(b);
-	b->id = xstrdup(id);
-	b->cas = xcalloc(m, sizeof(char *));
-	for (i = 0; i < m; i++) {
-		b->cas[i] = xmalloc(PKI_SHA256_HEX);
-		pki_cert_sha256(uniq[i], b->cas[i]);
-	}
-	b->n_cas = m;
-	return b;
-}
-
 void
 rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
 	Carotate__V1__StatusReply *st;
-	X509 *cas[RPC_STATUS_MAX_CAS];
+	struct bundle bundle;
+	char err[256];
+	X509 *ca;
 	time_t now = time(NULL);
 	struct timespec mono;
 	int dfd;
@@ -172,13 +142,18 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->phase = ctx->phase;
 	st->ssl_dir = xstrdup(conf->ssl_dir);
 	st->now = (int64_t)now;
-	st->active = rpc_status_set(conf, 0, now, &cas[0]);
-	st->staged = ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED
-	                 ? rpc_status_set(conf, 1, now, &cas[1])
-	                 : (cas[1] = NULL, NULL);
-	st->bundle = rpc_status_bundle(cas, RPC_STATUS_MAX_CAS);
-	X509_free(cas[0]);
-	X509_free(cas[1]);
+	st->active = rpc_describe_set(conf, 0, now, &ca);
+	X509_free(ca);
+	if (ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED) {
+		st->staged = rpc_describe_set(conf, 1, now, &ca);
+		X509_free(ca);
+	}
+	if (bundle_derive(conf, now, &bundle, err, sizeof(err)) == 0)
+		st->bundle =
+		    bundle_describe(&bundle, ssldir_published(conf, bundle.pem, bundle.pem_len));
+	else
+		log_warnx("status: %s", err);
+	bundle_clear(&bundle);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;
 }

@@ -38,7 +38,11 @@ teardown(void **state)
 	return rmdir(ssl_dir);
 }
 
-/* Runs one request through the daemon's table; returns the reply status. */
+/*
+ * Checks one request against the daemon's table; returns the refusal's
+ * status, or OK when the call would run. Only status, which changes nothing,
+ * is then run for real.
+ */
 static Carotate__V1__Status
 run(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phase phase,
     char **message)
@@ -54,11 +58,13 @@ run(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phas
 	req.call_case = call;
 	/* Every call's body is an empty message today; any of them encodes the same way. */
 	req.status = &body;
-	dispatch_request(&ctx, &req, reply);
+	if (dispatch_check_request(&ctx, &req, reply) != NULL &&
+	    call == CAROTATE__V1__REQUEST__CALL_STATUS)
+		dispatch_request(&ctx, &req, reply);
 	status = reply->status;
 	if (message != NULL)
 		*message = strdup(reply->message);
-	if (status == CAROTATE__V1__STATUS__OK) {
+	if (status == CAROTATE__V1__STATUS__OK && call == CAROTATE__V1__REQUEST__CALL_STATUS) {
 		assert_int_equal(reply->result_case, CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY);
 		assert_string_equal(reply->status_reply->ssl_dir, ssl_dir);
 		assert_null(reply->status_reply->active);
@@ -71,10 +77,24 @@ run(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phas
 static Carotate__V1__Status
 expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phase phase)
 {
+	int staged = phase == CAROTATE__V1__PHASE__PHASE_STAGED;
+
 	switch (call) {
 	case CAROTATE__V1__REQUEST__CALL_STATUS:
 		return role >= ACL_READER ? CAROTATE__V1__STATUS__OK
 		                          : CAROTATE__V1__STATUS__PERMISSION_DENIED;
+	case CAROTATE__V1__REQUEST__CALL_GENERATE:
+	case CAROTATE__V1__REQUEST__CALL_INSTALL:
+		/* Staging needs the admin role and nothing staged yet. */
+		if (role < ACL_ADMIN)
+			return CAROTATE__V1__STATUS__PERMISSION_DENIED;
+		return staged ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
+		              : CAROTATE__V1__STATUS__OK;
+	case CAROTATE__V1__REQUEST__CALL_DISCARD:
+		if (role < ACL_ADMIN)
+			return CAROTATE__V1__STATUS__PERMISSION_DENIED;
+		return staged ? CAROTATE__V1__STATUS__OK
+		              : CAROTATE__V1__STATUS__FAILED_PRECONDITION;
 	default:
 		/* Not implemented by this daemon: refused whoever asks. */
 		return CAROTATE__V1__STATUS__INVALID_ARGUMENT;
@@ -142,7 +162,7 @@ test_checks_before_handler(void **state)
 {
 	static const struct dispatch_entry table[] = {
 		{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_STAGED,
-		    count_handler },
+		    count_handler, DISPATCH_EXCLUSIVE },
 	};
 	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
 	struct rpc_ctx ctx = { .cd = &cd };
@@ -174,7 +194,25 @@ test_checks_before_handler(void **state)
 		assert_int_equal(reply->status, cases[i].want);
 		assert_int_equal(handler_calls, cases[i].runs);
 		if (cases[i].want == CAROTATE__V1__STATUS__FAILED_PRECONDITION)
-			assert_non_null(strstr(reply->message, "steady"));
+			assert_non_null(strstr(reply->message, "nothing is staged"));
+		dispatch_reply_free(reply);
+	}
+	/* The exclusive call ran and answered at once: the next one may start. */
+	assert_null(cd.busy);
+
+	/* While another state change is in progress, an exclusive call is refused unrun. */
+	{
+		Carotate__V1__Response *reply = dispatch_reply_new();
+
+		cd.busy = "generate";
+		handler_calls = 0;
+		ctx.role = ACL_ADMIN;
+		ctx.phase = CAROTATE__V1__PHASE__PHASE_STAGED;
+		dispatch_run(table, 1, &ctx, &req, reply);
+		assert_int_equal(reply->status, CAROTATE__V1__STATUS__UNAVAILABLE);
+		assert_non_null(strstr(reply->message, "generate is in progress"));
+		assert_int_equal(handler_calls, 0);
+		cd.busy = NULL;
 		dispatch_reply_free(reply);
 	}
 }

@@ -1,0 +1,536 @@
+/*
+ * generate, install, discard: stage 1 of a rotation. Certificate work runs in
+ * a short-lived child (job.c): RSA key generation takes seconds and must not
+ * stall other clients, and the bytes of a custom set are hostile until
+ * checked, so they are parsed in a process that can crash alone. The parent
+ * only writes what the child returns, re-encoded by OpenSSL, and then
+ * publishes the bundle and reloads the proxy before it answers.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bundle.h"
+#include "carotated.h"
+#include "config.h"
+#include "control.h"
+#include "dispatch.h"
+#include "fault.h"
+#include "fsx.h"
+#include "internal.pb-c.h"
+#include "job.h"
+#include "log.h"
+#include "pki.h"
+#include "proxy.h"
+#include "ssldir.h"
+#include "xmalloc.h"
+
+#define STAGE_GENERATE_TIMEOUT 300000     /* ms: RSA-4096 on a slow machine */
+#define STAGE_INSTALL_TIMEOUT  30000      /* ms */
+#define STAGE_MAX_MATERIAL     (1u << 20) /* bytes a job may return */
+#define STAGE_MAX_NAME         64
+#define STAGE_CA_KEYS          "ca-keys" /* in the state directory */
+
+/* One generate or install (or discard) from request to reply. */
+struct stage_op {
+	struct carotated *cd;
+	struct control_pending *pending;
+	const char *call;
+	int install;
+	/* generate */
+	struct pki_profile profile;
+	char **sans;
+	char *name;
+	/* install */
+	uint8_t *ca, *cert, *key, *chain;
+	size_t ca_len, cert_len, key_len, chain_len;
+	X509 *active_ca;
+	/* the outcome */
+	Carotate__V1__StageReply *reply;
+	char *kept_as;
+};
+
+static int stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
+    struct stage_op *, Carotate__V1__Response *);
+static int stage_default_sans(const struct config *, struct stage_op *, Carotate__V1__Response *);
+static int stage_child_generate(void *, int);
+static int stage_child_install(void *, int);
+static int stage_child_send(int, const struct pki_material *, const char *);
+static void stage_job_done(struct job *, void *);
+static int stage_write(struct stage_op *, const Carotate__Internal__Material *, char *, size_t);
+static int stage_save_ca_key(
+    const struct config *, const Carotate__Internal__Material *, char *, size_t);
+static void stage_reload(struct stage_op *);
+static void stage_reloaded(Carotate__V1__ReloadResult *, void *);
+static int stage_refuse(Carotate__V1__Response *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+static void stage_fail(struct stage_op *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void stage_finish(struct stage_op *, Carotate__V1__Response *);
+static void stage_op_free(struct stage_op *);
+static uint8_t *stage_copy(const ProtobufCBinaryData *, size_t *);
+static int stage_start(
+    struct rpc_ctx *, struct stage_op *, job_fn, unsigned, Carotate__V1__Response *);
+
+static void
+stage_op_free(struct stage_op *op)
+{
+	size_t i;
+
+	for (i = 0; op->sans != NULL && i < op->profile.n_sans; i++)
+		free(op->sans[i]);
+	free(op->sans);
+	free(op->name);
+	free(op->ca);
+	free(op->cert);
+	if (op->key != NULL)
+		explicit_bzero(op->key, op->key_len);
+	free(op->key);
+	free(op->chain);
+	X509_free(op->active_ca);
+	free(op->kept_as);
+	if (op->reply != NULL)
+		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
+	free(op);
+}
+
+/* Refuses the request as invalid input; returns -1 for the caller to pass on. */
+static int
+stage_refuse(Carotate__V1__Response *reply, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", msg);
+	return -1;
+}
+
+/* The configured proxy names as SANs; the host's name when none are configured. */
+static int
+stage_default_sans(const struct config *conf, struct stage_op *op, Carotate__V1__Response *reply)
+{
+	char host[256];
+	size_t i;
+
+	if (conf->n_proxy_names > 0) {
+		op->sans = xcalloc(conf->n_proxy_names, sizeof(char *));
+		for (i = 0; i < conf->n_proxy_names; i++)
+			xasprintf(&op->sans[i], "%s:%s",
+			    config_is_ip(conf->proxy_names[i]) ? "IP" : "DNS",
+			    conf->proxy_names[i]);
+		op->profile.n_sans = conf->n_proxy_names;
+		return 0;
+	}
+	if (gethostname(host, sizeof(host)) == -1 || config_dns_invalid(host) != NULL)
+		return stage_refuse(
+		    reply, "no names for the server certificate: set [proxy] names or pass --san");
+	op->sans = xcalloc(1, sizeof(char *));
+	xasprintf(&op->sans[0], "DNS:%s", host);
+	op->profile.n_sans = 1;
+	return 0;
+}
+
+/* Every field is checked against an allow-list before the child sees it. */
+static int
+stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g,
+    struct stage_op *op, Carotate__V1__Response *reply)
+{
+	const char *kt = g->key_type[0] != '\0' ? g->key_type : "ec-p256", *why;
+	size_t i, j, len = strlen(g->name);
+
+	if (pki_key_kind_parse(kt, &op->profile.key) == -1)
+		return stage_refuse(reply,
+		    "unknown key type \"%.32s\" (ec-p256, ec-p384, rsa-2048, rsa-3072, "
+		    "rsa-4096)",
+		    kt);
+	op->profile.ca_days = g->ca_days != 0 ? g->ca_days : PKI_DEFAULT_CA_DAYS;
+	op->profile.server_days = g->server_days != 0 ? g->server_days : PKI_DEFAULT_SERVER_DAYS;
+	if (op->profile.ca_days > PKI_MAX_DAYS || op->profile.server_days > PKI_MAX_DAYS)
+		return stage_refuse(reply, "validity over %d days", PKI_MAX_DAYS);
+	if (op->profile.server_days > op->profile.ca_days)
+		return stage_refuse(reply,
+		    "the server certificate (%u days) would outlive its CA (%u days)",
+		    op->profile.server_days, op->profile.ca_days);
+	if (len > STAGE_MAX_NAME || strspn(g->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	                                            "qrstuvwxyz0123456789 ._-") != len)
+		return stage_refuse(reply,
+		    "the name may hold up to %d letters, digits, spaces, '.', '_' and '-'",
+		    STAGE_MAX_NAME);
+	op->name = xstrdup(len > 0 ? g->name : PKI_DEFAULT_NAME);
+	op->profile.name = op->name;
+	if (g->n_sans == 0)
+		return stage_default_sans(ctx->cd->conf, op, reply);
+	if (g->n_sans > PKI_MAX_SANS)
+		return stage_refuse(reply, "more than %d SANs", PKI_MAX_SANS);
+	op->sans = xcalloc(g->n_sans, sizeof(char *));
+	for (i = 0; i < g->n_sans; i++) {
+		const char *s = g->sans[i];
+
+		why = strncmp(s, "DNS:", 4) == 0 ? config_dns_invalid(s + 4)
+		      : strncmp(s, "IP:", 3) == 0
+		          ? (config_is_ip(s + 3) ? NULL : "not an IP address")
+		          : "must start with DNS: or IP:";
+		for (j = 0; why == NULL && j < i; j++)
+			if (strcasecmp(op->sans[j], s) == 0)
+				why = "given twice";
+		if (why != NULL)
+			return stage_refuse(reply, "SAN \"%.80s\": %s", s, why);
+		op->sans[i] = xstrdup(s);
+		op->profile.n_sans = i + 1;
+	}
+	return 0;
+}
+
+/* Serializes the child's result for the parent: one Material message, then exit. */
+static int
+stage_child_send(int fd, const struct pki_material *m, const char *error)
+{
+	Carotate__Internal__Material msg = CAROTATE__INTERNAL__MATERIAL__INIT;
+	uint8_t *buf;
+	size_t len, off = 0;
+	ssize_t n;
+
+	if (error != NULL)
+		msg.error = (char *)error;
+	else {
+		msg.ca.data = (uint8_t *)m->ca;
+		msg.ca.len = strlen(m->ca);
+		if (m->ca_key != NULL) {
+			msg.ca_key.data = (uint8_t *)m->ca_key;
+			msg.ca_key.len = strlen(m->ca_key);
+		}
+		msg.cert.data = (uint8_t *)m->cert;
+		msg.cert.len = strlen(m->cert);
+		msg.key.data = (uint8_t *)m->key;
+		msg.key.len = strlen(m->key);
+		msg.warnings = m->warnings;
+		msg.n_warnings = m->n_warnings;
+	}
+	len = carotate__internal__material__get_packed_size(&msg);
+	buf = xmalloc(len + 1);
+	carotate__internal__material__pack(&msg, buf);
+	while (off < len && (n = write(fd, buf + off, len - off)) > 0)
+		off += (size_t)n;
+	explicit_bzero(buf, len);
+	return off == len ? 0 : 1;
+}
+
+static int
+stage_child_generate(void *arg, int fd)
+{
+	struct stage_op *op = arg;
+	struct pki_material m = { 0 };
+	char err[512];
+	int r;
+
+	op->profile.sans = op->sans;
+	op->profile.now = time(NULL);
+	if (pki_generate(&op->profile, &m, err, sizeof(err)) == -1)
+		return stage_child_send(fd, NULL, err);
+	r = stage_child_send(fd, &m, NULL);
+	pki_material_clear(&m);
+	return r;
+}
+
+static int
+stage_child_install(void *arg, int fd)
+{
+	struct stage_op *op = arg;
+	const struct config *conf = op->cd->conf;
+	struct pki_custom in = { op->ca, op->cert, op->key, op->chain, op->ca_len, op->cert_len,
+		op->key_len, op->chain_len };
+	struct pki_policy policy = { conf->proxy_names, conf->n_proxy_names, op->active_ca,
+		time(NULL) };
+	struct pki_material m = { 0 };
+	char err[512];
+	int r;
+
+	if (pki_validate_custom(&in, &policy, &m, err, sizeof(err)) == -1)
+		return stage_child_send(fd, NULL, err);
+	r = stage_child_send(fd, &m, NULL);
+	pki_material_clear(&m);
+	return r;
+}
+
+static int
+stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeout,
+    Carotate__V1__Response *reply)
+{
+	op->cd = ctx->cd;
+	if (job_fork(ctx->cd->base, op->call, fn, op, timeout, STAGE_MAX_MATERIAL, stage_job_done,
+	        op) == NULL) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
+		    op->call, strerror(errno));
+		return -1;
+	}
+	op->pending = control_defer(ctx);
+	return 0;
+}
+
+void
+rpc_generate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	struct stage_op *op = xcalloc(1, sizeof(*op));
+
+	op->call = "generate";
+	if (stage_check_generate(ctx, req->generate, op, reply) == -1 ||
+	    stage_start(ctx, op, stage_child_generate, STAGE_GENERATE_TIMEOUT, reply) == -1)
+		stage_op_free(op);
+}
+
+static uint8_t *
+stage_copy(const ProtobufCBinaryData *b, size_t *len)
+{
+	uint8_t *p = xmalloc(b->len + 1);
+
+	if (b->len > 0)
+		memcpy(p, b->data, b->len);
+	p[b->len] = '\0';
+	*len = b->len;
+	return p;
+}
+
+void
+rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__InstallRequest *in = req->install;
+	const ProtobufCBinaryData *fields[] = { &in->ca, &in->cert, &in->key, &in->chain };
+	static const char *names[] = { "ca", "cert", "key", "chain" };
+	struct stage_op *op;
+	STACK_OF(X509) * certs;
+	uint8_t *pem;
+	size_t i, len;
+	char why[128];
+
+	for (i = 0; i < 4; i++)
+		if (fields[i]->len > PKI_MAX_INPUT) {
+			dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "%s: file too large (%zu bytes, limit %d)", names[i], fields[i]->len,
+			    PKI_MAX_INPUT);
+			return;
+		}
+	op = xcalloc(1, sizeof(*op));
+	op->call = "install";
+	op->install = 1;
+	op->ca = stage_copy(&in->ca, &op->ca_len);
+	op->cert = stage_copy(&in->cert, &op->cert_len);
+	op->key = stage_copy(&in->key, &op->key_len);
+	op->chain = stage_copy(&in->chain, &op->chain_len);
+	/* The new CA must differ from the active one: the child compares them. */
+	if (ssldir_read_ca(ctx->cd->conf, 0, &pem, &len) == 0) {
+		if ((certs = pki_certs_from_pem(pem, len, why, sizeof(why))) != NULL) {
+			op->active_ca = sk_X509_shift(certs);
+			sk_X509_pop_free(certs, X509_free);
+		}
+		free(pem);
+	}
+	if (stage_start(ctx, op, stage_child_install, STAGE_INSTALL_TIMEOUT, reply) == -1)
+		stage_op_free(op);
+}
+
+/* Keeps the private key of a generated CA in the state directory, never in the SSL one. */
+static int
+stage_save_ca_key(
+    const struct config *conf, const Carotate__Internal__Material *m, char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	char sha[PKI_SHA256_HEX], name[PKI_SHA256_HEX + 8], why[128];
+	int sfd, kfd, r;
+
+	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "generated CA: %s", why);
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	sk_X509_pop_free(certs, X509_free);
+	snprintf(name, sizeof(name), "%s.key", sha);
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    ((kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 &&
+	        (errno != ENOENT || mkdirat(sfd, STAGE_CA_KEYS, 0700) == -1 ||
+	            (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1))) {
+		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, STAGE_CA_KEYS,
+		    strerror(errno));
+		if (sfd != -1)
+			close(sfd);
+		return -1;
+	}
+	r = fsx_create(kfd, name, m->ca_key.data, m->ca_key.len, 0600);
+	if (r == -1)
+		snprintf(err, errlen, "cannot store the CA key in %s/%s: %s", conf->state_dir,
+		    STAGE_CA_KEYS, strerror(errno));
+	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1)
+		log_warn("%s: fsync %s", __func__, conf->state_dir);
+	close(kfd);
+	close(sfd);
+	return r;
+}
+
+/* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
+static int
+stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
+{
+	const struct config *conf = op->cd->conf;
+	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
+		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
+		op->install ? "custom" : "generated", time(NULL) };
+	struct bundle b;
+	int r;
+
+	if (!op->install && stage_save_ca_key(conf, m, err, errlen) == -1)
+		return -1;
+	fault_point("stage-after-ca-key");
+	if (ssldir_stage(conf, &f, err, errlen) == -1)
+		return -1;
+	r = bundle_publish(conf, f.created, &b, err, errlen);
+	bundle_clear(&b);
+	if (r == -1)
+		log_warnx("%s: %s", op->call, err);
+	return 0;
+}
+
+static void
+stage_job_done(struct job *job, void *arg)
+{
+	struct stage_op *op = arg;
+	Carotate__Internal__Material *m = NULL;
+	const unsigned char *out;
+	char why[64], err[512];
+	size_t len, i;
+
+	out = job_output(job, &len);
+	if (job_exit_status(job) != 0 ||
+	    (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
+		log_warnx("%s: certificate job %s", op->call, job_describe(job, why, sizeof(why)));
+		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "the certificate job failed (%s)",
+		    job_describe(job, why, sizeof(why)));
+	} else if (m->error[0] != '\0') {
+		log_info("%s refused: %s", op->call, m->error);
+		stage_fail(op, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", m->error);
+	} else if (stage_write(op, m, err, sizeof(err)) == -1) {
+		log_warnx("%s: %s", op->call, err);
+		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+	} else {
+		op->reply = xmalloc(sizeof(*op->reply));
+		carotate__v1__stage_reply__init(op->reply);
+		op->reply->warnings = xcalloc(m->n_warnings + 1, sizeof(char *));
+		for (i = 0; i < m->n_warnings; i++)
+			op->reply->warnings[i] = xstrdup(m->warnings[i]);
+		op->reply->n_warnings = m->n_warnings;
+		log_info("%s: a new %s set is staged in %s/%s", op->call,
+		    op->install ? "custom" : "generated", op->cd->conf->ssl_dir, SSLDIR_STAGING);
+		stage_reload(op);
+	}
+	if (m != NULL) {
+		if (m->key.data != NULL)
+			explicit_bzero(m->key.data, m->key.len);
+		if (m->ca_key.data != NULL)
+			explicit_bzero(m->ca_key.data, m->ca_key.len);
+		carotate__internal__material__free_unpacked(m, NULL);
+	}
+	job_free(job);
+}
+
+static void
+stage_reload(struct stage_op *op)
+{
+	proxy_reload(op->cd, stage_reloaded, op);
+}
+
+/* The proxy has been told; answer with what is now staged and published. */
+static void
+stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+{
+	struct stage_op *op = arg;
+	const struct config *conf = op->cd->conf;
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__StageReply *sr = op->reply;
+	time_t now = time(NULL);
+	struct bundle b;
+	char err[256];
+	X509 *ca = NULL;
+
+	op->reply = NULL;
+	sr->reload = result;
+	if (op->kept_as == NULL) {
+		sr->staged = rpc_describe_set(conf, 1, now, &ca);
+		X509_free(ca);
+	} else
+		sr->kept_as = xstrdup(op->kept_as);
+	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
+		sr->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
+	bundle_clear(&b);
+	if (strcmp(op->call, "generate") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY;
+		reply->generate_reply = sr;
+	} else if (strcmp(op->call, "install") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY;
+		reply->install_reply = sr;
+	} else {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY;
+		reply->discard_reply = sr;
+	}
+	stage_finish(op, reply);
+}
+
+static void
+stage_fail(struct stage_op *op, Carotate__V1__Status status, const char *fmt, ...)
+{
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dispatch_error(reply, status, "%s", msg);
+	stage_finish(op, reply);
+}
+
+/* Answers the client (if still there) and lets the next state change in. */
+static void
+stage_finish(struct stage_op *op, Carotate__V1__Response *reply)
+{
+	if (op->pending != NULL)
+		control_complete(op->pending, reply);
+	else
+		dispatch_reply_free(reply);
+	dispatch_done(op->cd);
+	stage_op_free(op);
+}
+
+void
+rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	struct stage_op *op;
+	struct bundle b;
+	char kept[64], err[512];
+	time_t now = time(NULL);
+
+	if (ssldir_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		return;
+	}
+	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+		log_warnx("discard: %s", err);
+	bundle_clear(&b);
+	op = xcalloc(1, sizeof(*op));
+	op->cd = ctx->cd;
+	op->call = "discard";
+	op->kept_as = xstrdup(kept);
+	op->reply = xmalloc(sizeof(*op->reply));
+	carotate__v1__stage_reply__init(op->reply);
+	op->pending = control_defer(ctx);
+	stage_reload(op);
+}
