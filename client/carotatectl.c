@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -25,19 +26,36 @@
 #define CTL_SOCKET_ENV      "CAROTATE_SOCKET"
 #define CTL_DEFAULT_TIMEOUT 30               /* seconds */
 #define CTL_MAX_TIMEOUT     (INT_MAX / 1000) /* seconds: the wire deadline is int ms */
+/*
+ * Seconds: the daemon answers a staging call only after the proxy reload (reload_timeout
+ * defaults to 30 s), and generate after making the keys too (RSA-4096 can take a while).
+ */
+#define CTL_STAGE_TIMEOUT    60
+#define CTL_GENERATE_TIMEOUT 120
+#define CTL_MAX_FILE         65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
+#define CTL_MAX_SANS         64
+#define CTL_MAX_DAYS         36500 /* a hundred years: beyond that a typo is likelier */
 
 struct ctl_opts {
 	const char *socket;
 	int json;
-	int timeout; /* seconds; 0: wait forever */
+	int timeout;     /* seconds; 0: wait forever */
+	int timeout_set; /* --timeout given: the command's own default no longer applies */
 };
 
-/* A request and the storage of its call, so building one allocates nothing. */
+/*
+ * A request and the storage of its call. Only install allocates: the files' bytes, which
+ * ctl_request_clear wipes and frees.
+ */
 struct ctl_request {
 	Carotate__V1__Request req;
 	union {
 		Carotate__V1__StatusRequest status;
+		Carotate__V1__GenerateRequest generate;
+		Carotate__V1__InstallRequest install;
+		Carotate__V1__DiscardRequest discard;
 	} call;
+	char *sans[CTL_MAX_SANS]; /* generate: the --san arguments, in argv */
 };
 
 /* A failure meant for the operator: a protocol status (which fixes the exit code) and why. */
@@ -46,19 +64,50 @@ struct ctl_error {
 	char message[1024];
 };
 
+/* What a build function returns besides 1 (built), 0 (help printed) and -1 (usage error). */
+#define CTL_BUILD_REFUSED (-2) /* the input is wrong: err says why, reported like a reply */
+
 struct ctl_cmd {
 	const char *name;
 	const char *args;    /* synopsis after the name; "" when it takes none */
 	const char *summary; /* one line for --help */
-	/* Parses the command's arguments into the request; -1 after printing a usage error. */
-	int (*build)(const struct ctl_cmd *, struct ctl_opts *, int, char **, struct ctl_request *);
-	/* Prints an OK reply; returns the exit code. */
-	int (*print)(const struct ctl_opts *, const Carotate__V1__Response *);
+	const char *options; /* the command's own options for COMMAND --help; "" when none */
+	int timeout;         /* default seconds; 0: CTL_DEFAULT_TIMEOUT */
+	Carotate__V1__Response__ResultCase result; /* the result an OK reply carries */
+	/* Parses the command's arguments into the request: 1, 0, -1 or CTL_BUILD_REFUSED. */
+	int (*build)(const struct ctl_cmd *, struct ctl_opts *, int, char **, struct ctl_request *,
+	    struct ctl_error *);
+	/* Prints an OK reply whose result case is `result`; returns the exit code. */
+	int (*print)(
+	    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
 };
 
-static int ctl_build_status(
-    const struct ctl_cmd *, struct ctl_opts *, int, char **, struct ctl_request *);
-static int ctl_print_status(const struct ctl_opts *, const Carotate__V1__Response *);
+/* A command's own option: its long name, its getopt code, its argument (NULL: none). */
+typedef int (*ctl_option_fn)(const struct ctl_cmd *, const char *, int, const char *, void *);
+
+/* generate's arguments as given, checked once all are parsed. */
+struct ctl_generate_args {
+	const char *key_type, *ca_days, *server_days, *name;
+	char **sans;   /* CTL_MAX_SANS slots */
+	size_t n_sans; /* how many were given, possibly more than the slots */
+};
+
+struct ctl_install_args {
+	const char *ca, *cert, *key, *chain;
+};
+
+static int ctl_build_status(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_generate(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_install(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_discard(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_print_status(
+    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
+static int ctl_print_stage(
+    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
 
 static void ctl_usage(FILE *);
 static void ctl_cmd_usage(const struct ctl_cmd *, FILE *);
@@ -67,7 +116,25 @@ static int ctl_usage_error(const struct ctl_cmd *, const char *, ...)
 static int ctl_parse_timeout(const char *, int *);
 static int ctl_common_option(const struct ctl_cmd *, struct ctl_opts *, int, const char *, char **);
 static int ctl_parse_globals(struct ctl_opts *, int, char **);
-static int ctl_parse_cmd_options(const struct ctl_cmd *, struct ctl_opts *, int, char **);
+static int ctl_parse_cmd_options(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    const struct option *, ctl_option_fn, void *);
+static int ctl_no_operands(const struct ctl_cmd *, struct ctl_opts *, int, char **);
+static int ctl_once(const struct ctl_cmd *, const char *, const char **, const char *);
+static int ctl_generate_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_check_key_type(const char *, struct ctl_error *);
+static int ctl_parse_days(const char *, const char *, uint32_t *, struct ctl_error *);
+static int ctl_check_sans(const struct ctl_generate_args *, struct ctl_error *);
+static int ctl_fill_generate(
+    Carotate__V1__GenerateRequest *, const struct ctl_generate_args *, struct ctl_error *);
+static int ctl_install_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_open_file(const char *, const char *, struct ctl_error *);
+static int ctl_read_all(int, uint8_t *, size_t, size_t *);
+static int ctl_read_file(const char *, const char *, ProtobufCBinaryData *, struct ctl_error *);
+static int ctl_read_install(
+    Carotate__V1__InstallRequest *, const struct ctl_install_args *, struct ctl_error *);
+static void ctl_wipe(ProtobufCBinaryData *);
+static void ctl_request_clear(struct ctl_request *);
+static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *);
 static const struct ctl_cmd *ctl_find(const char *);
 static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
@@ -82,12 +149,54 @@ static Carotate__V1__Response *ctl_exchange(
     const struct ctl_opts *, const struct ctl_request *, struct wire_budget *, struct ctl_error *);
 static int ctl_fail(const struct ctl_opts *, const struct ctl_error *);
 static int ctl_finish_output(int);
+static int ctl_has_result(const struct ctl_cmd *, const Carotate__V1__Response *);
+static int ctl_exchange_print(
+    const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
 static int ctl_run(const struct ctl_cmd *, struct ctl_opts *, int, char **);
+
+/* Key types of GenerateRequest.key_type; the first is the daemon's default. */
+static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "rsa-3072",
+	"rsa-4096" };
+#define CTL_KEY_TYPES_TEXT "ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096"
+
+#define CTL_GENERATE_OPTIONS                                                                       \
+	"  --key-type TYPE           key of the new CA and server certificate: ec-p256\n"          \
+	"                            (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096\n"         \
+	"  --ca-days N               CA validity in days, 1 to 36500 (default: 3650)\n"            \
+	"  --server-days N           server certificate validity in days, 1 to 36500\n"            \
+	"                            (default: 397)\n"                                             \
+	"  --name PREFIX             CA subject \"CN=PREFIX CA YYYY-MM-DD\" (default: carotate)\n" \
+	"  --san SAN                 a subject alternative name of the server certificate,\n"      \
+	"                            DNS:NAME or IP:ADDRESS; repeat for more (at most 64);\n"      \
+	"                            the first DNS name is also its CN (default: the\n"            \
+	"                            [proxy] names of carotated.conf)\n"
+#define CTL_INSTALL_OPTIONS                                                                        \
+	"  --ca FILE                 the CA certificate agents will trust (PEM)\n"                 \
+	"  --cert FILE               the server certificate (PEM), leaf first; intermediates\n"    \
+	"                            may follow\n"                                                 \
+	"  --key FILE                the server certificate's private key (PEM, unencrypted)\n"    \
+	"  --chain FILE              intermediate certificates (PEM), optional\n"                  \
+	"\n"                                                                                       \
+	"Each FILE is read with your own permissions and its bytes are sent to carotated;\n"       \
+	"it must be a regular file of 1 to 65536 bytes (\"-\" for stdin is not supported).\n"
 
 /* Every command, in the order --help lists them. Later commands slot in here. */
 static const struct ctl_cmd ctl_table[] = {
 	{ "status", "", "show the phase, the active and staged certificate sets, the trust bundle",
-	    ctl_build_status, ctl_print_status },
+	    "", 0, CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY, ctl_build_status,
+	    ctl_print_status },
+	{ "generate",
+	    "[--key-type TYPE] [--ca-days N] [--server-days N] [--name PREFIX] [--san SAN]...",
+	    "stage a new self-signed CA and a server certificate it signs", CTL_GENERATE_OPTIONS,
+	    CTL_GENERATE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY, ctl_build_generate,
+	    ctl_print_stage },
+	{ "install", "--ca FILE --cert FILE --key FILE [--chain FILE]",
+	    "stage a CA, server certificate and key from your own PKI", CTL_INSTALL_OPTIONS,
+	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY, ctl_build_install,
+	    ctl_print_stage },
+	{ "discard", "", "remove the staged set (kept as a discarded-YYYYMMDD-HHMMSS backup)", "",
+	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY, ctl_build_discard,
+	    ctl_print_stage },
 };
 
 /* Options every command also accepts after its name ("status --json"). */
@@ -111,6 +220,38 @@ static const struct option ctl_cmd_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* getopt codes of the commands' own options: long only, above every char. */
+enum {
+	CTL_OPT_KEY_TYPE = 256,
+	CTL_OPT_CA_DAYS,
+	CTL_OPT_SERVER_DAYS,
+	CTL_OPT_NAME,
+	CTL_OPT_SAN,
+	CTL_OPT_CA,
+	CTL_OPT_CERT,
+	CTL_OPT_KEY,
+	CTL_OPT_CHAIN,
+};
+
+static const struct option ctl_generate_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "key-type", required_argument, NULL, CTL_OPT_KEY_TYPE },
+	{ "ca-days", required_argument, NULL, CTL_OPT_CA_DAYS },
+	{ "server-days", required_argument, NULL, CTL_OPT_SERVER_DAYS },
+	{ "name", required_argument, NULL, CTL_OPT_NAME },
+	{ "san", required_argument, NULL, CTL_OPT_SAN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_install_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "ca", required_argument, NULL, CTL_OPT_CA },
+	{ "cert", required_argument, NULL, CTL_OPT_CERT },
+	{ "key", required_argument, NULL, CTL_OPT_KEY },
+	{ "chain", required_argument, NULL, CTL_OPT_CHAIN },
+	{ NULL, 0, NULL, 0 },
+};
+
 static void
 ctl_usage(FILE *fp)
 {
@@ -126,12 +267,13 @@ ctl_usage(FILE *fp)
 	    ", else " CTL_DEFAULT_SOCKET ")\n"
 	    "  -j, --json                print one JSON object on stdout\n"
 	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
-	    "                            suffix; 0 waits forever (default: %ds)\n"
+	    "                            suffix; 0 waits forever (default: %ds; generate %ds,\n"
+	    "                            install and discard %ds)\n"
 	    "  -h, --help                print this help\n"
 	    "  -V, --version             print the version\n"
 	    "\n"
 	    "commands:\n",
-	    CTL_DEFAULT_TIMEOUT);
+	    CTL_DEFAULT_TIMEOUT, CTL_GENERATE_TIMEOUT, CTL_STAGE_TIMEOUT);
 	for (i = 0; i < sizeof(ctl_table) / sizeof(ctl_table[0]); i++)
 		fprintf(fp, "  %-12s %s\n", ctl_table[i].name, ctl_table[i].summary);
 	fprintf(fp,
@@ -139,12 +281,28 @@ ctl_usage(FILE *fp)
 	    "4 permission denied, 5 invalid input, 6 internal error.\n");
 }
 
+/* The synopsis, the command's own options, then the common ones with its default timeout. */
 static void
 ctl_cmd_usage(const struct ctl_cmd *cmd, FILE *fp)
 {
-	fprintf(fp, "usage: " CTL_NAME " [--socket PATH] [--json] [--timeout DURATION] %s%s%s\n",
-	    cmd->name, cmd->args[0] != '\0' ? " " : "", cmd->args);
-	fprintf(fp, "%s\n", cmd->summary);
+	int timeout = cmd->timeout != 0 ? cmd->timeout : CTL_DEFAULT_TIMEOUT;
+
+	fprintf(fp, "usage: " CTL_NAME " [--socket PATH] [--json] [--timeout DURATION] %s\n",
+	    cmd->name);
+	if (cmd->args[0] != '\0')
+		fprintf(fp, "         %s\n", cmd->args);
+	fprintf(fp, "\n%s\n", cmd->summary);
+	if (cmd->options[0] != '\0')
+		fprintf(fp, "\noptions:\n%s", cmd->options);
+	fprintf(fp,
+	    "\ncommon options (before or after the command):\n"
+	    "  -s, --socket PATH         control socket (default: $" CTL_SOCKET_ENV
+	    ", else " CTL_DEFAULT_SOCKET ")\n"
+	    "  -j, --json                print one JSON object on stdout\n"
+	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
+	    "                            suffix; 0 waits forever (default: %ds)\n"
+	    "  -h, --help                print this help\n",
+	    timeout);
 }
 
 /* Says what is wrong and where help is; returns -1 so callers can `return ctl_usage_error()`. */
@@ -208,6 +366,7 @@ ctl_common_option(
 	case 't':
 		if (ctl_parse_timeout(arg, &opts->timeout) != 0)
 			return ctl_usage_error(cmd, "invalid timeout: %s", arg);
+		opts->timeout_set = 1;
 		return 0;
 	case ':':
 		return ctl_usage_error(cmd, "option %s needs an argument", argv[optind - 1]);
@@ -241,55 +400,411 @@ ctl_parse_globals(struct ctl_opts *opts, int argc, char **argv)
 }
 
 /*
- * Options after COMMAND for a command with only the common ones; argv[0] is the command
- * name. Returns the index of the first operand, 0 after --help, -1 on error.
+ * Options after COMMAND (argv[0] is its name): the common ones here, the command's own (those
+ * of longopts beyond the common) through fn. Returns the index of the first operand, 0 after
+ * --help, -1 after a usage error.
  */
 static int
-ctl_parse_cmd_options(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
+ctl_parse_cmd_options(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    const struct option *longopts, ctl_option_fn fn, void *ctx)
 {
-	int c, r;
+	int c, r, li = 0;
 
 	opterr = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, CTL_COMMON_SHORTOPTS, ctl_cmd_longopts, NULL)) != -1)
-		if ((r = ctl_common_option(cmd, opts, c, optarg, argv)) != 0)
+	while ((c = getopt_long(argc, argv, CTL_COMMON_SHORTOPTS, longopts, &li)) != -1) {
+		if (c >= CTL_OPT_KEY_TYPE && fn != NULL)
+			r = fn(cmd, longopts[li].name, c, optarg, ctx);
+		else
+			r = ctl_common_option(cmd, opts, c, optarg, argv);
+		if (r != 0)
 			return r > 0 ? 0 : -1;
+	}
 	return optind;
 }
 
+/* Commands that take only the common options. */
 static int
-ctl_build_status(
-    const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv, struct ctl_request *r)
+ctl_no_operands(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
 {
 	int first;
 
-	if ((first = ctl_parse_cmd_options(cmd, opts, argc, argv)) <= 0)
+	first = ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_cmd_longopts, NULL, NULL);
+	if (first <= 0)
 		return first;
 	if (first < argc)
 		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	return 1;
+}
+
+/* An option that may be given once: a second one is more likely a mistake than an override. */
+static int
+ctl_once(const struct ctl_cmd *cmd, const char *name, const char **slot, const char *arg)
+{
+	if (*slot != NULL)
+		return ctl_usage_error(cmd, "--%s given more than once", name);
+	*slot = arg;
+	return 0;
+}
+
+static int
+ctl_build_status(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
 	carotate__v1__status_request__init(&r->call.status);
 	r->req.call_case = CAROTATE__V1__REQUEST__CALL_STATUS;
 	r->req.status = &r->call.status;
+	return ctl_no_operands(cmd, opts, argc, argv);
+}
+
+static int
+ctl_build_discard(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	carotate__v1__discard_request__init(&r->call.discard);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
+	r->req.discard = &r->call.discard;
+	return ctl_no_operands(cmd, opts, argc, argv);
+}
+
+/* --san may repeat: the first CTL_MAX_SANS are kept, the rest only counted (and refused). */
+static int
+ctl_generate_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_generate_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_KEY_TYPE:
+		return ctl_once(cmd, name, &a->key_type, arg);
+	case CTL_OPT_CA_DAYS:
+		return ctl_once(cmd, name, &a->ca_days, arg);
+	case CTL_OPT_SERVER_DAYS:
+		return ctl_once(cmd, name, &a->server_days, arg);
+	case CTL_OPT_NAME:
+		return ctl_once(cmd, name, &a->name, arg);
+	case CTL_OPT_SAN:
+		if (a->n_sans < CTL_MAX_SANS)
+			a->sans[a->n_sans] = (char *)arg;
+		a->n_sans++;
+		return 0;
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+static int
+ctl_check_key_type(const char *s, struct ctl_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ctl_key_types) / sizeof(ctl_key_types[0]); i++)
+		if (strcmp(s, ctl_key_types[i]) == 0)
+			return 0;
+	return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	    "--key-type %s: unknown key type (expected " CTL_KEY_TYPES_TEXT ")", s);
+}
+
+/* Days: plain decimal digits, 1 to CTL_MAX_DAYS; no sign, blank or unit. */
+static int
+ctl_parse_days(const char *opt, const char *s, uint32_t *days, struct ctl_error *err)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = *s >= '0' && *s <= '9' ? strtoul(s, &end, 10) : 0;
+	if (v == 0 || errno != 0 || *end != '\0' || v > CTL_MAX_DAYS)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--%s %s: expected a whole number of days from 1 to %d", opt, s, CTL_MAX_DAYS);
+	*days = (uint32_t)v;
+	return 0;
+}
+
+/* Syntax only: the daemon checks that the name or address itself is valid. */
+static int
+ctl_check_sans(const struct ctl_generate_args *a, struct ctl_error *err)
+{
+	const char *s;
+	size_t i;
+
+	if (a->n_sans > CTL_MAX_SANS)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--san: %zu given, at most %d allowed", a->n_sans, CTL_MAX_SANS);
+	for (i = 0; i < a->n_sans; i++) {
+		s = a->sans[i];
+		if ((strncmp(s, "DNS:", 4) == 0 && s[4] != '\0') ||
+		    (strncmp(s, "IP:", 3) == 0 && s[3] != '\0'))
+			continue;
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--san %s: expected DNS:NAME or IP:ADDRESS", s);
+	}
+	return 0;
+}
+
+/* Unset fields stay zero or empty: the daemon's defaults apply. */
+static int
+ctl_fill_generate(
+    Carotate__V1__GenerateRequest *g, const struct ctl_generate_args *a, struct ctl_error *err)
+{
+	if (a->key_type != NULL && ctl_check_key_type(a->key_type, err) == -1)
+		return -1;
+	if (a->ca_days != NULL && ctl_parse_days("ca-days", a->ca_days, &g->ca_days, err) == -1)
+		return -1;
+	if (a->server_days != NULL &&
+	    ctl_parse_days("server-days", a->server_days, &g->server_days, err) == -1)
+		return -1;
+	if (a->name != NULL && a->name[0] == '\0')
+		return ctl_set_error(
+		    err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--name: empty prefix");
+	if (ctl_check_sans(a, err) == -1)
+		return -1;
+	if (a->key_type != NULL)
+		g->key_type = (char *)a->key_type;
+	if (a->name != NULL)
+		g->name = (char *)a->name;
+	g->n_sans = a->n_sans;
+	g->sans = a->n_sans > 0 ? a->sans : NULL;
+	return 0;
+}
+
+/* Usage errors (exit 1) come before wrong values (exit 5), whatever their order on the line. */
+static int
+ctl_build_generate(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_generate_args a = { .sans = r->sans };
+	int first;
+
+	carotate__v1__generate_request__init(&r->call.generate);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_GENERATE;
+	r->req.generate = &r->call.generate;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_generate_longopts, ctl_generate_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (ctl_fill_generate(&r->call.generate, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
 	return 1;
 }
 
 static int
-ctl_print_status(const struct ctl_opts *opts, const Carotate__V1__Response *resp)
+ctl_install_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
 {
-	struct ctl_error err;
+	struct ctl_install_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_CA:
+		return ctl_once(cmd, name, &a->ca, arg);
+	case CTL_OPT_CERT:
+		return ctl_once(cmd, name, &a->cert, arg);
+	case CTL_OPT_KEY:
+		return ctl_once(cmd, name, &a->key, arg);
+	case CTL_OPT_CHAIN:
+		return ctl_once(cmd, name, &a->chain, arg);
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+/*
+ * Opens a file the operator names, with the operator's permissions; a regular file only.
+ * O_NONBLOCK so that a FIFO cannot block the open before fstat refuses it. Returns the fd.
+ */
+static int
+ctl_open_file(const char *opt, const char *path, struct ctl_error *err)
+{
+	struct stat st;
+	int fd, e;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--%s %s: %s",
+		    opt, path, strerror(errno));
+	if (fstat(fd, &st) == -1) {
+		e = errno;
+		close(fd);
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--%s %s: %s",
+		    opt, path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--%s %s: not a regular file", opt, path);
+	}
+	if (st.st_size > CTL_MAX_FILE) {
+		close(fd);
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--%s %s: file too large (%lld bytes, limit %d)", opt, path,
+		    (long long)st.st_size, CTL_MAX_FILE);
+	}
+	return fd;
+}
+
+/* Reads until EOF or until buf is full; short reads and EINTR are not the end. */
+static int
+ctl_read_all(int fd, uint8_t *buf, size_t size, size_t *len)
+{
+	ssize_t n;
+
+	*len = 0;
+	while (*len < size) {
+		if ((n = read(fd, buf + *len, size - *len)) == 0)
+			break;
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		*len += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A file's bytes into out: the buffer holds CTL_MAX_FILE + 1 so that a file that grew since
+ * fstat is caught, and it is never reallocated, so no stray copy of a key is left behind.
+ */
+static int
+ctl_read_file(const char *opt, const char *path, ProtobufCBinaryData *out, struct ctl_error *err)
+{
+	uint8_t *buf;
+	size_t len;
+	int fd, r, e;
+
+	if ((fd = ctl_open_file(opt, path, err)) == -1)
+		return -1;
+	buf = xmalloc(CTL_MAX_FILE + 1);
+	r = ctl_read_all(fd, buf, CTL_MAX_FILE + 1, &len);
+	e = errno;
+	close(fd);
+	if (r == -1 || len == 0 || len > CTL_MAX_FILE)
+		freezero_x(buf, CTL_MAX_FILE + 1);
+	if (r == -1)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--%s %s: %s",
+		    opt, path, strerror(e));
+	if (len > CTL_MAX_FILE)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--%s %s: file too large (over %d bytes, limit %d)", opt, path, CTL_MAX_FILE,
+		    CTL_MAX_FILE);
+	if (len == 0)
+		return ctl_set_error(
+		    err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--%s %s: empty", opt, path);
+	out->data = buf;
+	out->len = len;
+	return 0;
+}
+
+static int
+ctl_read_install(
+    Carotate__V1__InstallRequest *in, const struct ctl_install_args *a, struct ctl_error *err)
+{
+	if (ctl_read_file("ca", a->ca, &in->ca, err) == -1 ||
+	    ctl_read_file("cert", a->cert, &in->cert, err) == -1 ||
+	    ctl_read_file("key", a->key, &in->key, err) == -1)
+		return -1;
+	if (a->chain != NULL && ctl_read_file("chain", a->chain, &in->chain, err) == -1)
+		return -1;
+	return 0;
+}
+
+/* Usage errors (exit 1) come before unreadable files (exit 5). */
+static int
+ctl_build_install(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_install_args a = { 0 };
+	int first;
+
+	carotate__v1__install_request__init(&r->call.install);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_INSTALL;
+	r->req.install = &r->call.install;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_install_longopts, ctl_install_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (a.ca == NULL || a.cert == NULL || a.key == NULL)
+		return ctl_usage_error(cmd, "--ca, --cert and --key are required (missing --%s)",
+		    a.ca == NULL     ? "ca"
+		    : a.cert == NULL ? "cert"
+		                     : "key");
+	if (ctl_read_install(&r->call.install, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
+/* Every file buffer is CTL_MAX_FILE + 1 bytes (ctl_read_file). */
+static void
+ctl_wipe(ProtobufCBinaryData *b)
+{
+	if (b->data != NULL)
+		freezero_x(b->data, CTL_MAX_FILE + 1);
+	b->data = NULL;
+	b->len = 0;
+}
+
+/* The key is a secret; the certificates are not, but one rule for all four is simpler. */
+static void
+ctl_request_clear(struct ctl_request *r)
+{
+	if (r->req.call_case != CAROTATE__V1__REQUEST__CALL_INSTALL)
+		return;
+	ctl_wipe(&r->call.install.ca);
+	ctl_wipe(&r->call.install.cert);
+	ctl_wipe(&r->call.install.key);
+	ctl_wipe(&r->call.install.chain);
+}
+
+static int
+ctl_print_status(
+    const struct ctl_cmd *cmd, const struct ctl_opts *opts, const Carotate__V1__Response *resp)
+{
 	int r;
 
-	if (resp->result_case != CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY ||
-	    resp->status_reply == NULL) {
-		ctl_set_error(&err, CAROTATE__V1__STATUS__INTERNAL,
-		    "reply from carotated to status carries no status report");
-		return ctl_fail(opts, &err);
-	}
 	if (opts->json)
 		r = output_status_json(stdout, resp->status_reply);
 	else
 		r = output_status_human(stdout, resp->status_reply);
 	return ctl_finish_output(r);
+}
+
+static const Carotate__V1__StageReply *
+ctl_stage_reply(const Carotate__V1__Response *resp)
+{
+	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY:
+		return resp->generate_reply;
+	case CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY:
+		return resp->install_reply;
+	case CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY:
+		return resp->discard_reply;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * generate, install, discard. A failed proxy reload still exits 0: the set is staged (or
+ * discarded) on disk, and what is left to do is reload the proxy, which the warning says.
+ */
+static int
+ctl_print_stage(
+    const struct ctl_cmd *cmd, const struct ctl_opts *opts, const Carotate__V1__Response *resp)
+{
+	const Carotate__V1__StageReply *s = ctl_stage_reply(resp);
+	int r;
+
+	if (opts->json)
+		r = output_stage_json(stdout, s);
+	else if (resp->result_case == CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY)
+		r = output_discard_human(stdout, s);
+	else
+		r = output_stage_human(stdout, s, (int64_t)time(NULL));
+	r = ctl_finish_output(r);
+	output_stage_warnings(stderr, CTL_NAME, s);
+	return r;
 }
 
 static const struct ctl_cmd *
@@ -397,7 +912,7 @@ ctl_send(int fd, const struct ctl_opts *opts, const struct ctl_request *r, long 
 		ret = ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "cannot reach carotated at %s: %s", opts->socket,
 		    errno == ETIMEDOUT ? "timed out sending the request" : strerror(errno));
-	free(frame);
+	freezero_x(frame, len); /* install: it holds the private key */
 	return ret;
 }
 
@@ -476,33 +991,67 @@ ctl_finish_output(int r)
 	return EXIT_DONE;
 }
 
-/* Builds the command's request, talks to the daemon, prints the reply or the failure. */
+/* The result of an OK reply is the one the command asked for, and present. */
 static int
-ctl_run(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
+ctl_has_result(const struct ctl_cmd *cmd, const Carotate__V1__Response *resp)
 {
-	struct ctl_request r = { .req = CAROTATE__V1__REQUEST__INIT };
+	if (resp->result_case != cmd->result)
+		return 0;
+	if (resp->result_case == CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY)
+		return resp->status_reply != NULL;
+	return ctl_stage_reply(resp) != NULL;
+}
+
+/* Sends the built request, prints the reply or the failure; returns the exit code. */
+static int
+ctl_exchange_print(
+    const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r)
+{
 	struct wire_budget budget;
 	struct ctl_error err;
 	Carotate__V1__Response *resp;
-	int code, built;
+	int code;
 
-	r.req.version = WIRE_VERSION;
-	if ((built = cmd->build(cmd, opts, argc, argv, &r)) <= 0)
-		return built == 0 ? EXIT_DONE : EXIT_USAGE;
-	if (strlen(opts->socket) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
-		ctl_usage_error(NULL, "socket path too long: %s", opts->socket);
-		return EXIT_USAGE;
-	}
-	resp = ctl_exchange(opts, &r, &budget, &err);
-	if (resp == NULL)
+	if ((resp = ctl_exchange(opts, r, &budget, &err)) == NULL)
 		return ctl_fail(opts, &err);
 	if (resp->status != CAROTATE__V1__STATUS__OK) {
 		ctl_set_error(&err, resp->status, "%s",
 		    resp->message[0] != '\0' ? resp->message : status_message(resp->status));
 		code = ctl_fail(opts, &err);
+	} else if (!ctl_has_result(cmd, resp)) {
+		ctl_set_error(&err, CAROTATE__V1__STATUS__INTERNAL,
+		    "reply from carotated to %s carries no %s result", cmd->name, cmd->name);
+		code = ctl_fail(opts, &err);
 	} else
-		code = cmd->print(opts, resp);
+		code = cmd->print(cmd, opts, resp);
 	carotate__v1__response__free_unpacked(resp, &budget.allocator);
+	return code;
+}
+
+/*
+ * Builds the command's request, talks to the daemon, prints the reply or the failure. Input
+ * refused before sending reports like a daemon's INVALID_ARGUMENT (exit 5, JSON error).
+ */
+static int
+ctl_run(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
+{
+	struct ctl_request r = { .req = CAROTATE__V1__REQUEST__INIT };
+	struct ctl_error err;
+	int code, built;
+
+	r.req.version = WIRE_VERSION;
+	built = cmd->build(cmd, opts, argc, argv, &r, &err);
+	if (built == 1 && strlen(opts->socket) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+		built = ctl_usage_error(NULL, "socket path too long: %s", opts->socket);
+	if (built == 1) {
+		if (!opts->timeout_set && cmd->timeout != 0)
+			opts->timeout = cmd->timeout;
+		code = ctl_exchange_print(cmd, opts, &r);
+	} else if (built == CTL_BUILD_REFUSED)
+		code = ctl_fail(opts, &err);
+	else
+		code = built == 0 ? EXIT_DONE : EXIT_USAGE;
+	ctl_request_clear(&r);
 	return code;
 }
 

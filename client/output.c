@@ -24,21 +24,31 @@ static void output_jset(json_t *, const char *, json_t *);
 static json_t *output_jstr(const char *);
 static json_t *output_jhex(const char *);
 static json_t *output_jtime(int64_t);
+static json_t *output_jtime_opt(int64_t);
+static json_t *output_jstr_opt(const char *);
 static json_t *output_jstrings(char **, size_t, int);
 static json_t *output_cert_json(const Carotate__V1__CertInfo *);
 static json_t *output_set_json(const Carotate__V1__CertSet *);
+static json_t *output_member_json(const Carotate__V1__BundleCa *);
 static json_t *output_bundle_json(const Carotate__V1__Bundle *);
+static json_t *output_reload_json(const Carotate__V1__ReloadResult *);
 static int output_dump(FILE *, json_t *);
 static char *output_hex(const char *);
 static const char *output_phase_name(Carotate__V1__Phase);
 static void output_label(FILE *, const char *);
+static void output_lines(FILE *, const char *);
 static void output_time_human(FILE *, int64_t);
 static void output_expiry_human(FILE *, int64_t, int64_t);
 static void output_cert_human(
     FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
 static void output_set_human(FILE *, const char *, const Carotate__V1__CertSet *, int64_t);
-static void output_bundle_human(FILE *, const Carotate__V1__StatusReply *);
-static const char *output_bundle_role(const Carotate__V1__StatusReply *, const char *);
+static const char *output_role(const char *);
+static void output_member_human(FILE *, const Carotate__V1__BundleCa *);
+static void output_bundle_human(FILE *, const Carotate__V1__Bundle *, const Carotate__V1__CertSet *,
+    const Carotate__V1__CertSet *);
+static const char *output_bundle_role(
+    const Carotate__V1__CertSet *, const Carotate__V1__CertSet *, const char *);
+static void output_reload_human(FILE *, const Carotate__V1__ReloadResult *);
 
 int
 output_rfc3339(int64_t t, char *buf, size_t len)
@@ -163,6 +173,20 @@ output_jtime(int64_t t)
 	return output_jstr(buf);
 }
 
+/* Optional instants: 0 means unknown (or not applicable), which JSON spells null. */
+static json_t *
+output_jtime_opt(int64_t t)
+{
+	return t != 0 ? output_jtime(t) : json_null();
+}
+
+/* Optional strings: proto3 cannot tell empty from absent, so empty reads as null. */
+static json_t *
+output_jstr_opt(const char *s)
+{
+	return output_s(s)[0] != '\0' ? output_jstr(s) : json_null();
+}
+
 static json_t *
 output_jstrings(char **v, size_t n, int hex)
 {
@@ -221,19 +245,57 @@ output_set_json(const Carotate__V1__CertSet *set)
 	output_jset(o, "server_days_left", json_integer(set->server_days_left));
 	output_jset(o, "key_present", json_boolean(set->key_present));
 	output_jset(o, "problems", output_jstrings(set->problems, set->n_problems, 0));
+	output_jset(o, "origin", output_jstr_opt(set->origin));
+	output_jset(o, "created", output_jtime_opt(set->created));
 	return o;
 }
 
 static json_t *
+output_member_json(const Carotate__V1__BundleCa *m)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "sha256", output_jhex(m->sha256));
+	output_jset(o, "subject", output_jstr(m->subject));
+	output_jset(o, "role", output_jstr(m->role));
+	output_jset(o, "not_after", output_jtime(m->not_after));
+	output_jset(o, "retained_until", output_jtime_opt(m->retained_until));
+	return o;
+}
+
+/* `id` and `cas` are the DESIGN §7 keys; `members` says why each CA is there. */
+static json_t *
 output_bundle_json(const Carotate__V1__Bundle *b)
 {
-	json_t *o;
+	json_t *o, *members;
+	size_t i;
 
 	if (b == NULL)
 		return json_null();
 	o = output_jcheck(json_object());
 	output_jset(o, "id", output_jhex(b->id));
 	output_jset(o, "cas", output_jstrings(b->cas, b->n_cas, 1));
+	members = output_jcheck(json_array());
+	for (i = 0; i < b->n_members; i++)
+		if (json_array_append_new(members, output_member_json(b->members[i])) != 0)
+			fatalx("out of memory building JSON");
+	output_jset(o, "members", members);
+	output_jset(o, "published", json_boolean(b->published));
+	return o;
+}
+
+static json_t *
+output_reload_json(const Carotate__V1__ReloadResult *rr)
+{
+	json_t *o;
+
+	if (rr == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "ran", json_boolean(rr->ran));
+	output_jset(o, "ok", json_boolean(rr->ok));
+	output_jset(o, "exit_status", json_integer(rr->exit_status));
+	output_jset(o, "output", output_jstr(rr->output));
 	return o;
 }
 
@@ -268,6 +330,20 @@ output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	return output_dump(fp, o);
 }
 
+/* generate, install and discard: one object, whichever of the three answered. */
+int
+output_stage_json(FILE *fp, const Carotate__V1__StageReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "staged", output_set_json(r->staged));
+	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	output_jset(o, "reload", output_reload_json(r->reload));
+	output_jset(o, "warnings", output_jstrings(r->warnings, r->n_warnings, 0));
+	output_jset(o, "kept_as", output_jstr_opt(r->kept_as));
+	return output_dump(fp, o);
+}
+
 int
 output_error_json(FILE *fp, const char *status, const char *message)
 {
@@ -283,6 +359,29 @@ static void
 output_label(FILE *fp, const char *label)
 {
 	fprintf(fp, "%-*s", OUTPUT_LABEL_WIDTH, label);
+}
+
+/*
+ * Multi-line text from the daemon (a reload command's stderr): one escaped line each,
+ * continuation lines under the value column, trailing blank lines dropped.
+ */
+static void
+output_lines(FILE *fp, const char *text)
+{
+	char *copy = xstrdup(output_s(text)), *line, *next;
+	size_t len = strlen(copy);
+
+	while (len > 0 && (copy[len - 1] == '\n' || copy[len - 1] == '\r'))
+		copy[--len] = '\0';
+	for (line = copy; line != NULL; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (line != copy)
+			fprintf(fp, "%*s", OUTPUT_LABEL_WIDTH, "");
+		output_safe(fp, line);
+		fputc('\n', fp);
+	}
+	free(copy);
 }
 
 static void
@@ -372,6 +471,16 @@ output_set_human(FILE *fp, const char *name, const Carotate__V1__CertSet *set, i
 	output_cert_human(fp, "  server:", set->server, ca_subject, now);
 	output_label(fp, "  key:");
 	fputs(set->key_present ? "present\n" : "MISSING\n", fp);
+	if (output_s(set->origin)[0] != '\0') {
+		output_label(fp, "  origin:");
+		output_safe(fp, set->origin);
+		fputc('\n', fp);
+	}
+	if (set->created != 0) {
+		output_label(fp, "  created:");
+		output_time_human(fp, set->created);
+		fputc('\n', fp);
+	}
 	for (i = 0; i < set->n_problems; i++) {
 		output_label(fp, i == 0 ? "  problems:" : "");
 		output_safe(fp, set->problems[i]);
@@ -379,13 +488,17 @@ output_set_human(FILE *fp, const char *name, const Carotate__V1__CertSet *set, i
 	}
 }
 
-/* Which set a bundle CA belongs to, so the operator sees why each one is trusted. */
+/*
+ * Which set a bundle CA belongs to, for a daemon that sends no members: the role is
+ * guessed from the sets' CA fingerprints.
+ */
 static const char *
-output_bundle_role(const Carotate__V1__StatusReply *r, const char *ca)
+output_bundle_role(
+    const Carotate__V1__CertSet *active, const Carotate__V1__CertSet *staged, const char *ca)
 {
 	char *hex = output_hex(ca), *other;
 	const char *role = "retained";
-	const Carotate__V1__CertSet *sets[2] = { r->active, r->staged };
+	const Carotate__V1__CertSet *sets[2] = { active, staged };
 	const char *names[2] = { "active", "staged" };
 	size_t i;
 
@@ -401,10 +514,43 @@ output_bundle_role(const Carotate__V1__StatusReply *r, const char *ca)
 	return role;
 }
 
-static void
-output_bundle_human(FILE *fp, const Carotate__V1__StatusReply *r)
+/* Roles are the daemon's words ("active", "staged", "retained"); anything else reads "unknown". */
+static const char *
+output_role(const char *role)
 {
-	const Carotate__V1__Bundle *b = r->bundle;
+	const char *p;
+
+	role = output_s(role);
+	for (p = role; *p != '\0'; p++)
+		if ((*p < 'a' || *p > 'z') && *p != '-')
+			return "unknown";
+	return p != role && p - role < 32 ? role : "unknown";
+}
+
+/* One CA of the bundle, laid out like a certificate of a set: role, subject, fingerprint. */
+static void
+output_member_human(FILE *fp, const Carotate__V1__BundleCa *m)
+{
+	char label[40], *hex = output_hex(m->sha256);
+
+	snprintf(label, sizeof(label), "  %s:", output_role(m->role));
+	output_label(fp, label);
+	output_safe(fp, m->subject);
+	fprintf(fp, "\n%*ssha256 ", OUTPUT_LABEL_WIDTH, "");
+	output_safe(fp, hex);
+	fputc('\n', fp);
+	free(hex);
+	if (m->retained_until != 0) {
+		fprintf(fp, "%*sretained until ", OUTPUT_LABEL_WIDTH, "");
+		output_time_human(fp, m->retained_until);
+		fputc('\n', fp);
+	}
+}
+
+static void
+output_bundle_human(FILE *fp, const Carotate__V1__Bundle *b, const Carotate__V1__CertSet *active,
+    const Carotate__V1__CertSet *staged)
+{
 	char *hex;
 	size_t i;
 
@@ -417,13 +563,106 @@ output_bundle_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_safe(fp, hex);
 	free(hex);
 	fprintf(fp, " (%zu CA%s)\n", b->n_cas, b->n_cas == 1 ? "" : "s");
+	if (!b->published)
+		fprintf(fp, "%*s(not yet published to ca-bundle.pem)\n", OUTPUT_LABEL_WIDTH, "");
+	for (i = 0; i < b->n_members; i++)
+		output_member_human(fp, b->members[i]);
+	if (b->n_members > 0)
+		return;
 	for (i = 0; i < b->n_cas; i++) {
 		hex = output_hex(b->cas[i]);
 		fprintf(fp, "%*s", OUTPUT_LABEL_WIDTH, "");
 		output_safe(fp, hex);
-		fprintf(fp, " %s\n", output_bundle_role(r, b->cas[i]));
+		fprintf(fp, " %s\n", output_bundle_role(active, staged, b->cas[i]));
 		free(hex);
 	}
+}
+
+/* The reload outcome; the command's stderr tail follows on its own lines. */
+static void
+output_reload_human(FILE *fp, const Carotate__V1__ReloadResult *rr)
+{
+	output_label(fp, "reload:");
+	if (rr == NULL) {
+		fputs("not reported by carotated\n", fp);
+		return;
+	}
+	if (rr->ran && rr->ok) {
+		fputs("proxy reloaded\n", fp);
+		return;
+	}
+	if (!rr->ran)
+		fputs("proxy reload not run", fp);
+	else if (rr->exit_status >= 0)
+		fprintf(fp, "proxy reload FAILED (exit %" PRId32 ")", rr->exit_status);
+	else
+		fputs("proxy reload FAILED (killed)", fp);
+	if (output_s(rr->output)[0] == '\0') {
+		fputc('\n', fp);
+		return;
+	}
+	fputs(": ", fp);
+	output_lines(fp, rr->output);
+}
+
+/* generate and install: what is staged now, the bundle agents receive, the reload. */
+int
+output_stage_human(FILE *fp, const Carotate__V1__StageReply *r, int64_t now)
+{
+	const char *origin = r->staged != NULL ? output_s(r->staged->origin) : "";
+
+	fputs("staged: new set", fp);
+	if (origin[0] != '\0') {
+		fputs(" (", fp);
+		output_safe(fp, origin);
+		fputc(')', fp);
+	}
+	fputc('\n', fp);
+	if (r->staged != NULL)
+		output_set_human(fp, "staged set:", r->staged, now);
+	else {
+		output_label(fp, "staged set:");
+		fputs("not reported by carotated\n", fp);
+	}
+	output_bundle_human(fp, r->bundle, NULL, r->staged);
+	output_reload_human(fp, r->reload);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_discard_human(FILE *fp, const Carotate__V1__StageReply *r)
+{
+	fputs("discarded the staged set", fp);
+	if (output_s(r->kept_as)[0] != '\0') {
+		fputs("; kept as ", fp);
+		output_safe(fp, r->kept_as);
+	}
+	fputc('\n', fp);
+	output_bundle_human(fp, r->bundle, NULL, NULL);
+	output_reload_human(fp, r->reload);
+	return ferror(fp) ? -1 : 0;
+}
+
+/*
+ * Meant for stderr in both output modes, so that an operator piping JSON still sees them;
+ * a failed reload comes last, as the one that needs action.
+ */
+int
+output_stage_warnings(FILE *fp, const char *prog, const Carotate__V1__StageReply *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_warnings; i++) {
+		fprintf(fp, "%s: warning: ", prog);
+		output_safe(fp, r->warnings[i]);
+		fputc('\n', fp);
+	}
+	if (r->reload != NULL && r->reload->ran && !r->reload->ok)
+		fprintf(fp,
+		    "%s: warning: the proxy reload failed; agents will not receive the new "
+		    "bundle until the proxy reloads\n",
+		    prog);
+	return ferror(fp) ? -1 : 0;
 }
 
 /* The daemon's clock decides what has expired; ours only if it sent none. */
@@ -456,6 +695,6 @@ output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 		output_label(fp, "staged set:");
 		fputs("none\n", fp);
 	}
-	output_bundle_human(fp, r);
+	output_bundle_human(fp, r->bundle, r->active, r->staged);
 	return ferror(fp) ? -1 : 0;
 }

@@ -22,6 +22,16 @@ void output_safe(FILE *, const char *s);
  * write error. */
 int output_status_human(FILE *, const Carotate__V1__StatusReply *);
 int output_status_json(FILE *, const Carotate__V1__StatusReply *);
+/*
+ * generate, install and discard (a StageReply). Human: the staged set as `status` prints it,
+ * the bundle and the proxy reload; JSON: {staged, bundle, reload, warnings, kept_as}. `now`
+ * decides what has expired. 0, or -1 on a write error.
+ */
+int output_stage_human(FILE *, const Carotate__V1__StageReply *, int64_t now);
+int output_discard_human(FILE *, const Carotate__V1__StageReply *);
+int output_stage_json(FILE *, const Carotate__V1__StageReply *);
+/* "PROG: warning: ..." for each warning of the reply and for a proxy reload that failed. */
+int output_stage_warnings(FILE *, const char *prog, const Carotate__V1__StageReply *);
 /* {"error": {"status": ..., "message": ...}}: how any failure reads with --json. */
 int output_error_json(FILE *, const char *status, const char *message);
 

@@ -1,4 +1,7 @@
-/* Unit tests for client/output.c: JSON keys of DESIGN §7, human block, time formatting. */
+/*
+ * Unit tests for client/output.c: JSON keys of DESIGN §7, the human block, time formatting,
+ * and the StageReply of generate, install and discard.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -33,13 +36,29 @@ struct fixture {
 	char *sans[2];
 	char *problems[2];
 	char *cas[3];
+	Carotate__V1__BundleCa member[3];
+	Carotate__V1__BundleCa *members[3];
+};
+
+/* A StageReply around the status fixture's staged set and bundle. */
+struct stage_fixture {
+	struct fixture f;
+	Carotate__V1__StageReply reply;
+	Carotate__V1__ReloadResult reload;
+	char *warnings[2];
 };
 
 static void fixture_cert(
     Carotate__V1__CertInfo *, const char *, const char *, const char *, int64_t);
 static void fixture_init(struct fixture *, int, int, int);
+static void fixture_members(struct fixture *, int);
+static void stage_init(struct stage_fixture *, int);
 static char *print_json(const Carotate__V1__StatusReply *);
 static char *print_human(const Carotate__V1__StatusReply *);
+static char *print_stage(
+    int (*)(FILE *, const Carotate__V1__StageReply *), const Carotate__V1__StageReply *);
+static char *print_stage_human(const Carotate__V1__StageReply *);
+static char *print_warnings(const Carotate__V1__StageReply *);
 static json_t *parse(const char *);
 static const char *jstr(json_t *, const char *);
 static void assert_cert_keys(json_t *, const char *, const char *, const char *);
@@ -110,6 +129,55 @@ fixture_init(struct fixture *f, int active, int staged, int bundle)
 	}
 }
 
+/* The bundle's members as a current daemon sends them; published or not. */
+static void
+fixture_members(struct fixture *f, int published)
+{
+	const char *sha[3] = { CA_SHA, STAGED_HEX, RETAINED_HEX };
+	const char *subject[3] = { "CN=Proxy CA 2026-11-26", "CN=Proxy CA 2026-12-26",
+		"CN=Proxy CA 2025-06-01" };
+	const char *role[3] = { "active", "staged", "retained" };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		carotate__v1__bundle_ca__init(&f->member[i]);
+		f->member[i].sha256 = (char *)sha[i];
+		f->member[i].subject = (char *)subject[i];
+		f->member[i].role = (char *)role[i];
+		f->member[i].not_after = NOW + 3650LL * DAY;
+		f->members[i] = &f->member[i];
+	}
+	f->member[2].retained_until = NOW + 30LL * DAY;
+	f->bundle.n_members = 3;
+	f->bundle.members = f->members;
+	f->bundle.published = published;
+}
+
+/* generate's reply: a generated set staged a minute ago, an unpublished bundle, a reload. */
+static void
+stage_init(struct stage_fixture *s, int reload_ok)
+{
+	fixture_init(&s->f, 1, 1, 1);
+	fixture_members(&s->f, 0);
+	s->f.staged.origin = (char *)"generated";
+	s->f.staged.created = NOW - 60;
+	carotate__v1__stage_reply__init(&s->reply);
+	carotate__v1__reload_result__init(&s->reload);
+	s->reload.ran = 1;
+	s->reload.ok = reload_ok;
+	s->reload.exit_status = reload_ok ? 0 : 1;
+	s->reload.output = (char *)(reload_ok ? ""
+	                                      : "nginx: [emerg] cannot load certificate\n"
+	                                        "nginx: configuration file test failed\n");
+	s->warnings[0] = (char *)"the server certificate expires in 20 days";
+	s->warnings[1] = (char *)"subject has \x1b[31m in it";
+	s->reply.staged = &s->f.staged;
+	s->reply.bundle = &s->f.bundle;
+	s->reply.reload = &s->reload;
+	s->reply.n_warnings = 2;
+	s->reply.warnings = s->warnings;
+}
+
 static char *
 print_json(const Carotate__V1__StatusReply *r)
 {
@@ -134,6 +202,45 @@ print_human(const Carotate__V1__StatusReply *r)
 
 	assert_non_null(fp);
 	assert_int_equal(output_status_human(fp, r), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static char *
+print_stage(int (*fn)(FILE *, const Carotate__V1__StageReply *), const Carotate__V1__StageReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(fn(fp, r), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static char *
+print_stage_human(const Carotate__V1__StageReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_stage_human(fp, r, NOW), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static char *
+print_warnings(const Carotate__V1__StageReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_stage_warnings(fp, "carotatectl", r), 0);
 	assert_int_equal(fclose(fp), 0);
 	return buf;
 }
@@ -435,6 +542,304 @@ test_human_escapes_controls(void **state)
 	free(text);
 }
 
+/* origin and created of each set; members and published of the bundle; null when unknown. */
+static void
+test_json_status_origin_members(void **state)
+{
+	struct fixture f;
+	json_t *j, *active, *staged, *bundle, *members, *m;
+	char *text;
+
+	fixture_init(&f, 1, 1, 1);
+	fixture_members(&f, 1);
+	f.active.origin = (char *)"custom";
+	f.active.created = NOW - 2 * DAY;
+	text = print_json(&f.reply);
+	j = parse(text);
+	active = json_object_get(j, "active");
+	staged = json_object_get(j, "staged");
+	assert_string_equal(jstr(active, "origin"), "custom");
+	assert_string_equal(jstr(active, "created"), "2026-12-24T03:04:05Z");
+	assert_true(json_is_null(json_object_get(staged, "origin")));
+	assert_true(json_is_null(json_object_get(staged, "created")));
+	bundle = json_object_get(j, "bundle");
+	assert_string_equal(jstr(bundle, "id"), BUNDLE_HEX);
+	assert_int_equal(json_array_size(json_object_get(bundle, "cas")), 3);
+	assert_true(json_is_true(json_object_get(bundle, "published")));
+	members = json_object_get(bundle, "members");
+	assert_int_equal(json_array_size(members), 3);
+	m = json_array_get(members, 0);
+	assert_string_equal(jstr(m, "sha256"), CA_HEX);
+	assert_string_equal(jstr(m, "subject"), "CN=Proxy CA 2026-11-26");
+	assert_string_equal(jstr(m, "role"), "active");
+	assert_string_equal(jstr(m, "not_after"), "2036-12-23T03:04:05Z");
+	assert_true(json_is_null(json_object_get(m, "retained_until")));
+	m = json_array_get(members, 2);
+	assert_string_equal(jstr(m, "role"), "retained");
+	assert_string_equal(jstr(m, "retained_until"), "2027-01-25T03:04:05Z");
+	json_decref(j);
+	free(text);
+}
+
+/* A bundle with no members (an older daemon) still has the keys: an empty list, false. */
+static void
+test_json_bundle_without_members(void **state)
+{
+	struct fixture f;
+	json_t *j, *bundle;
+	char *text;
+
+	fixture_init(&f, 1, 0, 1);
+	text = print_json(&f.reply);
+	j = parse(text);
+	bundle = json_object_get(j, "bundle");
+	assert_true(json_is_array(json_object_get(bundle, "members")));
+	assert_int_equal(json_array_size(json_object_get(bundle, "members")), 0);
+	assert_true(json_is_false(json_object_get(bundle, "published")));
+	json_decref(j);
+	free(text);
+}
+
+static void
+test_human_status_origin_members(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 1, 1, 1);
+	fixture_members(&f, 1);
+	f.active.origin = (char *)"custom";
+	f.active.created = NOW - 2 * DAY;
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "  key:       present\n"
+	                             "  origin:    custom\n"
+	                             "  created:   2026-12-24T03:04:05Z\n"));
+	assert_non_null(strstr(text, "bundle:      " BUNDLE_HEX " (3 CAs)\n"
+	                             "  active:    CN=Proxy CA 2026-11-26\n"
+	                             "             sha256 " CA_HEX "\n"
+	                             "  staged:    CN=Proxy CA 2026-12-26\n"
+	                             "             sha256 " STAGED_HEX "\n"
+	                             "  retained:  CN=Proxy CA 2025-06-01\n"
+	                             "             sha256 " RETAINED_HEX "\n"
+	                             "             retained until 2027-01-25T03:04:05Z\n"));
+	assert_null(strstr(text, "not yet published"));
+	/* The staged set has neither: one origin line and one created line in all. */
+	assert_null(strstr(strstr(text, "origin:") + 1, "origin:"));
+	assert_null(strstr(strstr(text, "created:") + 1, "created:"));
+	free(text);
+}
+
+static void
+test_human_bundle_unpublished(void **state)
+{
+	struct fixture f;
+	char *text;
+
+	fixture_init(&f, 1, 1, 1);
+	fixture_members(&f, 0);
+	f.member[1].role = (char *)"st\x1b[2Jaged";
+	f.member[0].subject = (char *)"CN=a\x1b[2Jb";
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, " (3 CAs)\n"
+	                             "             (not yet published to ca-bundle.pem)\n"
+	                             "  active:    CN=a\\x1b[2Jb\n"));
+	assert_non_null(strstr(text, "  unknown:   CN=Proxy CA 2026-12-26\n"));
+	assert_null(strchr(text, '\x1b'));
+	free(text);
+}
+
+static void
+test_json_stage_generate(void **state)
+{
+	struct stage_fixture s;
+	json_t *j, *staged, *bundle, *reload, *warnings;
+	char *text;
+
+	stage_init(&s, 0);
+	text = print_stage(output_stage_json, &s.reply);
+	j = parse(text);
+	staged = json_object_get(j, "staged");
+	assert_cert_keys(json_object_get(staged, "ca"), "CN=Proxy CA 2026-12-26", STAGED_HEX,
+	    "2036-12-23T03:04:05Z");
+	assert_string_equal(jstr(staged, "origin"), "generated");
+	assert_string_equal(jstr(staged, "created"), "2026-12-26T03:03:05Z");
+	bundle = json_object_get(j, "bundle");
+	assert_string_equal(jstr(bundle, "id"), BUNDLE_HEX);
+	assert_int_equal(json_array_size(json_object_get(bundle, "cas")), 3);
+	assert_int_equal(json_array_size(json_object_get(bundle, "members")), 3);
+	assert_true(json_is_false(json_object_get(bundle, "published")));
+	reload = json_object_get(j, "reload");
+	assert_true(json_is_true(json_object_get(reload, "ran")));
+	assert_true(json_is_false(json_object_get(reload, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(reload, "exit_status")), 1);
+	assert_non_null(strstr(jstr(reload, "output"), "configuration file test failed"));
+	warnings = json_object_get(j, "warnings");
+	assert_int_equal(json_array_size(warnings), 2);
+	assert_string_equal(json_string_value(json_array_get(warnings, 0)),
+	    "the server certificate expires in 20 days");
+	assert_true(json_is_null(json_object_get(j, "kept_as")));
+	assert_true(strstr(text, "\"staged\"") < strstr(text, "\"bundle\""));
+	assert_true(strstr(text, "\"reload\"") < strstr(text, "\"warnings\""));
+	assert_null(strchr(text, '\x1b'));
+	json_decref(j);
+	free(text);
+}
+
+/* The staged set exactly as status prints it; warnings are not on stdout. */
+static void
+test_human_stage_generate(void **state)
+{
+	struct stage_fixture s;
+	char *text;
+
+	stage_init(&s, 0);
+	text = print_stage_human(&s.reply);
+	assert_true(strncmp(text,
+	                "staged: new set (generated)\nstaged set:\n"
+	                "  CA:        CN=Proxy CA 2026-12-26\n",
+	                strlen("staged: new set (generated)\nstaged set:\n"
+	                       "  CA:        CN=Proxy CA 2026-12-26\n")) == 0);
+	assert_non_null(strstr(text, "  problems:  server.crt is missing\n"));
+	assert_non_null(strstr(text, "  origin:    generated\n"
+	                             "  created:   2026-12-26T03:03:05Z\n"));
+	assert_non_null(strstr(text, "(not yet published to ca-bundle.pem)\n"));
+	assert_non_null(strstr(text, "  staged:    CN=Proxy CA 2026-12-26\n"));
+	assert_non_null(strstr(text,
+	    "reload:      proxy reload FAILED (exit 1): nginx: [emerg] cannot load certificate\n"
+	    "             nginx: configuration file test failed\n"));
+	assert_null(strstr(text, "warning"));
+	assert_null(strstr(text, "\n\n"));
+	free(text);
+}
+
+static void
+test_human_stage_reload_variants(void **state)
+{
+	struct stage_fixture s;
+	char *text;
+
+	stage_init(&s, 1);
+	s.f.staged.origin = (char *)"";
+	text = print_stage_human(&s.reply);
+	assert_true(strncmp(text, "staged: new set\n", 16) == 0);
+	assert_non_null(strstr(text, "reload:      proxy reloaded\n"));
+	free(text);
+
+	s.reload.ran = 0;
+	s.reload.exit_status = -1;
+	s.reload.output = (char *)"no reload command configured";
+	text = print_stage_human(&s.reply);
+	assert_non_null(
+	    strstr(text, "reload:      proxy reload not run: no reload command configured\n"));
+	free(text);
+
+	s.reload.ran = 1;
+	s.reload.ok = 0;
+	s.reload.output = (char *)"";
+	text = print_stage_human(&s.reply);
+	assert_non_null(strstr(text, "reload:      proxy reload FAILED (killed)\n"));
+	free(text);
+
+	s.reply.reload = NULL;
+	s.reply.staged = NULL;
+	text = print_stage_human(&s.reply);
+	assert_non_null(strstr(text, "staged set:  not reported by carotated\n"));
+	assert_non_null(strstr(text, "reload:      not reported by carotated\n"));
+	free(text);
+}
+
+/* Each warning escaped on its own line; the failed reload last; nothing when all went well. */
+static void
+test_stage_warnings(void **state)
+{
+	struct stage_fixture s;
+	char *text;
+
+	stage_init(&s, 0);
+	text = print_warnings(&s.reply);
+	assert_string_equal(text,
+	    "carotatectl: warning: the server certificate expires in 20 days\n"
+	    "carotatectl: warning: subject has \\x1b[31m in it\n"
+	    "carotatectl: warning: the proxy reload failed; agents will not receive the new bundle "
+	    "until the proxy reloads\n");
+	free(text);
+
+	stage_init(&s, 1);
+	s.reply.n_warnings = 0;
+	text = print_warnings(&s.reply);
+	assert_string_equal(text, "");
+	free(text);
+
+	/* Not run is not failed: the reload line says why, no alarm. */
+	s.reload.ran = 0;
+	s.reload.ok = 0;
+	text = print_warnings(&s.reply);
+	assert_string_equal(text, "");
+	free(text);
+}
+
+static void
+test_json_stage_discard(void **state)
+{
+	struct stage_fixture s;
+	json_t *j, *reload;
+	char *text;
+
+	stage_init(&s, 1);
+	s.reply.staged = NULL;
+	s.reply.n_warnings = 0;
+	s.reply.kept_as = (char *)"discarded-20261226-030405";
+	s.f.bundle.published = 1;
+	text = print_stage(output_stage_json, &s.reply);
+	j = parse(text);
+	assert_true(json_is_null(json_object_get(j, "staged")));
+	assert_string_equal(jstr(j, "kept_as"), "discarded-20261226-030405");
+	assert_true(json_is_true(json_object_get(json_object_get(j, "bundle"), "published")));
+	reload = json_object_get(j, "reload");
+	assert_true(json_is_true(json_object_get(reload, "ok")));
+	assert_int_equal(json_integer_value(json_object_get(reload, "exit_status")), 0);
+	assert_string_equal(jstr(reload, "output"), "");
+	assert_int_equal(json_array_size(json_object_get(j, "warnings")), 0);
+	json_decref(j);
+
+	/* Absent bundle and reload: the keys stay, as null. */
+	s.reply.bundle = NULL;
+	s.reply.reload = NULL;
+	free(text);
+	text = print_stage(output_stage_json, &s.reply);
+	j = parse(text);
+	assert_true(json_is_null(json_object_get(j, "bundle")));
+	assert_true(json_is_null(json_object_get(j, "reload")));
+	json_decref(j);
+	free(text);
+}
+
+static void
+test_human_stage_discard(void **state)
+{
+	struct stage_fixture s;
+	char *text;
+
+	stage_init(&s, 1);
+	s.reply.staged = NULL;
+	s.reply.kept_as = (char *)"discarded-20261226-030405";
+	s.f.bundle.published = 1;
+	text = print_stage(output_discard_human, &s.reply);
+	assert_true(strncmp(text,
+	                "discarded the staged set; kept as discarded-20261226-030405\n"
+	                "bundle:      " BUNDLE_HEX " (3 CAs)\n",
+	                strlen("discarded the staged set; kept as discarded-20261226-030405\n"
+	                       "bundle:      " BUNDLE_HEX " (3 CAs)\n")) == 0);
+	assert_non_null(strstr(text, "reload:      proxy reloaded\n"));
+	assert_null(strstr(text, "staged set:"));
+	free(text);
+
+	s.reply.kept_as = (char *)"";
+	text = print_stage(output_discard_human, &s.reply);
+	assert_true(strncmp(text, "discarded the staged set\n", 25) == 0);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -451,6 +856,16 @@ main(void)
 		cmocka_unit_test(test_human_absent),
 		cmocka_unit_test(test_human_expired),
 		cmocka_unit_test(test_human_escapes_controls),
+		cmocka_unit_test(test_json_status_origin_members),
+		cmocka_unit_test(test_json_bundle_without_members),
+		cmocka_unit_test(test_human_status_origin_members),
+		cmocka_unit_test(test_human_bundle_unpublished),
+		cmocka_unit_test(test_json_stage_generate),
+		cmocka_unit_test(test_human_stage_generate),
+		cmocka_unit_test(test_human_stage_reload_variants),
+		cmocka_unit_test(test_stage_warnings),
+		cmocka_unit_test(test_json_stage_discard),
+		cmocka_unit_test(test_human_stage_discard),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
