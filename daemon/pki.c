@@ -351,6 +351,26 @@ pki_describe(X509 *x, Carotate__V1__CertInfo *info)
 }
 
 int
+pki_chains_to(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int ok = 0;
+
+	/* Signatures and names only: expiry is reported on its own. */
+	if (store != NULL && ctx != NULL && X509_STORE_add_cert(store, ca) == 1 &&
+	    X509_STORE_CTX_init(ctx, store, leaf, intermediates) == 1) {
+		X509_STORE_CTX_set_flags(
+		    ctx, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_NO_CHECK_TIME);
+		ok = X509_verify_cert(ctx) == 1;
+	}
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(store);
+	ERR_clear_error();
+	return ok;
+}
+
+int
 pki_issued_by(X509 *cert, X509 *ca)
 {
 	EVP_PKEY *key = X509_get0_pubkey(ca);
@@ -1355,10 +1375,14 @@ pki_key_weak(EVP_PKEY *key, char *why, size_t n)
 	if (strcmp(type, "ec-p256") == 0 || strcmp(type, "ec-p384") == 0 ||
 	    strcmp(type, "ec-p521") == 0)
 		return 0;
-	if (EVP_PKEY_is_a(key, "EC"))
+	if (EVP_PKEY_is_a(key, "EC")) {
+		char group[64] = "an unnamed curve";
+
+		EVP_PKEY_get_utf8_string_param(
+		    key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL);
 		snprintf(
-		    why, n, "EC keys on this curve are not accepted (P-256, P-384 or P-521 only)");
-	else
+		    why, n, "EC keys on curve %s are not accepted (P-256, P-384 or P-521 only)", group);
+	} else
 		snprintf(why, n,
 		    "%s keys are not accepted (RSA of %d bits or more, or EC P-256/P-384/P-521)",
 		    EVP_PKEY_get0_type_name(key) != NULL ? EVP_PKEY_get0_type_name(key) : "such",
@@ -1562,9 +1586,15 @@ pki_period(struct pki_cset *s, X509 *x, const char *who, const char *what, char 
 		return pki_fail(err, errlen, "%s is not valid before %s", who, when);
 	if (s->now > na)
 		return pki_fail(err, errlen, "%s expired on %s", who, when);
-	if (na - s->now < (int64_t)PKI_EXPIRY_WARNING_DAYS * PKI_DAY)
-		pki_warn(s->out, "%s expires in %lld days (%.10s)", what,
-		    (long long)((na - s->now) / PKI_DAY), when);
+	if (na - s->now < (int64_t)PKI_EXPIRY_WARNING_DAYS * PKI_DAY) {
+		long long days = (long long)((na - s->now) / PKI_DAY);
+
+		if (days == 0)
+			pki_warn(s->out, "%s expires in less than a day (%s)", what, when);
+		else
+			pki_warn(s->out, "%s expires in %lld day%s (%.10s)", what, days,
+			    days == 1 ? "" : "s", when);
+	}
 	return 0;
 }
 

@@ -24,6 +24,8 @@ const char *pki_key_type(const EVP_PKEY *);
 char *pki_subject(X509 *);
 /* Fills info (heap strings) with the certificate's subject, issuer, sums, dates and SANs. */
 void pki_describe(X509 *, Carotate__V1__CertInfo *info);
+/* 1 when leaf chains to ca through the intermediates (signatures and names; not dates). */
+int pki_chains_to(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca);
 /* 1 when cert is signed by the key of ca and names it as issuer. */
 int pki_issued_by(X509 *cert, X509 *ca);
 /* The bundle id: SHA-256 over the DER of the CAs, sorted bytewise; -1 on error. */

@@ -16,11 +16,12 @@
 #include "ssldir.h"
 #include "xmalloc.h"
 
-static Carotate__V1__CertInfo *rpc_status_cert(
-    const char *, const uint8_t *, size_t, int, X509 **, Carotate__V1__CertSet *);
+static Carotate__V1__CertInfo *rpc_status_cert(STACK_OF(X509) **, const char *, const uint8_t *,
+    size_t, int, X509 **, Carotate__V1__CertSet *);
 static void rpc_status_problem(Carotate__V1__CertSet *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-static void rpc_status_check(Carotate__V1__CertSet *, X509 *ca, X509 *leaf, time_t now);
+static void rpc_status_check(
+    Carotate__V1__CertSet *, X509 *ca, X509 *leaf, STACK_OF(X509) * chain, time_t now);
 
 static void
 rpc_status_problem(Carotate__V1__CertSet *set, const char *fmt, ...)
@@ -37,12 +38,13 @@ rpc_status_problem(Carotate__V1__CertSet *set, const char *fmt, ...)
 }
 
 /*
- * Describes the first certificate of one file; *first keeps it (caller frees).
+ * Describes the first certificate of one file; *first keeps it and, when rest is
+ * not NULL, *rest the certificates after it (caller frees both).
  * A missing or unreadable file becomes a problem of the set, not an error.
  */
 static Carotate__V1__CertInfo *
-rpc_status_cert(const char *name, const uint8_t *buf, size_t len, int err, X509 **first,
-    Carotate__V1__CertSet *set)
+rpc_status_cert(STACK_OF(X509) * *rest, const char *name, const uint8_t *buf, size_t len, int err,
+    X509 **first, Carotate__V1__CertSet *set)
 {
 	Carotate__V1__CertInfo *info;
 	STACK_OF(X509) * certs;
@@ -59,7 +61,10 @@ rpc_status_cert(const char *name, const uint8_t *buf, size_t len, int err, X509 
 		return NULL;
 	}
 	*first = sk_X509_shift(certs);
-	sk_X509_pop_free(certs, X509_free);
+	if (rest != NULL)
+		*rest = certs;
+	else
+		sk_X509_pop_free(certs, X509_free);
 	info = xmalloc(sizeof(*info));
 	carotate__v1__cert_info__init(info);
 	pki_describe(*first, info);
@@ -68,14 +73,15 @@ rpc_status_cert(const char *name, const uint8_t *buf, size_t len, int err, X509 
 
 /* Problems an operator must hear about: expiry, a server certificate the CA did not sign. */
 static void
-rpc_status_check(Carotate__V1__CertSet *set, X509 *ca, X509 *leaf, time_t now)
+rpc_status_check(
+    Carotate__V1__CertSet *set, X509 *ca, X509 *leaf, STACK_OF(X509) * chain, time_t now)
 {
 	if (set->ca != NULL && set->ca->not_after <= now)
 		rpc_status_problem(set, "CA certificate expired");
 	if (set->server != NULL && set->server->not_after <= now)
 		rpc_status_problem(set, "server certificate expired");
-	if (ca != NULL && leaf != NULL && !pki_issued_by(leaf, ca))
-		rpc_status_problem(set, "server certificate is not signed by this CA");
+	if (ca != NULL && leaf != NULL && !pki_chains_to(leaf, chain, ca))
+		rpc_status_problem(set, "server certificate does not chain to this CA");
 	if (set->key_present == 0)
 		rpc_status_problem(set, "private key missing or not a regular file");
 }
@@ -86,6 +92,7 @@ rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_ou
 {
 	Carotate__V1__CertSet *set;
 	struct ssldir_set files;
+	STACK_OF(X509) *chain = NULL;
 	X509 *leaf = NULL;
 	int dfd;
 
@@ -103,14 +110,15 @@ rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_ou
 	set->key_present = files.key_errno == 0;
 	set->origin = xstrdup(files.origin);
 	set->created = files.created;
-	set->ca =
-	    rpc_status_cert(conf->ssl_ca, files.ca, files.ca_len, files.ca_errno, ca_out, set);
+	set->ca = rpc_status_cert(
+	    NULL, conf->ssl_ca, files.ca, files.ca_len, files.ca_errno, ca_out, set);
 	set->server = rpc_status_cert(
-	    conf->ssl_cert, files.cert, files.cert_len, files.cert_errno, &leaf, set);
+	    &chain, conf->ssl_cert, files.cert, files.cert_len, files.cert_errno, &leaf, set);
 	if (set->server != NULL)
 		set->server_days_left = (set->server->not_after - (int64_t)now) / 86400;
-	rpc_status_check(set, *ca_out, leaf, now);
+	rpc_status_check(set, *ca_out, leaf, chain, now);
 	X509_free(leaf);
+	sk_X509_pop_free(chain, X509_free);
 	ssldir_set_clear(&files);
 	return set;
 }
