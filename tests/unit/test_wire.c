@@ -60,13 +60,17 @@ test_pack_over_cap(void **state)
 {
 	Carotate__V1__Response resp = CAROTATE__V1__RESPONSE__INIT;
 	char *big = malloc(2000);
+	uint8_t *frame;
 	size_t len = 0;
 
 	memset(big, 'x', 1999);
 	big[1999] = '\0';
 	resp.message = big;
 	assert_null(wire_frame_pack(&resp.base, 1000, &len));
-	assert_non_null(wire_frame_pack(&resp.base, 4000, &len));
+	frame = wire_frame_pack(&resp.base, 4000, &len);
+	assert_non_null(frame);
+	assert_true(len > 1999 + WIRE_HEADER_LEN);
+	free(frame);
 	free(big);
 }
 

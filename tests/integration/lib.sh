@@ -1,0 +1,476 @@
+# shellcheck shell=bash disable=SC2034 # variables here are used by the tests that source it
+# Helpers for the integration tests (and tests/bench/run). Source it from bash:
+#
+#   . "$(dirname "$0")/lib.sh"
+#   t_init                 # temp dir $T, cleanup trap (kills daemons, removes $T)
+#   make_active_set        # CA + server cert in $SSL_DIR (CA key kept in $T/pki)
+#   write_config           # $CONF, every path inside $T
+#   start_daemon           # $DAEMON_PID; waits until `carotatectl status` answers
+#   ctl --json status      # carotatectl against $SOCK
+#   stop_daemon            # SIGTERM, waits; $DAEMON_STATUS is the exit status
+#
+# Also: make_cert_set DIR [NAME] (a set anywhere, e.g. $SSL_DIR/new), pki_make_ca,
+# pki_make_server; cert_sha256 / cert_der_sha256 / cert_subject / cert_not_after_epoch /
+# cert_sans FILE (openssl's view); run CMD (sets $OUT $ERR $RC); assert_eq, assert_ne,
+# assert_match, assert_contains, assert_file_contains, assert_exit CODE WHAT -- CMD,
+# assert_daemon_alive; fail, ok, t_skip, t_log; json_get PATH [FILE]; rfc3339_to_epoch;
+# ms_now; wait_until MS CMD; run_daemon_bg, daemon_alive, socket_answers; t_track_pid PID.
+# $PY is /usr/bin/python3 (has python3-protobuf), $IT_DIR this directory, $REPO_ROOT.
+#
+# Environment: CAROTATE_BUILD (directory holding carotated and carotatectl);
+# CAROTATE_KEEP_TMP=1 keeps $T. A test exits 77 to be skipped (t_skip prints the reason).
+# The cleanup trap fails a test whose daemon log holds a sanitizer report.
+
+set -eu
+
+PY=/usr/bin/python3 # Debian's python, which has python3-protobuf (the pyenv one has not)
+IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$IT_DIR/../.." && pwd)
+
+: "${CAROTATE_BUILD:?CAROTATE_BUILD must name the build directory (e.g. build or build/asan)}"
+case "$CAROTATE_BUILD" in
+/*) ;;
+*) CAROTATE_BUILD=$(cd "$CAROTATE_BUILD" && pwd) ;;
+esac
+CAROTATED="$CAROTATE_BUILD/carotated"
+# The version the Makefile compiles in (VERSION := x.y.z).
+PROJECT_VERSION=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$REPO_ROOT/Makefile")
+CAROTATECTL="$CAROTATE_BUILD/carotatectl"
+
+# Daemons started through start_daemon / run_daemon_bg, killed by the cleanup trap.
+_T_PIDS=""
+T=""
+DAEMON_PID=""
+DAEMON_STATUS=""
+
+# ---------------------------------------------------------------- reporting
+
+t_log() { printf '%s\n' "$*" >&2; }
+
+# Prints a failure with what was expected and what we got, then exits 1.
+fail() {
+	printf 'FAIL: %s\n' "$1" >&2
+	shift
+	for line in "$@"; do
+		printf '      %s\n' "$line" >&2
+	done
+	exit 1
+}
+
+ok() { printf '  ok: %s\n' "$*"; }
+
+t_skip() {
+	printf 'SKIP: %s\n' "$*"
+	exit 77
+}
+
+# ---------------------------------------------------------------- assertions
+
+# assert_eq EXPECTED GOT WHAT
+assert_eq() {
+	if [ "$1" != "$2" ]; then
+		fail "$3" "expected: '$1'" "got:      '$2'"
+	fi
+	ok "$3"
+}
+
+# assert_ne UNEXPECTED GOT WHAT
+assert_ne() {
+	if [ "$1" = "$2" ]; then
+		fail "$3" "expected anything but: '$1'"
+	fi
+	ok "$3"
+}
+
+# assert_match EXTENDED_REGEX GOT WHAT
+assert_match() {
+	if ! printf '%s' "$2" | grep -Eq -- "$1"; then
+		fail "$3" "expected to match: /$1/" "got: '$2'"
+	fi
+	ok "$3"
+}
+
+# assert_contains NEEDLE HAYSTACK WHAT  (fixed string, case-insensitive)
+assert_contains() {
+	if ! printf '%s' "$2" | grep -Fqi -- "$1"; then
+		fail "$3" "expected to contain: '$1'" "got: '$(printf '%s' "$2" | head -c 2000)'"
+	fi
+	ok "$3"
+}
+
+# assert_file_contains NEEDLE FILE WHAT (fixed string, case-insensitive)
+assert_file_contains() {
+	if ! grep -Fqi -- "$1" "$2"; then
+		fail "$3" "expected $2 to contain: '$1'" "it holds (last 20 lines):" \
+			"$(tail -n 20 "$2")"
+	fi
+	ok "$3"
+}
+
+# assert_exit EXPECTED_CODE WHAT -- CMD ARGS...
+# Runs CMD with output in $OUT (stdout) and $ERR (stderr), checks its exit code.
+OUT=""
+ERR=""
+RC=0
+assert_exit() {
+	local want=$1 what=$2
+	shift 2
+	[ "$1" = "--" ] && shift
+	run "$@"
+	if [ "$RC" != "$want" ]; then
+		fail "$what" "command: $*" "expected exit code: $want" "got exit code:      $RC" \
+			"stdout: $(printf '%s' "$OUT" | head -c 2000)" "stderr: $(printf '%s' "$ERR" | head -c 2000)"
+	fi
+	ok "$what"
+}
+
+# run CMD ARGS...: sets $OUT, $ERR and $RC, never fails.
+run() {
+	local o e
+	o=$(mktemp "$T/out.XXXXXX")
+	e=$(mktemp "$T/err.XXXXXX")
+	RC=0
+	"$@" >"$o" 2>"$e" </dev/null || RC=$?
+	OUT=$(cat "$o")
+	ERR=$(cat "$e")
+	rm -f "$o" "$e"
+}
+
+# Milliseconds since the epoch.
+ms_now() { date +%s%3N; }
+
+# wait_until TIMEOUT_MS CMD ARGS...: polls CMD every 50 ms until it succeeds; 1 on timeout.
+wait_until() {
+	local deadline
+	deadline=$(($(ms_now) + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(ms_now)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# json_get PATH [FILE]: prints a field of a JSON document (stdin or FILE) as text.
+# PATH is dotted, list indexes are numbers: active.server.sans.0 . Strings print bare,
+# null prints "null", booleans "true"/"false", lists and objects as compact JSON.
+# Exits 2 (with a message) when the document does not parse, 3 when the path is absent.
+_JSON_GET_PY='
+import json, sys
+path = sys.argv[1]
+try:
+    doc = json.load(open(sys.argv[2]) if len(sys.argv) > 2 else sys.stdin)
+except ValueError as e:
+    print("json_get: not JSON: %s" % e, file=sys.stderr)
+    sys.exit(2)
+cur = doc
+for part in [p for p in path.split(".") if p]:
+    try:
+        cur = cur[int(part)] if isinstance(cur, list) else cur[part]
+    except (KeyError, IndexError, ValueError, TypeError):
+        print("json_get: no %r in document" % path, file=sys.stderr)
+        sys.exit(3)
+if cur is None:
+    print("null")
+elif isinstance(cur, bool):
+    print("true" if cur else "false")
+elif isinstance(cur, (dict, list)):
+    print(json.dumps(cur, separators=(",", ":"), sort_keys=True))
+else:
+    print(cur)
+'
+json_get() { "$PY" -c "$_JSON_GET_PY" "$@"; }
+
+# rfc3339_to_epoch STRING
+rfc3339_to_epoch() {
+	"$PY" -c '
+import datetime, sys
+s = sys.argv[1].replace("Z", "+00:00")
+print(int(datetime.datetime.fromisoformat(s).timestamp()))' "$1"
+}
+
+# ---------------------------------------------------------------- temp dir and cleanup
+
+_t_cleanup() {
+	local rc=$? pid
+	set +e
+	for pid in $_T_PIDS; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null
+			for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+				daemon_alive "$pid" || break
+				sleep 0.1
+			done
+			kill -KILL "$pid" 2>/dev/null
+			{ wait "$pid"; } 2>/dev/null
+		fi
+	done
+	# A sanitizer report in a daemon log fails the test, even one printed at exit.
+	if [ -n "$T" ] && [ "$rc" -eq 0 ] &&
+		grep -l -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' "$T"/*.log \
+			>/dev/null 2>&1; then
+		printf 'FAIL: a sanitizer reported an error in a daemon log\n' >&2
+		rc=1
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$T" ]; then
+		for f in "$T"/*.log; do
+			[ -s "$f" ] || continue
+			printf '\n--- %s (last 40 lines)\n' "$f" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	if [ -n "$T" ] && [ -z "${CAROTATE_KEEP_TMP:-}" ]; then
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+
+# t_init: creates $T (traversable by other users, for the authz test) and the layout:
+#   $T/ssl (SSL_DIR)  $T/state (STATE_DIR, 0700)  $T/run (socket dir)  $T/pki (CA keys)
+#   $CONF  $SOCK  $DAEMON_LOG
+t_init() {
+	T=$(mktemp -d "${TMPDIR:-/tmp}/carotate-t.XXXXXX")
+	chmod 0755 "$T"
+	trap _t_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	SSL_DIR="$T/ssl"
+	STATE_DIR="$T/state"
+	RUN_DIR="$T/run"
+	PKI_DIR="$T/pki"
+	CONF="$T/carotated.conf"
+	SOCK="$RUN_DIR/carotated.sock"
+	DAEMON_LOG="$T/daemon.log"
+	LINKING_KEY="$T/linking.key"
+	mkdir -m 0755 "$SSL_DIR" "$RUN_DIR"
+	mkdir -m 0700 "$STATE_DIR" "$PKI_DIR"
+	(umask 077 && openssl rand -hex 32 >"$LINKING_KEY")
+	chmod 0600 "$LINKING_KEY"
+}
+
+# ---------------------------------------------------------------- configuration
+
+# Groups and users of the test configuration; tests may override before write_config.
+TEST_GROUP=$(id -gn)
+if [ "$(id -u)" -eq 0 ] && getent passwd nobody >/dev/null && getent group nogroup >/dev/null; then
+	AGENT_USER=nobody
+	AGENT_GROUP=nogroup
+else
+	AGENT_USER=$(id -un)
+	AGENT_GROUP=$(id -gn)
+fi
+SOCKET_GROUP=$TEST_GROUP
+ADMIN_GROUP=$TEST_GROUP
+
+# write_config [FILE] [EXTRA_DAEMON_LINE...]: a complete configuration with every path in $T.
+# Extra lines go at the end of the [daemon] section (e.g. "max_clients = 8").
+# Globals read: SOCK SOCKET_GROUP ADMIN_GROUP STATE_DIR SSL_DIR AGENT_USER AGENT_GROUP.
+write_config() {
+	local file=${1:-$CONF} line
+	[ $# -gt 0 ] && shift
+	{
+		printf '# carotated test configuration (tests/integration/lib.sh)\n'
+		printf '[daemon]\n'
+		printf 'socket = %s\n' "$SOCK"
+		printf 'socket_group = %s\n' "$SOCKET_GROUP"
+		printf 'admin_group = %s\n' "$ADMIN_GROUP"
+		printf 'state_dir = %s\n' "$STATE_DIR"
+		for line in "$@"; do
+			printf '%s\n' "$line"
+		done
+		printf '\n[ssl]\n'
+		printf 'dir = %s\n' "$SSL_DIR"
+		printf 'ca = ca.crt\ncert = server.crt\nkey = server.key\n'
+		printf '\n[proxy]\n'
+		printf 'names = proxy.test, 127.0.0.1\n'
+		printf 'reload = /bin/true\n'
+		printf 'address = 127.0.0.1:18443\n'
+		printf 'server_name = proxy.test\n'
+		printf 'check_timeout = 5s\n'
+		printf '\n[agents]\n'
+		printf 'socket = %s\n' "$RUN_DIR/agent.sock"
+		printf 'canary_socket = %s\n' "$RUN_DIR/agent-canary.sock"
+		printf 'user = %s\n' "$AGENT_USER"
+		printf 'group = %s\n' "$AGENT_GROUP"
+		printf 'linking_key = %s\n' "$LINKING_KEY"
+		printf 'active_within = 7d\n'
+		printf 'gate = acknowledged\n'
+		printf '\n[bundle]\nretention = 30d\n'
+		printf '\n[backups]\nkeep = 10\n'
+		printf '\n[metrics]\ntextfile =\n'
+	} >"$file"
+}
+
+# ---------------------------------------------------------------- certificates (openssl CLI)
+
+# pki_make_ca DIR CN [DAYS]: DIR/ca.key (0600) and DIR/ca.crt, a P-256 CA:
+# basicConstraints critical CA:TRUE,pathlen:0, keyUsage critical keyCertSign,cRLSign, SKI/AKI.
+pki_make_ca() {
+	local dir=$1 cn=$2 days=${3:-3650}
+	mkdir -p "$dir"
+	cat >"$dir/ca.ext" <<'EOF'
+[req]
+distinguished_name = dn
+[dn]
+[v3_ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+	(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$dir/ca.key" 2>/dev/null)
+	chmod 0600 "$dir/ca.key"
+	openssl req -new -x509 -config "$dir/ca.ext" -extensions v3_ca -key "$dir/ca.key" \
+		-subj "/CN=$cn" -days "$days" -sha256 -set_serial "0x$(openssl rand -hex 15)" \
+		-out "$dir/ca.crt" 2>/dev/null
+}
+
+# pki_make_server DIR CADIR CN SANS [DAYS]: DIR/server.key (0600), DIR/server.leaf.crt,
+# DIR/server.crt (leaf followed by the CA: "leaf + chain"), signed by CADIR/ca.{crt,key}.
+# SANS is in openssl's syntax: "DNS:proxy.test,IP:127.0.0.1".
+pki_make_server() {
+	local dir=$1 cadir=$2 cn=$3 sans=$4 days=${5:-397}
+	mkdir -p "$dir"
+	cat >"$dir/server.ext" <<EOF
+[v3_srv]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = $sans
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+EOF
+	(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$dir/server.key" 2>/dev/null)
+	chmod 0600 "$dir/server.key"
+	openssl req -new -key "$dir/server.key" -subj "/CN=$cn" -out "$dir/server.csr" \
+		-config "$cadir/ca.ext" 2>/dev/null
+	openssl x509 -req -in "$dir/server.csr" -CA "$cadir/ca.crt" -CAkey "$cadir/ca.key" \
+		-set_serial "0x$(openssl rand -hex 15)" -days "$days" -sha256 \
+		-extfile "$dir/server.ext" -extensions v3_srv -out "$dir/server.leaf.crt" 2>/dev/null
+	cat "$dir/server.leaf.crt" "$cadir/ca.crt" >"$dir/server.crt"
+	rm -f "$dir/server.csr"
+}
+
+# make_cert_set TARGET_DIR [NAME]: a complete set (ca.crt, server.crt, server.key 0600) in
+# TARGET_DIR, as the daemon expects it in the SSL directory or its new/ staging directory.
+# The CA key stays in $PKI_DIR/NAME (never in the SSL directory). Prints nothing.
+# Afterwards: $PKI_DIR/NAME/{ca.crt,ca.key,server.leaf.crt,...} for comparisons.
+make_cert_set() {
+	local target=$1 name=${2:-active} work
+	work="$PKI_DIR/$name"
+	pki_make_ca "$work" "carotate test CA $name $(date -u +%Y-%m-%d)"
+	pki_make_server "$work" "$work" "proxy.test" "DNS:proxy.test,IP:127.0.0.1"
+	mkdir -p "$target"
+	cp "$work/ca.crt" "$target/ca.crt"
+	cp "$work/server.crt" "$target/server.crt"
+	(umask 077 && cp "$work/server.key" "$target/server.key")
+	chmod 0644 "$target/ca.crt" "$target/server.crt"
+	chmod 0600 "$target/server.key"
+}
+
+# make_active_set [NAME]: the active set in $SSL_DIR.
+make_active_set() { make_cert_set "$SSL_DIR" "${1:-active}"; }
+
+# Facts about a certificate as openssl sees them.
+cert_sha256() { # lower-case hex of the DER's SHA-256, no colons
+	openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/^[^=]*=//; s/://g' |
+		tr 'A-F' 'a-f'
+}
+cert_der_sha256() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+cert_subject() { openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed 's/^subject=//'; }
+cert_not_after_epoch() {
+	date -u -d "$(openssl x509 -in "$1" -noout -enddate | sed 's/^notAfter=//')" +%s
+}
+# SANs as the daemon reports them: one "DNS:x" / "IP:1.2.3.4" a line, in certificate order.
+cert_sans() {
+	openssl x509 -in "$1" -noout -ext subjectAltName | tail -n +2 | tr ',' '\n' |
+		sed 's/^ *//; s/IP Address:/IP:/; /^$/d'
+}
+
+# ---------------------------------------------------------------- daemon and client
+
+ctl() { "$CAROTATECTL" --socket "$SOCK" "$@"; }
+
+# socket_answers [SOCKET]: a status RPC succeeds (used for polling).
+socket_answers() { "$CAROTATECTL" --socket "${1:-$SOCK}" status >/dev/null 2>&1; }
+
+# t_track_pid PID: the cleanup trap signals PID (TERM, then KILL) when the test ends.
+t_track_pid() { _T_PIDS="$_T_PIDS $1"; }
+
+# run_daemon_bg CONF LOG [ARGS...]: starts carotated -f -c CONF in the background; sets
+# DAEMON_PID; the cleanup trap kills it.
+run_daemon_bg() {
+	local conf=$1 log=$2
+	shift 2
+	"$CAROTATED" -f -c "$conf" "$@" >>"$log" 2>&1 </dev/null &
+	DAEMON_PID=$!
+	_T_PIDS="$_T_PIDS $DAEMON_PID"
+	if [ -n "${CAROTATE_IT_PIDS:-}" ]; then
+		echo "$DAEMON_PID" >>"$CAROTATE_IT_PIDS" || true
+	fi
+}
+
+# start_daemon [CONF] [SOCKET] [ARGS...]: starts the daemon and waits up to 5 s (20 s under
+# sanitizers) until `carotatectl status` answers on SOCKET. Fails the test otherwise.
+start_daemon() {
+	local conf=${1:-$CONF} sock=${2:-$SOCK} limit=5000
+	[ $# -gt 0 ] && shift
+	[ $# -gt 0 ] && shift
+	case "$CAROTATE_BUILD" in */asan*) limit=20000 ;; esac
+	run_daemon_bg "$conf" "$DAEMON_LOG" "$@"
+	local deadline
+	deadline=$(($(ms_now) + limit))
+	while ! socket_answers "$sock"; do
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			local st=0
+			wait "$DAEMON_PID" || st=$?
+			fail "carotated exited (status $st) instead of starting" \
+				"log: $(tail -n 20 "$DAEMON_LOG")"
+		fi
+		if [ "$(ms_now)" -ge "$deadline" ]; then
+			fail "carotated did not answer status on $sock within $((limit / 1000)) s" \
+				"log: $(tail -n 20 "$DAEMON_LOG")"
+		fi
+		sleep 0.05
+	done
+}
+
+# stop_daemon [SIGNAL] [PID]: signals the daemon (TERM by default) and waits up to 5 s (20 s
+# under sanitizers) for it to exit. DAEMON_STATUS is its exit status (128+N for signal N).
+stop_daemon() {
+	local sig=${1:-TERM} pid=${2:-$DAEMON_PID} limit=50
+	case "$CAROTATE_BUILD" in */asan*) limit=200 ;; esac
+	kill "-$sig" "$pid"
+	while kill -0 "$pid" 2>/dev/null && [ "$limit" -gt 0 ]; do
+		# A zombie child also answers kill -0; check its state.
+		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+			break
+		fi
+		sleep 0.1
+		limit=$((limit - 1))
+	done
+	if [ "$limit" -eq 0 ]; then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		fail "carotated (pid $pid) did not exit within the limit after SIG$sig" \
+			"log: $(tail -n 20 "$DAEMON_LOG")"
+	fi
+	DAEMON_STATUS=0
+	# (braces: bash's "Killed" job notice goes to /dev/null, not into the test's output)
+	{ wait "$pid" || DAEMON_STATUS=$?; } 2>/dev/null
+}
+
+# daemon_alive [PID]: the process exists and is not a zombie.
+daemon_alive() {
+	local pid=${1:-$DAEMON_PID}
+	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
+}
+
+assert_daemon_alive() {
+	if ! daemon_alive "${2:-$DAEMON_PID}"; then
+		fail "carotated is not running: ${1:-after the last step}" \
+			"log: $(tail -n 20 "$DAEMON_LOG")"
+	fi
+	ok "daemon alive ${1:-}"
+}
