@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,4 +239,20 @@ bundle_publish(const struct config *conf, time_t now, struct bundle *b, char *er
 	if (bundle_derive(conf, now, b, err, errlen) == -1)
 		return -1;
 	return ssldir_publish(conf, b->pem, b->pem_len, err, errlen);
+}
+
+void
+bundle_signature(const struct config *conf, int64_t sig[BUNDLE_SIG_LEN])
+{
+	struct stat st;
+	char path[PATH_MAX];
+
+	memset(sig, 0, BUNDLE_SIG_LEN * sizeof(sig[0]));
+	snprintf(path, sizeof(path), "%s/%s", conf->state_dir, BUNDLE_RETAINED_DIR);
+	if (lstat(path, &st) == 0) {
+		sig[0] = (int64_t)st.st_ino;
+		sig[1] = (int64_t)st.st_mtim.tv_nsec + (int64_t)st.st_mtim.tv_sec * 1000000000;
+		sig[2] = (int64_t)st.st_ctim.tv_nsec + (int64_t)st.st_ctim.tv_sec * 1000000000;
+	} else
+		sig[3] = errno;
 }

@@ -47,6 +47,9 @@ int bundle_derive(const struct config *, time_t now, struct bundle *, char *err,
 void bundle_clear(struct bundle *);
 /* The bundle as the protocol describes it; published says whether ca-bundle.pem matches. */
 Carotate__V1__Bundle *bundle_describe(const struct bundle *, int published);
+#define BUNDLE_SIG_LEN 4
+/* The identity of the retained CAs' directory (see ssldir_signature). */
+void bundle_signature(const struct config *, int64_t sig[BUNDLE_SIG_LEN]);
 /* Derives the bundle and publishes it with the canary files; 1 changed, 0 not, -1 error. */
 int bundle_publish(const struct config *, time_t now, struct bundle *, char *err, size_t errlen);
 

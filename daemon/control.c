@@ -38,11 +38,14 @@
 #define CONTROL_BACKLOG      128
 #define CONTROL_ACCEPT_PAUSE 1    /* seconds to wait after accept ran out of descriptors */
 #define CONTROL_LINGER       1000 /* ms a closing connection may take to read its last reply */
+#define CONTROL_BATCH        4    /* frames of one client handled before the others get a turn */
+#define CONTROL_OUTPUT_PAUSE (64 * 1024) /* unread reply bytes that pause a client's requests */
 
 enum control_timer {
 	CONTROL_TIMER_IDLE,    /* no request in flight */
 	CONTROL_TIMER_REQUEST, /* a frame started arriving: it must end by the deadline */
 	CONTROL_TIMER_LINGER,  /* an error reply is flushing; the connection then closes */
+	CONTROL_TIMER_STALL,   /* replies are queued and unread: read them by the deadline */
 };
 
 struct control_conn {
@@ -54,6 +57,7 @@ struct control_conn {
 	struct acl_peer peer;
 	enum acl_role role;
 	int closing;
+	int stalled; /* not handling requests until the client reads its replies */
 	struct control_pending *pending; /* a deferred request awaits its reply */
 };
 
@@ -90,6 +94,7 @@ static void control_send(struct control_conn *, Carotate__V1__Response *);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void control_close(struct control_conn *);
+static void control_stall(struct control_conn *);
 
 /* The socket's directory is the first gate: ours, and writable by nobody else. */
 static int
@@ -353,9 +358,9 @@ static void
 control_arm(struct control_conn *conn, enum control_timer kind)
 {
 	const struct config *conf = conn->ctl->cd->conf;
-	unsigned ms = kind == CONTROL_TIMER_IDLE      ? conf->idle_timeout
-	              : kind == CONTROL_TIMER_REQUEST ? conf->request_timeout
-	                                              : CONTROL_LINGER;
+	unsigned ms = kind == CONTROL_TIMER_IDLE     ? conf->idle_timeout
+	              : kind == CONTROL_TIMER_LINGER ? CONTROL_LINGER
+	                                             : conf->request_timeout;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	conn->timer_kind = kind;
@@ -383,10 +388,19 @@ control_timeout(evutil_socket_t fd, short events, void *arg)
 	case CONTROL_TIMER_LINGER:
 		control_close(conn);
 		break;
+	case CONTROL_TIMER_STALL:
+		log_warnx("control: uid %ld pid %ld does not read its replies; dropped",
+		    (long)conn->peer.uid, (long)conn->peer.pid);
+		control_close(conn);
+		break;
 	}
 }
 
-/* Handles every whole frame buffered, then sets the timer for what is left. */
+/*
+ * Handles the whole frames buffered, a few at a time so that one busy client
+ * cannot starve the others, and none while the client leaves its replies
+ * unread. Then sets the timer for what is left.
+ */
 static void
 control_read(struct bufferevent *bev, void *arg)
 {
@@ -395,9 +409,9 @@ control_read(struct bufferevent *bev, void *arg)
 	uint8_t hdr[WIRE_HEADER_LEN];
 	size_t have;
 	uint32_t len;
-	int had_partial = conn->timer_kind == CONTROL_TIMER_REQUEST;
+	int had_partial = conn->timer_kind == CONTROL_TIMER_REQUEST, handled = 0;
 
-	while (!conn->closing && conn->pending == NULL &&
+	while (!conn->closing && conn->pending == NULL && !conn->stalled &&
 	       (have = evbuffer_get_length(in)) >= WIRE_HEADER_LEN) {
 		evbuffer_copyout(in, hdr, sizeof(hdr));
 		if ((len = wire_get_length(hdr)) > WIRE_MAX_REQUEST) {
@@ -408,9 +422,20 @@ control_read(struct bufferevent *bev, void *arg)
 		}
 		if (have < WIRE_HEADER_LEN + (size_t)len)
 			break;
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > CONTROL_OUTPUT_PAUSE) {
+			control_stall(conn);
+			return;
+		}
+		if (handled == CONTROL_BATCH) {
+			/* Let the others in; carry on from the deferred-callback queue. */
+			bufferevent_trigger(
+			    bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+			return;
+		}
 		control_handle(conn,
 		    evbuffer_pullup(in, WIRE_HEADER_LEN + (ssize_t)len) + WIRE_HEADER_LEN, len);
 		evbuffer_drain(in, WIRE_HEADER_LEN + len);
+		handled++;
 		had_partial = 0;
 		if (conn->closing || conn->pending != NULL)
 			return;
@@ -422,7 +447,7 @@ control_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (conn->closing || conn->pending != NULL)
+	if (conn->closing || conn->pending != NULL || conn->stalled)
 		return;
 	/* The deadline runs from a frame's first byte; more bytes do not extend it. */
 	if (evbuffer_get_length(in) == 0)
@@ -431,13 +456,30 @@ control_read(struct bufferevent *bev, void *arg)
 		control_arm(conn, CONTROL_TIMER_REQUEST);
 }
 
+/* Replies pile up unread: stop reading until they drain, or drop the client at the deadline. */
+static void
+control_stall(struct control_conn *conn)
+{
+	conn->stalled = 1;
+	bufferevent_disable(conn->bev, EV_READ);
+	control_arm(conn, CONTROL_TIMER_STALL);
+}
+
 static void
 control_write(struct bufferevent *bev, void *arg)
 {
 	struct control_conn *conn = arg;
 
-	if (conn->closing)
+	if (conn->closing) {
 		control_close(conn);
+		return;
+	}
+	if (conn->stalled) {
+		conn->stalled = 0;
+		conn->timer_kind = CONTROL_TIMER_IDLE;
+		bufferevent_enable(bev, EV_READ);
+		control_read(bev, conn);
+	}
 }
 
 static void

@@ -19,10 +19,12 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "log.h"
 #include "pki.h"
 #include "xmalloc.h"
 
-#define PKI_MAX_CHAIN 16 /* certificates in one PEM file */
+#define PKI_CACHE_SLOTS 16 /* distinct PEM files whose certificates stay parsed */
+#define PKI_MAX_CHAIN   16 /* certificates in one PEM file */
 
 #define PKI_NITEMS(a)     (sizeof(a) / sizeof((a)[0]))
 #define PKI_DAY           86400
@@ -84,6 +86,8 @@ typedef int (*pki_check_fn)(struct pki_cset *, char *, size_t);
 typedef int (*pki_issuer_fn)(X509 *, const char *, const char *, char *, size_t);
 
 static char *pki_name(const X509_NAME *);
+static int pki_verify_chain(X509 *, STACK_OF(X509) *, X509 *);
+static void pki_chain_key(X509 *, STACK_OF(X509) *, X509 *, uint8_t[32]);
 static void pki_hex(const uint8_t *, size_t, char *);
 static void pki_sans(X509 *, Carotate__V1__CertInfo *);
 static int pki_der_cmp(const void *, const void *);
@@ -194,7 +198,8 @@ pki_hex(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-STACK_OF(X509) * pki_certs_from_pem(const uint8_t *buf, size_t len, char *err, size_t errlen)
+/* Parses every certificate of a PEM buffer (at most PKI_MAX_CHAIN). */
+static STACK_OF(X509) * pki_parse_pem(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
 	STACK_OF(X509) *certs = sk_X509_new_null();
 	BIO *bio;
@@ -215,6 +220,53 @@ STACK_OF(X509) * pki_certs_from_pem(const uint8_t *buf, size_t len, char *err, s
 		snprintf(err, errlen, "no PEM certificate found");
 		return NULL;
 	}
+	return certs;
+}
+
+/* A new stack holding new references to the certificates of src. */
+static STACK_OF(X509) * pki_stack_ref(STACK_OF(X509) * src)
+{
+	STACK_OF(X509) *dst = sk_X509_new_null();
+	int i;
+
+	if (dst == NULL)
+		fatalx("%s: out of memory", __func__);
+	for (i = 0; i < sk_X509_num(src); i++) {
+		X509_up_ref(sk_X509_value(src, i));
+		sk_X509_push(dst, sk_X509_value(src, i));
+	}
+	return dst;
+}
+
+/*
+ * Decoding a certificate is the expensive part of every status call (OpenSSL
+ * 3 decodes the public key through its provider machinery), and the same few
+ * files are read again and again: parsed certificates are cached by the
+ * SHA-256 of the bytes they came from, so a changed file is never served stale.
+ */
+STACK_OF(X509) * pki_certs_from_pem(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	static struct {
+		uint8_t key[32];
+		STACK_OF(X509) * certs;
+	} cache[PKI_CACHE_SLOTS];
+	static unsigned next;
+	STACK_OF(X509) * certs;
+	uint8_t key[32];
+	unsigned int n = 0;
+	size_t i;
+
+	if (EVP_Digest(buf, len, key, &n, EVP_sha256(), NULL) != 1 || n != sizeof(key))
+		return pki_parse_pem(buf, len, err, errlen);
+	for (i = 0; i < PKI_CACHE_SLOTS; i++)
+		if (cache[i].certs != NULL && memcmp(cache[i].key, key, sizeof(key)) == 0)
+			return pki_stack_ref(cache[i].certs);
+	if ((certs = pki_parse_pem(buf, len, err, errlen)) == NULL)
+		return NULL;
+	i = next++ % PKI_CACHE_SLOTS;
+	sk_X509_pop_free(cache[i].certs, X509_free);
+	memcpy(cache[i].key, key, sizeof(key));
+	cache[i].certs = pki_stack_ref(certs);
 	return certs;
 }
 
@@ -350,8 +402,58 @@ pki_describe(X509 *x, Carotate__V1__CertInfo *info)
 	pki_sans(x, info);
 }
 
+/* The SHA-256 over the DER digests of the certificates, in order: a key for caches. */
+static void
+pki_chain_key(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca, uint8_t key[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int n;
+	int i;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("%s: SHA-256 unavailable", __func__);
+	if (X509_digest(leaf, EVP_sha256(), md, &n) == 1)
+		EVP_DigestUpdate(ctx, md, n);
+	for (i = 0; i < sk_X509_num(intermediates); i++)
+		if (X509_digest(sk_X509_value(intermediates, i), EVP_sha256(), md, &n) == 1)
+			EVP_DigestUpdate(ctx, md, n);
+	if (X509_digest(ca, EVP_sha256(), md, &n) == 1)
+		EVP_DigestUpdate(ctx, md, n);
+	EVP_DigestFinal_ex(ctx, key, NULL);
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * Signature checks cost most of a status call; the answer for a given chain
+ * never changes, so the last few answers are remembered by the chain's digests.
+ */
 int
-pki_chains_to(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca)
+pki_chains_to(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca)
+{
+	static struct {
+		uint8_t key[32];
+		int valid, ok;
+	} cache[PKI_CACHE_SLOTS];
+	static unsigned next;
+	uint8_t key[32];
+	size_t i;
+	int ok;
+
+	pki_chain_key(leaf, intermediates, ca, key);
+	for (i = 0; i < PKI_CACHE_SLOTS; i++)
+		if (cache[i].valid && memcmp(cache[i].key, key, sizeof(key)) == 0)
+			return cache[i].ok;
+	ok = pki_verify_chain(leaf, intermediates, ca);
+	i = next++ % PKI_CACHE_SLOTS;
+	memcpy(cache[i].key, key, sizeof(key));
+	cache[i].ok = ok;
+	cache[i].valid = 1;
+	return ok;
+}
+
+static int
+pki_verify_chain(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -1380,8 +1482,8 @@ pki_key_weak(EVP_PKEY *key, char *why, size_t n)
 
 		EVP_PKEY_get_utf8_string_param(
 		    key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL);
-		snprintf(
-		    why, n, "EC keys on curve %s are not accepted (P-256, P-384 or P-521 only)", group);
+		snprintf(why, n,
+		    "EC keys on curve %s are not accepted (P-256, P-384 or P-521 only)", group);
 	} else
 		snprintf(why, n,
 		    "%s keys are not accepted (RSA of %d bits or more, or EC P-256/P-384/P-521)",

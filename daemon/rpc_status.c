@@ -123,14 +123,109 @@ rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_ou
 	return set;
 }
 
+/*
+ * The sets and the bundle as the last status call saw them. Building them
+ * means reading and checking certificates; a reply is reused while every
+ * file it came from is unchanged and within the same second (expiry and days
+ * left move with the clock).
+ */
+struct rpc_status_sig;
+static struct {
+	struct rpc_status_sig *sig;
+	time_t at;
+	ProtobufCBinaryData active, staged, bundle; /* packed; len 0: absent */
+	int valid;
+} rpc_status_cache;
+
+static void
+rpc_status_pack(const ProtobufCMessage *m, ProtobufCBinaryData *out)
+{
+	free(out->data);
+	out->data = NULL;
+	out->len = 0;
+	if (m == NULL)
+		return;
+	out->len = protobuf_c_message_get_packed_size(m);
+	out->data = xmalloc(out->len + 1);
+	protobuf_c_message_pack(m, out->data);
+}
+
+static ProtobufCMessage *
+rpc_status_unpack(const ProtobufCMessageDescriptor *d, const ProtobufCBinaryData *in)
+{
+	ProtobufCMessage *m;
+
+	if (in->data == NULL)
+		return NULL;
+	if ((m = protobuf_c_message_unpack(d, NULL, in->len, in->data)) == NULL)
+		fatalx("%s: cannot unpack a cached status", __func__);
+	return m;
+}
+
+/* Everything a cached reply depends on besides the clock. */
+struct rpc_status_sig {
+	int64_t phase;
+	int64_t ssl[SSLDIR_SIG_LEN];
+	int64_t retained[BUNDLE_SIG_LEN];
+};
+
+static void
+rpc_status_signature(
+    const struct config *conf, Carotate__V1__Phase phase, struct rpc_status_sig *sig)
+{
+	memset(sig, 0, sizeof(*sig));
+	sig->phase = phase;
+	ssldir_signature(conf, sig->ssl);
+	bundle_signature(conf, sig->retained);
+}
+
+/* Fills the sets and the bundle, from the cache when nothing changed. */
+static void
+rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t now)
+{
+	struct rpc_status_sig sig;
+	struct bundle bundle;
+	char err[256];
+	X509 *ca;
+
+	rpc_status_signature(conf, st->phase, &sig);
+	if (rpc_status_cache.valid && rpc_status_cache.at == now &&
+	    memcmp(&sig, rpc_status_cache.sig, sizeof(sig)) == 0) {
+		st->active = (Carotate__V1__CertSet *)rpc_status_unpack(
+		    &carotate__v1__cert_set__descriptor, &rpc_status_cache.active);
+		st->staged = (Carotate__V1__CertSet *)rpc_status_unpack(
+		    &carotate__v1__cert_set__descriptor, &rpc_status_cache.staged);
+		st->bundle = (Carotate__V1__Bundle *)rpc_status_unpack(
+		    &carotate__v1__bundle__descriptor, &rpc_status_cache.bundle);
+		return;
+	}
+	st->active = rpc_describe_set(conf, 0, now, &ca);
+	X509_free(ca);
+	if (st->phase == CAROTATE__V1__PHASE__PHASE_STAGED) {
+		st->staged = rpc_describe_set(conf, 1, now, &ca);
+		X509_free(ca);
+	}
+	if (bundle_derive(conf, now, &bundle, err, sizeof(err)) == 0)
+		st->bundle =
+		    bundle_describe(&bundle, ssldir_published(conf, bundle.pem, bundle.pem_len));
+	else
+		log_warnx("status: %s", err);
+	bundle_clear(&bundle);
+	rpc_status_pack(st->active ? &st->active->base : NULL, &rpc_status_cache.active);
+	rpc_status_pack(st->staged ? &st->staged->base : NULL, &rpc_status_cache.staged);
+	rpc_status_pack(st->bundle ? &st->bundle->base : NULL, &rpc_status_cache.bundle);
+	if (rpc_status_cache.sig == NULL)
+		rpc_status_cache.sig = xmalloc(sizeof(sig));
+	memcpy(rpc_status_cache.sig, &sig, sizeof(sig));
+	rpc_status_cache.at = now;
+	rpc_status_cache.valid = 1;
+}
+
 void
 rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
 	Carotate__V1__StatusReply *st;
-	struct bundle bundle;
-	char err[256];
-	X509 *ca;
 	time_t now = time(NULL);
 	struct timespec mono;
 	int dfd;
@@ -150,18 +245,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->phase = ctx->phase;
 	st->ssl_dir = xstrdup(conf->ssl_dir);
 	st->now = (int64_t)now;
-	st->active = rpc_describe_set(conf, 0, now, &ca);
-	X509_free(ca);
-	if (ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED) {
-		st->staged = rpc_describe_set(conf, 1, now, &ca);
-		X509_free(ca);
-	}
-	if (bundle_derive(conf, now, &bundle, err, sizeof(err)) == 0)
-		st->bundle =
-		    bundle_describe(&bundle, ssldir_published(conf, bundle.pem, bundle.pem_len));
-	else
-		log_warnx("status: %s", err);
-	bundle_clear(&bundle);
+	rpc_status_sets(conf, st, now);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;
 }

@@ -30,6 +30,7 @@ static int ssldir_probe(int, const char *);
 static void ssldir_read_info(int, struct ssldir_set *);
 static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
 static int ssldir_publish_canary(const struct config *, int, char *, size_t);
+static void ssldir_sig_entry(int64_t *, int, const char *);
 
 int
 ssldir_open(const struct config *conf, int staged)
@@ -354,4 +355,42 @@ ssldir_recover(const struct config *conf)
 	}
 	closedir(dir);
 	close(dfd);
+}
+
+/* One entry's identity (inode, size, change times, mode), or its absence. */
+static void
+ssldir_sig_entry(int64_t *v, int dirfd, const char *name)
+{
+	struct stat st;
+
+	memset(v, 0, SSLDIR_SIG_ENTRY * sizeof(v[0]));
+	if (dirfd != -1 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		v[0] = (int64_t)st.st_ino;
+		v[1] = (int64_t)st.st_size;
+		v[2] = (int64_t)st.st_mtim.tv_sec;
+		v[3] = (int64_t)st.st_mtim.tv_nsec;
+		v[4] = (int64_t)st.st_ctim.tv_sec;
+		v[5] = (int64_t)st.st_ctim.tv_nsec;
+		v[6] = (int64_t)st.st_mode;
+	} else
+		v[0] = -(int64_t)errno;
+}
+
+void
+ssldir_signature(const struct config *conf, int64_t sig[SSLDIR_SIG_LEN])
+{
+	const char *names[SSLDIR_SIG_FILES] = { conf->ssl_ca, conf->ssl_cert, conf->ssl_key,
+		SSLDIR_SETINFO, SSLDIR_BUNDLE, SSLDIR_STAGING };
+	int dfd = ssldir_open(conf, 0), sfd = dfd != -1 ? fsx_open_dir(dfd, SSLDIR_STAGING) : -1;
+	size_t i;
+
+	for (i = 0; i < SSLDIR_SIG_FILES; i++)
+		ssldir_sig_entry(sig + i * SSLDIR_SIG_ENTRY, dfd, names[i]);
+	/* The staged set: the same four files inside new/. */
+	for (i = 0; i < 4; i++)
+		ssldir_sig_entry(sig + (SSLDIR_SIG_FILES + i) * SSLDIR_SIG_ENTRY, sfd, names[i]);
+	if (sfd != -1)
+		close(sfd);
+	if (dfd != -1)
+		close(dfd);
 }

@@ -68,6 +68,14 @@ int ssldir_publish(
     const struct config *, const char *bundle_pem, size_t bundle_len, char *err, size_t errlen);
 /* 1 when ca-bundle.pem holds exactly bundle_pem. */
 int ssldir_published(const struct config *, const char *bundle_pem, size_t bundle_len);
+#define SSLDIR_SIG_ENTRY 7
+#define SSLDIR_SIG_FILES 6
+#define SSLDIR_SIG_LEN   ((SSLDIR_SIG_FILES + 4) * SSLDIR_SIG_ENTRY)
+/*
+ * The identity of every file a status reply is built from (inode, size,
+ * modification and change times): equal signatures mean unchanged files.
+ */
+void ssldir_signature(const struct config *, int64_t sig[SSLDIR_SIG_LEN]);
 /* Removes what a crash may have left: half-built staging directories, temporary files. */
 void ssldir_recover(const struct config *);
 
