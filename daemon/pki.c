@@ -6,6 +6,10 @@
 #include <sys/socket.h>
 
 #include <stdarg.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +116,7 @@ static int pki_check_san(const char *, size_t, char *, size_t);
 static int pki_check_profile(const struct pki_profile *, char *, size_t);
 static const EVP_MD *pki_kind_md(enum pki_key_kind);
 static EVP_PKEY *pki_keygen(enum pki_key_kind, char *, size_t);
+static int pki_keygen_pair(enum pki_key_kind, EVP_PKEY **, EVP_PKEY **, char *, size_t);
 static int pki_set_serial(X509 *);
 static X509 *pki_cert_new(EVP_PKEY *, const X509_NAME *, time_t, unsigned);
 static int pki_add_exts(X509 *, X509 *, const struct pki_ext *, size_t);
@@ -404,7 +409,7 @@ pki_describe(X509 *x, Carotate__V1__CertInfo *info)
 
 /* The SHA-256 over the DER digests of the certificates, in order: a key for caches. */
 static void
-pki_chain_key(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca, uint8_t key[32])
+pki_chain_key(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca, uint8_t key[32])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t md[EVP_MAX_MD_SIZE];
@@ -429,7 +434,7 @@ pki_chain_key(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca, uint8_t key[3
  * never changes, so the last few answers are remembered by the chain's digests.
  */
 int
-pki_chains_to(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca)
+pki_chains_to(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca)
 {
 	static struct {
 		uint8_t key[32];
@@ -453,7 +458,7 @@ pki_chains_to(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca)
 }
 
 static int
-pki_verify_chain(X509 *leaf, STACK_OF(X509) *intermediates, X509 *ca)
+pki_verify_chain(X509 *leaf, STACK_OF(X509) * intermediates, X509 *ca)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -1052,6 +1057,66 @@ pki_make_server(const struct pki_profile *p, X509 *ca, EVP_PKEY *cakey, EVP_PKEY
 	return x;
 }
 
+/*
+ * The CA's and the server's keys. RSA keys take seconds each (a search for
+ * primes), so the server's is made in a second process meanwhile: on two
+ * cores a set costs one key generation instead of two. It comes back as
+ * PKCS#8 PEM over a pipe.
+ */
+static int
+pki_keygen_pair(enum pki_key_kind kind, EVP_PKEY **cakey, EVP_PKEY **key, char *err, size_t errlen)
+{
+	char buf[16384];
+	size_t got = 0;
+	ssize_t n;
+	int fds[2], status;
+	pid_t pid;
+	BIO *bio;
+
+	*cakey = *key = NULL;
+	if (kind == PKI_KEY_EC_P256 || kind == PKI_KEY_EC_P384 || pipe2(fds, O_CLOEXEC) == -1 ||
+	    (pid = fork()) == -1) {
+		if ((*cakey = pki_keygen(kind, err, errlen)) == NULL ||
+		    (*key = pki_keygen(kind, err, errlen)) == NULL)
+			return -1;
+		return 0;
+	}
+	if (pid == 0) {
+		EVP_PKEY *k = pki_keygen(kind, err, errlen);
+		char *pem = k != NULL ? pki_pem_key(k) : NULL;
+		size_t len = pem != NULL ? strlen(pem) : 0, off = 0;
+
+		close(fds[0]);
+		while (off < len && (n = write(fds[1], pem + off, len - off)) > 0)
+			off += (size_t)n;
+		_exit(pem != NULL && off == len ? 0 : 1);
+	}
+	close(fds[1]);
+	*cakey = pki_keygen(kind, err, errlen);
+	while (got < sizeof(buf) - 1 && (n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) != 0) {
+		if (n > 0)
+			got += (size_t)n;
+		else if (errno != EINTR)
+			break;
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if ((bio = BIO_new_mem_buf(buf, (int)got)) != NULL)
+		*key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (*cakey == NULL || *key == NULL || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (*cakey != NULL)
+			pki_fail(err, errlen, "key generation failed in the helper process");
+		EVP_PKEY_free(*cakey);
+		EVP_PKEY_free(*key);
+		*cakey = *key = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 int
 pki_generate(const struct pki_profile *p, struct pki_material *out, char *err, size_t errlen)
 {
@@ -1064,8 +1129,7 @@ pki_generate(const struct pki_profile *p, struct pki_material *out, char *err, s
 	ERR_clear_error();
 	if (pki_check_profile(p, err, errlen) == -1)
 		return -1;
-	if ((cakey = pki_keygen(p->key, err, errlen)) == NULL ||
-	    (key = pki_keygen(p->key, err, errlen)) == NULL)
+	if (pki_keygen_pair(p->key, &cakey, &key, err, errlen) == -1)
 		goto out;
 	if ((ca = pki_make_ca(p, cakey, now)) == NULL) {
 		pki_ssl_fail(err, errlen, "cannot build the CA certificate");

@@ -101,7 +101,8 @@ rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_ou
 		return NULL;
 	ssldir_read_set(conf, dfd, &files);
 	close(dfd);
-	if (!ssldir_set_present(&files)) {
+	/* An empty new/ is still a staged set: an incomplete one, and status says so. */
+	if (!staged && !ssldir_set_present(&files)) {
 		ssldir_set_clear(&files);
 		return NULL;
 	}
