@@ -103,6 +103,8 @@ static int config_set_size(struct config_parse *, const struct config_key *, con
 static int config_set_names(struct config_parse *, const struct config_key *, const char *);
 static int config_set_reload(struct config_parse *, const struct config_key *, const char *);
 static int config_set_address(struct config_parse *, const struct config_key *, const char *);
+static struct config_address *config_field_address(
+    struct config_parse *, const struct config_key *);
 static int config_set_server_name(struct config_parse *, const struct config_key *, const char *);
 static int config_set_gate(struct config_parse *, const struct config_key *, const char *);
 
@@ -125,7 +127,8 @@ static const struct config_key config_keys[] = {
 	{ "ssl", "key", config_set_filename, F(ssl_key), 0, 0 },
 	{ "proxy", "names", config_set_names, 0, 0, 0 },
 	{ "proxy", "reload", config_set_reload, 0, 0, 0 },
-	{ "proxy", "address", config_set_address, 0, 0, 0 },
+	{ "proxy", "address", config_set_address, F(proxy_address), 0, 0 },
+	{ "proxy", "canary_address", config_set_address, F(canary_address), 0, 0 },
 	{ "proxy", "server_name", config_set_server_name, F(proxy_server_name), 0, 0 },
 	{ "proxy", "check_timeout", config_set_ms, F(check_timeout), 1 * SEC, 10 * MIN },
 	{ "proxy", "reload_timeout", config_set_ms, F(reload_timeout), 1 * SEC, 10 * MIN },
@@ -207,6 +210,8 @@ config_free(struct config *conf)
 	config_free_list(conf->reload_argv, conf->reload_argc);
 	free(conf->proxy_address.path);
 	free(conf->proxy_address.host);
+	free(conf->canary_address.path);
+	free(conf->canary_address.host);
 	free(conf->proxy_server_name);
 	free(conf->agents_socket);
 	free(conf->agents_canary_socket);
@@ -1004,11 +1009,14 @@ config_free_list(char **list, size_t n)
 static int
 config_set_address(struct config_parse *ps, const struct config_key *k, const char *v)
 {
-	struct config_address *a = &ps->conf->proxy_address;
+	struct config_address *a = config_field_address(ps, k);
 
 	free(a->path);
 	free(a->host);
 	memset(a, 0, sizeof(*a));
+	/* The canary's address is optional: without it canary check-ins prove nothing. */
+	if (*v == '\0' && k->off == offsetof(struct config, canary_address))
+		return 0;
 	if (*v == '\0')
 		return config_key_error(ps, k, "empty address");
 	if (strncmp(v, "unix:", 5) == 0) {
@@ -1021,10 +1029,17 @@ config_set_address(struct config_parse *ps, const struct config_key *k, const ch
 	return config_parse_hostport(ps, k, v);
 }
 
+/* The address a key sets (address or canary_address). */
+static struct config_address *
+config_field_address(struct config_parse *ps, const struct config_key *k)
+{
+	return (struct config_address *)(void *)((char *)ps->conf + k->off);
+}
+
 static int
 config_parse_hostport(struct config_parse *ps, const struct config_key *k, const char *v)
 {
-	struct config_address *a = &ps->conf->proxy_address;
+	struct config_address *a = config_field_address(ps, k);
 	const char *rb, *colon, *why;
 	unsigned char buf[sizeof(struct in6_addr)];
 
@@ -1064,7 +1079,7 @@ config_parse_port(struct config_parse *ps, const struct config_key *k, const cha
 		return config_key_error(ps, k, "port \"%s\" is not a number", s);
 	if (rc == -2 || n < 1 || n > 65535)
 		return config_key_error(ps, k, "port %s is out of range (1..65535)", s);
-	ps->conf->proxy_address.port = (uint16_t)n;
+	config_field_address(ps, k)->port = (uint16_t)n;
 	return 0;
 }
 

@@ -45,6 +45,8 @@ struct config {
 	char **reload_argv; /* NULL-terminated; argv[0] is an absolute path */
 	size_t reload_argc;
 	struct config_address proxy_address;
+	struct config_address canary_address; /* where the canary listener is checked; unset:
+	                                         host and path NULL */
 	char *proxy_server_name; /* SNI for the check; default: first DNS name of names, else "" */
 	unsigned check_timeout;  /* ms */
 	unsigned reload_timeout; /* ms the reload command may run before it is killed */

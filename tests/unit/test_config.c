@@ -504,6 +504,35 @@ test_address_forms(void **state)
 	check_address("localhost:8443", 0, "localhost", 8443);
 }
 
+/* canary_address takes the same forms as address, and may be left empty (unchecked). */
+static void
+test_canary_address(void **state)
+{
+	char path[PATH_MAX], err[1024];
+	struct config *c;
+
+	c = load_text("[proxy]\ncanary_address = unix:/run/carotate/canary-check.sock\n", path,
+	    sizeof(path), err, sizeof(err));
+	assert_non_null(c);
+	assert_true(c->canary_address.is_unix);
+	assert_string_equal(c->canary_address.path, "/run/carotate/canary-check.sock");
+	assert_string_equal(c->proxy_address.host, "127.0.0.1"); /* address untouched */
+	config_free(c);
+	c = load_text(
+	    "[proxy]\ncanary_address = 127.0.0.1:8443\n", path, sizeof(path), err, sizeof(err));
+	assert_non_null(c);
+	assert_string_equal(c->canary_address.host, "127.0.0.1");
+	assert_int_equal(c->canary_address.port, 8443);
+	config_free(c);
+	c = load_text("[proxy]\ncanary_address =\n", path, sizeof(path), err, sizeof(err));
+	assert_non_null(c);
+	assert_null(c->canary_address.host);
+	assert_null(c->canary_address.path);
+	config_free(c);
+	expect_refused("[proxy]\ncanary_address = nowhere\n", 2, "missing port");
+	expect_refused("[proxy]\ncanary_address = unix:relative\n", 2, "canary_address");
+}
+
 static void
 test_server_name_default(void **state)
 {
@@ -822,6 +851,7 @@ main(void)
 		cmocka_unit_test(test_packaged_conf),
 		cmocka_unit_test(test_every_key_set),
 		cmocka_unit_test(test_address_forms),
+		cmocka_unit_test(test_canary_address),
 		cmocka_unit_test(test_server_name_default),
 		cmocka_unit_test(test_names_limit),
 		cmocka_unit_test(test_reload_limit),
