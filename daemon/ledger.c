@@ -1,0 +1,1385 @@
+/*
+ * The migration ledger: every SQL statement of carotated. SQLite (WAL,
+ * synchronous=FULL) holds the truth; a flat in-memory index of 8 bytes per
+ * agent answers the counts without SQL. A batch's changes reach the index
+ * only after its COMMIT returned, so nothing is counted before it is durable.
+ *
+ * Rules:
+ * - link, checkin, exclude and include run only inside a batch (ledger_begin);
+ *   outside one they return LEDGER_ERROR and log. Each writes with a single
+ *   statement, which SQLite undoes alone when it fails: the batch goes on,
+ *   unless SQLite abandoned the whole transaction; then the batch fails.
+ * - A staging is one episode of one staged CA: it starts when ledger_set_target
+ *   names a CA other than the one recorded, and ends when it names another one
+ *   (or none). Delivered/acknowledged/verified belong to an episode, so a CA
+ *   staged again after a discard starts from nothing: in between, agents were
+ *   sent bundles without it.
+ * - Acknowledged: the agent presented the id of the bundle we last delivered to
+ *   it, and that delivery happened during the episode (every bundle served
+ *   while a CA is staged holds it).
+ * - An agent's progress in the open staging lives in its agents row, tagged with
+ *   the staging id (values tagged with an older staging mean nothing): a
+ *   check-in writes one row. A check-in that changes nothing but last_seen
+ *   writes nothing until last_seen has moved by LEDGER_SEEN_GRANULARITY; the
+ *   index has last_seen to the second. Only agents that lack nothing take that
+ *   path (a lacking agent is always sent the bundle, which is written), so a
+ *   last_seen a few minutes old after a restart never hides a pending agent.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+
+#include "ledger.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define LEDGER_BUSY_MS     200        /* only an operator's sqlite3 shell competes */
+#define LEDGER_MAX_ROWID   0x7fffffff /* ids are packed in 32 bits of a sort key */
+#define LEDGER_MAX_BUNDLES 0xffff     /* held bundles are 16 bits in the index */
+#define LEDGER_PAGE_SIZE   "1024"
+#define LEDGER_WAL_PAGES   "8000"     /* checkpoint when the WAL holds ~8 MiB */
+#define LEDGER_WAL_LIMIT   "33554432" /* truncate a WAL a reader made grow, to 32 MiB */
+#define LEDGER_ADVICE                                                                              \
+	"restore it from a backup or move it aside (the daemon will not report numbers it "        \
+	"cannot trust)"
+
+/* integrity_check starts its report with this line; the first message follows. */
+#define LEDGER_IC_PREFIX "*** in database main ***\n"
+
+/* Flags of an index entry; DELIVERED, ACKED and VERIFIED are for the open staging. */
+#define LEDGER_F_EXISTS    0x01
+#define LEDGER_F_EXCLUDED  0x02
+#define LEDGER_F_DELIVERED 0x04
+#define LEDGER_F_ACKED     0x08
+#define LEDGER_F_VERIFIED  0x10
+#define LEDGER_F_STAGING   (LEDGER_F_DELIVERED | LEDGER_F_ACKED | LEDGER_F_VERIFIED)
+
+/* One agent in the index, at [agents.id]: 8 bytes, so 1M agents take 8 MiB. */
+struct ledger_entry {
+	uint32_t last_seen; /* seconds since the epoch, clamped to 0..UINT32_MAX */
+	uint16_t held;      /* bundles.id of the bundle it holds, 0 for none known */
+	uint8_t flags;
+	uint8_t spare;
+};
+
+/* A change to the index that waits for its batch to commit. */
+struct ledger_update {
+	uint32_t id;
+	uint8_t op; /* LEDGER_U_* */
+	struct ledger_entry e;
+};
+#define LEDGER_U_SET     0 /* the entry is e */
+#define LEDGER_U_EXCLUDE 1 /* set LEDGER_F_EXCLUDED only (last_seen may be newer in memory) */
+#define LEDGER_U_INCLUDE 2
+
+/* The columns of an agents row that a check-in reads and writes; *_set: not NULL. */
+struct ledger_row {
+	int64_t id, delivered, held, last_seen, staging;
+	int64_t staged_delivered_at, acknowledged_at, verified_at;
+	int excluded, delivered_set, acked, verified;
+};
+
+/* Active agents holding one bundle (ledger_holdings). */
+struct ledger_holding {
+	uint16_t bundle;
+	uint64_t agents;
+};
+
+enum ledger_st {
+	LST_BEGIN,
+	LST_COMMIT,
+	LST_ROLLBACK,
+	LST_LINK,
+	LST_FIND,
+	LST_CHECKIN,
+	LST_EXCLUDE,
+	LST_INCLUDE,
+	LST_GET,
+	LST_NAME,
+	LST_MAX_ID,
+	LST_LOAD_AGENTS,
+	LST_LOAD_BUNDLES,
+	LST_OPEN_STAGING,
+	LST_END_STAGING,
+	LST_NEW_STAGING,
+	LST_ADD_BUNDLE,
+	LST_BUNDLE_ID,
+	LST_COUNT
+};
+
+struct ledger {
+	sqlite3 *db;
+	char *path;
+	pid_t pid; /* never used across fork */
+	sqlite3_stmt *st[LST_COUNT];
+
+	struct ledger_entry *ents; /* indexed by agents.id */
+	size_t nents;
+	char (*bundles)[LEDGER_BUNDLE_ID_LEN + 1]; /* indexed by bundles.id; [0] = "" */
+	size_t nbundles;
+	uint16_t cur;    /* bundles.id served now, 0 for none */
+	int64_t staging; /* stagings.id open now, 0 for none */
+	char staged_ca[LEDGER_CA_ID_LEN + 1];
+
+	int in_batch, batch_failed;
+	struct ledger_update *pend;
+	size_t npend, pendcap;
+};
+
+static const char *const ledger_sql[LST_COUNT] = {
+	[LST_BEGIN] = "BEGIN IMMEDIATE",
+	[LST_COMMIT] = "COMMIT",
+	[LST_ROLLBACK] = "ROLLBACK",
+	[LST_LINK] = "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
+	             "delivered_bundle, staging, staged_delivered_at) "
+	             "VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6) "
+	             "ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, "
+	             "linked_at = excluded.linked_at, last_seen = excluded.last_seen, "
+	             "delivered_bundle = excluded.delivered_bundle, held_bundle = NULL, "
+	             "staging = excluded.staging, "
+	             "staged_delivered_at = excluded.staged_delivered_at, "
+	             "acknowledged_at = NULL, verified_at = NULL "
+	             "RETURNING id, is_excluded",
+	[LST_FIND] =
+	    "SELECT id, token_hash, delivered_bundle, held_bundle, is_excluded, last_seen, "
+	    "staging, staged_delivered_at, acknowledged_at, verified_at "
+	    "FROM agents WHERE agent_id = ?1",
+	[LST_CHECKIN] = "UPDATE agents SET last_seen = ?2, held_bundle = ?3, "
+	                "delivered_bundle = ?4, staging = ?5, staged_delivered_at = ?6, "
+	                "acknowledged_at = ?7, verified_at = ?8 WHERE id = ?1",
+	[LST_EXCLUDE] = "UPDATE agents SET is_excluded = 1, exclude_reason = ?2 "
+	                "WHERE agent_id = ?1 RETURNING id",
+	[LST_INCLUDE] = "UPDATE agents SET is_excluded = 0, exclude_reason = NULL "
+	                "WHERE agent_id = ?1 RETURNING id",
+	[LST_GET] = "SELECT agent_id, linked_at, last_seen, is_excluded, exclude_reason "
+	            "FROM agents WHERE agent_id = ?1",
+	[LST_NAME] = "SELECT agent_id FROM agents WHERE id = ?1",
+	[LST_MAX_ID] = "SELECT coalesce(max(id), 0) FROM agents",
+	[LST_LOAD_AGENTS] = "SELECT id, last_seen, held_bundle, is_excluded, staging, "
+	                    "staged_delivered_at IS NOT NULL, acknowledged_at IS NOT NULL, "
+	                    "verified_at IS NOT NULL FROM agents",
+	[LST_LOAD_BUNDLES] = "SELECT id, bundle_id FROM bundles",
+	[LST_OPEN_STAGING] = "SELECT id, ca FROM stagings WHERE ended_at IS NULL "
+	                     "ORDER BY id DESC LIMIT 1",
+	[LST_END_STAGING] = "UPDATE stagings SET ended_at = ?1 WHERE ended_at IS NULL",
+	[LST_NEW_STAGING] = "INSERT INTO stagings (ca, started_at) VALUES (?1, ?2)",
+	[LST_ADD_BUNDLE] = "INSERT INTO bundles (bundle_id, first_served) VALUES (?1, ?2) "
+	                   "ON CONFLICT (bundle_id) DO NOTHING",
+	[LST_BUNDLE_ID] = "SELECT id FROM bundles WHERE bundle_id = ?1",
+};
+
+/* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
+static const char *const ledger_migrations[] = {
+	/* 0 -> 1: the schema. Bundle ids and staged CAs are interned as integers. */
+	"CREATE TABLE bundles ("
+	" id INTEGER PRIMARY KEY,"
+	" bundle_id TEXT NOT NULL UNIQUE CHECK (length(bundle_id) BETWEEN 1 AND 64),"
+	" first_served INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE stagings ("
+	" id INTEGER PRIMARY KEY,"
+	" ca TEXT NOT NULL CHECK (length(ca) BETWEEN 1 AND 64),"
+	" started_at INTEGER NOT NULL,"
+	" ended_at INTEGER"
+	") STRICT;"
+	"CREATE TABLE agents ("
+	" id INTEGER PRIMARY KEY,"
+	" agent_id TEXT NOT NULL UNIQUE CHECK (length(agent_id) BETWEEN 1 AND 64),"
+	" token_hash BLOB NOT NULL CHECK (length(token_hash) = 32),"
+	" linked_at INTEGER NOT NULL,"
+	" first_seen INTEGER NOT NULL,"
+	" last_seen INTEGER NOT NULL,"
+	" delivered_bundle INTEGER REFERENCES bundles (id),"
+	" held_bundle INTEGER REFERENCES bundles (id),"
+	" is_excluded INTEGER NOT NULL DEFAULT 0 CHECK (is_excluded IN (0, 1)),"
+	" exclude_reason TEXT,"
+	/* Progress in staging `staging`; meaningless once another staging is open. */
+	" staging INTEGER REFERENCES stagings (id),"
+	" staged_delivered_at INTEGER,"
+	" acknowledged_at INTEGER,"
+	" verified_at INTEGER"
+	") STRICT;",
+};
+#define LEDGER_VERSION ((int)(sizeof(ledger_migrations) / sizeof(ledger_migrations[0])))
+
+static int ledger_fail(struct ledger *, char *, size_t, const char *, int);
+static int ledger_exec(struct ledger *, const char *, const char *, char *, size_t);
+static int ledger_create_file(struct ledger *, char *, size_t);
+static int ledger_connect(struct ledger *, char *, size_t);
+static int ledger_check(struct ledger *, char *, size_t);
+static int ledger_pragmas(struct ledger *, char *, size_t);
+static int ledger_migrate(struct ledger *, char *, size_t);
+static int ledger_prepare(struct ledger *, char *, size_t);
+static int ledger_load(struct ledger *, char *, size_t);
+static int ledger_load_bundles(struct ledger *);
+static int ledger_load_staging(struct ledger *);
+static int ledger_load_agents(struct ledger *);
+static void ledger_clear_flags(struct ledger *);
+static int ledger_sqlerr(struct ledger *, const char *);
+static int ledger_run(struct ledger *, enum ledger_st);
+static void ledger_done(sqlite3_stmt *);
+static int ledger_owner_ok(struct ledger *, const char *);
+static int ledger_id_ok(const char *);
+static uint32_t ledger_clamp(int64_t);
+static int ledger_bundle_is(const struct ledger *, int64_t, const char *);
+static void ledger_bind_ref(sqlite3_stmt *, int, int64_t);
+static void ledger_bind_time(sqlite3_stmt *, int, int, int64_t);
+static void ledger_grow(struct ledger *, size_t);
+static void ledger_pend(struct ledger *, int64_t, int, const struct ledger_entry *);
+static void ledger_apply(struct ledger *);
+static int ledger_call_begin(struct ledger *, const char *);
+static enum ledger_result ledger_call_end(struct ledger *, enum ledger_result, size_t);
+static uint8_t ledger_staged_flags(const struct ledger *, int64_t, int, int, int);
+static int ledger_row_same(const struct ledger_row *, const struct ledger_row *);
+static int ledger_write_row(struct ledger *, const struct ledger_row *);
+static enum ledger_result ledger_do_link(struct ledger *, const char *, const uint8_t *, time_t);
+static enum ledger_result ledger_do_checkin(
+    struct ledger *, const char *, const uint8_t *, const char *, int, time_t, int *);
+static enum ledger_result ledger_do_flag(
+    struct ledger *, enum ledger_st, const char *, const char *);
+static int ledger_intern_bundle(struct ledger *, const char *, time_t, int64_t *);
+static int ledger_switch_staging(struct ledger *, const char *, time_t, int64_t *);
+static int64_t ledger_since(time_t, uint64_t);
+static int ledger_lacking(const struct ledger *, const struct ledger_entry *);
+static void ledger_select(uint64_t *, size_t, size_t);
+static int ledger_cmp_u64(const void *, const void *);
+static enum ledger_result ledger_find(
+    struct ledger *, const char *, const uint8_t *, struct ledger_row *);
+static int ledger_cmp_holding(const void *, const void *);
+
+/* Fills err for the operator from an SQLite failure; corruption gets the advice. */
+static int
+ledger_fail(struct ledger *l, char *err, size_t errlen, const char *what, int rc)
+{
+	const char *msg = l->db != NULL ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc);
+
+	if ((rc & 0xff) == SQLITE_CORRUPT)
+		snprintf(err, errlen, "ledger %s is corrupt: %s; %s", l->path, msg, LEDGER_ADVICE);
+	else if ((rc & 0xff) == SQLITE_NOTADB)
+		snprintf(err, errlen, "ledger %s is not an SQLite database (%s); %s", l->path, msg,
+		    LEDGER_ADVICE);
+	else if ((rc & 0xff) == SQLITE_BUSY)
+		snprintf(err, errlen, "ledger %s is locked by another process: %s", l->path, msg);
+	else
+		snprintf(err, errlen, "ledger %s: %s: %s", l->path, what, msg);
+	log_debugf("%s", err);
+	return -1;
+}
+
+/* Runs sql (what names it for the operator). */
+static int
+ledger_exec(struct ledger *l, const char *sql, const char *what, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = sqlite3_exec(l->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+		return ledger_fail(l, err, errlen, what, rc);
+	return 0;
+}
+
+struct ledger *
+ledger_open(const char *state_dir, char *err, size_t errlen)
+{
+	struct ledger *l = xcalloc(1, sizeof(*l));
+
+	xasprintf(&l->path, "%s/%s", state_dir, LEDGER_FILE);
+	l->pid = getpid();
+	if (ledger_create_file(l, err, errlen) == -1 || ledger_connect(l, err, errlen) == -1 ||
+	    ledger_check(l, err, errlen) == -1 || ledger_pragmas(l, err, errlen) == -1 ||
+	    ledger_migrate(l, err, errlen) == -1 || ledger_prepare(l, err, errlen) == -1 ||
+	    ledger_load(l, err, errlen) == -1) {
+		ledger_close(l);
+		return NULL;
+	}
+	log_debugf("%s: %zu bundles, staging %lld", l->path, l->nbundles, (long long)l->staging);
+	return l;
+}
+
+/* Creates the file 0600 before SQLite sees it (its -wal and -shm copy the mode). */
+static int
+ledger_create_file(struct ledger *l, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(l->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == EEXIST)
+		fd = open(l->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "ledger %s: %s", l->path,
+		    errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "ledger %s: not a regular file", l->path);
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		log_warnx("ledger %s: mode %03o is too open; setting 0600", l->path,
+		    (unsigned)(st.st_mode & 0777));
+		if (fchmod(fd, 0600) == -1)
+			log_warn("ledger %s: fchmod", l->path);
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+ledger_connect(struct ledger *l, char *err, size_t errlen)
+{
+	int rc;
+
+	rc = sqlite3_open_v2(l->path, &l->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK)
+		return ledger_fail(l, err, errlen, "cannot open", rc);
+	sqlite3_extended_result_codes(l->db, 1);
+	sqlite3_busy_timeout(l->db, LEDGER_BUSY_MS);
+	return 0;
+}
+
+/* Reads everything once before writing anything: a damaged file is never touched. */
+static int
+ledger_check(struct ledger *l, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const char *msg;
+	int rc;
+
+	if (ledger_exec(l, "SELECT count(*) FROM sqlite_schema", "read", err, errlen) == -1)
+		return -1;
+	rc = sqlite3_prepare_v2(l->db, "PRAGMA integrity_check", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return ledger_fail(l, err, errlen, "integrity_check", rc);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ledger_fail(
+		    l, err, errlen, "integrity_check", rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+	}
+	msg = (const char *)sqlite3_column_text(st, 0);
+	if (msg == NULL || strcmp(msg, "ok") != 0 || sqlite3_step(st) != SQLITE_DONE) {
+		if (msg == NULL || strcmp(msg, "ok") == 0)
+			msg = "integrity_check failed";
+		if (strncmp(msg, LEDGER_IC_PREFIX, strlen(LEDGER_IC_PREFIX)) == 0)
+			msg += strlen(LEDGER_IC_PREFIX);
+		snprintf(err, errlen, "ledger %s is corrupt: %.*s; %s", l->path,
+		    (int)strcspn(msg, "\n"), msg, LEDGER_ADVICE);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
+ * Small pages: a check-in rewrites one random row, and WAL and checkpoint write
+ * whole pages (1 KiB pages: ~40% more check-ins/s than 4 KiB on a 1M ledger).
+ * A larger WAL between checkpoints saves DB-file fsyncs. Only a new ledger
+ * takes the page size.
+ */
+static int
+ledger_pragmas(struct ledger *l, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int rc, wal;
+
+	if (ledger_exec(l, "PRAGMA page_size = " LEDGER_PAGE_SIZE, "page_size", err, errlen) == -1)
+		return -1;
+	rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ledger_fail(l, err, errlen, "journal_mode", rc);
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	wal = mode != NULL && strcmp(mode, "wal") == 0;
+	sqlite3_finalize(st);
+	if (!wal) {
+		snprintf(err, errlen, "ledger %s: cannot switch to WAL mode", l->path);
+		return -1;
+	}
+	return ledger_exec(l,
+	    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+	    "PRAGMA wal_autocheckpoint = " LEDGER_WAL_PAGES "; "
+	    "PRAGMA journal_size_limit = " LEDGER_WAL_LIMIT,
+	    "pragmas", err, errlen);
+}
+
+static int
+ledger_migrate(struct ledger *l, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql, what[64];
+	int rc, v;
+
+	rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ledger_fail(l, err, errlen, "user_version", rc);
+	}
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v < 0 || v > LEDGER_VERSION) {
+		snprintf(err, errlen,
+		    "ledger %s has schema version %d, but this carotated knows versions up to %d: "
+		    "run the carotated that wrote it, or restore a backup of the ledger",
+		    l->path, v, LEDGER_VERSION);
+		return -1;
+	}
+	for (; v < LEDGER_VERSION; v++) {
+		xasprintf(&sql, "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT",
+		    ledger_migrations[v], v + 1);
+		snprintf(what, sizeof(what), "migration to schema version %d", v + 1);
+		rc = ledger_exec(l, sql, what, err, errlen);
+		free(sql);
+		if (rc == -1) {
+			if (!sqlite3_get_autocommit(l->db))
+				sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		log_info("ledger %s: schema migrated to version %d", l->path, v + 1);
+	}
+	return 0;
+}
+
+static int
+ledger_prepare(struct ledger *l, char *err, size_t errlen)
+{
+	int i, rc;
+
+	for (i = 0; i < LST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(
+		    l->db, ledger_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return ledger_fail(l, err, errlen, ledger_sql[i], rc);
+	}
+	return 0;
+}
+
+static int
+ledger_load(struct ledger *l, char *err, size_t errlen)
+{
+	if (ledger_load_bundles(l) == -1 || ledger_load_staging(l) == -1 ||
+	    ledger_load_agents(l) == -1) {
+		snprintf(
+		    err, errlen, "ledger %s: cannot load it: %s", l->path, sqlite3_errmsg(l->db));
+		return -1;
+	}
+	return 0;
+}
+
+/* The interned bundle ids, in memory by id (few: one per bundle ever served). */
+static int
+ledger_load_bundles(struct ledger *l)
+{
+	sqlite3_stmt *st = l->st[LST_LOAD_BUNDLES];
+	const unsigned char *s;
+	int64_t id;
+	int rc;
+
+	free(l->bundles);
+	l->nbundles = 1;
+	l->bundles = xcalloc(l->nbundles, sizeof(*l->bundles));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		s = sqlite3_column_text(st, 1);
+		if (id < 1 || id > LEDGER_MAX_BUNDLES || s == NULL ||
+		    strlen((const char *)s) > LEDGER_BUNDLE_ID_LEN) {
+			ledger_done(st);
+			log_warnx(
+			    "ledger %s: bundle row %lld is out of range", l->path, (long long)id);
+			return -1;
+		}
+		if ((size_t)id >= l->nbundles) {
+			l->bundles = xreallocarray(l->bundles, id + 1, sizeof(*l->bundles));
+			memset(l->bundles + l->nbundles, 0,
+			    (id + 1 - l->nbundles) * sizeof(*l->bundles));
+			l->nbundles = id + 1;
+		}
+		snprintf(l->bundles[id], sizeof(l->bundles[id]), "%s", (const char *)s);
+	}
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load bundles");
+}
+
+static int
+ledger_load_staging(struct ledger *l)
+{
+	sqlite3_stmt *st = l->st[LST_OPEN_STAGING];
+	const unsigned char *ca;
+	int rc;
+
+	l->staging = 0;
+	l->staged_ca[0] = '\0';
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		l->staging = sqlite3_column_int64(st, 0);
+		ca = sqlite3_column_text(st, 1);
+		snprintf(
+		    l->staged_ca, sizeof(l->staged_ca), "%s", ca != NULL ? (const char *)ca : "");
+		rc = sqlite3_step(st);
+	}
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load staging");
+}
+
+/* One scan of agents; the index is sized to the largest id. */
+static int
+ledger_load_agents(struct ledger *l)
+{
+	sqlite3_stmt *st = l->st[LST_MAX_ID];
+	struct ledger_entry *e;
+	int64_t id, held;
+	int rc;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		ledger_done(st);
+		return ledger_sqlerr(l, "max id");
+	}
+	id = sqlite3_column_int64(st, 0);
+	ledger_done(st);
+	if (id < 0 || id > LEDGER_MAX_ROWID) {
+		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)id);
+		return -1;
+	}
+	ledger_grow(l, id + 1);
+	st = l->st[LST_LOAD_AGENTS];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		held = sqlite3_column_int64(st, 2);
+		if (id < 1 || (size_t)id >= l->nents) {
+			ledger_done(st);
+			log_warnx(
+			    "ledger %s: agent id %lld is out of range", l->path, (long long)id);
+			return -1;
+		}
+		e = &l->ents[id];
+		e->last_seen = ledger_clamp(sqlite3_column_int64(st, 1));
+		e->held = held > 0 && (size_t)held < l->nbundles ? (uint16_t)held : 0;
+		e->flags =
+		    LEDGER_F_EXISTS | (sqlite3_column_int(st, 3) ? LEDGER_F_EXCLUDED : 0) |
+		    ledger_staged_flags(l, sqlite3_column_int64(st, 4), sqlite3_column_int(st, 5),
+		        sqlite3_column_int(st, 6), sqlite3_column_int(st, 7));
+	}
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load agents");
+}
+
+/* A new staging: nobody has made progress in it (no row carries its fresh id). */
+static void
+ledger_clear_flags(struct ledger *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nents; i++)
+		l->ents[i].flags &= ~LEDGER_F_STAGING;
+}
+
+void
+ledger_close(struct ledger *l)
+{
+	int i;
+
+	if (l == NULL)
+		return;
+	if (l->in_batch)
+		ledger_rollback(l);
+	for (i = 0; i < LST_COUNT; i++)
+		sqlite3_finalize(l->st[i]);
+	if (l->db != NULL && sqlite3_close(l->db) != SQLITE_OK)
+		log_warnx("ledger %s: close: %s", l->path, sqlite3_errmsg(l->db));
+	free(l->path);
+	free(l->ents);
+	free(l->bundles);
+	free(l->pend);
+	free(l);
+}
+
+/* Logs an SQLite failure; -1 (LEDGER_ERROR's callers map it). */
+static int
+ledger_sqlerr(struct ledger *l, const char *what)
+{
+	log_warnx("ledger %s: %s: %s (%d)", l->path, what, sqlite3_errmsg(l->db),
+	    sqlite3_extended_errcode(l->db));
+	return -1;
+}
+
+/* Runs a statement without results or bindings. */
+static int
+ledger_run(struct ledger *l, enum ledger_st which)
+{
+	sqlite3_stmt *st = l->st[which];
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, ledger_sql[which]);
+	return 0;
+}
+
+static void
+ledger_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* An SQLite connection must not cross fork: only the process that opened it may write. */
+static int
+ledger_owner_ok(struct ledger *l, const char *what)
+{
+	if (l->pid == getpid())
+		return 1;
+	log_warnx("ledger %s: %s from pid %ld, but pid %ld opened it", l->path, what,
+	    (long)getpid(), (long)l->pid);
+	return 0;
+}
+
+/* The caller validated ids against the allow-list; this only guards the schema. */
+static int
+ledger_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strnlen(id, LEDGER_MAX_AGENT_ID + 1)) == 0 ||
+	    n > LEDGER_MAX_AGENT_ID) {
+		log_warnx("ledger: an agent id that is empty or longer than %d bytes",
+		    LEDGER_MAX_AGENT_ID);
+		return 0;
+	}
+	return 1;
+}
+
+static uint32_t
+ledger_clamp(int64_t t)
+{
+	if (t < 0)
+		return 0;
+	return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+/* 1 when bundle row id is the bundle named s (bundle ids are public: no constant time). */
+static int
+ledger_bundle_is(const struct ledger *l, int64_t id, const char *s)
+{
+	return s != NULL && id > 0 && (size_t)id < l->nbundles && strcmp(l->bundles[id], s) == 0;
+}
+
+/* Binds a reference to bundles(id); 0 means none. */
+static void
+ledger_bind_ref(sqlite3_stmt *st, int i, int64_t ref)
+{
+	if (ref > 0)
+		sqlite3_bind_int64(st, i, ref);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void
+ledger_bind_time(sqlite3_stmt *st, int i, int set, int64_t t)
+{
+	if (set)
+		sqlite3_bind_int64(st, i, t);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Makes room for ids below n in the index (new entries are zero: absent). */
+static void
+ledger_grow(struct ledger *l, size_t n)
+{
+	size_t cap;
+
+	if (n <= l->nents)
+		return;
+	cap = l->nents == 0 ? n : l->nents;
+	while (cap < n)
+		cap = cap < (1u << 20) ? cap * 2 : cap + cap / 4;
+	l->ents = xreallocarray(l->ents, cap, sizeof(*l->ents));
+	memset(l->ents + l->nents, 0, (cap - l->nents) * sizeof(*l->ents));
+	l->nents = cap;
+}
+
+static void
+ledger_pend(struct ledger *l, int64_t id, int op, const struct ledger_entry *e)
+{
+	if (l->npend == l->pendcap) {
+		l->pendcap = l->pendcap == 0 ? 256 : l->pendcap * 2;
+		l->pend = xreallocarray(l->pend, l->pendcap, sizeof(*l->pend));
+	}
+	l->pend[l->npend].id = (uint32_t)id;
+	l->pend[l->npend].op = (uint8_t)op;
+	l->pend[l->npend].e = *e;
+	l->npend++;
+}
+
+/* After COMMIT: the batch's changes, in call order, reach the index. */
+static void
+ledger_apply(struct ledger *l)
+{
+	const struct ledger_update *u;
+	size_t i;
+
+	for (i = 0; i < l->npend; i++) {
+		u = &l->pend[i];
+		ledger_grow(l, (size_t)u->id + 1);
+		if (u->op == LEDGER_U_SET)
+			l->ents[u->id] = u->e;
+		else if (u->op == LEDGER_U_EXCLUDE)
+			l->ents[u->id].flags |= LEDGER_F_EXCLUDED;
+		else
+			l->ents[u->id].flags &= ~LEDGER_F_EXCLUDED;
+	}
+	l->npend = 0;
+}
+
+int
+ledger_begin(struct ledger *l)
+{
+	if (!ledger_owner_ok(l, "begin"))
+		return -1;
+	if (l->in_batch) {
+		log_warnx("ledger %s: begin: a batch is open already", l->path);
+		return -1;
+	}
+	if (ledger_run(l, LST_BEGIN) == -1)
+		return -1;
+	l->in_batch = 1;
+	l->batch_failed = 0;
+	l->npend = 0;
+	return 0;
+}
+
+int
+ledger_commit(struct ledger *l)
+{
+	if (!l->in_batch) {
+		log_warnx("ledger %s: commit without a batch", l->path);
+		return -1;
+	}
+	if (l->batch_failed || ledger_run(l, LST_COMMIT) == -1) {
+		ledger_rollback(l);
+		return -1;
+	}
+	l->in_batch = 0;
+	ledger_apply(l);
+	return 0;
+}
+
+void
+ledger_rollback(struct ledger *l)
+{
+	if (!l->in_batch)
+		return;
+	if (!sqlite3_get_autocommit(l->db))
+		ledger_run(l, LST_ROLLBACK);
+	l->in_batch = 0;
+	l->batch_failed = 0;
+	l->npend = 0;
+}
+
+int
+ledger_in_batch(const struct ledger *l)
+{
+	return l->in_batch;
+}
+
+/* Write calls need an open batch that has not failed. */
+static int
+ledger_call_begin(struct ledger *l, const char *what)
+{
+	if (!l->in_batch) {
+		log_warnx("ledger %s: %s outside a batch", l->path, what);
+		return -1;
+	}
+	return l->batch_failed ? -1 : 0;
+}
+
+/*
+ * After a call: a failed one changed nothing (its one statement was undone and
+ * its index updates, from mark on, are dropped), unless SQLite gave up the
+ * whole transaction.
+ */
+static enum ledger_result
+ledger_call_end(struct ledger *l, enum ledger_result r, size_t mark)
+{
+	if (r != LEDGER_ERROR)
+		return r;
+	l->npend = mark;
+	if (sqlite3_get_autocommit(l->db)) {
+		/* SQLite abandoned the transaction (I/O error, disk full): the batch is lost. */
+		log_warnx("ledger %s: the transaction was rolled back; the batch fails", l->path);
+		l->batch_failed = 1;
+		l->npend = 0;
+	}
+	return r;
+}
+
+/* The index flags of a row's staged progress: none unless it is for the open staging. */
+static uint8_t
+ledger_staged_flags(const struct ledger *l, int64_t staging, int delivered, int acked, int verified)
+{
+	if (l->staging == 0 || staging != l->staging)
+		return 0;
+	return (delivered ? LEDGER_F_DELIVERED : 0) | (acked ? LEDGER_F_ACKED : 0) |
+	       (verified ? LEDGER_F_VERIFIED : 0);
+}
+
+static int
+ledger_row_same(const struct ledger_row *a, const struct ledger_row *b)
+{
+	return a->delivered == b->delivered && a->held == b->held && a->staging == b->staging &&
+	       a->delivered_set == b->delivered_set && a->acked == b->acked &&
+	       a->verified == b->verified;
+}
+
+static int
+ledger_write_row(struct ledger *l, const struct ledger_row *w)
+{
+	sqlite3_stmt *st = l->st[LST_CHECKIN];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, w->id);
+	sqlite3_bind_int64(st, 2, w->last_seen);
+	ledger_bind_ref(st, 3, w->held);
+	ledger_bind_ref(st, 4, w->delivered);
+	ledger_bind_ref(st, 5, w->staging);
+	ledger_bind_time(st, 6, w->delivered_set, w->staged_delivered_at);
+	ledger_bind_time(st, 7, w->acked, w->acknowledged_at);
+	ledger_bind_time(st, 8, w->verified, w->verified_at);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "checkin");
+}
+
+enum ledger_result
+ledger_link(struct ledger *l, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN],
+    time_t now)
+{
+	size_t mark = l->npend;
+
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "link") == -1)
+		return LEDGER_ERROR;
+	return ledger_call_end(l, ledger_do_link(l, agent_id, token_hash, now), mark);
+}
+
+/*
+ * New or re-linked: the new token replaces the old one, and the agent holds
+ * nothing we know of until it presents the bundle sent with the link back
+ * (a re-linked agent may be a reinstalled one). Exclusion is kept.
+ */
+static enum ledger_result
+ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash, time_t now)
+{
+	sqlite3_stmt *st = l->st[LST_LINK];
+	struct ledger_entry e = { 0 };
+	int64_t id;
+	int rc, excluded, delivered = l->staging != 0 && l->cur != 0;
+
+	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 2, token_hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	ledger_bind_ref(st, 4, l->cur);
+	ledger_bind_ref(st, 5, l->staging);
+	ledger_bind_time(st, 6, delivered, now);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		ledger_done(st);
+		return ledger_sqlerr(l, "link"), LEDGER_ERROR;
+	}
+	id = sqlite3_column_int64(st, 0);
+	excluded = sqlite3_column_int(st, 1);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, "link"), LEDGER_ERROR;
+	if (id < 1 || id > LEDGER_MAX_ROWID) {
+		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)id);
+		return LEDGER_ERROR;
+	}
+	e.last_seen = ledger_clamp(now);
+	e.flags = LEDGER_F_EXISTS | (excluded ? LEDGER_F_EXCLUDED : 0) |
+	          (delivered ? LEDGER_F_DELIVERED : 0);
+	ledger_pend(l, id, LEDGER_U_SET, &e);
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_checkin(struct ledger *l, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary, time_t now,
+    int *send_bundle)
+{
+	size_t mark = l->npend;
+	enum ledger_result r;
+
+	*send_bundle = 0;
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "checkin") == -1)
+		return LEDGER_ERROR;
+	r = ledger_do_checkin(l, agent_id, token_hash, presented, canary, now, send_bundle);
+	if (r != LEDGER_OK)
+		*send_bundle = 0;
+	return ledger_call_end(l, r, mark);
+}
+
+/* Finds the agent and checks its token in constant time; LEDGER_OK when it matches. */
+static enum ledger_result
+ledger_find(struct ledger *l, const char *agent_id, const uint8_t *token_hash, struct ledger_row *r)
+{
+	sqlite3_stmt *st = l->st[LST_FIND];
+	const void *stored;
+	enum ledger_result res;
+	int rc;
+
+	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ledger_done(st);
+		return LEDGER_UNKNOWN_AGENT;
+	}
+	if (rc != SQLITE_ROW) {
+		ledger_done(st);
+		return ledger_sqlerr(l, "find agent"), LEDGER_ERROR;
+	}
+	stored = sqlite3_column_blob(st, 1);
+	res = stored != NULL && sqlite3_column_bytes(st, 1) == LEDGER_TOKEN_HASH_LEN &&
+	              CRYPTO_memcmp(stored, token_hash, LEDGER_TOKEN_HASH_LEN) == 0
+	          ? LEDGER_OK
+	          : LEDGER_BAD_TOKEN;
+	memset(r, 0, sizeof(*r));
+	r->id = sqlite3_column_int64(st, 0);
+	r->delivered = sqlite3_column_int64(st, 2);
+	r->held = sqlite3_column_int64(st, 3);
+	r->excluded = sqlite3_column_int(st, 4) != 0;
+	r->last_seen = sqlite3_column_int64(st, 5);
+	r->staging = sqlite3_column_int64(st, 6);
+	r->delivered_set = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	r->staged_delivered_at = sqlite3_column_int64(st, 7);
+	r->acked = sqlite3_column_type(st, 8) != SQLITE_NULL;
+	r->acknowledged_at = sqlite3_column_int64(st, 8);
+	r->verified = sqlite3_column_type(st, 9) != SQLITE_NULL;
+	r->verified_at = sqlite3_column_int64(st, 9);
+	ledger_done(st);
+	if (res == LEDGER_OK && (r->id < 1 || r->id > LEDGER_MAX_ROWID)) {
+		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)r->id);
+		return LEDGER_ERROR;
+	}
+	return res;
+}
+
+/*
+ * A check-in: the agent holds what it presents only if that is the bundle we
+ * last delivered to it; it acknowledged the staged CA only if that delivery
+ * happened during this staging. A 304 only for an agent that presents the
+ * current bundle and is on record as having been sent it (during the staging,
+ * if one is open), so a delivery lost with a failed batch is sent again
+ * instead of never counting. Such an agent lacks nothing.
+ */
+static enum ledger_result
+ledger_do_checkin(struct ledger *l, const char *agent_id, const uint8_t *token_hash,
+    const char *presented, int canary, time_t now, int *send)
+{
+	struct ledger_row r, w;
+	struct ledger_entry e = { 0 };
+	enum ledger_result res;
+	int holds;
+
+	if ((res = ledger_find(l, agent_id, token_hash, &r)) != LEDGER_OK)
+		return res;
+	w = r;
+	if (l->staging != 0 && r.staging != l->staging) {
+		w.staging = l->staging;
+		w.delivered_set = w.acked = w.verified = 0;
+	}
+	if ((holds = ledger_bundle_is(l, r.delivered, presented)))
+		w.held = r.delivered;
+	if (l->staging != 0 && holds && w.delivered_set && !w.acked) {
+		w.acked = 1;
+		w.acknowledged_at = now;
+	}
+	if (l->staging != 0 && canary && !w.verified) {
+		w.verified = 1;
+		w.verified_at = now;
+	}
+	*send = l->cur != 0 &&
+	        !(holds && r.delivered == l->cur && (l->staging == 0 || w.delivered_set));
+	if (*send) {
+		w.delivered = l->cur;
+		if (l->staging != 0) {
+			w.delivered_set = 1;
+			w.staged_delivered_at = now;
+		}
+	}
+	w.last_seen = now;
+	if ((*send || !ledger_row_same(&r, &w) || now < r.last_seen ||
+	        now - r.last_seen >= LEDGER_SEEN_GRANULARITY) &&
+	    ledger_write_row(l, &w) == -1)
+		return LEDGER_ERROR;
+	e.last_seen = ledger_clamp(now);
+	e.held = w.held > 0 && (size_t)w.held < l->nbundles ? (uint16_t)w.held : 0;
+	e.flags = LEDGER_F_EXISTS | (r.excluded ? LEDGER_F_EXCLUDED : 0) |
+	          ledger_staged_flags(l, w.staging, w.delivered_set, w.acked, w.verified);
+	ledger_pend(l, w.id, LEDGER_U_SET, &e);
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_exclude(struct ledger *l, const char *agent_id, const char *reason)
+{
+	size_t mark = l->npend;
+
+	if (reason == NULL)
+		reason = "";
+	if (strnlen(reason, LEDGER_MAX_REASON + 1) > LEDGER_MAX_REASON) {
+		log_warnx("ledger: an exclusion reason longer than %d bytes", LEDGER_MAX_REASON);
+		return LEDGER_ERROR;
+	}
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "exclude") == -1)
+		return LEDGER_ERROR;
+	return ledger_call_end(l, ledger_do_flag(l, LST_EXCLUDE, agent_id, reason), mark);
+}
+
+enum ledger_result
+ledger_include(struct ledger *l, const char *agent_id)
+{
+	size_t mark = l->npend;
+
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "include") == -1)
+		return LEDGER_ERROR;
+	return ledger_call_end(l, ledger_do_flag(l, LST_INCLUDE, agent_id, NULL), mark);
+}
+
+/* Exclude or include (which); the index changes only that flag at commit. */
+static enum ledger_result
+ledger_do_flag(struct ledger *l, enum ledger_st which, const char *agent_id, const char *reason)
+{
+	sqlite3_stmt *st = l->st[which];
+	struct ledger_entry e = { 0 };
+	int64_t id;
+	int rc;
+
+	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
+	if (reason != NULL)
+		sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		ledger_done(st);
+		if (rc == SQLITE_DONE)
+			return LEDGER_UNKNOWN_AGENT;
+		return ledger_sqlerr(l, ledger_sql[which]), LEDGER_ERROR;
+	}
+	id = sqlite3_column_int64(st, 0);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, ledger_sql[which]), LEDGER_ERROR;
+	if (id < 1 || id > LEDGER_MAX_ROWID)
+		return LEDGER_ERROR;
+	ledger_pend(l, id, which == LST_EXCLUDE ? LEDGER_U_EXCLUDE : LEDGER_U_INCLUDE, &e);
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_get(struct ledger *l, const char *agent_id, struct ledger_agent *a)
+{
+	sqlite3_stmt *st = l->st[LST_GET];
+	const unsigned char *s;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (!ledger_id_ok(agent_id))
+		return LEDGER_ERROR;
+	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		ledger_done(st);
+		if (rc == SQLITE_DONE)
+			return LEDGER_UNKNOWN_AGENT;
+		return ledger_sqlerr(l, "get agent"), LEDGER_ERROR;
+	}
+	s = sqlite3_column_text(st, 0);
+	snprintf(a->id, sizeof(a->id), "%s", s != NULL ? (const char *)s : "");
+	a->linked_at = sqlite3_column_int64(st, 1);
+	a->last_seen = sqlite3_column_int64(st, 2);
+	a->excluded = sqlite3_column_int(st, 3) != 0;
+	s = sqlite3_column_text(st, 4);
+	snprintf(a->reason, sizeof(a->reason), "%s", s != NULL ? (const char *)s : "");
+	ledger_done(st);
+	return LEDGER_OK;
+}
+
+int
+ledger_set_target(struct ledger *l, const char *staged_ca, const char *bundle_id)
+{
+	int64_t cur = 0, staging = l->staging;
+	time_t now = time(NULL);
+	int changed;
+
+	if (!ledger_owner_ok(l, "set_target"))
+		return -1;
+	if (l->in_batch) {
+		log_warnx("ledger %s: set_target inside a batch", l->path);
+		return -1;
+	}
+	if ((staged_ca != NULL && (staged_ca[0] == '\0' || strlen(staged_ca) > LEDGER_CA_ID_LEN)) ||
+	    (bundle_id != NULL &&
+	        (bundle_id[0] == '\0' || strlen(bundle_id) > LEDGER_BUNDLE_ID_LEN))) {
+		log_warnx("ledger %s: set_target: a malformed CA or bundle id", l->path);
+		return -1;
+	}
+	changed = strcmp(staged_ca != NULL ? staged_ca : "", l->staged_ca) != 0;
+	if (ledger_run(l, LST_BEGIN) == -1)
+		return -1;
+	if ((bundle_id != NULL && ledger_intern_bundle(l, bundle_id, now, &cur) == -1) ||
+	    (changed && ledger_switch_staging(l, staged_ca, now, &staging) == -1) ||
+	    ledger_run(l, LST_COMMIT) == -1) {
+		if (!sqlite3_get_autocommit(l->db))
+			ledger_run(l, LST_ROLLBACK);
+		return -1;
+	}
+	if (cur != 0 && ((size_t)cur >= l->nbundles || strcmp(l->bundles[cur], bundle_id) != 0) &&
+	    ledger_load_bundles(l) == -1)
+		return -1;
+	l->cur = (uint16_t)cur;
+	if (!changed)
+		return 0;
+	l->staging = staging;
+	snprintf(l->staged_ca, sizeof(l->staged_ca), "%s", staged_ca != NULL ? staged_ca : "");
+	log_info("ledger %s: target CA %s (staging %lld)", l->path,
+	    l->staged_ca[0] != '\0' ? l->staged_ca : "none", (long long)l->staging);
+	ledger_clear_flags(l);
+	return 0;
+}
+
+/* The bundles row for id, added if new; its row id must fit the index's 16 bits. */
+static int
+ledger_intern_bundle(struct ledger *l, const char *id, time_t now, int64_t *row)
+{
+	sqlite3_stmt *st = l->st[LST_ADD_BUNDLE];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, "add bundle");
+	st = l->st[LST_BUNDLE_ID];
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	*row = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	ledger_done(st);
+	if (rc != SQLITE_ROW)
+		return ledger_sqlerr(l, "bundle id");
+	if (*row < 1 || *row > LEDGER_MAX_BUNDLES) {
+		log_warnx("ledger %s: too many bundles (%lld)", l->path, (long long)*row);
+		return -1;
+	}
+	return 0;
+}
+
+/* Ends the open staging and, for a CA, starts a new one (*staging: its id, or 0). */
+static int
+ledger_switch_staging(struct ledger *l, const char *ca, time_t now, int64_t *staging)
+{
+	sqlite3_stmt *st = l->st[LST_END_STAGING];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, now);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, "end staging");
+	*staging = 0;
+	if (ca == NULL)
+		return 0;
+	st = l->st[LST_NEW_STAGING];
+	sqlite3_bind_text(st, 1, ca, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, "new staging");
+	*staging = sqlite3_last_insert_rowid(l->db);
+	return 0;
+}
+
+/* The first second of the active window (everything is active when window reaches 1970). */
+static int64_t
+ledger_since(time_t now, uint64_t window)
+{
+	if (now <= 0 || window >= (uint64_t)now)
+		return 0;
+	return (int64_t)now - (int64_t)window;
+}
+
+/* Not excluded and lacking the target: the staged CA acknowledged, else the current bundle. */
+static int
+ledger_lacking(const struct ledger *l, const struct ledger_entry *e)
+{
+	if (l->staging != 0)
+		return !(e->flags & LEDGER_F_ACKED);
+	return l->cur != 0 && e->held != l->cur;
+}
+
+void
+ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts *c)
+{
+	int64_t since = ledger_since(now, window);
+	const struct ledger_entry *e, *end = l->ents + l->nents;
+	int staged = l->staging != 0;
+
+	memset(c, 0, sizeof(*c));
+	for (e = l->ents; e < end; e++) {
+		if (!(e->flags & LEDGER_F_EXISTS))
+			continue;
+		c->linked++;
+		if (e->flags & LEDGER_F_EXCLUDED) {
+			c->excluded++;
+			continue;
+		}
+		if ((int64_t)e->last_seen < since) {
+			c->inactive_lacking += ledger_lacking(l, e);
+			continue;
+		}
+		c->active++;
+		c->pending += ledger_lacking(l, e);
+		c->current += l->cur != 0 && e->held == l->cur;
+		if (!staged)
+			continue;
+		c->delivered += (e->flags & LEDGER_F_DELIVERED) != 0;
+		c->acknowledged += (e->flags & LEDGER_F_ACKED) != 0;
+		c->verified += (e->flags & LEDGER_F_VERIFIED) != 0;
+	}
+}
+
+static int
+ledger_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Reorders a[0..n) so that a[k] holds what sorting would put there, smaller keys before it. */
+static void
+ledger_select(uint64_t *a, size_t n, size_t k)
+{
+	ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, i, j;
+	uint64_t p, t, x, y, z;
+	int depth = 0;
+
+	while (lo < hi) {
+		if (++depth > 64) {
+			/* Pathological pivots: finish with a sort. */
+			qsort(a + lo, (size_t)(hi - lo + 1), sizeof(*a), ledger_cmp_u64);
+			return;
+		}
+		x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+		p = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+		for (i = lo, j = hi; i <= j;) {
+			while (a[i] < p)
+				i++;
+			while (a[j] > p)
+				j--;
+			if (i <= j) {
+				t = a[i], a[i] = a[j], a[j] = t;
+				i++, j--;
+			}
+		}
+		if ((ptrdiff_t)k <= j)
+			hi = j;
+		else if ((ptrdiff_t)k >= i)
+			lo = i;
+		else
+			return;
+	}
+}
+
+/*
+ * Pending agents come from the index, like the counts they must agree with:
+ * keys (last_seen descending, then id) of every pending agent, two selections
+ * to isolate the page, a sort of the page only; then the ids' names from SQL.
+ */
+int
+ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+    ledger_agent_cb cb, void *arg)
+{
+	int64_t since = ledger_since(now, window);
+	sqlite3_stmt *st = l->st[LST_NAME];
+	const struct ledger_entry *e;
+	uint64_t *keys, id;
+	size_t i, n = 0, end;
+	int rc, ret = 0;
+
+	for (i = 0; i < l->nents; i++) {
+		e = &l->ents[i];
+		n += (e->flags & (LEDGER_F_EXISTS | LEDGER_F_EXCLUDED)) == LEDGER_F_EXISTS &&
+		     (int64_t)e->last_seen >= since && ledger_lacking(l, e);
+	}
+	if (offset >= n || limit == 0)
+		return 0;
+	keys = xreallocarray(NULL, n, sizeof(*keys));
+	for (i = 0, n = 0; i < l->nents; i++) {
+		e = &l->ents[i];
+		if ((e->flags & (LEDGER_F_EXISTS | LEDGER_F_EXCLUDED)) == LEDGER_F_EXISTS &&
+		    (int64_t)e->last_seen >= since && ledger_lacking(l, e))
+			keys[n++] = (uint64_t)(UINT32_MAX - e->last_seen) << 32 | i;
+	}
+	end = offset + limit < n ? offset + limit : n;
+	ledger_select(keys, n, offset);
+	if (end < n)
+		ledger_select(keys + offset, n - offset, end - offset);
+	qsort(keys + offset, end - offset, sizeof(*keys), ledger_cmp_u64);
+	for (i = offset; i < end && ret == 0; i++) {
+		id = keys[i] & 0xffffffff;
+		sqlite3_bind_int64(st, 1, (int64_t)id);
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			cb((const char *)sqlite3_column_text(st, 0), UINT32_MAX - (keys[i] >> 32),
+			    (l->ents[id].flags & LEDGER_F_DELIVERED) != 0, arg);
+		else
+			ret = ledger_sqlerr(l, "agent name");
+		ledger_done(st);
+	}
+	free(keys);
+	return ret;
+}
+
+static int
+ledger_cmp_holding(const void *a, const void *b)
+{
+	const struct ledger_holding *x = a, *y = b;
+
+	if (x->agents != y->agents)
+		return x->agents > y->agents ? -1 : 1;
+	return x->bundle < y->bundle ? -1 : x->bundle > y->bundle;
+}
+
+/* Active agents per bundle held, most held first; bundle 0 ("") is none we know of. */
+int
+ledger_holdings(struct ledger *l, time_t now, uint64_t window, ledger_holding_cb cb, void *arg)
+{
+	int64_t since = ledger_since(now, window);
+	struct ledger_holding *h = xcalloc(l->nbundles, sizeof(*h));
+	const struct ledger_entry *e;
+	size_t i, n = 0;
+
+	for (i = 0; i < l->nbundles; i++)
+		h[i].bundle = (uint16_t)i;
+	for (i = 0; i < l->nents; i++) {
+		e = &l->ents[i];
+		if ((e->flags & (LEDGER_F_EXISTS | LEDGER_F_EXCLUDED)) == LEDGER_F_EXISTS &&
+		    (int64_t)e->last_seen >= since)
+			h[e->held < l->nbundles ? e->held : 0].agents++;
+	}
+	qsort(h, l->nbundles, sizeof(*h), ledger_cmp_holding);
+	for (n = 0; n < l->nbundles && h[n].agents > 0; n++)
+		cb(l->bundles[h[n].bundle], h[n].agents, arg);
+	free(h);
+	return 0;
+}

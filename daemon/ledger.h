@@ -1,0 +1,147 @@
+/*
+ * The migration ledger (SQLite, WAL, in the state directory): which agents
+ * exist, their token hashes, when they were seen, which bundle they hold,
+ * and per staged CA whether it was delivered, acknowledged and verified.
+ * Only the parent process opens it. Every SQL statement lives in ledger.c.
+ */
+#ifndef CAROTATE_LEDGER_H
+#define CAROTATE_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define LEDGER_FILE           "ledger.db"
+#define LEDGER_TOKEN_HASH_LEN 32 /* SHA-256 of the token */
+#define LEDGER_MAX_AGENT_ID   64
+#define LEDGER_MAX_REASON     256
+#define LEDGER_BUNDLE_ID_LEN  64 /* hex */
+#define LEDGER_CA_ID_LEN      64 /* hex SHA-256 of the staged CA */
+/*
+ * A check-in that changes nothing else (the agent lacks nothing) writes
+ * last_seen only once it moved by this many seconds; the counts have it to
+ * the second, and a restart may set it back by up to this much.
+ */
+#define LEDGER_SEEN_GRANULARITY 300
+
+struct ledger;
+
+enum ledger_result {
+	LEDGER_OK = 0,
+	LEDGER_UNKNOWN_AGENT, /* no such agent id */
+	LEDGER_BAD_TOKEN,     /* the token does not match the agent's */
+	LEDGER_ERROR,         /* SQLite failed; logged */
+};
+
+/*
+ * Opens (creating if needed) state_dir/ledger.db: WAL, synchronous=FULL,
+ * schema migrated to the current user_version, PRAGMA integrity_check
+ * passed, in-memory index loaded. NULL with err filled on any failure
+ * (a corrupt ledger is an error, never an empty one).
+ */
+struct ledger *ledger_open(const char *state_dir, char *err, size_t errlen);
+void ledger_close(struct ledger *);
+
+/*
+ * What the migration is about: the staged CA's SHA-256 (NULL when nothing is
+ * staged) and the id of the bundle served now (NULL when there is none).
+ * Reloads the in-memory state for that CA when it changed.
+ * The staged CA is stored: naming a CA other than the stored one (NULL
+ * included) ends that staging and starts a new one, with nothing delivered,
+ * acknowledged or verified (a CA staged again after a discard starts over).
+ * Not inside a batch (-1). 0 / -1.
+ */
+int ledger_set_target(struct ledger *, const char *staged_ca, const char *bundle_id);
+
+/*
+ * Group commit: ledger_begin, then any number of link/checkin/exclude/include
+ * calls, then ledger_commit, which makes them durable (fsync) before the
+ * in-memory counters see them. Nothing is counted before it is on disk.
+ * ledger_rollback discards the batch (the counters never saw it).
+ * Those four calls outside a batch return LEDGER_ERROR (logged). A call that
+ * returns LEDGER_ERROR is undone alone and the batch goes on, unless SQLite
+ * abandoned the transaction: then ledger_commit fails. A failed
+ * ledger_commit has rolled back already; ledger_rollback after it is a no-op.
+ */
+int ledger_begin(struct ledger *);
+int ledger_commit(struct ledger *);
+void ledger_rollback(struct ledger *);
+/* 1 while a batch is open. */
+int ledger_in_batch(const struct ledger *);
+
+/*
+ * Links agent_id (new, or re-linked with a new token): stores the token's
+ * hash, linked_at = last_seen = now. The caller sends it the current bundle:
+ * it is recorded as delivered. A re-link invalidates the old token, keeps
+ * exclusion and first_seen, and forgets what the agent held or acknowledged
+ * (a reinstalled agent must present the bundle back again).
+ */
+enum ledger_result ledger_link(struct ledger *, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+
+/*
+ * A check-in with a token (compared in constant time with the stored hash).
+ * On LEDGER_OK: last_seen = now; when presented (the If-None-Match bundle id,
+ * or NULL) is the bundle last delivered to this agent, the agent holds it
+ * (acknowledged for the staged CA when that bundle contains it); a canary
+ * check-in while a CA is staged marks it verified. *send_bundle is set when
+ * presented is not the current bundle (the caller answers 200 with it, and it
+ * is recorded as delivered), cleared for 304. It is also set when presented
+ * is the current bundle but the ledger has no record of delivering it to this
+ * agent (a forged If-None-Match, or a delivery lost with a failed batch): the
+ * agent then gets it on record and can acknowledge it next time, never now.
+ * Unknown agents and bad tokens change nothing.
+ */
+enum ledger_result ledger_checkin(struct ledger *, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary, time_t now,
+    int *send_bundle);
+
+/* Excludes (reason kept) or re-includes an agent. */
+enum ledger_result ledger_exclude(struct ledger *, const char *agent_id, const char *reason);
+enum ledger_result ledger_include(struct ledger *, const char *agent_id);
+
+struct ledger_agent {
+	char id[LEDGER_MAX_AGENT_ID + 1];
+	int64_t linked_at;
+	int64_t last_seen;
+	int excluded;
+	char reason[LEDGER_MAX_REASON + 1];
+};
+/* Reads the database: inside a batch, its uncommitted changes included. */
+enum ledger_result ledger_get(struct ledger *, const char *agent_id, struct ledger_agent *);
+
+struct ledger_counts {
+	uint64_t linked;           /* every agent, excluded ones included */
+	uint64_t active;           /* not excluded; last_seen >= now - window */
+	uint64_t acknowledged;     /* active, staged CA acknowledged */
+	uint64_t verified;         /* active, staged CA verified */
+	uint64_t delivered;        /* active, staged CA delivered */
+	uint64_t pending;          /* active, not acknowledged */
+	uint64_t inactive_lacking; /* not excluded, not active, not acknowledged */
+	uint64_t excluded;
+	uint64_t current; /* active agents holding the current bundle */
+};
+
+/*
+ * Counts from the in-memory index (committed state only); no SQL on this path.
+ * With nothing staged, acknowledged, verified and delivered are 0 and
+ * "lacking" (pending, inactive_lacking) means not holding the current bundle
+ * (0 when there is no current bundle).
+ */
+void ledger_count(struct ledger *, time_t now, uint64_t window, struct ledger_counts *);
+
+/*
+ * One page of pending agents (active, not acknowledged; with nothing staged:
+ * not holding the current bundle), most recently seen first, ties by link
+ * order; from the same committed state as ledger_count. delivered is for the
+ * staged CA (0 when nothing is staged). 0 / -1.
+ */
+typedef void (*ledger_agent_cb)(const char *id, int64_t last_seen, int delivered, void *arg);
+int ledger_pending(struct ledger *, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+    ledger_agent_cb, void *arg);
+
+/* Active agents per bundle held (nothing staged); "" for agents that hold none we know of. */
+typedef void (*ledger_holding_cb)(const char *bundle_id, uint64_t agents, void *arg);
+int ledger_holdings(struct ledger *, time_t now, uint64_t window, ledger_holding_cb, void *arg);
+
+#endif

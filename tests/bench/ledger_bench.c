@@ -1,0 +1,443 @@
+/*
+ * ledger_bench: the migration ledger at 10k, 100k and 1M agents, through its API.
+ * Prints figures; asserts nothing.
+ *
+ *   ledger_bench [-s seconds] [DIR]
+ *
+ * For each size: links every agent in batches of 10,000 while a CA is staged
+ * (link rate); then durable check-ins (synchronous=FULL, one COMMIT per batch of
+ * 256) in two phases of -s seconds each (default 3):
+ *  - "changing": each agent's first check-in, in a scattered order: 90% present
+ *    the bundle they were sent at link (acknowledged), 10% none (sent it again);
+ *    every one writes its row: the worst case;
+ *  - "steady": random agents among those, presenting the current bundle again:
+ *    the fleet's normal state once it migrated (no write but last_seen's, every
+ *    LEDGER_SEEN_GRANULARITY seconds).
+ * Then 200 ledger_count calls (p50/p99) and 50 first pages of ledger_pending
+ * (100 agents); then the ledger is opened
+ * again by a fresh process (this program, re-executed) that reports the open time
+ * (integrity_check and index load), a count, and its VmRSS/VmHWM: what a daemon
+ * holding that ledger costs. Goals: count p50 <= 10 ms and RSS <= 64 MiB at 1M
+ * agents; >= 20,000 check-ins/s.
+ *
+ * Environment: LEDGER_BENCH_MAX caps the largest size (default 1000000). The
+ * ledgers live in DIR, else $TMPDIR, else /var/tmp (not tmpfs: fsync must count).
+ */
+#include <sys/statfs.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "ledger.h"
+#include "log.h"
+
+#define BENCH_LINK_BATCH    10000
+#define BENCH_CHECKIN_BATCH 256
+#define BENCH_COUNT_CALLS   200
+#define BENCH_PENDING_CALLS 50
+#define BENCH_WINDOW        (7 * 86400)
+#define BENCH_T0            1700000000
+#define BENCH_TMPFS_MAGIC   0x01021994
+
+#define BUNDLE "1111111111111111111111111111111111111111111111111111111111111111"
+#define CA     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+struct bench_row {
+	uint64_t agents;
+	double link_rate;
+	double checkin_rate, steady_rate;
+	double checkin_cpu; /* CPU time / wall time of the changing phase */
+	uint64_t checkins, steady;
+	double count_p50_ms, count_p99_ms;
+	double pending_p50_ms;
+	double open_s;
+	long rss_kib, hwm_kib;
+	uint64_t acknowledged, active;
+	double db_mib;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void
+bench_id(uint64_t i, char *out, size_t len)
+{
+	snprintf(out, len, "agent-%07llu.example.net", (unsigned long long)i);
+}
+
+static void
+bench_token(uint64_t i, uint8_t out[LEDGER_TOKEN_HASH_LEN])
+{
+	uint64_t s = i * 0x9e3779b97f4a7c15ULL + 1;
+	int k;
+
+	for (k = 0; k < LEDGER_TOKEN_HASH_LEN; k++)
+		out[k] = (uint8_t)(rng(&s) >> 24);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct(double *v, size_t n, double p)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(size_t)(p * (double)(n - 1) + 0.5)];
+}
+
+/* VmRSS and VmHWM of this process, KiB. */
+static void
+rss(long *rss_kib, long *hwm_kib)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	*rss_kib = *hwm_kib = -1;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		sscanf(line, "VmRSS: %ld kB", rss_kib);
+		sscanf(line, "VmHWM: %ld kB", hwm_kib);
+	}
+	fclose(f);
+}
+
+static struct ledger *
+bench_open(const char *dir)
+{
+	char err[1024];
+	struct ledger *l = ledger_open(dir, err, sizeof(err));
+
+	if (l == NULL) {
+		fprintf(stderr, "ledger_bench: %s\n", err);
+		exit(1);
+	}
+	return l;
+}
+
+static int
+bench_link(struct ledger *l, uint64_t n, struct bench_row *row)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	char id[LEDGER_MAX_AGENT_ID + 1];
+	double t = now_s();
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i % BENCH_LINK_BATCH == 0 && ledger_begin(l) == -1)
+			return -1;
+		bench_id(i, id, sizeof(id));
+		bench_token(i, h);
+		if (ledger_link(l, id, h, BENCH_T0 + (time_t)(i % 3600)) != LEDGER_OK)
+			return -1;
+		if ((i + 1) % BENCH_LINK_BATCH == 0 || i + 1 == n)
+			if (ledger_commit(l) == -1)
+				return -1;
+	}
+	row->link_rate = (double)n / (now_s() - t);
+	return 0;
+}
+
+/* The k-th agent of a scattered visiting order (the multiplier is prime to 10). */
+static uint64_t
+bench_nth(uint64_t k, uint64_t n)
+{
+	return (k * 2654435761ULL) % n;
+}
+
+static int
+bench_checkin1(struct ledger *l, uint64_t a, const char *presented)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	char id[LEDGER_MAX_AGENT_ID + 1];
+	int send;
+
+	bench_id(a, id, sizeof(id));
+	bench_token(a, h);
+	if (ledger_checkin(l, id, h, presented, 0, BENCH_T0 + 7200, &send) != LEDGER_OK)
+		return -1;
+	return 0;
+}
+
+/*
+ * Durable check-ins for secs seconds, one COMMIT per 256: each agent's first
+ * (first == 0: changing), or again among the first `first` ones (steady).
+ * Returns how many.
+ */
+static int64_t
+bench_checkins(
+    struct ledger *l, uint64_t n, double secs, uint64_t first, double *rate, double *cpu_share)
+{
+	uint64_t s = 88172645463325252ULL, k = 0, a;
+	double t = now_s(), end = t + secs, cpu = cpu_s();
+	const char *presented;
+	int i;
+
+	while (now_s() < end && (first != 0 || k < n)) {
+		if (ledger_begin(l) == -1)
+			return -1;
+		for (i = 0; i < BENCH_CHECKIN_BATCH && (first != 0 || k < n); i++, k++) {
+			a = bench_nth(first != 0 ? rng(&s) % first : k, n);
+			presented = first == 0 && rng(&s) % 10 == 0 ? NULL : BUNDLE;
+			if (bench_checkin1(l, a, presented) == -1)
+				return -1;
+		}
+		if (ledger_commit(l) == -1)
+			return -1;
+	}
+	*rate = (double)k / (now_s() - t);
+	if (cpu_share != NULL)
+		*cpu_share = (cpu_s() - cpu) / (now_s() - t);
+	return (int64_t)k;
+}
+
+static int
+bench_checkin(struct ledger *l, uint64_t n, double secs, struct bench_row *row)
+{
+	int64_t k;
+
+	if ((k = bench_checkins(l, n, secs, 0, &row->checkin_rate, &row->checkin_cpu)) <= 0)
+		return -1;
+	row->checkins = (uint64_t)k;
+	if ((k = bench_checkins(l, n, secs, row->checkins, &row->steady_rate, NULL)) <= 0)
+		return -1;
+	row->steady = (uint64_t)k;
+	return 0;
+}
+
+static void
+bench_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
+{
+	(*(uint64_t *)arg)++;
+}
+
+static void
+bench_count(struct ledger *l, struct bench_row *row)
+{
+	double v[BENCH_COUNT_CALLS], t;
+	struct ledger_counts c;
+	uint64_t listed = 0;
+	int i;
+
+	for (i = 0; i < BENCH_COUNT_CALLS; i++) {
+		t = now_s();
+		ledger_count(l, BENCH_T0 + 7200, BENCH_WINDOW, &c);
+		v[i] = (now_s() - t) * 1e3;
+	}
+	row->count_p50_ms = pct(v, BENCH_COUNT_CALLS, 0.5);
+	row->count_p99_ms = pct(v, BENCH_COUNT_CALLS, 0.99);
+	row->acknowledged = c.acknowledged;
+	row->active = c.active;
+	for (i = 0; i < BENCH_PENDING_CALLS; i++) {
+		t = now_s();
+		ledger_pending(l, BENCH_T0 + 7200, BENCH_WINDOW, 0, 100, bench_pending_cb, &listed);
+		v[i] = (now_s() - t) * 1e3;
+	}
+	row->pending_p50_ms = pct(v, BENCH_PENDING_CALLS, 0.5);
+}
+
+/* The re-executed child: opens dir like a starting daemon, counts, reports. */
+static int
+bench_child(const char *dir)
+{
+	struct ledger_counts c;
+	struct ledger *l;
+	long r, hwm;
+	double t = now_s();
+
+	l = bench_open(dir);
+	if (ledger_set_target(l, CA, BUNDLE) == -1)
+		return 1;
+	t = now_s() - t;
+	ledger_count(l, BENCH_T0 + 7200, BENCH_WINDOW, &c);
+	rss(&r, &hwm);
+	printf("%.3f %ld %ld %llu\n", t, r, hwm, (unsigned long long)c.linked);
+	ledger_close(l);
+	return 0;
+}
+
+static int
+bench_reopen(const char *dir, struct bench_row *row)
+{
+	char cmd[1200], buf[256];
+	unsigned long long linked;
+	FILE *p;
+	int ok;
+
+	snprintf(cmd, sizeof(cmd), "/proc/%ld/exe --child '%s'", (long)getpid(), dir);
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	ok = fgets(buf, sizeof(buf), p) != NULL && sscanf(buf, "%lf %ld %ld %llu", &row->open_s,
+	                                               &row->rss_kib, &row->hwm_kib, &linked) == 4;
+	return pclose(p) == 0 && ok && linked == row->agents ? 0 : -1;
+}
+
+static double
+file_mib(const char *dir, const char *suffix)
+{
+	char path[1100];
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s%s", dir, LEDGER_FILE, suffix);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fclose(f);
+	return (double)n / (1024 * 1024);
+}
+
+static int
+bench_size(const char *base, uint64_t n, double secs, struct bench_row *row)
+{
+	char dir[1024], cmd[1100];
+	struct ledger *l;
+	int rc = -1;
+
+	memset(row, 0, sizeof(*row));
+	row->agents = n;
+	snprintf(dir, sizeof(dir), "%s/ledger-bench-XXXXXX", base);
+	if (mkdtemp(dir) == NULL) {
+		fprintf(stderr, "ledger_bench: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	l = bench_open(dir);
+	if (ledger_set_target(l, CA, BUNDLE) == 0 && bench_link(l, n, row) == 0 &&
+	    bench_checkin(l, n, secs, row) == 0) {
+		bench_count(l, row);
+		rc = 0;
+	}
+	ledger_close(l);
+	row->db_mib = file_mib(dir, "") + file_mib(dir, "-wal");
+	if (rc == 0 && bench_reopen(dir, row) == -1)
+		rc = -1;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "ledger_bench: could not remove %s\n", dir);
+	return rc;
+}
+
+static void
+bench_print(const struct bench_row *r, size_t n)
+{
+	size_t i;
+
+	printf("\n%9s %8s %19s %18s %8s %8s %8s %6s %6s %6s %6s\n", "", "links/s", "changing ci/s",
+	    "steady ci/s", "count", "count", "pending", "open", "RSS", "HWM", "db");
+	printf("%9s %8s %19s %18s %8s %8s %8s %6s %6s %6s %6s\n", "agents", "", "(n, cpu)", "(n)",
+	    "p50 ms", "p99 ms", "p50 ms", "s", "MiB", "MiB", "MiB");
+	for (i = 0; i < n; i++)
+		printf("%9llu %8.0f %7.0f (%6llu %3.0f%%) %8.0f (%7llu) %8.3f %8.3f %8.3f %6.2f "
+		       "%6.1f %6.1f %6.1f\n",
+		    (unsigned long long)r[i].agents, r[i].link_rate, r[i].checkin_rate,
+		    (unsigned long long)r[i].checkins, r[i].checkin_cpu * 100, r[i].steady_rate,
+		    (unsigned long long)r[i].steady, r[i].count_p50_ms, r[i].count_p99_ms,
+		    r[i].pending_p50_ms, r[i].open_s, r[i].rss_kib / 1024.0, r[i].hwm_kib / 1024.0,
+		    r[i].db_mib);
+	printf("\n(acknowledged/active after the check-ins:");
+	for (i = 0; i < n; i++)
+		printf(" %llu/%llu", (unsigned long long)r[i].acknowledged,
+		    (unsigned long long)r[i].active);
+	printf(")\n");
+	if (n == 0)
+		return;
+	i = n - 1;
+	printf("goal: count p50 <= 10 ms at %llu agents: %s (%.3f ms)\n",
+	    (unsigned long long)r[i].agents, r[i].count_p50_ms <= 10 ? "met" : "NOT met",
+	    r[i].count_p50_ms);
+	printf("goal: RSS <= 64 MiB at %llu agents (a fresh process that opened the ledger): %s "
+	       "(%.1f MiB, peak %.1f MiB)\n",
+	    (unsigned long long)r[i].agents, r[i].rss_kib <= 64 * 1024 ? "met" : "NOT met",
+	    r[i].rss_kib / 1024.0, r[i].hwm_kib / 1024.0);
+	printf("goal: >= 20,000 durable check-ins/s at %llu agents, every one changing state: %s "
+	       "(%.0f/s; steady: %.0f/s)\n",
+	    (unsigned long long)r[i].agents, r[i].checkin_rate >= 20000 ? "met" : "NOT met",
+	    r[i].checkin_rate, r[i].steady_rate);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const uint64_t sizes[] = { 10000, 100000, 1000000 };
+	struct bench_row rows[3];
+	const char *base, *max_env = getenv("LEDGER_BENCH_MAX");
+	uint64_t max = max_env != NULL ? strtoull(max_env, NULL, 10) : 1000000;
+	double secs = 3;
+	struct statfs sf;
+	size_t i, n = 0;
+	int c;
+
+	log_init(1, 0, "ledger_bench");
+	if (argc == 3 && strcmp(argv[1], "--child") == 0)
+		return bench_child(argv[2]);
+	while ((c = getopt(argc, argv, "s:")) != -1) {
+		if (c != 's' || (secs = atof(optarg)) <= 0) {
+			fprintf(stderr, "usage: ledger_bench [-s seconds] [DIR]\n");
+			return 1;
+		}
+	}
+	base = optind < argc              ? argv[optind]
+	       : getenv("TMPDIR") != NULL ? getenv("TMPDIR")
+	                                  : "/var/tmp";
+	if (statfs(base, &sf) == 0 && sf.f_type == BENCH_TMPFS_MAGIC)
+		printf(
+		    "NOTE: %s is tmpfs: fsync is free there, check-in rates are not durable ones\n",
+		    base);
+	printf("ledger_bench: SQLite %s, ledgers in %s, %ld cores; check-ins for %.0f s per size, "
+	       "COMMIT (fsync) per %d\n",
+	    sqlite3_libversion(), base, sysconf(_SC_NPROCESSORS_ONLN), secs, BENCH_CHECKIN_BATCH);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		if (sizes[i] > max && n > 0)
+			break;
+		fprintf(stderr, "ledger_bench: %llu agents...\n",
+		    (unsigned long long)(sizes[i] > max ? max : sizes[i]));
+		if (bench_size(base, sizes[i] > max ? max : sizes[i], secs, &rows[n]) == -1) {
+			fprintf(stderr, "ledger_bench: the run at %llu agents failed\n",
+			    (unsigned long long)sizes[i]);
+			return 1;
+		}
+		n++;
+		if (sizes[i] >= max)
+			break;
+	}
+	bench_print(rows, n);
+	return 0;
+}
