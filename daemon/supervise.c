@@ -1,0 +1,774 @@
+/*
+ * The agent worker, seen from the parent. supervise_bind makes the two agent
+ * sockets at start-up (as root, before any privilege is dropped); each
+ * worker is forked, moved to the agent user with no capabilities and
+ * no_new_privs, and re-executed from our own binary so that it starts from
+ * a clean image holding none of the parent's memory. Its frames are checked
+ * for size before they are buffered and for meaning after they are decoded:
+ * anything wrong kills the worker, never the parent. A dead worker is
+ * restarted after a delay that doubles while it keeps dying young.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <linux/capability.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "carotated.h"
+#include "config.h"
+#include "log.h"
+#include "supervise.h"
+#include "wire.h"
+#include "worker.h"
+#include "xmalloc.h"
+
+#define SUPERVISE_BACKLOG    1024 /* nginx may open many upstream connections at once */
+#define SUPERVISE_DELAY_MIN  1    /* s before restarting a worker */
+#define SUPERVISE_DELAY_MAX  60
+#define SUPERVISE_STABLE     60 /* s a worker must have run for the delay to start over */
+#define SUPERVISE_READ_MAX   (256u * 1024)       /* bytes per read: bounds one batch */
+#define SUPERVISE_MAX_INPUT  (1024u * 1024)      /* bytes buffered from the worker */
+#define SUPERVISE_MAX_OUTPUT (64u * 1024 * 1024) /* answers queued to a worker not reading */
+#define SUPERVISE_UNPACK     1024 /* unpack budget per frame, on top of twice its length */
+#define SUPERVISE_GEN_SHIFT  48   /* seq = generation << 48 | the worker's seq */
+#define SUPERVISE_GRACE_MS   1000 /* a stopping worker's time to exit before SIGKILL */
+
+extern char **environ;
+
+/* A listening socket the worker serves; made once, kept across worker restarts. */
+struct supervise_socket {
+	const char *what;
+	char *path;
+	int fd;
+	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
+	ino_t ino;
+};
+
+/* Whom the worker runs as; drop is 0 when we are not root. */
+struct supervise_ids {
+	int drop;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct supervise {
+	struct carotated *cd;
+	supervise_request_fn fn;
+	void *arg;
+	pid_t pid; /* -1: no worker */
+	int pidfd;
+	struct event *ev_exit;
+	struct bufferevent *bev;
+	struct event *ev_restart;
+	unsigned delay;          /* s before the next restart */
+	struct timespec started; /* CLOCK_MONOTONIC, of the last start */
+	uint64_t gen;            /* 1-65535, of the worker running now */
+	int doomed;              /* killed by us: what it sends is ignored */
+	Carotate__Internal__AgentRequest **batch;
+	size_t batch_cap;
+};
+
+static struct supervise_socket supervise_sockets[] = {
+	{ "agent socket", NULL, -1, 0, 0 },
+	{ "canary socket", NULL, -1, 0, 0 },
+};
+static const char *supervise_exec = "/proc/self/exe";
+
+static int supervise_bind_one(
+    struct supervise_socket *, const char *, const struct group *, char *, size_t);
+static int supervise_check_dir(const char *, char *, size_t);
+static int supervise_probe(const char *, char *, size_t);
+static void supervise_unbind(void);
+static int supervise_ids(const struct supervise *, struct supervise_ids *);
+static void supervise_spawn(struct supervise *);
+static void supervise_watch(struct supervise *, pid_t, int, int);
+static void supervise_child(const struct supervise *, int, const struct supervise_ids *, pid_t)
+    __attribute__((noreturn));
+static const char *supervise_child_setup(int, const struct supervise_ids *);
+static int supervise_child_fds(int);
+static void supervise_child_bounding(void);
+static int supervise_child_drop(const struct supervise_ids *);
+static int supervise_child_caps(void);
+static void supervise_child_env(char **, size_t);
+static void supervise_restart(evutil_socket_t, short, void *);
+static void supervise_schedule(struct supervise *);
+static void supervise_exited(evutil_socket_t, short, void *);
+static void supervise_log_exit(pid_t, int);
+static void supervise_end(struct supervise *);
+static void supervise_reap(struct supervise *);
+static void supervise_kill(struct supervise *, const char *);
+static void supervise_read(struct bufferevent *, void *);
+static void supervise_event(struct bufferevent *, short, void *);
+static const char *supervise_check(const Carotate__Internal__AgentRequest *);
+
+int
+supervise_bind(const struct config *conf, int privileged, char *err, size_t errlen)
+{
+	const char *paths[] = { conf->agents_socket, conf->agents_canary_socket };
+	struct group *gr = NULL;
+	size_t i;
+
+	if (supervise_sockets[0].fd != -1) {
+		snprintf(err, errlen, "the agent sockets are already bound");
+		return -1;
+	}
+	if (privileged && (gr = getgrnam(conf->agents_group)) == NULL) {
+		snprintf(err, errlen, "agents group %s does not exist", conf->agents_group);
+		return -1;
+	}
+	if (strcmp(paths[0], paths[1]) == 0) {
+		snprintf(err, errlen, "[agents] socket and canary_socket are both %s", paths[0]);
+		return -1;
+	}
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (supervise_bind_one(&supervise_sockets[i], paths[i], gr, err, errlen) == -1) {
+			supervise_unbind();
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* As control_bind: born 0660 in a directory nobody else may write, never over a live one. */
+static int
+supervise_bind_one(
+    struct supervise_socket *s, const char *path, const struct group *gr, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s path %s is too long", s->what, path);
+		return -1;
+	}
+	if (supervise_check_dir(path, err, errlen) == -1 ||
+	    supervise_probe(path, err, errlen) == -1)
+		return -1;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(0117);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (r == -1) {
+		snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((gr != NULL && chown(path, 0, gr->gr_gid) == -1) || chmod(path, 0660) == -1 ||
+	    listen(fd, SUPERVISE_BACKLOG) == -1 || lstat(path, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(path);
+		close(fd);
+		return -1;
+	}
+	s->path = xstrdup(path);
+	s->fd = fd;
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	return 0;
+}
+
+/* The socket's directory is the first gate: ours, and writable by nobody else. */
+static int
+supervise_check_dir(const char *path, char *err, size_t errlen)
+{
+	char *copy = xstrdup(path);
+	const char *dir = dirname(copy);
+	struct stat st;
+	int r = -1;
+
+	if (lstat(dir, &st) == -1 && errno == ENOENT && mkdir(dir, 0755) == -1 && errno != EEXIST)
+		snprintf(
+		    err, errlen, "cannot create socket directory %s: %s", dir, strerror(errno));
+	else if (lstat(dir, &st) == -1)
+		snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		snprintf(err, errlen, "socket directory %s is not a directory", dir);
+	else if (st.st_uid != geteuid() || (st.st_mode & 022) != 0)
+		snprintf(err, errlen,
+		    "socket directory %s must be owned by uid %ld and writable by nobody else "
+		    "(it is owned by uid %ld, mode %04o)",
+		    dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+	else
+		r = 0;
+	free(copy);
+	return r;
+}
+
+/* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
+static int
+supervise_probe(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
+		return -1;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (r == 0) {
+		snprintf(err, errlen, "another process is serving %s", path);
+		return -1;
+	}
+	if (errno != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	log_info("removing stale agent socket %s", path);
+	if (unlink(path) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+supervise_unbind(void)
+{
+	struct supervise_socket *s;
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(supervise_sockets) / sizeof(supervise_sockets[0]); i++) {
+		s = &supervise_sockets[i];
+		if (s->fd == -1)
+			continue;
+		if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+			unlink(s->path);
+		close(s->fd);
+		s->fd = -1;
+		free(s->path);
+		s->path = NULL;
+	}
+}
+
+void
+supervise_set_exec_path(const char *path)
+{
+	supervise_exec = path;
+}
+
+struct supervise *
+supervise_start(struct carotated *cd, supervise_request_fn fn, void *arg)
+{
+	struct supervise *sv = xcalloc(1, sizeof(*sv));
+
+	if (supervise_sockets[0].fd == -1)
+		fatalx("%s: the agent sockets are not bound", __func__);
+	sv->cd = cd;
+	sv->fn = fn;
+	sv->arg = arg;
+	sv->pid = -1;
+	sv->pidfd = -1;
+	sv->delay = SUPERVISE_DELAY_MIN;
+	if ((sv->ev_restart = evtimer_new(cd->base, supervise_restart, sv)) == NULL)
+		fatalx("%s: out of memory", __func__);
+	supervise_spawn(sv);
+	return sv;
+}
+
+/* NULL: only the sockets of supervise_bind (start-up failed before supervise_start). */
+void
+supervise_stop(struct supervise *sv)
+{
+	if (sv != NULL) {
+		if (sv->pid != -1)
+			supervise_end(sv);
+		event_free(sv->ev_restart);
+		free(sv->batch);
+		free(sv);
+	}
+	supervise_unbind();
+}
+
+pid_t
+supervise_worker_pid(const struct supervise *sv)
+{
+	return sv->pid;
+}
+
+/* Read at every start, so that a reloaded configuration applies to the next worker. */
+static int
+supervise_ids(const struct supervise *sv, struct supervise_ids *ids)
+{
+	const char *user = sv->cd->conf->agents_user;
+	struct passwd *pw;
+
+	memset(ids, 0, sizeof(*ids));
+	if (!sv->cd->privileged)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		log_warnx("agents user %s does not exist; the agent endpoints stay down", user);
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		log_warnx(
+		    "agents user %s has uid or gid 0; the agent worker never runs as root", user);
+		return -1;
+	}
+	ids->drop = 1;
+	ids->uid = pw->pw_uid;
+	ids->gid = pw->pw_gid;
+	return 0;
+}
+
+static void
+supervise_spawn(struct supervise *sv)
+{
+	struct supervise_ids ids;
+	pid_t parent = getpid(), pid;
+	int sp[2], pidfd;
+
+	clock_gettime(CLOCK_MONOTONIC, &sv->started);
+	if (supervise_ids(sv, &ids) == -1) {
+		supervise_schedule(sv);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == -1) {
+		log_warn("agent worker: socketpair");
+		supervise_schedule(sv);
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		log_warn("agent worker: fork");
+		close(sp[0]);
+		close(sp[1]);
+		supervise_schedule(sv);
+		return;
+	}
+	if (pid == 0)
+		supervise_child(sv, sp[1], &ids, parent);
+	close(sp[1]);
+	if ((pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1) {
+		log_warn("agent worker: pidfd_open");
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(sp[0]);
+		supervise_schedule(sv);
+		return;
+	}
+	supervise_watch(sv, pid, pidfd, sp[0]);
+}
+
+/* Registers a new worker's exit (pidfd) and its frames with the loop. */
+static void
+supervise_watch(struct supervise *sv, pid_t pid, int pidfd, int fd)
+{
+	struct event_base *base = sv->cd->base;
+
+	sv->pid = pid;
+	sv->pidfd = pidfd;
+	sv->gen = sv->gen % 0xffff + 1;
+	sv->doomed = 0;
+	sv->ev_exit = event_new(base, pidfd, EV_READ | EV_PERSIST, supervise_exited, sv);
+	sv->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (sv->ev_exit == NULL || sv->bev == NULL)
+		fatalx("%s: out of memory", __func__);
+	event_add(sv->ev_exit, NULL);
+	/* Large reads make large batches: group commit rides on them. */
+	bufferevent_set_max_single_read(sv->bev, SUPERVISE_READ_MAX);
+	bufferevent_setwatermark(sv->bev, EV_READ, 0, SUPERVISE_MAX_INPUT);
+	bufferevent_setcb(sv->bev, supervise_read, NULL, supervise_event, sv);
+	bufferevent_enable(sv->bev, EV_READ | EV_WRITE);
+	log_info("agent worker started (pid %ld%s%s)", (long)pid, sv->cd->privileged ? ", as " : "",
+	    sv->cd->privileged ? sv->cd->conf->agents_user : "");
+}
+
+/*
+ * In the child: descriptors 3-5 and nothing else, the agent user, no
+ * capabilities, no_new_privs, then exec. Failures are logged (syslog or
+ * stderr, as the parent logs) and end the child; the parent restarts it.
+ */
+static void
+supervise_child(const struct supervise *sv, int chan, const struct supervise_ids *ids, pid_t parent)
+{
+	char *argv[] = { (char *)"carotated", (char *)"--worker", NULL, NULL, NULL };
+	char *envp[8];
+	const char *step;
+	sigset_t none;
+	int sig, n = 2;
+
+	for (sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (sv->cd->foreground)
+		argv[n++] = (char *)"-f";
+	if (log_getverbose())
+		argv[n++] = (char *)"-d";
+	supervise_child_env(envp, sizeof(envp) / sizeof(envp[0]));
+	if ((step = supervise_child_setup(chan, ids)) == NULL) {
+		/* The parent died before PR_SET_PDEATHSIG was set: nobody would restart us. */
+		if (getppid() != parent)
+			_exit(1);
+		execve(supervise_exec, argv, envp);
+		step = supervise_exec;
+	}
+	log_warn("agent worker: %s", step);
+	_exit(127);
+}
+
+/* The steps in order; the name of the one that failed, or NULL. */
+static const char *
+supervise_child_setup(int chan, const struct supervise_ids *ids)
+{
+	if (supervise_child_fds(chan) == -1)
+		return "descriptors";
+	supervise_child_bounding();
+	if (ids->drop && supervise_child_drop(ids) == -1)
+		return "user change";
+	if (supervise_child_caps() == -1)
+		return "capabilities";
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return "no_new_privs";
+	/* After the user change, which would clear it: die with the parent. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
+		return "parent death signal";
+	return NULL;
+}
+
+/* chan, then the two listeners, at 3, 4, 5 (moved above 5 first, so none is overwritten). */
+static int
+supervise_child_fds(int chan)
+{
+	int src[] = { chan, supervise_sockets[0].fd, supervise_sockets[1].fd };
+	int tmp[3];
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, WORKER_FD_CANARY + 1)) == -1)
+			return -1;
+	for (i = 0; i < 3; i++)
+		if (dup2(tmp[i], WORKER_FD_PARENT + (int)i) == -1)
+			return -1;
+	return close_range(WORKER_FD_CANARY + 1, ~0U, 0);
+}
+
+/* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
+static void
+supervise_child_bounding(void)
+{
+	int cap;
+
+	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+}
+
+/* Groups, then gid, then uid; read back, and make sure there is no way back to root. */
+static int
+supervise_child_drop(const struct supervise_ids *ids)
+{
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+
+	if (setgroups(0, NULL) == -1 || setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
+	    setresuid(ids->uid, ids->uid, ids->uid) == -1)
+		return -1;
+	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
+	    getgroups(0, NULL) != 0 || ru != ids->uid || eu != ids->uid || su != ids->uid ||
+	    rg != ids->gid || eg != ids->gid || sg != ids->gid) {
+		errno = EPERM;
+		return -1;
+	}
+	if (setuid(0) != -1 || setgid(0) != -1) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
+/* None, whatever securebits the parent set: cleared explicitly and read back. */
+static int
+supervise_child_caps(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	int i;
+
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capset, &hdr, data) == -1 || syscall(SYS_capget, &hdr, data) == -1)
+		return -1;
+	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+		if (data[i].effective != 0 || data[i].permitted != 0 || data[i].inheritable != 0) {
+			errno = EPERM;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* An empty environment; sanitizer builds keep their options, for the tests. */
+static void
+supervise_child_env(char **envp, size_t max)
+{
+	size_t n = 0;
+#ifdef __SANITIZE_ADDRESS__
+	static const char *keep[] = { "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=" };
+	char **e;
+	size_t i;
+
+	for (e = environ; *e != NULL; e++)
+		for (i = 0; i < sizeof(keep) / sizeof(keep[0]) && n < max - 1; i++)
+			if (strncmp(*e, keep[i], strlen(keep[i])) == 0)
+				envp[n++] = *e;
+#endif
+	envp[n] = NULL;
+}
+
+static void
+supervise_restart(evutil_socket_t fd, short events, void *arg)
+{
+	supervise_spawn(arg);
+}
+
+/* 1 s, doubling up to 60 s while workers die young; 1 s again after one ran 60 s. */
+static void
+supervise_schedule(struct supervise *sv)
+{
+	struct timespec now;
+	struct timeval tv = { 0, 0 };
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - sv->started.tv_sec >= SUPERVISE_STABLE)
+		sv->delay = SUPERVISE_DELAY_MIN;
+	tv.tv_sec = sv->delay;
+	log_info("restarting the agent worker in %u s", sv->delay);
+	evtimer_add(sv->ev_restart, &tv);
+	sv->delay = sv->delay * 2 > SUPERVISE_DELAY_MAX ? SUPERVISE_DELAY_MAX : sv->delay * 2;
+}
+
+static void
+supervise_exited(evutil_socket_t fd, short events, void *arg)
+{
+	struct supervise *sv = arg;
+	pid_t pid = sv->pid;
+	int status = 0;
+	pid_t r;
+
+	while ((r = waitpid(pid, &status, WNOHANG)) == -1 && errno == EINTR)
+		;
+	if (r == 0)
+		return;
+	if (r == -1)
+		log_warn("agent worker (pid %ld) exited; its status is lost", (long)pid);
+	else
+		supervise_log_exit(pid, status);
+	supervise_reap(sv);
+	supervise_schedule(sv);
+}
+
+static void
+supervise_log_exit(pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("agent worker (pid %ld) killed by signal %d (%s)", (long)pid,
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		log_warnx(
+		    "agent worker (pid %ld) exited with status %d", (long)pid, WEXITSTATUS(status));
+}
+
+/* Shutdown: closing its channel asks the worker to exit; SIGKILL if it has not soon. */
+static void
+supervise_end(struct supervise *sv)
+{
+	struct pollfd pfd = { .fd = sv->pidfd, .events = POLLIN };
+	int status;
+
+	/* bufferevent_free closes the socket only when the loop runs again. */
+	shutdown(bufferevent_getfd(sv->bev), SHUT_RDWR);
+	bufferevent_free(sv->bev);
+	sv->bev = NULL;
+	if (poll(&pfd, 1, SUPERVISE_GRACE_MS) != 1)
+		kill(sv->pid, SIGKILL);
+	if (waitpid(sv->pid, &status, 0) == sv->pid &&
+	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		supervise_log_exit(sv->pid, status);
+	supervise_reap(sv);
+}
+
+/* Forgets a worker that has been waited for; its socketpair closes. */
+static void
+supervise_reap(struct supervise *sv)
+{
+	event_free(sv->ev_exit);
+	sv->ev_exit = NULL;
+	close(sv->pidfd);
+	sv->pidfd = -1;
+	if (sv->bev != NULL)
+		bufferevent_free(sv->bev);
+	sv->bev = NULL;
+	sv->pid = -1;
+	sv->doomed = 0;
+}
+
+/* Ends a worker that misbehaves; it is reaped (and restarted) from supervise_exited. */
+static void
+supervise_kill(struct supervise *sv, const char *why)
+{
+	if (sv->pid == -1 || sv->doomed)
+		return;
+	log_warnx("agent worker (pid %ld): %s; killing it", (long)sv->pid, why);
+	sv->doomed = 1;
+	bufferevent_disable(sv->bev, EV_READ);
+	/* XXX the parent must keep CAP_KILL: the worker runs as another user. */
+	if (kill(sv->pid, SIGKILL) == -1)
+		log_warn("cannot kill agent worker (pid %ld)", (long)sv->pid);
+}
+
+/* What the parent relies on, checked again: the worker parses untrusted input. */
+static const char *
+supervise_check(const Carotate__Internal__AgentRequest *req)
+{
+	if (req->seq == 0 || req->seq > WORKER_MAX_SEQ)
+		return "sent a request with a seq out of range";
+	if (req->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_CHECKIN &&
+	    req->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
+		return "sent a request for an unknown call";
+	if (!worker_valid_agent_id(req->agent_id, strlen(req->agent_id)))
+		return "sent a malformed agent id";
+	if (!worker_valid_credential(req->call, req->credential.data, req->credential.len))
+		return "sent a malformed credential";
+	if (req->if_none_match[0] != '\0' &&
+	    !worker_valid_hex64(req->if_none_match, strlen(req->if_none_match)))
+		return "sent a malformed If-None-Match";
+	return NULL;
+}
+
+/*
+ * Decodes every whole frame buffered and hands them over in one call, so
+ * that the callee can commit them together. A bad frame discards the batch
+ * and kills the worker.
+ */
+static void
+supervise_read(struct bufferevent *bev, void *arg)
+{
+	struct supervise *sv = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	Carotate__Internal__AgentRequest *req;
+	struct wire_budget budget;
+	uint8_t hdr[WIRE_HEADER_LEN];
+	const char *bad = NULL;
+	size_t n = 0, have, i;
+	uint32_t len;
+
+	wire_budget_init(&budget, 0);
+	while (!sv->doomed && (have = evbuffer_get_length(in)) >= WIRE_HEADER_LEN) {
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		if ((len = wire_get_length(hdr)) > WORKER_MAX_REQUEST_FRAME) {
+			bad = "sent a frame over the size limit";
+			break;
+		}
+		if (have < WIRE_HEADER_LEN + (size_t)len)
+			break;
+		budget.limit += SUPERVISE_UNPACK + 2 * (size_t)len;
+		req = carotate__internal__agent_request__unpack(&budget.allocator, len,
+		    evbuffer_pullup(in, WIRE_HEADER_LEN + (ssize_t)len) + WIRE_HEADER_LEN);
+		evbuffer_drain(in, WIRE_HEADER_LEN + len);
+		if (req == NULL) {
+			bad = "sent a frame that does not decode";
+			break;
+		}
+		if (n == sv->batch_cap) {
+			sv->batch_cap = sv->batch_cap == 0 ? 64 : sv->batch_cap * 2;
+			sv->batch = xreallocarray(sv->batch, sv->batch_cap, sizeof(*sv->batch));
+		}
+		sv->batch[n++] = req;
+		if ((bad = supervise_check(req)) != NULL)
+			break;
+		req->seq |= sv->gen << SUPERVISE_GEN_SHIFT;
+	}
+	if (bad == NULL && n > 0)
+		sv->fn(sv, sv->batch, n, sv->arg);
+	for (i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(&sv->batch[i]->base, &budget.allocator);
+	if (bad != NULL)
+		supervise_kill(sv, bad);
+	else if (sv->doomed)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* A worker that closes its end is of no use (and may be up to no good): it goes. */
+static void
+supervise_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct supervise *sv = arg;
+
+	log_debug("agent worker (pid %ld): its connection %s", (long)sv->pid,
+	    what & BEV_EVENT_EOF ? "closed" : "failed");
+	bufferevent_disable(bev, EV_READ | EV_WRITE);
+	if (!sv->doomed && kill(sv->pid, SIGKILL) == 0)
+		sv->doomed = 1;
+}
+
+void
+supervise_reply(struct supervise *sv, const Carotate__Internal__AgentResponse *resp)
+{
+	Carotate__Internal__AgentResponse copy = *resp;
+	Carotate__Internal__AgentResponse fail = CAROTATE__INTERNAL__AGENT_RESPONSE__INIT;
+	uint8_t *frame;
+	size_t len;
+
+	/* Meant for a worker that has died since: the new one never asked. */
+	if (sv->pid == -1 || sv->doomed || resp->seq >> SUPERVISE_GEN_SHIFT != sv->gen) {
+		log_debug("%s: dropping the answer to %llx: its worker is gone", __func__,
+		    (unsigned long long)resp->seq);
+		return;
+	}
+	copy.seq &= WORKER_MAX_SEQ;
+	if ((frame = wire_frame_pack(&copy.base, WORKER_MAX_RESPONSE_FRAME, &len)) == NULL) {
+		log_warnx("an answer to the agent worker exceeds %u bytes; sending 500 instead",
+		    WORKER_MAX_RESPONSE_FRAME);
+		fail.seq = copy.seq;
+		fail.http_status = 500;
+		fail.error = (char *)"internal error";
+		frame = wire_frame_pack(&fail.base, WORKER_MAX_RESPONSE_FRAME, &len);
+	}
+	if (evbuffer_get_length(bufferevent_get_output(sv->bev)) + len > SUPERVISE_MAX_OUTPUT)
+		supervise_kill(sv, "does not read its answers");
+	else
+		bufferevent_write(sv->bev, frame, len);
+	/* It may hold a new agent's token. */
+	freezero_x(frame, len);
+}

@@ -1,0 +1,43 @@
+/*
+ * The agent worker (DESIGN §2, §6): an unprivileged process, re-executed
+ * from the daemon's own binary as `carotated --worker`, that serves the
+ * agents' HTTP endpoints and forwards the requests that pass its checks to
+ * the parent over a socketpair. It never sees the ledger or the SSL
+ * directory. The shapes of agent ids, credentials and bundle ids are
+ * defined here, and the parent checks them again (the worker parses
+ * untrusted input: the parent trusts nothing it says).
+ */
+#ifndef CAROTATE_WORKER_H
+#define CAROTATE_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.pb-c.h"
+
+/* Descriptors the worker is started with. */
+#define WORKER_FD_PARENT 3 /* AF_UNIX stream socketpair to the parent */
+#define WORKER_FD_AGENTS 4 /* listening: agent.sock */
+#define WORKER_FD_CANARY 5 /* listening: agent-canary.sock */
+
+#define WORKER_MAX_AGENT_ID    64  /* 1-64 of [A-Za-z0-9._-] */
+#define WORKER_MAX_LINKING_KEY 256 /* 1-256 of printable ASCII, no space */
+#define WORKER_TOKEN_LEN       64  /* lower-case hex: 256 bits */
+#define WORKER_BUNDLE_ID_LEN   64  /* lower-case hex: SHA-256 */
+
+/* Frame bodies on the socketpair (after the 4-byte length). */
+#define WORKER_MAX_REQUEST_FRAME  (16u * 1024)              /* AgentRequest */
+#define WORKER_MAX_RESPONSE_FRAME (1024u * 1024)            /* AgentResponse (holds the bundle) */
+#define WORKER_MAX_SEQ            ((UINT64_C(1) << 48) - 1) /* the parent keeps the top bits */
+
+/* `carotated --worker [-d] [-f]`: never returns to the caller's main. */
+int worker_main(int argc, char **argv);
+
+/* 1 when s (len bytes, no NUL inside) is 1-64 of [A-Za-z0-9._-]. */
+int worker_valid_agent_id(const char *s, size_t len);
+/* 1 when s is exactly 64 lower-case hex digits (a token or a bundle id). */
+int worker_valid_hex64(const char *s, size_t len);
+/* 1 when a bearer value has the shape its call takes (linking key or token). */
+int worker_valid_credential(Carotate__Internal__AgentCall, const uint8_t *, size_t);
+
+#endif
