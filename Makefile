@@ -37,7 +37,7 @@ ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       -I$(O)/gen -Icommon -Idaemon -Iclient $(CFLAGS)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
-DAEMON_PKGS := libevent openssl libprotobuf-c inih
+DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3
 CLIENT_PKGS := libprotobuf-c jansson
 TEST_PKGS   := cmocka
 pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -51,7 +51,9 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o \
-	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o
+	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
+	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
+	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 
@@ -120,11 +122,29 @@ test_dispatch_objs := $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
+test_ledger_objs   := $(O)/daemon/ledger.o
+test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
+		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
 
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS))
+
+$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(O)/daemon/ledger.o $(COMMON_OBJS) $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(O)/daemon/ledger.o \
+	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
+
+# The agent simulator and the ingest load generator stand alone: no project objects.
+$(O)/agentsim: tests/agentsim/agentsim.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) \
+	    $(call pkg_libs,openssl) -lpthread
+
+$(O)/bench/ingest_bench: tests/bench/ingest_bench.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
 
 $(O)/bench/%: tests/bench/%.c $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
@@ -137,7 +157,7 @@ deps:
 unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
-integration: all $(O)/carotated-faults
+integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
 
 check: deps
@@ -146,7 +166,7 @@ check: deps
 
 BENCH_PROGS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(wildcard tests/bench/*.c))
 
-bench: deps all $(BENCH_PROGS)
+bench: deps all $(BENCH_PROGS) $(O)/agentsim
 	@packaging/install-deps bench
 	@CAROTATE_BUILD=$(abspath $(O)) tests/bench/run
 

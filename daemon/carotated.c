@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -23,6 +24,8 @@
 #include "job.h"
 #include "log.h"
 #include "ssldir.h"
+#include "supervise.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 static void carotated_usage(void) __attribute__((noreturn));
@@ -131,6 +134,8 @@ carotated_reload(struct carotated *cd)
 	control_reconfigure(cd->control);
 	if (cd->busy == NULL)
 		carotated_adopt(cd->conf);
+	agents_refresh(cd);
+	agents_check_canary(cd);
 	log_info("reload: configuration re-read from %s", cd->conf_path);
 }
 
@@ -166,6 +171,10 @@ main(int argc, char *argv[])
 	int ch, debug = 0, check = 0, fd;
 	char err[1024];
 	size_t i;
+
+	/* The agent worker is this binary re-executed: a clean image, none of our memory. */
+	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
+		return worker_main(argc, argv);
 
 	while ((ch = getopt_long(argc, argv, "c:dfhV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -207,7 +216,11 @@ main(int argc, char *argv[])
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
+	if (supervise_bind(cd.conf, cd.privileged, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	carotated_adopt(cd.conf);
+	if (agents_init(&cd, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	if (!cd.foreground) {
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
@@ -221,12 +234,14 @@ main(int argc, char *argv[])
 		    evsignal_add(sigev[i], NULL) == -1)
 			fatalx("cannot handle signal %d", sigs[i]);
 	cd.control = control_start(&cd, fd);
+	agents_start(&cd);
 	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
 	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
 
 	event_base_dispatch(cd.base);
 
 	job_kill_all();
+	agents_stop(&cd);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(sigev[i]);

@@ -19,6 +19,12 @@ static const struct dispatch_entry dispatch_table[] = {
 	    rpc_generate, DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_INSTALL, "install", ACL_ADMIN, DISPATCH_STEADY, rpc_install,
 	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_REPORT, "report", ACL_READER, DISPATCH_ANY_PHASE, rpc_report,
+	    0 },
+	{ CAROTATE__V1__REQUEST__CALL_EXCLUDE, "exclude", ACL_ADMIN, DISPATCH_ANY_PHASE,
+	    rpc_exclude, 0 },
+	{ CAROTATE__V1__REQUEST__CALL_INCLUDE, "include", ACL_ADMIN, DISPATCH_ANY_PHASE,
+	    rpc_include, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_DISCARD, "discard", ACL_ADMIN, DISPATCH_STAGED, rpc_discard,
 	    DISPATCH_EXCLUSIVE },
 };

@@ -75,5 +75,8 @@ void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__R
 void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 #endif

@@ -16,6 +16,19 @@
 #include "proxy.h"
 #include "xmalloc.h"
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "pki.h"
+
 #define PROXY_MAX_OUTPUT 4096 /* bytes of the command's output kept (its tail) */
 
 struct proxy_reload_ctx {
@@ -85,4 +98,189 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 	xasprintf(&r->output, "cannot start %s: %s", conf->reload_argv[0], strerror(errno));
 	free(ctx);
 	done(r, arg);
+}
+
+#define PROXY_CHECK_RETRY  200 /* ms between attempts */
+#define PROXY_CHECK_OUTPUT 512
+
+struct proxy_check_ctx {
+	const struct config_address *addr;
+	const char *server_name;
+	const char *expected;
+	unsigned timeout_ms;
+	proxy_check_done done;
+	void *arg;
+};
+
+const char *
+proxy_address_text(const struct config_address *a, char *buf, size_t len)
+{
+	if (a->is_unix)
+		snprintf(buf, len, "unix:%s", a->path);
+	else if (strchr(a->host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%u", a->host, a->port);
+	else
+		snprintf(buf, len, "%s:%u", a->host, a->port);
+	return buf;
+}
+
+static long long
+proxy_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A connected socket with one-second I/O timeouts, or -1 (why filled). */
+static int
+proxy_connect(const struct config_address *a, char *why, size_t len)
+{
+	struct timeval tv = { 1, 0 };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char port[8];
+	int fd = -1, r;
+
+	if (a->is_unix) {
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", a->path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1 &&
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			goto done;
+		snprintf(why, len, "connect: %s", strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", a->port);
+	if ((r = getaddrinfo(a->host, port, &hints, &res)) != 0) {
+		snprintf(why, len, "%s: %s", a->host, gai_strerror(r));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0)) == -1)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		snprintf(why, len, "connect: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		return -1;
+done:
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* One handshake; the SHA-256 of the leaf served, or "" with why filled. */
+static void
+proxy_served(
+    SSL_CTX *ctx, const struct proxy_check_ctx *c, char out[PKI_SHA256_HEX], char *why, size_t len)
+{
+	SSL *ssl = NULL;
+	X509 *leaf = NULL;
+	int fd;
+
+	out[0] = '\0';
+	if ((fd = proxy_connect(c->addr, why, len)) == -1)
+		return;
+	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    (c->server_name[0] != '\0' && SSL_set_tlsext_host_name(ssl, c->server_name) != 1)) {
+		snprintf(why, len, "cannot set up TLS");
+	} else if (SSL_connect(ssl) != 1) {
+		snprintf(why, len, "TLS handshake failed: %s",
+		    ERR_reason_error_string(ERR_peek_last_error()) != NULL
+		        ? ERR_reason_error_string(ERR_peek_last_error())
+		        : "connection closed");
+	} else if ((leaf = SSL_get1_peer_certificate(ssl)) == NULL)
+		snprintf(why, len, "no certificate served");
+	else
+		pki_cert_sha256(leaf, out);
+	X509_free(leaf);
+	SSL_free(ssl);
+	ERR_clear_error();
+	close(fd);
+}
+
+/* The child: try until the expected certificate is served or time is up. */
+static int
+proxy_check_child(void *arg, int fd)
+{
+	const struct proxy_check_ctx *c = arg;
+	long long deadline = proxy_now_ms() + c->timeout_ms;
+	char served[PKI_SHA256_HEX] = "", why[256] = "no attempt", out[PROXY_CHECK_OUTPUT];
+	/* Fingerprints are compared, not chains: nothing to trust or verify here. */
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int ok = 0, n;
+
+	if (ctx == NULL)
+		return 2;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	/* A resumed session would not show the certificate now served. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	for (;;) {
+		proxy_served(ctx, c, served, why, sizeof(why));
+		if (served[0] != '\0' && strcmp(served, c->expected) == 0) {
+			ok = 1;
+			break;
+		}
+		if (served[0] != '\0')
+			snprintf(why, sizeof(why), "it serves another certificate");
+		if (proxy_now_ms() + PROXY_CHECK_RETRY >= deadline)
+			break;
+		poll(NULL, 0, PROXY_CHECK_RETRY);
+	}
+	SSL_CTX_free(ctx);
+	n = snprintf(out, sizeof(out), "%s %s %s", ok ? "ok" : "no", served[0] ? served : "-", why);
+	return write(fd, out, (size_t)n) == n ? 0 : 1;
+}
+
+static void
+proxy_check_finished(struct job *job, void *arg)
+{
+	struct proxy_check_ctx *c = arg;
+	char buf[PROXY_CHECK_OUTPUT + 1], served[PKI_SHA256_HEX] = "", why[64];
+	const unsigned char *out;
+	size_t len;
+	int ok = 0, off = 0;
+
+	out = job_output(job, &len);
+	if (len > PROXY_CHECK_OUTPUT)
+		len = PROXY_CHECK_OUTPUT;
+	memcpy(buf, out != NULL ? (const char *)out : "", len);
+	buf[len] = '\0';
+	if (job_exit_status(job) == 0 && sscanf(buf, "%*s %64s %n", served, &off) == 1) {
+		ok = strncmp(buf, "ok ", 3) == 0;
+		if (strcmp(served, "-") == 0)
+			served[0] = '\0';
+		c->done(ok, served, buf + off, c->arg);
+	} else
+		c->done(0, "", job_describe(job, why, sizeof(why)), c->arg);
+	job_free(job);
+	free(c);
+}
+
+void
+proxy_check(struct carotated *cd, const struct config_address *addr, const char *server_name,
+    const char *expected, unsigned timeout_ms, proxy_check_done done, void *arg)
+{
+	struct proxy_check_ctx *c = xmalloc(sizeof(*c));
+
+	c->addr = addr;
+	c->server_name = server_name != NULL ? server_name : "";
+	c->expected = expected;
+	c->timeout_ms = timeout_ms;
+	c->done = done;
+	c->arg = arg;
+	/* A little longer than the child's own deadline: it ends by itself. */
+	if (job_fork(cd->base, "tls-check", proxy_check_child, c, timeout_ms + 5000,
+	        PROXY_CHECK_OUTPUT, proxy_check_finished, c) == NULL) {
+		free(c);
+		done(0, "", strerror(errno), arg);
+	}
 }

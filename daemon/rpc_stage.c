@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -395,6 +396,7 @@ stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *er
 	bundle_clear(&b);
 	if (r == -1)
 		log_warnx("%s: %s", op->call, err);
+	agents_refresh(op->cd);
 	return 0;
 }
 
@@ -461,6 +463,7 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 
 	op->reply = NULL;
 	sr->reload = result;
+	agents_check_canary(op->cd);
 	if (op->kept_as == NULL) {
 		sr->staged = rpc_describe_set(conf, 1, now, &ca);
 		X509_free(ca);
@@ -525,6 +528,7 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
 		log_warnx("discard: %s", err);
 	bundle_clear(&b);
+	agents_refresh(ctx->cd);
 	op = xcalloc(1, sizeof(*op));
 	op->cd = ctx->cd;
 	op->call = "discard";

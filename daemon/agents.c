@@ -1,0 +1,442 @@
+/*
+ * The agent protocol as the parent sees it. The worker has parsed the HTTP
+ * and checked every field; supervise.c checks the shapes again (the worker is
+ * the exposed process and is not trusted). Each batch of requests is answered
+ * inside one ledger transaction: nothing an agent is told, and nothing the
+ * report counts, exists before it is on disk.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "agents.h"
+#include "bundle.h"
+#include "carotated.h"
+#include "config.h"
+#include "fsx.h"
+#include "internal.pb-c.h"
+#include "ledger.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "dispatch.h"
+#include "supervise.h"
+#include "xmalloc.h"
+
+#define AGENTS_MAX_LINKING_KEY 256 /* bytes */
+#define AGENTS_TOKEN_BYTES     32  /* 256 bits of randomness */
+
+struct agents {
+	struct ledger *ledger;
+	struct supervise *sup;
+	struct event *metrics_timer;
+	int metrics_pending;
+	uint8_t *linking_key; /* secret: wiped when replaced */
+	size_t linking_key_len;
+	char bundle_id[PKI_SHA256_HEX];
+	char staged_ca[PKI_SHA256_HEX];
+	char *bundle_pem;
+	size_t bundle_len;
+	/* The staged CA whose certificate the canary listener was seen serving ("" none). */
+	char canary_ok[PKI_SHA256_HEX];
+	unsigned canary_gen; /* answers of superseded checks are ignored */
+};
+
+static struct agents agents;
+
+static int agents_read_linking_key(const struct config *);
+static void agents_load_bundle(const struct config *);
+static void agents_batch(struct supervise *, Carotate__Internal__AgentRequest **, size_t, void *);
+static void agents_link(const Carotate__Internal__AgentRequest *,
+    Carotate__Internal__AgentResponse *, char *token, time_t);
+static void agents_checkin(
+    const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, time_t);
+static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
+static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
+static void agents_metrics_fire(evutil_socket_t, short, void *);
+static void agents_canary_checked(int, const char *, const char *, void *);
+
+/*
+ * The linking key file must be readable by us alone: agents that know it can
+ * enrol. A missing or unsafe file disables linking (logged), not the daemon.
+ */
+static int
+agents_read_linking_key(const struct config *conf)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t len = 0, start = 0, end;
+	int fd;
+
+	if (agents.linking_key != NULL)
+		freezero_x(agents.linking_key, agents.linking_key_len);
+	agents.linking_key = NULL;
+	agents.linking_key_len = 0;
+	if ((fd = open(conf->linking_key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		log_warn("linking key %s: agents cannot link", conf->linking_key);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 ||
+	    (st.st_uid != 0 && st.st_uid != geteuid())) {
+		log_warnx("linking key %s must be a regular file of root (or ours) with mode 0600 "
+		          "(it is uid %ld, mode %04o): agents cannot link",
+		    conf->linking_key, (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (fsx_read(AT_FDCWD, conf->linking_key, AGENTS_MAX_LINKING_KEY + 2, &buf, &len) == -1) {
+		log_warn("linking key %s: agents cannot link", conf->linking_key);
+		return -1;
+	}
+	/* One line; surrounding white space ignored. */
+	end = len;
+	while (start < end && isspace(buf[start]))
+		start++;
+	while (end > start && isspace(buf[end - 1]))
+		end--;
+	if (end == start || end - start > AGENTS_MAX_LINKING_KEY) {
+		log_warnx("linking key %s is empty or longer than %d bytes: agents cannot link",
+		    conf->linking_key, AGENTS_MAX_LINKING_KEY);
+		freezero_x(buf, len);
+		return -1;
+	}
+	agents.linking_key_len = end - start;
+	agents.linking_key = xmalloc(agents.linking_key_len);
+	memcpy(agents.linking_key, buf + start, agents.linking_key_len);
+	freezero_x(buf, len);
+	return 0;
+}
+
+/* The bundle agents are served, derived from disk like everything else. */
+static void
+agents_load_bundle(const struct config *conf)
+{
+	struct bundle b;
+	char err[256];
+	size_t i;
+
+	free(agents.bundle_pem);
+	agents.bundle_pem = NULL;
+	agents.bundle_len = 0;
+	agents.bundle_id[0] = agents.staged_ca[0] = '\0';
+	if (bundle_derive(conf, time(NULL), &b, err, sizeof(err)) == -1) {
+		log_warnx("agents: %s", err);
+		return;
+	}
+	if (b.n > 0) {
+		snprintf(agents.bundle_id, sizeof(agents.bundle_id), "%s", b.id);
+		agents.bundle_pem = xstrdup(b.pem);
+		agents.bundle_len = b.pem_len;
+	}
+	for (i = 0; i < b.n; i++)
+		if (b.cas[i].role == BUNDLE_STAGED)
+			snprintf(agents.staged_ca, sizeof(agents.staged_ca), "%s", b.cas[i].sha256);
+	bundle_clear(&b);
+}
+
+int
+agents_init(struct carotated *cd, char *err, size_t errlen)
+{
+	if ((agents.ledger = ledger_open(cd->conf->state_dir, err, errlen)) == NULL)
+		return -1;
+	agents_read_linking_key(cd->conf);
+	agents_load_bundle(cd->conf);
+	if (ledger_set_target(agents.ledger, agents.staged_ca[0] ? agents.staged_ca : NULL,
+	        agents.bundle_id[0] ? agents.bundle_id : NULL) == -1) {
+		snprintf(err, errlen, "cannot load the ledger's state");
+		return -1;
+	}
+	return 0;
+}
+
+void
+agents_start(struct carotated *cd)
+{
+	agents.sup = supervise_start(cd, agents_batch, cd);
+	agents.metrics_timer = evtimer_new(cd->base, agents_metrics_fire, cd);
+	if (agents.metrics_timer == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	agents_metrics_dirty(cd);
+	agents_check_canary(cd);
+}
+
+void
+agents_refresh(struct carotated *cd)
+{
+	agents_read_linking_key(cd->conf);
+	agents_load_bundle(cd->conf);
+	if (ledger_set_target(agents.ledger, agents.staged_ca[0] ? agents.staged_ca : NULL,
+	        agents.bundle_id[0] ? agents.bundle_id : NULL) == -1)
+		log_warnx("agents: cannot reload the ledger's state for the new target");
+	agents_metrics_dirty(cd);
+}
+
+struct ledger *
+agents_ledger(struct carotated *cd)
+{
+	return agents.ledger;
+}
+
+const char *
+agents_bundle_id(struct carotated *cd)
+{
+	return agents.bundle_id;
+}
+
+const char *
+agents_staged_ca(struct carotated *cd)
+{
+	return agents.staged_ca;
+}
+
+void
+agents_stop(struct carotated *cd)
+{
+	if (agents.sup != NULL)
+		supervise_stop(agents.sup);
+	agents.sup = NULL;
+	if (agents.metrics_timer != NULL)
+		event_free(agents.metrics_timer);
+	agents.metrics_timer = NULL;
+	ledger_close(agents.ledger);
+	agents.ledger = NULL;
+	if (agents.linking_key != NULL)
+		freezero_x(agents.linking_key, agents.linking_key_len);
+	agents.linking_key = NULL;
+	free(agents.bundle_pem);
+	agents.bundle_pem = NULL;
+}
+
+static void
+agents_hash(const uint8_t *p, size_t len, uint8_t out[LEDGER_TOKEN_HASH_LEN])
+{
+	unsigned int n = 0;
+
+	if (EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) != 1 || n != LEDGER_TOKEN_HASH_LEN)
+		fatalx("%s: SHA-256 failed", __func__);
+}
+
+static void
+agents_answer(Carotate__Internal__AgentResponse *resp, uint32_t status, const char *error)
+{
+	resp->http_status = status;
+	resp->error = (char *)(error != NULL ? error : "");
+}
+
+/* A new token for agent_id; only its hash is stored. token: 65 bytes, filled here. */
+static void
+agents_link(const Carotate__Internal__AgentRequest *r, Carotate__Internal__AgentResponse *resp,
+    char *token, time_t now)
+{
+	uint8_t raw[AGENTS_TOKEN_BYTES], hash[LEDGER_TOKEN_HASH_LEN];
+	size_t i;
+
+	if (agents.linking_key == NULL || r->credential.len != agents.linking_key_len ||
+	    CRYPTO_memcmp(r->credential.data, agents.linking_key, agents.linking_key_len) != 0) {
+		log_info("agent %s: link refused: bad linking key", r->agent_id);
+		agents_answer(resp, 401, "bad linking key");
+		return;
+	}
+	if (agents.bundle_pem == NULL) {
+		agents_answer(resp, 503, "no trust bundle to serve yet");
+		return;
+	}
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		fatalx("%s: no randomness", __func__);
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	agents_hash((const uint8_t *)token, 2 * AGENTS_TOKEN_BYTES, hash);
+	if (ledger_link(agents.ledger, r->agent_id, hash, now) != LEDGER_OK) {
+		agents_answer(resp, 503, "ledger unavailable");
+		return;
+	}
+	resp->token = token;
+	resp->etag = agents.bundle_id;
+	resp->bundle.data = (uint8_t *)agents.bundle_pem;
+	resp->bundle.len = agents.bundle_len;
+	agents_answer(resp, 200, NULL);
+}
+
+static void
+agents_checkin(
+    const Carotate__Internal__AgentRequest *r, Carotate__Internal__AgentResponse *resp, time_t now)
+{
+	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
+	int send = 0;
+
+	agents_hash(r->credential.data, r->credential.len, hash);
+	/* A canary check-in proves trust in the staged CA only if the canary serves its cert. */
+	switch (ledger_checkin(agents.ledger, r->agent_id, hash,
+	    r->if_none_match[0] != '\0' ? r->if_none_match : NULL,
+	    r->canary && agents.staged_ca[0] != '\0' &&
+	        strcmp(agents.canary_ok, agents.staged_ca) == 0,
+	    now, &send)) {
+	case LEDGER_OK:
+		break;
+	case LEDGER_UNKNOWN_AGENT:
+	case LEDGER_BAD_TOKEN:
+		agents_answer(resp, 401, "unknown agent or bad token");
+		return;
+	default:
+		agents_answer(resp, 503, "ledger unavailable");
+		return;
+	}
+	resp->etag = agents.bundle_id;
+	if (send && agents.bundle_pem != NULL) {
+		resp->bundle.data = (uint8_t *)agents.bundle_pem;
+		resp->bundle.len = agents.bundle_len;
+		agents_answer(resp, 200, NULL);
+	} else
+		agents_answer(resp, 304, NULL);
+}
+
+/*
+ * One batch: every request the worker had sent when we read, in one
+ * transaction. Answers go out only after the commit; if it fails, every
+ * answer that depended on it becomes 503 and the agents simply retry.
+ */
+static void
+agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, size_t n, void *arg)
+{
+	struct carotated *cd = arg;
+	Carotate__Internal__AgentResponse *resp = xcalloc(n, sizeof(*resp));
+	char(*tokens)[2 * AGENTS_TOKEN_BYTES + 1] = xcalloc(n, sizeof(*tokens));
+	time_t now = time(NULL);
+	int began, committed = 0;
+	size_t i;
+
+	began = ledger_begin(agents.ledger) == 0;
+	for (i = 0; i < n; i++) {
+		carotate__internal__agent_response__init(&resp[i]);
+		resp[i].seq = reqs[i]->seq;
+		if (!began)
+			agents_answer(&resp[i], 503, "ledger unavailable");
+		else if (reqs[i]->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
+			agents_link(reqs[i], &resp[i], tokens[i], now);
+		else
+			agents_checkin(reqs[i], &resp[i], now);
+	}
+	if (began && ledger_commit(agents.ledger) == 0)
+		committed = 1;
+	else if (began) {
+		ledger_rollback(agents.ledger);
+		log_warnx("agents: a batch of %zu requests could not be committed", n);
+	}
+	for (i = 0; i < n; i++) {
+		if (!committed && resp[i].http_status != 401)
+			agents_answer(&resp[i], 503, "ledger unavailable");
+		supervise_reply(sup, &resp[i]);
+	}
+	if (committed)
+		agents_metrics_dirty(cd);
+	explicit_bzero(tokens, n * sizeof(*tokens));
+	free(tokens);
+	free(resp);
+}
+
+void
+agents_metrics_dirty(struct carotated *cd)
+{
+	struct timeval tv = { 1, 0 };
+
+	if (cd->conf->metrics_textfile == NULL || agents.metrics_timer == NULL ||
+	    agents.metrics_pending)
+		return;
+	agents.metrics_pending = 1;
+	evtimer_add(agents.metrics_timer, &tv);
+}
+
+static void
+agents_metrics_fire(evutil_socket_t fd, short events, void *arg)
+{
+	struct carotated *cd = arg;
+
+	agents.metrics_pending = 0;
+	metrics_write(cd, agents.ledger, agents.bundle_id, agents.staged_ca);
+}
+
+int
+agents_canary_confirmed(struct carotated *cd)
+{
+	return agents.staged_ca[0] != '\0' && strcmp(agents.canary_ok, agents.staged_ca) == 0;
+}
+
+struct agents_canary_check {
+	struct carotated *cd;
+	unsigned gen;
+	char ca[PKI_SHA256_HEX];
+	char leaf[PKI_SHA256_HEX];
+};
+
+static void
+agents_canary_checked(int ok, const char *served, const char *why, void *arg)
+{
+	struct agents_canary_check *c = arg;
+	char addr[300];
+
+	proxy_address_text(&c->cd->conf->canary_address, addr, sizeof(addr));
+	if (c->gen != agents.canary_gen) {
+		free(c);
+		return;
+	}
+	if (ok) {
+		snprintf(agents.canary_ok, sizeof(agents.canary_ok), "%s", c->ca);
+		log_info("canary listener %s serves the staged certificate: canary check-ins now "
+		         "count as verified",
+		    addr);
+	} else
+		log_warnx("canary listener %s does not serve the staged certificate (%s%s%s): "
+		          "canary check-ins do not count as verified",
+		    addr, why, served[0] != '\0' ? "; it serves " : "", served);
+	free(c);
+}
+
+void
+agents_check_canary(struct carotated *cd)
+{
+	const struct config *conf = cd->conf;
+	struct agents_canary_check *c;
+	Carotate__V1__CertSet *set;
+	X509 *ca;
+
+	agents.canary_ok[0] = '\0';
+	agents.canary_gen++;
+	if (agents.staged_ca[0] == '\0')
+		return;
+	if (conf->canary_address.host == NULL && conf->canary_address.path == NULL) {
+		log_warnx("[proxy] canary_address is not set: canary check-ins cannot be confirmed "
+		          "and will not count as verified");
+		return;
+	}
+	set = rpc_describe_set(conf, 1, time(NULL), &ca);
+	X509_free(ca);
+	if (set == NULL || set->server == NULL) {
+		if (set != NULL)
+			protobuf_c_message_free_unpacked(&set->base, NULL);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->cd = cd;
+	c->gen = agents.canary_gen;
+	snprintf(c->ca, sizeof(c->ca), "%s", agents.staged_ca);
+	snprintf(c->leaf, sizeof(c->leaf), "%s", set->server->sha256);
+	protobuf_c_message_free_unpacked(&set->base, NULL);
+	proxy_check(cd, &conf->canary_address, conf->proxy_server_name, c->leaf,
+	    conf->check_timeout, agents_canary_checked, c);
+}

@@ -1,0 +1,37 @@
+/* The parent's side of the agent protocol: linking key, tokens, ledger, bundle served. */
+#ifndef CAROTATE_AGENTS_H
+#define CAROTATE_AGENTS_H
+
+#include <stddef.h>
+
+struct carotated;
+struct ledger;
+
+/*
+ * Opens the ledger (a corrupt one is fatal: no false numbers), reads the
+ * linking key, and loads the bundle agents are served. -1 with err filled.
+ */
+int agents_init(struct carotated *, char *err, size_t errlen);
+/* Starts serving: the worker is spawned and its requests answered. */
+void agents_start(struct carotated *);
+/*
+ * The SSL directory changed (staging, discard, rotation, SIGHUP): reload the
+ * served bundle, the tracked CA and the linking key.
+ */
+void agents_refresh(struct carotated *);
+/* The metrics textfile is out of date; it is rewritten soon (at most once a second). */
+void agents_metrics_dirty(struct carotated *);
+struct ledger *agents_ledger(struct carotated *);
+/* The id and staged CA the ledger is tracking now ("" when none). */
+const char *agents_bundle_id(struct carotated *);
+const char *agents_staged_ca(struct carotated *);
+void agents_stop(struct carotated *);
+/*
+ * Checks over TLS that the canary listener serves the staged server
+ * certificate (after a reload); until it does, canary check-ins do not count
+ * as verified.
+ */
+void agents_check_canary(struct carotated *);
+int agents_canary_confirmed(struct carotated *);
+
+#endif

@@ -1,0 +1,198 @@
+/* report, exclude, include: what the ledger knows, read from committed state only. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents.h"
+#include "carotated.h"
+#include "config.h"
+#include "dispatch.h"
+#include "ledger.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define REPORT_DEFAULT_LIMIT 100
+#define REPORT_MAX_LIMIT     10000
+#define REPORT_MAX_WINDOW    (3650ull * 86400)
+
+static void rpc_report_pending(const char *, int64_t, int, void *);
+static void rpc_report_holding(const char *, uint64_t, void *);
+static int rpc_agent_id_ok(const char *);
+static void rpc_agent_reply(struct ledger *, const char *, Carotate__V1__Response *, int);
+
+/* Rounded down: 99.99 % is 99, never 100. */
+static uint32_t
+rpc_percent(uint64_t part, uint64_t whole)
+{
+	return whole == 0 ? 0 : (uint32_t)(part * 100 / whole);
+}
+
+static void
+rpc_report_pending(const char *id, int64_t last_seen, int delivered, void *arg)
+{
+	Carotate__V1__ReportReply *r = arg;
+	Carotate__V1__PendingAgent *p = xmalloc(sizeof(*p));
+
+	carotate__v1__pending_agent__init(p);
+	p->id = xstrdup(id);
+	p->last_seen = last_seen;
+	p->delivered = delivered;
+	r->pending_agents =
+	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
+	r->pending_agents[r->n_pending_agents++] = p;
+}
+
+static void
+rpc_report_holding(const char *bundle_id, uint64_t n, void *arg)
+{
+	Carotate__V1__ReportReply *r = arg;
+	Carotate__V1__BundleHolding *h = xmalloc(sizeof(*h));
+
+	carotate__v1__bundle_holding__init(h);
+	h->bundle_id = xstrdup(bundle_id);
+	h->agents = n;
+	h->current = bundle_id[0] != '\0' && strcmp(bundle_id, r->bundle_id) == 0;
+	r->holdings = xreallocarray(r->holdings, r->n_holdings + 1, sizeof(*r->holdings));
+	r->holdings[r->n_holdings++] = h;
+}
+
+void
+rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__ReportRequest *q = req->report;
+	const struct config *conf = ctx->cd->conf;
+	struct ledger *l = agents_ledger(ctx->cd);
+	uint64_t window = q->active_within != 0 ? q->active_within : conf->active_within;
+	uint32_t limit = q->limit != 0 ? q->limit : REPORT_DEFAULT_LIMIT;
+	Carotate__V1__ReportReply *r;
+	struct ledger_counts c;
+	time_t now = time(NULL);
+
+	if (window > REPORT_MAX_WINDOW || limit > REPORT_MAX_LIMIT) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "the active window is at most 3650 days and a page at most %d agents",
+		    REPORT_MAX_LIMIT);
+		return;
+	}
+	ledger_count(l, now, window, &c);
+	r = xmalloc(sizeof(*r));
+	carotate__v1__report_reply__init(r);
+	r->now = now;
+	r->active_within = window;
+	r->staged_ca = xstrdup(agents_staged_ca(ctx->cd));
+	r->bundle_id = xstrdup(agents_bundle_id(ctx->cd));
+	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
+	r->linked = c.linked;
+	r->active = c.active;
+	r->acknowledged = c.acknowledged;
+	r->verified = c.verified;
+	r->pending = c.pending;
+	r->inactive_lacking = c.inactive_lacking;
+	r->excluded = c.excluded;
+	r->current = c.current;
+	r->percent = rpc_percent(c.acknowledged, c.active);
+	r->percent_verified = rpc_percent(c.verified, c.active);
+	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
+	reply->report_reply = r;
+	if (r->staged_ca[0] == '\0' && ledger_holdings(l, now, window, rpc_report_holding, r) == -1)
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+	else if (q->pending &&
+	         ledger_pending(l, now, window, q->offset, limit, rpc_report_pending, r) == -1)
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+}
+
+static int
+rpc_agent_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	return n >= 1 && n <= LEDGER_MAX_AGENT_ID &&
+	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+/* Answers with the agent as the ledger now has it. */
+static void
+rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
+{
+	Carotate__V1__AgentReply *a;
+	struct ledger_agent info;
+
+	if (ledger_get(l, id, &info) != LEDGER_OK) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		return;
+	}
+	a = xmalloc(sizeof(*a));
+	carotate__v1__agent_reply__init(a);
+	a->agent = xstrdup(info.id);
+	a->excluded = info.excluded;
+	a->reason = xstrdup(info.reason);
+	a->last_seen = info.last_seen;
+	reply->result_case = exclude ? CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY
+	                             : CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY;
+	if (exclude)
+		reply->exclude_reply = a;
+	else
+		reply->include_reply = a;
+}
+
+/* exclude and include: one small transaction each, durable before the answer. */
+static void
+rpc_exclusion(
+    struct rpc_ctx *ctx, const char *id, const char *reason, Carotate__V1__Response *reply)
+{
+	struct ledger *l = agents_ledger(ctx->cd);
+	enum ledger_result r = LEDGER_ERROR;
+	size_t i, n = reason != NULL ? strlen(reason) : 0;
+
+	if (!rpc_agent_id_ok(id)) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
+		return;
+	}
+	if (reason != NULL) {
+		for (i = 0; i < n && reason[i] >= 0x20 && reason[i] < 0x7f; i++)
+			;
+		if (n == 0 || n > LEDGER_MAX_REASON || i != n) {
+			dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "a reason is required: 1 to %d printable characters",
+			    LEDGER_MAX_REASON);
+			return;
+		}
+	}
+	if (ledger_begin(l) == 0) {
+		r = reason != NULL ? ledger_exclude(l, id, reason) : ledger_include(l, id);
+		if (r == LEDGER_OK && ledger_commit(l) != 0)
+			r = LEDGER_ERROR;
+		else if (r != LEDGER_OK)
+			ledger_rollback(l);
+	}
+	if (r == LEDGER_UNKNOWN_AGENT) {
+		dispatch_error(
+		    reply, CAROTATE__V1__STATUS__NOT_FOUND, "no agent %s in the ledger", id);
+		return;
+	}
+	if (r != LEDGER_OK) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		return;
+	}
+	log_info("agent %s %s by uid %ld%s%s", id, reason != NULL ? "excluded" : "included",
+	    (long)(ctx->peer != NULL ? ctx->peer->uid : 0), reason != NULL ? ": " : "",
+	    reason != NULL ? reason : "");
+	agents_metrics_dirty(ctx->cd);
+	rpc_agent_reply(l, id, reply, reason != NULL);
+}
+
+void
+rpc_exclude(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	rpc_exclusion(ctx, req->exclude->agent, req->exclude->reason, reply);
+}
+
+void
+rpc_include(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	rpc_exclusion(ctx, req->include->agent, NULL, reply);
+}
