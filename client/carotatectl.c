@@ -1,7 +1,11 @@
-/* carotatectl: one request to carotated over its control socket, one reply printed. */
+/*
+ * carotatectl: one request to carotated over its control socket, one reply printed (wait:
+ * the same report request, repeated until its threshold holds).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -35,12 +39,29 @@
 #define CTL_MAX_FILE         65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
 #define CTL_MAX_SANS         64
 #define CTL_MAX_DAYS         36500 /* a hundred years: beyond that a typo is likelier */
+#define CTL_DAY              86400ULL
+#define CTL_MAX_SPAN         (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
+#define CTL_MAX_LIMIT        10000                    /* ReportRequest.limit */
+#define CTL_MAX_OFFSET       ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
+#define CTL_WAIT_INTERVAL    2                        /* seconds between wait's reports */
+#define CTL_MAX_INTERVAL     3600                     /* seconds */
+#define CTL_MAX_AGENT_ID     64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
+#define CTL_MAX_REASON       256
+#define CTL_AGENT_ID_CHARS   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 struct ctl_opts {
 	const char *socket;
 	int json;
 	int timeout;     /* seconds; 0: wait forever */
 	int timeout_set; /* --timeout given: the command's own default no longer applies */
+};
+
+/* wait's threshold and clock, checked. */
+struct ctl_wait {
+	uint32_t percent;  /* 0 to 100 */
+	int verified;      /* count verified agents, not acknowledged ones */
+	uint64_t timeout;  /* seconds in all; 0: wait forever */
+	uint64_t interval; /* seconds between reports */
 };
 
 /*
@@ -54,8 +75,12 @@ struct ctl_request {
 		Carotate__V1__GenerateRequest generate;
 		Carotate__V1__InstallRequest install;
 		Carotate__V1__DiscardRequest discard;
+		Carotate__V1__ReportRequest report;
+		Carotate__V1__ExcludeRequest exclude;
+		Carotate__V1__IncludeRequest include;
 	} call;
 	char *sans[CTL_MAX_SANS]; /* generate: the --san arguments, in argv */
+	struct ctl_wait wait;     /* wait: what to wait for; its request is a report */
 };
 
 /* A failure meant for the operator: a protocol status (which fixes the exit code) and why. */
@@ -78,8 +103,12 @@ struct ctl_cmd {
 	int (*build)(const struct ctl_cmd *, struct ctl_opts *, int, char **, struct ctl_request *,
 	    struct ctl_error *);
 	/* Prints an OK reply whose result case is `result`; returns the exit code. */
-	int (*print)(
-	    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
+	int (*print)(const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *,
+	    const Carotate__V1__Response *);
+	/* Sends the built request and reports; returns the exit code. NULL: once, then print. */
+	int (*run)(const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
+	/* -t/--timeout after the name is the command's own option (wait), not the call's. */
+	int own_timeout;
 };
 
 /* A command's own option: its long name, its getopt code, its argument (NULL: none). */
@@ -96,6 +125,28 @@ struct ctl_install_args {
 	const char *ca, *cert, *key, *chain;
 };
 
+struct ctl_report_args {
+	const char *active_within, *limit, *offset;
+	int pending;
+};
+
+struct ctl_wait_args {
+	const char *percent, *timeout, *interval;
+	int verified;
+};
+
+/* wait between two reports: what was shown, and how the last report went. */
+struct ctl_wait_state {
+	int tty;           /* progress is a bar redrawn on stderr */
+	int drawn;         /* the bar is on screen, its line not ended */
+	int shown;         /* progress was printed: the values below */
+	uint32_t percent;  /* of the last report */
+	uint64_t num, den; /* agents acknowledged (or verified), agents active */
+	int noted;         /* the note that carotated is unreachable was printed */
+	int unreachable;   /* the last call did not reach carotated: err says why */
+	struct ctl_error err;
+};
+
 static int ctl_build_status(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_generate(const struct ctl_cmd *, struct ctl_opts *, int, char **,
@@ -104,21 +155,38 @@ static int ctl_build_install(const struct ctl_cmd *, struct ctl_opts *, int, cha
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_discard(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
-static int ctl_print_status(
-    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
-static int ctl_print_stage(
-    const struct ctl_cmd *, const struct ctl_opts *, const Carotate__V1__Response *);
+static int ctl_build_report(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_wait(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_exclude(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_include(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_print_status(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_stage(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_report(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_agent(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_wait(const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
 
 static void ctl_usage(FILE *);
 static void ctl_cmd_usage(const struct ctl_cmd *, FILE *);
 static int ctl_usage_error(const struct ctl_cmd *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
+static uint64_t ctl_unit_seconds(char);
+static int ctl_parse_duration(const char *, const char *, uint64_t, uint64_t *);
+static int ctl_parse_count(const char *, uint64_t, uint64_t, uint64_t *);
 static int ctl_parse_timeout(const char *, int *);
 static int ctl_common_option(const struct ctl_cmd *, struct ctl_opts *, int, const char *, char **);
 static int ctl_parse_globals(struct ctl_opts *, int, char **);
 static int ctl_parse_cmd_options(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     const struct option *, ctl_option_fn, void *);
 static int ctl_no_operands(const struct ctl_cmd *, struct ctl_opts *, int, char **);
+static int ctl_one_operand(const struct ctl_cmd *, int, char **, int, const char *);
 static int ctl_once(const struct ctl_cmd *, const char *, const char **, const char *);
 static int ctl_generate_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static int ctl_check_key_type(const char *, struct ctl_error *);
@@ -132,9 +200,18 @@ static int ctl_read_all(int, uint8_t *, size_t, size_t *);
 static int ctl_read_file(const char *, const char *, ProtobufCBinaryData *, struct ctl_error *);
 static int ctl_read_install(
     Carotate__V1__InstallRequest *, const struct ctl_install_args *, struct ctl_error *);
+static int ctl_report_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_fill_report(
+    Carotate__V1__ReportRequest *, const struct ctl_report_args *, struct ctl_error *);
+static int ctl_wait_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_fill_wait(struct ctl_wait *, const struct ctl_wait_args *, struct ctl_error *);
+static int ctl_exclude_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_check_agent(const char *, struct ctl_error *);
+static int ctl_check_reason(const char *, struct ctl_error *);
 static void ctl_wipe(ProtobufCBinaryData *);
 static void ctl_request_clear(struct ctl_request *);
 static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *);
+static const Carotate__V1__AgentReply *ctl_agent_reply(const Carotate__V1__Response *);
 static const struct ctl_cmd *ctl_find(const char *);
 static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
@@ -150,8 +227,22 @@ static Carotate__V1__Response *ctl_exchange(
 static int ctl_fail(const struct ctl_opts *, const struct ctl_error *);
 static int ctl_finish_output(int);
 static int ctl_has_result(const struct ctl_cmd *, const Carotate__V1__Response *);
+static Carotate__V1__Response *ctl_call(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, struct wire_budget *, struct ctl_error *);
 static int ctl_exchange_print(
     const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
+static int ctl_wait_call_timeout(int, long long);
+static void ctl_sleep_ms(long long);
+static void ctl_wait_end_line(struct ctl_wait_state *);
+static void ctl_wait_note(struct ctl_wait_state *, const struct ctl_request *, long long);
+static const char *ctl_wait_label(const struct ctl_wait *);
+static void ctl_wait_progress(struct ctl_wait_state *, uint32_t, uint64_t, uint64_t, const char *);
+static int ctl_wait_check(const struct ctl_opts *, const struct ctl_request *,
+    const Carotate__V1__ReportReply *, struct ctl_wait_state *);
+static int ctl_wait_poll(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, long long, struct ctl_wait_state *);
+static int ctl_wait_timeout(
+    const struct ctl_opts *, const struct ctl_request *, struct ctl_wait_state *);
 static int ctl_run(const struct ctl_cmd *, struct ctl_opts *, int, char **);
 
 /* Key types of GenerateRequest.key_type; the first is the daemon's default. */
@@ -179,24 +270,78 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"\n"                                                                                       \
 	"Each FILE is read with your own permissions and its bytes are sent to carotated;\n"       \
 	"it must be a regular file of 1 to 65536 bytes (\"-\" for stdin is not supported).\n"
+#define CTL_REPORT_OPTIONS                                                                         \
+	"  --active-within DURATION  count an agent as active if it linked or checked in\n"        \
+	"                            within DURATION: digits with an optional s, m, h or d\n"      \
+	"                            suffix (bare: seconds), 1s to 36500d (default: the\n"         \
+	"                            [agents] active_within of carotated.conf, 7d)\n"              \
+	"  --pending                 also list the pending agents (active, not acknowledged),\n"   \
+	"                            most recently seen first, one page at a time\n"               \
+	"  --limit N                 agents per page, 1 to 10000 (default: 100)\n"                 \
+	"  --offset N                pending agents to skip, for the next page (default: 0)\n"     \
+	"\n"                                                                                       \
+	"Percentages are carotated's, rounded down: 999 of 1000 agents is 99 %, never 100 %.\n"    \
+	"With nothing staged, report shows which bundle the active agents hold.\n"
+#define CTL_WAIT_OPTIONS                                                                           \
+	"  --percent P               the threshold, a whole number from 0 to 100 (required)\n"     \
+	"  --verified                count the agents that proved they trust the staged CA\n"      \
+	"                            through the canary listener, not those that acknowledged\n"   \
+	"                            it\n"                                                         \
+	"  -t, --timeout DURATION    give up after DURATION in all: digits with an optional\n"     \
+	"                            s, m, h or d suffix (bare: seconds); 0 waits forever\n"       \
+	"                            (default: forever)\n"                                         \
+	"  --interval DURATION       time between two reports: digits with an optional s, m,\n"    \
+	"                            h or d suffix, 1s to 1h (default: 2s)\n"                      \
+	"\n"                                                                                       \
+	"wait repeats the report call until P % of the active agents acknowledged (or,\n"          \
+	"with --verified, verified) the staged CA; with no active agent that is 0 %.\n"            \
+	"Progress goes to stderr, as a bar on a terminal and otherwise as one line per\n"          \
+	"change; the last line goes to stdout (with --json, only the final report, as\n"           \
+	"one JSON object). If carotated cannot be reached, wait says so once and keeps\n"          \
+	"trying until the timeout. After the command, --timeout is wait's overall limit;\n"        \
+	"before it (\"" CTL_NAME " --timeout 10 wait ...\") it bounds each call.\n"                \
+	"\n"                                                                                       \
+	"exit status: 0 reached; 3 nothing is staged, or timed out below P %; 2 timed out\n"       \
+	"while carotated was unreachable; 1, 4, 5, 6 as for every command.\n"
+#define CTL_EXCLUDE_OPTIONS                                                                        \
+	"  --reason TEXT             why, kept with the agent (required): 1 to 256 printable\n"    \
+	"                            ASCII characters\n"                                           \
+	"\n"                                                                                       \
+	"AGENT is an agent id: 1 to 64 of A-Z a-z 0-9 . _ -. An excluded agent stays listed\n"     \
+	"but is no longer counted (a decommissioned machine); include undoes it.\n"
 
 /* Every command, in the order --help lists them. Later commands slot in here. */
 static const struct ctl_cmd ctl_table[] = {
 	{ "status", "", "show the phase, the active and staged certificate sets, the trust bundle",
-	    "", 0, CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY, ctl_build_status,
-	    ctl_print_status },
+	    "", 0, CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY, ctl_build_status, ctl_print_status,
+	    NULL, 0 },
 	{ "generate",
 	    "[--key-type TYPE] [--ca-days N] [--server-days N] [--name PREFIX] [--san SAN]...",
 	    "stage a new self-signed CA and a server certificate it signs", CTL_GENERATE_OPTIONS,
 	    CTL_GENERATE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY, ctl_build_generate,
-	    ctl_print_stage },
+	    ctl_print_stage, NULL, 0 },
 	{ "install", "--ca FILE --cert FILE --key FILE [--chain FILE]",
 	    "stage a CA, server certificate and key from your own PKI", CTL_INSTALL_OPTIONS,
 	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY, ctl_build_install,
-	    ctl_print_stage },
+	    ctl_print_stage, NULL, 0 },
+	{ "report", "[--active-within DURATION] [--pending] [--limit N] [--offset N]",
+	    "how many active agents acknowledged and verified the staged CA", CTL_REPORT_OPTIONS, 0,
+	    CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_report, ctl_print_report, NULL,
+	    0 },
+	{ "wait", "--percent P [--verified] [--timeout DURATION] [--interval DURATION]",
+	    "wait until P % of active agents acknowledged (or verified) the staged CA",
+	    CTL_WAIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_wait,
+	    ctl_print_report, ctl_wait, 1 },
 	{ "discard", "", "remove the staged set (kept as a discarded-YYYYMMDD-HHMMSS backup)", "",
 	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY, ctl_build_discard,
-	    ctl_print_stage },
+	    ctl_print_stage, NULL, 0 },
+	{ "exclude", "AGENT --reason TEXT",
+	    "stop counting an agent (a decommissioned machine); it stays listed",
+	    CTL_EXCLUDE_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY, ctl_build_exclude,
+	    ctl_print_agent, NULL, 0 },
+	{ "include", "AGENT", "count an excluded agent again", "", 0,
+	    CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY, ctl_build_include, ctl_print_agent, NULL,
+	    0 },
 };
 
 /* Options every command also accepts after its name ("status --json"). */
@@ -231,6 +376,14 @@ enum {
 	CTL_OPT_CERT,
 	CTL_OPT_KEY,
 	CTL_OPT_CHAIN,
+	CTL_OPT_ACTIVE_WITHIN,
+	CTL_OPT_PENDING,
+	CTL_OPT_LIMIT,
+	CTL_OPT_OFFSET,
+	CTL_OPT_PERCENT,
+	CTL_OPT_VERIFIED,
+	CTL_OPT_INTERVAL,
+	CTL_OPT_REASON,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -252,6 +405,30 @@ static const struct option ctl_install_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static const struct option ctl_report_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "active-within", required_argument, NULL, CTL_OPT_ACTIVE_WITHIN },
+	{ "pending", no_argument, NULL, CTL_OPT_PENDING },
+	{ "limit", required_argument, NULL, CTL_OPT_LIMIT },
+	{ "offset", required_argument, NULL, CTL_OPT_OFFSET },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* --timeout ('t') is wait's own: the command sets own_timeout. */
+static const struct option ctl_wait_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "percent", required_argument, NULL, CTL_OPT_PERCENT },
+	{ "verified", no_argument, NULL, CTL_OPT_VERIFIED },
+	{ "interval", required_argument, NULL, CTL_OPT_INTERVAL },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_exclude_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "reason", required_argument, NULL, CTL_OPT_REASON },
+	{ NULL, 0, NULL, 0 },
+};
+
 static void
 ctl_usage(FILE *fp)
 {
@@ -268,7 +445,8 @@ ctl_usage(FILE *fp)
 	    "  -j, --json                print one JSON object on stdout\n"
 	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
 	    "                            suffix; 0 waits forever (default: %ds; generate %ds,\n"
-	    "                            install and discard %ds)\n"
+	    "                            install and discard %ds; wait: each of its calls,\n"
+	    "                            while wait --timeout bounds the whole wait)\n"
 	    "  -h, --help                print this help\n"
 	    "  -V, --version             print the version\n"
 	    "\n"
@@ -294,15 +472,26 @@ ctl_cmd_usage(const struct ctl_cmd *cmd, FILE *fp)
 	fprintf(fp, "\n%s\n", cmd->summary);
 	if (cmd->options[0] != '\0')
 		fprintf(fp, "\noptions:\n%s", cmd->options);
-	fprintf(fp,
-	    "\ncommon options (before or after the command):\n"
-	    "  -s, --socket PATH         control socket (default: $" CTL_SOCKET_ENV
-	    ", else " CTL_DEFAULT_SOCKET ")\n"
-	    "  -j, --json                print one JSON object on stdout\n"
-	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
-	    "                            suffix; 0 waits forever (default: %ds)\n"
-	    "  -h, --help                print this help\n",
-	    timeout);
+	fprintf(fp, "\ncommon options (before or after the command):\n"
+	            "  -s, --socket PATH         control socket (default: $" CTL_SOCKET_ENV
+	            ", else " CTL_DEFAULT_SOCKET ")\n"
+	            "  -j, --json                print one JSON object on stdout\n");
+	if (cmd->own_timeout)
+		fprintf(fp,
+		    "  -h, --help                print this help\n"
+		    "\ncommon option before the command only:\n"
+		    "  -t, --timeout DURATION    give up on each call to carotated after "
+		    "DURATION:\n"
+		    "                            seconds, or with an s or m suffix; 0 waits\n"
+		    "                            forever (default: %ds)\n",
+		    timeout);
+	else
+		fprintf(fp,
+		    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or "
+		    "m\n"
+		    "                            suffix; 0 waits forever (default: %ds)\n"
+		    "  -h, --help                print this help\n",
+		    timeout);
 }
 
 /* Says what is wrong and where help is; returns -1 so callers can `return ctl_usage_error()`. */
@@ -322,9 +511,27 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 	return -1;
 }
 
-/* DURATION: whole seconds with an optional s or m suffix, within what the wire deadline holds. */
+static uint64_t
+ctl_unit_seconds(char unit)
+{
+	switch (unit) {
+	case 'm':
+		return 60;
+	case 'h':
+		return 3600;
+	case 'd':
+		return CTL_DAY;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * DURATION: decimal digits, then one suffix of `units` (of s, m, h, d) or none (seconds);
+ * at most max seconds.
+ */
 static int
-ctl_parse_timeout(const char *s, int *seconds)
+ctl_parse_duration(const char *s, const char *units, uint64_t max, uint64_t *seconds)
 {
 	unsigned long long v, scale = 1;
 	char *end;
@@ -335,13 +542,43 @@ ctl_parse_timeout(const char *s, int *seconds)
 	v = strtoull(s, &end, 10);
 	if (errno != 0)
 		return -1;
-	if (strcmp(end, "m") == 0)
-		scale = 60;
-	else if (strcmp(end, "s") != 0 && *end != '\0')
+	if (*end != '\0') {
+		if (end[1] != '\0' || strchr(units, *end) == NULL)
+			return -1;
+		scale = ctl_unit_seconds(*end);
+	}
+	if (v > max / scale)
 		return -1;
-	if (v > CTL_MAX_TIMEOUT / scale)
+	*seconds = v * scale;
+	return 0;
+}
+
+/* N: plain decimal digits, from min to max; no sign, blank or unit. */
+static int
+ctl_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *n)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
 		return -1;
-	*seconds = (int)(v * scale);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*n = v;
+	return 0;
+}
+
+/* The global --timeout: an s or m suffix, within what the wire deadline (int ms) holds. */
+static int
+ctl_parse_timeout(const char *s, int *seconds)
+{
+	uint64_t v;
+
+	if (ctl_parse_duration(s, "sm", CTL_MAX_TIMEOUT, &v) != 0)
+		return -1;
+	*seconds = (int)v;
 	return 0;
 }
 
@@ -413,7 +650,9 @@ ctl_parse_cmd_options(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc
 	opterr = 0;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, CTL_COMMON_SHORTOPTS, longopts, &li)) != -1) {
-		if (c >= CTL_OPT_KEY_TYPE && fn != NULL)
+		if (c == 't' && cmd->own_timeout && fn != NULL)
+			r = fn(cmd, "timeout", c, optarg, ctx);
+		else if (c >= CTL_OPT_KEY_TYPE && fn != NULL)
 			r = fn(cmd, longopts[li].name, c, optarg, ctx);
 		else
 			r = ctl_common_option(cmd, opts, c, optarg, argv);
@@ -435,6 +674,17 @@ ctl_no_operands(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char
 	if (first < argc)
 		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
 	return 1;
+}
+
+/* The one operand (what) at argv[first]; its index, or -1 after a usage error. */
+static int
+ctl_one_operand(const struct ctl_cmd *cmd, int argc, char **argv, int first, const char *what)
+{
+	if (first >= argc)
+		return ctl_usage_error(cmd, "%s is required", what);
+	if (first + 1 < argc)
+		return ctl_usage_error(cmd, "takes one %s (got also %s)", what, argv[first + 1]);
+	return first;
 }
 
 /* An option that may be given once: a second one is more likely a mistake than an override. */
@@ -735,6 +985,234 @@ ctl_build_install(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 	return 1;
 }
 
+static int
+ctl_report_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_report_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_ACTIVE_WITHIN:
+		return ctl_once(cmd, name, &a->active_within, arg);
+	case CTL_OPT_PENDING:
+		a->pending = 1;
+		return 0;
+	case CTL_OPT_LIMIT:
+		return ctl_once(cmd, name, &a->limit, arg);
+	case CTL_OPT_OFFSET:
+		return ctl_once(cmd, name, &a->offset, arg);
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+/* Unset fields stay zero: the configured window, a page of 100, from the first agent. */
+static int
+ctl_fill_report(
+    Carotate__V1__ReportRequest *rr, const struct ctl_report_args *a, struct ctl_error *err)
+{
+	uint64_t v;
+
+	if (a->active_within != NULL &&
+	    (ctl_parse_duration(a->active_within, "smhd", CTL_MAX_SPAN, &v) != 0 || v == 0))
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--active-within %s: expected a duration from 1s to %dd (digits with an "
+		    "optional s, m, h or d suffix)",
+		    a->active_within, CTL_MAX_DAYS);
+	if (a->active_within != NULL)
+		rr->active_within = v;
+	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_LIMIT, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--limit %s: expected a whole number from 1 to %d", a->limit, CTL_MAX_LIMIT);
+	if (a->limit != NULL)
+		rr->limit = (uint32_t)v;
+	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--offset %s: expected a whole number, 0 or more", a->offset);
+	if (a->offset != NULL)
+		rr->offset = v;
+	rr->pending = a->pending;
+	return 0;
+}
+
+/* Usage errors (exit 1) come before wrong values (exit 5). */
+static int
+ctl_build_report(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_report_args a = { 0 };
+	int first;
+
+	carotate__v1__report_request__init(&r->call.report);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_REPORT;
+	r->req.report = &r->call.report;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_report_longopts, ctl_report_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (ctl_fill_report(&r->call.report, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
+/* Called for wait's own options, -t and --timeout among them (own_timeout). */
+static int
+ctl_wait_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_wait_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_PERCENT:
+		return ctl_once(cmd, name, &a->percent, arg);
+	case CTL_OPT_VERIFIED:
+		a->verified = 1;
+		return 0;
+	case 't':
+		return ctl_once(cmd, name, &a->timeout, arg);
+	case CTL_OPT_INTERVAL:
+		return ctl_once(cmd, name, &a->interval, arg);
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+static int
+ctl_fill_wait(struct ctl_wait *w, const struct ctl_wait_args *a, struct ctl_error *err)
+{
+	uint64_t v;
+
+	if (ctl_parse_count(a->percent, 0, 100, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--percent %s: expected a whole number from 0 to 100", a->percent);
+	w->percent = (uint32_t)v;
+	w->verified = a->verified;
+	if (a->timeout != NULL &&
+	    ctl_parse_duration(a->timeout, "smhd", CTL_MAX_SPAN, &w->timeout) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--timeout %s: expected a duration up to %dd (digits with an optional s, m, "
+		    "h or d suffix; 0 waits forever)",
+		    a->timeout, CTL_MAX_DAYS);
+	w->interval = CTL_WAIT_INTERVAL;
+	if (a->interval != NULL &&
+	    (ctl_parse_duration(a->interval, "smhd", CTL_MAX_INTERVAL, &w->interval) != 0 ||
+	        w->interval == 0))
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--interval %s: expected a duration from 1s to 1h", a->interval);
+	return 0;
+}
+
+/* A report with the daemon's defaults, sent again and again by ctl_wait. */
+static int
+ctl_build_wait(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_wait_args a = { 0 };
+	int first;
+
+	carotate__v1__report_request__init(&r->call.report);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_REPORT;
+	r->req.report = &r->call.report;
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_wait_longopts, ctl_wait_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (a.percent == NULL)
+		return ctl_usage_error(cmd, "--percent is required");
+	if (ctl_fill_wait(&r->wait, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
+static int
+ctl_exclude_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	if (c == CTL_OPT_REASON)
+		return ctl_once(cmd, name, (const char **)ctx, arg);
+	return ctl_usage_error(cmd, "unknown option --%s", name);
+}
+
+/* The daemon's allow-list (DESIGN §6), checked here so that a typo fails before the call. */
+static int
+ctl_check_agent(const char *id, struct ctl_error *err)
+{
+	size_t n = strlen(id);
+
+	if (n > CTL_MAX_AGENT_ID)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "invalid agent id: %zu characters long, at most %d", n, CTL_MAX_AGENT_ID);
+	if (n >= 1 && strspn(id, CTL_AGENT_ID_CHARS) == n)
+		return 0;
+	return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	    "invalid agent id \"%s\": expected 1 to %d of A-Z a-z 0-9 . _ -", id, CTL_MAX_AGENT_ID);
+}
+
+/* Printable ASCII only: the reason is shown on operators' terminals and logs. */
+static int
+ctl_check_reason(const char *reason, struct ctl_error *err)
+{
+	const unsigned char *p;
+	size_t n = strlen(reason);
+
+	if (n == 0 || n > CTL_MAX_REASON)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--reason: expected 1 to %d characters (got %zu)", CTL_MAX_REASON, n);
+	for (p = (const unsigned char *)reason; *p != '\0'; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "--reason: byte 0x%02x at offset %zu is not printable ASCII", *p,
+			    (size_t)(p - (const unsigned char *)reason));
+	return 0;
+}
+
+/* Usage errors (a missing AGENT or --reason: exit 1) come before wrong values (exit 5). */
+static int
+ctl_build_exclude(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	const char *reason = NULL;
+	int first;
+
+	carotate__v1__exclude_request__init(&r->call.exclude);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
+	r->req.exclude = &r->call.exclude;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_exclude_longopts, ctl_exclude_option, &reason);
+	if (first <= 0)
+		return first;
+	if ((first = ctl_one_operand(cmd, argc, argv, first, "AGENT")) == -1)
+		return -1;
+	if (reason == NULL)
+		return ctl_usage_error(cmd, "--reason is required");
+	if (ctl_check_agent(argv[first], err) == -1 || ctl_check_reason(reason, err) == -1)
+		return CTL_BUILD_REFUSED;
+	r->call.exclude.agent = argv[first];
+	r->call.exclude.reason = (char *)reason;
+	return 1;
+}
+
+static int
+ctl_build_include(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	int first;
+
+	carotate__v1__include_request__init(&r->call.include);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_INCLUDE;
+	r->req.include = &r->call.include;
+	first = ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_cmd_longopts, NULL, NULL);
+	if (first <= 0)
+		return first;
+	if ((first = ctl_one_operand(cmd, argc, argv, first, "AGENT")) == -1)
+		return -1;
+	if (ctl_check_agent(argv[first], err) == -1)
+		return CTL_BUILD_REFUSED;
+	r->call.include.agent = argv[first];
+	return 1;
+}
+
 /* Every file buffer is CTL_MAX_FILE + 1 bytes (ctl_read_file). */
 static void
 ctl_wipe(ProtobufCBinaryData *b)
@@ -758,16 +1236,16 @@ ctl_request_clear(struct ctl_request *r)
 }
 
 static int
-ctl_print_status(
-    const struct ctl_cmd *cmd, const struct ctl_opts *opts, const Carotate__V1__Response *resp)
+ctl_print_status(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
 {
-	int r;
+	int ret;
 
 	if (opts->json)
-		r = output_status_json(stdout, resp->status_reply);
+		ret = output_status_json(stdout, resp->status_reply);
 	else
-		r = output_status_human(stdout, resp->status_reply);
-	return ctl_finish_output(r);
+		ret = output_status_human(stdout, resp->status_reply);
+	return ctl_finish_output(ret);
 }
 
 static const Carotate__V1__StageReply *
@@ -790,21 +1268,62 @@ ctl_stage_reply(const Carotate__V1__Response *resp)
  * discarded) on disk, and what is left to do is reload the proxy, which the warning says.
  */
 static int
-ctl_print_stage(
-    const struct ctl_cmd *cmd, const struct ctl_opts *opts, const Carotate__V1__Response *resp)
+ctl_print_stage(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__Response *resp)
 {
 	const Carotate__V1__StageReply *s = ctl_stage_reply(resp);
-	int r;
+	int ret;
 
 	if (opts->json)
-		r = output_stage_json(stdout, s);
+		ret = output_stage_json(stdout, s);
 	else if (resp->result_case == CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY)
-		r = output_discard_human(stdout, s);
+		ret = output_discard_human(stdout, s);
 	else
-		r = output_stage_human(stdout, s, (int64_t)time(NULL));
-	r = ctl_finish_output(r);
+		ret = output_stage_human(stdout, s, (int64_t)time(NULL));
+	ret = ctl_finish_output(ret);
 	output_stage_warnings(stderr, CTL_NAME, s);
-	return r;
+	return ret;
+}
+
+/* The page asked for says whether pending agents are listed and from where. */
+static int
+ctl_print_report(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
+{
+	const Carotate__V1__ReportRequest *rr = &r->call.report;
+	int ret;
+
+	if (opts->json)
+		ret = output_report_json(stdout, resp->report_reply, rr->pending);
+	else
+		ret = output_report_human(stdout, resp->report_reply, rr->pending, rr->offset);
+	return ctl_finish_output(ret);
+}
+
+static const Carotate__V1__AgentReply *
+ctl_agent_reply(const Carotate__V1__Response *resp)
+{
+	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY:
+		return resp->exclude_reply;
+	case CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY:
+		return resp->include_reply;
+	default:
+		return NULL;
+	}
+}
+
+static int
+ctl_print_agent(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__Response *resp)
+{
+	int ret;
+
+	if (opts->json)
+		ret = output_agent_json(stdout, ctl_agent_reply(resp));
+	else
+		ret = output_agent_human(stdout, ctl_agent_reply(resp));
+	return ctl_finish_output(ret);
 }
 
 static const struct ctl_cmd *
@@ -997,9 +1516,42 @@ ctl_has_result(const struct ctl_cmd *cmd, const Carotate__V1__Response *resp)
 {
 	if (resp->result_case != cmd->result)
 		return 0;
-	if (resp->result_case == CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY)
+	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY:
 		return resp->status_reply != NULL;
-	return ctl_stage_reply(resp) != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY:
+		return resp->report_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY:
+	case CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY:
+		return ctl_agent_reply(resp) != NULL;
+	default:
+		return ctl_stage_reply(resp) != NULL;
+	}
+}
+
+/*
+ * One call: an OK reply carrying the command's result (freed by the caller with
+ * budget->allocator), or NULL with err filled; err->status is UNAVAILABLE when carotated
+ * could not be reached or said it could not answer.
+ */
+static Carotate__V1__Response *
+ctl_call(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    struct wire_budget *budget, struct ctl_error *err)
+{
+	Carotate__V1__Response *resp;
+
+	if ((resp = ctl_exchange(opts, r, budget, err)) == NULL)
+		return NULL;
+	if (resp->status != CAROTATE__V1__STATUS__OK)
+		ctl_set_error(err, resp->status, "%s",
+		    resp->message[0] != '\0' ? resp->message : status_message(resp->status));
+	else if (!ctl_has_result(cmd, resp))
+		ctl_set_error(err, CAROTATE__V1__STATUS__INTERNAL,
+		    "reply from carotated to %s carries no %s result", cmd->name, cmd->name);
+	else
+		return resp;
+	carotate__v1__response__free_unpacked(resp, &budget->allocator);
+	return NULL;
 }
 
 /* Sends the built request, prints the reply or the failure; returns the exit code. */
@@ -1012,20 +1564,195 @@ ctl_exchange_print(
 	Carotate__V1__Response *resp;
 	int code;
 
-	if ((resp = ctl_exchange(opts, r, &budget, &err)) == NULL)
+	if ((resp = ctl_call(cmd, opts, r, &budget, &err)) == NULL)
 		return ctl_fail(opts, &err);
-	if (resp->status != CAROTATE__V1__STATUS__OK) {
-		ctl_set_error(&err, resp->status, "%s",
-		    resp->message[0] != '\0' ? resp->message : status_message(resp->status));
-		code = ctl_fail(opts, &err);
-	} else if (!ctl_has_result(cmd, resp)) {
-		ctl_set_error(&err, CAROTATE__V1__STATUS__INTERNAL,
-		    "reply from carotated to %s carries no %s result", cmd->name, cmd->name);
-		code = ctl_fail(opts, &err);
-	} else
-		code = cmd->print(cmd, opts, resp);
+	code = cmd->print(cmd, opts, r, resp);
 	carotate__v1__response__free_unpacked(resp, &budget.allocator);
 	return code;
+}
+
+/* Seconds for one of wait's calls: the call timeout, but not past wait's deadline (>= 1 s). */
+static int
+ctl_wait_call_timeout(int call, long long deadline)
+{
+	long long left;
+
+	if (deadline < 0)
+		return call;
+	left = (deadline - ctl_now_ms() + 999) / 1000;
+	if (left < 1)
+		left = 1;
+	if (left > CTL_MAX_TIMEOUT)
+		left = CTL_MAX_TIMEOUT;
+	return call == 0 || left < call ? (int)left : call;
+}
+
+static void
+ctl_sleep_ms(long long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* Ends the progress bar's line, so that what follows starts on a line of its own. */
+static void
+ctl_wait_end_line(struct ctl_wait_state *st)
+{
+	if (!st->drawn)
+		return;
+	fputc('\n', stderr);
+	st->drawn = 0;
+	st->shown = 0; /* redraw the bar below */
+}
+
+/* Once: carotated is unreachable and wait keeps trying (a restart is not the end of a wait). */
+static void
+ctl_wait_note(struct ctl_wait_state *st, const struct ctl_request *r, long long deadline)
+{
+	char every[32];
+
+	if (st->noted)
+		return;
+	st->noted = 1;
+	ctl_wait_end_line(st);
+	output_span(r->wait.interval, every, sizeof(every));
+	fputs(CTL_NAME ": ", stderr);
+	output_safe(stderr, st->err.message);
+	fprintf(
+	    stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until the timeout" : "");
+}
+
+static const char *
+ctl_wait_label(const struct ctl_wait *w)
+{
+	return w->verified ? "verified" : "acknowledged";
+}
+
+/* Records the numbers; a line (or the bar, redrawn) only when they changed. */
+static void
+ctl_wait_progress(
+    struct ctl_wait_state *st, uint32_t percent, uint64_t num, uint64_t den, const char *label)
+{
+	if (st->shown && st->percent == percent && st->num == num && st->den == den)
+		return;
+	st->shown = 1;
+	st->percent = percent;
+	st->num = num;
+	st->den = den;
+	output_progress(stderr, st->tty, percent, num, den, label);
+	st->drawn = st->tty;
+	fflush(stderr);
+}
+
+/*
+ * One report: the exit code once wait is over (reached: the last line or the report as
+ * JSON on stdout; nothing staged: exit 3), else -1. No active agent is 0 %, never reached.
+ */
+static int
+ctl_wait_check(const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__ReportReply *rep, struct ctl_wait_state *st)
+{
+	const struct ctl_wait *w = &r->wait;
+	uint32_t percent = w->verified ? rep->percent_verified : rep->percent;
+	uint64_t num = w->verified ? rep->verified : rep->acknowledged;
+	struct ctl_error err;
+	int ret;
+
+	if (rep->staged_ca[0] == '\0') {
+		ctl_wait_end_line(st);
+		ctl_set_error(&err, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "nothing is staged: no migration to wait for (stage a CA with generate or "
+		    "install first)");
+		return ctl_fail(opts, &err);
+	}
+	if (rep->active == 0)
+		percent = 0;
+	if (opts->json)
+		st->percent = percent; /* for the timeout message: no progress with --json */
+	else
+		ctl_wait_progress(st, percent, num, rep->active, ctl_wait_label(w));
+	if (rep->active == 0 || percent < w->percent)
+		return -1;
+	ctl_wait_end_line(st);
+	if (opts->json)
+		ret = output_report_json(stdout, rep, 0);
+	else
+		ret = output_wait_reached(
+		    stdout, percent, num, rep->active, ctl_wait_label(w), w->percent);
+	return ctl_finish_output(ret);
+}
+
+/*
+ * One report call, bounded by wait's deadline. Unreachable: noted, -1 to try again; any
+ * other failure (permission denied, say) ends the wait with its own exit code.
+ */
+static int
+ctl_wait_poll(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    long long deadline, struct ctl_wait_state *st)
+{
+	struct ctl_opts call = *opts;
+	struct wire_budget budget;
+	Carotate__V1__Response *resp;
+	int code;
+
+	call.timeout = ctl_wait_call_timeout(opts->timeout, deadline);
+	if ((resp = ctl_call(cmd, &call, r, &budget, &st->err)) == NULL) {
+		if (st->err.status != CAROTATE__V1__STATUS__UNAVAILABLE) {
+			ctl_wait_end_line(st);
+			return ctl_fail(opts, &st->err);
+		}
+		st->unreachable = 1;
+		ctl_wait_note(st, r, deadline);
+		return -1;
+	}
+	st->unreachable = 0;
+	code = ctl_wait_check(opts, r, resp->report_reply, st);
+	carotate__v1__response__free_unpacked(resp, &budget.allocator);
+	return code;
+}
+
+/* Exit 2 when the last call did not reach carotated, else 3: below the threshold. */
+static int
+ctl_wait_timeout(
+    const struct ctl_opts *opts, const struct ctl_request *r, struct ctl_wait_state *st)
+{
+	struct ctl_error err;
+	char span[32];
+
+	ctl_wait_end_line(st);
+	output_span(r->wait.timeout, span, sizeof(span));
+	if (st->unreachable)
+		ctl_set_error(&err, CAROTATE__V1__STATUS__UNAVAILABLE, "timed out after %s: %s",
+		    span, st->err.message);
+	else
+		ctl_set_error(&err, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "timed out after %s: %" PRIu32 " %% of active agents %s (need %" PRIu32 " %%)",
+		    span, st->percent, ctl_wait_label(&r->wait), r->wait.percent);
+	return ctl_fail(opts, &err);
+}
+
+/* Polls report every interval until the threshold holds, nothing is staged, or time is up. */
+static int
+ctl_wait(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r)
+{
+	struct ctl_wait_state st = { .tty = !opts->json && isatty(STDERR_FILENO) };
+	long long deadline = -1, left;
+	int code;
+
+	if (r->wait.timeout > 0)
+		deadline = ctl_now_ms() + (long long)r->wait.timeout * 1000;
+	for (;;) {
+		if ((code = ctl_wait_poll(cmd, opts, r, deadline, &st)) != -1)
+			return code;
+		left = (long long)r->wait.interval * 1000;
+		if (deadline >= 0 && deadline - ctl_now_ms() < left)
+			left = deadline - ctl_now_ms();
+		if (deadline >= 0 && left <= 0)
+			return ctl_wait_timeout(opts, r, &st);
+		ctl_sleep_ms(left);
+	}
 }
 
 /*
@@ -1046,7 +1773,8 @@ ctl_run(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
 	if (built == 1) {
 		if (!opts->timeout_set && cmd->timeout != 0)
 			opts->timeout = cmd->timeout;
-		code = ctl_exchange_print(cmd, opts, &r);
+		code =
+		    cmd->run != NULL ? cmd->run(cmd, opts, &r) : ctl_exchange_print(cmd, opts, &r);
 	} else if (built == CTL_BUILD_REFUSED)
 		code = ctl_fail(opts, &err);
 	else

@@ -17,6 +17,8 @@
 /* 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what RFC 3339 can spell. */
 #define OUTPUT_TIME_MIN (-62167219200LL)
 #define OUTPUT_TIME_MAX 253402300799LL
+#define OUTPUT_ABBREV   16 /* hex digits of a fingerprint shown before the ellipsis */
+#define OUTPUT_BAR      30 /* columns of wait's progress bar */
 
 static const char *output_s(const char *);
 static json_t *output_jcheck(json_t *);
@@ -49,6 +51,16 @@ static void output_bundle_human(FILE *, const Carotate__V1__Bundle *, const Caro
 static const char *output_bundle_role(
     const Carotate__V1__CertSet *, const Carotate__V1__CertSet *, const char *);
 static void output_reload_human(FILE *, const Carotate__V1__ReloadResult *);
+static json_t *output_jcount(uint64_t);
+static json_t *output_pending_json(const Carotate__V1__PendingAgent *);
+static json_t *output_holding_json(const Carotate__V1__BundleHolding *);
+static void output_abbrev(FILE *, const char *, int);
+static void output_ago(uint64_t, char *, size_t);
+static void output_counts_human(FILE *, const Carotate__V1__ReportReply *);
+static void output_pending_human(FILE *, const Carotate__V1__ReportReply *, uint64_t, int64_t);
+static void output_holdings_human(FILE *, const Carotate__V1__ReportReply *);
+static void output_staged_human(FILE *, const Carotate__V1__ReportReply *);
+static void output_steady_human(FILE *, const Carotate__V1__ReportReply *);
 
 int
 output_rfc3339(int64_t t, char *buf, size_t len)
@@ -696,5 +708,334 @@ output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 		fputs("none\n", fp);
 	}
 	output_bundle_human(fp, r->bundle, r->active, r->staged);
+	return ferror(fp) ? -1 : 0;
+}
+
+void
+output_span(uint64_t s, char *buf, size_t len)
+{
+	if (s != 0 && s % OUTPUT_DAY == 0)
+		snprintf(buf, len, "%" PRIu64 "d", s / OUTPUT_DAY);
+	else if (s != 0 && s % 3600 == 0)
+		snprintf(buf, len, "%" PRIu64 "h", s / 3600);
+	else if (s != 0 && s % 60 == 0)
+		snprintf(buf, len, "%" PRIu64 "m", s / 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", s);
+}
+
+/* Counters are uint64 on the wire; JSON integers here are int64. */
+static json_t *
+output_jcount(uint64_t v)
+{
+	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+static json_t *
+output_pending_json(const Carotate__V1__PendingAgent *a)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "id", output_jstr(a->id));
+	output_jset(o, "last_seen", output_jtime_opt(a->last_seen));
+	output_jset(o, "delivered", json_boolean(a->delivered));
+	return o;
+}
+
+static json_t *
+output_holding_json(const Carotate__V1__BundleHolding *h)
+{
+	json_t *o = output_jcheck(json_object());
+	char *hex = output_hex(h->bundle_id);
+
+	output_jset(o, "bundle_id", output_jstr_opt(hex));
+	output_jset(o, "agents", output_jcount(h->agents));
+	output_jset(o, "current", json_boolean(h->current));
+	free(hex);
+	return o;
+}
+
+/*
+ * The DESIGN §7 keys first; holdings and current only with nothing staged, pending_agents
+ * only when asked for. percent is copied, never derived from the counts.
+ */
+int
+output_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
+{
+	json_t *o = output_jcheck(json_object()), *a;
+	int staged = output_s(r->staged_ca)[0] != '\0';
+	char *hex;
+	size_t i;
+
+	output_jset(o, "now", output_jtime_opt(r->now));
+	output_jset(o, "active_within", output_jcount(r->active_within));
+	hex = output_hex(r->staged_ca);
+	output_jset(o, "staged_ca", output_jstr_opt(hex));
+	free(hex);
+	hex = output_hex(r->bundle_id);
+	output_jset(o, "bundle_id", output_jstr_opt(hex));
+	free(hex);
+	output_jset(o, "gate", output_jstr_opt(r->gate));
+	output_jset(o, "linked", output_jcount(r->linked));
+	output_jset(o, "active", output_jcount(r->active));
+	output_jset(o, "acknowledged", output_jcount(r->acknowledged));
+	output_jset(o, "verified", output_jcount(r->verified));
+	output_jset(o, "pending", output_jcount(r->pending));
+	output_jset(o, "inactive_lacking", output_jcount(r->inactive_lacking));
+	output_jset(o, "excluded", output_jcount(r->excluded));
+	output_jset(o, "percent", json_integer(r->percent));
+	output_jset(o, "percent_verified", json_integer(r->percent_verified));
+	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
+	if (!staged) {
+		output_jset(o, "current", output_jcount(r->current));
+		a = output_jcheck(json_array());
+		for (i = 0; i < r->n_holdings; i++)
+			if (json_array_append_new(a, output_holding_json(r->holdings[i])) != 0)
+				fatalx("out of memory building JSON");
+		output_jset(o, "holdings", a);
+	}
+	if (pending) {
+		a = output_jcheck(json_array());
+		for (i = 0; i < r->n_pending_agents; i++)
+			if (json_array_append_new(a, output_pending_json(r->pending_agents[i])) !=
+			    0)
+				fatalx("out of memory building JSON");
+		output_jset(o, "pending_agents", a);
+	}
+	return output_dump(fp, o);
+}
+
+int
+output_agent_json(FILE *fp, const Carotate__V1__AgentReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "agent", output_jstr(r->agent));
+	output_jset(o, "excluded", json_boolean(r->excluded));
+	output_jset(o, "reason", output_jstr_opt(r->reason));
+	output_jset(o, "last_seen", output_jtime_opt(r->last_seen));
+	return output_dump(fp, o);
+}
+
+/*
+ * A fingerprint's first OUTPUT_ABBREV hex digits and an ellipsis; padded to `width` columns
+ * (0: none). The full value is in the JSON output.
+ */
+static void
+output_abbrev(FILE *fp, const char *s, int width)
+{
+	char *hex = output_hex(s);
+	int cols = (int)strlen(hex);
+
+	if (cols > OUTPUT_ABBREV) {
+		hex[OUTPUT_ABBREV] = '\0';
+		cols = OUTPUT_ABBREV + 1;
+		output_safe(fp, hex);
+		fputs("\xe2\x80\xa6", fp); /* U+2026 */
+	} else
+		output_safe(fp, hex);
+	if (width > cols)
+		fprintf(fp, "%*s", width - cols, "");
+	free(hex);
+}
+
+/* How long ago, in its largest unit: "45s", "12m", "3h", "2d". */
+static void
+output_ago(uint64_t s, char *buf, size_t len)
+{
+	if (s == 0)
+		snprintf(buf, len, "just now");
+	else if (s < 60)
+		snprintf(buf, len, "%" PRIu64 "s ago", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 "m ago", s / 60);
+	else if (s < OUTPUT_DAY)
+		snprintf(buf, len, "%" PRIu64 "h ago", s / 3600);
+	else
+		snprintf(buf, len, "%" PRIu64 "d ago", s / OUTPUT_DAY);
+}
+
+static void
+output_counts_human(FILE *fp, const Carotate__V1__ReportReply *r)
+{
+	char window[32];
+
+	fprintf(fp,
+	    "  linked %" PRIu64 "   active %" PRIu64 "   acknowledged %" PRIu64
+	    "   verified %" PRIu64 "   pending %" PRIu64 "   inactive lacking the new CA %" PRIu64
+	    "   excluded %" PRIu64 "\n",
+	    r->linked, r->active, r->acknowledged, r->verified, r->pending, r->inactive_lacking,
+	    r->excluded);
+	output_span(r->active_within, window, sizeof(window));
+	fprintf(fp, "  active window: %s", window);
+	if (output_s(r->gate)[0] != '\0') {
+		fputs("   gate: ", fp);
+		output_safe(fp, r->gate);
+	}
+	fputc('\n', fp);
+}
+
+/* One page of pending agents; ids padded to the longest of the page (ids are <= 64 bytes). */
+static void
+output_pending_human(FILE *fp, const Carotate__V1__ReportReply *r, uint64_t offset, int64_t now)
+{
+	const Carotate__V1__PendingAgent *a;
+	char when[OUTPUT_RFC3339_LEN], ago[32], ago_paren[36];
+	size_t i, w = 0;
+
+	if (r->n_pending_agents == 0) {
+		fprintf(fp, "pending agents: none");
+		if (offset > 0)
+			fprintf(fp, " from offset %" PRIu64 " (%" PRIu64 " pending)", offset,
+			    r->pending);
+		fputc('\n', fp);
+		return;
+	}
+	for (i = 0; i < r->n_pending_agents; i++)
+		if (strlen(output_s(r->pending_agents[i]->id)) > w)
+			w = strlen(output_s(r->pending_agents[i]->id));
+	fprintf(fp, "pending agents (%zu shown from offset %" PRIu64 "):\n", r->n_pending_agents,
+	    offset);
+	for (i = 0; i < r->n_pending_agents; i++) {
+		a = r->pending_agents[i];
+		fputs("  ", fp);
+		output_safe(fp, a->id);
+		fprintf(fp, "%*s    last seen ", (int)(w - strlen(output_s(a->id))), "");
+		if (a->last_seen == 0 || output_rfc3339(a->last_seen, when, sizeof(when)) != 0)
+			fprintf(fp, "%-31s", "unknown");
+		else {
+			output_ago(a->last_seen < now ? (uint64_t)now - (uint64_t)a->last_seen : 0,
+			    ago, sizeof(ago));
+			snprintf(ago_paren, sizeof(ago_paren), "(%s)", ago);
+			fprintf(fp, "%s %-10s", when, ago_paren);
+		}
+		fprintf(fp, "   bundle delivered: %s\n", a->delivered ? "yes" : "no");
+	}
+	if (r->pending > offset && r->pending - offset > r->n_pending_agents)
+		fprintf(fp, "  (%" PRIu64 " more; --offset %" PRIu64 " shows the next page)\n",
+		    r->pending - offset - r->n_pending_agents, offset + r->n_pending_agents);
+}
+
+static void
+output_holdings_human(FILE *fp, const Carotate__V1__ReportReply *r)
+{
+	const Carotate__V1__BundleHolding *h;
+	size_t i;
+
+	if (r->n_holdings == 0)
+		return;
+	fputs("bundles held by active agents:\n", fp);
+	for (i = 0; i < r->n_holdings; i++) {
+		h = r->holdings[i];
+		fputs("  ", fp);
+		if (output_s(h->bundle_id)[0] != '\0')
+			output_abbrev(fp, h->bundle_id, OUTPUT_ABBREV + 1);
+		else
+			fprintf(fp, "%-*s", OUTPUT_ABBREV + 1, "none confirmed");
+		fprintf(fp, "  %" PRIu64 " agent%s%s\n", h->agents, h->agents == 1 ? "" : "s",
+		    h->current ? " (current)" : "");
+	}
+}
+
+/* The percentages are the daemon's: 999 of 1000 is 99 %, and stays 99 here. */
+static void
+output_staged_human(FILE *fp, const Carotate__V1__ReportReply *r)
+{
+	fputs("migration to CA ", fp);
+	output_abbrev(fp, r->staged_ca, 0);
+	fprintf(fp,
+	    " (staged): %" PRIu64 " of %" PRIu64 " active agents acknowledged (%" PRIu32
+	    " %%), %" PRIu64 " verified (%" PRIu32 " %%)\n",
+	    r->acknowledged, r->active, r->percent, r->verified, r->percent_verified);
+	if (!r->canary_confirmed)
+		fputs("  (the canary listener has not been seen serving the staged certificate: "
+		      "canary check-ins do not count as verified yet)\n",
+		    fp);
+	output_counts_human(fp, r);
+}
+
+static void
+output_steady_human(FILE *fp, const Carotate__V1__ReportReply *r)
+{
+	char window[32];
+
+	if (output_s(r->bundle_id)[0] != '\0') {
+		fputs("nothing staged; bundle ", fp);
+		output_abbrev(fp, r->bundle_id, 0);
+		fprintf(fp, ": %" PRIu64 " of %" PRIu64 " active agents hold it\n", r->current,
+		    r->active);
+	} else
+		fprintf(fp, "nothing staged; no bundle served (%" PRIu64 " active agents)\n",
+		    r->active);
+	output_span(r->active_within, window, sizeof(window));
+	fprintf(fp,
+	    "  linked %" PRIu64 "   active %" PRIu64 "   excluded %" PRIu64
+	    "\n  active window: %s\n",
+	    r->linked, r->active, r->excluded, window);
+	output_holdings_human(fp, r);
+}
+
+int
+output_report_human(FILE *fp, const Carotate__V1__ReportReply *r, int pending, uint64_t offset)
+{
+	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
+
+	if (output_s(r->staged_ca)[0] != '\0')
+		output_staged_human(fp, r);
+	else
+		output_steady_human(fp, r);
+	if (pending && output_s(r->staged_ca)[0] == '\0' && r->n_pending_agents == 0)
+		fputs("pending agents: none (nothing is staged)\n", fp);
+	else if (pending)
+		output_pending_human(fp, r, offset, now);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_agent_human(FILE *fp, const Carotate__V1__AgentReply *r)
+{
+	if (!r->excluded) {
+		fputs("included ", fp);
+		output_safe(fp, r->agent);
+		fputs(" again\n", fp);
+		return ferror(fp) ? -1 : 0;
+	}
+	fputs("excluded ", fp);
+	output_safe(fp, r->agent);
+	if (output_s(r->reason)[0] != '\0') {
+		fputs(" (reason: ", fp);
+		output_safe(fp, r->reason);
+		fputc(')', fp);
+	}
+	fputs("; it is listed but no longer counted\n", fp);
+	return ferror(fp) ? -1 : 0;
+}
+
+/* \r and erase-to-end-of-line redraw the bar over itself; the caller ends it with \n. */
+int
+output_progress(FILE *fp, int tty, uint32_t percent, uint64_t num, uint64_t den, const char *label)
+{
+	int filled = (int)((percent > 100 ? 100 : percent) * OUTPUT_BAR / 100), i;
+
+	if (tty) {
+		fputs("\r[", fp);
+		for (i = 0; i < OUTPUT_BAR; i++)
+			fputc(i < filled ? '#' : '.', fp);
+		fputs("] ", fp);
+	}
+	fprintf(fp, "%" PRIu32 " %% (%" PRIu64 "/%" PRIu64 " ", percent, num, den);
+	output_safe(fp, label);
+	fputs(tty ? ")\033[K" : ")\n", fp);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_wait_reached(
+    FILE *fp, uint32_t percent, uint64_t num, uint64_t den, const char *label, uint32_t need)
+{
+	fprintf(fp, "%" PRIu32 " %% of active agents ", percent);
+	output_safe(fp, label);
+	fprintf(
+	    fp, " (%" PRIu64 "/%" PRIu64 "), threshold %" PRIu32 " %% reached\n", num, den, need);
 	return ferror(fp) ? -1 : 0;
 }

@@ -32,6 +32,30 @@ int output_discard_human(FILE *, const Carotate__V1__StageReply *);
 int output_stage_json(FILE *, const Carotate__V1__StageReply *);
 /* "PROG: warning: ..." for each warning of the reply and for a proxy reload that failed. */
 int output_stage_warnings(FILE *, const char *prog, const Carotate__V1__StageReply *);
+/* A span of seconds in the largest unit that divides it, as DURATION arguments spell it: "7d",
+ * "90m", "45s". */
+void output_span(uint64_t seconds, char *buf, size_t len);
+
+/*
+ * `report`. Percentages are the daemon's (rounded down there) and printed as given, never
+ * recomputed. `pending` says --pending was given: the pending agents are listed (JSON:
+ * `pending_agents`); `offset` is the page's first agent. 0, or -1 on a write error.
+ */
+int output_report_human(FILE *, const Carotate__V1__ReportReply *, int pending, uint64_t offset);
+int output_report_json(FILE *, const Carotate__V1__ReportReply *, int pending);
+/* exclude and include: the agent's state after the call. 0, or -1 on a write error. */
+int output_agent_human(FILE *, const Carotate__V1__AgentReply *);
+int output_agent_json(FILE *, const Carotate__V1__AgentReply *);
+/*
+ * `wait` progress, `num` of `den` active agents `label` ("acknowledged"): on a terminal
+ * (tty) a bar redrawn in place, without a newline; otherwise one line. The bar fills from
+ * percent, so it is full only at 100.
+ */
+int output_progress(
+    FILE *, int tty, uint32_t percent, uint64_t num, uint64_t den, const char *label);
+/* `wait`'s last line once `need` percent is reached. */
+int output_wait_reached(
+    FILE *, uint32_t percent, uint64_t num, uint64_t den, const char *label, uint32_t need);
 /* {"error": {"status": ..., "message": ...}}: how any failure reads with --json. */
 int output_error_json(FILE *, const char *status, const char *message);
 

@@ -1,6 +1,7 @@
 /*
  * Unit tests for client/output.c: JSON keys of DESIGN §7, the human block, time formatting,
- * and the StageReply of generate, install and discard.
+ * the StageReply of generate, install and discard, the ReportReply of report and wait, the
+ * AgentReply of exclude and include, and wait's progress lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,6 +54,24 @@ static void fixture_cert(
 static void fixture_init(struct fixture *, int, int, int);
 static void fixture_members(struct fixture *, int);
 static void stage_init(struct stage_fixture *, int);
+/* A ReportReply: 999 of 1000 active agents acknowledged, one pending. */
+struct report_fixture {
+	Carotate__V1__ReportReply reply;
+	Carotate__V1__PendingAgent agent[3];
+	Carotate__V1__PendingAgent *agents[3];
+	Carotate__V1__BundleHolding holding[3];
+	Carotate__V1__BundleHolding *holdings[3];
+};
+
+static void report_init(struct report_fixture *, int);
+static void report_steady(struct report_fixture *);
+static char *print_report_json(const Carotate__V1__ReportReply *, int);
+static char *print_report_human(const Carotate__V1__ReportReply *, int, uint64_t);
+static char *print_agent(
+    int (*)(FILE *, const Carotate__V1__AgentReply *), const Carotate__V1__AgentReply *);
+static char *print_progress(int, uint32_t, uint64_t, uint64_t, const char *);
+static json_int_t jint(json_t *, const char *);
+static json_t *jget(json_t *, const char *);
 static char *print_json(const Carotate__V1__StatusReply *);
 static char *print_human(const Carotate__V1__StatusReply *);
 static char *print_stage(
@@ -176,6 +195,145 @@ stage_init(struct stage_fixture *s, int reload_ok)
 	s->reply.reload = &s->reload;
 	s->reply.n_warnings = 2;
 	s->reply.warnings = s->warnings;
+}
+
+/*
+ * Staged (the CA's fingerprint as colon hex, to check it is normalized), 1002 linked, 1000
+ * active, 999 acknowledged: 99 %; n_pending pending agents in the page.
+ */
+static void
+report_init(struct report_fixture *f, int n_pending)
+{
+	const char *ids[3] = { "agent-17", "b", "web.example-3" };
+	int64_t seen[3] = { NOW - 3 * 3600, NOW - 59, 0 };
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	carotate__v1__report_reply__init(&f->reply);
+	f->reply.now = NOW;
+	f->reply.active_within = 7 * DAY;
+	f->reply.staged_ca = (char *)CA_SHA;
+	f->reply.bundle_id = (char *)BUNDLE_HEX;
+	f->reply.gate = (char *)"acknowledged";
+	f->reply.linked = 1002;
+	f->reply.active = 1000;
+	f->reply.acknowledged = 999;
+	f->reply.verified = 10;
+	f->reply.pending = 1;
+	f->reply.inactive_lacking = 1;
+	f->reply.excluded = 1;
+	f->reply.percent = 99;
+	f->reply.percent_verified = 1;
+	f->reply.canary_confirmed = 1;
+	for (i = 0; i < 3; i++) {
+		carotate__v1__pending_agent__init(&f->agent[i]);
+		f->agent[i].id = (char *)ids[i];
+		f->agent[i].last_seen = seen[i];
+		f->agent[i].delivered = i == 0;
+		f->agents[i] = &f->agent[i];
+	}
+	f->reply.n_pending_agents = (size_t)n_pending;
+	f->reply.pending_agents = n_pending > 0 ? f->agents : NULL;
+}
+
+/* Nothing staged: 900 of 1000 active agents hold the current bundle. */
+static void
+report_steady(struct report_fixture *f)
+{
+	const char *ids[3] = { BUNDLE_HEX, SERVER_HEX, "" };
+	uint64_t agents[3] = { 900, 99, 1 };
+	int i;
+
+	report_init(f, 0);
+	f->reply.staged_ca = (char *)"";
+	f->reply.acknowledged = f->reply.verified = f->reply.pending = 0;
+	f->reply.inactive_lacking = 0;
+	f->reply.percent = f->reply.percent_verified = 0;
+	f->reply.current = 900;
+	for (i = 0; i < 3; i++) {
+		carotate__v1__bundle_holding__init(&f->holding[i]);
+		f->holding[i].bundle_id = (char *)ids[i];
+		f->holding[i].agents = agents[i];
+		f->holding[i].current = i == 0;
+		f->holdings[i] = &f->holding[i];
+	}
+	f->reply.n_holdings = 3;
+	f->reply.holdings = f->holdings;
+}
+
+static char *
+print_report_json(const Carotate__V1__ReportReply *r, int pending)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_report_json(fp, r, pending), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(buf[len - 1], '\n');
+	return buf;
+}
+
+static char *
+print_report_human(const Carotate__V1__ReportReply *r, int pending, uint64_t offset)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_report_human(fp, r, pending, offset), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static char *
+print_agent(int (*fn)(FILE *, const Carotate__V1__AgentReply *), const Carotate__V1__AgentReply *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(fn(fp, r), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static char *
+print_progress(int tty, uint32_t percent, uint64_t num, uint64_t den, const char *label)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_progress(fp, tty, percent, num, den, label), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+/* An integer key. */
+static json_int_t
+jint(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		fail_msg("key %s is not an integer", key);
+	return json_integer_value(v);
+}
+
+/* A key that must be there, whatever its value. */
+static json_t *
+jget(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		fail_msg("key %s is missing", key);
+	return v;
 }
 
 static char *
@@ -840,6 +998,355 @@ test_human_stage_discard(void **state)
 	free(text);
 }
 
+/* Every DESIGN §7 key, the daemon's percent as given, pending_agents only when asked. */
+static void
+test_report_json_staged(void **state)
+{
+	struct report_fixture f;
+	json_t *j, *agents, *a;
+	char *text;
+
+	report_init(&f, 3);
+	text = print_report_json(&f.reply, 1);
+	j = parse(text);
+	assert_int_equal(jint(j, "linked"), 1002);
+	assert_int_equal(jint(j, "active"), 1000);
+	assert_int_equal(jint(j, "acknowledged"), 999);
+	assert_int_equal(jint(j, "verified"), 10);
+	assert_int_equal(jint(j, "pending"), 1);
+	assert_int_equal(jint(j, "inactive_lacking"), 1);
+	assert_int_equal(jint(j, "excluded"), 1);
+	assert_int_equal(jint(j, "percent"), 99);
+	assert_int_equal(jint(j, "percent_verified"), 1);
+	assert_string_equal(jstr(j, "staged_ca"), CA_HEX);
+	assert_string_equal(jstr(j, "bundle_id"), BUNDLE_HEX);
+	assert_string_equal(jstr(j, "gate"), "acknowledged");
+	assert_int_equal(jint(j, "active_within"), 7 * DAY);
+	assert_string_equal(jstr(j, "now"), "2026-12-26T03:04:05Z");
+	assert_null(json_object_get(j, "holdings"));
+	assert_null(json_object_get(j, "current"));
+	agents = jget(j, "pending_agents");
+	assert_int_equal(json_array_size(agents), 3);
+	a = json_array_get(agents, 0);
+	assert_string_equal(jstr(a, "id"), "agent-17");
+	assert_string_equal(jstr(a, "last_seen"), "2026-12-26T00:04:05Z");
+	assert_true(json_is_true(jget(a, "delivered")));
+	a = json_array_get(agents, 2);
+	assert_true(json_is_null(jget(a, "last_seen")));
+	assert_true(json_is_false(jget(a, "delivered")));
+	assert_true(strstr(text, "\"linked\"") < strstr(text, "\"percent\""));
+	json_decref(j);
+	free(text);
+
+	/* Without --pending the key is absent, whatever the reply holds. */
+	text = print_report_json(&f.reply, 0);
+	j = parse(text);
+	assert_null(json_object_get(j, "pending_agents"));
+	json_decref(j);
+	free(text);
+
+	/* --pending with an empty page: an empty list, not a missing key. */
+	f.reply.n_pending_agents = 0;
+	text = print_report_json(&f.reply, 1);
+	j = parse(text);
+	assert_int_equal(json_array_size(jget(j, "pending_agents")), 0);
+	json_decref(j);
+	free(text);
+}
+
+/* Nothing staged: staged_ca null, the holdings and current; an unknown bundle is null. */
+static void
+test_report_json_steady(void **state)
+{
+	struct report_fixture f;
+	json_t *j, *h;
+	char *text;
+
+	report_steady(&f);
+	text = print_report_json(&f.reply, 0);
+	j = parse(text);
+	assert_true(json_is_null(jget(j, "staged_ca")));
+	assert_int_equal(jint(j, "percent"), 0);
+	assert_int_equal(jint(j, "current"), 900);
+	h = jget(j, "holdings");
+	assert_int_equal(json_array_size(h), 3);
+	assert_string_equal(jstr(json_array_get(h, 0), "bundle_id"), BUNDLE_HEX);
+	assert_int_equal(jint(json_array_get(h, 0), "agents"), 900);
+	assert_true(json_is_true(jget(json_array_get(h, 0), "current")));
+	assert_true(json_is_false(jget(json_array_get(h, 1), "current")));
+	assert_true(json_is_null(jget(json_array_get(h, 2), "bundle_id")));
+	assert_null(json_object_get(j, "pending_agents"));
+	json_decref(j);
+	free(text);
+
+	/* No bundle, no gate, no clock: null rather than "" or 1970. */
+	f.reply.bundle_id = (char *)"";
+	f.reply.gate = (char *)"";
+	f.reply.now = 0;
+	text = print_report_json(&f.reply, 0);
+	j = parse(text);
+	assert_true(json_is_null(jget(j, "bundle_id")));
+	assert_true(json_is_null(jget(j, "gate")));
+	assert_true(json_is_null(jget(j, "now")));
+	json_decref(j);
+	free(text);
+}
+
+/*
+ * 999 of 1000 is 99 %: the percent printed is the reply's, never recomputed from the counts
+ * (nor rounded up), in both outputs. 100 % appears only when the reply says 100.
+ */
+static void
+test_report_percent_as_given(void **state)
+{
+	struct report_fixture f;
+	json_t *j;
+	char *text;
+
+	report_init(&f, 0);
+	text = print_report_human(&f.reply, 0, 0);
+	assert_non_null(strstr(text, "999 of 1000 active agents acknowledged (99 %)"));
+	assert_null(strstr(text, "100 %"));
+	free(text);
+
+	/* Counts that would round to 100, percent 99: 99 it stays. */
+	f.reply.acknowledged = 1000;
+	f.reply.pending = 0;
+	text = print_report_human(&f.reply, 0, 0);
+	assert_non_null(strstr(text, "1000 of 1000 active agents acknowledged (99 %)"));
+	assert_null(strstr(text, "100 %"));
+	free(text);
+	text = print_report_json(&f.reply, 0);
+	j = parse(text);
+	assert_int_equal(jint(j, "percent"), 99);
+	json_decref(j);
+	free(text);
+
+	f.reply.percent = 100;
+	text = print_report_human(&f.reply, 0, 0);
+	assert_non_null(strstr(text, "(100 %)"));
+	free(text);
+}
+
+static void
+test_report_human_staged(void **state)
+{
+	struct report_fixture f;
+	char *text;
+
+	report_init(&f, 1);
+	text = print_report_human(&f.reply, 1, 0);
+	assert_string_equal(text,
+	    "migration to CA abcdef0123456789\xe2\x80\xa6 (staged): 999 of 1000 active agents "
+	    "acknowledged (99 %), 10 verified (1 %)\n"
+	    "  linked 1002   active 1000   acknowledged 999   verified 10   pending 1   "
+	    "inactive lacking the new CA 1   excluded 1\n"
+	    "  active window: 7d   gate: acknowledged\n"
+	    "pending agents (1 shown from offset 0):\n"
+	    "  agent-17    last seen 2026-12-26T00:04:05Z (3h ago)     bundle delivered: yes\n");
+	free(text);
+
+	/* Without --pending: the three lines only. */
+	text = print_report_human(&f.reply, 0, 0);
+	assert_null(strstr(text, "pending agents"));
+	free(text);
+}
+
+/* Ids aligned to the longest; the next page named; an empty page past the end. */
+/* Until the canary listener is seen serving the staged certificate, the report says so. */
+static void
+test_report_human_canary_unconfirmed(void **state)
+{
+	struct report_fixture f;
+	char *text;
+
+	report_init(&f, 1);
+	f.reply.canary_confirmed = 0;
+	text = print_report_human(&f.reply, 0, 0);
+	assert_non_null(strstr(text, "canary check-ins do not count as verified yet"));
+	free(text);
+	report_init(&f, 1);
+	text = print_report_human(&f.reply, 0, 0);
+	assert_null(strstr(text, "do not count as verified"));
+	free(text);
+}
+
+static void
+test_report_human_pending_pages(void **state)
+{
+	struct report_fixture f;
+	char *text;
+
+	report_init(&f, 3);
+	f.reply.pending = 25;
+	text = print_report_human(&f.reply, 1, 10);
+	assert_non_null(strstr(text, "pending agents (3 shown from offset 10):\n"
+	                             "  agent-17         last seen 2026-12-26T00:04:05Z (3h ago)"
+	                             "     bundle delivered: yes\n"
+	                             "  b                last seen 2026-12-26T03:03:06Z (59s ago)"
+	                             "    bundle delivered: no\n"
+	                             "  web.example-3    last seen unknown"));
+	assert_non_null(strstr(text, "  (12 more; --offset 13 shows the next page)\n"));
+	free(text);
+
+	f.reply.n_pending_agents = 0;
+	text = print_report_human(&f.reply, 1, 30);
+	assert_non_null(strstr(text, "pending agents: none from offset 30 (25 pending)\n"));
+	free(text);
+	text = print_report_human(&f.reply, 1, 0);
+	assert_non_null(strstr(text, "pending agents: none\n"));
+	free(text);
+}
+
+static void
+test_report_human_steady(void **state)
+{
+	struct report_fixture f;
+	char *text;
+
+	report_steady(&f);
+	f.reply.active_within = 90 * 60;
+	text = print_report_human(&f.reply, 1, 0);
+	assert_string_equal(text, "nothing staged; bundle 4444444444444444\xe2\x80\xa6: 900 of "
+	                          "1000 active agents hold it\n"
+	                          "  linked 1002   active 1000   excluded 1\n"
+	                          "  active window: 90m\n"
+	                          "bundles held by active agents:\n"
+	                          "  4444444444444444\xe2\x80\xa6  900 agents (current)\n"
+	                          "  1111111111111111\xe2\x80\xa6  99 agents\n"
+	                          "  none confirmed     1 agent\n"
+	                          "pending agents: none (nothing is staged)\n");
+	assert_null(strstr(text, "%"));
+	free(text);
+}
+
+/* Ids and the gate come from the daemon: escaped, like every string it sends. */
+static void
+test_report_human_escapes(void **state)
+{
+	struct report_fixture f;
+	char *text;
+
+	report_init(&f, 1);
+	f.agent[0].id = (char *)"evil\x1b[2J";
+	f.reply.gate = (char *)"ack\x07";
+	text = print_report_human(&f.reply, 1, 0);
+	assert_null(strchr(text, '\x1b'));
+	assert_null(strchr(text, '\x07'));
+	assert_non_null(strstr(text, "  evil\\x1b[2J"));
+	assert_non_null(strstr(text, "gate: ack\\x07\n"));
+	free(text);
+}
+
+static void
+test_agent_reply(void **state)
+{
+	Carotate__V1__AgentReply r = CAROTATE__V1__AGENT_REPLY__INIT;
+	json_t *j;
+	char *text;
+
+	r.agent = (char *)"agent-17";
+	r.excluded = 1;
+	r.reason = (char *)"decommissioned";
+	r.last_seen = NOW;
+	text = print_agent(output_agent_human, &r);
+	assert_string_equal(text,
+	    "excluded agent-17 (reason: decommissioned); it is listed but no longer counted\n");
+	free(text);
+	text = print_agent(output_agent_json, &r);
+	j = parse(text);
+	assert_string_equal(jstr(j, "agent"), "agent-17");
+	assert_true(json_is_true(jget(j, "excluded")));
+	assert_string_equal(jstr(j, "reason"), "decommissioned");
+	assert_string_equal(jstr(j, "last_seen"), "2026-12-26T03:04:05Z");
+	json_decref(j);
+	free(text);
+
+	r.excluded = 0;
+	r.reason = (char *)"";
+	r.last_seen = 0;
+	text = print_agent(output_agent_human, &r);
+	assert_string_equal(text, "included agent-17 again\n");
+	free(text);
+	text = print_agent(output_agent_json, &r);
+	j = parse(text);
+	assert_true(json_is_false(jget(j, "excluded")));
+	assert_true(json_is_null(jget(j, "reason")));
+	assert_true(json_is_null(jget(j, "last_seen")));
+	json_decref(j);
+	free(text);
+
+	r.excluded = 1;
+	r.reason = (char *)"gone\x1b[2J";
+	text = print_agent(output_agent_human, &r);
+	assert_string_equal(
+	    text, "excluded agent-17 (reason: gone\\x1b[2J); it is listed but no longer counted\n");
+	free(text);
+}
+
+/* The bar fills from the daemon's percent: 99 % is never a full bar. */
+static void
+test_progress(void **state)
+{
+	char *text;
+
+	text = print_progress(0, 57, 570, 1000, "acknowledged");
+	assert_string_equal(text, "57 % (570/1000 acknowledged)\n");
+	free(text);
+	text = print_progress(1, 57, 570, 1000, "acknowledged");
+	assert_string_equal(
+	    text, "\r[#################.............] 57 % (570/1000 acknowledged)\x1b[K");
+	free(text);
+	text = print_progress(1, 99, 999, 1000, "verified");
+	assert_string_equal(
+	    text, "\r[#############################.] 99 % (999/1000 verified)\x1b[K");
+	free(text);
+	text = print_progress(1, 100, 1000, 1000, "acknowledged");
+	assert_non_null(strstr(text, "[##############################] 100 %"));
+	free(text);
+	text = print_progress(1, 0, 0, 0, "acknowledged");
+	assert_non_null(strstr(text, "[..............................] 0 % (0/0"));
+	free(text);
+	/* A bogus percent is printed as sent, the bar only full. */
+	text = print_progress(1, 250, 5, 2, "acknowledged");
+	assert_non_null(strstr(text, "[##############################] 250 % (5/2"));
+	free(text);
+}
+
+static void
+test_wait_reached(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(output_wait_reached(fp, 99, 999, 1000, "acknowledged", 95), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_string_equal(
+	    buf, "99 % of active agents acknowledged (999/1000), threshold 95 % reached\n");
+	free(buf);
+}
+
+static void
+test_span(void **state)
+{
+	char buf[32];
+
+	output_span(7 * DAY, buf, sizeof(buf));
+	assert_string_equal(buf, "7d");
+	output_span(3600, buf, sizeof(buf));
+	assert_string_equal(buf, "1h");
+	output_span(90 * 60, buf, sizeof(buf));
+	assert_string_equal(buf, "90m");
+	output_span(45, buf, sizeof(buf));
+	assert_string_equal(buf, "45s");
+	output_span(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0s");
+	output_span(2 * DAY + 1, buf, sizeof(buf));
+	assert_string_equal(buf, "172801s");
+}
+
 int
 main(void)
 {
@@ -866,6 +1373,18 @@ main(void)
 		cmocka_unit_test(test_stage_warnings),
 		cmocka_unit_test(test_json_stage_discard),
 		cmocka_unit_test(test_human_stage_discard),
+		cmocka_unit_test(test_report_json_staged),
+		cmocka_unit_test(test_report_json_steady),
+		cmocka_unit_test(test_report_percent_as_given),
+		cmocka_unit_test(test_report_human_staged),
+		cmocka_unit_test(test_report_human_pending_pages),
+		cmocka_unit_test(test_report_human_canary_unconfirmed),
+		cmocka_unit_test(test_report_human_steady),
+		cmocka_unit_test(test_report_human_escapes),
+		cmocka_unit_test(test_agent_reply),
+		cmocka_unit_test(test_progress),
+		cmocka_unit_test(test_wait_reached),
+		cmocka_unit_test(test_span),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
