@@ -1,0 +1,226 @@
+# shellcheck shell=bash disable=SC2034 # variables here are used by the tests that source it
+# A private nginx for the integration tests, running packaging/nginx/carotate.conf itself
+# with test ports, names and paths. Source it after lib.sh and t_init:
+#
+#   . "$(dirname "$0")/nginx.sh"
+#   nginx_setup            # paths, ports, $NGINX_RELOAD (write it into the daemon's config)
+#   nginx_start            # needs $SSL_DIR/{server,canary}.{crt,key}; waits for TLS on both
+#   nginx_wait_serving PORT CERT [MS]   # until a new TLS handshake on PORT shows CERT's leaf
+#   nginx_reload           # runs $NGINX_RELOAD, then waits for the files' certs to be served
+#   nginx_stop             # graceful quit, waits
+#
+# After nginx_setup: $NGINX_DIR (conf, logs, temp dirs), $NGINX_CONF, $NGINX_PORT (main
+# listener), $NGINX_CANARY_PORT, $NGINX_CHECK_SOCK (the `listen unix:... ssl` of the main
+# server block, for [proxy] address = unix:...), $NGINX_RELOAD (an executable script: the
+# daemon's [proxy] reload), $NGINX_ERROR_LOG ($T/nginx.log: lib.sh's trap prints it when a
+# test fails), $NGINX_ACCESS_LOG, $NGINX_SERVER_NAME (proxy.test), $NGINX_PID.
+# Also: nginx_served_sha256 PORT (sha256 of the served leaf's DER), nginx_write_daemon_config
+# (lib.sh's write_config, with reload and address pointing at this nginx).
+#
+# As root the workers run as nobody:nogroup (lib.sh's AGENT_GROUP as root is nogroup, so
+# they can open the agent sockets); otherwise as the current user. Ports: two free loopback
+# ports picked by the kernel; if nginx still meets "Address already in use", new ones.
+
+NGINX=${CAROTATE_NGINX:-/usr/sbin/nginx}
+NGINX_SNIPPET="$REPO_ROOT/packaging/nginx/carotate.conf"
+NGINX_SERVER_NAME=proxy.test
+NGINX_DIR=""
+NGINX_PID=""
+NGINX_PORT=""
+NGINX_CANARY_PORT=""
+
+# nginx_setup: paths and the reload script (no nginx yet). Idempotent.
+nginx_setup() {
+	[ -n "$T" ] || fail "nginx_setup: call t_init first"
+	[ -x "$NGINX" ] || t_skip "nginx is not installed ($NGINX; make deps installs it)"
+	[ -f "$NGINX_SNIPPET" ] || fail "nginx_setup: $NGINX_SNIPPET is missing"
+	[ -n "$NGINX_DIR" ] && return 0
+	NGINX_DIR="$T/nginx"
+	NGINX_CONF="$NGINX_DIR/nginx.conf"
+	NGINX_ERROR_LOG="$T/nginx.log"
+	NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
+	NGINX_CHECK_SOCK="$RUN_DIR/proxy-check.sock"
+	NGINX_RELOAD="$T/nginx-reload.sh"
+	mkdir -m 0755 "$NGINX_DIR" "$NGINX_DIR/tmp"
+	# [proxy] reload: argv, no shell, so a script. Like `systemctl reload nginx` it fails
+	# on a configuration nginx would refuse (`nginx -s reload` alone exits 0 even then).
+	cat >"$NGINX_RELOAD" <<EOF
+#!/bin/sh
+# The test nginx's reload, for carotated's [proxy] reload (tests/integration/nginx.sh).
+echo "reload \$\$ \$(date +%s.%N)" >>"$NGINX_DIR/reload.calls"
+"$NGINX" -q -t -p "$NGINX_DIR/" -c "$NGINX_CONF" || exit 1
+exec "$NGINX" -p "$NGINX_DIR/" -c "$NGINX_CONF" -s reload
+EOF
+	chmod 0755 "$NGINX_RELOAD"
+}
+
+# The number of times the reload script ran.
+nginx_reload_count() {
+	if [ -f "$NGINX_DIR/reload.calls" ]; then wc -l <"$NGINX_DIR/reload.calls"; else echo 0; fi
+}
+
+# nginx_write_daemon_config [FILE] [EXTRA_DAEMON_LINE...]: write_config, then [proxy] reload
+# = $NGINX_RELOAD, address = unix:$NGINX_CHECK_SOCK (the main server block's unix listener)
+# and canary_address = unix:$RUN_DIR/canary-check.sock (the canary block's).
+nginx_write_daemon_config() {
+	local file=${1:-$CONF}
+	nginx_setup
+	write_config "$@"
+	sed -i -e "s|^reload = .*|reload = $NGINX_RELOAD|" \
+		-e "s|^address = .*|address = unix:$NGINX_CHECK_SOCK\ncanary_address = unix:$RUN_DIR/canary-check.sock|" \
+		-e "s|^server_name = .*|server_name = $NGINX_SERVER_NAME|" "$file"
+	grep -q "^reload = $NGINX_RELOAD\$" "$file" || fail "the daemon config names the nginx reload script"
+	grep -q "^address = unix:$NGINX_CHECK_SOCK\$" "$file" || fail "the daemon config names the check socket"
+}
+
+# Two free TCP ports on 127.0.0.1, chosen by the kernel ("PORT1 PORT2").
+_nginx_free_ports() {
+	"$PY" -c '
+import socket
+ss = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    ss.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in ss))'
+}
+
+# Writes $NGINX_CONF: the snippet with test ports, names and paths, in a minimal main config.
+_nginx_write_conf() {
+	local user_line="" snippet="$NGINX_DIR/carotate.conf" leftover
+	if [ "$(id -u)" -eq 0 ]; then
+		user_line="user nobody nogroup;"
+	fi
+	sed -e "s|^\([[:space:]]*listen\) 443 ssl;|\1 127.0.0.1:$NGINX_PORT ssl;|" \
+		-e "s|^\([[:space:]]*listen\) 8443 ssl;|\1 127.0.0.1:$NGINX_CANARY_PORT ssl;|" \
+		-e '/^[[:space:]]*listen \[::\]:/d' \
+		-e "s|/usr/local/etc/nginx/ssl/|$SSL_DIR/|g" \
+		-e "s|unix:/run/carotate/proxy-check.sock|unix:$NGINX_CHECK_SOCK|g" \
+		-e "s|/run/carotate/|$RUN_DIR/|g" \
+		-e "s|server_name proxy.example.com;|server_name $NGINX_SERVER_NAME;|" \
+		"$NGINX_SNIPPET" >"$snippet"
+	# Every production path and port must have been replaced (comments aside).
+	leftover=$(grep -v '^[[:space:]]*#' "$snippet" |
+		grep -nE '/run/carotate|/usr/local/etc/nginx|listen (\[::\]:)?(443|8443)[ ;]|proxy\.example\.com' || true)
+	[ -z "$leftover" ] || fail "nginx.sh: the snippet has production values the test did not replace" "$leftover"
+	cat >"$NGINX_CONF" <<EOF
+# The test nginx (tests/integration/nginx.sh); the server blocks are packaging/nginx/carotate.conf.
+$user_line
+worker_processes 2;
+daemon off;
+master_process on;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_ERROR_LOG info;
+worker_rlimit_nofile 8192;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log $NGINX_ACCESS_LOG combined buffer=64k flush=1s;
+    client_body_temp_path $NGINX_DIR/tmp/body;
+    proxy_temp_path $NGINX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGINX_DIR/tmp/scgi;
+    server_tokens off;
+    include $snippet;
+}
+EOF
+}
+
+# nginx_served_sha256 PORT|unix:PATH: sha256 (lower-case hex) of the DER of the leaf certificate
+# a new TLS handshake gets (SNI $NGINX_SERVER_NAME); empty when the handshake fails.
+nginx_served_sha256() {
+	local target=$1 pem
+	case "$target" in
+	unix:*) pem=$(openssl s_client -unix "${target#unix:}" -servername "$NGINX_SERVER_NAME" \
+		</dev/null 2>/dev/null) || true ;;
+	*) pem=$(openssl s_client -connect "127.0.0.1:$target" -servername "$NGINX_SERVER_NAME" \
+		</dev/null 2>/dev/null) || true ;;
+	esac
+	printf '%s\n' "$pem" | openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1 |
+		grep -v '^e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855$' || true
+}
+
+_nginx_serving() { [ "$(nginx_served_sha256 "$1")" = "$2" ]; }
+
+# nginx_wait_serving PORT|unix:PATH CERT_FILE [TIMEOUT_MS]: waits until new handshakes get
+# CERT_FILE's first certificate (after a reload old workers may still answer for a moment).
+nginx_wait_serving() {
+	local target=$1 want ms=${3:-10000}
+	want=$(openssl x509 -in "$2" -outform DER | sha256sum | cut -d' ' -f1)
+	if ! wait_until "$ms" _nginx_serving "$target" "$want"; then
+		fail "nginx serves $2 on $target within $ms ms" "want leaf sha256: $want" \
+			"served:           $(nginx_served_sha256 "$target")" \
+			"nginx log: $(tail -n 5 "$NGINX_ERROR_LOG" 2>/dev/null)"
+	fi
+}
+
+# nginx_start: starts nginx in the foreground (daemon off) in the background, tracked by the
+# cleanup trap; waits until both listeners (and the check socket) serve the certificates of
+# $SSL_DIR. Retries with other ports when one was taken meanwhile.
+nginx_start() {
+	local attempt st deadline
+	nginx_setup
+	for f in server.crt server.key canary.crt canary.key; do
+		[ -f "$SSL_DIR/$f" ] || fail "nginx_start: $SSL_DIR/$f is missing (start the daemon first)"
+	done
+	for attempt in 1 2 3 4 5; do
+		read -r NGINX_PORT NGINX_CANARY_PORT < <(_nginx_free_ports)
+		_nginx_write_conf
+		: >"$NGINX_ERROR_LOG.start"
+		"$NGINX" -q -t -p "$NGINX_DIR/" -c "$NGINX_CONF" >"$NGINX_ERROR_LOG.start" 2>&1 ||
+			fail "nginx -t refuses the test configuration" "$(cat "$NGINX_ERROR_LOG.start")" \
+				"$(cat "$NGINX_CONF")"
+		"$NGINX" -p "$NGINX_DIR/" -c "$NGINX_CONF" >>"$NGINX_ERROR_LOG.start" 2>&1 </dev/null &
+		NGINX_PID=$!
+		t_track_pid "$NGINX_PID"
+		deadline=$(($(ms_now) + 10000))
+		while ! _nginx_serving "$NGINX_PORT" "$(openssl x509 -in "$SSL_DIR/server.crt" -outform DER | sha256sum | cut -d' ' -f1)"; do
+			if ! daemon_alive "$NGINX_PID"; then
+				st=0
+				{ wait "$NGINX_PID" || st=$?; } 2>/dev/null
+				if grep -q 'Address already in use' "$NGINX_ERROR_LOG" "$NGINX_ERROR_LOG.start" 2>/dev/null; then
+					t_log "nginx: a port was taken ($NGINX_PORT/$NGINX_CANARY_PORT), attempt $attempt; new ports"
+					rm -f "$NGINX_CHECK_SOCK"
+					continue 2
+				fi
+				fail "nginx exited (status $st) instead of starting" \
+					"$(tail -n 20 "$NGINX_ERROR_LOG" 2>/dev/null)" "$(cat "$NGINX_ERROR_LOG.start")"
+			fi
+			[ "$(ms_now)" -lt "$deadline" ] ||
+				fail "nginx did not serve TLS on 127.0.0.1:$NGINX_PORT within 10 s" \
+					"$(tail -n 20 "$NGINX_ERROR_LOG" 2>/dev/null)"
+			sleep 0.05
+		done
+		nginx_wait_serving "$NGINX_CANARY_PORT" "$SSL_DIR/canary.crt"
+		nginx_wait_serving "unix:$NGINX_CHECK_SOCK" "$SSL_DIR/server.crt"
+		t_log "nginx: pid $NGINX_PID, main 127.0.0.1:$NGINX_PORT, canary 127.0.0.1:$NGINX_CANARY_PORT, check unix:$NGINX_CHECK_SOCK"
+		return 0
+	done
+	fail "nginx: no free ports after 5 attempts"
+}
+
+# nginx_reload: the reload the daemon would run; then waits until new handshakes get the
+# certificates now in $SSL_DIR (main: server.crt, canary: canary.crt).
+nginx_reload() {
+	"$NGINX_RELOAD" >>"$NGINX_ERROR_LOG" 2>&1 || fail "nginx reload failed" "$(tail -n 10 "$NGINX_ERROR_LOG")"
+	nginx_wait_serving "$NGINX_PORT" "$SSL_DIR/server.crt"
+	nginx_wait_serving "$NGINX_CANARY_PORT" "$SSL_DIR/canary.crt"
+}
+
+# nginx_stop: graceful quit (SIGQUIT), then waits up to 10 s (then SIGKILL).
+nginx_stop() {
+	local n=100
+	[ -n "$NGINX_PID" ] || return 0
+	kill -QUIT "$NGINX_PID" 2>/dev/null || true
+	while daemon_alive "$NGINX_PID" && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	if daemon_alive "$NGINX_PID"; then
+		kill -KILL "$NGINX_PID" 2>/dev/null || true
+	fi
+	{ wait "$NGINX_PID"; } 2>/dev/null || true
+	NGINX_PID=""
+}
