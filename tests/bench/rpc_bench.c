@@ -25,7 +25,7 @@
 #include "carotate.pb-c.h"
 #include "wire.h"
 
-#define IO_TIMEOUT_MS 10000
+#define IO_TIMEOUT_MS  10000
 #define ECHO_MAX_CONNS 64
 
 struct bench_result {
@@ -114,8 +114,8 @@ cmp_ll(const void *a, const void *b)
 
 /* -n sequential round trips on one connection (after a warm-up). */
 static int
-measure_latency(const char *path, const uint8_t *req, size_t reqlen, int n,
-    struct bench_result *res)
+measure_latency(
+    const char *path, const uint8_t *req, size_t reqlen, int n, struct bench_result *res)
 {
 	long long *lat, sum = 0, t0;
 	int fd, i;
@@ -165,9 +165,8 @@ struct worker_report {
 };
 
 /* A throughput worker: waits for the start signal (EOF on go), then loops for `seconds`. */
-static void __attribute__((noreturn))
-throughput_worker(const char *path, const uint8_t *req, size_t reqlen, double seconds, int go,
-    int out)
+static void __attribute__((noreturn)) throughput_worker(
+    const char *path, const uint8_t *req, size_t reqlen, double seconds, int go, int out)
 {
 	struct worker_report rep = { 0, 0, 0 };
 	long long start, end;
@@ -198,8 +197,8 @@ throughput_worker(const char *path, const uint8_t *req, size_t reqlen, double se
 
 /* -c connections, one process each, for -t seconds; all start together. */
 static int
-measure_throughput(const char *path, const uint8_t *req, size_t reqlen, int conns,
-    double seconds, struct bench_result *res)
+measure_throughput(const char *path, const uint8_t *req, size_t reqlen, int conns, double seconds,
+    struct bench_result *res)
 {
 	int gopipe[2], outpipe[2], i, ok = 0;
 	struct worker_report rep;
@@ -251,8 +250,7 @@ struct echo_conn {
 };
 
 /* The echo server: one poll loop; every whole frame read is answered with `reply`. */
-static void __attribute__((noreturn))
-echo_server(int lfd, const uint8_t *reply, size_t replylen)
+static void __attribute__((noreturn)) echo_server(int lfd, const uint8_t *reply, size_t replylen)
 {
 	static struct echo_conn conns[ECHO_MAX_CONNS];
 	struct pollfd pfd[1 + ECHO_MAX_CONNS];
@@ -296,7 +294,8 @@ echo_server(int lfd, const uint8_t *reply, size_t replylen)
 					whole = WIRE_HEADER_LEN + len;
 					if (c->have < whole)
 						break;
-					if (wire_write_all(c->fd, reply, replylen, IO_TIMEOUT_MS) < 0) {
+					if (wire_write_all(c->fd, reply, replylen, IO_TIMEOUT_MS) <
+					    0) {
 						closed = 1;
 						break;
 					}
@@ -433,8 +432,8 @@ main(int argc, char **argv)
 		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f\n", "echo (AF_UNIX)", e.p50_us,
 		    e.p99_us, e.mean_us, e.max_us, e.rps);
 		printf("%-22s %9.2fx %9.2fx %9.2fx %10s %13.1f%%\n", "carotated / echo", lat,
-		    e.p99_us > 0 ? d.p99_us / e.p99_us : 0, e.mean_us > 0 ? d.mean_us / e.mean_us : 0,
-		    "", tput);
+		    e.p99_us > 0 ? d.p99_us / e.p99_us : 0,
+		    e.mean_us > 0 ? d.mean_us / e.mean_us : 0, "", tput);
 		if (d.errors > 0 || e.errors > 0)
 			printf("errors during the throughput runs: carotated %lld, echo %lld\n",
 			    d.errors, e.errors);
