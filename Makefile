@@ -47,13 +47,15 @@ GEN_C       := $(O)/gen/carotate.pb-c.c $(O)/gen/internal.pb-c.c
 GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
-	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o
+	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
+	       $(O)/common/clock.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o \
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
-	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o
+	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o \
+	       $(O)/daemon/unixsock.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 
@@ -124,6 +126,7 @@ test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
 test_ledger_objs   := $(O)/daemon/ledger.o
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
+		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
 

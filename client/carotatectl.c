@@ -23,6 +23,7 @@
 #include "output.h"
 #include "status.h"
 #include "wire.h"
+#include "clock.h"
 #include "xmalloc.h"
 
 #define CTL_NAME            "carotatectl"
@@ -215,7 +216,6 @@ static const Carotate__V1__AgentReply *ctl_agent_reply(const Carotate__V1__Respo
 static const struct ctl_cmd *ctl_find(const char *);
 static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
-static long long ctl_now_ms(void);
 static int ctl_left_ms(long long);
 static int ctl_connect(const struct ctl_opts *, long long, struct ctl_error *);
 static int ctl_send(
@@ -1349,15 +1349,6 @@ ctl_set_error(struct ctl_error *err, int status, const char *fmt, ...)
 	return -1;
 }
 
-static long long
-ctl_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds until the deadline, as the wire helpers take them (-1: no deadline). */
 static int
 ctl_left_ms(long long deadline)
@@ -1366,7 +1357,7 @@ ctl_left_ms(long long deadline)
 
 	if (deadline < 0)
 		return -1;
-	left = deadline - ctl_now_ms();
+	left = deadline - clock_ms();
 	return left > 0 ? (int)left : 0;
 }
 
@@ -1464,7 +1455,7 @@ static Carotate__V1__Response *
 ctl_exchange(const struct ctl_opts *opts, const struct ctl_request *r, struct wire_budget *b,
     struct ctl_error *err)
 {
-	long long deadline = opts->timeout > 0 ? ctl_now_ms() + opts->timeout * 1000LL : -1;
+	long long deadline = opts->timeout > 0 ? clock_ms() + opts->timeout * 1000LL : -1;
 	Carotate__V1__Response *resp = NULL;
 	uint8_t *body = NULL;
 	size_t len;
@@ -1579,7 +1570,7 @@ ctl_wait_call_timeout(int call, long long deadline)
 
 	if (deadline < 0)
 		return call;
-	left = (deadline - ctl_now_ms() + 999) / 1000;
+	left = (deadline - clock_ms() + 999) / 1000;
 	if (left < 1)
 		left = 1;
 	if (left > CTL_MAX_TIMEOUT)
@@ -1742,13 +1733,13 @@ ctl_wait(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ct
 	int code;
 
 	if (r->wait.timeout > 0)
-		deadline = ctl_now_ms() + (long long)r->wait.timeout * 1000;
+		deadline = clock_ms() + (long long)r->wait.timeout * 1000;
 	for (;;) {
 		if ((code = ctl_wait_poll(cmd, opts, r, deadline, &st)) != -1)
 			return code;
 		left = (long long)r->wait.interval * 1000;
-		if (deadline >= 0 && deadline - ctl_now_ms() < left)
-			left = deadline - ctl_now_ms();
+		if (deadline >= 0 && deadline - clock_ms() < left)
+			left = deadline - clock_ms();
 		if (deadline >= 0 && left <= 0)
 			return ctl_wait_timeout(opts, r, &st);
 		ctl_sleep_ms(left);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "wire.h"
+#include "clock.h"
 #include "xmalloc.h"
 
 /* Every budgeted allocation carries its size in front, so free can give it back. */
@@ -114,15 +115,6 @@ wire_frame_pack(const ProtobufCMessage *msg, size_t cap, size_t *framelen)
 	return buf;
 }
 
-static long long
-wire_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for events on fd until the deadline; 1 ready, 0 timed out, -1 error. */
 static int
 wire_wait(int fd, short events, long long deadline)
@@ -133,7 +125,7 @@ wire_wait(int fd, short events, long long deadline)
 	for (;;) {
 		timeout = -1;
 		if (deadline >= 0) {
-			long long left = deadline - wire_now_ms();
+			long long left = deadline - clock_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
 		n = poll(&pfd, 1, timeout);
@@ -147,7 +139,7 @@ int
 wire_write_all(int fd, const void *buf, size_t len, int timeout_ms)
 {
 	const uint8_t *p = buf;
-	long long deadline = timeout_ms < 0 ? -1 : wire_now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
 	ssize_t n;
 	int r;
 
@@ -197,7 +189,7 @@ wire_read_exact(int fd, uint8_t *p, size_t len, long long deadline)
 enum wire_read_result
 wire_read_frame(int fd, size_t cap, uint8_t **body, size_t *len, int timeout_ms)
 {
-	long long deadline = timeout_ms < 0 ? -1 : wire_now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : clock_ms() + timeout_ms;
 	uint8_t hdr[WIRE_HEADER_LEN];
 	enum wire_read_result r;
 	uint32_t n;

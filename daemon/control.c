@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <grp.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "control.h"
 #include "dispatch.h"
 #include "log.h"
+#include "unixsock.h"
 #include "ssldir.h"
 #include "wire.h"
 #include "xmalloc.h"
@@ -77,8 +77,10 @@ struct control {
 	ino_t ino;
 };
 
-static int control_check_dir(const char *, char *, size_t);
-static int control_probe(const char *, char *, size_t);
+/* The identity of the socket file control_bind made. */
+static dev_t control_dev;
+static ino_t control_ino;
+
 static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
 static void control_accept_error(struct evconnlistener *, void *);
@@ -96,130 +98,29 @@ static void control_fail(struct control_conn *, Carotate__V1__Status, const char
 static void control_close(struct control_conn *);
 static void control_stall(struct control_conn *);
 
-/* The socket's directory is the first gate: ours, and writable by nobody else. */
-static int
-control_check_dir(const char *path, char *err, size_t errlen)
-{
-	char *copy = xstrdup(path);
-	const char *dir = dirname(copy);
-	struct stat st;
-	int r = -1;
-
-	if (lstat(dir, &st) == -1 && errno == ENOENT && mkdir(dir, 0755) == -1 && errno != EEXIST)
-		snprintf(
-		    err, errlen, "cannot create socket directory %s: %s", dir, strerror(errno));
-	else if (lstat(dir, &st) == -1)
-		snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		snprintf(err, errlen, "socket directory %s is not a directory", dir);
-	else if (st.st_uid != geteuid() || (st.st_mode & 022) != 0)
-		snprintf(err, errlen,
-		    "socket directory %s must be owned by uid %ld and writable by nobody else "
-		    "(it is owned by uid %ld, mode %04o)",
-		    dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
-	else
-		r = 0;
-	free(copy);
-	return r;
-}
-
-/* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
-static int
-control_probe(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) == -1) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
-		return -1;
-	}
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
-	if (r == 0) {
-		snprintf(err, errlen, "another carotated is already running on %s", path);
-		return -1;
-	}
-	if (errno != ECONNREFUSED) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	log_info("removing stale control socket %s", path);
-	if (unlink(path) == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 int
 control_bind(const struct config *conf, int privileged, char *err, size_t errlen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct group *gr = NULL;
-	mode_t old;
-	int fd, r;
 
-	if (strlen(conf->socket) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "socket path %s is too long", conf->socket);
-		return -1;
-	}
 	if (privileged && (gr = getgrnam(conf->socket_group)) == NULL) {
 		snprintf(err, errlen, "socket group %s does not exist", conf->socket_group);
 		return -1;
 	}
-	if (control_check_dir(conf->socket, err, errlen) == -1 ||
-	    control_probe(conf->socket, err, errlen) == -1)
-		return -1;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", conf->socket);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	/* Born 0660: there is no instant at which others may connect. */
-	old = umask(0117);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (r == -1) {
-		snprintf(err, errlen, "bind %s: %s", conf->socket, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if ((gr != NULL && chown(conf->socket, 0, gr->gr_gid) == -1) ||
-	    chmod(conf->socket, 0660) == -1 || listen(fd, CONTROL_BACKLOG) == -1) {
-		snprintf(err, errlen, "%s: %s", conf->socket, strerror(errno));
-		unlink(conf->socket);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return unixsock_listen(conf->socket, gr != NULL ? gr->gr_gid : UNIXSOCK_NO_GROUP,
+	    CONTROL_BACKLOG, &control_dev, &control_ino, err, errlen);
 }
 
 struct control *
 control_start(struct carotated *cd, int fd)
 {
 	struct control *ctl = xcalloc(1, sizeof(*ctl));
-	struct stat st;
 
 	ctl->cd = cd;
 	TAILQ_INIT(&ctl->conns);
 	ctl->path = xstrdup(cd->conf->socket);
-	if (stat(ctl->path, &st) == 0) {
-		ctl->dev = st.st_dev;
-		ctl->ino = st.st_ino;
-	}
+	ctl->dev = control_dev;
+	ctl->ino = control_ino;
 	control_reconfigure(ctl);
 	ctl->listener = evconnlistener_new(
 	    cd->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
@@ -244,7 +145,6 @@ void
 control_free(struct control *ctl)
 {
 	struct control_conn *conn;
-	struct stat st;
 
 	if (ctl == NULL)
 		return;
@@ -252,8 +152,7 @@ control_free(struct control *ctl)
 		control_close(conn);
 	evconnlistener_free(ctl->listener);
 	event_free(ctl->resume);
-	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
-		unlink(ctl->path);
+	unixsock_unlink(ctl->path, ctl->dev, ctl->ino);
 	free(ctl->path);
 	free(ctl);
 }

@@ -108,8 +108,33 @@ job_watch(struct job *job, struct event_base *base, pid_t pid, int outfd)
 	return 0;
 }
 
-struct job *
-job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsigned timeout_ms,
+/* What a new child runs: a function, or a program. Never returns. */
+struct job_child {
+	job_fn fn;
+	void *arg;
+	char *const *argv;
+};
+
+static void __attribute__((noreturn)) job_child_run(const struct job_child *c, int fd)
+{
+	int null;
+
+	job_child_setup();
+	if (c->argv == NULL)
+		_exit(c->fn(c->arg, fd));
+	/* Its own process group, so that whatever it leaves behind can be killed with it. */
+	setpgid(0, 0);
+	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
+	    dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
+		_exit(127);
+	execv(c->argv[0], c->argv);
+	dprintf(2, "cannot run %s: %s\n", c->argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Forks the child with a pipe for its output and hands it to the event loop. */
+static struct job *
+job_spawn(struct event_base *base, const char *name, const struct job_child *c, unsigned timeout_ms,
     size_t max_out, job_done_fn done, void *done_arg)
 {
 	struct job *job;
@@ -126,15 +151,15 @@ job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsign
 		return NULL;
 	}
 	if (pid == 0) {
-		job_child_setup();
 		close(fds[0]);
-		_exit(fn(arg, fds[1]));
+		job_child_run(c, fds[1]);
 	}
 	close(fds[1]);
 	job = job_new(name, timeout_ms, max_out, done, done_arg);
+	job->exec = c->argv != NULL;
 	if (job_watch(job, base, pid, fds[0]) == -1) {
 		saved = errno;
-		kill(pid, SIGKILL);
+		kill(job->exec ? -pid : pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		job->finished = 1;
 		job_free(job);
@@ -145,45 +170,21 @@ job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsign
 }
 
 struct job *
+job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsigned timeout_ms,
+    size_t max_out, job_done_fn done, void *done_arg)
+{
+	struct job_child c = { fn, arg, NULL };
+
+	return job_spawn(base, name, &c, timeout_ms, max_out, done, done_arg);
+}
+
+struct job *
 job_exec(struct event_base *base, char *const argv[], unsigned timeout_ms, size_t max_out,
     job_done_fn done, void *done_arg)
 {
-	struct job *job;
-	int fds[2], null, saved;
-	pid_t pid;
+	struct job_child c = { NULL, NULL, argv };
 
-	if (pipe2(fds, O_CLOEXEC) == -1)
-		return NULL;
-	if ((pid = fork()) == -1) {
-		saved = errno;
-		close(fds[0]);
-		close(fds[1]);
-		errno = saved;
-		return NULL;
-	}
-	if (pid == 0) {
-		job_child_setup();
-		setpgid(0, 0);
-		if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
-		    dup2(fds[1], 1) == -1 || dup2(fds[1], 2) == -1)
-			_exit(127);
-		execv(argv[0], argv);
-		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fds[1]);
-	job = job_new(argv[0], timeout_ms, max_out, done, done_arg);
-	job->exec = 1;
-	if (job_watch(job, base, pid, fds[0]) == -1) {
-		saved = errno;
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		job->finished = 1;
-		job_free(job);
-		errno = saved;
-		return NULL;
-	}
-	return job;
+	return job_spawn(base, argv[0], &c, timeout_ms, max_out, done, done_arg);
 }
 
 /* Result output must fit whole; a command's output keeps only its tail. */

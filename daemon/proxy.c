@@ -14,6 +14,7 @@
 #include "job.h"
 #include "log.h"
 #include "proxy.h"
+#include "clock.h"
 #include "xmalloc.h"
 
 #include <netdb.h>
@@ -124,15 +125,6 @@ proxy_address_text(const struct config_address *a, char *buf, size_t len)
 	return buf;
 }
 
-static long long
-proxy_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A connected socket with one-second I/O timeouts, or -1 (why filled). */
 static int
 proxy_connect(const struct config_address *a, char *why, size_t len)
@@ -212,7 +204,7 @@ static int
 proxy_check_child(void *arg, int fd)
 {
 	const struct proxy_check_ctx *c = arg;
-	long long deadline = proxy_now_ms() + c->timeout_ms;
+	long long deadline = clock_ms() + c->timeout_ms;
 	char served[PKI_SHA256_HEX] = "", why[256] = "no attempt", out[PROXY_CHECK_OUTPUT];
 	/* Fingerprints are compared, not chains: nothing to trust or verify here. */
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -231,7 +223,7 @@ proxy_check_child(void *arg, int fd)
 		}
 		if (served[0] != '\0')
 			snprintf(why, sizeof(why), "it serves another certificate");
-		if (proxy_now_ms() + PROXY_CHECK_RETRY >= deadline)
+		if (clock_ms() + PROXY_CHECK_RETRY >= deadline)
 			break;
 		poll(NULL, 0, PROXY_CHECK_RETRY);
 	}

@@ -38,6 +38,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "log.h"
+#include "unixsock.h"
 #include "supervise.h"
 #include "wire.h"
 #include "worker.h"
@@ -97,8 +98,6 @@ static const char *supervise_exec = "/proc/self/exe";
 
 static int supervise_bind_one(
     struct supervise_socket *, const char *, const struct group *, char *, size_t);
-static int supervise_check_dir(const char *, char *, size_t);
-static int supervise_probe(const char *, char *, size_t);
 static void supervise_unbind(void);
 static int supervise_ids(const struct supervise *, struct supervise_ids *);
 static void supervise_spawn(struct supervise *);
@@ -155,110 +154,13 @@ static int
 supervise_bind_one(
     struct supervise_socket *s, const char *path, const struct group *gr, char *err, size_t errlen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	mode_t old;
-	int fd, r;
+	int fd = unixsock_listen(path, gr != NULL ? gr->gr_gid : UNIXSOCK_NO_GROUP,
+	    SUPERVISE_BACKLOG, &s->dev, &s->ino, err, errlen);
 
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "%s path %s is too long", s->what, path);
+	if (fd == -1)
 		return -1;
-	}
-	if (supervise_check_dir(path, err, errlen) == -1 ||
-	    supervise_probe(path, err, errlen) == -1)
-		return -1;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	old = umask(0117);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (r == -1) {
-		snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if ((gr != NULL && chown(path, 0, gr->gr_gid) == -1) || chmod(path, 0660) == -1 ||
-	    listen(fd, SUPERVISE_BACKLOG) == -1 || lstat(path, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(path);
-		close(fd);
-		return -1;
-	}
 	s->path = xstrdup(path);
 	s->fd = fd;
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	return 0;
-}
-
-/* The socket's directory is the first gate: ours, and writable by nobody else. */
-static int
-supervise_check_dir(const char *path, char *err, size_t errlen)
-{
-	char *copy = xstrdup(path);
-	const char *dir = dirname(copy);
-	struct stat st;
-	int r = -1;
-
-	if (lstat(dir, &st) == -1 && errno == ENOENT && mkdir(dir, 0755) == -1 && errno != EEXIST)
-		snprintf(
-		    err, errlen, "cannot create socket directory %s: %s", dir, strerror(errno));
-	else if (lstat(dir, &st) == -1)
-		snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		snprintf(err, errlen, "socket directory %s is not a directory", dir);
-	else if (st.st_uid != geteuid() || (st.st_mode & 022) != 0)
-		snprintf(err, errlen,
-		    "socket directory %s must be owned by uid %ld and writable by nobody else "
-		    "(it is owned by uid %ld, mode %04o)",
-		    dir, (long)geteuid(), (long)st.st_uid, (unsigned)(st.st_mode & 07777));
-	else
-		r = 0;
-	free(copy);
-	return r;
-}
-
-/* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
-static int
-supervise_probe(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) == -1) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
-		return -1;
-	}
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
-	if (r == 0) {
-		snprintf(err, errlen, "another process is serving %s", path);
-		return -1;
-	}
-	if (errno != ECONNREFUSED) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	log_info("removing stale agent socket %s", path);
-	if (unlink(path) == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
@@ -266,15 +168,13 @@ static void
 supervise_unbind(void)
 {
 	struct supervise_socket *s;
-	struct stat st;
 	size_t i;
 
 	for (i = 0; i < sizeof(supervise_sockets) / sizeof(supervise_sockets[0]); i++) {
 		s = &supervise_sockets[i];
 		if (s->fd == -1)
 			continue;
-		if (lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-			unlink(s->path);
+		unixsock_unlink(s->path, s->dev, s->ino);
 		close(s->fd);
 		s->fd = -1;
 		free(s->path);

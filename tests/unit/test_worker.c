@@ -992,7 +992,7 @@ test_bind_refusals(void **state)
 	conf.agents_socket = live;
 	conf.agents_canary_socket = other;
 	assert_int_equal(supervise_bind(&conf, 0, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "another process"));
+	assert_non_null(strstr(err, "already running"));
 	close(fd);
 
 	/* Now stale: replaced. */
