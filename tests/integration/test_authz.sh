@@ -73,6 +73,10 @@ echo "$OUT" >"$T/reader.json"
 assert_eq "$(cert_sha256 "$SSL_DIR/ca.crt")" "$(json_get active.ca.sha256 "$T/reader.json")" \
 	"$READER gets a JSON status (active.ca.sha256 matches)"
 assert_exit 0 "$READER: human status exits 0" -- as "$READER" status
+assert_exit 0 "$READER: report exits 0" -- as "$READER" --json report
+assert_exit 4 "$READER: exclude is for admins (exit 4)" -- as "$READER" exclude a1 --reason x
+assert_contains "needs the admin role" "$ERR" "$READER is told exclude needs the admin role"
+assert_exit 4 "$READER: include is for admins (exit 4)" -- as "$READER" include a1
 
 assert_exit 0 "$ADMIN (in $ADMIN_GRP and $READ_GROUP): status exits 0" -- as "$ADMIN" --json status
 json_get phase >/dev/null <<<"$OUT" || fail "$ADMIN's status is JSON" "got: $OUT"

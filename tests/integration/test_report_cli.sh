@@ -1,0 +1,71 @@
+#!/bin/bash
+# report, wait, exclude and include through the real CLI, and the Prometheus
+# textfile: agents check in straight into agent.sock (no nginx needed here).
+. "$(dirname "$0")/lib.sh"
+
+BENCH="$CAROTATE_BUILD/bench/ingest_bench"
+[ -x "$BENCH" ] || t_skip "no $BENCH (make $CAROTATE_BUILD/bench/ingest_bench)"
+command -v curl >/dev/null || t_skip "curl is not installed"
+
+t_init
+make_active_set
+mkdir -m 0755 "$T/metrics"
+write_config
+sed -i "s|^textfile =.*|textfile = $T/metrics/carotate.prom|" "$CONF"
+start_daemon
+AGENT_SOCK="$RUN_DIR/agent.sock"
+wait_until 5000 test -S "$AGENT_SOCK" || fail "no agent socket"
+
+assert_exit 3 "wait with nothing staged is a precondition failure" -- ctl wait --percent 50 --timeout 2s
+assert_contains "nothing is staged" "$ERR" "...and says so"
+
+# Ten agents that will migrate, one that will not.
+"$BENCH" -s "$AGENT_SOCK" -k "$LINKING_KEY" -n 10 -p fleet -l >/dev/null || fail "linking"
+KEY=$(tr -d ' \t\r\n' <"$LINKING_KEY")
+curl -sS --unix-socket "$AGENT_SOCK" -X POST -H "Authorization: Bearer $KEY" \
+	-H "X-Agent-Id: late" -o /dev/null http://x/carotate/v1/link || fail "linking late"
+ctl generate >/dev/null || fail "generate"
+# Each fleet agent is sent the new bundle, then presents it back.
+"$BENCH" -s "$AGENT_SOCK" -k "$LINKING_KEY" -n 10 -p fleet -c 2 -t 1 -i >/dev/null ||
+	fail "check-ins"
+
+ctl --json report >"$T/r.json"
+assert_eq 11 "$(json_get active "$T/r.json")" "11 active agents"
+assert_eq 10 "$(json_get acknowledged "$T/r.json")" "10 acknowledged"
+assert_eq 90 "$(json_get percent "$T/r.json")" "10 of 11 is 90 %, rounded down"
+ctl --json report --pending >"$T/p.json"
+assert_eq late "$(json_get pending_agents.0.id "$T/p.json")" "the pending agent is listed"
+assert_exit 0 "a page past the end is empty, not an error" -- ctl --json report --pending --offset 5
+assert_eq "[]" "$(printf '%s' "$OUT" | json_get pending_agents)" "...and lists nobody"
+
+assert_exit 0 "wait for 90 % returns at once" -- ctl wait --percent 90 --timeout 10s
+assert_exit 3 "wait for 100 % times out" -- ctl wait --percent 100 --timeout 2s --interval 1s
+assert_contains "timed out" "$ERR" "...and says so"
+
+assert_exit 1 "exclude without a reason is a usage error" -- ctl exclude late
+assert_exit 5 "exclude of an unknown agent" -- ctl exclude nobody-here --reason "gone"
+assert_exit 5 "exclude with a malformed id" -- ctl exclude "../x" --reason "gone"
+assert_exit 0 "exclude a decommissioned agent" -- ctl --json exclude late --reason "decommissioned"
+assert_eq decommissioned "$(printf '%s' "$OUT" | json_get reason)" "the reason is kept"
+ctl --json report >"$T/r.json"
+assert_eq 1 "$(json_get excluded "$T/r.json")" "excluded 1"
+assert_eq 10 "$(json_get active "$T/r.json")" "the excluded agent is not counted"
+assert_eq 100 "$(json_get percent "$T/r.json")" "10 of 10 is 100 %"
+assert_exit 0 "wait for 100 % now returns" -- ctl wait --percent 100 --timeout 10s
+assert_exit 0 "include it again" -- ctl include late
+assert_eq 90 "$(ctl --json report | json_get percent)" "back to 90 %"
+
+# The textfile: rewritten at most once a second after a change.
+wait_until 5000 grep -q 'carotate_agents{state="linked"} 11' "$T/metrics/carotate.prom" ||
+	fail "the metrics textfile does not show 11 linked agents" \
+		"$(cat "$T/metrics/carotate.prom" 2>/dev/null)"
+ok "metrics: 11 linked agents"
+assert_file_contains 'carotate_agents{state="acknowledged"} 10' "$T/metrics/carotate.prom" \
+	"metrics: 10 acknowledged"
+assert_file_contains 'carotate_migration_ratio 0.909' "$T/metrics/carotate.prom" \
+	"metrics: the migration ratio"
+assert_file_contains 'carotate_staged 1' "$T/metrics/carotate.prom" "metrics: a set is staged"
+assert_file_contains 'carotate_certificate_not_after_seconds{set="staged",cert="ca"}' \
+	"$T/metrics/carotate.prom" "metrics: the staged CA's expiry"
+assert_eq 644 "$(stat -c %a "$T/metrics/carotate.prom")" "metrics: mode 0644"
+assert_eq "" "$(find "$T/metrics" -name '.*')" "metrics: no temporary file left behind"
