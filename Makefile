@@ -55,13 +55,14 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o \
-	       $(O)/daemon/unixsock.o
+	       $(O)/daemon/unixsock.o $(O)/daemon/swap.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c))
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c)) \
+	       $(O)/tests/test_swap-faults
 
 .PHONY: all check unit integration deps install uninstall clean bench format
 
@@ -102,6 +103,12 @@ $(O)/faults/%.o: %.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
+# The swap's crash walk: the unit test and its module built with crash points armed.
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/swap.o \
+	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o \
+	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
+
 $(O)/carotated-faults: $(FAULTS_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS))
 
@@ -125,6 +132,7 @@ test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
 test_ledger_objs   := $(O)/daemon/ledger.o
+test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o

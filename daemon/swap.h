@@ -1,0 +1,40 @@
+/* Crash-safe, journaled swaps of the certificate set in the SSL directory (rotate, restore). */
+#ifndef CAROTATE_SWAP_H
+#define CAROTATE_SWAP_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct config;
+
+#define SWAP_JOURNAL  "swap.journal" /* in the state directory */
+#define SWAP_MANIFEST ".manifest"    /* hidden: a glob copy of a backup takes only the set */
+#define SWAP_ID_MAX   32             /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+
+/*
+ * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
+ * (UTC of now) with a manifest, then the staged set from new/ into place and
+ * removes new/. backup_id (at least SWAP_ID_MAX bytes) names the backup, ""
+ * when there was no active set. 0, or -1 with err filled in.
+ */
+int swap_rotate(const struct config *, time_t now, const char *reason, char *backup_id,
+    size_t idlen, char *err, size_t errlen);
+/*
+ * Checks backup backup_id (an exact backup name, manifest sums and modes),
+ * moves the active set to a new backup (named in new_backup_id, "" when there
+ * was none), then copies the backup's files into place. 0, or -1 with err.
+ */
+int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
+    size_t idlen, char *err, size_t errlen);
+/*
+ * At start-up, before anything reads the SSL directory: undoes or finishes a
+ * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
+ * none, -1 (journal kept, err filled in) when it could not be.
+ */
+int swap_recover(const struct config *, char *err, size_t errlen);
+/* 1 when id has the exact shape of a backup name (it may still not exist). */
+int swap_valid_id(const char *id);
+/* Verifies backup id against its manifest without changing anything. 0, or -1 with err. */
+int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,607 @@
+/* The journaled swap: rotate, restore, backup ids, tampering, symlinks, and crash recovery. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+
+#include "config.h"
+#include "swap.h"
+
+#define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
+
+static char root[] = "/tmp/carotate-test-swap-XXXXXX";
+static char ssl[64], state[64];
+static struct config conf;
+
+static void put(const char *, const char *, mode_t);
+static const char *get(const char *);
+static int exists(const char *);
+static mode_t mode_of(const char *);
+static int count_backups(void);
+static void make_set(const char *, const char *);
+static const char *active_set(void);
+static void snapshot(char *, size_t);
+
+static void
+put(const char *rel, const char *text, mode_t mode)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* A file's content ("" when missing), in one of two rotating buffers. */
+static const char *
+get(const char *rel)
+{
+	static char buf[2][1024];
+	static int k;
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	k ^= 1;
+	buf[k][0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) == -1)
+		return buf[k];
+	n = read(fd, buf[k], sizeof(buf[k]) - 1);
+	buf[k][n > 0 ? n : 0] = '\0';
+	close(fd);
+	return buf[k];
+}
+
+static int
+exists(const char *rel)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
+	return lstat(path, &st) == 0;
+}
+
+static mode_t
+mode_of(const char *rel)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static int
+count_backups(void)
+{
+	struct dirent *de;
+	DIR *d = opendir(ssl);
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, "certs-", 6) == 0;
+	closedir(d);
+	return n;
+}
+
+/* A set named tag ("OLD", "NEW") in dir ("" for the active names, "new/" for the staged set). */
+static void
+make_set(const char *dir, const char *tag)
+{
+	char rel[128], text[64];
+
+	if (strcmp(dir, "new/") == 0) {
+		snprintf(rel, sizeof(rel), "%s/new", ssl);
+		assert_int_equal(mkdir(rel, 0700), 0);
+	}
+	snprintf(rel, sizeof(rel), "%sca.crt", dir);
+	snprintf(text, sizeof(text), "%s-CA\n", tag);
+	put(rel, text, 0644);
+	snprintf(rel, sizeof(rel), "%sserver.crt", dir);
+	snprintf(text, sizeof(text), "%s-CERT\n", tag);
+	put(rel, text, 0644);
+	snprintf(rel, sizeof(rel), "%sserver.key", dir);
+	snprintf(text, sizeof(text), "%s-KEY\n", tag);
+	put(rel, text, 0600);
+	snprintf(rel, sizeof(rel), "%s.carotate-set", dir);
+	snprintf(text, sizeof(text), "origin=generated\ncreated=%s\n",
+	    strcmp(tag, "OLD") == 0 ? "1" : "2");
+	put(rel, text, 0644);
+}
+
+/* "OLD", "NEW", "none", or "mixed" for the active ca/cert/key. */
+static const char *
+active_set(void)
+{
+	static const char *const tags[] = { "OLD", "NEW" };
+	char want[3][32];
+	int i;
+
+	if (!exists("ca.crt") && !exists("server.crt") && !exists("server.key"))
+		return "none";
+	for (i = 0; i < 2; i++) {
+		snprintf(want[0], sizeof(want[0]), "%s-CA\n", tags[i]);
+		snprintf(want[1], sizeof(want[1]), "%s-CERT\n", tags[i]);
+		snprintf(want[2], sizeof(want[2]), "%s-KEY\n", tags[i]);
+		if (strcmp(get("ca.crt"), want[0]) == 0 &&
+		    strcmp(get("server.crt"), want[1]) == 0 &&
+		    strcmp(get("server.key"), want[2]) == 0)
+			return tags[i];
+	}
+	return "mixed";
+}
+
+/* Every name, type and content under the SSL directory, to show that nothing changed. */
+static void
+snapshot(char *out, size_t len)
+{
+	char cmd[256];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd),
+	    "cd %s && find . -printf '%%p %%y %%m\\n' | sort && find . -type f | sort | xargs cat",
+	    ssl);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	pclose(p);
+}
+
+static int
+setup(void **st)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/ssl %s/state %s/outside", root, root, root);
+	if (system(cmd) != 0 || mkdir(ssl, 0755) == -1 || mkdir(state, 0700) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+group_setup(void **st)
+{
+	if (mkdtemp(root) == NULL)
+		return -1;
+	snprintf(ssl, sizeof(ssl), "%s/ssl", root);
+	snprintf(state, sizeof(state), "%s/state", root);
+	conf.ssl_dir = ssl;
+	conf.state_dir = state;
+	conf.ssl_ca = (char *)"ca.crt";
+	conf.ssl_cert = (char *)"server.crt";
+	conf.ssl_key = (char *)"server.key";
+	return 0;
+}
+
+static int
+group_teardown(void **st)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd);
+}
+
+/* A fresh proxy: the staged set simply becomes the active one, no backup. */
+static void
+test_rotate_no_active(void **st)
+{
+	char id[SWAP_ID_MAX], err[256];
+
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "");
+	assert_string_equal(active_set(), "NEW");
+	assert_int_equal(mode_of("server.key"), 0600);
+	assert_string_equal(get(".carotate-set"), "origin=generated\ncreated=2\n");
+	assert_false(exists("new"));
+	assert_int_equal(count_backups(), 0);
+	assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+	/* Nothing staged any more: refused. */
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no staged set"));
+}
+
+static void
+test_rotate_backup(void **st)
+{
+	unsigned char md[32];
+	char id[SWAP_ID_MAX], err[256], line[128], hex[65];
+	unsigned int i;
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(
+	    swap_rotate(&conf, T0, "forced: test\nrun", id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "certs-20251127-000000");
+	assert_string_equal(active_set(), "NEW");
+	assert_false(exists("new"));
+	assert_int_equal(mode_of("certs-20251127-000000"), 0700);
+	assert_string_equal(get("certs-20251127-000000/ca.crt"), "OLD-CA\n");
+	assert_string_equal(get("certs-20251127-000000/server.key"), "OLD-KEY\n");
+	assert_int_equal(mode_of("certs-20251127-000000/server.key"), 0600);
+	assert_string_equal(
+	    get("certs-20251127-000000/.carotate-set"), "origin=generated\ncreated=1\n");
+	/* The manifest: reason on one line, time, and sha256, mode, name per file. */
+	assert_non_null(
+	    strstr(get("certs-20251127-000000/.manifest"), "reason=forced: test?run\n"));
+	assert_non_null(strstr(get("certs-20251127-000000/.manifest"), "created=1764201600\n"));
+	EVP_Digest("OLD-KEY\n", 8, md, NULL, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(line, sizeof(line), "%s  0600  server.key\n", hex);
+	assert_non_null(strstr(get("certs-20251127-000000/.manifest"), line));
+	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_false(exists("../state/swap.journal"));
+
+	/* The same second again: a suffix, never an overwrite. */
+	make_set("new/", "OLD");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "certs-20251127-000000-2");
+	assert_string_equal(get("certs-20251127-000000-2/ca.crt"), "NEW-CA\n");
+	assert_string_equal(active_set(), "OLD");
+}
+
+/* Restore copies (the backup stays) and backs up the current set first, so it can be undone. */
+static void
+test_restore(void **st)
+{
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], id3[SWAP_ID_MAX], err[256];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	assert_int_equal(swap_restore(&conf, id, T0 + 61, id2, sizeof(id2), err, sizeof(err)), 0);
+	assert_string_equal(id2, "certs-20251127-000101");
+	assert_string_equal(active_set(), "OLD");
+	assert_int_equal(mode_of("server.key"), 0600);
+	assert_string_equal(get(".carotate-set"), "origin=generated\ncreated=1\n");
+	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_string_equal(get("certs-20251127-000101/server.crt"), "NEW-CERT\n");
+	assert_non_null(strstr(
+	    get("certs-20251127-000101/.manifest"), "reason=restore of certs-20251127-000000\n"));
+	/* ...and undone. */
+	assert_int_equal(swap_restore(&conf, id2, T0 + 61, id3, sizeof(id3), err, sizeof(err)), 0);
+	assert_string_equal(id3, "certs-20251127-000101-2");
+	assert_string_equal(active_set(), "NEW");
+	assert_int_equal(count_backups(), 3);
+	assert_false(exists(".ca.crt.tmp"));
+}
+
+/* Anything but the exact name of an existing backup is refused, and nothing changes. */
+static void
+test_restore_bad_ids(void **st)
+{
+	static const char *const bad[] = { "../x", "/etc", "a/b", "certs-2026", "new",
+		"discarded-20251127-000000", "certs-20251127-000000/..", "certs-20251127-000000 ",
+		"certs-20251127-000000/", "./certs-20251127-000000", "certs-20251127-000000-0",
+		"certs-20251127-000000-1000", "certs-20251127-000099", "certs-20251128-000000", "",
+		"CERTS-20251127-000000" };
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], err[256], before[8192], after[8192];
+	char longid[301], path[256];
+	size_t i;
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	make_set("new/", "OLD");
+	snprintf(path, sizeof(path), "%s/discarded-20251127-000000", ssl);
+	assert_int_equal(mkdir(path, 0700), 0);
+	/* A symlink with a backup's name, pointing at a copy of a valid backup. */
+	snprintf(path, sizeof(path), "cp -a %s/%s %s/outside", ssl, id, root);
+	assert_int_equal(system(path), 0);
+	snprintf(path, sizeof(path), "%s/certs-20251128-000000", ssl);
+	assert_int_equal(symlink("../outside", path), 0);
+	memset(longid, 'a', 300);
+	longid[300] = '\0';
+	memcpy(longid, "certs-20251127-000000", 21);
+
+	snapshot(before, sizeof(before));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(swap_valid_id(bad[i]) &&
+		             strcmp(bad[i], "certs-20251127-000099") != 0 &&
+		             strcmp(bad[i], "certs-20251128-000000") != 0);
+		assert_int_equal(
+		    swap_restore(&conf, bad[i], T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+		assert_string_equal(id2, "");
+	}
+	assert_int_equal(
+	    swap_restore(&conf, longid, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a backup id"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_true(swap_valid_id("certs-20251127-000000-2"));
+	assert_true(swap_valid_id("certs-20251127-000000-100"));
+}
+
+/* One byte changed in a backup, or a mode, or a missing manifest: refused, nothing changed. */
+static void
+test_restore_tampered(void **st)
+{
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], err[256], before[8192], after[8192];
+	char path[256];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	put("certs-20251127-000000/server.crt", "OLD-CERU\n", 0644);
+	snapshot(before, sizeof(before));
+	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not match its manifest"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+	put("certs-20251127-000000/server.crt", "OLD-CERT\n", 0644);
+	snprintf(path, sizeof(path), "%s/%s/server.key", ssl, id);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_int_equal(chmod(path, 0600), 0);
+	/* A set file of the backup replaced by a symlink. */
+	snprintf(path, sizeof(path), "%s/%s/ca.crt", ssl, id);
+	assert_int_equal(rename(path, "/tmp/carotate-test-swap-ca"), 0);
+	assert_int_equal(symlink("/tmp/carotate-test-swap-ca", path), 0);
+	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	unlink(path);
+	assert_int_equal(rename("/tmp/carotate-test-swap-ca", path), 0);
+	snprintf(path, sizeof(path), "%s/%s/.manifest", ssl, id);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_string_equal(active_set(), "NEW");
+	assert_int_equal(count_backups(), 1);
+	assert_false(exists("../state/swap.journal"));
+}
+
+/* A symlink planted in place of a set file (active or staged) is refused, never followed. */
+static void
+test_symlink_refused(void **st)
+{
+	char id[SWAP_ID_MAX], err[256], before[8192], after[8192], path[256];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	snprintf(path, sizeof(path), "%s/ca.crt", ssl);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	snapshot(before, sizeof(before));
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+
+	/* In the staged set too. */
+	assert_int_equal(unlink(path), 0);
+	put("ca.crt", "OLD-CA\n", 0644);
+	snprintf(path, sizeof(path), "%s/new/server.key", ssl);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/etc/shadow", path), 0);
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_string_equal(active_set(), "OLD");
+	assert_int_equal(count_backups(), 0);
+}
+
+/* A pending journal blocks new swaps; a journal that cannot be trusted is kept, not guessed. */
+static void
+test_journal_guard(void **st)
+{
+	char id[SWAP_ID_MAX], err[256], path[256];
+	FILE *f;
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	snprintf(path, sizeof(path), "%s/swap.journal", state);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("carotate-swap 1\nop rotate\nbackup -\nstate committed\ncommit\n"
+	      "step move new ../.. /etc/passwd\n",
+	    f);
+	fclose(f);
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "awaits recovery"));
+	assert_int_equal(swap_recover(&conf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad line"));
+	assert_int_equal(access(path, F_OK), 0);
+	assert_string_equal(active_set(), "OLD");
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+}
+
+#ifdef CAROTATE_FAULTS
+enum crash_op {
+	CRASH_ROTATE,
+	CRASH_ROTATE_FRESH,
+	CRASH_RESTORE,
+};
+
+static int crash_child(enum crash_op, const char *, const char *);
+static void crash_prepare(enum crash_op);
+static void crash_check(enum crash_op);
+
+/* Runs op in a child that dies at fault point `at`: 1 when it died there, 0 when it finished. */
+static int
+crash_child(enum crash_op op, const char *at, const char *recover_at)
+{
+	char id[SWAP_ID_MAX], err[256];
+	int status, fd, r;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if ((fd = open("/dev/null", O_WRONLY)) != -1)
+			dup2(fd, 2);
+		setenv("CAROTATE_CRASH_AT", at, 1);
+		if (recover_at != NULL)
+			r = swap_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
+		else if (op == CRASH_RESTORE)
+			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
+			    err, sizeof(err));
+		else
+			r = swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err));
+		_exit(r == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status)) {
+		assert_int_equal(WTERMSIG(status), SIGKILL);
+		return 1;
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	return 0;
+}
+
+static void
+crash_prepare(enum crash_op op)
+{
+	char id[SWAP_ID_MAX], err[256];
+
+	assert_int_equal(setup(NULL), 0);
+	if (op != CRASH_ROTATE_FRESH)
+		make_set("", "OLD");
+	make_set("new/", "NEW");
+	/* Restore starts from a rotated proxy: NEW active, OLD in certs-20251127-000000. */
+	if (op == CRASH_RESTORE)
+		assert_int_equal(
+		    swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+}
+
+/* All old or all new; the rest of the directory agrees; no journal left. */
+static void
+crash_check(enum crash_op op)
+{
+	const char *set = active_set();
+	char err[256];
+
+	assert_false(exists("../state/swap.journal"));
+	assert_false(exists("../state/.swap.journal.tmp"));
+	assert_false(exists(".ca.crt.tmp") || exists(".server.key.tmp"));
+	switch (op) {
+	case CRASH_ROTATE:
+	case CRASH_ROTATE_FRESH:
+		if (strcmp(set, "NEW") == 0) {
+			assert_false(exists("new"));
+			assert_int_equal(count_backups(), op == CRASH_ROTATE);
+			if (op == CRASH_ROTATE)
+				assert_int_equal(swap_check_backup(&conf, "certs-20251127-000000",
+				                     err, sizeof(err)),
+				    0);
+		} else {
+			assert_string_equal(set, op == CRASH_ROTATE ? "OLD" : "none");
+			assert_string_equal(get("new/server.key"), "NEW-KEY\n");
+			assert_string_equal(
+			    get("new/.carotate-set"), "origin=generated\ncreated=2\n");
+			assert_int_equal(count_backups(), 0);
+		}
+		break;
+	case CRASH_RESTORE:
+		assert_int_equal(
+		    swap_check_backup(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
+		if (strcmp(set, "OLD") == 0) {
+			assert_int_equal(count_backups(), 2);
+			assert_int_equal(
+			    swap_check_backup(&conf, "certs-20251127-000001", err, sizeof(err)), 0);
+			assert_string_equal(get("certs-20251127-000001/ca.crt"), "NEW-CA\n");
+		} else {
+			assert_string_equal(set, "NEW");
+			assert_int_equal(count_backups(), 1);
+		}
+		break;
+	}
+}
+
+/* For every crash point N of op (and every crash point M of the recovery after it). */
+static void
+crash_walk(enum crash_op op, const char *name)
+{
+	char at[48], rat[48], err[256];
+	int n, m, crashed = 0, undone = 0, rcrashed = 0;
+
+	for (n = 1;; n++) {
+		crash_prepare(op);
+		snprintf(at, sizeof(at), "swap-%s-%d", name, n);
+		if (!crash_child(op, at, NULL))
+			break;
+		crashed++;
+		/* The recovery itself may crash too, at any of its points. */
+		for (m = 1;; m++) {
+			snprintf(rat, sizeof(rat), "swap-recover-%d", m);
+			if (!crash_child(op, rat, rat))
+				break;
+			rcrashed++;
+		}
+		assert_true(swap_recover(&conf, err, sizeof(err)) >= 0);
+		crash_check(op);
+		undone += strcmp(active_set(), op == CRASH_RESTORE ? "OLD" : "NEW") != 0;
+		assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+		crash_check(op);
+	}
+	print_message("%s: %d crash points, %d undone, %d finished, %d crashes in recovery\n", name,
+	    crashed, undone, crashed - undone, rcrashed);
+	assert_true(crashed >= 3 && crashed - undone >= 1);
+	/* Past the last point the swap completes. */
+	crash_check(op);
+	assert_string_equal(active_set(), op == CRASH_RESTORE ? "OLD" : "NEW");
+}
+
+static void
+test_crash_rotate(void **st)
+{
+	crash_walk(CRASH_ROTATE, "rotate");
+}
+
+static void
+test_crash_rotate_fresh(void **st)
+{
+	crash_walk(CRASH_ROTATE_FRESH, "rotate");
+}
+
+static void
+test_crash_restore(void **st)
+{
+	crash_walk(CRASH_RESTORE, "restore");
+}
+#endif
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_rotate_no_active, setup),
+		cmocka_unit_test_setup(test_rotate_backup, setup),
+		cmocka_unit_test_setup(test_restore, setup),
+		cmocka_unit_test_setup(test_restore_bad_ids, setup),
+		cmocka_unit_test_setup(test_restore_tampered, setup),
+		cmocka_unit_test_setup(test_symlink_refused, setup),
+		cmocka_unit_test_setup(test_journal_guard, setup),
+#ifdef CAROTATE_FAULTS
+		cmocka_unit_test_setup(test_crash_rotate, setup),
+		cmocka_unit_test_setup(test_crash_rotate_fresh, setup),
+		cmocka_unit_test_setup(test_crash_restore, setup),
+#endif
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
