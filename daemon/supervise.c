@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,6 +329,8 @@ supervise_child(const struct supervise *sv, int chan, const struct supervise_ids
 	sigset_t none;
 	int sig, n = 2;
 
+	/* Its descriptor could be one of 3-5 after the moves below; syslog reopens it. */
+	closelog();
 	for (sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	sigemptyset(&none);

@@ -356,8 +356,9 @@ worker_setup_site(struct worker_site *site)
 {
 	struct timeval idle = { WORKER_IDLE_S, 0 };
 
+	/* Backlog 0: the parent listens already (with its backlog); -1 would re-listen at 128. */
 	site->listener = evconnlistener_new(
-	    worker_base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, site->fd);
+	    worker_base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, site->fd);
 	if (site->listener == NULL || (site->http = evhttp_new(worker_base)) == NULL)
 		fatalx("%s: cannot serve the %s socket", __func__, site->name);
 	evhttp_set_max_headers_size(site->http, WORKER_MAX_HEADERS);

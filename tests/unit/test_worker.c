@@ -616,8 +616,7 @@ test_refusals(void **state)
 		       "\r\n\r\n" },
 		{ 400, "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS
 		       "If-None-Match: \"" ETAG "\", \"" OTHER "\"\r\n\r\n" },
-		{ 400, "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS
-		       "If-None-Match: "
+		{ 400, "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS "If-None-Match: "
 		       "\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\""
 		       "\r\n\r\n" },
 		{ 400, "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS
