@@ -33,6 +33,7 @@
 #include "proxy.h"
 #include "dispatch.h"
 #include "supervise.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 #define AGENTS_MAX_LINKING_KEY 256 /* bytes */
@@ -109,8 +110,11 @@ agents_read_linking_key(const struct config *conf)
 		start++;
 	while (end > start && isspace(buf[end - 1]))
 		end--;
-	if (end == start || end - start > AGENTS_MAX_LINKING_KEY) {
-		log_warnx("linking key %s is empty or longer than %d bytes: agents cannot link",
+	/* A key no agent could send (inner spaces, control bytes) would only fail later. */
+	if (!worker_valid_credential(CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK, buf + start,
+		end - start)) {
+		log_warnx("linking key %s must be 1 to %d printable characters without spaces: "
+			  "agents cannot link",
 		    conf->linking_key, AGENTS_MAX_LINKING_KEY);
 		freezero_x(buf, len);
 		return -1;
@@ -280,6 +284,10 @@ agents_checkin(
 	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
 	int send = 0;
 
+	if (agents.bundle_pem == NULL) {
+		agents_answer(resp, 503, "no trust bundle to serve yet");
+		return;
+	}
 	agents_hash(r->credential.data, r->credential.len, hash);
 	/* A canary check-in proves trust in the staged CA only if the canary serves its cert. */
 	switch (ledger_checkin(agents.ledger, r->agent_id, hash,

@@ -123,7 +123,7 @@ control_start(struct carotated *cd, int fd)
 	ctl->ino = control_ino;
 	control_reconfigure(ctl);
 	ctl->listener = evconnlistener_new(
-	    cd->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	    cd->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (ctl->listener == NULL)
 		fatalx("%s: cannot listen on %s", __func__, ctl->path);
 	evconnlistener_set_error_cb(ctl->listener, control_accept_error);
