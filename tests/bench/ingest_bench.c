@@ -201,8 +201,10 @@ main(int argc, char **argv)
 	t1 = now_s();
 	printf(
 	    "linked %d agents in %.2f s (%.0f links/s)\n", nagents, t1 - t0, nagents / (t1 - t0));
-	if (link_only)
+	if (link_only) {
+		free(agents);
 		return 0;
+	}
 	th = calloc((size_t)nconns, sizeof(*th));
 	t0 = now_s();
 	for (i = 0; i < nconns; i++)
@@ -217,5 +219,7 @@ main(int argc, char **argv)
 	    "401: %ld, 503: %ld)\n",
 	    (long)done, t1 - t0, nconns, (double)done / (t1 - t0), (long)codes[200],
 	    (long)codes[304], (long)codes[401], (long)codes[503]);
+	free(th);
+	free(agents);
 	return 0;
 }
