@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "ledger.h"
 #include "log.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 #define REPORT_DEFAULT_LIMIT 100
@@ -19,7 +20,6 @@
 
 static void rpc_report_pending(const char *, int64_t, int, void *);
 static void rpc_report_holding(const char *, uint64_t, void *);
-static int rpc_agent_id_ok(const char *);
 static void rpc_agent_reply(struct ledger *, const char *, Carotate__V1__Response *, int);
 
 /* Rounded down: 99.99 % is 99, never 100. */
@@ -104,15 +104,6 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 }
 
-static int
-rpc_agent_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-
-	return n >= 1 && n <= LEDGER_MAX_AGENT_ID &&
-	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
-}
-
 /* Answers with the agent as the ledger now has it. */
 static void
 rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
@@ -147,7 +138,7 @@ rpc_exclusion(
 	enum ledger_result r = LEDGER_ERROR;
 	size_t i, n = reason != NULL ? strlen(reason) : 0;
 
-	if (!rpc_agent_id_ok(id)) {
+	if (!worker_valid_agent_id(id, strlen(id))) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
 		return;
