@@ -36,44 +36,6 @@ if [ ! -x "$AGENTSIM" ]; then
 		-lssl -lcrypto -lpthread || fail "building tests/agentsim/agentsim.c"
 fi
 
-# JSON replies, flattened once (python is slow to start): jsave FILE <json; jget PATH FILE.
-jsave() {
-	cat >"$1"
-	"$PY" -c '
-import json, sys
-def out(path, v):
-    if v is None:
-        s = "null"
-    elif isinstance(v, bool):
-        s = "true" if v else "false"
-    elif isinstance(v, (dict, list)):
-        s = json.dumps(v, separators=(",", ":"), sort_keys=True)
-    else:
-        s = str(v)
-    print("%s\t%s" % (path, s.replace("\n", " ")))
-    if isinstance(v, dict):
-        for k, x in v.items():
-            out(path + "." + k if path else k, x)
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            out(path + "." + str(i) if path else str(i), x)
-out("", json.load(open(sys.argv[1])))' "$1" >"$1.flat" || fail "not JSON: $1" "$(head -c 500 "$1")"
-}
-jget() {
-	awk -F'\t' -v k="$1" '$1 == k { sub(/^[^\t]*\t/, ""); print; f = 1; exit } END { exit !f }' "$2.flat" ||
-		fail "no $1 in $2" "$(head -c 800 "$2")"
-}
-jlines() { jget "$1" "$2" | tr -d '[]"' | tr ',' '\n' | sed '/^$/d' | LC_ALL=C sort; }
-
-# The SHA-256 sums (of the DER) of every certificate in a PEM file, sorted, one a line.
-pem_shas() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-for h in sorted(hashlib.sha256(base64.b64decode("".join(m.split()))).hexdigest()
-                for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S)):
-    print(h)' "$1"
-}
 # The bundle id of a PEM file, as DESIGN §6 defines it: SHA-256 of the sorted DERs.
 pem_bundle_id() {
 	"$PY" -c '
@@ -83,7 +45,6 @@ ders = sorted(base64.b64decode("".join(m.split()))
               for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
 print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
 }
-pem_count() { grep -c -- '-----BEGIN CERTIFICATE-----' "$1" || true; }
 
 # status --json into $T/st.json
 load_status() {

@@ -56,8 +56,8 @@ snap_all() { snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR"; }
 
 pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey; }
 pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
-pem_count() { grep -c -- '-----BEGIN CERTIFICATE-----' "$1" || true; }
-pem_shas() {
+# The SHA-256 sums of a PEM file's certificates as a sorted JSON list.
+pem_shas_json() {
 	"$PY" -c '
 import base64, hashlib, json, re, sys
 t = open(sys.argv[1]).read()
@@ -456,7 +456,7 @@ install_good() {
 	cmp -s "$new/server.key" "$SSL_DIR/canary.key" || fail "$what: canary.key is new/server.key"
 	ok "$what: canary.crt/canary.key are the staged server certificate and key"
 	want=$(printf '["%s","%s"]' "$ACTIVE_CA" "$ca_sha" | json_sort)
-	assert_eq "$want" "$(pem_shas "$SSL_DIR/ca-bundle.pem")" "$what: ca-bundle.pem = active + staged CA"
+	assert_eq "$want" "$(pem_shas_json "$SSL_DIR/ca-bundle.pem")" "$what: ca-bundle.pem = active + staged CA"
 	assert_exit 0 "$what: status --json" -- ctl --json status
 	echo "$OUT" >"$T/st.json"
 	assert_eq staged "$(json_get phase "$T/st.json")" "$what: phase is staged"
@@ -476,7 +476,7 @@ DEFERRED=""
 discard_good() {
 	assert_exit 0 "$1: discard exits 0" -- ctl --json discard
 	[ ! -e "$SSL_DIR/new" ] || fail "$1: new/ is gone after discard"
-	assert_eq "[\"$ACTIVE_CA\"]" "$(pem_shas "$SSL_DIR/ca-bundle.pem")" "$1: ca-bundle.pem back to the active CA"
+	assert_eq "[\"$ACTIVE_CA\"]" "$(pem_shas_json "$SSL_DIR/ca-bundle.pem")" "$1: ca-bundle.pem back to the active CA"
 	assert_eq steady "$(ctl --json status | json_get phase)" "$1: phase back to steady"
 }
 
