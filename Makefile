@@ -130,6 +130,7 @@ test_acl_objs      := $(O)/daemon/acl.o
 test_dispatch_objs := $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
 test_ledger_objs   := $(O)/daemon/ledger.o
 test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o

@@ -256,3 +256,135 @@ bundle_signature(const struct config *conf, int64_t sig[BUNDLE_SIG_LEN])
 	} else
 		sig[3] = errno;
 }
+
+/* 64 lower-case hex digits, or "-": nothing else from the record becomes a file name. */
+static int
+bundle_sha_ok(const char *s)
+{
+	return strcmp(s, "-") == 0 || (strlen(s) == PKI_SHA256_HEX - 1 &&
+	                                  strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1);
+}
+
+/* The first certificate of pem: its SHA-256 in hex and (when x is not NULL) the certificate. */
+static int
+bundle_first_sha(const uint8_t *pem, size_t len, char sha[PKI_SHA256_HEX], X509 **x)
+{
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if (x != NULL)
+		*x = NULL;
+	if (pem == NULL || (certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL) {
+		snprintf(sha, PKI_SHA256_HEX, "-");
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	if (x != NULL)
+		*x = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	return 0;
+}
+
+/* Adds ca (PEM) to the retained CAs as replaced at now; an existing entry keeps its time. */
+static int
+bundle_retain(int sfd, const char *sha, X509 *ca, time_t now)
+{
+	char name[PKI_SHA256_HEX + 8], *p, *text;
+	struct stat st;
+	BIO *bio;
+	long n;
+	int rfd, r;
+
+	if (mkdirat(sfd, BUNDLE_RETAINED_DIR, 0700) == -1 && errno != EEXIST)
+		return -1;
+	if ((rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR)) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "%s.crt", sha);
+	if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(rfd);
+		return 0;
+	}
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, ca)) {
+		BIO_free(bio);
+		close(rfd);
+		errno = ENOMEM;
+		return -1;
+	}
+	n = BIO_get_mem_data(bio, &p);
+	xasprintf(&text, "# replaced %lld\n%.*s", (long long)now, (int)n, p);
+	BIO_free(bio);
+	r = fsx_replace(rfd, name, text, strlen(text), 0644);
+	free(text);
+	close(rfd);
+	return r;
+}
+
+int
+bundle_note_active(const struct config *conf, time_t now, char before[BUNDLE_NOTE_LEN],
+    char after[BUNDLE_NOTE_LEN], char *err, size_t errlen)
+{
+	char old_ca[PKI_SHA256_HEX] = "-", old_srv[PKI_SHA256_HEX] = "-";
+	char ca_sha[PKI_SHA256_HEX], srv_sha[PKI_SHA256_HEX], *text, *pemstart;
+	struct ssldir_set set;
+	uint8_t *old = NULL;
+	size_t oldlen;
+	X509 *oldca = NULL;
+	int sfd, dfd, known = 0, r = 0;
+
+	snprintf(before, BUNDLE_NOTE_LEN, "-");
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
+		return -1;
+	}
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		close(sfd);
+		return -1;
+	}
+	ssldir_read_set(conf, dfd, &set);
+	close(dfd);
+	bundle_first_sha(set.ca, set.ca_len, ca_sha, NULL);
+	bundle_first_sha(set.cert, set.cert_len, srv_sha, NULL);
+	snprintf(after, BUNDLE_NOTE_LEN, "ca=%s server=%s", ca_sha, srv_sha);
+
+	/* The record: "carotate-active 1\nca SHA\nserver SHA\n" and the CA's PEM. */
+	if (fsx_read(sfd, BUNDLE_KNOWN_ACTIVE, SSLDIR_MAX_CERT_FILE, &old, &oldlen) == 0) {
+		if (sscanf((char *)old, "carotate-active 1\nca %64s\nserver %64s\n", old_ca,
+		        old_srv) == 2 &&
+		    bundle_sha_ok(old_ca) && bundle_sha_ok(old_srv))
+			known = 1;
+		else
+			log_warnx("%s/%s: not understood; recorded anew", conf->state_dir,
+			    BUNDLE_KNOWN_ACTIVE);
+		if (known && (pemstart = strstr((char *)old, "-----BEGIN")) != NULL)
+			bundle_first_sha((uint8_t *)pemstart,
+			    oldlen - (size_t)(pemstart - (char *)old), old_ca, &oldca);
+	} else if (errno != ENOENT)
+		log_warn("%s/%s", conf->state_dir, BUNDLE_KNOWN_ACTIVE);
+	if (known) {
+		snprintf(before, BUNDLE_NOTE_LEN, "ca=%s server=%s", old_ca, old_srv);
+		if (strcmp(old_ca, ca_sha) == 0 && strcmp(old_srv, srv_sha) == 0)
+			goto out; /* nothing changed */
+		r = 1;
+		/* The CA it replaced stays trusted for the retention window. */
+		if (oldca != NULL && strcmp(old_ca, ca_sha) != 0 &&
+		    bundle_retain(sfd, old_ca, oldca, now) == -1)
+			log_warn("cannot retain the replaced CA %s in %s/%s", old_ca,
+			    conf->state_dir, BUNDLE_RETAINED_DIR);
+	}
+	xasprintf(&text, "carotate-active 1\nca %s\nserver %s\n%.*s", ca_sha, srv_sha,
+	    set.ca != NULL && strcmp(ca_sha, "-") != 0 ? (int)set.ca_len : 0,
+	    set.ca != NULL ? (const char *)set.ca : "");
+	if (fsx_replace(sfd, BUNDLE_KNOWN_ACTIVE, text, strlen(text), 0600) == -1) {
+		snprintf(err, errlen, "cannot write %s/%s: %s", conf->state_dir,
+		    BUNDLE_KNOWN_ACTIVE, strerror(errno));
+		r = -1;
+	}
+	free(text);
+out:
+	X509_free(oldca);
+	free(old);
+	ssldir_set_clear(&set);
+	close(sfd);
+	return r;
+}

@@ -53,4 +53,17 @@ void bundle_signature(const struct config *, int64_t sig[BUNDLE_SIG_LEN]);
 /* Derives the bundle and publishes it with the canary files; 1 changed, 0 not, -1 error. */
 int bundle_publish(const struct config *, time_t now, struct bundle *, char *err, size_t errlen);
 
+#define BUNDLE_KNOWN_ACTIVE "active.known" /* in the state directory */
+#define BUNDLE_NOTE_LEN     (2 * PKI_SHA256_HEX + 16)
+/*
+ * Compares the active set with the one recorded in state_dir/active.known
+ * and records it. When the active CA changed, the one it replaced joins the
+ * retained CAs (trusted for [bundle] retention). before and after describe
+ * the sets ("ca=SHA server=SHA", "-" for what is absent). 1 when the active
+ * set changed since the record, 0 when not (or there was no record), -1 on
+ * error.
+ */
+int bundle_note_active(const struct config *, time_t now, char before[BUNDLE_NOTE_LEN],
+    char after[BUNDLE_NOTE_LEN], char *err, size_t errlen);
+
 #endif
