@@ -25,6 +25,7 @@
 #include "log.h"
 #include "ssldir.h"
 #include "supervise.h"
+#include "swap.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -33,7 +34,8 @@ static void carotated_stdio(void);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
-static void carotated_adopt(const struct config *);
+static void carotated_adopt(struct carotated *, int);
+static int carotated_recover(const struct config *, char *, size_t);
 
 static void
 carotated_usage(void)
@@ -94,16 +96,33 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 
 /*
  * What is on disk is the truth: after a crash or a change made by hand,
- * finish or undo what was interrupted and re-derive the published files.
+ * finish or undo what was interrupted and re-derive the published files. A
+ * change of the active set that carotated did not make (an operator copying
+ * a backup back by hand, PROCEDURE.txt) is adopted: the CA it replaced stays
+ * trusted for the retention window, and the change is audited.
  */
 static void
-carotated_adopt(const struct config *conf)
+carotated_adopt(struct carotated *cd, int recovered)
 {
+	const struct config *conf = cd->conf;
+	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN];
 	struct bundle b;
 	char err[512];
 	int r;
 
 	ssldir_recover(conf);
+	if ((r = bundle_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
+		log_warnx("%s", err);
+	else if (r == 1) {
+		log_info("the active set changed %s (%s, was %s): adopted",
+		    recovered ? "by an interrupted swap finished or undone at start-up"
+		              : "outside carotated",
+		    after, before);
+		cd->adopted = 1;
+		cd->adopted_recovered = recovered;
+		snprintf(cd->adopted_before, sizeof(cd->adopted_before), "%s", before);
+		snprintf(cd->adopted_after, sizeof(cd->adopted_after), "%s", after);
+	}
 	if ((r = bundle_publish(conf, time(NULL), &b, err, sizeof(err))) == -1)
 		log_warnx("cannot publish the trust bundle: %s", err);
 	else if (r == 1)
@@ -112,12 +131,24 @@ carotated_adopt(const struct config *conf)
 	bundle_clear(&b);
 }
 
+/* A swap cut short by a crash is finished or undone before anything reads the set. */
+static int
+carotated_recover(const struct config *conf, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = swap_recover(conf, err, errlen)) == 1)
+		log_info("an interrupted rotate or restore was completed or undone");
+	return r;
+}
+
 /* A bad file on SIGHUP leaves the running configuration in place. */
 static void
 carotated_reload(struct carotated *cd)
 {
 	struct config *conf;
 	char err[1024];
+	int r;
 
 	if ((conf = config_load(cd->conf_path, err, sizeof(err))) == NULL) {
 		log_warnx("reload: %s; keeping the running configuration", err);
@@ -132,8 +163,12 @@ carotated_reload(struct carotated *cd)
 	config_free(cd->conf);
 	cd->conf = conf;
 	control_reconfigure(cd->control);
-	if (cd->busy == NULL)
-		carotated_adopt(cd->conf);
+	/* A rotate or restore in flight owns the set until it answers. */
+	if (cd->busy == NULL) {
+		if ((r = carotated_recover(cd->conf, err, sizeof(err))) == -1)
+			log_warnx("reload: %s", err);
+		carotated_adopt(cd, r == 1);
+	}
 	agents_refresh(cd);
 	agents_check_canary(cd);
 	log_info("reload: configuration re-read from %s", cd->conf_path);
@@ -168,7 +203,7 @@ main(int argc, char *argv[])
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	struct event *sigev[sizeof(sigs) / sizeof(sigs[0])];
 	struct carotated cd = { .conf_path = CONFIG_DEFAULT_PATH };
-	int ch, debug = 0, check = 0, fd;
+	int ch, debug = 0, check = 0, fd, recovered;
 	char err[1024];
 	size_t i;
 
@@ -214,11 +249,12 @@ main(int argc, char *argv[])
 	cd.privileged = geteuid() == 0;
 	signal(SIGPIPE, SIG_IGN);
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
+	    (recovered = carotated_recover(cd.conf, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
 	if (supervise_bind(cd.conf, cd.privileged, err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	carotated_adopt(cd.conf);
+	carotated_adopt(&cd, recovered);
 	if (agents_init(&cd, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (!cd.foreground) {
