@@ -70,6 +70,10 @@ void dispatch_done(struct carotated *);
 Carotate__V1__CertSet *rpc_describe_set(
     const struct config *, int staged, time_t now, X509 **ca_out);
 
+/* Describes the set kept in backup directory id (an exact name); NULL when absent. */
+Carotate__V1__CertSet *rpc_describe_backup(
+    const struct config *, const char *id, time_t now, X509 **ca_out);
+
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
@@ -78,5 +82,7 @@ void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_rotate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 #endif

@@ -11,6 +11,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "fsx.h"
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
@@ -86,23 +87,18 @@ rpc_status_check(
 		rpc_status_problem(set, "private key missing or not a regular file");
 }
 
-/* The set in the SSL directory (or its staging directory); NULL when there is none. */
-Carotate__V1__CertSet *
-rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
+/* The set in directory dfd; NULL when none of its files is there, unless empty_ok. */
+static Carotate__V1__CertSet *
+rpc_describe_fd(const struct config *conf, int dfd, int empty_ok, time_t now, X509 **ca_out)
 {
 	Carotate__V1__CertSet *set;
 	struct ssldir_set files;
 	STACK_OF(X509) *chain = NULL;
 	X509 *leaf = NULL;
-	int dfd;
 
 	*ca_out = NULL;
-	if ((dfd = ssldir_open(conf, staged)) == -1)
-		return NULL;
 	ssldir_read_set(conf, dfd, &files);
-	close(dfd);
-	/* An empty new/ is still a staged set: an incomplete one, and status says so. */
-	if (!staged && !ssldir_set_present(&files)) {
+	if (!empty_ok && !ssldir_set_present(&files)) {
 		ssldir_set_clear(&files);
 		return NULL;
 	}
@@ -121,6 +117,40 @@ rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_ou
 	X509_free(leaf);
 	sk_X509_pop_free(chain, X509_free);
 	ssldir_set_clear(&files);
+	return set;
+}
+
+/* The set in the SSL directory (or its staging directory); NULL when there is none. */
+Carotate__V1__CertSet *
+rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
+{
+	Carotate__V1__CertSet *set;
+	int dfd;
+
+	*ca_out = NULL;
+	if ((dfd = ssldir_open(conf, staged)) == -1)
+		return NULL;
+	/* An empty new/ is still a staged set: an incomplete one, and status says so. */
+	set = rpc_describe_fd(conf, dfd, staged, now, ca_out);
+	close(dfd);
+	return set;
+}
+
+/* The set kept in backup directory id (an exact name, checked by the caller); NULL when none. */
+Carotate__V1__CertSet *
+rpc_describe_backup(const struct config *conf, const char *id, time_t now, X509 **ca_out)
+{
+	Carotate__V1__CertSet *set = NULL;
+	int dfd, bfd;
+
+	*ca_out = NULL;
+	if ((dfd = ssldir_open(conf, 0)) == -1)
+		return NULL;
+	if ((bfd = fsx_open_dir(dfd, id)) != -1) {
+		set = rpc_describe_fd(conf, bfd, 0, now, ca_out);
+		close(bfd);
+	}
+	close(dfd);
 	return set;
 }
 

@@ -81,6 +81,7 @@ static struct {
 	unsigned canary_every;
 	unsigned concurrency;
 	unsigned interval_ms;
+	unsigned duration_ms; /* 0: run every round */
 	unsigned timeout_ms;
 	int link;
 	int report;
@@ -1389,6 +1390,7 @@ usage(FILE *f)
 	    "  --canary             every check-in goes to the canary listener\n"
 	    "  --canary-every K     round r goes to the canary listener when r %% K == 0\n"
 	    "  --interval MS        pause between rounds (default 0)\n"
+	    "  --duration MS        start no round after MS (default: run all --rounds)\n"
 	    "  --never-update K     K agents never install a bundle (trust store, etag)\n"
 	    "  --stale K            K agents never check in (they may link)\n"
 	    "  --offline K          K agents do nothing at all in this run\n"
@@ -1423,6 +1425,7 @@ parse_options(int argc, char **argv)
 		OPT_CANARY,
 		OPT_CANARY_EVERY,
 		OPT_INTERVAL,
+		OPT_DURATION,
 		OPT_NEVER_UPDATE,
 		OPT_STALE,
 		OPT_OFFLINE,
@@ -1452,6 +1455,7 @@ parse_options(int argc, char **argv)
 		{ "canary", no_argument, NULL, OPT_CANARY },
 		{ "canary-every", required_argument, NULL, OPT_CANARY_EVERY },
 		{ "interval", required_argument, NULL, OPT_INTERVAL },
+		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "never-update", required_argument, NULL, OPT_NEVER_UPDATE },
 		{ "stale", required_argument, NULL, OPT_STALE },
 		{ "offline", required_argument, NULL, OPT_OFFLINE },
@@ -1515,6 +1519,9 @@ parse_options(int argc, char **argv)
 			break;
 		case OPT_INTERVAL:
 			opt.interval_ms = parse_uint("--interval", optarg, 86400000);
+			break;
+		case OPT_DURATION:
+			opt.duration_ms = parse_uint("--duration", optarg, 86400000);
 			break;
 		case OPT_NEVER_UPDATE:
 			opt.never_update = parse_uint("--never-update", optarg, 10000000);
@@ -1689,6 +1696,8 @@ main(int argc, char **argv)
 	if (opt.link && opt.agents > 0)
 		run_phase(1, 0, &total, ws, tids);
 	for (r = 1; r <= opt.rounds && opt.agents > 0; r++) {
+		if (r > 1 && opt.duration_ms > 0 && now_us() - t0 >= opt.duration_ms * 1000ull)
+			break;
 		if (r > 1 && opt.interval_ms > 0)
 			usleep(opt.interval_ms * 1000u);
 		run_phase(0, opt.canary_every > 0 && r % opt.canary_every == 0, &total, ws, tids);
