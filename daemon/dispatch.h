@@ -78,5 +78,7 @@ void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_list_backups(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_retire(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 #endif
