@@ -55,7 +55,8 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o \
-	       $(O)/daemon/unixsock.o $(O)/daemon/swap.o
+	       $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
+	       $(O)/daemon/rpc_backups.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 
@@ -130,10 +131,14 @@ test_acl_objs      := $(O)/daemon/acl.o
 test_dispatch_objs := $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
-test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
 test_ledger_objs   := $(O)/daemon/ledger.o
 test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
+		      $(O)/daemon/pki.o
+test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldir.o \
+		      $(O)/daemon/fsx.o $(O)/daemon/pki.o
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o

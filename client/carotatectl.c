@@ -43,6 +43,7 @@
 #define CTL_DAY              86400ULL
 #define CTL_MAX_SPAN         (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
 #define CTL_MAX_LIMIT        10000                    /* ReportRequest.limit */
+#define CTL_MAX_BACKUPS      1000                     /* ListBackupsRequest.limit */
 #define CTL_MAX_OFFSET       ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
 #define CTL_WAIT_INTERVAL    2                        /* seconds between wait's reports */
 #define CTL_MAX_INTERVAL     3600                     /* seconds */
@@ -79,6 +80,8 @@ struct ctl_request {
 		Carotate__V1__ReportRequest report;
 		Carotate__V1__ExcludeRequest exclude;
 		Carotate__V1__IncludeRequest include;
+		Carotate__V1__ListBackupsRequest list_backups;
+		Carotate__V1__RetireRequest retire;
 	} call;
 	char *sans[CTL_MAX_SANS]; /* generate: the --san arguments, in argv */
 	struct ctl_wait wait;     /* wait: what to wait for; its request is a report */
@@ -131,6 +134,11 @@ struct ctl_report_args {
 	int pending;
 };
 
+/* backups: one page. */
+struct ctl_page_args {
+	const char *limit, *offset;
+};
+
 struct ctl_wait_args {
 	const char *percent, *timeout, *interval;
 	int verified;
@@ -164,6 +172,10 @@ static int ctl_build_exclude(const struct ctl_cmd *, struct ctl_opts *, int, cha
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_include(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
+static int ctl_build_backups(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_retire(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
 static int ctl_print_status(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_print_stage(const struct ctl_cmd *, const struct ctl_opts *,
@@ -171,6 +183,10 @@ static int ctl_print_stage(const struct ctl_cmd *, const struct ctl_opts *,
 static int ctl_print_report(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_print_agent(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_backups(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_retire(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_wait(const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
 
@@ -209,6 +225,10 @@ static int ctl_fill_wait(struct ctl_wait *, const struct ctl_wait_args *, struct
 static int ctl_exclude_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static int ctl_check_agent(const char *, struct ctl_error *);
 static int ctl_check_reason(const char *, struct ctl_error *);
+static int ctl_page_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_fill_backups(
+    Carotate__V1__ListBackupsRequest *, const struct ctl_page_args *, struct ctl_error *);
+static int ctl_retire_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static void ctl_wipe(ProtobufCBinaryData *);
 static void ctl_request_clear(struct ctl_request *);
 static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *);
@@ -309,6 +329,22 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"\n"                                                                                       \
 	"AGENT is an agent id: 1 to 64 of A-Z a-z 0-9 . _ -. An excluded agent stays listed\n"     \
 	"but is no longer counted (a decommissioned machine); include undoes it.\n"
+#define CTL_BACKUPS_OPTIONS                                                                        \
+	"  --limit N                 backups per page, 1 to 1000 (default: 100)\n"                 \
+	"  --offset N                backups to skip, for the next page (default: 0)\n"            \
+	"\n"                                                                                       \
+	"Lists, newest first, the certs-YYYYMMDD-HHMMSS backups of the SSL directory (made\n"      \
+	"by rotate, by restore, or by hand) and the discarded-YYYYMMDD-HHMMSS staged sets,\n"      \
+	"and whether restore would accept each. Retention: carotated keeps the newest\n"           \
+	"[backups] keep (default 10) of the backups it made and removes older ones after\n"        \
+	"each rotate or restore; never the newest, never one made by hand.\n"
+#define CTL_RETIRE_OPTIONS                                                                         \
+	"  --dry-run                 list the CAs that would be dropped; change nothing\n"         \
+	"\n"                                                                                       \
+	"After a rotation the old CA stays in the trust bundle for [bundle] retention\n"           \
+	"(default 30 days), so a restore cannot cut agents off. retire drops every CA\n"           \
+	"that is neither active nor staged now; agents receive the smaller bundle at their\n"      \
+	"next check-in. Only with nothing staged (exit 3 otherwise).\n"
 
 /* Every command, in the order --help lists them. Later commands slot in here. */
 static const struct ctl_cmd ctl_table[] = {
@@ -342,6 +378,14 @@ static const struct ctl_cmd ctl_table[] = {
 	{ "include", "AGENT", "count an excluded agent again", "", 0,
 	    CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY, ctl_build_include, ctl_print_agent, NULL,
 	    0 },
+	{ "backups", "[--limit N] [--offset N]",
+	    "list the backups (newest first) and whether each can be restored", CTL_BACKUPS_OPTIONS,
+	    0, CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY, ctl_build_backups,
+	    ctl_print_backups, NULL, 0 },
+	{ "retire", "[--dry-run]",
+	    "drop CAs that are neither active nor staged from the trust bundle now",
+	    CTL_RETIRE_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY, ctl_build_retire,
+	    ctl_print_retire, NULL, 0 },
 };
 
 /* Options every command also accepts after its name ("status --json"). */
@@ -384,6 +428,7 @@ enum {
 	CTL_OPT_VERIFIED,
 	CTL_OPT_INTERVAL,
 	CTL_OPT_REASON,
+	CTL_OPT_DRY_RUN,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -420,6 +465,19 @@ static const struct option ctl_wait_longopts[] = {
 	{ "percent", required_argument, NULL, CTL_OPT_PERCENT },
 	{ "verified", no_argument, NULL, CTL_OPT_VERIFIED },
 	{ "interval", required_argument, NULL, CTL_OPT_INTERVAL },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_backups_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "limit", required_argument, NULL, CTL_OPT_LIMIT },
+	{ "offset", required_argument, NULL, CTL_OPT_OFFSET },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_retire_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1213,6 +1271,90 @@ ctl_build_include(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 	return 1;
 }
 
+static int
+ctl_page_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_page_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_LIMIT:
+		return ctl_once(cmd, name, &a->limit, arg);
+	case CTL_OPT_OFFSET:
+		return ctl_once(cmd, name, &a->offset, arg);
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+/* Unset fields stay zero: a page of 100 from the newest. */
+static int
+ctl_fill_backups(
+    Carotate__V1__ListBackupsRequest *lb, const struct ctl_page_args *a, struct ctl_error *err)
+{
+	uint64_t v;
+
+	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_BACKUPS, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--limit %s: expected a whole number from 1 to %d", a->limit, CTL_MAX_BACKUPS);
+	if (a->limit != NULL)
+		lb->limit = (uint32_t)v;
+	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--offset %s: expected a whole number, 0 or more", a->offset);
+	if (a->offset != NULL)
+		lb->offset = v;
+	return 0;
+}
+
+/* Usage errors (exit 1) come before wrong values (exit 5). */
+static int
+ctl_build_backups(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_page_args a = { 0 };
+	int first;
+
+	carotate__v1__list_backups_request__init(&r->call.list_backups);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS;
+	r->req.list_backups = &r->call.list_backups;
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_backups_longopts, ctl_page_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (ctl_fill_backups(&r->call.list_backups, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
+static int
+ctl_retire_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	if (c != CTL_OPT_DRY_RUN)
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	*(protobuf_c_boolean *)ctx = 1;
+	return 0;
+}
+
+static int
+ctl_build_retire(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	int first;
+
+	carotate__v1__retire_request__init(&r->call.retire);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_RETIRE;
+	r->req.retire = &r->call.retire;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_retire_longopts, ctl_retire_option, &r->call.retire.dry_run);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	return 1;
+}
+
 /* Every file buffer is CTL_MAX_FILE + 1 bytes (ctl_read_file). */
 static void
 ctl_wipe(ProtobufCBinaryData *b)
@@ -1323,6 +1465,34 @@ ctl_print_agent(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const st
 		ret = output_agent_json(stdout, ctl_agent_reply(resp));
 	else
 		ret = output_agent_human(stdout, ctl_agent_reply(resp));
+	return ctl_finish_output(ret);
+}
+
+/* The page asked for says where the listing starts. */
+static int
+ctl_print_backups(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
+{
+	int ret;
+
+	if (opts->json)
+		ret = output_backups_json(stdout, resp->list_backups_reply);
+	else
+		ret = output_backups_human(
+		    stdout, resp->list_backups_reply, r->call.list_backups.offset);
+	return ctl_finish_output(ret);
+}
+
+static int
+ctl_print_retire(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
+{
+	int ret;
+
+	if (opts->json)
+		ret = output_retire_json(stdout, resp->retire_reply, resp->message);
+	else
+		ret = output_retire_human(stdout, resp->retire_reply, resp->message);
 	return ctl_finish_output(ret);
 }
 
@@ -1515,6 +1685,10 @@ ctl_has_result(const struct ctl_cmd *cmd, const Carotate__V1__Response *resp)
 	case CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY:
 	case CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY:
 		return ctl_agent_reply(resp) != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY:
+		return resp->list_backups_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:
+		return resp->retire_reply != NULL;
 	default:
 		return ctl_stage_reply(resp) != NULL;
 	}

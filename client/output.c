@@ -61,6 +61,12 @@ static void output_pending_human(FILE *, const Carotate__V1__ReportReply *, uint
 static void output_holdings_human(FILE *, const Carotate__V1__ReportReply *);
 static void output_staged_human(FILE *, const Carotate__V1__ReportReply *);
 static void output_steady_human(FILE *, const Carotate__V1__ReportReply *);
+static json_t *output_backup_json(const Carotate__V1__Backup *);
+static const char *output_backup_reason(const char *);
+static int output_width(const char *);
+static void output_pad(FILE *, const char *, int);
+static void output_backup_human(FILE *, const Carotate__V1__Backup *, int, int);
+static json_t *output_retired_json(const Carotate__V1__BundleCa *);
 
 int
 output_rfc3339(int64_t t, char *buf, size_t len)
@@ -1037,5 +1043,204 @@ output_wait_reached(
 	output_safe(fp, label);
 	fprintf(
 	    fp, " (%" PRIu64 "/%" PRIu64 "), threshold %" PRIu32 " %% reached\n", num, den, need);
+	return ferror(fp) ? -1 : 0;
+}
+
+/* The daemon's four words ("rotate", "restore", "discard", "manual"); anything else reads
+ * "unknown". */
+static const char *
+output_backup_reason(const char *reason)
+{
+	static const char *const known[] = { "rotate", "restore", "discard", "manual" };
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(output_s(reason), known[i]) == 0)
+			return known[i];
+	return "unknown";
+}
+
+/* DESIGN §7's keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
+static json_t *
+output_backup_json(const Carotate__V1__Backup *b)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "id", output_jstr(b->id));
+	output_jset(o, "created", output_jtime_opt(b->created));
+	output_jset(o, "reason", output_jstr(output_backup_reason(b->reason)));
+	output_jset(o, "detail", output_jstr_opt(b->detail));
+	output_jset(o, "ca_subject", b->ca != NULL ? output_jstr(b->ca->subject) : json_null());
+	output_jset(o, "ca_sha256", b->ca != NULL ? output_jhex(b->ca->sha256) : json_null());
+	output_jset(
+	    o, "ca_not_after", b->ca != NULL ? output_jtime(b->ca->not_after) : json_null());
+	output_jset(
+	    o, "server_subject", b->server != NULL ? output_jstr(b->server->subject) : json_null());
+	output_jset(
+	    o, "server_sha256", b->server != NULL ? output_jhex(b->server->sha256) : json_null());
+	output_jset(o, "server_not_after",
+	    b->server != NULL ? output_jtime(b->server->not_after) : json_null());
+	output_jset(o, "restorable", json_boolean(b->restorable));
+	output_jset(o, "problem", output_jstr_opt(b->problem));
+	return o;
+}
+
+int
+output_backups_json(FILE *fp, const Carotate__V1__BackupsReply *r)
+{
+	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
+	size_t i;
+
+	for (i = 0; i < r->n_backups; i++)
+		if (json_array_append_new(a, output_backup_json(r->backups[i])) != 0)
+			fatalx("out of memory building JSON");
+	output_jset(o, "backups", a);
+	output_jset(o, "total", output_jcount(r->total));
+	output_jset(o, "keep", json_integer(r->keep));
+	return output_dump(fp, o);
+}
+
+/* Columns a string takes once printed: bytes, except that UTF-8 continuation bytes are free. */
+static int
+output_width(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)output_s(s);
+	int n = 0;
+
+	for (; *p != '\0'; p++)
+		n += (*p & 0xc0) != 0x80;
+	return n;
+}
+
+/* s, escaped, then blanks up to width columns. */
+static void
+output_pad(FILE *fp, const char *s, int width)
+{
+	int w = output_width(s);
+
+	output_safe(fp, s);
+	if (width > w)
+		fprintf(fp, "%*s", width - w, "");
+}
+
+/* One row: id, created, reason, CA subject, CA fingerprint, server expiry, restorable. */
+static void
+output_backup_human(FILE *fp, const Carotate__V1__Backup *b, int idw, int subjw)
+{
+	char when[OUTPUT_RFC3339_LEN];
+	const char *reason = output_backup_reason(b->reason);
+
+	fputs("  ", fp);
+	output_pad(fp, b->id, idw);
+	if (b->created == 0 || output_rfc3339(b->created, when, sizeof(when)) != 0)
+		snprintf(when, sizeof(when), "unknown");
+	fprintf(fp, "  %-20s  %-7s  ", when, reason);
+	output_pad(fp, b->ca != NULL ? b->ca->subject : "-", subjw);
+	fputs("  ", fp);
+	if (b->ca != NULL)
+		output_abbrev(fp, b->ca->sha256, OUTPUT_ABBREV + 1);
+	else
+		fprintf(fp, "%-*s", OUTPUT_ABBREV + 1, "-");
+	if (b->server == NULL || output_rfc3339(b->server->not_after, when, sizeof(when)) != 0)
+		snprintf(when, sizeof(when), "-");
+	fprintf(fp, "  %-20s  ", when);
+	if (b->restorable)
+		fputs("yes\n", fp);
+	else {
+		fputs("no: ", fp);
+		output_safe(fp, output_s(b->problem)[0] != '\0' ? b->problem : "(no reason given)");
+		fputc('\n', fp);
+	}
+	if (output_s(b->detail)[0] != '\0' && strcmp(b->detail, reason) != 0) {
+		fprintf(fp, "  %*s  reason given: ", idw, "");
+		output_safe(fp, b->detail);
+		fputc('\n', fp);
+	}
+}
+
+int
+output_backups_human(FILE *fp, const Carotate__V1__BackupsReply *r, uint64_t offset)
+{
+	int idw = 2, subjw = 10, w;
+	size_t i;
+
+	if (r->n_backups == 0) {
+		fputs("no backups", fp);
+		if (offset > 0)
+			fprintf(
+			    fp, " from offset %" PRIu64 " (%" PRIu64 " in all)", offset, r->total);
+		fprintf(fp, "; keep %" PRIu32 "\n", r->keep);
+		return ferror(fp) ? -1 : 0;
+	}
+	for (i = 0; i < r->n_backups; i++) {
+		if ((w = output_width(r->backups[i]->id)) > idw)
+			idw = w;
+		if (r->backups[i]->ca != NULL &&
+		    (w = output_width(r->backups[i]->ca->subject)) > subjw)
+			subjw = w;
+	}
+	fputs("  ", fp);
+	output_pad(fp, "ID", idw);
+	fprintf(fp, "  %-20s  %-7s  ", "CREATED", "REASON");
+	output_pad(fp, "CA SUBJECT", subjw);
+	fprintf(fp, "  %-*s  %-20s  %s\n", OUTPUT_ABBREV + 1, "CA SHA256", "SERVER EXPIRES",
+	    "RESTORABLE");
+	for (i = 0; i < r->n_backups; i++)
+		output_backup_human(fp, r->backups[i], idw, subjw);
+	fprintf(fp, "%" PRIu64 " backup%s", r->total, r->total == 1 ? "" : "s");
+	if (offset > 0 || r->total > r->n_backups)
+		fprintf(fp, " (%zu shown from offset %" PRIu64 ")", r->n_backups, offset);
+	fprintf(fp,
+	    "; carotated keeps the newest %" PRIu32
+	    " of its own and removes older ones (never one made by hand)\n",
+	    r->keep);
+	if (r->total > offset && r->total - offset > r->n_backups)
+		fprintf(fp, "  (%" PRIu64 " more; --offset %" PRIu64 " shows the next page)\n",
+		    r->total - offset - r->n_backups, offset + r->n_backups);
+	return ferror(fp) ? -1 : 0;
+}
+
+static json_t *
+output_retired_json(const Carotate__V1__BundleCa *m)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "sha256", output_jhex(m->sha256));
+	output_jset(o, "subject", output_jstr(m->subject));
+	output_jset(o, "not_after", output_jtime_opt(m->not_after));
+	output_jset(o, "retained_until", output_jtime_opt(m->retained_until));
+	return o;
+}
+
+int
+output_retire_json(FILE *fp, const Carotate__V1__RetireReply *r, const char *message)
+{
+	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
+	size_t i;
+
+	for (i = 0; i < r->n_retired; i++)
+		if (json_array_append_new(a, output_retired_json(r->retired[i])) != 0)
+			fatalx("out of memory building JSON");
+	output_jset(o, "dry_run", json_boolean(r->dry_run));
+	output_jset(o, "retired", a);
+	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	output_jset(o, "message", output_jstr_opt(message));
+	return output_dump(fp, o);
+}
+
+int
+output_retire_human(FILE *fp, const Carotate__V1__RetireReply *r, const char *message)
+{
+	size_t i;
+
+	if (output_s(message)[0] != '\0')
+		output_safe(fp, message);
+	else
+		fprintf(fp, "%s %zu CA%s", r->dry_run ? "would retire" : "retired", r->n_retired,
+		    r->n_retired == 1 ? "" : "s");
+	fputc('\n', fp);
+	for (i = 0; i < r->n_retired; i++)
+		output_member_human(fp, r->retired[i]);
+	output_bundle_human(fp, r->bundle, NULL, NULL);
 	return ferror(fp) ? -1 : 0;
 }

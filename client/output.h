@@ -47,6 +47,20 @@ int output_report_json(FILE *, const Carotate__V1__ReportReply *, int pending);
 int output_agent_human(FILE *, const Carotate__V1__AgentReply *);
 int output_agent_json(FILE *, const Carotate__V1__AgentReply *);
 /*
+ * `backups`: a table, one line per backup (newest first), `offset` being the page's first;
+ * JSON {backups: [{id, created, reason, detail, ca_subject, ca_sha256, server_sha256,
+ * server_not_after, restorable, problem}], total, keep}. 0, or -1 on a write error.
+ */
+int output_backups_human(FILE *, const Carotate__V1__BackupsReply *, uint64_t offset);
+int output_backups_json(FILE *, const Carotate__V1__BackupsReply *);
+/*
+ * `retire`: the daemon's one-line summary (`message`), the CAs dropped (or, dry run, that
+ * would be), and the bundle; JSON {dry_run, retired: [{sha256, subject, not_after,
+ * retained_until}], bundle, message}. 0, or -1 on a write error.
+ */
+int output_retire_human(FILE *, const Carotate__V1__RetireReply *, const char *message);
+int output_retire_json(FILE *, const Carotate__V1__RetireReply *, const char *message);
+/*
  * `wait` progress, `num` of `den` active agents `label` ("acknowledged"): on a terminal
  * (tty) a bar redrawn in place, without a newline; otherwise one line. The bar fills from
  * percent, so it is full only at 100.

@@ -29,6 +29,10 @@ static void bundle_add_retained(struct bundle *, const struct config *, time_t);
 static int bundle_finish(struct bundle *, char *, size_t);
 static int bundle_cmp(const void *, const void *);
 static const char *bundle_role_name(enum bundle_role);
+static int bundle_set_sha(const struct config *, int, char[PKI_SHA256_HEX], char *, size_t);
+static int bundle_retired_cmp(const void *, const void *);
+static int bundle_retire_file(const struct config *, int, const char *, int,
+    char (*)[PKI_SHA256_HEX], struct bundle_retired **, size_t *, char *, size_t);
 
 /* Adds a CA unless the same certificate is already in (the first role wins). Takes x. */
 static void
@@ -281,6 +285,33 @@ bundle_first_sha(const uint8_t *pem, size_t len, char sha[PKI_SHA256_HEX], X509 
 	pki_cert_sha256(sk_X509_value(certs, 0), sha);
 	if (x != NULL)
 		*x = sk_X509_shift(certs);
+
+/* The SHA-256 of the active (or staged) CA; "" when there is none. -1 when it cannot be read. */
+static int
+bundle_set_sha(
+    const struct config *conf, int staged, char sha[PKI_SHA256_HEX], char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	const char *which = staged ? "staged" : "active";
+	uint8_t *pem;
+	size_t len;
+	char why[128];
+
+	sha[0] = '\0';
+	if (ssldir_read_ca(conf, staged, &pem, &len) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read the %s CA: %s; nothing retired", which,
+		    strerror(errno));
+		return -1;
+	}
+	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
+	free(pem);
+	if (certs == NULL) {
+		snprintf(err, errlen, "the %s CA: %s; nothing retired", which, why);
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
 	sk_X509_pop_free(certs, X509_free);
 	return 0;
 }
@@ -332,6 +363,82 @@ bundle_note_active(const struct config *conf, time_t now, char before[BUNDLE_NOT
 	int sfd, dfd, known = 0, r = 0;
 
 	snprintf(before, BUNDLE_NOTE_LEN, "-");
+
+static int
+bundle_retired_cmp(const void *a, const void *b)
+{
+	const struct bundle_retired *x = a, *y = b;
+
+	return strcmp(x->sha256, y->sha256);
+}
+
+/*
+ * One file of retained/: 1 when it was (or, dry, would be) removed and added
+ * to *out, 0 when it stays, -1 (err filled) when its removal failed.
+ */
+static int
+bundle_retire_file(const struct config *conf, int rfd, const char *name, int dry_run,
+    char (*keep)[PKI_SHA256_HEX], struct bundle_retired **out, size_t *n, char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	struct bundle_retired r;
+	long long replaced;
+	struct stat st;
+	uint8_t *pem;
+	size_t len, i;
+	char why[128];
+
+	if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
+	    fsx_read(rfd, name, SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	if (sscanf((char *)pem, "# replaced %lld", &replaced) == 1 &&
+	    replaced <= INT64_MAX - (long long)conf->retention)
+		r.retained_until = replaced + (long long)conf->retention;
+	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
+	free(pem);
+	if (certs == NULL) {
+		log_warnx("retire: retained/%s: %s; left alone", name, why);
+		return 0;
+	}
+	r.cert = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	pki_cert_sha256(r.cert, r.sha256);
+	if (strcmp(r.sha256, keep[0]) == 0 || strcmp(r.sha256, keep[1]) == 0) {
+		X509_free(r.cert);
+		return 0;
+	}
+	if (!dry_run && unlinkat(rfd, name, 0) == -1) {
+		snprintf(err, errlen, "cannot remove %s/%s/%s: %s", conf->state_dir,
+		    BUNDLE_RETAINED_DIR, name, strerror(errno));
+		X509_free(r.cert);
+		return -1;
+	}
+	/* Two files of one CA: listed once. */
+	for (i = 0; i < *n; i++)
+		if (strcmp((*out)[i].sha256, r.sha256) == 0) {
+			X509_free(r.cert);
+			return 1;
+		}
+	*out = xreallocarray(*out, *n + 1, sizeof(**out));
+	(*out)[(*n)++] = r;
+	return 1;
+}
+
+int
+bundle_retire(const struct config *conf, int dry_run, struct bundle_retired **out, size_t *n,
+    char *err, size_t errlen)
+{
+	char keep[2][PKI_SHA256_HEX], why[512];
+	struct dirent *de;
+	DIR *dir;
+	int sfd, rfd, removed = 0, r = 0, k;
+
+	*out = NULL;
+	*n = 0;
+	if (bundle_set_sha(conf, 0, keep[0], err, errlen) == -1 ||
+	    bundle_set_sha(conf, 1, keep[1], err, errlen) == -1)
+		return -1;
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
 		return -1;
@@ -387,4 +494,46 @@ out:
 	ssldir_set_clear(&set);
 	close(sfd);
 	return r;
+}
+
+	rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR);
+	close(sfd);
+	if (rfd == -1 && errno == ENOENT)
+		return 0;
+	if (rfd == -1 || (dir = fdopendir(rfd)) == NULL) {
+		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, BUNDLE_RETAINED_DIR,
+		    strerror(errno));
+		if (rfd != -1)
+			close(rfd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		k = bundle_retire_file(
+		    conf, rfd, de->d_name, dry_run, keep, out, n, why, sizeof(why));
+		if (k == -1 && r == 0)
+			snprintf(err, errlen, "%s", why);
+		r = k == -1 ? -1 : r;
+		removed += k == 1;
+	}
+	if (!dry_run && removed > 0 && fsx_fsync_dir(rfd) == -1 && r == 0) {
+		snprintf(err, errlen, "cannot fsync %s/%s: %s", conf->state_dir,
+		    BUNDLE_RETAINED_DIR, strerror(errno));
+		r = -1;
+	}
+	closedir(dir);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), bundle_retired_cmp);
+	return r;
+}
+
+void
+bundle_retired_free(struct bundle_retired *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		X509_free(list[i].cert);
+	free(list);
 }

@@ -66,4 +66,24 @@ int bundle_publish(const struct config *, time_t now, struct bundle *, char *err
 int bundle_note_active(const struct config *, time_t now, char before[BUNDLE_NOTE_LEN],
     char after[BUNDLE_NOTE_LEN], char *err, size_t errlen);
 
+/* A retained CA that bundle_retire removed (or, in a dry run, would remove). */
+struct bundle_retired {
+	X509 *cert;
+	char sha256[PKI_SHA256_HEX];
+	int64_t retained_until; /* end of its retention window; 0 when its file has no time */
+};
+
+/*
+ * Removes from state_dir/retained/ every CA that is neither the active nor
+ * the staged one (dry_run: removes nothing), and fsyncs the directory; the
+ * caller re-publishes the bundle. Files that hold no certificate, and
+ * anything but regular files, are left alone. Refuses (removing nothing) when
+ * the active or staged CA exists but cannot be read. *out (*n, sorted by
+ * sha256, NULL when none) lists the CAs, even on -1: free it with
+ * bundle_retired_free. 0, or -1 with err naming the first failure.
+ */
+int bundle_retire(const struct config *, int dry_run, struct bundle_retired **out, size_t *n,
+    char *err, size_t errlen);
+void bundle_retired_free(struct bundle_retired *, size_t);
+
 #endif

@@ -27,6 +27,10 @@ static const struct dispatch_entry dispatch_table[] = {
 	    rpc_include, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_DISCARD, "discard", ACL_ADMIN, DISPATCH_STAGED, rpc_discard,
 	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS, "backups", ACL_READER, DISPATCH_ANY_PHASE,
+	    rpc_list_backups, 0 },
+	{ CAROTATE__V1__REQUEST__CALL_RETIRE, "retire", ACL_ADMIN, DISPATCH_STEADY, rpc_retire,
+	    DISPATCH_EXCLUSIVE },
 };
 
 static const struct dispatch_entry *dispatch_lookup(

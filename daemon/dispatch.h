@@ -85,4 +85,7 @@ void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__
 void rpc_rotate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
+void rpc_list_backups(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_retire(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+
 #endif

@@ -1965,3 +1965,25 @@ pki_validate_custom(const struct pki_custom *c, const struct pki_policy *policy,
 	ERR_clear_error();
 	return rc;
 }
+
+int
+pki_check_set(const uint8_t *ca, size_t ca_len, const uint8_t *cert, size_t cert_len,
+    const uint8_t *key, size_t key_len, char *err, size_t errlen)
+{
+	const struct pki_custom c = { ca, cert, key, NULL, ca_len, cert_len, key_len, 0 };
+	struct pki_cset s;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	ERR_clear_error();
+	rc = pki_parse_set(&c, &s, err, errlen);
+	if (rc == 0)
+		rc = pki_check_key_match(&s, err, errlen);
+	if (rc == 0 && !pki_chains_to(s.leaf, s.untrusted, s.ca))
+		rc = pki_fail(err, errlen,
+		    "cert: the server certificate does not chain to the CA of ca (its signature "
+		    "or issuer name does not match)");
+	pki_cset_free(&s);
+	ERR_clear_error();
+	return rc;
+}

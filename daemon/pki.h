@@ -100,5 +100,14 @@ int pki_generate(const struct pki_profile *, struct pki_material *, char *err, s
 int pki_validate_custom(const struct pki_custom *, const struct pki_policy *,
     struct pki_material *out, char *err, size_t errlen);
 void pki_material_clear(struct pki_material *);
+/*
+ * Checks a set read back from disk (a backup): the key is the leaf's (a
+ * sign-and-verify round trip, not only the public halves) and the leaf, with
+ * the intermediates that follow it in cert, chains to ca (signatures and
+ * names; dates are not checked). Fields are named ca, cert and key in err.
+ * 0, or -1 with a one-line reason.
+ */
+int pki_check_set(const uint8_t *ca, size_t ca_len, const uint8_t *cert, size_t cert_len,
+    const uint8_t *key, size_t key_len, char *err, size_t errlen);
 
 #endif

@@ -311,7 +311,10 @@ swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
 	return 0;
 }
 
-/* The backup's manifest: reason, time, then `sha256  mode  name` per file of the active set. */
+/*
+ * The backup's manifest: reason, the operation (rotate or restore), time, then
+ * `sha256  mode  name` per file of the active set.
+ */
 static int
 swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
 {
@@ -323,8 +326,8 @@ swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
 	for (i = 0; reason != NULL && reason[i] != '\0' && i < SWAP_REASON_MAX; i++)
 		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
 	clean[i] = '\0';
-	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\ncreated=%lld\n", clean,
-	        (long long)now) == -1)
+	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\nop=%s\ncreated=%lld\n",
+	        clean, c->op, (long long)now) == -1)
 		return swap_error(c, "manifest too long");
 	for (i = 0; i < SWAP_NFILES; i++) {
 		if (!(mask & (1 << i)))
@@ -364,11 +367,17 @@ swap_verify_line(struct swap_ctx *c, int bfd, const char *id, const char *line, 
 	return 0;
 }
 
-/* Backup id exists as a directory (not a symlink) and every file matches its manifest. */
+/*
+ * Backup id exists as a directory (not a symlink) and every file matches its
+ * manifest. A backup without a manifest was made by hand (PROCEDURE.txt): it
+ * passes when the three set files are regular files; the caller must then
+ * check that they belong together (pki_check_set). A manifest that exists but
+ * cannot be read, or does not match, refuses.
+ */
 static int
 swap_verify(struct swap_ctx *c, const char *id, int *mask)
 {
-	char *line, *save = NULL;
+	char *line, *save = NULL, where[SWAP_ID_MAX + 1];
 	uint8_t *buf = NULL;
 	size_t len;
 	int bfd, r = 0;
@@ -379,14 +388,19 @@ swap_verify(struct swap_ctx *c, const char *id, int *mask)
 		return swap_error(c, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
 		return swap_error(c, "no backup %s: %s", id, strerror(errno));
-	if (fsx_read(bfd, SWAP_MANIFEST, SWAP_MAX_TEXT, &buf, &len) == -1 ||
-	    strlen((char *)buf) != len)
-		r = swap_error(c, "%s/%s: %s, refused", id, SWAP_MANIFEST,
-		    buf == NULL ? strerror(errno) : "binary content");
-	for (line = r == 0 ? strtok_r((char *)buf, "\n", &save) : NULL; line != NULL && r == 0;
-	     line = strtok_r(NULL, "\n", &save))
-		if (strncmp(line, "reason=", 7) != 0 && strncmp(line, "created=", 8) != 0)
-			r = swap_verify_line(c, bfd, id, line, mask);
+	if (fsx_read(bfd, SWAP_MANIFEST, SWAP_MAX_TEXT, &buf, &len) == -1) {
+		snprintf(where, sizeof(where), "%s/", id);
+		r = errno == ENOENT ? swap_probe_set(c, bfd, where, mask)
+		                    : swap_error(c, "%s/%s: %s, refused", id, SWAP_MANIFEST,
+		                          errno == ELOOP ? "a symbolic link" : strerror(errno));
+	} else if (strlen((char *)buf) != len)
+		r = swap_error(c, "%s/%s: binary content, refused", id, SWAP_MANIFEST);
+	else
+		for (line = strtok_r((char *)buf, "\n", &save); line != NULL && r == 0;
+		     line = strtok_r(NULL, "\n", &save))
+			if (strncmp(line, "reason=", 7) != 0 && strncmp(line, "op=", 3) != 0 &&
+			    strncmp(line, "created=", 8) != 0)
+				r = swap_verify_line(c, bfd, id, line, mask);
 	free(buf);
 	close(bfd);
 	if (r == 0 && (*mask & SWAP_REQUIRED) != SWAP_REQUIRED)

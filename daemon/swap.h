@@ -20,9 +20,10 @@ struct config;
 int swap_rotate(const struct config *, time_t now, const char *reason, char *backup_id,
     size_t idlen, char *err, size_t errlen);
 /*
- * Checks backup backup_id (an exact backup name, manifest sums and modes),
- * moves the active set to a new backup (named in new_backup_id, "" when there
- * was none), then copies the backup's files into place. 0, or -1 with err.
+ * Checks backup backup_id (an exact backup name, manifest sums and modes; see
+ * swap_check_backup), moves the active set to a new backup (named in
+ * new_backup_id, "" when there was none), then copies the backup's files into
+ * place. 0, or -1 with err.
  */
 int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen);
@@ -34,7 +35,12 @@ int swap_restore(const struct config *, const char *backup_id, time_t now, char 
 int swap_recover(const struct config *, char *err, size_t errlen);
 /* 1 when id has the exact shape of a backup name (it may still not exist). */
 int swap_valid_id(const char *id);
-/* Verifies backup id against its manifest without changing anything. 0, or -1 with err. */
+/*
+ * Verifies backup id against its manifest without changing anything. A
+ * backup with no manifest (one made by hand) passes when its three set files
+ * are regular files: the caller checks that they belong together. 0, or -1
+ * with err.
+ */
 int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
 
 #endif

@@ -1,10 +1,7 @@
-/*
- * The record of the active set (bundle_note_active): a change of the active
- * set is seen, whoever made it, and the CA it replaced joins the retained CAs
- * of the trust bundle until the retention window ends.
- */
+/* The trust bundle's retained CAs: derivation within the window, and retire. */
 #include <sys/stat.h>
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -20,165 +17,214 @@
 #include "config.h"
 #include "pki.h"
 
-static char ssl[] = "/tmp/carotate-test-bundle-ssl-XXXXXX";
-static char state[] = "/tmp/carotate-test-bundle-state-XXXXXX";
+#define RETENTION (30 * 86400)
+
+static char root[] = "/tmp/carotate-test-bundle-XXXXXX";
+static char ssl[80], state[80], retained[96];
 static struct config conf;
-static struct pki_material sets[2];
+static struct pki_material ca[4]; /* active, staged, old, older */
+static char sha[4][PKI_SHA256_HEX];
+static time_t now0;
+
+static void put(const char *, const char *, const char *, mode_t);
+static void put_retained(const char *, int, long long);
+static int has(const char *);
 
 static void
-put(const char *dir, const char *name, const char *text)
+put(const char *dir, const char *name, const char *text, mode_t mode)
 {
 	char path[512];
-	FILE *f;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	assert_non_null(f = fopen(path, "w"));
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
 }
 
-/* Makes set i the active one, as a manual copy of a backup would. */
+/* retained/<name>: "# replaced <when>", then CA i's PEM. */
 static void
-activate(int i)
+put_retained(const char *name, int i, long long when)
 {
-	put(ssl, "ca.crt", sets[i].ca);
-	put(ssl, "server.crt", sets[i].cert);
-	put(ssl, "server.key", sets[i].key);
+	char *text;
+
+	assert_true(asprintf(&text, "# replaced %lld\n%s", when, ca[i].ca) > 0);
+	put(retained, name, text, 0644);
+	free(text);
 }
 
-static void
-sha_of(const char *pem, char out[PKI_SHA256_HEX])
+static int
+has(const char *name)
 {
-	STACK_OF(X509) * certs;
-	char why[128];
+	char path[512];
+	struct stat st;
 
-	assert_non_null(
-	    certs = pki_certs_from_pem((const uint8_t *)pem, strlen(pem), why, sizeof(why)));
-	pki_cert_sha256(sk_X509_value(certs, 0), out);
-	sk_X509_pop_free(certs, X509_free);
+	snprintf(path, sizeof(path), "%s/%s", retained, name);
+	return lstat(path, &st) == 0;
+}
+
+static int
+setup(void **st)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/ssl %s/state", root, root);
+	if (system(cmd) != 0 || mkdir(ssl, 0755) == -1 || mkdir(state, 0700) == -1 ||
+	    mkdir(retained, 0700) == -1)
+		return -1;
+	put(ssl, "ca.crt", ca[0].ca, 0644);
+	return 0;
 }
 
 static int
 group_setup(void **st)
 {
 	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, "test", sans, 1, time(NULL) };
+	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "bundle test", sans, 1, 0 };
+	STACK_OF(X509) * xs;
 	char err[256];
 	int i;
 
-	if (mkdtemp(ssl) == NULL || mkdtemp(state) == NULL)
+	if (mkdtemp(root) == NULL)
 		return -1;
+	snprintf(ssl, sizeof(ssl), "%s/ssl", root);
+	snprintf(state, sizeof(state), "%s/state", root);
+	snprintf(retained, sizeof(retained), "%s/retained", state);
 	conf.ssl_dir = ssl;
 	conf.state_dir = state;
 	conf.ssl_ca = (char *)"ca.crt";
 	conf.ssl_cert = (char *)"server.crt";
 	conf.ssl_key = (char *)"server.key";
-	conf.retention = 30 * 86400;
-	for (i = 0; i < 2; i++)
-		if (pki_generate(&p, &sets[i], err, sizeof(err)) == -1)
+	conf.retention = RETENTION;
+	now0 = p.now = time(NULL);
+	for (i = 0; i < 4; i++) {
+		if (pki_generate(&p, &ca[i], err, sizeof(err)) != 0)
 			return -1;
+		xs = pki_certs_from_pem(
+		    (const uint8_t *)ca[i].ca, strlen(ca[i].ca), err, sizeof(err));
+		if (xs == NULL)
+			return -1;
+		pki_cert_sha256(sk_X509_value(xs, 0), sha[i]);
+		sk_X509_pop_free(xs, X509_free);
+	}
 	return 0;
 }
 
 static int
 group_teardown(void **st)
 {
-	char cmd[200];
+	char cmd[300];
+	int i;
 
-	pki_material_clear(&sets[0]);
-	pki_material_clear(&sets[1]);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", ssl, state);
+	for (i = 0; i < 4; i++)
+		pki_material_clear(&ca[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
 	return system(cmd);
 }
 
+/* The CAs of the bundle derived now, by sha256, in a fixed order: active, staged, old, older. */
 static void
-test_note_active(void **st)
+bundle_has(int want0, int want1, int want2, int want3)
 {
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[256], sha0[PKI_SHA256_HEX],
-	    sha1[PKI_SHA256_HEX], want[BUNDLE_NOTE_LEN], path[512];
+	const int want[4] = { want0, want1, want2, want3 };
 	struct bundle b;
-	time_t now = time(NULL);
-	struct stat sb;
-	FILE *f;
-	long long replaced = 0;
+	char err[256];
+	size_t i, j;
+	int found;
 
-	sha_of(sets[0].ca, sha0);
-	sha_of(sets[1].ca, sha1);
-
-	/* Nothing recorded yet: the first sight is recorded, not a change. */
-	activate(0);
-	assert_int_equal(bundle_note_active(&conf, now, before, after, err, sizeof(err)), 0);
-	assert_string_equal(before, "-");
-	snprintf(want, sizeof(want), "ca=%s server=", sha0);
-	assert_memory_equal(after, want, strlen(want));
-	/* Unchanged: nothing to say. */
-	assert_int_equal(bundle_note_active(&conf, now, before, after, err, sizeof(err)), 0);
-
-	/* Another set, copied in by hand: a change; the old CA is retained. */
-	activate(1);
-	assert_int_equal(bundle_note_active(&conf, now + 5, before, after, err, sizeof(err)), 1);
-	assert_memory_equal(before, want, strlen(want));
-	snprintf(path, sizeof(path), "%s/%s/%s.crt", state, BUNDLE_RETAINED_DIR, sha0);
-	assert_int_equal(stat(path, &sb), 0);
-	assert_non_null(f = fopen(path, "r"));
-	assert_int_equal(fscanf(f, "# replaced %lld", &replaced), 1);
-	fclose(f);
-	assert_int_equal(replaced, (long long)now + 5);
-	assert_int_equal(bundle_note_active(&conf, now + 6, before, after, err, sizeof(err)), 0);
-
-	/* The bundle: the active CA and the retained one, until the window ends. */
-	assert_int_equal(bundle_derive(&conf, now + 10, &b, err, sizeof(err)), 0);
-	assert_int_equal(b.n, 2);
+	assert_int_equal(bundle_derive(&conf, now0, &b, err, sizeof(err)), 0);
+	for (i = 0; i < 4; i++) {
+		for (found = 0, j = 0; j < b.n; j++)
+			found |= strcmp(b.cas[j].sha256, sha[i]) == 0;
+		if (found != want[i])
+			fail_msg("CA %zu: in the bundle %d, expected %d", i, found, want[i]);
+	}
 	bundle_clear(&b);
-	assert_int_equal(bundle_derive(&conf, now + 5 + 30 * 86400, &b, err, sizeof(err)), 0);
-	assert_int_equal(b.n, 1);
-	assert_string_equal(b.cas[0].sha256, sha1);
-	bundle_clear(&b);
-
-	/* Back to the first set: the second CA is retained too; the first stays retained. */
-	activate(0);
-	assert_int_equal(bundle_note_active(&conf, now + 20, before, after, err, sizeof(err)), 1);
-	snprintf(path, sizeof(path), "%s/%s/%s.crt", state, BUNDLE_RETAINED_DIR, sha1);
-	assert_int_equal(stat(path, &sb), 0);
-	assert_int_equal(bundle_derive(&conf, now + 21, &b, err, sizeof(err)), 0);
-	assert_int_equal(b.n, 2);
-	bundle_clear(&b);
-
-	/* No active set at all is a state too. */
-	snprintf(path, sizeof(path), "%s/ca.crt", ssl);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/server.crt", ssl);
-	unlink(path);
-	assert_int_equal(bundle_note_active(&conf, now + 30, before, after, err, sizeof(err)), 1);
-	assert_string_equal(after, "ca=- server=-");
 }
 
-#define CERT_MARK "-----BEGIN CERTIFICATE-----\n"
-
-/* A record that is not ours is replaced, never trusted. */
 static void
-test_note_garbage(void **st)
+test_retire(void **st)
 {
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[256];
+	struct bundle_retired *list;
+	char err[256], path[512];
+	size_t n;
 
-	activate(0);
-	put(state, BUNDLE_KNOWN_ACTIVE, "carotate-active 1\nca ../../etc\n");
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
-	/* Well-formed but naming a path: not trusted either (no retained file is named from it). */
-	put(state, BUNDLE_KNOWN_ACTIVE,
-	    "carotate-active 1\nca ../../../../tmp/x\nserver -\n" CERT_MARK);
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
-	assert_string_equal(before, "-");
+	put_retained("old.crt", 2, now0 - 86400);
+	put_retained("older.crt", 3, now0 - RETENTION - 1); /* past its window already */
+	put_retained("active.crt", 0, now0 - 3600);         /* the active CA came back */
+	put(retained, "junk.crt", "# replaced 1\nnot a certificate\n", 0644);
+	snprintf(path, sizeof(path), "%s/old-link.crt", retained);
+	assert_int_equal(symlink("old.crt", path), 0);
+	bundle_has(1, 0, 1, 0);
+
+	/* Dry run: listed, nothing removed. */
+	assert_int_equal(bundle_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_true(has("old.crt") && has("older.crt"));
+	assert_string_equal(list[0].sha256, strcmp(sha[2], sha[3]) < 0 ? sha[2] : sha[3]);
+	assert_true(list[0].retained_until != 0);
+	bundle_retired_free(list, n);
+	bundle_has(1, 0, 1, 0);
+
+	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_true(list[0].retained_until == now0 - 86400 + RETENTION ||
+	            list[1].retained_until == now0 - 86400 + RETENTION);
+	bundle_retired_free(list, n);
+	assert_false(has("old.crt"));
+	assert_false(has("older.crt"));
+	assert_true(has("active.crt") && has("junk.crt") && has("old-link.crt"));
+	bundle_has(1, 0, 0, 0);
+
+	/* Nothing left to retire. */
+	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
+	assert_null(list);
+}
+
+/* The staged CA stays; an unreadable active CA refuses the whole call. */
+static void
+test_retire_keeps(void **st)
+{
+	struct bundle_retired *list;
+	char err[256], path[256];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/new", ssl);
+	assert_int_equal(mkdir(path, 0700), 0);
+	put(path, "ca.crt", ca[1].ca, 0644);
+	put_retained("staged.crt", 1, now0);
+	put_retained("old.crt", 2, now0);
+	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].sha256, sha[2]);
+	bundle_retired_free(list, n);
+	assert_true(has("staged.crt"));
+
+	put_retained("old.crt", 2, now0);
+	put(ssl, "ca.crt", "garbage\n", 0644);
+	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nothing retired"));
+	assert_int_equal(n, 0);
+	assert_true(has("old.crt"));
+
+	/* No retained directory at all: nothing to do. */
+	put(ssl, "ca.crt", ca[0].ca, 0644);
+	snprintf(path, sizeof(path), "rm -rf %s", retained);
+	assert_int_equal(system(path), 0);
+	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 0);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_note_active),
-		cmocka_unit_test(test_note_garbage),
+		cmocka_unit_test_setup(test_retire, setup),
+		cmocka_unit_test_setup(test_retire_keeps, setup),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("bundle", tests, group_setup, group_teardown);
 }

@@ -92,6 +92,7 @@ expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1_
 		return staged ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		              : CAROTATE__V1__STATUS__OK;
 	case CAROTATE__V1__REQUEST__CALL_REPORT:
+	case CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS:
 		return role >= ACL_READER ? CAROTATE__V1__STATUS__OK
 		                          : CAROTATE__V1__STATUS__PERMISSION_DENIED;
 	case CAROTATE__V1__REQUEST__CALL_EXCLUDE:
@@ -103,6 +104,13 @@ expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1_
 			return CAROTATE__V1__STATUS__PERMISSION_DENIED;
 		return staged ? CAROTATE__V1__STATUS__OK
 		              : CAROTATE__V1__STATUS__FAILED_PRECONDITION;
+	case CAROTATE__V1__REQUEST__CALL_RETIRE:
+		/* Steady only (DESIGN §3): mid-migration the bundle must not shrink under the
+		 * agents. */
+		if (role < ACL_ADMIN)
+			return CAROTATE__V1__STATUS__PERMISSION_DENIED;
+		return staged ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
+		              : CAROTATE__V1__STATUS__OK;
 	default:
 		/* Not implemented by this daemon: refused whoever asks. */
 		return CAROTATE__V1__STATUS__INVALID_ARGUMENT;

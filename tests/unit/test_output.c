@@ -1347,6 +1347,228 @@ test_span(void **state)
 	assert_string_equal(buf, "172801s");
 }
 
+/* ---- backups and retire ---- */
+
+/* Three backups: restorable with a reason given, made by hand, discarded without a server. */
+struct backups_fixture {
+	Carotate__V1__BackupsReply reply;
+	Carotate__V1__Backup b[3];
+	Carotate__V1__Backup *bs[3];
+	Carotate__V1__CertInfo ca[3], server[3];
+};
+
+static void
+backups_init(struct backups_fixture *f)
+{
+	static const char *const ids[] = { "certs-20261226-030405", "certs-20261225-000000-2",
+		"discarded-20261224-000000" };
+	static const char *const reasons[] = { "rotate", "manual", "discard" };
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	carotate__v1__backups_reply__init(&f->reply);
+	for (i = 0; i < 3; i++) {
+		carotate__v1__backup__init(&f->b[i]);
+		f->b[i].id = (char *)ids[i];
+		f->b[i].created = NOW - i * DAY;
+		f->b[i].reason = (char *)reasons[i];
+		fixture_cert(&f->ca[i], "CN=Test CA", "CN=Test CA", CA_SHA, NOW + 3650 * DAY);
+		fixture_cert(&f->server[i], "CN=proxy", "CN=Test CA", SERVER_HEX, NOW + 90 * DAY);
+		f->b[i].ca = &f->ca[i];
+		f->b[i].server = &f->server[i];
+		f->bs[i] = &f->b[i];
+	}
+	f->b[0].detail = (char *)"forced: maintenance";
+	f->b[0].restorable = 1;
+	f->b[1].restorable = 1;
+	f->b[2].problem = (char *)"a discarded staged set; stage it again with install";
+	f->b[2].server = NULL;
+	f->reply.backups = f->bs;
+	f->reply.n_backups = 3;
+	f->reply.total = 5;
+	f->reply.keep = 10;
+}
+
+static char *
+print_backups(int json, const Carotate__V1__BackupsReply *r, uint64_t offset)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(
+	    json ? output_backups_json(fp, r) : output_backups_human(fp, r, offset), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static void
+test_backups_json(void **state)
+{
+	struct backups_fixture f;
+	json_error_t jerr;
+	json_t *o, *a, *b;
+	char *out;
+
+	backups_init(&f);
+	out = print_backups(1, &f.reply, 0);
+	o = json_loads(out, 0, &jerr);
+	assert_non_null(o);
+	assert_int_equal(jint(o, "total"), 5);
+	assert_int_equal(jint(o, "keep"), 10);
+	a = jget(o, "backups");
+	assert_int_equal(json_array_size(a), 3);
+	b = json_array_get(a, 0);
+	/* DESIGN §7: id, created, reason, ca_sha256, server_not_after. */
+	assert_string_equal(json_string_value(jget(b, "id")), "certs-20261226-030405");
+	assert_string_equal(json_string_value(jget(b, "created")), "2026-12-26T03:04:05Z");
+	assert_string_equal(json_string_value(jget(b, "reason")), "rotate");
+	assert_string_equal(json_string_value(jget(b, "ca_sha256")), CA_HEX);
+	assert_string_equal(json_string_value(jget(b, "server_not_after")), "2027-03-26T03:04:05Z");
+	assert_string_equal(json_string_value(jget(b, "detail")), "forced: maintenance");
+	assert_string_equal(json_string_value(jget(b, "ca_subject")), "CN=Test CA");
+	assert_string_equal(json_string_value(jget(b, "server_sha256")), SERVER_HEX);
+	assert_true(json_is_true(jget(b, "restorable")));
+	assert_true(json_is_null(jget(b, "problem")));
+	b = json_array_get(a, 1);
+	assert_string_equal(json_string_value(jget(b, "reason")), "manual");
+	assert_true(json_is_null(jget(b, "detail")));
+	b = json_array_get(a, 2);
+	assert_string_equal(json_string_value(jget(b, "reason")), "discard");
+	assert_true(json_is_false(jget(b, "restorable")));
+	assert_non_null(strstr(json_string_value(jget(b, "problem")), "discarded"));
+	assert_true(json_is_null(jget(b, "server_not_after")));
+	assert_true(json_is_null(jget(b, "server_sha256")));
+	json_decref(o);
+	free(out);
+
+	/* A reason the client does not know is not passed through as if it were one. */
+	f.b[0].reason = (char *)"\x1b[2Jrotate";
+	f.reply.n_backups = 0;
+	out = print_backups(1, &f.reply, 0);
+	o = json_loads(out, 0, &jerr);
+	assert_int_equal(json_array_size(jget(o, "backups")), 0);
+	json_decref(o);
+	free(out);
+	f.reply.n_backups = 1;
+	out = print_backups(1, &f.reply, 0);
+	assert_non_null(strstr(out, "\"reason\": \"unknown\""));
+	free(out);
+}
+
+static void
+test_backups_human(void **state)
+{
+	struct backups_fixture f;
+	char *out;
+
+	backups_init(&f);
+	out = print_backups(0, &f.reply, 0);
+	assert_non_null(strstr(out, "ID"));
+	assert_non_null(strstr(out, "RESTORABLE"));
+	assert_non_null(
+	    strstr(out, "certs-20261226-030405      2026-12-26T03:04:05Z  rotate   "
+	                "CN=Test CA  abcdef0123456789\xe2\x80\xa6  2027-03-26T03:04:05Z  yes\n"));
+	assert_non_null(strstr(out, "reason given: forced: maintenance\n"));
+	assert_non_null(strstr(out, "manual "));
+	assert_non_null(
+	    strstr(out, "discard  CN=Test CA  abcdef0123456789\xe2\x80\xa6  -        "));
+	assert_non_null(strstr(out, "no: a discarded staged set; stage it again with install\n"));
+	assert_non_null(strstr(out, "5 backups (3 shown from offset 0)"));
+	assert_non_null(strstr(out, "keeps the newest 10"));
+	assert_non_null(strstr(out, "(2 more; --offset 3 shows the next page)"));
+	free(out);
+
+	/* Text from the daemon cannot drive the terminal. */
+	f.b[2].problem = (char *)"bad\x1b[2J\nline";
+	f.ca[1].subject = (char *)"CN=evil\x07";
+	out = print_backups(0, &f.reply, 0);
+	assert_null(strchr(out, '\x1b'));
+	assert_null(strchr(out, '\x07'));
+	assert_non_null(strstr(out, "bad\\x1b[2J\\x0aline"));
+	free(out);
+
+	f.reply.n_backups = 0;
+	f.reply.total = 0;
+	out = print_backups(0, &f.reply, 0);
+	assert_string_equal(out, "no backups; keep 10\n");
+	free(out);
+	f.reply.total = 5;
+	out = print_backups(0, &f.reply, 7);
+	assert_string_equal(out, "no backups from offset 7 (5 in all); keep 10\n");
+	free(out);
+}
+
+static char *
+print_retire(int json, const Carotate__V1__RetireReply *r, const char *message)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	assert_int_equal(
+	    json ? output_retire_json(fp, r, message) : output_retire_human(fp, r, message), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+static void
+test_retire(void **state)
+{
+	Carotate__V1__RetireReply r = CAROTATE__V1__RETIRE_REPLY__INIT;
+	Carotate__V1__BundleCa ca = CAROTATE__V1__BUNDLE_CA__INIT, *cas[1] = { &ca };
+	struct fixture f;
+	json_error_t jerr;
+	json_t *o, *a;
+	char *out;
+
+	fixture_init(&f, 1, 0, 1);
+	ca.sha256 = (char *)RETAINED_HEX;
+	ca.subject = (char *)"CN=Old CA";
+	ca.role = (char *)"retained";
+	ca.not_after = NOW + 100 * DAY;
+	ca.retained_until = NOW + 29 * DAY;
+	r.dry_run = 1;
+	r.retired = cas;
+	r.n_retired = 1;
+	r.bundle = &f.bundle;
+	out = print_retire(1, &r, "would retire 1 CA (dry run: nothing changed)");
+	o = json_loads(out, 0, &jerr);
+	assert_non_null(o);
+	assert_true(json_is_true(jget(o, "dry_run")));
+	a = jget(o, "retired");
+	assert_int_equal(json_array_size(a), 1);
+	assert_string_equal(json_string_value(jget(json_array_get(a, 0), "sha256")), RETAINED_HEX);
+	assert_string_equal(json_string_value(jget(json_array_get(a, 0), "subject")), "CN=Old CA");
+	assert_string_equal(json_string_value(jget(json_array_get(a, 0), "retained_until")),
+	    "2027-01-24T03:04:05Z");
+	assert_string_equal(json_string_value(jget(jget(o, "bundle"), "id")), BUNDLE_HEX);
+	assert_non_null(strstr(json_string_value(jget(o, "message")), "dry run"));
+	json_decref(o);
+	free(out);
+
+	out = print_retire(0, &r, "would retire 1 CA (dry run: nothing changed)");
+	assert_int_equal(strncmp(out, "would retire 1 CA (dry run: nothing changed)\n", 45), 0);
+	assert_non_null(strstr(out, "CN=Old CA"));
+	assert_non_null(strstr(out, "retained until 2027-01-24T03:04:05Z"));
+	assert_non_null(strstr(out, "bundle:"));
+	free(out);
+
+	r.dry_run = 0;
+	r.n_retired = 0;
+	out = print_retire(0, &r, "");
+	assert_int_equal(strncmp(out, "retired 0 CAs\n", 14), 0);
+	free(out);
+	out = print_retire(1, &r, "");
+	o = json_loads(out, 0, &jerr);
+	assert_int_equal(json_array_size(jget(o, "retired")), 0);
+	assert_true(json_is_null(jget(o, "message")));
+	json_decref(o);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -1385,6 +1607,9 @@ main(void)
 		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_wait_reached),
 		cmocka_unit_test(test_span),
+		cmocka_unit_test(test_backups_json),
+		cmocka_unit_test(test_backups_human),
+		cmocka_unit_test(test_retire),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

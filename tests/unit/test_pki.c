@@ -1420,6 +1420,92 @@ test_custom_misc(void **state)
 	OPENSSL_free(d);
 }
 
+/* pki_check_set: a set read back from a backup, key and chain only. */
+static int
+check_set(const char *ca, const char *cert, const char *key, char *err, size_t errlen)
+{
+	return pki_check_set((const uint8_t *)ca, ca != NULL ? strlen(ca) : 0,
+	    (const uint8_t *)cert, cert != NULL ? strlen(cert) : 0, (const uint8_t *)key,
+	    key != NULL ? strlen(key) : 0, err, errlen);
+}
+
+static void
+expect_set_refused(const char *ca, const char *cert, const char *key, const char *phrase)
+{
+	char err[512] = "";
+	int rc = check_set(ca, cert, key, err, sizeof(err));
+
+	if (rc != -1 || strstr(err, phrase) == NULL)
+		fail_msg("rc %d, err \"%s\", want \"%s\"", rc, err, phrase);
+	assert_null(strchr(err, '\n'));
+	assert_int_equal(ERR_peek_error(), 0);
+}
+
+static void
+test_check_set(void **state)
+{
+	char err[512] = "", *chained, *with_ca;
+	X509 *foreign;
+	char *foreign_pem;
+	BIO *bio;
+
+	/* A good set, with and without the CA after the leaf (as lib.sh writes server.crt). */
+	assert_int_equal(check_set(fx.root_pem, fx.leaf_pem, fx.key_pem, err, sizeof(err)), 0);
+	with_ca = cat3(fx.leaf_pem, fx.root_pem, NULL);
+	assert_int_equal(check_set(fx.root_pem, with_ca, fx.key_pem, err, sizeof(err)), 0);
+	/* Through two intermediates that follow the leaf in cert. */
+	chained = cat3(fx.leaf_int_pem, fx.int2_pem, fx.int1_pem);
+	assert_int_equal(check_set(fx.root_pem, chained, fx.key_pem, err, sizeof(err)), 0);
+	/* Without them, the leaf does not chain. */
+	expect_set_refused(fx.root_pem, fx.leaf_int_pem, fx.key_pem, "does not chain to the CA");
+
+	/* The key of another set. */
+	expect_set_refused(fx.root_pem, fx.leaf_pem, fx.other_key_pem,
+	    "key: does not match the server certificate");
+	/* The CA's own key in place of the server's. */
+	{
+		char *root_key = key_pem(fx.root_key);
+
+		expect_set_refused(fx.root_pem, fx.leaf_pem, root_key, "belongs to the CA");
+		free(root_key);
+	}
+	/* A public key only: never a match, whatever its public half. */
+	bio = BIO_new(BIO_s_mem());
+	PEM_write_bio_PUBKEY(bio, fx.leaf_key);
+	{
+		char *pub = take(bio);
+
+		expect_set_refused(fx.root_pem, fx.leaf_pem, pub, "public key");
+		free(pub);
+	}
+
+	/* A leaf with the same key, signed by another CA but naming ours as issuer. */
+	foreign = mk(&(struct spec){ .cn = "proxy.example.com",
+	    .key = fx.leaf_key,
+	    .issuer = fx.root,
+	    .signer = fx.other_key,
+	    .san = "DNS:proxy.example.com" });
+	foreign_pem = cert_pem(foreign);
+	expect_set_refused(fx.root_pem, foreign_pem, fx.key_pem, "does not chain to the CA");
+	/* A leaf of our CA checked against another CA. */
+	expect_set_refused(fx.other_root_pem, fx.leaf_pem, fx.key_pem, "does not chain to the CA");
+
+	/* Garbage and empty fields, each named. */
+	expect_set_refused("not a certificate\n", fx.leaf_pem, fx.key_pem, "ca: not PEM");
+	expect_set_refused(fx.root_pem, "-----BEGIN CERTIFICATE-----\nAAAA\n", fx.key_pem, "cert:");
+	expect_set_refused(fx.root_pem, fx.leaf_pem, "garbage", "key: not PEM");
+	expect_set_refused("", fx.leaf_pem, fx.key_pem, "ca: empty");
+	expect_set_refused(fx.root_pem, NULL, fx.key_pem, "cert: empty");
+	expect_set_refused(fx.root_pem, fx.leaf_pem, " \n", "key: empty");
+	/* Two CAs where one belongs. */
+	expect_set_refused(with_ca, fx.leaf_pem, fx.key_pem, "expected exactly one");
+
+	X509_free(foreign);
+	free(foreign_pem);
+	free(chained);
+	free(with_ca);
+}
+
 int
 main(void)
 {
@@ -1447,6 +1533,7 @@ main(void)
 		cmocka_unit_test(test_custom_leaf_refusals),
 		cmocka_unit_test(test_custom_ca_refusals),
 		cmocka_unit_test(test_custom_misc),
+		cmocka_unit_test(test_check_set),
 	};
 
 	return cmocka_run_group_tests_name("pki", tests, setup_fixture, teardown_fixture);

@@ -34,6 +34,7 @@ static int count_backups(void);
 static void make_set(const char *, const char *);
 static const char *active_set(void);
 static void snapshot(char *, size_t);
+static void make_manual(const char *, const char *);
 
 static void
 put(const char *rel, const char *text, mode_t mode)
@@ -246,9 +247,8 @@ test_rotate_backup(void **st)
 	assert_string_equal(
 	    get("certs-20251127-000000/.carotate-set"), "origin=generated\ncreated=1\n");
 	/* The manifest: reason on one line, time, and sha256, mode, name per file. */
-	assert_non_null(
-	    strstr(get("certs-20251127-000000/.manifest"), "reason=forced: test?run\n"));
-	assert_non_null(strstr(get("certs-20251127-000000/.manifest"), "created=1764201600\n"));
+	assert_non_null(strstr(get("certs-20251127-000000/.manifest"),
+	    "reason=forced: test?run\nop=rotate\ncreated=1764201600\n"));
 	EVP_Digest("OLD-KEY\n", 8, md, NULL, EVP_sha256(), NULL);
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
@@ -281,8 +281,8 @@ test_restore(void **st)
 	assert_string_equal(get(".carotate-set"), "origin=generated\ncreated=1\n");
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
 	assert_string_equal(get("certs-20251127-000101/server.crt"), "NEW-CERT\n");
-	assert_non_null(strstr(
-	    get("certs-20251127-000101/.manifest"), "reason=restore of certs-20251127-000000\n"));
+	assert_non_null(strstr(get("certs-20251127-000101/.manifest"),
+	    "reason=restore of certs-20251127-000000\nop=restore\n"));
 	/* ...and undone. */
 	assert_int_equal(swap_restore(&conf, id2, T0 + 61, id3, sizeof(id3), err, sizeof(err)), 0);
 	assert_string_equal(id3, "certs-20251127-000101-2");
@@ -366,12 +366,106 @@ test_restore_tampered(void **st)
 	assert_non_null(strstr(err, "symbolic link"));
 	unlink(path);
 	assert_int_equal(rename("/tmp/carotate-test-swap-ca", path), 0);
+	/* A manifest that exists but says nothing, or is a symlink: refused, not "made by hand". */
+	put("certs-20251127-000000/.manifest", "", 0600);
+	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a complete set"));
 	snprintf(path, sizeof(path), "%s/%s/.manifest", ssl, id);
 	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/dev/null", path), 0);
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
 	assert_string_equal(active_set(), "NEW");
 	assert_int_equal(count_backups(), 1);
 	assert_false(exists("../state/swap.journal"));
+}
+
+/* certs-<id>/ made by hand, as PROCEDURE.txt's operators do: the set files and no manifest. */
+static void
+make_manual(const char *id, const char *tag)
+{
+	char path[256], rel[128], text[64];
+	static const char *const names[] = { "ca.crt", "server.crt", "server.key" };
+	static const char *const what[] = { "CA", "CERT", "KEY" };
+	int i;
+
+	snprintf(path, sizeof(path), "%s/%s", ssl, id);
+	assert_int_equal(mkdir(path, 0755), 0);
+	for (i = 0; i < 3; i++) {
+		snprintf(rel, sizeof(rel), "%s/%s", id, names[i]);
+		snprintf(text, sizeof(text), "%s-%s\n", tag, what[i]);
+		put(rel, text, i == 2 ? 0600 : 0644);
+	}
+}
+
+/* A backup without a manifest is accepted when its three files are regular files. */
+static void
+test_manual_backup(void **st)
+{
+	char id[SWAP_ID_MAX], err[256], path[256], before[8192], after[8192];
+
+	make_set("", "NEW");
+	make_manual("certs-20251126-120000", "OLD");
+	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
+
+	/* One of its files a symlink (to a valid copy, even): refused, nothing changed. */
+	snprintf(path, sizeof(path), "%s/certs-20251126-120000/server.key", ssl);
+	assert_int_equal(rename(path, "/tmp/carotate-test-swap-key"), 0);
+	assert_int_equal(symlink("/tmp/carotate-test-swap-key", path), 0);
+	snapshot(before, sizeof(before));
+	assert_int_equal(
+	    swap_restore(&conf, "certs-20251126-120000", T0, id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "server.key: a symbolic link"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+	/* Missing. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a complete set"));
+	/* A directory where a file belongs. */
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rename("/tmp/carotate-test-swap-key", path), 0);
+
+	/* The backup directory itself a symlink to a good manual set: never followed. */
+	snprintf(path, sizeof(path), "%s/certs-20251126-120001", ssl);
+	assert_int_equal(symlink("certs-20251126-120000", path), 0);
+	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
+
+	/* Restored like any backup; the set it replaced gets a manifest saying so. */
+	assert_int_equal(
+	    swap_restore(&conf, "certs-20251126-120000", T0, id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "certs-20251127-000000");
+	assert_string_equal(active_set(), "OLD");
+	assert_non_null(strstr(get("certs-20251127-000000/.manifest"),
+	    "reason=restore of certs-20251126-120000\nop=restore\ncreated=1764201600\n"));
+	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+}
+
+/* Manifests written before the op= line still verify. */
+static void
+test_manifest_without_op(void **st)
+{
+	char id[SWAP_ID_MAX], err[256], manifest[1024], *p;
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	snprintf(manifest, sizeof(manifest), "%s", get("certs-20251127-000000/.manifest"));
+	assert_non_null(p = strstr(manifest, "op=rotate\n"));
+	memmove(p, p + 10, strlen(p + 10) + 1);
+	assert_null(strstr(manifest, "op="));
+	put("certs-20251127-000000/.manifest", manifest, 0600);
+	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	/* ...while a changed sum still refuses. */
+	p = strstr(manifest, "  0644  ca.crt");
+	assert_non_null(p);
+	p[-1] = p[-1] == '0' ? '1' : '0';
+	put("certs-20251127-000000/.manifest", manifest, 0600);
+	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not match its manifest"));
 }
 
 /* A symlink planted in place of a set file (active or staged) is refused, never followed. */
@@ -594,6 +688,8 @@ main(void)
 		cmocka_unit_test_setup(test_restore, setup),
 		cmocka_unit_test_setup(test_restore_bad_ids, setup),
 		cmocka_unit_test_setup(test_restore_tampered, setup),
+		cmocka_unit_test_setup(test_manual_backup, setup),
+		cmocka_unit_test_setup(test_manifest_without_op, setup),
 		cmocka_unit_test_setup(test_symlink_refused, setup),
 		cmocka_unit_test_setup(test_journal_guard, setup),
 #ifdef CAROTATE_FAULTS

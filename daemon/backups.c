@@ -1,0 +1,586 @@
+/*
+ * The backups beside the active set: certs-YYYYMMDD-HHMMSS[-N] (made by a
+ * rotate or a restore, with a manifest; or by hand, without one) and
+ * discarded-YYYYMMDD-HHMMSS[-N] (staged sets that were discarded). Names come
+ * from reading the SSL directory, never from a client: a requested id is only
+ * compared with them. Nothing here follows a symlink.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backups.h"
+#include "config.h"
+#include "fsx.h"
+#include "log.h"
+#include "pki.h"
+#include "ssldir.h"
+#include "swap.h"
+#include "xmalloc.h"
+
+#define BACKUPS_MANIFEST_MAX   4096 /* bytes: what swap.c writes is far smaller */
+#define BACKUPS_MAX_SUFFIX     3    /* digits of -N */
+#define BACKUPS_DISCARDED_TEXT "a discarded staged set; stage it again with install"
+
+static int backups_error(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
+static int backups_match(const char *, const char *, unsigned *);
+static int64_t backups_name_time(const char *);
+static void backups_manifest_line(struct backup_info *, const char *);
+static void backups_read_manifest(int, struct backup_info *);
+static int backups_entry(int, const char *, struct backup_info *);
+static int backups_cmp(const void *, const void *);
+static int backups_scan(const struct config *, struct backup_info **, size_t *, char *, size_t);
+static Carotate__V1__CertInfo *backups_cert(int, const char *);
+static int backups_check_pki(const struct config *, const char *, char *, size_t);
+static int backups_check_named(const struct config *, const char *, char *, size_t);
+static void backups_describe(const struct config *, struct backup_info *);
+static int backups_find(const struct config *, const char *, char[SWAP_ID_MAX], char *, size_t);
+static int backups_idle(const struct config *, char *, size_t);
+static int backups_foreign(const struct backup_info *);
+static int backups_remove(const struct config *, int, const char *, char *, size_t);
+
+static int
+backups_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * s is prefix, YYYYMMDD-HHMMSS, then nothing or -N (2..999, no leading zero);
+ * *suffix is N (0 without). Bounded by SWAP_ID_MAX: a longer s never matches.
+ */
+static int
+backups_match(const char *s, const char *prefix, unsigned *suffix)
+{
+	static const char stamp[] = "DDDDDDDD-DDDDDD";
+	size_t i, n, plen = strlen(prefix);
+
+	*suffix = 0;
+	if (s == NULL || strnlen(s, SWAP_ID_MAX) >= SWAP_ID_MAX || strncmp(s, prefix, plen) != 0)
+		return 0;
+	s += plen;
+	for (i = 0; stamp[i] != '\0'; i++)
+		if (stamp[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != stamp[i])
+			return 0;
+	if (s[i] == '\0')
+		return 1;
+	if (s[i] != '-' || s[i + 1] < '1' || s[i + 1] > '9')
+		return 0;
+	for (n = 0, i++; s[i] != '\0'; i++, n++) {
+		if (!isdigit((unsigned char)s[i]) || n == BACKUPS_MAX_SUFFIX)
+			return 0;
+		*suffix = *suffix * 10 + (unsigned)(s[i] - '0');
+	}
+	return *suffix >= 2;
+}
+
+int
+backups_valid_discarded(const char *id)
+{
+	unsigned suffix;
+
+	return backups_match(id, BACKUPS_DISCARDED, &suffix);
+}
+
+/* The UTC time a name spells (after its prefix), 0 when it spells no real instant. */
+static int64_t
+backups_name_time(const char *stamp)
+{
+	struct tm tm, back;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(stamp, "%4d%2d%2d-%2d%2d%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+	        &tm.tm_min, &tm.tm_sec) != 6 ||
+	    tm.tm_year < 1970)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	back = tm;
+	/* timegm normalizes 20251332 into January: only a round trip is a real date. */
+	if ((t = timegm(&tm)) == (time_t)-1 || tm.tm_year != back.tm_year ||
+	    tm.tm_mon != back.tm_mon || tm.tm_mday != back.tm_mday || tm.tm_hour != back.tm_hour ||
+	    tm.tm_min != back.tm_min || tm.tm_sec != back.tm_sec)
+		return 0;
+	return (int64_t)t;
+}
+
+/* reason=, op= and created=; the sums are the swap's business. */
+static void
+backups_manifest_line(struct backup_info *b, const char *line)
+{
+	long long t;
+	char *end;
+
+	if (strncmp(line, "reason=", 7) == 0)
+		snprintf(b->detail, sizeof(b->detail), "%s", line + 7);
+	else if (strcmp(line, "op=rotate") == 0)
+		b->reason = "rotate";
+	else if (strcmp(line, "op=restore") == 0)
+		b->reason = "restore";
+	else if (strncmp(line, "created=", 8) == 0 && isdigit((unsigned char)line[8])) {
+		errno = 0;
+		t = strtoll(line + 8, &end, 10);
+		if (errno == 0 && *end == '\0' && t > 0)
+			b->created = t;
+	}
+}
+
+/* What a certs-* directory's manifest says, if it has one. */
+static void
+backups_read_manifest(int bfd, struct backup_info *b)
+{
+	char *line, *save = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	if (fsx_read(bfd, SWAP_MANIFEST, BACKUPS_MANIFEST_MAX, &buf, &len) == -1) {
+		b->manifest = errno == ENOENT ? 0 : -1;
+		b->reason = b->manifest == 0 ? "manual" : "rotate";
+		return;
+	}
+	b->manifest = 1;
+	b->reason = NULL;
+	if (strlen((char *)buf) == len)
+		for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save))
+			backups_manifest_line(b, line);
+	else
+		b->manifest = -1;
+	free(buf);
+	/* Manifests older than the op= line: a restore's reason says so. */
+	if (b->reason == NULL)
+		b->reason = strncmp(b->detail, "restore of ", 11) == 0 ? "restore" : "rotate";
+	for (len = 0; b->detail[len] != '\0'; len++)
+		if (iscntrl((unsigned char)b->detail[len]))
+			b->detail[len] = '?';
+}
+
+/* Fills b for directory entry name of the SSL directory: 1 a backup, 0 not one (skipped). */
+static int
+backups_entry(int dfd, const char *name, struct backup_info *b)
+{
+	struct stat st;
+	int bfd;
+
+	memset(b, 0, sizeof(*b));
+	if (swap_valid_id(name)) {
+		backups_match(name, "certs-", &b->suffix);
+		b->created = backups_name_time(name + 6);
+	} else if (backups_match(name, BACKUPS_DISCARDED, &b->suffix)) {
+		b->discarded = 1;
+		b->reason = "discard";
+		b->created = backups_name_time(name + strlen(BACKUPS_DISCARDED));
+	} else
+		return 0;
+	/* A symlink named like a backup is no backup, whatever it points at. */
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 || !S_ISDIR(st.st_mode))
+		return 0;
+	if (strlen(name) >= sizeof(b->id))
+		return 0;
+	memcpy(b->id, name, strlen(name) + 1);
+	if (b->discarded)
+		return 1;
+	if ((bfd = fsx_open_dir(dfd, name)) == -1)
+		return 0;
+	backups_read_manifest(bfd, b);
+	close(bfd);
+	return 1;
+}
+
+/* Newest first: created, then the -N suffix, then the name. */
+static int
+backups_cmp(const void *x, const void *y)
+{
+	const struct backup_info *a = x, *b = y;
+
+	if (a->created != b->created)
+		return a->created < b->created ? 1 : -1;
+	if (a->suffix != b->suffix)
+		return a->suffix < b->suffix ? 1 : -1;
+	return -strcmp(a->id, b->id);
+}
+
+/* Every backup, newest first, from names, stat and manifests only (no certificate read). */
+static int
+backups_scan(
+    const struct config *conf, struct backup_info **out, size_t *n, char *err, size_t errlen)
+{
+	struct backup_info *list = NULL;
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *dir;
+	int dfd, fd;
+
+	*out = NULL;
+	*n = 0;
+	if ((dfd = ssldir_open(conf, 0)) == -1)
+		return backups_error(
+		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+	if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) == -1 || (dir = fdopendir(fd)) == NULL) {
+		backups_error(err, errlen, "cannot read %s: %s", conf->ssl_dir, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		close(dfd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (*n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			list = xreallocarray(list, cap, sizeof(*list));
+		}
+		if (backups_entry(dfd, de->d_name, &list[*n]) == 1)
+			(*n)++;
+	}
+	closedir(dir);
+	close(dfd);
+	if (*n > 0)
+		qsort(list, *n, sizeof(*list), backups_cmp);
+	*out = list;
+	return 0;
+}
+
+/* The first certificate of file name in bfd, described; NULL when it cannot be read. */
+static Carotate__V1__CertInfo *
+backups_cert(int bfd, const char *name)
+{
+	Carotate__V1__CertInfo *info;
+	STACK_OF(X509) * certs;
+	uint8_t *pem;
+	size_t len;
+	char why[128];
+	X509 *x;
+
+	if (fsx_read(bfd, name, SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
+		return NULL;
+	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
+	free(pem);
+	if (certs == NULL)
+		return NULL;
+	x = sk_X509_value(certs, 0);
+	info = xmalloc(sizeof(*info));
+	carotate__v1__cert_info__init(info);
+	pki_describe(x, info);
+	sk_X509_pop_free(certs, X509_free);
+	return info;
+}
+
+/*
+ * Key, certificate and CA of backup id belong together. id comes from a
+ * directory listing. XXX the files are read again after swap_check_backup
+ * summed them; only root can change them in between.
+ */
+static int
+backups_check_pki(const struct config *conf, const char *id, char *err, size_t errlen)
+{
+	const char *names[3] = { conf->ssl_ca, conf->ssl_cert, conf->ssl_key };
+	uint8_t *data[3] = { NULL, NULL, NULL };
+	size_t len[3] = { 0, 0, 0 }, i;
+	char why[384];
+	int dfd, bfd, r = 0;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1 || (bfd = fsx_open_dir(dfd, id)) == -1) {
+		r = backups_error(
+		    err, errlen, "cannot open %s/%s: %s", conf->ssl_dir, id, strerror(errno));
+		if (dfd != -1)
+			close(dfd);
+		return r;
+	}
+	for (i = 0; i < 3 && r == 0; i++)
+		if (fsx_read(bfd, names[i], SSLDIR_MAX_CERT_FILE, &data[i], &len[i]) == -1)
+			r = backups_error(err, errlen, "%s/%s: %s, refused", id, names[i],
+			    errno == ELOOP ? "a symbolic link" : strerror(errno));
+	if (r == 0 && pki_check_set(data[0], len[0], data[1], len[1], data[2], len[2], why,
+	                  sizeof(why)) == -1)
+		r = backups_error(err, errlen, "%s: %s", id, why);
+	for (i = 0; i < 3; i++) {
+		if (data[i] != NULL)
+			explicit_bzero(data[i], len[i]);
+		free(data[i]);
+	}
+	close(bfd);
+	close(dfd);
+	return r;
+}
+
+/* id is a name read from the SSL directory. */
+static int
+backups_check_named(const struct config *conf, const char *id, char *err, size_t errlen)
+{
+	if (swap_check_backup(conf, id, err, errlen) == -1)
+		return -1;
+	return backups_check_pki(conf, id, err, errlen);
+}
+
+static void
+backups_describe(const struct config *conf, struct backup_info *b)
+{
+	int dfd, bfd = -1;
+
+	if ((dfd = ssldir_open(conf, 0)) != -1)
+		bfd = fsx_open_dir(dfd, b->id);
+	if (bfd != -1) {
+		b->ca = backups_cert(bfd, conf->ssl_ca);
+		b->server = backups_cert(bfd, conf->ssl_cert);
+		close(bfd);
+	}
+	if (dfd != -1)
+		close(dfd);
+	if (b->discarded)
+		snprintf(b->problem, sizeof(b->problem), BACKUPS_DISCARDED_TEXT);
+	else
+		b->restorable =
+		    backups_check_named(conf, b->id, b->problem, sizeof(b->problem)) == 0;
+	if (b->restorable)
+		b->problem[0] = '\0';
+}
+
+int
+backups_list_page(const struct config *conf, size_t offset, size_t limit, struct backup_info **out,
+    size_t *n, size_t *total, char *err, size_t errlen)
+{
+	struct backup_info *list;
+	size_t i, count;
+
+	*out = NULL;
+	*n = *total = 0;
+	if (backups_scan(conf, &list, &count, err, errlen) == -1)
+		return -1;
+	*total = count;
+	if (offset >= count) {
+		free(list);
+		return 0;
+	}
+	if (limit > count - offset)
+		limit = count - offset;
+	memmove(list, list + offset, limit * sizeof(*list));
+	for (i = 0; i < limit; i++)
+		backups_describe(conf, &list[i]);
+	*out = list;
+	*n = limit;
+	return 0;
+}
+
+int
+backups_list(
+    const struct config *conf, struct backup_info **out, size_t *n, char *err, size_t errlen)
+{
+	size_t total;
+
+	return backups_list_page(conf, 0, SIZE_MAX, out, n, &total, err, errlen);
+}
+
+void
+backups_free(struct backup_info *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (list[i].ca != NULL)
+			protobuf_c_message_free_unpacked(&list[i].ca->base, NULL);
+		if (list[i].server != NULL)
+			protobuf_c_message_free_unpacked(&list[i].server->base, NULL);
+	}
+	free(list);
+}
+
+/*
+ * The directory entry equal to id, copied into name: what is used from then on
+ * is what the directory holds, never the caller's bytes.
+ */
+static int
+backups_find(
+    const struct config *conf, const char *id, char name[SWAP_ID_MAX], char *err, size_t errlen)
+{
+	struct backup_info *list;
+	size_t i, n;
+	int r = -1;
+
+	if (backups_scan(conf, &list, &n, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (!list[i].discarded && strcmp(list[i].id, id) == 0) {
+			memcpy(name, list[i].id, SWAP_ID_MAX);
+			r = 0;
+			break;
+		}
+	free(list);
+	if (r == -1)
+		backups_error(err, errlen, "no backup %s in %s (carotatectl backups lists them)",
+		    id, conf->ssl_dir);
+	return r;
+}
+
+int
+backups_check(const struct config *conf, const char *id, char *err, size_t errlen)
+{
+	char name[SWAP_ID_MAX];
+
+	/* Client input: echoed only once it has the exact shape of a name. */
+	if (backups_valid_discarded(id))
+		return backups_error(err, errlen, "%s: " BACKUPS_DISCARDED_TEXT, id);
+	if (id == NULL || !swap_valid_id(id))
+		return backups_error(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
+	if (backups_find(conf, id, name, err, errlen) == -1)
+		return -1;
+	return backups_check_named(conf, name, err, errlen);
+}
+
+int
+backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t errlen)
+{
+	struct backup_info *list;
+	size_t i, n;
+	int r = -1;
+
+	id[0] = '\0';
+	if (backups_scan(conf, &list, &n, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < n && r == -1; i++)
+		if (!list[i].discarded) {
+			memcpy(id, list[i].id, SWAP_ID_MAX);
+			r = 0;
+		}
+	free(list);
+	if (r == -1)
+		backups_error(err, errlen, "no backup in %s", conf->ssl_dir);
+	return r;
+}
+
+/* Pruning while a swap awaits recovery could remove the backup it restores from. */
+static int
+backups_idle(const struct config *conf, char *err, size_t errlen)
+{
+	struct stat st;
+	int sfd, r;
+
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return backups_error(
+		    err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
+	r = fstatat(sfd, SWAP_JOURNAL, &st, AT_SYMLINK_NOFOLLOW);
+	close(sfd);
+	if (r == 0 || errno != ENOENT)
+		return backups_error(err, errlen,
+		    "%s/%s: an interrupted swap awaits recovery; nothing pruned", conf->state_dir,
+		    SWAP_JOURNAL);
+	return 0;
+}
+
+/* Never pruned: made by hand or with an unreadable manifest (the operator's to judge). */
+static int
+backups_foreign(const struct backup_info *b)
+{
+	return !b->discarded && b->manifest != 1;
+}
+
+/*
+ * Removes backup id (a name from the directory) if it holds regular files
+ * only: a half-removed backup is worse than one kept.
+ */
+static int
+backups_remove(const struct config *conf, int dfd, const char *id, char *err, size_t errlen)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *dir;
+	int bfd, r = 0;
+
+	if ((bfd = fsx_open_dir(dfd, id)) == -1 || (dir = fdopendir(bfd)) == NULL) {
+		if (bfd != -1)
+			close(bfd);
+		return backups_error(
+		    err, errlen, "cannot open %s/%s: %s", conf->ssl_dir, id, strerror(errno));
+	}
+	while (r == 0 && (de = readdir(dir)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(bfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			r = backups_error(err, errlen,
+			    "%s/%s/%s is not a regular file: backup kept", conf->ssl_dir, id,
+			    de->d_name);
+	}
+	closedir(dir);
+	if (r == 0 && fsx_remove_dir(dfd, id) == -1)
+		r = backups_error(
+		    err, errlen, "cannot remove %s/%s: %s", conf->ssl_dir, id, strerror(errno));
+	return r;
+}
+
+int
+backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *err, size_t errlen)
+{
+	struct backup_info *list;
+	size_t i, n, newest_certs;
+	unsigned kept = 0;
+	char why[512];
+	int dfd, r = 0;
+
+	*pruned = NULL;
+	*npruned = 0;
+	if (backups_idle(conf, err, errlen) == -1 ||
+	    backups_scan(conf, &list, &n, err, errlen) == -1)
+		return -1;
+	for (newest_certs = 0; newest_certs < n && list[newest_certs].discarded; newest_certs++)
+		;
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		free(list);
+		return backups_error(
+		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+	}
+	for (i = 0; i < n; i++) {
+		if (backups_foreign(&list[i]))
+			continue;
+		if (kept < conf->backups_keep || i == 0 || i == newest_certs) {
+			kept++;
+			continue;
+		}
+		if (backups_remove(conf, dfd, list[i].id, why, sizeof(why)) == -1) {
+			log_warnx("retention: %s", why);
+			if (r == 0)
+				snprintf(err, errlen, "%s", why);
+			r = -1;
+			continue;
+		}
+		log_info("retention: removed %s/%s (%s; keeping %u)", conf->ssl_dir, list[i].id,
+		    list[i].reason, conf->backups_keep);
+		*pruned = xreallocarray(*pruned, *npruned + 2, sizeof(char *));
+		(*pruned)[(*npruned)++] = xstrdup(list[i].id);
+		(*pruned)[*npruned] = NULL;
+	}
+	if (*npruned > 0 && fsx_fsync_dir(dfd) == -1) {
+		log_warn("retention: fsync %s", conf->ssl_dir);
+		if (r == 0)
+			backups_error(
+			    err, errlen, "cannot fsync %s: %s", conf->ssl_dir, strerror(errno));
+		r = -1;
+	}
+	close(dfd);
+	free(list);
+	return r;
+}
+
+void
+backups_pruned_free(char **ids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; ids != NULL && i < n; i++)
+		free(ids[i]);
+	free(ids);
+}

@@ -1,0 +1,67 @@
+/* The backups in the SSL directory: what they are, whether they can be restored, retention. */
+#ifndef CAROTATE_BACKUPS_H
+#define CAROTATE_BACKUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carotate.pb-c.h"
+#include "swap.h"
+
+struct config;
+
+#define BACKUPS_DISCARDED   "discarded-" /* ssldir_discard's prefix */
+#define BACKUPS_DETAIL_MAX  256          /* bytes of a manifest's reason kept, NUL included */
+#define BACKUPS_PROBLEM_MAX 512
+
+/* One backup directory: certs-YYYYMMDD-HHMMSS[-N] or discarded-YYYYMMDD-HHMMSS[-N]. */
+struct backup_info {
+	char id[SWAP_ID_MAX]; /* the directory name, as read from the directory */
+	int64_t created;      /* the manifest's time, else the name's (UTC); 0 when neither */
+	unsigned suffix;      /* the -N of the name, 0 without */
+	const char *reason;   /* "rotate", "restore", "discard" or "manual"; static */
+	char detail[BACKUPS_DETAIL_MAX]; /* the manifest's reason text; "" when none */
+	int discarded;                   /* a discarded staged set, not a certs-* backup */
+	int manifest; /* 1 read, 0 none (made by hand), -1 present but unreadable */
+	Carotate__V1__CertInfo *ca, *server; /* NULL when unreadable (backups_list only) */
+	int restorable;                      /* backups_check accepts it (backups_list only) */
+	char problem[BACKUPS_PROBLEM_MAX];   /* why not, when not restorable */
+};
+
+/*
+ * Every backup in the SSL directory, newest first (by created, then name),
+ * described: certificates, restorable or why not. Symlinks and anything but
+ * directories are skipped. *out (n entries) is freed with backups_free.
+ * 0, or -1 with err.
+ */
+int backups_list(
+    const struct config *, struct backup_info **out, size_t *n, char *err, size_t errlen);
+/* backups_list, but only entries [offset, offset + limit) are described and returned. */
+int backups_list_page(const struct config *, size_t offset, size_t limit, struct backup_info **out,
+    size_t *n, size_t *total, char *err, size_t errlen);
+void backups_free(struct backup_info *, size_t n);
+/*
+ * Whether backup id can be restored: id must be the exact name of an existing
+ * certs-* directory (no path is ever built from anything else), its files must
+ * match its manifest (or, made by hand, be regular files), and key,
+ * certificate and CA must belong together (pki_check_set). 0, or -1 with err.
+ */
+int backups_check(const struct config *, const char *id, char *err, size_t errlen);
+/* The newest certs-* backup, restorable or not; -1 ("no backup") when there is none. */
+int backups_latest(const struct config *, char id[SWAP_ID_MAX], char *err, size_t errlen);
+/*
+ * Retention: of the backups the daemon made (certs-* with a manifest, and
+ * discarded-*), keeps the newest [backups] keep and removes the older ones.
+ * Never removes the newest backup, the newest certs-* backup (what restore
+ * --latest takes), a backup made by hand, one whose manifest cannot be read,
+ * or anything holding more than regular files. *pruned (*npruned ids, heap,
+ * NULL-terminated; NULL when none) lists what was removed even when -1 is
+ * returned; free it with backups_pruned_free in every case. 0, or -1 with err
+ * naming the first failure.
+ */
+int backups_prune(const struct config *, char ***pruned, size_t *npruned, char *err, size_t errlen);
+void backups_pruned_free(char **, size_t);
+/* 1 when id has the exact shape of a discarded set's name. */
+int backups_valid_discarded(const char *id);
+
+#endif
