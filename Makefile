@@ -54,8 +54,8 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o \
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
-	       $(O)/daemon/rpc_report.o $(O)/daemon/supervise.o $(O)/daemon/worker.o \
-	       $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
+	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
+	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
 	       $(O)/daemon/rpc_backups.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o

@@ -2,6 +2,7 @@
  * carotatectl: one request to carotated over its control socket, one reply printed (wait:
  * the same report request, repeated until its threshold holds).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,19 +38,24 @@
  */
 #define CTL_STAGE_TIMEOUT    60
 #define CTL_GENERATE_TIMEOUT 120
-#define CTL_MAX_FILE         65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
-#define CTL_MAX_SANS         64
-#define CTL_MAX_DAYS         36500 /* a hundred years: beyond that a typo is likelier */
-#define CTL_DAY              86400ULL
-#define CTL_MAX_SPAN         (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
-#define CTL_MAX_LIMIT        10000                    /* ReportRequest.limit */
-#define CTL_MAX_BACKUPS      1000                     /* ListBackupsRequest.limit */
-#define CTL_MAX_OFFSET       ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
-#define CTL_WAIT_INTERVAL    2                        /* seconds between wait's reports */
-#define CTL_MAX_INTERVAL     3600                     /* seconds */
-#define CTL_MAX_AGENT_ID     64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
-#define CTL_MAX_REASON       256
-#define CTL_AGENT_ID_CHARS   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+/*
+ * Seconds: rotate and restore answer after a reload and a TLS check, and after a failed
+ * check after a second reload and check (the roll back): 2 x (30 s + check_timeout).
+ */
+#define CTL_SWAP_TIMEOUT   300
+#define CTL_MAX_FILE       65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
+#define CTL_MAX_SANS       64
+#define CTL_MAX_DAYS       36500 /* a hundred years: beyond that a typo is likelier */
+#define CTL_DAY            86400ULL
+#define CTL_MAX_SPAN       (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
+#define CTL_MAX_LIMIT      10000                    /* ReportRequest.limit */
+#define CTL_MAX_BACKUPS    1000                     /* ListBackupsRequest.limit */
+#define CTL_MAX_OFFSET     ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
+#define CTL_WAIT_INTERVAL  2                        /* seconds between wait's reports */
+#define CTL_MAX_INTERVAL   3600                     /* seconds */
+#define CTL_MAX_AGENT_ID   64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
+#define CTL_MAX_REASON     256
+#define CTL_AGENT_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 struct ctl_opts {
 	const char *socket;
@@ -82,6 +88,8 @@ struct ctl_request {
 		Carotate__V1__IncludeRequest include;
 		Carotate__V1__ListBackupsRequest list_backups;
 		Carotate__V1__RetireRequest retire;
+		Carotate__V1__RotateRequest rotate;
+		Carotate__V1__RestoreRequest restore;
 	} call;
 	char *sans[CTL_MAX_SANS]; /* generate: the --san arguments, in argv */
 	struct ctl_wait wait;     /* wait: what to wait for; its request is a report */
@@ -170,6 +178,16 @@ static int ctl_build_wait(const struct ctl_cmd *, struct ctl_opts *, int, char *
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_exclude(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
+static int ctl_build_rotate(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_restore(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_swap_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_print_swap(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_run_swap(
+    const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
+static int ctl_check_backup_id(const char *, struct ctl_error *);
 static int ctl_build_include(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_backups(const struct ctl_cmd *, struct ctl_opts *, int, char **,
@@ -346,6 +364,37 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"that is neither active nor staged now; agents receive the smaller bundle at their\n"      \
 	"next check-in. Only with nothing staged (exit 3 otherwise).\n"
 
+#define CTL_ROTATE_OPTIONS                                                                         \
+	"  --force                   rotate even though not every active agent acknowledged\n"     \
+	"                            (or verified) the staged CA, or none checked in at all;\n"    \
+	"                            needs --reason\n"                                             \
+	"  --reason TEXT             why, recorded in the backup's manifest and the audit log:\n"  \
+	"                            1 to 256 printable ASCII characters\n"                        \
+	"  --dry-run                 check the gate and show what would change; change nothing\n"  \
+	"\n"                                                                                       \
+	"rotate backs the active set up to <ssl>/certs-YYYYMMDD-HHMMSS/, puts the staged set\n"    \
+	"live, reloads the proxy and checks over TLS that it serves the new certificate. If\n"     \
+	"it does not within [proxy] check_timeout, the previous set is put back and the proxy\n"   \
+	"reloaded again (exit 6). With no active set yet, the staged set is simply activated.\n"   \
+	"\n"                                                                                       \
+	"exit status: 0 rotated; 3 refused by the gate (the pending agents are listed) or\n"       \
+	"nothing is staged; 6 the proxy did not serve the new set (rolled back); 1, 2, 4, 5\n"     \
+	"as for every command.\n"
+#define CTL_RESTORE_OPTIONS                                                                        \
+	"  --latest                  the newest backup (instead of BACKUP_ID)\n"                   \
+	"  --dry-run                 check the backup and show what would change; change\n"        \
+	"                            nothing\n"                                                    \
+	"\n"                                                                                       \
+	"BACKUP_ID is the exact name of a backup in the SSL directory, certs-YYYYMMDD-HHMMSS\n"    \
+	"or certs-YYYYMMDD-HHMMSS-N (see backups). The backup is checked first (manifest sums,\n"  \
+	"key matches certificate, certificate chains to its CA); the active set is backed up\n"    \
+	"too, so a restore can itself be undone. Then the proxy is reloaded and checked as by\n"   \
+	"rotate, with the same roll back.\n"                                                       \
+	"\n"                                                                                       \
+	"exit status: 0 restored; 4 not an admin; 5 not a backup id, or the backup is not\n"       \
+	"sound; 6 the proxy did not serve the restored set (rolled back); 1, 2 as for every\n"     \
+	"command.\n"
+
 /* Every command, in the order --help lists them. Later commands slot in here. */
 static const struct ctl_cmd ctl_table[] = {
 	{ "status", "", "show the phase, the active and staged certificate sets, the trust bundle",
@@ -368,6 +417,14 @@ static const struct ctl_cmd ctl_table[] = {
 	    "wait until P % of active agents acknowledged (or verified) the staged CA",
 	    CTL_WAIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_wait,
 	    ctl_print_report, ctl_wait, 1 },
+	{ "rotate", "[--force --reason TEXT] [--dry-run]",
+	    "put the staged set live once every active agent acknowledged its CA",
+	    CTL_ROTATE_OPTIONS, CTL_SWAP_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY,
+	    ctl_build_rotate, ctl_print_swap, ctl_run_swap, 0 },
+	{ "restore", "BACKUP_ID | --latest [--dry-run]",
+	    "put a backup back as the active set (the current one is backed up first)",
+	    CTL_RESTORE_OPTIONS, CTL_SWAP_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY,
+	    ctl_build_restore, ctl_print_swap, ctl_run_swap, 0 },
 	{ "discard", "", "remove the staged set (kept as a discarded-YYYYMMDD-HHMMSS backup)", "",
 	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY, ctl_build_discard,
 	    ctl_print_stage, NULL, 0 },
@@ -428,7 +485,9 @@ enum {
 	CTL_OPT_VERIFIED,
 	CTL_OPT_INTERVAL,
 	CTL_OPT_REASON,
+	CTL_OPT_FORCE,
 	CTL_OPT_DRY_RUN,
+	CTL_OPT_LATEST,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -477,6 +536,21 @@ static const struct option ctl_backups_longopts[] = {
 
 static const struct option ctl_retire_longopts[] = {
 	CTL_COMMON_LONGOPTS,
+	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_rotate_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "force", no_argument, NULL, CTL_OPT_FORCE },
+	{ "reason", required_argument, NULL, CTL_OPT_REASON },
+	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_restore_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "latest", no_argument, NULL, CTL_OPT_LATEST },
 	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1249,6 +1323,168 @@ ctl_build_exclude(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 	r->call.exclude.agent = argv[first];
 	r->call.exclude.reason = (char *)reason;
 	return 1;
+}
+
+/* rotate's and restore's own options; ctx is the request's call. */
+struct ctl_swap_args {
+	const char *reason;
+	int force, dry_run, latest;
+};
+
+static int
+ctl_swap_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_swap_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_REASON:
+		return ctl_once(cmd, name, &a->reason, arg);
+	case CTL_OPT_FORCE:
+		a->force = 1;
+		return 0;
+	case CTL_OPT_DRY_RUN:
+		a->dry_run = 1;
+		return 0;
+	case CTL_OPT_LATEST:
+		a->latest = 1;
+		return 0;
+	}
+	return ctl_usage_error(cmd, "unknown option --%s", name);
+}
+
+static int
+ctl_build_rotate(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_swap_args a = { 0 };
+	int first;
+
+	carotate__v1__rotate_request__init(&r->call.rotate);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
+	r->req.rotate = &r->call.rotate;
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_rotate_longopts, ctl_swap_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (a.force && a.reason == NULL)
+		return ctl_usage_error(
+		    cmd, "--force needs --reason: say why the gate is overridden");
+	if (a.reason != NULL && ctl_check_reason(a.reason, err) == -1)
+		return CTL_BUILD_REFUSED;
+	r->call.rotate.force = a.force;
+	r->call.rotate.dry_run = a.dry_run;
+	r->call.rotate.reason = (char *)(a.reason != NULL ? a.reason : "");
+	return 1;
+}
+
+/* The shape of a backup id, so that a typo fails here; the daemon checks it again. */
+static int
+ctl_check_backup_id(const char *id, struct ctl_error *err)
+{
+	static const char pat[] = "certs-DDDDDDDD-DDDDDD";
+	size_t i, n = strlen(id);
+
+	for (i = 0; pat[i] != '\0'; i++)
+		if (pat[i] == 'D' ? !isdigit((unsigned char)id[i]) : id[i] != pat[i])
+			break;
+	if (pat[i] == '\0' &&
+	    (id[i] == '\0' || (id[i] == '-' && id[i + 1] >= '1' && id[i + 1] <= '9' &&
+	                          n - i - 1 <= 3 && strspn(id + i + 1, "0123456789") == n - i - 1)))
+		return 0;
+	return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	    "not a backup id: expected certs-YYYYMMDD-HHMMSS or certs-YYYYMMDD-HHMMSS-N "
+	    "(see " CTL_NAME " backups)");
+}
+
+static int
+ctl_build_restore(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_swap_args a = { 0 };
+	int first;
+
+	carotate__v1__restore_request__init(&r->call.restore);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_RESTORE;
+	r->req.restore = &r->call.restore;
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_restore_longopts, ctl_swap_option, &a);
+	if (first <= 0)
+		return first;
+	if (a.latest && first < argc)
+		return ctl_usage_error(cmd, "BACKUP_ID and --latest exclude each other");
+	if (!a.latest && (first = ctl_one_operand(cmd, argc, argv, first, "BACKUP_ID")) == -1)
+		return -1;
+	if (!a.latest && ctl_check_backup_id(argv[first], err) == -1)
+		return CTL_BUILD_REFUSED;
+	r->call.restore.latest = a.latest;
+	r->call.restore.dry_run = a.dry_run;
+	r->call.restore.backup = a.latest ? (char *)"" : argv[first];
+	return 1;
+}
+
+static int
+ctl_print_swap(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__Response *resp)
+{
+	const Carotate__V1__RotateReply *s =
+	    resp->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY ? resp->restore_reply
+	                                                                      : resp->rotate_reply;
+	int ret;
+
+	if (opts->json)
+		ret = output_swap_json(stdout, s, NULL, NULL);
+	else
+		ret = output_swap_human(stdout, s, (int64_t)time(NULL));
+	return ctl_finish_output(ret);
+}
+
+/*
+ * A refused or rolled-back rotate still carries its reply: the gate's figures and the
+ * pending agents, or what the proxy served. They are shown with the error (stdout), the
+ * exit code is the status's.
+ */
+static int
+ctl_run_swap(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r)
+{
+	const Carotate__V1__RotateReply *s;
+	struct wire_budget budget;
+	struct ctl_error err;
+	Carotate__V1__Response *resp;
+	int code;
+
+	if ((resp = ctl_exchange(opts, r, &budget, &err)) == NULL)
+		return ctl_fail(opts, &err);
+	s = resp->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY  ? resp->restore_reply
+	    : resp->result_case == CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY ? resp->rotate_reply
+	                                                                       : NULL;
+	if (resp->status == CAROTATE__V1__STATUS__OK && s != NULL &&
+	    resp->result_case == cmd->result)
+		code = ctl_print_swap(cmd, opts, r, resp);
+	else if (resp->status == CAROTATE__V1__STATUS__OK) {
+		ctl_set_error(&err, CAROTATE__V1__STATUS__INTERNAL,
+		    "reply from carotated to %s carries no %s result", cmd->name, cmd->name);
+		code = ctl_fail(opts, &err);
+	} else {
+		ctl_set_error(&err, resp->status, "%s",
+		    resp->message[0] != '\0' ? resp->message : status_message(resp->status));
+		if (s == NULL)
+			code = ctl_fail(opts, &err);
+		else {
+			fputs(CTL_NAME ": ", stderr);
+			output_safe(stderr, err.message);
+			fputc('\n', stderr);
+			if (opts->json)
+				output_swap_json(stdout, s, status_name(resp->status), err.message);
+			else
+				output_swap_human(stdout, s, (int64_t)time(NULL));
+			fflush(stdout);
+			code = status_exit_code(resp->status);
+		}
+	}
+	carotate__v1__response__free_unpacked(resp, &budget.allocator);
+	return code;
 }
 
 static int

@@ -1244,3 +1244,103 @@ output_retire_human(FILE *fp, const Carotate__V1__RetireReply *r, const char *me
 	output_bundle_human(fp, r->bundle, NULL, NULL);
 	return ferror(fp) ? -1 : 0;
 }
+
+/*
+ * rotate and restore, whether they succeeded or not: a refused rotate carries the gate's
+ * figures and the first pending agents, a rolled-back one what was served. error is NULL on
+ * success, else {status, message} as output_error_json writes it.
+ */
+int
+output_swap_json(
+    FILE *fp, const Carotate__V1__RotateReply *r, const char *status, const char *message)
+{
+	json_t *o = output_jcheck(json_object()), *e, *list;
+	size_t i;
+
+	output_jset(o, "dry_run", json_boolean(r->dry_run));
+	output_jset(o, "before", output_set_json(r->before));
+	output_jset(o, "after", output_set_json(r->after));
+	output_jset(o, "backup", output_jstr_opt(r->backup));
+	output_jset(o, "restored", output_jstr_opt(r->restored));
+	output_jset(o, "reload", output_reload_json(r->reload));
+	output_jset(o, "verified", json_boolean(r->verified));
+	output_jset(o, "served", output_jstr_opt(r->served));
+	output_jset(o, "rolled_back", json_boolean(r->rolled_back));
+	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	if (output_s(r->gate)[0] != '\0') {
+		output_jset(o, "gate", output_jstr(r->gate));
+		output_jset(o, "active", output_jcount(r->active));
+		output_jset(o, "confirmed", output_jcount(r->confirmed));
+		output_jset(o, "forced", json_boolean(r->forced));
+		list = output_jcheck(json_array());
+		for (i = 0; i < r->n_pending_agents; i++)
+			if (json_array_append_new(
+			        list, output_pending_json(r->pending_agents[i])) != 0)
+				fatalx("out of memory building JSON");
+		output_jset(o, "pending_agents", list);
+	}
+	output_jset(o, "pruned", output_jstrings(r->pruned, r->n_pruned, 0));
+	output_jset(o, "rotate_ms", output_jcount(r->rotate_ms));
+	if (status != NULL) {
+		e = output_jcheck(json_object());
+		output_jset(e, "status", output_jstr(status));
+		output_jset(e, "message", output_jstr(message));
+		output_jset(o, "error", e);
+	}
+	return output_dump(fp, o);
+}
+
+int
+output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
+{
+	const char *what = output_s(r->restored)[0] != '\0' ? "restore" : "rotate";
+	size_t i;
+
+	if (r->dry_run)
+		fprintf(fp, "dry run: nothing was changed\n");
+	if (output_s(r->gate)[0] != '\0') {
+		output_label(fp, "gate:");
+		fprintf(fp, "%" PRIu64 " of %" PRIu64 " active agents %s the staged CA%s\n",
+		    r->confirmed, r->active, output_s(r->gate), r->forced ? " (FORCED)" : "");
+	}
+	for (i = 0; i < r->n_pending_agents; i++) {
+		output_label(fp, i == 0 ? "pending:" : "");
+		output_safe(fp, r->pending_agents[i]->id);
+		fputc('\n', fp);
+	}
+	if (r->before != NULL)
+		output_set_human(fp, r->dry_run ? "active now:" : "active before:", r->before, now);
+	else {
+		output_label(fp, "active before:");
+		fputs("none\n", fp);
+	}
+	if (r->after != NULL)
+		output_set_human(
+		    fp, r->dry_run ? "would become active:" : "active now:", r->after, now);
+	if (output_s(r->backup)[0] != '\0') {
+		output_label(fp, "backup:");
+		output_safe(fp, r->backup);
+		fputs(r->rolled_back ? " (put back)\n" : " (the previous set)\n", fp);
+	}
+	if (r->reload != NULL)
+		output_reload_human(fp, r->reload);
+	if (!r->dry_run && (r->reload != NULL || r->verified)) {
+		output_label(fp, "check:");
+		if (r->verified)
+			fprintf(fp,
+			    "the proxy serves the new certificate (%s took %" PRIu64 " ms)\n", what,
+			    r->rotate_ms);
+		else if (r->rolled_back)
+			fputs("the proxy did not serve the new certificate: ROLLED BACK\n", fp);
+		else
+			fputs("the proxy did not serve the new certificate\n", fp);
+	}
+	for (i = 0; i < r->n_pruned; i++) {
+		output_label(fp, i == 0 ? "pruned:" : "");
+		output_safe(fp, r->pruned[i]);
+		fputc('\n', fp);
+	}
+	if (r->bundle != NULL && !r->dry_run)
+		output_bundle_human(fp, r->bundle, NULL, NULL);
+	return ferror(fp) ? -1 : 0;
+}

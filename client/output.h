@@ -71,6 +71,13 @@ int output_progress(
 int output_wait_reached(
     FILE *, uint32_t percent, uint64_t num, uint64_t den, const char *label, uint32_t need);
 /* {"error": {"status": ..., "message": ...}}: how any failure reads with --json. */
+/*
+ * rotate and restore (a RotateReply), also when refused or rolled back: status and message
+ * are NULL on success, else the reply's status name and message (JSON: an "error" object).
+ */
+int output_swap_json(
+    FILE *, const Carotate__V1__RotateReply *, const char *status, const char *message);
+int output_swap_human(FILE *, const Carotate__V1__RotateReply *, int64_t now);
 int output_error_json(FILE *, const char *status, const char *message);
 
 #endif

@@ -261,31 +261,6 @@ bundle_signature(const struct config *conf, int64_t sig[BUNDLE_SIG_LEN])
 		sig[3] = errno;
 }
 
-/* 64 lower-case hex digits, or "-": nothing else from the record becomes a file name. */
-static int
-bundle_sha_ok(const char *s)
-{
-	return strcmp(s, "-") == 0 || (strlen(s) == PKI_SHA256_HEX - 1 &&
-	                                  strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1);
-}
-
-/* The first certificate of pem: its SHA-256 in hex and (when x is not NULL) the certificate. */
-static int
-bundle_first_sha(const uint8_t *pem, size_t len, char sha[PKI_SHA256_HEX], X509 **x)
-{
-	STACK_OF(X509) * certs;
-	char why[128];
-
-	if (x != NULL)
-		*x = NULL;
-	if (pem == NULL || (certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL) {
-		snprintf(sha, PKI_SHA256_HEX, "-");
-		return -1;
-	}
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	if (x != NULL)
-		*x = sk_X509_shift(certs);
-
 /* The SHA-256 of the active (or staged) CA; "" when there is none. -1 when it cannot be read. */
 static int
 bundle_set_sha(
@@ -315,54 +290,6 @@ bundle_set_sha(
 	sk_X509_pop_free(certs, X509_free);
 	return 0;
 }
-
-/* Adds ca (PEM) to the retained CAs as replaced at now; an existing entry keeps its time. */
-static int
-bundle_retain(int sfd, const char *sha, X509 *ca, time_t now)
-{
-	char name[PKI_SHA256_HEX + 8], *p, *text;
-	struct stat st;
-	BIO *bio;
-	long n;
-	int rfd, r;
-
-	if (mkdirat(sfd, BUNDLE_RETAINED_DIR, 0700) == -1 && errno != EEXIST)
-		return -1;
-	if ((rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR)) == -1)
-		return -1;
-	snprintf(name, sizeof(name), "%s.crt", sha);
-	if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		close(rfd);
-		return 0;
-	}
-	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, ca)) {
-		BIO_free(bio);
-		close(rfd);
-		errno = ENOMEM;
-		return -1;
-	}
-	n = BIO_get_mem_data(bio, &p);
-	xasprintf(&text, "# replaced %lld\n%.*s", (long long)now, (int)n, p);
-	BIO_free(bio);
-	r = fsx_replace(rfd, name, text, strlen(text), 0644);
-	free(text);
-	close(rfd);
-	return r;
-}
-
-int
-bundle_note_active(const struct config *conf, time_t now, char before[BUNDLE_NOTE_LEN],
-    char after[BUNDLE_NOTE_LEN], char *err, size_t errlen)
-{
-	char old_ca[PKI_SHA256_HEX] = "-", old_srv[PKI_SHA256_HEX] = "-";
-	char ca_sha[PKI_SHA256_HEX], srv_sha[PKI_SHA256_HEX], *text, *pemstart;
-	struct ssldir_set set;
-	uint8_t *old = NULL;
-	size_t oldlen;
-	X509 *oldca = NULL;
-	int sfd, dfd, known = 0, r = 0;
-
-	snprintf(before, BUNDLE_NOTE_LEN, "-");
 
 static int
 bundle_retired_cmp(const void *a, const void *b)
@@ -443,6 +370,127 @@ bundle_retire(const struct config *conf, int dry_run, struct bundle_retired **ou
 		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
 		return -1;
 	}
+	rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR);
+	close(sfd);
+	if (rfd == -1 && errno == ENOENT)
+		return 0;
+	if (rfd == -1 || (dir = fdopendir(rfd)) == NULL) {
+		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, BUNDLE_RETAINED_DIR,
+		    strerror(errno));
+		if (rfd != -1)
+			close(rfd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		k = bundle_retire_file(
+		    conf, rfd, de->d_name, dry_run, keep, out, n, why, sizeof(why));
+		if (k == -1 && r == 0)
+			snprintf(err, errlen, "%s", why);
+		r = k == -1 ? -1 : r;
+		removed += k == 1;
+	}
+	if (!dry_run && removed > 0 && fsx_fsync_dir(rfd) == -1 && r == 0) {
+		snprintf(err, errlen, "cannot fsync %s/%s: %s", conf->state_dir,
+		    BUNDLE_RETAINED_DIR, strerror(errno));
+		r = -1;
+	}
+	closedir(dir);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), bundle_retired_cmp);
+	return r;
+}
+
+void
+bundle_retired_free(struct bundle_retired *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		X509_free(list[i].cert);
+	free(list);
+}
+
+/* 64 lower-case hex digits, or "-": nothing else from the record becomes a file name. */
+static int
+bundle_sha_ok(const char *s)
+{
+	return strcmp(s, "-") == 0 || (strlen(s) == PKI_SHA256_HEX - 1 &&
+	                                  strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1);
+}
+
+/* The first certificate of pem: its SHA-256 in hex and (when x is not NULL) the certificate. */
+static int
+bundle_first_sha(const uint8_t *pem, size_t len, char sha[PKI_SHA256_HEX], X509 **x)
+{
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if (x != NULL)
+		*x = NULL;
+	if (pem == NULL || (certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL) {
+		snprintf(sha, PKI_SHA256_HEX, "-");
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	if (x != NULL)
+		*x = sk_X509_shift(certs);
+	sk_X509_pop_free(certs, X509_free);
+	return 0;
+}
+
+/* Adds ca (PEM) to the retained CAs as replaced at now; an existing entry keeps its time. */
+static int
+bundle_retain(int sfd, const char *sha, X509 *ca, time_t now)
+{
+	char name[PKI_SHA256_HEX + 8], *p, *text;
+	struct stat st;
+	BIO *bio;
+	long n;
+	int rfd, r;
+
+	if (mkdirat(sfd, BUNDLE_RETAINED_DIR, 0700) == -1 && errno != EEXIST)
+		return -1;
+	if ((rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR)) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "%s.crt", sha);
+	if (fstatat(rfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(rfd);
+		return 0;
+	}
+	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, ca)) {
+		BIO_free(bio);
+		close(rfd);
+		errno = ENOMEM;
+		return -1;
+	}
+	n = BIO_get_mem_data(bio, &p);
+	xasprintf(&text, "# replaced %lld\n%.*s", (long long)now, (int)n, p);
+	BIO_free(bio);
+	r = fsx_replace(rfd, name, text, strlen(text), 0644);
+	free(text);
+	close(rfd);
+	return r;
+}
+
+int
+bundle_note_active(const struct config *conf, time_t now, char before[BUNDLE_NOTE_LEN],
+    char after[BUNDLE_NOTE_LEN], char *err, size_t errlen)
+{
+	char old_ca[PKI_SHA256_HEX] = "-", old_srv[PKI_SHA256_HEX] = "-";
+	char ca_sha[PKI_SHA256_HEX], srv_sha[PKI_SHA256_HEX], *text, *pemstart;
+	struct ssldir_set set;
+	uint8_t *old = NULL;
+	size_t oldlen;
+	X509 *oldca = NULL;
+	int sfd, dfd, known = 0, r = 0;
+
+	snprintf(before, BUNDLE_NOTE_LEN, "-");
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
+		return -1;
+	}
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
 		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
 		close(sfd);
@@ -494,46 +542,4 @@ out:
 	ssldir_set_clear(&set);
 	close(sfd);
 	return r;
-}
-
-	rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR);
-	close(sfd);
-	if (rfd == -1 && errno == ENOENT)
-		return 0;
-	if (rfd == -1 || (dir = fdopendir(rfd)) == NULL) {
-		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, BUNDLE_RETAINED_DIR,
-		    strerror(errno));
-		if (rfd != -1)
-			close(rfd);
-		return -1;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		k = bundle_retire_file(
-		    conf, rfd, de->d_name, dry_run, keep, out, n, why, sizeof(why));
-		if (k == -1 && r == 0)
-			snprintf(err, errlen, "%s", why);
-		r = k == -1 ? -1 : r;
-		removed += k == 1;
-	}
-	if (!dry_run && removed > 0 && fsx_fsync_dir(rfd) == -1 && r == 0) {
-		snprintf(err, errlen, "cannot fsync %s/%s: %s", conf->state_dir,
-		    BUNDLE_RETAINED_DIR, strerror(errno));
-		r = -1;
-	}
-	closedir(dir);
-	if (*n > 1)
-		qsort(*out, *n, sizeof(**out), bundle_retired_cmp);
-	return r;
-}
-
-void
-bundle_retired_free(struct bundle_retired *list, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		X509_free(list[i].cert);
-	free(list);
 }

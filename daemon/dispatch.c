@@ -31,6 +31,10 @@ static const struct dispatch_entry dispatch_table[] = {
 	    rpc_list_backups, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_RETIRE, "retire", ACL_ADMIN, DISPATCH_STEADY, rpc_retire,
 	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_STAGED, rpc_rotate,
+	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_RESTORE, "restore", ACL_ADMIN, DISPATCH_ANY_PHASE,
+	    rpc_restore, DISPATCH_EXCLUSIVE },
 };
 
 static const struct dispatch_entry *dispatch_lookup(

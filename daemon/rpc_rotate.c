@@ -1,0 +1,478 @@
+/*
+ * rotate and restore: stage 3 of a rotation, and its way back. Both swap the
+ * active set through swap.c's journal (a crash at any point is finished or
+ * undone at the next start), re-derive the trust bundle, reload the proxy,
+ * and then believe only a TLS handshake: the proxy must serve the expected
+ * leaf certificate within [proxy] check_timeout. If it does not, the previous
+ * set is put back by the same mechanism and the proxy reloaded again; the
+ * caller gets INTERNAL with what happened.
+ *
+ * A swap itself is synchronous (a few renames and fsyncs); the reload and the
+ * check run off the event loop, so the call is answered later
+ * (control_defer) and holds the exclusive slot until then.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents.h"
+#include "backups.h"
+#include "bundle.h"
+#include "carotated.h"
+#include "clock.h"
+#include "config.h"
+#include "control.h"
+#include "dispatch.h"
+#include "fault.h"
+#include "ledger.h"
+#include "log.h"
+#include "pki.h"
+#include "proxy.h"
+#include "ssldir.h"
+#include "swap.h"
+#include "xmalloc.h"
+
+#define ROTATE_REASON_MAX   256 /* bytes of printable ASCII */
+#define ROTATE_PENDING_SHOW 20  /* pending agents named in a refusal */
+
+/* One rotate or restore from the swap to the reply. */
+struct swap_op {
+	struct carotated *cd;
+	struct control_pending *pending;
+	const char *call;                  /* "rotate" or "restore" */
+	char backup[SWAP_ID_MAX];          /* where the previous active set went; "" none */
+	char rollback_backup[SWAP_ID_MAX]; /* where the rolled-back set went */
+	char expected[PKI_SHA256_HEX];     /* the leaf the proxy must serve now */
+	char previous[PKI_SHA256_HEX];     /* the leaf of the previous set; "" none */
+	int rolling_back;
+	char failure[768]; /* why the new set was rolled back */
+	uint64_t t0;       /* ms, monotonic: the request arrived */
+	Carotate__V1__RotateReply *reply;
+};
+
+static int rotate_reason_ok(const char *);
+static Carotate__V1__RotateReply *rotate_reply_new(void);
+static void rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
+static void rotate_pending_cb(const char *, int64_t, int, void *);
+static int rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
+    Carotate__V1__RotateReply *, Carotate__V1__Response *);
+static void swap_op_start(struct rpc_ctx *, struct swap_op *);
+static void swap_op_swapped(struct swap_op *);
+static void swap_op_reloaded(Carotate__V1__ReloadResult *, void *);
+static void swap_op_checked(int, const char *, const char *, void *);
+static void swap_op_rollback(struct swap_op *, const char *, const char *);
+static void swap_op_reply(struct swap_op *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void swap_op_free(struct swap_op *);
+
+/* Operator text that goes into manifests, logs and the audit trail: one printable line. */
+static int
+rotate_reason_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n > ROTATE_REASON_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static Carotate__V1__RotateReply *
+rotate_reply_new(void)
+{
+	Carotate__V1__RotateReply *r = xmalloc(sizeof(*r));
+
+	carotate__v1__rotate_reply__init(r);
+	return r;
+}
+
+static void
+rotate_attach(Carotate__V1__Response *reply, const char *call, Carotate__V1__RotateReply *r)
+{
+	if (strcmp(call, "restore") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY;
+		reply->restore_reply = r;
+	} else {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
+		reply->rotate_reply = r;
+	}
+}
+
+static void
+rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
+{
+	Carotate__V1__RotateReply *r = arg;
+	Carotate__V1__PendingAgent *p = xmalloc(sizeof(*p));
+
+	carotate__v1__pending_agent__init(p);
+	p->id = xstrdup(id);
+	p->last_seen = last_seen;
+	p->delivered = delivered;
+	r->pending_agents =
+	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
+	r->pending_agents[r->n_pending_agents++] = p;
+}
+
+/*
+ * The 100 % gate (DESIGN §3): every active, non-excluded agent acknowledged
+ * (or verified) the staged CA. A proxy with no active set has no agents to
+ * cut off. 0 to go on, -1 with the refusal in reply.
+ */
+static int
+rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate__V1__RotateReply *r,
+    Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger_counts c;
+	time_t now = time(NULL);
+	uint64_t days = conf->active_within / 86400;
+
+	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
+	r->forced = q->force;
+	if (r->before == NULL)
+		return 0;
+	ledger_count(l, now, conf->active_within, &c);
+	r->active = c.active;
+	r->confirmed = conf->gate == CONFIG_GATE_VERIFIED ? c.verified : c.acknowledged;
+	if (c.active > 0 && r->confirmed >= c.active)
+		return 0;
+	if (c.active > 0 && ledger_pending(l, now, conf->active_within, 0, ROTATE_PENDING_SHOW,
+	                        rotate_pending_cb, r) == -1)
+		log_warnx("rotate: cannot list the pending agents");
+	if (q->force) {
+		log_info("rotate forced below the gate (%llu of %llu active agents %s): %s",
+		    (unsigned long long)r->confirmed, (unsigned long long)c.active, r->gate,
+		    q->reason);
+		return 0;
+	}
+	if (c.active == 0)
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "no agent has checked in within %llu%s: is the agent endpoint wired? "
+		    "(rotate --force --reason TEXT rotates anyway)",
+		    (unsigned long long)(days > 0 ? days : conf->active_within),
+		    days > 0 ? "d" : "s");
+	else
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "only %llu of %llu active agents (%u %%) %s the staged CA; %llu pending: "
+		    "rotating now could cut them off (rotate --force --reason TEXT rotates anyway)",
+		    (unsigned long long)r->confirmed, (unsigned long long)c.active,
+		    (unsigned)(r->confirmed * 100 / c.active),
+		    conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged",
+		    (unsigned long long)(c.active - r->confirmed));
+	return -1;
+}
+
+void
+rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__RotateRequest *q = req->rotate;
+	const struct config *conf = ctx->cd->conf;
+	Carotate__V1__RotateReply *r;
+	struct swap_op *op;
+	time_t now = time(NULL);
+	X509 *ca;
+
+	if (q->force && q->reason[0] == '\0') {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--force needs --reason: say why the gate is overridden");
+		return;
+	}
+	if (!rotate_reason_ok(q->reason)) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		return;
+	}
+	r = rotate_reply_new();
+	r->dry_run = q->dry_run;
+	r->before = rpc_describe_set(conf, 0, now, &ca);
+	X509_free(ca);
+	r->after = rpc_describe_set(conf, 1, now, &ca);
+	X509_free(ca);
+	rotate_attach(reply, "rotate", r);
+	if (r->after == NULL || r->after->server == NULL || r->after->ca == NULL ||
+	    !r->after->key_present) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "the staged set in %s/%s is incomplete: stage it again", conf->ssl_dir,
+		    SSLDIR_STAGING);
+		return;
+	}
+	if (r->after->n_problems > 0 && !q->force) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "the staged set is not sound: %s", r->after->problems[0]);
+		return;
+	}
+	if (rotate_gate(ctx, q, r, reply) == -1)
+		return;
+	if (q->dry_run) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__OK,
+		    "dry run: the staged set would go live%s%s",
+		    r->before != NULL ? ""
+		                      : " (no "
+		                        "active "
+		                        "set yet)",
+		    r->forced ? " (forced)" : "");
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->call = "rotate";
+	op->reply = r;
+	reply->rotate_reply = NULL;
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
+	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
+	if (r->before != NULL && r->before->server != NULL)
+		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
+	op->t0 = clock_ms();
+	if (swap_rotate(conf, now, q->reason[0] != '\0' ? q->reason : "rotate", op->backup,
+	        sizeof(op->backup), op->failure, sizeof(op->failure)) == -1) {
+		log_warnx("rotate: %s", op->failure);
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
+		swap_op_free(op);
+		return;
+	}
+	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
+	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
+	swap_op_start(ctx, op);
+}
+
+void
+rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__RestoreRequest *q = req->restore;
+	const struct config *conf = ctx->cd->conf;
+	char id[SWAP_ID_MAX], err[512];
+	Carotate__V1__RotateReply *r;
+	struct swap_op *op;
+	time_t now = time(NULL);
+	X509 *ca;
+
+	if (q->latest == (q->backup[0] != '\0')) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "name one backup, or ask for the latest");
+		return;
+	}
+	if (q->latest) {
+		if (backups_latest(conf, id, err, sizeof(err)) == -1) {
+			dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
+			return;
+		}
+	} else if (!swap_valid_id(q->backup)) {
+		/* Never echoed: it may be anything. */
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "not a backup id: backups are named certs-YYYYMMDD-HHMMSS[-N] (see "
+		    "carotatectl backups)");
+		return;
+	} else
+		snprintf(id, sizeof(id), "%s", q->backup);
+	r = rotate_reply_new();
+	r->dry_run = q->dry_run;
+	r->restored = xstrdup(id);
+	r->before = rpc_describe_set(conf, 0, now, &ca);
+	X509_free(ca);
+	r->after = rpc_describe_backup(conf, id, now, &ca);
+	X509_free(ca);
+	rotate_attach(reply, "restore", r);
+	if (r->after == NULL) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no backup %s in %s", id,
+		    conf->ssl_dir);
+		return;
+	}
+	if (backups_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
+		    r->after->server == NULL ? "the backup has no server certificate" : err);
+		return;
+	}
+	if (q->dry_run) {
+		dispatch_error(
+		    reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->call = "restore";
+	op->reply = r;
+	reply->restore_reply = NULL;
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
+	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
+	if (r->before != NULL && r->before->server != NULL)
+		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
+	op->t0 = clock_ms();
+	if (swap_restore(conf, id, now, op->backup, sizeof(op->backup), op->failure,
+	        sizeof(op->failure)) == -1) {
+		log_warnx("restore: %s", op->failure);
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
+		swap_op_free(op);
+		return;
+	}
+	log_info("restore: %s is live again (server %s); the previous set is in %s", id,
+	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
+	swap_op_start(ctx, op);
+}
+
+static void
+swap_op_start(struct rpc_ctx *ctx, struct swap_op *op)
+{
+	op->cd = ctx->cd;
+	op->pending = control_defer(ctx);
+	op->reply->backup = xstrdup(op->backup);
+	swap_op_swapped(op);
+}
+
+/* The set on disk changed: the bundle follows, then the proxy is told. */
+static void
+swap_op_swapped(struct swap_op *op)
+{
+	const struct config *conf = op->cd->conf;
+	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[512];
+	struct bundle b;
+	time_t now = time(NULL);
+
+	fault_point("rotate-after-swap");
+	/* The CA replaced stays in the bundle for the retention window. */
+	if (bundle_note_active(conf, now, before, after, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
+	bundle_clear(&b);
+	agents_refresh(op->cd);
+	fault_point("rotate-after-publish");
+	proxy_reload(op->cd, swap_op_reloaded, op);
+}
+
+static void
+swap_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+{
+	struct swap_op *op = arg;
+	const struct config *conf = op->cd->conf;
+
+	fault_point("rotate-after-reload");
+	if (op->reply->reload != NULL)
+		protobuf_c_message_free_unpacked(&op->reply->reload->base, NULL);
+	op->reply->reload = result;
+	proxy_check(op->cd, &conf->proxy_address, conf->proxy_server_name, op->expected,
+	    conf->check_timeout, swap_op_checked, op);
+}
+
+static void
+swap_op_checked(int ok, const char *served, const char *why, void *arg)
+{
+	struct swap_op *op = arg;
+	const struct config *conf = op->cd->conf;
+	Carotate__V1__RotateReply *r = op->reply;
+	char addr[300], **pruned = NULL, err[256];
+	size_t i, npruned = 0;
+
+	if (r->served != protobuf_c_empty_string)
+		free(r->served);
+	r->served = xstrdup(served);
+	proxy_address_text(&conf->proxy_address, addr, sizeof(addr));
+	if (op->rolling_back) {
+		r->rolled_back = 1;
+		if (ok)
+			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; rolled back: the previous set is live again and %s serves it "
+			    "(the set that failed is kept in %s)",
+			    op->failure, addr, op->rollback_backup);
+		else
+			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; the previous set was put back, but %s does not serve it either "
+			    "(%s): check the proxy now",
+			    op->failure, addr, why);
+		return;
+	}
+	if (!ok) {
+		snprintf(op->failure, sizeof(op->failure),
+		    "%s: %s did not serve the new certificate within %u s (%s)", op->call, addr,
+		    conf->check_timeout / 1000, why);
+		log_warnx("%s", op->failure);
+		if (op->backup[0] == '\0') {
+			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; there was no previous set to roll back to", op->failure);
+			return;
+		}
+		swap_op_rollback(op, op->backup, op->previous);
+		return;
+	}
+	r->verified = 1;
+	r->rotate_ms = clock_ms() - op->t0;
+	if (backups_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
+		log_warnx("%s: backup retention: %s", op->call, err);
+	r->pruned = pruned;
+	r->n_pruned = npruned;
+	for (i = 0; i < npruned; i++)
+		log_info("%s: backup %s removed by the retention rule (keep %u)", op->call,
+		    pruned[i], conf->backups_keep);
+	log_info("%s: %s serves %s (%llu ms)", op->call, addr, op->expected,
+	    (unsigned long long)r->rotate_ms);
+	swap_op_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
+	    op->backup[0] != '\0' ? "; the previous set is in " : "", op->backup);
+}
+
+/* Puts backup id back (the set that was live before this call), then reloads and checks again. */
+static void
+swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
+{
+	char err[512];
+
+	op->rolling_back = 1;
+	snprintf(op->expected, sizeof(op->expected), "%s", previous);
+	if (swap_restore(op->cd->conf, id, time(NULL), op->rollback_backup,
+	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
+		log_warnx("%s: roll back to %s: %s", op->call, id, err);
+		swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "%s; putting %s back failed too (%s): restore it by hand (carotatectl "
+		    "restore %s)",
+		    op->failure, id, err, id);
+		return;
+	}
+	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
+	    op->rollback_backup);
+	swap_op_swapped(op);
+}
+
+static void
+swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, ...)
+{
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__RotateReply *r = op->reply;
+	const struct config *conf = op->cd->conf;
+	time_t now = time(NULL);
+	struct bundle b;
+	char err[256];
+	va_list ap;
+	char msg[2048];
+	X509 *ca;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r->after != NULL)
+		protobuf_c_message_free_unpacked(&r->after->base, NULL);
+	r->after = rpc_describe_set(conf, 0, now, &ca);
+	X509_free(ca);
+	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
+		r->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
+	bundle_clear(&b);
+	agents_check_canary(op->cd);
+	dispatch_error(reply, status, "%s", msg);
+	rotate_attach(reply, op->call, r);
+	op->reply = NULL;
+	if (op->pending != NULL)
+		control_complete(op->pending, reply);
+	else
+		dispatch_reply_free(reply);
+	dispatch_done(op->cd);
+	swap_op_free(op);
+}
+
+static void
+swap_op_free(struct swap_op *op)
+{
+	if (op->reply != NULL)
+		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
+	free(op);
+}

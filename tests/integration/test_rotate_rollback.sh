@@ -1,0 +1,125 @@
+#!/bin/bash
+# rotate's edges, with real nginx (issue 5):
+#  - no agent ever checked in: refused (exit 3, "is the agent endpoint wired?"); forced with a
+#    reason: done, and the reason is in the backup's manifest;
+#  - a staged set nginx rejects (its key belongs to another certificate) with a reload
+#    command that, like `nginx -s reload`, exits 0 anyway: only the TLS check sees it; the
+#    previous set is put back by itself, nginx still serves the previous certificate, exit 6
+#    says so, and the set that failed is kept in a backup;
+#  - files planted in the SSL directory: a symlinked staged key refuses the rotate; a symlink
+#    and a hard link planted as ca-bundle.pem are replaced, their targets untouched; a
+#    symlink named like a backup is not restored from;
+#  - a fresh proxy (no active set): the staged set is simply activated.
+# shellcheck disable=SC2119 # helpers take optional arguments
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=nginx.sh
+. "$(dirname "$0")/nginx.sh"
+
+t_init
+make_active_set
+nginx_write_daemon_config
+# `nginx -s reload` alone: exits 0 even when nginx refuses the new files.
+BLIND="$T/reload-blind.sh"
+printf '#!/bin/sh\nexec "%s" -p "%s/" -c "%s" -s reload\n' "$NGINX" "$NGINX_DIR" "$NGINX_CONF" >"$BLIND"
+chmod 0755 "$BLIND"
+sed -i "s|^reload = .*|reload = $BLIND|" "$CONF"
+start_daemon
+nginx_start
+
+served() { nginx_served_sha256 "$NGINX_PORT"; }
+leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+
+echo "-- no agent has checked in"
+assert_exit 0 "generate" -- ctl generate
+run ctl rotate
+assert_eq 3 "$RC" "rotate with no active agent exits 3"
+assert_contains "no agent has checked in" "$ERR" "and asks whether the agent endpoint is wired"
+assert_eq "$(leaf_sha "$SSL_DIR/server.crt")" "$(served)" "nothing changed"
+STAGED=$(leaf_sha "$SSL_DIR/new/server.crt")
+assert_exit 0 "rotate --force --reason" -- ctl --json rotate --force --reason "lab proxy, no agents yet"
+printf '%s' "$OUT" | jsave "$T/rot.json"
+assert_eq true "$(jget forced "$T/rot.json")" "the reply says forced"
+assert_eq "$STAGED" "$(served)" "nginx serves the new certificate"
+B1=$(jget backup "$T/rot.json")
+assert_file_contains "reason=lab proxy, no agents yet" "$SSL_DIR/$B1/.manifest" "the reason is in the manifest"
+assert_file_contains "forced below the gate" "$DAEMON_LOG" "the daemon logged the forced rotation"
+GOOD=$(served)
+
+echo "-- a staged set nginx rejects: automatic roll back"
+assert_exit 0 "generate" -- ctl generate
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
+cp "$T/other.key" "$SSL_DIR/new/server.key"
+chmod 0600 "$SSL_DIR/new/server.key"
+BAD=$(leaf_sha "$SSL_DIR/new/server.crt")
+t0=$(ms_now)
+run ctl --json rotate --force --reason "rollback test"
+ms=$(($(ms_now) - t0))
+assert_eq 6 "$RC" "a rotate nginx does not take exits 6"
+printf '%s' "$OUT" | jsave "$T/rb.json"
+assert_contains "rolled back" "$ERR" "the error says it rolled back"
+assert_contains "did not serve the new certificate" "$ERR" "and why"
+assert_eq true "$(jget rolled_back "$T/rb.json")" "rolled_back is true"
+assert_eq false "$(jget verified "$T/rb.json")" "verified is false"
+assert_eq "$GOOD" "$(jget served "$T/rb.json")" "the last check saw the previous certificate"
+assert_eq "$GOOD" "$(served)" "nginx still serves the previous certificate"
+assert_eq "$GOOD" "$(leaf_sha "$SSL_DIR/server.crt")" "the previous set is on disk again"
+[ "$(openssl x509 -in "$SSL_DIR/server.crt" -noout -pubkey | sha256sum)" = \
+	"$(openssl pkey -in "$SSL_DIR/server.key" -pubout | sha256sum)" ] || fail "the active key matches the active certificate"
+ok "the active key matches the active certificate"
+"$NGINX" -q -t -p "$NGINX_DIR/" -c "$NGINX_CONF" 2>"$T/t.err" || fail "nginx -t passes after the roll back" "$(cat "$T/t.err")"
+ok "nginx -t passes after the roll back"
+n=0
+for d in "$SSL_DIR"/certs-*; do
+	[ "$(leaf_sha "$d/server.crt")" = "$BAD" ] && n=$((n + 1))
+done
+assert_eq 1 "$n" "the set that failed is kept in one backup"
+ctl --json status | jsave "$T/st.json"
+assert_eq steady "$(jget phase "$T/st.json")" "steady after the roll back"
+t_log "rotate + failed check + roll back took $ms ms (check_timeout 5s)"
+[ ! -e "$STATE_DIR/swap.journal" ] || fail "no journal left after the roll back"
+
+echo "-- files planted in the SSL directory"
+assert_exit 0 "generate" -- ctl generate
+mv "$SSL_DIR/new/server.key" "$T/staged.key"
+ln -s "$T/staged.key" "$SSL_DIR/new/server.key"
+before=$(cd "$SSL_DIR" && find . | LC_ALL=C sort)
+run ctl rotate --force --reason "symlink test"
+assert_ne 0 "$RC" "rotate with a symlinked staged key is refused"
+assert_eq "$before" "$(cd "$SSL_DIR" && find . | LC_ALL=C sort)" "and changes nothing"
+assert_eq "$GOOD" "$(served)" "nginx still serves the active certificate"
+rm "$SSL_DIR/new/server.key"
+mv "$T/staged.key" "$SSL_DIR/new/server.key"
+
+echo "victim" >"$T/victim-sym"
+echo "victim" >"$T/victim-hard"
+ln -sf "$T/victim-sym" "$SSL_DIR/ca-bundle.pem"
+assert_exit 0 "rotate (staged key back)" -- ctl rotate --force --reason "planted links"
+assert_eq victim "$(cat "$T/victim-sym")" "a symlink planted as ca-bundle.pem: its target is untouched"
+if [ -L "$SSL_DIR/ca-bundle.pem" ]; then fail "ca-bundle.pem is a regular file again"; fi
+rm -f "$SSL_DIR/ca-bundle.pem"
+ln "$T/victim-hard" "$SSL_DIR/ca-bundle.pem" 2>/dev/null || cp "$T/victim-hard" "$SSL_DIR/ca-bundle.pem"
+kill -HUP "$DAEMON_PID"
+wait_until 5000 grep -q "BEGIN CERTIFICATE" "$SSL_DIR/ca-bundle.pem" || fail "the bundle is re-published on SIGHUP"
+assert_eq victim "$(cat "$T/victim-hard")" "a hard link planted as ca-bundle.pem: the other name's file is untouched"
+
+mkdir -m 0700 "$T/evil"
+cp "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/evil/"
+ln -s "$T/evil" "$SSL_DIR/certs-20200101-000000"
+run ctl restore certs-20200101-000000
+assert_ne 0 "$RC" "a symlink named like a backup is not restored from"
+rm "$SSL_DIR/certs-20200101-000000"
+
+echo "-- a fresh proxy: no active set"
+stop_daemon
+rm -f "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$SSL_DIR/.carotate-set"
+start_daemon
+assert_exit 0 "generate on a fresh proxy" -- ctl generate
+FRESH=$(leaf_sha "$SSL_DIR/new/server.crt")
+assert_exit 0 "rotate on a fresh proxy needs no gate" -- ctl --json rotate
+printf '%s' "$OUT" | jsave "$T/fresh.json"
+assert_eq null "$(jget before "$T/fresh.json")" "there was no active set"
+assert_eq null "$(jget backup "$T/fresh.json")" "so no backup"
+assert_eq "$FRESH" "$(served)" "nginx serves the activated set"
+assert_daemon_alive
