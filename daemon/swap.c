@@ -252,7 +252,10 @@ swap_dir(struct swap_ctx *c, const char *token)
 	return fsx_open_dir(c->dfd, token);
 }
 
-/* 1 when name is a regular file in dirfd, 0 when absent, -1 (ELOOP for a symlink) otherwise. */
+/*
+ * 1 when name is a regular file with one link in dirfd, 0 when absent, -1
+ * otherwise (ELOOP a symlink, EMLINK a hard-linked file).
+ */
 static int
 swap_probe(int dirfd, const char *name)
 {
@@ -260,9 +263,10 @@ swap_probe(int dirfd, const char *name)
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return errno == ENOENT ? 0 : -1;
-	if (S_ISREG(st.st_mode))
+	/* A second name elsewhere would keep a key reachable where nobody looks: refused. */
+	if (S_ISREG(st.st_mode) && st.st_nlink == 1)
 		return 1;
-	errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
+	errno = S_ISLNK(st.st_mode) ? ELOOP : S_ISREG(st.st_mode) ? EMLINK : EINVAL;
 	return -1;
 }
 
@@ -278,6 +282,7 @@ swap_probe_set(struct swap_ctx *c, int dirfd, const char *where, int *mask)
 			return swap_error(c, "%s/%s%s: %s, refused", c->conf->ssl_dir, where,
 			    c->names[i],
 			    errno == ELOOP    ? "a symbolic link"
+			    : errno == EMLINK ? "a file with another hard link"
 			    : errno == EINVAL ? "not a regular file"
 			                      : strerror(errno));
 		*mask |= r << i;
