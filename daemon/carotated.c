@@ -219,12 +219,17 @@ main(int argc, char *argv[])
 	if (supervise_bind(cd.conf, cd.privileged, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	carotated_adopt(cd.conf);
+	/* Opened here first, so that a broken ledger is reported on the operator's terminal. */
 	if (agents_init(&cd, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (!cd.foreground) {
+		/* An SQLite connection must not cross fork(): the child opens its own. */
+		agents_stop(&cd);
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
 		log_init(0, debug, "carotated");
+		if (agents_init(&cd, err, sizeof(err)) == -1)
+			fatalx("%s", err);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
 	if ((cd.base = event_base_new()) == NULL)
