@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "agents.h"
+#include "audit.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -132,8 +133,10 @@ carotated_reload(struct carotated *cd)
 	config_free(cd->conf);
 	cd->conf = conf;
 	control_reconfigure(cd->control);
-	if (cd->busy == NULL)
+	if (cd->busy == NULL) {
 		carotated_adopt(cd->conf);
+		audit_adopt(cd);
+	}
 	agents_refresh(cd);
 	agents_check_canary(cd);
 	log_info("reload: configuration re-read from %s", cd->conf_path);
@@ -231,6 +234,8 @@ main(int argc, char *argv[])
 		if (agents_init(&cd, err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
+	/* Logging goes where it will stay: the audit records held since start-up go now. */
+	audit_start(&cd);
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
 	if ((cd.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

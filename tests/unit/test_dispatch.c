@@ -92,6 +92,8 @@ expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1_
 		return staged ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		              : CAROTATE__V1__STATUS__OK;
 	case CAROTATE__V1__REQUEST__CALL_REPORT:
+	case CAROTATE__V1__REQUEST__CALL_AUDIT:
+		/* The audit log is for readers too: who changed what is no secret in the group. */
 		return role >= ACL_READER ? CAROTATE__V1__STATUS__OK
 		                          : CAROTATE__V1__STATUS__PERMISSION_DENIED;
 	case CAROTATE__V1__REQUEST__CALL_EXCLUDE:
