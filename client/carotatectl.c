@@ -42,20 +42,21 @@
  * Seconds: rotate and restore answer after a reload and a TLS check, and after a failed
  * check after a second reload and check (the roll back): 2 x (30 s + check_timeout).
  */
-#define CTL_SWAP_TIMEOUT   300
-#define CTL_MAX_FILE       65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
-#define CTL_MAX_SANS       64
-#define CTL_MAX_DAYS       36500 /* a hundred years: beyond that a typo is likelier */
-#define CTL_DAY            86400ULL
-#define CTL_MAX_SPAN       (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
-#define CTL_MAX_LIMIT      10000                    /* ReportRequest.limit */
-#define CTL_MAX_BACKUPS    1000                     /* ListBackupsRequest.limit */
-#define CTL_MAX_OFFSET     ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
-#define CTL_WAIT_INTERVAL  2                        /* seconds between wait's reports */
-#define CTL_MAX_INTERVAL   3600                     /* seconds */
-#define CTL_MAX_AGENT_ID   64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
-#define CTL_MAX_REASON     256
-#define CTL_AGENT_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#define CTL_SWAP_TIMEOUT    300
+#define CTL_MAX_AUDIT_LIMIT 1000  /* AuditRequest.limit */
+#define CTL_MAX_FILE        65536 /* bytes: the daemon's cap on each PEM of InstallRequest */
+#define CTL_MAX_SANS        64
+#define CTL_MAX_DAYS        36500 /* a hundred years: beyond that a typo is likelier */
+#define CTL_DAY             86400ULL
+#define CTL_MAX_SPAN        (CTL_MAX_DAYS * CTL_DAY) /* seconds: --active-within, wait --timeout */
+#define CTL_MAX_LIMIT       10000                    /* ReportRequest.limit */
+#define CTL_MAX_BACKUPS     1000                     /* ListBackupsRequest.limit */
+#define CTL_MAX_OFFSET      ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
+#define CTL_WAIT_INTERVAL   2                        /* seconds between wait's reports */
+#define CTL_MAX_INTERVAL    3600                     /* seconds */
+#define CTL_MAX_AGENT_ID    64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
+#define CTL_MAX_REASON      256
+#define CTL_AGENT_ID_CHARS  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 struct ctl_opts {
 	const char *socket;
@@ -79,6 +80,7 @@ struct ctl_wait {
 struct ctl_request {
 	Carotate__V1__Request req;
 	union {
+		Carotate__V1__AuditRequest audit;
 		Carotate__V1__StatusRequest status;
 		Carotate__V1__GenerateRequest generate;
 		Carotate__V1__InstallRequest install;
@@ -147,6 +149,11 @@ struct ctl_page_args {
 	const char *limit, *offset;
 };
 
+struct ctl_audit_args {
+	const char *limit, *offset;
+	int verify;
+};
+
 struct ctl_wait_args {
 	const char *percent, *timeout, *interval;
 	int verified;
@@ -194,6 +201,8 @@ static int ctl_build_backups(const struct ctl_cmd *, struct ctl_opts *, int, cha
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_retire(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
+static int ctl_build_audit(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
 static int ctl_print_status(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_print_stage(const struct ctl_cmd *, const struct ctl_opts *,
@@ -205,6 +214,8 @@ static int ctl_print_agent(const struct ctl_cmd *, const struct ctl_opts *,
 static int ctl_print_backups(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_print_retire(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_audit(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_wait(const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
 
@@ -241,6 +252,9 @@ static int ctl_fill_report(
 static int ctl_wait_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static int ctl_fill_wait(struct ctl_wait *, const struct ctl_wait_args *, struct ctl_error *);
 static int ctl_exclude_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_audit_option(const struct ctl_cmd *, const char *, int, const char *, void *);
+static int ctl_fill_audit(
+    Carotate__V1__AuditRequest *, const struct ctl_audit_args *, struct ctl_error *);
 static int ctl_check_agent(const char *, struct ctl_error *);
 static int ctl_check_reason(const char *, struct ctl_error *);
 static int ctl_page_option(const struct ctl_cmd *, const char *, int, const char *, void *);
@@ -395,6 +409,21 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"sound; 6 the proxy did not serve the restored set (rolled back); 1, 2 as for every\n"     \
 	"command.\n"
 
+#define CTL_AUDIT_OPTIONS                                                                          \
+	"  --limit N                 records per page, 1 to 1000 (default: 50)\n"                  \
+	"  --offset N                newest records to skip, for the next page (default: 0)\n"     \
+	"  --verify                  also check the whole hash chain, from the first record\n"     \
+	"\n"                                                                                       \
+	"Every state-changing call (generate, install, discard, exclude, include, and the\n"       \
+	"calls of stage 3) and every refusal of one is recorded with the caller's uid, user\n"     \
+	"name and pid, the arguments, the result and the certificate sets before and after;\n"     \
+	"so are changes carotated finds made by hand (\"adopt\"). Each record holds the\n"         \
+	"SHA-256 of the one before it.\n"                                                          \
+	"\n"                                                                                       \
+	"exit status: 0 shown (and, with --verify, the chain is intact); 6 the chain is\n"         \
+	"broken: a record was changed, removed or inserted (the record is named on stderr);\n"     \
+	"1, 2, 4, 5 as for every command.\n"
+
 /* Every command, in the order --help lists them. Later commands slot in here. */
 static const struct ctl_cmd ctl_table[] = {
 	{ "status", "", "show the phase, the active and staged certificate sets, the trust bundle",
@@ -443,6 +472,10 @@ static const struct ctl_cmd ctl_table[] = {
 	    "drop CAs that are neither active nor staged from the trust bundle now",
 	    CTL_RETIRE_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY, ctl_build_retire,
 	    ctl_print_retire, NULL, 0 },
+	{ "audit", "[--limit N] [--offset N] [--verify]",
+	    "show who changed what (the audit log), newest first; --verify checks its hash chain",
+	    CTL_AUDIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY, ctl_build_audit,
+	    ctl_print_audit, NULL, 0 },
 };
 
 /* Options every command also accepts after its name ("status --json"). */
@@ -488,6 +521,7 @@ enum {
 	CTL_OPT_FORCE,
 	CTL_OPT_DRY_RUN,
 	CTL_OPT_LATEST,
+	CTL_OPT_VERIFY,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -558,6 +592,14 @@ static const struct option ctl_restore_longopts[] = {
 static const struct option ctl_exclude_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "reason", required_argument, NULL, CTL_OPT_REASON },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_audit_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "limit", required_argument, NULL, CTL_OPT_LIMIT },
+	{ "offset", required_argument, NULL, CTL_OPT_OFFSET },
+	{ "verify", no_argument, NULL, CTL_OPT_VERIFY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1591,6 +1633,68 @@ ctl_build_retire(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, cha
 	return 1;
 }
 
+static int
+ctl_audit_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_audit_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_LIMIT:
+		return ctl_once(cmd, name, &a->limit, arg);
+	case CTL_OPT_OFFSET:
+		return ctl_once(cmd, name, &a->offset, arg);
+	case CTL_OPT_VERIFY:
+		a->verify = 1;
+		return 0;
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+/* Unset fields stay zero: the daemon's page of 50 from the newest record. */
+static int
+ctl_fill_audit(
+    Carotate__V1__AuditRequest *ar, const struct ctl_audit_args *a, struct ctl_error *err)
+{
+	uint64_t v;
+
+	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_AUDIT_LIMIT, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--limit %s: expected a whole number from 1 to %d", a->limit,
+		    CTL_MAX_AUDIT_LIMIT);
+	if (a->limit != NULL)
+		ar->limit = (uint32_t)v;
+	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--offset %s: expected a whole number, 0 or more", a->offset);
+	if (a->offset != NULL)
+		ar->offset = v;
+	ar->verify = a->verify;
+	return 0;
+}
+
+/* Usage errors (exit 1) come before wrong values (exit 5). */
+static int
+ctl_build_audit(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_audit_args a = { 0 };
+	int first;
+
+	carotate__v1__audit_request__init(&r->call.audit);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_AUDIT;
+	r->req.audit = &r->call.audit;
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_audit_longopts, ctl_audit_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	if (ctl_fill_audit(&r->call.audit, &a, err) == -1)
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
 /* Every file buffer is CTL_MAX_FILE + 1 bytes (ctl_read_file). */
 static void
 ctl_wipe(ProtobufCBinaryData *b)
@@ -1730,6 +1834,31 @@ ctl_print_retire(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
 	else
 		ret = output_retire_human(stdout, resp->retire_reply, resp->message);
 	return ctl_finish_output(ret);
+}
+
+/*
+ * The page is printed whatever the chain's state; a broken chain then fails the command
+ * (exit 6, as an integrity failure), naming the first record that does not check out.
+ */
+static int
+ctl_print_audit(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__Response *resp)
+{
+	const Carotate__V1__AuditReply *a = resp->audit_reply;
+	int ret;
+
+	if (opts->json)
+		ret = output_audit_json(stdout, a);
+	else
+		ret = output_audit_human(stdout, a, r->call.audit.offset);
+	ret = ctl_finish_output(ret);
+	if (ret != EXIT_DONE || !a->verify || a->intact)
+		return ret;
+	fprintf(stderr, CTL_NAME ": the audit log's hash chain is broken at record %" PRIu64 ": ",
+	    a->broken_at);
+	output_safe(stderr, a->problem);
+	fputc('\n', stderr);
+	return EXIT_INTERNAL;
 }
 
 static const struct ctl_cmd *
@@ -1921,6 +2050,8 @@ ctl_has_result(const struct ctl_cmd *cmd, const Carotate__V1__Response *resp)
 	case CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY:
 	case CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY:
 		return ctl_agent_reply(resp) != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY:
+		return resp->audit_reply != NULL;
 	case CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY:
 		return resp->list_backups_reply != NULL;
 	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:

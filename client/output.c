@@ -61,6 +61,8 @@ static void output_pending_human(FILE *, const Carotate__V1__ReportReply *, uint
 static void output_holdings_human(FILE *, const Carotate__V1__ReportReply *);
 static void output_staged_human(FILE *, const Carotate__V1__ReportReply *);
 static void output_steady_human(FILE *, const Carotate__V1__ReportReply *);
+static json_t *output_audit_record_json(const Carotate__V1__AuditRecord *);
+static void output_audit_record_human(FILE *, const Carotate__V1__AuditRecord *);
 static json_t *output_backup_json(const Carotate__V1__Backup *);
 static const char *output_backup_reason(const char *);
 static int output_width(const char *);
@@ -1342,5 +1344,103 @@ output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 	}
 	if (r->bundle != NULL && !r->dry_run)
 		output_bundle_human(fp, r->bundle, NULL, NULL);
+	return ferror(fp) ? -1 : 0;
+}
+
+static json_t *
+output_audit_record_json(const Carotate__V1__AuditRecord *a)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "seq", output_jcount(a->seq));
+	output_jset(o, "time", output_jtime(a->time));
+	output_jset(o, "uid", json_integer(a->uid));
+	output_jset(o, "user", output_jstr(a->user));
+	output_jset(o, "pid", json_integer(a->pid));
+	output_jset(o, "call", output_jstr(a->call));
+	output_jset(o, "result", output_jstr(a->result));
+	output_jset(o, "detail", output_jstr(a->detail));
+	output_jset(o, "before", output_jstr(a->before));
+	output_jset(o, "after", output_jstr(a->after));
+	output_jset(o, "prev_hash", output_jstr(a->prev_hash));
+	output_jset(o, "hash", output_jstr(a->hash));
+	return o;
+}
+
+int
+output_audit_json(FILE *fp, const Carotate__V1__AuditReply *r)
+{
+	json_t *o = output_jcheck(json_object()), *recs = output_jcheck(json_array());
+	size_t i;
+
+	for (i = 0; i < r->n_records; i++)
+		if (json_array_append_new(recs, output_audit_record_json(r->records[i])) != 0)
+			fatalx("out of memory building JSON");
+	output_jset(o, "records", recs);
+	output_jset(o, "total", output_jcount(r->total));
+	output_jset(o, "intact", r->verify ? json_boolean(r->intact) : json_null());
+	output_jset(o, "broken_at", r->verify ? output_jcount(r->broken_at) : json_null());
+	output_jset(o, "problem", r->verify && !r->intact ? output_jstr(r->problem) : json_null());
+	return output_dump(fp, o);
+}
+
+/* One record: seq, time, who, call, result and detail on a line; the sets indented below. */
+static void
+output_audit_record_human(FILE *fp, const Carotate__V1__AuditRecord *a)
+{
+	char when[OUTPUT_RFC3339_LEN];
+
+	if (output_rfc3339(a->time, when, sizeof(when)) != 0)
+		snprintf(when, sizeof(when), "%s", "unknown time");
+	fprintf(fp, "#%" PRIu64 " %s ", a->seq, when);
+	output_safe(fp, a->user);
+	fprintf(fp, "(%" PRIu32 ") pid %" PRIu32 " ", a->uid, a->pid);
+	output_safe(fp, a->call);
+	fputc(' ', fp);
+	output_safe(fp, a->result);
+	if (output_s(a->detail)[0] != '\0') {
+		fputc(' ', fp);
+		output_safe(fp, a->detail);
+	}
+	fputc('\n', fp);
+	if (strcmp(output_s(a->before), output_s(a->after)) == 0) {
+		fputs("    unchanged: ", fp);
+		output_safe(fp, a->after);
+		fputc('\n', fp);
+		return;
+	}
+	fputs("    before: ", fp);
+	output_safe(fp, a->before);
+	fputs("\n    after:  ", fp);
+	output_safe(fp, a->after);
+	fputc('\n', fp);
+}
+
+int
+output_audit_human(FILE *fp, const Carotate__V1__AuditReply *r, uint64_t offset)
+{
+	size_t i;
+
+	if (r->n_records == 0)
+		fprintf(
+		    fp, "audit log: %s\n", r->total == 0 ? "empty" : "no records from this offset");
+	else
+		fprintf(fp,
+		    "audit log: %" PRIu64 " record%s, newest first (%zu shown from offset %" PRIu64
+		    ")\n",
+		    r->total, r->total == 1 ? "" : "s", r->n_records, offset);
+	for (i = 0; i < r->n_records; i++)
+		output_audit_record_human(fp, r->records[i]);
+	if (r->total > offset && r->total - offset > r->n_records)
+		fprintf(fp, "(%" PRIu64 " older; --offset %" PRIu64 " shows the next page)\n",
+		    r->total - offset - r->n_records, offset + r->n_records);
+	if (r->verify && r->intact)
+		fprintf(fp, "hash chain: intact (%" PRIu64 " record%s checked)\n", r->total,
+		    r->total == 1 ? "" : "s");
+	else if (r->verify) {
+		fprintf(fp, "hash chain: BROKEN at record %" PRIu64 ": ", r->broken_at);
+		output_safe(fp, r->problem);
+		fputc('\n', fp);
+	}
 	return ferror(fp) ? -1 : 0;
 }

@@ -70,6 +70,15 @@ int output_progress(
 /* `wait`'s last line once `need` percent is reached. */
 int output_wait_reached(
     FILE *, uint32_t percent, uint64_t num, uint64_t den, const char *label, uint32_t need);
+/*
+ * `audit`: one page of records, newest first. Human: a line per record (seq, time RFC 3339,
+ * user(uid), pid, call, result, detail), the sets before and after indented below it, then the
+ * chain's verdict when verify was asked; `offset` is the page's first record. JSON: {records,
+ * total, intact, broken_at, problem} (the last three null unless verify was asked; problem null
+ * when intact). 0, or -1 on a write error.
+ */
+int output_audit_human(FILE *, const Carotate__V1__AuditReply *, uint64_t offset);
+int output_audit_json(FILE *, const Carotate__V1__AuditReply *);
 /* {"error": {"status": ..., "message": ...}}: how any failure reads with --json. */
 /*
  * rotate and restore (a RotateReply), also when refused or rolled back: status and message

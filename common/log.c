@@ -85,6 +85,17 @@ log_warnx(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Significant events an operator keeps (the audit log): above info, below errors. */
+void
+log_notice(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit(LOG_NOTICE, 0, fmt, ap);
+	va_end(ap);
+}
+
 void
 log_info(const char *fmt, ...)
 {

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "agents.h"
+#include "audit.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -35,7 +36,7 @@ static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
 static void carotated_adopt(struct carotated *, int);
-static int carotated_recover(const struct config *, char *, size_t);
+static int carotated_recover(struct carotated *, char *, size_t);
 
 static void
 carotated_usage(void)
@@ -113,16 +114,11 @@ carotated_adopt(struct carotated *cd, int recovered)
 	ssldir_recover(conf);
 	if ((r = bundle_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
-	else if (r == 1) {
+	else if (r == 1)
 		log_info("the active set changed %s (%s, was %s): adopted",
 		    recovered ? "by an interrupted swap finished or undone at start-up"
 		              : "outside carotated",
 		    after, before);
-		cd->adopted = 1;
-		cd->adopted_recovered = recovered;
-		snprintf(cd->adopted_before, sizeof(cd->adopted_before), "%s", before);
-		snprintf(cd->adopted_after, sizeof(cd->adopted_after), "%s", after);
-	}
 	if ((r = bundle_publish(conf, time(NULL), &b, err, sizeof(err))) == -1)
 		log_warnx("cannot publish the trust bundle: %s", err);
 	else if (r == 1)
@@ -133,12 +129,17 @@ carotated_adopt(struct carotated *cd, int recovered)
 
 /* A swap cut short by a crash is finished or undone before anything reads the set. */
 static int
-carotated_recover(const struct config *conf, char *err, size_t errlen)
+carotated_recover(struct carotated *cd, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = swap_recover(conf, err, errlen)) == 1)
+	if ((r = swap_recover(cd->conf, err, errlen)) == 1) {
 		log_info("an interrupted rotate or restore was completed or undone");
+		audit_event(cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL,
+		    "an interrupted rotate or restore was completed or undone from its journal");
+	} else if (r == -1)
+		audit_event(cd, "recover", CAROTATE__V1__STATUS__INTERNAL, NULL, NULL,
+		    "the journal of an interrupted swap could not be replayed: %s", err);
 	return r;
 }
 
@@ -165,9 +166,10 @@ carotated_reload(struct carotated *cd)
 	control_reconfigure(cd->control);
 	/* A rotate or restore in flight owns the set until it answers. */
 	if (cd->busy == NULL) {
-		if ((r = carotated_recover(cd->conf, err, sizeof(err))) == -1)
+		if ((r = carotated_recover(cd, err, sizeof(err))) == -1)
 			log_warnx("reload: %s", err);
 		carotated_adopt(cd, r == 1);
+		audit_adopt(cd);
 	}
 	agents_refresh(cd);
 	agents_check_canary(cd);
@@ -249,19 +251,26 @@ main(int argc, char *argv[])
 	cd.privileged = geteuid() == 0;
 	signal(SIGPIPE, SIG_IGN);
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
-	    (recovered = carotated_recover(cd.conf, err, sizeof(err))) == -1 ||
+	    (recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
 	if (supervise_bind(cd.conf, cd.privileged, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	carotated_adopt(&cd, recovered);
+	/* Opened here first, so that a broken ledger is reported on the operator's terminal. */
 	if (agents_init(&cd, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (!cd.foreground) {
+		/* An SQLite connection must not cross fork(): the child opens its own. */
+		agents_stop(&cd);
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
 		log_init(0, debug, "carotated");
+		if (agents_init(&cd, err, sizeof(err)) == -1)
+			fatalx("%s", err);
 	}
+	/* Logging goes where it will stay: the audit records held since start-up go now. */
+	audit_start(&cd);
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
 	if ((cd.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");

@@ -18,10 +18,6 @@ struct carotated {
 	int foreground;
 	int privileged;   /* started as root: user, group and capability changes apply */
 	const char *busy; /* the state-changing call in progress, or NULL */
-	/* A change of the active set found at start-up or SIGHUP, for the audit log. */
-	int adopted;
-	int adopted_recovered; /* made by a swap recovery, not by hand */
-	char adopted_before[160], adopted_after[160];
 };
 
 #endif

@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "acl.h"
+#include "audit.h"
 #include "carotated.h"
 #include "config.h"
 #include "control.h"
@@ -63,6 +64,7 @@ struct control_conn {
 
 struct control_pending {
 	struct control_conn *conn; /* NULL once the client has gone */
+	struct audit_call *audit;  /* the call's audit record, closed with the reply */
 };
 
 struct control {
@@ -441,6 +443,8 @@ control_defer(struct rpc_ctx *ctx)
 	struct control_pending *p = xcalloc(1, sizeof(*p));
 
 	p->conn = conn;
+	p->audit = ctx->audit;
+	ctx->audit = NULL;
 	conn->pending = p;
 	ctx->deferred = 1;
 	/* Work in progress is not idleness; the request has fully arrived. */
@@ -454,6 +458,8 @@ control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 {
 	struct control_conn *conn = p->conn;
 
+	/* Recorded even when the client has gone: the work was done all the same. */
+	audit_call_end(p->audit, reply);
 	free(p);
 	if (conn == NULL) {
 		dispatch_reply_free(reply);

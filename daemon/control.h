@@ -28,7 +28,10 @@ struct control_pending;
  * until control_complete. The client may go away meanwhile; the work goes on.
  */
 struct control_pending *control_defer(struct rpc_ctx *);
-/* Sends reply (then frees it) if the client is still connected; frees pending. */
+/*
+ * Closes the call's audit record with reply, then sends reply (and frees it)
+ * if the client is still connected; frees pending.
+ */
 void control_complete(struct control_pending *, Carotate__V1__Response *reply);
 
 /* Closes every connection and the listener, and removes the socket file. */

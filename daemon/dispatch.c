@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "audit.h"
 #include "carotated.h"
 #include "dispatch.h"
 #include "log.h"
@@ -35,10 +36,17 @@ static const struct dispatch_entry dispatch_table[] = {
 	    DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_RESTORE, "restore", ACL_ADMIN, DISPATCH_ANY_PHASE,
 	    rpc_restore, DISPATCH_EXCLUSIVE },
+	/*
+	 * Readers may read the audit log: it says who changed what, which every
+	 * member of the socket group may know (DESIGN §2: the group may read).
+	 */
+	{ CAROTATE__V1__REQUEST__CALL_AUDIT, "audit", ACL_READER, DISPATCH_ANY_PHASE, rpc_audit,
+	    0 },
 };
 
 static const struct dispatch_entry *dispatch_lookup(
     const struct dispatch_entry *, size_t, Carotate__V1__Request__CallCase);
+static void dispatch_audit_end(struct rpc_ctx *, const Carotate__V1__Response *);
 
 static const struct dispatch_entry *
 dispatch_lookup(const struct dispatch_entry *table, size_t n, Carotate__V1__Request__CallCase call)
@@ -69,9 +77,6 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 		return NULL;
 	}
 	if (ctx->role < e->min_role) {
-		log_info("refused %s to uid %ld pid %ld (%s)", e->name,
-		    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
-		    acl_role_name(ctx->role));
 		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
 		    "permission denied: %s needs the %s role", e->name, acl_role_name(e->min_role));
 		return NULL;
@@ -95,10 +100,16 @@ void
 dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
     const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	const struct dispatch_entry *e;
+	const struct dispatch_entry *e, *found;
 
-	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL)
+	/* Found, whether or not its checks pass: a refused admin call is audited too. */
+	found = dispatch_lookup(table, n, req->call_case);
+	if (found != NULL && found->min_role >= ACL_ADMIN)
+		ctx->audit = audit_call_start(ctx->cd, found->name, ctx->peer, req);
+	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL) {
+		dispatch_audit_end(ctx, reply);
 		return;
+	}
 	log_debug("%s: %s by uid %ld pid %ld (%s)", __func__, e->name,
 	    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
 	    acl_role_name(ctx->role));
@@ -107,6 +118,16 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 	e->handler(ctx, req, reply);
 	if ((e->flags & DISPATCH_EXCLUSIVE) && !ctx->deferred)
 		ctx->cd->busy = NULL;
+	if (!ctx->deferred)
+		dispatch_audit_end(ctx, reply);
+}
+
+/* The reply is final: close the call's audit record (if it has one). */
+static void
+dispatch_audit_end(struct rpc_ctx *ctx, const Carotate__V1__Response *reply)
+{
+	audit_call_end(ctx->audit, reply);
+	ctx->audit = NULL;
 }
 
 void

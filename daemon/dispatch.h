@@ -10,6 +10,7 @@
 #include "acl.h"
 #include "carotate.pb-c.h"
 
+struct audit_call;
 struct carotated;
 struct config;
 
@@ -26,6 +27,8 @@ struct rpc_ctx {
 	Carotate__V1__Phase phase;
 	void *conn;   /* the control connection, for control_defer() */
 	int deferred; /* the handler will answer later, through control_complete() */
+	/* An admin call's audit record, closed when its reply is sent (control_defer takes it). */
+	struct audit_call *audit;
 };
 
 /* Fills reply (already initialized with status OK); every string and sub-message on the heap. */
@@ -44,7 +47,12 @@ struct dispatch_entry {
 /* The call changes state: one at a time; cd->busy names it until it ends. */
 #define DISPATCH_EXCLUSIVE 0x1
 
-/* Finds the call in table, checks role and phase, then runs its handler. */
+/*
+ * Finds the call in table, checks role and phase, then runs its handler.
+ * Every call whose entry needs ACL_ADMIN is audited, refused or not: the
+ * record opens here and closes when the reply is sent (here, or in
+ * control_complete for a deferred reply). A new admin entry needs nothing more.
+ */
 void dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *,
     const Carotate__V1__Request *, Carotate__V1__Response *);
 /* The entry that would run, or NULL with the refusal in reply: every check, no handler. */
@@ -78,6 +86,7 @@ Carotate__V1__CertSet *rpc_describe_backup(
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_audit(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

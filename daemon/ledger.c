@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "ledger.h"
@@ -53,6 +54,22 @@
 
 /* integrity_check starts its report with this line; the first message follows. */
 #define LEDGER_IC_PREFIX "*** in database main ***\n"
+
+/* An audit row in the order ledger_audit_row reads it. */
+#define LEDGER_AUDIT_COLUMNS                                                                       \
+	"seq, time, uid, pid, user, call, result, detail, \"before\", \"after\", prev_hash, hash"
+
+/*
+ * The audit table refuses changes to its rows: defence in depth only, since
+ * whoever can write the file can drop the triggers (the hash chain shows
+ * what they did then). Part of migration 1 -> 2 and re-created at open when
+ * missing: never edit.
+ */
+#define LEDGER_AUDIT_TRIGGERS                                                                      \
+	"CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "                     \
+	"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"                          \
+	"CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "                     \
+	"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 
 /* Flags of an index entry; DELIVERED, ACKED and VERIFIED are for the open staging. */
 #define LEDGER_F_EXISTS    0x01
@@ -112,6 +129,11 @@ enum ledger_st {
 	LST_NEW_STAGING,
 	LST_ADD_BUNDLE,
 	LST_BUNDLE_ID,
+	LST_AUDIT_HEAD,
+	LST_AUDIT_INSERT,
+	LST_AUDIT_PAGE,
+	LST_AUDIT_CHAIN,
+	LST_AUDIT_COUNT,
 	LST_COUNT
 };
 
@@ -174,6 +196,14 @@ static const char *const ledger_sql[LST_COUNT] = {
 	[LST_ADD_BUNDLE] = "INSERT INTO bundles (bundle_id, first_served) VALUES (?1, ?2) "
 	                   "ON CONFLICT (bundle_id) DO NOTHING",
 	[LST_BUNDLE_ID] = "SELECT id FROM bundles WHERE bundle_id = ?1",
+	[LST_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[LST_AUDIT_INSERT] = "INSERT INTO audit (seq, time, uid, user, pid, call, result, detail, "
+	                     "\"before\", \"after\", prev_hash, hash) "
+	                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[LST_AUDIT_PAGE] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit ORDER BY seq DESC "
+	                   "LIMIT ?1 OFFSET ?2",
+	[LST_AUDIT_CHAIN] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit ORDER BY seq",
+	[LST_AUDIT_COUNT] = "SELECT count(*) FROM audit",
 };
 
 /* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
@@ -207,6 +237,21 @@ static const char *const ledger_migrations[] = {
 	" acknowledged_at INTEGER,"
 	" verified_at INTEGER"
 	") STRICT;",
+	/* 1 -> 2: the audit log, a hash chain (ledger.h); rows are only ever inserted. */
+	"CREATE TABLE audit ("
+	" seq INTEGER PRIMARY KEY CHECK (seq >= 1),"
+	" time INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" user TEXT NOT NULL,"
+	" pid INTEGER NOT NULL,"
+	" call TEXT NOT NULL,"
+	" result TEXT NOT NULL,"
+	" detail TEXT NOT NULL,"
+	" \"before\" TEXT NOT NULL,"
+	" \"after\" TEXT NOT NULL,"
+	" prev_hash TEXT NOT NULL CHECK (length(prev_hash) = 64),"
+	" hash TEXT NOT NULL CHECK (length(hash) = 64)"
+	") STRICT;" LEDGER_AUDIT_TRIGGERS,
 };
 #define LEDGER_VERSION ((int)(sizeof(ledger_migrations) / sizeof(ledger_migrations[0])))
 
@@ -217,6 +262,7 @@ static int ledger_connect(struct ledger *, char *, size_t);
 static int ledger_check(struct ledger *, char *, size_t);
 static int ledger_pragmas(struct ledger *, char *, size_t);
 static int ledger_migrate(struct ledger *, char *, size_t);
+static int ledger_audit_guard(struct ledger *, char *, size_t);
 static int ledger_prepare(struct ledger *, char *, size_t);
 static int ledger_load(struct ledger *, char *, size_t);
 static int ledger_load_bundles(struct ledger *);
@@ -254,6 +300,11 @@ static int ledger_cmp_u64(const void *, const void *);
 static enum ledger_result ledger_find(
     struct ledger *, const char *, const uint8_t *, struct ledger_row *);
 static int ledger_cmp_holding(const void *, const void *);
+static int ledger_audit_head(struct ledger *, uint64_t *, char *);
+static int ledger_audit_insert(struct ledger *, const struct ledger_audit *);
+static void ledger_audit_digest(const int64_t *, const char *const *, const size_t *, char *);
+static void ledger_audit_copy(sqlite3_stmt *, int, char *, size_t);
+static const char *ledger_audit_check(sqlite3_stmt *, uint64_t, const char *, char *);
 
 /* Fills err for the operator from an SQLite failure; corruption gets the advice. */
 static int
@@ -294,8 +345,8 @@ ledger_open(const char *state_dir, char *err, size_t errlen)
 	l->pid = getpid();
 	if (ledger_create_file(l, err, errlen) == -1 || ledger_connect(l, err, errlen) == -1 ||
 	    ledger_check(l, err, errlen) == -1 || ledger_pragmas(l, err, errlen) == -1 ||
-	    ledger_migrate(l, err, errlen) == -1 || ledger_prepare(l, err, errlen) == -1 ||
-	    ledger_load(l, err, errlen) == -1) {
+	    ledger_migrate(l, err, errlen) == -1 || ledger_audit_guard(l, err, errlen) == -1 ||
+	    ledger_prepare(l, err, errlen) == -1 || ledger_load(l, err, errlen) == -1) {
 		ledger_close(l);
 		return NULL;
 	}
@@ -451,6 +502,36 @@ ledger_migrate(struct ledger *l, char *err, size_t errlen)
 		log_info("ledger %s: schema migrated to version %d", l->path, v + 1);
 	}
 	return 0;
+}
+
+/*
+ * The triggers that keep the audit log append-only: whoever dropped them had
+ * the file open for writing. Put back (and said loudly); the hash chain, not
+ * the triggers, is what shows whether records were changed meanwhile.
+ */
+static int
+ledger_audit_guard(struct ledger *l, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, n;
+
+	rc = sqlite3_prepare_v2(l->db,
+	    "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'audit' "
+	    "AND name IN ('audit_no_update', 'audit_no_delete')",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ledger_fail(l, err, errlen, "audit triggers", rc);
+	}
+	n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (n == 2)
+		return 0;
+	log_warnx("ledger %s: the triggers that keep the audit log append-only were removed "
+	          "outside carotated; putting them back (carotatectl audit --verify checks the "
+	          "records)",
+	    l->path);
+	return ledger_exec(l, LEDGER_AUDIT_TRIGGERS, "audit triggers", err, errlen);
 }
 
 static int
@@ -1382,4 +1463,315 @@ ledger_holdings(struct ledger *l, time_t now, uint64_t window, ledger_holding_cb
 		cb(l->bundles[h[n].bundle], h[n].agents, arg);
 	free(h);
 	return 0;
+}
+
+/* ---- the audit log (ledger.h has the record's hash encoding) ---- */
+
+#define LEDGER_AUDIT_TAG   "carotate-audit-v1" /* hashed with its NUL */
+#define LEDGER_AUDIT_INTS  4                   /* seq, time, uid, pid */
+#define LEDGER_AUDIT_STRS  7 /* user, call, result, detail, before, after, prev_hash */
+#define LEDGER_AUDIT_ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+
+static void
+ledger_digest_be(EVP_MD_CTX *md, uint64_t v, int bytes)
+{
+	uint8_t b[8];
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+	if (EVP_DigestUpdate(md, b, (size_t)bytes) != 1)
+		fatalx("%s: EVP_DigestUpdate failed", __func__);
+}
+
+/* The hash of one record from its parts (LEDGER_AUDIT_INTS integers, LEDGER_AUDIT_STRS strings). */
+static void
+ledger_audit_digest(const int64_t *ints, const char *const *s, const size_t *n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	EVP_MD_CTX *md;
+	uint8_t d[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0, i;
+
+	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, LEDGER_AUDIT_TAG, sizeof(LEDGER_AUDIT_TAG)) != 1)
+		fatalx("%s: cannot start a SHA-256 digest", __func__);
+	for (i = 0; i < LEDGER_AUDIT_INTS; i++)
+		ledger_digest_be(md, (uint64_t)ints[i], 8);
+	for (i = 0; i < LEDGER_AUDIT_STRS; i++) {
+		ledger_digest_be(md, n[i], 4);
+		if (n[i] > 0 && EVP_DigestUpdate(md, s[i], n[i]) != 1)
+			fatalx("%s: EVP_DigestUpdate failed", __func__);
+	}
+	if (EVP_DigestFinal_ex(md, d, &dlen) != 1 || dlen != LEDGER_AUDIT_HASH_LEN / 2)
+		fatalx("%s: EVP_DigestFinal_ex failed", __func__);
+	EVP_MD_CTX_free(md);
+	for (i = 0; i < dlen; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 0xf];
+	}
+	out[2 * dlen] = '\0';
+}
+
+void
+ledger_audit_hash(const struct ledger_audit *a, char out[LEDGER_AUDIT_HASH_LEN + 1])
+{
+	const int64_t ints[LEDGER_AUDIT_INTS] = { (int64_t)a->seq, a->time, a->uid, a->pid };
+	const char *s[LEDGER_AUDIT_STRS] = { a->user, a->call, a->result, a->detail, a->before,
+		a->after, a->prev_hash };
+	size_t n[LEDGER_AUDIT_STRS], i;
+
+	for (i = 0; i < LEDGER_AUDIT_STRS; i++)
+		n[i] = strlen(s[i]);
+	ledger_audit_digest(ints, s, n, out);
+}
+
+/* The newest record's seq and hash; 0 and zeros for an empty log. */
+static int
+ledger_audit_head(struct ledger *l, uint64_t *seq, char *hash)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_HEAD];
+	const unsigned char *h;
+	int64_t s;
+	int rc;
+
+	*seq = 0;
+	memcpy(hash, LEDGER_AUDIT_ZEROS, LEDGER_AUDIT_HASH_LEN + 1);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ledger_done(st);
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		ledger_done(st);
+		return ledger_sqlerr(l, "audit head");
+	}
+	s = sqlite3_column_int64(st, 0);
+	h = sqlite3_column_text(st, 1);
+	rc = h != NULL && sqlite3_column_bytes(st, 1) == LEDGER_AUDIT_HASH_LEN && s >= 1 &&
+	     s < INT64_MAX;
+	if (rc) {
+		*seq = (uint64_t)s;
+		memcpy(hash, h, LEDGER_AUDIT_HASH_LEN);
+	}
+	ledger_done(st);
+	if (!rc) {
+		log_warnx("ledger %s: the newest audit record (seq %lld) is malformed; nothing can "
+		          "be chained to it (carotatectl audit --verify)",
+		    l->path, (long long)s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+ledger_audit_insert(struct ledger *l, const struct ledger_audit *a)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_INSERT];
+	const char *s[] = { a->user, a->call, a->result, a->detail, a->before, a->after,
+		a->prev_hash, a->hash };
+	static const int col[] = { 4, 6, 7, 8, 9, 10, 11, 12 };
+	size_t i;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, (int64_t)a->seq);
+	sqlite3_bind_int64(st, 2, a->time);
+	sqlite3_bind_int64(st, 3, a->uid);
+	sqlite3_bind_int64(st, 5, a->pid);
+	for (i = 0; i < sizeof(col) / sizeof(col[0]); i++)
+		sqlite3_bind_text(st, col[i], s[i], -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "audit append");
+}
+
+int
+ledger_audit_append(struct ledger *l, struct ledger_audit *a)
+{
+	char head[LEDGER_AUDIT_HASH_LEN + 1];
+	uint64_t seq;
+
+	if (!ledger_owner_ok(l, "audit append"))
+		return -1;
+	if (l->in_batch) {
+		log_warnx("ledger %s: audit append inside a batch", l->path);
+		return -1;
+	}
+	if (ledger_run(l, LST_BEGIN) == -1)
+		return -1;
+	if (ledger_audit_head(l, &seq, head) == 0) {
+		a->seq = seq + 1;
+		memcpy(a->prev_hash, head, sizeof(a->prev_hash));
+		ledger_audit_hash(a, a->hash);
+		if (ledger_audit_insert(l, a) == 0 && ledger_run(l, LST_COMMIT) == 0)
+			return 0;
+	}
+	if (!sqlite3_get_autocommit(l->db))
+		ledger_run(l, LST_ROLLBACK);
+	return -1;
+}
+
+/* A text column into buf, cut to its size (display only: the chain is checked on the bytes). */
+static void
+ledger_audit_copy(sqlite3_stmt *st, int col, char *buf, size_t size)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+	size_t n = s != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	if (n > 0)
+		memcpy(buf, s, n);
+	buf[n] = '\0';
+}
+
+int
+ledger_audit_list(struct ledger *l, uint64_t offset, uint32_t limit, ledger_audit_cb cb, void *arg)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_PAGE];
+	struct ledger_audit a;
+	int rc;
+
+	if (limit == 0 || offset > INT64_MAX)
+		return 0;
+	sqlite3_bind_int64(st, 1, limit);
+	sqlite3_bind_int64(st, 2, (int64_t)offset);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&a, 0, sizeof(a));
+		a.seq = (uint64_t)sqlite3_column_int64(st, 0);
+		a.time = sqlite3_column_int64(st, 1);
+		a.uid = (uint32_t)sqlite3_column_int64(st, 2);
+		a.pid = (uint32_t)sqlite3_column_int64(st, 3);
+		ledger_audit_copy(st, 4, a.user, sizeof(a.user));
+		ledger_audit_copy(st, 5, a.call, sizeof(a.call));
+		ledger_audit_copy(st, 6, a.result, sizeof(a.result));
+		ledger_audit_copy(st, 7, a.detail, sizeof(a.detail));
+		ledger_audit_copy(st, 8, a.before, sizeof(a.before));
+		ledger_audit_copy(st, 9, a.after, sizeof(a.after));
+		ledger_audit_copy(st, 10, a.prev_hash, sizeof(a.prev_hash));
+		ledger_audit_copy(st, 11, a.hash, sizeof(a.hash));
+		cb(&a, arg);
+	}
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "audit list");
+}
+
+int
+ledger_audit_count(struct ledger *l, uint64_t *total)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_COUNT];
+	int rc;
+
+	*total = 0;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*total = (uint64_t)sqlite3_column_int64(st, 0);
+	ledger_done(st);
+	return rc == SQLITE_ROW ? 0 : ledger_sqlerr(l, "audit count");
+}
+
+/*
+ * One row of the chain against the record expected next (seq want, linked
+ * to prev): NULL when it checks out (prev becomes its hash), else why not,
+ * formatted in msg.
+ */
+static const char *
+ledger_audit_check(sqlite3_stmt *st, uint64_t want, const char *prev, char *msg)
+{
+	static const char *const names[] = { "seq", "time", "uid", "pid", "user", "call", "result",
+		"detail", "before", "after", "prev_hash", "hash" };
+	int64_t ints[LEDGER_AUDIT_INTS];
+	const char *s[LEDGER_AUDIT_STRS + 1];
+	size_t n[LEDGER_AUDIT_STRS + 1];
+	char hash[LEDGER_AUDIT_HASH_LEN + 1];
+	int i, want_type;
+	uint64_t seq;
+
+	for (i = 0; i < LEDGER_AUDIT_INTS + LEDGER_AUDIT_STRS + 1; i++) {
+		want_type = i < LEDGER_AUDIT_INTS ? SQLITE_INTEGER : SQLITE_TEXT;
+		if (sqlite3_column_type(st, i) != want_type) {
+			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL, "record %llu: %s is not %s",
+			    (unsigned long long)want, names[i],
+			    want_type == SQLITE_INTEGER ? "an integer" : "text");
+			return msg;
+		}
+		if (i < LEDGER_AUDIT_INTS)
+			ints[i] = sqlite3_column_int64(st, i);
+		else {
+			s[i - LEDGER_AUDIT_INTS] = (const char *)sqlite3_column_text(st, i);
+			n[i - LEDGER_AUDIT_INTS] = (size_t)sqlite3_column_bytes(st, i);
+		}
+	}
+	seq = (uint64_t)ints[0];
+	if (ints[0] < 1 || seq < want) {
+		snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+		    "record %lld is out of sequence (expected record %llu)", (long long)ints[0],
+		    (unsigned long long)want);
+		return msg;
+	}
+	if (seq != want) {
+		if (seq == want + 1)
+			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+			    "record %llu is missing (the log goes on with record %llu)",
+			    (unsigned long long)want, (unsigned long long)seq);
+		else
+			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+			    "records %llu to %llu are missing (the log goes on with record %llu)",
+			    (unsigned long long)want, (unsigned long long)(seq - 1),
+			    (unsigned long long)seq);
+		return msg;
+	}
+	if (n[LEDGER_AUDIT_STRS - 1] != LEDGER_AUDIT_HASH_LEN ||
+	    memcmp(s[LEDGER_AUDIT_STRS - 1], prev, LEDGER_AUDIT_HASH_LEN) != 0) {
+		if (want == 1)
+			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+			    "record 1 does not start the chain (its prev_hash is not zeros): "
+			    "earlier records were removed or it was changed");
+		else
+			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+			    "record %llu does not link to record %llu (its prev_hash is not that "
+			    "record's hash): one of them was changed and re-hashed",
+			    (unsigned long long)want, (unsigned long long)(want - 1));
+		return msg;
+	}
+	ledger_audit_digest(ints, s, n, hash);
+	if (n[LEDGER_AUDIT_STRS] != LEDGER_AUDIT_HASH_LEN ||
+	    memcmp(s[LEDGER_AUDIT_STRS], hash, LEDGER_AUDIT_HASH_LEN) != 0) {
+		snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
+		    "record %llu was changed: its hash does not match its contents",
+		    (unsigned long long)want);
+		return msg;
+	}
+	return NULL;
+}
+
+int
+ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_CHAIN];
+	char prev[LEDGER_AUDIT_HASH_LEN + 1], msg[LEDGER_AUDIT_MAX_DETAIL];
+	const char *why = NULL;
+	uint64_t want = 1;
+	int rc;
+
+	*broken_at = 0;
+	problem[0] = '\0';
+	memcpy(prev, LEDGER_AUDIT_ZEROS, sizeof(prev));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((why = ledger_audit_check(st, want, prev, msg)) != NULL)
+			break;
+		memcpy(prev, sqlite3_column_text(st, LEDGER_AUDIT_INTS + LEDGER_AUDIT_STRS),
+		    LEDGER_AUDIT_HASH_LEN);
+		want++;
+	}
+	ledger_done(st);
+	if (why != NULL) {
+		*broken_at = want;
+		snprintf(problem, len, "%s", why);
+		return 0;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(problem, len, "cannot read the audit log: %s", sqlite3_errmsg(l->db));
+		ledger_sqlerr(l, "audit verify");
+		return -1;
+	}
+	return 1;
 }

@@ -1,7 +1,8 @@
 /*
  * The migration ledger (SQLite, WAL, in the state directory): which agents
  * exist, their token hashes, when they were seen, which bundle they hold,
- * and per staged CA whether it was delivered, acknowledged and verified.
+ * and per staged CA whether it was delivered, acknowledged and verified;
+ * and the audit log, a hash chain of every state-changing call.
  * Only the parent process opens it. Every SQL statement lives in ledger.c.
  */
 #ifndef CAROTATE_LEDGER_H
@@ -143,5 +144,63 @@ int ledger_pending(struct ledger *, time_t now, uint64_t window, uint64_t offset
 /* Active agents per bundle held (nothing staged); "" for agents that hold none we know of. */
 typedef void (*ledger_holding_cb)(const char *bundle_id, uint64_t agents, void *arg);
 int ledger_holdings(struct ledger *, time_t now, uint64_t window, ledger_holding_cb, void *arg);
+
+/*
+ * The audit log: an append-only table (triggers refuse UPDATE and DELETE) in
+ * which each record carries the SHA-256 of the one before it. The hash of a
+ * record is SHA-256 over this encoding, so any tool can check the chain:
+ *   the 17 bytes "carotate-audit-v1" and a NUL byte, then
+ *   seq, time, uid, pid as 8-byte big-endian integers (time two's complement),
+ *   then user, call, result, detail, before, after, prev_hash, each as a
+ *   4-byte big-endian length and that many bytes;
+ * written as 64 lower-case hex digits. The first record's prev_hash is 64
+ * zeros. The chain shows a record altered, removed or inserted; records cut
+ * off the end leave a shorter chain that checks out, which is why every
+ * record also goes to syslog with its seq and hash.
+ */
+#define LEDGER_AUDIT_HASH_LEN   64 /* hex */
+#define LEDGER_AUDIT_MAX_USER   64
+#define LEDGER_AUDIT_MAX_CALL   32
+#define LEDGER_AUDIT_MAX_RESULT 32
+#define LEDGER_AUDIT_MAX_DETAIL 1024
+#define LEDGER_AUDIT_MAX_STATE  256 /* "active=<ca>/<server> staged=<ca>" */
+
+/* One record. The strings are printable one-line text; the caller sanitizes them. */
+struct ledger_audit {
+	uint64_t seq; /* 1, 2, ...: set by ledger_audit_append */
+	int64_t time; /* seconds since the epoch */
+	uint32_t uid;
+	uint32_t pid; /* 0 for the daemon's own events */
+	char user[LEDGER_AUDIT_MAX_USER + 1];
+	char call[LEDGER_AUDIT_MAX_CALL + 1];
+	char result[LEDGER_AUDIT_MAX_RESULT + 1];
+	char detail[LEDGER_AUDIT_MAX_DETAIL + 1];
+	char before[LEDGER_AUDIT_MAX_STATE + 1];
+	char after[LEDGER_AUDIT_MAX_STATE + 1];
+	char prev_hash[LEDGER_AUDIT_HASH_LEN + 1]; /* set by ledger_audit_append */
+	char hash[LEDGER_AUDIT_HASH_LEN + 1];      /* set by ledger_audit_append */
+};
+
+/*
+ * Appends a record in a transaction of its own (durable when it returns 0):
+ * fills seq, prev_hash and hash from the newest record. Refused (-1, logged)
+ * inside a batch, whose rollback would take the record with it.
+ */
+int ledger_audit_append(struct ledger *, struct ledger_audit *);
+/* Records newest first, skipping offset; strings cut to the struct's sizes. 0 / -1. */
+typedef void (*ledger_audit_cb)(const struct ledger_audit *, void *arg);
+int ledger_audit_list(struct ledger *, uint64_t offset, uint32_t limit, ledger_audit_cb, void *arg);
+/* How many records the table holds. 0 / -1. */
+int ledger_audit_count(struct ledger *, uint64_t *total);
+/*
+ * Walks the whole chain from seq 1 (the table's own bytes, not the cut
+ * strings of ledger_audit_list): seqs consecutive from 1, each prev_hash the
+ * previous record's hash (zeros for the first), each hash that of the
+ * record's fields. 1 intact; 0 broken, *broken_at the first record that does
+ * not check out and problem says why; -1 when it cannot be read (problem).
+ */
+int ledger_audit_verify(struct ledger *, uint64_t *broken_at, char *problem, size_t len);
+/* The hash of a record's fields (prev_hash included, hash excluded), hex. */
+void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_LEN + 1]);
 
 #endif

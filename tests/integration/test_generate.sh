@@ -36,7 +36,16 @@ snapshot() {
 			find . -type f -exec sha256sum {} + | LC_ALL=C sort
 	)
 }
-snap_all() { snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR"; }
+# The ledger is left out: each refused call adds a record to its audit log (checked below).
+snap_all() {
+	snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR" | grep -v '\./ledger\.db'
+}
+# The newest audit record as "CALL RESULT".
+last_audit() {
+	ctl --json audit --limit 1 >"$T/last-audit.json"
+	echo "$(json_get records.0.call "$T/last-audit.json") $(json_get records.0.result \
+		"$T/last-audit.json")"
+}
 
 # assert_unchanged BEFORE_FILE WHAT
 assert_unchanged() {
@@ -522,6 +531,8 @@ raw_generate() {
 	assert_eq 1 "$st" "raw generate $what: the daemon says INVALID_ARGUMENT ($msg)"
 	assert_contains "$phrase" "$msg" "raw generate $what: the message names the problem"
 	assert_unchanged "$T/snap.before" "raw generate $what"
+	assert_eq "generate INVALID_ARGUMENT" "$(last_audit)" \
+		"raw generate $what: the refusal is in the audit log"
 	assert_eq "$reloads" "$(reload_count)" "raw generate $what: no reload"
 }
 raw_generate "key type" "key_type=dsa" key_type=dsa
@@ -545,6 +556,8 @@ for kt in ec-p256 ec-p384 rsa-2048 rsa-3072 rsa-4096; do
 		assert_contains "already staged" "$ERR" "generate while staged: says 'already staged'"
 		assert_exit 3 "generate --key-type rsa-2048 while staged: exit 3" -- ctl generate --key-type rsa-2048
 		assert_unchanged "$T/snap.staged" "generate while staged"
+		assert_eq "generate FAILED_PRECONDITION" "$(last_audit)" \
+			"generate while staged: the refusal is in the audit log"
 		assert_eq "$r" "$(reload_count)" "generate while staged: no reload"
 	fi
 	discard_ok "$kt" "$ACTIVE_CA" "$ACTIVE_CRT"
@@ -569,6 +582,8 @@ assert_exit 3 "discard with nothing staged: exit 3" -- ctl discard
 assert_contains "staged" "$ERR" "discard with nothing staged: the message says so ($ERR)"
 assert_exit 3 "discard --json with nothing staged: exit 3" -- ctl --json discard
 assert_unchanged "$T/snap.before" "discard with nothing staged"
+assert_eq "discard FAILED_PRECONDITION" "$(last_audit)" \
+	"discard with nothing staged: the refusal is in the audit log"
 assert_eq "$r" "$(reload_count)" "discard with nothing staged: no reload"
 
 # Discards within the same second each keep their own directory.

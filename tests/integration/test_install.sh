@@ -52,7 +52,16 @@ snapshot() {
 			find . -type f -exec sha256sum {} + | LC_ALL=C sort
 	)
 }
-snap_all() { snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR"; }
+# The ledger is left out: each refused call adds a record to its audit log (checked below).
+snap_all() {
+	snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR" | grep -v '\./ledger\.db'
+}
+# The newest audit record as "CALL RESULT".
+last_audit() {
+	ctl --json audit --limit 1 >"$T/last-audit.json"
+	echo "$(json_get records.0.call "$T/last-audit.json") $(json_get records.0.result \
+		"$T/last-audit.json")"
+}
 
 pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey; }
 pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
@@ -584,6 +593,8 @@ bad() {
 			"$(diff "$T/snap.before" "$T/snap.after" | head -n 20)"
 	fi
 	ok "$what: SSL and state directories unchanged"
+	[ "$(last_audit)" = "install INVALID_ARGUMENT" ] ||
+		fail "$what: the refusal is in the audit log" "newest record: $(last_audit)"
 	[ "$(reload_count)" = "$RELOADS" ] || fail "$what: no reload" "reload calls: $(reload_count), before: $RELOADS"
 	assert_daemon_alive "after: $what"
 	socket_answers || fail "after $what: the daemon answers status"

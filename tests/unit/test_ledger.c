@@ -2,7 +2,8 @@
  * The ledger: schema and migrations, corruption refused, link/check-in/ack/verify
  * semantics, gate truthfulness (tokens, forged If-None-Match), group commit
  * (rollback, failed commits through a fault-injecting VFS), the in-memory index
- * against the database, staging episodes, pending pages and holdings.
+ * against the database, staging episodes, pending pages and holdings; the audit
+ * log's hash chain and every way of tampering with it that it must show.
  */
 #include <sys/stat.h>
 
@@ -359,6 +360,19 @@ sql_int(const char *sql)
 	return v;
 }
 
+/* Runs sql through a connection of our own (the sqlite3 shell of a tamperer); its result code. */
+static int
+sql_try(const char *sql)
+{
+	sqlite3 *db;
+	int rc;
+
+	assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
 static void
 sql_exec(const char *sql)
 {
@@ -473,7 +487,7 @@ test_schema_and_reopen(void **state)
 
 	assert_int_equal(stat(dbpath, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(sql_int("PRAGMA user_version"), 1);
+	assert_int_equal(sql_int("PRAGMA user_version"), 2);
 	assert_int_equal(sql_int("PRAGMA page_size"), 1024);
 	link1(l, "alpha", 1, T0);
 	assert_int_equal(stat(dbpath, &st), 0); /* still 0600; so are -wal and -shm */
@@ -484,7 +498,7 @@ test_schema_and_reopen(void **state)
 	ledger_close(l);
 
 	l = lopen();
-	assert_int_equal(sql_int("PRAGMA user_version"), 1);
+	assert_int_equal(sql_int("PRAGMA user_version"), 2);
 	assert_int_equal(ledger_get(l, "alpha", &a), LEDGER_OK);
 	assert_string_equal(a.id, "alpha");
 	assert_int_equal(a.linked_at, T0);
@@ -520,11 +534,11 @@ test_future_version_refused(void **state)
 	char err[512];
 
 	ledger_close(lopen());
-	sql_exec("PRAGMA user_version = 2");
+	sql_exec("PRAGMA user_version = 3");
 	lopen_fails(err, sizeof(err));
-	assert_non_null(strstr(err, "schema version 2"));
-	assert_non_null(strstr(err, "versions up to 1"));
-	assert_int_equal(sql_int("PRAGMA user_version"), 2); /* untouched */
+	assert_non_null(strstr(err, "schema version 3"));
+	assert_non_null(strstr(err, "versions up to 2"));
+	assert_int_equal(sql_int("PRAGMA user_version"), 3); /* untouched */
 }
 
 static void
@@ -1322,6 +1336,369 @@ test_switch_target(void **state)
 	ledger_close(l);
 }
 
+/* ---- the audit log ---- */
+
+#define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Record i of a test log: every field differs from record to record. */
+static void
+audit_rec(struct ledger_audit *a, int i)
+{
+	memset(a, 0, sizeof(*a));
+	a->time = T0 + i;
+	a->uid = (uint32_t)(1000 + i);
+	a->pid = (uint32_t)(4000 + i);
+	snprintf(a->user, sizeof(a->user), "user%d", i);
+	snprintf(a->call, sizeof(a->call), "%s", i % 2 ? "generate" : "exclude");
+	snprintf(a->result, sizeof(a->result), "%s", i % 3 ? "OK" : "PERMISSION_DENIED");
+	snprintf(a->detail, sizeof(a->detail), "agent=\"a%d\" reason=\"r%d\"", i, i);
+	snprintf(a->before, sizeof(a->before), "active=%d/%d staged=-", i, i);
+	snprintf(a->after, sizeof(a->after), "active=%d/%d staged=%d", i, i, i + 1);
+}
+
+/* A log of n records (1..n), the ledger closed again. */
+static void
+audit_log(int n)
+{
+	struct ledger *l = lopen();
+	struct ledger_audit a;
+	int i;
+
+	for (i = 1; i <= n; i++) {
+		audit_rec(&a, i);
+		assert_int_equal(ledger_audit_append(l, &a), 0);
+	}
+	ledger_close(l);
+}
+
+/* ledger_audit_verify on a fresh ledger: its result, broken_at and problem. */
+static int
+audit_verify(uint64_t *broken_at, char *problem, size_t len)
+{
+	struct ledger *l = lopen();
+	int r = ledger_audit_verify(l, broken_at, problem, len);
+
+	ledger_close(l);
+	if (r != 1)
+		print_message(
+		    "verify: broken at %llu: %s\n", (unsigned long long)*broken_at, problem);
+	return r;
+}
+
+struct audit_page {
+	struct ledger_audit recs[16];
+	size_t n;
+};
+
+static void
+audit_collect(const struct ledger_audit *a, void *arg)
+{
+	struct audit_page *p = arg;
+
+	assert_true(p->n < 16);
+	p->recs[p->n++] = *a;
+}
+
+/* The encoding documented in ledger.h, pinned by values computed outside C (Python hashlib). */
+static void
+test_audit_hash_encoding(void **state)
+{
+	struct ledger_audit a = { .seq = 1, .time = 1700000000, .uid = 0, .pid = 4242 };
+	char h[LEDGER_AUDIT_HASH_LEN + 1];
+
+	snprintf(a.user, sizeof(a.user), "root");
+	snprintf(a.call, sizeof(a.call), "generate");
+	snprintf(a.result, sizeof(a.result), "OK");
+	snprintf(a.detail, sizeof(a.detail), "key_type=\"ec-p256\"");
+	snprintf(a.before, sizeof(a.before), "active=aa/bb staged=-");
+	snprintf(a.after, sizeof(a.after), "active=aa/bb staged=cc");
+	snprintf(a.prev_hash, sizeof(a.prev_hash), ZEROS);
+	ledger_audit_hash(&a, h);
+	assert_string_equal(h, "f70333ce058ff21183302c67ae824ebcf5c06fc260032f2f56a9f33bd42d498d");
+
+	memset(&a, 0, sizeof(a));
+	a.seq = 7;
+	a.time = -5;
+	a.uid = 4294967295u;
+	snprintf(a.call, sizeof(a.call), "x");
+	memset(a.prev_hash, 'f', LEDGER_AUDIT_HASH_LEN);
+	ledger_audit_hash(&a, h);
+	assert_string_equal(h, "86ca3f8f5c5b840c10fbfa4ae168a9979886cfe894d5ad717436c6d043a01500");
+}
+
+static void
+test_audit_append_list(void **state)
+{
+	struct audit_page p = { .n = 0 };
+	struct ledger_audit a, want;
+	struct ledger *l = lopen();
+	char problem[512], h[LEDGER_AUDIT_HASH_LEN + 1];
+	uint64_t total, at;
+	int i;
+
+	assert_int_equal(ledger_audit_count(l, &total), 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
+	for (i = 1; i <= 3; i++) {
+		audit_rec(&a, i);
+		assert_int_equal(ledger_audit_append(l, &a), 0);
+		assert_int_equal(a.seq, i);
+		ledger_audit_hash(&a, h);
+		assert_string_equal(a.hash, h);
+		if (i == 1)
+			assert_string_equal(a.prev_hash, ZEROS);
+		else
+			assert_string_equal(a.prev_hash, want.hash);
+		want = a;
+	}
+	ledger_close(l);
+
+	/* Reopened: the chain goes on from the newest record on disk. */
+	l = lopen();
+	audit_rec(&a, 4);
+	assert_int_equal(ledger_audit_append(l, &a), 0);
+	assert_int_equal(a.seq, 4);
+	assert_string_equal(a.prev_hash, want.hash);
+	assert_int_equal(ledger_audit_count(l, &total), 0);
+	assert_int_equal(total, 4);
+
+	/* Newest first, paged; every field as written. */
+	assert_int_equal(ledger_audit_list(l, 0, 10, audit_collect, &p), 0);
+	assert_int_equal(p.n, 4);
+	for (i = 0; i < 4; i++) {
+		audit_rec(&want, 4 - i);
+		assert_int_equal(p.recs[i].seq, 4 - i);
+		assert_int_equal(p.recs[i].time, want.time);
+		assert_int_equal(p.recs[i].uid, want.uid);
+		assert_int_equal(p.recs[i].pid, want.pid);
+		assert_string_equal(p.recs[i].user, want.user);
+		assert_string_equal(p.recs[i].call, want.call);
+		assert_string_equal(p.recs[i].result, want.result);
+		assert_string_equal(p.recs[i].detail, want.detail);
+		assert_string_equal(p.recs[i].before, want.before);
+		assert_string_equal(p.recs[i].after, want.after);
+		ledger_audit_hash(&p.recs[i], h);
+		assert_string_equal(p.recs[i].hash, h);
+		if (i < 3)
+			assert_string_equal(p.recs[i].prev_hash, p.recs[i + 1].hash);
+	}
+	p.n = 0;
+	assert_int_equal(ledger_audit_list(l, 1, 2, audit_collect, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.recs[0].seq, 3);
+	assert_int_equal(p.recs[1].seq, 2);
+	p.n = 0;
+	assert_int_equal(ledger_audit_list(l, 4, 10, audit_collect, &p), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(ledger_audit_list(l, UINT64_MAX, 10, audit_collect, &p), 0);
+	assert_int_equal(p.n, 0);
+	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
+	assert_int_equal(at, 0);
+	assert_string_equal(problem, "");
+	ledger_close(l);
+}
+
+/* Inside a batch an append is refused: a rollback of the batch would take it along. */
+static void
+test_audit_not_in_batch(void **state)
+{
+	struct ledger *l = lopen();
+	struct ledger_audit a;
+	uint64_t total;
+
+	audit_rec(&a, 1);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_audit_append(l, &a), -1);
+	ledger_rollback(l);
+	assert_int_equal(ledger_audit_append(l, &a), 0);
+	assert_int_equal(ledger_audit_count(l, &total), 0);
+	assert_int_equal(total, 1);
+	/* A batch still works after an append. */
+	link1(l, "alpha", 1, T0);
+	ledger_close(l);
+}
+
+/* The triggers refuse changes; dropped by hand, they come back at the next open. */
+static void
+test_audit_append_only(void **state)
+{
+	audit_log(3);
+	assert_int_equal(sql_try("UPDATE audit SET detail = 'x' WHERE seq = 2"), SQLITE_CONSTRAINT);
+	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 3"), SQLITE_CONSTRAINT);
+	assert_int_equal(sql_int("SELECT count(*) FROM audit"), 3);
+	sql_exec("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete");
+	assert_int_equal(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 0);
+	ledger_close(lopen());
+	assert_int_equal(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 2);
+	assert_int_equal(sql_try("DELETE FROM audit"), SQLITE_CONSTRAINT);
+}
+
+static void
+test_audit_tamper_update(void **state)
+{
+	char problem[512];
+	uint64_t at;
+
+	audit_log(5);
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 1);
+	sql_exec("DROP TRIGGER audit_no_update;"
+	         "UPDATE audit SET result = 'OK' WHERE seq = 3");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 3);
+	assert_non_null(strstr(problem, "record 3 was changed"));
+}
+
+static void
+test_audit_tamper_integer(void **state)
+{
+	char problem[512];
+	uint64_t at;
+
+	audit_log(5);
+	sql_exec("DROP TRIGGER audit_no_update; UPDATE audit SET uid = 0 WHERE seq = 5");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 5);
+	assert_non_null(strstr(problem, "record 5 was changed"));
+}
+
+static void
+test_audit_tamper_delete(void **state)
+{
+	char problem[512];
+	uint64_t at;
+
+	audit_log(5);
+	sql_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 3");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 3);
+	assert_non_null(strstr(problem, "record 3 is missing"));
+
+	/* Each open puts the triggers back: the tamperer drops them each time. */
+	sql_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 4");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 3);
+	assert_non_null(strstr(problem, "records 3 to 4 are missing"));
+
+	sql_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 1");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 1);
+	assert_non_null(strstr(problem, "record 1 is missing"));
+}
+
+/* Record 3 changed and given a correct hash of its own: record 4 no longer links to it. */
+static void
+test_audit_tamper_rehash(void **state)
+{
+	struct audit_page p = { .n = 0 };
+	struct ledger *l;
+	char problem[512], sql[512];
+	uint64_t at;
+
+	audit_log(5);
+	l = lopen();
+	assert_int_equal(ledger_audit_list(l, 2, 1, audit_collect, &p), 0);
+	ledger_close(l);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.recs[0].seq, 3);
+	snprintf(p.recs[0].detail, sizeof(p.recs[0].detail), "nothing to see");
+	ledger_audit_hash(&p.recs[0], p.recs[0].hash);
+	snprintf(sql, sizeof(sql),
+	    "DROP TRIGGER audit_no_update;"
+	    "UPDATE audit SET detail = 'nothing to see', hash = '%s' WHERE seq = 3",
+	    p.recs[0].hash);
+	sql_exec(sql);
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 4);
+	assert_non_null(strstr(problem, "record 4 does not link to record 3"));
+
+	/* The first record re-hashed onto another start. */
+	sql_exec("DROP TRIGGER audit_no_update;"
+	         "UPDATE audit SET prev_hash = '" B1 "' WHERE seq = 1");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 1);
+	assert_non_null(strstr(problem, "record 1 does not start the chain"));
+}
+
+/* A table rebuilt without its constraints may hold anything; verify still answers. */
+static void
+test_audit_tamper_types(void **state)
+{
+	char problem[512];
+	uint64_t at;
+
+	audit_log(2);
+	sql_exec("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+	         "ALTER TABLE audit RENAME TO old;"
+	         "CREATE TABLE audit (seq INTEGER PRIMARY KEY, time, uid, user, pid, call, result,"
+	         " detail, \"before\", \"after\", prev_hash, hash);"
+	         "INSERT INTO audit SELECT * FROM old; DROP TABLE old;"
+	         "UPDATE audit SET detail = NULL WHERE seq = 2");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_int_equal(at, 2);
+	assert_non_null(strstr(problem, "record 2: detail is not text"));
+	sql_exec("DROP TRIGGER audit_no_update;"
+	         "UPDATE audit SET detail = 'x', time = 'soon' WHERE seq = 2");
+	assert_int_equal(audit_verify(&at, problem, sizeof(problem)), 0);
+	assert_non_null(strstr(problem, "record 2: time is not an integer"));
+}
+
+/* The schema of version 1, as migration 0 -> 1 made it (a copy: migrations never change). */
+static const char v1_schema[] =
+    "CREATE TABLE bundles (id INTEGER PRIMARY KEY,"
+    " bundle_id TEXT NOT NULL UNIQUE CHECK (length(bundle_id) BETWEEN 1 AND 64),"
+    " first_served INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE stagings (id INTEGER PRIMARY KEY,"
+    " ca TEXT NOT NULL CHECK (length(ca) BETWEEN 1 AND 64),"
+    " started_at INTEGER NOT NULL, ended_at INTEGER) STRICT;"
+    "CREATE TABLE agents (id INTEGER PRIMARY KEY,"
+    " agent_id TEXT NOT NULL UNIQUE CHECK (length(agent_id) BETWEEN 1 AND 64),"
+    " token_hash BLOB NOT NULL CHECK (length(token_hash) = 32),"
+    " linked_at INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    " delivered_bundle INTEGER REFERENCES bundles (id),"
+    " held_bundle INTEGER REFERENCES bundles (id),"
+    " is_excluded INTEGER NOT NULL DEFAULT 0 CHECK (is_excluded IN (0, 1)),"
+    " exclude_reason TEXT, staging INTEGER REFERENCES stagings (id),"
+    " staged_delivered_at INTEGER, acknowledged_at INTEGER, verified_at INTEGER) STRICT;";
+
+/* A ledger written by the previous carotated is migrated in place, its agents kept. */
+static void
+test_migrate_v1(void **state)
+{
+	struct ledger_agent ag;
+	struct ledger_audit a;
+	struct ledger *l;
+	char problem[512];
+	uint64_t at;
+
+	sql_exec("PRAGMA journal_mode = WAL");
+	sql_exec(v1_schema);
+	sql_exec("INSERT INTO bundles (bundle_id, first_served) VALUES ('" B1 "', 1);"
+	         "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen,"
+	         " held_bundle, is_excluded, exclude_reason)"
+	         " VALUES ('old-agent', zeroblob(32), 10, 10, 20, 1, 1, 'gone');"
+	         "PRAGMA user_version = 1");
+	l = lopen();
+	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(ledger_get(l, "old-agent", &ag), LEDGER_OK);
+	assert_int_equal(ag.linked_at, 10);
+	assert_int_equal(ag.last_seen, 20);
+	assert_int_equal(ag.excluded, 1);
+	assert_string_equal(ag.reason, "gone");
+	audit_rec(&a, 1);
+	assert_int_equal(ledger_audit_append(l, &a), 0);
+	assert_int_equal(a.seq, 1);
+	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
+	ledger_close(l);
+	assert_int_equal(sql_int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
+	                         "tbl_name = 'audit'"),
+	    2);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 1);
+	/* Opening again migrates nothing more. */
+	ledger_close(lopen());
+	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM audit"), 1);
+}
+
 int
 main(void)
 {
@@ -1352,6 +1729,16 @@ main(void)
 		cmocka_unit_test_setup(test_holdings, setup),
 		cmocka_unit_test_setup(test_reopen_same_index, setup),
 		cmocka_unit_test_setup(test_switch_target, setup),
+		cmocka_unit_test_setup(test_audit_hash_encoding, setup),
+		cmocka_unit_test_setup(test_audit_append_list, setup),
+		cmocka_unit_test_setup(test_audit_not_in_batch, setup),
+		cmocka_unit_test_setup(test_audit_append_only, setup),
+		cmocka_unit_test_setup(test_audit_tamper_update, setup),
+		cmocka_unit_test_setup(test_audit_tamper_integer, setup),
+		cmocka_unit_test_setup(test_audit_tamper_delete, setup),
+		cmocka_unit_test_setup(test_audit_tamper_rehash, setup),
+		cmocka_unit_test_setup(test_audit_tamper_types, setup),
+		cmocka_unit_test_setup(test_migrate_v1, setup),
 	};
 
 	return cmocka_run_group_tests_name("ledger", tests, group_setup, group_teardown);

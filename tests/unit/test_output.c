@@ -1569,6 +1569,131 @@ test_retire(void **state)
 	free(out);
 }
 
+static char *
+print_audit(const Carotate__V1__AuditReply *r, int json, uint64_t offset)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	if (json)
+		assert_int_equal(output_audit_json(fp, r), 0);
+	else
+		assert_int_equal(output_audit_human(fp, r, offset), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+/* Two audit records, newest first, of a log of five; a page from offset 1. */
+static void
+test_audit_output(void **state)
+{
+	Carotate__V1__AuditRecord a = CAROTATE__V1__AUDIT_RECORD__INIT;
+	Carotate__V1__AuditRecord b = CAROTATE__V1__AUDIT_RECORD__INIT;
+	Carotate__V1__AuditRecord *recs[] = { &a, &b };
+	Carotate__V1__AuditReply r = CAROTATE__V1__AUDIT_REPLY__INIT;
+	json_t *j, *rec;
+	char *text;
+
+	a.seq = 4;
+	a.time = NOW;
+	a.uid = 999;
+	a.user = (char *)"ops";
+	a.pid = 4242;
+	a.call = (char *)"exclude";
+	a.result = (char *)"PERMISSION_DENIED";
+	a.detail = (char *)"agent=\"a1\"; permission denied\x1b[2J";
+	a.before = a.after = (char *)"active=aa/bb staged=-";
+	a.prev_hash = (char *)"11";
+	a.hash = (char *)"22";
+	b.seq = 3;
+	b.time = NOW - 60;
+	b.user = (char *)"root";
+	b.pid = 17;
+	b.call = (char *)"generate";
+	b.result = (char *)"OK";
+	b.detail = (char *)"";
+	b.before = (char *)"active=aa/bb staged=-";
+	b.after = (char *)"active=aa/bb staged=cc";
+	b.prev_hash = (char *)"00";
+	b.hash = (char *)"11";
+	r.records = recs;
+	r.n_records = 2;
+	r.total = 5;
+
+	text = print_audit(&r, 0, 1);
+	assert_string_equal(text,
+	    "audit log: 5 records, newest first (2 shown from offset 1)\n"
+	    "#4 2026-12-26T03:04:05Z ops(999) pid 4242 exclude PERMISSION_DENIED agent=\"a1\"; "
+	    "permission denied\\x1b[2J\n"
+	    "    unchanged: active=aa/bb staged=-\n"
+	    "#3 2026-12-26T03:03:05Z root(0) pid 17 generate OK\n"
+	    "    before: active=aa/bb staged=-\n"
+	    "    after:  active=aa/bb staged=cc\n"
+	    "(2 older; --offset 3 shows the next page)\n");
+	free(text);
+	text = print_audit(&r, 1, 1);
+	j = parse(text);
+	assert_int_equal(jint(j, "total"), 5);
+	assert_true(json_is_null(jget(j, "intact")));
+	assert_true(json_is_null(jget(j, "broken_at")));
+	assert_true(json_is_null(jget(j, "problem")));
+	assert_int_equal(json_array_size(jget(j, "records")), 2);
+	rec = json_array_get(jget(j, "records"), 0);
+	assert_int_equal(jint(rec, "seq"), 4);
+	assert_string_equal(jstr(rec, "time"), "2026-12-26T03:04:05Z");
+	assert_int_equal(jint(rec, "uid"), 999);
+	assert_string_equal(jstr(rec, "user"), "ops");
+	assert_int_equal(jint(rec, "pid"), 4242);
+	assert_string_equal(jstr(rec, "call"), "exclude");
+	assert_string_equal(jstr(rec, "result"), "PERMISSION_DENIED");
+	assert_string_equal(jstr(rec, "detail"), "agent=\"a1\"; permission denied\x1b[2J");
+	assert_string_equal(jstr(rec, "before"), "active=aa/bb staged=-");
+	assert_string_equal(jstr(rec, "after"), "active=aa/bb staged=-");
+	assert_string_equal(jstr(rec, "prev_hash"), "11");
+	assert_string_equal(jstr(rec, "hash"), "22");
+	json_decref(j);
+	free(text);
+
+	/* Verified: intact, then broken. */
+	r.verify = 1;
+	r.intact = 1;
+	r.problem = (char *)"";
+	text = print_audit(&r, 0, 0);
+	assert_non_null(strstr(text, "hash chain: intact (5 records checked)\n"));
+	free(text);
+	text = print_audit(&r, 1, 0);
+	j = parse(text);
+	assert_true(json_is_true(jget(j, "intact")));
+	assert_int_equal(jint(j, "broken_at"), 0);
+	assert_true(json_is_null(jget(j, "problem")));
+	json_decref(j);
+	free(text);
+	r.intact = 0;
+	r.broken_at = 2;
+	r.problem = (char *)"record 2 was changed: its hash does not match its contents";
+	text = print_audit(&r, 0, 0);
+	assert_non_null(strstr(text, "hash chain: BROKEN at record 2: record 2 was changed"));
+	free(text);
+	text = print_audit(&r, 1, 0);
+	j = parse(text);
+	assert_true(json_is_false(jget(j, "intact")));
+	assert_int_equal(jint(j, "broken_at"), 2);
+	assert_string_equal(
+	    jstr(j, "problem"), "record 2 was changed: its hash does not match its contents");
+	json_decref(j);
+	free(text);
+
+	/* An empty log. */
+	r.n_records = 0;
+	r.total = 0;
+	r.verify = 0;
+	text = print_audit(&r, 0, 0);
+	assert_string_equal(text, "audit log: empty\n");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1607,6 +1732,7 @@ main(void)
 		cmocka_unit_test(test_progress),
 		cmocka_unit_test(test_wait_reached),
 		cmocka_unit_test(test_span),
+		cmocka_unit_test(test_audit_output),
 		cmocka_unit_test(test_backups_json),
 		cmocka_unit_test(test_backups_human),
 		cmocka_unit_test(test_retire),

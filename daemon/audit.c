@@ -1,0 +1,492 @@
+/*
+ * The audit log. dispatch_run opens a record for every admin call, refused or
+ * not, with who asked and the sets on disk; the record is closed when the
+ * reply is sent, with the result and the sets after, and written to syslog
+ * and to the ledger's hash chain. Whatever a client sent is sanitized and
+ * cut before it reaches either: clients are not trusted to write our logs.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agents.h"
+#include "audit.h"
+#include "carotated.h"
+#include "config.h"
+#include "ledger.h"
+#include "log.h"
+#include "pki.h"
+#include "ssldir.h"
+#include "xmalloc.h"
+
+#define AUDIT_MAX_ID     96  /* bytes of a sanitized agent or backup id (64 valid ones fit) */
+#define AUDIT_MAX_REASON 320 /* bytes of a sanitized reason (256 printable ones fit) */
+#define AUDIT_MAX_TEXT   64  /* bytes of other client strings (key type, CA name) */
+#define AUDIT_MAX_HELD   16  /* records held before the ledger is open */
+#define AUDIT_PWBUF      8192
+#define AUDIT_NO_UID     0xffffffffu
+
+/* One audited call between its start and its reply. */
+struct audit_call {
+	struct carotated *cd; /* cd->conf may be replaced (SIGHUP) meanwhile: not kept */
+	struct ledger_audit rec;
+};
+
+static struct ledger_audit audit_held[AUDIT_MAX_HELD];
+static size_t audit_nheld;
+
+static void audit_cert_sha(const uint8_t *, size_t, int, char *);
+static void audit_set(const struct config *, int, char *, char *);
+static void audit_user(uid_t, char *, size_t);
+static void audit_arg(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
+static void audit_arg_str(char *, size_t, const char *, const char *, size_t);
+static const char *audit_yes(int);
+static void audit_outcome(const Carotate__V1__Response *, char *, size_t);
+static void audit_reload(const Carotate__V1__ReloadResult *, char *, size_t);
+static void audit_commit(struct carotated *, struct ledger_audit *);
+static void audit_hold(struct ledger_audit *);
+static void audit_syslog(const struct ledger_audit *, const char *);
+static int audit_newest(struct ledger *, struct ledger_audit *);
+static void audit_keep(const struct ledger_audit *, void *);
+
+void
+audit_sanitize(char *dst, size_t len, const char *src)
+{
+	const unsigned char *p = (const unsigned char *)(src != NULL ? src : "");
+	size_t o = 0, mark = 0, need;
+	char esc[8];
+
+	if (len == 0)
+		return;
+	for (; *p != '\0'; p++) {
+		if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			need = (size_t)snprintf(esc, sizeof(esc), "%c", *p);
+		else
+			need = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		if (o + need >= len)
+			break;
+		memcpy(dst + o, esc, need);
+		o += need;
+		if (o + 3 < len)
+			mark = o; /* "..." still fits after this much */
+	}
+	if (*p != '\0' && len > 3) {
+		o = mark;
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+}
+
+const char *
+audit_result_name(int status)
+{
+	const ProtobufCEnumValue *v;
+
+	v = protobuf_c_enum_descriptor_get_value(&carotate__v1__status__descriptor, status);
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+/* The first certificate of one file of a set: its SHA-256, "-" absent, "?" unreadable. */
+static void
+audit_cert_sha(const uint8_t *pem, size_t len, int err, char *out)
+{
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if (err == ENOENT) {
+		snprintf(out, PKI_SHA256_HEX, "-");
+		return;
+	}
+	if (err != 0 || (certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL) {
+		snprintf(out, PKI_SHA256_HEX, "?");
+		return;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), out);
+	sk_X509_pop_free(certs, X509_free);
+}
+
+/* The CA (and, when srv is not NULL, the server certificate) of the active or staged set. */
+static void
+audit_set(const struct config *conf, int staged, char *ca, char *srv)
+{
+	struct ssldir_set set;
+	int dfd;
+
+	if ((dfd = ssldir_open(conf, staged)) == -1) {
+		snprintf(ca, PKI_SHA256_HEX, "%s", errno == ENOENT ? "-" : "?");
+		if (srv != NULL)
+			snprintf(srv, PKI_SHA256_HEX, "%s", ca);
+		return;
+	}
+	ssldir_read_set(conf, dfd, &set);
+	close(dfd);
+	audit_cert_sha(set.ca, set.ca_len, set.ca_errno, ca);
+	if (srv != NULL)
+		audit_cert_sha(set.cert, set.cert_len, set.cert_errno, srv);
+	ssldir_set_clear(&set);
+}
+
+void
+audit_fingerprint(const struct config *conf, char *buf, size_t len)
+{
+	char ca[PKI_SHA256_HEX], srv[PKI_SHA256_HEX], staged[PKI_SHA256_HEX];
+
+	audit_set(conf, 0, ca, srv);
+	audit_set(conf, 1, staged, NULL);
+	snprintf(buf, len, "active=%s/%s staged=%s", ca, srv, staged);
+}
+
+/* The peer's user name ("" when the uid has none); from NSS, so sanitized like client text. */
+static void
+audit_user(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char *tmp = xmalloc(AUDIT_PWBUF);
+
+	if (getpwuid_r(uid, &pw, tmp, AUDIT_PWBUF, &res) == 0 && res != NULL)
+		audit_sanitize(buf, len, pw.pw_name);
+	else
+		buf[0] = '\0';
+	free(tmp);
+}
+
+/* Appends one argument, space-separated. */
+static void
+audit_arg(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+
+	if (n > 0 && n + 1 < len)
+		buf[n++] = ' ';
+	buf[n] = '\0';
+	if (n + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Appends key="value" with a client's string sanitized and cut to max bytes. */
+static void
+audit_arg_str(char *buf, size_t len, const char *key, const char *s, size_t max)
+{
+	char v[AUDIT_MAX_REASON + 1];
+
+	audit_sanitize(v, max + 1 < sizeof(v) ? max + 1 : sizeof(v), s);
+	audit_arg(buf, len, "%s=\"%s\"", key, v);
+}
+
+static const char *
+audit_yes(int b)
+{
+	return b ? "yes" : "no";
+}
+
+/*
+ * What a call asks for, as far as an auditor needs it. Key material (install)
+ * is never described. A call not named here is recorded with its result and
+ * message only.
+ */
+void
+audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
+{
+	const Carotate__V1__GenerateRequest *g = req->generate;
+	const Carotate__V1__RotateRequest *ro = req->rotate;
+	const Carotate__V1__RestoreRequest *re = req->restore;
+
+	buf[0] = '\0';
+	switch (req->call_case) {
+	case CAROTATE__V1__REQUEST__CALL_GENERATE:
+		if (g == NULL)
+			break;
+		audit_arg_str(buf, len, "key_type",
+		    g->key_type[0] != '\0' ? g->key_type : "ec-p256", AUDIT_MAX_TEXT);
+		if (g->ca_days != 0)
+			audit_arg(buf, len, "ca_days=%u", g->ca_days);
+		if (g->server_days != 0)
+			audit_arg(buf, len, "server_days=%u", g->server_days);
+		if (g->name[0] != '\0')
+			audit_arg_str(buf, len, "name", g->name, AUDIT_MAX_TEXT);
+		if (g->n_sans > 0)
+			audit_arg(buf, len, "sans=%zu", g->n_sans);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_EXCLUDE:
+		if (req->exclude == NULL)
+			break;
+		audit_arg_str(buf, len, "agent", req->exclude->agent, AUDIT_MAX_ID);
+		audit_arg_str(buf, len, "reason", req->exclude->reason, AUDIT_MAX_REASON);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_INCLUDE:
+		if (req->include != NULL)
+			audit_arg_str(buf, len, "agent", req->include->agent, AUDIT_MAX_ID);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_ROTATE:
+		if (ro == NULL)
+			break;
+		audit_arg(
+		    buf, len, "force=%s dry_run=%s", audit_yes(ro->force), audit_yes(ro->dry_run));
+		if (ro->reason[0] != '\0')
+			audit_arg_str(buf, len, "reason", ro->reason, AUDIT_MAX_REASON);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_RESTORE:
+		if (re == NULL)
+			break;
+		if (re->latest)
+			audit_arg(buf, len, "backup=latest");
+		if (re->backup[0] != '\0' || !re->latest)
+			audit_arg_str(buf, len, "backup", re->backup, AUDIT_MAX_ID);
+		audit_arg(buf, len, "dry_run=%s", audit_yes(re->dry_run));
+		break;
+	case CAROTATE__V1__REQUEST__CALL_RETIRE:
+		if (req->retire != NULL)
+			audit_arg(buf, len, "dry_run=%s", audit_yes(req->retire->dry_run));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+audit_reload(const Carotate__V1__ReloadResult *rr, char *buf, size_t len)
+{
+	if (rr != NULL)
+		audit_arg(buf, len, "reload=%s", !rr->ran ? "not-run" : rr->ok ? "ok" : "failed");
+}
+
+/* What the reply says happened beyond its message: where sets went, whether the proxy took them. */
+static void
+audit_outcome(const Carotate__V1__Response *reply, char *buf, size_t len)
+{
+	const Carotate__V1__RotateReply *ro = NULL;
+	const Carotate__V1__StageReply *st = NULL;
+
+	switch (reply->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY:
+		st = reply->generate_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY:
+		st = reply->install_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY:
+		st = reply->discard_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY:
+		ro = reply->rotate_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY:
+		ro = reply->restore_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:
+		if (reply->retire_reply != NULL)
+			audit_arg(buf, len, "retired=%zu", reply->retire_reply->n_retired);
+		return;
+	default:
+		return;
+	}
+	if (st != NULL) {
+		if (st->kept_as != NULL && st->kept_as[0] != '\0')
+			audit_arg_str(buf, len, "kept_as", st->kept_as, AUDIT_MAX_ID);
+		audit_reload(st->reload, buf, len);
+	}
+	if (ro == NULL)
+		return;
+	if (ro->backup != NULL && ro->backup[0] != '\0')
+		audit_arg_str(buf, len, "backup_made", ro->backup, AUDIT_MAX_ID);
+	if (ro->restored != NULL && ro->restored[0] != '\0')
+		audit_arg_str(buf, len, "restored", ro->restored, AUDIT_MAX_ID);
+	if (ro->forced)
+		audit_arg(buf, len, "forced=yes");
+	audit_reload(ro->reload, buf, len);
+	if (!ro->dry_run)
+		audit_arg(buf, len, "verified=%s rolled_back=%s", audit_yes(ro->verified),
+		    audit_yes(ro->rolled_back));
+}
+
+struct audit_call *
+audit_call_start(struct carotated *cd, const char *call, const struct acl_peer *peer,
+    const Carotate__V1__Request *req)
+{
+	struct audit_call *ac = xcalloc(1, sizeof(*ac));
+
+	ac->cd = cd;
+	ac->rec.uid = AUDIT_NO_UID;
+	if (peer != NULL) {
+		ac->rec.uid = (uint32_t)peer->uid;
+		ac->rec.pid = peer->pid > 0 ? (uint32_t)peer->pid : 0;
+		audit_user(peer->uid, ac->rec.user, sizeof(ac->rec.user));
+	}
+	audit_sanitize(ac->rec.call, sizeof(ac->rec.call), call);
+	audit_describe(req, ac->rec.detail, sizeof(ac->rec.detail));
+	audit_fingerprint(cd->conf, ac->rec.before, sizeof(ac->rec.before));
+	return ac;
+}
+
+void
+audit_call_end(struct audit_call *ac, const Carotate__V1__Response *reply)
+{
+	struct ledger_audit *r;
+	size_t n;
+
+	if (ac == NULL)
+		return;
+	r = &ac->rec;
+	r->time = time(NULL);
+	snprintf(r->result, sizeof(r->result), "%s", audit_result_name(reply->status));
+	audit_outcome(reply, r->detail, sizeof(r->detail));
+	if (reply->message != NULL && reply->message[0] != '\0') {
+		n = strlen(r->detail);
+		if (n > 0 && n + 2 < sizeof(r->detail)) {
+			memcpy(r->detail + n, "; ", 2);
+			n += 2;
+		}
+		audit_sanitize(r->detail + n, sizeof(r->detail) - n, reply->message);
+	}
+	audit_fingerprint(ac->cd->conf, r->after, sizeof(r->after));
+	audit_commit(ac->cd, r);
+	free(ac);
+}
+
+void
+audit_event(struct carotated *cd, const char *call, Carotate__V1__Status status, const char *before,
+    const char *after, const char *fmt, ...)
+{
+	struct ledger_audit rec;
+	char detail[LEDGER_AUDIT_MAX_DETAIL + 1];
+	va_list ap;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.time = time(NULL);
+	rec.uid = (uint32_t)getuid();
+	snprintf(rec.user, sizeof(rec.user), "%s", AUDIT_DAEMON_USER);
+	audit_sanitize(rec.call, sizeof(rec.call), call);
+	snprintf(rec.result, sizeof(rec.result), "%s", audit_result_name(status));
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	audit_sanitize(rec.detail, sizeof(rec.detail), detail);
+	if (before != NULL)
+		audit_sanitize(rec.before, sizeof(rec.before), before);
+	if (after != NULL)
+		audit_sanitize(rec.after, sizeof(rec.after), after);
+	else
+		audit_fingerprint(cd->conf, rec.after, sizeof(rec.after));
+	audit_commit(cd, &rec);
+}
+
+/* One line per record; seq is "held" or "none" when the record is not (yet) in the ledger. */
+static void
+audit_syslog(const struct ledger_audit *r, const char *seq)
+{
+	char num[24];
+
+	if (seq == NULL) {
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)r->seq);
+		seq = num;
+	}
+	log_notice("audit: seq=%s hash=%s uid=%lu user=%s pid=%lu call=%s result=%s "
+	           "before=\"%s\" after=\"%s\" detail=%s",
+	    seq, r->hash[0] != '\0' ? r->hash : "-", (unsigned long)r->uid, r->user,
+	    (unsigned long)r->pid, r->call, r->result, r->before, r->after, r->detail);
+}
+
+/* Into the chain; held while the ledger is not open. before "" is the state last recorded. */
+static void
+audit_commit(struct carotated *cd, struct ledger_audit *rec)
+{
+	struct ledger *l = agents_ledger(cd);
+	struct ledger_audit last;
+
+	if (l == NULL) {
+		audit_hold(rec);
+		return;
+	}
+	if (rec->before[0] == '\0')
+		snprintf(rec->before, sizeof(rec->before), "%s",
+		    audit_newest(l, &last) == 1 ? last.after : "-");
+	if (ledger_audit_append(l, rec) == -1) {
+		rec->hash[0] = '\0';
+		audit_syslog(rec, "none");
+		log_warnx("audit: the record above could NOT be written to the audit log in %s/%s; "
+		          "it is in the system log only",
+		    cd->conf->state_dir, LEDGER_FILE);
+		return;
+	}
+	audit_syslog(rec, NULL);
+}
+
+static void
+audit_hold(struct ledger_audit *rec)
+{
+	audit_syslog(rec, "held");
+	if (audit_nheld == AUDIT_MAX_HELD) {
+		log_warnx("audit: %d records wait for the ledger to open; the one above is in the "
+		          "system log only",
+		    AUDIT_MAX_HELD);
+		return;
+	}
+	audit_held[audit_nheld++] = *rec;
+}
+
+void
+audit_start(struct carotated *cd)
+{
+	size_t i, n = audit_nheld;
+
+	if (agents_ledger(cd) == NULL)
+		return;
+	audit_nheld = 0;
+	for (i = 0; i < n; i++)
+		audit_commit(cd, &audit_held[i]);
+	audit_adopt(cd);
+}
+
+static void
+audit_keep(const struct ledger_audit *a, void *arg)
+{
+	*(struct ledger_audit *)arg = *a;
+}
+
+/* The newest record: 1, 0 when the log is empty, -1 on error. */
+static int
+audit_newest(struct ledger *l, struct ledger_audit *last)
+{
+	last->seq = 0;
+	if (ledger_audit_list(l, 0, 1, audit_keep, last) == -1)
+		return -1;
+	return last->seq != 0;
+}
+
+void
+audit_adopt(struct carotated *cd)
+{
+	struct ledger *l = agents_ledger(cd);
+	struct ledger_audit last;
+	char now[LEDGER_AUDIT_MAX_STATE + 1];
+	size_t a, b;
+	int active, staged;
+
+	if (l == NULL || audit_newest(l, &last) != 1)
+		return;
+	audit_fingerprint(cd->conf, now, sizeof(now));
+	if (strcmp(now, last.after) == 0)
+		return;
+	a = strcspn(now, " ");
+	b = strcspn(last.after, " ");
+	active = a != b || strncmp(now, last.after, a) != 0;
+	staged = strcmp(now + a, last.after + b) != 0;
+	audit_event(cd, "adopt", CAROTATE__V1__STATUS__OK, last.after, now,
+	    "the %s changed outside carotated since audit record %llu; adopted as found",
+	    active && staged ? "active and staged sets"
+	    : active         ? "active set"
+	                     : "staged set",
+	    (unsigned long long)last.seq);
+}

@@ -1,0 +1,76 @@
+/*
+ * The audit log: every state-changing call (every entry of the dispatch table
+ * whose minimum role is admin), every refusal of one, and the events the
+ * daemon originates itself, each as one line in syslog and one record in the
+ * ledger's hash-chained audit table (ledger.h).
+ */
+#ifndef CAROTATE_AUDIT_H
+#define CAROTATE_AUDIT_H
+
+#include <stddef.h>
+
+#include "acl.h"
+#include "carotate.pb-c.h"
+
+struct carotated;
+struct config;
+struct audit_call;
+
+#define AUDIT_DAEMON_USER "carotated" /* the user of the daemon's own events */
+
+/*
+ * The certificate sets on disk, for a record's before and after:
+ * "active=<CA sha256>/<server sha256> staged=<CA sha256>", SHA-256 of the
+ * certificate's DER in lower-case hex; "-" for a set or file that is absent,
+ * "?" for one that cannot be read or parsed.
+ */
+void audit_fingerprint(const struct config *, char *buf, size_t len);
+
+/*
+ * An audited call starts (dispatch_run, before its checks' verdict is
+ * known): who (uid, user name, pid), what (the request's significant
+ * arguments, never key material), and the sets before it. peer may be NULL
+ * (then uid 4294967295, no user).
+ */
+struct audit_call *audit_call_start(
+    struct carotated *, const char *call, const struct acl_peer *, const Carotate__V1__Request *);
+/*
+ * Its reply is sent (at once, or later through control_complete): the result,
+ * the reply's message and the sets after it are recorded, and ac is freed.
+ * NULL is a no-op. A record the ledger cannot take is logged loudly and stays
+ * in syslog; the reply is not changed.
+ */
+void audit_call_end(struct audit_call *, const Carotate__V1__Response *);
+
+/*
+ * An event the daemon originates itself ("adopt", "recover", ...): user
+ * "carotated", uid getuid(), pid 0, result the name of status. before NULL
+ * (or ""): the after of the newest record, i.e. the state the log last
+ * knew ("-" when the log is empty); after NULL: the sets on disk now.
+ * Before the ledger is open (crash recovery at start-up) records are held
+ * and written, in order, by audit_start.
+ */
+void audit_event(struct carotated *, const char *call, Carotate__V1__Status, const char *before,
+    const char *after, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* The ledger is open: writes the records held until now, then audit_adopt. */
+void audit_start(struct carotated *);
+/*
+ * At start-up and SIGHUP, with no call in progress: when the sets on disk
+ * differ from the after of the newest record, they were changed outside
+ * carotated (a manual restore, say), which is recorded as "adopt".
+ */
+void audit_adopt(struct carotated *);
+
+/*
+ * Client text made safe for syslog and the table: printable ASCII but '"'
+ * and '\' kept, every other byte as \xNN; cut to fit len (NUL included)
+ * with "..." at the end when something was left out.
+ */
+void audit_sanitize(char *dst, size_t len, const char *src);
+/* The request's significant arguments as one line: agent="a1" reason="..." force=yes. */
+void audit_describe(const Carotate__V1__Request *, char *buf, size_t len);
+/* The proto name of a status: "OK", "FAILED_PRECONDITION"; "UNKNOWN" for others. */
+const char *audit_result_name(int status);
+
+#endif

@@ -1,0 +1,619 @@
+/*
+ * The audit log's daemon side: client strings sanitized, requests described
+ * without secrets, fingerprints of the sets on disk, and the dispatch hook:
+ * every admin call recorded with who, what, result, before and after, every
+ * refusal of one too (role, phase, busy), no reader call; records held until
+ * the ledger opens; a change made by hand adopted.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "agents.h"
+#include "audit.h"
+#include "carotated.h"
+#include "config.h"
+#include "dispatch.h"
+#include "ledger.h"
+#include "log.h"
+#include "pki.h"
+#include "xmalloc.h"
+
+static char base[] = "/tmp/carotate-test-audit-XXXXXX";
+static char ssl[300], staging[320], statedir[300], confpath[300];
+static struct carotated cd;
+
+/* ---- helpers ---- */
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* A generated set: its CA and server certificate written as dir/ca.crt and dir/server.crt. */
+static void
+write_set(const char *dir, char ca_sha[PKI_SHA256_HEX], char srv_sha[PKI_SHA256_HEX])
+{
+	char *sans[] = { (char *)"DNS:proxy.test" };
+	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "audit-test", sans, 1, time(NULL) };
+	struct pki_material m;
+	STACK_OF(X509) * certs;
+	char err[256], path[400];
+
+	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
+		fail_msg("pki_generate: %s", err);
+	snprintf(path, sizeof(path), "%s/ca.crt", dir);
+	write_text(path, m.ca);
+	snprintf(path, sizeof(path), "%s/server.crt", dir);
+	write_text(path, m.cert);
+	certs = pki_certs_from_pem((const uint8_t *)m.ca, strlen(m.ca), err, sizeof(err));
+	assert_non_null(certs);
+	pki_cert_sha256(sk_X509_value(certs, 0), ca_sha);
+	sk_X509_pop_free(certs, X509_free);
+	certs = pki_certs_from_pem((const uint8_t *)m.cert, strlen(m.cert), err, sizeof(err));
+	assert_non_null(certs);
+	if (srv_sha != NULL)
+		pki_cert_sha256(sk_X509_value(certs, 0), srv_sha);
+	sk_X509_pop_free(certs, X509_free);
+	pki_material_clear(&m);
+}
+
+struct page {
+	struct ledger_audit recs[8];
+	size_t n;
+};
+
+static void
+collect(const struct ledger_audit *a, void *arg)
+{
+	struct page *p = arg;
+
+	if (p->n < 8)
+		p->recs[p->n] = *a;
+	p->n++;
+}
+
+/* The newest record, which must exist. */
+static struct ledger_audit
+newest(void)
+{
+	struct page p = { .n = 0 };
+
+	assert_non_null(agents_ledger(&cd));
+	assert_int_equal(ledger_audit_list(agents_ledger(&cd), 0, 1, collect, &p), 0);
+	assert_int_equal(p.n, 1);
+	return p.recs[0];
+}
+
+static uint64_t
+count(void)
+{
+	uint64_t n;
+
+	assert_int_equal(ledger_audit_count(agents_ledger(&cd), &n), 0);
+	return n;
+}
+
+static void
+my_name(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	snprintf(buf, len, "%s", pw != NULL ? pw->pw_name : "");
+}
+
+/* Runs req through the daemon's own table as role in phase, from uid getuid() pid 4242. */
+static Carotate__V1__Status
+call(const Carotate__V1__Request *req, enum acl_role role, Carotate__V1__Phase phase)
+{
+	struct acl_peer peer = { .uid = getuid(), .pid = 4242 };
+	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role, .phase = phase };
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Status st;
+
+	dispatch_request(&ctx, req, reply);
+	assert_null(ctx.audit);
+	st = reply->status;
+	dispatch_reply_free(reply);
+	return st;
+}
+
+static int
+group_setup(void **state)
+{
+	char conf[2048];
+
+	log_init(1, 0, "test_audit");
+	if (mkdtemp(base) == NULL)
+		return -1;
+	snprintf(ssl, sizeof(ssl), "%s/ssl", base);
+	snprintf(staging, sizeof(staging), "%s/ssl/new", base);
+	snprintf(statedir, sizeof(statedir), "%s/state", base);
+	snprintf(confpath, sizeof(confpath), "%s/carotated.conf", base);
+	if (mkdir(ssl, 0755) == -1 || mkdir(statedir, 0700) == -1)
+		return -1;
+	snprintf(conf, sizeof(conf),
+	    "[daemon]\nsocket = %s/c.sock\nstate_dir = %s\n"
+	    "[ssl]\ndir = %s\n"
+	    "[proxy]\nnames = proxy.test\nreload = /bin/true\n"
+	    "[agents]\nlinking_key = %s/linking.key\n",
+	    base, statedir, ssl, base);
+	write_text(confpath, conf);
+	{
+		char err[512];
+
+		if ((cd.conf = config_load(confpath, err, sizeof(err))) == NULL) {
+			print_error("config_load: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	char cmd[400];
+
+	agents_stop(&cd);
+	config_free(cd.conf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- pure functions ---- */
+
+static void
+test_sanitize(void **state)
+{
+	char buf[64], big[100001];
+
+	audit_sanitize(buf, sizeof(buf), "decommissioned, see TICKET-12");
+	assert_string_equal(buf, "decommissioned, see TICKET-12");
+	audit_sanitize(buf, sizeof(buf), "a\nb\rc\td\x1b[31m\x7f");
+	assert_string_equal(buf, "a\\x0ab\\x0dc\\x09d\\x1b[31m\\x7f");
+	audit_sanitize(buf, sizeof(buf), "say \"hi\" \\ bye");
+	assert_string_equal(buf, "say \\x22hi\\x22 \\x5c bye");
+	audit_sanitize(buf, sizeof(buf), "caf\xc3\xa9");
+	assert_string_equal(buf, "caf\\xc3\\xa9");
+	audit_sanitize(buf, sizeof(buf), NULL);
+	assert_string_equal(buf, "");
+
+	/* Cut to the buffer with "...", never in the middle of an escape. */
+	audit_sanitize(buf, 8, "abcdefgh");
+	assert_string_equal(buf, "abcd...");
+	audit_sanitize(buf, 8, "abcdefg");
+	assert_string_equal(buf, "abcdefg");
+	audit_sanitize(buf, 10, "ab\ncdefgh");
+	assert_string_equal(buf, "ab\\x0a...");
+	audit_sanitize(buf, 10, "abc\ndefgh");
+	assert_string_equal(buf, "abc...");
+	audit_sanitize(buf, 3, "abcdef");
+	assert_string_equal(buf, "ab");
+	audit_sanitize(buf, 1, "abcdef");
+	assert_string_equal(buf, "");
+
+	memset(big, '\n', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	audit_sanitize(buf, sizeof(buf), big);
+	assert_int_equal(strlen(buf), 63);
+	assert_string_equal(buf + 60, "...");
+}
+
+static void
+test_result_names(void **state)
+{
+	assert_string_equal(audit_result_name(CAROTATE__V1__STATUS__OK), "OK");
+	assert_string_equal(
+	    audit_result_name(CAROTATE__V1__STATUS__FAILED_PRECONDITION), "FAILED_PRECONDITION");
+	assert_string_equal(
+	    audit_result_name(CAROTATE__V1__STATUS__PERMISSION_DENIED), "PERMISSION_DENIED");
+	assert_string_equal(audit_result_name(99), "UNKNOWN");
+}
+
+static void
+test_describe(void **state)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__GenerateRequest g = CAROTATE__V1__GENERATE_REQUEST__INIT;
+	Carotate__V1__InstallRequest in = CAROTATE__V1__INSTALL_REQUEST__INIT;
+	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
+	Carotate__V1__RotateRequest ro = CAROTATE__V1__ROTATE_REQUEST__INIT;
+	Carotate__V1__RestoreRequest re = CAROTATE__V1__RESTORE_REQUEST__INIT;
+	Carotate__V1__RetireRequest rt = CAROTATE__V1__RETIRE_REQUEST__INIT;
+	char buf[LEDGER_AUDIT_MAX_DETAIL + 1], *huge;
+	char *sans[] = { (char *)"DNS:a", (char *)"DNS:b" };
+	uint8_t key[] = "-----BEGIN PRIVATE KEY-----\nSECRET\n";
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_GENERATE;
+	req.generate = &g;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "key_type=\"ec-p256\"");
+	g.key_type = (char *)"rsa-4096";
+	g.ca_days = 365;
+	g.name = (char *)"ops\n";
+	g.sans = sans;
+	g.n_sans = 2;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "key_type=\"rsa-4096\" ca_days=365 name=\"ops\\x0a\" sans=2");
+
+	/* Never the key. */
+	req.call_case = CAROTATE__V1__REQUEST__CALL_INSTALL;
+	req.install = &in;
+	in.key.data = key;
+	in.key.len = sizeof(key) - 1;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
+	req.exclude = &ex;
+	ex.agent = (char *)"web-01";
+	ex.reason = (char *)"gone\n\"fake\" audit: uid=0";
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(
+	    buf, "agent=\"web-01\" reason=\"gone\\x0a\\x22fake\\x22 audit: uid=0\"");
+	/* A hostile 100 KB agent id is cut. */
+	huge = malloc(100001);
+	assert_non_null(huge);
+	memset(huge, 'A', 100000);
+	huge[100000] = '\0';
+	ex.agent = huge;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_true(strlen(buf) < 200);
+	assert_non_null(strstr(buf, "...\" reason="));
+	free(huge);
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
+	req.rotate = &ro;
+	ro.force = 1;
+	ro.reason = (char *)"CA key leaked";
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "force=yes dry_run=no reason=\"CA key leaked\"");
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_RESTORE;
+	req.restore = &re;
+	re.latest = 1;
+	re.dry_run = 1;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "backup=latest dry_run=yes");
+	re.latest = 0;
+	re.backup = (char *)"../../etc";
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "backup=\"../../etc\" dry_run=yes");
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_RETIRE;
+	req.retire = &rt;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "dry_run=no");
+
+	/* A call case without its message (hand-built requests) describes nothing. */
+	req.rotate = NULL;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	req.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
+	audit_describe(&req, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+}
+
+static void
+test_fingerprint(void **state)
+{
+	char fp[LEDGER_AUDIT_MAX_STATE + 1], want[LEDGER_AUDIT_MAX_STATE + 1];
+	char ca[PKI_SHA256_HEX], srv[PKI_SHA256_HEX], nca[PKI_SHA256_HEX], path[400];
+
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	assert_string_equal(fp, "active=-/- staged=-");
+	write_set(ssl, ca, srv);
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	snprintf(want, sizeof(want), "active=%s/%s staged=-", ca, srv);
+	assert_string_equal(fp, want);
+
+	assert_int_equal(mkdir(staging, 0700), 0);
+	snprintf(path, sizeof(path), "%s/ca.crt", staging);
+	write_text(path, "not a certificate\n");
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	snprintf(want, sizeof(want), "active=%s/%s staged=?", ca, srv);
+	assert_string_equal(fp, want);
+	write_set(staging, nca, NULL);
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	snprintf(want, sizeof(want), "active=%s/%s staged=%s", ca, srv, nca);
+	assert_string_equal(fp, want);
+
+	/* Leave the active set alone, nothing staged. */
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/server.crt", staging);
+	unlink(path);
+	assert_int_equal(rmdir(staging), 0);
+}
+
+/* ---- the hook, with a real ledger ---- */
+
+/* Events before the ledger is open (crash recovery at start-up) are held, then written. */
+static void
+test_held_until_open(void **state)
+{
+	struct ledger_audit a;
+	char err[512], fp[LEDGER_AUDIT_MAX_STATE + 1];
+
+	assert_null(agents_ledger(&cd));
+	audit_event(
+	    &cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL, "swap %s finished", "rotate");
+	audit_event(
+	    &cd, "recover", CAROTATE__V1__STATUS__INTERNAL, "active=x/y staged=-", NULL, "second");
+	if (agents_init(&cd, err, sizeof(err)) == -1)
+		fail_msg("agents_init: %s", err);
+	audit_start(&cd);
+	assert_int_equal(count(), 2);
+	a = newest();
+	assert_int_equal(a.seq, 2);
+	assert_string_equal(a.detail, "second");
+	assert_string_equal(a.result, "INTERNAL");
+	assert_string_equal(a.before, "active=x/y staged=-");
+
+	{
+		struct page p = { .n = 0 };
+
+		assert_int_equal(ledger_audit_list(agents_ledger(&cd), 1, 1, collect, &p), 0);
+		a = p.recs[0];
+	}
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	assert_int_equal(a.seq, 1);
+	assert_string_equal(a.call, "recover");
+	assert_string_equal(a.result, "OK");
+	assert_string_equal(a.user, AUDIT_DAEMON_USER);
+	assert_int_equal(a.uid, getuid());
+	assert_int_equal(a.pid, 0);
+	assert_string_equal(a.detail, "swap rotate finished");
+	assert_string_equal(a.before, "-"); /* nothing was recorded before it */
+	assert_string_equal(a.after, fp);
+}
+
+/* Refusals of admin calls are recorded: role, phase, another call in progress. */
+static void
+test_refusals_recorded(void **state)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
+	Carotate__V1__DiscardRequest di = CAROTATE__V1__DISCARD_REQUEST__INIT;
+	Carotate__V1__GenerateRequest g = CAROTATE__V1__GENERATE_REQUEST__INIT;
+	char fp[LEDGER_AUDIT_MAX_STATE + 1], me[64];
+	struct ledger_audit a;
+	uint64_t n = count();
+
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	my_name(me, sizeof(me));
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
+	req.exclude = &ex;
+	ex.agent = (char *)"web\x01";
+	ex.reason = (char *)"line\nbreak";
+	assert_int_equal(call(&req, ACL_READER, CAROTATE__V1__PHASE__PHASE_STEADY),
+	    CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	assert_int_equal(count(), n + 1);
+	a = newest();
+	assert_string_equal(a.call, "exclude");
+	assert_string_equal(a.result, "PERMISSION_DENIED");
+	assert_int_equal(a.uid, getuid());
+	assert_int_equal(a.pid, 4242);
+	assert_string_equal(a.user, me);
+	assert_string_equal(a.detail, "agent=\"web\\x01\" reason=\"line\\x0abreak\"; permission "
+	                              "denied: exclude needs the admin role");
+	assert_string_equal(a.before, fp);
+	assert_string_equal(a.after, fp);
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
+	req.discard = &di;
+	assert_int_equal(call(&req, ACL_ADMIN, CAROTATE__V1__PHASE__PHASE_STEADY),
+	    CAROTATE__V1__STATUS__FAILED_PRECONDITION);
+	a = newest();
+	assert_string_equal(a.call, "discard");
+	assert_string_equal(a.result, "FAILED_PRECONDITION");
+	assert_string_equal(a.detail, "discard: nothing is staged");
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_GENERATE;
+	req.generate = &g;
+	cd.busy = "rotate";
+	assert_int_equal(call(&req, ACL_ADMIN, CAROTATE__V1__PHASE__PHASE_STEADY),
+	    CAROTATE__V1__STATUS__UNAVAILABLE);
+	cd.busy = NULL;
+	a = newest();
+	assert_string_equal(a.call, "generate");
+	assert_string_equal(a.result, "UNAVAILABLE");
+	assert_non_null(strstr(a.detail, "rotate is in progress"));
+	assert_int_equal(count(), n + 3);
+}
+
+/* Reader calls change nothing and are not recorded; audit itself answers readers. */
+static void
+test_reads_not_recorded(void **state)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__StatusRequest st = CAROTATE__V1__STATUS_REQUEST__INIT;
+	Carotate__V1__AuditRequest au = CAROTATE__V1__AUDIT_REQUEST__INIT;
+	struct acl_peer peer = { .uid = getuid(), .pid = 1 };
+	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_READER };
+	Carotate__V1__Response *reply;
+	uint64_t n = count();
+
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_STATUS;
+	req.status = &st;
+	assert_int_equal(
+	    call(&req, ACL_READER, CAROTATE__V1__PHASE__PHASE_STEADY), CAROTATE__V1__STATUS__OK);
+	req.call_case = CAROTATE__V1__REQUEST__CALL_AUDIT;
+	req.audit = &au;
+	au.limit = 2;
+	au.verify = 1;
+	reply = dispatch_reply_new();
+	dispatch_request(&ctx, &req, reply);
+	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
+	assert_int_equal(reply->result_case, CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY);
+	assert_int_equal(reply->audit_reply->total, n);
+	assert_int_equal(reply->audit_reply->n_records, 2);
+	assert_int_equal(reply->audit_reply->records[0]->seq, n);
+	assert_int_equal(reply->audit_reply->records[1]->seq, n - 1);
+	assert_string_equal(
+	    reply->audit_reply->records[0]->prev_hash, reply->audit_reply->records[1]->hash);
+	assert_true(reply->audit_reply->verify);
+	assert_true(reply->audit_reply->intact);
+	assert_int_equal(reply->audit_reply->broken_at, 0);
+	dispatch_reply_free(reply);
+
+	au.limit = 1001;
+	reply = dispatch_reply_new();
+	dispatch_request(&ctx, &req, reply);
+	assert_int_equal(reply->status, CAROTATE__V1__STATUS__INVALID_ARGUMENT);
+	dispatch_reply_free(reply);
+	assert_int_equal(count(), n);
+}
+
+/* A test handler: stages a set, answers OK with a message and a rotate-like result. */
+static void
+stage_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	Carotate__V1__RotateReply *r = xmalloc(sizeof(*r));
+	char ca[PKI_SHA256_HEX];
+
+	assert_int_equal(mkdir(staging, 0700), 0);
+	write_set(staging, ca, NULL);
+	carotate__v1__rotate_reply__init(r);
+	r->backup = xstrdup("certs-20260101-000000");
+	r->verified = 1;
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
+	reply->rotate_reply = r;
+	dispatch_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
+}
+
+static void
+noop_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+}
+
+/* A new admin entry is audited with nothing but its table entry; a reader entry is not. */
+static void
+test_new_admin_entry(void **state)
+{
+	static const struct dispatch_entry table[] = {
+		{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_ANY_PHASE,
+		    stage_handler, DISPATCH_EXCLUSIVE },
+		{ CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS, "backups", ACL_READER,
+		    DISPATCH_ANY_PHASE, noop_handler, 0 },
+	};
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__RotateRequest ro = CAROTATE__V1__ROTATE_REQUEST__INIT;
+	Carotate__V1__ListBackupsRequest lb = CAROTATE__V1__LIST_BACKUPS_REQUEST__INIT;
+	struct acl_peer peer = { .uid = 0, .pid = 77 };
+	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_ADMIN };
+	char before[LEDGER_AUDIT_MAX_STATE + 1], after[LEDGER_AUDIT_MAX_STATE + 1];
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	struct ledger_audit a;
+	uint64_t n = count();
+
+	audit_fingerprint(cd.conf, before, sizeof(before));
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
+	req.rotate = &ro;
+	ro.force = 1;
+	ro.reason = (char *)"drill";
+	dispatch_run(table, 2, &ctx, &req, reply);
+	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
+	dispatch_reply_free(reply);
+	audit_fingerprint(cd.conf, after, sizeof(after));
+	assert_string_not_equal(before, after);
+	assert_int_equal(count(), n + 1);
+	a = newest();
+	assert_string_equal(a.call, "rotate");
+	assert_string_equal(a.result, "OK");
+	assert_int_equal(a.uid, 0);
+	assert_int_equal(a.pid, 77);
+	assert_string_equal(a.detail, "force=yes dry_run=no reason=\"drill\" "
+	                              "backup_made=\"certs-20260101-000000\" verified=yes "
+	                              "rolled_back=no; done by the test");
+	assert_string_equal(a.before, before);
+	assert_string_equal(a.after, after);
+
+	req.call_case = CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS;
+	req.list_backups = &lb;
+	reply = dispatch_reply_new();
+	dispatch_run(table, 2, &ctx, &req, reply);
+	dispatch_reply_free(reply);
+	assert_int_equal(count(), n + 1);
+}
+
+/* Sets changed by hand since the newest record: recorded once as "adopt". */
+static void
+test_adopt(void **state)
+{
+	char fp[LEDGER_AUDIT_MAX_STATE + 1], ca[PKI_SHA256_HEX], srv[PKI_SHA256_HEX];
+	struct ledger_audit last = newest(), a;
+	uint64_t n = count();
+
+	audit_adopt(&cd);
+	assert_int_equal(count(), n); /* nothing changed */
+	write_set(ssl, ca, srv);
+	audit_adopt(&cd);
+	assert_int_equal(count(), n + 1);
+	a = newest();
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	assert_string_equal(a.call, "adopt");
+	assert_string_equal(a.user, AUDIT_DAEMON_USER);
+	assert_string_equal(a.before, last.after);
+	assert_string_equal(a.after, fp);
+	assert_non_null(strstr(a.detail, "the active set changed outside carotated"));
+	audit_adopt(&cd);
+	assert_int_equal(count(), n + 1);
+
+	/* An event's before is, by default, what the log last knew. */
+	audit_event(&cd, "recover", CAROTATE__V1__STATUS__OK, NULL, "after", "x");
+	a = newest();
+	assert_string_equal(a.before, fp);
+	assert_string_equal(a.after, "after");
+}
+
+static void
+test_chain_intact(void **state)
+{
+	char problem[512];
+	uint64_t at;
+
+	assert_int_equal(ledger_audit_verify(agents_ledger(&cd), &at, problem, sizeof(problem)), 1);
+	assert_int_equal(count(), 8);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_result_names),
+		cmocka_unit_test(test_describe),
+		cmocka_unit_test(test_fingerprint),
+		/* In this order: the ledger opens in the first, the others add to its log. */
+		cmocka_unit_test(test_held_until_open),
+		cmocka_unit_test(test_refusals_recorded),
+		cmocka_unit_test(test_reads_not_recorded),
+		cmocka_unit_test(test_new_admin_entry),
+		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_chain_intact),
+	};
+
+	return cmocka_run_group_tests_name("audit", tests, group_setup, group_teardown);
+}
