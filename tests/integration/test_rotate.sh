@@ -12,7 +12,10 @@
 #    request in flight, completes it after; the old CA stays in the bundle (retained);
 #  - restore of that backup: the old certificate is served again and the old-only agent
 #    connects again; the set restored away is itself in a new backup; bad backup ids are
-#    refused without touching anything.
+#    refused without touching anything;
+#  - the manual recovery of the proxy's own documentation (cp certs-<date>-<time>/* ssl/ and
+#    a proxy restart) leaves a working proxy, and the daemon adopts it on SIGHUP: audited as
+#    an external change, the bundle re-derived.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -216,4 +219,23 @@ assert_exit 0 "restore --latest" -- ctl --json restore --latest
 printf '%s' "$OUT" | jsave "$T/res2.json"
 assert_eq "$BACKUP2" "$(jget restored "$T/res2.json")" "--latest picked the newest backup"
 assert_eq "$NEW_SRV" "$(nginx_served_sha256 "$NGINX_PORT")" "nginx serves the rotated certificate again"
+
+echo "-- the manual recovery, by hand, is adopted"
+cp "$SSL_DIR/$BACKUP"/* "$SSL_DIR/"
+nginx_reload
+assert_eq "$OLD_SRV" "$(nginx_served_sha256 "$NGINX_PORT")" "after cp certs-*/* and a reload nginx serves the backup's certificate"
+agent_curl "$T/old-ca.pem"
+assert_eq 0 "$CURL_RC" "and the old-only agent connects"
+kill -HUP "$DAEMON_PID"
+wait_until 5000 grep -q "outside carotated" "$DAEMON_LOG" || fail "the daemon notices the change on SIGHUP"
+ok "the daemon logs the change made outside it"
+wait_until 5000 bash -c "'$CAROTATECTL' --socket '$SOCK' --json audit --limit 1 | grep -q '\"adopt\"'" ||
+	fail "the manual change is audited as adopt" "$(ctl audit --limit 3)"
+ok "the manual change is in the audit log as adopt"
+ctl --json status | jsave "$T/st.json"
+assert_eq "$OLD_CA" "$(jget active.ca.sha256 "$T/st.json")" "status shows the adopted set"
+assert_eq "$(printf '%s\n%s\n' "$OLD_CA" "$NEW_CA" | LC_ALL=C sort)" "$(jlines bundle.cas "$T/st.json")" \
+	"the bundle keeps the CA the manual change replaced"
+ctl audit --verify >/dev/null || fail "the audit chain is intact after the whole procedure"
+ok "audit --verify: the chain is intact"
 assert_daemon_alive

@@ -45,6 +45,15 @@ assert_eq "$STAGED" "$(served)" "nginx serves the new certificate"
 B1=$(jget backup "$T/rot.json")
 assert_file_contains "reason=lab proxy, no agents yet" "$SSL_DIR/$B1/.manifest" "the reason is in the manifest"
 assert_file_contains "forced below the gate" "$DAEMON_LOG" "the daemon logged the forced rotation"
+ctl --json audit --limit 2 | jsave "$T/audit.json"
+assert_eq rotate "$(jget records.0.call "$T/audit.json")" "audit: the forced rotate is recorded"
+assert_eq OK "$(jget records.0.result "$T/audit.json")" "audit: with its result"
+assert_contains "lab proxy, no agents yet" "$(jget records.0.detail "$T/audit.json")" "audit: and its reason"
+assert_contains "force" "$(jget records.0.detail "$T/audit.json")" "audit: and that it was forced"
+assert_ne "$(jget records.0.before "$T/audit.json")" "$(jget records.0.after "$T/audit.json")" \
+	"audit: the fingerprints before and after differ"
+assert_eq rotate "$(jget records.1.call "$T/audit.json")" "audit: the refused rotate is recorded too"
+assert_eq FAILED_PRECONDITION "$(jget records.1.result "$T/audit.json")" "audit: as refused"
 GOOD=$(served)
 
 echo "-- a staged set nginx rejects: automatic roll back"
@@ -77,6 +86,9 @@ done
 assert_eq 1 "$n" "the set that failed is kept in one backup"
 ctl --json status | jsave "$T/st.json"
 assert_eq steady "$(jget phase "$T/st.json")" "steady after the roll back"
+ctl --json audit --limit 1 | jsave "$T/audit.json"
+assert_eq INTERNAL "$(jget records.0.result "$T/audit.json")" "audit: the rolled-back rotate is recorded as failed"
+assert_contains "rolled back" "$(jget records.0.detail "$T/audit.json")" "audit: with what happened"
 t_log "rotate + failed check + roll back took $ms ms (check_timeout 5s)"
 [ ! -e "$STATE_DIR/swap.journal" ] || fail "no journal left after the roll back"
 
