@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -47,13 +48,17 @@ unixsock_check_dir(const char *path, char *err, size_t errlen)
 	return r;
 }
 
+#define UNIXSOCK_PROBE_TRIES    10
+#define UNIXSOCK_PROBE_PAUSE_NS 100000000L /* 10 x 100 ms */
+
 /* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
 static int
 unixsock_probe(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timespec pause = { 0, UNIXSOCK_PROBE_PAUSE_NS };
 	struct stat st;
-	int fd, r;
+	int fd, r = 0, tries;
 
 	if (lstat(path, &st) == -1) {
 		if (errno == ENOENT)
@@ -66,12 +71,21 @@ unixsock_probe(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
+	/*
+	 * The agent worker of a daemon that was just killed dies by its parent
+	 * death signal a moment later: give a listener that long to go away.
+	 */
+	for (tries = 0; tries < UNIXSOCK_PROBE_TRIES; tries++) {
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+			snprintf(err, errlen, "socket: %s", strerror(errno));
+			return -1;
+		}
+		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		close(fd);
+		if (r == -1)
+			break;
+		nanosleep(&pause, NULL);
 	}
-	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
 	if (r == 0) {
 		snprintf(err, errlen,
 		    "another carotated is already running (something listens on %s)", path);

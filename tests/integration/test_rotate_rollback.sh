@@ -29,6 +29,12 @@ start_daemon
 nginx_start
 
 served() { nginx_served_sha256 "$NGINX_PORT"; }
+# serves_now SHA WHAT: new handshakes get the leaf SHA within 10 s (after a reload an old
+# nginx worker may still accept for a moment).
+serves_now() {
+	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
+	ok "$2"
+}
 leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
 echo "-- no agent has checked in"
@@ -41,7 +47,7 @@ STAGED=$(leaf_sha "$SSL_DIR/new/server.crt")
 assert_exit 0 "rotate --force --reason" -- ctl --json rotate --force --reason "lab proxy, no agents yet"
 printf '%s' "$OUT" | jsave "$T/rot.json"
 assert_eq true "$(jget forced "$T/rot.json")" "the reply says forced"
-assert_eq "$STAGED" "$(served)" "nginx serves the new certificate"
+serves_now "$STAGED" "nginx serves the new certificate"
 B1=$(jget backup "$T/rot.json")
 assert_file_contains "reason=lab proxy, no agents yet" "$SSL_DIR/$B1/.manifest" "the reason is in the manifest"
 assert_file_contains "forced below the gate" "$DAEMON_LOG" "the daemon logged the forced rotation"
@@ -139,5 +145,5 @@ assert_exit 0 "rotate on a fresh proxy needs no gate" -- ctl --json rotate
 printf '%s' "$OUT" | jsave "$T/fresh.json"
 assert_eq null "$(jget before "$T/fresh.json")" "there was no active set"
 assert_eq null "$(jget backup "$T/fresh.json")" "so no backup"
-assert_eq "$FRESH" "$(served)" "nginx serves the activated set"
+serves_now "$FRESH" "nginx serves the activated set"
 assert_daemon_alive
