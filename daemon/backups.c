@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "backups.h"
 #include "config.h"
 #include "fsx.h"
@@ -31,6 +33,21 @@
 #define BACKUPS_MANIFEST_MAX   4096 /* bytes: what swap.c writes is far smaller */
 #define BACKUPS_MAX_SUFFIX     3    /* digits of -N */
 #define BACKUPS_DISCARDED_TEXT "a discarded staged set; stage it again with install"
+#define BACKUPS_CACHE_SLOTS    32
+#define BACKUPS_WHY_MAX        384
+
+/*
+ * pki_check_set's answers by the SHA-256 of the three files it was given: an
+ * RSA-4096 key takes milliseconds to prove, and every listing asks again for
+ * every backup while the parent also serves the agents. Changed bytes are a
+ * new key, so an answer is never stale.
+ */
+static struct {
+	uint8_t key[32];
+	int valid, ok;
+	char why[BACKUPS_WHY_MAX];
+} backups_cache[BACKUPS_CACHE_SLOTS];
+static unsigned backups_cache_next;
 
 static int backups_error(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 static int backups_match(const char *, const char *, unsigned *);
@@ -41,6 +58,8 @@ static int backups_entry(int, const char *, struct backup_info *);
 static int backups_cmp(const void *, const void *);
 static int backups_scan(const struct config *, struct backup_info **, size_t *, char *, size_t);
 static Carotate__V1__CertInfo *backups_cert(int, const char *);
+static void backups_set_digest(uint8_t *const[3], const size_t[3], uint8_t[32]);
+static int backups_pki_cached(uint8_t *const[3], const size_t[3], char *, size_t);
 static int backups_check_pki(const struct config *, const char *, char *, size_t);
 static int backups_check_named(const struct config *, const char *, char *, size_t);
 static void backups_describe(const struct config *, struct backup_info *);
@@ -280,6 +299,48 @@ backups_cert(int bfd, const char *name)
 	return info;
 }
 
+/* SHA-256 over each file's length and bytes, in order. */
+static void
+backups_set_digest(uint8_t *const data[3], const size_t len[3], uint8_t key[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint64_t n;
+	size_t i;
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		fatalx("%s: SHA-256 unavailable", __func__);
+	for (i = 0; i < 3; i++) {
+		n = len[i];
+		EVP_DigestUpdate(ctx, &n, sizeof(n));
+		EVP_DigestUpdate(ctx, data[i], len[i]);
+	}
+	EVP_DigestFinal_ex(ctx, key, NULL);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* pki_check_set through the cache; why gets the reason on -1. */
+static int
+backups_pki_cached(uint8_t *const data[3], const size_t len[3], char *why, size_t whylen)
+{
+	uint8_t key[32];
+	size_t i;
+	int ok;
+
+	backups_set_digest(data, len, key);
+	for (i = 0; i < BACKUPS_CACHE_SLOTS; i++)
+		if (backups_cache[i].valid && memcmp(backups_cache[i].key, key, sizeof(key)) == 0) {
+			snprintf(why, whylen, "%s", backups_cache[i].why);
+			return backups_cache[i].ok ? 0 : -1;
+		}
+	ok = pki_check_set(data[0], len[0], data[1], len[1], data[2], len[2], why, whylen) == 0;
+	i = backups_cache_next++ % BACKUPS_CACHE_SLOTS;
+	memcpy(backups_cache[i].key, key, sizeof(key));
+	backups_cache[i].ok = ok;
+	backups_cache[i].valid = 1;
+	snprintf(backups_cache[i].why, sizeof(backups_cache[i].why), "%s", ok ? "" : why);
+	return ok ? 0 : -1;
+}
+
 /*
  * Key, certificate and CA of backup id belong together. id comes from a
  * directory listing. XXX the files are read again after swap_check_backup
@@ -291,7 +352,7 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 	const char *names[3] = { conf->ssl_ca, conf->ssl_cert, conf->ssl_key };
 	uint8_t *data[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 }, i;
-	char why[384];
+	char why[BACKUPS_WHY_MAX];
 	int dfd, bfd, r = 0;
 
 	if ((dfd = ssldir_open(conf, 0)) == -1 || (bfd = fsx_open_dir(dfd, id)) == -1) {
@@ -305,8 +366,7 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 		if (fsx_read(bfd, names[i], SSLDIR_MAX_CERT_FILE, &data[i], &len[i]) == -1)
 			r = backups_error(err, errlen, "%s/%s: %s, refused", id, names[i],
 			    errno == ELOOP ? "a symbolic link" : strerror(errno));
-	if (r == 0 && pki_check_set(data[0], len[0], data[1], len[1], data[2], len[2], why,
-	                  sizeof(why)) == -1)
+	if (r == 0 && backups_pki_cached(data, len, why, sizeof(why)) == -1)
 		r = backups_error(err, errlen, "%s: %s", id, why);
 	for (i = 0; i < 3; i++) {
 		if (data[i] != NULL)

@@ -350,6 +350,13 @@ test_check_contents(void **st)
 	put_set("certs-20251120-000000", &set_a, set_b.key);
 	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "certs-20251120-000000: key: does not match"));
+	/* Asked again, the same answer; once the key is right, the new answer. */
+	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "certs-20251120-000000: key: does not match"));
+	put("certs-20251120-000000/server.key", set_a.key, 0600);
+	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), 0);
+	put("certs-20251120-000000/server.key", set_b.key, 0600);
+	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), -1);
 	put_set("certs-20251121-000000", &set_a, NULL);
 	put("certs-20251121-000000/ca.crt", set_b.ca, 0644);
 	assert_int_equal(backups_check(&conf, "certs-20251121-000000", err, sizeof(err)), -1);
