@@ -93,6 +93,12 @@ wire_request_unpack(const uint8_t *buf, size_t len, struct wire_budget *b)
 	return carotate__v1__request__unpack(&b->allocator, len, buf);
 }
 
+int
+wire_request_canonical(const Carotate__V1__Request *req, size_t len)
+{
+	return protobuf_c_message_get_packed_size(&req->base) == len;
+}
+
 Carotate__V1__Response *
 wire_response_unpack(const uint8_t *buf, size_t len, struct wire_budget *b)
 {

@@ -35,6 +35,13 @@ size_t wire_request_budget(size_t len);
 
 /* NULL when the body does not decode within the budget. */
 Carotate__V1__Request *wire_request_unpack(const uint8_t *, size_t, struct wire_budget *);
+/*
+ * 1 when req re-encodes to exactly len bytes. protobuf-c hands strings over
+ * NUL-terminated and drops their length, so "certs-...\0junk" would arrive
+ * as a valid backup id: a string holding a NUL (or any other non-canonical
+ * encoding) makes the sizes differ, and such a request is refused whole.
+ */
+int wire_request_canonical(const Carotate__V1__Request *req, size_t len);
 Carotate__V1__Response *wire_response_unpack(const uint8_t *, size_t, struct wire_budget *);
 
 /* Header + packed body in one malloc'd buffer; NULL if the body would exceed cap. */

@@ -424,6 +424,12 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 		protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
 		return;
 	}
+	if (!wire_request_canonical(req, len)) {
+		control_fail(conn, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "request is not canonically encoded (a string holding a NUL byte, say)");
+		protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
+		return;
+	}
 	reply = dispatch_reply_new();
 	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
 		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);

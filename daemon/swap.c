@@ -576,7 +576,9 @@ swap_copy(struct swap_ctx *c, const char *from, const char *name)
 	}
 	close(ffd);
 	/* XXX the backup was verified before the journal; a change to it since is not seen. */
-	r = fsx_replace(c->dfd, name, data, len, st.st_mode & 0777);
+	/* A backup made by hand may hold a readable key: the live one is never more than 0600. */
+	r = fsx_replace(c->dfd, name, data, len,
+	    swap_name_index(c, name) == 2 ? st.st_mode & 0600 : st.st_mode & 0777);
 	if (r == -1)
 		swap_error(c, "cannot write %s/%s: %s", c->conf->ssl_dir, name, strerror(errno));
 	explicit_bzero(data, len);

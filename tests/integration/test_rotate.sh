@@ -189,6 +189,27 @@ for bad in /etc a/b "certs-$(printf '%0200d' 0)" "$(printf 'certs-20240101-00000
 	run ctl restore "$bad"
 	assert_eq 5 "$RC" "restore '$bad' is refused (exit 5)"
 done
+# The daemon's own check, past the CLI's: an existing backup's exact name followed by a NUL
+# and more, encoded by hand (Request{version 1, restore{backup}}); the reply's status code.
+raw_restore() {
+	"$PY" - "$SOCK" "$1" <<'EOF'
+import socket, struct, sys
+sock, backup = sys.argv[1], sys.argv[2].encode() + b"\0junk"
+def ld(tag, b):
+    return bytes([tag, len(b)]) + b
+body = b"\x08\x01" + ld(0x7a, ld(0x0a, backup))
+s = socket.socket(socket.AF_UNIX)
+s.connect(sock)
+s.sendall(struct.pack(">I", len(body)) + body)
+n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+r = s.recv(n, socket.MSG_WAITALL)
+print(r[1] if r[:1] == b"\x08" else 0)
+EOF
+}
+active_sum=$(cat "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" | sha256sum)
+assert_eq 1 "$(raw_restore "$BACKUP")" "restore of '$BACKUP<NUL>junk', sent raw, is INVALID_ARGUMENT"
+assert_eq "$active_sum" "$(cat "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" | sha256sum)" \
+	"and the active set is untouched"
 run ctl restore certs-20000101-000000
 assert_eq 5 "$RC" "restore of a backup that does not exist is refused"
 assert_contains "no backup" "$ERR" "and says there is no such backup"

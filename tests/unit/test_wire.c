@@ -152,6 +152,35 @@ test_read_frame(void **state)
 	close(sv[1]);
 }
 
+/* A string holding a NUL decodes, truncated: only the re-encoded size gives it away. */
+static void
+test_canonical(void **state)
+{
+	static const uint8_t nul[] = { 0x08, 0x01, 0x7a, 0x05, 0x0a, 0x03, 'a', 0, 'b' };
+	static const uint8_t clean[] = { 0x08, 0x01, 0x7a, 0x05, 0x0a, 0x03, 'a', 'x', 'b' };
+	static const uint8_t padded[] = { 0x08, 0x81, 0x00 }; /* version 1 as a two-byte varint */
+	struct wire_budget b;
+	Carotate__V1__Request *req;
+
+	wire_budget_init(&b, 4096);
+	assert_non_null(req = wire_request_unpack(clean, sizeof(clean), &b));
+	assert_string_equal(req->restore->backup, "axb");
+	assert_true(wire_request_canonical(req, sizeof(clean)));
+	protobuf_c_message_free_unpacked(&req->base, &b.allocator);
+
+	wire_budget_init(&b, 4096);
+	assert_non_null(req = wire_request_unpack(nul, sizeof(nul), &b));
+	assert_string_equal(req->restore->backup, "a");
+	assert_false(wire_request_canonical(req, sizeof(nul)));
+	protobuf_c_message_free_unpacked(&req->base, &b.allocator);
+
+	wire_budget_init(&b, 4096);
+	assert_non_null(req = wire_request_unpack(padded, sizeof(padded), &b));
+	assert_int_equal(req->version, 1);
+	assert_false(wire_request_canonical(req, sizeof(padded)));
+	protobuf_c_message_free_unpacked(&req->base, &b.allocator);
+}
+
 int
 main(void)
 {
@@ -162,6 +191,7 @@ main(void)
 		cmocka_unit_test(test_budget_stops_amplification),
 		cmocka_unit_test(test_garbage_does_not_decode),
 		cmocka_unit_test(test_read_frame),
+		cmocka_unit_test(test_canonical),
 	};
 
 	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
