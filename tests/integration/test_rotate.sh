@@ -116,14 +116,27 @@ assert_eq true "$(jget dry_run "$T/dry.json")" "dry run says so"
 assert_eq "$NEW_SRV" "$(jget after.server.sha256 "$T/dry.json")" "dry run names the staged certificate"
 assert_eq "$before" "$(disk_state)" "a dry run changes nothing on disk"
 
-# A connection to the proxy opened before the rotation, its request in flight (headers not
-# finished): nginx's old worker finishes it on the old certificate after the reload.
+# A keep-alive connection to the proxy opened before the rotation: one request answered,
+# the next in flight (headers not finished) when the rotation happens; nginx's old worker
+# finishes it on the old certificate after the reload. (An idle keep-alive connection is
+# closed by the old worker at a reload; the agent then reconnects with a new handshake.)
 "$PY" - "$NGINX_PORT" "$NGINX_SERVER_NAME" "$T/old-ca.pem" "$T/go" >"$T/inflight.out" 2>&1 <<'EOF' &
 import hashlib, os, socket, ssl, sys, time
 port, name, ca, go = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ctx = ssl.create_default_context(cafile=ca)
 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname=name)
 print("cert", hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest(), flush=True)
+# A first whole request, kept alive: the connection is in use before the rotation.
+buf = b""
+s.sendall(b"GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: " + name.encode() + b"\r\nX-Agent-Id: inflight\r\n\r\n")
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(65536)
+head, body = buf.split(b"\r\n\r\n", 1)
+length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+while len(body) < (length[0] if length else 0):
+    body += s.recv(65536)
+print("first", head.split(b"\r\n", 1)[0].decode(errors="replace"), flush=True)
+# The second one starts before the rotation and ends after it.
 s.sendall(b"GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: " + name.encode() + b"\r\n")
 print("sent", flush=True)
 deadline = time.time() + 60
@@ -170,8 +183,10 @@ assert_eq "$(printf '%s\n%s\n' "$OLD_CA" "$NEW_CA" | LC_ALL=C sort)" "$(jlines b
 touch "$T/go"
 wait "$INFLIGHT" || fail "the in-flight connection" "$(cat "$T/inflight.out")"
 assert_contains "cert $OLD_SRV" "$(cat "$T/inflight.out")" "the in-flight connection was on the old certificate"
+assert_match 'first HTTP/1.1 [0-9]{3}' "$(grep '^first' "$T/inflight.out")" \
+	"a keep-alive connection opened before the rotation answered a first request"
 assert_match 'status HTTP/1.1 [0-9]{3}' "$(grep '^status' "$T/inflight.out")" \
-	"the request in flight during the rotation completed on the same TLS connection"
+	"its next request, begun before the rotation, completed after it on the same TLS connection"
 
 agent_curl "$SIM_DIR/$NEVER_ID/trust.pem"
 assert_eq 0 "$CURL_RC" "curl --cacert with the bundle (old + new CA) connects after the rotation"
