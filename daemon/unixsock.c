@@ -48,8 +48,8 @@ unixsock_check_dir(const char *path, char *err, size_t errlen)
 	return r;
 }
 
-#define UNIXSOCK_PROBE_TRIES    10
-#define UNIXSOCK_PROBE_PAUSE_NS 100000000L /* 10 x 100 ms */
+#define UNIXSOCK_PROBE_TRIES    5
+#define UNIXSOCK_PROBE_PAUSE_NS 50000000L /* 5 x 50 ms */
 
 /* 0 when path is free (absent, or a stale socket now removed); -1 otherwise. */
 static int
@@ -76,11 +76,14 @@ unixsock_probe(const char *path, char *err, size_t errlen)
 	 * death signal a moment later: give a listener that long to go away.
 	 */
 	for (tries = 0; tries < UNIXSOCK_PROBE_TRIES; tries++) {
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		/* Non-blocking: a listener whose backlog is full answers EAGAIN, never a hang. */
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1) {
 			snprintf(err, errlen, "socket: %s", strerror(errno));
 			return -1;
 		}
 		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		if (r == -1 && errno == EAGAIN)
+			r = 0; /* someone listens */
 		close(fd);
 		if (r == -1)
 			break;
