@@ -619,13 +619,14 @@ ctl_usage(FILE *fp)
 	    "  -j, --json                print one JSON object on stdout\n"
 	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
 	    "                            suffix; 0 waits forever (default: %ds; generate %ds,\n"
-	    "                            install and discard %ds; wait: each of its calls,\n"
-	    "                            while wait --timeout bounds the whole wait)\n"
+	    "                            install and discard %ds, rotate and restore %ds;\n"
+	    "                            wait: each of its calls, while wait --timeout\n"
+	    "                            bounds the whole wait)\n"
 	    "  -h, --help                print this help\n"
 	    "  -V, --version             print the version\n"
 	    "\n"
 	    "commands:\n",
-	    CTL_DEFAULT_TIMEOUT, CTL_GENERATE_TIMEOUT, CTL_STAGE_TIMEOUT);
+	    CTL_DEFAULT_TIMEOUT, CTL_GENERATE_TIMEOUT, CTL_STAGE_TIMEOUT, CTL_SWAP_TIMEOUT);
 	for (i = 0; i < sizeof(ctl_table) / sizeof(ctl_table[0]); i++)
 		fprintf(fp, "  %-12s %s\n", ctl_table[i].name, ctl_table[i].summary);
 	fprintf(fp,
