@@ -37,7 +37,7 @@ ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       -I$(O)/gen -Icommon -Idaemon -Iclient $(CFLAGS)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
-DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3
+DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap
 CLIENT_PKGS := libprotobuf-c jansson
 TEST_PKGS   := cmocka
 pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -56,7 +56,8 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
 	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
-	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o
+	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
+	       $(O)/daemon/privs.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 

@@ -24,6 +24,7 @@
 #include "control.h"
 #include "job.h"
 #include "log.h"
+#include "privs.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "swap.h"
@@ -280,6 +281,12 @@ main(int argc, char *argv[])
 			fatalx("cannot handle signal %d", sigs[i]);
 	cd.control = control_start(&cd, fd);
 	agents_start(&cd);
+	/* Sockets bound and chowned, ledger open, worker started: keep only what is needed. */
+	if (cd.privileged && privs_restrict(err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (cd.privileged)
+		log_info("capabilities: %s only; bounding and ambient sets cleared; no_new_privs",
+		    privs_kept());
 	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
 	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
 

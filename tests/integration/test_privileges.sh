@@ -1,0 +1,62 @@
+#!/bin/bash
+# Least privilege (issue 6), read from /proc/<pid>/status of a daemon started as root:
+#  - the parent keeps CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_SETPCAP only (permitted,
+#    effective and bounding), no inheritable or ambient capability, NoNewPrivs 1;
+#  - the agent worker holds nothing at all (every set empty, the bounding set too) and
+#    NoNewPrivs 1;
+#  - and the daemon still does its work with that: generate (a certificate job and the
+#    reload command), a killed worker restarted as its own user, a clean stop.
+# shellcheck disable=SC2119 # helpers take optional arguments
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || t_skip "capabilities are only dropped by a daemon started as root"
+t_init
+make_active_set
+write_config
+start_daemon
+
+# The hex mask of capability numbers, as /proc/PID/status prints it.
+mask() {
+	local m=0 c
+	for c in "$@"; do m=$((m | (1 << c))); done
+	printf '%016x' "$m"
+}
+field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+worker_pid() { pgrep -P "$DAEMON_PID" -f -- '--worker' | head -n 1; }
+
+# CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_SETPCAP 8.
+KEPT=$(mask 5 6 7 8)
+wait_until 5000 grep -q "capabilities:" "$DAEMON_LOG" || fail "the daemon says which capabilities it kept"
+for f in CapPrm CapEff CapBnd; do
+	assert_eq "$KEPT" "$(field "$DAEMON_PID" $f)" "the daemon's $f is CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP"
+done
+for f in CapInh CapAmb; do
+	assert_eq 0000000000000000 "$(field "$DAEMON_PID" $f)" "the daemon's $f is empty"
+done
+assert_eq 1 "$(field "$DAEMON_PID" NoNewPrivs)" "the daemon runs with no_new_privs"
+
+check_worker() {
+	local w=$1 f
+	for f in CapInh CapPrm CapEff CapBnd CapAmb; do
+		assert_eq 0000000000000000 "$(field "$w" $f)" "$2: the worker's $f is empty"
+	done
+	assert_eq 1 "$(field "$w" NoNewPrivs)" "$2: the worker runs with no_new_privs"
+	assert_eq "$(id -u "$AGENT_USER")" "$(awk '/^Uid:/ {print $2}' "/proc/$w/status")" "$2: the worker runs as $AGENT_USER"
+}
+wait_until 5000 bash -c "pgrep -P $DAEMON_PID -f -- --worker >/dev/null" || fail "the worker runs"
+W1=$(worker_pid)
+check_worker "$W1" "first worker"
+
+# The work still gets done with those capabilities.
+assert_exit 0 "generate (a certificate job, then the reload command) after the drop" -- ctl generate
+kill -KILL "$W1"
+wait_until 10000 bash -c "w=\$(pgrep -P $DAEMON_PID -f -- --worker | head -n 1); [ -n \"\$w\" ] && [ \"\$w\" != $W1 ]" ||
+	fail "a killed worker is restarted (CAP_SETUID, CAP_SETGID kept for that)" "$(tail -n 5 "$DAEMON_LOG")"
+W2=$(worker_pid)
+check_worker "$W2" "restarted worker"
+stop_daemon
+assert_eq 0 "$DAEMON_STATUS" "the daemon stops cleanly (it stops its worker: CAP_KILL)"
+if kill -0 "$W2" 2>/dev/null; then fail "the worker is gone after the daemon stopped"; fi
+ok "the worker is gone after the daemon stopped"
