@@ -66,7 +66,7 @@ CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c)) \
 	       $(O)/tests/test_swap-faults
 
-.PHONY: all check unit integration deps install uninstall clean bench format
+.PHONY: all check unit integration deps install uninstall clean bench format demo
 
 all: $(O)/carotated $(O)/carotatectl
 
@@ -185,6 +185,11 @@ check: deps
 	@$(MAKE) --no-print-directory integration
 
 BENCH_PROGS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(wildcard tests/bench/*.c))
+
+# A whole rotation against a local sandbox (real nginx, simulated agents), narrated.
+demo: deps
+	@$(MAKE) --no-print-directory all $(O)/agentsim
+	@CAROTATE_BUILD=$(abspath $(O)) tests/demo/run
 
 bench: deps all $(BENCH_PROGS) $(O)/agentsim
 	@packaging/install-deps bench

@@ -1330,8 +1330,8 @@ output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 		output_label(fp, "check:");
 		if (r->verified)
 			fprintf(fp,
-			    "the proxy serves the new certificate (%s took %" PRIu64 " ms)\n", what,
-			    r->rotate_ms);
+			    "the proxy serves the %s certificate (%s took %" PRIu64 " ms)\n",
+			    strcmp(what, "restore") == 0 ? "restored" : "new", what, r->rotate_ms);
 		else if (r->rolled_back)
 			fputs("the proxy did not serve the new certificate: ROLLED BACK\n", fp);
 		else
