@@ -6,6 +6,7 @@ PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
 DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(PREFIX)/share/man
 SYSCONFDIR  ?= /etc
 DESTDIR     ?=
 
@@ -202,10 +203,20 @@ install: all
 	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions
+	install -m 0644 packaging/man/carotatectl.1 $(DESTDIR)$(MANDIR)/man1/carotatectl.1
+	install -m 0644 packaging/man/carotated.conf.5 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5
+	install -m 0644 packaging/man/carotated.8 $(DESTDIR)$(MANDIR)/man8/carotated.8
+	install -m 0644 packaging/bash-completion/carotatectl \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl
 	rm -rf $(DESTDIR)$(DATADIR)/carotate
+	rm -f $(DESTDIR)$(MANDIR)/man1/carotatectl.1 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man8/carotated.8 \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] tests/unit/*.[ch])

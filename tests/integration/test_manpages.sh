@@ -1,0 +1,202 @@
+#!/bin/bash
+# The man pages (packaging/man/) agree with the programs: they render without warnings
+# (mandoc -Tlint, man --warnings); every command and option of `carotatectl --help` and
+# of each `carotatectl COMMAND --help` is in carotatectl(1), a command's own options in
+# its entry; every option of carotated's usage is in carotated(8); every key of
+# daemon/config.c's schema is in carotated.conf(5) under its section, with its default
+# and limits (mancheck.py does the reading). Then the checker is shown to notice: copies
+# of the pages with an option, a command, a key, a default or a limit taken out (or a
+# stale option put in) must each be refused, naming what is wrong. No daemon needed.
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+t_init
+
+MAN_DIR=$REPO_ROOT/packaging/man
+CTL_PAGE=$MAN_DIR/carotatectl.1
+DAEMON_PAGE=$MAN_DIR/carotated.8
+CONF_PAGE=$MAN_DIR/carotated.conf.5
+CONFIG_C=$REPO_ROOT/daemon/config.c
+PACKAGED_CONF=$REPO_ROOT/packaging/carotated.conf
+MANCHECK=$IT_DIR/mancheck.py
+
+renderers=()
+command -v mandoc >/dev/null && renderers+=(mandoc)
+command -v man >/dev/null && command -v groff >/dev/null && renderers+=(man)
+[ ${#renderers[@]} -gt 0 ] || t_skip "neither mandoc nor man is installed (make deps)"
+if [ "${renderers[0]}" != mandoc ]; then
+	t_log "mandoc is not installed: no mandoc -Tlint, pages read through man -l only"
+fi
+
+# ---- the pages render cleanly
+for page in "$CTL_PAGE" "$DAEMON_PAGE" "$CONF_PAGE"; do
+	name=$(basename "$page")
+	if command -v mandoc >/dev/null; then
+		assert_exit 0 "mandoc -Tlint -W warning: $name is clean" -- \
+			mandoc -Tlint -W warning "$page"
+		assert_eq "" "$OUT$ERR" "mandoc -Tlint prints nothing for $name"
+	fi
+	if command -v man >/dev/null && command -v groff >/dev/null; then
+		run env LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page"
+		assert_eq 0 "$RC" "man -l renders $name"
+		assert_eq "" "$ERR" "man --warnings -l: no warning for $name"
+		assert_contains "SEE ALSO" "$OUT" "$name renders with its sections"
+	fi
+done
+
+# ---- the pages agree with the programs, read through every renderer available
+# mancheck MODE ARGS... RENDERER: runs the checker, output in $OUT, exit status in $RC.
+mancheck() { run "$PY" "$MANCHECK" "$@"; }
+
+for r in "${renderers[@]}"; do
+	mancheck ctl "$CAROTATECTL" "$CTL_PAGE" "$r"
+	[ "$RC" -eq 0 ] || fail "carotatectl(1) agrees with carotatectl --help ($r)" \
+		"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+	ok "carotatectl(1) agrees with carotatectl --help and COMMAND --help ($r):" \
+		"$(printf '%s\n' "$OUT" | grep -c '^ok:') facts"
+	# Not vacuous: the checker found the commands and their options.
+	for fact in "command rotate has an entry" "rotate: its option --force is in its entry" \
+		"audit: its option --verify is in its entry" "wait: its option -t is in its entry" \
+		"global option --socket is in DESCRIPTION" "global option -V is in DESCRIPTION"; do
+		assert_contains "ok: $fact" "$OUT" "checked ($r): $fact"
+	done
+
+	mancheck daemon "$CAROTATED" "$DAEMON_PAGE" "$r"
+	[ "$RC" -eq 0 ] || fail "carotated(8) agrees with carotated's usage ($r)" \
+		"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+	for o in -c -d -f -V --version --check-config; do
+		assert_contains "ok: carotated option $o is in DESCRIPTION" "$OUT" \
+			"carotated(8) describes $o ($r)"
+	done
+
+	mancheck conf "$CONFIG_C" "$PACKAGED_CONF" "$CONF_PAGE" "$r"
+	[ "$RC" -eq 0 ] || fail "carotated.conf(5) agrees with config.c ($r)" \
+		"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+	keys=$(printf '%s\n' "$OUT" | grep -c '^ok: \[[a-z]*\] [a-z_]* has an entry$' || true)
+	schema=$(grep -cE '^\s*\{ "[a-z]+", "[a-z_]+", config_set_' "$CONFIG_C")
+	assert_eq "$schema" "$keys" "carotated.conf(5) has an entry for each of config.c's $schema keys ($r)"
+	for fact in "[daemon] max_output: its limit 4194308 is given" \
+		"[proxy] reload: its default /usr/bin/systemctl reload nginx is given" \
+		"[agents] active_within: its limit 3650d is given"; do
+		assert_contains "ok: $fact" "$OUT" "checked ($r): $fact"
+	done
+done
+
+# ---- self-check: the checker notices what is missing or stale
+r=${renderers[0]}
+mkdir "$T/pages"
+
+# broken NAME SED_SCRIPT PAGE: a copy of PAGE edited by SED_SCRIPT, as $T/pages/NAME.
+broken() {
+	local copy="$T/pages/$1"
+	sed -e "$2" "$3" >"$copy"
+	if cmp -s "$copy" "$3"; then
+		fail "self-check $1: the edit '$2' changed nothing in $(basename "$3")"
+	fi
+	printf '%s\n' "$copy"
+}
+
+# refused WHAT EXPECTED_LINE MODE ARGS...: the checker exits 1 and prints EXPECTED_LINE.
+refused() {
+	local what=$1 want=$2
+	shift 2
+	mancheck "$@"
+	if [ "$RC" -ne 1 ]; then
+		fail "self-check: $what is noticed" "expected exit 1, got $RC" \
+			"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+	fi
+	assert_contains "$want" "$OUT" "self-check: $what is noticed"
+}
+
+page=$(broken no-verify '/-verify/d' "$CTL_PAGE")
+refused "carotatectl.1 without audit --verify" \
+	"missing: audit: option --verify (in \`carotatectl audit --help\`) is not in the page" \
+	ctl "$CAROTATECTL" "$page" "$r"
+
+# --limit stays in the entries of report and backups: only audit's entry lacks it.
+page=$(broken audit-no-limit '/^\.Cm audit$/,/^\.Sh /{/Fl -limit/d;}' "$CTL_PAGE")
+refused "carotatectl.1 with --limit taken out of audit's entry only" \
+	"missing: audit: option --limit (in \`carotatectl audit --help\`) is not in the entry of audit" \
+	ctl "$CAROTATECTL" "$page" "$r"
+assert_eq "1" "$(printf '%s\n' "$OUT" | grep -c '^missing:')" \
+	"self-check: that is the only problem reported (report and backups keep --limit)"
+
+page=$(broken no-include '/^\.It Cm include Ar agent$/d' "$CTL_PAGE")
+refused "carotatectl.1 without the include command" \
+	"missing: command include (in \`carotatectl --help\`) has no entry in COMMANDS" \
+	ctl "$CAROTATECTL" "$page" "$r"
+
+page=$(broken no-socket '/^\.It Fl s Ar path , Fl -socket Ar path$/d' "$CTL_PAGE")
+refused "carotatectl.1 without the global -s, --socket" \
+	"missing: global option --socket (in \`carotatectl --help\`) is not in DESCRIPTION" \
+	ctl "$CAROTATECTL" "$page" "$r"
+
+page=$(broken stale-option '/^Pending agents to skip/a\
+.It Fl -sort Ar key\
+Sort the pending agents.' "$CTL_PAGE")
+refused "carotatectl.1 describing a report option that does not exist" \
+	"stale: report: the entry of report names --sort" ctl "$CAROTATECTL" "$page" "$r"
+
+page=$(broken stale-command 's/^\.It Cm discard$/.It Cm forget/' "$CTL_PAGE")
+refused "carotatectl.1 with an entry for a command that does not exist" \
+	"stale: COMMANDS has an entry 'forget'" ctl "$CAROTATECTL" "$page" "$r"
+
+page=$(broken no-check-config '/check-config/d' "$DAEMON_PAGE")
+refused "carotated.8 without --check-config" \
+	"missing: carotated option --check-config (in its usage) is not in DESCRIPTION" \
+	daemon "$CAROTATED" "$page" "$r"
+
+page=$(broken no-foreground '/^\.It Fl f$/,/^\.It Fl V/{/^\.It Fl V/!d;}' "$DAEMON_PAGE")
+refused "carotated.8 without -f" \
+	"missing: carotated option -f (in its usage) is not in DESCRIPTION" \
+	daemon "$CAROTATED" "$page" "$r"
+
+page=$(broken no-idle-timeout '/^\.It Ic idle_timeout /d' "$CONF_PAGE")
+refused "carotated.conf.5 without idle_timeout" \
+	"missing: [daemon] idle_timeout has no entry under [daemon]" \
+	conf "$CONFIG_C" "$PACKAGED_CONF" "$page" "$r"
+
+page=$(broken wrong-default '/^\.It Ic request_timeout /,/^\.It /s/^The default is 10s\.$/The default is 20s./' \
+	"$CONF_PAGE")
+refused "carotated.conf.5 with a wrong default for request_timeout" \
+	'missing: [daemon] request_timeout: its entry does not say "The default is 10s"' \
+	conf "$CONFIG_C" "$PACKAGED_CONF" "$page" "$r"
+
+page=$(broken wrong-limit '/^\.It Ic request_timeout /,/^\.It /s/^1h, /2h, /' "$CONF_PAGE")
+refused "carotated.conf.5 with a wrong limit for request_timeout" \
+	"missing: [daemon] request_timeout: the limit 1h (config.c) is not in its entry" \
+	conf "$CONFIG_C" "$PACKAGED_CONF" "$page" "$r"
+
+page=$(broken key-elsewhere '/^\.It Ic retention /d' "$CONF_PAGE")
+sed -i 's/^\.It Ic keep No = Ar count$/.It Ic retention No = Ar duration\
+The default is 30d, 1s to 3650d.\
+&/' "$page"
+refused "carotated.conf.5 with retention under [backups] instead of [bundle]" \
+	"missing: [bundle] retention has no entry under [bundle]" \
+	conf "$CONFIG_C" "$PACKAGED_CONF" "$page" "$r"
+assert_contains "stale: [backups] retention has an entry but is not a key" "$OUT" \
+	"self-check: the misplaced key is reported under the section it is in"
+
+# A program that grew an option or a command the page does not know: carotatectl whose
+# report --help lists --frobnicate and whose --help lists a command "frob".
+cat >"$T/pages/carotatectl" <<EOF
+#!/bin/sh
+"$CAROTATECTL" "\$@" | sed -e '/^  --offset N/a\\
+  --frobnicate N            frobnicate the report' -e '/^  audit  /a\\
+  frob         frobnicate'
+EOF
+chmod +x "$T/pages/carotatectl"
+refused "a report option missing from carotatectl.1" \
+	"missing: report: option --frobnicate (in \`carotatectl report --help\`) is not in the page" \
+	ctl "$T/pages/carotatectl" "$CTL_PAGE" "$r"
+assert_contains "missing: command frob (in \`carotatectl --help\`) has no entry in COMMANDS" \
+	"$OUT" "self-check: a command missing from carotatectl.1 is noticed"
+
+# The packaged configuration and config.c must list the same keys.
+grep -v '^idle_timeout' "$PACKAGED_CONF" >"$T/pages/carotated.conf"
+refused "a packaged configuration without idle_timeout" \
+	"missing: [daemon] idle_timeout is not in $T/pages/carotated.conf" \
+	conf "$CONFIG_C" "$T/pages/carotated.conf" "$CONF_PAGE" "$r"
+
+echo "man pages: all checks passed"
