@@ -31,7 +31,7 @@
 #include "worker.h"
 #include "xmalloc.h"
 
-static void carotated_usage(void) __attribute__((noreturn));
+static void carotated_usage(FILE *, int) __attribute__((noreturn));
 static void carotated_stdio(void);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
@@ -40,17 +40,18 @@ static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
 
 static void
-carotated_usage(void)
+carotated_usage(FILE *fp, int status)
 {
-	fprintf(stderr,
-	    "usage: carotated [-dfV] [-c file] [--check-config]\n"
+	fprintf(fp,
+	    "usage: carotated [-dfhV] [-c file] [--check-config]\n"
 	    "  -c file          configuration file (default %s)\n"
 	    "  -d               log debug messages\n"
 	    "  -f               stay in the foreground, log to stderr\n"
+	    "  -h, --help       print this help and exit\n"
 	    "  -V, --version    print the version and exit\n"
 	    "  --check-config   validate the configuration and exit\n",
 	    CONFIG_DEFAULT_PATH);
-	exit(1);
+	exit(status);
 }
 
 /* Descriptors 0-2 stay open (on /dev/null), so no file we open can become stderr. */
@@ -231,12 +232,14 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("carotated %s\n", CAROTATE_VERSION);
 			return 0;
+		case 'h':
+			carotated_usage(stdout, 0);
 		default:
-			carotated_usage();
+			carotated_usage(stderr, 1);
 		}
 	}
 	if (optind != argc)
-		carotated_usage();
+		carotated_usage(stderr, 1);
 
 	carotated_stdio();
 	log_init(1, debug, "carotated");
