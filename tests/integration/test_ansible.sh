@@ -1,0 +1,261 @@
+#!/bin/bash
+# The Ansible module (packaging/ansible/library/carotate.py) run for real by Debian's
+# ansible-core (`ansible localhost -m carotate`) against a sandbox daemon and real nginx
+# (issue 6): every state, its idempotence, check mode leaving the disk untouched, the gate's
+# refusal, and inputs refused before carotatectl is called.
+# shellcheck disable=SC2119 # helpers take optional arguments
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=nginx.sh
+. "$(dirname "$0")/nginx.sh"
+
+if ! command -v ansible >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+	"$REPO_ROOT/packaging/install-deps" test >&2 || true
+fi
+command -v ansible >/dev/null 2>&1 ||
+	t_skip "ansible-core is not installed (make deps installs it, as root)"
+LIB="$REPO_ROOT/packaging/ansible/library"
+
+t_init
+make_active_set
+nginx_write_daemon_config
+start_daemon
+nginx_start
+
+# Ansible keeps everything under $T: no ~/.ansible, no configuration file of the machine.
+mkdir -p "$T/ansible/tmp" "$T/ansible/remote"
+: >"$T/ansible.cfg"
+export ANSIBLE_CONFIG="$T/ansible.cfg" ANSIBLE_HOME="$T/ansible"
+export ANSIBLE_LOCAL_TEMP="$T/ansible/tmp" ANSIBLE_REMOTE_TEMP="$T/ansible/remote"
+export ANSIBLE_LOCALHOST_WARNING=False ANSIBLE_INVENTORY_UNPARSED_WARNING=False
+export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=False ANSIBLE_RETRY_FILES_ENABLED=False
+
+# ans [-C] KEY=VALUE...: one ad-hoc run of the module (-C: check mode), one line of output
+# ("localhost | CHANGED => {...}"). Sets $ASTATE (SUCCESS, CHANGED or FAILED!) and saves
+# the JSON in $T/a.json for jget. Every run names the sandbox's carotatectl and socket.
+N=0
+ans() {
+	local check=()
+	if [ "$1" = -C ]; then
+		check=(-C)
+		shift
+	fi
+	N=$((N + 1))
+	run ansible localhost -i localhost, -c local -o "${check[@]}" \
+		-e ansible_python_interpreter="$PY" -M "$LIB" -m carotate \
+		-a "carotatectl=$CAROTATECTL socket=$SOCK $*"
+	printf '%s\n%s\n' "$OUT" "$ERR" >"$T/ansible-$N.out"
+	local line
+	line=$(printf '%s\n' "$OUT" | grep -m1 '^localhost | ' || true)
+	[ -n "$line" ] || fail "ansible printed no result line (run $N: $*)" "stdout: $OUT" "stderr: $ERR"
+	ASTATE=$(printf '%s' "$line" | sed 's/^localhost | \([A-Z!]*\).*/\1/')
+	printf '%s' "${line#* => }" | jsave "$T/a.json"
+	case "$ASTATE" in
+	FAILED!) [ "$RC" -ne 0 ] || fail "a failed task exits non-zero" ;;
+	SUCCESS | CHANGED) [ "$RC" -eq 0 ] || fail "a task that succeeded exits 0 (run $N)" "$line" ;;
+	*) fail "unexpected ansible state '$ASTATE' (run $N)" "$line" ;;
+	esac
+}
+# mod JSON: the same module run by python directly (AnsibleModule reads its arguments from a
+# file), for inputs that need no playbook machinery: a tenth of ansible's start-up time. Sets
+# $ASTATE as ans does. JSON holds the task's arguments ("_ansible_check_mode": true for -C).
+mod() {
+	N=$((N + 1))
+	"$PY" -c '
+import json, sys
+args = json.loads(sys.argv[1])
+args.setdefault("carotatectl", sys.argv[2])
+args.setdefault("socket", sys.argv[3])
+json.dump({"ANSIBLE_MODULE_ARGS": args}, open(sys.argv[4], "w"))' "$1" "$CAROTATECTL" "$SOCK" "$T/args.json"
+	run "$PY" "$LIB/carotate.py" "$T/args.json"
+	printf '%s\n%s\n' "$OUT" "$ERR" >"$T/module-$N.out"
+	printf '%s' "$OUT" | jsave "$T/a.json"
+	ASTATE=$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("FAILED!" if d.get("failed") else "CHANGED" if d.get("changed") else "SUCCESS")' "$T/a.json")
+	case "$ASTATE" in
+	FAILED!) [ "$RC" -ne 0 ] || fail "a failed module exits non-zero (run $N)" ;;
+	*) [ "$RC" -eq 0 ] || fail "a module that succeeded exits 0 (run $N)" "$OUT" ;;
+	esac
+}
+a() { jget "$1" "$T/a.json"; }
+leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+served() { nginx_served_sha256 "$NGINX_PORT"; }
+serves_now() {
+	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
+	ok "$2"
+}
+# The SSL and state directories as they are on disk: names, then each file's sum.
+disk() {
+	(cd "$SSL_DIR" && find . | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort)
+	(cd "$STATE_DIR" && find . -path ./ledger.db\* -prune -o -print | LC_ALL=C sort)
+}
+audit_total() { ctl --json audit --limit 1 | json_get total; }
+
+echo "-- the module's documentation"
+run ansible-doc -M "$LIB" carotate
+assert_eq 0 "$RC" "ansible-doc reads the module's documentation"
+assert_contains "staged" "$OUT" "it lists the states"
+run env ANSIBLE_LIBRARY="$LIB" ansible-playbook --syntax-check -i localhost, \
+	"$REPO_ROOT/packaging/ansible/examples/rotate.yml"
+[ "$RC" -eq 0 ] || fail "the example playbook parses and names the module" "$OUT" "$ERR"
+ok "the example playbook parses and names the module"
+
+OLD=$(leaf_sha "$SSL_DIR/server.crt")
+
+echo "-- state=staged: generate, then nothing to do"
+ans state=staged key_type=ec-p256 name=ansible
+assert_eq CHANGED "$ASTATE" "staged: generated (changed)"
+assert_eq staged "$(a phase)" "phase staged"
+assert_eq "$(cert_sha256 "$SSL_DIR/new/ca.crt")" "$(a staged.ca.sha256)" "the staged CA is returned"
+assert_eq 0 "$(a rc)" "rc 0"
+assert_match '^CN=ansible CA ' "$(a staged.ca.subject)" "generate got name="
+STAGED_CA=$(a staged.ca.sha256)
+STAGED=$(leaf_sha "$SSL_DIR/new/server.crt")
+ans state=staged key_type=ec-p256 name=ansible
+assert_eq SUCCESS "$ASTATE" "staged again: nothing to do"
+assert_eq false "$(a changed)" "changed false"
+assert_eq "$STAGED_CA" "$(a staged.ca.sha256)" "the same staged set is returned"
+assert_eq "$STAGED_CA" "$(cert_sha256 "$SSL_DIR/new/ca.crt")" "and it is still the one on disk"
+
+echo "-- state=reported"
+ans state=reported min_percent=100
+assert_eq FAILED! "$ASTATE" "reported below min_percent fails"
+assert_contains "0 % of active agents acknowledged the staged CA, below min_percent 100" \
+	"$(a msg)" "the message gives the numbers"
+assert_eq 0 "$(a report.active)" "the report is returned (no active agent)"
+assert_eq false "$(a changed)" "reported never changes anything"
+assert_eq failed_precondition "$(a status)" "status failed_precondition"
+ans state=reported min_percent=0 active_within=1d
+assert_eq SUCCESS "$ASTATE" "reported with min_percent 0 passes"
+assert_eq false "$(a changed)" "changed false"
+assert_eq 0 "$(a percent)" "percent 0"
+assert_eq 86400 "$(a report.active_within)" "active_within reaches report"
+assert_eq "$STAGED_CA" "$(a report.staged_ca)" "the report is about the staged CA"
+mod '{"state": "reported", "min_percent": 50, "verified": true}'
+assert_eq FAILED! "$ASTATE" "reported verified below min_percent fails"
+assert_contains "verified the staged CA" "$(a msg)" "and says verified"
+
+echo "-- state=rotated: the gate, check mode, force without reason"
+BEFORE=$(disk)
+AUDIT=$(audit_total)
+ans -C state=rotated
+assert_eq FAILED! "$ASTATE" "check mode: the gate refuses (no agent checked in)"
+assert_eq failed_precondition "$(a status)" "status failed_precondition"
+assert_eq 3 "$(a rc)" "rc 3"
+assert_contains "refused by the gate" "$(a msg)" "the message says the gate refused"
+assert_contains "no agent has checked in" "$(a msg)" "and why"
+assert_eq 0 "$(a gate.active)" "the gate's figures are returned"
+ans state=rotated
+assert_eq FAILED! "$ASTATE" "rotate without force is refused by the gate"
+assert_eq false "$(a changed)" "nothing changed"
+assert_eq "$BEFORE" "$(disk)" "the SSL and state directories are unchanged"
+AUDIT=$(audit_total)
+ans state=rotated force=true
+assert_eq FAILED! "$ASTATE" "force without reason fails"
+assert_contains "reason" "$(a msg)" "and says a reason is needed"
+mod '{"state": "rotated", "force": true, "reason": "bad\ttab"}'
+assert_eq FAILED! "$ASTATE" "a reason that is not printable fails"
+assert_contains "not printable ASCII" "$(a msg)" "and says why"
+assert_eq "$AUDIT" "$(audit_total)" "neither reached the daemon (no audit record)"
+ans -C state=rotated force=true "reason='no agents in the sandbox'"
+assert_eq CHANGED "$ASTATE" "check mode, forced: would rotate (changed)"
+assert_eq true "$(a result.dry_run)" "it ran rotate --dry-run"
+assert_eq staged "$(a phase)" "still staged"
+assert_eq "$BEFORE" "$(disk)" "check mode changed nothing on disk"
+assert_eq "$OLD" "$(served)" "nginx still serves the active certificate"
+
+echo "-- state=rotated, forced"
+ans state=rotated force=true "reason='no agents in the sandbox'"
+assert_eq CHANGED "$ASTATE" "rotated (changed)"
+assert_eq steady "$(a phase)" "phase steady"
+B1=$(a backup)
+assert_match '^certs-[0-9]{8}-[0-9]{6}(-[0-9]+)?$' "$B1" "the backup is returned"
+assert_eq true "$(a result.forced)" "the reply says forced"
+serves_now "$STAGED" "nginx serves the new certificate"
+assert_file_contains "reason=no agents in the sandbox" "$SSL_DIR/$B1/.manifest" "the reason is in the manifest"
+ans state=rotated force=true "reason='no agents in the sandbox'"
+assert_eq SUCCESS "$ASTATE" "rotated again: nothing to do"
+assert_eq false "$(a changed)" "changed false"
+assert_eq steady "$(a phase)" "phase steady"
+ans state=rotated require_staged=true
+assert_eq FAILED! "$ASTATE" "require_staged with nothing staged fails"
+assert_contains "nothing is staged" "$(a msg)" "and says so"
+
+echo "-- state=restored"
+ans state=restored backup=../etc
+assert_eq FAILED! "$ASTATE" "an invalid backup id fails"
+assert_contains "not a backup id" "$(a msg)" "with a clear message"
+assert_eq invalid_argument "$(a status)" "status invalid_argument"
+ans state=restored backup=certs-20000101-000000
+assert_eq FAILED! "$ASTATE" "a backup that does not exist fails"
+assert_contains "no backup certs-20000101-000000" "$(a msg)" "and says so"
+mod '{"state": "restored"}'
+assert_eq FAILED! "$ASTATE" "restored without backup or latest fails"
+BEFORE=$(disk)
+ans -C state=restored latest=true
+assert_eq CHANGED "$ASTATE" "check mode: would restore"
+assert_eq true "$(a result.dry_run)" "it ran restore --dry-run"
+assert_eq "$B1" "$(a backup)" "latest is the rotation's backup"
+assert_eq "$BEFORE" "$(disk)" "check mode changed nothing on disk"
+ans state=restored latest=true
+assert_eq CHANGED "$ASTATE" "restored latest (changed)"
+assert_eq "$B1" "$(a backup)" "from the rotation's backup"
+assert_eq "$B1" "$(a result.restored)" "carotatectl restored it"
+B2=$(a kept_as)
+assert_ne "$B1" "$B2" "the set it replaced is kept in a new backup"
+serves_now "$OLD" "nginx serves the old certificate again"
+ans state=restored "backup=$B1"
+assert_eq SUCCESS "$ASTATE" "restored the same backup: nothing to do"
+assert_eq false "$(a changed)" "changed false"
+ans state=restored latest=true
+assert_eq SUCCESS "$ASTATE" "restored latest again: nothing to do (no swinging back)"
+assert_eq "$B1" "$(a backup)" "latest is still the rotation's backup"
+ans state=restored "backup=$B2"
+assert_eq CHANGED "$ASTATE" "restoring the backup the restore made goes forward again"
+serves_now "$STAGED" "nginx serves the rotated certificate"
+
+echo "-- state=staged: check mode"
+BEFORE=$(disk)
+mod '{"state": "staged", "_ansible_check_mode": true}'
+assert_eq CHANGED "$ASTATE" "check mode, nothing staged: would generate (changed)"
+assert_eq steady "$(a phase)" "still steady"
+assert_eq "$BEFORE" "$(disk)" "check mode changed nothing on disk"
+
+echo "-- state=staged: install"
+make_cert_set "$T/custom" custom
+make_cert_set "$T/other" other
+ans state=staged "ca=$T/custom/ca.crt" "cert=$T/custom/server.crt" "key=$T/custom/server.key"
+assert_eq CHANGED "$ASTATE" "staged: installed (changed)"
+assert_eq "$(cert_sha256 "$T/custom/ca.crt")" "$(a staged.ca.sha256)" "the custom CA is staged"
+ans state=staged "ca=$T/custom/ca.crt" "cert=$T/custom/server.crt" "key=$T/custom/server.key"
+assert_eq SUCCESS "$ASTATE" "the same files again: nothing to do"
+ans state=staged "ca=$T/other/ca.crt" "cert=$T/other/server.crt" "key=$T/other/server.key"
+assert_eq FAILED! "$ASTATE" "another set is staged than the one asked for: fails"
+assert_contains "another set is staged" "$(a msg)" "and says so"
+mod "{\"state\": \"staged\", \"key_type\": \"ec-p384\", \"ca\": \"$T/custom/ca.crt\", \"cert\": \"$T/custom/server.crt\", \"key\": \"$T/custom/server.key\"}"
+assert_eq FAILED! "$ASTATE" "generate and install options together fail"
+assert_contains "mutually exclusive" "$(a msg)" "and says so"
+
+echo "-- state=rotated: nginx refuses the staged set, the daemon rolls back"
+GOOD=$(served)
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/wrong.key" 2>/dev/null
+cp "$T/wrong.key" "$SSL_DIR/new/server.key"
+chmod 0600 "$SSL_DIR/new/server.key"
+ans state=rotated force=true "reason='rollback test'"
+assert_eq FAILED! "$ASTATE" "a rotation the proxy does not take fails"
+assert_eq true "$(a rolled_back)" "rolled_back true"
+assert_eq 6 "$(a rc)" "rc 6"
+assert_contains "rolled back" "$(a msg)" "the message says it rolled back"
+assert_eq true "$(a changed)" "changed: the staged set went into a backup of its own"
+assert_eq steady "$(a phase)" "phase steady"
+assert_eq "$GOOD" "$(served)" "nginx still serves the previous certificate"
+
+echo "-- carotated unreachable"
+mod "{\"state\": \"reported\", \"socket\": \"$T/run/nothing.sock\"}"
+assert_eq FAILED! "$ASTATE" "an unreachable daemon fails"
+assert_eq unavailable "$(a status)" "with status unavailable"
+assert_eq 2 "$(a rc)" "and rc 2"
+assert_daemon_alive
