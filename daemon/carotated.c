@@ -24,6 +24,7 @@
 #include "control.h"
 #include "job.h"
 #include "log.h"
+#include "notify.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "swap.h"
@@ -188,6 +189,7 @@ carotated_signal(evutil_socket_t sig, short events, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("%s: shutting down", strsignal(sig));
+		notify_send("STOPPING=1");
 		event_base_loopbreak(cd->base);
 		break;
 	}
@@ -239,6 +241,7 @@ main(int argc, char *argv[])
 
 	carotated_stdio();
 	log_init(1, debug, "carotated");
+	notify_init();
 	if ((cd.conf = config_load(cd.conf_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "carotated: %s\n", err);
 		return 1;
@@ -282,6 +285,8 @@ main(int argc, char *argv[])
 	agents_start(&cd);
 	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
 	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
+	/* Recovery is done and every socket listens: the proxy may start now. */
+	notify_send("READY=1");
 
 	event_base_dispatch(cd.base);
 
