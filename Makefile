@@ -8,6 +8,10 @@ SBINDIR     ?= $(PREFIX)/sbin
 DATADIR     ?= $(PREFIX)/share
 SYSCONFDIR  ?= /etc
 DESTDIR     ?=
+# systemd: the unit, sysusers.d and tmpfiles.d (Debian 12's paths; RPM: /usr/lib/systemd/system).
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
 
 CC          ?= cc
 PKG_CONFIG  ?= pkg-config
@@ -197,10 +201,20 @@ install: all
 	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
+# systemd: the unit names the installed binary and configuration.
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	sed -e 's|/usr/sbin/carotated|$(SBINDIR)/carotated|' \
+	    -e 's|/etc/carotate/carotated.conf|$(SYSCONFDIR)/carotate/carotated.conf|' \
+	    systemd/carotated.service >$(DESTDIR)$(UNITDIR)/carotated.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carotated.service
+	install -m 0644 systemd/carotate.sysusers $(DESTDIR)$(SYSUSERSDIR)/carotate.conf
+	install -m 0644 systemd/carotate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl
 	rm -rf $(DESTDIR)$(DATADIR)/carotate
+	rm -f $(DESTDIR)$(UNITDIR)/carotated.service $(DESTDIR)$(SYSUSERSDIR)/carotate.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] tests/unit/*.[ch])
