@@ -9,6 +9,10 @@ DATADIR     ?= $(PREFIX)/share
 MANDIR      ?= $(PREFIX)/share/man
 SYSCONFDIR  ?= /etc
 DESTDIR     ?=
+# systemd: the unit, sysusers.d and tmpfiles.d (Debian 12's paths; RPM: /usr/lib/systemd/system).
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
 
 CC          ?= cc
 PKG_CONFIG  ?= pkg-config
@@ -58,7 +62,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
 	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
-	       $(O)/daemon/privs.o
+	       $(O)/daemon/privs.o $(O)/daemon/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 
@@ -210,6 +214,14 @@ install: all
 	install -m 0644 packaging/man/carotated.8 $(DESTDIR)$(MANDIR)/man8/carotated.8
 	install -m 0644 packaging/bash-completion/carotatectl \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
+# systemd: the unit names the installed binary and configuration.
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	sed -e 's|/usr/sbin/carotated|$(SBINDIR)/carotated|' \
+	    -e 's|/etc/carotate/carotated.conf|$(SYSCONFDIR)/carotate/carotated.conf|' \
+	    systemd/carotated.service >$(DESTDIR)$(UNITDIR)/carotated.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carotated.service
+	install -m 0644 systemd/carotate.sysusers $(DESTDIR)$(SYSUSERSDIR)/carotate.conf
+	install -m 0644 systemd/carotate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl
@@ -217,6 +229,8 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/carotatectl.1 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5 \
 	    $(DESTDIR)$(MANDIR)/man8/carotated.8 \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
+	rm -f $(DESTDIR)$(UNITDIR)/carotated.service $(DESTDIR)$(SYSUSERSDIR)/carotate.conf \
+	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] tests/unit/*.[ch])

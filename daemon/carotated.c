@@ -24,6 +24,7 @@
 #include "control.h"
 #include "job.h"
 #include "log.h"
+#include "notify.h"
 #include "privs.h"
 #include "ssldir.h"
 #include "supervise.h"
@@ -190,6 +191,7 @@ carotated_signal(evutil_socket_t sig, short events, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		log_info("%s: shutting down", strsignal(sig));
+		notify_send("STOPPING=1");
 		event_base_loopbreak(cd->base);
 		break;
 	}
@@ -243,6 +245,7 @@ main(int argc, char *argv[])
 
 	carotated_stdio();
 	log_init(1, debug, "carotated");
+	notify_init();
 	if ((cd.conf = config_load(cd.conf_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "carotated: %s\n", err);
 		return 1;
@@ -292,6 +295,8 @@ main(int argc, char *argv[])
 		    privs_kept());
 	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
 	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
+	/* Recovery is done and every socket listens: the proxy may start now. */
+	notify_send("READY=1");
 
 	event_base_dispatch(cd.base);
 

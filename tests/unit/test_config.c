@@ -375,17 +375,29 @@ test_empty_file(void **state)
 	config_free(conf);
 }
 
-/* The installed file must parse and hold exactly the defaults. */
+/*
+ * The installed file must parse and hold exactly the defaults, but for the two TLS checks:
+ * the Unix sockets of the packaged nginx snippet, as the unit has no network.
+ */
 static void
 test_packaged_conf(void **state)
 {
+	struct config_address packaged;
 	char err[1024];
 	struct config *conf;
 
 	conf = config_load(PACKAGED_CONF, err, sizeof(err));
 	if (conf == NULL)
 		fail_msg("%s", err);
+	assert_true(conf->proxy_address.is_unix);
+	assert_string_equal(conf->proxy_address.path, "/run/carotate/proxy-check.sock");
+	assert_null(conf->proxy_address.host);
+	assert_true(conf->canary_address.is_unix);
+	assert_string_equal(conf->canary_address.path, "/run/carotate/canary-check.sock");
+	packaged = conf->proxy_address;
+	conf->proxy_address = (struct config_address){ 0, NULL, (char *)"127.0.0.1", 443 };
 	assert_defaults(conf);
+	conf->proxy_address = packaged;
 	config_free(conf);
 }
 
