@@ -291,8 +291,7 @@ main(int argc, char *argv[])
 	if (cd.privileged && privs_restrict(err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (cd.privileged)
-		log_info("capabilities: %s only; bounding and ambient sets cleared; no_new_privs",
-		    privs_kept());
+		log_info("capabilities: %s; ambient set cleared; no_new_privs", privs_kept());
 	log_info("carotated %s started (pid %ld, %s)", CAROTATE_VERSION, (long)getpid(),
 	    cd.privileged ? "privileged" : "unprivileged: no user or capability changes");
 	/* Recovery is done and every socket listens: the proxy may start now. */

@@ -11,7 +11,7 @@
  * before any thread exists; 0, or -1 with err filled in.
  */
 int privs_restrict(char *err, size_t errlen);
-/* The kept capabilities, for messages: "cap_kill,cap_setgid,...". */
+/* The sets after privs_restrict, for messages (cap_to_text(3)). */
 const char *privs_kept(void);
 
 #endif
