@@ -209,3 +209,28 @@ format:
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------- release tarball and packages
+# `make dist`: build/carotate-VERSION.tar.gz, the tracked files as they are in the work tree
+# (uncommitted edits included, so packages can be tried before committing), or every file
+# but build/ outside a git checkout. Entries carry the last commit's time and root as owner,
+# so the same files give the same tarball, which is replaced only when its contents change.
+DIST_NAME   := carotate-$(VERSION)
+DIST_TAR    := build/$(DIST_NAME).tar.gz
+
+.PHONY: dist FORCE
+
+dist: $(DIST_TAR)
+
+$(DIST_TAR): FORCE
+	@mkdir -p $(@D)
+	@if files=$$(git ls-files 2>/dev/null) && [ -n "$$files" ]; then \
+		epoch=$$(git log -1 --format=%ct); \
+	else \
+		files=$$(find . -path ./build -prune -o -path ./.git -prune -o -type f -print); \
+		epoch=$$(date -r Makefile +%s); \
+	fi; \
+	tar --create --sort=name --owner=0 --group=0 --numeric-owner --mode=go-w \
+	    --mtime=@$$epoch --transform='s,^\(\./\)\?,$(DIST_NAME)/,S' $$files | \
+	    gzip -n -9 >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@ && echo "dist: $@"; fi
