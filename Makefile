@@ -214,11 +214,18 @@ clean:
 # `make dist`: build/carotate-VERSION.tar.gz, the tracked files as they are in the work tree
 # (uncommitted edits included, so packages can be tried before committing), or every file
 # but build/ outside a git checkout. Entries carry the last commit's time and root as owner,
-# so the same files give the same tarball, which is replaced only when its contents change.
+# so the same files give the same tarball, which is replaced only when its contents change:
+# `make deb` rebuilds only then (remove build/deb to force it).
+# `make deb`: build/deb/carotate_VERSION-N_ARCH.deb, built with dpkg-buildpackage in an
+# unpacked copy of that tarball, packaging/debian/ copied to debian/ (the top-level layout
+# is fixed). DEB_BUILD_OPTIONS=nocheck skips the unit tests run during the build.
 DIST_NAME   := carotate-$(VERSION)
 DIST_TAR    := build/$(DIST_NAME).tar.gz
+DEB_DIR     := build/deb
+# Package builds must not inherit this make's command line (SANITIZE=1, O=..., -j).
+PKG_ENV     := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u O -u WERROR -u DESTDIR
 
-.PHONY: dist FORCE
+.PHONY: dist deb FORCE
 
 dist: $(DIST_TAR)
 
@@ -234,3 +241,14 @@ $(DIST_TAR): FORCE
 	    --mtime=@$$epoch --transform='s,^\(\./\)\?,$(DIST_NAME)/,S' $$files | \
 	    gzip -n -9 >$@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@ && echo "dist: $@"; fi
+
+deb: $(DEB_DIR)/.built
+
+$(DEB_DIR)/.built: $(DIST_TAR)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	tar -xzf $(DIST_TAR) -C $(DEB_DIR)
+	cp -R $(DEB_DIR)/$(DIST_NAME)/packaging/debian $(DEB_DIR)/$(DIST_NAME)/debian
+	cd $(DEB_DIR)/$(DIST_NAME) && $(PKG_ENV) dpkg-buildpackage -us -uc -b -Jauto
+	rm -rf $(DEB_DIR)/$(DIST_NAME)
+	@touch $@
+	@ls $(DEB_DIR)/*.deb
