@@ -215,17 +215,23 @@ clean:
 # (uncommitted edits included, so packages can be tried before committing), or every file
 # but build/ outside a git checkout. Entries carry the last commit's time and root as owner,
 # so the same files give the same tarball, which is replaced only when its contents change:
-# `make deb` rebuilds only then (remove build/deb to force it).
+# `make deb` and `make rpm` rebuild only then (remove build/deb or build/rpm to force it).
 # `make deb`: build/deb/carotate_VERSION-N_ARCH.deb, built with dpkg-buildpackage in an
 # unpacked copy of that tarball, packaging/debian/ copied to debian/ (the top-level layout
 # is fixed). DEB_BUILD_OPTIONS=nocheck skips the unit tests run during the build.
+# `make rpm`: build/rpm/RPMS/ARCH/carotate-VERSION-N.ARCH.rpm, `rpmbuild -tb` on the same
+# tarball (its packaging/rpm/carotate.spec); --nodeps, since build requirements name RPM
+# packages that a Debian machine's rpm database does not know. RPMBUILD_FLAGS=--nocheck
+# skips the unit tests run during the build.
 DIST_NAME   := carotate-$(VERSION)
 DIST_TAR    := build/$(DIST_NAME).tar.gz
 DEB_DIR     := build/deb
+RPM_DIR     := build/rpm
+RPMBUILD_FLAGS ?= --nodeps
 # Package builds must not inherit this make's command line (SANITIZE=1, O=..., -j).
 PKG_ENV     := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u O -u WERROR -u DESTDIR
 
-.PHONY: dist deb FORCE
+.PHONY: dist deb rpm FORCE
 
 dist: $(DIST_TAR)
 
@@ -252,3 +258,12 @@ $(DEB_DIR)/.built: $(DIST_TAR)
 	rm -rf $(DEB_DIR)/$(DIST_NAME)
 	@touch $@
 	@ls $(DEB_DIR)/*.deb
+
+rpm: $(RPM_DIR)/.built
+
+$(RPM_DIR)/.built: $(DIST_TAR)
+	rm -rf $(RPM_DIR) && mkdir -p $(RPM_DIR)
+	$(PKG_ENV) rpmbuild -tb $(RPMBUILD_FLAGS) --define '_topdir $(abspath $(RPM_DIR))' \
+	    $(DIST_TAR)
+	@touch $@
+	@ls $(RPM_DIR)/RPMS/*/*.rpm
