@@ -21,13 +21,14 @@ t_init
 
 # Files the packages will hold once other parts of the tree are merged: SOURCE DEB_PATH
 # RPM_PATH. Each is expected only when its SOURCE exists, so this list is the one to
-# extend when make install gains a file.
+# extend when make install gains a file. (RPM man pages are compared without .gz: Debian's
+# rpm leaves them uncompressed, others compress them.)
 PENDING="systemd/carotated.service ./lib/systemd/system/carotated.service /usr/lib/systemd/system/carotated.service
 systemd/carotate.sysusers ./usr/lib/sysusers.d/carotate.conf /usr/lib/sysusers.d/carotate.conf
 systemd/carotate.tmpfiles ./usr/lib/tmpfiles.d/carotate.conf /usr/lib/tmpfiles.d/carotate.conf
-packaging/man/carotatectl.1 ./usr/share/man/man1/carotatectl.1.gz /usr/share/man/man1/carotatectl.1.gz
-packaging/man/carotated.8 ./usr/share/man/man8/carotated.8.gz /usr/share/man/man8/carotated.8.gz
-packaging/man/carotated.conf.5 ./usr/share/man/man5/carotated.conf.5.gz /usr/share/man/man5/carotated.conf.5.gz
+packaging/man/carotatectl.1 ./usr/share/man/man1/carotatectl.1.gz /usr/share/man/man1/carotatectl.1
+packaging/man/carotated.8 ./usr/share/man/man8/carotated.8.gz /usr/share/man/man8/carotated.8
+packaging/man/carotated.conf.5 ./usr/share/man/man5/carotated.conf.5.gz /usr/share/man/man5/carotated.conf.5
 packaging/bash-completion/carotatectl ./usr/share/bash-completion/completions/carotatectl /usr/share/bash-completion/completions/carotatectl"
 # pending_paths COLUMN: the paths of column 2 (deb) or 3 (rpm) whose source exists.
 pending_paths() {
@@ -232,9 +233,10 @@ else
 	[ ! -e "$STATE_DIR" ] || fail "purge left the state directory" "$(ls -la "$STATE_DIR")"
 	[ ! -e "$R/etc/carotate" ] || fail "purge left /etc/carotate" "$(ls -la "$R/etc/carotate")"
 	ok "purge removes the state directory and /etc/carotate"
-	# Users stay after purge (Debian's practice: files may still belong to them).
+	# Users stay after purge (Debian's practice: files may still belong to them), with
+	# systemd-sysusers' lock file.
 	assert_eq "$(cd "$R" && find ./usr/local -type f | LC_ALL=C sort)" \
-		"$(leftovers "$R" | grep -Ev '^\./etc/(passwd|group|shadow|gshadow)-?$')" \
+		"$(leftovers "$R" | grep -Ev '^\./etc/(passwd|group|shadow|gshadow|\.pwd\.lock)-?$')" \
 		"nothing but the SSL directory (and the users) is left after purge"
 	if [ -f "$STUBS/calls" ]; then
 		t_log "host systemd calls (stubbed): $(tr '\n' ';' <"$STUBS/calls")"
@@ -267,8 +269,9 @@ assert_eq "$PROJECT_VERSION" "$(rpm -qp --qf '%{VERSION}' "$RPM" 2>/dev/null)" "
 
 # "MODE OWNER GROUP PATH" of every file; build-id links (a property of the build host's
 # rpm) and directories left out.
-rpm -qlvp "$RPM" 2>/dev/null | awk '$1 !~ /^[dl]/ { print $1, $3, $4, $NF }' | LC_ALL=C sort >"$T/rpm.files"
-RPM_DOC=$(rpm -qdp "$RPM" 2>/dev/null)
+rpm -qlvp "$RPM" 2>/dev/null | awk '$1 !~ /^[dl]/ { print $1, $3, $4, $NF }' |
+	sed 's|^\(.* /usr/share/man/.*\)\.gz$|\1|' | LC_ALL=C sort >"$T/rpm.files"
+RPM_DOC=$(rpm -qdp "$RPM" 2>/dev/null | grep '/README\.md$' || true)
 case "$RPM_DOC" in
 /usr/share/doc/carotate*/README.md) ;;
 *) fail "the RPM's documentation is not README.md under /usr/share/doc" "got: $RPM_DOC" ;;
