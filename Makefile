@@ -205,6 +205,9 @@ install: all
 	install -m 0755 $(O)/carotated $(DESTDIR)$(SBINDIR)/carotated
 	install -m 0755 $(O)/carotatectl $(DESTDIR)$(BINDIR)/carotatectl
 	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
+	install -d $(DESTDIR)$(DATADIR)/carotate/nginx
+	install -m 0644 packaging/nginx/carotate.conf packaging/nginx/README.md \
+	    $(DESTDIR)$(DATADIR)/carotate/nginx/
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
@@ -237,3 +240,61 @@ format:
 
 clean:
 	rm -rf build
+
+# ---------------------------------------------------------------- release tarball and packages
+# `make dist`: build/carotate-VERSION.tar.gz, the tracked files as they are in the work tree
+# (uncommitted edits included, so packages can be tried before committing), or every file
+# but build/ outside a git checkout. Entries carry the last commit's time and root as owner,
+# so the same files give the same tarball, which is replaced only when its contents change:
+# `make deb` and `make rpm` rebuild only then (remove build/deb or build/rpm to force it).
+# `make deb`: build/deb/carotate_VERSION-N_ARCH.deb, built with dpkg-buildpackage in an
+# unpacked copy of that tarball, packaging/debian/ copied to debian/ (the top-level layout
+# is fixed). DEB_BUILD_OPTIONS=nocheck skips the unit tests run during the build.
+# `make rpm`: build/rpm/RPMS/ARCH/carotate-VERSION-N.ARCH.rpm, `rpmbuild -tb` on the same
+# tarball (its packaging/rpm/carotate.spec); --nodeps, since build requirements name RPM
+# packages that a Debian machine's rpm database does not know. RPMBUILD_FLAGS=--nocheck
+# skips the unit tests run during the build.
+DIST_NAME   := carotate-$(VERSION)
+DIST_TAR    := build/$(DIST_NAME).tar.gz
+DEB_DIR     := build/deb
+RPM_DIR     := build/rpm
+RPMBUILD_FLAGS ?= --nodeps
+# Package builds must not inherit this make's command line (SANITIZE=1, O=..., -j).
+PKG_ENV     := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u O -u WERROR -u DESTDIR
+
+.PHONY: dist deb rpm FORCE
+
+dist: $(DIST_TAR)
+
+$(DIST_TAR): FORCE
+	@mkdir -p $(@D)
+	@if files=$$(git ls-files 2>/dev/null) && [ -n "$$files" ]; then \
+		epoch=$$(git log -1 --format=%ct); \
+	else \
+		files=$$(find . -path ./build -prune -o -path ./.git -prune -o -type f -print); \
+		epoch=$$(date -r Makefile +%s); \
+	fi; \
+	tar --create --sort=name --owner=0 --group=0 --numeric-owner --mode=go-w \
+	    --mtime=@$$epoch --transform='s,^\(\./\)\?,$(DIST_NAME)/,S' $$files | \
+	    gzip -n -9 >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@ && echo "dist: $@"; fi
+
+deb: $(DEB_DIR)/.built
+
+$(DEB_DIR)/.built: $(DIST_TAR)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	tar -xzf $(DIST_TAR) -C $(DEB_DIR)
+	cp -R $(DEB_DIR)/$(DIST_NAME)/packaging/debian $(DEB_DIR)/$(DIST_NAME)/debian
+	cd $(DEB_DIR)/$(DIST_NAME) && $(PKG_ENV) dpkg-buildpackage -us -uc -b -Jauto
+	rm -rf $(DEB_DIR)/$(DIST_NAME)
+	@touch $@
+	@ls $(DEB_DIR)/*.deb
+
+rpm: $(RPM_DIR)/.built
+
+$(RPM_DIR)/.built: $(DIST_TAR)
+	rm -rf $(RPM_DIR) && mkdir -p $(RPM_DIR)
+	$(PKG_ENV) rpmbuild -tb $(RPMBUILD_FLAGS) --define '_topdir $(abspath $(RPM_DIR))' \
+	    $(DIST_TAR)
+	@touch $@
+	@ls $(RPM_DIR)/RPMS/*/*.rpm

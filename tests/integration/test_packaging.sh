@@ -1,0 +1,312 @@
+#!/bin/bash
+# packaging: `make dist` holds exactly the tracked files; `make deb` (dpkg-buildpackage from
+# that tarball) gives one package `carotate` whose files, modes, conffiles and dependencies
+# are asserted, which lintian finds free of errors, whose programs run from the extracted
+# package, and which (as root) installs into a throwaway root with dpkg --root: the
+# postinst makes a linking key the packaged daemon accepts, remove keeps configuration and
+# state, purge removes them and never the SSL directory or its backups, even one configured
+# inside the state directory. `make rpm` (rpmbuild -tb on the same tarball) gives the same
+# files; its %post makes the same key. Package builds are cached by make: they run again
+# only when the tarball's contents change.
+# shellcheck disable=SC2119 # helpers take optional arguments
+set -eu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+for tool in dpkg-buildpackage dh lintian rpmbuild; do
+	command -v "$tool" >/dev/null || t_skip "$tool is missing (make deps installs it)"
+done
+
+t_init
+
+# Files the packages will hold once other parts of the tree are merged: SOURCE DEB_PATH
+# RPM_PATH. Each is expected only when its SOURCE exists, so this list is the one to
+# extend when make install gains a file. (RPM man pages are compared without .gz: Debian's
+# rpm leaves them uncompressed, others compress them.)
+PENDING="systemd/carotated.service ./lib/systemd/system/carotated.service /usr/lib/systemd/system/carotated.service
+systemd/carotate.sysusers ./usr/lib/sysusers.d/carotate.conf /usr/lib/sysusers.d/carotate.conf
+systemd/carotate.tmpfiles ./usr/lib/tmpfiles.d/carotate.conf /usr/lib/tmpfiles.d/carotate.conf
+packaging/man/carotatectl.1 ./usr/share/man/man1/carotatectl.1.gz /usr/share/man/man1/carotatectl.1
+packaging/man/carotated.8 ./usr/share/man/man8/carotated.8.gz /usr/share/man/man8/carotated.8
+packaging/man/carotated.conf.5 ./usr/share/man/man5/carotated.conf.5.gz /usr/share/man/man5/carotated.conf.5
+packaging/bash-completion/carotatectl ./usr/share/bash-completion/completions/carotatectl /usr/share/bash-completion/completions/carotatectl"
+# pending_paths COLUMN: the paths of column 2 (deb) or 3 (rpm) whose source exists.
+pending_paths() {
+	local src deb rpm
+	while read -r src deb rpm; do
+		[ -e "$REPO_ROOT/$src" ] || continue
+		if [ "$1" = 2 ]; then echo "$deb"; else echo "$rpm"; fi
+	done <<<"$PENDING"
+}
+have_source() { [ -e "$REPO_ROOT/$1" ]; }
+
+# The project's make, without the make check that runs us (SANITIZE=1, -j, jobserver).
+pmake() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE -u O make -s -C "$REPO_ROOT" "$@"; }
+
+# ---------------------------------------------------------------- make dist
+
+pmake dist >/dev/null
+TARBALL="$REPO_ROOT/build/carotate-$PROJECT_VERSION.tar.gz"
+[ -f "$TARBALL" ] || fail "make dist made no $TARBALL"
+tar -tzf "$TARBALL" | LC_ALL=C sort >"$T/dist.list"
+if files=$(git -C "$REPO_ROOT" ls-files 2>/dev/null) && [ -n "$files" ]; then
+	assert_eq "$(printf '%s\n' "$files" | sed "s|^|carotate-$PROJECT_VERSION/|" | LC_ALL=C sort)" \
+		"$(cat "$T/dist.list")" "the tarball holds exactly the tracked files, under carotate-$PROJECT_VERSION/"
+fi
+for f in Makefile packaging/debian/control packaging/debian/rules packaging/rpm/carotate.spec; do
+	grep -qx "carotate-$PROJECT_VERSION/$f" "$T/dist.list" || fail "the tarball lacks $f"
+done
+ok "the tarball has the Makefile, packaging/debian/ and the RPM spec"
+before=$(stat -c %Y "$TARBALL")
+sleep 1
+pmake dist >/dev/null
+assert_eq "$before" "$(stat -c %Y "$TARBALL")" "make dist leaves an unchanged tarball alone (packages are not rebuilt)"
+
+# ---------------------------------------------------------------- make deb
+
+start=$(ms_now)
+DEB_BUILD_OPTIONS=nocheck pmake deb >"$T/deb-build.log" 2>&1 ||
+	fail "make deb failed" "$(tail -n 40 "$T/deb-build.log")"
+ok "make deb (DEB_BUILD_OPTIONS=nocheck): $(($(ms_now) - start)) ms"
+ARCH=$(dpkg --print-architecture)
+DEB_VERSION=$(dpkg-parsechangelog -l "$REPO_ROOT/packaging/debian/changelog" -S Version)
+assert_eq "$PROJECT_VERSION" "${DEB_VERSION%-*}" "debian/changelog's upstream version is the Makefile's VERSION"
+DEB="$REPO_ROOT/build/deb/carotate_${DEB_VERSION}_$ARCH.deb"
+[ -f "$DEB" ] || fail "no $DEB" "$(ls "$REPO_ROOT/build/deb")"
+
+assert_eq "carotate" "$(dpkg-deb -f "$DEB" Package)" "one binary package: carotate"
+DEPENDS=$(dpkg-deb -f "$DEB" Depends)
+for lib in libevent libssl3 libprotobuf-c libinih libsqlite3 libjansson libc6; do
+	assert_contains "$lib" "$DEPENDS" "Depends names $lib (from the binaries' shared libraries)"
+done
+
+# Every file with its mode and owner, as "MODE OWNER PATH" (directories left out).
+dpkg-deb --contents "$DEB" | awk '$1 !~ /^d/ { print $1, $2, $6 }' | LC_ALL=C sort >"$T/deb.files"
+{
+	echo "-rwxr-xr-x root/root ./usr/sbin/carotated"
+	echo "-rwxr-xr-x root/root ./usr/bin/carotatectl"
+	for f in ./etc/carotate/carotated.conf ./usr/share/carotate/carotate.proto \
+		./usr/share/carotate/nginx/carotate.conf ./usr/share/carotate/nginx/README.md \
+		./usr/share/doc/carotate/README.md.gz ./usr/share/doc/carotate/changelog.Debian.gz \
+		./usr/share/doc/carotate/copyright ./usr/share/lintian/overrides/carotate \
+		$(pending_paths 2); do
+		echo "-rw-r--r-- root/root $f"
+	done
+} | LC_ALL=C sort >"$T/deb.expected"
+assert_eq "$(cat "$T/deb.expected")" "$(cat "$T/deb.files")" \
+	"the .deb holds exactly the expected files, modes and owners (carotated 0755, conf 0644, root)"
+
+mkdir "$T/ctrl"
+dpkg-deb -e "$DEB" "$T/ctrl"
+assert_eq "/etc/carotate/carotated.conf" "$(cat "$T/ctrl/conffiles")" \
+	"the configuration is the one conffile (the linking key is made, not shipped)"
+if have_source systemd/carotated.service; then
+	assert_file_contains "deb-systemd-helper" "$T/ctrl/postinst" "postinst enables carotated.service"
+	assert_file_contains "deb-systemd-helper purge" "$T/ctrl/postrm" "postrm purge forgets carotated.service"
+fi
+if have_source systemd/carotate.sysusers; then
+	assert_file_contains "systemd-sysusers" "$T/ctrl/postinst" "postinst creates the users"
+	assert_contains "systemd-sysusers" "$DEPENDS" "Depends provides systemd-sysusers"
+fi
+if have_source systemd/carotate.tmpfiles; then
+	assert_file_contains "systemd-tmpfiles" "$T/ctrl/postinst" "postinst creates the runtime directories"
+fi
+
+# The programs of the package run, and its default configuration is valid.
+mkdir "$T/x"
+dpkg-deb -x "$DEB" "$T/x"
+assert_eq "carotated $PROJECT_VERSION" "$("$T/x/usr/sbin/carotated" --version)" "packaged carotated --version"
+assert_eq "carotatectl $PROJECT_VERSION" "$("$T/x/usr/bin/carotatectl" --version)" "packaged carotatectl --version"
+assert_exit 0 "the packaged carotated.conf passes carotated --check-config" -- \
+	"$T/x/usr/sbin/carotated" --check-config -c "$T/x/etc/carotate/carotated.conf"
+
+# Every key of the default configuration has its comment on the line above, and so does
+# every section.
+undocumented=$(awk 'NF && $0 !~ /^[#;]/ && prev !~ /^[#;]/ { print NR ": " $0 } { prev = $0 }' \
+	"$T/x/etc/carotate/carotated.conf")
+assert_eq "" "$undocumented" "every line of carotated.conf is documented by a comment above it"
+
+# ---------------------------------------------------------------- lintian
+
+CHANGES="$REPO_ROOT/build/deb/carotate_${DEB_VERSION}_$ARCH.changes"
+rc=0
+lintian --fail-on error "$CHANGES" >"$T/lintian.out" 2>&1 || rc=$?
+sed 's/^/    lintian| /' "$T/lintian.out"
+if [ "$rc" -ne 0 ] || grep -q '^E:' "$T/lintian.out"; then
+	fail "lintian reports errors (exit $rc)" "$(grep '^E:' "$T/lintian.out" || tail -n 5 "$T/lintian.out")"
+fi
+ok "lintian: no errors ($(grep -c '^W:' "$T/lintian.out" || true) warnings)"
+
+# ---------------------------------------------------------------- install, remove, purge
+
+# Commands that would act on this machine's systemd are replaced by ones that log; the
+# ones that honour DPKG_ROOT (deb-systemd-helper, systemd-sysusers, systemd-tmpfiles)
+# run for real, inside the throwaway root.
+STUBS="$T/stubs"
+mkdir "$STUBS"
+for cmd in systemctl deb-systemd-invoke; do
+	printf '#!/bin/sh\necho "%s $*" >>"%s/calls"\n' "$cmd" "$STUBS" >"$STUBS/$cmd"
+	chmod 0755 "$STUBS/$cmd"
+done
+
+# in_root R DPKG_ARGS...: dpkg on the throwaway root R, maintainer scripts run outside a
+# chroot with DPKG_ROOT=R. Dependencies are not installed there.
+in_root() {
+	local r=$1
+	shift
+	PATH="$STUBS:$PATH" dpkg --root="$r" --force-script-chrootless --force-depends \
+		--log=/dev/null "$@" >>"$T/dpkg.log" 2>&1 || fail "dpkg $* failed" "$(tail -n 20 "$T/dpkg.log")"
+}
+new_root() {
+	mkdir -p "$1/var/lib/dpkg/info" "$1/var/lib/dpkg/updates" "$1/var/lib/dpkg/triggers"
+	: >"$1/var/lib/dpkg/status"
+	: >"$1/var/lib/dpkg/available"
+}
+# Files, links and their digests under DIR, relative to it.
+tree_snapshot() {
+	(cd "$1" && find . -printf '%p %y %m\n' | LC_ALL=C sort &&
+		find . -type f -exec sha256sum {} + | LC_ALL=C sort)
+}
+# What is left in root R apart from dpkg's database: files and links only.
+leftovers() {
+	(cd "$1" && find . -path ./var/lib/dpkg -prune -o \( -type f -o -type l \) -print |
+		LC_ALL=C sort)
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	ok "not root: the throwaway-root install with dpkg --root is left out"
+else
+	R="$T/root"
+	new_root "$R"
+	in_root "$R" --install "$DEB"
+	KEY="$R/etc/carotate/linking.key"
+	[ -f "$KEY" ] || fail "postinst made no linking key"
+	assert_eq "600 root root" "$(stat -c '%a %U %G' "$KEY")" "postinst made the linking key root 0600"
+	assert_match '^[0-9a-f]{64}$' "$(cat "$KEY")" "the linking key is 32 random bytes in hex, one line"
+	key_before=$(cat "$KEY")
+	in_root "$R" --install "$DEB"
+	assert_eq "$key_before" "$(cat "$KEY")" "reinstalling keeps the linking key"
+	if have_source systemd/carotate.sysusers; then
+		for g in carotate carotate-admin carotate-agent; do
+			grep -q "^$g:" "$R/etc/group" || fail "sysusers created no group $g in the root"
+		done
+		grep -q '^carotate-agent:' "$R/etc/passwd" || fail "sysusers created no user carotate-agent"
+		ok "postinst created the users and groups (systemd-sysusers --root)"
+	fi
+
+	# The packaged daemon, with the state and SSL directories where the package expects
+	# them in that root: it accepts the key, stages a set, discards it and stages another.
+	SSL_DIR="$R/usr/local/etc/nginx/ssl"
+	STATE_DIR="$R/var/lib/carotate"
+	LINKING_KEY="$KEY"
+	mkdir -p "$SSL_DIR" "$STATE_DIR"
+	chmod 0700 "$STATE_DIR"
+	make_active_set
+	make_cert_set "$SSL_DIR/certs-20260101-000000" old # a backup made by hand
+	chmod 0700 "$SSL_DIR/certs-20260101-000000"
+	write_config
+	CAROTATED="$R/usr/sbin/carotated"
+	CAROTATECTL="$R/usr/bin/carotatectl"
+	start_daemon
+	assert_exit 0 "the packaged daemon stages a set" -- ctl generate
+	assert_exit 0 "and discards it" -- ctl discard
+	assert_exit 0 "and stages another" -- ctl generate
+	stop_daemon
+	if grep -q 'agents cannot link' "$DAEMON_LOG"; then
+		fail "the daemon refused the postinst's linking key" "$(grep 'linking key' "$DAEMON_LOG")"
+	fi
+	ok "the daemon accepts the linking key the postinst made"
+	ls "$STATE_DIR/ca-keys/"*.key >/dev/null 2>&1 || fail "no CA key in the state directory"
+	ls -d "$SSL_DIR"/discarded-* "$SSL_DIR/new" >/dev/null || fail "no discarded or staged set"
+	tree_snapshot "$SSL_DIR" >"$T/ssl.before"
+
+	in_root "$R" --remove carotate
+	for f in "$R/etc/carotate/carotated.conf" "$KEY" "$STATE_DIR/ledger.db"; do
+		[ -f "$f" ] || fail "remove (without purge) deleted $f"
+	done
+	ok "remove keeps the configuration, the linking key and the state"
+	[ ! -e "$R/usr/sbin/carotated" ] || fail "remove left the daemon"
+
+	in_root "$R" --purge carotate
+	assert_eq "$(cat "$T/ssl.before")" "$(tree_snapshot "$SSL_DIR")" \
+		"purge leaves the SSL directory and its backups byte for byte"
+	[ ! -e "$STATE_DIR" ] || fail "purge left the state directory" "$(ls -la "$STATE_DIR")"
+	[ ! -e "$R/etc/carotate" ] || fail "purge left /etc/carotate" "$(ls -la "$R/etc/carotate")"
+	ok "purge removes the state directory and /etc/carotate"
+	# Users stay after purge (Debian's practice: files may still belong to them), with
+	# systemd-sysusers' lock file.
+	assert_eq "$(cd "$R" && find ./usr/local -type f | LC_ALL=C sort)" \
+		"$(leftovers "$R" | grep -Ev '^\./etc/(passwd|group|shadow|gshadow|\.pwd\.lock)-?$')" \
+		"nothing but the SSL directory (and the users) is left after purge"
+	if [ -f "$STUBS/calls" ]; then
+		t_log "host systemd calls (stubbed): $(tr '\n' ';' <"$STUBS/calls")"
+	fi
+
+	# An SSL directory configured inside the state directory, and a file of the
+	# operator's in /etc/carotate: purge keeps both (and says so).
+	in_root "$R" --install "$DEB"
+	make_cert_set "$STATE_DIR/ssl" inner
+	make_cert_set "$STATE_DIR/ssl/certs-20260102-000000" inner-backup
+	echo "operator's notes" >"$R/etc/carotate/NOTES"
+	tree_snapshot "$STATE_DIR" >"$T/state.before"
+	: >"$T/dpkg.log"
+	in_root "$R" --purge carotate
+	assert_eq "$(cat "$T/state.before")" "$(tree_snapshot "$STATE_DIR")" \
+		"purge leaves a state directory holding an SSL directory whole"
+	assert_file_contains "left $STATE_DIR in place" "$T/dpkg.log" "and says why"
+	[ ! -e "$KEY" ] || fail "purge left the linking key"
+	assert_eq "NOTES" "$(ls "$R/etc/carotate")" "purge removes the linking key, keeps the operator's file"
+fi
+
+# ---------------------------------------------------------------- make rpm
+
+start=$(ms_now)
+pmake rpm RPMBUILD_FLAGS="--nodeps --nocheck" >"$T/rpm-build.log" 2>&1 ||
+	fail "make rpm failed" "$(tail -n 40 "$T/rpm-build.log")"
+ok "make rpm (--nocheck): $(($(ms_now) - start)) ms"
+RPM=$(ls "$REPO_ROOT"/build/rpm/RPMS/*/carotate-"$PROJECT_VERSION"-*.rpm)
+assert_eq "$PROJECT_VERSION" "$(rpm -qp --qf '%{VERSION}' "$RPM" 2>/dev/null)" "the RPM's version is the Makefile's VERSION"
+
+# "MODE OWNER GROUP PATH" of every file; build-id links (a property of the build host's
+# rpm) and directories left out.
+rpm -qlvp "$RPM" 2>/dev/null | awk '$1 !~ /^[dl]/ { print $1, $3, $4, $NF }' |
+	sed 's|^\(.* /usr/share/man/.*\)\.gz$|\1|' | LC_ALL=C sort >"$T/rpm.files"
+RPM_DOC=$(rpm -qdp "$RPM" 2>/dev/null | grep '/README\.md$' || true)
+case "$RPM_DOC" in
+/usr/share/doc/carotate*/README.md) ;;
+*) fail "the RPM's documentation is not README.md under /usr/share/doc" "got: $RPM_DOC" ;;
+esac
+{
+	echo "-rwxr-xr-x root root /usr/sbin/carotated"
+	echo "-rwxr-xr-x root root /usr/bin/carotatectl"
+	for f in /etc/carotate/carotated.conf /usr/share/carotate/carotate.proto \
+		/usr/share/carotate/nginx/carotate.conf /usr/share/carotate/nginx/README.md \
+		"$RPM_DOC" $(pending_paths 3); do
+		echo "-rw-r--r-- root root $f"
+	done
+} | LC_ALL=C sort >"$T/rpm.expected"
+assert_eq "$(cat "$T/rpm.expected")" "$(cat "$T/rpm.files")" "the RPM holds the same files, modes and owners"
+assert_eq "/etc/carotate/carotated.conf" "$(rpm -qcp "$RPM" 2>/dev/null)" "the RPM's one config file"
+
+mkdir "$T/rx"
+rpm2archive - <"$RPM" | tar -xzf - -C "$T/rx"
+assert_eq "carotated $PROJECT_VERSION" "$("$T/rx/usr/sbin/carotated" --version)" "the RPM's carotated --version"
+assert_match '^group = nginx +# ' "$(grep '^group = ' "$T/rx/etc/carotate/carotated.conf")" \
+	"the RPM's configuration names nginx's group (RHEL family), not www-data"
+assert_exit 0 "the RPM's carotated.conf passes --check-config" -- \
+	"$T/rx/usr/sbin/carotated" --check-config -c "$T/rx/etc/carotate/carotated.conf"
+
+# The %post scriptlet, with /etc/carotate pointed into a temporary root: the same key.
+RR="$T/rpmroot"
+mkdir -p "$RR/etc/carotate"
+rpm -qp --qf '%{POSTIN}' "$RPM" 2>/dev/null | sed "s|/etc/carotate/|$RR/etc/carotate/|g" >"$T/rpm-post.sh"
+for cmd in systemd-sysusers systemd-tmpfiles; do
+	printf '#!/bin/sh\necho "%s $*" >>"%s/calls"\n' "$cmd" "$STUBS" >"$STUBS/$cmd"
+	chmod 0755 "$STUBS/$cmd"
+done
+PATH="$STUBS:$PATH" sh "$T/rpm-post.sh" 1 || fail "the RPM's %post failed"
+assert_eq "600" "$(stat -c %a "$RR/etc/carotate/linking.key")" "the RPM's %post makes the linking key 0600"
+assert_match '^[0-9a-f]{64}$' "$(cat "$RR/etc/carotate/linking.key")" "64 hex digits"
+key_before=$(cat "$RR/etc/carotate/linking.key")
+PATH="$STUBS:$PATH" sh "$T/rpm-post.sh" 2 || fail "the RPM's %post failed on upgrade"
+assert_eq "$key_before" "$(cat "$RR/etc/carotate/linking.key")" "and keeps it on upgrade"
