@@ -111,10 +111,10 @@ agents_read_linking_key(const struct config *conf)
 	while (end > start && isspace(buf[end - 1]))
 		end--;
 	/* A key no agent could send (inner spaces, control bytes) would only fail later. */
-	if (!worker_valid_credential(CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK, buf + start,
-		end - start)) {
+	if (!worker_valid_credential(
+	        CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK, buf + start, end - start)) {
 		log_warnx("linking key %s must be 1 to %d printable characters without spaces: "
-			  "agents cannot link",
+		          "agents cannot link",
 		    conf->linking_key, AGENTS_MAX_LINKING_KEY);
 		freezero_x(buf, len);
 		return -1;

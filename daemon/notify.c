@@ -53,7 +53,7 @@ notify_send(const char *state)
 		return;
 	}
 	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&notify_addr,
-		notify_addrlen) == -1)
+	        notify_addrlen) == -1)
 		log_warn("cannot tell the service manager %s", state);
 	close(fd);
 }
