@@ -5,6 +5,7 @@
  * done when its pidfd says it exited, not when its output closes: a reload
  * command may leave a daemon behind that holds the pipe open.
  */
+#include <sys/prctl.h>
 #include <sys/queue.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -115,13 +116,21 @@ struct job_child {
 	char *const *argv;
 };
 
-static void __attribute__((noreturn)) job_child_run(const struct job_child *c, int fd)
+static void __attribute__((noreturn)) job_child_run(const struct job_child *c, int fd, pid_t parent)
 {
 	int null;
 
 	job_child_setup();
-	if (c->argv == NULL)
+	if (c->argv == NULL) {
+		/*
+		 * A function child works for the daemon only and holds its
+		 * descriptors (the listening sockets among them): it dies with it,
+		 * so that a restart after a crash finds the sockets free.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
+			_exit(127);
 		_exit(c->fn(c->arg, fd));
+	}
 	/* Its own process group, so that whatever it leaves behind can be killed with it. */
 	setpgid(0, 0);
 	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
@@ -139,10 +148,11 @@ job_spawn(struct event_base *base, const char *name, const struct job_child *c, 
 {
 	struct job *job;
 	int fds[2], saved;
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (pipe2(fds, O_CLOEXEC) == -1)
 		return NULL;
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		saved = errno;
 		close(fds[0]);
@@ -152,7 +162,7 @@ job_spawn(struct event_base *base, const char *name, const struct job_child *c, 
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		job_child_run(c, fds[1]);
+		job_child_run(c, fds[1], parent);
 	}
 	close(fds[1]);
 	job = job_new(name, timeout_ms, max_out, done, done_arg);
