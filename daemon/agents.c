@@ -68,6 +68,10 @@ static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN])
 static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
 static void agents_metrics_fire(evutil_socket_t, short, void *);
 static void agents_canary_checked(int, const char *, const char *, void *);
+struct agents_canary_check;
+static void agents_canary_forget(struct agents_canary_check *);
+/* Checks in flight: a shutdown frees those whose answer never came. */
+static struct agents_canary_check *agents_canary_checks;
 
 /*
  * The linking key file must be readable by us alone: agents that know it can
@@ -224,6 +228,9 @@ agents_stop(struct carotated *cd)
 	agents.linking_key = NULL;
 	free(agents.bundle_pem);
 	agents.bundle_pem = NULL;
+	/* Their jobs were killed (job_kill_all): no answer will come. */
+	while (agents_canary_checks != NULL)
+		agents_canary_forget(agents_canary_checks);
 }
 
 static void
@@ -386,11 +393,25 @@ agents_canary_confirmed(struct carotated *cd)
 }
 
 struct agents_canary_check {
+	struct agents_canary_check *next; /* in agents_canary_checks, until answered */
 	struct carotated *cd;
 	unsigned gen;
 	char ca[PKI_SHA256_HEX];
 	char leaf[PKI_SHA256_HEX];
 };
+
+static void
+agents_canary_forget(struct agents_canary_check *c)
+{
+	struct agents_canary_check **p;
+
+	for (p = &agents_canary_checks; *p != NULL; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	free(c);
+}
 
 static void
 agents_canary_checked(int ok, const char *served, const char *why, void *arg)
@@ -400,7 +421,7 @@ agents_canary_checked(int ok, const char *served, const char *why, void *arg)
 
 	proxy_address_text(&c->cd->conf->canary_address, addr, sizeof(addr));
 	if (c->gen != agents.canary_gen) {
-		free(c);
+		agents_canary_forget(c);
 		return;
 	}
 	if (ok) {
@@ -412,7 +433,7 @@ agents_canary_checked(int ok, const char *served, const char *why, void *arg)
 		log_warnx("canary listener %s does not serve the staged certificate (%s%s%s): "
 		          "canary check-ins do not count as verified",
 		    addr, why, served[0] != '\0' ? "; it serves " : "", served);
-	free(c);
+	agents_canary_forget(c);
 }
 
 void
@@ -445,6 +466,8 @@ agents_check_canary(struct carotated *cd)
 	snprintf(c->ca, sizeof(c->ca), "%s", agents.staged_ca);
 	snprintf(c->leaf, sizeof(c->leaf), "%s", set->server->sha256);
 	protobuf_c_message_free_unpacked(&set->base, NULL);
+	c->next = agents_canary_checks;
+	agents_canary_checks = c;
 	proxy_check(cd, &conf->canary_address, conf->proxy_server_name, c->leaf,
 	    conf->check_timeout, agents_canary_checked, c);
 }

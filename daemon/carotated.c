@@ -26,6 +26,7 @@
 #include "log.h"
 #include "notify.h"
 #include "privs.h"
+#include "proxy.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "swap.h"
@@ -300,6 +301,7 @@ main(int argc, char *argv[])
 	event_base_dispatch(cd.base);
 
 	job_kill_all();
+	proxy_abandon_all();
 	agents_stop(&cd);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

@@ -3,6 +3,8 @@
  * `nginx -s reload` exits 0 even when nginx rejects the new files. What the
  * proxy really serves is checked over TLS where it matters (rotation).
  */
+#include <sys/queue.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -33,9 +35,13 @@
 #define PROXY_MAX_OUTPUT 4096 /* bytes of the command's output kept (its tail) */
 
 struct proxy_reload_ctx {
+	LIST_ENTRY(proxy_reload_ctx) entry;
 	proxy_reload_done done;
 	void *arg;
 };
+
+/* Reloads and checks in flight, so that a shutdown that kills their jobs frees them. */
+static LIST_HEAD(, proxy_reload_ctx) proxy_reloads = LIST_HEAD_INITIALIZER(proxy_reloads);
 
 static void proxy_reload_finished(struct job *, void *);
 static char *proxy_printable(const unsigned char *, size_t);
@@ -76,6 +82,7 @@ proxy_reload_finished(struct job *job, void *arg)
 	else
 		log_warnx("proxy reload: %s %s: %s", job_name(job), why, r->output);
 	job_free(job);
+	LIST_REMOVE(ctx, entry);
 	ctx->done(r, ctx->arg);
 	free(ctx);
 }
@@ -90,8 +97,10 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 	ctx->done = done;
 	ctx->arg = arg;
 	if (job_exec(cd->base, conf->reload_argv, conf->reload_timeout, PROXY_MAX_OUTPUT,
-	        proxy_reload_finished, ctx) != NULL)
+	        proxy_reload_finished, ctx) != NULL) {
+		LIST_INSERT_HEAD(&proxy_reloads, ctx, entry);
 		return;
+	}
 	log_warn("proxy reload: cannot start %s", conf->reload_argv[0]);
 	r = xmalloc(sizeof(*r));
 	carotate__v1__reload_result__init(r);
@@ -105,6 +114,7 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 #define PROXY_CHECK_OUTPUT 512
 
 struct proxy_check_ctx {
+	LIST_ENTRY(proxy_check_ctx) entry;
 	const struct config_address *addr;
 	const char *server_name;
 	const char *expected;
@@ -112,6 +122,8 @@ struct proxy_check_ctx {
 	proxy_check_done done;
 	void *arg;
 };
+
+static LIST_HEAD(, proxy_check_ctx) proxy_checks = LIST_HEAD_INITIALIZER(proxy_checks);
 
 const char *
 proxy_address_text(const struct config_address *a, char *buf, size_t len)
@@ -254,6 +266,7 @@ proxy_check_finished(struct job *job, void *arg)
 	} else
 		c->done(0, "", job_describe(job, why, sizeof(why)), c->arg);
 	job_free(job);
+	LIST_REMOVE(c, entry);
 	free(c);
 }
 
@@ -274,5 +287,23 @@ proxy_check(struct carotated *cd, const struct config_address *addr, const char 
 	        PROXY_CHECK_OUTPUT, proxy_check_finished, c) == NULL) {
 		free(c);
 		done(0, "", strerror(errno), arg);
+		return;
+	}
+	LIST_INSERT_HEAD(&proxy_checks, c, entry);
+}
+
+void
+proxy_abandon_all(void)
+{
+	struct proxy_reload_ctx *r;
+	struct proxy_check_ctx *c;
+
+	while ((r = LIST_FIRST(&proxy_reloads)) != NULL) {
+		LIST_REMOVE(r, entry);
+		free(r);
+	}
+	while ((c = LIST_FIRST(&proxy_checks)) != NULL) {
+		LIST_REMOVE(c, entry);
+		free(c);
 	}
 }

@@ -32,6 +32,11 @@ typedef void (*proxy_check_done)(int ok, const char *served, const char *why, vo
  */
 void proxy_check(struct carotated *, const struct config_address *addr, const char *server_name,
     const char *expected, unsigned timeout_ms, proxy_check_done, void *arg);
+/*
+ * At shutdown, after job_kill_all: forgets the reloads and checks whose jobs
+ * were killed, without calling their callbacks (their callers free their own).
+ */
+void proxy_abandon_all(void);
 /* The address as configured: "unix:/path" or "host:port", for messages. */
 const char *proxy_address_text(const struct config_address *, char *buf, size_t len);
 
