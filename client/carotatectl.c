@@ -139,18 +139,19 @@ struct ctl_install_args {
 	const char *ca, *cert, *key, *chain;
 };
 
-struct ctl_report_args {
-	const char *active_within, *limit, *offset;
-	int pending;
-};
-
 /* backups: one page. */
 struct ctl_page_args {
 	const char *limit, *offset;
 };
 
+struct ctl_report_args {
+	const char *active_within;
+	struct ctl_page_args page;
+	int pending;
+};
+
 struct ctl_audit_args {
-	const char *limit, *offset;
+	struct ctl_page_args page;
 	int verify;
 };
 
@@ -253,13 +254,11 @@ static int ctl_wait_option(const struct ctl_cmd *, const char *, int, const char
 static int ctl_fill_wait(struct ctl_wait *, const struct ctl_wait_args *, struct ctl_error *);
 static int ctl_exclude_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static int ctl_audit_option(const struct ctl_cmd *, const char *, int, const char *, void *);
-static int ctl_fill_audit(
-    Carotate__V1__AuditRequest *, const struct ctl_audit_args *, struct ctl_error *);
 static int ctl_check_agent(const char *, struct ctl_error *);
 static int ctl_check_reason(const char *, struct ctl_error *);
 static int ctl_page_option(const struct ctl_cmd *, const char *, int, const char *, void *);
-static int ctl_fill_backups(
-    Carotate__V1__ListBackupsRequest *, const struct ctl_page_args *, struct ctl_error *);
+static int ctl_fill_page(
+    const struct ctl_page_args *, uint64_t, uint32_t *, uint64_t *, struct ctl_error *);
 static int ctl_retire_option(const struct ctl_cmd *, const char *, int, const char *, void *);
 static void ctl_wipe(ProtobufCBinaryData *);
 static void ctl_request_clear(struct ctl_request *);
@@ -1171,12 +1170,8 @@ ctl_report_option(const struct ctl_cmd *cmd, const char *name, int c, const char
 	case CTL_OPT_PENDING:
 		a->pending = 1;
 		return 0;
-	case CTL_OPT_LIMIT:
-		return ctl_once(cmd, name, &a->limit, arg);
-	case CTL_OPT_OFFSET:
-		return ctl_once(cmd, name, &a->offset, arg);
 	default:
-		return ctl_usage_error(cmd, "unknown option --%s", name);
+		return ctl_page_option(cmd, name, c, arg, &a->page);
 	}
 }
 
@@ -1195,16 +1190,8 @@ ctl_fill_report(
 		    a->active_within, CTL_MAX_DAYS);
 	if (a->active_within != NULL)
 		rr->active_within = v;
-	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_LIMIT, &v) != 0)
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--limit %s: expected a whole number from 1 to %d", a->limit, CTL_MAX_LIMIT);
-	if (a->limit != NULL)
-		rr->limit = (uint32_t)v;
-	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--offset %s: expected a whole number, 0 or more", a->offset);
-	if (a->offset != NULL)
-		rr->offset = v;
+	if (ctl_fill_page(&a->page, CTL_MAX_LIMIT, &rr->limit, &rr->offset, err) == -1)
+		return -1;
 	rr->pending = a->pending;
 	return 0;
 }
@@ -1565,23 +1552,26 @@ ctl_page_option(const struct ctl_cmd *cmd, const char *name, int c, const char *
 	}
 }
 
-/* Unset fields stay zero: a page of 100 from the newest. */
+/*
+ * --limit (1 to max) and --offset (0 or more) as given; a field left unset
+ * stays zero, the daemon's default page from the newest.
+ */
 static int
-ctl_fill_backups(
-    Carotate__V1__ListBackupsRequest *lb, const struct ctl_page_args *a, struct ctl_error *err)
+ctl_fill_page(const struct ctl_page_args *a, uint64_t max, uint32_t *limit, uint64_t *offset,
+    struct ctl_error *err)
 {
 	uint64_t v;
 
-	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_BACKUPS, &v) != 0)
+	if (a->limit != NULL && ctl_parse_count(a->limit, 1, max, &v) != 0)
 		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--limit %s: expected a whole number from 1 to %d", a->limit, CTL_MAX_BACKUPS);
+		    "--limit %s: expected a whole number from 1 to %" PRIu64, a->limit, max);
 	if (a->limit != NULL)
-		lb->limit = (uint32_t)v;
+		*limit = (uint32_t)v;
 	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
 		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--offset %s: expected a whole number, 0 or more", a->offset);
 	if (a->offset != NULL)
-		lb->offset = v;
+		*offset = v;
 	return 0;
 }
 
@@ -1602,7 +1592,8 @@ ctl_build_backups(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 		return first;
 	if (first < argc)
 		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
-	if (ctl_fill_backups(&r->call.list_backups, &a, err) == -1)
+	if (ctl_fill_page(&a, CTL_MAX_BACKUPS, &r->call.list_backups.limit,
+	        &r->call.list_backups.offset, err) == -1)
 		return CTL_BUILD_REFUSED;
 	return 1;
 }
@@ -1639,38 +1630,9 @@ ctl_audit_option(const struct ctl_cmd *cmd, const char *name, int c, const char 
 {
 	struct ctl_audit_args *a = ctx;
 
-	switch (c) {
-	case CTL_OPT_LIMIT:
-		return ctl_once(cmd, name, &a->limit, arg);
-	case CTL_OPT_OFFSET:
-		return ctl_once(cmd, name, &a->offset, arg);
-	case CTL_OPT_VERIFY:
-		a->verify = 1;
-		return 0;
-	default:
-		return ctl_usage_error(cmd, "unknown option --%s", name);
-	}
-}
-
-/* Unset fields stay zero: the daemon's page of 50 from the newest record. */
-static int
-ctl_fill_audit(
-    Carotate__V1__AuditRequest *ar, const struct ctl_audit_args *a, struct ctl_error *err)
-{
-	uint64_t v;
-
-	if (a->limit != NULL && ctl_parse_count(a->limit, 1, CTL_MAX_AUDIT_LIMIT, &v) != 0)
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--limit %s: expected a whole number from 1 to %d", a->limit,
-		    CTL_MAX_AUDIT_LIMIT);
-	if (a->limit != NULL)
-		ar->limit = (uint32_t)v;
-	if (a->offset != NULL && ctl_parse_count(a->offset, 0, CTL_MAX_OFFSET, &v) != 0)
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--offset %s: expected a whole number, 0 or more", a->offset);
-	if (a->offset != NULL)
-		ar->offset = v;
-	ar->verify = a->verify;
+	if (c != CTL_OPT_VERIFY)
+		return ctl_page_option(cmd, name, c, arg, &a->page);
+	a->verify = 1;
 	return 0;
 }
 
@@ -1691,8 +1653,11 @@ ctl_build_audit(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char
 		return first;
 	if (first < argc)
 		return ctl_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
-	if (ctl_fill_audit(&r->call.audit, &a, err) == -1)
+	/* Unset: the daemon's page of 50 from the newest record. */
+	if (ctl_fill_page(&a.page, CTL_MAX_AUDIT_LIMIT, &r->call.audit.limit, &r->call.audit.offset,
+	        err) == -1)
 		return CTL_BUILD_REFUSED;
+	r->call.audit.verify = a.verify;
 	return 1;
 }
 
