@@ -3,6 +3,7 @@
 #define CAROTATE_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/x509.h>
@@ -81,6 +82,11 @@ Carotate__V1__CertSet *rpc_describe_set(
 /* Describes the set kept in backup directory id (an exact name); NULL when absent. */
 Carotate__V1__CertSet *rpc_describe_backup(
     const struct config *, const char *id, time_t now, X509 **ca_out);
+
+/* A pending agent for a reply (report, a rotate the gate refused). */
+Carotate__V1__PendingAgent *rpc_pending_agent(const char *id, int64_t last_seen, int delivered);
+/* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */
+int rpc_text_ok(const char *, size_t min, size_t max);
 
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

@@ -29,16 +29,34 @@ rpc_percent(uint64_t part, uint64_t whole)
 	return whole == 0 ? 0 : (uint32_t)(part * 100 / whole);
 }
 
-static void
-rpc_report_pending(const char *id, int64_t last_seen, int delivered, void *arg)
+Carotate__V1__PendingAgent *
+rpc_pending_agent(const char *id, int64_t last_seen, int delivered)
 {
-	Carotate__V1__ReportReply *r = arg;
 	Carotate__V1__PendingAgent *p = xmalloc(sizeof(*p));
 
 	carotate__v1__pending_agent__init(p);
 	p->id = xstrdup(id);
 	p->last_seen = last_seen;
 	p->delivered = delivered;
+	return p;
+}
+
+int
+rpc_text_ok(const char *s, size_t min, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
+		;
+	return i == n && n >= min && n <= max;
+}
+
+static void
+rpc_report_pending(const char *id, int64_t last_seen, int delivered, void *arg)
+{
+	Carotate__V1__ReportReply *r = arg;
+	Carotate__V1__PendingAgent *p = rpc_pending_agent(id, last_seen, delivered);
+
 	r->pending_agents =
 	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
 	r->pending_agents[r->n_pending_agents++] = p;
@@ -136,22 +154,16 @@ rpc_exclusion(
 {
 	struct ledger *l = agents_ledger(ctx->cd);
 	enum ledger_result r = LEDGER_ERROR;
-	size_t i, n = reason != NULL ? strlen(reason) : 0;
 
 	if (!worker_valid_agent_id(id, strlen(id))) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
 		return;
 	}
-	if (reason != NULL) {
-		for (i = 0; i < n && reason[i] >= 0x20 && reason[i] < 0x7f; i++)
-			;
-		if (n == 0 || n > LEDGER_MAX_REASON || i != n) {
-			dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-			    "a reason is required: 1 to %d printable characters",
-			    LEDGER_MAX_REASON);
-			return;
-		}
+	if (reason != NULL && !rpc_text_ok(reason, 1, LEDGER_MAX_REASON)) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "a reason is required: 1 to %d printable characters", LEDGER_MAX_REASON);
+		return;
 	}
 	if (ledger_begin(l) == 0) {
 		r = reason != NULL ? ledger_exclude(l, id, reason) : ledger_include(l, id);

@@ -53,12 +53,12 @@ struct swap_op {
 	Carotate__V1__RotateReply *reply;
 };
 
-static int rotate_reason_ok(const char *);
 static Carotate__V1__RotateReply *rotate_reply_new(void);
 static void rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
 static void rotate_pending_cb(const char *, int64_t, int, void *);
 static int rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
+static struct swap_op *swap_op_new(const char *, Carotate__V1__Response *);
 static void swap_op_start(struct rpc_ctx *, struct swap_op *);
 static void swap_op_swapped(struct swap_op *);
 static void swap_op_reloaded(Carotate__V1__ReloadResult *, void *);
@@ -67,20 +67,6 @@ static void swap_op_rollback(struct swap_op *, const char *, const char *);
 static void swap_op_reply(struct swap_op *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void swap_op_free(struct swap_op *);
-
-/* Operator text that goes into manifests, logs and the audit trail: one printable line. */
-static int
-rotate_reason_ok(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n > ROTATE_REASON_MAX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] >= 0x7f)
-			return 0;
-	return 1;
-}
 
 static Carotate__V1__RotateReply *
 rotate_reply_new(void)
@@ -107,12 +93,8 @@ static void
 rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
 {
 	Carotate__V1__RotateReply *r = arg;
-	Carotate__V1__PendingAgent *p = xmalloc(sizeof(*p));
+	Carotate__V1__PendingAgent *p = rpc_pending_agent(id, last_seen, delivered);
 
-	carotate__v1__pending_agent__init(p);
-	p->id = xstrdup(id);
-	p->last_seen = last_seen;
-	p->delivered = delivered;
 	r->pending_agents =
 	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
 	r->pending_agents[r->n_pending_agents++] = p;
@@ -183,7 +165,8 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "--force needs --reason: say why the gate is overridden");
 		return;
 	}
-	if (!rotate_reason_ok(q->reason)) {
+	/* It goes into manifests, logs and the audit trail: one printable line. */
+	if (!rpc_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
 		return;
@@ -219,15 +202,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    r->forced ? " (forced)" : "");
 		return;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->call = "rotate";
-	op->reply = r;
-	reply->rotate_reply = NULL;
-	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
-	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
-	if (r->before != NULL && r->before->server != NULL)
-		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
-	op->t0 = clock_ms();
+	op = swap_op_new("rotate", reply);
 	if (swap_rotate(conf, now, q->reason[0] != '\0' ? q->reason : "rotate", op->backup,
 	        sizeof(op->backup), op->failure, sizeof(op->failure)) == -1) {
 		log_warnx("rotate: %s", op->failure);
@@ -292,15 +267,7 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
 		return;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->call = "restore";
-	op->reply = r;
-	reply->restore_reply = NULL;
-	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
-	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
-	if (r->before != NULL && r->before->server != NULL)
-		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
-	op->t0 = clock_ms();
+	op = swap_op_new("restore", reply);
 	if (swap_restore(conf, id, now, op->backup, sizeof(op->backup), op->failure,
 	        sizeof(op->failure)) == -1) {
 		log_warnx("restore: %s", op->failure);
@@ -311,6 +278,27 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	log_info("restore: %s is live again (server %s); the previous set is in %s", id,
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
 	swap_op_start(ctx, op);
+}
+
+/* The call goes ahead: the op takes the reply's RotateReply (before and after are described). */
+static struct swap_op *
+swap_op_new(const char *call, Carotate__V1__Response *reply)
+{
+	struct swap_op *op = xcalloc(1, sizeof(*op));
+	Carotate__V1__RotateReply *r;
+
+	r = reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY
+	        ? reply->restore_reply
+	        : reply->rotate_reply;
+	reply->rotate_reply = reply->restore_reply = NULL;
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
+	op->call = call;
+	op->reply = r;
+	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
+	if (r->before != NULL && r->before->server != NULL)
+		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
+	op->t0 = clock_ms();
+	return op;
 }
 
 static void
