@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backupid.h"
 #include "log.h"
 #include "output.h"
 #include "status.h"
@@ -1413,15 +1414,7 @@ ctl_build_rotate(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, cha
 static int
 ctl_check_backup_id(const char *id, struct ctl_error *err)
 {
-	static const char pat[] = "certs-DDDDDDDD-DDDDDD";
-	size_t i, n = strlen(id);
-
-	for (i = 0; pat[i] != '\0'; i++)
-		if (pat[i] == 'D' ? !isdigit((unsigned char)id[i]) : id[i] != pat[i])
-			break;
-	if (pat[i] == '\0' &&
-	    (id[i] == '\0' || (id[i] == '-' && id[i + 1] >= '1' && id[i + 1] <= '9' &&
-	                          n - i - 1 <= 3 && strspn(id + i + 1, "0123456789") == n - i - 1)))
+	if (backup_id_valid(id))
 		return 0;
 	return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 	    "not a backup id: expected certs-YYYYMMDD-HHMMSS or certs-YYYYMMDD-HHMMSS-N "

@@ -236,7 +236,7 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 			dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
-	} else if (!swap_valid_id(q->backup)) {
+	} else if (!backup_id_valid(q->backup)) {
 		/* Never echoed: it may be anything. */
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "not a backup id: backups are named certs-YYYYMMDD-HHMMSS[-N] (see "

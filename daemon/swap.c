@@ -40,6 +40,7 @@
 
 #include <openssl/evp.h>
 
+#include "backupid.h"
 #include "config.h"
 #include "fault.h"
 #include "fsx.h"
@@ -210,33 +211,11 @@ swap_name_index(const struct swap_ctx *c, const char *name)
 	return -1;
 }
 
-int
-swap_valid_id(const char *s)
-{
-	static const char pat[] = "certs-DDDDDDDD-DDDDDD";
-	size_t i, n;
-
-	if (s == NULL || strnlen(s, SWAP_ID_MAX) >= SWAP_ID_MAX)
-		return 0;
-	for (i = 0; pat[i] != '\0'; i++)
-		if (pat[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i])
-			return 0;
-	if (s[i] == '\0')
-		return 1;
-	/* -N: 2..SWAP_MAX_SUFFIX, no leading zero. */
-	if (s[i] != '-' || s[i + 1] < '1' || s[i + 1] > '9')
-		return 0;
-	for (n = 0, i++; s[i] != '\0'; i++, n++)
-		if (!isdigit((unsigned char)s[i]))
-			return 0;
-	return n <= 3;
-}
-
 /* The only directory tokens a journal may hold: nothing there can name a path outside. */
 static int
 swap_valid_dir(const char *s)
 {
-	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || swap_valid_id(s);
+	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backup_id_valid(s);
 }
 
 /* A directory of the swap, opened relative to the SSL directory and never through a symlink. */
@@ -389,7 +368,7 @@ swap_verify(struct swap_ctx *c, const char *id, int *mask)
 
 	*mask = 0;
 	/* Client input: never echoed until it has the shape of a backup id. */
-	if (!swap_valid_id(id))
+	if (!backup_id_valid(id))
 		return swap_error(c, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
 		return swap_error(c, "no backup %s: %s", id, strerror(errno));
@@ -444,7 +423,7 @@ swap_pick_id(struct swap_ctx *c, time_t now, char *id)
 		else
 			snprintf(id, SWAP_ID_MAX, "%s-%d", base, i);
 		if (fstatat(c->dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
-			return swap_valid_id(id) ? 0 : swap_error(c, "bad backup name %s", id);
+			return backup_id_valid(id) ? 0 : swap_error(c, "bad backup name %s", id);
 	}
 	return swap_error(c, "no free backup name for %s", base);
 }
@@ -795,7 +774,7 @@ swap_journal_line(struct swap_ctx *c, struct swap_journal *j, const char *line)
 	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0)
 		snprintf(j->op, sizeof(j->op), "%s", line + 3);
 	else if (strncmp(line, "backup ", 7) == 0 &&
-	         (strcmp(line + 7, "-") == 0 || swap_valid_id(line + 7)))
+	         (strcmp(line + 7, "-") == 0 || backup_id_valid(line + 7)))
 		snprintf(j->backup, sizeof(j->backup), "%s", line + 7);
 	else if (strcmp(line, "state prepared") == 0 || strcmp(line, "state committed") == 0)
 		j->committed = line[6] == 'c';

@@ -5,11 +5,13 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "backupid.h"
+
 struct config;
 
 #define SWAP_JOURNAL  "swap.journal" /* in the state directory */
 #define SWAP_MANIFEST ".manifest"    /* hidden: a glob copy of a backup takes only the set */
-#define SWAP_ID_MAX   32             /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+#define SWAP_ID_MAX   BACKUP_ID_MAX  /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
 
 /*
  * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
@@ -33,8 +35,6 @@ int swap_restore(const struct config *, const char *backup_id, time_t now, char 
  * none, -1 (journal kept, err filled in) when it could not be.
  */
 int swap_recover(const struct config *, char *err, size_t errlen);
-/* 1 when id has the exact shape of a backup name (it may still not exist). */
-int swap_valid_id(const char *id);
 /*
  * Verifies backup id against its manifest without changing anything. A
  * backup with no manifest (one made by hand) passes when its three set files
