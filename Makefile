@@ -71,7 +71,7 @@ CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c)) \
 	       $(O)/tests/test_swap-faults
 
-.PHONY: all check unit integration deps install uninstall clean bench format demo
+.PHONY: all check unit integration deps install uninstall clean bench format demo load
 
 all: $(O)/carotated $(O)/carotatectl
 
@@ -176,13 +176,31 @@ $(O)/bench/%: tests/bench/%.c $(COMMON_OBJS) $(GEN_H)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -o $@ $< $(COMMON_OBJS) \
 	    $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
 
+# ---------------------------------------------------------------- load tools (tests/load)
+# Control-socket and agent-socket load with hostile clients: one process, one epoll loop
+# each. Used by tests/integration/test_load_hostile.sh and section (g) of tests/bench/run.
+LOAD_PROGS  := $(O)/load/ctlload $(O)/load/agentload
+
+$(O)/load/load.o: tests/load/load.c tests/load/load.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(O)/load/ctlload: tests/load/ctlload.c $(O)/load/load.o $(COMMON_OBJS) $(GEN_H)
+	$(CC) $(ALL_CFLAGS) -Itests/load $(call pkg_cflags,libprotobuf-c) -o $@ $< \
+	    $(O)/load/load.o $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+
+$(O)/load/agentload: tests/load/agentload.c $(O)/load/load.o
+	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/load.o $(ALL_LDFLAGS)
+
+load: $(LOAD_PROGS)
+
 deps:
 	@packaging/install-deps build test
 
 unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
-integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench
+integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench $(LOAD_PROGS)
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
 
 check: deps
@@ -196,7 +214,7 @@ demo: deps
 	@$(MAKE) --no-print-directory all $(O)/agentsim
 	@CAROTATE_BUILD=$(abspath $(O)) tests/demo/run
 
-bench: deps all $(BENCH_PROGS) $(O)/agentsim
+bench: deps all $(BENCH_PROGS) $(O)/agentsim $(LOAD_PROGS)
 	@packaging/install-deps bench
 	@CAROTATE_BUILD=$(abspath $(O)) tests/bench/run
 

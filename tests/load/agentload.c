@@ -1,0 +1,649 @@
+/*
+ * agentload: check-ins and hostile HTTP clients straight on carotated's agent
+ * socket (the worker's listener, HTTP over AF_UNIX, no TLS), from one process
+ * and one epoll loop. Prints figures as key=value lines; asserts nothing.
+ *
+ *   agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]
+ *             [--checkin N] [--keepalive] [--slowloris N] [--body N] [--idle N]
+ *             [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p [NAME=]PID]...
+ *
+ * First links -n agents (default 1000; their tokens stay in memory), then
+ * runs for -t seconds:
+ *  checkin    N clients, each one check-in at a time, round-robin over the
+ *             agents, a new connection each (as nginx connects upstream) or
+ *             kept alive; 7 in 8 present the bundle id (expect 304 and the
+ *             ETag), every 8th does not (expect 200, the ETag and the bundle)
+ *  slowloris  send a check-in's request line and headers one byte every
+ *             --drip-interval ms (default 1000), never finishing them
+ *  body       send a link request's headers whole, then 10 of the 1000 body
+ *             bytes its Content-Length announces, then nothing
+ *  idle       connect and send nothing
+ * Hostile clients reconnect as soon as the worker closes them. -e etag: the
+ * bundle id expected (default: the one the links answered); -e certs: the
+ * certificates expected in a 200's bundle.
+ */
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "load.h"
+
+#define AGL_MAX_WRONG  5
+#define AGL_RETRY_US   20000  /* a full backlog: connect again this much later */
+#define AGL_ERROR_US   100000 /* after an error, before reconnecting */
+#define AGL_TICK_MS    5
+#define AGL_BUF        65536 /* bytes of one response, at most */
+#define AGL_FULL_EVERY 8     /* every 8th check-in asks for the whole bundle */
+
+enum agl_kind { AGL_CHECKIN, AGL_SLOWLORIS, AGL_BODY, AGL_IDLE, AGL_NKINDS };
+
+static const char *agl_kind_names[AGL_NKINDS] = { "checkin", "slowloris", "body", "idle" };
+
+struct agl_agent {
+	char id[65];
+	char token[65];
+};
+
+struct agl_conn {
+	enum agl_kind kind;
+	int fd;
+	int64_t opened, started, due;
+	char req[1024];
+	size_t reqlen, woff;
+	char *buf;
+	size_t blen;
+	unsigned agent;
+	int full; /* this check-in asks for the whole bundle */
+};
+
+struct agl_stats {
+	long conns, opened, open_now, held_max, connect_retries, connect_errors;
+	long closed_by_daemon, requests, ok, wrong, busy, errors, answered;
+	struct load_lat lat, life;
+};
+
+static const char *agl_path;
+static char agl_key[300];
+static char agl_etag[65];
+static long agl_certs = -1;
+static struct agl_agent *agl_agents;
+static unsigned agl_nagents = 1000, agl_next_agent;
+static int agl_epfd, agl_keepalive;
+static int64_t agl_drip_us = 1000000;
+static struct agl_stats agl_stats[AGL_NKINDS];
+static char agl_wrong_text[AGL_MAX_WRONG][512];
+static int agl_nwrong_text;
+static struct load_proc agl_procs[LOAD_MAX_PIDS];
+static int agl_nprocs;
+
+static void agl_usage(void) __attribute__((noreturn));
+static void agl_read_key(const char *);
+static int agl_blocking_exchange(int, const char *, int *, char *, char *);
+static void agl_link_all(void);
+static void agl_open(struct agl_conn *, int64_t);
+static void agl_drop(struct agl_conn *, int64_t, int by_daemon);
+static void agl_checkin_request(struct agl_conn *);
+static void agl_flush(struct agl_conn *, int64_t);
+static void agl_readable(struct agl_conn *, int64_t);
+static int agl_response(struct agl_conn *, int64_t);
+static void agl_judge(struct agl_conn *, int, const char *, const char *, size_t, int64_t);
+static void agl_timer(struct agl_conn *, int64_t);
+static void agl_wrong(const char *, ...) __attribute__((format(printf, 1, 2)));
+static const char *agl_header(const char *, const char *, const char *, size_t *);
+static void agl_report(double);
+
+static void
+agl_usage(void)
+{
+	fprintf(stderr,
+	    "usage: agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]\n"
+	    "                 [--checkin N] [--keepalive] [--slowloris N] [--body N] [--idle N]\n"
+	    "                 [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p "
+	    "[NAME=]PID]...\n");
+	exit(2);
+}
+
+static void
+agl_read_key(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL || (n = fread(agl_key, 1, sizeof(agl_key) - 1, f)) == 0) {
+		perror(path);
+		exit(2);
+	}
+	fclose(f);
+	agl_key[n] = '\0';
+	while (n > 0 && isspace((unsigned char)agl_key[n - 1]))
+		agl_key[--n] = '\0';
+}
+
+/*
+ * The value of header name in the header block [h, end), and its length;
+ * NULL when absent.
+ */
+static const char *
+agl_header(const char *h, const char *end, const char *name, size_t *len)
+{
+	size_t nlen = strlen(name);
+	const char *p, *eol;
+
+	for (p = strstr(h, "\r\n"); p != NULL && p < end; p = eol) {
+		p += 2;
+		if ((eol = strstr(p, "\r\n")) == NULL)
+			return NULL;
+		if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+			p += nlen + 1;
+			while (*p == ' ')
+				p++;
+			*len = (size_t)(eol - p);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* Links use a blocking connection: status, and the token and ETag copied out. */
+static int
+agl_blocking_exchange(int fd, const char *req, int *status, char *token, char *etag)
+{
+	char buf[AGL_BUF];
+	const char *end, *v;
+	size_t got = 0, len, clen = 0;
+	ssize_t n;
+
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+		return -1;
+	for (;;) {
+		if ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) <= 0)
+			return -1;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) == NULL)
+			continue;
+		if ((v = agl_header(buf, end, "Content-Length", &len)) != NULL)
+			clen = strtoul(v, NULL, 10);
+		if (got >= (size_t)(end - buf) + 4 + clen)
+			break;
+	}
+	if (sscanf(buf, "HTTP/1.1 %d", status) != 1)
+		return -1;
+	if ((v = agl_header(buf, end, "X-Agent-Token", &len)) != NULL && len == 64)
+		memcpy(token, v, 64);
+	if ((v = agl_header(buf, end, "ETag", &len)) != NULL && len == 66)
+		memcpy(etag, v + 1, 64);
+	return 0;
+}
+
+static void
+agl_link_all(void)
+{
+	char req[1024], etag[65] = "";
+	int64_t t0 = load_now_us();
+	unsigned i;
+	int fd = -1, status;
+
+	for (i = 0; i < agl_nagents; i++) {
+		snprintf(req, sizeof(req),
+		    "POST /carotate/v1/link HTTP/1.1\r\nHost: agent\r\nAuthorization: Bearer %s\r\n"
+		    "X-Agent-Id: %s\r\nContent-Length: 0\r\n\r\n",
+		    agl_key, agl_agents[i].id);
+		/* One keep-alive connection, blocking: linking is set-up, not load. */
+		if (fd == -1 && (fd = load_connect(agl_path)) != -1 && fcntl(fd, F_SETFL, 0) == -1)
+			exit(2);
+		if (fd == -1 ||
+		    agl_blocking_exchange(fd, req, &status, agl_agents[i].token, etag) == -1 ||
+		    status != 200) {
+			fprintf(stderr, "agentload: linking %s failed\n", agl_agents[i].id);
+			exit(2);
+		}
+	}
+	close(fd);
+	if (agl_etag[0] == '\0')
+		memcpy(agl_etag, etag, sizeof(agl_etag));
+	printf("agentload linked=%u seconds=%.2f links_per_s=%.0f etag=%s\n", agl_nagents,
+	    (double)(load_now_us() - t0) / 1e6, agl_nagents / ((double)(load_now_us() - t0) / 1e6),
+	    agl_etag);
+	fflush(stdout);
+}
+
+/* Connects c (or schedules a retry) and starts what its kind does. */
+static void
+agl_open(struct agl_conn *c, int64_t now)
+{
+	struct agl_stats *s = &agl_stats[c->kind];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+
+	if (c->started == 0)
+		c->started = now;
+	if ((c->fd = load_connect(agl_path)) == -1) {
+		if (errno == EAGAIN)
+			s->connect_retries++;
+		else
+			s->connect_errors++;
+		c->due = now + (errno == EAGAIN ? AGL_RETRY_US : AGL_ERROR_US);
+		return;
+	}
+	if (epoll_ctl(agl_epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+		perror("agentload: epoll_ctl");
+		exit(2);
+	}
+	c->opened = now;
+	c->due = 0;
+	c->woff = c->blen = 0;
+	s->opened++;
+	if (++s->open_now > s->held_max)
+		s->held_max = s->open_now;
+	switch (c->kind) {
+	case AGL_CHECKIN:
+		agl_checkin_request(c);
+		agl_flush(c, now);
+		break;
+	case AGL_SLOWLORIS:
+		/* Headers without the blank line that ends them: never a whole request. */
+		c->reqlen = (size_t)snprintf(c->req, sizeof(c->req),
+		    "GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: agent\r\nX-Agent-Id: slow-%u\r\n"
+		    "Authorization: Bearer %064d\r\nX-Padding: %0200d\r\n",
+		    c->agent, 0, 0);
+		c->due = now;
+		break;
+	case AGL_BODY:
+		c->reqlen = (size_t)snprintf(c->req, sizeof(c->req),
+		    "POST /carotate/v1/link HTTP/1.1\r\nHost: agent\r\nX-Agent-Id: body-%u\r\n"
+		    "Authorization: Bearer not-the-linking-key\r\nContent-Length: 1000\r\n\r\n"
+		    "0123456789",
+		    c->agent);
+		agl_flush(c, now);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Closes c; by_daemon: the worker closed it first. Hostile clients come back at once. */
+static void
+agl_drop(struct agl_conn *c, int64_t now, int by_daemon)
+{
+	struct agl_stats *s = &agl_stats[c->kind];
+
+	if (c->fd == -1)
+		return;
+	close(c->fd);
+	c->fd = -1;
+	s->open_now--;
+	if (by_daemon) {
+		s->closed_by_daemon++;
+		load_lat_add(&s->life, now - c->opened);
+	}
+	if (c->kind != AGL_CHECKIN)
+		c->started = 0;
+	c->due = now + (by_daemon || c->kind == AGL_CHECKIN ? 0 : AGL_ERROR_US);
+}
+
+/* The next agent's check-in: with its bundle id (304), or every 8th without (200). */
+static void
+agl_checkin_request(struct agl_conn *c)
+{
+	const struct agl_agent *a = &agl_agents[agl_next_agent++ % agl_nagents];
+	char inm[128] = "";
+
+	c->full = agl_stats[AGL_CHECKIN].requests % AGL_FULL_EVERY == AGL_FULL_EVERY - 1;
+	if (!c->full)
+		snprintf(inm, sizeof(inm), "If-None-Match: \"%s\"\r\n", agl_etag);
+	c->reqlen = (size_t)snprintf(c->req, sizeof(c->req),
+	    "GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: agent\r\nX-Agent-Id: %s\r\n"
+	    "Authorization: Bearer %s\r\n%s%s\r\n",
+	    a->id, a->token, inm, agl_keepalive ? "" : "Connection: close\r\n");
+	c->woff = 0;
+	agl_stats[AGL_CHECKIN].requests++;
+}
+
+/* Writes what is left of c's request (a few hundred bytes: one write does it). */
+static void
+agl_flush(struct agl_conn *c, int64_t now)
+{
+	ssize_t n = write(c->fd, c->req + c->woff, c->reqlen - c->woff);
+
+	if (n < 0 && errno != EAGAIN) {
+		agl_stats[c->kind].errors++;
+		agl_drop(c, now, 1);
+		return;
+	}
+	if (n > 0)
+		c->woff += (size_t)n;
+	if (c->woff < c->reqlen && c->kind == AGL_CHECKIN) {
+		agl_stats[c->kind].errors++;
+		agl_wrong("checkin: a request of %zu bytes did not fit the socket", c->reqlen);
+		agl_drop(c, now, 0);
+	}
+}
+
+static void
+agl_readable(struct agl_conn *c, int64_t now)
+{
+	ssize_t n;
+
+	for (;;) {
+		if (c->blen == AGL_BUF - 1) {
+			agl_stats[c->kind].errors++;
+			agl_wrong("%s: a response over %d bytes", agl_kind_names[c->kind], AGL_BUF);
+			agl_drop(c, now, 0);
+			return;
+		}
+		n = read(c->fd, c->buf + c->blen, AGL_BUF - 1 - c->blen);
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			if (c->kind == AGL_CHECKIN) {
+				agl_stats[c->kind].errors++;
+				agl_wrong(
+				    "checkin: closed before a whole response (%zu bytes)", c->blen);
+			}
+			agl_drop(c, now, 1);
+			return;
+		}
+		if (n < 0)
+			return;
+		c->blen += (size_t)n;
+		c->buf[c->blen] = '\0';
+		if (agl_response(c, now) == 1)
+			return;
+	}
+}
+
+/* 1 when a whole response was handled (c may be closed or reused), 0: more to read. */
+static int
+agl_response(struct agl_conn *c, int64_t now)
+{
+	const char *end, *v, *etag;
+	size_t hlen, len, clen = 0, elen = 0;
+	int status;
+
+	if ((end = strstr(c->buf, "\r\n\r\n")) == NULL)
+		return 0;
+	hlen = (size_t)(end - c->buf) + 4;
+	if ((v = agl_header(c->buf, end, "Content-Length", &len)) != NULL)
+		clen = strtoul(v, NULL, 10);
+	if (c->blen < hlen + clen)
+		return 0;
+	if (sscanf(c->buf, "HTTP/1.1 %d", &status) != 1)
+		status = -1;
+	etag = agl_header(c->buf, end, "ETag", &elen);
+	if (c->kind != AGL_CHECKIN) {
+		agl_stats[c->kind].answered++;
+		c->blen = 0;
+		return 1;
+	}
+	agl_judge(c, status, etag, c->buf + hlen, clen, now);
+	if (c->fd == -1)
+		return 1;
+	if (!agl_keepalive) {
+		agl_drop(c, now, 0);
+		c->started = 0;
+		c->due = now;
+		return 1;
+	}
+	c->blen = 0;
+	c->started = now;
+	agl_checkin_request(c);
+	agl_flush(c, now);
+	return 1;
+}
+
+/* Counts one check-in's answer as right, busy (503) or wrong, with its latency. */
+static void
+agl_judge(
+    struct agl_conn *c, int status, const char *etag, const char *body, size_t blen, int64_t now)
+{
+	struct agl_stats *s = &agl_stats[AGL_CHECKIN];
+	char want[80];
+	long certs = 0;
+	const char *p;
+
+	s->answered++;
+	load_lat_add(&s->lat, now - c->started);
+	snprintf(want, sizeof(want), "\"%s\"", agl_etag);
+	if (status == 503) {
+		s->busy++;
+		return;
+	}
+	for (p = body;
+	     (p = memmem(p, blen - (size_t)(p - body), "-----BEGIN CERTIFICATE-----", 27)) != NULL;
+	     p += 27)
+		certs++;
+	if (status != (c->full ? 200 : 304) || etag == NULL || strncmp(etag, want, strlen(want)) ||
+	    (c->full && agl_certs >= 0 && certs != agl_certs)) {
+		s->wrong++;
+		agl_wrong("checkin: HTTP %d, ETag %.66s, %ld certificates (want %d, %s, %ld)",
+		    status, etag != NULL ? etag : "(none)", certs, c->full ? 200 : 304, want,
+		    agl_certs);
+		return;
+	}
+	s->ok++;
+}
+
+/* The timed action of c: connect, or the next byte of a slowloris request. */
+static void
+agl_timer(struct agl_conn *c, int64_t now)
+{
+	c->due = 0;
+	if (c->fd == -1) {
+		agl_open(c, now);
+		return;
+	}
+	if (c->kind != AGL_SLOWLORIS || c->woff >= c->reqlen)
+		return;
+	if (write(c->fd, c->req + c->woff, 1) != 1) {
+		agl_drop(c, now, 1);
+		return;
+	}
+	c->woff++;
+	c->due = now + agl_drip_us;
+}
+
+static void
+agl_wrong(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (agl_nwrong_text >= AGL_MAX_WRONG)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(agl_wrong_text[agl_nwrong_text++], sizeof(agl_wrong_text[0]), fmt, ap);
+	va_end(ap);
+}
+
+static void
+agl_report(double secs)
+{
+	struct agl_stats *s;
+	int k, i;
+
+	for (k = 0; k < AGL_NKINDS; k++) {
+		s = &agl_stats[k];
+		if (s->conns == 0)
+			continue;
+		load_lat_sort(&s->lat);
+		load_lat_sort(&s->life);
+		printf("agentload kind=%s conns=%ld seconds=%.2f opened=%ld held_max=%ld "
+		       "open_at_end=%ld connect_retries=%ld connect_errors=%ld "
+		       "closed_by_daemon=%ld requests=%ld answered=%ld ok=%ld wrong=%ld busy=%ld "
+		       "errors=%ld per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f life_min_ms=%.0f "
+		       "life_p50_ms=%.0f life_max_ms=%.0f\n",
+		    agl_kind_names[k], s->conns, secs, s->opened, s->held_max, s->open_now,
+		    s->connect_retries, s->connect_errors, s->closed_by_daemon, s->requests,
+		    s->answered, s->ok, s->wrong, s->busy, s->errors,
+		    secs > 0 ? (double)s->answered / secs : 0, load_lat_pct(&s->lat, 50),
+		    load_lat_pct(&s->lat, 99), load_lat_pct(&s->lat, 100),
+		    load_lat_pct(&s->life, 0), load_lat_pct(&s->life, 50),
+		    load_lat_pct(&s->life, 100));
+	}
+	for (i = 0; i < agl_nprocs; i++)
+		load_proc_print("agentload", &agl_procs[i]);
+	for (i = 0; i < agl_nwrong_text; i++)
+		printf("agentload wrong: %s\n", agl_wrong_text[i]);
+}
+
+static void
+agl_run(struct agl_conn *conns, size_t n, int64_t end)
+{
+	struct epoll_event ev[256];
+	int64_t now, next_tick = 0, next_sample = 0;
+	size_t i;
+	int k, nev;
+
+	while ((now = load_now_us()) < end) {
+		if (now >= next_tick) {
+			for (i = 0; i < n; i++)
+				if (conns[i].due != 0 && conns[i].due <= now)
+					agl_timer(&conns[i], now);
+			next_tick = now + AGL_TICK_MS * 1000;
+		}
+		if (now >= next_sample) {
+			for (k = 0; k < agl_nprocs; k++)
+				load_proc_sample(&agl_procs[k]);
+			next_sample = now + 100000;
+		}
+		nev = epoll_wait(agl_epfd, ev, 256, AGL_TICK_MS);
+		now = load_now_us();
+		for (k = 0; k < nev; k++) {
+			struct agl_conn *c = ev[k].data.ptr;
+
+			if (c->fd != -1)
+				agl_readable(c, now);
+		}
+	}
+}
+
+static void
+agl_rlimit(size_t n)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "checkin", required_argument, NULL, 'C' },
+		{ "keepalive", no_argument, NULL, 'K' },
+		{ "slowloris", required_argument, NULL, 'S' },
+		{ "body", required_argument, NULL, 'B' },
+		{ "idle", required_argument, NULL, 'L' },
+		{ "drip-interval", required_argument, NULL, 'E' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long want[AGL_NKINDS] = { 0 }, secs = 20, j;
+	const char *keyfile = NULL;
+	struct agl_conn *conns;
+	int64_t start;
+	size_t n = 0, i;
+	unsigned a;
+	int ch, k;
+
+	while ((ch = getopt_long(argc, argv, "s:k:n:t:e:p:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			agl_path = optarg;
+			break;
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 'n':
+			agl_nagents = (unsigned)atol(optarg);
+			break;
+		case 't':
+			secs = atol(optarg);
+			break;
+		case 'e':
+			if (strncmp(optarg, "etag=", 5) == 0 && strlen(optarg + 5) == 64)
+				memcpy(agl_etag, optarg + 5, 65);
+			else if (strncmp(optarg, "certs=", 6) == 0)
+				agl_certs = atol(optarg + 6);
+			else
+				agl_usage();
+			break;
+		case 'p':
+			if (agl_nprocs == LOAD_MAX_PIDS ||
+			    load_proc_parse(&agl_procs[agl_nprocs++], optarg) == -1)
+				agl_usage();
+			break;
+		case 'C':
+			want[AGL_CHECKIN] = atol(optarg);
+			break;
+		case 'K':
+			agl_keepalive = 1;
+			break;
+		case 'S':
+			want[AGL_SLOWLORIS] = atol(optarg);
+			break;
+		case 'B':
+			want[AGL_BODY] = atol(optarg);
+			break;
+		case 'L':
+			want[AGL_IDLE] = atol(optarg);
+			break;
+		case 'E':
+			agl_drip_us = atol(optarg) * 1000;
+			break;
+		default:
+			agl_usage();
+		}
+	}
+	if (agl_path == NULL || keyfile == NULL || optind != argc || secs <= 0 || agl_nagents < 1 ||
+	    agl_nagents > 1000000 || agl_drip_us <= 0)
+		agl_usage();
+	for (k = 0; k < AGL_NKINDS; k++) {
+		if (want[k] < 0 || want[k] > 100000)
+			agl_usage();
+		n += (size_t)want[k];
+	}
+	signal(SIGPIPE, SIG_IGN);
+	agl_rlimit(n);
+	agl_read_key(keyfile);
+	if ((agl_agents = calloc(agl_nagents, sizeof(*agl_agents))) == NULL ||
+	    (conns = calloc(n + 1, sizeof(*conns))) == NULL ||
+	    (agl_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		perror("agentload");
+		return 2;
+	}
+	for (a = 0; a < agl_nagents; a++)
+		snprintf(agl_agents[a].id, sizeof(agl_agents[a].id), "load-%u", a);
+	agl_link_all();
+	for (k = 0, i = 0; k < AGL_NKINDS; k++) {
+		agl_stats[k].conns = want[k];
+		for (j = 0; j < want[k]; j++, i++) {
+			conns[i].kind = (enum agl_kind)k;
+			conns[i].fd = -1;
+			conns[i].agent = (unsigned)j;
+			if ((conns[i].buf = malloc(AGL_BUF)) == NULL)
+				return 2;
+		}
+	}
+	start = load_now_us();
+	for (k = 0; k < agl_nprocs; k++)
+		load_proc_start(&agl_procs[k]);
+	for (i = 0; i < n; i++)
+		conns[i].due = start;
+	agl_run(conns, n, start + (int64_t)secs * 1000000);
+	for (k = 0; k < agl_nprocs; k++)
+		load_proc_end(&agl_procs[k]);
+	agl_report((double)(load_now_us() - start) / 1e6);
+	return 0;
+}

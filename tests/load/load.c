@@ -1,0 +1,207 @@
+/* Shared pieces of the load tools (load.h). */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "load.h"
+
+static int load_cmp(const void *, const void *);
+static int load_read_stat(pid_t, long long *);
+static long load_read_rss(pid_t);
+
+int64_t
+load_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+load_lat_add(struct load_lat *l, int64_t us)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4096;
+		if ((l->v = realloc(l->v, l->cap * sizeof(*l->v))) == NULL) {
+			perror("realloc");
+			exit(2);
+		}
+	}
+	l->v[l->n++] = us;
+}
+
+static int
+load_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void
+load_lat_sort(struct load_lat *l)
+{
+	if (l->n > 0)
+		qsort(l->v, l->n, sizeof(*l->v), load_cmp);
+}
+
+/* Nearest rank: the smallest sample with at least pct % of the samples at or below it. */
+double
+load_lat_pct(const struct load_lat *l, double pct)
+{
+	size_t i;
+
+	if (l->n == 0)
+		return 0;
+	i = (size_t)((pct / 100.0) * (double)l->n + 0.999999);
+	i = i == 0 ? 0 : i - 1;
+	if (i >= l->n)
+		i = l->n - 1;
+	return (double)l->v[i] / 1000.0;
+}
+
+void
+load_lat_free(struct load_lat *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+int
+load_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, saved;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* utime + stime of pid, in clock ticks; -1 when it is gone. */
+static int
+load_read_stat(pid_t pid, long long *ticks)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: fields restart after the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	*ticks = (long long)(ut + st);
+	return 0;
+}
+
+/* VmRSS of pid in KiB; -1 when it is gone. */
+static long
+load_read_rss(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+void
+load_proc_start(struct load_proc *p)
+{
+	p->t0 = load_now_us();
+	if (load_read_stat(p->pid, &p->cpu0) == -1)
+		p->gone = 1;
+	p->rss0 = p->rss_max = load_read_rss(p->pid);
+}
+
+void
+load_proc_sample(struct load_proc *p)
+{
+	long rss;
+
+	if (p->gone)
+		return;
+	if ((rss = load_read_rss(p->pid)) == -1)
+		p->gone = 1;
+	else if (rss > p->rss_max)
+		p->rss_max = rss;
+}
+
+void
+load_proc_end(struct load_proc *p)
+{
+	p->t1 = load_now_us();
+	if (load_read_stat(p->pid, &p->cpu1) == -1)
+		p->gone = 1;
+	p->rss1 = load_read_rss(p->pid);
+	if (p->rss1 > p->rss_max)
+		p->rss_max = p->rss1;
+}
+
+void
+load_proc_print(const char *tag, const struct load_proc *p)
+{
+	double secs = (double)(p->t1 - p->t0) / 1e6;
+	double cpu = secs > 0 ? (double)(p->cpu1 - p->cpu0) / (double)sysconf(_SC_CLK_TCK) : 0;
+
+	printf("%s proc=%s pid=%ld seconds=%.2f cpu_s=%.2f cpu_pct=%.1f rss_start_kb=%ld "
+	       "rss_end_kb=%ld rss_max_kb=%ld alive=%d\n",
+	    tag, p->name, (long)p->pid, secs, cpu, secs > 0 ? 100.0 * cpu / secs : 0, p->rss0,
+	    p->rss1, p->rss_max, !p->gone);
+}
+
+int
+load_proc_parse(struct load_proc *p, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	char *end;
+	long v;
+
+	memset(p, 0, sizeof(*p));
+	p->name = "daemon";
+	if (eq != NULL) {
+		p->name = strndup(arg, (size_t)(eq - arg));
+		arg = eq + 1;
+	}
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || v <= 0)
+		return -1;
+	p->pid = (pid_t)v;
+	return 0;
+}
