@@ -6,6 +6,7 @@
  * daemon carries on.
  */
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,8 @@
 #define CONTROL_LINGER       1000 /* ms a closing connection may take to read its last reply */
 #define CONTROL_BATCH        4    /* frames of one client handled before the others get a turn */
 #define CONTROL_OUTPUT_PAUSE (64 * 1024) /* unread reply bytes that pause a client's requests */
+#define CONTROL_FD_RESERVE   32 /* top descriptors never held by a connection (at most limit/4) */
+#define CONTROL_LOG_EVERY    10 /* s between two log lines about refused connections */
 
 enum control_timer {
 	CONTROL_TIMER_IDLE,    /* no request in flight */
@@ -71,9 +75,12 @@ struct control {
 	struct carotated *cd;
 	struct evconnlistener *listener;
 	struct event *resume;
+	struct event *refused_ev; /* ends a quiet spell of the log about refusals */
 	struct acl acl;
 	TAILQ_HEAD(, control_conn) conns;
 	unsigned nconns;
+	int fd_ceiling;   /* a connection on this descriptor or above is refused */
+	unsigned refused; /* connections refused and not yet logged */
 	char *path;
 	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
 	ino_t ino;
@@ -87,7 +94,10 @@ static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
 static void control_accept_error(struct evconnlistener *, void *);
 static void control_resume(evutil_socket_t, short, void *);
+static void control_fd_ceiling(struct control *);
 static void control_refuse(int, Carotate__V1__Status, const char *);
+static void control_log_refusal(struct control *, const char *);
+static void control_log_refused(evutil_socket_t, short, void *);
 static void control_read(struct bufferevent *, void *);
 static void control_write(struct bufferevent *, void *);
 static void control_event(struct bufferevent *, short, void *);
@@ -124,12 +134,14 @@ control_start(struct carotated *cd, int fd)
 	ctl->dev = control_dev;
 	ctl->ino = control_ino;
 	control_reconfigure(ctl);
+	control_fd_ceiling(ctl);
 	ctl->listener = evconnlistener_new(
 	    cd->base, control_accept, ctl, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (ctl->listener == NULL)
 		fatalx("%s: cannot listen on %s", __func__, ctl->path);
 	evconnlistener_set_error_cb(ctl->listener, control_accept_error);
-	if ((ctl->resume = evtimer_new(cd->base, control_resume, ctl)) == NULL)
+	if ((ctl->resume = evtimer_new(cd->base, control_resume, ctl)) == NULL ||
+	    (ctl->refused_ev = evtimer_new(cd->base, control_log_refused, ctl)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	log_info("listening on %s", ctl->path);
 	return ctl;
@@ -154,9 +166,71 @@ control_free(struct control *ctl)
 		control_close(conn);
 	evconnlistener_free(ctl->listener);
 	event_free(ctl->resume);
+	event_free(ctl->refused_ev);
 	unixsock_unlink(ctl->path, ctl->dev, ctl->ino);
 	free(ctl->path);
 	free(ctl);
+}
+
+/*
+ * The top descriptors of the limit are never a connection's, so that the
+ * daemon's own work (certificate files, the SSL directory, jobs, the proxy
+ * check), which takes the lowest free descriptor, always finds one. Without
+ * this, clients holding every descriptor turn each status call into "Too
+ * many open files".
+ */
+static void
+control_fd_ceiling(struct control *ctl)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+	int lowest;
+
+	ctl->fd_ceiling = INT_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		return;
+	reserve = rl.rlim_cur / 4 < CONTROL_FD_RESERVE ? rl.rlim_cur / 4 : CONTROL_FD_RESERVE;
+	ctl->fd_ceiling = (int)(rl.rlim_cur - reserve);
+	/* The lowest free descriptor now: what connections can have lies between the two. */
+	if ((lowest = fcntl(0, F_DUPFD_CLOEXEC, 0)) != -1)
+		close(lowest);
+	if (lowest != -1 && ctl->cd->conf->max_clients > (unsigned)(ctl->fd_ceiling - lowest))
+		log_warnx("control: the descriptor limit (%llu) allows about %d connections, fewer "
+		          "than max_clients (%u)",
+		    (unsigned long long)rl.rlim_cur, ctl->fd_ceiling - lowest,
+		    ctl->cd->conf->max_clients);
+}
+
+/*
+ * One line per CONTROL_LOG_EVERY s at most, the others counted: clients
+ * retrying in a loop must not flood the log.
+ */
+static void
+control_log_refusal(struct control *ctl, const char *why)
+{
+	struct timeval tv = { CONTROL_LOG_EVERY, 0 };
+
+	if (evtimer_pending(ctl->refused_ev, NULL)) {
+		ctl->refused++;
+		return;
+	}
+	log_warnx("control: refusing connections: %s", why);
+	evtimer_add(ctl->refused_ev, &tv);
+}
+
+static void
+control_log_refused(evutil_socket_t fd, short events, void *arg)
+{
+	struct control *ctl = arg;
+	struct timeval tv = { CONTROL_LOG_EVERY, 0 };
+
+	if (ctl->refused == 0)
+		return;
+	log_warnx("control: %u more connections refused in the last %d s", ctl->refused,
+	    CONTROL_LOG_EVERY);
+	ctl->refused = 0;
+	evtimer_add(ctl->refused_ev, &tv);
 }
 
 /*
@@ -190,10 +264,16 @@ control_accept(
 	enum acl_role role;
 	char msg[256];
 
-	if (ctl->nconns >= conf->max_clients) {
-		log_warnx("control: refusing a connection: %u connections open", ctl->nconns);
-		snprintf(msg, sizeof(msg), "too many connections (limit %u); try again",
-		    conf->max_clients);
+	if (ctl->nconns >= conf->max_clients || fd >= ctl->fd_ceiling) {
+		if (ctl->nconns >= conf->max_clients)
+			snprintf(msg, sizeof(msg), "too many connections (limit %u); try again",
+			    conf->max_clients);
+		else
+			snprintf(msg, sizeof(msg),
+			    "too many connections (%u open, all the descriptor limit allows); "
+			    "try again",
+			    ctl->nconns);
+		control_log_refusal(ctl, msg);
 		control_refuse(fd, CAROTATE__V1__STATUS__UNAVAILABLE, msg);
 		return;
 	}
