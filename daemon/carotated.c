@@ -3,6 +3,7 @@
  * Start-up: options, configuration, directory checks, control socket, then
  * the event loop. Signals: TERM/INT stop cleanly, HUP re-reads the configuration.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -35,6 +36,7 @@
 
 static void carotated_usage(FILE *, int) __attribute__((noreturn));
 static void carotated_stdio(void);
+static void carotated_nofile(void);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
@@ -66,6 +68,36 @@ carotated_stdio(void)
 		;
 	if (fd > 2)
 		close(fd);
+}
+
+/*
+ * The soft descriptor limit is raised to the hard one (systemd: 1024 and
+ * 524288): every connection is a descriptor, and epoll has no use for the
+ * 1024 that select() needs. Programs we run get the old soft limit back.
+ */
+static void
+carotated_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t soft;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit");
+		return;
+	}
+	if ((soft = rl.rlim_cur) == rl.rlim_max) {
+		log_info("descriptors: at most %llu open", (unsigned long long)soft);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("cannot raise the descriptor limit from %llu to %llu",
+		    (unsigned long long)soft, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	job_set_nofile(soft);
+	log_info("descriptors: at most %llu open (soft limit raised from %llu)",
+	    (unsigned long long)rl.rlim_max, (unsigned long long)soft);
 }
 
 /* The SSL directory must exist; the state directory is ours alone (created 0700). */
@@ -258,6 +290,7 @@ main(int argc, char *argv[])
 	}
 	cd.privileged = geteuid() == 0;
 	signal(SIGPIPE, SIG_IGN);
+	carotated_nofile();
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
 	    (recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)

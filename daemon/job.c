@@ -7,6 +7,7 @@
  */
 #include <sys/prctl.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -47,10 +48,12 @@ struct job {
 };
 
 static LIST_HEAD(, job) job_running = LIST_HEAD_INITIALIZER(job_running);
+static unsigned long long job_nofile; /* programs' soft descriptor limit; 0: ours */
 
 static struct job *job_new(const char *, unsigned, size_t, job_done_fn, void *);
 static int job_watch(struct job *, struct event_base *, pid_t, int);
 static void job_child_setup(void);
+static void job_child_nofile(void);
 static void job_read(evutil_socket_t, short, void *);
 static void job_exited(evutil_socket_t, short, void *);
 static void job_timeout(evutil_socket_t, short, void *);
@@ -83,6 +86,24 @@ job_child_setup(void)
 		signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+void
+job_set_nofile(unsigned long long soft)
+{
+	job_nofile = soft;
+}
+
+/* A program may use select(), which breaks on descriptors above 1023: give it our start limit. */
+static void
+job_child_nofile(void)
+{
+	struct rlimit rl;
+
+	if (job_nofile == 0 || getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur <= job_nofile)
+		return;
+	rl.rlim_cur = (rlim_t)job_nofile;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 /* Registers the child's exit (pidfd), output and deadline with the loop. */
@@ -133,6 +154,7 @@ static void __attribute__((noreturn)) job_child_run(const struct job_child *c, i
 	}
 	/* Its own process group, so that whatever it leaves behind can be killed with it. */
 	setpgid(0, 0);
+	job_child_nofile();
 	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
 	    dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
 		_exit(127);

@@ -25,6 +25,9 @@ struct job *job_fork(struct event_base *, const char *name, job_fn, void *arg, u
 struct job *job_exec(struct event_base *, char *const argv[], unsigned timeout_ms, size_t max_out,
     job_done_fn, void *done_arg);
 
+/* The soft descriptor limit of the programs job_exec runs (the daemon raised its own). */
+void job_set_nofile(unsigned long long soft);
+
 const char *job_name(const struct job *);
 /* What the child wrote (not NUL-terminated; may be NULL when empty). */
 const unsigned char *job_output(const struct job *, size_t *len);
