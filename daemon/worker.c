@@ -68,6 +68,8 @@
 #define WORKER_CONN_BUCKETS 4096 /* evhttp connection -> ours; a power of two */
 #define WORKER_ACCEPT_PAUSE 1    /* s without accepting after running out of descriptors */
 #define WORKER_MAX_ERROR    200  /* bytes of the parent's error text an agent sees */
+#define WORKER_SHED_MS      1000 /* at the cap, a connection this long without a request goes */
+#define WORKER_LOG_EVERY    10   /* s between two log lines about shed connections */
 
 /* One listening socket. */
 struct worker_site {
@@ -82,6 +84,9 @@ struct worker_site {
 struct worker_conn {
 	SLIST_ENTRY(worker_conn) hash;    /* by evcon */
 	TAILQ_ENTRY(worker_conn) newborn; /* accepted, not yet adopted */
+	TAILQ_ENTRY(worker_conn) waiting; /* armed: awaits a whole request, oldest first */
+	int64_t since;                    /* ms, CLOCK_MONOTONIC: armed then */
+	int armed;
 	struct bufferevent *bev;
 	struct evhttp_connection *evcon; /* NULL until adopted */
 	struct event *deadline;          /* for the request arriving now */
@@ -129,7 +134,11 @@ static struct bufferevent *worker_parent;
 static struct event *worker_adopt_ev;
 static struct event *worker_tick_ev;
 static struct event *worker_resume_ev;
+static struct event *worker_shed_ev;
 static TAILQ_HEAD(, worker_conn) worker_newborn = TAILQ_HEAD_INITIALIZER(worker_newborn);
+static TAILQ_HEAD(, worker_conn) worker_waiting = TAILQ_HEAD_INITIALIZER(worker_waiting);
+static unsigned worker_nshed;   /* connections shed and not yet logged */
+static int64_t worker_shed_log; /* ms: no line about shedding before then */
 static struct worker_bucket worker_buckets[WORKER_CONN_BUCKETS];
 static TAILQ_HEAD(, worker_pending) worker_queue = TAILQ_HEAD_INITIALIZER(worker_queue);
 static struct worker_pending *worker_slots[WORKER_SLOTS];
@@ -154,6 +163,9 @@ static void worker_adopt(evutil_socket_t, short, void *);
 static struct worker_bucket *worker_bucket_of(const struct evhttp_connection *);
 static struct worker_conn *worker_conn_find(const struct evhttp_connection *);
 static void worker_conn_arm(struct worker_conn *);
+static void worker_conn_disarm(struct worker_conn *);
+static void worker_shed(void);
+static void worker_shed_due(evutil_socket_t, short, void *);
 static void worker_conn_expired(evutil_socket_t, short, void *);
 static void worker_conn_closed(struct evhttp_connection *, void *);
 static void worker_conn_free(struct worker_conn *);
@@ -336,10 +348,11 @@ worker_setup(void)
 	worker_adopt_ev = event_new(worker_base, -1, 0, worker_adopt, NULL);
 	worker_tick_ev = event_new(worker_base, -1, EV_PERSIST, worker_tick, NULL);
 	worker_resume_ev = evtimer_new(worker_base, worker_resume, NULL);
+	worker_shed_ev = evtimer_new(worker_base, worker_shed_due, NULL);
 	worker_parent =
 	    bufferevent_socket_new(worker_base, WORKER_FD_PARENT, BEV_OPT_CLOSE_ON_FREE);
 	if (worker_adopt_ev == NULL || worker_tick_ev == NULL || worker_resume_ev == NULL ||
-	    worker_parent == NULL)
+	    worker_shed_ev == NULL || worker_parent == NULL)
 		fatalx("%s: out of memory", __func__);
 	event_add(worker_tick_ev, &tick);
 	/* Never more than one whole answer buffered; whole frames are always drained. */
@@ -408,6 +421,7 @@ worker_shutdown(void)
 	event_free(worker_adopt_ev);
 	event_free(worker_tick_ev);
 	event_free(worker_resume_ev);
+	event_free(worker_shed_ev);
 	event_base_free(worker_base);
 	log_info("agent worker stopped");
 }
@@ -519,6 +533,7 @@ worker_adopt(evutil_socket_t fd, short events, void *arg)
 		worker_conn_arm(conn);
 		bufferevent_decref(conn->bev);
 	}
+	worker_shed();
 }
 
 static struct worker_bucket *
@@ -548,7 +563,56 @@ worker_conn_arm(struct worker_conn *conn)
 {
 	struct timeval tv = { WORKER_REQUEST_MS / 1000, (WORKER_REQUEST_MS % 1000) * 1000 };
 
+	worker_conn_disarm(conn);
 	evtimer_add(conn->deadline, &tv);
+	conn->since = worker_now();
+	conn->armed = 1;
+	TAILQ_INSERT_TAIL(&worker_waiting, conn, waiting);
+}
+
+/* A request arrived, or the connection goes. */
+static void
+worker_conn_disarm(struct worker_conn *conn)
+{
+	if (!conn->armed)
+		return;
+	evtimer_del(conn->deadline);
+	TAILQ_REMOVE(&worker_waiting, conn, waiting);
+	conn->armed = 0;
+}
+
+/*
+ * At the connection cap, a connection that has waited WORKER_SHED_MS for a
+ * whole request makes room for those queued in the backlog. nginx sends its
+ * request at once, so such a connection is idle or a slowloris client, and
+ * check-ins must not wait behind it for the whole WORKER_REQUEST_MS.
+ */
+static void
+worker_shed(void)
+{
+	struct worker_conn *conn;
+	int64_t now = worker_now();
+
+	while (worker_nconns >= worker_max_conns && (conn = TAILQ_FIRST(&worker_waiting)) != NULL &&
+	       now - conn->since >= WORKER_SHED_MS) {
+		worker_nshed++;
+		/* Calls worker_conn_closed, which frees conn. */
+		evhttp_connection_free(conn->evcon);
+	}
+	/* Still full: look again when the oldest of them is due. */
+	if (worker_nconns >= worker_max_conns && (conn = TAILQ_FIRST(&worker_waiting)) != NULL) {
+		int64_t ms = conn->since + WORKER_SHED_MS - now;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+		evtimer_add(worker_shed_ev, &tv);
+	}
+	if (worker_nshed > 0 && now >= worker_shed_log) {
+		log_warnx("at the cap of %u connections: closed %u that sent no whole request "
+		          "within %d ms",
+		    worker_max_conns, worker_nshed, WORKER_SHED_MS);
+		worker_nshed = 0;
+		worker_shed_log = now + WORKER_LOG_EVERY * 1000;
+	}
 }
 
 /* A client that trickles its request (slowloris) loses its connection here. */
@@ -585,6 +649,7 @@ worker_conn_closed(struct evhttp_connection *evcon, void *arg)
 static void
 worker_conn_free(struct worker_conn *conn)
 {
+	worker_conn_disarm(conn);
 	event_free(conn->deadline);
 	free(conn);
 	if (worker_nconns-- == worker_max_conns)
@@ -603,7 +668,7 @@ worker_handle(struct evhttp_request *req, void *arg)
 	if ((conn = worker_conn_find(evhttp_request_get_connection(req))) == NULL)
 		fatalx("%s: a request on a connection that was never adopted", __func__);
 	/* It has arrived; from now on the parent's deadline applies. */
-	evtimer_del(conn->deadline);
+	worker_conn_disarm(conn);
 	memset(&call, 0, sizeof(call));
 	if ((code = worker_route(req, &call, &why)) == 0)
 		code = worker_headers(req, &call, &why);
@@ -947,7 +1012,16 @@ worker_reply_error(struct evhttp_request *req, unsigned status, const char *erro
 	worker_send(req, (int)status, "text/plain; charset=utf-8", body, i);
 }
 
-/* Requests the parent has not answered in time get 503 (oldest first: in deadline order). */
+static void
+worker_shed_due(evutil_socket_t fd, short events, void *arg)
+{
+	worker_shed();
+}
+
+/*
+ * Requests the parent has not answered in time get 503 (oldest first: in
+ * deadline order); at the cap, connections without a request are shed.
+ */
 static void
 worker_tick(evutil_socket_t fd, short events, void *arg)
 {
@@ -962,4 +1036,5 @@ worker_tick(evutil_socket_t fd, short events, void *arg)
 		    (unsigned long long)p->seq, WORKER_PARENT_MS);
 		worker_respond(p, &busy);
 	}
+	worker_shed();
 }
