@@ -4,15 +4,16 @@
  * and one epoll loop. Prints figures as key=value lines; asserts nothing.
  *
  *   agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]
- *             [--checkin N] [--keepalive] [--slowloris N] [--body N] [--idle N]
- *             [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p [NAME=]PID]...
+ *             [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]
+ *             [--idle N] [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p [NAME=]PID]...
  *
  * First links -n agents (default 1000; their tokens stay in memory), then
  * runs for -t seconds:
  *  checkin    N clients, each one check-in at a time, round-robin over the
  *             agents, a new connection each (as nginx connects upstream) or
  *             kept alive; 7 in 8 present the bundle id (expect 304 and the
- *             ETag), every 8th does not (expect 200, the ETag and the bundle)
+ *             ETag), every 8th does not (expect 200, the ETag and the bundle);
+ *             with --rounds, R check-ins per agent in all, then the run ends
  *  slowloris  send a check-in's request line and headers one byte every
  *             --drip-interval ms (default 1000), never finishing them
  *  body       send a link request's headers whole, then 10 of the 1000 body
@@ -78,6 +79,7 @@ static const char *agl_path;
 static char agl_key[300];
 static char agl_etag[65];
 static long agl_certs = -1;
+static long agl_max_checkins; /* --rounds: check-ins in all; 0: until the end */
 static struct agl_agent *agl_agents;
 static unsigned agl_nagents = 1000, agl_next_agent;
 static int agl_epfd, agl_keepalive;
@@ -109,9 +111,9 @@ agl_usage(void)
 {
 	fprintf(stderr,
 	    "usage: agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]\n"
-	    "                 [--checkin N] [--keepalive] [--slowloris N] [--body N] [--idle N]\n"
-	    "                 [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p "
-	    "[NAME=]PID]...\n");
+	    "                 [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]\n"
+	    "                 [--idle N] [--drip-interval MS] [-e etag=HEX] [-e certs=N]\n"
+	    "                 [-p [NAME=]PID]...\n");
 	exit(2);
 }
 
@@ -227,6 +229,11 @@ agl_open(struct agl_conn *c, int64_t now)
 	struct agl_stats *s = &agl_stats[c->kind];
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
 
+	if (c->kind == AGL_CHECKIN && agl_max_checkins > 0 &&
+	    agl_stats[AGL_CHECKIN].requests >= agl_max_checkins) {
+		c->due = 0; /* done: every agent checked in --rounds times */
+		return;
+	}
 	if (c->started == 0)
 		c->started = now;
 	if ((c->fd = load_connect(agl_path)) == -1) {
@@ -395,6 +402,11 @@ agl_response(struct agl_conn *c, int64_t now)
 		return 1;
 	}
 	c->blen = 0;
+	if (agl_max_checkins > 0 && agl_stats[AGL_CHECKIN].requests >= agl_max_checkins) {
+		agl_drop(c, now, 0);
+		c->due = 0;
+		return 1;
+	}
 	c->started = now;
 	agl_checkin_request(c);
 	agl_flush(c, now);
@@ -504,6 +516,8 @@ agl_run(struct agl_conn *conns, size_t n, int64_t end)
 	int k, nev;
 
 	while ((now = load_now_us()) < end) {
+		if (agl_max_checkins > 0 && agl_stats[AGL_CHECKIN].answered >= agl_max_checkins)
+			break;
 		if (now >= next_tick) {
 			for (i = 0; i < n; i++)
 				if (conns[i].due != 0 && conns[i].due <= now)
@@ -547,6 +561,7 @@ main(int argc, char **argv)
 		{ "body", required_argument, NULL, 'B' },
 		{ "idle", required_argument, NULL, 'L' },
 		{ "drip-interval", required_argument, NULL, 'E' },
+		{ "rounds", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long want[AGL_NKINDS] = { 0 }, secs = 20, j;
@@ -602,12 +617,16 @@ main(int argc, char **argv)
 		case 'E':
 			agl_drip_us = atol(optarg) * 1000;
 			break;
+		case 'R':
+			agl_max_checkins = atol(optarg);
+			break;
 		default:
 			agl_usage();
 		}
 	}
 	if (agl_path == NULL || keyfile == NULL || optind != argc || secs <= 0 || agl_nagents < 1 ||
-	    agl_nagents > 1000000 || agl_drip_us <= 0)
+	    agl_nagents > 1000000 || agl_drip_us <= 0 || agl_max_checkins < 0 ||
+	    agl_max_checkins > 1000)
 		agl_usage();
 	for (k = 0; k < AGL_NKINDS; k++) {
 		if (want[k] < 0 || want[k] > 100000)
@@ -626,6 +645,7 @@ main(int argc, char **argv)
 	for (a = 0; a < agl_nagents; a++)
 		snprintf(agl_agents[a].id, sizeof(agl_agents[a].id), "load-%u", a);
 	agl_link_all();
+	agl_max_checkins *= (long)agl_nagents;
 	for (k = 0, i = 0; k < AGL_NKINDS; k++) {
 		agl_stats[k].conns = want[k];
 		for (j = 0; j < want[k]; j++, i++) {

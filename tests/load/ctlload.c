@@ -10,7 +10,8 @@
  *
  * Kinds of clients, all at once:
  *  readers  one call in flight each, round-robin status, report, backups, audit;
- *           every reply is checked against -e (wrong answers are counted)
+ *           every reply is checked against -e (wrong answers are counted);
+ *           with --calls, each makes that many and the run ends when all are done
  *  idle     connect and say nothing; reconnect when the daemon closes them
  *  drip     send a status request one byte every --drip-interval ms
  *  noread   pipeline status requests and never read a reply
@@ -437,6 +438,8 @@ ctl_timer(struct ctl_conn *c, int64_t now)
 	if (c->kind != CTL_DRIP)
 		return;
 	if (write(c->fd, ctl_frames[CTL_STATUS] + c->woff, 1) != 1) {
+		/* Closed by the daemon: its last reply may wait unread. */
+		ctl_readable(c, now);
 		ctl_drop(c, now, 1);
 		return;
 	}
@@ -605,7 +608,11 @@ ctl_run(struct ctl_conn *conns, size_t n)
 		if (now >= next_tick) {
 			busy = 0;
 			for (i = 0; i < n; i++) {
-				busy |= !conns[i].finished;
+				/* With --calls, the run is over when the readers are done. */
+				if (ctl_max_calls > 0 && ctl_stats[CTL_READER].conns > 0)
+					busy |= conns[i].kind == CTL_READER && !conns[i].finished;
+				else
+					busy |= !conns[i].finished;
 				if (conns[i].due != 0 && conns[i].due <= now)
 					ctl_timer(&conns[i], now);
 			}
