@@ -665,5 +665,17 @@ main(int argc, char **argv)
 	for (k = 0; k < agl_nprocs; k++)
 		load_proc_end(&agl_procs[k]);
 	agl_report((double)(load_now_us() - start) / 1e6);
+	for (i = 0; i < n; i++) {
+		if (conns[i].fd != -1)
+			close(conns[i].fd);
+		free(conns[i].buf);
+	}
+	for (k = 0; k < AGL_NKINDS; k++) {
+		load_lat_free(&agl_stats[k].lat);
+		load_lat_free(&agl_stats[k].life);
+	}
+	free(conns);
+	free(agl_agents);
+	close(agl_epfd);
 	return 0;
 }

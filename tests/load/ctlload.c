@@ -4,7 +4,7 @@
  * nothing itself (tests/integration/test_load_hostile.sh and tests/bench/run
  * read the lines).
  *
- *   ctlload -s SOCKET [-t SECONDS] [--readers N] [--calls N] [--interval MS]
+ *   ctlload -s SOCKET [-t SECONDS] [--min SECONDS] [--readers N] [--calls N] [--interval MS]
  *           [--idle N] [--drip N] [--drip-interval MS] [--noread N]
  *           [--pile N] [--pile-at MS] [-e KEY=VALUE]... [-p [NAME=]PID]...
  *
@@ -12,6 +12,7 @@
  *  readers  one call in flight each, round-robin status, report, backups, audit;
  *           every reply is checked against -e (wrong answers are counted);
  *           with --calls, each makes that many and the run ends when all are done
+ *           (but not before --min seconds)
  *  idle     connect and say nothing; reconnect when the daemon closes them
  *  drip     send a status request one byte every --drip-interval ms
  *  noread   pipeline status requests and never read a reply
@@ -86,7 +87,7 @@ struct ctl_expect {
 
 static const char *ctl_path;
 static int ctl_epfd;
-static int64_t ctl_start, ctl_end, ctl_pile_at;
+static int64_t ctl_start, ctl_end, ctl_min_end, ctl_pile_at;
 static long ctl_max_calls, ctl_interval_us, ctl_drip_us = 2000000;
 static struct ctl_stats ctl_stats[CTL_NKINDS];
 static struct ctl_expect ctl_expect = {
@@ -127,7 +128,8 @@ static void
 ctl_usage(void)
 {
 	fprintf(stderr,
-	    "usage: ctlload -s SOCKET [-t SECONDS] [--readers N] [--calls N] [--interval MS]\n"
+	    "usage: ctlload -s SOCKET [-t SECONDS] [--min SECONDS] [--readers N] [--calls N]\n"
+	    "               [--interval MS]\n"
 	    "               [--idle N] [--drip N] [--drip-interval MS] [--noread N]\n"
 	    "               [--pile N] [--pile-at MS] [-e KEY=VALUE]... [-p [NAME=]PID]...\n");
 	exit(2);
@@ -616,7 +618,7 @@ ctl_run(struct ctl_conn *conns, size_t n)
 				if (conns[i].due != 0 && conns[i].due <= now)
 					ctl_timer(&conns[i], now);
 			}
-			if (!busy)
+			if (!busy && now >= ctl_min_end)
 				break;
 			next_tick = now + CTL_TICK_MS * 1000;
 		}
@@ -673,9 +675,10 @@ main(int argc, char **argv)
 		{ "noread", required_argument, NULL, 'N' },
 		{ "pile", required_argument, NULL, 'P' },
 		{ "pile-at", required_argument, NULL, 'A' },
+		{ "min", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long want[CTL_NKINDS] = { 0 }, secs = 20, pile_at_ms = 0;
+	long want[CTL_NKINDS] = { 0 }, secs = 20, min_secs = 0, pile_at_ms = 0;
 	struct ctl_conn *conns;
 	size_t n = 0, i;
 	int ch, k;
@@ -723,6 +726,9 @@ main(int argc, char **argv)
 		case 'A':
 			pile_at_ms = atol(optarg);
 			break;
+		case 'M':
+			min_secs = atol(optarg);
+			break;
 		default:
 			ctl_usage();
 		}
@@ -746,6 +752,7 @@ main(int argc, char **argv)
 	}
 	ctl_start = load_now_us();
 	ctl_end = ctl_start + (int64_t)secs * 1000000;
+	ctl_min_end = ctl_start + (int64_t)min_secs * 1000000;
 	ctl_pile_at = ctl_start + (int64_t)pile_at_ms * 1000;
 	for (i = 0; i < (size_t)ctl_nprocs; i++)
 		load_proc_start(&ctl_procs[i]);
@@ -765,5 +772,19 @@ main(int argc, char **argv)
 	for (i = 0; i < (size_t)ctl_nprocs; i++)
 		load_proc_end(&ctl_procs[i]);
 	ctl_report();
+	for (i = 0; i < n; i++) {
+		if (conns[i].fd != -1)
+			close(conns[i].fd);
+		free(conns[i].rbuf);
+	}
+	for (k = 0; k < CTL_NKINDS; k++) {
+		load_lat_free(&ctl_stats[k].lat);
+		load_lat_free(&ctl_stats[k].life);
+	}
+	for (k = 0; k < CTL_NCALLS; k++)
+		free(ctl_frames[k]);
+	free(ctl_burst);
+	free(conns);
+	close(ctl_epfd);
 	return 0;
 }

@@ -193,9 +193,9 @@ load_proc_parse(struct load_proc *p, const char *arg)
 	long v;
 
 	memset(p, 0, sizeof(*p));
-	p->name = "daemon";
+	snprintf(p->name, sizeof(p->name), "daemon");
 	if (eq != NULL) {
-		p->name = strndup(arg, (size_t)(eq - arg));
+		snprintf(p->name, sizeof(p->name), "%.*s", (int)(eq - arg), arg);
 		arg = eq + 1;
 	}
 	errno = 0;

@@ -35,7 +35,7 @@ int load_connect(const char *path);
 /* A process watched over the run: CPU time (ticks) and VmRSS (KiB), start, end, peak. */
 struct load_proc {
 	pid_t pid;
-	const char *name;
+	char name[32];
 	long long cpu0, cpu1; /* utime + stime, clock ticks */
 	int64_t t0, t1;       /* us */
 	long rss0, rss1, rss_max;
