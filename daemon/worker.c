@@ -6,7 +6,9 @@
  * the parent as an AgentRequest, and answered when the AgentResponse with
  * its seq comes back. A request must arrive whole within WORKER_REQUEST_MS
  * of its connection opening (or of the previous answer on it), whatever the
- * pace of its bytes; the parent must answer within WORKER_PARENT_MS.
+ * pace of its bytes; at the connection cap, WORKER_SHED_MS without a whole
+ * request is enough to lose the connection. The parent must answer within
+ * WORKER_PARENT_MS.
  *
  * HTTP answers (method and path first, then headers, in this order):
  *   path not /carotate/v1/link or /carotate/v1/ca-bundle        404

@@ -53,7 +53,8 @@ IDLE_S=4    # idle_timeout
 REQUEST_S=2 # request_timeout: a whole request, and unread replies, within this
 WORKER_REQUEST_MS=10000
 WORKER_SHED_MS=1000
-SLACK_MS=3000 # timers fire late on a loaded machine; never early
+SLACK_MS=3000 # timers fire late on a loaded machine
+EARLY_MS=250  # or a little early: libevent arms them from the time its loop cached
 READERS=$(n 64 8)
 CALLS=$(n 2000 100)
 IDLE=$(n 1000 50)
@@ -104,6 +105,9 @@ worker_pid() {
 	done
 }
 worker_up() { [ -n "$(worker_pid)" ]; }
+# Open descriptors of a process; fds_back PID N: at most N again.
+fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+fds_back() { [ "$(fds "$1")" -le "$2" ]; }
 
 t_init
 make_active_set
@@ -155,6 +159,7 @@ EXPECT=(-e phase=staged -e "active_ca=$ACTIVE_CA" -e "active_server=$ACTIVE_SERV
 
 # ---------------------------------------------------------------- (1) control socket
 echo "-- (1) control socket: $READERS readers, $IDLE idle, $HOSTILE drip, $HOSTILE noread"
+D_FDS=$(fds "$DAEMON_PID")
 ctlrun() { "$CTLLOAD" -s "$SOCK" "${EXPECT[@]}" -p "daemon=$DAEMON_PID" "$@"; }
 # A first round grows every pool the daemon has to its size under this load: RSS is
 # compared over the second.
@@ -175,12 +180,12 @@ check "call p99 under 100 ms" "$(field "$o" kind=readers p99_ms)" "<" 100
 check "all $IDLE idle connections held at once" "$(field "$o" kind=idle held_max)" == "$IDLE"
 check "idle connections closed by the daemon" "$(field "$o" kind=idle closed_by_daemon)" ">=" "$IDLE"
 check "none refused" "$(field "$o" kind=idle refused)" == 0
-check "no idle connection closed before idle_timeout" "$(field "$o" kind=idle life_min_ms)" ">=" $((IDLE_S * 1000 - 50))
+check "no idle connection closed before idle_timeout" "$(field "$o" kind=idle life_min_ms)" ">=" $((IDLE_S * 1000 - EARLY_MS))
 check "every idle connection closed soon after idle_timeout" "$(field "$o" kind=idle life_max_ms)" "<=" $((IDLE_S * 1000 + SLACK_MS))
 check "drip clients closed by the daemon" "$(field "$o" kind=drip closed_by_daemon)" ">=" "$HOSTILE"
 check "each with the 'not complete' reply" "$(field "$o" kind=drip timeout_replies)" == "$(field "$o" kind=drip closed_by_daemon)"
 check "no dripped request ever completed" "$(field "$o" kind=drip completed)" == 0
-check "drip closed at request_timeout, not before" "$(field "$o" kind=drip life_min_ms)" ">=" $((REQUEST_S * 1000 - 50))
+check "drip closed at request_timeout, not before" "$(field "$o" kind=drip life_min_ms)" ">=" $((REQUEST_S * 1000 - EARLY_MS))
 check "drip closed soon after request_timeout" "$(field "$o" kind=drip life_max_ms)" "<=" $((REQUEST_S * 1000 + SLACK_MS))
 check "never-reading clients dropped by the daemon" "$(field "$o" kind=noread closed_by_daemon)" ">=" "$HOSTILE"
 check "dropped within request_timeout of stalling" "$(field "$o" kind=noread life_max_ms)" "<=" $((REQUEST_S * 1000 + SLACK_MS))
@@ -191,6 +196,9 @@ rss1=$(field "$o" proc=daemon rss_end_kb)
 # allocator noise stays well below. (A sanitizer build also reports leaks at exit.)
 check "daemon RSS flat over the run (start $rss0 KiB, end $rss1 KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
 assert_daemon_alive "after the control load"
+wait_until 5000 fds_back "$DAEMON_PID" "$D_FDS" ||
+	fail "the daemon's descriptors go back to the $D_FDS it had before the load" "now $(fds "$DAEMON_PID")"
+ok "no descriptor leaked: the daemon holds $(fds "$DAEMON_PID") as before the load"
 assert_exit 0 "status answers after the control load" -- ctl status
 if grep -q 'Too many open files' "$DAEMON_LOG"; then
 	fail "the daemon ran out of descriptors" "$(grep -m3 'Too many open files' "$DAEMON_LOG")"
@@ -234,6 +242,7 @@ echo "-- (3) agent socket: $CHECKINS check-in clients, $AGENT_HOSTILE slowloris,
 start_daemon
 wait_until 5000 worker_up || fail "no agent worker"
 WPID=$(worker_pid)
+W_FDS=$(fds "$WPID")
 agentrun() {
 	"$AGENTLOAD" -s "$RUN_DIR/agent.sock" -k "$LINKING_KEY" -n "$AGENTS" -e "etag=$BUNDLE_ID" \
 		-e certs=2 -p "worker=$WPID" -p "daemon=$DAEMON_PID" "$@"
@@ -250,11 +259,13 @@ check "check-ins completed" "$answered" ">=" "$CHECKINS"
 check "every check-in answered right (304/200, the ETag, the bundle)" "$(field "$o" kind=checkin ok)" == "$answered"
 check "no wrong answers, no 503" "$(($(field "$o" kind=checkin wrong) + $(field "$o" kind=checkin busy)))" == 0
 check "no check-in lost to an I/O error" "$(field "$o" kind=checkin errors)" == 0
-# Each client has one check-in in flight: the wait is the queue of $CHECKINS before it.
-check "check-in p99 bounded (2 s for $CHECKINS concurrent clients)" "$(field "$o" kind=checkin p99_ms)" "<" 2000
+# Each client has one check-in in flight: the wait is the queue of $CHECKINS before it,
+# about 0.3 s at 7000 check-ins/s; 3 s leaves room for a loaded machine, while a queue held
+# up by the hostile clients would wait for their 10 s deadline.
+check "check-in p99 bounded (3 s for $CHECKINS concurrent clients)" "$(field "$o" kind=checkin p99_ms)" "<" 3000
 for k in slowloris body idle; do
 	check "$k clients closed by the worker" "$(field "$o" "kind=$k" closed_by_daemon)" ">=" "$(field "$o" "kind=$k" conns)"
-	check "$k: at the request deadline, not before" "$(field "$o" "kind=$k" life_min_ms)" ">=" $((WORKER_REQUEST_MS - 100))
+	check "$k: at the request deadline, not before" "$(field "$o" "kind=$k" life_min_ms)" ">=" $((WORKER_REQUEST_MS - 2 * EARLY_MS))
 	check "$k: soon after the deadline" "$(field "$o" "kind=$k" life_max_ms)" "<=" $((WORKER_REQUEST_MS + SLACK_MS))
 done
 rss0=$(field "$o" proc=worker rss_start_kb)
@@ -263,6 +274,13 @@ rss1=$(field "$o" proc=worker rss_end_kb)
 # than 2 MiB over the 90000 or so.
 check "worker RSS flat over the run (start $rss0 KiB, end $rss1 KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
 assert_eq "$WPID" "$(worker_pid)" "the same worker served it all"
+if [ "$W_FDS" -gt 0 ]; then
+	wait_until 5000 fds_back "$WPID" "$W_FDS" ||
+		fail "the worker's descriptors go back to the $W_FDS it had before the load" "now $(fds "$WPID")"
+	ok "no descriptor leaked: the worker holds $(fds "$WPID") as before the load"
+else
+	ok "(the worker's descriptors are not readable by uid $(id -u): not counted)"
+fi
 assert_exit 0 "status answers after the agent load" -- ctl status
 stop_daemon
 
@@ -282,7 +300,7 @@ check "every one right" "$(field "$o" kind=checkin ok)" == "$answered"
 check "no wrong answers, no errors" "$(($(field "$o" kind=checkin wrong) + $(field "$o" kind=checkin errors)))" == 0
 check "check-in p99 under 2.5 s, not the 10 s deadline" "$(field "$o" kind=checkin p99_ms)" "<" 2500
 check "slowloris clients shed" "$(field "$o" kind=slowloris closed_by_daemon)" ">=" 40
-check "none shed before 1 s" "$(field "$o" kind=slowloris life_min_ms)" ">=" $((WORKER_SHED_MS - 50))
+check "none shed before 1 s" "$(field "$o" kind=slowloris life_min_ms)" ">=" $((WORKER_SHED_MS - EARLY_MS))
 assert_contains "at the cap of 32 connections: closed" "$(log_since)" "the worker logs what it shed"
 shed_lines=$(log_since | grep -c 'at the cap of 32 connections' || true)
 check "one such line per 10 s" "$shed_lines" "<=" 3

@@ -302,6 +302,12 @@ ctl_send(struct ctl_conn *c, int64_t now)
 
 	c->sent_at = now;
 	n = write(c->fd, ctl_frames[c->call], ctl_frame_len[c->call]);
+	if (n == -1 && errno == EPIPE) {
+		/* Refused at once: the refusal waits unread. */
+		ctl_readable(c, now);
+		if (c->refused)
+			return;
+	}
 	if (n != (ssize_t)ctl_frame_len[c->call]) {
 		ctl_stats[c->kind].errors++;
 		ctl_drop(c, now, 0);
