@@ -184,7 +184,7 @@ control_fd_ceiling(struct control *ctl)
 {
 	struct rlimit rl;
 	rlim_t reserve;
-	int lowest;
+	int lowest, room;
 
 	ctl->fd_ceiling = INT_MAX;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
@@ -193,13 +193,14 @@ control_fd_ceiling(struct control *ctl)
 	reserve = rl.rlim_cur / 4 < CONTROL_FD_RESERVE ? rl.rlim_cur / 4 : CONTROL_FD_RESERVE;
 	ctl->fd_ceiling = (int)(rl.rlim_cur - reserve);
 	/* The lowest free descriptor now: what connections can have lies between the two. */
-	if ((lowest = fcntl(0, F_DUPFD_CLOEXEC, 0)) != -1)
-		close(lowest);
-	if (lowest != -1 && ctl->cd->conf->max_clients > (unsigned)(ctl->fd_ceiling - lowest))
+	if ((lowest = fcntl(0, F_DUPFD_CLOEXEC, 0)) == -1)
+		return;
+	close(lowest);
+	room = ctl->fd_ceiling > lowest ? ctl->fd_ceiling - lowest : 0;
+	if (ctl->cd->conf->max_clients > (unsigned)room)
 		log_warnx("control: the descriptor limit (%llu) allows about %d connections, fewer "
 		          "than max_clients (%u)",
-		    (unsigned long long)rl.rlim_cur, ctl->fd_ceiling - lowest,
-		    ctl->cd->conf->max_clients);
+		    (unsigned long long)rl.rlim_cur, room, ctl->cd->conf->max_clients);
 }
 
 /*
