@@ -161,6 +161,10 @@ EXPECT=(-e phase=staged -e "active_ca=$ACTIVE_CA" -e "active_server=$ACTIVE_SERV
 echo "-- (1) control socket: $READERS readers, $IDLE idle, $HOSTILE drip, $HOSTILE noread"
 D_FDS=$(fds "$DAEMON_PID")
 ctlrun() { "$CTLLOAD" -s "$SOCK" "${EXPECT[@]}" -p "daemon=$DAEMON_PID" "$@"; }
+# The same readers alone first: what this machine gives them now.
+ctlrun -t 30 --readers "$READERS" --calls "$(n 500 50)" >"$T/ctl-base.out"
+check "alone: no wrong answers" "$(field "$T/ctl-base.out" kind=readers wrong)" == 0
+BASE_P99=$(field "$T/ctl-base.out" kind=readers p99_ms)
 # A first round grows every pool the daemon has to its size under this load: RSS is
 # compared over the second.
 ctlrun -t 5 --readers "$READERS" --calls "$(n 200 20)" --idle "$IDLE" --drip "$HOSTILE" \
@@ -176,7 +180,17 @@ check "every answer right (phase, fingerprints, counts)" "$(field "$o" kind=read
 check "no wrong answers" "$(field "$o" kind=readers wrong)" == 0
 check "no I/O errors or dropped readers" "$(($(field "$o" kind=readers errors) + $(field "$o" kind=readers closed_by_daemon)))" == 0
 check "no reader refused" "$(field "$o" kind=readers refused)" == 0
-check "call p99 under 100 ms" "$(field "$o" kind=readers p99_ms)" "<" 100
+p99=$(field "$o" kind=readers p99_ms)
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v p="$p99" -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(p >= 100 && l > n) }'; then
+	# Other processes hold the cores (load $load on $(nproc)): the hostile clients must
+	# still cost the readers little next to what they got alone.
+	echo "  note: p99 $p99 ms on an overloaded machine (load $load on $(nproc) cores)"
+	check "call p99 within 3x that of the readers alone ($BASE_P99 ms)" "$p99" "<=" \
+		"$(awk -v b="$BASE_P99" 'BEGIN { print 3 * b }')"
+else
+	check "call p99 under 100 ms (alone: $BASE_P99 ms)" "$p99" "<" 100
+fi
 check "all $IDLE idle connections held at once" "$(field "$o" kind=idle held_max)" == "$IDLE"
 check "idle connections closed by the daemon" "$(field "$o" kind=idle closed_by_daemon)" ">=" "$IDLE"
 check "none refused" "$(field "$o" kind=idle refused)" == 0
