@@ -15,6 +15,12 @@
  * undoing would have to put a half-installed set back into new/. A swap with
  * no active set has no backup steps and is committed from the start.
  *
+ * That is for crashes. A swap that meets an error while running (an I/O error,
+ * a full disk) knows exactly which steps it did, and undoes all of them, those
+ * after the commit too, once the journal says so (swap_unfinish): the caller
+ * gets the error and the previous set is live, whole. Only when undoing fails
+ * too does the journal stay for the next start.
+ *
  * Journal (state_dir/swap.journal, written with fsx_replace):
  *	carotate-swap 1
  *	op rotate|restore

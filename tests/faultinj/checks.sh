@@ -7,19 +7,25 @@
 
 LEDGER="$STATE_DIR/ledger.db"
 
-# The sums of a set's files in DIR ("-" for an absent file).
+# The sums of a set's files in DIR ("- NAME" for an absent file); one sha256sum, no subshells
+# beyond the caller's: these run several times per faulted run.
 set_sums() {
-	local f
+	local f have=()
 	for f in ca.crt server.crt server.key .carotate-set; do
-		if [ -f "$1/$f" ]; then
-			printf '%s %s\n' "$(sha256sum <"$1/$f" | cut -d' ' -f1)" "$f"
-		else
-			printf -- '- %s\n' "$f"
-		fi
+		if [ -f "$1/$f" ]; then have+=("$f"); else printf -- '- %s\n' "$f"; fi
 	done
+	[ "${#have[@]}" -eq 0 ] || (cd "$1" && sha256sum -- "${have[@]}")
 }
-backups_list() { (cd "$SSL_DIR" && find . -maxdepth 1 -name 'certs-*' | LC_ALL=C sort | tr '\n' ' '); }
-ca_keys() { (cd "$STATE_DIR" && find ca-keys -type f 2>/dev/null | LC_ALL=C sort | tr '\n' ' '); }
+backups_list() {
+	local d
+	for d in "$SSL_DIR"/certs-*; do [ -e "$d" ] && printf '%s ' "${d##*/}"; done
+	return 0
+}
+ca_keys() {
+	local k
+	for k in "$STATE_DIR"/ca-keys/*; do [ -e "$k" ] && printf '%s ' "${k##*/}"; done
+	return 0
+}
 leftovers() {
 	find "$SSL_DIR" "$STATE_DIR" \( -name '.*.tmp' -o -name '.staging-*' -o -name 'swap.journal' \) \
 		-print 2>/dev/null

@@ -12,13 +12,15 @@
  *   CAROTATE_FAILIO_PATHS  colon-separated directory prefixes: only calls on files
  *                          under them count (default: every regular file and directory)
  *
- * The control file holds one line `GEN N ERRNO [CALLS]` and is re-read whenever
+ * The control file holds one line `GEN N ERRNO [CALLS [PATHS]]`, re-read whenever
  * it changes (inode, size or time): a new GEN resets the counter. N = 0 arms
  * nothing (counting only); ERRNO is a name (EIO, ENOSPC, EDQUOT, EROFS, EPERM)
  * or a number; CALLS is a comma-separated list of call names (write, fsync,
  * openat, ...) or classes: "mut" (the default: every call that changes a file
  * or a directory, and every open for writing) and "all" (mut plus opens for
- * reading). Each fired fault appends `gen=G n=N pid=P call=C target=T errno=E`.
+ * reading); PATHS, colon-separated prefixes ("!" excludes), replaces
+ * CAROTATE_FAILIO_PATHS for this generation. Each fired fault appends
+ * `gen=G n=N pid=P call=C target=T errno=E`.
  *
  * Counted: calls on regular files and directories only (fstat of the
  * descriptor, or the path's kind), so sockets, pipes and ttys (logging, RPC,
@@ -62,6 +64,7 @@ struct failio_ctl {
 	int all;         /* opens for reading count too */
 	int ncalls;      /* 0: every call of the class */
 	char calls[FAILIO_MAX_CALLS][24];
+	char paths[1024]; /* "": the environment's prefixes */
 };
 
 static int failio_on;     /* armed in this process */
@@ -78,6 +81,7 @@ static void failio_init(void) __attribute__((constructor));
 static void failio_reload(void);
 static int failio_parse(const char *, struct failio_ctl *);
 static int failio_errno(const char *);
+static int failio_ctl_paths(const char *);
 static int failio_in_prefix(const char *);
 static int failio_fd_target(int, char *, size_t);
 static int failio_path_target(int, const char *, int, char *, size_t);
@@ -164,7 +168,7 @@ failio_parse(const char *text, struct failio_ctl *c)
 	int k;
 
 	memset(&n, 0, sizeof(n));
-	k = sscanf(text, "%lu %ld %31s %511s", &n.gen, &n.n, errs, calls);
+	k = sscanf(text, "%lu %ld %31s %511s %1023s", &n.gen, &n.n, errs, calls, n.paths);
 	if (k < 3 || n.n < 0 || (n.err = failio_errno(errs)) == -1)
 		return -1;
 	for (p = strtok_r(calls, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
@@ -212,12 +216,37 @@ failio_reload(void)
 	failio_cur = c;
 }
 
+/*
+ * The control file's PATHS, when given, decide: colon-separated prefixes, "!"
+ * before one excludes what starts with it (ledger.db also takes ledger.db-wal).
+ */
+static int
+failio_ctl_paths(const char *path)
+{
+	char buf[sizeof(failio_cur.paths)], *p, *save = NULL;
+	int in = 0;
+	size_t len;
+
+	snprintf(buf, sizeof(buf), "%s", failio_cur.paths);
+	for (p = strtok_r(buf, ":", &save); p != NULL; p = strtok_r(NULL, ":", &save)) {
+		len = strlen(p + (p[0] == '!'));
+		if (p[0] == '!' && strncmp(path, p + 1, len) == 0)
+			return 0;
+		if (p[0] != '!' && strncmp(path, p, len) == 0 &&
+		    (path[len] == '/' || path[len] == '\0'))
+			in = 1;
+	}
+	return in;
+}
+
 static int
 failio_in_prefix(const char *path)
 {
 	size_t len;
 	int i;
 
+	if (failio_cur.paths[0] != '\0')
+		return failio_ctl_paths(path);
 	if (failio_nprefix == 0)
 		return 1;
 	for (i = 0; i < failio_nprefix; i++) {
