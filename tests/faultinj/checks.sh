@@ -133,9 +133,10 @@ expected_after() {
 check_complete() {
 	local op=$1 what=$2 want=$3
 	if [ "$op" = generate ]; then
-		[ -f "$SSL_DIR/new/ca.crt" ] && [ -f "$SSL_DIR/new/server.crt" ] &&
-			[ -f "$SSL_DIR/new/server.key" ] && [ -f "$SSL_DIR/new/.carotate-set" ] ||
+		if ! [ -f "$SSL_DIR/new/ca.crt" ] || ! [ -f "$SSL_DIR/new/server.crt" ] ||
+			! [ -f "$SSL_DIR/new/server.key" ] || ! [ -f "$SSL_DIR/new/.carotate-set" ]; then
 			fail "$what: the staged set is complete" "$(ls -la "$SSL_DIR/new" 2>&1)"
+		fi
 		key_matches "$SSL_DIR/new" || fail "$what: the staged key matches the staged certificate"
 		[ "$(set_sums "$SSL_DIR")" = "$want" ] || fail "$what: the live set is unchanged"
 	else
