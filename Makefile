@@ -119,6 +119,19 @@ $(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daem
 $(O)/carotated-faults: $(FAULTS_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS))
 
+# ---- faultinj: libfailio.so, an LD_PRELOAD shim that fails the Nth file-system call of
+# the daemon (tests/faultinj/README.md), for test_io_faults. Plain -shared -fPIC and never
+# sanitized: it is preloaded into the daemon of either build.
+FAULTINJ_SO := $(O)/faultinj/libfailio.so
+
+$(FAULTINJ_SO): tests/faultinj/failio.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARNINGS) -shared -fPIC -o $@ $< -ldl
+
+.PHONY: faultinj
+faultinj: $(FAULTINJ_SO)
+# ---- end faultinj
+
 # The client links neither OpenSSL nor SQLite: it only frames protobuf and prints.
 $(O)/carotatectl: $(CLIENT_OBJS) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(CLIENT_PKGS))
@@ -200,7 +213,8 @@ deps:
 unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
-integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench $(LOAD_PROGS)
+integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench $(LOAD_PROGS) \
+	    $(FAULTINJ_SO)
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
 
 check: deps

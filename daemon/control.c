@@ -513,6 +513,7 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 	}
 	reply = dispatch_reply_new();
 	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
+		ctx.phase_errno = errno != 0 ? errno : EIO;
 		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);
 		ctx.phase = CAROTATE__V1__PHASE__PHASE_STEADY;
 	}

@@ -6,9 +6,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "audit.h"
 #include "carotated.h"
+#include "config.h"
 #include "dispatch.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -79,6 +81,13 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 	if (ctx->role < e->min_role) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
 		    "permission denied: %s needs the %s role", e->name, acl_role_name(e->min_role));
+		return NULL;
+	}
+	/* A call that depends on the phase is not decided on a guess. */
+	if (e->phases != DISPATCH_ANY_PHASE && ctx->phase_errno != 0) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "%s: cannot read the SSL directory %s: %s", e->name, ctx->cd->conf->ssl_dir,
+		    strerror(ctx->phase_errno));
 		return NULL;
 	}
 	if ((e->phases & DISPATCH_PHASE(ctx->phase)) == 0) {

@@ -26,8 +26,9 @@ struct rpc_ctx {
 	const struct acl_peer *peer;
 	enum acl_role role;
 	Carotate__V1__Phase phase;
-	void *conn;   /* the control connection, for control_defer() */
-	int deferred; /* the handler will answer later, through control_complete() */
+	int phase_errno; /* why the phase could not be read; 0 when it was */
+	void *conn;      /* the control connection, for control_defer() */
+	int deferred;    /* the handler will answer later, through control_complete() */
 	/* An admin call's audit record, closed when its reply is sent (control_defer takes it). */
 	struct audit_call *audit;
 };

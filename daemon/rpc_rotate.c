@@ -159,6 +159,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	struct swap_op *op;
 	time_t now = time(NULL);
 	X509 *ca;
+	int saved;
 
 	if (q->force && q->reason[0] == '\0') {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -176,13 +177,23 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->before = rpc_describe_set(conf, 0, now, &ca);
 	X509_free(ca);
 	r->after = rpc_describe_set(conf, 1, now, &ca);
+	saved = errno;
 	X509_free(ca);
 	rotate_attach(reply, "rotate", r);
+	/* A set that cannot be read is not called incomplete: the reason is given. */
+	if (r->after == NULL && saved != ENOENT) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "cannot read the staged set in %s/%s: %s", conf->ssl_dir, SSLDIR_STAGING,
+		    strerror(saved));
+		return;
+	}
 	if (r->after == NULL || r->after->server == NULL || r->after->ca == NULL ||
 	    !r->after->key_present) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
-		    "the staged set in %s/%s is incomplete: stage it again", conf->ssl_dir,
-		    SSLDIR_STAGING);
+		    "the staged set in %s/%s is incomplete%s%s%s: stage it again", conf->ssl_dir,
+		    SSLDIR_STAGING, r->after != NULL && r->after->n_problems > 0 ? " (" : "",
+		    r->after != NULL && r->after->n_problems > 0 ? r->after->problems[0] : "",
+		    r->after != NULL && r->after->n_problems > 0 ? ")" : "");
 		return;
 	}
 	if (r->after->n_problems > 0 && !q->force) {

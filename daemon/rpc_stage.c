@@ -66,8 +66,9 @@ static int stage_child_install(void *, int);
 static int stage_child_send(int, const struct pki_material *, const char *);
 static void stage_job_done(struct job *, void *);
 static int stage_write(struct stage_op *, const Carotate__Internal__Material *, char *, size_t);
-static int stage_save_ca_key(
-    const struct config *, const Carotate__Internal__Material *, char *, size_t);
+static int stage_save_ca_key(const struct config *, const Carotate__Internal__Material *,
+    char[PKI_SHA256_HEX + 8], char *, size_t);
+static void stage_drop_ca_key(const struct config *, const char *);
 static void stage_reload(struct stage_op *);
 static void stage_reloaded(Carotate__V1__ReloadResult *, void *);
 static int stage_refuse(Carotate__V1__Response *, const char *, ...)
@@ -339,13 +340,16 @@ rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		stage_op_free(op);
 }
 
-/* Keeps the private key of a generated CA in the state directory, never in the SSL one. */
+/*
+ * Keeps the private key of a generated CA in the state directory, never in the
+ * SSL one, durably (the file and both directories fsynced) or not at all.
+ */
 static int
-stage_save_ca_key(
-    const struct config *conf, const Carotate__Internal__Material *m, char *err, size_t errlen)
+stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material *m,
+    char name[PKI_SHA256_HEX + 8], char *err, size_t errlen)
 {
 	STACK_OF(X509) * certs;
-	char sha[PKI_SHA256_HEX], name[PKI_SHA256_HEX + 8], why[128];
+	char sha[PKI_SHA256_HEX], why[128];
 	int sfd, kfd, r;
 
 	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
@@ -354,7 +358,7 @@ stage_save_ca_key(
 	}
 	pki_cert_sha256(sk_X509_value(certs, 0), sha);
 	sk_X509_pop_free(certs, X509_free);
-	snprintf(name, sizeof(name), "%s.key", sha);
+	snprintf(name, PKI_SHA256_HEX + 8, "%s.key", sha);
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    ((kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 &&
 	        (errno != ENOENT || mkdirat(sfd, STAGE_CA_KEYS, 0700) == -1 ||
@@ -369,11 +373,33 @@ stage_save_ca_key(
 	if (r == -1)
 		snprintf(err, errlen, "cannot store the CA key in %s/%s: %s", conf->state_dir,
 		    STAGE_CA_KEYS, strerror(errno));
-	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1)
-		log_warn("%s: fsync %s", __func__, conf->state_dir);
+	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1) {
+		/* A key that may vanish at the next power cut must not sign a staged set. */
+		snprintf(err, errlen, "cannot store the CA key in %s/%s: fsync: %s",
+		    conf->state_dir, STAGE_CA_KEYS, strerror(errno));
+		unlinkat(kfd, name, 0);
+		r = -1;
+	}
 	close(kfd);
 	close(sfd);
 	return r;
+}
+
+/* The staging failed: the CA key stored for it belongs to no set. */
+static void
+stage_drop_ca_key(const struct config *conf, const char *name)
+{
+	int sfd, kfd = -1;
+
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 || unlinkat(kfd, name, 0) == -1 ||
+	    fsx_fsync_dir(kfd) == -1)
+		log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir, STAGE_CA_KEYS,
+		    name);
+	if (kfd != -1)
+		close(kfd);
+	if (sfd != -1)
+		close(sfd);
 }
 
 /* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
@@ -384,14 +410,18 @@ stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *er
 	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
 		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
 		op->install ? "custom" : "generated", time(NULL) };
+	char keyname[PKI_SHA256_HEX + 8];
 	struct bundle b;
 	int r;
 
-	if (!op->install && stage_save_ca_key(conf, m, err, errlen) == -1)
+	if (!op->install && stage_save_ca_key(conf, m, keyname, err, errlen) == -1)
 		return -1;
 	fault_point("stage-after-ca-key");
-	if (ssldir_stage(conf, &f, err, errlen) == -1)
+	if (ssldir_stage(conf, &f, err, errlen) == -1) {
+		if (!op->install)
+			stage_drop_ca_key(conf, keyname);
 		return -1;
+	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
 	bundle_clear(&b);
 	if (r == -1)

@@ -30,6 +30,8 @@ static int ssldir_probe(int, const char *);
 static void ssldir_read_info(int, struct ssldir_set *);
 static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
 static int ssldir_publish_canary(const struct config *, int, char *, size_t);
+static void ssldir_canary_undo(
+    const struct config *, int, const uint8_t *, size_t, const uint8_t *, size_t);
 static void ssldir_sig_entry(int64_t *, int, const char *);
 
 int
@@ -244,8 +246,8 @@ ssldir_discard(
 static int
 ssldir_publish_canary(const struct config *conf, int dfd, char *err, size_t errlen)
 {
-	uint8_t *cert = NULL, *key = NULL;
-	size_t cert_len = 0, key_len = 0;
+	uint8_t *cert = NULL, *key = NULL, *oldkey = NULL;
+	size_t cert_len = 0, key_len = 0, oldkey_len = 0;
 	int sfd, changed = 0, r = -1;
 
 	if ((sfd = fsx_open_dir(dfd, SSLDIR_STAGING)) == -1 && errno != ENOENT) {
@@ -264,6 +266,9 @@ ssldir_publish_canary(const struct config *conf, int dfd, char *err, size_t errl
 		goto out;
 	}
 	if (!fsx_same(dfd, SSLDIR_CANARY_KEY, key, key_len)) {
+		if (fsx_read(dfd, SSLDIR_CANARY_KEY, SSLDIR_MAX_CERT_FILE, &oldkey, &oldkey_len) ==
+		    -1)
+			oldkey = NULL;
 		if (fsx_replace(dfd, SSLDIR_CANARY_KEY, key, key_len, 0600) == -1)
 			goto fail;
 		changed = 1;
@@ -278,15 +283,36 @@ ssldir_publish_canary(const struct config *conf, int dfd, char *err, size_t errl
 	goto out;
 fail:
 	snprintf(err, errlen, "cannot publish the canary certificate: %s", strerror(errno));
+	ssldir_canary_undo(conf, dfd, cert, cert_len, oldkey, oldkey_len);
 	r = -1;
 out:
 	if (key != NULL)
 		explicit_bzero(key, key_len);
 	free(key);
+	if (oldkey != NULL)
+		explicit_bzero(oldkey, oldkey_len);
+	free(oldkey);
 	free(cert);
 	if (sfd != -1)
 		close(sfd);
 	return r;
+}
+
+/*
+ * The canary pair failed half way: a new key beside the old certificate (or
+ * the reverse) stops the proxy from loading either. The certificate on disk
+ * decides: when it is still the old one, the old key goes back.
+ */
+static void
+ssldir_canary_undo(const struct config *conf, int dfd, const uint8_t *cert, size_t cert_len,
+    const uint8_t *oldkey, size_t oldkey_len)
+{
+	if (oldkey == NULL || fsx_same(dfd, SSLDIR_CANARY_CERT, cert, cert_len) ||
+	    fsx_same(dfd, SSLDIR_CANARY_KEY, oldkey, oldkey_len))
+		return;
+	if (fsx_replace(dfd, SSLDIR_CANARY_KEY, oldkey, oldkey_len, 0600) == -1)
+		log_warn("cannot put the previous %s/%s back: it may not match %s", conf->ssl_dir,
+		    SSLDIR_CANARY_KEY, SSLDIR_CANARY_CERT);
 }
 
 int

@@ -15,6 +15,12 @@
  * undoing would have to put a half-installed set back into new/. A swap with
  * no active set has no backup steps and is committed from the start.
  *
+ * That is for crashes. A swap that meets an error while running (an I/O error,
+ * a full disk) knows exactly which steps it did, and undoes all of them, those
+ * after the commit too, once the journal says so (swap_unfinish): the caller
+ * gets the error and the previous set is live, whole. Only when undoing fails
+ * too does the journal stay for the next start.
+ *
  * Journal (state_dir/swap.journal, written with fsx_replace):
  *	carotate-swap 1
  *	op rotate|restore
@@ -122,8 +128,10 @@ static int swap_unmkdir(struct swap_ctx *, const char *);
 static int swap_do(struct swap_ctx *, const struct swap_step *);
 static int swap_undo(struct swap_ctx *, const struct swap_step *);
 static int swap_undo_all(struct swap_ctx *, const struct swap_journal *, size_t);
+static int swap_finish_steps(struct swap_ctx *, const struct swap_journal *, size_t *);
 static int swap_finish(struct swap_ctx *, const struct swap_journal *);
 static void swap_abort(struct swap_ctx *, const struct swap_journal *, size_t);
+static int swap_unfinish(struct swap_ctx *, struct swap_journal *, size_t);
 static int swap_run(struct swap_ctx *, struct swap_journal *);
 static int swap_append(char *, size_t, size_t *, const char *, ...)
     __attribute__((format(printf, 4, 5)));
@@ -613,7 +621,11 @@ swap_do(struct swap_ctx *c, const struct swap_step *s)
 	return swap_error(c, "unknown swap step");
 }
 
-/* Only the steps before the commit are ever undone: mkdir and moves into the backup. */
+/*
+ * Recovery undoes the steps before the commit (mkdir, moves into the backup);
+ * a swap that fails after it also undoes the steps it finished (swap_unfinish):
+ * a copy from a backup is removed (the backup keeps it), new/ comes back.
+ */
 static int
 swap_undo(struct swap_ctx *c, const struct swap_step *s)
 {
@@ -623,10 +635,17 @@ swap_undo(struct swap_ctx *c, const struct swap_step *s)
 	case SWAP_MOVE:
 		return swap_move(c, s->to, s->from, s->name);
 	case SWAP_COPY:
+		if (unlinkat(c->dfd, s->name, 0) == -1 && errno != ENOENT)
+			return swap_error(c, "cannot remove %s/%s: %s", c->conf->ssl_dir, s->name,
+			    strerror(errno));
+		return 0;
 	case SWAP_RMDIR:
-		break;
+		if (mkdirat(c->dfd, s->from, 0700) == -1 && errno != EEXIST)
+			return swap_error(c, "cannot create %s/%s: %s", c->conf->ssl_dir, s->from,
+			    strerror(errno));
+		return 0;
 	}
-	return swap_error(c, "swap step %s cannot be undone", swap_kinds[s->kind]);
+	return swap_error(c, "unknown swap step");
 }
 
 /* Undoes steps [0, n) in reverse order; each undo is idempotent. */
@@ -641,17 +660,30 @@ swap_undo_all(struct swap_ctx *c, const struct swap_journal *j, size_t n)
 	return 0;
 }
 
-/* Runs the steps after the commit, then forgets the journal; each step is idempotent. */
+/* Runs the steps after the commit; each is idempotent. *failed: the step that failed. */
 static int
-swap_finish(struct swap_ctx *c, const struct swap_journal *j)
+swap_finish_steps(struct swap_ctx *c, const struct swap_journal *j, size_t *failed)
 {
 	size_t i;
 
 	for (i = j->ncommit; i < j->nsteps; i++) {
-		if (swap_do(c, &j->steps[i]) == -1)
+		if (swap_do(c, &j->steps[i]) == -1) {
+			*failed = i;
 			return -1;
+		}
 		swap_fault(c);
 	}
+	return 0;
+}
+
+/* Recovery of a committed swap: the steps after the commit, then the journal goes. */
+static int
+swap_finish(struct swap_ctx *c, const struct swap_journal *j)
+{
+	size_t failed;
+
+	if (swap_finish_steps(c, j, &failed) == -1)
+		return -1;
 	return swap_journal_remove(c);
 }
 
@@ -671,16 +703,47 @@ swap_abort(struct swap_ctx *c, const struct swap_journal *j, size_t n)
 	    c->err, c->errlen, "%s; undoing it failed too (%s): the next start retries", why, how);
 }
 
-/* Journal first; then backup, commit, new set, each step followed by a crash point. */
+/*
+ * A step after the commit failed (an I/O error, a full disk) while we are
+ * still running: rather than leave a half-installed set until the next start,
+ * the journal is rewritten as prepared with every step up to the failed one
+ * before its commit line, and all of them are undone. When that rewrite fails
+ * the journal stays committed and the next start finishes the swap.
+ */
+static int
+swap_unfinish(struct swap_ctx *c, struct swap_journal *j, size_t failed)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), "%s", c->err);
+	j->committed = 0;
+	j->ncommit = failed + 1;
+	if (swap_journal_write(c, j) == -1) {
+		swap_error(c, "%s: the swap is finished at the next start", why);
+		return -1;
+	}
+	swap_fault(c);
+	snprintf(c->err, c->errlen, "%s", why);
+	swap_abort(c, j, j->ncommit);
+	return -1;
+}
+
+/*
+ * Journal first; then backup, commit, new set, each step followed by a crash
+ * point. A failure leaves the previous set in place, except when even undoing
+ * fails: then the journal stays and the next start undoes or finishes the swap.
+ */
 static int
 swap_run(struct swap_ctx *c, struct swap_journal *j)
 {
-	char why[256];
-	size_t i;
+	size_t i, failed = 0;
 
 	j->committed = j->ncommit == 0;
-	if (swap_journal_write(c, j) == -1)
+	if (swap_journal_write(c, j) == -1) {
+		/* Nothing was done; a journal that reached the disk all the same goes. */
+		swap_abort(c, j, 0);
 		return -1;
+	}
 	swap_fault(c);
 	for (i = 0; i < j->ncommit; i++) {
 		if (swap_do(c, &j->steps[i]) == -1) {
@@ -692,14 +755,27 @@ swap_run(struct swap_ctx *c, struct swap_journal *j)
 	}
 	if (!j->committed) {
 		j->committed = 1;
-		/* XXX on failure the journal on disk may say either state; both fit the disk. */
-		if (swap_journal_write(c, j) == -1)
+		/*
+		 * XXX the journal on disk may say either state; undoing fits both, and
+		 * the journal goes. A crash before it is gone would finish the swap.
+		 */
+		if (swap_journal_write(c, j) == -1) {
+			swap_abort(c, j, j->ncommit);
 			return -1;
+		}
 		swap_fault(c);
 	}
-	if (swap_finish(c, j) == -1) {
-		snprintf(why, sizeof(why), "%s", c->err);
-		return swap_error(c, "%s: the swap is finished at the next start", why);
+	if (swap_finish_steps(c, j, &failed) == -1)
+		return swap_unfinish(c, j, failed);
+	/*
+	 * The new set is complete: a journal left over only replays finished steps
+	 * (but holds off other swaps until the next start). A removal that failed
+	 * may have happened all the same: asked once more.
+	 */
+	if (swap_journal_remove(c) == -1) {
+		log_warnx("%s; the swap is complete, trying again", c->err);
+		if (swap_journal_remove(c) == -1)
+			log_warnx("%s; the next start removes it", c->err);
 	}
 	return 0;
 }

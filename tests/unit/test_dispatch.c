@@ -2,6 +2,7 @@
  * The dispatch table: every call x role x phase gives the answer an operator
  * expects, and no handler runs unless the role and phase allow it.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -238,6 +239,42 @@ test_checks_before_handler(void **state)
 	}
 }
 
+/*
+ * The SSL directory cannot be read, so the phase is unknown: a call that
+ * depends on it is refused with the reason, never with a guess ("nothing is
+ * staged"); a call that does not still runs.
+ */
+static void
+test_phase_unknown(void **state)
+{
+	static const struct dispatch_entry table[] = {
+		{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_STAGED,
+		    count_handler, DISPATCH_EXCLUSIVE },
+		{ CAROTATE__V1__REQUEST__CALL_RESTORE, "restore", ACL_ADMIN, DISPATCH_ANY_PHASE,
+		    count_handler, DISPATCH_EXCLUSIVE },
+	};
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	struct rpc_ctx ctx = { .cd = &cd, .role = ACL_ADMIN, .phase_errno = EIO };
+	Carotate__V1__Response *reply = dispatch_reply_new();
+
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
+	handler_calls = 0;
+	dispatch_run(table, 2, &ctx, &req, reply);
+	assert_int_equal(reply->status, CAROTATE__V1__STATUS__INTERNAL);
+	assert_non_null(strstr(reply->message, "cannot read the SSL directory"));
+	assert_non_null(strstr(reply->message, strerror(EIO)));
+	assert_int_equal(handler_calls, 0);
+	dispatch_reply_free(reply);
+
+	reply = dispatch_reply_new();
+	req.call_case = CAROTATE__V1__REQUEST__CALL_RESTORE;
+	dispatch_run(table, 2, &ctx, &req, reply);
+	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
+	assert_int_equal(handler_calls, 1);
+	dispatch_reply_free(reply);
+}
+
 int
 main(void)
 {
@@ -245,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_matrix),
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_checks_before_handler),
+		cmocka_unit_test(test_phase_unknown),
 	};
 
 	return cmocka_run_group_tests_name("dispatch", tests, setup, teardown);

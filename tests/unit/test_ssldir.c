@@ -179,6 +179,53 @@ test_publish(void **state)
 	    0);
 }
 
+/* Reads a file of the test directory into buf (NUL-terminated). */
+static void
+get(const char *rel, char *buf, size_t len)
+{
+	char path[512];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/*
+ * The canary certificate cannot be written after its key was: the old key
+ * goes back, so the pair on disk still matches (nginx refuses a mismatch).
+ */
+static void
+test_publish_canary_half(void **state)
+{
+	char err[256], buf[64], path[512];
+
+	put("server.crt", "ACTIVE CERT\n", 0644);
+	put("server.key", "ACTIVE KEY\n", 0600);
+	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 1);
+	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
+	/* A directory where the certificate's temporary file goes: its write fails. */
+	snprintf(path, sizeof(path), "%s/.canary.crt.tmp", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "canary"));
+	get("canary.key", buf, sizeof(buf));
+	assert_string_equal(buf, "ACTIVE KEY\n");
+	get("canary.crt", buf, sizeof(buf));
+	assert_string_equal(buf, "ACTIVE CERT\n");
+	/* Once it can be written, both follow the staged set. */
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 1);
+	get("canary.key", buf, sizeof(buf));
+	assert_string_equal(buf, "KEY\n");
+	get("canary.crt", buf, sizeof(buf));
+	assert_string_equal(buf, "CERT\n");
+}
+
 /* A crash leaves a half-built staging directory and temporary files: recovery removes them. */
 static void
 test_recover(void **state)
@@ -240,6 +287,7 @@ main(void)
 		cmocka_unit_test_setup(test_stage_and_phase, setup),
 		cmocka_unit_test_setup(test_discard_names, setup),
 		cmocka_unit_test_setup(test_publish, setup),
+		cmocka_unit_test_setup(test_publish_canary_half, setup),
 		cmocka_unit_test_setup(test_recover, setup),
 		cmocka_unit_test_setup(test_symlinks_refused, setup),
 		cmocka_unit_test_setup(test_read_caps, setup),

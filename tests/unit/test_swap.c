@@ -291,6 +291,51 @@ test_restore(void **st)
 	assert_false(exists(".ca.crt.tmp"));
 }
 
+/*
+ * A step after the commit fails while the daemon runs: every step is undone,
+ * the previous set is live and whole, no backup or journal is left. Here the
+ * copy of server.key fails (a directory holds its temporary name), then the
+ * removal of new/ (a directory inside it).
+ */
+static void
+test_fail_after_commit(void **st)
+{
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], err[256], before[8192], after[8192], path[128];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/.server.key.tmp", ssl);
+	assert_int_equal(mkdir(path, 0700), 0);
+	put(".server.key.tmp/x", "x", 0600);
+	snapshot(before, sizeof(before));
+	assert_int_equal(swap_restore(&conf, id, T0 + 61, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "server.key"));
+	assert_non_null(strstr(err, "nothing changed"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_string_equal(active_set(), "NEW");
+	assert_false(exists("../state/swap.journal"));
+	snprintf(path, sizeof(path), "rm -rf %s/.server.key.tmp", ssl);
+	assert_int_equal(system(path), 0);
+
+	make_set("new/", "OLD");
+	snprintf(path, sizeof(path), "%s/new/junk", ssl);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snapshot(before, sizeof(before));
+	assert_int_equal(
+	    swap_rotate(&conf, T0 + 62, "rotate", id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "nothing changed"));
+	snapshot(after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_string_equal(active_set(), "NEW");
+	assert_false(exists("../state/swap.journal"));
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(
+	    swap_rotate(&conf, T0 + 62, "rotate", id2, sizeof(id2), err, sizeof(err)), 0);
+	assert_string_equal(active_set(), "OLD");
+}
+
 /* Anything but the exact name of an existing backup is refused, and nothing changes. */
 static void
 test_restore_bad_ids(void **st)
@@ -686,6 +731,7 @@ main(void)
 		cmocka_unit_test_setup(test_rotate_no_active, setup),
 		cmocka_unit_test_setup(test_rotate_backup, setup),
 		cmocka_unit_test_setup(test_restore, setup),
+		cmocka_unit_test_setup(test_fail_after_commit, setup),
 		cmocka_unit_test_setup(test_restore_bad_ids, setup),
 		cmocka_unit_test_setup(test_restore_tampered, setup),
 		cmocka_unit_test_setup(test_manual_backup, setup),
