@@ -151,6 +151,10 @@ test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/c
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
+# Mutated requests through the real control connection: the whole daemon, and a role the
+# test picks (acl_role wrapped) since root is always admin.
+test_mutate_objs   := $(O)/libcarotated.a
+$(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
 
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
