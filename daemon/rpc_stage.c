@@ -223,6 +223,7 @@ stage_child_send(int fd, const struct pki_material *m, const char *error)
 	while (off < len && (n = write(fd, buf + off, len - off)) > 0)
 		off += (size_t)n;
 	explicit_bzero(buf, len);
+	free(buf);
 	return off == len ? 0 : 1;
 }
 
