@@ -193,6 +193,17 @@ check: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
+# ---------------------------------------------------------------- valgrind
+# `make valgrind`: memcheck over every unit test program and the integration tests, the
+# daemon, its agent worker, its jobs and carotatectl under it (tests/valgrind/run, which
+# lists the integration tests it leaves out and why). Any memcheck error or definitely lost
+# block fails. A normal build: valgrind does not run AddressSanitizer binaries.
+.PHONY: valgrind
+valgrind: deps
+	@if [ "$(SANITIZE)" = 1 ]; then echo "valgrind: needs a build without SANITIZE=1" >&2; exit 2; fi
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(O)/agentsim $(O)/bench/ingest_bench
+	@CAROTATE_BUILD=$(abspath $(O)) tests/valgrind/run $(UNIT_TESTS)
+
 BENCH_PROGS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(wildcard tests/bench/*.c))
 
 # A whole rotation against a local sandbox (real nginx, simulated agents), narrated.
