@@ -22,7 +22,7 @@
 # The cleanup trap fails a test whose daemon log holds a sanitizer report.
 # CAROTATE_VALGRIND=1 (tests/valgrind/run): daemons run under valgrind's memcheck (and
 # carotatectl too with CAROTATE_VALGRIND_CTL=1); the cleanup trap fails a test whose
-# valgrind logs ($T/valgrind/PID.log) show an error or a definitely lost block. Deadlines
+# valgrind logs ($T/valgrind/PID.N.log) show an error or a definitely lost block. Deadlines
 # of the waits here are multiplied by CAROTATE_TIME_SCALE (default 10 under valgrind, else 1).
 
 set -eu
