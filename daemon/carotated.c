@@ -23,6 +23,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "control.h"
+#include "dispatch.h"
 #include "job.h"
 #include "log.h"
 #include "notify.h"
@@ -335,6 +336,7 @@ main(int argc, char *argv[])
 
 	job_kill_all();
 	proxy_abandon_all();
+	rpc_stage_abandon();
 	agents_stop(&cd);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

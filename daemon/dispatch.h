@@ -95,6 +95,8 @@ void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1_
 void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_audit(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+/* At shutdown, after job_kill_all and proxy_abandon_all: ends a generate, install or discard. */
+void rpc_stage_abandon(void);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

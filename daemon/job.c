@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -106,6 +107,46 @@ job_child_nofile(void)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+struct event *
+job_exit_event(
+    struct event_base *base, pid_t pid, int *pidfd, void (*cb)(int, short, void *), void *arg)
+{
+	struct event *ev;
+
+	if ((*pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) != -1)
+		ev = event_new(base, *pidfd, EV_READ | EV_PERSIST, cb, arg);
+	else if (errno == ENOSYS)
+		ev = evsignal_new(base, SIGCHLD, cb, arg);
+	else
+		return NULL;
+	if (ev == NULL)
+		fatalx("%s: out of memory", __func__);
+	event_add(ev, NULL);
+	/* A SIGCHLD sent before the event was added went nowhere. */
+	if (*pidfd == -1)
+		event_active(ev, EV_SIGNAL, 1);
+	return ev;
+}
+
+pid_t
+job_wait_exit(pid_t pid, int pidfd, unsigned ms, int *status)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	unsigned waited;
+	pid_t r;
+
+	if (pidfd != -1 && poll(&pfd, 1, (int)ms) != 1)
+		return 0;
+	for (waited = 0;; waited += 10) {
+		while (
+		    (r = waitpid(pid, status, pidfd != -1 ? 0 : WNOHANG)) == -1 && errno == EINTR)
+			;
+		if (r == pid || r == -1 || waited >= ms)
+			return r == pid ? pid : 0;
+		usleep(10000);
+	}
+}
+
 /* Registers the child's exit (pidfd), output and deadline with the loop. */
 static int
 job_watch(struct job *job, struct event_base *base, pid_t pid, int outfd)
@@ -114,16 +155,14 @@ job_watch(struct job *job, struct event_base *base, pid_t pid, int outfd)
 
 	job->pid = pid;
 	job->outfd = outfd;
-	if ((job->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1)
+	if ((job->ev_exit = job_exit_event(base, pid, &job->pidfd, job_exited, job)) == NULL)
 		return -1;
 	evutil_make_socket_nonblocking(outfd);
 	job->ev_out = event_new(base, outfd, EV_READ | EV_PERSIST, job_read, job);
-	job->ev_exit = event_new(base, job->pidfd, EV_READ, job_exited, job);
 	job->ev_timer = evtimer_new(base, job_timeout, job);
-	if (job->ev_out == NULL || job->ev_exit == NULL || job->ev_timer == NULL)
+	if (job->ev_out == NULL || job->ev_timer == NULL)
 		fatalx("%s: out of memory", __func__);
 	event_add(job->ev_out, NULL);
-	event_add(job->ev_exit, NULL);
 	evtimer_add(job->ev_timer, &tv);
 	LIST_INSERT_HEAD(&job_running, job, entry);
 	log_debug("job %s: started pid %ld", job->name, (long)pid);

@@ -3,6 +3,7 @@
 #define CAROTATE_JOB_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct event_base;
 struct job;
@@ -42,5 +43,17 @@ const char *job_describe(const struct job *, char *buf, size_t len);
 void job_free(struct job *);
 /* Kills every running job and waits for them (shutdown). */
 void job_kill_all(void);
+
+/*
+ * Watches for the exit of child pid: an event on its pidfd (*pidfd), added to
+ * base. Where the kernel has no pidfd_open (before Linux 5.3; valgrind 3.19
+ * does not know it either) *pidfd is -1 and the event fires on every SIGCHLD,
+ * and once at once in case the child has already gone: cb must then call
+ * waitpid(pid, WNOHANG) and take 0 as "not yet". NULL (errno set) on failure.
+ */
+struct event *job_exit_event(
+    struct event_base *, pid_t pid, int *pidfd, void (*cb)(int, short, void *), void *arg);
+/* Waits up to ms for child pid to exit and reaps it: pid (and *status), or 0 if still running. */
+pid_t job_wait_exit(pid_t pid, int pidfd, unsigned ms, int *status);
 
 #endif

@@ -1086,10 +1086,18 @@ pki_keygen_pair(enum pki_key_kind kind, EVP_PKEY **cakey, EVP_PKEY **key, char *
 		char *pem = k != NULL ? pki_pem_key(k) : NULL;
 		size_t len = pem != NULL ? strlen(pem) : 0, off = 0;
 
+		int rc;
+
 		close(fds[0]);
 		while (off < len && (n = write(fds[1], pem + off, len - off)) > 0)
 			off += (size_t)n;
-		_exit(pem != NULL && off == len ? 0 : 1);
+		rc = pem != NULL && off == len ? 0 : 1;
+		/* The key is the parent's now: no copy of it lingers, even in a dying process. */
+		if (pem != NULL)
+			OPENSSL_cleanse(pem, len);
+		free(pem);
+		EVP_PKEY_free(k);
+		_exit(rc);
 	}
 	close(fds[1]);
 	*cakey = pki_keygen(kind, err, errlen);

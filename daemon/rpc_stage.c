@@ -58,6 +58,9 @@ struct stage_op {
 	char *kept_as;
 };
 
+/* The generate, install or discard between its start and its reply (exclusive: one). */
+static struct stage_op *stage_running;
+
 static int stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
     struct stage_op *, Carotate__V1__Response *);
 static int stage_default_sans(const struct config *, struct stage_op *, Carotate__V1__Response *);
@@ -224,6 +227,7 @@ stage_child_send(int fd, const struct pki_material *m, const char *error)
 	while (off < len && (n = write(fd, buf + off, len - off)) > 0)
 		off += (size_t)n;
 	explicit_bzero(buf, len);
+	free(buf);
 	return off == len ? 0 : 1;
 }
 
@@ -276,6 +280,7 @@ stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeou
 		return -1;
 	}
 	op->pending = control_defer(ctx);
+	stage_running = op;
 	return 0;
 }
 
@@ -475,6 +480,7 @@ stage_job_done(struct job *job, void *arg)
 static void
 stage_reload(struct stage_op *op)
 {
+	stage_running = op;
 	proxy_reload(op->cd, stage_reloaded, op);
 }
 
@@ -533,12 +539,32 @@ stage_fail(struct stage_op *op, Carotate__V1__Status status, const char *fmt, ..
 static void
 stage_finish(struct stage_op *op, Carotate__V1__Response *reply)
 {
+	if (stage_running == op)
+		stage_running = NULL;
 	if (op->pending != NULL)
 		control_complete(op->pending, reply);
 	else
 		dispatch_reply_free(reply);
 	dispatch_done(op->cd);
 	stage_op_free(op);
+}
+
+/*
+ * Shutdown killed the job or abandoned the reload of the call in progress
+ * (job_kill_all, proxy_abandon_all): no answer will come, so answer now; the
+ * audit log records the call as interrupted.
+ */
+void
+rpc_stage_abandon(void)
+{
+	Carotate__V1__Response *reply;
+
+	if (stage_running == NULL)
+		return;
+	reply = dispatch_reply_new();
+	dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+	    "%s: interrupted: carotated is shutting down", stage_running->call);
+	stage_finish(stage_running, reply);
 }
 
 void

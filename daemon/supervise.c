@@ -38,6 +38,7 @@
 
 #include "carotated.h"
 #include "config.h"
+#include "job.h"
 #include "log.h"
 #include "unixsock.h"
 #include "supervise.h"
@@ -96,13 +97,21 @@ static struct supervise_socket supervise_sockets[] = {
 	{ "canary socket", NULL, -1, 0, 0 },
 };
 static const char *supervise_exec = "/proc/self/exe";
+/*
+ * supervise_exec opened once, at the first start: the worker is exec'ed from
+ * this descriptor (as /proc/self/fd/6), the binary the parent runs even when
+ * a package upgrade replaced the file. Unlike an exec of /proc/self/exe, this
+ * also works under valgrind, whose own binary /proc/self/exe names there.
+ */
+static int supervise_exe_fd = -1;
+_Static_assert(WORKER_FD_EXE == 6, "the worker is exec'ed as /proc/self/fd/6");
 
 static int supervise_bind_one(
     struct supervise_socket *, const char *, const struct group *, char *, size_t);
 static void supervise_unbind(void);
 static int supervise_ids(const struct supervise *, struct supervise_ids *);
 static void supervise_spawn(struct supervise *);
-static void supervise_watch(struct supervise *, pid_t, int, int);
+static void supervise_watch(struct supervise *, pid_t, int, struct event *, int);
 static void supervise_child(const struct supervise *, int, const struct supervise_ids *, pid_t)
     __attribute__((noreturn));
 static const char *supervise_child_setup(int, const struct supervise_ids *);
@@ -202,6 +211,9 @@ supervise_start(struct carotated *cd, supervise_request_fn fn, void *arg)
 	sv->pid = -1;
 	sv->pidfd = -1;
 	sv->delay = SUPERVISE_DELAY_MIN;
+	if (supervise_exe_fd == -1 &&
+	    (supervise_exe_fd = open(supervise_exec, O_RDONLY | O_CLOEXEC)) == -1)
+		log_warn("agent worker: %s", supervise_exec);
 	if ((sv->ev_restart = evtimer_new(cd->base, supervise_restart, sv)) == NULL)
 		fatalx("%s: out of memory", __func__);
 	supervise_spawn(sv);
@@ -258,6 +270,7 @@ supervise_spawn(struct supervise *sv)
 {
 	struct supervise_ids ids;
 	pid_t parent = getpid(), pid;
+	struct event *ev_exit;
 	int sp[2], pidfd;
 
 	clock_gettime(CLOCK_MONOTONIC, &sv->started);
@@ -280,7 +293,7 @@ supervise_spawn(struct supervise *sv)
 	if (pid == 0)
 		supervise_child(sv, sp[1], &ids, parent);
 	close(sp[1]);
-	if ((pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1) {
+	if ((ev_exit = job_exit_event(sv->cd->base, pid, &pidfd, supervise_exited, sv)) == NULL) {
 		log_warn("agent worker: pidfd_open");
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -288,12 +301,12 @@ supervise_spawn(struct supervise *sv)
 		supervise_schedule(sv);
 		return;
 	}
-	supervise_watch(sv, pid, pidfd, sp[0]);
+	supervise_watch(sv, pid, pidfd, ev_exit, sp[0]);
 }
 
-/* Registers a new worker's exit (pidfd) and its frames with the loop. */
+/* Registers a new worker's exit (ev_exit, watching pidfd) and its frames with the loop. */
 static void
-supervise_watch(struct supervise *sv, pid_t pid, int pidfd, int fd)
+supervise_watch(struct supervise *sv, pid_t pid, int pidfd, struct event *ev_exit, int fd)
 {
 	struct event_base *base = sv->cd->base;
 
@@ -301,11 +314,10 @@ supervise_watch(struct supervise *sv, pid_t pid, int pidfd, int fd)
 	sv->pidfd = pidfd;
 	sv->gen = sv->gen % 0xffff + 1;
 	sv->doomed = 0;
-	sv->ev_exit = event_new(base, pidfd, EV_READ | EV_PERSIST, supervise_exited, sv);
+	sv->ev_exit = ev_exit;
 	sv->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (sv->ev_exit == NULL || sv->bev == NULL)
+	if (sv->bev == NULL)
 		fatalx("%s: out of memory", __func__);
-	event_add(sv->ev_exit, NULL);
 	/* Large reads make large batches: group commit rides on them. */
 	bufferevent_set_max_single_read(sv->bev, SUPERVISE_READ_MAX);
 	bufferevent_setwatermark(sv->bev, EV_READ, 0, SUPERVISE_MAX_INPUT);
@@ -344,7 +356,10 @@ supervise_child(const struct supervise *sv, int chan, const struct supervise_ids
 		/* The parent died before PR_SET_PDEATHSIG was set: nobody would restart us. */
 		if (getppid() != parent)
 			_exit(1);
-		execve(supervise_exec, argv, envp);
+		if (supervise_exe_fd != -1)
+			execve("/proc/self/fd/6", argv, envp);
+		else
+			execve(supervise_exec, argv, envp);
 		step = supervise_exec;
 	}
 	log_warn("agent worker: %s", step);
@@ -370,21 +385,24 @@ supervise_child_setup(int chan, const struct supervise_ids *ids)
 	return NULL;
 }
 
-/* chan, then the two listeners, at 3, 4, 5 (moved above 5 first, so none is overwritten). */
+/*
+ * chan, then the two listeners, at 3, 4, 5, and our binary at 6 (moved above 6
+ * first, so none is overwritten).
+ */
 static int
 supervise_child_fds(int chan)
 {
-	int src[] = { chan, supervise_sockets[0].fd, supervise_sockets[1].fd };
-	int tmp[3];
-	size_t i;
+	int src[] = { chan, supervise_sockets[0].fd, supervise_sockets[1].fd, supervise_exe_fd };
+	int tmp[4];
+	size_t i, n = supervise_exe_fd != -1 ? 4 : 3;
 
-	for (i = 0; i < 3; i++)
-		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, WORKER_FD_CANARY + 1)) == -1)
+	for (i = 0; i < n; i++)
+		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, WORKER_FD_EXE + 1)) == -1)
 			return -1;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < n; i++)
 		if (dup2(tmp[i], WORKER_FD_PARENT + (int)i) == -1)
 			return -1;
-	return close_range(WORKER_FD_CANARY + 1, ~0U, 0);
+	return close_range(WORKER_FD_PARENT + (unsigned)n, ~0U, 0);
 }
 
 /* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
@@ -516,17 +534,18 @@ supervise_log_exit(pid_t pid, int status)
 static void
 supervise_end(struct supervise *sv)
 {
-	struct pollfd pfd = { .fd = sv->pidfd, .events = POLLIN };
 	int status;
+	pid_t r;
 
 	/* bufferevent_free closes the socket only when the loop runs again. */
 	shutdown(bufferevent_getfd(sv->bev), SHUT_RDWR);
 	bufferevent_free(sv->bev);
 	sv->bev = NULL;
-	if (poll(&pfd, 1, SUPERVISE_GRACE_MS) != 1)
+	if ((r = job_wait_exit(sv->pid, sv->pidfd, SUPERVISE_GRACE_MS, &status)) != sv->pid) {
 		kill(sv->pid, SIGKILL);
-	if (waitpid(sv->pid, &status, 0) == sv->pid &&
-	    !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		r = waitpid(sv->pid, &status, 0);
+	}
+	if (r == sv->pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 		supervise_log_exit(sv->pid, status);
 	supervise_reap(sv);
 }
@@ -537,7 +556,8 @@ supervise_reap(struct supervise *sv)
 {
 	event_free(sv->ev_exit);
 	sv->ev_exit = NULL;
-	close(sv->pidfd);
+	if (sv->pidfd != -1)
+		close(sv->pidfd);
 	sv->pidfd = -1;
 	if (sv->bev != NULL)
 		bufferevent_free(sv->bev);

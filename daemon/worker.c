@@ -257,6 +257,7 @@ worker_main(int argc, char **argv)
 			return 1;
 		}
 	}
+	close(WORKER_FD_EXE);
 	log_init(foreground, debug, "carotated-worker");
 	prctl(PR_SET_NAME, "carotated-agent", 0, 0, 0);
 	worker_check_self();
@@ -289,6 +290,8 @@ worker_check_self(void)
 		fatalx("the agent worker must not run as root");
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		fatalx("the agent worker must run with no_new_privs");
+	/* All set until the kernel says otherwise: a word it left alone must not pass. */
+	memset(data, 0xff, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) == -1)
 		fatal("capget");
 	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)

@@ -19,6 +19,8 @@
 #define WORKER_FD_PARENT 3 /* AF_UNIX stream socketpair to the parent */
 #define WORKER_FD_AGENTS 4 /* listening: agent.sock */
 #define WORKER_FD_CANARY 5 /* listening: agent-canary.sock */
+/* Our own binary, open only for the exec (see supervise.c); the worker closes it first. */
+#define WORKER_FD_EXE 6
 
 #define WORKER_MAX_AGENT_ID    64  /* 1-64 of [A-Za-z0-9._-] */
 #define WORKER_MAX_LINKING_KEY 256 /* 1-256 of printable ASCII, no space */

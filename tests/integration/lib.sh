@@ -20,6 +20,10 @@
 # Environment: CAROTATE_BUILD (directory holding carotated and carotatectl);
 # CAROTATE_KEEP_TMP=1 keeps $T. A test exits 77 to be skipped (t_skip prints the reason).
 # The cleanup trap fails a test whose daemon log holds a sanitizer report.
+# CAROTATE_VALGRIND=1 (tests/valgrind/run): daemons run under valgrind's memcheck (and
+# carotatectl too with CAROTATE_VALGRIND_CTL=1); the cleanup trap fails a test whose
+# valgrind logs ($T/valgrind/PID.N.log) show an error or a definitely lost block. Deadlines
+# of the waits here are multiplied by CAROTATE_TIME_SCALE (default 10 under valgrind, else 1).
 
 set -eu
 
@@ -36,6 +40,16 @@ CAROTATED="$CAROTATE_BUILD/carotated"
 # The version the Makefile compiles in (VERSION := x.y.z).
 PROJECT_VERSION=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$REPO_ROOT/Makefile")
 CAROTATECTL="$CAROTATE_BUILD/carotatectl"
+
+CAROTATE_VALGRIND=${CAROTATE_VALGRIND:-0}
+CAROTATE_VALGRIND_CTL=${CAROTATE_VALGRIND_CTL:-0}
+if [ -n "${CAROTATE_TIME_SCALE:-}" ]; then
+	TIME_SCALE=$CAROTATE_TIME_SCALE
+elif [ "$CAROTATE_VALGRIND" = 1 ]; then
+	TIME_SCALE=10
+else
+	TIME_SCALE=1
+fi
 
 # Daemons started through start_daemon / run_daemon_bg, killed by the cleanup trap.
 _T_PIDS=""
@@ -140,9 +154,10 @@ run() {
 ms_now() { date +%s%3N; }
 
 # wait_until TIMEOUT_MS CMD ARGS...: polls CMD every 50 ms until it succeeds; 1 on timeout.
+# The timeout is scaled by TIME_SCALE (valgrind).
 wait_until() {
 	local deadline
-	deadline=$(($(ms_now) + $1))
+	deadline=$(($(ms_now) + $1 * TIME_SCALE))
 	shift
 	while ! "$@" >/dev/null 2>&1; do
 		[ "$(ms_now)" -lt "$deadline" ] || return 1
@@ -234,12 +249,12 @@ print(int(datetime.datetime.fromisoformat(s).timestamp()))' "$1"
 # ---------------------------------------------------------------- temp dir and cleanup
 
 _t_cleanup() {
-	local rc=$? pid
+	local rc=$? pid i
 	set +e
 	for pid in $_T_PIDS; do
 		if kill -0 "$pid" 2>/dev/null; then
 			kill -TERM "$pid" 2>/dev/null
-			for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30; do
+			for ((i = 0; i < 30 * TIME_SCALE; i++)); do
 				daemon_alive "$pid" || break
 				sleep 0.1
 			done
@@ -254,6 +269,9 @@ _t_cleanup() {
 		printf 'FAIL: a sanitizer reported an error in a daemon log\n' >&2
 		rc=1
 	fi
+	if [ -n "$T" ] && ! _vg_check; then
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$T" ]; then
 		for f in "$T"/*.log; do
 			[ -s "$f" ] || continue
@@ -265,6 +283,39 @@ _t_cleanup() {
 		rm -rf "$T"
 	fi
 	exit "$rc"
+}
+
+# _vg_check: 1 (and an excerpt of each such log) when a valgrind log of this test shows an
+# error; leaks count only when definitely lost (--errors-for-leak-kinds=definite).
+_vg_check() {
+	local f bad=0
+	[ -d "$T/valgrind" ] || return 0
+	for f in "$T"/valgrind/*.log; do
+		[ -f "$f" ] || continue
+		grep -q 'ERROR SUMMARY: [1-9]' "$f" || continue
+		printf 'FAIL: valgrind: %s of %s\n' "$(grep -o 'ERROR SUMMARY: [0-9]* errors' "$f")" \
+			"$(sed -n 's/^==[0-9]*== Command: //p' "$f" | head -n 1)" >&2
+		grep -v -E '^==[0-9]+== *$' "$f" | sed -n '/== Command:/,$p' | head -n 120 | sed 's/^/      /' >&2
+		bad=1
+	done
+	return "$bad"
+}
+
+# _vg_prefix: sets _VG to the words that run a program under memcheck (empty unless
+# CAROTATE_VALGRIND=1). Children are followed through fork and exec (the agent worker is
+# carotated re-executed), except system programs (reload commands, openssl, nginx). One log
+# per process, in a directory the agent worker (another user) can write to.
+_VG=()
+_vg_prefix() {
+	_VG=()
+	[ "$CAROTATE_VALGRIND" = 1 ] || return 0
+	mkdir -p "$T/valgrind"
+	chmod 1777 "$T/valgrind"
+	_VG=(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite
+		--show-leak-kinds=definite --track-fds=no --num-callers=30 --vgdb=no
+		--trace-children=yes --trace-children-skip='/bin/*,/sbin/*,/usr/*'
+		--suppressions="$REPO_ROOT/tests/valgrind/carotate.supp"
+		--log-file="$T/valgrind/%p.%n.log")
 }
 
 # t_init: creates $T (traversable by other users, for the authz test) and the layout:
@@ -433,7 +484,11 @@ cert_sans() {
 
 # ---------------------------------------------------------------- daemon and client
 
-ctl() { "$CAROTATECTL" --socket "$SOCK" "$@"; }
+ctl() {
+	_VG=()
+	[ "$CAROTATE_VALGRIND_CTL" = 1 ] && _vg_prefix
+	"${_VG[@]}" "$CAROTATECTL" --socket "$SOCK" "$@"
+}
 
 # socket_answers [SOCKET]: a status RPC succeeds (used for polling).
 socket_answers() { "$CAROTATECTL" --socket "${1:-$SOCK}" status >/dev/null 2>&1; }
@@ -446,7 +501,8 @@ t_track_pid() { _T_PIDS="$_T_PIDS $1"; }
 run_daemon_bg() {
 	local conf=$1 log=$2
 	shift 2
-	"$CAROTATED" -f -c "$conf" "$@" >>"$log" 2>&1 </dev/null &
+	_vg_prefix
+	"${_VG[@]}" "$CAROTATED" -f -c "$conf" "$@" >>"$log" 2>&1 </dev/null &
 	DAEMON_PID=$!
 	_T_PIDS="$_T_PIDS $DAEMON_PID"
 	if [ -n "${CAROTATE_IT_PIDS:-}" ]; then
@@ -455,12 +511,13 @@ run_daemon_bg() {
 }
 
 # start_daemon [CONF] [SOCKET] [ARGS...]: starts the daemon and waits up to 5 s (20 s under
-# sanitizers) until `carotatectl status` answers on SOCKET. Fails the test otherwise.
+# sanitizers; times TIME_SCALE) until `carotatectl status` answers on SOCKET. Fails the test otherwise.
 start_daemon() {
 	local conf=${1:-$CONF} sock=${2:-$SOCK} limit=5000
 	[ $# -gt 0 ] && shift
 	[ $# -gt 0 ] && shift
 	case "$CAROTATE_BUILD" in */asan*) limit=20000 ;; esac
+	limit=$((limit * TIME_SCALE))
 	run_daemon_bg "$conf" "$DAEMON_LOG" "$@"
 	local deadline
 	deadline=$(($(ms_now) + limit))
@@ -484,6 +541,7 @@ start_daemon() {
 stop_daemon() {
 	local sig=${1:-TERM} pid=${2:-$DAEMON_PID} limit=50
 	case "$CAROTATE_BUILD" in */asan*) limit=200 ;; esac
+	limit=$((limit * TIME_SCALE))
 	kill "-$sig" "$pid"
 	while kill -0 "$pid" 2>/dev/null && [ "$limit" -gt 0 ]; do
 		# A zombie child also answers kill -0; check its state.
