@@ -475,8 +475,14 @@ control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 	control_send(conn, reply);
 	dispatch_reply_free(reply);
 	bufferevent_enable(conn->bev, EV_READ);
-	/* Requests that arrived meanwhile are buffered: answer them now. */
-	control_read(conn->bev, conn);
+	/*
+	 * Requests that arrived meanwhile are buffered: answer them from the loop.
+	 * Never from here: a handler may complete at once (its job could not be
+	 * started), inside control_read, before that frame is drained; reading
+	 * now would handle it a second time, then drain a frame never handled.
+	 */
+	bufferevent_trigger(
+	    conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void
