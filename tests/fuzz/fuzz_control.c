@@ -15,19 +15,21 @@
  * generate and install, the proxy reload of rotate and restore) fails to
  * start, as it does when fork fails, so every handler runs in full up to
  * that point and its failure path runs after it (rotate and restore swap,
- * roll back and answer INTERNAL). Whatever an admin's input may have changed
- * (audit records, exclusions, swaps, backups, a discarded set) is undone
- * before the next input by copying the state back from its template: inputs
- * are independent and reproducible, and the disk does not grow.
+ * roll back and answer INTERNAL). Whatever an input changed (audit
+ * records, exclusions, swaps, backups, a discarded set: any file under the
+ * state whose inode, size, mode or change time moved) is undone before the
+ * next input by copying the state back from its template: inputs are
+ * independent and reproducible, and the disk does not grow.
  *
  * Invariants: every reply is a well-formed frame of a Response within the
- * reply cap; afterwards no connection is left open and no call holds the
- * exclusive slot.
+ * reply cap, and no request is answered twice; afterwards no connection is
+ * left open and no call holds the exclusive slot.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,8 @@ static struct carotated fuzz_cd;
 static struct control *fuzz_ctl;
 static char fuzz_live[512], fuzz_tmpl[2][512];
 static int fuzz_current = -1; /* template in live/, -1: must be copied */
+static uint64_t fuzz_baseline;  /* fuzz_fingerprint of live/ as copied */
+static uint64_t fuzz_fp;
 
 static void fuzz_setup(const char *);
 static void fuzz_make_state(const char *, const char *);
@@ -78,6 +82,8 @@ static void fuzz_stage(const struct config *, const char *);
 static void fuzz_rotate(const struct config *, time_t);
 static void fuzz_link_agents(void);
 static void fuzz_reset(int);
+static uint64_t fuzz_fingerprint(void);
+static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
 static void fuzz_client_cb(evutil_socket_t, short, void *);
 static size_t fuzz_count_requests(const uint8_t *, size_t);
 static void fuzz_check_replies(struct evbuffer *, size_t);
@@ -126,8 +132,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_check_replies(c.in, fuzz_count_requests(data + 1, size - 1));
 	evbuffer_free(c.out);
 	evbuffer_free(c.in);
-	/* An admin's call is audited even when refused; anything else reads only. */
-	if (role == ACL_ADMIN)
+	/* What an input changed on disk (a reader's refused admin call is audited too) is undone. */
+	if (fuzz_fingerprint() != fuzz_baseline)
 		fuzz_current = -1;
 	return 0;
 }
@@ -226,6 +232,32 @@ fuzz_reset(int staged)
 	if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
 		fuzz_fail("agents_init: %s", err);
 	fuzz_current = staged;
+	fuzz_baseline = fuzz_fingerprint();
+}
+
+/* Every file under live/: name, inode, size, mode and change time, hashed (FNV-1a). */
+static int
+fuzz_fp_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const uint8_t *p = (const uint8_t *)path;
+	int64_t v[5] = { (int64_t)st->st_ino, (int64_t)st->st_size, (int64_t)st->st_mode,
+		(int64_t)st->st_ctim.tv_sec, (int64_t)st->st_ctim.tv_nsec };
+	size_t i;
+
+	for (; *p != '\0'; p++)
+		fuzz_fp = (fuzz_fp ^ *p) * UINT64_C(0x100000001b3);
+	for (i = 0; i < sizeof(v); i++)
+		fuzz_fp = (fuzz_fp ^ ((const uint8_t *)v)[i]) * UINT64_C(0x100000001b3);
+	return 0;
+}
+
+static uint64_t
+fuzz_fingerprint(void)
+{
+	fuzz_fp = UINT64_C(0xcbf29ce484222325);
+	if (nftw(fuzz_live, fuzz_fp_one, 16, FTW_PHYS) == -1)
+		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+	return fuzz_fp;
 }
 
 static void
