@@ -423,12 +423,6 @@ worker_fuzz_start(int parent, int agents, int canary)
 	return worker_base;
 }
 
-void
-worker_fuzz_stop(void)
-{
-	worker_shutdown();
-}
-
 unsigned
 worker_fuzz_pending(void)
 {

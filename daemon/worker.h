@@ -47,7 +47,6 @@ struct event_base;
  * the socketpair, agents and canary the listening sockets (non-blocking).
  */
 struct event_base *worker_fuzz_start(int parent, int agents, int canary);
-void worker_fuzz_stop(void);
 /* Requests waiting on the parent; connections open. */
 unsigned worker_fuzz_pending(void);
 unsigned worker_fuzz_conns(void);
