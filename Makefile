@@ -224,6 +224,65 @@ integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench $(L
 check: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(if $(filter 1,$(SANITIZE)),echo "fuzz: skipped (SANITIZE=1)",$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS))
+
+# ---------------------------------------------------------------- fuzzing (libFuzzer)
+# tests/fuzz/fuzz_<t>.c, built with clang against the daemon's objects compiled anew in
+# build/fuzz (always ASan + UBSan, -DCAROTATE_FUZZ for the few entry points the targets need),
+# whatever SANITIZE says. `make fuzz FUZZ_SECONDS=N`: each target for N s on a working corpus
+# in build/fuzz/corpus/<t>, the committed seeds (tests/fuzz/corpus/<t>) read only; fails on a
+# crash, leak or timeout. `make fuzz-replay`: every committed seed and regression input once.
+# `make check` runs `fuzz` for FUZZ_CHECK_SECONDS per target, except with SANITIZE=1 (the
+# targets are sanitized whatever SANITIZE says: running them twice would only cost time).
+FUZZ_CC      ?= clang
+FUZZ_O       := build/fuzz
+FUZZ_SECONDS ?= 60
+# In `make check`: 20 s per target unless FUZZ_SECONDS is given on the command line.
+FUZZ_CHECK_SECONDS ?= $(if $(filter command line,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' -DCAROTATE_FUZZ \
+	       $(WARNINGS) -g -O1 $(FUZZ_SAN) -I$(FUZZ_O)/gen -Icommon -Idaemon \
+	       $(call pkg_cflags,$(DAEMON_PKGS))
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)
+FUZZ_OBJS    := $(patsubst $(O)/%,$(FUZZ_O)/%,$(DAEMON_LIB_OBJS) $(COMMON_OBJS))
+
+.PHONY: fuzz fuzz-build fuzz-replay fuzz-seeds
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_O)/tests/fuzz/fuzzlib.o $(FUZZ_BINS:$(FUZZ_O)/%=$(FUZZ_O)/tests/fuzz/%.o) \
+	    $(FUZZ_O)/gen/carotate.pb-c.c $(FUZZ_O)/gen/internal.pb-c.c \
+	    $(FUZZ_O)/gen/carotate.pb-c.h $(FUZZ_O)/gen/internal.pb-c.h $(FUZZ_O)/tests/fuzz/mkseeds.o
+
+$(FUZZ_O)/gen/%.pb-c.c $(FUZZ_O)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(FUZZ_O)/gen
+	$(PROTOC_C) --c_out=$(FUZZ_O)/gen -Iproto $<
+
+$(FUZZ_O)/gen/%.pb-c.o: $(FUZZ_O)/gen/%.pb-c.c $(FUZZ_O)/gen/carotate.pb-c.h \
+	    $(FUZZ_O)/gen/internal.pb-c.h
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Wno-error -c -o $@ $<
+
+$(FUZZ_O)/%.o: %.c $(FUZZ_O)/gen/carotate.pb-c.h $(FUZZ_O)/gen/internal.pb-c.h \
+	    $(wildcard common/*.h daemon/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_O)/fuzz_%: $(FUZZ_O)/tests/fuzz/fuzz_%.o $(FUZZ_O)/tests/fuzz/fuzzlib.o $(FUZZ_OBJS)
+	$(FUZZ_CC) -o $@ $^ -fsanitize=fuzzer $(FUZZ_SAN) $(call pkg_libs,$(DAEMON_PKGS))
+
+# The seed generator: golden frames and requests made by the daemon's own encoders.
+$(FUZZ_O)/mkseeds: $(FUZZ_O)/tests/fuzz/mkseeds.o $(FUZZ_O)/tests/fuzz/fuzzlib.o $(FUZZ_OBJS)
+	$(FUZZ_CC) -o $@ $^ -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(call pkg_libs,$(DAEMON_PKGS))
+
+fuzz-build: $(FUZZ_BINS)
+
+# Rewrites the generated seeds (control, internal, http) in tests/fuzz/corpus.
+fuzz-seeds: $(FUZZ_O)/mkseeds
+	$(FUZZ_O)/mkseeds tests/fuzz/corpus
+
+fuzz: fuzz-build
+	@tests/fuzz/run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-replay: fuzz-build
+	@tests/fuzz/run --replay $(FUZZ_TARGETS)
 
 # ---------------------------------------------------------------- valgrind
 # `make valgrind`: memcheck over every unit test program and the integration tests, the

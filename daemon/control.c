@@ -108,6 +108,8 @@ static void control_send(struct control_conn *, Carotate__V1__Response *);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void control_close(struct control_conn *);
+static struct control_conn *control_conn_new(
+    struct control *, int, const struct acl_peer *, enum acl_role);
 static void control_stall(struct control_conn *);
 
 int
@@ -260,7 +262,6 @@ control_accept(
 {
 	struct control *ctl = arg;
 	const struct config *conf = ctl->cd->conf;
-	struct control_conn *conn;
 	struct acl_peer peer;
 	enum acl_role role;
 	char msg[256];
@@ -292,9 +293,18 @@ control_accept(
 		acl_peer_clear(&peer);
 		return;
 	}
+	control_conn_new(ctl, fd, &peer, role);
+}
+
+/* Serves fd as a connection of peer (taken over) with role. */
+static struct control_conn *
+control_conn_new(struct control *ctl, int fd, const struct acl_peer *peer, enum acl_role role)
+{
+	struct control_conn *conn;
+
 	conn = xcalloc(1, sizeof(*conn));
 	conn->ctl = ctl;
-	conn->peer = peer;
+	conn->peer = *peer;
 	conn->role = role;
 	conn->bev = bufferevent_socket_new(ctl->cd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn->timer = evtimer_new(ctl->cd->base, control_timeout, conn);
@@ -307,9 +317,26 @@ control_accept(
 	bufferevent_setcb(conn->bev, control_read, control_write, control_event, conn);
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 	control_arm(conn, CONTROL_TIMER_IDLE);
-	log_debug("control: uid %ld pid %ld connected as %s", (long)peer.uid, (long)peer.pid,
+	log_debug("control: uid %ld pid %ld connected as %s", (long)peer->uid, (long)peer->pid,
 	    acl_role_name(role));
+	return conn;
 }
+
+#ifdef CAROTATE_FUZZ
+void
+control_fuzz_attach(struct control *ctl, int fd, enum acl_role role)
+{
+	struct acl_peer peer = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+
+	control_conn_new(ctl, fd, &peer, role);
+}
+
+unsigned
+control_fuzz_conns(const struct control *ctl)
+{
+	return ctl->nconns;
+}
+#endif
 
 /* Out of descriptors: stop accepting for a while instead of spinning on the listener. */
 static void
@@ -557,8 +584,14 @@ control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 	control_send(conn, reply);
 	dispatch_reply_free(reply);
 	bufferevent_enable(conn->bev, EV_READ);
-	/* Requests that arrived meanwhile are buffered: answer them now. */
-	control_read(conn->bev, conn);
+	/*
+	 * Requests that arrived meanwhile are buffered: answer them from the loop.
+	 * Never from here: a handler may complete at once (its job could not be
+	 * started), inside control_read, before that frame is drained; reading
+	 * now would handle it a second time, then drain a frame never handled.
+	 */
+	bufferevent_trigger(
+	    conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void

@@ -37,4 +37,12 @@ void control_complete(struct control_pending *, Carotate__V1__Response *reply);
 /* Closes every connection and the listener, and removes the socket file. */
 void control_free(struct control *);
 
+#ifdef CAROTATE_FUZZ
+#include "acl.h"
+/* Serves fd (one end of a socketpair) as a client of role, as if accepted. */
+void control_fuzz_attach(struct control *, int fd, enum acl_role role);
+/* Connections open now. */
+unsigned control_fuzz_conns(const struct control *);
+#endif
+
 #endif

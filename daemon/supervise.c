@@ -128,6 +128,7 @@ static void supervise_end(struct supervise *);
 static void supervise_reap(struct supervise *);
 static void supervise_kill(struct supervise *, const char *);
 static void supervise_read(struct bufferevent *, void *);
+static const char *supervise_batch(struct supervise *, struct evbuffer *);
 static void supervise_event(struct bufferevent *, short, void *);
 static const char *supervise_check(const Carotate__Internal__AgentRequest *);
 
@@ -609,6 +610,18 @@ supervise_read(struct bufferevent *bev, void *arg)
 {
 	struct supervise *sv = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	const char *bad;
+
+	if ((bad = supervise_batch(sv, in)) != NULL)
+		supervise_kill(sv, bad);
+	else if (sv->doomed)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* supervise_read's decoding: the whole frames of in to sv->fn, or why the worker must go. */
+static const char *
+supervise_batch(struct supervise *sv, struct evbuffer *in)
+{
 	Carotate__Internal__AgentRequest *req;
 	struct wire_budget budget;
 	uint8_t hdr[WIRE_HEADER_LEN];
@@ -646,11 +659,21 @@ supervise_read(struct bufferevent *bev, void *arg)
 		sv->fn(sv, sv->batch, n, sv->arg);
 	for (i = 0; i < n; i++)
 		protobuf_c_message_free_unpacked(&sv->batch[i]->base, &budget.allocator);
-	if (bad != NULL)
-		supervise_kill(sv, bad);
-	else if (sv->doomed)
-		evbuffer_drain(in, evbuffer_get_length(in));
+	return bad;
 }
+
+#ifdef CAROTATE_FUZZ
+const char *
+supervise_fuzz_batch(struct evbuffer *in, uint64_t gen, supervise_request_fn fn, void *arg)
+{
+	struct supervise sv = { .fn = fn, .arg = arg, .pid = -1, .pidfd = -1, .gen = gen };
+	const char *bad;
+
+	bad = supervise_batch(&sv, in);
+	free(sv.batch);
+	return bad;
+}
+#endif
 
 /* A worker that closes its end is of no use (and may be up to no good): it goes. */
 static void

@@ -46,4 +46,15 @@ pid_t supervise_worker_pid(const struct supervise *);
 /* The binary run as the worker (default /proc/self/exe); for tests. */
 void supervise_set_exec_path(const char *);
 
+#ifdef CAROTATE_FUZZ
+struct evbuffer;
+/*
+ * The parent's reader of worker frames on the bytes buffered in in, for a
+ * worker of generation gen: every request that passes is handed to fn, as
+ * supervise_read does. Returns why the worker would be killed, or NULL.
+ */
+const char *supervise_fuzz_batch(
+    struct evbuffer *in, uint64_t gen, supervise_request_fn fn, void *arg);
+#endif
+
 #endif

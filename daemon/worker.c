@@ -153,7 +153,7 @@ static int worker_accept_paused;
 static void worker_check_self(void);
 static void worker_check_fd(int, int);
 static void worker_limits(void);
-static void worker_setup(void);
+static void worker_setup(int);
 static void worker_setup_site(struct worker_site *);
 static void worker_shutdown(void);
 static int64_t worker_now(void);
@@ -266,7 +266,7 @@ worker_main(int argc, char **argv)
 	worker_check_fd(WORKER_FD_CANARY, 1);
 	worker_limits();
 	signal(SIGPIPE, SIG_IGN);
-	worker_setup();
+	worker_setup(WORKER_FD_PARENT);
 	log_info("agent worker started (pid %ld, uid %ld, gid %ld, at most %u connections)",
 	    (long)getpid(), (long)getuid(), (long)getgid(), worker_max_conns);
 	event_base_dispatch(worker_base);
@@ -342,8 +342,9 @@ worker_limits(void)
 		worker_max_conns = rl.rlim_cur > 64 ? (unsigned)rl.rlim_cur - 32 : 32;
 }
 
+/* parent: our end of the socketpair; the sites' listening descriptors are in worker_sites. */
 static void
-worker_setup(void)
+worker_setup(int parent)
 {
 	struct timeval tick = { 1, 0 };
 	size_t i;
@@ -354,8 +355,7 @@ worker_setup(void)
 	worker_tick_ev = event_new(worker_base, -1, EV_PERSIST, worker_tick, NULL);
 	worker_resume_ev = evtimer_new(worker_base, worker_resume, NULL);
 	worker_shed_ev = evtimer_new(worker_base, worker_shed_due, NULL);
-	worker_parent =
-	    bufferevent_socket_new(worker_base, WORKER_FD_PARENT, BEV_OPT_CLOSE_ON_FREE);
+	worker_parent = bufferevent_socket_new(worker_base, parent, BEV_OPT_CLOSE_ON_FREE);
 	if (worker_adopt_ev == NULL || worker_tick_ev == NULL || worker_resume_ev == NULL ||
 	    worker_shed_ev == NULL || worker_parent == NULL)
 		fatalx("%s: out of memory", __func__);
@@ -430,6 +430,30 @@ worker_shutdown(void)
 	event_base_free(worker_base);
 	log_info("agent worker stopped");
 }
+
+#ifdef CAROTATE_FUZZ
+struct event_base *
+worker_fuzz_start(int parent, int agents, int canary)
+{
+	worker_sites[0].fd = agents;
+	worker_sites[1].fd = canary;
+	worker_max_conns = WORKER_MAX_CONNS;
+	worker_setup(parent);
+	return worker_base;
+}
+
+unsigned
+worker_fuzz_pending(void)
+{
+	return worker_npending;
+}
+
+unsigned
+worker_fuzz_conns(void)
+{
+	return worker_nconns;
+}
+#endif
 
 static int64_t
 worker_now(void)

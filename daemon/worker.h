@@ -42,4 +42,16 @@ int worker_valid_hex64(const char *s, size_t len);
 /* 1 when a bearer value has the shape its call takes (linking key or token). */
 int worker_valid_credential(Carotate__Internal__AgentCall, const uint8_t *, size_t);
 
+#ifdef CAROTATE_FUZZ
+struct event_base;
+/*
+ * The worker's event loop without its process checks: parent is its end of
+ * the socketpair, agents and canary the listening sockets (non-blocking).
+ */
+struct event_base *worker_fuzz_start(int parent, int agents, int canary);
+/* Requests waiting on the parent; connections open. */
+unsigned worker_fuzz_pending(void);
+unsigned worker_fuzz_conns(void);
+#endif
+
 #endif

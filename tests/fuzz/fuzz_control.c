@@ -1,0 +1,375 @@
+/*
+ * The control socket, end to end: the bytes a client sends (frames: a 4-byte
+ * big-endian length, then a carotate.v1.Request) go through a real control
+ * connection over a socketpair, so control.c's size cap, budgeted decode,
+ * version and canonical-encoding checks run, then the dispatch table and its
+ * handlers, against a daemon state in a scratch directory: an SSL directory
+ * with an active set and a backup (and, for half the inputs, a staged set),
+ * a ledger with linked agents and an audit log, the trust bundle.
+ *
+ * Input: one byte of flags (bit 0: the client is an admin, else a reader;
+ * bit 1: a set is staged), then the byte stream, which is followed by EOF.
+ * The loop runs until the daemon has answered and closed the connection.
+ *
+ * No process is started: in this build every job (the certificate job of
+ * generate and install, the proxy reload of rotate and restore) fails to
+ * start, as it does when fork fails, so every handler runs in full up to
+ * that point and its failure path runs after it (rotate and restore swap,
+ * roll back and answer INTERNAL). Whatever an input changed (audit
+ * records, exclusions, swaps, backups, a discarded set: any file under the
+ * state whose inode, size, mode or change time moved) is undone before the
+ * next input by copying the state back from its template: inputs are
+ * independent and reproducible, and the disk does not grow.
+ *
+ * Invariants: every reply is a well-formed frame of a Response within the
+ * reply cap, and no request is answered twice; afterwards no connection is
+ * left open and no call holds the exclusive slot.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <openssl/evp.h>
+
+#include "acl.h"
+#include "agents.h"
+#include "bundle.h"
+#include "carotated.h"
+#include "config.h"
+#include "control.h"
+#include "fuzzlib.h"
+#include "ledger.h"
+#include "log.h"
+#include "pki.h"
+#include "ssldir.h"
+#include "swap.h"
+#include "wire.h"
+
+int LLVMFuzzerInitialize(int *, char ***);
+int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* The client's end of one connection. */
+struct fuzz_client {
+	int fd;
+	struct event *ev;
+	struct evbuffer *out; /* still to send */
+	struct evbuffer *in;  /* replies */
+	int shut;             /* our side is closed for writing */
+	int done;             /* the daemon closed the connection */
+};
+
+static struct carotated fuzz_cd;
+static struct control *fuzz_ctl;
+static char fuzz_live[512], fuzz_tmpl[2][512];
+static int fuzz_current = -1; /* template in live/, -1: must be copied */
+static uint64_t fuzz_baseline;  /* fuzz_fingerprint of live/ as copied */
+static uint64_t fuzz_fp;
+
+static void fuzz_setup(const char *);
+static void fuzz_make_state(const char *, const char *);
+static void fuzz_stage(const struct config *, const char *);
+static void fuzz_rotate(const struct config *, time_t);
+static void fuzz_link_agents(void);
+static void fuzz_reset(int);
+static uint64_t fuzz_fingerprint(void);
+static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
+static void fuzz_client_cb(evutil_socket_t, short, void *);
+static size_t fuzz_count_requests(const uint8_t *, size_t);
+static void fuzz_check_replies(struct evbuffer *, size_t);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	log_init(1, 0, "fuzz_control");
+	fuzz_setup(fuzz_tmpdir("control"));
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_client c = { .fd = -1 };
+	enum acl_role role;
+	int fds[2], staged;
+
+	if (size < 1)
+		return 0;
+	role = data[0] & 1 ? ACL_ADMIN : ACL_READER;
+	staged = (data[0] >> 1) & 1;
+	if (fuzz_current != staged)
+		fuzz_reset(staged);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == -1)
+		fuzz_fail("socketpair: %s", strerror(errno));
+	control_fuzz_attach(fuzz_ctl, fds[0], role);
+	c.fd = fds[1];
+	c.out = evbuffer_new();
+	c.in = evbuffer_new();
+	c.ev = event_new(fuzz_cd.base, c.fd, EV_READ | EV_WRITE | EV_PERSIST, fuzz_client_cb, &c);
+	if (c.out == NULL || c.in == NULL || c.ev == NULL)
+		fuzz_fail("out of memory");
+	evbuffer_add(c.out, data + 1, size - 1);
+	event_add(c.ev, NULL);
+	while (!c.done)
+		if (event_base_loop(fuzz_cd.base, EVLOOP_ONCE) != 0)
+			fuzz_fail("the event loop ran dry before the connection closed");
+	event_free(c.ev);
+	close(c.fd);
+	if (control_fuzz_conns(fuzz_ctl) != 0)
+		fuzz_fail("%u connections left open", control_fuzz_conns(fuzz_ctl));
+	if (fuzz_cd.busy != NULL)
+		fuzz_fail("%s still holds the exclusive slot", fuzz_cd.busy);
+	fuzz_check_replies(c.in, fuzz_count_requests(data + 1, size - 1));
+	evbuffer_free(c.out);
+	evbuffer_free(c.in);
+	/* What an input changed on disk (a reader's refused admin call is audited too) is undone. */
+	if (fuzz_fingerprint() != fuzz_baseline)
+		fuzz_current = -1;
+	return 0;
+}
+
+/* Sends what is left, then EOF; collects replies until the daemon closes. */
+static void
+fuzz_client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fuzz_client *c = arg;
+	int n;
+
+	if ((what & EV_WRITE) && !c->shut) {
+		if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, fd) == -1 &&
+		    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
+			fuzz_fail("client write: %s", strerror(errno));
+		if (evbuffer_get_length(c->out) == 0 || errno == EPIPE || errno == ECONNRESET) {
+			shutdown(fd, SHUT_WR);
+			c->shut = 1;
+			event_del(c->ev);
+			event_assign(c->ev, event_get_base(c->ev), fd, EV_READ | EV_PERSIST,
+			    fuzz_client_cb, c);
+			event_add(c->ev, NULL);
+		}
+	}
+	if (what & EV_READ) {
+		while ((n = evbuffer_read(c->in, fd, 65536)) > 0)
+			;
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			c->done = 1;
+			event_del(c->ev);
+		}
+	}
+}
+
+/*
+ * The most replies the stream can earn: one per whole frame, and one more
+ * for a header over the cap (refused, then the connection closes).
+ */
+static size_t
+fuzz_count_requests(const uint8_t *p, size_t len)
+{
+	size_t n = 0;
+	uint32_t body;
+
+	while (len >= WIRE_HEADER_LEN) {
+		if ((body = wire_get_length(p)) > WIRE_MAX_REQUEST)
+			return n + 1;
+		if (len - WIRE_HEADER_LEN < body)
+			break;
+		p += WIRE_HEADER_LEN + body;
+		len -= WIRE_HEADER_LEN + body;
+		n++;
+	}
+	return n;
+}
+
+/* Every reply is a whole frame holding a Response, within the cap; none is answered twice. */
+static void
+fuzz_check_replies(struct evbuffer *in, size_t max)
+{
+	struct wire_budget budget;
+	Carotate__V1__Response *r;
+	uint8_t hdr[WIRE_HEADER_LEN];
+	size_t n = 0;
+	uint32_t len;
+
+	while (evbuffer_get_length(in) > 0) {
+		if (++n > max)
+			fuzz_fail("more replies than requests (%zu of them)", max);
+		if (evbuffer_remove(in, hdr, sizeof(hdr)) != (int)sizeof(hdr))
+			fuzz_fail("a reply ends inside its header");
+		if ((len = wire_get_length(hdr)) > WIRE_MAX_REPLY)
+			fuzz_fail("a reply of %u bytes exceeds the cap", len);
+		if (evbuffer_get_length(in) < len)
+			fuzz_fail("a reply of %u bytes is cut short", len);
+		wire_budget_init(&budget, WIRE_REPLY_BUDGET);
+		r = wire_response_unpack(evbuffer_pullup(in, len), len, &budget);
+		if (r == NULL)
+			fuzz_fail("a reply of %u bytes does not decode", len);
+		if (r->status != CAROTATE__V1__STATUS__OK && r->message[0] == '\0')
+			fuzz_fail("a refusal (status %d) without a message", (int)r->status);
+		protobuf_c_message_free_unpacked(&r->base, &budget.allocator);
+		evbuffer_drain(in, len);
+	}
+}
+
+/* live/ becomes a copy of template staged; the ledger is reopened on it. */
+static void
+fuzz_reset(int staged)
+{
+	char err[512];
+
+	agents_stop(&fuzz_cd);
+	fuzz_rmtree(fuzz_live);
+	fuzz_copytree(fuzz_tmpl[staged], fuzz_live);
+	if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
+		fuzz_fail("agents_init: %s", err);
+	fuzz_current = staged;
+	fuzz_baseline = fuzz_fingerprint();
+}
+
+/* Every file under live/: name, inode, size, mode and change time, hashed (FNV-1a). */
+static int
+fuzz_fp_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const uint8_t *p = (const uint8_t *)path;
+	int64_t v[5] = { (int64_t)st->st_ino, (int64_t)st->st_size, (int64_t)st->st_mode,
+		(int64_t)st->st_ctim.tv_sec, (int64_t)st->st_ctim.tv_nsec };
+	size_t i;
+
+	for (; *p != '\0'; p++)
+		fuzz_fp = (fuzz_fp ^ *p) * UINT64_C(0x100000001b3);
+	for (i = 0; i < sizeof(v); i++)
+		fuzz_fp = (fuzz_fp ^ ((const uint8_t *)v)[i]) * UINT64_C(0x100000001b3);
+	return 0;
+}
+
+static uint64_t
+fuzz_fingerprint(void)
+{
+	fuzz_fp = UINT64_C(0xcbf29ce484222325);
+	if (nftw(fuzz_live, fuzz_fp_one, 16, FTW_PHYS) == -1)
+		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+	return fuzz_fp;
+}
+
+static void
+fuzz_setup(const char *dir)
+{
+	char path[600], conf[4096], err[512];
+	int fd;
+
+	fuzz_path(fuzz_live, sizeof(fuzz_live), dir, "live");
+	fuzz_path(fuzz_tmpl[0], sizeof(fuzz_tmpl[0]), dir, "steady");
+	fuzz_path(fuzz_tmpl[1], sizeof(fuzz_tmpl[1]), dir, "staged");
+	fuzz_write_file(fuzz_path(path, sizeof(path), dir, "linking.key"),
+	    "fuzz-linking-key-0123456789abcdef\n", 34);
+	snprintf(conf, sizeof(conf),
+	    "[daemon]\nsocket = %s/c.sock\nstate_dir = %s/state\n"
+	    "request_timeout = 10s\nidle_timeout = 60s\n"
+	    "[ssl]\ndir = %s/ssl\n"
+	    "[proxy]\nnames = proxy.test, 127.0.0.1\nreload = /bin/false\n"
+	    "address = unix:%s/no-proxy.sock\ncanary_address = unix:%s/no-canary.sock\n"
+	    "[agents]\nlinking_key = %s/linking.key\nactive_within = 3650d\n"
+	    "[backups]\nkeep = 3\n",
+	    dir, fuzz_live, fuzz_live, dir, dir, dir);
+	fuzz_write_file(fuzz_path(path, sizeof(path), dir, "carotated.conf"), conf, strlen(conf));
+	if ((fuzz_cd.conf = config_load(path, err, sizeof(err))) == NULL)
+		fuzz_fail("config_load: %s", err);
+	fuzz_cd.conf_path = fuzz_cd.conf->path;
+	fuzz_cd.foreground = 1;
+	if ((fuzz_cd.base = event_base_new()) == NULL)
+		fuzz_fail("event_base_new");
+	fuzz_make_state(dir, path);
+	if ((fd = control_bind(fuzz_cd.conf, 0, err, sizeof(err))) == -1)
+		fuzz_fail("control_bind: %s", err);
+	fuzz_ctl = control_start(&fuzz_cd, fd);
+}
+
+/* Both templates, made by the daemon's own code: stage, rotate, link agents. */
+static void
+fuzz_make_state(const char *dir, const char *confpath)
+{
+	const struct config *conf = fuzz_cd.conf;
+	struct bundle b;
+	char path[600], err[512];
+	time_t now = time(NULL);
+
+	fuzz_rmtree(fuzz_live);
+	if (mkdir(fuzz_live, 0755) == -1 ||
+	    mkdir(fuzz_path(path, sizeof(path), fuzz_live, "ssl"), 0755) == -1 ||
+	    mkdir(fuzz_path(path, sizeof(path), fuzz_live, "state"), 0700) == -1)
+		fuzz_fail("mkdir %s: %s", path, strerror(errno));
+	fuzz_stage(conf, "fuzz-a");
+	fuzz_rotate(conf, now - 86400);
+	fuzz_stage(conf, "fuzz-b");
+	fuzz_rotate(conf, now - 3600);
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+		fuzz_fail("bundle_publish: %s", err);
+	bundle_clear(&b);
+	if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
+		fuzz_fail("agents_init: %s", err);
+	fuzz_link_agents();
+	agents_stop(&fuzz_cd);
+	fuzz_copytree(fuzz_live, fuzz_tmpl[0]);
+	fuzz_stage(conf, "fuzz-c");
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+		fuzz_fail("bundle_publish: %s", err);
+	bundle_clear(&b);
+	fuzz_copytree(fuzz_live, fuzz_tmpl[1]);
+}
+
+/* A generated EC set, staged in new/ as generate would leave it. */
+static void
+fuzz_stage(const struct config *conf, const char *name)
+{
+	char *sans[] = { (char *)"DNS:proxy.test", (char *)"IP:127.0.0.1" };
+	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, name, sans, 2, time(NULL) };
+	struct pki_material m;
+	struct ssldir_files f;
+	char err[512];
+
+	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
+		fuzz_fail("pki_generate: %s", err);
+	f = (struct ssldir_files){ m.ca, m.cert, m.key, strlen(m.ca), strlen(m.cert), strlen(m.key),
+		"generated", time(NULL) };
+	if (ssldir_stage(conf, &f, err, sizeof(err)) == -1)
+		fuzz_fail("ssldir_stage: %s", err);
+	pki_material_clear(&m);
+}
+
+static void
+fuzz_rotate(const struct config *conf, time_t when)
+{
+	char id[SWAP_ID_MAX], err[512];
+
+	if (swap_rotate(conf, when, "fuzz template", id, sizeof(id), err, sizeof(err)) == -1)
+		fuzz_fail("swap_rotate: %s", err);
+}
+
+/* Agents for report, exclude and include to find: linked, one of them checked in. */
+static void
+fuzz_link_agents(void)
+{
+	static const char *ids[] = { "web-1", "web-2", "db.example-3" };
+	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
+	unsigned int n;
+	size_t i;
+
+	if (ledger_begin(agents_ledger(&fuzz_cd)) == -1)
+		fuzz_fail("ledger_begin");
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		EVP_Digest(ids[i], strlen(ids[i]), hash, &n, EVP_sha256(), NULL);
+		if (ledger_link(agents_ledger(&fuzz_cd), ids[i], hash, time(NULL)) != LEDGER_OK)
+			fuzz_fail("ledger_link %s", ids[i]);
+	}
+	if (ledger_commit(agents_ledger(&fuzz_cd)) == -1)
+		fuzz_fail("ledger_commit");
+}
