@@ -24,7 +24,6 @@
  * certificates expected in a 200's bundle.
  */
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <ctype.h>
@@ -32,7 +31,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +39,6 @@
 
 #include "load.h"
 
-#define AGL_MAX_WRONG  5
-#define AGL_RETRY_US   20000  /* a full backlog: connect again this much later */
-#define AGL_ERROR_US   100000 /* after an error, before reconnecting */
 #define AGL_TICK_MS    5
 #define AGL_BUF        65536 /* bytes of one response, at most */
 #define AGL_FULL_EVERY 8     /* every 8th check-in asks for the whole bundle */
@@ -70,9 +65,8 @@ struct agl_conn {
 };
 
 struct agl_stats {
-	long conns, opened, open_now, held_max, connect_retries, connect_errors;
-	long closed_by_daemon, requests, ok, wrong, busy, errors, answered;
-	struct load_lat lat, life;
+	struct load_conns conn;
+	long requests, ok, wrong, busy, errors, answered;
 };
 
 static const char *agl_path;
@@ -85,10 +79,7 @@ static unsigned agl_nagents = 1000, agl_next_agent;
 static int agl_epfd, agl_keepalive;
 static int64_t agl_drip_us = 1000000;
 static struct agl_stats agl_stats[AGL_NKINDS];
-static char agl_wrong_text[AGL_MAX_WRONG][512];
-static int agl_nwrong_text;
-static struct load_proc agl_procs[LOAD_MAX_PIDS];
-static int agl_nprocs;
+static struct load_procs agl_procs;
 
 static void agl_usage(void) __attribute__((noreturn));
 static void agl_read_key(const char *);
@@ -102,7 +93,6 @@ static void agl_readable(struct agl_conn *, int64_t);
 static int agl_response(struct agl_conn *, int64_t);
 static void agl_judge(struct agl_conn *, int, const char *, const char *, size_t, int64_t);
 static void agl_timer(struct agl_conn *, int64_t);
-static void agl_wrong(const char *, ...) __attribute__((format(printf, 1, 2)));
 static const char *agl_header(const char *, const char *, const char *, size_t *);
 static void agl_report(double);
 
@@ -227,7 +217,6 @@ static void
 agl_open(struct agl_conn *c, int64_t now)
 {
 	struct agl_stats *s = &agl_stats[c->kind];
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
 
 	if (c->kind == AGL_CHECKIN && agl_max_checkins > 0 &&
 	    agl_stats[AGL_CHECKIN].requests >= agl_max_checkins) {
@@ -236,24 +225,11 @@ agl_open(struct agl_conn *c, int64_t now)
 	}
 	if (c->started == 0)
 		c->started = now;
-	if ((c->fd = load_connect(agl_path)) == -1) {
-		if (errno == EAGAIN)
-			s->connect_retries++;
-		else
-			s->connect_errors++;
-		c->due = now + (errno == EAGAIN ? AGL_RETRY_US : AGL_ERROR_US);
+	if ((c->fd = load_conns_open(&s->conn, agl_path, now, &c->due)) == -1)
 		return;
-	}
-	if (epoll_ctl(agl_epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
-		perror("agentload: epoll_ctl");
-		exit(2);
-	}
+	load_watch(agl_epfd, c->fd, EPOLLIN | EPOLLRDHUP, c);
 	c->opened = now;
-	c->due = 0;
 	c->woff = c->blen = 0;
-	s->opened++;
-	if (++s->open_now > s->held_max)
-		s->held_max = s->open_now;
 	switch (c->kind) {
 	case AGL_CHECKIN:
 		agl_checkin_request(c);
@@ -284,20 +260,12 @@ agl_open(struct agl_conn *c, int64_t now)
 static void
 agl_drop(struct agl_conn *c, int64_t now, int by_daemon)
 {
-	struct agl_stats *s = &agl_stats[c->kind];
-
 	if (c->fd == -1)
 		return;
-	close(c->fd);
-	c->fd = -1;
-	s->open_now--;
-	if (by_daemon) {
-		s->closed_by_daemon++;
-		load_lat_add(&s->life, now - c->opened);
-	}
+	load_conns_close(&agl_stats[c->kind].conn, &c->fd, now - c->opened, by_daemon);
 	if (c->kind != AGL_CHECKIN)
 		c->started = 0;
-	c->due = now + (by_daemon || c->kind == AGL_CHECKIN ? 0 : AGL_ERROR_US);
+	c->due = now + (by_daemon || c->kind == AGL_CHECKIN ? 0 : LOAD_ERROR_US);
 }
 
 /* The next agent's check-in: with its bundle id (304), or every 8th without (200). */
@@ -333,7 +301,7 @@ agl_flush(struct agl_conn *c, int64_t now)
 		c->woff += (size_t)n;
 	if (c->woff < c->reqlen && c->kind == AGL_CHECKIN) {
 		agl_stats[c->kind].errors++;
-		agl_wrong("checkin: a request of %zu bytes did not fit the socket", c->reqlen);
+		load_wrong("checkin: a request of %zu bytes did not fit the socket", c->reqlen);
 		agl_drop(c, now, 0);
 	}
 }
@@ -346,7 +314,8 @@ agl_readable(struct agl_conn *c, int64_t now)
 	for (;;) {
 		if (c->blen == AGL_BUF - 1) {
 			agl_stats[c->kind].errors++;
-			agl_wrong("%s: a response over %d bytes", agl_kind_names[c->kind], AGL_BUF);
+			load_wrong(
+			    "%s: a response over %d bytes", agl_kind_names[c->kind], AGL_BUF);
 			agl_drop(c, now, 0);
 			return;
 		}
@@ -354,7 +323,7 @@ agl_readable(struct agl_conn *c, int64_t now)
 		if (n == 0 || (n < 0 && errno != EAGAIN)) {
 			if (c->kind == AGL_CHECKIN) {
 				agl_stats[c->kind].errors++;
-				agl_wrong(
+				load_wrong(
 				    "checkin: closed before a whole response (%zu bytes)", c->blen);
 			}
 			agl_drop(c, now, 1);
@@ -424,7 +393,7 @@ agl_judge(
 	const char *p;
 
 	s->answered++;
-	load_lat_add(&s->lat, now - c->started);
+	load_lat_add(&s->conn.lat, now - c->started);
 	snprintf(want, sizeof(want), "\"%s\"", agl_etag);
 	if (status == 503) {
 		s->busy++;
@@ -437,7 +406,7 @@ agl_judge(
 	if (status != (c->full ? 200 : 304) || etag == NULL || strncmp(etag, want, strlen(want)) ||
 	    (c->full && agl_certs >= 0 && certs != agl_certs)) {
 		s->wrong++;
-		agl_wrong("checkin: HTTP %d, ETag %.66s, %ld certificates (want %d, %s, %ld)",
+		load_wrong("checkin: HTTP %d, ETag %.66s, %ld certificates (want %d, %s, %ld)",
 		    status, etag != NULL ? etag : "(none)", certs, c->full ? 200 : 304, want,
 		    agl_certs);
 		return;
@@ -465,46 +434,23 @@ agl_timer(struct agl_conn *c, int64_t now)
 }
 
 static void
-agl_wrong(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (agl_nwrong_text >= AGL_MAX_WRONG)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(agl_wrong_text[agl_nwrong_text++], sizeof(agl_wrong_text[0]), fmt, ap);
-	va_end(ap);
-}
-
-static void
 agl_report(double secs)
 {
 	struct agl_stats *s;
-	int k, i;
+	int k;
 
 	for (k = 0; k < AGL_NKINDS; k++) {
 		s = &agl_stats[k];
-		if (s->conns == 0)
+		if (s->conn.conns == 0)
 			continue;
-		load_lat_sort(&s->lat);
-		load_lat_sort(&s->life);
-		printf("agentload kind=%s conns=%ld seconds=%.2f opened=%ld held_max=%ld "
-		       "open_at_end=%ld connect_retries=%ld connect_errors=%ld "
-		       "closed_by_daemon=%ld requests=%ld answered=%ld ok=%ld wrong=%ld busy=%ld "
-		       "errors=%ld per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f life_min_ms=%.0f "
-		       "life_p50_ms=%.0f life_max_ms=%.0f\n",
-		    agl_kind_names[k], s->conns, secs, s->opened, s->held_max, s->open_now,
-		    s->connect_retries, s->connect_errors, s->closed_by_daemon, s->requests,
-		    s->answered, s->ok, s->wrong, s->busy, s->errors,
-		    secs > 0 ? (double)s->answered / secs : 0, load_lat_pct(&s->lat, 50),
-		    load_lat_pct(&s->lat, 99), load_lat_pct(&s->lat, 100),
-		    load_lat_pct(&s->life, 0), load_lat_pct(&s->life, 50),
-		    load_lat_pct(&s->life, 100));
+		load_conns_print_head("agentload", agl_kind_names[k], secs, &s->conn);
+		printf(" requests=%ld answered=%ld ok=%ld wrong=%ld busy=%ld errors=%ld per_s=%.0f",
+		    s->requests, s->answered, s->ok, s->wrong, s->busy, s->errors,
+		    secs > 0 ? (double)s->answered / secs : 0);
+		load_conns_print_tail(&s->conn);
 	}
-	for (i = 0; i < agl_nprocs; i++)
-		load_proc_print("agentload", &agl_procs[i]);
-	for (i = 0; i < agl_nwrong_text; i++)
-		printf("agentload wrong: %s\n", agl_wrong_text[i]);
+	load_procs_print("agentload", &agl_procs);
+	load_wrong_print("agentload");
 }
 
 static void
@@ -525,8 +471,7 @@ agl_run(struct agl_conn *conns, size_t n, int64_t end)
 			next_tick = now + AGL_TICK_MS * 1000;
 		}
 		if (now >= next_sample) {
-			for (k = 0; k < agl_nprocs; k++)
-				load_proc_sample(&agl_procs[k]);
+			load_procs_sample(&agl_procs);
 			next_sample = now + 100000;
 		}
 		nev = epoll_wait(agl_epfd, ev, 256, AGL_TICK_MS);
@@ -537,17 +482,6 @@ agl_run(struct agl_conn *conns, size_t n, int64_t end)
 			if (c->fd != -1)
 				agl_readable(c, now);
 		}
-	}
-}
-
-static void
-agl_rlimit(size_t n)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
 
@@ -595,8 +529,7 @@ main(int argc, char **argv)
 				agl_usage();
 			break;
 		case 'p':
-			if (agl_nprocs == LOAD_MAX_PIDS ||
-			    load_proc_parse(&agl_procs[agl_nprocs++], optarg) == -1)
+			if (load_procs_add(&agl_procs, optarg) == -1)
 				agl_usage();
 			break;
 		case 'C':
@@ -634,7 +567,7 @@ main(int argc, char **argv)
 		n += (size_t)want[k];
 	}
 	signal(SIGPIPE, SIG_IGN);
-	agl_rlimit(n);
+	load_rlimit(n);
 	agl_read_key(keyfile);
 	if ((agl_agents = calloc(agl_nagents, sizeof(*agl_agents))) == NULL ||
 	    (conns = calloc(n + 1, sizeof(*conns))) == NULL ||
@@ -647,7 +580,7 @@ main(int argc, char **argv)
 	agl_link_all();
 	agl_max_checkins *= (long)agl_nagents;
 	for (k = 0, i = 0; k < AGL_NKINDS; k++) {
-		agl_stats[k].conns = want[k];
+		agl_stats[k].conn.conns = want[k];
 		for (j = 0; j < want[k]; j++, i++) {
 			conns[i].kind = (enum agl_kind)k;
 			conns[i].fd = -1;
@@ -657,23 +590,19 @@ main(int argc, char **argv)
 		}
 	}
 	start = load_now_us();
-	for (k = 0; k < agl_nprocs; k++)
-		load_proc_start(&agl_procs[k]);
+	load_procs_start(&agl_procs);
 	for (i = 0; i < n; i++)
 		conns[i].due = start;
 	agl_run(conns, n, start + (int64_t)secs * 1000000);
-	for (k = 0; k < agl_nprocs; k++)
-		load_proc_end(&agl_procs[k]);
+	load_procs_end(&agl_procs);
 	agl_report((double)(load_now_us() - start) / 1e6);
 	for (i = 0; i < n; i++) {
 		if (conns[i].fd != -1)
 			close(conns[i].fd);
 		free(conns[i].buf);
 	}
-	for (k = 0; k < AGL_NKINDS; k++) {
-		load_lat_free(&agl_stats[k].lat);
-		load_lat_free(&agl_stats[k].life);
-	}
+	for (k = 0; k < AGL_NKINDS; k++)
+		load_conns_free(&agl_stats[k].conn);
 	free(conns);
 	free(agl_agents);
 	close(agl_epfd);

@@ -24,14 +24,12 @@
  * -p: processes whose CPU time and VmRSS are reported over the run.
  */
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +39,8 @@
 #include "load.h"
 #include "wire.h"
 
-#define CTL_MAX_WRONG     5      /* wrong answers described in full */
-#define CTL_RETRY_US      20000  /* a full backlog: try the connect again this much later */
-#define CTL_ERROR_US      100000 /* after a refusal or an error, before reconnecting */
-#define CTL_TICK_MS       5      /* timers are looked at this often */
-#define CTL_NOREAD_FRAMES 4096   /* frames a never-reading client queues per write burst */
+#define CTL_TICK_MS       5    /* timers are looked at this often */
+#define CTL_NOREAD_FRAMES 4096 /* frames a never-reading client queues per write burst */
 
 enum ctl_kind { CTL_READER, CTL_IDLE, CTL_DRIP, CTL_NOREAD, CTL_PILE, CTL_NKINDS };
 enum ctl_call { CTL_STATUS, CTL_REPORT, CTL_BACKUPS, CTL_AUDIT, CTL_NCALLS };
@@ -71,12 +66,9 @@ struct ctl_conn {
 };
 
 struct ctl_stats {
-	long conns, opened, open_now, held_max;
-	long connect_retries, connect_errors;
-	long closed_by_daemon, calls, ok, wrong, errors, refused;
+	struct load_conns conn; /* its lat: call latency (readers, pile) */
+	long calls, ok, wrong, errors, refused;
 	long timeout_replies, completed, closed_no_reply;
-	struct load_lat lat;  /* call latency (readers, pile) */
-	struct load_lat life; /* lifetime of connections the daemon closed */
 };
 
 struct ctl_expect {
@@ -97,24 +89,19 @@ static uint8_t *ctl_frames[CTL_NCALLS];
 static size_t ctl_frame_len[CTL_NCALLS];
 static uint8_t *ctl_burst; /* CTL_NOREAD_FRAMES status frames back to back */
 static size_t ctl_burst_len;
-static char ctl_wrong_text[CTL_MAX_WRONG][512];
-static int ctl_nwrong_text;
-static struct load_proc ctl_procs[LOAD_MAX_PIDS];
-static int ctl_nprocs;
+static struct load_procs ctl_procs;
 
 static void ctl_usage(void) __attribute__((noreturn));
 static void ctl_frames_build(void);
 static void ctl_expect_set(const char *);
 static void ctl_open(struct ctl_conn *, int64_t);
 static void ctl_drop(struct ctl_conn *, int64_t, int by_daemon);
-static void ctl_watch(struct ctl_conn *, uint32_t);
 static void ctl_send(struct ctl_conn *, int64_t);
 static void ctl_readable(struct ctl_conn *, int64_t);
 static int ctl_frame(struct ctl_conn *, const uint8_t *, size_t, int64_t);
 static void ctl_reply(struct ctl_conn *, const Carotate__V1__Response *, int64_t);
 static void ctl_noread_fill(struct ctl_conn *, int64_t);
 static void ctl_timer(struct ctl_conn *, int64_t);
-static void ctl_wrong(const char *, ...) __attribute__((format(printf, 1, 2)));
 static int ctl_check(const Carotate__V1__Response *, enum ctl_call);
 static int ctl_check_status(const Carotate__V1__StatusReply *);
 static int ctl_check_report(const Carotate__V1__ReportReply *);
@@ -217,53 +204,32 @@ ctl_open(struct ctl_conn *c, int64_t now)
 
 	if (c->first_try == 0)
 		c->first_try = now;
-	if ((c->fd = load_connect(ctl_path)) == -1) {
-		if (errno == EAGAIN)
-			s->connect_retries++;
-		else
-			s->connect_errors++;
-		c->due = now + (errno == EAGAIN ? CTL_RETRY_US : CTL_ERROR_US);
+	if ((c->fd = load_conns_open(&s->conn, ctl_path, now, &c->due)) == -1)
 		return;
-	}
 	c->opened = now;
-	c->due = 0;
 	c->woff = 0;
 	c->rlen = 0;
 	c->refused = 0;
-	s->opened++;
-	if (++s->open_now > s->held_max)
-		s->held_max = s->open_now;
 	switch (c->kind) {
 	case CTL_READER:
 	case CTL_PILE:
-		ctl_watch(c, EPOLLIN | EPOLLRDHUP);
+		load_watch(ctl_epfd, c->fd, EPOLLIN | EPOLLRDHUP, c);
 		ctl_send(c, now);
 		break;
 	case CTL_IDLE:
-		ctl_watch(c, EPOLLIN | EPOLLRDHUP);
+		load_watch(ctl_epfd, c->fd, EPOLLIN | EPOLLRDHUP, c);
 		break;
 	case CTL_DRIP:
-		ctl_watch(c, EPOLLIN | EPOLLRDHUP);
+		load_watch(ctl_epfd, c->fd, EPOLLIN | EPOLLRDHUP, c);
 		c->due = now; /* the first byte goes at once */
 		break;
 	case CTL_NOREAD:
 		/* Hang-ups are always reported; no EPOLLIN: its replies are never read. */
-		ctl_watch(c, EPOLLOUT);
+		load_watch(ctl_epfd, c->fd, EPOLLOUT, c);
 		ctl_noread_fill(c, now);
 		break;
 	case CTL_NKINDS:
 		break;
-	}
-}
-
-static void
-ctl_watch(struct ctl_conn *c, uint32_t events)
-{
-	struct epoll_event ev = { .events = events, .data.ptr = c };
-
-	if (epoll_ctl(ctl_epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
-		perror("ctlload: epoll_ctl");
-		exit(2);
 	}
 }
 
@@ -275,13 +241,7 @@ ctl_drop(struct ctl_conn *c, int64_t now, int by_daemon)
 
 	if (c->fd == -1)
 		return;
-	close(c->fd);
-	c->fd = -1;
-	s->open_now--;
-	if (by_daemon) {
-		s->closed_by_daemon++;
-		load_lat_add(&s->life, now - c->opened);
-	}
+	load_conns_close(&s->conn, &c->fd, now - c->opened, by_daemon);
 	if (c->kind == CTL_PILE) {
 		if (!c->answered)
 			s->closed_no_reply++;
@@ -291,7 +251,7 @@ ctl_drop(struct ctl_conn *c, int64_t now, int by_daemon)
 	if (c->kind == CTL_READER && ctl_max_calls > 0 && c->calls >= ctl_max_calls)
 		c->finished = 1;
 	else
-		c->due = now + (by_daemon && !c->refused ? 0 : CTL_ERROR_US);
+		c->due = now + (by_daemon && !c->refused ? 0 : LOAD_ERROR_US);
 }
 
 /* Readers and the pile: the next request, written whole (it is a few bytes). */
@@ -368,7 +328,7 @@ ctl_frame(struct ctl_conn *c, const uint8_t *body, size_t len, int64_t now)
 	wire_budget_init(&budget, WIRE_REPLY_BUDGET);
 	if (len > WIRE_MAX_REPLY || (resp = wire_response_unpack(body, len, &budget)) == NULL) {
 		ctl_stats[c->kind].errors++;
-		ctl_wrong(
+		load_wrong(
 		    "%s: a reply of %zu bytes that does not decode", ctl_kind_names[c->kind], len);
 		ctl_drop(c, now, 0);
 		return -1;
@@ -394,7 +354,7 @@ ctl_reply(struct ctl_conn *c, const Carotate__V1__Response *r, int64_t now)
 	case CTL_READER:
 	case CTL_PILE:
 		s->calls++;
-		load_lat_add(&s->lat, now - (c->kind == CTL_PILE ? c->first_try : c->sent_at));
+		load_lat_add(&s->conn.lat, now - (c->kind == CTL_PILE ? c->first_try : c->sent_at));
 		if (ctl_check(r, c->call) == 0)
 			s->ok++;
 		else
@@ -419,10 +379,10 @@ ctl_reply(struct ctl_conn *c, const Carotate__V1__Response *r, int64_t now)
 		else if (r->status == CAROTATE__V1__STATUS__OK)
 			s->completed++;
 		else
-			ctl_wrong("drip: status %d: %s", r->status, r->message);
+			load_wrong("drip: status %d: %s", r->status, r->message);
 		return;
 	default:
-		ctl_wrong("%s: an unexpected reply, status %d: %s", ctl_kind_names[c->kind],
+		load_wrong("%s: an unexpected reply, status %d: %s", ctl_kind_names[c->kind],
 		    r->status, r->message);
 		return;
 	}
@@ -455,24 +415,12 @@ ctl_timer(struct ctl_conn *c, int64_t now)
 	c->due = now + ctl_drip_us;
 }
 
-static void
-ctl_wrong(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ctl_nwrong_text >= CTL_MAX_WRONG)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(ctl_wrong_text[ctl_nwrong_text++], sizeof(ctl_wrong_text[0]), fmt, ap);
-	va_end(ap);
-}
-
 static int
 ctl_str(const char *what, const char *want, const char *got)
 {
 	if (want == NULL || strcmp(want, got != NULL ? got : "-") == 0)
 		return 0;
-	ctl_wrong("%s: want %s, got %s", what, want, got != NULL ? got : "(absent)");
+	load_wrong("%s: want %s, got %s", what, want, got != NULL ? got : "(absent)");
 	return -1;
 }
 
@@ -481,7 +429,7 @@ ctl_num(const char *what, long long want, unsigned long long got)
 {
 	if (want < 0 || (unsigned long long)want == got)
 		return 0;
-	ctl_wrong("%s: want %lld, got %llu", what, want, got);
+	load_wrong("%s: want %lld, got %llu", what, want, got);
 	return -1;
 }
 
@@ -497,7 +445,7 @@ ctl_check(const Carotate__V1__Response *r, enum ctl_call call)
 	};
 
 	if (r->status != CAROTATE__V1__STATUS__OK || r->result_case != want[call]) {
-		ctl_wrong("%s: status %d (%s), result %d", ctl_call_names[call], r->status,
+		load_wrong("%s: status %d (%s), result %d", ctl_call_names[call], r->status,
 		    r->message, r->result_case);
 		return -1;
 	}
@@ -528,7 +476,7 @@ ctl_check_status(const Carotate__V1__StatusReply *s)
 	       ctl_str("status.staged.ca", e->staged_ca, sca) |
 	       ctl_str("status.bundle.id", e->bundle_id, s->bundle ? s->bundle->id : NULL) |
 	       (s->active != NULL && s->active->n_problems > 0
-	               ? (ctl_wrong(
+	               ? (load_wrong(
 	                      "status: the active set has problems: %s", s->active->problems[0]),
 	                     -1)
 	               : 0);
@@ -571,33 +519,21 @@ ctl_report(void)
 {
 	double secs = (double)(load_now_us() - ctl_start) / 1e6;
 	struct ctl_stats *s;
-	int k, i;
+	int k;
 
 	for (k = 0; k < CTL_NKINDS; k++) {
 		s = &ctl_stats[k];
-		if (s->conns == 0)
+		if (s->conn.conns == 0)
 			continue;
-		load_lat_sort(&s->lat);
-		load_lat_sort(&s->life);
-		printf(
-		    "ctlload kind=%s conns=%ld seconds=%.2f opened=%ld held_max=%ld "
-		    "open_at_end=%ld "
-		    "connect_retries=%ld connect_errors=%ld closed_by_daemon=%ld calls=%ld ok=%ld "
-		    "wrong=%ld errors=%ld refused=%ld timeout_replies=%ld completed=%ld "
-		    "closed_no_reply=%ld calls_per_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
-		    "life_min_ms=%.0f life_p50_ms=%.0f life_max_ms=%.0f\n",
-		    ctl_kind_names[k], s->conns, secs, s->opened, s->held_max, s->open_now,
-		    s->connect_retries, s->connect_errors, s->closed_by_daemon, s->calls, s->ok,
-		    s->wrong, s->errors, s->refused, s->timeout_replies, s->completed,
-		    s->closed_no_reply, secs > 0 ? (double)s->calls / secs : 0,
-		    load_lat_pct(&s->lat, 50), load_lat_pct(&s->lat, 99),
-		    load_lat_pct(&s->lat, 100), load_lat_pct(&s->life, 0),
-		    load_lat_pct(&s->life, 50), load_lat_pct(&s->life, 100));
+		load_conns_print_head("ctlload", ctl_kind_names[k], secs, &s->conn);
+		printf(" calls=%ld ok=%ld wrong=%ld errors=%ld refused=%ld timeout_replies=%ld "
+		       "completed=%ld closed_no_reply=%ld calls_per_s=%.0f",
+		    s->calls, s->ok, s->wrong, s->errors, s->refused, s->timeout_replies,
+		    s->completed, s->closed_no_reply, secs > 0 ? (double)s->calls / secs : 0);
+		load_conns_print_tail(&s->conn);
 	}
-	for (i = 0; i < ctl_nprocs; i++)
-		load_proc_print("ctlload", &ctl_procs[i]);
-	for (i = 0; i < ctl_nwrong_text; i++)
-		printf("ctlload wrong: %s\n", ctl_wrong_text[i]);
+	load_procs_print("ctlload", &ctl_procs);
+	load_wrong_print("ctlload");
 }
 
 /* Opens every client at its time, runs the loop until the end, reports. */
@@ -617,7 +553,7 @@ ctl_run(struct ctl_conn *conns, size_t n)
 			busy = 0;
 			for (i = 0; i < n; i++) {
 				/* With --calls, the run is over when the readers are done. */
-				if (ctl_max_calls > 0 && ctl_stats[CTL_READER].conns > 0)
+				if (ctl_max_calls > 0 && ctl_stats[CTL_READER].conn.conns > 0)
 					busy |= conns[i].kind == CTL_READER && !conns[i].finished;
 				else
 					busy |= !conns[i].finished;
@@ -629,8 +565,7 @@ ctl_run(struct ctl_conn *conns, size_t n)
 			next_tick = now + CTL_TICK_MS * 1000;
 		}
 		if (now >= next_sample) {
-			for (k = 0; k < ctl_nprocs; k++)
-				load_proc_sample(&ctl_procs[k]);
+			load_procs_sample(&ctl_procs);
 			next_sample = now + 100000;
 		}
 		nev = epoll_wait(ctl_epfd, ev, 256, CTL_TICK_MS);
@@ -648,23 +583,6 @@ ctl_run(struct ctl_conn *conns, size_t n)
 			} else
 				ctl_readable(c, now);
 		}
-	}
-}
-
-static void
-ctl_rlimit(size_t n)
-{
-	struct rlimit rl;
-
-	/* One descriptor a client, and a few of our own. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-		if (rl.rlim_cur < n + 64)
-			fprintf(stderr,
-			    "ctlload: warning: a descriptor limit of %llu for %zu clients\n",
-			    (unsigned long long)rl.rlim_cur, n);
 	}
 }
 
@@ -701,8 +619,7 @@ main(int argc, char **argv)
 			ctl_expect_set(optarg);
 			break;
 		case 'p':
-			if (ctl_nprocs == LOAD_MAX_PIDS ||
-			    load_proc_parse(&ctl_procs[ctl_nprocs++], optarg) == -1)
+			if (load_procs_add(&ctl_procs, optarg) == -1)
 				ctl_usage();
 			break;
 		case 'R':
@@ -749,7 +666,7 @@ main(int argc, char **argv)
 	if (n == 0)
 		ctl_usage();
 	signal(SIGPIPE, SIG_IGN);
-	ctl_rlimit(n);
+	load_rlimit(n);
 	ctl_frames_build();
 	if ((ctl_epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (conns = calloc(n, sizeof(*conns))) == NULL) {
@@ -760,12 +677,11 @@ main(int argc, char **argv)
 	ctl_end = ctl_start + (int64_t)secs * 1000000;
 	ctl_min_end = ctl_start + (int64_t)min_secs * 1000000;
 	ctl_pile_at = ctl_start + (int64_t)pile_at_ms * 1000;
-	for (i = 0; i < (size_t)ctl_nprocs; i++)
-		load_proc_start(&ctl_procs[i]);
+	load_procs_start(&ctl_procs);
 	for (k = 0, i = 0; k < CTL_NKINDS; k++) {
 		long j;
 
-		ctl_stats[k].conns = want[k];
+		ctl_stats[k].conn.conns = want[k];
 		for (j = 0; j < want[k]; j++, i++) {
 			conns[i].kind = (enum ctl_kind)k;
 			conns[i].fd = -1;
@@ -775,18 +691,15 @@ main(int argc, char **argv)
 		}
 	}
 	ctl_run(conns, n);
-	for (i = 0; i < (size_t)ctl_nprocs; i++)
-		load_proc_end(&ctl_procs[i]);
+	load_procs_end(&ctl_procs);
 	ctl_report();
 	for (i = 0; i < n; i++) {
 		if (conns[i].fd != -1)
 			close(conns[i].fd);
 		free(conns[i].rbuf);
 	}
-	for (k = 0; k < CTL_NKINDS; k++) {
-		load_lat_free(&ctl_stats[k].lat);
-		load_lat_free(&ctl_stats[k].life);
-	}
+	for (k = 0; k < CTL_NKINDS; k++)
+		load_conns_free(&ctl_stats[k].conn);
 	for (k = 0; k < CTL_NCALLS; k++)
 		free(ctl_frames[k]);
 	free(ctl_burst);

@@ -1,9 +1,12 @@
 /* Shared pieces of the load tools (load.h). */
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,9 @@
 static int load_cmp(const void *, const void *);
 static int load_read_stat(pid_t, long long *);
 static long load_read_rss(pid_t);
+
+static char load_wrong_text[LOAD_MAX_WRONG][512];
+static int load_nwrong_text;
 
 int64_t
 load_now_us(void)
@@ -95,6 +101,114 @@ load_connect(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+int
+load_conns_open(struct load_conns *s, const char *path, int64_t now, int64_t *due)
+{
+	int fd;
+
+	if ((fd = load_connect(path)) == -1) {
+		if (errno == EAGAIN)
+			s->connect_retries++;
+		else
+			s->connect_errors++;
+		*due = now + (errno == EAGAIN ? LOAD_RETRY_US : LOAD_ERROR_US);
+		return -1;
+	}
+	*due = 0;
+	s->opened++;
+	if (++s->open_now > s->held_max)
+		s->held_max = s->open_now;
+	return fd;
+}
+
+void
+load_conns_close(struct load_conns *s, int *fd, int64_t lifetime_us, int by_daemon)
+{
+	close(*fd);
+	*fd = -1;
+	s->open_now--;
+	if (by_daemon) {
+		s->closed_by_daemon++;
+		load_lat_add(&s->life, lifetime_us);
+	}
+}
+
+void
+load_conns_print_head(const char *tag, const char *kind, double secs, struct load_conns *s)
+{
+	load_lat_sort(&s->lat);
+	load_lat_sort(&s->life);
+	printf("%s kind=%s conns=%ld seconds=%.2f opened=%ld held_max=%ld open_at_end=%ld "
+	       "connect_retries=%ld connect_errors=%ld closed_by_daemon=%ld",
+	    tag, kind, s->conns, secs, s->opened, s->held_max, s->open_now, s->connect_retries,
+	    s->connect_errors, s->closed_by_daemon);
+}
+
+void
+load_conns_print_tail(const struct load_conns *s)
+{
+	printf(" p50_ms=%.2f p99_ms=%.2f max_ms=%.2f life_min_ms=%.0f life_p50_ms=%.0f "
+	       "life_max_ms=%.0f\n",
+	    load_lat_pct(&s->lat, 50), load_lat_pct(&s->lat, 99), load_lat_pct(&s->lat, 100),
+	    load_lat_pct(&s->life, 0), load_lat_pct(&s->life, 50), load_lat_pct(&s->life, 100));
+}
+
+void
+load_conns_free(struct load_conns *s)
+{
+	load_lat_free(&s->lat);
+	load_lat_free(&s->life);
+}
+
+void
+load_watch(int epfd, int fd, uint32_t events, void *ptr)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = ptr };
+
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+		fprintf(
+		    stderr, "%s: epoll_ctl: %s\n", program_invocation_short_name, strerror(errno));
+		exit(2);
+	}
+}
+
+void
+load_rlimit(size_t n)
+{
+	struct rlimit rl;
+
+	/* One descriptor a client, and a few of our own. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+		if (rl.rlim_cur < n + 64)
+			fprintf(stderr, "%s: warning: a descriptor limit of %llu for %zu clients\n",
+			    program_invocation_short_name, (unsigned long long)rl.rlim_cur, n);
+	}
+}
+
+void
+load_wrong(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (load_nwrong_text >= LOAD_MAX_WRONG)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(load_wrong_text[load_nwrong_text++], sizeof(load_wrong_text[0]), fmt, ap);
+	va_end(ap);
+}
+
+void
+load_wrong_print(const char *tag)
+{
+	int i;
+
+	for (i = 0; i < load_nwrong_text; i++)
+		printf("%s wrong: %s\n", tag, load_wrong_text[i]);
 }
 
 /* utime + stime of pid, in clock ticks; -1 when it is gone. */
@@ -204,4 +318,49 @@ load_proc_parse(struct load_proc *p, const char *arg)
 		return -1;
 	p->pid = (pid_t)v;
 	return 0;
+}
+
+int
+load_procs_add(struct load_procs *ps, const char *arg)
+{
+	if (ps->n == LOAD_MAX_PIDS || load_proc_parse(&ps->p[ps->n], arg) == -1)
+		return -1;
+	ps->n++;
+	return 0;
+}
+
+void
+load_procs_start(struct load_procs *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		load_proc_start(&ps->p[i]);
+}
+
+void
+load_procs_sample(struct load_procs *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		load_proc_sample(&ps->p[i]);
+}
+
+void
+load_procs_end(struct load_procs *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		load_proc_end(&ps->p[i]);
+}
+
+void
+load_procs_print(const char *tag, const struct load_procs *ps)
+{
+	int i;
+
+	for (i = 0; i < ps->n; i++)
+		load_proc_print(tag, &ps->p[i]);
 }
