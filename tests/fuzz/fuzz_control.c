@@ -59,21 +59,11 @@
 int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-/* The client's end of one connection. */
-struct fuzz_client {
-	int fd;
-	struct event *ev;
-	struct evbuffer *out; /* still to send */
-	struct evbuffer *in;  /* replies */
-	int shut;             /* our side is closed for writing */
-	int done;             /* the daemon closed the connection */
-};
-
 static struct carotated fuzz_cd;
 static struct control *fuzz_ctl;
 static char fuzz_live[512], fuzz_tmpl[2][512];
-static int fuzz_current = -1; /* template in live/, -1: must be copied */
-static uint64_t fuzz_baseline;  /* fuzz_fingerprint of live/ as copied */
+static int fuzz_current = -1;  /* template in live/, -1: must be copied */
+static uint64_t fuzz_baseline; /* fuzz_fingerprint of live/ as copied */
 static uint64_t fuzz_fp;
 
 static void fuzz_setup(const char *);
@@ -84,7 +74,6 @@ static void fuzz_link_agents(void);
 static void fuzz_reset(int);
 static uint64_t fuzz_fingerprint(void);
 static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
-static void fuzz_client_cb(evutil_socket_t, short, void *);
 static size_t fuzz_count_requests(const uint8_t *, size_t);
 static void fuzz_check_replies(struct evbuffer *, size_t);
 
@@ -99,7 +88,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_client c = { .fd = -1 };
+	struct fuzz_client c;
 	enum acl_role role;
 	int fds[2], staged;
 
@@ -112,60 +101,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == -1)
 		fuzz_fail("socketpair: %s", strerror(errno));
 	control_fuzz_attach(fuzz_ctl, fds[0], role);
-	c.fd = fds[1];
-	c.out = evbuffer_new();
-	c.in = evbuffer_new();
-	c.ev = event_new(fuzz_cd.base, c.fd, EV_READ | EV_WRITE | EV_PERSIST, fuzz_client_cb, &c);
-	if (c.out == NULL || c.in == NULL || c.ev == NULL)
-		fuzz_fail("out of memory");
-	evbuffer_add(c.out, data + 1, size - 1);
-	event_add(c.ev, NULL);
+	fuzz_client_start(&c, fuzz_cd.base, fds[1], data + 1, size - 1);
 	while (!c.done)
 		if (event_base_loop(fuzz_cd.base, EVLOOP_ONCE) != 0)
 			fuzz_fail("the event loop ran dry before the connection closed");
-	event_free(c.ev);
-	close(c.fd);
 	if (control_fuzz_conns(fuzz_ctl) != 0)
 		fuzz_fail("%u connections left open", control_fuzz_conns(fuzz_ctl));
 	if (fuzz_cd.busy != NULL)
 		fuzz_fail("%s still holds the exclusive slot", fuzz_cd.busy);
 	fuzz_check_replies(c.in, fuzz_count_requests(data + 1, size - 1));
-	evbuffer_free(c.out);
-	evbuffer_free(c.in);
-	/* What an input changed on disk (a reader's refused admin call is audited too) is undone. */
+	fuzz_client_close(&c);
+	/* What an input changed on disk (a reader's refused admin call is audited too) is undone.
+	 */
 	if (fuzz_fingerprint() != fuzz_baseline)
 		fuzz_current = -1;
 	return 0;
-}
-
-/* Sends what is left, then EOF; collects replies until the daemon closes. */
-static void
-fuzz_client_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fuzz_client *c = arg;
-	int n;
-
-	if ((what & EV_WRITE) && !c->shut) {
-		if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, fd) == -1 &&
-		    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
-			fuzz_fail("client write: %s", strerror(errno));
-		if (evbuffer_get_length(c->out) == 0 || errno == EPIPE || errno == ECONNRESET) {
-			shutdown(fd, SHUT_WR);
-			c->shut = 1;
-			event_del(c->ev);
-			event_assign(c->ev, event_get_base(c->ev), fd, EV_READ | EV_PERSIST,
-			    fuzz_client_cb, c);
-			event_add(c->ev, NULL);
-		}
-	}
-	if (what & EV_READ) {
-		while ((n = evbuffer_read(c->in, fd, 65536)) > 0)
-			;
-		if (n == 0 || (n == -1 && errno != EAGAIN)) {
-			c->done = 1;
-			event_del(c->ev);
-		}
-	}
 }
 
 /*

@@ -45,13 +45,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 #define FUZZ_BUNDLE                                                                                \
 	"-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIUfuzz\n-----END CERTIFICATE-----\n"
 
-struct fuzz_client {
-	int fd;
-	struct event *ev;
-	struct evbuffer *out, *in;
-	int shut, done;
-};
-
 static struct event_base *fuzz_base;
 static int fuzz_parent = -1;         /* our end of the worker's socketpair */
 static struct event *fuzz_parent_ev; /* frames from the worker */
@@ -64,7 +57,6 @@ static void fuzz_parent_cb(evutil_socket_t, short, void *);
 static void fuzz_answer_batch(
     struct supervise *, Carotate__Internal__AgentRequest **, size_t, void *);
 static void fuzz_send_answer(const Carotate__Internal__AgentResponse *);
-static void fuzz_client_cb(evutil_socket_t, short, void *);
 static int fuzz_connect(const char *);
 static void fuzz_check_answers(struct evbuffer *);
 
@@ -94,30 +86,20 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_client c = { .fd = -1 };
+	struct fuzz_client c;
 
 	if (size < 1)
 		return 0;
 	fuzz_answer = (data[0] >> 1) & 7;
-	c.fd = fuzz_connect(fuzz_sock[data[0] & 1]);
-	c.out = evbuffer_new();
-	c.in = evbuffer_new();
-	c.ev = event_new(fuzz_base, c.fd, EV_READ | EV_WRITE | EV_PERSIST, fuzz_client_cb, &c);
-	if (c.out == NULL || c.in == NULL || c.ev == NULL)
-		fuzz_fail("out of memory");
-	evbuffer_add(c.out, data + 1, size - 1);
-	event_add(c.ev, NULL);
+	fuzz_client_start(&c, fuzz_base, fuzz_connect(fuzz_sock[data[0] & 1]), data + 1, size - 1);
 	while (!c.done || worker_fuzz_pending() > 0 || worker_fuzz_conns() > 0)
 		if (event_base_loop(fuzz_base, EVLOOP_ONCE) != 0)
 			fuzz_fail("the event loop ran dry");
-	event_free(c.ev);
-	close(c.fd);
 	if (evbuffer_get_length(fuzz_from_worker) != 0)
 		fuzz_fail("%zu bytes of a frame from the worker left over",
 		    evbuffer_get_length(fuzz_from_worker));
 	fuzz_check_answers(c.in);
-	evbuffer_free(c.out);
-	evbuffer_free(c.in);
+	fuzz_client_close(&c);
 	return 0;
 }
 
@@ -204,35 +186,6 @@ fuzz_send_answer(const Carotate__Internal__AgentResponse *r)
 	if ((n = write(fuzz_parent, frame, len)) != (ssize_t)len)
 		fuzz_fail("write to the worker: %zd of %zu bytes", n, len);
 	free(frame);
-}
-
-/* Sends what is left, then EOF; collects the answers until the worker closes. */
-static void
-fuzz_client_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fuzz_client *c = arg;
-	int n;
-
-	if ((what & EV_WRITE) && !c->shut) {
-		if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, fd) == -1 &&
-		    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
-			fuzz_fail("client write: %s", strerror(errno));
-		if (evbuffer_get_length(c->out) == 0 || errno == EPIPE || errno == ECONNRESET) {
-			shutdown(fd, SHUT_WR);
-			c->shut = 1;
-			event_del(c->ev);
-			event_assign(c->ev, fuzz_base, fd, EV_READ | EV_PERSIST, fuzz_client_cb, c);
-			event_add(c->ev, NULL);
-		}
-	}
-	if (what & EV_READ) {
-		while ((n = evbuffer_read(c->in, fd, 65536)) > 0)
-			;
-		if (n == 0 || (n == -1 && errno != EAGAIN)) {
-			c->done = 1;
-			event_del(c->ev);
-		}
-	}
 }
 
 /* Whatever came back starts with a status line of HTTP/1.x and a 3-digit code. */

@@ -1,4 +1,5 @@
 /* Helpers for the libFuzzer targets; see fuzzlib.h. */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -12,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
 #include "fuzzlib.h"
 
 static char fuzz_dir[256];
@@ -22,6 +26,7 @@ static void fuzz_remove_stale(const char *);
 void __sanitizer_set_death_callback(void (*)(void));
 static int fuzz_copy_one(const char *, const struct stat *, int, struct FTW *);
 static void fuzz_copy_file(const char *, const char *, mode_t);
+static void fuzz_client_cb(evutil_socket_t, short, void *);
 
 static const char *fuzz_copy_from, *fuzz_copy_to;
 
@@ -208,4 +213,57 @@ fuzz_copytree(const char *from, const char *to)
 	fuzz_copy_to = to;
 	if (nftw(from, fuzz_copy_one, 16, FTW_PHYS) == -1)
 		fuzz_fail("copy %s: %s", from, strerror(errno));
+}
+
+void
+fuzz_client_start(
+    struct fuzz_client *c, struct event_base *base, int fd, const void *data, size_t len)
+{
+	*c = (struct fuzz_client){ .fd = fd };
+	c->out = evbuffer_new();
+	c->in = evbuffer_new();
+	c->ev = event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST, fuzz_client_cb, c);
+	if (c->out == NULL || c->in == NULL || c->ev == NULL)
+		fuzz_fail("out of memory");
+	evbuffer_add(c->out, data, len);
+	event_add(c->ev, NULL);
+}
+
+void
+fuzz_client_close(struct fuzz_client *c)
+{
+	event_free(c->ev);
+	close(c->fd);
+	evbuffer_free(c->out);
+	evbuffer_free(c->in);
+}
+
+/* Sends what is left, then EOF; collects answers until the other side closes. */
+static void
+fuzz_client_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fuzz_client *c = arg;
+	int n;
+
+	if ((what & EV_WRITE) && !c->shut) {
+		if (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, fd) == -1 &&
+		    errno != EAGAIN && errno != EPIPE && errno != ECONNRESET)
+			fuzz_fail("client write: %s", strerror(errno));
+		if (evbuffer_get_length(c->out) == 0 || errno == EPIPE || errno == ECONNRESET) {
+			shutdown(fd, SHUT_WR);
+			c->shut = 1;
+			event_del(c->ev);
+			event_assign(c->ev, event_get_base(c->ev), fd, EV_READ | EV_PERSIST,
+			    fuzz_client_cb, c);
+			event_add(c->ev, NULL);
+		}
+	}
+	if (what & EV_READ) {
+		while ((n = evbuffer_read(c->in, fd, 65536)) > 0)
+			;
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			c->done = 1;
+			event_del(c->ev);
+		}
+	}
 }

@@ -1,9 +1,16 @@
-/* What the fuzz targets share: a scratch directory, files, and splitting an input into fields. */
+/*
+ * What the fuzz targets share: a scratch directory, files, splitting an input
+ * into fields, and a client that sends an input on a socket and collects the answers.
+ */
 #ifndef CAROTATE_FUZZLIB_H
 #define CAROTATE_FUZZLIB_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct event;
+struct event_base;
+struct evbuffer;
 
 /* Separates the fields of one input (PEM text, a flag byte, ...): "\n@@@@\n". */
 #define FUZZ_SEP     "\n@@@@\n"
@@ -28,5 +35,21 @@ size_t fuzz_split(const uint8_t *data, size_t size, struct fuzz_field *, size_t 
 void fuzz_rmtree(const char *path);
 /* cp -a from to (directories, regular files and symlinks, with their modes); fatal on error. */
 void fuzz_copytree(const char *from, const char *to);
+
+/* The client's end of one connection. */
+struct fuzz_client {
+	int fd;
+	struct event *ev;
+	struct evbuffer *out; /* still to send */
+	struct evbuffer *in;  /* answers */
+	int shut;             /* our side is closed for writing */
+	int done;             /* the other side closed the connection */
+};
+/* Sends len bytes of data on fd from base's loop, then EOF; collects answers in c->in until done.
+ */
+void fuzz_client_start(
+    struct fuzz_client *, struct event_base *, int fd, const void *data, size_t len);
+/* Closes fd and frees what start made. */
+void fuzz_client_close(struct fuzz_client *);
 
 #endif
