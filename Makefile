@@ -149,7 +149,8 @@ test_acl_objs      := $(O)/daemon/acl.o
 # Dispatch is the hub: every handler hangs off its table.
 test_dispatch_objs := $(O)/libcarotated.a
 # The audit hook hangs off dispatch and reads the ledger through agents: the whole daemon.
-test_audit_objs    := $(O)/libcarotated.a
+# tests/unit/fixture.c: the scratch daemon state test_audit and test_mutate share.
+test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
@@ -166,7 +167,7 @@ test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/c
 test_output_objs   := $(O)/client/output.o
 # Mutated requests through the real control connection: the whole daemon, and a role the
 # test picks (acl_role wrapped) since root is always admin.
-test_mutate_objs   := $(O)/libcarotated.a
+test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
 
 .SECONDEXPANSION:

@@ -26,54 +26,17 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "fixture.h"
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
 #include "xmalloc.h"
 
-static char base[] = "/tmp/carotate-test-audit-XXXXXX";
-static char ssl[300], staging[320], statedir[300], confpath[300];
+static struct fixture fx;
+static char staging[320];
 static struct carotated cd;
 
 /* ---- helpers ---- */
-
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	assert_int_equal(fputs(text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-}
-
-/* A generated set: its CA and server certificate written as dir/ca.crt and dir/server.crt. */
-static void
-write_set(const char *dir, char ca_sha[PKI_SHA256_HEX], char srv_sha[PKI_SHA256_HEX])
-{
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "audit-test", sans, 1, time(NULL) };
-	struct pki_material m;
-	STACK_OF(X509) * certs;
-	char err[256], path[400];
-
-	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
-		fail_msg("pki_generate: %s", err);
-	snprintf(path, sizeof(path), "%s/ca.crt", dir);
-	write_text(path, m.ca);
-	snprintf(path, sizeof(path), "%s/server.crt", dir);
-	write_text(path, m.cert);
-	certs = pki_certs_from_pem((const uint8_t *)m.ca, strlen(m.ca), err, sizeof(err));
-	assert_non_null(certs);
-	pki_cert_sha256(sk_X509_value(certs, 0), ca_sha);
-	sk_X509_pop_free(certs, X509_free);
-	certs = pki_certs_from_pem((const uint8_t *)m.cert, strlen(m.cert), err, sizeof(err));
-	assert_non_null(certs);
-	if (srv_sha != NULL)
-		pki_cert_sha256(sk_X509_value(certs, 0), srv_sha);
-	sk_X509_pop_free(certs, X509_free);
-	pki_material_clear(&m);
-}
 
 struct page {
 	struct ledger_audit recs[8];
@@ -138,44 +101,19 @@ call(const Carotate__V1__Request *req, enum acl_role role, Carotate__V1__Phase p
 static int
 group_setup(void **state)
 {
-	char conf[2048];
-
 	log_init(1, 0, "test_audit");
-	if (mkdtemp(base) == NULL)
+	if (fixture_init(&fx, "/tmp", "audit", &cd.conf) == -1)
 		return -1;
-	snprintf(ssl, sizeof(ssl), "%s/ssl", base);
-	snprintf(staging, sizeof(staging), "%s/ssl/new", base);
-	snprintf(statedir, sizeof(statedir), "%s/state", base);
-	snprintf(confpath, sizeof(confpath), "%s/carotated.conf", base);
-	if (mkdir(ssl, 0755) == -1 || mkdir(statedir, 0700) == -1)
-		return -1;
-	snprintf(conf, sizeof(conf),
-	    "[daemon]\nsocket = %s/c.sock\nstate_dir = %s\n"
-	    "[ssl]\ndir = %s\n"
-	    "[proxy]\nnames = proxy.test\nreload = /bin/true\n"
-	    "[agents]\nlinking_key = %s/linking.key\n",
-	    base, statedir, ssl, base);
-	write_text(confpath, conf);
-	{
-		char err[512];
-
-		if ((cd.conf = config_load(confpath, err, sizeof(err))) == NULL) {
-			print_error("config_load: %s\n", err);
-			return -1;
-		}
-	}
+	snprintf(staging, sizeof(staging), "%s/new", fx.ssl);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	char cmd[400];
-
 	agents_stop(&cd);
 	config_free(cd.conf);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_remove(&fx);
 }
 
 /* ---- pure functions ---- */
@@ -321,18 +259,18 @@ test_fingerprint(void **state)
 
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
 	assert_string_equal(fp, "active=-/- staged=-");
-	write_set(ssl, ca, srv);
+	fixture_write_set(fx.ssl, "audit-test", 0, ca, srv);
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
 	snprintf(want, sizeof(want), "active=%s/%s staged=-", ca, srv);
 	assert_string_equal(fp, want);
 
 	assert_int_equal(mkdir(staging, 0700), 0);
 	snprintf(path, sizeof(path), "%s/ca.crt", staging);
-	write_text(path, "not a certificate\n");
+	fixture_write_text(path, "not a certificate\n");
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
 	snprintf(want, sizeof(want), "active=%s/%s staged=?", ca, srv);
 	assert_string_equal(fp, want);
-	write_set(staging, nca, NULL);
+	fixture_write_set(staging, "audit-test", 0, nca, NULL);
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
 	snprintf(want, sizeof(want), "active=%s/%s staged=%s", ca, srv, nca);
 	assert_string_equal(fp, want);
@@ -493,7 +431,7 @@ stage_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V
 	char ca[PKI_SHA256_HEX];
 
 	assert_int_equal(mkdir(staging, 0700), 0);
-	write_set(staging, ca, NULL);
+	fixture_write_set(staging, "audit-test", 0, ca, NULL);
 	carotate__v1__rotate_reply__init(r);
 	r->backup = xstrdup("certs-20260101-000000");
 	r->verified = 1;
@@ -568,7 +506,7 @@ test_adopt(void **state)
 
 	audit_adopt(&cd);
 	assert_int_equal(count(), n); /* nothing changed */
-	write_set(ssl, ca, srv);
+	fixture_write_set(fx.ssl, "audit-test", 0, ca, srv);
 	audit_adopt(&cd);
 	assert_int_equal(count(), n + 1);
 	a = newest();

@@ -39,6 +39,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "control.h"
+#include "fixture.h"
 #include "log.h"
 #include "pki.h"
 #include "wire.h"
@@ -51,8 +52,8 @@
  * Every admin case appends to the ledger's audit log, synced: tens of thousands of
  * fsyncs take a minute on a disk, so a memory file system is preferred when there is one.
  */
-static char base[64];
-static char ssl[300], statedir[300], confpath[300], sockpath[100], logpath[300];
+static struct fixture fx;
+static char logpath[300];
 static int logfd = -1, errfd = -1; /* the daemon's log file; the test's own stderr */
 static struct carotated cd;
 static char active_sha[PKI_SHA256_HEX];
@@ -86,16 +87,6 @@ fork(void)
 
 /* ---- files ---- */
 
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	assert_int_equal(fputs(text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-}
-
 /* Appends the whole file at path to *buf. */
 static void
 slurp(const char *path, char **buf, size_t *len)
@@ -125,7 +116,7 @@ read_active(char **buf, size_t *len)
 	*buf = NULL;
 	*len = 0;
 	for (i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/%s", ssl, names[i]);
+		snprintf(path, sizeof(path), "%s/%s", fx.ssl, names[i]);
 		slurp(path, buf, len);
 	}
 }
@@ -152,31 +143,6 @@ list_dir(const char *dir)
 	}
 	free(ents);
 	return out;
-}
-
-/* The active set: a generated CA and server certificate with its key, as carotated writes it. */
-static void
-write_active(void)
-{
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, "mutate-test", sans, 1, time(NULL) };
-	struct pki_material m;
-	STACK_OF(X509) * certs;
-	char err[256], path[400];
-
-	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
-		fail_msg("pki_generate: %s", err);
-	snprintf(path, sizeof(path), "%s/ca.crt", ssl);
-	write_text(path, m.ca);
-	snprintf(path, sizeof(path), "%s/server.crt", ssl);
-	write_text(path, m.cert);
-	snprintf(path, sizeof(path), "%s/server.key", ssl);
-	write_text(path, m.key);
-	certs = pki_certs_from_pem((const uint8_t *)m.cert, strlen(m.cert), err, sizeof(err));
-	assert_non_null(certs);
-	pki_cert_sha256(sk_X509_value(certs, 0), active_sha);
-	sk_X509_pop_free(certs, X509_free);
-	pki_material_clear(&m);
 }
 
 /* ---- golden frames ---- */
@@ -386,7 +352,7 @@ exchange_run(const uint8_t *bytes, size_t n, enum acl_role role, struct exchange
 	memset(ex, 0, sizeof(*ex));
 	ex->base = cd.base;
 	role_cap = role;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.sockpath);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
@@ -543,7 +509,7 @@ check_status(enum acl_role role)
 	assert_int_equal(off, ex.len);
 	assert_int_equal(r->status, CAROTATE__V1__STATUS__OK);
 	assert_int_equal(r->result_case, CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY);
-	assert_string_equal(r->status_reply->ssl_dir, ssl);
+	assert_string_equal(r->status_reply->ssl_dir, fx.ssl);
 	assert_int_equal(r->status_reply->phase, CAROTATE__V1__PHASE__PHASE_STEADY);
 	assert_non_null(r->status_reply->active);
 	assert_non_null(r->status_reply->active->server);
@@ -592,38 +558,20 @@ mutate_golden(const struct golden *g, enum acl_role role)
 static int
 group_setup(void **state)
 {
-	char conf[2048], err[512];
+	char err[512];
 	int fd;
 
 	log_init(1, 0, "test_mutate");
-	snprintf(base, sizeof(base), "%s/carotate-test-mutate-XXXXXX",
-	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-	if (mkdtemp(base) == NULL)
+	if (fixture_init(
+	        &fx, access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", "mutate", &cd.conf) == -1)
 		return -1;
-	snprintf(ssl, sizeof(ssl), "%s/ssl", base);
-	snprintf(statedir, sizeof(statedir), "%s/state", base);
-	snprintf(confpath, sizeof(confpath), "%s/carotated.conf", base);
-	snprintf(sockpath, sizeof(sockpath), "%s/control.sock", base);
-	snprintf(logpath, sizeof(logpath), "%s/daemon.log", base);
+	snprintf(logpath, sizeof(logpath), "%s/daemon.log", fx.base);
 	if ((logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1 ||
 	    (errfd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) == -1)
 		return -1;
-	if (mkdir(ssl, 0755) == -1 || mkdir(statedir, 0700) == -1)
-		return -1;
-	snprintf(conf, sizeof(conf),
-	    "[daemon]\nsocket = %s\nstate_dir = %s\n"
-	    "[ssl]\ndir = %s\n"
-	    "[proxy]\nnames = proxy.test\nreload = /bin/true\n"
-	    "[agents]\nlinking_key = %s/linking.key\n",
-	    sockpath, statedir, ssl, base);
-	write_text(confpath, conf);
-	if ((cd.conf = config_load(confpath, err, sizeof(err))) == NULL) {
-		print_error("config_load: %s\n", err);
-		return -1;
-	}
-	write_active();
+	fixture_write_set(fx.ssl, "mutate-test", 1, NULL, active_sha);
 	read_active(&active_bytes, &active_len);
-	ssl_listing = list_dir(ssl);
+	ssl_listing = list_dir(fx.ssl);
 	if ((cd.base = event_base_new()) == NULL)
 		return -1;
 	if (agents_init(&cd, err, sizeof(err)) == -1) {
@@ -645,7 +593,6 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char cmd[400];
 	size_t i;
 
 	control_free(cd.control);
@@ -658,8 +605,7 @@ group_teardown(void **state)
 	free(ssl_listing);
 	close(logfd);
 	close(errfd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
-	return system(cmd) == 0 ? 0 : -1;
+	return fixture_remove(&fx);
 }
 
 /* ---- tests ---- */
@@ -700,7 +646,7 @@ test_ssl_dir_unchanged(void **state)
 	read_active(&now_bytes, &now_len);
 	assert_int_equal(now_len, active_len);
 	assert_memory_equal(now_bytes, active_bytes, active_len);
-	now_listing = list_dir(ssl);
+	now_listing = list_dir(fx.ssl);
 	assert_string_equal(now_listing, ssl_listing);
 	free(now_bytes);
 	free(now_listing);

@@ -1,0 +1,101 @@
+/* The scratch daemon state of test_audit and test_mutate (fixture.h). */
+#include <sys/stat.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "fixture.h"
+
+static void fixture_sha(const char *pem, char sha[PKI_SHA256_HEX]);
+
+int
+fixture_init(struct fixture *fx, const char *root, const char *name, struct config **conf)
+{
+	char text[2048], err[512];
+
+	snprintf(fx->base, sizeof(fx->base), "%s/carotate-test-%s-XXXXXX", root, name);
+	if (mkdtemp(fx->base) == NULL)
+		return -1;
+	snprintf(fx->ssl, sizeof(fx->ssl), "%s/ssl", fx->base);
+	snprintf(fx->statedir, sizeof(fx->statedir), "%s/state", fx->base);
+	snprintf(fx->confpath, sizeof(fx->confpath), "%s/carotated.conf", fx->base);
+	snprintf(fx->sockpath, sizeof(fx->sockpath), "%s/control.sock", fx->base);
+	if (mkdir(fx->ssl, 0755) == -1 || mkdir(fx->statedir, 0700) == -1)
+		return -1;
+	snprintf(text, sizeof(text),
+	    "[daemon]\nsocket = %s\nstate_dir = %s\n"
+	    "[ssl]\ndir = %s\n"
+	    "[proxy]\nnames = proxy.test\nreload = /bin/true\n"
+	    "[agents]\nlinking_key = %s/linking.key\n",
+	    fx->sockpath, fx->statedir, fx->ssl, fx->base);
+	fixture_write_text(fx->confpath, text);
+	if ((*conf = config_load(fx->confpath, err, sizeof(err))) == NULL) {
+		print_error("config_load: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+fixture_remove(const struct fixture *fx)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->base);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+void
+fixture_write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+fixture_sha(const char *pem, char sha[PKI_SHA256_HEX])
+{
+	STACK_OF(X509) * certs;
+	char err[256];
+
+	certs = pki_certs_from_pem((const uint8_t *)pem, strlen(pem), err, sizeof(err));
+	assert_non_null(certs);
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	sk_X509_pop_free(certs, X509_free);
+}
+
+void
+fixture_write_set(const char *dir, const char *name, int with_key, char ca_sha[PKI_SHA256_HEX],
+    char srv_sha[PKI_SHA256_HEX])
+{
+	char *sans[] = { (char *)"DNS:proxy.test" };
+	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, name, sans, 1, time(NULL) };
+	struct pki_material m;
+	char err[256], path[400];
+
+	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
+		fail_msg("pki_generate: %s", err);
+	snprintf(path, sizeof(path), "%s/ca.crt", dir);
+	fixture_write_text(path, m.ca);
+	snprintf(path, sizeof(path), "%s/server.crt", dir);
+	fixture_write_text(path, m.cert);
+	if (with_key) {
+		snprintf(path, sizeof(path), "%s/server.key", dir);
+		fixture_write_text(path, m.key);
+	}
+	if (ca_sha != NULL)
+		fixture_sha(m.ca, ca_sha);
+	if (srv_sha != NULL)
+		fixture_sha(m.cert, srv_sha);
+	pki_material_clear(&m);
+}
