@@ -55,9 +55,14 @@ assert_exit 0 "wait for 100 % now returns" -- ctl wait --percent 100 --timeout 1
 assert_exit 0 "include it again" -- ctl include late
 assert_eq 90 "$(ctl --json report | json_get percent)" "back to 90 %"
 
-# The textfile: rewritten at most once a second after a change.
-wait_until 5000 grep -q 'carotate_agents{state="linked"} 11' "$T/metrics/carotate.prom" ||
-	fail "the metrics textfile does not show 11 linked agents" \
+# The textfile: rewritten at most once a second after a change. The state between exclude
+# and include also shows 11 linked agents (with a ratio of 1.0): wait for the ratio too.
+metrics_after_include() {
+	grep -q 'carotate_agents{state="linked"} 11' "$T/metrics/carotate.prom" &&
+		grep -q 'carotate_migration_ratio 0.909' "$T/metrics/carotate.prom"
+}
+wait_until 5000 metrics_after_include ||
+	fail "the metrics textfile does not show 11 linked agents, 10 of them acknowledged" \
 		"$(cat "$T/metrics/carotate.prom" 2>/dev/null)"
 ok "metrics: 11 linked agents"
 assert_file_contains 'carotate_agents{state="acknowledged"} 10' "$T/metrics/carotate.prom" \
