@@ -150,3 +150,16 @@ check_complete() {
 	fi
 }
 
+# check_unchanged WHAT: after a failed run, the live and staged sets, the backups and the CA
+# keys are as they were before it ($live, $staged, $backups, $keys).
+check_unchanged() {
+	local what=$1
+	[ "$(set_sums "$SSL_DIR")" = "$live" ] || fail "$what: the live set is unchanged" \
+		"before: $live" "after:  $(set_sums "$SSL_DIR")" "error: $OP_ERR"
+	[ "$(set_sums "$SSL_DIR/new")" = "$staged" ] || fail "$what: the staged set is unchanged" \
+		"before: $staged" "after:  $(set_sums "$SSL_DIR/new")" "error: $OP_ERR"
+	[ "$(backups_list)" = "$backups" ] || fail "$what: the backups are unchanged" \
+		"before: $backups" "after:  $(backups_list)"
+	[ "$(ca_keys)" = "$keys" ] || fail "$what: no CA key of an unstaged set is kept" \
+		"before: $keys" "after:  $(ca_keys)"
+}

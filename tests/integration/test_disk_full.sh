@@ -74,14 +74,7 @@ full_op() {
 	[ "$OP_RC" -lt 128 ] || fail "$what: the CLI is not killed by a signal" "exit $OP_RC"
 	if [ "$OP_RC" -ne 0 ]; then
 		errtext_full "$OP_ERR" || fail "$what: the error says there is no space left" "got: $OP_ERR"
-		[ "$(set_sums "$SSL_DIR")" = "$live" ] || fail "$what: the live set is unchanged" \
-			"before: $live" "after:  $(set_sums "$SSL_DIR")" "error: $OP_ERR"
-		[ "$(set_sums "$SSL_DIR/new")" = "$staged" ] || fail "$what: the staged set is unchanged" \
-			"before: $staged" "after:  $(set_sums "$SSL_DIR/new")" "error: $OP_ERR"
-		[ "$(backups_list)" = "$backups" ] || fail "$what: the backups are unchanged" \
-			"before: $backups" "after:  $(backups_list)"
-		[ "$(ca_keys)" = "$keys" ] || fail "$what: no CA key of an unstaged set is kept" \
-			"before: $keys" "after:  $(ca_keys)"
+		check_unchanged "$what"
 		FAILED=$((FAILED + 1))
 	else
 		check_complete "$op" "$what (exit 0)" "$want"

@@ -131,14 +131,7 @@ walk() {
 			[ -n "$OP_ERR" ] || fail "$what: the CLI prints an error"
 			printf '%s' "$OP_ERR" | grep -Fqi "$(errtext "$err")" ||
 				fail "$what: the error names the cause ($(errtext "$err"))" "got: $OP_ERR"
-			[ "$(set_sums "$SSL_DIR")" = "$live" ] || fail "$what: the live set is unchanged" \
-				"before: $live" "after:  $(set_sums "$SSL_DIR")" "error: $OP_ERR"
-			[ "$(set_sums "$SSL_DIR/new")" = "$staged" ] || fail "$what: the staged set is unchanged" \
-				"before: $staged" "after:  $(set_sums "$SSL_DIR/new")" "error: $OP_ERR"
-			[ "$(backups_list)" = "$backups" ] || fail "$what: the backups are unchanged" \
-				"before: $backups" "after:  $(backups_list)"
-			[ "$(ca_keys)" = "$keys" ] || fail "$what: no CA key of an unstaged set is kept" \
-				"before: $keys" "after:  $(ca_keys)"
+			check_unchanged "$what"
 		else
 			# The fault hit after the commit point: the new set, and the error in the log.
 			check_complete "$op" "$what (exit 0)" "$want"
