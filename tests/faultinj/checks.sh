@@ -150,6 +150,15 @@ check_complete() {
 	fi
 }
 
+# snapshot_state: records what check_unchanged compares ($live, $staged, $backups, $keys; the
+# caller declares them local).
+snapshot_state() {
+	live=$(set_sums "$SSL_DIR")
+	staged=$(set_sums "$SSL_DIR/new")
+	backups=$(backups_list)
+	keys=$(ca_keys)
+}
+
 # check_unchanged WHAT: after a failed run, the live and staged sets, the backups and the CA
 # keys are as they were before it ($live, $staged, $backups, $keys).
 check_unchanged() {

@@ -62,10 +62,7 @@ full_op() {
 	local dir=$1 op=$2 pages=$3 live staged backups keys want what
 	unfill "$dir"
 	prepare "$op"
-	live=$(set_sums "$SSL_DIR")
-	staged=$(set_sums "$SSL_DIR/new")
-	backups=$(backups_list)
-	keys=$(ca_keys)
+	snapshot_state
 	want=$(expected_after "$op")
 	fill "$dir" "$pages"
 	run_op "$op"

@@ -107,10 +107,7 @@ walk() {
 		n=$((n + STEP))
 		[ "$n" -le "$MAX_N" ] || fail "$op ($err): still faulting after $MAX_N calls"
 		prepare "$op"
-		live=$(set_sums "$SSL_DIR")
-		staged=$(set_sums "$SSL_DIR/new")
-		backups=$(backups_list)
-		keys=$(ca_keys)
+		snapshot_state
 		want=$(expected_after "$op")
 		logn=$(wc -l <"$DAEMON_LOG")
 		fi_arm "$n" "$err" "$calls" "$paths"
