@@ -568,6 +568,17 @@ daemon_alive() {
 	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
+# worker_pid: the daemon's agent worker (a child named carotated-agent), or nothing.
+worker_pid() {
+	local d
+	for d in /proc/[0-9]*; do
+		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
+		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
+		basename "$d"
+	done
+}
+worker_up() { [ -n "$(worker_pid)" ]; }
+
 assert_daemon_alive() {
 	if ! daemon_alive "${2:-$DAEMON_PID}"; then
 		fail "carotated is not running: ${1:-after the last step}" \

@@ -96,15 +96,6 @@ nofile_daemon() {
 	start_daemon
 	CAROTATED=$real
 }
-worker_pid() {
-	local d
-	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
-		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
-		basename "$d"
-	done
-}
-worker_up() { [ -n "$(worker_pid)" ]; }
 # Open descriptors of a process; fds_back PID N: at most N again.
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 fds_back() { [ "$(fds "$1")" -le "$2" ]; }

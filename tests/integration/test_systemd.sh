@@ -197,16 +197,6 @@ else
 fi
 
 # ---------------------------------------------------------------- helpers
-# worker_pid: the daemon's agent worker (comm carotated-agent), or nothing.
-worker_pid() {
-	local d
-	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
-		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
-		basename "$d"
-	done
-}
-worker_up() { [ -n "$(worker_pid)" ]; }
 # no_jobs: the daemon has no child but its worker (a canary check is over, say).
 no_jobs() {
 	local d

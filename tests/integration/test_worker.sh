@@ -20,15 +20,6 @@ CANARY="$RUN_DIR/agent-canary.sock"
 KEY=$(tr -d ' \n' <"$LINKING_KEY")
 BUNDLE_ID=$(cert_der_sha256 "$SSL_DIR/ca.crt")
 
-# worker_pid: the daemon's agent worker (a child named carotated-agent), or nothing.
-worker_pid() {
-	local d
-	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
-		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
-		basename "$d"
-	done
-}
 worker_is() { [ "$(worker_pid)" = "$1" ]; }
 worker_up() { [ -n "$(worker_pid)" ]; }
 worker_replaced() { local p; p=$(worker_pid) && [ -n "$p" ] && [ "$p" != "$1" ]; }
