@@ -686,6 +686,40 @@ ledger_close(struct ledger *l)
 	free(l);
 }
 
+#ifdef CAROTATE_FUZZ
+int
+ledger_fuzz_restore(struct ledger *l, const char *from, char *err, size_t errlen)
+{
+	sqlite3_backup *b;
+	sqlite3 *src = NULL;
+	int rc;
+
+	if (l->in_batch)
+		ledger_rollback(l);
+	l->npend = 0;
+	l->cur = 0;
+	free(l->ents);
+	l->ents = NULL;
+	l->nents = 0;
+	rc = sqlite3_open_v2(from, &src, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		if ((b = sqlite3_backup_init(l->db, "main", src, "main")) == NULL)
+			rc = sqlite3_errcode(l->db);
+		else if ((rc = sqlite3_backup_step(b, -1)) == SQLITE_DONE)
+			rc = sqlite3_backup_finish(b);
+		else
+			sqlite3_backup_finish(b);
+	}
+	sqlite3_close(src);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "ledger %s: restore from %s: %s", l->path, from,
+		    sqlite3_errstr(rc));
+		return -1;
+	}
+	return ledger_load(l, err, errlen);
+}
+#endif
+
 /* Logs an SQLite failure; -1 (LEDGER_ERROR's callers map it). */
 static int
 ledger_sqlerr(struct ledger *l, const char *what)

@@ -203,4 +203,14 @@ int ledger_audit_verify(struct ledger *, uint64_t *broken_at, char *problem, siz
 /* The hash of a record's fields (prev_hash included, hash excluded), hex. */
 void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_LEN + 1]);
 
+#ifdef CAROTATE_FUZZ
+/*
+ * Makes the open ledger's contents those of the database file from (SQLite's
+ * backup API) and reloads what it keeps in memory, keeping the connection and
+ * its statements: a fuzz target's way back to its template between inputs.
+ * The caller sets the target again (ledger_set_target).
+ */
+int ledger_fuzz_restore(struct ledger *, const char *from, char *err, size_t errlen);
+#endif
+
 #endif

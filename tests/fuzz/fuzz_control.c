@@ -17,9 +17,9 @@
  * that point and its failure path runs after it (rotate and restore swap,
  * roll back and answer INTERNAL). Whatever an input changed (audit
  * records, exclusions, swaps, backups, a discarded set: any file under the
- * state whose inode, size, mode or change time moved) is undone before the
- * next input by copying the state back from its template: inputs are
- * independent and reproducible, and the disk does not grow.
+ * state whose inode, size, mode, owner or change time moved) is undone
+ * before the next input (fuzz_reset): inputs are independent and
+ * reproducible, and the disk does not grow.
  *
  * Invariants: every reply is a well-formed frame of a Response within the
  * reply cap, and no request is answered twice; afterwards no connection is
@@ -62,7 +62,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 static struct carotated fuzz_cd;
 static struct control *fuzz_ctl;
 static char fuzz_live[512], fuzz_tmpl[2][512];
-static int fuzz_current = -1;  /* template in live/, -1: must be copied */
+static int fuzz_current = -1; /* template live/ was last reset to, -1: none yet */
+static int fuzz_dirty;        /* an input changed live/ since */
+static int fuzz_ledger_open;  /* the daemon's ledger is open on live/ */
+static int fuzz_sync_tmpl;    /* fuzz_reset's template */
+static int fuzz_sync_same;    /* ... which live/ held, so fuzz_known applies */
+
+#define FUZZ_MAX_KNOWN 256
+static struct {
+	char rel[256];
+	struct stat st;
+} fuzz_known[FUZZ_MAX_KNOWN]; /* what live/ held after the last reset */
+static size_t fuzz_nknown;
 static uint64_t fuzz_baseline; /* fuzz_fingerprint of live/ as copied */
 static uint64_t fuzz_fp;
 
@@ -72,6 +83,12 @@ static void fuzz_stage(const struct config *, const char *);
 static void fuzz_rotate(const struct config *, time_t);
 static void fuzz_link_agents(void);
 static void fuzz_reset(int);
+static int fuzz_is_ledger(const char *);
+static const struct stat *fuzz_known_stat(const char *);
+static int fuzz_same_stat(const struct stat *, const struct stat *);
+static int fuzz_prune_one(const char *, const struct stat *, int, struct FTW *);
+static int fuzz_fill_one(const char *, const struct stat *, int, struct FTW *);
+static int fuzz_know_one(const char *, const struct stat *, int, struct FTW *);
 static uint64_t fuzz_fingerprint(void);
 static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
 static size_t fuzz_count_requests(const uint8_t *, size_t);
@@ -96,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	role = data[0] & 1 ? ACL_ADMIN : ACL_READER;
 	staged = (data[0] >> 1) & 1;
-	if (fuzz_current != staged)
+	if (fuzz_current != staged || fuzz_dirty)
 		fuzz_reset(staged);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == -1)
 		fuzz_fail("socketpair: %s", strerror(errno));
@@ -114,7 +131,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* What an input changed on disk (a reader's refused admin call is audited too) is undone.
 	 */
 	if (fuzz_fingerprint() != fuzz_baseline)
-		fuzz_current = -1;
+		fuzz_dirty = 1;
 	return 0;
 }
 
@@ -170,28 +187,144 @@ fuzz_check_replies(struct evbuffer *in, size_t max)
 	}
 }
 
-/* live/ becomes a copy of template staged; the ledger is reopened on it. */
+/*
+ * live/ becomes template staged again, touching only what differs: a file
+ * that is not in the template, or whose inode, size, mode, owner or change
+ * time moved since the last reset, is removed; what is missing is copied from
+ * the template; directories get their mode and owner back. The ledger stays
+ * open (reopening it, with its integrity check and statements, was most of
+ * a run's time): its contents come back from the template's file through
+ * SQLite's backup API, and the daemon reloads its target.
+ */
 static void
 fuzz_reset(int staged)
 {
-	char err[512];
+	char from[600], err[512];
 
-	agents_stop(&fuzz_cd);
-	fuzz_rmtree(fuzz_live);
-	fuzz_copytree(fuzz_tmpl[staged], fuzz_live);
-	if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
-		fuzz_fail("agents_init: %s", err);
+	fuzz_sync_tmpl = staged;
+	fuzz_sync_same = fuzz_current == staged;
+	if (nftw(fuzz_live, fuzz_prune_one, 16, FTW_DEPTH | FTW_PHYS) == -1)
+		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+	if (nftw(fuzz_tmpl[staged], fuzz_fill_one, 16, FTW_PHYS) == -1)
+		fuzz_fail("walk %s: %s", fuzz_tmpl[staged], strerror(errno));
+	fuzz_path(from, sizeof(from), fuzz_tmpl[staged], "state/" LEDGER_FILE);
+	if (!fuzz_ledger_open) {
+		if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
+			fuzz_fail("agents_init: %s", err);
+		fuzz_ledger_open = 1;
+	} else {
+		if (ledger_fuzz_restore(agents_ledger(&fuzz_cd), from, err, sizeof(err)) == -1)
+			fuzz_fail("%s", err);
+		agents_refresh(&fuzz_cd);
+	}
+	fuzz_nknown = 0;
+	if (nftw(fuzz_live, fuzz_know_one, 16, FTW_PHYS) == -1)
+		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
 	fuzz_current = staged;
+	fuzz_dirty = 0;
 	fuzz_baseline = fuzz_fingerprint();
 }
 
-/* Every file under live/: name, inode, size, mode and change time, hashed (FNV-1a). */
+/* The ledger's own files, which only SQLite touches while it is open. */
+static int
+fuzz_is_ledger(const char *rel)
+{
+	return fuzz_ledger_open &&
+	       strncmp(rel, "state/" LEDGER_FILE, strlen("state/" LEDGER_FILE)) == 0;
+}
+
+static const struct stat *
+fuzz_known_stat(const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < fuzz_nknown; i++)
+		if (strcmp(fuzz_known[i].rel, rel) == 0)
+			return &fuzz_known[i].st;
+	return NULL;
+}
+
+static int
+fuzz_same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_size == b->st_size && a->st_mode == b->st_mode &&
+	       a->st_uid == b->st_uid && a->st_gid == b->st_gid &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Depth first over live/: removes what the template lacks and every file that changed. */
+static int
+fuzz_prune_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *rel = path + strlen(fuzz_live);
+	const struct stat *was;
+	struct stat t;
+	char tp[1024];
+
+	if (ftw->level == 0 || fuzz_is_ledger(++rel))
+		return 0;
+	fuzz_path(tp, sizeof(tp), fuzz_tmpl[fuzz_sync_tmpl], rel);
+	if (lstat(tp, &t) == 0 && (t.st_mode & S_IFMT) == (st->st_mode & S_IFMT)) {
+		if (type == FTW_DP)
+			return 0; /* mode and owner are put back by fuzz_fill_one */
+		if (fuzz_sync_same && (was = fuzz_known_stat(rel)) != NULL &&
+		    fuzz_same_stat(was, st))
+			return 0;
+	}
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) == -1)
+		fuzz_fail("remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Over the template: copies what live/ lacks, puts directories' modes and owners back. */
+static int
+fuzz_fill_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *rel = path + strlen(fuzz_tmpl[fuzz_sync_tmpl]);
+	struct stat l;
+	char lp[1024];
+
+	if (ftw->level == 0 || fuzz_is_ledger(++rel))
+		return 0;
+	fuzz_path(lp, sizeof(lp), fuzz_live, rel);
+	if (type == FTW_D) {
+		if (lstat(lp, &l) == -1 && mkdir(lp, st->st_mode & 07777) == -1)
+			fuzz_fail("mkdir %s: %s", lp, strerror(errno));
+		if (chmod(lp, st->st_mode & 07777) == -1 ||
+		    lchown(lp, st->st_uid, st->st_gid) == -1)
+			fuzz_fail("chmod %s: %s", lp, strerror(errno));
+	} else if (type == FTW_F) {
+		if (lstat(lp, &l) == -1)
+			fuzz_copy_file(path, lp, st->st_mode & 07777);
+	} else {
+		fuzz_fail("the template holds %s (type %d)", path, type);
+	}
+	return 0;
+}
+
+/* Records every entry of live/ as the reset left it. */
+static int
+fuzz_know_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *rel = path + strlen(fuzz_live);
+
+	if (ftw->level == 0)
+		return 0;
+	if (fuzz_nknown == FUZZ_MAX_KNOWN)
+		fuzz_fail("more than %d entries under %s", FUZZ_MAX_KNOWN, fuzz_live);
+	snprintf(fuzz_known[fuzz_nknown].rel, sizeof(fuzz_known[0].rel), "%s", rel + 1);
+	fuzz_known[fuzz_nknown++].st = *st;
+	return 0;
+}
+
+/* Every file under live/: name, inode, size, mode, owner and change time, hashed (FNV-1a). */
 static int
 fuzz_fp_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	const uint8_t *p = (const uint8_t *)path;
-	int64_t v[5] = { (int64_t)st->st_ino, (int64_t)st->st_size, (int64_t)st->st_mode,
-		(int64_t)st->st_ctim.tv_sec, (int64_t)st->st_ctim.tv_nsec };
+	int64_t v[7] = { (int64_t)st->st_ino, (int64_t)st->st_size, (int64_t)st->st_mode,
+		(int64_t)st->st_uid, (int64_t)st->st_gid, (int64_t)st->st_ctim.tv_sec,
+		(int64_t)st->st_ctim.tv_nsec };
 	size_t i;
 
 	for (; *p != '\0'; p++)

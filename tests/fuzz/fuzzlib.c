@@ -25,7 +25,6 @@ static void fuzz_cleanup(void);
 static void fuzz_remove_stale(const char *);
 void __sanitizer_set_death_callback(void (*)(void));
 static int fuzz_copy_one(const char *, const struct stat *, int, struct FTW *);
-static void fuzz_copy_file(const char *, const char *, mode_t);
 static void fuzz_client_cb(evutil_socket_t, short, void *);
 
 static const char *fuzz_copy_from, *fuzz_copy_to;
@@ -158,7 +157,7 @@ fuzz_split(const uint8_t *data, size_t size, struct fuzz_field *f, size_t max)
 	return n;
 }
 
-static void
+void
 fuzz_copy_file(const char *from, const char *to, mode_t mode)
 {
 	char buf[65536];

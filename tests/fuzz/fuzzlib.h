@@ -5,6 +5,8 @@
 #ifndef CAROTATE_FUZZLIB_H
 #define CAROTATE_FUZZLIB_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +35,8 @@ void fuzz_write_file(const char *path, const void *, size_t len);
 size_t fuzz_split(const uint8_t *data, size_t size, struct fuzz_field *, size_t max);
 /* rm -rf path (our own scratch trees only). */
 void fuzz_rmtree(const char *path);
+/* Copies the regular file from to a new file to (which must not exist), mode mode. */
+void fuzz_copy_file(const char *from, const char *to, mode_t mode);
 /* cp -a from to (directories, regular files and symlinks, with their modes); fatal on error. */
 void fuzz_copytree(const char *from, const char *to);
 
