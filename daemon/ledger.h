@@ -205,9 +205,10 @@ void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_L
 
 #ifdef CAROTATE_FUZZ
 /*
- * Makes the open ledger's contents those of the database file from (SQLite's
- * backup API) and reloads what it keeps in memory, keeping the connection and
- * its statements: a fuzz target's way back to its template between inputs.
+ * Makes the open ledger's rows those of the database file from (a ledger of
+ * the same schema) and reloads what it keeps in memory, keeping the
+ * connection and its statements: a fuzz target's way back to its template
+ * between inputs.
  * The caller sets the target again (ledger_set_target).
  */
 int ledger_fuzz_restore(struct ledger *, const char *from, char *err, size_t errlen);
