@@ -63,10 +63,12 @@ static struct carotated fuzz_cd;
 static struct control *fuzz_ctl;
 static char fuzz_live[512], fuzz_tmpl[2][512];
 static int fuzz_current = -1; /* template live/ was last reset to, -1: none yet */
-static int fuzz_dirty;        /* an input changed live/ since */
-static int fuzz_ledger_open;  /* the daemon's ledger is open on live/ */
-static int fuzz_sync_tmpl;    /* fuzz_reset's template */
-static int fuzz_sync_same;    /* ... which live/ held, so fuzz_known applies */
+static int fuzz_dirty;        /* FUZZ_DIRTY_*: what inputs changed in live/ since */
+#define FUZZ_DIRTY_FILES  0x1
+#define FUZZ_DIRTY_LEDGER 0x2
+static int fuzz_ledger_open; /* the daemon's ledger is open on live/ */
+static int fuzz_sync_tmpl;   /* fuzz_reset's template */
+static int fuzz_sync_same;   /* ... which live/ held, so fuzz_known applies */
 
 #define FUZZ_MAX_KNOWN 256
 static struct {
@@ -74,8 +76,8 @@ static struct {
 	struct stat st;
 } fuzz_known[FUZZ_MAX_KNOWN]; /* what live/ held after the last reset */
 static size_t fuzz_nknown;
-static uint64_t fuzz_baseline; /* fuzz_fingerprint of live/ as copied */
-static uint64_t fuzz_fp;
+static uint64_t fuzz_baseline[2]; /* fuzz_fingerprint of live/ after the last reset */
+static uint64_t fuzz_fp[2];       /* [0] the files, [1] the ledger's */
 
 static void fuzz_setup(const char *);
 static void fuzz_make_state(const char *, const char *);
@@ -89,7 +91,7 @@ static int fuzz_same_stat(const struct stat *, const struct stat *);
 static int fuzz_prune_one(const char *, const struct stat *, int, struct FTW *);
 static int fuzz_fill_one(const char *, const struct stat *, int, struct FTW *);
 static int fuzz_know_one(const char *, const struct stat *, int, struct FTW *);
-static uint64_t fuzz_fingerprint(void);
+static void fuzz_fingerprint(uint64_t[2]);
 static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
 static size_t fuzz_count_requests(const uint8_t *, size_t);
 static void fuzz_check_replies(struct evbuffer *, size_t);
@@ -107,6 +109,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_client c;
 	enum acl_role role;
+	uint64_t fp[2];
 	int fds[2], staged;
 
 	if (size < 1)
@@ -130,8 +133,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_client_close(&c);
 	/* What an input changed on disk (a reader's refused admin call is audited too) is undone.
 	 */
-	if (fuzz_fingerprint() != fuzz_baseline)
-		fuzz_dirty = 1;
+	fuzz_fingerprint(fp);
+	if (fp[0] != fuzz_baseline[0])
+		fuzz_dirty |= FUZZ_DIRTY_FILES;
+	if (fp[1] != fuzz_baseline[1])
+		fuzz_dirty |= FUZZ_DIRTY_LEDGER;
 	return 0;
 }
 
@@ -188,25 +194,32 @@ fuzz_check_replies(struct evbuffer *in, size_t max)
 }
 
 /*
- * live/ becomes template staged again, touching only what differs: a file
- * that is not in the template, or whose inode, size, mode, owner or change
- * time moved since the last reset, is removed; what is missing is copied from
- * the template; directories get their mode and owner back. The ledger stays
- * open (reopening it, with its integrity check and statements, was most of
- * a run's time): its contents come back from the template's file through
- * SQLite's backup API, and the daemon reloads its target.
+ * live/ becomes template staged again, touching only what differs. When
+ * files changed (or the template is the other one): a file that is not in
+ * the template, or whose inode, size, mode, owner or change time moved since
+ * the last reset, is removed; what is missing is copied from the template;
+ * directories get their mode and owner back; the daemon reads its files
+ * again. The ledger stays open (reopening it, with its integrity check and
+ * statements, was most of an input's time): its rows come back from the
+ * template's (ledger_fuzz_restore) and the daemon sets its target again.
+ * Most inputs change only the ledger (every admin call is audited).
  */
 static void
 fuzz_reset(int staged)
 {
 	char from[600], err[512];
 
+	int files = fuzz_current != staged || (fuzz_dirty & FUZZ_DIRTY_FILES);
+	const char *ca, *bundle;
+
 	fuzz_sync_tmpl = staged;
 	fuzz_sync_same = fuzz_current == staged;
-	if (nftw(fuzz_live, fuzz_prune_one, 16, FTW_DEPTH | FTW_PHYS) == -1)
-		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
-	if (nftw(fuzz_tmpl[staged], fuzz_fill_one, 16, FTW_PHYS) == -1)
-		fuzz_fail("walk %s: %s", fuzz_tmpl[staged], strerror(errno));
+	if (files) {
+		if (nftw(fuzz_live, fuzz_prune_one, 16, FTW_DEPTH | FTW_PHYS) == -1)
+			fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+		if (nftw(fuzz_tmpl[staged], fuzz_fill_one, 16, FTW_PHYS) == -1)
+			fuzz_fail("walk %s: %s", fuzz_tmpl[staged], strerror(errno));
+	}
 	fuzz_path(from, sizeof(from), fuzz_tmpl[staged], "state/" LEDGER_FILE);
 	if (!fuzz_ledger_open) {
 		if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
@@ -215,14 +228,25 @@ fuzz_reset(int staged)
 	} else {
 		if (ledger_fuzz_restore(agents_ledger(&fuzz_cd), from, err, sizeof(err)) == -1)
 			fuzz_fail("%s", err);
-		agents_refresh(&fuzz_cd);
+		if (files) {
+			agents_refresh(&fuzz_cd);
+		} else {
+			/* What agents_refresh would set, from the files it read last. */
+			ca = agents_staged_ca(&fuzz_cd);
+			bundle = agents_bundle_id(&fuzz_cd);
+			if (ledger_set_target(agents_ledger(&fuzz_cd), ca[0] != '\0' ? ca : NULL,
+			        bundle[0] != '\0' ? bundle : NULL) == -1)
+				fuzz_fail("ledger_set_target after a restore");
+		}
 	}
-	fuzz_nknown = 0;
-	if (nftw(fuzz_live, fuzz_know_one, 16, FTW_PHYS) == -1)
-		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+	if (files) {
+		fuzz_nknown = 0;
+		if (nftw(fuzz_live, fuzz_know_one, 16, FTW_PHYS) == -1)
+			fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
+	}
 	fuzz_current = staged;
 	fuzz_dirty = 0;
-	fuzz_baseline = fuzz_fingerprint();
+	fuzz_fingerprint(fuzz_baseline);
 }
 
 /* The ledger's own files, which only SQLite touches while it is open. */
@@ -317,30 +341,40 @@ fuzz_know_one(const char *path, const struct stat *st, int type, struct FTW *ftw
 	return 0;
 }
 
-/* Every file under live/: name, inode, size, mode, owner and change time, hashed (FNV-1a). */
+/*
+ * Every entry under live/, hashed (FNV-1a) into fuzz_fp[1] for the ledger's
+ * files, else fuzz_fp[0]: name, mode and owner, and for a file its inode,
+ * size and change time (a directory's change with its entries shows in them).
+ */
 static int
 fuzz_fp_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	const uint8_t *p = (const uint8_t *)path;
-	int64_t v[7] = { (int64_t)st->st_ino, (int64_t)st->st_size, (int64_t)st->st_mode,
-		(int64_t)st->st_uid, (int64_t)st->st_gid, (int64_t)st->st_ctim.tv_sec,
-		(int64_t)st->st_ctim.tv_nsec };
+	int64_t v[7] = { (int64_t)st->st_mode, (int64_t)st->st_uid, (int64_t)st->st_gid };
+	uint64_t *h = &fuzz_fp[ftw->level > 0 && fuzz_is_ledger(path + strlen(fuzz_live) + 1)];
 	size_t i;
 
+	if (type == FTW_F) {
+		v[3] = (int64_t)st->st_ino;
+		v[4] = (int64_t)st->st_size;
+		v[5] = (int64_t)st->st_ctim.tv_sec;
+		v[6] = (int64_t)st->st_ctim.tv_nsec;
+	}
 	for (; *p != '\0'; p++)
-		fuzz_fp = (fuzz_fp ^ *p) * UINT64_C(0x100000001b3);
+		*h = (*h ^ *p) * UINT64_C(0x100000001b3);
 	for (i = 0; i < sizeof(v); i++)
-		fuzz_fp = (fuzz_fp ^ ((const uint8_t *)v)[i]) * UINT64_C(0x100000001b3);
+		*h = (*h ^ ((const uint8_t *)v)[i]) * UINT64_C(0x100000001b3);
 	return 0;
 }
 
-static uint64_t
-fuzz_fingerprint(void)
+static void
+fuzz_fingerprint(uint64_t fp[2])
 {
-	fuzz_fp = UINT64_C(0xcbf29ce484222325);
+	fuzz_fp[0] = fuzz_fp[1] = UINT64_C(0xcbf29ce484222325);
 	if (nftw(fuzz_live, fuzz_fp_one, 16, FTW_PHYS) == -1)
 		fuzz_fail("walk %s: %s", fuzz_live, strerror(errno));
-	return fuzz_fp;
+	fp[0] = fuzz_fp[0];
+	fp[1] = fuzz_fp[1];
 }
 
 static void
