@@ -56,6 +56,7 @@ struct stage_op {
 	/* the outcome */
 	Carotate__V1__StageReply *reply;
 	char *kept_as;
+	char *publish_err; /* the set is staged (or discarded), the bundle not published */
 };
 
 /* The generate, install or discard between its start and its reply (exclusive: one). */
@@ -101,6 +102,7 @@ stage_op_free(struct stage_op *op)
 	free(op->chain);
 	X509_free(op->active_ca);
 	free(op->kept_as);
+	free(op->publish_err);
 	if (op->reply != NULL)
 		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
 	free(op);
@@ -429,8 +431,10 @@ stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *er
 	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
 	bundle_clear(&b);
-	if (r == -1)
+	if (r == -1) {
 		log_warnx("%s: %s", op->call, err);
+		op->publish_err = xstrdup(err);
+	}
 	agents_refresh(op->cd);
 	return 0;
 }
@@ -499,6 +503,16 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 
 	op->reply = NULL;
 	sr->reload = result;
+	if (op->publish_err != NULL) {
+		/* The call's change stands; what agents are offered lags until the next publish. */
+		sr->warnings = xreallocarray(sr->warnings, sr->n_warnings + 1, sizeof(char *));
+		xasprintf(&sr->warnings[sr->n_warnings++],
+		    "the trust bundle or the canary pair could not be published: %s; agents are "
+		    "offered the previous bundle until carotated publishes again (at its next "
+		    "start "
+		    "or the next change of sets)",
+		    op->publish_err);
+	}
 	agents_check_canary(op->cd);
 	if (op->kept_as == NULL) {
 		sr->staged = rpc_describe_set(conf, 1, now, &ca);
@@ -581,11 +595,13 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		return;
 	}
 	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
-	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+	op = xcalloc(1, sizeof(*op));
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1) {
 		log_warnx("discard: %s", err);
+		op->publish_err = xstrdup(err);
+	}
 	bundle_clear(&b);
 	agents_refresh(ctx->cd);
-	op = xcalloc(1, sizeof(*op));
 	op->cd = ctx->cd;
 	op->call = "discard";
 	op->kept_as = xstrdup(kept);

@@ -143,6 +143,14 @@ check_complete() {
 		fi
 		key_matches "$SSL_DIR/new" || fail "$what: the staged key matches the staged certificate"
 		[ "$(set_sums "$SSL_DIR")" = "$want" ] || fail "$what: the live set is unchanged"
+		# Agents are offered the new CA and the canary serves the staged certificate, or the
+		# operator is told they are not.
+		if ! grep -qF -- "$(sed -n 2p "$SSL_DIR/new/ca.crt")" "$SSL_DIR/ca-bundle.pem" ||
+			! cmp -s "$SSL_DIR/new/server.crt" "$SSL_DIR/canary.crt"; then
+			printf '%s' "$OP_ERR" | grep -Fq "could not be published" ||
+				fail "$what: the bundle and canary are published, or the CLI warns" \
+					"stderr: $OP_ERR"
+		fi
 	else
 		[ "$(set_sums "$SSL_DIR")" = "$want" ] || fail "$what: the live set is the complete new set" \
 			"want: $want" "got: $(set_sums "$SSL_DIR")"
