@@ -761,7 +761,7 @@ ledger_fuzz_run(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_reset(st);
+	ledger_done(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 

@@ -95,8 +95,7 @@ static int fuzz_fill_one(const char *, const struct stat *, int, struct FTW *);
 static int fuzz_know_one(const char *, const struct stat *, int, struct FTW *);
 static void fuzz_fingerprint(uint64_t[2]);
 static int fuzz_fp_one(const char *, const struct stat *, int, struct FTW *);
-static size_t fuzz_first_frames(const uint8_t *, size_t, size_t);
-static size_t fuzz_count_requests(const uint8_t *, size_t);
+static size_t fuzz_frames(const uint8_t *, size_t, size_t *);
 static void fuzz_check_replies(struct evbuffer *, size_t);
 
 int
@@ -114,13 +113,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	enum acl_role role;
 	uint64_t fp[2];
 	int fds[2], staged;
-	size_t len;
+	size_t len, replies;
 
 	if (size < 1)
 		return 0;
 	role = data[0] & 1 ? ACL_ADMIN : ACL_READER;
 	staged = (data[0] >> 1) & 1;
-	len = fuzz_first_frames(data + 1, size - 1, FUZZ_MAX_CALLS);
+	len = fuzz_frames(data + 1, size - 1, &replies);
 	if (fuzz_current != staged || fuzz_dirty)
 		fuzz_reset(staged);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == -1)
@@ -134,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_fail("%u connections left open", control_fuzz_conns(fuzz_ctl));
 	if (fuzz_cd.busy != NULL)
 		fuzz_fail("%s still holds the exclusive slot", fuzz_cd.busy);
-	fuzz_check_replies(c.in, fuzz_count_requests(data + 1, len));
+	fuzz_check_replies(c.in, replies);
 	fuzz_client_close(&c);
 	/* What an input changed on disk (a reader's refused admin call is audited too) is undone.
 	 */
@@ -147,47 +146,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 /*
- * The bytes of the stream up to the end of its max-th whole frame (all of
- * them when it holds fewer). A restore or rotate costs milliseconds here;
- * inputs that pipelined hundreds of them ran at a tenth of the usual rate
- * and bring nothing a handful of calls in a row does not.
+ * One walk over the stream's frames. Returns the bytes to send: the stream up
+ * to the end of its FUZZ_MAX_CALLS-th whole frame, all of it when it holds
+ * fewer (a restore or rotate costs milliseconds here; inputs that pipelined
+ * hundreds of them ran at a tenth of the usual rate and bring nothing a
+ * handful of calls in a row does not). *replies is the most replies those
+ * bytes can earn: one per whole frame, and one more for a header over the
+ * cap (refused, then the connection closes).
  */
 static size_t
-fuzz_first_frames(const uint8_t *p, size_t len, size_t max)
+fuzz_frames(const uint8_t *p, size_t len, size_t *replies)
 {
 	size_t off = 0, n = 0;
 	uint32_t body;
 
-	while (len - off >= WIRE_HEADER_LEN && n < max) {
-		body = wire_get_length(p + off);
-		if (body > WIRE_MAX_REQUEST || len - off - WIRE_HEADER_LEN < body)
+	while (n < FUZZ_MAX_CALLS && len - off >= WIRE_HEADER_LEN) {
+		if ((body = wire_get_length(p + off)) > WIRE_MAX_REQUEST) {
+			*replies = n + 1;
 			return len;
+		}
+		if (len - off - WIRE_HEADER_LEN < body)
+			break;
 		off += WIRE_HEADER_LEN + body;
 		n++;
 	}
-	return n == max ? off : len;
-}
-
-/*
- * The most replies the stream can earn: one per whole frame, and one more
- * for a header over the cap (refused, then the connection closes).
- */
-static size_t
-fuzz_count_requests(const uint8_t *p, size_t len)
-{
-	size_t n = 0;
-	uint32_t body;
-
-	while (len >= WIRE_HEADER_LEN) {
-		if ((body = wire_get_length(p)) > WIRE_MAX_REQUEST)
-			return n + 1;
-		if (len - WIRE_HEADER_LEN < body)
-			break;
-		p += WIRE_HEADER_LEN + body;
-		len -= WIRE_HEADER_LEN + body;
-		n++;
-	}
-	return n;
+	*replies = n;
+	return n == FUZZ_MAX_CALLS ? off : len;
 }
 
 /* Every reply is a whole frame holding a Response, within the cap; none is answered twice. */
