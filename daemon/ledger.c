@@ -200,10 +200,13 @@ static const char *const ledger_sql[LST_COUNT] = {
 	[LST_AUDIT_INSERT] = "INSERT INTO audit (seq, time, uid, user, pid, call, result, detail, "
 	                     "\"before\", \"after\", prev_hash, hash) "
 	                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[LST_AUDIT_PAGE] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit ORDER BY seq DESC "
-	                   "LIMIT ?1 OFFSET ?2",
-	[LST_AUDIT_CHAIN] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit ORDER BY seq",
-	[LST_AUDIT_COUNT] = "SELECT count(*) FROM audit",
+	/* By seq, not OFFSET or count(*): both would read the whole log at every call. */
+	[LST_AUDIT_PAGE] =
+	    "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit "
+	    "WHERE seq <= (SELECT max(seq) FROM audit) - ?2 ORDER BY seq DESC LIMIT ?1",
+	[LST_AUDIT_CHAIN] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit WHERE seq > ?1 "
+	                    "ORDER BY seq LIMIT ?2",
+	[LST_AUDIT_COUNT] = "SELECT coalesce(max(seq), 0) FROM audit",
 };
 
 /* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
@@ -1854,28 +1857,47 @@ ledger_audit_check(sqlite3_stmt *st, uint64_t want, const char *prev, char *msg)
 	return NULL;
 }
 
+void
+ledger_audit_walk_init(struct ledger_audit_walk *w)
+{
+	w->after = INT64_MIN; /* a row below 1 (against the schema) is seen, and refused */
+	w->next = 1;
+	memcpy(w->prev, LEDGER_AUDIT_ZEROS, sizeof(w->prev));
+}
+
+/*
+ * One statement per slice, reset before returning: no read transaction stays
+ * open between slices, and records appended meanwhile are walked in turn.
+ */
 int
-ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
+ledger_audit_verify_step(
+    struct ledger *l, struct ledger_audit_walk *w, uint32_t max, char *problem, size_t len)
 {
 	sqlite3_stmt *st = l->st[LST_AUDIT_CHAIN];
-	char prev[LEDGER_AUDIT_HASH_LEN + 1], msg[LEDGER_AUDIT_MAX_DETAIL];
+	char msg[LEDGER_AUDIT_MAX_DETAIL];
 	const char *why = NULL;
-	uint64_t want = 1;
+	uint32_t seen = 0;
 	int rc;
 
-	*broken_at = 0;
 	problem[0] = '\0';
-	memcpy(prev, LEDGER_AUDIT_ZEROS, sizeof(prev));
+	if (sqlite3_bind_int64(st, 1, w->after) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, max) != SQLITE_OK) {
+		snprintf(problem, len, "cannot read the audit log: %s", sqlite3_errmsg(l->db));
+		ledger_sqlerr(l, "audit verify");
+		ledger_done(st);
+		return -1;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((why = ledger_audit_check(st, want, prev, msg)) != NULL)
+		if ((why = ledger_audit_check(st, w->next, w->prev, msg)) != NULL)
 			break;
-		memcpy(prev, sqlite3_column_text(st, LEDGER_AUDIT_INTS + LEDGER_AUDIT_STRS),
+		memcpy(w->prev, sqlite3_column_text(st, LEDGER_AUDIT_INTS + LEDGER_AUDIT_STRS),
 		    LEDGER_AUDIT_HASH_LEN);
-		want++;
+		w->after = (int64_t)w->next;
+		w->next++;
+		seen++;
 	}
 	ledger_done(st);
 	if (why != NULL) {
-		*broken_at = want;
 		snprintf(problem, len, "%s", why);
 		return 0;
 	}
@@ -1884,5 +1906,18 @@ ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t
 		ledger_sqlerr(l, "audit verify");
 		return -1;
 	}
-	return 1;
+	return seen == max ? 2 : 1;
+}
+
+int
+ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
+{
+	struct ledger_audit_walk w;
+	int r;
+
+	ledger_audit_walk_init(&w);
+	while ((r = ledger_audit_verify_step(l, &w, UINT32_MAX, problem, len)) == 2)
+		;
+	*broken_at = r == 0 ? w.next : 0;
+	return r;
 }

@@ -187,10 +187,15 @@ struct ledger_audit {
  * inside a batch, whose rollback would take the record with it.
  */
 int ledger_audit_append(struct ledger *, struct ledger_audit *);
-/* Records newest first, skipping offset; strings cut to the struct's sizes. 0 / -1. */
+/*
+ * Records are numbered 1, 2, ... with no gap (a gap is what ledger_audit_verify
+ * reports), so both calls below go by number and cost the same at any length
+ * of the log. Records newest first, from number (newest - offset) down;
+ * strings cut to the struct's sizes. 0 / -1.
+ */
 typedef void (*ledger_audit_cb)(const struct ledger_audit *, void *arg);
 int ledger_audit_list(struct ledger *, uint64_t offset, uint32_t limit, ledger_audit_cb, void *arg);
-/* How many records the table holds. 0 / -1. */
+/* The newest record's number: how many records the log holds (0 when empty). 0 / -1. */
 int ledger_audit_count(struct ledger *, uint64_t *total);
 /*
  * Walks the whole chain from seq 1 (the table's own bytes, not the cut
@@ -200,6 +205,21 @@ int ledger_audit_count(struct ledger *, uint64_t *total);
  * not check out and problem says why; -1 when it cannot be read (problem).
  */
 int ledger_audit_verify(struct ledger *, uint64_t *broken_at, char *problem, size_t len);
+/*
+ * The same walk a slice at a time, so that a long log does not hold up the
+ * caller: init, then step until it returns other than 2. A step checks up to
+ * max records: 2 when it checked max of them (call again), 1 when the chain
+ * ended intact, 0 when record w->next is broken (problem says why), -1 when
+ * the log cannot be read (problem). Records appended between steps are walked.
+ */
+struct ledger_audit_walk {
+	int64_t after; /* the last seq checked */
+	uint64_t next; /* the seq the next record must have */
+	char prev[LEDGER_AUDIT_HASH_LEN + 1];
+};
+void ledger_audit_walk_init(struct ledger_audit_walk *);
+int ledger_audit_verify_step(
+    struct ledger *, struct ledger_audit_walk *, uint32_t max, char *problem, size_t len);
 /* The hash of a record's fields (prev_hash included, hash excluded), hex. */
 void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_LEN + 1]);
 

@@ -1619,6 +1619,90 @@ test_audit_tamper_rehash(void **state)
 	assert_non_null(strstr(problem, "record 1 does not start the chain"));
 }
 
+/* walk_all: steps of max records until the end; *steps counts them. The step's last result. */
+static int
+walk_all(struct ledger *l, struct ledger_audit_walk *w, uint32_t max, int *steps, char *problem)
+{
+	int r;
+
+	*steps = 0;
+	do
+		(*steps)++;
+	while ((r = ledger_audit_verify_step(l, w, max, problem, 512)) == 2);
+	return r;
+}
+
+/*
+ * The walk a slice at a time reaches the whole walk's verdict, whatever the
+ * slice: records appended between slices are walked, a record changed or
+ * missing is named where it is, also at a slice's edge. count and list go
+ * by number (the newest record's, records below skipped).
+ */
+static void
+test_audit_verify_slices(void **state)
+{
+	struct audit_page p = { .n = 0 };
+	struct ledger_audit_walk w;
+	struct ledger_audit a;
+	struct ledger *l;
+	char problem[512];
+	uint64_t total;
+	int steps;
+
+	audit_log(10);
+	l = lopen();
+	ledger_audit_walk_init(&w);
+	assert_int_equal(walk_all(l, &w, 1, &steps, problem), 1);
+	assert_int_equal(steps, 11); /* ten full slices of one, then the end */
+	assert_int_equal(w.next, 11);
+	assert_string_equal(problem, "");
+
+	/* Slices of 3: records appended after the second are walked too. */
+	ledger_audit_walk_init(&w);
+	assert_int_equal(ledger_audit_verify_step(l, &w, 3, problem, sizeof(problem)), 2);
+	assert_int_equal(ledger_audit_verify_step(l, &w, 3, problem, sizeof(problem)), 2);
+	assert_int_equal(w.next, 7);
+	audit_rec(&a, 11);
+	assert_int_equal(ledger_audit_append(l, &a), 0);
+	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 1);
+	assert_int_equal(steps, 2); /* 7..9, then 10..11 */
+	assert_int_equal(w.next, 12);
+	ledger_close(l);
+
+	/* Record 7 changed: found in the third slice of 3, not before. */
+	sql_exec("DROP TRIGGER audit_no_update; UPDATE audit SET result = 'DENIED' WHERE seq = 7");
+	l = lopen();
+	ledger_audit_walk_init(&w);
+	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 0);
+	assert_int_equal(steps, 3);
+	assert_int_equal(w.next, 7);
+	assert_non_null(strstr(problem, "record 7 was changed"));
+	ledger_close(l);
+
+	/* Record 4, the first of a slice, removed: the slice starting after 3 names it. */
+	sql_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 4");
+	l = lopen();
+	ledger_audit_walk_init(&w);
+	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 0);
+	assert_int_equal(steps, 2);
+	assert_int_equal(w.next, 4);
+	assert_non_null(strstr(problem, "record 4 is missing"));
+
+	/* count and list go by number: 11 is the newest; offset 8 starts at record 3. */
+	assert_int_equal(ledger_audit_count(l, &total), 0);
+	assert_int_equal(total, 11);
+	assert_int_equal(ledger_audit_list(l, 8, 16, audit_collect, &p), 0);
+	assert_int_equal(p.n, 3);
+	assert_int_equal(p.recs[0].seq, 3);
+	assert_int_equal(p.recs[2].seq, 1);
+	p.n = 0;
+	assert_int_equal(ledger_audit_list(l, 6, 2, audit_collect, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.recs[0].seq, 5);
+	assert_int_equal(p.recs[1].seq, 3); /* 4 is gone */
+	ledger_close(l);
+}
+
 /* A table rebuilt without its constraints may hold anything; verify still answers. */
 static void
 test_audit_tamper_types(void **state)
@@ -1737,6 +1821,7 @@ main(void)
 		cmocka_unit_test_setup(test_audit_tamper_integer, setup),
 		cmocka_unit_test_setup(test_audit_tamper_delete, setup),
 		cmocka_unit_test_setup(test_audit_tamper_rehash, setup),
+		cmocka_unit_test_setup(test_audit_verify_slices, setup),
 		cmocka_unit_test_setup(test_audit_tamper_types, setup),
 		cmocka_unit_test_setup(test_migrate_v1, setup),
 	};
