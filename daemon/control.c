@@ -58,6 +58,7 @@ struct control_conn {
 	struct control *ctl;
 	struct bufferevent *bev;
 	struct event *timer;
+	struct event *again; /* control_read once more, from the loop */
 	enum control_timer timer_kind;
 	struct acl_peer peer;
 	enum acl_role role;
@@ -99,6 +100,8 @@ static void control_refuse(int, Carotate__V1__Status, const char *);
 static void control_log_refusal(struct control *, const char *);
 static void control_log_refused(evutil_socket_t, short, void *);
 static void control_read(struct bufferevent *, void *);
+static void control_read_later(struct control_conn *);
+static void control_again(evutil_socket_t, short, void *);
 static void control_write(struct bufferevent *, void *);
 static void control_event(struct bufferevent *, short, void *);
 static void control_timeout(evutil_socket_t, short, void *);
@@ -108,6 +111,7 @@ static void control_send(struct control_conn *, Carotate__V1__Response *);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void control_close(struct control_conn *);
+static void control_flush_now(struct control_conn *);
 static struct control_conn *control_conn_new(
     struct control *, int, const struct acl_peer *, enum acl_role);
 static void control_stall(struct control_conn *);
@@ -157,6 +161,24 @@ control_reconfigure(struct control *ctl)
 	acl_init(&ctl->acl, geteuid(), conf->admin_group, conf->socket_group);
 }
 
+/*
+ * A reply written at shutdown (a call interrupted by it) goes out as far as
+ * the socket takes it at once: freeing the bufferevent would drop it, and its
+ * output may only be drained from its own write callback (evbuffer_write
+ * refuses), so the bytes are copied out.
+ */
+static void
+control_flush_now(struct control_conn *conn)
+{
+	struct evbuffer *out = bufferevent_get_output(conn->bev);
+	size_t len = evbuffer_get_length(out);
+	unsigned char *p;
+
+	if (len == 0 || (p = evbuffer_pullup(out, (ev_ssize_t)len)) == NULL)
+		return;
+	(void)send(bufferevent_getfd(conn->bev), p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 void
 control_free(struct control *ctl)
 {
@@ -164,8 +186,10 @@ control_free(struct control *ctl)
 
 	if (ctl == NULL)
 		return;
-	while ((conn = TAILQ_FIRST(&ctl->conns)) != NULL)
+	while ((conn = TAILQ_FIRST(&ctl->conns)) != NULL) {
+		control_flush_now(conn);
 		control_close(conn);
+	}
 	evconnlistener_free(ctl->listener);
 	event_free(ctl->resume);
 	event_free(ctl->refused_ev);
@@ -308,7 +332,8 @@ control_conn_new(struct control *ctl, int fd, const struct acl_peer *peer, enum 
 	conn->role = role;
 	conn->bev = bufferevent_socket_new(ctl->cd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	conn->timer = evtimer_new(ctl->cd->base, control_timeout, conn);
-	if (conn->bev == NULL || conn->timer == NULL)
+	conn->again = evtimer_new(ctl->cd->base, control_again, conn);
+	if (conn->bev == NULL || conn->timer == NULL || conn->again == NULL)
 		fatalx("%s: out of memory", __func__);
 	TAILQ_INSERT_TAIL(&ctl->conns, conn, entry);
 	ctl->nconns++;
@@ -436,9 +461,8 @@ control_read(struct bufferevent *bev, void *arg)
 			return;
 		}
 		if (handled == CONTROL_BATCH) {
-			/* Let the others in; carry on from the deferred-callback queue. */
-			bufferevent_trigger(
-			    bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+			/* Let the others in; carry on from the loop. */
+			control_read_later(conn);
 			return;
 		}
 		control_handle(conn,
@@ -463,6 +487,27 @@ control_read(struct bufferevent *bev, void *arg)
 		control_arm(conn, CONTROL_TIMER_IDLE);
 	else if (!had_partial)
 		control_arm(conn, CONTROL_TIMER_REQUEST);
+}
+
+/*
+ * A zero timeout, not bufferevent_trigger's deferred callback: that holds a
+ * reference to the bufferevent until the loop runs it, and at shutdown the
+ * loop runs no more, so the connection would never be freed.
+ */
+static void
+control_read_later(struct control_conn *conn)
+{
+	const struct timeval now = { 0, 0 };
+
+	evtimer_add(conn->again, &now);
+}
+
+static void
+control_again(evutil_socket_t fd, short events, void *arg)
+{
+	struct control_conn *conn = arg;
+
+	control_read(conn->bev, conn);
 }
 
 /* Replies pile up unread: stop reading until they drain, or drop the client at the deadline. */
@@ -590,8 +635,7 @@ control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 	 * started), inside control_read, before that frame is drained; reading
 	 * now would handle it a second time, then drain a frame never handled.
 	 */
-	bufferevent_trigger(
-	    conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	control_read_later(conn);
 }
 
 static void
@@ -641,6 +685,7 @@ control_close(struct control_conn *conn)
 	TAILQ_REMOVE(&ctl->conns, conn, entry);
 	ctl->nconns--;
 	event_free(conn->timer);
+	event_free(conn->again);
 	bufferevent_free(conn->bev);
 	acl_peer_clear(&conn->peer);
 	free(conn);
