@@ -337,6 +337,7 @@ main(int argc, char *argv[])
 	job_kill_all();
 	proxy_abandon_all();
 	rpc_stage_abandon();
+	rpc_audit_abandon();
 	agents_stop(&cd);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

@@ -94,6 +94,8 @@ void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__R
 void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_audit(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+/* At shutdown: answers every audit --verify still walking the chain. */
+void rpc_audit_abandon(void);
 void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* At shutdown, after job_kill_all and proxy_abandon_all: ends a generate, install or discard. */
 void rpc_stage_abandon(void);

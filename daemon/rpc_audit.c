@@ -1,9 +1,15 @@
 /* The audit call: one page of the audit log, newest first, and on request the chain checked. */
+#include <sys/queue.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <event2/event.h>
+
 #include "agents.h"
 #include "carotated.h"
+#include "clock.h"
+#include "control.h"
 #include "dispatch.h"
 #include "ledger.h"
 #include "log.h"
@@ -12,7 +18,34 @@
 #define AUDIT_DEFAULT_LIMIT 50
 #define AUDIT_MAX_LIMIT     1000
 
+/*
+ * The chain is checked a slice at a time, at most about AUDIT_SLICE_MS of the
+ * event loop per turn for all the checks under way together, one after the
+ * other: a log of a million records takes seconds to walk, and the other
+ * clients and the agents must not wait for it, however many checks readers
+ * start. A check that ends within its first slice is answered at once, a
+ * longer one later (control_defer).
+ */
+#define AUDIT_SLICE_MS      5
+#define AUDIT_SLICE_RECORDS 256 /* records between looks at the clock */
+
+/* A check of the chain that outlasted its first slice. */
+struct audit_walk {
+	struct carotated *cd;
+	struct control_pending *pending;
+	Carotate__V1__Response *reply; /* the page, already read */
+	struct ledger_audit_walk walk;
+	TAILQ_ENTRY(audit_walk) entry;
+};
+
+static TAILQ_HEAD(, audit_walk) audit_walks = TAILQ_HEAD_INITIALIZER(audit_walks);
+static struct event *audit_walk_ev; /* the next slice, of the first walk in line */
+
 static void rpc_audit_record(const struct ledger_audit *, void *);
+static int audit_slice(struct ledger *, struct ledger_audit_walk *, Carotate__V1__Response *);
+static void audit_walk_next(evutil_socket_t, short, void *);
+static void audit_walk_schedule(void);
+static void audit_walk_finish(struct audit_walk *);
 
 static void
 rpc_audit_record(const struct ledger_audit *a, void *arg)
@@ -38,8 +71,8 @@ rpc_audit_record(const struct ledger_audit *a, void *arg)
 }
 
 /*
- * The whole chain is walked for verify: records are few (one per admin call),
- * and a check that skipped some would prove nothing about them.
+ * The whole chain is walked for verify: a check that skipped some records
+ * would prove nothing about them.
  */
 void
 rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
@@ -48,9 +81,8 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	struct ledger *l = agents_ledger(ctx->cd);
 	uint32_t limit = q->limit != 0 ? q->limit : AUDIT_DEFAULT_LIMIT;
 	Carotate__V1__AuditReply *r;
-	char problem[LEDGER_AUDIT_MAX_DETAIL];
-	uint64_t broken_at;
-	int v;
+	struct ledger_audit_walk walk;
+	struct audit_walk *op;
 
 	if (limit > AUDIT_MAX_LIMIT) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -73,14 +105,98 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	if (!q->verify)
 		return;
 	r->verify = 1;
-	if ((v = ledger_audit_verify(l, &broken_at, problem, sizeof(problem))) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", problem);
+	ledger_audit_walk_init(&walk);
+	if (audit_slice(l, &walk, reply) != 2)
 		return;
+	/* The page moves to a reply of the call's own, sent when the walk ends. */
+	op = xcalloc(1, sizeof(*op));
+	op->cd = ctx->cd;
+	op->walk = walk;
+	op->reply = dispatch_reply_new();
+	op->reply->result_case = reply->result_case;
+	op->reply->audit_reply = r;
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
+	reply->audit_reply = NULL;
+	if (audit_walk_ev == NULL &&
+	    (audit_walk_ev = evtimer_new(ctx->cd->base, audit_walk_next, NULL)) == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	op->pending = control_defer(ctx);
+	TAILQ_INSERT_TAIL(&audit_walks, op, entry);
+	audit_walk_schedule();
+}
+
+/* Walks on for one slice: 2 when records remain, else the reply's verdict is filled in. */
+static int
+audit_slice(struct ledger *l, struct ledger_audit_walk *walk, Carotate__V1__Response *reply)
+{
+	Carotate__V1__AuditReply *r = reply->audit_reply;
+	char problem[LEDGER_AUDIT_MAX_DETAIL];
+	long long until = clock_ms() + AUDIT_SLICE_MS;
+	int v;
+
+	while ((v = ledger_audit_verify_step(
+	            l, walk, AUDIT_SLICE_RECORDS, problem, sizeof(problem))) == 2)
+		if (clock_ms() >= until)
+			return 2;
+	if (v == -1) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", problem);
+		return v;
 	}
 	r->intact = v == 1;
-	r->broken_at = broken_at;
+	r->broken_at = v == 0 ? walk->next : 0;
 	r->problem = xstrdup(problem);
 	if (!r->intact)
 		log_warnx("audit: the chain is broken at record %llu: %s",
-		    (unsigned long long)broken_at, problem);
+		    (unsigned long long)r->broken_at, problem);
+	return v;
+}
+
+/* One slice of the first walk in line, which then goes to the back of the line. */
+static void
+audit_walk_next(evutil_socket_t fd, short events, void *arg)
+{
+	struct audit_walk *op = TAILQ_FIRST(&audit_walks);
+
+	if (op == NULL)
+		return;
+	TAILQ_REMOVE(&audit_walks, op, entry);
+	if (audit_slice(agents_ledger(op->cd), &op->walk, op->reply) == 2)
+		TAILQ_INSERT_TAIL(&audit_walks, op, entry);
+	else
+		audit_walk_finish(op);
+	audit_walk_schedule();
+}
+
+/* A zero timeout, not event_active: the loop polls for I/O before each slice. */
+static void
+audit_walk_schedule(void)
+{
+	const struct timeval now = { 0, 0 };
+
+	if (!TAILQ_EMPTY(&audit_walks) && !evtimer_pending(audit_walk_ev, NULL))
+		evtimer_add(audit_walk_ev, &now);
+}
+
+/* op is out of the line: answers its client (if still there). */
+static void
+audit_walk_finish(struct audit_walk *op)
+{
+	control_complete(op->pending, op->reply);
+	free(op);
+}
+
+void
+rpc_audit_abandon(void)
+{
+	struct audit_walk *op;
+
+	while ((op = TAILQ_FIRST(&audit_walks)) != NULL) {
+		TAILQ_REMOVE(&audit_walks, op, entry);
+		dispatch_error(op->reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "audit: interrupted: carotated is shutting down");
+		audit_walk_finish(op);
+	}
+	if (audit_walk_ev != NULL)
+		event_free(audit_walk_ev);
+	audit_walk_ev = NULL;
 }
