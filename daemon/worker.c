@@ -72,6 +72,12 @@
 #define WORKER_MAX_ERROR    200  /* bytes of the parent's error text an agent sees */
 #define WORKER_SHED_MS      1000 /* at the cap, a connection this long without a request goes */
 #define WORKER_LOG_EVERY    10   /* s between two log lines about shed connections */
+/*
+ * Bytes read ahead of the request in hand: room for the largest whole request.
+ * A client that pipelines requests and never reads the responses is then held
+ * to this, the rest left in its socket; evhttp alone reads on without bound.
+ */
+#define WORKER_MAX_INPUT (2 * (WORKER_MAX_HEADERS + WORKER_MAX_BODY))
 
 /* One listening socket. */
 struct worker_site {
@@ -520,6 +526,7 @@ worker_bevcb(struct event_base *base, void *arg)
 	conn->deadline = evtimer_new(base, worker_conn_expired, conn);
 	if (conn->bev == NULL || conn->deadline == NULL)
 		fatalx("%s: out of memory", __func__);
+	bufferevent_setwatermark(conn->bev, EV_READ, 0, WORKER_MAX_INPUT);
 	/* Held until adopted: evhttp frees it at once if the accept fails. */
 	bufferevent_incref(conn->bev);
 	TAILQ_INSERT_TAIL(&worker_newborn, conn, newborn);
