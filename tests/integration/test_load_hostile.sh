@@ -14,7 +14,9 @@
 #  (3) agent socket: 2000 concurrent check-in clients (a new connection each, as nginx
 #      connects) with slowloris, unfinished-body and idle clients: every check-in answered
 #      right, p99 bounded, hostile connections closed at the 10 s request deadline, worker
-#      RSS flat;
+#      RSS flat; then (3b) never-reading clients, which pipeline check-ins as fast as their
+#      socket takes them: the worker reads ahead at most 24 KiB of each (its RSS stays flat),
+#      serves the check-ins beside them, and closes them at the request deadline;
 #  (4) agent worker at ulimit -n 64 (32 connections): 40 slowloris clients hold the slots;
 #      the worker sheds those without a request after 1 s, check-ins keep completing (p99
 #      under 2.5 s, not the 10 s deadline), the worker's CPU stays low.
@@ -287,6 +289,24 @@ else
 	ok "(the worker's descriptors are not readable by uid $(id -u): not counted)"
 fi
 assert_exit 0 "status answers after the agent load" -- ctl status
+
+# ---------------------------------------------------------------- (3b) never-reading clients
+echo "-- (3b) agent socket: 50 check-in clients, 20 never-reading"
+agentrun -t 15 --checkin 50 --noread 20 >"$T/noread.out"
+show "$T/noread.out"
+o=$T/noread.out
+check "every check-in answered right beside them" "$(field "$o" kind=checkin ok)" == "$(field "$o" kind=checkin answered)"
+check "no wrong answers, no 503, no I/O error" "$(($(field "$o" kind=checkin wrong) + $(field "$o" kind=checkin busy) + $(field "$o" kind=checkin errors)))" == 0
+# Their pipelined check-ins are served until a response cannot be written; the worker then
+# reads no further than its read-ahead, the next request never arrives whole, and the
+# request deadline closes them like a slowloris client.
+check "never-reading clients closed by the worker" "$(field "$o" kind=noread closed_by_daemon)" ">=" 20
+check "noread: at the request deadline, not before" "$(field "$o" kind=noread life_min_ms)" ">=" $((WORKER_REQUEST_MS - 2 * EARLY_MS))
+check "noread: soon after the deadline" "$(field "$o" kind=noread life_max_ms)" "<=" $((WORKER_REQUEST_MS + SLACK_MS))
+check "worker CPU low meanwhile (under 50 % of a core)" "$(field "$o" proc=worker cpu_pct)" "<" 50
+rss0=$(field "$o" proc=worker rss_start_kb)
+rss1=$(field "$o" proc=worker rss_end_kb)
+check "worker RSS flat while they push (start $rss0 KiB, end $rss1 KiB; they sent $(field "$o" kind=noread sent_kb) KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
 stop_daemon
 
 # ---------------------------------------------------------------- (4) worker at ulimit -n 64

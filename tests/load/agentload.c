@@ -5,7 +5,8 @@
  *
  *   agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]
  *             [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]
- *             [--idle N] [--drip-interval MS] [-e etag=HEX] [-e certs=N] [-p [NAME=]PID]...
+ *             [--idle N] [--noread N] [--drip-interval MS] [-e etag=HEX] [-e certs=N]
+ *             [-p [NAME=]PID]...
  *
  * First links -n agents (default 1000; their tokens stay in memory), then
  * runs for -t seconds:
@@ -19,6 +20,8 @@
  *  body       send a link request's headers whole, then 10 of the 1000 body
  *             bytes its Content-Length announces, then nothing
  *  idle       connect and send nothing
+ *  noread     pipeline keep-alive check-ins asking for the whole bundle, as
+ *             many as the socket takes, every tick, and never read a response
  * Hostile clients reconnect as soon as the worker closes them. -e etag: the
  * bundle id expected (default: the one the links answered); -e certs: the
  * certificates expected in a 200's bundle.
@@ -39,13 +42,15 @@
 
 #include "load.h"
 
-#define AGL_TICK_MS    5
-#define AGL_BUF        65536 /* bytes of one response, at most */
-#define AGL_FULL_EVERY 8     /* every 8th check-in asks for the whole bundle */
+#define AGL_TICK_MS      5
+#define AGL_BUF          65536 /* bytes of one response, at most */
+#define AGL_FULL_EVERY   8     /* every 8th check-in asks for the whole bundle */
+#define AGL_NOREAD_BYTES 4096  /* one block of a noread client's pipelined check-ins */
 
-enum agl_kind { AGL_CHECKIN, AGL_SLOWLORIS, AGL_BODY, AGL_IDLE, AGL_NKINDS };
+enum agl_kind { AGL_CHECKIN, AGL_SLOWLORIS, AGL_BODY, AGL_IDLE, AGL_NOREAD, AGL_NKINDS };
 
-static const char *agl_kind_names[AGL_NKINDS] = { "checkin", "slowloris", "body", "idle" };
+static const char *agl_kind_names[AGL_NKINDS] = { "checkin", "slowloris", "body", "idle",
+	"noread" };
 
 struct agl_agent {
 	char id[65];
@@ -56,7 +61,7 @@ struct agl_conn {
 	enum agl_kind kind;
 	int fd;
 	int64_t opened, started, due;
-	char req[1024];
+	char req[AGL_NOREAD_BYTES + 1024];
 	size_t reqlen, woff;
 	char *buf;
 	size_t blen;
@@ -67,6 +72,7 @@ struct agl_conn {
 struct agl_stats {
 	struct load_conns conn;
 	long requests, ok, wrong, busy, errors, answered;
+	long long sent; /* bytes, of noread clients */
 };
 
 static const char *agl_path;
@@ -88,6 +94,8 @@ static void agl_link_all(void);
 static void agl_open(struct agl_conn *, int64_t);
 static void agl_drop(struct agl_conn *, int64_t, int by_daemon);
 static void agl_checkin_request(struct agl_conn *);
+static void agl_noread_requests(struct agl_conn *);
+static void agl_noread_push(struct agl_conn *, int64_t);
 static void agl_flush(struct agl_conn *, int64_t);
 static void agl_readable(struct agl_conn *, int64_t);
 static int agl_response(struct agl_conn *, int64_t);
@@ -102,7 +110,8 @@ agl_usage(void)
 	fprintf(stderr,
 	    "usage: agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]\n"
 	    "                 [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]\n"
-	    "                 [--idle N] [--drip-interval MS] [-e etag=HEX] [-e certs=N]\n"
+	    "                 [--idle N] [--noread N] [--drip-interval MS] [-e etag=HEX]\n"
+	    "                 [-e certs=N]\n"
 	    "                 [-p [NAME=]PID]...\n");
 	exit(2);
 }
@@ -227,7 +236,8 @@ agl_open(struct agl_conn *c, int64_t now)
 		c->started = now;
 	if ((c->fd = load_conns_open(&s->conn, agl_path, now, &c->due)) == -1)
 		return;
-	load_watch(agl_epfd, c->fd, EPOLLIN | EPOLLRDHUP, c);
+	/* A noread client hears of the close only: EPOLLIN would report its unread responses. */
+	load_watch(agl_epfd, c->fd, c->kind == AGL_NOREAD ? EPOLLRDHUP : EPOLLIN | EPOLLRDHUP, c);
 	c->opened = now;
 	c->woff = c->blen = 0;
 	switch (c->kind) {
@@ -241,6 +251,10 @@ agl_open(struct agl_conn *c, int64_t now)
 		    "GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: agent\r\nX-Agent-Id: slow-%u\r\n"
 		    "Authorization: Bearer %064d\r\nX-Padding: %0200d\r\n",
 		    c->agent, 0, 0);
+		c->due = now;
+		break;
+	case AGL_NOREAD:
+		agl_noread_requests(c);
 		c->due = now;
 		break;
 	case AGL_BODY:
@@ -284,6 +298,48 @@ agl_checkin_request(struct agl_conn *c)
 	    a->id, a->token, inm, agl_keepalive ? "" : "Connection: close\r\n");
 	c->woff = 0;
 	agl_stats[AGL_CHECKIN].requests++;
+}
+
+/* Keep-alive check-ins of agent c->agent, whole bundle each, back to back. */
+static void
+agl_noread_requests(struct agl_conn *c)
+{
+	const struct agl_agent *a = &agl_agents[c->agent % agl_nagents];
+	int n;
+
+	c->reqlen = 0;
+	while (c->reqlen < AGL_NOREAD_BYTES) {
+		n = snprintf(c->req + c->reqlen, sizeof(c->req) - c->reqlen,
+		    "GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: agent\r\nX-Agent-Id: %s\r\n"
+		    "Authorization: Bearer %s\r\n\r\n",
+		    a->id, a->token);
+		if (n < 0 || (size_t)n >= sizeof(c->req) - c->reqlen)
+			break;
+		c->reqlen += (size_t)n;
+	}
+	c->woff = 0;
+}
+
+/* A noread client's tick: its block of requests again and again until the socket is full. */
+static void
+agl_noread_push(struct agl_conn *c, int64_t now)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = write(c->fd, c->req + c->woff, c->reqlen - c->woff);
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			agl_drop(c, now, 1);
+			return;
+		}
+		c->woff += (size_t)n;
+		agl_stats[AGL_NOREAD].sent += n;
+		if (c->woff == c->reqlen)
+			c->woff = 0;
+	}
+	c->due = now + AGL_TICK_MS * 1000;
 }
 
 /* Writes what is left of c's request (a few hundred bytes: one write does it). */
@@ -414,13 +470,17 @@ agl_judge(
 	s->ok++;
 }
 
-/* The timed action of c: connect, or the next byte of a slowloris request. */
+/* The timed action of c: connect, the next byte of a slowloris request, or noread's pipeline. */
 static void
 agl_timer(struct agl_conn *c, int64_t now)
 {
 	c->due = 0;
 	if (c->fd == -1) {
 		agl_open(c, now);
+		return;
+	}
+	if (c->kind == AGL_NOREAD) {
+		agl_noread_push(c, now);
 		return;
 	}
 	if (c->kind != AGL_SLOWLORIS || c->woff >= c->reqlen)
@@ -444,9 +504,10 @@ agl_report(double secs)
 		if (s->conn.conns == 0)
 			continue;
 		load_conns_print_head("agentload", agl_kind_names[k], secs, &s->conn);
-		printf(" requests=%ld answered=%ld ok=%ld wrong=%ld busy=%ld errors=%ld per_s=%.0f",
+		printf(" requests=%ld answered=%ld ok=%ld wrong=%ld busy=%ld errors=%ld per_s=%.0f"
+		       " sent_kb=%lld",
 		    s->requests, s->answered, s->ok, s->wrong, s->busy, s->errors,
-		    secs > 0 ? (double)s->answered / secs : 0);
+		    secs > 0 ? (double)s->answered / secs : 0, s->sent / 1024);
 		load_conns_print_tail(&s->conn);
 	}
 	load_procs_print("agentload", &agl_procs);
@@ -479,7 +540,11 @@ agl_run(struct agl_conn *conns, size_t n, int64_t end)
 		for (k = 0; k < nev; k++) {
 			struct agl_conn *c = ev[k].data.ptr;
 
-			if (c->fd != -1)
+			if (c->fd == -1)
+				continue;
+			if (c->kind == AGL_NOREAD)
+				agl_drop(c, now, 1); /* the worker closed it: reconnect */
+			else
 				agl_readable(c, now);
 		}
 	}
@@ -494,6 +559,7 @@ main(int argc, char **argv)
 		{ "slowloris", required_argument, NULL, 'S' },
 		{ "body", required_argument, NULL, 'B' },
 		{ "idle", required_argument, NULL, 'L' },
+		{ "noread", required_argument, NULL, 'N' },
 		{ "drip-interval", required_argument, NULL, 'E' },
 		{ "rounds", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
@@ -546,6 +612,9 @@ main(int argc, char **argv)
 			break;
 		case 'L':
 			want[AGL_IDLE] = atol(optarg);
+			break;
+		case 'N':
+			want[AGL_NOREAD] = atol(optarg);
 			break;
 		case 'E':
 			agl_drip_us = atol(optarg) * 1000;
