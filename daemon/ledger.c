@@ -1860,7 +1860,6 @@ ledger_audit_check(sqlite3_stmt *st, uint64_t want, const char *prev, char *msg)
 void
 ledger_audit_walk_init(struct ledger_audit_walk *w)
 {
-	w->after = INT64_MIN; /* a row below 1 (against the schema) is seen, and refused */
 	w->next = 1;
 	memcpy(w->prev, LEDGER_AUDIT_ZEROS, sizeof(w->prev));
 }
@@ -1880,7 +1879,9 @@ ledger_audit_verify_step(
 	int rc;
 
 	problem[0] = '\0';
-	if (sqlite3_bind_int64(st, 1, w->after) != SQLITE_OK ||
+	/* From the start, a row below 1 (against the schema) is seen too, and refused. */
+	if (sqlite3_bind_int64(st, 1, w->next == 1 ? INT64_MIN : (int64_t)w->next - 1) !=
+	        SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, max) != SQLITE_OK) {
 		snprintf(problem, len, "cannot read the audit log: %s", sqlite3_errmsg(l->db));
 		ledger_sqlerr(l, "audit verify");
@@ -1892,7 +1893,6 @@ ledger_audit_verify_step(
 			break;
 		memcpy(w->prev, sqlite3_column_text(st, LEDGER_AUDIT_INTS + LEDGER_AUDIT_STRS),
 		    LEDGER_AUDIT_HASH_LEN);
-		w->after = (int64_t)w->next;
 		w->next++;
 		seen++;
 	}

@@ -213,7 +213,6 @@ int ledger_audit_verify(struct ledger *, uint64_t *broken_at, char *problem, siz
  * the log cannot be read (problem). Records appended between steps are walked.
  */
 struct ledger_audit_walk {
-	int64_t after; /* the last seq checked */
 	uint64_t next; /* the seq the next record must have */
 	char prev[LEDGER_AUDIT_HASH_LEN + 1];
 };
