@@ -51,6 +51,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's version: evhttp has no getter */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
@@ -178,6 +179,7 @@ static void worker_conn_expired(evutil_socket_t, short, void *);
 static void worker_conn_closed(struct evhttp_connection *, void *);
 static void worker_conn_free(struct worker_conn *);
 static void worker_handle(struct evhttp_request *, void *);
+static int worker_version(struct evhttp_request *, const char **);
 static int worker_route(struct evhttp_request *, struct worker_call *, const char **);
 static int worker_headers(struct evhttp_request *, struct worker_call *, const char **);
 static int worker_take(const struct evkeyval *, const char *, const char **);
@@ -706,7 +708,7 @@ worker_handle(struct evhttp_request *req, void *arg)
 	/* It has arrived; from now on the parent's deadline applies. */
 	worker_conn_disarm(conn);
 	memset(&call, 0, sizeof(call));
-	if ((code = worker_route(req, &call, &why)) == 0)
+	if ((code = worker_version(req, &why)) == 0 && (code = worker_route(req, &call, &why)) == 0)
 		code = worker_headers(req, &call, &why);
 	if (code != 0) {
 		log_debug("%s: %d: %s", site->name, code, why);
@@ -715,6 +717,26 @@ worker_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	worker_forward(req, conn, &call, site->canary);
+}
+
+/*
+ * evhttp takes any "HTTP/%d.%d" whose major is at most 1, and keeps the minor in a char:
+ * "HTTP/-1.1", "HTTP/0.5" and "HTTP/1.300" all get through, and its answer would name
+ * them ("HTTP/1.257" reads as 1.1: harmless, it is answered as 1.1). nginx speaks 1.0 or
+ * 1.1 to an upstream; anything else is answered 505, in HTTP/1.1, and the connection
+ * closed (evhttp honours the reply's "Connection: close"). evhttp's own refusals (413,
+ * 400) still name the version it parsed.
+ */
+static int
+worker_version(struct evhttp_request *req, const char **why)
+{
+	if (req->major == 1 && (req->minor == 0 || req->minor == 1))
+		return 0;
+	req->major = 1;
+	req->minor = 1;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	*why = "only HTTP/1.0 and HTTP/1.1 are spoken here";
+	return 505;
 }
 
 /* The route by exact path (a query string is refused, not ignored), then the method. */
