@@ -88,6 +88,13 @@ check() {
 	ok "$1 ($2 $3 $4)"
 }
 show() { sed 's/^/    /' "$1"; }
+# rss_flat FILE PROC WHAT [NOTE]: PROC's RSS over the run in FILE grew at most RSS_KB.
+rss_flat() {
+	local s e
+	s=$(field "$1" "proc=$2" rss_start_kb)
+	e=$(field "$1" "proc=$2" rss_end_kb)
+	check "$3 (start $s KiB, end $e KiB${4:+; $4})" $((e - s)) "<=" "$RSS_KB"
+}
 
 # nofile_daemon ULIMIT_ARGS: the daemon started under `ulimit ULIMIT_ARGS` (-n 64: soft
 # and hard; -S -n 256: soft only).
@@ -197,12 +204,10 @@ check "drip closed at request_timeout, not before" "$(field "$o" kind=drip life_
 check "drip closed soon after request_timeout" "$(field "$o" kind=drip life_max_ms)" "<=" $((REQUEST_S * 1000 + SLACK_MS))
 check "never-reading clients dropped by the daemon" "$(field "$o" kind=noread closed_by_daemon)" ">=" "$HOSTILE"
 check "dropped within request_timeout of stalling" "$(field "$o" kind=noread life_max_ms)" "<=" $((REQUEST_S * 1000 + SLACK_MS))
-rss0=$(field "$o" proc=daemon rss_start_kb)
-rss1=$(field "$o" proc=daemon rss_end_kb)
 # 2 MiB (RSS_KB): at full scale, one allocation leaked a call (32 bytes at least with glibc) adds
 # 4 MiB over 128000 calls, and 700 bytes a closed connection 2 MiB over the 3000 or so;
 # allocator noise stays well below. (A sanitizer build also reports leaks at exit.)
-check "daemon RSS flat over the run (start $rss0 KiB, end $rss1 KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
+rss_flat "$o" daemon "daemon RSS flat over the run"
 assert_daemon_alive "after the control load"
 wait_until 5000 fds_back "$DAEMON_PID" "$D_FDS" ||
 	fail "the daemon's descriptors go back to the $D_FDS it had before the load" "now $(fds "$DAEMON_PID")"
@@ -276,11 +281,9 @@ for k in slowloris body idle; do
 	check "$k: at the request deadline, not before" "$(field "$o" "kind=$k" life_min_ms)" ">=" $((WORKER_REQUEST_MS - 2 * EARLY_MS))
 	check "$k: soon after the deadline" "$(field "$o" "kind=$k" life_max_ms)" "<=" $((WORKER_REQUEST_MS + SLACK_MS))
 done
-rss0=$(field "$o" proc=worker rss_start_kb)
-rss1=$(field "$o" proc=worker rss_end_kb)
 # 2 MiB (RSS_KB): at full scale, one allocation leaked a check-in (a connection each) adds more
 # than 2 MiB over the 90000 or so.
-check "worker RSS flat over the run (start $rss0 KiB, end $rss1 KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
+rss_flat "$o" worker "worker RSS flat over the run"
 assert_eq "$WPID" "$(worker_pid)" "the same worker served it all"
 if [ "$W_FDS" -gt 0 ]; then
 	wait_until 5000 fds_back "$WPID" "$W_FDS" ||
@@ -301,9 +304,7 @@ show "$T/noread-alone.out"
 o=$T/noread-alone.out
 check "alone: worker CPU low while they stall (under 10 % of a core)" "$(field "$o" proc=worker cpu_pct)" "<" 10
 check "alone: none closed before the request deadline" "$(field "$o" kind=noread closed_by_daemon)" == 0
-rss0=$(field "$o" proc=worker rss_start_kb)
-rss1=$(field "$o" proc=worker rss_end_kb)
-check "alone: worker RSS flat (start $rss0 KiB, end $rss1 KiB; they sent $(field "$o" kind=noread sent_kb) KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
+rss_flat "$o" worker "alone: worker RSS flat" "they sent $(field "$o" kind=noread sent_kb) KiB"
 agentrun -t 15 --checkin 50 --noread 20 >"$T/noread.out"
 show "$T/noread.out"
 o=$T/noread.out
@@ -315,9 +316,7 @@ check "no wrong answers, no 503, no I/O error" "$(($(field "$o" kind=checkin wro
 check "never-reading clients closed by the worker" "$(field "$o" kind=noread closed_by_daemon)" ">=" 20
 check "noread: at the request deadline, not before" "$(field "$o" kind=noread life_min_ms)" ">=" $((WORKER_REQUEST_MS - 2 * EARLY_MS))
 check "noread: soon after the deadline" "$(field "$o" kind=noread life_max_ms)" "<=" $((WORKER_REQUEST_MS + SLACK_MS))
-rss0=$(field "$o" proc=worker rss_start_kb)
-rss1=$(field "$o" proc=worker rss_end_kb)
-check "worker RSS flat while they push (start $rss0 KiB, end $rss1 KiB; they sent $(field "$o" kind=noread sent_kb) KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
+rss_flat "$o" worker "worker RSS flat while they push" "they sent $(field "$o" kind=noread sent_kb) KiB"
 stop_daemon
 
 # ---------------------------------------------------------------- (4) worker at ulimit -n 64
@@ -341,9 +340,7 @@ assert_contains "at the cap of 32 connections: closed" "$(log_since)" "the worke
 shed_lines=$(log_since | grep -c 'at the cap of 32 connections' || true)
 check "one such line per 10 s" "$shed_lines" "<=" 3
 check "worker CPU while starved under 10 % of a core" "$(field "$o" proc=worker cpu_pct)" "<" 10
-rss0=$(field "$o" proc=worker rss_start_kb)
-rss1=$(field "$o" proc=worker rss_end_kb)
-check "worker RSS flat while starved (start $rss0 KiB, end $rss1 KiB)" $((rss1 - rss0)) "<=" "$RSS_KB"
+rss_flat "$o" worker "worker RSS flat while starved"
 assert_eq "$WPID" "$(worker_pid)" "the same worker throughout"
 assert_exit 0 "status answers afterwards" -- ctl status
 stop_daemon

@@ -694,8 +694,8 @@ test_versions(void **state)
 		assert_string_equal(body(&r), "only HTTP/1.0 and HTTP/1.1 are spoken here\n");
 	}
 	assert_int_equal(t.fake.requests, before);
-	snprintf(req, sizeof(req), "GET /carotate/v1/ca-bundle HTTP/1.0\r\n" CHECKIN_HDRS "\r\n");
-	assert_int_equal(http(req, &r), 200);
+	assert_int_equal(
+	    http("GET /carotate/v1/ca-bundle HTTP/1.0\r\n" CHECKIN_HDRS "\r\n", &r), 200);
 	assert_int_equal(strncmp(r.raw, "HTTP/1.0 200 ", 13), 0);
 	assert_int_equal(t.fake.requests, before + 1);
 	assert_same_worker();
