@@ -42,7 +42,7 @@ ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       -I$(O)/gen -Icommon -Idaemon -Iclient $(CFLAGS)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
-DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap
+DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl
 CLIENT_PKGS := libprotobuf-c jansson
 TEST_PKGS   := cmocka
 pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
