@@ -31,8 +31,9 @@
 #define CONFIG_MAX_LABEL    63
 #define CONFIG_SUN_PATH     sizeof(((struct sockaddr_un *)NULL)->sun_path)
 /* One reply may be 4 MiB plus its 4-byte length prefix: a smaller queue could never send it. */
-#define CONFIG_MIN_OUTPUT ((uint64_t)4 * 1024 * 1024 + 4)
-#define CONFIG_MAX_OUTPUT ((uint64_t)1024 * 1024 * 1024)
+#define CONFIG_MIN_OUTPUT     ((uint64_t)4 * 1024 * 1024 + 4)
+#define CONFIG_MAX_OUTPUT     ((uint64_t)1024 * 1024 * 1024)
+#define CONFIG_ADMIN_RESERVED 8 /* default control slots kept for admins */
 
 #define SEC  1000ULL /* durations are held in milliseconds while parsing */
 #define MIN  (60 * SEC)
@@ -67,6 +68,7 @@ static int config_handler(void *, const char *, const char *, const char *);
 static const struct config_key *config_find_key(const char *, const char *);
 static int config_key_line(const struct config_parse *, const char *, const char *);
 static void config_finish(struct config_parse *);
+static void config_check_reserved(struct config_parse *);
 static void config_check_distinct(struct config_parse *, const char *, const char *, const char *,
     const char *, const char *, const char *);
 static void config_derive_server_name(struct config *);
@@ -117,6 +119,9 @@ static const struct config_key config_keys[] = {
 	{ "daemon", "admin_group", config_set_account, F(admin_group), 0, 0 },
 	{ "daemon", "state_dir", config_set_path, F(state_dir), 0, 0 },
 	{ "daemon", "max_clients", config_set_uint, F(max_clients), 1, 65536 },
+	{ "daemon", "max_clients_per_uid", config_set_uint, F(max_clients_per_uid), 1, 65536 },
+	{ "daemon", "admin_reserved", config_set_uint, F(admin_reserved), 0, 65535 },
+	{ "daemon", "audit_coalesce", config_set_secs, F(audit_coalesce), 1 * SEC, 1 * HOUR },
 	{ "daemon", "request_timeout", config_set_ms, F(request_timeout), 1 * SEC, 1 * HOUR },
 	{ "daemon", "idle_timeout", config_set_ms, F(idle_timeout), 1 * SEC, 1 * DAY },
 	{ "daemon", "max_output", config_set_size, F(max_output), CONFIG_MIN_OUTPUT,
@@ -287,6 +292,9 @@ config_defaults(const char *path)
 	conf->admin_group = xstrdup("carotate-admin");
 	conf->state_dir = xstrdup("/var/lib/carotate");
 	conf->max_clients = 256;
+	conf->max_clients_per_uid = 16;
+	conf->admin_reserved = CONFIG_ADMIN_RESERVED;
+	conf->audit_coalesce = 60;
 	conf->request_timeout = 10 * SEC;
 	conf->idle_timeout = 60 * SEC;
 	conf->max_output = 8 * 1024 * 1024;
@@ -513,8 +521,31 @@ config_finish(struct config_parse *ps)
 	    conf->agents_canary_socket);
 	config_check_distinct(ps, "agents", "socket", conf->agents_socket, "agents",
 	    "canary_socket", conf->agents_canary_socket);
+	config_check_reserved(ps);
 	if (conf->proxy_server_name[0] == '\0')
 		config_derive_server_name(conf);
+}
+
+/*
+ * Readers must leave the admins some slots, and at least one for themselves:
+ * an explicit admin_reserved must be below max_clients; the default shrinks
+ * to half of a small max_clients instead of failing a file that never set it.
+ */
+static void
+config_check_reserved(struct config_parse *ps)
+{
+	struct config *conf = ps->conf;
+	int line = config_key_line(ps, "daemon", "admin_reserved");
+
+	if (conf->admin_reserved < conf->max_clients)
+		return;
+	if (line == 0) {
+		conf->admin_reserved = conf->max_clients / 2;
+		return;
+	}
+	config_error(ps, line,
+	    "[daemon] admin_reserved (%u) must be less than max_clients (%u): readers need a slot",
+	    conf->admin_reserved, conf->max_clients);
 }
 
 /* Two keys naming one file would make one overwrite the other; blamed on the later line. */

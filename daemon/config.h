@@ -24,14 +24,17 @@ struct config {
 	char *path; /* the file this was read from */
 
 	/* [daemon] */
-	char *socket;             /* absolute path of the control socket */
-	char *socket_group;       /* group that may read (status, report, backups) */
-	char *admin_group;        /* group that may change state */
-	char *state_dir;          /* absolute */
-	unsigned max_clients;     /* concurrent control connections */
-	unsigned request_timeout; /* ms: a whole request must arrive within this */
-	unsigned idle_timeout;    /* ms: a connection with no request in flight closes */
-	size_t max_output;        /* bytes queued to one client before it is dropped */
+	char *socket;                 /* absolute path of the control socket */
+	char *socket_group;           /* group that may read (status, report, backups) */
+	char *admin_group;            /* group that may change state */
+	char *state_dir;              /* absolute */
+	unsigned max_clients;         /* concurrent control connections */
+	unsigned max_clients_per_uid; /* of them, held by one non-admin uid */
+	unsigned admin_reserved;      /* of them, only admins may take (< max_clients) */
+	uint64_t audit_coalesce;      /* s: identical refusals within it share one audit record */
+	unsigned request_timeout;     /* ms: a whole request must arrive within this */
+	unsigned idle_timeout;        /* ms: a connection with no request in flight closes */
+	size_t max_output;            /* bytes queued to one client before it is dropped */
 
 	/* [ssl] */
 	char *ssl_dir; /* absolute */

@@ -80,6 +80,7 @@ struct control {
 	struct acl acl;
 	TAILQ_HEAD(, control_conn) conns;
 	unsigned nconns;
+	unsigned nothers; /* of them, connections below the admin role */
 	int fd_ceiling;   /* a connection on this descriptor or above is refused */
 	unsigned refused; /* connections refused and not yet logged */
 	char *path;
@@ -97,6 +98,9 @@ static void control_accept_error(struct evconnlistener *, void *);
 static void control_resume(evutil_socket_t, short, void *);
 static void control_fd_ceiling(struct control *);
 static void control_refuse(int, Carotate__V1__Status, const char *);
+static int control_over_quota(
+    const struct control *, const struct acl_peer *, enum acl_role, char *, size_t);
+static unsigned control_uid_conns(const struct control *, uid_t);
 static void control_log_refusal(struct control *, const char *);
 static void control_log_refused(evutil_socket_t, short, void *);
 static void control_read(struct bufferevent *, void *);
@@ -309,15 +313,65 @@ control_accept(
 		return;
 	}
 	if ((role = acl_role(&ctl->acl, &peer)) == ACL_NONE) {
-		log_warnx("control: refused uid %ld pid %ld: not in group %s or %s", (long)peer.uid,
-		    (long)peer.pid, conf->socket_group, conf->admin_group);
 		snprintf(msg, sizeof(msg), "permission denied: uid %ld is not in group %s or %s",
 		    (long)peer.uid, conf->socket_group, conf->admin_group);
+		control_log_refusal(ctl, msg);
 		control_refuse(fd, CAROTATE__V1__STATUS__PERMISSION_DENIED, msg);
 		acl_peer_clear(&peer);
 		return;
 	}
+	if (control_over_quota(ctl, &peer, role, msg, sizeof(msg))) {
+		control_log_refusal(ctl, msg);
+		control_refuse(fd, CAROTATE__V1__STATUS__UNAVAILABLE, msg);
+		acl_peer_clear(&peer);
+		return;
+	}
 	control_conn_new(ctl, fd, &peer, role);
+}
+
+/*
+ * Readers must not starve admins: below the admin role, a connection may not
+ * take one of the last admin_reserved slots, nor be more than
+ * max_clients_per_uid of its uid's. Admins are held to max_clients alone.
+ * 1 (msg says why) when peer must be refused.
+ */
+static int
+control_over_quota(const struct control *ctl, const struct acl_peer *peer, enum acl_role role,
+    char *msg, size_t len)
+{
+	const struct config *conf = ctl->cd->conf;
+	unsigned others = conf->max_clients - conf->admin_reserved;
+
+	if (role >= ACL_ADMIN)
+		return 0;
+	if (ctl->nothers >= others) {
+		snprintf(msg, len,
+		    "too many connections: the %u slots open to readers are taken (the other %u "
+		    "are kept for admins); try again",
+		    others, conf->admin_reserved);
+		return 1;
+	}
+	if (control_uid_conns(ctl, peer->uid) >= conf->max_clients_per_uid) {
+		snprintf(msg, len,
+		    "too many connections from uid %ld (limit %u per user); close one and try "
+		    "again",
+		    (long)peer->uid, conf->max_clients_per_uid);
+		return 1;
+	}
+	return 0;
+}
+
+/* Connections of uid now: a walk, as accepts are rare next to requests (max_clients <= 65536). */
+static unsigned
+control_uid_conns(const struct control *ctl, uid_t uid)
+{
+	const struct control_conn *conn;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(conn, &ctl->conns, entry)
+	if (conn->peer.uid == uid)
+		n++;
+	return n;
 }
 
 /* Serves fd as a connection of peer (taken over) with role. */
@@ -337,6 +391,8 @@ control_conn_new(struct control *ctl, int fd, const struct acl_peer *peer, enum 
 		fatalx("%s: out of memory", __func__);
 	TAILQ_INSERT_TAIL(&ctl->conns, conn, entry);
 	ctl->nconns++;
+	if (role < ACL_ADMIN)
+		ctl->nothers++;
 	/* Never buffer more than one whole request: the header, then at most the cap. */
 	bufferevent_setwatermark(conn->bev, EV_READ, 0, WIRE_HEADER_LEN + WIRE_MAX_REQUEST);
 	bufferevent_setcb(conn->bev, control_read, control_write, control_event, conn);
@@ -684,6 +740,8 @@ control_close(struct control_conn *conn)
 		conn->pending->conn = NULL;
 	TAILQ_REMOVE(&ctl->conns, conn, entry);
 	ctl->nconns--;
+	if (conn->role < ACL_ADMIN)
+		ctl->nothers--;
 	event_free(conn->timer);
 	event_free(conn->again);
 	bufferevent_free(conn->bev);

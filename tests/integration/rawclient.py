@@ -21,6 +21,11 @@ Each scenario prints what it saw and exits 0 when the daemon behaved as the cont
   capframe                 a status request padded (unknown field) to exactly 256 KiB: OK
   idle SECONDS             one request, then silence: the daemon closes after ~SECONDS
   pipeline N               N status requests in one write; N OK replies in order
+  hold N SECONDS           opens N connections one after the other, a status request on
+                           each; prints "served=S refused=R" and each refusal, then keeps
+                           the served ones open for SECONDS (or until killed)
+  repeat HEX STATUS N      N requests of one body (hex) on one connection, one at a time;
+                           each must get a reply with STATUS
 """
 
 import inspect
@@ -468,11 +473,45 @@ def sc_pipeline(path, count):
     s.close()
 
 
+def sc_hold(path, count, seconds):
+    served, refused = [], 0
+    for i in range(int(count)):
+        c = connect(path)
+        try:
+            send_all(c, frame(STATUS_REQUEST))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at accept: its reply may already wait to be read
+        kind, v = read_event(c, 5.0)
+        if kind == "frame" and v.status == OK:
+            served.append(c)
+            continue
+        refused += 1
+        print("  connection %d refused: %s %s" % (i, kind, v if v else ""))
+        c.close()
+    print("served=%d refused=%d" % (len(served), refused), flush=True)
+    time.sleep(float(seconds))
+    for c in served:
+        c.close()
+
+
+def sc_repeat(path, hexbody, status, count):
+    s = connect(path)
+    body, status = frame(bytes.fromhex(hexbody)), int(status)
+    for i in range(int(count)):
+        send_all(s, body)
+        kind, v = read_event(s, 5.0)
+        if kind != "frame" or v.status != status:
+            raise Fail("request %d: expected %s, got %s %s" % (i, STATUS_NAMES[status], kind, v))
+    print("  %s requests answered %s" % (count, STATUS_NAMES[status]))
+    s.close()
+
+
 SCENARIOS = {
     "ping": sc_ping, "frame": sc_frame, "bigframe": sc_bigframe,
     "truncated-close": sc_truncated_close, "truncated-open": sc_truncated_open,
     "random": sc_random, "random-body": sc_random_body, "slowdrip": sc_slowdrip,
     "flood": sc_flood, "maxclients": sc_maxclients, "capframe": sc_capframe, "idle": sc_idle, "pipeline": sc_pipeline,
+    "hold": sc_hold, "repeat": sc_repeat,
 }
 
 

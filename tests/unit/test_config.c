@@ -189,6 +189,14 @@ static const struct bad_case bad_cases[] = {
 	{ "keep with a sign", "[backups]\nkeep = +3\n", 2, "is not a number", NULL },
 	{ "max_clients too large", "[daemon]\nmax_clients = 65537\n", 2, "out of range (1..65536)",
 	    NULL },
+	{ "admin_reserved = max_clients", "[daemon]\nmax_clients = 4\nadmin_reserved = 4\n", 3,
+	    "admin_reserved (4) must be less than max_clients (4)", NULL },
+	{ "admin_reserved over the default max_clients", "[daemon]\nadmin_reserved = 300\n", 2,
+	    "must be less than max_clients (256)", NULL },
+	{ "max_clients_per_uid = 0", "[daemon]\nmax_clients_per_uid = 0\n", 2,
+	    "out of range (1..65536)", NULL },
+	{ "audit_coalesce = 0", "[daemon]\naudit_coalesce = 0\n", 2, "out of range", NULL },
+	{ "audit_coalesce = 2h", "[daemon]\naudit_coalesce = 2h\n", 2, "out of range", NULL },
 	{ "max_output below one reply", "[daemon]\nmax_output = 4M\n", 2, "out of range (4194308..",
 	    NULL },
 	{ "max_output with a bad unit", "[daemon]\nmax_output = 1G\n", 2, "is not a size", NULL },
@@ -302,6 +310,9 @@ assert_defaults(const struct config *conf)
 	assert_string_equal(conf->admin_group, "carotate-admin");
 	assert_string_equal(conf->state_dir, "/var/lib/carotate");
 	assert_int_equal(conf->max_clients, 256);
+	assert_int_equal(conf->max_clients_per_uid, 16);
+	assert_int_equal(conf->admin_reserved, 8);
+	assert_int_equal(conf->audit_coalesce, 60);
 	assert_int_equal(conf->request_timeout, 10000);
 	assert_int_equal(conf->idle_timeout, 60000);
 	assert_int_equal(conf->max_output, 8 * 1024 * 1024);
@@ -410,6 +421,9 @@ test_every_key_set(void **state)
 	                           "admin_group = admins\n"
 	                           "state_dir = /srv/carotate\n"
 	                           "max_clients = 1\n"
+	                           "max_clients_per_uid = 2\n"
+	                           "admin_reserved = 0\n"
+	                           "audit_coalesce = 5m\n"
 	                           "request_timeout = 1m\n"
 	                           "idle_timeout = 1d\n"
 	                           "max_output = 4194308\n"
@@ -449,6 +463,9 @@ test_every_key_set(void **state)
 	assert_string_equal(c->admin_group, "admins");
 	assert_string_equal(c->state_dir, "/srv/carotate");
 	assert_int_equal(c->max_clients, 1);
+	assert_int_equal(c->max_clients_per_uid, 2);
+	assert_int_equal(c->admin_reserved, 0);
+	assert_int_equal(c->audit_coalesce, 300);
 	assert_int_equal(c->request_timeout, 60000);
 	assert_int_equal(c->idle_timeout, 86400000);
 	assert_int_equal(c->max_output, 4194308);
@@ -677,6 +694,31 @@ test_socket_path_length(void **state)
 	expect_refused(text, 2, "path too long");
 }
 
+/* A file that sets a small max_clients but not admin_reserved still loads: half is kept. */
+static void
+test_admin_reserved_default(void **state)
+{
+	static const struct {
+		const char *text;
+		unsigned reserved;
+	} cases[] = {
+		{ "[daemon]\nmax_clients = 9\n", 8 },
+		{ "[daemon]\nmax_clients = 8\n", 4 },
+		{ "[daemon]\nmax_clients = 1\n", 0 },
+		{ "[daemon]\nmax_clients = 8\nadmin_reserved = 7\n", 7 },
+	};
+	char path[PATH_MAX], err[1024];
+	struct config *c;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if ((c = load_text(cases[i].text, path, sizeof(path), err, sizeof(err))) == NULL)
+			fail_msg("%s", err);
+		assert_int_equal(c->admin_reserved, cases[i].reserved);
+		config_free(c);
+	}
+}
+
 /* Lines up to 4096 characters pass; a longer one is refused, not split. */
 static void
 test_long_lines(void **state)
@@ -868,6 +910,7 @@ main(void)
 		cmocka_unit_test(test_names_limit),
 		cmocka_unit_test(test_reload_limit),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_admin_reserved_default),
 		cmocka_unit_test(test_socket_path_length),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_bom_and_crlf),
