@@ -1364,6 +1364,8 @@ output_audit_record_json(const Carotate__V1__AuditRecord *a)
 	output_jset(o, "after", output_jstr(a->after));
 	output_jset(o, "prev_hash", output_jstr(a->prev_hash));
 	output_jset(o, "hash", output_jstr(a->hash));
+	/* A daemon that predates counting sends 0: each record was one call. */
+	output_jset(o, "count", output_jcount(a->count != 0 ? a->count : 1));
 	return o;
 }
 
@@ -1398,6 +1400,8 @@ output_audit_record_human(FILE *fp, const Carotate__V1__AuditRecord *a)
 	output_safe(fp, a->call);
 	fputc(' ', fp);
 	output_safe(fp, a->result);
+	if (a->count > 1)
+		fprintf(fp, " x%" PRIu64, a->count);
 	if (output_s(a->detail)[0] != '\0') {
 		fputc(' ', fp);
 		output_safe(fp, a->detail);

@@ -16,9 +16,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "agents.h"
 #include "audit.h"
 #include "carotated.h"
+#include "clock.h"
 #include "config.h"
 #include "ledger.h"
 #include "log.h"
@@ -26,12 +29,13 @@
 #include "ssldir.h"
 #include "xmalloc.h"
 
-#define AUDIT_MAX_ID     96  /* bytes of a sanitized agent or backup id (64 valid ones fit) */
-#define AUDIT_MAX_REASON 320 /* bytes of a sanitized reason (256 printable ones fit) */
-#define AUDIT_MAX_TEXT   64  /* bytes of other client strings (key type, CA name) */
-#define AUDIT_MAX_HELD   16  /* records held before the ledger is open */
-#define AUDIT_PWBUF      8192
-#define AUDIT_NO_UID     0xffffffffu
+#define AUDIT_MAX_ID       96  /* bytes of a sanitized agent or backup id (64 valid ones fit) */
+#define AUDIT_MAX_REASON   320 /* bytes of a sanitized reason (256 printable ones fit) */
+#define AUDIT_MAX_TEXT     64  /* bytes of other client strings (key type, CA name) */
+#define AUDIT_MAX_HELD     16  /* records held before the ledger is open */
+#define AUDIT_PWBUF        8192
+#define AUDIT_NO_UID       0xffffffffu
+#define AUDIT_MAX_COALESCE 64 /* refusals counted at once; beyond, each is recorded alone */
 
 /* One audited call between its start and its reply. */
 struct audit_call {
@@ -39,8 +43,24 @@ struct audit_call {
 	struct ledger_audit rec;
 };
 
+/*
+ * Refusals of one uid, call and result, counted from the record of the first
+ * until the interval ([daemon] audit_coalesce) ends: a loop of refused calls
+ * must not fill the state directory nor stall the loop with synced writes.
+ */
+struct audit_refusal {
+	struct carotated *cd; /* NULL: the slot is free */
+	struct event *ev;     /* ends the interval (none without an event base) */
+	long long until;      /* clock_ms() at which the interval ends */
+	uint64_t first_seq;   /* the record of the interval's first refusal */
+	uint64_t count;       /* refusals since that record, not yet written */
+	int status;
+	struct ledger_audit last; /* the latest of them: uid, user, pid, call, detail */
+};
+
 static struct ledger_audit audit_held[AUDIT_MAX_HELD];
 static size_t audit_nheld;
+static struct audit_refusal audit_refusals[AUDIT_MAX_COALESCE];
 
 static void audit_cert_sha(const uint8_t *, size_t, int, char *);
 static void audit_set(const struct config *, int, char *, char *);
@@ -51,6 +71,11 @@ static const char *audit_yes(int);
 static void audit_outcome(const Carotate__V1__Response *, char *, size_t);
 static void audit_reload(const Carotate__V1__ReloadResult *, char *, size_t);
 static void audit_commit(struct carotated *, struct ledger_audit *);
+static void audit_call_fill(struct audit_call *, const Carotate__V1__Response *);
+static struct audit_refusal *audit_refusal_find(uint32_t, const char *, int);
+static void audit_refusal_begin(struct carotated *, const struct ledger_audit *, int);
+static void audit_refusal_write(struct audit_refusal *);
+static void audit_refusal_timer(evutil_socket_t, short, void *);
 static void audit_hold(struct ledger_audit *);
 static void audit_syslog(const struct ledger_audit *, const char *);
 static int audit_newest(struct ledger *, struct ledger_audit *);
@@ -330,15 +355,13 @@ audit_call_start(struct carotated *cd, const char *call, const struct acl_peer *
 	return ac;
 }
 
-void
-audit_call_end(struct audit_call *ac, const Carotate__V1__Response *reply)
+/* The record of a call whose reply is final: result, outcome, message, sets after. */
+static void
+audit_call_fill(struct audit_call *ac, const Carotate__V1__Response *reply)
 {
-	struct ledger_audit *r;
+	struct ledger_audit *r = &ac->rec;
 	size_t n;
 
-	if (ac == NULL)
-		return;
-	r = &ac->rec;
 	r->time = time(NULL);
 	snprintf(r->result, sizeof(r->result), "%s", audit_result_name(reply->status));
 	audit_outcome(reply, r->detail, sizeof(r->detail));
@@ -351,8 +374,155 @@ audit_call_end(struct audit_call *ac, const Carotate__V1__Response *reply)
 		audit_sanitize(r->detail + n, sizeof(r->detail) - n, reply->message);
 	}
 	audit_fingerprint(ac->cd->conf, r->after, sizeof(r->after));
-	audit_commit(ac->cd, r);
+}
+
+void
+audit_call_end(struct audit_call *ac, const Carotate__V1__Response *reply)
+{
+	if (ac == NULL)
+		return;
+	audit_call_fill(ac, reply);
+	audit_commit(ac->cd, &ac->rec);
 	free(ac);
+}
+
+/* The open interval of uid, call and status, or NULL. */
+static struct audit_refusal *
+audit_refusal_find(uint32_t uid, const char *call, int status)
+{
+	size_t i;
+
+	for (i = 0; i < AUDIT_MAX_COALESCE; i++) {
+		struct audit_refusal *e = &audit_refusals[i];
+
+		if (e->cd != NULL && e->last.uid == uid && e->status == status &&
+		    strcmp(e->last.call, call) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+void
+audit_refusal(struct carotated *cd, const char *call, const struct acl_peer *peer,
+    const Carotate__V1__Request *req, const Carotate__V1__Response *reply)
+{
+	uint32_t uid = peer != NULL ? (uint32_t)peer->uid : AUDIT_NO_UID;
+	char name[LEDGER_AUDIT_MAX_CALL + 1], msg[LEDGER_AUDIT_MAX_DETAIL + 1];
+	struct audit_refusal *e;
+	struct audit_call *ac;
+	size_t n;
+
+	audit_sanitize(name, sizeof(name), call);
+	if ((e = audit_refusal_find(uid, name, reply->status)) != NULL) {
+		if (clock_ms() < e->until) {
+			/* Counted; the latest refusal's pid and arguments go in the summary. */
+			e->count++;
+			e->last.pid = peer != NULL && peer->pid > 0 ? (uint32_t)peer->pid : 0;
+			audit_describe(req, e->last.detail, sizeof(e->last.detail));
+			n = strlen(e->last.detail);
+			audit_sanitize(msg, sizeof(msg), reply->message);
+			snprintf(e->last.detail + n, sizeof(e->last.detail) - n, "%s%s",
+			    n > 0 && msg[0] != '\0' ? "; " : "", msg);
+			return;
+		}
+		/* Over, and its timer has not run yet: close it before a new one opens. */
+		audit_refusal_write(e);
+	}
+	ac = audit_call_start(cd, call, peer, req);
+	audit_call_fill(ac, reply);
+	audit_commit(cd, &ac->rec);
+	audit_refusal_begin(cd, &ac->rec, reply->status);
+	free(ac);
+}
+
+/* Opens the interval that rec, just recorded, starts; with no free slot, none. */
+static void
+audit_refusal_begin(struct carotated *cd, const struct ledger_audit *rec, int status)
+{
+	struct timeval tv = { (time_t)cd->conf->audit_coalesce, 0 };
+	struct audit_refusal *e = NULL;
+	size_t i;
+
+	for (i = 0; i < AUDIT_MAX_COALESCE && e == NULL; i++)
+		if (audit_refusals[i].cd == NULL)
+			e = &audit_refusals[i];
+	if (e == NULL || rec->seq == 0)
+		return; /* every slot busy, or not in the ledger: the next is recorded alone */
+	memset(e, 0, sizeof(*e));
+	e->cd = cd;
+	e->last = *rec;
+	e->status = status;
+	e->first_seq = rec->seq;
+	e->until = clock_ms() + (long long)cd->conf->audit_coalesce * 1000;
+	if (cd->base != NULL) {
+		if ((e->ev = evtimer_new(cd->base, audit_refusal_timer, e)) == NULL)
+			fatalx("%s: evtimer_new", __func__);
+		evtimer_add(e->ev, &tv);
+	}
+}
+
+/*
+ * Closes an interval: the refusals counted since its first record, if any,
+ * become one record whose detail starts "count=N" (audit_count reads it back),
+ * in the hash chain like any other. Frees the slot.
+ */
+static void
+audit_refusal_write(struct audit_refusal *e)
+{
+	struct ledger_audit rec = e->last;
+	size_t n, tail;
+
+	if (e->ev != NULL)
+		event_free(e->ev);
+	if (e->count > 0) {
+		/* The count first, so that a detail cut to size still says it. */
+		n = (size_t)snprintf(rec.detail, sizeof(rec.detail),
+		    "count=%llu refusals since record %llu, the last: ",
+		    (unsigned long long)e->count, (unsigned long long)e->first_seq);
+		tail = strlen(e->last.detail);
+		if (tail > sizeof(rec.detail) - 1 - n)
+			tail = sizeof(rec.detail) - 1 - n;
+		memcpy(rec.detail + n, e->last.detail, tail);
+		rec.detail[n + tail] = '\0';
+		rec.time = time(NULL);
+		audit_fingerprint(e->cd->conf, rec.before, sizeof(rec.before));
+		snprintf(rec.after, sizeof(rec.after), "%s", rec.before);
+		rec.seq = 0;
+		rec.prev_hash[0] = rec.hash[0] = '\0';
+		audit_commit(e->cd, &rec);
+	}
+	memset(e, 0, sizeof(*e));
+}
+
+static void
+audit_refusal_timer(evutil_socket_t fd, short events, void *arg)
+{
+	audit_refusal_write(arg);
+}
+
+void
+audit_flush(void)
+{
+	size_t i;
+
+	for (i = 0; i < AUDIT_MAX_COALESCE; i++)
+		if (audit_refusals[i].cd != NULL)
+			audit_refusal_write(&audit_refusals[i]);
+}
+
+uint64_t
+audit_count(const char *detail)
+{
+	unsigned long long n;
+	char *end;
+
+	if (strncmp(detail, "count=", 6) != 0 || detail[6] < '1' || detail[6] > '9')
+		return 1;
+	errno = 0;
+	n = strtoull(detail + 6, &end, 10);
+	if (errno != 0 || strncmp(end, " refusals since record ", 23) != 0)
+		return 1;
+	return n;
 }
 
 void

@@ -43,6 +43,25 @@ struct audit_call *audit_call_start(
 void audit_call_end(struct audit_call *, const Carotate__V1__Response *);
 
 /*
+ * An admin call refused by the dispatch table's checks (role, phase, busy),
+ * with its reply. The first refusal of a uid, call and status is recorded at
+ * once (syslog and ledger); identical ones within [daemon] audit_coalesce of
+ * it are only counted, and become one record when the interval ends (a timer
+ * on cd->base; without a base, at the next refusal or audit_flush), whose
+ * detail starts "count=N refusals since record S". No refusal is lost: the
+ * counts of a uid, call and status add up to its refusals.
+ */
+void audit_refusal(struct carotated *, const char *call, const struct acl_peer *,
+    const Carotate__V1__Request *, const Carotate__V1__Response *);
+/* Writes every count not yet written (shutdown), before the ledger closes. */
+void audit_flush(void);
+/*
+ * How many calls a record stands for: N for a detail starting "count=N
+ * refusals since record ", which only audit_refusal writes; else 1.
+ */
+uint64_t audit_count(const char *detail);
+
+/*
  * An event the daemon originates itself ("adopt", "recover", ...): user
  * "carotated", uid getuid(), pid 0, result the name of status. before NULL
  * (or ""): the after of the newest record, i.e. the state the log last

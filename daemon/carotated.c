@@ -338,6 +338,7 @@ main(int argc, char *argv[])
 	proxy_abandon_all();
 	rpc_stage_abandon();
 	rpc_audit_abandon();
+	audit_flush(); /* refusals still counted: none may be lost */
 	agents_stop(&cd);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)

@@ -111,14 +111,19 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 {
 	const struct dispatch_entry *e, *found;
 
-	/* Found, whether or not its checks pass: a refused admin call is audited too. */
+	/*
+	 * A refused admin call is audited too, coalesced with identical ones
+	 * (audit_refusal): the checks change nothing, so the sets before it are
+	 * the sets after.
+	 */
 	found = dispatch_lookup(table, n, req->call_case);
-	if (found != NULL && found->min_role >= ACL_ADMIN)
-		ctx->audit = audit_call_start(ctx->cd, found->name, ctx->peer, req);
 	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL) {
-		dispatch_audit_end(ctx, reply);
+		if (found != NULL && found->min_role >= ACL_ADMIN)
+			audit_refusal(ctx->cd, found->name, ctx->peer, req, reply);
 		return;
 	}
+	if (e->min_role >= ACL_ADMIN)
+		ctx->audit = audit_call_start(ctx->cd, e->name, ctx->peer, req);
 	log_debug("%s: %s by uid %ld pid %ld (%s)", __func__, e->name,
 	    (long)(ctx->peer ? ctx->peer->uid : 0), (long)(ctx->peer ? ctx->peer->pid : 0),
 	    acl_role_name(ctx->role));

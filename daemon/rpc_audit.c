@@ -7,6 +7,7 @@
 #include <event2/event.h>
 
 #include "agents.h"
+#include "audit.h"
 #include "carotated.h"
 #include "clock.h"
 #include "control.h"
@@ -66,6 +67,7 @@ rpc_audit_record(const struct ledger_audit *a, void *arg)
 	rec->after = xstrdup(a->after);
 	rec->prev_hash = xstrdup(a->prev_hash);
 	rec->hash = xstrdup(a->hash);
+	rec->count = audit_count(a->detail);
 	r->records = xreallocarray(r->records, r->n_records + 1, sizeof(*r->records));
 	r->records[r->n_records++] = rec;
 }

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <event2/event.h>
+
 #include "agents.h"
 #include "audit.h"
 #include "carotated.h"
@@ -61,6 +63,17 @@ newest(void)
 
 	assert_non_null(agents_ledger(&cd));
 	assert_int_equal(ledger_audit_list(agents_ledger(&cd), 0, 1, collect, &p), 0);
+	assert_int_equal(p.n, 1);
+	return p.recs[0];
+}
+
+/* The record offset places below the newest. */
+static struct ledger_audit
+older(uint64_t offset)
+{
+	struct page p = { .n = 0 };
+
+	assert_int_equal(ledger_audit_list(agents_ledger(&cd), offset, 1, collect, &p), 0);
 	assert_int_equal(p.n, 1);
 	return p.recs[0];
 }
@@ -526,6 +539,141 @@ test_adopt(void **state)
 	assert_string_equal(a.after, "after");
 }
 
+/* Runs req as role in the steady phase from uid, pid 77. */
+static Carotate__V1__Status
+call_as(const Carotate__V1__Request *req, uid_t uid, enum acl_role role)
+{
+	struct acl_peer peer = { .uid = uid, .pid = 77 };
+	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role };
+	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Status st;
+
+	dispatch_request(&ctx, req, reply);
+	st = reply->status;
+	dispatch_reply_free(reply);
+	return st;
+}
+
+static Carotate__V1__Status
+refused_as(const Carotate__V1__Request *req, uid_t uid)
+{
+	return call_as(req, uid, ACL_READER);
+}
+
+/* The refusals the records of uid and call since record after stand for. */
+static uint64_t
+refusals_since(uint64_t after, uid_t uid, const char *call)
+{
+	struct page p = { .n = 0 };
+	uint64_t total = 0, seq;
+	size_t i;
+
+	for (seq = count(); seq > after; seq--) {
+		p.n = 0;
+		assert_int_equal(
+		    ledger_audit_list(agents_ledger(&cd), count() - seq, 1, collect, &p), 0);
+		for (i = 0; i < p.n && i < 8; i++)
+			if (p.recs[i].uid == uid && strcmp(p.recs[i].call, call) == 0)
+				total += audit_count(p.recs[i].detail);
+	}
+	return total;
+}
+
+/*
+ * Repro: a reader looping on an admin call wrote one synced record (and one
+ * syslog line) per refusal: 1,000 refusals, 1,000 records. Now identical
+ * refusals (uid, call, status) within [daemon] audit_coalesce share two
+ * records, the first at once and one "count=N" record when the interval
+ * ends; the counts add up to the refusals exactly.
+ */
+static void
+test_refusals_coalesced(void **state)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
+	Carotate__V1__Request dreq = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__DiscardRequest di = CAROTATE__V1__DISCARD_REQUEST__INIT;
+	uint64_t n = count(), seq;
+	struct ledger_audit a;
+	int i;
+
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
+	req.exclude = &ex;
+	ex.agent = (char *)"a1";
+	ex.reason = (char *)"r";
+	cd.conf->audit_coalesce = 60;
+	for (i = 0; i < 1000; i++)
+		assert_int_equal(refused_as(&req, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	assert_int_equal(count(), n + 1);
+	a = newest();
+	assert_int_equal(audit_count(a.detail), 1);
+	/* Another uid, and another status of the same uid and call, are their own. */
+	assert_int_equal(refused_as(&req, 5002), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	dreq.version = 1;
+	dreq.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
+	dreq.discard = &di;
+	assert_int_equal(refused_as(&dreq, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	assert_int_equal(
+	    call_as(&dreq, 5001, ACL_ADMIN), CAROTATE__V1__STATUS__FAILED_PRECONDITION);
+	assert_int_equal(refused_as(&dreq, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	assert_int_equal(count(), n + 4);
+	/* Shutdown writes what was counted: one record for the 999, one for the discard. */
+	audit_flush();
+	assert_int_equal(count(), n + 6);
+	a = older(1); /* the intervals are closed in the order they opened */
+	assert_int_equal(a.uid, 5001);
+	assert_int_equal(a.pid, 77);
+	assert_string_equal(a.result, "PERMISSION_DENIED");
+	assert_int_equal(audit_count(a.detail), 999);
+	assert_non_null(strstr(a.detail, "count=999 refusals since record "));
+	assert_non_null(strstr(a.detail, "exclude needs the admin role"));
+	assert_int_equal(refusals_since(n, 5001, "exclude"), 1000);
+	assert_int_equal(refusals_since(n, 5002, "exclude"), 1);
+	assert_int_equal(refusals_since(n, 5001, "discard"), 3);
+	audit_flush();
+	assert_int_equal(count(), n + 6);
+
+	/* The interval's end: a refusal after it closes the count and opens anew. */
+	cd.conf->audit_coalesce = 1;
+	seq = count();
+	for (i = 0; i < 4; i++)
+		refused_as(&req, 5001);
+	assert_int_equal(count(), seq + 1);
+	usleep(1100 * 1000);
+	refused_as(&req, 5001);
+	assert_int_equal(count(), seq + 3); /* "count=3", then the new interval's first */
+	assert_int_equal(refusals_since(seq, 5001, "exclude"), 5);
+	audit_flush();
+	assert_int_equal(count(), seq + 3);
+
+	/* With an event loop, the timer writes the count when the interval ends. */
+	assert_non_null(cd.base = event_base_new());
+	seq = count();
+	for (i = 0; i < 3; i++)
+		refused_as(&req, 5001);
+	assert_int_equal(count(), seq + 1);
+	event_base_dispatch(cd.base); /* returns once the timer has run: no event left */
+	assert_int_equal(count(), seq + 2);
+	assert_int_equal(audit_count(newest().detail), 2);
+	event_base_free(cd.base);
+	cd.base = NULL;
+	cd.conf->audit_coalesce = 60;
+}
+
+/* Only the daemon's own summary reads as a count: another detail counts one call. */
+static void
+test_count_parse(void **state)
+{
+	assert_int_equal(audit_count("count=12 refusals since record 3, the last: x"), 12);
+	assert_int_equal(audit_count("count=12"), 1);
+	assert_int_equal(audit_count("count=0 refusals since record 3"), 1);
+	assert_int_equal(audit_count("count=-1 refusals since record 3"), 1);
+	assert_int_equal(audit_count("count=99999999999999999999999 refusals since record 3"), 1);
+	assert_int_equal(audit_count("agent=\"count=5 refusals since record 1\""), 1);
+	assert_int_equal(audit_count(""), 1);
+}
+
 static void
 test_chain_intact(void **state)
 {
@@ -533,7 +681,7 @@ test_chain_intact(void **state)
 	uint64_t at;
 
 	assert_int_equal(ledger_audit_verify(agents_ledger(&cd), &at, problem, sizeof(problem)), 1);
-	assert_int_equal(count(), 8);
+	assert_int_equal(count(), 8 + 11) /* 11: test_refusals_coalesced */;
 }
 
 int
@@ -550,6 +698,8 @@ main(void)
 		cmocka_unit_test(test_reads_not_recorded),
 		cmocka_unit_test(test_new_admin_entry),
 		cmocka_unit_test(test_adopt),
+		cmocka_unit_test(test_refusals_coalesced),
+		cmocka_unit_test(test_count_parse),
 		cmocka_unit_test(test_chain_intact),
 	};
 
