@@ -92,6 +92,7 @@ struct control {
 static dev_t control_dev;
 static ino_t control_ino;
 
+static int control_grant_admins(const struct config *, gid_t, char *, size_t);
 static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
 static void control_accept_error(struct evconnlistener *, void *);
@@ -124,13 +125,37 @@ int
 control_bind(const struct config *conf, int privileged, char *err, size_t errlen)
 {
 	struct group *gr = NULL;
+	gid_t gid;
+	int fd;
 
 	if (privileged && (gr = getgrnam(conf->socket_group)) == NULL) {
 		snprintf(err, errlen, "socket group %s does not exist", conf->socket_group);
 		return -1;
 	}
-	return unixsock_listen(conf->socket, gr != NULL ? gr->gr_gid : UNIXSOCK_NO_GROUP,
-	    CONTROL_BACKLOG, &control_dev, &control_ino, err, errlen);
+	gid = gr != NULL ? gr->gr_gid : UNIXSOCK_NO_GROUP;
+	fd = unixsock_listen(
+	    conf->socket, gid, CONTROL_BACKLOG, &control_dev, &control_ino, err, errlen);
+	if (fd != -1 && privileged && control_grant_admins(conf, gid, err, errlen) == -1) {
+		unixsock_unlink(conf->socket, control_dev, control_ino);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The socket is root:socket_group 0660, so a member of admin_group alone
+ * could not open it: an ACL entry grants that group rw too. A missing admin
+ * group grants nothing (acl_init logs it), so it gets no entry either.
+ */
+static int
+control_grant_admins(const struct config *conf, gid_t socket_gid, char *err, size_t errlen)
+{
+	struct group *gr;
+
+	if ((gr = getgrnam(conf->admin_group)) == NULL || gr->gr_gid == socket_gid)
+		return 0;
+	return unixsock_grant_group(conf->socket, gr->gr_gid, err, errlen);
 }
 
 struct control *

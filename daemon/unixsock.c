@@ -3,9 +3,12 @@
  * first gate (ours, writable by nobody else), the socket exists with mode
  * 0660 from its first instant, and only our own file is ever removed.
  */
+#include <sys/acl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+
+#include <acl/libacl.h>
 
 #include <errno.h>
 #include <libgen.h>
@@ -21,6 +24,8 @@
 
 static int unixsock_check_dir(const char *, char *, size_t);
 static int unixsock_probe(const char *, char *, size_t);
+static int unixsock_acl_add(acl_t *, gid_t);
+static int unixsock_acl_has(const char *, gid_t);
 
 static int
 unixsock_check_dir(const char *path, char *err, size_t errlen)
@@ -154,4 +159,101 @@ unixsock_unlink(const char *path, dev_t dev, ino_t ino)
 
 	if (lstat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
 		unlink(path);
+}
+
+/* Adds (or widens) the entry of group gid in *acl to rw, and recomputes the mask. */
+static int
+unixsock_acl_add(acl_t *acl, gid_t gid)
+{
+	acl_entry_t entry;
+	acl_permset_t perms;
+	acl_tag_t tag;
+	gid_t *q;
+	int found = 0, r;
+
+	for (r = acl_get_entry(*acl, ACL_FIRST_ENTRY, &entry); r == 1 && !found;
+	     r = acl_get_entry(*acl, ACL_NEXT_ENTRY, &entry)) {
+		if (acl_get_tag_type(entry, &tag) == -1)
+			return -1;
+		if (tag != ACL_GROUP || (q = acl_get_qualifier(entry)) == NULL)
+			continue;
+		found = *q == gid;
+		acl_free(q);
+	}
+	if (r == -1)
+		return -1;
+	if (!found &&
+	    (acl_create_entry(acl, &entry) == -1 || acl_set_tag_type(entry, ACL_GROUP) == -1 ||
+	        acl_set_qualifier(entry, &gid) == -1))
+		return -1;
+	if (acl_get_permset(entry, &perms) == -1 || acl_clear_perms(perms) == -1 ||
+	    acl_add_perm(perms, ACL_READ) == -1 || acl_add_perm(perms, ACL_WRITE) == -1 ||
+	    acl_set_permset(entry, perms) == -1)
+		return -1;
+	return acl_calc_mask(acl);
+}
+
+/* 1 when the file's ACL lets group gid read and write (its entry and the mask); else 0. */
+static int
+unixsock_acl_has(const char *path, gid_t gid)
+{
+	acl_t acl;
+	acl_entry_t entry;
+	acl_permset_t perms;
+	acl_tag_t tag;
+	gid_t *q;
+	int r, group = 0, mask = 0, rw;
+
+	if ((acl = acl_get_file(path, ACL_TYPE_ACCESS)) == NULL)
+		return 0;
+	for (r = acl_get_entry(acl, ACL_FIRST_ENTRY, &entry); r == 1;
+	     r = acl_get_entry(acl, ACL_NEXT_ENTRY, &entry)) {
+		if (acl_get_tag_type(entry, &tag) == -1 || acl_get_permset(entry, &perms) == -1)
+			break;
+		rw = acl_get_perm(perms, ACL_READ) == 1 && acl_get_perm(perms, ACL_WRITE) == 1;
+		if (tag == ACL_MASK)
+			mask = rw;
+		else if (tag == ACL_GROUP && (q = acl_get_qualifier(entry)) != NULL) {
+			group |= *q == gid && rw;
+			acl_free(q);
+		}
+	}
+	acl_free(acl);
+	return group && mask;
+}
+
+int
+unixsock_grant_group(const char *path, gid_t gid, char *err, size_t errlen)
+{
+	acl_t acl;
+	int r;
+
+	if ((acl = acl_get_file(path, ACL_TYPE_ACCESS)) == NULL) {
+		snprintf(err, errlen, "%s: reading its ACL: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((r = unixsock_acl_add(&acl, gid)) == 0)
+		r = acl_set_file(path, ACL_TYPE_ACCESS, acl);
+	acl_free(acl);
+	if (r == -1 && (errno == ENOTSUP || errno == EOPNOTSUPP)) {
+		snprintf(err, errlen,
+		    "%s: the file system does not support POSIX ACLs, so members of the admin "
+		    "group (gid %ld) who are not in the socket group could not connect; put the "
+		    "socket on a file system with ACLs (tmpfs, ext4, xfs)",
+		    path, (long)gid);
+		return -1;
+	}
+	if (r == -1) {
+		snprintf(err, errlen, "%s: setting its ACL: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Read back: a file system may take an ACL and keep less of it. */
+	if (!unixsock_acl_has(path, gid)) {
+		snprintf(err, errlen,
+		    "%s: its ACL does not grant gid %ld read and write after "
+		    "setting it",
+		    path, (long)gid);
+		return -1;
+	}
+	return 0;
 }

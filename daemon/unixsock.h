@@ -17,6 +17,12 @@
  */
 int unixsock_listen(
     const char *path, gid_t gid, int backlog, dev_t *dev, ino_t *ino, char *err, size_t errlen);
+/*
+ * Grants group gid read and write on the socket at path through a POSIX ACL
+ * entry (and mask), then reads the ACL back to check it. -1 with err filled,
+ * naming the fix, when the file system has no ACLs or the entry did not hold.
+ */
+int unixsock_grant_group(const char *path, gid_t gid, char *err, size_t errlen);
 /* Removes path only if it is still the socket unixsock_listen made. */
 void unixsock_unlink(const char *path, dev_t dev, ino_t ino);
 
