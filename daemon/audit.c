@@ -236,6 +236,8 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		    buf, len, "force=%s dry_run=%s", audit_yes(ro->force), audit_yes(ro->dry_run));
 		if (ro->reason[0] != '\0')
 			audit_arg_str(buf, len, "reason", ro->reason, AUDIT_MAX_REASON);
+		if (ro->expect_ca[0] != '\0')
+			audit_arg_str(buf, len, "expect_ca", ro->expect_ca, AUDIT_MAX_TEXT);
 		break;
 	case CAROTATE__V1__REQUEST__CALL_RESTORE:
 		if (re == NULL)
@@ -244,7 +246,10 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 			audit_arg(buf, len, "backup=latest");
 		if (re->backup[0] != '\0' || !re->latest)
 			audit_arg_str(buf, len, "backup", re->backup, AUDIT_MAX_ID);
-		audit_arg(buf, len, "dry_run=%s", audit_yes(re->dry_run));
+		audit_arg(
+		    buf, len, "force=%s dry_run=%s", audit_yes(re->force), audit_yes(re->dry_run));
+		if (re->reason[0] != '\0')
+			audit_arg_str(buf, len, "reason", re->reason, AUDIT_MAX_REASON);
 		break;
 	case CAROTATE__V1__REQUEST__CALL_RETIRE:
 		if (req->retire != NULL)
