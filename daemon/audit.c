@@ -246,8 +246,9 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 			audit_arg(buf, len, "backup=latest");
 		if (re->backup[0] != '\0' || !re->latest)
 			audit_arg_str(buf, len, "backup", re->backup, AUDIT_MAX_ID);
-		audit_arg(
-		    buf, len, "force=%s dry_run=%s", audit_yes(re->force), audit_yes(re->dry_run));
+		audit_arg(buf, len, "dry_run=%s", audit_yes(re->dry_run));
+		if (re->force)
+			audit_arg(buf, len, "force=yes");
 		if (re->reason[0] != '\0')
 			audit_arg_str(buf, len, "reason", re->reason, AUDIT_MAX_REASON);
 		break;
