@@ -1428,11 +1428,13 @@ ctl_build_rotate(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, cha
 		    cmd, "--force needs --reason: say why the gate is overridden");
 	if (a.reason != NULL && ctl_check_reason(a.reason, err) == -1)
 		return CTL_BUILD_REFUSED;
-	if (a.expect_ca != NULL && !ctl_sha256_ok(a.expect_ca))
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	if (a.expect_ca != NULL && !ctl_sha256_ok(a.expect_ca)) {
+		ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca %s: expected the CA's SHA-256, 64 lower-case hex digits "
 		    "(see " CTL_NAME " status)",
 		    a.expect_ca);
+		return CTL_BUILD_REFUSED;
+	}
 	r->call.rotate.expect_ca = (char *)(a.expect_ca != NULL ? a.expect_ca : "");
 	r->call.rotate.force = a.force;
 	r->call.rotate.dry_run = a.dry_run;
