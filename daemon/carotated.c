@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +39,7 @@ static void carotated_usage(FILE *, int) __attribute__((noreturn));
 static void carotated_stdio(void);
 static void carotated_nofile(void);
 static int carotated_dir_safe(
-    const char *, const char *, const struct stat *, mode_t, char *, size_t);
+    const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
@@ -109,15 +108,16 @@ carotated_nofile(void)
  * privileged) and without the mode bits in forbidden. -1 with err naming it.
  */
 static int
-carotated_dir_safe(const char *what, const char *path, const struct stat *st, mode_t forbidden,
-    char *err, size_t errlen)
+carotated_dir_safe(const char *what, const char *path, const char *sub, const struct stat *st,
+    mode_t forbidden, char *err, size_t errlen)
 {
 	if (st->st_uid == geteuid() && (st->st_mode & forbidden) == 0)
 		return 0;
 	snprintf(err, errlen,
-	    "%s %s must be owned by uid %ld and writable by nobody else (mode %04o at most; it "
-	    "is uid %ld, mode %04o)",
-	    what, path, (long)geteuid(), (unsigned)(07777 & ~forbidden & 0777), (long)st->st_uid,
+	    "%s %s%s%s must be owned by uid %ld and writable by nobody else (mode %04o at most; "
+	    "it is uid %ld, mode %04o)",
+	    what, path, sub != NULL ? "/" : "", sub != NULL ? sub : "", (long)geteuid(),
+	    (unsigned)(07777 & ~forbidden & 0777), (long)st->st_uid,
 	    (unsigned)(st->st_mode & 07777));
 	return -1;
 }
@@ -130,19 +130,24 @@ carotated_dir_safe(const char *what, const char *path, const struct stat *st, mo
 static int
 carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 {
-	char path[PATH_MAX];
 	struct stat st;
+	int dfd, r;
 
 	if (stat(conf->ssl_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir,
 		    errno != 0 && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
 		return -1;
 	}
-	if (carotated_dir_safe("SSL directory", conf->ssl_dir, &st, 022, err, errlen) == -1)
+	if (carotated_dir_safe("SSL directory", conf->ssl_dir, NULL, &st, 022, err, errlen) == -1)
 		return -1;
-	snprintf(path, sizeof(path), "%s/%s", conf->ssl_dir, SSLDIR_STAGING);
-	if (lstat(path, &st) == 0 &&
-	    carotated_dir_safe("staging directory", path, &st, 022, err, errlen) == -1)
+	if ((dfd = open(conf->ssl_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	r = fstatat(dfd, SSLDIR_STAGING, &st, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	if (r == 0 && carotated_dir_safe("staging directory", conf->ssl_dir, SSLDIR_STAGING, &st,
+	                  022, err, errlen) == -1)
 		return -1;
 	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
@@ -153,7 +158,7 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
 		return -1;
 	}
-	return carotated_dir_safe("state directory", conf->state_dir, &st, 077, err, errlen);
+	return carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
 }
 
 /*
