@@ -112,7 +112,7 @@ $(O)/faults/%.o: %.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
 $(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/swap.o \
-	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o \
+	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o $(O)/faults/daemon/pki.o \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
 
@@ -156,7 +156,7 @@ test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o
 test_ledger_objs   := $(O)/daemon/ledger.o
-test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(O)/daemon/pki.o
 test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
 		      $(O)/daemon/pki.o
 test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldir.o \

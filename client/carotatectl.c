@@ -197,6 +197,9 @@ static int ctl_print_swap(const struct ctl_cmd *, const struct ctl_opts *,
 static int ctl_run_swap(
     const struct ctl_cmd *, const struct ctl_opts *, const struct ctl_request *);
 static int ctl_check_backup_id(const char *, struct ctl_error *);
+static int ctl_sha256_ok(const char *);
+static int ctl_rotate_shown_ca(
+    const struct ctl_opts *, const struct ctl_request *, char[65], struct ctl_error *);
 static int ctl_build_include(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_backups(const struct ctl_cmd *, struct ctl_opts *, int, char **,
@@ -385,19 +388,30 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"  --reason TEXT             why, recorded in the backup's manifest and the audit log:\n"  \
 	"                            1 to 256 printable ASCII characters\n"                        \
 	"  --dry-run                 check the gate and show what would change; change nothing\n"  \
+	"  --expect-ca SHA256        refuse unless the staged CA is this one (its sha256 as\n"     \
+	"                            status shows it); --force does not override it. At a\n"       \
+	"                            terminal, rotate shows the staged CA and sends it as\n"       \
+	"                            the expected one itself\n"                                    \
 	"\n"                                                                                       \
 	"rotate backs the active set up to <ssl>/certs-YYYYMMDD-HHMMSS/, puts the staged set\n"    \
 	"live, reloads the proxy and checks over TLS that it serves the new certificate. If\n"     \
 	"it does not within [proxy] check_timeout, the previous set is put back and the proxy\n"   \
 	"reloaded again (exit 6). With no active set yet, the staged set is simply activated.\n"   \
 	"\n"                                                                                       \
-	"exit status: 0 rotated; 3 refused by the gate (the pending agents are listed) or\n"       \
-	"nothing is staged; 6 the proxy did not serve the new set (rolled back); 1, 2, 4, 5\n"     \
-	"as for every command.\n"
+	"rotate refuses too when new/ was replaced outside carotatectl: the gate counted\n"        \
+	"another CA. carotated then counts the new CA from zero; agents must acknowledge it.\n"    \
+	"\n"                                                                                       \
+	"exit status: 0 rotated; 3 refused by the gate (the pending agents are listed),\n"         \
+	"nothing is staged, new/ changed, or the staged CA is not --expect-ca; 6 the proxy\n"      \
+	"did not serve the new set (rolled back); 1, 2, 4, 5 as for every command.\n"
 #define CTL_RESTORE_OPTIONS                                                                        \
 	"  --latest                  the newest backup (instead of BACKUP_ID)\n"                   \
 	"  --dry-run                 check the backup and show what would change; change\n"        \
 	"                            nothing\n"                                                    \
+	"  --force                   restore even though agents no longer trust the backup's\n"    \
+	"                            CA (retired, or past [bundle] retention); needs --reason\n"   \
+	"  --reason TEXT             why, recorded in the audit log: 1 to 256 printable ASCII\n"   \
+	"                            characters\n"                                                 \
 	"\n"                                                                                       \
 	"BACKUP_ID is the exact name of a backup in the SSL directory, certs-YYYYMMDD-HHMMSS\n"    \
 	"or certs-YYYYMMDD-HHMMSS-N (see backups). The backup is checked first (manifest sums,\n"  \
@@ -405,9 +419,12 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"too, so a restore can itself be undone. Then the proxy is reloaded and checked as by\n"   \
 	"rotate, with the same roll back.\n"                                                       \
 	"\n"                                                                                       \
-	"exit status: 0 restored; 4 not an admin; 5 not a backup id, or the backup is not\n"       \
-	"sound; 6 the proxy did not serve the restored set (rolled back); 1, 2 as for every\n"     \
-	"command.\n"
+	"A backup whose CA is not in the trust bundle agents hold now is refused (exit 3,\n"       \
+	"a dry run says so too) unless --force --reason is given.\n"                               \
+	"\n"                                                                                       \
+	"exit status: 0 restored; 3 agents no longer trust its CA; 4 not an admin; 5 not a\n"      \
+	"backup id, or the backup is not sound; 6 the proxy did not serve the restored set\n"      \
+	"(rolled back); 1, 2 as for every command.\n"
 
 #define CTL_AUDIT_OPTIONS                                                                          \
 	"  --limit N                 records per page, 1 to 1000 (default: 50)\n"                  \
@@ -446,11 +463,11 @@ static const struct ctl_cmd ctl_table[] = {
 	    "wait until P % of active agents acknowledged (or verified) the staged CA",
 	    CTL_WAIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_wait,
 	    ctl_print_report, ctl_wait, 1 },
-	{ "rotate", "[--force --reason TEXT] [--dry-run]",
+	{ "rotate", "[--force --reason TEXT] [--dry-run] [--expect-ca SHA256]",
 	    "put the staged set live once every active agent acknowledged its CA",
 	    CTL_ROTATE_OPTIONS, CTL_SWAP_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY,
 	    ctl_build_rotate, ctl_print_swap, ctl_run_swap, 0 },
-	{ "restore", "BACKUP_ID | --latest [--dry-run]",
+	{ "restore", "BACKUP_ID | --latest [--dry-run] [--force --reason TEXT]",
 	    "put a backup back as the active set (the current one is backed up first)",
 	    CTL_RESTORE_OPTIONS, CTL_SWAP_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY,
 	    ctl_build_restore, ctl_print_swap, ctl_run_swap, 0 },
@@ -521,6 +538,7 @@ enum {
 	CTL_OPT_FORCE,
 	CTL_OPT_DRY_RUN,
 	CTL_OPT_LATEST,
+	CTL_OPT_EXPECT_CA,
 	CTL_OPT_VERIFY,
 };
 
@@ -579,6 +597,7 @@ static const struct option ctl_rotate_longopts[] = {
 	{ "force", no_argument, NULL, CTL_OPT_FORCE },
 	{ "reason", required_argument, NULL, CTL_OPT_REASON },
 	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
+	{ "expect-ca", required_argument, NULL, CTL_OPT_EXPECT_CA },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -586,6 +605,8 @@ static const struct option ctl_restore_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "latest", no_argument, NULL, CTL_OPT_LATEST },
 	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
+	{ "force", no_argument, NULL, CTL_OPT_FORCE },
+	{ "reason", required_argument, NULL, CTL_OPT_REASON },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1359,6 +1380,7 @@ ctl_build_exclude(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 /* rotate's and restore's own options; ctx is the request's call. */
 struct ctl_swap_args {
 	const char *reason;
+	const char *expect_ca;
 	int force, dry_run, latest;
 };
 
@@ -1379,6 +1401,8 @@ ctl_swap_option(const struct ctl_cmd *cmd, const char *name, int c, const char *
 	case CTL_OPT_LATEST:
 		a->latest = 1;
 		return 0;
+	case CTL_OPT_EXPECT_CA:
+		return ctl_once(cmd, name, &a->expect_ca, arg);
 	}
 	return ctl_usage_error(cmd, "unknown option --%s", name);
 }
@@ -1404,10 +1428,63 @@ ctl_build_rotate(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, cha
 		    cmd, "--force needs --reason: say why the gate is overridden");
 	if (a.reason != NULL && ctl_check_reason(a.reason, err) == -1)
 		return CTL_BUILD_REFUSED;
+	if (a.expect_ca != NULL && !ctl_sha256_ok(a.expect_ca)) {
+		ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--expect-ca %s: expected the CA's SHA-256, 64 lower-case hex digits "
+		    "(see " CTL_NAME " status)",
+		    a.expect_ca);
+		return CTL_BUILD_REFUSED;
+	}
+	r->call.rotate.expect_ca = (char *)(a.expect_ca != NULL ? a.expect_ca : "");
 	r->call.rotate.force = a.force;
 	r->call.rotate.dry_run = a.dry_run;
 	r->call.rotate.reason = (char *)(a.reason != NULL ? a.reason : "");
 	return 1;
+}
+
+/* A CA fingerprint as status shows it: 64 lower-case hex digits. */
+static int
+ctl_sha256_ok(const char *s)
+{
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/*
+ * An operator typing rotate at a terminal is shown the staged CA that will go
+ * live, and that CA is sent as expect_ca: carotated refuses if new/ holds
+ * another one by the time it swaps. Scripts (no terminal, or --json) and an
+ * explicit --expect-ca are left alone. 0 with sha filled ("" nothing staged
+ * or not interactive), -1 when status could not be asked (err filled).
+ */
+static int
+ctl_rotate_shown_ca(
+    const struct ctl_opts *opts, const struct ctl_request *r, char sha[65], struct ctl_error *err)
+{
+	struct ctl_request sr = { .req = CAROTATE__V1__REQUEST__INIT };
+	const Carotate__V1__CertSet *staged;
+	struct wire_budget budget;
+	Carotate__V1__Response *resp;
+
+	sha[0] = '\0';
+	if (r->req.call_case != CAROTATE__V1__REQUEST__CALL_ROTATE || opts->json ||
+	    r->call.rotate.dry_run || r->call.rotate.expect_ca[0] != '\0' ||
+	    !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+		return 0;
+	sr.req.version = r->req.version;
+	carotate__v1__status_request__init(&sr.call.status);
+	sr.req.call_case = CAROTATE__V1__REQUEST__CALL_STATUS;
+	sr.req.status = &sr.call.status;
+	if ((resp = ctl_call(&ctl_table[0], opts, &sr, &budget, err)) == NULL)
+		return -1;
+	staged = resp->status_reply->staged;
+	if (staged != NULL && staged->ca != NULL && ctl_sha256_ok(staged->ca->sha256)) {
+		snprintf(sha, 65, "%s", staged->ca->sha256);
+		fputs(CTL_NAME ": rotating to the staged CA ", stderr);
+		output_safe(stderr, staged->ca->subject);
+		fprintf(stderr, "\n" CTL_NAME ":   sha256 %s (sent as --expect-ca)\n", sha);
+	}
+	carotate__v1__response__free_unpacked(resp, &budget.allocator);
+	return 0;
 }
 
 /* The shape of a backup id, so that a typo fails here; the daemon checks it again. */
@@ -1441,6 +1518,13 @@ ctl_build_restore(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 		return -1;
 	if (!a.latest && ctl_check_backup_id(argv[first], err) == -1)
 		return CTL_BUILD_REFUSED;
+	if (a.force && a.reason == NULL)
+		return ctl_usage_error(
+		    cmd, "--force needs --reason: say why agents may be cut off");
+	if (a.reason != NULL && ctl_check_reason(a.reason, err) == -1)
+		return CTL_BUILD_REFUSED;
+	r->call.restore.force = a.force;
+	r->call.restore.reason = (char *)(a.reason != NULL ? a.reason : "");
 	r->call.restore.latest = a.latest;
 	r->call.restore.dry_run = a.dry_run;
 	r->call.restore.backup = a.latest ? (char *)"" : argv[first];
@@ -1475,8 +1559,18 @@ ctl_run_swap(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struc
 	struct wire_budget budget;
 	struct ctl_error err;
 	Carotate__V1__Response *resp;
+	struct ctl_request shown;
+	char sha[65];
 	int code;
 
+	if (ctl_rotate_shown_ca(opts, r, sha, &err) == -1)
+		return ctl_fail(opts, &err);
+	if (sha[0] != '\0') {
+		shown = *r;
+		shown.call.rotate.expect_ca = sha;
+		shown.req.rotate = &shown.call.rotate;
+		r = &shown;
+	}
 	if ((resp = ctl_exchange(opts, r, &budget, &err)) == NULL)
 		return ctl_fail(opts, &err);
 	s = resp->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY  ? resp->restore_reply

@@ -261,6 +261,8 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		    buf, len, "force=%s dry_run=%s", audit_yes(ro->force), audit_yes(ro->dry_run));
 		if (ro->reason[0] != '\0')
 			audit_arg_str(buf, len, "reason", ro->reason, AUDIT_MAX_REASON);
+		if (ro->expect_ca[0] != '\0')
+			audit_arg_str(buf, len, "expect_ca", ro->expect_ca, AUDIT_MAX_TEXT);
 		break;
 	case CAROTATE__V1__REQUEST__CALL_RESTORE:
 		if (re == NULL)
@@ -270,6 +272,10 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		if (re->backup[0] != '\0' || !re->latest)
 			audit_arg_str(buf, len, "backup", re->backup, AUDIT_MAX_ID);
 		audit_arg(buf, len, "dry_run=%s", audit_yes(re->dry_run));
+		if (re->force)
+			audit_arg(buf, len, "force=yes");
+		if (re->reason[0] != '\0')
+			audit_arg_str(buf, len, "reason", re->reason, AUDIT_MAX_REASON);
 		break;
 	case CAROTATE__V1__REQUEST__CALL_RETIRE:
 		if (req->retire != NULL)

@@ -29,8 +29,8 @@ static void bundle_add_retained(struct bundle *, const struct config *, time_t);
 static int bundle_finish(struct bundle *, char *, size_t);
 static int bundle_cmp(const void *, const void *);
 static const char *bundle_role_name(enum bundle_role);
-static int bundle_set_sha(const struct config *, int, char[PKI_SHA256_HEX], char *, size_t);
 static int bundle_retired_cmp(const void *, const void *);
+static int64_t bundle_until(long long, uint64_t);
 static int bundle_retire_file(const struct config *, int, const char *, int,
     char (*)[PKI_SHA256_HEX], struct bundle_retired **, size_t *, char *, size_t);
 
@@ -56,6 +56,19 @@ bundle_add(struct bundle *b, X509 *x, enum bundle_role role, int64_t until)
 	b->cas[b->n].retained_until = until;
 	pki_cert_sha256(x, b->cas[b->n].sha256);
 	b->n++;
+}
+
+/*
+ * The end of a retention window: replaced + retention, saturated at INT64_MAX.
+ * replaced comes from a file in retained/ (any number), so the sum must not
+ * wrap into the past and drop a CA agents were promised.
+ */
+static int64_t
+bundle_until(long long replaced, uint64_t retention)
+{
+	if (retention > (uint64_t)INT64_MAX || replaced > INT64_MAX - (int64_t)retention)
+		return INT64_MAX;
+	return (int64_t)replaced + (int64_t)retention;
 }
 
 static void
@@ -111,12 +124,12 @@ bundle_add_retained(struct bundle *b, const struct config *conf, time_t now)
 			continue;
 		if (sscanf((char *)pem, "# replaced %lld", &replaced) != 1)
 			log_warnx("trust bundle: retained/%s has no replacement time", de->d_name);
-		else if (replaced + (long long)conf->retention > (long long)now) {
+		else if (bundle_until(replaced, conf->retention) > (int64_t)now) {
 			if ((certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL)
 				log_warnx("trust bundle: retained/%s: %s", de->d_name, why);
 			else {
 				bundle_add(b, sk_X509_shift(certs), BUNDLE_RETAINED,
-				    replaced + (long long)conf->retention);
+				    bundle_until(replaced, conf->retention));
 				sk_X509_pop_free(certs, X509_free);
 			}
 		}
@@ -261,9 +274,8 @@ bundle_signature(const struct config *conf, int64_t sig[BUNDLE_SIG_LEN])
 		sig[3] = errno;
 }
 
-/* The SHA-256 of the active (or staged) CA; "" when there is none. -1 when it cannot be read. */
-static int
-bundle_set_sha(
+int
+bundle_set_ca_sha(
     const struct config *conf, int staged, char sha[PKI_SHA256_HEX], char *err, size_t errlen)
 {
 	STACK_OF(X509) * certs;
@@ -276,14 +288,13 @@ bundle_set_sha(
 	if (ssldir_read_ca(conf, staged, &pem, &len) == -1) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(err, errlen, "cannot read the %s CA: %s; nothing retired", which,
-		    strerror(errno));
+		snprintf(err, errlen, "cannot read the %s CA: %s", which, strerror(errno));
 		return -1;
 	}
 	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
 	free(pem);
 	if (certs == NULL) {
-		snprintf(err, errlen, "the %s CA: %s; nothing retired", which, why);
+		snprintf(err, errlen, "the %s CA: %s", which, why);
 		return -1;
 	}
 	pki_cert_sha256(sk_X509_value(certs, 0), sha);
@@ -319,9 +330,8 @@ bundle_retire_file(const struct config *conf, int rfd, const char *name, int dry
 	    fsx_read(rfd, name, SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
 		return 0;
 	memset(&r, 0, sizeof(r));
-	if (sscanf((char *)pem, "# replaced %lld", &replaced) == 1 &&
-	    replaced <= INT64_MAX - (long long)conf->retention)
-		r.retained_until = replaced + (long long)conf->retention;
+	if (sscanf((char *)pem, "# replaced %lld", &replaced) == 1)
+		r.retained_until = bundle_until(replaced, conf->retention);
 	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
 	free(pem);
 	if (certs == NULL) {
@@ -363,9 +373,11 @@ bundle_retire(const struct config *conf, int dry_run, struct bundle_retired **ou
 
 	*out = NULL;
 	*n = 0;
-	if (bundle_set_sha(conf, 0, keep[0], err, errlen) == -1 ||
-	    bundle_set_sha(conf, 1, keep[1], err, errlen) == -1)
+	if (bundle_set_ca_sha(conf, 0, keep[0], why, sizeof(why)) == -1 ||
+	    bundle_set_ca_sha(conf, 1, keep[1], why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s; nothing retired", why);
 		return -1;
+	}
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
 		return -1;
@@ -450,7 +462,12 @@ bundle_retain(int sfd, const char *sha, X509 *ca, time_t now)
 	long n;
 	int rfd, r;
 
-	if (mkdirat(sfd, BUNDLE_RETAINED_DIR, 0700) == -1 && errno != EEXIST)
+	/* A new retained/ must survive a power cut with its entry: the state directory is fsynced.
+	 */
+	if (mkdirat(sfd, BUNDLE_RETAINED_DIR, 0700) == 0) {
+		if (fsx_fsync_dir(sfd) == -1)
+			return -1;
+	} else if (errno != EEXIST)
 		return -1;
 	if ((rfd = fsx_open_dir(sfd, BUNDLE_RETAINED_DIR)) == -1)
 		return -1;

@@ -66,6 +66,14 @@ int bundle_publish(const struct config *, time_t now, struct bundle *, char *err
 int bundle_note_active(const struct config *, time_t now, char before[BUNDLE_NOTE_LEN],
     char after[BUNDLE_NOTE_LEN], char *err, size_t errlen);
 
+/*
+ * The SHA-256 of the active (or staged) CA certificate (DER of the first
+ * certificate of its file), read from disk now; "" when there is none. -1
+ * (err filled) when it cannot be read or parsed.
+ */
+int bundle_set_ca_sha(
+    const struct config *, int staged, char sha[PKI_SHA256_HEX], char *err, size_t errlen);
+
 /* A retained CA that bundle_retire removed (or, in a dry run, would remove). */
 struct bundle_retired {
 	X509 *cert;

@@ -38,6 +38,8 @@
 static void carotated_usage(FILE *, int) __attribute__((noreturn));
 static void carotated_stdio(void);
 static void carotated_nofile(void);
+static int carotated_dir_safe(
+    const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
@@ -101,17 +103,52 @@ carotated_nofile(void)
 	    (unsigned long long)rl.rlim_max, (unsigned long long)soft);
 }
 
-/* The SSL directory must exist; the state directory is ours alone (created 0700). */
+/*
+ * One rule for the directories we trust: owned by our uid (root when
+ * privileged) and without the mode bits in forbidden. -1 with err naming it.
+ */
+static int
+carotated_dir_safe(const char *what, const char *path, const char *sub, const struct stat *st,
+    mode_t forbidden, char *err, size_t errlen)
+{
+	if (st->st_uid == geteuid() && (st->st_mode & forbidden) == 0)
+		return 0;
+	snprintf(err, errlen,
+	    "%s %s%s%s must be owned by uid %ld and writable by nobody else (mode %04o at most; "
+	    "it is uid %ld, mode %04o)",
+	    what, path, sub != NULL ? "/" : "", sub != NULL ? sub : "", (long)geteuid(),
+	    (unsigned)(07777 & ~forbidden & 0777), (long)st->st_uid,
+	    (unsigned)(st->st_mode & 07777));
+	return -1;
+}
+
+/*
+ * The SSL directory and its new/ must be ours and writable by nobody else:
+ * whoever can write there can plant a CA that every agent is then sent. The
+ * state directory is ours alone (created 0700).
+ */
 static int
 carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 {
 	struct stat st;
+	int dfd, r;
 
 	if (stat(conf->ssl_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir,
 		    errno != 0 && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
 		return -1;
 	}
+	if (carotated_dir_safe("SSL directory", conf->ssl_dir, NULL, &st, 022, err, errlen) == -1)
+		return -1;
+	if ((dfd = open(conf->ssl_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	r = fstatat(dfd, SSLDIR_STAGING, &st, AT_SYMLINK_NOFOLLOW);
+	close(dfd);
+	if (r == 0 && carotated_dir_safe("staging directory", conf->ssl_dir, SSLDIR_STAGING, &st,
+	                  022, err, errlen) == -1)
+		return -1;
 	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
 		    strerror(errno));
@@ -121,15 +158,7 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
 		return -1;
 	}
-	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-		snprintf(err, errlen,
-		    "state directory %s must be owned by uid %ld with mode 0700 (it is uid %ld, "
-		    "mode %04o)",
-		    conf->state_dir, (long)geteuid(), (long)st.st_uid,
-		    (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	return 0;
+	return carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
 }
 
 /*
@@ -197,6 +226,24 @@ carotated_reload(struct carotated *cd)
 		    cd->conf->socket);
 		free(conf->socket);
 		conf->socket = xstrdup(cd->conf->socket);
+	}
+	/* The ledger, the journal and the set live there: moving them takes a restart. */
+	if (strcmp(conf->state_dir, cd->conf->state_dir) != 0) {
+		log_warnx("reload: a new [daemon] state_dir (%s) takes a restart; still on %s",
+		    conf->state_dir, cd->conf->state_dir);
+		free(conf->state_dir);
+		conf->state_dir = xstrdup(cd->conf->state_dir);
+	}
+	if (strcmp(conf->ssl_dir, cd->conf->ssl_dir) != 0) {
+		log_warnx("reload: a new [ssl] dir (%s) takes a restart; still on %s",
+		    conf->ssl_dir, cd->conf->ssl_dir);
+		free(conf->ssl_dir);
+		conf->ssl_dir = xstrdup(cd->conf->ssl_dir);
+	}
+	if (carotated_check_dirs(conf, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		config_free(conf);
+		return;
 	}
 	config_free(cd->conf);
 	cd->conf = conf;

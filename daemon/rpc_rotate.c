@@ -58,6 +58,11 @@ static void rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__
 static void rotate_pending_cb(const char *, int64_t, int, void *);
 static int rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
+static int rotate_sha_ok(const char *);
+static int rotate_counted(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
+    const Carotate__V1__RotateReply *, Carotate__V1__Response *);
+static int restore_gate(struct rpc_ctx *, const Carotate__V1__RestoreRequest *,
+    Carotate__V1__RotateReply *, Carotate__V1__Response *);
 static struct swap_op *swap_op_new(const char *, Carotate__V1__Response *);
 static void swap_op_start(struct rpc_ctx *, struct swap_op *);
 static void swap_op_swapped(struct swap_op *);
@@ -150,6 +155,55 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 	return -1;
 }
 
+/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
+static int
+rotate_sha_ok(const char *s)
+{
+	return strlen(s) == PKI_SHA256_HEX - 1 &&
+	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
+}
+
+/*
+ * The CA in new/ (read from disk just now, r->after) is the one the caller
+ * expects and the one the gate counts. new/ replaced by hand without a
+ * SIGHUP leaves the ledger counting the old CA: the daemon takes the new one
+ * as its target (agents start from nothing: the report shows the truth) and
+ * refuses. --force overrides the percentage, never this: what is counted,
+ * audited and installed is one CA. 0 to go on, -1 with the refusal in reply.
+ */
+static int
+rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
+    const Carotate__V1__RotateReply *r, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	const char *staged = r->after->ca->sha256;
+	char counted[PKI_SHA256_HEX];
+
+	if (q->expect_ca[0] != '\0' && strcmp(q->expect_ca, staged) != 0) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "the staged CA in %s/%s is %s, not the expected %s: nothing changed (see "
+		    "carotatectl status)",
+		    conf->ssl_dir, SSLDIR_STAGING, staged, q->expect_ca);
+		return -1;
+	}
+	/* With no active set there is no gate: nobody can be cut off. */
+	if (r->before == NULL)
+		return 0;
+	snprintf(counted, sizeof(counted), "%s", agents_staged_ca(ctx->cd));
+	if (strcmp(counted, staged) == 0)
+		return 0;
+	log_warnx("rotate: %s/%s holds CA %s, but the gate counted %s: it changed without "
+	          "carotatectl or a SIGHUP; counting the new CA from now",
+	    conf->ssl_dir, SSLDIR_STAGING, staged, counted[0] != '\0' ? counted : "none");
+	agents_refresh(ctx->cd);
+	dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	    "the staged set in %s/%s was replaced outside carotatectl (its CA is %s; the gate "
+	    "counted %s): nothing changed. Agents must now acknowledge the new CA: carotated "
+	    "counts it from now (see carotatectl report)",
+	    conf->ssl_dir, SSLDIR_STAGING, staged, counted[0] != '\0' ? counted : "none");
+	return -1;
+}
+
 void
 rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
@@ -159,7 +213,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	struct swap_op *op;
 	time_t now = time(NULL);
 	X509 *ca;
-	int saved;
+	int saved, rc;
 
 	if (q->force && q->reason[0] == '\0') {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -170,6 +224,11 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	if (!rpc_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		return;
+	}
+	if (q->expect_ca[0] != '\0' && !rotate_sha_ok(q->expect_ca)) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;
 	}
 	r = rotate_reply_new();
@@ -201,7 +260,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the staged set is not sound: %s", r->after->problems[0]);
 		return;
 	}
-	if (rotate_gate(ctx, q, r, reply) == -1)
+	if (rotate_counted(ctx, q, r, reply) == -1 || rotate_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__OK,
@@ -214,10 +273,17 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		return;
 	}
 	op = swap_op_new("rotate", reply);
-	if (swap_rotate(conf, now, q->reason[0] != '\0' ? q->reason : "rotate", op->backup,
-	        sizeof(op->backup), op->failure, sizeof(op->failure)) == -1) {
+	/* The swap checks again that new/ holds the CA counted here: nothing else goes live. */
+	if ((rc = swap_rotate_ca(conf, now, q->reason[0] != '\0' ? q->reason : "rotate",
+	         op->reply->after->ca->sha256, op->backup, sizeof(op->backup), op->failure,
+	         sizeof(op->failure))) != 0) {
 		log_warnx("rotate: %s", op->failure);
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
+		if (rc == SWAP_STALE)
+			agents_refresh(ctx->cd);
+		dispatch_error(reply,
+		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
+		                     : CAROTATE__V1__STATUS__INTERNAL,
+		    "%s", op->failure);
 		swap_op_free(op);
 		return;
 	}
@@ -237,6 +303,16 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	time_t now = time(NULL);
 	X509 *ca;
 
+	if (q->force && q->reason[0] == '\0') {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--force needs --reason: say why agents may be cut off");
+		return;
+	}
+	if (!rpc_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		return;
+	}
 	if (q->latest == (q->backup[0] != '\0')) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "name one backup, or ask for the latest");
@@ -273,6 +349,8 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    r->after->server == NULL ? "the backup has no server certificate" : err);
 		return;
 	}
+	if (restore_gate(ctx, q, r, reply) == -1)
+		return;
 	if (q->dry_run) {
 		dispatch_error(
 		    reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
@@ -289,6 +367,48 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	log_info("restore: %s is live again (server %s); the previous set is in %s", id,
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
 	swap_op_start(ctx, op);
+}
+
+/*
+ * Restore's gate: agents trust exactly the bundle served now (active, staged,
+ * retained CAs), so a backup whose CA is not in it (retired, or past [bundle]
+ * retention) would cut every agent off. Refused unless forced with a reason;
+ * a dry run says so the same way. 0 to go on, -1 with the refusal in reply.
+ */
+static int
+restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
+    Carotate__V1__RotateReply *r, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	const char *ca = r->after->ca != NULL ? r->after->ca->sha256 : "";
+	struct bundle b;
+	char err[256];
+	size_t i;
+	int trusted = 0;
+
+	if (bundle_derive(conf, time(NULL), &b, err, sizeof(err)) == -1) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "cannot derive the trust bundle: %s", err);
+		return -1;
+	}
+	for (i = 0; i < b.n; i++)
+		trusted |= strcmp(b.cas[i].sha256, ca) == 0;
+	bundle_clear(&b);
+	if (trusted)
+		return 0;
+	if (q->force) {
+		r->forced = 1;
+		log_info("restore of %s forced although its CA %s is not in the trust bundle: %s",
+		    r->restored, ca, q->reason);
+		return 0;
+	}
+	dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	    "%s%s holds CA %s, which is not in the trust bundle agents hold (retired, or older "
+	    "than [bundle] retention): restoring it would cut them off (restore --force "
+	    "--reason TEXT restores anyway)",
+	    q->dry_run ? "dry run: the restore would be refused: " : "", r->restored,
+	    ca[0] != '\0' ? ca : "(unreadable)");
+	return -1;
 }
 
 /* The call goes ahead: the op takes the reply's RotateReply (before and after are described). */

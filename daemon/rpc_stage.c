@@ -392,7 +392,10 @@ stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material 
 	return r;
 }
 
-/* The staging failed: the CA key stored for it belongs to no set. */
+/*
+ * The staging failed or its set was discarded: the CA key stored for it
+ * belongs to no set. A custom set never had one (ENOENT is quiet).
+ */
 static void
 stage_drop_ca_key(const struct config *conf, const char *name)
 {
@@ -400,9 +403,13 @@ stage_drop_ca_key(const struct config *conf, const char *name)
 
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 || unlinkat(kfd, name, 0) == -1 ||
-	    fsx_fsync_dir(kfd) == -1)
-		log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir, STAGE_CA_KEYS,
-		    name);
+	    fsx_fsync_dir(kfd) == -1) {
+		if (errno != ENOENT)
+			log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir,
+			    STAGE_CA_KEYS, name);
+	} else
+		log_info("removed the CA key %s/%s/%s: its set is gone", conf->state_dir,
+		    STAGE_CA_KEYS, name);
 	if (kfd != -1)
 		close(kfd);
 	if (sfd != -1)
@@ -585,16 +592,32 @@ void
 rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
+	char staged[PKI_SHA256_HEX], active[PKI_SHA256_HEX], keyname[PKI_SHA256_HEX + 8];
 	struct stage_op *op;
 	struct bundle b;
 	char kept[64], err[512];
 	time_t now = time(NULL);
 
+	/* Read before new/ goes: the key of the CA it held is dropped with it. */
+	if (bundle_set_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
+	    bundle_set_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
+		log_warnx("discard: %s; its CA key (if any) stays", err);
+		staged[0] = '\0';
+	}
 	if (ssldir_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
 	}
 	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
+	/*
+	 * A generated CA's private key signs nothing once its set is discarded:
+	 * it goes (the discarded copy keeps only certificates and the server key).
+	 * Never the active CA's, should the two be one.
+	 */
+	if (staged[0] != '\0' && strcmp(staged, active) != 0) {
+		snprintf(keyname, sizeof(keyname), "%s.key", staged);
+		stage_drop_ca_key(conf, keyname);
+	}
 	op = xcalloc(1, sizeof(*op));
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1) {
 		log_warnx("discard: %s", err);

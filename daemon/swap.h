@@ -21,6 +21,16 @@ struct config;
  */
 int swap_rotate(const struct config *, time_t now, const char *reason, char *backup_id,
     size_t idlen, char *err, size_t errlen);
+#define SWAP_STALE (-2) /* swap_rotate_ca: new/ holds another CA than expected */
+/*
+ * swap_rotate, once the staged CA (SHA-256 of its DER, lower-case hex) is
+ * checked to be expect_ca (NULL: not checked) right before the journal is
+ * written; SWAP_STALE (err filled, nothing changed) when it is another.
+ * Files moved into the live set are clamped: the key to at most 0600, the
+ * others without group or other write.
+ */
+int swap_rotate_ca(const struct config *, time_t now, const char *reason, const char *expect_ca,
+    char *backup_id, size_t idlen, char *err, size_t errlen);
 /*
  * Checks backup backup_id (an exact backup name, manifest sums and modes; see
  * swap_check_backup), moves the active set to a new backup (named in

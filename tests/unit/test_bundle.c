@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -218,12 +219,45 @@ test_retire_keeps(void **st)
 	assert_int_equal(n, 0);
 }
 
+/*
+ * A retained CA whose file says it was replaced at the end of time: the
+ * window's end (replaced + retention) once overflowed a signed 64-bit sum,
+ * wrapped into the past, and the CA left the bundle (undefined behaviour;
+ * UBSan aborts). It must saturate: the CA stays, retained until INT64_MAX.
+ */
+static void
+test_retention_overflow(void **st)
+{
+	struct bundle_retired *list;
+	struct bundle b;
+	char err[256];
+	size_t n, j;
+	int found = 0;
+
+	conf.retention = 3650ULL * 86400; /* the largest [bundle] retention config.c accepts */
+	put_retained("far.crt", 2, LLONG_MAX - 10);
+	assert_int_equal(bundle_derive(&conf, now0, &b, err, sizeof(err)), 0);
+	for (j = 0; j < b.n; j++)
+		if (strcmp(b.cas[j].sha256, sha[2]) == 0) {
+			found = 1;
+			assert_true(b.cas[j].retained_until == INT64_MAX);
+		}
+	bundle_clear(&b);
+	assert_true(found);
+	assert_int_equal(bundle_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_true(list[0].retained_until == INT64_MAX);
+	bundle_retired_free(list, n);
+	conf.retention = RETENTION;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_retire, setup),
 		cmocka_unit_test_setup(test_retire_keeps, setup),
+		cmocka_unit_test_setup(test_retention_overflow, setup),
 	};
 
 	return cmocka_run_group_tests_name("bundle", tests, group_setup, group_teardown);
