@@ -72,8 +72,8 @@ static int agents_link_allowed(const struct config *, Carotate__Internal__AgentR
 static int agents_link_bearer(const Carotate__Internal__AgentRequest *, char *join_id,
     uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t);
 static enum ledger_result agents_link_new(const struct config *,
-    const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *,
-    const uint8_t *, const char *, const uint8_t *, time_t);
+    const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, const uint8_t *,
+    const char *, const uint8_t *, time_t);
 static void agents_checkin(
     const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
@@ -324,8 +324,8 @@ agents_link_bearer(const Carotate__Internal__AgentRequest *r, char *join_id,
 	    p[4 + LEDGER_JOIN_ID_LEN] != '.')
 		return 0;
 	for (i = 4; i < len; i++)
-		if (i != 4 + LEDGER_JOIN_ID_LEN && !((p[i] >= '0' && p[i] <= '9') ||
-		                                         (p[i] >= 'a' && p[i] <= 'f')))
+		if (i != 4 + LEDGER_JOIN_ID_LEN &&
+		    !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
 			return 0;
 	memcpy(join_id, p + 4, LEDGER_JOIN_ID_LEN);
 	join_id[LEDGER_JOIN_ID_LEN] = '\0';
@@ -347,7 +347,8 @@ agents_link_new(const struct config *conf, const Carotate__Internal__AgentReques
 	if (res != LEDGER_UNKNOWN_AGENT)
 		return res;
 	if (ledger_total(agents.ledger) >= conf->max_agents) {
-		log_warnx("agent %s: link refused: the ledger holds [agents] max_agents (%u) agents",
+		log_warnx(
+		    "agent %s: link refused: the ledger holds [agents] max_agents (%u) agents",
 		    r->agent_id, conf->max_agents);
 		agents_answer(resp, 403, "the ledger is full ([agents] max_agents)");
 		return LEDGER_OK;

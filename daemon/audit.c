@@ -244,8 +244,8 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 			break;
 		audit_arg(buf, len, "uses=%u ttl=%llu", req->join_token_create->uses,
 		    (unsigned long long)req->join_token_create->ttl);
-		audit_arg_str(buf, len, "description", req->join_token_create->description,
-		    AUDIT_MAX_REASON);
+		audit_arg_str(
+		    buf, len, "description", req->join_token_create->description, AUDIT_MAX_REASON);
 		break;
 	case CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_REVOKE:
 		if (req->join_token_revoke != NULL)
@@ -315,8 +315,8 @@ audit_outcome(const Carotate__V1__Response *reply, char *buf, size_t len)
 	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_CREATE_REPLY:
 		if (reply->join_token_create_reply != NULL &&
 		    reply->join_token_create_reply->join_token != NULL)
-			audit_arg_str(buf, len, "id", reply->join_token_create_reply->join_token->id,
-			    AUDIT_MAX_ID);
+			audit_arg_str(buf, len, "id",
+			    reply->join_token_create_reply->join_token->id, AUDIT_MAX_ID);
 		return;
 	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:
 		if (reply->retire_reply != NULL)

@@ -216,7 +216,8 @@ static const char *const ledger_sql[LST_COUNT] = {
 	[LST_AUDIT_CHAIN] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit WHERE seq > ?1 "
 	                    "ORDER BY seq LIMIT ?2",
 	[LST_AUDIT_COUNT] = "SELECT coalesce(max(seq), 0) FROM audit",
-	[LST_RENEW] = "UPDATE agents SET token_hash = ?2, last_seen = max(last_seen, ?3) WHERE id = ?1",
+	[LST_RENEW] =
+	    "UPDATE agents SET token_hash = ?2, last_seen = max(last_seen, ?3) WHERE id = ?1",
 	[LST_FORGET] = "DELETE FROM agents WHERE agent_id = ?1 RETURNING id",
 	/* Never confirmed: never presented a bundle back (held_bundle is set by the first). */
 	[LST_FORGET_UNCONFIRMED] = "DELETE FROM agents WHERE held_bundle IS NULL AND "
@@ -1380,8 +1381,8 @@ ledger_do_join_check(struct ledger *l, const char *join_id, const uint8_t *hash,
 }
 
 enum ledger_result
-ledger_join_check(
-    struct ledger *l, const char *join_id, const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+ledger_join_check(struct ledger *l, const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
 	if (!ledger_join_id_ok(join_id))
 		return LEDGER_NOT_FOUND;
@@ -1593,7 +1594,8 @@ ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
 		j.uses_left = ledger_clamp(sqlite3_column_int64(st, 1));
 		j.expires_at = sqlite3_column_int64(st, 2);
 		s = sqlite3_column_text(st, 3);
-		snprintf(j.description, sizeof(j.description), "%s", s != NULL ? (const char *)s : "");
+		snprintf(
+		    j.description, sizeof(j.description), "%s", s != NULL ? (const char *)s : "");
 		j.created_at = sqlite3_column_int64(st, 4);
 		cb(&j, arg);
 	}

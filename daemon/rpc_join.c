@@ -181,8 +181,8 @@ rpc_join_token_revoke(
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
 		return;
 	}
-	log_info("join token %s revoked by uid %ld", id,
-	    (long)(ctx->peer != NULL ? ctx->peer->uid : 0));
+	log_info(
+	    "join token %s revoked by uid %ld", id, (long)(ctx->peer != NULL ? ctx->peer->uid : 0));
 	r = xmalloc(sizeof(*r));
 	carotate__v1__join_token_revoke_reply__init(r);
 	r->id = xstrdup(id);

@@ -225,7 +225,8 @@ rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 			r = ledger_forget(l, q->agent);
 			n = r == LEDGER_OK;
 		} else
-			r = ledger_forget_unconfirmed(l, (int64_t)time(NULL) - (int64_t)q->older_than, &n);
+			r = ledger_forget_unconfirmed(
+			    l, (int64_t)time(NULL) - (int64_t)q->older_than, &n);
 		if (r == LEDGER_OK && ledger_commit(l) != 0)
 			r = LEDGER_ERROR;
 		else if (r != LEDGER_OK)
