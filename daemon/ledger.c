@@ -1552,7 +1552,7 @@ ledger_join_create(struct ledger *l, const struct ledger_join *j)
 	ledger_done(st);
 	if (rc == SQLITE_DONE)
 		return LEDGER_OK;
-	if (rc == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(l->db))
+	if ((rc & 0xff) == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(l->db))
 		return LEDGER_EXISTS;
 	return ledger_call_end(l, (ledger_sqlerr(l, "join_create"), LEDGER_ERROR), l->npend);
 }
