@@ -1658,9 +1658,11 @@ ctl_build_forget(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, cha
 		return ctl_usage_error(cmd, "--never-confirmed takes no AGENT");
 	if (a.older_than == NULL)
 		return ctl_usage_error(cmd, "--never-confirmed needs --older-than DURATION");
-	if (ctl_parse_duration(a.older_than, "smhd", CTL_MAX_SPAN, &secs) != 0 || secs == 0)
-		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	if (ctl_parse_duration(a.older_than, "smhd", 3650 * CTL_DAY, &secs) != 0 || secs == 0) {
+		ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--older-than: \"%s\" is not a duration from 1s to 3650d", a.older_than);
+		return CTL_BUILD_REFUSED;
+	}
 	r->call.forget.never_confirmed = 1;
 	r->call.forget.older_than = secs;
 	return 1;
@@ -1723,11 +1725,13 @@ ctl_build_join(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char 
 		carotate__v1__join_token_revoke_request__init(&r->call.join_revoke);
 		r->req.call_case = CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_REVOKE;
 		r->req.join_token_revoke = &r->call.join_revoke;
-		if (strlen(argv[first]) != 16 || strspn(argv[first], "0123456789abcdef") != 16)
-			return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		if (strlen(argv[first]) != 16 || strspn(argv[first], "0123456789abcdef") != 16) {
+			ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 			    "invalid join token id \"%s\": 16 lower-case hex digits (see "
 			    "join-token list)",
 			    argv[first]);
+			return CTL_BUILD_REFUSED;
+		}
 		r->call.join_revoke.id = argv[first];
 		return 1;
 	}
