@@ -89,6 +89,10 @@ struct ctl_request {
 		Carotate__V1__ReportRequest report;
 		Carotate__V1__ExcludeRequest exclude;
 		Carotate__V1__IncludeRequest include;
+		Carotate__V1__ForgetRequest forget;
+		Carotate__V1__JoinTokenCreateRequest join_create;
+		Carotate__V1__JoinTokenListRequest join_list;
+		Carotate__V1__JoinTokenRevokeRequest join_revoke;
 		Carotate__V1__ListBackupsRequest list_backups;
 		Carotate__V1__RetireRequest retire;
 		Carotate__V1__RotateRequest rotate;
@@ -200,6 +204,14 @@ static int ctl_check_backup_id(const char *, struct ctl_error *);
 static int ctl_sha256_ok(const char *);
 static int ctl_rotate_shown_ca(
     const struct ctl_opts *, const struct ctl_request *, char[65], struct ctl_error *);
+static int ctl_build_forget(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_build_join(const struct ctl_cmd *, struct ctl_opts *, int, char **,
+    struct ctl_request *, struct ctl_error *);
+static int ctl_print_forget(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
+static int ctl_print_join(const struct ctl_cmd *, const struct ctl_opts *,
+    const struct ctl_request *, const Carotate__V1__Response *);
 static int ctl_build_include(const struct ctl_cmd *, struct ctl_opts *, int, char **,
     struct ctl_request *, struct ctl_error *);
 static int ctl_build_backups(const struct ctl_cmd *, struct ctl_opts *, int, char **,
@@ -281,7 +293,8 @@ static Carotate__V1__Response *ctl_exchange(
     const struct ctl_opts *, const struct ctl_request *, struct wire_budget *, struct ctl_error *);
 static int ctl_fail(const struct ctl_opts *, const struct ctl_error *);
 static int ctl_finish_output(int);
-static int ctl_has_result(const struct ctl_cmd *, const Carotate__V1__Response *);
+static int ctl_has_result(
+    const struct ctl_cmd *, const struct ctl_request *, const Carotate__V1__Response *);
 static Carotate__V1__Response *ctl_call(const struct ctl_cmd *, const struct ctl_opts *,
     const struct ctl_request *, struct wire_budget *, struct ctl_error *);
 static int ctl_exchange_print(
@@ -364,6 +377,35 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"\n"                                                                                       \
 	"AGENT is an agent id: 1 to 64 of A-Z a-z 0-9 . _ -. An excluded agent stays listed\n"     \
 	"but is no longer counted (a decommissioned machine); include undoes it.\n"
+#define CTL_FORGET_OPTIONS                                                                         \
+	"  --never-confirmed         forget every agent (not excluded) that linked but never\n"    \
+	"                            presented a bundle back, instead of one AGENT\n"              \
+	"  --older-than DURATION     with --never-confirmed: only those that linked longer\n"      \
+	"                            ago than DURATION: digits with an optional s, m, h or d\n"    \
+	"                            suffix (bare: seconds), 1s to 3650d (required)\n"             \
+	"\n"                                                                                       \
+	"forget deletes agents from the ledger. A link for an id that exists is refused\n"         \
+	"(HTTP 409) unless it carries the agent's current token; forget a reinstalled host\n"      \
+	"first so that it can link again. Audited.\n"                                              \
+	"\n"                                                                                       \
+	"exit status: 0 done; 5 not an agent id, no such agent, or a bad DURATION; 1 a\n"          \
+	"required option missing; 4 not an admin.\n"
+#define CTL_JOIN_OPTIONS                                                                           \
+	"  --uses N                  create: links the token allows, 1 to 1000000 (default: 1)\n"  \
+	"  --ttl DURATION            create: how long it is accepted: digits with an optional\n"   \
+	"                            s, m, h or d suffix, 1s to 365d (default: 1d)\n"              \
+	"  --description TEXT        create: what it is for, at most 256 printable ASCII\n"        \
+	"                            characters\n"                                                 \
+	"\n"                                                                                       \
+	"An agent may link with a join token as its bearer instead of the linking key. create\n"   \
+	"prints the token (cj1.<id>.<secret>) once, with its id and expiry; carotated keeps\n"     \
+	"only its SHA-256. list shows id, description, uses left, expiry and creation, never\n"    \
+	"a secret. revoke ID deletes it at once. Each new agent linked with it uses one use;\n"    \
+	"an expired, revoked or used-up token gets HTTP 401. Admin only, audited (never the\n"     \
+	"token).\n"                                                                                \
+	"\n"                                                                                       \
+	"exit status: 0 done; 5 a bad value or ID, or no such token; 1 a sub-command or\n"         \
+	"option missing or misplaced; 4 not an admin.\n"
 #define CTL_BACKUPS_OPTIONS                                                                        \
 	"  --limit N                 backups per page, 1 to 1000 (default: 100)\n"                 \
 	"  --offset N                backups to skip, for the next page (default: 0)\n"            \
@@ -481,6 +523,15 @@ static const struct ctl_cmd ctl_table[] = {
 	{ "include", "AGENT", "count an excluded agent again", "", 0,
 	    CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY, ctl_build_include, ctl_print_agent, NULL,
 	    0 },
+	{ "forget", "AGENT | --never-confirmed --older-than DURATION",
+	    "delete agents from the ledger (a reinstalled host may then link again)",
+	    CTL_FORGET_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY, ctl_build_forget,
+	    ctl_print_forget, NULL, 0 },
+	/* Its result is that of the sub-command's call (RESULT__NOT_SET: the request's own). */
+	{ "join-token",
+	    "create [--uses N] [--ttl DURATION] [--description TEXT] | list | revoke ID",
+	    "create, list or revoke the join tokens agents may link with", CTL_JOIN_OPTIONS, 0,
+	    CAROTATE__V1__RESPONSE__RESULT__NOT_SET, ctl_build_join, ctl_print_join, NULL, 0 },
 	{ "backups", "[--limit N] [--offset N]",
 	    "list the backups (newest first) and whether each can be restored", CTL_BACKUPS_OPTIONS,
 	    0, CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY, ctl_build_backups,
@@ -540,6 +591,11 @@ enum {
 	CTL_OPT_LATEST,
 	CTL_OPT_EXPECT_CA,
 	CTL_OPT_VERIFY,
+	CTL_OPT_NEVER_CONFIRMED,
+	CTL_OPT_OLDER_THAN,
+	CTL_OPT_USES,
+	CTL_OPT_TTL,
+	CTL_OPT_DESCRIPTION,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -613,6 +669,21 @@ static const struct option ctl_restore_longopts[] = {
 static const struct option ctl_exclude_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "reason", required_argument, NULL, CTL_OPT_REASON },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_forget_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "never-confirmed", no_argument, NULL, CTL_OPT_NEVER_CONFIRMED },
+	{ "older-than", required_argument, NULL, CTL_OPT_OLDER_THAN },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_join_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "uses", required_argument, NULL, CTL_OPT_USES },
+	{ "ttl", required_argument, NULL, CTL_OPT_TTL },
+	{ "description", required_argument, NULL, CTL_OPT_DESCRIPTION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1624,6 +1695,156 @@ ctl_build_include(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 	return 1;
 }
 
+/* forget's and join-token's own options, checked once all are parsed. */
+struct ctl_agents_args {
+	int never_confirmed;
+	const char *older_than, *uses, *ttl, *description;
+};
+
+static int
+ctl_agents_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
+{
+	struct ctl_agents_args *a = ctx;
+
+	switch (c) {
+	case CTL_OPT_NEVER_CONFIRMED:
+		a->never_confirmed = 1;
+		return 0;
+	case CTL_OPT_OLDER_THAN:
+		return ctl_once(cmd, name, &a->older_than, arg);
+	case CTL_OPT_USES:
+		return ctl_once(cmd, name, &a->uses, arg);
+	case CTL_OPT_TTL:
+		return ctl_once(cmd, name, &a->ttl, arg);
+	case CTL_OPT_DESCRIPTION:
+		return ctl_once(cmd, name, &a->description, arg);
+	default:
+		return ctl_usage_error(cmd, "unknown option --%s", name);
+	}
+}
+
+static int
+ctl_build_forget(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_agents_args a = { 0 };
+	uint64_t secs;
+	int first;
+
+	carotate__v1__forget_request__init(&r->call.forget);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_FORGET;
+	r->req.forget = &r->call.forget;
+	first = ctl_parse_cmd_options(
+	    cmd, opts, argc, argv, ctl_forget_longopts, ctl_agents_option, &a);
+	if (first <= 0)
+		return first;
+	if (!a.never_confirmed) {
+		if (a.older_than != NULL)
+			return ctl_usage_error(cmd, "--older-than goes with --never-confirmed");
+		if ((first = ctl_one_operand(cmd, argc, argv, first, "AGENT")) == -1)
+			return -1;
+		if (ctl_check_agent(argv[first], err) == -1)
+			return CTL_BUILD_REFUSED;
+		r->call.forget.agent = argv[first];
+		return 1;
+	}
+	if (first < argc)
+		return ctl_usage_error(cmd, "--never-confirmed takes no AGENT");
+	if (a.older_than == NULL)
+		return ctl_usage_error(cmd, "--never-confirmed needs --older-than DURATION");
+	if (ctl_parse_duration(a.older_than, "smhd", 3650 * CTL_DAY, &secs) != 0 || secs == 0) {
+		ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--older-than: \"%s\" is not a duration from 1s to 3650d", a.older_than);
+		return CTL_BUILD_REFUSED;
+	}
+	r->call.forget.never_confirmed = 1;
+	r->call.forget.older_than = secs;
+	return 1;
+}
+
+/* create's values: usage errors first (exit 1), then wrong values (exit 5). */
+static int
+ctl_fill_join_create(
+    const struct ctl_agents_args *a, Carotate__V1__JoinTokenCreateRequest *q, struct ctl_error *err)
+{
+	uint64_t v;
+	const unsigned char *p;
+
+	if (a->uses != NULL) {
+		if (ctl_parse_count(a->uses, 1, 1000000, &v) != 0)
+			return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "--uses: \"%s\" is not a number from 1 to 1000000", a->uses);
+		q->uses = (uint32_t)v;
+	}
+	if (a->ttl != NULL) {
+		if (ctl_parse_duration(a->ttl, "smhd", 365 * CTL_DAY, &v) != 0 || v == 0)
+			return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "--ttl: \"%s\" is not a duration from 1s to 365d", a->ttl);
+		q->ttl = v;
+	}
+	if (a->description != NULL) {
+		if (strlen(a->description) > CTL_MAX_REASON)
+			return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "--description: at most %d characters", CTL_MAX_REASON);
+		for (p = (const unsigned char *)a->description; *p != '\0'; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+				    "--description: byte 0x%02x is not printable ASCII", *p);
+		q->description = (char *)a->description;
+	}
+	return 0;
+}
+
+static int
+ctl_build_join(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_agents_args a = { 0 };
+	const char *sub;
+	int first, create;
+
+	first =
+	    ctl_parse_cmd_options(cmd, opts, argc, argv, ctl_join_longopts, ctl_agents_option, &a);
+	if (first <= 0)
+		return first;
+	if (first >= argc)
+		return ctl_usage_error(cmd, "expected create, list or revoke");
+	sub = argv[first++];
+	create = strcmp(sub, "create") == 0;
+	if (!create && (a.uses != NULL || a.ttl != NULL || a.description != NULL))
+		return ctl_usage_error(cmd, "--uses, --ttl and --description go with create");
+	if (strcmp(sub, "revoke") == 0) {
+		if (argc - first != 1)
+			return ctl_usage_error(cmd, "revoke takes one ID");
+		carotate__v1__join_token_revoke_request__init(&r->call.join_revoke);
+		r->req.call_case = CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_REVOKE;
+		r->req.join_token_revoke = &r->call.join_revoke;
+		if (strlen(argv[first]) != 16 || strspn(argv[first], "0123456789abcdef") != 16) {
+			ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "invalid join token id \"%s\": 16 lower-case hex digits (see "
+			    "join-token list)",
+			    argv[first]);
+			return CTL_BUILD_REFUSED;
+		}
+		r->call.join_revoke.id = argv[first];
+		return 1;
+	}
+	if (first < argc)
+		return ctl_usage_error(cmd, "unexpected argument: %s", argv[first]);
+	if (strcmp(sub, "list") == 0) {
+		carotate__v1__join_token_list_request__init(&r->call.join_list);
+		r->req.call_case = CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_LIST;
+		r->req.join_token_list = &r->call.join_list;
+		return 1;
+	}
+	if (!create)
+		return ctl_usage_error(cmd, "unknown sub-command %s: create, list or revoke", sub);
+	carotate__v1__join_token_create_request__init(&r->call.join_create);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_CREATE;
+	r->req.join_token_create = &r->call.join_create;
+	return ctl_fill_join_create(&a, &r->call.join_create, err) == -1 ? CTL_BUILD_REFUSED : 1;
+}
+
 static int
 ctl_page_option(const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx)
 {
@@ -1877,6 +2098,41 @@ ctl_print_backups(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
 }
 
 static int
+ctl_print_forget(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
+{
+	return ctl_finish_output(opts->json ? output_forget_json(stdout, resp->forget_reply)
+	                                    : output_forget_human(stdout, resp->forget_reply));
+}
+
+static int
+ctl_print_join(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r,
+    const Carotate__V1__Response *resp)
+{
+	int ret;
+
+	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_CREATE_REPLY:
+		ret = opts->json ? output_join_created_json(stdout, resp->join_token_create_reply)
+		                 : output_join_created_human(stdout, resp->join_token_create_reply);
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY:
+		ret = opts->json ? output_join_list_json(stdout, resp->join_token_list_reply)
+		                 : output_join_list_human(stdout, resp->join_token_list_reply);
+		break;
+	default:
+		if (opts->json)
+			ret = printf("{\"revoked\": \"%s\"}\n", resp->join_token_revoke_reply->id) <
+			      0;
+		else
+			ret = printf("join token %s revoked\n", resp->join_token_revoke_reply->id) <
+			      0;
+		ret = ret ? -1 : 0;
+	}
+	return ctl_finish_output(ret);
+}
+
+static int
 ctl_print_retire(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
     const struct ctl_request *r, const Carotate__V1__Response *resp)
 {
@@ -2091,11 +2347,23 @@ ctl_finish_output(int r)
 
 /* The result of an OK reply is the one the command asked for, and present. */
 static int
-ctl_has_result(const struct ctl_cmd *cmd, const Carotate__V1__Response *resp)
+ctl_has_result(
+    const struct ctl_cmd *cmd, const struct ctl_request *r, const Carotate__V1__Response *resp)
 {
-	if (resp->result_case != cmd->result)
+	/* Results are numbered as their calls: a command with several calls expects its own. */
+	if ((int)resp->result_case != (cmd->result != CAROTATE__V1__RESPONSE__RESULT__NOT_SET
+	                                      ? (int)cmd->result
+	                                      : (int)r->req.call_case))
 		return 0;
 	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY:
+		return resp->forget_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_CREATE_REPLY:
+		return resp->join_token_create_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY:
+		return resp->join_token_list_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_REVOKE_REPLY:
+		return resp->join_token_revoke_reply != NULL;
 	case CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY:
 		return resp->status_reply != NULL;
 	case CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY:
@@ -2130,7 +2398,7 @@ ctl_call(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ct
 	if (resp->status != CAROTATE__V1__STATUS__OK)
 		ctl_set_error(err, resp->status, "%s",
 		    resp->message[0] != '\0' ? resp->message : status_message(resp->status));
-	else if (!ctl_has_result(cmd, resp))
+	else if (!ctl_has_result(cmd, r, resp))
 		ctl_set_error(err, CAROTATE__V1__STATUS__INTERNAL,
 		    "reply from carotated to %s carries no %s result", cmd->name, cmd->name);
 	else

@@ -791,6 +791,7 @@ output_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
 	output_jset(o, "pending", output_jcount(r->pending));
 	output_jset(o, "inactive_lacking", output_jcount(r->inactive_lacking));
 	output_jset(o, "excluded", output_jcount(r->excluded));
+	output_jset(o, "never_confirmed", output_jcount(r->never_confirmed));
 	output_jset(o, "percent", json_integer(r->percent));
 	output_jset(o, "percent_verified", json_integer(r->percent_verified));
 	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
@@ -871,9 +872,9 @@ output_counts_human(FILE *fp, const Carotate__V1__ReportReply *r)
 	fprintf(fp,
 	    "  linked %" PRIu64 "   active %" PRIu64 "   acknowledged %" PRIu64
 	    "   verified %" PRIu64 "   pending %" PRIu64 "   inactive lacking the new CA %" PRIu64
-	    "   excluded %" PRIu64 "\n",
+	    "   excluded %" PRIu64 "   never confirmed %" PRIu64 "\n",
 	    r->linked, r->active, r->acknowledged, r->verified, r->pending, r->inactive_lacking,
-	    r->excluded);
+	    r->excluded, r->never_confirmed);
 	output_span(r->active_within, window, sizeof(window));
 	fprintf(fp, "  active window: %s", window);
 	if (output_s(r->gate)[0] != '\0') {
@@ -978,8 +979,8 @@ output_steady_human(FILE *fp, const Carotate__V1__ReportReply *r)
 	output_span(r->active_within, window, sizeof(window));
 	fprintf(fp,
 	    "  linked %" PRIu64 "   active %" PRIu64 "   excluded %" PRIu64
-	    "\n  active window: %s\n",
-	    r->linked, r->active, r->excluded, window);
+	    "   never confirmed %" PRIu64 "\n  active window: %s\n",
+	    r->linked, r->active, r->excluded, r->never_confirmed, window);
 	output_holdings_human(fp, r);
 }
 
@@ -1447,4 +1448,108 @@ output_audit_human(FILE *fp, const Carotate__V1__AuditReply *r, uint64_t offset)
 		fputc('\n', fp);
 	}
 	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_forget_human(FILE *fp, const Carotate__V1__ForgetReply *r)
+{
+	if (output_s(r->agent)[0] != '\0') {
+		fputs("forgot agent ", fp);
+		output_safe(fp, r->agent);
+		fputs("; it may link again\n", fp);
+	} else
+		fprintf(fp, "forgot %" PRIu64 " agent(s) that never confirmed a bundle\n",
+		    r->forgotten);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_forget_json(FILE *fp, const Carotate__V1__ForgetReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "forgotten", output_jcount(r->forgotten));
+	output_jset(o, "agent", output_jstr_opt(r->agent));
+	return output_dump(fp, o);
+}
+
+static json_t *
+output_join_json(const Carotate__V1__JoinToken *t)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "id", output_jstr(t->id));
+	output_jset(o, "description", output_jstr(t->description));
+	output_jset(o, "uses_left", json_integer(t->uses_left));
+	output_jset(o, "expires", output_jtime(t->expires));
+	output_jset(o, "created", output_jtime(t->created));
+	return o;
+}
+
+int
+output_join_created_human(FILE *fp, const Carotate__V1__JoinTokenCreateReply *r)
+{
+	char exp[OUTPUT_RFC3339_LEN];
+
+	if (r->join_token == NULL || output_rfc3339(r->join_token->expires, exp, sizeof(exp)) == -1)
+		snprintf(exp, sizeof(exp), "?");
+	output_safe(fp, r->token);
+	fputs("\n", fp);
+	fputs("join token ", fp);
+	output_safe(fp, r->join_token != NULL ? r->join_token->id : "");
+	fprintf(fp, ": %u use(s), expires %s; it is shown only once\n",
+	    r->join_token != NULL ? r->join_token->uses_left : 0, exp);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_join_created_json(FILE *fp, const Carotate__V1__JoinTokenCreateReply *r)
+{
+	json_t *o =
+	    r->join_token != NULL ? output_join_json(r->join_token) : output_jcheck(json_object());
+
+	output_jset(o, "token", output_jstr(r->token));
+	return output_dump(fp, o);
+}
+
+int
+output_join_list_human(FILE *fp, const Carotate__V1__JoinTokenListReply *r)
+{
+	char exp[OUTPUT_RFC3339_LEN], created[OUTPUT_RFC3339_LEN];
+	const Carotate__V1__JoinToken *t;
+	size_t i;
+
+	if (r->n_join_tokens == 0)
+		fputs("no join tokens\n", fp);
+	else
+		fprintf(fp, "%-16s  %-9s  %-20s  %-20s  %s\n", "ID", "USES LEFT", "EXPIRES",
+		    "CREATED", "DESCRIPTION");
+	for (i = 0; i < r->n_join_tokens; i++) {
+		t = r->join_tokens[i];
+		if (output_rfc3339(t->expires, exp, sizeof(exp)) == -1)
+			snprintf(exp, sizeof(exp), "?");
+		if (output_rfc3339(t->created, created, sizeof(created)) == -1)
+			snprintf(created, sizeof(created), "?");
+		fprintf(fp, "%-16.16s  %-9u  %-20s  %-20s  ", output_s(t->id), t->uses_left, exp,
+		    created);
+		output_safe(fp, t->description);
+		fputs(t->expires <= r->now ? "  (expired)\n"
+		      : t->uses_left == 0  ? "  (used up)\n"
+		                           : "\n",
+		    fp);
+	}
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_join_list_json(FILE *fp, const Carotate__V1__JoinTokenListReply *r)
+{
+	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
+	size_t i;
+
+	for (i = 0; i < r->n_join_tokens; i++)
+		if (json_array_append_new(a, output_join_json(r->join_tokens[i])) != 0)
+			fatalx("out of memory building JSON");
+	output_jset(o, "join_tokens", a);
+	return output_dump(fp, o);
 }

@@ -46,6 +46,18 @@ int output_report_json(FILE *, const Carotate__V1__ReportReply *, int pending);
 /* exclude and include: the agent's state after the call. 0, or -1 on a write error. */
 int output_agent_human(FILE *, const Carotate__V1__AgentReply *);
 int output_agent_json(FILE *, const Carotate__V1__AgentReply *);
+/* forget: the agent forgotten, or how many never-confirmed ones; JSON {forgotten, agent}. */
+int output_forget_human(FILE *, const Carotate__V1__ForgetReply *);
+int output_forget_json(FILE *, const Carotate__V1__ForgetReply *);
+/*
+ * join-token create: the token on its own first line (shown once), then its id and expiry;
+ * JSON {token, id, description, uses_left, expires, created}. list: a table without
+ * secrets; JSON {join_tokens: [{id, description, uses_left, expires, created}]}.
+ */
+int output_join_created_human(FILE *, const Carotate__V1__JoinTokenCreateReply *);
+int output_join_created_json(FILE *, const Carotate__V1__JoinTokenCreateReply *);
+int output_join_list_human(FILE *, const Carotate__V1__JoinTokenListReply *);
+int output_join_list_json(FILE *, const Carotate__V1__JoinTokenListReply *);
 /*
  * `backups`: a table, one line per backup (newest first), `offset` being the page's first;
  * JSON {backups: [{id, created, reason, detail, ca_subject, ca_sha256, server_sha256,

@@ -38,6 +38,9 @@
 
 #define AGENTS_MAX_LINKING_KEY 256 /* bytes */
 #define AGENTS_TOKEN_BYTES     32  /* 256 bits of randomness */
+/* A join token: "cj1." then its 16-hex id, ".", and 64 hex of secret. */
+#define AGENTS_JOIN_PREFIX "cj1."
+#define AGENTS_JOIN_LEN    (4 + LEDGER_JOIN_ID_LEN + 1 + 2 * AGENTS_TOKEN_BYTES)
 
 struct agents {
 	struct ledger *ledger;
@@ -53,6 +56,9 @@ struct agents {
 	/* The staged CA whose certificate the canary listener was seen serving ("" none). */
 	char canary_ok[PKI_SHA256_HEX];
 	unsigned canary_gen; /* answers of superseded checks are ignored */
+	/* Links: a token bucket of [agents] link_rate per second, as deep as one second's worth. */
+	double link_tokens;
+	int64_t link_refill_ms; /* CLOCK_MONOTONIC of the last refill; 0: full */
 };
 
 static struct agents agents;
@@ -60,8 +66,14 @@ static struct agents agents;
 static int agents_read_linking_key(const struct config *);
 static void agents_load_bundle(const struct config *);
 static void agents_batch(struct supervise *, Carotate__Internal__AgentRequest **, size_t, void *);
-static void agents_link(const Carotate__Internal__AgentRequest *,
+static void agents_link(const struct config *, const Carotate__Internal__AgentRequest *,
     Carotate__Internal__AgentResponse *, char *token, time_t);
+static int agents_link_allowed(const struct config *, Carotate__Internal__AgentResponse *);
+static int agents_link_bearer(const Carotate__Internal__AgentRequest *, char *join_id,
+    uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t);
+static enum ledger_result agents_link_new(const struct config *,
+    const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, const uint8_t *,
+    const char *, const uint8_t *, time_t);
 static void agents_checkin(
     const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
@@ -89,6 +101,9 @@ agents_read_linking_key(const struct config *conf)
 		freezero_x(agents.linking_key, agents.linking_key_len);
 	agents.linking_key = NULL;
 	agents.linking_key_len = 0;
+	/* Left empty on purpose: only join tokens link (said once at start, in agents_init). */
+	if (conf->linking_key == NULL)
+		return 0;
 	if ((fd = open(conf->linking_key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) == -1 ||
 	    fstat(fd, &st) == -1) {
 		log_warn("linking key %s: agents cannot link", conf->linking_key);
@@ -163,6 +178,8 @@ agents_init(struct carotated *cd, char *err, size_t errlen)
 	if ((agents.ledger = ledger_open(cd->conf->state_dir, err, errlen)) == NULL)
 		return -1;
 	agents_read_linking_key(cd->conf);
+	if (cd->conf->linking_key == NULL)
+		log_info("[agents] linking_key is empty: only join tokens link agents");
 	agents_load_bundle(cd->conf);
 	if (ledger_set_target(agents.ledger, agents.staged_ca[0] ? agents.staged_ca : NULL,
 	        agents.bundle_id[0] ? agents.bundle_id : NULL) == -1) {
@@ -249,18 +266,120 @@ agents_answer(Carotate__Internal__AgentResponse *resp, uint32_t status, const ch
 	resp->error = (char *)(error != NULL ? error : "");
 }
 
-/* A new token for agent_id; only its hash is stored. token: 65 bytes, filled here. */
-static void
-agents_link(const Carotate__Internal__AgentRequest *r, Carotate__Internal__AgentResponse *resp,
-    char *token, time_t now)
+/* Milliseconds of CLOCK_MONOTONIC: the bucket must not jump with the wall clock. */
+static int64_t
+agents_now_ms(void)
 {
-	uint8_t raw[AGENTS_TOKEN_BYTES], hash[LEDGER_TOKEN_HASH_LEN];
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The link rate, decided here (the worker is not trusted to count): a token
+ * bucket refilled at link_rate per second, at most link_rate deep. Every link
+ * attempt takes a token, a bad bearer included (no guessing at full speed).
+ * 0 with 429 and Retry-After in resp when the bucket is empty.
+ */
+static int
+agents_link_allowed(const struct config *conf, Carotate__Internal__AgentResponse *resp)
+{
+	double rate = conf->link_rate;
+	int64_t now = agents_now_ms();
+
+	if (agents.link_refill_ms == 0 || now < agents.link_refill_ms)
+		agents.link_tokens = rate;
+	else
+		agents.link_tokens += (double)(now - agents.link_refill_ms) * rate / 1000.0;
+	if (agents.link_tokens > rate)
+		agents.link_tokens = rate;
+	agents.link_refill_ms = now;
+	if (agents.link_tokens >= 1.0) {
+		agents.link_tokens -= 1.0;
+		return 1;
+	}
+	/* Whole seconds until a token is back, at least 1. */
+	resp->retry_after = (uint32_t)((1.0 - agents.link_tokens) / rate) + 1;
+	agents_answer(resp, 429, "too many links; retry later");
+	return 0;
+}
+
+/*
+ * The bearer of a link: the linking key (constant time), or a join token
+ * "cj1.<id>.<secret>" that the ledger accepts now (its hash compared there).
+ * 1 linking key, 2 join token (join_id and join_hash filled), 0 neither.
+ */
+static int
+agents_link_bearer(const Carotate__Internal__AgentRequest *r, char *join_id,
+    uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	const char *p = (const char *)r->credential.data;
+	size_t len = r->credential.len, i;
+
+	if (agents.linking_key != NULL && len == agents.linking_key_len &&
+	    CRYPTO_memcmp(p, agents.linking_key, len) == 0)
+		return 1;
+	if (len != AGENTS_JOIN_LEN || memcmp(p, AGENTS_JOIN_PREFIX, 4) != 0 ||
+	    p[4 + LEDGER_JOIN_ID_LEN] != '.')
+		return 0;
+	for (i = 4; i < len; i++)
+		if (i != 4 + LEDGER_JOIN_ID_LEN &&
+		    !((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	memcpy(join_id, p + 4, LEDGER_JOIN_ID_LEN);
+	join_id[LEDGER_JOIN_ID_LEN] = '\0';
+	agents_hash(r->credential.data, len, join_hash);
+	return ledger_join_check(agents.ledger, join_id, join_hash, now) == LEDGER_OK ? 2 : 0;
+}
+
+/* A new agent: refused at max_agents; a join token loses a use with the link. */
+static enum ledger_result
+agents_link_new(const struct config *conf, const Carotate__Internal__AgentRequest *r,
+    Carotate__Internal__AgentResponse *resp, const uint8_t *hash, const char *join_id,
+    const uint8_t *join_hash, time_t now)
+{
+	struct ledger_agent a;
+	enum ledger_result res;
+
+	if ((res = ledger_get(agents.ledger, r->agent_id, &a)) == LEDGER_OK)
+		return LEDGER_EXISTS;
+	if (res != LEDGER_UNKNOWN_AGENT)
+		return res;
+	if (ledger_total(agents.ledger) >= conf->max_agents) {
+		log_warnx(
+		    "agent %s: link refused: the ledger holds [agents] max_agents (%u) agents",
+		    r->agent_id, conf->max_agents);
+		agents_answer(resp, 403, "the ledger is full ([agents] max_agents)");
+		return LEDGER_OK;
+	}
+	if (join_id != NULL)
+		return ledger_link_join(agents.ledger, r->agent_id, hash, join_id, join_hash, now);
+	return ledger_link(agents.ledger, r->agent_id, hash, now);
+}
+
+/*
+ * A link (DESIGN §6): a new agent id gets a token; an existing one only with
+ * its current token in X-Agent-Token (renewal: the old token stops working),
+ * else 409 and nothing changes. Only the new token's hash is stored.
+ * token: 65 bytes, filled here.
+ */
+static void
+agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r,
+    Carotate__Internal__AgentResponse *resp, char *token, time_t now)
+{
+	uint8_t raw[AGENTS_TOKEN_BYTES], hash[LEDGER_TOKEN_HASH_LEN], old[LEDGER_TOKEN_HASH_LEN];
+	uint8_t join_hash[LEDGER_TOKEN_HASH_LEN];
+	char join_id[LEDGER_JOIN_ID_LEN + 1];
+	enum ledger_result res;
+	int bearer;
 	size_t i;
 
-	if (agents.linking_key == NULL || r->credential.len != agents.linking_key_len ||
-	    CRYPTO_memcmp(r->credential.data, agents.linking_key, agents.linking_key_len) != 0) {
-		log_info("agent %s: link refused: bad linking key", r->agent_id);
-		agents_answer(resp, 401, "bad linking key");
+	if (!agents_link_allowed(conf, resp))
+		return;
+	if ((bearer = agents_link_bearer(r, join_id, join_hash, now)) == 0) {
+		log_info("agent %s: link refused: bad linking key or join token", r->agent_id);
+		agents_answer(resp, 401, "bad linking key or join token");
 		return;
 	}
 	if (agents.bundle_pem == NULL) {
@@ -273,7 +392,30 @@ agents_link(const Carotate__Internal__AgentRequest *r, Carotate__Internal__Agent
 		snprintf(token + 2 * i, 3, "%02x", raw[i]);
 	OPENSSL_cleanse(raw, sizeof(raw));
 	agents_hash((const uint8_t *)token, 2 * AGENTS_TOKEN_BYTES, hash);
-	if (ledger_link(agents.ledger, r->agent_id, hash, now) != LEDGER_OK) {
+	if (r->agent_token[0] != '\0') {
+		/* Renewal: the agent's token authenticates it; a join token loses no use. */
+		agents_hash((const uint8_t *)r->agent_token, strlen(r->agent_token), old);
+		res = ledger_renew(agents.ledger, r->agent_id, old, hash, now);
+	} else
+		res = agents_link_new(
+		    conf, r, resp, hash, bearer == 2 ? join_id : NULL, join_hash, now);
+	if (resp->http_status != 0)
+		return;
+	switch (res) {
+	case LEDGER_OK:
+		break;
+	case LEDGER_EXISTS:
+		log_info("agent %s: link refused: the id is taken (renew with X-Agent-Token, or "
+		         "carotatectl forget it)",
+		    r->agent_id);
+		agents_answer(resp, 409, "agent id already linked; send X-Agent-Token to renew");
+		return;
+	case LEDGER_UNKNOWN_AGENT:
+	case LEDGER_BAD_TOKEN:
+	case LEDGER_NOT_FOUND:
+		agents_answer(resp, 401, "unknown agent, bad token or join token");
+		return;
+	default:
 		agents_answer(resp, 503, "ledger unavailable");
 		return;
 	}
@@ -343,7 +485,7 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 		if (!began)
 			agents_answer(&resp[i], 503, "ledger unavailable");
 		else if (reqs[i]->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
-			agents_link(reqs[i], &resp[i], tokens[i], now);
+			agents_link(cd->conf, reqs[i], &resp[i], tokens[i], now);
 		else
 			agents_checkin(reqs[i], &resp[i], now);
 	}
@@ -354,7 +496,7 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 		log_warnx("agents: a batch of %zu requests could not be committed", n);
 	}
 	for (i = 0; i < n; i++) {
-		if (!committed && resp[i].http_status != 401)
+		if (!committed && resp[i].http_status != 401 && resp[i].http_status != 429)
 			agents_answer(&resp[i], 503, "ledger unavailable");
 		supervise_reply(sup, &resp[i]);
 	}

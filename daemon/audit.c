@@ -254,6 +254,28 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		if (req->include != NULL)
 			audit_arg_str(buf, len, "agent", req->include->agent, AUDIT_MAX_ID);
 		break;
+	case CAROTATE__V1__REQUEST__CALL_FORGET:
+		if (req->forget == NULL)
+			break;
+		if (req->forget->never_confirmed)
+			audit_arg(buf, len, "never_confirmed=yes older_than=%llu",
+			    (unsigned long long)req->forget->older_than);
+		else
+			audit_arg_str(buf, len, "agent", req->forget->agent, AUDIT_MAX_ID);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_CREATE:
+		/* Never the token: it exists only in the reply. */
+		if (req->join_token_create == NULL)
+			break;
+		audit_arg(buf, len, "uses=%u ttl=%llu", req->join_token_create->uses,
+		    (unsigned long long)req->join_token_create->ttl);
+		audit_arg_str(
+		    buf, len, "description", req->join_token_create->description, AUDIT_MAX_REASON);
+		break;
+	case CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_REVOKE:
+		if (req->join_token_revoke != NULL)
+			audit_arg_str(buf, len, "id", req->join_token_revoke->id, AUDIT_MAX_ID);
+		break;
 	case CAROTATE__V1__REQUEST__CALL_ROTATE:
 		if (ro == NULL)
 			break;
@@ -316,6 +338,17 @@ audit_outcome(const Carotate__V1__Response *reply, char *buf, size_t len)
 	case CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY:
 		ro = reply->restore_reply;
 		break;
+	case CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY:
+		if (reply->forget_reply != NULL)
+			audit_arg(buf, len, "forgotten=%llu",
+			    (unsigned long long)reply->forget_reply->forgotten);
+		return;
+	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_CREATE_REPLY:
+		if (reply->join_token_create_reply != NULL &&
+		    reply->join_token_create_reply->join_token != NULL)
+			audit_arg_str(buf, len, "id",
+			    reply->join_token_create_reply->join_token->id, AUDIT_MAX_ID);
+		return;
 	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:
 		if (reply->retire_reply != NULL)
 			audit_arg(buf, len, "retired=%zu", reply->retire_reply->n_retired);

@@ -141,9 +141,11 @@ static const struct config_key config_keys[] = {
 	{ "agents", "canary_socket", config_set_sockpath, F(agents_canary_socket), 0, 0 },
 	{ "agents", "user", config_set_account, F(agents_user), 0, 0 },
 	{ "agents", "group", config_set_account, F(agents_group), 0, 0 },
-	{ "agents", "linking_key", config_set_path, F(linking_key), 0, 0 },
+	{ "agents", "linking_key", config_set_optpath, F(linking_key), 0, 0 },
 	{ "agents", "active_within", config_set_secs, F(active_within), 1 * SEC, 3650 * DAY },
 	{ "agents", "gate", config_set_gate, 0, 0, 0 },
+	{ "agents", "link_rate", config_set_uint, F(link_rate), 1, 100000 },
+	{ "agents", "max_agents", config_set_uint, F(max_agents), 1, 100000000 },
 	{ "bundle", "retention", config_set_secs, F(retention), 1 * SEC, 3650 * DAY },
 	{ "backups", "keep", config_set_uint, F(backups_keep), 1, 1000 },
 	{ "metrics", "textfile", config_set_optpath, F(metrics_textfile), 0, 0 },
@@ -315,6 +317,8 @@ config_defaults(const char *path)
 	conf->linking_key = xstrdup("/etc/carotate/linking.key");
 	conf->active_within = 7 * 86400;
 	conf->gate = CONFIG_GATE_ACKNOWLEDGED;
+	conf->link_rate = 50;
+	conf->max_agents = 1000000;
 	conf->retention = 30 * 86400;
 	conf->backups_keep = 10;
 	return conf;

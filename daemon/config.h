@@ -59,9 +59,11 @@ struct config {
 	char *agents_canary_socket;
 	char *agents_user;
 	char *agents_group;
-	char *linking_key;      /* absolute */
+	char *linking_key;      /* absolute; NULL: empty, only join tokens link */
 	uint64_t active_within; /* seconds */
 	enum config_gate gate;
+	unsigned link_rate;  /* links accepted per second (token bucket), 429 beyond */
+	unsigned max_agents; /* a new agent id beyond this many is refused (403) */
 
 	/* [bundle] */
 	uint64_t retention; /* seconds */

@@ -102,6 +102,12 @@ void rpc_stage_abandon(void);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_forget(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_join_token_create(
+    struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_join_token_list(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_join_token_revoke(
+    struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_rotate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 

@@ -96,6 +96,8 @@ struct ledger_update {
 #define LEDGER_U_SET     0 /* the entry is e */
 #define LEDGER_U_EXCLUDE 1 /* set LEDGER_F_EXCLUDED only (last_seen may be newer in memory) */
 #define LEDGER_U_INCLUDE 2
+#define LEDGER_U_FORGET  3 /* the row is gone: the entry is absent */
+#define LEDGER_U_SEEN    4 /* last_seen only (a token renewal) */
 
 /* The columns of an agents row that a check-in reads and writes; *_set: not NULL. */
 struct ledger_row {
@@ -134,6 +136,17 @@ enum ledger_st {
 	LST_AUDIT_PAGE,
 	LST_AUDIT_CHAIN,
 	LST_AUDIT_COUNT,
+	LST_RENEW,
+	LST_FORGET,
+	LST_FORGET_UNCONFIRMED,
+	LST_JOIN_ADD,
+	LST_JOIN_FIND,
+	LST_JOIN_USE,
+	LST_JOIN_DEL,
+	LST_JOIN_LIST,
+	LST_SAVEPOINT,
+	LST_RELEASE,
+	LST_ROLLBACK_TO,
 	LST_COUNT
 };
 
@@ -151,6 +164,8 @@ struct ledger {
 	int64_t staging; /* stagings.id open now, 0 for none */
 	char staged_ca[LEDGER_CA_ID_LEN + 1];
 
+	uint64_t nagents;   /* rows of agents, committed */
+	uint64_t batch_new; /* agents the open batch added */
 	int in_batch, batch_failed;
 	struct ledger_update *pend;
 	size_t npend, pendcap;
@@ -163,13 +178,7 @@ static const char *const ledger_sql[LST_COUNT] = {
 	[LST_LINK] = "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
 	             "delivered_bundle, staging, staged_delivered_at) "
 	             "VALUES (?1, ?2, ?3, ?3, ?3, ?4, ?5, ?6) "
-	             "ON CONFLICT (agent_id) DO UPDATE SET token_hash = excluded.token_hash, "
-	             "linked_at = excluded.linked_at, last_seen = excluded.last_seen, "
-	             "delivered_bundle = excluded.delivered_bundle, held_bundle = NULL, "
-	             "staging = excluded.staging, "
-	             "staged_delivered_at = excluded.staged_delivered_at, "
-	             "acknowledged_at = NULL, verified_at = NULL "
-	             "RETURNING id, is_excluded",
+	             "ON CONFLICT (agent_id) DO NOTHING RETURNING id, is_excluded",
 	[LST_FIND] =
 	    "SELECT id, token_hash, delivered_bundle, held_bundle, is_excluded, last_seen, "
 	    "staging, staged_delivered_at, acknowledged_at, verified_at "
@@ -207,6 +216,25 @@ static const char *const ledger_sql[LST_COUNT] = {
 	[LST_AUDIT_CHAIN] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit WHERE seq > ?1 "
 	                    "ORDER BY seq LIMIT ?2",
 	[LST_AUDIT_COUNT] = "SELECT coalesce(max(seq), 0) FROM audit",
+	[LST_RENEW] =
+	    "UPDATE agents SET token_hash = ?2, last_seen = max(last_seen, ?3) WHERE id = ?1",
+	[LST_FORGET] = "DELETE FROM agents WHERE agent_id = ?1 RETURNING id",
+	/* Never confirmed: never presented a bundle back (held_bundle is set by the first). */
+	[LST_FORGET_UNCONFIRMED] = "DELETE FROM agents WHERE held_bundle IS NULL AND "
+	                           "acknowledged_at IS NULL AND is_excluded = 0 AND linked_at < ?1 "
+	                           "RETURNING id",
+	[LST_JOIN_ADD] = "INSERT INTO join_tokens (id, token_hash, uses_left, expires_at, "
+	                 "description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[LST_JOIN_FIND] = "SELECT token_hash, uses_left, expires_at FROM join_tokens WHERE id = ?1",
+	[LST_JOIN_USE] = "UPDATE join_tokens SET uses_left = uses_left - 1 "
+	                 "WHERE id = ?1 AND uses_left > 0",
+	[LST_JOIN_DEL] = "DELETE FROM join_tokens WHERE id = ?1 RETURNING id",
+	[LST_JOIN_LIST] = "SELECT id, uses_left, expires_at, description, created_at "
+	                  "FROM join_tokens ORDER BY created_at, id",
+	/* A link that uses a join token: both writes or neither. */
+	[LST_SAVEPOINT] = "SAVEPOINT link_join",
+	[LST_RELEASE] = "RELEASE link_join",
+	[LST_ROLLBACK_TO] = "ROLLBACK TO link_join",
 };
 
 /* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
@@ -255,6 +283,18 @@ static const char *const ledger_migrations[] = {
 	" prev_hash TEXT NOT NULL CHECK (length(prev_hash) = 64),"
 	" hash TEXT NOT NULL CHECK (length(hash) = 64)"
 	") STRICT;" LEDGER_AUDIT_TRIGGERS,
+	/*
+	 * 2 -> 3: join tokens (DESIGN §6), kept as the SHA-256 of the whole token;
+	 * the id is public (it names the token in list and revoke).
+	 */
+	"CREATE TABLE join_tokens ("
+	" id TEXT PRIMARY KEY CHECK (length(id) = 16),"
+	" token_hash BLOB NOT NULL CHECK (length(token_hash) = 32),"
+	" uses_left INTEGER NOT NULL CHECK (uses_left >= 0),"
+	" expires_at INTEGER NOT NULL,"
+	" description TEXT NOT NULL CHECK (length(description) <= 256),"
+	" created_at INTEGER NOT NULL"
+	") STRICT;",
 };
 #define LEDGER_VERSION ((int)(sizeof(ledger_migrations) / sizeof(ledger_migrations[0])))
 
@@ -637,6 +677,7 @@ ledger_load_agents(struct ledger *l)
 		return -1;
 	}
 	ledger_grow(l, id + 1);
+	l->nagents = 0;
 	st = l->st[LST_LOAD_AGENTS];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
@@ -654,6 +695,7 @@ ledger_load_agents(struct ledger *l)
 		    LEDGER_F_EXISTS | (sqlite3_column_int(st, 3) ? LEDGER_F_EXCLUDED : 0) |
 		    ledger_staged_flags(l, sqlite3_column_int64(st, 4), sqlite3_column_int(st, 5),
 		        sqlite3_column_int(st, 6), sqlite3_column_int(st, 7));
+		l->nagents++;
 	}
 	ledger_done(st);
 	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load agents");
@@ -696,10 +738,10 @@ ledger_close(struct ledger *l)
  * back. That is a change of data, not of schema, so the daemon's connection
  * keeps its prepared statements (SQLite's backup API would expire them all).
  */
-#define LEDGER_FUZZ_TABLES 4
+#define LEDGER_FUZZ_TABLES 5
 #define LEDGER_FUZZ_FROM   2
 static const char *const ledger_fuzz_tables[LEDGER_FUZZ_TABLES] = { "bundles", "stagings", "agents",
-	"audit" };
+	"audit", "join_tokens" };
 static struct {
 	sqlite3 *db;
 	char *path;
@@ -928,8 +970,12 @@ ledger_apply(struct ledger *l)
 	for (i = 0; i < l->npend; i++) {
 		u = &l->pend[i];
 		ledger_grow(l, (size_t)u->id + 1);
-		if (u->op == LEDGER_U_SET)
+		if (u->op == LEDGER_U_SET || u->op == LEDGER_U_FORGET) {
+			l->nagents -= (l->ents[u->id].flags & LEDGER_F_EXISTS) != 0;
 			l->ents[u->id] = u->e;
+			l->nagents += (u->e.flags & LEDGER_F_EXISTS) != 0;
+		} else if (u->op == LEDGER_U_SEEN)
+			l->ents[u->id].last_seen = u->e.last_seen;
 		else if (u->op == LEDGER_U_EXCLUDE)
 			l->ents[u->id].flags |= LEDGER_F_EXCLUDED;
 		else
@@ -952,6 +998,7 @@ ledger_begin(struct ledger *l)
 	l->in_batch = 1;
 	l->batch_failed = 0;
 	l->npend = 0;
+	l->batch_new = 0;
 	return 0;
 }
 
@@ -967,6 +1014,7 @@ ledger_commit(struct ledger *l)
 		return -1;
 	}
 	l->in_batch = 0;
+	l->batch_new = 0;
 	ledger_apply(l);
 	return 0;
 }
@@ -981,6 +1029,7 @@ ledger_rollback(struct ledger *l)
 	l->in_batch = 0;
 	l->batch_failed = 0;
 	l->npend = 0;
+	l->batch_new = 0;
 }
 
 int
@@ -1016,6 +1065,7 @@ ledger_call_end(struct ledger *l, enum ledger_result r, size_t mark)
 		log_warnx("ledger %s: the transaction was rolled back; the batch fails", l->path);
 		l->batch_failed = 1;
 		l->npend = 0;
+		l->batch_new = 0;
 	}
 	return r;
 }
@@ -1069,9 +1119,9 @@ ledger_link(struct ledger *l, const char *agent_id, const uint8_t token_hash[LED
 }
 
 /*
- * New or re-linked: the new token replaces the old one, and the agent holds
- * nothing we know of until it presents the bundle sent with the link back
- * (a re-linked agent may be a reinstalled one). Exclusion is kept.
+ * A new agent: it holds nothing we know of until it presents the bundle sent
+ * with the link back. An id that exists is LEDGER_EXISTS and nothing changes:
+ * the shared linking key must never let one host take another's place.
  */
 static enum ledger_result
 ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash, time_t now)
@@ -1087,7 +1137,11 @@ ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash
 	ledger_bind_ref(st, 4, l->cur);
 	ledger_bind_ref(st, 5, l->staging);
 	ledger_bind_time(st, 6, delivered, now);
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ledger_done(st);
+		return LEDGER_EXISTS;
+	}
+	if (rc != SQLITE_ROW) {
 		ledger_done(st);
 		return ledger_sqlerr(l, "link"), LEDGER_ERROR;
 	}
@@ -1105,6 +1159,7 @@ ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash
 	e.flags = LEDGER_F_EXISTS | (excluded ? LEDGER_F_EXCLUDED : 0) |
 	          (delivered ? LEDGER_F_DELIVERED : 0);
 	ledger_pend(l, id, LEDGER_U_SET, &e);
+	l->batch_new++;
 	return LEDGER_OK;
 }
 
@@ -1280,6 +1335,274 @@ ledger_do_flag(struct ledger *l, enum ledger_st which, const char *agent_id, con
 	return LEDGER_OK;
 }
 
+uint64_t
+ledger_total(const struct ledger *l)
+{
+	return l->nagents + (l->in_batch ? l->batch_new : 0);
+}
+
+/* A join token id as the schema wants it: 16 lower-case hex digits. */
+static int
+ledger_join_id_ok(const char *id)
+{
+	size_t i;
+
+	if (id == NULL || strnlen(id, LEDGER_JOIN_ID_LEN + 1) != LEDGER_JOIN_ID_LEN)
+		return 0;
+	for (i = 0; i < LEDGER_JOIN_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Reads the join token and checks it: hash (constant time), expiry, uses left. */
+static enum ledger_result
+ledger_do_join_check(struct ledger *l, const char *join_id, const uint8_t *hash, time_t now)
+{
+	sqlite3_stmt *st = l->st[LST_JOIN_FIND];
+	const void *stored;
+	int rc, ok;
+
+	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ledger_done(st);
+		return LEDGER_NOT_FOUND;
+	}
+	if (rc != SQLITE_ROW) {
+		ledger_done(st);
+		return ledger_sqlerr(l, "find join token"), LEDGER_ERROR;
+	}
+	stored = sqlite3_column_blob(st, 0);
+	ok = stored != NULL && sqlite3_column_bytes(st, 0) == LEDGER_TOKEN_HASH_LEN &&
+	     CRYPTO_memcmp(stored, hash, LEDGER_TOKEN_HASH_LEN) == 0;
+	ok = ok && sqlite3_column_int64(st, 1) > 0 && sqlite3_column_int64(st, 2) > (int64_t)now;
+	ledger_done(st);
+	return ok ? LEDGER_OK : LEDGER_NOT_FOUND;
+}
+
+enum ledger_result
+ledger_join_check(struct ledger *l, const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	if (ledger_call_begin(l, "join_check") == -1)
+		return LEDGER_ERROR;
+	return ledger_do_join_check(l, join_id, join_hash, now);
+}
+
+/* One use of the token, then the link; a savepoint undoes the use when the link fails. */
+static enum ledger_result
+ledger_do_link_join(struct ledger *l, const char *agent_id, const uint8_t *token_hash,
+    const char *join_id, const uint8_t *join_hash, time_t now)
+{
+	sqlite3_stmt *st = l->st[LST_JOIN_USE];
+	enum ledger_result r;
+	int rc;
+
+	if ((r = ledger_do_join_check(l, join_id, join_hash, now)) != LEDGER_OK)
+		return r;
+	if (ledger_run(l, LST_SAVEPOINT) == -1)
+		return LEDGER_ERROR;
+	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE || sqlite3_changes(l->db) != 1)
+		r = rc != SQLITE_DONE ? (ledger_sqlerr(l, "use join token"), LEDGER_ERROR)
+		                      : LEDGER_NOT_FOUND;
+	else
+		r = ledger_do_link(l, agent_id, token_hash, now);
+	if (r != LEDGER_OK && !sqlite3_get_autocommit(l->db))
+		ledger_run(l, LST_ROLLBACK_TO);
+	if (!sqlite3_get_autocommit(l->db) && ledger_run(l, LST_RELEASE) == -1)
+		return LEDGER_ERROR;
+	return r;
+}
+
+enum ledger_result
+ledger_link_join(struct ledger *l, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	size_t mark = l->npend;
+	uint64_t new = l->batch_new;
+	enum ledger_result r;
+
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "link") == -1)
+		return LEDGER_ERROR;
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	r = ledger_do_link_join(l, agent_id, token_hash, join_id, join_hash, now);
+	if (r != LEDGER_OK) {
+		/* The savepoint undid both writes: so goes the index update. */
+		l->npend = mark;
+		l->batch_new = new;
+	}
+	return ledger_call_end(l, r, mark);
+}
+
+enum ledger_result
+ledger_renew(struct ledger *l, const char *agent_id, const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN],
+    const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	sqlite3_stmt *st = l->st[LST_RENEW];
+	struct ledger_entry e = { 0 };
+	struct ledger_row r;
+	size_t mark = l->npend;
+	enum ledger_result res;
+	int rc;
+
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "renew") == -1)
+		return LEDGER_ERROR;
+	if ((res = ledger_find(l, agent_id, old_hash, &r)) != LEDGER_OK)
+		return ledger_call_end(l, res, mark);
+	sqlite3_bind_int64(st, 1, r.id);
+	sqlite3_bind_blob(st, 2, new_hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_call_end(l, (ledger_sqlerr(l, "renew"), LEDGER_ERROR), mark);
+	e.last_seen = ledger_clamp(now > r.last_seen ? now : r.last_seen);
+	ledger_pend(l, r.id, LEDGER_U_SEEN, &e);
+	return LEDGER_OK;
+}
+
+/* Runs a DELETE ... RETURNING id on agents; each row deleted leaves the index at commit. */
+static enum ledger_result
+ledger_do_delete(struct ledger *l, sqlite3_stmt *st, uint64_t *n)
+{
+	struct ledger_entry e = { 0 };
+	int64_t id;
+	int rc;
+
+	*n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		if (id >= 1 && id <= LEDGER_MAX_ROWID)
+			ledger_pend(l, id, LEDGER_U_FORGET, &e);
+		(*n)++;
+	}
+	ledger_done(st);
+	if (rc != SQLITE_DONE)
+		return ledger_sqlerr(l, "forget"), LEDGER_ERROR;
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_forget(struct ledger *l, const char *agent_id)
+{
+	sqlite3_stmt *st = l->st[LST_FORGET];
+	size_t mark = l->npend;
+	enum ledger_result r;
+	uint64_t n;
+
+	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "forget") == -1)
+		return LEDGER_ERROR;
+	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
+	r = ledger_do_delete(l, st, &n);
+	if (r == LEDGER_OK && n == 0)
+		r = LEDGER_UNKNOWN_AGENT;
+	return ledger_call_end(l, r, mark);
+}
+
+enum ledger_result
+ledger_forget_unconfirmed(struct ledger *l, int64_t before, uint64_t *n)
+{
+	sqlite3_stmt *st = l->st[LST_FORGET_UNCONFIRMED];
+	size_t mark = l->npend;
+
+	*n = 0;
+	if (ledger_call_begin(l, "forget") == -1)
+		return LEDGER_ERROR;
+	sqlite3_bind_int64(st, 1, before);
+	return ledger_call_end(l, ledger_do_delete(l, st, n), mark);
+}
+
+/* Printable ASCII, within the schema's limit. */
+static int
+ledger_desc_ok(const char *s)
+{
+	size_t i, n = strnlen(s, LEDGER_MAX_JOIN_DESC + 1);
+
+	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
+		;
+	return i == n && n <= LEDGER_MAX_JOIN_DESC;
+}
+
+enum ledger_result
+ledger_join_create(struct ledger *l, const struct ledger_join *j)
+{
+	sqlite3_stmt *st = l->st[LST_JOIN_ADD];
+	int rc;
+
+	if (!ledger_join_id_ok(j->id) || !ledger_desc_ok(j->description) || j->uses_left == 0) {
+		log_warnx("ledger: a join token with a bad id, description or no use");
+		return LEDGER_ERROR;
+	}
+	if (ledger_call_begin(l, "join_create") == -1)
+		return LEDGER_ERROR;
+	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 2, j->hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, j->uses_left);
+	sqlite3_bind_int64(st, 4, j->expires_at);
+	sqlite3_bind_text(st, 5, j->description, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 6, j->created_at);
+	rc = sqlite3_step(st);
+	ledger_done(st);
+	if (rc == SQLITE_DONE)
+		return LEDGER_OK;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(l->db))
+		return LEDGER_EXISTS;
+	return ledger_call_end(l, (ledger_sqlerr(l, "join_create"), LEDGER_ERROR), l->npend);
+}
+
+enum ledger_result
+ledger_join_revoke(struct ledger *l, const char *join_id)
+{
+	sqlite3_stmt *st = l->st[LST_JOIN_DEL];
+	int rc;
+
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	if (ledger_call_begin(l, "join_revoke") == -1)
+		return LEDGER_ERROR;
+	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_ROW : SQLITE_ERROR;
+	ledger_done(st);
+	if (rc == SQLITE_ROW)
+		return LEDGER_OK;
+	if (rc == SQLITE_DONE)
+		return LEDGER_NOT_FOUND;
+	return ledger_call_end(l, (ledger_sqlerr(l, "join_revoke"), LEDGER_ERROR), l->npend);
+}
+
+int
+ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
+{
+	sqlite3_stmt *st = l->st[LST_JOIN_LIST];
+	struct ledger_join j;
+	const unsigned char *s;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&j, 0, sizeof(j));
+		s = sqlite3_column_text(st, 0);
+		snprintf(j.id, sizeof(j.id), "%s", s != NULL ? (const char *)s : "");
+		j.uses_left = ledger_clamp(sqlite3_column_int64(st, 1));
+		j.expires_at = sqlite3_column_int64(st, 2);
+		s = sqlite3_column_text(st, 3);
+		snprintf(
+		    j.description, sizeof(j.description), "%s", s != NULL ? (const char *)s : "");
+		j.created_at = sqlite3_column_int64(st, 4);
+		cb(&j, arg);
+	}
+	ledger_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "join_list");
+}
+
 enum ledger_result
 ledger_get(struct ledger *l, const char *agent_id, struct ledger_agent *a)
 {
@@ -1438,6 +1761,7 @@ ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts
 			c->excluded++;
 			continue;
 		}
+		c->never_confirmed += e->held == 0 && !(e->flags & LEDGER_F_ACKED);
 		if ((int64_t)e->last_seen < since) {
 			c->inactive_lacking += ledger_lacking(l, e);
 			continue;

@@ -32,6 +32,8 @@ enum ledger_result {
 	LEDGER_UNKNOWN_AGENT, /* no such agent id */
 	LEDGER_BAD_TOKEN,     /* the token does not match the agent's */
 	LEDGER_ERROR,         /* SQLite failed; logged */
+	LEDGER_EXISTS,        /* link: the agent id is taken */
+	LEDGER_NOT_FOUND,     /* no such join token */
 };
 
 /*
@@ -71,14 +73,60 @@ void ledger_rollback(struct ledger *);
 int ledger_in_batch(const struct ledger *);
 
 /*
- * Links agent_id (new, or re-linked with a new token): stores the token's
- * hash, linked_at = last_seen = now. The caller sends it the current bundle:
- * it is recorded as delivered. A re-link invalidates the old token, keeps
- * exclusion and first_seen, and forgets what the agent held or acknowledged
- * (a reinstalled agent must present the bundle back again).
+ * Links a new agent_id: stores the token's hash, linked_at = last_seen = now.
+ * The caller sends it the current bundle: it is recorded as delivered. An id
+ * that exists is LEDGER_EXISTS and changes nothing (DESIGN §6: a re-link
+ * needs the agent's current token, ledger_renew, or a forget first).
  */
 enum ledger_result ledger_link(struct ledger *, const char *agent_id,
     const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+
+#define LEDGER_JOIN_ID_LEN   16 /* hex: the public half of a join token */
+#define LEDGER_MAX_JOIN_DESC 256
+/*
+ * ledger_link for a new agent that presented join token join_id (whose whole
+ * text hashes to join_hash): the token loses one use and the agent is linked,
+ * both or neither. LEDGER_NOT_FOUND when the token is unknown, does not match,
+ * expired (expires_at <= now) or has no use left; LEDGER_EXISTS as ledger_link.
+ */
+enum ledger_result ledger_link_join(struct ledger *, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+/* The join token would be accepted now (as ledger_link_join, nothing used). Inside a batch. */
+enum ledger_result ledger_join_check(struct ledger *, const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+/*
+ * Token renewal: the agent proves its current token (old_hash, constant-time
+ * compare) and gets new_hash in its place; last_seen = now. Nothing else of
+ * the agent changes. LEDGER_UNKNOWN_AGENT / LEDGER_BAD_TOKEN change nothing.
+ */
+enum ledger_result ledger_renew(struct ledger *, const char *agent_id,
+    const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN], const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN],
+    time_t now);
+/* Agents in the ledger: committed ones and those the open batch linked. */
+uint64_t ledger_total(const struct ledger *);
+/* Deletes an agent's row (its host may link again). Inside a batch. */
+enum ledger_result ledger_forget(struct ledger *, const char *agent_id);
+/*
+ * Deletes every agent, not excluded, that never presented a bundle back and
+ * linked before `before`; *n: how many. Inside a batch.
+ */
+enum ledger_result ledger_forget_unconfirmed(struct ledger *, int64_t before, uint64_t *n);
+
+struct ledger_join {
+	char id[LEDGER_JOIN_ID_LEN + 1]; /* lower-case hex */
+	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
+	uint32_t uses_left;
+	int64_t expires_at, created_at;
+	char description[LEDGER_MAX_JOIN_DESC + 1]; /* printable ASCII */
+};
+/* Stores a join token (ids are random: a clash is LEDGER_EXISTS). Inside a batch. */
+enum ledger_result ledger_join_create(struct ledger *, const struct ledger_join *);
+/* LEDGER_NOT_FOUND when there is no such token. Inside a batch. */
+enum ledger_result ledger_join_revoke(struct ledger *, const char *join_id);
+/* Every join token, oldest first (hash zeroed: the callback never sees it). 0 / -1. */
+typedef void (*ledger_join_cb)(const struct ledger_join *, void *arg);
+int ledger_join_list(struct ledger *, ledger_join_cb, void *arg);
 
 /*
  * A check-in with a token (compared in constant time with the stored hash).
@@ -121,6 +169,8 @@ struct ledger_counts {
 	uint64_t inactive_lacking; /* not excluded, not active, not acknowledged */
 	uint64_t excluded;
 	uint64_t current; /* active agents holding the current bundle */
+	/* not excluded, never presented any bundle back (ledger_forget_unconfirmed's kind) */
+	uint64_t never_confirmed;
 };
 
 /*

@@ -1,4 +1,4 @@
-/* report, exclude, include: what the ledger knows, read from committed state only. */
+/* report, exclude, include, forget: what the ledger knows, read from committed state only. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +113,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->percent = rpc_percent(c.acknowledged, c.active);
 	r->percent_verified = rpc_percent(c.verified, c.active);
 	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
+	r->never_confirmed = c.never_confirmed;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
 	reply->report_reply = r;
 	if (r->staged_ca[0] == '\0' && ledger_holdings(l, now, window, rpc_report_holding, r) == -1)
@@ -198,4 +199,56 @@ void
 rpc_include(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	rpc_exclusion(ctx, req->include->agent, NULL, reply);
+}
+
+/* forget AGENT, or forget --never-confirmed --older-than D: one transaction, durable first. */
+void
+rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__ForgetRequest *q = req->forget;
+	struct ledger *l = agents_ledger(ctx->cd);
+	enum ledger_result r = LEDGER_ERROR;
+	Carotate__V1__ForgetReply *f;
+	uint64_t n = 0;
+	int one = !q->never_confirmed;
+
+	if (one ? !worker_valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
+	        : q->agent[0] != '\0' || q->older_than == 0 || q->older_than > REPORT_MAX_WINDOW) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "forget takes an agent id (1 to %d of A-Z a-z 0-9 . _ -), or never_confirmed "
+		    "with older_than from 1 second to 3650 days",
+		    LEDGER_MAX_AGENT_ID);
+		return;
+	}
+	if (ledger_begin(l) == 0) {
+		if (one) {
+			r = ledger_forget(l, q->agent);
+			n = r == LEDGER_OK;
+		} else
+			r = ledger_forget_unconfirmed(
+			    l, (int64_t)time(NULL) - (int64_t)q->older_than, &n);
+		if (r == LEDGER_OK && ledger_commit(l) != 0)
+			r = LEDGER_ERROR;
+		else if (r != LEDGER_OK)
+			ledger_rollback(l);
+	}
+	if (r == LEDGER_UNKNOWN_AGENT) {
+		dispatch_error(
+		    reply, CAROTATE__V1__STATUS__NOT_FOUND, "no agent %s in the ledger", q->agent);
+		return;
+	}
+	if (r != LEDGER_OK) {
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		return;
+	}
+	log_info("%llu agent(s) forgotten by uid %ld%s%s", (unsigned long long)n,
+	    (long)(ctx->peer != NULL ? ctx->peer->uid : 0), one ? ": " : " (never confirmed)",
+	    one ? q->agent : "");
+	agents_metrics_dirty(ctx->cd);
+	f = xmalloc(sizeof(*f));
+	carotate__v1__forget_reply__init(f);
+	f->forgotten = n;
+	f->agent = xstrdup(q->agent);
+	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY;
+	reply->forget_reply = f;
 }

@@ -597,6 +597,10 @@ supervise_check(const Carotate__Internal__AgentRequest *req)
 	if (req->if_none_match[0] != '\0' &&
 	    !worker_valid_hex64(req->if_none_match, strlen(req->if_none_match)))
 		return "sent a malformed If-None-Match";
+	if (req->agent_token[0] != '\0' &&
+	    (req->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK ||
+	        !worker_valid_hex64(req->agent_token, strlen(req->agent_token))))
+		return "sent a malformed X-Agent-Token";
 	return NULL;
 }
 

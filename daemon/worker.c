@@ -20,9 +20,11 @@
  *   shape (link: 1-256 printable ASCII without space;
  *   check-in: 64 lower-case hex)                                401 + WWW-Authenticate
  *   If-None-Match other than "<64 lower-case hex>"              400
+ *   link: X-Agent-Token given twice or not 64 lower-case hex    400
  *   more than WORKER_MAX_PENDING requests waiting on the parent 503
  *   the parent did not answer within WORKER_PARENT_MS           503
- *   otherwise: the parent's answer (200, 304, 400, 401, 503)
+ *   otherwise: the parent's answer (200, 304, 400, 401, 403, 409,
+ *   429 + Retry-After, 503)
  * evhttp itself answers malformed requests (400), headers over 8 KiB and
  * bodies over 4 KiB (413), and methods it does not know (400/501).
  */
@@ -129,6 +131,7 @@ struct worker_call {
 	const struct worker_route *route;
 	const char *agent_id;
 	const char *credential;
+	const char *agent_token; /* link: X-Agent-Token (a renewal), else NULL */
 	char if_none_match[WORKER_BUNDLE_ID_LEN + 1];
 };
 
@@ -783,14 +786,15 @@ static int
 worker_headers(struct evhttp_request *req, struct worker_call *call, const char **why)
 {
 	const struct evkeyval *kv;
-	const char *auth = NULL, *inm = NULL;
+	const char *auth = NULL, *inm = NULL, *tok = NULL;
 	int code;
 
 	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
 	{
 		if (worker_take(kv, "X-Agent-Id", &call->agent_id) == -1 ||
 		    worker_take(kv, "Authorization", &auth) == -1 ||
-		    worker_take(kv, "If-None-Match", &inm) == -1) {
+		    worker_take(kv, "If-None-Match", &inm) == -1 ||
+		    worker_take(kv, "X-Agent-Token", &tok) == -1) {
 			*why = "a header is given more than once";
 			return 400;
 		}
@@ -807,6 +811,14 @@ worker_headers(struct evhttp_request *req, struct worker_call *call, const char 
 	if (inm != NULL && worker_etag(inm, call->if_none_match) == -1) {
 		*why = "If-None-Match must be one bundle id in double quotes";
 		return 400;
+	}
+	/* A renewal's proof: the agent's current token, the shape check-ins take. */
+	if (tok != NULL && call->route->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK) {
+		if (!worker_valid_hex64(tok, strlen(tok))) {
+			*why = "X-Agent-Token must be 64 lower-case hex digits";
+			return 400;
+		}
+		call->agent_token = tok;
 	}
 	return 0;
 }
@@ -900,6 +912,7 @@ worker_forward(struct evhttp_request *req, struct worker_conn *conn, const struc
 	msg.credential.len = strlen(call->credential);
 	msg.if_none_match = (char *)call->if_none_match;
 	msg.canary = canary;
+	msg.agent_token = (char *)(call->agent_token != NULL ? call->agent_token : "");
 	/* Its fields were checked for length: it always fits. */
 	if ((frame = wire_frame_pack(&msg.base, WORKER_MAX_REQUEST_FRAME, &len)) == NULL)
 		fatalx("%s: request over %u bytes", __func__, WORKER_MAX_REQUEST_FRAME);
@@ -1035,6 +1048,10 @@ worker_reply(struct evhttp_request *req, Carotate__Internal__AgentCall call,
 		return;
 	}
 	if (r->http_status != 200 && r->http_status != 304) {
+		if (r->http_status == 429 && r->retry_after > 0 && r->retry_after <= 3600) {
+			snprintf(etag, sizeof(etag), "%u", r->retry_after);
+			evhttp_add_header(out, "Retry-After", etag);
+		}
 		worker_reply_error(req, r->http_status, r->error);
 		return;
 	}

@@ -388,6 +388,8 @@ write_config() {
 		printf 'linking_key = %s\n' "$LINKING_KEY"
 		printf 'active_within = 7d\n'
 		printf 'gate = acknowledged\n'
+		# Fleets of simulated agents link at full speed; test_agent_identity tests the limit.
+		printf 'link_rate = 100000\n'
 		printf '\n[bundle]\nretention = 30d\n'
 		printf '\n[backups]\nkeep = 10\n'
 		printf '\n[metrics]\ntextfile =\n'

@@ -125,7 +125,7 @@ def help_sections(text):
 def check_ctl(ctl, page, renderer):
     main = run_help([ctl, "--help"])
     hs = help_sections(main)
-    commands = re.findall(r"^  ([a-z]+) +\S", hs.get("commands:", ""), re.M)
+    commands = re.findall(r"^  ([a-z][a-z-]*) +\S", hs.get("commands:", ""), re.M)
     if len(commands) < 5:
         bad("missing", "fewer than 5 commands found in `%s --help`: the extractor is broken" % ctl)
         return

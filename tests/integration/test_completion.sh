@@ -62,7 +62,7 @@ comp() {
 
 # What the programs say, one a line, sorted.
 lines() { tr ' ' '\n' | sed '/^$/d' | LC_ALL=C sort -u; }
-help_commands=$("$CAROTATECTL" --help | sed -n '/^commands:/,/^$/s/^  \([a-z]*\)  .*/\1/p' | lines)
+help_commands=$("$CAROTATECTL" --help | sed -n '/^commands:/,/^$/s/^  \([a-z-]*\)  .*/\1/p' | lines)
 # Long options defined in a help text's option lines ("  -t, --timeout DURATION ...").
 help_long_opts() {
 	sed -n 's/^  \(-[A-Za-z], \)\{0,1\}\(--[a-z][a-z-]*\).*/\2/p' | lines

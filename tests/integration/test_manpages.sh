@@ -138,9 +138,9 @@ Sort the pending agents.' "$CTL_PAGE")
 refused "carotatectl.1 describing a report option that does not exist" \
 	"stale: report: the entry of report names --sort" ctl "$CAROTATECTL" "$page" "$r"
 
-page=$(broken stale-command 's/^\.It Cm discard$/.It Cm forget/' "$CTL_PAGE")
+page=$(broken stale-command 's/^\.It Cm discard$/.It Cm obliterate/' "$CTL_PAGE")
 refused "carotatectl.1 with an entry for a command that does not exist" \
-	"stale: COMMANDS has an entry 'forget'" ctl "$CAROTATECTL" "$page" "$r"
+	"stale: COMMANDS has an entry 'obliterate'" ctl "$CAROTATECTL" "$page" "$r"
 
 page=$(broken no-check-config '/check-config/d' "$DAEMON_PAGE")
 refused "carotated.8 without --check-config" \

@@ -122,7 +122,7 @@ static const struct bad_case bad_cases[] = {
 	    "state_dir: \"var/lib/carotate\" is not an absolute path", NULL },
 	{ "'..' component", "[ssl]\ndir = /etc/../root\n", 2, "\"..\" component", NULL },
 	{ "trailing '..'", "[ssl]\ndir = /etc/nginx/..\n", 2, "\"..\" component", NULL },
-	{ "empty path", "[agents]\nlinking_key =\n", 2, "empty path", NULL },
+	{ "empty path", "[daemon]\nstate_dir =\n", 2, "empty path", NULL },
 	{ "relative textfile", "[metrics]\ntextfile = carotate.prom\n", 2, "not an absolute path",
 	    NULL },
 	{ "ca with a slash", "[ssl]\nca = certs/ca.crt\n", 2,

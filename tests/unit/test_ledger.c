@@ -487,7 +487,7 @@ test_schema_and_reopen(void **state)
 
 	assert_int_equal(stat(dbpath, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(sql_int("PRAGMA page_size"), 1024);
 	link1(l, "alpha", 1, T0);
 	assert_int_equal(stat(dbpath, &st), 0); /* still 0600; so are -wal and -shm */
@@ -498,7 +498,7 @@ test_schema_and_reopen(void **state)
 	ledger_close(l);
 
 	l = lopen();
-	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(ledger_get(l, "alpha", &a), LEDGER_OK);
 	assert_string_equal(a.id, "alpha");
 	assert_int_equal(a.linked_at, T0);
@@ -534,11 +534,11 @@ test_future_version_refused(void **state)
 	char err[512];
 
 	ledger_close(lopen());
-	sql_exec("PRAGMA user_version = 3");
+	sql_exec("PRAGMA user_version = 4");
 	lopen_fails(err, sizeof(err));
-	assert_non_null(strstr(err, "schema version 3"));
-	assert_non_null(strstr(err, "versions up to 2"));
-	assert_int_equal(sql_int("PRAGMA user_version"), 3); /* untouched */
+	assert_non_null(strstr(err, "schema version 4"));
+	assert_non_null(strstr(err, "versions up to 3"));
+	assert_int_equal(sql_int("PRAGMA user_version"), 4); /* untouched */
 }
 
 static void
@@ -724,6 +724,7 @@ test_tokens(void **state)
 {
 	struct ledger *l = lopen();
 	struct ledger_agent a;
+	uint8_t h3[LEDGER_TOKEN_HASH_LEN];
 	int send = -1;
 
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
@@ -741,9 +742,23 @@ test_tokens(void **state)
 	assert_int_equal(acked_at("a1"), -2);
 	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE verified_at IS NOT NULL"), 0);
 
-	/* a1 acknowledges; then it re-links: the old token stops working, the ack is gone. */
+	/*
+	 * a1 acknowledges; a re-link of its id (the shared linking key is all it takes) is
+	 * refused and changes nothing; after a forget it links anew: the old token stops
+	 * working, the ack is gone.
+	 */
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0);
 	expect(l, T0 + 10, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	token(3, h3);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
+	assert_int_equal(ledger_commit(l), 0);
+	expect(l, T0 + 20, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 20), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_forget(l, "a1"), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+	expect(l, T0 + 20, 1, 1, 0, 0, 1, 1, 0, 0, 0);
 	link1(l, "a1", 3, T0 + 20);
 	expect(l, T0 + 20, 2, 2, 0, 0, 2, 2, 0, 0, 0);
 	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
@@ -751,9 +766,196 @@ test_tokens(void **state)
 	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
 	assert_int_equal(a.linked_at, T0 + 20);
 	assert_int_equal(a.last_seen, T0 + 20);
-	assert_int_equal(sql_int("SELECT first_seen FROM agents WHERE agent_id = 'a1'"), T0);
+	assert_int_equal(sql_int("SELECT first_seen FROM agents WHERE agent_id = 'a1'"), T0 + 20);
 	assert_int_equal(send_of(l, "a1", 3, B1, 0, T0 + 22), 0);
 	expect(l, T0 + 22, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	ledger_close(l);
+}
+
+/* A join token for the tests: id "00000000000000" + two hex of n, hash from token(n). */
+static void
+join1(struct ledger *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
+{
+	memset(j, 0, sizeof(*j));
+	snprintf(j->id, sizeof(j->id), "00000000000000%02x", n);
+	token(100 + n, j->hash);
+	j->uses_left = uses;
+	j->expires_at = expires;
+	j->created_at = T0;
+	snprintf(j->description, sizeof(j->description), "batch %d", n);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_join_create(l, j), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+}
+
+static enum ledger_result
+linkj(struct ledger *l, const char *id, int tok, const struct ledger_join *j, time_t now)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	enum ledger_result r;
+
+	token(tok, h);
+	assert_int_equal(ledger_begin(l), 0);
+	r = ledger_link_join(l, id, h, j->id, j->hash, now);
+	assert_int_equal(ledger_commit(l), 0);
+	return r;
+}
+
+static void
+count_join(const struct ledger_join *j, void *arg)
+{
+	struct ledger_join *out = arg;
+	uint8_t zero[LEDGER_TOKEN_HASH_LEN] = { 0 };
+
+	assert_memory_equal(j->hash, zero, sizeof(zero)); /* the list never carries it */
+	out->uses_left += j->uses_left;
+	out->created_at++;
+}
+
+/*
+ * Join tokens (issue 14): each link uses one use in the same transaction; a used-up,
+ * expired, revoked or wrong token links nobody and uses nothing; a link that fails
+ * (the id is taken) gives the use back.
+ */
+static void
+test_join_tokens(void **state)
+{
+	struct ledger *l = lopen();
+	struct ledger_join j, k, sum;
+	uint8_t wrong[LEDGER_TOKEN_HASH_LEN];
+
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	join1(l, 1, 2, T0 + 100, &j);
+	assert_int_equal(linkj(l, "j1", 1, &j, T0), LEDGER_OK);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
+	/* The id is taken: refused, and the use is not spent. */
+	assert_int_equal(linkj(l, "j1", 2, &j, T0), LEDGER_EXISTS);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
+	assert_int_equal(linkj(l, "j2", 2, &j, T0), LEDGER_OK);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
+	assert_int_equal(linkj(l, "j3", 3, &j, T0), LEDGER_NOT_FOUND); /* used up */
+	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	/* Wrong secret, expired, malformed id, revoked. */
+	join1(l, 2, 5, T0 + 100, &k);
+	memcpy(wrong, k.hash, sizeof(wrong));
+	wrong[0] ^= 1;
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link_join(l, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_link_join(l, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_check(l, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_check(l, k.id, k.hash, T0 + 99), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+	assert_int_equal(linkj(l, "j3", 3, &k, T0 + 100), LEDGER_NOT_FOUND); /* expired */
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens WHERE id LIKE '%02'"), 5);
+	memset(&sum, 0, sizeof(sum));
+	assert_int_equal(ledger_join_list(l, count_join, &sum), 0);
+	assert_int_equal(sum.created_at, 2);
+	assert_int_equal(sum.uses_left, 5);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_join_revoke(l, k.id), LEDGER_OK);
+	assert_int_equal(ledger_join_revoke(l, k.id), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_revoke(l, "not-hex"), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_commit(l), 0);
+	assert_int_equal(linkj(l, "j3", 3, &k, T0), LEDGER_NOT_FOUND);
+	/* Bad inputs refused before SQL: no use, a control character, a bad id. */
+	k.uses_left = 0;
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
+	k.uses_left = 1;
+	snprintf(k.description, sizeof(k.description), "bad\nline");
+	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
+	snprintf(k.description, sizeof(k.description), "ok");
+	snprintf(k.id, sizeof(k.id), "00000000000000ZZ");
+	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
+	/* The same id twice. */
+	assert_int_equal(ledger_join_create(l, &j), LEDGER_EXISTS);
+	assert_int_equal(ledger_commit(l), 0);
+	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	ledger_close(l);
+}
+
+/* The use and the link are one: a rolled-back batch keeps both the use and the id free. */
+static void
+test_join_atomic(void **state)
+{
+	struct ledger *l = lopen();
+	struct ledger_join j;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	join1(l, 1, 1, T0 + 100, &j);
+	token(1, h);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
+	assert_int_equal(ledger_total(l), 1);
+	ledger_rollback(l);
+	assert_int_equal(ledger_total(l), 0);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 0);
+	/* A link failing inside SQLite (a trigger) gives the use back. */
+	sql_exec("CREATE TRIGGER boom BEFORE INSERT ON agents WHEN NEW.agent_id = 'boom' "
+	         "BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	ledger_close(l);
+	l = lopen();
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
+	expect(l, T0, 1, 1, 0, 0, 1, 1, 0, 0, 0);
+	ledger_close(l);
+}
+
+/* Renewal needs the current token; forget and the never-confirmed sweep. */
+static void
+test_renew_forget(void **state)
+{
+	struct ledger *l = lopen();
+	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN], h9[LEDGER_TOKEN_HASH_LEN];
+	struct ledger_counts c;
+	uint64_t n = 99;
+	int send;
+
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	link1(l, "a1", 1, T0);
+	link1(l, "a2", 2, T0);
+	link1(l, "young", 3, T0 + 500);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0); /* a1 acknowledges */
+	token(1, h1);
+	token(2, h2);
+	token(9, h9);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_renew(l, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
+	assert_int_equal(ledger_renew(l, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_renew(l, "a1", h1, h9, T0 + 20), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
+	assert_int_equal(checkin1(l, "a1", 9, B1, 0, T0 + 21, &send), LEDGER_OK);
+	expect(l, T0 + 21, 3, 3, 1, 0, 3, 2, 0, 0, 1); /* the ack is kept */
+	ledger_count(l, T0 + 21, WEEK, &c);
+	assert_int_equal(c.never_confirmed, 2);
+	/* a2 and young never confirmed; only a2 linked before T0 + 100. */
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_forget_unconfirmed(l, T0 + 100, &n), LEDGER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(ledger_forget(l, "nobody"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_forget(l, ""), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(l), 0);
+	ledger_count(l, T0 + 21, WEEK, &c);
+	assert_int_equal(c.linked, 2);
+	assert_int_equal(c.never_confirmed, 1);
+	assert_int_equal(ledger_total(l), 2);
+	assert_int_equal(checkin1(l, "a2", 2, B1, 0, T0 + 22, &send), LEDGER_UNKNOWN_AGENT);
+	/* Outside a batch: refused. */
+	assert_int_equal(ledger_forget(l, "a1"), LEDGER_ERROR);
+	ledger_close(l);
+	/* Reopened: the index agrees. */
+	l = lopen();
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_total(l), 2);
+	ledger_count(l, T0 + 21, WEEK, &c);
+	assert_int_equal(c.never_confirmed, 1);
 	ledger_close(l);
 }
 
@@ -763,6 +965,7 @@ test_exclude_include(void **state)
 	struct ledger *l = lopen();
 	struct ledger_agent a;
 	char reason[LEDGER_MAX_REASON + 2];
+	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h4[LEDGER_TOKEN_HASH_LEN];
 
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "a1", 1, T0);
@@ -783,8 +986,12 @@ test_exclude_include(void **state)
 	/* An excluded agent still checks in, is listed nowhere in the counts. */
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0);
 	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	/* Re-linking keeps the exclusion. */
-	link1(l, "a1", 4, T0 + 2);
+	/* Renewing its token keeps the exclusion. */
+	token(1, h1);
+	token(4, h4);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_renew(l, "a1", h1, h4, T0 + 2), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
 	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
 	assert_int_equal(a.excluded, 1);
 	/* Exclude again: the reason is replaced. */
@@ -1762,7 +1969,7 @@ test_migrate_v1(void **state)
 	         " VALUES ('old-agent', zeroblob(32), 10, 10, 20, 1, 1, 'gone');"
 	         "PRAGMA user_version = 1");
 	l = lopen();
-	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(ledger_get(l, "old-agent", &ag), LEDGER_OK);
 	assert_int_equal(ag.linked_at, 10);
 	assert_int_equal(ag.last_seen, 20);
@@ -1779,7 +1986,7 @@ test_migrate_v1(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 1);
 	/* Opening again migrates nothing more. */
 	ledger_close(lopen());
-	assert_int_equal(sql_int("PRAGMA user_version"), 2);
+	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(sql_int("SELECT count(*) FROM audit"), 1);
 }
 
@@ -1800,6 +2007,9 @@ main(void)
 		cmocka_unit_test_setup(test_forged_if_none_match, setup),
 		cmocka_unit_test_setup(test_lost_delivery_resent, setup),
 		cmocka_unit_test_setup(test_tokens, setup),
+		cmocka_unit_test_setup(test_join_tokens, setup),
+		cmocka_unit_test_setup(test_join_atomic, setup),
+		cmocka_unit_test_setup(test_renew_forget, setup),
 		cmocka_unit_test_setup(test_exclude_include, setup),
 		cmocka_unit_test_setup(test_one_of_thousand, setup),
 		cmocka_unit_test_setup(test_window_boundaries, setup),

@@ -1140,7 +1140,7 @@ test_report_human_staged(void **state)
 	    "migration to CA abcdef0123456789\xe2\x80\xa6 (staged): 999 of 1000 active agents "
 	    "acknowledged (99 %), 10 verified (1 %)\n"
 	    "  linked 1002   active 1000   acknowledged 999   verified 10   pending 1   "
-	    "inactive lacking the new CA 1   excluded 1\n"
+	    "inactive lacking the new CA 1   excluded 1   never confirmed 0\n"
 	    "  active window: 7d   gate: acknowledged\n"
 	    "pending agents (1 shown from offset 0):\n"
 	    "  agent-17    last seen 2026-12-26T00:04:05Z (3h ago)     bundle delivered: yes\n");
@@ -1209,7 +1209,7 @@ test_report_human_steady(void **state)
 	text = print_report_human(&f.reply, 1, 0);
 	assert_string_equal(text, "nothing staged; bundle 4444444444444444\xe2\x80\xa6: 900 of "
 	                          "1000 active agents hold it\n"
-	                          "  linked 1002   active 1000   excluded 1\n"
+	                          "  linked 1002   active 1000   excluded 1   never confirmed 0\n"
 	                          "  active window: 90m\n"
 	                          "bundles held by active agents:\n"
 	                          "  4444444444444444\xe2\x80\xa6  900 agents (current)\n"
