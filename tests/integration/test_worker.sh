@@ -64,6 +64,45 @@ if holds "$WPID" "$CINO"; then fail "the agent.sock worker holds agent-canary.so
 if holds "$CPID" "$AINO"; then fail "the canary worker holds agent.sock too"; fi
 ok "each worker holds its own listening socket and not the other's"
 
+# ---- the linking key stays with the parent: no worker has its file open, or the key in its
+# argv, environment or memory (before any agent sent it; an agent's bearer necessarily
+# passes through the worker that parses its HTTP). Checked again after a restart, below.
+no_key() { # no_key PID WHAT
+	local w=$1 fd
+	for fd in /proc/"$w"/fd/*; do
+		[ "$(readlink "$fd")" != "$(readlink -f "$LINKING_KEY")" ] || fail "$2 has the linking key file open"
+	done
+	if tr '\0' '\n' <"/proc/$w/cmdline" | grep -q -F -e "$KEY" -e "$LINKING_KEY"; then
+		fail "$2: the linking key (or its path) is in its argv"
+	fi
+	if tr '\0' '\n' <"/proc/$w/environ" | grep -q -F -e "$KEY" -e "$LINKING_KEY"; then
+		fail "$2: the linking key (or its path) is in its environment"
+	fi
+	if [ "$(id -u)" -eq 0 ]; then
+		"$PY" - "$w" "$KEY" <<'EOF' || fail "$2 holds the linking key in its memory"
+import re, sys
+pid, key = sys.argv[1], sys.argv[2].encode()
+with open("/proc/%s/maps" % pid) as maps, open("/proc/%s/mem" % pid, "rb", 0) as mem:
+    for line in maps:
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) r", line)
+        if not m:
+            continue
+        lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+        if hi - lo > 256 << 20:  # sanitizer shadow: never holds our data
+            continue
+        try:
+            mem.seek(lo)
+            if key in mem.read(hi - lo):
+                sys.exit(1)
+        except OSError:
+            pass
+EOF
+	fi
+	ok "$2 holds no linking key (file, argv, environment$([ "$(id -u)" -eq 0 ] && echo ", memory"))"
+}
+no_key "$WPID" "the agent.sock worker"
+no_key "$CPID" "the canary worker"
+
 # ---- link, then check in (the parent answers from the ledger)
 assert_eq 200 "$(req "$AGENT" -X POST -H 'X-Agent-Id: it-agent-1' -H "Authorization: Bearer $KEY" \
 	"$URL/link")" "link with the linking key: 200"
@@ -245,6 +284,7 @@ ctl --json status >"$T/st.json"
 assert_eq "$WPID" "$(json_get worker_pid "$T/st.json")" "status --json: worker_pid after the restarts"
 assert_eq "$NEW" "$(json_get canary_worker_pid "$T/st.json")" "status --json: the new canary_worker_pid"
 CPID=$NEW
+no_key "$CPID" "the restarted canary worker"
 
 # ---- garbage from the worker: the parent kills it and carries on (root: pidfd_getfd)
 if [ "$(id -u)" -eq 0 ]; then
