@@ -571,9 +571,11 @@ daemon_alive() {
 # worker_pid [SITE]: the daemon's agent worker for SITE, agents (agent.sock, the default) or
 # canary (agent-canary.sock): its child named carotated-agent run as `--worker SITE`, or nothing.
 worker_pid() {
-	local site=${1:-agents} d
+	local site=${1:-agents} d comm
 	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
+		# builtins only until the name matches: this runs in wait_until loops on busy machines
+		read -r comm <"$d/comm" 2>/dev/null || continue
+		[ "$comm" = carotated-agent ] || continue
 		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
 		[ "$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -A1 -x -e --worker | tail -n 1)" = "$site" ] ||
 			continue
