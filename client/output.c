@@ -40,6 +40,7 @@ static const char *output_phase_name(Carotate__V1__Phase);
 static void output_label(FILE *, const char *);
 static void output_lines(FILE *, const char *);
 static void output_time_human(FILE *, int64_t);
+static void output_worker_pid(FILE *, const char *, uint32_t);
 static void output_expiry_human(FILE *, int64_t, int64_t);
 static void output_cert_human(
     FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
@@ -340,6 +341,10 @@ output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 
 	output_jset(o, "version", output_jstr(r->version));
 	output_jset(o, "pid", json_integer(r->pid));
+	output_jset(
+	    o, "worker_pid", r->worker_pid != 0 ? json_integer(r->worker_pid) : json_null());
+	output_jset(o, "canary_worker_pid",
+	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(output_phase_name(r->phase)));
@@ -685,6 +690,16 @@ output_stage_warnings(FILE *fp, const char *prog, const Carotate__V1__StageReply
 	return ferror(fp) ? -1 : 0;
 }
 
+/* "agent pid N", or "agent restarting" while the daemon restarts it. */
+static void
+output_worker_pid(FILE *fp, const char *which, uint32_t pid)
+{
+	if (pid != 0)
+		fprintf(fp, "%s pid %" PRIu32, which, pid);
+	else
+		fprintf(fp, "%s restarting", which);
+}
+
 /* The daemon's clock decides what has expired; ours only if it sent none. */
 int
 output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
@@ -696,6 +711,10 @@ output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	fputs("carotated ", fp);
 	output_safe(fp, r->version);
 	fprintf(fp, " (pid %" PRIu32 "), up %s\n", r->pid, up);
+	output_label(fp, "workers:");
+	output_worker_pid(fp, "agent", r->worker_pid);
+	output_worker_pid(fp, ", canary", r->canary_worker_pid);
+	fputc('\n', fp);
 	output_label(fp, "phase:");
 	fprintf(fp, "%s\n", output_phase_name(r->phase));
 	output_label(fp, "ssl dir:");

@@ -44,7 +44,7 @@
 
 struct agents {
 	struct ledger *ledger;
-	struct supervise *sup;
+	struct supervise *sup[2]; /* by enum supervise_site: one worker per agent socket */
 	struct event *metrics_timer;
 	int metrics_pending;
 	uint8_t *linking_key; /* secret: wiped when replaced */
@@ -74,8 +74,8 @@ static int agents_link_bearer(const Carotate__Internal__AgentRequest *, char *jo
 static enum ledger_result agents_link_new(const struct config *,
     const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, const uint8_t *,
     const char *, const uint8_t *, time_t);
-static void agents_checkin(
-    const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, time_t);
+static void agents_checkin(const Carotate__Internal__AgentRequest *, int canary,
+    Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
 static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
 static void agents_metrics_fire(evutil_socket_t, short, void *);
@@ -192,7 +192,8 @@ agents_init(struct carotated *cd, char *err, size_t errlen)
 void
 agents_start(struct carotated *cd)
 {
-	agents.sup = supervise_start(cd, agents_batch, cd);
+	agents.sup[SUPERVISE_AGENTS] = supervise_start(cd, SUPERVISE_AGENTS, agents_batch, cd);
+	agents.sup[SUPERVISE_CANARY] = supervise_start(cd, SUPERVISE_CANARY, agents_batch, cd);
 	agents.metrics_timer = evtimer_new(cd->base, agents_metrics_fire, cd);
 	if (agents.metrics_timer == NULL)
 		fatalx("%s: evtimer_new", __func__);
@@ -229,12 +230,24 @@ agents_staged_ca(struct carotated *cd)
 	return agents.staged_ca;
 }
 
+pid_t
+agents_worker_pid(struct carotated *cd, int canary)
+{
+	struct supervise *sv = agents.sup[canary ? SUPERVISE_CANARY : SUPERVISE_AGENTS];
+
+	return sv != NULL ? supervise_worker_pid(sv) : -1;
+}
+
 void
 agents_stop(struct carotated *cd)
 {
-	if (agents.sup != NULL)
-		supervise_stop(agents.sup);
-	agents.sup = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(agents.sup) / sizeof(agents.sup[0]); i++) {
+		if (agents.sup[i] != NULL)
+			supervise_stop(agents.sup[i]);
+		agents.sup[i] = NULL;
+	}
 	if (agents.metrics_timer != NULL)
 		event_free(agents.metrics_timer);
 	agents.metrics_timer = NULL;
@@ -426,9 +439,10 @@ agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r
 	agents_answer(resp, 200, NULL);
 }
 
+/* canary: the request came from the canary worker's socketpair (agents_batch decides). */
 static void
-agents_checkin(
-    const Carotate__Internal__AgentRequest *r, Carotate__Internal__AgentResponse *resp, time_t now)
+agents_checkin(const Carotate__Internal__AgentRequest *r, int canary,
+    Carotate__Internal__AgentResponse *resp, time_t now)
 {
 	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
 	int send = 0;
@@ -441,7 +455,7 @@ agents_checkin(
 	/* A canary check-in proves trust in the staged CA only if the canary serves its cert. */
 	switch (ledger_checkin(agents.ledger, r->agent_id, hash,
 	    r->if_none_match[0] != '\0' ? r->if_none_match : NULL,
-	    r->canary && agents.staged_ca[0] != '\0' &&
+	    canary && agents.staged_ca[0] != '\0' &&
 	        strcmp(agents.canary_ok, agents.staged_ca) == 0,
 	    now, &send)) {
 	case LEDGER_OK:
@@ -467,11 +481,16 @@ agents_checkin(
  * One batch: every request the worker had sent when we read, in one
  * transaction. Answers go out only after the commit; if it fails, every
  * answer that depended on it becomes 503 and the agents simply retry.
+ * Whether the batch came through the canary listener is known from the
+ * worker it was read from: each agent socket has its own worker and
+ * socketpair, so the main worker, whatever it sends, cannot speak for the
+ * canary (DESIGN §6).
  */
 static void
 agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, size_t n, void *arg)
 {
 	struct carotated *cd = arg;
+	int canary = supervise_site(sup) == SUPERVISE_CANARY;
 	Carotate__Internal__AgentResponse *resp = xcalloc(n, sizeof(*resp));
 	char(*tokens)[2 * AGENTS_TOKEN_BYTES + 1] = xcalloc(n, sizeof(*tokens));
 	time_t now = time(NULL);
@@ -487,7 +506,7 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 		else if (reqs[i]->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
 			agents_link(cd->conf, reqs[i], &resp[i], tokens[i], now);
 		else
-			agents_checkin(reqs[i], &resp[i], now);
+			agents_checkin(reqs[i], canary, &resp[i], now);
 	}
 	if (began && ledger_commit(agents.ledger) == 0)
 		committed = 1;

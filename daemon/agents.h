@@ -3,6 +3,7 @@
 #define CAROTATE_AGENTS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct carotated;
 struct ledger;
@@ -12,8 +13,10 @@ struct ledger;
  * linking key, and loads the bundle agents are served. -1 with err filled.
  */
 int agents_init(struct carotated *, char *err, size_t errlen);
-/* Starts serving: the worker is spawned and its requests answered. */
+/* Starts serving: a worker per agent socket is spawned and its requests answered. */
 void agents_start(struct carotated *);
+/* The pid of the worker serving agent.sock (canary 0) or agent-canary.sock; -1 when down. */
+pid_t agents_worker_pid(struct carotated *, int canary);
 /*
  * The SSL directory changed (staging, discard, rotation, SIGHUP): reload the
  * served bundle, the tracked CA and the linking key.

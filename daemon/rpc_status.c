@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -252,6 +253,13 @@ rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t
 	rpc_status_cache.valid = 1;
 }
 
+/* A worker's pid for the reply: 0 while it is down. */
+static uint32_t
+rpc_status_pid(pid_t pid)
+{
+	return pid > 0 ? (uint32_t)pid : 0;
+}
+
 void
 rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
@@ -276,6 +284,8 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->phase = ctx->phase;
 	st->ssl_dir = xstrdup(conf->ssl_dir);
 	st->now = (int64_t)now;
+	st->worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 0));
+	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));
 	rpc_status_sets(conf, st, now);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;

@@ -1,12 +1,13 @@
 /*
- * The agent worker, seen from the parent. supervise_bind makes the two agent
- * sockets at start-up (as root, before any privilege is dropped); each
- * worker is forked, moved to the agent user with no capabilities and
- * no_new_privs, and re-executed from our own binary so that it starts from
- * a clean image holding none of the parent's memory. Its frames are checked
- * for size before they are buffered and for meaning after they are decoded:
- * anything wrong kills the worker, never the parent. A dead worker is
- * restarted after a delay that doubles while it keeps dying young.
+ * The agent workers, seen from the parent. supervise_bind makes the two agent
+ * sockets at start-up (as root, before any privilege is dropped); each socket
+ * gets a worker of its own, with a socketpair of its own, so that which
+ * socket a request came in on is known here from the socketpair it was read
+ * from, never from anything a worker says (DESIGN §6). Each worker is forked, moved to the agent
+ * user with no capabilities and no_new_privs, and re-executed from our own binary so that it starts
+ * from a clean image holding none of the parent's memory. Its frames are checked for size before
+ * they are buffered and for meaning after they are decoded: anything wrong kills the worker, never
+ * the parent. A dead worker is restarted after a delay that doubles while it keeps dying young.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -59,9 +60,11 @@
 
 extern char **environ;
 
-/* A listening socket the worker serves; made once, kept across worker restarts. */
+/* A listening socket a worker serves; made once, kept across worker restarts. */
 struct supervise_socket {
-	const char *what;
+	const char *what; /* for the log: "agent worker", "canary worker" */
+	const char *site; /* `carotated --worker SITE` */
+	int worker_fd;    /* where the worker finds it (WORKER_FD_AGENTS, WORKER_FD_CANARY) */
 	char *path;
 	int fd;
 	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
@@ -77,6 +80,8 @@ struct supervise_ids {
 
 struct supervise {
 	struct carotated *cd;
+	enum supervise_site site;
+	struct supervise_socket *sock; /* supervise_sockets[site] */
 	supervise_request_fn fn;
 	void *arg;
 	pid_t pid; /* -1: no worker */
@@ -93,8 +98,8 @@ struct supervise {
 };
 
 static struct supervise_socket supervise_sockets[] = {
-	{ "agent socket", NULL, -1, 0, 0 },
-	{ "canary socket", NULL, -1, 0, 0 },
+	[SUPERVISE_AGENTS] = { "agent worker", "agents", WORKER_FD_AGENTS, NULL, -1, 0, 0 },
+	[SUPERVISE_CANARY] = { "canary worker", "canary", WORKER_FD_CANARY, NULL, -1, 0, 0 },
 };
 static const char *supervise_exec = "/proc/self/exe";
 /*
@@ -108,14 +113,16 @@ _Static_assert(WORKER_FD_EXE == 6, "the worker is exec'ed as /proc/self/fd/6");
 
 static int supervise_bind_one(
     struct supervise_socket *, const char *, const struct group *, char *, size_t);
-static void supervise_unbind(void);
+static void supervise_unbind(struct supervise_socket *);
+static void supervise_unbind_all(void);
 static int supervise_ids(const struct supervise *, struct supervise_ids *);
 static void supervise_spawn(struct supervise *);
 static void supervise_watch(struct supervise *, pid_t, int, struct event *, int);
 static void supervise_child(const struct supervise *, int, const struct supervise_ids *, pid_t)
     __attribute__((noreturn));
-static const char *supervise_child_setup(int, const struct supervise_ids *);
-static int supervise_child_fds(int);
+static const char *supervise_child_setup(
+    const struct supervise *, int, const struct supervise_ids *);
+static int supervise_child_fds(const struct supervise *, int);
 static void supervise_child_bounding(void);
 static int supervise_child_drop(const struct supervise_ids *);
 static int supervise_child_caps(void);
@@ -123,7 +130,7 @@ static void supervise_child_env(char **, size_t);
 static void supervise_restart(evutil_socket_t, short, void *);
 static void supervise_schedule(struct supervise *);
 static void supervise_exited(evutil_socket_t, short, void *);
-static void supervise_log_exit(pid_t, int);
+static void supervise_log_exit(const struct supervise *, pid_t, int);
 static void supervise_end(struct supervise *);
 static void supervise_reap(struct supervise *);
 static void supervise_kill(struct supervise *, const char *);
@@ -139,7 +146,7 @@ supervise_bind(const struct config *conf, int privileged, char *err, size_t errl
 	struct group *gr = NULL;
 	size_t i;
 
-	if (supervise_sockets[0].fd != -1) {
+	if (supervise_sockets[SUPERVISE_AGENTS].fd != -1) {
 		snprintf(err, errlen, "the agent sockets are already bound");
 		return -1;
 	}
@@ -153,7 +160,7 @@ supervise_bind(const struct config *conf, int privileged, char *err, size_t errl
 	}
 	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (supervise_bind_one(&supervise_sockets[i], paths[i], gr, err, errlen) == -1) {
-			supervise_unbind();
+			supervise_unbind_all();
 			return -1;
 		}
 	}
@@ -176,21 +183,24 @@ supervise_bind_one(
 }
 
 static void
-supervise_unbind(void)
+supervise_unbind(struct supervise_socket *s)
 {
-	struct supervise_socket *s;
+	if (s->fd == -1)
+		return;
+	unixsock_unlink(s->path, s->dev, s->ino);
+	close(s->fd);
+	s->fd = -1;
+	free(s->path);
+	s->path = NULL;
+}
+
+static void
+supervise_unbind_all(void)
+{
 	size_t i;
 
-	for (i = 0; i < sizeof(supervise_sockets) / sizeof(supervise_sockets[0]); i++) {
-		s = &supervise_sockets[i];
-		if (s->fd == -1)
-			continue;
-		unixsock_unlink(s->path, s->dev, s->ino);
-		close(s->fd);
-		s->fd = -1;
-		free(s->path);
-		s->path = NULL;
-	}
+	for (i = 0; i < sizeof(supervise_sockets) / sizeof(supervise_sockets[0]); i++)
+		supervise_unbind(&supervise_sockets[i]);
 }
 
 void
@@ -200,13 +210,16 @@ supervise_set_exec_path(const char *path)
 }
 
 struct supervise *
-supervise_start(struct carotated *cd, supervise_request_fn fn, void *arg)
+supervise_start(struct carotated *cd, enum supervise_site site, supervise_request_fn fn, void *arg)
 {
 	struct supervise *sv = xcalloc(1, sizeof(*sv));
 
-	if (supervise_sockets[0].fd == -1)
+	if ((unsigned)site >= sizeof(supervise_sockets) / sizeof(supervise_sockets[0]) ||
+	    supervise_sockets[site].fd == -1)
 		fatalx("%s: the agent sockets are not bound", __func__);
 	sv->cd = cd;
+	sv->site = site;
+	sv->sock = &supervise_sockets[site];
 	sv->fn = fn;
 	sv->arg = arg;
 	sv->pid = -1;
@@ -225,20 +238,28 @@ supervise_start(struct carotated *cd, supervise_request_fn fn, void *arg)
 void
 supervise_stop(struct supervise *sv)
 {
-	if (sv != NULL) {
-		if (sv->pid != -1)
-			supervise_end(sv);
-		event_free(sv->ev_restart);
-		free(sv->batch);
-		free(sv);
+	if (sv == NULL) {
+		supervise_unbind_all();
+		return;
 	}
-	supervise_unbind();
+	if (sv->pid != -1)
+		supervise_end(sv);
+	event_free(sv->ev_restart);
+	supervise_unbind(sv->sock);
+	free(sv->batch);
+	free(sv);
 }
 
 pid_t
 supervise_worker_pid(const struct supervise *sv)
 {
 	return sv->pid;
+}
+
+enum supervise_site
+supervise_site(const struct supervise *sv)
+{
+	return sv->site;
 }
 
 /* Read at every start, so that a reloaded configuration applies to the next worker. */
@@ -280,12 +301,12 @@ supervise_spawn(struct supervise *sv)
 		return;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == -1) {
-		log_warn("agent worker: socketpair");
+		log_warn("%s: socketpair", sv->sock->what);
 		supervise_schedule(sv);
 		return;
 	}
 	if ((pid = fork()) == -1) {
-		log_warn("agent worker: fork");
+		log_warn("%s: fork", sv->sock->what);
 		close(sp[0]);
 		close(sp[1]);
 		supervise_schedule(sv);
@@ -295,7 +316,7 @@ supervise_spawn(struct supervise *sv)
 		supervise_child(sv, sp[1], &ids, parent);
 	close(sp[1]);
 	if ((ev_exit = job_exit_event(sv->cd->base, pid, &pidfd, supervise_exited, sv)) == NULL) {
-		log_warn("agent worker: pidfd_open");
+		log_warn("%s: pidfd_open", sv->sock->what);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(sp[0]);
@@ -324,23 +345,25 @@ supervise_watch(struct supervise *sv, pid_t pid, int pidfd, struct event *ev_exi
 	bufferevent_setwatermark(sv->bev, EV_READ, 0, SUPERVISE_MAX_INPUT);
 	bufferevent_setcb(sv->bev, supervise_read, NULL, supervise_event, sv);
 	bufferevent_enable(sv->bev, EV_READ | EV_WRITE);
-	log_info("agent worker started (pid %ld%s%s)", (long)pid, sv->cd->privileged ? ", as " : "",
-	    sv->cd->privileged ? sv->cd->conf->agents_user : "");
+	log_info("%s started (pid %ld, serving %s%s%s)", sv->sock->what, (long)pid, sv->sock->path,
+	    sv->cd->privileged ? ", as " : "", sv->cd->privileged ? sv->cd->conf->agents_user : "");
 }
 
 /*
- * In the child: descriptors 3-5 and nothing else, the agent user, no
- * capabilities, no_new_privs, then exec. Failures are logged (syslog or
+ * In the child: its channel at 3, its own listener at 4 or 5 (the other
+ * stays closed) and nothing else, the agent user, no capabilities,
+ * no_new_privs, then exec as `carotated --worker SITE`. Failures are logged (syslog or
  * stderr, as the parent logs) and end the child; the parent restarts it.
  */
 static void
 supervise_child(const struct supervise *sv, int chan, const struct supervise_ids *ids, pid_t parent)
 {
-	char *argv[] = { (char *)"carotated", (char *)"--worker", NULL, NULL, NULL };
+	char *argv[] = { (char *)"carotated", (char *)"--worker", (char *)sv->sock->site, NULL,
+		NULL, NULL };
 	char *envp[8];
 	const char *step;
 	sigset_t none;
-	int sig, n = 2;
+	int sig, n = 3;
 
 	/* Its descriptor could be one of 3-5 after the moves below; syslog reopens it. */
 	closelog();
@@ -353,7 +376,7 @@ supervise_child(const struct supervise *sv, int chan, const struct supervise_ids
 	if (log_getverbose())
 		argv[n++] = (char *)"-d";
 	supervise_child_env(envp, sizeof(envp) / sizeof(envp[0]));
-	if ((step = supervise_child_setup(chan, ids)) == NULL) {
+	if ((step = supervise_child_setup(sv, chan, ids)) == NULL) {
 		/* The parent died before PR_SET_PDEATHSIG was set: nobody would restart us. */
 		if (getppid() != parent)
 			_exit(1);
@@ -363,15 +386,15 @@ supervise_child(const struct supervise *sv, int chan, const struct supervise_ids
 			execve(supervise_exec, argv, envp);
 		step = supervise_exec;
 	}
-	log_warn("agent worker: %s", step);
+	log_warn("%s: %s", sv->sock->what, step);
 	_exit(127);
 }
 
 /* The steps in order; the name of the one that failed, or NULL. */
 static const char *
-supervise_child_setup(int chan, const struct supervise_ids *ids)
+supervise_child_setup(const struct supervise *sv, int chan, const struct supervise_ids *ids)
 {
-	if (supervise_child_fds(chan) == -1)
+	if (supervise_child_fds(sv, chan) == -1)
 		return "descriptors";
 	supervise_child_bounding();
 	if (ids->drop && supervise_child_drop(ids) == -1)
@@ -387,23 +410,31 @@ supervise_child_setup(int chan, const struct supervise_ids *ids)
 }
 
 /*
- * chan, then the two listeners, at 3, 4, 5, and our binary at 6 (moved above 6
- * first, so none is overwritten).
+ * chan at 3, this worker's listener at its own number (4 or 5), our binary at
+ * 6: each moved above 6 first, so none is overwritten; every other
+ * descriptor from 3 up, the other site's listener included, is closed.
  */
 static int
-supervise_child_fds(int chan)
+supervise_child_fds(const struct supervise *sv, int chan)
 {
-	int src[] = { chan, supervise_sockets[0].fd, supervise_sockets[1].fd, supervise_exe_fd };
-	int tmp[4];
-	size_t i, n = supervise_exe_fd != -1 ? 4 : 3;
+	int src[] = { chan, sv->sock->fd, supervise_exe_fd };
+	int dst[] = { WORKER_FD_PARENT, sv->sock->worker_fd, WORKER_FD_EXE };
+	int tmp[3], fd, keep;
+	size_t i, n = supervise_exe_fd != -1 ? 3 : 2;
 
 	for (i = 0; i < n; i++)
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, WORKER_FD_EXE + 1)) == -1)
 			return -1;
 	for (i = 0; i < n; i++)
-		if (dup2(tmp[i], WORKER_FD_PARENT + (int)i) == -1)
+		if (dup2(tmp[i], dst[i]) == -1)
 			return -1;
-	return close_range(WORKER_FD_PARENT + (unsigned)n, ~0U, 0);
+	for (fd = WORKER_FD_PARENT; fd <= WORKER_FD_EXE; fd++) {
+		for (keep = 0, i = 0; i < n; i++)
+			keep |= dst[i] == fd;
+		if (!keep)
+			close(fd);
+	}
+	return close_range(WORKER_FD_EXE + 1, ~0U, 0);
 }
 
 /* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
@@ -495,7 +526,7 @@ supervise_schedule(struct supervise *sv)
 	if (now.tv_sec - sv->started.tv_sec >= SUPERVISE_STABLE)
 		sv->delay = SUPERVISE_DELAY_MIN;
 	tv.tv_sec = sv->delay;
-	log_info("restarting the agent worker in %u s", sv->delay);
+	log_info("restarting the %s in %u s", sv->sock->what, sv->delay);
 	evtimer_add(sv->ev_restart, &tv);
 	sv->delay = sv->delay * 2 > SUPERVISE_DELAY_MAX ? SUPERVISE_DELAY_MAX : sv->delay * 2;
 }
@@ -513,22 +544,22 @@ supervise_exited(evutil_socket_t fd, short events, void *arg)
 	if (r == 0)
 		return;
 	if (r == -1)
-		log_warn("agent worker (pid %ld) exited; its status is lost", (long)pid);
+		log_warn("%s (pid %ld) exited; its status is lost", sv->sock->what, (long)pid);
 	else
-		supervise_log_exit(pid, status);
+		supervise_log_exit(sv, pid, status);
 	supervise_reap(sv);
 	supervise_schedule(sv);
 }
 
 static void
-supervise_log_exit(pid_t pid, int status)
+supervise_log_exit(const struct supervise *sv, pid_t pid, int status)
 {
 	if (WIFSIGNALED(status))
-		log_warnx("agent worker (pid %ld) killed by signal %d (%s)", (long)pid,
+		log_warnx("%s (pid %ld) killed by signal %d (%s)", sv->sock->what, (long)pid,
 		    WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
-		log_warnx(
-		    "agent worker (pid %ld) exited with status %d", (long)pid, WEXITSTATUS(status));
+		log_warnx("%s (pid %ld) exited with status %d", sv->sock->what, (long)pid,
+		    WEXITSTATUS(status));
 }
 
 /* Shutdown: closing its channel asks the worker to exit; SIGKILL if it has not soon. */
@@ -547,7 +578,7 @@ supervise_end(struct supervise *sv)
 		r = waitpid(sv->pid, &status, 0);
 	}
 	if (r == sv->pid && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-		supervise_log_exit(sv->pid, status);
+		supervise_log_exit(sv, sv->pid, status);
 	supervise_reap(sv);
 }
 
@@ -573,12 +604,12 @@ supervise_kill(struct supervise *sv, const char *why)
 {
 	if (sv->pid == -1 || sv->doomed)
 		return;
-	log_warnx("agent worker (pid %ld): %s; killing it", (long)sv->pid, why);
+	log_warnx("%s (pid %ld): %s; killing it", sv->sock->what, (long)sv->pid, why);
 	sv->doomed = 1;
 	bufferevent_disable(sv->bev, EV_READ);
 	/* XXX the parent must keep CAP_KILL: the worker runs as another user. */
 	if (kill(sv->pid, SIGKILL) == -1)
-		log_warn("cannot kill agent worker (pid %ld)", (long)sv->pid);
+		log_warn("cannot kill %s (pid %ld)", sv->sock->what, (long)sv->pid);
 }
 
 /* What the parent relies on, checked again: the worker parses untrusted input. */
@@ -670,7 +701,13 @@ supervise_batch(struct supervise *sv, struct evbuffer *in)
 const char *
 supervise_fuzz_batch(struct evbuffer *in, uint64_t gen, supervise_request_fn fn, void *arg)
 {
-	struct supervise sv = { .fn = fn, .arg = arg, .pid = -1, .pidfd = -1, .gen = gen };
+	struct supervise sv = { .fn = fn,
+		.arg = arg,
+		.site = SUPERVISE_AGENTS,
+		.sock = &supervise_sockets[SUPERVISE_AGENTS],
+		.pid = -1,
+		.pidfd = -1,
+		.gen = gen };
 	const char *bad;
 
 	bad = supervise_batch(&sv, in);
@@ -685,7 +722,7 @@ supervise_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct supervise *sv = arg;
 
-	log_debug("agent worker (pid %ld): its connection %s", (long)sv->pid,
+	log_debug("%s (pid %ld): its connection %s", sv->sock->what, (long)sv->pid,
 	    what & BEV_EVENT_EOF ? "closed" : "failed");
 	bufferevent_disable(bev, EV_READ | EV_WRITE);
 	if (!sv->doomed && kill(sv->pid, SIGKILL) == 0)
@@ -708,8 +745,8 @@ supervise_reply(struct supervise *sv, const Carotate__Internal__AgentResponse *r
 	}
 	copy.seq &= WORKER_MAX_SEQ;
 	if ((frame = wire_frame_pack(&copy.base, WORKER_MAX_RESPONSE_FRAME, &len)) == NULL) {
-		log_warnx("an answer to the agent worker exceeds %u bytes; sending 500 instead",
-		    WORKER_MAX_RESPONSE_FRAME);
+		log_warnx("an answer to the %s exceeds %u bytes; sending 500 instead",
+		    sv->sock->what, WORKER_MAX_RESPONSE_FRAME);
 		fail.seq = copy.seq;
 		fail.http_status = 500;
 		fail.error = (char *)"internal error";

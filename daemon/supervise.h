@@ -1,8 +1,8 @@
 /*
- * The parent's side of the agent worker: the two agent sockets, the worker
- * process (spawned, watched, restarted with back-off), and the frames
- * exchanged with it. Nothing the worker sends can stop the parent: a bad
- * frame kills the worker, which is then restarted.
+ * The parent's side of the agent workers: the two agent sockets, one worker
+ * process for each (spawned, watched, restarted with back-off, each on its
+ * own), and the frames exchanged with them. Nothing a worker sends can stop
+ * the parent: a bad frame kills that worker, which is then restarted.
  */
 #ifndef CAROTATE_SUPERVISE_H
 #define CAROTATE_SUPERVISE_H
@@ -15,6 +15,16 @@
 struct carotated;
 struct config;
 struct supervise;
+
+/*
+ * The agent socket a worker serves. Each has its own worker and socketpair:
+ * the site of a request is the site of the supervise it was read from,
+ * never something the worker claims.
+ */
+enum supervise_site {
+	SUPERVISE_AGENTS = 0, /* [agents] socket, behind nginx's main listener */
+	SUPERVISE_CANARY = 1, /* [agents] canary_socket, behind the canary listener */
+};
 
 /*
  * Requests that arrived together (one read of the socketpair), already
@@ -32,25 +42,32 @@ typedef void (*supervise_request_fn)(
  * answers on either. Kept for supervise_start. -1 with err filled on failure.
  */
 int supervise_bind(const struct config *, int privileged, char *err, size_t errlen);
-/* Starts the worker on the sockets of supervise_bind (fatal when there are none). */
-struct supervise *supervise_start(struct carotated *, supervise_request_fn, void *arg);
+/*
+ * Starts the worker of one site on its socket of supervise_bind (fatal when
+ * it is not bound); fn gets this supervise, whose site says where the
+ * requests came in.
+ */
+struct supervise *supervise_start(
+    struct carotated *, enum supervise_site, supervise_request_fn, void *arg);
 /* Queues an answer for the worker; dropped when its worker is gone. */
 void supervise_reply(struct supervise *, const Carotate__Internal__AgentResponse *);
 /*
- * Kills and reaps the worker, removes the socket files (if still ours), frees.
+ * Kills and reaps the worker, removes its socket file (if still ours), frees.
  * NULL: only closes and removes the sockets of supervise_bind.
  */
 void supervise_stop(struct supervise *);
 /* The running worker's pid, or -1 while it is being restarted. */
 pid_t supervise_worker_pid(const struct supervise *);
+/* The site this supervise's worker serves, as given to supervise_start. */
+enum supervise_site supervise_site(const struct supervise *);
 /* The binary run as the worker (default /proc/self/exe); for tests. */
 void supervise_set_exec_path(const char *);
 
 #ifdef CAROTATE_FUZZ
 struct evbuffer;
 /*
- * The parent's reader of worker frames on the bytes buffered in in, for a
- * worker of generation gen: every request that passes is handed to fn, as
+ * The parent's reader of worker frames on the bytes buffered in in, for an
+ * agents-site worker of generation gen: every request that passes is handed to fn, as
  * supervise_read does. Returns why the worker would be killed, or NULL.
  */
 const char *supervise_fuzz_batch(

@@ -1,7 +1,13 @@
 /*
  * The agent worker. It is the only process that parses HTTP, so it runs as
- * an unprivileged user with no capabilities and holds three descriptors:
- * the socketpair to the parent and the two listening agent sockets. Each
+ * an unprivileged user with no capabilities and holds two descriptors: the
+ * socketpair to the parent and one listening agent socket. There are two
+ * workers, one per socket (`--worker agents` on agent.sock, `--worker canary`
+ * on agent-canary.sock), each with its own socketpair: the parent tells a
+ * canary check-in by the socketpair it arrived on, so a worker has nothing
+ * to say about it, and one that is taken over through agent.sock cannot
+ * mark agents verified (DESIGN §6). A worker given both sockets refuses to
+ * start. Each
  * request is checked against DESIGN §6 (path, method, headers), forwarded to
  * the parent as an AgentRequest, and answered when the AgentResponse with
  * its seq comes back. A request must arrive whole within WORKER_REQUEST_MS
@@ -82,11 +88,10 @@
  */
 #define WORKER_MAX_INPUT (2 * (WORKER_MAX_HEADERS + WORKER_MAX_BODY))
 
-/* One listening socket. */
+/* One listening socket; a worker serves exactly one. */
 struct worker_site {
-	const char *name;
+	const char *name; /* as in `carotated --worker NAME` */
 	int fd;
-	int canary;
 	struct evhttp *http;
 	struct evconnlistener *listener;
 };
@@ -138,9 +143,10 @@ struct worker_call {
 SLIST_HEAD(worker_bucket, worker_conn);
 
 static struct worker_site worker_sites[] = {
-	{ "agent", WORKER_FD_AGENTS, 0, NULL, NULL },
-	{ "canary", WORKER_FD_CANARY, 1, NULL, NULL },
+	{ "agents", WORKER_FD_AGENTS, NULL, NULL },
+	{ "canary", WORKER_FD_CANARY, NULL, NULL },
 };
+static struct worker_site *worker_site; /* the one this process serves */
 static struct event_base *worker_base;
 static struct bufferevent *worker_parent;
 static struct event *worker_adopt_ev;
@@ -160,7 +166,9 @@ static unsigned worker_max_conns;
 static uint64_t worker_seq;
 static int worker_accept_paused;
 
+static struct worker_site *worker_pick_site(const char *);
 static void worker_check_self(void);
+static void worker_check_closed(int);
 static void worker_check_fd(int, int);
 static void worker_limits(void);
 static void worker_setup(int);
@@ -191,7 +199,7 @@ static int worker_etag(const char *, char *);
 static void worker_refuse(struct evhttp_request *, int, const char *, const struct worker_route *);
 static void worker_send(struct evhttp_request *, int, const char *, const void *, size_t);
 static void worker_forward(
-    struct evhttp_request *, struct worker_conn *, const struct worker_call *, int);
+    struct evhttp_request *, struct worker_conn *, const struct worker_call *);
 static struct worker_pending *worker_pending_new(void);
 static struct worker_pending *worker_pending_take(uint64_t);
 static void worker_pending_free(struct worker_pending *);
@@ -251,11 +259,17 @@ worker_valid_credential(Carotate__Internal__AgentCall call, const uint8_t *p, si
 int
 worker_main(int argc, char **argv)
 {
+	struct worker_site *other;
 	int ch, debug = 0, foreground = 0;
 
-	/* argv[1] is "--worker": getopt sees it as the program name. */
+	/* argv[1] is "--worker", argv[2] the site: getopt sees the site as the program name. */
+	if (argc < 3 || (worker_site = worker_pick_site(argv[2])) == NULL) {
+		fprintf(stderr, "usage: carotated --worker agents|canary [-df] (started by "
+		                "carotated)\n");
+		return 1;
+	}
 	optind = 1;
-	while ((ch = getopt(argc - 1, argv + 1, "df")) != -1) {
+	while ((ch = getopt(argc - 2, argv + 2, "df")) != -1) {
 		switch (ch) {
 		case 'd':
 			debug = 1;
@@ -264,7 +278,8 @@ worker_main(int argc, char **argv)
 			foreground = 1;
 			break;
 		default:
-			fprintf(stderr, "usage: carotated --worker [-df] (started by carotated)\n");
+			fprintf(stderr, "usage: carotated --worker agents|canary [-df] (started by "
+			                "carotated)\n");
 			return 1;
 		}
 	}
@@ -273,16 +288,41 @@ worker_main(int argc, char **argv)
 	prctl(PR_SET_NAME, "carotated-agent", 0, 0, 0);
 	worker_check_self();
 	worker_check_fd(WORKER_FD_PARENT, 0);
-	worker_check_fd(WORKER_FD_AGENTS, 1);
-	worker_check_fd(WORKER_FD_CANARY, 1);
+	worker_check_fd(worker_site->fd, 1);
+	other = &worker_sites[worker_site == &worker_sites[0] ? 1 : 0];
+	worker_check_closed(other->fd);
 	worker_limits();
 	signal(SIGPIPE, SIG_IGN);
 	worker_setup(WORKER_FD_PARENT);
-	log_info("agent worker started (pid %ld, uid %ld, gid %ld, at most %u connections)",
-	    (long)getpid(), (long)getuid(), (long)getgid(), worker_max_conns);
+	log_info("agent worker for the %s socket started (pid %ld, uid %ld, gid %ld, at most %u "
+	         "connections)",
+	    worker_site->name, (long)getpid(), (long)getuid(), (long)getgid(), worker_max_conns);
 	event_base_dispatch(worker_base);
 	worker_shutdown();
 	return 0;
+}
+
+static struct worker_site *
+worker_pick_site(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(worker_sites) / sizeof(worker_sites[0]); i++)
+		if (strcmp(worker_sites[i].name, name) == 0)
+			return &worker_sites[i];
+	return NULL;
+}
+
+/*
+ * The other site's descriptor must not be open: one process serving both
+ * sockets is what let a worker speak for the canary listener.
+ */
+static void
+worker_check_closed(int fd)
+{
+	if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+		fatalx("descriptor %d is open: an agent worker serves the %s socket alone", fd,
+		    worker_site->name);
 }
 
 /*
@@ -353,12 +393,11 @@ worker_limits(void)
 		worker_max_conns = rl.rlim_cur > 64 ? (unsigned)rl.rlim_cur - 32 : 32;
 }
 
-/* parent: our end of the socketpair; the sites' listening descriptors are in worker_sites. */
+/* parent: our end of the socketpair; the listening descriptor is worker_site's. */
 static void
 worker_setup(int parent)
 {
 	struct timeval tick = { 1, 0 };
-	size_t i;
 
 	if ((worker_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -376,8 +415,7 @@ worker_setup(int parent)
 	    worker_parent, EV_READ, 0, WIRE_HEADER_LEN + WORKER_MAX_RESPONSE_FRAME);
 	bufferevent_setcb(worker_parent, worker_parent_read, NULL, worker_parent_event, NULL);
 	bufferevent_enable(worker_parent, EV_READ | EV_WRITE);
-	for (i = 0; i < sizeof(worker_sites) / sizeof(worker_sites[0]); i++)
-		worker_setup_site(&worker_sites[i]);
+	worker_setup_site(worker_site);
 }
 
 static void
@@ -413,16 +451,13 @@ worker_shutdown(void)
 {
 	struct worker_pending *p;
 	struct worker_conn *conn;
-	size_t i;
 
 	/*
-	 * Frees the listeners, then closes every connection: their close
+	 * Frees the listener, then closes every connection: their close
 	 * callbacks forget the requests they held.
 	 */
-	for (i = 0; i < sizeof(worker_sites) / sizeof(worker_sites[0]); i++) {
-		worker_sites[i].listener = NULL;
-		evhttp_free(worker_sites[i].http);
-	}
+	worker_site->listener = NULL;
+	evhttp_free(worker_site->http);
 	while ((p = TAILQ_FIRST(&worker_queue)) != NULL) {
 		if (p->req != NULL)
 			evhttp_request_free(p->req);
@@ -444,10 +479,10 @@ worker_shutdown(void)
 
 #ifdef CAROTATE_FUZZ
 struct event_base *
-worker_fuzz_start(int parent, int agents, int canary)
+worker_fuzz_start(int parent, int listener)
 {
-	worker_sites[0].fd = agents;
-	worker_sites[1].fd = canary;
+	worker_site = &worker_sites[0];
+	worker_site->fd = listener;
 	worker_max_conns = WORKER_MAX_CONNS;
 	worker_setup(parent);
 	return worker_base;
@@ -480,16 +515,13 @@ static void
 worker_listen_update(void)
 {
 	int on = !worker_accept_paused && worker_nconns < worker_max_conns;
-	size_t i;
 
-	for (i = 0; i < sizeof(worker_sites) / sizeof(worker_sites[0]); i++) {
-		if (worker_sites[i].listener == NULL)
-			continue; /* shutting down */
-		if (on)
-			evconnlistener_enable(worker_sites[i].listener);
-		else
-			evconnlistener_disable(worker_sites[i].listener);
-	}
+	if (worker_site->listener == NULL)
+		return; /* shutting down */
+	if (on)
+		evconnlistener_enable(worker_site->listener);
+	else
+		evconnlistener_disable(worker_site->listener);
 }
 
 /* Out of descriptors: stop accepting for a while instead of spinning on the listener. */
@@ -719,7 +751,7 @@ worker_handle(struct evhttp_request *req, void *arg)
 		worker_refuse(req, code, why, call.route);
 		return;
 	}
-	worker_forward(req, conn, &call, site->canary);
+	worker_forward(req, conn, &call);
 }
 
 /*
@@ -889,8 +921,7 @@ worker_send(struct evhttp_request *req, int code, const char *type, const void *
 }
 
 static void
-worker_forward(struct evhttp_request *req, struct worker_conn *conn, const struct worker_call *call,
-    int canary)
+worker_forward(struct evhttp_request *req, struct worker_conn *conn, const struct worker_call *call)
 {
 	Carotate__Internal__AgentRequest msg = CAROTATE__INTERNAL__AGENT_REQUEST__INIT;
 	struct worker_pending *p;
@@ -911,7 +942,6 @@ worker_forward(struct evhttp_request *req, struct worker_conn *conn, const struc
 	msg.credential.data = (uint8_t *)call->credential;
 	msg.credential.len = strlen(call->credential);
 	msg.if_none_match = (char *)call->if_none_match;
-	msg.canary = canary;
 	msg.agent_token = (char *)(call->agent_token != NULL ? call->agent_token : "");
 	/* Its fields were checked for length: it always fits. */
 	if ((frame = wire_frame_pack(&msg.base, WORKER_MAX_REQUEST_FRAME, &len)) == NULL)

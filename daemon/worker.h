@@ -1,7 +1,8 @@
 /*
  * The agent worker (DESIGN §2, §6): an unprivileged process, re-executed
- * from the daemon's own binary as `carotated --worker`, that serves the
- * agents' HTTP endpoints and forwards the requests that pass its checks to
+ * from the daemon's own binary as `carotated --worker SITE`, that serves the
+ * agents' HTTP endpoints on one agent socket (there is one worker per
+ * socket) and forwards the requests that pass its checks to
  * the parent over a socketpair. It never sees the ledger or the SSL
  * directory. The shapes of agent ids, credentials and bundle ids are
  * defined here, and the parent checks them again (the worker parses
@@ -15,10 +16,10 @@
 
 #include "internal.pb-c.h"
 
-/* Descriptors the worker is started with. */
+/* Descriptors the worker is started with: 3, and 4 or 5 (never both). */
 #define WORKER_FD_PARENT 3 /* AF_UNIX stream socketpair to the parent */
-#define WORKER_FD_AGENTS 4 /* listening: agent.sock */
-#define WORKER_FD_CANARY 5 /* listening: agent-canary.sock */
+#define WORKER_FD_AGENTS 4 /* listening: agent.sock, `--worker agents` only */
+#define WORKER_FD_CANARY 5 /* listening: agent-canary.sock, `--worker canary` only */
 /* Our own binary, open only for the exec (see supervise.c); the worker closes it first. */
 #define WORKER_FD_EXE 6
 
@@ -32,7 +33,11 @@
 #define WORKER_MAX_RESPONSE_FRAME (1024u * 1024)            /* AgentResponse (holds the bundle) */
 #define WORKER_MAX_SEQ            ((UINT64_C(1) << 48) - 1) /* the parent keeps the top bits */
 
-/* `carotated --worker [-d] [-f]`: never returns to the caller's main. */
+/*
+ * `carotated --worker agents|canary [-d] [-f]`: serves the one socket named,
+ * and refuses to start when the other one's descriptor is open too. Returns
+ * only on a usage error or at a clean exit.
+ */
 int worker_main(int argc, char **argv);
 
 /* 1 when s (len bytes, no NUL inside) is 1-64 of [A-Za-z0-9._-]. */
@@ -46,9 +51,9 @@ int worker_valid_credential(Carotate__Internal__AgentCall, const uint8_t *, size
 struct event_base;
 /*
  * The worker's event loop without its process checks: parent is its end of
- * the socketpair, agents and canary the listening sockets (non-blocking).
+ * the socketpair, listener the agent socket it serves (non-blocking).
  */
-struct event_base *worker_fuzz_start(int parent, int agents, int canary);
+struct event_base *worker_fuzz_start(int parent, int listener);
 /* Requests waiting on the parent; connections open. */
 unsigned worker_fuzz_pending(void);
 unsigned worker_fuzz_conns(void);

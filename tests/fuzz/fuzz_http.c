@@ -7,7 +7,11 @@
  * worker's AgentRequest frames with the parent's own reader
  * (supervise_fuzz_batch) and answers each with an AgentResponse.
  *
- * Input: one byte of flags (bit 0: connect to the canary socket; bits 1-3:
+ * A worker serves one socket, whichever site it is (the parent, not the
+ * worker, tells them apart), so one listener is enough here.
+ *
+ * Input: one byte of flags (bit 0: unused since each site has its own
+ * worker, kept so that the corpus keeps its meaning; bits 1-3:
  * how the parent answers: 200, 304, 401, 400, 503, a malformed 200, an
  * out-of-range status, or an unknown seq first), then the HTTP bytes.
  * The loop runs until the worker has closed the connection and no request
@@ -50,7 +54,7 @@ static int fuzz_parent = -1;         /* our end of the worker's socketpair */
 static struct event *fuzz_parent_ev; /* frames from the worker */
 static struct evbuffer *fuzz_from_worker;
 static unsigned fuzz_answer; /* bits 1-3 of the flags */
-static char fuzz_sock[2][512];
+static char fuzz_sock[512];
 
 static int fuzz_listen(const char *);
 static void fuzz_parent_cb(evutil_socket_t, short, void *);
@@ -68,13 +72,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	log_init(1, 0, "fuzz_http");
 	dir = fuzz_tmpdir("http");
-	fuzz_path(fuzz_sock[0], sizeof(fuzz_sock[0]), dir, "agent.sock");
-	fuzz_path(fuzz_sock[1], sizeof(fuzz_sock[1]), dir, "agent-canary.sock");
+	fuzz_path(fuzz_sock, sizeof(fuzz_sock), dir, "agent.sock");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == -1)
 		fuzz_fail("socketpair: %s", strerror(errno));
 	fuzz_parent = pair[0];
-	fuzz_base =
-	    worker_fuzz_start(pair[1], fuzz_listen(fuzz_sock[0]), fuzz_listen(fuzz_sock[1]));
+	fuzz_base = worker_fuzz_start(pair[1], fuzz_listen(fuzz_sock));
 	fuzz_from_worker = evbuffer_new();
 	fuzz_parent_ev =
 	    event_new(fuzz_base, fuzz_parent, EV_READ | EV_PERSIST, fuzz_parent_cb, NULL);
@@ -91,7 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	fuzz_answer = (data[0] >> 1) & 7;
-	fuzz_client_start(&c, fuzz_base, fuzz_connect(fuzz_sock[data[0] & 1]), data + 1, size - 1);
+	fuzz_client_start(&c, fuzz_base, fuzz_connect(fuzz_sock), data + 1, size - 1);
 	while (!c.done || worker_fuzz_pending() > 0 || worker_fuzz_conns() > 0)
 		if (event_base_loop(fuzz_base, EVLOOP_ONCE) != 0)
 			fuzz_fail("the event loop ran dry");

@@ -253,7 +253,6 @@ seeds_internal(void)
 	r.if_none_match = (char *)bundle;
 	seed_frame(s, &r.base);
 	r.seq = WORKER_MAX_SEQ;
-	r.canary = 1;
 	r.if_none_match = (char *)"";
 	seed_frame(s, &r.base);
 	seed_write("internal", "batch", s);
@@ -267,7 +266,7 @@ seeds_internal(void)
 	free(s);
 }
 
-/* byte 0 (fuzz_http.c): bit 0 canary socket, bits 1-3 the parent's answer. */
+/* byte 0 (fuzz_http.c): bit 0 unused (was: the canary socket), bits 1-3 the parent's answer. */
 static void
 seeds_http(void)
 {

@@ -570,16 +570,23 @@ daemon_alive() {
 	kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
-# worker_pid: the daemon's agent worker (a child named carotated-agent), or nothing.
+# worker_pid [SITE]: the daemon's agent worker for SITE, agents (agent.sock, the default) or
+# canary (agent-canary.sock): its child named carotated-agent run as `--worker SITE`, or nothing.
 worker_pid() {
-	local d
+	local site=${1:-agents} d comm
 	for d in /proc/[0-9]*; do
-		[ "$(cat "$d/comm" 2>/dev/null)" = carotated-agent ] || continue
+		# builtins only until the name matches: this runs in wait_until loops on busy machines
+		read -r comm <"$d/comm" 2>/dev/null || continue
+		[ "$comm" = carotated-agent ] || continue
 		[ "$(awk '{print $4}' "$d/stat" 2>/dev/null)" = "$DAEMON_PID" ] || continue
+		[ "$(tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -A1 -x -e --worker | tail -n 1)" = "$site" ] ||
+			continue
 		basename "$d"
 	done
 }
-worker_up() { [ -n "$(worker_pid)" ]; }
+canary_worker_pid() { worker_pid canary; }
+# worker_up: both agent workers run.
+worker_up() { [ -n "$(worker_pid)" ] && [ -n "$(worker_pid canary)" ]; }
 
 assert_daemon_alive() {
 	if ! daemon_alive "${2:-$DAEMON_PID}"; then

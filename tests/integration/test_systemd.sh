@@ -197,7 +197,7 @@ else
 fi
 
 # ---------------------------------------------------------------- helpers
-# no_jobs: the daemon has no child but its worker (a canary check is over, say).
+# no_jobs: the daemon has no child but its two workers (a canary check is over, say).
 no_jobs() {
 	local d
 	for d in /proc/[0-9]*; do
@@ -398,12 +398,14 @@ assert_eq "root $AGENT_GROUP 660" "$(stat -c '%U %G %a' "$RUN_DIR/agent.sock")" 
 	"agent.sock handed to the agents' group (CAP_CHOWN)"
 wait_until 5000 worker_up || fail "the agent worker runs" "$(tail -n 20 "$DAEMON_LOG")"
 WPID=$(worker_pid)
-assert_eq "$(id -u "$AGENT_USER")" "$(proc_field "$WPID" Uid)" "the worker runs as $AGENT_USER (CAP_SETUID)"
-assert_eq "$(id -g "$AGENT_USER")" "$(proc_field "$WPID" Gid)" "... in its group (CAP_SETGID)"
-for f in CapPrm CapEff CapBnd CapAmb; do
-	assert_eq 0000000000000000 "$(proc_field "$WPID" "$f")" "the worker's $f is empty (CAP_SETPCAP for CapBnd)"
+for w in "$WPID" "$(worker_pid canary)"; do
+	assert_eq "$(id -u "$AGENT_USER")" "$(proc_field "$w" Uid)" "worker $w runs as $AGENT_USER (CAP_SETUID)"
+	assert_eq "$(id -g "$AGENT_USER")" "$(proc_field "$w" Gid)" "... in its group (CAP_SETGID)"
+	for f in CapPrm CapEff CapBnd CapAmb; do
+		assert_eq 0000000000000000 "$(proc_field "$w" "$f")" "worker $w: $f is empty (CAP_SETPCAP for CapBnd)"
+	done
+	assert_eq 1 "$(proc_field "$w" NoNewPrivs)" "worker $w has no_new_privs"
 done
-assert_eq 1 "$(proc_field "$WPID" NoNewPrivs)" "the worker has no_new_privs"
 
 KEY=$(tr -d ' \n' <"$LINKING_KEY")
 code=$(curl -s --max-time 20 --unix-socket "$RUN_DIR/agent.sock" -D "$T/h" -o /dev/null \
@@ -505,6 +507,8 @@ for cap in $UNIT_CAPS; do
 		wait_until 5000 worker_up || fail "the worker runs without CAP_SETPCAP"
 		assert_ne 0000000000000000 "$(proc_field "$(worker_pid)" CapBnd)" \
 			"without CAP_SETPCAP: the worker keeps a bounding set"
+		assert_ne 0000000000000000 "$(proc_field "$(worker_pid canary)" CapBnd)" \
+			"without CAP_SETPCAP: the canary worker keeps a bounding set"
 		;;
 	CAP_KILL)
 		sandbox_answers "without $cap"

@@ -758,6 +758,40 @@ test_json_bundle_without_members(void **state)
 	free(text);
 }
 
+/* Both agent workers' pids; one being restarted shows as null / "restarting". */
+static void
+test_status_worker_pids(void **state)
+{
+	struct fixture f;
+	json_t *j;
+	char *text;
+
+	fixture_init(&f, 1, 0, 0);
+	f.reply.worker_pid = 2001;
+	f.reply.canary_worker_pid = 2002;
+	text = print_json(&f.reply);
+	j = parse(text);
+	assert_int_equal(json_integer_value(json_object_get(j, "worker_pid")), 2001);
+	assert_int_equal(json_integer_value(json_object_get(j, "canary_worker_pid")), 2002);
+	json_decref(j);
+	free(text);
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "carotated 0.1.0 (pid 1234), up 3h 12m\n"
+	                             "workers:     agent pid 2001, canary pid 2002\n"));
+	free(text);
+
+	f.reply.canary_worker_pid = 0;
+	text = print_json(&f.reply);
+	j = parse(text);
+	assert_int_equal(json_integer_value(json_object_get(j, "worker_pid")), 2001);
+	assert_true(json_is_null(json_object_get(j, "canary_worker_pid")));
+	json_decref(j);
+	free(text);
+	text = print_human(&f.reply);
+	assert_non_null(strstr(text, "workers:     agent pid 2001, canary restarting\n"));
+	free(text);
+}
+
 static void
 test_human_status_origin_members(void **state)
 {
@@ -1713,6 +1747,7 @@ main(void)
 		cmocka_unit_test(test_json_status_origin_members),
 		cmocka_unit_test(test_json_bundle_without_members),
 		cmocka_unit_test(test_human_status_origin_members),
+		cmocka_unit_test(test_status_worker_pids),
 		cmocka_unit_test(test_human_bundle_unpublished),
 		cmocka_unit_test(test_json_stage_generate),
 		cmocka_unit_test(test_human_stage_generate),

@@ -4,6 +4,7 @@
  * stand-in parent answers fixed responses. Clients are forked children that
  * speak raw HTTP, so that any byte sequence can be sent.
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -54,7 +55,7 @@ struct fake {
 	unsigned batches;
 	unsigned requests;
 	size_t max_batch;
-	int last_canary;
+	int last_canary; /* the site of the supervise the last request came through */
 	int last_call;
 	char last_id[WORKER_MAX_AGENT_ID + 1];
 	char last_inm[WORKER_BUNDLE_ID_LEN + 1];
@@ -91,9 +92,11 @@ static struct {
 	char canary[128];
 	struct config conf;
 	struct carotated cd;
-	struct supervise *sv;
+	struct supervise *sv; /* agent.sock's worker */
+	struct supervise *cv; /* agent-canary.sock's worker */
 	struct fake fake;
 	pid_t pid;
+	pid_t cpid;
 	int root;
 } t;
 
@@ -133,7 +136,7 @@ fake_one(struct supervise *sv, const Carotate__Internal__AgentRequest *req)
 	struct timeval slow = { 0, 300000 };
 	int link = req->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK;
 
-	t.fake.last_canary = req->canary;
+	t.fake.last_canary = supervise_site(sv) == SUPERVISE_CANARY;
 	t.fake.last_call = req->call;
 	snprintf(t.fake.last_id, sizeof(t.fake.last_id), "%s", req->agent_id);
 	snprintf(t.fake.last_inm, sizeof(t.fake.last_inm), "%s", req->if_none_match);
@@ -374,19 +377,25 @@ spin(int ms)
 	event_base_dispatch(t.cd.base);
 }
 
-/* Waits up to ms for a worker other than old to run; its pid. */
+/* Waits up to ms for a worker of sv other than old to run; its pid. */
 static pid_t
-wait_new_worker(pid_t old, int ms)
+wait_new_worker_of(struct supervise *sv, pid_t old, int ms)
 {
 	pid_t pid;
 
 	for (; ms > 0; ms -= 50) {
-		pid = supervise_worker_pid(t.sv);
+		pid = supervise_worker_pid(sv);
 		if (pid != -1 && pid != old)
 			return pid;
 		spin(50);
 	}
 	return -1;
+}
+
+static pid_t
+wait_new_worker(pid_t old, int ms)
+{
+	return wait_new_worker_of(t.sv, old, ms);
 }
 
 /* ---------------------------------------------------------------- fixture */
@@ -419,11 +428,17 @@ setup(void **state)
 	assert_non_null(t.fake.timer = evtimer_new(t.cd.base, fake_release, NULL));
 	if (supervise_bind(&t.conf, t.cd.privileged, err, sizeof(err)) == -1)
 		fail_msg("supervise_bind: %s", err);
-	t.sv = supervise_start(&t.cd, fake_batch, NULL);
+	t.sv = supervise_start(&t.cd, SUPERVISE_AGENTS, fake_batch, NULL);
+	t.cv = supervise_start(&t.cd, SUPERVISE_CANARY, fake_batch, NULL);
 	t.pid = supervise_worker_pid(t.sv);
+	t.cpid = supervise_worker_pid(t.cv);
 	assert_true(t.pid > 0);
-	/* The worker serves once it answers (its sockets queue connections before that). */
+	assert_true(t.cpid > 0 && t.cpid != t.pid);
+	/* A worker serves once it answers (its socket queues connections before that). */
 	assert_int_equal(http("GET /probe HTTP/1.1\r\nConnection: close\r\n\r\n", &r), 404);
+	http_raw(
+	    t.canary, "GET /probe HTTP/1.1\r\nConnection: close\r\n\r\n", 43, CLIENT_NORMAL, &r);
+	assert_int_equal(r.status, 404);
 	return 0;
 }
 
@@ -442,6 +457,7 @@ teardown(void **state)
 	saved = dup(2);
 	dup2(fd, 2);
 	supervise_stop(t.sv);
+	supervise_stop(t.cv);
 	dup2(saved, 2);
 	close(saved);
 	n = pread(fd, log, sizeof(log) - 1, 0);
@@ -454,6 +470,7 @@ teardown(void **state)
 	event_free(t.fake.timer);
 	event_base_free(t.cd.base);
 	assert_int_equal(access(t.sock, F_OK), -1);
+	assert_int_equal(access(t.canary, F_OK), -1);
 	rmdir(t.dir);
 	return 0;
 }
@@ -462,6 +479,7 @@ static void
 assert_same_worker(void)
 {
 	assert_int_equal(supervise_worker_pid(t.sv), t.pid);
+	assert_int_equal(supervise_worker_pid(t.cv), t.cpid);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -519,6 +537,11 @@ test_checkin_and_link(void **state)
 	assert_same_worker();
 }
 
+/*
+ * A request through agent-canary.sock reaches the parent from the canary
+ * worker's socketpair, one through agent.sock from the other worker's: the
+ * parent learns the site from where it read, not from the request.
+ */
 static void
 test_canary_socket(void **state)
 {
@@ -530,6 +553,177 @@ test_canary_socket(void **state)
 	assert_int_equal(t.fake.last_canary, 1);
 	assert_int_equal(http(req, &r), 200);
 	assert_int_equal(t.fake.last_canary, 0);
+	assert_same_worker();
+}
+
+/* The inode of the listening socket bound at path, from /proc/net/unix ("socket:[ino]"). */
+static void
+listener_inode(const char *path, char *out, size_t len)
+{
+	char line[512], p[256];
+	unsigned long flags, ino;
+	FILE *f;
+
+	out[0] = '\0';
+	assert_non_null(f = fopen("/proc/net/unix", "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %255s", &flags, &ino, p) == 3 &&
+		    (flags & 0x10000) != 0 && strcmp(p, path) == 0)
+			snprintf(out, len, "socket:[%lu]", ino);
+	fclose(f);
+	assert_true(out[0] != '\0');
+}
+
+/* 1 when pid holds the socket named target (as readlink shows it) on any descriptor. */
+static int
+holds(pid_t pid, const char *target)
+{
+	char path[64], link[256];
+	ssize_t k;
+	int fd;
+
+	for (fd = 0; fd < 64; fd++) {
+		snprintf(path, sizeof(path), "/proc/%ld/fd/%d", (long)pid, fd);
+		if ((k = readlink(path, link, sizeof(link) - 1)) <= 0)
+			continue;
+		link[k] = '\0';
+		if (strcmp(link, target) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Each worker holds its own listener only: the main worker never holds the
+ * canary socket, the canary worker never agent.sock, and each is told its
+ * site on its command line.
+ */
+static void
+test_one_socket_each(void **state)
+{
+	char agents[64], canary[64], cmd[256], path[64];
+	FILE *f;
+	size_t n;
+
+	listener_inode(t.sock, agents, sizeof(agents));
+	listener_inode(t.canary, canary, sizeof(canary));
+	assert_true(holds(t.pid, agents));
+	assert_false(holds(t.pid, canary));
+	assert_true(holds(t.cpid, canary));
+	assert_false(holds(t.cpid, agents));
+	/* argv: carotated NUL --worker NUL canary NUL ... */
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)t.cpid);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	cmd[n] = '\0';
+	assert_true(n > strlen(cmd) + 1);
+	assert_string_equal(cmd + strlen(cmd) + 1, "--worker");
+	assert_string_equal(cmd + strlen(cmd) + 1 + strlen("--worker") + 1, "canary");
+}
+
+/* Runs this binary as `--worker args` with the descriptors given; its exit status, stderr in err.
+ */
+static int
+run_worker(const char *const *args, int with_agents, int with_canary, char *err, size_t errlen)
+{
+	int pair[2], out[2], lsn[2], status;
+	char *argv[8];
+	ssize_t n;
+	size_t i;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	for (i = 0; i < 2; i++) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		assert_true((lsn[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1);
+		/* Only the family: the kernel picks an abstract address (autobind). */
+		assert_int_equal(bind(lsn[i], (struct sockaddr *)&sun, sizeof(sa_family_t)), 0);
+		assert_int_equal(listen(lsn[i], 1), 0);
+	}
+	argv[0] = (char *)"carotated";
+	argv[1] = (char *)"--worker";
+	for (i = 0; args[i] != NULL && i < 5; i++)
+		argv[i + 2] = (char *)args[i];
+	argv[i + 2] = NULL;
+	assert_true((pid = fork()) != -1);
+	if (pid == 0) {
+		/* As carotated would start it: the agent user, no capabilities, no_new_privs. */
+		if (dup2(out[1], 2) == -1 || dup2(pair[1], WORKER_FD_PARENT) == -1 ||
+		    close_range(WORKER_FD_PARENT + 1, ~0U, CLOSE_RANGE_CLOEXEC) == -1 ||
+		    (with_agents && dup2(lsn[0], WORKER_FD_AGENTS) == -1) ||
+		    (with_canary && dup2(lsn[1], WORKER_FD_CANARY) == -1))
+			_exit(90);
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) == -1 || setresgid(65534, 65534, 65534) == -1 ||
+		        setresuid(65534, 65534, 65534) == -1))
+			_exit(91);
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+			_exit(92);
+		execv("/proc/self/exe", argv);
+		_exit(93);
+	}
+	close(out[1]);
+	close(pair[1]);
+	n = read(out[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(out[0]);
+	close(pair[0]);
+	close(lsn[0]);
+	close(lsn[1]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * `--worker` serves one named site with that site's descriptor alone: a
+ * worker handed both agent sockets, or the other site's, refuses to start
+ * (so that no single worker can again speak for both listeners).
+ */
+static void
+test_worker_one_site_only(void **state)
+{
+	static const char *const agents[] = { "agents", "-f", NULL };
+	static const char *const canary[] = { "canary", "-f", NULL };
+	static const char *const none[] = { "-f", NULL };
+	static const char *const bogus[] = { "both", "-f", NULL };
+	char err[4096];
+
+	assert_int_not_equal(run_worker(agents, 1, 1, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "descriptor 5 is open: an agent worker serves the agents "
+	                            "socket alone"));
+	assert_int_not_equal(run_worker(canary, 1, 1, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "descriptor 4 is open: an agent worker serves the canary "
+	                            "socket alone"));
+	/* The other site's socket only: its own descriptor is not a listener. */
+	assert_int_not_equal(run_worker(agents, 0, 1, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "descriptor 4 is not a listening AF_UNIX stream socket"));
+	assert_int_equal(run_worker(none, 1, 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "usage: carotated --worker agents|canary"));
+	assert_int_equal(run_worker(bogus, 1, 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "usage: carotated --worker agents|canary"));
+}
+
+/* One worker killed: the other one keeps its pid and keeps serving; the killed one comes back. */
+static void
+test_canary_worker_killed(void **state)
+{
+	const char *req = "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS "\r\n";
+	struct reply r;
+	pid_t pid;
+
+	kill(t.cpid, SIGKILL);
+	/* Before the canary worker is back: agent.sock answers, from the same worker. */
+	assert_int_equal(http(req, &r), 200);
+	assert_int_equal(supervise_worker_pid(t.sv), t.pid);
+	assert_true((pid = wait_new_worker_of(t.cv, t.cpid, 3000)) > 0);
+	http_raw(t.canary, req, strlen(req), CLIENT_NORMAL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(t.fake.last_canary, 1);
+	assert_int_equal(supervise_worker_pid(t.sv), t.pid);
+	assert_int_equal(supervise_worker_pid(t.cv), pid);
 }
 
 static void
@@ -884,15 +1078,15 @@ assert_fds_clean(pid_t pid)
 	}
 }
 
-/* The worker's identity as the kernel reports it. */
+/* A worker's identity as the kernel reports it. */
 static void
-test_worker_privileges(void **state)
+assert_worker_identity(pid_t pid)
 {
 	char path[64], line[256], want[128];
 	FILE *f;
 	int seen = 0;
 
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)t.pid);
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
 	assert_non_null(f = fopen(path, "r"));
 	while (fgets(line, sizeof(line), f) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
@@ -922,21 +1116,34 @@ test_worker_privileges(void **state)
 	fclose(f);
 	/* CapInh CapPrm CapEff CapAmb, NoNewPrivs, and as root Uid Gid Groups CapBnd. */
 	assert_int_equal(seen, t.root ? 9 : 5);
-	assert_fds_clean(t.pid);
+	assert_fds_clean(pid);
+}
+
+/* Both workers: the agent user, no capabilities, no_new_privs, no file of ours. */
+static void
+test_worker_privileges(void **state)
+{
+	assert_worker_identity(t.pid);
+	assert_worker_identity(t.cpid);
 }
 
 /* Killed: the parent notices, restarts it within about a second, and it answers. */
 static void
 test_worker_killed(void **state)
 {
+	const char *req = "GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS "\r\n";
 	struct reply r;
 	pid_t pid;
 
 	kill(t.pid, SIGKILL);
+	/* The canary worker does not go with it. */
+	http_raw(t.canary, req, strlen(req), CLIENT_NORMAL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(supervise_worker_pid(t.cv), t.cpid);
 	assert_true((pid = wait_new_worker(t.pid, 3000)) > 0);
-	assert_int_equal(
-	    http("GET /carotate/v1/ca-bundle HTTP/1.1\r\n" CHECKIN_HDRS "\r\n", &r), 200);
+	assert_int_equal(http(req, &r), 200);
 	assert_int_equal(supervise_worker_pid(t.sv), pid);
+	assert_int_equal(supervise_worker_pid(t.cv), t.cpid);
 }
 
 /* Sends bytes into the parent as if from the worker: a copy of the worker's fd 3. */
@@ -1053,6 +1260,9 @@ main(int argc, char *argv[])
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_checkin_and_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_canary_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_socket_each, setup, teardown),
+		cmocka_unit_test(test_worker_one_site_only),
+		cmocka_unit_test_setup_teardown(test_canary_worker_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parent_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
