@@ -341,6 +341,26 @@ t_init() {
 	chmod 0600 "$LINKING_KEY"
 }
 
+# ---------------------------------------------------------------- test users (root only)
+# t_group NAME...: system groups, each created when missing.
+t_group() {
+	local g
+	for g in "$@"; do
+		getent group "$g" >/dev/null || groupadd --system "$g"
+	done
+}
+
+# t_user NAME [GROUPS]: a system user without a home or a shell, with a group of its own;
+# also a member of GROUPS (comma-separated), added when the user exists already.
+t_user() {
+	if ! getent passwd "$1" >/dev/null; then
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin ${2:+--groups "$2"} "$1"
+	elif [ -n "${2:-}" ]; then
+		usermod --append --groups "$2" "$1"
+	fi
+}
+
 # ---------------------------------------------------------------- configuration
 
 # Groups and users of the test configuration; tests may override before write_config.

@@ -17,15 +17,8 @@ READ_GROUP=carotate-t
 ADMIN_GRP=carotate-t-admin
 READER=carotate-treader
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
-	for g in "$READ_GROUP" "$ADMIN_GRP"; do
-		getent group "$g" >/dev/null || groupadd --system "$g"
-	done
-	if ! getent passwd "$READER" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --groups "$READ_GROUP" "$READER"
-	else
-		usermod --append --groups "$READ_GROUP" "$READER"
-	fi
+	t_group "$READ_GROUP" "$ADMIN_GRP"
+	t_user "$READER" "$READ_GROUP"
 	SOCKET_GROUP=$READ_GROUP
 	ADMIN_GROUP=$ADMIN_GRP
 	HAVE_READER=1

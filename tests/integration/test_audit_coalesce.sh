@@ -22,13 +22,8 @@ command -v setpriv >/dev/null || t_skip "setpriv (util-linux) is not installed"
 READ_GROUP=carotate-t
 READER=carotate-treader
 DISCARD=08018a0100 # Request{version 1, discard {}}
-getent group "$READ_GROUP" >/dev/null || groupadd --system "$READ_GROUP"
-if ! getent passwd "$READER" >/dev/null; then
-	useradd --system --user-group --no-create-home --home-dir /nonexistent \
-		--shell /usr/sbin/nologin --groups "$READ_GROUP" "$READER"
-else
-	usermod --append --groups "$READ_GROUP" "$READER"
-fi
+t_group "$READ_GROUP"
+t_user "$READER" "$READ_GROUP"
 READER_UID=$(id -u "$READER")
 
 t_init

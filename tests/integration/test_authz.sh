@@ -15,21 +15,10 @@ READER=carotate-treader
 ADMIN=carotate-tadmin
 OTHER=carotate-tother
 
-for g in "$READ_GROUP" "$ADMIN_GRP"; do
-	getent group "$g" >/dev/null || groupadd --system "$g"
-done
-# ensure_user NAME [SUPPLEMENTARY_GROUPS]: a system user without a home, with its own group.
-ensure_user() {
-	if ! getent passwd "$1" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin ${2:+--groups "$2"} "$1"
-	elif [ -n "${2:-}" ]; then
-		usermod --append --groups "$2" "$1"
-	fi
-}
-ensure_user "$READER" "$READ_GROUP"
-ensure_user "$ADMIN" "$ADMIN_GRP,$READ_GROUP"
-ensure_user "$OTHER" ""
+t_group "$READ_GROUP" "$ADMIN_GRP"
+t_user "$READER" "$READ_GROUP"
+t_user "$ADMIN" "$ADMIN_GRP,$READ_GROUP"
+t_user "$OTHER" ""
 for u in "$READER" "$ADMIN" "$OTHER"; do
 	ok "user $u: $(id "$u")"
 done

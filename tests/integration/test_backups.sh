@@ -207,13 +207,8 @@ ok "retire --dry-run leaves the retained file"
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
 	READER=carotate-treader
 	READ_GROUP=carotate-t
-	getent group "$READ_GROUP" >/dev/null || groupadd --system "$READ_GROUP"
-	if ! getent passwd "$READER" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --groups "$READ_GROUP" "$READER"
-	else
-		usermod --append --groups "$READ_GROUP" "$READER"
-	fi
+	t_group "$READ_GROUP"
+	t_user "$READER" "$READ_GROUP"
 	chgrp "$READ_GROUP" "$SOCK"
 	mkdir -m 0755 "$T/bin"
 	cp "$CAROTATECTL" "$T/bin/carotatectl"

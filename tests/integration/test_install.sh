@@ -18,15 +18,8 @@ READER=carotate-treader
 AUTHZ=0
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null && command -v useradd >/dev/null; then
 	AUTHZ=1
-	for g in "$READ_GROUP" "$ADMIN_GRP"; do
-		getent group "$g" >/dev/null || groupadd --system "$g"
-	done
-	if ! getent passwd "$READER" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --groups "$READ_GROUP" "$READER"
-	else
-		usermod --append --groups "$READ_GROUP" "$READER"
-	fi
+	t_group "$READ_GROUP" "$ADMIN_GRP"
+	t_user "$READER" "$READ_GROUP"
 	case " $(id -nG "$READER") " in
 	*" $ADMIN_GRP "*) fail "$READER must not be in $ADMIN_GRP" "got: $(id -nG "$READER")" ;;
 	esac

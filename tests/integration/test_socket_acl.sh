@@ -20,14 +20,9 @@ ADMIN_GRP=carotate-t-admin
 ADMIN_ONLY=carotate-tadmonly
 OTHER=carotate-tother
 
-for g in "$READ_GROUP" "$ADMIN_GRP"; do
-	getent group "$g" >/dev/null || groupadd --system "$g"
-done
-for u in "$ADMIN_ONLY" "$OTHER"; do
-	getent passwd "$u" >/dev/null || useradd --system --user-group --no-create-home \
-		--home-dir /nonexistent --shell /usr/sbin/nologin "$u"
-done
-usermod --append --groups "$ADMIN_GRP" "$ADMIN_ONLY"
+t_group "$READ_GROUP" "$ADMIN_GRP"
+t_user "$ADMIN_ONLY" "$ADMIN_GRP"
+t_user "$OTHER"
 case " $(id -nG "$ADMIN_ONLY") " in
 *" $READ_GROUP "*) fail "$ADMIN_ONLY must not be in $READ_GROUP" "got: $(id -nG "$ADMIN_ONLY")" ;;
 esac
