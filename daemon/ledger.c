@@ -1032,6 +1032,16 @@ ledger_rollback(struct ledger *l)
 	l->batch_new = 0;
 }
 
+enum ledger_result
+ledger_end(struct ledger *l, enum ledger_result r)
+{
+	if (r == LEDGER_OK && ledger_commit(l) != 0)
+		return LEDGER_ERROR;
+	if (r != LEDGER_OK)
+		ledger_rollback(l);
+	return r;
+}
+
 int
 ledger_in_batch(const struct ledger *l)
 {

@@ -69,6 +69,9 @@ int ledger_set_target(struct ledger *, const char *staged_ca, const char *bundle
 int ledger_begin(struct ledger *);
 int ledger_commit(struct ledger *);
 void ledger_rollback(struct ledger *);
+/* Ends a transaction by the result of its write: commits on LEDGER_OK (LEDGER_ERROR when
+ * that fails), rolls back otherwise; returns the result. */
+enum ledger_result ledger_end(struct ledger *, enum ledger_result);
 /* 1 while a batch is open. */
 int ledger_in_batch(const struct ledger *);
 

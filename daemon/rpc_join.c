@@ -65,17 +65,6 @@ rpc_join_id_ok(const char *s)
 	return n == LEDGER_JOIN_ID_LEN && strspn(s, "0123456789abcdef") == n;
 }
 
-/* Runs one ledger write in a transaction of its own; LEDGER_ERROR when it cannot commit. */
-static enum ledger_result
-rpc_join_commit(struct ledger *l, enum ledger_result r)
-{
-	if (r == LEDGER_OK && ledger_commit(l) != 0)
-		return LEDGER_ERROR;
-	if (r != LEDGER_OK)
-		ledger_rollback(l);
-	return r;
-}
-
 void
 rpc_join_token_create(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
@@ -115,7 +104,7 @@ rpc_join_token_create(
 	j.expires_at = now + (int64_t)(q->ttl != 0 ? q->ttl : JOIN_DEFAULT_TTL);
 	snprintf(j.description, sizeof(j.description), "%s", q->description);
 	if (ledger_begin(l) == 0)
-		res = rpc_join_commit(l, ledger_join_create(l, &j));
+		res = ledger_end(l, ledger_join_create(l, &j));
 	if (res != LEDGER_OK) {
 		OPENSSL_cleanse(token, sizeof(token));
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
@@ -172,7 +161,7 @@ rpc_join_token_revoke(
 		return;
 	}
 	if (ledger_begin(l) == 0)
-		res = rpc_join_commit(l, ledger_join_revoke(l, id));
+		res = ledger_end(l, ledger_join_revoke(l, id));
 	if (res == LEDGER_NOT_FOUND) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no join token %s", id);
 		return;

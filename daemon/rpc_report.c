@@ -167,11 +167,8 @@ rpc_exclusion(
 		return;
 	}
 	if (ledger_begin(l) == 0) {
-		r = reason != NULL ? ledger_exclude(l, id, reason) : ledger_include(l, id);
-		if (r == LEDGER_OK && ledger_commit(l) != 0)
-			r = LEDGER_ERROR;
-		else if (r != LEDGER_OK)
-			ledger_rollback(l);
+		r = ledger_end(
+		    l, reason != NULL ? ledger_exclude(l, id, reason) : ledger_include(l, id));
 	}
 	if (r == LEDGER_UNKNOWN_AGENT) {
 		dispatch_error(
@@ -227,10 +224,7 @@ rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		} else
 			r = ledger_forget_unconfirmed(
 			    l, (int64_t)time(NULL) - (int64_t)q->older_than, &n);
-		if (r == LEDGER_OK && ledger_commit(l) != 0)
-			r = LEDGER_ERROR;
-		else if (r != LEDGER_OK)
-			ledger_rollback(l);
+		r = ledger_end(l, r);
 	}
 	if (r == LEDGER_UNKNOWN_AGENT) {
 		dispatch_error(
