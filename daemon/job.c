@@ -232,9 +232,7 @@ job_child_confine(const struct sandbox_ids *ids, pid_t parent)
 		return "no_new_privs";
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
 		return "parent death signal";
-	if (sandbox_filter_job() == -1)
-		return "system call filter";
-	return NULL;
+	return sandbox_filter_job() == -1 ? "system call filter" : NULL;
 }
 
 /*

@@ -32,7 +32,8 @@ int sandbox_drop_caps(void);
  * Installs the certificate jobs' filter: the system calls that parsing and
  * checking PEM, generating keys with OpenSSL and writing the result to a pipe
  * make, and nothing else; any other call kills the process (SIGSYS). Needs
- * no_new_privs. 0, or -1 (errno).
+ * no_new_privs. 0, 1 when not installed because valgrind runs us (it cannot
+ * run seccomp(2)), or -1 (errno).
  */
 int sandbox_filter_job(void);
 
