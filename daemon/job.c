@@ -232,7 +232,7 @@ job_child_confine(const struct sandbox_ids *ids, pid_t parent)
 		return "no_new_privs";
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
 		return "parent death signal";
-	return sandbox_filter_job() == -1 ? "system call filter" : NULL;
+	return sandbox_filter_job(ids) == -1 ? "system call filter" : NULL;
 }
 
 /*

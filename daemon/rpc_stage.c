@@ -293,6 +293,7 @@ stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeou
 		    err);
 		return -1;
 	}
+	ids.may_fork = !op->install;
 	if (job_fork_confined(ctx->cd->base, op->call, fn, op, &ids, timeout, STAGE_MAX_MATERIAL,
 	        stage_job_done, op) == NULL) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",

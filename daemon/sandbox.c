@@ -63,6 +63,14 @@ static const int sandbox_job_calls[] = {
 #endif
 };
 
+/* generate's RSA keys: the server's is made by a forked helper meanwhile (pki.c). */
+static const int sandbox_job_fork_calls[] = {
+	SCMP_SYS(pipe2),
+	SCMP_SYS(clone),
+	SCMP_SYS(wait4),
+	SCMP_SYS(set_robust_list),
+};
+
 int
 sandbox_ids(const char *user, int privileged, struct sandbox_ids *ids, char *err, size_t errlen)
 {
@@ -139,7 +147,7 @@ sandbox_drop_caps(void)
 }
 
 int
-sandbox_filter_job(void)
+sandbox_filter_job(const struct sandbox_ids *ids)
 {
 	scmp_filter_ctx ctx;
 	size_t i;
@@ -154,6 +162,9 @@ sandbox_filter_job(void)
 	}
 	for (i = 0; i < sizeof(sandbox_job_calls) / sizeof(sandbox_job_calls[0]); i++)
 		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_job_calls[i], 0)) < 0)
+			goto fail;
+	for (i = 0; ids->may_fork && i < sizeof(sandbox_job_fork_calls) / sizeof(int); i++)
+		if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_job_fork_calls[i], 0)) < 0)
 			goto fail;
 	if ((r = seccomp_load(ctx)) < 0)
 		goto fail;

@@ -14,6 +14,7 @@ struct sandbox_ids {
 	int drop;
 	uid_t uid;
 	gid_t gid;
+	int may_fork; /* a certificate job that forks a helper (generate's second RSA key) */
 };
 
 /*
@@ -32,9 +33,11 @@ int sandbox_drop_caps(void);
  * Installs the certificate jobs' filter: the system calls that parsing and
  * checking PEM, generating keys with OpenSSL and writing the result to a pipe
  * make, and nothing else; any other call kills the process (SIGSYS). Needs
- * no_new_privs. 0, 1 when not installed because valgrind runs us (it cannot
+ * no_new_privs. With ids->may_fork, also what a fork, a pipe and the wait for
+ * the helper take (the helper inherits the filter, and nothing may exec).
+ * 0, 1 when not installed because valgrind runs us (it cannot
  * run seccomp(2)), or -1 (errno).
  */
-int sandbox_filter_job(void);
+int sandbox_filter_job(const struct sandbox_ids *);
 
 #endif
