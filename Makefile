@@ -56,7 +56,7 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 	       $(O)/common/clock.o $(O)/common/backupid.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
-	       $(O)/daemon/ssldir.o $(O)/daemon/job.o \
+	       $(O)/daemon/ssldir.o $(O)/daemon/job.o $(O)/daemon/sandbox.o \
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
 	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_join.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
@@ -154,7 +154,7 @@ test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
-test_job_objs      := $(O)/daemon/job.o
+test_job_objs      := $(O)/daemon/job.o $(O)/daemon/sandbox.o
 test_ledger_objs   := $(O)/daemon/ledger.o
 test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(O)/daemon/pki.o
 test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
@@ -163,7 +163,7 @@ test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldi
 		      $(O)/daemon/fsx.o $(O)/daemon/pki.o
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/unixsock.o \
-		      $(O)/daemon/job.o $(O)/gen/internal.pb-c.o
+		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
 # Mutated requests through the real control connection: the whole daemon, and a role the
 # test picks (acl_role wrapped) since root is always admin.

@@ -1,10 +1,19 @@
 #include "fault.h"
 
 #ifdef CAROTATE_FAULTS
+#include <linux/futex.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#define FAULT_PAUSE_S 3
+
+static int fault_named(const char *, const char *);
 
 void
 fault_point(const char *name)
@@ -19,6 +28,41 @@ fault_point(const char *name)
 		}
 		kill(getpid(), SIGKILL);
 	}
+}
+
+static int
+fault_named(const char *var, const char *name)
+{
+	const char *v = getenv(var);
+
+	return v != NULL && strcmp(v, name) == 0;
+}
+
+void
+fault_confined(const char *name)
+{
+	struct timespec ts = { FAULT_PAUSE_S, 0 };
+	int word = 0;
+
+	/* A wait on a word nobody wakes: only the time limit ends it. */
+	if (fault_named("CAROTATE_JOB_PAUSE", name))
+		syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+	if (fault_named("CAROTATE_JOB_FORBIDDEN", name) && socket(AF_INET, SOCK_STREAM, 0) != -1) {
+		static const char msg[] = "fault_confined: socket(2) was allowed\n";
+
+		if (write(2, msg, sizeof(msg) - 1) < 0) {
+			/* the test sees the job go on instead of dying */
+		}
+	}
+}
+
+void
+fault_confined_spent(const char *name)
+{
+	if (fault_named("CAROTATE_JOB_PAUSE", name))
+		unsetenv("CAROTATE_JOB_PAUSE");
+	if (fault_named("CAROTATE_JOB_FORBIDDEN", name))
+		unsetenv("CAROTATE_JOB_FORBIDDEN");
 }
 #else
 /* ISO C wants at least one declaration in a translation unit. */

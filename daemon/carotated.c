@@ -27,6 +27,7 @@
 #include "job.h"
 #include "log.h"
 #include "notify.h"
+#include "pki.h"
 #include "privs.h"
 #include "proxy.h"
 #include "ssldir.h"
@@ -61,11 +62,22 @@ carotated_usage(FILE *fp, int status)
 	exit(status);
 }
 
-/* Descriptors 0-2 stay open (on /dev/null), so no file we open can become stderr. */
+/*
+ * Whatever started us may have left descriptors open (a shell's `exec 9<`, a
+ * careless service manager or package script): they would reach every child
+ * and let it read or write what we never meant to hand out. All of them
+ * close, from 3 up; carotated takes no sockets from its service manager
+ * (no LISTEN_FDS socket activation), so none is ours yet. Descriptors 0-2
+ * stay open (on /dev/null), so no file we open can become stderr.
+ */
 static void
 carotated_stdio(void)
 {
 	int fd;
+
+	/* Linux 5.9 and later, as the agent worker's start needs too. */
+	if (close_range(3, ~0U, 0) == -1)
+		fatal("close_range");
 
 	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
 		;
@@ -297,6 +309,7 @@ main(int argc, char *argv[])
 	/* The agent worker is this binary re-executed: a clean image, none of our memory. */
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
+	carotated_stdio();
 
 	while ((ch = getopt_long(argc, argv, "c:dfhV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -324,7 +337,6 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		carotated_usage(stderr, 1);
 
-	carotated_stdio();
 	log_init(1, debug, "carotated");
 	notify_init();
 	if ((cd.conf = config_load(cd.conf_path, err, sizeof(err))) == NULL) {
@@ -337,6 +349,8 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	cd.privileged = geteuid() == 0;
+	if (pki_init() == -1)
+		fatalx("cannot initialise OpenSSL");
 	signal(SIGPIPE, SIG_IGN);
 	carotated_nofile();
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||

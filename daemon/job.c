@@ -18,13 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "fault.h"
 #include "job.h"
 #include "log.h"
+#include "sandbox.h"
 #include "xmalloc.h"
+
+#define JOB_CHILD_FD 3 /* a function child's pipe */
+#define JOB_PATH     "/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct job {
 	LIST_ENTRY(job) entry;
@@ -32,7 +38,8 @@ struct job {
 	pid_t pid;
 	int pidfd;
 	int outfd;
-	int exec; /* output is a tail to keep, not a result that must fit */
+	int exec;     /* output is a tail to keep, not a result that must fit */
+	int confined; /* under the system call filter: SIGSYS is the filter's */
 	struct event *ev_out;
 	struct event *ev_exit;
 	struct event *ev_timer;
@@ -55,6 +62,12 @@ static struct job *job_new(const char *, unsigned, size_t, job_done_fn, void *);
 static int job_watch(struct job *, struct event_base *, pid_t, int);
 static void job_child_setup(void);
 static void job_child_nofile(void);
+struct job_child;
+static int job_child_fds(int);
+static const char *job_child_confine(const struct sandbox_ids *, pid_t);
+static void job_child_function(const struct job_child *, int, pid_t) __attribute__((noreturn));
+static void job_child_exec(const struct job_child *, int) __attribute__((noreturn));
+static void job_child_run(const struct job_child *, int, pid_t) __attribute__((noreturn));
 static void job_read(evutil_socket_t, short, void *);
 static void job_exited(evutil_socket_t, short, void *);
 static void job_timeout(evutil_socket_t, short, void *);
@@ -171,35 +184,119 @@ job_watch(struct job *job, struct event_base *base, pid_t pid, int outfd)
 
 /* What a new child runs: a function, or a program. Never returns. */
 struct job_child {
+	const char *name;
 	job_fn fn;
 	void *arg;
 	char *const *argv;
+	const struct sandbox_ids *ids; /* a confined function child */
 };
 
-static void __attribute__((noreturn)) job_child_run(const struct job_child *c, int fd, pid_t parent)
+/*
+ * The child's pipe moves to 3 and every other descriptor but stdio closes:
+ * nothing of the daemon's (ledger, sockets, the SSL directory) stays within
+ * reach of the child. Syslog's socket goes first, so that the number it
+ * keeps never names another file; a later log line reopens it. The pipe's
+ * new number, or -1.
+ */
+static int
+job_child_fds(int fd)
 {
+	closelog();
+	if (fd != JOB_CHILD_FD && dup2(fd, JOB_CHILD_FD) == -1)
+		return -1;
+	if (close_range(JOB_CHILD_FD + 1, ~0U, 0) == -1)
+		return -1;
+	return JOB_CHILD_FD;
+}
+
+/*
+ * The steps that confine a child handling hostile input, in the order the
+ * kernel needs: the bounding set (while CAP_SETPCAP is still held), the user
+ * change (which clears the parent death signal and may make the process
+ * dumpable again), capabilities, no core and no ptrace
+ * by the agents' user (the agent worker runs as it too), no_new_privs (which
+ * the filter needs), the parent death signal, then the filter. The name of
+ * the step that failed, or NULL.
+ */
+static const char *
+job_child_confine(const struct sandbox_ids *ids, pid_t parent)
+{
+	sandbox_drop_bounding();
+	if (ids->drop && sandbox_setuser(ids) == -1)
+		return "user change";
+	if (sandbox_drop_caps() == -1)
+		return "capabilities";
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		return "dumpable";
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return "no_new_privs";
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
+		return "parent death signal";
+	return sandbox_filter_job(ids) == -1 ? "system call filter" : NULL;
+}
+
+/*
+ * A function child works for the daemon only: it dies with it (so that a
+ * restart after a crash finds the sockets free), holds only its pipe, and
+ * has no capability; a confined one more (job_child_confine).
+ */
+static void __attribute__((noreturn))
+job_child_function(const struct job_child *c, int fd, pid_t parent)
+{
+	const char *step = NULL;
+
+	prctl(PR_SET_NAME, "carotated-job", 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
+		_exit(127);
+	if ((fd = job_child_fds(fd)) == -1)
+		step = "descriptors";
+	else if (c->ids != NULL)
+		step = job_child_confine(c->ids, parent);
+	else if (sandbox_drop_caps() == -1)
+		step = "capabilities";
+	if (step != NULL) {
+		log_warn("job %s: %s", c->name, step);
+		_exit(127);
+	}
+	if (c->ids != NULL)
+		fault_confined(c->name);
+	_exit(c->fn(c->arg, fd));
+}
+
+/*
+ * A program gets stdio and nothing else, no capability and only PATH and
+ * LANG: not the ledger, the listeners or $NOTIFY_SOCKET. It runs as our uid,
+ * which is all `systemctl reload` (root on systemd's private socket) and
+ * `nginx -s reload` (a signal to root's master) need.
+ */
+static void __attribute__((noreturn)) job_child_exec(const struct job_child *c, int fd)
+{
+	char *envp[] = { (char *)"PATH=" JOB_PATH, (char *)"LANG=C", NULL };
 	int null;
 
-	job_child_setup();
-	if (c->argv == NULL) {
-		/*
-		 * A function child works for the daemon only and holds its
-		 * descriptors (the listening sockets among them): it dies with it,
-		 * so that a restart after a crash finds the sockets free.
-		 */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
-			_exit(127);
-		_exit(c->fn(c->arg, fd));
-	}
 	/* Its own process group, so that whatever it leaves behind can be killed with it. */
 	setpgid(0, 0);
 	job_child_nofile();
-	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1 ||
-	    dup2(fd, 1) == -1 || dup2(fd, 2) == -1)
+	closelog();
+	if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1 || dup2(null, 0) == -1 ||
+	    dup2(fd, 1) == -1 || dup2(fd, 2) == -1 || close_range(3, ~0U, 0) == -1)
 		_exit(127);
-	execv(c->argv[0], c->argv);
+	sandbox_drop_bounding();
+	if (sandbox_drop_caps() == -1) {
+		dprintf(2, "cannot drop the capabilities of %s: %s\n", c->argv[0], strerror(errno));
+		_exit(127);
+	}
+	execve(c->argv[0], c->argv, envp);
 	dprintf(2, "cannot run %s: %s\n", c->argv[0], strerror(errno));
 	_exit(127);
+}
+
+static void __attribute__((noreturn)) job_child_run(const struct job_child *c, int fd, pid_t parent)
+{
+	job_child_setup();
+	if (c->argv == NULL)
+		job_child_function(c, fd, parent);
+	job_child_exec(c, fd);
 }
 
 /* Forks the child with a pipe for its output and hands it to the event loop. */
@@ -252,16 +349,30 @@ struct job *
 job_fork(struct event_base *base, const char *name, job_fn fn, void *arg, unsigned timeout_ms,
     size_t max_out, job_done_fn done, void *done_arg)
 {
-	struct job_child c = { fn, arg, NULL };
+	struct job_child c = { name, fn, arg, NULL, NULL };
 
 	return job_spawn(base, name, &c, timeout_ms, max_out, done, done_arg);
+}
+
+struct job *
+job_fork_confined(struct event_base *base, const char *name, job_fn fn, void *arg,
+    const struct sandbox_ids *ids, unsigned timeout_ms, size_t max_out, job_done_fn done,
+    void *done_arg)
+{
+	struct job_child c = { name, fn, arg, NULL, ids };
+	struct job *job;
+
+	if ((job = job_spawn(base, name, &c, timeout_ms, max_out, done, done_arg)) != NULL)
+		job->confined = 1;
+	fault_confined_spent(name);
+	return job;
 }
 
 struct job *
 job_exec(struct event_base *base, char *const argv[], unsigned timeout_ms, size_t max_out,
     job_done_fn done, void *done_arg)
 {
-	struct job_child c = { NULL, NULL, argv };
+	struct job_child c = { argv[0], NULL, NULL, argv, NULL };
 
 	return job_spawn(base, argv[0], &c, timeout_ms, max_out, done, done_arg);
 }
@@ -379,6 +490,12 @@ job_signal(const struct job *job)
 }
 
 int
+job_filtered(const struct job *job)
+{
+	return job->confined && job_signal(job) == SIGSYS;
+}
+
+int
 job_timed_out(const struct job *job)
 {
 	return job->timed_out;
@@ -397,6 +514,8 @@ job_describe(const struct job *job, char *buf, size_t len)
 		snprintf(buf, len, "timed out after %u s", (job->timeout_ms + 999) / 1000);
 	else if (job->overflowed)
 		snprintf(buf, len, "killed: output over %zu bytes", job->max_out);
+	else if (job_filtered(job))
+		snprintf(buf, len, "killed by its syscall filter (signal %d)", SIGSYS);
 	else if (WIFSIGNALED(job->status))
 		snprintf(buf, len, "killed by signal %d", WTERMSIG(job->status));
 	else

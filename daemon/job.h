@@ -7,6 +7,7 @@
 
 struct event_base;
 struct job;
+struct sandbox_ids;
 
 typedef void (*job_done_fn)(struct job *, void *arg);
 /* Runs in the child; writes its result to fd; returns the child's exit status. */
@@ -20,8 +21,20 @@ typedef int (*job_fn)(void *arg, int fd);
 struct job *job_fork(struct event_base *, const char *name, job_fn, void *arg, unsigned timeout_ms,
     size_t max_out, job_done_fn, void *done_arg);
 /*
+ * job_fork for a child that handles hostile input: it runs as ids (when
+ * ids->drop), with no capability, no_new_privs, no descriptor but stdio and
+ * its pipe, not dumpable, under sandbox_filter_job. A call outside the filter
+ * kills it with SIGSYS (job_filtered). A child whose confinement fails exits
+ * 127 before fn runs.
+ */
+struct job *job_fork_confined(struct event_base *, const char *name, job_fn, void *arg,
+    const struct sandbox_ids *ids, unsigned timeout_ms, size_t max_out, job_done_fn,
+    void *done_arg);
+/*
  * Runs argv (no shell) in its own process group with stdin on /dev/null and
- * stdout and stderr collected (the last max_out bytes kept).
+ * stdout and stderr collected (the last max_out bytes kept), no other
+ * descriptor, no capability (still as our uid: root may signal root's
+ * processes without one) and only PATH and LANG in its environment.
  */
 struct job *job_exec(struct event_base *, char *const argv[], unsigned timeout_ms, size_t max_out,
     job_done_fn, void *done_arg);
@@ -35,9 +48,14 @@ const unsigned char *job_output(const struct job *, size_t *len);
 /* Exit status, or -1 when killed by a signal or at the time limit. */
 int job_exit_status(const struct job *);
 int job_signal(const struct job *); /* the signal that ended it, or 0 */
+/* A confined job killed by its system call filter (SIGSYS). */
+int job_filtered(const struct job *);
 int job_timed_out(const struct job *);
 int job_overflowed(const struct job *); /* job_fork: the output exceeded max_out */
-/* "exited 0", "exited 3", "killed by signal 11", "timed out after 30 s". */
+/*
+ * "exited 0", "exited 3", "killed by signal 11", "killed by its syscall
+ * filter (signal 31)", "timed out after 30 s".
+ */
 const char *job_describe(const struct job *, char *buf, size_t len);
 /* Frees a finished job (call from or after the done callback). */
 void job_free(struct job *);

@@ -275,6 +275,17 @@ STACK_OF(X509) * pki_certs_from_pem(const uint8_t *buf, size_t len, char *err, s
 	return certs;
 }
 
+int
+pki_init(void)
+{
+	uint64_t opts = OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
+	                OPENSSL_INIT_ADD_ALL_DIGESTS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS;
+
+	/* strftime(3) calls tzset(), which reads /etc/localtime unless it already has. */
+	tzset();
+	return OPENSSL_init_crypto(opts, NULL) == 1 ? 0 : -1;
+}
+
 void
 pki_cert_sha256(X509 *x, char out[PKI_SHA256_HEX])
 {

@@ -14,6 +14,13 @@
 
 /* Every certificate in a PEM buffer, in order; NULL (err filled) when none parses. */
 STACK_OF(X509) * pki_certs_from_pem(const uint8_t *, size_t, char *err, size_t errlen);
+/*
+ * Loads OpenSSL's configuration (openssl.cnf), its algorithms and the time
+ * zone once, in the parent: the certificate jobs it forks run under a filter
+ * that opens no file.
+ * 0, or -1 when OpenSSL could not initialise.
+ */
+int pki_init(void);
 /* SHA-256 of the DER, lower-case hex. */
 void pki_cert_sha256(X509 *, char out[PKI_SHA256_HEX]);
 /* notAfter / notBefore as seconds since the epoch; -1 when unrepresentable. */

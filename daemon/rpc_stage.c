@@ -30,6 +30,7 @@
 #include "log.h"
 #include "pki.h"
 #include "proxy.h"
+#include "sandbox.h"
 #include "ssldir.h"
 #include "xmalloc.h"
 
@@ -270,13 +271,31 @@ stage_child_install(void *arg, int fd)
 	return r;
 }
 
+/*
+ * The job runs confined (job_fork_confined): as [agents] user when we are
+ * root, with no capability and only its pipe, under the system call filter.
+ * It holds no more than its result: a generated CA key goes back to us
+ * through the pipe, and we write it to the state directory.
+ */
 static int
 stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeout,
     Carotate__V1__Response *reply)
 {
+	struct sandbox_ids ids;
+	char err[256];
+
 	op->cd = ctx->cd;
-	if (job_fork(ctx->cd->base, op->call, fn, op, timeout, STAGE_MAX_MATERIAL, stage_job_done,
-	        op) == NULL) {
+	if (sandbox_ids(ctx->cd->conf->agents_user, ctx->cd->privileged, &ids, err, sizeof(err)) ==
+	    -1) {
+		log_warnx("%s: %s: certificate jobs run as that user", op->call, err);
+		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "cannot start the %s job: %s (certificate jobs run as [agents] user)", op->call,
+		    err);
+		return -1;
+	}
+	ids.may_fork = !op->install;
+	if (job_fork_confined(ctx->cd->base, op->call, fn, op, &ids, timeout, STAGE_MAX_MATERIAL,
+	        stage_job_done, op) == NULL) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
 		    op->call, strerror(errno));
 		return -1;
@@ -456,8 +475,16 @@ stage_job_done(struct job *job, void *arg)
 	size_t len, i;
 
 	out = job_output(job, &len);
-	if (job_exit_status(job) != 0 ||
-	    (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
+	if (job_filtered(job)) {
+		/* A parser bug, or input built to exploit one: the job died alone. */
+		log_warnx("%s: certificate job %s: it made a system call outside its allow-list",
+		    op->call, job_describe(job, why, sizeof(why)));
+		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "the certificate job was killed by its syscall filter (signal %d); nothing was "
+		    "staged",
+		    job_signal(job));
+	} else if (job_exit_status(job) != 0 ||
+	           (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
 		log_warnx("%s: certificate job %s", op->call, job_describe(job, why, sizeof(why)));
 		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "the certificate job failed (%s)",
 		    job_describe(job, why, sizeof(why)));

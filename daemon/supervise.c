@@ -12,18 +12,14 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-
-#include <linux/capability.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +37,7 @@
 #include "config.h"
 #include "job.h"
 #include "log.h"
+#include "sandbox.h"
 #include "unixsock.h"
 #include "supervise.h"
 #include "wire.h"
@@ -69,13 +66,6 @@ struct supervise_socket {
 	int fd;
 	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
 	ino_t ino;
-};
-
-/* Whom the worker runs as; drop is 0 when we are not root. */
-struct supervise_ids {
-	int drop;
-	uid_t uid;
-	gid_t gid;
 };
 
 struct supervise {
@@ -115,17 +105,14 @@ static int supervise_bind_one(
     struct supervise_socket *, const char *, const struct group *, char *, size_t);
 static void supervise_unbind(struct supervise_socket *);
 static void supervise_unbind_all(void);
-static int supervise_ids(const struct supervise *, struct supervise_ids *);
+static int supervise_ids(const struct supervise *, struct sandbox_ids *);
 static void supervise_spawn(struct supervise *);
 static void supervise_watch(struct supervise *, pid_t, int, struct event *, int);
-static void supervise_child(const struct supervise *, int, const struct supervise_ids *, pid_t)
+static void supervise_child(const struct supervise *, int, const struct sandbox_ids *, pid_t)
     __attribute__((noreturn));
 static const char *supervise_child_setup(
-    const struct supervise *, int, const struct supervise_ids *);
+    const struct supervise *, int, const struct sandbox_ids *);
 static int supervise_child_fds(const struct supervise *, int);
-static void supervise_child_bounding(void);
-static int supervise_child_drop(const struct supervise_ids *);
-static int supervise_child_caps(void);
 static void supervise_child_env(char **, size_t);
 static void supervise_restart(evutil_socket_t, short, void *);
 static void supervise_schedule(struct supervise *);
@@ -264,33 +251,23 @@ supervise_site(const struct supervise *sv)
 
 /* Read at every start, so that a reloaded configuration applies to the next worker. */
 static int
-supervise_ids(const struct supervise *sv, struct supervise_ids *ids)
+supervise_ids(const struct supervise *sv, struct sandbox_ids *ids)
 {
-	const char *user = sv->cd->conf->agents_user;
-	struct passwd *pw;
+	char err[256];
 
-	memset(ids, 0, sizeof(*ids));
-	if (!sv->cd->privileged)
-		return 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		log_warnx("agents user %s does not exist; the agent endpoints stay down", user);
-		return -1;
-	}
-	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+	if (sandbox_ids(sv->cd->conf->agents_user, sv->cd->privileged, ids, err, sizeof(err)) ==
+	    -1) {
 		log_warnx(
-		    "agents user %s has uid or gid 0; the agent worker never runs as root", user);
+		    "%s; the agent endpoints stay down (the agent worker never runs as root)", err);
 		return -1;
 	}
-	ids->drop = 1;
-	ids->uid = pw->pw_uid;
-	ids->gid = pw->pw_gid;
 	return 0;
 }
 
 static void
 supervise_spawn(struct supervise *sv)
 {
-	struct supervise_ids ids;
+	struct sandbox_ids ids;
 	pid_t parent = getpid(), pid;
 	struct event *ev_exit;
 	int sp[2], pidfd;
@@ -356,7 +333,7 @@ supervise_watch(struct supervise *sv, pid_t pid, int pidfd, struct event *ev_exi
  * stderr, as the parent logs) and end the child; the parent restarts it.
  */
 static void
-supervise_child(const struct supervise *sv, int chan, const struct supervise_ids *ids, pid_t parent)
+supervise_child(const struct supervise *sv, int chan, const struct sandbox_ids *ids, pid_t parent)
 {
 	char *argv[] = { (char *)"carotated", (char *)"--worker", (char *)sv->sock->site, NULL,
 		NULL, NULL };
@@ -392,14 +369,15 @@ supervise_child(const struct supervise *sv, int chan, const struct supervise_ids
 
 /* The steps in order; the name of the one that failed, or NULL. */
 static const char *
-supervise_child_setup(const struct supervise *sv, int chan, const struct supervise_ids *ids)
+supervise_child_setup(const struct supervise *sv, int chan, const struct sandbox_ids *ids)
 {
 	if (supervise_child_fds(sv, chan) == -1)
 		return "descriptors";
-	supervise_child_bounding();
-	if (ids->drop && supervise_child_drop(ids) == -1)
+	/* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
+	sandbox_drop_bounding();
+	if (ids->drop && sandbox_setuser(ids) == -1)
 		return "user change";
-	if (supervise_child_caps() == -1)
+	if (sandbox_drop_caps() == -1)
 		return "capabilities";
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		return "no_new_privs";
@@ -435,60 +413,6 @@ supervise_child_fds(const struct supervise *sv, int chan)
 			close(fd);
 	}
 	return close_range(WORKER_FD_EXE + 1, ~0U, 0);
-}
-
-/* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
-static void
-supervise_child_bounding(void)
-{
-	int cap;
-
-	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-}
-
-/* Groups, then gid, then uid; read back, and make sure there is no way back to root. */
-static int
-supervise_child_drop(const struct supervise_ids *ids)
-{
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (setgroups(0, NULL) == -1 || setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
-	    setresuid(ids->uid, ids->uid, ids->uid) == -1)
-		return -1;
-	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
-	    getgroups(0, NULL) != 0 || ru != ids->uid || eu != ids->uid || su != ids->uid ||
-	    rg != ids->gid || eg != ids->gid || sg != ids->gid) {
-		errno = EPERM;
-		return -1;
-	}
-	if (setuid(0) != -1 || setgid(0) != -1) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
-
-/* None, whatever securebits the parent set: cleared explicitly and read back. */
-static int
-supervise_child_caps(void)
-{
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-	int i;
-
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capset, &hdr, data) == -1 || syscall(SYS_capget, &hdr, data) == -1)
-		return -1;
-	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
-		if (data[i].effective != 0 || data[i].permitted != 0 || data[i].inheritable != 0) {
-			errno = EPERM;
-			return -1;
-		}
-	}
-	return 0;
 }
 
 /* An empty environment; sanitizer builds keep their options, for the tests. */

@@ -3,6 +3,10 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +15,16 @@
 #include <event2/event.h>
 
 #include "job.h"
+#include "sandbox.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 struct outcome {
 	int done;
@@ -18,6 +32,7 @@ struct outcome {
 	int timed_out;
 	int overflowed;
 	int sig;
+	int filtered;
 	char out[8192];
 	size_t len;
 };
@@ -33,6 +48,7 @@ collect(struct job *job, void *arg)
 	o->timed_out = job_timed_out(job);
 	o->overflowed = job_overflowed(job);
 	o->sig = job_signal(job);
+	o->filtered = job_filtered(job);
 	p = job_output(job, &o->len);
 	if (o->len > sizeof(o->out) - 1)
 		o->len = sizeof(o->out) - 1;
@@ -172,6 +188,113 @@ test_fork_crash(void **state)
 	event_base_free(base);
 }
 
+/*
+ * Repro: a descriptor the daemon holds without O_CLOEXEC (one it inherited,
+ * say) and the /dev/null job_child_run opened for stdin both reached the
+ * reload command. Now: stdin on /dev/null, stdout and stderr on the pipe, and
+ * nothing else (ls's own directory descriptor aside).
+ */
+static void
+test_exec_descriptors(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"ls -l /proc/self/fd", NULL };
+	struct outcome o = { 0 };
+	int held = open("/dev/null", O_RDONLY), nulls = 0;
+	const char *p;
+
+	assert_true(held > 2);
+	assert_non_null(job_exec(base, argv, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	for (p = o.out; (p = strstr(p, "/dev/null")) != NULL; p++)
+		nulls++;
+	assert_int_equal(nulls, 1); /* stdin only */
+	close(held);
+	event_base_free(base);
+}
+
+/* Repro: the reload command saw the daemon's whole environment. Now PATH and LANG only. */
+static void
+test_exec_environment(void **state)
+{
+	struct event_base *base = event_base_new();
+	char *argv[] = { (char *)"/usr/bin/env", NULL };
+	struct outcome o = { 0 };
+
+	setenv("CAROTATE_TEST_SECRET", "x", 1);
+	assert_non_null(job_exec(base, argv, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_string_equal(o.out, "PATH=/usr/sbin:/usr/bin:/sbin:/bin\nLANG=C\n");
+	unsetenv("CAROTATE_TEST_SECRET");
+	event_base_free(base);
+}
+
+static int held_fd = -1;
+
+/* Writes "open" when the descriptor the parent holds is still open here. */
+static int
+child_probes_fd(void *arg, int fd)
+{
+	const char *r = fcntl(held_fd, F_GETFD) == -1 ? "closed" : "open";
+
+	return write(fd, r, strlen(r)) == (ssize_t)strlen(r) ? 0 : 1;
+}
+
+/* Repro: a function child held every descriptor of the daemon. Now its pipe only. */
+static void
+test_fork_descriptors(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+
+	held_fd = open("/dev/null", O_RDONLY);
+	assert_true(held_fd > 2);
+	assert_non_null(job_fork(base, "t", child_probes_fd, NULL, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_string_equal(o.out, "closed");
+	close(held_fd);
+	event_base_free(base);
+}
+
+/* A confined child may write its result, but not open a socket: SIGSYS kills it. */
+static int
+child_opens_socket(void *arg, int fd)
+{
+	if (write(fd, "x", 1) != 1)
+		return 1;
+	socket(AF_INET, SOCK_STREAM, 0);
+	return 0;
+}
+
+static void
+test_fork_confined_filter(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct sandbox_ids none = { 0 };
+	struct outcome o = { 0 }, good = { 0 };
+	size_t n = 10;
+
+	if (RUNNING_ON_VALGRIND)
+		skip(); /* no filter under valgrind (sandbox.h) */
+
+	assert_non_null(
+	    job_fork_confined(base, "t", child_opens_socket, NULL, &none, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.sig, SIGSYS);
+	assert_true(o.filtered);
+	assert_int_equal(o.len, 1);
+	assert_non_null(
+	    job_fork_confined(base, "t", child_writes, &n, &none, 5000, 4096, collect, &good));
+	run_loop(base, &good);
+	assert_int_equal(good.status, 0);
+	assert_int_equal(good.len, 10);
+	assert_false(good.filtered);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -183,6 +306,10 @@ main(void)
 		cmocka_unit_test(test_fork_result),
 		cmocka_unit_test(test_fork_overflow),
 		cmocka_unit_test(test_fork_crash),
+		cmocka_unit_test(test_exec_descriptors),
+		cmocka_unit_test(test_exec_environment),
+		cmocka_unit_test(test_fork_descriptors),
+		cmocka_unit_test(test_fork_confined_filter),
 	};
 
 	return cmocka_run_group_tests_name("job", tests, NULL, NULL);
