@@ -110,8 +110,7 @@ static void supervise_spawn(struct supervise *);
 static void supervise_watch(struct supervise *, pid_t, int, struct event *, int);
 static void supervise_child(const struct supervise *, int, const struct sandbox_ids *, pid_t)
     __attribute__((noreturn));
-static const char *supervise_child_setup(
-    const struct supervise *, int, const struct sandbox_ids *);
+static const char *supervise_child_setup(const struct supervise *, int, const struct sandbox_ids *);
 static int supervise_child_fds(const struct supervise *, int);
 static void supervise_child_env(char **, size_t);
 static void supervise_restart(evutil_socket_t, short, void *);
