@@ -1,4 +1,5 @@
 #!/bin/bash
+# timeout: 480 (every N of three operations, each a reload and a TLS check)
 # generate, rotate and restore under injected I/O faults, with real nginx (tests/faultinj/):
 # the daemon runs with libfailio.so preloaded, which fails exactly the Nth file-system call
 # under the SSL and state directories. For each operation, N = 1, 2, ... until the operation

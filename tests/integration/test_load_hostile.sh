@@ -131,7 +131,7 @@ ctl discard >/dev/null
 ctl generate >/dev/null
 assert_eq 256 "$(cat "$T/reload-nofile")" "the reload command ran with the soft limit the daemon was given"
 wait_until 5000 worker_up || fail "no agent worker"
-"$AGENTLOAD" -s "$RUN_DIR/agent.sock" -k "$LINKING_KEY" -n "$AGENTS" -t 30 --checkin 4 --rounds 2 \
+"$AGENTLOAD" -s "$RUN_DIR/agent.sock" -k "$LINKING_KEY" -n "$AGENTS" --tokens "$T/agents.tokens" -t 30 --checkin 4 --rounds 2 \
 	>"$T/ack.out" || fail "agentload could not link $AGENTS agents" "$(cat "$T/ack.out")"
 ctl --json status | jsave "$T/status.json"
 ctl --json report | jsave "$T/report.json"
@@ -257,7 +257,7 @@ wait_until 5000 worker_up || fail "no agent worker"
 WPID=$(worker_pid)
 W_FDS=$(fds "$WPID")
 agentrun() {
-	"$AGENTLOAD" -s "$RUN_DIR/agent.sock" -k "$LINKING_KEY" -n "$AGENTS" -e "etag=$BUNDLE_ID" \
+	"$AGENTLOAD" -s "$RUN_DIR/agent.sock" -k "$LINKING_KEY" -n "$AGENTS" --tokens "$T/agents.tokens" -e "etag=$BUNDLE_ID" \
 		-e certs=2 -p "worker=$WPID" -p "daemon=$DAEMON_PID" "$@"
 }
 agentrun -t 4 --checkin "$CHECKINS" --slowloris "$AGENT_HOSTILE" --body "$AGENT_HOSTILE" \

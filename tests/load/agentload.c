@@ -3,13 +3,16 @@
  * socket (the worker's listener, HTTP over AF_UNIX, no TLS), from one process
  * and one epoll loop. Prints figures as key=value lines; asserts nothing.
  *
- *   agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]
+ *   agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS] [--tokens FILE]
  *             [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]
  *             [--idle N] [--noread N] [--drip-interval MS] [-e etag=HEX] [-e certs=N]
  *             [-p [NAME=]PID]...
  *
  * First links -n agents (default 1000; their tokens stay in memory), then
- * runs for -t seconds:
+ * runs for -t seconds. With --tokens FILE, agents keep their tokens across
+ * runs as real agents do (the daemon refuses a second link of an id): the
+ * first run links and writes "id token" lines to FILE, later runs read them
+ * and link nothing (give them -e etag).
  *  checkin    N clients, each one check-in at a time, round-robin over the
  *             agents, a new connection each (as nginx connects upstream) or
  *             kept alive; 7 in 8 present the bundle id (expect 304 and the
@@ -91,6 +94,8 @@ static void agl_usage(void) __attribute__((noreturn));
 static void agl_read_key(const char *);
 static int agl_blocking_exchange(int, const char *, int *, char *, char *);
 static void agl_link_all(void);
+static int agl_load_tokens(const char *);
+static void agl_save_tokens(const char *);
 static void agl_open(struct agl_conn *, int64_t);
 static void agl_drop(struct agl_conn *, int64_t, int by_daemon);
 static void agl_checkin_request(struct agl_conn *);
@@ -108,7 +113,8 @@ static void
 agl_usage(void)
 {
 	fprintf(stderr,
-	    "usage: agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS]\n"
+	    "usage: agentload -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-t SECONDS] [--tokens "
+	    "FILE]\n"
 	    "                 [--checkin N [--rounds R]] [--keepalive] [--slowloris N] [--body N]\n"
 	    "                 [--idle N] [--noread N] [--drip-interval MS] [-e etag=HEX]\n"
 	    "                 [-e certs=N]\n"
@@ -219,6 +225,48 @@ agl_link_all(void)
 	    (double)(load_now_us() - t0) / 1e6, agl_nagents / ((double)(load_now_us() - t0) / 1e6),
 	    agl_etag);
 	fflush(stdout);
+}
+
+/* Reads the tokens an earlier run saved: 0 when FILE holds one for every agent, -1 absent. */
+static int
+agl_load_tokens(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char id[65], token[65];
+	unsigned i;
+
+	if (f == NULL)
+		return -1;
+	for (i = 0; i < agl_nagents; i++) {
+		if (fscanf(f, "%64s %64s", id, token) != 2 || strcmp(id, agl_agents[i].id) != 0) {
+			fprintf(stderr, "agentload: %s does not hold agent %s\n", path,
+			    agl_agents[i].id);
+			exit(2);
+		}
+		memcpy(agl_agents[i].token, token, sizeof(token));
+	}
+	fclose(f);
+	printf("agentload linked=0 reused=%u tokens=%s\n", agl_nagents, path);
+	fflush(stdout);
+	return 0;
+}
+
+static void
+agl_save_tokens(const char *path)
+{
+	FILE *f = fopen(path, "wxe");
+	unsigned i;
+
+	if (f == NULL) {
+		perror(path);
+		exit(2);
+	}
+	for (i = 0; i < agl_nagents; i++)
+		fprintf(f, "%s %s\n", agl_agents[i].id, agl_agents[i].token);
+	if (fclose(f) != 0) {
+		perror(path);
+		exit(2);
+	}
 }
 
 /* Connects c (or schedules a retry) and starts what its kind does. */
@@ -562,10 +610,11 @@ main(int argc, char **argv)
 		{ "noread", required_argument, NULL, 'N' },
 		{ "drip-interval", required_argument, NULL, 'E' },
 		{ "rounds", required_argument, NULL, 'R' },
+		{ "tokens", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	long want[AGL_NKINDS] = { 0 }, secs = 20, j;
-	const char *keyfile = NULL;
+	const char *keyfile = NULL, *tokens = NULL;
 	struct agl_conn *conns;
 	int64_t start;
 	size_t n = 0, i;
@@ -597,6 +646,9 @@ main(int argc, char **argv)
 		case 'p':
 			if (load_procs_add(&agl_procs, optarg) == -1)
 				agl_usage();
+			break;
+		case 'T':
+			tokens = optarg;
 			break;
 		case 'C':
 			want[AGL_CHECKIN] = atol(optarg);
@@ -646,7 +698,15 @@ main(int argc, char **argv)
 	}
 	for (a = 0; a < agl_nagents; a++)
 		snprintf(agl_agents[a].id, sizeof(agl_agents[a].id), "load-%u", a);
-	agl_link_all();
+	if (tokens != NULL && agl_etag[0] == '\0' && access(tokens, F_OK) == 0) {
+		fprintf(stderr, "agentload: agents of %s link nothing: give -e etag=HEX\n", tokens);
+		return 2;
+	}
+	if (tokens == NULL || agl_load_tokens(tokens) == -1) {
+		agl_link_all();
+		if (tokens != NULL)
+			agl_save_tokens(tokens);
+	}
 	agl_max_checkins *= (long)agl_nagents;
 	for (k = 0, i = 0; k < AGL_NKINDS; k++) {
 		agl_stats[k].conn.conns = want[k];
