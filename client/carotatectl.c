@@ -2121,13 +2121,8 @@ ctl_print_join(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const str
 		                 : output_join_list_human(stdout, resp->join_token_list_reply);
 		break;
 	default:
-		if (opts->json)
-			ret = printf("{\"revoked\": \"%s\"}\n", resp->join_token_revoke_reply->id) <
-			      0;
-		else
-			ret = printf("join token %s revoked\n", resp->join_token_revoke_reply->id) <
-			      0;
-		ret = ret ? -1 : 0;
+		ret = opts->json ? output_join_revoked_json(stdout, resp->join_token_revoke_reply)
+		                 : output_join_revoked_human(stdout, resp->join_token_revoke_reply);
 	}
 	return ctl_finish_output(ret);
 }
