@@ -107,7 +107,7 @@ echo "-- other dNSNames outside letters, digits, hyphens and dots: refused"
 # (a name in another script goes in as its A-label, xn--caf-dma.test, not as raw UTF-8)
 for san in "DNS:under_score.test" "DNS:sp ace.test" "DNS:a.*.test" "DNS:*" \
 	"DNS:$(printf 'caf\303\251').test"; do
-	name=$(printf '%s' "$san" | tr -c 'a-z' '_')
+	name=$(printf '%s' "$san" | tr -c '[:alnum:]' '_')
 	leaf "bad$name" "$C/ca2" "/CN=proxy.test" "DNS:proxy.test,IP:127.0.0.1,$san"
 	rc=0
 	ctl install --ca "$C/ca2/ca.crt" --cert "$C/bad$name/server.crt" \

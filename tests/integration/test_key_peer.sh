@@ -77,6 +77,7 @@ EOF
 	NCONN=0
 	seen() {
 		NCONN=$((NCONN + 1))
+		# shellcheck disable=SC2016 # expanded by the inner sh
 		wait_until 5000 sh -c '[ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]' sh "$GOT.n" "$NCONN" ||
 			fail "the listener saw connection $NCONN"
 	}
