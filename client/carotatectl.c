@@ -100,6 +100,13 @@ struct ctl_request {
 	} call;
 	char *sans[CTL_MAX_SANS]; /* generate: the --san arguments, in argv */
 	struct ctl_wait wait;     /* wait: what to wait for; its request is a report */
+	/*
+	 * The request carries a private key: it goes only to a peer running as root or as us,
+	 * or, when the operator named one (--daemon-uid), as exactly that uid.
+	 */
+	int secret;
+	int daemon_uid_set;
+	uid_t daemon_uid;
 };
 
 /* A failure meant for the operator: a protocol status (which fixes the exit code) and why. */
@@ -141,7 +148,7 @@ struct ctl_generate_args {
 };
 
 struct ctl_install_args {
-	const char *ca, *cert, *key, *chain;
+	const char *ca, *cert, *key, *chain, *daemon_uid;
 };
 
 /* backups: one page. */
@@ -261,6 +268,7 @@ static int ctl_install_option(const struct ctl_cmd *, const char *, int, const c
 static int ctl_open_file(const char *, const char *, struct ctl_error *);
 static int ctl_read_all(int, uint8_t *, size_t, size_t *);
 static int ctl_read_file(const char *, const char *, ProtobufCBinaryData *, struct ctl_error *);
+static int ctl_parse_uid(const char *, uid_t *);
 static int ctl_read_install(
     Carotate__V1__InstallRequest *, const struct ctl_install_args *, struct ctl_error *);
 static int ctl_report_option(const struct ctl_cmd *, const char *, int, const char *, void *);
@@ -285,6 +293,8 @@ static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static int ctl_left_ms(long long);
 static int ctl_connect(const struct ctl_opts *, long long, struct ctl_error *);
+static int ctl_check_peer(
+    int, const struct ctl_opts *, const struct ctl_request *, struct ctl_error *);
 static int ctl_send(
     int, const struct ctl_opts *, const struct ctl_request *, long long, struct ctl_error *);
 static int ctl_receive(
@@ -335,9 +345,13 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"                            may follow\n"                                                 \
 	"  --key FILE                the server certificate's private key (PEM, unencrypted)\n"    \
 	"  --chain FILE              intermediate certificates (PEM), optional\n"                  \
+	"  --daemon-uid UID          carotated runs as this uid: send the key to a socket\n"       \
+	"                            served by exactly UID (default: root or yourself)\n"          \
 	"\n"                                                                                       \
 	"Each FILE is read with your own permissions and its bytes are sent to carotated;\n"       \
-	"it must be a regular file of 1 to 65536 bytes (\"-\" for stdin is not supported).\n"
+	"it must be a regular file of 1 to 65536 bytes (\"-\" for stdin is not supported).\n"      \
+	"The key is sent only after the socket's peer (SO_PEERCRED) proved to run as root,\n"      \
+	"as you, or as --daemon-uid; otherwise nothing is sent and the exit status is 2.\n"
 #define CTL_REPORT_OPTIONS                                                                         \
 	"  --active-within DURATION  count an agent as active if it linked or checked in\n"        \
 	"                            within DURATION: digits with an optional s, m, h or d\n"      \
@@ -493,7 +507,7 @@ static const struct ctl_cmd ctl_table[] = {
 	    "stage a new self-signed CA and a server certificate it signs", CTL_GENERATE_OPTIONS,
 	    CTL_GENERATE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY, ctl_build_generate,
 	    ctl_print_stage, NULL, 0 },
-	{ "install", "--ca FILE --cert FILE --key FILE [--chain FILE]",
+	{ "install", "--ca FILE --cert FILE --key FILE [--chain FILE] [--daemon-uid UID]",
 	    "stage a CA, server certificate and key from your own PKI", CTL_INSTALL_OPTIONS,
 	    CTL_STAGE_TIMEOUT, CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY, ctl_build_install,
 	    ctl_print_stage, NULL, 0 },
@@ -596,6 +610,7 @@ enum {
 	CTL_OPT_USES,
 	CTL_OPT_TTL,
 	CTL_OPT_DESCRIPTION,
+	CTL_OPT_DAEMON_UID,
 };
 
 static const struct option ctl_generate_longopts[] = {
@@ -614,6 +629,7 @@ static const struct option ctl_install_longopts[] = {
 	{ "cert", required_argument, NULL, CTL_OPT_CERT },
 	{ "key", required_argument, NULL, CTL_OPT_KEY },
 	{ "chain", required_argument, NULL, CTL_OPT_CHAIN },
+	{ "daemon-uid", required_argument, NULL, CTL_OPT_DAEMON_UID },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1120,6 +1136,8 @@ ctl_install_option(const struct ctl_cmd *cmd, const char *name, int c, const cha
 		return ctl_once(cmd, name, &a->key, arg);
 	case CTL_OPT_CHAIN:
 		return ctl_once(cmd, name, &a->chain, arg);
+	case CTL_OPT_DAEMON_UID:
+		return ctl_once(cmd, name, &a->daemon_uid, arg);
 	default:
 		return ctl_usage_error(cmd, "unknown option --%s", name);
 	}
@@ -1247,9 +1265,26 @@ ctl_build_install(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, ch
 		    a.ca == NULL     ? "ca"
 		    : a.cert == NULL ? "cert"
 		                     : "key");
+	r->secret = 1;
+	if (a.daemon_uid != NULL && ctl_parse_uid(a.daemon_uid, &r->daemon_uid) == -1)
+		return ctl_usage_error(
+		    cmd, "invalid --daemon-uid: %s (a numeric uid)", a.daemon_uid);
+	r->daemon_uid_set = a.daemon_uid != NULL;
 	if (ctl_read_install(&r->call.install, &a, err) == -1)
 		return CTL_BUILD_REFUSED;
 	return 1;
+}
+
+/* A numeric uid, 0 to 2^32 - 2 ((uid_t)-1 means "no uid" to the kernel). */
+static int
+ctl_parse_uid(const char *s, uid_t *uid)
+{
+	uint64_t v;
+
+	if (ctl_parse_count(s, 0, UINT32_MAX - 1, &v) != 0)
+		return -1;
+	*uid = (uid_t)v;
+	return 0;
 }
 
 static int
@@ -2121,13 +2156,8 @@ ctl_print_join(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const str
 		                 : output_join_list_human(stdout, resp->join_token_list_reply);
 		break;
 	default:
-		if (opts->json)
-			ret = printf("{\"revoked\": \"%s\"}\n", resp->join_token_revoke_reply->id) <
-			      0;
-		else
-			ret = printf("join token %s revoked\n", resp->join_token_revoke_reply->id) <
-			      0;
-		ret = ret ? -1 : 0;
+		ret = opts->json ? output_join_revoked_json(stdout, resp->join_token_revoke_reply)
+		                 : output_join_revoked_human(stdout, resp->join_token_revoke_reply);
 	}
 	return ctl_finish_output(ret);
 }
@@ -2247,6 +2277,39 @@ ctl_connect(const struct ctl_opts *opts, long long deadline, struct ctl_error *e
 }
 
 /*
+ * XXX the socket path comes from --socket or CAROTATE_SOCKET, which whoever runs us (or
+ * set up our environment) may point anywhere: before a private key is sent, the peer must
+ * be a process we already trust with it, root or ourselves, or the uid the operator named.
+ * SO_PEERCRED gives the listener's credentials as they were when it called listen().
+ */
+static int
+ctl_check_peer(
+    int fd, const struct ctl_opts *opts, const struct ctl_request *r, struct ctl_error *err)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uid_t me = geteuid();
+
+	if (!r->secret)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 || len != sizeof(cred))
+		return ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "refusing to send the private key to %s: cannot tell who serves it (%s)",
+		    opts->socket, strerror(errno));
+	if (r->daemon_uid_set ? cred.uid == r->daemon_uid : cred.uid == 0 || cred.uid == me)
+		return 0;
+	if (r->daemon_uid_set)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "refusing to send the private key to %s: it is served by uid %lu, not by "
+		    "--daemon-uid %lu",
+		    opts->socket, (unsigned long)cred.uid, (unsigned long)r->daemon_uid);
+	return ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
+	    "refusing to send the private key to %s: it is served by uid %lu, neither root nor "
+	    "you (uid %lu); if carotated runs as that user, say so with --daemon-uid %lu",
+	    opts->socket, (unsigned long)cred.uid, (unsigned long)me, (unsigned long)cred.uid);
+}
+
+/*
  * Sends the framed request. A daemon that refuses the connection (too many clients) may
  * answer and close before reading it: EPIPE is not final, its reply may be waiting.
  */
@@ -2307,7 +2370,7 @@ ctl_exchange(const struct ctl_opts *opts, const struct ctl_request *r, struct wi
 
 	if ((fd = ctl_connect(opts, deadline, err)) == -1)
 		return NULL;
-	if (ctl_send(fd, opts, r, deadline, err) == 0 &&
+	if (ctl_check_peer(fd, opts, r, err) == 0 && ctl_send(fd, opts, r, deadline, err) == 0 &&
 	    ctl_receive(fd, opts, deadline, &body, &len, err) == 0) {
 		wire_budget_init(b, WIRE_REPLY_BUDGET);
 		if ((resp = wire_response_unpack(body, len, b)) == NULL)

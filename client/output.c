@@ -21,6 +21,9 @@
 #define OUTPUT_BAR      30 /* columns of wait's progress bar */
 
 static const char *output_s(const char *);
+static size_t output_utf8(const unsigned char *, uint32_t *);
+static int output_unsafe_cp(uint32_t);
+static int output_safe_run(const unsigned char *);
 static json_t *output_jcheck(json_t *);
 static void output_jset(json_t *, const char *, json_t *);
 static json_t *output_jstr(const char *);
@@ -99,20 +102,82 @@ output_duration(uint64_t s, char *buf, size_t len)
 		    buf, len, "%" PRIu64 "d %" PRIu64 "h", s / OUTPUT_DAY, s % OUTPUT_DAY / 3600);
 }
 
-/* Escapes C0 controls, DEL and UTF-8-encoded C1 controls; other UTF-8 passes through. */
+/*
+ * Length (1-4) of the well-formed UTF-8 sequence at p, its code point in *cp; 0 when the
+ * byte at p starts none: a stray continuation byte, a truncated sequence, an overlong
+ * encoding, a surrogate or a code point above U+10FFFF.
+ */
+static size_t
+output_utf8(const unsigned char *p, uint32_t *cp)
+{
+	size_t n, i;
+	uint32_t c, min;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, c = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, c = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, c = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/*
+ * Code points a terminal would act on rather than show: C0, DEL, C1 (U+009B is CSI on its
+ * own), and the bidi controls that make text read in another order than it is stored
+ * (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069), plus the line and paragraph separators.
+ */
+static int
+output_unsafe_cp(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e || c == 0x200f ||
+	       (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+/*
+ * Bytes at p printed as they are (> 0), or to be escaped one by one as \xHH (< 0); the
+ * magnitude is how many bytes. Printable UTF-8 ("é", "東") passes: subjects are often
+ * written in the operator's language.
+ */
+static int
+output_safe_run(const unsigned char *p)
+{
+	uint32_t c;
+	size_t n = output_utf8(p, &c);
+
+	if (n == 0)
+		return -1;
+	return output_unsafe_cp(c) ? -(int)n : (int)n;
+}
+
+/* Text from certificates and the daemon, so that no byte of it can drive the terminal. */
 void
 output_safe(FILE *fp, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)output_s(s);
+	int n, i;
 
-	for (; *p != '\0'; p++) {
-		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			fprintf(fp, "\\x%02x\\x%02x", p[0], p[1]);
-			p++;
-		} else if (*p < 0x20 || *p == 0x7f)
-			fprintf(fp, "\\x%02x", *p);
-		else
-			fputc(*p, fp);
+	while (*p != '\0') {
+		if ((n = output_safe_run(p)) > 0) {
+			fwrite(p, 1, (size_t)n, fp);
+			p += n;
+		} else
+			for (i = 0; i < -n; i++)
+				fprintf(fp, "\\x%02x", *p++);
 	}
 }
 
@@ -320,13 +385,17 @@ output_reload_json(const Carotate__V1__ReloadResult *rr)
 	return o;
 }
 
-/* One object, two-space indent, keys in insertion order, newline-terminated. Frees j. */
+/*
+ * One object, two-space indent, keys in insertion order, newline-terminated, ASCII only
+ * (\uXXXX for the rest), so that a C1 control or bidi override from a certificate never
+ * reaches a terminal that shows the JSON. Frees j.
+ */
 static int
 output_dump(FILE *fp, json_t *j)
 {
 	int r;
 
-	r = json_dumpf(j, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	r = json_dumpf(j, fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 	json_decref(j);
 	if (r != 0 || fputc('\n', fp) == EOF || ferror(fp))
 		return -1;
@@ -1122,15 +1191,18 @@ output_backups_json(FILE *fp, const Carotate__V1__BackupsReply *r)
 	return output_dump(fp, o);
 }
 
-/* Columns a string takes once printed: bytes, except that UTF-8 continuation bytes are free. */
+/* Columns a string takes once printed by output_safe: a code point each, 4 per escaped byte. */
 static int
 output_width(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)output_s(s);
-	int n = 0;
+	int n = 0, run;
 
-	for (; *p != '\0'; p++)
-		n += (*p & 0xc0) != 0x80;
+	while (*p != '\0') {
+		run = output_safe_run(p);
+		n += run > 0 ? 1 : -4 * run;
+		p += run > 0 ? run : -run;
+	}
 	return n;
 }
 
@@ -1570,5 +1642,23 @@ output_join_list_json(FILE *fp, const Carotate__V1__JoinTokenListReply *r)
 		if (json_array_append_new(a, output_join_json(r->join_tokens[i])) != 0)
 			fatalx("out of memory building JSON");
 	output_jset(o, "join_tokens", a);
+	return output_dump(fp, o);
+}
+
+int
+output_join_revoked_human(FILE *fp, const Carotate__V1__JoinTokenRevokeReply *r)
+{
+	fputs("join token ", fp);
+	output_safe(fp, r->id);
+	fputs(" revoked\n", fp);
+	return ferror(fp) ? -1 : 0;
+}
+
+int
+output_join_revoked_json(FILE *fp, const Carotate__V1__JoinTokenRevokeReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+
+	output_jset(o, "revoked", output_jstr(r->id));
 	return output_dump(fp, o);
 }

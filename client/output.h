@@ -15,7 +15,12 @@
 int output_rfc3339(int64_t t, char *buf, size_t len);
 /* Formats a span of seconds with its two largest units: "45s", "12m 5s", "3h 12m", "2d 3h". */
 void output_duration(uint64_t seconds, char *buf, size_t len);
-/* Writes s with control bytes escaped as \xNN, so a reply cannot drive the terminal. */
+/*
+ * Writes s so that a reply cannot drive the terminal or reorder what it shows: each byte of
+ * invalid UTF-8 (stray, truncated, overlong, surrogate), of a C0 or C1 control, DEL, a bidi
+ * control (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069) or U+2028/U+2029 is written as
+ * \xHH; printable UTF-8 ("é") is written as it is.
+ */
 void output_safe(FILE *, const char *s);
 
 /* `status`: one aligned block for operators, or one JSON object (DESIGN §7). 0, or -1 on a
@@ -58,6 +63,9 @@ int output_join_created_human(FILE *, const Carotate__V1__JoinTokenCreateReply *
 int output_join_created_json(FILE *, const Carotate__V1__JoinTokenCreateReply *);
 int output_join_list_human(FILE *, const Carotate__V1__JoinTokenListReply *);
 int output_join_list_json(FILE *, const Carotate__V1__JoinTokenListReply *);
+/* join-token revoke: "join token ID revoked"; JSON {revoked}. */
+int output_join_revoked_human(FILE *, const Carotate__V1__JoinTokenRevokeReply *);
+int output_join_revoked_json(FILE *, const Carotate__V1__JoinTokenRevokeReply *);
 /*
  * `backups`: a table, one line per backup (newest first), `offset` being the page's first;
  * JSON {backups: [{id, created, reason, detail, ca_subject, ca_sha256, server_sha256,

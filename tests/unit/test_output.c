@@ -1728,6 +1728,136 @@ test_audit_output(void **state)
 	free(text);
 }
 
+static char *
+print_safe(const char *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	output_safe(fp, s);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+/* Every byte of the output is printable ASCII, or part of printable UTF-8 the case allows. */
+static void
+assert_safe(const char *in, const char *want)
+{
+	char *out = print_safe(in);
+
+	assert_string_equal(out, want);
+	free(out);
+}
+
+/*
+ * A custom set's subjects and SANs are chosen by whoever made the certificate. Before, only
+ * C1 controls in their UTF-8 form were escaped: a SAN carrying the raw byte 0x9b (CSI on a
+ * terminal that reads 8-bit controls) reached the terminal as it was, and so did a U+202E
+ * that shows "moc.elgoog" as "google.com". Valid non-ASCII text ("é", "東", an emoji) is
+ * printed as it is: subjects are written in the operator's language.
+ */
+static void
+test_safe_escapes(void **state)
+{
+	/* Controls: C0, DEL, C1 raw and in UTF-8. */
+	assert_safe("a\x1b[2Jb\x7f", "a\\x1b[2Jb\\x7f");
+	assert_safe("san\x9b"
+	            "31mx",
+	    "san\\x9b31mx");
+	assert_safe("c1 \xc2\x9b \xc2\x85 \xc2\x80", "c1 \\xc2\\x9b \\xc2\\x85 \\xc2\\x80");
+	/* Invalid UTF-8: stray continuation bytes, bytes no sequence starts with, truncation. */
+	assert_safe("\x80\xbf", "\\x80\\xbf");
+	assert_safe("\xff\xfe\xf5\xf8", "\\xff\\xfe\\xf5\\xf8");
+	assert_safe("cut \xc3", "cut \\xc3");
+	assert_safe("cut \xe2\x80", "cut \\xe2\\x80");
+	assert_safe("cut \xe2\x80x", "cut \\xe2\\x80x");
+	assert_safe("cut \xf0\x9f\x94", "cut \\xf0\\x9f\\x94");
+	/* Overlong encodings, one of them of CSI, surrogates, beyond U+10FFFF. */
+	assert_safe("\xc0\xaf", "\\xc0\\xaf");
+	assert_safe("\xc1\x9b", "\\xc1\\x9b");
+	assert_safe("\xe0\x80\xaf", "\\xe0\\x80\\xaf");
+	assert_safe("\xe0\x82\x9b", "\\xe0\\x82\\x9b");
+	assert_safe("\xf0\x80\x80\xaf", "\\xf0\\x80\\x80\\xaf");
+	assert_safe("\xed\xa0\x80", "\\xed\\xa0\\x80");
+	assert_safe("\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80");
+	/* Bidi overrides, isolates and marks; the line and paragraph separators. */
+	assert_safe("CN=\xe2\x80\xae"
+	            "moc.elgoog",
+	    "CN=\\xe2\\x80\\xaemoc.elgoog");
+	assert_safe("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad",
+	    "\\xe2\\x80\\xaa\\xe2\\x80\\xab\\xe2\\x80\\xac\\xe2\\x80\\xad");
+	assert_safe("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9",
+	    "\\xe2\\x81\\xa6\\xe2\\x81\\xa7\\xe2\\x81\\xa8\\xe2\\x81\\xa9");
+	assert_safe("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c", "\\xe2\\x80\\x8e\\xe2\\x80\\x8f\\xd8\\x9c");
+	assert_safe("\xe2\x80\xa8\xe2\x80\xa9", "\\xe2\\x80\\xa8\\xe2\\x80\\xa9");
+	/* Printable UTF-8 is kept, also right next to an escaped byte. */
+	assert_safe("CN=caf\xc3\xa9 \xe6\x9d\xb1 \xf0\x9f\x94\x91 \xe2\x80\xa6",
+	    "CN=caf\xc3\xa9 \xe6\x9d\xb1 \xf0\x9f\x94\x91 \xe2\x80\xa6");
+	assert_safe("\xe9\xc3\xa9\x9b", "\\xe9\xc3\xa9\\x9b");
+	assert_safe(NULL, "");
+	assert_safe("", "");
+}
+
+/* A C1 control, a bidi override and "é" in a subject: JSON carries them as \uXXXX, in ASCII. */
+static void
+test_json_ensure_ascii(void **state)
+{
+	struct fixture f;
+	json_t *j, *active;
+	char *text;
+	const unsigned char *p;
+
+	fixture_init(&f, 1, 0, 0);
+	f.active_ca.subject = (char *)"CN=a\xc2\x9b"
+	                              "b\xe2\x80\xae"
+	                              "c caf\xc3\xa9";
+	f.active_server.subject = (char *)"CN=raw\x9b";
+	text = print_json(&f.reply);
+	for (p = (const unsigned char *)text; *p != '\0'; p++)
+		if (*p >= 0x80)
+			fail_msg(
+			    "byte 0x%02x at offset %td of the JSON", *p, (const char *)p - text);
+	assert_non_null(strstr(text, "CN=a\\u009Bb\\u202Ec caf\\u00E9"));
+	j = parse(text);
+	active = json_object_get(j, "active");
+	assert_string_equal(jstr(json_object_get(active, "ca"), "subject"), "CN=a\xc2\x9b"
+	                                                                    "b\xe2\x80\xae"
+	                                                                    "c caf\xc3\xa9");
+	assert_string_equal(jstr(json_object_get(active, "server"), "subject"), "CN=raw?");
+	json_decref(j);
+	free(text);
+}
+
+/* The revoked token's id is the daemon's text too. */
+static void
+test_join_revoked(void **state)
+{
+	Carotate__V1__JoinTokenRevokeReply r = CAROTATE__V1__JOIN_TOKEN_REVOKE_REPLY__INIT;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+	json_t *j;
+
+	r.id = (char *)"jt-1\x1b[2J\x9b";
+	assert_non_null(fp = open_memstream(&buf, &len));
+	assert_int_equal(output_join_revoked_human(fp, &r), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_string_equal(buf, "join token jt-1\\x1b[2J\\x9b revoked\n");
+	free(buf);
+	buf = NULL;
+	r.id = (char *)"jt-\"1\x1b";
+	assert_non_null(fp = open_memstream(&buf, &len));
+	assert_int_equal(output_join_revoked_json(fp, &r), 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_null(strchr(buf, '\x1b'));
+	j = parse(buf);
+	assert_string_equal(jstr(j, "revoked"), "jt-\"1\x1b");
+	json_decref(j);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -1771,6 +1901,9 @@ main(void)
 		cmocka_unit_test(test_backups_json),
 		cmocka_unit_test(test_backups_human),
 		cmocka_unit_test(test_retire),
+		cmocka_unit_test(test_safe_escapes),
+		cmocka_unit_test(test_json_ensure_ascii),
+		cmocka_unit_test(test_join_revoked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
