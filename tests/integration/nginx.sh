@@ -16,7 +16,8 @@
 # both in $NGINX_CHECK_DIR ($RUN_DIR/check, 0700 like /run/carotate/check), $NGINX_RELOAD (an executable script: the
 # daemon's [proxy] reload), $NGINX_ERROR_LOG ($T/nginx.log: lib.sh's trap prints it when a
 # test fails), $NGINX_ACCESS_LOG, $NGINX_SERVER_NAME (proxy.test), $NGINX_PID.
-# Also: nginx_served_sha256 PORT (sha256 of the served leaf's DER), nginx_write_daemon_config
+# Also: nginx_check_config (nginx -t of the rendered files), nginx_served_sha256 PORT (sha256
+# of the served leaf's DER), nginx_write_daemon_config
 # (lib.sh's write_config, with reload and address pointing at this nginx).
 #
 # As root the workers run as nobody:nogroup (lib.sh's AGENT_GROUP as root is nogroup, so
@@ -157,6 +158,15 @@ http {
     include $NGINX_DIR/carotate.conf;
 }
 EOF
+}
+
+# nginx_check_config: writes $NGINX_CONF with two free ports and runs `nginx -t` on it, as an
+# operator would before a reload; its status, its output in $NGINX_DIR/t.out.
+nginx_check_config() {
+	nginx_setup
+	read -r NGINX_PORT NGINX_CANARY_PORT < <(_nginx_free_ports)
+	_nginx_write_conf
+	"$NGINX" -t -p "$NGINX_DIR/" -c "$NGINX_CONF" >"$NGINX_DIR/t.out" 2>&1
 }
 
 # nginx_served_sha256 PORT|unix:PATH: sha256 (lower-case hex) of the DER of the leaf certificate
