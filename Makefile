@@ -313,7 +313,8 @@ install: all
 	install -m 0755 $(O)/carotatectl $(DESTDIR)$(BINDIR)/carotatectl
 	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
 	install -d $(DESTDIR)$(DATADIR)/carotate/nginx
-	install -m 0644 packaging/nginx/carotate.conf packaging/nginx/README.md \
+	install -m 0644 packaging/nginx/carotate.conf packaging/nginx/carotate-locations.conf \
+	    packaging/nginx/carotate-canary.conf packaging/nginx/README.md \
 	    $(DESTDIR)$(DATADIR)/carotate/nginx/
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf

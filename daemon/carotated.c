@@ -46,18 +46,20 @@ static void carotated_signal(evutil_socket_t, short, void *);
 static void carotated_reload(struct carotated *);
 static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
+static int carotated_init(const struct config *);
 
 static void
 carotated_usage(FILE *fp, int status)
 {
 	fprintf(fp,
-	    "usage: carotated [-dfhV] [-c file] [--check-config]\n"
+	    "usage: carotated [-dfhV] [-c file] [--check-config | --init]\n"
 	    "  -c file          configuration file (default %s)\n"
 	    "  -d               log debug messages\n"
 	    "  -f               stay in the foreground, log to stderr\n"
 	    "  -h, --help       print this help and exit\n"
 	    "  -V, --version    print the version and exit\n"
-	    "  --check-config   validate the configuration and exit\n",
+	    "  --check-config   validate the configuration and exit\n"
+	    "  --init           make the SSL directory's canary pair exist for nginx, and exit\n",
 	    CONFIG_DEFAULT_PATH);
 	exit(status);
 }
@@ -205,6 +207,41 @@ carotated_adopt(struct carotated *cd, int recovered)
 	bundle_clear(&b);
 }
 
+/*
+ * --init, run by the packages' maintainer scripts: nginx -t fails on a
+ * canary.crt that does not exist, so the pair exists from installation on,
+ * as start-up would publish it, or as a throwaway self-signed placeholder
+ * (no server set yet; its CA key is never kept, so no agent can trust it).
+ * It writes nothing else: a running daemon may share the directory.
+ */
+static int
+carotated_init(const struct config *conf)
+{
+	static char *const sans[] = { (char *)"DNS:placeholder.carotate.invalid" };
+	struct pki_profile p = { .key = PKI_KEY_EC_P256,
+		.ca_days = 1,
+		.server_days = 1,
+		.name = "carotate placeholder",
+		.sans = sans,
+		.n_sans = 1,
+		.now = time(NULL) };
+	struct pki_material m = { 0 };
+	char err[1024];
+	int r;
+
+	if (carotated_check_dirs(conf, err, sizeof(err)) == -1 ||
+	    pki_generate(&p, &m, err, sizeof(err)) == -1 ||
+	    (r = ssldir_init_canary(conf, m.cert, m.key, err, sizeof(err))) == -1) {
+		pki_material_clear(&m);
+		fprintf(stderr, "carotated: %s\n", err);
+		return 1;
+	}
+	pki_material_clear(&m);
+	printf("%s/%s, %s: %s\n", conf->ssl_dir, SSLDIR_CANARY_CERT, SSLDIR_CANARY_KEY,
+	    r == 1 ? "written" : "already current");
+	return 0;
+}
+
 /* A swap cut short by a crash is finished or undone before anything reads the set. */
 static int
 carotated_recover(struct carotated *cd, char *err, size_t errlen)
@@ -295,6 +332,7 @@ main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "init", no_argument, NULL, 'I' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -302,7 +340,7 @@ main(int argc, char *argv[])
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	struct event *sigev[sizeof(sigs) / sizeof(sigs[0])];
 	struct carotated cd = { .conf_path = CONFIG_DEFAULT_PATH };
-	int ch, debug = 0, check = 0, fd, recovered;
+	int ch, debug = 0, check = 0, init = 0, fd, recovered;
 	char err[1024];
 	size_t i;
 
@@ -325,6 +363,9 @@ main(int argc, char *argv[])
 		case 'C':
 			check = 1;
 			break;
+		case 'I':
+			init = 1;
+			break;
 		case 'V':
 			printf("carotated %s\n", CAROTATE_VERSION);
 			return 0;
@@ -334,7 +375,7 @@ main(int argc, char *argv[])
 			carotated_usage(stderr, 1);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (check && init))
 		carotated_usage(stderr, 1);
 
 	log_init(1, debug, "carotated");
@@ -347,6 +388,11 @@ main(int argc, char *argv[])
 		printf("%s: configuration OK\n", cd.conf_path);
 		config_free(cd.conf);
 		return 0;
+	}
+	if (init) {
+		ch = carotated_init(cd.conf);
+		config_free(cd.conf);
+		return ch;
 	}
 	cd.privileged = geteuid() == 0;
 	if (pki_init() == -1)

@@ -420,3 +420,36 @@ ssldir_signature(const struct config *conf, int64_t sig[SSLDIR_SIG_LEN])
 	if (dfd != -1)
 		close(dfd);
 }
+
+/*
+ * nginx -t refuses a canary server block whose canary.crt does not exist, and
+ * before the daemon's first start there is none. Writes what start-up would
+ * publish (the staged or active server pair) or, on a proxy with no server set
+ * yet, the placeholder pair given, which no agent trusts. A complete pair
+ * already there is kept. 1 when something was written, 0 when not, -1 with err.
+ */
+int
+ssldir_init_canary(
+    const struct config *conf, const char *cert, const char *key, char *err, size_t errlen)
+{
+	int dfd, r;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		return -1;
+	}
+	r = ssldir_publish_canary(conf, dfd, err, errlen);
+	if (r == 0 && (ssldir_probe(dfd, SSLDIR_CANARY_KEY) != 0 ||
+	                  ssldir_probe(dfd, SSLDIR_CANARY_CERT) != 0)) {
+		/* The key first: a certificate without its key would fail nginx -t as well. */
+		if (fsx_replace(dfd, SSLDIR_CANARY_KEY, key, strlen(key), 0600) == -1 ||
+		    fsx_replace(dfd, SSLDIR_CANARY_CERT, cert, strlen(cert), 0644) == -1) {
+			snprintf(err, errlen, "cannot write the placeholder canary pair in %s: %s",
+			    conf->ssl_dir, strerror(errno));
+			r = -1;
+		} else
+			r = 1;
+	}
+	close(dfd);
+	return r;
+}

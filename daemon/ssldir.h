@@ -68,6 +68,13 @@ int ssldir_publish(
     const struct config *, const char *bundle_pem, size_t bundle_len, char *err, size_t errlen);
 /* 1 when ca-bundle.pem holds exactly bundle_pem. */
 int ssldir_published(const struct config *, const char *bundle_pem, size_t bundle_len);
+/*
+ * carotated --init: makes canary.crt/canary.key exist before the first start
+ * (what start-up would publish, else the placeholder PEM pair given); a
+ * complete pair is kept. 1 when written, 0 when nothing was needed, -1 with err.
+ */
+int ssldir_init_canary(const struct config *, const char *placeholder_cert,
+    const char *placeholder_key, char *err, size_t errlen);
 #define SSLDIR_SIG_ENTRY 7
 #define SSLDIR_SIG_FILES 6
 #define SSLDIR_SIG_LEN   ((SSLDIR_SIG_FILES + 4) * SSLDIR_SIG_ENTRY)

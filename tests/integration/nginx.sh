@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # variables here are used by the tests that source it
-# A private nginx for the integration tests, running packaging/nginx/carotate.conf itself
+# A private nginx for the integration tests, running the shipped packaging/nginx/ files
+# themselves (carotate.conf, which includes carotate-locations.conf, and carotate-canary.conf)
 # with test ports, names and paths. Source it after lib.sh and t_init:
 #
 #   . "$(dirname "$0")/nginx.sh"
@@ -11,18 +12,25 @@
 #
 # After nginx_setup: $NGINX_DIR (conf, logs, temp dirs), $NGINX_CONF, $NGINX_PORT (main
 # listener), $NGINX_CANARY_PORT, $NGINX_CHECK_SOCK (the `listen unix:... ssl` of the main
-# server block, for [proxy] address = unix:...), $NGINX_RELOAD (an executable script: the
+# server block, for [proxy] address = unix:...), $NGINX_CANARY_CHECK_SOCK (the canary's),
+# both in $NGINX_CHECK_DIR ($RUN_DIR/check, 0700 like /run/carotate/check), $NGINX_RELOAD (an executable script: the
 # daemon's [proxy] reload), $NGINX_ERROR_LOG ($T/nginx.log: lib.sh's trap prints it when a
 # test fails), $NGINX_ACCESS_LOG, $NGINX_SERVER_NAME (proxy.test), $NGINX_PID.
-# Also: nginx_served_sha256 PORT (sha256 of the served leaf's DER), nginx_write_daemon_config
+# Also: nginx_check_config (nginx -t of the rendered files), nginx_served_sha256 PORT (sha256
+# of the served leaf's DER), nginx_write_daemon_config
 # (lib.sh's write_config, with reload and address pointing at this nginx).
 #
 # As root the workers run as nobody:nogroup (lib.sh's AGENT_GROUP as root is nogroup, so
 # they can open the agent sockets); otherwise as the current user. Ports: two free loopback
 # ports picked by the kernel; if nginx still meets "Address already in use", new ones.
+# The links' per-address rate limit (limit_req, 10/s) is lifted to 100000/s: every simulated
+# agent comes from 127.0.0.1. NGINX_LINK_LIMIT=shipped before nginx_start keeps it.
 
 NGINX=${CAROTATE_NGINX:-/usr/sbin/nginx}
 NGINX_SNIPPET="$REPO_ROOT/packaging/nginx/carotate.conf"
+NGINX_SNIPPET_LOCATIONS="$REPO_ROOT/packaging/nginx/carotate-locations.conf"
+NGINX_SNIPPET_CANARY="$REPO_ROOT/packaging/nginx/carotate-canary.conf"
+NGINX_LINK_LIMIT=${NGINX_LINK_LIMIT:-relaxed}
 NGINX_SERVER_NAME=proxy.test
 NGINX_DIR=""
 NGINX_PID=""
@@ -33,15 +41,21 @@ NGINX_CANARY_PORT=""
 nginx_setup() {
 	[ -n "$T" ] || fail "nginx_setup: call t_init first"
 	[ -x "$NGINX" ] || t_skip "nginx is not installed ($NGINX; make deps installs it)"
-	[ -f "$NGINX_SNIPPET" ] || fail "nginx_setup: $NGINX_SNIPPET is missing"
+	for f in "$NGINX_SNIPPET" "$NGINX_SNIPPET_LOCATIONS" "$NGINX_SNIPPET_CANARY"; do
+		[ -f "$f" ] || fail "nginx_setup: $f is missing"
+	done
 	[ -n "$NGINX_DIR" ] && return 0
 	NGINX_DIR="$T/nginx"
 	NGINX_CONF="$NGINX_DIR/nginx.conf"
 	NGINX_ERROR_LOG="$T/nginx.log"
 	NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
-	NGINX_CHECK_SOCK="$RUN_DIR/proxy-check.sock"
+	NGINX_CHECK_DIR="$RUN_DIR/check"
+	NGINX_CHECK_SOCK="$NGINX_CHECK_DIR/proxy-check.sock"
+	NGINX_CANARY_CHECK_SOCK="$NGINX_CHECK_DIR/canary-check.sock"
 	NGINX_RELOAD="$T/nginx-reload.sh"
 	mkdir -m 0755 "$NGINX_DIR" "$NGINX_DIR/tmp"
+	mkdir -p "$RUN_DIR"
+	mkdir -m 0700 "$NGINX_CHECK_DIR"
 	# [proxy] reload: argv, no shell, so a script. Like `systemctl reload nginx` it fails
 	# on a configuration nginx would refuse (`nginx -s reload` alone exits 0 even then).
 	cat >"$NGINX_RELOAD" <<EOF
@@ -61,13 +75,13 @@ nginx_reload_count() {
 
 # nginx_write_daemon_config [FILE] [EXTRA_DAEMON_LINE...]: write_config, then [proxy] reload
 # = $NGINX_RELOAD, address = unix:$NGINX_CHECK_SOCK (the main server block's unix listener)
-# and canary_address = unix:$RUN_DIR/canary-check.sock (the canary block's).
+# and canary_address = unix:$NGINX_CANARY_CHECK_SOCK (the canary block's).
 nginx_write_daemon_config() {
 	local file=${1:-$CONF}
 	nginx_setup
 	write_config "$@"
 	sed -i -e "s|^reload = .*|reload = $NGINX_RELOAD|" \
-		-e "s|^address = .*|address = unix:$NGINX_CHECK_SOCK\ncanary_address = unix:$RUN_DIR/canary-check.sock|" \
+		-e "s|^address = .*|address = unix:$NGINX_CHECK_SOCK\ncanary_address = unix:$NGINX_CANARY_CHECK_SOCK|" \
 		-e "s|^server_name = .*|server_name = $NGINX_SERVER_NAME|" "$file"
 	grep -q "^reload = $NGINX_RELOAD\$" "$file" || fail "the daemon config names the nginx reload script"
 	grep -q "^address = unix:$NGINX_CHECK_SOCK\$" "$file" || fail "the daemon config names the check socket"
@@ -85,26 +99,43 @@ for _ in range(2):
 print(" ".join(str(s.getsockname()[1]) for s in ss))'
 }
 
-# Writes $NGINX_CONF: the snippet with test ports, names and paths, in a minimal main config.
-_nginx_write_conf() {
-	local user_line="" snippet="$NGINX_DIR/carotate.conf" leftover
-	if [ "$(id -u)" -eq 0 ]; then
-		user_line="user nobody nogroup;"
-	fi
+# _nginx_render SRC DST: a shipped file with test ports, names and paths.
+_nginx_render() {
+	local leftover
 	sed -e "s|^\([[:space:]]*listen\) 443 ssl;|\1 127.0.0.1:$NGINX_PORT ssl;|" \
 		-e "s|^\([[:space:]]*listen\) 8443 ssl;|\1 127.0.0.1:$NGINX_CANARY_PORT ssl;|" \
 		-e '/^[[:space:]]*listen \[::\]:/d' \
 		-e "s|/usr/local/etc/nginx/ssl/|$SSL_DIR/|g" \
-		-e "s|unix:/run/carotate/proxy-check.sock|unix:$NGINX_CHECK_SOCK|g" \
+		-e "s|include /etc/nginx/snippets/carotate-locations.conf;|include $NGINX_DIR/carotate-locations.conf;|" \
+		-e "s|unix:/run/carotate/check/proxy-check.sock|unix:$NGINX_CHECK_SOCK|g" \
+		-e "s|unix:/run/carotate/check/canary-check.sock|unix:$NGINX_CANARY_CHECK_SOCK|g" \
 		-e "s|/run/carotate/|$RUN_DIR/|g" \
 		-e "s|server_name proxy.example.com;|server_name $NGINX_SERVER_NAME;|" \
-		"$NGINX_SNIPPET" >"$snippet"
+		"$1" >"$2"
+	if [ "$NGINX_LINK_LIMIT" != shipped ]; then
+		sed -i 's|^\(limit_req_zone .* rate=\)10r/s;|\1100000r/s;|' "$2"
+	fi
 	# Every production path and port must have been replaced (comments aside).
-	leftover=$(grep -v '^[[:space:]]*#' "$snippet" |
-		grep -nE '/run/carotate|/usr/local/etc/nginx|listen (\[::\]:)?(443|8443)[ ;]|proxy\.example\.com' || true)
-	[ -z "$leftover" ] || fail "nginx.sh: the snippet has production values the test did not replace" "$leftover"
+	leftover=$(grep -v '^[[:space:]]*#' "$2" |
+		grep -nE '/run/carotate|/usr/local/etc/nginx|/etc/nginx|listen (\[::\]:)?(443|8443)[ ;]|proxy\.example\.com' || true)
+	[ -z "$leftover" ] || fail "nginx.sh: $1 has production values the test did not replace" "$leftover"
+}
+
+# Writes $NGINX_CONF: the shipped files with test ports, names and paths, in a minimal main
+# config.
+_nginx_write_conf() {
+	local user_line=""
+	if [ "$(id -u)" -eq 0 ]; then
+		user_line="user nobody nogroup;"
+	fi
+	_nginx_render "$NGINX_SNIPPET_LOCATIONS" "$NGINX_DIR/carotate-locations.conf"
+	_nginx_render "$NGINX_SNIPPET_CANARY" "$NGINX_DIR/carotate-canary.conf"
+	_nginx_render "$NGINX_SNIPPET" "$NGINX_DIR/carotate.conf"
+	if [ "$NGINX_LINK_LIMIT" != shipped ] && grep -q 'rate=10r/s' "$NGINX_DIR/carotate-canary.conf"; then
+		fail "nginx.sh: the link rate limit of carotate-canary.conf was not lifted for the test"
+	fi
 	cat >"$NGINX_CONF" <<EOF
-# The test nginx (tests/integration/nginx.sh); the server blocks are packaging/nginx/carotate.conf.
+# The test nginx (tests/integration/nginx.sh); the server blocks are packaging/nginx/'s.
 $user_line
 worker_processes 2;
 daemon off;
@@ -123,9 +154,19 @@ http {
     uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
     scgi_temp_path $NGINX_DIR/tmp/scgi;
     server_tokens off;
-    include $snippet;
+    include $NGINX_DIR/carotate-canary.conf;
+    include $NGINX_DIR/carotate.conf;
 }
 EOF
+}
+
+# nginx_check_config: writes $NGINX_CONF with two free ports and runs `nginx -t` on it, as an
+# operator would before a reload; its status, its output in $NGINX_DIR/t.out.
+nginx_check_config() {
+	nginx_setup
+	read -r NGINX_PORT NGINX_CANARY_PORT < <(_nginx_free_ports)
+	_nginx_write_conf
+	"$NGINX" -t -p "$NGINX_DIR/" -c "$NGINX_CONF" >"$NGINX_DIR/t.out" 2>&1
 }
 
 # nginx_served_sha256 PORT|unix:PATH: sha256 (lower-case hex) of the DER of the leaf certificate
@@ -182,7 +223,7 @@ nginx_start() {
 				{ wait "$NGINX_PID" || st=$?; } 2>/dev/null
 				if grep -q 'Address already in use' "$NGINX_ERROR_LOG" "$NGINX_ERROR_LOG.start" 2>/dev/null; then
 					t_log "nginx: a port was taken ($NGINX_PORT/$NGINX_CANARY_PORT), attempt $attempt; new ports"
-					rm -f "$NGINX_CHECK_SOCK"
+					rm -f "$NGINX_CHECK_SOCK" "$NGINX_CANARY_CHECK_SOCK"
 					continue 2
 				fi
 				fail "nginx exited (status $st) instead of starting" \

@@ -235,6 +235,15 @@ assert_eq SUCCESS "$ASTATE" "the same files again: nothing to do"
 ans state=staged "ca=$T/other/ca.crt" "cert=$T/other/server.crt" "key=$T/other/server.key"
 assert_eq FAILED! "$ASTATE" "another set is staged than the one asked for: fails"
 assert_contains "another set is staged" "$(a msg)" "and says so"
+# Issue 15, item 13. Reproduction: a new leaf and key under the staged CA reported "a set
+# is already staged", and the old leaf stayed staged. The leaf's sha256 is compared too.
+pki_make_server "$T/custom-leaf2" "$PKI_DIR/custom" proxy.test "DNS:proxy.test,IP:127.0.0.1"
+ans state=staged "ca=$T/custom/ca.crt" "cert=$T/custom-leaf2/server.crt" "key=$T/custom-leaf2/server.key"
+assert_eq FAILED! "$ASTATE" "a new leaf under the staged CA is another set: fails"
+assert_contains "another set is staged (server certificate sha256 $(cert_sha256 "$T/custom/server.crt")" \
+	"$(a msg)" "and names the staged leaf"
+assert_eq "$(cert_sha256 "$T/custom/server.crt")" "$(cert_sha256 "$SSL_DIR/new/server.crt")" \
+	"the staged leaf is unchanged"
 mod "{\"state\": \"staged\", \"key_type\": \"ec-p384\", \"ca\": \"$T/custom/ca.crt\", \"cert\": \"$T/custom/server.crt\", \"key\": \"$T/custom/server.key\"}"
 assert_eq FAILED! "$ASTATE" "generate and install options together fail"
 assert_contains "mutually exclusive" "$(a msg)" "and says so"

@@ -87,6 +87,7 @@ dpkg-deb --contents "$DEB" | awk '$1 !~ /^d/ { print $1, $2, $6 }' | LC_ALL=C so
 	echo "-rwxr-xr-x root/root ./usr/bin/carotatectl"
 	for f in ./etc/carotate/carotated.conf ./usr/share/carotate/carotate.proto \
 		./usr/share/carotate/nginx/carotate.conf ./usr/share/carotate/nginx/README.md \
+		./usr/share/carotate/nginx/carotate-locations.conf ./usr/share/carotate/nginx/carotate-canary.conf \
 		./usr/share/doc/carotate/README.md.gz ./usr/share/doc/carotate/changelog.Debian.gz \
 		./usr/share/doc/carotate/copyright ./usr/share/lintian/overrides/carotate \
 		$(pending_paths 2); do
@@ -111,6 +112,29 @@ fi
 if have_source systemd/carotate.tmpfiles; then
 	assert_file_contains "systemd-tmpfiles" "$T/ctrl/postinst" "postinst creates the runtime directories"
 fi
+
+# The linking key (issue 15, item 13). Reproduction: with an od that failed, the RPM's
+# %post renamed an empty file into place as the key, and neither script synced the key
+# before its rename. Now both check 64 hex digits and fail loudly, and sync first.
+assert_match 'sync "\$tmp"' "$(grep -A1 'sync "$tmp"' "$T/ctrl/postinst" | tr '\n' ' ')" \
+	"postinst syncs the temporary key"
+assert_eq "sync mv" "$(grep -oE '^[[:space:]]*(sync|mv -f) "\$tmp"' "$T/ctrl/postinst" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')" \
+	"postinst syncs the key before it renames it"
+assert_file_contains "/usr/sbin/carotated --init -c /etc/carotate/carotated.conf" "$T/ctrl/postinst" \
+	"postinst makes the canary pair (carotated --init) for nginx -t"
+BROKEN="$T/broken-od"
+mkdir -p "$BROKEN" "$T/od-root/etc/carotate"
+printf '#!/bin/sh\nexit 1\n' >"$BROKEN/od"
+printf '#!/bin/sh\necho 0123\n' >"$BROKEN/od-short"
+chmod 0755 "$BROKEN/od" "$BROKEN/od-short"
+run env DPKG_ROOT="$T/od-root" PATH="$BROKEN:$PATH" sh "$T/ctrl/postinst" configure
+assert_ne 0 "$RC" "postinst fails when od makes no key"
+assert_contains "could not make" "$ERR" "and says so"
+assert_eq "" "$(ls "$T/od-root/etc/carotate")" "and leaves no key, empty or temporary"
+mv "$BROKEN/od-short" "$BROKEN/od"
+run env DPKG_ROOT="$T/od-root" PATH="$BROKEN:$PATH" sh "$T/ctrl/postinst" configure
+assert_ne 0 "$RC" "postinst fails on a short key"
+assert_eq "" "$(ls "$T/od-root/etc/carotate")" "and leaves nothing"
 
 # The programs of the package run, and its default configuration is valid.
 mkdir "$T/x"
@@ -281,6 +305,7 @@ esac
 	echo "-rwxr-xr-x root root /usr/bin/carotatectl"
 	for f in /etc/carotate/carotated.conf /usr/share/carotate/carotate.proto \
 		/usr/share/carotate/nginx/carotate.conf /usr/share/carotate/nginx/README.md \
+		/usr/share/carotate/nginx/carotate-locations.conf /usr/share/carotate/nginx/carotate-canary.conf \
 		"$RPM_DOC" $(pending_paths 3); do
 		echo "-rw-r--r-- root root $f"
 	done
@@ -304,7 +329,28 @@ for cmd in systemd-sysusers systemd-tmpfiles; do
 	printf '#!/bin/sh\necho "%s $*" >>"%s/calls"\n' "$cmd" "$STUBS" >"$STUBS/$cmd"
 	chmod 0755 "$STUBS/$cmd"
 done
+# Its carotated --init, on a test SSL directory, with the RPM's own binary.
+RPM_SSL="$T/rpm-ssl"
+mkdir -m 0755 "$RPM_SSL"
+SSL_DIR="$RPM_SSL" write_config "$RR/etc/carotate/carotated.conf"
+sed -i "s|/usr/sbin/carotated |$T/rx/usr/sbin/carotated |" "$T/rpm-post.sh"
+assert_file_contains "$T/rx/usr/sbin/carotated --init -c $RR/etc/carotate/carotated.conf" "$T/rpm-post.sh" \
+	"the RPM's %post runs carotated --init"
+assert_eq "sync mv" "$(grep -oE '(^|[[:space:]])(sync|mv -f) "\$tmp"' "$T/rpm-post.sh" | awk '{ print $1 }' | tr '\n' ' ' | sed 's/ $//')" \
+	"the RPM's %post syncs the key before it renames it"
+for od in "exit 1" "echo 0123" "echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeX"; do
+	printf '#!/bin/sh\n%s\n' "$od" >"$BROKEN/od"
+	chmod 0755 "$BROKEN/od"
+	run env PATH="$BROKEN:$STUBS:$PATH" sh "$T/rpm-post.sh" 1
+	assert_ne 0 "$RC" "the RPM's %post fails when od does '$od'"
+	assert_contains "could not make" "$ERR" "and says so"
+	[ ! -e "$RR/etc/carotate/linking.key" ] || fail "the RPM's %post left a key after od did '$od'"
+	assert_eq "carotated.conf" "$(ls "$RR/etc/carotate")" "and no temporary file"
+done
 PATH="$STUBS:$PATH" sh "$T/rpm-post.sh" 1 || fail "the RPM's %post failed"
+[ -f "$RPM_SSL/canary.crt" ] && [ -f "$RPM_SSL/canary.key" ] ||
+	fail "the RPM's %post made no canary pair" "$(ls -la "$RPM_SSL")"
+assert_eq "600" "$(stat -c %a "$RPM_SSL/canary.key")" "the RPM's %post made the canary pair (key 0600)"
 assert_eq "600" "$(stat -c %a "$RR/etc/carotate/linking.key")" "the RPM's %post makes the linking key 0600"
 assert_match '^[0-9a-f]{64}$' "$(cat "$RR/etc/carotate/linking.key")" "64 hex digits"
 key_before=$(cat "$RR/etc/carotate/linking.key")

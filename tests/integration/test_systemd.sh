@@ -31,6 +31,7 @@ t_init
 UNIT_SRC="$REPO_ROOT/systemd/carotated.service"
 PACKAGED_CONF="$REPO_ROOT/packaging/carotated.conf"
 NGINX_SNIPPET="$REPO_ROOT/packaging/nginx/carotate.conf"
+NGINX_SNIPPETS_MORE="$REPO_ROOT/packaging/nginx"
 ROOT="$T/root"
 IS_ROOT=0
 [ "$(id -u)" -eq 0 ] && IS_ROOT=1
@@ -140,14 +141,18 @@ assert_eq "/var/lib/$(unit_get StateDirectory)" "$(conf_get daemon state_dir)" \
 	"StateDirectory= is the packaged [daemon] state_dir"
 RUNDIR="/run/$(unit_get RuntimeDirectory)"
 assert_eq "/run/carotate" "$RUNDIR" "RuntimeDirectory=carotate"
-for v in "$(conf_get daemon socket)" "$(conf_get agents socket)" "$(conf_get agents canary_socket)" \
-	"$(conf_get proxy address | sed 's/^unix://')" "$(conf_get proxy canary_address | sed 's/^unix://')"; do
+for v in "$(conf_get daemon socket)" "$(conf_get agents socket)" "$(conf_get agents canary_socket)"; do
 	assert_eq "$RUNDIR" "$(dirname "$v")" "$v is in the runtime directory"
+done
+# nginx makes its check sockets 0666: they live in check/, root's alone (carotate.tmpfiles).
+for v in "$(conf_get proxy address | sed 's/^unix://')" "$(conf_get proxy canary_address | sed 's/^unix://')"; do
+	assert_eq "$RUNDIR/check" "$(dirname "$v")" "$v is in the runtime directory's check/"
 done
 assert_match '^unix:/' "$(conf_get proxy address)" "packaged [proxy] address is a Unix socket"
 assert_match '^unix:/' "$(conf_get proxy canary_address)" "packaged [proxy] canary_address is a Unix socket"
 for key in address canary_address; do
-	grep -Eq "^[[:space:]]*listen $(conf_get proxy "$key") ssl;" "$NGINX_SNIPPET" ||
+	grep -Eq "^[[:space:]]*listen $(conf_get proxy "$key") ssl;" "$NGINX_SNIPPET" \
+		"$NGINX_SNIPPETS_MORE"/carotate-*.conf ||
 		fail "the nginx snippet listens on [proxy] $key ($(conf_get proxy "$key"))"
 	ok "the nginx snippet has 'listen $(conf_get proxy "$key") ssl;'"
 done
@@ -184,6 +189,8 @@ if [ "$IS_ROOT" -eq 1 ]; then
 		"/run/carotate: root 0755 (the daemon's socket directory check)"
 	assert_eq "700 0 0" "$(stat -c '%a %u %g' "$ROOT/var/lib/carotate")" \
 		"/var/lib/carotate: root 0700 (the daemon's state directory check)"
+	assert_eq "700 0 0" "$(stat -c '%a %u %g' "$ROOT/run/carotate/check")" \
+		"/run/carotate/check: root 0700 (nginx makes its check sockets 0666)"
 	chmod 0775 "$ROOT/run/carotate"
 	chmod 0755 "$ROOT/var/lib/carotate"
 	chown 1:1 "$ROOT/var/lib/carotate"

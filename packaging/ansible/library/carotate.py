@@ -28,7 +28,8 @@ options:
   state:
     description:
       - C(staged) - a set is staged. Nothing is done when one already is
-        (with C(ca), the staged CA must be that file's, else the task fails).
+        (with C(ca), the staged CA and server certificate must be those files',
+        else the task fails).
         Otherwise C(generate) (options C(key_type), C(ca_days),
         C(server_days), C(name), C(sans)) or, when C(ca), C(cert) and C(key)
         are given, C(install).
@@ -408,14 +409,19 @@ class Carotate(object):
         if st.get("phase") == "staged":
             staged = st.get("staged") or {}
             if install:
-                want = self.pem_sha256(p["ca"])
-                have = ((staged.get("ca") or {}).get("sha256") or "").lower()
-                if want != have:
-                    self.fail("another set is staged (CA sha256 %s, %s holds %s): discard it "
-                              "first (carotatectl discard)" % (have or "unknown", p["ca"],
-                                                               want or "no certificate"),
-                              status="failed_precondition", staged=staged,
-                              bundle=st.get("bundle"))
+                # The CA and the leaf: a new leaf (and so a new key: the daemon refuses
+                # a key that does not match its certificate) under the same CA is
+                # another set, not the one already staged.
+                for what, opt in (("ca", "ca"), ("server", "cert")):
+                    want = self.pem_sha256(p[opt])
+                    have = ((staged.get(what) or {}).get("sha256") or "").lower()
+                    if want != have:
+                        self.fail("another set is staged (%s sha256 %s, %s holds %s): discard "
+                                  "it first (carotatectl discard)"
+                                  % ("CA" if what == "ca" else "server certificate",
+                                     have or "unknown", p[opt], want or "no certificate"),
+                                  status="failed_precondition", staged=staged,
+                                  bundle=st.get("bundle"))
             self.out["result"] = st
             self.done("a set is already staged", False, staged=staged, bundle=st.get("bundle"))
         what = "install" if install else "generate"
