@@ -323,6 +323,8 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 			dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
+		log_info(
+		    "restore --latest: %s (the newest backup but those of rolled-back sets)", id);
 	} else if (!backup_id_valid(q->backup)) {
 		/* Never echoed: it may be anything. */
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -539,7 +541,7 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 
 	op->rolling_back = 1;
 	snprintf(op->expected, sizeof(op->expected), "%s", previous);
-	if (swap_restore(op->cd->conf, id, time(NULL), op->rollback_backup,
+	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
 	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
 		log_warnx("%s: roll back to %s: %s", op->call, id, err);
 		swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,

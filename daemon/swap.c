@@ -90,9 +90,10 @@ struct swap_journal {
 struct swap_ctx {
 	const struct config *conf;
 	const char *names[SWAP_NFILES];
-	int dfd;        /* the SSL directory */
-	int stfd;       /* the state directory */
-	const char *op; /* names the fault points */
+	int dfd;           /* the SSL directory */
+	int stfd;          /* the state directory */
+	const char *op;    /* names the fault points */
+	const char *label; /* the manifest's op=: op, or "rollback" */
 	int fault_n;
 	char manifest[SWAP_MAX_TEXT]; /* written by the mkdir step */
 	size_t manifest_len;
@@ -176,6 +177,7 @@ swap_open(struct swap_ctx *c, const struct config *conf, const char *op, char *e
 	memset(c, 0, sizeof(*c));
 	c->conf = conf;
 	c->op = op;
+	c->label = op;
 	c->err = err;
 	c->errlen = errlen;
 	c->dfd = c->stfd = -1;
@@ -307,7 +309,8 @@ swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
 }
 
 /*
- * The backup's manifest: reason, the operation (rotate or restore), time, then
+ * The backup's manifest: reason, the operation (rotate, restore, or rollback:
+ * the set a failed rotate or restore put live, kept aside), time, then
  * `sha256  mode  name` per file of the active set.
  */
 static int
@@ -322,7 +325,7 @@ swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
 		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
 	clean[i] = '\0';
 	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\nop=%s\ncreated=%lld\n",
-	        clean, c->op, (long long)now) == -1)
+	        clean, c->label, (long long)now) == -1)
 		return swap_error(c, "manifest too long");
 	for (i = 0; i < SWAP_NFILES; i++) {
 		if (!(mask & (1 << i)))
@@ -1009,7 +1012,14 @@ int
 swap_restore(const struct config *conf, const char *id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen)
 {
-	char reason[64];
+	return swap_restore_as(conf, id, now, 0, new_backup_id, idlen, err, errlen);
+}
+
+int
+swap_restore_as(const struct config *conf, const char *id, time_t now, int rollback,
+    char *new_backup_id, size_t idlen, char *err, size_t errlen)
+{
+	char reason[80];
 	struct swap_ctx c;
 	struct swap_journal j;
 	int i, mask, r = -1;
@@ -1021,7 +1031,10 @@ swap_restore(const struct config *conf, const char *id, time_t now, char *new_ba
 	swap_journal_init(&j, "restore");
 	if (idlen < SWAP_ID_MAX || swap_idle(&c) == -1 || swap_verify(&c, id, &mask) == -1)
 		goto out;
-	snprintf(reason, sizeof(reason), "restore of %s", id);
+	if (rollback)
+		c.label = "rollback";
+	snprintf(reason, sizeof(reason), "%s %s",
+	    rollback ? "failed its TLS check; rolled back to" : "restore of", id);
 	if (swap_plan_backup(&c, &j, now, reason) == -1)
 		goto out;
 	for (i = 0; i < SWAP_NFILES; i++)

@@ -40,6 +40,13 @@ int swap_rotate_ca(const struct config *, time_t now, const char *reason, const 
 int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen);
 /*
+ * swap_restore; with rollback set, the backup made of the active set (the set
+ * that just failed its TLS check) is labelled op=rollback in its manifest, so
+ * that restore --latest never puts it back by mistake.
+ */
+int swap_restore_as(const struct config *, const char *backup_id, time_t now, int rollback,
+    char *new_backup_id, size_t idlen, char *err, size_t errlen);
+/*
  * At start-up, before anything reads the SSL directory: undoes or finishes a
  * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
  * none, -1 (journal kept, err filled in) when it could not be.

@@ -9,7 +9,11 @@
 #  - files planted in the SSL directory: a symlinked staged key refuses the rotate; a symlink
 #    and a hard link planted as ca-bundle.pem are replaced, their targets untouched; a
 #    symlink named like a backup is not restored from;
-#  - a fresh proxy (no active set): the staged set is simply activated.
+#  - a fresh proxy (no active set): the staged set is simply activated;
+#  - after such a roll back (issue 15): the backup of the set that failed is labelled
+#    `rollback` (backups, human and --json), and `restore --latest` skips it. Before, it was
+#    labelled `restore` and, being the newest, `restore --latest` put the failed set back live
+#    (nginx refused it again: a second roll back) instead of the set that was live before.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -97,6 +101,24 @@ assert_eq INTERNAL "$(jget records.0.result "$T/audit.json")" "audit: the rolled
 assert_contains "rolled back" "$(jget records.0.detail "$T/audit.json")" "audit: with what happened"
 t_log "rotate + failed check + roll back took $ms ms (check_timeout 5s)"
 [ ! -e "$STATE_DIR/swap.journal" ] || fail "no journal left after the roll back"
+
+echo "-- the way back after a roll back: restore --latest skips the set that failed"
+ctl --json backups | jsave "$T/bk.json"
+assert_eq rollback "$(jget backups.0.reason "$T/bk.json")" "backups --json: the failed set's backup is labelled rollback"
+RBK=$(jget backups.0.id "$T/bk.json")
+assert_eq "$BAD" "$(leaf_sha "$SSL_DIR/$RBK/server.crt")" "that backup holds the set that failed"
+assert_file_contains "op=rollback" "$SSL_DIR/$RBK/.manifest" "its manifest says rollback"
+assert_exit 0 "backups" -- ctl backups
+assert_contains "rollback" "$OUT" "backups (human) shows the rollback label"
+assert_exit 0 "restore --latest after the roll back" -- ctl restore --latest
+PICK=$(printf '%s\n' "$OUT" | awk '$1 == "restored:" { print $2 }')
+assert_match "^certs-" "$PICK" "restore says which backup it picked"
+assert_ne "$RBK" "$PICK" "and it is not the rollback backup"
+serves_now "$GOOD" "nginx serves the set that was live before the failed rotate"
+assert_eq "$GOOD" "$(leaf_sha "$SSL_DIR/server.crt")" "that set is on disk"
+run ctl --json restore --latest --dry-run
+printf '%s' "$OUT" | jsave "$T/rl.json"
+assert_ne "$RBK" "$(jget restored "$T/rl.json")" "restore --latest --dry-run does not pick the rollback backup either"
 
 echo "-- files planted in the SSL directory"
 assert_exit 0 "generate" -- ctl generate
