@@ -1,7 +1,9 @@
 #!/bin/bash
 # rotate's edges, with real nginx (issue 5):
 #  - no agent ever checked in: refused (exit 3, "is the agent endpoint wired?"); forced with a
-#    reason: done, and the reason is in the backup's manifest;
+#    reason: done, and the reason is in the backup's manifest. The refusal printed "active
+#    now:" followed by the staged CA and its JSON "after" was the staged set (issue 15):
+#    now "would become active:" and "would_become_active", no "active now", no "after";
 #  - a staged set nginx rejects (its key belongs to another certificate) with a reload
 #    command that, like `nginx -s reload`, exits 0 anyway: only the TLS check sees it; the
 #    previous set is put back by itself, nginx still serves the previous certificate, exit 6
@@ -46,6 +48,19 @@ assert_exit 0 "generate" -- ctl generate
 run ctl rotate
 assert_eq 3 "$RC" "rotate with no active agent exits 3"
 assert_contains "no agent has checked in" "$ERR" "and asks whether the agent endpoint is wired"
+# Nothing changed: the staged set is what would become active, never "active now".
+case $OUT in *"active now"*) fail "a refused rotate prints no 'active now:' line" "$OUT" ;; esac
+ok "a refused rotate prints no 'active now:' line"
+assert_contains "would become active:" "$OUT" "it names the staged set as what would become active"
+run ctl --json rotate
+assert_eq 3 "$RC" "rotate --json with no active agent exits 3"
+printf '%s' "$OUT" | jsave "$T/refused.json"
+if grep -Eq '^after([.]|	)' "$T/refused.json.flat"; then fail "the refusal's JSON has no after"; fi
+ok "the refusal's JSON has no after"
+assert_eq "$(leaf_sha "$SSL_DIR/new/server.crt")" "$(jget would_become_active.server.sha256 "$T/refused.json")" \
+	"its would_become_active is the staged set"
+assert_eq "$(leaf_sha "$SSL_DIR/server.crt")" "$(jget before.server.sha256 "$T/refused.json")" \
+	"its before is the active set"
 assert_eq "$(leaf_sha "$SSL_DIR/server.crt")" "$(served)" "nothing changed"
 STAGED=$(leaf_sha "$SSL_DIR/new/server.crt")
 assert_exit 0 "rotate --force --reason" -- ctl --json rotate --force --reason "lab proxy, no agents yet"
