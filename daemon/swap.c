@@ -1071,3 +1071,73 @@ swap_recover(const struct config *conf, char *err, size_t errlen)
 	swap_close(&c);
 	return r;
 }
+
+/* The state directory, for the pending file: -1 with err. */
+static int
+swap_state_dir(const struct config *conf, char *err, size_t errlen)
+{
+	int fd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd == -1)
+		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
+	return fd;
+}
+
+int
+swap_pending_write(const struct config *conf, const char *text, char *err, size_t errlen)
+{
+	int fd, r = 0;
+
+	if (strlen(text) >= SWAP_PENDING_MAX) {
+		snprintf(err, errlen, "%s/%s: too long", conf->state_dir, SWAP_PENDING);
+		return -1;
+	}
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if (fsx_replace(fd, SWAP_PENDING, text, strlen(text), 0600) == -1)
+		r = -1, snprintf(err, errlen, "cannot write %s/%s: %s", conf->state_dir,
+		            SWAP_PENDING, strerror(errno));
+	close(fd);
+	return r;
+}
+
+int
+swap_pending_read(const struct config *conf, char **text, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int fd, r = 1;
+
+	*text = NULL;
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if (fsx_read(fd, SWAP_PENDING, SWAP_PENDING_MAX, &buf, &len) == -1) {
+		r = errno == ENOENT ? 0 : -1;
+		if (r == -1)
+			snprintf(err, errlen, "cannot read %s/%s: %s", conf->state_dir,
+			    SWAP_PENDING, strerror(errno));
+	} else if (strlen((char *)buf) != len) {
+		free(buf);
+		snprintf(err, errlen, "%s/%s: binary content", conf->state_dir, SWAP_PENDING);
+		r = -1;
+	} else
+		*text = (char *)buf;
+	close(fd);
+	return r;
+}
+
+int
+swap_pending_remove(const struct config *conf, char *err, size_t errlen)
+{
+	int fd, r = 0;
+
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if ((unlinkat(fd, SWAP_PENDING, 0) == -1 && errno != ENOENT) || fsx_fsync_dir(fd) == -1) {
+		snprintf(err, errlen, "cannot remove %s/%s: %s", conf->state_dir, SWAP_PENDING,
+		    strerror(errno));
+		r = -1;
+	}
+	close(fd);
+	return r;
+}

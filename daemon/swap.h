@@ -60,4 +60,19 @@ int swap_recover(const struct config *, char *err, size_t errlen);
  */
 int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
 
+/*
+ * The rest of a swap that went through (reload, TLS check, roll back, audit)
+ * is written down in state_dir/swap.pending (SWAP_PENDING) until the call
+ * answers, so that a daemon stopped before that (a shutdown that outlasted its
+ * bound, a crash) finishes it at the next start. The text is the caller's (one
+ * "key value" per line); these only store it durably. write: 0, or -1 with
+ * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
+ * with err. remove: 0, or -1 with err.
+ */
+#define SWAP_PENDING     "swap.pending"
+#define SWAP_PENDING_MAX 8192
+int swap_pending_write(const struct config *, const char *text, char *err, size_t errlen);
+int swap_pending_read(const struct config *, char **text, char *err, size_t errlen);
+int swap_pending_remove(const struct config *, char *err, size_t errlen);
+
 #endif
