@@ -20,6 +20,7 @@
 #define OUTPUT_ABBREV   16 /* hex digits of a fingerprint shown before the ellipsis */
 #define OUTPUT_BAR      30 /* columns of wait's progress bar */
 
+static int output_swap_changed(const Carotate__V1__RotateReply *);
 static const char *output_s(const char *);
 static size_t output_utf8(const unsigned char *, uint32_t *);
 static int output_unsafe_cp(uint32_t);
@@ -1137,12 +1138,12 @@ output_wait_reached(
 	return ferror(fp) ? -1 : 0;
 }
 
-/* The daemon's four words ("rotate", "restore", "discard", "manual"); anything else reads
+/* The daemon's words ("rotate", "restore", "rollback", "discard", "manual"); anything else reads
  * "unknown". */
 static const char *
 output_backup_reason(const char *reason)
 {
-	static const char *const known[] = { "rotate", "restore", "discard", "manual" };
+	static const char *const known[] = { "rotate", "restore", "rollback", "discard", "manual" };
 	size_t i;
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -1340,6 +1341,17 @@ output_retire_human(FILE *fp, const Carotate__V1__RetireReply *r, const char *me
 }
 
 /*
+ * Whether the set on disk changed: the daemon attaches the reload's result only once the
+ * swap went through (rpc_rotate.c), so a refusal, a dry run or a swap undone at once has
+ * none. Then after is the set that would have gone live, and nothing else.
+ */
+static int
+output_swap_changed(const Carotate__V1__RotateReply *r)
+{
+	return !r->dry_run && r->reload != NULL;
+}
+
+/*
  * rotate and restore, whether they succeeded or not: a refused rotate carries the gate's
  * figures and the first pending agents, a rolled-back one what was served. error is NULL on
  * success, else {status, message} as output_error_json writes it.
@@ -1353,7 +1365,9 @@ output_swap_json(
 
 	output_jset(o, "dry_run", json_boolean(r->dry_run));
 	output_jset(o, "before", output_set_json(r->before));
-	output_jset(o, "after", output_set_json(r->after));
+	/* One meaning per key: "after" is what is live after a change, never a proposal. */
+	output_jset(
+	    o, output_swap_changed(r) ? "after" : "would_become_active", output_set_json(r->after));
 	output_jset(o, "backup", output_jstr_opt(r->backup));
 	output_jset(o, "restored", output_jstr_opt(r->restored));
 	output_jset(o, "reload", output_reload_json(r->reload));
@@ -1388,6 +1402,7 @@ int
 output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 {
 	const char *what = output_s(r->restored)[0] != '\0' ? "restore" : "rotate";
+	int changed = output_swap_changed(r);
 	size_t i;
 
 	if (r->dry_run)
@@ -1402,15 +1417,22 @@ output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 		output_safe(fp, r->pending_agents[i]->id);
 		fputc('\n', fp);
 	}
+	if (output_s(r->restored)[0] != '\0') {
+		/* restore --latest: which backup "latest" was is the first thing to know. */
+		output_label(fp, "restored:");
+		output_safe(fp, r->restored);
+		fputc('\n', fp);
+	}
+	/* "active now:" only ever names what is live after a change, never a proposal. */
 	if (r->before != NULL)
-		output_set_human(fp, r->dry_run ? "active now:" : "active before:", r->before, now);
+		output_set_human(fp, changed ? "active before:" : "active:", r->before, now);
 	else {
-		output_label(fp, "active before:");
+		output_label(fp, changed ? "active before:" : "active:");
 		fputs("none\n", fp);
 	}
 	if (r->after != NULL)
 		output_set_human(
-		    fp, r->dry_run ? "would become active:" : "active now:", r->after, now);
+		    fp, changed ? "active now:" : "would become active:", r->after, now);
 	if (output_s(r->backup)[0] != '\0') {
 		output_label(fp, "backup:");
 		output_safe(fp, r->backup);

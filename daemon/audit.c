@@ -80,6 +80,8 @@ static void audit_hold(struct ledger_audit *);
 static void audit_syslog(const struct ledger_audit *, const char *);
 static int audit_newest(struct ledger *, struct ledger_audit *);
 static void audit_keep(const struct ledger_audit *, void *);
+static void audit_load_line(struct ledger_audit *, const char *);
+static void audit_load_text(char *, size_t, const char *);
 
 void
 audit_sanitize(char *dst, size_t len, const char *src)
@@ -425,6 +427,93 @@ audit_call_end(struct audit_call *ac, const Carotate__V1__Response *reply)
 	free(ac);
 }
 
+void
+audit_call_free(struct audit_call *ac)
+{
+	free(ac);
+}
+
+int
+audit_call_save(const struct audit_call *ac, char *buf, size_t len)
+{
+	const struct ledger_audit *r = &ac->rec;
+	size_t n = strlen(buf);
+	int w;
+
+	/* Every string was sanitized when the record was opened: no newline in any. */
+	w = snprintf(buf + n, len - n,
+	    "audit.uid %lu\naudit.pid %lu\naudit.user %s\naudit.call %s\naudit.detail %s\n"
+	    "audit.before %s\n",
+	    (unsigned long)r->uid, (unsigned long)r->pid, r->user, r->call, r->detail, r->before);
+	if (w < 0 || (size_t)w >= len - n) {
+		buf[n] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* One "audit.KEY value" line into rec; other lines are not ours. */
+static void
+audit_load_line(struct ledger_audit *r, const char *line)
+{
+	const char *v = strchr(line, ' ');
+	unsigned long u;
+	char *end;
+
+	if (strncmp(line, "audit.", 6) != 0 || v == NULL)
+		return;
+	v++;
+	if (strncmp(line, "audit.uid ", 10) == 0 || strncmp(line, "audit.pid ", 10) == 0) {
+		errno = 0;
+		u = strtoul(v, &end, 10);
+		if (errno != 0 || *end != '\0' || u > 0xffffffffUL)
+			return;
+		if (line[6] == 'u')
+			r->uid = (uint32_t)u;
+		else
+			r->pid = (uint32_t)u;
+	} else if (strncmp(line, "audit.user ", 11) == 0)
+		audit_load_text(r->user, sizeof(r->user), v);
+	else if (strncmp(line, "audit.call ", 11) == 0)
+		audit_load_text(r->call, sizeof(r->call), v);
+	else if (strncmp(line, "audit.detail ", 13) == 0)
+		audit_load_text(r->detail, sizeof(r->detail), v);
+	else if (strncmp(line, "audit.before ", 13) == 0)
+		audit_load_text(r->before, sizeof(r->before), v);
+}
+
+/*
+ * Text saved already sanitized (its quotes are ours, from audit_arg_str): copied
+ * as it is, but anything outside printable ASCII becomes '?'.
+ */
+static void
+audit_load_text(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] != '\0' && i + 1 < len; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+struct audit_call *
+audit_call_load(struct carotated *cd, const char *text)
+{
+	struct audit_call *ac = xcalloc(1, sizeof(*ac));
+	char *copy = xstrdup(text), *line, *save = NULL;
+
+	ac->cd = cd;
+	ac->rec.uid = AUDIT_NO_UID;
+	for (line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		audit_load_line(&ac->rec, line);
+	free(copy);
+	if (ac->rec.call[0] == '\0') {
+		free(ac);
+		return NULL;
+	}
+	return ac;
+}
+
 /* The open interval of uid, call and status, or NULL. */
 static struct audit_refusal *
 audit_refusal_find(uint32_t uid, const char *call, int status)
@@ -683,7 +772,7 @@ audit_adopt(struct carotated *cd)
 	size_t a, b;
 	int active, staged;
 
-	if (l == NULL || audit_newest(l, &last) != 1)
+	if (l == NULL || cd->resuming || audit_newest(l, &last) != 1)
 		return;
 	audit_fingerprint(cd->conf, now, sizeof(now));
 	if (strcmp(now, last.after) == 0)

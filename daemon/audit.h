@@ -42,6 +42,20 @@ struct audit_call *audit_call_start(
  */
 void audit_call_end(struct audit_call *, const Carotate__V1__Response *);
 
+/* Frees ac without recording anything (the call is finished elsewhere: audit_call_load). */
+void audit_call_free(struct audit_call *);
+/*
+ * An open record as "audit.KEY value" lines (uid, pid, user, call, detail,
+ * before; all sanitized, one line each), appended to buf (NUL-terminated);
+ * for a call whose end a later start finishes. 0, or -1 when it does not fit.
+ */
+int audit_call_save(const struct audit_call *, char *buf, size_t len);
+/*
+ * The record audit_call_save wrote, found among other lines of text (others
+ * are skipped); NULL when it has no call. Ends with audit_call_end as usual.
+ */
+struct audit_call *audit_call_load(struct carotated *, const char *text);
+
 /*
  * An admin call refused by the dispatch table's checks (role, phase, busy),
  * with its reply. The first refusal of a uid, call and status is recorded at
@@ -77,7 +91,9 @@ void audit_start(struct carotated *);
 /*
  * At start-up and SIGHUP, with no call in progress: when the sets on disk
  * differ from the after of the newest record, they were changed outside
- * carotated (a manual restore, say), which is recorded as "adopt".
+ * carotated (a manual restore, say), which is recorded as "adopt". Not while
+ * cd->resuming: a call interrupted by a stop changed them, and its own record
+ * (audit_call_load) says so.
  */
 void audit_adopt(struct carotated *);
 

@@ -64,6 +64,7 @@ static int backups_check_pki(const struct config *, const char *, char *, size_t
 static int backups_check_named(const struct config *, const char *, char *, size_t);
 static void backups_describe(const struct config *, struct backup_info *);
 static int backups_find(const struct config *, const char *, char[SWAP_ID_MAX], char *, size_t);
+static int backups_rolled_back(const struct backup_info *);
 static int backups_idle(const struct config *, char *, size_t);
 static int backups_foreign(const struct backup_info *);
 static int backups_remove(const struct config *, int, const char *, char *, size_t);
@@ -152,6 +153,8 @@ backups_manifest_line(struct backup_info *b, const char *line)
 		b->reason = "rotate";
 	else if (strcmp(line, "op=restore") == 0)
 		b->reason = "restore";
+	else if (strcmp(line, "op=rollback") == 0)
+		b->reason = "rollback";
 	else if (strncmp(line, "created=", 8) == 0 && isdigit((unsigned char)line[8])) {
 		errno = 0;
 		t = strtoll(line + 8, &end, 10);
@@ -501,6 +504,13 @@ backups_check(const struct config *conf, const char *id, char *err, size_t errle
 	return backups_check_named(conf, name, err, errlen);
 }
 
+/* A backup of the set a failed rotate or restore had put live (swap_restore_as). */
+static int
+backups_rolled_back(const struct backup_info *b)
+{
+	return b->reason != NULL && strcmp(b->reason, "rollback") == 0;
+}
+
 int
 backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t errlen)
 {
@@ -511,14 +521,17 @@ backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_
 	id[0] = '\0';
 	if (backups_scan(conf, &list, &n, err, errlen) == -1)
 		return -1;
+	/* A rollback backup holds the set that failed its TLS check: never what "latest" means. */
 	for (i = 0; i < n && r == -1; i++)
-		if (!list[i].discarded) {
+		if (!list[i].discarded && !backups_rolled_back(&list[i])) {
 			memcpy(id, list[i].id, SWAP_ID_MAX);
 			r = 0;
 		}
 	free(list);
 	if (r == -1)
-		backups_error(err, errlen, "no backup in %s", conf->ssl_dir);
+		backups_error(err, errlen,
+		    "no backup in %s (but those of sets that failed their TLS check)",
+		    conf->ssl_dir);
 	return r;
 }
 
@@ -596,7 +609,9 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 	if (backups_idle(conf, err, errlen) == -1 ||
 	    backups_scan(conf, &list, &n, err, errlen) == -1)
 		return -1;
-	for (newest_certs = 0; newest_certs < n && list[newest_certs].discarded; newest_certs++)
+	for (newest_certs = 0; newest_certs < n && (list[newest_certs].discarded ||
+	                                               backups_rolled_back(&list[newest_certs]));
+	     newest_certs++)
 		;
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
 		free(list);

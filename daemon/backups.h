@@ -19,7 +19,7 @@ struct backup_info {
 	char id[SWAP_ID_MAX]; /* the directory name, as read from the directory */
 	int64_t created;      /* the manifest's time, else the name's (UTC); 0 when neither */
 	unsigned suffix;      /* the -N of the name, 0 without */
-	const char *reason;   /* "rotate", "restore", "discard" or "manual"; static */
+	const char *reason;   /* "rotate", "restore", "rollback", "discard" or "manual"; static */
 	char detail[BACKUPS_DETAIL_MAX]; /* the manifest's reason text; "" when none */
 	int discarded;                   /* a discarded staged set, not a certs-* backup */
 	int manifest; /* 1 read, 0 none (made by hand), -1 present but unreadable */
@@ -47,17 +47,20 @@ void backups_free(struct backup_info *, size_t n);
  * certificate and CA must belong together (pki_check_set). 0, or -1 with err.
  */
 int backups_check(const struct config *, const char *id, char *err, size_t errlen);
-/* The newest certs-* backup, restorable or not; -1 ("no backup") when there is none. */
+/*
+ * The newest certs-* backup that is not a rollback one (the set a failed
+ * rotate or restore had put live), restorable or not; -1 ("no backup") when
+ * there is none.
+ */
 int backups_latest(const struct config *, char id[SWAP_ID_MAX], char *err, size_t errlen);
 /*
  * Retention: of the backups the daemon made (certs-* with a manifest, and
  * discarded-*), keeps the newest [backups] keep and removes the older ones.
- * Never removes the newest backup, the newest certs-* backup (what restore
- * --latest takes), a backup made by hand, one whose manifest cannot be read,
- * or anything holding more than regular files. *pruned (*npruned ids, heap,
- * NULL-terminated; NULL when none) lists what was removed even when -1 is
- * returned; free it with backups_pruned_free in every case. 0, or -1 with err
- * naming the first failure.
+ * Never removes the newest backup, the newest certs-* backup that is not a
+ * rollback one (what restore --latest takes), a backup made by hand, one whose manifest cannot be
+ * read, or anything holding more than regular files. *pruned (*npruned ids, heap, NULL-terminated;
+ * NULL when none) lists what was removed even when -1 is returned; free it with backups_pruned_free
+ * in every case. 0, or -1 with err naming the first failure.
  */
 int backups_prune(const struct config *, char ***pruned, size_t *npruned, char *err, size_t errlen);
 void backups_pruned_free(char **, size_t);

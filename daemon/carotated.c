@@ -43,6 +43,10 @@ static int carotated_dir_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int carotated_check_dirs(const struct config *, char *, size_t);
 static void carotated_signal(evutil_socket_t, short, void *);
+static unsigned carotated_stop_bound(const struct config *);
+static void carotated_stop_late(evutil_socket_t, short, void *);
+static void carotated_stop(struct carotated *, int);
+static int carotated_unfinished(struct carotated *);
 static void carotated_reload(struct carotated *);
 static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
@@ -258,6 +262,19 @@ carotated_recover(struct carotated *cd, char *err, size_t errlen)
 	return r;
 }
 
+/* 1 when a rotate or restore was cut short after its swap (rpc_rotate_resume finishes it). */
+static int
+carotated_unfinished(struct carotated *cd)
+{
+	char *text = NULL, err[256];
+	int r;
+
+	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
+		log_warnx("%s", err);
+	free(text);
+	return r == 1;
+}
+
 /* A bad file on SIGHUP leaves the running configuration in place. */
 static void
 carotated_reload(struct carotated *cd)
@@ -309,6 +326,63 @@ carotated_reload(struct carotated *cd)
 	log_info("reload: configuration re-read from %s", cd->conf_path);
 }
 
+/*
+ * How long a stop waits for the call in progress (ms): a rotate or restore
+ * reloads and checks, and may roll back (a second reload and check); each
+ * check's job may outlive check_timeout by 5 s. The unit's TimeoutStopSec
+ * must exceed it (120 s for the defaults' 95 s).
+ */
+static unsigned
+carotated_stop_bound(const struct config *conf)
+{
+	return 2 * (conf->reload_timeout + conf->check_timeout + 5000) + 5000;
+}
+
+/* The call did not answer within the bound: what is left is journaled (rpc_rotate_resume). */
+static void
+carotated_stop_late(evutil_socket_t fd, short events, void *arg)
+{
+	struct carotated *cd = arg;
+
+	log_warnx("shutdown: %s did not finish within %u s; stopping, the next start finishes it",
+	    cd->busy != NULL ? cd->busy : "the call", carotated_stop_bound(cd->conf) / 1000);
+	event_base_loopbreak(cd->base);
+}
+
+/*
+ * SIGTERM (a package upgrade, systemctl stop) must not cut a rotate or restore
+ * in half: with one in flight, the daemon answers it first (reload, TLS check,
+ * roll back, audit; dispatch_done ends the loop), for at most
+ * carotated_stop_bound. A second signal stops at once.
+ */
+static void
+carotated_stop(struct carotated *cd, int sig)
+{
+	struct timeval tv;
+	unsigned ms = carotated_stop_bound(cd->conf);
+	char state[64];
+
+	if (cd->busy == NULL || cd->stopping) {
+		log_info("%s: shutting down%s", strsignal(sig),
+		    cd->busy != NULL ? " now, before the call in progress finished" : "");
+		notify_send("STOPPING=1");
+		event_base_loopbreak(cd->base);
+		return;
+	}
+	cd->stopping = 1;
+	log_info("%s: shutting down once the %s in progress has finished (at most %u s)",
+	    strsignal(sig), cd->busy, ms / 1000);
+	notify_send("STOPPING=1");
+	snprintf(state, sizeof(state), "EXTEND_TIMEOUT_USEC=%llu",
+	    (unsigned long long)(ms + 10000) * 1000);
+	notify_send(state);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if ((cd->stop_ev = evtimer_new(cd->base, carotated_stop_late, cd)) == NULL ||
+	    evtimer_add(cd->stop_ev, &tv) == -1)
+		event_base_loopbreak(cd->base);
+}
+
 static void
 carotated_signal(evutil_socket_t sig, short events, void *arg)
 {
@@ -320,9 +394,7 @@ carotated_signal(evutil_socket_t sig, short events, void *arg)
 		break;
 	case SIGTERM:
 	case SIGINT:
-		log_info("%s: shutting down", strsignal(sig));
-		notify_send("STOPPING=1");
-		event_base_loopbreak(cd->base);
+		carotated_stop(cd, sig);
 		break;
 	}
 }
@@ -418,6 +490,8 @@ main(int argc, char *argv[])
 		if (agents_init(&cd, err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
+	/* A rotate cut short by a stop is finished below, and audited as itself: no adopt. */
+	cd.resuming = carotated_unfinished(&cd);
 	/* Logging goes where it will stay: the audit records held since start-up go now. */
 	audit_start(&cd);
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
@@ -429,6 +503,10 @@ main(int argc, char *argv[])
 			fatalx("cannot handle signal %d", sigs[i]);
 	cd.control = control_start(&cd, fd);
 	agents_start(&cd);
+	if (cd.resuming && rpc_rotate_resume(&cd) != 1) {
+		cd.resuming = 0;
+		audit_adopt(&cd);
+	}
 	/* Sockets bound and chowned, ledger open, worker started: keep only what is needed. */
 	if (cd.privileged && privs_restrict(err, sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -443,6 +521,7 @@ main(int argc, char *argv[])
 
 	job_kill_all();
 	proxy_abandon_all();
+	rpc_rotate_abandon();
 	rpc_stage_abandon();
 	rpc_audit_abandon();
 	audit_flush(); /* refusals still counted: none may be lost */
@@ -450,6 +529,8 @@ main(int argc, char *argv[])
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(sigev[i]);
+	if (cd.stop_ev != NULL)
+		event_free(cd.stop_ev);
 	event_base_free(cd.base);
 	config_free(cd.conf);
 	log_info("stopped");

@@ -16,8 +16,11 @@ struct carotated {
 	struct control *control;
 	struct timespec started; /* CLOCK_MONOTONIC */
 	int foreground;
-	int privileged;   /* started as root: user, group and capability changes apply */
-	const char *busy; /* the state-changing call in progress, or NULL */
+	int privileged;        /* started as root: user, group and capability changes apply */
+	const char *busy;      /* the state-changing call in progress, or NULL */
+	int stopping;          /* SIGTERM came while busy: stop once the call has answered */
+	int resuming;          /* a rotate or restore cut short by a stop is being finished */
+	struct event *stop_ev; /* the bound on that wait */
 };
 
 #endif

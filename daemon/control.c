@@ -694,6 +694,15 @@ control_defer(struct rpc_ctx *ctx)
 	return p;
 }
 
+struct audit_call *
+control_pending_take_audit(struct control_pending *p)
+{
+	struct audit_call *ac = p->audit;
+
+	p->audit = NULL;
+	return ac;
+}
+
 void
 control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 {

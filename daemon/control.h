@@ -28,6 +28,12 @@ struct control_pending;
  * until control_complete. The client may go away meanwhile; the work goes on.
  */
 struct control_pending *control_defer(struct rpc_ctx *);
+struct audit_call;
+/*
+ * Takes the deferred call's audit record from pending: the caller closes it
+ * (audit_call_end) and control_complete records nothing.
+ */
+struct audit_call *control_pending_take_audit(struct control_pending *);
 /*
  * Closes the call's audit record with reply, then sends reply (and frees it)
  * if the client is still connected; frees pending.

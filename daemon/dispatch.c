@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "audit.h"
 #include "carotated.h"
 #include "config.h"
@@ -156,6 +158,9 @@ void
 dispatch_done(struct carotated *cd)
 {
 	cd->busy = NULL;
+	/* A SIGTERM waited for this call (carotated_signal); its reply is flushed at exit. */
+	if (cd->stopping && cd->base != NULL)
+		event_base_loopbreak(cd->base);
 }
 
 const struct dispatch_entry *

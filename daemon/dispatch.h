@@ -99,6 +99,18 @@ void rpc_audit_abandon(void);
 void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* At shutdown, after job_kill_all and proxy_abandon_all: ends a generate, install or discard. */
 void rpc_stage_abandon(void);
+/*
+ * At shutdown, after job_kill_all and proxy_abandon_all: tells the client of a
+ * rotate or restore cut short; its record stays for rpc_rotate_resume.
+ */
+void rpc_rotate_abandon(void);
+/*
+ * At start-up, with the event loop ready: finishes (reload, TLS check, roll
+ * back, audit as the call it was) a rotate or restore a stop cut short after
+ * its swap. 1 when one was resumed, 0 none, -1 (logged) when its record was
+ * unusable.
+ */
+int rpc_rotate_resume(struct carotated *);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

@@ -11,6 +11,7 @@
  * check run off the event loop, so the call is answered later
  * (control_defer) and holds the exclusive slot until then.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "agents.h"
+#include "audit.h"
 #include "backups.h"
 #include "bundle.h"
 #include "carotated.h"
@@ -51,7 +53,14 @@ struct swap_op {
 	char failure[768]; /* why the new set was rolled back */
 	uint64_t t0;       /* ms, monotonic: the request arrived */
 	Carotate__V1__RotateReply *reply;
+	struct audit_call *audit; /* the call's record, closed with the reply */
+	int resumed;              /* finished at start-up from SWAP_PENDING */
 };
+
+#define PENDING_MAGIC "carotate-pending 1"
+
+/* The swap between its swap and its reply (at most one: the call is exclusive). */
+static struct swap_op *swap_running;
 
 static Carotate__V1__RotateReply *rotate_reply_new(void);
 static void rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
@@ -72,6 +81,9 @@ static void swap_op_rollback(struct swap_op *, const char *, const char *);
 static void swap_op_reply(struct swap_op *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void swap_op_free(struct swap_op *);
+static void swap_op_note(struct swap_op *);
+static void swap_op_line(char *, size_t, const char *, const char *);
+static int swap_op_load_line(struct swap_op *, const char *);
 
 static Carotate__V1__RotateReply *
 rotate_reply_new(void)
@@ -323,6 +335,8 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 			dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
+		log_info(
+		    "restore --latest: %s (the newest backup but those of rolled-back sets)", id);
 	} else if (!backup_id_valid(q->backup)) {
 		/* Never echoed: it may be anything. */
 		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -437,8 +451,56 @@ swap_op_start(struct rpc_ctx *ctx, struct swap_op *op)
 {
 	op->cd = ctx->cd;
 	op->pending = control_defer(ctx);
+	op->audit = control_pending_take_audit(op->pending);
 	op->reply->backup = xstrdup(op->backup);
+	swap_running = op;
+	swap_op_note(op);
 	swap_op_swapped(op);
+}
+
+/* key value, one line: control characters (none expected) become '?'. */
+static void
+swap_op_line(char *buf, size_t len, const char *key, const char *value)
+{
+	size_t n = strlen(buf), i;
+
+	if (n + strlen(key) + 3 >= len)
+		return;
+	n += (size_t)snprintf(buf + n, len - n, "%s ", key);
+	for (i = 0; value[i] != '\0' && n + 2 < len; i++)
+		buf[n++] = iscntrl((unsigned char)value[i]) ? '?' : value[i];
+	buf[n++] = '\n';
+	buf[n] = '\0';
+}
+
+/*
+ * The set on disk changed (or was put back by a roll back): what is left to do
+ * is written down, so that a stop that cuts the call short (a shutdown past its
+ * bound, a crash) leaves the next start to reload, check, roll back and audit
+ * it as this call, not as a change made outside carotated.
+ */
+static void
+swap_op_note(struct swap_op *op)
+{
+	char buf[SWAP_PENDING_MAX], err[512] = "";
+
+	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
+	swap_op_line(buf, sizeof(buf), "call", op->call);
+	swap_op_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
+	swap_op_line(buf, sizeof(buf), "restored",
+	    op->reply->restored != NULL && op->reply->restored[0] != '\0' ? op->reply->restored
+	                                                                  : "-");
+	swap_op_line(buf, sizeof(buf), "expected", op->expected);
+	swap_op_line(buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
+	swap_op_line(buf, sizeof(buf), "forced", op->reply->forced ? "1" : "0");
+	swap_op_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
+	swap_op_line(buf, sizeof(buf), "rollback_backup",
+	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
+	swap_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
+	if ((op->audit != NULL && audit_call_save(op->audit, buf, sizeof(buf)) == -1) ||
+	    swap_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
+		    err[0] != '\0' ? err : "the record does not fit");
 }
 
 /* The set on disk changed: the bundle follows, then the proxy is told. */
@@ -539,7 +601,7 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 
 	op->rolling_back = 1;
 	snprintf(op->expected, sizeof(op->expected), "%s", previous);
-	if (swap_restore(op->cd->conf, id, time(NULL), op->rollback_backup,
+	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
 	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
 		log_warnx("%s: roll back to %s: %s", op->call, id, err);
 		swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
@@ -550,6 +612,7 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 	}
 	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
 	    op->rollback_backup);
+	swap_op_note(op);
 	swap_op_swapped(op);
 }
 
@@ -565,9 +628,16 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	va_list ap;
 	char msg[2048];
 	X509 *ca;
+	int n;
 
+	/* Said first when resumed: the caller got no answer from the daemon that stopped. */
+	n = op->resumed ? snprintf(msg, sizeof(msg),
+	                      "finished at start-up (carotated stopped before the %s had "
+	                      "answered): ",
+	                      op->call)
+	                : 0;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (r->after != NULL)
 		protobuf_c_message_free_unpacked(&r->after->base, NULL);
@@ -580,10 +650,17 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	dispatch_error(reply, status, "%s", msg);
 	rotate_attach(reply, op->call, r);
 	op->reply = NULL;
+	audit_call_end(op->audit, reply);
+	op->audit = NULL;
+	/* Recorded: nothing is left for a next start to finish. */
+	if (swap_pending_remove(conf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
 	if (op->pending != NULL)
 		control_complete(op->pending, reply);
 	else
 		dispatch_reply_free(reply);
+	swap_running = NULL;
+	op->cd->resuming = 0;
 	dispatch_done(op->cd);
 	swap_op_free(op);
 }
@@ -593,5 +670,113 @@ swap_op_free(struct swap_op *op)
 {
 	if (op->reply != NULL)
 		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
+	audit_call_free(op->audit);
 	free(op);
+}
+
+/*
+ * Shutdown outlasted its bound (job_kill_all and proxy_abandon_all ran): the
+ * client is told, nothing is audited, and SWAP_PENDING stays for the next
+ * start, which finishes the call and records it.
+ */
+void
+rpc_rotate_abandon(void)
+{
+	struct swap_op *op = swap_running;
+	Carotate__V1__Response *reply;
+
+	if (op == NULL)
+		return;
+	swap_running = NULL;
+	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
+	          "audits it",
+	    op->call);
+	if (op->pending != NULL) {
+		reply = dispatch_reply_new();
+		dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "%s: carotated is stopping before the proxy check ended; the set on disk "
+		    "changed (backup %s), and the next start reloads, checks (rolls back if "
+		    "need be) and audits it",
+		    op->call, op->backup[0] != '\0' ? op->backup : "none");
+		control_complete(op->pending, reply);
+	}
+	swap_op_free(op);
+}
+
+/* One line of SWAP_PENDING; the audit record's lines are audit_call_load's. */
+static int
+swap_op_load_line(struct swap_op *op, const char *line)
+{
+	const char *v = strchr(line, ' ');
+	size_t k;
+
+	if (v == NULL || strncmp(line, "audit.", 6) == 0)
+		return 0;
+	k = (size_t)(v++ - line);
+	if (k == 4 && strncmp(line, "call", 4) == 0)
+		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
+	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backup_id_valid(v))
+		snprintf(op->backup, sizeof(op->backup), "%s", v);
+	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backup_id_valid(v))
+		op->reply->restored = xstrdup(v);
+	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rotate_sha_ok(v))
+		snprintf(op->expected, sizeof(op->expected), "%s", v);
+	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rotate_sha_ok(v))
+		snprintf(op->previous, sizeof(op->previous), "%s", v);
+	else if (k == 6 && strncmp(line, "forced", 6) == 0)
+		op->reply->forced = strcmp(v, "1") == 0;
+	else if (k == 12 && strncmp(line, "rolling_back", 12) == 0)
+		op->rolling_back = strcmp(v, "1") == 0;
+	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backup_id_valid(v))
+		snprintf(op->rollback_backup, sizeof(op->rollback_backup), "%s", v);
+	else if (k == 7 && strncmp(line, "failure", 7) == 0 && strcmp(v, "-") != 0)
+		snprintf(op->failure, sizeof(op->failure), "%s", v);
+	return 0;
+}
+
+int
+rpc_rotate_resume(struct carotated *cd)
+{
+	char *text = NULL, *copy, *line, *save = NULL, err[512];
+	struct swap_op *op;
+	int r;
+
+	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
+		if (r == -1)
+			log_warnx("%s", err);
+		return r;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->cd = cd;
+	op->call = "rotate";
+	op->reply = rotate_reply_new();
+	op->resumed = 1;
+	op->t0 = clock_ms();
+	copy = xstrdup(text);
+	line = strtok_r(copy, "\n", &save);
+	if (line == NULL || strcmp(line, PENDING_MAGIC) != 0)
+		op->expected[0] = '\0';
+	else
+		while ((line = strtok_r(NULL, "\n", &save)) != NULL)
+			swap_op_load_line(op, line);
+	free(copy);
+	op->audit = audit_call_load(cd, text);
+	free(text);
+	if (op->expected[0] == '\0') {
+		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
+		    cd->conf->state_dir, SWAP_PENDING);
+		swap_op_free(op);
+		if (swap_pending_remove(cd->conf, err, sizeof(err)) == -1)
+			log_warnx("%s", err);
+		return -1;
+	}
+	op->reply->backup = xstrdup(op->backup);
+	cd->busy = op->call;
+	cd->resuming = 1;
+	swap_running = op;
+	log_info("%s: carotated stopped before it had answered; finishing it now: reload, "
+	         "TLS check%s, audit",
+	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
+	swap_op_swapped(op);
+	return 1;
 }

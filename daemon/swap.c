@@ -90,9 +90,10 @@ struct swap_journal {
 struct swap_ctx {
 	const struct config *conf;
 	const char *names[SWAP_NFILES];
-	int dfd;        /* the SSL directory */
-	int stfd;       /* the state directory */
-	const char *op; /* names the fault points */
+	int dfd;           /* the SSL directory */
+	int stfd;          /* the state directory */
+	const char *op;    /* names the fault points */
+	const char *label; /* the manifest's op=: op, or "rollback" */
 	int fault_n;
 	char manifest[SWAP_MAX_TEXT]; /* written by the mkdir step */
 	size_t manifest_len;
@@ -176,6 +177,7 @@ swap_open(struct swap_ctx *c, const struct config *conf, const char *op, char *e
 	memset(c, 0, sizeof(*c));
 	c->conf = conf;
 	c->op = op;
+	c->label = op;
 	c->err = err;
 	c->errlen = errlen;
 	c->dfd = c->stfd = -1;
@@ -307,7 +309,8 @@ swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
 }
 
 /*
- * The backup's manifest: reason, the operation (rotate or restore), time, then
+ * The backup's manifest: reason, the operation (rotate, restore, or rollback:
+ * the set a failed rotate or restore put live, kept aside), time, then
  * `sha256  mode  name` per file of the active set.
  */
 static int
@@ -322,7 +325,7 @@ swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
 		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
 	clean[i] = '\0';
 	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\nop=%s\ncreated=%lld\n",
-	        clean, c->op, (long long)now) == -1)
+	        clean, c->label, (long long)now) == -1)
 		return swap_error(c, "manifest too long");
 	for (i = 0; i < SWAP_NFILES; i++) {
 		if (!(mask & (1 << i)))
@@ -1009,7 +1012,14 @@ int
 swap_restore(const struct config *conf, const char *id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen)
 {
-	char reason[64];
+	return swap_restore_as(conf, id, now, 0, new_backup_id, idlen, err, errlen);
+}
+
+int
+swap_restore_as(const struct config *conf, const char *id, time_t now, int rollback,
+    char *new_backup_id, size_t idlen, char *err, size_t errlen)
+{
+	char reason[80];
 	struct swap_ctx c;
 	struct swap_journal j;
 	int i, mask, r = -1;
@@ -1021,7 +1031,10 @@ swap_restore(const struct config *conf, const char *id, time_t now, char *new_ba
 	swap_journal_init(&j, "restore");
 	if (idlen < SWAP_ID_MAX || swap_idle(&c) == -1 || swap_verify(&c, id, &mask) == -1)
 		goto out;
-	snprintf(reason, sizeof(reason), "restore of %s", id);
+	if (rollback)
+		c.label = "rollback";
+	snprintf(reason, sizeof(reason), "%s %s",
+	    rollback ? "failed its TLS check; rolled back to" : "restore of", id);
 	if (swap_plan_backup(&c, &j, now, reason) == -1)
 		goto out;
 	for (i = 0; i < SWAP_NFILES; i++)
@@ -1056,5 +1069,75 @@ swap_recover(const struct config *conf, char *err, size_t errlen)
 			r = -1;
 	}
 	swap_close(&c);
+	return r;
+}
+
+/* The state directory, for the pending file: -1 with err. */
+static int
+swap_state_dir(const struct config *conf, char *err, size_t errlen)
+{
+	int fd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd == -1)
+		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
+	return fd;
+}
+
+int
+swap_pending_write(const struct config *conf, const char *text, char *err, size_t errlen)
+{
+	int fd, r = 0;
+
+	if (strlen(text) >= SWAP_PENDING_MAX) {
+		snprintf(err, errlen, "%s/%s: too long", conf->state_dir, SWAP_PENDING);
+		return -1;
+	}
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if (fsx_replace(fd, SWAP_PENDING, text, strlen(text), 0600) == -1)
+		r = -1, snprintf(err, errlen, "cannot write %s/%s: %s", conf->state_dir,
+		            SWAP_PENDING, strerror(errno));
+	close(fd);
+	return r;
+}
+
+int
+swap_pending_read(const struct config *conf, char **text, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int fd, r = 1;
+
+	*text = NULL;
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if (fsx_read(fd, SWAP_PENDING, SWAP_PENDING_MAX, &buf, &len) == -1) {
+		r = errno == ENOENT ? 0 : -1;
+		if (r == -1)
+			snprintf(err, errlen, "cannot read %s/%s: %s", conf->state_dir,
+			    SWAP_PENDING, strerror(errno));
+	} else if (strlen((char *)buf) != len) {
+		free(buf);
+		snprintf(err, errlen, "%s/%s: binary content", conf->state_dir, SWAP_PENDING);
+		r = -1;
+	} else
+		*text = (char *)buf;
+	close(fd);
+	return r;
+}
+
+int
+swap_pending_remove(const struct config *conf, char *err, size_t errlen)
+{
+	int fd, r = 0;
+
+	if ((fd = swap_state_dir(conf, err, errlen)) == -1)
+		return -1;
+	if ((unlinkat(fd, SWAP_PENDING, 0) == -1 && errno != ENOENT) || fsx_fsync_dir(fd) == -1) {
+		snprintf(err, errlen, "cannot remove %s/%s: %s", conf->state_dir, SWAP_PENDING,
+		    strerror(errno));
+		r = -1;
+	}
+	close(fd);
 	return r;
 }

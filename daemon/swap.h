@@ -40,6 +40,13 @@ int swap_rotate_ca(const struct config *, time_t now, const char *reason, const 
 int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen);
 /*
+ * swap_restore; with rollback set, the backup made of the active set (the set
+ * that just failed its TLS check) is labelled op=rollback in its manifest, so
+ * that restore --latest never puts it back by mistake.
+ */
+int swap_restore_as(const struct config *, const char *backup_id, time_t now, int rollback,
+    char *new_backup_id, size_t idlen, char *err, size_t errlen);
+/*
  * At start-up, before anything reads the SSL directory: undoes or finishes a
  * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
  * none, -1 (journal kept, err filled in) when it could not be.
@@ -52,5 +59,20 @@ int swap_recover(const struct config *, char *err, size_t errlen);
  * with err.
  */
 int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
+
+/*
+ * The rest of a swap that went through (reload, TLS check, roll back, audit)
+ * is written down in state_dir/swap.pending (SWAP_PENDING) until the call
+ * answers, so that a daemon stopped before that (a shutdown that outlasted its
+ * bound, a crash) finishes it at the next start. The text is the caller's (one
+ * "key value" per line); these only store it durably. write: 0, or -1 with
+ * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
+ * with err. remove: 0, or -1 with err.
+ */
+#define SWAP_PENDING     "swap.pending"
+#define SWAP_PENDING_MAX 8192
+int swap_pending_write(const struct config *, const char *text, char *err, size_t errlen);
+int swap_pending_read(const struct config *, char **text, char *err, size_t errlen);
+int swap_pending_remove(const struct config *, char *err, size_t errlen);
 
 #endif

@@ -261,6 +261,14 @@ assert_contains "rolled back" "$(a msg)" "the message says it rolled back"
 assert_eq true "$(a changed)" "changed: the staged set went into a backup of its own"
 assert_eq steady "$(a phase)" "phase steady"
 assert_eq "$GOOD" "$(served)" "nginx still serves the previous certificate"
+# The failed set's backup is labelled rollback: latest=true must not put it back.
+ctl --json backups | jsave "$T/bk.json"
+RBK=$(jget backups.0.id "$T/bk.json")
+assert_eq rollback "$(jget backups.0.reason "$T/bk.json")" "the failed set's backup is labelled rollback"
+ans state=restored latest=true
+assert_ne FAILED! "$ASTATE" "state=restored latest=true after the roll back succeeds"
+assert_ne "$RBK" "$(a backup)" "and does not pick the rollback backup"
+assert_eq "$GOOD" "$(served)" "nginx serves the set that was live before the failed rotate"
 
 echo "-- carotated unreachable"
 mod "{\"state\": \"reported\", \"socket\": \"$T/run/nothing.sock\"}"

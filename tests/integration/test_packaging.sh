@@ -7,7 +7,9 @@
 # state, purge removes them and never the SSL directory or its backups, even one configured
 # inside the state directory. `make rpm` (rpmbuild -tb on the same tarball) gives the same
 # files; its %post makes the same key. Package builds are cached by make: they run again
-# only when the tarball's contents change.
+# only when the tarball's contents change. Neither package restarts (nor, on upgrade,
+# stops) carotated: the generated postinst restarted it on every upgrade and the spec used
+# %systemd_postun_with_restart, which cut a rotate in progress in half (issue 15).
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -104,7 +106,29 @@ assert_eq "/etc/carotate/carotated.conf" "$(cat "$T/ctrl/conffiles")" \
 if have_source systemd/carotated.service; then
 	assert_file_contains "deb-systemd-helper" "$T/ctrl/postinst" "postinst enables carotated.service"
 	assert_file_contains "deb-systemd-helper purge" "$T/ctrl/postrm" "postrm purge forgets carotated.service"
+	# An upgrade must not SIGTERM a daemon in the middle of a rotate (issue 15): debhelper's
+	# default restarts the unit after every upgrade (_dh_action=restart), and
+	# --no-restart-after-upgrade alone stops it in prerm instead.
+	if grep -Eq 'restart|_dh_action' "$T/ctrl/postinst"; then
+		fail "postinst never restarts carotated.service on upgrade" "$(grep -En 'restart|_dh_action' "$T/ctrl/postinst")"
+	fi
+	ok "postinst never restarts carotated.service on upgrade"
+	if grep -q 'carotated' "$T/ctrl/prerm" && ! awk '/deb-systemd-invoke/ && !seen { exit !(prev ~ /"\$1" = remove/) } { prev = $0 }' "$T/ctrl/prerm"; then
+		fail "prerm stops carotated.service only on remove, never on upgrade" "$(cat "$T/ctrl/prerm")"
+	fi
+	if grep -Eq 'try-restart|invoke restart' "$T/ctrl/prerm"; then
+		fail "prerm never restarts carotated.service"
+	fi
+	ok "prerm stops carotated.service only on remove, never on upgrade"
+	assert_file_contains "--no-restart-after-upgrade" "$REPO_ROOT/packaging/debian/rules" \
+		"debian/rules asks dh_installsystemd for no restart after upgrade"
 fi
+# The RPM: %systemd_postun_with_restart try-restarts the unit on every upgrade.
+if grep -q '^%systemd_postun_with_restart' "$REPO_ROOT/packaging/rpm/carotate.spec"; then
+	fail "the spec never restarts carotated on upgrade (%systemd_postun)"
+fi
+assert_file_contains "%systemd_postun carotated.service" "$REPO_ROOT/packaging/rpm/carotate.spec" \
+	"the spec never restarts carotated on upgrade (%systemd_postun)"
 if have_source systemd/carotate.sysusers; then
 	assert_file_contains "systemd-sysusers" "$T/ctrl/postinst" "postinst creates the users"
 	assert_contains "systemd-sysusers" "$DEPENDS" "Depends provides systemd-sysusers"

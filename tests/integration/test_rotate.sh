@@ -113,7 +113,7 @@ assert_eq 100 "$(jget percent "$T/rep.json")" "report: 100 %"
 assert_exit 0 "rotate --dry-run at 100 %" -- ctl --json rotate --dry-run
 printf '%s' "$OUT" | jsave "$T/dry.json"
 assert_eq true "$(jget dry_run "$T/dry.json")" "dry run says so"
-assert_eq "$NEW_SRV" "$(jget after.server.sha256 "$T/dry.json")" "dry run names the staged certificate"
+assert_eq "$NEW_SRV" "$(jget would_become_active.server.sha256 "$T/dry.json")" "dry run names the staged certificate"
 assert_eq "$before" "$(disk_state)" "a dry run changes nothing on disk"
 
 # A keep-alive connection to the proxy opened before the rotation: one request answered,
@@ -236,7 +236,7 @@ assert_eq 1 "$RC" "restore with an id and --latest is a usage error"
 before=$(disk_state)
 assert_exit 0 "restore --dry-run" -- ctl --json restore --dry-run "$BACKUP"
 printf '%s' "$OUT" | jsave "$T/rdry.json"
-assert_eq "$OLD_SRV" "$(jget after.server.sha256 "$T/rdry.json")" "restore --dry-run shows the backup's certificate"
+assert_eq "$OLD_SRV" "$(jget would_become_active.server.sha256 "$T/rdry.json")" "restore --dry-run shows the backup's certificate"
 assert_eq "$NEW_SRV" "$(jget before.server.sha256 "$T/rdry.json")" "and the active one"
 assert_eq "$before" "$(disk_state)" "restore --dry-run changes nothing"
 

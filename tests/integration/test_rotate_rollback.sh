@@ -1,7 +1,9 @@
 #!/bin/bash
 # rotate's edges, with real nginx (issue 5):
 #  - no agent ever checked in: refused (exit 3, "is the agent endpoint wired?"); forced with a
-#    reason: done, and the reason is in the backup's manifest;
+#    reason: done, and the reason is in the backup's manifest. The refusal printed "active
+#    now:" followed by the staged CA and its JSON "after" was the staged set (issue 15):
+#    now "would become active:" and "would_become_active", no "active now", no "after";
 #  - a staged set nginx rejects (its key belongs to another certificate) with a reload
 #    command that, like `nginx -s reload`, exits 0 anyway: only the TLS check sees it; the
 #    previous set is put back by itself, nginx still serves the previous certificate, exit 6
@@ -9,7 +11,11 @@
 #  - files planted in the SSL directory: a symlinked staged key refuses the rotate; a symlink
 #    and a hard link planted as ca-bundle.pem are replaced, their targets untouched; a
 #    symlink named like a backup is not restored from;
-#  - a fresh proxy (no active set): the staged set is simply activated.
+#  - a fresh proxy (no active set): the staged set is simply activated;
+#  - after such a roll back (issue 15): the backup of the set that failed is labelled
+#    `rollback` (backups, human and --json), and `restore --latest` skips it. Before, it was
+#    labelled `restore` and, being the newest, `restore --latest` put the failed set back live
+#    (nginx refused it again: a second roll back) instead of the set that was live before.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -42,6 +48,19 @@ assert_exit 0 "generate" -- ctl generate
 run ctl rotate
 assert_eq 3 "$RC" "rotate with no active agent exits 3"
 assert_contains "no agent has checked in" "$ERR" "and asks whether the agent endpoint is wired"
+# Nothing changed: the staged set is what would become active, never "active now".
+case $OUT in *"active now"*) fail "a refused rotate prints no 'active now:' line" "$OUT" ;; esac
+ok "a refused rotate prints no 'active now:' line"
+assert_contains "would become active:" "$OUT" "it names the staged set as what would become active"
+run ctl --json rotate
+assert_eq 3 "$RC" "rotate --json with no active agent exits 3"
+printf '%s' "$OUT" | jsave "$T/refused.json"
+if grep -Eq '^after([.]|	)' "$T/refused.json.flat"; then fail "the refusal's JSON has no after"; fi
+ok "the refusal's JSON has no after"
+assert_eq "$(leaf_sha "$SSL_DIR/new/server.crt")" "$(jget would_become_active.server.sha256 "$T/refused.json")" \
+	"its would_become_active is the staged set"
+assert_eq "$(leaf_sha "$SSL_DIR/server.crt")" "$(jget before.server.sha256 "$T/refused.json")" \
+	"its before is the active set"
 assert_eq "$(leaf_sha "$SSL_DIR/server.crt")" "$(served)" "nothing changed"
 STAGED=$(leaf_sha "$SSL_DIR/new/server.crt")
 assert_exit 0 "rotate --force --reason" -- ctl --json rotate --force --reason "lab proxy, no agents yet"
@@ -97,6 +116,24 @@ assert_eq INTERNAL "$(jget records.0.result "$T/audit.json")" "audit: the rolled
 assert_contains "rolled back" "$(jget records.0.detail "$T/audit.json")" "audit: with what happened"
 t_log "rotate + failed check + roll back took $ms ms (check_timeout 5s)"
 [ ! -e "$STATE_DIR/swap.journal" ] || fail "no journal left after the roll back"
+
+echo "-- the way back after a roll back: restore --latest skips the set that failed"
+ctl --json backups | jsave "$T/bk.json"
+assert_eq rollback "$(jget backups.0.reason "$T/bk.json")" "backups --json: the failed set's backup is labelled rollback"
+RBK=$(jget backups.0.id "$T/bk.json")
+assert_eq "$BAD" "$(leaf_sha "$SSL_DIR/$RBK/server.crt")" "that backup holds the set that failed"
+assert_file_contains "op=rollback" "$SSL_DIR/$RBK/.manifest" "its manifest says rollback"
+assert_exit 0 "backups" -- ctl backups
+assert_contains "rollback" "$OUT" "backups (human) shows the rollback label"
+assert_exit 0 "restore --latest after the roll back" -- ctl restore --latest
+PICK=$(printf '%s\n' "$OUT" | awk '$1 == "restored:" { print $2 }')
+assert_match "^certs-" "$PICK" "restore says which backup it picked"
+assert_ne "$RBK" "$PICK" "and it is not the rollback backup"
+serves_now "$GOOD" "nginx serves the set that was live before the failed rotate"
+assert_eq "$GOOD" "$(leaf_sha "$SSL_DIR/server.crt")" "that set is on disk"
+run ctl --json restore --latest --dry-run
+printf '%s' "$OUT" | jsave "$T/rl.json"
+assert_ne "$RBK" "$(jget restored "$T/rl.json")" "restore --latest --dry-run does not pick the rollback backup either"
 
 echo "-- files planted in the SSL directory"
 assert_exit 0 "generate" -- ctl generate

@@ -1858,6 +1858,107 @@ test_join_revoked(void **state)
 	free(buf);
 }
 
+/*
+ * rotate/restore replies: a refused rotate printed "active now:" followed by the
+ * staged CA, and its JSON "after" was the staged set, although nothing changed. One meaning
+ * per label: "active now:"/"after" only once the set changed (the reply carries a reload);
+ * a refusal or a dry run says "would become active:"/"would_become_active".
+ */
+static char *
+print_swap(int json, const Carotate__V1__RotateReply *r, const char *status)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	if (json)
+		assert_int_equal(
+		    output_swap_json(fp, r, status, status != NULL ? "refused" : NULL), 0);
+	else
+		assert_int_equal(output_swap_human(fp, r, NOW), 0);
+	assert_int_equal(fclose(fp), 0);
+	return buf;
+}
+
+/* A rotate refused below the gate: before is the active set, after the staged one. */
+static void
+swap_refused(struct fixture *f, Carotate__V1__RotateReply *r)
+{
+	fixture_init(f, 1, 1, 0);
+	carotate__v1__rotate_reply__init(r);
+	r->before = &f->active;
+	r->after = &f->staged;
+	r->gate = (char *)"acknowledged";
+	r->active = 2;
+	r->confirmed = 1;
+}
+
+static void
+test_swap_refused(void **state)
+{
+	struct fixture f;
+	Carotate__V1__RotateReply r;
+	json_t *j;
+	char *text;
+
+	swap_refused(&f, &r);
+	text = print_swap(0, &r, NULL);
+	assert_null(strstr(text, "active now:"));
+	assert_null(strstr(text, "active before:"));
+	assert_non_null(strstr(text, "\nactive:"));
+	assert_non_null(strstr(text, "would become active:"));
+	/* The staged CA is named only as what would become active. */
+	assert_true(strstr(text, "CN=Proxy CA 2026-12-26") > strstr(text, "would become active:"));
+	free(text);
+	text = print_swap(1, &r, "FAILED_PRECONDITION");
+	j = parse(text);
+	assert_null(json_object_get(j, "after"));
+	assert_string_equal(
+	    jstr(json_object_get(json_object_get(j, "would_become_active"), "ca"), "sha256"),
+	    STAGED_HEX);
+	assert_non_null(json_object_get(json_object_get(j, "before"), "ca"));
+	json_decref(j);
+	free(text);
+	/* A dry run reads the same. */
+	r.dry_run = 1;
+	text = print_swap(1, &r, NULL);
+	j = parse(text);
+	assert_null(json_object_get(j, "after"));
+	assert_non_null(json_object_get(j, "would_become_active"));
+	json_decref(j);
+	free(text);
+}
+
+/* A rotate that happened: "active before:" then "active now:", JSON before and after. */
+static void
+test_swap_done(void **state)
+{
+	struct fixture f;
+	Carotate__V1__RotateReply r;
+	Carotate__V1__ReloadResult reload;
+	json_t *j;
+	char *text;
+
+	swap_refused(&f, &r);
+	carotate__v1__reload_result__init(&reload);
+	reload.ran = reload.ok = 1;
+	r.reload = &reload;
+	r.verified = 1;
+	r.backup = (char *)"certs-20261226-030405";
+	text = print_swap(0, &r, NULL);
+	assert_non_null(strstr(text, "active before:"));
+	assert_non_null(strstr(text, "active now:"));
+	assert_null(strstr(text, "would become"));
+	free(text);
+	text = print_swap(1, &r, NULL);
+	j = parse(text);
+	assert_non_null(json_object_get(json_object_get(j, "after"), "ca"));
+	assert_null(json_object_get(j, "would_become_active"));
+	json_decref(j);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1901,6 +2002,8 @@ main(void)
 		cmocka_unit_test(test_backups_json),
 		cmocka_unit_test(test_backups_human),
 		cmocka_unit_test(test_retire),
+		cmocka_unit_test(test_swap_refused),
+		cmocka_unit_test(test_swap_done),
 		cmocka_unit_test(test_safe_escapes),
 		cmocka_unit_test(test_json_ensure_ascii),
 		cmocka_unit_test(test_join_revoked),

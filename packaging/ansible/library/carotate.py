@@ -125,8 +125,11 @@ options:
         the set the last rotation replaced.
       - Backups that a restore makes of the set it replaces are skipped, so
         that running the task again does not swing back and forth (unlike
-        C(carotatectl restore --latest), which takes the newest of all). Name
-        such a backup with C(backup) to go back to it.
+        C(carotatectl restore --latest), which takes them). Name such a backup
+        with C(backup) to go back to it.
+      - Backups labelled C(rollback) (the set a rotate or restore put live,
+        which failed its TLS check and was rolled back) are skipped, as by
+        C(carotatectl restore --latest).
     type: bool
     default: false
 notes:
@@ -572,9 +575,11 @@ class Carotate(object):
         backups = self.backups()
         self.out["result"] = None
         if p["latest"]:
-            # Not those a restore made of the set it replaced: see the option's documentation.
+            # Not those a restore made of the set it replaced, nor those of a set that failed
+            # its TLS check and was rolled back (reason "rollback"): see the option's
+            # documentation.
             cands = [b for b in backups if str(b.get("id", "")).startswith("certs-")
-                     and b.get("reason") != "restore"]
+                     and b.get("reason") not in ("restore", "rollback")]
             if not cands:
                 self.fail("no backup made by a rotation or by hand (carotatectl backups lists "
                           "them)", status="not_found")
