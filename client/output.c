@@ -41,6 +41,8 @@ static void output_label(FILE *, const char *);
 static void output_lines(FILE *, const char *);
 static void output_time_human(FILE *, int64_t);
 static void output_worker_pid(FILE *, const char *, uint32_t);
+static void output_worker_health(FILE *, const Carotate__V1__WorkerHealth *);
+static json_t *output_workers_json(const Carotate__V1__StatusReply *);
 static void output_expiry_human(FILE *, int64_t, int64_t);
 static void output_cert_human(
     FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
@@ -333,6 +335,29 @@ output_dump(FILE *fp, json_t *j)
 	return 0;
 }
 
+/* [{name, running, pid, restarts, last_error, last_error_at}], agents then canary. */
+static json_t *
+output_workers_json(const Carotate__V1__StatusReply *r)
+{
+	json_t *a = output_jcheck(json_array()), *o;
+	size_t i;
+
+	for (i = 0; i < r->n_workers; i++) {
+		const Carotate__V1__WorkerHealth *w = r->workers[i];
+
+		o = output_jcheck(json_object());
+		output_jset(o, "name", output_jstr(w->name));
+		output_jset(o, "running", json_boolean(w->running));
+		output_jset(o, "pid", w->pid != 0 ? json_integer(w->pid) : json_null());
+		output_jset(o, "restarts", json_integer(w->restarts));
+		output_jset(o, "last_error", output_jstr_opt(w->last_error));
+		output_jset(o, "last_error_at", output_jtime_opt(w->last_error_at));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
 int
 output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 {
@@ -345,6 +370,7 @@ output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	    o, "worker_pid", r->worker_pid != 0 ? json_integer(r->worker_pid) : json_null());
 	output_jset(o, "canary_worker_pid",
 	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
+	output_jset(o, "workers", output_workers_json(r));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(output_phase_name(r->phase)));
@@ -700,12 +726,35 @@ output_worker_pid(FILE *fp, const char *which, uint32_t pid)
 		fprintf(fp, "%s restarting", which);
 }
 
+/*
+ * A worker that restarted or failed gets a line of its own under "workers:":
+ * "agents: down, 5 restarts; last error 2026-...: why". Silent when healthy.
+ */
+static void
+output_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w)
+{
+	if (w->running && w->restarts == 0 && output_s(w->last_error)[0] == '\0')
+		return;
+	output_label(fp, "");
+	output_safe(fp, w->name);
+	fprintf(fp, ": %s, %" PRIu32 " restart%s", w->running ? "running" : "down", w->restarts,
+	    w->restarts == 1 ? "" : "s");
+	if (output_s(w->last_error)[0] != '\0') {
+		fputs("; last error ", fp);
+		output_time_human(fp, w->last_error_at);
+		fputs(": ", fp);
+		output_safe(fp, w->last_error);
+	}
+	fputc('\n', fp);
+}
+
 /* The daemon's clock decides what has expired; ours only if it sent none. */
 int
 output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 {
 	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
 	char up[64];
+	size_t i;
 
 	output_duration(r->uptime_seconds, up, sizeof(up));
 	fputs("carotated ", fp);
@@ -715,6 +764,8 @@ output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_worker_pid(fp, "agent", r->worker_pid);
 	output_worker_pid(fp, ", canary", r->canary_worker_pid);
 	fputc('\n', fp);
+	for (i = 0; i < r->n_workers; i++)
+		output_worker_health(fp, r->workers[i]);
 	output_label(fp, "phase:");
 	fprintf(fp, "%s\n", output_phase_name(r->phase));
 	output_label(fp, "ssl dir:");

@@ -238,6 +238,17 @@ agents_worker_pid(struct carotated *cd, int canary)
 	return sv != NULL ? supervise_worker_pid(sv) : -1;
 }
 
+int
+agents_worker_health(struct carotated *cd, int canary, struct supervise_health *h)
+{
+	struct supervise *sv = agents.sup[canary ? SUPERVISE_CANARY : SUPERVISE_AGENTS];
+
+	if (sv == NULL)
+		return -1;
+	supervise_health(sv, h);
+	return 0;
+}
+
 void
 agents_stop(struct carotated *cd)
 {
