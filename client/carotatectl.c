@@ -355,9 +355,10 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"  --verified                count the agents that proved they trust the staged CA\n"      \
 	"                            through the canary listener, not those that acknowledged\n"   \
 	"                            it\n"                                                         \
-	"  -t, --timeout DURATION    give up after DURATION in all: digits with an optional\n"     \
+	"  --max-wait DURATION       give up after DURATION in all: digits with an optional\n"     \
 	"                            s, m, h or d suffix (bare: seconds); 0 waits forever\n"       \
-	"                            (default: forever)\n"                                         \
+	"                            (default: forever). --timeout after the command is an\n"      \
+	"                            old name for it (deprecated: a note goes to stderr)\n"        \
 	"  --interval DURATION       time between two reports: digits with an optional s, m,\n"    \
 	"                            h or d suffix, 1s to 1h (default: 2s)\n"                      \
 	"\n"                                                                                       \
@@ -366,8 +367,8 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"Progress goes to stderr, as a bar on a terminal and otherwise as one line per\n"          \
 	"change; the last line goes to stdout (with --json, only the final report, as\n"           \
 	"one JSON object). If carotated cannot be reached, wait says so once and keeps\n"          \
-	"trying until the timeout. After the command, --timeout is wait's overall limit;\n"        \
-	"before it (\"" CTL_NAME " --timeout 10 wait ...\") it bounds each call.\n"                \
+	"trying until --max-wait. --timeout (before the command, \"" CTL_NAME " --timeout\n"       \
+	"10s wait ...\") bounds each call, as for every command.\n"                                \
 	"\n"                                                                                       \
 	"exit status: 0 reached; 3 nothing is staged, or timed out below P %; 2 timed out\n"       \
 	"while carotated was unreachable; 1, 4, 5, 6 as for every command.\n"
@@ -501,7 +502,7 @@ static const struct ctl_cmd ctl_table[] = {
 	    "how many active agents acknowledged and verified the staged CA", CTL_REPORT_OPTIONS, 0,
 	    CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_report, ctl_print_report, NULL,
 	    0 },
-	{ "wait", "--percent P [--verified] [--timeout DURATION] [--interval DURATION]",
+	{ "wait", "--percent P [--verified] [--max-wait DURATION] [--interval DURATION]",
 	    "wait until P % of active agents acknowledged (or verified) the staged CA",
 	    CTL_WAIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_wait,
 	    ctl_print_report, ctl_wait, 1 },
@@ -585,6 +586,7 @@ enum {
 	CTL_OPT_PERCENT,
 	CTL_OPT_VERIFIED,
 	CTL_OPT_INTERVAL,
+	CTL_OPT_MAX_WAIT,
 	CTL_OPT_REASON,
 	CTL_OPT_FORCE,
 	CTL_OPT_DRY_RUN,
@@ -626,11 +628,12 @@ static const struct option ctl_report_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* --timeout ('t') is wait's own: the command sets own_timeout. */
+/* --timeout ('t') after wait is the deprecated name of --max-wait: the command sets own_timeout. */
 static const struct option ctl_wait_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "percent", required_argument, NULL, CTL_OPT_PERCENT },
 	{ "verified", no_argument, NULL, CTL_OPT_VERIFIED },
+	{ "max-wait", required_argument, NULL, CTL_OPT_MAX_WAIT },
 	{ "interval", required_argument, NULL, CTL_OPT_INTERVAL },
 	{ NULL, 0, NULL, 0 },
 };
@@ -709,10 +712,11 @@ ctl_usage(FILE *fp)
 	    "  -s, --socket PATH         control socket (default: $" CTL_SOCKET_ENV
 	    ", else " CTL_DEFAULT_SOCKET ")\n"
 	    "  -j, --json                print one JSON object on stdout\n"
-	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
-	    "                            suffix; 0 waits forever (default: %ds; generate %ds,\n"
+	    "  -t, --timeout DURATION    give up on each call after DURATION: digits with an\n"
+	    "                            optional s, m, h or d suffix (bare: seconds), up\n"
+	    "                            to 24d; 0 waits forever (default: %ds; generate %ds,\n"
 	    "                            install and discard %ds, rotate and restore %ds;\n"
-	    "                            wait: each of its calls, while wait --timeout\n"
+	    "                            wait: each of its calls, while wait --max-wait\n"
 	    "                            bounds the whole wait)\n"
 	    "  -h, --help                print this help\n"
 	    "  -V, --version             print the version\n"
@@ -749,14 +753,15 @@ ctl_cmd_usage(const struct ctl_cmd *cmd, FILE *fp)
 		    "\ncommon option before the command only:\n"
 		    "  -t, --timeout DURATION    give up on each call to carotated after "
 		    "DURATION:\n"
-		    "                            seconds, or with an s or m suffix; 0 waits\n"
-		    "                            forever (default: %ds)\n",
+		    "                            digits with an optional s, m, h or d suffix, up\n"
+		    "                            to 24d; 0 waits forever (default: %ds)\n",
 		    timeout);
 	else
 		fprintf(fp,
-		    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or "
-		    "m\n"
-		    "                            suffix; 0 waits forever (default: %ds)\n"
+		    "  -t, --timeout DURATION    give up after DURATION: digits with an optional "
+		    "s,\n"
+		    "                            m, h or d suffix, up to 24d; 0 waits forever\n"
+		    "                            (default: %ds)\n"
 		    "  -h, --help                print this help\n",
 		    timeout);
 }
@@ -837,13 +842,16 @@ ctl_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *n)
 	return 0;
 }
 
-/* The global --timeout: an s or m suffix, within what the wire deadline (int ms) holds. */
+/*
+ * The common --timeout: the one DURATION grammar (s, m, h, d), within what the wire deadline
+ * (int ms) holds: 24 days.
+ */
 static int
 ctl_parse_timeout(const char *s, int *seconds)
 {
 	uint64_t v;
 
-	if (ctl_parse_duration(s, "sm", CTL_MAX_TIMEOUT, &v) != 0)
+	if (ctl_parse_duration(s, "smhd", CTL_MAX_TIMEOUT, &v) != 0)
 		return -1;
 	*seconds = (int)v;
 	return 0;
@@ -869,7 +877,10 @@ ctl_common_option(
 		return 0;
 	case 't':
 		if (ctl_parse_timeout(arg, &opts->timeout) != 0)
-			return ctl_usage_error(cmd, "invalid timeout: %s", arg);
+			return ctl_usage_error(cmd,
+			    "invalid timeout: %s (expected digits with an optional s, m, h or d "
+			    "suffix, up to %dd)",
+			    arg, CTL_MAX_TIMEOUT / 86400);
 		opts->timeout_set = 1;
 		return 0;
 	case ':':
@@ -1324,6 +1335,11 @@ ctl_wait_option(const struct ctl_cmd *cmd, const char *name, int c, const char *
 		a->verified = 1;
 		return 0;
 	case 't':
+		fprintf(stderr,
+		    CTL_NAME ": wait: --timeout after the command is deprecated: use --max-wait "
+		             "(the whole wait); --timeout before the command bounds each call\n");
+		return ctl_once(cmd, "max-wait", &a->timeout, arg);
+	case CTL_OPT_MAX_WAIT:
 		return ctl_once(cmd, name, &a->timeout, arg);
 	case CTL_OPT_INTERVAL:
 		return ctl_once(cmd, name, &a->interval, arg);
@@ -1345,7 +1361,7 @@ ctl_fill_wait(struct ctl_wait *w, const struct ctl_wait_args *a, struct ctl_erro
 	if (a->timeout != NULL &&
 	    ctl_parse_duration(a->timeout, "smhd", CTL_MAX_SPAN, &w->timeout) != 0)
 		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--timeout %s: expected a duration up to %dd (digits with an optional s, m, "
+		    "--max-wait %s: expected a duration up to %dd (digits with an optional s, m, "
 		    "h or d suffix; 0 waits forever)",
 		    a->timeout, CTL_MAX_DAYS);
 	w->interval = CTL_WAIT_INTERVAL;
@@ -2474,7 +2490,7 @@ ctl_wait_note(struct ctl_wait_state *st, const struct ctl_request *r, long long 
 	fputs(CTL_NAME ": ", stderr);
 	output_safe(stderr, st->err.message);
 	fprintf(
-	    stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until the timeout" : "");
+	    stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until --max-wait" : "");
 }
 
 static const char *
