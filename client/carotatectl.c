@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -281,6 +282,7 @@ static void ctl_request_clear(struct ctl_request *);
 static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *);
 static const Carotate__V1__AgentReply *ctl_agent_reply(const Carotate__V1__Response *);
 static const struct ctl_cmd *ctl_find(const char *);
+static int ctl_denied(const char *, struct ctl_error *);
 static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static int ctl_left_ms(long long);
@@ -764,6 +766,31 @@ ctl_cmd_usage(const struct ctl_cmd *cmd, FILE *fp)
 		    "                            (default: %ds)\n"
 		    "  -h, --help                print this help\n",
 		    timeout);
+}
+
+/*
+ * A socket we may not open: name its group, read from the file itself (socket_group is
+ * whatever carotated.conf says), and how to join it.
+ */
+static int
+ctl_denied(const char *path, struct ctl_error *err)
+{
+	struct group *gr;
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		    "permission denied on %s: %s (may you enter its directory?)", path,
+		    strerror(errno));
+	if ((gr = getgrgid(st.st_gid)) == NULL)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		    "permission denied on %s: its group is gid %ld, which has no name here", path,
+		    (long)st.st_gid);
+	return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+	    "permission denied on %s: only members of its group %s (readers) or of "
+	    "carotated's admin_group may connect; an administrator adds you with "
+	    "`usermod -aG %s USER` (or the admin_group), then log in again",
+	    path, gr->gr_name, gr->gr_name);
 }
 
 /* Says what is wrong and where help is; returns -1 so callers can `return ctl_usage_error()`. */
@@ -2243,9 +2270,7 @@ ctl_connect(const struct ctl_opts *opts, long long deadline, struct ctl_error *e
 
 		close(fd);
 		if (e == EACCES || e == EPERM)
-			return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
-			    "permission denied on %s (are you in the carotate group?)",
-			    opts->socket);
+			return ctl_denied(opts->socket, err);
 		if (e == EAGAIN || e == EINPROGRESS)
 			return ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
 			    "cannot reach carotated at %s: timed out connecting (daemon busy?)",
@@ -2489,8 +2514,7 @@ ctl_wait_note(struct ctl_wait_state *st, const struct ctl_request *r, long long 
 	output_span(r->wait.interval, every, sizeof(every));
 	fputs(CTL_NAME ": ", stderr);
 	output_safe(stderr, st->err.message);
-	fprintf(
-	    stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until --max-wait" : "");
+	fprintf(stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until --max-wait" : "");
 }
 
 static const char *

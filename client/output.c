@@ -710,8 +710,9 @@ output_stage_warnings(FILE *fp, const char *prog, const Carotate__V1__StageReply
 	}
 	if (r->reload != NULL && r->reload->ran && !r->reload->ok)
 		fprintf(fp,
-		    "%s: warning: the proxy reload failed; agents will not receive the new "
-		    "bundle until the proxy reloads\n",
+		    "%s: warning: the proxy reload failed: agents still receive the new bundle, "
+		    "but the canary listener serves the old certificate until the proxy reloads, "
+		    "so no agent can prove (verified) that it trusts the new CA\n",
 		    prog);
 	return ferror(fp) ? -1 : 0;
 }
@@ -865,6 +866,7 @@ output_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
 	output_jset(o, "percent", json_integer(r->percent));
 	output_jset(o, "percent_verified", json_integer(r->percent_verified));
 	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
+	output_jset(o, "canary_check_unset", json_boolean(r->canary_check_unset));
 	if (!staged) {
 		output_jset(o, "current", output_jcount(r->current));
 		a = output_jcheck(json_array());
@@ -1026,7 +1028,11 @@ output_staged_human(FILE *fp, const Carotate__V1__ReportReply *r)
 	    " (staged): %" PRIu64 " of %" PRIu64 " active agents acknowledged (%" PRIu32
 	    " %%), %" PRIu64 " verified (%" PRIu32 " %%)\n",
 	    r->acknowledged, r->active, r->percent, r->verified, r->percent_verified);
-	if (!r->canary_confirmed)
+	if (r->canary_check_unset)
+		fputs("  ([proxy] canary_address is not set, so the canary listener is never "
+		      "checked: canary check-ins do not count as verified)\n",
+		    fp);
+	else if (!r->canary_confirmed)
 		fputs("  (the canary listener has not been seen serving the staged certificate: "
 		      "canary check-ins do not count as verified yet)\n",
 		    fp);
@@ -1374,7 +1380,11 @@ output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 	if (output_s(r->gate)[0] != '\0') {
 		output_label(fp, "gate:");
 		fprintf(fp, "%" PRIu64 " of %" PRIu64 " active agents %s the staged CA%s\n",
-		    r->confirmed, r->active, output_s(r->gate), r->forced ? " (FORCED)" : "");
+		    r->confirmed, r->active, output_s(r->gate),
+		    r->before == NULL ? " (no active set before: a first activation cuts no agent "
+		                        "off, so the gate does not apply)"
+		    : r->forced       ? " (FORCED)"
+		                      : "");
 	}
 	for (i = 0; i < r->n_pending_agents; i++) {
 		output_label(fp, i == 0 ? "pending:" : "");
