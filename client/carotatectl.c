@@ -56,7 +56,7 @@
 #define CTL_MAX_OFFSET      ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
 #define CTL_WAIT_INTERVAL   2                        /* seconds between wait's reports */
 #define CTL_MAX_INTERVAL    3600                     /* seconds */
-#define CTL_MAX_AGENT_ID    64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
+#define CTL_MAX_AGENT_ID    64                       /* README: Stage 2: 1-64 of [A-Za-z0-9._-] */
 #define CTL_MAX_REASON      256
 #define CTL_AGENT_ID_CHARS  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
@@ -1432,7 +1432,7 @@ ctl_exclude_option(const struct ctl_cmd *cmd, const char *name, int c, const cha
 	return ctl_usage_error(cmd, "unknown option --%s", name);
 }
 
-/* The daemon's allow-list (DESIGN §6), checked here so that a typo fails before the call. */
+/* The daemon's allow-list (README: Stage 2), checked here so that a typo fails before the call. */
 static int
 ctl_check_agent(const char *id, struct ctl_error *err)
 {

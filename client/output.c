@@ -286,7 +286,7 @@ output_member_json(const Carotate__V1__BundleCa *m)
 	return o;
 }
 
-/* `id` and `cas` are the DESIGN §7 keys; `members` says why each CA is there. */
+/* `id` and `cas` are the carotatectl(1) keys; `members` says why each CA is there. */
 static json_t *
 output_bundle_json(const Carotate__V1__Bundle *b)
 {
@@ -835,7 +835,7 @@ output_holding_json(const Carotate__V1__BundleHolding *h)
 }
 
 /*
- * The DESIGN §7 keys first; holdings and current only with nothing staged, pending_agents
+ * The carotatectl(1) keys first; holdings and current only with nothing staged, pending_agents
  * only when asked for. percent is copied, never derived from the counts.
  */
 int
@@ -1139,7 +1139,7 @@ output_backup_reason(const char *reason)
 	return "unknown";
 }
 
-/* DESIGN §7's keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
+/* carotatectl(1)'s keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
 static json_t *
 output_backup_json(const Carotate__V1__Backup *b)
 {
