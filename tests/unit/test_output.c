@@ -952,8 +952,9 @@ test_stage_warnings(void **state)
 	assert_string_equal(text,
 	    "carotatectl: warning: the server certificate expires in 20 days\n"
 	    "carotatectl: warning: subject has \\x1b[31m in it\n"
-	    "carotatectl: warning: the proxy reload failed; agents will not receive the new bundle "
-	    "until the proxy reloads\n");
+	    "carotatectl: warning: the proxy reload failed: agents still receive the new bundle, "
+	    "but the canary listener serves the old certificate until the proxy reloads, so no "
+	    "agent can prove (verified) that it trusts the new CA\n");
 	free(text);
 
 	stage_init(&s, 1);
