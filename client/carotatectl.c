@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -55,7 +56,7 @@
 #define CTL_MAX_OFFSET      ((uint64_t)INT64_MAX)    /* SQL's OFFSET is a signed 64-bit integer */
 #define CTL_WAIT_INTERVAL   2                        /* seconds between wait's reports */
 #define CTL_MAX_INTERVAL    3600                     /* seconds */
-#define CTL_MAX_AGENT_ID    64                       /* DESIGN §6: 1-64 of [A-Za-z0-9._-] */
+#define CTL_MAX_AGENT_ID    64                       /* README: Stage 2: 1-64 of [A-Za-z0-9._-] */
 #define CTL_MAX_REASON      256
 #define CTL_AGENT_ID_CHARS  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
@@ -289,6 +290,7 @@ static void ctl_request_clear(struct ctl_request *);
 static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *);
 static const Carotate__V1__AgentReply *ctl_agent_reply(const Carotate__V1__Response *);
 static const struct ctl_cmd *ctl_find(const char *);
+static int ctl_denied(const char *, struct ctl_error *);
 static int ctl_set_error(struct ctl_error *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static int ctl_left_ms(long long);
@@ -369,9 +371,10 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"  --verified                count the agents that proved they trust the staged CA\n"      \
 	"                            through the canary listener, not those that acknowledged\n"   \
 	"                            it\n"                                                         \
-	"  -t, --timeout DURATION    give up after DURATION in all: digits with an optional\n"     \
+	"  --max-wait DURATION       give up after DURATION in all: digits with an optional\n"     \
 	"                            s, m, h or d suffix (bare: seconds); 0 waits forever\n"       \
-	"                            (default: forever)\n"                                         \
+	"                            (default: forever). --timeout after the command is an\n"      \
+	"                            old name for it (deprecated: a note goes to stderr)\n"        \
 	"  --interval DURATION       time between two reports: digits with an optional s, m,\n"    \
 	"                            h or d suffix, 1s to 1h (default: 2s)\n"                      \
 	"\n"                                                                                       \
@@ -380,8 +383,8 @@ static const char *const ctl_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "
 	"Progress goes to stderr, as a bar on a terminal and otherwise as one line per\n"          \
 	"change; the last line goes to stdout (with --json, only the final report, as\n"           \
 	"one JSON object). If carotated cannot be reached, wait says so once and keeps\n"          \
-	"trying until the timeout. After the command, --timeout is wait's overall limit;\n"        \
-	"before it (\"" CTL_NAME " --timeout 10 wait ...\") it bounds each call.\n"                \
+	"trying until --max-wait. --timeout (before the command, \"" CTL_NAME " --timeout\n"       \
+	"10s wait ...\") bounds each call, as for every command.\n"                                \
 	"\n"                                                                                       \
 	"exit status: 0 reached; 3 nothing is staged, or timed out below P %; 2 timed out\n"       \
 	"while carotated was unreachable; 1, 4, 5, 6 as for every command.\n"
@@ -515,7 +518,7 @@ static const struct ctl_cmd ctl_table[] = {
 	    "how many active agents acknowledged and verified the staged CA", CTL_REPORT_OPTIONS, 0,
 	    CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_report, ctl_print_report, NULL,
 	    0 },
-	{ "wait", "--percent P [--verified] [--timeout DURATION] [--interval DURATION]",
+	{ "wait", "--percent P [--verified] [--max-wait DURATION] [--interval DURATION]",
 	    "wait until P % of active agents acknowledged (or verified) the staged CA",
 	    CTL_WAIT_OPTIONS, 0, CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY, ctl_build_wait,
 	    ctl_print_report, ctl_wait, 1 },
@@ -599,6 +602,7 @@ enum {
 	CTL_OPT_PERCENT,
 	CTL_OPT_VERIFIED,
 	CTL_OPT_INTERVAL,
+	CTL_OPT_MAX_WAIT,
 	CTL_OPT_REASON,
 	CTL_OPT_FORCE,
 	CTL_OPT_DRY_RUN,
@@ -642,11 +646,12 @@ static const struct option ctl_report_longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* --timeout ('t') is wait's own: the command sets own_timeout. */
+/* --timeout ('t') after wait is the deprecated name of --max-wait: the command sets own_timeout. */
 static const struct option ctl_wait_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "percent", required_argument, NULL, CTL_OPT_PERCENT },
 	{ "verified", no_argument, NULL, CTL_OPT_VERIFIED },
+	{ "max-wait", required_argument, NULL, CTL_OPT_MAX_WAIT },
 	{ "interval", required_argument, NULL, CTL_OPT_INTERVAL },
 	{ NULL, 0, NULL, 0 },
 };
@@ -725,10 +730,11 @@ ctl_usage(FILE *fp)
 	    "  -s, --socket PATH         control socket (default: $" CTL_SOCKET_ENV
 	    ", else " CTL_DEFAULT_SOCKET ")\n"
 	    "  -j, --json                print one JSON object on stdout\n"
-	    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or m\n"
-	    "                            suffix; 0 waits forever (default: %ds; generate %ds,\n"
+	    "  -t, --timeout DURATION    give up on each call after DURATION: digits with an\n"
+	    "                            optional s, m, h or d suffix (bare: seconds), up\n"
+	    "                            to 24d; 0 waits forever (default: %ds; generate %ds,\n"
 	    "                            install and discard %ds, rotate and restore %ds;\n"
-	    "                            wait: each of its calls, while wait --timeout\n"
+	    "                            wait: each of its calls, while wait --max-wait\n"
 	    "                            bounds the whole wait)\n"
 	    "  -h, --help                print this help\n"
 	    "  -V, --version             print the version\n"
@@ -765,16 +771,42 @@ ctl_cmd_usage(const struct ctl_cmd *cmd, FILE *fp)
 		    "\ncommon option before the command only:\n"
 		    "  -t, --timeout DURATION    give up on each call to carotated after "
 		    "DURATION:\n"
-		    "                            seconds, or with an s or m suffix; 0 waits\n"
-		    "                            forever (default: %ds)\n",
+		    "                            digits with an optional s, m, h or d suffix, up\n"
+		    "                            to 24d; 0 waits forever (default: %ds)\n",
 		    timeout);
 	else
 		fprintf(fp,
-		    "  -t, --timeout DURATION    give up after DURATION: seconds, or with an s or "
-		    "m\n"
-		    "                            suffix; 0 waits forever (default: %ds)\n"
+		    "  -t, --timeout DURATION    give up after DURATION: digits with an optional "
+		    "s,\n"
+		    "                            m, h or d suffix, up to 24d; 0 waits forever\n"
+		    "                            (default: %ds)\n"
 		    "  -h, --help                print this help\n",
 		    timeout);
+}
+
+/*
+ * A socket we may not open: name its group, read from the file itself (socket_group is
+ * whatever carotated.conf says), and how to join it.
+ */
+static int
+ctl_denied(const char *path, struct ctl_error *err)
+{
+	struct group *gr;
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		    "permission denied on %s: %s (may you enter its directory?)", path,
+		    strerror(errno));
+	if ((gr = getgrgid(st.st_gid)) == NULL)
+		return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		    "permission denied on %s: its group is gid %ld, which has no name here", path,
+		    (long)st.st_gid);
+	return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+	    "permission denied on %s: only members of its group %s (readers) or of "
+	    "carotated's admin_group may connect; an administrator adds you with "
+	    "`usermod -aG %s USER` (or the admin_group), then log in again",
+	    path, gr->gr_name, gr->gr_name);
 }
 
 /* Says what is wrong and where help is; returns -1 so callers can `return ctl_usage_error()`. */
@@ -853,13 +885,16 @@ ctl_parse_count(const char *s, uint64_t min, uint64_t max, uint64_t *n)
 	return 0;
 }
 
-/* The global --timeout: an s or m suffix, within what the wire deadline (int ms) holds. */
+/*
+ * The common --timeout: the one DURATION grammar (s, m, h, d), within what the wire deadline
+ * (int ms) holds: 24 days.
+ */
 static int
 ctl_parse_timeout(const char *s, int *seconds)
 {
 	uint64_t v;
 
-	if (ctl_parse_duration(s, "sm", CTL_MAX_TIMEOUT, &v) != 0)
+	if (ctl_parse_duration(s, "smhd", CTL_MAX_TIMEOUT, &v) != 0)
 		return -1;
 	*seconds = (int)v;
 	return 0;
@@ -885,7 +920,10 @@ ctl_common_option(
 		return 0;
 	case 't':
 		if (ctl_parse_timeout(arg, &opts->timeout) != 0)
-			return ctl_usage_error(cmd, "invalid timeout: %s", arg);
+			return ctl_usage_error(cmd,
+			    "invalid timeout: %s (expected digits with an optional s, m, h or d "
+			    "suffix, up to %dd)",
+			    arg, CTL_MAX_TIMEOUT / 86400);
 		opts->timeout_set = 1;
 		return 0;
 	case ':':
@@ -1359,6 +1397,11 @@ ctl_wait_option(const struct ctl_cmd *cmd, const char *name, int c, const char *
 		a->verified = 1;
 		return 0;
 	case 't':
+		fprintf(stderr,
+		    CTL_NAME ": wait: --timeout after the command is deprecated: use --max-wait "
+		             "(the whole wait); --timeout before the command bounds each call\n");
+		return ctl_once(cmd, "max-wait", &a->timeout, arg);
+	case CTL_OPT_MAX_WAIT:
 		return ctl_once(cmd, name, &a->timeout, arg);
 	case CTL_OPT_INTERVAL:
 		return ctl_once(cmd, name, &a->interval, arg);
@@ -1380,7 +1423,7 @@ ctl_fill_wait(struct ctl_wait *w, const struct ctl_wait_args *a, struct ctl_erro
 	if (a->timeout != NULL &&
 	    ctl_parse_duration(a->timeout, "smhd", CTL_MAX_SPAN, &w->timeout) != 0)
 		return ctl_set_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "--timeout %s: expected a duration up to %dd (digits with an optional s, m, "
+		    "--max-wait %s: expected a duration up to %dd (digits with an optional s, m, "
 		    "h or d suffix; 0 waits forever)",
 		    a->timeout, CTL_MAX_DAYS);
 	w->interval = CTL_WAIT_INTERVAL;
@@ -1424,7 +1467,7 @@ ctl_exclude_option(const struct ctl_cmd *cmd, const char *name, int c, const cha
 	return ctl_usage_error(cmd, "unknown option --%s", name);
 }
 
-/* The daemon's allow-list (DESIGN §6), checked here so that a typo fails before the call. */
+/* The daemon's allow-list (README: Stage 2), checked here so that a typo fails before the call. */
 static int
 ctl_check_agent(const char *id, struct ctl_error *err)
 {
@@ -2257,9 +2300,7 @@ ctl_connect(const struct ctl_opts *opts, long long deadline, struct ctl_error *e
 
 		close(fd);
 		if (e == EACCES || e == EPERM)
-			return ctl_set_error(err, CAROTATE__V1__STATUS__PERMISSION_DENIED,
-			    "permission denied on %s (are you in the carotate group?)",
-			    opts->socket);
+			return ctl_denied(opts->socket, err);
 		if (e == EAGAIN || e == EINPROGRESS)
 			return ctl_set_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
 			    "cannot reach carotated at %s: timed out connecting (daemon busy?)",
@@ -2536,8 +2577,7 @@ ctl_wait_note(struct ctl_wait_state *st, const struct ctl_request *r, long long 
 	output_span(r->wait.interval, every, sizeof(every));
 	fputs(CTL_NAME ": ", stderr);
 	output_safe(stderr, st->err.message);
-	fprintf(
-	    stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until the timeout" : "");
+	fprintf(stderr, "; retrying every %s%s\n", every, deadline >= 0 ? " until --max-wait" : "");
 }
 
 static const char *

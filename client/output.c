@@ -45,6 +45,8 @@ static void output_label(FILE *, const char *);
 static void output_lines(FILE *, const char *);
 static void output_time_human(FILE *, int64_t);
 static void output_worker_pid(FILE *, const char *, uint32_t);
+static void output_worker_health(FILE *, const Carotate__V1__WorkerHealth *);
+static json_t *output_workers_json(const Carotate__V1__StatusReply *);
 static void output_expiry_human(FILE *, int64_t, int64_t);
 static void output_cert_human(
     FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
@@ -350,7 +352,7 @@ output_member_json(const Carotate__V1__BundleCa *m)
 	return o;
 }
 
-/* `id` and `cas` are the DESIGN §7 keys; `members` says why each CA is there. */
+/* `id` and `cas` are the carotatectl(1) keys; `members` says why each CA is there. */
 static json_t *
 output_bundle_json(const Carotate__V1__Bundle *b)
 {
@@ -403,6 +405,29 @@ output_dump(FILE *fp, json_t *j)
 	return 0;
 }
 
+/* [{name, running, pid, restarts, last_error, last_error_at}], agents then canary. */
+static json_t *
+output_workers_json(const Carotate__V1__StatusReply *r)
+{
+	json_t *a = output_jcheck(json_array()), *o;
+	size_t i;
+
+	for (i = 0; i < r->n_workers; i++) {
+		const Carotate__V1__WorkerHealth *w = r->workers[i];
+
+		o = output_jcheck(json_object());
+		output_jset(o, "name", output_jstr(w->name));
+		output_jset(o, "running", json_boolean(w->running));
+		output_jset(o, "pid", w->pid != 0 ? json_integer(w->pid) : json_null());
+		output_jset(o, "restarts", json_integer(w->restarts));
+		output_jset(o, "last_error", output_jstr_opt(w->last_error));
+		output_jset(o, "last_error_at", output_jtime_opt(w->last_error_at));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
 int
 output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 {
@@ -415,6 +440,7 @@ output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	    o, "worker_pid", r->worker_pid != 0 ? json_integer(r->worker_pid) : json_null());
 	output_jset(o, "canary_worker_pid",
 	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
+	output_jset(o, "workers", output_workers_json(r));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(output_phase_name(r->phase)));
@@ -754,8 +780,9 @@ output_stage_warnings(FILE *fp, const char *prog, const Carotate__V1__StageReply
 	}
 	if (r->reload != NULL && r->reload->ran && !r->reload->ok)
 		fprintf(fp,
-		    "%s: warning: the proxy reload failed; agents will not receive the new "
-		    "bundle until the proxy reloads\n",
+		    "%s: warning: the proxy reload failed: agents still receive the new bundle, "
+		    "but the canary listener serves the old certificate until the proxy reloads, "
+		    "so no agent can prove (verified) that it trusts the new CA\n",
 		    prog);
 	return ferror(fp) ? -1 : 0;
 }
@@ -770,12 +797,35 @@ output_worker_pid(FILE *fp, const char *which, uint32_t pid)
 		fprintf(fp, "%s restarting", which);
 }
 
+/*
+ * A worker that restarted or failed gets a line of its own under "workers:":
+ * "agents: down, 5 restarts; last error 2026-...: why". Silent when healthy.
+ */
+static void
+output_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w)
+{
+	if (w->running && w->restarts == 0 && output_s(w->last_error)[0] == '\0')
+		return;
+	output_label(fp, "");
+	output_safe(fp, w->name);
+	fprintf(fp, ": %s, %" PRIu32 " restart%s", w->running ? "running" : "down", w->restarts,
+	    w->restarts == 1 ? "" : "s");
+	if (output_s(w->last_error)[0] != '\0') {
+		fputs("; last error ", fp);
+		output_time_human(fp, w->last_error_at);
+		fputs(": ", fp);
+		output_safe(fp, w->last_error);
+	}
+	fputc('\n', fp);
+}
+
 /* The daemon's clock decides what has expired; ours only if it sent none. */
 int
 output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 {
 	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
 	char up[64];
+	size_t i;
 
 	output_duration(r->uptime_seconds, up, sizeof(up));
 	fputs("carotated ", fp);
@@ -785,6 +835,8 @@ output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_worker_pid(fp, "agent", r->worker_pid);
 	output_worker_pid(fp, ", canary", r->canary_worker_pid);
 	fputc('\n', fp);
+	for (i = 0; i < r->n_workers; i++)
+		output_worker_health(fp, r->workers[i]);
 	output_label(fp, "phase:");
 	fprintf(fp, "%s\n", output_phase_name(r->phase));
 	output_label(fp, "ssl dir:");
@@ -853,7 +905,7 @@ output_holding_json(const Carotate__V1__BundleHolding *h)
 }
 
 /*
- * The DESIGN §7 keys first; holdings and current only with nothing staged, pending_agents
+ * The carotatectl(1) keys first; holdings and current only with nothing staged, pending_agents
  * only when asked for. percent is copied, never derived from the counts.
  */
 int
@@ -884,6 +936,7 @@ output_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
 	output_jset(o, "percent", json_integer(r->percent));
 	output_jset(o, "percent_verified", json_integer(r->percent_verified));
 	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
+	output_jset(o, "canary_check_unset", json_boolean(r->canary_check_unset));
 	if (!staged) {
 		output_jset(o, "current", output_jcount(r->current));
 		a = output_jcheck(json_array());
@@ -1045,7 +1098,11 @@ output_staged_human(FILE *fp, const Carotate__V1__ReportReply *r)
 	    " (staged): %" PRIu64 " of %" PRIu64 " active agents acknowledged (%" PRIu32
 	    " %%), %" PRIu64 " verified (%" PRIu32 " %%)\n",
 	    r->acknowledged, r->active, r->percent, r->verified, r->percent_verified);
-	if (!r->canary_confirmed)
+	if (r->canary_check_unset)
+		fputs("  ([proxy] canary_address is not set, so the canary listener is never "
+		      "checked: canary check-ins do not count as verified)\n",
+		    fp);
+	else if (!r->canary_confirmed)
 		fputs("  (the canary listener has not been seen serving the staged certificate: "
 		      "canary check-ins do not count as verified yet)\n",
 		    fp);
@@ -1152,7 +1209,7 @@ output_backup_reason(const char *reason)
 	return "unknown";
 }
 
-/* DESIGN §7's keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
+/* carotatectl(1)'s keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
 static json_t *
 output_backup_json(const Carotate__V1__Backup *b)
 {
@@ -1410,7 +1467,11 @@ output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 	if (output_s(r->gate)[0] != '\0') {
 		output_label(fp, "gate:");
 		fprintf(fp, "%" PRIu64 " of %" PRIu64 " active agents %s the staged CA%s\n",
-		    r->confirmed, r->active, output_s(r->gate), r->forced ? " (FORCED)" : "");
+		    r->confirmed, r->active, output_s(r->gate),
+		    r->before == NULL ? " (no active set before: a first activation cuts no agent "
+		                        "off, so the gate does not apply)"
+		    : r->forced       ? " (FORCED)"
+		                      : "");
 	}
 	for (i = 0; i < r->n_pending_agents; i++) {
 		output_label(fp, i == 0 ? "pending:" : "");

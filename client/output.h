@@ -23,7 +23,7 @@ void output_duration(uint64_t seconds, char *buf, size_t len);
  */
 void output_safe(FILE *, const char *s);
 
-/* `status`: one aligned block for operators, or one JSON object (DESIGN §7). 0, or -1 on a
+/* `status`: one aligned block for operators, or one JSON object (carotatectl(1)). 0, or -1 on a
  * write error. */
 int output_status_human(FILE *, const Carotate__V1__StatusReply *);
 int output_status_json(FILE *, const Carotate__V1__StatusReply *);

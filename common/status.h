@@ -2,7 +2,7 @@
 #ifndef CAROTATE_STATUS_H
 #define CAROTATE_STATUS_H
 
-/* carotatectl exit codes (DESIGN §7). */
+/* carotatectl exit codes (carotatectl(1)). */
 enum exit_code {
 	EXIT_DONE = 0,
 	EXIT_USAGE = 1,

@@ -238,6 +238,17 @@ agents_worker_pid(struct carotated *cd, int canary)
 	return sv != NULL ? supervise_worker_pid(sv) : -1;
 }
 
+int
+agents_worker_health(struct carotated *cd, int canary, struct supervise_health *h)
+{
+	struct supervise *sv = agents.sup[canary ? SUPERVISE_CANARY : SUPERVISE_AGENTS];
+
+	if (sv == NULL)
+		return -1;
+	supervise_health(sv, h);
+	return 0;
+}
+
 void
 agents_stop(struct carotated *cd)
 {
@@ -372,7 +383,7 @@ agents_link_new(const struct config *conf, const Carotate__Internal__AgentReques
 }
 
 /*
- * A link (DESIGN §6): a new agent id gets a token; an existing one only with
+ * A link (README: Stage 2): a new agent id gets a token; an existing one only with
  * its current token in X-Agent-Token (renewal: the old token stops working),
  * else 409 and nothing changes. Only the new token's hash is stored.
  * token: 65 bytes, filled here.
@@ -484,7 +495,7 @@ agents_checkin(const Carotate__Internal__AgentRequest *r, int canary,
  * Whether the batch came through the canary listener is known from the
  * worker it was read from: each agent socket has its own worker and
  * socketpair, so the main worker, whatever it sends, cannot speak for the
- * canary (DESIGN §6).
+ * canary (README: Stage 2).
  */
 static void
 agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, size_t n, void *arg)

@@ -7,6 +7,7 @@
 
 struct carotated;
 struct ledger;
+struct supervise_health;
 
 /*
  * Opens the ledger (a corrupt one is fatal: no false numbers), reads the
@@ -17,6 +18,8 @@ int agents_init(struct carotated *, char *err, size_t errlen);
 void agents_start(struct carotated *);
 /* The pid of the worker serving agent.sock (canary 0) or agent-canary.sock; -1 when down. */
 pid_t agents_worker_pid(struct carotated *, int canary);
+/* That worker's health (running, restarts, last error); -1 before agents_start. */
+int agents_worker_health(struct carotated *, int canary, struct supervise_health *);
 /*
  * The SSL directory changed (staging, discard, rotation, SIGHUP): reload the
  * served bundle, the tracked CA and the linking key.

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,13 @@ static void carotated_nofile(void);
 static int carotated_dir_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int carotated_check_dirs(const struct config *, char *, size_t);
+static void carotated_rofs(const char *, const char *, char *, size_t);
+static int carotated_writable(const char *, const char *, char *, size_t);
+static int carotated_check_writable(const struct config *, char *, size_t);
+static int carotated_check_group(const char *, const char *, const char *);
+static int carotated_check_ssldir(const struct config *, char *, size_t);
+static int carotated_check_config(const char *, const struct config *);
+static int carotated_check_problem(const char *, const char *);
 static void carotated_signal(evutil_socket_t, short, void *);
 static unsigned carotated_stop_bound(const struct config *);
 static void carotated_stop_late(evutil_socket_t, short, void *);
@@ -146,7 +155,7 @@ carotated_dir_safe(const char *what, const char *path, const char *sub, const st
  * state directory is ours alone (created 0700).
  */
 static int
-carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
+carotated_check_ssldir(const struct config *conf, char *err, size_t errlen)
 {
 	struct stat st;
 	int dfd, r;
@@ -167,6 +176,21 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 	if (r == 0 && carotated_dir_safe("staging directory", conf->ssl_dir, SSLDIR_STAGING, &st,
 	                  022, err, errlen) == -1)
 		return -1;
+	return 0;
+}
+
+/* carotated_check_ssldir, then the state directory, created 0700 when missing. */
+static int
+carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (carotated_check_ssldir(conf, err, errlen) == -1)
+		return -1;
+	if (mkdir(conf->state_dir, 0700) == -1 && errno == EROFS) {
+		carotated_rofs("state directory", conf->state_dir, err, errlen);
+		return -1;
+	}
 	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
 		    strerror(errno));
@@ -177,6 +201,120 @@ carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
 		return -1;
 	}
 	return carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
+}
+
+/*
+ * The daemon holds no CAP_DAC_OVERRIDE, and systemd's ProtectSystem=strict
+ * makes every path but the unit's ReadWritePaths= read-only: a directory we
+ * cannot write would let start-up report ready and every rotate fail later
+ * (EROFS). -1 with err naming the directory and, for EROFS, the drop-in.
+ */
+/* The message for a directory on a read-only file system: the drop-in that fixes it. */
+static void
+carotated_rofs(const char *what, const char *path, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+	    "%s %s is on a read-only file system. Under systemd, the unit's "
+	    "ProtectSystem=strict leaves only its ReadWritePaths= writable: run "
+	    "`systemctl edit carotated`, add\n[Service]\nReadWritePaths=%s\nthen "
+	    "`systemctl restart carotated`",
+	    what, path, path);
+}
+
+static int
+carotated_writable(const char *what, const char *path, char *err, size_t errlen)
+{
+	if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) == 0)
+		return 0;
+	if (errno == EROFS)
+		carotated_rofs(what, path, err, errlen);
+	else
+		snprintf(err, errlen, "%s %s is not writable by uid %ld: %s", what, path,
+		    (long)geteuid(), strerror(errno));
+	return -1;
+}
+
+/* Every directory the daemon writes: the SSL directory, its new/ and the state directory. */
+static int
+carotated_check_writable(const struct config *conf, char *err, size_t errlen)
+{
+	char sub[PATH_MAX];
+	struct stat st;
+
+	if (carotated_writable("SSL directory", conf->ssl_dir, err, errlen) == -1)
+		return -1;
+	snprintf(sub, sizeof(sub), "%s/%s", conf->ssl_dir, SSLDIR_STAGING);
+	if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    carotated_writable("staging directory", sub, err, errlen) == -1)
+		return -1;
+	return carotated_writable("state directory", conf->state_dir, err, errlen);
+}
+
+/* One line when group does not exist; the number of problems (0 or 1). */
+static int
+carotated_check_group(const char *key, const char *group, const char *path)
+{
+	char err[512];
+
+	if (getgrnam(group) != NULL)
+		return 0;
+	snprintf(err, sizeof(err), "%s %s does not exist (create it: groupadd --system %s)", key,
+	    group, group);
+	return carotated_check_problem(path, err);
+}
+
+static int
+carotated_check_problem(const char *path, const char *what)
+{
+	fprintf(stderr, "carotated: %s: %s\n", path, what);
+	return 1;
+}
+
+/*
+ * --check-config beyond the syntax: what start-up would refuse, one line each,
+ * without creating anything. As root: the groups, the worker's user and the
+ * directories. As another user the daemon changes no user or group, so only
+ * the directories are checked, for that user. Returns the number of problems.
+ */
+static int
+carotated_check_config(const char *path, const struct config *conf)
+{
+	char err[1024], parent[PATH_MAX], *slash;
+	struct stat st;
+	int n = 0;
+
+	if (geteuid() == 0) {
+		n += carotated_check_group("[daemon] socket_group", conf->socket_group, path);
+		n += carotated_check_group("[daemon] admin_group", conf->admin_group, path);
+		n += carotated_check_group("[agents] group", conf->agents_group, path);
+		if (supervise_check_user(conf->agents_user, err, sizeof(err)) == -1)
+			n += carotated_check_problem(path, err);
+	} else
+		printf("%s: not run as root: carotated would change no user or group, so "
+		       "socket_group, admin_group and the [agents] user and group are not "
+		       "checked\n",
+		    path);
+	if (carotated_check_ssldir(conf, err, sizeof(err)) == -1)
+		n += carotated_check_problem(path, err);
+	else if (carotated_writable("SSL directory", conf->ssl_dir, err, sizeof(err)) == -1)
+		n += carotated_check_problem(path, err);
+	if (lstat(conf->state_dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			n += carotated_check_problem(path, "[daemon] state_dir is not a directory");
+		else if (carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err,
+		             sizeof(err)) == -1 ||
+		         carotated_writable("state directory", conf->state_dir, err, sizeof(err)) ==
+		             -1)
+			n += carotated_check_problem(path, err);
+	} else {
+		snprintf(parent, sizeof(parent), "%s", conf->state_dir);
+		if ((slash = strrchr(parent, '/')) != NULL)
+			*(slash == parent ? slash + 1 : slash) = '\0';
+		if (carotated_writable("the directory that would hold the state directory", parent,
+		        err, sizeof(err)) == -1)
+			n += carotated_check_problem(path, err);
+	}
+	return n;
 }
 
 /*
@@ -457,9 +595,15 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (check) {
-		printf("%s: configuration OK\n", cd.conf_path);
+		printf("%s: syntax OK\n", cd.conf_path);
+		ch = carotated_check_config(cd.conf_path, cd.conf);
+		if (ch == 0)
+			printf("%s: configuration OK\n", cd.conf_path);
+		else
+			fprintf(stderr, "carotated: %s: %d problem%s: carotated would not start\n",
+			    cd.conf_path, ch, ch == 1 ? "" : "s");
 		config_free(cd.conf);
-		return 0;
+		return ch == 0 ? 0 : 1;
 	}
 	if (init) {
 		ch = carotated_init(cd.conf);
@@ -471,7 +615,11 @@ main(int argc, char *argv[])
 		fatalx("cannot initialise OpenSSL");
 	signal(SIGPIPE, SIG_IGN);
 	carotated_nofile();
+	/* A worker user that is root or missing would be restarted for ever: refused now. */
+	if (cd.privileged && supervise_check_user(cd.conf->agents_user, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
+	    carotated_check_writable(cd.conf, err, sizeof(err)) == -1 ||
 	    (recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);

@@ -1,4 +1,5 @@
-/* The configuration file (DESIGN §9): read with inih, every key checked against one table. */
+/* The configuration file (carotated.conf(5)): read with inih, every key checked against one table.
+ */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -112,7 +113,7 @@ static int config_set_gate(struct config_parse *, const struct config_key *, con
 
 #define F(field) offsetof(struct config, field)
 
-/* The whole schema. Key names are a contract (DESIGN §9): add, never rename. */
+/* The whole schema. Key names are a contract (carotated.conf(5)): add, never rename. */
 static const struct config_key config_keys[] = {
 	{ "daemon", "socket", config_set_sockpath, F(socket), 0, 0 },
 	{ "daemon", "socket_group", config_set_account, F(socket_group), 0, 0 },
@@ -281,7 +282,7 @@ config_knobs(void)
 	ini_allow_no_value = false;
 }
 
-/* DESIGN §9's values; every string is allocated so that a setter can simply replace it. */
+/* carotated.conf(5)'s values; every string is allocated so that a setter can simply replace it. */
 static struct config *
 config_defaults(const char *path)
 {

@@ -1,4 +1,4 @@
-/* The configuration file (DESIGN §9): its schema, parsed and validated in one place. */
+/* The configuration file (carotated.conf(5)): its schema, parsed and validated in one place. */
 #ifndef CAROTATE_CONFIG_H
 #define CAROTATE_CONFIG_H
 

@@ -50,7 +50,7 @@ static const struct dispatch_entry dispatch_table[] = {
 	    rpc_restore, DISPATCH_EXCLUSIVE },
 	/*
 	 * Readers may read the audit log: it says who changed what, which every
-	 * member of the socket group may know (DESIGN §2: the group may read).
+	 * member of the socket group may know (README: Privileges: the group may read).
 	 */
 	{ CAROTATE__V1__REQUEST__CALL_AUDIT, "audit", ACL_READER, DISPATCH_ANY_PHASE, rpc_audit,
 	    0 },
@@ -59,6 +59,14 @@ static const struct dispatch_entry dispatch_table[] = {
 static const struct dispatch_entry *dispatch_lookup(
     const struct dispatch_entry *, size_t, Carotate__V1__Request__CallCase);
 static void dispatch_audit_end(struct rpc_ctx *, const Carotate__V1__Response *);
+static const char *dispatch_role_group(const struct rpc_ctx *, enum acl_role);
+
+/* The group that grants role: what a refused caller must join. */
+static const char *
+dispatch_role_group(const struct rpc_ctx *ctx, enum acl_role role)
+{
+	return role >= ACL_ADMIN ? ctx->cd->conf->admin_group : ctx->cd->conf->socket_group;
+}
 
 static const struct dispatch_entry *
 dispatch_lookup(const struct dispatch_entry *table, size_t n, Carotate__V1__Request__CallCase call)
@@ -90,7 +98,10 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 	}
 	if (ctx->role < e->min_role) {
 		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
-		    "permission denied: %s needs the %s role", e->name, acl_role_name(e->min_role));
+		    "permission denied: %s needs the %s role: members of group %s have it "
+		    "(usermod -aG %s USER, then log in again)",
+		    e->name, acl_role_name(e->min_role), dispatch_role_group(ctx, e->min_role),
+		    dispatch_role_group(ctx, e->min_role));
 		return NULL;
 	}
 	/* A call that depends on the phase is not decided on a guess. */

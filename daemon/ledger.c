@@ -284,7 +284,7 @@ static const char *const ledger_migrations[] = {
 	" hash TEXT NOT NULL CHECK (length(hash) = 64)"
 	") STRICT;" LEDGER_AUDIT_TRIGGERS,
 	/*
-	 * 2 -> 3: join tokens (DESIGN §6), kept as the SHA-256 of the whole token;
+	 * 2 -> 3: join tokens (README: Stage 2), kept as the SHA-256 of the whole token;
 	 * the id is public (it names the token in list and revoke).
 	 */
 	"CREATE TABLE join_tokens ("

@@ -1013,7 +1013,7 @@ pki_add_sans(X509 *x, char *const *sans, size_t n, int critical)
 }
 
 /*
- * "CN=<name> CA <YYYY-MM-DD>" as DESIGN §8 has it, plus "OU=<16 random hex>":
+ * "CN=<name> CA <YYYY-MM-DD>" as README: Stage 1 has it, plus "OU=<16 random hex>":
  * the date alone repeats when two sets are generated on one day, and agents
  * must hold old and new CA side by side, told apart by subject.
  */
@@ -1899,7 +1899,7 @@ pki_verify_error(X509_STORE_CTX *ctx, X509 *ca, char *err, size_t errlen)
 }
 
 /*
- * X509_verify_cert as DESIGN §8 and PITFALLS ask: strict, auth level 2 (no
+ * X509_verify_cert as README: Stage 1 and PITFALLS ask: strict, auth level 2 (no
  * RSA < 2048, no SHA-1), purpose sslserver, at policy->now.
  * XXX PARTIAL_CHAIN trusts the supplied CA as an anchor even when it is an
  * intermediate: whatever its own issuer does (expiry, revocation) is not

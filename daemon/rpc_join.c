@@ -1,5 +1,5 @@
 /*
- * join-token create, list, revoke (DESIGN §6): secrets an agent may present
+ * join-token create, list, revoke (README: Stage 2): secrets an agent may present
  * instead of the linking key, limited in uses and lifetime. The ledger keeps
  * the SHA-256 of each token; the token itself is in one reply only, never in
  * a log or the audit record.

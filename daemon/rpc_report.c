@@ -113,6 +113,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->percent = rpc_percent(c.acknowledged, c.active);
 	r->percent_verified = rpc_percent(c.verified, c.active);
 	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
+	r->canary_check_unset = ctx->cd->conf->canary_address.host == NULL &&
+	                        ctx->cd->conf->canary_address.path == NULL;
 	r->never_confirmed = c.never_confirmed;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
 	reply->report_reply = r;

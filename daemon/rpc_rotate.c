@@ -118,7 +118,7 @@ rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
 }
 
 /*
- * The 100 % gate (DESIGN §3): every active, non-excluded agent acknowledged
+ * The 100 % gate (README: Stage 3): every active, non-excluded agent acknowledged
  * (or verified) the staged CA. A proxy with no active set has no agents to
  * cut off. 0 to go on, -1 with the refusal in reply.
  */
@@ -134,11 +134,12 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 
 	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
 	r->forced = q->force;
-	if (r->before == NULL)
-		return 0;
+	/* Counted even when it does not apply, so that the reply agrees with report. */
 	ledger_count(l, now, conf->active_within, &c);
 	r->active = c.active;
 	r->confirmed = conf->gate == CONFIG_GATE_VERIFIED ? c.verified : c.acknowledged;
+	if (r->before == NULL)
+		return 0;
 	if (c.active > 0 && r->confirmed >= c.active)
 		return 0;
 	if (c.active > 0 && ledger_pending(l, now, conf->active_within, 0, ROTATE_PENDING_SHOW,
@@ -150,7 +151,14 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 		    q->reason);
 		return 0;
 	}
-	if (c.active == 0)
+	if (c.active == 0 && c.excluded > 0 && c.linked == c.excluded)
+		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "every agent is excluded (%llu of %llu): none is left to acknowledge the "
+		    "staged CA (carotatectl include AGENT counts one again; rotate --force "
+		    "--reason "
+		    "TEXT rotates anyway)",
+		    (unsigned long long)c.excluded, (unsigned long long)c.linked);
+	else if (c.active == 0)
 		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "no agent has checked in within %llu%s: is the agent endpoint wired? "
 		    "(rotate --force --reason TEXT rotates anyway)",

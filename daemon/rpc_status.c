@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
+#include "supervise.h"
 #include "xmalloc.h"
 
 static Carotate__V1__CertInfo *rpc_status_cert(STACK_OF(X509) **, const char *, const uint8_t *,
@@ -260,6 +261,31 @@ rpc_status_pid(pid_t pid)
 	return pid > 0 ? (uint32_t)pid : 0;
 }
 
+/* The workers' health, agents then canary: a worker that keeps failing shows here. */
+static void
+rpc_status_workers(struct carotated *cd, Carotate__V1__StatusReply *st)
+{
+	static const char *names[] = { "agents", "canary" };
+	struct supervise_health h;
+	Carotate__V1__WorkerHealth *w;
+	size_t i;
+
+	st->workers = xcalloc(2, sizeof(*st->workers));
+	for (i = 0; i < 2; i++) {
+		if (agents_worker_health(cd, (int)i, &h) == -1)
+			continue;
+		w = xmalloc(sizeof(*w));
+		carotate__v1__worker_health__init(w);
+		w->name = xstrdup(names[i]);
+		w->running = h.running;
+		w->pid = rpc_status_pid(h.pid);
+		w->restarts = h.restarts;
+		w->last_error = xstrdup(h.last_error);
+		w->last_error_at = (int64_t)h.last_error_at;
+		st->workers[st->n_workers++] = w;
+	}
+}
+
 void
 rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
@@ -286,6 +312,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->now = (int64_t)now;
 	st->worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 0));
 	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));
+	rpc_status_workers(ctx->cd, st);
 	rpc_status_sets(conf, st, now);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;

@@ -80,11 +80,14 @@ sandbox_ids(const char *user, int privileged, struct sandbox_ids *ids, char *err
 	if (!privileged)
 		return 0;
 	if ((pw = getpwnam(user)) == NULL) {
-		snprintf(err, errlen, "agents user %s does not exist", user);
+		snprintf(err, errlen, "[agents] user %s does not exist", user);
 		return -1;
 	}
 	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
-		snprintf(err, errlen, "agents user %s has uid or gid 0", user);
+		snprintf(err, errlen,
+		    "[agents] user %s has uid %ld and gid %ld: the agent worker never runs as root "
+		    "(uid or gid 0); name an unprivileged user, e.g. carotate-agent",
+		    user, (long)pw->pw_uid, (long)pw->pw_gid);
 		return -1;
 	}
 	ids->drop = 1;

@@ -3,11 +3,12 @@
  * sockets at start-up (as root, before any privilege is dropped); each socket
  * gets a worker of its own, with a socketpair of its own, so that which
  * socket a request came in on is known here from the socketpair it was read
- * from, never from anything a worker says (DESIGN §6). Each worker is forked, moved to the agent
- * user with no capabilities and no_new_privs, and re-executed from our own binary so that it starts
- * from a clean image holding none of the parent's memory. Its frames are checked for size before
- * they are buffered and for meaning after they are decoded: anything wrong kills the worker, never
- * the parent. A dead worker is restarted after a delay that doubles while it keeps dying young.
+ * from, never from anything a worker says (README: Stage 2). Each worker is forked, moved to the
+ * agent user with no capabilities and no_new_privs, and re-executed from our own binary so that it
+ * starts from a clean image holding none of the parent's memory. Its frames are checked for size
+ * before they are buffered and for meaning after they are decoded: anything wrong kills the worker,
+ * never the parent. A dead worker is restarted after a delay that doubles while it keeps dying
+ * young.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +85,12 @@ struct supervise {
 	struct timespec started; /* CLOCK_MONOTONIC, of the last start */
 	uint64_t gen;            /* 1-65535, of the worker running now */
 	int doomed;              /* killed by us: what it sends is ignored */
+	int kill_reason;         /* last_error holds why supervise_kill killed it */
 	Carotate__Internal__AgentRequest **batch;
 	size_t batch_cap;
+	unsigned starts;                      /* workers forked (or tried) since supervise_start */
+	char last_error[SUPERVISE_ERROR_LEN]; /* why the last worker ended or did not start */
+	time_t last_error_at;
 };
 
 static struct supervise_socket supervise_sockets[] = {
@@ -105,7 +111,7 @@ static int supervise_bind_one(
     struct supervise_socket *, const char *, const struct group *, char *, size_t);
 static void supervise_unbind(struct supervise_socket *);
 static void supervise_unbind_all(void);
-static int supervise_ids(const struct supervise *, struct sandbox_ids *);
+static int supervise_ids(struct supervise *, struct sandbox_ids *);
 static void supervise_spawn(struct supervise *);
 static void supervise_watch(struct supervise *, pid_t, int, struct event *, int);
 static void supervise_child(const struct supervise *, int, const struct sandbox_ids *, pid_t)
@@ -116,7 +122,7 @@ static void supervise_child_env(char **, size_t);
 static void supervise_restart(evutil_socket_t, short, void *);
 static void supervise_schedule(struct supervise *);
 static void supervise_exited(evutil_socket_t, short, void *);
-static void supervise_log_exit(const struct supervise *, pid_t, int);
+static void supervise_log_exit(struct supervise *, pid_t, int);
 static void supervise_end(struct supervise *);
 static void supervise_reap(struct supervise *);
 static void supervise_kill(struct supervise *, const char *);
@@ -124,6 +130,8 @@ static void supervise_read(struct bufferevent *, void *);
 static const char *supervise_batch(struct supervise *, struct evbuffer *);
 static void supervise_event(struct bufferevent *, short, void *);
 static const char *supervise_check(const Carotate__Internal__AgentRequest *);
+static void supervise_failed(struct supervise *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 int
 supervise_bind(const struct config *conf, int privileged, char *err, size_t errlen)
@@ -248,16 +256,46 @@ supervise_site(const struct supervise *sv)
 	return sv->site;
 }
 
+void
+supervise_health(const struct supervise *sv, struct supervise_health *h)
+{
+	h->running = sv->pid != -1;
+	h->pid = sv->pid;
+	h->restarts = sv->starts > 0 ? sv->starts - 1 : 0;
+	h->last_error = sv->last_error;
+	h->last_error_at = sv->last_error_at;
+}
+
+/* Remembers why a worker is down, for status, where the log may not be at hand. */
+static void
+supervise_failed(struct supervise *sv, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sv->last_error, sizeof(sv->last_error), fmt, ap);
+	va_end(ap);
+	sv->last_error_at = time(NULL);
+}
+
+int
+supervise_check_user(const char *user, char *err, size_t errlen)
+{
+	struct sandbox_ids ids;
+
+	return sandbox_ids(user, 1, &ids, err, errlen);
+}
+
 /* Read at every start, so that a reloaded configuration applies to the next worker. */
 static int
-supervise_ids(const struct supervise *sv, struct sandbox_ids *ids)
+supervise_ids(struct supervise *sv, struct sandbox_ids *ids)
 {
-	char err[256];
+	char err[SUPERVISE_ERROR_LEN];
 
 	if (sandbox_ids(sv->cd->conf->agents_user, sv->cd->privileged, ids, err, sizeof(err)) ==
 	    -1) {
-		log_warnx(
-		    "%s; the agent endpoints stay down (the agent worker never runs as root)", err);
+		log_warnx("%s; the %s stays down", err, sv->sock->what);
+		supervise_failed(sv, "%s", err);
 		return -1;
 	}
 	return 0;
@@ -272,17 +310,20 @@ supervise_spawn(struct supervise *sv)
 	int sp[2], pidfd;
 
 	clock_gettime(CLOCK_MONOTONIC, &sv->started);
+	sv->starts++;
 	if (supervise_ids(sv, &ids) == -1) {
 		supervise_schedule(sv);
 		return;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == -1) {
 		log_warn("%s: socketpair", sv->sock->what);
+		supervise_failed(sv, "socketpair: %s", strerror(errno));
 		supervise_schedule(sv);
 		return;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("%s: fork", sv->sock->what);
+		supervise_failed(sv, "fork: %s", strerror(errno));
 		close(sp[0]);
 		close(sp[1]);
 		supervise_schedule(sv);
@@ -293,6 +334,7 @@ supervise_spawn(struct supervise *sv)
 	close(sp[1]);
 	if ((ev_exit = job_exit_event(sv->cd->base, pid, &pidfd, supervise_exited, sv)) == NULL) {
 		log_warn("%s: pidfd_open", sv->sock->what);
+		supervise_failed(sv, "pidfd_open: %s", strerror(errno));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(sp[0]);
@@ -312,6 +354,7 @@ supervise_watch(struct supervise *sv, pid_t pid, int pidfd, struct event *ev_exi
 	sv->pidfd = pidfd;
 	sv->gen = sv->gen % 0xffff + 1;
 	sv->doomed = 0;
+	sv->kill_reason = 0;
 	sv->ev_exit = ev_exit;
 	sv->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (sv->bev == NULL)
@@ -466,16 +509,18 @@ supervise_exited(evutil_socket_t fd, short events, void *arg)
 		;
 	if (r == 0)
 		return;
-	if (r == -1)
+	if (r == -1) {
 		log_warn("%s (pid %ld) exited; its status is lost", sv->sock->what, (long)pid);
-	else
+		supervise_failed(sv, "pid %ld exited; its status is lost", (long)pid);
+	} else
 		supervise_log_exit(sv, pid, status);
 	supervise_reap(sv);
 	supervise_schedule(sv);
 }
 
+/* A reason given by supervise_kill is kept: it says more than "killed by signal 9". */
 static void
-supervise_log_exit(const struct supervise *sv, pid_t pid, int status)
+supervise_log_exit(struct supervise *sv, pid_t pid, int status)
 {
 	if (WIFSIGNALED(status))
 		log_warnx("%s (pid %ld) killed by signal %d (%s)", sv->sock->what, (long)pid,
@@ -483,6 +528,14 @@ supervise_log_exit(const struct supervise *sv, pid_t pid, int status)
 	else
 		log_warnx("%s (pid %ld) exited with status %d", sv->sock->what, (long)pid,
 		    WEXITSTATUS(status));
+	if (sv->kill_reason)
+		return;
+	if (WIFSIGNALED(status))
+		supervise_failed(sv, "pid %ld killed by signal %d (%s)", (long)pid,
+		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		supervise_failed(sv, "pid %ld exited with status %d (see the daemon's log)",
+		    (long)pid, WEXITSTATUS(status));
 }
 
 /* Shutdown: closing its channel asks the worker to exit; SIGKILL if it has not soon. */
@@ -528,6 +581,8 @@ supervise_kill(struct supervise *sv, const char *why)
 	if (sv->pid == -1 || sv->doomed)
 		return;
 	log_warnx("%s (pid %ld): %s; killing it", sv->sock->what, (long)sv->pid, why);
+	supervise_failed(sv, "pid %ld %s; killed", (long)sv->pid, why);
+	sv->kill_reason = 1;
 	sv->doomed = 1;
 	bufferevent_disable(sv->bev, EV_READ);
 	/* XXX the parent must keep CAP_KILL: the worker runs as another user. */

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "internal.pb-c.h"
 
@@ -60,6 +61,22 @@ void supervise_stop(struct supervise *);
 pid_t supervise_worker_pid(const struct supervise *);
 /* The site this supervise's worker serves, as given to supervise_start. */
 enum supervise_site supervise_site(const struct supervise *);
+#define SUPERVISE_ERROR_LEN 256
+
+/* What status shows of one worker. last_error points into the supervise: "" when none. */
+struct supervise_health {
+	int running;
+	pid_t pid; /* -1 while down */
+	unsigned restarts;
+	const char *last_error;
+	time_t last_error_at; /* 0: none */
+};
+void supervise_health(const struct supervise *, struct supervise_health *);
+/*
+ * The [agents] user exists and is neither uid nor gid 0: what a privileged
+ * daemon checks at start-up and before each worker start. -1 with err filled.
+ */
+int supervise_check_user(const char *user, char *err, size_t errlen);
 /* The binary run as the worker (default /proc/self/exe); for tests. */
 void supervise_set_exec_path(const char *);
 

@@ -69,7 +69,7 @@ assert_exit 0 "discard keeps it as discarded-*" -- ctl --json discard
 kept=$(json_get kept_as <<<"$OUT")
 assert_match '^discarded-[0-9]{8}-[0-9]{6}$' "$kept" "discard names its directory ($kept)"
 
-# ---- backups --json: newest first, the DESIGN §7 keys
+# ---- backups --json: newest first, the carotatectl(1) keys
 assert_exit 0 "backups --json exits 0" -- ctl --json backups
 jsave "$T/b.json" <<<"$OUT"
 want="$kept certs-20250401-000000 certs-20250301-000000-2 certs-20250301-000000 certs-20250201-000000 certs-20250115-000000 certs-20250101-000000 certs-20241201-000000"

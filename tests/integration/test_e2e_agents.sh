@@ -1,5 +1,5 @@
 #!/bin/bash
-# End to end, agents' side (DESIGN §6, issue 4): the real daemon, real nginx on loopback high
+# End to end, agents' side (README: Stage 2, issue 4): the real daemon, real nginx on loopback high
 # ports running packaging/nginx/carotate.conf, real curl as an agent, then the agent simulator.
 #
 #  - link -> 200, the bundle is the active CA, ETag = status bundle.id, a 64-hex token;
@@ -36,7 +36,7 @@ if [ ! -x "$AGENTSIM" ]; then
 		-lssl -lcrypto -lpthread || fail "building tests/agentsim/agentsim.c"
 fi
 
-# The bundle id of a PEM file, as DESIGN §6 defines it: SHA-256 of the sorted DERs.
+# The bundle id of a PEM file, as README: Stage 2 defines it: SHA-256 of the sorted DERs.
 pem_bundle_id() {
 	"$PY" -c '
 import base64, hashlib, re, sys
@@ -113,7 +113,7 @@ etag_of_response() {
 }
 
 # report_is LINKED ACTIVE ACKNOWLEDGED VERIFIED PENDING PERCENT STAGED_CA WHAT
-# `report --json` has every DESIGN §7 key, with exactly these values (and inactive_lacking
+# `report --json` has every carotatectl(1) key, with exactly these values (and inactive_lacking
 # 0, excluded 0: nobody here is inactive or excluded).
 report_is() {
 	local what=$8 k v want
@@ -122,7 +122,7 @@ report_is() {
 	printf '%s' "$OUT" | jsave "$T/rep.json"
 	for k in linked active acknowledged verified pending inactive_lacking excluded percent staged_ca; do
 		awk -F'\t' -v k="$k" '$1 == k { f = 1 } END { exit !f }' "$T/rep.json.flat" ||
-			fail "$what: report --json has the key '$k' (DESIGN §7)" "$OUT"
+			fail "$what: report --json has the key '$k' (carotatectl(1))" "$OUT"
 	done
 	set -- "$1" "$2" "$3" "$4" "$5" "$6" "$7"
 	for k in linked active acknowledged verified pending percent staged_ca; do
@@ -277,7 +277,7 @@ ETAG_A2=$(etag_of_response)
 assert_eq "$BUNDLE2" "$ETAG_A2" "its ETag = status bundle.id"
 assert_eq 2 "$(pem_count "$T/r.body")" "the bundle holds two certificates"
 assert_eq "$(jlines bundle.cas "$T/st.json")" "$(pem_shas "$T/r.body")" "the bundle's sha256s = status bundle.cas (old + new CA)"
-assert_eq "$ETAG_A2" "$(pem_bundle_id "$T/r.body")" "ETag = SHA-256 of the bundle's sorted DERs (DESIGN §6)"
+assert_eq "$ETAG_A2" "$(pem_bundle_id "$T/r.body")" "ETag = SHA-256 of the bundle's sorted DERs (README: Stage 2)"
 cp "$T/r.body" "$T/new-bundle.pem"
 report_is "$N" "$N" 0 0 "$N" 0 "$NEW_CA_SHA" "delivered is not acknowledged"
 

@@ -57,7 +57,7 @@ for r in "${renderers[@]}"; do
 		"$(printf '%s\n' "$OUT" | grep -c '^ok:') facts"
 	# Not vacuous: the checker found the commands and their options.
 	for fact in "command rotate has an entry" "rotate: its option --force is in its entry" \
-		"audit: its option --verify is in its entry" "wait: its option -t is in its entry" \
+		"audit: its option --verify is in its entry" "wait: its option --max-wait is in its entry" \
 		"global option --socket is in DESCRIPTION" "global option -V is in DESCRIPTION"; do
 		assert_contains "ok: $fact" "$OUT" "checked ($r): $fact"
 	done

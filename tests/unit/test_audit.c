@@ -366,7 +366,9 @@ test_refusals_recorded(void **state)
 	assert_int_equal(a.pid, 4242);
 	assert_string_equal(a.user, me);
 	assert_string_equal(a.detail, "agent=\"web\\x01\" reason=\"line\\x0abreak\"; permission "
-	                              "denied: exclude needs the admin role");
+	                              "denied: exclude needs the admin role: members of group "
+	                              "carotate-admin have it (usermod -aG carotate-admin USER, "
+	                              "then log in again)");
 	assert_string_equal(a.before, fp);
 	assert_string_equal(a.after, fp);
 

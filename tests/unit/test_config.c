@@ -1,4 +1,4 @@
-/* Unit tests of config.c: DESIGN §9's example, the defaults, and each kind of bad input. */
+/* Unit tests of config.c: carotated.conf(5)'s example, the defaults, and each kind of bad input. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -33,7 +33,7 @@ struct bad_case {
 
 static char tmpdir[256];
 
-/* DESIGN §9's example, verbatim with its inline comments. */
+/* carotated.conf(5)'s example, verbatim with its inline comments. */
 static const char design_example[] =
     "[daemon]\n"
     "socket = /run/carotate/carotated.sock\n"

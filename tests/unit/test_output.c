@@ -1,5 +1,5 @@
 /*
- * Unit tests for client/output.c: JSON keys of DESIGN §7, the human block, time formatting,
+ * Unit tests for client/output.c: JSON keys of carotatectl(1), the human block, time formatting,
  * the StageReply of generate, install and discard, the ReportReply of report and wait, the
  * AgentReply of exclude and include, and wait's progress lines.
  */
@@ -952,8 +952,9 @@ test_stage_warnings(void **state)
 	assert_string_equal(text,
 	    "carotatectl: warning: the server certificate expires in 20 days\n"
 	    "carotatectl: warning: subject has \\x1b[31m in it\n"
-	    "carotatectl: warning: the proxy reload failed; agents will not receive the new bundle "
-	    "until the proxy reloads\n");
+	    "carotatectl: warning: the proxy reload failed: agents still receive the new bundle, "
+	    "but the canary listener serves the old certificate until the proxy reloads, so no "
+	    "agent can prove (verified) that it trusts the new CA\n");
 	free(text);
 
 	stage_init(&s, 1);
@@ -1032,7 +1033,7 @@ test_human_stage_discard(void **state)
 	free(text);
 }
 
-/* Every DESIGN §7 key, the daemon's percent as given, pending_agents only when asked. */
+/* Every carotatectl(1) key, the daemon's percent as given, pending_agents only when asked. */
 static void
 test_report_json_staged(void **state)
 {
@@ -1454,7 +1455,7 @@ test_backups_json(void **state)
 	a = jget(o, "backups");
 	assert_int_equal(json_array_size(a), 3);
 	b = json_array_get(a, 0);
-	/* DESIGN §7: id, created, reason, ca_sha256, server_not_after. */
+	/* carotatectl(1): id, created, reason, ca_sha256, server_not_after. */
 	assert_string_equal(json_string_value(jget(b, "id")), "certs-20261226-030405");
 	assert_string_equal(json_string_value(jget(b, "created")), "2026-12-26T03:04:05Z");
 	assert_string_equal(json_string_value(jget(b, "reason")), "rotate");

@@ -87,7 +87,7 @@ expect_field(const ProtobufCMessageDescriptor *d, const char *name, unsigned num
 	assert_int_equal(f->id, number);
 }
 
-/* DESIGN §5: package carotate.v1, field numbers of the envelope. */
+/* proto/carotate.proto: package carotate.v1, field numbers of the envelope. */
 static void
 test_envelope_numbers(void **state)
 {
