@@ -25,7 +25,14 @@
 
 static void bundle_add(struct bundle *, X509 *, enum bundle_role, int64_t);
 static void bundle_add_set_ca(struct bundle *, const struct config *, int);
+/* A retained CA read from the state directory, before it enters the bundle. */
+struct bundle_kept {
+	long long replaced;
+	X509 *cert;
+};
+
 static void bundle_add_retained(struct bundle *, const struct config *, time_t);
+static int bundle_kept_cmp(const void *, const void *);
 static int bundle_finish(struct bundle *, char *, size_t);
 static int bundle_cmp(const void *, const void *);
 static const char *bundle_role_name(enum bundle_role);
@@ -100,9 +107,11 @@ bundle_add_set_ca(struct bundle *b, const struct config *conf, int staged)
 static void
 bundle_add_retained(struct bundle *b, const struct config *conf, time_t now)
 {
+	struct bundle_kept *kept = NULL;
 	STACK_OF(X509) * certs;
 	struct dirent *de;
 	long long replaced;
+	size_t n = 0, i;
 	uint8_t *pem;
 	size_t len;
 	char why[128];
@@ -128,14 +137,31 @@ bundle_add_retained(struct bundle *b, const struct config *conf, time_t now)
 			if ((certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL)
 				log_warnx("trust bundle: retained/%s: %s", de->d_name, why);
 			else {
-				bundle_add(b, sk_X509_shift(certs), BUNDLE_RETAINED,
-				    bundle_until(replaced, conf->retention));
+				kept = xreallocarray(kept, n + 1, sizeof(*kept));
+				kept[n].replaced = replaced;
+				kept[n++].cert = sk_X509_shift(certs);
 				sk_X509_pop_free(certs, X509_free);
 			}
 		}
 		free(pem);
 	}
 	closedir(dir);
+	/* Newest first: past BUNDLE_MAX the CAs replaced longest ago are the ones left out. */
+	if (n > 1)
+		qsort(kept, n, sizeof(*kept), bundle_kept_cmp);
+	for (i = 0; i < n; i++)
+		bundle_add(b, kept[i].cert, BUNDLE_RETAINED,
+		    bundle_until(kept[i].replaced, conf->retention));
+	free(kept);
+}
+
+/* Retained CAs by replacement time, the most recent first. */
+static int
+bundle_kept_cmp(const void *a, const void *b)
+{
+	const struct bundle_kept *x = a, *y = b;
+
+	return (x->replaced < y->replaced) - (x->replaced > y->replaced);
 }
 
 static int

@@ -251,6 +251,54 @@ test_retention_overflow(void **st)
 	conf.retention = RETENTION;
 }
 
+/*
+ * More retained CAs than a bundle holds (BUNDLE_MAX): the ones replaced most
+ * recently stay. Before, they were taken in directory order, so the CA
+ * replaced by the last rotation could be the one left out: agents lost it,
+ * and restore refused the newest backup as "not in the trust bundle".
+ */
+static void
+test_full_keeps_newest(void **st)
+{
+	char *sans[] = { (char *)"DNS:proxy.test" };
+	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "bundle full", sans, 1, now0 };
+	struct pki_material extra[BUNDLE_MAX + 1];
+	char shas[BUNDLE_MAX + 1][PKI_SHA256_HEX], name[32], err[256], *text;
+	STACK_OF(X509) * xs;
+	struct bundle b;
+	size_t i, j;
+	int found;
+
+	for (i = 0; i < BUNDLE_MAX + 1; i++) {
+		assert_int_equal(pki_generate(&p, &extra[i], err, sizeof(err)), 0);
+		xs = pki_certs_from_pem(
+		    (const uint8_t *)extra[i].ca, strlen(extra[i].ca), err, sizeof(err));
+		assert_non_null(xs);
+		pki_cert_sha256(sk_X509_value(xs, 0), shas[i]);
+		sk_X509_pop_free(xs, X509_free);
+		/* extra[0] replaced a minute ago, the others a day and more ago. */
+		snprintf(name, sizeof(name), "r%02zu.crt", (BUNDLE_MAX + 1 - i) * 7 % 17);
+		assert_true(
+		    asprintf(&text, "# replaced %lld\n%s",
+		        (long long)now0 - (i == 0 ? 60 : 86400 + (long long)i), extra[i].ca) > 0);
+		put(retained, name, text, 0644);
+		free(text);
+	}
+	assert_int_equal(bundle_derive(&conf, now0, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.n, BUNDLE_MAX);
+	for (i = 0; i < BUNDLE_MAX + 1; i++) {
+		for (found = 0, j = 0; j < b.n; j++)
+			found |= strcmp(b.cas[j].sha256, shas[i]) == 0;
+		/* The active CA takes one place: the two replaced longest ago are left out. */
+		if (found != (i < BUNDLE_MAX - 1))
+			fail_msg(
+			    "retained CA %zu (of %d): in the bundle %d", i, BUNDLE_MAX + 1, found);
+	}
+	bundle_clear(&b);
+	for (i = 0; i < BUNDLE_MAX + 1; i++)
+		pki_material_clear(&extra[i]);
+}
+
 int
 main(void)
 {
@@ -258,6 +306,7 @@ main(void)
 		cmocka_unit_test_setup(test_retire, setup),
 		cmocka_unit_test_setup(test_retire_keeps, setup),
 		cmocka_unit_test_setup(test_retention_overflow, setup),
+		cmocka_unit_test_setup(test_full_keeps_newest, setup),
 	};
 
 	return cmocka_run_group_tests_name("bundle", tests, group_setup, group_teardown);
