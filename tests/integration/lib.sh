@@ -341,6 +341,9 @@ t_init() {
 	chmod 0600 "$LINKING_KEY"
 }
 
+# hdr NAME: the value of header NAME in the response headers a request saved in $T/h.
+hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
+
 # ---------------------------------------------------------------- test users (root only)
 # t_group NAME...: system groups, each created when missing.
 t_group() {

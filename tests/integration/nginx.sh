@@ -265,3 +265,14 @@ nginx_stop() {
 	{ wait "$NGINX_PID"; } 2>/dev/null || true
 	NGINX_PID=""
 }
+
+# tls_req PORT TRUST METHOD PATH [ARGS...]: curl as an agent over TLS to proxy.test on
+# 127.0.0.1:PORT, trusting only the PEM file TRUST; sets CODE (or curl-EXIT), saves the
+# headers in $T/h (read them with hdr), the body in $T/body and curl's errors in $T/err.
+tls_req() {
+	local port=$1 trust=$2 method=$3 path=$4
+	shift 4
+	CODE=$(curl -sS --max-time 15 --cacert "$trust" --resolve "proxy.test:$port:127.0.0.1" \
+		-X "$method" -D "$T/h" -o "$T/body" -w '%{http_code}' "$@" \
+		"https://proxy.test:$port$path" 2>"$T/err") || CODE="curl-$?"
+}

@@ -35,7 +35,6 @@ areq() {
 		-w '%{http_code}' "$@" "https://$NGINX_SERVER_NAME:$NGINX_PORT$path" 2>"$T/err") ||
 		CODE="curl-$?"
 }
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 # link ID BEARER [EXTRA CURL ARGS]
 link() {
 	local id=$1 bearer=$2

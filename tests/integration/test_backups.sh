@@ -181,7 +181,6 @@ agent_req() {
 	curl -s --max-time 20 --unix-socket "$RUN_DIR/agent.sock" -D "$T/h" -o "$T/ab" \
 		-w '%{http_code}' "$@" || true
 }
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 assert_eq 200 "$(agent_req -X POST -H 'X-Agent-Id: bk-agent' \
 	-H "Authorization: Bearer $(cat "$LINKING_KEY")" "$URL/link")" "an agent links"
 TOKEN=$(hdr X-Agent-Token)

@@ -33,14 +33,6 @@ start_daemon
 nginx_start
 KEY=$(tr -d ' \t\r\n' <"$LINKING_KEY")
 
-# req PORT TRUST METHOD PATH [ARGS...]: curl as an agent over TLS; CODE, headers in $T/h.
-req() {
-	local port=$1 trust=$2 method=$3 path=$4
-	shift 4
-	CODE=$(curl -sS --max-time 15 --cacert "$trust" --resolve "proxy.test:$port:127.0.0.1" \
-		-X "$method" -D "$T/h" -o "$T/body" -w '%{http_code}' "$@" \
-		"https://proxy.test:$port$path" 2>"$T/err") || CODE="curl-$?"
-}
 # ureq SOCKET [ARGS...]: curl straight to an agent socket, as any process of the proxy's group.
 ureq() {
 	local sock=$1
@@ -48,7 +40,6 @@ ureq() {
 	CODE=$(curl -s --max-time 15 --unix-socket "$sock" -D "$T/h" -o "$T/body" -w '%{http_code}' \
 		"$@" http://agent/carotate/v1/ca-bundle) || CODE="curl-$?"
 }
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 # serving SOCKET_PATH: the daemon's child holding the listening socket bound at that path.
 serving() {
 	local ino d fd
@@ -66,7 +57,7 @@ serving() {
 verified() { ctl --json report >"$T/r.json" && json_get verified "$T/r.json"; }
 
 # ---- an agent links and acknowledges the staged bundle through the main listener only
-req "$NGINX_PORT" "$SSL_DIR/ca.crt" POST /carotate/v1/link -H "Authorization: Bearer $KEY" \
+tls_req "$NGINX_PORT" "$SSL_DIR/ca.crt" POST /carotate/v1/link -H "Authorization: Bearer $KEY" \
 	-H "X-Agent-Id: victim" --data-binary ''
 assert_eq 200 "$CODE" "link through nginx's main listener"
 TOKEN=$(hdr X-Agent-Token)
@@ -76,10 +67,10 @@ wait_until 15000 grep -q "serves the staged certificate: canary check-ins now co
 	fail "the daemon confirmed the canary listener" "$(tail -n 20 "$DAEMON_LOG")"
 ok "the canary listener serves the staged certificate (confirmed by the daemon)"
 CHECKIN=(-H "Authorization: Bearer $TOKEN" -H "X-Agent-Id: victim")
-req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" -H "If-None-Match: \"$ETAG\""
+tls_req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" -H "If-None-Match: \"$ETAG\""
 assert_eq 200 "$CODE" "check-in through the main listener: the new bundle"
 NEW_ETAG=$(hdr ETag | tr -d '"')
-req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" -H "If-None-Match: \"$NEW_ETAG\""
+tls_req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" -H "If-None-Match: \"$NEW_ETAG\""
 assert_eq 304 "$CODE" "it presents the new bundle id back (main listener)"
 ctl --json report >"$T/r.json"
 assert_eq 1 "$(json_get acknowledged "$T/r.json")" "acknowledged"
@@ -147,12 +138,12 @@ assert_eq "$CPID" "$(worker_pid canary)" "worker_pid canary names agent-canary.s
 
 # ---- the real thing: a TLS handshake with the canary listener, trusting only the new CA
 cp "$SSL_DIR/new/ca.crt" "$T/new-ca-only.pem"
-req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" \
+tls_req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" \
 	-H "If-None-Match: \"$NEW_ETAG\""
 case "$CODE" in curl-*) ok "trusting only the old CA, the canary listener refuses the handshake ($CODE)" ;;
 *) fail "an agent trusting only the old CA got through the canary listener" "HTTP $CODE" ;; esac
 assert_eq 0 "$(verified)" "still not verified"
-req "$NGINX_CANARY_PORT" "$T/new-ca-only.pem" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" \
+tls_req "$NGINX_CANARY_PORT" "$T/new-ca-only.pem" GET /carotate/v1/ca-bundle "${CHECKIN[@]}" \
 	-H "If-None-Match: \"$NEW_ETAG\""
 assert_eq 304 "$CODE" "check-in through nginx's canary listener, trusting only the new CA"
 assert_eq 1 "$(verified)" "now verified"

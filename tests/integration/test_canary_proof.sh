@@ -17,17 +17,8 @@ start_daemon
 nginx_start
 KEY=$(tr -d ' \t\r\n' <"$LINKING_KEY")
 
-# curl as an agent: req PORT TRUST METHOD PATH [ARGS...]; CODE, headers in $T/h.
-req() {
-	local port=$1 trust=$2 method=$3 path=$4
-	shift 4
-	CODE=$(curl -sS --max-time 15 --cacert "$trust" --resolve "proxy.test:$port:127.0.0.1" \
-		-X "$method" -D "$T/h" -o "$T/body" -w '%{http_code}' "$@" \
-		"https://proxy.test:$port$path" 2>"$T/err") || CODE="curl-$?"
-}
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 
-req "$NGINX_PORT" "$SSL_DIR/ca.crt" POST /carotate/v1/link -H "Authorization: Bearer $KEY" \
+tls_req "$NGINX_PORT" "$SSL_DIR/ca.crt" POST /carotate/v1/link -H "Authorization: Bearer $KEY" \
 	-H "X-Agent-Id: old-only" --data-binary ''
 assert_eq 200 "$CODE" "link"
 TOKEN=$(hdr X-Agent-Token)
@@ -35,7 +26,7 @@ ETAG=$(hdr ETag | tr -d '"')
 
 ctl generate >/dev/null || fail "generate"
 # The agent fetches the new bundle but keeps trusting only the old CA.
-req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle -H "Authorization: Bearer $TOKEN" \
+tls_req "$NGINX_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle -H "Authorization: Bearer $TOKEN" \
 	-H "X-Agent-Id: old-only" -H "If-None-Match: \"$ETAG\""
 assert_eq 200 "$CODE" "check-in after generate: the new bundle"
 NEW_ETAG=$(hdr ETag | tr -d '"')
@@ -45,7 +36,7 @@ wait_until 15000 grep -q "does not serve the staged certificate" "$DAEMON_LOG" |
 	fail "the daemon did not notice that the canary serves the old certificate"
 ok "the daemon noticed the canary still serves the old certificate"
 
-req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle \
+tls_req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle \
 	-H "Authorization: Bearer $TOKEN" -H "X-Agent-Id: old-only" -H "If-None-Match: \"$NEW_ETAG\""
 assert_eq 304 "$CODE" "the old-CA-only agent gets through the stale canary"
 ctl --json report >"$T/r.json"
@@ -60,13 +51,13 @@ kill -HUP "$DAEMON_PID"
 wait_until 15000 grep -q "serves the staged certificate: canary check-ins now count" "$DAEMON_LOG" ||
 	fail "the daemon did not confirm the canary after a real reload"
 cp "$SSL_DIR/ca-bundle.pem" "$T/new-trust.pem"
-req "$NGINX_CANARY_PORT" "$T/new-trust.pem" GET /carotate/v1/ca-bundle \
+tls_req "$NGINX_CANARY_PORT" "$T/new-trust.pem" GET /carotate/v1/ca-bundle \
 	-H "Authorization: Bearer $TOKEN" -H "X-Agent-Id: old-only" -H "If-None-Match: \"$NEW_ETAG\""
 assert_eq 304 "$CODE" "canary check-in trusting the new bundle"
 ctl --json report >"$T/r.json"
 assert_eq true "$(json_get canary_confirmed "$T/r.json")" "report: canary confirmed"
 assert_eq 1 "$(json_get verified "$T/r.json")" "now verified"
-req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle \
+tls_req "$NGINX_CANARY_PORT" "$SSL_DIR/ca.crt" GET /carotate/v1/ca-bundle \
 	-H "Authorization: Bearer $TOKEN" -H "X-Agent-Id: old-only"
 case "$CODE" in curl-*) ok "the old CA alone no longer gets through the canary ($CODE)" ;;
 *) fail "an agent trusting only the old CA got through the real canary" "HTTP $CODE" ;; esac

@@ -39,7 +39,6 @@ req() {
 	shift
 	curl -s --max-time 20 --unix-socket "$sock" -D "$T/h" -o "$T/b" -w '%{http_code}' "$@" || true
 }
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 URL=http://agent/carotate/v1
 
 wait_until 5000 worker_up || fail "the two agent workers do not run" "log: $(tail -n 20 "$DAEMON_LOG")"
