@@ -272,13 +272,14 @@ child_opens_socket(void *arg, int fd)
 static void
 test_fork_confined_filter(void **state)
 {
-	struct event_base *base = event_base_new();
+	struct event_base *base;
 	struct sandbox_ids none = { 0 };
 	struct outcome o = { 0 }, good = { 0 };
 	size_t n = 10;
 
 	if (RUNNING_ON_VALGRIND)
 		skip(); /* no filter under valgrind (sandbox.h) */
+	base = event_base_new();
 
 	assert_non_null(
 	    job_fork_confined(base, "t", child_opens_socket, NULL, &none, 5000, 4096, collect, &o));
