@@ -293,7 +293,7 @@ fuzz-replay: fuzz-build
 .PHONY: valgrind
 valgrind: deps
 	@if [ "$(SANITIZE)" = 1 ]; then echo "valgrind: needs a build without SANITIZE=1" >&2; exit 2; fi
-	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(O)/agentsim $(O)/bench/ingest_bench
+	@$(MAKE) --no-print-directory all $(UNIT_TESTS) $(O)/agentsim $(O)/bench/ingest_bench $(LOAD_PROGS)
 	@CAROTATE_BUILD=$(abspath $(O)) tests/valgrind/run $(UNIT_TESTS)
 
 BENCH_PROGS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(wildcard tests/bench/*.c))
