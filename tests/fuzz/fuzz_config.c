@@ -61,7 +61,9 @@ fuzz_check(const struct config *conf)
 	fuzz_check_abs("ssl dir", conf->ssl_dir);
 	fuzz_check_abs("agents socket", conf->agents_socket);
 	fuzz_check_abs("agents canary_socket", conf->agents_canary_socket);
-	fuzz_check_abs("linking_key", conf->linking_key);
+	/* Empty: only join tokens link. */
+	if (conf->linking_key != NULL)
+		fuzz_check_abs("linking_key", conf->linking_key);
 	fuzz_check_file("ssl ca", conf->ssl_ca);
 	fuzz_check_file("ssl cert", conf->ssl_cert);
 	fuzz_check_file("ssl key", conf->ssl_key);
