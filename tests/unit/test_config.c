@@ -51,7 +51,8 @@ static const char design_example[] =
     "names = proxy.example.com, 192.0.2.10   # SANs of generated server certificates\n"
     "reload = /usr/bin/systemctl reload nginx  # argv, no shell\n"
     "address = 127.0.0.1:443                   # where the post-reload TLS check connects;\n"
-    "                                          # or unix:/run/carotate/check/proxy-check.sock (an nginx\n"
+    "                                          # or unix:/run/carotate/check/proxy-check.sock (an "
+    "nginx\n"
     "                                          # `listen unix:… ssl;` in the agents' server "
     "block)\n"
     "server_name = proxy.example.com           # SNI for that check\n"
@@ -525,8 +526,8 @@ check_address(const char *value, int is_unix, const char *where, unsigned port)
 static void
 test_address_forms(void **state)
 {
-	check_address(
-	    "unix:/run/carotate/check/proxy-check.sock", 1, "/run/carotate/check/proxy-check.sock", 0);
+	check_address("unix:/run/carotate/check/proxy-check.sock", 1,
+	    "/run/carotate/check/proxy-check.sock", 0);
 	check_address("[::1]:1", 0, "::1", 1);
 	check_address("192.0.2.10:65535", 0, "192.0.2.10", 65535);
 	check_address("proxy.example.com:443", 0, "proxy.example.com", 443);
@@ -540,8 +541,8 @@ test_canary_address(void **state)
 	char path[PATH_MAX], err[1024];
 	struct config *c;
 
-	c = load_text("[proxy]\ncanary_address = unix:/run/carotate/check/canary-check.sock\n", path,
-	    sizeof(path), err, sizeof(err));
+	c = load_text("[proxy]\ncanary_address = unix:/run/carotate/check/canary-check.sock\n",
+	    path, sizeof(path), err, sizeof(err));
 	assert_non_null(c);
 	assert_true(c->canary_address.is_unix);
 	assert_string_equal(c->canary_address.path, "/run/carotate/check/canary-check.sock");
