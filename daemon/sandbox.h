@@ -9,6 +9,16 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Under valgrind (3.19 cannot run seccomp(2)) the jobs go without their filter. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 /* Whom a child runs as: drop is 0 when the daemon is not root (no user change). */
 struct sandbox_ids {
 	int drop;

@@ -17,15 +17,6 @@
 #include "job.h"
 #include "sandbox.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 struct outcome {
 	int done;
 	int status;
