@@ -276,3 +276,14 @@ tls_req() {
 		-X "$method" -D "$T/h" -o "$T/body" -w '%{http_code}' "$@" \
 		"https://proxy.test:$port$path" 2>"$T/err") || CODE="curl-$?"
 }
+
+# served: the SHA-256 of the leaf the main listener serves to a new handshake.
+served() { nginx_served_sha256 "$NGINX_PORT"; }
+# serves_now SHA WHAT: new handshakes on the main listener get the leaf SHA within 10 s
+# (after a reload an old nginx worker may still accept for a moment).
+serves_now() {
+	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
+	ok "$2"
+}
+# leaf_sha FILE: the SHA-256 of the DER of the first certificate in FILE.
+leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }

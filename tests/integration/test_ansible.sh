@@ -81,12 +81,6 @@ print("FAILED!" if d.get("failed") else "CHANGED" if d.get("changed") else "SUCC
 	esac
 }
 a() { jget "$1" "$T/a.json"; }
-leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
-served() { nginx_served_sha256 "$NGINX_PORT"; }
-serves_now() {
-	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
-	ok "$2"
-}
 # The SSL and state directories as they are on disk: names, then each file's sum.
 disk() {
 	(cd "$SSL_DIR" && find . | LC_ALL=C sort && find . -type f -exec sha256sum {} + | LC_ALL=C sort)

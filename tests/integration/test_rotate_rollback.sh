@@ -34,14 +34,6 @@ sed -i "s|^reload = .*|reload = $BLIND|" "$CONF"
 start_daemon
 nginx_start
 
-served() { nginx_served_sha256 "$NGINX_PORT"; }
-# serves_now SHA WHAT: new handshakes get the leaf SHA within 10 s (after a reload an old
-# nginx worker may still accept for a moment).
-serves_now() {
-	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
-	ok "$2"
-}
-leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
 echo "-- no agent has checked in"
 assert_exit 0 "generate" -- ctl generate

@@ -31,12 +31,6 @@ sed -i "s|^reload = .*|reload = $SLOW|" "$CONF"
 start_daemon
 nginx_start
 
-served() { nginx_served_sha256 "$NGINX_PORT"; }
-serves_now() {
-	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" || fail "$2" "want $1" "served $(served)"
-	ok "$2"
-}
-leaf_sha() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 # wait_exit: the daemon has exited (by itself) within 60 s.
 wait_exit() {
 	wait_until 60000 sh -c "! kill -0 $DAEMON_PID 2>/dev/null || [ \"\$(awk '{print \$3}' /proc/$DAEMON_PID/stat 2>/dev/null)\" = Z ]" ||
