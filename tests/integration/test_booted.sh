@@ -322,6 +322,7 @@ nginx_reloading() { [ "$(cin systemctl show -P ActiveState nginx)" = reloading ]
 wait_until 20000 nginx_reloading || fail "the rotate's reload never started" "$(cat "$T/rotate.err")"
 cin dpkg -i /root/carotate-upgrade.deb >"$T/upgrade.log" 2>&1 ||
 	fail "dpkg -i of the upgrade" "$(cat "$T/upgrade.log")"
+assert_eq "$MAINPID" "$(cin systemctl show -P MainPID carotated)" "the upgrade did not restart carotated (same MainPID)"
 nginx_reloading || fail "the upgrade did not run during the rotate's reload (make the reload slower)"
 assert_contains "Unpacking carotate ($UP_VERSION) over ($DEB_VERSION)" "$(cat "$T/upgrade.log")" \
 	"dpkg upgraded carotate"
@@ -329,7 +330,7 @@ ok "dpkg -i carotate $UP_VERSION (the upgrade) ran while the rotate waited on ng
 rc=0
 wait "$rotate_pid" || rc=$?
 assert_eq 0 "$rc" "the rotate finished (exit 0) across the upgrade: $(cat "$T/rotate.err")"
-assert_eq "$MAINPID" "$(cin systemctl show -P MainPID carotated)" "the upgrade did not restart carotated (same MainPID)"
+assert_eq "$MAINPID" "$(cin systemctl show -P MainPID carotated)" "still the same carotated after the rotate"
 assert_eq 0 "$(cin systemctl show -P NRestarts carotated)" "carotated.service: no restart"
 rm -f "$CROOT/etc/systemd/system/nginx.service.d/slow.conf"
 cin systemctl daemon-reload
