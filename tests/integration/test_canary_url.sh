@@ -1,5 +1,5 @@
 #!/bin/bash
-# [agents] canary_url (issue 16, DESIGN §11): the URL agents use to prove the staged CA,
+# [agents] canary_url (issue 16, carotate-agent(8)): the URL agents use to prove the staged CA,
 # announced by the main agent socket's 200 and 304 answers of link and ca-bundle as
 # `X-Carotate-Canary: <url>`. Real daemon, real curl on the agent sockets.
 #

@@ -239,7 +239,7 @@ assert_eq "" "$undocumented" "every line of agent.conf is documented by a commen
 for k in server id ca_file state_dir bundle hook hook_timeout canary_url timeout; do
 	grep -q "^$k = \?" "$T/ax/etc/carotate-agent/agent.conf" || fail "agent.conf sets [agent] $k"
 done
-ok "agent.conf names every [agent] key of DESIGN §11 and ca_file"
+ok "agent.conf names every [agent] key of carotate-agent(8)"
 
 # ---------------------------------------------------------------- lintian
 
