@@ -86,7 +86,8 @@ DEB="$REPO_ROOT/build/deb/carotate_${DEB_VERSION}_$ARCH.deb"
 assert_eq "carotate" "$(dpkg-deb -f "$DEB" Package)" "the daemon's package: carotate"
 AGENT_DEB="$REPO_ROOT/build/deb/carotate-agent_${DEB_VERSION}_$ARCH.deb"
 assert_eq "carotate-agent_${DEB_VERSION}_$ARCH.deb carotate_${DEB_VERSION}_$ARCH.deb" \
-	"$(cd "$REPO_ROOT/build/deb" && ls -- *.deb | grep -v -- '-dbgsym_' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" \
+	"$(cd "$REPO_ROOT/build/deb" && for d in *.deb; do case "$d" in *-dbgsym_*) ;; *) echo "$d" ;; esac; done |
+		LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" \
 	"two binary packages: carotate and carotate-agent"
 assert_eq "carotate-agent" "$(dpkg-deb -f "$AGENT_DEB" Package)" "the agent's package: carotate-agent"
 assert_eq "carotate" "$(dpkg-deb -f "$AGENT_DEB" Source | sed 's/ .*//')" "... built from the source package carotate"
@@ -389,7 +390,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	for f in usr/sbin/carotated usr/bin/carotatectl etc/carotate; do
 		[ ! -e "$RA/$f" ] || fail "installing carotate-agent alone brings no /$f"
 	done
-	[ -x "$RA/usr/bin/carotate-agent" ] && [ -f "$RA/etc/carotate-agent/agent.conf" ] ||
+	{ [ -x "$RA/usr/bin/carotate-agent" ] && [ -f "$RA/etc/carotate-agent/agent.conf" ]; } ||
 		fail "carotate-agent's files are in the root" "$(cd "$RA" && find . -path ./var/lib/dpkg -prune -o -type f -print)"
 	assert_eq "/lib/systemd/system/carotate-agent.timer" \
 		"$(readlink "$RA/etc/systemd/system/timers.target.wants/carotate-agent.timer")" \
