@@ -416,7 +416,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	ok "remove keeps agent.conf, the bundle other programs trust and the token"
 	in_root "$RA" --purge carotate-agent
 	for f in etc/carotate-agent var/lib/carotate-agent etc/systemd/system/timers.target.wants/carotate-agent.timer; do
-		[ ! -e "$RA/$f" ] && [ ! -L "$RA/$f" ] || fail "purge removes /$f" "$(ls -la "$RA/$f")"
+		{ [ ! -e "$RA/$f" ] && [ ! -L "$RA/$f" ]; } || fail "purge removes /$f" "$(ls -la "$RA/$f")"
 	done
 	ok "purge removes /etc/carotate-agent (bundle, .prev, agent.conf), the state and the timer's link"
 	assert_eq "" "$(leftovers "$RA" | grep -v '^\./etc/systemd' || true)" "nothing is left after purge"
