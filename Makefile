@@ -335,6 +335,8 @@ install: all
 	    $(DESTDIR)$(DATADIR)/carotate/nginx/
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
+	install -d $(DESTDIR)$(SYSCONFDIR)/carotate-agent
+	install -m 0644 packaging/carotate-agent.conf $(DESTDIR)$(SYSCONFDIR)/carotate-agent/agent.conf
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions
 	install -m 0644 packaging/man/carotatectl.1 $(DESTDIR)$(MANDIR)/man1/carotatectl.1
@@ -353,6 +355,13 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/carotated.service
 	install -m 0644 systemd/carotate.sysusers $(DESTDIR)$(SYSUSERSDIR)/carotate.conf
 	install -m 0644 systemd/carotate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carotate.conf
+# carotate-agent's units: the service names the installed binary and its writable
+# configuration directory; the timer names nothing but the service.
+	sed -e 's|/usr/bin/carotate-agent|$(BINDIR)/carotate-agent|' \
+	    -e 's|/etc/carotate-agent|$(SYSCONFDIR)/carotate-agent|' \
+	    systemd/carotate-agent.service >$(DESTDIR)$(UNITDIR)/carotate-agent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carotate-agent.service
+	install -m 0644 systemd/carotate-agent.timer $(DESTDIR)$(UNITDIR)/carotate-agent.timer
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl \
@@ -364,6 +373,7 @@ uninstall:
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
 	rm -f $(DESTDIR)$(UNITDIR)/carotated.service $(DESTDIR)$(SYSUSERSDIR)/carotate.conf \
 	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf
+	rm -f $(DESTDIR)$(UNITDIR)/carotate-agent.service $(DESTDIR)$(UNITDIR)/carotate-agent.timer
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] client/agent/*.[ch] \

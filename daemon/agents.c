@@ -78,6 +78,7 @@ static void agents_checkin(const Carotate__Internal__AgentRequest *, int canary,
     Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
 static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
+static void agents_announce_canary(const struct config *, int, Carotate__Internal__AgentResponse *);
 static void agents_metrics_fire(evutil_socket_t, short, void *);
 static void agents_canary_checked(int, const char *, const char *, void *);
 struct agents_canary_check;
@@ -288,6 +289,21 @@ agents_answer(Carotate__Internal__AgentResponse *resp, uint32_t status, const ch
 {
 	resp->http_status = status;
 	resp->error = (char *)(error != NULL ? error : "");
+}
+
+/*
+ * Where agents prove the staged CA ([agents] canary_url, read at each batch so
+ * that SIGHUP changes it): on the main socket's 200 and 304 only. An agent
+ * already on the canary needs no pointer to it.
+ */
+static void
+agents_announce_canary(
+    const struct config *conf, int canary, Carotate__Internal__AgentResponse *resp)
+{
+	if (canary || conf->agents_canary_url == NULL ||
+	    (resp->http_status != 200 && resp->http_status != 304))
+		return;
+	resp->canary_url = conf->agents_canary_url;
 }
 
 /* Milliseconds of CLOCK_MONOTONIC: the bucket must not jump with the wall clock. */
@@ -528,6 +544,7 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 	for (i = 0; i < n; i++) {
 		if (!committed && resp[i].http_status != 401 && resp[i].http_status != 429)
 			agents_answer(&resp[i], 503, "ledger unavailable");
+		agents_announce_canary(cd->conf, canary, &resp[i]);
 		supervise_reply(sup, &resp[i]);
 	}
 	if (committed)

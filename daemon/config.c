@@ -34,7 +34,8 @@
 /* One reply may be 4 MiB plus its 4-byte length prefix: a smaller queue could never send it. */
 #define CONFIG_MIN_OUTPUT     ((uint64_t)4 * 1024 * 1024 + 4)
 #define CONFIG_MAX_OUTPUT     ((uint64_t)1024 * 1024 * 1024)
-#define CONFIG_ADMIN_RESERVED 8 /* default control slots kept for admins */
+#define CONFIG_ADMIN_RESERVED 8   /* default control slots kept for admins */
+#define CONFIG_MAX_URL        512 /* bytes of [agents] canary_url */
 
 #define SEC  1000ULL /* durations are held in milliseconds while parsing */
 #define MIN  (60 * SEC)
@@ -110,6 +111,7 @@ static struct config_address *config_field_address(
     struct config_parse *, const struct config_key *);
 static int config_set_server_name(struct config_parse *, const struct config_key *, const char *);
 static int config_set_gate(struct config_parse *, const struct config_key *, const char *);
+static int config_set_url(struct config_parse *, const struct config_key *, const char *);
 
 #define F(field) offsetof(struct config, field)
 
@@ -147,6 +149,7 @@ static const struct config_key config_keys[] = {
 	{ "agents", "gate", config_set_gate, 0, 0, 0 },
 	{ "agents", "link_rate", config_set_uint, F(link_rate), 1, 100000 },
 	{ "agents", "max_agents", config_set_uint, F(max_agents), 1, 100000000 },
+	{ "agents", "canary_url", config_set_url, F(agents_canary_url), 0, 0 },
 	{ "bundle", "retention", config_set_secs, F(retention), 1 * SEC, 3650 * DAY },
 	{ "backups", "keep", config_set_uint, F(backups_keep), 1, 1000 },
 	{ "metrics", "textfile", config_set_optpath, F(metrics_textfile), 0, 0 },
@@ -226,6 +229,7 @@ config_free(struct config *conf)
 	free(conf->agents_user);
 	free(conf->agents_group);
 	free(conf->linking_key);
+	free(conf->agents_canary_url);
 	free(conf->metrics_textfile);
 	free(conf);
 }
@@ -1142,5 +1146,40 @@ config_set_gate(struct config_parse *ps, const struct config_key *k, const char 
 		ps->conf->gate = CONFIG_GATE_VERIFIED;
 	else
 		return config_key_error(ps, k, "\"%s\" is neither acknowledged nor verified", v);
+	return 0;
+}
+
+/*
+ * An https URL sent verbatim as the X-Carotate-Canary header of agent answers:
+ * printable ASCII without spaces (no header splitting), a host after the
+ * scheme, at most 512 bytes. Empty means "announce nothing" (NULL).
+ */
+static int
+config_set_url(struct config_parse *ps, const struct config_key *k, const char *v)
+{
+	static const char scheme[] = "https://";
+	char **dst = config_field_str(ps, k);
+	size_t len = strlen(v), i;
+	char host;
+
+	if (len == 0) {
+		free(*dst);
+		*dst = NULL;
+		return 0;
+	}
+	if (len > CONFIG_MAX_URL)
+		return config_key_error(
+		    ps, k, "URL too long (%zu bytes, at most %d)", len, CONFIG_MAX_URL);
+	for (i = 0; i < len; i++)
+		if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f)
+			return config_key_error(ps, k,
+			    "byte 0x%02x at offset %zu: only printable ASCII without spaces",
+			    (unsigned char)v[i], i);
+	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0)
+		return config_key_error(ps, k, "\"%s\" is not an https:// URL", v);
+	host = v[sizeof(scheme) - 1];
+	if (host == '\0' || host == '/' || host == '?' || host == '#' || host == ':' || host == '@')
+		return config_key_error(ps, k, "\"%s\" names no host", v);
+	config_replace(dst, v);
 	return 0;
 }

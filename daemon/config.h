@@ -62,8 +62,9 @@ struct config {
 	char *linking_key;      /* absolute; NULL: empty, only join tokens link */
 	uint64_t active_within; /* seconds */
 	enum config_gate gate;
-	unsigned link_rate;  /* links accepted per second (token bucket), 429 beyond */
-	unsigned max_agents; /* a new agent id beyond this many is refused (403) */
+	unsigned link_rate;      /* links accepted per second (token bucket), 429 beyond */
+	unsigned max_agents;     /* a new agent id beyond this many is refused (403) */
+	char *agents_canary_url; /* https URL announced in X-Carotate-Canary; NULL: none */
 
 	/* [bundle] */
 	uint64_t retention; /* seconds */

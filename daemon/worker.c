@@ -79,6 +79,7 @@
 #define WORKER_CONN_BUCKETS 4096 /* evhttp connection -> ours; a power of two */
 #define WORKER_ACCEPT_PAUSE 1    /* s without accepting after running out of descriptors */
 #define WORKER_MAX_ERROR    200  /* bytes of the parent's error text an agent sees */
+#define WORKER_MAX_URL      512  /* bytes of X-Carotate-Canary ([agents] canary_url) */
 #define WORKER_SHED_MS      1000 /* at the cap, a connection this long without a request goes */
 #define WORKER_LOG_EVERY    10   /* s between two log lines about shed connections */
 /*
@@ -210,6 +211,7 @@ static void worker_respond(struct worker_pending *, const Carotate__Internal__Ag
 static void worker_reply(struct evhttp_request *, Carotate__Internal__AgentCall,
     const Carotate__Internal__AgentResponse *);
 static void worker_reply_error(struct evhttp_request *, unsigned, const char *);
+static void worker_announce_canary(struct evkeyvalq *, const char *);
 static void worker_tick(evutil_socket_t, short, void *);
 
 int
@@ -1091,6 +1093,7 @@ worker_reply(struct evhttp_request *req, Carotate__Internal__AgentCall call,
 	}
 	snprintf(etag, sizeof(etag), "\"%s\"", r->etag);
 	evhttp_add_header(out, "ETag", etag);
+	worker_announce_canary(out, r->canary_url);
 	if (r->http_status == 304) {
 		worker_send(req, 304, NULL, NULL, 0);
 		return;
@@ -1098,6 +1101,27 @@ worker_reply(struct evhttp_request *req, Carotate__Internal__AgentCall call,
 	if (link)
 		evhttp_add_header(out, "X-Agent-Token", r->token);
 	worker_send(req, 200, "application/x-pem-file", r->bundle.data, r->bundle.len);
+}
+
+/*
+ * X-Carotate-Canary: the URL config.c accepted, checked again for its shape
+ * (a header value the parent got wrong is dropped, never sent half-valid).
+ */
+static void
+worker_announce_canary(struct evkeyvalq *out, const char *url)
+{
+	size_t len = strlen(url), i;
+
+	if (len == 0)
+		return;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+			break;
+	if (len > WORKER_MAX_URL || i < len || strncmp(url, "https://", 8) != 0) {
+		log_warnx("the daemon sent a malformed canary URL; not announced");
+		return;
+	}
+	evhttp_add_header(out, "X-Carotate-Canary", url);
 }
 
 /* The parent's error text, printable and short; statuses outside 4xx/5xx become 500. */

@@ -2,7 +2,8 @@
 # The Ansible module (packaging/ansible/library/carotate.py) run for real by Debian's
 # ansible-core (`ansible localhost -m carotate`) against a sandbox daemon and real nginx
 # (issue 6): every state, its idempotence, check mode leaving the disk untouched, the gate's
-# refusal, and inputs refused before carotatectl is called.
+# refusal, and inputs refused before carotatectl is called. The example playbooks parse
+# (rotate.yml; enroll-agents.yml, issue 16, with what it must do).
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -96,6 +97,20 @@ run env ANSIBLE_LIBRARY="$LIB" ansible-playbook --syntax-check -i localhost, \
 	"$REPO_ROOT/packaging/ansible/examples/rotate.yml"
 [ "$RC" -eq 0 ] || fail "the example playbook parses and names the module" "$OUT" "$ERR"
 ok "the example playbook parses and names the module"
+# The enrolment example (issue 16): it parses, and it does what README says: install the
+# package, a join token on the proxy for the hosts not linked yet, the CA pin, link once,
+# the timer.
+run ansible-playbook --syntax-check -i "agent1,agent2," \
+	"$REPO_ROOT/packaging/ansible/examples/enroll-agents.yml"
+[ "$RC" -eq 0 ] || fail "enroll-agents.yml parses" "$OUT" "$ERR"
+ok "enroll-agents.yml parses"
+ENROLL="$REPO_ROOT/packaging/ansible/examples/enroll-agents.yml"
+for want in "name: \"{{ carotate_agent_package }}\"" "- join-token" "- --uses" "- --ttl" \
+	'delegate_to: "{{ carotate_proxy }}"' "-outform DER | sha256sum" "- --ca-pin" \
+	"- --join-token-file" 'creates: "{{ carotate_agent_state_dir }}/token"' \
+	"name: carotate-agent.timer" "enabled: true" "dest: /etc/carotate-agent/agent.conf"; do
+	assert_file_contains "$want" "$ENROLL" "enroll-agents.yml: $want"
+done
 
 OLD=$(leaf_sha "$SSL_DIR/server.crt")
 

@@ -10,6 +10,13 @@
 # only when the tarball's contents change. Neither package restarts (nor, on upgrade,
 # stops) carotated: the generated postinst restarted it on every upgrade and the spec used
 # %systemd_postun_with_restart, which cut a rotate in progress in half (issue 15).
+# The agent (issue 16): a second binary package `carotate-agent` from the same source, and an
+# RPM subpackage: exactly its program, units, agent.conf (its one conffile), man page and
+# completion; depending on libcurl and never on nginx, SQLite, libevent, protobuf-c,
+# libseccomp, libcap or systemd-sysusers; its postinst enables the timer and never runs a
+# check-in; lintian clean; as root, installed alone into a throwaway root, where it enables
+# the timer, remove keeps agent.conf, purge removes the token and bundle it made. Before,
+# `make deb` made one package holding everything, and an agent host had to take the daemon.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -76,7 +83,14 @@ assert_eq "$PROJECT_VERSION" "${DEB_VERSION%-*}" "debian/changelog's upstream ve
 DEB="$REPO_ROOT/build/deb/carotate_${DEB_VERSION}_$ARCH.deb"
 [ -f "$DEB" ] || fail "no $DEB" "$(ls "$REPO_ROOT/build/deb")"
 
-assert_eq "carotate" "$(dpkg-deb -f "$DEB" Package)" "one binary package: carotate"
+assert_eq "carotate" "$(dpkg-deb -f "$DEB" Package)" "the daemon's package: carotate"
+AGENT_DEB="$REPO_ROOT/build/deb/carotate-agent_${DEB_VERSION}_$ARCH.deb"
+assert_eq "carotate-agent_${DEB_VERSION}_$ARCH.deb carotate_${DEB_VERSION}_$ARCH.deb" \
+	"$(cd "$REPO_ROOT/build/deb" && for d in *.deb; do case "$d" in *-dbgsym_*) ;; *) echo "$d" ;; esac; done |
+		LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" \
+	"two binary packages: carotate and carotate-agent"
+assert_eq "carotate-agent" "$(dpkg-deb -f "$AGENT_DEB" Package)" "the agent's package: carotate-agent"
+assert_eq "carotate" "$(dpkg-deb -f "$AGENT_DEB" Source | sed 's/ .*//')" "... built from the source package carotate"
 DEPENDS=$(dpkg-deb -f "$DEB" Depends)
 for lib in libevent libssl3 libprotobuf-c libinih libsqlite3 libjansson libc6; do
 	assert_contains "$lib" "$DEPENDS" "Depends names $lib (from the binaries' shared libraries)"
@@ -175,16 +189,73 @@ undocumented=$(awk 'NF && $0 !~ /^[#;]/ && prev !~ /^[#;]/ { print NR ": " $0 } 
 	"$T/x/etc/carotate/carotated.conf")
 assert_eq "" "$undocumented" "every line of carotated.conf is documented by a comment above it"
 
+# ---------------------------------------------------------------- the agent's package
+AGENT_DEPENDS=$(dpkg-deb -f "$AGENT_DEB" Depends)
+t_log "carotate-agent Depends: $AGENT_DEPENDS"
+for lib in libcurl4 libssl3 libinih1 libc6; do
+	assert_contains "$lib" "$AGENT_DEPENDS" "carotate-agent Depends names $lib (its binary's shared libraries)"
+done
+for not in nginx sqlite libevent protobuf seccomp libcap libacl sysusers "carotate "; do
+	case "$AGENT_DEPENDS " in
+	*"$not"*) fail "carotate-agent does not depend on $not" "$AGENT_DEPENDS" ;;
+	esac
+done
+ok "carotate-agent depends on none of nginx, SQLite, libevent, protobuf-c, libseccomp, libcap, libacl, sysusers, carotate"
+dpkg-deb --contents "$AGENT_DEB" | awk '$1 !~ /^d/ { print $1, $2, $6 }' | LC_ALL=C sort >"$T/agent-deb.files"
+{
+	echo "-rwxr-xr-x root/root ./usr/bin/carotate-agent"
+	for f in ./etc/carotate-agent/agent.conf ./lib/systemd/system/carotate-agent.service \
+		./lib/systemd/system/carotate-agent.timer ./usr/share/man/man8/carotate-agent.8.gz \
+		./usr/share/bash-completion/completions/carotate-agent \
+		./usr/share/doc/carotate-agent/README.md.gz ./usr/share/doc/carotate-agent/changelog.Debian.gz \
+		./usr/share/doc/carotate-agent/copyright ./usr/share/lintian/overrides/carotate-agent; do
+		echo "-rw-r--r-- root/root $f"
+	done
+} | LC_ALL=C sort >"$T/agent-deb.expected"
+assert_eq "$(cat "$T/agent-deb.expected")" "$(cat "$T/agent-deb.files")" \
+	"carotate-agent holds exactly its program, units, agent.conf, man page and completion (root, 0755/0644)"
+if grep -q agent "$T/deb.files"; then
+	fail "carotate holds nothing of the agent's" "$(grep agent "$T/deb.files")"
+fi
+ok "carotate holds nothing of the agent's"
+mkdir "$T/actrl" "$T/ax"
+dpkg-deb -e "$AGENT_DEB" "$T/actrl"
+dpkg-deb -x "$AGENT_DEB" "$T/ax"
+assert_eq "/etc/carotate-agent/agent.conf" "$(cat "$T/actrl/conffiles")" "carotate-agent's one conffile is agent.conf"
+assert_eq "carotate-agent $PROJECT_VERSION" "$("$T/ax/usr/bin/carotate-agent" --version)" "packaged carotate-agent --version"
+assert_file_contains "deb-systemd-helper enable 'carotate-agent.timer'" "$T/actrl/postinst" \
+	"carotate-agent's postinst enables the timer"
+assert_file_contains "deb-systemd-invoke \$_dh_action 'carotate-agent.timer'" "$T/actrl/postinst" \
+	"... and starts it"
+if grep -q 'carotate-agent\.service' "$T/actrl/postinst"; then
+	fail "carotate-agent's postinst never starts the service (a check-in inside dpkg)" \
+		"$(grep -n 'carotate-agent\.service' "$T/actrl/postinst")"
+fi
+ok "carotate-agent's postinst never starts the service itself"
+assert_file_contains "deb-systemd-helper purge 'carotate-agent.timer'" "$T/actrl/postrm" \
+	"postrm purge forgets the timer"
+undocumented=$(awk 'NF && $0 !~ /^[#;]/ && prev !~ /^[#;]/ { print NR ": " $0 } { prev = $0 }' \
+	"$T/ax/etc/carotate-agent/agent.conf")
+assert_eq "" "$undocumented" "every line of agent.conf is documented by a comment above it"
+for k in server id ca_file state_dir bundle hook hook_timeout canary_url timeout; do
+	grep -q "^$k = \?" "$T/ax/etc/carotate-agent/agent.conf" || fail "agent.conf sets [agent] $k"
+done
+ok "agent.conf names every [agent] key of carotate-agent(8)"
+
 # ---------------------------------------------------------------- lintian
 
 CHANGES="$REPO_ROOT/build/deb/carotate_${DEB_VERSION}_$ARCH.changes"
 rc=0
-lintian --fail-on error "$CHANGES" >"$T/lintian.out" 2>&1 || rc=$?
+lintian -I --fail-on error "$CHANGES" >"$T/lintian.out" 2>&1 || rc=$?
 sed 's/^/    lintian| /' "$T/lintian.out"
 if [ "$rc" -ne 0 ] || grep -q '^E:' "$T/lintian.out"; then
 	fail "lintian reports errors (exit $rc)" "$(grep '^E:' "$T/lintian.out" || tail -n 5 "$T/lintian.out")"
 fi
 ok "lintian: no errors ($(grep -c '^W:' "$T/lintian.out" || true) warnings)"
+if grep -E '^[EWI]: carotate-agent' "$T/lintian.out"; then
+	fail "lintian: carotate-agent is clean (not even a warning)" "$(grep -E '^[EWI]: carotate-agent' "$T/lintian.out")"
+fi
+ok "lintian: carotate-agent has no error, warning or information tag"
 
 # ---------------------------------------------------------------- install, remove, purge
 
@@ -307,6 +378,58 @@ else
 	assert_eq "NOTES" "$(ls "$R/etc/carotate")" "purge removes the linking key, keeps the operator's file"
 fi
 
+# ---------------------------------------------------------------- carotate-agent alone
+if [ "$(id -u)" -eq 0 ]; then
+	RA="$T/agent-root"
+	new_root "$RA"
+	: >"$T/dpkg.log"
+	rm -f "$STUBS/calls"
+	in_root "$RA" --install "$AGENT_DEB"
+	assert_eq "ii" "$(dpkg --root="$RA" -l carotate-agent | awk '$2 == "carotate-agent" { print $1 }')" \
+		"carotate-agent installs alone (dpkg --root)"
+	for f in usr/sbin/carotated usr/bin/carotatectl etc/carotate; do
+		[ ! -e "$RA/$f" ] || fail "installing carotate-agent alone brings no /$f"
+	done
+	{ [ -x "$RA/usr/bin/carotate-agent" ] && [ -f "$RA/etc/carotate-agent/agent.conf" ]; } ||
+		fail "carotate-agent's files are in the root" "$(cd "$RA" && find . -path ./var/lib/dpkg -prune -o -type f -print)"
+	assert_eq "/lib/systemd/system/carotate-agent.timer" \
+		"$(readlink "$RA/etc/systemd/system/timers.target.wants/carotate-agent.timer")" \
+		"postinst enabled carotate-agent.timer (timers.target.wants)"
+	if [ -n "$(find "$RA/etc/systemd" -name 'carotate-agent.service' 2>/dev/null)" ]; then
+		fail "the service itself is not enabled" "$(find "$RA/etc/systemd" -name 'carotate-agent.service')"
+	fi
+	if grep -q 'carotate-agent.service' "$STUBS/calls" 2>/dev/null; then
+		fail "no check-in is started by the installation" "$(cat "$STUBS/calls")"
+	fi
+	ok "the service is neither enabled nor started by the installation"
+	# What the agent makes once linked: its state (0700, token 0600) and the bundle.
+	mkdir -m 0700 "$RA/var/lib/carotate-agent"
+	(umask 077 && echo token >"$RA/var/lib/carotate-agent/token" && echo "id=x" >"$RA/var/lib/carotate-agent/state")
+	echo bundle >"$RA/etc/carotate-agent/ca-bundle.pem"
+	echo old >"$RA/etc/carotate-agent/ca-bundle.pem.prev"
+	echo "# operator's edit" >>"$RA/etc/carotate-agent/agent.conf"
+	in_root "$RA" --remove carotate-agent
+	[ ! -e "$RA/usr/bin/carotate-agent" ] || fail "remove left the agent"
+	for f in etc/carotate-agent/agent.conf etc/carotate-agent/ca-bundle.pem var/lib/carotate-agent/token; do
+		[ -f "$RA/$f" ] || fail "remove (without purge) keeps /$f"
+	done
+	ok "remove keeps agent.conf, the bundle other programs trust and the token"
+	in_root "$RA" --purge carotate-agent
+	for f in etc/carotate-agent var/lib/carotate-agent etc/systemd/system/timers.target.wants/carotate-agent.timer; do
+		{ [ ! -e "$RA/$f" ] && [ ! -L "$RA/$f" ]; } || fail "purge removes /$f" "$(ls -la "$RA/$f")"
+	done
+	ok "purge removes /etc/carotate-agent (bundle, .prev, agent.conf), the state and the timer's link"
+	assert_eq "" "$(leftovers "$RA" | grep -v '^\./etc/systemd' || true)" "nothing is left after purge"
+	# A file of the operator's in /etc/carotate-agent: purge keeps it, and says so.
+	in_root "$RA" --install "$AGENT_DEB"
+	echo "operator's notes" >"$RA/etc/carotate-agent/NOTES"
+	echo bundle >"$RA/etc/carotate-agent/ca-bundle.pem"
+	: >"$T/dpkg.log"
+	in_root "$RA" --purge carotate-agent
+	assert_eq "NOTES" "$(ls "$RA/etc/carotate-agent")" "purge removes the bundle, keeps the operator's file"
+	assert_file_contains "left $RA/etc/carotate-agent in place" "$T/dpkg.log" "and says why"
+fi
+
 # ---------------------------------------------------------------- make rpm
 
 start=$(ms_now)
@@ -381,3 +504,31 @@ assert_match '^[0-9a-f]{64}$' "$(cat "$RR/etc/carotate/linking.key")" "64 hex di
 key_before=$(cat "$RR/etc/carotate/linking.key")
 PATH="$STUBS:$PATH" sh "$T/rpm-post.sh" 2 || fail "the RPM's %post failed on upgrade"
 assert_eq "$key_before" "$(cat "$RR/etc/carotate/linking.key")" "and keeps it on upgrade"
+
+# ---------------------------------------------------------------- the RPM's carotate-agent
+AGENT_RPM=$(ls "$REPO_ROOT"/build/rpm/RPMS/*/carotate-agent-"$PROJECT_VERSION"-*.rpm)
+rpm -qlvp "$AGENT_RPM" 2>/dev/null | awk '$1 !~ /^[dl]/ { print $1, $3, $4, $NF }' |
+	sed 's|^\(.* /usr/share/man/.*\)\.gz$|\1|' | LC_ALL=C sort >"$T/agent-rpm.files"
+AGENT_RPM_DOC=$(rpm -qdp "$AGENT_RPM" 2>/dev/null | grep '/README\.md$' || true)
+{
+	echo "-rwxr-xr-x root root /usr/bin/carotate-agent"
+	for f in /etc/carotate-agent/agent.conf /usr/lib/systemd/system/carotate-agent.service \
+		/usr/lib/systemd/system/carotate-agent.timer /usr/share/man/man8/carotate-agent.8 \
+		/usr/share/bash-completion/completions/carotate-agent "$AGENT_RPM_DOC"; do
+		echo "-rw-r--r-- root root $f"
+	done
+} | LC_ALL=C sort >"$T/agent-rpm.expected"
+assert_eq "$(cat "$T/agent-rpm.expected")" "$(cat "$T/agent-rpm.files")" \
+	"the RPM subpackage carotate-agent holds the same files as the .deb"
+assert_eq "/etc/carotate-agent/agent.conf" "$(rpm -qcp "$AGENT_RPM" 2>/dev/null)" "its one config file"
+if grep -q agent "$T/rpm.files"; then
+	fail "the carotate RPM holds nothing of the agent's" "$(grep agent "$T/rpm.files")"
+fi
+AGENT_REQUIRES=$(rpm -qp --requires "$AGENT_RPM" 2>/dev/null)
+assert_contains "libcurl.so" "$AGENT_REQUIRES" "the agent RPM requires libcurl"
+if printf '%s\n' "$AGENT_REQUIRES" | grep -Ei 'nginx|sqlite|libevent|protobuf|seccomp|libcap|^carotate '; then
+	fail "the agent RPM requires none of nginx, SQLite, libevent, protobuf-c, libseccomp, libcap, carotate"
+fi
+ok "the agent RPM requires none of nginx, SQLite, libevent, protobuf-c, libseccomp, libcap, carotate"
+assert_contains "carotate-agent.timer" "$(rpm -qp --scripts "$AGENT_RPM" 2>/dev/null)" \
+	"its scriptlets handle the timer (presets)"

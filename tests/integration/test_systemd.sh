@@ -5,6 +5,8 @@
 #  - `make install` into a throwaway root; `systemd-analyze verify` of the installed unit is
 #    clean (and does complain about a broken copy, so that "clean" means something);
 #  - `systemd-analyze security --offline=true` rates the unit at most 1.5;
+#  - carotate-agent.service and .timer (issue 16): installed, verify clean, exposure at most
+#    2.0, root without capabilities writing only its directories, the timer's schedule;
 #  - the unit, the packaged carotated.conf, the nginx snippet, sysusers and tmpfiles agree on
 #    every path, user and group;
 #  - systemd-sysusers creates the users and groups in that root, systemd-tmpfiles the
@@ -125,6 +127,74 @@ awk -v e="$EXPOSURE" 'BEGIN { exit !(e <= 1.5) }' ||
 ok "exposure $EXPOSURE <= 1.5"
 assert_exit 0 "systemd-analyze security --threshold=15 agrees" -- \
 	systemd-analyze security --offline=true --threshold=15 --no-pager "$UNIT_SRC"
+
+# ---------------------------------------------------------------- carotate-agent's units
+# (issue 16) Installed by make install; verify clean (service and timer); exposure at most
+# 2.0; a oneshot check-in, root without capabilities, writing only its configuration and
+# state directories, which are the packaged agent.conf's; the timer's schedule.
+AGENT_UNIT_SRC="$REPO_ROOT/systemd/carotate-agent.service"
+AGENT_TIMER_SRC="$REPO_ROOT/systemd/carotate-agent.timer"
+AGENT_CONF_SRC="$REPO_ROOT/packaging/carotate-agent.conf"
+for f in "$AGENT_UNIT_SRC" "$AGENT_TIMER_SRC" "$AGENT_CONF_SRC"; do
+	[ -f "$f" ] || fail "${f#"$REPO_ROOT"/} exists"
+done
+agent_get() { sed -n "s/^$2=//p" "$1"; }
+agent_conf_get() { sed -n "s/^$1 = *//p" "$AGENT_CONF_SRC"; }
+cmp -s "$AGENT_UNIT_SRC" "$ROOT/lib/systemd/system/carotate-agent.service" ||
+	fail "with PREFIX=/usr make install installs systemd/carotate-agent.service as it is"
+cmp -s "$AGENT_TIMER_SRC" "$ROOT/lib/systemd/system/carotate-agent.timer" ||
+	fail "make install installs systemd/carotate-agent.timer as it is"
+cmp -s "$AGENT_CONF_SRC" "$ROOT/etc/carotate-agent/agent.conf" ||
+	fail "make install installs packaging/carotate-agent.conf as /etc/carotate-agent/agent.conf"
+assert_eq "644 644 644" "$(stat -c %a "$ROOT"/lib/systemd/system/carotate-agent.{service,timer} \
+	"$ROOT/etc/carotate-agent/agent.conf" | tr '\n' ' ' | sed 's/ $//')" "the agent's units and agent.conf installed 0644"
+ok "make install: carotate-agent.service, .timer and /etc/carotate-agent/agent.conf as they are"
+assert_eq "/usr/local/bin/carotate-agent check-in" \
+	"$(agent_get "$T/root-local/lib/systemd/system/carotate-agent.service" ExecStart)" \
+	"with PREFIX=/usr/local the agent unit starts /usr/local/bin/carotate-agent"
+for u in carotate-agent.service carotate-agent.timer; do
+	run env "${verify_env[@]}" systemd-analyze verify "$verify_man" --root="$ROOT" "/lib/systemd/system/$u"
+	if [ "$RC" -ne 0 ] || [ -n "$OUT$ERR" ]; then
+		fail "systemd-analyze verify $u is clean" "exit $RC" "$OUT" "$ERR"
+	fi
+	ok "systemd-analyze verify --root $u: exit 0, not a word"
+done
+run systemd-analyze security --offline=true --no-pager "$AGENT_UNIT_SRC"
+assert_eq 0 "$RC" "systemd-analyze security --offline=true runs on the agent unit"
+AGENT_EXPOSURE=$(printf '%s\n' "$OUT" | sed -n 's/.*Overall exposure level for carotate-agent\.service: \([0-9.]*\).*/\1/p')
+assert_match '^[0-9]+\.[0-9]+$' "$AGENT_EXPOSURE" "the agent unit's exposure level is reported"
+t_log "carotate-agent.service: exposure $AGENT_EXPOSURE; what still counts against it:"
+printf '%s\n' "$OUT" | grep -E ' [0-9]+\.[0-9]+$' | sed 's/  */ /g; s/^/    /' >&2 || true
+awk -v e="$AGENT_EXPOSURE" 'BEGIN { exit !(e <= 2.0) }' ||
+	fail "the agent unit's exposure is at most 2.0" "got $AGENT_EXPOSURE"
+ok "carotate-agent.service: exposure $AGENT_EXPOSURE <= 2.0"
+grep -q "rates this unit $AGENT_EXPOSURE " "$AGENT_UNIT_SRC" ||
+	fail "the agent unit's comment states its exposure ($AGENT_EXPOSURE)" "$(grep -n 'rates this unit' "$AGENT_UNIT_SRC")"
+ok "the agent unit's comment states its exposure"
+assert_eq "oneshot" "$(agent_get "$AGENT_UNIT_SRC" Type)" "the agent service is a oneshot"
+assert_eq "/usr/bin/carotate-agent check-in" "$(agent_get "$AGENT_UNIT_SRC" ExecStart)" "it runs one check-in"
+assert_eq "" "$(agent_get "$AGENT_UNIT_SRC" User)" "as root (it replaces a trust file of root's)"
+assert_eq "" "$(agent_get "$AGENT_UNIT_SRC" CapabilityBoundingSet)" "with no capability at all"
+assert_eq "" "$(agent_get "$AGENT_UNIT_SRC" AmbientCapabilities)" "and no ambient ones"
+assert_eq "" "$(agent_get "$AGENT_UNIT_SRC" WantedBy)" "the service is started by its timer, not enabled itself"
+for kv in ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
+	NoNewPrivileges=yes MemoryDenyWriteExecute=yes LockPersonality=yes RestrictSUIDSGID=yes \
+	RestrictNamespaces=yes ProtectKernelTunables=yes ProtectKernelModules=yes \
+	ProtectControlGroups=yes SystemCallArchitectures=native StateDirectoryMode=0700 UMask=0022; do
+	assert_eq "${kv#*=}" "$(agent_get "$AGENT_UNIT_SRC" "${kv%%=*}")" "agent unit: $kv"
+done
+assert_eq "AF_INET AF_INET6 AF_UNIX" "$(agent_get "$AGENT_UNIT_SRC" RestrictAddressFamilies)" \
+	"agent unit: IPv4, IPv6 and Unix sockets only"
+assert_eq "@system-service|~@privileged @resources" \
+	"$(agent_get "$AGENT_UNIT_SRC" SystemCallFilter | tr '\n' '|' | sed 's/|$//')" \
+	"agent unit: @system-service without @privileged and @resources"
+assert_eq "-$(dirname "$(agent_conf_get bundle)")" "$(agent_get "$AGENT_UNIT_SRC" ReadWritePaths)" \
+	"agent unit: ReadWritePaths= is the packaged bundle's directory and nothing else"
+assert_eq "/var/lib/$(agent_get "$AGENT_UNIT_SRC" StateDirectory)" "$(agent_conf_get state_dir)" \
+	"agent unit: StateDirectory= is the packaged state_dir"
+assert_eq "2min 15min 5min timers.target" \
+	"$(for k in OnBootSec OnUnitActiveSec RandomizedDelaySec WantedBy; do agent_get "$AGENT_TIMER_SRC" "$k"; done | tr '\n' ' ' | sed 's/ $//')" \
+	"the timer: 2 min after boot, every 15 min, up to 5 min random delay, enabled in timers.target"
 
 # ---------------------------------------------------------------- the files agree
 assert_eq "nginx.service sensorproxy.service" "$(unit_get Before)" "ordered before nginx and sensorproxy"
