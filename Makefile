@@ -53,7 +53,7 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
-	       $(O)/common/clock.o $(O)/common/backupid.o
+	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o \
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o $(O)/daemon/sandbox.o \
@@ -65,12 +65,11 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/privs.o $(O)/daemon/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
-# carotate-agent (DESIGN §11): its modules, and the daemon's configuration module for the
-# duration grammar (config_parse_duration_ms) the two configurations share.
+# carotate-agent: its modules, and of common/ only what it uses (no protobuf-c).
 AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
 	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c)))
-AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/daemon/config.o \
+AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o \
 	       $(O)/common/xmalloc.o $(O)/common/log.o
 
 .SECONDARY: $(GEN_C) $(GEN_H)
@@ -102,7 +101,7 @@ $(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
 
-$(O)/client/agent/%.o: client/agent/%.c $(wildcard common/*.h client/agent/*.h) daemon/config.h
+$(O)/client/agent/%.o: client/agent/%.c $(wildcard common/*.h client/agent/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(AGENT_PKGS)) -c -o $@ $<
 
@@ -180,7 +179,7 @@ test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/c
 		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.
-test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS)) $(O)/daemon/config.o
+test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # Mutated requests through the real control connection: the whole daemon, and a role the
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a

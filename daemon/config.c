@@ -20,6 +20,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "duration.h"
 #include "xmalloc.h"
 
 #define CONFIG_MAX_SIZE     (1024 * 1024) /* bytes: a larger file is refused */
@@ -81,7 +82,6 @@ static int config_key_error(struct config_parse *, const struct config_key *, co
 static char **config_field_str(struct config_parse *, const struct config_key *);
 static void config_replace(char **, const char *);
 static int config_digits(const char *, uint64_t *, const char **);
-static int config_duration(const char *, uint64_t *, const char **);
 static int config_get_duration(
     struct config_parse *, const struct config_key *, const char *, uint64_t *);
 static const char *config_fmt_duration(uint64_t, char *, size_t);
@@ -232,14 +232,6 @@ config_free(struct config *conf)
 	free(conf->agents_canary_url);
 	free(conf->metrics_textfile);
 	free(conf);
-}
-
-int
-config_parse_duration_ms(const char *s, uint64_t *ms)
-{
-	const char *why;
-
-	return config_duration(s, ms, &why);
 }
 
 /* O_NONBLOCK so that a FIFO at path cannot hang the daemon's start; it is then refused. */
@@ -653,48 +645,6 @@ config_digits(const char *s, uint64_t *out, const char **end)
 	return 0;
 }
 
-/* Strict: digits and at most one unit letter; no sign, space, fraction or unit combinations. */
-static int
-config_duration(const char *s, uint64_t *ms, const char **why)
-{
-	const char *end;
-	uint64_t n, unit;
-	int rc;
-
-	*why = "is not a duration (expected digits and an optional s, m, h or d suffix)";
-	if ((rc = config_digits(s, &n, &end)) == -1)
-		return -1;
-	if (rc == -2) {
-		*why = "is too large";
-		return -1;
-	}
-	switch (*end) {
-	case '\0':
-	case 's':
-		unit = SEC;
-		break;
-	case 'm':
-		unit = MIN;
-		break;
-	case 'h':
-		unit = HOUR;
-		break;
-	case 'd':
-		unit = DAY;
-		break;
-	default:
-		return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	if (n > UINT64_MAX / unit) {
-		*why = "is too large";
-		return -1;
-	}
-	*ms = n * unit;
-	return 0;
-}
-
 /* A duration in ms as the largest unit that divides it, for range messages. */
 static const char *
 config_fmt_duration(uint64_t ms, char *buf, size_t len)
@@ -895,7 +845,7 @@ config_get_duration(
 	char lo[32], hi[32];
 	const char *why;
 
-	if (config_duration(v, out, &why) == -1)
+	if (duration_parse_ms(v, out, &why) == -1)
 		return config_key_error(ps, k, "\"%s\" %s", v, why);
 	if (*out < k->min || *out > k->max)
 		return config_key_error(ps, k, "%s is out of range (%s..%s)", v,

@@ -88,7 +88,5 @@ const char *config_dns_invalid(const char *s);
 /* 1 when s is an IPv4 or IPv6 literal. */
 int config_is_ip(const char *s);
 
-/* Duration with s/m/h/d suffix (bare number: seconds) -> milliseconds; -1 on error. */
-int config_parse_duration_ms(const char *, uint64_t *ms);
 
 #endif

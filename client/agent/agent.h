@@ -1,5 +1,5 @@
 /*
- * carotate-agent: the agent half of the protocol (DESIGN §6, §11), one module per job:
+ * carotate-agent: the agent half of the protocol, one module per job:
  * conf.c (agent.conf), state.c (state_dir), fsio.c (atomic files), bundle.c (validation),
  * http.c (libcurl), hook.c (the hook), main.c (verbs; the one place exit codes are chosen).
  * Errors travel as values with a message for the operator in a caller's buffer.
@@ -12,7 +12,7 @@
 
 #include <openssl/x509.h>
 
-/* Exit codes (DESIGN §11). */
+/* Exit codes (carotate-agent(8)). */
 enum agent_exit {
 	AGENT_OK = 0,
 	AGENT_EUSAGE = 1,     /* usage or configuration */
@@ -91,13 +91,14 @@ int fsio_read(const char *path, size_t max, char **buf, size_t *len, char *err, 
 /* ---- bundle.c: PEM trust bundles */
 /* PEM certificates only, each a CA, 1..64, at most 1 MiB. 0 or -1 with why. */
 int bundle_parse(const char *pem, size_t len, STACK_OF(X509) * *cas, char *why, size_t whylen);
-/* The bundle id (DESIGN §6): SHA-256 over the sorted DER of the CAs, lower-case hex. */
+/* The bundle id (carotatectl(1), the agents' protocol): SHA-256 over the sorted DER of the CAs,
+ * lower-case hex. */
 int bundle_id(STACK_OF(X509) * cas, char id[AGENT_HEX64 + 1]);
 /* SHA-256 of a certificate's DER, lower-case hex. */
 int bundle_fingerprint(X509 *, char fp[AGENT_HEX64 + 1]);
 /* 1 when leaf verifies for host through the CA ca alone (chain: the served intermediates). */
 int bundle_ca_verifies(X509 *ca, X509 *leaf, STACK_OF(X509) * chain, const char *host);
-/* Everything check-in asks of a bundle before it replaces anything (DESIGN §11). */
+/* Everything check-in asks of a bundle before it replaces anything. */
 int bundle_validate(const char *pem, size_t len, const char *etag, X509 *leaf,
     STACK_OF(X509) * chain, const char *host, STACK_OF(X509) * *cas, char *why, size_t whylen);
 

@@ -1,5 +1,5 @@
 /*
- * Trust bundles as the proxy sends them (DESIGN §6, §11): PEM CA certificates and nothing
+ * Trust bundles as the proxy sends them: PEM CA certificates and nothing
  * else, checked whole before anything on disk changes.
  */
 #include <ctype.h>

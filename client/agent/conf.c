@@ -1,4 +1,4 @@
-/* agent.conf: the [agent] section of DESIGN §11, parsed with inih as carotated.conf is. */
+/* agent.conf: the [agent] section, parsed with inih as carotated.conf is. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 #include <ini.h>
 
 #include "agent.h"
-#include "config.h" /* config_parse_duration_ms: one duration grammar for both programs */
+#include "duration.h" /* one duration grammar for both configuration files */
 #include "xmalloc.h"
 
 #define CONF_MAX_SIZE  (64 * 1024)
@@ -79,10 +79,11 @@ conf_replace(char **dst, const char *value)
 static int
 conf_set(struct agent_conf *c, const char *key, const char *value, const char **why)
 {
+	const char *dwhy;
 	uint64_t ms;
 
 	if (strcmp(key, "hook_timeout") == 0 || strcmp(key, "timeout") == 0) {
-		if (config_parse_duration_ms(value, &ms) == -1 || ms < 1000 || ms > CONF_MAX_MS) {
+		if (duration_parse_ms(value, &ms, &dwhy) == -1 || ms < 1000 || ms > CONF_MAX_MS) {
 			*why = "a duration from 1s to 24h (30s, 5m)";
 			return -1;
 		}

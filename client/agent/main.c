@@ -252,7 +252,7 @@ main_hook(struct run *r)
 }
 
 /*
- * The canary proof (DESIGN §6): when the installed bundle holds a CA not yet proven, one
+ * The canary proof: when the installed bundle holds a CA not yet proven, one
  * check-in through the canary URL trusting only that bundle. It never changes the bundle.
  */
 static int

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "duration.h"
 
 /* Tests run from the repository root (make unit); override with -DPACKAGED_CONF=... */
 #ifndef PACKAGED_CONF
@@ -884,12 +885,13 @@ test_duration_ms(void **state)
 		{ "0x10", -1, 0 },
 		{ "1w", -1, 0 },
 	};
+	const char *why;
 	uint64_t ms;
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ms = 12345;
-		if (config_parse_duration_ms(cases[i].in, &ms) != cases[i].rc)
+		if (duration_parse_ms(cases[i].in, &ms, &why) != cases[i].rc)
 			fail_msg("\"%s\": expected %d", cases[i].in, cases[i].rc);
 		if (cases[i].rc == 0 && ms != cases[i].ms)
 			fail_msg("\"%s\": %llu ms, expected %llu", cases[i].in,
