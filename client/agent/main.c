@@ -40,16 +40,27 @@ static int main_link(struct run *, int argc, char **argv);
 static int main_checkin(struct run *, int argc, char **argv);
 static int main_status(struct run *, int argc, char **argv);
 
+/* The usage lines name each command's options; carotate-agent(8), its completion and
+ * test_manpages.sh read them. */
 static void
 main_usage(FILE *fp)
 {
-	fprintf(fp, "usage: carotate-agent [-c FILE] link --server URL (--ca-file FILE | --ca-pin "
-	            "sha256:HEX)\n"
-	            "                          [--join-token-file FILE] [--linking-key-file FILE] "
-	            "[--id ID]\n"
-	            "       carotate-agent [-c FILE] check-in\n"
-	            "       carotate-agent [-c FILE] status [--json]\n"
-	            "       carotate-agent --help | --version\n");
+	fprintf(fp,
+	    "usage: carotate-agent [-c FILE] link [--server URL] [--ca-file FILE | --ca-pin "
+	    "sha256:HEX]\n"
+	    "                          (--join-token-file FILE | --linking-key-file FILE) "
+	    "[--id ID]\n"
+	    "       carotate-agent [-c FILE] check-in\n"
+	    "       carotate-agent [-c FILE] status [--json]\n"
+	    "       carotate-agent --help | --version\n"
+	    "\n"
+	    "link takes the server, ca_file and id keys of the configuration when not given\n"
+	    "them. Every command takes --help.\n"
+	    "\n"
+	    "options:\n"
+	    "  -c, --config FILE  the configuration (default " AGENT_DEFAULT_CONF ")\n"
+	    "  -h, --help         this text\n"
+	    "  -V, --version      the version\n");
 }
 
 /* Printable ASCII stays, anything else becomes \xHH: text from the network or a file. */

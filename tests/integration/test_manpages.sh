@@ -4,9 +4,14 @@
 # of each `carotatectl COMMAND --help` is in carotatectl(1), a command's own options in
 # its entry; every option of carotated's usage is in carotated(8); every key of
 # daemon/config.c's schema is in carotated.conf(5) under its section, with its default
-# and limits (mancheck.py does the reading). Then the checker is shown to notice: copies
-# of the pages with an option, a command, a key, a default or a limit taken out (or a
-# stale option put in) must each be refused, naming what is wrong. No daemon needed.
+# and limits (mancheck.py does the reading). carotate-agent(8) the same way: the commands
+# and options of `carotate-agent --help` (and `COMMAND --help`), each key
+# client/agent/conf.c accepts with its default and limits (and packaging/carotate-agent.conf
+# holding the same keys and defaults), every exit code of agent.h in EXIT STATUS, FILES as
+# the sources' defaults. Then the checker is shown to notice: copies of the pages with an
+# option, a command, a key, a default, a limit, an exit code or a file taken out (or a
+# stale one put in), and sources that grew one, must each be refused, naming what is
+# wrong. No daemon needed.
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +24,11 @@ DAEMON_PAGE=$MAN_DIR/carotated.8
 CONF_PAGE=$MAN_DIR/carotated.conf.5
 CONFIG_C=$REPO_ROOT/daemon/config.c
 PACKAGED_CONF=$REPO_ROOT/packaging/carotated.conf
+AGENT=$CAROTATE_BUILD/carotate-agent
+AGENT_PAGE=$MAN_DIR/carotate-agent.8
+AGENT_SRC=$REPO_ROOT/client/agent
+AGENT_CONF_C=$AGENT_SRC/conf.c
+AGENT_CONF=$REPO_ROOT/packaging/carotate-agent.conf
 MANCHECK=$IT_DIR/mancheck.py
 
 renderers=()
@@ -30,7 +40,7 @@ if [ "${renderers[0]}" != mandoc ]; then
 fi
 
 # ---- the pages render cleanly
-for page in "$CTL_PAGE" "$DAEMON_PAGE" "$CONF_PAGE"; do
+for page in "$CTL_PAGE" "$DAEMON_PAGE" "$CONF_PAGE" "$AGENT_PAGE"; do
 	name=$(basename "$page")
 	if command -v mandoc >/dev/null; then
 		assert_exit 0 "mandoc -Tlint -W warning: $name is clean" -- \
@@ -81,6 +91,38 @@ for r in "${renderers[@]}"; do
 		"[agents] active_within: its limit 3650d is given"; do
 		assert_contains "ok: $fact" "$OUT" "checked ($r): $fact"
 	done
+
+	# carotate-agent(8): each mancheck mode, then facts they must have found.
+	facts=
+	for m in "agent $AGENT $AGENT_PAGE" "agentconf $AGENT_CONF_C $AGENT_CONF $AGENT_PAGE" \
+		"agentfiles $AGENT_SRC $AGENT_PAGE"; do
+		# shellcheck disable=SC2086 # the mode and its arguments, none with blanks
+		mancheck $m "$r"
+		[ "$RC" -eq 0 ] || fail "carotate-agent(8) agrees with the sources (${m%% *}, $r)" \
+			"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+		ok "carotate-agent(8) agrees with the sources (${m%% *}, $r):" \
+			"$(printf '%s\n' "$OUT" | grep -c '^ok:') facts"
+		facts+=$OUT$'\n'
+	done
+	for fact in "command link has an entry in COMMANDS" "command check-in has an entry in COMMANDS" \
+		"link: its option --ca-pin is in its entry" "status: its option --json is in its entry" \
+		"global option --config is in DESCRIPTION" "option --linking-key-file is in the page" \
+		"[agent] state_dir: its default /var/lib/carotate-agent is given" \
+		"[agent] timeout: its limit 24h is given" "[agent] hook has an entry" \
+		"[agent] hook_timeout is in $AGENT_CONF with conf.c's default" \
+		"exit code 4 (AGENT_EREFUSED) has an entry in EXIT STATUS" \
+		"exit code 6 (AGENT_EINTERNAL) has an entry in EXIT STATUS" \
+		"FILES lists /var/lib/carotate-agent/token" \
+		"FILES lists /etc/carotate-agent/ca-bundle.pem.prev"; do
+		assert_contains "ok: $fact" "$facts" "checked ($r): $fact"
+	done
+	keys=$(printf '%s\n' "$facts" | grep -c '^ok: \[agent\] [a-z_]* has an entry$' || true)
+	accepted=$(grep -oE 'strcmp\(key, "[a-z_]+"\) == 0' "$AGENT_CONF_C" | sort -u | wc -l)
+	assert_eq "$accepted" "$keys" \
+		"carotate-agent(8) has an entry for each of conf.c's $accepted keys ($r)"
+	codes=$(sed -n '/^enum agent_exit {/,/^};/p' "$AGENT_SRC/agent.h" | grep -c '= [0-9]*,')
+	assert_eq "$codes" "$(printf '%s\n' "$facts" | grep -c '^ok: exit code ')" \
+		"carotate-agent(8) has an entry for each of agent.h's $codes exit codes ($r)"
 done
 
 # ---- self-check: the checker notices what is missing or stale
@@ -199,4 +241,143 @@ refused "a packaged configuration without idle_timeout" \
 	"missing: [daemon] idle_timeout is not in $T/pages/carotated.conf" \
 	conf "$CONFIG_C" "$T/pages/carotated.conf" "$CONF_PAGE" "$r"
 
+# ---- self-check for carotate-agent(8): the page, the packaged configuration, the sources
+page=$(broken agent-no-ca-pin '/^\.It Cm link$/,/^\.It Cm check-in$/{/ca-pin/d;}' "$AGENT_PAGE")
+refused "carotate-agent.8 with --ca-pin taken out of link's entry only" \
+	"missing: link: option --ca-pin (in \`carotate-agent --help\`) is not in the entry of link" \
+	agent "$AGENT" "$page" "$r"
+assert_eq "1" "$(printf '%s\n' "$OUT" | grep -c '^missing:')" \
+	"self-check: that is the only problem reported (SYNOPSIS and ca_file keep --ca-pin)"
+
+page=$(broken agent-no-config 's/^\.It Fl c Ar file , Fl -config Ar file$/.It Fl c Ar file/' \
+	"$AGENT_PAGE")
+refused "carotate-agent.8 without --config" \
+	"missing: global option --config (in \`carotate-agent --help\`) is not in DESCRIPTION" \
+	agent "$AGENT" "$page" "$r"
+
+page=$(broken agent-no-status '/^\.It Cm status Op Fl -json$/d' "$AGENT_PAGE")
+refused "carotate-agent.8 without the status command" \
+	"missing: command status (in \`carotate-agent --help\`) has no entry in COMMANDS" \
+	agent "$AGENT" "$page" "$r"
+
+page=$(broken agent-stale-option '/^Linking again when linked renews the token\.$/a\
+.Fl -retries Ar n\
+retries.' "$AGENT_PAGE")
+refused "carotate-agent.8 describing a link option that does not exist" \
+	"stale: link: the entry of link names --retries, which link does not take" \
+	agent "$AGENT" "$page" "$r"
+assert_contains "stale: the page names --retries, which \`carotate-agent --help\` does not" \
+	"$OUT" "self-check: the stale option is reported for the whole page too"
+
+page=$(broken agent-stale-command 's/^\.It Cm check-in$/.It Cm unlink/' "$AGENT_PAGE")
+refused "carotate-agent.8 with an entry for a command that does not exist" \
+	"stale: COMMANDS has an entry 'unlink' that \`carotate-agent --help\` does not list" \
+	agent "$AGENT" "$page" "$r"
+
+# A program that grew an option and a command: status --retries N, and "unlink".
+cat >"$T/pages/carotate-agent" <<EOF
+#!/bin/sh
+"$AGENT" "\$@" | sed -e 's/status \[--json\]\$/status [--json] [--retries N]/' \\
+	-e '/ check-in\$/a\\
+       carotate-agent [-c FILE] unlink'
+EOF
+chmod +x "$T/pages/carotate-agent"
+run "$PY" "$MANCHECK" agenthelp "$T/pages/carotate-agent"
+assert_contains "verb unlink --help" "$OUT" "self-check: the grown program's help lists unlink"
+refused "a status option missing from carotate-agent.8" \
+	"missing: status: option --retries (in \`carotate-agent --help\`) is not in the entry of status" \
+	agent "$T/pages/carotate-agent" "$AGENT_PAGE" "$r"
+assert_contains "missing: command unlink (in \`carotate-agent --help\`) has no entry in COMMANDS" \
+	"$OUT" "self-check: a command missing from carotate-agent.8 is noticed"
+
+page=$(broken agent-no-timeout '/^\.It Cm timeout$/d' "$AGENT_PAGE")
+refused "carotate-agent.8 without the timeout key" \
+	"missing: [agent] timeout has no entry in CONFIGURATION" \
+	agentconf "$AGENT_CONF_C" "$AGENT_CONF" "$page" "$r"
+
+page=$(broken agent-wrong-default \
+	'/^\.It Cm hook_timeout$/,/^\.It /s/^The default is 30s,/The default is 60s,/' "$AGENT_PAGE")
+refused "carotate-agent.8 with a wrong default for hook_timeout" \
+	'missing: [agent] hook_timeout: its entry does not say "The default is 30s"' \
+	agentconf "$AGENT_CONF_C" "$AGENT_CONF" "$page" "$r"
+
+page=$(broken agent-wrong-limit '/^\.It Cm timeout$/,/^\.It /s/ to 24h\./ to 12h./' "$AGENT_PAGE")
+refused "carotate-agent.8 with a wrong limit for timeout" \
+	"missing: [agent] timeout: the limit 24h (conf.c) is not in its entry" \
+	agentconf "$AGENT_CONF_C" "$AGENT_CONF" "$page" "$r"
+
+page=$(broken agent-stale-key 's/^\.It Cm canary_url$/.It Cm canary/' "$AGENT_PAGE")
+refused "carotate-agent.8 with an entry for a key conf.c does not take" \
+	"stale: CONFIGURATION has an entry 'canary', which is not a key of $AGENT_CONF_C" \
+	agentconf "$AGENT_CONF_C" "$AGENT_CONF" "$page" "$r"
+
+grep -v '^hook_timeout' "$AGENT_CONF" >"$T/pages/agent.conf"
+refused "a packaged agent.conf without hook_timeout" \
+	"missing: [agent] hook_timeout is not in $T/pages/agent.conf" \
+	agentconf "$AGENT_CONF_C" "$T/pages/agent.conf" "$AGENT_PAGE" "$r"
+
+sed 's|^state_dir = .*|state_dir = /var/lib/elsewhere|' "$AGENT_CONF" >"$T/pages/agent.conf"
+refused "a packaged agent.conf whose state_dir is not conf.c's default" \
+	"missing: [agent] state_dir: $T/pages/agent.conf gives '/var/lib/elsewhere', conf.c's default is '/var/lib/carotate-agent'" \
+	agentconf "$AGENT_CONF_C" "$T/pages/agent.conf" "$AGENT_PAGE" "$r"
+
+# Sources that grew a key or changed a default and a limit.
+mkdir "$T/src"
+cp "$AGENT_SRC/agent.h" "$AGENT_SRC/conf.c" "$AGENT_SRC/state.c" "$AGENT_SRC/fsio.c" "$T/src/"
+sed -i -e 's/^\telse if (strcmp(key, "ca_file") == 0)$/\telse if (strcmp(key, "retries") == 0)\
+\t\tc->retries = 1;\
+&/' -e 's/c->timeout_ms = 30000;/c->timeout_ms = 45000;/' \
+	-e 's/^#define CONF_MAX_MS .*/#define CONF_MAX_MS (48ULL * 3600 * 1000)/' "$T/src/conf.c"
+[ "$(diff "$AGENT_CONF_C" "$T/src/conf.c" | grep -c '^>')" = 4 ] ||
+	fail "self-check: the edits of conf.c did not all apply" "$(diff "$AGENT_CONF_C" "$T/src/conf.c")"
+refused "a conf.c that grew the key retries" "missing: [agent] retries has no entry in CONFIGURATION" \
+	agentconf "$T/src/conf.c" "$AGENT_CONF" "$AGENT_PAGE" "$r"
+for want in "missing: [agent] retries is not in $AGENT_CONF" \
+	'missing: [agent] timeout: its entry does not say "The default is 45s"' \
+	"missing: [agent] timeout: $AGENT_CONF gives '30s', conf.c's default is '45s'" \
+	"missing: [agent] hook_timeout: the limit 2d (conf.c) is not in its entry"; do
+	assert_contains "$want" "$OUT" "self-check: a changed conf.c is noticed: $want"
+done
+
+page=$(broken agent-no-exit-3 '/^\.It 3$/,/^\.It 4$/{/^\.It 4$/!d;}' "$AGENT_PAGE")
+refused "carotate-agent.8 without exit code 3" \
+	"missing: exit code 3 (AGENT_ENOTLINKED in agent.h) has no entry in EXIT STATUS" \
+	agentfiles "$AGENT_SRC" "$page" "$r"
+
+page=$(broken agent-stale-exit '/^Internal: disk full/a\
+.It 7\
+Timed out.' "$AGENT_PAGE")
+refused "carotate-agent.8 with an exit code agent.h does not define" \
+	"stale: EXIT STATUS has an entry for 7, which enum agent_exit does not define" \
+	agentfiles "$AGENT_SRC" "$page" "$r"
+
+page=$(broken agent-no-token '/^\.It Pa \/var\/lib\/carotate-agent\/token$/d' "$AGENT_PAGE")
+refused "carotate-agent.8 without the token in FILES" \
+	"missing: FILES does not list /var/lib/carotate-agent/token (the sources' default)" \
+	agentfiles "$AGENT_SRC" "$page" "$r"
+
+page=$(broken agent-stale-file \
+	's|^\.It Pa /etc/carotate-agent/ca-bundle\.pem\.prev$|.It Pa /etc/carotate-agent/ca-bundle.old|' \
+	"$AGENT_PAGE")
+refused "carotate-agent.8 with a file the sources do not keep" \
+	"stale: FILES lists /etc/carotate-agent/ca-bundle.old, which is not a default of the sources" \
+	agentfiles "$AGENT_SRC" "$page" "$r"
+assert_contains "missing: FILES does not list /etc/carotate-agent/ca-bundle.pem.prev" "$OUT" \
+	"self-check: the file it replaced is reported missing"
+
+# Sources that grew an exit code, renamed a state file and moved the bundle.
+sed -i 's/^\tAGENT_EINTERNAL = 6, .*/&\n\tAGENT_ETIMEDOUT = 7,/' "$T/src/agent.h"
+sed -i 's|"%s/token", dir)|"%s/secret", dir)|' "$T/src/state.c"
+sed -i 's|"/etc/carotate-agent/ca-bundle.pem"|"/etc/carotate-agent/trust.pem"|' "$T/src/conf.c"
+refused "an agent.h that grew exit code 7" \
+	"missing: exit code 7 (AGENT_ETIMEDOUT in agent.h) has no entry in EXIT STATUS" \
+	agentfiles "$T/src" "$AGENT_PAGE" "$r"
+for want in "missing: FILES does not list /var/lib/carotate-agent/secret" \
+	"stale: FILES lists /var/lib/carotate-agent/token, which is not a default" \
+	"missing: FILES does not list /etc/carotate-agent/trust.pem.prev" \
+	"stale: FILES lists /etc/carotate-agent/ca-bundle.pem, which is not a default"; do
+	assert_contains "$want" "$OUT" "self-check: changed sources are noticed: $want"
+done
+
 echo "man pages: all checks passed"
+
