@@ -5,7 +5,9 @@
 # --help`; --key-type values are those generate --help lists; files for install's options;
 # restore offers the ids of the restorable backups the real daemon lists (its socket taken
 # from the line or from $CAROTATE_SOCKET), and nothing, quietly and quickly, when the
-# daemon cannot be reached.
+# daemon cannot be reached. carotate-agent's completion (packaging/bash-completion/
+# carotate-agent): the commands and options of `carotate-agent --help`, file names for FILE
+# arguments, nothing for others; and the check notices a completion copy that lost one.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -168,5 +170,208 @@ took=$(($(ms_now) - start))
 assert_eq "" "$got" "restore against a daemon that never answers offers nothing"
 [ "$took" -lt 5000 ] || fail "completing restore against a silent daemon took ${took} ms"
 ok "  ... and gives up in ${took} ms"
+
+# ---- carotate-agent's completion (packaging/bash-completion/carotate-agent), against the
+# commands and options mancheck.py reads from `carotate-agent --help` (as test_manpages.sh
+# checks the page): a new word offers every command and only commands and global options;
+# "--" the global long options; COMMAND -- exactly that command's options; options whose
+# argument is a FILE complete file names, the others offer nothing. Then the check is shown
+# to notice a completion that lost a command or an option, or offers a stale one.
+AGENT=$CAROTATE_BUILD/carotate-agent
+AGENT_COMPLETION=$REPO_ROOT/packaging/bash-completion/carotate-agent
+
+# agent_comp COMPLETION WITH_BC WORD...: what COMPLETION offers for carotate-agent WORD...,
+# sorted, one a line, in a fresh bash (stderr added to $T/agent-comp.err).
+agent_comp() {
+	local completion=$1 with=$2
+	shift 2
+	bash --norc --noprofile -c '
+		with=$1 completion=$2
+		shift 2
+		if [ "$with" = 1 ]; then . /usr/share/bash-completion/bash_completion; fi
+		. "$completion"
+		COMP_WORDS=(carotate-agent "$@")
+		COMP_CWORD=$#
+		COMP_LINE="${COMP_WORDS[*]}"
+		COMP_POINT=${#COMP_LINE}
+		_carotate_agent carotate-agent "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		[ ${#COMPREPLY[@]} -eq 0 ] || printf "%s\n" "${COMPREPLY[@]}"
+	' _ "$with" "$completion" "$@" 2>>"$T/agent-comp.err" | LC_ALL=C sort
+}
+
+# agent_q WORD...: as agent_comp (unsorted), in a subshell of a bash that sourced the
+# completion.
+agent_q() {
+	(
+		COMP_WORDS=(carotate-agent "$@")
+		COMP_CWORD=$#
+		COMP_LINE="${COMP_WORDS[*]}"
+		COMP_POINT=${#COMP_LINE}
+		COMPREPLY=()
+		_carotate_agent carotate-agent "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+		[ ${#COMPREPLY[@]} -eq 0 ] || printf '%s\n' "${COMPREPLY[@]}"
+	) 2>>"$T/agent-comp.err"
+}
+
+# differ WHAT WANT GOT: a "missing:" line for each word of WANT not in GOT, a "stale:" line
+# for each word of GOT not in WANT (words split on white space, no globbing: set -f).
+differ() {
+	local -A want=() got=()
+	local w
+	# shellcheck disable=SC2086 # word lists
+	for w in $2; do want[$w]=1; done
+	# shellcheck disable=SC2086
+	for w in $3; do got[$w]=1; done
+	for w in "${!want[@]}"; do
+		[ -n "${got[$w]:-}" ] || echo "missing: $1: $w is not offered"
+	done
+	for w in "${!got[@]}"; do
+		[ -n "${want[$w]:-}" ] || echo "stale: $1: $w is offered"
+	done
+}
+
+# agent_comp_body TABLE COMPLETION WITH_BC, in a fresh bash: sources the completion once and
+# prints what it gets wrong about TABLE (mancheck.py agenthelp's output), one line each.
+# Pure bash but for the completion's own compgen: it runs hundreds of queries.
+agent_comp_body() {
+	local table=$1 completion=$2 bc=$3 kind rest v o w got cmds opts
+	local verbs="" globals="" files="" values="" want n=0
+	local -A takes=() owner=()
+	set -f
+	while read -r kind rest; do
+		case $kind in
+		verb)
+			v=${rest%% *}
+			verbs+=" $v" n=$((n + 1))
+			takes[$v]=${rest#"$v"}
+			for o in ${takes[$v]}; do owner[$o]=$v; done
+			;;
+		global) globals=$rest ;;
+		file) files=$rest ;;
+		value) values=$rest ;;
+		esac
+	done <<<"$table"
+	if [ "$n" -lt 3 ]; then
+		echo "broken: fewer than 3 commands in the help's table"
+		return
+	fi
+	# shellcheck disable=SC1090 # the files under test
+	if [ "$bc" = 1 ]; then . "$BASH_COMPLETION"; fi
+	# shellcheck disable=SC1090
+	. "$completion"
+	got=$(complete -p carotate-agent 2>&1)
+	[ "$got" = "complete -F _carotate_agent carotate-agent" ] ||
+		echo "missing: sourcing it does not register _carotate_agent: $got"
+	# A new word: every command, and no option the program does not have.
+	cmds="" opts=""
+	for w in $(agent_q ""); do
+		case $w in -*) opts+=" $w" ;; *) cmds+=" $w" ;; esac
+	done
+	differ "a new word (commands)" "$verbs" "$cmds"
+	for w in $opts; do
+		case " $globals " in *" $w "*) ;; *) echo "stale: a new word (options): $w is offered" ;; esac
+	done
+	want=""
+	for w in $globals; do case $w in --*) want+=" $w" ;; esac; done
+	differ "--" "$want" "$(agent_q --)"
+	cmds=""
+	for w in $(agent_q -c "$T/files/a.conf" ""); do case $w in -*) ;; *) cmds+=" $w" ;; esac; done
+	differ "-c FILE, a new word (commands)" "$verbs" "$cmds"
+	for v in $verbs; do
+		differ "$v --" "${takes[$v]}" "$(agent_q "$v" --)"
+	done
+	# An option's value: file names for a FILE, nothing for anything else.
+	for o in $files $values; do
+		v=${owner[$o]:-}
+		if case " $files " in *" $o "*) true ;; *) false ;; esac then
+			# shellcheck disable=SC2086 # $v: a command or nothing
+			differ "${v:+$v }$o FILE (file names)" "$T/files/server.key $T/files/server.pem" \
+				"$(agent_q $v "$o" "$T/files/s")"
+		else
+			# shellcheck disable=SC2086
+			got=$(agent_q $v "$o" "")
+			[ -z "$got" ] || echo "stale: ${v:+$v }$o offers words for its value: ${got//$'\n'/ }"
+		fi
+	done
+}
+
+# agent_comp_check TABLE COMPLETION WITH_BC: prints what COMPLETION gets wrong about the
+# help's TABLE, one line each; returns 1 if anything.
+agent_comp_check() {
+	: >"$T/agent-comp.err"
+	T=$T BASH_COMPLETION=$BASH_COMPLETION bash --norc --noprofile -c "
+		$(declare -f agent_q differ agent_comp_body)
+		agent_comp_body \"\$@\"" _ "$@" >"$T/agent-comp.out"
+	[ ! -s "$T/agent-comp.err" ] ||
+		echo "stale: the completion wrote on stderr: $(cat "$T/agent-comp.err")" >>"$T/agent-comp.out"
+	cat "$T/agent-comp.out"
+	[ ! -s "$T/agent-comp.out" ]
+}
+
+agent_table=$("$PY" "$IT_DIR/mancheck.py" agenthelp "$AGENT")
+
+for bc in "${modes[@]}"; do
+	how="bash-completion loaded"
+	[ "$bc" = 1 ] || how="no bash-completion"
+	run agent_comp_check "$agent_table" "$AGENT_COMPLETION" "$bc"
+	[ "$RC" -eq 0 ] || fail "carotate-agent's completion agrees with its --help ($how)" "$OUT" "$ERR"
+	ok "carotate-agent's completion offers the commands and options of its --help ($how)"
+	# Not vacuous: it completed what the help lists.
+	assert_eq "$(printf 'check-in\nlink\nstatus')" \
+		"$(agent_comp "$AGENT_COMPLETION" "$bc" "" | grep -v '^-')" \
+		"carotate-agent: a new word offers link, check-in, status ($how)"
+	assert_contains "--linking-key-file" "$(agent_comp "$AGENT_COMPLETION" "$bc" link --)" \
+		"carotate-agent link -- offers --linking-key-file ($how)"
+	assert_eq "--json" "$(agent_comp "$AGENT_COMPLETION" "$bc" status --j)" \
+		"carotate-agent status --j completes to --json ($how)"
+done
+
+# ---- self-check: the check notices a completion that is wrong (it uses no helper of the
+# bash-completion package, so without it: faster)
+bc=0
+# broken_comp NAME SED_SCRIPT: a copy of the completion edited by SED_SCRIPT.
+broken_comp() {
+	local copy="$T/files/completion-$1"
+	sed -e "$2" "$AGENT_COMPLETION" >"$copy"
+	cmp -s "$copy" "$AGENT_COMPLETION" && fail "self-check $1: the edit '$2' changed nothing"
+	printf '%s\n' "$copy"
+}
+# comp_refused WHAT EXPECTED_LINE TABLE COMPLETION
+comp_refused() {
+	run agent_comp_check "$3" "$4" "$bc"
+	[ "$RC" -ne 0 ] || fail "self-check: $1 is noticed" "the check passed" "$OUT"
+	assert_contains "$2" "$OUT" "self-check: $1 is noticed"
+}
+
+comp_refused "a completion without link --ca-pin" "missing: link --: --ca-pin is not offered" \
+	"$agent_table" "$(broken_comp no-ca-pin 's/ --ca-pin / /')"
+comp_refused "a completion without the status command" \
+	"missing: a new word (commands): status is not offered" \
+	"$agent_table" "$(broken_comp no-status 's/link check-in status/link check-in/')"
+comp_refused "a completion without --config" "missing: --: --config is not offered" \
+	"$agent_table" "$(broken_comp no-config "s/ -c --config --help/ -c --help/")"
+comp_refused "a completion offering check-in an option it does not take" \
+	"stale: check-in --: --force is offered" \
+	"$agent_table" "$(broken_comp stale-force "s/check-in) COMPREPLY=(\$(compgen -W '--help'/check-in) COMPREPLY=(\$(compgen -W '--help --force'/")"
+comp_refused "a completion that offers nothing for --linking-key-file FILE" \
+	"missing: link --linking-key-file FILE (file names): $T/files/server.key is not offered" \
+	"$agent_table" "$(broken_comp no-key-file 's/|--linking-key-file)/)/')"
+comp_refused "a completion that offers words for --server's value" \
+	"stale: link --server offers words for its value" \
+	"$agent_table" "$(broken_comp server-words 's/--server|--ca-pin|--id) return ;;/--ca-pin|--id) return ;;/')"
+
+# A program that grew a command and an option the completion does not know.
+cat >"$T/files/carotate-agent" <<EOF
+#!/bin/sh
+"$AGENT" "\$@" | sed -e 's/status \[--json\]\$/status [--json] [--retries N]/' \\
+	-e '/ check-in\$/a\\
+       carotate-agent [-c FILE] unlink'
+EOF
+chmod +x "$T/files/carotate-agent"
+comp_refused "a status option the completion does not know" \
+	"missing: status --: --retries is not offered" \
+	"$("$PY" "$IT_DIR/mancheck.py" agenthelp "$T/files/carotate-agent")" "$AGENT_COMPLETION"
+assert_contains "missing: a new word (commands): unlink is not offered" "$OUT" \
+	"self-check: a command the completion does not know is noticed"
 
 echo "completion: all checks passed"
