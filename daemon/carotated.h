@@ -8,13 +8,20 @@
 struct event_base;
 struct config;
 struct control;
+struct ledger;
+
+#define CAROTATED_SHA256_HEX 65 /* 64 hex digits and a NUL, as PKI_SHA256_HEX */
 
 struct carotated {
 	struct config *conf;
 	const char *conf_path;
 	struct event_base *base;
 	struct control *control;
-	struct timespec started; /* CLOCK_MONOTONIC */
+	struct ledger *ledger; /* the agent ledger and the audit log: opened by main, one owner */
+	/* The trust bundle served to agents (agents_refresh derives it): "" when none. */
+	char bundle_id[CAROTATED_SHA256_HEX];
+	char staged_ca[CAROTATED_SHA256_HEX]; /* the staged CA in it, or "" */
+	struct timespec started;              /* CLOCK_MONOTONIC */
 	int foreground;
 	int privileged;        /* started as root: user, group and capability changes apply */
 	const char *busy;      /* the state-changing call in progress, or NULL */

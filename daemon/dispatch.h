@@ -76,14 +76,6 @@ const char *dispatch_phase_name(Carotate__V1__Phase);
 /* An exclusive call that was deferred has ended: the next one may start. */
 void dispatch_done(struct carotated *);
 
-/* Describes the active (or staged) set on disk; NULL when absent. *ca_out: its CA, or NULL. */
-Carotate__V1__CertSet *rpc_describe_set(
-    const struct config *, int staged, time_t now, X509 **ca_out);
-
-/* Describes the set kept in backup directory id (an exact name); NULL when absent. */
-Carotate__V1__CertSet *rpc_describe_backup(
-    const struct config *, const char *id, time_t now, X509 **ca_out);
-
 /* A pending agent for a reply (report, a rotate the gate refused). */
 Carotate__V1__PendingAgent *rpc_pending_agent(const char *id, int64_t last_seen, int delivered);
 /* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */

@@ -80,7 +80,7 @@ void
 rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__AuditRequest *q = req->audit;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint32_t limit = q->limit != 0 ? q->limit : AUDIT_DEFAULT_LIMIT;
 	Carotate__V1__AuditReply *r;
 	struct ledger_audit_walk walk;
@@ -162,7 +162,7 @@ audit_walk_next(evutil_socket_t fd, short events, void *arg)
 	if (op == NULL)
 		return;
 	TAILQ_REMOVE(&audit_walks, op, entry);
-	if (audit_slice(agents_ledger(op->cd), &op->walk, op->reply) == 2)
+	if (audit_slice(op->cd->ledger, &op->walk, op->reply) == 2)
 		TAILQ_INSERT_TAIL(&audit_walks, op, entry);
 	else
 		audit_walk_finish(op);

@@ -70,7 +70,7 @@ rpc_join_token_create(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__JoinTokenCreateRequest *q = req->join_token_create;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint8_t raw[JOIN_ID_BYTES + JOIN_SECRET_BYTES];
 	char token[JOIN_TOKEN_LEN + 1];
 	Carotate__V1__JoinTokenCreateReply *r;
@@ -141,7 +141,7 @@ rpc_join_token_list(
 	r->now = time(NULL);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY;
 	reply->join_token_list_reply = r;
-	if (ledger_join_list(agents_ledger(ctx->cd), rpc_join_listed, r) == -1)
+	if (ledger_join_list(ctx->cd->ledger, rpc_join_listed, r) == -1)
 		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 }
 
@@ -150,7 +150,7 @@ rpc_join_token_revoke(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const char *id = req->join_token_revoke->id;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	Carotate__V1__JoinTokenRevokeReply *r;
 	enum ledger_result res = LEDGER_ERROR;
 

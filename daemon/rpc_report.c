@@ -81,7 +81,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 {
 	const Carotate__V1__ReportRequest *q = req->report;
 	const struct config *conf = ctx->cd->conf;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint64_t window = q->active_within != 0 ? q->active_within : conf->active_within;
 	uint32_t limit = q->limit != 0 ? q->limit : REPORT_DEFAULT_LIMIT;
 	Carotate__V1__ReportReply *r;
@@ -99,8 +99,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	carotate__v1__report_reply__init(r);
 	r->now = now;
 	r->active_within = window;
-	r->staged_ca = xstrdup(agents_staged_ca(ctx->cd));
-	r->bundle_id = xstrdup(agents_bundle_id(ctx->cd));
+	r->staged_ca = xstrdup(ctx->cd->staged_ca);
+	r->bundle_id = xstrdup(ctx->cd->bundle_id);
 	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
 	r->linked = c.linked;
 	r->active = c.active;
@@ -155,7 +155,7 @@ static void
 rpc_exclusion(
     struct rpc_ctx *ctx, const char *id, const char *reason, Carotate__V1__Response *reply)
 {
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 
 	if (!worker_valid_agent_id(id, strlen(id))) {
@@ -205,7 +205,7 @@ void
 rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__ForgetRequest *q = req->forget;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 	Carotate__V1__ForgetReply *f;
 	uint64_t n = 0;

@@ -24,6 +24,7 @@
 #include "backups.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "clock.h"
 #include "config.h"
 #include "control.h"
@@ -127,7 +128,7 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
     Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	struct ledger_counts c;
 	time_t now = time(NULL);
 	uint64_t days = conf->active_within / 86400;
@@ -209,7 +210,7 @@ rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	/* With no active set there is no gate: nobody can be cut off. */
 	if (r->before == NULL)
 		return 0;
-	snprintf(counted, sizeof(counted), "%s", agents_staged_ca(ctx->cd));
+	snprintf(counted, sizeof(counted), "%s", ctx->cd->staged_ca);
 	if (strcmp(counted, staged) == 0)
 		return 0;
 	log_warnx("rotate: %s/%s holds CA %s, but the gate counted %s: it changed without "
@@ -253,9 +254,9 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	}
 	r = rotate_reply_new();
 	r->dry_run = q->dry_run;
-	r->before = rpc_describe_set(conf, 0, now, &ca);
+	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
-	r->after = rpc_describe_set(conf, 1, now, &ca);
+	r->after = certset_describe(conf, 1, now, &ca);
 	saved = errno;
 	X509_free(ca);
 	rotate_attach(reply, "rotate", r);
@@ -356,9 +357,9 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	r = rotate_reply_new();
 	r->dry_run = q->dry_run;
 	r->restored = xstrdup(id);
-	r->before = rpc_describe_set(conf, 0, now, &ca);
+	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
-	r->after = rpc_describe_backup(conf, id, now, &ca);
+	r->after = certset_describe_backup(conf, id, now, &ca);
 	X509_free(ca);
 	rotate_attach(reply, "restore", r);
 	if (r->after == NULL) {
@@ -649,7 +650,7 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	va_end(ap);
 	if (r->after != NULL)
 		protobuf_c_message_free_unpacked(&r->after->base, NULL);
-	r->after = rpc_describe_set(conf, 0, now, &ca);
+	r->after = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
 	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
 		r->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));

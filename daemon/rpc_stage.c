@@ -20,6 +20,7 @@
 #include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
@@ -549,7 +550,7 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 	}
 	agents_check_canary(op->cd);
 	if (op->kept_as == NULL) {
-		sr->staged = rpc_describe_set(conf, 1, now, &ca);
+		sr->staged = certset_describe(conf, 1, now, &ca);
 		X509_free(ca);
 	} else
 		sr->kept_as = xstrdup(op->kept_as);

@@ -61,8 +61,8 @@ newest(void)
 {
 	struct page p = { .n = 0 };
 
-	assert_non_null(agents_ledger(&cd));
-	assert_int_equal(ledger_audit_list(agents_ledger(&cd), 0, 1, collect, &p), 0);
+	assert_non_null(cd.ledger);
+	assert_int_equal(ledger_audit_list(cd.ledger, 0, 1, collect, &p), 0);
 	assert_int_equal(p.n, 1);
 	return p.recs[0];
 }
@@ -73,7 +73,7 @@ older(uint64_t offset)
 {
 	struct page p = { .n = 0 };
 
-	assert_int_equal(ledger_audit_list(agents_ledger(&cd), offset, 1, collect, &p), 0);
+	assert_int_equal(ledger_audit_list(cd.ledger, offset, 1, collect, &p), 0);
 	assert_int_equal(p.n, 1);
 	return p.recs[0];
 }
@@ -83,7 +83,7 @@ count(void)
 {
 	uint64_t n;
 
-	assert_int_equal(ledger_audit_count(agents_ledger(&cd), &n), 0);
+	assert_int_equal(ledger_audit_count(cd.ledger, &n), 0);
 	return n;
 }
 
@@ -124,7 +124,7 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	agents_stop(&cd);
+	ledger_close(cd.ledger);
 	config_free(cd.conf);
 	return fixture_remove(&fx);
 }
@@ -304,13 +304,13 @@ test_held_until_open(void **state)
 	struct ledger_audit a;
 	char err[512], fp[LEDGER_AUDIT_MAX_STATE + 1];
 
-	assert_null(agents_ledger(&cd));
+	assert_null(cd.ledger);
 	audit_event(
 	    &cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL, "swap %s finished", "rotate");
 	audit_event(
 	    &cd, "recover", CAROTATE__V1__STATUS__INTERNAL, "active=x/y staged=-", NULL, "second");
-	if (agents_init(&cd, err, sizeof(err)) == -1)
-		fail_msg("agents_init: %s", err);
+	if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL)
+		fail_msg("ledger_open: %s", err);
 	audit_start(&cd);
 	assert_int_equal(count(), 2);
 	a = newest();
@@ -322,7 +322,7 @@ test_held_until_open(void **state)
 	{
 		struct page p = { .n = 0 };
 
-		assert_int_equal(ledger_audit_list(agents_ledger(&cd), 1, 1, collect, &p), 0);
+		assert_int_equal(ledger_audit_list(cd.ledger, 1, 1, collect, &p), 0);
 		a = p.recs[0];
 	}
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
@@ -572,8 +572,7 @@ refusals_since(uint64_t after, uid_t uid, const char *call)
 
 	for (seq = count(); seq > after; seq--) {
 		p.n = 0;
-		assert_int_equal(
-		    ledger_audit_list(agents_ledger(&cd), count() - seq, 1, collect, &p), 0);
+		assert_int_equal(ledger_audit_list(cd.ledger, count() - seq, 1, collect, &p), 0);
 		for (i = 0; i < p.n && i < 8; i++)
 			if (p.recs[i].uid == uid && strcmp(p.recs[i].call, call) == 0)
 				total += audit_count(p.recs[i].detail);
@@ -682,7 +681,7 @@ test_chain_intact(void **state)
 	char problem[512];
 	uint64_t at;
 
-	assert_int_equal(ledger_audit_verify(agents_ledger(&cd), &at, problem, sizeof(problem)), 1);
+	assert_int_equal(ledger_audit_verify(cd.ledger, &at, problem, sizeof(problem)), 1);
 	assert_int_equal(count(), 8 + 11) /* 11: test_refusals_coalesced */;
 }
 
