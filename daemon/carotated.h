@@ -9,6 +9,20 @@ struct event_base;
 struct config;
 struct control;
 struct ledger;
+struct audit_call;
+struct control_pending;
+struct rpc_ctx;
+struct Carotate__V1__Response;
+
+/*
+ * How a handler answers later: the control connection layer's (control_start sets it).
+ * Handlers reach it through op.h, never by including control.h.
+ */
+struct carotated_defer {
+	struct control_pending *(*defer)(struct rpc_ctx *);
+	struct audit_call *(*take_audit)(struct control_pending *);
+	void (*complete)(struct control_pending *, struct Carotate__V1__Response *);
+};
 
 #define CAROTATED_SHA256_HEX 65 /* 64 hex digits and a NUL, as PKI_SHA256_HEX */
 
@@ -17,6 +31,7 @@ struct carotated {
 	const char *conf_path;
 	struct event_base *base;
 	struct control *control;
+	const struct carotated_defer *defer;
 	struct ledger *ledger; /* the agent ledger and the audit log: opened by main, one owner */
 	/* The trust bundle served to agents (agents_refresh derives it): "" when none. */
 	char bundle_id[CAROTATED_SHA256_HEX];

@@ -13,6 +13,7 @@
 #include "certset.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
@@ -160,7 +161,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	int dfd;
 
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "cannot open the SSL directory %s: %s", conf->ssl_dir, strerror(errno));
 		return;
 	}

@@ -28,6 +28,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fixture.h"
 #include "ledger.h"
 #include "log.h"
@@ -101,13 +102,13 @@ call(const Carotate__V1__Request *req, enum acl_role role, Carotate__V1__Phase p
 {
 	struct acl_peer peer = { .uid = getuid(), .pid = 4242 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role, .phase = phase };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__Status st;
 
 	dispatch_request(&ctx, req, reply);
 	assert_null(ctx.audit);
 	st = reply->status;
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	return st;
 }
 
@@ -415,7 +416,7 @@ test_reads_not_recorded(void **state)
 	req.audit = &au;
 	au.limit = 2;
 	au.verify = 1;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_request(&ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
 	assert_int_equal(reply->result_case, CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY);
@@ -428,13 +429,13 @@ test_reads_not_recorded(void **state)
 	assert_true(reply->audit_reply->verify);
 	assert_true(reply->audit_reply->intact);
 	assert_int_equal(reply->audit_reply->broken_at, 0);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 
 	au.limit = 1001;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_request(&ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__INVALID_ARGUMENT);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	assert_int_equal(count(), n);
 }
 
@@ -452,7 +453,7 @@ stage_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V
 	r->verified = 1;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
 	reply->rotate_reply = r;
-	dispatch_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
+	reply_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
 }
 
 static void
@@ -476,7 +477,7 @@ test_new_admin_entry(void **state)
 	struct acl_peer peer = { .uid = 0, .pid = 77 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_ADMIN };
 	char before[LEDGER_AUDIT_MAX_STATE + 1], after[LEDGER_AUDIT_MAX_STATE + 1];
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	struct ledger_audit a;
 	uint64_t n = count();
 
@@ -488,7 +489,7 @@ test_new_admin_entry(void **state)
 	ro.reason = (char *)"drill";
 	dispatch_run(table, 2, &ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	audit_fingerprint(cd.conf, after, sizeof(after));
 	assert_string_not_equal(before, after);
 	assert_int_equal(count(), n + 1);
@@ -505,9 +506,9 @@ test_new_admin_entry(void **state)
 
 	req.call_case = CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS;
 	req.list_backups = &lb;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_run(table, 2, &ctx, &req, reply);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	assert_int_equal(count(), n + 1);
 }
 
@@ -547,12 +548,12 @@ call_as(const Carotate__V1__Request *req, uid_t uid, enum acl_role role)
 {
 	struct acl_peer peer = { .uid = uid, .pid = 77 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__Status st;
 
 	dispatch_request(&ctx, req, reply);
 	st = reply->status;
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	return st;
 }
 
