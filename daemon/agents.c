@@ -24,6 +24,7 @@
 #include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "config.h"
 #include "fsx.h"
 #include "internal.pb-c.h"
@@ -31,7 +32,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
-#include "dispatch.h"
 #include "supervise.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -43,15 +43,12 @@
 #define AGENTS_JOIN_LEN    (4 + LEDGER_JOIN_ID_LEN + 1 + 2 * AGENTS_TOKEN_BYTES)
 
 struct agents {
-	struct ledger *ledger;
 	struct supervise *sup[2]; /* by enum supervise_site: one worker per agent socket */
 	struct event *metrics_timer;
 	int metrics_pending;
 	uint8_t *linking_key; /* secret: wiped when replaced */
 	size_t linking_key_len;
-	char bundle_id[PKI_SHA256_HEX];
-	char staged_ca[PKI_SHA256_HEX];
-	char *bundle_pem;
+	char *bundle_pem; /* its id and staged CA are the context's (cd->bundle_id, staged_ca) */
 	size_t bundle_len;
 	/* The staged CA whose certificate the canary listener was seen serving ("" none). */
 	char canary_ok[PKI_SHA256_HEX];
@@ -63,18 +60,20 @@ struct agents {
 
 static struct agents agents;
 
+_Static_assert(CAROTATED_SHA256_HEX == PKI_SHA256_HEX, "the context holds pki fingerprints");
+
 static int agents_read_linking_key(const struct config *);
-static void agents_load_bundle(const struct config *);
+static void agents_load_bundle(struct carotated *);
 static void agents_batch(struct supervise *, Carotate__Internal__AgentRequest **, size_t, void *);
-static void agents_link(const struct config *, const Carotate__Internal__AgentRequest *,
+static void agents_link(struct carotated *, const Carotate__Internal__AgentRequest *,
     Carotate__Internal__AgentResponse *, char *token, time_t);
 static int agents_link_allowed(const struct config *, Carotate__Internal__AgentResponse *);
-static int agents_link_bearer(const Carotate__Internal__AgentRequest *, char *join_id,
-    uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t);
-static enum ledger_result agents_link_new(const struct config *,
+static int agents_link_bearer(struct ledger *, const Carotate__Internal__AgentRequest *,
+    char *join_id, uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t);
+static enum ledger_result agents_link_new(struct carotated *,
     const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, const uint8_t *,
     const char *, const uint8_t *, time_t);
-static void agents_checkin(const Carotate__Internal__AgentRequest *, int canary,
+static void agents_checkin(struct carotated *, const Carotate__Internal__AgentRequest *, int canary,
     Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
 static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
@@ -148,8 +147,9 @@ agents_read_linking_key(const struct config *conf)
 
 /* The bundle agents are served, derived from disk like everything else. */
 static void
-agents_load_bundle(const struct config *conf)
+agents_load_bundle(struct carotated *cd)
 {
+	const struct config *conf = cd->conf;
 	struct bundle b;
 	char err[256];
 	size_t i;
@@ -157,33 +157,35 @@ agents_load_bundle(const struct config *conf)
 	free(agents.bundle_pem);
 	agents.bundle_pem = NULL;
 	agents.bundle_len = 0;
-	agents.bundle_id[0] = agents.staged_ca[0] = '\0';
+	cd->bundle_id[0] = cd->staged_ca[0] = '\0';
 	if (bundle_derive(conf, time(NULL), &b, err, sizeof(err)) == -1) {
 		log_warnx("agents: %s", err);
 		return;
 	}
 	if (b.n > 0) {
-		snprintf(agents.bundle_id, sizeof(agents.bundle_id), "%s", b.id);
+		snprintf(cd->bundle_id, sizeof(cd->bundle_id), "%s", b.id);
 		agents.bundle_pem = xstrdup(b.pem);
 		agents.bundle_len = b.pem_len;
 	}
 	for (i = 0; i < b.n; i++)
 		if (b.cas[i].role == BUNDLE_STAGED)
-			snprintf(agents.staged_ca, sizeof(agents.staged_ca), "%s", b.cas[i].sha256);
+			snprintf(cd->staged_ca, sizeof(cd->staged_ca), "%s", b.cas[i].sha256);
 	bundle_clear(&b);
 }
 
 int
 agents_init(struct carotated *cd, char *err, size_t errlen)
 {
-	if ((agents.ledger = ledger_open(cd->conf->state_dir, err, errlen)) == NULL)
+	if (cd->ledger == NULL) {
+		snprintf(err, errlen, "no ledger");
 		return -1;
+	}
 	agents_read_linking_key(cd->conf);
 	if (cd->conf->linking_key == NULL)
 		log_info("[agents] linking_key is empty: only join tokens link agents");
-	agents_load_bundle(cd->conf);
-	if (ledger_set_target(agents.ledger, agents.staged_ca[0] ? agents.staged_ca : NULL,
-	        agents.bundle_id[0] ? agents.bundle_id : NULL) == -1) {
+	agents_load_bundle(cd);
+	if (ledger_set_target(cd->ledger, cd->staged_ca[0] ? cd->staged_ca : NULL,
+	        cd->bundle_id[0] ? cd->bundle_id : NULL) == -1) {
 		snprintf(err, errlen, "cannot load the ledger's state");
 		return -1;
 	}
@@ -206,29 +208,11 @@ void
 agents_refresh(struct carotated *cd)
 {
 	agents_read_linking_key(cd->conf);
-	agents_load_bundle(cd->conf);
-	if (ledger_set_target(agents.ledger, agents.staged_ca[0] ? agents.staged_ca : NULL,
-	        agents.bundle_id[0] ? agents.bundle_id : NULL) == -1)
+	agents_load_bundle(cd);
+	if (ledger_set_target(cd->ledger, cd->staged_ca[0] ? cd->staged_ca : NULL,
+	        cd->bundle_id[0] ? cd->bundle_id : NULL) == -1)
 		log_warnx("agents: cannot reload the ledger's state for the new target");
 	agents_metrics_dirty(cd);
-}
-
-struct ledger *
-agents_ledger(struct carotated *cd)
-{
-	return agents.ledger;
-}
-
-const char *
-agents_bundle_id(struct carotated *cd)
-{
-	return agents.bundle_id;
-}
-
-const char *
-agents_staged_ca(struct carotated *cd)
-{
-	return agents.staged_ca;
 }
 
 pid_t
@@ -263,8 +247,6 @@ agents_stop(struct carotated *cd)
 	if (agents.metrics_timer != NULL)
 		event_free(agents.metrics_timer);
 	agents.metrics_timer = NULL;
-	ledger_close(agents.ledger);
-	agents.ledger = NULL;
 	if (agents.linking_key != NULL)
 		freezero_x(agents.linking_key, agents.linking_key_len);
 	agents.linking_key = NULL;
@@ -351,7 +333,7 @@ agents_link_allowed(const struct config *conf, Carotate__Internal__AgentResponse
  * 1 linking key, 2 join token (join_id and join_hash filled), 0 neither.
  */
 static int
-agents_link_bearer(const Carotate__Internal__AgentRequest *r, char *join_id,
+agents_link_bearer(struct ledger *l, const Carotate__Internal__AgentRequest *r, char *join_id,
     uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
 	const char *p = (const char *)r->credential.data;
@@ -370,23 +352,24 @@ agents_link_bearer(const Carotate__Internal__AgentRequest *r, char *join_id,
 	memcpy(join_id, p + 4, LEDGER_JOIN_ID_LEN);
 	join_id[LEDGER_JOIN_ID_LEN] = '\0';
 	agents_hash(r->credential.data, len, join_hash);
-	return ledger_join_check(agents.ledger, join_id, join_hash, now) == LEDGER_OK ? 2 : 0;
+	return ledger_join_check(l, join_id, join_hash, now) == LEDGER_OK ? 2 : 0;
 }
 
 /* A new agent: refused at max_agents; a join token loses a use with the link. */
 static enum ledger_result
-agents_link_new(const struct config *conf, const Carotate__Internal__AgentRequest *r,
+agents_link_new(struct carotated *cd, const Carotate__Internal__AgentRequest *r,
     Carotate__Internal__AgentResponse *resp, const uint8_t *hash, const char *join_id,
     const uint8_t *join_hash, time_t now)
 {
+	const struct config *conf = cd->conf;
 	struct ledger_agent a;
 	enum ledger_result res;
 
-	if ((res = ledger_get(agents.ledger, r->agent_id, &a)) == LEDGER_OK)
+	if ((res = ledger_get(cd->ledger, r->agent_id, &a)) == LEDGER_OK)
 		return LEDGER_EXISTS;
 	if (res != LEDGER_UNKNOWN_AGENT)
 		return res;
-	if (ledger_total(agents.ledger) >= conf->max_agents) {
+	if (ledger_total(cd->ledger) >= conf->max_agents) {
 		log_warnx(
 		    "agent %s: link refused: the ledger holds [agents] max_agents (%u) agents",
 		    r->agent_id, conf->max_agents);
@@ -394,8 +377,8 @@ agents_link_new(const struct config *conf, const Carotate__Internal__AgentReques
 		return LEDGER_OK;
 	}
 	if (join_id != NULL)
-		return ledger_link_join(agents.ledger, r->agent_id, hash, join_id, join_hash, now);
-	return ledger_link(agents.ledger, r->agent_id, hash, now);
+		return ledger_link_join(cd->ledger, r->agent_id, hash, join_id, join_hash, now);
+	return ledger_link(cd->ledger, r->agent_id, hash, now);
 }
 
 /*
@@ -405,9 +388,10 @@ agents_link_new(const struct config *conf, const Carotate__Internal__AgentReques
  * token: 65 bytes, filled here.
  */
 static void
-agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r,
+agents_link(struct carotated *cd, const Carotate__Internal__AgentRequest *r,
     Carotate__Internal__AgentResponse *resp, char *token, time_t now)
 {
+	const struct config *conf = cd->conf;
 	uint8_t raw[AGENTS_TOKEN_BYTES], hash[LEDGER_TOKEN_HASH_LEN], old[LEDGER_TOKEN_HASH_LEN];
 	uint8_t join_hash[LEDGER_TOKEN_HASH_LEN];
 	char join_id[LEDGER_JOIN_ID_LEN + 1];
@@ -417,7 +401,7 @@ agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r
 
 	if (!agents_link_allowed(conf, resp))
 		return;
-	if ((bearer = agents_link_bearer(r, join_id, join_hash, now)) == 0) {
+	if ((bearer = agents_link_bearer(cd->ledger, r, join_id, join_hash, now)) == 0) {
 		log_info("agent %s: link refused: bad linking key or join token", r->agent_id);
 		agents_answer(resp, 401, "bad linking key or join token");
 		return;
@@ -435,10 +419,10 @@ agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r
 	if (r->agent_token[0] != '\0') {
 		/* Renewal: the agent's token authenticates it; a join token loses no use. */
 		agents_hash((const uint8_t *)r->agent_token, strlen(r->agent_token), old);
-		res = ledger_renew(agents.ledger, r->agent_id, old, hash, now);
+		res = ledger_renew(cd->ledger, r->agent_id, old, hash, now);
 	} else
 		res = agents_link_new(
-		    conf, r, resp, hash, bearer == 2 ? join_id : NULL, join_hash, now);
+		    cd, r, resp, hash, bearer == 2 ? join_id : NULL, join_hash, now);
 	if (resp->http_status != 0)
 		return;
 	switch (res) {
@@ -460,7 +444,7 @@ agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r
 		return;
 	}
 	resp->token = token;
-	resp->etag = agents.bundle_id;
+	resp->etag = cd->bundle_id;
 	resp->bundle.data = (uint8_t *)agents.bundle_pem;
 	resp->bundle.len = agents.bundle_len;
 	agents_answer(resp, 200, NULL);
@@ -468,7 +452,7 @@ agents_link(const struct config *conf, const Carotate__Internal__AgentRequest *r
 
 /* canary: the request came from the canary worker's socketpair (agents_batch decides). */
 static void
-agents_checkin(const Carotate__Internal__AgentRequest *r, int canary,
+agents_checkin(struct carotated *cd, const Carotate__Internal__AgentRequest *r, int canary,
     Carotate__Internal__AgentResponse *resp, time_t now)
 {
 	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
@@ -480,11 +464,10 @@ agents_checkin(const Carotate__Internal__AgentRequest *r, int canary,
 	}
 	agents_hash(r->credential.data, r->credential.len, hash);
 	/* A canary check-in proves trust in the staged CA only if the canary serves its cert. */
-	switch (ledger_checkin(agents.ledger, r->agent_id, hash,
+	switch (ledger_checkin(cd->ledger, r->agent_id, hash,
 	    r->if_none_match[0] != '\0' ? r->if_none_match : NULL,
-	    canary && agents.staged_ca[0] != '\0' &&
-	        strcmp(agents.canary_ok, agents.staged_ca) == 0,
-	    now, &send)) {
+	    canary && cd->staged_ca[0] != '\0' && strcmp(agents.canary_ok, cd->staged_ca) == 0, now,
+	    &send)) {
 	case LEDGER_OK:
 		break;
 	case LEDGER_UNKNOWN_AGENT:
@@ -495,7 +478,7 @@ agents_checkin(const Carotate__Internal__AgentRequest *r, int canary,
 		agents_answer(resp, 503, "ledger unavailable");
 		return;
 	}
-	resp->etag = agents.bundle_id;
+	resp->etag = cd->bundle_id;
 	if (send && agents.bundle_pem != NULL) {
 		resp->bundle.data = (uint8_t *)agents.bundle_pem;
 		resp->bundle.len = agents.bundle_len;
@@ -524,21 +507,21 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 	int began, committed = 0;
 	size_t i;
 
-	began = ledger_begin(agents.ledger) == 0;
+	began = ledger_begin(cd->ledger) == 0;
 	for (i = 0; i < n; i++) {
 		carotate__internal__agent_response__init(&resp[i]);
 		resp[i].seq = reqs[i]->seq;
 		if (!began)
 			agents_answer(&resp[i], 503, "ledger unavailable");
 		else if (reqs[i]->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
-			agents_link(cd->conf, reqs[i], &resp[i], tokens[i], now);
+			agents_link(cd, reqs[i], &resp[i], tokens[i], now);
 		else
-			agents_checkin(reqs[i], canary, &resp[i], now);
+			agents_checkin(cd, reqs[i], canary, &resp[i], now);
 	}
-	if (began && ledger_commit(agents.ledger) == 0)
+	if (began && ledger_commit(cd->ledger) == 0)
 		committed = 1;
 	else if (began) {
-		ledger_rollback(agents.ledger);
+		ledger_rollback(cd->ledger);
 		log_warnx("agents: a batch of %zu requests could not be committed", n);
 	}
 	for (i = 0; i < n; i++) {
@@ -572,13 +555,13 @@ agents_metrics_fire(evutil_socket_t fd, short events, void *arg)
 	struct carotated *cd = arg;
 
 	agents.metrics_pending = 0;
-	metrics_write(cd, agents.ledger, agents.bundle_id, agents.staged_ca);
+	metrics_write(cd, cd->ledger, cd->bundle_id, cd->staged_ca);
 }
 
 int
 agents_canary_confirmed(struct carotated *cd)
 {
-	return agents.staged_ca[0] != '\0' && strcmp(agents.canary_ok, agents.staged_ca) == 0;
+	return cd->staged_ca[0] != '\0' && strcmp(agents.canary_ok, cd->staged_ca) == 0;
 }
 
 struct agents_canary_check {
@@ -635,14 +618,14 @@ agents_check_canary(struct carotated *cd)
 
 	agents.canary_ok[0] = '\0';
 	agents.canary_gen++;
-	if (agents.staged_ca[0] == '\0')
+	if (cd->staged_ca[0] == '\0')
 		return;
 	if (conf->canary_address.host == NULL && conf->canary_address.path == NULL) {
 		log_warnx("[proxy] canary_address is not set: canary check-ins cannot be confirmed "
 		          "and will not count as verified");
 		return;
 	}
-	set = rpc_describe_set(conf, 1, time(NULL), &ca);
+	set = certset_describe(conf, 1, time(NULL), &ca);
 	X509_free(ca);
 	if (set == NULL || set->server == NULL) {
 		if (set != NULL)
@@ -652,7 +635,7 @@ agents_check_canary(struct carotated *cd)
 	c = xcalloc(1, sizeof(*c));
 	c->cd = cd;
 	c->gen = agents.canary_gen;
-	snprintf(c->ca, sizeof(c->ca), "%s", agents.staged_ca);
+	snprintf(c->ca, sizeof(c->ca), "%s", cd->staged_ca);
 	snprintf(c->leaf, sizeof(c->leaf), "%s", set->server->sha256);
 	protobuf_c_message_free_unpacked(&set->base, NULL);
 	c->next = agents_canary_checks;

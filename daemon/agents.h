@@ -27,10 +27,6 @@ int agents_worker_health(struct carotated *, int canary, struct supervise_health
 void agents_refresh(struct carotated *);
 /* The metrics textfile is out of date; it is rewritten soon (at most once a second). */
 void agents_metrics_dirty(struct carotated *);
-struct ledger *agents_ledger(struct carotated *);
-/* The id and staged CA the ledger is tracking now ("" when none). */
-const char *agents_bundle_id(struct carotated *);
-const char *agents_staged_ca(struct carotated *);
 void agents_stop(struct carotated *);
 /*
  * Checks over TLS that the canary listener serves the staged server

@@ -18,9 +18,9 @@
 
 #include <event2/event.h>
 
-#include "agents.h"
 #include "audit.h"
 #include "carotated.h"
+#include "certset.h"
 #include "clock.h"
 #include "config.h"
 #include "ledger.h"
@@ -62,8 +62,6 @@ static struct ledger_audit audit_held[AUDIT_MAX_HELD];
 static size_t audit_nheld;
 static struct audit_refusal audit_refusals[AUDIT_MAX_COALESCE];
 
-static void audit_cert_sha(const uint8_t *, size_t, int, char *);
-static void audit_set(const struct config *, int, char *, char *);
 static void audit_user(uid_t, char *, size_t);
 static void audit_arg(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 static void audit_arg_str(char *, size_t, const char *, const char *, size_t);
@@ -121,53 +119,13 @@ audit_result_name(int status)
 	return v != NULL ? v->name : "UNKNOWN";
 }
 
-/* The first certificate of one file of a set: its SHA-256, "-" absent, "?" unreadable. */
-static void
-audit_cert_sha(const uint8_t *pem, size_t len, int err, char *out)
-{
-	STACK_OF(X509) * certs;
-	char why[128];
-
-	if (err == ENOENT) {
-		snprintf(out, PKI_SHA256_HEX, "-");
-		return;
-	}
-	if (err != 0 || (certs = pki_certs_from_pem(pem, len, why, sizeof(why))) == NULL) {
-		snprintf(out, PKI_SHA256_HEX, "?");
-		return;
-	}
-	pki_cert_sha256(sk_X509_value(certs, 0), out);
-	sk_X509_pop_free(certs, X509_free);
-}
-
-/* The CA (and, when srv is not NULL, the server certificate) of the active or staged set. */
-static void
-audit_set(const struct config *conf, int staged, char *ca, char *srv)
-{
-	struct ssldir_set set;
-	int dfd;
-
-	if ((dfd = ssldir_open(conf, staged)) == -1) {
-		snprintf(ca, PKI_SHA256_HEX, "%s", errno == ENOENT ? "-" : "?");
-		if (srv != NULL)
-			snprintf(srv, PKI_SHA256_HEX, "%s", ca);
-		return;
-	}
-	ssldir_read_set(conf, dfd, &set);
-	close(dfd);
-	audit_cert_sha(set.ca, set.ca_len, set.ca_errno, ca);
-	if (srv != NULL)
-		audit_cert_sha(set.cert, set.cert_len, set.cert_errno, srv);
-	ssldir_set_clear(&set);
-}
-
 void
 audit_fingerprint(const struct config *conf, char *buf, size_t len)
 {
 	char ca[PKI_SHA256_HEX], srv[PKI_SHA256_HEX], staged[PKI_SHA256_HEX];
 
-	audit_set(conf, 0, ca, srv);
-	audit_set(conf, 1, staged, NULL);
+	certset_fingerprints(conf, 0, ca, srv);
+	certset_fingerprints(conf, 1, staged, NULL);
 	snprintf(buf, len, "active=%s/%s staged=%s", ca, srv, staged);
 }
 
@@ -700,7 +658,7 @@ audit_syslog(const struct ledger_audit *r, const char *seq)
 static void
 audit_commit(struct carotated *cd, struct ledger_audit *rec)
 {
-	struct ledger *l = agents_ledger(cd);
+	struct ledger *l = cd->ledger;
 	struct ledger_audit last;
 
 	if (l == NULL) {
@@ -739,7 +697,7 @@ audit_start(struct carotated *cd)
 {
 	size_t i, n = audit_nheld;
 
-	if (agents_ledger(cd) == NULL)
+	if (cd->ledger == NULL)
 		return;
 	audit_nheld = 0;
 	for (i = 0; i < n; i++)
@@ -766,7 +724,7 @@ audit_newest(struct ledger *l, struct ledger_audit *last)
 void
 audit_adopt(struct carotated *cd)
 {
-	struct ledger *l = agents_ledger(cd);
+	struct ledger *l = cd->ledger;
 	struct ledger_audit last;
 	char now[LEDGER_AUDIT_MAX_STATE + 1];
 	size_t a, b;

@@ -27,6 +27,7 @@
 #include "control.h"
 #include "dispatch.h"
 #include "job.h"
+#include "ledger.h"
 #include "log.h"
 #include "notify.h"
 #include "pki.h"
@@ -627,15 +628,18 @@ main(int argc, char *argv[])
 		fatalx("%s", err);
 	carotated_adopt(&cd, recovered);
 	/* Opened here first, so that a broken ledger is reported on the operator's terminal. */
-	if (agents_init(&cd, err, sizeof(err)) == -1)
+	if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL ||
+	    agents_init(&cd, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (!cd.foreground) {
 		/* An SQLite connection must not cross fork(): the child opens its own. */
 		agents_stop(&cd);
+		ledger_close(cd.ledger);
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
 		log_init(0, debug, "carotated");
-		if (agents_init(&cd, err, sizeof(err)) == -1)
+		if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL ||
+		    agents_init(&cd, err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
 	/* A rotate cut short by a stop is finished below, and audited as itself: no adopt. */
@@ -674,6 +678,7 @@ main(int argc, char *argv[])
 	rpc_audit_abandon();
 	audit_flush(); /* refusals still counted: none may be lost */
 	agents_stop(&cd);
+	ledger_close(cd.ledger);
 	control_free(cd.control);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(sigev[i]);

@@ -8,13 +8,35 @@
 struct event_base;
 struct config;
 struct control;
+struct ledger;
+struct audit_call;
+struct control_pending;
+struct rpc_ctx;
+struct Carotate__V1__Response;
+
+/*
+ * How a handler answers later: the control connection layer's (control_start sets it).
+ * Handlers reach it through op.h, never by including control.h.
+ */
+struct carotated_defer {
+	struct control_pending *(*defer)(struct rpc_ctx *);
+	struct audit_call *(*take_audit)(struct control_pending *);
+	void (*complete)(struct control_pending *, struct Carotate__V1__Response *);
+};
+
+#define CAROTATED_SHA256_HEX 65 /* 64 hex digits and a NUL, as PKI_SHA256_HEX */
 
 struct carotated {
 	struct config *conf;
 	const char *conf_path;
 	struct event_base *base;
 	struct control *control;
-	struct timespec started; /* CLOCK_MONOTONIC */
+	const struct carotated_defer *defer;
+	struct ledger *ledger; /* the agent ledger and the audit log: opened by main, one owner */
+	/* The trust bundle served to agents (agents_refresh derives it): "" when none. */
+	char bundle_id[CAROTATED_SHA256_HEX];
+	char staged_ca[CAROTATED_SHA256_HEX]; /* the staged CA in it, or "" */
+	struct timespec started;              /* CLOCK_MONOTONIC */
 	int foreground;
 	int privileged;        /* started as root: user, group and capability changes apply */
 	const char *busy;      /* the state-changing call in progress, or NULL */

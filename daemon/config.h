@@ -88,5 +88,4 @@ const char *config_dns_invalid(const char *s);
 /* 1 when s is an IPv4 or IPv6 literal. */
 int config_is_ip(const char *s);
 
-
 #endif

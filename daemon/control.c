@@ -32,6 +32,7 @@
 #include "config.h"
 #include "control.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "log.h"
 #include "unixsock.h"
 #include "ssldir.h"
@@ -97,6 +98,16 @@ static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
 static void control_accept_error(struct evconnlistener *, void *);
 static void control_resume(evutil_socket_t, short, void *);
+static struct control_pending *control_defer(struct rpc_ctx *);
+static struct audit_call *control_pending_take_audit(struct control_pending *);
+static void control_complete(struct control_pending *, Carotate__V1__Response *);
+
+/* How handlers answer later (op.h reaches these through the context). */
+static const struct carotated_defer control_defer_ops = {
+	.defer = control_defer,
+	.take_audit = control_pending_take_audit,
+	.complete = control_complete,
+};
 static void control_fd_ceiling(struct control *);
 static void control_refuse(int, Carotate__V1__Status, const char *);
 static int control_over_quota(
@@ -164,6 +175,7 @@ control_start(struct carotated *cd, int fd)
 	struct control *ctl = xcalloc(1, sizeof(*ctl));
 
 	ctl->cd = cd;
+	cd->defer = &control_defer_ops;
 	TAILQ_INIT(&ctl->conns);
 	ctl->path = xstrdup(cd->conf->socket);
 	ctl->dev = control_dev;
@@ -664,7 +676,7 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 		protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
 		return;
 	}
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
 		ctx.phase_errno = errno != 0 ? errno : EIO;
 		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);
@@ -674,10 +686,10 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 	protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
 	if (!ctx.deferred)
 		control_send(conn, reply);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 }
 
-struct control_pending *
+static struct control_pending *
 control_defer(struct rpc_ctx *ctx)
 {
 	struct control_conn *conn = ctx->conn;
@@ -694,7 +706,7 @@ control_defer(struct rpc_ctx *ctx)
 	return p;
 }
 
-struct audit_call *
+static struct audit_call *
 control_pending_take_audit(struct control_pending *p)
 {
 	struct audit_call *ac = p->audit;
@@ -703,7 +715,7 @@ control_pending_take_audit(struct control_pending *p)
 	return ac;
 }
 
-void
+static void
 control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 {
 	struct control_conn *conn = p->conn;
@@ -712,12 +724,12 @@ control_complete(struct control_pending *p, Carotate__V1__Response *reply)
 	audit_call_end(p->audit, reply);
 	free(p);
 	if (conn == NULL) {
-		dispatch_reply_free(reply);
+		reply_free(reply);
 		return;
 	}
 	conn->pending = NULL;
 	control_send(conn, reply);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	bufferevent_enable(conn->bev, EV_READ);
 	/*
 	 * Requests that arrived meanwhile are buffered: answer them from the loop.
@@ -749,7 +761,7 @@ control_send(struct control_conn *conn, Carotate__V1__Response *reply)
 static void
 control_fail(struct control_conn *conn, Carotate__V1__Status status, const char *fmt, ...)
 {
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	va_list ap;
 	char msg[512];
 
@@ -757,9 +769,9 @@ control_fail(struct control_conn *conn, Carotate__V1__Status status, const char 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid, msg);
-	dispatch_error(reply, status, "%s", msg);
+	reply_error(reply, status, "%s", msg);
 	control_send(conn, reply);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	conn->closing = 1;
 	bufferevent_disable(conn->bev, EV_READ);
 	control_arm(conn, CONTROL_TIMER_LINGER);

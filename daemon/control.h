@@ -23,23 +23,6 @@ void control_reconfigure(struct control *);
 struct rpc_ctx;
 struct control_pending;
 
-/*
- * For a handler that answers later: the connection reads no further request
- * until control_complete. The client may go away meanwhile; the work goes on.
- */
-struct control_pending *control_defer(struct rpc_ctx *);
-struct audit_call;
-/*
- * Takes the deferred call's audit record from pending: the caller closes it
- * (audit_call_end) and control_complete records nothing.
- */
-struct audit_call *control_pending_take_audit(struct control_pending *);
-/*
- * Closes the call's audit record with reply, then sends reply (and frees it)
- * if the client is still connected; frees pending.
- */
-void control_complete(struct control_pending *, Carotate__V1__Response *reply);
-
 /* Closes every connection and the listener, and removes the socket file. */
 void control_free(struct control *);
 

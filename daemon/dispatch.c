@@ -15,6 +15,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
+#include "reply.h"
 #include "xmalloc.h"
 
 static const struct dispatch_entry dispatch_table[] = {
@@ -86,18 +87,17 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 	const struct dispatch_entry *e;
 
 	if (req->call_case == CAROTATE__V1__REQUEST__CALL__NOT_SET) {
-		dispatch_error(
-		    reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "request names no call");
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "request names no call");
 		return NULL;
 	}
 	if ((e = dispatch_lookup(table, n, req->call_case)) == NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "call %d is not supported by carotated %s", (int)req->call_case,
 		    CAROTATE_VERSION);
 		return NULL;
 	}
 	if (ctx->role < e->min_role) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+		reply_error(reply, CAROTATE__V1__STATUS__PERMISSION_DENIED,
 		    "permission denied: %s needs the %s role: members of group %s have it "
 		    "(usermod -aG %s USER, then log in again)",
 		    e->name, acl_role_name(e->min_role), dispatch_role_group(ctx, e->min_role),
@@ -106,20 +106,20 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 	}
 	/* A call that depends on the phase is not decided on a guess. */
 	if (e->phases != DISPATCH_ANY_PHASE && ctx->phase_errno != 0) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "%s: cannot read the SSL directory %s: %s", e->name, ctx->cd->conf->ssl_dir,
 		    strerror(ctx->phase_errno));
 		return NULL;
 	}
 	if ((e->phases & DISPATCH_PHASE(ctx->phase)) == 0) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION, "%s: %s", e->name,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION, "%s: %s", e->name,
 		    ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED
 		        ? "a new set is already staged; rotate it or discard it first"
 		        : "nothing is staged");
 		return NULL;
 	}
 	if ((e->flags & DISPATCH_EXCLUSIVE) && ctx->cd->busy != NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "%s is in progress; try again when it has finished", ctx->cd->busy);
 		return NULL;
 	}
@@ -165,15 +165,6 @@ dispatch_audit_end(struct rpc_ctx *ctx, const Carotate__V1__Response *reply)
 	ctx->audit = NULL;
 }
 
-void
-dispatch_done(struct carotated *cd)
-{
-	cd->busy = NULL;
-	/* A SIGTERM waited for this call (carotated_signal); its reply is flushed at exit. */
-	if (cd->stopping && cd->base != NULL)
-		event_base_loopbreak(cd->base);
-}
-
 const struct dispatch_entry *
 dispatch_check_request(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
@@ -188,39 +179,6 @@ dispatch_request(
 {
 	dispatch_run(
 	    dispatch_table, sizeof(dispatch_table) / sizeof(dispatch_table[0]), ctx, req, reply);
-}
-
-void
-dispatch_error(Carotate__V1__Response *reply, Carotate__V1__Status status, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("%s: out of memory", __func__);
-	va_end(ap);
-	if (reply->message != NULL && reply->message != protobuf_c_empty_string)
-		free(reply->message);
-	reply->message = msg;
-	reply->status = status;
-}
-
-Carotate__V1__Response *
-dispatch_reply_new(void)
-{
-	Carotate__V1__Response *reply = xmalloc(sizeof(*reply));
-
-	carotate__v1__response__init(reply);
-	return reply;
-}
-
-/* Replies are built from heap strings and sub-messages only, so the generic free applies. */
-void
-dispatch_reply_free(Carotate__V1__Response *reply)
-{
-	if (reply != NULL)
-		protobuf_c_message_free_unpacked(&reply->base, NULL);
 }
 
 const char *

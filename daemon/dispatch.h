@@ -27,9 +27,9 @@ struct rpc_ctx {
 	enum acl_role role;
 	Carotate__V1__Phase phase;
 	int phase_errno; /* why the phase could not be read; 0 when it was */
-	void *conn;      /* the control connection, for control_defer() */
-	int deferred;    /* the handler will answer later, through control_complete() */
-	/* An admin call's audit record, closed when its reply is sent (control_defer takes it). */
+	void *conn;      /* the control connection, for op_defer() */
+	int deferred;    /* the handler will answer later, through op_complete() */
+	/* An admin call's audit record, closed when its reply is sent (op_defer takes it). */
 	struct audit_call *audit;
 };
 
@@ -53,7 +53,7 @@ struct dispatch_entry {
  * Finds the call in table, checks role and phase, then runs its handler.
  * Every call whose entry needs ACL_ADMIN is audited, refused or not: the
  * record opens here and closes when the reply is sent (here, or in
- * control_complete for a deferred reply). A new admin entry needs nothing more.
+ * op_complete for a deferred reply). A new admin entry needs nothing more.
  */
 void dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *,
     const Carotate__V1__Request *, Carotate__V1__Response *);
@@ -65,29 +65,7 @@ const struct dispatch_entry *dispatch_check_request(
     struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* dispatch_run over the daemon's own table. */
 void dispatch_request(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-/* The reply's status and message (printf-style); replaces an earlier message. */
-void dispatch_error(Carotate__V1__Response *, Carotate__V1__Status, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-/* A new reply, status OK; free it with dispatch_reply_free. */
-Carotate__V1__Response *dispatch_reply_new(void);
-void dispatch_reply_free(Carotate__V1__Response *);
 const char *dispatch_phase_name(Carotate__V1__Phase);
-
-/* An exclusive call that was deferred has ended: the next one may start. */
-void dispatch_done(struct carotated *);
-
-/* Describes the active (or staged) set on disk; NULL when absent. *ca_out: its CA, or NULL. */
-Carotate__V1__CertSet *rpc_describe_set(
-    const struct config *, int staged, time_t now, X509 **ca_out);
-
-/* Describes the set kept in backup directory id (an exact name); NULL when absent. */
-Carotate__V1__CertSet *rpc_describe_backup(
-    const struct config *, const char *id, time_t now, X509 **ca_out);
-
-/* A pending agent for a reply (report, a rotate the gate refused). */
-Carotate__V1__PendingAgent *rpc_pending_agent(const char *id, int64_t last_seen, int delivered);
-/* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */
-int rpc_text_ok(const char *, size_t min, size_t max);
 
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "carotated.h"
+#include "certset.h"
 #include "config.h"
-#include "dispatch.h"
 #include "fsx.h"
 #include "ledger.h"
 #include "log.h"
@@ -43,9 +43,9 @@ metrics_certs(FILE *f, const struct config *conf, time_t now)
 	Carotate__V1__CertSet *active, *staged;
 	X509 *ca;
 
-	active = rpc_describe_set(conf, 0, now, &ca);
+	active = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
-	staged = rpc_describe_set(conf, 1, now, &ca);
+	staged = certset_describe(conf, 1, now, &ca);
 	X509_free(ca);
 	fprintf(f, "# HELP carotate_certificate_not_after_seconds When a certificate expires.\n"
 	           "# TYPE carotate_certificate_not_after_seconds gauge\n");

@@ -10,8 +10,9 @@
 #include "audit.h"
 #include "carotated.h"
 #include "clock.h"
-#include "control.h"
+#include "op.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "ledger.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -25,7 +26,7 @@
  * other: a log of a million records takes seconds to walk, and the other
  * clients and the agents must not wait for it, however many checks readers
  * start. A check that ends within its first slice is answered at once, a
- * longer one later (control_defer).
+ * longer one later (op_defer).
  */
 #define AUDIT_SLICE_MS      5
 #define AUDIT_SLICE_RECORDS 256 /* records between looks at the clock */
@@ -80,19 +81,19 @@ void
 rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__AuditRequest *q = req->audit;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint32_t limit = q->limit != 0 ? q->limit : AUDIT_DEFAULT_LIMIT;
 	Carotate__V1__AuditReply *r;
 	struct ledger_audit_walk walk;
 	struct audit_walk *op;
 
 	if (limit > AUDIT_MAX_LIMIT) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "a page holds at most %d audit records", AUDIT_MAX_LIMIT);
 		return;
 	}
 	if (l == NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "the ledger is not open");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "the ledger is not open");
 		return;
 	}
 	r = xmalloc(sizeof(*r));
@@ -101,7 +102,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	reply->audit_reply = r;
 	if (ledger_audit_count(l, &r->total) == -1 ||
 	    ledger_audit_list(l, q->offset, limit, rpc_audit_record, r) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the audit log");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the audit log");
 		return;
 	}
 	if (!q->verify)
@@ -114,7 +115,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	op = xcalloc(1, sizeof(*op));
 	op->cd = ctx->cd;
 	op->walk = walk;
-	op->reply = dispatch_reply_new();
+	op->reply = reply_new();
 	op->reply->result_case = reply->result_case;
 	op->reply->audit_reply = r;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
@@ -122,7 +123,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	if (audit_walk_ev == NULL &&
 	    (audit_walk_ev = evtimer_new(ctx->cd->base, audit_walk_next, NULL)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
-	op->pending = control_defer(ctx);
+	op->pending = op_defer(ctx);
 	TAILQ_INSERT_TAIL(&audit_walks, op, entry);
 	audit_walk_schedule();
 }
@@ -141,7 +142,7 @@ audit_slice(struct ledger *l, struct ledger_audit_walk *walk, Carotate__V1__Resp
 		if (clock_ms() >= until)
 			return 2;
 	if (v == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", problem);
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", problem);
 		return v;
 	}
 	r->intact = v == 1;
@@ -162,7 +163,7 @@ audit_walk_next(evutil_socket_t fd, short events, void *arg)
 	if (op == NULL)
 		return;
 	TAILQ_REMOVE(&audit_walks, op, entry);
-	if (audit_slice(agents_ledger(op->cd), &op->walk, op->reply) == 2)
+	if (audit_slice(op->cd->ledger, &op->walk, op->reply) == 2)
 		TAILQ_INSERT_TAIL(&audit_walks, op, entry);
 	else
 		audit_walk_finish(op);
@@ -183,7 +184,7 @@ audit_walk_schedule(void)
 static void
 audit_walk_finish(struct audit_walk *op)
 {
-	control_complete(op->pending, op->reply);
+	op_complete(op->cd, op->pending, op->reply);
 	free(op);
 }
 
@@ -194,7 +195,7 @@ rpc_audit_abandon(void)
 
 	while ((op = TAILQ_FIRST(&audit_walks)) != NULL) {
 		TAILQ_REMOVE(&audit_walks, op, entry);
-		dispatch_error(op->reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		reply_error(op->reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "audit: interrupted: carotated is shutting down");
 		audit_walk_finish(op);
 	}

@@ -10,6 +10,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
@@ -54,13 +55,13 @@ rpc_list_backups(
 	char err[512];
 
 	if (limit > BACKUPS_MAX_LIMIT) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "a page holds at most %d backups", BACKUPS_MAX_LIMIT);
 		return;
 	}
 	if (backups_list_page(conf, q->offset > SIZE_MAX ? SIZE_MAX : (size_t)q->offset, limit,
 	        &list, &n, &total, err, sizeof(err)) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
 	}
 	r = xmalloc(sizeof(*r));
@@ -147,12 +148,12 @@ rpc_retire(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY;
 	reply->retire_reply = rr;
 	if (r == -1)
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 	else if (n == 0)
-		dispatch_error(reply, CAROTATE__V1__STATUS__OK,
+		reply_error(reply, CAROTATE__V1__STATUS__OK,
 		    "nothing to retire: the trust bundle holds no CA besides the active one");
 	else
-		dispatch_error(reply, CAROTATE__V1__STATUS__OK, "%s %zu CA%s%s",
+		reply_error(reply, CAROTATE__V1__STATUS__OK, "%s %zu CA%s%s",
 		    dry ? "would retire" : "retired", n, n == 1 ? "" : "s",
 		    dry ? " (dry run: nothing changed)"
 		        : "; agents receive the smaller bundle at their next check-in");

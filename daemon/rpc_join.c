@@ -16,6 +16,7 @@
 #include "agents.h"
 #include "carotated.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "ledger.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -70,7 +71,7 @@ rpc_join_token_create(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__JoinTokenCreateRequest *q = req->join_token_create;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint8_t raw[JOIN_ID_BYTES + JOIN_SECRET_BYTES];
 	char token[JOIN_TOKEN_LEN + 1];
 	Carotate__V1__JoinTokenCreateReply *r;
@@ -80,8 +81,8 @@ rpc_join_token_create(
 	time_t now = time(NULL);
 
 	if (q->uses > JOIN_MAX_USES || q->ttl > JOIN_MAX_TTL ||
-	    !rpc_text_ok(q->description, 0, LEDGER_MAX_JOIN_DESC)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	    !reply_text_ok(q->description, 0, LEDGER_MAX_JOIN_DESC)) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "a join token allows 1 to %u uses, lives 1 second to 365 days, and its "
 		    "description is at most %d printable characters",
 		    JOIN_MAX_USES, LEDGER_MAX_JOIN_DESC);
@@ -107,7 +108,7 @@ rpc_join_token_create(
 		res = ledger_end(l, ledger_join_create(l, &j));
 	if (res != LEDGER_OK) {
 		OPENSSL_cleanse(token, sizeof(token));
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
 		return;
 	}
 	log_info("join token %s created by uid %ld: %u uses, expires at %lld", j.id,
@@ -141,8 +142,8 @@ rpc_join_token_list(
 	r->now = time(NULL);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY;
 	reply->join_token_list_reply = r;
-	if (ledger_join_list(agents_ledger(ctx->cd), rpc_join_listed, r) == -1)
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+	if (ledger_join_list(ctx->cd->ledger, rpc_join_listed, r) == -1)
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 }
 
 void
@@ -150,12 +151,12 @@ rpc_join_token_revoke(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const char *id = req->join_token_revoke->id;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	Carotate__V1__JoinTokenRevokeReply *r;
 	enum ledger_result res = LEDGER_ERROR;
 
 	if (!rpc_join_id_ok(id)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "a join token id is %d lower-case hex digits (see join-token list)",
 		    LEDGER_JOIN_ID_LEN);
 		return;
@@ -163,11 +164,11 @@ rpc_join_token_revoke(
 	if (ledger_begin(l) == 0)
 		res = ledger_end(l, ledger_join_revoke(l, id));
 	if (res == LEDGER_NOT_FOUND) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no join token %s", id);
+		reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no join token %s", id);
 		return;
 	}
 	if (res != LEDGER_OK) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
 		return;
 	}
 	log_info(

@@ -9,6 +9,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "ledger.h"
 #include "log.h"
 #include "worker.h"
@@ -29,33 +30,11 @@ rpc_percent(uint64_t part, uint64_t whole)
 	return whole == 0 ? 0 : (uint32_t)(part * 100 / whole);
 }
 
-Carotate__V1__PendingAgent *
-rpc_pending_agent(const char *id, int64_t last_seen, int delivered)
-{
-	Carotate__V1__PendingAgent *p = xmalloc(sizeof(*p));
-
-	carotate__v1__pending_agent__init(p);
-	p->id = xstrdup(id);
-	p->last_seen = last_seen;
-	p->delivered = delivered;
-	return p;
-}
-
-int
-rpc_text_ok(const char *s, size_t min, size_t max)
-{
-	size_t i, n = strlen(s);
-
-	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
-		;
-	return i == n && n >= min && n <= max;
-}
-
 static void
 rpc_report_pending(const char *id, int64_t last_seen, int delivered, void *arg)
 {
 	Carotate__V1__ReportReply *r = arg;
-	Carotate__V1__PendingAgent *p = rpc_pending_agent(id, last_seen, delivered);
+	Carotate__V1__PendingAgent *p = reply_pending_agent(id, last_seen, delivered);
 
 	r->pending_agents =
 	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
@@ -81,7 +60,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 {
 	const Carotate__V1__ReportRequest *q = req->report;
 	const struct config *conf = ctx->cd->conf;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	uint64_t window = q->active_within != 0 ? q->active_within : conf->active_within;
 	uint32_t limit = q->limit != 0 ? q->limit : REPORT_DEFAULT_LIMIT;
 	Carotate__V1__ReportReply *r;
@@ -89,7 +68,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	time_t now = time(NULL);
 
 	if (window > REPORT_MAX_WINDOW || limit > REPORT_MAX_LIMIT) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the active window is at most 3650 days and a page at most %d agents",
 		    REPORT_MAX_LIMIT);
 		return;
@@ -99,8 +78,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	carotate__v1__report_reply__init(r);
 	r->now = now;
 	r->active_within = window;
-	r->staged_ca = xstrdup(agents_staged_ca(ctx->cd));
-	r->bundle_id = xstrdup(agents_bundle_id(ctx->cd));
+	r->staged_ca = xstrdup(ctx->cd->staged_ca);
+	r->bundle_id = xstrdup(ctx->cd->bundle_id);
 	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
 	r->linked = c.linked;
 	r->active = c.active;
@@ -119,10 +98,10 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
 	reply->report_reply = r;
 	if (r->staged_ca[0] == '\0' && ledger_holdings(l, now, window, rpc_report_holding, r) == -1)
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 	else if (q->pending &&
 	         ledger_pending(l, now, window, q->offset, limit, rpc_report_pending, r) == -1)
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 }
 
 /* Answers with the agent as the ledger now has it. */
@@ -133,7 +112,7 @@ rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply,
 	struct ledger_agent info;
 
 	if (ledger_get(l, id, &info) != LEDGER_OK) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
 		return;
 	}
 	a = xmalloc(sizeof(*a));
@@ -155,16 +134,16 @@ static void
 rpc_exclusion(
     struct rpc_ctx *ctx, const char *id, const char *reason, Carotate__V1__Response *reply)
 {
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 
 	if (!worker_valid_agent_id(id, strlen(id))) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
 		return;
 	}
-	if (reason != NULL && !rpc_text_ok(reason, 1, LEDGER_MAX_REASON)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	if (reason != NULL && !reply_text_ok(reason, 1, LEDGER_MAX_REASON)) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "a reason is required: 1 to %d printable characters", LEDGER_MAX_REASON);
 		return;
 	}
@@ -173,12 +152,12 @@ rpc_exclusion(
 		    l, reason != NULL ? ledger_exclude(l, id, reason) : ledger_include(l, id));
 	}
 	if (r == LEDGER_UNKNOWN_AGENT) {
-		dispatch_error(
+		reply_error(
 		    reply, CAROTATE__V1__STATUS__NOT_FOUND, "no agent %s in the ledger", id);
 		return;
 	}
 	if (r != LEDGER_OK) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
 		return;
 	}
 	log_info("agent %s %s by uid %ld%s%s", id, reason != NULL ? "excluded" : "included",
@@ -205,7 +184,7 @@ void
 rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__ForgetRequest *q = req->forget;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 	Carotate__V1__ForgetReply *f;
 	uint64_t n = 0;
@@ -213,7 +192,7 @@ rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 
 	if (one ? !worker_valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
 	        : q->agent[0] != '\0' || q->older_than == 0 || q->older_than > REPORT_MAX_WINDOW) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "forget takes an agent id (1 to %d of A-Z a-z 0-9 . _ -), or never_confirmed "
 		    "with older_than from 1 second to 3650 days",
 		    LEDGER_MAX_AGENT_ID);
@@ -229,12 +208,12 @@ rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		r = ledger_end(l, r);
 	}
 	if (r == LEDGER_UNKNOWN_AGENT) {
-		dispatch_error(
+		reply_error(
 		    reply, CAROTATE__V1__STATUS__NOT_FOUND, "no agent %s in the ledger", q->agent);
 		return;
 	}
 	if (r != LEDGER_OK) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
 		return;
 	}
 	log_info("%llu agent(s) forgotten by uid %ld%s%s", (unsigned long long)n,

@@ -9,7 +9,7 @@
  *
  * A swap itself is synchronous (a few renames and fsyncs); the reload and the
  * check run off the event loop, so the call is answered later
- * (control_defer) and holds the exclusive slot until then.
+ * (op_defer) and holds the exclusive slot until then.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,10 +24,12 @@
 #include "backups.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "clock.h"
 #include "config.h"
-#include "control.h"
+#include "op.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fault.h"
 #include "ledger.h"
 #include "log.h"
@@ -110,7 +112,7 @@ static void
 rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
 {
 	Carotate__V1__RotateReply *r = arg;
-	Carotate__V1__PendingAgent *p = rpc_pending_agent(id, last_seen, delivered);
+	Carotate__V1__PendingAgent *p = reply_pending_agent(id, last_seen, delivered);
 
 	r->pending_agents =
 	    xreallocarray(r->pending_agents, r->n_pending_agents + 1, sizeof(*r->pending_agents));
@@ -127,7 +129,7 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
     Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
-	struct ledger *l = agents_ledger(ctx->cd);
+	struct ledger *l = ctx->cd->ledger;
 	struct ledger_counts c;
 	time_t now = time(NULL);
 	uint64_t days = conf->active_within / 86400;
@@ -152,20 +154,20 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 		return 0;
 	}
 	if (c.active == 0 && c.excluded > 0 && c.linked == c.excluded)
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "every agent is excluded (%llu of %llu): none is left to acknowledge the "
 		    "staged CA (carotatectl include AGENT counts one again; rotate --force "
 		    "--reason "
 		    "TEXT rotates anyway)",
 		    (unsigned long long)c.excluded, (unsigned long long)c.linked);
 	else if (c.active == 0)
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "no agent has checked in within %llu%s: is the agent endpoint wired? "
 		    "(rotate --force --reason TEXT rotates anyway)",
 		    (unsigned long long)(days > 0 ? days : conf->active_within),
 		    days > 0 ? "d" : "s");
 	else
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "only %llu of %llu active agents (%u %%) %s the staged CA; %llu pending: "
 		    "rotating now could cut them off (rotate --force --reason TEXT rotates anyway)",
 		    (unsigned long long)r->confirmed, (unsigned long long)c.active,
@@ -200,7 +202,7 @@ rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	char counted[PKI_SHA256_HEX];
 
 	if (q->expect_ca[0] != '\0' && strcmp(q->expect_ca, staged) != 0) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "the staged CA in %s/%s is %s, not the expected %s: nothing changed (see "
 		    "carotatectl status)",
 		    conf->ssl_dir, SSLDIR_STAGING, staged, q->expect_ca);
@@ -209,14 +211,14 @@ rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	/* With no active set there is no gate: nobody can be cut off. */
 	if (r->before == NULL)
 		return 0;
-	snprintf(counted, sizeof(counted), "%s", agents_staged_ca(ctx->cd));
+	snprintf(counted, sizeof(counted), "%s", ctx->cd->staged_ca);
 	if (strcmp(counted, staged) == 0)
 		return 0;
 	log_warnx("rotate: %s/%s holds CA %s, but the gate counted %s: it changed without "
 	          "carotatectl or a SIGHUP; counting the new CA from now",
 	    conf->ssl_dir, SSLDIR_STAGING, staged, counted[0] != '\0' ? counted : "none");
 	agents_refresh(ctx->cd);
-	dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 	    "the staged set in %s/%s was replaced outside carotatectl (its CA is %s; the gate "
 	    "counted %s): nothing changed. Agents must now acknowledge the new CA: carotated "
 	    "counts it from now (see carotatectl report)",
@@ -236,39 +238,39 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	int saved, rc;
 
 	if (q->force && q->reason[0] == '\0') {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--force needs --reason: say why the gate is overridden");
 		return;
 	}
 	/* It goes into manifests, logs and the audit trail: one printable line. */
-	if (!rpc_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
 		return;
 	}
 	if (q->expect_ca[0] != '\0' && !rotate_sha_ok(q->expect_ca)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;
 	}
 	r = rotate_reply_new();
 	r->dry_run = q->dry_run;
-	r->before = rpc_describe_set(conf, 0, now, &ca);
+	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
-	r->after = rpc_describe_set(conf, 1, now, &ca);
+	r->after = certset_describe(conf, 1, now, &ca);
 	saved = errno;
 	X509_free(ca);
 	rotate_attach(reply, "rotate", r);
 	/* A set that cannot be read is not called incomplete: the reason is given. */
 	if (r->after == NULL && saved != ENOENT) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "cannot read the staged set in %s/%s: %s", conf->ssl_dir, SSLDIR_STAGING,
 		    strerror(saved));
 		return;
 	}
 	if (r->after == NULL || r->after->server == NULL || r->after->ca == NULL ||
 	    !r->after->key_present) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "the staged set in %s/%s is incomplete%s%s%s: stage it again", conf->ssl_dir,
 		    SSLDIR_STAGING, r->after != NULL && r->after->n_problems > 0 ? " (" : "",
 		    r->after != NULL && r->after->n_problems > 0 ? r->after->problems[0] : "",
@@ -276,14 +278,14 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		return;
 	}
 	if (r->after->n_problems > 0 && !q->force) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 		    "the staged set is not sound: %s", r->after->problems[0]);
 		return;
 	}
 	if (rotate_counted(ctx, q, r, reply) == -1 || rotate_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__OK,
+		reply_error(reply, CAROTATE__V1__STATUS__OK,
 		    "dry run: the staged set would go live%s%s",
 		    r->before != NULL ? ""
 		                      : " (no "
@@ -300,7 +302,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		log_warnx("rotate: %s", op->failure);
 		if (rc == SWAP_STALE)
 			agents_refresh(ctx->cd);
-		dispatch_error(reply,
+		reply_error(reply,
 		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		                     : CAROTATE__V1__STATUS__INTERNAL,
 		    "%s", op->failure);
@@ -324,30 +326,30 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	X509 *ca;
 
 	if (q->force && q->reason[0] == '\0') {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--force needs --reason: say why agents may be cut off");
 		return;
 	}
-	if (!rpc_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
 		return;
 	}
 	if (q->latest == (q->backup[0] != '\0')) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "name one backup, or ask for the latest");
 		return;
 	}
 	if (q->latest) {
 		if (backups_latest(conf, id, err, sizeof(err)) == -1) {
-			dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
+			reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
 		log_info(
 		    "restore --latest: %s (the newest backup but those of rolled-back sets)", id);
 	} else if (!backup_id_valid(q->backup)) {
 		/* Never echoed: it may be anything. */
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "not a backup id: backups are named certs-YYYYMMDD-HHMMSS[-N] (see "
 		    "carotatectl backups)");
 		return;
@@ -356,33 +358,32 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	r = rotate_reply_new();
 	r->dry_run = q->dry_run;
 	r->restored = xstrdup(id);
-	r->before = rpc_describe_set(conf, 0, now, &ca);
+	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
-	r->after = rpc_describe_backup(conf, id, now, &ca);
+	r->after = certset_describe_backup(conf, id, now, &ca);
 	X509_free(ca);
 	rotate_attach(reply, "restore", r);
 	if (r->after == NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no backup %s in %s", id,
+		reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no backup %s in %s", id,
 		    conf->ssl_dir);
 		return;
 	}
 	if (backups_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
 		    r->after->server == NULL ? "the backup has no server certificate" : err);
 		return;
 	}
 	if (restore_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
-		dispatch_error(
-		    reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
+		reply_error(reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
 		return;
 	}
 	op = swap_op_new("restore", reply);
 	if (swap_restore(conf, id, now, op->backup, sizeof(op->backup), op->failure,
 	        sizeof(op->failure)) == -1) {
 		log_warnx("restore: %s", op->failure);
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
 		swap_op_free(op);
 		return;
 	}
@@ -409,7 +410,7 @@ restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
 	int trusted = 0;
 
 	if (bundle_derive(conf, time(NULL), &b, err, sizeof(err)) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "cannot derive the trust bundle: %s", err);
 		return -1;
 	}
@@ -424,7 +425,7 @@ restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
 		    r->restored, ca, q->reason);
 		return 0;
 	}
-	dispatch_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
 	    "%s%s holds CA %s, which is not in the trust bundle agents hold (retired, or older "
 	    "than [bundle] retention): restoring it would cut them off (restore --force "
 	    "--reason TEXT restores anyway)",
@@ -458,8 +459,8 @@ static void
 swap_op_start(struct rpc_ctx *ctx, struct swap_op *op)
 {
 	op->cd = ctx->cd;
-	op->pending = control_defer(ctx);
-	op->audit = control_pending_take_audit(op->pending);
+	op->pending = op_defer(ctx);
+	op->audit = op_take_audit(ctx->cd, op->pending);
 	op->reply->backup = xstrdup(op->backup);
 	swap_running = op;
 	swap_op_note(op);
@@ -627,7 +628,7 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 static void
 swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, ...)
 {
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__RotateReply *r = op->reply;
 	const struct config *conf = op->cd->conf;
 	time_t now = time(NULL);
@@ -649,13 +650,13 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	va_end(ap);
 	if (r->after != NULL)
 		protobuf_c_message_free_unpacked(&r->after->base, NULL);
-	r->after = rpc_describe_set(conf, 0, now, &ca);
+	r->after = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
 	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
 		r->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
 	bundle_clear(&b);
 	agents_check_canary(op->cd);
-	dispatch_error(reply, status, "%s", msg);
+	reply_error(reply, status, "%s", msg);
 	rotate_attach(reply, op->call, r);
 	op->reply = NULL;
 	audit_call_end(op->audit, reply);
@@ -663,13 +664,9 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	/* Recorded: nothing is left for a next start to finish. */
 	if (swap_pending_remove(conf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
-	if (op->pending != NULL)
-		control_complete(op->pending, reply);
-	else
-		dispatch_reply_free(reply);
 	swap_running = NULL;
 	op->cd->resuming = 0;
-	dispatch_done(op->cd);
+	op_finish(op->cd, op->pending, reply);
 	swap_op_free(op);
 }
 
@@ -700,13 +697,13 @@ rpc_rotate_abandon(void)
 	          "audits it",
 	    op->call);
 	if (op->pending != NULL) {
-		reply = dispatch_reply_new();
-		dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		reply = reply_new();
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "%s: carotated is stopping before the proxy check ended; the set on disk "
 		    "changed (backup %s), and the next start reloads, checks (rolls back if "
 		    "need be) and audits it",
 		    op->call, op->backup[0] != '\0' ? op->backup : "none");
-		control_complete(op->pending, reply);
+		op_complete(op->cd, op->pending, reply);
 	}
 	swap_op_free(op);
 }

@@ -20,9 +20,11 @@
 #include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "config.h"
-#include "control.h"
+#include "op.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fault.h"
 #include "fsx.h"
 #include "internal.pb-c.h"
@@ -119,7 +121,7 @@ stage_refuse(Carotate__V1__Response *reply, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", msg);
+	reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", msg);
 	return -1;
 }
 
@@ -288,7 +290,7 @@ stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeou
 	if (sandbox_ids(ctx->cd->conf->agents_user, ctx->cd->privileged, &ids, err, sizeof(err)) ==
 	    -1) {
 		log_warnx("%s: %s: certificate jobs run as that user", op->call, err);
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "cannot start the %s job: %s (certificate jobs run as [agents] user)", op->call,
 		    err);
 		return -1;
@@ -296,11 +298,11 @@ stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeou
 	ids.may_fork = !op->install;
 	if (job_fork_confined(ctx->cd->base, op->call, fn, op, &ids, timeout, STAGE_MAX_MATERIAL,
 	        stage_job_done, op) == NULL) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
 		    op->call, strerror(errno));
 		return -1;
 	}
-	op->pending = control_defer(ctx);
+	op->pending = op_defer(ctx);
 	stage_running = op;
 	return 0;
 }
@@ -342,7 +344,7 @@ rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 
 	for (i = 0; i < 4; i++)
 		if (fields[i]->len > PKI_MAX_INPUT) {
-			dispatch_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 			    "%s: file too large (%zu bytes, limit %d)", names[i], fields[i]->len,
 			    PKI_MAX_INPUT);
 			return;
@@ -528,7 +530,7 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 {
 	struct stage_op *op = arg;
 	const struct config *conf = op->cd->conf;
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__StageReply *sr = op->reply;
 	time_t now = time(NULL);
 	struct bundle b;
@@ -549,7 +551,7 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 	}
 	agents_check_canary(op->cd);
 	if (op->kept_as == NULL) {
-		sr->staged = rpc_describe_set(conf, 1, now, &ca);
+		sr->staged = certset_describe(conf, 1, now, &ca);
 		X509_free(ca);
 	} else
 		sr->kept_as = xstrdup(op->kept_as);
@@ -572,14 +574,14 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 static void
 stage_fail(struct stage_op *op, Carotate__V1__Status status, const char *fmt, ...)
 {
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	va_list ap;
 	char msg[1024];
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	dispatch_error(reply, status, "%s", msg);
+	reply_error(reply, status, "%s", msg);
 	stage_finish(op, reply);
 }
 
@@ -589,11 +591,7 @@ stage_finish(struct stage_op *op, Carotate__V1__Response *reply)
 {
 	if (stage_running == op)
 		stage_running = NULL;
-	if (op->pending != NULL)
-		control_complete(op->pending, reply);
-	else
-		dispatch_reply_free(reply);
-	dispatch_done(op->cd);
+	op_finish(op->cd, op->pending, reply);
 	stage_op_free(op);
 }
 
@@ -609,8 +607,8 @@ rpc_stage_abandon(void)
 
 	if (stage_running == NULL)
 		return;
-	reply = dispatch_reply_new();
-	dispatch_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+	reply = reply_new();
+	reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 	    "%s: interrupted: carotated is shutting down", stage_running->call);
 	stage_finish(stage_running, reply);
 }
@@ -632,7 +630,7 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		staged[0] = '\0';
 	}
 	if (ssldir_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
 	}
 	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
@@ -657,6 +655,6 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	op->kept_as = xstrdup(kept);
 	op->reply = xmalloc(sizeof(*op->reply));
 	carotate__v1__stage_reply__init(op->reply);
-	op->pending = control_defer(ctx);
+	op->pending = op_defer(ctx);
 	stage_reload(op);
 }

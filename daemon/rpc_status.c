@@ -10,151 +10,16 @@
 #include "agents.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certset.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "xmalloc.h"
-
-static Carotate__V1__CertInfo *rpc_status_cert(STACK_OF(X509) **, const char *, const uint8_t *,
-    size_t, int, X509 **, Carotate__V1__CertSet *);
-static void rpc_status_problem(Carotate__V1__CertSet *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void rpc_status_check(
-    Carotate__V1__CertSet *, X509 *ca, X509 *leaf, STACK_OF(X509) * chain, time_t now);
-
-static void
-rpc_status_problem(Carotate__V1__CertSet *set, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		fatalx("%s: out of memory", __func__);
-	va_end(ap);
-	set->problems = xreallocarray(set->problems, set->n_problems + 1, sizeof(char *));
-	set->problems[set->n_problems++] = s;
-}
-
-/*
- * Describes the first certificate of one file; *first keeps it and, when rest is
- * not NULL, *rest the certificates after it (caller frees both).
- * A missing or unreadable file becomes a problem of the set, not an error.
- */
-static Carotate__V1__CertInfo *
-rpc_status_cert(STACK_OF(X509) * *rest, const char *name, const uint8_t *buf, size_t len, int err,
-    X509 **first, Carotate__V1__CertSet *set)
-{
-	Carotate__V1__CertInfo *info;
-	STACK_OF(X509) * certs;
-	char why[128];
-
-	*first = NULL;
-	if (err != 0) {
-		rpc_status_problem(
-		    set, "%s: %s", name, err == EINVAL ? "not a regular file" : strerror(err));
-		return NULL;
-	}
-	if ((certs = pki_certs_from_pem(buf, len, why, sizeof(why))) == NULL) {
-		rpc_status_problem(set, "%s: %s", name, why);
-		return NULL;
-	}
-	*first = sk_X509_shift(certs);
-	if (rest != NULL)
-		*rest = certs;
-	else
-		sk_X509_pop_free(certs, X509_free);
-	info = xmalloc(sizeof(*info));
-	carotate__v1__cert_info__init(info);
-	pki_describe(*first, info);
-	return info;
-}
-
-/* Problems an operator must hear about: expiry, a server certificate the CA did not sign. */
-static void
-rpc_status_check(
-    Carotate__V1__CertSet *set, X509 *ca, X509 *leaf, STACK_OF(X509) * chain, time_t now)
-{
-	if (set->ca != NULL && set->ca->not_after <= now)
-		rpc_status_problem(set, "CA certificate expired");
-	if (set->server != NULL && set->server->not_after <= now)
-		rpc_status_problem(set, "server certificate expired");
-	if (ca != NULL && leaf != NULL && !pki_chains_to(leaf, chain, ca))
-		rpc_status_problem(set, "server certificate does not chain to this CA");
-	if (set->key_present == 0)
-		rpc_status_problem(set, "private key missing or not a regular file");
-}
-
-/* The set in directory dfd; NULL when none of its files is there, unless empty_ok. */
-static Carotate__V1__CertSet *
-rpc_describe_fd(const struct config *conf, int dfd, int empty_ok, time_t now, X509 **ca_out)
-{
-	Carotate__V1__CertSet *set;
-	struct ssldir_set files;
-	STACK_OF(X509) *chain = NULL;
-	X509 *leaf = NULL;
-
-	*ca_out = NULL;
-	ssldir_read_set(conf, dfd, &files);
-	if (!empty_ok && !ssldir_set_present(&files)) {
-		ssldir_set_clear(&files);
-		return NULL;
-	}
-	set = xmalloc(sizeof(*set));
-	carotate__v1__cert_set__init(set);
-	set->key_present = files.key_errno == 0;
-	set->origin = xstrdup(files.origin);
-	set->created = files.created;
-	set->ca = rpc_status_cert(
-	    NULL, conf->ssl_ca, files.ca, files.ca_len, files.ca_errno, ca_out, set);
-	set->server = rpc_status_cert(
-	    &chain, conf->ssl_cert, files.cert, files.cert_len, files.cert_errno, &leaf, set);
-	if (set->server != NULL)
-		set->server_days_left = (set->server->not_after - (int64_t)now) / 86400;
-	rpc_status_check(set, *ca_out, leaf, chain, now);
-	X509_free(leaf);
-	sk_X509_pop_free(chain, X509_free);
-	ssldir_set_clear(&files);
-	return set;
-}
-
-/* The set in the SSL directory (or its staging directory); NULL when there is none. */
-Carotate__V1__CertSet *
-rpc_describe_set(const struct config *conf, int staged, time_t now, X509 **ca_out)
-{
-	Carotate__V1__CertSet *set;
-	int dfd;
-
-	*ca_out = NULL;
-	if ((dfd = ssldir_open(conf, staged)) == -1)
-		return NULL;
-	/* An empty new/ is still a staged set: an incomplete one, and status says so. */
-	set = rpc_describe_fd(conf, dfd, staged, now, ca_out);
-	close(dfd);
-	return set;
-}
-
-/* The set kept in backup directory id (an exact name, checked by the caller); NULL when none. */
-Carotate__V1__CertSet *
-rpc_describe_backup(const struct config *conf, const char *id, time_t now, X509 **ca_out)
-{
-	Carotate__V1__CertSet *set = NULL;
-	int dfd, bfd;
-
-	*ca_out = NULL;
-	if ((dfd = ssldir_open(conf, 0)) == -1)
-		return NULL;
-	if ((bfd = fsx_open_dir(dfd, id)) != -1) {
-		set = rpc_describe_fd(conf, bfd, 0, now, ca_out);
-		close(bfd);
-	}
-	close(dfd);
-	return set;
-}
 
 /*
  * The sets and the bundle as the last status call saw them. Building them
@@ -232,10 +97,10 @@ rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t
 		    &carotate__v1__bundle__descriptor, &rpc_status_cache.bundle);
 		return;
 	}
-	st->active = rpc_describe_set(conf, 0, now, &ca);
+	st->active = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
 	if (st->phase == CAROTATE__V1__PHASE__PHASE_STAGED) {
-		st->staged = rpc_describe_set(conf, 1, now, &ca);
+		st->staged = certset_describe(conf, 1, now, &ca);
 		X509_free(ca);
 	}
 	if (bundle_derive(conf, now, &bundle, err, sizeof(err)) == 0)
@@ -296,7 +161,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	int dfd;
 
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
-		dispatch_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
 		    "cannot open the SSL directory %s: %s", conf->ssl_dir, strerror(errno));
 		return;
 	}

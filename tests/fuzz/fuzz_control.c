@@ -233,19 +233,21 @@ fuzz_reset(int staged)
 	}
 	fuzz_path(from, sizeof(from), fuzz_tmpl[staged], "state/" LEDGER_FILE);
 	if (!fuzz_ledger_open) {
-		if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
-			fuzz_fail("agents_init: %s", err);
+		if ((fuzz_cd.ledger = ledger_open(fuzz_cd.conf->state_dir, err, sizeof(err))) ==
+		        NULL ||
+		    agents_init(&fuzz_cd, err, sizeof(err)) == -1)
+			fuzz_fail("ledger_open, agents_init: %s", err);
 		fuzz_ledger_open = 1;
 	} else {
-		if (ledger_fuzz_restore(agents_ledger(&fuzz_cd), from, err, sizeof(err)) == -1)
+		if (ledger_fuzz_restore(fuzz_cd.ledger, from, err, sizeof(err)) == -1)
 			fuzz_fail("%s", err);
 		if (files) {
 			agents_refresh(&fuzz_cd);
 		} else {
 			/* What agents_refresh would set, from the files it read last. */
-			ca = agents_staged_ca(&fuzz_cd);
-			bundle = agents_bundle_id(&fuzz_cd);
-			if (ledger_set_target(agents_ledger(&fuzz_cd), ca[0] != '\0' ? ca : NULL,
+			ca = fuzz_cd.staged_ca;
+			bundle = fuzz_cd.bundle_id;
+			if (ledger_set_target(fuzz_cd.ledger, ca[0] != '\0' ? ca : NULL,
 			        bundle[0] != '\0' ? bundle : NULL) == -1)
 				fuzz_fail("ledger_set_target after a restore");
 		}
@@ -442,10 +444,13 @@ fuzz_make_state(const char *dir, const char *confpath)
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
 		fuzz_fail("bundle_publish: %s", err);
 	bundle_clear(&b);
-	if (agents_init(&fuzz_cd, err, sizeof(err)) == -1)
-		fuzz_fail("agents_init: %s", err);
+	if ((fuzz_cd.ledger = ledger_open(fuzz_cd.conf->state_dir, err, sizeof(err))) == NULL ||
+	    agents_init(&fuzz_cd, err, sizeof(err)) == -1)
+		fuzz_fail("ledger_open, agents_init: %s", err);
 	fuzz_link_agents();
 	agents_stop(&fuzz_cd);
+	ledger_close(fuzz_cd.ledger);
+	fuzz_cd.ledger = NULL;
 	fuzz_copytree(fuzz_live, fuzz_tmpl[0]);
 	fuzz_stage(conf, "fuzz-c");
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
@@ -491,13 +496,13 @@ fuzz_link_agents(void)
 	unsigned int n;
 	size_t i;
 
-	if (ledger_begin(agents_ledger(&fuzz_cd)) == -1)
+	if (ledger_begin(fuzz_cd.ledger) == -1)
 		fuzz_fail("ledger_begin");
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		EVP_Digest(ids[i], strlen(ids[i]), hash, &n, EVP_sha256(), NULL);
-		if (ledger_link(agents_ledger(&fuzz_cd), ids[i], hash, time(NULL)) != LEDGER_OK)
+		if (ledger_link(fuzz_cd.ledger, ids[i], hash, time(NULL)) != LEDGER_OK)
 			fuzz_fail("ledger_link %s", ids[i]);
 	}
-	if (ledger_commit(agents_ledger(&fuzz_cd)) == -1)
+	if (ledger_commit(fuzz_cd.ledger) == -1)
 		fuzz_fail("ledger_commit");
 }

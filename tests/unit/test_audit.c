@@ -28,6 +28,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 #include "fixture.h"
 #include "ledger.h"
 #include "log.h"
@@ -61,8 +62,8 @@ newest(void)
 {
 	struct page p = { .n = 0 };
 
-	assert_non_null(agents_ledger(&cd));
-	assert_int_equal(ledger_audit_list(agents_ledger(&cd), 0, 1, collect, &p), 0);
+	assert_non_null(cd.ledger);
+	assert_int_equal(ledger_audit_list(cd.ledger, 0, 1, collect, &p), 0);
 	assert_int_equal(p.n, 1);
 	return p.recs[0];
 }
@@ -73,7 +74,7 @@ older(uint64_t offset)
 {
 	struct page p = { .n = 0 };
 
-	assert_int_equal(ledger_audit_list(agents_ledger(&cd), offset, 1, collect, &p), 0);
+	assert_int_equal(ledger_audit_list(cd.ledger, offset, 1, collect, &p), 0);
 	assert_int_equal(p.n, 1);
 	return p.recs[0];
 }
@@ -83,7 +84,7 @@ count(void)
 {
 	uint64_t n;
 
-	assert_int_equal(ledger_audit_count(agents_ledger(&cd), &n), 0);
+	assert_int_equal(ledger_audit_count(cd.ledger, &n), 0);
 	return n;
 }
 
@@ -101,13 +102,13 @@ call(const Carotate__V1__Request *req, enum acl_role role, Carotate__V1__Phase p
 {
 	struct acl_peer peer = { .uid = getuid(), .pid = 4242 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role, .phase = phase };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__Status st;
 
 	dispatch_request(&ctx, req, reply);
 	assert_null(ctx.audit);
 	st = reply->status;
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	return st;
 }
 
@@ -124,7 +125,7 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	agents_stop(&cd);
+	ledger_close(cd.ledger);
 	config_free(cd.conf);
 	return fixture_remove(&fx);
 }
@@ -304,13 +305,13 @@ test_held_until_open(void **state)
 	struct ledger_audit a;
 	char err[512], fp[LEDGER_AUDIT_MAX_STATE + 1];
 
-	assert_null(agents_ledger(&cd));
+	assert_null(cd.ledger);
 	audit_event(
 	    &cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL, "swap %s finished", "rotate");
 	audit_event(
 	    &cd, "recover", CAROTATE__V1__STATUS__INTERNAL, "active=x/y staged=-", NULL, "second");
-	if (agents_init(&cd, err, sizeof(err)) == -1)
-		fail_msg("agents_init: %s", err);
+	if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL)
+		fail_msg("ledger_open: %s", err);
 	audit_start(&cd);
 	assert_int_equal(count(), 2);
 	a = newest();
@@ -322,7 +323,7 @@ test_held_until_open(void **state)
 	{
 		struct page p = { .n = 0 };
 
-		assert_int_equal(ledger_audit_list(agents_ledger(&cd), 1, 1, collect, &p), 0);
+		assert_int_equal(ledger_audit_list(cd.ledger, 1, 1, collect, &p), 0);
 		a = p.recs[0];
 	}
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
@@ -415,7 +416,7 @@ test_reads_not_recorded(void **state)
 	req.audit = &au;
 	au.limit = 2;
 	au.verify = 1;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_request(&ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
 	assert_int_equal(reply->result_case, CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY);
@@ -428,13 +429,13 @@ test_reads_not_recorded(void **state)
 	assert_true(reply->audit_reply->verify);
 	assert_true(reply->audit_reply->intact);
 	assert_int_equal(reply->audit_reply->broken_at, 0);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 
 	au.limit = 1001;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_request(&ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__INVALID_ARGUMENT);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	assert_int_equal(count(), n);
 }
 
@@ -452,7 +453,7 @@ stage_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V
 	r->verified = 1;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
 	reply->rotate_reply = r;
-	dispatch_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
+	reply_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
 }
 
 static void
@@ -476,7 +477,7 @@ test_new_admin_entry(void **state)
 	struct acl_peer peer = { .uid = 0, .pid = 77 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_ADMIN };
 	char before[LEDGER_AUDIT_MAX_STATE + 1], after[LEDGER_AUDIT_MAX_STATE + 1];
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	struct ledger_audit a;
 	uint64_t n = count();
 
@@ -488,7 +489,7 @@ test_new_admin_entry(void **state)
 	ro.reason = (char *)"drill";
 	dispatch_run(table, 2, &ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	audit_fingerprint(cd.conf, after, sizeof(after));
 	assert_string_not_equal(before, after);
 	assert_int_equal(count(), n + 1);
@@ -505,9 +506,9 @@ test_new_admin_entry(void **state)
 
 	req.call_case = CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS;
 	req.list_backups = &lb;
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	dispatch_run(table, 2, &ctx, &req, reply);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	assert_int_equal(count(), n + 1);
 }
 
@@ -547,12 +548,12 @@ call_as(const Carotate__V1__Request *req, uid_t uid, enum acl_role role)
 {
 	struct acl_peer peer = { .uid = uid, .pid = 77 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__Status st;
 
 	dispatch_request(&ctx, req, reply);
 	st = reply->status;
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	return st;
 }
 
@@ -572,8 +573,7 @@ refusals_since(uint64_t after, uid_t uid, const char *call)
 
 	for (seq = count(); seq > after; seq--) {
 		p.n = 0;
-		assert_int_equal(
-		    ledger_audit_list(agents_ledger(&cd), count() - seq, 1, collect, &p), 0);
+		assert_int_equal(ledger_audit_list(cd.ledger, count() - seq, 1, collect, &p), 0);
 		for (i = 0; i < p.n && i < 8; i++)
 			if (p.recs[i].uid == uid && strcmp(p.recs[i].call, call) == 0)
 				total += audit_count(p.recs[i].detail);
@@ -682,7 +682,7 @@ test_chain_intact(void **state)
 	char problem[512];
 	uint64_t at;
 
-	assert_int_equal(ledger_audit_verify(agents_ledger(&cd), &at, problem, sizeof(problem)), 1);
+	assert_int_equal(ledger_audit_verify(cd.ledger, &at, problem, sizeof(problem)), 1);
 	assert_int_equal(count(), 8 + 11) /* 11: test_refusals_coalesced */;
 }
 

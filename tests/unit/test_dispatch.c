@@ -15,6 +15,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "reply.h"
 
 static char ssl_dir[] = "/tmp/carotate-test-dispatch-XXXXXX";
 static struct config conf;
@@ -53,7 +54,7 @@ run(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phas
 	Carotate__V1__StatusRequest body = CAROTATE__V1__STATUS_REQUEST__INIT;
 	struct acl_peer peer = { .uid = 1234, .pid = 1 };
 	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role, .phase = phase };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__Status status;
 
 	req.version = 1;
@@ -71,7 +72,7 @@ run(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1__Phas
 		assert_string_equal(reply->status_reply->ssl_dir, ssl_dir);
 		assert_null(reply->status_reply->active);
 	}
-	dispatch_reply_free(reply);
+	reply_free(reply);
 	return status;
 }
 
@@ -212,7 +213,7 @@ test_checks_before_handler(void **state)
 	req.version = 1;
 	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		Carotate__V1__Response *reply = dispatch_reply_new();
+		Carotate__V1__Response *reply = reply_new();
 
 		handler_calls = 0;
 		ctx.role = cases[i].role;
@@ -222,14 +223,14 @@ test_checks_before_handler(void **state)
 		assert_int_equal(handler_calls, cases[i].runs);
 		if (cases[i].want == CAROTATE__V1__STATUS__FAILED_PRECONDITION)
 			assert_non_null(strstr(reply->message, "nothing is staged"));
-		dispatch_reply_free(reply);
+		reply_free(reply);
 	}
 	/* The exclusive call ran and answered at once: the next one may start. */
 	assert_null(cd.busy);
 
 	/* While another state change is in progress, an exclusive call is refused unrun. */
 	{
-		Carotate__V1__Response *reply = dispatch_reply_new();
+		Carotate__V1__Response *reply = reply_new();
 
 		cd.busy = "generate";
 		handler_calls = 0;
@@ -240,7 +241,7 @@ test_checks_before_handler(void **state)
 		assert_non_null(strstr(reply->message, "generate is in progress"));
 		assert_int_equal(handler_calls, 0);
 		cd.busy = NULL;
-		dispatch_reply_free(reply);
+		reply_free(reply);
 	}
 }
 
@@ -260,7 +261,7 @@ test_phase_unknown(void **state)
 	};
 	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
 	struct rpc_ctx ctx = { .cd = &cd, .role = ACL_ADMIN, .phase_errno = EIO };
-	Carotate__V1__Response *reply = dispatch_reply_new();
+	Carotate__V1__Response *reply = reply_new();
 
 	req.version = 1;
 	req.call_case = CAROTATE__V1__REQUEST__CALL_ROTATE;
@@ -270,14 +271,14 @@ test_phase_unknown(void **state)
 	assert_non_null(strstr(reply->message, "cannot read the SSL directory"));
 	assert_non_null(strstr(reply->message, strerror(EIO)));
 	assert_int_equal(handler_calls, 0);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 
-	reply = dispatch_reply_new();
+	reply = reply_new();
 	req.call_case = CAROTATE__V1__REQUEST__CALL_RESTORE;
 	dispatch_run(table, 2, &ctx, &req, reply);
 	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
 	assert_int_equal(handler_calls, 1);
-	dispatch_reply_free(reply);
+	reply_free(reply);
 }
 
 int

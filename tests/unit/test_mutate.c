@@ -40,6 +40,7 @@
 #include "config.h"
 #include "control.h"
 #include "fixture.h"
+#include "ledger.h"
 #include "log.h"
 #include "pki.h"
 #include "wire.h"
@@ -574,8 +575,9 @@ group_setup(void **state)
 	ssl_listing = list_dir(fx.ssl);
 	if ((cd.base = event_base_new()) == NULL)
 		return -1;
-	if (agents_init(&cd, err, sizeof(err)) == -1) {
-		print_error("agents_init: %s\n", err);
+	if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL ||
+	    agents_init(&cd, err, sizeof(err)) == -1) {
+		print_error("ledger_open, agents_init: %s\n", err);
 		return -1;
 	}
 	if ((fd = control_bind(cd.conf, 0, err, sizeof(err))) == -1) {
@@ -597,6 +599,7 @@ group_teardown(void **state)
 
 	control_free(cd.control);
 	agents_stop(&cd);
+	ledger_close(cd.ledger);
 	event_base_free(cd.base);
 	config_free(cd.conf);
 	for (i = 0; i < ngoldens; i++)

@@ -1,0 +1,21 @@
+/* Building control replies: status and message, and the parts several calls share. */
+#ifndef CAROTATE_REPLY_H
+#define CAROTATE_REPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carotate.pb-c.h"
+
+/* A new reply, status OK; free it with reply_free. */
+Carotate__V1__Response *reply_new(void);
+void reply_free(Carotate__V1__Response *);
+/* The reply's status and message (printf-style); replaces an earlier message. */
+void reply_error(Carotate__V1__Response *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A pending agent for a reply (report, a rotate the gate refused). */
+Carotate__V1__PendingAgent *reply_pending_agent(const char *id, int64_t last_seen, int delivered);
+/* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */
+int reply_text_ok(const char *, size_t min, size_t max);
+
+#endif

@@ -1,0 +1,128 @@
+"""The daemon's module graph, read from its object files, against its layers.
+
+Usage: layers.py BUILD_DIR [--extra FROM:TO]...
+
+A module is one object file of daemon/ or common/. Module A depends on module B when A
+refers to a symbol B defines (nm: A's undefined symbols, B's defined global ones): what
+the linker sees, whatever the #include lines say. Each module has a layer; a module may
+use its own layer or a lower one, never a higher one, and no group of modules may
+depend on each other in a circle. Prints the layers and the number of edges, and exits
+1 naming every upward edge and every circle. --extra adds an edge by hand, which the
+test uses to show that the check notices one.
+"""
+import collections
+import glob
+import os
+import subprocess
+import sys
+
+# Lowest first. config sits with the system modules: every layer reads the parsed
+# configuration, and it depends on nothing of the daemon.
+LAYERS = [
+    ("common", "log xmalloc wire status fault clock backupid duration"),
+    ("sys, pki, config", "config pki sandbox privs notify unixsock job supervise worker"),
+    ("store", "fsx ssldir certset swap backups bundle ledger"),
+    ("engine", "proxy metrics agents"),
+    ("rpc", "acl audit reply op dispatch control rpc_status rpc_stage rpc_rotate rpc_report "
+     "rpc_join rpc_backups rpc_audit"),
+    ("main", "carotated"),
+]
+
+
+def nm(args, path):
+    out = subprocess.run(["nm"] + args + [path], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def graph(build):
+    defs, uses = {}, {}
+    objs = sorted(glob.glob(os.path.join(build, "daemon", "*.o")))
+    objs += sorted(glob.glob(os.path.join(build, "common", "*.o")))
+    for obj in objs:
+        mod = os.path.basename(obj)[:-2]
+        for line in nm(["--defined-only", "-g"], obj):
+            fields = line.split()
+            if len(fields) == 3:
+                defs.setdefault(fields[2], mod)
+        uses[mod] = [line.split()[-1] for line in nm(["-u"], obj)]
+    edges = collections.defaultdict(dict)
+    for mod, syms in uses.items():
+        for sym in syms:
+            to = defs.get(sym)
+            if to is not None and to != mod:
+                edges[mod].setdefault(to, sym)
+    return uses.keys(), edges
+
+
+def circles(mods, edges):
+    """Strongly connected components of two or more modules (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, {}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(mods):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main():
+    build = sys.argv[1]
+    mods, edges = graph(build)
+    if not mods:
+        print(f"no object files in {build}/daemon or {build}/common")
+        return 1
+    args = sys.argv[2:]
+    while args:
+        if args[0] != "--extra" or len(args) < 2:
+            print("usage: layers.py BUILD_DIR [--extra FROM:TO]...")
+            return 2
+        frm, to = args[1].split(":")
+        edges[frm][to] = "(added by hand)"
+        args = args[2:]
+    layer = {}
+    for n, (_, names) in enumerate(LAYERS):
+        for mod in names.split():
+            layer[mod] = n
+    bad = 0
+    for mod in sorted(mods):
+        if mod not in layer:
+            print(f"{mod}: in no layer (add it to LAYERS in {__file__})")
+            bad = 1
+    for mod in sorted(edges):
+        for to, sym in sorted(edges[mod].items()):
+            if mod in layer and to in layer and layer[to] > layer[mod]:
+                print(f"upward: {mod} ({LAYERS[layer[mod]][0]}) uses {to} "
+                      f"({LAYERS[layer[to]][0]}): {sym}")
+                bad = 1
+    for comp in circles(mods, edges):
+        print("circle: " + " -> ".join(comp))
+        bad = 1
+    count = sum(len(v) for v in edges.values())
+    print(f"{len(mods)} modules, {count} edges, layers: "
+          + " < ".join(f"{name} ({sum(1 for m in mods if LAYERS[layer.get(m, 0)][0] == name)})"
+                       for name, _ in LAYERS))
+    return bad
+
+
+if __name__ == "__main__":
+    sys.exit(main())
