@@ -4,6 +4,7 @@
     mancheck.py ctl CAROTATECTL PAGE RENDERER
     mancheck.py daemon CAROTATED PAGE RENDERER
     mancheck.py conf CONFIG_C PACKAGED_CONF PAGE RENDERER
+    mancheck.py facts PAGE FACTS RENDERER
 
 RENDERER is "mandoc" (mandoc -Tascii) or "man" (man -l, groff). Each mode prints one
 "ok:" line per fact checked and one "missing:" (or "stale:") line per disagreement, then
@@ -19,6 +20,10 @@ DESCRIPTION names no other.
 conf: every section and key of daemon/config.c's config_keys[] has an entry in the page
 under its section's heading, with the default packaging/carotated.conf gives and with the
 limits of the table; packaging/carotated.conf and the table hold the same keys.
+facts: each line "SECTION|phrase" of the file FACTS (blank lines and lines starting with
+# skipped) names a section the page must have and a phrase that section must hold,
+compared without white space, hyphens or quotes: the reference the README used to carry,
+kept where it moved.
 """
 import os
 import re
@@ -296,9 +301,24 @@ def check_conf(config_c, conf, page, renderer):
                 bad("missing", "[%s] %s: the limit %s (config.c) is not in its entry" % (sec, key, v))
 
 
+def check_facts(page, facts_file, renderer):
+    secs = sections(render(page, renderer))
+    name = os.path.basename(page)
+    with open(facts_file, encoding="utf-8") as f:
+        facts = [l.rstrip("\n") for l in f if l.strip() and not l.startswith("#")]
+    for fact in facts:
+        sec, _, phrase = fact.partition("|")
+        if sec not in secs:
+            bad("missing", "%s has no section %s (for \"%s\")" % (name, sec, phrase))
+        elif squeeze(phrase) in squeeze(" ".join(secs[sec])):
+            ok("%s %s says \"%s\"" % (name, sec, phrase))
+        else:
+            bad("missing", "%s %s does not say \"%s\"" % (name, sec, phrase))
+
+
 def main(argv):
     mode = argv[1] if len(argv) > 1 else ""
-    if (mode, len(argv)) not in (("ctl", 5), ("daemon", 5), ("conf", 6)):
+    if (mode, len(argv)) not in (("ctl", 5), ("daemon", 5), ("conf", 6), ("facts", 5)):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[-1] not in ("mandoc", "man") or shutil.which(argv[-1]) is None:
@@ -308,6 +328,8 @@ def main(argv):
         check_ctl(argv[2], argv[3], argv[4])
     elif mode == "daemon":
         check_daemon(argv[2], argv[3], argv[4])
+    elif mode == "facts":
+        check_facts(argv[2], argv[3], argv[4])
     else:
         check_conf(argv[2], argv[3], argv[4], argv[5])
     return 1 if problems else 0
