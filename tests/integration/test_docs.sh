@@ -48,7 +48,7 @@ done
 
 # ---- the groups and the 99 % runbook, in carotated(8)
 renderer=mandoc
-command -v mandoc >/dev/null || renderer=man
+command -v mandoc >/dev/null || renderer="man"
 command -v "$renderer" >/dev/null || t_skip "neither mandoc nor man is installed (make deps)"
 cat >"$T/facts" <<'FACTS'
 GROUPS|usermod -aG carotate-admin alice

@@ -248,6 +248,7 @@ refused "carotate-protocol.7 without the 409 of a link for an existing id" \
 	"missing: $(basename "$page") AGENT PROTOCOL does not say \"A link for an id that exists is refused with 409 and changes nothing\"" \
 	facts "$page" "$T/facts.carotate-protocol.7" "$r"
 
+# shellcheck disable=SC2016 # a sed address, not a shell expression
 page=$(broken no-security '/^\.Sh SECURITY CONSIDERATIONS$/,$d' "$DAEMON_PAGE")
 refused "carotated.8 without its attacker model" \
 	"missing: $(basename "$page") has no section SECURITY CONSIDERATIONS" \

@@ -23,7 +23,7 @@ grep -q '^\.\\" recipe: end$' "$PAGE" || fail "carotated.8 has no recipe: end ma
 RECIPE="$T/recipe.sh"
 sed -n '/^\.\\" recipe: begin$/,/^\.\\" recipe: end$/p' "$PAGE" | sed '1d;$d' >"$T/recipe.body"
 # Literal lines only: a roff request or escape would render as something else.
-if grep -nE '^[.'"'"']|\\' "$T/recipe.body"; then
+if grep -nE "^[.']|\\\\" "$T/recipe.body"; then
 	fail "the recipe in carotated.8 holds roff requests or escapes" "$(cat "$T/recipe.body")"
 fi
 {
