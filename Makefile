@@ -337,10 +337,12 @@ install: all
 	install -m 0644 packaging/carotated.conf $(DESTDIR)$(SYSCONFDIR)/carotate/carotated.conf
 	install -d $(DESTDIR)$(SYSCONFDIR)/carotate-agent
 	install -m 0644 packaging/carotate-agent.conf $(DESTDIR)$(SYSCONFDIR)/carotate-agent/agent.conf
-	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions
 	install -m 0644 packaging/man/carotatectl.1 $(DESTDIR)$(MANDIR)/man1/carotatectl.1
 	install -m 0644 packaging/man/carotated.conf.5 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5
+	install -m 0644 packaging/man/carotate-protocol.7 $(DESTDIR)$(MANDIR)/man7/carotate-protocol.7
 	install -m 0644 packaging/man/carotated.8 $(DESTDIR)$(MANDIR)/man8/carotated.8
 	install -m 0644 packaging/man/carotate-agent.8 $(DESTDIR)$(MANDIR)/man8/carotate-agent.8
 	install -m 0644 packaging/bash-completion/carotatectl \
@@ -369,7 +371,7 @@ uninstall:
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotate-agent
 	rm -rf $(DESTDIR)$(DATADIR)/carotate
 	rm -f $(DESTDIR)$(MANDIR)/man1/carotatectl.1 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5 \
-	    $(DESTDIR)$(MANDIR)/man8/carotated.8 \
+	    $(DESTDIR)$(MANDIR)/man8/carotated.8 $(DESTDIR)$(MANDIR)/man7/carotate-protocol.7 \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
 	rm -f $(DESTDIR)$(UNITDIR)/carotated.service $(DESTDIR)$(SYSUSERSDIR)/carotate.conf \
 	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf

@@ -8,6 +8,7 @@
     mancheck.py agentconf CONF_C PACKAGED_CONF PAGE RENDERER
     mancheck.py agentfiles AGENT_DIR PAGE RENDERER
     mancheck.py agenthelp AGENT
+    mancheck.py facts PAGE FACTS RENDERER
 
 RENDERER is "mandoc" (mandoc -Tascii) or "man" (man -l, groff). Each mode prints one
 "ok:" line per fact checked and one "missing:" (or "stale:") line per disagreement, then
@@ -38,6 +39,10 @@ default state_dir (conf.c), and names no other file under those directories.
 agenthelp: what agent mode reads from --help, one line each: "verb VERB OPTION...",
 "global OPTION...", "file OPTION..." (options whose argument is a FILE), "value
 OPTION..." (options whose argument is something else).
+facts: each line "SECTION|phrase" of the file FACTS (blank lines and lines starting with
+# skipped) names a section the page must have and a phrase that section must hold,
+compared without white space, hyphens or quotes: the reference the README used to carry,
+kept where it moved.
 """
 import os
 import re
@@ -539,7 +544,23 @@ def check_agent_files(agent_dir, page, renderer):
             bad("stale", "FILES lists %s, which is not a default of the sources" % path)
 
 
+def check_facts(page, facts_file, renderer):
+    secs = sections(render(page, renderer))
+    name = os.path.basename(page)
+    with open(facts_file, encoding="utf-8") as f:
+        facts = [l.rstrip("\n") for l in f if l.strip() and not l.startswith("#")]
+    for fact in facts:
+        sec, _, phrase = fact.partition("|")
+        if sec not in secs:
+            bad("missing", "%s has no section %s (for \"%s\")" % (name, sec, phrase))
+        elif squeeze(phrase) in squeeze(" ".join(secs[sec])):
+            ok("%s %s says \"%s\"" % (name, sec, phrase))
+        else:
+            bad("missing", "%s %s does not say \"%s\"" % (name, sec, phrase))
+
+
 MODES = {"ctl": (5, check_ctl), "daemon": (5, check_daemon), "conf": (6, check_conf),
+         "facts": (5, check_facts),
          "agent": (5, check_agent), "agentconf": (6, check_agent_conf),
          "agentfiles": (5, check_agent_files), "agenthelp": (3, print_agent_help)}
 

@@ -4,14 +4,19 @@
 # of each `carotatectl COMMAND --help` is in carotatectl(1), a command's own options in
 # its entry; every option of carotated's usage is in carotated(8); every key of
 # daemon/config.c's schema is in carotated.conf(5) under its section, with its default
-# and limits (mancheck.py does the reading). carotate-agent(8) the same way: the commands
-# and options of `carotate-agent --help` (and `COMMAND --help`), each key
-# client/agent/conf.c accepts with its default and limits (and packaging/carotate-agent.conf
-# holding the same keys and defaults), every exit code of agent.h in EXIT STATUS, FILES as
-# the sources' defaults. Then the checker is shown to notice: copies of the pages with an
-# option, a command, a key, a default, a limit, an exit code or a file taken out (or a
-# stale one put in), and sources that grew one, must each be refused, naming what is
-# wrong. No daemon needed.
+# and limits (mancheck.py does the reading); carotate-protocol(7) renders too, and the
+# reference the README used to carry is in the page and section it moved to (facts
+# below). carotate-agent(8) the same way: the commands and options of
+# `carotate-agent --help` (and `COMMAND --help`), each key client/agent/conf.c accepts with
+# its default and limits (and packaging/carotate-agent.conf holding the same keys and
+# defaults), every exit code of agent.h in EXIT STATUS, FILES as the sources' defaults.
+# Then the checker is shown to notice: copies of the pages with an option, a command, a
+# key, a default, a limit, an exit code, a file or a moved fact taken out (or a stale one
+# put in), and sources that grew one, must each be refused, naming what is wrong. No
+# daemon needed.
+# Reproduction, for the facts: the README held the agents' HTTP protocol, the audit
+# hash, the attacker model and the systemd hardening, and no installed page did; taking
+# them out of the README would have lost them without a test noticing.
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +27,7 @@ MAN_DIR=$REPO_ROOT/packaging/man
 CTL_PAGE=$MAN_DIR/carotatectl.1
 DAEMON_PAGE=$MAN_DIR/carotated.8
 CONF_PAGE=$MAN_DIR/carotated.conf.5
+PROTO_PAGE=$MAN_DIR/carotate-protocol.7
 CONFIG_C=$REPO_ROOT/daemon/config.c
 PACKAGED_CONF=$REPO_ROOT/packaging/carotated.conf
 AGENT=$CAROTATE_BUILD/carotate-agent
@@ -40,7 +46,7 @@ if [ "${renderers[0]}" != mandoc ]; then
 fi
 
 # ---- the pages render cleanly
-for page in "$CTL_PAGE" "$DAEMON_PAGE" "$CONF_PAGE" "$AGENT_PAGE"; do
+for page in "$CTL_PAGE" "$DAEMON_PAGE" "$CONF_PAGE" "$PROTO_PAGE" "$AGENT_PAGE"; do
 	name=$(basename "$page")
 	if command -v mandoc >/dev/null; then
 		assert_exit 0 "mandoc -Tlint -W warning: $name is clean" -- \
@@ -123,6 +129,65 @@ for r in "${renderers[@]}"; do
 	codes=$(sed -n '/^enum agent_exit {/,/^};/p' "$AGENT_SRC/agent.h" | grep -c '= [0-9]*,')
 	assert_eq "$codes" "$(printf '%s\n' "$facts" | grep -c '^ok: exit code ')" \
 		"carotate-agent(8) has an entry for each of agent.h's $codes exit codes ($r)"
+done
+
+# ---- the reference moved out of the README: each page holds its facts, by section
+# (SECTION|phrase, compared without white space, hyphens or quotes)
+cat >"$T/facts.carotate-protocol.7" <<'EOF'
+CONTROL PROTOCOL|a 4-byte big-endian length, then a Request
+CONTROL PROTOCOL|Requests are at most 256 KiB and replies at most 4 MiB
+CONTROL PROTOCOL|FAILED_PRECONDITION, ALREADY_EXISTS
+CONTROL PROTOCOL|one of the last admin_reserved
+CONTROL PROTOCOL|top min(32, limit/4) descriptors
+AGENT PROTOCOL|POST /carotate/v1/link
+AGENT PROTOCOL|GET /carotate/v1/ca-bundle
+AGENT PROTOCOL|A link for an id that exists is refused with 409 and changes nothing
+AGENT PROTOCOL|answers a link beyond it 429 with "Retry-After"
+AGENT PROTOCOL|X-Carotate-Canary: url
+AGENT PROTOCOL|over the DER of the bundle's certificates, sorted and concatenated
+AGENT PROTOCOL|answered 505 and the connection closed
+AGENT PROTOCOL|forged by an agent that was never sent the bundle does not count
+EOF
+cat >"$T/facts.carotated.8" <<'EOF'
+START-UP|group:carotate-admin:rw-
+SIGNALS|Package upgrades never restart nor stop the daemon
+STAGING AND THE TRUST BUNDLE|random 128-bit serials
+STAGING AND THE TRUST BUNDLE|A failed reload does not undo the staging
+ROTATION|What is counted is what goes live
+ROTATION|O_NOFOLLOW
+ROTATION|exits 0 even when nginx refused the new files
+BACKUPS|op=rotate|restore|rollback
+BACKUPS|nor a backup made by hand or one whose manifest cannot be read
+LEDGER|synchronous=FULL
+PRIVILEGES AND ROLES|00000000000001e0
+PRIVILEGES AND ROLES|the certificate job was killed by its syscall filter (signal 31)
+AUDIT LOG|the 17 bytes "carotate-audit-v1" and a NUL byte
+AUDIT LOG|as 8-byte big-endian integers
+AUDIT LOG|triggers refuse "UPDATE" and "DELETE"
+SYSTEMD|rates the unit 1.4
+SYSTEMD|Before=nginx.service
+SYSTEMD|RestrictAddressFamilies=AF_INET AF_INET6
+PACKAGES|Purge never deletes the SSL directory or its backups
+SECURITY CONSIDERATIONS|whoever holds an agent's token is that agent
+SECURITY CONSIDERATIONS|Cannot mark an agent verified through the agent socket
+EXAMPLES|build/carotated -f -c "$t/carotated.conf" &
+EOF
+cat >"$T/facts.carotatectl.1" <<'EOF'
+COMMANDS|PEM only (no DER, NUL bytes or trailing garbage)
+COMMANDS|a failed reload does not undo the staging
+COMMANDS|never confirmed
+JSON OUTPUT|never_confirmed
+JSON OUTPUT|server_subject
+SEE ALSO|carotate-protocol(7)
+EOF
+for r in "${renderers[@]}"; do
+	for page in "$PROTO_PAGE" "$DAEMON_PAGE" "$CTL_PAGE"; do
+		name=$(basename "$page")
+		mancheck facts "$page" "$T/facts.$name" "$r"
+		[ "$RC" -eq 0 ] || fail "$name holds the reference moved to it ($r)" \
+			"$(printf '%s\n' "$OUT" | grep -v '^ok:')" "$ERR"
+		ok "$name holds the reference moved to it ($r):" "$(printf '%s\n' "$OUT" | grep -c '^ok:') facts"
+	done
 done
 
 # ---- self-check: the checker notices what is missing or stale
@@ -219,6 +284,17 @@ refused "carotated.conf.5 with retention under [backups] instead of [bundle]" \
 	conf "$CONFIG_C" "$PACKAGED_CONF" "$page" "$r"
 assert_contains "stale: [backups] retention has an entry but is not a key" "$OUT" \
 	"self-check: the misplaced key is reported under the section it is in"
+
+page=$(broken no-409 '/refused with 409/d' "$PROTO_PAGE")
+refused "carotate-protocol.7 without the 409 of a link for an existing id" \
+	"missing: $(basename "$page") AGENT PROTOCOL does not say \"A link for an id that exists is refused with 409 and changes nothing\"" \
+	facts "$page" "$T/facts.carotate-protocol.7" "$r"
+
+# shellcheck disable=SC2016 # a sed address, not a shell expression
+page=$(broken no-security '/^\.Sh SECURITY CONSIDERATIONS$/,$d' "$DAEMON_PAGE")
+refused "carotated.8 without its attacker model" \
+	"missing: $(basename "$page") has no section SECURITY CONSIDERATIONS" \
+	facts "$page" "$T/facts.carotated.8" "$r"
 
 # A program that grew an option or a command the page does not know: carotatectl whose
 # report --help lists --frobnicate and whose --help lists a command "frob".

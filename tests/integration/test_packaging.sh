@@ -37,6 +37,7 @@ systemd/carotate.sysusers ./usr/lib/sysusers.d/carotate.conf /usr/lib/sysusers.d
 systemd/carotate.tmpfiles ./usr/lib/tmpfiles.d/carotate.conf /usr/lib/tmpfiles.d/carotate.conf
 packaging/man/carotatectl.1 ./usr/share/man/man1/carotatectl.1.gz /usr/share/man/man1/carotatectl.1
 packaging/man/carotated.8 ./usr/share/man/man8/carotated.8.gz /usr/share/man/man8/carotated.8
+packaging/man/carotate-protocol.7 ./usr/share/man/man7/carotate-protocol.7.gz /usr/share/man/man7/carotate-protocol.7
 packaging/man/carotated.conf.5 ./usr/share/man/man5/carotated.conf.5.gz /usr/share/man/man5/carotated.conf.5
 packaging/bash-completion/carotatectl ./usr/share/bash-completion/completions/carotatectl /usr/share/bash-completion/completions/carotatectl"
 # pending_paths COLUMN: the paths of column 2 (deb) or 3 (rpm) whose source exists.
@@ -177,6 +178,11 @@ assert_eq "" "$(ls "$T/od-root/etc/carotate")" "and leaves nothing"
 # The programs of the package run, and its default configuration is valid.
 mkdir "$T/x"
 dpkg-deb -x "$DEB" "$T/x"
+# The licence: debian/copyright states ISC (DEP-5) with its text, as LICENSE does.
+assert_eq "License: ISC" "$(grep '^License:' "$T/x/usr/share/doc/carotate/copyright" | sort -u)" \
+	"debian/copyright states the ISC licence"
+assert_file_contains "Permission to use, copy, modify, and distribute this software" \
+	"$T/x/usr/share/doc/carotate/copyright" "debian/copyright carries the ISC text"
 assert_eq "carotated $PROJECT_VERSION" "$("$T/x/usr/sbin/carotated" --version)" "packaged carotated --version"
 assert_eq "carotatectl $PROJECT_VERSION" "$("$T/x/usr/bin/carotatectl" --version)" "packaged carotatectl --version"
 # (syntax only: the groups, users and directories it names are this machine's to have)
@@ -448,13 +454,18 @@ case "$RPM_DOC" in
 /usr/share/doc/carotate*/README.md) ;;
 *) fail "the RPM's documentation is not README.md under /usr/share/doc" "got: $RPM_DOC" ;;
 esac
+# The licence (ISC, LICENSE) is stated in the header and shipped as a %license file.
+assert_eq "ISC" "$(rpm -qp --qf '%{LICENSE}' "$RPM" 2>/dev/null)" "the RPM's License is ISC"
+RPM_LICENSE=$(rpm -qLp "$RPM" 2>/dev/null | grep '/LICENSE$' || true)
+[ -n "$RPM_LICENSE" ] || fail "the RPM ships no LICENSE as its licence file" "$(rpm -qLp "$RPM" 2>&1)"
+ok "the RPM ships $RPM_LICENSE"
 {
 	echo "-rwxr-xr-x root root /usr/sbin/carotated"
 	echo "-rwxr-xr-x root root /usr/bin/carotatectl"
 	for f in /etc/carotate/carotated.conf /usr/share/carotate/carotate.proto \
 		/usr/share/carotate/nginx/carotate.conf /usr/share/carotate/nginx/README.md \
 		/usr/share/carotate/nginx/carotate-locations.conf /usr/share/carotate/nginx/carotate-canary.conf \
-		"$RPM_DOC" $(pending_paths 3); do
+		"$RPM_DOC" "$RPM_LICENSE" $(pending_paths 3); do
 		echo "-rw-r--r-- root root $f"
 	done
 } | LC_ALL=C sort >"$T/rpm.expected"
@@ -510,11 +521,13 @@ AGENT_RPM=$(ls "$REPO_ROOT"/build/rpm/RPMS/*/carotate-agent-"$PROJECT_VERSION"-*
 rpm -qlvp "$AGENT_RPM" 2>/dev/null | awk '$1 !~ /^[dl]/ { print $1, $3, $4, $NF }' |
 	sed 's|^\(.* /usr/share/man/.*\)\.gz$|\1|' | LC_ALL=C sort >"$T/agent-rpm.files"
 AGENT_RPM_DOC=$(rpm -qdp "$AGENT_RPM" 2>/dev/null | grep '/README\.md$' || true)
+AGENT_RPM_LICENSE=$(rpm -qLp "$AGENT_RPM" 2>/dev/null | grep '/LICENSE$' || true)
+[ -n "$AGENT_RPM_LICENSE" ] || fail "the carotate-agent RPM ships no LICENSE" "$(rpm -qLp "$AGENT_RPM" 2>&1)"
 {
 	echo "-rwxr-xr-x root root /usr/bin/carotate-agent"
 	for f in /etc/carotate-agent/agent.conf /usr/lib/systemd/system/carotate-agent.service \
 		/usr/lib/systemd/system/carotate-agent.timer /usr/share/man/man8/carotate-agent.8 \
-		/usr/share/bash-completion/completions/carotate-agent "$AGENT_RPM_DOC"; do
+		/usr/share/bash-completion/completions/carotate-agent "$AGENT_RPM_DOC" "$AGENT_RPM_LICENSE"; do
 		echo "-rw-r--r-- root root $f"
 	done
 } | LC_ALL=C sort >"$T/agent-rpm.expected"

@@ -1,8 +1,9 @@
 #!/bin/bash
-# readme recipe: the README's "Running the daemon and the CLI against a temporary
-# configuration" block, extracted between its <!-- recipe: begin/end --> markers and run
-# verbatim with bash, as root and as an unprivileged user, from a directory whose build/
-# holds the binaries under test.
+# readme recipe: "Running the daemon and the CLI against a temporary configuration", the
+# first example of carotated(8) (it was the README's until the README shrank), extracted
+# between its `.\" recipe: begin/end` comment lines and run verbatim with bash, as root
+# and as an unprivileged user, from a directory whose build/ holds the binaries under
+# test. The page's rendering of the block must show the same lines.
 # Reproduction, on the README before this test: as root, the recipe's groups carotate and
 # carotate-admin did not exist (yet --check-config said OK), `user = $(id -un)` made the
 # daemon restart its workers for ever ("never runs as root"), and `status` ran before the
@@ -16,17 +17,29 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 t_init
-README="$REPO_ROOT/README.md"
-grep -q '^<!-- recipe: begin -->$' "$README" || fail "README.md has no recipe: begin marker"
+PAGE="$REPO_ROOT/packaging/man/carotated.8"
+grep -q '^\.\\" recipe: begin$' "$PAGE" || fail "carotated.8 has no recipe: begin marker"
+grep -q '^\.\\" recipe: end$' "$PAGE" || fail "carotated.8 has no recipe: end marker"
 RECIPE="$T/recipe.sh"
+sed -n '/^\.\\" recipe: begin$/,/^\.\\" recipe: end$/p' "$PAGE" | sed '1d;$d' >"$T/recipe.body"
+# Literal lines only: a roff request or escape would render as something else.
+if grep -nE "^[.']|\\\\" "$T/recipe.body"; then
+	fail "the recipe in carotated.8 holds roff requests or escapes" "$(cat "$T/recipe.body")"
+fi
 {
 	# Each command stops the recipe when it fails, as an operator would.
 	printf 'set -e\n'
-	sed -n '/^<!-- recipe: begin -->$/,/^<!-- recipe: end -->$/p' "$README" |
-		sed '1d;$d' | sed 's/^    //'
+	cat "$T/recipe.body"
 } >"$RECIPE"
 grep -q 'carotated -f' "$RECIPE" || fail "the recipe has no daemon start" "$(cat "$RECIPE")"
-ok "the recipe is extracted from README.md ($(($(wc -l <"$RECIPE") - 1)) lines)"
+ok "the recipe is extracted from carotated(8) ($(($(wc -l <"$RECIPE") - 1)) lines)"
+if command -v mandoc >/dev/null; then
+	mandoc -Tascii -O width=200 "$PAGE" | col -b >"$T/page.txt"
+	while IFS= read -r line; do
+		grep -qF -- "$line" "$T/page.txt" || fail "carotated(8) does not show the recipe's line" "$line"
+	done <"$T/recipe.body"
+	ok "carotated(8) shows every line of the recipe as it is run"
+fi
 
 # A work directory whose build/ holds the binaries under test, readable by any user.
 WORK="$T/work"
