@@ -29,29 +29,38 @@ LAYERS = [
 ]
 
 
-def nm(args, path):
-    out = subprocess.run(["nm"] + args + [path], capture_output=True, text=True, check=True)
+def nm(args, paths):
+    out = subprocess.run(["nm"] + args + paths, capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 
 
 def graph(build):
-    defs, uses = {}, {}
+    defs, uses = {}, collections.defaultdict(list)
     objs = sorted(glob.glob(os.path.join(build, "daemon", "*.o")))
     objs += sorted(glob.glob(os.path.join(build, "common", "*.o")))
+    if not objs:
+        return [], {}
+    mod = {obj: os.path.basename(obj)[:-2] for obj in objs}
+    # One nm per question for every object: "FILE.o:VALUE TYPE NAME" or "FILE.o:   U NAME".
+    for line in nm(["-A", "--defined-only", "-g"], objs):
+        path, _, rest = line.partition(".o:")
+        path += ".o"
+        fields = rest.split()
+        if len(fields) == 3:
+            defs.setdefault(fields[2], mod[path])
+    for line in nm(["-A", "-u"], objs):
+        path, _, rest = line.partition(".o:")
+        path += ".o"
+        uses[mod[path]].append(rest.split()[-1])
     for obj in objs:
-        mod = os.path.basename(obj)[:-2]
-        for line in nm(["--defined-only", "-g"], obj):
-            fields = line.split()
-            if len(fields) == 3:
-                defs.setdefault(fields[2], mod)
-        uses[mod] = [line.split()[-1] for line in nm(["-u"], obj)]
+        uses.setdefault(mod[obj], [])
     edges = collections.defaultdict(dict)
-    for mod, syms in uses.items():
+    for m, syms in uses.items():
         for sym in syms:
             to = defs.get(sym)
-            if to is not None and to != mod:
-                edges[mod].setdefault(to, sym)
-    return uses.keys(), edges
+            if to is not None and to != m:
+                edges[m].setdefault(to, sym)
+    return list(uses.keys()), edges
 
 
 def circles(mods, edges):
