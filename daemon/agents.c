@@ -382,10 +382,9 @@ agents_link_new(struct carotated *cd, const Carotate__Internal__AgentRequest *r,
 }
 
 /*
- * A link (README: Stage 2): a new agent id gets a token; an existing one only with
- * its current token in X-Agent-Token (renewal: the old token stops working),
- * else 409 and nothing changes. Only the new token's hash is stored.
- * token: 65 bytes, filled here.
+ * A link (carotate-protocol(7) AGENT PROTOCOL): a new agent id gets a token; an existing one only
+ * with its current token in X-Agent-Token (renewal: the old token stops working), else 409 and
+ * nothing changes. Only the new token's hash is stored. token: 65 bytes, filled here.
  */
 static void
 agents_link(struct carotated *cd, const Carotate__Internal__AgentRequest *r,
@@ -494,7 +493,7 @@ agents_checkin(struct carotated *cd, const Carotate__Internal__AgentRequest *r, 
  * Whether the batch came through the canary listener is known from the
  * worker it was read from: each agent socket has its own worker and
  * socketpair, so the main worker, whatever it sends, cannot speak for the
- * canary (README: Stage 2).
+ * canary (carotate-protocol(7) AGENT PROTOCOL).
  */
 static void
 agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, size_t n, void *arg)

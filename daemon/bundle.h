@@ -38,7 +38,7 @@ struct bundle {
 };
 
 /*
- * Derives the bundle (README: Stage 3): the active CA, the staged CA, and CAs
+ * Derives the bundle (carotated(8) ROTATION): the active CA, the staged CA, and CAs
  * replaced less than [bundle] retention ago (state_dir/retained/). A CA file
  * that does not parse is skipped and logged: the bundle is never built from
  * guesses.

@@ -51,7 +51,8 @@ static const struct dispatch_entry dispatch_table[] = {
 	    rpc_restore, DISPATCH_EXCLUSIVE },
 	/*
 	 * Readers may read the audit log: it says who changed what, which every
-	 * member of the socket group may know (README: Privileges: the group may read).
+	 * member of the socket group may know (carotated(8) PRIVILEGES AND ROLES: the group may
+	 * read).
 	 */
 	{ CAROTATE__V1__REQUEST__CALL_AUDIT, "audit", ACL_READER, DISPATCH_ANY_PHASE, rpc_audit,
 	    0 },

@@ -284,8 +284,8 @@ static const char *const ledger_migrations[] = {
 	" hash TEXT NOT NULL CHECK (length(hash) = 64)"
 	") STRICT;" LEDGER_AUDIT_TRIGGERS,
 	/*
-	 * 2 -> 3: join tokens (README: Stage 2), kept as the SHA-256 of the whole token;
-	 * the id is public (it names the token in list and revoke).
+	 * 2 -> 3: join tokens (carotate-protocol(7) AGENT PROTOCOL), kept as the SHA-256 of the
+	 * whole token; the id is public (it names the token in list and revoke).
 	 */
 	"CREATE TABLE join_tokens ("
 	" id TEXT PRIMARY KEY CHECK (length(id) = 16),"

@@ -78,7 +78,7 @@ int ledger_in_batch(const struct ledger *);
 /*
  * Links a new agent_id: stores the token's hash, linked_at = last_seen = now.
  * The caller sends it the current bundle: it is recorded as delivered. An id
- * that exists is LEDGER_EXISTS and changes nothing (README: Stage 2: a re-link
+ * that exists is LEDGER_EXISTS and changes nothing (carotate-protocol(7): a re-link
  * needs the agent's current token, ledger_renew, or a forget first).
  */
 enum ledger_result ledger_link(struct ledger *, const char *agent_id,

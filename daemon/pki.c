@@ -1013,9 +1013,9 @@ pki_add_sans(X509 *x, char *const *sans, size_t n, int critical)
 }
 
 /*
- * "CN=<name> CA <YYYY-MM-DD>" as README: Stage 1 has it, plus "OU=<16 random hex>":
- * the date alone repeats when two sets are generated on one day, and agents
- * must hold old and new CA side by side, told apart by subject.
+ * "CN=<name> CA <YYYY-MM-DD>" as carotated(8) STAGING AND THE TRUST BUNDLE has it, plus "OU=<16
+ * random hex>": the date alone repeats when two sets are generated on one day, and agents must hold
+ * old and new CA side by side, told apart by subject.
  */
 static X509_NAME *
 pki_ca_subject(const char *name, time_t now)
@@ -1899,8 +1899,8 @@ pki_verify_error(X509_STORE_CTX *ctx, X509 *ca, char *err, size_t errlen)
 }
 
 /*
- * X509_verify_cert as README: Stage 1 and PITFALLS ask: strict, auth level 2 (no
- * RSA < 2048, no SHA-1), purpose sslserver, at policy->now.
+ * X509_verify_cert as carotated(8) STAGING AND THE TRUST BUNDLE and PITFALLS ask: strict, auth
+ * level 2 (no RSA < 2048, no SHA-1), purpose sslserver, at policy->now.
  * XXX PARTIAL_CHAIN trusts the supplied CA as an anchor even when it is an
  * intermediate: whatever its own issuer does (expiry, revocation) is not
  * looked at. Agents trust exactly this certificate, so that is what we check.

@@ -38,7 +38,7 @@ int pki_issued_by(X509 *cert, X509 *ca);
 /* The bundle id: SHA-256 over the DER of the CAs, sorted bytewise; -1 on error. */
 int pki_bundle_id(X509 *const *cas, size_t n, char out[PKI_SHA256_HEX]);
 
-/* Key types a generated set may use (README: Stage 1). */
+/* Key types a generated set may use (carotated(8) STAGING AND THE TRUST BUNDLE). */
 enum pki_key_kind {
 	PKI_KEY_EC_P256,
 	PKI_KEY_EC_P384,
@@ -96,11 +96,11 @@ struct pki_policy {
 
 /*
  * Generates a CA and a server certificate it signs with the profile of
- * README: Stage 1. Slow for RSA (seconds): run it off the event loop.
+ * carotated(8) STAGING AND THE TRUST BUNDLE. Slow for RSA (seconds): run it off the event loop.
  */
 int pki_generate(const struct pki_profile *, struct pki_material *, char *err, size_t errlen);
 /*
- * Checks a custom set (README: Stage 1, issue 3) and, when it passes, returns it
+ * Checks a custom set (carotatectl(1) install) and, when it passes, returns it
  * re-encoded by OpenSSL in out (ca_key NULL) with any warnings. On refusal
  * returns -1 and err names the exact problem.
  */

@@ -1,8 +1,7 @@
 /*
- * join-token create, list, revoke (README: Stage 2): secrets an agent may present
- * instead of the linking key, limited in uses and lifetime. The ledger keeps
- * the SHA-256 of each token; the token itself is in one reply only, never in
- * a log or the audit record.
+ * join-token create, list, revoke (carotate-protocol(7) AGENT PROTOCOL): secrets an agent may
+ * present instead of the linking key, limited in uses and lifetime. The ledger keeps the SHA-256 of
+ * each token; the token itself is in one reply only, never in a log or the audit record.
  */
 #include <stdio.h>
 #include <stdlib.h>

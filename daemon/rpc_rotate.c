@@ -120,7 +120,7 @@ rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
 }
 
 /*
- * The 100 % gate (README: Stage 3): every active, non-excluded agent acknowledged
+ * The 100 % gate (carotated(8) ROTATION): every active, non-excluded agent acknowledged
  * (or verified) the staged CA. A proxy with no active set has no agents to
  * cut off. 0 to go on, -1 with the refusal in reply.
  */

@@ -1,5 +1,5 @@
 /*
- * Least privilege for the daemon's children (README "Privileges"): the
+ * Least privilege for the daemon's children (carotated(8) PRIVILEGES AND ROLES): the
  * agents' user, no capabilities, and for the certificate jobs a system call
  * allow-list. Every function here but sandbox_ids runs in a child, after fork.
  */

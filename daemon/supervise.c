@@ -3,12 +3,12 @@
  * sockets at start-up (as root, before any privilege is dropped); each socket
  * gets a worker of its own, with a socketpair of its own, so that which
  * socket a request came in on is known here from the socketpair it was read
- * from, never from anything a worker says (README: Stage 2). Each worker is forked, moved to the
- * agent user with no capabilities and no_new_privs, and re-executed from our own binary so that it
- * starts from a clean image holding none of the parent's memory. Its frames are checked for size
- * before they are buffered and for meaning after they are decoded: anything wrong kills the worker,
- * never the parent. A dead worker is restarted after a delay that doubles while it keeps dying
- * young.
+ * from, never from anything a worker says (carotate-protocol(7) AGENT PROTOCOL). Each worker is
+ * forked, moved to the agent user with no capabilities and no_new_privs, and re-executed from our
+ * own binary so that it starts from a clean image holding none of the parent's memory. Its frames
+ * are checked for size before they are buffered and for meaning after they are decoded: anything
+ * wrong kills the worker, never the parent. A dead worker is restarted after a delay that doubles
+ * while it keeps dying young.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>

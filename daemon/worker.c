@@ -6,10 +6,9 @@
  * on agent-canary.sock), each with its own socketpair: the parent tells a
  * canary check-in by the socketpair it arrived on, so a worker has nothing
  * to say about it, and one that is taken over through agent.sock cannot
- * mark agents verified (README: Stage 2). A worker given both sockets refuses to
- * start. Each
- * request is checked against README: Stage 2 (path, method, headers), forwarded to
- * the parent as an AgentRequest, and answered when the AgentResponse with
+ * mark agents verified (carotate-protocol(7) AGENT PROTOCOL). A worker given both sockets refuses
+ * to start. Each request is checked against carotate-protocol(7) AGENT PROTOCOL (path, method,
+ * headers), forwarded to the parent as an AgentRequest, and answered when the AgentResponse with
  * its seq comes back. A request must arrive whole within WORKER_REQUEST_MS
  * of its connection opening (or of the previous answer on it), whatever the
  * pace of its bytes; at the connection cap, WORKER_SHED_MS without a whole

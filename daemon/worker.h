@@ -1,5 +1,5 @@
 /*
- * The agent worker (README: Privileges, README: Stage 2): an unprivileged process, re-executed
+ * The agent worker (carotated(8) AGENT WORKER): an unprivileged process, re-executed
  * from the daemon's own binary as `carotated --worker SITE`, that serves the
  * agents' HTTP endpoints on one agent socket (there is one worker per
  * socket) and forwards the requests that pass its checks to

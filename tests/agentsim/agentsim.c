@@ -1,5 +1,5 @@
 /*
- * agentsim: a fleet of simulated carotate agents (README: Stage 2), for the end-to-end tests,
+ * agentsim: a fleet of simulated carotate agents (carotate-protocol(7) AGENT PROTOCOL), for the end-to-end tests,
  * `make demo` and the benchmarks.
  *
  * Every agent has its own state directory DIR/<id>/ holding trust.pem (the CAs it trusts),
@@ -386,7 +386,7 @@ der_cmp(const void *a, const void *b)
 
 /*
  * Parses a PEM bundle: every certificate must parse and be a CA. Computes its id (the
- * SHA-256 of the certificates' DER, sorted, concatenated: README: Stage 2) into id (65 bytes).
+ * SHA-256 of the certificates' DER, sorted, concatenated: carotate-protocol(7) AGENT PROTOCOL) into id (65 bytes).
  * Returns the number of certificates, or -1 with why filled.
  */
 static int

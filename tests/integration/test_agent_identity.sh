@@ -1,5 +1,5 @@
 #!/bin/bash
-# Agent identity (issue 14, README: Stage 2), against the real daemon, real nginx and real curl.
+# Agent identity (issue 14, carotate-protocol(7) AGENT PROTOCOL), against the real daemon, real nginx and real curl.
 #
 # Repro of the take-over: agent A links and holds the active CA; a new set is staged
 # (report 0 %). An attacker holding only the shared linking key POSTs /carotate/v1/link

@@ -180,7 +180,7 @@ assert_match '^#7 [0-9T:Z-]+ root\(0\) pid [0-9]+ discard FAILED_PRECONDITION ' 
 	"$(printf '%s\n' "$OUT" | sed -n 2p)" "human: one line per record: seq, time, user(uid), pid, call, result, detail"
 assert_contains "hash chain: intact (7 records checked)" "$OUT" "human: the chain's verdict"
 
-# ---- a manual restore (cp of a backup, README: Files and modes) noticed on SIGHUP: "adopt".
+# ---- a manual restore (cp of a backup, carotated(8) FILES) noticed on SIGHUP: "adopt".
 KEPT=$(find "$SSL_DIR" -maxdepth 1 -name 'discarded-*' | head -n 1)
 [ -n "$KEPT" ] || fail "no discarded set to copy back"
 cp "$KEPT/ca.crt" "$KEPT/server.crt" "$SSL_DIR/"

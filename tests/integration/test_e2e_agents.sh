@@ -1,5 +1,5 @@
 #!/bin/bash
-# End to end, agents' side (README: Stage 2, issue 4): the real daemon, real nginx on loopback high
+# End to end, agents' side (carotate-protocol(7) AGENT PROTOCOL, issue 4): the real daemon, real nginx on loopback high
 # ports running packaging/nginx/carotate.conf, real curl as an agent, then the agent simulator.
 #
 #  - link -> 200, the bundle is the active CA, ETag = status bundle.id, a 64-hex token;
@@ -36,7 +36,7 @@ if [ ! -x "$AGENTSIM" ]; then
 		-lssl -lcrypto -lpthread || fail "building tests/agentsim/agentsim.c"
 fi
 
-# The bundle id of a PEM file, as README: Stage 2 defines it: SHA-256 of the sorted DERs.
+# The bundle id of a PEM file, as carotate-protocol(7) AGENT PROTOCOL defines it: SHA-256 of the sorted DERs.
 pem_bundle_id() {
 	"$PY" -c '
 import base64, hashlib, re, sys
@@ -277,7 +277,7 @@ ETAG_A2=$(etag_of_response)
 assert_eq "$BUNDLE2" "$ETAG_A2" "its ETag = status bundle.id"
 assert_eq 2 "$(pem_count "$T/r.body")" "the bundle holds two certificates"
 assert_eq "$(jlines bundle.cas "$T/st.json")" "$(pem_shas "$T/r.body")" "the bundle's sha256s = status bundle.cas (old + new CA)"
-assert_eq "$ETAG_A2" "$(pem_bundle_id "$T/r.body")" "ETag = SHA-256 of the bundle's sorted DERs (README: Stage 2)"
+assert_eq "$ETAG_A2" "$(pem_bundle_id "$T/r.body")" "ETag = SHA-256 of the bundle's sorted DERs (carotate-protocol(7) AGENT PROTOCOL)"
 cp "$T/r.body" "$T/new-bundle.pem"
 report_is "$N" "$N" 0 0 "$N" 0 "$NEW_CA_SHA" "delivered is not acknowledged"
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # generate and discard: a new CA and server certificate for every key type, checked with the
-# openssl CLI against the profile of README: Stage 1 (extensions, signature, key, validity, serials);
+# openssl CLI against the profile of carotated(8) STAGING AND THE TRUST BUNDLE (extensions, signature, key, validity, serials);
 # where the daemon puts the keys (the CA key in the state directory, never in the SSL one);
 # the published trust bundle and canary; the reload command; bad generate options; generate
 # while staged; discard twice; generate on a fresh proxy with no active set.
@@ -229,7 +229,7 @@ check_generated() {
 	load_cert "$ca" ca
 	load_cert "$leaf" leaf
 
-	# -- openssl verify, as README: Stage 1 demands
+	# -- openssl verify, as carotated(8) STAGING AND THE TRUST BUNDLE demands
 	san_host="" san_ip=""
 	for s in "$@"; do
 		case "$s" in
@@ -298,7 +298,7 @@ check_generated() {
 	*) fail "$kt: CA subject has CN=$name CA <today>" "expected: CN=$name CA $today1" "got: $subj" ;;
 	esac
 	if grep -Fxq -- "$subj" "$SUBJECTS"; then
-		fail "$kt: the CA subject is unique to this generation (README: Stage 1)" "seen before: $subj"
+		fail "$kt: the CA subject is unique to this generation (carotated(8) STAGING AND THE TRUST BUNDLE)" "seen before: $subj"
 	fi
 	echo "$subj" >>"$SUBJECTS"
 	ok "$kt: the CA subject differs from every earlier generation's"

@@ -119,7 +119,7 @@ expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1_
 		return staged ? CAROTATE__V1__STATUS__OK
 		              : CAROTATE__V1__STATUS__FAILED_PRECONDITION;
 	case CAROTATE__V1__REQUEST__CALL_RETIRE:
-		/* Steady only (README: Stage 3): mid-migration the bundle must not shrink under the
+		/* Steady only (carotated(8) ROTATION): mid-migration the bundle must not shrink under the
 		 * agents. */
 		if (role < ACL_ADMIN)
 			return CAROTATE__V1__STATUS__PERMISSION_DENIED;

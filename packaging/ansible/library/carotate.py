@@ -231,7 +231,7 @@ DURATION = re.compile(r"[0-9]+[smhd]?", re.ASCII)
 MAX_DAYS = 36500
 MAX_REASON = 256
 BACKUPS_PAGE = 1000
-# The exit codes of carotatectl (README).
+# The exit codes of carotatectl (carotatectl(1) EXIT STATUS).
 EXIT_PRECONDITION = 3
 EXIT_INTERNAL = 6
 
