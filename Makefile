@@ -184,6 +184,18 @@ test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
+# tests/unit/fixture_*.c, shared by the tests: fixture_fs makes scratch SSL and state
+# directories and puts, reads and snapshots files there; fixture_pki generates sets (pki.o).
+FIXTURE_FS  := $(O)/tests/fixture_fs.o
+FIXTURE_PKI := $(O)/tests/fixture_pki.o
+test_ssldir_objs  += $(FIXTURE_FS)
+test_swap_objs    += $(FIXTURE_FS)
+test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_backups_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
+test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
+$(O)/tests/test_swap-faults: $(FIXTURE_FS)
 
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
