@@ -206,36 +206,39 @@ $(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(O)/daemon/ledger.o $(COMMO
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(O)/daemon/ledger.o \
 	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
 
-# The agent simulator and the ingest load generator stand alone: no project objects.
+# The agent simulator stands alone, and the ingest load generator has only the socket client.
 $(O)/agentsim: tests/agentsim/agentsim.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) \
 	    $(call pkg_libs,openssl) -lpthread
 
-$(O)/bench/ingest_bench: tests/bench/ingest_bench.c
+$(O)/bench/ingest_bench: tests/bench/ingest_bench.c $(O)/load/sockclient.o
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
+	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/sockclient.o $(ALL_LDFLAGS) -lpthread
 
-$(O)/bench/%: tests/bench/%.c $(COMMON_OBJS) $(GEN_H)
+$(O)/bench/%: tests/bench/%.c $(O)/load/sockclient.o $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -o $@ $< $(COMMON_OBJS) \
-	    $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+	$(CC) $(ALL_CFLAGS) -Itests/load $(call pkg_cflags,libprotobuf-c) -o $@ $< \
+	    $(O)/load/sockclient.o $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
 
 # ---------------------------------------------------------------- load tools (tests/load)
 # Control-socket and agent-socket load with hostile clients: one process, one epoll loop
 # each. Used by tests/integration/test_load_hostile.sh and section (g) of tests/bench/run.
 LOAD_PROGS  := $(O)/load/ctlload $(O)/load/agentload
 
-$(O)/load/load.o: tests/load/load.c tests/load/load.h
+# tests/load/sockclient.c: the socket client the bench and load tools share.
+LOAD_OBJS   := $(O)/load/load.o $(O)/load/sockclient.o
+
+$(O)/load/%.o: tests/load/%.c tests/load/load.h tests/load/sockclient.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/load/ctlload: tests/load/ctlload.c $(O)/load/load.o $(COMMON_OBJS) $(GEN_H)
+$(O)/load/ctlload: tests/load/ctlload.c $(LOAD_OBJS) $(COMMON_OBJS) $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -Itests/load $(call pkg_cflags,libprotobuf-c) -o $@ $< \
-	    $(O)/load/load.o $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+	    $(LOAD_OBJS) $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
 
-$(O)/load/agentload: tests/load/agentload.c $(O)/load/load.o
-	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/load.o $(ALL_LDFLAGS)
+$(O)/load/agentload: tests/load/agentload.c $(LOAD_OBJS)
+	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(LOAD_OBJS) $(ALL_LDFLAGS)
 
 load: $(LOAD_PROGS)
 
