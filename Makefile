@@ -185,6 +185,18 @@ test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
+# tests/unit/fixture_*.c, shared by the tests: fixture_fs makes scratch SSL and state
+# directories and puts, reads and snapshots files there; fixture_pki generates sets (pki.o).
+FIXTURE_FS  := $(O)/tests/fixture_fs.o
+FIXTURE_PKI := $(O)/tests/fixture_pki.o
+test_ssldir_objs  += $(FIXTURE_FS)
+test_swap_objs    += $(FIXTURE_FS)
+test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_backups_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
+test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
+$(O)/tests/test_swap-faults: $(FIXTURE_FS)
 
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
@@ -195,36 +207,39 @@ $(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(O)/daemon/ledger.o $(COMMO
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(O)/daemon/ledger.o \
 	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
 
-# The agent simulator and the ingest load generator stand alone: no project objects.
+# The agent simulator stands alone, and the ingest load generator has only the socket client.
 $(O)/agentsim: tests/agentsim/agentsim.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) \
 	    $(call pkg_libs,openssl) -lpthread
 
-$(O)/bench/ingest_bench: tests/bench/ingest_bench.c
+$(O)/bench/ingest_bench: tests/bench/ingest_bench.c $(O)/load/sockclient.o
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
+	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/sockclient.o $(ALL_LDFLAGS) -lpthread
 
-$(O)/bench/%: tests/bench/%.c $(COMMON_OBJS) $(GEN_H)
+$(O)/bench/%: tests/bench/%.c $(O)/load/sockclient.o $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -o $@ $< $(COMMON_OBJS) \
-	    $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+	$(CC) $(ALL_CFLAGS) -Itests/load $(call pkg_cflags,libprotobuf-c) -o $@ $< \
+	    $(O)/load/sockclient.o $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
 
 # ---------------------------------------------------------------- load tools (tests/load)
 # Control-socket and agent-socket load with hostile clients: one process, one epoll loop
 # each. Used by tests/integration/test_load_hostile.sh and section (g) of tests/bench/run.
 LOAD_PROGS  := $(O)/load/ctlload $(O)/load/agentload
 
-$(O)/load/load.o: tests/load/load.c tests/load/load.h
+# tests/load/sockclient.c: the socket client the bench and load tools share.
+LOAD_OBJS   := $(O)/load/load.o $(O)/load/sockclient.o
+
+$(O)/load/%.o: tests/load/%.c tests/load/load.h tests/load/sockclient.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(O)/load/ctlload: tests/load/ctlload.c $(O)/load/load.o $(COMMON_OBJS) $(GEN_H)
+$(O)/load/ctlload: tests/load/ctlload.c $(LOAD_OBJS) $(COMMON_OBJS) $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -Itests/load $(call pkg_cflags,libprotobuf-c) -o $@ $< \
-	    $(O)/load/load.o $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
+	    $(LOAD_OBJS) $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,libprotobuf-c)
 
-$(O)/load/agentload: tests/load/agentload.c $(O)/load/load.o
-	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/load.o $(ALL_LDFLAGS)
+$(O)/load/agentload: tests/load/agentload.c $(LOAD_OBJS)
+	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(LOAD_OBJS) $(ALL_LDFLAGS)
 
 load: $(LOAD_PROGS)
 

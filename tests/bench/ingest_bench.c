@@ -7,9 +7,6 @@
  *   ingest_bench -s SOCKET -k LINKING_KEY_FILE [-n AGENTS] [-c CONNS] [-t SECONDS]
  *                [-p PREFIX] [-i (present the current ETag: 304s)] [-l (link only)]
  */
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -20,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockclient.h"
+
 struct agent {
 	char id[65];
-	char token[65];
-	char etag[67];
+	char token[SOCKCLIENT_TOKEN];
+	char etag[SOCKCLIENT_ETAG]; /* without its quotes */
 };
 
 static const char *sock_path;
@@ -36,56 +35,23 @@ static volatile int stop;
 static int
 bench_connect(void)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = sockclient_connect(sock_path, 0);
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock_path);
-	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+	if (fd == -1) {
 		perror(sock_path);
 		exit(1);
 	}
 	return fd;
 }
 
-/* Sends a request and reads one response; returns the status, copies two headers. */
+/* Sends a request and reads one response; returns the status (-1 on an error), copies two headers.
+ */
 static int
 bench_exchange(int fd, const char *req, char *token, char *etag)
 {
-	static __thread char buf[65536];
-	size_t got = 0, need = 0, hlen;
-	char *end, *p;
-	long clen = 0;
-	ssize_t n;
 	int status;
 
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-		return -1;
-	for (;;) {
-		if ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) <= 0)
-			return -1;
-		got += (size_t)n;
-		buf[got] = '\0';
-		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
-			break;
-	}
-	hlen = (size_t)(end - buf) + 4;
-	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
-		return -1;
-	for (p = buf; p < end; p = strstr(p, "\r\n") + 2) {
-		if (strncasecmp(p, "Content-Length:", 15) == 0)
-			clen = strtol(p + 15, NULL, 10);
-		else if (token != NULL && strncasecmp(p, "X-Agent-Token: ", 15) == 0)
-			sscanf(p + 15, "%64s", token);
-		else if (etag != NULL && strncasecmp(p, "ETag: ", 6) == 0)
-			sscanf(p + 6, "%66s", etag);
-	}
-	need = hlen + (size_t)clen;
-	while (got < need) {
-		if ((n = read(fd, buf, sizeof(buf) < need - got ? sizeof(buf) : need - got)) <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return status;
+	return sockclient_http_exchange(fd, req, &status, token, etag) == -1 ? -1 : status;
 }
 
 static void
@@ -120,8 +86,8 @@ bench_worker(void *arg)
 		snprintf(req, sizeof(req),
 		    "GET /carotate/v1/ca-bundle HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
 		    "X-Agent-Id: %s\r\n%s%s%s\r\n",
-		    a->token, a->id, present ? "If-None-Match: " : "", present ? a->etag : "",
-		    present ? "\r\n" : "");
+		    a->token, a->id, present ? "If-None-Match: \"" : "", present ? a->etag : "",
+		    present ? "\"\r\n" : "");
 		if ((st = bench_exchange(fd, req, NULL, present ? a->etag : NULL)) < 0) {
 			close(fd);
 			fd = bench_connect();

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "carotate.pb-c.h"
+#include "sockclient.h"
 #include "wire.h"
 
 #define IO_TIMEOUT_MS  10000
@@ -41,30 +42,6 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int
-connect_unix(const char *path)
-{
-	struct sockaddr_un sa;
-	int fd;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "rpc_bench: socket path too long: %s\n", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
 }
 
 /*
@@ -122,7 +99,7 @@ measure_latency(
 
 	if (n <= 0)
 		return -1;
-	if ((fd = connect_unix(path)) < 0) {
+	if ((fd = sockclient_connect(path, 0)) < 0) {
 		fprintf(stderr, "rpc_bench: connect %s: %s\n", path, strerror(errno));
 		return -1;
 	}
@@ -173,7 +150,7 @@ static void __attribute__((noreturn)) throughput_worker(
 	char c;
 	int fd;
 
-	fd = connect_unix(path);
+	fd = sockclient_connect(path, 0);
 	while (read(go, &c, 1) < 0 && errno == EINTR)
 		;
 	start = now_ns();
@@ -186,7 +163,8 @@ static void __attribute__((noreturn)) throughput_worker(
 		} else {
 			rep.errors++;
 			close(fd);
-			fd = connect_unix(path); /* e.g. dropped: go on with a new connection */
+			fd = sockclient_connect(
+			    path, 0); /* e.g. dropped: go on with a new connection */
 		}
 	}
 	rep.elapsed_ns = now_ns() - start;
@@ -390,7 +368,7 @@ main(int argc, char **argv)
 	frame = wire_frame_pack(&req.base, WIRE_MAX_REQUEST, &framelen);
 
 	/* One real reply: its bytes are what the echo server sends back. */
-	if ((fd = connect_unix(argv[optind])) < 0) {
+	if ((fd = sockclient_connect(argv[optind], 0)) < 0) {
 		fprintf(stderr, "rpc_bench: connect %s: %s\n", argv[optind], strerror(errno));
 		return 1;
 	}

@@ -14,7 +14,9 @@
 # cert_sans FILE (openssl's view); run CMD (sets $OUT $ERR $RC); assert_eq, assert_ne,
 # assert_match, assert_contains, assert_file_contains, assert_exit CODE WHAT -- CMD,
 # assert_daemon_alive; fail, ok, t_skip, t_log; json_get PATH [FILE]; rfc3339_to_epoch;
-# ms_now; wait_until MS CMD; run_daemon_bg, daemon_alive, socket_answers; t_track_pid PID.
+# ms_now; wait_until MS CMD; run_daemon_bg, daemon_alive, socket_answers; t_track_pid PID;
+# snapshot_dir DIR, snapshot_disk (SSL and state directories), assert_unchanged FILE WHAT,
+# last_audit.
 # $PY is /usr/bin/python3 (has python3-protobuf), $IT_DIR this directory, $REPO_ROOT.
 #
 # Environment: CAROTATE_BUILD (directory holding carotated and carotatectl);
@@ -237,6 +239,36 @@ for h in sorted(hashlib.sha256(base64.b64decode("".join(m.split()))).hexdigest()
     print(h)' "$1"
 }
 
+
+# ---------------------------------------------------------------- snapshots
+# snapshot_dir DIR: everything under DIR, to show that a call changed nothing: names, types,
+# modes and sizes, then each file's SHA-256.
+snapshot_dir() {
+	(
+		cd "$1" && find . -printf '%p %y %m %s\n' | LC_ALL=C sort &&
+			find . -type f -exec sha256sum {} + | LC_ALL=C sort
+	)
+}
+# snapshot_disk: snapshot_dir of $SSL_DIR, then of $STATE_DIR without the ledger (each
+# refused call adds a record to its audit log; check that with the audit call).
+snapshot_disk() {
+	snapshot_dir "$SSL_DIR" && echo "--- state" && snapshot_dir "$STATE_DIR" | grep -v '\./ledger\.db'
+}
+# assert_unchanged BEFORE_FILE WHAT: snapshot_disk shows what BEFORE_FILE recorded.
+assert_unchanged() {
+	snapshot_disk >"$T/snapshot.after"
+	if ! cmp -s "$1" "$T/snapshot.after"; then
+		fail "$2: the SSL and state directories are unchanged" \
+			"$(diff "$1" "$T/snapshot.after" | head -n 20)"
+	fi
+	ok "$2: SSL and state directories unchanged"
+}
+# last_audit: the newest audit record as "CALL RESULT" (a refusal leaves one).
+last_audit() {
+	ctl --json audit --limit 1 >"$T/last-audit.json"
+	echo "$(json_get records.0.call "$T/last-audit.json") $(json_get records.0.result \
+		"$T/last-audit.json")"
+}
 
 # rfc3339_to_epoch STRING
 rfc3339_to_epoch() {

@@ -29,34 +29,6 @@ write_gen_config() {
 	grep -q "^reload = $T/reload.sh\$" "$CONF" || fail "the test config names the reload script"
 }
 
-# Everything under a directory: names, types, modes, sizes and contents.
-snapshot() {
-	(
-		cd "$1" && find . -printf '%p %y %m %s\n' | LC_ALL=C sort &&
-			find . -type f -exec sha256sum {} + | LC_ALL=C sort
-	)
-}
-# The ledger is left out: each refused call adds a record to its audit log (checked below).
-snap_all() {
-	snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR" | grep -v '\./ledger\.db'
-}
-# The newest audit record as "CALL RESULT".
-last_audit() {
-	ctl --json audit --limit 1 >"$T/last-audit.json"
-	echo "$(json_get records.0.call "$T/last-audit.json") $(json_get records.0.result \
-		"$T/last-audit.json")"
-}
-
-# assert_unchanged BEFORE_FILE WHAT
-assert_unchanged() {
-	snap_all >"$T/snap.after"
-	if ! cmp -s "$1" "$T/snap.after"; then
-		fail "$2: the SSL and state directories are unchanged" \
-			"$(diff "$1" "$T/snap.after" | head -n 20)"
-	fi
-	ok "$2: SSL and state directories unchanged"
-}
-
 # A raw request, bypassing carotatectl's own checks, to test the daemon's.
 # rawgen KEY=VALUE... (key_type ca_days server_days name san): prints "STATUS MESSAGE".
 cat >"$T/rawreq.py" <<'EOF'
@@ -435,7 +407,7 @@ KEPT_ALL="$T/kept"
 discard_ok() {
 	local what=$1 active=$2 active_crt=$3 staged kept dir before
 	staged=$(cert_der_sha256 "$SSL_DIR/new/ca.crt")
-	snapshot "$SSL_DIR/new" >"$T/new.snap"
+	snapshot_dir "$SSL_DIR/new" >"$T/new.snap"
 	before=$(reload_count)
 	assert_exit 0 "$what: discard exits 0" -- ctl --json discard
 	echo "$OUT" | jsave "$T/discard.json"
@@ -451,7 +423,7 @@ discard_ok() {
 		fail "$what: each discard keeps its own directory" "reused: $dir"
 	fi
 	echo "$dir" >>"$KEPT_ALL"
-	assert_eq "$(cat "$T/new.snap")" "$(snapshot "$dir")" "$what: the discarded set is in $kept, unchanged"
+	assert_eq "$(cat "$T/new.snap")" "$(snapshot_dir "$dir")" "$what: the discarded set is in $kept, unchanged"
 	[ ! -e "$SSL_DIR/new" ] || fail "$what: new/ is gone after discard"
 	ok "$what: new/ is gone"
 	assert_exit 0 "$what: status --json after discard" -- ctl --json status
@@ -500,7 +472,7 @@ assert_exit 0 "status --json with an active set" -- ctl --json status
 assert_eq steady "$(echo "$OUT" | json_get phase)" "phase steady with an active set"
 
 # Bad options change nothing: refused by carotatectl or by the daemon, exit 5.
-snap_all >"$T/snap.before"
+snapshot_disk >"$T/snap.before"
 reloads=$(reload_count)
 # bad_generate PHRASE WHAT ARGS...
 bad_generate() {
@@ -550,7 +522,7 @@ for kt in ec-p256 ec-p384 rsa-2048 rsa-3072 rsa-4096; do
 	check_staged_status "$ACTIVE_CA"
 	if [ "$kt" = ec-p256 ]; then
 		# generate (or a bad generate) while staged: precondition, nothing changes.
-		snap_all >"$T/snap.staged"
+		snapshot_disk >"$T/snap.staged"
 		r=$(reload_count)
 		assert_exit 3 "generate while staged: exit 3" -- ctl generate
 		assert_contains "already staged" "$ERR" "generate while staged: says 'already staged'"
@@ -576,7 +548,7 @@ check_staged_status "$ACTIVE_CA"
 discard_ok "custom options" "$ACTIVE_CA" "$ACTIVE_CRT"
 
 # Discard with nothing staged: precondition, nothing changes.
-snap_all >"$T/snap.before"
+snapshot_disk >"$T/snap.before"
 r=$(reload_count)
 assert_exit 3 "discard with nothing staged: exit 3" -- ctl discard
 assert_contains "staged" "$ERR" "discard with nothing staged: the message says so ($ERR)"

@@ -39,23 +39,6 @@ EOF
 chmod 0755 "$T/reload.sh"
 reload_count() { if [ -f "$RELOAD_LOG" ]; then wc -l <"$RELOAD_LOG"; else echo 0; fi; }
 
-snapshot() {
-	(
-		cd "$1" && find . -printf '%p %y %m %s\n' | LC_ALL=C sort &&
-			find . -type f -exec sha256sum {} + | LC_ALL=C sort
-	)
-}
-# The ledger is left out: each refused call adds a record to its audit log (checked below).
-snap_all() {
-	snapshot "$SSL_DIR" && echo "--- state" && snapshot "$STATE_DIR" | grep -v '\./ledger\.db'
-}
-# The newest audit record as "CALL RESULT".
-last_audit() {
-	ctl --json audit --limit 1 >"$T/last-audit.json"
-	echo "$(json_get records.0.call "$T/last-audit.json") $(json_get records.0.result \
-		"$T/last-audit.json")"
-}
-
 pubkey_of_cert() { openssl x509 -in "$1" -noout -pubkey; }
 pubkey_of_key() { openssl pkey -in "$1" -pubout 2>/dev/null; }
 # The SHA-256 sums of a PEM file's certificates as a sorted JSON list.
@@ -489,15 +472,12 @@ assert_eq 2 "$(pem_count "$SSL_DIR/new/server.crt")" "--chain: new/server.crt ho
 assert_eq "[]" "$(json_get warnings "$T/inst.json")" "--chain: no warnings for a 397-day leaf"
 
 # While staged: install and generate are refused (precondition), nothing changes.
-snap_all >"$T/snap.staged"
+snapshot_disk >"$T/snap.staged"
 assert_exit 3 "install while staged: exit 3" -- \
 	ctl install --ca "$C/rb.crt" --cert "$C/good_10d.crt" --key "$C/good_10d.key"
 assert_contains "already staged" "$ERR" "install while staged: says 'already staged'"
 assert_exit 3 "generate while staged: exit 3" -- ctl generate
-snap_all >"$T/snap.after"
-cmp -s "$T/snap.staged" "$T/snap.after" || fail "install while staged: nothing changes" \
-	"$(diff "$T/snap.staged" "$T/snap.after" | head -n 20)"
-ok "install/generate while staged: nothing changes"
+assert_unchanged "$T/snap.staged" "install/generate while staged"
 
 # ---- authorization: a reader (socket group only) may not change anything
 if [ "$AUTHZ" -eq 1 ]; then
@@ -520,10 +500,7 @@ if [ "$AUTHZ" -eq 1 ]; then
 	assert_exit 4 "reader: discard exits 4" -- as_reader discard
 	assert_contains "permission denied" "$ERR" "reader: discard says permission denied"
 	assert_exit 4 "reader: --json discard exits 4" -- as_reader --json discard
-	snap_all >"$T/snap.after"
-	cmp -s "$T/snap.staged" "$T/snap.after" || fail "reader: nothing changes" \
-		"$(diff "$T/snap.staged" "$T/snap.after" | head -n 20)"
-	ok "reader: nothing changes"
+	assert_unchanged "$T/snap.staged" "reader"
 	assert_eq "$reloads" "$(reload_count)" "reader: no reload"
 	assert_eq staged "$(ctl --json status | json_get phase)" "reader: the staged set is still staged"
 else
@@ -551,7 +528,7 @@ discard_good "operator formats"
 
 # ---------------------------------------------------------------- the bad-input corpus
 
-snap_all >"$T/snap.before"
+snapshot_disk >"$T/snap.before"
 RELOADS=$(reload_count)
 PROBLEMS=""
 NCASES=0
@@ -580,12 +557,7 @@ bad() {
 	else
 		ok "$what: the message names the problem: $msg"
 	fi
-	snap_all >"$T/snap.after"
-	if ! cmp -s "$T/snap.before" "$T/snap.after"; then
-		fail "$what: the SSL and state directories are unchanged" \
-			"$(diff "$T/snap.before" "$T/snap.after" | head -n 20)"
-	fi
-	ok "$what: SSL and state directories unchanged"
+	assert_unchanged "$T/snap.before" "$what"
 	[ "$(last_audit)" = "install INVALID_ARGUMENT" ] ||
 		fail "$what: the refusal is in the audit log" "newest record: $(last_audit)"
 	[ "$(reload_count)" = "$RELOADS" ] || fail "$what: no reload" "reload calls: $(reload_count), before: $RELOADS"
@@ -662,18 +634,14 @@ NCASES=$((NCASES + 1))
 printf '%-34s status %s\n' "raw 65537-byte cert field" "$OUT" >>"$SUMMARY"
 assert_match '^1 ' "$OUT" "raw install of a 65537-byte field: INVALID_ARGUMENT ($OUT)"
 assert_contains "too large" "$OUT" "raw install of a 65537-byte field: says too large"
-snap_all >"$T/snap.after"
-cmp -s "$T/snap.before" "$T/snap.after" || fail "raw 65537-byte field: nothing changes"
-ok "raw 65537-byte field: nothing changes"
+assert_unchanged "$T/snap.before" "raw 65537-byte field"
 # Empty fields, without carotatectl's check.
 : >"$C/zero"
 run rawinstall ca="$C/zero" cert="$C/base.crt" key="$C/base.key"
 NCASES=$((NCASES + 1))
 printf '%-34s status %s\n' "raw empty ca field" "$OUT" >>"$SUMMARY"
 assert_match '^1 ' "$OUT" "raw install with an empty ca field: INVALID_ARGUMENT ($OUT)"
-snap_all >"$T/snap.after"
-cmp -s "$T/snap.before" "$T/snap.after" || fail "raw empty ca field: nothing changes"
-ok "raw empty ca field: nothing changes"
+assert_unchanged "$T/snap.before" "raw empty ca field"
 
 echo "-- corpus: $NCASES cases; the daemon's and carotatectl's answers:"
 sed 's/^/   /' "$SUMMARY"

@@ -288,11 +288,6 @@ new_root() {
 	: >"$1/var/lib/dpkg/status"
 	: >"$1/var/lib/dpkg/available"
 }
-# Files, links and their digests under DIR, relative to it.
-tree_snapshot() {
-	(cd "$1" && find . -printf '%p %y %m\n' | LC_ALL=C sort &&
-		find . -type f -exec sha256sum {} + | LC_ALL=C sort)
-}
 # What is left in root R apart from dpkg's database: files and links only.
 leftovers() {
 	(cd "$1" && find . -path ./var/lib/dpkg -prune -o \( -type f -o -type l \) -print |
@@ -344,7 +339,7 @@ else
 	ok "the daemon accepts the linking key the postinst made"
 	ls "$STATE_DIR/ca-keys/"*.key >/dev/null 2>&1 || fail "no CA key in the state directory"
 	ls -d "$SSL_DIR"/discarded-* "$SSL_DIR/new" >/dev/null || fail "no discarded or staged set"
-	tree_snapshot "$SSL_DIR" >"$T/ssl.before"
+	snapshot_dir "$SSL_DIR" >"$T/ssl.before"
 
 	in_root "$R" --remove carotate
 	for f in "$R/etc/carotate/carotated.conf" "$KEY" "$STATE_DIR/ledger.db"; do
@@ -354,7 +349,7 @@ else
 	[ ! -e "$R/usr/sbin/carotated" ] || fail "remove left the daemon"
 
 	in_root "$R" --purge carotate
-	assert_eq "$(cat "$T/ssl.before")" "$(tree_snapshot "$SSL_DIR")" \
+	assert_eq "$(cat "$T/ssl.before")" "$(snapshot_dir "$SSL_DIR")" \
 		"purge leaves the SSL directory and its backups byte for byte"
 	[ ! -e "$STATE_DIR" ] || fail "purge left the state directory" "$(ls -la "$STATE_DIR")"
 	[ ! -e "$R/etc/carotate" ] || fail "purge left /etc/carotate" "$(ls -la "$R/etc/carotate")"
@@ -374,10 +369,10 @@ else
 	make_cert_set "$STATE_DIR/ssl" inner
 	make_cert_set "$STATE_DIR/ssl/certs-20260102-000000" inner-backup
 	echo "operator's notes" >"$R/etc/carotate/NOTES"
-	tree_snapshot "$STATE_DIR" >"$T/state.before"
+	snapshot_dir "$STATE_DIR" >"$T/state.before"
 	: >"$T/dpkg.log"
 	in_root "$R" --purge carotate
-	assert_eq "$(cat "$T/state.before")" "$(tree_snapshot "$STATE_DIR")" \
+	assert_eq "$(cat "$T/state.before")" "$(snapshot_dir "$STATE_DIR")" \
 		"purge leaves a state directory holding an SSL directory whole"
 	assert_file_contains "left $STATE_DIR in place" "$T/dpkg.log" "and says why"
 	[ ! -e "$KEY" ] || fail "purge left the linking key"

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "load.h"
+#include "sockclient.h"
 
 #define AGL_TICK_MS      5
 #define AGL_BUF          65536 /* bytes of one response, at most */
@@ -92,7 +93,6 @@ static struct load_procs agl_procs;
 
 static void agl_usage(void) __attribute__((noreturn));
 static void agl_read_key(const char *);
-static int agl_blocking_exchange(int, const char *, int *, char *, char *);
 static void agl_link_all(void);
 static int agl_load_tokens(const char *);
 static void agl_save_tokens(const char *);
@@ -106,7 +106,6 @@ static void agl_readable(struct agl_conn *, int64_t);
 static int agl_response(struct agl_conn *, int64_t);
 static void agl_judge(struct agl_conn *, int, const char *, const char *, size_t, int64_t);
 static void agl_timer(struct agl_conn *, int64_t);
-static const char *agl_header(const char *, const char *, const char *, size_t *);
 static void agl_report(double);
 
 static void
@@ -138,63 +137,6 @@ agl_read_key(const char *path)
 		agl_key[--n] = '\0';
 }
 
-/*
- * The value of header name in the header block [h, end), and its length;
- * NULL when absent.
- */
-static const char *
-agl_header(const char *h, const char *end, const char *name, size_t *len)
-{
-	size_t nlen = strlen(name);
-	const char *p, *eol;
-
-	for (p = strstr(h, "\r\n"); p != NULL && p < end; p = eol) {
-		p += 2;
-		if ((eol = strstr(p, "\r\n")) == NULL)
-			return NULL;
-		if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			p += nlen + 1;
-			while (*p == ' ')
-				p++;
-			*len = (size_t)(eol - p);
-			return p;
-		}
-	}
-	return NULL;
-}
-
-/* Links use a blocking connection: status, and the token and ETag copied out. */
-static int
-agl_blocking_exchange(int fd, const char *req, int *status, char *token, char *etag)
-{
-	char buf[AGL_BUF];
-	const char *end, *v;
-	size_t got = 0, len, clen = 0;
-	ssize_t n;
-
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-		return -1;
-	for (;;) {
-		if ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) <= 0)
-			return -1;
-		got += (size_t)n;
-		buf[got] = '\0';
-		if ((end = strstr(buf, "\r\n\r\n")) == NULL)
-			continue;
-		if ((v = agl_header(buf, end, "Content-Length", &len)) != NULL)
-			clen = strtoul(v, NULL, 10);
-		if (got >= (size_t)(end - buf) + 4 + clen)
-			break;
-	}
-	if (sscanf(buf, "HTTP/1.1 %d", status) != 1)
-		return -1;
-	if ((v = agl_header(buf, end, "X-Agent-Token", &len)) != NULL && len == 64)
-		memcpy(token, v, 64);
-	if ((v = agl_header(buf, end, "ETag", &len)) != NULL && len == 66)
-		memcpy(etag, v + 1, 64);
-	return 0;
-}
-
 static void
 agl_link_all(void)
 {
@@ -209,10 +151,10 @@ agl_link_all(void)
 		    "X-Agent-Id: %s\r\nContent-Length: 0\r\n\r\n",
 		    agl_key, agl_agents[i].id);
 		/* One keep-alive connection, blocking: linking is set-up, not load. */
-		if (fd == -1 && (fd = load_connect(agl_path)) != -1 && fcntl(fd, F_SETFL, 0) == -1)
-			exit(2);
+		if (fd == -1)
+			fd = sockclient_connect(agl_path, 0);
 		if (fd == -1 ||
-		    agl_blocking_exchange(fd, req, &status, agl_agents[i].token, etag) == -1 ||
+		    sockclient_http_exchange(fd, req, &status, agl_agents[i].token, etag) == -1 ||
 		    status != 200) {
 			fprintf(stderr, "agentload: linking %s failed\n", agl_agents[i].id);
 			exit(2);
@@ -453,13 +395,13 @@ agl_response(struct agl_conn *c, int64_t now)
 	if ((end = strstr(c->buf, "\r\n\r\n")) == NULL)
 		return 0;
 	hlen = (size_t)(end - c->buf) + 4;
-	if ((v = agl_header(c->buf, end, "Content-Length", &len)) != NULL)
+	if ((v = sockclient_header(c->buf, end, "Content-Length", &len)) != NULL)
 		clen = strtoul(v, NULL, 10);
 	if (c->blen < hlen + clen)
 		return 0;
 	if (sscanf(c->buf, "HTTP/1.1 %d", &status) != 1)
 		status = -1;
-	etag = agl_header(c->buf, end, "ETag", &elen);
+	etag = sockclient_header(c->buf, end, "ETag", &elen);
 	if (c->kind != AGL_CHECKIN) {
 		agl_stats[c->kind].answered++;
 		c->blen = 0;

@@ -2,7 +2,6 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "load.h"
+#include "sockclient.h"
 
 static int load_cmp(const void *, const void *);
 static int load_read_stat(pid_t, long long *);
@@ -82,33 +82,11 @@ load_lat_free(struct load_lat *l)
 }
 
 int
-load_connect(const char *path)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd, saved;
-
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
-int
 load_conns_open(struct load_conns *s, const char *path, int64_t now, int64_t *due)
 {
 	int fd;
 
-	if ((fd = load_connect(path)) == -1) {
+	if ((fd = sockclient_connect(path, 1)) == -1) {
 		if (errno == EAGAIN)
 			s->connect_retries++;
 		else

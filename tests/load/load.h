@@ -1,7 +1,7 @@
 /*
  * What the load tools share: a monotonic clock, latency samples and their
- * percentiles, non-blocking AF_UNIX connections and what is counted about
- * them, the wrong answers described in full, and the CPU time and resident
+ * percentiles, what is counted about non-blocking connections (made by
+ * sockclient.h), the wrong answers described in full, and the CPU time and resident
  * memory of the processes under test, read from /proc.
  */
 #ifndef CAROTATE_LOAD_H
@@ -30,12 +30,6 @@ void load_lat_sort(struct load_lat *);
 double load_lat_pct(const struct load_lat *, double pct);
 void load_lat_free(struct load_lat *);
 
-/*
- * A non-blocking stream connection to path. -1 with errno EAGAIN when the
- * listener's backlog is full (AF_UNIX never answers EINPROGRESS).
- */
-int load_connect(const char *path);
-
 /* What is counted for each kind of client about its connections. */
 struct load_conns {
 	long conns, opened, open_now, held_max;
@@ -44,7 +38,7 @@ struct load_conns {
 	struct load_lat life; /* lifetime of connections the daemon closed */
 };
 /*
- * load_connect, counted: the descriptor and *due = 0, or -1 with *due the
+ * sockclient_connect (non-blocking), counted: the descriptor and *due = 0, or -1 with *due the
  * time (us) to try again.
  */
 int load_conns_open(struct load_conns *, const char *path, int64_t now, int64_t *due);

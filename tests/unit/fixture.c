@@ -12,8 +12,7 @@
 #include <cmocka.h>
 
 #include "fixture.h"
-
-static void fixture_sha(const char *pem, char sha[PKI_SHA256_HEX]);
+#include "fixture_pki.h"
 
 int
 fixture_init(struct fixture *fx, const char *root, const char *name, struct config **conf)
@@ -62,29 +61,15 @@ fixture_write_text(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
-static void
-fixture_sha(const char *pem, char sha[PKI_SHA256_HEX])
-{
-	STACK_OF(X509) * certs;
-	char err[256];
-
-	certs = pki_certs_from_pem((const uint8_t *)pem, strlen(pem), err, sizeof(err));
-	assert_non_null(certs);
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
-}
-
 void
 fixture_write_set(const char *dir, const char *name, int with_key, char ca_sha[PKI_SHA256_HEX],
     char srv_sha[PKI_SHA256_HEX])
 {
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, name, sans, 1, time(NULL) };
 	struct pki_material m;
-	char err[256], path[400];
+	char path[400];
 
-	if (pki_generate(&p, &m, err, sizeof(err)) != 0)
-		fail_msg("pki_generate: %s", err);
+	if (fixture_pki_generate(name, 3650, 397, time(NULL), &m) != 0)
+		fail_msg("fixture_write_set: no set generated");
 	snprintf(path, sizeof(path), "%s/ca.crt", dir);
 	fixture_write_text(path, m.ca);
 	snprintf(path, sizeof(path), "%s/server.crt", dir);
@@ -94,8 +79,8 @@ fixture_write_set(const char *dir, const char *name, int with_key, char ca_sha[P
 		fixture_write_text(path, m.key);
 	}
 	if (ca_sha != NULL)
-		fixture_sha(m.ca, ca_sha);
+		fixture_pki_sha(m.ca, ca_sha);
 	if (srv_sha != NULL)
-		fixture_sha(m.cert, srv_sha);
+		fixture_pki_sha(m.cert, srv_sha);
 	pki_material_clear(&m);
 }

@@ -20,6 +20,8 @@
 
 #include "backups.h"
 #include "config.h"
+#include "fixture_fs.h"
+#include "fixture_pki.h"
 #include "pki.h"
 #include "ssldir.h"
 #include "swap.h"
@@ -27,35 +29,16 @@
 #define T0  1764201600 /* 2025-11-27 00:00:00 UTC */
 #define DAY 86400
 
-static char root[] = "/tmp/carotate-test-backups-XXXXXX";
-static char ssl[80], state[80];
+static struct fixture_fs fx;
 static struct config conf;
 static struct pki_material set_a, set_b;
 static char sha_a[PKI_SHA256_HEX], sha_b[PKI_SHA256_HEX];
 
-static void put(const char *, const char *, mode_t);
 static void put_set(const char *, const struct pki_material *, const char *);
 static void stage(const struct pki_material *);
 static void rotate_at(time_t, const struct pki_material *, const char *);
-static int exists(const char *);
-static void ca_sha(const struct pki_material *, char[PKI_SHA256_HEX]);
-static void snapshot(char *, size_t);
 static void rotations(int);
 static size_t count(void);
-
-static void
-put(const char *rel, const char *text, mode_t mode)
-{
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
 
 /* The set's three files into dir ("" for the active set; created when not ""). key: NULL = m's. */
 static void
@@ -64,15 +47,15 @@ put_set(const char *dir, const struct pki_material *m, const char *key)
 	char rel[256];
 
 	if (dir[0] != '\0') {
-		snprintf(rel, sizeof(rel), "%s/%s", ssl, dir);
+		snprintf(rel, sizeof(rel), "%s/%s", fx.ssl, dir);
 		assert_int_equal(mkdir(rel, 0700), 0);
 	}
 	snprintf(rel, sizeof(rel), "%s%sca.crt", dir, dir[0] != '\0' ? "/" : "");
-	put(rel, m->ca, 0644);
+	fixture_fs_put(fx.ssl, rel, m->ca, 0644);
 	snprintf(rel, sizeof(rel), "%s%sserver.crt", dir, dir[0] != '\0' ? "/" : "");
-	put(rel, m->cert, 0644);
+	fixture_fs_put(fx.ssl, rel, m->cert, 0644);
 	snprintf(rel, sizeof(rel), "%s%sserver.key", dir, dir[0] != '\0' ? "/" : "");
-	put(rel, key != NULL ? key : m->key, 0600);
+	fixture_fs_put(fx.ssl, rel, key != NULL ? key : m->key, 0600);
 }
 
 static void
@@ -94,91 +77,32 @@ rotate_at(time_t t, const struct pki_material *m, const char *want)
 }
 
 static int
-exists(const char *rel)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	return lstat(path, &st) == 0;
-}
-
-static void
-ca_sha(const struct pki_material *m, char out[PKI_SHA256_HEX])
-{
-	char err[128];
-	STACK_OF(X509) *xs =
-	    pki_certs_from_pem((const uint8_t *)m->ca, strlen(m->ca), err, sizeof(err));
-
-	assert_non_null(xs);
-	pki_cert_sha256(sk_X509_value(xs, 0), out);
-	sk_X509_pop_free(xs, X509_free);
-}
-
-/* Every name, type and content under the root, to show that nothing changed. */
-static void
-snapshot(char *out, size_t len)
-{
-	char cmd[256];
-	FILE *p;
-	size_t n;
-
-	snprintf(cmd, sizeof(cmd),
-	    "cd %s && find . -printf '%%p %%y %%m\\n' | sort && find . -type f | sort | xargs cat",
-	    root);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	pclose(p);
-}
-
-static int
 setup(void **st)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/ssl %s/state %s/outside", root, root, root);
-	if (system(cmd) != 0 || mkdir(ssl, 0755) == -1 || mkdir(state, 0700) == -1)
-		return -1;
 	conf.backups_keep = 10;
-	return 0;
+	return fixture_fs_reset(&fx);
 }
 
 static int
 group_setup(void **st)
 {
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "backups test", sans, 1, T0 };
-	char err[256];
-
-	if (mkdtemp(root) == NULL)
+	if (fixture_fs_init(&fx, "backups") == -1)
 		return -1;
-	snprintf(ssl, sizeof(ssl), "%s/ssl", root);
-	snprintf(state, sizeof(state), "%s/state", root);
-	conf.ssl_dir = ssl;
-	conf.state_dir = state;
-	conf.ssl_ca = (char *)"ca.crt";
-	conf.ssl_cert = (char *)"server.crt";
-	conf.ssl_key = (char *)"server.key";
-	p.now = time(NULL);
-	if (pki_generate(&p, &set_a, err, sizeof(err)) != 0 ||
-	    pki_generate(&p, &set_b, err, sizeof(err)) != 0)
+	fixture_fs_conf(&fx, &conf);
+	if (fixture_pki_generate("backups test", 30, 10, time(NULL), &set_a) == -1 ||
+	    fixture_pki_generate("backups test", 30, 10, time(NULL), &set_b) == -1)
 		return -1;
-	ca_sha(&set_a, sha_a);
-	ca_sha(&set_b, sha_b);
+	fixture_pki_sha(set_a.ca, sha_a);
+	fixture_pki_sha(set_b.ca, sha_b);
 	return 0;
 }
 
 static int
 group_teardown(void **st)
 {
-	char cmd[300];
-
 	pki_material_clear(&set_a);
 	pki_material_clear(&set_b);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return fixture_fs_remove(&fx);
 }
 
 /* rotate, restore, manual and discard backups, newest first; symlinks and files skipped. */
@@ -200,12 +124,12 @@ test_list_kinds(void **st)
 	assert_int_equal(ssldir_discard(&conf, T0 + 120, kept, sizeof(kept), err, sizeof(err)), 0);
 	assert_string_equal(kept, "discarded-20251127-000200");
 	/* Not backups: a symlink named like one, a file, other names. */
-	snprintf(path, sizeof(path), "%s/certs-20251128-000000", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251128-000000", fx.ssl);
 	assert_int_equal(symlink("certs-20251127-000000", path), 0);
-	put("certs-20251129-000000", "not a directory\n", 0644);
-	snprintf(path, sizeof(path), "%s/certs-junk", ssl);
+	fixture_fs_put(fx.ssl, "certs-20251129-000000", "not a directory\n", 0644);
+	snprintf(path, sizeof(path), "%s/certs-junk", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
-	snprintf(path, sizeof(path), "%s/discarded-2025", ssl);
+	snprintf(path, sizeof(path), "%s/discarded-2025", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
 
 	assert_int_equal(backups_list(&conf, &list, &n, err, sizeof(err)), 0);
@@ -305,16 +229,16 @@ test_check_ids(void **st)
 	rotate_at(T0, &set_b, "certs-20251127-000000");
 	assert_int_equal(backups_check(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
 	/* A symlink named like a backup, to a valid copy outside; a plain file. */
-	snprintf(path, sizeof(path), "cp -a %s/certs-20251127-000000 %s/outside", ssl, root);
+	snprintf(path, sizeof(path), "cp -a %s/certs-20251127-000000 %s/outside", fx.ssl, fx.root);
 	assert_int_equal(system(path), 0);
-	snprintf(path, sizeof(path), "%s/certs-20251128-000000", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251128-000000", fx.ssl);
 	assert_int_equal(symlink("../outside", path), 0);
-	put("certs-20251129-000000", "x", 0644);
+	fixture_fs_put(fx.ssl, "certs-20251129-000000", "x", 0644);
 	memset(longid, 'a', sizeof(longid) - 1);
 	longid[sizeof(longid) - 1] = '\0';
 	memcpy(longid, "certs-20251127-000000", 21);
 
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.root, before, sizeof(before));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		if (backups_check(&conf, bad[i], err, sizeof(err)) != -1)
@@ -330,7 +254,7 @@ test_check_ids(void **st)
 	assert_int_equal(backups_check(&conf, NULL, err, sizeof(err)), -1);
 	assert_int_equal(backups_check(&conf, "certs-20251130-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no backup certs-20251130-000000"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.root, after, sizeof(after));
 	assert_string_equal(before, after);
 }
 
@@ -342,7 +266,7 @@ test_check_contents(void **st)
 
 	put_set("", &set_a, NULL);
 	rotate_at(T0, &set_b, "certs-20251127-000000");
-	put("certs-20251127-000000/ca.crt", set_b.ca, 0644);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/ca.crt", set_b.ca, 0644);
 	assert_int_equal(backups_check(&conf, "certs-20251127-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not match its manifest"));
 
@@ -353,26 +277,26 @@ test_check_contents(void **st)
 	/* Asked again, the same answer; once the key is right, the new answer. */
 	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "certs-20251120-000000: key: does not match"));
-	put("certs-20251120-000000/server.key", set_a.key, 0600);
+	fixture_fs_put(fx.ssl, "certs-20251120-000000/server.key", set_a.key, 0600);
 	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), 0);
-	put("certs-20251120-000000/server.key", set_b.key, 0600);
+	fixture_fs_put(fx.ssl, "certs-20251120-000000/server.key", set_b.key, 0600);
 	assert_int_equal(backups_check(&conf, "certs-20251120-000000", err, sizeof(err)), -1);
 	put_set("certs-20251121-000000", &set_a, NULL);
-	put("certs-20251121-000000/ca.crt", set_b.ca, 0644);
+	fixture_fs_put(fx.ssl, "certs-20251121-000000/ca.crt", set_b.ca, 0644);
 	assert_int_equal(backups_check(&conf, "certs-20251121-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not chain to the CA"));
 	put_set("certs-20251122-000000", &set_a, NULL);
-	put("certs-20251122-000000/server.crt", "garbage\n", 0644);
+	fixture_fs_put(fx.ssl, "certs-20251122-000000/server.crt", "garbage\n", 0644);
 	assert_int_equal(backups_check(&conf, "certs-20251122-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "cert: not PEM"));
 	/* A set file that is a symlink to a good copy: refused, not followed. */
 	put_set("certs-20251123-000000", &set_a, NULL);
-	snprintf(path, sizeof(path), "%s/certs-20251123-000000/server.key", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251123-000000/server.key", fx.ssl);
 	assert_int_equal(unlink(path), 0);
-	snprintf(
-	    path, sizeof(path), "cp %s/certs-20251120-000000/ca.crt %s/outside-key", ssl, root);
+	snprintf(path, sizeof(path), "cp %s/certs-20251120-000000/ca.crt %s/outside-key", fx.ssl,
+	    fx.root);
 	assert_int_equal(system(path), 0);
-	snprintf(path, sizeof(path), "%s/certs-20251123-000000/server.key", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251123-000000/server.key", fx.ssl);
 	assert_int_equal(symlink("../../outside-key", path), 0);
 	assert_int_equal(backups_check(&conf, "certs-20251123-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "symbolic link"));
@@ -383,7 +307,7 @@ test_check_contents(void **st)
 	put_set("discarded-20251125-000000", &set_b, NULL);
 	assert_int_equal(backups_check(&conf, "discarded-20251125-000000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "discarded staged set"));
-	snprintf(path, sizeof(path), "rm -f %s/outside-key", root);
+	snprintf(path, sizeof(path), "rm -f %s/outside-key", fx.root);
 	assert_int_equal(system(path), 0);
 }
 
@@ -424,8 +348,9 @@ test_prune(void **st)
 	put_set("certs-20251001-000000", &set_a, NULL); /* by hand, oldest of all */
 	stage(&set_b);
 	assert_int_equal(ssldir_discard(&conf, T0 - 60, kept, sizeof(kept), err, sizeof(err)), 0);
-	put("certs-20251127-000000/notes.txt", "x", 0644); /* a plain file: removed with it */
-	put("ca-bundle.pem", "bundle", 0644);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/notes.txt", "x",
+	    0644); /* a plain file: removed with it */
+	fixture_fs_put(fx.ssl, "ca-bundle.pem", "bundle", 0644);
 
 	/* Fewer than keep: nothing. */
 	assert_int_equal(backups_prune(&conf, &pruned, &n, err, sizeof(err)), 0);
@@ -441,14 +366,15 @@ test_prune(void **st)
 	assert_string_equal(pruned[2], "discarded-20251126-235900");
 	assert_null(pruned[3]);
 	backups_pruned_free(pruned, n);
-	assert_true(exists("certs-20251127-000400"));
-	assert_true(exists("certs-20251127-000300"));
-	assert_true(exists("certs-20251127-000200"));
-	assert_false(exists("certs-20251127-000100"));
-	assert_false(exists("certs-20251127-000000"));
-	assert_false(exists("discarded-20251126-235900"));
-	assert_true(exists("certs-20251001-000000/server.key"));
-	assert_true(exists("ca-bundle.pem") && exists("server.key") && exists("ca.crt"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251127-000400"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251127-000300"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251127-000200"));
+	assert_false(fixture_fs_exists(fx.ssl, "certs-20251127-000100"));
+	assert_false(fixture_fs_exists(fx.ssl, "certs-20251127-000000"));
+	assert_false(fixture_fs_exists(fx.ssl, "discarded-20251126-235900"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251001-000000/server.key"));
+	assert_true(fixture_fs_exists(fx.ssl, "ca-bundle.pem") &&
+	            fixture_fs_exists(fx.ssl, "server.key") && fixture_fs_exists(fx.ssl, "ca.crt"));
 	/* Idempotent. */
 	assert_int_equal(backups_prune(&conf, &pruned, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 0);
@@ -456,7 +382,7 @@ test_prune(void **st)
 
 	/* An interrupted swap: nothing pruned until it is recovered. */
 	conf.backups_keep = 1;
-	snprintf(path, sizeof(path), "%s/swap.journal", state);
+	snprintf(path, sizeof(path), "%s/swap.journal", fx.state);
 	assert_int_equal(close(open(path, O_WRONLY | O_CREAT, 0600)), 0);
 	assert_int_equal(backups_prune(&conf, &pruned, &n, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "awaits recovery"));
@@ -482,8 +408,8 @@ test_prune_never_newest(void **st)
 	assert_string_equal(pruned[0], "certs-20251127-000100");
 	assert_string_equal(pruned[1], "certs-20251127-000000");
 	backups_pruned_free(pruned, n);
-	assert_true(exists("discarded-20251128-000000"));
-	assert_true(exists("certs-20251127-000200"));
+	assert_true(fixture_fs_exists(fx.ssl, "discarded-20251128-000000"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251127-000200"));
 
 	/* Only manual backups beyond keep: none is removed. */
 	put_set("certs-20251101-000000", &set_a, NULL);
@@ -503,38 +429,38 @@ test_prune_symlinks(void **st)
 
 	rotations(4);
 	/* An old "backup" that is a symlink to a directory outside, with a manifest. */
-	snprintf(path, sizeof(path), "cp -a %s/certs-20251127-000000 %s/outside", ssl, root);
+	snprintf(path, sizeof(path), "cp -a %s/certs-20251127-000000 %s/outside", fx.ssl, fx.root);
 	assert_int_equal(system(path), 0);
-	snprintf(path, sizeof(path), "%s/certs-20251001-000000", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251001-000000", fx.ssl);
 	assert_int_equal(symlink("../outside", path), 0);
 	/* A daemon-made backup with a directory inside: kept, and the failure reported. */
-	snprintf(path, sizeof(path), "%s/certs-20251127-000100/sub", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251127-000100/sub", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
 	/* A symlink inside another: the backup is kept, the link's target untouched. */
-	snprintf(path, sizeof(path), "%s/certs-20251127-000000/link", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251127-000000/link", fx.ssl);
 	assert_int_equal(symlink("../../outside/ca.crt", path), 0);
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.root, before, sizeof(before));
 
 	conf.backups_keep = 2;
 	assert_int_equal(backups_prune(&conf, &pruned, &n, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(n, 0);
 	backups_pruned_free(pruned, n);
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.root, after, sizeof(after));
 	assert_string_equal(before, after);
-	assert_true(exists("certs-20251001-000000"));
-	assert_true(exists("../outside/server.key"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251001-000000"));
+	assert_true(fixture_fs_exists(fx.ssl, "../outside/server.key"));
 
 	/* Once the stray entries are gone, retention proceeds. */
-	snprintf(path, sizeof(path), "%s/certs-20251127-000100/sub", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251127-000100/sub", fx.ssl);
 	assert_int_equal(rmdir(path), 0);
-	snprintf(path, sizeof(path), "%s/certs-20251127-000000/link", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251127-000000/link", fx.ssl);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(backups_prune(&conf, &pruned, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	backups_pruned_free(pruned, n);
-	assert_true(exists("certs-20251001-000000"));
-	assert_true(exists("../outside/server.key"));
+	assert_true(fixture_fs_exists(fx.ssl, "certs-20251001-000000"));
+	assert_true(fixture_fs_exists(fx.ssl, "../outside/server.key"));
 }
 
 /* Listing: a backup with a symlinked file or a damaged manifest is listed, not restorable. */
@@ -546,10 +472,10 @@ test_list_problems(void **st)
 	size_t n;
 
 	rotations(2);
-	snprintf(path, sizeof(path), "%s/certs-20251127-000000/server.crt", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251127-000000/server.crt", fx.ssl);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink("../server.crt", path), 0);
-	put("certs-20251127-000100/.manifest", "reason=x\n\x01\x02", 0600);
+	fixture_fs_put(fx.ssl, "certs-20251127-000100/.manifest", "reason=x\n\x01\x02", 0600);
 	assert_int_equal(backups_list(&conf, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(list[0].id, "certs-20251127-000100");

@@ -16,34 +16,20 @@
 
 #include "bundle.h"
 #include "config.h"
+#include "fixture_fs.h"
+#include "fixture_pki.h"
 #include "pki.h"
 
 #define RETENTION (30 * 86400)
 
-static char root[] = "/tmp/carotate-test-bundle-XXXXXX";
-static char ssl[80], state[80], retained[96];
+static struct fixture_fs fx;
+static char retained[96];
 static struct config conf;
 static struct pki_material ca[4]; /* active, staged, old, older */
 static char sha[4][PKI_SHA256_HEX];
 static time_t now0;
 
-static void put(const char *, const char *, const char *, mode_t);
 static void put_retained(const char *, int, long long);
-static int has(const char *);
-
-static void
-put(const char *dir, const char *name, const char *text, mode_t mode)
-{
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
 
 /* retained/<name>: "# replaced <when>", then CA i's PEM. */
 static void
@@ -52,63 +38,34 @@ put_retained(const char *name, int i, long long when)
 	char *text;
 
 	assert_true(asprintf(&text, "# replaced %lld\n%s", when, ca[i].ca) > 0);
-	put(retained, name, text, 0644);
+	fixture_fs_put(retained, name, text, 0644);
 	free(text);
-}
-
-static int
-has(const char *name)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", retained, name);
-	return lstat(path, &st) == 0;
 }
 
 static int
 setup(void **st)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/ssl %s/state", root, root);
-	if (system(cmd) != 0 || mkdir(ssl, 0755) == -1 || mkdir(state, 0700) == -1 ||
-	    mkdir(retained, 0700) == -1)
+	if (fixture_fs_reset(&fx) == -1 || mkdir(retained, 0700) == -1)
 		return -1;
-	put(ssl, "ca.crt", ca[0].ca, 0644);
+	fixture_fs_put(fx.ssl, "ca.crt", ca[0].ca, 0644);
 	return 0;
 }
 
 static int
 group_setup(void **st)
 {
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "bundle test", sans, 1, 0 };
-	STACK_OF(X509) * xs;
-	char err[256];
 	int i;
 
-	if (mkdtemp(root) == NULL)
+	if (fixture_fs_init(&fx, "bundle") == -1)
 		return -1;
-	snprintf(ssl, sizeof(ssl), "%s/ssl", root);
-	snprintf(state, sizeof(state), "%s/state", root);
-	snprintf(retained, sizeof(retained), "%s/retained", state);
-	conf.ssl_dir = ssl;
-	conf.state_dir = state;
-	conf.ssl_ca = (char *)"ca.crt";
-	conf.ssl_cert = (char *)"server.crt";
-	conf.ssl_key = (char *)"server.key";
+	snprintf(retained, sizeof(retained), "%s/retained", fx.state);
+	fixture_fs_conf(&fx, &conf);
 	conf.retention = RETENTION;
-	now0 = p.now = time(NULL);
+	now0 = time(NULL);
 	for (i = 0; i < 4; i++) {
-		if (pki_generate(&p, &ca[i], err, sizeof(err)) != 0)
+		if (fixture_pki_generate("bundle test", 30, 10, now0, &ca[i]) == -1)
 			return -1;
-		xs = pki_certs_from_pem(
-		    (const uint8_t *)ca[i].ca, strlen(ca[i].ca), err, sizeof(err));
-		if (xs == NULL)
-			return -1;
-		pki_cert_sha256(sk_X509_value(xs, 0), sha[i]);
-		sk_X509_pop_free(xs, X509_free);
+		fixture_pki_sha(ca[i].ca, sha[i]);
 	}
 	return 0;
 }
@@ -116,13 +73,11 @@ group_setup(void **st)
 static int
 group_teardown(void **st)
 {
-	char cmd[300];
 	int i;
 
 	for (i = 0; i < 4; i++)
 		pki_material_clear(&ca[i]);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return fixture_fs_remove(&fx);
 }
 
 /* The CAs of the bundle derived now, by sha256, in a fixed order: active, staged, old, older. */
@@ -155,7 +110,7 @@ test_retire(void **st)
 	put_retained("old.crt", 2, now0 - 86400);
 	put_retained("older.crt", 3, now0 - RETENTION - 1); /* past its window already */
 	put_retained("active.crt", 0, now0 - 3600);         /* the active CA came back */
-	put(retained, "junk.crt", "# replaced 1\nnot a certificate\n", 0644);
+	fixture_fs_put(retained, "junk.crt", "# replaced 1\nnot a certificate\n", 0644);
 	snprintf(path, sizeof(path), "%s/old-link.crt", retained);
 	assert_int_equal(symlink("old.crt", path), 0);
 	bundle_has(1, 0, 1, 0);
@@ -163,7 +118,8 @@ test_retire(void **st)
 	/* Dry run: listed, nothing removed. */
 	assert_int_equal(bundle_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
-	assert_true(has("old.crt") && has("older.crt"));
+	assert_true(
+	    fixture_fs_exists(retained, "old.crt") && fixture_fs_exists(retained, "older.crt"));
 	assert_string_equal(list[0].sha256, strcmp(sha[2], sha[3]) < 0 ? sha[2] : sha[3]);
 	assert_true(list[0].retained_until != 0);
 	bundle_retired_free(list, n);
@@ -174,9 +130,11 @@ test_retire(void **st)
 	assert_true(list[0].retained_until == now0 - 86400 + RETENTION ||
 	            list[1].retained_until == now0 - 86400 + RETENTION);
 	bundle_retired_free(list, n);
-	assert_false(has("old.crt"));
-	assert_false(has("older.crt"));
-	assert_true(has("active.crt") && has("junk.crt") && has("old-link.crt"));
+	assert_false(fixture_fs_exists(retained, "old.crt"));
+	assert_false(fixture_fs_exists(retained, "older.crt"));
+	assert_true(fixture_fs_exists(retained, "active.crt") &&
+	            fixture_fs_exists(retained, "junk.crt") &&
+	            fixture_fs_exists(retained, "old-link.crt"));
 	bundle_has(1, 0, 0, 0);
 
 	/* Nothing left to retire. */
@@ -193,26 +151,26 @@ test_retire_keeps(void **st)
 	char err[256], path[256];
 	size_t n;
 
-	snprintf(path, sizeof(path), "%s/new", ssl);
+	snprintf(path, sizeof(path), "%s/new", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
-	put(path, "ca.crt", ca[1].ca, 0644);
+	fixture_fs_put(path, "ca.crt", ca[1].ca, 0644);
 	put_retained("staged.crt", 1, now0);
 	put_retained("old.crt", 2, now0);
 	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0].sha256, sha[2]);
 	bundle_retired_free(list, n);
-	assert_true(has("staged.crt"));
+	assert_true(fixture_fs_exists(retained, "staged.crt"));
 
 	put_retained("old.crt", 2, now0);
-	put(ssl, "ca.crt", "garbage\n", 0644);
+	fixture_fs_put(fx.ssl, "ca.crt", "garbage\n", 0644);
 	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "nothing retired"));
 	assert_int_equal(n, 0);
-	assert_true(has("old.crt"));
+	assert_true(fixture_fs_exists(retained, "old.crt"));
 
 	/* No retained directory at all: nothing to do. */
-	put(ssl, "ca.crt", ca[0].ca, 0644);
+	fixture_fs_put(fx.ssl, "ca.crt", ca[0].ca, 0644);
 	snprintf(path, sizeof(path), "rm -rf %s", retained);
 	assert_int_equal(system(path), 0);
 	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
@@ -260,28 +218,21 @@ test_retention_overflow(void **st)
 static void
 test_full_keeps_newest(void **st)
 {
-	char *sans[] = { (char *)"DNS:proxy.test" };
-	struct pki_profile p = { PKI_KEY_EC_P256, 30, 10, "bundle full", sans, 1, now0 };
 	struct pki_material extra[BUNDLE_MAX + 1];
 	char shas[BUNDLE_MAX + 1][PKI_SHA256_HEX], name[32], err[256], *text;
-	STACK_OF(X509) * xs;
 	struct bundle b;
 	size_t i, j;
 	int found;
 
 	for (i = 0; i < BUNDLE_MAX + 1; i++) {
-		assert_int_equal(pki_generate(&p, &extra[i], err, sizeof(err)), 0);
-		xs = pki_certs_from_pem(
-		    (const uint8_t *)extra[i].ca, strlen(extra[i].ca), err, sizeof(err));
-		assert_non_null(xs);
-		pki_cert_sha256(sk_X509_value(xs, 0), shas[i]);
-		sk_X509_pop_free(xs, X509_free);
+		assert_int_equal(fixture_pki_generate("bundle full", 30, 10, now0, &extra[i]), 0);
+		fixture_pki_sha(extra[i].ca, shas[i]);
 		/* extra[0] replaced a minute ago, the others a day and more ago. */
 		snprintf(name, sizeof(name), "r%02zu.crt", (BUNDLE_MAX + 1 - i) * 7 % 17);
 		assert_true(
 		    asprintf(&text, "# replaced %lld\n%s",
 		        (long long)now0 - (i == 0 ? 60 : 86400 + (long long)i), extra[i].ca) > 0);
-		put(retained, name, text, 0644);
+		fixture_fs_put(retained, name, text, 0644);
 		free(text);
 	}
 	assert_int_equal(bundle_derive(&conf, now0, &b, err, sizeof(err)), 0);

@@ -1,7 +1,6 @@
 /* The SSL directory: atomic staging, discard, publishing, crash debris, symlinks refused. */
 #include <sys/stat.h>
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,91 +13,32 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "fixture_fs.h"
 #include "fsx.h"
 #include "ssldir.h"
 
-static char dir[] = "/tmp/carotate-test-ssldir-XXXXXX";
+static struct fixture_fs fx;
 static struct config conf;
-
-static void
-put(const char *rel, const char *text, mode_t mode)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	chmod(path, mode);
-}
-
-static int
-exists(const char *rel)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	return lstat(path, &st) == 0;
-}
-
-static mode_t
-mode_of(const char *rel)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_int_equal(lstat(path, &st), 0);
-	return st.st_mode & 07777;
-}
-
-static int
-count_prefix(const char *prefix)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
-	closedir(d);
-	return n;
-}
 
 static int
 setup(void **state)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/.[!.]*", dir, dir);
-	if (system(cmd) != 0)
-		return -1;
-	return 0;
+	return fixture_fs_reset(&fx);
 }
 
 static int
 group_setup(void **state)
 {
-	if (mkdtemp(dir) == NULL)
+	if (fixture_fs_init(&fx, "ssldir") == -1)
 		return -1;
-	conf.ssl_dir = dir;
-	conf.ssl_ca = (char *)"ca.crt";
-	conf.ssl_cert = (char *)"server.crt";
-	conf.ssl_key = (char *)"server.key";
+	fixture_fs_conf(&fx, &conf);
 	return 0;
 }
 
 static int
 group_teardown(void **state)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	return system(cmd);
+	return fixture_fs_remove(&fx);
 }
 
 static const struct ssldir_files files = { "CA\n", "CERT\n", "KEY\n", 3, 5, 4, "generated",
@@ -117,9 +57,9 @@ test_stage_and_phase(void **state)
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
 	assert_int_equal(ssldir_phase(&conf, &phase), 0);
 	assert_int_equal(phase, CAROTATE__V1__PHASE__PHASE_STAGED);
-	assert_int_equal(mode_of("new"), 0700);
-	assert_int_equal(mode_of("new/server.key"), 0600);
-	assert_int_equal(mode_of("new/ca.crt"), 0644);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "new"), 0700);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "new/server.key"), 0600);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "new/ca.crt"), 0644);
 
 	fd = ssldir_open(&conf, 1);
 	assert_true(fd >= 0);
@@ -136,7 +76,7 @@ test_stage_and_phase(void **state)
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "new"));
 	/* ...and leaves no half-built directory behind. */
-	assert_int_equal(count_prefix(".staging-"), 0);
+	assert_int_equal(fixture_fs_count(fx.ssl, ".staging-"), 0);
 }
 
 static void
@@ -148,8 +88,8 @@ test_discard_names(void **state)
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
 	assert_int_equal(ssldir_discard(&conf, t, kept, sizeof(kept), err, sizeof(err)), 0);
 	assert_string_equal(kept, "discarded-20251127-000000");
-	assert_true(exists("discarded-20251127-000000/server.key"));
-	assert_false(exists("new"));
+	assert_true(fixture_fs_exists(fx.ssl, "discarded-20251127-000000/server.key"));
+	assert_false(fixture_fs_exists(fx.ssl, "new"));
 	/* Same second again: a suffix, never an overwrite. */
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
 	assert_int_equal(ssldir_discard(&conf, t, kept2, sizeof(kept2), err, sizeof(err)), 0);
@@ -161,38 +101,21 @@ test_discard_names(void **state)
 static void
 test_publish(void **state)
 {
-	char err[256];
+	char err[256], cmd[300];
 
-	put("server.crt", "ACTIVE CERT\n", 0644);
-	put("server.key", "ACTIVE KEY\n", 0600);
+	fixture_fs_put(fx.ssl, "server.crt", "ACTIVE CERT\n", 0644);
+	fixture_fs_put(fx.ssl, "server.key", "ACTIVE KEY\n", 0600);
 	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 1);
 	assert_true(ssldir_published(&conf, "B1\n", 3));
 	assert_false(ssldir_published(&conf, "B2\n", 3));
-	assert_int_equal(mode_of("canary.key"), 0600);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "canary.key"), 0600);
 	/* Nothing changed: nothing rewritten. */
 	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 0);
 	/* A staged set takes over the canary. */
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
 	assert_int_equal(ssldir_publish(&conf, "B2\n", 3, err, sizeof(err)), 1);
-	assert_int_equal(system("cmp -s /tmp/carotate-test-ssldir-*/canary.crt "
-	                        "/tmp/carotate-test-ssldir-*/new/server.crt"),
-	    0);
-}
-
-/* Reads a file of the test directory into buf (NUL-terminated). */
-static void
-get(const char *rel, char *buf, size_t len)
-{
-	char path[512];
-	size_t n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, len - 1, f);
-	buf[n] = '\0';
-	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cmp -s %s/canary.crt %s/new/server.crt", fx.ssl, fx.ssl);
+	assert_int_equal(system(cmd), 0);
 }
 
 /*
@@ -202,28 +125,24 @@ get(const char *rel, char *buf, size_t len)
 static void
 test_publish_canary_half(void **state)
 {
-	char err[256], buf[64], path[512];
+	char err[256], path[512];
 
-	put("server.crt", "ACTIVE CERT\n", 0644);
-	put("server.key", "ACTIVE KEY\n", 0600);
+	fixture_fs_put(fx.ssl, "server.crt", "ACTIVE CERT\n", 0644);
+	fixture_fs_put(fx.ssl, "server.key", "ACTIVE KEY\n", 0600);
 	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 1);
 	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
 	/* A directory where the certificate's temporary file goes: its write fails. */
-	snprintf(path, sizeof(path), "%s/.canary.crt.tmp", dir);
+	snprintf(path, sizeof(path), "%s/.canary.crt.tmp", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "canary"));
-	get("canary.key", buf, sizeof(buf));
-	assert_string_equal(buf, "ACTIVE KEY\n");
-	get("canary.crt", buf, sizeof(buf));
-	assert_string_equal(buf, "ACTIVE CERT\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "canary.key"), "ACTIVE KEY\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "canary.crt"), "ACTIVE CERT\n");
 	/* Once it can be written, both follow the staged set. */
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(ssldir_publish(&conf, "B1\n", 3, err, sizeof(err)), 1);
-	get("canary.key", buf, sizeof(buf));
-	assert_string_equal(buf, "KEY\n");
-	get("canary.crt", buf, sizeof(buf));
-	assert_string_equal(buf, "CERT\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "canary.key"), "KEY\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "canary.crt"), "CERT\n");
 }
 
 /* A crash leaves a half-built staging directory and temporary files: recovery removes them. */
@@ -232,15 +151,15 @@ test_recover(void **state)
 {
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/.staging-0011223344556677", dir);
+	snprintf(path, sizeof(path), "%s/.staging-0011223344556677", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
-	put(".staging-0011223344556677/ca.crt", "half", 0644);
-	put(".ca-bundle.pem.tmp", "half", 0644);
-	put("keep.me", "operator's file", 0644);
+	fixture_fs_put(fx.ssl, ".staging-0011223344556677/ca.crt", "half", 0644);
+	fixture_fs_put(fx.ssl, ".ca-bundle.pem.tmp", "half", 0644);
+	fixture_fs_put(fx.ssl, "keep.me", "operator's file", 0644);
 	ssldir_recover(&conf);
-	assert_false(exists(".staging-0011223344556677"));
-	assert_false(exists(".ca-bundle.pem.tmp"));
-	assert_true(exists("keep.me"));
+	assert_false(fixture_fs_exists(fx.ssl, ".staging-0011223344556677"));
+	assert_false(fixture_fs_exists(fx.ssl, ".ca-bundle.pem.tmp"));
+	assert_true(fixture_fs_exists(fx.ssl, "keep.me"));
 }
 
 /* A symlink planted in the SSL directory is never followed. */
@@ -252,13 +171,13 @@ test_symlinks_refused(void **state)
 	size_t len;
 	int fd;
 
-	put("secret", "do not read", 0600);
-	snprintf(link, sizeof(link), "%s/ca.crt", dir);
+	fixture_fs_put(fx.ssl, "secret", "do not read", 0600);
+	snprintf(link, sizeof(link), "%s/ca.crt", fx.ssl);
 	assert_int_equal(symlink("secret", link), 0);
 	fd = ssldir_open(&conf, 0);
 	assert_int_equal(fsx_read(fd, "ca.crt", 1024, &data, &len), -1);
 	close(fd);
-	snprintf(link, sizeof(link), "%s/new", dir);
+	snprintf(link, sizeof(link), "%s/new", fx.ssl);
 	assert_int_equal(symlink("/tmp", link), 0);
 	assert_int_equal(ssldir_open(&conf, 1), -1);
 }
@@ -270,7 +189,7 @@ test_read_caps(void **state)
 	size_t len;
 	int fd;
 
-	put("big", "0123456789", 0644);
+	fixture_fs_put(fx.ssl, "big", "0123456789", 0644);
 	fd = ssldir_open(&conf, 0);
 	assert_int_equal(fsx_read(fd, "big", 9, &data, &len), -1);
 	assert_int_equal(fsx_read(fd, "big", 10, &data, &len), 0);

@@ -18,93 +18,17 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "fixture_fs.h"
 #include "swap.h"
 
 #define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
 
-static char root[] = "/tmp/carotate-test-swap-XXXXXX";
-static char ssl[64], state[64];
+static struct fixture_fs fx;
 static struct config conf;
 
-static void put(const char *, const char *, mode_t);
-static const char *get(const char *);
-static int exists(const char *);
-static mode_t mode_of(const char *);
-static int count_backups(void);
 static void make_set(const char *, const char *);
 static const char *active_set(void);
-static void snapshot(char *, size_t);
 static void make_manual(const char *, const char *);
-
-static void
-put(const char *rel, const char *text, mode_t mode)
-{
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	unlink(path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-}
-
-/* A file's content ("" when missing), in one of two rotating buffers. */
-static const char *
-get(const char *rel)
-{
-	static char buf[2][1024];
-	static int k;
-	char path[512];
-	ssize_t n;
-	int fd;
-
-	k ^= 1;
-	buf[k][0] = '\0';
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) == -1)
-		return buf[k];
-	n = read(fd, buf[k], sizeof(buf[k]) - 1);
-	buf[k][n > 0 ? n : 0] = '\0';
-	close(fd);
-	return buf[k];
-}
-
-static int
-exists(const char *rel)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	return lstat(path, &st) == 0;
-}
-
-static mode_t
-mode_of(const char *rel)
-{
-	char path[512];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", ssl, rel);
-	assert_int_equal(lstat(path, &st), 0);
-	return st.st_mode & 07777;
-}
-
-static int
-count_backups(void)
-{
-	struct dirent *de;
-	DIR *d = opendir(ssl);
-	int n = 0;
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += strncmp(de->d_name, "certs-", 6) == 0;
-	closedir(d);
-	return n;
-}
 
 /* A set named tag ("OLD", "NEW") in dir ("" for the active names, "new/" for the staged set). */
 static void
@@ -113,22 +37,22 @@ make_set(const char *dir, const char *tag)
 	char rel[128], text[64];
 
 	if (strcmp(dir, "new/") == 0) {
-		snprintf(rel, sizeof(rel), "%s/new", ssl);
+		snprintf(rel, sizeof(rel), "%s/new", fx.ssl);
 		assert_int_equal(mkdir(rel, 0700), 0);
 	}
 	snprintf(rel, sizeof(rel), "%sca.crt", dir);
 	snprintf(text, sizeof(text), "%s-CA\n", tag);
-	put(rel, text, 0644);
+	fixture_fs_put(fx.ssl, rel, text, 0644);
 	snprintf(rel, sizeof(rel), "%sserver.crt", dir);
 	snprintf(text, sizeof(text), "%s-CERT\n", tag);
-	put(rel, text, 0644);
+	fixture_fs_put(fx.ssl, rel, text, 0644);
 	snprintf(rel, sizeof(rel), "%sserver.key", dir);
 	snprintf(text, sizeof(text), "%s-KEY\n", tag);
-	put(rel, text, 0600);
+	fixture_fs_put(fx.ssl, rel, text, 0600);
 	snprintf(rel, sizeof(rel), "%s.carotate-set", dir);
 	snprintf(text, sizeof(text), "origin=generated\ncreated=%s\n",
 	    strcmp(tag, "OLD") == 0 ? "1" : "2");
-	put(rel, text, 0644);
+	fixture_fs_put(fx.ssl, rel, text, 0644);
 }
 
 /* "OLD", "NEW", "none", or "mixed" for the active ca/cert/key. */
@@ -139,71 +63,40 @@ active_set(void)
 	char want[3][32];
 	int i;
 
-	if (!exists("ca.crt") && !exists("server.crt") && !exists("server.key"))
+	if (!fixture_fs_exists(fx.ssl, "ca.crt") && !fixture_fs_exists(fx.ssl, "server.crt") &&
+	    !fixture_fs_exists(fx.ssl, "server.key"))
 		return "none";
 	for (i = 0; i < 2; i++) {
 		snprintf(want[0], sizeof(want[0]), "%s-CA\n", tags[i]);
 		snprintf(want[1], sizeof(want[1]), "%s-CERT\n", tags[i]);
 		snprintf(want[2], sizeof(want[2]), "%s-KEY\n", tags[i]);
-		if (strcmp(get("ca.crt"), want[0]) == 0 &&
-		    strcmp(get("server.crt"), want[1]) == 0 &&
-		    strcmp(get("server.key"), want[2]) == 0)
+		if (strcmp(fixture_fs_get(fx.ssl, "ca.crt"), want[0]) == 0 &&
+		    strcmp(fixture_fs_get(fx.ssl, "server.crt"), want[1]) == 0 &&
+		    strcmp(fixture_fs_get(fx.ssl, "server.key"), want[2]) == 0)
 			return tags[i];
 	}
 	return "mixed";
 }
 
-/* Every name, type and content under the SSL directory, to show that nothing changed. */
-static void
-snapshot(char *out, size_t len)
-{
-	char cmd[256];
-	FILE *p;
-	size_t n;
-
-	snprintf(cmd, sizeof(cmd),
-	    "cd %s && find . -printf '%%p %%y %%m\\n' | sort && find . -type f | sort | xargs cat",
-	    ssl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	pclose(p);
-}
-
 static int
 setup(void **st)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/ssl %s/state %s/outside", root, root, root);
-	if (system(cmd) != 0 || mkdir(ssl, 0755) == -1 || mkdir(state, 0700) == -1)
-		return -1;
-	return 0;
+	return fixture_fs_reset(&fx);
 }
 
 static int
 group_setup(void **st)
 {
-	if (mkdtemp(root) == NULL)
+	if (fixture_fs_init(&fx, "swap") == -1)
 		return -1;
-	snprintf(ssl, sizeof(ssl), "%s/ssl", root);
-	snprintf(state, sizeof(state), "%s/state", root);
-	conf.ssl_dir = ssl;
-	conf.state_dir = state;
-	conf.ssl_ca = (char *)"ca.crt";
-	conf.ssl_cert = (char *)"server.crt";
-	conf.ssl_key = (char *)"server.key";
+	fixture_fs_conf(&fx, &conf);
 	return 0;
 }
 
 static int
 group_teardown(void **st)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	return system(cmd);
+	return fixture_fs_remove(&fx);
 }
 
 /* A fresh proxy: the staged set simply becomes the active one, no backup. */
@@ -216,10 +109,11 @@ test_rotate_no_active(void **st)
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
 	assert_string_equal(id, "");
 	assert_string_equal(active_set(), "NEW");
-	assert_int_equal(mode_of("server.key"), 0600);
-	assert_string_equal(get(".carotate-set"), "origin=generated\ncreated=2\n");
-	assert_false(exists("new"));
-	assert_int_equal(count_backups(), 0);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "server.key"), 0600);
+	assert_string_equal(
+	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=2\n");
+	assert_false(fixture_fs_exists(fx.ssl, "new"));
+	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
 	assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
 	/* Nothing staged any more: refused. */
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
@@ -239,29 +133,30 @@ test_rotate_backup(void **st)
 	    swap_rotate(&conf, T0, "forced: test\nrun", id, sizeof(id), err, sizeof(err)), 0);
 	assert_string_equal(id, "certs-20251127-000000");
 	assert_string_equal(active_set(), "NEW");
-	assert_false(exists("new"));
-	assert_int_equal(mode_of("certs-20251127-000000"), 0700);
-	assert_string_equal(get("certs-20251127-000000/ca.crt"), "OLD-CA\n");
-	assert_string_equal(get("certs-20251127-000000/server.key"), "OLD-KEY\n");
-	assert_int_equal(mode_of("certs-20251127-000000/server.key"), 0600);
+	assert_false(fixture_fs_exists(fx.ssl, "new"));
+	assert_int_equal(fixture_fs_mode(fx.ssl, "certs-20251127-000000"), 0700);
+	assert_string_equal(fixture_fs_get(fx.ssl, "certs-20251127-000000/ca.crt"), "OLD-CA\n");
 	assert_string_equal(
-	    get("certs-20251127-000000/.carotate-set"), "origin=generated\ncreated=1\n");
+	    fixture_fs_get(fx.ssl, "certs-20251127-000000/server.key"), "OLD-KEY\n");
+	assert_int_equal(fixture_fs_mode(fx.ssl, "certs-20251127-000000/server.key"), 0600);
+	assert_string_equal(fixture_fs_get(fx.ssl, "certs-20251127-000000/.carotate-set"),
+	    "origin=generated\ncreated=1\n");
 	/* The manifest: reason on one line, time, and sha256, mode, name per file. */
-	assert_non_null(strstr(get("certs-20251127-000000/.manifest"),
+	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
 	    "reason=forced: test?run\nop=rotate\ncreated=1764201600\n"));
 	EVP_Digest("OLD-KEY\n", 8, md, NULL, EVP_sha256(), NULL);
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	snprintf(line, sizeof(line), "%s  0600  server.key\n", hex);
-	assert_non_null(strstr(get("certs-20251127-000000/.manifest"), line));
+	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"), line));
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
-	assert_false(exists("../state/swap.journal"));
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 
 	/* The same second again: a suffix, never an overwrite. */
 	make_set("new/", "OLD");
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
 	assert_string_equal(id, "certs-20251127-000000-2");
-	assert_string_equal(get("certs-20251127-000000-2/ca.crt"), "NEW-CA\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "certs-20251127-000000-2/ca.crt"), "NEW-CA\n");
 	assert_string_equal(active_set(), "OLD");
 }
 
@@ -277,18 +172,20 @@ test_restore(void **st)
 	assert_int_equal(swap_restore(&conf, id, T0 + 61, id2, sizeof(id2), err, sizeof(err)), 0);
 	assert_string_equal(id2, "certs-20251127-000101");
 	assert_string_equal(active_set(), "OLD");
-	assert_int_equal(mode_of("server.key"), 0600);
-	assert_string_equal(get(".carotate-set"), "origin=generated\ncreated=1\n");
+	assert_int_equal(fixture_fs_mode(fx.ssl, "server.key"), 0600);
+	assert_string_equal(
+	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=1\n");
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
-	assert_string_equal(get("certs-20251127-000101/server.crt"), "NEW-CERT\n");
-	assert_non_null(strstr(get("certs-20251127-000101/.manifest"),
+	assert_string_equal(
+	    fixture_fs_get(fx.ssl, "certs-20251127-000101/server.crt"), "NEW-CERT\n");
+	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000101/.manifest"),
 	    "reason=restore of certs-20251127-000000\nop=restore\n"));
 	/* ...and undone. */
 	assert_int_equal(swap_restore(&conf, id2, T0 + 61, id3, sizeof(id3), err, sizeof(err)), 0);
 	assert_string_equal(id3, "certs-20251127-000101-2");
 	assert_string_equal(active_set(), "NEW");
-	assert_int_equal(count_backups(), 3);
-	assert_false(exists(".ca.crt.tmp"));
+	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 3);
+	assert_false(fixture_fs_exists(fx.ssl, ".ca.crt.tmp"));
 }
 
 /*
@@ -305,31 +202,31 @@ test_fail_after_commit(void **st)
 	make_set("", "OLD");
 	make_set("new/", "NEW");
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
-	snprintf(path, sizeof(path), "%s/.server.key.tmp", ssl);
+	snprintf(path, sizeof(path), "%s/.server.key.tmp", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
-	put(".server.key.tmp/x", "x", 0600);
-	snapshot(before, sizeof(before));
+	fixture_fs_put(fx.ssl, ".server.key.tmp/x", "x", 0600);
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	assert_int_equal(swap_restore(&conf, id, T0 + 61, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "server.key"));
 	assert_non_null(strstr(err, "nothing changed"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
 	assert_string_equal(active_set(), "NEW");
-	assert_false(exists("../state/swap.journal"));
-	snprintf(path, sizeof(path), "rm -rf %s/.server.key.tmp", ssl);
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
+	snprintf(path, sizeof(path), "rm -rf %s/.server.key.tmp", fx.ssl);
 	assert_int_equal(system(path), 0);
 
 	make_set("new/", "OLD");
-	snprintf(path, sizeof(path), "%s/new/junk", ssl);
+	snprintf(path, sizeof(path), "%s/new/junk", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	assert_int_equal(
 	    swap_rotate(&conf, T0 + 62, "rotate", id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "nothing changed"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
 	assert_string_equal(active_set(), "NEW");
-	assert_false(exists("../state/swap.journal"));
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(
 	    swap_rotate(&conf, T0 + 62, "rotate", id2, sizeof(id2), err, sizeof(err)), 0);
@@ -353,18 +250,18 @@ test_restore_bad_ids(void **st)
 	make_set("new/", "NEW");
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
 	make_set("new/", "OLD");
-	snprintf(path, sizeof(path), "%s/discarded-20251127-000000", ssl);
+	snprintf(path, sizeof(path), "%s/discarded-20251127-000000", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
 	/* A symlink with a backup's name, pointing at a copy of a valid backup. */
-	snprintf(path, sizeof(path), "cp -a %s/%s %s/outside", ssl, id, root);
+	snprintf(path, sizeof(path), "cp -a %s/%s %s/outside", fx.ssl, id, fx.root);
 	assert_int_equal(system(path), 0);
-	snprintf(path, sizeof(path), "%s/certs-20251128-000000", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251128-000000", fx.ssl);
 	assert_int_equal(symlink("../outside", path), 0);
 	memset(longid, 'a', 300);
 	longid[300] = '\0';
 	memcpy(longid, "certs-20251127-000000", 21);
 
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_false(backup_id_valid(bad[i]) &&
 		             strcmp(bad[i], "certs-20251127-000099") != 0 &&
@@ -376,7 +273,7 @@ test_restore_bad_ids(void **st)
 	assert_int_equal(
 	    swap_restore(&conf, longid, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a backup id"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
 	assert_true(backup_id_valid("certs-20251127-000000-2"));
 	assert_true(backup_id_valid("certs-20251127-000000-100"));
@@ -392,19 +289,19 @@ test_restore_tampered(void **st)
 	make_set("", "OLD");
 	make_set("new/", "NEW");
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
-	put("certs-20251127-000000/server.crt", "OLD-CERU\n", 0644);
-	snapshot(before, sizeof(before));
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/server.crt", "OLD-CERU\n", 0644);
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not match its manifest"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
-	put("certs-20251127-000000/server.crt", "OLD-CERT\n", 0644);
-	snprintf(path, sizeof(path), "%s/%s/server.key", ssl, id);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/server.crt", "OLD-CERT\n", 0644);
+	snprintf(path, sizeof(path), "%s/%s/server.key", fx.ssl, id);
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_int_equal(chmod(path, 0600), 0);
 	/* A set file of the backup replaced by a symlink. */
-	snprintf(path, sizeof(path), "%s/%s/ca.crt", ssl, id);
+	snprintf(path, sizeof(path), "%s/%s/ca.crt", fx.ssl, id);
 	assert_int_equal(rename(path, "/tmp/carotate-test-swap-ca"), 0);
 	assert_int_equal(symlink("/tmp/carotate-test-swap-ca", path), 0);
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
@@ -412,17 +309,17 @@ test_restore_tampered(void **st)
 	unlink(path);
 	assert_int_equal(rename("/tmp/carotate-test-swap-ca", path), 0);
 	/* A manifest that exists but says nothing, or is a symlink: refused, not "made by hand". */
-	put("certs-20251127-000000/.manifest", "", 0600);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", "", 0600);
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a complete set"));
-	snprintf(path, sizeof(path), "%s/%s/.manifest", ssl, id);
+	snprintf(path, sizeof(path), "%s/%s/.manifest", fx.ssl, id);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink("/dev/null", path), 0);
 	assert_int_equal(swap_restore(&conf, id, T0 + 1, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "symbolic link"));
 	assert_string_equal(active_set(), "NEW");
-	assert_int_equal(count_backups(), 1);
-	assert_false(exists("../state/swap.journal"));
+	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 1);
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 }
 
 /* certs-<id>/ made by hand, as PROCEDURE.txt's operators do: the set files and no manifest. */
@@ -434,12 +331,12 @@ make_manual(const char *id, const char *tag)
 	static const char *const what[] = { "CA", "CERT", "KEY" };
 	int i;
 
-	snprintf(path, sizeof(path), "%s/%s", ssl, id);
+	snprintf(path, sizeof(path), "%s/%s", fx.ssl, id);
 	assert_int_equal(mkdir(path, 0755), 0);
 	for (i = 0; i < 3; i++) {
 		snprintf(rel, sizeof(rel), "%s/%s", id, names[i]);
 		snprintf(text, sizeof(text), "%s-%s\n", tag, what[i]);
-		put(rel, text, i == 2 ? 0600 : 0644);
+		fixture_fs_put(fx.ssl, rel, text, i == 2 ? 0600 : 0644);
 	}
 }
 
@@ -454,14 +351,14 @@ test_manual_backup(void **st)
 	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
 
 	/* One of its files a symlink (to a valid copy, even): refused, nothing changed. */
-	snprintf(path, sizeof(path), "%s/certs-20251126-120000/server.key", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251126-120000/server.key", fx.ssl);
 	assert_int_equal(rename(path, "/tmp/carotate-test-swap-key"), 0);
 	assert_int_equal(symlink("/tmp/carotate-test-swap-key", path), 0);
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	assert_int_equal(
 	    swap_restore(&conf, "certs-20251126-120000", T0, id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "server.key: a symbolic link"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
 	/* Missing. */
 	assert_int_equal(unlink(path), 0);
@@ -475,7 +372,7 @@ test_manual_backup(void **st)
 	assert_int_equal(rename("/tmp/carotate-test-swap-key", path), 0);
 
 	/* The backup directory itself a symlink to a good manual set: never followed. */
-	snprintf(path, sizeof(path), "%s/certs-20251126-120001", ssl);
+	snprintf(path, sizeof(path), "%s/certs-20251126-120001", fx.ssl);
 	assert_int_equal(symlink("certs-20251126-120000", path), 0);
 	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
 
@@ -484,7 +381,7 @@ test_manual_backup(void **st)
 	    swap_restore(&conf, "certs-20251126-120000", T0, id, sizeof(id), err, sizeof(err)), 0);
 	assert_string_equal(id, "certs-20251127-000000");
 	assert_string_equal(active_set(), "OLD");
-	assert_non_null(strstr(get("certs-20251127-000000/.manifest"),
+	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
 	    "reason=restore of certs-20251126-120000\nop=restore\ncreated=1764201600\n"));
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
 }
@@ -498,17 +395,18 @@ test_manifest_without_op(void **st)
 	make_set("", "OLD");
 	make_set("new/", "NEW");
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
-	snprintf(manifest, sizeof(manifest), "%s", get("certs-20251127-000000/.manifest"));
+	snprintf(manifest, sizeof(manifest), "%s",
+	    fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"));
 	assert_non_null(p = strstr(manifest, "op=rotate\n"));
 	memmove(p, p + 10, strlen(p + 10) + 1);
 	assert_null(strstr(manifest, "op="));
-	put("certs-20251127-000000/.manifest", manifest, 0600);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
 	/* ...while a changed sum still refuses. */
 	p = strstr(manifest, "  0644  ca.crt");
 	assert_non_null(p);
 	p[-1] = p[-1] == '0' ? '1' : '0';
-	put("certs-20251127-000000/.manifest", manifest, 0600);
+	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
 	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not match its manifest"));
 }
@@ -521,25 +419,25 @@ test_symlink_refused(void **st)
 
 	make_set("", "OLD");
 	make_set("new/", "NEW");
-	snprintf(path, sizeof(path), "%s/ca.crt", ssl);
+	snprintf(path, sizeof(path), "%s/ca.crt", fx.ssl);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink("/etc/passwd", path), 0);
-	snapshot(before, sizeof(before));
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "symbolic link"));
-	snapshot(after, sizeof(after));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
 
 	/* In the staged set too. */
 	assert_int_equal(unlink(path), 0);
-	put("ca.crt", "OLD-CA\n", 0644);
-	snprintf(path, sizeof(path), "%s/new/server.key", ssl);
+	fixture_fs_put(fx.ssl, "ca.crt", "OLD-CA\n", 0644);
+	snprintf(path, sizeof(path), "%s/new/server.key", fx.ssl);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink("/etc/shadow", path), 0);
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "symbolic link"));
 	assert_string_equal(active_set(), "OLD");
-	assert_int_equal(count_backups(), 0);
+	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
 }
 
 /* A pending journal blocks new swaps; a journal that cannot be trusted is kept, not guessed. */
@@ -551,7 +449,7 @@ test_journal_guard(void **st)
 
 	make_set("", "OLD");
 	make_set("new/", "NEW");
-	snprintf(path, sizeof(path), "%s/swap.journal", state);
+	snprintf(path, sizeof(path), "%s/swap.journal", fx.state);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("carotate-swap 1\nop rotate\nbackup -\nstate committed\ncommit\n"
@@ -634,38 +532,40 @@ crash_check(enum crash_op op)
 	const char *set = active_set();
 	char err[256];
 
-	assert_false(exists("../state/swap.journal"));
-	assert_false(exists("../state/.swap.journal.tmp"));
-	assert_false(exists(".ca.crt.tmp") || exists(".server.key.tmp"));
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
+	assert_false(fixture_fs_exists(fx.ssl, "../state/.swap.journal.tmp"));
+	assert_false(fixture_fs_exists(fx.ssl, ".ca.crt.tmp") ||
+	             fixture_fs_exists(fx.ssl, ".server.key.tmp"));
 	switch (op) {
 	case CRASH_ROTATE:
 	case CRASH_ROTATE_FRESH:
 		if (strcmp(set, "NEW") == 0) {
-			assert_false(exists("new"));
-			assert_int_equal(count_backups(), op == CRASH_ROTATE);
+			assert_false(fixture_fs_exists(fx.ssl, "new"));
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), op == CRASH_ROTATE);
 			if (op == CRASH_ROTATE)
 				assert_int_equal(swap_check_backup(&conf, "certs-20251127-000000",
 				                     err, sizeof(err)),
 				    0);
 		} else {
 			assert_string_equal(set, op == CRASH_ROTATE ? "OLD" : "none");
-			assert_string_equal(get("new/server.key"), "NEW-KEY\n");
-			assert_string_equal(
-			    get("new/.carotate-set"), "origin=generated\ncreated=2\n");
-			assert_int_equal(count_backups(), 0);
+			assert_string_equal(fixture_fs_get(fx.ssl, "new/server.key"), "NEW-KEY\n");
+			assert_string_equal(fixture_fs_get(fx.ssl, "new/.carotate-set"),
+			    "origin=generated\ncreated=2\n");
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
 		}
 		break;
 	case CRASH_RESTORE:
 		assert_int_equal(
 		    swap_check_backup(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
 		if (strcmp(set, "OLD") == 0) {
-			assert_int_equal(count_backups(), 2);
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 2);
 			assert_int_equal(
 			    swap_check_backup(&conf, "certs-20251127-000001", err, sizeof(err)), 0);
-			assert_string_equal(get("certs-20251127-000001/ca.crt"), "NEW-CA\n");
+			assert_string_equal(
+			    fixture_fs_get(fx.ssl, "certs-20251127-000001/ca.crt"), "NEW-CA\n");
 		} else {
 			assert_string_equal(set, "NEW");
-			assert_int_equal(count_backups(), 1);
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 1);
 		}
 		break;
 	}
