@@ -64,7 +64,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
 	       $(O)/daemon/privs.o $(O)/daemon/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
-CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
+CLIENT_OBJS := $(O)/client/ctl.o $(O)/client/output.o
 # carotate-agent: its modules, and of common/ only what it uses (no protobuf-c).
 AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
