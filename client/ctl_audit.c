@@ -15,6 +15,7 @@ struct ctl_audit_args {
 	struct ctl_page_args page;
 	int verify;
 };
+
 #define CTL_AUDIT_OPTIONS                                                                          \
 	"  --limit N                 records per page, 1 to 1000 (default: 50)\n"                  \
 	"  --offset N                newest records to skip, for the next page (default: 0)\n"     \

@@ -18,11 +18,13 @@
 
 #define CTL_REPORT_AGENT_ID_CHARS                                                                  \
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
 struct ctl_report_args {
 	const char *active_within;
 	struct ctl_page_args page;
 	int pending;
 };
+
 #define CTL_REPORT_OPTIONS                                                                         \
 	"  --active-within DURATION  count an agent as active if it linked or checked in\n"        \
 	"                            within DURATION: digits with an optional s, m, h or d\n"      \
@@ -35,12 +37,14 @@ struct ctl_report_args {
 	"\n"                                                                                       \
 	"Percentages are carotated's, rounded down: 999 of 1000 agents is 99 %, never 100 %.\n"    \
 	"With nothing staged, report shows which bundle the active agents hold.\n"
+
 #define CTL_EXCLUDE_OPTIONS                                                                        \
 	"  --reason TEXT             why, kept with the agent (required): 1 to 256 printable\n"    \
 	"                            ASCII characters\n"                                           \
 	"\n"                                                                                       \
 	"AGENT is an agent id: 1 to 64 of A-Z a-z 0-9 . _ -. An excluded agent stays listed\n"     \
 	"but is no longer counted (a decommissioned machine); include undoes it.\n"
+
 #define CTL_FORGET_OPTIONS                                                                         \
 	"  --never-confirmed         forget every agent (not excluded) that linked but never\n"    \
 	"                            presented a bundle back, instead of one AGENT\n"              \

@@ -42,6 +42,7 @@
 	"exit status: 0 rotated; 3 refused by the gate (the pending agents are listed),\n"         \
 	"nothing is staged, new/ changed, or the staged CA is not --expect-ca; 6 the proxy\n"      \
 	"did not serve the new set (rolled back); 1, 2, 4, 5 as for every command.\n"
+
 #define CTL_RESTORE_OPTIONS                                                                        \
 	"  --latest                  the newest backup (instead of BACKUP_ID)\n"                   \
 	"  --dry-run                 check the backup and show what would change; change\n"        \
@@ -63,6 +64,7 @@
 	"exit status: 0 restored; 3 agents no longer trust its CA; 4 not an admin; 5 not a\n"      \
 	"backup id, or the backup is not sound; 6 the proxy did not serve the restored set\n"      \
 	"(rolled back); 1, 2 as for every command.\n"
+
 /* rotate's and restore's own options; ctx is the request's call. */
 struct ctl_rotate_args {
 	const char *reason;

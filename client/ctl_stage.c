@@ -23,15 +23,16 @@ struct ctl_stage_generate_args {
 	char **sans;   /* LIMITS_MAX_SANS slots */
 	size_t n_sans; /* how many were given, possibly more than the slots */
 };
+
 struct ctl_stage_install_args {
 	const char *ca, *cert, *key, *chain, *daemon_uid;
 };
+
 /* Key types of GenerateRequest.key_type; the first is the daemon's default. */
-static void ctl_stage_install_clear(struct ctl_request *r);
-static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *resp);
 static const char *const ctl_stage_key_types[] = { "ec-p256", "ec-p384", "rsa-2048", "rsa-3072",
 	"rsa-4096" };
 #define CTL_STAGE_KEY_TYPES_TEXT "ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096"
+
 #define CTL_GENERATE_OPTIONS                                                                       \
 	"  --key-type TYPE           key of the new CA and server certificate: ec-p256\n"          \
 	"                            (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096\n"         \
@@ -43,6 +44,7 @@ static const char *const ctl_stage_key_types[] = { "ec-p256", "ec-p384", "rsa-20
 	"                            DNS:NAME or IP:ADDRESS; repeat for more (at most 64);\n"      \
 	"                            the first DNS name is also its CN (default: the\n"            \
 	"                            [proxy] names of carotated.conf)\n"
+
 #define CTL_INSTALL_OPTIONS                                                                        \
 	"  --ca FILE                 the CA certificate agents will trust (PEM)\n"                 \
 	"  --cert FILE               the server certificate (PEM), leaf first; intermediates\n"    \
@@ -56,6 +58,7 @@ static const char *const ctl_stage_key_types[] = { "ec-p256", "ec-p384", "rsa-20
 	"it must be a regular file of 1 to 65536 bytes (\"-\" for stdin is not supported).\n"      \
 	"The key is sent only after the socket's peer (SO_PEERCRED) proved to run as root,\n"      \
 	"as you, or as --daemon-uid; otherwise nothing is sent and the exit status is 2.\n"
+
 #define CTL_RETIRE_OPTIONS                                                                         \
 	"  --dry-run                 list the CAs that would be dropped; change nothing\n"         \
 	"\n"                                                                                       \
@@ -64,6 +67,8 @@ static const char *const ctl_stage_key_types[] = { "ec-p256", "ec-p384", "rsa-20
 	"that is neither active nor staged now; agents receive the smaller bundle at their\n"      \
 	"next check-in. Only with nothing staged (exit 3 otherwise).\n"
 
+static void ctl_stage_install_clear(struct ctl_request *r);
+static const Carotate__V1__StageReply *ctl_stage_reply(const Carotate__V1__Response *resp);
 static int ctl_stage_generate_option(
     const struct ctl_cmd *cmd, const char *name, int c, const char *arg, void *ctx);
 static int ctl_stage_key_type(const char *s, struct ctl_error *err);

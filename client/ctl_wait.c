@@ -18,10 +18,12 @@
 #define CTL_WAIT_INTERVAL     2    /* seconds between wait's reports */
 #define CTL_WAIT_MAX_INTERVAL 3600 /* seconds */
 #define CTL_WAIT_BAR          30   /* columns of wait's progress bar */
+
 struct ctl_wait_args {
 	const char *percent, *timeout, *interval;
 	int verified;
 };
+
 /* wait between two reports: what was shown, and how the last report went. */
 struct ctl_wait_state {
 	int tty;           /* progress is a bar redrawn on stderr */
@@ -33,6 +35,7 @@ struct ctl_wait_state {
 	int unreachable;   /* the last call did not reach carotated: err says why */
 	struct ctl_error err;
 };
+
 #define CTL_WAIT_OPTIONS                                                                           \
 	"  --percent P               the threshold, a whole number from 0 to 100 (required)\n"     \
 	"  --verified                count the agents that proved they trust the staged CA\n"      \
