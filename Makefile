@@ -65,7 +65,9 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
 	       $(O)/daemon/privs.o $(O)/daemon/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
-CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
+# carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per
+# verb group; a new group's file joins by its name.
+CLIENT_OBJS := $(patsubst client/%.c,$(O)/client/%.o,$(wildcard client/*.c))
 # carotate-agent: its modules, and of common/ only what it uses (no protobuf-c).
 AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
@@ -98,9 +100,13 @@ $(O)/daemon/%.o: daemon/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
+# The client sees common/ and its own headers, never the daemon's.
+CLIENT_CFLAGS = $(filter-out -I$(O)/gen -Icommon -Idaemon -Iclient,$(ALL_CFLAGS)) \
+	       -I$(O)/gen -Icommon -Iclient
+
 $(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
+	$(CC) $(CLIENT_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
 
 $(O)/client/agent/%.o: client/agent/%.c $(wildcard common/*.h client/agent/*.h)
 	@mkdir -p $(@D)
@@ -178,7 +184,8 @@ test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldi
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
-test_output_objs   := $(O)/client/output.o
+# The printers live with their verbs: every client object but main's.
+test_output_objs   := $(filter-out $(O)/client/ctl.o,$(CLIENT_OBJS))
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.
 test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # Mutated requests through the real control connection: the whole daemon, and a role the

@@ -1,4 +1,4 @@
-/* carotatectl output: the human block and the JSON object for each reply. */
+/* carotatectl output: what every verb's printers share (escaping, JSON, tables, sets). */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,70 +12,22 @@
 #include "output.h"
 #include "xmalloc.h"
 
-#define OUTPUT_LABEL_WIDTH 13
-#define OUTPUT_DAY         86400
 /* 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what RFC 3339 can spell. */
 #define OUTPUT_TIME_MIN (-62167219200LL)
 #define OUTPUT_TIME_MAX 253402300799LL
-#define OUTPUT_ABBREV   16 /* hex digits of a fingerprint shown before the ellipsis */
-#define OUTPUT_BAR      30 /* columns of wait's progress bar */
 
-static int output_swap_changed(const Carotate__V1__RotateReply *);
-static const char *output_s(const char *);
-static size_t output_utf8(const unsigned char *, uint32_t *);
-static int output_unsafe_cp(uint32_t);
-static int output_safe_run(const unsigned char *);
-static json_t *output_jcheck(json_t *);
-static void output_jset(json_t *, const char *, json_t *);
-static json_t *output_jstr(const char *);
-static json_t *output_jhex(const char *);
-static json_t *output_jtime(int64_t);
-static json_t *output_jtime_opt(int64_t);
-static json_t *output_jstr_opt(const char *);
-static json_t *output_jstrings(char **, size_t, int);
-static json_t *output_cert_json(const Carotate__V1__CertInfo *);
-static json_t *output_set_json(const Carotate__V1__CertSet *);
-static json_t *output_member_json(const Carotate__V1__BundleCa *);
-static json_t *output_bundle_json(const Carotate__V1__Bundle *);
-static json_t *output_reload_json(const Carotate__V1__ReloadResult *);
-static int output_dump(FILE *, json_t *);
-static char *output_hex(const char *);
-static const char *output_phase_name(Carotate__V1__Phase);
-static void output_label(FILE *, const char *);
-static void output_lines(FILE *, const char *);
-static void output_time_human(FILE *, int64_t);
-static void output_worker_pid(FILE *, const char *, uint32_t);
-static void output_worker_health(FILE *, const Carotate__V1__WorkerHealth *);
-static json_t *output_workers_json(const Carotate__V1__StatusReply *);
-static void output_expiry_human(FILE *, int64_t, int64_t);
-static void output_cert_human(
-    FILE *, const char *, const Carotate__V1__CertInfo *, const char *, int64_t);
-static void output_set_human(FILE *, const char *, const Carotate__V1__CertSet *, int64_t);
-static const char *output_role(const char *);
-static void output_member_human(FILE *, const Carotate__V1__BundleCa *);
-static void output_bundle_human(FILE *, const Carotate__V1__Bundle *, const Carotate__V1__CertSet *,
-    const Carotate__V1__CertSet *);
+static size_t output_utf8(const unsigned char *p, uint32_t *cp);
+static int output_unsafe_cp(uint32_t c);
+static int output_safe_run(const unsigned char *p);
+static json_t *output_cert_json(const Carotate__V1__CertInfo *c);
+static json_t *output_member_json(const Carotate__V1__BundleCa *m);
+static void output_lines(FILE *fp, const char *text);
+static void output_expiry_human(FILE *fp, int64_t not_after, int64_t now);
+static void output_cert_human(FILE *fp, const char *label, const Carotate__V1__CertInfo *c,
+    const char *expected_issuer, int64_t now);
 static const char *output_bundle_role(
-    const Carotate__V1__CertSet *, const Carotate__V1__CertSet *, const char *);
-static void output_reload_human(FILE *, const Carotate__V1__ReloadResult *);
-static json_t *output_jcount(uint64_t);
-static json_t *output_pending_json(const Carotate__V1__PendingAgent *);
-static json_t *output_holding_json(const Carotate__V1__BundleHolding *);
-static void output_abbrev(FILE *, const char *, int);
-static void output_ago(uint64_t, char *, size_t);
-static void output_counts_human(FILE *, const Carotate__V1__ReportReply *);
-static void output_pending_human(FILE *, const Carotate__V1__ReportReply *, uint64_t, int64_t);
-static void output_holdings_human(FILE *, const Carotate__V1__ReportReply *);
-static void output_staged_human(FILE *, const Carotate__V1__ReportReply *);
-static void output_steady_human(FILE *, const Carotate__V1__ReportReply *);
-static json_t *output_audit_record_json(const Carotate__V1__AuditRecord *);
-static void output_audit_record_human(FILE *, const Carotate__V1__AuditRecord *);
-static json_t *output_backup_json(const Carotate__V1__Backup *);
-static const char *output_backup_reason(const char *);
-static int output_width(const char *);
-static void output_pad(FILE *, const char *, int);
-static void output_backup_human(FILE *, const Carotate__V1__Backup *, int, int);
-static json_t *output_retired_json(const Carotate__V1__BundleCa *);
+    const Carotate__V1__CertSet *active, const Carotate__V1__CertSet *staged, const char *ca);
+static const char *output_role(const char *role);
 
 int
 output_rfc3339(int64_t t, char *buf, size_t len)
@@ -185,14 +137,14 @@ output_safe(FILE *fp, const char *s)
 }
 
 /* Hand-built messages may leave strings NULL; unpacked ones never do. */
-static const char *
+const char *
 output_s(const char *s)
 {
 	return s != NULL ? s : "";
 }
 
 /* Jansson returns NULL only when out of memory (or on bad UTF-8, handled before). */
-static json_t *
+json_t *
 output_jcheck(json_t *j)
 {
 	if (j == NULL)
@@ -200,7 +152,7 @@ output_jcheck(json_t *j)
 	return j;
 }
 
-static void
+void
 output_jset(json_t *obj, const char *key, json_t *val)
 {
 	if (json_object_set_new(obj, key, output_jcheck(val)) != 0)
@@ -208,7 +160,7 @@ output_jset(json_t *obj, const char *key, json_t *val)
 }
 
 /* Jansson refuses invalid UTF-8; then non-ASCII bytes become '?' so the field survives. */
-static json_t *
+json_t *
 output_jstr(const char *s)
 {
 	json_t *j;
@@ -227,7 +179,7 @@ output_jstr(const char *s)
 }
 
 /* Fingerprints and serials: lower-case, no colons, whatever the daemon sent. */
-static char *
+char *
 output_hex(const char *s)
 {
 	char *out, *q;
@@ -241,7 +193,7 @@ output_hex(const char *s)
 	return out;
 }
 
-static json_t *
+json_t *
 output_jhex(const char *s)
 {
 	char *hex = output_hex(s);
@@ -252,7 +204,7 @@ output_jhex(const char *s)
 }
 
 /* RFC 3339, or null for an instant RFC 3339 cannot spell. */
-static json_t *
+json_t *
 output_jtime(int64_t t)
 {
 	char buf[OUTPUT_RFC3339_LEN];
@@ -263,20 +215,20 @@ output_jtime(int64_t t)
 }
 
 /* Optional instants: 0 means unknown (or not applicable), which JSON spells null. */
-static json_t *
+json_t *
 output_jtime_opt(int64_t t)
 {
 	return t != 0 ? output_jtime(t) : json_null();
 }
 
 /* Optional strings: proto3 cannot tell empty from absent, so empty reads as null. */
-static json_t *
+json_t *
 output_jstr_opt(const char *s)
 {
 	return output_s(s)[0] != '\0' ? output_jstr(s) : json_null();
 }
 
-static json_t *
+json_t *
 output_jstrings(char **v, size_t n, int hex)
 {
 	json_t *a = output_jcheck(json_array());
@@ -287,19 +239,6 @@ output_jstrings(char **v, size_t n, int hex)
 		        a, output_jcheck(hex ? output_jhex(v[i]) : output_jstr(v[i]))) != 0)
 			fatalx("out of memory building JSON");
 	return a;
-}
-
-static const char *
-output_phase_name(Carotate__V1__Phase phase)
-{
-	switch (phase) {
-	case CAROTATE__V1__PHASE__PHASE_STEADY:
-		return "steady";
-	case CAROTATE__V1__PHASE__PHASE_STAGED:
-		return "staged";
-	default:
-		return "unknown";
-	}
 }
 
 static json_t *
@@ -321,7 +260,7 @@ output_cert_json(const Carotate__V1__CertInfo *c)
 	return o;
 }
 
-static json_t *
+json_t *
 output_set_json(const Carotate__V1__CertSet *set)
 {
 	json_t *o;
@@ -353,7 +292,7 @@ output_member_json(const Carotate__V1__BundleCa *m)
 }
 
 /* `id` and `cas` are the carotatectl(1) keys; `members` says why each CA is there. */
-static json_t *
+json_t *
 output_bundle_json(const Carotate__V1__Bundle *b)
 {
 	json_t *o, *members;
@@ -373,7 +312,7 @@ output_bundle_json(const Carotate__V1__Bundle *b)
 	return o;
 }
 
-static json_t *
+json_t *
 output_reload_json(const Carotate__V1__ReloadResult *rr)
 {
 	json_t *o;
@@ -393,7 +332,7 @@ output_reload_json(const Carotate__V1__ReloadResult *rr)
  * (\uXXXX for the rest), so that a C1 control or bidi override from a certificate never
  * reaches a terminal that shows the JSON. Frees j.
  */
-static int
+int
 output_dump(FILE *fp, json_t *j)
 {
 	int r;
@@ -403,66 +342,6 @@ output_dump(FILE *fp, json_t *j)
 	if (r != 0 || fputc('\n', fp) == EOF || ferror(fp))
 		return -1;
 	return 0;
-}
-
-/* [{name, running, pid, restarts, last_error, last_error_at}], agents then canary. */
-static json_t *
-output_workers_json(const Carotate__V1__StatusReply *r)
-{
-	json_t *a = output_jcheck(json_array()), *o;
-	size_t i;
-
-	for (i = 0; i < r->n_workers; i++) {
-		const Carotate__V1__WorkerHealth *w = r->workers[i];
-
-		o = output_jcheck(json_object());
-		output_jset(o, "name", output_jstr(w->name));
-		output_jset(o, "running", json_boolean(w->running));
-		output_jset(o, "pid", w->pid != 0 ? json_integer(w->pid) : json_null());
-		output_jset(o, "restarts", json_integer(w->restarts));
-		output_jset(o, "last_error", output_jstr_opt(w->last_error));
-		output_jset(o, "last_error_at", output_jtime_opt(w->last_error_at));
-		if (json_array_append_new(a, o) != 0)
-			output_jcheck(NULL);
-	}
-	return a;
-}
-
-int
-output_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
-{
-	json_t *o = output_jcheck(json_object());
-	uint64_t up = r->uptime_seconds;
-
-	output_jset(o, "version", output_jstr(r->version));
-	output_jset(o, "pid", json_integer(r->pid));
-	output_jset(
-	    o, "worker_pid", r->worker_pid != 0 ? json_integer(r->worker_pid) : json_null());
-	output_jset(o, "canary_worker_pid",
-	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
-	output_jset(o, "workers", output_workers_json(r));
-	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
-	output_jset(o, "now", output_jtime(r->now));
-	output_jset(o, "phase", output_jstr(output_phase_name(r->phase)));
-	output_jset(o, "ssl_dir", output_jstr(r->ssl_dir));
-	output_jset(o, "active", output_set_json(r->active));
-	output_jset(o, "staged", output_set_json(r->staged));
-	output_jset(o, "bundle", output_bundle_json(r->bundle));
-	return output_dump(fp, o);
-}
-
-/* generate, install and discard: one object, whichever of the three answered. */
-int
-output_stage_json(FILE *fp, const Carotate__V1__StageReply *r)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "staged", output_set_json(r->staged));
-	output_jset(o, "bundle", output_bundle_json(r->bundle));
-	output_jset(o, "reload", output_reload_json(r->reload));
-	output_jset(o, "warnings", output_jstrings(r->warnings, r->n_warnings, 0));
-	output_jset(o, "kept_as", output_jstr_opt(r->kept_as));
-	return output_dump(fp, o);
 }
 
 int
@@ -476,7 +355,7 @@ output_error_json(FILE *fp, const char *status, const char *message)
 	return output_dump(fp, o);
 }
 
-static void
+void
 output_label(FILE *fp, const char *label)
 {
 	fprintf(fp, "%-*s", OUTPUT_LABEL_WIDTH, label);
@@ -505,7 +384,7 @@ output_lines(FILE *fp, const char *text)
 	free(copy);
 }
 
-static void
+void
 output_time_human(FILE *fp, int64_t t)
 {
 	char buf[OUTPUT_RFC3339_LEN];
@@ -581,7 +460,7 @@ output_cert_human(FILE *fp, const char *label, const Carotate__V1__CertInfo *c,
 	output_expiry_human(fp, c->not_after, now);
 }
 
-static void
+void
 output_set_human(FILE *fp, const char *name, const Carotate__V1__CertSet *set, int64_t now)
 {
 	const char *ca_subject = set->ca != NULL ? output_s(set->ca->subject) : NULL;
@@ -649,7 +528,7 @@ output_role(const char *role)
 }
 
 /* One CA of the bundle, laid out like a certificate of a set: role, subject, fingerprint. */
-static void
+void
 output_member_human(FILE *fp, const Carotate__V1__BundleCa *m)
 {
 	char label[40], *hex = output_hex(m->sha256);
@@ -668,7 +547,7 @@ output_member_human(FILE *fp, const Carotate__V1__BundleCa *m)
 	}
 }
 
-static void
+void
 output_bundle_human(FILE *fp, const Carotate__V1__Bundle *b, const Carotate__V1__CertSet *active,
     const Carotate__V1__CertSet *staged)
 {
@@ -700,7 +579,7 @@ output_bundle_human(FILE *fp, const Carotate__V1__Bundle *b, const Carotate__V1_
 }
 
 /* The reload outcome; the command's stderr tail follows on its own lines. */
-static void
+void
 output_reload_human(FILE *fp, const Carotate__V1__ReloadResult *rr)
 {
 	output_label(fp, "reload:");
@@ -726,140 +605,6 @@ output_reload_human(FILE *fp, const Carotate__V1__ReloadResult *rr)
 	output_lines(fp, rr->output);
 }
 
-/* generate and install: what is staged now, the bundle agents receive, the reload. */
-int
-output_stage_human(FILE *fp, const Carotate__V1__StageReply *r, int64_t now)
-{
-	const char *origin = r->staged != NULL ? output_s(r->staged->origin) : "";
-
-	fputs("staged: new set", fp);
-	if (origin[0] != '\0') {
-		fputs(" (", fp);
-		output_safe(fp, origin);
-		fputc(')', fp);
-	}
-	fputc('\n', fp);
-	if (r->staged != NULL)
-		output_set_human(fp, "staged set:", r->staged, now);
-	else {
-		output_label(fp, "staged set:");
-		fputs("not reported by carotated\n", fp);
-	}
-	output_bundle_human(fp, r->bundle, NULL, r->staged);
-	output_reload_human(fp, r->reload);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_discard_human(FILE *fp, const Carotate__V1__StageReply *r)
-{
-	fputs("discarded the staged set", fp);
-	if (output_s(r->kept_as)[0] != '\0') {
-		fputs("; kept as ", fp);
-		output_safe(fp, r->kept_as);
-	}
-	fputc('\n', fp);
-	output_bundle_human(fp, r->bundle, NULL, NULL);
-	output_reload_human(fp, r->reload);
-	return ferror(fp) ? -1 : 0;
-}
-
-/*
- * Meant for stderr in both output modes, so that an operator piping JSON still sees them;
- * a failed reload comes last, as the one that needs action.
- */
-int
-output_stage_warnings(FILE *fp, const char *prog, const Carotate__V1__StageReply *r)
-{
-	size_t i;
-
-	for (i = 0; i < r->n_warnings; i++) {
-		fprintf(fp, "%s: warning: ", prog);
-		output_safe(fp, r->warnings[i]);
-		fputc('\n', fp);
-	}
-	if (r->reload != NULL && r->reload->ran && !r->reload->ok)
-		fprintf(fp,
-		    "%s: warning: the proxy reload failed: agents still receive the new bundle, "
-		    "but the canary listener serves the old certificate until the proxy reloads, "
-		    "so no agent can prove (verified) that it trusts the new CA\n",
-		    prog);
-	return ferror(fp) ? -1 : 0;
-}
-
-/* "agent pid N", or "agent restarting" while the daemon restarts it. */
-static void
-output_worker_pid(FILE *fp, const char *which, uint32_t pid)
-{
-	if (pid != 0)
-		fprintf(fp, "%s pid %" PRIu32, which, pid);
-	else
-		fprintf(fp, "%s restarting", which);
-}
-
-/*
- * A worker that restarted or failed gets a line of its own under "workers:":
- * "agents: down, 5 restarts; last error 2026-...: why". Silent when healthy.
- */
-static void
-output_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w)
-{
-	if (w->running && w->restarts == 0 && output_s(w->last_error)[0] == '\0')
-		return;
-	output_label(fp, "");
-	output_safe(fp, w->name);
-	fprintf(fp, ": %s, %" PRIu32 " restart%s", w->running ? "running" : "down", w->restarts,
-	    w->restarts == 1 ? "" : "s");
-	if (output_s(w->last_error)[0] != '\0') {
-		fputs("; last error ", fp);
-		output_time_human(fp, w->last_error_at);
-		fputs(": ", fp);
-		output_safe(fp, w->last_error);
-	}
-	fputc('\n', fp);
-}
-
-/* The daemon's clock decides what has expired; ours only if it sent none. */
-int
-output_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
-{
-	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
-	char up[64];
-	size_t i;
-
-	output_duration(r->uptime_seconds, up, sizeof(up));
-	fputs("carotated ", fp);
-	output_safe(fp, r->version);
-	fprintf(fp, " (pid %" PRIu32 "), up %s\n", r->pid, up);
-	output_label(fp, "workers:");
-	output_worker_pid(fp, "agent", r->worker_pid);
-	output_worker_pid(fp, ", canary", r->canary_worker_pid);
-	fputc('\n', fp);
-	for (i = 0; i < r->n_workers; i++)
-		output_worker_health(fp, r->workers[i]);
-	output_label(fp, "phase:");
-	fprintf(fp, "%s\n", output_phase_name(r->phase));
-	output_label(fp, "ssl dir:");
-	output_safe(fp, r->ssl_dir);
-	fputc('\n', fp);
-	if (r->active != NULL)
-		output_set_human(fp, "active set:", r->active, now);
-	else {
-		output_label(fp, "active set:");
-		fputs("none (no active set in ", fp);
-		output_safe(fp, r->ssl_dir);
-		fputs(")\n", fp);
-	}
-	if (r->staged != NULL)
-		output_set_human(fp, "staged set:", r->staged, now);
-	else {
-		output_label(fp, "staged set:");
-		fputs("none\n", fp);
-	}
-	output_bundle_human(fp, r->bundle, r->active, r->staged);
-	return ferror(fp) ? -1 : 0;
-}
-
 void
 output_span(uint64_t s, char *buf, size_t len)
 {
@@ -874,13 +619,13 @@ output_span(uint64_t s, char *buf, size_t len)
 }
 
 /* Counters are uint64 on the wire; JSON integers here are int64. */
-static json_t *
+json_t *
 output_jcount(uint64_t v)
 {
 	return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
 }
 
-static json_t *
+json_t *
 output_pending_json(const Carotate__V1__PendingAgent *a)
 {
 	json_t *o = output_jcheck(json_object());
@@ -891,88 +636,11 @@ output_pending_json(const Carotate__V1__PendingAgent *a)
 	return o;
 }
 
-static json_t *
-output_holding_json(const Carotate__V1__BundleHolding *h)
-{
-	json_t *o = output_jcheck(json_object());
-	char *hex = output_hex(h->bundle_id);
-
-	output_jset(o, "bundle_id", output_jstr_opt(hex));
-	output_jset(o, "agents", output_jcount(h->agents));
-	output_jset(o, "current", json_boolean(h->current));
-	free(hex);
-	return o;
-}
-
-/*
- * The carotatectl(1) keys first; holdings and current only with nothing staged, pending_agents
- * only when asked for. percent is copied, never derived from the counts.
- */
-int
-output_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
-{
-	json_t *o = output_jcheck(json_object()), *a;
-	int staged = output_s(r->staged_ca)[0] != '\0';
-	char *hex;
-	size_t i;
-
-	output_jset(o, "now", output_jtime_opt(r->now));
-	output_jset(o, "active_within", output_jcount(r->active_within));
-	hex = output_hex(r->staged_ca);
-	output_jset(o, "staged_ca", output_jstr_opt(hex));
-	free(hex);
-	hex = output_hex(r->bundle_id);
-	output_jset(o, "bundle_id", output_jstr_opt(hex));
-	free(hex);
-	output_jset(o, "gate", output_jstr_opt(r->gate));
-	output_jset(o, "linked", output_jcount(r->linked));
-	output_jset(o, "active", output_jcount(r->active));
-	output_jset(o, "acknowledged", output_jcount(r->acknowledged));
-	output_jset(o, "verified", output_jcount(r->verified));
-	output_jset(o, "pending", output_jcount(r->pending));
-	output_jset(o, "inactive_lacking", output_jcount(r->inactive_lacking));
-	output_jset(o, "excluded", output_jcount(r->excluded));
-	output_jset(o, "never_confirmed", output_jcount(r->never_confirmed));
-	output_jset(o, "percent", json_integer(r->percent));
-	output_jset(o, "percent_verified", json_integer(r->percent_verified));
-	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
-	output_jset(o, "canary_check_unset", json_boolean(r->canary_check_unset));
-	if (!staged) {
-		output_jset(o, "current", output_jcount(r->current));
-		a = output_jcheck(json_array());
-		for (i = 0; i < r->n_holdings; i++)
-			if (json_array_append_new(a, output_holding_json(r->holdings[i])) != 0)
-				fatalx("out of memory building JSON");
-		output_jset(o, "holdings", a);
-	}
-	if (pending) {
-		a = output_jcheck(json_array());
-		for (i = 0; i < r->n_pending_agents; i++)
-			if (json_array_append_new(a, output_pending_json(r->pending_agents[i])) !=
-			    0)
-				fatalx("out of memory building JSON");
-		output_jset(o, "pending_agents", a);
-	}
-	return output_dump(fp, o);
-}
-
-int
-output_agent_json(FILE *fp, const Carotate__V1__AgentReply *r)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "agent", output_jstr(r->agent));
-	output_jset(o, "excluded", json_boolean(r->excluded));
-	output_jset(o, "reason", output_jstr_opt(r->reason));
-	output_jset(o, "last_seen", output_jtime_opt(r->last_seen));
-	return output_dump(fp, o);
-}
-
 /*
  * A fingerprint's first OUTPUT_ABBREV hex digits and an ellipsis; padded to `width` columns
  * (0: none). The full value is in the JSON output.
  */
-static void
+void
 output_abbrev(FILE *fp, const char *s, int width)
 {
 	char *hex = output_hex(s);
@@ -990,267 +658,8 @@ output_abbrev(FILE *fp, const char *s, int width)
 	free(hex);
 }
 
-/* How long ago, in its largest unit: "45s", "12m", "3h", "2d". */
-static void
-output_ago(uint64_t s, char *buf, size_t len)
-{
-	if (s == 0)
-		snprintf(buf, len, "just now");
-	else if (s < 60)
-		snprintf(buf, len, "%" PRIu64 "s ago", s);
-	else if (s < 3600)
-		snprintf(buf, len, "%" PRIu64 "m ago", s / 60);
-	else if (s < OUTPUT_DAY)
-		snprintf(buf, len, "%" PRIu64 "h ago", s / 3600);
-	else
-		snprintf(buf, len, "%" PRIu64 "d ago", s / OUTPUT_DAY);
-}
-
-static void
-output_counts_human(FILE *fp, const Carotate__V1__ReportReply *r)
-{
-	char window[32];
-
-	fprintf(fp,
-	    "  linked %" PRIu64 "   active %" PRIu64 "   acknowledged %" PRIu64
-	    "   verified %" PRIu64 "   pending %" PRIu64 "   inactive lacking the new CA %" PRIu64
-	    "   excluded %" PRIu64 "   never confirmed %" PRIu64 "\n",
-	    r->linked, r->active, r->acknowledged, r->verified, r->pending, r->inactive_lacking,
-	    r->excluded, r->never_confirmed);
-	output_span(r->active_within, window, sizeof(window));
-	fprintf(fp, "  active window: %s", window);
-	if (output_s(r->gate)[0] != '\0') {
-		fputs("   gate: ", fp);
-		output_safe(fp, r->gate);
-	}
-	fputc('\n', fp);
-}
-
-/* One page of pending agents; ids padded to the longest of the page (ids are <= 64 bytes). */
-static void
-output_pending_human(FILE *fp, const Carotate__V1__ReportReply *r, uint64_t offset, int64_t now)
-{
-	const Carotate__V1__PendingAgent *a;
-	char when[OUTPUT_RFC3339_LEN], ago[32], ago_paren[36];
-	size_t i, w = 0;
-
-	if (r->n_pending_agents == 0) {
-		fprintf(fp, "pending agents: none");
-		if (offset > 0)
-			fprintf(fp, " from offset %" PRIu64 " (%" PRIu64 " pending)", offset,
-			    r->pending);
-		fputc('\n', fp);
-		return;
-	}
-	for (i = 0; i < r->n_pending_agents; i++)
-		if (strlen(output_s(r->pending_agents[i]->id)) > w)
-			w = strlen(output_s(r->pending_agents[i]->id));
-	fprintf(fp, "pending agents (%zu shown from offset %" PRIu64 "):\n", r->n_pending_agents,
-	    offset);
-	for (i = 0; i < r->n_pending_agents; i++) {
-		a = r->pending_agents[i];
-		fputs("  ", fp);
-		output_safe(fp, a->id);
-		fprintf(fp, "%*s    last seen ", (int)(w - strlen(output_s(a->id))), "");
-		if (a->last_seen == 0 || output_rfc3339(a->last_seen, when, sizeof(when)) != 0)
-			fprintf(fp, "%-31s", "unknown");
-		else {
-			output_ago(a->last_seen < now ? (uint64_t)now - (uint64_t)a->last_seen : 0,
-			    ago, sizeof(ago));
-			snprintf(ago_paren, sizeof(ago_paren), "(%s)", ago);
-			fprintf(fp, "%s %-10s", when, ago_paren);
-		}
-		fprintf(fp, "   bundle delivered: %s\n", a->delivered ? "yes" : "no");
-	}
-	if (r->pending > offset && r->pending - offset > r->n_pending_agents)
-		fprintf(fp, "  (%" PRIu64 " more; --offset %" PRIu64 " shows the next page)\n",
-		    r->pending - offset - r->n_pending_agents, offset + r->n_pending_agents);
-}
-
-static void
-output_holdings_human(FILE *fp, const Carotate__V1__ReportReply *r)
-{
-	const Carotate__V1__BundleHolding *h;
-	size_t i;
-
-	if (r->n_holdings == 0)
-		return;
-	fputs("bundles held by active agents:\n", fp);
-	for (i = 0; i < r->n_holdings; i++) {
-		h = r->holdings[i];
-		fputs("  ", fp);
-		if (output_s(h->bundle_id)[0] != '\0')
-			output_abbrev(fp, h->bundle_id, OUTPUT_ABBREV + 1);
-		else
-			fprintf(fp, "%-*s", OUTPUT_ABBREV + 1, "none confirmed");
-		fprintf(fp, "  %" PRIu64 " agent%s%s\n", h->agents, h->agents == 1 ? "" : "s",
-		    h->current ? " (current)" : "");
-	}
-}
-
-/* The percentages are the daemon's: 999 of 1000 is 99 %, and stays 99 here. */
-static void
-output_staged_human(FILE *fp, const Carotate__V1__ReportReply *r)
-{
-	fputs("migration to CA ", fp);
-	output_abbrev(fp, r->staged_ca, 0);
-	fprintf(fp,
-	    " (staged): %" PRIu64 " of %" PRIu64 " active agents acknowledged (%" PRIu32
-	    " %%), %" PRIu64 " verified (%" PRIu32 " %%)\n",
-	    r->acknowledged, r->active, r->percent, r->verified, r->percent_verified);
-	if (r->canary_check_unset)
-		fputs("  ([proxy] canary_address is not set, so the canary listener is never "
-		      "checked: canary check-ins do not count as verified)\n",
-		    fp);
-	else if (!r->canary_confirmed)
-		fputs("  (the canary listener has not been seen serving the staged certificate: "
-		      "canary check-ins do not count as verified yet)\n",
-		    fp);
-	output_counts_human(fp, r);
-}
-
-static void
-output_steady_human(FILE *fp, const Carotate__V1__ReportReply *r)
-{
-	char window[32];
-
-	if (output_s(r->bundle_id)[0] != '\0') {
-		fputs("nothing staged; bundle ", fp);
-		output_abbrev(fp, r->bundle_id, 0);
-		fprintf(fp, ": %" PRIu64 " of %" PRIu64 " active agents hold it\n", r->current,
-		    r->active);
-	} else
-		fprintf(fp, "nothing staged; no bundle served (%" PRIu64 " active agents)\n",
-		    r->active);
-	output_span(r->active_within, window, sizeof(window));
-	fprintf(fp,
-	    "  linked %" PRIu64 "   active %" PRIu64 "   excluded %" PRIu64
-	    "   never confirmed %" PRIu64 "\n  active window: %s\n",
-	    r->linked, r->active, r->excluded, r->never_confirmed, window);
-	output_holdings_human(fp, r);
-}
-
-int
-output_report_human(FILE *fp, const Carotate__V1__ReportReply *r, int pending, uint64_t offset)
-{
-	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
-
-	if (output_s(r->staged_ca)[0] != '\0')
-		output_staged_human(fp, r);
-	else
-		output_steady_human(fp, r);
-	if (pending && output_s(r->staged_ca)[0] == '\0' && r->n_pending_agents == 0)
-		fputs("pending agents: none (nothing is staged)\n", fp);
-	else if (pending)
-		output_pending_human(fp, r, offset, now);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_agent_human(FILE *fp, const Carotate__V1__AgentReply *r)
-{
-	if (!r->excluded) {
-		fputs("included ", fp);
-		output_safe(fp, r->agent);
-		fputs(" again\n", fp);
-		return ferror(fp) ? -1 : 0;
-	}
-	fputs("excluded ", fp);
-	output_safe(fp, r->agent);
-	if (output_s(r->reason)[0] != '\0') {
-		fputs(" (reason: ", fp);
-		output_safe(fp, r->reason);
-		fputc(')', fp);
-	}
-	fputs("; it is listed but no longer counted\n", fp);
-	return ferror(fp) ? -1 : 0;
-}
-
-/* \r and erase-to-end-of-line redraw the bar over itself; the caller ends it with \n. */
-int
-output_progress(FILE *fp, int tty, uint32_t percent, uint64_t num, uint64_t den, const char *label)
-{
-	int filled = (int)((percent > 100 ? 100 : percent) * OUTPUT_BAR / 100), i;
-
-	if (tty) {
-		fputs("\r[", fp);
-		for (i = 0; i < OUTPUT_BAR; i++)
-			fputc(i < filled ? '#' : '.', fp);
-		fputs("] ", fp);
-	}
-	fprintf(fp, "%" PRIu32 " %% (%" PRIu64 "/%" PRIu64 " ", percent, num, den);
-	output_safe(fp, label);
-	fputs(tty ? ")\033[K" : ")\n", fp);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_wait_reached(
-    FILE *fp, uint32_t percent, uint64_t num, uint64_t den, const char *label, uint32_t need)
-{
-	fprintf(fp, "%" PRIu32 " %% of active agents ", percent);
-	output_safe(fp, label);
-	fprintf(
-	    fp, " (%" PRIu64 "/%" PRIu64 "), threshold %" PRIu32 " %% reached\n", num, den, need);
-	return ferror(fp) ? -1 : 0;
-}
-
-/* The daemon's words ("rotate", "restore", "rollback", "discard", "manual"); anything else reads
- * "unknown". */
-static const char *
-output_backup_reason(const char *reason)
-{
-	static const char *const known[] = { "rotate", "restore", "rollback", "discard", "manual" };
-	size_t i;
-
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(output_s(reason), known[i]) == 0)
-			return known[i];
-	return "unknown";
-}
-
-/* carotatectl(1)'s keys (id, created, reason, ca_sha256, server_not_after) and the rest. */
-static json_t *
-output_backup_json(const Carotate__V1__Backup *b)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "id", output_jstr(b->id));
-	output_jset(o, "created", output_jtime_opt(b->created));
-	output_jset(o, "reason", output_jstr(output_backup_reason(b->reason)));
-	output_jset(o, "detail", output_jstr_opt(b->detail));
-	output_jset(o, "ca_subject", b->ca != NULL ? output_jstr(b->ca->subject) : json_null());
-	output_jset(o, "ca_sha256", b->ca != NULL ? output_jhex(b->ca->sha256) : json_null());
-	output_jset(
-	    o, "ca_not_after", b->ca != NULL ? output_jtime(b->ca->not_after) : json_null());
-	output_jset(
-	    o, "server_subject", b->server != NULL ? output_jstr(b->server->subject) : json_null());
-	output_jset(
-	    o, "server_sha256", b->server != NULL ? output_jhex(b->server->sha256) : json_null());
-	output_jset(o, "server_not_after",
-	    b->server != NULL ? output_jtime(b->server->not_after) : json_null());
-	output_jset(o, "restorable", json_boolean(b->restorable));
-	output_jset(o, "problem", output_jstr_opt(b->problem));
-	return o;
-}
-
-int
-output_backups_json(FILE *fp, const Carotate__V1__BackupsReply *r)
-{
-	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
-	size_t i;
-
-	for (i = 0; i < r->n_backups; i++)
-		if (json_array_append_new(a, output_backup_json(r->backups[i])) != 0)
-			fatalx("out of memory building JSON");
-	output_jset(o, "backups", a);
-	output_jset(o, "total", output_jcount(r->total));
-	output_jset(o, "keep", json_integer(r->keep));
-	return output_dump(fp, o);
-}
-
 /* Columns a string takes once printed by output_safe: a code point each, 4 per escaped byte. */
-static int
+int
 output_width(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)output_s(s);
@@ -1265,7 +674,7 @@ output_width(const char *s)
 }
 
 /* s, escaped, then blanks up to width columns. */
-static void
+void
 output_pad(FILE *fp, const char *s, int width)
 {
 	int w = output_width(s);
@@ -1273,475 +682,4 @@ output_pad(FILE *fp, const char *s, int width)
 	output_safe(fp, s);
 	if (width > w)
 		fprintf(fp, "%*s", width - w, "");
-}
-
-/* One row: id, created, reason, CA subject, CA fingerprint, server expiry, restorable. */
-static void
-output_backup_human(FILE *fp, const Carotate__V1__Backup *b, int idw, int subjw)
-{
-	char when[OUTPUT_RFC3339_LEN];
-	const char *reason = output_backup_reason(b->reason);
-
-	fputs("  ", fp);
-	output_pad(fp, b->id, idw);
-	if (b->created == 0 || output_rfc3339(b->created, when, sizeof(when)) != 0)
-		snprintf(when, sizeof(when), "unknown");
-	fprintf(fp, "  %-20s  %-7s  ", when, reason);
-	output_pad(fp, b->ca != NULL ? b->ca->subject : "-", subjw);
-	fputs("  ", fp);
-	if (b->ca != NULL)
-		output_abbrev(fp, b->ca->sha256, OUTPUT_ABBREV + 1);
-	else
-		fprintf(fp, "%-*s", OUTPUT_ABBREV + 1, "-");
-	if (b->server == NULL || output_rfc3339(b->server->not_after, when, sizeof(when)) != 0)
-		snprintf(when, sizeof(when), "-");
-	fprintf(fp, "  %-20s  ", when);
-	if (b->restorable)
-		fputs("yes\n", fp);
-	else {
-		fputs("no: ", fp);
-		output_safe(fp, output_s(b->problem)[0] != '\0' ? b->problem : "(no reason given)");
-		fputc('\n', fp);
-	}
-	if (output_s(b->detail)[0] != '\0' && strcmp(b->detail, reason) != 0) {
-		fprintf(fp, "  %*s  reason given: ", idw, "");
-		output_safe(fp, b->detail);
-		fputc('\n', fp);
-	}
-}
-
-int
-output_backups_human(FILE *fp, const Carotate__V1__BackupsReply *r, uint64_t offset)
-{
-	int idw = 2, subjw = 10, w;
-	size_t i;
-
-	if (r->n_backups == 0) {
-		fputs("no backups", fp);
-		if (offset > 0)
-			fprintf(
-			    fp, " from offset %" PRIu64 " (%" PRIu64 " in all)", offset, r->total);
-		fprintf(fp, "; keep %" PRIu32 "\n", r->keep);
-		return ferror(fp) ? -1 : 0;
-	}
-	for (i = 0; i < r->n_backups; i++) {
-		if ((w = output_width(r->backups[i]->id)) > idw)
-			idw = w;
-		if (r->backups[i]->ca != NULL &&
-		    (w = output_width(r->backups[i]->ca->subject)) > subjw)
-			subjw = w;
-	}
-	fputs("  ", fp);
-	output_pad(fp, "ID", idw);
-	fprintf(fp, "  %-20s  %-7s  ", "CREATED", "REASON");
-	output_pad(fp, "CA SUBJECT", subjw);
-	fprintf(fp, "  %-*s  %-20s  %s\n", OUTPUT_ABBREV + 1, "CA SHA256", "SERVER EXPIRES",
-	    "RESTORABLE");
-	for (i = 0; i < r->n_backups; i++)
-		output_backup_human(fp, r->backups[i], idw, subjw);
-	fprintf(fp, "%" PRIu64 " backup%s", r->total, r->total == 1 ? "" : "s");
-	if (offset > 0 || r->total > r->n_backups)
-		fprintf(fp, " (%zu shown from offset %" PRIu64 ")", r->n_backups, offset);
-	fprintf(fp,
-	    "; carotated keeps the newest %" PRIu32
-	    " of its own and removes older ones (never one made by hand)\n",
-	    r->keep);
-	if (r->total > offset && r->total - offset > r->n_backups)
-		fprintf(fp, "  (%" PRIu64 " more; --offset %" PRIu64 " shows the next page)\n",
-		    r->total - offset - r->n_backups, offset + r->n_backups);
-	return ferror(fp) ? -1 : 0;
-}
-
-static json_t *
-output_retired_json(const Carotate__V1__BundleCa *m)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "sha256", output_jhex(m->sha256));
-	output_jset(o, "subject", output_jstr(m->subject));
-	output_jset(o, "not_after", output_jtime_opt(m->not_after));
-	output_jset(o, "retained_until", output_jtime_opt(m->retained_until));
-	return o;
-}
-
-int
-output_retire_json(FILE *fp, const Carotate__V1__RetireReply *r, const char *message)
-{
-	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
-	size_t i;
-
-	for (i = 0; i < r->n_retired; i++)
-		if (json_array_append_new(a, output_retired_json(r->retired[i])) != 0)
-			fatalx("out of memory building JSON");
-	output_jset(o, "dry_run", json_boolean(r->dry_run));
-	output_jset(o, "retired", a);
-	output_jset(o, "bundle", output_bundle_json(r->bundle));
-	output_jset(o, "message", output_jstr_opt(message));
-	return output_dump(fp, o);
-}
-
-int
-output_retire_human(FILE *fp, const Carotate__V1__RetireReply *r, const char *message)
-{
-	size_t i;
-
-	if (output_s(message)[0] != '\0')
-		output_safe(fp, message);
-	else
-		fprintf(fp, "%s %zu CA%s", r->dry_run ? "would retire" : "retired", r->n_retired,
-		    r->n_retired == 1 ? "" : "s");
-	fputc('\n', fp);
-	for (i = 0; i < r->n_retired; i++)
-		output_member_human(fp, r->retired[i]);
-	output_bundle_human(fp, r->bundle, NULL, NULL);
-	return ferror(fp) ? -1 : 0;
-}
-
-/*
- * Whether the set on disk changed: the daemon attaches the reload's result only once the
- * swap went through (rpc_rotate.c), so a refusal, a dry run or a swap undone at once has
- * none. Then after is the set that would have gone live, and nothing else.
- */
-static int
-output_swap_changed(const Carotate__V1__RotateReply *r)
-{
-	return !r->dry_run && r->reload != NULL;
-}
-
-/*
- * rotate and restore, whether they succeeded or not: a refused rotate carries the gate's
- * figures and the first pending agents, a rolled-back one what was served. error is NULL on
- * success, else {status, message} as output_error_json writes it.
- */
-int
-output_swap_json(
-    FILE *fp, const Carotate__V1__RotateReply *r, const char *status, const char *message)
-{
-	json_t *o = output_jcheck(json_object()), *e, *list;
-	size_t i;
-
-	output_jset(o, "dry_run", json_boolean(r->dry_run));
-	output_jset(o, "before", output_set_json(r->before));
-	/* One meaning per key: "after" is what is live after a change, never a proposal. */
-	output_jset(
-	    o, output_swap_changed(r) ? "after" : "would_become_active", output_set_json(r->after));
-	output_jset(o, "backup", output_jstr_opt(r->backup));
-	output_jset(o, "restored", output_jstr_opt(r->restored));
-	output_jset(o, "reload", output_reload_json(r->reload));
-	output_jset(o, "verified", json_boolean(r->verified));
-	output_jset(o, "served", output_jstr_opt(r->served));
-	output_jset(o, "rolled_back", json_boolean(r->rolled_back));
-	output_jset(o, "bundle", output_bundle_json(r->bundle));
-	if (output_s(r->gate)[0] != '\0') {
-		output_jset(o, "gate", output_jstr(r->gate));
-		output_jset(o, "active", output_jcount(r->active));
-		output_jset(o, "confirmed", output_jcount(r->confirmed));
-		output_jset(o, "forced", json_boolean(r->forced));
-		list = output_jcheck(json_array());
-		for (i = 0; i < r->n_pending_agents; i++)
-			if (json_array_append_new(
-			        list, output_pending_json(r->pending_agents[i])) != 0)
-				fatalx("out of memory building JSON");
-		output_jset(o, "pending_agents", list);
-	}
-	output_jset(o, "pruned", output_jstrings(r->pruned, r->n_pruned, 0));
-	output_jset(o, "rotate_ms", output_jcount(r->rotate_ms));
-	if (status != NULL) {
-		e = output_jcheck(json_object());
-		output_jset(e, "status", output_jstr(status));
-		output_jset(e, "message", output_jstr(message));
-		output_jset(o, "error", e);
-	}
-	return output_dump(fp, o);
-}
-
-int
-output_swap_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
-{
-	const char *what = output_s(r->restored)[0] != '\0' ? "restore" : "rotate";
-	int changed = output_swap_changed(r);
-	size_t i;
-
-	if (r->dry_run)
-		fprintf(fp, "dry run: nothing was changed\n");
-	if (output_s(r->gate)[0] != '\0') {
-		output_label(fp, "gate:");
-		fprintf(fp, "%" PRIu64 " of %" PRIu64 " active agents %s the staged CA%s\n",
-		    r->confirmed, r->active, output_s(r->gate),
-		    r->before == NULL ? " (no active set before: a first activation cuts no agent "
-		                        "off, so the gate does not apply)"
-		    : r->forced       ? " (FORCED)"
-		                      : "");
-	}
-	for (i = 0; i < r->n_pending_agents; i++) {
-		output_label(fp, i == 0 ? "pending:" : "");
-		output_safe(fp, r->pending_agents[i]->id);
-		fputc('\n', fp);
-	}
-	if (output_s(r->restored)[0] != '\0') {
-		/* restore --latest: which backup "latest" was is the first thing to know. */
-		output_label(fp, "restored:");
-		output_safe(fp, r->restored);
-		fputc('\n', fp);
-	}
-	/* "active now:" only ever names what is live after a change, never a proposal. */
-	if (r->before != NULL)
-		output_set_human(fp, changed ? "active before:" : "active:", r->before, now);
-	else {
-		output_label(fp, changed ? "active before:" : "active:");
-		fputs("none\n", fp);
-	}
-	if (r->after != NULL)
-		output_set_human(
-		    fp, changed ? "active now:" : "would become active:", r->after, now);
-	if (output_s(r->backup)[0] != '\0') {
-		output_label(fp, "backup:");
-		output_safe(fp, r->backup);
-		fputs(r->rolled_back ? " (put back)\n" : " (the previous set)\n", fp);
-	}
-	if (r->reload != NULL)
-		output_reload_human(fp, r->reload);
-	if (!r->dry_run && (r->reload != NULL || r->verified)) {
-		output_label(fp, "check:");
-		if (r->verified)
-			fprintf(fp,
-			    "the proxy serves the %s certificate (%s took %" PRIu64 " ms)\n",
-			    strcmp(what, "restore") == 0 ? "restored" : "new", what, r->rotate_ms);
-		else if (r->rolled_back)
-			fputs("the proxy did not serve the new certificate: ROLLED BACK\n", fp);
-		else
-			fputs("the proxy did not serve the new certificate\n", fp);
-	}
-	for (i = 0; i < r->n_pruned; i++) {
-		output_label(fp, i == 0 ? "pruned:" : "");
-		output_safe(fp, r->pruned[i]);
-		fputc('\n', fp);
-	}
-	if (r->bundle != NULL && !r->dry_run)
-		output_bundle_human(fp, r->bundle, NULL, NULL);
-	return ferror(fp) ? -1 : 0;
-}
-
-static json_t *
-output_audit_record_json(const Carotate__V1__AuditRecord *a)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "seq", output_jcount(a->seq));
-	output_jset(o, "time", output_jtime(a->time));
-	output_jset(o, "uid", json_integer(a->uid));
-	output_jset(o, "user", output_jstr(a->user));
-	output_jset(o, "pid", json_integer(a->pid));
-	output_jset(o, "call", output_jstr(a->call));
-	output_jset(o, "result", output_jstr(a->result));
-	output_jset(o, "detail", output_jstr(a->detail));
-	output_jset(o, "before", output_jstr(a->before));
-	output_jset(o, "after", output_jstr(a->after));
-	output_jset(o, "prev_hash", output_jstr(a->prev_hash));
-	output_jset(o, "hash", output_jstr(a->hash));
-	/* A daemon that predates counting sends 0: each record was one call. */
-	output_jset(o, "count", output_jcount(a->count != 0 ? a->count : 1));
-	return o;
-}
-
-int
-output_audit_json(FILE *fp, const Carotate__V1__AuditReply *r)
-{
-	json_t *o = output_jcheck(json_object()), *recs = output_jcheck(json_array());
-	size_t i;
-
-	for (i = 0; i < r->n_records; i++)
-		if (json_array_append_new(recs, output_audit_record_json(r->records[i])) != 0)
-			fatalx("out of memory building JSON");
-	output_jset(o, "records", recs);
-	output_jset(o, "total", output_jcount(r->total));
-	output_jset(o, "intact", r->verify ? json_boolean(r->intact) : json_null());
-	output_jset(o, "broken_at", r->verify ? output_jcount(r->broken_at) : json_null());
-	output_jset(o, "problem", r->verify && !r->intact ? output_jstr(r->problem) : json_null());
-	return output_dump(fp, o);
-}
-
-/* One record: seq, time, who, call, result and detail on a line; the sets indented below. */
-static void
-output_audit_record_human(FILE *fp, const Carotate__V1__AuditRecord *a)
-{
-	char when[OUTPUT_RFC3339_LEN];
-
-	if (output_rfc3339(a->time, when, sizeof(when)) != 0)
-		snprintf(when, sizeof(when), "%s", "unknown time");
-	fprintf(fp, "#%" PRIu64 " %s ", a->seq, when);
-	output_safe(fp, a->user);
-	fprintf(fp, "(%" PRIu32 ") pid %" PRIu32 " ", a->uid, a->pid);
-	output_safe(fp, a->call);
-	fputc(' ', fp);
-	output_safe(fp, a->result);
-	if (a->count > 1)
-		fprintf(fp, " x%" PRIu64, a->count);
-	if (output_s(a->detail)[0] != '\0') {
-		fputc(' ', fp);
-		output_safe(fp, a->detail);
-	}
-	fputc('\n', fp);
-	if (strcmp(output_s(a->before), output_s(a->after)) == 0) {
-		fputs("    unchanged: ", fp);
-		output_safe(fp, a->after);
-		fputc('\n', fp);
-		return;
-	}
-	fputs("    before: ", fp);
-	output_safe(fp, a->before);
-	fputs("\n    after:  ", fp);
-	output_safe(fp, a->after);
-	fputc('\n', fp);
-}
-
-int
-output_audit_human(FILE *fp, const Carotate__V1__AuditReply *r, uint64_t offset)
-{
-	size_t i;
-
-	if (r->n_records == 0)
-		fprintf(
-		    fp, "audit log: %s\n", r->total == 0 ? "empty" : "no records from this offset");
-	else
-		fprintf(fp,
-		    "audit log: %" PRIu64 " record%s, newest first (%zu shown from offset %" PRIu64
-		    ")\n",
-		    r->total, r->total == 1 ? "" : "s", r->n_records, offset);
-	for (i = 0; i < r->n_records; i++)
-		output_audit_record_human(fp, r->records[i]);
-	if (r->total > offset && r->total - offset > r->n_records)
-		fprintf(fp, "(%" PRIu64 " older; --offset %" PRIu64 " shows the next page)\n",
-		    r->total - offset - r->n_records, offset + r->n_records);
-	if (r->verify && r->intact)
-		fprintf(fp, "hash chain: intact (%" PRIu64 " record%s checked)\n", r->total,
-		    r->total == 1 ? "" : "s");
-	else if (r->verify) {
-		fprintf(fp, "hash chain: BROKEN at record %" PRIu64 ": ", r->broken_at);
-		output_safe(fp, r->problem);
-		fputc('\n', fp);
-	}
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_forget_human(FILE *fp, const Carotate__V1__ForgetReply *r)
-{
-	if (output_s(r->agent)[0] != '\0') {
-		fputs("forgot agent ", fp);
-		output_safe(fp, r->agent);
-		fputs("; it may link again\n", fp);
-	} else
-		fprintf(fp, "forgot %" PRIu64 " agent(s) that never confirmed a bundle\n",
-		    r->forgotten);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_forget_json(FILE *fp, const Carotate__V1__ForgetReply *r)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "forgotten", output_jcount(r->forgotten));
-	output_jset(o, "agent", output_jstr_opt(r->agent));
-	return output_dump(fp, o);
-}
-
-static json_t *
-output_join_json(const Carotate__V1__JoinToken *t)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "id", output_jstr(t->id));
-	output_jset(o, "description", output_jstr(t->description));
-	output_jset(o, "uses_left", json_integer(t->uses_left));
-	output_jset(o, "expires", output_jtime(t->expires));
-	output_jset(o, "created", output_jtime(t->created));
-	return o;
-}
-
-int
-output_join_created_human(FILE *fp, const Carotate__V1__JoinTokenCreateReply *r)
-{
-	char exp[OUTPUT_RFC3339_LEN];
-
-	if (r->join_token == NULL || output_rfc3339(r->join_token->expires, exp, sizeof(exp)) == -1)
-		snprintf(exp, sizeof(exp), "?");
-	output_safe(fp, r->token);
-	fputs("\n", fp);
-	fputs("join token ", fp);
-	output_safe(fp, r->join_token != NULL ? r->join_token->id : "");
-	fprintf(fp, ": %u use(s), expires %s; it is shown only once\n",
-	    r->join_token != NULL ? r->join_token->uses_left : 0, exp);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_join_created_json(FILE *fp, const Carotate__V1__JoinTokenCreateReply *r)
-{
-	json_t *o =
-	    r->join_token != NULL ? output_join_json(r->join_token) : output_jcheck(json_object());
-
-	output_jset(o, "token", output_jstr(r->token));
-	return output_dump(fp, o);
-}
-
-int
-output_join_list_human(FILE *fp, const Carotate__V1__JoinTokenListReply *r)
-{
-	char exp[OUTPUT_RFC3339_LEN], created[OUTPUT_RFC3339_LEN];
-	const Carotate__V1__JoinToken *t;
-	size_t i;
-
-	if (r->n_join_tokens == 0)
-		fputs("no join tokens\n", fp);
-	else
-		fprintf(fp, "%-16s  %-9s  %-20s  %-20s  %s\n", "ID", "USES LEFT", "EXPIRES",
-		    "CREATED", "DESCRIPTION");
-	for (i = 0; i < r->n_join_tokens; i++) {
-		t = r->join_tokens[i];
-		if (output_rfc3339(t->expires, exp, sizeof(exp)) == -1)
-			snprintf(exp, sizeof(exp), "?");
-		if (output_rfc3339(t->created, created, sizeof(created)) == -1)
-			snprintf(created, sizeof(created), "?");
-		fprintf(fp, "%-16.16s  %-9u  %-20s  %-20s  ", output_s(t->id), t->uses_left, exp,
-		    created);
-		output_safe(fp, t->description);
-		fputs(t->expires <= r->now ? "  (expired)\n"
-		      : t->uses_left == 0  ? "  (used up)\n"
-		                           : "\n",
-		    fp);
-	}
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_join_list_json(FILE *fp, const Carotate__V1__JoinTokenListReply *r)
-{
-	json_t *o = output_jcheck(json_object()), *a = output_jcheck(json_array());
-	size_t i;
-
-	for (i = 0; i < r->n_join_tokens; i++)
-		if (json_array_append_new(a, output_join_json(r->join_tokens[i])) != 0)
-			fatalx("out of memory building JSON");
-	output_jset(o, "join_tokens", a);
-	return output_dump(fp, o);
-}
-
-int
-output_join_revoked_human(FILE *fp, const Carotate__V1__JoinTokenRevokeReply *r)
-{
-	fputs("join token ", fp);
-	output_safe(fp, r->id);
-	fputs(" revoked\n", fp);
-	return ferror(fp) ? -1 : 0;
-}
-
-int
-output_join_revoked_json(FILE *fp, const Carotate__V1__JoinTokenRevokeReply *r)
-{
-	json_t *o = output_jcheck(json_object());
-
-	output_jset(o, "revoked", output_jstr(r->id));
-	return output_dump(fp, o);
 }

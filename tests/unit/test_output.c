@@ -1,7 +1,8 @@
 /*
- * Unit tests for client/output.c: JSON keys of carotatectl(1), the human block, time formatting,
- * the StageReply of generate, install and discard, the ReportReply of report and wait, the
- * AgentReply of exclude and include, and wait's progress lines.
+ * Unit tests for the printers of carotatectl (client/output.c and each verb's ctl_<group>.c): JSON
+ * keys of carotatectl(1), the human block, time formatting, the StageReply of generate, install and
+ * discard, the ReportReply of report and wait, the AgentReply of exclude and include, and wait's
+ * progress lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "ctl.h"
 #include "output.h"
 
 #define NOW 1798254245LL /* 2026-12-26T03:04:05Z */
@@ -49,6 +51,9 @@ struct stage_fixture {
 	char *warnings[2];
 };
 
+static FILE *capture_fp(void);
+static char *capture(int);
+static char *capture_json(int);
 static void fixture_cert(
     Carotate__V1__CertInfo *, const char *, const char *, const char *, int64_t);
 static void fixture_init(struct fixture *, int, int, int);
@@ -65,22 +70,49 @@ struct report_fixture {
 
 static void report_init(struct report_fixture *, int);
 static void report_steady(struct report_fixture *);
-static char *print_report_json(const Carotate__V1__ReportReply *, int);
-static char *print_report_human(const Carotate__V1__ReportReply *, int, uint64_t);
-static char *print_agent(
-    int (*)(FILE *, const Carotate__V1__AgentReply *), const Carotate__V1__AgentReply *);
-static char *print_progress(int, uint32_t, uint64_t, uint64_t, const char *);
 static json_int_t jint(json_t *, const char *);
 static json_t *jget(json_t *, const char *);
-static char *print_json(const Carotate__V1__StatusReply *);
-static char *print_human(const Carotate__V1__StatusReply *);
-static char *print_stage(
-    int (*)(FILE *, const Carotate__V1__StageReply *), const Carotate__V1__StageReply *);
-static char *print_stage_human(const Carotate__V1__StageReply *);
-static char *print_warnings(const Carotate__V1__StageReply *);
 static json_t *parse(const char *);
 static const char *jstr(json_t *, const char *);
 static void assert_cert_keys(json_t *, const char *, const char *, const char *);
+
+/*
+ * Output captured in memory: capture_fp() opens the stream a printer writes to, capture()
+ * checks what the printer returned (0: no write error), closes the stream and returns the
+ * text (the caller frees it); capture_json() also wants the newline that ends an object.
+ */
+static char *capture_buf;
+static size_t capture_len;
+static FILE *capture_file;
+
+static FILE *
+capture_fp(void)
+{
+	capture_buf = NULL;
+	capture_len = 0;
+	capture_file = open_memstream(&capture_buf, &capture_len);
+	assert_non_null(capture_file);
+	return capture_file;
+}
+
+static char *
+capture(int ret)
+{
+	assert_int_equal(ret, 0);
+	assert_int_equal(fclose(capture_file), 0);
+	capture_file = NULL;
+	return capture_buf;
+}
+
+static char *
+capture_json(int ret)
+{
+	char *buf = capture(ret);
+
+	assert_true(capture_len > 0);
+	assert_int_equal(buf[capture_len - 1], '\n');
+	return buf;
+}
 
 static void
 fixture_cert(Carotate__V1__CertInfo *c, const char *subject, const char *issuer, const char *sha,
@@ -261,59 +293,6 @@ report_steady(struct report_fixture *f)
 	f->reply.holdings = f->holdings;
 }
 
-static char *
-print_report_json(const Carotate__V1__ReportReply *r, int pending)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_report_json(fp, r, pending), 0);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(buf[len - 1], '\n');
-	return buf;
-}
-
-static char *
-print_report_human(const Carotate__V1__ReportReply *r, int pending, uint64_t offset)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_report_human(fp, r, pending, offset), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
-static char *
-print_agent(int (*fn)(FILE *, const Carotate__V1__AgentReply *), const Carotate__V1__AgentReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(fn(fp, r), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
-static char *
-print_progress(int tty, uint32_t percent, uint64_t num, uint64_t den, const char *label)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_progress(fp, tty, percent, num, den, label), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
 /* An integer key. */
 static json_int_t
 jint(json_t *obj, const char *key)
@@ -334,73 +313,6 @@ jget(json_t *obj, const char *key)
 	if (v == NULL)
 		fail_msg("key %s is missing", key);
 	return v;
-}
-
-static char *
-print_json(const Carotate__V1__StatusReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_status_json(fp, r), 0);
-	assert_int_equal(fclose(fp), 0);
-	assert_true(len > 2);
-	assert_int_equal(buf[len - 1], '\n');
-	return buf;
-}
-
-static char *
-print_human(const Carotate__V1__StatusReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_status_human(fp, r), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
-static char *
-print_stage(int (*fn)(FILE *, const Carotate__V1__StageReply *), const Carotate__V1__StageReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(fn(fp, r), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
-static char *
-print_stage_human(const Carotate__V1__StageReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_stage_human(fp, r, NOW), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
-static char *
-print_warnings(const Carotate__V1__StageReply *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(output_stage_warnings(fp, "carotatectl", r), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
 }
 
 /* Exactly one JSON object: json_loads refuses anything after it. */
@@ -498,7 +410,7 @@ test_json_full(void **state)
 	char *text;
 
 	fixture_init(&f, 1, 1, 1);
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	assert_string_equal(jstr(j, "phase"), "staged");
 	assert_string_equal(jstr(j, "version"), "0.1.0");
@@ -545,7 +457,7 @@ test_json_absent(void **state)
 	char *text;
 
 	fixture_init(&f, 0, 0, 0);
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	assert_string_equal(jstr(j, "phase"), "steady");
 	assert_true(json_is_null(json_object_get(j, "active")));
@@ -563,7 +475,7 @@ test_json_layout(void **state)
 	char *text;
 
 	fixture_init(&f, 0, 0, 0);
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "{\n  \"version\": \"0.1.0\",\n  \"pid\": 1234,"));
 	assert_true(strstr(text, "\"phase\"") < strstr(text, "\"active\""));
 	assert_true(strstr(text, "\"active\"") < strstr(text, "\"staged\""));
@@ -584,7 +496,7 @@ test_json_escaping(void **state)
 	f.active_ca.subject = (char *)"CN=evil\" \x01\x1b[2J\\";
 	f.active_server.subject = (char *)"CN=bad \xff\xfe utf8";
 	f.active_server.issuer = (char *)"CN=caf\xc3\xa9";
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	active = json_object_get(j, "active");
 	assert_string_equal(
@@ -600,14 +512,10 @@ test_json_escaping(void **state)
 static void
 test_error_json(void **state)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
+	char *buf = capture_json(
+	    output_error_json(capture_fp(), "unavailable", "too many \"connections\""));
 	json_t *j, *e;
 
-	assert_non_null(fp);
-	assert_int_equal(output_error_json(fp, "unavailable", "too many \"connections\""), 0);
-	assert_int_equal(fclose(fp), 0);
 	j = parse(buf);
 	e = json_object_get(j, "error");
 	assert_true(json_is_object(e));
@@ -624,7 +532,7 @@ test_human_full(void **state)
 	char *text;
 
 	fixture_init(&f, 1, 1, 1);
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "carotated 0.1.0 (pid 1234), up 3h 12m\n"));
 	assert_non_null(strstr(text, "phase:       staged\n"));
 	assert_non_null(strstr(text, "ssl dir:     /usr/local/etc/nginx/ssl\n"));
@@ -656,7 +564,7 @@ test_human_absent(void **state)
 	char *text;
 
 	fixture_init(&f, 0, 0, 0);
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "phase:       steady\n"));
 	assert_non_null(
 	    strstr(text, "active set:  none (no active set in /usr/local/etc/nginx/ssl)\n"));
@@ -676,7 +584,7 @@ test_human_expired(void **state)
 	f.active.server_days_left = -3;
 	f.active_ca.not_after = NOW - 1;
 	f.bundle.n_cas = 1;
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "expired 2026-12-23T03:03:05Z (EXPIRED 3 days ago)\n"));
 	assert_non_null(strstr(text, "(EXPIRED less than a day ago)\n"));
 	assert_non_null(strstr(text, " (1 CA)\n"));
@@ -693,7 +601,7 @@ test_human_escapes_controls(void **state)
 	fixture_init(&f, 1, 0, 0);
 	f.active_ca.subject = (char *)"CN=a\x1b[2Jb\\,c";
 	f.active_server.issuer = (char *)"CN=other \xc2\x9b issuer";
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_null(strchr(text, '\x1b'));
 	assert_non_null(strstr(text, "CN=a\\x1b[2Jb\\,c\n"));
 	assert_non_null(strstr(text, "issued by CN=other \\xc2\\x9b issuer\n"));
@@ -712,7 +620,7 @@ test_json_status_origin_members(void **state)
 	fixture_members(&f, 1);
 	f.active.origin = (char *)"custom";
 	f.active.created = NOW - 2 * DAY;
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	active = json_object_get(j, "active");
 	staged = json_object_get(j, "staged");
@@ -748,7 +656,7 @@ test_json_bundle_without_members(void **state)
 	char *text;
 
 	fixture_init(&f, 1, 0, 1);
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	bundle = json_object_get(j, "bundle");
 	assert_true(json_is_array(json_object_get(bundle, "members")));
@@ -769,25 +677,25 @@ test_status_worker_pids(void **state)
 	fixture_init(&f, 1, 0, 0);
 	f.reply.worker_pid = 2001;
 	f.reply.canary_worker_pid = 2002;
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	assert_int_equal(json_integer_value(json_object_get(j, "worker_pid")), 2001);
 	assert_int_equal(json_integer_value(json_object_get(j, "canary_worker_pid")), 2002);
 	json_decref(j);
 	free(text);
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "carotated 0.1.0 (pid 1234), up 3h 12m\n"
 	                             "workers:     agent pid 2001, canary pid 2002\n"));
 	free(text);
 
 	f.reply.canary_worker_pid = 0;
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	j = parse(text);
 	assert_int_equal(json_integer_value(json_object_get(j, "worker_pid")), 2001);
 	assert_true(json_is_null(json_object_get(j, "canary_worker_pid")));
 	json_decref(j);
 	free(text);
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "workers:     agent pid 2001, canary restarting\n"));
 	free(text);
 }
@@ -802,7 +710,7 @@ test_human_status_origin_members(void **state)
 	fixture_members(&f, 1);
 	f.active.origin = (char *)"custom";
 	f.active.created = NOW - 2 * DAY;
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, "  key:       present\n"
 	                             "  origin:    custom\n"
 	                             "  created:   2026-12-24T03:04:05Z\n"));
@@ -831,7 +739,7 @@ test_human_bundle_unpublished(void **state)
 	fixture_members(&f, 0);
 	f.member[1].role = (char *)"st\x1b[2Jaged";
 	f.member[0].subject = (char *)"CN=a\x1b[2Jb";
-	text = print_human(&f.reply);
+	text = capture(ctl_status_human(capture_fp(), &f.reply));
 	assert_non_null(strstr(text, " (3 CAs)\n"
 	                             "             (not yet published to ca-bundle.pem)\n"
 	                             "  active:    CN=a\\x1b[2Jb\n"));
@@ -848,7 +756,7 @@ test_json_stage_generate(void **state)
 	char *text;
 
 	stage_init(&s, 0);
-	text = print_stage(output_stage_json, &s.reply);
+	text = capture(ctl_stage_json(capture_fp(), &s.reply));
 	j = parse(text);
 	staged = json_object_get(j, "staged");
 	assert_cert_keys(json_object_get(staged, "ca"), "CN=Proxy CA 2026-12-26", STAGED_HEX,
@@ -885,7 +793,7 @@ test_human_stage_generate(void **state)
 	char *text;
 
 	stage_init(&s, 0);
-	text = print_stage_human(&s.reply);
+	text = capture(ctl_stage_human(capture_fp(), &s.reply, NOW));
 	assert_true(strncmp(text,
 	                "staged: new set (generated)\nstaged set:\n"
 	                "  CA:        CN=Proxy CA 2026-12-26\n",
@@ -912,7 +820,7 @@ test_human_stage_reload_variants(void **state)
 
 	stage_init(&s, 1);
 	s.f.staged.origin = (char *)"";
-	text = print_stage_human(&s.reply);
+	text = capture(ctl_stage_human(capture_fp(), &s.reply, NOW));
 	assert_true(strncmp(text, "staged: new set\n", 16) == 0);
 	assert_non_null(strstr(text, "reload:      proxy reloaded\n"));
 	free(text);
@@ -920,7 +828,7 @@ test_human_stage_reload_variants(void **state)
 	s.reload.ran = 0;
 	s.reload.exit_status = -1;
 	s.reload.output = (char *)"no reload command configured";
-	text = print_stage_human(&s.reply);
+	text = capture(ctl_stage_human(capture_fp(), &s.reply, NOW));
 	assert_non_null(
 	    strstr(text, "reload:      proxy reload not run: no reload command configured\n"));
 	free(text);
@@ -928,13 +836,13 @@ test_human_stage_reload_variants(void **state)
 	s.reload.ran = 1;
 	s.reload.ok = 0;
 	s.reload.output = (char *)"";
-	text = print_stage_human(&s.reply);
+	text = capture(ctl_stage_human(capture_fp(), &s.reply, NOW));
 	assert_non_null(strstr(text, "reload:      proxy reload FAILED (killed)\n"));
 	free(text);
 
 	s.reply.reload = NULL;
 	s.reply.staged = NULL;
-	text = print_stage_human(&s.reply);
+	text = capture(ctl_stage_human(capture_fp(), &s.reply, NOW));
 	assert_non_null(strstr(text, "staged set:  not reported by carotated\n"));
 	assert_non_null(strstr(text, "reload:      not reported by carotated\n"));
 	free(text);
@@ -948,7 +856,7 @@ test_stage_warnings(void **state)
 	char *text;
 
 	stage_init(&s, 0);
-	text = print_warnings(&s.reply);
+	text = capture(ctl_stage_warnings(capture_fp(), "carotatectl", &s.reply));
 	assert_string_equal(text,
 	    "carotatectl: warning: the server certificate expires in 20 days\n"
 	    "carotatectl: warning: subject has \\x1b[31m in it\n"
@@ -959,14 +867,14 @@ test_stage_warnings(void **state)
 
 	stage_init(&s, 1);
 	s.reply.n_warnings = 0;
-	text = print_warnings(&s.reply);
+	text = capture(ctl_stage_warnings(capture_fp(), "carotatectl", &s.reply));
 	assert_string_equal(text, "");
 	free(text);
 
 	/* Not run is not failed: the reload line says why, no alarm. */
 	s.reload.ran = 0;
 	s.reload.ok = 0;
-	text = print_warnings(&s.reply);
+	text = capture(ctl_stage_warnings(capture_fp(), "carotatectl", &s.reply));
 	assert_string_equal(text, "");
 	free(text);
 }
@@ -983,7 +891,7 @@ test_json_stage_discard(void **state)
 	s.reply.n_warnings = 0;
 	s.reply.kept_as = (char *)"discarded-20261226-030405";
 	s.f.bundle.published = 1;
-	text = print_stage(output_stage_json, &s.reply);
+	text = capture(ctl_stage_json(capture_fp(), &s.reply));
 	j = parse(text);
 	assert_true(json_is_null(json_object_get(j, "staged")));
 	assert_string_equal(jstr(j, "kept_as"), "discarded-20261226-030405");
@@ -999,7 +907,7 @@ test_json_stage_discard(void **state)
 	s.reply.bundle = NULL;
 	s.reply.reload = NULL;
 	free(text);
-	text = print_stage(output_stage_json, &s.reply);
+	text = capture(ctl_stage_json(capture_fp(), &s.reply));
 	j = parse(text);
 	assert_true(json_is_null(json_object_get(j, "bundle")));
 	assert_true(json_is_null(json_object_get(j, "reload")));
@@ -1017,7 +925,7 @@ test_human_stage_discard(void **state)
 	s.reply.staged = NULL;
 	s.reply.kept_as = (char *)"discarded-20261226-030405";
 	s.f.bundle.published = 1;
-	text = print_stage(output_discard_human, &s.reply);
+	text = capture(ctl_stage_discard_human(capture_fp(), &s.reply));
 	assert_true(strncmp(text,
 	                "discarded the staged set; kept as discarded-20261226-030405\n"
 	                "bundle:      " BUNDLE_HEX " (3 CAs)\n",
@@ -1028,7 +936,7 @@ test_human_stage_discard(void **state)
 	free(text);
 
 	s.reply.kept_as = (char *)"";
-	text = print_stage(output_discard_human, &s.reply);
+	text = capture(ctl_stage_discard_human(capture_fp(), &s.reply));
 	assert_true(strncmp(text, "discarded the staged set\n", 25) == 0);
 	free(text);
 }
@@ -1042,7 +950,7 @@ test_report_json_staged(void **state)
 	char *text;
 
 	report_init(&f, 3);
-	text = print_report_json(&f.reply, 1);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 1));
 	j = parse(text);
 	assert_int_equal(jint(j, "linked"), 1002);
 	assert_int_equal(jint(j, "active"), 1000);
@@ -1074,7 +982,7 @@ test_report_json_staged(void **state)
 	free(text);
 
 	/* Without --pending the key is absent, whatever the reply holds. */
-	text = print_report_json(&f.reply, 0);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 0));
 	j = parse(text);
 	assert_null(json_object_get(j, "pending_agents"));
 	json_decref(j);
@@ -1082,7 +990,7 @@ test_report_json_staged(void **state)
 
 	/* --pending with an empty page: an empty list, not a missing key. */
 	f.reply.n_pending_agents = 0;
-	text = print_report_json(&f.reply, 1);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 1));
 	j = parse(text);
 	assert_int_equal(json_array_size(jget(j, "pending_agents")), 0);
 	json_decref(j);
@@ -1098,7 +1006,7 @@ test_report_json_steady(void **state)
 	char *text;
 
 	report_steady(&f);
-	text = print_report_json(&f.reply, 0);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 0));
 	j = parse(text);
 	assert_true(json_is_null(jget(j, "staged_ca")));
 	assert_int_equal(jint(j, "percent"), 0);
@@ -1118,7 +1026,7 @@ test_report_json_steady(void **state)
 	f.reply.bundle_id = (char *)"";
 	f.reply.gate = (char *)"";
 	f.reply.now = 0;
-	text = print_report_json(&f.reply, 0);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 0));
 	j = parse(text);
 	assert_true(json_is_null(jget(j, "bundle_id")));
 	assert_true(json_is_null(jget(j, "gate")));
@@ -1139,7 +1047,7 @@ test_report_percent_as_given(void **state)
 	char *text;
 
 	report_init(&f, 0);
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_non_null(strstr(text, "999 of 1000 active agents acknowledged (99 %)"));
 	assert_null(strstr(text, "100 %"));
 	free(text);
@@ -1147,18 +1055,18 @@ test_report_percent_as_given(void **state)
 	/* Counts that would round to 100, percent 99: 99 it stays. */
 	f.reply.acknowledged = 1000;
 	f.reply.pending = 0;
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_non_null(strstr(text, "1000 of 1000 active agents acknowledged (99 %)"));
 	assert_null(strstr(text, "100 %"));
 	free(text);
-	text = print_report_json(&f.reply, 0);
+	text = capture_json(ctl_report_json(capture_fp(), &f.reply, 0));
 	j = parse(text);
 	assert_int_equal(jint(j, "percent"), 99);
 	json_decref(j);
 	free(text);
 
 	f.reply.percent = 100;
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_non_null(strstr(text, "(100 %)"));
 	free(text);
 }
@@ -1170,7 +1078,7 @@ test_report_human_staged(void **state)
 	char *text;
 
 	report_init(&f, 1);
-	text = print_report_human(&f.reply, 1, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 0));
 	assert_string_equal(text,
 	    "migration to CA abcdef0123456789\xe2\x80\xa6 (staged): 999 of 1000 active agents "
 	    "acknowledged (99 %), 10 verified (1 %)\n"
@@ -1182,7 +1090,7 @@ test_report_human_staged(void **state)
 	free(text);
 
 	/* Without --pending: the three lines only. */
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_null(strstr(text, "pending agents"));
 	free(text);
 }
@@ -1197,11 +1105,11 @@ test_report_human_canary_unconfirmed(void **state)
 
 	report_init(&f, 1);
 	f.reply.canary_confirmed = 0;
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_non_null(strstr(text, "canary check-ins do not count as verified yet"));
 	free(text);
 	report_init(&f, 1);
-	text = print_report_human(&f.reply, 0, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 0, 0));
 	assert_null(strstr(text, "do not count as verified"));
 	free(text);
 }
@@ -1214,7 +1122,7 @@ test_report_human_pending_pages(void **state)
 
 	report_init(&f, 3);
 	f.reply.pending = 25;
-	text = print_report_human(&f.reply, 1, 10);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 10));
 	assert_non_null(strstr(text, "pending agents (3 shown from offset 10):\n"
 	                             "  agent-17         last seen 2026-12-26T00:04:05Z (3h ago)"
 	                             "     bundle delivered: yes\n"
@@ -1225,10 +1133,10 @@ test_report_human_pending_pages(void **state)
 	free(text);
 
 	f.reply.n_pending_agents = 0;
-	text = print_report_human(&f.reply, 1, 30);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 30));
 	assert_non_null(strstr(text, "pending agents: none from offset 30 (25 pending)\n"));
 	free(text);
-	text = print_report_human(&f.reply, 1, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 0));
 	assert_non_null(strstr(text, "pending agents: none\n"));
 	free(text);
 }
@@ -1241,7 +1149,7 @@ test_report_human_steady(void **state)
 
 	report_steady(&f);
 	f.reply.active_within = 90 * 60;
-	text = print_report_human(&f.reply, 1, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 0));
 	assert_string_equal(text, "nothing staged; bundle 4444444444444444\xe2\x80\xa6: 900 of "
 	                          "1000 active agents hold it\n"
 	                          "  linked 1002   active 1000   excluded 1   never confirmed 0\n"
@@ -1265,7 +1173,7 @@ test_report_human_escapes(void **state)
 	report_init(&f, 1);
 	f.agent[0].id = (char *)"evil\x1b[2J";
 	f.reply.gate = (char *)"ack\x07";
-	text = print_report_human(&f.reply, 1, 0);
+	text = capture(ctl_report_human(capture_fp(), &f.reply, 1, 0));
 	assert_null(strchr(text, '\x1b'));
 	assert_null(strchr(text, '\x07'));
 	assert_non_null(strstr(text, "  evil\\x1b[2J"));
@@ -1284,11 +1192,11 @@ test_agent_reply(void **state)
 	r.excluded = 1;
 	r.reason = (char *)"decommissioned";
 	r.last_seen = NOW;
-	text = print_agent(output_agent_human, &r);
+	text = capture(ctl_report_agent_human(capture_fp(), &r));
 	assert_string_equal(text,
 	    "excluded agent-17 (reason: decommissioned); it is listed but no longer counted\n");
 	free(text);
-	text = print_agent(output_agent_json, &r);
+	text = capture(ctl_report_agent_json(capture_fp(), &r));
 	j = parse(text);
 	assert_string_equal(jstr(j, "agent"), "agent-17");
 	assert_true(json_is_true(jget(j, "excluded")));
@@ -1300,10 +1208,10 @@ test_agent_reply(void **state)
 	r.excluded = 0;
 	r.reason = (char *)"";
 	r.last_seen = 0;
-	text = print_agent(output_agent_human, &r);
+	text = capture(ctl_report_agent_human(capture_fp(), &r));
 	assert_string_equal(text, "included agent-17 again\n");
 	free(text);
-	text = print_agent(output_agent_json, &r);
+	text = capture(ctl_report_agent_json(capture_fp(), &r));
 	j = parse(text);
 	assert_true(json_is_false(jget(j, "excluded")));
 	assert_true(json_is_null(jget(j, "reason")));
@@ -1313,7 +1221,7 @@ test_agent_reply(void **state)
 
 	r.excluded = 1;
 	r.reason = (char *)"gone\x1b[2J";
-	text = print_agent(output_agent_human, &r);
+	text = capture(ctl_report_agent_human(capture_fp(), &r));
 	assert_string_equal(
 	    text, "excluded agent-17 (reason: gone\\x1b[2J); it is listed but no longer counted\n");
 	free(text);
@@ -1325,25 +1233,25 @@ test_progress(void **state)
 {
 	char *text;
 
-	text = print_progress(0, 57, 570, 1000, "acknowledged");
+	text = capture(ctl_wait_bar(capture_fp(), 0, 57, 570, 1000, "acknowledged"));
 	assert_string_equal(text, "57 % (570/1000 acknowledged)\n");
 	free(text);
-	text = print_progress(1, 57, 570, 1000, "acknowledged");
+	text = capture(ctl_wait_bar(capture_fp(), 1, 57, 570, 1000, "acknowledged"));
 	assert_string_equal(
 	    text, "\r[#################.............] 57 % (570/1000 acknowledged)\x1b[K");
 	free(text);
-	text = print_progress(1, 99, 999, 1000, "verified");
+	text = capture(ctl_wait_bar(capture_fp(), 1, 99, 999, 1000, "verified"));
 	assert_string_equal(
 	    text, "\r[#############################.] 99 % (999/1000 verified)\x1b[K");
 	free(text);
-	text = print_progress(1, 100, 1000, 1000, "acknowledged");
+	text = capture(ctl_wait_bar(capture_fp(), 1, 100, 1000, 1000, "acknowledged"));
 	assert_non_null(strstr(text, "[##############################] 100 %"));
 	free(text);
-	text = print_progress(1, 0, 0, 0, "acknowledged");
+	text = capture(ctl_wait_bar(capture_fp(), 1, 0, 0, 0, "acknowledged"));
 	assert_non_null(strstr(text, "[..............................] 0 % (0/0"));
 	free(text);
 	/* A bogus percent is printed as sent, the bar only full. */
-	text = print_progress(1, 250, 5, 2, "acknowledged");
+	text = capture(ctl_wait_bar(capture_fp(), 1, 250, 5, 2, "acknowledged"));
 	assert_non_null(strstr(text, "[##############################] 250 % (5/2"));
 	free(text);
 }
@@ -1351,13 +1259,8 @@ test_progress(void **state)
 static void
 test_wait_reached(void **state)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
+	char *buf = capture(ctl_wait_reached(capture_fp(), 99, 999, 1000, "acknowledged", 95));
 
-	assert_non_null(fp);
-	assert_int_equal(output_wait_reached(fp, 99, 999, 1000, "acknowledged", 95), 0);
-	assert_int_equal(fclose(fp), 0);
 	assert_string_equal(
 	    buf, "99 % of active agents acknowledged (999/1000), threshold 95 % reached\n");
 	free(buf);
@@ -1427,15 +1330,8 @@ backups_init(struct backups_fixture *f)
 static char *
 print_backups(int json, const Carotate__V1__BackupsReply *r, uint64_t offset)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(
-	    json ? output_backups_json(fp, r) : output_backups_human(fp, r, offset), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
+	return capture(
+	    json ? ctl_backups_json(capture_fp(), r) : ctl_backups_human(capture_fp(), r, offset));
 }
 
 static void
@@ -1538,15 +1434,8 @@ test_backups_human(void **state)
 static char *
 print_retire(int json, const Carotate__V1__RetireReply *r, const char *message)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	assert_int_equal(
-	    json ? output_retire_json(fp, r, message) : output_retire_human(fp, r, message), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
+	return capture(json ? ctl_stage_retire_json(capture_fp(), r, message)
+	                    : ctl_stage_retire_human(capture_fp(), r, message));
 }
 
 static void
@@ -1607,17 +1496,8 @@ test_retire(void **state)
 static char *
 print_audit(const Carotate__V1__AuditReply *r, int json, uint64_t offset)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	if (json)
-		assert_int_equal(output_audit_json(fp, r), 0);
-	else
-		assert_int_equal(output_audit_human(fp, r, offset), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
+	return capture(
+	    json ? ctl_audit_json(capture_fp(), r) : ctl_audit_human(capture_fp(), r, offset));
 }
 
 /* Two audit records, newest first, of a log of five; a page from offset 1. */
@@ -1729,24 +1609,11 @@ test_audit_output(void **state)
 	free(text);
 }
 
-static char *
-print_safe(const char *s)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	output_safe(fp, s);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
-}
-
 /* Every byte of the output is printable ASCII, or part of printable UTF-8 the case allows. */
 static void
 assert_safe(const char *in, const char *want)
 {
-	char *out = print_safe(in);
+	char *out = capture((output_safe(capture_fp(), in), 0));
 
 	assert_string_equal(out, want);
 	free(out);
@@ -1815,7 +1682,7 @@ test_json_ensure_ascii(void **state)
 	                              "b\xe2\x80\xae"
 	                              "c caf\xc3\xa9";
 	f.active_server.subject = (char *)"CN=raw\x9b";
-	text = print_json(&f.reply);
+	text = capture_json(ctl_status_json(capture_fp(), &f.reply));
 	for (p = (const unsigned char *)text; *p != '\0'; p++)
 		if (*p >= 0x80)
 			fail_msg(
@@ -1836,22 +1703,15 @@ static void
 test_join_revoked(void **state)
 {
 	Carotate__V1__JoinTokenRevokeReply r = CAROTATE__V1__JOIN_TOKEN_REVOKE_REPLY__INIT;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp;
+	char *buf;
 	json_t *j;
 
 	r.id = (char *)"jt-1\x1b[2J\x9b";
-	assert_non_null(fp = open_memstream(&buf, &len));
-	assert_int_equal(output_join_revoked_human(fp, &r), 0);
-	assert_int_equal(fclose(fp), 0);
+	buf = capture(ctl_join_revoked_human(capture_fp(), &r));
 	assert_string_equal(buf, "join token jt-1\\x1b[2J\\x9b revoked\n");
 	free(buf);
-	buf = NULL;
 	r.id = (char *)"jt-\"1\x1b";
-	assert_non_null(fp = open_memstream(&buf, &len));
-	assert_int_equal(output_join_revoked_json(fp, &r), 0);
-	assert_int_equal(fclose(fp), 0);
+	buf = capture_json(ctl_join_revoked_json(capture_fp(), &r));
 	assert_null(strchr(buf, '\x1b'));
 	j = parse(buf);
 	assert_string_equal(jstr(j, "revoked"), "jt-\"1\x1b");
@@ -1868,18 +1728,9 @@ test_join_revoked(void **state)
 static char *
 print_swap(int json, const Carotate__V1__RotateReply *r, const char *status)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *fp = open_memstream(&buf, &len);
-
-	assert_non_null(fp);
-	if (json)
-		assert_int_equal(
-		    output_swap_json(fp, r, status, status != NULL ? "refused" : NULL), 0);
-	else
-		assert_int_equal(output_swap_human(fp, r, NOW), 0);
-	assert_int_equal(fclose(fp), 0);
-	return buf;
+	return capture(
+	    json ? ctl_rotate_json(capture_fp(), r, status, status != NULL ? "refused" : NULL)
+	         : ctl_rotate_human(capture_fp(), r, NOW));
 }
 
 /* A rotate refused below the gate: before is the active set, after the staged one. */

@@ -1,0 +1,183 @@
+/* carotatectl status: the phase, the sets, the bundle and the workers, human or JSON. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "ctl.h"
+#include "output.h"
+
+static int ctl_status_build(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err);
+static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp);
+static const char *ctl_status_phase_name(Carotate__V1__Phase phase);
+static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
+static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
+static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
+
+const struct ctl_cmd ctl_status_cmd = {
+	.name = "status",
+	.args = "",
+	.summary = "show the phase, the active and staged certificate sets, the trust bundle",
+	.options = "",
+	.result = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY,
+	.build = ctl_status_build,
+	.print = ctl_status_print,
+};
+
+static int
+ctl_status_build(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	carotate__v1__status_request__init(&r->call.status);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_STATUS;
+	r->req.status = &r->call.status;
+	return ctl_args_no_operands(cmd, opts, argc, argv);
+}
+
+static int
+ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
+    const struct ctl_request *r, const Carotate__V1__Response *resp)
+{
+	int ret;
+
+	if (opts->json)
+		ret = ctl_status_json(stdout, resp->status_reply);
+	else
+		ret = ctl_status_human(stdout, resp->status_reply);
+	return ctl_conn_finish(ret);
+}
+
+static const char *
+ctl_status_phase_name(Carotate__V1__Phase phase)
+{
+	switch (phase) {
+	case CAROTATE__V1__PHASE__PHASE_STEADY:
+		return "steady";
+	case CAROTATE__V1__PHASE__PHASE_STAGED:
+		return "staged";
+	default:
+		return "unknown";
+	}
+}
+
+/* [{name, running, pid, restarts, last_error, last_error_at}], agents then canary. */
+static json_t *
+ctl_status_workers_json(const Carotate__V1__StatusReply *r)
+{
+	json_t *a = output_jcheck(json_array()), *o;
+	size_t i;
+
+	for (i = 0; i < r->n_workers; i++) {
+		const Carotate__V1__WorkerHealth *w = r->workers[i];
+
+		o = output_jcheck(json_object());
+		output_jset(o, "name", output_jstr(w->name));
+		output_jset(o, "running", json_boolean(w->running));
+		output_jset(o, "pid", w->pid != 0 ? json_integer(w->pid) : json_null());
+		output_jset(o, "restarts", json_integer(w->restarts));
+		output_jset(o, "last_error", output_jstr_opt(w->last_error));
+		output_jset(o, "last_error_at", output_jtime_opt(w->last_error_at));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
+int
+ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	json_t *o = output_jcheck(json_object());
+	uint64_t up = r->uptime_seconds;
+
+	output_jset(o, "version", output_jstr(r->version));
+	output_jset(o, "pid", json_integer(r->pid));
+	output_jset(
+	    o, "worker_pid", r->worker_pid != 0 ? json_integer(r->worker_pid) : json_null());
+	output_jset(o, "canary_worker_pid",
+	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
+	output_jset(o, "workers", ctl_status_workers_json(r));
+	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
+	output_jset(o, "now", output_jtime(r->now));
+	output_jset(o, "phase", output_jstr(ctl_status_phase_name(r->phase)));
+	output_jset(o, "ssl_dir", output_jstr(r->ssl_dir));
+	output_jset(o, "active", output_set_json(r->active));
+	output_jset(o, "staged", output_set_json(r->staged));
+	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	return output_dump(fp, o);
+}
+
+/* "agent pid N", or "agent restarting" while the daemon restarts it. */
+static void
+ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid)
+{
+	if (pid != 0)
+		fprintf(fp, "%s pid %" PRIu32, which, pid);
+	else
+		fprintf(fp, "%s restarting", which);
+}
+
+/*
+ * A worker that restarted or failed gets a line of its own under "workers:":
+ * "agents: down, 5 restarts; last error 2026-...: why". Silent when healthy.
+ */
+static void
+ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w)
+{
+	if (w->running && w->restarts == 0 && output_s(w->last_error)[0] == '\0')
+		return;
+	output_label(fp, "");
+	output_safe(fp, w->name);
+	fprintf(fp, ": %s, %" PRIu32 " restart%s", w->running ? "running" : "down", w->restarts,
+	    w->restarts == 1 ? "" : "s");
+	if (output_s(w->last_error)[0] != '\0') {
+		fputs("; last error ", fp);
+		output_time_human(fp, w->last_error_at);
+		fputs(": ", fp);
+		output_safe(fp, w->last_error);
+	}
+	fputc('\n', fp);
+}
+
+/* The daemon's clock decides what has expired; ours only if it sent none. */
+int
+ctl_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	int64_t now = r->now != 0 ? r->now : (int64_t)time(NULL);
+	char up[64];
+	size_t i;
+
+	output_duration(r->uptime_seconds, up, sizeof(up));
+	fputs("carotated ", fp);
+	output_safe(fp, r->version);
+	fprintf(fp, " (pid %" PRIu32 "), up %s\n", r->pid, up);
+	output_label(fp, "workers:");
+	ctl_status_worker_pid(fp, "agent", r->worker_pid);
+	ctl_status_worker_pid(fp, ", canary", r->canary_worker_pid);
+	fputc('\n', fp);
+	for (i = 0; i < r->n_workers; i++)
+		ctl_status_worker_health(fp, r->workers[i]);
+	output_label(fp, "phase:");
+	fprintf(fp, "%s\n", ctl_status_phase_name(r->phase));
+	output_label(fp, "ssl dir:");
+	output_safe(fp, r->ssl_dir);
+	fputc('\n', fp);
+	if (r->active != NULL)
+		output_set_human(fp, "active set:", r->active, now);
+	else {
+		output_label(fp, "active set:");
+		fputs("none (no active set in ", fp);
+		output_safe(fp, r->ssl_dir);
+		fputs(")\n", fp);
+	}
+	if (r->staged != NULL)
+		output_set_human(fp, "staged set:", r->staged, now);
+	else {
+		output_label(fp, "staged set:");
+		fputs("none\n", fp);
+	}
+	output_bundle_human(fp, r->bundle, r->active, r->staged);
+	return ferror(fp) ? -1 : 0;
+}
