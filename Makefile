@@ -36,10 +36,12 @@ WARNINGS    += -Werror
 endif
 
 CFLAGS      ?= -O2 -g
-ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
+# The project's own headers by "name.h" only (-iquote): none of them stands in for a
+# system header included as <name.h>.
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       $(WARNINGS) $(FORTIFY) -fstack-protector-strong -fstack-clash-protection \
-	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) \
-	       -I$(O)/gen -Icommon -Idaemon -Iclient $(CFLAGS)
+	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) $(CFLAGS)
+ALL_CFLAGS  := $(BASE_CFLAGS) -iquote $(O)/gen -iquote common -iquote daemon -iquote client
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
 DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl
@@ -101,8 +103,7 @@ $(O)/daemon/%.o: daemon/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The client sees common/ and its own headers, never the daemon's.
-CLIENT_CFLAGS = $(filter-out -I$(O)/gen -Icommon -Idaemon -Iclient,$(ALL_CFLAGS)) \
-	       -I$(O)/gen -Icommon -Iclient
+CLIENT_CFLAGS = $(BASE_CFLAGS) -iquote $(O)/gen -iquote common -iquote client
 
 $(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
 	@mkdir -p $(@D)
@@ -280,7 +281,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= $(if $(filter command line,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' -DCAROTATE_FUZZ \
-	       $(WARNINGS) -g -O1 $(FUZZ_SAN) -I$(FUZZ_O)/gen -Icommon -Idaemon \
+	       $(WARNINGS) -g -O1 $(FUZZ_SAN) -iquote $(FUZZ_O)/gen -iquote common -iquote daemon \
 	       $(call pkg_cflags,$(DAEMON_PKGS))
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)

@@ -14,7 +14,7 @@
 #include <sys/types.h>
 
 #include "carotate.pb-c.h"
-#include "limits.h"
+#include "proto_limits.h"
 #include "wire.h"
 
 #define CTL_NAME            "carotatectl"

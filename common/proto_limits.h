@@ -1,14 +1,12 @@
 /*
  * Limits of the control protocol that carotated enforces and carotatectl checks before it
  * sends, so that a typo fails at once with the same bound as the daemon's.
- *
- * common/ is on every -I path, so `#include <limits.h>` anywhere finds this file first:
- * it brings the system's <limits.h> along (INT_MAX...), then adds ours.
+ * Not "limits.h": GCC's own <limits.h> reaches the next limits.h on the search path with
+ * #include_next, even from a quote-only directory.
  */
-#include_next <limits.h>
 
-#ifndef CAROTATE_LIMITS_H
-#define CAROTATE_LIMITS_H
+#ifndef CAROTATE_PROTO_LIMITS_H
+#define CAROTATE_PROTO_LIMITS_H
 
 #define LIMITS_MAX_PEM          65536 /* bytes of each PEM of InstallRequest (PKI_MAX_INPUT) */
 #define LIMITS_MAX_SANS         64    /* GenerateRequest.sans (PKI_MAX_SANS) */
