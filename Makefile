@@ -65,6 +65,13 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/privs.o $(O)/daemon/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 CLIENT_OBJS := $(O)/client/carotatectl.o $(O)/client/output.o
+# carotate-agent (DESIGN §11): its modules, and the daemon's configuration module for the
+# duration grammar (config_parse_duration_ms) the two configurations share.
+AGENT_PKGS  := libcurl openssl inih jansson
+AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
+	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c)))
+AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/daemon/config.o \
+	       $(O)/common/xmalloc.o $(O)/common/log.o
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
@@ -73,7 +80,7 @@ UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test
 
 .PHONY: all check unit integration deps install uninstall clean bench format demo load
 
-all: $(O)/carotated $(O)/carotatectl
+all: $(O)/carotated $(O)/carotatectl $(O)/carotate-agent
 
 $(O)/gen/%.pb-c.c $(O)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(O)/gen
@@ -94,6 +101,13 @@ $(O)/daemon/%.o: daemon/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
 $(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
+
+$(O)/client/agent/%.o: client/agent/%.c $(wildcard common/*.h client/agent/*.h) daemon/config.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(AGENT_PKGS)) -c -o $@ $<
+
+$(O)/carotate-agent: $(AGENT_OBJS)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(AGENT_PKGS))
 
 $(O)/libcarotated.a: $(DAEMON_LIB_OBJS)
 	rm -f $@
@@ -316,6 +330,7 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/carotate
 	install -m 0755 $(O)/carotated $(DESTDIR)$(SBINDIR)/carotated
 	install -m 0755 $(O)/carotatectl $(DESTDIR)$(BINDIR)/carotatectl
+	install -m 0755 $(O)/carotate-agent $(DESTDIR)$(BINDIR)/carotate-agent
 	install -m 0644 proto/carotate.proto $(DESTDIR)$(DATADIR)/carotate/carotate.proto
 	install -d $(DESTDIR)$(DATADIR)/carotate/nginx
 	install -m 0644 packaging/nginx/carotate.conf packaging/nginx/carotate-locations.conf \
@@ -328,8 +343,11 @@ install: all
 	install -m 0644 packaging/man/carotatectl.1 $(DESTDIR)$(MANDIR)/man1/carotatectl.1
 	install -m 0644 packaging/man/carotated.conf.5 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5
 	install -m 0644 packaging/man/carotated.8 $(DESTDIR)$(MANDIR)/man8/carotated.8
+	install -m 0644 packaging/man/carotate-agent.8 $(DESTDIR)$(MANDIR)/man8/carotate-agent.8
 	install -m 0644 packaging/bash-completion/carotatectl \
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
+	install -m 0644 packaging/bash-completion/carotate-agent \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotate-agent
 # systemd: the unit names the installed binary and configuration.
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	sed -e 's|/usr/sbin/carotated|$(SBINDIR)/carotated|' \
@@ -340,7 +358,9 @@ install: all
 	install -m 0644 systemd/carotate.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl
+	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl \
+	    $(DESTDIR)$(BINDIR)/carotate-agent $(DESTDIR)$(MANDIR)/man8/carotate-agent.8 \
+	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotate-agent
 	rm -rf $(DESTDIR)$(DATADIR)/carotate
 	rm -f $(DESTDIR)$(MANDIR)/man1/carotatectl.1 $(DESTDIR)$(MANDIR)/man5/carotated.conf.5 \
 	    $(DESTDIR)$(MANDIR)/man8/carotated.8 \
@@ -349,7 +369,8 @@ uninstall:
 	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf
 
 format:
-	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] client/agent/*.[ch] \
+	    tests/unit/*.[ch])
 
 clean:
 	rm -rf build
