@@ -1,0 +1,154 @@
+/* Whole-file reads and atomic replacement: the only writer of the agent's files. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "xmalloc.h"
+
+static int fsio_write_all(int, const void *, size_t);
+static int fsio_sync_dir(const char *path);
+
+static int
+fsio_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* rename is durable only once the directory holding the name is on disk. */
+static int
+fsio_sync_dir(const char *path)
+{
+	char *copy = xstrdup(path);
+	int fd, rc = -1;
+
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(copy);
+	return rc;
+}
+
+int
+fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
+    char *err, size_t errlen)
+{
+	char *tmp = NULL, *prev = NULL;
+	const char *step = "create";
+	int fd, saved;
+
+	xasprintf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+	(void)unlink(tmp); /* a leftover of a killed run with our pid */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)(mode & 0600));
+	if (fd == -1)
+		goto fail;
+	step = "write";
+	if (fchmod(fd, (mode_t)mode) == -1 || fsio_write_all(fd, buf, len) == -1)
+		goto fail_fd;
+	step = "fsync";
+	if (fsync(fd) == -1)
+		goto fail_fd;
+	step = "close";
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail_fd;
+	}
+	fd = -1;
+	if (keep_prev) {
+		/* The old file becomes <path>.prev by a second name, so path never goes missing. */
+		step = "keep the previous file";
+		xasprintf(&prev, "%s.prev", path);
+		if ((unlink(prev) == -1 && errno != ENOENT) ||
+		    (link(path, prev) == -1 && errno != ENOENT))
+			goto fail_fd;
+	}
+	step = "rename";
+	if (rename(tmp, path) == -1)
+		goto fail_fd;
+	free(tmp);
+	free(prev);
+	if (fsio_sync_dir(path) == -1) {
+		snprintf(err, errlen, "%s: cannot fsync its directory: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+fail_fd:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+	errno = saved;
+fail:
+	snprintf(err, errlen, "%s: cannot %s: %s", path, step, strerror(errno));
+	free(tmp);
+	free(prev);
+	return -1;
+}
+
+int
+fsio_read(const char *path, size_t max, char **bufp, size_t *lenp, char *err, size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	buf = xmalloc(max + 2);
+	while ((n = read(fd, buf + len, max + 1 - len)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			saved = errno;
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+		if (len > max) {
+			saved = EFBIG;
+			snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+fail:
+	close(fd);
+	free(buf);
+	errno = saved;
+	return -1;
+}
