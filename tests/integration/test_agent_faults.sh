@@ -8,13 +8,15 @@
 #    peer that closes right after accept -> exit 2;
 #  - 500, 502, 503 -> exit 2;
 #  - 401 -> exit 4, "carotate-agent: token refused: relink";
-#  - a bundle cut short (Content-Length says more), one cut inside a certificate (Content-
-#    Length agrees), not PEM, an empty 200, a non-CA certificate, an ETag that is not the
-#    bundle's id, a 200 without ETag, a valid CA bundle lacking the CA that signs the served
+#  - a connection cut inside the body (Content-Length says more) -> exit 2, as any transport
+#    failure;
+#  - a bundle cut inside a certificate (Content-Length agrees), not PEM, an empty 200, a
+#    non-CA certificate, over 1 MiB, a private key inside, an ETag that is not the bundle's
+#    id, a 200 without ETag, a valid CA bundle lacking the CA that signs the served
 #    certificate (an agent that took it would lock itself out) -> exit 5;
 #  - the bundle's file system full (a small tmpfs filled to 0, 1, 2, 4 free pages) -> exit 6,
 #    or a complete new bundle when it fit;
-#  - a corrupt state file (garbage, empty, cut in half) -> exit 6, never a crash;
+#  - a corrupt state file (garbage, empty, cut in half, NUL bytes) -> exit 6, never a crash;
 #  - link with a --ca-pin of another CA -> exit 5 and the proxy's log shows no request at
 #    all; link with a --ca-file of another CA -> exit 2, no request either;
 #  - check-in before link -> exit 3.
@@ -187,7 +189,8 @@ snapshot_missing() { [ ! -e "$BUNDLE" ] && [ ! -e "$BUNDLE.prev" ]; }
 assert_exit 3 "check-in before link exits 3 (not linked)" -- agent check-in
 one_line "not linked" 'link'
 snapshot_missing || fail "a check-in before link writes no bundle"
-assert_exit 3 "status before link exits 3 (not linked)" -- agent status
+assert_exit 0 "status before link exits 0" -- agent status
+assert_match '(^|\n)linked: no' "$OUT" "status before link says linked: no"
 [ -z "$(ls -A "$A/state")" ] || fail "a check-in before link writes no state" "$(ls -la "$A/state")"
 
 # ---------------------------------------------------------------- link, then a second bundle
@@ -252,7 +255,9 @@ unchanged "401"
 echo "-- invalid answers"
 len=$(stat -c %s "$B3")
 fp_start --status 200 --header "ETag: \"$(pem_bundle_id "$B3")\"" --body "$B3" --truncate $((len / 2))
-fault "a body cut short (Content-Length says more)" 5 'truncat|partial|short|incomplete|closed|invalid'
+# A connection cut inside the body is a transport failure, as a reset is: exit 2 (retried by
+# the timer); a complete answer whose body is cut is an invalid bundle: exit 5.
+fault "a body cut short (Content-Length says more)" 2 'truncat|partial|remaining|incomplete|closed'
 head -c $((len / 2)) "$B3" >"$T/cut.pem"
 fp_answer_bundle "$T/cut.pem" "$(pem_bundle_id "$B3")"
 fault "a bundle cut inside its certificate" 5 'pem|certificate|bundle|invalid'
@@ -268,6 +273,13 @@ fp_answer_bundle "$B3" "$ID2"
 fault "an ETag that is not the bundle's id" 5 'etag|id|match'
 fp_start --status 200 --body "$B3"
 fault "a 200 without ETag" 5 'etag|header|missing|malformed'
+# The size cap (1 MiB): valid certificates, then blank lines past the cap.
+{ cat "$B3"; head -c $((1024 * 1024 + 4096)) /dev/zero | tr '\0' '\n'; } >"$T/huge.pem"
+fp_answer_bundle "$T/huge.pem"
+fault "a bundle over 1 MiB" 5 'large|size|MiB|limit|bundle'
+{ cat "$B3" "$PKI_DIR/c/ca.key"; } >"$T/with-key.pem"
+fp_answer_bundle "$T/with-key.pem"
+fault "a bundle with a private key in it" 5 'key|pem|certificate|bundle'
 fp_answer_bundle "$CA_B"
 fault "a valid bundle lacking the CA that signs the served certificate" 5 'served|verif|lock|sign|trust'
 # The same with a chain the new bundle cannot verify though it holds many CAs.
