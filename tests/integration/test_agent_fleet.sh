@@ -123,12 +123,17 @@ agent_job() {
 # fleet VERB WHAT: every agent runs VERB, BATCH at a time; each must exit 0.
 fleet() {
 	local verb=$1 what=$2 i bad="" start
+	local -a pids=()
 	start=$(ms_now)
+	# Only the agents' jobs are waited for: the daemon and nginx are children of this shell too.
 	for i in $(seq 1 "$N"); do
 		agent_job "$i" "$verb" &
-		[ $((i % BATCH)) -ne 0 ] || wait
+		pids+=($!)
+		if [ ${#pids[@]} -eq "$BATCH" ] || [ "$i" -eq "$N" ]; then
+			wait "${pids[@]}" || true
+			pids=()
+		fi
 	done
-	wait
 	for i in $(seq 1 "$N"); do
 		[ "$(cat "$(adir "$i")/rc")" = 0 ] ||
 			bad="$bad fleet-$i (exit $(cat "$(adir "$i")/rc"): $(head -c 300 "$(adir "$i")/err"))"
