@@ -18,7 +18,11 @@
 #    or a complete new bundle when it fit;
 #  - a corrupt state file (garbage, empty, cut in half, NUL bytes) -> exit 6, never a crash;
 #  - link with a --ca-pin of another CA -> exit 5 and the proxy's log shows no request at
-#    all; link with a --ca-file of another CA -> exit 2, no request either;
+#    all; the same with the pinned CA's certificate in the chain of a leaf another CA signed
+#    (the CA certificate is public) -> exit 5, and with a leaf the pinned CA signed for
+#    another name -> refused; link with a --ca-file of another CA -> exit 2; never a request;
+#  - a hook that fails or outlives hook_timeout -> exit 6 with the bundle installed, and the
+#    hook owed: run again by the next check-in (a 304) until it succeeds, then never again;
 #  - check-in before link -> exit 3.
 # Each failure: the exit code, exactly one line on stderr "carotate-agent: <what>" saying
 # what went wrong, the installed bundle and <bundle>.prev byte for byte unchanged (cmp), and
@@ -50,6 +54,10 @@ pki_make_ca "$PKI_DIR/a" "fake proxy CA A"
 pki_make_server "$PKI_DIR/a" "$PKI_DIR/a" proxy.test "DNS:proxy.test,IP:127.0.0.1"
 pki_make_ca "$PKI_DIR/b" "fake proxy CA B"
 pki_make_server "$PKI_DIR/b" "$PKI_DIR/b" proxy.test "DNS:proxy.test,IP:127.0.0.1"
+# Leaf B presented with CA A in its chain (CA A is public: anyone can send it), and a leaf
+# CA A signed for another name only.
+cat "$PKI_DIR/b/server.leaf.crt" "$PKI_DIR/a/ca.crt" >"$PKI_DIR/b/leaf-b-ca-a.crt"
+pki_make_server "$PKI_DIR/a-other" "$PKI_DIR/a" other.test "DNS:other.test"
 CA_A="$PKI_DIR/a/ca.crt"
 CA_B="$PKI_DIR/b/ca.crt"
 
@@ -81,12 +89,15 @@ FP_PID=""
 FP_PORT=0
 FP_LOG="$T/fakeproxy.log"
 # fp_start [FAKEPROXY_ARGS...]: (re)starts the fake proxy serving leaf A + CA A on $FP_PORT
-# (the first time: a port the kernel picks), with a fresh request log.
+# (the first time: a port the kernel picks), with a fresh request log. FP_CERT and FP_KEY
+# serve another chain.
+FP_CERT="$PKI_DIR/a/server.crt"
+FP_KEY="$PKI_DIR/a/server.key"
 fp_start() {
 	fp_stop
 	: >"$FP_LOG"
 	rm -f "$T/fp.port"
-	"$FAKEPROXY" --cert "$PKI_DIR/a/server.crt" --key "$PKI_DIR/a/server.key" \
+	"$FAKEPROXY" --cert "$FP_CERT" --key "$FP_KEY" \
 		--port "$FP_PORT" --port-file "$T/fp.port" --log "$FP_LOG" "$@" \
 		>/dev/null 2>>"$T/fakeproxy.err" </dev/null &
 	FP_PID=$!
@@ -366,7 +377,7 @@ run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_B")
 assert_eq 5 "$RC" "link --ca-pin of another CA exits 5"
 one_line "pin mismatch" 'pin|fingerprint'
 assert_eq "" "$(fp_requests)" "pin mismatch: the proxy received no request at all"
-grep -q '^# handshake done' "$FP_LOG" || fail "pin mismatch: the agent did connect (the test reached the proxy)" "$(cat "$FP_LOG")"
+grep -q '^# accepted' "$FP_LOG" || fail "pin mismatch: the agent did connect (the test reached the proxy)" "$(cat "$FP_LOG")"
 [ ! -e "$P/bundle/ca-bundle.pem" ] || fail "pin mismatch: no bundle written"
 [ ! -e "$P/state/token" ] || fail "pin mismatch: no token written"
 ok "pin mismatch: no bundle, no token"
@@ -378,13 +389,63 @@ one_line "untrusted proxy" 'certificate|verif|tls|ssl|trust'
 assert_eq "" "$(fp_requests)" "untrusted proxy: the proxy received no request at all"
 [ ! -e "$P/bundle/ca-bundle.pem" ] || fail "untrusted proxy: no bundle written"
 
-# The right pin links: the two refusals above were about the pin, not the setup.
+# A pin is a CA that must sign what the proxy serves: CA A's certificate is public, so a
+# peer holding another key can put it in its chain. Nothing may be sent to it.
+FP_CERT="$PKI_DIR/b/leaf-b-ca-a.crt" FP_KEY="$PKI_DIR/b/server.key" \
+	fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\"" --body "$B1"
+run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_A")" \
+	--join-token-file "$T/join-token"
+assert_eq 5 "$RC" "the pinned CA in the chain of a leaf it did not sign: exit 5"
+one_line "pinned CA, foreign leaf" 'pin|fingerprint|verif'
+assert_eq "" "$(fp_requests)" "pinned CA, foreign leaf: the proxy received no request at all"
+# The pinned CA signed the leaf, but for another name than the server URL's.
+FP_CERT="$PKI_DIR/a-other/server.crt" FP_KEY="$PKI_DIR/a-other/server.key" \
+	fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\"" --body "$B1"
+run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_A")" \
+	--join-token-file "$T/join-token"
+assert_ne 0 "$RC" "the pinned CA's leaf for another name is refused (exit $RC)"
+one_line "pinned CA, other name" 'pin|name|host|verif|match'
+assert_eq "" "$(fp_requests)" "pinned CA, other name: the proxy received no request at all"
+[ ! -e "$P/bundle/ca-bundle.pem" ] || fail "no bundle written after the refused links"
+
+# The right pin links: the refusals above were about the pin, not the setup.
 fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\"" --body "$B1"
 assert_exit 0 "link --ca-pin of CA A (the served chain holds it)" -- \
 	"$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_A")" \
 	--join-token-file "$T/join-token"
 cmp -s "$B1" "$P/bundle/ca-bundle.pem" || fail "link with the right pin installs the bundle"
 assert_match '^POST /carotate/v1/link' "$(fp_requests | head -n 1)" "the right pin: the link request was sent"
+
+# ---------------------------------------------------------------- the hook fails
+echo "-- a failing hook is owed until it succeeds"
+H="$T/hooked"
+agent_conf "$H" hooked-agent
+sed -i "s|^hook = .*|hook = $T/hook-fails.sh $H/hook.log|" "$H/agent.conf"
+# shellcheck disable=SC2016 # the script expands them
+printf '#!/bin/sh\necho "$(date +%%s.%%N) failed" >>"$1"\nexit 3\n' >"$T/hook-fails.sh"
+chmod 0755 "$T/hook-fails.sh"
+fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\"" --body "$B1"
+run "$AGENT" -c "$H/agent.conf" link --server "$URL" --ca-file "$CA_A" --join-token-file "$T/join-token"
+assert_eq 6 "$RC" "link with a failing hook exits 6"
+one_line "a failing hook" 'hook'
+cmp -s "$B1" "$H/bundle/ca-bundle.pem" || fail "the bundle is installed even though the hook failed"
+assert_eq 1 "$(hook_runs "$H")" "the failing hook ran once"
+fp_start --status 304 --header "ETag: \"$ID1\""
+assert_exit 6 "a 304 check-in runs the owed hook again, which fails again: exit 6" -- \
+	"$AGENT" -c "$H/agent.conf" check-in
+assert_eq 2 "$(hook_runs "$H")" "the owed hook ran on the 304"
+sed -i "s|^hook = .*|hook = /bin/sleep 30|; s|^hook_timeout = .*|hook_timeout = 1s|" "$H/agent.conf"
+start=$(ms_now)
+assert_exit 6 "a hook outliving hook_timeout (1s): exit 6" -- "$AGENT" -c "$H/agent.conf" check-in
+one_line "a hook killed after its timeout" 'hook'
+ms=$(($(ms_now) - start))
+[ "$ms" -lt 10000 ] || fail "the hook is killed after hook_timeout (1 s), not after $ms ms"
+ok "the hook was killed after $ms ms"
+sed -i "s|^hook = .*|hook = $HOOK $H/hook.log|" "$H/agent.conf"
+assert_exit 0 "the hook fixed: the 304 check-in runs it, exit 0" -- "$AGENT" -c "$H/agent.conf" check-in
+assert_eq 3 "$(hook_runs "$H")" "the owed hook ran once more and succeeded"
+assert_exit 0 "the next 304 check-in" -- "$AGENT" -c "$H/agent.conf" check-in
+assert_eq 3 "$(hook_runs "$H")" "a hook that succeeded is not owed any more"
 
 # ---------------------------------------------------------------- after all that
 echo "-- after the faults, a sane proxy"
