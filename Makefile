@@ -179,6 +179,8 @@ test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/c
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
 test_output_objs   := $(O)/client/output.o
+# The agent's modules but http.c (libcurl) and main.c: the pure parts.
+test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS)) $(O)/daemon/config.o
 # Mutated requests through the real control connection: the whole daemon, and a role the
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
