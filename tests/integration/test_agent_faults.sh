@@ -23,6 +23,8 @@
 #    another name -> refused; link with a --ca-file of another CA -> exit 2; never a request;
 #  - a hook that fails or outlives hook_timeout -> exit 6 with the bundle installed, and the
 #    hook owed: run again by the next check-in (a 304) until it succeeds, then never again;
+#    the hook gets its argv unexpanded, stdin /dev/null, no descriptor above 2, and only
+#    PATH, CAROTATE_BUNDLE and CAROTATE_BUNDLE_ID;
 #  - check-in before link -> exit 3.
 # Each failure: the exit code, exactly one line on stderr "carotate-agent: <what>" saying
 # what went wrong, the installed bundle and <bundle>.prev byte for byte unchanged (cmp), and
@@ -446,6 +448,40 @@ assert_exit 0 "the hook fixed: the 304 check-in runs it, exit 0" -- "$AGENT" -c 
 assert_eq 3 "$(hook_runs "$H")" "the owed hook ran once more and succeeded"
 assert_exit 0 "the next 304 check-in" -- "$AGENT" -c "$H/agent.conf" check-in
 assert_eq 3 "$(hook_runs "$H")" "a hook that succeeded is not owed any more"
+
+# What the hook gets: no shell between (argv as written), stdin /dev/null, no descriptor of
+# the agent's but 0-2 (the agent runs here with descriptor 7 open), three variables.
+cat >"$T/hook-env.py" <<'PYHOOK'
+#!/usr/bin/python3
+import os, sys
+fds = []
+for fd in range(3, 256):
+    try:
+        os.fstat(fd)
+        fds.append(str(fd))
+    except OSError:
+        pass
+with open(sys.argv[1], "w") as f:
+    f.write("argv=%s\n" % " ".join(sys.argv[2:]))
+    f.write("stdin=%s\n" % os.readlink("/proc/self/fd/0"))
+    f.write("fds=%s\n" % ",".join(fds))
+    for k in sorted(os.environ):
+        f.write("env %s=%s\n" % (k, os.environ[k]))
+PYHOOK
+chmod 0755 "$T/hook-env.py"
+sed -i "s|^hook = .*|hook = $T/hook-env.py $H/hook-env.out one \"two words\" \$HOME|" "$H/agent.conf"
+fp_answer_bundle "$B2"
+run bash -c 'exec 7<"$1"; exec "$2" -c "$3" check-in' _ "$CA_A" "$AGENT" "$H/agent.conf"
+assert_eq 0 "$RC" "a 200 with the recording hook: exit 0 ($ERR)"
+[ -f "$H/hook-env.out" ] || fail "the hook ran"
+assert_file_contains "argv=one two words \$HOME" "$H/hook-env.out" "the hook's argv: no shell expanded \$HOME, quotes group words"
+assert_file_contains "stdin=/dev/null" "$H/hook-env.out" "the hook's stdin is /dev/null"
+assert_eq "fds=" "$(grep '^fds=' "$H/hook-env.out")" "the hook inherits no descriptor above 2"
+assert_eq "CAROTATE_BUNDLE CAROTATE_BUNDLE_ID PATH" \
+	"$(sed -n 's/^env \([^=]*\)=.*/\1/p' "$H/hook-env.out" | grep -v '^LC_CTYPE$' | tr '\n' ' ' | sed 's/ $//')" \
+	"the hook's environment: CAROTATE_BUNDLE, CAROTATE_BUNDLE_ID, PATH"
+assert_file_contains "env CAROTATE_BUNDLE=$H/bundle/ca-bundle.pem" "$H/hook-env.out" "CAROTATE_BUNDLE names the bundle"
+assert_file_contains "env CAROTATE_BUNDLE_ID=$ID2" "$H/hook-env.out" "CAROTATE_BUNDLE_ID is the new bundle's id"
 
 # ---------------------------------------------------------------- after all that
 echo "-- after the faults, a sane proxy"
