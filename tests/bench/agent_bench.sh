@@ -14,7 +14,8 @@
 #    timer tick as a new process, and its two connections of a 200 check-in go to two
 #    listeners (the canary has no session cache, on purpose: every proof is a full
 #    handshake), so no check-in of the agent can resume a session: these rows show what
-#    resumption would be worth, measured with curl on the same proxy.
+#    resumption would be worth, measured with curl on the same proxy;
+#  - the floor: `--version` of each, the cost of starting the process and its libraries.
 # Environment: CAROTATE_BUILD; BENCH_AGENT_RUNS (default 30), BENCH_AGENT_N (default 200).
 # shellcheck disable=SC2119 # lib.sh helpers take optional arguments
 set -eu
@@ -142,6 +143,11 @@ cres=(curl -sS --fail --max-time 120 --cacert "$T/new-bundle.pem" -H "Connection
 measure_n "curl x$nreq in one process, resumed (per GET)" "${cres[@]}"
 measure_n "curl x$nreq in one process, full handshakes (per GET)" "${cres[@]}" --no-sessionid
 
+# ---------------------------------------------------------------- the floor
+# What a process costs before it sends anything: loading libcurl and OpenSSL.
+measure "carotate-agent --version (process start alone)" "$AGENT" --version
+measure "curl --version (process start alone)" curl --version
+
 # ---------------------------------------------------------------- the table
 echo
 awk -F'\t' 'BEGIN { printf "%-58s %14s %12s\n", "what (mean of runs; per GET for xN)", "user+sys ms", "peak RSS KiB" }
@@ -151,6 +157,8 @@ awk -F'\t' 'BEGIN { printf "%-58s %14s %12s\n", "what (mean of runs; per GET for
 			cpu[1] / (cpu[2] ? cpu[2] : 1), rss[1] / (rss[2] ? rss[2] : 1),
 			cpu[3] / (cpu[4] ? cpu[4] : 1), rss[3] / (rss[4] ? rss[4] : 1)
 		printf "resumption: a resumed GET costs %.2f of a full handshake GET (curl)\n", cpu[5] / (cpu[6] ? cpu[6] : 1)
+		printf "process start: %.0f %% of a 304 check-in'"'"'s CPU (agent), %.0f %% (curl)\n",
+			100 * cpu[7] / (cpu[1] ? cpu[1] : 1), 100 * cpu[8] / (cpu[2] ? cpu[2] : 1)
 	}' "$T/rows"
 echo "(runs: $runs one-shot processes per row; $nreq GETs for the resumption rows)"
 stop_daemon
