@@ -63,7 +63,7 @@ pki_make_server "$PKI_DIR/a-other" "$PKI_DIR/a" other.test "DNS:other.test"
 CA_A="$PKI_DIR/a/ca.crt"
 CA_B="$PKI_DIR/b/ca.crt"
 
-# The bundle id of a PEM file (DESIGN §6): SHA-256 of its certificates' DERs, sorted.
+# The bundle id of a PEM file (README: Stage 2): SHA-256 of its certificates' DERs, sorted.
 pem_bundle_id() {
 	"$PY" -c '
 import base64, hashlib, re, sys

@@ -145,7 +145,7 @@ fleet() {
 changes() { if [ -f "$(adir "$1")/changes" ]; then wc -l <"$(adir "$1")/changes"; else echo 0; fi; }
 hooks() { if [ -f "$(adir "$1")/hook.log" ]; then wc -l <"$(adir "$1")/hook.log"; else echo 0; fi; }
 
-# The bundle id (DESIGN §6) of each agent's bundle, one "I ID" a line.
+# The bundle id (README: Stage 2) of each agent's bundle, one "I ID" a line.
 bundle_ids() {
 	local -a files=()
 	for i in $(seq 1 "$N"); do files+=("$(adir "$i")/etc/ca-bundle.pem"); done
