@@ -11,12 +11,14 @@
  *
  *   fakeproxy --cert CHAIN --key KEY [--port N] [--port-file F] [--log F]
  *             [--status CODE] [--header 'Name: value']... [--body F]
- *             [--truncate N] [--close] [--sleep S]
+ *             [--truncate N] [--close] [--sleep S] [--if-none-match ETAG]
  *
  * --port 0 (the default) lets the kernel pick one; the port is printed on stdout (and written
  * to --port-file) once the server listens. --truncate N announces the whole body's length but
  * sends only its first N bytes, then closes. --close closes each connection right after
  * accept, before any TLS. --sleep S waits S seconds after reading the request, then answers.
+ * --if-none-match ETAG answers 304 (ETag: "ETAG") instead whenever the request's
+ * If-None-Match names ETAG, as the real proxy does once a client holds the current bundle.
  * Single file, OpenSSL 3, plain blocking sockets. Ends on SIGTERM; children die with it.
  */
 #include <arpa/inet.h>
@@ -57,6 +59,7 @@ struct fp_opts {
 	long truncate; /* bytes of body to send, -1: all */
 	int close_on_accept;
 	unsigned sleep_s;
+	const char *inm; /* answer 304 to a request holding this ETag */
 };
 
 static void fp_die(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -70,6 +73,7 @@ static SSL_CTX *fp_ctx(const struct fp_opts *);
 static ssize_t fp_read_request(SSL *, char *, size_t);
 static int fp_write_all(SSL *, const char *, size_t);
 static void fp_answer(const struct fp_opts *, SSL *);
+static int fp_holds_etag(const struct fp_opts *, const char *);
 static void fp_serve(const struct fp_opts *, SSL_CTX *, int);
 static void fp_usage(void) __attribute__((noreturn));
 static void fp_parse(struct fp_opts *, int, char **);
@@ -294,6 +298,21 @@ fp_answer(const struct fp_opts *o, SSL *ssl)
 	fp_logf(o, "# answered %d, %zu of %zu body bytes", o->status, send_body, o->body_len);
 }
 
+/* Whether the request head names --if-none-match's ETag in its If-None-Match. */
+static int
+fp_holds_etag(const struct fp_opts *o, const char *req)
+{
+	const char *h, *eol;
+	char want[256];
+
+	if (o->inm == NULL || (h = strcasestr(req, "\r\nif-none-match:")) == NULL)
+		return 0;
+	eol = strstr(h + 2, "\r\n");
+	snprintf(want, sizeof(want), "\"%s\"", o->inm);
+	h = strstr(h, want);
+	return h != NULL && eol != NULL && h < eol;
+}
+
 /* One connection, in its own process. */
 static void
 fp_serve(const struct fp_opts *o, SSL_CTX *ctx, int fd)
@@ -323,7 +342,18 @@ fp_serve(const struct fp_opts *o, SSL_CTX *ctx, int fd)
 		fp_logf(o, "# sleeping %u s", o->sleep_s);
 		sleep(o->sleep_s);
 	}
-	fp_answer(o, ssl);
+	if (fp_holds_etag(o, req)) {
+		struct fp_opts nm = *o;
+		char etag[300];
+
+		snprintf(etag, sizeof(etag), "ETag: \"%s\"", o->inm);
+		nm.status = 304;
+		nm.nheaders = 1;
+		nm.headers[0] = etag;
+		fp_answer(&nm, ssl);
+	} else {
+		fp_answer(o, ssl);
+	}
 	SSL_shutdown(ssl);
 	SSL_free(ssl);
 }
@@ -333,7 +363,7 @@ fp_usage(void)
 {
 	fputs("usage: fakeproxy --cert CHAIN --key KEY [--port N] [--port-file F] [--log F]\n"
 	      "                 [--status CODE] [--header 'Name: value']... [--body F]\n"
-	      "                 [--truncate N] [--close] [--sleep S]\n",
+	      "                 [--truncate N] [--close] [--sleep S] [--if-none-match ETAG]\n",
 	    stderr);
 	exit(1);
 }
@@ -353,6 +383,7 @@ fp_parse(struct fp_opts *o, int argc, char **argv)
 		{ "truncate", required_argument, NULL, 't' },
 		{ "close", no_argument, NULL, 'C' },
 		{ "sleep", required_argument, NULL, 'S' },
+		{ "if-none-match", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -398,6 +429,9 @@ fp_parse(struct fp_opts *o, int argc, char **argv)
 			break;
 		case 'S':
 			o->sleep_s = (unsigned)atoi(optarg);
+			break;
+		case 'I':
+			o->inm = optarg;
 			break;
 		default:
 			fp_usage();
