@@ -25,7 +25,7 @@
 #    hook owed: run again by the next check-in (a 304) until it succeeds, then never again;
 #    the hook gets its argv unexpanded, stdin /dev/null, no descriptor above 2, and only
 #    PATH, CAROTATE_BUNDLE and CAROTATE_BUNDLE_ID;
-#  - check-in before link -> exit 3.
+#  - check-in before link -> exit 3; a second link presents the current token (renewal).
 # Each failure: the exit code, exactly one line on stderr "carotate-agent: <what>" saying
 # what went wrong, the installed bundle and <bundle>.prev byte for byte unchanged (cmp), and
 # the hook not run. After all of them a check-in against a sane proxy still works (304, the
@@ -417,6 +417,12 @@ assert_exit 0 "link --ca-pin of CA A (the served chain holds it)" -- \
 	--join-token-file "$T/join-token"
 cmp -s "$B1" "$P/bundle/ca-bundle.pem" || fail "link with the right pin installs the bundle"
 assert_match '^POST /carotate/v1/link' "$(fp_requests | head -n 1)" "the right pin: the link request was sent"
+# Linking again renews: the request carries the agent's current token (a re-link without it is refused with 409).
+fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
+assert_exit 0 "link again (renewal)" -- "$AGENT" -c "$P/agent.conf" link --server "$URL" \
+	--ca-pin "$(ca_pin "$CA_A")" --join-token-file "$T/join-token"
+fp_requests >"$T/relink.req"
+assert_file_contains "X-Agent-Token: $TOKEN" "$T/relink.req" "a second link presents the current token (renewal)"
 
 # ---------------------------------------------------------------- the hook fails
 echo "-- a failing hook is owed until it succeeds"
