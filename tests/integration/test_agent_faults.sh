@@ -17,6 +17,8 @@
 #  - the bundle's file system full (a small tmpfs filled to 0, 1, 2, 4 free pages) -> exit 6,
 #    or a complete new bundle when it fit;
 #  - a corrupt state file (garbage, empty, cut in half, NUL bytes) -> exit 6, never a crash;
+#    the token file removed -> exit 3; a token with CR LF and a header after it -> exit 6,
+#    and nothing sent;
 #  - link with a --ca-pin of another CA -> exit 5 and the proxy's log shows no request at
 #    all; the same with the pinned CA's certificate in the chain of a leaf another CA signed
 #    (the CA certificate is public) -> exit 5, and with a leaf the pinned CA signed for
@@ -316,6 +318,18 @@ printf '%s' "$(tr -d '\n' <"$T/state.good")" | head -c 4000 >"$STATE"
 printf '\0\0\0' >>"$STATE"
 fault "a state file with NUL bytes" 6 'state'
 cp -p "$T/state.good" "$STATE"
+# The token: gone (not linked any more), or holding a line break that would end the header
+# it is sent in and start another.
+cp -p "$A/state/token" "$T/token.good"
+rm -f "$A/state/token"
+: >"$FP_LOG"
+fault "the token file removed" 3 'link'
+printf '%s
+X-Injected: 1
+' "$TOKEN" >"$A/state/token"
+fault "a token with CR LF and another header" 6 'token'
+assert_eq "" "$(fp_requests)" "no request was sent with a missing or corrupt token"
+cp -p "$T/token.good" "$A/state/token"
 assert_exit 0 "with the state file back, check-in works (304)" -- agent check-in
 
 # ---------------------------------------------------------------- a full disk
