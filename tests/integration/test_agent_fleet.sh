@@ -125,6 +125,7 @@ fleet() {
 	local verb=$1 what=$2 i bad="" start
 	local -a pids=()
 	start=$(ms_now)
+	for i in $(seq 1 "$N"); do rm -f "$(adir "$i")/rc"; done
 	# Only the agents' jobs are waited for: the daemon and nginx are children of this shell too.
 	for i in $(seq 1 "$N"); do
 		agent_job "$i" "$verb" &
@@ -135,8 +136,8 @@ fleet() {
 		fi
 	done
 	for i in $(seq 1 "$N"); do
-		[ "$(cat "$(adir "$i")/rc")" = 0 ] ||
-			bad="$bad fleet-$i (exit $(cat "$(adir "$i")/rc"): $(head -c 300 "$(adir "$i")/err"))"
+		[ "$(cat "$(adir "$i")/rc" 2>/dev/null)" = 0 ] ||
+			bad="$bad fleet-$i (exit $(cat "$(adir "$i")/rc" 2>/dev/null): $(head -c 300 "$(adir "$i")/err"))"
 	done
 	[ -z "$bad" ] || fail "$what: every agent's $verb exits 0" "$bad" "nginx: $(tail -n 3 "$NGINX_ERROR_LOG")"
 	ok "$what: $N agents ran $verb, exit 0 ($(($(ms_now) - start)) ms)"
