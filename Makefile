@@ -221,6 +221,11 @@ $(O)/agentsim: tests/agentsim/agentsim.c
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) \
 	    $(call pkg_libs,openssl) -lpthread
 
+# The test TLS server with canned answers nginx never gives (tests/fakeproxy/fakeproxy.c).
+$(O)/fakeproxy: tests/fakeproxy/fakeproxy.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) $(call pkg_libs,openssl)
+
 $(O)/bench/ingest_bench: tests/bench/ingest_bench.c $(O)/load/sockclient.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/load -o $@ $< $(O)/load/sockclient.o $(ALL_LDFLAGS) -lpthread
@@ -257,8 +262,8 @@ deps:
 unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
-integration: all $(O)/carotated-faults $(O)/agentsim $(O)/bench/ingest_bench $(LOAD_PROGS) \
-	    $(FAULTINJ_SO)
+integration: all $(O)/carotated-faults $(O)/agentsim $(O)/fakeproxy $(O)/bench/ingest_bench \
+	    $(LOAD_PROGS) $(FAULTINJ_SO)
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
 
 check: deps
