@@ -6,13 +6,13 @@
 #include <jansson.h>
 
 #include "ctl.h"
+#include "status.h"
 #include "output.h"
 
 static int ctl_status_build(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
     struct ctl_request *r, struct ctl_error *err);
 static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
     const struct ctl_request *r, const Carotate__V1__Response *resp);
-static const char *ctl_status_phase_name(Carotate__V1__Phase phase);
 static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
 static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
 static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
@@ -48,19 +48,6 @@ ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
 	else
 		ret = ctl_status_human(stdout, resp->status_reply);
 	return ctl_conn_finish(ret);
-}
-
-static const char *
-ctl_status_phase_name(Carotate__V1__Phase phase)
-{
-	switch (phase) {
-	case CAROTATE__V1__PHASE__PHASE_STEADY:
-		return "steady";
-	case CAROTATE__V1__PHASE__PHASE_STAGED:
-		return "staged";
-	default:
-		return "unknown";
-	}
 }
 
 /* [{name, running, pid, restarts, last_error, last_error_at}], agents then canary. */
@@ -101,7 +88,7 @@ ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_jset(o, "workers", ctl_status_workers_json(r));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
-	output_jset(o, "phase", output_jstr(ctl_status_phase_name(r->phase)));
+	output_jset(o, "phase", output_jstr(status_phase_name(r->phase)));
 	output_jset(o, "ssl_dir", output_jstr(r->ssl_dir));
 	output_jset(o, "active", output_set_json(r->active));
 	output_jset(o, "staged", output_set_json(r->staged));
@@ -160,7 +147,7 @@ ctl_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	for (i = 0; i < r->n_workers; i++)
 		ctl_status_worker_health(fp, r->workers[i]);
 	output_label(fp, "phase:");
-	fprintf(fp, "%s\n", ctl_status_phase_name(r->phase));
+	fprintf(fp, "%s\n", status_phase_name(r->phase));
 	output_label(fp, "ssl dir:");
 	output_safe(fp, r->ssl_dir);
 	fputc('\n', fp);

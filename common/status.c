@@ -58,3 +58,16 @@ status_exit_code(int status)
 
 	return e != NULL ? e->exit_code : EXIT_INTERNAL;
 }
+
+const char *
+status_phase_name(int phase)
+{
+	switch (phase) {
+	case CAROTATE__V1__PHASE__PHASE_STEADY:
+		return "steady";
+	case CAROTATE__V1__PHASE__PHASE_STAGED:
+		return "staged";
+	default:
+		return "unknown";
+	}
+}

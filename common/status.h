@@ -19,5 +19,7 @@ const char *status_name(int status);
 const char *status_message(int status);
 /* The exit code carotatectl uses for a reply with this status. */
 int status_exit_code(int status);
+/* Name of a phase ("steady", "staged"), as the daemon logs it and the CLI prints it. */
+const char *status_phase_name(int phase);
 
 #endif

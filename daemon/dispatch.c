@@ -181,17 +181,3 @@ dispatch_request(
 	dispatch_run(
 	    dispatch_table, sizeof(dispatch_table) / sizeof(dispatch_table[0]), ctx, req, reply);
 }
-
-const char *
-dispatch_phase_name(Carotate__V1__Phase phase)
-{
-	switch (phase) {
-	case CAROTATE__V1__PHASE__PHASE_STEADY:
-		return "steady";
-	case CAROTATE__V1__PHASE__PHASE_STAGED:
-		return "staged";
-	default:
-		break;
-	}
-	return "unknown";
-}

@@ -65,7 +65,6 @@ const struct dispatch_entry *dispatch_check_request(
     struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* dispatch_run over the daemon's own table. */
 void dispatch_request(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-const char *dispatch_phase_name(Carotate__V1__Phase);
 
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
