@@ -38,7 +38,8 @@ endif
 CFLAGS      ?= -O2 -g
 # The project's own headers by "name.h" only (-iquote): none of them stands in for a
 # system header included as <name.h>.
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
+# -MMD -MP: each object's header dependencies, as the compiler saw them (build/**/*.d).
+BASE_CFLAGS := -MMD -MP -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       $(WARNINGS) $(FORTIFY) -fstack-protector-strong -fstack-clash-protection \
 	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) $(CFLAGS)
 ALL_CFLAGS  := $(BASE_CFLAGS) -iquote $(O)/gen -iquote common -iquote daemon -iquote client
@@ -94,22 +95,22 @@ $(O)/gen/%.pb-c.c $(O)/gen/%.pb-c.h: proto/%.proto
 $(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -Wno-error $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
 
-$(O)/common/%.o: common/%.c $(GEN_H) $(wildcard common/*.h)
+$(O)/common/%.o: common/%.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
 
-$(O)/daemon/%.o: daemon/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
+$(O)/daemon/%.o: daemon/%.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The client sees common/ and its own headers, never the daemon's.
 CLIENT_CFLAGS = $(BASE_CFLAGS) -iquote $(O)/gen -iquote common -iquote client
 
-$(O)/client/%.o: client/%.c $(GEN_H) $(wildcard common/*.h client/*.h)
+$(O)/client/%.o: client/%.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(CLIENT_CFLAGS) $(call pkg_cflags,$(CLIENT_PKGS)) -c -o $@ $<
 
-$(O)/client/agent/%.o: client/agent/%.c $(wildcard common/*.h client/agent/*.h)
+$(O)/client/agent/%.o: client/agent/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(AGENT_PKGS)) -c -o $@ $<
 
@@ -127,7 +128,7 @@ $(O)/carotated: $(O)/daemon/carotated.o $(O)/libcarotated.a $(COMMON_OBJS)
 FAULTS_OBJS := $(patsubst $(O)/%,$(O)/faults/%,$(filter $(O)/daemon/% $(O)/common/%,\
 	       $(DAEMON_OBJS) $(COMMON_OBJS))) $(filter $(O)/gen/%,$(DAEMON_OBJS) $(COMMON_OBJS))
 
-$(O)/faults/%.o: %.c $(GEN_H) $(wildcard common/*.h daemon/*.h)
+$(O)/faults/%.o: %.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
@@ -157,7 +158,7 @@ faultinj: $(FAULTINJ_SO)
 $(O)/carotatectl: $(CLIENT_OBJS) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(CLIENT_PKGS))
 
-$(O)/tests/%.o: tests/unit/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h client/*.h)
+$(O)/tests/%.o: tests/unit/%.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS)) -c -o $@ $<
 
@@ -285,7 +286,7 @@ FUZZ_SECONDS ?= 60
 # In `make check`: 20 s per target unless FUZZ_SECONDS is given on the command line.
 FUZZ_CHECK_SECONDS ?= $(if $(filter command line,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' -DCAROTATE_FUZZ \
+FUZZ_CFLAGS  := -MMD -MP -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' -DCAROTATE_FUZZ \
 	       $(WARNINGS) -g -O1 $(FUZZ_SAN) -iquote $(FUZZ_O)/gen -iquote common -iquote daemon \
 	       $(call pkg_cflags,$(DAEMON_PKGS))
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -305,8 +306,7 @@ $(FUZZ_O)/gen/%.pb-c.o: $(FUZZ_O)/gen/%.pb-c.c $(FUZZ_O)/gen/carotate.pb-c.h \
 	    $(FUZZ_O)/gen/internal.pb-c.h
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Wno-error -c -o $@ $<
 
-$(FUZZ_O)/%.o: %.c $(FUZZ_O)/gen/carotate.pb-c.h $(FUZZ_O)/gen/internal.pb-c.h \
-	    $(wildcard common/*.h daemon/*.h)
+$(FUZZ_O)/%.o: %.c | $(FUZZ_O)/gen/carotate.pb-c.h $(FUZZ_O)/gen/internal.pb-c.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
@@ -411,6 +411,9 @@ format:
 
 clean:
 	rm -rf build
+
+# Header dependencies written by -MMD (every build directory: plain, asan, fuzz).
+-include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- release tarball and packages
 # `make dist`: build/carotate-VERSION.tar.gz, the tracked files as they are in the work tree
