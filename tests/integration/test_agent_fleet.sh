@@ -7,9 +7,8 @@
 #   link      48 with a join token (one token, 48 uses), 2 with the linking key; odd agents
 #             trust the proxy by --ca-pin sha256:<active CA>, even ones by --ca-file;
 #   generate  check-in rounds until `carotatectl report --json` says 100 % acknowledged and
-#             100 % verified (the canary proof: the agent's canary URL is the proxy's
-#             X-Carotate-Canary announcement when the daemon has `[agents] canary_url`,
-#             else the agent's own canary_url);
+#             100 % verified (the canary proof: the agents have no canary URL of their
+#             own, they use the proxy's X-Carotate-Canary announcement, [agents] canary_url);
 #   rotate, restore --latest, retire   each followed by check-in rounds.
 #
 # After every step, for every agent: `curl --cacert <the bundle that agent wrote>` to the
@@ -44,19 +43,12 @@ nginx_write_daemon_config
 start_daemon
 nginx_start
 CANARY_URL="https://127.0.0.1:$NGINX_CANARY_PORT"
-# The daemon announces the canary when it knows `[agents] canary_url`; the ports are only
-# known now, so it restarts with the key (nginx reconnects to the agent sockets per request).
-ANNOUNCED=0
-if grep -q '"canary_url"' "$REPO_ROOT/daemon/config.c"; then
-	stop_daemon
-	sed -i "s|^\(canary_socket = .*\)$|\1\ncanary_url = $CANARY_URL|" "$CONF"
-	start_daemon
-	wait_until 5000 test -S "$RUN_DIR/agent.sock" || fail "the agent socket is back"
-	ANNOUNCED=1
-	t_log "canary: announced by the daemon ([agents] canary_url = $CANARY_URL)"
-else
-	t_log "canary: this daemon has no [agents] canary_url; each agent's own canary_url"
-fi
+# The daemon announces the canary ([agents] canary_url); the ports are only known now, so
+# it restarts with the key (nginx reconnects to the agent sockets per request).
+stop_daemon
+sed -i "s|^\(canary_socket = .*\)$|\1\ncanary_url = $CANARY_URL|" "$CONF"
+start_daemon
+wait_until 5000 test -S "$RUN_DIR/agent.sock" || fail "the agent socket is back"
 URL="https://127.0.0.1:$NGINX_PORT"
 
 # ---------------------------------------------------------------- the agents
@@ -81,7 +73,6 @@ for i in $(seq 1 "$N"); do
 		printf 'bundle = %s/etc/ca-bundle.pem\n' "$d"
 		printf 'hook = %s %s/hook.log fleet-%02d\n' "$HOOK" "$d" "$i"
 		printf 'hook_timeout = 10s\ntimeout = 20s\n'
-		[ "$ANNOUNCED" = 1 ] || printf 'canary_url = %s\n' "$CANARY_URL"
 	} >"$d/agent.conf"
 done
 
