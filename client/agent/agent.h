@@ -71,6 +71,15 @@ char *state_format(const struct agent_state *);
 /* 1 loaded, 0 no state yet, -1 unreadable or corrupt (err says which). */
 int state_load(const char *dir, struct agent_state *, char *err, size_t errlen);
 int state_save(const char *dir, const struct agent_state *, char *err, size_t errlen);
+/* state_save in two steps (fsio.c's stage and commit): the text in a staged temporary file
+ * (*tmp), then renamed to dir/state and the directory fsynced. 0 or -1 with err. */
+int state_stage(const char *dir, const struct agent_state *, char **tmp, char *err, size_t errlen);
+int state_commit(const char *dir, const char *tmp, char *err, size_t errlen);
+/* An exclusive flock on state_dir itself for the whole run (O_CLOEXEC: the hook does not hold
+ * it), waiting up to timeout_ms for another run to finish. 0 with *fd held (closing it
+ * releases the lock), 1 when another run held it all that time, -1 with err (errno kept:
+ * ENOENT when there is no state_dir). */
+int state_lock(const char *dir, uint64_t timeout_ms, int *fd, char *err, size_t errlen);
 void state_free(struct agent_state *);
 int state_is_proven(const struct agent_state *, const char *fp);
 void state_add_proven(struct agent_state *, const char *fp);
@@ -85,6 +94,18 @@ int state_mkdir(const char *dir, char *err, size_t errlen);
 /* tmp in the same directory, fsync, optional <path>.prev, rename, directory fsync. */
 int fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
     char *err, size_t errlen);
+/* The steps of fsio_write_atomic, for a caller replacing two files at once:
+ * stage writes, fsyncs and closes a temporary file beside path (*tmp names it; 0 or -1 with
+ * nothing left behind); discard removes a staged file and frees its name (NULL: nothing);
+ * keep_prev gives the file at path the second name <path>.prev (none at path: nothing),
+ * leaving the old .prev on failure; commit renames tmp to path (the caller still frees or
+ * discards tmp); sync_dir fsyncs the directory holding path. Each 0 or -1 with err. */
+int fsio_stage(const char *path, const void *buf, size_t len, unsigned mode, char **tmp, char *err,
+    size_t errlen);
+void fsio_discard(char *tmp);
+int fsio_keep_prev(const char *path, char *err, size_t errlen);
+int fsio_commit(const char *tmp, const char *path, char *err, size_t errlen);
+int fsio_sync_dir(const char *path, char *err, size_t errlen);
 /* Reads a regular file of at most max bytes; *buf is NUL-terminated. 0, or -1 (errno kept). */
 int fsio_read(const char *path, size_t max, char **buf, size_t *len, char *err, size_t errlen);
 
@@ -133,11 +154,12 @@ struct http_resp {
 	char token[AGENT_HEX64 + 1];
 	int token_bad;
 	char canary[1025];
-	long retry_after;        /* seconds, -1: none */
-	X509 *leaf;              /* the certificate served on this connection */
-	STACK_OF(X509) * chain;  /* what came with it */
-	char host[256];          /* the URL's host, for bundle_validate */
-	int pin_failed, too_big; /* internal flags for the caller's message */
+	char canary_refused[1025]; /* an X-Carotate-Canary that is not https (main warns) */
+	long retry_after;          /* seconds, -1: none */
+	X509 *leaf;                /* the certificate served on this connection */
+	STACK_OF(X509) * chain;    /* what came with it */
+	char host[256];            /* the URL's host, for bundle_validate */
+	int pin_failed, too_big;   /* internal flags for the caller's message */
 };
 
 int http_global_init(void);

@@ -13,7 +13,6 @@
 #include "xmalloc.h"
 
 static int fsio_write_all(int, const void *, size_t);
-static int fsio_sync_dir(const char *path);
 
 static int
 fsio_write_all(int fd, const void *buf, size_t len)
@@ -34,8 +33,8 @@ fsio_write_all(int fd, const void *buf, size_t len)
 }
 
 /* rename is durable only once the directory holding the name is on disk. */
-static int
-fsio_sync_dir(const char *path)
+int
+fsio_sync_dir(const char *path, char *err, size_t errlen)
 {
 	char *copy = xstrdup(path);
 	int fd, rc = -1;
@@ -45,15 +44,17 @@ fsio_sync_dir(const char *path)
 		close(fd);
 	}
 	free(copy);
+	if (rc == -1)
+		snprintf(err, errlen, "%s: cannot fsync its directory: %s", path, strerror(errno));
 	return rc;
 }
 
 int
-fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
-    char *err, size_t errlen)
+fsio_stage(const char *path, const void *buf, size_t len, unsigned mode, char **tmpp, char *err,
+    size_t errlen)
 {
-	char *tmp = NULL, *prev = NULL;
 	const char *step = "create";
+	char *tmp;
 	int fd, saved;
 
 	xasprintf(&tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -72,24 +73,7 @@ fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, 
 		fd = -1;
 		goto fail_fd;
 	}
-	fd = -1;
-	if (keep_prev) {
-		/* The old file becomes <path>.prev by a second name, so path never goes missing. */
-		step = "keep the previous file";
-		xasprintf(&prev, "%s.prev", path);
-		if ((unlink(prev) == -1 && errno != ENOENT) ||
-		    (link(path, prev) == -1 && errno != ENOENT))
-			goto fail_fd;
-	}
-	step = "rename";
-	if (rename(tmp, path) == -1)
-		goto fail_fd;
-	free(tmp);
-	free(prev);
-	if (fsio_sync_dir(path) == -1) {
-		snprintf(err, errlen, "%s: cannot fsync its directory: %s", path, strerror(errno));
-		return -1;
-	}
+	*tmpp = tmp;
 	return 0;
 fail_fd:
 	saved = errno;
@@ -100,8 +84,75 @@ fail_fd:
 fail:
 	snprintf(err, errlen, "%s: cannot %s: %s", path, step, strerror(errno));
 	free(tmp);
-	free(prev);
+	*tmpp = NULL;
 	return -1;
+}
+
+void
+fsio_discard(char *tmp)
+{
+	if (tmp == NULL)
+		return;
+	(void)unlink(tmp);
+	free(tmp);
+}
+
+/*
+ * The file at path gets the second name <path>.prev: a link under a temporary name, then a
+ * rename over the old .prev, so that a failure leaves the old .prev, and path never goes
+ * missing. No file at path: nothing to keep.
+ */
+int
+fsio_keep_prev(const char *path, char *err, size_t errlen)
+{
+	char *prev, *tmp;
+	int rc = 0;
+
+	xasprintf(&prev, "%s.prev", path);
+	xasprintf(&tmp, "%s.prev.tmp.%ld", path, (long)getpid());
+	(void)unlink(tmp);
+	if (link(path, tmp) == -1) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "%s: cannot keep the previous file: %s", path,
+			    strerror(errno));
+			rc = -1;
+		}
+	} else if (rename(tmp, prev) == -1) {
+		snprintf(
+		    err, errlen, "%s: cannot keep the previous file: %s", path, strerror(errno));
+		(void)unlink(tmp);
+		rc = -1;
+	}
+	free(tmp);
+	free(prev);
+	return rc;
+}
+
+int
+fsio_commit(const char *tmp, const char *path, char *err, size_t errlen)
+{
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errlen, "%s: cannot rename: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
+    char *err, size_t errlen)
+{
+	char *tmp;
+
+	if (fsio_stage(path, buf, len, mode, &tmp, err, errlen) == -1)
+		return -1;
+	if ((keep_prev && fsio_keep_prev(path, err, errlen) == -1) ||
+	    fsio_commit(tmp, path, err, errlen) == -1) {
+		fsio_discard(tmp);
+		return -1;
+	}
+	free(tmp);
+	return fsio_sync_dir(path, err, errlen);
 }
 
 int

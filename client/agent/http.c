@@ -92,7 +92,7 @@ http_on_header(char *p, size_t size, size_t nmemb, void *arg)
 		return 0;
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		/* A new response (after a 100 Continue): forget the previous one's headers. */
-		r->etag[0] = r->token[0] = r->canary[0] = '\0';
+		r->etag[0] = r->token[0] = r->canary[0] = r->canary_refused[0] = '\0';
 		r->etag_bad = r->token_bad = 0;
 		r->retry_after = -1;
 		return total;
@@ -113,9 +113,11 @@ http_on_header(char *p, size_t size, size_t nmemb, void *arg)
 	         n < sizeof(r->canary)) {
 		memcpy(r->canary, v, n);
 		r->canary[n] = '\0';
-		if (!conf_valid_url(r->canary))
-			r->canary[0] =
-			    '\0'; /* XXX: announced by the proxy; only ever an https URL */
+		if (!conf_valid_url(r->canary)) {
+			/* XXX: announced by the proxy; only ever an https URL */
+			memcpy(r->canary_refused, r->canary, n + 1);
+			r->canary[0] = '\0';
+		}
 	} else if (klen == 11 && strncasecmp(p, "Retry-After", 11) == 0 && n > 0 && n < 10 &&
 	           isdigit((unsigned char)v[0]))
 		r->retry_after = strtol(v, NULL, 10);

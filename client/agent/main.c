@@ -25,6 +25,13 @@ struct run {
 	int have_state;
 	char token[AGENT_HEX64 + 1];
 	char err[AGENT_ERRLEN];
+	int lock_fd; /* state_lock's, held until exit; -1: none */
+};
+
+/* A command's options (main_args). */
+struct args {
+	const char *server, *ca_file, *pin, *bearer_file, *id; /* link */
+	int json;                                              /* status */
 };
 
 static void main_usage(FILE *);
@@ -36,9 +43,12 @@ static int main_status_code(struct run *, const struct http_resp *, const char *
 static int main_install(struct run *, struct http_resp *, const char *what);
 static int main_hook(struct run *);
 static int main_canary(struct run *, const char *announced);
-static int main_link(struct run *, int argc, char **argv);
-static int main_checkin(struct run *, int argc, char **argv);
-static int main_status(struct run *, int argc, char **argv);
+static int main_args(int argc, char **argv, struct args *);
+static int main_lock(struct run *);
+static void main_warn_canary(const struct http_resp *);
+static int main_link(struct run *, const struct args *);
+static int main_checkin(struct run *);
+static int main_status(struct run *, int json);
 
 /* The usage lines name each command's options; carotate-agent(8), its completion and
  * test_manpages.sh read them. */
@@ -181,17 +191,73 @@ main_status_code(struct run *r, const struct http_resp *h, const char *what)
 	return AGENT_EINVALID;
 }
 
+/* 1 when the file at path is a bundle whose id is id: an install a crash cut short. */
+static int
+main_installed_is(const char *path, const char *id)
+{
+	STACK_OF(X509) *cas = NULL;
+	char *pem, why[256], have[AGENT_HEX64 + 1];
+	size_t len;
+	int rc;
+
+	if (fsio_read(path, AGENT_MAX_BUNDLE, &pem, &len, why, sizeof(why)) == -1)
+		return 0;
+	rc = bundle_parse(pem, len, &cas, why, sizeof(why)) == 0 && bundle_id(cas, have) == 0 &&
+	     strcmp(have, id) == 0;
+	free(pem);
+	sk_X509_pop_free(cas, X509_free);
+	return rc;
+}
+
 /*
- * A 200's bundle: validated whole, then the bundle file, then the state (hook owed), in
- * that order, so that a failure at any step leaves the installed bundle as it was.
+ * Both new files are written and fsynced under temporary names before either is renamed,
+ * so that a full disk or an I/O error leaves bundle, .prev and state as they were. Then
+ * .prev, the bundle and its directory, the state and its directory, in that order: the
+ * state never names a bundle that is not on disk. A crash (or a failed rename) between the
+ * bundle's rename and the state's leaves the new bundle in place with the state naming the
+ * old one; the next check-in presents the old id, gets the same 200 and installs again.
+ * That second install must not turn the new bundle into .prev: the file in place already
+ * has the incoming id, so .prev is left alone, and the old bundle stays there.
+ */
+static int
+main_install_files(struct run *r, const struct http_resp *h)
+{
+	char *btmp = NULL, *stmp = NULL;
+	int rc = -1;
+
+	if (fsio_stage(r->conf.bundle, h->body, h->len, 0644, &btmp, r->err, sizeof(r->err)) ==
+	        -1 ||
+	    state_stage(r->conf.state_dir, &r->st, &stmp, r->err, sizeof(r->err)) == -1)
+		goto out;
+	if (!main_installed_is(r->conf.bundle, h->etag) &&
+	    fsio_keep_prev(r->conf.bundle, r->err, sizeof(r->err)) == -1)
+		goto out;
+	if (fsio_commit(btmp, r->conf.bundle, r->err, sizeof(r->err)) == -1)
+		goto out;
+	free(btmp);
+	btmp = NULL;
+	if (fsio_sync_dir(r->conf.bundle, r->err, sizeof(r->err)) == -1 ||
+	    state_commit(r->conf.state_dir, stmp, r->err, sizeof(r->err)) == -1)
+		goto out;
+	free(stmp);
+	stmp = NULL;
+	rc = 0;
+out:
+	fsio_discard(btmp);
+	fsio_discard(stmp);
+	return rc;
+}
+
+/*
+ * A 200's bundle, validated whole, installed with the state that names it (hook owed).
  * The CAs that verify the served certificate are proven by this very handshake.
  */
 static int
 main_install(struct run *r, struct http_resp *h, const char *what)
 {
 	STACK_OF(X509) *cas = NULL;
-	char why[256], fp[AGENT_HEX64 + 1];
-	int i;
+	char why[256], fp[AGENT_HEX64 + 1], old_etag[AGENT_HEX64 + 1];
+	int i, old_owed;
 
 	if (h->etag_bad || h->etag[0] == '\0') {
 		snprintf(r->err, sizeof(r->err), "%s: 200 without a valid ETag", what);
@@ -207,13 +273,15 @@ main_install(struct run *r, struct http_resp *h, const char *what)
 		    bundle_fingerprint(sk_X509_value(cas, i), fp) == 0)
 			state_add_proven(&r->st, fp);
 	sk_X509_pop_free(cas, X509_free);
-	if (fsio_write_atomic(r->conf.bundle, h->body, h->len, 0644, 1, r->err, sizeof(r->err)) ==
-	    -1)
-		return AGENT_EINTERNAL;
+	memcpy(old_etag, r->st.etag, sizeof(old_etag));
+	old_owed = r->st.hook_owed;
 	memcpy(r->st.etag, h->etag, sizeof(r->st.etag));
 	r->st.hook_owed = r->conf.hook != NULL;
-	if (state_save(r->conf.state_dir, &r->st, r->err, sizeof(r->err)) == -1)
+	if (main_install_files(r, h) == -1) {
+		memcpy(r->st.etag, old_etag, sizeof(r->st.etag));
+		r->st.hook_owed = old_owed;
 		return AGENT_EINTERNAL;
+	}
 	return AGENT_OK;
 }
 
@@ -357,8 +425,46 @@ main_after(struct run *r, const char *announced, const char *result)
 	return main_finish(r, result);
 }
 
+/*
+ * One run at a time per state_dir (the timer's and an operator's): the second waits up to
+ * `timeout`, then does its own check-in against the state the first left. A missing
+ * state_dir is left to the caller (not linked).
+ */
 static int
-main_link(struct run *r, int argc, char **argv)
+main_lock(struct run *r)
+{
+	int rc =
+	    state_lock(r->conf.state_dir, r->conf.timeout_ms, &r->lock_fd, r->err, sizeof(r->err));
+
+	if (rc == 1)
+		return AGENT_EUNREACH;
+	if (rc == -1 && errno != ENOENT)
+		return AGENT_EINTERNAL;
+	return AGENT_OK;
+}
+
+/* The proxy announced a canary that is not https: refused, and said, since the proxy's
+ * configuration is wrong; the run goes on with canary_url. */
+static void
+main_warn_canary(const struct http_resp *h)
+{
+	char esc[sizeof(h->canary_refused) * 4 + 1];
+
+	if (h->canary_refused[0] == '\0')
+		return;
+	agent_escape(h->canary_refused, esc, sizeof(esc));
+	fprintf(stderr,
+	    "carotate-agent: warning: ignoring X-Carotate-Canary \"%s\" from the proxy: not an "
+	    "https:// URL\n",
+	    esc);
+}
+
+/*
+ * A command's options, parsed before the configuration is read: --help must work with a
+ * broken agent.conf. 0, 1 for --help, or -1 (usage). optind must be 1 on entry.
+ */
+static int
+main_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
@@ -370,42 +476,56 @@ main_link(struct run *r, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = NULL, *ca_file = NULL, *pin = NULL, *bearer_file = NULL, *id = NULL;
+	int c, i;
+
+	memset(a, 0, sizeof(*a));
+	if (strcmp(argv[0], "link") != 0) {
+		for (i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--help") == 0)
+				return 1;
+			if (strcmp(argv[i], "--json") != 0 || strcmp(argv[0], "status") != 0)
+				return -1;
+			a->json = 1;
+		}
+		return 0;
+	}
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			a->server = optarg;
+			break;
+		case 'f':
+			a->ca_file = optarg;
+			break;
+		case 'p':
+			a->pin = optarg;
+			break;
+		case 'j':
+		case 'k':
+			a->bearer_file = optarg;
+			break;
+		case 'i':
+			a->id = optarg;
+			break;
+		case 'h':
+			return 1;
+		default:
+			return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int
+main_link(struct run *r, const struct args *a)
+{
+	const char *server = a->server, *ca_file = a->ca_file, *pin = a->pin,
+	           *bearer_file = a->bearer_file, *id = a->id;
 	char idbuf[AGENT_ID_MAX + 1], pinbuf[AGENT_HEX64 + 1], bearer[1024], *url;
 	struct http_req req;
 	struct http_resp h;
 	int c, rc, renew = 0;
 
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			server = optarg;
-			break;
-		case 'f':
-			ca_file = optarg;
-			break;
-		case 'p':
-			pin = optarg;
-			break;
-		case 'j':
-		case 'k':
-			bearer_file = optarg;
-			break;
-		case 'i':
-			id = optarg;
-			break;
-		case 'h':
-			main_usage(stdout);
-			return AGENT_OK;
-		default:
-			main_usage(stderr);
-			return AGENT_EUSAGE;
-		}
-	}
-	if (optind != argc) {
-		main_usage(stderr);
-		return AGENT_EUSAGE;
-	}
 	if (server == NULL)
 		server = r->conf.server;
 	if (ca_file == NULL && pin == NULL)
@@ -423,7 +543,8 @@ main_link(struct run *r, int argc, char **argv)
 		snprintf(
 		    r->err, sizeof(r->err), "link: --ca-pin must be sha256: and 64 hex digits");
 	else if (bearer_file == NULL)
-		snprintf(r->err, sizeof(r->err), "link: --join-token-file FILE is required");
+		snprintf(r->err, sizeof(r->err),
+		    "link: --join-token-file FILE or --linking-key-file FILE is required");
 	else if (id != NULL && !conf_valid_id(id))
 		snprintf(r->err, sizeof(r->err), "link: --id: 1 to 64 of A-Z a-z 0-9 . _ -");
 	else
@@ -444,6 +565,8 @@ main_link(struct run *r, int argc, char **argv)
 		return main_fail(r, AGENT_EUSAGE);
 	if (state_mkdir(r->conf.state_dir, r->err, sizeof(r->err)) == -1)
 		return main_fail(r, AGENT_EINTERNAL);
+	if ((rc = main_lock(r)) != AGENT_OK)
+		return main_fail(r, rc);
 	if ((rc = state_load(r->conf.state_dir, &r->st, r->err, sizeof(r->err))) == -1)
 		return main_fail(r, AGENT_EINTERNAL);
 	r->have_state = rc == 1;
@@ -472,6 +595,8 @@ main_link(struct run *r, int argc, char **argv)
 	rc = http_request(&req, &h, r->err, sizeof(r->err));
 	explicit_bzero(bearer, sizeof(bearer));
 	free(url);
+	if (rc == AGENT_OK)
+		main_warn_canary(&h);
 	if (rc == AGENT_OK && h.status != 200)
 		rc = main_status_code(r, &h, "link");
 	if (rc == AGENT_OK && (h.token_bad || h.token[0] == '\0')) {
@@ -499,7 +624,7 @@ main_link(struct run *r, int argc, char **argv)
 }
 
 static int
-main_checkin(struct run *r, int argc, char **argv)
+main_checkin(struct run *r)
 {
 	struct http_req req;
 	struct http_resp h;
@@ -507,10 +632,8 @@ main_checkin(struct run *r, int argc, char **argv)
 	char *url;
 	int rc;
 
-	if (argc > 1) {
-		main_usage(strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-		return strcmp(argv[1], "--help") == 0 ? AGENT_OK : AGENT_EUSAGE;
-	}
+	if ((rc = main_lock(r)) != AGENT_OK)
+		return main_fail(r, rc);
 	if ((rc = state_load(r->conf.state_dir, &r->st, r->err, sizeof(r->err))) == -1)
 		return main_fail(r, AGENT_EINTERNAL);
 	if (rc == 1)
@@ -532,6 +655,8 @@ main_checkin(struct run *r, int argc, char **argv)
 	req.timeout_ms = r->conf.timeout_ms;
 	rc = http_request(&req, &h, r->err, sizeof(r->err));
 	free(url);
+	if (rc == AGENT_OK)
+		main_warn_canary(&h);
 	if (rc == AGENT_OK && h.status == 200) {
 		if ((rc = main_check_bundle(r, &h, "check-in")) == AGENT_OK)
 			rc = main_install(r, &h, "check-in");
@@ -603,25 +728,14 @@ main_status_print(json_t *o)
 
 /* status: what the agent holds; everything from files or the network is escaped. */
 static int
-main_status(struct run *r, int argc, char **argv)
+main_status(struct run *r, int json)
 {
 	STACK_OF(X509) *cas = NULL;
 	char *pem = NULL, fp[AGENT_HEX64 + 1], subj[4096], na[64], esc[4096], why[256];
 	size_t len;
-	int json = 0, linked, i, rc;
+	int linked, i, rc;
 	json_t *o, *arr, *ca;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (strcmp(argv[i], "--help") == 0) {
-			main_usage(stdout);
-			return AGENT_OK;
-		} else {
-			main_usage(stderr);
-			return AGENT_EUSAGE;
-		}
-	}
 	if ((rc = state_load(r->conf.state_dir, &r->st, r->err, sizeof(r->err))) == -1)
 		return main_fail(r, AGENT_EINTERNAL);
 	linked = rc == 1 && state_load_token(r->conf.state_dir, r->token, why, sizeof(why)) == 1;
@@ -691,10 +805,12 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf = AGENT_DEFAULT_CONF;
+	struct args a;
 	struct run r;
 	int c, given = 0, rc;
 
 	memset(&r, 0, sizeof(r));
+	r.lock_fd = -1;
 	while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -723,23 +839,28 @@ main(int argc, char **argv)
 		snprintf(r.err, sizeof(r.err), "unknown command (link, check-in, status)");
 		return main_fail(&r, AGENT_EUSAGE);
 	}
+	optind = 1;
+	if ((c = main_args(argc, argv, &a)) != 0) {
+		main_usage(c == 1 ? stdout : stderr);
+		return c == 1 ? AGENT_OK : AGENT_EUSAGE;
+	}
 	if ((rc = main_conf(&r, conf, given)) != AGENT_OK) {
 		conf_free(&r.conf);
 		return rc;
 	}
-	if (http_global_init() == -1) {
+	if (strcmp(argv[0], "status") == 0)
+		rc = main_status(&r, a.json); /* reads only: no lock, no libcurl */
+	else if (http_global_init() == -1) {
 		snprintf(r.err, sizeof(r.err), "cannot initialise libcurl");
 		rc = main_fail(&r, AGENT_EINTERNAL);
-	} else if (strcmp(argv[0], "link") == 0) {
-		optind = 1;
-		rc = main_link(&r, argc, argv);
-	} else if (strcmp(argv[0], "check-in") == 0)
-		rc = main_checkin(&r, argc, argv);
-	else
-		rc = main_status(&r, argc, argv);
+	} else {
+		rc = strcmp(argv[0], "link") == 0 ? main_link(&r, &a) : main_checkin(&r);
+		curl_global_cleanup();
+	}
+	if (r.lock_fd != -1)
+		close(r.lock_fd);
 	explicit_bzero(r.token, sizeof(r.token));
 	state_free(&r.st);
 	conf_free(&r.conf);
-	curl_global_cleanup();
 	return rc;
 }

@@ -3,19 +3,24 @@
  * `token` (0600). Both are written whole and atomically; a state file that does not parse
  * is refused with the line that is wrong, never half-used.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "xmalloc.h"
 
-#define STATE_MAX_SIZE   (64 * 1024)
-#define STATE_MAX_RESULT 300
+#define STATE_MAX_SIZE     (64 * 1024)
+#define STATE_MAX_RESULT   300
+#define STATE_LOCK_POLL_MS 20 /* between two tries of a lock another run holds */
 
 static int state_hex64(const char *);
 static int state_clean_text(const char *);
@@ -206,6 +211,76 @@ state_save(const char *dir, const struct agent_state *st, char *err, size_t errl
 	free(text);
 	free(path);
 	return rc;
+}
+
+int
+state_stage(const char *dir, const struct agent_state *st, char **tmp, char *err, size_t errlen)
+{
+	char *path, *text;
+	int rc;
+
+	xasprintf(&path, "%s/state", dir);
+	text = state_format(st);
+	rc = fsio_stage(path, text, strlen(text), 0600, tmp, err, errlen);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int
+state_commit(const char *dir, const char *tmp, char *err, size_t errlen)
+{
+	char *path;
+	int rc;
+
+	xasprintf(&path, "%s/state", dir);
+	rc = fsio_commit(tmp, path, err, errlen);
+	if (rc == 0)
+		rc = fsio_sync_dir(path, err, errlen);
+	free(path);
+	return rc;
+}
+
+/*
+ * The directory itself is locked, not a file in it: a check-in before link leaves
+ * state_dir empty, and there is no stale lock file to mind. Polled rather than blocking
+ * so that the wait has a deadline without a signal.
+ */
+int
+state_lock(const char *dir, uint64_t timeout_ms, int *fdp, char *err, size_t errlen)
+{
+	const struct timespec nap = { 0, STATE_LOCK_POLL_MS * 1000000L };
+	uint64_t waited = 0;
+	int fd, saved;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		saved = errno;
+		snprintf(err, errlen, "%s: cannot open: %s", dir, strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			saved = errno;
+			snprintf(err, errlen, "%s: cannot lock: %s", dir, strerror(errno));
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (waited >= timeout_ms) {
+			snprintf(err, errlen,
+			    "another run holds the lock on %s: gave up after %" PRIu64 " s", dir,
+			    timeout_ms / 1000);
+			close(fd);
+			return 1;
+		}
+		(void)nanosleep(&nap, NULL);
+		waited += STATE_LOCK_POLL_MS;
+	}
+	*fdp = fd;
+	return 0;
 }
 
 void

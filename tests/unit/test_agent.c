@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +282,70 @@ test_state_load_corrupt_file(void **state)
 	(void)state;
 }
 
+/* One run at a time: a second lock on state_dir waits its timeout and reports the other
+ * run; closing the first releases it; a missing state_dir is ENOENT (not linked). */
+static void
+test_state_lock(void **state)
+{
+	char err[AGENT_ERRLEN], *missing;
+	int fd1 = -1, fd2 = -1;
+
+	assert_int_equal(state_lock(dir, 1000, &fd1, err, sizeof(err)), 0);
+	assert_true(fd1 >= 0);
+	assert_true((fcntl(fd1, F_GETFD) & FD_CLOEXEC) != 0); /* the hook does not hold it */
+	assert_int_equal(state_lock(dir, 100, &fd2, err, sizeof(err)), 1);
+	assert_int_equal(fd2, -1);
+	assert_non_null(strstr(err, "another run"));
+	close(fd1);
+	assert_int_equal(state_lock(dir, 100, &fd2, err, sizeof(err)), 0);
+	close(fd2);
+	xasprintf(&missing, "%s/no-such-dir", dir);
+	assert_int_equal(state_lock(missing, 100, &fd2, err, sizeof(err)), -1);
+	assert_int_equal(errno, ENOENT);
+	free(missing);
+	(void)state;
+}
+
+/* The install's steps: a staged file is invisible until committed, discarding it leaves
+ * nothing, .prev is a second name of the file replaced (none when there was none). */
+static void
+test_fsio_steps(void **state)
+{
+	char err[AGENT_ERRLEN], *path, *prev, *tmp, *buf;
+	size_t len;
+
+	xasprintf(&path, "%s/b.pem", dir);
+	xasprintf(&prev, "%s/b.pem.prev", dir);
+	assert_int_equal(fsio_keep_prev(path, err, sizeof(err)), 0); /* nothing to keep */
+	assert_int_equal(access(prev, F_OK), -1);
+	assert_int_equal(fsio_stage(path, "one", 3, 0644, &tmp, err, sizeof(err)), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	fsio_discard(tmp);
+	assert_int_equal(fsio_write_atomic(path, "one", 3, 0644, 0, err, sizeof(err)), 0);
+	assert_int_equal(fsio_stage(path, "two", 3, 0644, &tmp, err, sizeof(err)), 0);
+	assert_int_equal(fsio_keep_prev(path, err, sizeof(err)), 0);
+	assert_int_equal(fsio_commit(tmp, path, err, sizeof(err)), 0);
+	free(tmp);
+	assert_int_equal(fsio_read(path, 16, &buf, &len, err, sizeof(err)), 0);
+	assert_string_equal(buf, "two");
+	free(buf);
+	assert_int_equal(fsio_read(prev, 16, &buf, &len, err, sizeof(err)), 0);
+	assert_string_equal(buf, "one");
+	free(buf);
+	/* A file that cannot be created leaves nothing and says why. */
+	free(path);
+	xasprintf(&path, "%s/no-such-dir/b.pem", dir);
+	assert_int_equal(fsio_stage(path, "x", 1, 0644, &tmp, err, sizeof(err)), -1);
+	assert_null(tmp);
+	assert_non_null(strstr(err, "cannot create"));
+	free(path);
+	xasprintf(&path, "rm -f %s/b.pem %s/b.pem.prev", dir, dir);
+	assert_int_equal(system(path), 0);
+	free(path);
+	free(prev);
+	(void)state;
+}
+
 static int
 conf_text(const char *text, struct agent_conf *c, char *err, size_t errlen)
 {
@@ -415,6 +481,8 @@ main(void)
 		cmocka_unit_test(test_state_round_trip),
 		cmocka_unit_test(test_state_corrupt),
 		cmocka_unit_test(test_state_load_corrupt_file),
+		cmocka_unit_test(test_state_lock),
+		cmocka_unit_test(test_fsio_steps),
 		cmocka_unit_test(test_conf),
 		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_hook_split),
