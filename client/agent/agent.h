@@ -91,9 +91,9 @@ int state_save_token(const char *dir, const char *tok, char *err, size_t errlen)
 int state_mkdir(const char *dir, char *err, size_t errlen);
 
 /* ---- fsio.c: whole files */
-/* tmp in the same directory, fsync, optional <path>.prev, rename, directory fsync. */
-int fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
-    char *err, size_t errlen);
+/* tmp in the same directory, fsync, rename, directory fsync. */
+int fsio_write_atomic(
+    const char *path, const void *buf, size_t len, unsigned mode, char *err, size_t errlen);
 /* The steps of fsio_write_atomic, for a caller replacing two files at once:
  * stage writes, fsyncs and closes a temporary file beside path (*tmp names it; 0 or -1 with
  * nothing left behind); discard removes a staged file and frees its name (NULL: nothing);

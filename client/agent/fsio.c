@@ -139,15 +139,14 @@ fsio_commit(const char *tmp, const char *path, char *err, size_t errlen)
 }
 
 int
-fsio_write_atomic(const char *path, const void *buf, size_t len, unsigned mode, int keep_prev,
-    char *err, size_t errlen)
+fsio_write_atomic(
+    const char *path, const void *buf, size_t len, unsigned mode, char *err, size_t errlen)
 {
 	char *tmp;
 
 	if (fsio_stage(path, buf, len, mode, &tmp, err, errlen) == -1)
 		return -1;
-	if ((keep_prev && fsio_keep_prev(path, err, errlen) == -1) ||
-	    fsio_commit(tmp, path, err, errlen) == -1) {
+	if (fsio_commit(tmp, path, err, errlen) == -1) {
 		fsio_discard(tmp);
 		return -1;
 	}

@@ -207,7 +207,7 @@ state_save(const char *dir, const struct agent_state *st, char *err, size_t errl
 
 	xasprintf(&path, "%s/state", dir);
 	text = state_format(st);
-	rc = fsio_write_atomic(path, text, strlen(text), 0600, 0, err, errlen);
+	rc = fsio_write_atomic(path, text, strlen(text), 0600, err, errlen);
 	free(text);
 	free(path);
 	return rc;
@@ -364,7 +364,7 @@ state_save_token(const char *dir, const char *tok, char *err, size_t errlen)
 
 	xasprintf(&path, "%s/token", dir);
 	snprintf(line, sizeof(line), "%s\n", tok);
-	rc = fsio_write_atomic(path, line, strlen(line), 0600, 0, err, errlen);
+	rc = fsio_write_atomic(path, line, strlen(line), 0600, err, errlen);
 	explicit_bzero(line, sizeof(line));
 	free(path);
 	return rc;

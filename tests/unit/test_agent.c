@@ -321,7 +321,7 @@ test_fsio_steps(void **state)
 	assert_int_equal(fsio_stage(path, "one", 3, 0644, &tmp, err, sizeof(err)), 0);
 	assert_int_equal(access(path, F_OK), -1);
 	fsio_discard(tmp);
-	assert_int_equal(fsio_write_atomic(path, "one", 3, 0644, 0, err, sizeof(err)), 0);
+	assert_int_equal(fsio_write_atomic(path, "one", 3, 0644, err, sizeof(err)), 0);
 	assert_int_equal(fsio_stage(path, "two", 3, 0644, &tmp, err, sizeof(err)), 0);
 	assert_int_equal(fsio_keep_prev(path, err, sizeof(err)), 0);
 	assert_int_equal(fsio_commit(tmp, path, err, sizeof(err)), 0);
