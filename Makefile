@@ -56,12 +56,14 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
+# The ledger: the connection, schema and batches (ledger.c), the agents (ledger_agents.c).
+LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o $(O)/daemon/certset.o \
 	       $(O)/daemon/reply.o $(O)/daemon/op.o \
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o $(O)/daemon/sandbox.o \
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
-	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
+	       $(LEDGER_OBJS) $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_join.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
 	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
@@ -176,7 +178,7 @@ test_pki_objs      := $(O)/daemon/pki.o
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o $(O)/daemon/sandbox.o
-test_ledger_objs   := $(O)/daemon/ledger.o
+test_ledger_objs   := $(LEDGER_OBJS)
 test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(O)/daemon/pki.o
 test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
 		      $(O)/daemon/pki.o
@@ -210,9 +212,9 @@ $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS))
 
-$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(O)/daemon/ledger.o $(COMMON_OBJS) $(GEN_H)
+$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(LEDGER_OBJS) $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(O)/daemon/ledger.o \
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(LEDGER_OBJS) \
 	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
 
 # The agent simulator stands alone, and the ingest load generator has only the socket client.

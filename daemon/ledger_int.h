@@ -105,4 +105,20 @@ struct ledger {
 	size_t npend, pendcap;
 };
 
+/* The statements, by enum ledger_st; ledger_open prepares them all. */
+extern const char *const ledger_sql[LST_COUNT];
+
+/* Shared by the ledger files; ledger.c has each one's contract. */
+int ledger_sqlerr(struct ledger *, const char *);
+int ledger_run(struct ledger *, enum ledger_st);
+void ledger_done(sqlite3_stmt *);
+int ledger_owner_ok(struct ledger *, const char *);
+uint32_t ledger_clamp(int64_t);
+void ledger_pend(struct ledger *, int64_t, int, const struct ledger_entry *);
+int ledger_call_begin(struct ledger *, const char *);
+enum ledger_result ledger_call_end(struct ledger *, enum ledger_result, size_t);
+uint8_t ledger_staged_flags(const struct ledger *, int64_t, int, int, int);
+int ledger_load_bundles(struct ledger *);
+void ledger_clear_flags(struct ledger *);
+
 #endif
