@@ -56,8 +56,8 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
-# The ledger: the connection, schema and batches (ledger.c), the agents (ledger_agents.c).
-LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o
+# The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
+LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o $(O)/daemon/certset.o \
 	       $(O)/daemon/reply.o $(O)/daemon/op.o \

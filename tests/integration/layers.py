@@ -21,7 +21,7 @@ import sys
 LAYERS = [
     ("common", "log xmalloc wire status fault clock backupid duration"),
     ("sys, pki, config", "config pki sandbox privs notify unixsock job supervise worker"),
-    ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents"),
+    ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents ledger_audit"),
     ("engine", "proxy metrics agents"),
     ("rpc", "acl audit reply op dispatch control rpc_status rpc_stage rpc_rotate rpc_report "
      "rpc_join rpc_backups rpc_audit"),
