@@ -3,27 +3,14 @@
  * synchronous=FULL) holds the truth; a flat in-memory index of 8 bytes per
  * agent answers the counts without SQL. A batch's changes reach the index
  * only after its COMMIT returned, so nothing is counted before it is durable.
+ * This file owns the connection, the schema and its migrations, the batches
+ * and the index; ledger_agents.c the agents, ledger_audit.c the audit chain.
  *
  * Rules:
  * - link, checkin, exclude and include run only inside a batch (ledger_begin);
  *   outside one they return LEDGER_ERROR and log. Each writes with a single
  *   statement, which SQLite undoes alone when it fails: the batch goes on,
  *   unless SQLite abandoned the whole transaction; then the batch fails.
- * - A staging is one episode of one staged CA: it starts when ledger_set_target
- *   names a CA other than the one recorded, and ends when it names another one
- *   (or none). Delivered/acknowledged/verified belong to an episode, so a CA
- *   staged again after a discard starts from nothing: in between, agents were
- *   sent bundles without it.
- * - Acknowledged: the agent presented the id of the bundle we last delivered to
- *   it, and that delivery happened during the episode (every bundle served
- *   while a CA is staged holds it).
- * - An agent's progress in the open staging lives in its agents row, tagged with
- *   the staging id (values tagged with an older staging mean nothing): a
- *   check-in writes one row. A check-in that changes nothing but last_seen
- *   writes nothing until last_seen has moved by LEDGER_SEEN_GRANULARITY; the
- *   index has last_seen to the second. Only agents that lack nothing take that
- *   path (a lacking agent is always sent the bundle, which is written), so a
- *   last_seen a few minutes old after a restart never hides a pending agent.
  */
 #include <sys/stat.h>
 
@@ -34,8 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "ledger.h"
@@ -43,10 +28,10 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define LEDGER_BUSY_MS     200        /* only an operator's sqlite3 shell competes */
-#define LEDGER_PAGE_SIZE   "1024"
-#define LEDGER_WAL_PAGES   "8000"     /* checkpoint when the WAL holds ~8 MiB */
-#define LEDGER_WAL_LIMIT   "33554432" /* truncate a WAL a reader made grow, to 32 MiB */
+#define LEDGER_BUSY_MS   200 /* only an operator's sqlite3 shell competes */
+#define LEDGER_PAGE_SIZE "1024"
+#define LEDGER_WAL_PAGES "8000"     /* checkpoint when the WAL holds ~8 MiB */
+#define LEDGER_WAL_LIMIT "33554432" /* truncate a WAL a reader made grow, to 32 MiB */
 #define LEDGER_ADVICE                                                                              \
 	"restore it from a backup or move it aside (the daemon will not report numbers it "        \
 	"cannot trust)"

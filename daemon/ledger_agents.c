@@ -1,8 +1,23 @@
 /*
  * The ledger's agents: link, check-in, token renewal, exclusions, join
  * tokens, the staging target and the counts over the in-memory index.
+ *
+ * - A staging is one episode of one staged CA: it starts when ledger_set_target
+ *   names a CA other than the one recorded, and ends when it names another one
+ *   (or none). Delivered/acknowledged/verified belong to an episode, so a CA
+ *   staged again after a discard starts from nothing: in between, agents were
+ *   sent bundles without it.
+ * - Acknowledged: the agent presented the id of the bundle we last delivered to
+ *   it, and that delivery happened during the episode (every bundle served
+ *   while a CA is staged holds it).
+ * - An agent's progress in the open staging lives in its agents row, tagged with
+ *   the staging id (values tagged with an older staging mean nothing): a
+ *   check-in writes one row. A check-in that changes nothing but last_seen
+ *   writes nothing until last_seen has moved by LEDGER_SEEN_GRANULARITY; the
+ *   index has last_seen to the second. Only agents that lack nothing take that
+ *   path (a lacking agent is always sent the bundle, which is written), so a
+ *   last_seen a few minutes old after a restart never hides a pending agent.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,6 @@
  * appended, listed and verified (ledger.h has the record's hash encoding).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -12,15 +11,12 @@
 #include "ledger.h"
 #include "ledger_int.h"
 #include "log.h"
-#include "xmalloc.h"
 
 static int ledger_audit_head(struct ledger *, uint64_t *, char *);
 static int ledger_audit_insert(struct ledger *, const struct ledger_audit *);
 static void ledger_audit_digest(const int64_t *, const char *const *, const size_t *, char *);
 static void ledger_audit_copy(sqlite3_stmt *, int, char *, size_t);
 static const char *ledger_audit_check(sqlite3_stmt *, uint64_t, const char *, char *);
-
-/* ---- the audit log (ledger.h has the record's hash encoding) ---- */
 
 #define LEDGER_AUDIT_TAG   "carotate-audit-v1" /* hashed with its NUL */
 #define LEDGER_AUDIT_INTS  4                   /* seq, time, uid, pid */
