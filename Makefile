@@ -56,8 +56,8 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
-# OpenSSL: inspection (pki.c), generation (pki_gen.c).
-PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o
+# OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
+PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o $(O)/daemon/pki_custom.o
 # The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
 LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \

@@ -26,4 +26,9 @@ time_t pki_now(time_t);
 char *pki_pem_x509(X509 *);
 char *pki_pem_key(EVP_PKEY *);
 
+#define PKI_MAX_CHAIN   16 /* certificates in one PEM file */
+
+char *pki_name(const X509_NAME *);
+char *pki_pem_x509s(STACK_OF(X509) *, int);
+
 #endif
