@@ -1,15 +1,13 @@
 /*
- * Everything that touches OpenSSL. Certificates read here come from files an
+ * Inspection of certificates: parsing, fingerprints, descriptions, chains and
+ * the bundle id, and the helpers pki_gen.c (generation) and pki_custom.c
+ * (custom-set validation) share. Certificates read here come from files an
  * operator or a previous run wrote; they are parsed, never trusted blindly.
  */
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <stdarg.h>
-#include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +18,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"

@@ -1,4 +1,8 @@
-/* OpenSSL: certificate parsing, fingerprints, descriptions, the trust bundle id. */
+/*
+ * OpenSSL: certificate parsing, fingerprints, descriptions, the trust bundle id
+ * (pki.c); generation of a set (pki_gen.c); validation of a custom set
+ * (pki_custom.c).
+ */
 #ifndef CAROTATE_PKI_H
 #define CAROTATE_PKI_H
 

@@ -3,8 +3,6 @@
  * read back from a backup: every field parsed strictly, then the checks of
  * pki_checks[] in the order an operator should hear about problems.
  */
-#include <arpa/inet.h>
-#include <sys/socket.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,11 +23,11 @@
 #include "pki_int.h"
 #include "xmalloc.h"
 
-#define PKI_DAY           86400
-#define PKI_ESCAPE_MAX    (PKI_SHOW_MAX * 4 + 4) /* the same, each byte as \xHH, "..." */
-#define PKI_LABEL_MAX     192
-#define PKI_MIN_RSA_BITS  2048
-#define PKI_MIN_SIG_BITS  112 /* SHA-1 signatures rate 63 bits, MD5 39 */
+#define PKI_DAY          86400
+#define PKI_ESCAPE_MAX   (PKI_SHOW_MAX * 4 + 4) /* the same, each byte as \xHH, "..." */
+#define PKI_LABEL_MAX    192
+#define PKI_MIN_RSA_BITS 2048
+#define PKI_MIN_SIG_BITS 112 /* SHA-1 signatures rate 63 bits, MD5 39 */
 
 /* One field of a custom set, named as the operator knows it. */
 struct pki_field {
