@@ -56,10 +56,13 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
+# common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
+DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
-PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o $(O)/daemon/pki_custom.o
+PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o $(O)/daemon/pki_custom.o $(DIGEST_OBJS)
 # The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
-LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o
+LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o \
+	       $(DIGEST_OBJS)
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(PKI_OBJS) $(O)/daemon/certset.o \
 	       $(O)/daemon/reply.o $(O)/daemon/op.o \
@@ -77,7 +80,7 @@ CLIENT_OBJS := $(patsubst client/%.c,$(O)/client/%.o,$(wildcard client/*.c))
 # carotate-agent: its modules, and of common/ only what it uses (no protobuf-c).
 AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
-	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c)))
+	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c))) $(DIGEST_OBJS)
 AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o \
 	       $(O)/common/xmalloc.o $(O)/common/log.o
 
@@ -169,6 +172,7 @@ $(O)/tests/%.o: tests/unit/%.c $(GEN_H) $(wildcard common/*.h daemon/*.h client/
 test_wire_objs     :=
 test_proto_objs    :=
 test_status_objs   :=
+test_digest_objs   := $(DIGEST_OBJS)
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/acl.o
 # Dispatch is the hub: every handler hangs off its table.
