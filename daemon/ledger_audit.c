@@ -8,9 +8,12 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "digest.h"
 #include "ledger.h"
 #include "ledger_int.h"
 #include "log.h"
+
+_Static_assert(LEDGER_AUDIT_HASH_LEN + 1 == DIGEST_SHA256_HEX, "a record hash is SHA-256 hex");
 
 static int ledger_audit_head(struct ledger *, uint64_t *, char *);
 static int ledger_audit_insert(struct ledger *, const struct ledger_audit *);
@@ -39,10 +42,8 @@ ledger_digest_be(EVP_MD_CTX *md, uint64_t v, int bytes)
 static void
 ledger_audit_digest(const int64_t *ints, const char *const *s, const size_t *n, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
 	EVP_MD_CTX *md;
-	uint8_t d[EVP_MAX_MD_SIZE];
-	unsigned int dlen = 0, i;
+	unsigned int i;
 
 	if ((md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
 	    EVP_DigestUpdate(md, LEDGER_AUDIT_TAG, sizeof(LEDGER_AUDIT_TAG)) != 1)
@@ -54,14 +55,9 @@ ledger_audit_digest(const int64_t *ints, const char *const *s, const size_t *n, 
 		if (n[i] > 0 && EVP_DigestUpdate(md, s[i], n[i]) != 1)
 			fatalx("%s: EVP_DigestUpdate failed", __func__);
 	}
-	if (EVP_DigestFinal_ex(md, d, &dlen) != 1 || dlen != LEDGER_AUDIT_HASH_LEN / 2)
+	if (digest_sha256_final_hex(md, out) != 0)
 		fatalx("%s: EVP_DigestFinal_ex failed", __func__);
 	EVP_MD_CTX_free(md);
-	for (i = 0; i < dlen; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 0xf];
-	}
-	out[2 * dlen] = '\0';
 }
 
 void

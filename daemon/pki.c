@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "digest.h"
 #include "log.h"
 #include "pki.h"
 #include "pki_int.h"
@@ -34,19 +35,6 @@ static int pki_der_cmp(const void *, const void *);
 
 static void pki_wipe_string(char *);
 static char *pki_bio_take(BIO *);
-
-void
-pki_hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
 
 /* Parses every certificate of a PEM buffer (at most PKI_MAX_CHAIN). */
 static STACK_OF(X509) * pki_parse_pem(const uint8_t *buf, size_t len, char *err, size_t errlen)
@@ -134,14 +122,7 @@ pki_init(void)
 void
 pki_cert_sha256(X509 *x, char out[PKI_SHA256_HEX])
 {
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32) {
-		out[0] = '\0';
-		return;
-	}
-	pki_hex(md, n, out);
+	digest_x509_sha256_hex(x, out);
 }
 
 int
@@ -362,7 +343,6 @@ int
 pki_bundle_id(X509 *const *cas, size_t n, char out[PKI_SHA256_HEX])
 {
 	struct pki_der *der = xcalloc(n > 0 ? n : 1, sizeof(*der));
-	uint8_t md[32];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t i;
 	int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
@@ -373,9 +353,7 @@ pki_bundle_id(X509 *const *cas, size_t n, char out[PKI_SHA256_HEX])
 		qsort(der, n, sizeof(*der), pki_der_cmp);
 	for (i = 0; ok && i < n; i++)
 		ok = EVP_DigestUpdate(ctx, der[i].p, (size_t)der[i].len) == 1;
-	ok = ok && EVP_DigestFinal_ex(ctx, md, NULL) == 1;
-	if (ok)
-		pki_hex(md, sizeof(md), out);
+	ok = ok && digest_sha256_final_hex(ctx, out) == 0;
 	for (i = 0; i < n; i++)
 		OPENSSL_free(der[i].p);
 	free(der);

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "digest.h"
 #include "log.h"
 #include "pki.h"
 #include "pki_int.h"
@@ -337,7 +338,7 @@ pki_ca_subject(const char *name, time_t now)
 	if (subject == NULL || gmtime_r(&now, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%Y-%m-%d", &tm) == 0 || RAND_bytes(rnd, sizeof(rnd)) != 1)
 		goto fail;
-	pki_hex(rnd, sizeof(rnd), ou);
+	digest_hex(rnd, sizeof(rnd), ou);
 	snprintf(cn, sizeof(cn), "%s CA %s", name, date);
 	if (X509_NAME_add_entry_by_txt(
 	        subject, "OU", MBSTRING_UTF8, (unsigned char *)ou, -1, -1, 0) != 1 ||

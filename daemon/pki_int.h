@@ -29,8 +29,6 @@ int pki_parse_ip(const char *, unsigned char *);
 time_t pki_now(time_t);
 /* A name in RFC 2253 form (heap string). */
 char *pki_name(const X509_NAME *);
-/* Lower-case hex of n bytes into out (2n + 1 bytes). */
-void pki_hex(const uint8_t *, size_t, char *);
 /* PEM text (heap strings): the first n certificates of xs, one certificate, a PKCS#8 key. */
 char *pki_pem_x509s(STACK_OF(X509) *, int);
 char *pki_pem_x509(X509 *);
