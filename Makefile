@@ -57,12 +57,19 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
+# common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
+DIGEST_OBJS := $(O)/common/digest.o
+# OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
+PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o $(O)/daemon/pki_custom.o $(DIGEST_OBJS)
+# The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
+LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o \
+	       $(DIGEST_OBJS)
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
-	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o $(O)/daemon/certset.o \
+	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(PKI_OBJS) $(O)/daemon/certset.o \
 	       $(O)/daemon/reply.o $(O)/daemon/op.o \
 	       $(O)/daemon/ssldir.o $(O)/daemon/job.o $(O)/daemon/sandbox.o \
 	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
-	       $(O)/daemon/ledger.o $(O)/daemon/agents.o $(O)/daemon/metrics.o \
+	       $(LEDGER_OBJS) $(O)/daemon/agents.o $(O)/daemon/metrics.o \
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_join.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
 	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
@@ -74,7 +81,7 @@ CLIENT_OBJS := $(patsubst client/%.c,$(O)/client/%.o,$(wildcard client/*.c))
 # carotate-agent: its modules, and of common/ only what it uses (no protobuf-c).
 AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
-	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c)))
+	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c))) $(DIGEST_OBJS)
 AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o \
 	       $(O)/common/xmalloc.o $(O)/common/log.o
 
@@ -134,7 +141,7 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
 $(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/swap.o \
-	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o $(O)/faults/daemon/pki.o \
+	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
 
@@ -166,6 +173,7 @@ $(O)/tests/%.o: tests/unit/%.c | $(GEN_H)
 test_wire_objs     :=
 test_proto_objs    :=
 test_status_objs   :=
+test_digest_objs   := $(DIGEST_OBJS)
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/acl.o
 # Dispatch is the hub: every handler hangs off its table.
@@ -173,16 +181,16 @@ test_dispatch_objs := $(O)/libcarotated.a
 # The audit hook hangs off dispatch and reads the ledger through agents: the whole daemon.
 # tests/unit/fixture.c: the scratch daemon state test_audit and test_mutate share.
 test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
-test_pki_objs      := $(O)/daemon/pki.o
+test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
-test_active_objs   := $(O)/daemon/bundle.o $(O)/daemon/pki.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_active_objs   := $(O)/daemon/bundle.o $(PKI_OBJS) $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o $(O)/daemon/sandbox.o
-test_ledger_objs   := $(O)/daemon/ledger.o
-test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(O)/daemon/pki.o
+test_ledger_objs   := $(LEDGER_OBJS)
+test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
-		      $(O)/daemon/pki.o
+		      $(PKI_OBJS)
 test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldir.o \
-		      $(O)/daemon/fsx.o $(O)/daemon/pki.o
+		      $(O)/daemon/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/unixsock.o \
 		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
@@ -195,7 +203,7 @@ test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
 # tests/unit/fixture_*.c, shared by the tests: fixture_fs makes scratch SSL and state
-# directories and puts, reads and snapshots files there; fixture_pki generates sets (pki.o).
+# directories and puts, reads and snapshots files there; fixture_pki generates sets (PKI_OBJS).
 FIXTURE_FS  := $(O)/tests/fixture_fs.o
 FIXTURE_PKI := $(O)/tests/fixture_pki.o
 test_ssldir_objs  += $(FIXTURE_FS)
@@ -211,9 +219,9 @@ $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS))
 
-$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(O)/daemon/ledger.o $(COMMON_OBJS) $(GEN_H)
+$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(LEDGER_OBJS) $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(O)/daemon/ledger.o \
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(LEDGER_OBJS) \
 	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
 
 # The agent simulator stands alone, and the ingest load generator has only the socket client.

@@ -3,7 +3,8 @@
  * exist, their token hashes, when they were seen, which bundle they hold,
  * and per staged CA whether it was delivered, acknowledged and verified;
  * and the audit log, a hash chain of every state-changing call.
- * Only the parent process opens it. Every SQL statement lives in ledger.c.
+ * Only the parent process opens it. Every SQL statement lives in ledger.c
+ * (ledger_sql); ledger_agents.c and ledger_audit.c run them.
  */
 #ifndef CAROTATE_LEDGER_H
 #define CAROTATE_LEDGER_H

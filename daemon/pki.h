@@ -1,4 +1,8 @@
-/* OpenSSL: certificate parsing, fingerprints, descriptions, the trust bundle id. */
+/*
+ * OpenSSL: certificate parsing, fingerprints, descriptions, the trust bundle id
+ * (pki.c); generation of a set (pki_gen.c); validation of a custom set
+ * (pki_custom.c).
+ */
 #ifndef CAROTATE_PKI_H
 #define CAROTATE_PKI_H
 
@@ -9,8 +13,9 @@
 #include <openssl/x509.h>
 
 #include "carotate.pb-c.h"
+#include "digest.h"
 
-#define PKI_SHA256_HEX 65 /* 64 hex digits and a NUL */
+#define PKI_SHA256_HEX DIGEST_SHA256_HEX /* 64 hex digits and a NUL */
 
 /* Every certificate in a PEM buffer, in order; NULL (err filled) when none parses. */
 STACK_OF(X509) * pki_certs_from_pem(const uint8_t *, size_t, char *err, size_t errlen);

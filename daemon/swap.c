@@ -48,6 +48,7 @@
 
 #include "backupid.h"
 #include "config.h"
+#include "digest.h"
 #include "fault.h"
 #include "fsx.h"
 #include "log.h"
@@ -285,8 +286,6 @@ swap_probe_set(struct swap_ctx *c, int dirfd, const char *where, int *mask)
 static int
 swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
 	struct stat st;
 	uint8_t *data;
 	size_t len;
@@ -295,15 +294,13 @@ swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    fsx_read(dirfd, name, SSLDIR_MAX_CERT_FILE, &data, &len) == -1)
 		return -1;
-	ok = EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32;
+	ok = digest_sha256_hex(data, len, hex) == 0;
 	explicit_bzero(data, len);
 	free(data);
 	if (!ok) {
 		errno = EIO;
 		return -1;
 	}
-	for (i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	*mode = st.st_mode & 07777;
 	return 0;
 }

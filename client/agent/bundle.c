@@ -13,6 +13,9 @@
 #include <openssl/x509v3.h>
 
 #include "agent.h"
+#include "digest.h"
+
+_Static_assert(AGENT_HEX64 + 1 == DIGEST_SHA256_HEX, "bundle ids and fingerprints are SHA-256 hex");
 
 #define BUNDLE_BEGIN "-----BEGIN CERTIFICATE-----"
 #define BUNDLE_END   "-----END CERTIFICATE-----"
@@ -24,20 +27,6 @@ struct bundle_der {
 
 static X509 *bundle_block(const char *p, size_t len, size_t *used, char *why, size_t whylen);
 static int bundle_der_cmp(const void *, const void *);
-static void bundle_hex(const unsigned char *md, char out[AGENT_HEX64 + 1]);
-
-static void
-bundle_hex(const unsigned char *md, char out[AGENT_HEX64 + 1])
-{
-	static const char hexd[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hexd[md[i] >> 4];
-		out[2 * i + 1] = hexd[md[i] & 15];
-	}
-	out[AGENT_HEX64] = '\0';
-}
 
 /* One BEGIN/END CERTIFICATE block at p; anything else there (a key, junk) is refused. */
 static X509 *
@@ -130,7 +119,6 @@ int
 bundle_id(STACK_OF(X509) * cas, char id[AGENT_HEX64 + 1])
 {
 	struct bundle_der ders[AGENT_MAX_CAS];
-	unsigned char md[32];
 	EVP_MD_CTX *ctx;
 	int n = sk_X509_num(cas), i, rc = -1;
 
@@ -145,10 +133,8 @@ bundle_id(STACK_OF(X509) * cas, char id[AGENT_HEX64 + 1])
 		for (i = 0; i < n && ders[i].len > 0; i++)
 			if (EVP_DigestUpdate(ctx, ders[i].p, (size_t)ders[i].len) != 1)
 				break;
-		if (i == n && EVP_DigestFinal_ex(ctx, md, NULL) == 1) {
-			bundle_hex(md, id);
+		if (i == n && digest_sha256_final_hex(ctx, id) == 0)
 			rc = 0;
-		}
 	}
 	EVP_MD_CTX_free(ctx);
 	for (i = 0; i < n; i++)
@@ -159,13 +145,7 @@ bundle_id(STACK_OF(X509) * cas, char id[AGENT_HEX64 + 1])
 int
 bundle_fingerprint(X509 *x, char fp[AGENT_HEX64 + 1])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-
-	if (X509_digest(x, EVP_sha256(), md, &len) != 1 || len != 32)
-		return -1;
-	bundle_hex(md, fp);
-	return 0;
+	return digest_x509_sha256_hex(x, fp);
 }
 
 /*

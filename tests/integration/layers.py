@@ -19,9 +19,9 @@ import sys
 # Lowest first. config sits with the system modules: every layer reads the parsed
 # configuration, and it depends on nothing of the daemon.
 LAYERS = [
-    ("common", "log xmalloc wire status fault clock backupid duration"),
-    ("sys, pki, config", "config pki sandbox privs notify unixsock job supervise worker"),
-    ("store", "fsx ssldir certset swap backups bundle ledger"),
+    ("common", "log xmalloc wire status fault clock backupid duration digest"),
+    ("sys, pki, config", "config pki pki_gen pki_custom sandbox privs notify unixsock job supervise worker"),
+    ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents ledger_audit"),
     ("engine", "proxy metrics agents"),
     ("rpc", "acl audit reply op dispatch control rpc_status rpc_stage rpc_rotate rpc_report "
      "rpc_join rpc_backups rpc_audit"),
