@@ -201,7 +201,7 @@ backups_entry(int dfd, const char *name, struct backup_info *b)
 	int bfd;
 
 	memset(b, 0, sizeof(*b));
-	if (backup_id_valid(name)) {
+	if (backupid_valid(name)) {
 		backups_match(name, "certs-", &b->suffix);
 		b->created = backups_name_time(name + 6);
 	} else if (backups_match(name, BACKUPS_DISCARDED, &b->suffix)) {
@@ -497,7 +497,7 @@ backups_check(const struct config *conf, const char *id, char *err, size_t errle
 	/* Client input: echoed only once it has the exact shape of a name. */
 	if (backups_valid_discarded(id))
 		return backups_error(err, errlen, "%s: " BACKUPS_DISCARDED_TEXT, id);
-	if (id == NULL || !backup_id_valid(id))
+	if (id == NULL || !backupid_valid(id))
 		return backups_error(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if (backups_find(conf, id, name, err, errlen) == -1)
 		return -1;

@@ -21,11 +21,11 @@
 
 static void rpc_report_pending(const char *, int64_t, int, void *);
 static void rpc_report_holding(const char *, uint64_t, void *);
-static void rpc_agent_reply(struct ledger *, const char *, Carotate__V1__Response *, int);
+static void rpc_report_agent(struct ledger *, const char *, Carotate__V1__Response *, int);
 
 /* Rounded down: 99.99 % is 99, never 100. */
 static uint32_t
-rpc_percent(uint64_t part, uint64_t whole)
+rpc_report_percent(uint64_t part, uint64_t whole)
 {
 	return whole == 0 ? 0 : (uint32_t)(part * 100 / whole);
 }
@@ -89,8 +89,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->inactive_lacking = c.inactive_lacking;
 	r->excluded = c.excluded;
 	r->current = c.current;
-	r->percent = rpc_percent(c.acknowledged, c.active);
-	r->percent_verified = rpc_percent(c.verified, c.active);
+	r->percent = rpc_report_percent(c.acknowledged, c.active);
+	r->percent_verified = rpc_report_percent(c.verified, c.active);
 	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
 	r->canary_check_unset = ctx->cd->conf->canary_address.host == NULL &&
 	                        ctx->cd->conf->canary_address.path == NULL;
@@ -106,7 +106,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 
 /* Answers with the agent as the ledger now has it. */
 static void
-rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
+rpc_report_agent(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
 {
 	Carotate__V1__AgentReply *a;
 	struct ledger_agent info;
@@ -131,7 +131,7 @@ rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply,
 
 /* exclude and include: one small transaction each, durable before the answer. */
 static void
-rpc_exclusion(
+rpc_report_exclusion(
     struct rpc_ctx *ctx, const char *id, const char *reason, Carotate__V1__Response *reply)
 {
 	struct ledger *l = ctx->cd->ledger;
@@ -164,24 +164,27 @@ rpc_exclusion(
 	    (long)(ctx->peer != NULL ? ctx->peer->uid : 0), reason != NULL ? ": " : "",
 	    reason != NULL ? reason : "");
 	agents_metrics_dirty(ctx->cd);
-	rpc_agent_reply(l, id, reply, reason != NULL);
+	rpc_report_agent(l, id, reply, reason != NULL);
 }
 
 void
-rpc_exclude(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_exclude(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	rpc_exclusion(ctx, req->exclude->agent, req->exclude->reason, reply);
+	rpc_report_exclusion(ctx, req->exclude->agent, req->exclude->reason, reply);
 }
 
 void
-rpc_include(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_include(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	rpc_exclusion(ctx, req->include->agent, NULL, reply);
+	rpc_report_exclusion(ctx, req->include->agent, NULL, reply);
 }
 
 /* forget AGENT, or forget --never-confirmed --older-than D: one transaction, durable first. */
 void
-rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_forget(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__ForgetRequest *q = req->forget;
 	struct ledger *l = ctx->cd->ledger;

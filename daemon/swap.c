@@ -228,7 +228,7 @@ swap_name_index(const struct swap_ctx *c, const char *name)
 static int
 swap_valid_dir(const char *s)
 {
-	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backup_id_valid(s);
+	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backupid_valid(s);
 }
 
 /* A directory of the swap, opened relative to the SSL directory and never through a symlink. */
@@ -382,7 +382,7 @@ swap_verify(struct swap_ctx *c, const char *id, int *mask)
 
 	*mask = 0;
 	/* Client input: never echoed until it has the shape of a backup id. */
-	if (!backup_id_valid(id))
+	if (!backupid_valid(id))
 		return swap_error(c, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
 		return swap_error(c, "no backup %s: %s", id, strerror(errno));
@@ -437,7 +437,7 @@ swap_pick_id(struct swap_ctx *c, time_t now, char *id)
 		else
 			snprintf(id, SWAP_ID_MAX, "%s-%d", base, i);
 		if (fstatat(c->dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
-			return backup_id_valid(id) ? 0 : swap_error(c, "bad backup name %s", id);
+			return backupid_valid(id) ? 0 : swap_error(c, "bad backup name %s", id);
 	}
 	return swap_error(c, "no free backup name for %s", base);
 }
@@ -871,7 +871,7 @@ swap_journal_line(struct swap_ctx *c, struct swap_journal *j, const char *line)
 	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0)
 		snprintf(j->op, sizeof(j->op), "%s", line + 3);
 	else if (strncmp(line, "backup ", 7) == 0 &&
-	         (strcmp(line + 7, "-") == 0 || backup_id_valid(line + 7)))
+	         (strcmp(line + 7, "-") == 0 || backupid_valid(line + 7)))
 		snprintf(j->backup, sizeof(j->backup), "%s", line + 7);
 	else if (strcmp(line, "state prepared") == 0 || strcmp(line, "state committed") == 0)
 		j->committed = line[6] == 'c';
