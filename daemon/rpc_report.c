@@ -12,7 +12,7 @@
 #include "reply.h"
 #include "ledger.h"
 #include "log.h"
-#include "worker.h"
+#include "valid.h"
 #include "xmalloc.h"
 
 #define REPORT_DEFAULT_LIMIT 100
@@ -137,9 +137,9 @@ rpc_report_exclusion(
 	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 
-	if (!worker_valid_agent_id(id, strlen(id))) {
+	if (!valid_agent_id(id, strlen(id))) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
+		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LIMITS_MAX_AGENT_ID);
 		return;
 	}
 	if (reason != NULL && !reply_text_ok(reason, 1, LEDGER_MAX_REASON)) {
@@ -193,12 +193,12 @@ rpc_report_forget(
 	uint64_t n = 0;
 	int one = !q->never_confirmed;
 
-	if (one ? !worker_valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
+	if (one ? !valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
 	        : q->agent[0] != '\0' || q->older_than == 0 || q->older_than > REPORT_MAX_WINDOW) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "forget takes an agent id (1 to %d of A-Z a-z 0-9 . _ -), or never_confirmed "
 		    "with older_than from 1 second to 3650 days",
-		    LEDGER_MAX_AGENT_ID);
+		    LIMITS_MAX_AGENT_ID);
 		return;
 	}
 	if (ledger_begin(l) == 0) {
