@@ -80,8 +80,6 @@ static int rpc_stage_save_ca_key(const struct config *, const Carotate__Internal
 static void rpc_stage_drop_ca_key(const struct config *, const char *);
 static void rpc_stage_reload(struct rpc_stage_op *);
 static void rpc_stage_reloaded(Carotate__V1__ReloadResult *, void *);
-static int rpc_stage_refuse(Carotate__V1__Response *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
 static void rpc_stage_fail(struct rpc_stage_op *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void rpc_stage_finish(struct rpc_stage_op *, Carotate__V1__Response *);
@@ -113,20 +111,6 @@ rpc_stage_op_free(struct rpc_stage_op *op)
 	free(op);
 }
 
-/* Refuses the request as invalid input; returns -1 for the caller to pass on. */
-static int
-rpc_stage_refuse(Carotate__V1__Response *reply, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[512];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", msg);
-	return -1;
-}
-
 /* The configured proxy names as SANs; the host's name when none are configured. */
 static int
 rpc_stage_default_sans(
@@ -145,8 +129,8 @@ rpc_stage_default_sans(
 		return 0;
 	}
 	if (gethostname(host, sizeof(host)) == -1 || config_dns_invalid(host) != NULL)
-		return rpc_stage_refuse(
-		    reply, "no names for the server certificate: set [proxy] names or pass --san");
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "no names for the server certificate: set [proxy] names or pass --san");
 	op->sans = xcalloc(1, sizeof(char *));
 	xasprintf(&op->sans[0], "DNS:%s", host);
 	op->profile.n_sans = 1;
@@ -162,21 +146,22 @@ rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateReques
 	size_t i, j, len = strlen(g->name);
 
 	if (pki_key_kind_parse(kt, &op->profile.key) == -1)
-		return rpc_stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "unknown key type \"%.32s\" (ec-p256, ec-p384, rsa-2048, rsa-3072, "
 		    "rsa-4096)",
 		    kt);
 	op->profile.ca_days = g->ca_days != 0 ? g->ca_days : PKI_DEFAULT_CA_DAYS;
 	op->profile.server_days = g->server_days != 0 ? g->server_days : PKI_DEFAULT_SERVER_DAYS;
 	if (op->profile.ca_days > PKI_MAX_DAYS || op->profile.server_days > PKI_MAX_DAYS)
-		return rpc_stage_refuse(reply, "validity over %d days", PKI_MAX_DAYS);
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "validity over %d days", PKI_MAX_DAYS);
 	if (op->profile.server_days > op->profile.ca_days)
-		return rpc_stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the server certificate (%u days) would outlive its CA (%u days)",
 		    op->profile.server_days, op->profile.ca_days);
 	if (len > STAGE_MAX_NAME || strspn(g->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
 	                                            "qrstuvwxyz0123456789 ._-") != len)
-		return rpc_stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the name may hold up to %d letters, digits, spaces, '.', '_' and '-'",
 		    STAGE_MAX_NAME);
 	op->name = xstrdup(len > 0 ? g->name : PKI_DEFAULT_NAME);
@@ -184,7 +169,8 @@ rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateReques
 	if (g->n_sans == 0)
 		return rpc_stage_default_sans(ctx->cd->conf, op, reply);
 	if (g->n_sans > PKI_MAX_SANS)
-		return rpc_stage_refuse(reply, "more than %d SANs", PKI_MAX_SANS);
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "more than %d SANs", PKI_MAX_SANS);
 	op->sans = xcalloc(g->n_sans, sizeof(char *));
 	for (i = 0; i < g->n_sans; i++) {
 		const char *s = g->sans[i];
@@ -197,7 +183,8 @@ rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateReques
 			if (strcasecmp(op->sans[j], s) == 0)
 				why = "given twice";
 		if (why != NULL)
-			return rpc_stage_refuse(reply, "SAN \"%.80s\": %s", s, why);
+			return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "SAN \"%.80s\": %s", s, why);
 		op->sans[i] = xstrdup(s);
 		op->profile.n_sans = i + 1;
 	}
@@ -582,12 +569,11 @@ rpc_stage_fail(struct rpc_stage_op *op, Carotate__V1__Status status, const char 
 {
 	Carotate__V1__Response *reply = reply_new();
 	va_list ap;
-	char msg[1024];
 
+	/* 1024: the job's error is the child's text, as long as its message allows. */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(reply, status, 1024, fmt, ap);
 	va_end(ap);
-	reply_error(reply, status, "%s", msg);
 	rpc_stage_finish(op, reply);
 }
 
