@@ -34,13 +34,13 @@
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
+#include "proto_limits.h"
 #include "proxy.h"
 #include "ssldir.h"
 #include "swap.h"
 #include "xmalloc.h"
 
-#define ROTATE_REASON_MAX   256 /* bytes of printable ASCII */
-#define ROTATE_PENDING_SHOW 20  /* pending agents named in a refusal */
+#define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
 
 /* One rotate or restore from the swap to the reply. */
 struct rpc_rotate_op {
@@ -243,9 +243,9 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		return;
 	}
 	/* It goes into manifests, logs and the audit trail: one printable line. */
-	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+	if (!reply_text_ok(q->reason, 0, LIMITS_MAX_REASON)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
 	if (q->expect_ca[0] != '\0' && !rpc_rotate_sha_ok(q->expect_ca)) {
@@ -331,9 +331,9 @@ rpc_rotate_restore(
 		    "--force needs --reason: say why agents may be cut off");
 		return;
 	}
-	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+	if (!reply_text_ok(q->reason, 0, LIMITS_MAX_REASON)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
 	if (q->latest == (q->backup[0] != '\0')) {

@@ -53,6 +53,7 @@
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
+#include "proto_limits.h"
 #include "ssldir.h"
 #include "swap.h"
 
@@ -61,9 +62,9 @@
 #define SWAP_REQUIRED   7 /* mask of the three required files */
 #define SWAP_MAX_STEPS  16
 #define SWAP_NAME_MAX   256
-#define SWAP_MAX_SUFFIX 100  /* certs-...-N */
-#define SWAP_MAX_TEXT   4096 /* bytes of a journal or manifest we read or write */
-#define SWAP_REASON_MAX 200
+#define SWAP_MAX_SUFFIX 100               /* certs-...-N */
+#define SWAP_MAX_TEXT   4096              /* bytes of a journal or manifest we read or write */
+#define SWAP_REASON_MAX LIMITS_MAX_REASON /* all that rotate accepts; once cut to 200 */
 
 enum swap_kind {
 	SWAP_MKDIR,
