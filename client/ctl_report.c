@@ -15,9 +15,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "output.h"
-
-#define CTL_REPORT_AGENT_ID_CHARS                                                                  \
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+#include "valid.h"
 
 struct ctl_report_args {
 	const char *active_within;
@@ -237,7 +235,7 @@ ctl_report_agent_id(const char *id, struct ctl_error *err)
 	if (n > LIMITS_MAX_AGENT_ID)
 		return ctl_conn_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "invalid agent id: %zu characters long, at most %d", n, LIMITS_MAX_AGENT_ID);
-	if (n >= 1 && strspn(id, CTL_REPORT_AGENT_ID_CHARS) == n)
+	if (valid_agent_id(id, n))
 		return 0;
 	return ctl_conn_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 	    "invalid agent id \"%s\": expected 1 to %d of A-Z a-z 0-9 . _ -", id,

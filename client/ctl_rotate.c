@@ -236,7 +236,7 @@ ctl_rotate_shown_ca(
 static int
 ctl_rotate_backup_id(const char *id, struct ctl_error *err)
 {
-	if (backup_id_valid(id))
+	if (backupid_valid(id))
 		return 0;
 	return ctl_conn_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 	    "not a backup id: expected certs-YYYYMMDD-HHMMSS or certs-YYYYMMDD-HHMMSS-N "

@@ -4,7 +4,7 @@
 #include "backupid.h"
 
 int
-backup_id_valid(const char *s)
+backupid_valid(const char *s)
 {
 	static const char pat[] = "certs-DDDDDDDD-DDDDDD";
 	size_t i, n;

@@ -5,6 +5,6 @@
 #define BACKUP_ID_MAX 32 /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
 
 /* 1 when id has the exact shape certs-YYYYMMDD-HHMMSS[-N] (N 1-999, no leading zero). */
-int backup_id_valid(const char *id);
+int backupid_valid(const char *id);
 
 #endif

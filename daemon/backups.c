@@ -23,6 +23,7 @@
 
 #include "backups.h"
 #include "config.h"
+#include "errbuf.h"
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
@@ -49,7 +50,6 @@ static struct {
 } backups_cache[BACKUPS_CACHE_SLOTS];
 static unsigned backups_cache_next;
 
-static int backups_error(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 static int backups_match(const char *, const char *, unsigned *);
 static int64_t backups_name_time(const char *);
 static void backups_manifest_line(struct backup_info *, const char *);
@@ -68,17 +68,6 @@ static int backups_rolled_back(const struct backup_info *);
 static int backups_idle(const struct config *, char *, size_t);
 static int backups_foreign(const struct backup_info *);
 static int backups_remove(const struct config *, int, const char *, char *, size_t);
-
-static int
-backups_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /*
  * s is prefix, YYYYMMDD-HHMMSS, then nothing or -N (2..999, no leading zero);
@@ -201,7 +190,7 @@ backups_entry(int dfd, const char *name, struct backup_info *b)
 	int bfd;
 
 	memset(b, 0, sizeof(*b));
-	if (backup_id_valid(name)) {
+	if (backupid_valid(name)) {
 		backups_match(name, "certs-", &b->suffix);
 		b->created = backups_name_time(name + 6);
 	} else if (backups_match(name, BACKUPS_DISCARDED, &b->suffix)) {
@@ -252,10 +241,10 @@ backups_scan(
 	*out = NULL;
 	*n = 0;
 	if ((dfd = ssldir_open(conf, 0)) == -1)
-		return backups_error(
+		return errbuf_fail(
 		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
 	if ((fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0)) == -1 || (dir = fdopendir(fd)) == NULL) {
-		backups_error(err, errlen, "cannot read %s: %s", conf->ssl_dir, strerror(errno));
+		errbuf_fail(err, errlen, "cannot read %s: %s", conf->ssl_dir, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		close(dfd);
@@ -359,7 +348,7 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 	int dfd, bfd, r = 0;
 
 	if ((dfd = ssldir_open(conf, 0)) == -1 || (bfd = fsx_open_dir(dfd, id)) == -1) {
-		r = backups_error(
+		r = errbuf_fail(
 		    err, errlen, "cannot open %s/%s: %s", conf->ssl_dir, id, strerror(errno));
 		if (dfd != -1)
 			close(dfd);
@@ -367,10 +356,10 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 	}
 	for (i = 0; i < 3 && r == 0; i++)
 		if (fsx_read(bfd, names[i], SSLDIR_MAX_CERT_FILE, &data[i], &len[i]) == -1)
-			r = backups_error(err, errlen, "%s/%s: %s, refused", id, names[i],
+			r = errbuf_fail(err, errlen, "%s/%s: %s, refused", id, names[i],
 			    errno == ELOOP ? "a symbolic link" : strerror(errno));
 	if (r == 0 && backups_pki_cached(data, len, why, sizeof(why)) == -1)
-		r = backups_error(err, errlen, "%s: %s", id, why);
+		r = errbuf_fail(err, errlen, "%s: %s", id, why);
 	for (i = 0; i < 3; i++) {
 		if (data[i] != NULL)
 			explicit_bzero(data[i], len[i]);
@@ -484,8 +473,8 @@ backups_find(
 		}
 	free(list);
 	if (r == -1)
-		backups_error(err, errlen, "no backup %s in %s (carotatectl backups lists them)",
-		    id, conf->ssl_dir);
+		errbuf_fail(err, errlen, "no backup %s in %s (carotatectl backups lists them)", id,
+		    conf->ssl_dir);
 	return r;
 }
 
@@ -496,9 +485,9 @@ backups_check(const struct config *conf, const char *id, char *err, size_t errle
 
 	/* Client input: echoed only once it has the exact shape of a name. */
 	if (backups_valid_discarded(id))
-		return backups_error(err, errlen, "%s: " BACKUPS_DISCARDED_TEXT, id);
-	if (id == NULL || !backup_id_valid(id))
-		return backups_error(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
+		return errbuf_fail(err, errlen, "%s: " BACKUPS_DISCARDED_TEXT, id);
+	if (id == NULL || !backupid_valid(id))
+		return errbuf_fail(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if (backups_find(conf, id, name, err, errlen) == -1)
 		return -1;
 	return backups_check_named(conf, name, err, errlen);
@@ -529,7 +518,7 @@ backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_
 		}
 	free(list);
 	if (r == -1)
-		backups_error(err, errlen,
+		errbuf_fail(err, errlen,
 		    "no backup in %s (but those of sets that failed their TLS check)",
 		    conf->ssl_dir);
 	return r;
@@ -543,12 +532,12 @@ backups_idle(const struct config *conf, char *err, size_t errlen)
 	int sfd, r;
 
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return backups_error(
+		return errbuf_fail(
 		    err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
 	r = fstatat(sfd, SWAP_JOURNAL, &st, AT_SYMLINK_NOFOLLOW);
 	close(sfd);
 	if (r == 0 || errno != ENOENT)
-		return backups_error(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "%s/%s: an interrupted swap awaits recovery; nothing pruned", conf->state_dir,
 		    SWAP_JOURNAL);
 	return 0;
@@ -576,7 +565,7 @@ backups_remove(const struct config *conf, int dfd, const char *id, char *err, si
 	if ((bfd = fsx_open_dir(dfd, id)) == -1 || (dir = fdopendir(bfd)) == NULL) {
 		if (bfd != -1)
 			close(bfd);
-		return backups_error(
+		return errbuf_fail(
 		    err, errlen, "cannot open %s/%s: %s", conf->ssl_dir, id, strerror(errno));
 	}
 	while (r == 0 && (de = readdir(dir)) != NULL) {
@@ -584,13 +573,12 @@ backups_remove(const struct config *conf, int dfd, const char *id, char *err, si
 			continue;
 		if (fstatat(bfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 		    !S_ISREG(st.st_mode))
-			r = backups_error(err, errlen,
-			    "%s/%s/%s is not a regular file: backup kept", conf->ssl_dir, id,
-			    de->d_name);
+			r = errbuf_fail(err, errlen, "%s/%s/%s is not a regular file: backup kept",
+			    conf->ssl_dir, id, de->d_name);
 	}
 	closedir(dir);
 	if (r == 0 && fsx_remove_dir(dfd, id) == -1)
-		r = backups_error(
+		r = errbuf_fail(
 		    err, errlen, "cannot remove %s/%s: %s", conf->ssl_dir, id, strerror(errno));
 	return r;
 }
@@ -615,7 +603,7 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 		;
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
 		free(list);
-		return backups_error(
+		return errbuf_fail(
 		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
 	}
 	for (i = 0; i < n; i++) {
@@ -641,7 +629,7 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 	if (*npruned > 0 && fsx_fsync_dir(dfd) == -1) {
 		log_warn("retention: fsync %s", conf->ssl_dir);
 		if (r == 0)
-			backups_error(
+			errbuf_fail(
 			    err, errlen, "cannot fsync %s: %s", conf->ssl_dir, strerror(errno));
 		r = -1;
 	}

@@ -6,12 +6,13 @@
 #include <stdint.h>
 
 #include "carotate.pb-c.h"
+#include "proto_limits.h"
 #include "swap.h"
 
 struct config;
 
-#define BACKUPS_DISCARDED   "discarded-" /* ssldir_discard's prefix */
-#define BACKUPS_DETAIL_MAX  256          /* bytes of a manifest's reason kept, NUL included */
+#define BACKUPS_DISCARDED   "discarded-"            /* ssldir_discard's prefix */
+#define BACKUPS_DETAIL_MAX  (LIMITS_MAX_REASON + 1) /* a manifest's reason and its NUL */
 #define BACKUPS_PROBLEM_MAX 512
 
 /* One backup directory: certs-YYYYMMDD-HHMMSS[-N] or discarded-YYYYMMDD-HHMMSS[-N]. */

@@ -763,13 +763,12 @@ control_fail(struct control_conn *conn, Carotate__V1__Status status, const char 
 {
 	Carotate__V1__Response *reply = reply_new();
 	va_list ap;
-	char msg[512];
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(reply, status, 512, fmt, ap);
 	va_end(ap);
-	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid, msg);
-	reply_error(reply, status, "%s", msg);
+	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid,
+	    reply->message);
 	control_send(conn, reply);
 	reply_free(reply);
 	conn->closing = 1;

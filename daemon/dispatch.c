@@ -18,37 +18,47 @@
 #include "reply.h"
 #include "xmalloc.h"
 
+/*
+ * Handler names: a call's handler lives in rpc_<group>.c and is named
+ * rpc_<group>_<call>, <call> being the row's name with '-' as '_' and the
+ * group's own word dropped from its front: "generate" in rpc_stage.c is
+ * rpc_stage_generate, "join-token-create" in rpc_join.c is
+ * rpc_join_token_create, and the call that names its group ("status",
+ * "rotate", "backups") is rpc_<group> itself. Statics in those files carry the
+ * same rpc_<group>_ prefix, so no name there can be mistaken for a function of
+ * swap.c, audit.c or stage's engine.
+ */
 static const struct dispatch_entry dispatch_table[] = {
 	{ CAROTATE__V1__REQUEST__CALL_STATUS, "status", ACL_READER, DISPATCH_ANY_PHASE, rpc_status,
 	    0 },
 	{ CAROTATE__V1__REQUEST__CALL_GENERATE, "generate", ACL_ADMIN, DISPATCH_STEADY,
-	    rpc_generate, DISPATCH_EXCLUSIVE },
-	{ CAROTATE__V1__REQUEST__CALL_INSTALL, "install", ACL_ADMIN, DISPATCH_STEADY, rpc_install,
-	    DISPATCH_EXCLUSIVE },
+	    rpc_stage_generate, DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_INSTALL, "install", ACL_ADMIN, DISPATCH_STEADY,
+	    rpc_stage_install, DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_REPORT, "report", ACL_READER, DISPATCH_ANY_PHASE, rpc_report,
 	    0 },
 	{ CAROTATE__V1__REQUEST__CALL_EXCLUDE, "exclude", ACL_ADMIN, DISPATCH_ANY_PHASE,
-	    rpc_exclude, 0 },
+	    rpc_report_exclude, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_INCLUDE, "include", ACL_ADMIN, DISPATCH_ANY_PHASE,
-	    rpc_include, 0 },
-	{ CAROTATE__V1__REQUEST__CALL_FORGET, "forget", ACL_ADMIN, DISPATCH_ANY_PHASE, rpc_forget,
-	    0 },
+	    rpc_report_include, 0 },
+	{ CAROTATE__V1__REQUEST__CALL_FORGET, "forget", ACL_ADMIN, DISPATCH_ANY_PHASE,
+	    rpc_report_forget, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_CREATE, "join-token-create", ACL_ADMIN,
 	    DISPATCH_ANY_PHASE, rpc_join_token_create, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_LIST, "join-token-list", ACL_ADMIN,
 	    DISPATCH_ANY_PHASE, rpc_join_token_list, 0 },
 	{ CAROTATE__V1__REQUEST__CALL_JOIN_TOKEN_REVOKE, "join-token-revoke", ACL_ADMIN,
 	    DISPATCH_ANY_PHASE, rpc_join_token_revoke, 0 },
-	{ CAROTATE__V1__REQUEST__CALL_DISCARD, "discard", ACL_ADMIN, DISPATCH_STAGED, rpc_discard,
-	    DISPATCH_EXCLUSIVE },
+	{ CAROTATE__V1__REQUEST__CALL_DISCARD, "discard", ACL_ADMIN, DISPATCH_STAGED,
+	    rpc_stage_discard, DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS, "backups", ACL_READER, DISPATCH_ANY_PHASE,
-	    rpc_list_backups, 0 },
-	{ CAROTATE__V1__REQUEST__CALL_RETIRE, "retire", ACL_ADMIN, DISPATCH_STEADY, rpc_retire,
-	    DISPATCH_EXCLUSIVE },
+	    rpc_backups, 0 },
+	{ CAROTATE__V1__REQUEST__CALL_RETIRE, "retire", ACL_ADMIN, DISPATCH_STEADY,
+	    rpc_backups_retire, DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_STAGED, rpc_rotate,
 	    DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_RESTORE, "restore", ACL_ADMIN, DISPATCH_ANY_PHASE,
-	    rpc_restore, DISPATCH_EXCLUSIVE },
+	    rpc_rotate_restore, DISPATCH_EXCLUSIVE },
 	/*
 	 * Readers may read the audit log: it says who changed what, which every
 	 * member of the socket group may know (carotated(8) PRIVILEGES AND ROLES: the group may

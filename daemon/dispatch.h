@@ -68,12 +68,12 @@ void dispatch_request(struct rpc_ctx *, const Carotate__V1__Request *, Carotate_
 
 /* Handlers, one file per group of calls. */
 void rpc_status(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_stage_generate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_stage_install(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_audit(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* At shutdown: answers every audit --verify still walking the chain. */
 void rpc_audit_abandon(void);
-void rpc_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_stage_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 /* At shutdown, after job_kill_all and proxy_abandon_all: ends a generate, install or discard. */
 void rpc_stage_abandon(void);
 /*
@@ -89,18 +89,18 @@ void rpc_rotate_abandon(void);
  */
 int rpc_rotate_resume(struct carotated *);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_forget(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_report_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_report_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_report_forget(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_join_token_create(
     struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_join_token_list(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_join_token_revoke(
     struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_rotate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_rotate_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
-void rpc_list_backups(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
-void rpc_retire(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_backups(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_backups_retire(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 #endif

@@ -13,9 +13,11 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "proto_limits.h"
+
 #define LEDGER_FILE           "ledger.db"
 #define LEDGER_TOKEN_HASH_LEN 32 /* SHA-256 of the token */
-#define LEDGER_MAX_AGENT_ID   64
+#define LEDGER_MAX_AGENT_ID   LIMITS_MAX_AGENT_ID
 #define LEDGER_MAX_REASON     256
 #define LEDGER_BUNDLE_ID_LEN  64 /* hex */
 #define LEDGER_CA_ID_LEN      64 /* hex SHA-256 of the staged CA */

@@ -367,19 +367,7 @@ pki_subject(X509 *x)
 	return pki_name(X509_get_subject_name(x));
 }
 
-/* Fills err and returns -1, so that a refusal is one statement. */
-int
-pki_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* As pki_fail, then ": <OpenSSL reason>" when OpenSSL left one; empties the error queue. */
+/* As errbuf_fail, then ": <OpenSSL reason>" when OpenSSL left one; empties the error queue. */
 int
 pki_ssl_fail(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "pki.h"
 #include "pki_int.h"
@@ -201,21 +202,21 @@ pki_check_field(const struct pki_field *f, char *err, size_t errlen)
 	const uint8_t *nul;
 
 	if (f->len > PKI_MAX_INPUT)
-		return pki_fail(err, errlen, "%s: file too large (%zu bytes, limit %d)", f->name,
+		return errbuf_fail(err, errlen, "%s: file too large (%zu bytes, limit %d)", f->name,
 		    f->len, PKI_MAX_INPUT);
 	if (f->len == 0 || pki_blank(f->p, f->len))
-		return f->optional ? 0 : pki_fail(err, errlen, "%s: empty", f->name);
+		return f->optional ? 0 : errbuf_fail(err, errlen, "%s: empty", f->name);
 	nul = memchr(f->p, '\0', f->len);
 	if (f->p[0] == 0x30 && (nul != NULL || (f->len >= 2 && f->p[1] >= 0x80)))
-		return pki_fail(err, errlen, "%s: not PEM (binary DER data; convert it with `%s`)",
-		    f->name,
+		return errbuf_fail(err, errlen,
+		    "%s: not PEM (binary DER data; convert it with `%s`)", f->name,
 		    strcmp(f->name, "key") == 0 ? "openssl pkey -inform DER"
 		                                : "openssl x509 -inform DER");
 	if (nul != NULL)
-		return pki_fail(err, errlen, "%s: not PEM (a NUL byte at offset %zu)", f->name,
+		return errbuf_fail(err, errlen, "%s: not PEM (a NUL byte at offset %zu)", f->name,
 		    (size_t)(nul - f->p));
 	if (memmem(f->p, f->len, "-----BEGIN ", 11) == NULL)
-		return pki_fail(err, errlen, "%s: not PEM (no -----BEGIN line)", f->name);
+		return errbuf_fail(err, errlen, "%s: not PEM (no -----BEGIN line)", f->name);
 	return 0;
 }
 
@@ -276,14 +277,14 @@ pki_pem_next(const struct pki_field *f, BIO *bio, int seen, int secure, struct p
 		    err, errlen, "%s: PEM block %d is malformed", f->name, seen + 1);
 	ERR_clear_error();
 	if (seen == 0)
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "%s: not PEM (no well-formed -----BEGIN line)", f->name);
 	if (!pki_blank(f->p + f->len - left, left))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "%s: unexpected data after the last PEM block (offset %zu)", f->name,
 		    f->len - left);
 	if (pki_armor_lines(f) != 2 * seen)
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "%s: a damaged PEM line (with -----) outside any block", f->name);
 	return 0;
 }
@@ -298,13 +299,13 @@ pki_block_x509(
 	X509 *x;
 
 	if (strcmp(b->name, PEM_STRING_X509) != 0) {
-		pki_fail(err, errlen,
+		errbuf_fail(err, errlen,
 		    "%s: unexpected PEM block \"%s\" (only CERTIFICATE blocks belong here)",
 		    f->name, pki_show(b->name, show));
 		return NULL;
 	}
 	if (b->header[0] != '\0') {
-		pki_fail(err, errlen, "%s: certificate %d has PEM headers", f->name, n);
+		errbuf_fail(err, errlen, "%s: certificate %d has PEM headers", f->name, n);
 		return NULL;
 	}
 	if ((x = d2i_X509(NULL, &p, b->len)) == NULL) {
@@ -314,8 +315,8 @@ pki_block_x509(
 	}
 	if (p != b->data + b->len) {
 		X509_free(x);
-		pki_fail(err, errlen, "%s: certificate %d has trailing bytes inside its PEM block",
-		    f->name, n);
+		errbuf_fail(err, errlen,
+		    "%s: certificate %d has trailing bytes inside its PEM block", f->name, n);
 		return NULL;
 	}
 	return x;
@@ -341,7 +342,7 @@ pki_read_certs(const struct pki_field *f, STACK_OF(X509) * *certsp, char *err, s
 				X509_free(x);
 				r = x == NULL
 				        ? -1
-				        : pki_fail(err, errlen, "%s: more than %d certificates",
+				        : errbuf_fail(err, errlen, "%s: more than %d certificates",
 				              f->name, PKI_MAX_CHAIN);
 				break;
 			}
@@ -376,10 +377,10 @@ pki_key_block(
 	char show[PKI_SHOW_MAX];
 
 	if (strcmp(b->name, PEM_STRING_PKCS8) == 0 || strstr(b->header, "ENCRYPTED") != NULL)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "%s: encrypted private keys are not supported; decrypt it first", f->name);
 	if (n >= 10 && strcmp(b->name + n - 10, "PUBLIC KEY") == 0)
-		return pki_fail(err, errlen, "%s: is a public key, not a private key", f->name);
+		return errbuf_fail(err, errlen, "%s: is a public key, not a private key", f->name);
 	if (strcmp(b->name, PEM_STRING_ECPARAMETERS) == 0)
 		return 0;
 	if (n >= 11 && strcmp(b->name + n - 11, "PRIVATE KEY") == 0) {
@@ -387,8 +388,9 @@ pki_key_block(
 		return 0;
 	}
 	if (strcmp(b->name, PEM_STRING_X509) == 0)
-		return pki_fail(err, errlen, "%s: holds a certificate, not a private key", f->name);
-	return pki_fail(err, errlen, "%s: unexpected PEM block \"%s\" (expected a private key)",
+		return errbuf_fail(
+		    err, errlen, "%s: holds a certificate, not a private key", f->name);
+	return errbuf_fail(err, errlen, "%s: unexpected PEM block \"%s\" (expected a private key)",
 	    f->name, pki_show(b->name, show));
 }
 
@@ -404,7 +406,7 @@ pki_decode_key(const struct pki_field *f, EVP_PKEY **keyp, char *err, size_t err
 	if (*keyp != NULL)
 		return 0;
 	if (asked)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "%s: encrypted private keys are not supported; decrypt it first", f->name);
 	return pki_ssl_fail(err, errlen, "%s: cannot decode the private key", f->name);
 }
@@ -429,7 +431,7 @@ pki_read_key(const struct pki_field *f, EVP_PKEY **keyp, char *err, size_t errle
 	if (r == -1)
 		return -1;
 	if (nkeys != 1)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    nkeys == 0 ? "%s: no private key found" : "%s: more than one private key",
 		    f->name);
 	return pki_decode_key(f, keyp, err, errlen);
@@ -447,7 +449,7 @@ pki_parse_ca(const struct pki_field *f, struct pki_cset *s, char *err, size_t er
 		s->ca = sk_X509_pop(cas);
 	sk_X509_pop_free(cas, X509_free);
 	if (n != 1)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "ca: contains %d certificates; expected exactly one "
 		    "(intermediates belong in chain)",
 		    n);
@@ -624,7 +626,7 @@ pki_issuer_strength(X509 *x, const char *field, const char *who, char *err, size
 	char why[160];
 
 	if (pki_key_weak(X509_get0_pubkey(x), why, sizeof(why)))
-		return pki_fail(err, errlen, "%s: %s", field, why);
+		return errbuf_fail(err, errlen, "%s: %s", field, why);
 	return 0;
 }
 
@@ -648,7 +650,7 @@ static int
 pki_issuer_signature(X509 *x, const char *field, const char *who, char *err, size_t errlen)
 {
 	if (pki_sig_weak(x))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "%s is signed with %s; SHA-1 and MD5 signatures are refused", who,
 		    OBJ_nid2ln(X509_get_signature_nid(x)));
 	return 0;
@@ -663,21 +665,21 @@ pki_check_key_match(struct pki_cset *s, char *err, size_t errlen)
 		return 0;
 	for (i = 1; i < sk_X509_num(s->certs); i++)
 		if (pki_key_belongs(s->key, sk_X509_value(s->certs, i)))
-			return pki_fail(err, errlen,
+			return errbuf_fail(err, errlen,
 			    "cert: the first certificate is not the one the key belongs to "
 			    "(the key belongs to certificate %d; the server certificate must "
 			    "come first)",
 			    i + 1);
 	for (i = 0; i < sk_X509_num(s->chain); i++)
 		if (pki_key_belongs(s->key, sk_X509_value(s->chain, i)))
-			return pki_fail(err, errlen,
+			return errbuf_fail(err, errlen,
 			    "cert: the first certificate is not the one the key belongs to "
 			    "(the key belongs to certificate %d of chain)",
 			    i + 1);
 	if (pki_key_belongs(s->key, s->ca))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "key: belongs to the CA certificate, not to the server certificate");
-	return pki_fail(err, errlen,
+	return errbuf_fail(err, errlen,
 	    "key: does not match the server certificate (the first certificate of cert)");
 }
 
@@ -687,7 +689,7 @@ pki_check_strength(struct pki_cset *s, char *err, size_t errlen)
 	char why[160];
 
 	if (pki_key_weak(s->key, why, sizeof(why)))
-		return pki_fail(err, errlen, "key: %s", why);
+		return errbuf_fail(err, errlen, "key: %s", why);
 	return pki_each_issuer(s, pki_issuer_strength, err, errlen);
 }
 
@@ -727,18 +729,18 @@ pki_check_ca(struct pki_cset *s, char *err, size_t errlen)
 	uint32_t flags = X509_get_extension_flags(s->ca);
 
 	if (flags & EXFLAG_INVALID)
-		return pki_fail(err, errlen, "ca: has malformed or duplicate extensions");
+		return errbuf_fail(err, errlen, "ca: has malformed or duplicate extensions");
 	if (!(flags & EXFLAG_CA))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "ca: is not a CA certificate (basicConstraints CA:TRUE is missing)");
 	if (!(flags & EXFLAG_KUSAGE))
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "ca: has no keyUsage extension (keyCertSign is required)");
 	if (!(X509_get_key_usage(s->ca) & KU_KEY_CERT_SIGN))
-		return pki_fail(err, errlen, "ca: keyUsage lacks keyCertSign");
+		return errbuf_fail(err, errlen, "ca: keyUsage lacks keyCertSign");
 	if (pki_claims_self_signed(s->ca) && X509_verify(s->ca, X509_get0_pubkey(s->ca)) != 1) {
 		ERR_clear_error();
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "ca: claims to be self-signed, but its signature does not verify with its own "
 		    "key (a damaged file?)");
 	}
@@ -751,17 +753,17 @@ pki_check_leaf(struct pki_cset *s, char *err, size_t errlen)
 	uint32_t flags = X509_get_extension_flags(s->leaf);
 
 	if (flags & EXFLAG_INVALID)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "cert: the server certificate has malformed or duplicate extensions");
 	if (flags & EXFLAG_CA)
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "cert: the server certificate is a CA certificate (CA:TRUE)");
 	if (!(flags & EXFLAG_XKUSAGE))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "cert: the server certificate has no extendedKeyUsage "
 		    "(serverAuth is required)");
 	if (!(X509_get_extended_key_usage(s->leaf) & XKU_SSL_SERVER))
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "cert: the server certificate's extendedKeyUsage lacks serverAuth");
 	return 0;
 }
@@ -782,7 +784,7 @@ pki_check_dns_chars(X509 *x, const char *field, char *err, size_t errlen)
 	for (i = 0; rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
 		gen = sk_GENERAL_NAME_value(gens, i);
 		if (gen->type == GEN_DNS && !pki_ldh_name(gen->d.dNSName))
-			rc = pki_fail(err, errlen,
+			rc = errbuf_fail(err, errlen,
 			    "%s: subjectAltName DNS:%s is not a host name: only letters, digits, "
 			    "hyphens and dots, and a leading *. for a wildcard",
 			    field, pki_escape(gen->d.dNSName, show));
@@ -810,14 +812,14 @@ pki_period(struct pki_cset *s, X509 *x, const char *who, const char *what, char 
 	char when[32];
 
 	if (pki_cert_times(x, &nb, &na) == -1)
-		return pki_fail(err, errlen, "%s has unreadable validity dates", who);
+		return errbuf_fail(err, errlen, "%s has unreadable validity dates", who);
 	t = (time_t)(s->now < nb ? nb : na);
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	if (s->now < nb)
-		return pki_fail(err, errlen, "%s is not valid before %s", who, when);
+		return errbuf_fail(err, errlen, "%s is not valid before %s", who, when);
 	if (s->now > na)
-		return pki_fail(err, errlen, "%s expired on %s", who, when);
+		return errbuf_fail(err, errlen, "%s expired on %s", who, when);
 	if (na - s->now < (int64_t)PKI_EXPIRY_WARNING_DAYS * PKI_DAY) {
 		long long days = (long long)((na - s->now) / PKI_DAY);
 
@@ -920,10 +922,10 @@ pki_check_name(X509 *leaf, const char *name, char *err, size_t errlen)
 		return 0;
 	else if (X509_check_host(
 	             leaf, name, strlen(name), X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT, NULL) == 1)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "cert: SAN does not cover %s (the CN alone does not count)",
 		    pki_show(name, show));
-	return pki_fail(err, errlen, "cert: SAN does not cover %s", pki_show(name, show));
+	return errbuf_fail(err, errlen, "cert: SAN does not cover %s", pki_show(name, show));
 }
 
 static int
@@ -942,7 +944,8 @@ pki_check_names(struct pki_cset *s, char *err, size_t errlen)
 		n = sk_GENERAL_NAME_num(gens);
 	GENERAL_NAMES_free(gens);
 	if (n == 0)
-		return pki_fail(err, errlen, "cert: the server certificate has no subjectAltName");
+		return errbuf_fail(
+		    err, errlen, "cert: the server certificate has no subjectAltName");
 	return 0;
 }
 
@@ -955,7 +958,7 @@ pki_check_active(struct pki_cset *s, char *err, size_t errlen)
 	if (active == NULL)
 		return 0;
 	if (X509_cmp(s->ca, active) == 0)
-		return pki_fail(err, errlen, "ca: is the CA already active");
+		return errbuf_fail(err, errlen, "ca: is the CA already active");
 	if (X509_NAME_cmp(X509_get_subject_name(s->ca), X509_get_subject_name(active)) == 0)
 		pki_warn(s->out,
 		    "the CA has the same subject as the active CA; clients that look CAs "
@@ -1046,7 +1049,7 @@ pki_check_set(const uint8_t *ca, size_t ca_len, const uint8_t *cert, size_t cert
 	if (rc == 0)
 		rc = pki_check_key_match(&s, err, errlen);
 	if (rc == 0 && !pki_chains_to(s.leaf, s.untrusted, s.ca))
-		rc = pki_fail(err, errlen,
+		rc = errbuf_fail(err, errlen,
 		    "cert: the server certificate does not chain to the CA of ca (its signature "
 		    "or issuer name does not match)");
 	pki_cset_free(&s);

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "digest.h"
+#include "errbuf.h"
 #include "log.h"
 #include "pki.h"
 #include "pki_int.h"
@@ -142,21 +143,22 @@ pki_check_san(const char *san, size_t i, char *err, size_t errlen)
 	unsigned char ip[16];
 
 	if (san == NULL)
-		return pki_fail(err, errlen, "SAN %zu is missing", i + 1);
+		return errbuf_fail(err, errlen, "SAN %zu is missing", i + 1);
 	if (strncmp(san, "DNS:", 4) == 0) {
 		if (!pki_valid_dns(san + 4))
-			return pki_fail(err, errlen, "SAN %zu (\"%s\") is not a valid DNS name",
+			return errbuf_fail(err, errlen, "SAN %zu (\"%s\") is not a valid DNS name",
 			    i + 1, pki_show(san, show));
 		return 0;
 	}
 	if (strncmp(san, "IP:", 3) == 0) {
 		if (pki_parse_ip(san + 3, ip) == -1)
-			return pki_fail(err, errlen, "SAN %zu (\"%s\") is not a valid IP address",
-			    i + 1, pki_show(san, show));
+			return errbuf_fail(err, errlen,
+			    "SAN %zu (\"%s\") is not a valid IP address", i + 1,
+			    pki_show(san, show));
 		return 0;
 	}
-	return pki_fail(err, errlen, "SAN %zu (\"%s\") must be DNS:<name> or IP:<address>", i + 1,
-	    pki_show(san, show));
+	return errbuf_fail(err, errlen, "SAN %zu (\"%s\") must be DNS:<name> or IP:<address>",
+	    i + 1, pki_show(san, show));
 }
 
 static int
@@ -165,26 +167,26 @@ pki_check_profile(const struct pki_profile *p, char *err, size_t errlen)
 	size_t i;
 
 	if ((size_t)p->key >= PKI_NITEMS(pki_kinds))
-		return pki_fail(err, errlen, "unknown key kind %d", (int)p->key);
+		return errbuf_fail(err, errlen, "unknown key kind %d", (int)p->key);
 	if (p->ca_days == 0 || p->ca_days > PKI_MAX_DAYS)
-		return pki_fail(err, errlen, "ca_days must be between 1 and %d (got %u)",
+		return errbuf_fail(err, errlen, "ca_days must be between 1 and %d (got %u)",
 		    PKI_MAX_DAYS, p->ca_days);
 	if (p->server_days == 0 || p->server_days > PKI_MAX_DAYS)
-		return pki_fail(err, errlen, "server_days must be between 1 and %d (got %u)",
+		return errbuf_fail(err, errlen, "server_days must be between 1 and %d (got %u)",
 		    PKI_MAX_DAYS, p->server_days);
 	if (p->server_days > p->ca_days)
-		return pki_fail(err, errlen,
+		return errbuf_fail(err, errlen,
 		    "server_days (%u) exceeds ca_days (%u): "
 		    "the server certificate would outlive its CA",
 		    p->server_days, p->ca_days);
 	if (p->name != NULL && pki_check_ca_name(p->name) == -1)
-		return pki_fail(err, errlen, "the CA name must be 1 to %d printable characters",
+		return errbuf_fail(err, errlen, "the CA name must be 1 to %d printable characters",
 		    PKI_CA_NAME_MAX);
 	if (p->n_sans == 0 || p->sans == NULL)
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "at least one SAN (DNS:<name> or IP:<address>) is required");
 	if (p->n_sans > PKI_MAX_SANS)
-		return pki_fail(
+		return errbuf_fail(
 		    err, errlen, "too many SANs (%zu, limit %d)", p->n_sans, PKI_MAX_SANS);
 	for (i = 0; i < p->n_sans; i++)
 		if (pki_check_san(p->sans[i], i, err, errlen) == -1)
@@ -484,7 +486,7 @@ pki_keygen_pair(enum pki_key_kind kind, EVP_PKEY **cakey, EVP_PKEY **key, char *
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (*cakey == NULL || *key == NULL || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (*cakey != NULL)
-			pki_fail(err, errlen, "key generation failed in the helper process");
+			errbuf_fail(err, errlen, "key generation failed in the helper process");
 		EVP_PKEY_free(*cakey);
 		EVP_PKEY_free(*key);
 		*cakey = *key = NULL;

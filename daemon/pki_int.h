@@ -12,14 +12,13 @@
 
 #include <openssl/x509.h>
 
+#include "errbuf.h"
 #include "pki.h"
 
 #define PKI_NITEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define PKI_MAX_CHAIN 16 /* certificates in one PEM file */
 #define PKI_SHOW_MAX  80 /* bytes of untrusted text quoted in one message */
 
-/* err gets the message; -1. pki_ssl_fail appends OpenSSL's reason when it left one. */
-int pki_fail(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 int pki_ssl_fail(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
 /* Untrusted text made safe to quote: printable ASCII only, truncated. */
 const char *pki_show(const char *, char[PKI_SHOW_MAX]);

@@ -29,12 +29,33 @@ void
 reply_error(Carotate__V1__Response *reply, Carotate__V1__Status status, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
+	reply_verror(reply, status, 0, fmt, ap);
+	va_end(ap);
+}
+
+int
+reply_fail(Carotate__V1__Response *reply, Carotate__V1__Status status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply_verror(reply, status, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+reply_verror(Carotate__V1__Response *reply, Carotate__V1__Status status, size_t cap,
+    const char *fmt, va_list ap)
+{
+	char *msg;
+
 	if (vasprintf(&msg, fmt, ap) == -1)
 		fatalx("%s: out of memory", __func__);
-	va_end(ap);
+	if (cap > 0 && strlen(msg) >= cap)
+		msg[cap - 1] = '\0';
 	if (reply->message != NULL && reply->message != protobuf_c_empty_string)
 		free(reply->message);
 	reply->message = msg;

@@ -2,6 +2,7 @@
 #ifndef CAROTATE_REPLY_H
 #define CAROTATE_REPLY_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,15 @@ void reply_free(Carotate__V1__Response *);
 /* The reply's status and message (printf-style); replaces an earlier message. */
 void reply_error(Carotate__V1__Response *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
+/* reply_error, then -1: a refusal in one statement. */
+int reply_fail(Carotate__V1__Response *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * reply_error with a va_list, for a caller's own printf-style wrapper; the message is cut
+ * to cap - 1 bytes when cap is not 0 (text another process wrote, say).
+ */
+void reply_verror(Carotate__V1__Response *, Carotate__V1__Status, size_t cap, const char *, va_list)
+    __attribute__((format(printf, 4, 0)));
 /* A pending agent for a reply (report, a rotate the gate refused). */
 Carotate__V1__PendingAgent *reply_pending_agent(const char *id, int64_t last_seen, int delivered);
 /* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */

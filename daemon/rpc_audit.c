@@ -32,22 +32,22 @@
 #define AUDIT_SLICE_RECORDS 256 /* records between looks at the clock */
 
 /* A check of the chain that outlasted its first slice. */
-struct audit_walk {
+struct rpc_audit_walk {
 	struct carotated *cd;
 	struct control_pending *pending;
 	Carotate__V1__Response *reply; /* the page, already read */
 	struct ledger_audit_walk walk;
-	TAILQ_ENTRY(audit_walk) entry;
+	TAILQ_ENTRY(rpc_audit_walk) entry;
 };
 
-static TAILQ_HEAD(, audit_walk) audit_walks = TAILQ_HEAD_INITIALIZER(audit_walks);
-static struct event *audit_walk_ev; /* the next slice, of the first walk in line */
+static TAILQ_HEAD(, rpc_audit_walk) rpc_audit_walks = TAILQ_HEAD_INITIALIZER(rpc_audit_walks);
+static struct event *rpc_audit_walk_ev; /* the next slice, of the first walk in line */
 
 static void rpc_audit_record(const struct ledger_audit *, void *);
-static int audit_slice(struct ledger *, struct ledger_audit_walk *, Carotate__V1__Response *);
-static void audit_walk_next(evutil_socket_t, short, void *);
-static void audit_walk_schedule(void);
-static void audit_walk_finish(struct audit_walk *);
+static int rpc_audit_slice(struct ledger *, struct ledger_audit_walk *, Carotate__V1__Response *);
+static void rpc_audit_walk_next(evutil_socket_t, short, void *);
+static void rpc_audit_walk_schedule(void);
+static void rpc_audit_walk_finish(struct rpc_audit_walk *);
 
 static void
 rpc_audit_record(const struct ledger_audit *a, void *arg)
@@ -85,7 +85,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	uint32_t limit = q->limit != 0 ? q->limit : AUDIT_DEFAULT_LIMIT;
 	Carotate__V1__AuditReply *r;
 	struct ledger_audit_walk walk;
-	struct audit_walk *op;
+	struct rpc_audit_walk *op;
 
 	if (limit > AUDIT_MAX_LIMIT) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
@@ -109,7 +109,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 		return;
 	r->verify = 1;
 	ledger_audit_walk_init(&walk);
-	if (audit_slice(l, &walk, reply) != 2)
+	if (rpc_audit_slice(l, &walk, reply) != 2)
 		return;
 	/* The page moves to a reply of the call's own, sent when the walk ends. */
 	op = xcalloc(1, sizeof(*op));
@@ -120,17 +120,17 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	op->reply->audit_reply = r;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
 	reply->audit_reply = NULL;
-	if (audit_walk_ev == NULL &&
-	    (audit_walk_ev = evtimer_new(ctx->cd->base, audit_walk_next, NULL)) == NULL)
+	if (rpc_audit_walk_ev == NULL &&
+	    (rpc_audit_walk_ev = evtimer_new(ctx->cd->base, rpc_audit_walk_next, NULL)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	op->pending = op_defer(ctx);
-	TAILQ_INSERT_TAIL(&audit_walks, op, entry);
-	audit_walk_schedule();
+	TAILQ_INSERT_TAIL(&rpc_audit_walks, op, entry);
+	rpc_audit_walk_schedule();
 }
 
 /* Walks on for one slice: 2 when records remain, else the reply's verdict is filled in. */
 static int
-audit_slice(struct ledger *l, struct ledger_audit_walk *walk, Carotate__V1__Response *reply)
+rpc_audit_slice(struct ledger *l, struct ledger_audit_walk *walk, Carotate__V1__Response *reply)
 {
 	Carotate__V1__AuditReply *r = reply->audit_reply;
 	char problem[LEDGER_AUDIT_MAX_DETAIL];
@@ -156,33 +156,33 @@ audit_slice(struct ledger *l, struct ledger_audit_walk *walk, Carotate__V1__Resp
 
 /* One slice of the first walk in line, which then goes to the back of the line. */
 static void
-audit_walk_next(evutil_socket_t fd, short events, void *arg)
+rpc_audit_walk_next(evutil_socket_t fd, short events, void *arg)
 {
-	struct audit_walk *op = TAILQ_FIRST(&audit_walks);
+	struct rpc_audit_walk *op = TAILQ_FIRST(&rpc_audit_walks);
 
 	if (op == NULL)
 		return;
-	TAILQ_REMOVE(&audit_walks, op, entry);
-	if (audit_slice(op->cd->ledger, &op->walk, op->reply) == 2)
-		TAILQ_INSERT_TAIL(&audit_walks, op, entry);
+	TAILQ_REMOVE(&rpc_audit_walks, op, entry);
+	if (rpc_audit_slice(op->cd->ledger, &op->walk, op->reply) == 2)
+		TAILQ_INSERT_TAIL(&rpc_audit_walks, op, entry);
 	else
-		audit_walk_finish(op);
-	audit_walk_schedule();
+		rpc_audit_walk_finish(op);
+	rpc_audit_walk_schedule();
 }
 
 /* A zero timeout, not event_active: the loop polls for I/O before each slice. */
 static void
-audit_walk_schedule(void)
+rpc_audit_walk_schedule(void)
 {
 	const struct timeval now = { 0, 0 };
 
-	if (!TAILQ_EMPTY(&audit_walks) && !evtimer_pending(audit_walk_ev, NULL))
-		evtimer_add(audit_walk_ev, &now);
+	if (!TAILQ_EMPTY(&rpc_audit_walks) && !evtimer_pending(rpc_audit_walk_ev, NULL))
+		evtimer_add(rpc_audit_walk_ev, &now);
 }
 
 /* op is out of the line: answers its client (if still there). */
 static void
-audit_walk_finish(struct audit_walk *op)
+rpc_audit_walk_finish(struct rpc_audit_walk *op)
 {
 	op_complete(op->cd, op->pending, op->reply);
 	free(op);
@@ -191,15 +191,15 @@ audit_walk_finish(struct audit_walk *op)
 void
 rpc_audit_abandon(void)
 {
-	struct audit_walk *op;
+	struct rpc_audit_walk *op;
 
-	while ((op = TAILQ_FIRST(&audit_walks)) != NULL) {
-		TAILQ_REMOVE(&audit_walks, op, entry);
+	while ((op = TAILQ_FIRST(&rpc_audit_walks)) != NULL) {
+		TAILQ_REMOVE(&rpc_audit_walks, op, entry);
 		reply_error(op->reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "audit: interrupted: carotated is shutting down");
-		audit_walk_finish(op);
+		rpc_audit_walk_finish(op);
 	}
-	if (audit_walk_ev != NULL)
-		event_free(audit_walk_ev);
-	audit_walk_ev = NULL;
+	if (rpc_audit_walk_ev != NULL)
+		event_free(rpc_audit_walk_ev);
+	rpc_audit_walk_ev = NULL;
 }

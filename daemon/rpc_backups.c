@@ -19,13 +19,13 @@
 #define BACKUPS_DEFAULT_LIMIT 100
 #define BACKUPS_MAX_LIMIT     1000
 
-static Carotate__V1__Backup *rpc_backup(struct backup_info *);
-static Carotate__V1__BundleCa *rpc_retired(const struct bundle_retired *);
-static Carotate__V1__Bundle *rpc_bundle_now(const struct config *, time_t);
+static Carotate__V1__Backup *rpc_backups_entry(struct backup_info *);
+static Carotate__V1__BundleCa *rpc_backups_retired(const struct bundle_retired *);
+static Carotate__V1__Bundle *rpc_backups_bundle_now(const struct config *, time_t);
 
 /* The reply takes b's certificate descriptions. */
 static Carotate__V1__Backup *
-rpc_backup(struct backup_info *b)
+rpc_backups_entry(struct backup_info *b)
 {
 	Carotate__V1__Backup *m = xmalloc(sizeof(*m));
 
@@ -43,8 +43,7 @@ rpc_backup(struct backup_info *b)
 }
 
 void
-rpc_list_backups(
-    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_backups(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__ListBackupsRequest *q = req->list_backups;
 	const struct config *conf = ctx->cd->conf;
@@ -68,7 +67,7 @@ rpc_list_backups(
 	carotate__v1__backups_reply__init(r);
 	r->backups = xcalloc(n + 1, sizeof(*r->backups));
 	for (i = 0; i < n; i++)
-		r->backups[i] = rpc_backup(&list[i]);
+		r->backups[i] = rpc_backups_entry(&list[i]);
 	r->n_backups = n;
 	r->total = total;
 	r->keep = conf->backups_keep;
@@ -78,7 +77,7 @@ rpc_list_backups(
 }
 
 static Carotate__V1__BundleCa *
-rpc_retired(const struct bundle_retired *c)
+rpc_backups_retired(const struct bundle_retired *c)
 {
 	Carotate__V1__BundleCa *m = xmalloc(sizeof(*m));
 	int64_t nb;
@@ -95,7 +94,7 @@ rpc_retired(const struct bundle_retired *c)
 
 /* The bundle as derived now, and whether ca-bundle.pem holds it. */
 static Carotate__V1__Bundle *
-rpc_bundle_now(const struct config *conf, time_t now)
+rpc_backups_bundle_now(const struct config *conf, time_t now)
 {
 	Carotate__V1__Bundle *d = NULL;
 	struct bundle b;
@@ -115,7 +114,8 @@ rpc_bundle_now(const struct config *conf, time_t now)
  * the proxy itself does not read the bundle, so nothing is reloaded.
  */
 void
-rpc_retire(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_backups_retire(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
 	int dry = req->retire->dry_run, r;
@@ -141,9 +141,9 @@ rpc_retire(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	rr->dry_run = dry;
 	rr->retired = xcalloc(n + 1, sizeof(*rr->retired));
 	for (i = 0; i < n; i++)
-		rr->retired[i] = rpc_retired(&list[i]);
+		rr->retired[i] = rpc_backups_retired(&list[i]);
 	rr->n_retired = n;
-	rr->bundle = rpc_bundle_now(conf, now);
+	rr->bundle = rpc_backups_bundle_now(conf, now);
 	bundle_retired_free(list, n);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY;
 	reply->retire_reply = rr;

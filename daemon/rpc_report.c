@@ -12,7 +12,7 @@
 #include "reply.h"
 #include "ledger.h"
 #include "log.h"
-#include "worker.h"
+#include "valid.h"
 #include "xmalloc.h"
 
 #define REPORT_DEFAULT_LIMIT 100
@@ -21,11 +21,11 @@
 
 static void rpc_report_pending(const char *, int64_t, int, void *);
 static void rpc_report_holding(const char *, uint64_t, void *);
-static void rpc_agent_reply(struct ledger *, const char *, Carotate__V1__Response *, int);
+static void rpc_report_agent(struct ledger *, const char *, Carotate__V1__Response *, int);
 
 /* Rounded down: 99.99 % is 99, never 100. */
 static uint32_t
-rpc_percent(uint64_t part, uint64_t whole)
+rpc_report_percent(uint64_t part, uint64_t whole)
 {
 	return whole == 0 ? 0 : (uint32_t)(part * 100 / whole);
 }
@@ -89,8 +89,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->inactive_lacking = c.inactive_lacking;
 	r->excluded = c.excluded;
 	r->current = c.current;
-	r->percent = rpc_percent(c.acknowledged, c.active);
-	r->percent_verified = rpc_percent(c.verified, c.active);
+	r->percent = rpc_report_percent(c.acknowledged, c.active);
+	r->percent_verified = rpc_report_percent(c.verified, c.active);
 	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
 	r->canary_check_unset = ctx->cd->conf->canary_address.host == NULL &&
 	                        ctx->cd->conf->canary_address.path == NULL;
@@ -106,7 +106,7 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 
 /* Answers with the agent as the ledger now has it. */
 static void
-rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
+rpc_report_agent(struct ledger *l, const char *id, Carotate__V1__Response *reply, int exclude)
 {
 	Carotate__V1__AgentReply *a;
 	struct ledger_agent info;
@@ -131,15 +131,15 @@ rpc_agent_reply(struct ledger *l, const char *id, Carotate__V1__Response *reply,
 
 /* exclude and include: one small transaction each, durable before the answer. */
 static void
-rpc_exclusion(
+rpc_report_exclusion(
     struct rpc_ctx *ctx, const char *id, const char *reason, Carotate__V1__Response *reply)
 {
 	struct ledger *l = ctx->cd->ledger;
 	enum ledger_result r = LEDGER_ERROR;
 
-	if (!worker_valid_agent_id(id, strlen(id))) {
+	if (!valid_agent_id(id, strlen(id))) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_AGENT_ID);
+		    "agent ids are 1 to %d of A-Z a-z 0-9 . _ -", LIMITS_MAX_AGENT_ID);
 		return;
 	}
 	if (reason != NULL && !reply_text_ok(reason, 1, LEDGER_MAX_REASON)) {
@@ -164,24 +164,27 @@ rpc_exclusion(
 	    (long)(ctx->peer != NULL ? ctx->peer->uid : 0), reason != NULL ? ": " : "",
 	    reason != NULL ? reason : "");
 	agents_metrics_dirty(ctx->cd);
-	rpc_agent_reply(l, id, reply, reason != NULL);
+	rpc_report_agent(l, id, reply, reason != NULL);
 }
 
 void
-rpc_exclude(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_exclude(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	rpc_exclusion(ctx, req->exclude->agent, req->exclude->reason, reply);
+	rpc_report_exclusion(ctx, req->exclude->agent, req->exclude->reason, reply);
 }
 
 void
-rpc_include(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_include(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	rpc_exclusion(ctx, req->include->agent, NULL, reply);
+	rpc_report_exclusion(ctx, req->include->agent, NULL, reply);
 }
 
 /* forget AGENT, or forget --never-confirmed --older-than D: one transaction, durable first. */
 void
-rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_report_forget(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__ForgetRequest *q = req->forget;
 	struct ledger *l = ctx->cd->ledger;
@@ -190,12 +193,12 @@ rpc_forget(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	uint64_t n = 0;
 	int one = !q->never_confirmed;
 
-	if (one ? !worker_valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
+	if (one ? !valid_agent_id(q->agent, strlen(q->agent)) || q->older_than != 0
 	        : q->agent[0] != '\0' || q->older_than == 0 || q->older_than > REPORT_MAX_WINDOW) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "forget takes an agent id (1 to %d of A-Z a-z 0-9 . _ -), or never_confirmed "
 		    "with older_than from 1 second to 3650 days",
-		    LEDGER_MAX_AGENT_ID);
+		    LIMITS_MAX_AGENT_ID);
 		return;
 	}
 	if (ledger_begin(l) == 0) {

@@ -34,16 +34,16 @@
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
+#include "proto_limits.h"
 #include "proxy.h"
 #include "ssldir.h"
 #include "swap.h"
 #include "xmalloc.h"
 
-#define ROTATE_REASON_MAX   256 /* bytes of printable ASCII */
-#define ROTATE_PENDING_SHOW 20  /* pending agents named in a refusal */
+#define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
 
 /* One rotate or restore from the swap to the reply. */
-struct swap_op {
+struct rpc_rotate_op {
 	struct carotated *cd;
 	struct control_pending *pending;
 	const char *call;                  /* "rotate" or "restore" */
@@ -62,33 +62,33 @@ struct swap_op {
 #define PENDING_MAGIC "carotate-pending 1"
 
 /* The swap between its swap and its reply (at most one: the call is exclusive). */
-static struct swap_op *swap_running;
+static struct rpc_rotate_op *rpc_rotate_running;
 
-static Carotate__V1__RotateReply *rotate_reply_new(void);
-static void rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
-static void rotate_pending_cb(const char *, int64_t, int, void *);
-static int rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
+static Carotate__V1__RotateReply *rpc_rotate_reply_new(void);
+static void rpc_rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
+static void rpc_rotate_pending_cb(const char *, int64_t, int, void *);
+static int rpc_rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
-static int rotate_sha_ok(const char *);
-static int rotate_counted(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
+static int rpc_rotate_sha_ok(const char *);
+static int rpc_rotate_counted(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     const Carotate__V1__RotateReply *, Carotate__V1__Response *);
-static int restore_gate(struct rpc_ctx *, const Carotate__V1__RestoreRequest *,
+static int rpc_rotate_restore_gate(struct rpc_ctx *, const Carotate__V1__RestoreRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
-static struct swap_op *swap_op_new(const char *, Carotate__V1__Response *);
-static void swap_op_start(struct rpc_ctx *, struct swap_op *);
-static void swap_op_swapped(struct swap_op *);
-static void swap_op_reloaded(Carotate__V1__ReloadResult *, void *);
-static void swap_op_checked(int, const char *, const char *, void *);
-static void swap_op_rollback(struct swap_op *, const char *, const char *);
-static void swap_op_reply(struct swap_op *, Carotate__V1__Status, const char *, ...)
+static struct rpc_rotate_op *rpc_rotate_op_new(const char *, Carotate__V1__Response *);
+static void rpc_rotate_op_start(struct rpc_ctx *, struct rpc_rotate_op *);
+static void rpc_rotate_op_swapped(struct rpc_rotate_op *);
+static void rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *, void *);
+static void rpc_rotate_op_checked(int, const char *, const char *, void *);
+static void rpc_rotate_op_rollback(struct rpc_rotate_op *, const char *, const char *);
+static void rpc_rotate_op_reply(struct rpc_rotate_op *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
-static void swap_op_free(struct swap_op *);
-static void swap_op_note(struct swap_op *);
-static void swap_op_line(char *, size_t, const char *, const char *);
-static int swap_op_load_line(struct swap_op *, const char *);
+static void rpc_rotate_op_free(struct rpc_rotate_op *);
+static void rpc_rotate_op_note(struct rpc_rotate_op *);
+static void rpc_rotate_op_line(char *, size_t, const char *, const char *);
+static int rpc_rotate_op_load_line(struct rpc_rotate_op *, const char *);
 
 static Carotate__V1__RotateReply *
-rotate_reply_new(void)
+rpc_rotate_reply_new(void)
 {
 	Carotate__V1__RotateReply *r = xmalloc(sizeof(*r));
 
@@ -97,7 +97,7 @@ rotate_reply_new(void)
 }
 
 static void
-rotate_attach(Carotate__V1__Response *reply, const char *call, Carotate__V1__RotateReply *r)
+rpc_rotate_attach(Carotate__V1__Response *reply, const char *call, Carotate__V1__RotateReply *r)
 {
 	if (strcmp(call, "restore") == 0) {
 		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY;
@@ -109,7 +109,7 @@ rotate_attach(Carotate__V1__Response *reply, const char *call, Carotate__V1__Rot
 }
 
 static void
-rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
+rpc_rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
 {
 	Carotate__V1__RotateReply *r = arg;
 	Carotate__V1__PendingAgent *p = reply_pending_agent(id, last_seen, delivered);
@@ -125,8 +125,8 @@ rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *arg)
  * cut off. 0 to go on, -1 with the refusal in reply.
  */
 static int
-rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate__V1__RotateReply *r,
-    Carotate__V1__Response *reply)
+rpc_rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
+    Carotate__V1__RotateReply *r, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
 	struct ledger *l = ctx->cd->ledger;
@@ -145,7 +145,7 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 	if (c.active > 0 && r->confirmed >= c.active)
 		return 0;
 	if (c.active > 0 && ledger_pending(l, now, conf->active_within, 0, ROTATE_PENDING_SHOW,
-	                        rotate_pending_cb, r) == -1)
+	                        rpc_rotate_pending_cb, r) == -1)
 		log_warnx("rotate: cannot list the pending agents");
 	if (q->force) {
 		log_info("rotate forced below the gate (%llu of %llu active agents %s): %s",
@@ -179,7 +179,7 @@ rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate_
 
 /* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
 static int
-rotate_sha_ok(const char *s)
+rpc_rotate_sha_ok(const char *s)
 {
 	return strlen(s) == PKI_SHA256_HEX - 1 &&
 	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
@@ -194,7 +194,7 @@ rotate_sha_ok(const char *s)
  * audited and installed is one CA. 0 to go on, -1 with the refusal in reply.
  */
 static int
-rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
+rpc_rotate_counted(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
     const Carotate__V1__RotateReply *r, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
@@ -232,7 +232,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	const Carotate__V1__RotateRequest *q = req->rotate;
 	const struct config *conf = ctx->cd->conf;
 	Carotate__V1__RotateReply *r;
-	struct swap_op *op;
+	struct rpc_rotate_op *op;
 	time_t now = time(NULL);
 	X509 *ca;
 	int saved, rc;
@@ -243,24 +243,24 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		return;
 	}
 	/* It goes into manifests, logs and the audit trail: one printable line. */
-	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+	if (!reply_text_ok(q->reason, 0, LIMITS_MAX_REASON)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
-	if (q->expect_ca[0] != '\0' && !rotate_sha_ok(q->expect_ca)) {
+	if (q->expect_ca[0] != '\0' && !rpc_rotate_sha_ok(q->expect_ca)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;
 	}
-	r = rotate_reply_new();
+	r = rpc_rotate_reply_new();
 	r->dry_run = q->dry_run;
 	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
 	r->after = certset_describe(conf, 1, now, &ca);
 	saved = errno;
 	X509_free(ca);
-	rotate_attach(reply, "rotate", r);
+	rpc_rotate_attach(reply, "rotate", r);
 	/* A set that cannot be read is not called incomplete: the reason is given. */
 	if (r->after == NULL && saved != ENOENT) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
@@ -282,7 +282,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the staged set is not sound: %s", r->after->problems[0]);
 		return;
 	}
-	if (rotate_counted(ctx, q, r, reply) == -1 || rotate_gate(ctx, q, r, reply) == -1)
+	if (rpc_rotate_counted(ctx, q, r, reply) == -1 || rpc_rotate_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
 		reply_error(reply, CAROTATE__V1__STATUS__OK,
@@ -294,7 +294,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    r->forced ? " (forced)" : "");
 		return;
 	}
-	op = swap_op_new("rotate", reply);
+	op = rpc_rotate_op_new("rotate", reply);
 	/* The swap checks again that new/ holds the CA counted here: nothing else goes live. */
 	if ((rc = swap_rotate_ca(conf, now, q->reason[0] != '\0' ? q->reason : "rotate",
 	         op->reply->after->ca->sha256, op->backup, sizeof(op->backup), op->failure,
@@ -306,22 +306,23 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		                     : CAROTATE__V1__STATUS__INTERNAL,
 		    "%s", op->failure);
-		swap_op_free(op);
+		rpc_rotate_op_free(op);
 		return;
 	}
 	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
-	swap_op_start(ctx, op);
+	rpc_rotate_op_start(ctx, op);
 }
 
 void
-rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_rotate_restore(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__RestoreRequest *q = req->restore;
 	const struct config *conf = ctx->cd->conf;
 	char id[SWAP_ID_MAX], err[512];
 	Carotate__V1__RotateReply *r;
-	struct swap_op *op;
+	struct rpc_rotate_op *op;
 	time_t now = time(NULL);
 	X509 *ca;
 
@@ -330,9 +331,9 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    "--force needs --reason: say why agents may be cut off");
 		return;
 	}
-	if (!reply_text_ok(q->reason, 0, ROTATE_REASON_MAX)) {
+	if (!reply_text_ok(q->reason, 0, LIMITS_MAX_REASON)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
-		    "the reason may hold up to %d printable characters", ROTATE_REASON_MAX);
+		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
 	if (q->latest == (q->backup[0] != '\0')) {
@@ -347,7 +348,7 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		}
 		log_info(
 		    "restore --latest: %s (the newest backup but those of rolled-back sets)", id);
-	} else if (!backup_id_valid(q->backup)) {
+	} else if (!backupid_valid(q->backup)) {
 		/* Never echoed: it may be anything. */
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "not a backup id: backups are named certs-YYYYMMDD-HHMMSS[-N] (see "
@@ -355,14 +356,14 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		return;
 	} else
 		snprintf(id, sizeof(id), "%s", q->backup);
-	r = rotate_reply_new();
+	r = rpc_rotate_reply_new();
 	r->dry_run = q->dry_run;
 	r->restored = xstrdup(id);
 	r->before = certset_describe(conf, 0, now, &ca);
 	X509_free(ca);
 	r->after = certset_describe_backup(conf, id, now, &ca);
 	X509_free(ca);
-	rotate_attach(reply, "restore", r);
+	rpc_rotate_attach(reply, "restore", r);
 	if (r->after == NULL) {
 		reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "no backup %s in %s", id,
 		    conf->ssl_dir);
@@ -373,23 +374,23 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    r->after->server == NULL ? "the backup has no server certificate" : err);
 		return;
 	}
-	if (restore_gate(ctx, q, r, reply) == -1)
+	if (rpc_rotate_restore_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
 		reply_error(reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
 		return;
 	}
-	op = swap_op_new("restore", reply);
+	op = rpc_rotate_op_new("restore", reply);
 	if (swap_restore(conf, id, now, op->backup, sizeof(op->backup), op->failure,
 	        sizeof(op->failure)) == -1) {
 		log_warnx("restore: %s", op->failure);
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
-		swap_op_free(op);
+		rpc_rotate_op_free(op);
 		return;
 	}
 	log_info("restore: %s is live again (server %s); the previous set is in %s", id,
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
-	swap_op_start(ctx, op);
+	rpc_rotate_op_start(ctx, op);
 }
 
 /*
@@ -399,7 +400,7 @@ rpc_restore(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
  * a dry run says so the same way. 0 to go on, -1 with the refusal in reply.
  */
 static int
-restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
+rpc_rotate_restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
     Carotate__V1__RotateReply *r, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
@@ -435,10 +436,10 @@ restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest *q,
 }
 
 /* The call goes ahead: the op takes the reply's RotateReply (before and after are described). */
-static struct swap_op *
-swap_op_new(const char *call, Carotate__V1__Response *reply)
+static struct rpc_rotate_op *
+rpc_rotate_op_new(const char *call, Carotate__V1__Response *reply)
 {
-	struct swap_op *op = xcalloc(1, sizeof(*op));
+	struct rpc_rotate_op *op = xcalloc(1, sizeof(*op));
 	Carotate__V1__RotateReply *r;
 
 	r = reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY
@@ -456,20 +457,20 @@ swap_op_new(const char *call, Carotate__V1__Response *reply)
 }
 
 static void
-swap_op_start(struct rpc_ctx *ctx, struct swap_op *op)
+rpc_rotate_op_start(struct rpc_ctx *ctx, struct rpc_rotate_op *op)
 {
 	op->cd = ctx->cd;
 	op->pending = op_defer(ctx);
 	op->audit = op_take_audit(ctx->cd, op->pending);
 	op->reply->backup = xstrdup(op->backup);
-	swap_running = op;
-	swap_op_note(op);
-	swap_op_swapped(op);
+	rpc_rotate_running = op;
+	rpc_rotate_op_note(op);
+	rpc_rotate_op_swapped(op);
 }
 
 /* key value, one line: control characters (none expected) become '?'. */
 static void
-swap_op_line(char *buf, size_t len, const char *key, const char *value)
+rpc_rotate_op_line(char *buf, size_t len, const char *key, const char *value)
 {
 	size_t n = strlen(buf), i;
 
@@ -489,23 +490,24 @@ swap_op_line(char *buf, size_t len, const char *key, const char *value)
  * it as this call, not as a change made outside carotated.
  */
 static void
-swap_op_note(struct swap_op *op)
+rpc_rotate_op_note(struct rpc_rotate_op *op)
 {
 	char buf[SWAP_PENDING_MAX], err[512] = "";
 
 	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
-	swap_op_line(buf, sizeof(buf), "call", op->call);
-	swap_op_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
-	swap_op_line(buf, sizeof(buf), "restored",
+	rpc_rotate_op_line(buf, sizeof(buf), "call", op->call);
+	rpc_rotate_op_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
+	rpc_rotate_op_line(buf, sizeof(buf), "restored",
 	    op->reply->restored != NULL && op->reply->restored[0] != '\0' ? op->reply->restored
 	                                                                  : "-");
-	swap_op_line(buf, sizeof(buf), "expected", op->expected);
-	swap_op_line(buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
-	swap_op_line(buf, sizeof(buf), "forced", op->reply->forced ? "1" : "0");
-	swap_op_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
-	swap_op_line(buf, sizeof(buf), "rollback_backup",
+	rpc_rotate_op_line(buf, sizeof(buf), "expected", op->expected);
+	rpc_rotate_op_line(
+	    buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
+	rpc_rotate_op_line(buf, sizeof(buf), "forced", op->reply->forced ? "1" : "0");
+	rpc_rotate_op_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
+	rpc_rotate_op_line(buf, sizeof(buf), "rollback_backup",
 	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
-	swap_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
+	rpc_rotate_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
 	if ((op->audit != NULL && audit_call_save(op->audit, buf, sizeof(buf)) == -1) ||
 	    swap_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
@@ -514,7 +516,7 @@ swap_op_note(struct swap_op *op)
 
 /* The set on disk changed: the bundle follows, then the proxy is told. */
 static void
-swap_op_swapped(struct swap_op *op)
+rpc_rotate_op_swapped(struct rpc_rotate_op *op)
 {
 	const struct config *conf = op->cd->conf;
 	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[512];
@@ -530,13 +532,13 @@ swap_op_swapped(struct swap_op *op)
 	bundle_clear(&b);
 	agents_refresh(op->cd);
 	fault_point("rotate-after-publish");
-	proxy_reload(op->cd, swap_op_reloaded, op);
+	proxy_reload(op->cd, rpc_rotate_op_reloaded, op);
 }
 
 static void
-swap_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 {
-	struct swap_op *op = arg;
+	struct rpc_rotate_op *op = arg;
 	const struct config *conf = op->cd->conf;
 
 	fault_point("rotate-after-reload");
@@ -544,13 +546,13 @@ swap_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 		protobuf_c_message_free_unpacked(&op->reply->reload->base, NULL);
 	op->reply->reload = result;
 	proxy_check(op->cd, &conf->proxy_address, conf->proxy_server_name, op->expected,
-	    conf->check_timeout, swap_op_checked, op);
+	    conf->check_timeout, rpc_rotate_op_checked, op);
 }
 
 static void
-swap_op_checked(int ok, const char *served, const char *why, void *arg)
+rpc_rotate_op_checked(int ok, const char *served, const char *why, void *arg)
 {
-	struct swap_op *op = arg;
+	struct rpc_rotate_op *op = arg;
 	const struct config *conf = op->cd->conf;
 	Carotate__V1__RotateReply *r = op->reply;
 	char addr[300], **pruned = NULL, err[256];
@@ -563,12 +565,12 @@ swap_op_checked(int ok, const char *served, const char *why, void *arg)
 	if (op->rolling_back) {
 		r->rolled_back = 1;
 		if (ok)
-			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
 			    "%s; rolled back: the previous set is live again and %s serves it "
 			    "(the set that failed is kept in %s)",
 			    op->failure, addr, op->rollback_backup);
 		else
-			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
 			    "%s; the previous set was put back, but %s does not serve it either "
 			    "(%s): check the proxy now",
 			    op->failure, addr, why);
@@ -580,11 +582,11 @@ swap_op_checked(int ok, const char *served, const char *why, void *arg)
 		    conf->check_timeout / 1000, why);
 		log_warnx("%s", op->failure);
 		if (op->backup[0] == '\0') {
-			swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
 			    "%s; there was no previous set to roll back to", op->failure);
 			return;
 		}
-		swap_op_rollback(op, op->backup, op->previous);
+		rpc_rotate_op_rollback(op, op->backup, op->previous);
 		return;
 	}
 	r->verified = 1;
@@ -598,13 +600,13 @@ swap_op_checked(int ok, const char *served, const char *why, void *arg)
 		    pruned[i], conf->backups_keep);
 	log_info("%s: %s serves %s (%llu ms)", op->call, addr, op->expected,
 	    (unsigned long long)r->rotate_ms);
-	swap_op_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
+	rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
 	    op->backup[0] != '\0' ? "; the previous set is in " : "", op->backup);
 }
 
 /* Puts backup id back (the set that was live before this call), then reloads and checks again. */
 static void
-swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
+rpc_rotate_op_rollback(struct rpc_rotate_op *op, const char *id, const char *previous)
 {
 	char err[512];
 
@@ -613,7 +615,7 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
 	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
 		log_warnx("%s: roll back to %s: %s", op->call, id, err);
-		swap_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+		rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
 		    "%s; putting %s back failed too (%s): restore it by hand (carotatectl "
 		    "restore %s)",
 		    op->failure, id, err, id);
@@ -621,12 +623,12 @@ swap_op_rollback(struct swap_op *op, const char *id, const char *previous)
 	}
 	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
 	    op->rollback_backup);
-	swap_op_note(op);
-	swap_op_swapped(op);
+	rpc_rotate_op_note(op);
+	rpc_rotate_op_swapped(op);
 }
 
 static void
-swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, ...)
+rpc_rotate_op_reply(struct rpc_rotate_op *op, Carotate__V1__Status status, const char *fmt, ...)
 {
 	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__RotateReply *r = op->reply;
@@ -657,21 +659,21 @@ swap_op_reply(struct swap_op *op, Carotate__V1__Status status, const char *fmt, 
 	bundle_clear(&b);
 	agents_check_canary(op->cd);
 	reply_error(reply, status, "%s", msg);
-	rotate_attach(reply, op->call, r);
+	rpc_rotate_attach(reply, op->call, r);
 	op->reply = NULL;
 	audit_call_end(op->audit, reply);
 	op->audit = NULL;
 	/* Recorded: nothing is left for a next start to finish. */
 	if (swap_pending_remove(conf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
-	swap_running = NULL;
+	rpc_rotate_running = NULL;
 	op->cd->resuming = 0;
 	op_finish(op->cd, op->pending, reply);
-	swap_op_free(op);
+	rpc_rotate_op_free(op);
 }
 
 static void
-swap_op_free(struct swap_op *op)
+rpc_rotate_op_free(struct rpc_rotate_op *op)
 {
 	if (op->reply != NULL)
 		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
@@ -687,12 +689,12 @@ swap_op_free(struct swap_op *op)
 void
 rpc_rotate_abandon(void)
 {
-	struct swap_op *op = swap_running;
+	struct rpc_rotate_op *op = rpc_rotate_running;
 	Carotate__V1__Response *reply;
 
 	if (op == NULL)
 		return;
-	swap_running = NULL;
+	rpc_rotate_running = NULL;
 	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
 	          "audits it",
 	    op->call);
@@ -705,12 +707,12 @@ rpc_rotate_abandon(void)
 		    op->call, op->backup[0] != '\0' ? op->backup : "none");
 		op_complete(op->cd, op->pending, reply);
 	}
-	swap_op_free(op);
+	rpc_rotate_op_free(op);
 }
 
 /* One line of SWAP_PENDING; the audit record's lines are audit_call_load's. */
 static int
-swap_op_load_line(struct swap_op *op, const char *line)
+rpc_rotate_op_load_line(struct rpc_rotate_op *op, const char *line)
 {
 	const char *v = strchr(line, ' ');
 	size_t k;
@@ -720,19 +722,19 @@ swap_op_load_line(struct swap_op *op, const char *line)
 	k = (size_t)(v++ - line);
 	if (k == 4 && strncmp(line, "call", 4) == 0)
 		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
-	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backup_id_valid(v))
+	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backupid_valid(v))
 		snprintf(op->backup, sizeof(op->backup), "%s", v);
-	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backup_id_valid(v))
+	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
 		op->reply->restored = xstrdup(v);
-	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rotate_sha_ok(v))
+	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rpc_rotate_sha_ok(v))
 		snprintf(op->expected, sizeof(op->expected), "%s", v);
-	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rotate_sha_ok(v))
+	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rpc_rotate_sha_ok(v))
 		snprintf(op->previous, sizeof(op->previous), "%s", v);
 	else if (k == 6 && strncmp(line, "forced", 6) == 0)
 		op->reply->forced = strcmp(v, "1") == 0;
 	else if (k == 12 && strncmp(line, "rolling_back", 12) == 0)
 		op->rolling_back = strcmp(v, "1") == 0;
-	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backup_id_valid(v))
+	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backupid_valid(v))
 		snprintf(op->rollback_backup, sizeof(op->rollback_backup), "%s", v);
 	else if (k == 7 && strncmp(line, "failure", 7) == 0 && strcmp(v, "-") != 0)
 		snprintf(op->failure, sizeof(op->failure), "%s", v);
@@ -743,7 +745,7 @@ int
 rpc_rotate_resume(struct carotated *cd)
 {
 	char *text = NULL, *copy, *line, *save = NULL, err[512];
-	struct swap_op *op;
+	struct rpc_rotate_op *op;
 	int r;
 
 	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
@@ -754,7 +756,7 @@ rpc_rotate_resume(struct carotated *cd)
 	op = xcalloc(1, sizeof(*op));
 	op->cd = cd;
 	op->call = "rotate";
-	op->reply = rotate_reply_new();
+	op->reply = rpc_rotate_reply_new();
 	op->resumed = 1;
 	op->t0 = clock_ms();
 	copy = xstrdup(text);
@@ -763,14 +765,14 @@ rpc_rotate_resume(struct carotated *cd)
 		op->expected[0] = '\0';
 	else
 		while ((line = strtok_r(NULL, "\n", &save)) != NULL)
-			swap_op_load_line(op, line);
+			rpc_rotate_op_load_line(op, line);
 	free(copy);
 	op->audit = audit_call_load(cd, text);
 	free(text);
 	if (op->expected[0] == '\0') {
 		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
 		    cd->conf->state_dir, SWAP_PENDING);
-		swap_op_free(op);
+		rpc_rotate_op_free(op);
 		if (swap_pending_remove(cd->conf, err, sizeof(err)) == -1)
 			log_warnx("%s", err);
 		return -1;
@@ -778,10 +780,10 @@ rpc_rotate_resume(struct carotated *cd)
 	op->reply->backup = xstrdup(op->backup);
 	cd->busy = op->call;
 	cd->resuming = 1;
-	swap_running = op;
+	rpc_rotate_running = op;
 	log_info("%s: carotated stopped before it had answered; finishing it now: reload, "
 	         "TLS check%s, audit",
 	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
-	swap_op_swapped(op);
+	rpc_rotate_op_swapped(op);
 	return 1;
 }

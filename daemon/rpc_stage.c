@@ -43,7 +43,7 @@
 #define STAGE_CA_KEYS          "ca-keys" /* in the state directory */
 
 /* One generate or install (or discard) from request to reply. */
-struct stage_op {
+struct rpc_stage_op {
 	struct carotated *cd;
 	struct control_pending *pending;
 	const char *call;
@@ -63,33 +63,33 @@ struct stage_op {
 };
 
 /* The generate, install or discard between its start and its reply (exclusive: one). */
-static struct stage_op *stage_running;
+static struct rpc_stage_op *rpc_stage_running;
 
-static int stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
-    struct stage_op *, Carotate__V1__Response *);
-static int stage_default_sans(const struct config *, struct stage_op *, Carotate__V1__Response *);
-static int stage_child_generate(void *, int);
-static int stage_child_install(void *, int);
-static int stage_child_send(int, const struct pki_material *, const char *);
-static void stage_job_done(struct job *, void *);
-static int stage_write(struct stage_op *, const Carotate__Internal__Material *, char *, size_t);
-static int stage_save_ca_key(const struct config *, const Carotate__Internal__Material *,
+static int rpc_stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
+    struct rpc_stage_op *, Carotate__V1__Response *);
+static int rpc_stage_default_sans(
+    const struct config *, struct rpc_stage_op *, Carotate__V1__Response *);
+static int rpc_stage_child_generate(void *, int);
+static int rpc_stage_child_install(void *, int);
+static int rpc_stage_child_send(int, const struct pki_material *, const char *);
+static void rpc_stage_job_done(struct job *, void *);
+static int rpc_stage_write(
+    struct rpc_stage_op *, const Carotate__Internal__Material *, char *, size_t);
+static int rpc_stage_save_ca_key(const struct config *, const Carotate__Internal__Material *,
     char[PKI_SHA256_HEX + 8], char *, size_t);
-static void stage_drop_ca_key(const struct config *, const char *);
-static void stage_reload(struct stage_op *);
-static void stage_reloaded(Carotate__V1__ReloadResult *, void *);
-static int stage_refuse(Carotate__V1__Response *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-static void stage_fail(struct stage_op *, Carotate__V1__Status, const char *, ...)
+static void rpc_stage_drop_ca_key(const struct config *, const char *);
+static void rpc_stage_reload(struct rpc_stage_op *);
+static void rpc_stage_reloaded(Carotate__V1__ReloadResult *, void *);
+static void rpc_stage_fail(struct rpc_stage_op *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
-static void stage_finish(struct stage_op *, Carotate__V1__Response *);
-static void stage_op_free(struct stage_op *);
-static uint8_t *stage_copy(const ProtobufCBinaryData *, size_t *);
-static int stage_start(
-    struct rpc_ctx *, struct stage_op *, job_fn, unsigned, Carotate__V1__Response *);
+static void rpc_stage_finish(struct rpc_stage_op *, Carotate__V1__Response *);
+static void rpc_stage_op_free(struct rpc_stage_op *);
+static uint8_t *rpc_stage_copy(const ProtobufCBinaryData *, size_t *);
+static int rpc_stage_start(
+    struct rpc_ctx *, struct rpc_stage_op *, job_fn, unsigned, Carotate__V1__Response *);
 
 static void
-stage_op_free(struct stage_op *op)
+rpc_stage_op_free(struct rpc_stage_op *op)
 {
 	size_t i;
 
@@ -111,23 +111,10 @@ stage_op_free(struct stage_op *op)
 	free(op);
 }
 
-/* Refuses the request as invalid input; returns -1 for the caller to pass on. */
-static int
-stage_refuse(Carotate__V1__Response *reply, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[512];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", msg);
-	return -1;
-}
-
 /* The configured proxy names as SANs; the host's name when none are configured. */
 static int
-stage_default_sans(const struct config *conf, struct stage_op *op, Carotate__V1__Response *reply)
+rpc_stage_default_sans(
+    const struct config *conf, struct rpc_stage_op *op, Carotate__V1__Response *reply)
 {
 	char host[256];
 	size_t i;
@@ -142,8 +129,8 @@ stage_default_sans(const struct config *conf, struct stage_op *op, Carotate__V1_
 		return 0;
 	}
 	if (gethostname(host, sizeof(host)) == -1 || config_dns_invalid(host) != NULL)
-		return stage_refuse(
-		    reply, "no names for the server certificate: set [proxy] names or pass --san");
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "no names for the server certificate: set [proxy] names or pass --san");
 	op->sans = xcalloc(1, sizeof(char *));
 	xasprintf(&op->sans[0], "DNS:%s", host);
 	op->profile.n_sans = 1;
@@ -152,36 +139,38 @@ stage_default_sans(const struct config *conf, struct stage_op *op, Carotate__V1_
 
 /* Every field is checked against an allow-list before the child sees it. */
 static int
-stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g,
-    struct stage_op *op, Carotate__V1__Response *reply)
+rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g,
+    struct rpc_stage_op *op, Carotate__V1__Response *reply)
 {
 	const char *kt = g->key_type[0] != '\0' ? g->key_type : "ec-p256", *why;
 	size_t i, j, len = strlen(g->name);
 
 	if (pki_key_kind_parse(kt, &op->profile.key) == -1)
-		return stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "unknown key type \"%.32s\" (ec-p256, ec-p384, rsa-2048, rsa-3072, "
 		    "rsa-4096)",
 		    kt);
 	op->profile.ca_days = g->ca_days != 0 ? g->ca_days : PKI_DEFAULT_CA_DAYS;
 	op->profile.server_days = g->server_days != 0 ? g->server_days : PKI_DEFAULT_SERVER_DAYS;
 	if (op->profile.ca_days > PKI_MAX_DAYS || op->profile.server_days > PKI_MAX_DAYS)
-		return stage_refuse(reply, "validity over %d days", PKI_MAX_DAYS);
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "validity over %d days", PKI_MAX_DAYS);
 	if (op->profile.server_days > op->profile.ca_days)
-		return stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the server certificate (%u days) would outlive its CA (%u days)",
 		    op->profile.server_days, op->profile.ca_days);
 	if (len > STAGE_MAX_NAME || strspn(g->name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
 	                                            "qrstuvwxyz0123456789 ._-") != len)
-		return stage_refuse(reply,
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the name may hold up to %d letters, digits, spaces, '.', '_' and '-'",
 		    STAGE_MAX_NAME);
 	op->name = xstrdup(len > 0 ? g->name : PKI_DEFAULT_NAME);
 	op->profile.name = op->name;
 	if (g->n_sans == 0)
-		return stage_default_sans(ctx->cd->conf, op, reply);
+		return rpc_stage_default_sans(ctx->cd->conf, op, reply);
 	if (g->n_sans > PKI_MAX_SANS)
-		return stage_refuse(reply, "more than %d SANs", PKI_MAX_SANS);
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "more than %d SANs", PKI_MAX_SANS);
 	op->sans = xcalloc(g->n_sans, sizeof(char *));
 	for (i = 0; i < g->n_sans; i++) {
 		const char *s = g->sans[i];
@@ -194,7 +183,8 @@ stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g
 			if (strcasecmp(op->sans[j], s) == 0)
 				why = "given twice";
 		if (why != NULL)
-			return stage_refuse(reply, "SAN \"%.80s\": %s", s, why);
+			return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+			    "SAN \"%.80s\": %s", s, why);
 		op->sans[i] = xstrdup(s);
 		op->profile.n_sans = i + 1;
 	}
@@ -203,7 +193,7 @@ stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g
 
 /* Serializes the child's result for the parent: one Material message, then exit. */
 static int
-stage_child_send(int fd, const struct pki_material *m, const char *error)
+rpc_stage_child_send(int fd, const struct pki_material *m, const char *error)
 {
 	Carotate__Internal__Material msg = CAROTATE__INTERNAL__MATERIAL__INIT;
 	uint8_t *buf;
@@ -237,9 +227,9 @@ stage_child_send(int fd, const struct pki_material *m, const char *error)
 }
 
 static int
-stage_child_generate(void *arg, int fd)
+rpc_stage_child_generate(void *arg, int fd)
 {
-	struct stage_op *op = arg;
+	struct rpc_stage_op *op = arg;
 	struct pki_material m = { 0 };
 	char err[512];
 	int r;
@@ -247,16 +237,16 @@ stage_child_generate(void *arg, int fd)
 	op->profile.sans = op->sans;
 	op->profile.now = time(NULL);
 	if (pki_generate(&op->profile, &m, err, sizeof(err)) == -1)
-		return stage_child_send(fd, NULL, err);
-	r = stage_child_send(fd, &m, NULL);
+		return rpc_stage_child_send(fd, NULL, err);
+	r = rpc_stage_child_send(fd, &m, NULL);
 	pki_material_clear(&m);
 	return r;
 }
 
 static int
-stage_child_install(void *arg, int fd)
+rpc_stage_child_install(void *arg, int fd)
 {
-	struct stage_op *op = arg;
+	struct rpc_stage_op *op = arg;
 	const struct config *conf = op->cd->conf;
 	struct pki_custom in = { op->ca, op->cert, op->key, op->chain, op->ca_len, op->cert_len,
 		op->key_len, op->chain_len };
@@ -267,8 +257,8 @@ stage_child_install(void *arg, int fd)
 	int r;
 
 	if (pki_validate_custom(&in, &policy, &m, err, sizeof(err)) == -1)
-		return stage_child_send(fd, NULL, err);
-	r = stage_child_send(fd, &m, NULL);
+		return rpc_stage_child_send(fd, NULL, err);
+	r = rpc_stage_child_send(fd, &m, NULL);
 	pki_material_clear(&m);
 	return r;
 }
@@ -280,7 +270,7 @@ stage_child_install(void *arg, int fd)
  * through the pipe, and we write it to the state directory.
  */
 static int
-stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeout,
+rpc_stage_start(struct rpc_ctx *ctx, struct rpc_stage_op *op, job_fn fn, unsigned timeout,
     Carotate__V1__Response *reply)
 {
 	struct sandbox_ids ids;
@@ -297,29 +287,30 @@ stage_start(struct rpc_ctx *ctx, struct stage_op *op, job_fn fn, unsigned timeou
 	}
 	ids.may_fork = !op->install;
 	if (job_fork_confined(ctx->cd->base, op->call, fn, op, &ids, timeout, STAGE_MAX_MATERIAL,
-	        stage_job_done, op) == NULL) {
+	        rpc_stage_job_done, op) == NULL) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
 		    op->call, strerror(errno));
 		return -1;
 	}
 	op->pending = op_defer(ctx);
-	stage_running = op;
+	rpc_stage_running = op;
 	return 0;
 }
 
 void
-rpc_generate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_stage_generate(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	struct stage_op *op = xcalloc(1, sizeof(*op));
+	struct rpc_stage_op *op = xcalloc(1, sizeof(*op));
 
 	op->call = "generate";
-	if (stage_check_generate(ctx, req->generate, op, reply) == -1 ||
-	    stage_start(ctx, op, stage_child_generate, STAGE_GENERATE_TIMEOUT, reply) == -1)
-		stage_op_free(op);
+	if (rpc_stage_check_generate(ctx, req->generate, op, reply) == -1 ||
+	    rpc_stage_start(ctx, op, rpc_stage_child_generate, STAGE_GENERATE_TIMEOUT, reply) == -1)
+		rpc_stage_op_free(op);
 }
 
 static uint8_t *
-stage_copy(const ProtobufCBinaryData *b, size_t *len)
+rpc_stage_copy(const ProtobufCBinaryData *b, size_t *len)
 {
 	uint8_t *p = xmalloc(b->len + 1);
 
@@ -331,12 +322,13 @@ stage_copy(const ProtobufCBinaryData *b, size_t *len)
 }
 
 void
-rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_stage_install(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const Carotate__V1__InstallRequest *in = req->install;
 	const ProtobufCBinaryData *fields[] = { &in->ca, &in->cert, &in->key, &in->chain };
 	static const char *names[] = { "ca", "cert", "key", "chain" };
-	struct stage_op *op;
+	struct rpc_stage_op *op;
 	STACK_OF(X509) * certs;
 	uint8_t *pem;
 	size_t i, len;
@@ -352,10 +344,10 @@ rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	op = xcalloc(1, sizeof(*op));
 	op->call = "install";
 	op->install = 1;
-	op->ca = stage_copy(&in->ca, &op->ca_len);
-	op->cert = stage_copy(&in->cert, &op->cert_len);
-	op->key = stage_copy(&in->key, &op->key_len);
-	op->chain = stage_copy(&in->chain, &op->chain_len);
+	op->ca = rpc_stage_copy(&in->ca, &op->ca_len);
+	op->cert = rpc_stage_copy(&in->cert, &op->cert_len);
+	op->key = rpc_stage_copy(&in->key, &op->key_len);
+	op->chain = rpc_stage_copy(&in->chain, &op->chain_len);
 	/* The new CA must differ from the active one: the child compares them. */
 	if (ssldir_read_ca(ctx->cd->conf, 0, &pem, &len) == 0) {
 		if ((certs = pki_certs_from_pem(pem, len, why, sizeof(why))) != NULL) {
@@ -364,8 +356,8 @@ rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		}
 		free(pem);
 	}
-	if (stage_start(ctx, op, stage_child_install, STAGE_INSTALL_TIMEOUT, reply) == -1)
-		stage_op_free(op);
+	if (rpc_stage_start(ctx, op, rpc_stage_child_install, STAGE_INSTALL_TIMEOUT, reply) == -1)
+		rpc_stage_op_free(op);
 }
 
 /*
@@ -373,7 +365,7 @@ rpc_install(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
  * SSL one, durably (the file and both directories fsynced) or not at all.
  */
 static int
-stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material *m,
+rpc_stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material *m,
     char name[PKI_SHA256_HEX + 8], char *err, size_t errlen)
 {
 	STACK_OF(X509) * certs;
@@ -418,7 +410,7 @@ stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material 
  * belongs to no set. A custom set never had one (ENOENT is quiet).
  */
 static void
-stage_drop_ca_key(const struct config *conf, const char *name)
+rpc_stage_drop_ca_key(const struct config *conf, const char *name)
 {
 	int sfd, kfd = -1;
 
@@ -439,7 +431,8 @@ stage_drop_ca_key(const struct config *conf, const char *name)
 
 /* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
 static int
-stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
+rpc_stage_write(
+    struct rpc_stage_op *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
 {
 	const struct config *conf = op->cd->conf;
 	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
@@ -449,12 +442,12 @@ stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *er
 	struct bundle b;
 	int r;
 
-	if (!op->install && stage_save_ca_key(conf, m, keyname, err, errlen) == -1)
+	if (!op->install && rpc_stage_save_ca_key(conf, m, keyname, err, errlen) == -1)
 		return -1;
 	fault_point("stage-after-ca-key");
 	if (ssldir_stage(conf, &f, err, errlen) == -1) {
 		if (!op->install)
-			stage_drop_ca_key(conf, keyname);
+			rpc_stage_drop_ca_key(conf, keyname);
 		return -1;
 	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
@@ -468,9 +461,9 @@ stage_write(struct stage_op *op, const Carotate__Internal__Material *m, char *er
 }
 
 static void
-stage_job_done(struct job *job, void *arg)
+rpc_stage_job_done(struct job *job, void *arg)
 {
-	struct stage_op *op = arg;
+	struct rpc_stage_op *op = arg;
 	Carotate__Internal__Material *m = NULL;
 	const unsigned char *out;
 	char why[64], err[512];
@@ -481,21 +474,21 @@ stage_job_done(struct job *job, void *arg)
 		/* A parser bug, or input built to exploit one: the job died alone. */
 		log_warnx("%s: certificate job %s: it made a system call outside its allow-list",
 		    op->call, job_describe(job, why, sizeof(why)));
-		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
+		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
 		    "the certificate job was killed by its syscall filter (signal %d); nothing was "
 		    "staged",
 		    job_signal(job));
 	} else if (job_exit_status(job) != 0 ||
 	           (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
 		log_warnx("%s: certificate job %s", op->call, job_describe(job, why, sizeof(why)));
-		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "the certificate job failed (%s)",
-		    job_describe(job, why, sizeof(why)));
+		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "the certificate job failed (%s)", job_describe(job, why, sizeof(why)));
 	} else if (m->error[0] != '\0') {
 		log_info("%s refused: %s", op->call, m->error);
-		stage_fail(op, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", m->error);
-	} else if (stage_write(op, m, err, sizeof(err)) == -1) {
+		rpc_stage_fail(op, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", m->error);
+	} else if (rpc_stage_write(op, m, err, sizeof(err)) == -1) {
 		log_warnx("%s: %s", op->call, err);
-		stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 	} else {
 		op->reply = xmalloc(sizeof(*op->reply));
 		carotate__v1__stage_reply__init(op->reply);
@@ -505,7 +498,7 @@ stage_job_done(struct job *job, void *arg)
 		op->reply->n_warnings = m->n_warnings;
 		log_info("%s: a new %s set is staged in %s/%s", op->call,
 		    op->install ? "custom" : "generated", op->cd->conf->ssl_dir, SSLDIR_STAGING);
-		stage_reload(op);
+		rpc_stage_reload(op);
 	}
 	if (m != NULL) {
 		if (m->key.data != NULL)
@@ -518,17 +511,17 @@ stage_job_done(struct job *job, void *arg)
 }
 
 static void
-stage_reload(struct stage_op *op)
+rpc_stage_reload(struct rpc_stage_op *op)
 {
-	stage_running = op;
-	proxy_reload(op->cd, stage_reloaded, op);
+	rpc_stage_running = op;
+	proxy_reload(op->cd, rpc_stage_reloaded, op);
 }
 
 /* The proxy has been told; answer with what is now staged and published. */
 static void
-stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+rpc_stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 {
-	struct stage_op *op = arg;
+	struct rpc_stage_op *op = arg;
 	const struct config *conf = op->cd->conf;
 	Carotate__V1__Response *reply = reply_new();
 	Carotate__V1__StageReply *sr = op->reply;
@@ -568,31 +561,30 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY;
 		reply->discard_reply = sr;
 	}
-	stage_finish(op, reply);
+	rpc_stage_finish(op, reply);
 }
 
 static void
-stage_fail(struct stage_op *op, Carotate__V1__Status status, const char *fmt, ...)
+rpc_stage_fail(struct rpc_stage_op *op, Carotate__V1__Status status, const char *fmt, ...)
 {
 	Carotate__V1__Response *reply = reply_new();
 	va_list ap;
-	char msg[1024];
 
+	/* 1024: the job's error is the child's text, as long as its message allows. */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(reply, status, 1024, fmt, ap);
 	va_end(ap);
-	reply_error(reply, status, "%s", msg);
-	stage_finish(op, reply);
+	rpc_stage_finish(op, reply);
 }
 
 /* Answers the client (if still there) and lets the next state change in. */
 static void
-stage_finish(struct stage_op *op, Carotate__V1__Response *reply)
+rpc_stage_finish(struct rpc_stage_op *op, Carotate__V1__Response *reply)
 {
-	if (stage_running == op)
-		stage_running = NULL;
+	if (rpc_stage_running == op)
+		rpc_stage_running = NULL;
 	op_finish(op->cd, op->pending, reply);
-	stage_op_free(op);
+	rpc_stage_op_free(op);
 }
 
 /*
@@ -605,20 +597,21 @@ rpc_stage_abandon(void)
 {
 	Carotate__V1__Response *reply;
 
-	if (stage_running == NULL)
+	if (rpc_stage_running == NULL)
 		return;
 	reply = reply_new();
 	reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
-	    "%s: interrupted: carotated is shutting down", stage_running->call);
-	stage_finish(stage_running, reply);
+	    "%s: interrupted: carotated is shutting down", rpc_stage_running->call);
+	rpc_stage_finish(rpc_stage_running, reply);
 }
 
 void
-rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+rpc_stage_discard(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
 	char staged[PKI_SHA256_HEX], active[PKI_SHA256_HEX], keyname[PKI_SHA256_HEX + 8];
-	struct stage_op *op;
+	struct rpc_stage_op *op;
 	struct bundle b;
 	char kept[64], err[512];
 	time_t now = time(NULL);
@@ -641,7 +634,7 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	 */
 	if (staged[0] != '\0' && strcmp(staged, active) != 0) {
 		snprintf(keyname, sizeof(keyname), "%s.key", staged);
-		stage_drop_ca_key(conf, keyname);
+		rpc_stage_drop_ca_key(conf, keyname);
 	}
 	op = xcalloc(1, sizeof(*op));
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1) {
@@ -656,5 +649,5 @@ rpc_discard(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	op->reply = xmalloc(sizeof(*op->reply));
 	carotate__v1__stage_reply__init(op->reply);
 	op->pending = op_defer(ctx);
-	stage_reload(op);
+	rpc_stage_reload(op);
 }

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "unixsock.h"
+#include "valid.h"
 #include "supervise.h"
 #include "wire.h"
 #include "worker.h"
@@ -599,7 +600,7 @@ supervise_check(const Carotate__Internal__AgentRequest *req)
 	if (req->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_CHECKIN &&
 	    req->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
 		return "sent a request for an unknown call";
-	if (!worker_valid_agent_id(req->agent_id, strlen(req->agent_id)))
+	if (!valid_agent_id(req->agent_id, strlen(req->agent_id)))
 		return "sent a malformed agent id";
 	if (!worker_valid_credential(req->call, req->credential.data, req->credential.len))
 		return "sent a malformed credential";

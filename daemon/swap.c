@@ -49,10 +49,12 @@
 #include "backupid.h"
 #include "config.h"
 #include "digest.h"
+#include "errbuf.h"
 #include "fault.h"
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
+#include "proto_limits.h"
 #include "ssldir.h"
 #include "swap.h"
 
@@ -61,9 +63,9 @@
 #define SWAP_REQUIRED   7 /* mask of the three required files */
 #define SWAP_MAX_STEPS  16
 #define SWAP_NAME_MAX   256
-#define SWAP_MAX_SUFFIX 100  /* certs-...-N */
-#define SWAP_MAX_TEXT   4096 /* bytes of a journal or manifest we read or write */
-#define SWAP_REASON_MAX 200
+#define SWAP_MAX_SUFFIX 100               /* certs-...-N */
+#define SWAP_MAX_TEXT   4096              /* bytes of a journal or manifest we read or write */
+#define SWAP_REASON_MAX LIMITS_MAX_REASON /* all that rotate accepts; once cut to 200 */
 
 enum swap_kind {
 	SWAP_MKDIR,
@@ -104,7 +106,6 @@ struct swap_ctx {
 
 static const char *const swap_kinds[] = { "mkdir", "move", "copy", "rmdir" };
 
-static int swap_error(struct swap_ctx *, const char *, ...) __attribute__((format(printf, 2, 3)));
 static void swap_fault(struct swap_ctx *);
 static int swap_open(struct swap_ctx *, const struct config *, const char *, char *, size_t);
 static void swap_close(struct swap_ctx *);
@@ -146,17 +147,6 @@ static int swap_journal_line(struct swap_ctx *, struct swap_journal *, const cha
 static int swap_journal_read(struct swap_ctx *, struct swap_journal *);
 static int swap_journal_remove(struct swap_ctx *);
 
-static int
-swap_error(struct swap_ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, c->errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Crash points swap-<op>-1, -2, ... between steps; the tests walk them all. */
 static void
 swap_fault(struct swap_ctx *c)
@@ -190,13 +180,16 @@ swap_open(struct swap_ctx *c, const struct config *conf, const char *op, char *e
 		if (strcspn(c->names[i], " \t\r\n/") != strlen(c->names[i]) ||
 		    strlen(c->names[i]) >= SWAP_NAME_MAX || strcmp(c->names[i], ".") == 0 ||
 		    strcmp(c->names[i], "..") == 0 || strcmp(c->names[i], "-") == 0)
-			return swap_error(c, "%s: not a plain file name", c->names[i]);
+			return errbuf_fail(
+			    c->err, c->errlen, "%s: not a plain file name", c->names[i]);
 	}
 	if ((c->dfd = ssldir_open(conf, 0)) == -1)
-		return swap_error(c, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+		return errbuf_fail(
+		    c->err, c->errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
 	c->stfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->stfd == -1) {
-		swap_error(c, "cannot open %s: %s", conf->state_dir, strerror(errno));
+		errbuf_fail(
+		    c->err, c->errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
 		swap_close(c);
 		return -1;
 	}
@@ -229,7 +222,7 @@ swap_name_index(const struct swap_ctx *c, const char *name)
 static int
 swap_valid_dir(const char *s)
 {
-	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backup_id_valid(s);
+	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backupid_valid(s);
 }
 
 /* A directory of the swap, opened relative to the SSL directory and never through a symlink. */
@@ -272,8 +265,8 @@ swap_probe_set(struct swap_ctx *c, int dirfd, const char *where, int *mask)
 	*mask = 0;
 	for (i = 0; i < SWAP_NFILES; i++) {
 		if ((r = swap_probe(dirfd, c->names[i])) == -1)
-			return swap_error(c, "%s/%s%s: %s, refused", c->conf->ssl_dir, where,
-			    c->names[i],
+			return errbuf_fail(c->err, c->errlen, "%s/%s%s: %s, refused",
+			    c->conf->ssl_dir, where, c->names[i],
 			    errno == ELOOP    ? "a symbolic link"
 			    : errno == EMLINK ? "a file with another hard link"
 			    : errno == EINVAL ? "not a regular file"
@@ -323,16 +316,16 @@ swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
 	clean[i] = '\0';
 	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\nop=%s\ncreated=%lld\n",
 	        clean, c->label, (long long)now) == -1)
-		return swap_error(c, "manifest too long");
+		return errbuf_fail(c->err, c->errlen, "manifest too long");
 	for (i = 0; i < SWAP_NFILES; i++) {
 		if (!(mask & (1 << i)))
 			continue;
 		if (swap_sha256(c->dfd, c->names[i], hex, &mode) == -1)
-			return swap_error(c, "cannot read %s/%s: %s", c->conf->ssl_dir, c->names[i],
-			    strerror(errno));
+			return errbuf_fail(c->err, c->errlen, "cannot read %s/%s: %s",
+			    c->conf->ssl_dir, c->names[i], strerror(errno));
 		if (swap_append(c->manifest, sizeof(c->manifest), &len, "%s  %04o  %s\n", hex,
 		        (unsigned)mode, c->names[i]) == -1)
-			return swap_error(c, "manifest too long");
+			return errbuf_fail(c->err, c->errlen, "manifest too long");
 	}
 	c->manifest_len = len;
 	return 0;
@@ -349,15 +342,17 @@ swap_verify_line(struct swap_ctx *c, int bfd, const char *id, const char *line, 
 
 	if (sscanf(line, "%64[0-9a-f]  %4o  %n", want, &mode, &n) != 2 || n == 0 ||
 	    strlen(want) != 64)
-		return swap_error(c, "%s/%s: bad line, refused", id, SWAP_MANIFEST);
+		return errbuf_fail(
+		    c->err, c->errlen, "%s/%s: bad line, refused", id, SWAP_MANIFEST);
 	if ((i = swap_name_index(c, line + n)) == -1 || (*mask & (1 << i)))
-		return swap_error(
-		    c, "%s/%s: unexpected or repeated file, refused", id, SWAP_MANIFEST);
+		return errbuf_fail(c->err, c->errlen, "%s/%s: unexpected or repeated file, refused",
+		    id, SWAP_MANIFEST);
 	if (swap_sha256(bfd, c->names[i], got, &cur) == -1)
-		return swap_error(c, "%s/%s: %s, refused", id, c->names[i],
+		return errbuf_fail(c->err, c->errlen, "%s/%s: %s, refused", id, c->names[i],
 		    errno == ELOOP ? "a symbolic link" : strerror(errno));
 	if (strcmp(want, got) != 0 || cur != (mode_t)mode)
-		return swap_error(c, "%s/%s does not match its manifest, refused", id, c->names[i]);
+		return errbuf_fail(c->err, c->errlen, "%s/%s does not match its manifest, refused",
+		    id, c->names[i]);
 	*mask |= 1 << i;
 	return 0;
 }
@@ -379,17 +374,20 @@ swap_verify(struct swap_ctx *c, const char *id, int *mask)
 
 	*mask = 0;
 	/* Client input: never echoed until it has the shape of a backup id. */
-	if (!backup_id_valid(id))
-		return swap_error(c, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
+	if (!backupid_valid(id))
+		return errbuf_fail(
+		    c->err, c->errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
-		return swap_error(c, "no backup %s: %s", id, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "no backup %s: %s", id, strerror(errno));
 	if (fsx_read(bfd, SWAP_MANIFEST, SWAP_MAX_TEXT, &buf, &len) == -1) {
 		snprintf(where, sizeof(where), "%s/", id);
-		r = errno == ENOENT ? swap_probe_set(c, bfd, where, mask)
-		                    : swap_error(c, "%s/%s: %s, refused", id, SWAP_MANIFEST,
-		                          errno == ELOOP ? "a symbolic link" : strerror(errno));
+		r = errno == ENOENT
+		        ? swap_probe_set(c, bfd, where, mask)
+		        : errbuf_fail(c->err, c->errlen, "%s/%s: %s, refused", id, SWAP_MANIFEST,
+		              errno == ELOOP ? "a symbolic link" : strerror(errno));
 	} else if (strlen((char *)buf) != len)
-		r = swap_error(c, "%s/%s: binary content, refused", id, SWAP_MANIFEST);
+		r = errbuf_fail(
+		    c->err, c->errlen, "%s/%s: binary content, refused", id, SWAP_MANIFEST);
 	else
 		for (line = strtok_r((char *)buf, "\n", &save); line != NULL && r == 0;
 		     line = strtok_r(NULL, "\n", &save))
@@ -399,7 +397,7 @@ swap_verify(struct swap_ctx *c, const char *id, int *mask)
 	free(buf);
 	close(bfd);
 	if (r == 0 && (*mask & SWAP_REQUIRED) != SWAP_REQUIRED)
-		r = swap_error(c, "%s is not a complete set, refused", id);
+		r = errbuf_fail(c->err, c->errlen, "%s is not a complete set, refused", id);
 	return r;
 }
 
@@ -427,16 +425,19 @@ swap_pick_id(struct swap_ctx *c, time_t now, char *id)
 
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(base, sizeof(base), "certs-%Y%m%d-%H%M%S", &tm) == 0)
-		return swap_error(c, "cannot name a backup for time %lld", (long long)now);
+		return errbuf_fail(
+		    c->err, c->errlen, "cannot name a backup for time %lld", (long long)now);
 	for (i = 1; i <= SWAP_MAX_SUFFIX; i++) {
 		if (i == 1)
 			snprintf(id, SWAP_ID_MAX, "%s", base);
 		else
 			snprintf(id, SWAP_ID_MAX, "%s-%d", base, i);
 		if (fstatat(c->dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
-			return backup_id_valid(id) ? 0 : swap_error(c, "bad backup name %s", id);
+			return backupid_valid(id)
+			           ? 0
+			           : errbuf_fail(c->err, c->errlen, "bad backup name %s", id);
 	}
-	return swap_error(c, "no free backup name for %s", base);
+	return errbuf_fail(c->err, c->errlen, "no free backup name for %s", base);
 }
 
 static void
@@ -488,7 +489,8 @@ swap_idle(struct swap_ctx *c)
 	struct stat st;
 
 	if (fstatat(c->stfd, SWAP_JOURNAL, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
-		return swap_error(c, "%s/%s: an interrupted swap awaits recovery at the next start",
+		return errbuf_fail(c->err, c->errlen,
+		    "%s/%s: an interrupted swap awaits recovery at the next start",
 		    c->conf->state_dir, SWAP_JOURNAL);
 	return 0;
 }
@@ -500,17 +502,17 @@ swap_mkdir(struct swap_ctx *c, const char *id)
 	int bfd, r;
 
 	if (mkdirat(c->dfd, id, 0700) == -1 || fsx_fsync_dir(c->dfd) == -1)
-		return swap_error(
-		    c, "cannot create %s/%s: %s", c->conf->ssl_dir, id, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot create %s/%s: %s", c->conf->ssl_dir,
+		    id, strerror(errno));
 	swap_fault(c);
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
-		return swap_error(
-		    c, "cannot open %s/%s: %s", c->conf->ssl_dir, id, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s", c->conf->ssl_dir, id,
+		    strerror(errno));
 	r = 0;
 	if (fsx_create(bfd, SWAP_MANIFEST, c->manifest, c->manifest_len, 0600) == -1 ||
 	    fsx_fsync_dir(bfd) == -1)
-		r = swap_error(c, "cannot write %s/%s/%s: %s", c->conf->ssl_dir, id, SWAP_MANIFEST,
-		    strerror(errno));
+		r = errbuf_fail(c->err, c->errlen, "cannot write %s/%s/%s: %s", c->conf->ssl_dir,
+		    id, SWAP_MANIFEST, strerror(errno));
 	close(bfd);
 	return r;
 }
@@ -523,12 +525,12 @@ swap_move(struct swap_ctx *c, const char *from, const char *to, const char *name
 	int ffd, tfd, r;
 
 	if ((tfd = swap_dir(c, to)) == -1)
-		return swap_error(
-		    c, "cannot open %s/%s: %s", c->conf->ssl_dir, to, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s", c->conf->ssl_dir, to,
+		    strerror(errno));
 	if ((ffd = swap_dir(c, from)) == -1 && errno != ENOENT) {
 		close(tfd);
-		return swap_error(
-		    c, "cannot open %s/%s: %s", c->conf->ssl_dir, from, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s", c->conf->ssl_dir,
+		    from, strerror(errno));
 	}
 	if (ffd != -1 && renameat(ffd, name, tfd, name) == 0)
 		r = fsx_fsync_dir(tfd) == -1 || fsx_fsync_dir(ffd) == -1 ? -1 : 0;
@@ -543,8 +545,8 @@ swap_move(struct swap_ctx *c, const char *from, const char *to, const char *name
 	    fchmodat(tfd, name, swap_live_mode(c, name, st.st_mode), 0) == -1)
 		r = -1;
 	if (r == -1)
-		swap_error(c, "cannot move %s/%s/%s to %s/: %s", c->conf->ssl_dir, from, name, to,
-		    strerror(errno));
+		errbuf_fail(c->err, c->errlen, "cannot move %s/%s/%s to %s/: %s", c->conf->ssl_dir,
+		    from, name, to, strerror(errno));
 	if (ffd != -1)
 		close(ffd);
 	close(tfd);
@@ -572,20 +574,21 @@ swap_copy(struct swap_ctx *c, const char *from, const char *name)
 	int ffd, r;
 
 	if ((ffd = swap_dir(c, from)) == -1)
-		return swap_error(
-		    c, "cannot open %s/%s: %s", c->conf->ssl_dir, from, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s", c->conf->ssl_dir,
+		    from, strerror(errno));
 	if (fstatat(ffd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
 	    fsx_read(ffd, name, SSLDIR_MAX_CERT_FILE, &data, &len) == -1) {
 		close(ffd);
-		return swap_error(
-		    c, "cannot read %s/%s/%s: %s", c->conf->ssl_dir, from, name, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot read %s/%s/%s: %s", c->conf->ssl_dir,
+		    from, name, strerror(errno));
 	}
 	close(ffd);
 	/* XXX the backup was verified before the journal; a change to it since is not seen. */
 	/* A backup made by hand may hold a readable key or writable files: clamped. */
 	r = fsx_replace(c->dfd, name, data, len, swap_live_mode(c, name, st.st_mode));
 	if (r == -1)
-		swap_error(c, "cannot write %s/%s: %s", c->conf->ssl_dir, name, strerror(errno));
+		errbuf_fail(c->err, c->errlen, "cannot write %s/%s: %s", c->conf->ssl_dir, name,
+		    strerror(errno));
 	explicit_bzero(data, len);
 	free(data);
 	return r;
@@ -596,8 +599,8 @@ static int
 swap_rmdir(struct swap_ctx *c, const char *dir)
 {
 	if ((fsx_remove_dir(c->dfd, dir) == -1 && errno != ENOENT) || fsx_fsync_dir(c->dfd) == -1)
-		return swap_error(
-		    c, "cannot remove %s/%s: %s", c->conf->ssl_dir, dir, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->ssl_dir,
+		    dir, strerror(errno));
 	return 0;
 }
 
@@ -609,17 +612,17 @@ swap_unmkdir(struct swap_ctx *c, const char *id)
 
 	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
 		return errno == ENOENT ? 0
-		                       : swap_error(c, "cannot open %s/%s: %s", c->conf->ssl_dir,
-		                             id, strerror(errno));
+		                       : errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s",
+		                             c->conf->ssl_dir, id, strerror(errno));
 	if (unlinkat(bfd, SWAP_MANIFEST, 0) == -1 && errno != ENOENT) {
 		close(bfd);
-		return swap_error(c, "cannot remove %s/%s/%s: %s", c->conf->ssl_dir, id,
-		    SWAP_MANIFEST, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s/%s: %s",
+		    c->conf->ssl_dir, id, SWAP_MANIFEST, strerror(errno));
 	}
 	close(bfd);
 	if (unlinkat(c->dfd, id, AT_REMOVEDIR) == -1 || fsx_fsync_dir(c->dfd) == -1)
-		return swap_error(
-		    c, "cannot remove %s/%s: %s", c->conf->ssl_dir, id, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->ssl_dir,
+		    id, strerror(errno));
 	return 0;
 }
 
@@ -636,7 +639,7 @@ swap_do(struct swap_ctx *c, const struct swap_step *s)
 	case SWAP_RMDIR:
 		return swap_rmdir(c, s->from);
 	}
-	return swap_error(c, "unknown swap step");
+	return errbuf_fail(c->err, c->errlen, "unknown swap step");
 }
 
 /*
@@ -654,16 +657,16 @@ swap_undo(struct swap_ctx *c, const struct swap_step *s)
 		return swap_move(c, s->to, s->from, s->name);
 	case SWAP_COPY:
 		if (unlinkat(c->dfd, s->name, 0) == -1 && errno != ENOENT)
-			return swap_error(c, "cannot remove %s/%s: %s", c->conf->ssl_dir, s->name,
-			    strerror(errno));
+			return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s",
+			    c->conf->ssl_dir, s->name, strerror(errno));
 		return 0;
 	case SWAP_RMDIR:
 		if (mkdirat(c->dfd, s->from, 0700) == -1 && errno != EEXIST)
-			return swap_error(c, "cannot create %s/%s: %s", c->conf->ssl_dir, s->from,
-			    strerror(errno));
+			return errbuf_fail(c->err, c->errlen, "cannot create %s/%s: %s",
+			    c->conf->ssl_dir, s->from, strerror(errno));
 		return 0;
 	}
-	return swap_error(c, "unknown swap step");
+	return errbuf_fail(c->err, c->errlen, "unknown swap step");
 }
 
 /* Undoes steps [0, n) in reverse order; each undo is idempotent. */
@@ -737,7 +740,7 @@ swap_unfinish(struct swap_ctx *c, struct swap_journal *j, size_t failed)
 	j->committed = 0;
 	j->ncommit = failed + 1;
 	if (swap_journal_write(c, j) == -1) {
-		swap_error(c, "%s: the swap is finished at the next start", why);
+		errbuf_fail(c->err, c->errlen, "%s: the swap is finished at the next start", why);
 		return -1;
 	}
 	swap_fault(c);
@@ -832,10 +835,10 @@ swap_journal_write(struct swap_ctx *c, const struct swap_journal *j)
 			    j->steps[i].name);
 	}
 	if (r == -1)
-		return swap_error(c, "swap journal too long");
+		return errbuf_fail(c->err, c->errlen, "swap journal too long");
 	if (fsx_replace(c->stfd, SWAP_JOURNAL, buf, len, 0600) == -1)
-		return swap_error(
-		    c, "cannot write %s/%s: %s", c->conf->state_dir, SWAP_JOURNAL, strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot write %s/%s: %s", c->conf->state_dir,
+		    SWAP_JOURNAL, strerror(errno));
 	return 0;
 }
 
@@ -868,15 +871,15 @@ swap_journal_line(struct swap_ctx *c, struct swap_journal *j, const char *line)
 	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0)
 		snprintf(j->op, sizeof(j->op), "%s", line + 3);
 	else if (strncmp(line, "backup ", 7) == 0 &&
-	         (strcmp(line + 7, "-") == 0 || backup_id_valid(line + 7)))
+	         (strcmp(line + 7, "-") == 0 || backupid_valid(line + 7)))
 		snprintf(j->backup, sizeof(j->backup), "%s", line + 7);
 	else if (strcmp(line, "state prepared") == 0 || strcmp(line, "state committed") == 0)
 		j->committed = line[6] == 'c';
 	else if (strcmp(line, "commit") == 0)
 		j->ncommit = j->nsteps;
 	else if (swap_journal_step(c, j, line) == -1)
-		return swap_error(
-		    c, "%s/%s: bad line \"%.80s\"", c->conf->state_dir, SWAP_JOURNAL, line);
+		return errbuf_fail(c->err, c->errlen, "%s/%s: bad line \"%.80s\"",
+		    c->conf->state_dir, SWAP_JOURNAL, line);
 	return 0;
 }
 
@@ -891,18 +894,20 @@ swap_journal_read(struct swap_ctx *c, struct swap_journal *j)
 
 	if (fsx_read(c->stfd, SWAP_JOURNAL, SWAP_MAX_TEXT, &buf, &len) == -1)
 		return errno == ENOENT ? 0
-		                       : swap_error(c, "cannot read %s/%s: %s", c->conf->state_dir,
-		                             SWAP_JOURNAL, strerror(errno));
+		                       : errbuf_fail(c->err, c->errlen, "cannot read %s/%s: %s",
+		                             c->conf->state_dir, SWAP_JOURNAL, strerror(errno));
 	memset(j, 0, sizeof(*j));
 	j->ncommit = SIZE_MAX;
 	line = strlen((char *)buf) == len ? strtok_r((char *)buf, "\n", &save) : NULL;
 	if (line == NULL || strcmp(line, SWAP_MAGIC) != 0)
-		r = swap_error(c, "%s/%s: not a swap journal", c->conf->state_dir, SWAP_JOURNAL);
+		r = errbuf_fail(c->err, c->errlen, "%s/%s: not a swap journal", c->conf->state_dir,
+		    SWAP_JOURNAL);
 	while (r == 0 && (line = strtok_r(NULL, "\n", &save)) != NULL)
 		r = swap_journal_line(c, j, line);
 	free(buf);
 	if (r == 0 && (j->op[0] == '\0' || j->ncommit == SIZE_MAX))
-		r = swap_error(c, "%s/%s: incomplete journal", c->conf->state_dir, SWAP_JOURNAL);
+		r = errbuf_fail(c->err, c->errlen, "%s/%s: incomplete journal", c->conf->state_dir,
+		    SWAP_JOURNAL);
 	return r == -1 ? -1 : 1;
 }
 
@@ -911,8 +916,8 @@ swap_journal_remove(struct swap_ctx *c)
 {
 	if ((unlinkat(c->stfd, SWAP_JOURNAL, 0) == -1 && errno != ENOENT) ||
 	    fsx_fsync_dir(c->stfd) == -1)
-		return swap_error(c, "cannot remove %s/%s: %s", c->conf->state_dir, SWAP_JOURNAL,
-		    strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->state_dir,
+		    SWAP_JOURNAL, strerror(errno));
 	return 0;
 }
 
@@ -930,18 +935,18 @@ swap_check_ca(struct swap_ctx *c, int nfd, const char *expect)
 	size_t len;
 
 	if (fsx_read(nfd, c->names[0], SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
-		return swap_error(c, "cannot read %s/%s/%s: %s", c->conf->ssl_dir, SSLDIR_STAGING,
-		    c->names[0], strerror(errno));
+		return errbuf_fail(c->err, c->errlen, "cannot read %s/%s/%s: %s", c->conf->ssl_dir,
+		    SSLDIR_STAGING, c->names[0], strerror(errno));
 	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
 	free(pem);
 	if (certs == NULL)
-		return swap_error(
-		    c, "%s/%s/%s: %s", c->conf->ssl_dir, SSLDIR_STAGING, c->names[0], why);
+		return errbuf_fail(c->err, c->errlen, "%s/%s/%s: %s", c->conf->ssl_dir,
+		    SSLDIR_STAGING, c->names[0], why);
 	pki_cert_sha256(sk_X509_value(certs, 0), sha);
 	sk_X509_pop_free(certs, X509_free);
 	if (strcmp(sha, expect) == 0)
 		return 0;
-	swap_error(c,
+	errbuf_fail(c->err, c->errlen,
 	    "the staged CA in %s/%s changed while rotating (%s, expected %s): nothing changed",
 	    c->conf->ssl_dir, SSLDIR_STAGING, sha, expect);
 	return SWAP_STALE;
@@ -970,15 +975,15 @@ swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const 
 	if (idlen < SWAP_ID_MAX || swap_idle(&c) == -1)
 		goto out;
 	if ((nfd = fsx_open_dir(c.dfd, SSLDIR_STAGING)) == -1) {
-		swap_error(&c, "no staged set in %s/%s: %s", conf->ssl_dir, SSLDIR_STAGING,
-		    strerror(errno));
+		errbuf_fail(c.err, c.errlen, "no staged set in %s/%s: %s", conf->ssl_dir,
+		    SSLDIR_STAGING, strerror(errno));
 		goto out;
 	}
 	if (swap_probe_set(&c, nfd, SSLDIR_STAGING "/", &mask) == -1)
 		goto out;
 	if ((mask & SWAP_REQUIRED) != SWAP_REQUIRED) {
-		swap_error(
-		    &c, "the staged set in %s/%s is incomplete", conf->ssl_dir, SSLDIR_STAGING);
+		errbuf_fail(c.err, c.errlen, "the staged set in %s/%s is incomplete", conf->ssl_dir,
+		    SSLDIR_STAGING);
 		goto out;
 	}
 	if (swap_plan_backup(&c, &j, now, reason) == -1)

@@ -63,6 +63,7 @@
 #include <event2/listener.h>
 
 #include "log.h"
+#include "valid.h"
 #include "wire.h"
 #include "worker.h"
 #include "xmalloc.h"
@@ -212,21 +213,6 @@ static void worker_reply(struct evhttp_request *, Carotate__Internal__AgentCall,
 static void worker_reply_error(struct evhttp_request *, unsigned, const char *);
 static void worker_announce_canary(struct evkeyvalq *, const char *);
 static void worker_tick(evutil_socket_t, short, void *);
-
-int
-worker_valid_agent_id(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len == 0 || len > WORKER_MAX_AGENT_ID)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
-		        s[i]) == NULL ||
-		    s[i] == '\0')
-			return 0;
-	return 1;
-}
 
 int
 worker_valid_hex64(const char *s, size_t len)
@@ -836,8 +822,7 @@ worker_headers(struct evhttp_request *req, struct worker_call *call, const char 
 			return 400;
 		}
 	}
-	if (call->agent_id == NULL ||
-	    !worker_valid_agent_id(call->agent_id, strlen(call->agent_id))) {
+	if (call->agent_id == NULL || !valid_agent_id(call->agent_id, strlen(call->agent_id))) {
 		*why = "X-Agent-Id must be 1-64 of A-Z a-z 0-9 . _ -";
 		return 400;
 	}

@@ -23,7 +23,6 @@
 /* Our own binary, open only for the exec (see supervise.c); the worker closes it first. */
 #define WORKER_FD_EXE 6
 
-#define WORKER_MAX_AGENT_ID    64  /* 1-64 of [A-Za-z0-9._-] */
 #define WORKER_MAX_LINKING_KEY 256 /* 1-256 of printable ASCII, no space */
 #define WORKER_TOKEN_LEN       64  /* lower-case hex: 256 bits */
 #define WORKER_BUNDLE_ID_LEN   64  /* lower-case hex: SHA-256 */
@@ -40,8 +39,6 @@
  */
 int worker_main(int argc, char **argv);
 
-/* 1 when s (len bytes, no NUL inside) is 1-64 of [A-Za-z0-9._-]. */
-int worker_valid_agent_id(const char *s, size_t len);
 /* 1 when s is exactly 64 lower-case hex digits (a token or a bundle id). */
 int worker_valid_hex64(const char *s, size_t len);
 /* 1 when a bearer value has the shape its call takes (linking key or token). */

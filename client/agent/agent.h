@@ -12,6 +12,8 @@
 
 #include <openssl/x509.h>
 
+#include "proto_limits.h"
+
 /* Exit codes (carotate-agent(8)). */
 enum agent_exit {
 	AGENT_OK = 0,
@@ -28,7 +30,7 @@ enum agent_exit {
 #define AGENT_MAX_BUNDLE   (1024 * 1024) /* bytes of PEM */
 #define AGENT_MAX_CAS      64
 #define AGENT_MAX_PROVEN   64 /* fingerprints remembered; the oldest go first */
-#define AGENT_ID_MAX       64
+#define AGENT_ID_MAX       LIMITS_MAX_AGENT_ID
 #define AGENT_DEFAULT_CONF "/etc/carotate-agent/agent.conf"
 
 /* ---- conf.c: agent.conf ([agent] section) */
@@ -47,7 +49,7 @@ struct agent_conf {
 /* Defaults, then path's keys. missing_ok: a missing file leaves the defaults. 0 or -1. */
 int conf_load(const char *path, int missing_ok, struct agent_conf *, char *err, size_t errlen);
 void conf_free(struct agent_conf *);
-/* 1 when s is a valid agent id (1-64 of [A-Za-z0-9._-]). */
+/* 1 when s is a valid agent id: valid_agent_id (1-64 of [A-Za-z0-9._-]). */
 int conf_valid_id(const char *s);
 /* 1 when s is an https:// URL without spaces or control characters, at most 1024 bytes. */
 int conf_valid_url(const char *s);

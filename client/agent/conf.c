@@ -8,6 +8,7 @@
 #include <ini.h>
 
 #include "agent.h"
+#include "valid.h"
 #include "duration.h" /* one duration grammar for both configuration files */
 #include "xmalloc.h"
 
@@ -33,10 +34,7 @@ static void conf_knobs(void);
 int
 conf_valid_id(const char *s)
 {
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= AGENT_ID_MAX &&
-	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+	return valid_agent_id(s, strlen(s));
 }
 
 int

@@ -18,6 +18,7 @@
 #include "fuzzlib.h"
 #include "log.h"
 #include "supervise.h"
+#include "valid.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -80,7 +81,7 @@ fuzz_requests(struct supervise *sv, Carotate__Internal__AgentRequest **reqs, siz
 		if (r->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_CHECKIN &&
 		    r->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
 			fuzz_fail("unknown call %d handed on", (int)r->call);
-		if (!worker_valid_agent_id(r->agent_id, strlen(r->agent_id)))
+		if (!valid_agent_id(r->agent_id, strlen(r->agent_id)))
 			fuzz_fail("malformed agent id handed on");
 		if (!worker_valid_credential(r->call, r->credential.data, r->credential.len))
 			fuzz_fail("malformed credential handed on");

@@ -155,7 +155,11 @@ INFLIGHT=$!
 wait_until 10000 grep -q '^sent' "$T/inflight.out" || fail "the in-flight connection started" "$(cat "$T/inflight.out")"
 
 echo "-- rotate"
-assert_exit 0 "rotate at 100 %" -- ctl --json rotate
+# A reason of LIMITS_MAX_REASON (256) bytes, all of it kept: the rotate accepted 256
+# bytes, then the manifest kept the first 200 and `backups` showed 255 of those at most.
+LONG_REASON="$(printf 'r%.0s' $(seq 1 248)) end=256"
+assert_eq 256 "${#LONG_REASON}" "the reason is 256 bytes"
+assert_exit 0 "rotate at 100 %" -- ctl --json rotate --reason "$LONG_REASON"
 printf '%s' "$OUT" | jsave "$T/rot.json"
 assert_eq true "$(jget verified "$T/rot.json")" "rotate: verified over TLS"
 assert_eq "$NEW_SRV" "$(jget served "$T/rot.json")" "rotate: the proxy served the new certificate"
@@ -168,6 +172,14 @@ serves_now "$NGINX_PORT" "$NEW_SRV" "nginx serves the new certificate"
 [ ! -e "$STATE_DIR/swap.journal" ] || fail "no swap journal is left"
 cmp -s "$T/old-ca.pem" "$SSL_DIR/$BACKUP/ca.crt" || fail "the backup holds the old CA"
 for f in ca.crt server.crt server.key; do [ -f "$SSL_DIR/$BACKUP/$f" ] || fail "the backup holds $f"; done
+assert_eq "reason=$LONG_REASON" "$(grep '^reason=' "$SSL_DIR/$BACKUP/.manifest")" \
+	"the manifest keeps all 256 bytes of the reason"
+ctl --json backups | jsave "$T/bk.json"
+assert_eq "$BACKUP" "$(jget backups.0.id "$T/bk.json")" "backups: the rotate's backup comes first"
+assert_eq "$LONG_REASON" "$(jget backups.0.detail "$T/bk.json")" \
+	"backups --json: the detail is all 256 bytes of the reason"
+assert_exit 0 "backups (human)" -- ctl backups
+assert_contains "$LONG_REASON" "$OUT" "backups: the row shows all 256 bytes of the reason"
 [ -f "$SSL_DIR/$BACKUP/.manifest" ] || fail "the backup has a manifest"
 (cd "$SSL_DIR/$BACKUP" && grep '  ' .manifest | awk '{print $1 "  " $3}' | sha256sum -c --quiet) ||
 	fail "the manifest's sums match the backup's files"

@@ -245,7 +245,7 @@ test_check_ids(void **st)
 			fail_msg("accepted \"%s\"", bad[i]);
 		assert_true(err[0] != '\0');
 		/* Only a well-formed name is ever echoed back. */
-		if (!backup_id_valid(bad[i]))
+		if (!backupid_valid(bad[i]))
 			assert_non_null(strstr(err, "not a backup id"));
 	}
 	assert_int_equal(backups_check(&conf, longid, err, sizeof(err)), -1);

@@ -263,7 +263,7 @@ test_restore_bad_ids(void **st)
 
 	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_false(backup_id_valid(bad[i]) &&
+		assert_false(backupid_valid(bad[i]) &&
 		             strcmp(bad[i], "certs-20251127-000099") != 0 &&
 		             strcmp(bad[i], "certs-20251128-000000") != 0);
 		assert_int_equal(
@@ -275,8 +275,8 @@ test_restore_bad_ids(void **st)
 	assert_non_null(strstr(err, "not a backup id"));
 	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
 	assert_string_equal(before, after);
-	assert_true(backup_id_valid("certs-20251127-000000-2"));
-	assert_true(backup_id_valid("certs-20251127-000000-100"));
+	assert_true(backupid_valid("certs-20251127-000000-2"));
+	assert_true(backupid_valid("certs-20251127-000000-100"));
 }
 
 /* One byte changed in a backup, or a mode, or a missing manifest: refused, nothing changed. */

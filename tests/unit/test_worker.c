@@ -37,6 +37,7 @@
 #include "job.h"
 #include "log.h"
 #include "supervise.h"
+#include "valid.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -57,7 +58,7 @@ struct fake {
 	size_t max_batch;
 	int last_canary; /* the site of the supervise the last request came through */
 	int last_call;
-	char last_id[WORKER_MAX_AGENT_ID + 1];
+	char last_id[LIMITS_MAX_AGENT_ID + 1];
 	char last_inm[WORKER_BUNDLE_ID_LEN + 1];
 	char last_cred[WORKER_MAX_LINKING_KEY + 1];
 	uint64_t held[MAX_HELD]; /* seqs of "slow" requests, answered by the timer */
