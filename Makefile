@@ -56,7 +56,8 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
-	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o
+	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o \
+	       $(O)/common/io.o
 DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
 	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(O)/daemon/pki.o $(O)/daemon/certset.o \
 	       $(O)/daemon/reply.o $(O)/daemon/op.o \
@@ -76,7 +77,7 @@ AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
 	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c)))
 AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o \
-	       $(O)/common/xmalloc.o $(O)/common/log.o
+	       $(O)/common/xmalloc.o $(O)/common/log.o $(O)/common/io.o
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
@@ -166,6 +167,7 @@ $(O)/tests/%.o: tests/unit/%.c | $(GEN_H)
 test_wire_objs     :=
 test_proto_objs    :=
 test_status_objs   :=
+test_io_objs       :=
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/acl.o
 # Dispatch is the hub: every handler hangs off its table.

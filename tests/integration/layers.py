@@ -19,7 +19,7 @@ import sys
 # Lowest first. config sits with the system modules: every layer reads the parsed
 # configuration, and it depends on nothing of the daemon.
 LAYERS = [
-    ("common", "log xmalloc wire status fault clock backupid duration"),
+    ("common", "log xmalloc wire status fault clock backupid duration io"),
     ("sys, pki, config", "config pki sandbox privs notify unixsock job supervise worker"),
     ("store", "fsx ssldir certset swap backups bundle ledger"),
     ("engine", "proxy metrics agents"),
