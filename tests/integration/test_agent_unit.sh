@@ -12,6 +12,8 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
 
@@ -19,8 +21,7 @@ set -eu
 for tool in setpriv systemd-analyze; do
 	command -v "$tool" >/dev/null || t_skip "$tool is not installed"
 done
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "carotate-agent is built" "$AGENT"
+agent_require
 UNIT="$REPO_ROOT/systemd/carotate-agent.service"
 TRACE=1
 case "$CAROTATE_BUILD" in */asan*) TRACE=0 ;; esac # the sanitizers' own calls are not the agent's
@@ -45,14 +46,8 @@ cat >"$A/hook" <<HOOK
 echo "\$CAROTATE_BUNDLE_ID" >>"$A/hook.log"
 HOOK
 chmod 0755 "$A/hook"
-cat >"$A/agent.conf" <<CONF
-[agent]
-state_dir = $A/state
-bundle = $A/ca-bundle.pem
-hook = $A/hook
-hook_timeout = 10s
-timeout = 15s
-CONF
+agent_conf_write "$A/agent.conf" "state_dir=$A/state" "bundle=$A/ca-bundle.pem" "hook=$A/hook" \
+	hook_timeout=10s timeout=15s
 
 # sandboxed OUT ARGS...: the agent as the unit runs it; traced into OUT when TRACE=1.
 sandboxed() {
