@@ -57,7 +57,7 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o \
-	       $(O)/common/valid.o $(O)/common/errbuf.o
+	       $(O)/common/valid.o $(O)/common/errbuf.o $(O)/common/io.o
 # common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
@@ -84,7 +84,7 @@ AGENT_PKGS  := libcurl openssl inih jansson
 AGENT_LIB_OBJS := $(patsubst client/agent/%.c,$(O)/client/agent/%.o,\
 	       $(filter-out client/agent/main.c,$(wildcard client/agent/*.c))) $(DIGEST_OBJS)
 AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o \
-	       $(O)/common/valid.o \
+	       $(O)/common/valid.o $(O)/common/io.o \
 	       $(O)/common/xmalloc.o $(O)/common/log.o
 
 .SECONDARY: $(GEN_C) $(GEN_H)
@@ -177,6 +177,7 @@ test_proto_objs    :=
 test_status_objs   :=
 test_digest_objs   := $(DIGEST_OBJS)
 test_valid_objs    :=
+test_io_objs       :=
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/acl.o
 # Dispatch is the hub: every handler hangs off its table.

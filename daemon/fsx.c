@@ -16,9 +16,8 @@
 
 #include "fault.h"
 #include "fsx.h"
+#include "io.h"
 #include "xmalloc.h"
-
-static int fsx_write_all(int, const void *, size_t);
 
 int
 fsx_open_dir(int dirfd, const char *name)
@@ -76,24 +75,6 @@ fail:
 	return -1;
 }
 
-static int
-fsx_write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 fsx_create(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
@@ -103,7 +84,7 @@ fsx_create(int dirfd, const char *name, const void *data, size_t len, mode_t mod
 	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd == -1)
 		return -1;
-	if (fchmod(fd, mode) == -1 || fsx_write_all(fd, data, len) == -1 || fsync(fd) == -1) {
+	if (fchmod(fd, mode) == -1 || io_write_all(fd, data, len) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		unlinkat(dirfd, name, 0);

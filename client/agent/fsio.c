@@ -10,27 +10,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "io.h"
 #include "xmalloc.h"
-
-static int fsio_write_all(int, const void *, size_t);
-
-static int
-fsio_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* rename is durable only once the directory holding the name is on disk. */
 int
@@ -63,7 +44,7 @@ fsio_stage(const char *path, const void *buf, size_t len, unsigned mode, char **
 	if (fd == -1)
 		goto fail;
 	step = "write";
-	if (fchmod(fd, (mode_t)mode) == -1 || fsio_write_all(fd, buf, len) == -1)
+	if (fchmod(fd, (mode_t)mode) == -1 || io_write_all(fd, buf, len) == -1)
 		goto fail_fd;
 	step = "fsync";
 	if (fsync(fd) == -1)

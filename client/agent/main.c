@@ -40,7 +40,9 @@ static char *main_url(const char *base, const char *path);
 static int main_read_secret(const char *path, char *out, size_t outlen, char *err, size_t);
 static int main_machine_id(char *out, size_t outlen, char *err, size_t errlen);
 static int main_status_code(struct run *, const struct http_resp *, const char *what);
-static int main_install(struct run *, struct http_resp *, const char *what);
+static int main_check_bundle(
+    struct run *, const struct http_resp *, const char *what, STACK_OF(X509) * *cas);
+static int main_install(struct run *, struct http_resp *, STACK_OF(X509) * cas);
 static int main_hook(struct run *);
 static int main_canary(struct run *, const char *announced);
 static int main_args(int argc, char **argv, struct args *);
@@ -249,25 +251,38 @@ out:
 }
 
 /*
- * A 200's bundle, validated whole, installed with the state that names it (hook owed).
- * The CAs that verify the served certificate are proven by this very handshake.
+ * The checks of a 200, before anything is written: a valid ETag and a bundle validated
+ * whole against it and the served chain. *cas gets the bundle's CAs (the caller frees).
  */
 static int
-main_install(struct run *r, struct http_resp *h, const char *what)
+main_check_bundle(struct run *r, const struct http_resp *h, const char *what, STACK_OF(X509) * *cas)
 {
-	STACK_OF(X509) *cas = NULL;
-	char why[256], fp[AGENT_HEX64 + 1], old_etag[AGENT_HEX64 + 1];
-	int i, old_owed;
+	char why[256];
 
+	*cas = NULL;
 	if (h->etag_bad || h->etag[0] == '\0') {
 		snprintf(r->err, sizeof(r->err), "%s: 200 without a valid ETag", what);
 		return AGENT_EINVALID;
 	}
 	if (bundle_validate(h->body != NULL ? h->body : "", h->len, h->etag, h->leaf, h->chain,
-	        h->host, &cas, why, sizeof(why)) == -1) {
+	        h->host, cas, why, sizeof(why)) == -1) {
 		snprintf(r->err, sizeof(r->err), "%s: invalid bundle: %s", what, why);
 		return AGENT_EINVALID;
 	}
+	return AGENT_OK;
+}
+
+/*
+ * A 200's bundle, checked by main_check_bundle (its CAs: cas, freed here), installed with
+ * the state that names it (hook owed). The CAs that verify the served certificate are
+ * proven by this very handshake.
+ */
+static int
+main_install(struct run *r, struct http_resp *h, STACK_OF(X509) * cas)
+{
+	char fp[AGENT_HEX64 + 1], old_etag[AGENT_HEX64 + 1];
+	int i, old_owed;
+
 	for (i = 0; i < sk_X509_num(cas); i++)
 		if (bundle_ca_verifies(sk_X509_value(cas, i), h->leaf, h->chain, h->host) &&
 		    bundle_fingerprint(sk_X509_value(cas, i), fp) == 0)
@@ -282,26 +297,6 @@ main_install(struct run *r, struct http_resp *h, const char *what)
 		r->st.hook_owed = old_owed;
 		return AGENT_EINTERNAL;
 	}
-	return AGENT_OK;
-}
-
-/* The checks of a 200 alone, before anything is written. */
-static int
-main_check_bundle(struct run *r, const struct http_resp *h, const char *what)
-{
-	STACK_OF(X509) *cas = NULL;
-	char why[256];
-
-	if (h->etag_bad || h->etag[0] == '\0') {
-		snprintf(r->err, sizeof(r->err), "%s: 200 without a valid ETag", what);
-		return AGENT_EINVALID;
-	}
-	if (bundle_validate(h->body != NULL ? h->body : "", h->len, h->etag, h->leaf, h->chain,
-	        h->host, &cas, why, sizeof(why)) == -1) {
-		snprintf(r->err, sizeof(r->err), "%s: invalid bundle: %s", what, why);
-		return AGENT_EINVALID;
-	}
-	sk_X509_pop_free(cas, X509_free);
 	return AGENT_OK;
 }
 
@@ -524,6 +519,7 @@ main_link(struct run *r, const struct args *a)
 	char idbuf[AGENT_ID_MAX + 1], pinbuf[AGENT_HEX64 + 1], bearer[1024], *url;
 	struct http_req req;
 	struct http_resp h;
+	STACK_OF(X509) *cas = NULL;
 	int c, rc, renew = 0;
 
 	if (server == NULL)
@@ -605,15 +601,17 @@ main_link(struct run *r, const struct args *a)
 	}
 	/* Checked before the token is kept: a bad answer leaves the old link intact. */
 	if (rc == AGENT_OK)
-		rc = main_check_bundle(r, &h, "link");
+		rc = main_check_bundle(r, &h, "link", &cas);
 	if (rc == AGENT_OK &&
 	    state_save_token(r->conf.state_dir, h.token, r->err, sizeof(r->err)) == -1)
 		rc = AGENT_EINTERNAL;
 	if (rc == AGENT_OK) {
 		memcpy(r->token, h.token, sizeof(r->token));
 		r->have_state = 1;
-		rc = main_install(r, &h, "link");
+		rc = main_install(r, &h, cas);
+		cas = NULL;
 	}
+	sk_X509_pop_free(cas, X509_free);
 	if (rc != AGENT_OK) {
 		http_resp_free(&h);
 		return main_fail(r, rc);
@@ -628,6 +626,7 @@ main_checkin(struct run *r)
 {
 	struct http_req req;
 	struct http_resp h;
+	STACK_OF(X509) *cas = NULL;
 	const char *result = "unchanged";
 	char *url;
 	int rc;
@@ -658,8 +657,8 @@ main_checkin(struct run *r)
 	if (rc == AGENT_OK)
 		main_warn_canary(&h);
 	if (rc == AGENT_OK && h.status == 200) {
-		if ((rc = main_check_bundle(r, &h, "check-in")) == AGENT_OK)
-			rc = main_install(r, &h, "check-in");
+		if ((rc = main_check_bundle(r, &h, "check-in", &cas)) == AGENT_OK)
+			rc = main_install(r, &h, cas);
 		result = "updated";
 	} else if (rc == AGENT_OK && h.status != 304)
 		rc = main_status_code(r, &h, "check-in");

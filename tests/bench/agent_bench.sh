@@ -27,11 +27,12 @@ export CAROTATE_BUILD
 . "$here/../integration/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../integration/nginx.sh
 . "$here/../integration/nginx.sh"
+# shellcheck source-path=SCRIPTDIR source=../integration/agent.sh
+. "$here/../integration/agent.sh"
 
 runs=${BENCH_AGENT_RUNS:-30}
 nreq=${BENCH_AGENT_N:-200}
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "$AGENT is missing: run make first"
+agent_require
 [ -x /usr/bin/time ] || t_skip "/usr/bin/time (GNU time) is not installed"
 
 t_init
@@ -45,30 +46,13 @@ echo "carotate-agent $PROJECT_VERSION from $CAROTATE_BUILD; nginx 127.0.0.1:$NGI
 case "$CAROTATE_BUILD" in */asan*) echo "NOTE: a sanitizer build: figures are not representative" ;; esac
 
 A="$T/agent"
-mkdir -p "$A/etc"
-mkdir -m 0700 "$A/state"
-cat >"$A/agent.conf" <<EOF
-[agent]
-id = bench-agent
-state_dir = $A/state
-bundle = $A/etc/ca-bundle.pem
-canary_url = $CANARY
-timeout = 30s
-EOF
-agent() { "$AGENT" -c "$A/agent.conf" "$@"; }
+agent_dir "$A" id=bench-agent "canary_url=$CANARY" timeout=30s
+AGENT_CONF="$A/agent.conf"
 agent link --server "$URL" --ca-file "$SSL_DIR/ca.crt" --linking-key-file "$LINKING_KEY" \
 	>/dev/null || fail "the bench agent links"
 agent check-in >/dev/null || fail "the bench agent checks in"
 TOKEN=$(cat "$A/state/token")
-bundle_id() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-ders = sorted(base64.b64decode("".join(m.split()))
-              for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
-print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
-}
-OLD_ID=$(bundle_id "$A/etc/ca-bundle.pem")
+OLD_ID=$(pem_bundle_id "$A/etc/ca-bundle.pem")
 cp -a "$A" "$T/agent.steady" # the agent before the new bundle: every run from it gets a 200
 
 # measure LABEL CMD...: BENCH_AGENT_RUNS runs; "LABEL user+sys_ms rss_kib" (the mean CPU, the
@@ -120,11 +104,11 @@ measure "curl, the same GET: 304" curl "${c304[@]}"
 ctl generate >/dev/null || fail "generate"
 nginx_wait_serving "$NGINX_CANARY_PORT" "$SSL_DIR/new/server.crt"
 cp "$SSL_DIR/ca-bundle.pem" "$T/new-bundle.pem"
-NEW_ID=$(bundle_id "$T/new-bundle.pem")
+NEW_ID=$(pem_bundle_id "$T/new-bundle.pem")
 PREP=reset_agent
 measure "carotate-agent check-in: 200 + canary proof" "$AGENT" -c "$A/agent.conf" check-in
 PREP=""
-[ "$(bundle_id "$A/etc/ca-bundle.pem")" = "$NEW_ID" ] ||
+[ "$(pem_bundle_id "$A/etc/ca-bundle.pem")" = "$NEW_ID" ] ||
 	fail "the 200 runs installed the new bundle" "$(cat "$T/m.err")"
 mapfile -t c200 < <(curl_args "$T/agent.steady/etc/ca-bundle.pem" "$OLD_ID" "$URL")
 mapfile -t ccan < <(curl_args "$T/new-bundle.pem" "$NEW_ID" "$CANARY")

@@ -19,7 +19,7 @@ import sys
 # Lowest first. config sits with the system modules: every layer reads the parsed
 # configuration, and it depends on nothing of the daemon.
 LAYERS = [
-    ("common", "log xmalloc wire status fault clock backupid duration digest valid errbuf"),
+    ("common", "log xmalloc wire status fault clock backupid duration digest valid errbuf io"),
     ("sys, pki, config", "config pki pki_gen pki_custom sandbox privs notify unixsock job supervise worker"),
     ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents ledger_audit"),
     ("engine", "proxy metrics agents"),

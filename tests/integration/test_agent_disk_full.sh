@@ -18,50 +18,18 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 
 [ "$(id -u)" -eq 0 ] || t_skip "mounting a small tmpfs needs root"
 command -v fallocate >/dev/null || t_skip "fallocate (util-linux) is not installed"
 t_init
 
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "$AGENT is missing (make builds it)"
-FAKEPROXY="$CAROTATE_BUILD/fakeproxy"
-[ -x "$FAKEPROXY" ] || fail "$FAKEPROXY is missing (make integration builds it)"
+agent_require
+fakeproxy_require
 
-pki_make_ca "$PKI_DIR/a" "disk test CA A"
-pki_make_server "$PKI_DIR/a" "$PKI_DIR/a" proxy.test "DNS:proxy.test,IP:127.0.0.1"
-pki_make_ca "$PKI_DIR/b" "disk test CA B"
-pem_bundle_id() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-ders = sorted(base64.b64decode("".join(m.split()))
-              for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
-print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
-}
-B1="$T/b1.pem"
-B2="$T/b2.pem"
-cp "$PKI_DIR/a/ca.crt" "$B1"
-cat "$PKI_DIR/a/ca.crt" "$PKI_DIR/b/ca.crt" >"$B2"
-ID1=$(pem_bundle_id "$B1")
-ID2=$(pem_bundle_id "$B2")
-
-FP_PID=""
-FP_PORT=0
-fp() {
-	if [ -n "$FP_PID" ]; then
-		kill -TERM "$FP_PID" 2>/dev/null || true
-		{ wait "$FP_PID"; } 2>/dev/null || true
-	fi
-	rm -f "$T/fp.port"
-	: >"$T/fp.log"
-	"$FAKEPROXY" --cert "$PKI_DIR/a/server.crt" --key "$PKI_DIR/a/server.key" --port "$FP_PORT" \
-		--port-file "$T/fp.port" --log "$T/fp.log" "$@" >/dev/null 2>>"$T/fakeproxy.err" </dev/null &
-	FP_PID=$!
-	t_track_pid "$FP_PID"
-	wait_until 5000 test -s "$T/fp.port" || fail "fakeproxy starts" "$(cat "$T/fakeproxy.err")"
-	FP_PORT=$(cat "$T/fp.port")
-}
+agent_proxy_pki "disk test" a b
+agent_bundles
 
 FULL="$T/full"
 mkdir -p "$FULL"
@@ -73,20 +41,13 @@ mkdir -m 0700 "$FULL/state"
 printf '#!/bin/sh\necho run >>"$1"\n' >"$T/hook.sh"
 chmod 0755 "$T/hook.sh"
 CONF_A="$T/agent.conf"
-cat >"$CONF_A" <<EOF
-[agent]
-id = disk-agent
-state_dir = $FULL/state
-bundle = $FULL/etc/ca-bundle.pem
-hook = $T/hook.sh $T/hook.log
-timeout = 10s
-EOF
+agent_conf_write "$CONF_A" id=disk-agent "state_dir=$FULL/state" "bundle=$FULL/etc/ca-bundle.pem" \
+	"hook=$T/hook.sh $T/hook.log" timeout=10s
+AGENT_CONF=$CONF_A
 BUNDLE="$FULL/etc/ca-bundle.pem"
-agent() { "$AGENT" -c "$CONF_A" "$@"; }
-hooks() { if [ -f "$T/hook.log" ]; then wc -l <"$T/hook.log"; else echo 0; fi; }
-echo "cj1.0123456789abcdef.0123" >"$T/join-token"
+agent_join_token "$T/join-token"
 
-fp --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
+fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
 assert_exit 0 "link" -- agent link --server "https://127.0.0.1:$FP_PORT" --ca-file "$PKI_DIR/a/ca.crt" \
 	--join-token-file "$T/join-token"
 cp -p "$BUNDLE" "$T/linked.pem"
@@ -123,8 +84,8 @@ prev_unchanged() {
 failed=0
 for prev in yes no; do for pages in 0 1 2 3 4 6 8; do
 	back_to_b1 "$prev"
-	fp --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
-	hooks_before=$(hooks)
+	fp_start --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
+	hooks_before=$(hook_runs "$T/hook.log")
 	fill "$pages"
 	run agent check-in
 	what="check-in with $pages free pages for bundle and state (.prev before: $prev)"
@@ -136,7 +97,7 @@ for prev in yes no; do for pages in 0 1 2 3 4 6 8; do
 			fail "$what failed (exit $RC: $ERR), so the installed bundle is unchanged" \
 				"it holds the bundle $(pem_bundle_id "$BUNDLE" | head -c 12) (old ${ID1:0:12}, new ${ID2:0:12})"
 		prev_unchanged "$prev" || fail "$what failed, so .prev is unchanged"
-		assert_eq "$hooks_before" "$(hooks)" "$what: failed, bundle and .prev unchanged, no hook"
+		assert_eq "$hooks_before" "$(hook_runs "$T/hook.log")" "$what: failed, bundle and .prev unchanged, no hook"
 		# The space back: the next check-in installs the new bundle, keeping the old one.
 		rm -f "$FULL/.filler"
 		assert_exit 0 "$what: with space again, check-in" -- agent check-in
@@ -147,7 +108,7 @@ for prev in yes no; do for pages in 0 1 2 3 4 6 8; do
 	cmp -s "$T/linked.pem" "$BUNDLE.prev" ||
 		fail "$what: the old bundle is .prev in the end" \
 			"it holds $(pem_bundle_id "$BUNDLE.prev" | head -c 12) (old ${ID1:0:12}, new ${ID2:0:12})"
-	assert_eq $((hooks_before + 1)) "$(hooks)" "$what: in the end the new bundle, the old one as .prev, the hook run once"
+	assert_eq $((hooks_before + 1)) "$(hook_runs "$T/hook.log")" "$what: in the end the new bundle, the old one as .prev, the hook run once"
 	: >"$T/fp.log"
 	assert_exit 0 "$what: the next check-in" -- agent check-in
 	grep -q "If-None-Match: \"$ID2\"" "$T/fp.log" || fail "$what: the next check-in presents the new id" "$(cat "$T/fp.log")"
@@ -169,24 +130,24 @@ trap 'rc=$?; set +e; umount -l "$FULL" 2>/dev/null || true; umount -l "$FULL2" 2
 mkdir -m 0700 "$FULL2/state"
 sed -e "s|^state_dir = .*|state_dir = $FULL2/state|" -e "s|^bundle = .*|bundle = $T/etc2/ca-bundle.pem|" \
 	-e "s|^id = .*|id = disk-agent-2|" "$CONF_A" >"$T/agent2.conf"
-fp --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
+fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
 assert_exit 0 "link (state_dir on its own file system)" -- "$AGENT" -c "$T/agent2.conf" link \
 	--server "https://127.0.0.1:$FP_PORT" --ca-file "$PKI_DIR/a/ca.crt" --join-token-file "$T/join-token"
-hooks_before=$(hooks)
+hooks_before=$(hook_runs "$T/hook.log")
 FULL_SAVED=$FULL
 FULL=$FULL2
 fill 0
 FULL=$FULL_SAVED
-fp --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
+fp_start --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
 run "$AGENT" -c "$T/agent2.conf" check-in
 assert_eq 6 "$RC" "state_dir full: check-in exits 6 ($ERR)"
 cmp -s "$B1" "$T/etc2/ca-bundle.pem" ||
 	fail "state_dir full: the check-in failed (exit $RC: $ERR), so the installed bundle is unchanged" \
 		"it holds the bundle $(pem_bundle_id "$T/etc2/ca-bundle.pem" | head -c 12) (old ${ID1:0:12}, new ${ID2:0:12})"
 [ ! -e "$T/etc2/ca-bundle.pem.prev" ] || fail "state_dir full: no .prev appeared"
-assert_eq "$hooks_before" "$(hooks)" "state_dir full: bundle unchanged, no .prev, no hook"
+assert_eq "$hooks_before" "$(hook_runs "$T/hook.log")" "state_dir full: bundle unchanged, no .prev, no hook"
 rm -f "$FULL2/.filler"
 assert_exit 0 "state_dir with space again: check-in" -- "$AGENT" -c "$T/agent2.conf" check-in
 cmp -s "$B2" "$T/etc2/ca-bundle.pem" || fail "space again: the new bundle is installed"
 cmp -s "$B1" "$T/etc2/ca-bundle.pem.prev" || fail "space again: the old bundle is .prev"
-assert_eq $((hooks_before + 1)) "$(hooks)" "space again: new bundle, old one as .prev, the hook ran once"
+assert_eq $((hooks_before + 1)) "$(hook_runs "$T/hook.log")" "space again: new bundle, old one as .prev, the hook ran once"

@@ -37,27 +37,19 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 
 t_init
 
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "$AGENT is missing (make builds it)"
-FAKEPROXY="$CAROTATE_BUILD/fakeproxy"
-if [ ! -x "$FAKEPROXY" ]; then
-	FAKEPROXY="$T/fakeproxy"
-	t_log "fakeproxy: $CAROTATE_BUILD/fakeproxy is missing; building $FAKEPROXY"
-	cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o "$FAKEPROXY" \
-		"$REPO_ROOT/tests/fakeproxy/fakeproxy.c" -lssl -lcrypto || fail "building fakeproxy.c"
-fi
+agent_require
+fakeproxy_require build
 
 # ---------------------------------------------------------------- certificates and bundles
 
 # CA A is the proxy's: the fake proxy serves a leaf it signed (leaf + CA A). CA B is
 # another, valid CA. SANs hold IP:127.0.0.1: the agent talks to https://127.0.0.1:PORT.
-pki_make_ca "$PKI_DIR/a" "fake proxy CA A"
-pki_make_server "$PKI_DIR/a" "$PKI_DIR/a" proxy.test "DNS:proxy.test,IP:127.0.0.1"
-pki_make_ca "$PKI_DIR/b" "fake proxy CA B"
-pki_make_server "$PKI_DIR/b" "$PKI_DIR/b" proxy.test "DNS:proxy.test,IP:127.0.0.1"
+agent_proxy_pki "fake proxy" a b
 # Leaf B presented with CA A in its chain (CA A is public: anyone can send it), and a leaf
 # CA A signed for another name only.
 cat "$PKI_DIR/b/server.leaf.crt" "$PKI_DIR/a/ca.crt" >"$PKI_DIR/b/leaf-b-ca-a.crt"
@@ -65,63 +57,18 @@ pki_make_server "$PKI_DIR/a-other" "$PKI_DIR/a" other.test "DNS:other.test"
 CA_A="$PKI_DIR/a/ca.crt"
 CA_B="$PKI_DIR/b/ca.crt"
 
-# The bundle id of a PEM file (README: Stage 2): SHA-256 of its certificates' DERs, sorted.
-pem_bundle_id() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-ders = sorted(base64.b64decode("".join(m.split()))
-              for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
-print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
-}
 ca_pin() { echo "sha256:$(cert_der_sha256 "$1")"; }
 
-B1="$T/b1.pem" # what link delivers: CA A
-B2="$T/b2.pem" # the next bundle: CA A and CA B
+agent_bundles # B1: what link delivers, CA A; B2: the next bundle, CA A and CA B
 B3="$T/b3.pem" # a valid bundle the agent does not hold yet: CA C and CA A
 pki_make_ca "$PKI_DIR/c" "fake proxy CA C"
-cp "$CA_A" "$B1"
-cat "$CA_A" "$CA_B" >"$B2"
 cat "$PKI_DIR/c/ca.crt" "$CA_A" >"$B3"
-ID1=$(pem_bundle_id "$B1")
-ID2=$(pem_bundle_id "$B2")
 TOKEN=$(openssl rand -hex 32)
 
 # ---------------------------------------------------------------- the fake proxy
 
-FP_PID=""
-FP_PORT=0
-FP_LOG="$T/fakeproxy.log"
-# fp_start [FAKEPROXY_ARGS...]: (re)starts the fake proxy serving leaf A + CA A on $FP_PORT
-# (the first time: a port the kernel picks), with a fresh request log. FP_CERT and FP_KEY
-# serve another chain.
-FP_CERT="$PKI_DIR/a/server.crt"
-FP_KEY="$PKI_DIR/a/server.key"
-fp_start() {
-	fp_stop
-	: >"$FP_LOG"
-	rm -f "$T/fp.port"
-	"$FAKEPROXY" --cert "$FP_CERT" --key "$FP_KEY" \
-		--port "$FP_PORT" --port-file "$T/fp.port" --log "$FP_LOG" "$@" \
-		>/dev/null 2>>"$T/fakeproxy.err" </dev/null &
-	FP_PID=$!
-	t_track_pid "$FP_PID"
-	wait_until 5000 test -s "$T/fp.port" || fail "fakeproxy starts" "$(cat "$T/fakeproxy.err")"
-	FP_PORT=$(cat "$T/fp.port")
-}
-fp_stop() {
-	[ -n "$FP_PID" ] || return 0
-	kill -TERM "$FP_PID" 2>/dev/null || true
-	{ wait "$FP_PID"; } 2>/dev/null || true
-	FP_PID=""
-}
-# The request lines and headers the fake proxy received (its '#' lines are its own events).
-fp_requests() { grep -v '^#' "$FP_LOG" || true; }
-# fp_answer_bundle FILE [ETAG]: a 200 carrying FILE with ETag (default: FILE's bundle id).
-fp_answer_bundle() {
-	local etag=${2:-$(pem_bundle_id "$1")}
-	fp_start --status 200 --header "ETag: \"$etag\"" --body "$1"
-}
+# agent.sh's fp_start serves leaf A + CA A; FP_CERT and FP_KEY set on the call serve
+# another chain.
 
 # ---------------------------------------------------------------- the agent
 
@@ -133,36 +80,24 @@ echo "$(date +%s.%N) $*" >>"$1"
 EOF
 chmod 0755 "$HOOK"
 
-# agent_conf DIR ID: DIR/agent.conf naming DIR/state (0700) and DIR/bundle/ca-bundle.pem.
+# agent_conf DIR ID: DIR/agent.conf naming DIR/state (0700) and DIR/etc/ca-bundle.pem.
 agent_conf() {
-	local dir=$1 id=$2
-	mkdir -p "$dir/bundle"
-	mkdir -m 0700 "$dir/state"
-	cat >"$dir/agent.conf" <<EOF
-# test_agent_faults: agent $id
-[agent]
-id = $id
-state_dir = $dir/state
-bundle = $dir/bundle/ca-bundle.pem
-hook = $HOOK $dir/hook.log
-hook_timeout = 10s
-timeout = 3s
-EOF
+	agent_dir "$1" "# test_agent_faults: agent $2" "id=$2" "hook=$HOOK $1/hook.log" hook_timeout=10s \
+		timeout=3s
 }
-hook_runs() { if [ -f "$1/hook.log" ]; then wc -l <"$1/hook.log"; else echo 0; fi; }
 
 A="$T/agent"
 agent_conf "$A" fault-agent
-BUNDLE="$A/bundle/ca-bundle.pem"
-agent() { "$AGENT" -c "$A/agent.conf" "$@"; }
-printf 'cj1.0123456789abcdef.%s\n' "$(openssl rand -hex 16)" >"$T/join-token"
+BUNDLE="$A/etc/ca-bundle.pem"
+AGENT_CONF="$A/agent.conf"
+agent_join_token "$T/join-token"
 chmod 0600 "$T/join-token"
 
 # snapshot: the installed bundle, its .prev and the hook's count, for unchanged().
 snapshot() {
 	cp -p "$BUNDLE" "$T/snap.bundle"
 	if [ -e "$BUNDLE.prev" ]; then cp -p "$BUNDLE.prev" "$T/snap.prev"; else rm -f "$T/snap.prev"; fi
-	SNAP_HOOK=$(hook_runs "$A")
+	SNAP_HOOK=$(hook_runs "$A/hook.log")
 }
 unchanged() {
 	cmp -s "$T/snap.bundle" "$BUNDLE" || fail "$1: the installed bundle is byte for byte unchanged" \
@@ -173,7 +108,7 @@ unchanged() {
 		[ ! -e "$BUNDLE.prev" ] || fail "$1: no $BUNDLE.prev appeared"
 	fi
 	[ "$(stat -c %a "$BUNDLE")" = "$(stat -c %a "$T/snap.bundle")" ] || fail "$1: the bundle's mode is unchanged"
-	assert_eq "$SNAP_HOOK" "$(hook_runs "$A")" "$1: bundle and .prev unchanged, the hook did not run"
+	assert_eq "$SNAP_HOOK" "$(hook_runs "$A/hook.log")" "$1: bundle and .prev unchanged, the hook did not run"
 }
 # one_line WHAT REGEX: $ERR is exactly one line "carotate-agent: ..." matching REGEX (ERE,
 # case-insensitive).
@@ -222,7 +157,7 @@ cmp -s "$B1" "$BUNDLE" || fail "link installs the bundle the proxy sent" "$(head
 assert_eq 644 "$(stat -c %a "$BUNDLE")" "the bundle is mode 0644"
 assert_eq 600 "$(stat -c %a "$A/state/token")" "the token file is mode 0600"
 assert_eq 700 "$(stat -c %a "$A/state")" "state_dir is mode 0700"
-assert_eq 1 "$(hook_runs "$A")" "link: the hook ran once (a new bundle)"
+assert_eq 1 "$(hook_runs "$A/hook.log")" "link: the hook ran once (a new bundle)"
 
 fp_answer_bundle "$B2"
 assert_exit 0 "check-in: the second bundle (CA A + CA B)" -- agent check-in
@@ -233,12 +168,12 @@ assert_file_contains "If-None-Match: \"$ID1\"" "$T/ci.req" "check-in: If-None-Ma
 cmp -s "$B2" "$BUNDLE" || fail "check-in installs the second bundle"
 cmp -s "$B1" "$BUNDLE.prev" || fail "the first bundle is kept as <bundle>.prev"
 ok "the second bundle is installed, the first kept as .prev"
-assert_eq 2 "$(hook_runs "$A")" "check-in: the hook ran again (the bundle changed)"
+assert_eq 2 "$(hook_runs "$A/hook.log")" "check-in: the hook ran again (the bundle changed)"
 
 fp_start --status 304 --header "ETag: \"$ID2\""
 snapshot
 assert_exit 0 "check-in: 304" -- agent check-in
-assert_file_contains "If-None-Match: \"$ID2\"" "$FP_LOG" "check-in: If-None-Match names the second bundle"
+assert_file_contains "If-None-Match: \"$ID2\"" "$T/fp.log" "check-in: If-None-Match names the second bundle"
 unchanged "304"
 
 # ---------------------------------------------------------------- the proxy unreachable
@@ -322,7 +257,7 @@ cp -p "$T/state.good" "$STATE"
 # it is sent in and start another.
 cp -p "$A/state/token" "$T/token.good"
 rm -f "$A/state/token"
-: >"$FP_LOG"
+: >"$T/fp.log"
 fault "the token file removed" 3 'link'
 printf '%s
 X-Injected: 1
@@ -380,7 +315,7 @@ else
 	assert_exit 0 "space back: the check-in installs the new bundle" -- agent check-in
 	cmp -s "$B3" "$BUNDLE" || fail "space back: the new bundle is installed"
 	cmp -s "$T/snap.bundle" "$BUNDLE.prev" || fail "space back: the old bundle is .prev"
-	assert_eq $((SNAP_HOOK + 1)) "$(hook_runs "$A")" "space back: the hook ran once"
+	assert_eq $((SNAP_HOOK + 1)) "$(hook_runs "$A/hook.log")" "space back: the hook ran once"
 fi
 
 # ---------------------------------------------------------------- first contact refused
@@ -393,8 +328,8 @@ run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_B")
 assert_eq 5 "$RC" "link --ca-pin of another CA exits 5"
 one_line "pin mismatch" 'pin|fingerprint'
 assert_eq "" "$(fp_requests)" "pin mismatch: the proxy received no request at all"
-grep -q '^# accepted' "$FP_LOG" || fail "pin mismatch: the agent did connect (the test reached the proxy)" "$(cat "$FP_LOG")"
-[ ! -e "$P/bundle/ca-bundle.pem" ] || fail "pin mismatch: no bundle written"
+grep -q '^# accepted' "$T/fp.log" || fail "pin mismatch: the agent did connect (the test reached the proxy)" "$(cat "$T/fp.log")"
+[ ! -e "$P/etc/ca-bundle.pem" ] || fail "pin mismatch: no bundle written"
 [ ! -e "$P/state/token" ] || fail "pin mismatch: no token written"
 ok "pin mismatch: no bundle, no token"
 
@@ -403,7 +338,7 @@ run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-file "$CA_B" --join-to
 assert_eq 2 "$RC" "link --ca-file of another CA exits 2 (TLS verification)"
 one_line "untrusted proxy" 'certificate|verif|tls|ssl|trust'
 assert_eq "" "$(fp_requests)" "untrusted proxy: the proxy received no request at all"
-[ ! -e "$P/bundle/ca-bundle.pem" ] || fail "untrusted proxy: no bundle written"
+[ ! -e "$P/etc/ca-bundle.pem" ] || fail "untrusted proxy: no bundle written"
 
 # A pin is a CA that must sign what the proxy serves: CA A's certificate is public, so a
 # peer holding another key can put it in its chain. Nothing may be sent to it.
@@ -422,14 +357,14 @@ run "$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_A")
 assert_ne 0 "$RC" "the pinned CA's leaf for another name is refused (exit $RC)"
 one_line "pinned CA, other name" 'pin|name|host|verif|match'
 assert_eq "" "$(fp_requests)" "pinned CA, other name: the proxy received no request at all"
-[ ! -e "$P/bundle/ca-bundle.pem" ] || fail "no bundle written after the refused links"
+[ ! -e "$P/etc/ca-bundle.pem" ] || fail "no bundle written after the refused links"
 
 # The right pin links: the refusals above were about the pin, not the setup.
 fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\"" --body "$B1"
 assert_exit 0 "link --ca-pin of CA A (the served chain holds it)" -- \
 	"$AGENT" -c "$P/agent.conf" link --server "$URL" --ca-pin "$(ca_pin "$CA_A")" \
 	--join-token-file "$T/join-token"
-cmp -s "$B1" "$P/bundle/ca-bundle.pem" || fail "link with the right pin installs the bundle"
+cmp -s "$B1" "$P/etc/ca-bundle.pem" || fail "link with the right pin installs the bundle"
 assert_match '^POST /carotate/v1/link' "$(fp_requests | head -n 1)" "the right pin: the link request was sent"
 # Linking again renews: the request carries the agent's current token (a re-link without it is refused with 409).
 fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
@@ -450,12 +385,12 @@ fp_start --status 200 --header "X-Agent-Token: $TOKEN" --header "ETag: \"$ID1\""
 run "$AGENT" -c "$H/agent.conf" link --server "$URL" --ca-file "$CA_A" --join-token-file "$T/join-token"
 assert_eq 6 "$RC" "link with a failing hook exits 6"
 one_line "a failing hook" 'hook'
-cmp -s "$B1" "$H/bundle/ca-bundle.pem" || fail "the bundle is installed even though the hook failed"
-assert_eq 1 "$(hook_runs "$H")" "the failing hook ran once"
+cmp -s "$B1" "$H/etc/ca-bundle.pem" || fail "the bundle is installed even though the hook failed"
+assert_eq 1 "$(hook_runs "$H/hook.log")" "the failing hook ran once"
 fp_start --status 304 --header "ETag: \"$ID1\""
 assert_exit 6 "a 304 check-in runs the owed hook again, which fails again: exit 6" -- \
 	"$AGENT" -c "$H/agent.conf" check-in
-assert_eq 2 "$(hook_runs "$H")" "the owed hook ran on the 304"
+assert_eq 2 "$(hook_runs "$H/hook.log")" "the owed hook ran on the 304"
 sed -i "s|^hook = .*|hook = /bin/sleep 30|; s|^hook_timeout = .*|hook_timeout = 1s|" "$H/agent.conf"
 start=$(ms_now)
 assert_exit 6 "a hook outliving hook_timeout (1s): exit 6" -- "$AGENT" -c "$H/agent.conf" check-in
@@ -465,9 +400,9 @@ ms=$(($(ms_now) - start))
 ok "the hook was killed after $ms ms"
 sed -i "s|^hook = .*|hook = $HOOK $H/hook.log|" "$H/agent.conf"
 assert_exit 0 "the hook fixed: the 304 check-in runs it, exit 0" -- "$AGENT" -c "$H/agent.conf" check-in
-assert_eq 3 "$(hook_runs "$H")" "the owed hook ran once more and succeeded"
+assert_eq 3 "$(hook_runs "$H/hook.log")" "the owed hook ran once more and succeeded"
 assert_exit 0 "the next 304 check-in" -- "$AGENT" -c "$H/agent.conf" check-in
-assert_eq 3 "$(hook_runs "$H")" "a hook that succeeded is not owed any more"
+assert_eq 3 "$(hook_runs "$H/hook.log")" "a hook that succeeded is not owed any more"
 
 # What the hook gets: no shell between (argv as written), stdin /dev/null, no descriptor of
 # the agent's but 0-2 (the agent runs here with descriptor 7 open), three variables.
@@ -500,7 +435,7 @@ assert_eq "fds=" "$(grep '^fds=' "$H/hook-env.out")" "the hook inherits no descr
 assert_eq "CAROTATE_BUNDLE CAROTATE_BUNDLE_ID PATH" \
 	"$(sed -n 's/^env \([^=]*\)=.*/\1/p' "$H/hook-env.out" | grep -v '^LC_CTYPE$' | tr '\n' ' ' | sed 's/ $//')" \
 	"the hook's environment: CAROTATE_BUNDLE, CAROTATE_BUNDLE_ID, PATH"
-assert_file_contains "env CAROTATE_BUNDLE=$H/bundle/ca-bundle.pem" "$H/hook-env.out" "CAROTATE_BUNDLE names the bundle"
+assert_file_contains "env CAROTATE_BUNDLE=$H/etc/ca-bundle.pem" "$H/hook-env.out" "CAROTATE_BUNDLE names the bundle"
 assert_file_contains "env CAROTATE_BUNDLE_ID=$ID2" "$H/hook-env.out" "CAROTATE_BUNDLE_ID is the new bundle's id"
 
 # ---------------------------------------------------------------- after all that
@@ -508,7 +443,7 @@ echo "-- after the faults, a sane proxy"
 fp_start --status 304 --header "ETag: \"$(pem_bundle_id "$BUNDLE")\""
 snapshot
 assert_exit 0 "check-in against a sane proxy: 304" -- agent check-in
-assert_file_contains "If-None-Match: \"$(pem_bundle_id "$BUNDLE")\"" "$FP_LOG" \
+assert_file_contains "If-None-Match: \"$(pem_bundle_id "$BUNDLE")\"" "$T/fp.log" \
 	"the If-None-Match names the bundle installed"
 unchanged "304 after the faults"
 assert_exit 0 "status exits 0" -- agent status

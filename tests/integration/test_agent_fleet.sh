@@ -23,12 +23,13 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 
 command -v curl >/dev/null || t_skip "curl is not installed (make deps installs it)"
 t_init
 
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "$AGENT is missing (make builds it)"
+agent_require
 N=${CAROTATE_FLEET_AGENTS:-50}
 BATCH=${CAROTATE_FLEET_BATCH:-10}
 LINKING_KEY_AGENTS=2 # the last ones link with the linking key, the others with a join token
@@ -64,16 +65,8 @@ chmod 0755 "$HOOK"
 adir() { printf '%s/a%02d' "$AGENTS_DIR" "$1"; }
 for i in $(seq 1 "$N"); do
 	d=$(adir "$i")
-	mkdir -m 0755 "$d" "$d/etc"
-	mkdir -m 0700 "$d/state"
-	{
-		printf '# test_agent_fleet: agent %d\n[agent]\n' "$i"
-		printf 'id = fleet-%02d\n' "$i"
-		printf 'state_dir = %s/state\n' "$d"
-		printf 'bundle = %s/etc/ca-bundle.pem\n' "$d"
-		printf 'hook = %s %s/hook.log fleet-%02d\n' "$HOOK" "$d" "$i"
-		printf 'hook_timeout = 10s\ntimeout = 20s\n'
-	} >"$d/agent.conf"
+	agent_dir "$d" "# test_agent_fleet: agent $i" "id=$(printf 'fleet-%02d' "$i")" \
+		"hook=$HOOK $d/hook.log $(printf 'fleet-%02d' "$i")" hook_timeout=10s timeout=20s
 done
 
 run ctl --json join-token create --uses $((N - LINKING_KEY_AGENTS)) --description "test fleet"

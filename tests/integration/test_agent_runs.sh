@@ -18,67 +18,25 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 
 t_init
 
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "$AGENT is missing (make builds it)"
-FAKEPROXY="$CAROTATE_BUILD/fakeproxy"
-[ -x "$FAKEPROXY" ] || fail "$FAKEPROXY is missing (make integration builds it)"
+agent_require
+fakeproxy_require
 
-pki_make_ca "$PKI_DIR/a" "runs test CA A"
-pki_make_server "$PKI_DIR/a" "$PKI_DIR/a" proxy.test "DNS:proxy.test,IP:127.0.0.1"
-pki_make_ca "$PKI_DIR/b" "runs test CA B"
-pem_bundle_id() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-ders = sorted(base64.b64decode("".join(m.split()))
-              for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
-print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
-}
-B1="$T/b1.pem"
-B2="$T/b2.pem"
-cp "$PKI_DIR/a/ca.crt" "$B1"
-cat "$PKI_DIR/a/ca.crt" "$PKI_DIR/b/ca.crt" >"$B2"
-ID1=$(pem_bundle_id "$B1")
-ID2=$(pem_bundle_id "$B2")
-
-FP_PID=""
-FP_PORT=0
-fp() {
-	if [ -n "$FP_PID" ]; then
-		kill -TERM "$FP_PID" 2>/dev/null || true
-		{ wait "$FP_PID"; } 2>/dev/null || true
-	fi
-	rm -f "$T/fp.port"
-	: >"$T/fp.log"
-	"$FAKEPROXY" --cert "$PKI_DIR/a/server.crt" --key "$PKI_DIR/a/server.key" --port "$FP_PORT" \
-		--port-file "$T/fp.port" --log "$T/fp.log" "$@" >/dev/null 2>>"$T/fakeproxy.err" </dev/null &
-	FP_PID=$!
-	t_track_pid "$FP_PID"
-	wait_until 5000 test -s "$T/fp.port" || fail "fakeproxy starts" "$(cat "$T/fakeproxy.err")"
-	FP_PORT=$(cat "$T/fp.port")
-}
+agent_proxy_pki "runs test" a b
+agent_bundles
 
 A="$T/agent"
 BUNDLE="$A/etc/ca-bundle.pem"
-mkdir -p "$A/etc"
-mkdir -m 0700 "$A/state"
 # shellcheck disable=SC2016 # the hook expands it
 printf '#!/bin/sh\necho "$CAROTATE_BUNDLE_ID" >>"$1"\n' >"$T/hook.sh"
 chmod 0755 "$T/hook.sh"
-cat >"$A/agent.conf" <<EOF
-[agent]
-id = runs-agent
-state_dir = $A/state
-bundle = $BUNDLE
-hook = $T/hook.sh $A/hook.log
-timeout = 2s
-EOF
-agent() { "$AGENT" -c "$A/agent.conf" "$@"; }
-hooks() { if [ -f "$A/hook.log" ]; then wc -l <"$A/hook.log"; else echo 0; fi; }
-echo "cj1.0123456789abcdef.0123" >"$T/join-token"
+agent_dir "$A" id=runs-agent "hook=$T/hook.sh $A/hook.log" timeout=2s
+AGENT_CONF="$A/agent.conf"
+agent_join_token "$T/join-token"
 
 # ---------------------------------------------------------------- --help
 echo "-- --help with a broken agent.conf"
@@ -103,26 +61,26 @@ assert_eq 1 "$(printf '%s\n' "$ERR" | wc -l)" "one line"
 assert_match '^carotate-agent: .*--join-token-file FILE' "$ERR" "it names --join-token-file"
 assert_match '^carotate-agent: .*--linking-key-file FILE' "$ERR" "and --linking-key-file"
 
-fp --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
+fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header "ETag: \"$ID1\"" --body "$B1"
 assert_exit 0 "link" -- agent link --server "https://127.0.0.1:$FP_PORT" \
 	--ca-file "$PKI_DIR/a/ca.crt" --join-token-file "$T/join-token"
-assert_eq 1 "$(hooks)" "the hook ran for the first bundle"
+assert_eq 1 "$(hook_runs "$A/hook.log")" "the hook ran for the first bundle"
 
 # ---------------------------------------------------------------- X-Carotate-Canary http://
 echo "-- an announced canary that is not https"
-fp --status 304 --header "ETag: \"$ID1\"" --header "X-Carotate-Canary: http://127.0.0.1:9/x"
+fp_start --status 304 --header "ETag: \"$ID1\"" --header "X-Carotate-Canary: http://127.0.0.1:9/x"
 assert_exit 0 "a 304 announcing an http:// canary: the run's result is unchanged" -- agent check-in
 assert_eq 1 "$(printf '%s\n' "$ERR" | wc -l)" "one line on stderr"
 assert_match '^carotate-agent: warning: .*X-Carotate-Canary.*http://127\.0\.0\.1:9/x.*https' "$ERR" \
 	"it warns that the announced canary is not https and names it"
-fp --status 304 --header "ETag: \"$ID1\"" --header "X-Carotate-Canary: https://127.0.0.1:9"
+fp_start --status 304 --header "ETag: \"$ID1\"" --header "X-Carotate-Canary: https://127.0.0.1:9"
 assert_exit 0 "a 304 announcing an https:// canary" -- agent check-in
 assert_eq "" "$ERR" "no warning for an https:// canary (nothing to prove)"
 
 # ---------------------------------------------------------------- the lock
 echo "-- another run holds state_dir"
 command -v flock >/dev/null || fail "flock (util-linux) is needed"
-fp --status 304 --header "ETag: \"$ID1\""
+fp_start --status 304 --header "ETag: \"$ID1\""
 flock -o "$A/state" sleep 6 &
 LOCKER=$!
 t_track_pid "$LOCKER"
@@ -158,8 +116,8 @@ echo "-- an install cut short between the bundle's rename and the state's"
 # .prev, the state naming the old bundle (and owing no hook).
 cp "$B1" "$BUNDLE.prev"
 cp "$B2" "$BUNDLE"
-hooks_before=$(hooks)
-fp --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
+hooks_before=$(hook_runs "$A/hook.log")
+fp_start --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
 assert_exit 0 "the next check-in gets the same 200" -- agent check-in
 grep -q "If-None-Match: \"$ID1\"" "$T/fp.log" || fail "it presented the old id" "$(cat "$T/fp.log")"
 cmp -s "$B2" "$BUNDLE" || fail "the new bundle stays installed"
@@ -167,10 +125,10 @@ cmp -s "$B1" "$BUNDLE.prev" ||
 	fail "the second install of the same bundle: .prev is still the old bundle" \
 		"it holds $(pem_bundle_id "$BUNDLE.prev" | head -c 12) (old ${ID1:0:12}, new ${ID2:0:12})"
 ok "the second install of the same bundle keeps the old bundle as .prev"
-assert_eq $((hooks_before + 1)) "$(hooks)" "the hook ran once for the change"
+assert_eq $((hooks_before + 1)) "$(hook_runs "$A/hook.log")" "the hook ran once for the change"
 assert_eq "$ID2" "$(tail -n 1 "$A/hook.log")" "with the new bundle's id"
 : >"$T/fp.log"
 assert_exit 0 "a check-in afterwards" -- agent check-in
 assert_file_contains "If-None-Match: \"$ID2\"" "$T/fp.log" "presents the new id"
 assert_eq "" "$(find "$A" -name '*.tmp*')" "no temporary file is left"
-kill -TERM "$FP_PID" 2>/dev/null || true
+fp_stop

@@ -6,10 +6,11 @@
 # Before the agent existed every step here failed: there was no program to run.
 set -eu
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 . "$(dirname "$0")/nginx.sh"
 
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "carotate-agent is built" "$AGENT"
+agent_require
 t_init
 make_active_set
 nginx_write_daemon_config
@@ -26,18 +27,10 @@ agent_conf() {
 echo "\$CAROTATE_BUNDLE_ID \$CAROTATE_BUNDLE" >>"$T/$1/hook.log"
 HOOK
 	chmod 0755 "$T/$1/hook"
-	cat >"$T/$1/agent.conf" <<CONF
-[agent]
-state_dir = $T/$1/state
-bundle = $T/$1/ca-bundle.pem
-hook = $T/$1/hook
-hook_timeout = 10s
-canary_url = $CANARY
-timeout = 15s
-CONF
+	agent_conf_write "$T/$1/agent.conf" "state_dir=$T/$1/state" "bundle=$T/$1/ca-bundle.pem" \
+		"hook=$T/$1/hook" hook_timeout=10s "canary_url=$CANARY" timeout=15s
 }
 agent() { local n=$1; shift; run "$AGENT" -c "$T/$n/agent.conf" "$@"; }
-hook_runs() { [ -f "$T/$1/hook.log" ] && wc -l <"$T/$1/hook.log" || echo 0; }
 join_token() { ctl --json join-token create --uses 1 | json_get token >"$T/$1"; }
 
 echo "-- link with --ca-file"
@@ -50,7 +43,7 @@ assert_eq "644" "$(stat -c %a "$T/a/ca-bundle.pem")" "the bundle is 0644"
 curl -sS --cacert "$T/a/ca-bundle.pem" --resolve "proxy.test:$NGINX_PORT:127.0.0.1" \
 	-o /dev/null "https://proxy.test:$NGINX_PORT/" || fail "curl --cacert the agent's bundle reaches the proxy"
 ok "curl trusting the bundle the agent wrote reaches the proxy"
-assert_eq 1 "$(hook_runs a)" "the hook ran once (new bundle)"
+assert_eq 1 "$(hook_runs "$T/a/hook.log")" "the hook ran once (new bundle)"
 
 echo "-- link with --ca-pin"
 PIN=$(openssl x509 -in "$SSL_DIR/ca.crt" -outform DER | sha256sum | cut -d' ' -f1)
@@ -74,7 +67,7 @@ assert_eq 2 "$(json_get linked "$T/r.json")" "the ledger holds agent-a and agent
 echo "-- check-in: 304"
 agent a check-in
 assert_eq 0 "$RC" "check-in exits 0 ($ERR)"
-assert_eq 1 "$(hook_runs a)" "no hook on 304"
+assert_eq 1 "$(hook_runs "$T/a/hook.log")" "no hook on 304"
 
 echo "-- generate: check-in 200 and the canary proof"
 ctl generate >/dev/null || fail "generate"
@@ -86,12 +79,12 @@ assert_eq 0 "$RC" "check-in after generate exits 0 ($ERR)"
 assert_eq 2 "$(pem_count "$T/a/ca-bundle.pem")" "the new bundle holds both CAs"
 cmp -s "$T/a-before.pem" "$T/a/ca-bundle.pem.prev" || fail "the previous bundle is kept as .prev"
 ok "the previous bundle is kept as .prev"
-assert_eq 2 "$(hook_runs a)" "the hook ran for the new bundle"
+assert_eq 2 "$(hook_runs "$T/a/hook.log")" "the hook ran for the new bundle"
 ctl --json report >"$T/r.json"
 assert_eq 1 "$(json_get verified "$T/r.json")" "report: agent-a verified through the canary"
 agent a check-in
 assert_eq 0 "$RC" "check-in again: 304"
-assert_eq 2 "$(hook_runs a)" "no hook on 304"
+assert_eq 2 "$(hook_runs "$T/a/hook.log")" "no hook on 304"
 
 echo "-- status"
 agent a status --json

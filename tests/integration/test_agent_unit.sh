@@ -12,6 +12,8 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
 
@@ -19,8 +21,7 @@ set -eu
 for tool in setpriv systemd-analyze; do
 	command -v "$tool" >/dev/null || t_skip "$tool is not installed"
 done
-AGENT="$CAROTATE_BUILD/carotate-agent"
-[ -x "$AGENT" ] || fail "carotate-agent is built" "$AGENT"
+agent_require
 UNIT="$REPO_ROOT/systemd/carotate-agent.service"
 TRACE=1
 case "$CAROTATE_BUILD" in */asan*) TRACE=0 ;; esac # the sanitizers' own calls are not the agent's
@@ -45,14 +46,8 @@ cat >"$A/hook" <<HOOK
 echo "\$CAROTATE_BUNDLE_ID" >>"$A/hook.log"
 HOOK
 chmod 0755 "$A/hook"
-cat >"$A/agent.conf" <<CONF
-[agent]
-state_dir = $A/state
-bundle = $A/ca-bundle.pem
-hook = $A/hook
-hook_timeout = 10s
-timeout = 15s
-CONF
+agent_conf_write "$A/agent.conf" "state_dir=$A/state" "bundle=$A/ca-bundle.pem" "hook=$A/hook" \
+	hook_timeout=10s timeout=15s
 
 # sandboxed OUT ARGS...: the agent as the unit runs it; traced into OUT when TRACE=1.
 sandboxed() {
@@ -91,35 +86,7 @@ assert_eq 0 "$RC" "a check-in with nothing new ($ERR)"
 systemd-analyze syscall-filter --no-pager >"$T/filter-sets" 2>/dev/null
 sed -n 's/^SystemCallFilter=//p' "$UNIT" >"$T/filter-unit"
 cat "$T"/strace-* >"$T/strace.all"
-"$PY" - "$T/filter-sets" "$T/filter-unit" "$T/strace.all" <<'EOF' || fail "system calls outside the agent unit's filter"
-import re, sys
-sets, cur = {}, None
-for line in open(sys.argv[1]):
-    if line.startswith("@"):
-        cur = sets.setdefault(line.split()[0], [])
-    elif cur is not None and line.strip() and not line.strip().startswith("#"):
-        cur.append(line.strip())
-def expand(item, seen=()):
-    if not item.startswith("@"):
-        return {item}
-    if item not in sets or item in seen:
-        sys.exit("unknown or recursive syscall set %s" % item)
-    return set().union(*(expand(i, seen + (item,)) for i in sets[item]))
-allow, deny = set(), set()
-for value in open(sys.argv[2]).read().split("\n"):
-    for word in value.lstrip("~").split():
-        (deny if value.startswith("~") else allow).update(expand(word))
-allowed = allow - deny
-made = set()
-for line in open(sys.argv[3]):
-    m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
-    if m:
-        made.add(m.group(1))
-if not made:
-    sys.exit("no system call traced")
 # setpriv and sh set the sandbox up before the agent runs; systemd does that itself.
-bad = sorted(made - allowed - {"prctl", "capset", "capget", "execve"})
-if bad:
-    sys.exit("outside SystemCallFilter=: %s" % " ".join(bad))
-print("  ok: %d distinct system calls traced (link, check-in 200 with the canary, 304, the hook), all in the unit's filter" % len(made))
-EOF
+"$PY" "$IT_DIR/syscall_filter.py" "$T/filter-sets" "$T/filter-unit" "$T/strace.all" \
+	--ignore prctl,capset,capget,execve --what "link, check-in 200 with the canary, 304, the hook" ||
+	fail "system calls outside the agent unit's filter"

@@ -19,6 +19,8 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
+# shellcheck source-path=SCRIPTDIR source=agent.sh
+. "$(dirname "$0")/agent.sh"
 
 command -v curl >/dev/null || t_skip "curl is not installed (make deps installs it)"
 t_init
@@ -35,16 +37,6 @@ if [ ! -x "$AGENTSIM" ]; then
 	cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o "$AGENTSIM" "$REPO_ROOT/tests/agentsim/agentsim.c" \
 		-lssl -lcrypto -lpthread || fail "building tests/agentsim/agentsim.c"
 fi
-
-# The bundle id of a PEM file, as carotate-protocol(7) AGENT PROTOCOL defines it: SHA-256 of the sorted DERs.
-pem_bundle_id() {
-	"$PY" -c '
-import base64, hashlib, re, sys
-t = open(sys.argv[1]).read()
-ders = sorted(base64.b64decode("".join(m.split()))
-              for m in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", t, re.S))
-print(hashlib.sha256(b"".join(ders)).hexdigest())' "$1"
-}
 
 # status --json into $T/st.json
 load_status() {

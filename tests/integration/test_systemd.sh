@@ -526,37 +526,8 @@ ok "STOPPING=1 at SIGTERM"
 if [ "$TRACE" -eq 1 ]; then
 	systemd-analyze syscall-filter --no-pager >"$T/filter-sets" 2>/dev/null
 	unit_get SystemCallFilter >"$T/filter-unit"
-	"$PY" - "$T/filter-sets" "$T/filter-unit" "$T/strace.out" <<'EOF' || fail "system calls outside the unit's filter"
-import re, sys
-sets, cur = {}, None
-for line in open(sys.argv[1]):
-    if line.startswith("@"):
-        cur = sets.setdefault(line.split()[0], [])
-    elif cur is not None and line.strip() and not line.strip().startswith("#"):
-        cur.append(line.strip())
-def expand(item, seen=()):
-    if not item.startswith("@"):
-        return {item}
-    if item not in sets or item in seen:
-        sys.exit("unknown or recursive syscall set %s" % item)
-    return set().union(*(expand(i, seen + (item,)) for i in sets[item]))
-allow, deny = set(), set()
-for value in open(sys.argv[2]).read().split("\n"):
-    for word in value.lstrip("~").split():
-        (deny if value.startswith("~") else allow).update(expand(word))
-allowed = allow - deny
-made = set()
-for line in open(sys.argv[3]):
-    m = re.match(r"\d+\s+([a-z0-9_]+)\(", line)
-    if m:
-        made.add(m.group(1))
-if not made:
-    sys.exit("no system call traced")
-bad = sorted(made - allowed)
-if bad:
-    sys.exit("outside SystemCallFilter=: %s" % " ".join(bad))
-print("  ok: %d distinct system calls traced, all in the unit's filter" % len(made))
-EOF
+	"$PY" "$IT_DIR/syscall_filter.py" "$T/filter-sets" "$T/filter-unit" "$T/strace.out" ||
+		fail "system calls outside the unit's filter"
 fi
 
 # ---------------------------------------------------------------- each capability is needed

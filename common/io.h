@@ -1,0 +1,13 @@
+/*
+ * Whole writes to a descriptor, for the daemon's and the agent's file writers alike:
+ * write(2) may take fewer bytes than asked (a signal, a pipe, a nearly full disk).
+ */
+#ifndef CAROTATE_IO_H
+#define CAROTATE_IO_H
+
+#include <stddef.h>
+
+/* 0 once all len bytes of buf are written; -1 with errno (EINTR retried) otherwise. */
+int io_write_all(int fd, const void *buf, size_t len);
+
+#endif
