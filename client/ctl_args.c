@@ -335,7 +335,7 @@ ctl_args_read_file(
 	e = errno;
 	close(fd);
 	if (r == -1 || len == 0 || len > LIMITS_MAX_PEM)
-		freezero_x(buf, LIMITS_MAX_PEM + 1);
+		xfreezero(buf, LIMITS_MAX_PEM + 1);
 	if (r == -1)
 		return ctl_conn_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "--%s %s: %s",
 		    opt, path, strerror(e));
@@ -356,7 +356,7 @@ void
 ctl_args_wipe(ProtobufCBinaryData *b)
 {
 	if (b->data != NULL)
-		freezero_x(b->data, LIMITS_MAX_PEM + 1);
+		xfreezero(b->data, LIMITS_MAX_PEM + 1);
 	b->data = NULL;
 	b->len = 0;
 }

@@ -175,7 +175,7 @@ ctl_conn_send(int fd, const struct ctl_opts *opts, const struct ctl_request *r, 
 		ret = ctl_conn_error(err, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "cannot reach carotated at %s: %s", opts->socket,
 		    errno == ETIMEDOUT ? "timed out sending the request" : strerror(errno));
-	freezero_x(frame, len); /* install: it holds the private key */
+	xfreezero(frame, len); /* install: it holds the private key */
 	return ret;
 }
 

@@ -78,7 +78,7 @@ xasprintf(char **ret, const char *fmt, ...)
 }
 
 void
-freezero_x(void *p, size_t len)
+xfreezero(void *p, size_t len)
 {
 	if (p == NULL)
 		return;

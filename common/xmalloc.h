@@ -11,6 +11,6 @@ char *xstrdup(const char *);
 char *xstrndup(const char *, size_t);
 int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
 /* Wipes len bytes at p, then frees p. */
-void freezero_x(void *p, size_t len);
+void xfreezero(void *p, size_t len);
 
 #endif

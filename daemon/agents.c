@@ -98,7 +98,7 @@ agents_read_linking_key(const struct config *conf)
 	int fd;
 
 	if (agents.linking_key != NULL)
-		freezero_x(agents.linking_key, agents.linking_key_len);
+		xfreezero(agents.linking_key, agents.linking_key_len);
 	agents.linking_key = NULL;
 	agents.linking_key_len = 0;
 	/* Left empty on purpose: only join tokens link (said once at start, in agents_init). */
@@ -135,13 +135,13 @@ agents_read_linking_key(const struct config *conf)
 		log_warnx("linking key %s must be 1 to %d printable characters without spaces: "
 		          "agents cannot link",
 		    conf->linking_key, AGENTS_MAX_LINKING_KEY);
-		freezero_x(buf, len);
+		xfreezero(buf, len);
 		return -1;
 	}
 	agents.linking_key_len = end - start;
 	agents.linking_key = xmalloc(agents.linking_key_len);
 	memcpy(agents.linking_key, buf + start, agents.linking_key_len);
-	freezero_x(buf, len);
+	xfreezero(buf, len);
 	return 0;
 }
 
@@ -248,7 +248,7 @@ agents_stop(struct carotated *cd)
 		event_free(agents.metrics_timer);
 	agents.metrics_timer = NULL;
 	if (agents.linking_key != NULL)
-		freezero_x(agents.linking_key, agents.linking_key_len);
+		xfreezero(agents.linking_key, agents.linking_key_len);
 	agents.linking_key = NULL;
 	free(agents.bundle_pem);
 	agents.bundle_pem = NULL;

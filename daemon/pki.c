@@ -421,7 +421,7 @@ static void
 pki_wipe_string(char *s)
 {
 	if (s != NULL)
-		freezero_x(s, strlen(s) + 1);
+		xfreezero(s, strlen(s) + 1);
 }
 
 /* A memory BIO's contents as a heap string; the BIO's copy is wiped, as it may hold a key. */

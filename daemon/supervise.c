@@ -736,5 +736,5 @@ supervise_reply(struct supervise *sv, const Carotate__Internal__AgentResponse *r
 	else
 		bufferevent_write(sv->bev, frame, len);
 	/* It may hold a new agent's token. */
-	freezero_x(frame, len);
+	xfreezero(frame, len);
 }

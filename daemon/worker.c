@@ -937,7 +937,7 @@ worker_forward(struct evhttp_request *req, struct worker_conn *conn, const struc
 	if ((frame = wire_frame_pack(&msg.base, WORKER_MAX_REQUEST_FRAME, &len)) == NULL)
 		fatalx("%s: request over %u bytes", __func__, WORKER_MAX_REQUEST_FRAME);
 	bufferevent_write(worker_parent, frame, len);
-	freezero_x(frame, len);
+	xfreezero(frame, len);
 	p->call = call->route->call;
 	p->req = req;
 	p->conn = conn;

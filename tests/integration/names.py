@@ -1,4 +1,6 @@
 """Every function carries its file's prefix: a function of foo.c is foo or foo_*.
+A module split over several files (ledger.c, ledger_agents.c, ledger_audit.c, sharing the
+private header ledger_int.h) is one module: its parts use the module's prefix, ledger_*.
 
 Usage: names.py REPO_ROOT [FILE.c]...
 
@@ -20,7 +22,7 @@ EXEMPT = {
     "*": {"main"},
     "log": {"fatal", "fatalx"},
     "xmalloc": {"xmalloc", "xcalloc", "xreallocarray", "xstrdup", "xstrndup", "xasprintf",
-                "freezero_x"},
+                "xfreezero"},
 }
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -97,6 +99,10 @@ def main():
     bad = count = 0
     for path in paths:
         mod = os.path.basename(path)[:-2]
+        # A part of a split module (foo_bar.c beside foo_int.h) carries the module's prefix.
+        base = mod.split("_")[0]
+        if base != mod and os.path.exists(os.path.join(os.path.dirname(path), base + "_int.h")):
+            mod = base
         exempt = EXEMPT["*"] | EXEMPT.get(mod, set())
         with open(path, encoding="utf-8") as f:
             names = definitions(strip(f.read()))
