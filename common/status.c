@@ -5,22 +5,23 @@
 
 static const struct status_entry {
 	int status;
-	const char *name;
+	const char *name;   /* the CLI's JSON and messages */
+	const char *record; /* the audit log's result: the protocol's own spelling */
 	const char *message;
 	int exit_code;
 } status_table[] = {
-	{ CAROTATE__V1__STATUS__OK, "ok", "done", EXIT_DONE },
-	{ CAROTATE__V1__STATUS__INVALID_ARGUMENT, "invalid_argument", "invalid input",
-	    EXIT_INVALID },
-	{ CAROTATE__V1__STATUS__PERMISSION_DENIED, "permission_denied", "permission denied",
-	    EXIT_DENIED },
-	{ CAROTATE__V1__STATUS__FAILED_PRECONDITION, "failed_precondition", "precondition not met",
-	    EXIT_PRECONDITION },
-	{ CAROTATE__V1__STATUS__NOT_FOUND, "not_found", "not found", EXIT_INVALID },
-	{ CAROTATE__V1__STATUS__ALREADY_EXISTS, "already_exists", "already exists",
-	    EXIT_PRECONDITION },
-	{ CAROTATE__V1__STATUS__INTERNAL, "internal", "internal error", EXIT_INTERNAL },
-	{ CAROTATE__V1__STATUS__UNAVAILABLE, "unavailable", "daemon unavailable",
+	{ CAROTATE__V1__STATUS__OK, "ok", "OK", "done", EXIT_DONE },
+	{ CAROTATE__V1__STATUS__INVALID_ARGUMENT, "invalid_argument", "INVALID_ARGUMENT",
+	    "invalid input", EXIT_INVALID },
+	{ CAROTATE__V1__STATUS__PERMISSION_DENIED, "permission_denied", "PERMISSION_DENIED",
+	    "permission denied", EXIT_DENIED },
+	{ CAROTATE__V1__STATUS__FAILED_PRECONDITION, "failed_precondition", "FAILED_PRECONDITION",
+	    "precondition not met", EXIT_PRECONDITION },
+	{ CAROTATE__V1__STATUS__NOT_FOUND, "not_found", "NOT_FOUND", "not found", EXIT_INVALID },
+	{ CAROTATE__V1__STATUS__ALREADY_EXISTS, "already_exists", "ALREADY_EXISTS",
+	    "already exists", EXIT_PRECONDITION },
+	{ CAROTATE__V1__STATUS__INTERNAL, "internal", "INTERNAL", "internal error", EXIT_INTERNAL },
+	{ CAROTATE__V1__STATUS__UNAVAILABLE, "unavailable", "UNAVAILABLE", "daemon unavailable",
 	    EXIT_UNREACHABLE },
 };
 
@@ -41,6 +42,14 @@ status_name(int status)
 	const struct status_entry *e = status_lookup(status);
 
 	return e != NULL ? e->name : "unknown";
+}
+
+const char *
+status_record_name(int status)
+{
+	const struct status_entry *e = status_lookup(status);
+
+	return e != NULL ? e->record : "UNKNOWN";
 }
 
 const char *

@@ -15,6 +15,8 @@ enum exit_code {
 
 /* Lower-case name of a protocol status ("failed_precondition"); "unknown" if not ours. */
 const char *status_name(int status);
+/* The audit log's spelling of a status ("FAILED_PRECONDITION"); "UNKNOWN" if not ours. */
+const char *status_record_name(int status);
 /* A short sentence for the operator, used when a reply carries no message. */
 const char *status_message(int status);
 /* The exit code carotatectl uses for a reply with this status. */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
+#include "status.h"
 #include "xmalloc.h"
 
 #define AUDIT_MAX_ID       96  /* bytes of a sanitized agent or backup id (64 valid ones fit) */
@@ -108,15 +109,6 @@ audit_sanitize(char *dst, size_t len, const char *src)
 		o += 3;
 	}
 	dst[o] = '\0';
-}
-
-const char *
-audit_result_name(int status)
-{
-	const ProtobufCEnumValue *v;
-
-	v = protobuf_c_enum_descriptor_get_value(&carotate__v1__status__descriptor, status);
-	return v != NULL ? v->name : "UNKNOWN";
 }
 
 void
@@ -362,7 +354,7 @@ audit_call_fill(struct audit_call *ac, const Carotate__V1__Response *reply)
 	size_t n;
 
 	r->time = time(NULL);
-	snprintf(r->result, sizeof(r->result), "%s", audit_result_name(reply->status));
+	snprintf(r->result, sizeof(r->result), "%s", status_record_name(reply->status));
 	audit_outcome(reply, r->detail, sizeof(r->detail));
 	if (reply->message != NULL && reply->message[0] != '\0') {
 		n = strlen(r->detail);
@@ -624,7 +616,7 @@ audit_event(struct carotated *cd, const char *call, Carotate__V1__Status status,
 	rec.uid = (uint32_t)getuid();
 	snprintf(rec.user, sizeof(rec.user), "%s", AUDIT_DAEMON_USER);
 	audit_sanitize(rec.call, sizeof(rec.call), call);
-	snprintf(rec.result, sizeof(rec.result), "%s", audit_result_name(status));
+	snprintf(rec.result, sizeof(rec.result), "%s", status_record_name(status));
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);

@@ -105,7 +105,5 @@ void audit_adopt(struct carotated *);
 void audit_sanitize(char *dst, size_t len, const char *src);
 /* The request's significant arguments as one line: agent="a1" reason="..." force=yes. */
 void audit_describe(const Carotate__V1__Request *, char *buf, size_t len);
-/* The proto name of a status: "OK", "FAILED_PRECONDITION"; "UNKNOWN" for others. */
-const char *audit_result_name(int status);
 
 #endif

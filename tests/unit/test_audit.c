@@ -31,6 +31,7 @@
 #include "reply.h"
 #include "fixture.h"
 #include "ledger.h"
+#include "status.h"
 #include "log.h"
 #include "pki.h"
 #include "xmalloc.h"
@@ -172,12 +173,12 @@ test_sanitize(void **state)
 static void
 test_result_names(void **state)
 {
-	assert_string_equal(audit_result_name(CAROTATE__V1__STATUS__OK), "OK");
+	assert_string_equal(status_record_name(CAROTATE__V1__STATUS__OK), "OK");
 	assert_string_equal(
-	    audit_result_name(CAROTATE__V1__STATUS__FAILED_PRECONDITION), "FAILED_PRECONDITION");
+	    status_record_name(CAROTATE__V1__STATUS__FAILED_PRECONDITION), "FAILED_PRECONDITION");
 	assert_string_equal(
-	    audit_result_name(CAROTATE__V1__STATUS__PERMISSION_DENIED), "PERMISSION_DENIED");
-	assert_string_equal(audit_result_name(99), "UNKNOWN");
+	    status_record_name(CAROTATE__V1__STATUS__PERMISSION_DENIED), "PERMISSION_DENIED");
+	assert_string_equal(status_record_name(99), "UNKNOWN");
 }
 
 static void
