@@ -44,7 +44,7 @@ static int main_check_bundle(
     struct run *, const struct http_resp *, const char *what, STACK_OF(X509) * *cas);
 static int main_install(struct run *, struct http_resp *, STACK_OF(X509) * cas);
 static int main_hook(struct run *);
-static int main_canary(struct run *, const char *announced);
+static int main_canary(struct run *, const struct http_resp *served);
 static int main_args(int argc, char **argv, struct args *);
 static int main_lock(struct run *);
 static void main_warn_canary(const struct http_resp *);
@@ -326,14 +326,18 @@ main_hook(struct run *r)
 }
 
 /*
- * The canary proof: when the installed bundle holds a CA not yet proven, one
- * check-in through the canary URL trusting only that bundle. It never changes the bundle.
+ * The canary proof: when the installed bundle holds a CA that the proxy's own listener has
+ * not yet served a certificate of (not proven), one check-in through the canary URL
+ * trusting only that bundle. It never changes the bundle, and it proves nothing for good:
+ * the proxy counts a canary check-in only once it has itself seen the canary serve the
+ * staged certificate (after its reload), which this agent cannot see. A proof made before
+ * that would count for nothing, so it is made again at every run until the staged CA is
+ * live (then the main listener proves it) or retired.
  */
 static int
-main_canary(struct run *r, const char *announced)
+main_canary(struct run *r, const struct http_resp *served)
 {
-	const char *base =
-	    announced != NULL && announced[0] != '\0' ? announced : r->conf.canary_url;
+	const char *base = served->canary[0] != '\0' ? served->canary : r->conf.canary_url;
 	STACK_OF(X509) *cas = NULL;
 	struct http_req req;
 	struct http_resp h;
@@ -349,10 +353,16 @@ main_canary(struct run *r, const char *announced)
 		snprintf(r->err, sizeof(r->err), "%s: %s", r->conf.bundle, why);
 		return AGENT_EINTERNAL;
 	}
-	for (i = 0; i < sk_X509_num(cas); i++)
-		if (bundle_fingerprint(sk_X509_value(cas, i), fp) == 0 &&
-		    !state_is_proven(&r->st, fp))
+	for (i = 0; i < sk_X509_num(cas); i++) {
+		if (bundle_fingerprint(sk_X509_value(cas, i), fp) == -1)
+			continue;
+		/* The main listener's certificate proves its CA, on a 304 as on a 200. */
+		if (served->leaf != NULL && bundle_ca_verifies(sk_X509_value(cas, i), served->leaf,
+		                                served->chain, served->host))
+			state_add_proven(&r->st, fp);
+		if (!state_is_proven(&r->st, fp))
 			unproven++;
+	}
 	if (unproven == 0 || base == NULL) {
 		sk_X509_pop_free(cas, X509_free);
 		return AGENT_OK; /* nothing to prove, or nowhere to prove it (status shows it) */
@@ -373,11 +383,6 @@ main_canary(struct run *r, const char *announced)
 	if (rc != AGENT_OK) {
 		snprintf(r->err, sizeof(r->err), "canary check-in failed: %s", why);
 		rc = rc == AGENT_EREFUSED ? rc : AGENT_EUNREACH;
-	} else {
-		for (i = 0; i < sk_X509_num(cas); i++)
-			if (bundle_ca_verifies(sk_X509_value(cas, i), h.leaf, h.chain, h.host) &&
-			    bundle_fingerprint(sk_X509_value(cas, i), fp) == 0)
-				state_add_proven(&r->st, fp);
 	}
 	http_resp_free(&h);
 	sk_X509_pop_free(cas, X509_free);
@@ -403,9 +408,9 @@ main_finish(struct run *r, const char *result)
 	return AGENT_OK;
 }
 
-/* After the main answer: the hook if owed, then the canary proof, then the state. */
+/* After the main answer (served): the hook if owed, then the canary proof, then the state. */
 static int
-main_after(struct run *r, const char *announced, const char *result)
+main_after(struct run *r, const struct http_resp *served, const char *result)
 {
 	int rc;
 
@@ -415,7 +420,7 @@ main_after(struct run *r, const char *announced, const char *result)
 		(void)state_save(r->conf.state_dir, &r->st, ignore, sizeof(ignore));
 		return main_fail(r, rc);
 	}
-	if ((rc = main_canary(r, announced)) != AGENT_OK)
+	if ((rc = main_canary(r, served)) != AGENT_OK)
 		return main_fail(r, rc);
 	return main_finish(r, result);
 }
@@ -616,7 +621,7 @@ main_link(struct run *r, const struct args *a)
 		http_resp_free(&h);
 		return main_fail(r, rc);
 	}
-	rc = main_after(r, h.canary, "linked");
+	rc = main_after(r, &h, "linked");
 	http_resp_free(&h);
 	return rc;
 }
@@ -666,7 +671,7 @@ main_checkin(struct run *r)
 		http_resp_free(&h);
 		return main_fail(r, rc);
 	}
-	rc = main_after(r, h.canary, result);
+	rc = main_after(r, &h, result);
 	http_resp_free(&h);
 	return rc;
 }

@@ -9,7 +9,10 @@
 #    naming the canary; the new bundle stays installed (it was valid), the hook ran once;
 #    the next check-in (a 304) tries the canary again and proves it: exit 0, the canary got
 #    GET /carotate/v1/ca-bundle with the bearer, X-Agent-Id and If-None-Match of the new
-#    bundle; a check-in after that sends nothing to the canary (everything proven);
+#    bundle; CA B stays "not proven" (the main listener has not served it), so the next
+#    check-in makes the proof again: the proxy counts a canary check-in only once it has
+#    checked its canary listener itself, and a proof made before that counted for nothing
+#    (an agent that checked in right after generate was never counted as verified);
 #  - a canary serving a CA the bundle lacks (CA C): exit 2, no request sent to it (the
 #    handshake trusting only the bundle fails), bundle untouched;
 #  - X-Carotate-Canary from the proxy wins over the agent's own canary_url;
@@ -93,11 +96,18 @@ assert_file_contains "If-None-Match: \"$ID2\"" "$T/canary.req" "presenting the n
 assert_eq 2 "$(hook_runs "$A/hook.log")" "no hook for a 304"
 assert_exit 0 "status --json" -- agent status --json
 printf '%s' "$OUT" | jsave "$T/st.json"
-assert_eq "$(printf '%s\n%s\n' "$(cert_der_sha256 "$PKI_DIR/a/ca.crt")" "$(cert_der_sha256 "$PKI_DIR/b/ca.crt")" | LC_ALL=C sort)" \
-	"$(jlines proven "$T/st.json")" "status: CA A and CA B proven"
+assert_eq "$(cert_der_sha256 "$PKI_DIR/a/ca.crt")" "$(jlines proven "$T/st.json")" \
+	"status: CA A proven (the main listener served it), CA B not (only the canary did)"
 proxy canary b --status 304 --header "ETag: \"$ID2\""
 assert_exit 0 "the next check-in" -- agent check-in
-assert_eq "" "$(requests canary)" "everything proven: nothing sent to the canary"
+assert_match '^GET /carotate/v1/ca-bundle HTTP/1\.1' "$(requests canary | head -n 1)" \
+	"the next check-in makes the canary proof again (CA B is not live yet)"
+# Once the main listener serves a certificate of CA B (the rotate), CA B is proven there and
+# the canary is left alone.
+proxy main b --status 304 --header "ETag: \"$ID2\""
+proxy canary b --status 304 --header "ETag: \"$ID2\""
+assert_exit 0 "a check-in once the main listener serves CA B" -- agent check-in
+assert_eq "" "$(requests canary)" "both CAs proven by the main listener: nothing sent to the canary"
 
 # ---------------------------------------------------------------- a canary the bundle does not trust
 echo "-- a canary serving a CA the bundle lacks"

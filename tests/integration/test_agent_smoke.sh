@@ -92,8 +92,8 @@ assert_eq 0 "$RC" "status --json exits 0"
 printf '%s' "$OUT" >"$T/s.json"
 assert_eq true "$(json_get linked "$T/s.json")" "status: linked"
 assert_eq agent-a "$(json_get id "$T/s.json")" "status: id"
-assert_eq 2 "$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["proven"]))' "$T/s.json")" \
-	"status: both CAs proven"
+assert_eq 1 "$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["proven"]))' "$T/s.json")" \
+	"status: one CA proven, the active one (the staged one is proven through the canary at every run until it is live)"
 agent a status
 assert_contains "linked: yes" "$OUT" "status (human)"
 
