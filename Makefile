@@ -42,7 +42,21 @@ CFLAGS      ?= -O2 -g
 BASE_CFLAGS := -MMD -MP -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' \
 	       $(WARNINGS) $(FORTIFY) -fstack-protector-strong -fstack-clash-protection \
 	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) $(CFLAGS)
-ALL_CFLAGS  := $(BASE_CFLAGS) -iquote $(O)/gen -iquote common -iquote daemon -iquote client
+# Each directory of the daemon sees its own headers and those of the layers below it, never
+# one above (DESIGN §10): rpc -> engine -> store -> pki, sys -> worker, all -> daemon/ (the
+# context, carotated.h, and the configuration, config.h) -> common. An upward #include is a
+# build error; tests/integration/layers.py checks the same direction at link level.
+INC_common  := -iquote $(O)/gen -iquote common
+INC_base    := $(INC_common) -iquote daemon
+INC_pki     := $(INC_common) -iquote daemon/pki
+INC_worker  := $(INC_common) -iquote daemon/worker
+INC_sys     := $(INC_base) -iquote daemon/worker -iquote daemon/sys
+INC_store   := $(INC_base) -iquote daemon/pki -iquote daemon/store
+INC_engine  := $(INC_sys) -iquote daemon/pki -iquote daemon/store -iquote daemon/engine
+INC_rpc     := $(INC_engine) -iquote daemon/rpc
+# main (daemon/carotated.c), the tests and the benchmarks see everything.
+INC_all     := $(INC_rpc)
+ALL_CFLAGS  := $(BASE_CFLAGS) $(INC_all)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
 DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl
@@ -61,20 +75,20 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 # common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
-PKI_OBJS    := $(O)/daemon/pki.o $(O)/daemon/pki_gen.o $(O)/daemon/pki_custom.o $(DIGEST_OBJS)
+PKI_OBJS    := $(O)/daemon/pki/pki.o $(O)/daemon/pki/pki_gen.o $(O)/daemon/pki/pki_custom.o $(DIGEST_OBJS)
 # The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
-LEDGER_OBJS := $(O)/daemon/ledger.o $(O)/daemon/ledger_agents.o $(O)/daemon/ledger_audit.o \
+LEDGER_OBJS := $(O)/daemon/store/ledger.o $(O)/daemon/store/ledger_agents.o $(O)/daemon/store/ledger_audit.o \
 	       $(DIGEST_OBJS)
-DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/control.o $(O)/daemon/acl.o \
-	       $(O)/daemon/dispatch.o $(O)/daemon/rpc_status.o $(PKI_OBJS) $(O)/daemon/certset.o \
-	       $(O)/daemon/reply.o $(O)/daemon/op.o \
-	       $(O)/daemon/ssldir.o $(O)/daemon/job.o $(O)/daemon/sandbox.o \
-	       $(O)/daemon/fsx.o $(O)/daemon/bundle.o $(O)/daemon/proxy.o $(O)/daemon/rpc_stage.o \
-	       $(LEDGER_OBJS) $(O)/daemon/agents.o $(O)/daemon/metrics.o \
-	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_join.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
-	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
-	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
-	       $(O)/daemon/privs.o $(O)/daemon/notify.o
+DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc/control.o $(O)/daemon/rpc/acl.o \
+	       $(O)/daemon/rpc/dispatch.o $(O)/daemon/rpc/rpc_status.o $(PKI_OBJS) $(O)/daemon/store/certset.o \
+	       $(O)/daemon/rpc/reply.o $(O)/daemon/rpc/op.o \
+	       $(O)/daemon/store/ssldir.o $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o \
+	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o \
+	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
+	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
+	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
+	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
+	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 # carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per
 # verb group; a new group's file joins by its name.
@@ -106,9 +120,26 @@ $(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c $(GEN_H)
 
 $(O)/common/%.o: common/%.c | $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(INC_common) $(call pkg_cflags,libprotobuf-c) -c -o $@ $<
 
-$(O)/daemon/%.o: daemon/%.c | $(GEN_H)
+# One rule per directory, with that directory's include flags.
+define daemon_dir_rule
+$$(O)/daemon/$(1)%.o: daemon/$(1)%.c | $$(GEN_H)
+	@mkdir -p $$(@D)
+	$$(CC) $$(BASE_CFLAGS) $$(INC_$(2)) $$(call pkg_cflags,$$(DAEMON_PKGS)) -c -o $$@ $$<
+endef
+$(eval $(call daemon_dir_rule,sys/,sys))
+$(eval $(call daemon_dir_rule,worker/,worker))
+$(eval $(call daemon_dir_rule,pki/,pki))
+$(eval $(call daemon_dir_rule,store/,store))
+$(eval $(call daemon_dir_rule,engine/,engine))
+$(eval $(call daemon_dir_rule,rpc/,rpc))
+
+$(O)/daemon/config.o: daemon/config.c | $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(INC_base) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
+
+$(O)/daemon/carotated.o: daemon/carotated.c | $(GEN_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
@@ -121,7 +152,7 @@ $(O)/client/%.o: client/%.c | $(GEN_H)
 
 $(O)/client/agent/%.o: client/agent/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(AGENT_PKGS)) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(INC_common) $(call pkg_cflags,$(AGENT_PKGS)) -c -o $@ $<
 
 $(O)/carotate-agent: $(AGENT_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(AGENT_PKGS))
@@ -142,8 +173,8 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
-$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/swap.o \
-	    $(O)/faults/daemon/ssldir.o $(O)/faults/daemon/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o \
+	    $(O)/faults/daemon/store/ssldir.o $(O)/faults/daemon/store/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
 
@@ -167,9 +198,10 @@ faultinj: $(FAULTINJ_SO)
 $(O)/carotatectl: $(CLIENT_OBJS) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(CLIENT_PKGS))
 
+# The unit tests see every layer, and the client (its printers, the agent's modules).
 $(O)/tests/%.o: tests/unit/%.c | $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS)) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -iquote client $(call pkg_cflags,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS)) -c -o $@ $<
 
 # Each unit test links the objects of the module it tests (test_<module>_objs).
 test_wire_objs     :=
@@ -179,25 +211,25 @@ test_digest_objs   := $(DIGEST_OBJS)
 test_valid_objs    :=
 test_io_objs       :=
 test_config_objs   := $(O)/daemon/config.o
-test_acl_objs      := $(O)/daemon/acl.o
+test_acl_objs      := $(O)/daemon/rpc/acl.o
 # Dispatch is the hub: every handler hangs off its table.
 test_dispatch_objs := $(O)/libcarotated.a
 # The audit hook hangs off dispatch and reads the ledger through agents: the whole daemon.
 # tests/unit/fixture.c: the scratch daemon state test_audit and test_mutate share.
 test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 test_pki_objs      := $(PKI_OBJS)
-test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
-test_active_objs   := $(O)/daemon/bundle.o $(PKI_OBJS) $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
-test_job_objs      := $(O)/daemon/job.o $(O)/daemon/sandbox.o
+test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
+test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
+test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
-test_swap_objs     := $(O)/daemon/swap.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o $(PKI_OBJS)
-test_bundle_objs   := $(O)/daemon/bundle.o $(O)/daemon/ssldir.o $(O)/daemon/fsx.o \
+test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
+test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
-test_backups_objs  := $(O)/daemon/backups.o $(O)/daemon/swap.o $(O)/daemon/ssldir.o \
-		      $(O)/daemon/fsx.o $(PKI_OBJS)
-test_worker_objs   := $(O)/daemon/worker.o $(O)/daemon/supervise.o $(O)/daemon/config.o \
-		      $(O)/daemon/unixsock.o \
-		      $(O)/daemon/job.o $(O)/daemon/sandbox.o $(O)/gen/internal.pb-c.o
+test_backups_objs  := $(O)/daemon/store/backups.o $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o \
+		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
+test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
+		      $(O)/daemon/sys/unixsock.o \
+		      $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/gen/internal.pb-c.o
 # The printers live with their verbs: every client object but main's.
 test_output_objs   := $(filter-out $(O)/client/ctl.o,$(CLIENT_OBJS))
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.
@@ -299,7 +331,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CHECK_SECONDS ?= $(if $(filter command line,$(origin FUZZ_SECONDS)),$(FUZZ_SECONDS),20)
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -MMD -MP -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"' -DCAROTATE_FUZZ \
-	       $(WARNINGS) -g -O1 $(FUZZ_SAN) -iquote $(FUZZ_O)/gen -iquote common -iquote daemon \
+	       $(WARNINGS) -g -O1 $(FUZZ_SAN) $(subst $(O)/gen,$(FUZZ_O)/gen,$(INC_all)) \
 	       $(call pkg_cflags,$(DAEMON_PKGS))
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%)
@@ -484,3 +516,4 @@ $(RPM_DIR)/.built: $(DIST_TAR)
 	    $(DIST_TAR)
 	@touch $@
 	@ls $(RPM_DIR)/RPMS/*/*.rpm
+

@@ -1,6 +1,6 @@
 /*
  * The agent worker's HTTP side, end to end: the worker's own evhttp sites
- * (daemon/worker.c: worker_handle, worker_route, worker_headers, its
+ * (daemon/worker/worker.c: worker_handle, worker_route, worker_headers, its
  * connection deadlines and its parent channel) on listening unix sockets in
  * a scratch directory, one client connection per input carrying the input
  * as raw bytes, then EOF. The harness plays the parent: it reads the

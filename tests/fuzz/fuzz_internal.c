@@ -1,5 +1,5 @@
 /*
- * The parent's reader of the agent worker's frames (daemon/supervise.c):
+ * The parent's reader of the agent worker's frames (daemon/sys/supervise.c):
  * what a compromised worker can send. The input is the byte stream on the
  * socketpair (4-byte big-endian length, then an AgentRequest, repeated),
  * after one leading byte that says where the stream is cut in two reads, so

@@ -2,7 +2,7 @@
 
 Usage: layers.py BUILD_DIR [--extra FROM:TO]...
 
-A module is one object file of daemon/ or common/. Module A depends on module B when A
+A module is one object file of daemon/ (and its directories) or common/. Module A depends on module B when A
 refers to a symbol B defines (nm: A's undefined symbols, B's defined global ones): what
 the linker sees, whatever the #include lines say. Each module has a layer; a module may
 use its own layer or a lower one, never a higher one, and no group of modules may
@@ -16,17 +16,31 @@ import os
 import subprocess
 import sys
 
-# Lowest first. config sits with the system modules: every layer reads the parsed
-# configuration, and it depends on nothing of the daemon.
+# Lowest first: a module's layer is its directory (DESIGN §10), the same directories whose
+# include flags the Makefile gives. daemon/ itself holds the configuration (config.c, read by
+# every layer) and main (carotated.c, above everything).
 LAYERS = [
-    ("common", "log xmalloc wire status fault clock backupid duration digest valid errbuf io"),
-    ("sys, pki, config", "config pki pki_gen pki_custom sandbox privs notify unixsock job supervise worker"),
-    ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents ledger_audit"),
-    ("engine", "proxy metrics agents"),
-    ("rpc", "acl audit reply op dispatch control rpc_status rpc_stage rpc_rotate rpc_report "
-     "rpc_join rpc_backups rpc_audit"),
-    ("main", "carotated"),
+    ("common", ["common"]),
+    ("config", ["daemon"]),
+    ("pki", ["daemon/pki"]),
+    ("worker", ["daemon/worker"]),
+    ("sys", ["daemon/sys"]),
+    ("store", ["daemon/store"]),
+    ("engine", ["daemon/engine"]),
+    ("rpc", ["daemon/rpc"]),
+    ("main", ["daemon/carotated"]),
 ]
+
+
+def layer_of(build, obj):
+    """The index in LAYERS of an object file's layer, from its directory under build/."""
+    rel = os.path.relpath(obj, build)[:-2]
+    if rel == "daemon/carotated":
+        return len(LAYERS) - 1
+    for n, (_, dirs) in enumerate(LAYERS):
+        if os.path.dirname(rel) in dirs:
+            return n
+    return None
 
 
 def nm(args, paths):
@@ -36,10 +50,10 @@ def nm(args, paths):
 
 def graph(build):
     defs, uses = {}, collections.defaultdict(list)
-    objs = sorted(glob.glob(os.path.join(build, "daemon", "*.o")))
+    objs = sorted(glob.glob(os.path.join(build, "daemon", "**", "*.o"), recursive=True))
     objs += sorted(glob.glob(os.path.join(build, "common", "*.o")))
     if not objs:
-        return [], {}
+        return [], {}, {}
     mod = {obj: os.path.basename(obj)[:-2] for obj in objs}
     # One nm per question for every object: "FILE.o:VALUE TYPE NAME" or "FILE.o:   U NAME".
     for line in nm(["-A", "--defined-only", "-g"], objs):
@@ -52,15 +66,17 @@ def graph(build):
         path, _, rest = line.partition(".o:")
         path += ".o"
         uses[mod[path]].append(rest.split()[-1])
+    layers = {}
     for obj in objs:
         uses.setdefault(mod[obj], [])
+        layers[mod[obj]] = layer_of(build, obj)
     edges = collections.defaultdict(dict)
     for m, syms in uses.items():
         for sym in syms:
             to = defs.get(sym)
             if to is not None and to != m:
                 edges[m].setdefault(to, sym)
-    return list(uses.keys()), edges
+    return list(uses.keys()), edges, layers
 
 
 def circles(mods, edges):
@@ -96,7 +112,7 @@ def circles(mods, edges):
 
 def main():
     build = sys.argv[1]
-    mods, edges = graph(build)
+    mods, edges, layer = graph(build)
     if not mods:
         print(f"no object files in {build}/daemon or {build}/common")
         return 1
@@ -108,18 +124,14 @@ def main():
         frm, to = args[1].split(":")
         edges[frm][to] = "(added by hand)"
         args = args[2:]
-    layer = {}
-    for n, (_, names) in enumerate(LAYERS):
-        for mod in names.split():
-            layer[mod] = n
     bad = 0
     for mod in sorted(mods):
-        if mod not in layer:
-            print(f"{mod}: in no layer (add it to LAYERS in {__file__})")
+        if layer[mod] is None:
+            print(f"{mod}: in no layer (its directory is not in LAYERS in {__file__})")
             bad = 1
     for mod in sorted(edges):
         for to, sym in sorted(edges[mod].items()):
-            if mod in layer and to in layer and layer[to] > layer[mod]:
+            if layer[mod] is not None and layer[to] is not None and layer[to] > layer[mod]:
                 print(f"upward: {mod} ({LAYERS[layer[mod]][0]}) uses {to} "
                       f"({LAYERS[layer[to]][0]}): {sym}")
                 bad = 1
@@ -128,7 +140,7 @@ def main():
         bad = 1
     count = sum(len(v) for v in edges.values())
     print(f"{len(mods)} modules, {count} edges, layers: "
-          + " < ".join(f"{name} ({sum(1 for m in mods if LAYERS[layer.get(m, 0)][0] == name)})"
+          + " < ".join(f"{name} ({sum(1 for m in mods if LAYERS[layer[m] or 0][0] == name)})"
                        for name, _ in LAYERS))
     return bad
 

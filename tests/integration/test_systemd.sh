@@ -464,7 +464,7 @@ wait_until 5000 notified READY=1 "$T/notify.out" || fail "READY=1 through the pr
 	"$(cat "$T/notify.out")"
 ok "READY=1 reaches a path NOTIFY_SOCKET from the private network namespace"
 # shellcheck disable=SC2086
-# Once started it gives up CAP_CHOWN too (daemon/privs.c): the sockets are chowned by then.
+# Once started it gives up CAP_CHOWN too (daemon/sys/privs.c): the sockets are chowned by then.
 # shellcheck disable=SC2046,SC2086 # one word per capability
 assert_eq "$(cap_bits $(printf '%s\n' $UNIT_CAPS | grep -vx CAP_CHOWN))" "$(proc_field "$DAEMON_PID" CapBnd)" \
 	"the daemon's bounding set is the unit's less CAP_CHOWN, dropped after start-up"
