@@ -517,3 +517,8 @@ $(RPM_DIR)/.built: $(DIST_TAR)
 	@touch $@
 	@ls $(RPM_DIR)/RPMS/*/*.rpm
 
+# The include flags of one layer's directory (LAYER=store...): test_layers.sh shows with them
+# that a header of a higher layer does not compile there.
+.PHONY: show-includes
+show-includes:
+	@echo $(INC_$(LAYER))
