@@ -212,11 +212,15 @@ test_valid_objs    :=
 test_io_objs       :=
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/rpc/acl.o
-# Dispatch is the hub: every handler hangs off its table.
-test_dispatch_objs := $(O)/libcarotated.a
-# The audit hook hangs off dispatch and reads the ledger through agents: the whole daemon.
-# tests/unit/fixture.c: the scratch daemon state test_audit and test_mutate share.
-test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
+# Dispatch is the hub: every handler hangs off its table. Its audit hook is tested with a
+# ledger in a scratch state (fixture.c).
+test_dispatch_objs := $(O)/tests/fixture.o $(O)/libcarotated.a
+# The audit log, driven as dispatch drives it: audit.c and the store below it, no handler.
+# tests/unit/fixture.c: the scratch daemon state test_audit, test_dispatch and test_mutate
+# share (its audit readers: LEDGER_OBJS).
+test_audit_objs    := $(O)/tests/fixture.o $(O)/daemon/rpc/audit.o $(O)/daemon/store/certset.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS) $(LEDGER_OBJS) \
+		      $(O)/daemon/config.o
 test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
@@ -249,6 +253,7 @@ test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_backups_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
+test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
 $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 
 .SECONDEXPANSION:

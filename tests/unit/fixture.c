@@ -1,14 +1,16 @@
-/* The scratch daemon state of test_audit and test_mutate (fixture.h). */
+/* The scratch daemon state of test_audit, test_dispatch and test_mutate (fixture.h). */
 #include <sys/stat.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fixture.h"
@@ -83,4 +85,47 @@ fixture_write_set(const char *dir, const char *name, int with_key, char ca_sha[P
 	if (srv_sha != NULL)
 		fixture_pki_sha(m.cert, srv_sha);
 	pki_material_clear(&m);
+}
+
+struct fixture_audit_page {
+	struct ledger_audit rec;
+	size_t n;
+};
+
+static void
+fixture_audit_keep(const struct ledger_audit *a, void *arg)
+{
+	struct fixture_audit_page *p = arg;
+
+	p->rec = *a;
+	p->n++;
+}
+
+struct ledger_audit
+fixture_audit_at(struct ledger *l, uint64_t offset)
+{
+	struct fixture_audit_page p = { .n = 0 };
+
+	assert_non_null(l);
+	assert_int_equal(ledger_audit_list(l, offset, 1, fixture_audit_keep, &p), 0);
+	assert_int_equal(p.n, 1);
+	return p.rec;
+}
+
+uint64_t
+fixture_audit_count(struct ledger *l)
+{
+	uint64_t n;
+
+	assert_non_null(l);
+	assert_int_equal(ledger_audit_count(l, &n), 0);
+	return n;
+}
+
+void
+fixture_user_name(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	snprintf(buf, len, "%s", pw != NULL ? pw->pw_name : "");
 }

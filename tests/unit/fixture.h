@@ -1,12 +1,17 @@
 /*
- * A scratch daemon state for the unit tests that run the daemon's handlers:
- * a temporary directory with ssl/ and state/, a configuration naming them,
- * and generated certificate sets written as carotated writes them.
+ * A scratch daemon state for the unit tests that run the daemon's handlers
+ * or its audit log: a temporary directory with ssl/ and state/, a
+ * configuration naming them, generated certificate sets written as carotated
+ * writes them, and the audit records the ledger there holds.
  */
 #ifndef CAROTATE_FIXTURE_H
 #define CAROTATE_FIXTURE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "config.h"
+#include "ledger.h"
 #include "pki.h"
 
 struct fixture {
@@ -31,5 +36,12 @@ void fixture_write_text(const char *path, const char *text);
  */
 void fixture_write_set(const char *dir, const char *name, int with_key, char ca_sha[PKI_SHA256_HEX],
     char srv_sha[PKI_SHA256_HEX]);
+
+/* The audit record offset places below the newest, which must exist. */
+struct ledger_audit fixture_audit_at(struct ledger *, uint64_t offset);
+/* How many records the audit log holds. */
+uint64_t fixture_audit_count(struct ledger *);
+/* The name of the user running the test ("" when the uid has none), as audit records it. */
+void fixture_user_name(char *buf, size_t len);
 
 #endif

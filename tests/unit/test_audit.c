@@ -1,15 +1,20 @@
 /*
  * The audit log's daemon side: client strings sanitized, requests described
- * without secrets, fingerprints of the sets on disk, and the dispatch hook:
- * every admin call recorded with who, what, result, before and after, every
- * refusal of one too (role, phase, busy), no reader call; records held until
- * the ledger opens; a change made by hand adopted.
+ * without secrets, fingerprints of the sets on disk, a call recorded with
+ * who, what, result, before and after, a refusal too (role, phase, busy),
+ * identical refusals coalesced; records held until the ledger opens; a change
+ * made by hand adopted.
+ *
+ * audit.c is driven here directly, as dispatch_run drives it (audit_refusal
+ * with the refusal's reply, audit_call_start and audit_call_end around a
+ * handler), so that this test links audit.c and the store below it, no
+ * handler. That dispatch calls it for every admin entry and never for a
+ * reader's is test_dispatch's (the audit hook tests there).
  */
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,12 +28,9 @@
 
 #include <event2/event.h>
 
-#include "agents.h"
 #include "audit.h"
 #include "carotated.h"
 #include "config.h"
-#include "dispatch.h"
-#include "reply.h"
 #include "fixture.h"
 #include "ledger.h"
 #include "status.h"
@@ -42,75 +44,44 @@ static struct carotated cd;
 
 /* ---- helpers ---- */
 
-struct page {
-	struct ledger_audit recs[8];
-	size_t n;
-};
-
-static void
-collect(const struct ledger_audit *a, void *arg)
-{
-	struct page *p = arg;
-
-	if (p->n < 8)
-		p->recs[p->n] = *a;
-	p->n++;
-}
+/* The refusals dispatch_check answers with, word for word (test_dispatch checks them). */
+#define DENIED(call)                                                                               \
+	"permission denied: " call " needs the admin role: members of group carotate-admin "       \
+	"have it (usermod -aG carotate-admin USER, then log in again)"
+#define NOT_STAGED(call) call ": nothing is staged"
+#define BUSY(call)       call " is in progress; try again when it has finished"
 
 /* The newest record, which must exist. */
 static struct ledger_audit
 newest(void)
 {
-	struct page p = { .n = 0 };
-
-	assert_non_null(cd.ledger);
-	assert_int_equal(ledger_audit_list(cd.ledger, 0, 1, collect, &p), 0);
-	assert_int_equal(p.n, 1);
-	return p.recs[0];
+	return fixture_audit_at(cd.ledger, 0);
 }
 
 /* The record offset places below the newest. */
 static struct ledger_audit
 older(uint64_t offset)
 {
-	struct page p = { .n = 0 };
-
-	assert_int_equal(ledger_audit_list(cd.ledger, offset, 1, collect, &p), 0);
-	assert_int_equal(p.n, 1);
-	return p.recs[0];
+	return fixture_audit_at(cd.ledger, offset);
 }
 
 static uint64_t
 count(void)
 {
-	uint64_t n;
-
-	assert_int_equal(ledger_audit_count(cd.ledger, &n), 0);
-	return n;
+	return fixture_audit_count(cd.ledger);
 }
 
+/* req refused as dispatch_run refuses it: status and message, from uid pid. */
 static void
-my_name(char *buf, size_t len)
+refuse(const Carotate__V1__Request *req, const char *call, uid_t uid, pid_t pid,
+    Carotate__V1__Status status, const char *message)
 {
-	struct passwd *pw = getpwuid(getuid());
+	struct acl_peer peer = { .uid = uid, .pid = pid };
+	Carotate__V1__Response reply = CAROTATE__V1__RESPONSE__INIT;
 
-	snprintf(buf, len, "%s", pw != NULL ? pw->pw_name : "");
-}
-
-/* Runs req through the daemon's own table as role in phase, from uid getuid() pid 4242. */
-static Carotate__V1__Status
-call(const Carotate__V1__Request *req, enum acl_role role, Carotate__V1__Phase phase)
-{
-	struct acl_peer peer = { .uid = getuid(), .pid = 4242 };
-	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role, .phase = phase };
-	Carotate__V1__Response *reply = reply_new();
-	Carotate__V1__Status st;
-
-	dispatch_request(&ctx, req, reply);
-	assert_null(ctx.audit);
-	st = reply->status;
-	reply_free(reply);
-	return st;
+	reply.status = status;
+	reply.message = (char *)message;
+	audit_refusal(&cd, call, &peer, req, &reply);
 }
 
 static int
@@ -321,12 +292,7 @@ test_held_until_open(void **state)
 	assert_string_equal(a.result, "INTERNAL");
 	assert_string_equal(a.before, "active=x/y staged=-");
 
-	{
-		struct page p = { .n = 0 };
-
-		assert_int_equal(ledger_audit_list(cd.ledger, 1, 1, collect, &p), 0);
-		a = p.recs[0];
-	}
+	a = older(1);
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
 	assert_int_equal(a.seq, 1);
 	assert_string_equal(a.call, "recover");
@@ -352,14 +318,14 @@ test_refusals_recorded(void **state)
 	uint64_t n = count();
 
 	audit_fingerprint(cd.conf, fp, sizeof(fp));
-	my_name(me, sizeof(me));
+	fixture_user_name(me, sizeof(me));
 	req.version = 1;
 	req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
 	req.exclude = &ex;
 	ex.agent = (char *)"web\x01";
 	ex.reason = (char *)"line\nbreak";
-	assert_int_equal(call(&req, ACL_READER, CAROTATE__V1__PHASE__PHASE_STEADY),
-	    CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	refuse(&req, "exclude", getuid(), 4242, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+	    DENIED("exclude"));
 	assert_int_equal(count(), n + 1);
 	a = newest();
 	assert_string_equal(a.call, "exclude");
@@ -376,8 +342,8 @@ test_refusals_recorded(void **state)
 
 	req.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
 	req.discard = &di;
-	assert_int_equal(call(&req, ACL_ADMIN, CAROTATE__V1__PHASE__PHASE_STEADY),
-	    CAROTATE__V1__STATUS__FAILED_PRECONDITION);
+	refuse(&req, "discard", getuid(), 4242, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	    NOT_STAGED("discard"));
 	a = newest();
 	assert_string_equal(a.call, "discard");
 	assert_string_equal(a.result, "FAILED_PRECONDITION");
@@ -385,10 +351,7 @@ test_refusals_recorded(void **state)
 
 	req.call_case = CAROTATE__V1__REQUEST__CALL_GENERATE;
 	req.generate = &g;
-	cd.busy = "rotate";
-	assert_int_equal(call(&req, ACL_ADMIN, CAROTATE__V1__PHASE__PHASE_STEADY),
-	    CAROTATE__V1__STATUS__UNAVAILABLE);
-	cd.busy = NULL;
+	refuse(&req, "generate", getuid(), 4242, CAROTATE__V1__STATUS__UNAVAILABLE, BUSY("rotate"));
 	a = newest();
 	assert_string_equal(a.call, "generate");
 	assert_string_equal(a.result, "UNAVAILABLE");
@@ -396,89 +359,59 @@ test_refusals_recorded(void **state)
 	assert_int_equal(count(), n + 3);
 }
 
-/* Reader calls change nothing and are not recorded; audit itself answers readers. */
+/*
+ * What a reader of the log is given (the audit call's page): newest first,
+ * each record linked to the one before it, the chain intact; reading it
+ * writes nothing.
+ */
 static void
-test_reads_not_recorded(void **state)
+test_chain_read(void **state)
 {
-	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
-	Carotate__V1__StatusRequest st = CAROTATE__V1__STATUS_REQUEST__INIT;
-	Carotate__V1__AuditRequest au = CAROTATE__V1__AUDIT_REQUEST__INIT;
-	struct acl_peer peer = { .uid = getuid(), .pid = 1 };
-	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_READER };
-	Carotate__V1__Response *reply;
-	uint64_t n = count();
+	char problem[512];
+	struct ledger_audit r0, r1;
+	uint64_t n = count(), at;
 
-	req.version = 1;
-	req.call_case = CAROTATE__V1__REQUEST__CALL_STATUS;
-	req.status = &st;
-	assert_int_equal(
-	    call(&req, ACL_READER, CAROTATE__V1__PHASE__PHASE_STEADY), CAROTATE__V1__STATUS__OK);
-	req.call_case = CAROTATE__V1__REQUEST__CALL_AUDIT;
-	req.audit = &au;
-	au.limit = 2;
-	au.verify = 1;
-	reply = reply_new();
-	dispatch_request(&ctx, &req, reply);
-	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
-	assert_int_equal(reply->result_case, CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY);
-	assert_int_equal(reply->audit_reply->total, n);
-	assert_int_equal(reply->audit_reply->n_records, 2);
-	assert_int_equal(reply->audit_reply->records[0]->seq, n);
-	assert_int_equal(reply->audit_reply->records[1]->seq, n - 1);
-	assert_string_equal(
-	    reply->audit_reply->records[0]->prev_hash, reply->audit_reply->records[1]->hash);
-	assert_true(reply->audit_reply->verify);
-	assert_true(reply->audit_reply->intact);
-	assert_int_equal(reply->audit_reply->broken_at, 0);
-	reply_free(reply);
-
-	au.limit = 1001;
-	reply = reply_new();
-	dispatch_request(&ctx, &req, reply);
-	assert_int_equal(reply->status, CAROTATE__V1__STATUS__INVALID_ARGUMENT);
-	reply_free(reply);
+	r0 = newest();
+	r1 = older(1);
+	assert_int_equal(r0.seq, n);
+	assert_int_equal(r1.seq, n - 1);
+	assert_string_equal(r0.prev_hash, r1.hash);
+	assert_int_equal(ledger_audit_verify(cd.ledger, &at, problem, sizeof(problem)), 1);
+	assert_int_equal(at, 0);
 	assert_int_equal(count(), n);
 }
 
-/* A test handler: stages a set, answers OK with a message and a rotate-like result. */
+/* A handler's stand-in: stages a set, answers OK with a message and a rotate-like result. */
 static void
-stage_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+stage_set(Carotate__V1__Response *reply, Carotate__V1__RotateReply *r)
 {
-	Carotate__V1__RotateReply *r = xmalloc(sizeof(*r));
 	char ca[PKI_SHA256_HEX];
 
 	assert_int_equal(mkdir(staging, 0700), 0);
 	fixture_write_set(staging, "audit-test", 0, ca, NULL);
-	carotate__v1__rotate_reply__init(r);
-	r->backup = xstrdup("certs-20260101-000000");
+	r->backup = (char *)"certs-20260101-000000";
 	r->verified = 1;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
 	reply->rotate_reply = r;
-	reply_error(reply, CAROTATE__V1__STATUS__OK, "done by the test");
+	reply->status = CAROTATE__V1__STATUS__OK;
+	reply->message = (char *)"done by the test";
 }
 
+/*
+ * An admin call, opened before its handler and closed with its reply (as
+ * dispatch_run does for every admin entry): who, what it asked, what the
+ * reply says happened, and the sets before and after.
+ */
 static void
-noop_handler(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+test_call_recorded(void **state)
 {
-}
-
-/* A new admin entry is audited with nothing but its table entry; a reader entry is not. */
-static void
-test_new_admin_entry(void **state)
-{
-	static const struct dispatch_entry table[] = {
-		{ CAROTATE__V1__REQUEST__CALL_ROTATE, "rotate", ACL_ADMIN, DISPATCH_ANY_PHASE,
-		    stage_handler, DISPATCH_EXCLUSIVE },
-		{ CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS, "backups", ACL_READER,
-		    DISPATCH_ANY_PHASE, noop_handler, 0 },
-	};
 	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
 	Carotate__V1__RotateRequest ro = CAROTATE__V1__ROTATE_REQUEST__INIT;
-	Carotate__V1__ListBackupsRequest lb = CAROTATE__V1__LIST_BACKUPS_REQUEST__INIT;
+	Carotate__V1__RotateReply rr = CAROTATE__V1__ROTATE_REPLY__INIT;
+	Carotate__V1__Response reply = CAROTATE__V1__RESPONSE__INIT;
 	struct acl_peer peer = { .uid = 0, .pid = 77 };
-	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = ACL_ADMIN };
 	char before[LEDGER_AUDIT_MAX_STATE + 1], after[LEDGER_AUDIT_MAX_STATE + 1];
-	Carotate__V1__Response *reply = reply_new();
+	struct audit_call *ac;
 	struct ledger_audit a;
 	uint64_t n = count();
 
@@ -488,9 +421,10 @@ test_new_admin_entry(void **state)
 	req.rotate = &ro;
 	ro.force = 1;
 	ro.reason = (char *)"drill";
-	dispatch_run(table, 2, &ctx, &req, reply);
-	assert_int_equal(reply->status, CAROTATE__V1__STATUS__OK);
-	reply_free(reply);
+	ac = audit_call_start(&cd, "rotate", &peer, &req);
+	assert_int_equal(count(), n); /* nothing is written before the reply */
+	stage_set(&reply, &rr);
+	audit_call_end(ac, &reply);
 	audit_fingerprint(cd.conf, after, sizeof(after));
 	assert_string_not_equal(before, after);
 	assert_int_equal(count(), n + 1);
@@ -504,13 +438,6 @@ test_new_admin_entry(void **state)
 	                              "rolled_back=no; done by the test");
 	assert_string_equal(a.before, before);
 	assert_string_equal(a.after, after);
-
-	req.call_case = CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS;
-	req.list_backups = &lb;
-	reply = reply_new();
-	dispatch_run(table, 2, &ctx, &req, reply);
-	reply_free(reply);
-	assert_int_equal(count(), n + 1);
 }
 
 /* Sets changed by hand since the newest record: recorded once as "adopt". */
@@ -543,41 +470,29 @@ test_adopt(void **state)
 	assert_string_equal(a.after, "after");
 }
 
-/* Runs req as role in the steady phase from uid, pid 77. */
-static Carotate__V1__Status
-call_as(const Carotate__V1__Request *req, uid_t uid, enum acl_role role)
-{
-	struct acl_peer peer = { .uid = uid, .pid = 77 };
-	struct rpc_ctx ctx = { .cd = &cd, .peer = &peer, .role = role };
-	Carotate__V1__Response *reply = reply_new();
-	Carotate__V1__Status st;
-
-	dispatch_request(&ctx, req, reply);
-	st = reply->status;
-	reply_free(reply);
-	return st;
-}
-
-static Carotate__V1__Status
+/* A reader's exclude or discard from uid, pid 77, refused for its role. */
+static void
 refused_as(const Carotate__V1__Request *req, uid_t uid)
 {
-	return call_as(req, uid, ACL_READER);
+	const char *call =
+	    req->call_case == CAROTATE__V1__REQUEST__CALL_EXCLUDE ? "exclude" : "discard";
+
+	refuse(req, call, uid, 77, CAROTATE__V1__STATUS__PERMISSION_DENIED,
+	    req->call_case == CAROTATE__V1__REQUEST__CALL_EXCLUDE ? DENIED("exclude")
+	                                                          : DENIED("discard"));
 }
 
 /* The refusals the records of uid and call since record after stand for. */
 static uint64_t
 refusals_since(uint64_t after, uid_t uid, const char *call)
 {
-	struct page p = { .n = 0 };
+	struct ledger_audit r;
 	uint64_t total = 0, seq;
-	size_t i;
 
 	for (seq = count(); seq > after; seq--) {
-		p.n = 0;
-		assert_int_equal(ledger_audit_list(cd.ledger, count() - seq, 1, collect, &p), 0);
-		for (i = 0; i < p.n && i < 8; i++)
-			if (p.recs[i].uid == uid && strcmp(p.recs[i].call, call) == 0)
-				total += audit_count(p.recs[i].detail);
+		r = older(count() - seq);
+		if (r.uid == uid && strcmp(r.call, call) == 0)
+			total += audit_count(r.detail);
 	}
 	return total;
 }
@@ -607,19 +522,19 @@ test_refusals_coalesced(void **state)
 	ex.reason = (char *)"r";
 	cd.conf->audit_coalesce = 60;
 	for (i = 0; i < 1000; i++)
-		assert_int_equal(refused_as(&req, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+		refused_as(&req, 5001);
 	assert_int_equal(count(), n + 1);
 	a = newest();
 	assert_int_equal(audit_count(a.detail), 1);
 	/* Another uid, and another status of the same uid and call, are their own. */
-	assert_int_equal(refused_as(&req, 5002), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	refused_as(&req, 5002);
 	dreq.version = 1;
 	dreq.call_case = CAROTATE__V1__REQUEST__CALL_DISCARD;
 	dreq.discard = &di;
-	assert_int_equal(refused_as(&dreq, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
-	assert_int_equal(
-	    call_as(&dreq, 5001, ACL_ADMIN), CAROTATE__V1__STATUS__FAILED_PRECONDITION);
-	assert_int_equal(refused_as(&dreq, 5001), CAROTATE__V1__STATUS__PERMISSION_DENIED);
+	refused_as(&dreq, 5001);
+	refuse(&dreq, "discard", 5001, 77, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	    NOT_STAGED("discard"));
+	refused_as(&dreq, 5001);
 	assert_int_equal(count(), n + 4);
 	/* Shutdown writes what was counted: one record for the 999, one for the discard. */
 	audit_flush();
@@ -698,8 +613,8 @@ main(void)
 		/* In this order: the ledger opens in the first, the others add to its log. */
 		cmocka_unit_test(test_held_until_open),
 		cmocka_unit_test(test_refusals_recorded),
-		cmocka_unit_test(test_reads_not_recorded),
-		cmocka_unit_test(test_new_admin_entry),
+		cmocka_unit_test(test_chain_read),
+		cmocka_unit_test(test_call_recorded),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_refusals_coalesced),
 		cmocka_unit_test(test_count_parse),
