@@ -281,7 +281,7 @@ print(int(datetime.datetime.fromisoformat(s).timestamp()))' "$1"
 # ---------------------------------------------------------------- temp dir and cleanup
 
 _t_cleanup() {
-	local rc=$? pid i
+	local rc=$? pid i m
 	set +e
 	for pid in $_T_PIDS; do
 		if kill -0 "$pid" 2>/dev/null; then
@@ -301,6 +301,10 @@ _t_cleanup() {
 		printf 'FAIL: a sanitizer reported an error in a daemon log\n' >&2
 		rc=1
 	fi
+	# Lazily: a daemon or nginx killed above may still hold files there; it goes when they exit.
+	for m in $_T_MOUNTS; do
+		umount -l "$m" 2>/dev/null
+	done
 	if [ -n "$T" ] && ! _vg_check; then
 		rc=1
 	fi
@@ -372,6 +376,45 @@ t_init() {
 	(umask 077 && openssl rand -hex 32 >"$LINKING_KEY")
 	chmod 0600 "$LINKING_KEY"
 }
+
+# ---------------------------------------------------------------- a small file system
+
+# small_tmpfs DIR SIZE [MODE]: DIR (made if missing) becomes a tmpfs of SIZE (mount's size=,
+# e.g. 256k) of its own, MODE 0755 unless given, for a full-disk test; the cleanup trap
+# unmounts it. 1 when it cannot be, with the reason in $SMALL_TMPFS_WHY (mounting needs root,
+# and a container may refuse it): the caller skips the test (t_skip "$SMALL_TMPFS_WHY") or its
+# full-disk cases.
+_T_MOUNTS=""
+SMALL_TMPFS_WHY=""
+small_tmpfs() {
+	if [ "$(id -u)" -ne 0 ]; then
+		SMALL_TMPFS_WHY="mounting a small tmpfs needs root"
+		return 1
+	fi
+	mkdir -p "$1"
+	if ! mount -t tmpfs -o "size=$2,mode=${3:-0755}" carotate-test "$1"; then
+		SMALL_TMPFS_WHY="cannot mount a tmpfs on $1"
+		return 1
+	fi
+	_T_MOUNTS="$1 $_T_MOUNTS"
+}
+
+# fill_fs DIR PAGES: a filler file (DIR/.filler) takes all but PAGES pages of DIR's file
+# system: most at once, then a page at a time while df says more is free (one big fallocate
+# lands a page off now and then). unfill_fs DIR gives the space back.
+_fs_avail() { df -B1 --output=avail "$1" | tail -n 1 | tr -d ' '; }
+fill_fs() {
+	local want size
+	rm -f "$1/.filler"
+	want=$(($(_fs_avail "$1") - ($2 + 4) * 4096))
+	[ "$want" -le 0 ] || fallocate -l "$want" "$1/.filler" || fail "fallocate $want bytes in $1"
+	size=$(stat -c %s "$1/.filler" 2>/dev/null || echo 0)
+	while [ "$(_fs_avail "$1")" -gt $(($2 * 4096)) ]; do
+		fallocate -o "$size" -l 4096 "$1/.filler" || fail "fallocate one more page in $1"
+		size=$((size + 4096))
+	done
+}
+unfill_fs() { rm -f "$1/.filler"; }
 
 # hdr NAME: the value of header NAME in the response headers a request saved in $T/h.
 hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }

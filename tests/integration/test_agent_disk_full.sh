@@ -21,7 +21,6 @@ set -eu
 # shellcheck source-path=SCRIPTDIR source=agent.sh
 . "$(dirname "$0")/agent.sh"
 
-[ "$(id -u)" -eq 0 ] || t_skip "mounting a small tmpfs needs root"
 command -v fallocate >/dev/null || t_skip "fallocate (util-linux) is not installed"
 t_init
 
@@ -32,9 +31,7 @@ agent_proxy_pki "disk test" a b
 agent_bundles
 
 FULL="$T/full"
-mkdir -p "$FULL"
-mount -t tmpfs -o size=256k,mode=0755 carotate-test "$FULL" || t_skip "cannot mount a tmpfs on $FULL"
-trap 'rc=$?; set +e; umount -l "$FULL" 2>/dev/null || true; (exit $rc); _t_cleanup' EXIT
+small_tmpfs "$FULL" 256k || t_skip "$SMALL_TMPFS_WHY"
 mkdir -p "$FULL/etc"
 mkdir -m 0700 "$FULL/state"
 # shellcheck disable=SC2016 # the hook expands it
@@ -53,20 +50,8 @@ assert_exit 0 "link" -- agent link --server "https://127.0.0.1:$FP_PORT" --ca-fi
 cp -p "$BUNDLE" "$T/linked.pem"
 cp -a "$FULL/state" "$T/state.linked"
 
-# fill PAGES: a filler file takes all but PAGES pages: most at once, then a page at a time
-# while df says more is free (one big fallocate lands a page off now and then).
-avail() { df -B1 --output=avail "$FULL" | tail -n 1 | tr -d ' '; }
-fill() {
-	local want size
-	rm -f "$FULL/.filler"
-	want=$(($(avail) - ($1 + 4) * 4096))
-	[ "$want" -le 0 ] || fallocate -l "$want" "$FULL/.filler" || fail "fallocate $want bytes"
-	size=$(stat -c %s "$FULL/.filler" 2>/dev/null || echo 0)
-	while [ "$(avail)" -gt $(($1 * 4096)) ]; do
-		fallocate -o "$size" -l 4096 "$FULL/.filler" || fail "fallocate one more page"
-		size=$((size + 4096))
-	done
-}
+# fill PAGES: a filler file takes all but PAGES pages of $FULL (lib.sh's fill_fs).
+fill() { fill_fs "$FULL" "$1"; }
 # back_to_b1 PREV: the agent as it was after link (bundle B1, state naming B1), with a .prev
 # of its own (PREV=yes: as after an earlier change; its removal frees a page) or none (the
 # first change after link).
@@ -124,9 +109,8 @@ ok "$failed of 14 runs ran out of space, each cleanly"
 # the page the two writes share.
 echo "-- state_dir on its own full file system"
 FULL2="$T/full2"
-mkdir -p "$FULL2" "$T/etc2"
-mount -t tmpfs -o size=64k,mode=0755 carotate-test "$FULL2" || t_skip "cannot mount a tmpfs on $FULL2"
-trap 'rc=$?; set +e; umount -l "$FULL" 2>/dev/null || true; umount -l "$FULL2" 2>/dev/null || true; (exit $rc); _t_cleanup' EXIT
+mkdir -p "$T/etc2"
+small_tmpfs "$FULL2" 64k || t_skip "$SMALL_TMPFS_WHY"
 mkdir -m 0700 "$FULL2/state"
 sed -e "s|^state_dir = .*|state_dir = $FULL2/state|" -e "s|^bundle = .*|bundle = $T/etc2/ca-bundle.pem|" \
 	-e "s|^id = .*|id = disk-agent-2|" "$CONF_A" >"$T/agent2.conf"
@@ -134,10 +118,7 @@ fp_start --status 200 --header "X-Agent-Token: $(openssl rand -hex 32)" --header
 assert_exit 0 "link (state_dir on its own file system)" -- "$AGENT" -c "$T/agent2.conf" link \
 	--server "https://127.0.0.1:$FP_PORT" --ca-file "$PKI_DIR/a/ca.crt" --join-token-file "$T/join-token"
 hooks_before=$(hook_runs "$T/hook.log")
-FULL_SAVED=$FULL
-FULL=$FULL2
-fill 0
-FULL=$FULL_SAVED
+fill_fs "$FULL2" 0
 fp_start --status 200 --header "ETag: \"$ID2\"" --body "$B2" --if-none-match "$ID2"
 run "$AGENT" -c "$T/agent2.conf" check-in
 assert_eq 6 "$RC" "state_dir full: check-in exits 6 ($ERR)"

@@ -18,7 +18,6 @@ set -eu
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
 
-[ "$(id -u)" -eq 0 ] || t_skip "mounting a small tmpfs needs root"
 command -v curl >/dev/null || t_skip "curl is not installed (make deps installs it)"
 command -v sqlite3 >/dev/null || t_skip "sqlite3 is not installed (make deps installs it)"
 command -v fallocate >/dev/null || t_skip "fallocate (util-linux) is not installed"
@@ -26,45 +25,16 @@ t_init
 
 # Free pages left before each run: enough for none, some or all of an operation's files.
 LEVELS=${CAROTATE_DISKFULL_LEVELS:-0 1 2 3 4 6 8 12 16}
-MOUNTS=""
-_df_cleanup() {
-	local rc=$? m
-	set +e
-	[ -n "$NGINX_PID" ] && kill -QUIT "$NGINX_PID" 2>/dev/null
-	for m in $MOUNTS; do
-		# Lazily: the daemon and nginx may still hold files there; it goes when they exit.
-		umount -l "$m" 2>/dev/null
-	done
-	(exit "$rc")
-	_t_cleanup
-}
-trap _df_cleanup EXIT
-
-# small_fs DIR SIZE MODE: DIR becomes a tmpfs of its own.
-small_fs() {
-	mount -t tmpfs -o "size=$2,mode=$3" carotate-test "$1" || t_skip "cannot mount a tmpfs on $1"
-	MOUNTS="$1 $MOUNTS"
-}
-# fill DIR PAGES: a filler file takes all but PAGES pages of DIR's file system.
-fill() {
-	local avail want
-	rm -f "$1/.filler"
-	avail=$(df -B1 --output=avail "$1" | tail -n 1 | tr -d ' ')
-	want=$((avail - $2 * 4096))
-	[ "$want" -le 0 ] || fallocate -l "$want" "$1/.filler" || fail "fallocate $want bytes in $1"
-}
-unfill() { rm -f "$1/.filler"; }
-
 errtext_full() { printf '%s' "$1" | grep -Eqi 'No space left on device|disk is full'; }
 
 # full_op FULLDIR OP PAGES: one run of OP with FULLDIR filled to PAGES free pages.
 full_op() {
 	local dir=$1 op=$2 pages=$3 live staged backups keys want what
-	unfill "$dir"
+	unfill_fs "$dir"
 	prepare "$op"
 	snapshot_state
 	want=$(expected_after "$op")
-	fill "$dir" "$pages"
+	fill_fs "$dir" "$pages"
 	run_op "$op"
 	what="$op with $pages free pages in $dir"
 	[ "$OP_RC" -ne 124 ] || fail "$what: the CLI does not hang"
@@ -81,11 +51,11 @@ full_op() {
 		CHECKIN_CODES="200 304 503"
 		check_serving "$what (full)"
 		CHECKIN_CODES="200 304"
-		unfill "$dir"
+		unfill_fs "$dir"
 		check_serving "$what (space back)"
 	else
 		check_serving "$what"
-		unfill "$dir"
+		unfill_fs "$dir"
 	fi
 	t_log "$what: exit $OP_RC${OP_ERR:+: $(printf '%s' "$OP_ERR" | head -n 1)}"
 }
@@ -115,8 +85,8 @@ scenario() {
 # ---------------------------------------------------------------- the SSL directory
 
 # 1 MiB: the sets, the bundle, the canary and a few backups, with room to fill.
-small_fs "$SSL_DIR" 1m 0755
-small_fs "$STATE_DIR" 4m 0700
+small_tmpfs "$SSL_DIR" 1m 0755 || t_skip "$SMALL_TMPFS_WHY"
+small_tmpfs "$STATE_DIR" 4m 0700 || t_skip "$SMALL_TMPFS_WHY"
 make_active_set
 nginx_write_daemon_config
 start_daemon
