@@ -416,6 +416,18 @@ fill_fs() {
 }
 unfill_fs() { rm -f "$1/.filler"; }
 
+# ctl_as USER carotatectl-args...: runs a copy of the client in $T/bin (one other users may
+# run) as USER, with USER's groups, against $SOCK.
+ctl_as() {
+	local user=$1
+	shift
+	setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --init-groups \
+		"$T/bin/carotatectl" --socket "$SOCK" "$@"
+}
+
+# proc_status PID KEY: the value of KEY (Seccomp, CapEff, Gid...) in /proc/PID/status.
+proc_status() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
 # hdr NAME: the value of header NAME in the response headers a request saved in $T/h.
 hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | head -n1; }
 

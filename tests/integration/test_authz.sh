@@ -41,33 +41,26 @@ cp "$CAROTATECTL" "$T/bin/carotatectl"
 cp "$IT_DIR/rawclient.py" "$T/bin/rawclient.py"
 chmod 0755 "$T/bin/carotatectl" "$T/bin/rawclient.py"
 
-# as USER carotatectl-args...: runs the client as USER, with USER's groups.
-as() {
-	local user=$1
-	shift
-	setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --init-groups \
-		"$T/bin/carotatectl" --socket "$SOCK" "$@"
-}
 
 assert_eq "660" "$(stat -c %a "$SOCK")" "socket mode is 0660"
 assert_eq "$READ_GROUP" "$(stat -c %G "$SOCK")" "socket group is $READ_GROUP"
 assert_eq "root" "$(stat -c %U "$SOCK")" "socket owner is root"
 
 # ---- first gate: the file's permissions
-assert_exit 4 "$OTHER (in neither group): exit 4" -- as "$OTHER" status
+assert_exit 4 "$OTHER (in neither group): exit 4" -- ctl_as "$OTHER" status
 assert_contains "permission denied" "$OUT$ERR" "$OTHER is told 'permission denied'"
 
-assert_exit 0 "$READER (in $READ_GROUP): status exits 0" -- as "$READER" --json status
+assert_exit 0 "$READER (in $READ_GROUP): status exits 0" -- ctl_as "$READER" --json status
 echo "$OUT" >"$T/reader.json"
 assert_eq "$(cert_sha256 "$SSL_DIR/ca.crt")" "$(json_get active.ca.sha256 "$T/reader.json")" \
 	"$READER gets a JSON status (active.ca.sha256 matches)"
-assert_exit 0 "$READER: human status exits 0" -- as "$READER" status
-assert_exit 0 "$READER: report exits 0" -- as "$READER" --json report
-assert_exit 4 "$READER: exclude is for admins (exit 4)" -- as "$READER" exclude a1 --reason x
+assert_exit 0 "$READER: human status exits 0" -- ctl_as "$READER" status
+assert_exit 0 "$READER: report exits 0" -- ctl_as "$READER" --json report
+assert_exit 4 "$READER: exclude is for admins (exit 4)" -- ctl_as "$READER" exclude a1 --reason x
 assert_contains "needs the admin role" "$ERR" "$READER is told exclude needs the admin role"
-assert_exit 4 "$READER: include is for admins (exit 4)" -- as "$READER" include a1
+assert_exit 4 "$READER: include is for admins (exit 4)" -- ctl_as "$READER" include a1
 
-assert_exit 0 "$ADMIN (in $ADMIN_GRP and $READ_GROUP): status exits 0" -- as "$ADMIN" --json status
+assert_exit 0 "$ADMIN (in $ADMIN_GRP and $READ_GROUP): status exits 0" -- ctl_as "$ADMIN" --json status
 json_get phase >/dev/null <<<"$OUT" || fail "$ADMIN's status is JSON" "got: $OUT"
 ok "$ADMIN's status --json parses"
 
@@ -80,12 +73,12 @@ assert_exit 0 "$OTHER with egid $READ_GROUP and no supplementary groups: exit 0"
 # ---- second gate: the daemon's own check, with the file opened to everyone
 chmod 0666 "$SOCK"
 assert_exit 4 "socket 0666: $OTHER is refused by the daemon itself (exit 4)" -- \
-	as "$OTHER" status
+	ctl_as "$OTHER" status
 assert_contains "permission denied" "$OUT$ERR" "the daemon's refusal says 'permission denied'"
 assert_exit 4 "socket 0666: $OTHER --json status is refused too (exit 4)" -- \
-	as "$OTHER" --json status
-assert_exit 0 "socket 0666: $READER still allowed" -- as "$READER" status
-assert_exit 0 "socket 0666: $ADMIN still allowed" -- as "$ADMIN" status
+	ctl_as "$OTHER" --json status
+assert_exit 0 "socket 0666: $READER still allowed" -- ctl_as "$READER" status
+assert_exit 0 "socket 0666: $ADMIN still allowed" -- ctl_as "$ADMIN" status
 # nobody (no group at all) over the raw protocol: a PERMISSION_DENIED reply, then close.
 rc=0
 setpriv --reuid=nobody --regid=nogroup --clear-groups \

@@ -38,9 +38,6 @@ EOF
 chmod 0755 "$T/reload.sh"
 sed -i "s|^reload = .*|reload = $T/reload.sh|" "$CONF"
 
-# field PID NAME: a line's value in /proc/PID/status.
-field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-
 # ---------------------------------------------------------------- inherited descriptors
 # (A file of our own: fd 9 is soon a descriptor of the daemon's again, its event loop's, say.)
 echo inherited >"$T/inherited"
@@ -90,17 +87,17 @@ job_running() { [ -n "$(job_pid)" ]; }
 wait_until 5000 job_running || true
 JOB=$(job_pid)
 [ -n "$JOB" ] || fail "the install job runs (paused by CAROTATE_JOB_PAUSE)"
-assert_eq 2 "$(field "$JOB" Seccomp)" "the install job runs under a seccomp filter"
-assert_eq 1 "$(field "$JOB" NoNewPrivs)" "the install job has no_new_privs"
+assert_eq 2 "$(proc_status "$JOB" Seccomp)" "the install job runs under a seccomp filter"
+assert_eq 1 "$(proc_status "$JOB" NoNewPrivs)" "the install job has no_new_privs"
 for f in CapInh CapPrm CapEff CapAmb; do
-	assert_eq 0000000000000000 "$(field "$JOB" "$f")" "the install job's $f is empty"
+	assert_eq 0000000000000000 "$(proc_status "$JOB" "$f")" "the install job's $f is empty"
 done
 if [ "$IS_ROOT" -eq 1 ]; then
-	assert_eq 0000000000000000 "$(field "$JOB" CapBnd)" "the install job's CapBnd is empty"
+	assert_eq 0000000000000000 "$(proc_status "$JOB" CapBnd)" "the install job's CapBnd is empty"
 	want=$(id -u "$AGENT_USER")
 	assert_eq "$want	$want	$want	$want" "$(awk '$1 == "Uid:" { print $2 "\t" $3 "\t" $4 "\t" $5 }' "/proc/$JOB/status")" \
 		"the install job runs as the agents' user ($AGENT_USER)"
-	assert_eq "$(id -g "$AGENT_USER")" "$(field "$JOB" Gid)" "... in its group"
+	assert_eq "$(id -g "$AGENT_USER")" "$(proc_status "$JOB" Gid)" "... in its group"
 	assert_eq 0 "$(awk '$1 == "Groups:" { print NF - 1 }' "/proc/$JOB/status")" "... with no supplementary group"
 	fds=$(cd "/proc/$JOB/fd" && ls | LC_ALL=C sort -n | tr '\n' ' ')
 	assert_eq "0 1 2 3 " "$fds" "the install job holds stdio and its pipe only"

@@ -23,25 +23,24 @@ mask() {
 	for c in "$@"; do m=$((m | (1 << c))); done
 	printf '%016x' "$m"
 }
-field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 # CAP_KILL 5, CAP_SETGID 6, CAP_SETUID 7, CAP_SETPCAP 8.
 KEPT=$(mask 5 6 7 8)
 wait_until 5000 grep -q "capabilities:" "$DAEMON_LOG" || fail "the daemon says which capabilities it kept"
 for f in CapPrm CapEff CapBnd; do
-	assert_eq "$KEPT" "$(field "$DAEMON_PID" $f)" "the daemon's $f is CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP"
+	assert_eq "$KEPT" "$(proc_status "$DAEMON_PID" $f)" "the daemon's $f is CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP"
 done
 for f in CapInh CapAmb; do
-	assert_eq 0000000000000000 "$(field "$DAEMON_PID" $f)" "the daemon's $f is empty"
+	assert_eq 0000000000000000 "$(proc_status "$DAEMON_PID" $f)" "the daemon's $f is empty"
 done
-assert_eq 1 "$(field "$DAEMON_PID" NoNewPrivs)" "the daemon runs with no_new_privs"
+assert_eq 1 "$(proc_status "$DAEMON_PID" NoNewPrivs)" "the daemon runs with no_new_privs"
 
 check_worker() {
 	local w=$1 f
 	for f in CapInh CapPrm CapEff CapBnd CapAmb; do
-		assert_eq 0000000000000000 "$(field "$w" $f)" "$2: the worker's $f is empty"
+		assert_eq 0000000000000000 "$(proc_status "$w" $f)" "$2: the worker's $f is empty"
 	done
-	assert_eq 1 "$(field "$w" NoNewPrivs)" "$2: the worker runs with no_new_privs"
+	assert_eq 1 "$(proc_status "$w" NoNewPrivs)" "$2: the worker runs with no_new_privs"
 	assert_eq "$(id -u "$AGENT_USER")" "$(awk '/^Uid:/ {print $2}' "/proc/$w/status")" "$2: the worker runs as $AGENT_USER"
 }
 # replaced OLD SITE: a worker for SITE runs, and it is not OLD.

@@ -38,21 +38,15 @@ start_daemon
 mkdir -m 0755 "$T/bin"
 cp "$CAROTATECTL" "$T/bin/carotatectl"
 chmod 0755 "$T/bin/carotatectl"
-as() {
-	local user=$1
-	shift
-	setpriv --reuid="$(id -u "$user")" --regid="$(id -g "$user")" --init-groups \
-		"$T/bin/carotatectl" --socket "$SOCK" "$@"
-}
 
 assert_eq "$READ_GROUP" "$(stat -c %G "$SOCK")" "the socket's group is still $READ_GROUP"
-assert_exit 0 "$ADMIN_ONLY (only in $ADMIN_GRP) runs status" -- as "$ADMIN_ONLY" --json status
+assert_exit 0 "$ADMIN_ONLY (only in $ADMIN_GRP) runs status" -- ctl_as "$ADMIN_ONLY" --json status
 assert_eq steady "$(json_get phase <<<"$OUT")" "and gets the status"
-assert_exit 0 "$ADMIN_ONLY runs an admin call (retire --dry-run)" -- as "$ADMIN_ONLY" retire --dry-run
-assert_exit 0 "$ADMIN_ONLY generates a set" -- as "$ADMIN_ONLY" generate
+assert_exit 0 "$ADMIN_ONLY runs an admin call (retire --dry-run)" -- ctl_as "$ADMIN_ONLY" retire --dry-run
+assert_exit 0 "$ADMIN_ONLY generates a set" -- ctl_as "$ADMIN_ONLY" generate
 assert_exit 0 "the audit log names $ADMIN_ONLY" -- ctl --json audit --limit 1
 assert_eq "$ADMIN_ONLY" "$(json_get records.0.user <<<"$OUT")" "the generate is recorded as $ADMIN_ONLY's"
-assert_exit 4 "$OTHER (in neither group) is still refused (exit 4)" -- as "$OTHER" status
+assert_exit 4 "$OTHER (in neither group) is still refused (exit 4)" -- ctl_as "$OTHER" status
 
 if command -v getfacl >/dev/null; then
 	getfacl --absolute-names "$SOCK" >"$T/facl" 2>&1 || fail "getfacl $SOCK" "$(cat "$T/facl")"
@@ -76,5 +70,5 @@ if command -v getfacl >/dev/null; then
 	grep -q "^group:$ADMIN_GRP" "$T/facl2" && fail "an ACL entry for $ADMIN_GRP was left" "$(cat "$T/facl2")"
 	ok "admin_group = socket_group: no extra ACL entry"
 fi
-assert_exit 4 "$ADMIN_ONLY, no longer an admin, is refused" -- as "$ADMIN_ONLY" status
+assert_exit 4 "$ADMIN_ONLY, no longer an admin, is refused" -- ctl_as "$ADMIN_ONLY" status
 assert_daemon_alive "at the end"
