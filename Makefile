@@ -224,7 +224,8 @@ test_audit_objs    := $(O)/tests/fixture.o $(O)/daemon/rpc/audit.o $(O)/daemon/s
 test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
-test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o
+test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/daemon/sys/privs.o
+test_privs_objs    := $(O)/daemon/sys/privs.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
@@ -233,7 +234,8 @@ test_backups_objs  := $(O)/daemon/store/backups.o $(O)/daemon/store/swap.o $(O)/
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/sys/unixsock.o \
-		      $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/gen/internal.pb-c.o
+		      $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/daemon/sys/privs.o \
+		      $(O)/gen/internal.pb-c.o
 # The printers live with their verbs: every client object but main's.
 test_output_objs   := $(filter-out $(O)/client/ctl.o,$(CLIENT_OBJS))
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.

@@ -660,7 +660,7 @@ main(int argc, char *argv[])
 		audit_adopt(&cd);
 	}
 	/* Sockets bound and chowned, ledger open, worker started: keep only what is needed. */
-	if (cd.privileged && privs_restrict(err, sizeof(err)) == -1)
+	if (cd.privileged && privs_drop_parent(err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (cd.privileged)
 		log_info("capabilities: %s; ambient set cleared; no_new_privs", privs_kept());

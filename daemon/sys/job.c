@@ -26,6 +26,7 @@
 #include "fault.h"
 #include "job.h"
 #include "log.h"
+#include "privs.h"
 #include "sandbox.h"
 #include "xmalloc.h"
 
@@ -211,25 +212,18 @@ job_child_fds(int fd)
 
 /*
  * The steps that confine a child handling hostile input, in the order the
- * kernel needs: the bounding set (while CAP_SETPCAP is still held), the user
- * change (which clears the parent death signal and may make the process
- * dumpable again), capabilities, no core and no ptrace
- * by the agents' user (the agent worker runs as it too), no_new_privs (which
- * the filter needs), the parent death signal, then the filter. The name of
- * the step that failed, or NULL.
+ * kernel needs: its privileges (privs_drop_job: the user change, which
+ * clears the parent death signal, then no capability, not dumpable,
+ * no_new_privs, which the filter needs), the parent death signal, then the
+ * filter. The name of the step that failed, or NULL.
  */
 static const char *
 job_child_confine(const struct sandbox_ids *ids, pid_t parent)
 {
-	sandbox_drop_bounding();
-	if (ids->drop && sandbox_setuser(ids) == -1)
-		return "user change";
-	if (sandbox_drop_caps() == -1)
-		return "capabilities";
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
-		return "dumpable";
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		return "no_new_privs";
+	const char *step;
+
+	if ((step = privs_drop_job(ids)) != NULL)
+		return step;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 || getppid() != parent)
 		return "parent death signal";
 	return sandbox_filter_job(ids) == -1 ? "system call filter" : NULL;
@@ -252,8 +246,8 @@ job_child_function(const struct job_child *c, int fd, pid_t parent)
 		step = "descriptors";
 	else if (c->ids != NULL)
 		step = job_child_confine(c->ids, parent);
-	else if (sandbox_drop_caps() == -1)
-		step = "capabilities";
+	else
+		step = privs_drop_function();
 	if (step != NULL) {
 		log_warn("job %s: %s", c->name, step);
 		_exit(127);
@@ -272,6 +266,7 @@ job_child_function(const struct job_child *c, int fd, pid_t parent)
 static void __attribute__((noreturn)) job_child_exec(const struct job_child *c, int fd)
 {
 	char *envp[] = { (char *)"PATH=" JOB_PATH, (char *)"LANG=C", NULL };
+	const char *step;
 	int null;
 
 	/* Its own process group, so that whatever it leaves behind can be killed with it. */
@@ -281,9 +276,8 @@ static void __attribute__((noreturn)) job_child_exec(const struct job_child *c, 
 	if ((null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1 || dup2(null, 0) == -1 ||
 	    dup2(fd, 1) == -1 || dup2(fd, 2) == -1 || close_range(3, ~0U, 0) == -1)
 		_exit(127);
-	sandbox_drop_bounding();
-	if (sandbox_drop_caps() == -1) {
-		dprintf(2, "cannot drop the capabilities of %s: %s\n", c->argv[0], strerror(errno));
+	if ((step = privs_drop_exec()) != NULL) {
+		dprintf(2, "cannot drop the %s of %s: %s\n", step, c->argv[0], strerror(errno));
 		_exit(127);
 	}
 	execve(c->argv[0], c->argv, envp);
@@ -318,6 +312,7 @@ job_spawn(struct event_base *base, const char *name, const struct job_child *c, 
 #endif
 	if (pipe2(fds, O_CLOEXEC) == -1)
 		return NULL;
+	privs_prepare();
 	parent = getpid();
 	if ((pid = fork()) == -1) {
 		saved = errno;

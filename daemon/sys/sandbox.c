@@ -1,21 +1,15 @@
 /*
  * Least privilege for the daemon's children. The agent worker and the
- * certificate jobs run as [agents] user with no capability; the jobs, which
- * parse PEM an operator sent (hostile until checked), also run under a
- * seccomp allow-list whose default is to kill the process: a parser bug
- * that gains control of a job can write to its pipe and little else.
+ * certificate jobs run as [agents] user with no capability (privs.c drops
+ * them); the jobs, which parse PEM an operator sent (hostile until checked),
+ * also run under a seccomp allow-list whose default is to kill the process:
+ * a parser bug that gains control of a job can write to its pipe and little
+ * else.
  */
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-
-#include <linux/capability.h>
-
 #include <errno.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <seccomp.h>
 #include "sandbox.h"
@@ -84,59 +78,6 @@ sandbox_ids(const char *user, int privileged, struct sandbox_ids *ids, char *err
 	ids->drop = 1;
 	ids->uid = pw->pw_uid;
 	ids->gid = pw->pw_gid;
-	return 0;
-}
-
-int
-sandbox_setuser(const struct sandbox_ids *ids)
-{
-	uid_t ru, eu, su;
-	gid_t rg, eg, sg;
-
-	if (setgroups(0, NULL) == -1 || setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
-	    setresuid(ids->uid, ids->uid, ids->uid) == -1)
-		return -1;
-	if (getresuid(&ru, &eu, &su) == -1 || getresgid(&rg, &eg, &sg) == -1 ||
-	    getgroups(0, NULL) != 0 || ru != ids->uid || eu != ids->uid || su != ids->uid ||
-	    rg != ids->gid || eg != ids->gid || sg != ids->gid) {
-		errno = EPERM;
-		return -1;
-	}
-	if (setuid(0) != -1 || setgid(0) != -1) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
-
-void
-sandbox_drop_bounding(void)
-{
-	int cap;
-
-	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-}
-
-/* None, whatever securebits the parent set: cleared explicitly and read back (ambient
- * needs no check: it is never more than permitted and inheritable). */
-int
-sandbox_drop_caps(void)
-{
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-	int i;
-
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capset, &hdr, data) == -1 || syscall(SYS_capget, &hdr, data) == -1)
-		return -1;
-	for (i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
-		if (data[i].effective != 0 || data[i].permitted != 0 || data[i].inheritable != 0) {
-			errno = EPERM;
-			return -1;
-		}
-	}
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /*
- * Least privilege for the daemon's children (carotated(8) PRIVILEGES AND ROLES): the
- * agents' user, no capabilities, and for the certificate jobs a system call
- * allow-list. Every function here but sandbox_ids runs in a child, after fork.
+ * Least privilege for the daemon's children (carotated(8) PRIVILEGES AND ROLES): whom
+ * they run as (the agents' user; privs.c makes the change) and for the
+ * certificate jobs a system call allow-list, installed in the child after fork.
  */
 #ifndef CAROTATE_SANDBOX_H
 #define CAROTATE_SANDBOX_H
@@ -33,12 +33,6 @@ struct sandbox_ids {
  * -1 with err filled in (no such user, or uid or gid 0).
  */
 int sandbox_ids(const char *user, int privileged, struct sandbox_ids *, char *err, size_t errlen);
-/* No supplementary groups, then gid, then uid; read back; no way back to root. 0 or -1 (errno). */
-int sandbox_setuser(const struct sandbox_ids *);
-/* Empties the bounding set; best effort (needs CAP_SETPCAP; no_new_privs covers the rest). */
-void sandbox_drop_bounding(void);
-/* Clears ambient, then permitted, effective and inheritable, and reads them back. 0 or -1. */
-int sandbox_drop_caps(void);
 /*
  * Installs the certificate jobs' filter: the system calls that parsing and
  * checking PEM, generating keys with OpenSSL and writing the result to a pipe

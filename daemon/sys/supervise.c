@@ -39,6 +39,7 @@
 #include "config.h"
 #include "job.h"
 #include "log.h"
+#include "privs.h"
 #include "sandbox.h"
 #include "unixsock.h"
 #include "valid.h"
@@ -316,6 +317,7 @@ supervise_spawn(struct supervise *sv)
 		supervise_schedule(sv);
 		return;
 	}
+	privs_prepare();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == -1) {
 		log_warn("%s: socketpair", sv->sock->what);
 		supervise_failed(sv, "socketpair: %s", strerror(errno));
@@ -414,16 +416,12 @@ supervise_child(const struct supervise *sv, int chan, const struct sandbox_ids *
 static const char *
 supervise_child_setup(const struct supervise *sv, int chan, const struct sandbox_ids *ids)
 {
+	const char *step;
+
 	if (supervise_child_fds(sv, chan) == -1)
 		return "descriptors";
-	/* Best effort: without CAP_SETPCAP the bounding set stays, and no_new_privs covers it. */
-	sandbox_drop_bounding();
-	if (ids->drop && sandbox_setuser(ids) == -1)
-		return "user change";
-	if (sandbox_drop_caps() == -1)
-		return "capabilities";
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		return "no_new_privs";
+	if ((step = privs_drop_worker(ids)) != NULL)
+		return step;
 	/* After the user change, which would clear it: die with the parent. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
 		return "parent death signal";

@@ -9,7 +9,8 @@
 #  - the job that parses the PEM of `install` ran as root with every descriptor of the
 #    daemon and no system call filter: a parser bug exploited there owned the daemon's uid.
 # Checked here: the daemon has no fd 9; the reload command has stdio only, no capability
-# (every set, the bounding set too), PATH and LANG only; an install job that makes a
+# (every set, the bounding set too), the daemon's user, groups and no_new_privs, PATH and LANG
+# only; an install job that makes a
 # forbidden system call (carotated-faults, CAROTATE_JOB_FORBIDDEN) is killed by its filter,
 # the operator gets a clear error (exit 6), nothing is staged, the daemon stays healthy and
 # the next install works; as root, the paused job (CAROTATE_JOB_PAUSE) runs as the agents'
@@ -32,7 +33,7 @@ REC="$T/reload.rec"
 cat >"$T/reload.sh" <<EOF
 #!/bin/sh
 ls -l /proc/self/fd >"$REC.fd"
-grep Cap /proc/self/status >"$REC.caps"
+grep -E '^(Cap|NoNewPrivs|Uid|Gid|Groups)' /proc/self/status >"$REC.caps"
 env >"$REC.env"
 EOF
 chmod 0755 "$T/reload.sh"
@@ -62,6 +63,14 @@ for f in CapInh CapPrm CapEff CapBnd CapAmb; do
 	assert_eq 0000000000000000 "$(awk -v f="$f:" '$1 == f { print $2 }' "$REC.caps")" \
 		"the reload command's $f is empty"
 done
+# Its user, groups and no_new_privs are the daemon's (root's, no_new_privs when it is root).
+for f in NoNewPrivs Uid Gid Groups; do
+	assert_eq "$(grep "^$f:" "/proc/$DAEMON_PID/status")" "$(grep "^$f:" "$REC.caps")" \
+		"the reload command's $f is the daemon's"
+done
+if [ "$IS_ROOT" -eq 1 ]; then
+	assert_eq 1 "$(awk '$1 == "NoNewPrivs:" { print $2 }' "$REC.caps")" "the reload command has no_new_privs"
+fi
 env_left=$(grep -v -E '^(PWD|SHLVL|_)=' "$REC.env" | LC_ALL=C sort | tr '\n' ' ')
 assert_eq "LANG=C PATH=/usr/sbin:/usr/bin:/sbin:/bin " "$env_left" \
 	"the reload command's environment is PATH and LANG (and what sh sets itself)"

@@ -250,6 +250,141 @@ test_fork_descriptors(void **state)
 	event_base_free(base);
 }
 
+/* The lines of /proc/self/status of the process that reads it, into buf (NUL-terminated). */
+static size_t
+read_status(char *buf, size_t len)
+{
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd == -1 ? -1 : read(fd, buf, len - 1);
+
+	if (fd != -1)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* The value of field name ("CapBnd") in a copy of /proc/PID/status, or NULL when absent. */
+static const char *
+status_field(const char *status, const char *name, char *out, size_t len)
+{
+	char key[32];
+	const char *p, *end;
+
+	snprintf(key, sizeof(key), "\n%s:", name);
+	out[0] = '\0';
+	if ((p = strstr(status, key)) == NULL)
+		return NULL;
+	for (p += strlen(key); *p == '\t' || *p == ' '; p++)
+		;
+	if ((end = strchr(p, '\n')) == NULL)
+		end = p + strlen(p);
+	snprintf(out, len, "%.*s", (int)(end - p), p);
+	return out;
+}
+
+/* A function child's /proc/self/status, whole, to its pipe. */
+static int
+child_sends_status(void *arg, int fd)
+{
+	char buf[4096];
+	size_t n = read_status(buf, sizeof(buf));
+
+	return write(fd, buf, n) == (ssize_t)n ? 0 : 1;
+}
+
+/* fields of the child's status (o->out) that must equal the test's own. */
+static void
+assert_inherited(const struct outcome *o, const char *const *fields, size_t n)
+{
+	char mine[4096], a[128], b[128];
+	size_t i;
+
+	read_status(mine, sizeof(mine));
+	for (i = 0; i < n; i++) {
+		if (status_field(o->out, fields[i], a, sizeof(a)) == NULL ||
+		    status_field(mine, fields[i], b, sizeof(b)) == NULL)
+			fail_msg("no %s in the child's status or ours", fields[i]);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s: the child's is \"%s\", ours \"%s\"", fields[i], a, b);
+	}
+}
+
+static void
+assert_field(const struct outcome *o, const char *field, const char *want)
+{
+	char v[128];
+
+	if (status_field(o->out, field, v, sizeof(v)) == NULL)
+		fail_msg("no %s in the child's status", field);
+	if (strcmp(v, want) != 0)
+		fail_msg("%s: the child's is \"%s\", want \"%s\"", field, v, want);
+}
+
+/* Whether this process may empty a child's bounding set (CAP_SETPCAP effective: root). */
+static int
+have_setpcap(void)
+{
+	char mine[4096], eff[64];
+
+	read_status(mine, sizeof(mine));
+	if (status_field(mine, "CapEff", eff, sizeof(eff)) == NULL)
+		fail_msg("no CapEff in our status");
+	return (strtoull(eff, NULL, 16) >> 8) & 1; /* CAP_SETPCAP is 8 */
+}
+
+/*
+ * What a function child (the TLS check) holds: no capability in its
+ * permitted, effective, inheritable or ambient set; the rest as ours (the
+ * bounding set, no_new_privs, user, groups): it keeps our uid to connect
+ * where the check points. Protects the move of its drop to privs.c.
+ */
+static void
+test_fork_privileges(void **state)
+{
+	static const char *const same[] = { "CapBnd", "NoNewPrivs", "Uid", "Gid", "Groups" };
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+
+	assert_non_null(job_fork(base, "t", child_sends_status, NULL, 5000, 4096, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_field(&o, "CapInh", "0000000000000000");
+	assert_field(&o, "CapPrm", "0000000000000000");
+	assert_field(&o, "CapEff", "0000000000000000");
+	assert_field(&o, "CapAmb", "0000000000000000");
+	assert_inherited(&o, same, sizeof(same) / sizeof(same[0]));
+	event_base_free(base);
+}
+
+/*
+ * What a program (the reload command) holds: no capability at all, the
+ * bounding set emptied too where we may (CAP_SETPCAP); our user, groups and
+ * no_new_privs, which it inherits. Protects the move of its drop to privs.c.
+ */
+static void
+test_exec_privileges(void **state)
+{
+	static const char *const same[] = { "NoNewPrivs", "Uid", "Gid", "Groups" };
+	static const char *const bnd[] = { "CapBnd" };
+	char *argv[] = { (char *)"/bin/cat", (char *)"/proc/self/status", NULL };
+	struct event_base *base = event_base_new();
+	struct outcome o = { 0 };
+
+	assert_non_null(job_exec(base, argv, 5000, 8192, collect, &o));
+	run_loop(base, &o);
+	assert_int_equal(o.status, 0);
+	assert_field(&o, "CapInh", "0000000000000000");
+	assert_field(&o, "CapPrm", "0000000000000000");
+	assert_field(&o, "CapEff", "0000000000000000");
+	assert_field(&o, "CapAmb", "0000000000000000");
+	if (have_setpcap())
+		assert_field(&o, "CapBnd", "0000000000000000");
+	else
+		assert_inherited(&o, bnd, 1);
+	assert_inherited(&o, same, sizeof(same) / sizeof(same[0]));
+	event_base_free(base);
+}
+
 /* A confined child may write its result, but not open a socket: SIGSYS kills it. */
 static int
 child_opens_socket(void *arg, int fd)
@@ -302,6 +437,8 @@ main(void)
 		cmocka_unit_test(test_exec_environment),
 		cmocka_unit_test(test_fork_descriptors),
 		cmocka_unit_test(test_fork_confined_filter),
+		cmocka_unit_test(test_fork_privileges),
+		cmocka_unit_test(test_exec_privileges),
 	};
 
 	return cmocka_run_group_tests_name("job", tests, NULL, NULL);
