@@ -87,7 +87,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
 	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
-	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
+	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o $(O)/daemon/rpc/rpc_check.o \
 	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 # carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per

@@ -37,6 +37,7 @@ static const struct ctl_cmd *const ctl_table[] = {
 	&ctl_backups_cmd,
 	&ctl_stage_retire_cmd,
 	&ctl_audit_cmd,
+	&ctl_check_cmd,
 };
 
 static const struct option ctl_global_longopts[] = {
@@ -136,7 +137,7 @@ ctl_run(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
 	} else if (built == CTL_BUILD_REFUSED)
 		code = ctl_conn_fail(opts, &err);
 	else
-		code = built == 0 ? EXIT_DONE : EXIT_USAGE;
+		code = built == 0 ? EXIT_DONE : cmd->usage_exit != 0 ? cmd->usage_exit : EXIT_USAGE;
 	if (cmd->clear != NULL)
 		cmd->clear(&r);
 	return code;
