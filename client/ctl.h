@@ -77,8 +77,8 @@ struct ctl_request {
 		Carotate__V1__RestoreRequest restore;
 		Carotate__V1__CheckRequest check;
 	} call;
-	char *sans[LIMITS_MAX_SANS]; /* generate: the --san arguments, in argv */
-	struct ctl_wait wait;        /* wait: what to wait for; its request is a report */
+	char *sans[LIMITS_MAX_SANS];         /* generate: the --san arguments, in argv */
+	struct ctl_wait wait;                /* wait: what to wait for; its request is a report */
 	uint64_t check_warn, check_critical; /* check: the server certificate's thresholds, s */
 	/*
 	 * The request carries a private key: it goes only to a peer running as root or as us,
@@ -356,17 +356,17 @@ struct ctl_check_result {
 	size_t n_findings;
 	char summary[1024]; /* the findings, "; "-separated, or what is fine */
 	int has_server, has_ca, staged;
-	double server_days, ca_days; /* left, in days (negative once expired) */
-	uint32_t acked_pct;          /* staged only */
+	double server_days, ca_days;                   /* left, in days (negative once expired) */
+	uint32_t acked_pct;                            /* staged only */
 	uint64_t warn, critical, ca_warn, ca_critical; /* the thresholds used, seconds */
-	char perfdata[512];                             /* label=value[UOM];warn;crit;min;max ... */
+	char perfdata[512];                            /* label=value[UOM];warn;crit;min;max ... */
 };
 /*
  * Judges the daemon's facts against the thresholds (warn and critical: the server
  * certificate's, seconds): a pure function, no clock but the reply's.
  */
-void ctl_check_judge(const Carotate__V1__CheckReply *, uint64_t warn, uint64_t critical,
-    struct ctl_check_result *);
+void ctl_check_judge(
+    const Carotate__V1__CheckReply *, uint64_t warn, uint64_t critical, struct ctl_check_result *);
 /* The state's name: "OK", "WARNING", "CRITICAL", "UNKNOWN". */
 const char *ctl_check_state_name(enum ctl_check_state);
 /* "CAROTATE <STATE> - <summary> | <perfdata>" and a newline; JSON: the same as an object. */

@@ -21,17 +21,18 @@
 	"  --warn DURATION           WARNING when the server certificate expires within\n"         \
 	"                            DURATION (default: 30d)\n"                                    \
 	"  --critical DURATION       CRITICAL when it expires within DURATION (default: 7d);\n"    \
-	"                            at most --warn\n"                                             \
+	"                            at most --warn (given alone, either one moves the\n"          \
+	"                            other's default out of its way)\n"                            \
 	"\n"                                                                                       \
-	"DURATION: digits with an optional s, m, h or d suffix (bare: seconds), up to 3650d.\n"    \
+	"DURATION: digits with an optional s, m, h or d suffix (bare: seconds), up to 36500d.\n"   \
 	"The CA is judged against [renew] ca_warn (WARNING, default 180d) and 30d (CRITICAL);\n"   \
 	"a staged set whose acknowledged percentage has not moved for [agents] active_within,\n"   \
 	"or whose canary listener is not yet confirmed, and the last rotate or restore rolled\n"   \
 	"back, are WARNING; a damaged ledger and a swap left unverified are CRITICAL.\n"           \
 	"\n"                                                                                       \
-	"Prints one line, CAROTATE <STATE> - <summary> | <perfdata>, perfdata labels\n"           \
+	"Prints one line, CAROTATE <STATE> - <summary> | <perfdata>, perfdata labels\n"            \
 	"server_days, ca_days and (when a set is staged) acked_pct.\n"                             \
-	"Exit status (monitoring plugin conventions, NOT carotatectl's usual codes): 0 OK,\n"     \
+	"Exit status (monitoring plugin conventions, NOT carotatectl's usual codes): 0 OK,\n"      \
 	"1 WARNING, 2 CRITICAL, 3 UNKNOWN (daemon unreachable, permission denied, a bad reply,\n"  \
 	"a usage error).\n"
 
@@ -102,11 +103,16 @@ ctl_check_build(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char
 	if (first < argc)
 		return ctl_args_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
 	if (a.warn != NULL && ctl_args_duration(a.warn, "smhd", CTL_MAX_SPAN, &r->check_warn) != 0)
-		return ctl_args_usage_error(cmd, "--warn: not a duration up to 3650d: %s", a.warn);
+		return ctl_args_usage_error(cmd, "--warn: not a duration up to 36500d: %s", a.warn);
 	if (a.critical != NULL &&
 	    ctl_args_duration(a.critical, "smhd", CTL_MAX_SPAN, &r->check_critical) != 0)
 		return ctl_args_usage_error(
-		    cmd, "--critical: not a duration up to 3650d: %s", a.critical);
+		    cmd, "--critical: not a duration up to 36500d: %s", a.critical);
+	/* One threshold given alone moves the other's default out of its way. */
+	if (a.critical == NULL && r->check_critical > r->check_warn)
+		r->check_critical = r->check_warn;
+	if (a.warn == NULL && r->check_warn < r->check_critical)
+		r->check_warn = r->check_critical;
 	if (r->check_warn < r->check_critical)
 		return ctl_args_usage_error(cmd, "--warn must be at least --critical");
 	return 1;
@@ -119,8 +125,8 @@ ctl_check_unknown(const struct ctl_opts *opts, const struct ctl_error *err)
 	struct ctl_check_result res;
 
 	memset(&res, 0, sizeof(res));
-	ctl_check_add(&res, CTL_CHECK_UNKNOWN, "daemon", "%s: %s", status_name(err->status),
-	    err->message);
+	ctl_check_add(
+	    &res, CTL_CHECK_UNKNOWN, "daemon", "%s: %s", status_name(err->status), err->message);
 	ctl_check_summary(&res);
 	fputs(CTL_NAME ": check: ", stderr);
 	output_safe(stderr, err->message);
@@ -297,9 +303,9 @@ ctl_check_perfdata(struct ctl_check_result *res)
 		n = w > 0 ? (size_t)w : 0;
 	}
 	if (res->has_ca && n < sizeof(res->perfdata)) {
-		w = snprintf(res->perfdata + n, sizeof(res->perfdata) - n, "%sca_days=%.1f;%.1f;%.1f",
-		    n > 0 ? " " : "", res->ca_days, (double)res->ca_warn / CTL_DAY,
-		    (double)res->ca_critical / CTL_DAY);
+		w = snprintf(res->perfdata + n, sizeof(res->perfdata) - n,
+		    "%sca_days=%.1f;%.1f;%.1f", n > 0 ? " " : "", res->ca_days,
+		    (double)res->ca_warn / CTL_DAY, (double)res->ca_critical / CTL_DAY);
 		n += w > 0 ? (size_t)w : 0;
 	}
 	if (res->staged && n < sizeof(res->perfdata))
@@ -324,10 +330,10 @@ ctl_check_judge(const Carotate__V1__CheckReply *r, uint64_t warn, uint64_t criti
 	res->ca_days = r->ca ? (double)(r->ca->not_after - r->now) / CTL_DAY : 0;
 	res->staged = r->staged;
 	res->acked_pct = r->percent;
-	ctl_check_expiry(res, "server_certificate", "server certificate", r->server, r->now, warn,
-	    critical, "");
-	ctl_check_expiry(res, "ca", "CA", r->ca, r->now, res->ca_warn, res->ca_critical,
-	    ": plan a CA rotation");
+	ctl_check_expiry(
+	    res, "server_certificate", "server certificate", r->server, r->now, warn, critical, "");
+	ctl_check_expiry(
+	    res, "ca", "CA", r->ca, r->now, res->ca_warn, res->ca_critical, ": plan a CA rotation");
 	/* Expiry is judged above; any other problem of the active set is CRITICAL. */
 	for (i = 0; i < r->n_problems; i++)
 		if (strstr(output_s(r->problems[i]), "expired") == NULL)
@@ -336,7 +342,8 @@ ctl_check_judge(const Carotate__V1__CheckReply *r, uint64_t warn, uint64_t criti
 	ctl_check_migration(res, r);
 	if (!r->ledger_ok)
 		ctl_check_add(res, CTL_CHECK_CRITICAL, "ledger", "ledger damaged: %s",
-		    output_s(r->ledger_problem)[0] != '\0' ? r->ledger_problem : "quick_check failed");
+		    output_s(r->ledger_problem)[0] != '\0' ? r->ledger_problem
+		                                           : "quick_check failed");
 	ctl_check_swap(res, r);
 	ctl_check_summary(res);
 	ctl_check_perfdata(res);

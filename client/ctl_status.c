@@ -16,8 +16,8 @@ static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *op
 static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
 static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
 static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
-static int ctl_status_expiring(const Carotate__V1__StatusReply *r, int ca, int64_t now,
-    int64_t *days, uint64_t *window);
+static int ctl_status_expiring(
+    const Carotate__V1__StatusReply *r, int ca, int64_t now, int64_t *days, uint64_t *window);
 static json_t *ctl_status_expiry_json(const Carotate__V1__StatusReply *r);
 static void ctl_status_expiry_human(FILE *fp, const Carotate__V1__StatusReply *r, int64_t now);
 
