@@ -236,6 +236,7 @@ test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(
 		      $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/gen/internal.pb-c.o
 # The printers live with their verbs: every client object but main's.
 test_output_objs   := $(filter-out $(O)/client/ctl.o,$(CLIENT_OBJS))
+test_check_objs    := $(test_output_objs)
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.
 test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # Mutated requests through the real control connection: the whole daemon, and a role the
