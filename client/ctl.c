@@ -75,7 +75,8 @@ ctl_usage(FILE *fp)
 		fprintf(fp, "  %-12s %s\n", ctl_table[i]->name, ctl_table[i]->summary);
 	fprintf(fp,
 	    "\nexit status: 0 done, 1 usage, 2 daemon unreachable, 3 precondition not met,\n"
-	    "4 permission denied, 5 invalid input, 6 internal error.\n");
+	    "4 permission denied, 5 invalid input, 6 internal error; check has the monitoring\n"
+	    "plugin's: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
 }
 
 static const struct ctl_cmd *
