@@ -622,7 +622,7 @@ test_goldens(void **state)
 {
 	size_t i;
 
-	assert_int_equal(ngoldens, 12);
+	assert_int_equal(ngoldens, 13);
 	for (i = 0; i < ngoldens; i++) {
 		run_case(goldens[i].frame, goldens[i].len, ACL_READER);
 		run_case(goldens[i].frame, goldens[i].len, ACL_ADMIN);
