@@ -87,7 +87,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
 	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
-	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
+	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o $(O)/daemon/rpc/rpc_check.o \
 	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 # carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per
@@ -238,6 +238,7 @@ test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(
 		      $(O)/gen/internal.pb-c.o
 # The printers live with their verbs: every client object but main's.
 test_output_objs   := $(filter-out $(O)/client/ctl.o,$(CLIENT_OBJS))
+test_check_objs    := $(test_output_objs)
 # The agent's modules but http.c (libcurl) and main.c: the pure parts.
 test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # Mutated requests through the real control connection: the whole daemon, and a role the

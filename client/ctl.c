@@ -37,6 +37,7 @@ static const struct ctl_cmd *const ctl_table[] = {
 	&ctl_backups_cmd,
 	&ctl_stage_retire_cmd,
 	&ctl_audit_cmd,
+	&ctl_check_cmd,
 };
 
 static const struct option ctl_global_longopts[] = {
@@ -74,7 +75,8 @@ ctl_usage(FILE *fp)
 		fprintf(fp, "  %-12s %s\n", ctl_table[i]->name, ctl_table[i]->summary);
 	fprintf(fp,
 	    "\nexit status: 0 done, 1 usage, 2 daemon unreachable, 3 precondition not met,\n"
-	    "4 permission denied, 5 invalid input, 6 internal error.\n");
+	    "4 permission denied, 5 invalid input, 6 internal error; check has the monitoring\n"
+	    "plugin's: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n");
 }
 
 static const struct ctl_cmd *
@@ -136,7 +138,7 @@ ctl_run(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv)
 	} else if (built == CTL_BUILD_REFUSED)
 		code = ctl_conn_fail(opts, &err);
 	else
-		code = built == 0 ? EXIT_DONE : EXIT_USAGE;
+		code = built == 0 ? EXIT_DONE : cmd->usage_exit != 0 ? cmd->usage_exit : EXIT_USAGE;
 	if (cmd->clear != NULL)
 		cmd->clear(&r);
 	return code;

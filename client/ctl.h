@@ -75,9 +75,11 @@ struct ctl_request {
 		Carotate__V1__RetireRequest retire;
 		Carotate__V1__RotateRequest rotate;
 		Carotate__V1__RestoreRequest restore;
+		Carotate__V1__CheckRequest check;
 	} call;
-	char *sans[LIMITS_MAX_SANS]; /* generate: the --san arguments, in argv */
-	struct ctl_wait wait;        /* wait: what to wait for; its request is a report */
+	char *sans[LIMITS_MAX_SANS];         /* generate: the --san arguments, in argv */
+	struct ctl_wait wait;                /* wait: what to wait for; its request is a report */
+	uint64_t check_warn, check_critical; /* check: the server certificate's thresholds, s */
 	/*
 	 * The request carries a private key: it goes only to a peer running as root or as us,
 	 * or, when the operator named one (--daemon-uid), as exactly that uid.
@@ -116,6 +118,8 @@ struct ctl_cmd {
 	int own_timeout;
 	/* Wipes and frees what build allocated (install: the files' bytes). NULL: nothing. */
 	void (*clear)(struct ctl_request *);
+	/* The exit code of a usage error; 0: EXIT_USAGE (check: 3, UNKNOWN to a monitor). */
+	int usage_exit;
 };
 
 /* A command's own option: its long name, its getopt code, its argument (NULL: none). */
@@ -167,6 +171,8 @@ enum {
 	CTL_OPT_TTL,
 	CTL_OPT_DESCRIPTION,
 	CTL_OPT_DAEMON_UID,
+	CTL_OPT_WARN,
+	CTL_OPT_CRITICAL,
 };
 
 /* The verbs, one ctl_cmd each, defined in their group's file. */
@@ -180,6 +186,7 @@ extern const struct ctl_cmd ctl_rotate_cmd, ctl_rotate_restore_cmd;
 extern const struct ctl_cmd ctl_join_cmd;
 extern const struct ctl_cmd ctl_backups_cmd;
 extern const struct ctl_cmd ctl_audit_cmd;
+extern const struct ctl_cmd ctl_check_cmd;
 
 /* ctl_args.c: the common options alone, for commands that take no other. */
 extern const struct option ctl_args_longopts[];
@@ -321,5 +328,49 @@ int ctl_join_list_human(FILE *, const Carotate__V1__JoinTokenListReply *);
 int ctl_join_list_json(FILE *, const Carotate__V1__JoinTokenListReply *);
 int ctl_join_revoked_human(FILE *, const Carotate__V1__JoinTokenRevokeReply *);
 int ctl_join_revoked_json(FILE *, const Carotate__V1__JoinTokenRevokeReply *);
+
+/*
+ * check: the monitoring plugin states (Nagios, Icinga, Sensu); each is also the exit code,
+ * and the worst finding decides.
+ */
+enum ctl_check_state {
+	CTL_CHECK_OK = 0,
+	CTL_CHECK_WARNING = 1,
+	CTL_CHECK_CRITICAL = 2,
+	CTL_CHECK_UNKNOWN = 3,
+};
+#define CTL_CHECK_WARN_DEFAULT     (30 * CTL_DAY) /* server certificate, --warn */
+#define CTL_CHECK_CRITICAL_DEFAULT (7 * CTL_DAY)  /* server certificate, --critical */
+#define CTL_CHECK_CA_CRITICAL      (30 * CTL_DAY) /* CA; its warning is [renew] ca_warn */
+#define CTL_CHECK_MAX_FINDINGS     16
+/* One finding that is not OK: its state, what it is about ("server_certificate"), why. */
+struct ctl_check_finding {
+	enum ctl_check_state state;
+	const char *name;
+	char text[320];
+};
+/* What check prints: the judgement, then the numbers of the perfdata. */
+struct ctl_check_result {
+	enum ctl_check_state state;
+	struct ctl_check_finding findings[CTL_CHECK_MAX_FINDINGS];
+	size_t n_findings;
+	char summary[1024]; /* the findings, "; "-separated, or what is fine */
+	int has_server, has_ca, staged;
+	double server_days, ca_days;                   /* left, in days (negative once expired) */
+	uint32_t acked_pct;                            /* staged only */
+	uint64_t warn, critical, ca_warn, ca_critical; /* the thresholds used, seconds */
+	char perfdata[512];                            /* label=value[UOM];warn;crit;min;max ... */
+};
+/*
+ * Judges the daemon's facts against the thresholds (warn and critical: the server
+ * certificate's, seconds): a pure function, no clock but the reply's.
+ */
+void ctl_check_judge(
+    const Carotate__V1__CheckReply *, uint64_t warn, uint64_t critical, struct ctl_check_result *);
+/* The state's name: "OK", "WARNING", "CRITICAL", "UNKNOWN". */
+const char *ctl_check_state_name(enum ctl_check_state);
+/* "CAROTATE <STATE> - <summary> | <perfdata>" and a newline; JSON: the same as an object. */
+int ctl_check_human(FILE *, const struct ctl_check_result *);
+int ctl_check_json(FILE *, const struct ctl_check_result *);
 
 #endif

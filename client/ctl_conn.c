@@ -294,6 +294,8 @@ ctl_conn_has_result(
 		return resp->install_reply != NULL;
 	case CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY:
 		return resp->discard_reply != NULL;
+	case CAROTATE__V1__RESPONSE__RESULT_CHECK_REPLY:
+		return resp->check_reply != NULL;
 	default:
 		return 0;
 	}

@@ -16,6 +16,14 @@ static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *op
 static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
 static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
 static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
+static int ctl_status_expiring(
+    const Carotate__V1__StatusReply *r, int ca, int64_t now, int64_t *days, uint64_t *window);
+static json_t *ctl_status_expiry_json(const Carotate__V1__StatusReply *r);
+static void ctl_status_expiry_human(FILE *fp, const Carotate__V1__StatusReply *r, int64_t now);
+
+/* The windows when the daemon sends none ([renew] before and ca_warn's defaults). */
+#define CTL_STATUS_RENEW_BEFORE (30 * CTL_DAY)
+#define CTL_STATUS_CA_WARN      (180 * CTL_DAY)
 
 const struct ctl_cmd ctl_status_cmd = {
 	.name = "status",
@@ -93,7 +101,76 @@ ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_jset(o, "active", output_set_json(r->active));
 	output_jset(o, "staged", output_set_json(r->staged));
 	output_jset(o, "bundle", output_bundle_json(r->bundle));
+	output_jset(o, "expiring", ctl_status_expiry_json(r));
 	return output_dump(fp, o);
+}
+
+/*
+ * The active set's server certificate (ca 0) or CA, when it expires within its window
+ * ([renew] before, [renew] ca_warn) and has not expired yet: 1 with the whole days left and
+ * the window, else 0.
+ */
+static int
+ctl_status_expiring(
+    const Carotate__V1__StatusReply *r, int ca, int64_t now, int64_t *days, uint64_t *window)
+{
+	const Carotate__V1__CertInfo *c;
+	int64_t left;
+
+	if (r->active == NULL || (c = ca ? r->active->ca : r->active->server) == NULL)
+		return 0;
+	if (ca)
+		*window = r->ca_warn != 0 ? r->ca_warn : CTL_STATUS_CA_WARN;
+	else
+		*window = r->renew_before != 0 ? r->renew_before : CTL_STATUS_RENEW_BEFORE;
+	left = c->not_after - now;
+	if (left <= 0 || (uint64_t)left > *window)
+		return 0;
+	*days = left / (int64_t)CTL_DAY;
+	return 1;
+}
+
+/* [{certificate: "server"|"ca", days_left, window_days}] inside their windows. */
+static json_t *
+ctl_status_expiry_json(const Carotate__V1__StatusReply *r)
+{
+	json_t *a = output_jcheck(json_array()), *o;
+	uint64_t window;
+	int64_t days;
+	int ca;
+
+	for (ca = 0; ca <= 1; ca++) {
+		if (!ctl_status_expiring(r, ca, r->now, &days, &window))
+			continue;
+		o = output_jcheck(json_object());
+		output_jset(o, "certificate", output_jstr(ca ? "ca" : "server"));
+		output_jset(o, "days_left", json_integer(days));
+		output_jset(o, "window_days", output_jcount(window / CTL_DAY));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
+/* "warning: ... expires in N days" for what is inside its window. */
+static void
+ctl_status_expiry_human(FILE *fp, const Carotate__V1__StatusReply *r, int64_t now)
+{
+	static const char *const what[] = { "server certificate", "CA" };
+	static const char *const hint[] = { "replace it before then", "plan a CA rotation" };
+	char span[64];
+	uint64_t window;
+	int64_t days;
+	int ca;
+
+	for (ca = 0; ca <= 1; ca++) {
+		if (!ctl_status_expiring(r, ca, now, &days, &window))
+			continue;
+		output_span(window, span, sizeof(span));
+		output_label(fp, "warning:");
+		fprintf(fp, "%s expires in %" PRId64 " day%s (within %s): %s\n", what[ca], days,
+		    days == 1 ? "" : "s", span, hint[ca]);
+	}
 }
 
 /* "agent pid N", or "agent restarting" while the daemon restarts it. */
@@ -166,5 +243,6 @@ ctl_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 		fputs("none\n", fp);
 	}
 	output_bundle_human(fp, r->bundle, r->active, r->staged);
+	ctl_status_expiry_human(fp, r, now);
 	return ferror(fp) ? -1 : 0;
 }

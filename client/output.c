@@ -271,6 +271,7 @@ output_set_json(const Carotate__V1__CertSet *set)
 	output_jset(o, "ca", output_cert_json(set->ca));
 	output_jset(o, "server", output_cert_json(set->server));
 	output_jset(o, "server_days_left", json_integer(set->server_days_left));
+	output_jset(o, "ca_days_left", json_integer(set->ca_days_left));
 	output_jset(o, "key_present", json_boolean(set->key_present));
 	output_jset(o, "problems", output_jstrings(set->problems, set->n_problems, 0));
 	output_jset(o, "origin", output_jstr_opt(set->origin));

@@ -152,6 +152,8 @@ static const struct config_key config_keys[] = {
 	{ "agents", "canary_url", config_set_url, F(agents_canary_url), 0, 0 },
 	{ "bundle", "retention", config_set_secs, F(retention), 1 * SEC, 3650 * DAY },
 	{ "backups", "keep", config_set_uint, F(backups_keep), 1, 1000 },
+	{ "renew", "before", config_set_secs, F(renew_before), 1 * SEC, 3650 * DAY },
+	{ "renew", "ca_warn", config_set_secs, F(ca_warn), 1 * SEC, 3650 * DAY },
 	{ "metrics", "textfile", config_set_optpath, F(metrics_textfile), 0, 0 },
 };
 
@@ -318,6 +320,8 @@ config_defaults(const char *path)
 	conf->max_agents = 1000000;
 	conf->retention = 30 * 86400;
 	conf->backups_keep = 10;
+	conf->renew_before = 30 * 86400;
+	conf->ca_warn = 180 * 86400;
 	return conf;
 }
 

@@ -72,6 +72,10 @@ struct config {
 	/* [backups] */
 	unsigned backups_keep;
 
+	/* [renew] */
+	uint64_t renew_before; /* s: the renew timer renews a server certificate expiring sooner */
+	uint64_t ca_warn;      /* s: check and status warn of a CA expiring sooner */
+
 	/* [metrics] */
 	char *metrics_textfile; /* NULL when empty */
 };

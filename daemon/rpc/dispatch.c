@@ -66,6 +66,9 @@ static const struct dispatch_entry dispatch_table[] = {
 	 */
 	{ CAROTATE__V1__REQUEST__CALL_AUDIT, "audit", ACL_READER, DISPATCH_ANY_PHASE, rpc_audit,
 	    0 },
+	/* Monitoring: readers, since a Nagios or Icinga user needs no more. */
+	{ CAROTATE__V1__REQUEST__CALL_CHECK, "check", ACL_READER, DISPATCH_ANY_PHASE, rpc_check,
+	    0 },
 };
 
 static const struct dispatch_entry *dispatch_lookup(

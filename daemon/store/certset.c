@@ -113,6 +113,8 @@ certset_describe_fd(const struct config *conf, int dfd, int empty_ok, time_t now
 	    &chain, conf->ssl_cert, files.cert, files.cert_len, files.cert_errno, &leaf, set);
 	if (set->server != NULL)
 		set->server_days_left = (set->server->not_after - (int64_t)now) / 86400;
+	if (set->ca != NULL)
+		set->ca_days_left = (set->ca->not_after - (int64_t)now) / 86400;
 	certset_check(set, *ca_out, leaf, chain, now);
 	X509_free(leaf);
 	sk_X509_pop_free(chain, X509_free);

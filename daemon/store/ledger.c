@@ -119,6 +119,12 @@ const char *const ledger_sql[LST_COUNT] = {
 	[LST_SAVEPOINT] = "SAVEPOINT link_join",
 	[LST_RELEASE] = "RELEASE link_join",
 	[LST_ROLLBACK_TO] = "ROLLBACK TO link_join",
+	/* The cheap check (no index against its table): ledger_quick_check. */
+	[LST_QUICK_CHECK] = "PRAGMA quick_check(1)",
+	/* From the newest down, stopping at the first match; seq > ?1 skips what was seen. */
+	[LST_AUDIT_LAST] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit "
+	                   "WHERE seq > ?1 AND call IN (?2, ?3, ?4, ?5) AND instr(detail, ?6) > 0 "
+	                   "ORDER BY seq DESC LIMIT 1",
 };
 
 /* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
@@ -289,6 +295,29 @@ ledger_connect(struct ledger *l, char *err, size_t errlen)
 	sqlite3_extended_result_codes(l->db, 1);
 	sqlite3_busy_timeout(l->db, LEDGER_BUSY_MS);
 	return 0;
+}
+
+int
+ledger_quick_check(struct ledger *l, char *problem, size_t len)
+{
+	sqlite3_stmt *st = l->st[LST_QUICK_CHECK];
+	const char *msg;
+	int rc, ok;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		snprintf(problem, len, "quick_check: %s", sqlite3_errstr(rc));
+		ledger_done(st);
+		return rc == SQLITE_DONE || rc == SQLITE_CORRUPT ? 0 : -1;
+	}
+	msg = (const char *)sqlite3_column_text(st, 0);
+	if (msg != NULL && strncmp(msg, LEDGER_IC_PREFIX, strlen(LEDGER_IC_PREFIX)) == 0)
+		msg += strlen(LEDGER_IC_PREFIX);
+	ok = msg != NULL && strcmp(msg, "ok") == 0;
+	if (!ok)
+		snprintf(problem, len, "%.*s", msg != NULL ? (int)strcspn(msg, "\n") : 0,
+		    msg != NULL ? msg : "");
+	ledger_done(st);
+	return ok;
 }
 
 /* Reads everything once before writing anything: a damaged file is never touched. */

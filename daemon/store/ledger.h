@@ -47,6 +47,12 @@ enum ledger_result {
  */
 struct ledger *ledger_open(const char *state_dir, char *err, size_t errlen);
 void ledger_close(struct ledger *);
+/*
+ * PRAGMA quick_check (O(N) in the file's pages, no index cross-check) on the
+ * open connection: 1 when it reports "ok", 0 when it found damage (its first
+ * message in problem), -1 when it could not run (problem says why).
+ */
+int ledger_quick_check(struct ledger *, char *problem, size_t len);
 
 /*
  * What the migration is about: the staged CA's SHA-256 (NULL when nothing is
@@ -251,6 +257,15 @@ int ledger_audit_append(struct ledger *, struct ledger_audit *);
  */
 typedef void (*ledger_audit_cb)(const struct ledger_audit *, void *arg);
 int ledger_audit_list(struct ledger *, uint64_t offset, uint32_t limit, ledger_audit_cb, void *arg);
+/*
+ * The newest record after number `after` whose call is one of calls (at most
+ * LEDGER_AUDIT_LAST_CALLS) and whose detail contains marker: 1 with it in a
+ * (strings cut as ledger_audit_list cuts them), 0 when there is none, -1.
+ * Reads from the newest down and stops at the first match.
+ */
+#define LEDGER_AUDIT_LAST_CALLS 4
+int ledger_audit_last(struct ledger *, uint64_t after, const char *const *calls, size_t ncalls,
+    const char *marker, struct ledger_audit *);
 /* The newest record's number: how many records the log holds (0 when empty). 0 / -1. */
 int ledger_audit_count(struct ledger *, uint64_t *total);
 /*

@@ -19,6 +19,7 @@ static int ledger_audit_head(struct ledger *, uint64_t *, char *);
 static int ledger_audit_insert(struct ledger *, const struct ledger_audit *);
 static void ledger_audit_digest(const int64_t *, const char *const *, const size_t *, char *);
 static void ledger_audit_copy(sqlite3_stmt *, int, char *, size_t);
+static void ledger_audit_row(sqlite3_stmt *, struct ledger_audit *);
 static const char *ledger_audit_check(sqlite3_stmt *, uint64_t, const char *, char *);
 
 #define LEDGER_AUDIT_TAG   "carotate-audit-v1" /* hashed with its NUL */
@@ -171,6 +172,25 @@ ledger_audit_copy(sqlite3_stmt *st, int col, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
+/* A row of LEDGER_AUDIT_COLUMNS into a, strings cut to its sizes. */
+static void
+ledger_audit_row(sqlite3_stmt *st, struct ledger_audit *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->seq = (uint64_t)sqlite3_column_int64(st, 0);
+	a->time = sqlite3_column_int64(st, 1);
+	a->uid = (uint32_t)sqlite3_column_int64(st, 2);
+	a->pid = (uint32_t)sqlite3_column_int64(st, 3);
+	ledger_audit_copy(st, 4, a->user, sizeof(a->user));
+	ledger_audit_copy(st, 5, a->call, sizeof(a->call));
+	ledger_audit_copy(st, 6, a->result, sizeof(a->result));
+	ledger_audit_copy(st, 7, a->detail, sizeof(a->detail));
+	ledger_audit_copy(st, 8, a->before, sizeof(a->before));
+	ledger_audit_copy(st, 9, a->after, sizeof(a->after));
+	ledger_audit_copy(st, 10, a->prev_hash, sizeof(a->prev_hash));
+	ledger_audit_copy(st, 11, a->hash, sizeof(a->hash));
+}
+
 int
 ledger_audit_list(struct ledger *l, uint64_t offset, uint32_t limit, ledger_audit_cb cb, void *arg)
 {
@@ -183,23 +203,36 @@ ledger_audit_list(struct ledger *l, uint64_t offset, uint32_t limit, ledger_audi
 	sqlite3_bind_int64(st, 1, limit);
 	sqlite3_bind_int64(st, 2, (int64_t)offset);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		memset(&a, 0, sizeof(a));
-		a.seq = (uint64_t)sqlite3_column_int64(st, 0);
-		a.time = sqlite3_column_int64(st, 1);
-		a.uid = (uint32_t)sqlite3_column_int64(st, 2);
-		a.pid = (uint32_t)sqlite3_column_int64(st, 3);
-		ledger_audit_copy(st, 4, a.user, sizeof(a.user));
-		ledger_audit_copy(st, 5, a.call, sizeof(a.call));
-		ledger_audit_copy(st, 6, a.result, sizeof(a.result));
-		ledger_audit_copy(st, 7, a.detail, sizeof(a.detail));
-		ledger_audit_copy(st, 8, a.before, sizeof(a.before));
-		ledger_audit_copy(st, 9, a.after, sizeof(a.after));
-		ledger_audit_copy(st, 10, a.prev_hash, sizeof(a.prev_hash));
-		ledger_audit_copy(st, 11, a.hash, sizeof(a.hash));
+		ledger_audit_row(st, &a);
 		cb(&a, arg);
 	}
 	ledger_done(st);
 	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "audit list");
+}
+
+int
+ledger_audit_last(struct ledger *l, uint64_t after, const char *const *calls, size_t ncalls,
+    const char *marker, struct ledger_audit *a)
+{
+	sqlite3_stmt *st = l->st[LST_AUDIT_LAST];
+	size_t i;
+	int rc;
+
+	if (ncalls > LEDGER_AUDIT_LAST_CALLS || after > INT64_MAX)
+		return -1;
+	sqlite3_bind_int64(st, 1, (int64_t)after);
+	for (i = 0; i < LEDGER_AUDIT_LAST_CALLS; i++)
+		if (i < ncalls)
+			sqlite3_bind_text(st, (int)i + 2, calls[i], -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, (int)i + 2);
+	sqlite3_bind_text(st, LEDGER_AUDIT_LAST_CALLS + 2, marker, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		ledger_audit_row(st, a);
+	ledger_done(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "audit last");
 }
 
 int

@@ -14,7 +14,7 @@
  *    the fleet's normal state once it migrated (no write but last_seen's, every
  *    LEDGER_SEEN_GRANULARITY seconds).
  * Then 200 ledger_count calls (p50/p99) and 50 first pages of ledger_pending
- * (100 agents); then the ledger is opened
+ * (100 agents) and 50 PRAGMA quick_check (carotatectl check's); then the ledger is opened
  * again by a fresh process (this program, re-executed) that reports the open time
  * (integrity_check and index load), a count, and its VmRSS/VmHWM: what a daemon
  * holding that ledger costs. Goals: count p50 <= 10 ms and RSS <= 64 MiB at 1M
@@ -58,6 +58,7 @@ struct bench_row {
 	uint64_t checkins, steady;
 	double count_p50_ms, count_p99_ms;
 	double pending_p50_ms;
+	double quick_p50_ms; /* ledger_quick_check */
 	double open_s;
 	long rss_kib, hwm_kib;
 	uint64_t acknowledged, active;
@@ -254,6 +255,7 @@ bench_count(struct ledger *l, struct bench_row *row)
 	double v[BENCH_COUNT_CALLS], t;
 	struct ledger_counts c;
 	uint64_t listed = 0;
+	char problem[256];
 	int i;
 
 	for (i = 0; i < BENCH_COUNT_CALLS; i++) {
@@ -271,6 +273,14 @@ bench_count(struct ledger *l, struct bench_row *row)
 		v[i] = (now_s() - t) * 1e3;
 	}
 	row->pending_p50_ms = pct(v, BENCH_PENDING_CALLS, 0.5);
+	/* What `carotatectl check` costs the daemon when its cached result is stale. */
+	for (i = 0; i < BENCH_PENDING_CALLS; i++) {
+		t = now_s();
+		if (ledger_quick_check(l, problem, sizeof(problem)) != 1)
+			fprintf(stderr, "ledger_bench: quick_check: %s\n", problem);
+		v[i] = (now_s() - t) * 1e3;
+	}
+	row->quick_p50_ms = pct(v, BENCH_PENDING_CALLS, 0.5);
 }
 
 /* The re-executed child: opens dir like a starting daemon, counts, reports. */
@@ -372,6 +382,10 @@ bench_print(const struct bench_row *r, size_t n)
 		    (unsigned long long)r[i].steady, r[i].count_p50_ms, r[i].count_p99_ms,
 		    r[i].pending_p50_ms, r[i].open_s, r[i].rss_kib / 1024.0, r[i].hwm_kib / 1024.0,
 		    r[i].db_mib);
+	printf("\nPRAGMA quick_check (carotatectl check, cached 300 s), p50:");
+	for (i = 0; i < n; i++)
+		printf(" %.1f ms at %llu agents%s", r[i].quick_p50_ms,
+		    (unsigned long long)r[i].agents, i + 1 < n ? "," : "");
 	printf("\n(acknowledged/active after the check-ins:");
 	for (i = 0; i < n; i++)
 		printf(" %llu/%llu", (unsigned long long)r[i].acknowledged,

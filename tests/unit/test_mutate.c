@@ -225,6 +225,7 @@ goldens_make(void)
 	Carotate__V1__AuditRequest au = CAROTATE__V1__AUDIT_REQUEST__INIT;
 	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
 	Carotate__V1__IncludeRequest ic = CAROTATE__V1__INCLUDE_REQUEST__INIT;
+	Carotate__V1__CheckRequest ck = CAROTATE__V1__CHECK_REQUEST__INIT;
 	char *sans[] = { (char *)"DNS:proxy.example.net", (char *)"IP:192.0.2.10" };
 	char *psans[] = { (char *)"DNS:proxy.example.net" };
 	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, "example", psans, 1, time(NULL) };
@@ -244,6 +245,7 @@ goldens_make(void)
 	} while (0)
 
 	GOLDEN(status, st, STATUS);
+	GOLDEN(check, ck, CHECK);
 	/* Early, while the audit log is short: verify reads all of it every time. */
 	au.limit = 10;
 	au.offset = 2;
@@ -383,6 +385,7 @@ needs_admin(Carotate__V1__Request__CallCase c)
 	case CAROTATE__V1__REQUEST__CALL_REPORT:
 	case CAROTATE__V1__REQUEST__CALL_LIST_BACKUPS:
 	case CAROTATE__V1__REQUEST__CALL_AUDIT:
+	case CAROTATE__V1__REQUEST__CALL_CHECK:
 		return 0;
 	default:
 		return 1;
@@ -619,7 +622,7 @@ test_goldens(void **state)
 {
 	size_t i;
 
-	assert_int_equal(ngoldens, 12);
+	assert_int_equal(ngoldens, 13);
 	for (i = 0; i < ngoldens; i++) {
 		run_case(goldens[i].frame, goldens[i].len, ACL_READER);
 		run_case(goldens[i].frame, goldens[i].len, ACL_ADMIN);
