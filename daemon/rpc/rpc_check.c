@@ -26,14 +26,14 @@
  */
 #define RPC_CHECK_LEDGER_TTL 300
 /* What an audit record's outcome says of a swap (audit.c's audit_outcome). */
-#define RPC_CHECK_ROLLED "rolled_back="
-#define RPC_CHECK_VERIFY "verified="
+#define RPC_CHECK_ROLLED "rolled_back"
+#define RPC_CHECK_VERIFY "verified"
 
 static void rpc_check_sets(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static void rpc_check_progress(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static void rpc_check_ledger(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static int rpc_check_last_swap(struct rpc_ctx *, Carotate__V1__CheckReply *);
-static int rpc_check_flag(const char *detail, const char *key);
+static int rpc_check_outcome(const char *detail, int *verified, int *rolled_back);
 
 /*
  * What the daemon remembers between check calls, in memory only (a restart
@@ -162,24 +162,46 @@ rpc_check_ledger(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
 }
 
 /*
- * The value of the last "key=yes|no" in an audit detail: 1, 0, or -1 when absent. The last,
- * because the outcome follows the arguments, and an admin's --reason text could hold the
- * same words.
- * XXX: a refused call's detail has no outcome, so a reason that reads "rolled_back=yes" on
- * one makes it look like a swap; only an admin can write either.
+ * The outcome of a swap in its audit detail: the bare verified= and rolled_back= arguments
+ * audit_outcome writes. The detail is read by its grammar, left to right: arguments
+ * "key=value" separated by one space, a string value in quotes (audit_sanitize escapes '"'
+ * and '\\' inside it), then "; " and the reply's message, where reading stops. A --reason or
+ * message that reads "rolled_back=yes" is inside quotes or after the arguments, and is never
+ * taken for the outcome. 0 with both flags, or -1 when the detail holds no outcome.
  */
 static int
-rpc_check_flag(const char *detail, const char *key)
+rpc_check_outcome(const char *detail, int *verified, int *rolled_back)
 {
-	const char *p, *last = NULL;
+	const char *p = detail, *eq, *end;
+	size_t klen, vlen;
+	int *flag;
 
-	for (p = detail; (p = strstr(p, key)) != NULL; p++)
-		if (p == detail || p[-1] == ' ')
-			last = p;
-	if (last == NULL)
-		return -1;
-	last += strlen(key);
-	return strncmp(last, "yes", 3) == 0 ? 1 : 0;
+	*verified = *rolled_back = -1;
+	while (*p != '\0' && *p != ';') {
+		eq = p + strcspn(p, "= ;\"");
+		if (*eq != '=')
+			break; /* not an argument: the message alone */
+		klen = (size_t)(eq - p);
+		end = eq + 1;
+		if (*end == '"') {
+			if ((end = strchr(end + 1, '"')) == NULL)
+				break;
+			end++;
+		} else
+			end += strcspn(end, " ;\"");
+		vlen = (size_t)(end - eq - 1);
+		flag = NULL;
+		if (klen == strlen(RPC_CHECK_VERIFY) && memcmp(p, RPC_CHECK_VERIFY, klen) == 0)
+			flag = verified;
+		else if (klen == strlen(RPC_CHECK_ROLLED) && memcmp(p, RPC_CHECK_ROLLED, klen) == 0)
+			flag = rolled_back;
+		if (flag != NULL && vlen == 3 && memcmp(eq + 1, "yes", 3) == 0)
+			*flag = 1;
+		else if (flag != NULL && vlen == 2 && memcmp(eq + 1, "no", 2) == 0)
+			*flag = 0;
+		p = *end == ' ' ? end + 1 : end;
+	}
+	return *verified != -1 && *rolled_back != -1 ? 0 : -1;
 }
 
 /* The newest rotate, restore or renew that swapped sets, searching only records not seen. */
@@ -190,7 +212,7 @@ rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
 	Carotate__V1__CheckSwap *s;
 	struct ledger_audit a;
 	uint64_t head;
-	int found;
+	int found, verified, rolled_back;
 
 	if (ledger_audit_count(ctx->cd->ledger, &head) == -1)
 		return -1;
@@ -200,10 +222,10 @@ rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
 	}
 	if (head > rpc_check_state.audit_read) {
 		found = ledger_audit_last(ctx->cd->ledger, rpc_check_state.audit_read, calls,
-		    sizeof(calls) / sizeof(calls[0]), RPC_CHECK_ROLLED, &a);
+		    sizeof(calls) / sizeof(calls[0]), RPC_CHECK_ROLLED "=", &a);
 		if (found == -1)
 			return -1;
-		if (found == 1 && rpc_check_flag(a.detail, RPC_CHECK_ROLLED) != -1) {
+		if (found == 1 && rpc_check_outcome(a.detail, &verified, &rolled_back) == 0) {
 			rpc_check_state.swap = a;
 			rpc_check_state.have_swap = 1;
 		}
@@ -217,8 +239,9 @@ rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
 	s->call = xstrdup(rpc_check_state.swap.call);
 	s->time = rpc_check_state.swap.time;
 	s->result = xstrdup(rpc_check_state.swap.result);
-	s->verified = rpc_check_flag(rpc_check_state.swap.detail, RPC_CHECK_VERIFY) == 1;
-	s->rolled_back = rpc_check_flag(rpc_check_state.swap.detail, RPC_CHECK_ROLLED) == 1;
+	rpc_check_outcome(rpc_check_state.swap.detail, &verified, &rolled_back);
+	s->verified = verified == 1;
+	s->rolled_back = rolled_back == 1;
 	r->last_swap = s;
 	return 0;
 }

@@ -124,6 +124,8 @@ const char *const ledger_sql[LST_COUNT] = {
 	/* From the newest down, stopping at the first match; seq > ?1 skips what was seen. */
 	[LST_AUDIT_LAST] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit "
 	                   "WHERE seq > ?1 AND call IN (?2, ?3, ?4, ?5) AND instr(detail, ?6) > 0 "
+	                   /* calls that reached an outcome (status_record_name's spelling) */
+	                   "AND result IN ('OK', 'INTERNAL') "
 	                   "ORDER BY seq DESC LIMIT 1",
 };
 

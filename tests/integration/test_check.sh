@@ -11,6 +11,7 @@
 #  - generate --server-days 10, rotate to it: WARNING (exit 1) with server_days perfdata;
 #    --warn 5d makes it OK, --critical 20d CRITICAL; --json has the same as keys;
 #  - status shows "expires in 9 days" for that certificate, and --json its days as numbers;
+#  - a refused rotate whose --reason reads "rolled_back=yes" is not taken for a roll back;
 #  - a rotate rolled back (nginx refuses the staged key) is WARNING, naming it;
 #  - the daemon stopped: UNKNOWN, exit 3, human and --json.
 # shellcheck disable=SC2119 # helpers take optional arguments
@@ -69,6 +70,13 @@ ok "nothing staged: no acked_pct"
 assert_exit 0 "--warn 5d: OK" -- ctl check --warn 5d
 assert_match '^CAROTATE OK - ' "$OUT" "OK line"
 assert_match 'server_days=(9\.9|10\.0);5\.0;' "$OUT" "the thresholds given are in the perfdata"
+# The last swap is read from the audit log, whose records also hold an admin's --reason: a
+# refused rotate whose reason spells an outcome must not be taken for a swap rolled back.
+run ctl rotate --force --reason 'x" verified=no rolled_back=yes'
+assert_eq 3 "$RC" "a rotate with nothing staged is refused (exit 3)"
+assert_exit 0 "check is still OK: a reason that reads rolled_back=yes is not an outcome" -- \
+	ctl check --warn 5d
+assert_match '^CAROTATE OK - ' "$OUT" "OK line"
 assert_exit 2 "--critical 20d: CRITICAL" -- ctl check --critical 20d
 assert_match '^CAROTATE CRITICAL - server certificate expires' "$OUT" "CRITICAL line"
 assert_exit 1 "--json: exit 1" -- ctl --json check
