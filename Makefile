@@ -86,7 +86,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o \
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
-	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
+	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backup.o \
 	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
 	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
@@ -225,7 +225,7 @@ test_ledger_objs   := $(LEDGER_OBJS)
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
-test_backups_objs  := $(O)/daemon/store/backups.o $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o \
+test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o \
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/sys/unixsock.o \
@@ -246,7 +246,7 @@ test_ssldir_objs  += $(FIXTURE_FS)
 test_swap_objs    += $(FIXTURE_FS)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
-test_backups_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 $(O)/tests/test_swap-faults: $(FIXTURE_FS)

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "agents.h"
-#include "backups.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"

@@ -21,7 +21,7 @@
 
 #include "agents.h"
 #include "audit.h"
-#include "backups.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"

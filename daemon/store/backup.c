@@ -21,7 +21,7 @@
 
 #include <openssl/evp.h>
 
-#include "backups.h"
+#include "backup.h"
 #include "config.h"
 #include "errbuf.h"
 #include "fsx.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "backups.h"
+#include "backup.h"
 #include "config.h"
 #include "fixture_fs.h"
 #include "fixture_pki.h"
