@@ -58,7 +58,7 @@ rpc_backups(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    "a page holds at most %d backups", BACKUPS_MAX_LIMIT);
 		return;
 	}
-	if (backups_list_page(conf, q->offset > SIZE_MAX ? SIZE_MAX : (size_t)q->offset, limit,
+	if (backup_list_page(conf, q->offset > SIZE_MAX ? SIZE_MAX : (size_t)q->offset, limit,
 	        &list, &n, &total, err, sizeof(err)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
@@ -71,7 +71,7 @@ rpc_backups(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	r->n_backups = n;
 	r->total = total;
 	r->keep = conf->backups_keep;
-	backups_free(list, n);
+	backup_free(list, n);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY;
 	reply->list_backups_reply = r;
 }

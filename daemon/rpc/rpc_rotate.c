@@ -342,7 +342,7 @@ rpc_rotate_restore(
 		return;
 	}
 	if (q->latest) {
-		if (backups_latest(conf, id, err, sizeof(err)) == -1) {
+		if (backup_latest(conf, id, err, sizeof(err)) == -1) {
 			reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
@@ -369,7 +369,7 @@ rpc_rotate_restore(
 		    conf->ssl_dir);
 		return;
 	}
-	if (backups_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
+	if (backup_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
 		    r->after->server == NULL ? "the backup has no server certificate" : err);
 		return;
@@ -591,7 +591,7 @@ rpc_rotate_op_checked(int ok, const char *served, const char *why, void *arg)
 	}
 	r->verified = 1;
 	r->rotate_ms = clock_ms() - op->t0;
-	if (backups_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
+	if (backup_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
 		log_warnx("%s: backup retention: %s", op->call, err);
 	r->pruned = pruned;
 	r->n_pruned = npruned;

@@ -31,11 +31,11 @@
 #include "swap.h"
 #include "xmalloc.h"
 
-#define BACKUPS_MANIFEST_MAX   4096 /* bytes: what swap.c writes is far smaller */
-#define BACKUPS_MAX_SUFFIX     3    /* digits of -N */
-#define BACKUPS_DISCARDED_TEXT "a discarded staged set; stage it again with install"
-#define BACKUPS_CACHE_SLOTS    32
-#define BACKUPS_WHY_MAX        384
+#define BACKUP_MANIFEST_MAX   4096 /* bytes: what swap.c writes is far smaller */
+#define BACKUP_MAX_SUFFIX     3    /* digits of -N */
+#define BACKUP_DISCARDED_TEXT "a discarded staged set; stage it again with install"
+#define BACKUP_CACHE_SLOTS    32
+#define BACKUP_WHY_MAX        384
 
 /*
  * pki_check_set's answers by the SHA-256 of the three files it was given: an
@@ -46,35 +46,35 @@
 static struct {
 	uint8_t key[32];
 	int valid, ok;
-	char why[BACKUPS_WHY_MAX];
-} backups_cache[BACKUPS_CACHE_SLOTS];
-static unsigned backups_cache_next;
+	char why[BACKUP_WHY_MAX];
+} backup_cache[BACKUP_CACHE_SLOTS];
+static unsigned backup_cache_next;
 
-static int backups_match(const char *, const char *, unsigned *);
-static int64_t backups_name_time(const char *);
-static void backups_manifest_line(struct backup_info *, const char *);
-static void backups_read_manifest(int, struct backup_info *);
-static int backups_entry(int, const char *, struct backup_info *);
-static int backups_cmp(const void *, const void *);
-static int backups_scan(const struct config *, struct backup_info **, size_t *, char *, size_t);
-static Carotate__V1__CertInfo *backups_cert(int, const char *);
-static void backups_set_digest(uint8_t *const[3], const size_t[3], uint8_t[32]);
-static int backups_pki_cached(uint8_t *const[3], const size_t[3], char *, size_t);
-static int backups_check_pki(const struct config *, const char *, char *, size_t);
-static int backups_check_named(const struct config *, const char *, char *, size_t);
-static void backups_describe(const struct config *, struct backup_info *);
-static int backups_find(const struct config *, const char *, char[SWAP_ID_MAX], char *, size_t);
-static int backups_rolled_back(const struct backup_info *);
-static int backups_idle(const struct config *, char *, size_t);
-static int backups_foreign(const struct backup_info *);
-static int backups_remove(const struct config *, int, const char *, char *, size_t);
+static int backup_match(const char *, const char *, unsigned *);
+static int64_t backup_name_time(const char *);
+static void backup_manifest_line(struct backup_info *, const char *);
+static void backup_read_manifest(int, struct backup_info *);
+static int backup_entry(int, const char *, struct backup_info *);
+static int backup_cmp(const void *, const void *);
+static int backup_scan(const struct config *, struct backup_info **, size_t *, char *, size_t);
+static Carotate__V1__CertInfo *backup_cert(int, const char *);
+static void backup_set_digest(uint8_t *const[3], const size_t[3], uint8_t[32]);
+static int backup_pki_cached(uint8_t *const[3], const size_t[3], char *, size_t);
+static int backup_check_pki(const struct config *, const char *, char *, size_t);
+static int backup_check_named(const struct config *, const char *, char *, size_t);
+static void backup_describe(const struct config *, struct backup_info *);
+static int backup_find(const struct config *, const char *, char[SWAP_ID_MAX], char *, size_t);
+static int backup_rolled_back(const struct backup_info *);
+static int backup_idle(const struct config *, char *, size_t);
+static int backup_foreign(const struct backup_info *);
+static int backup_remove(const struct config *, int, const char *, char *, size_t);
 
 /*
  * s is prefix, YYYYMMDD-HHMMSS, then nothing or -N (2..999, no leading zero);
  * *suffix is N (0 without). Bounded by SWAP_ID_MAX: a longer s never matches.
  */
 static int
-backups_match(const char *s, const char *prefix, unsigned *suffix)
+backup_match(const char *s, const char *prefix, unsigned *suffix)
 {
 	static const char stamp[] = "DDDDDDDD-DDDDDD";
 	size_t i, n, plen = strlen(prefix);
@@ -91,7 +91,7 @@ backups_match(const char *s, const char *prefix, unsigned *suffix)
 	if (s[i] != '-' || s[i + 1] < '1' || s[i + 1] > '9')
 		return 0;
 	for (n = 0, i++; s[i] != '\0'; i++, n++) {
-		if (!isdigit((unsigned char)s[i]) || n == BACKUPS_MAX_SUFFIX)
+		if (!isdigit((unsigned char)s[i]) || n == BACKUP_MAX_SUFFIX)
 			return 0;
 		*suffix = *suffix * 10 + (unsigned)(s[i] - '0');
 	}
@@ -99,16 +99,16 @@ backups_match(const char *s, const char *prefix, unsigned *suffix)
 }
 
 int
-backups_valid_discarded(const char *id)
+backup_valid_discarded(const char *id)
 {
 	unsigned suffix;
 
-	return backups_match(id, BACKUPS_DISCARDED, &suffix);
+	return backup_match(id, BACKUP_DISCARDED, &suffix);
 }
 
 /* The UTC time a name spells (after its prefix), 0 when it spells no real instant. */
 static int64_t
-backups_name_time(const char *stamp)
+backup_name_time(const char *stamp)
 {
 	struct tm tm, back;
 	time_t t;
@@ -131,7 +131,7 @@ backups_name_time(const char *stamp)
 
 /* reason=, op= and created=; the sums are the swap's business. */
 static void
-backups_manifest_line(struct backup_info *b, const char *line)
+backup_manifest_line(struct backup_info *b, const char *line)
 {
 	long long t;
 	char *end;
@@ -154,13 +154,13 @@ backups_manifest_line(struct backup_info *b, const char *line)
 
 /* What a certs-* directory's manifest says, if it has one. */
 static void
-backups_read_manifest(int bfd, struct backup_info *b)
+backup_read_manifest(int bfd, struct backup_info *b)
 {
 	char *line, *save = NULL;
 	uint8_t *buf;
 	size_t len;
 
-	if (fsx_read(bfd, SWAP_MANIFEST, BACKUPS_MANIFEST_MAX, &buf, &len) == -1) {
+	if (fsx_read(bfd, SWAP_MANIFEST, BACKUP_MANIFEST_MAX, &buf, &len) == -1) {
 		b->manifest = errno == ENOENT ? 0 : -1;
 		b->reason = b->manifest == 0 ? "manual" : "rotate";
 		return;
@@ -170,7 +170,7 @@ backups_read_manifest(int bfd, struct backup_info *b)
 	if (strlen((char *)buf) == len)
 		for (line = strtok_r((char *)buf, "\n", &save); line != NULL;
 		     line = strtok_r(NULL, "\n", &save))
-			backups_manifest_line(b, line);
+			backup_manifest_line(b, line);
 	else
 		b->manifest = -1;
 	free(buf);
@@ -184,19 +184,19 @@ backups_read_manifest(int bfd, struct backup_info *b)
 
 /* Fills b for directory entry name of the SSL directory: 1 a backup, 0 not one (skipped). */
 static int
-backups_entry(int dfd, const char *name, struct backup_info *b)
+backup_entry(int dfd, const char *name, struct backup_info *b)
 {
 	struct stat st;
 	int bfd;
 
 	memset(b, 0, sizeof(*b));
 	if (backupid_valid(name)) {
-		backups_match(name, "certs-", &b->suffix);
-		b->created = backups_name_time(name + 6);
-	} else if (backups_match(name, BACKUPS_DISCARDED, &b->suffix)) {
+		backup_match(name, "certs-", &b->suffix);
+		b->created = backup_name_time(name + 6);
+	} else if (backup_match(name, BACKUP_DISCARDED, &b->suffix)) {
 		b->discarded = 1;
 		b->reason = "discard";
-		b->created = backups_name_time(name + strlen(BACKUPS_DISCARDED));
+		b->created = backup_name_time(name + strlen(BACKUP_DISCARDED));
 	} else
 		return 0;
 	/* A symlink named like a backup is no backup, whatever it points at. */
@@ -209,14 +209,14 @@ backups_entry(int dfd, const char *name, struct backup_info *b)
 		return 1;
 	if ((bfd = fsx_open_dir(dfd, name)) == -1)
 		return 0;
-	backups_read_manifest(bfd, b);
+	backup_read_manifest(bfd, b);
 	close(bfd);
 	return 1;
 }
 
 /* Newest first: created, then the -N suffix, then the name. */
 static int
-backups_cmp(const void *x, const void *y)
+backup_cmp(const void *x, const void *y)
 {
 	const struct backup_info *a = x, *b = y;
 
@@ -229,7 +229,7 @@ backups_cmp(const void *x, const void *y)
 
 /* Every backup, newest first, from names, stat and manifests only (no certificate read). */
 static int
-backups_scan(
+backup_scan(
     const struct config *conf, struct backup_info **out, size_t *n, char *err, size_t errlen)
 {
 	struct backup_info *list = NULL;
@@ -255,20 +255,20 @@ backups_scan(
 			cap = cap == 0 ? 16 : cap * 2;
 			list = xreallocarray(list, cap, sizeof(*list));
 		}
-		if (backups_entry(dfd, de->d_name, &list[*n]) == 1)
+		if (backup_entry(dfd, de->d_name, &list[*n]) == 1)
 			(*n)++;
 	}
 	closedir(dir);
 	close(dfd);
 	if (*n > 0)
-		qsort(list, *n, sizeof(*list), backups_cmp);
+		qsort(list, *n, sizeof(*list), backup_cmp);
 	*out = list;
 	return 0;
 }
 
 /* The first certificate of file name in bfd, described; NULL when it cannot be read. */
 static Carotate__V1__CertInfo *
-backups_cert(int bfd, const char *name)
+backup_cert(int bfd, const char *name)
 {
 	Carotate__V1__CertInfo *info;
 	STACK_OF(X509) * certs;
@@ -293,7 +293,7 @@ backups_cert(int bfd, const char *name)
 
 /* SHA-256 over each file's length and bytes, in order. */
 static void
-backups_set_digest(uint8_t *const data[3], const size_t len[3], uint8_t key[32])
+backup_set_digest(uint8_t *const data[3], const size_t len[3], uint8_t key[32])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint64_t n;
@@ -312,24 +312,24 @@ backups_set_digest(uint8_t *const data[3], const size_t len[3], uint8_t key[32])
 
 /* pki_check_set through the cache; why gets the reason on -1. */
 static int
-backups_pki_cached(uint8_t *const data[3], const size_t len[3], char *why, size_t whylen)
+backup_pki_cached(uint8_t *const data[3], const size_t len[3], char *why, size_t whylen)
 {
 	uint8_t key[32];
 	size_t i;
 	int ok;
 
-	backups_set_digest(data, len, key);
-	for (i = 0; i < BACKUPS_CACHE_SLOTS; i++)
-		if (backups_cache[i].valid && memcmp(backups_cache[i].key, key, sizeof(key)) == 0) {
-			snprintf(why, whylen, "%s", backups_cache[i].why);
-			return backups_cache[i].ok ? 0 : -1;
+	backup_set_digest(data, len, key);
+	for (i = 0; i < BACKUP_CACHE_SLOTS; i++)
+		if (backup_cache[i].valid && memcmp(backup_cache[i].key, key, sizeof(key)) == 0) {
+			snprintf(why, whylen, "%s", backup_cache[i].why);
+			return backup_cache[i].ok ? 0 : -1;
 		}
 	ok = pki_check_set(data[0], len[0], data[1], len[1], data[2], len[2], why, whylen) == 0;
-	i = backups_cache_next++ % BACKUPS_CACHE_SLOTS;
-	memcpy(backups_cache[i].key, key, sizeof(key));
-	backups_cache[i].ok = ok;
-	backups_cache[i].valid = 1;
-	snprintf(backups_cache[i].why, sizeof(backups_cache[i].why), "%s", ok ? "" : why);
+	i = backup_cache_next++ % BACKUP_CACHE_SLOTS;
+	memcpy(backup_cache[i].key, key, sizeof(key));
+	backup_cache[i].ok = ok;
+	backup_cache[i].valid = 1;
+	snprintf(backup_cache[i].why, sizeof(backup_cache[i].why), "%s", ok ? "" : why);
 	return ok ? 0 : -1;
 }
 
@@ -339,12 +339,12 @@ backups_pki_cached(uint8_t *const data[3], const size_t len[3], char *why, size_
  * summed them; only root can change them in between.
  */
 static int
-backups_check_pki(const struct config *conf, const char *id, char *err, size_t errlen)
+backup_check_pki(const struct config *conf, const char *id, char *err, size_t errlen)
 {
 	const char *names[3] = { conf->ssl_ca, conf->ssl_cert, conf->ssl_key };
 	uint8_t *data[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 }, i;
-	char why[BACKUPS_WHY_MAX];
+	char why[BACKUP_WHY_MAX];
 	int dfd, bfd, r = 0;
 
 	if ((dfd = ssldir_open(conf, 0)) == -1 || (bfd = fsx_open_dir(dfd, id)) == -1) {
@@ -358,7 +358,7 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 		if (fsx_read(bfd, names[i], SSLDIR_MAX_CERT_FILE, &data[i], &len[i]) == -1)
 			r = errbuf_fail(err, errlen, "%s/%s: %s, refused", id, names[i],
 			    errno == ELOOP ? "a symbolic link" : strerror(errno));
-	if (r == 0 && backups_pki_cached(data, len, why, sizeof(why)) == -1)
+	if (r == 0 && backup_pki_cached(data, len, why, sizeof(why)) == -1)
 		r = errbuf_fail(err, errlen, "%s: %s", id, why);
 	for (i = 0; i < 3; i++) {
 		if (data[i] != NULL)
@@ -372,38 +372,38 @@ backups_check_pki(const struct config *conf, const char *id, char *err, size_t e
 
 /* id is a name read from the SSL directory. */
 static int
-backups_check_named(const struct config *conf, const char *id, char *err, size_t errlen)
+backup_check_named(const struct config *conf, const char *id, char *err, size_t errlen)
 {
 	if (swap_check_backup(conf, id, err, errlen) == -1)
 		return -1;
-	return backups_check_pki(conf, id, err, errlen);
+	return backup_check_pki(conf, id, err, errlen);
 }
 
 static void
-backups_describe(const struct config *conf, struct backup_info *b)
+backup_describe(const struct config *conf, struct backup_info *b)
 {
 	int dfd, bfd = -1;
 
 	if ((dfd = ssldir_open(conf, 0)) != -1)
 		bfd = fsx_open_dir(dfd, b->id);
 	if (bfd != -1) {
-		b->ca = backups_cert(bfd, conf->ssl_ca);
-		b->server = backups_cert(bfd, conf->ssl_cert);
+		b->ca = backup_cert(bfd, conf->ssl_ca);
+		b->server = backup_cert(bfd, conf->ssl_cert);
 		close(bfd);
 	}
 	if (dfd != -1)
 		close(dfd);
 	if (b->discarded)
-		snprintf(b->problem, sizeof(b->problem), BACKUPS_DISCARDED_TEXT);
+		snprintf(b->problem, sizeof(b->problem), BACKUP_DISCARDED_TEXT);
 	else
 		b->restorable =
-		    backups_check_named(conf, b->id, b->problem, sizeof(b->problem)) == 0;
+		    backup_check_named(conf, b->id, b->problem, sizeof(b->problem)) == 0;
 	if (b->restorable)
 		b->problem[0] = '\0';
 }
 
 int
-backups_list_page(const struct config *conf, size_t offset, size_t limit, struct backup_info **out,
+backup_list_page(const struct config *conf, size_t offset, size_t limit, struct backup_info **out,
     size_t *n, size_t *total, char *err, size_t errlen)
 {
 	struct backup_info *list;
@@ -411,7 +411,7 @@ backups_list_page(const struct config *conf, size_t offset, size_t limit, struct
 
 	*out = NULL;
 	*n = *total = 0;
-	if (backups_scan(conf, &list, &count, err, errlen) == -1)
+	if (backup_scan(conf, &list, &count, err, errlen) == -1)
 		return -1;
 	*total = count;
 	if (offset >= count) {
@@ -422,23 +422,23 @@ backups_list_page(const struct config *conf, size_t offset, size_t limit, struct
 		limit = count - offset;
 	memmove(list, list + offset, limit * sizeof(*list));
 	for (i = 0; i < limit; i++)
-		backups_describe(conf, &list[i]);
+		backup_describe(conf, &list[i]);
 	*out = list;
 	*n = limit;
 	return 0;
 }
 
 int
-backups_list(
+backup_list(
     const struct config *conf, struct backup_info **out, size_t *n, char *err, size_t errlen)
 {
 	size_t total;
 
-	return backups_list_page(conf, 0, SIZE_MAX, out, n, &total, err, errlen);
+	return backup_list_page(conf, 0, SIZE_MAX, out, n, &total, err, errlen);
 }
 
 void
-backups_free(struct backup_info *list, size_t n)
+backup_free(struct backup_info *list, size_t n)
 {
 	size_t i;
 
@@ -456,14 +456,14 @@ backups_free(struct backup_info *list, size_t n)
  * is what the directory holds, never the caller's bytes.
  */
 static int
-backups_find(
+backup_find(
     const struct config *conf, const char *id, char name[SWAP_ID_MAX], char *err, size_t errlen)
 {
 	struct backup_info *list;
 	size_t i, n;
 	int r = -1;
 
-	if (backups_scan(conf, &list, &n, err, errlen) == -1)
+	if (backup_scan(conf, &list, &n, err, errlen) == -1)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (!list[i].discarded && strcmp(list[i].id, id) == 0) {
@@ -479,40 +479,40 @@ backups_find(
 }
 
 int
-backups_check(const struct config *conf, const char *id, char *err, size_t errlen)
+backup_check(const struct config *conf, const char *id, char *err, size_t errlen)
 {
 	char name[SWAP_ID_MAX];
 
 	/* Client input: echoed only once it has the exact shape of a name. */
-	if (backups_valid_discarded(id))
-		return errbuf_fail(err, errlen, "%s: " BACKUPS_DISCARDED_TEXT, id);
+	if (backup_valid_discarded(id))
+		return errbuf_fail(err, errlen, "%s: " BACKUP_DISCARDED_TEXT, id);
 	if (id == NULL || !backupid_valid(id))
 		return errbuf_fail(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
-	if (backups_find(conf, id, name, err, errlen) == -1)
+	if (backup_find(conf, id, name, err, errlen) == -1)
 		return -1;
-	return backups_check_named(conf, name, err, errlen);
+	return backup_check_named(conf, name, err, errlen);
 }
 
 /* A backup of the set a failed rotate or restore had put live (swap_restore_as). */
 static int
-backups_rolled_back(const struct backup_info *b)
+backup_rolled_back(const struct backup_info *b)
 {
 	return b->reason != NULL && strcmp(b->reason, "rollback") == 0;
 }
 
 int
-backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t errlen)
+backup_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t errlen)
 {
 	struct backup_info *list;
 	size_t i, n;
 	int r = -1;
 
 	id[0] = '\0';
-	if (backups_scan(conf, &list, &n, err, errlen) == -1)
+	if (backup_scan(conf, &list, &n, err, errlen) == -1)
 		return -1;
 	/* A rollback backup holds the set that failed its TLS check: never what "latest" means. */
 	for (i = 0; i < n && r == -1; i++)
-		if (!list[i].discarded && !backups_rolled_back(&list[i])) {
+		if (!list[i].discarded && !backup_rolled_back(&list[i])) {
 			memcpy(id, list[i].id, SWAP_ID_MAX);
 			r = 0;
 		}
@@ -526,7 +526,7 @@ backups_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_
 
 /* Pruning while a swap awaits recovery could remove the backup it restores from. */
 static int
-backups_idle(const struct config *conf, char *err, size_t errlen)
+backup_idle(const struct config *conf, char *err, size_t errlen)
 {
 	struct stat st;
 	int sfd, r;
@@ -545,7 +545,7 @@ backups_idle(const struct config *conf, char *err, size_t errlen)
 
 /* Never pruned: made by hand or with an unreadable manifest (the operator's to judge). */
 static int
-backups_foreign(const struct backup_info *b)
+backup_foreign(const struct backup_info *b)
 {
 	return !b->discarded && b->manifest != 1;
 }
@@ -555,7 +555,7 @@ backups_foreign(const struct backup_info *b)
  * only: a half-removed backup is worse than one kept.
  */
 static int
-backups_remove(const struct config *conf, int dfd, const char *id, char *err, size_t errlen)
+backup_remove(const struct config *conf, int dfd, const char *id, char *err, size_t errlen)
 {
 	struct dirent *de;
 	struct stat st;
@@ -584,7 +584,7 @@ backups_remove(const struct config *conf, int dfd, const char *id, char *err, si
 }
 
 int
-backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *err, size_t errlen)
+backup_prune(const struct config *conf, char ***pruned, size_t *npruned, char *err, size_t errlen)
 {
 	struct backup_info *list;
 	size_t i, n, newest_certs;
@@ -594,11 +594,10 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 
 	*pruned = NULL;
 	*npruned = 0;
-	if (backups_idle(conf, err, errlen) == -1 ||
-	    backups_scan(conf, &list, &n, err, errlen) == -1)
+	if (backup_idle(conf, err, errlen) == -1 || backup_scan(conf, &list, &n, err, errlen) == -1)
 		return -1;
 	for (newest_certs = 0; newest_certs < n && (list[newest_certs].discarded ||
-	                                               backups_rolled_back(&list[newest_certs]));
+	                                               backup_rolled_back(&list[newest_certs]));
 	     newest_certs++)
 		;
 	if ((dfd = ssldir_open(conf, 0)) == -1) {
@@ -607,13 +606,13 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
 	}
 	for (i = 0; i < n; i++) {
-		if (backups_foreign(&list[i]))
+		if (backup_foreign(&list[i]))
 			continue;
 		if (kept < conf->backups_keep || i == 0 || i == newest_certs) {
 			kept++;
 			continue;
 		}
-		if (backups_remove(conf, dfd, list[i].id, why, sizeof(why)) == -1) {
+		if (backup_remove(conf, dfd, list[i].id, why, sizeof(why)) == -1) {
 			log_warnx("retention: %s", why);
 			if (r == 0)
 				snprintf(err, errlen, "%s", why);
@@ -639,7 +638,7 @@ backups_prune(const struct config *conf, char ***pruned, size_t *npruned, char *
 }
 
 void
-backups_pruned_free(char **ids, size_t n)
+backup_pruned_free(char **ids, size_t n)
 {
 	size_t i;
 

@@ -1,6 +1,6 @@
 /* The backups in the SSL directory: what they are, whether they can be restored, retention. */
-#ifndef CAROTATE_BACKUPS_H
-#define CAROTATE_BACKUPS_H
+#ifndef CAROTATE_BACKUP_H
+#define CAROTATE_BACKUP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +11,9 @@
 
 struct config;
 
-#define BACKUPS_DISCARDED   "discarded-"            /* ssldir_discard's prefix */
-#define BACKUPS_DETAIL_MAX  (LIMITS_MAX_REASON + 1) /* a manifest's reason and its NUL */
-#define BACKUPS_PROBLEM_MAX 512
+#define BACKUP_DISCARDED   "discarded-"            /* ssldir_discard's prefix */
+#define BACKUP_DETAIL_MAX  (LIMITS_MAX_REASON + 1) /* a manifest's reason and its NUL */
+#define BACKUP_PROBLEM_MAX 512
 
 /* One backup directory: certs-YYYYMMDD-HHMMSS[-N] or discarded-YYYYMMDD-HHMMSS[-N]. */
 struct backup_info {
@@ -21,51 +21,51 @@ struct backup_info {
 	int64_t created;      /* the manifest's time, else the name's (UTC); 0 when neither */
 	unsigned suffix;      /* the -N of the name, 0 without */
 	const char *reason;   /* "rotate", "restore", "rollback", "discard" or "manual"; static */
-	char detail[BACKUPS_DETAIL_MAX]; /* the manifest's reason text; "" when none */
-	int discarded;                   /* a discarded staged set, not a certs-* backup */
+	char detail[BACKUP_DETAIL_MAX]; /* the manifest's reason text; "" when none */
+	int discarded;                  /* a discarded staged set, not a certs-* backup */
 	int manifest; /* 1 read, 0 none (made by hand), -1 present but unreadable */
-	Carotate__V1__CertInfo *ca, *server; /* NULL when unreadable (backups_list only) */
-	int restorable;                      /* backups_check accepts it (backups_list only) */
-	char problem[BACKUPS_PROBLEM_MAX];   /* why not, when not restorable */
+	Carotate__V1__CertInfo *ca, *server; /* NULL when unreadable (backup_list only) */
+	int restorable;                      /* backup_check accepts it (backup_list only) */
+	char problem[BACKUP_PROBLEM_MAX];    /* why not, when not restorable */
 };
 
 /*
  * Every backup in the SSL directory, newest first (by created, then name),
  * described: certificates, restorable or why not. Symlinks and anything but
- * directories are skipped. *out (n entries) is freed with backups_free.
+ * directories are skipped. *out (n entries) is freed with backup_free.
  * 0, or -1 with err.
  */
-int backups_list(
+int backup_list(
     const struct config *, struct backup_info **out, size_t *n, char *err, size_t errlen);
-/* backups_list, but only entries [offset, offset + limit) are described and returned. */
-int backups_list_page(const struct config *, size_t offset, size_t limit, struct backup_info **out,
+/* backup_list, but only entries [offset, offset + limit) are described and returned. */
+int backup_list_page(const struct config *, size_t offset, size_t limit, struct backup_info **out,
     size_t *n, size_t *total, char *err, size_t errlen);
-void backups_free(struct backup_info *, size_t n);
+void backup_free(struct backup_info *, size_t n);
 /*
  * Whether backup id can be restored: id must be the exact name of an existing
  * certs-* directory (no path is ever built from anything else), its files must
  * match its manifest (or, made by hand, be regular files), and key,
  * certificate and CA must belong together (pki_check_set). 0, or -1 with err.
  */
-int backups_check(const struct config *, const char *id, char *err, size_t errlen);
+int backup_check(const struct config *, const char *id, char *err, size_t errlen);
 /*
  * The newest certs-* backup that is not a rollback one (the set a failed
  * rotate or restore had put live), restorable or not; -1 ("no backup") when
  * there is none.
  */
-int backups_latest(const struct config *, char id[SWAP_ID_MAX], char *err, size_t errlen);
+int backup_latest(const struct config *, char id[SWAP_ID_MAX], char *err, size_t errlen);
 /*
  * Retention: of the backups the daemon made (certs-* with a manifest, and
  * discarded-*), keeps the newest [backups] keep and removes the older ones.
  * Never removes the newest backup, the newest certs-* backup that is not a
  * rollback one (what restore --latest takes), a backup made by hand, one whose manifest cannot be
  * read, or anything holding more than regular files. *pruned (*npruned ids, heap, NULL-terminated;
- * NULL when none) lists what was removed even when -1 is returned; free it with backups_pruned_free
+ * NULL when none) lists what was removed even when -1 is returned; free it with backup_pruned_free
  * in every case. 0, or -1 with err naming the first failure.
  */
-int backups_prune(const struct config *, char ***pruned, size_t *npruned, char *err, size_t errlen);
-void backups_pruned_free(char **, size_t);
+int backup_prune(const struct config *, char ***pruned, size_t *npruned, char *err, size_t errlen);
+void backup_pruned_free(char **, size_t);
 /* 1 when id has the exact shape of a discarded set's name. */
-int backups_valid_discarded(const char *id);
+int backup_valid_discarded(const char *id);
 
 #endif
