@@ -173,7 +173,7 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
-$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o \
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o $(O)/faults/daemon/store/backup.o \
 	    $(O)/faults/daemon/store/ssldir.o $(O)/faults/daemon/store/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
@@ -222,7 +222,7 @@ test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
-test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
+test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/backup.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
 test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o \

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"
@@ -622,7 +623,7 @@ rpc_stage_discard(
 		log_warnx("discard: %s; its CA key (if any) stays", err);
 		staged[0] = '\0';
 	}
-	if (ssldir_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
+	if (backup_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
 	}

@@ -3,7 +3,8 @@
  * rotate or a restore, with a manifest; or by hand, without one) and
  * discarded-YYYYMMDD-HHMMSS[-N] (staged sets that were discarded). Names come
  * from reading the SSL directory, never from a client: a requested id is only
- * compared with them. Nothing here follows a symlink.
+ * compared with them; the names the daemon gives are made here too, all of
+ * one grammar (common/backupid.c). Nothing here follows a symlink.
  */
 #include <sys/stat.h>
 
@@ -23,6 +24,7 @@
 
 #include "backup.h"
 #include "config.h"
+#include "digest.h"
 #include "errbuf.h"
 #include "fsx.h"
 #include "log.h"
@@ -31,8 +33,7 @@
 #include "swap.h"
 #include "xmalloc.h"
 
-#define BACKUP_MANIFEST_MAX   4096 /* bytes: what swap.c writes is far smaller */
-#define BACKUP_MAX_SUFFIX     3    /* digits of -N */
+#define BACKUP_MAX_TRIES      100 /* names tried for one second: -2 ... -100 */
 #define BACKUP_DISCARDED_TEXT "a discarded staged set; stage it again with install"
 #define BACKUP_CACHE_SLOTS    32
 #define BACKUP_WHY_MAX        384
@@ -50,7 +51,12 @@ static struct {
 } backup_cache[BACKUP_CACHE_SLOTS];
 static unsigned backup_cache_next;
 
-static int backup_match(const char *, const char *, unsigned *);
+static int backup_name(const char *, time_t, int, char[BACKUP_ID_MAX]);
+static int backup_append(char *, size_t, size_t *, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+static int backup_sha256(int, const char *, char[65], mode_t *);
+static int backup_verify_line(
+    const struct config *, int, const char *, const char *, int *, char *, size_t);
 static int64_t backup_name_time(const char *);
 static void backup_manifest_line(struct backup_info *, const char *);
 static void backup_read_manifest(int, struct backup_info *);
@@ -63,47 +69,228 @@ static int backup_pki_cached(uint8_t *const[3], const size_t[3], char *, size_t)
 static int backup_check_pki(const struct config *, const char *, char *, size_t);
 static int backup_check_named(const struct config *, const char *, char *, size_t);
 static void backup_describe(const struct config *, struct backup_info *);
-static int backup_find(const struct config *, const char *, char[SWAP_ID_MAX], char *, size_t);
+static int backup_find(const struct config *, const char *, char[BACKUP_ID_MAX], char *, size_t);
 static int backup_rolled_back(const struct backup_info *);
 static int backup_idle(const struct config *, char *, size_t);
 static int backup_foreign(const struct backup_info *);
 static int backup_remove(const struct config *, int, const char *, char *, size_t);
 
 /*
- * s is prefix, YYYYMMDD-HHMMSS, then nothing or -N (2..999, no leading zero);
- * *suffix is N (0 without). Bounded by SWAP_ID_MAX: a longer s never matches.
+ * The n-th name (from 1) tried for a backup made at now: prefix-YYYYMMDD-HHMMSS
+ * (UTC), then -2, -3...; -1 when that is not of the grammar (a year past 9999).
  */
 static int
-backup_match(const char *s, const char *prefix, unsigned *suffix)
+backup_name(const char *prefix, time_t now, int n, char id[BACKUP_ID_MAX])
 {
-	static const char stamp[] = "DDDDDDDD-DDDDDD";
-	size_t i, n, plen = strlen(prefix);
+	char stamp[32];
+	struct tm tm;
+	int len;
 
-	*suffix = 0;
-	if (s == NULL || strnlen(s, SWAP_ID_MAX) >= SWAP_ID_MAX || strncmp(s, prefix, plen) != 0)
-		return 0;
-	s += plen;
-	for (i = 0; stamp[i] != '\0'; i++)
-		if (stamp[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != stamp[i])
-			return 0;
-	if (s[i] == '\0')
-		return 1;
-	if (s[i] != '-' || s[i + 1] < '1' || s[i + 1] > '9')
-		return 0;
-	for (n = 0, i++; s[i] != '\0'; i++, n++) {
-		if (!isdigit((unsigned char)s[i]) || n == BACKUP_MAX_SUFFIX)
-			return 0;
-		*suffix = *suffix * 10 + (unsigned)(s[i] - '0');
-	}
-	return *suffix >= 2;
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm) == 0)
+		return -1;
+	if (n == 1)
+		len = snprintf(id, BACKUP_ID_MAX, "%s%s", prefix, stamp);
+	else
+		len = snprintf(id, BACKUP_ID_MAX, "%s%s-%d", prefix, stamp, n);
+	return len > 0 && len < BACKUP_ID_MAX && backupid_match(id, prefix, NULL) ? 0 : -1;
 }
 
 int
-backup_valid_discarded(const char *id)
+backup_pick_id(const struct config *conf, int dfd, time_t now, char id[BACKUP_ID_MAX], char *err,
+    size_t errlen)
 {
-	unsigned suffix;
+	struct stat st;
+	int i;
 
-	return backup_match(id, BACKUP_DISCARDED, &suffix);
+	for (i = 1; i <= BACKUP_MAX_TRIES; i++) {
+		if (backup_name(BACKUPID_CERTS, now, i, id) == -1)
+			return errbuf_fail(
+			    err, errlen, "cannot name a backup for time %lld", (long long)now);
+		if (fstatat(dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
+			return 0;
+	}
+	return errbuf_fail(
+	    err, errlen, "no free backup name in %s for time %lld", conf->ssl_dir, (long long)now);
+}
+
+int
+backup_discard(
+    const struct config *conf, time_t now, char *kept_as, size_t kept_len, char *err, size_t errlen)
+{
+	char id[BACKUP_ID_MAX];
+	int dfd, i, r = -1;
+
+	if (kept_len > 0)
+		kept_as[0] = '\0';
+	if ((dfd = ssldir_open(conf, 0)) == -1)
+		return errbuf_fail(
+		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+	for (i = 1; i <= BACKUP_MAX_TRIES; i++) {
+		if (backup_name(BACKUPID_DISCARDED, now, i, id) == -1) {
+			errno = ERANGE;
+			break;
+		}
+		if ((r = renameat2(dfd, SSLDIR_STAGING, dfd, id, RENAME_NOREPLACE)) == 0 ||
+		    errno != EEXIST)
+			break;
+	}
+	if (r == -1)
+		errbuf_fail(err, errlen, "cannot move %s/%s aside: %s", conf->ssl_dir,
+		    SSLDIR_STAGING, strerror(errno));
+	else {
+		snprintf(kept_as, kept_len, "%s", id);
+		if (fsx_fsync_dir(dfd) == -1)
+			log_warn("%s: fsync %s", __func__, conf->ssl_dir);
+	}
+	close(dfd);
+	return r;
+}
+
+static int
+backup_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, size - *len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size - *len)
+		return -1;
+	*len += (size_t)n;
+	return 0;
+}
+
+/* The SHA-256 (hex) and mode of file name in dirfd, never through a symlink; -1 with errno. */
+static int
+backup_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
+{
+	struct stat st;
+	uint8_t *data;
+	size_t len;
+	int ok;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    fsx_read(dirfd, name, SSLDIR_MAX_CERT_FILE, &data, &len) == -1)
+		return -1;
+	ok = digest_sha256_hex(data, len, hex) == 0;
+	explicit_bzero(data, len);
+	free(data);
+	if (!ok) {
+		errno = EIO;
+		return -1;
+	}
+	*mode = st.st_mode & 07777;
+	return 0;
+}
+
+int
+backup_manifest(const struct config *conf, int dfd, int mask, const char *op, const char *reason,
+    time_t now, char *buf, size_t size, size_t *len, char *err, size_t errlen)
+{
+	const char *names[SSLDIR_SET_FILES];
+	char clean[LIMITS_MAX_REASON + 1], hex[65];
+	size_t i;
+	mode_t mode;
+
+	ssldir_set_names(conf, names);
+	*len = 0;
+	/* Operator text: one line, no control characters. */
+	for (i = 0; reason != NULL && reason[i] != '\0' && i < LIMITS_MAX_REASON; i++)
+		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
+	clean[i] = '\0';
+	if (backup_append(buf, size, len, "reason=%s\nop=%s\ncreated=%lld\n", clean, op,
+	        (long long)now) == -1)
+		return errbuf_fail(err, errlen, "manifest too long");
+	for (i = 0; i < SSLDIR_SET_FILES; i++) {
+		if (!(mask & (1 << i)))
+			continue;
+		if (backup_sha256(dfd, names[i], hex, &mode) == -1)
+			return errbuf_fail(err, errlen, "cannot read %s/%s: %s", conf->ssl_dir,
+			    names[i], strerror(errno));
+		if (backup_append(
+		        buf, size, len, "%s  %04o  %s\n", hex, (unsigned)mode, names[i]) == -1)
+			return errbuf_fail(err, errlen, "manifest too long");
+	}
+	return 0;
+}
+
+/* One `sha256  mode  name` line: a set file whose content and mode match. */
+static int
+backup_verify_line(const struct config *conf, int bfd, const char *id, const char *line, int *mask,
+    char *err, size_t errlen)
+{
+	const char *names[SSLDIR_SET_FILES];
+	char want[65], got[65];
+	unsigned int mode;
+	mode_t cur;
+	int n = 0, i;
+
+	ssldir_set_names(conf, names);
+	if (sscanf(line, "%64[0-9a-f]  %4o  %n", want, &mode, &n) != 2 || n == 0 ||
+	    strlen(want) != 64)
+		return errbuf_fail(err, errlen, "%s/%s: bad line, refused", id, BACKUP_MANIFEST);
+	if ((i = ssldir_set_index(names, line + n)) == -1 || (*mask & (1 << i)))
+		return errbuf_fail(err, errlen, "%s/%s: unexpected or repeated file, refused", id,
+		    BACKUP_MANIFEST);
+	if (backup_sha256(bfd, names[i], got, &cur) == -1)
+		return errbuf_fail(err, errlen, "%s/%s: %s, refused", id, names[i],
+		    errno == ELOOP ? "a symbolic link" : strerror(errno));
+	if (strcmp(want, got) != 0 || cur != (mode_t)mode)
+		return errbuf_fail(
+		    err, errlen, "%s/%s does not match its manifest, refused", id, names[i]);
+	*mask |= 1 << i;
+	return 0;
+}
+
+int
+backup_verify(
+    const struct config *conf, int dfd, const char *id, int *mask, char *err, size_t errlen)
+{
+	char *line, *save = NULL, where[BACKUP_ID_MAX + 1];
+	uint8_t *buf = NULL;
+	size_t len;
+	int bfd, r = 0;
+
+	*mask = 0;
+	/* Client input: never echoed until it has the shape of a backup id. */
+	if (!backupid_valid(id))
+		return errbuf_fail(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
+	if ((bfd = fsx_open_dir(dfd, id)) == -1)
+		return errbuf_fail(err, errlen, "no backup %s: %s", id, strerror(errno));
+	if (fsx_read(bfd, BACKUP_MANIFEST, BACKUP_MANIFEST_MAX, &buf, &len) == -1) {
+		snprintf(where, sizeof(where), "%s/", id);
+		r = errno == ENOENT
+		        ? ssldir_set_mask(conf, bfd, where, mask, err, errlen)
+		        : errbuf_fail(err, errlen, "%s/%s: %s, refused", id, BACKUP_MANIFEST,
+		              errno == ELOOP ? "a symbolic link" : strerror(errno));
+	} else if (strlen((char *)buf) != len)
+		r = errbuf_fail(err, errlen, "%s/%s: binary content, refused", id, BACKUP_MANIFEST);
+	else
+		for (line = strtok_r((char *)buf, "\n", &save); line != NULL && r == 0;
+		     line = strtok_r(NULL, "\n", &save))
+			if (strncmp(line, "reason=", 7) != 0 && strncmp(line, "op=", 3) != 0 &&
+			    strncmp(line, "created=", 8) != 0)
+				r = backup_verify_line(conf, bfd, id, line, mask, err, errlen);
+	free(buf);
+	close(bfd);
+	if (r == 0 && (*mask & SSLDIR_SET_REQUIRED) != SSLDIR_SET_REQUIRED)
+		r = errbuf_fail(err, errlen, "%s is not a complete set, refused", id);
+	return r;
+}
+
+int
+backup_check_files(const struct config *conf, const char *id, char *err, size_t errlen)
+{
+	int dfd, mask, r;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1)
+		return errbuf_fail(
+		    err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
+	r = backup_verify(conf, dfd, id, &mask, err, errlen);
+	close(dfd);
+	return r;
 }
 
 /* The UTC time a name spells (after its prefix), 0 when it spells no real instant. */
@@ -129,7 +316,7 @@ backup_name_time(const char *stamp)
 	return (int64_t)t;
 }
 
-/* reason=, op= and created=; the sums are the swap's business. */
+/* reason=, op= and created=; the sums are backup_verify's. */
 static void
 backup_manifest_line(struct backup_info *b, const char *line)
 {
@@ -160,7 +347,7 @@ backup_read_manifest(int bfd, struct backup_info *b)
 	uint8_t *buf;
 	size_t len;
 
-	if (fsx_read(bfd, SWAP_MANIFEST, BACKUP_MANIFEST_MAX, &buf, &len) == -1) {
+	if (fsx_read(bfd, BACKUP_MANIFEST, BACKUP_MANIFEST_MAX, &buf, &len) == -1) {
 		b->manifest = errno == ENOENT ? 0 : -1;
 		b->reason = b->manifest == 0 ? "manual" : "rotate";
 		return;
@@ -190,13 +377,12 @@ backup_entry(int dfd, const char *name, struct backup_info *b)
 	int bfd;
 
 	memset(b, 0, sizeof(*b));
-	if (backupid_valid(name)) {
-		backup_match(name, "certs-", &b->suffix);
-		b->created = backup_name_time(name + 6);
-	} else if (backup_match(name, BACKUP_DISCARDED, &b->suffix)) {
+	if (backupid_match(name, BACKUPID_CERTS, &b->suffix))
+		b->created = backup_name_time(name + strlen(BACKUPID_CERTS));
+	else if (backupid_match(name, BACKUPID_DISCARDED, &b->suffix)) {
 		b->discarded = 1;
 		b->reason = "discard";
-		b->created = backup_name_time(name + strlen(BACKUP_DISCARDED));
+		b->created = backup_name_time(name + strlen(BACKUPID_DISCARDED));
 	} else
 		return 0;
 	/* A symlink named like a backup is no backup, whatever it points at. */
@@ -335,7 +521,7 @@ backup_pki_cached(uint8_t *const data[3], const size_t len[3], char *why, size_t
 
 /*
  * Key, certificate and CA of backup id belong together. id comes from a
- * directory listing. XXX the files are read again after swap_check_backup
+ * directory listing. XXX the files are read again after backup_check_files
  * summed them; only root can change them in between.
  */
 static int
@@ -374,7 +560,7 @@ backup_check_pki(const struct config *conf, const char *id, char *err, size_t er
 static int
 backup_check_named(const struct config *conf, const char *id, char *err, size_t errlen)
 {
-	if (swap_check_backup(conf, id, err, errlen) == -1)
+	if (backup_check_files(conf, id, err, errlen) == -1)
 		return -1;
 	return backup_check_pki(conf, id, err, errlen);
 }
@@ -457,7 +643,7 @@ backup_free(struct backup_info *list, size_t n)
  */
 static int
 backup_find(
-    const struct config *conf, const char *id, char name[SWAP_ID_MAX], char *err, size_t errlen)
+    const struct config *conf, const char *id, char name[BACKUP_ID_MAX], char *err, size_t errlen)
 {
 	struct backup_info *list;
 	size_t i, n;
@@ -467,7 +653,7 @@ backup_find(
 		return -1;
 	for (i = 0; i < n; i++)
 		if (!list[i].discarded && strcmp(list[i].id, id) == 0) {
-			memcpy(name, list[i].id, SWAP_ID_MAX);
+			memcpy(name, list[i].id, BACKUP_ID_MAX);
 			r = 0;
 			break;
 		}
@@ -481,10 +667,10 @@ backup_find(
 int
 backup_check(const struct config *conf, const char *id, char *err, size_t errlen)
 {
-	char name[SWAP_ID_MAX];
+	char name[BACKUP_ID_MAX];
 
 	/* Client input: echoed only once it has the exact shape of a name. */
-	if (backup_valid_discarded(id))
+	if (backupid_match(id, BACKUPID_DISCARDED, NULL))
 		return errbuf_fail(err, errlen, "%s: " BACKUP_DISCARDED_TEXT, id);
 	if (id == NULL || !backupid_valid(id))
 		return errbuf_fail(err, errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
@@ -501,7 +687,7 @@ backup_rolled_back(const struct backup_info *b)
 }
 
 int
-backup_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t errlen)
+backup_latest(const struct config *conf, char id[BACKUP_ID_MAX], char *err, size_t errlen)
 {
 	struct backup_info *list;
 	size_t i, n;
@@ -513,7 +699,7 @@ backup_latest(const struct config *conf, char id[SWAP_ID_MAX], char *err, size_t
 	/* A rollback backup holds the set that failed its TLS check: never what "latest" means. */
 	for (i = 0; i < n && r == -1; i++)
 		if (!list[i].discarded && !backup_rolled_back(&list[i])) {
-			memcpy(id, list[i].id, SWAP_ID_MAX);
+			memcpy(id, list[i].id, BACKUP_ID_MAX);
 			r = 0;
 		}
 	free(list);

@@ -46,6 +46,7 @@
 
 #include <openssl/evp.h>
 
+#include "backup.h"
 #include "backupid.h"
 #include "config.h"
 #include "digest.h"
@@ -58,14 +59,12 @@
 #include "ssldir.h"
 #include "swap.h"
 
-#define SWAP_MAGIC      "carotate-swap 1"
-#define SWAP_NFILES     4 /* CA, certificate, key (required), set info (optional) */
-#define SWAP_REQUIRED   7 /* mask of the three required files */
-#define SWAP_MAX_STEPS  16
-#define SWAP_NAME_MAX   256
-#define SWAP_MAX_SUFFIX 100               /* certs-...-N */
-#define SWAP_MAX_TEXT   4096              /* bytes of a journal or manifest we read or write */
-#define SWAP_REASON_MAX LIMITS_MAX_REASON /* all that rotate accepts; once cut to 200 */
+#define SWAP_MAGIC          "carotate-swap 1"
+#define SSLDIR_SET_FILES    4 /* CA, certificate, key (required), set info (optional) */
+#define SSLDIR_SET_REQUIRED 7 /* mask of the three required files */
+#define SWAP_MAX_STEPS      16
+#define SWAP_NAME_MAX       256
+#define SWAP_MAX_TEXT       4096 /* bytes of a journal or manifest we read or write */
 
 enum swap_kind {
 	SWAP_MKDIR,
@@ -92,13 +91,13 @@ struct swap_journal {
 
 struct swap_ctx {
 	const struct config *conf;
-	const char *names[SWAP_NFILES];
+	const char *names[SSLDIR_SET_FILES];
 	int dfd;           /* the SSL directory */
 	int stfd;          /* the state directory */
 	const char *op;    /* names the fault points */
 	const char *label; /* the manifest's op=: op, or "rollback" */
 	int fault_n;
-	char manifest[SWAP_MAX_TEXT]; /* written by the mkdir step */
+	char manifest[BACKUP_MANIFEST_MAX]; /* backup_manifest's, written by the mkdir step */
 	size_t manifest_len;
 	char *err;
 	size_t errlen;
@@ -109,16 +108,8 @@ static const char *const swap_kinds[] = { "mkdir", "move", "copy", "rmdir" };
 static void swap_fault(struct swap_ctx *);
 static int swap_open(struct swap_ctx *, const struct config *, const char *, char *, size_t);
 static void swap_close(struct swap_ctx *);
-static int swap_name_index(const struct swap_ctx *, const char *);
 static int swap_valid_dir(const char *);
 static int swap_dir(struct swap_ctx *, const char *);
-static int swap_probe(int, const char *);
-static int swap_probe_set(struct swap_ctx *, int, const char *, int *);
-static int swap_sha256(int, const char *, char[65], mode_t *);
-static int swap_manifest(struct swap_ctx *, int, const char *, time_t);
-static int swap_verify_line(struct swap_ctx *, int, const char *, const char *, int *);
-static int swap_verify(struct swap_ctx *, const char *, int *);
-static int swap_pick_id(struct swap_ctx *, time_t, char *);
 static void swap_journal_init(struct swap_journal *, const char *);
 static void swap_add(
     struct swap_journal *, enum swap_kind, const char *, const char *, const char *);
@@ -172,11 +163,8 @@ swap_open(struct swap_ctx *c, const struct config *conf, const char *op, char *e
 	c->err = err;
 	c->errlen = errlen;
 	c->dfd = c->stfd = -1;
-	c->names[0] = conf->ssl_ca;
-	c->names[1] = conf->ssl_cert;
-	c->names[2] = conf->ssl_key;
-	c->names[3] = SSLDIR_SETINFO;
-	for (i = 0; i < SWAP_NFILES; i++) {
+	ssldir_set_names(conf, c->names);
+	for (i = 0; i < SSLDIR_SET_FILES; i++) {
 		if (strcspn(c->names[i], " \t\r\n/") != strlen(c->names[i]) ||
 		    strlen(c->names[i]) >= SWAP_NAME_MAX || strcmp(c->names[i], ".") == 0 ||
 		    strcmp(c->names[i], "..") == 0 || strcmp(c->names[i], "-") == 0)
@@ -206,18 +194,6 @@ swap_close(struct swap_ctx *c)
 	c->dfd = c->stfd = -1;
 }
 
-/* Index of name among the set's files, -1 when it is none of them. */
-static int
-swap_name_index(const struct swap_ctx *c, const char *name)
-{
-	int i;
-
-	for (i = 0; i < SWAP_NFILES; i++)
-		if (strcmp(c->names[i], name) == 0)
-			return i;
-	return -1;
-}
-
 /* The only directory tokens a journal may hold: nothing there can name a path outside. */
 static int
 swap_valid_dir(const char *s)
@@ -238,208 +214,6 @@ swap_dir(struct swap_ctx *c, const char *token)
 	return fsx_open_dir(c->dfd, token);
 }
 
-/*
- * 1 when name is a regular file with one link in dirfd, 0 when absent, -1
- * otherwise (ELOOP a symlink, EMLINK a hard-linked file).
- */
-static int
-swap_probe(int dirfd, const char *name)
-{
-	struct stat st;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return errno == ENOENT ? 0 : -1;
-	/* A second name elsewhere would keep a key reachable where nobody looks: refused. */
-	if (S_ISREG(st.st_mode) && st.st_nlink == 1)
-		return 1;
-	errno = S_ISLNK(st.st_mode) ? ELOOP : S_ISREG(st.st_mode) ? EMLINK : EINVAL;
-	return -1;
-}
-
-/* Which of the set's files are in dirfd (bit i: names[i]); anything but a regular file refuses. */
-static int
-swap_probe_set(struct swap_ctx *c, int dirfd, const char *where, int *mask)
-{
-	int i, r;
-
-	*mask = 0;
-	for (i = 0; i < SWAP_NFILES; i++) {
-		if ((r = swap_probe(dirfd, c->names[i])) == -1)
-			return errbuf_fail(c->err, c->errlen, "%s/%s%s: %s, refused",
-			    c->conf->ssl_dir, where, c->names[i],
-			    errno == ELOOP    ? "a symbolic link"
-			    : errno == EMLINK ? "a file with another hard link"
-			    : errno == EINVAL ? "not a regular file"
-			                      : strerror(errno));
-		*mask |= r << i;
-	}
-	return 0;
-}
-
-static int
-swap_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
-{
-	struct stat st;
-	uint8_t *data;
-	size_t len;
-	int ok;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    fsx_read(dirfd, name, SSLDIR_MAX_CERT_FILE, &data, &len) == -1)
-		return -1;
-	ok = digest_sha256_hex(data, len, hex) == 0;
-	explicit_bzero(data, len);
-	free(data);
-	if (!ok) {
-		errno = EIO;
-		return -1;
-	}
-	*mode = st.st_mode & 07777;
-	return 0;
-}
-
-/*
- * The backup's manifest: reason, the operation (rotate, restore, or rollback:
- * the set a failed rotate or restore put live, kept aside), time, then
- * `sha256  mode  name` per file of the active set.
- */
-static int
-swap_manifest(struct swap_ctx *c, int mask, const char *reason, time_t now)
-{
-	char clean[SWAP_REASON_MAX + 1], hex[65];
-	size_t i, len = 0;
-	mode_t mode;
-
-	/* Operator text: one line, no control characters. */
-	for (i = 0; reason != NULL && reason[i] != '\0' && i < SWAP_REASON_MAX; i++)
-		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
-	clean[i] = '\0';
-	if (swap_append(c->manifest, sizeof(c->manifest), &len, "reason=%s\nop=%s\ncreated=%lld\n",
-	        clean, c->label, (long long)now) == -1)
-		return errbuf_fail(c->err, c->errlen, "manifest too long");
-	for (i = 0; i < SWAP_NFILES; i++) {
-		if (!(mask & (1 << i)))
-			continue;
-		if (swap_sha256(c->dfd, c->names[i], hex, &mode) == -1)
-			return errbuf_fail(c->err, c->errlen, "cannot read %s/%s: %s",
-			    c->conf->ssl_dir, c->names[i], strerror(errno));
-		if (swap_append(c->manifest, sizeof(c->manifest), &len, "%s  %04o  %s\n", hex,
-		        (unsigned)mode, c->names[i]) == -1)
-			return errbuf_fail(c->err, c->errlen, "manifest too long");
-	}
-	c->manifest_len = len;
-	return 0;
-}
-
-/* One `sha256  mode  name` line: a set file whose content and mode match. */
-static int
-swap_verify_line(struct swap_ctx *c, int bfd, const char *id, const char *line, int *mask)
-{
-	char want[65], got[65];
-	unsigned int mode;
-	mode_t cur;
-	int n = 0, i;
-
-	if (sscanf(line, "%64[0-9a-f]  %4o  %n", want, &mode, &n) != 2 || n == 0 ||
-	    strlen(want) != 64)
-		return errbuf_fail(
-		    c->err, c->errlen, "%s/%s: bad line, refused", id, SWAP_MANIFEST);
-	if ((i = swap_name_index(c, line + n)) == -1 || (*mask & (1 << i)))
-		return errbuf_fail(c->err, c->errlen, "%s/%s: unexpected or repeated file, refused",
-		    id, SWAP_MANIFEST);
-	if (swap_sha256(bfd, c->names[i], got, &cur) == -1)
-		return errbuf_fail(c->err, c->errlen, "%s/%s: %s, refused", id, c->names[i],
-		    errno == ELOOP ? "a symbolic link" : strerror(errno));
-	if (strcmp(want, got) != 0 || cur != (mode_t)mode)
-		return errbuf_fail(c->err, c->errlen, "%s/%s does not match its manifest, refused",
-		    id, c->names[i]);
-	*mask |= 1 << i;
-	return 0;
-}
-
-/*
- * Backup id exists as a directory (not a symlink) and every file matches its
- * manifest. A backup without a manifest was made by hand (PROCEDURE.txt): it
- * passes when the three set files are regular files; the caller must then
- * check that they belong together (pki_check_set). A manifest that exists but
- * cannot be read, or does not match, refuses.
- */
-static int
-swap_verify(struct swap_ctx *c, const char *id, int *mask)
-{
-	char *line, *save = NULL, where[SWAP_ID_MAX + 1];
-	uint8_t *buf = NULL;
-	size_t len;
-	int bfd, r = 0;
-
-	*mask = 0;
-	/* Client input: never echoed until it has the shape of a backup id. */
-	if (!backupid_valid(id))
-		return errbuf_fail(
-		    c->err, c->errlen, "not a backup id (certs-YYYYMMDD-HHMMSS[-N])");
-	if ((bfd = fsx_open_dir(c->dfd, id)) == -1)
-		return errbuf_fail(c->err, c->errlen, "no backup %s: %s", id, strerror(errno));
-	if (fsx_read(bfd, SWAP_MANIFEST, SWAP_MAX_TEXT, &buf, &len) == -1) {
-		snprintf(where, sizeof(where), "%s/", id);
-		r = errno == ENOENT
-		        ? swap_probe_set(c, bfd, where, mask)
-		        : errbuf_fail(c->err, c->errlen, "%s/%s: %s, refused", id, SWAP_MANIFEST,
-		              errno == ELOOP ? "a symbolic link" : strerror(errno));
-	} else if (strlen((char *)buf) != len)
-		r = errbuf_fail(
-		    c->err, c->errlen, "%s/%s: binary content, refused", id, SWAP_MANIFEST);
-	else
-		for (line = strtok_r((char *)buf, "\n", &save); line != NULL && r == 0;
-		     line = strtok_r(NULL, "\n", &save))
-			if (strncmp(line, "reason=", 7) != 0 && strncmp(line, "op=", 3) != 0 &&
-			    strncmp(line, "created=", 8) != 0)
-				r = swap_verify_line(c, bfd, id, line, mask);
-	free(buf);
-	close(bfd);
-	if (r == 0 && (*mask & SWAP_REQUIRED) != SWAP_REQUIRED)
-		r = errbuf_fail(c->err, c->errlen, "%s is not a complete set, refused", id);
-	return r;
-}
-
-int
-swap_check_backup(const struct config *conf, const char *id, char *err, size_t errlen)
-{
-	struct swap_ctx c;
-	int mask, r;
-
-	if (swap_open(&c, conf, "check", err, errlen) == -1)
-		return -1;
-	r = swap_verify(&c, id, &mask);
-	swap_close(&c);
-	return r;
-}
-
-/* certs-YYYYMMDD-HHMMSS (UTC), with -N when taken: never an existing name. */
-static int
-swap_pick_id(struct swap_ctx *c, time_t now, char *id)
-{
-	char base[24]; /* certs-YYYYMMDD-HHMMSS */
-	struct stat st;
-	struct tm tm;
-	int i;
-
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(base, sizeof(base), "certs-%Y%m%d-%H%M%S", &tm) == 0)
-		return errbuf_fail(
-		    c->err, c->errlen, "cannot name a backup for time %lld", (long long)now);
-	for (i = 1; i <= SWAP_MAX_SUFFIX; i++) {
-		if (i == 1)
-			snprintf(id, SWAP_ID_MAX, "%s", base);
-		else
-			snprintf(id, SWAP_ID_MAX, "%s-%d", base, i);
-		if (fstatat(c->dfd, id, &st, AT_SYMLINK_NOFOLLOW) == -1 && errno == ENOENT)
-			return backupid_valid(id)
-			           ? 0
-			           : errbuf_fail(c->err, c->errlen, "bad backup name %s", id);
-	}
-	return errbuf_fail(c->err, c->errlen, "no free backup name for %s", base);
-}
-
 static void
 swap_journal_init(struct swap_journal *j, const char *op)
 {
@@ -448,7 +222,7 @@ swap_journal_init(struct swap_journal *j, const char *op)
 	snprintf(j->backup, sizeof(j->backup), "-");
 }
 
-/* Callers add at most 2 * SWAP_NFILES + 2 steps, well within SWAP_MAX_STEPS. */
+/* Callers add at most 2 * SSLDIR_SET_FILES + 2 steps, well within SWAP_MAX_STEPS. */
 static void
 swap_add(
     struct swap_journal *j, enum swap_kind kind, const char *from, const char *to, const char *name)
@@ -467,14 +241,15 @@ swap_plan_backup(struct swap_ctx *c, struct swap_journal *j, time_t now, const c
 {
 	int i, mask;
 
-	if (swap_probe_set(c, c->dfd, "", &mask) == -1)
+	if (ssldir_set_mask(c->conf, c->dfd, "", &mask, c->err, c->errlen) == -1)
 		return -1;
-	if ((mask & SWAP_REQUIRED) != 0) {
-		if (swap_pick_id(c, now, j->backup) == -1 ||
-		    swap_manifest(c, mask, reason, now) == -1)
+	if ((mask & SSLDIR_SET_REQUIRED) != 0) {
+		if (backup_pick_id(c->conf, c->dfd, now, j->backup, c->err, c->errlen) == -1 ||
+		    backup_manifest(c->conf, c->dfd, mask, c->label, reason, now, c->manifest,
+		        sizeof(c->manifest), &c->manifest_len, c->err, c->errlen) == -1)
 			return -1;
 		swap_add(j, SWAP_MKDIR, "-", j->backup, "-");
-		for (i = 0; i < SWAP_NFILES; i++)
+		for (i = 0; i < SSLDIR_SET_FILES; i++)
 			if (mask & (1 << i))
 				swap_add(j, SWAP_MOVE, ".", j->backup, c->names[i]);
 	}
@@ -509,10 +284,10 @@ swap_mkdir(struct swap_ctx *c, const char *id)
 		return errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s", c->conf->ssl_dir, id,
 		    strerror(errno));
 	r = 0;
-	if (fsx_create(bfd, SWAP_MANIFEST, c->manifest, c->manifest_len, 0600) == -1 ||
+	if (fsx_create(bfd, BACKUP_MANIFEST, c->manifest, c->manifest_len, 0600) == -1 ||
 	    fsx_fsync_dir(bfd) == -1)
 		r = errbuf_fail(c->err, c->errlen, "cannot write %s/%s/%s: %s", c->conf->ssl_dir,
-		    id, SWAP_MANIFEST, strerror(errno));
+		    id, BACKUP_MANIFEST, strerror(errno));
 	close(bfd);
 	return r;
 }
@@ -561,7 +336,7 @@ swap_move(struct swap_ctx *c, const char *from, const char *to, const char *name
 static mode_t
 swap_live_mode(const struct swap_ctx *c, const char *name, mode_t mode)
 {
-	return swap_name_index(c, name) == 2 ? mode & 0600 : mode & 0755;
+	return ssldir_set_index(c->names, name) == 2 ? mode & 0600 : mode & 0755;
 }
 
 /* Copies backup from/name over the active name (temporary file, fsync, rename): redoable. */
@@ -614,10 +389,10 @@ swap_unmkdir(struct swap_ctx *c, const char *id)
 		return errno == ENOENT ? 0
 		                       : errbuf_fail(c->err, c->errlen, "cannot open %s/%s: %s",
 		                             c->conf->ssl_dir, id, strerror(errno));
-	if (unlinkat(bfd, SWAP_MANIFEST, 0) == -1 && errno != ENOENT) {
+	if (unlinkat(bfd, BACKUP_MANIFEST, 0) == -1 && errno != ENOENT) {
 		close(bfd);
 		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s/%s: %s",
-		    c->conf->ssl_dir, id, SWAP_MANIFEST, strerror(errno));
+		    c->conf->ssl_dir, id, BACKUP_MANIFEST, strerror(errno));
 	}
 	close(bfd);
 	if (unlinkat(c->dfd, id, AT_REMOVEDIR) == -1 || fsx_fsync_dir(c->dfd) == -1)
@@ -859,7 +634,7 @@ swap_journal_step(struct swap_ctx *c, struct swap_journal *j, const char *line)
 	if (k == sizeof(swap_kinds) / sizeof(swap_kinds[0]) ||
 	    (strcmp(from, "-") != 0 && !swap_valid_dir(from)) ||
 	    (strcmp(to, "-") != 0 && !swap_valid_dir(to)) ||
-	    (strcmp(name, "-") != 0 && swap_name_index(c, name) == -1))
+	    (strcmp(name, "-") != 0 && ssldir_set_index(c->names, name) == -1))
 		return -1;
 	swap_add(j, (enum swap_kind)k, from, to, name);
 	return 0;
@@ -979,16 +754,16 @@ swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const 
 		    SSLDIR_STAGING, strerror(errno));
 		goto out;
 	}
-	if (swap_probe_set(&c, nfd, SSLDIR_STAGING "/", &mask) == -1)
+	if (ssldir_set_mask(conf, nfd, SSLDIR_STAGING "/", &mask, c.err, c.errlen) == -1)
 		goto out;
-	if ((mask & SWAP_REQUIRED) != SWAP_REQUIRED) {
+	if ((mask & SSLDIR_SET_REQUIRED) != SSLDIR_SET_REQUIRED) {
 		errbuf_fail(c.err, c.errlen, "the staged set in %s/%s is incomplete", conf->ssl_dir,
 		    SSLDIR_STAGING);
 		goto out;
 	}
 	if (swap_plan_backup(&c, &j, now, reason) == -1)
 		goto out;
-	for (i = 0; i < SWAP_NFILES; i++)
+	for (i = 0; i < SSLDIR_SET_FILES; i++)
 		if (mask & (1 << i))
 			swap_add(&j, SWAP_MOVE, SSLDIR_STAGING, ".", c.names[i]);
 	swap_add(&j, SWAP_RMDIR, SSLDIR_STAGING, "-", "-");
@@ -1031,7 +806,8 @@ swap_restore_as(const struct config *conf, const char *id, time_t now, int rollb
 	if (swap_open(&c, conf, "restore", err, errlen) == -1)
 		return -1;
 	swap_journal_init(&j, "restore");
-	if (idlen < SWAP_ID_MAX || swap_idle(&c) == -1 || swap_verify(&c, id, &mask) == -1)
+	if (idlen < SWAP_ID_MAX || swap_idle(&c) == -1 ||
+	    backup_verify(conf, c.dfd, id, &mask, err, errlen) == -1)
 		goto out;
 	if (rollback)
 		c.label = "rollback";
@@ -1039,7 +815,7 @@ swap_restore_as(const struct config *conf, const char *id, time_t now, int rollb
 	    rollback ? "failed its TLS check; rolled back to" : "restore of", id);
 	if (swap_plan_backup(&c, &j, now, reason) == -1)
 		goto out;
-	for (i = 0; i < SWAP_NFILES; i++)
+	for (i = 0; i < SSLDIR_SET_FILES; i++)
 		if (mask & (1 << i))
 			swap_add(&j, SWAP_COPY, id, ".", c.names[i]);
 	if (strcmp(j.backup, "-") != 0)

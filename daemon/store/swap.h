@@ -9,9 +9,8 @@
 
 struct config;
 
-#define SWAP_JOURNAL  "swap.journal" /* in the state directory */
-#define SWAP_MANIFEST ".manifest"    /* hidden: a glob copy of a backup takes only the set */
-#define SWAP_ID_MAX   BACKUP_ID_MAX  /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+#define SWAP_JOURNAL "swap.journal" /* in the state directory */
+#define SWAP_ID_MAX  BACKUP_ID_MAX  /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
 
 /*
  * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
@@ -33,7 +32,7 @@ int swap_rotate_ca(const struct config *, time_t now, const char *reason, const 
     char *backup_id, size_t idlen, char *err, size_t errlen);
 /*
  * Checks backup backup_id (an exact backup name, manifest sums and modes; see
- * swap_check_backup), moves the active set to a new backup (named in
+ * backup_verify), moves the active set to a new backup (named in
  * new_backup_id, "" when there was none), then copies the backup's files into
  * place. 0, or -1 with err.
  */
@@ -52,13 +51,6 @@ int swap_restore_as(const struct config *, const char *backup_id, time_t now, in
  * none, -1 (journal kept, err filled in) when it could not be.
  */
 int swap_recover(const struct config *, char *err, size_t errlen);
-/*
- * Verifies backup id against its manifest without changing anything. A
- * backup with no manifest (one made by hand) passes when its three set files
- * are regular files: the caller checks that they belong together. 0, or -1
- * with err.
- */
-int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
 
 /*
  * The rest of a swap that went through (reload, TLS check, roll back, audit)

@@ -2,7 +2,7 @@
  * Backups: listing (kinds, order, what is skipped), the restore check (exact ids
  * only, tampering, a key of another set), the latest backup, and retention.
  * Backups are made by the real swap (rotate, restore) from generated sets, by
- * hand (no manifest), and by ssldir_discard.
+ * hand (no manifest), and by backup_discard.
  */
 #include <sys/stat.h>
 
@@ -121,7 +121,7 @@ test_list_kinds(void **st)
 	assert_string_equal(id, "certs-20251127-000100"); /* B backed up */
 	put_set("certs-20251126-000000", &set_b, NULL);   /* by hand, a day older */
 	stage(&set_b);
-	assert_int_equal(ssldir_discard(&conf, T0 + 120, kept, sizeof(kept), err, sizeof(err)), 0);
+	assert_int_equal(backup_discard(&conf, T0 + 120, kept, sizeof(kept), err, sizeof(err)), 0);
 	assert_string_equal(kept, "discarded-20251127-000200");
 	/* Not backups: a symlink named like one, a file, other names. */
 	snprintf(path, sizeof(path), "%s/certs-20251128-000000", fx.ssl);
@@ -347,7 +347,7 @@ test_prune(void **st)
 	rotations(5);
 	put_set("certs-20251001-000000", &set_a, NULL); /* by hand, oldest of all */
 	stage(&set_b);
-	assert_int_equal(ssldir_discard(&conf, T0 - 60, kept, sizeof(kept), err, sizeof(err)), 0);
+	assert_int_equal(backup_discard(&conf, T0 - 60, kept, sizeof(kept), err, sizeof(err)), 0);
 	fixture_fs_put(fx.ssl, "certs-20251127-000000/notes.txt", "x",
 	    0644); /* a plain file: removed with it */
 	fixture_fs_put(fx.ssl, "ca-bundle.pem", "bundle", 0644);
@@ -401,7 +401,7 @@ test_prune_never_newest(void **st)
 
 	rotations(3);
 	stage(&set_b);
-	assert_int_equal(ssldir_discard(&conf, T0 + DAY, kept, sizeof(kept), err, sizeof(err)), 0);
+	assert_int_equal(backup_discard(&conf, T0 + DAY, kept, sizeof(kept), err, sizeof(err)), 0);
 	conf.backups_keep = 1;
 	assert_int_equal(backup_prune(&conf, &pruned, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
@@ -489,11 +489,32 @@ test_list_problems(void **st)
 	backup_free(list, n);
 }
 
+/* Discarded sets are named for the second, with a suffix, never over an existing name. */
+static void
+test_discard_names(void **st)
+{
+	char kept[64], kept2[64], err[256];
+
+	stage(&set_a);
+	assert_int_equal(backup_discard(&conf, T0, kept, sizeof(kept), err, sizeof(err)), 0);
+	assert_string_equal(kept, "discarded-20251127-000000");
+	assert_true(fixture_fs_exists(fx.ssl, "discarded-20251127-000000/server.key"));
+	assert_false(fixture_fs_exists(fx.ssl, "new"));
+	/* Same second again: a suffix, never an overwrite. */
+	stage(&set_a);
+	assert_int_equal(backup_discard(&conf, T0, kept2, sizeof(kept2), err, sizeof(err)), 0);
+	assert_string_equal(kept2, "discarded-20251127-000000-2");
+	/* Nothing staged: an error, not a crash. */
+	assert_int_equal(backup_discard(&conf, T0, kept, sizeof(kept), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot move"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_list_kinds, setup),
+		cmocka_unit_test_setup(test_discard_names, setup),
 		cmocka_unit_test_setup(test_list_order, setup),
 		cmocka_unit_test_setup(test_check_ids, setup),
 		cmocka_unit_test_setup(test_check_contents, setup),

@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "backup.h"
 #include "config.h"
 #include "fixture_fs.h"
 #include "swap.h"
@@ -149,7 +150,7 @@ test_rotate_backup(void **st)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	snprintf(line, sizeof(line), "%s  0600  server.key\n", hex);
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"), line));
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 
 	/* The same second again: a suffix, never an overwrite. */
@@ -175,7 +176,7 @@ test_restore(void **st)
 	assert_int_equal(fixture_fs_mode(fx.ssl, "server.key"), 0600);
 	assert_string_equal(
 	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=1\n");
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	assert_string_equal(
 	    fixture_fs_get(fx.ssl, "certs-20251127-000101/server.crt"), "NEW-CERT\n");
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000101/.manifest"),
@@ -348,7 +349,7 @@ test_manual_backup(void **st)
 
 	make_set("", "NEW");
 	make_manual("certs-20251126-120000", "OLD");
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
 
 	/* One of its files a symlink (to a valid copy, even): refused, nothing changed. */
 	snprintf(path, sizeof(path), "%s/certs-20251126-120000/server.key", fx.ssl);
@@ -362,11 +363,11 @@ test_manual_backup(void **st)
 	assert_string_equal(before, after);
 	/* Missing. */
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a complete set"));
 	/* A directory where a file belongs. */
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(rename("/tmp/carotate-test-swap-key", path), 0);
@@ -374,7 +375,7 @@ test_manual_backup(void **st)
 	/* The backup directory itself a symlink to a good manual set: never followed. */
 	snprintf(path, sizeof(path), "%s/certs-20251126-120001", fx.ssl);
 	assert_int_equal(symlink("certs-20251126-120000", path), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
 
 	/* Restored like any backup; the set it replaced gets a manifest saying so. */
 	assert_int_equal(
@@ -383,7 +384,7 @@ test_manual_backup(void **st)
 	assert_string_equal(active_set(), "OLD");
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
 	    "reason=restore of certs-20251126-120000\nop=restore\ncreated=1764201600\n"));
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 }
 
 /* Manifests written before the op= line still verify. */
@@ -401,13 +402,13 @@ test_manifest_without_op(void **st)
 	memmove(p, p + 10, strlen(p + 10) + 1);
 	assert_null(strstr(manifest, "op="));
 	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	/* ...while a changed sum still refuses. */
 	p = strstr(manifest, "  0644  ca.crt");
 	assert_non_null(p);
 	p[-1] = p[-1] == '0' ? '1' : '0';
 	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not match its manifest"));
 }
 
@@ -543,7 +544,7 @@ crash_check(enum crash_op op)
 			assert_false(fixture_fs_exists(fx.ssl, "new"));
 			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), op == CRASH_ROTATE);
 			if (op == CRASH_ROTATE)
-				assert_int_equal(swap_check_backup(&conf, "certs-20251127-000000",
+				assert_int_equal(backup_check_files(&conf, "certs-20251127-000000",
 				                     err, sizeof(err)),
 				    0);
 		} else {
@@ -556,11 +557,12 @@ crash_check(enum crash_op op)
 		break;
 	case CRASH_RESTORE:
 		assert_int_equal(
-		    swap_check_backup(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
+		    backup_check_files(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
 		if (strcmp(set, "OLD") == 0) {
 			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 2);
 			assert_int_equal(
-			    swap_check_backup(&conf, "certs-20251127-000001", err, sizeof(err)), 0);
+			    backup_check_files(&conf, "certs-20251127-000001", err, sizeof(err)),
+			    0);
 			assert_string_equal(
 			    fixture_fs_get(fx.ssl, "certs-20251127-000001/ca.crt"), "NEW-CA\n");
 		} else {
