@@ -35,7 +35,7 @@
 #include "proxy.h"
 #include "ssldir.h"
 #include "supervise.h"
-#include "swap.h"
+#include "journal.h"
 #include "worker.h"
 #include "xmalloc.h"
 

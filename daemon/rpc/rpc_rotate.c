@@ -37,7 +37,7 @@
 #include "proto_limits.h"
 #include "proxy.h"
 #include "ssldir.h"
-#include "swap.h"
+#include "journal.h"
 #include "xmalloc.h"
 
 #define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */

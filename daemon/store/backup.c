@@ -30,7 +30,7 @@
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
-#include "swap.h"
+#include "journal.h"
 #include "xmalloc.h"
 
 #define BACKUP_MAX_TRIES      100 /* names tried for one second: -2 ... -100 */

@@ -20,7 +20,7 @@
 #include "backup.h"
 #include "config.h"
 #include "fixture_fs.h"
-#include "swap.h"
+#include "journal.h"
 
 #define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
 

@@ -57,7 +57,7 @@
 #include "pki.h"
 #include "proto_limits.h"
 #include "ssldir.h"
-#include "swap.h"
+#include "journal.h"
 
 #define SWAP_MAGIC          "carotate-swap 1"
 #define SSLDIR_SET_FILES    4 /* CA, certificate, key (required), set info (optional) */
