@@ -86,7 +86,8 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o \
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
-	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
+	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o \
+	       $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
 	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
 	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
@@ -173,7 +174,8 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
-$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/journal.o $(O)/faults/daemon/store/backup.o \
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o $(O)/faults/daemon/store/journal.o \
+	    $(O)/faults/daemon/store/backup.o \
 	    $(O)/faults/daemon/store/ssldir.o $(O)/faults/daemon/store/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
@@ -222,10 +224,11 @@ test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
-test_swap_objs     := $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
+test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
-test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/journal.o $(O)/daemon/store/ssldir.o \
+test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/ssldir.o \
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/sys/unixsock.o \

@@ -391,7 +391,7 @@ carotated_recover(struct carotated *cd, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = swap_recover(cd->conf, err, errlen)) == 1) {
+	if ((r = journal_recover(cd->conf, err, errlen)) == 1) {
 		log_info("an interrupted rotate or restore was completed or undone");
 		audit_event(cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL,
 		    "an interrupted rotate or restore was completed or undone from its journal");
@@ -408,7 +408,7 @@ carotated_unfinished(struct carotated *cd)
 	char *text = NULL, err[256];
 	int r;
 
-	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
+	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
 	free(text);
 	return r == 1;

@@ -714,19 +714,13 @@ backup_latest(const struct config *conf, char id[BACKUP_ID_MAX], char *err, size
 static int
 backup_idle(const struct config *conf, char *err, size_t errlen)
 {
-	struct stat st;
-	int sfd, r;
+	int r;
 
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return errbuf_fail(
-		    err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
-	r = fstatat(sfd, SWAP_JOURNAL, &st, AT_SYMLINK_NOFOLLOW);
-	close(sfd);
-	if (r == 0 || errno != ENOENT)
+	if ((r = journal_exists(conf, err, errlen)) == 1)
 		return errbuf_fail(err, errlen,
 		    "%s/%s: an interrupted swap awaits recovery; nothing pruned", conf->state_dir,
-		    SWAP_JOURNAL);
-	return 0;
+		    JOURNAL_FILE);
+	return r;
 }
 
 /* Never pruned: made by hand or with an unreadable manifest (the operator's to judge). */

@@ -1,70 +1,105 @@
-/* Crash-safe, journaled swaps of the certificate set in the SSL directory (rotate, restore). */
-#ifndef CAROTATE_SWAP_H
-#define CAROTATE_SWAP_H
+/*
+ * The swap journal (state_dir/swap.journal): a swap of the certificate set
+ * (swap.c plans one) written down as idempotent steps before any of them
+ * runs, so that a crash at any point is undone or finished at the next start
+ * (journal_recover). What happens after a crash is decided here.
+ */
+#ifndef CAROTATE_JOURNAL_H
+#define CAROTATE_JOURNAL_H
 
 #include <stddef.h>
-#include <time.h>
 
+#include "backup.h"
 #include "backupid.h"
+#include "ssldir.h"
 
 struct config;
 
-#define SWAP_JOURNAL "swap.journal" /* in the state directory */
-#define SWAP_ID_MAX  BACKUP_ID_MAX  /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+#define JOURNAL_FILE      "swap.journal" /* in the state directory */
+#define JOURNAL_MAX_STEPS 16
+#define JOURNAL_NAME_MAX  256
+
+enum journal_kind {
+	JOURNAL_MKDIR, /* a new backup directory, with the context's manifest in it */
+	JOURNAL_MOVE,  /* from/name to to/name */
+	JOURNAL_COPY,  /* from/name over the active name */
+	JOURNAL_RMDIR, /* from/, emptied */
+};
+
+struct journal_step {
+	enum journal_kind kind;
+	char from[BACKUP_ID_MAX]; /* ".", "new", a backup id or "-" */
+	char to[BACKUP_ID_MAX];
+	char name[JOURNAL_NAME_MAX]; /* a set file name or "-" */
+};
+
+/* One swap's steps: [0, ncommit) are undone by recovery, the rest finished. */
+struct journal {
+	char op[16];
+	char backup[BACKUP_ID_MAX]; /* the backup this swap creates; "-" when none */
+	int committed;
+	size_t ncommit;
+	size_t nsteps;
+	struct journal_step steps[JOURNAL_MAX_STEPS];
+};
+
+/* The directories, names and error buffer one swap (or one recovery) works with. */
+struct journal_ctx {
+	const struct config *conf;
+	const char *names[SSLDIR_SET_FILES];
+	int dfd;        /* the SSL directory */
+	int stfd;       /* the state directory */
+	const char *op; /* names the fault points swap-<op>-N */
+	int fault_n;
+	char manifest[BACKUP_MANIFEST_MAX]; /* backup_manifest's, written by the mkdir step */
+	size_t manifest_len;
+	char *err;
+	size_t errlen;
+};
 
 /*
- * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
- * (UTC of now) with a manifest, then the staged set from new/ into place and
- * removes new/. backup_id (at least SWAP_ID_MAX bytes) names the backup, ""
- * when there was no active set. 0, or -1 with err filled in.
+ * Opens the SSL and state directories for operation op ("rotate", "restore",
+ * "recover"); the set's file names must be plain names (they are journal
+ * tokens). 0, or -1 with err; journal_close in every case after 0.
  */
-int swap_rotate(const struct config *, time_t now, const char *reason, char *backup_id,
-    size_t idlen, char *err, size_t errlen);
-#define SWAP_STALE (-2) /* swap_rotate_ca: new/ holds another CA than expected */
+int journal_open(
+    struct journal_ctx *, const struct config *, const char *op, char *err, size_t errlen);
+void journal_close(struct journal_ctx *);
+void journal_init(struct journal *, const char *op);
+/* Appends a step; callers add at most 2 * SSLDIR_SET_FILES + 2, within JOURNAL_MAX_STEPS. */
+void journal_add(
+    struct journal *, enum journal_kind, const char *from, const char *to, const char *name);
+/* -1 with err when a journal awaits recovery: nothing may touch the set until the next start. */
+int journal_idle(struct journal_ctx *);
 /*
- * swap_rotate, once the staged CA (SHA-256 of its DER, lower-case hex) is
- * checked to be expect_ca (NULL: not checked) right before the journal is
- * written; SWAP_STALE (err filled, nothing changed) when it is another.
- * Files moved into the live set are clamped: the key to at most 0600, the
- * others without group or other write.
+ * Writes the journal, runs the steps before the commit, commits, runs the
+ * rest, removes the journal; a crash point follows each step. A failure
+ * undoes every step done (the previous set is live, whole) unless undoing
+ * fails too: then the journal stays for the next start. 0, or -1 with err.
  */
-int swap_rotate_ca(const struct config *, time_t now, const char *reason, const char *expect_ca,
-    char *backup_id, size_t idlen, char *err, size_t errlen);
-/*
- * Checks backup backup_id (an exact backup name, manifest sums and modes; see
- * backup_verify), moves the active set to a new backup (named in
- * new_backup_id, "" when there was none), then copies the backup's files into
- * place. 0, or -1 with err.
- */
-int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
-    size_t idlen, char *err, size_t errlen);
-/*
- * swap_restore; with rollback set, the backup made of the active set (the set
- * that just failed its TLS check) is labelled op=rollback in its manifest, so
- * that restore --latest never puts it back by mistake.
- */
-int swap_restore_as(const struct config *, const char *backup_id, time_t now, int rollback,
-    char *new_backup_id, size_t idlen, char *err, size_t errlen);
+int journal_run(struct journal_ctx *, struct journal *);
 /*
  * At start-up, before anything reads the SSL directory: undoes or finishes a
  * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
  * none, -1 (journal kept, err filled in) when it could not be.
  */
-int swap_recover(const struct config *, char *err, size_t errlen);
+int journal_recover(const struct config *, char *err, size_t errlen);
+/* 1 when a journal awaits recovery, 0 when not, -1 with err when that cannot be told. */
+int journal_exists(const struct config *, char *err, size_t errlen);
 
 /*
  * The rest of a swap that went through (reload, TLS check, roll back, audit)
- * is written down in state_dir/swap.pending (SWAP_PENDING) until the call
+ * is written down in state_dir/swap.pending (JOURNAL_PENDING) until the call
  * answers, so that a daemon stopped before that (a shutdown that outlasted its
  * bound, a crash) finishes it at the next start. The text is the caller's (one
  * "key value" per line); these only store it durably. write: 0, or -1 with
  * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
  * with err. remove: 0, or -1 with err.
  */
-#define SWAP_PENDING     "swap.pending"
-#define SWAP_PENDING_MAX 8192
-int swap_pending_write(const struct config *, const char *text, char *err, size_t errlen);
-int swap_pending_read(const struct config *, char **text, char *err, size_t errlen);
-int swap_pending_remove(const struct config *, char *err, size_t errlen);
+#define JOURNAL_PENDING     "swap.pending"
+#define JOURNAL_PENDING_MAX 8192
+int journal_pending_write(const struct config *, const char *text, char *err, size_t errlen);
+int journal_pending_read(const struct config *, char **text, char *err, size_t errlen);
+int journal_pending_remove(const struct config *, char *err, size_t errlen);
 
 #endif

@@ -54,7 +54,7 @@
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
-#include "journal.h"
+#include "swap.h"
 #include "wire.h"
 
 int LLVMFuzzerInitialize(int *, char ***);

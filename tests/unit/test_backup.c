@@ -24,7 +24,7 @@
 #include "fixture_pki.h"
 #include "pki.h"
 #include "ssldir.h"
-#include "journal.h"
+#include "swap.h"
 
 #define T0  1764201600 /* 2025-11-27 00:00:00 UTC */
 #define DAY 86400

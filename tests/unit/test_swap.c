@@ -21,6 +21,7 @@
 #include "config.h"
 #include "fixture_fs.h"
 #include "journal.h"
+#include "swap.h"
 
 #define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
 
@@ -115,7 +116,7 @@ test_rotate_no_active(void **st)
 	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=2\n");
 	assert_false(fixture_fs_exists(fx.ssl, "new"));
 	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
-	assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+	assert_int_equal(journal_recover(&conf, err, sizeof(err)), 0);
 	/* Nothing staged any more: refused. */
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no staged set"));
@@ -459,7 +460,7 @@ test_journal_guard(void **st)
 	fclose(f);
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "awaits recovery"));
-	assert_int_equal(swap_recover(&conf, err, sizeof(err)), -1);
+	assert_int_equal(journal_recover(&conf, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "bad line"));
 	assert_int_equal(access(path, F_OK), 0);
 	assert_string_equal(active_set(), "OLD");
@@ -493,7 +494,7 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 			dup2(fd, 2);
 		setenv("CAROTATE_CRASH_AT", at, 1);
 		if (recover_at != NULL)
-			r = swap_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
+			r = journal_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
 		else if (op == CRASH_RESTORE)
 			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
 			    err, sizeof(err));
@@ -593,10 +594,10 @@ crash_walk(enum crash_op op, const char *name)
 				break;
 			rcrashed++;
 		}
-		assert_true(swap_recover(&conf, err, sizeof(err)) >= 0);
+		assert_true(journal_recover(&conf, err, sizeof(err)) >= 0);
 		crash_check(op);
 		undone += strcmp(active_set(), op == CRASH_RESTORE ? "OLD" : "NEW") != 0;
-		assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+		assert_int_equal(journal_recover(&conf, err, sizeof(err)), 0);
 		crash_check(op);
 	}
 	print_message("%s: %d crash points, %d undone, %d finished, %d crashes in recovery\n", name,

@@ -1,0 +1,48 @@
+/* Swaps of the certificate set in the SSL directory (rotate, restore), through the journal. */
+#ifndef CAROTATE_SWAP_H
+#define CAROTATE_SWAP_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "backupid.h"
+
+struct config;
+
+#define SWAP_ID_MAX BACKUP_ID_MAX /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+
+/*
+ * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
+ * (UTC of now) with a manifest, then the staged set from new/ into place and
+ * removes new/. backup_id (at least SWAP_ID_MAX bytes) names the backup, ""
+ * when there was no active set. 0, or -1 with err filled in.
+ */
+int swap_rotate(const struct config *, time_t now, const char *reason, char *backup_id,
+    size_t idlen, char *err, size_t errlen);
+#define SWAP_STALE (-2) /* swap_rotate_ca: new/ holds another CA than expected */
+/*
+ * swap_rotate, once the staged CA (SHA-256 of its DER, lower-case hex) is
+ * checked to be expect_ca (NULL: not checked) right before the journal is
+ * written; SWAP_STALE (err filled, nothing changed) when it is another.
+ * Files moved into the live set are clamped: the key to at most 0600, the
+ * others without group or other write.
+ */
+int swap_rotate_ca(const struct config *, time_t now, const char *reason, const char *expect_ca,
+    char *backup_id, size_t idlen, char *err, size_t errlen);
+/*
+ * Checks backup backup_id (an exact backup name, manifest sums and modes; see
+ * backup_verify), moves the active set to a new backup (named in
+ * new_backup_id, "" when there was none), then copies the backup's files into
+ * place. 0, or -1 with err.
+ */
+int swap_restore(const struct config *, const char *backup_id, time_t now, char *new_backup_id,
+    size_t idlen, char *err, size_t errlen);
+/*
+ * swap_restore; with rollback set, the backup made of the active set (the set
+ * that just failed its TLS check) is labelled op=rollback in its manifest, so
+ * that restore --latest never puts it back by mistake.
+ */
+int swap_restore_as(const struct config *, const char *backup_id, time_t now, int rollback,
+    char *new_backup_id, size_t idlen, char *err, size_t errlen);
+
+#endif
