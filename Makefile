@@ -87,7 +87,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
 	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o \
-	       $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
+	       $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o $(O)/daemon/store/retained.o \
 	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o \
 	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
@@ -221,12 +221,14 @@ test_dispatch_objs := $(O)/libcarotated.a
 test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
-test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
+test_active_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
+		      $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
-test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
+test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
 test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/ssldir.o \
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)

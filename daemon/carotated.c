@@ -33,6 +33,7 @@
 #include "pki.h"
 #include "privs.h"
 #include "proxy.h"
+#include "retained.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "journal.h"
@@ -329,13 +330,13 @@ static void
 carotated_adopt(struct carotated *cd, int recovered)
 {
 	const struct config *conf = cd->conf;
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN];
 	struct bundle b;
 	char err[512];
 	int r;
 
 	ssldir_recover(conf);
-	if ((r = bundle_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
+	if ((r = retained_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
 	else if (r == 1)
 		log_info("the active set changed %s (%s, was %s): adopted",

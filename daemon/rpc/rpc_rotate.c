@@ -36,6 +36,7 @@
 #include "pki.h"
 #include "proto_limits.h"
 #include "proxy.h"
+#include "retained.h"
 #include "ssldir.h"
 #include "journal.h"
 #include "swap.h"
@@ -520,13 +521,13 @@ static void
 rpc_rotate_op_swapped(struct rpc_rotate_op *op)
 {
 	const struct config *conf = op->cd->conf;
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[512];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[512];
 	struct bundle b;
 	time_t now = time(NULL);
 
 	fault_point("rotate-after-swap");
 	/* The CA replaced stays in the bundle for the retention window. */
-	if (bundle_note_active(conf, now, before, after, err, sizeof(err)) == -1)
+	if (retained_note_active(conf, now, before, after, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);

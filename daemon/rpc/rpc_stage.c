@@ -618,8 +618,8 @@ rpc_stage_discard(
 	time_t now = time(NULL);
 
 	/* Read before new/ goes: the key of the CA it held is dropped with it. */
-	if (bundle_set_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
-	    bundle_set_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
+	if (certset_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
+	    certset_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
 		log_warnx("discard: %s; its CA key (if any) stays", err);
 		staged[0] = '\0';
 	}
