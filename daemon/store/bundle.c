@@ -4,7 +4,6 @@
  * state directory), so it survives restarts and can be recomputed after any
  * crash. Nothing here writes but the publication of the result (ssldir.c).
  */
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
