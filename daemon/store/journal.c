@@ -1,7 +1,8 @@
 /*
  * The swap journal and what happens after a crash. A swap of the
- * certificate set (swap.c: rotate, restore) is three files (CA, server certificate, key) plus the
- * optional hidden .carotate-set; no single rename replaces them together, so
+ * certificate set (swap.c: rotate, restore) moves three files (CA, server
+ * certificate, key) plus the optional hidden .carotate-set; no single rename
+ * replaces them together, so
  * every swap is first written down in the state directory as a journal of
  * idempotent steps, and journal_recover undoes or finishes it after a crash.
  *
