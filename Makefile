@@ -75,20 +75,14 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 # common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
-PKI_OBJS    := $(O)/daemon/pki/pki.o $(O)/daemon/pki/pki_gen.o $(O)/daemon/pki/pki_custom.o $(DIGEST_OBJS)
+PKI_OBJS    := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/pki/*.c)) $(DIGEST_OBJS)
 # The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
-LEDGER_OBJS := $(O)/daemon/store/ledger.o $(O)/daemon/store/ledger_agents.o $(O)/daemon/store/ledger_audit.o \
-	       $(DIGEST_OBJS)
-DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc/control.o $(O)/daemon/rpc/acl.o \
-	       $(O)/daemon/rpc/dispatch.o $(O)/daemon/rpc/rpc_status.o $(PKI_OBJS) $(O)/daemon/store/certset.o \
-	       $(O)/daemon/rpc/reply.o $(O)/daemon/rpc/op.o \
-	       $(O)/daemon/store/ssldir.o $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o \
-	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o \
-	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
-	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/sys/supervise.o \
-	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
-	       $(O)/daemon/rpc/rpc_backups.o $(O)/daemon/rpc/audit.o $(O)/daemon/rpc/rpc_audit.o $(O)/daemon/rpc/rpc_check.o \
-	       $(O)/daemon/sys/privs.o $(O)/daemon/sys/notify.o
+LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/store/ledger*.c)) $(DIGEST_OBJS)
+# The daemon but main: every file of its layer directories (a new file joins by being there),
+# and the configuration.
+DAEMON_DIRS := sys worker pki store engine rpc
+DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(DIGEST_OBJS) \
+	       $(patsubst %.c,$(O)/%.o,$(foreach d,$(DAEMON_DIRS),$(wildcard daemon/$(d)/*.c)))
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 # carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per
 # verb group; a new group's file joins by its name.
@@ -173,7 +167,8 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
-$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o \
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o $(O)/faults/daemon/store/journal.o \
+	    $(O)/faults/daemon/store/backup.o \
 	    $(O)/faults/daemon/store/ssldir.o $(O)/faults/daemon/store/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(TEST_PKGS))
@@ -223,14 +218,17 @@ test_audit_objs    := $(O)/tests/fixture.o $(O)/daemon/rpc/audit.o $(O)/daemon/s
 		      $(O)/daemon/config.o
 test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
-test_active_objs   := $(O)/daemon/store/bundle.o $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
+test_active_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
+		      $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/daemon/sys/privs.o
 test_privs_objs    := $(O)/daemon/sys/privs.o $(O)/daemon/sys/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
-test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
-test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
+test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
+test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
-test_backups_objs  := $(O)/daemon/store/backups.o $(O)/daemon/store/swap.o $(O)/daemon/store/ssldir.o \
+test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/ssldir.o \
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/sys/unixsock.o \
@@ -253,7 +251,7 @@ test_ssldir_objs  += $(FIXTURE_FS)
 test_swap_objs    += $(FIXTURE_FS)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
-test_backups_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)

@@ -33,9 +33,10 @@
 #include "pki.h"
 #include "privs.h"
 #include "proxy.h"
+#include "retained.h"
 #include "ssldir.h"
 #include "supervise.h"
-#include "swap.h"
+#include "journal.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -329,13 +330,13 @@ static void
 carotated_adopt(struct carotated *cd, int recovered)
 {
 	const struct config *conf = cd->conf;
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN];
 	struct bundle b;
 	char err[512];
 	int r;
 
 	ssldir_recover(conf);
-	if ((r = bundle_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
+	if ((r = retained_note_active(conf, time(NULL), before, after, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
 	else if (r == 1)
 		log_info("the active set changed %s (%s, was %s): adopted",
@@ -391,7 +392,7 @@ carotated_recover(struct carotated *cd, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = swap_recover(cd->conf, err, errlen)) == 1) {
+	if ((r = journal_recover(cd->conf, err, errlen)) == 1) {
 		log_info("an interrupted rotate or restore was completed or undone");
 		audit_event(cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL,
 		    "an interrupted rotate or restore was completed or undone from its journal");
@@ -408,7 +409,7 @@ carotated_unfinished(struct carotated *cd)
 	char *text = NULL, err[256];
 	int r;
 
-	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
+	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
 	free(text);
 	return r == 1;

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "agents.h"
-#include "backups.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "config.h"
@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "log.h"
 #include "pki.h"
+#include "retained.h"
 #include "ssldir.h"
 #include "xmalloc.h"
 
@@ -20,7 +21,7 @@
 #define BACKUPS_MAX_LIMIT     1000
 
 static Carotate__V1__Backup *rpc_backups_entry(struct backup_info *);
-static Carotate__V1__BundleCa *rpc_backups_retired(const struct bundle_retired *);
+static Carotate__V1__BundleCa *rpc_backups_retired(const struct retained_ca *);
 static Carotate__V1__Bundle *rpc_backups_bundle_now(const struct config *, time_t);
 
 /* The reply takes b's certificate descriptions. */
@@ -58,7 +59,7 @@ rpc_backups(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 		    "a page holds at most %d backups", BACKUPS_MAX_LIMIT);
 		return;
 	}
-	if (backups_list_page(conf, q->offset > SIZE_MAX ? SIZE_MAX : (size_t)q->offset, limit,
+	if (backup_list_page(conf, q->offset > SIZE_MAX ? SIZE_MAX : (size_t)q->offset, limit,
 	        &list, &n, &total, err, sizeof(err)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
@@ -71,13 +72,13 @@ rpc_backups(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1_
 	r->n_backups = n;
 	r->total = total;
 	r->keep = conf->backups_keep;
-	backups_free(list, n);
+	backup_free(list, n);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY;
 	reply->list_backups_reply = r;
 }
 
 static Carotate__V1__BundleCa *
-rpc_backups_retired(const struct bundle_retired *c)
+rpc_backups_retired(const struct retained_ca *c)
 {
 	Carotate__V1__BundleCa *m = xmalloc(sizeof(*m));
 	int64_t nb;
@@ -119,14 +120,14 @@ rpc_backups_retire(
 {
 	const struct config *conf = ctx->cd->conf;
 	int dry = req->retire->dry_run, r;
-	struct bundle_retired *list;
+	struct retained_ca *list;
 	Carotate__V1__RetireReply *rr;
 	time_t now = time(NULL);
 	struct bundle b;
 	char err[512], perr[512];
 	size_t i, n;
 
-	r = bundle_retire(conf, dry, &list, &n, err, sizeof(err));
+	r = retained_retire(conf, dry, &list, &n, err, sizeof(err));
 	for (i = 0; i < n && !dry; i++)
 		log_info("retire: CA %s dropped from the trust bundle by uid %ld", list[i].sha256,
 		    (long)(ctx->peer != NULL ? ctx->peer->uid : 0));
@@ -144,7 +145,7 @@ rpc_backups_retire(
 		rr->retired[i] = rpc_backups_retired(&list[i]);
 	rr->n_retired = n;
 	rr->bundle = rpc_backups_bundle_now(conf, now);
-	bundle_retired_free(list, n);
+	retained_free(list, n);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY;
 	reply->retire_reply = rr;
 	if (r == -1)

@@ -21,7 +21,7 @@
 
 #include "agents.h"
 #include "audit.h"
-#include "backups.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"
@@ -36,7 +36,9 @@
 #include "pki.h"
 #include "proto_limits.h"
 #include "proxy.h"
+#include "retained.h"
 #include "ssldir.h"
+#include "journal.h"
 #include "swap.h"
 #include "xmalloc.h"
 
@@ -56,7 +58,7 @@ struct rpc_rotate_op {
 	uint64_t t0;       /* ms, monotonic: the request arrived */
 	Carotate__V1__RotateReply *reply;
 	struct audit_call *audit; /* the call's record, closed with the reply */
-	int resumed;              /* finished at start-up from SWAP_PENDING */
+	int resumed;              /* finished at start-up from JOURNAL_PENDING */
 };
 
 #define PENDING_MAGIC "carotate-pending 1"
@@ -342,7 +344,7 @@ rpc_rotate_restore(
 		return;
 	}
 	if (q->latest) {
-		if (backups_latest(conf, id, err, sizeof(err)) == -1) {
+		if (backup_latest(conf, id, err, sizeof(err)) == -1) {
 			reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND, "%s", err);
 			return;
 		}
@@ -369,7 +371,7 @@ rpc_rotate_restore(
 		    conf->ssl_dir);
 		return;
 	}
-	if (backups_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
+	if (backup_check(conf, id, err, sizeof(err)) == -1 || r->after->server == NULL) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s",
 		    r->after->server == NULL ? "the backup has no server certificate" : err);
 		return;
@@ -492,7 +494,7 @@ rpc_rotate_op_line(char *buf, size_t len, const char *key, const char *value)
 static void
 rpc_rotate_op_note(struct rpc_rotate_op *op)
 {
-	char buf[SWAP_PENDING_MAX], err[512] = "";
+	char buf[JOURNAL_PENDING_MAX], err[512] = "";
 
 	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
 	rpc_rotate_op_line(buf, sizeof(buf), "call", op->call);
@@ -509,7 +511,7 @@ rpc_rotate_op_note(struct rpc_rotate_op *op)
 	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
 	rpc_rotate_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
 	if ((op->audit != NULL && audit_call_save(op->audit, buf, sizeof(buf)) == -1) ||
-	    swap_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+	    journal_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
 		    err[0] != '\0' ? err : "the record does not fit");
 }
@@ -519,13 +521,13 @@ static void
 rpc_rotate_op_swapped(struct rpc_rotate_op *op)
 {
 	const struct config *conf = op->cd->conf;
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[512];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[512];
 	struct bundle b;
 	time_t now = time(NULL);
 
 	fault_point("rotate-after-swap");
 	/* The CA replaced stays in the bundle for the retention window. */
-	if (bundle_note_active(conf, now, before, after, err, sizeof(err)) == -1)
+	if (retained_note_active(conf, now, before, after, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
@@ -591,7 +593,7 @@ rpc_rotate_op_checked(int ok, const char *served, const char *why, void *arg)
 	}
 	r->verified = 1;
 	r->rotate_ms = clock_ms() - op->t0;
-	if (backups_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
+	if (backup_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
 		log_warnx("%s: backup retention: %s", op->call, err);
 	r->pruned = pruned;
 	r->n_pruned = npruned;
@@ -664,7 +666,7 @@ rpc_rotate_op_reply(struct rpc_rotate_op *op, Carotate__V1__Status status, const
 	audit_call_end(op->audit, reply);
 	op->audit = NULL;
 	/* Recorded: nothing is left for a next start to finish. */
-	if (swap_pending_remove(conf, err, sizeof(err)) == -1)
+	if (journal_pending_remove(conf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
 	rpc_rotate_running = NULL;
 	op->cd->resuming = 0;
@@ -683,7 +685,7 @@ rpc_rotate_op_free(struct rpc_rotate_op *op)
 
 /*
  * Shutdown outlasted its bound (job_kill_all and proxy_abandon_all ran): the
- * client is told, nothing is audited, and SWAP_PENDING stays for the next
+ * client is told, nothing is audited, and JOURNAL_PENDING stays for the next
  * start, which finishes the call and records it.
  */
 void
@@ -710,7 +712,7 @@ rpc_rotate_abandon(void)
 	rpc_rotate_op_free(op);
 }
 
-/* One line of SWAP_PENDING; the audit record's lines are audit_call_load's. */
+/* One line of JOURNAL_PENDING; the audit record's lines are audit_call_load's. */
 static int
 rpc_rotate_op_load_line(struct rpc_rotate_op *op, const char *line)
 {
@@ -748,7 +750,7 @@ rpc_rotate_resume(struct carotated *cd)
 	struct rpc_rotate_op *op;
 	int r;
 
-	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
+	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
 		if (r == -1)
 			log_warnx("%s", err);
 		return r;
@@ -771,9 +773,9 @@ rpc_rotate_resume(struct carotated *cd)
 	free(text);
 	if (op->expected[0] == '\0') {
 		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
-		    cd->conf->state_dir, SWAP_PENDING);
+		    cd->conf->state_dir, JOURNAL_PENDING);
 		rpc_rotate_op_free(op);
-		if (swap_pending_remove(cd->conf, err, sizeof(err)) == -1)
+		if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
 			log_warnx("%s", err);
 		return -1;
 	}

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"
@@ -617,12 +618,12 @@ rpc_stage_discard(
 	time_t now = time(NULL);
 
 	/* Read before new/ goes: the key of the CA it held is dropped with it. */
-	if (bundle_set_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
-	    bundle_set_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
+	if (certset_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
+	    certset_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
 		log_warnx("discard: %s; its CA key (if any) stays", err);
 		staged[0] = '\0';
 	}
-	if (ssldir_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
+	if (backup_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		return;
 	}

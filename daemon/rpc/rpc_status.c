@@ -17,6 +17,7 @@
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
+#include "retained.h"
 #include "ssldir.h"
 #include "supervise.h"
 #include "xmalloc.h"
@@ -64,7 +65,7 @@ rpc_status_unpack(const ProtobufCMessageDescriptor *d, const ProtobufCBinaryData
 struct rpc_status_sig {
 	int64_t phase;
 	int64_t ssl[SSLDIR_SIG_LEN];
-	int64_t retained[BUNDLE_SIG_LEN];
+	int64_t retained[RETAINED_SIG_LEN];
 };
 
 static void
@@ -74,7 +75,7 @@ rpc_status_signature(
 	memset(sig, 0, sizeof(*sig));
 	sig->phase = phase;
 	ssldir_signature(conf, sig->ssl);
-	bundle_signature(conf, sig->retained);
+	retained_signature(conf, sig->retained);
 }
 
 /* Fills the sets and the bundle, from the cache when nothing changed. */

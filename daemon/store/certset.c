@@ -194,3 +194,31 @@ certset_fingerprints(const struct config *conf, int staged, char *ca, char *srv)
 		certset_file_sha(set.cert, set.cert_len, set.cert_errno, srv);
 	ssldir_set_clear(&set);
 }
+
+int
+certset_ca_sha(
+    const struct config *conf, int staged, char sha[PKI_SHA256_HEX], char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	const char *which = staged ? "staged" : "active";
+	uint8_t *pem;
+	size_t len;
+	char why[128];
+
+	sha[0] = '\0';
+	if (ssldir_read_ca(conf, staged, &pem, &len) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot read the %s CA: %s", which, strerror(errno));
+		return -1;
+	}
+	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
+	free(pem);
+	if (certs == NULL) {
+		snprintf(err, errlen, "the %s CA: %s", which, why);
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	sk_X509_pop_free(certs, X509_free);
+	return 0;
+}

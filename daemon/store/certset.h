@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 
 #include "carotate.pb-c.h"
+#include "pki.h"
 
 struct config;
 
@@ -25,5 +26,13 @@ Carotate__V1__CertSet *certset_describe_backup(
  * that cannot be read.
  */
 void certset_fingerprints(const struct config *, int staged, char *ca, char *srv);
+
+/*
+ * The SHA-256 of the active (or staged) CA certificate (DER of the first
+ * certificate of its file), read from disk now; "" when there is none. -1
+ * (err filled) when it cannot be read or parsed.
+ */
+int certset_ca_sha(
+    const struct config *, int staged, char sha[PKI_SHA256_HEX], char *err, size_t errlen);
 
 #endif

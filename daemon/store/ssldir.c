@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "config.h"
+#include "errbuf.h"
 #include "fault.h"
 #include "fsx.h"
 #include "log.h"
@@ -24,9 +25,9 @@
 #include "xmalloc.h"
 
 #define SSLDIR_TMP_PREFIX ".staging-"
-#define SSLDIR_MAX_SUFFIX 100 /* discarded-...-N */
 
 static int ssldir_probe(int, const char *);
+static int ssldir_probe_sole(int, const char *);
 static void ssldir_read_info(int, struct ssldir_set *);
 static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
 static int ssldir_publish_canary(const struct config *, int, char *, size_t);
@@ -57,6 +58,66 @@ ssldir_probe(int dirfd, const char *name)
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return errno;
 	return S_ISREG(st.st_mode) ? 0 : EINVAL;
+}
+
+void
+ssldir_set_names(const struct config *conf, const char *names[SSLDIR_SET_FILES])
+{
+	names[0] = conf->ssl_ca;
+	names[1] = conf->ssl_cert;
+	names[2] = conf->ssl_key;
+	names[3] = SSLDIR_SETINFO;
+}
+
+int
+ssldir_set_index(const char *const names[SSLDIR_SET_FILES], const char *name)
+{
+	int i;
+
+	for (i = 0; i < SSLDIR_SET_FILES; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * 1 when name is a regular file with one link in dirfd, 0 when absent, -1
+ * otherwise (ELOOP a symlink, EMLINK a hard-linked file).
+ */
+static int
+ssldir_probe_sole(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? 0 : -1;
+	/* A second name elsewhere would keep a key reachable where nobody looks: refused. */
+	if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+		return 1;
+	errno = S_ISLNK(st.st_mode) ? ELOOP : S_ISREG(st.st_mode) ? EMLINK : EINVAL;
+	return -1;
+}
+
+int
+ssldir_set_mask(
+    const struct config *conf, int dirfd, const char *where, int *mask, char *err, size_t errlen)
+{
+	const char *names[SSLDIR_SET_FILES];
+	int i, r;
+
+	ssldir_set_names(conf, names);
+	*mask = 0;
+	for (i = 0; i < SSLDIR_SET_FILES; i++) {
+		if ((r = ssldir_probe_sole(dirfd, names[i])) == -1)
+			return errbuf_fail(err, errlen, "%s/%s%s: %s, refused", conf->ssl_dir,
+			    where, names[i],
+			    errno == ELOOP    ? "a symbolic link"
+			    : errno == EMLINK ? "a file with another hard link"
+			    : errno == EINVAL ? "not a regular file"
+			                      : strerror(errno));
+		*mask |= r << i;
+	}
+	return 0;
 }
 
 /* The set's origin and staging time, from its hidden info file (absent: unknown). */
@@ -208,38 +269,6 @@ fail:
 	close(dfd);
 	errno = saved;
 	return -1;
-}
-
-int
-ssldir_discard(
-    const struct config *conf, time_t now, char *kept_as, size_t kept_len, char *err, size_t errlen)
-{
-	char base[64];
-	struct tm tm;
-	int dfd, i, r = -1;
-
-	if ((dfd = ssldir_open(conf, 0)) == -1) {
-		snprintf(err, errlen, "cannot open %s: %s", conf->ssl_dir, strerror(errno));
-		return -1;
-	}
-	gmtime_r(&now, &tm);
-	strftime(base, sizeof(base), "discarded-%Y%m%d-%H%M%S", &tm);
-	for (i = 1; i <= SSLDIR_MAX_SUFFIX; i++) {
-		if (i == 1)
-			snprintf(kept_as, kept_len, "%s", base);
-		else
-			snprintf(kept_as, kept_len, "%s-%d", base, i);
-		if ((r = renameat2(dfd, SSLDIR_STAGING, dfd, kept_as, RENAME_NOREPLACE)) == 0 ||
-		    errno != EEXIST)
-			break;
-	}
-	if (r == -1)
-		snprintf(err, errlen, "cannot move %s/%s aside: %s", conf->ssl_dir, SSLDIR_STAGING,
-		    strerror(errno));
-	else if (fsx_fsync_dir(dfd) == -1)
-		log_warn("%s: fsync %s", __func__, conf->ssl_dir);
-	close(dfd);
-	return r;
 }
 
 /* canary.crt and canary.key: copies of the staged set's server files, else the active set's. */

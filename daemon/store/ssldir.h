@@ -18,6 +18,9 @@ struct config;
 	".carotate-set" /* hidden: a manual copy of a backup with a glob leaves it out */
 #define SSLDIR_MAX_CERT_FILE (1024 * 1024) /* bytes; a PEM chain is far smaller */
 
+#define SSLDIR_SET_FILES    4 /* CA, certificate, key (required), set info (optional) */
+#define SSLDIR_SET_REQUIRED 7 /* mask of the three required files */
+
 /* What is on disk for one set (active or staged). */
 struct ssldir_set {
 	uint8_t *ca;
@@ -46,6 +49,17 @@ void ssldir_read_set(const struct config *, int dirfd, struct ssldir_set *);
 void ssldir_set_clear(struct ssldir_set *);
 /* 1 when a set has at least its CA or server certificate on disk. */
 int ssldir_set_present(const struct ssldir_set *);
+/* The file names of a set, in the order of SSLDIR_SET_FILES: ssl_ca, ssl_cert, ssl_key, info. */
+void ssldir_set_names(const struct config *, const char *names[SSLDIR_SET_FILES]);
+/* The index of name among names, -1 when it is none of them. */
+int ssldir_set_index(const char *const names[SSLDIR_SET_FILES], const char *name);
+/*
+ * Which of the set's files are in dirfd (bit i: names[i]), each a regular file
+ * with one link; a symlink, a hard-linked file or anything else refuses, err
+ * naming ssl_dir/where<name> (where: "" or "dir/"). 0, or -1 with err.
+ */
+int ssldir_set_mask(
+    const struct config *, int dirfd, const char *where, int *mask, char *err, size_t errlen);
 /* The rotation phase as the directory shows it; -1 with errno when it cannot be read. */
 int ssldir_phase(const struct config *, Carotate__V1__Phase *);
 /* The CA certificate file of the active (or staged) set; -1 with errno. */
@@ -56,9 +70,6 @@ int ssldir_read_ca(const struct config *, int staged, uint8_t **data, size_t *le
  * to new/: after a crash there is either no staged set or a whole one.
  */
 int ssldir_stage(const struct config *, const struct ssldir_files *, char *err, size_t errlen);
-/* Renames new/ to discarded-YYYYMMDD-HHMMSS (UTC) and names it in kept_as. */
-int ssldir_discard(
-    const struct config *, time_t now, char *kept_as, size_t kept_len, char *err, size_t errlen);
 /*
  * Publishes the trust bundle and the canary certificate and key (the staged
  * set's when there is one, else the active set's). Files already current are

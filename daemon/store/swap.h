@@ -1,4 +1,4 @@
-/* Crash-safe, journaled swaps of the certificate set in the SSL directory (rotate, restore). */
+/* Swaps of the certificate set in the SSL directory (rotate, restore), through the journal. */
 #ifndef CAROTATE_SWAP_H
 #define CAROTATE_SWAP_H
 
@@ -9,9 +9,7 @@
 
 struct config;
 
-#define SWAP_JOURNAL  "swap.journal" /* in the state directory */
-#define SWAP_MANIFEST ".manifest"    /* hidden: a glob copy of a backup takes only the set */
-#define SWAP_ID_MAX   BACKUP_ID_MAX  /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
+#define SWAP_ID_MAX BACKUP_ID_MAX /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
 
 /*
  * Moves the active set (if any) to a new backup certs-YYYYMMDD-HHMMSS[-N]
@@ -33,7 +31,7 @@ int swap_rotate_ca(const struct config *, time_t now, const char *reason, const 
     char *backup_id, size_t idlen, char *err, size_t errlen);
 /*
  * Checks backup backup_id (an exact backup name, manifest sums and modes; see
- * swap_check_backup), moves the active set to a new backup (named in
+ * backup_verify), moves the active set to a new backup (named in
  * new_backup_id, "" when there was none), then copies the backup's files into
  * place. 0, or -1 with err.
  */
@@ -46,33 +44,5 @@ int swap_restore(const struct config *, const char *backup_id, time_t now, char 
  */
 int swap_restore_as(const struct config *, const char *backup_id, time_t now, int rollback,
     char *new_backup_id, size_t idlen, char *err, size_t errlen);
-/*
- * At start-up, before anything reads the SSL directory: undoes or finishes a
- * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
- * none, -1 (journal kept, err filled in) when it could not be.
- */
-int swap_recover(const struct config *, char *err, size_t errlen);
-/*
- * Verifies backup id against its manifest without changing anything. A
- * backup with no manifest (one made by hand) passes when its three set files
- * are regular files: the caller checks that they belong together. 0, or -1
- * with err.
- */
-int swap_check_backup(const struct config *, const char *id, char *err, size_t errlen);
-
-/*
- * The rest of a swap that went through (reload, TLS check, roll back, audit)
- * is written down in state_dir/swap.pending (SWAP_PENDING) until the call
- * answers, so that a daemon stopped before that (a shutdown that outlasted its
- * bound, a crash) finishes it at the next start. The text is the caller's (one
- * "key value" per line); these only store it durably. write: 0, or -1 with
- * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
- * with err. remove: 0, or -1 with err.
- */
-#define SWAP_PENDING     "swap.pending"
-#define SWAP_PENDING_MAX 8192
-int swap_pending_write(const struct config *, const char *text, char *err, size_t errlen);
-int swap_pending_read(const struct config *, char **text, char *err, size_t errlen);
-int swap_pending_remove(const struct config *, char *err, size_t errlen);
 
 #endif

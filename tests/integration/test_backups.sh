@@ -14,7 +14,7 @@ set -eu
 t_init
 make_active_set
 
-# manifest DIR REASON OP CREATED: DIR/.manifest as swap.c writes it (OP "" = before op=).
+# manifest DIR REASON OP CREATED: DIR/.manifest as backup.c writes it (OP "" = before op=).
 manifest() {
 	local dir=$1 reason=$2 op=$3 created=$4 f
 	{

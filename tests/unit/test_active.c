@@ -1,5 +1,5 @@
 /*
- * The record of the active set (bundle_note_active): a change of the active
+ * The record of the active set (retained_note_active): a change of the active
  * set is seen, whoever made it, and the CA it replaced joins the retained CAs
  * of the trust bundle until the retention window ends.
  */
@@ -21,6 +21,7 @@
 #include "fixture_fs.h"
 #include "fixture_pki.h"
 #include "pki.h"
+#include "retained.h"
 
 static struct fixture_fs fx;
 static struct config conf;
@@ -61,8 +62,8 @@ group_teardown(void **st)
 static void
 test_note_active(void **st)
 {
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[256], sha0[PKI_SHA256_HEX],
-	    sha1[PKI_SHA256_HEX], want[BUNDLE_NOTE_LEN], path[512];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[256], sha0[PKI_SHA256_HEX],
+	    sha1[PKI_SHA256_HEX], want[RETAINED_NOTE_LEN], path[512];
 	struct bundle b;
 	time_t now = time(NULL);
 	struct stat sb;
@@ -74,24 +75,24 @@ test_note_active(void **st)
 
 	/* Nothing recorded yet: the first sight is recorded, not a change. */
 	activate(0);
-	assert_int_equal(bundle_note_active(&conf, now, before, after, err, sizeof(err)), 0);
+	assert_int_equal(retained_note_active(&conf, now, before, after, err, sizeof(err)), 0);
 	assert_string_equal(before, "-");
 	snprintf(want, sizeof(want), "ca=%s server=", sha0);
 	assert_memory_equal(after, want, strlen(want));
 	/* Unchanged: nothing to say. */
-	assert_int_equal(bundle_note_active(&conf, now, before, after, err, sizeof(err)), 0);
+	assert_int_equal(retained_note_active(&conf, now, before, after, err, sizeof(err)), 0);
 
 	/* Another set, copied in by hand: a change; the old CA is retained. */
 	activate(1);
-	assert_int_equal(bundle_note_active(&conf, now + 5, before, after, err, sizeof(err)), 1);
+	assert_int_equal(retained_note_active(&conf, now + 5, before, after, err, sizeof(err)), 1);
 	assert_memory_equal(before, want, strlen(want));
-	snprintf(path, sizeof(path), "%s/%s/%s.crt", fx.state, BUNDLE_RETAINED_DIR, sha0);
+	snprintf(path, sizeof(path), "%s/%s/%s.crt", fx.state, RETAINED_DIR, sha0);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_non_null(f = fopen(path, "r"));
 	assert_int_equal(fscanf(f, "# replaced %lld", &replaced), 1);
 	fclose(f);
 	assert_int_equal(replaced, (long long)now + 5);
-	assert_int_equal(bundle_note_active(&conf, now + 6, before, after, err, sizeof(err)), 0);
+	assert_int_equal(retained_note_active(&conf, now + 6, before, after, err, sizeof(err)), 0);
 
 	/* The bundle: the active CA and the retained one, until the window ends. */
 	assert_int_equal(bundle_derive(&conf, now + 10, &b, err, sizeof(err)), 0);
@@ -104,8 +105,8 @@ test_note_active(void **st)
 
 	/* Back to the first set: the second CA is retained too; the first stays retained. */
 	activate(0);
-	assert_int_equal(bundle_note_active(&conf, now + 20, before, after, err, sizeof(err)), 1);
-	snprintf(path, sizeof(path), "%s/%s/%s.crt", fx.state, BUNDLE_RETAINED_DIR, sha1);
+	assert_int_equal(retained_note_active(&conf, now + 20, before, after, err, sizeof(err)), 1);
+	snprintf(path, sizeof(path), "%s/%s/%s.crt", fx.state, RETAINED_DIR, sha1);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(bundle_derive(&conf, now + 21, &b, err, sizeof(err)), 0);
 	assert_int_equal(b.n, 2);
@@ -116,7 +117,7 @@ test_note_active(void **st)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/server.crt", fx.ssl);
 	unlink(path);
-	assert_int_equal(bundle_note_active(&conf, now + 30, before, after, err, sizeof(err)), 1);
+	assert_int_equal(retained_note_active(&conf, now + 30, before, after, err, sizeof(err)), 1);
 	assert_string_equal(after, "ca=- server=-");
 }
 
@@ -126,16 +127,19 @@ test_note_active(void **st)
 static void
 test_note_garbage(void **st)
 {
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[256];
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[256];
 
 	activate(0);
-	fixture_fs_put(fx.state, BUNDLE_KNOWN_ACTIVE, "carotate-active 1\nca ../../etc\n", 0644);
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
+	fixture_fs_put(fx.state, RETAINED_KNOWN_ACTIVE, "carotate-active 1\nca ../../etc\n", 0644);
+	assert_int_equal(
+	    retained_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
+	assert_int_equal(
+	    retained_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
 	/* Well-formed but naming a path: not trusted either (no retained file is named from it). */
-	fixture_fs_put(fx.state, BUNDLE_KNOWN_ACTIVE,
+	fixture_fs_put(fx.state, RETAINED_KNOWN_ACTIVE,
 	    "carotate-active 1\nca ../../../../tmp/x\nserver -\n" CERT_MARK, 0644);
-	assert_int_equal(bundle_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
+	assert_int_equal(
+	    retained_note_active(&conf, time(NULL), before, after, err, sizeof(err)), 0);
 	assert_string_equal(before, "-");
 }
 

@@ -19,6 +19,7 @@
 #include "fixture_fs.h"
 #include "fixture_pki.h"
 #include "pki.h"
+#include "retained.h"
 
 #define RETENTION (30 * 86400)
 
@@ -103,7 +104,7 @@ bundle_has(int want0, int want1, int want2, int want3)
 static void
 test_retire(void **st)
 {
-	struct bundle_retired *list;
+	struct retained_ca *list;
 	char err[256], path[512];
 	size_t n;
 
@@ -116,20 +117,20 @@ test_retire(void **st)
 	bundle_has(1, 0, 1, 0);
 
 	/* Dry run: listed, nothing removed. */
-	assert_int_equal(bundle_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_true(
 	    fixture_fs_exists(retained, "old.crt") && fixture_fs_exists(retained, "older.crt"));
 	assert_string_equal(list[0].sha256, strcmp(sha[2], sha[3]) < 0 ? sha[2] : sha[3]);
 	assert_true(list[0].retained_until != 0);
-	bundle_retired_free(list, n);
+	retained_free(list, n);
 	bundle_has(1, 0, 1, 0);
 
-	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_true(list[0].retained_until == now0 - 86400 + RETENTION ||
 	            list[1].retained_until == now0 - 86400 + RETENTION);
-	bundle_retired_free(list, n);
+	retained_free(list, n);
 	assert_false(fixture_fs_exists(retained, "old.crt"));
 	assert_false(fixture_fs_exists(retained, "older.crt"));
 	assert_true(fixture_fs_exists(retained, "active.crt") &&
@@ -138,7 +139,7 @@ test_retire(void **st)
 	bundle_has(1, 0, 0, 0);
 
 	/* Nothing left to retire. */
-	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 0);
 	assert_null(list);
 }
@@ -147,7 +148,7 @@ test_retire(void **st)
 static void
 test_retire_keeps(void **st)
 {
-	struct bundle_retired *list;
+	struct retained_ca *list;
 	char err[256], path[256];
 	size_t n;
 
@@ -156,15 +157,15 @@ test_retire_keeps(void **st)
 	fixture_fs_put(path, "ca.crt", ca[1].ca, 0644);
 	put_retained("staged.crt", 1, now0);
 	put_retained("old.crt", 2, now0);
-	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(list[0].sha256, sha[2]);
-	bundle_retired_free(list, n);
+	retained_free(list, n);
 	assert_true(fixture_fs_exists(retained, "staged.crt"));
 
 	put_retained("old.crt", 2, now0);
 	fixture_fs_put(fx.ssl, "ca.crt", "garbage\n", 0644);
-	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), -1);
+	assert_int_equal(retained_retire(&conf, 0, &list, &n, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "nothing retired"));
 	assert_int_equal(n, 0);
 	assert_true(fixture_fs_exists(retained, "old.crt"));
@@ -173,7 +174,7 @@ test_retire_keeps(void **st)
 	fixture_fs_put(fx.ssl, "ca.crt", ca[0].ca, 0644);
 	snprintf(path, sizeof(path), "rm -rf %s", retained);
 	assert_int_equal(system(path), 0);
-	assert_int_equal(bundle_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 0, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 0);
 }
 
@@ -186,7 +187,7 @@ test_retire_keeps(void **st)
 static void
 test_retention_overflow(void **st)
 {
-	struct bundle_retired *list;
+	struct retained_ca *list;
 	struct bundle b;
 	char err[256];
 	size_t n, j;
@@ -202,10 +203,10 @@ test_retention_overflow(void **st)
 		}
 	bundle_clear(&b);
 	assert_true(found);
-	assert_int_equal(bundle_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
+	assert_int_equal(retained_retire(&conf, 1, &list, &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	assert_true(list[0].retained_until == INT64_MAX);
-	bundle_retired_free(list, n);
+	retained_free(list, n);
 	conf.retention = RETENTION;
 }
 

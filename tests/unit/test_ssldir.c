@@ -1,4 +1,4 @@
-/* The SSL directory: atomic staging, discard, publishing, crash debris, symlinks refused. */
+/* The SSL directory: atomic staging, publishing, crash debris, symlinks refused. */
 #include <sys/stat.h>
 
 #include <stdarg.h>
@@ -77,25 +77,6 @@ test_stage_and_phase(void **state)
 	assert_non_null(strstr(err, "new"));
 	/* ...and leaves no half-built directory behind. */
 	assert_int_equal(fixture_fs_count(fx.ssl, ".staging-"), 0);
-}
-
-static void
-test_discard_names(void **state)
-{
-	char kept[64], kept2[64], err[256];
-	time_t t = 1764201600; /* 2025-11-27 00:00:00 UTC */
-
-	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
-	assert_int_equal(ssldir_discard(&conf, t, kept, sizeof(kept), err, sizeof(err)), 0);
-	assert_string_equal(kept, "discarded-20251127-000000");
-	assert_true(fixture_fs_exists(fx.ssl, "discarded-20251127-000000/server.key"));
-	assert_false(fixture_fs_exists(fx.ssl, "new"));
-	/* Same second again: a suffix, never an overwrite. */
-	assert_int_equal(ssldir_stage(&conf, &files, err, sizeof(err)), 0);
-	assert_int_equal(ssldir_discard(&conf, t, kept2, sizeof(kept2), err, sizeof(err)), 0);
-	assert_string_equal(kept2, "discarded-20251127-000000-2");
-	/* Nothing staged: an error, not a crash. */
-	assert_int_equal(ssldir_discard(&conf, t, kept, sizeof(kept), err, sizeof(err)), -1);
 }
 
 static void
@@ -204,7 +185,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_stage_and_phase, setup),
-		cmocka_unit_test_setup(test_discard_names, setup),
 		cmocka_unit_test_setup(test_publish, setup),
 		cmocka_unit_test_setup(test_publish_canary_half, setup),
 		cmocka_unit_test_setup(test_recover, setup),

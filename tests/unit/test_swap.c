@@ -17,8 +17,10 @@
 
 #include <openssl/evp.h>
 
+#include "backup.h"
 #include "config.h"
 #include "fixture_fs.h"
+#include "journal.h"
 #include "swap.h"
 
 #define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
@@ -114,7 +116,7 @@ test_rotate_no_active(void **st)
 	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=2\n");
 	assert_false(fixture_fs_exists(fx.ssl, "new"));
 	assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
-	assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+	assert_int_equal(journal_recover(&conf, err, sizeof(err)), 0);
 	/* Nothing staged any more: refused. */
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "no staged set"));
@@ -149,7 +151,7 @@ test_rotate_backup(void **st)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	snprintf(line, sizeof(line), "%s  0600  server.key\n", hex);
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"), line));
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 
 	/* The same second again: a suffix, never an overwrite. */
@@ -175,7 +177,7 @@ test_restore(void **st)
 	assert_int_equal(fixture_fs_mode(fx.ssl, "server.key"), 0600);
 	assert_string_equal(
 	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=1\n");
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	assert_string_equal(
 	    fixture_fs_get(fx.ssl, "certs-20251127-000101/server.crt"), "NEW-CERT\n");
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000101/.manifest"),
@@ -348,7 +350,7 @@ test_manual_backup(void **st)
 
 	make_set("", "NEW");
 	make_manual("certs-20251126-120000", "OLD");
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), 0);
 
 	/* One of its files a symlink (to a valid copy, even): refused, nothing changed. */
 	snprintf(path, sizeof(path), "%s/certs-20251126-120000/server.key", fx.ssl);
@@ -362,11 +364,11 @@ test_manual_backup(void **st)
 	assert_string_equal(before, after);
 	/* Missing. */
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a complete set"));
 	/* A directory where a file belongs. */
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120000", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(rename("/tmp/carotate-test-swap-key", path), 0);
@@ -374,7 +376,7 @@ test_manual_backup(void **st)
 	/* The backup directory itself a symlink to a good manual set: never followed. */
 	snprintf(path, sizeof(path), "%s/certs-20251126-120001", fx.ssl);
 	assert_int_equal(symlink("certs-20251126-120000", path), 0);
-	assert_int_equal(swap_check_backup(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, "certs-20251126-120001", err, sizeof(err)), -1);
 
 	/* Restored like any backup; the set it replaced gets a manifest saying so. */
 	assert_int_equal(
@@ -383,7 +385,7 @@ test_manual_backup(void **st)
 	assert_string_equal(active_set(), "OLD");
 	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
 	    "reason=restore of certs-20251126-120000\nop=restore\ncreated=1764201600\n"));
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 }
 
 /* Manifests written before the op= line still verify. */
@@ -401,13 +403,13 @@ test_manifest_without_op(void **st)
 	memmove(p, p + 10, strlen(p + 10) + 1);
 	assert_null(strstr(manifest, "op="));
 	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
 	/* ...while a changed sum still refuses. */
 	p = strstr(manifest, "  0644  ca.crt");
 	assert_non_null(p);
 	p[-1] = p[-1] == '0' ? '1' : '0';
 	fixture_fs_put(fx.ssl, "certs-20251127-000000/.manifest", manifest, 0600);
-	assert_int_equal(swap_check_backup(&conf, id, err, sizeof(err)), -1);
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not match its manifest"));
 }
 
@@ -458,7 +460,7 @@ test_journal_guard(void **st)
 	fclose(f);
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "awaits recovery"));
-	assert_int_equal(swap_recover(&conf, err, sizeof(err)), -1);
+	assert_int_equal(journal_recover(&conf, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "bad line"));
 	assert_int_equal(access(path, F_OK), 0);
 	assert_string_equal(active_set(), "OLD");
@@ -492,7 +494,7 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 			dup2(fd, 2);
 		setenv("CAROTATE_CRASH_AT", at, 1);
 		if (recover_at != NULL)
-			r = swap_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
+			r = journal_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
 		else if (op == CRASH_RESTORE)
 			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
 			    err, sizeof(err));
@@ -543,7 +545,7 @@ crash_check(enum crash_op op)
 			assert_false(fixture_fs_exists(fx.ssl, "new"));
 			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), op == CRASH_ROTATE);
 			if (op == CRASH_ROTATE)
-				assert_int_equal(swap_check_backup(&conf, "certs-20251127-000000",
+				assert_int_equal(backup_check_files(&conf, "certs-20251127-000000",
 				                     err, sizeof(err)),
 				    0);
 		} else {
@@ -556,11 +558,12 @@ crash_check(enum crash_op op)
 		break;
 	case CRASH_RESTORE:
 		assert_int_equal(
-		    swap_check_backup(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
+		    backup_check_files(&conf, "certs-20251127-000000", err, sizeof(err)), 0);
 		if (strcmp(set, "OLD") == 0) {
 			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 2);
 			assert_int_equal(
-			    swap_check_backup(&conf, "certs-20251127-000001", err, sizeof(err)), 0);
+			    backup_check_files(&conf, "certs-20251127-000001", err, sizeof(err)),
+			    0);
 			assert_string_equal(
 			    fixture_fs_get(fx.ssl, "certs-20251127-000001/ca.crt"), "NEW-CA\n");
 		} else {
@@ -591,10 +594,10 @@ crash_walk(enum crash_op op, const char *name)
 				break;
 			rcrashed++;
 		}
-		assert_true(swap_recover(&conf, err, sizeof(err)) >= 0);
+		assert_true(journal_recover(&conf, err, sizeof(err)) >= 0);
 		crash_check(op);
 		undone += strcmp(active_set(), op == CRASH_RESTORE ? "OLD" : "NEW") != 0;
-		assert_int_equal(swap_recover(&conf, err, sizeof(err)), 0);
+		assert_int_equal(journal_recover(&conf, err, sizeof(err)), 0);
 		crash_check(op);
 	}
 	print_message("%s: %d crash points, %d undone, %d finished, %d crashes in recovery\n", name,
