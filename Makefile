@@ -74,7 +74,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/con
 	       $(O)/daemon/rpc_report.o $(O)/daemon/rpc_join.o $(O)/daemon/rpc_rotate.o $(O)/daemon/supervise.o \
 	       $(O)/daemon/worker.o $(O)/daemon/unixsock.o $(O)/daemon/swap.o $(O)/daemon/backups.o \
 	       $(O)/daemon/rpc_backups.o $(O)/daemon/audit.o $(O)/daemon/rpc_audit.o \
-	       $(O)/daemon/privs.o $(O)/daemon/notify.o
+	       $(O)/daemon/privs.o $(O)/daemon/notify.o $(O)/daemon/watch.o
 DAEMON_OBJS := $(O)/daemon/carotated.o $(DAEMON_LIB_OBJS)
 # carotatectl: ctl.c (main, the verb table), ctl_args, ctl_conn, output, one ctl_<group>.c per
 # verb group; a new group's file joins by its name.

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "unixsock.h"
 #include "ssldir.h"
+#include "watch.h"
 #include "wire.h"
 #include "xmalloc.h"
 
@@ -87,6 +88,9 @@ struct control {
 	char *path;
 	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
 	ino_t ino;
+	/* The phase as last read, good while the watch's generation is phase_gen (0: never). */
+	Carotate__V1__Phase phase;
+	uint64_t phase_gen;
 };
 
 /* The identity of the socket file control_bind made. */
@@ -123,6 +127,7 @@ static void control_event(struct bufferevent *, short, void *);
 static void control_timeout(evutil_socket_t, short, void *);
 static void control_arm(struct control_conn *, enum control_timer);
 static void control_handle(struct control_conn *, const uint8_t *, size_t);
+static void control_phase(struct control *, struct rpc_ctx *);
 static void control_send(struct control_conn *, Carotate__V1__Response *);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
@@ -677,16 +682,38 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 		return;
 	}
 	reply = reply_new();
-	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
-		ctx.phase_errno = errno != 0 ? errno : EIO;
-		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);
-		ctx.phase = CAROTATE__V1__PHASE__PHASE_STEADY;
-	}
+	control_phase(conn->ctl, &ctx);
 	dispatch_request(&ctx, req, reply);
 	protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
 	if (!ctx.deferred)
 		control_send(conn, reply);
 	reply_free(reply);
+}
+
+/*
+ * The phase every call is checked against: read from the SSL directory
+ * unless nothing there has changed since the last read (watch.h). The
+ * watch's generation goes with the request, for handlers that cache too.
+ */
+static void
+control_phase(struct control *ctl, struct rpc_ctx *ctx)
+{
+	const struct config *conf = ctl->cd->conf;
+
+	ctx->watch_gen = watch_generation(ctl->cd->watch);
+	if (ctx->watch_gen != 0 && ctx->watch_gen == ctl->phase_gen) {
+		ctx->phase = ctl->phase;
+		return;
+	}
+	ctl->phase_gen = 0;
+	if (ssldir_phase(conf, &ctx->phase) == -1) {
+		ctx->phase_errno = errno != 0 ? errno : EIO;
+		log_warn("%s: cannot read %s", __func__, conf->ssl_dir);
+		ctx->phase = CAROTATE__V1__PHASE__PHASE_STEADY;
+		return;
+	}
+	ctl->phase = ctx->phase;
+	ctl->phase_gen = ctx->watch_gen;
 }
 
 static struct control_pending *

@@ -27,8 +27,10 @@ struct rpc_ctx {
 	enum acl_role role;
 	Carotate__V1__Phase phase;
 	int phase_errno; /* why the phase could not be read; 0 when it was */
-	void *conn;      /* the control connection, for op_defer() */
-	int deferred;    /* the handler will answer later, through op_complete() */
+	/* watch_generation() before anything was read for the request; 0: cache nothing. */
+	uint64_t watch_gen;
+	void *conn;   /* the control connection, for op_defer() */
+	int deferred; /* the handler will answer later, through op_complete() */
 	/* An admin call's audit record, closed when its reply is sent (op_defer takes it). */
 	struct audit_call *audit;
 };

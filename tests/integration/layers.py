@@ -20,7 +20,7 @@ import sys
 # configuration, and it depends on nothing of the daemon.
 LAYERS = [
     ("common", "log xmalloc wire status fault clock backupid duration digest valid errbuf io"),
-    ("sys, pki, config", "config pki pki_gen pki_custom sandbox privs notify unixsock job supervise worker"),
+    ("sys, pki, config", "config pki pki_gen pki_custom sandbox privs notify unixsock job supervise worker watch"),
     ("store", "fsx ssldir certset swap backups bundle ledger ledger_agents ledger_audit"),
     ("engine", "proxy metrics agents"),
     ("rpc", "acl audit reply op dispatch control rpc_status rpc_stage rpc_rotate rpc_report "
