@@ -187,6 +187,7 @@ test_dispatch_objs := $(O)/libcarotated.a
 test_audit_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 test_pki_objs      := $(PKI_OBJS)
 test_ssldir_objs   := $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
+test_watch_objs    := $(O)/daemon/watch.o
 test_active_objs   := $(O)/daemon/bundle.o $(PKI_OBJS) $(O)/daemon/ssldir.o $(O)/daemon/fsx.o
 test_job_objs      := $(O)/daemon/job.o $(O)/daemon/sandbox.o
 test_ledger_objs   := $(LEDGER_OBJS)
@@ -211,6 +212,7 @@ $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
 FIXTURE_FS  := $(O)/tests/fixture_fs.o
 FIXTURE_PKI := $(O)/tests/fixture_pki.o
 test_ssldir_objs  += $(FIXTURE_FS)
+test_watch_objs   += $(FIXTURE_FS)
 test_swap_objs    += $(FIXTURE_FS)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)

@@ -173,7 +173,7 @@ watch_relevant(const struct watch *w, const struct inotify_event *ev)
 	if (ev->mask & IN_Q_OVERFLOW)
 		return 1;
 	for (i = 0; i < w->n && !relevant; i++) {
-		if (w->e[i].wd != ev->wd)
+		if (w->e[i].wd == -1 || w->e[i].wd != ev->wd)
 			continue;
 		if (w->e[i].kind != WATCH_ENTRIES || ev->len == 0 || ev->name[0] == '\0') {
 			relevant = 1;
