@@ -129,6 +129,7 @@ static void control_arm(struct control_conn *, enum control_timer);
 static void control_handle(struct control_conn *, const uint8_t *, size_t);
 static void control_phase(struct control *, struct rpc_ctx *);
 static void control_send(struct control_conn *, Carotate__V1__Response *);
+static void control_write_frame(struct control_conn *, const uint8_t *, size_t);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void control_close(struct control_conn *);
@@ -780,8 +781,28 @@ control_send(struct control_conn *conn, Carotate__V1__Response *reply)
 		err.message = (char *)"reply exceeds the protocol's size limit";
 		frame = wire_frame_pack(&err.base, WIRE_MAX_REPLY, &len);
 	}
-	bufferevent_write(conn->bev, frame, len);
+	control_write_frame(conn, frame, len);
 	free(frame);
+}
+
+/*
+ * Queues a reply frame. With nothing queued before it, it goes to the socket
+ * at once, as far as the socket takes it: through the bufferevent, each
+ * reply would cost two epoll_ctl calls and a loop turn. What the socket does
+ * not take, and every reply of a closing connection (which closes when its
+ * output drains, in control_write), goes through the bufferevent; a write
+ * error is left to it too, so that it is reported the one way.
+ */
+static void
+control_write_frame(struct control_conn *conn, const uint8_t *frame, size_t len)
+{
+	ssize_t n = 0;
+
+	if (!conn->closing && evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 &&
+	    (n = send(bufferevent_getfd(conn->bev), frame, len, MSG_DONTWAIT | MSG_NOSIGNAL)) == -1)
+		n = 0;
+	if ((size_t)n < len)
+		bufferevent_write(conn->bev, frame + n, len - (size_t)n);
 }
 
 /* Sends one error reply, stops reading, and closes once it is flushed (or soon anyway). */
@@ -796,9 +817,9 @@ control_fail(struct control_conn *conn, Carotate__V1__Status status, const char 
 	va_end(ap);
 	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid,
 	    reply->message);
+	conn->closing = 1;
 	control_send(conn, reply);
 	reply_free(reply);
-	conn->closing = 1;
 	bufferevent_disable(conn->bev, EV_READ);
 	control_arm(conn, CONTROL_TIMER_LINGER);
 }
