@@ -10,11 +10,13 @@
  * directory or file removed or renamed (its watch then follows the old
  * inode), and a root replaced through a renamed parent or a retargeted
  * symlink, which the identity check of each root (one stat per call) finds.
- * When a watch cannot be placed, the generation is 0 and the caller reads
- * everything again, as it did before the watcher existed.
+ * When a watch cannot be placed, or a directory is on a network or FUSE file
+ * system (where inotify misses what other hosts change), the generation is 0
+ * and the caller reads everything again, as it did before the watcher existed.
  */
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ static void watch_arm(struct watch *);
 static int watch_arm_entry(struct watch *, size_t);
 static uint32_t watch_mask(enum watch_kind);
 static int watch_is_root(enum watch_kind);
+static int watch_remote(const char *);
 
 struct watch *
 watch_new(void)
@@ -231,6 +234,38 @@ watch_roots_moved(const struct watch *w)
 	return 0;
 }
 
+/*
+ * Network and user-space file systems: inotify there sees the changes made
+ * through this kernel only, not those of another host or of the server.
+ */
+static int
+watch_remote(const char *path)
+{
+	static const unsigned long remote[] = {
+		0x6969,     /* NFS */
+		0x517b,     /* SMB */
+		0xff534d42, /* CIFS */
+		0xfe534d42, /* SMB2 */
+		0x65735546, /* FUSE */
+		0x01021997, /* 9P */
+		0x00c36400, /* Ceph */
+		0x5346414f, /* AFS */
+		0x6b414653, /* kAFS */
+		0x73757245, /* Coda */
+		0x01161970, /* GFS2 */
+		0x7461636f, /* OCFS2 */
+	};
+	struct statfs sfs;
+	size_t i;
+
+	if (statfs(path, &sfs) == -1)
+		return 0; /* gone meanwhile: its directory's watch says so */
+	for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+		if ((unsigned long)sfs.f_type == remote[i])
+			return 1;
+	return 0;
+}
+
 /* Places or moves one watch: -1 when the path can no longer be vouched for. */
 static int
 watch_arm_entry(struct watch *w, size_t i)
@@ -250,6 +285,14 @@ watch_arm_entry(struct watch *w, size_t i)
 	wd = inotify_add_watch(w->fd, e->path, watch_mask(e->kind));
 	if (wd == -1 && (watch_is_root(e->kind) || (errno != ENOENT && errno != ENOTDIR)))
 		return -1;
+	if (wd != -1 && e->kind != WATCH_FILE && watch_remote(e->path)) {
+		(void)inotify_rm_watch(w->fd, wd);
+		if (old != wd && old != -1)
+			(void)inotify_rm_watch(w->fd, old);
+		e->wd = -1;
+		errno = EREMOTE;
+		return -1;
+	}
 	e->wd = wd;
 	if (old != -1 && old != wd) {
 		for (j = 0; j < w->n; j++)
