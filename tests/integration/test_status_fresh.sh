@@ -14,6 +14,7 @@
 #    directory alone, which an in-place write leaves unchanged, so for the rest of that
 #    second status still listed a CA the bundle no longer held;
 #  - the published ca-bundle.pem rewritten (published turns false);
+#  - a reload (SIGHUP) naming another key file: nothing on disk changes, the answer does;
 #  - a swap: rotate (forced, no agents) through a real nginx; status right after it shows
 #    the new active set and nothing staged;
 #  - the state directory's other entries (the ledger's files) churn without a wrong answer.
@@ -201,6 +202,27 @@ churn() { for i in 1 2 3 4 5 6 7 8; do : >"$STATE_DIR/churn.$i" && rm -f "$STATE
 fresh "state directory churn" churn
 assert_eq "$(jget bundle.id "$T/a.json")" "$(b bundle.id)" "unrelated state files change nothing"
 assert_eq "$(leaf "$SSL_DIR/server.crt")" "$(b active.server.sha256)" "and the active set is still right"
+
+echo "-- a reload naming another key file"
+# Nothing on disk changes (the daemon has nothing to publish either): only the answer does.
+reloads() { grep -c "reload: configuration re-read" "$DAEMON_LOG" || true; }
+reloaded_since() { [ "$(reloads)" -gt "$1" ]; }
+flip_key_name() {
+	local n
+	n=$(reloads)
+	if grep -q '^key = server.key$' "$CONF"; then
+		sed -i 's/^key = server.key$/key = absent.key/' "$CONF"
+	else
+		sed -i 's/^key = absent.key$/key = server.key/' "$CONF"
+	fi
+	kill -HUP "$DAEMON_PID"
+	wait_until 5000 reloaded_since "$n" || fail "no reload within 5 s" "$(tail -n 5 "$DAEMON_LOG")"
+}
+fresh "reload with [ssl] key changed" flip_key_name
+if grep -q '^key = server.key$' "$CONF"; then want=true; else want=false; fi
+assert_eq "$want" "$(b active.key_present)" "status looks for the key file the configuration names now"
+assert_ne "$(jget active.key_present "$T/a.json")" "$(b active.key_present)" "which the call before did not"
+grep -q '^key = server.key$' "$CONF" || flip_key_name
 
 echo "-- a swap: rotate"
 assert_exit 0 "generate" -- ctl generate
