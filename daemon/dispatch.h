@@ -27,12 +27,12 @@ struct rpc_ctx {
 	enum acl_role role;
 	Carotate__V1__Phase phase;
 	int phase_errno; /* why the phase could not be read; 0 when it was */
-	/* watch_generation() before anything was read for the request; 0: cache nothing. */
-	uint64_t watch_gen;
-	void *conn;   /* the control connection, for op_defer() */
-	int deferred; /* the handler will answer later, through op_complete() */
+	void *conn;      /* the control connection, for op_defer() */
+	int deferred;    /* the handler will answer later, through op_complete() */
 	/* An admin call's audit record, closed when its reply is sent (op_defer takes it). */
 	struct audit_call *audit;
+	/* watch_generation() before anything was read for the request; 0: cache nothing. */
+	uint64_t watch_gen;
 };
 
 /* Fills reply (already initialized with status OK); every string and sub-message on the heap. */
