@@ -222,6 +222,7 @@ test_active_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(
 		      $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/daemon/sys/privs.o
 test_privs_objs    := $(O)/daemon/sys/privs.o $(O)/daemon/sys/sandbox.o
+test_watch_objs    := $(O)/daemon/sys/watch.o
 test_ledger_objs   := $(LEDGER_OBJS)
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
@@ -248,6 +249,7 @@ $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
 FIXTURE_FS  := $(O)/tests/fixture_fs.o
 FIXTURE_PKI := $(O)/tests/fixture_pki.o
 test_ssldir_objs  += $(FIXTURE_FS)
+test_watch_objs   += $(FIXTURE_FS)
 test_swap_objs    += $(FIXTURE_FS)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)

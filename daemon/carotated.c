@@ -37,6 +37,7 @@
 #include "ssldir.h"
 #include "supervise.h"
 #include "journal.h"
+#include "watch.h"
 #include "worker.h"
 #include "xmalloc.h"
 
@@ -59,6 +60,7 @@ static void carotated_stop_late(evutil_socket_t, short, void *);
 static void carotated_stop(struct carotated *, int);
 static int carotated_unfinished(struct carotated *);
 static void carotated_reload(struct carotated *);
+static void carotated_watch(struct carotated *);
 static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
 static int carotated_init(const struct config *);
@@ -415,6 +417,46 @@ carotated_unfinished(struct carotated *cd)
 	return r == 1;
 }
 
+/*
+ * What the status reply and the phase are read from: the SSL directory and
+ * its files, its staging directory and files, the published bundle, and the
+ * retained CAs in the state directory (whose other entries, the ledger among
+ * them, do not matter). Every cached answer is checked against these.
+ */
+static void
+carotated_watch(struct carotated *cd)
+{
+	const struct config *conf = cd->conf;
+	const char *files[] = { conf->ssl_ca, conf->ssl_cert, conf->ssl_key, SSLDIR_SETINFO };
+	struct watch_path p[32];
+	char *paths[32];
+	size_t n = 0, i;
+
+	p[n].kind = WATCH_ROOT;
+	paths[n++] = xstrdup(conf->ssl_dir);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		p[n].kind = WATCH_FILE;
+		xasprintf(&paths[n++], "%s/%s", conf->ssl_dir, files[i]);
+	}
+	p[n].kind = WATCH_FILE;
+	xasprintf(&paths[n++], "%s/%s", conf->ssl_dir, SSLDIR_BUNDLE);
+	p[n].kind = WATCH_DIR;
+	xasprintf(&paths[n++], "%s/%s", conf->ssl_dir, SSLDIR_STAGING);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		p[n].kind = WATCH_FILE;
+		xasprintf(&paths[n++], "%s/%s/%s", conf->ssl_dir, SSLDIR_STAGING, files[i]);
+	}
+	p[n].kind = WATCH_ENTRIES;
+	paths[n++] = xstrdup(conf->state_dir);
+	p[n].kind = WATCH_DIR;
+	xasprintf(&paths[n++], "%s/%s", conf->state_dir, RETAINED_DIR);
+	for (i = 0; i < n; i++)
+		p[i].path = paths[i];
+	watch_set(cd->watch, p, n);
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+}
+
 /* A bad file on SIGHUP leaves the running configuration in place. */
 static void
 carotated_reload(struct carotated *cd)
@@ -453,6 +495,8 @@ carotated_reload(struct carotated *cd)
 	}
 	config_free(cd->conf);
 	cd->conf = conf;
+	/* The file names may have changed, and with them what status shows. */
+	carotated_watch(cd);
 	control_reconfigure(cd->control);
 	/* A rotate or restore in flight owns the set until it answers. */
 	if (cd->busy == NULL) {
@@ -654,6 +698,8 @@ main(int argc, char *argv[])
 		if ((sigev[i] = evsignal_new(cd.base, sigs[i], carotated_signal, &cd)) == NULL ||
 		    evsignal_add(sigev[i], NULL) == -1)
 			fatalx("cannot handle signal %d", sigs[i]);
+	cd.watch = watch_new();
+	carotated_watch(&cd);
 	cd.control = control_start(&cd, fd);
 	agents_start(&cd);
 	if (cd.resuming && rpc_rotate_resume(&cd) != 1) {
@@ -686,6 +732,7 @@ main(int argc, char *argv[])
 	if (cd.stop_ev != NULL)
 		event_free(cd.stop_ev);
 	event_base_free(cd.base);
+	watch_free(cd.watch);
 	config_free(cd.conf);
 	log_info("stopped");
 	return 0;

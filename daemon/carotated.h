@@ -9,6 +9,7 @@ struct event_base;
 struct config;
 struct control;
 struct ledger;
+struct watch;
 struct audit_call;
 struct control_pending;
 struct rpc_ctx;
@@ -33,6 +34,8 @@ struct carotated {
 	struct control *control;
 	const struct carotated_defer *defer;
 	struct ledger *ledger; /* the agent ledger and the audit log: opened by main, one owner */
+	/* The files status and the phase are read from (watch.h); NULL: no inotify. */
+	struct watch *watch;
 	/* The trust bundle served to agents (agents_refresh derives it): "" when none. */
 	char bundle_id[CAROTATED_SHA256_HEX];
 	char staged_ca[CAROTATED_SHA256_HEX]; /* the staged CA in it, or "" */

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "unixsock.h"
 #include "ssldir.h"
+#include "watch.h"
 #include "wire.h"
 #include "xmalloc.h"
 
@@ -87,6 +88,9 @@ struct control {
 	char *path;
 	dev_t dev; /* of the socket file we made, so we only ever unlink our own */
 	ino_t ino;
+	/* The phase as last read, good while the watch's generation is phase_gen (0: never). */
+	Carotate__V1__Phase phase;
+	uint64_t phase_gen;
 };
 
 /* The identity of the socket file control_bind made. */
@@ -123,7 +127,9 @@ static void control_event(struct bufferevent *, short, void *);
 static void control_timeout(evutil_socket_t, short, void *);
 static void control_arm(struct control_conn *, enum control_timer);
 static void control_handle(struct control_conn *, const uint8_t *, size_t);
+static void control_phase(struct control *, struct rpc_ctx *);
 static void control_send(struct control_conn *, Carotate__V1__Response *);
+static void control_write_frame(struct control_conn *, const uint8_t *, size_t);
 static void control_fail(struct control_conn *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void control_close(struct control_conn *);
@@ -677,16 +683,38 @@ control_handle(struct control_conn *conn, const uint8_t *body, size_t len)
 		return;
 	}
 	reply = reply_new();
-	if (ssldir_phase(conn->ctl->cd->conf, &ctx.phase) == -1) {
-		ctx.phase_errno = errno != 0 ? errno : EIO;
-		log_warn("%s: cannot read %s", __func__, conn->ctl->cd->conf->ssl_dir);
-		ctx.phase = CAROTATE__V1__PHASE__PHASE_STEADY;
-	}
+	control_phase(conn->ctl, &ctx);
 	dispatch_request(&ctx, req, reply);
 	protobuf_c_message_free_unpacked(&req->base, &budget.allocator);
 	if (!ctx.deferred)
 		control_send(conn, reply);
 	reply_free(reply);
+}
+
+/*
+ * The phase every call is checked against: read from the SSL directory
+ * unless nothing there has changed since the last read (watch.h). The
+ * watch's generation goes with the request, for handlers that cache too.
+ */
+static void
+control_phase(struct control *ctl, struct rpc_ctx *ctx)
+{
+	const struct config *conf = ctl->cd->conf;
+
+	ctx->watch_gen = watch_generation(ctl->cd->watch);
+	if (ctx->watch_gen != 0 && ctx->watch_gen == ctl->phase_gen) {
+		ctx->phase = ctl->phase;
+		return;
+	}
+	ctl->phase_gen = 0;
+	if (ssldir_phase(conf, &ctx->phase) == -1) {
+		ctx->phase_errno = errno != 0 ? errno : EIO;
+		log_warn("%s: cannot read %s", __func__, conf->ssl_dir);
+		ctx->phase = CAROTATE__V1__PHASE__PHASE_STEADY;
+		return;
+	}
+	ctl->phase = ctx->phase;
+	ctl->phase_gen = ctx->watch_gen;
 }
 
 static struct control_pending *
@@ -753,8 +781,28 @@ control_send(struct control_conn *conn, Carotate__V1__Response *reply)
 		err.message = (char *)"reply exceeds the protocol's size limit";
 		frame = wire_frame_pack(&err.base, WIRE_MAX_REPLY, &len);
 	}
-	bufferevent_write(conn->bev, frame, len);
+	control_write_frame(conn, frame, len);
 	free(frame);
+}
+
+/*
+ * Queues a reply frame. With nothing queued before it, it goes to the socket
+ * at once, as far as the socket takes it: through the bufferevent, each
+ * reply would cost two epoll_ctl calls and a loop turn. What the socket does
+ * not take, and every reply of a closing connection (which closes when its
+ * output drains, in control_write), goes through the bufferevent; a write
+ * error is left to it too, so that it is reported the one way.
+ */
+static void
+control_write_frame(struct control_conn *conn, const uint8_t *frame, size_t len)
+{
+	ssize_t n = 0;
+
+	if (!conn->closing && evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 &&
+	    (n = send(bufferevent_getfd(conn->bev), frame, len, MSG_DONTWAIT | MSG_NOSIGNAL)) == -1)
+		n = 0;
+	if ((size_t)n < len)
+		bufferevent_write(conn->bev, frame + n, len - (size_t)n);
 }
 
 /* Sends one error reply, stops reading, and closes once it is flushed (or soon anyway). */
@@ -769,9 +817,9 @@ control_fail(struct control_conn *conn, Carotate__V1__Status status, const char 
 	va_end(ap);
 	log_debug("control: uid %ld pid %ld: %s", (long)conn->peer.uid, (long)conn->peer.pid,
 	    reply->message);
+	conn->closing = 1;
 	control_send(conn, reply);
 	reply_free(reply);
-	conn->closing = 1;
 	bufferevent_disable(conn->bev, EV_READ);
 	control_arm(conn, CONTROL_TIMER_LINGER);
 }

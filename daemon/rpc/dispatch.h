@@ -31,6 +31,8 @@ struct rpc_ctx {
 	int deferred;    /* the handler will answer later, through op_complete() */
 	/* An admin call's audit record, closed when its reply is sent (op_defer takes it). */
 	struct audit_call *audit;
+	/* watch_generation() before anything was read for the request; 0: cache nothing. */
+	uint64_t watch_gen;
 };
 
 /* Fills reply (already initialized with status OK); every string and sub-message on the heap. */

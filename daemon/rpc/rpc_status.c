@@ -24,13 +24,16 @@
 
 /*
  * The sets and the bundle as the last status call saw them. Building them
- * means reading and checking certificates; a reply is reused while every
- * file it came from is unchanged and within the same second (expiry and days
- * left move with the clock).
+ * means reading and checking certificates; a reply is reused within the same
+ * second (expiry and days left move with the clock) while nothing it came
+ * from has changed: the watch's generation (watch.h) is the one it was built
+ * at or, without a watch, every file's identity is the same.
  */
 struct rpc_status_sig;
 static struct {
-	struct rpc_status_sig *sig;
+	struct rpc_status_sig *sig; /* without a watch */
+	uint64_t gen;               /* the watch's generation; 0: compare sig */
+	Carotate__V1__Phase phase;
 	time_t at;
 	ProtobufCBinaryData active, staged, bundle; /* packed; len 0: absent */
 	int valid;
@@ -78,18 +81,33 @@ rpc_status_signature(
 	retained_signature(conf, sig->retained);
 }
 
-/* Fills the sets and the bundle, from the cache when nothing changed. */
-static void
-rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t now)
+/*
+ * Whether the cached sets may answer a call at generation gen, phase and
+ * now. Without a watch (gen 0), sig receives the files' identities, taken
+ * before anything is read: a change while the reply is built shows next time.
+ */
+static int
+rpc_status_fresh(const struct config *conf, uint64_t gen, Carotate__V1__Phase phase, time_t now,
+    struct rpc_status_sig *sig)
 {
-	struct rpc_status_sig sig;
+	if (gen == 0)
+		rpc_status_signature(conf, phase, sig);
+	if (!rpc_status_cache.valid || rpc_status_cache.at != now ||
+	    rpc_status_cache.phase != phase || rpc_status_cache.gen != gen)
+		return 0;
+	return gen != 0 || memcmp(sig, rpc_status_cache.sig, sizeof(*sig)) == 0;
+}
+
+/* Fills the sets and the bundle, from the cache when fresh; sig as rpc_status_fresh left it. */
+static void
+rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t now, uint64_t gen,
+    int fresh, struct rpc_status_sig *sig)
+{
 	struct bundle bundle;
 	char err[256];
 	X509 *ca;
 
-	rpc_status_signature(conf, st->phase, &sig);
-	if (rpc_status_cache.valid && rpc_status_cache.at == now &&
-	    memcmp(&sig, rpc_status_cache.sig, sizeof(sig)) == 0) {
+	if (fresh) {
 		st->active = (Carotate__V1__CertSet *)rpc_status_unpack(
 		    &carotate__v1__cert_set__descriptor, &rpc_status_cache.active);
 		st->staged = (Carotate__V1__CertSet *)rpc_status_unpack(
@@ -114,8 +132,10 @@ rpc_status_sets(const struct config *conf, Carotate__V1__StatusReply *st, time_t
 	rpc_status_pack(st->staged ? &st->staged->base : NULL, &rpc_status_cache.staged);
 	rpc_status_pack(st->bundle ? &st->bundle->base : NULL, &rpc_status_cache.bundle);
 	if (rpc_status_cache.sig == NULL)
-		rpc_status_cache.sig = xmalloc(sizeof(sig));
-	memcpy(rpc_status_cache.sig, &sig, sizeof(sig));
+		rpc_status_cache.sig = xmalloc(sizeof(*sig));
+	memcpy(rpc_status_cache.sig, sig, sizeof(*sig));
+	rpc_status_cache.gen = gen;
+	rpc_status_cache.phase = st->phase;
 	rpc_status_cache.at = now;
 	rpc_status_cache.valid = 1;
 }
@@ -157,16 +177,21 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 {
 	const struct config *conf = ctx->cd->conf;
 	Carotate__V1__StatusReply *st;
+	struct rpc_status_sig sig;
 	time_t now = time(NULL);
 	struct timespec mono;
-	int dfd;
+	int dfd, fresh;
 
-	if ((dfd = ssldir_open(conf, 0)) == -1) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
-		    "cannot open the SSL directory %s: %s", conf->ssl_dir, strerror(errno));
-		return;
+	memset(&sig, 0, sizeof(sig));
+	/* A fresh cache vouches for the directory too: its removal or a chmod is a change. */
+	if (!(fresh = rpc_status_fresh(conf, ctx->watch_gen, ctx->phase, now, &sig))) {
+		if ((dfd = ssldir_open(conf, 0)) == -1) {
+			reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+			    "cannot open the SSL directory %s: %s", conf->ssl_dir, strerror(errno));
+			return;
+		}
+		close(dfd);
 	}
-	close(dfd);
 	st = xmalloc(sizeof(*st));
 	carotate__v1__status_reply__init(st);
 	st->version = xstrdup(CAROTATE_VERSION);
@@ -179,7 +204,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 0));
 	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));
 	rpc_status_workers(ctx->cd, st);
-	rpc_status_sets(conf, st, now);
+	rpc_status_sets(conf, st, now, ctx->watch_gen, fresh, &sig);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;
 }
