@@ -6,10 +6,7 @@
  * only writes what the child returns, re-encoded by OpenSSL, and then
  * publishes the bundle and reloads the proxy before it answers.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +16,7 @@
 
 #include "agents.h"
 #include "bundle.h"
+#include "cakeys.h"
 #include "carotated.h"
 #include "certset.h"
 #include "config.h"
@@ -26,7 +24,6 @@
 #include "dispatch.h"
 #include "reply.h"
 #include "fault.h"
-#include "fsx.h"
 #include "internal.pb-c.h"
 #include "job.h"
 #include "log.h"
@@ -40,7 +37,6 @@
 #define STAGE_INSTALL_TIMEOUT  30000      /* ms */
 #define STAGE_MAX_MATERIAL     (1u << 20) /* bytes a job may return */
 #define STAGE_MAX_NAME         64
-#define STAGE_CA_KEYS          "ca-keys" /* in the state directory */
 
 /* One generate or install (or discard) from request to reply. */
 struct rpc_stage_op {
@@ -75,9 +71,6 @@ static int rpc_stage_child_send(int, const struct pki_material *, const char *);
 static void rpc_stage_job_done(struct job *, void *);
 static int rpc_stage_write(
     struct rpc_stage_op *, const Carotate__Internal__Material *, char *, size_t);
-static int rpc_stage_save_ca_key(const struct config *, const Carotate__Internal__Material *,
-    char[PKI_SHA256_HEX + 8], char *, size_t);
-static void rpc_stage_drop_ca_key(const struct config *, const char *);
 static void rpc_stage_reload(struct rpc_stage_op *);
 static void rpc_stage_reloaded(Carotate__V1__ReloadResult *, void *);
 static void rpc_stage_fail(struct rpc_stage_op *, Carotate__V1__Status, const char *, ...)
@@ -360,75 +353,6 @@ rpc_stage_install(
 		rpc_stage_op_free(op);
 }
 
-/*
- * Keeps the private key of a generated CA in the state directory, never in the
- * SSL one, durably (the file and both directories fsynced) or not at all.
- */
-static int
-rpc_stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material *m,
-    char name[PKI_SHA256_HEX + 8], char *err, size_t errlen)
-{
-	STACK_OF(X509) * certs;
-	char sha[PKI_SHA256_HEX], why[128];
-	int sfd, kfd, r;
-
-	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "generated CA: %s", why);
-		return -1;
-	}
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
-	snprintf(name, PKI_SHA256_HEX + 8, "%s.key", sha);
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    ((kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 &&
-	        (errno != ENOENT || mkdirat(sfd, STAGE_CA_KEYS, 0700) == -1 ||
-	            (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1))) {
-		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, STAGE_CA_KEYS,
-		    strerror(errno));
-		if (sfd != -1)
-			close(sfd);
-		return -1;
-	}
-	r = fsx_create(kfd, name, m->ca_key.data, m->ca_key.len, 0600);
-	if (r == -1)
-		snprintf(err, errlen, "cannot store the CA key in %s/%s: %s", conf->state_dir,
-		    STAGE_CA_KEYS, strerror(errno));
-	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1) {
-		/* A key that may vanish at the next power cut must not sign a staged set. */
-		snprintf(err, errlen, "cannot store the CA key in %s/%s: fsync: %s",
-		    conf->state_dir, STAGE_CA_KEYS, strerror(errno));
-		unlinkat(kfd, name, 0);
-		r = -1;
-	}
-	close(kfd);
-	close(sfd);
-	return r;
-}
-
-/*
- * The staging failed or its set was discarded: the CA key stored for it
- * belongs to no set. A custom set never had one (ENOENT is quiet).
- */
-static void
-rpc_stage_drop_ca_key(const struct config *conf, const char *name)
-{
-	int sfd, kfd = -1;
-
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 || unlinkat(kfd, name, 0) == -1 ||
-	    fsx_fsync_dir(kfd) == -1) {
-		if (errno != ENOENT)
-			log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir,
-			    STAGE_CA_KEYS, name);
-	} else
-		log_info("removed the CA key %s/%s/%s: its set is gone", conf->state_dir,
-		    STAGE_CA_KEYS, name);
-	if (kfd != -1)
-		close(kfd);
-	if (sfd != -1)
-		close(sfd);
-}
-
 /* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
 static int
 rpc_stage_write(
@@ -438,16 +362,17 @@ rpc_stage_write(
 	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
 		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
 		op->install ? "custom" : "generated", time(NULL) };
-	char keyname[PKI_SHA256_HEX + 8];
+	char keyname[CAKEYS_NAME_MAX];
 	struct bundle b;
 	int r;
 
-	if (!op->install && rpc_stage_save_ca_key(conf, m, keyname, err, errlen) == -1)
+	if (!op->install && cakeys_save(conf, m->ca.data, m->ca.len, m->ca_key.data, m->ca_key.len,
+	                        keyname, err, errlen) == -1)
 		return -1;
 	fault_point("stage-after-ca-key");
 	if (ssldir_stage(conf, &f, err, errlen) == -1) {
 		if (!op->install)
-			rpc_stage_drop_ca_key(conf, keyname);
+			cakeys_drop(conf, keyname);
 		return -1;
 	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
@@ -610,7 +535,7 @@ rpc_stage_discard(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
 	const struct config *conf = ctx->cd->conf;
-	char staged[PKI_SHA256_HEX], active[PKI_SHA256_HEX], keyname[PKI_SHA256_HEX + 8];
+	char staged[PKI_SHA256_HEX], active[PKI_SHA256_HEX], keyname[CAKEYS_NAME_MAX];
 	struct rpc_stage_op *op;
 	struct bundle b;
 	char kept[64], err[512];
@@ -634,7 +559,7 @@ rpc_stage_discard(
 	 */
 	if (staged[0] != '\0' && strcmp(staged, active) != 0) {
 		snprintf(keyname, sizeof(keyname), "%s.key", staged);
-		rpc_stage_drop_ca_key(conf, keyname);
+		cakeys_drop(conf, keyname);
 	}
 	op = xcalloc(1, sizeof(*op));
 	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1) {
