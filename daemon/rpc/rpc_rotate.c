@@ -1,19 +1,11 @@
 /*
- * rotate and restore: stage 3 of a rotation, and its way back. Both swap the
- * active set through swap.c's journal (a crash at any point is finished or
- * undone at the next start), re-derive the trust bundle, reload the proxy,
- * and then believe only a TLS handshake: the proxy must serve the expected
- * leaf certificate within [proxy] check_timeout. If it does not, the previous
- * set is put back by the same mechanism and the proxy reloaded again; the
- * caller gets INTERNAL with what happened.
- *
- * A swap itself is synchronous (a few renames and fsyncs); the reload and the
- * check run off the event loop, so the call is answered later
- * (op_defer) and holds the exclusive slot until then.
+ * rotate and restore: their argument checks, the 100 % gate and restore's
+ * gate, and the reply. The swap, reload, TLS check and roll back are the
+ * rotation engine's (engine/rotation.c); it reports through rpc_rotate_hooks,
+ * which answer the client, close the call's audit record and let the next
+ * state change in (op_finish).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +17,11 @@
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"
-#include "clock.h"
 #include "config.h"
 #include "op.h"
 #include "dispatch.h"
 #include "reply.h"
-#include "fault.h"
+#include "rotation.h"
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
@@ -41,527 +32,6 @@
 #include "xmalloc.h"
 
 #define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
-
-/* What a rotate or restore knows before its swap. */
-struct rotation_req {
-	const char *call;     /* "rotate" or "restore" */
-	const char *expected; /* the leaf the proxy must serve once the set is live */
-	const char *previous; /* the leaf of the set live now; "" none */
-	const char *restored; /* restore: the backup to put back; "" for rotate */
-	const char *reason;   /* rotate: the reason in the backup's manifest */
-	const char *ca;       /* rotate: the staged CA the gate counted */
-	int forced;
-	time_t now;
-};
-
-/*
- * How a rotate or restore ended, for the one that started it: the answer and
- * its audit record are the owner's. The pointers hold until done returns; the
- * owner takes reload, served and pruned (heap; NULL when there are none).
- */
-struct rotation_result {
-	const char *call;
-	Carotate__V1__Status status;
-	const char *message;
-	int abandoned;        /* a stop cut it short: the note stays, the next start finishes it */
-	int resumed;          /* finished at start-up */
-	const char *backup;   /* where the previous active set went; "" none */
-	const char *restored; /* restore: the backup put back; "" */
-	int forced;
-	Carotate__V1__ReloadResult *reload; /* the last reload's outcome */
-	char *served;                       /* the leaf the proxy served at the last check */
-	int verified;                       /* the proxy serves the new set */
-	int rolled_back;
-	uint64_t rotate_ms; /* from the request to the check that passed */
-	char **pruned;      /* backups removed by the retention rule */
-	size_t n_pruned;
-};
-
-/* The owner of a rotation (rpc/rpc_rotate.c): how the call is deferred, recorded, answered. */
-struct rotation_hooks {
-	/* The swap is done and the call goes on: the owner's answer waits. */
-	void (*begin)(void *arg);
-	/* Appends the owner's lines (its audit record) to the pending note; -1 when they do not
-	 * fit. */
-	int (*save)(void *arg, char *buf, size_t len);
-	/* At start-up: the owner of the call a pending note (its whole text) records. */
-	void *(*load)(struct carotated *, const char *text);
-	/*
-	 * The end (or, res->abandoned, a stop): the owner answers and records the call,
-	 * and, when not abandoned, drops the note (rotation_forget) before the next call starts.
-	 */
-	void (*done)(struct rotation_result *, void *arg);
-};
-
-/* One rotate or restore from the swap to its result. */
-struct rpc_rotate_op {
-	struct carotated *cd;
-	const struct rotation_hooks *hooks;
-	void *arg;                         /* the hooks' */
-	const char *call;                  /* "rotate" or "restore" */
-	char backup[SWAP_ID_MAX];          /* where the previous active set went; "" none */
-	char rollback_backup[SWAP_ID_MAX]; /* where the rolled-back set went */
-	char restored[SWAP_ID_MAX];        /* restore: the backup put back; "" */
-	char expected[PKI_SHA256_HEX];     /* the leaf the proxy must serve now */
-	char previous[PKI_SHA256_HEX];     /* the leaf of the previous set; "" none */
-	int forced;
-	int rolling_back;
-	char failure[768]; /* why the new set was rolled back */
-	uint64_t t0;       /* ms, monotonic: the request arrived */
-	/* The outcome so far: the last reload and TLS check, the backups pruned. */
-	Carotate__V1__ReloadResult *reload;
-	char *served;
-	int verified, rolled_back;
-	uint64_t rotate_ms;
-	char **pruned;
-	size_t n_pruned;
-	int resumed; /* finished at start-up from SWAP_PENDING */
-};
-
-#define PENDING_MAGIC "carotate-pending 1"
-
-/* The swap between its swap and its result (at most one: the call is exclusive). */
-static struct rpc_rotate_op *rpc_rotate_running;
-
-static struct rpc_rotate_op *rpc_rotate_op_new(
-    struct carotated *, const struct rotation_req *, const struct rotation_hooks *, void *);
-static void rpc_rotate_op_start(struct rpc_rotate_op *);
-static void rpc_rotate_op_swapped(struct rpc_rotate_op *);
-static void rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *, void *);
-static void rpc_rotate_op_checked(int, const char *, const char *, void *);
-static void rpc_rotate_op_rollback(struct rpc_rotate_op *, const char *, const char *);
-static void rpc_rotate_op_reply(struct rpc_rotate_op *, Carotate__V1__Status, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-static void rpc_rotate_op_outcome(
-    struct rpc_rotate_op *, struct rotation_result *, Carotate__V1__Status, const char *);
-static void rpc_rotate_op_free(struct rpc_rotate_op *);
-static void rpc_rotate_op_note(struct rpc_rotate_op *);
-static void rpc_rotate_op_line(char *, size_t, const char *, const char *);
-static int rpc_rotate_op_load_line(struct rpc_rotate_op *, const char *);
-
-/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
-static int
-rpc_rotate_op_sha_ok(const char *s)
-{
-	return strlen(s) == PKI_SHA256_HEX - 1 &&
-	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
-}
-
-static struct rpc_rotate_op *
-rpc_rotate_op_new(struct carotated *cd, const struct rotation_req *q,
-    const struct rotation_hooks *hooks, void *arg)
-{
-	struct rpc_rotate_op *op = xcalloc(1, sizeof(*op));
-
-	op->cd = cd;
-	op->hooks = hooks;
-	op->arg = arg;
-	op->call = q->call;
-	op->forced = q->forced;
-	snprintf(op->restored, sizeof(op->restored), "%s", q->restored);
-	snprintf(op->expected, sizeof(op->expected), "%s", q->expected);
-	snprintf(op->previous, sizeof(op->previous), "%s", q->previous);
-	op->t0 = clock_ms();
-	return op;
-}
-
-/*
- * rotate: new/ goes live. The swap checks again that new/ holds the CA counted
- * (q->ca): nothing else goes live. 0 when the call goes on (hooks->begin, then
- * hooks->done later), or -1 / SWAP_STALE with err (nothing changed).
- */
-static int
-rpc_rotate_op_rotate(struct carotated *cd, const struct rotation_req *q,
-    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
-{
-	struct rpc_rotate_op *op = rpc_rotate_op_new(cd, q, hooks, arg);
-	int rc;
-
-	if ((rc = swap_rotate_ca(cd->conf, q->now, q->reason, q->ca, op->backup, sizeof(op->backup),
-	         op->failure, sizeof(op->failure))) != 0) {
-		log_warnx("rotate: %s", op->failure);
-		if (rc == SWAP_STALE)
-			agents_refresh(cd);
-		snprintf(err, errlen, "%s", op->failure);
-		rpc_rotate_op_free(op);
-		return rc;
-	}
-	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
-	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
-	rpc_rotate_op_start(op);
-	return 0;
-}
-
-/* restore: backup q->restored goes live. As rpc_rotate_op_rotate; -1 with err. */
-static int
-rpc_rotate_op_restore(struct carotated *cd, const struct rotation_req *q,
-    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
-{
-	struct rpc_rotate_op *op = rpc_rotate_op_new(cd, q, hooks, arg);
-
-	if (swap_restore(cd->conf, q->restored, q->now, op->backup, sizeof(op->backup), op->failure,
-	        sizeof(op->failure)) == -1) {
-		log_warnx("restore: %s", op->failure);
-		snprintf(err, errlen, "%s", op->failure);
-		rpc_rotate_op_free(op);
-		return -1;
-	}
-	log_info("restore: %s is live again (server %s); the previous set is in %s", q->restored,
-	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
-	rpc_rotate_op_start(op);
-	return 0;
-}
-
-static void
-rpc_rotate_op_start(struct rpc_rotate_op *op)
-{
-	op->hooks->begin(op->arg);
-	rpc_rotate_running = op;
-	rpc_rotate_op_note(op);
-	rpc_rotate_op_swapped(op);
-}
-
-/* key value, one line: control characters (none expected) become '?'. */
-static void
-rpc_rotate_op_line(char *buf, size_t len, const char *key, const char *value)
-{
-	size_t n = strlen(buf), i;
-
-	if (n + strlen(key) + 3 >= len)
-		return;
-	n += (size_t)snprintf(buf + n, len - n, "%s ", key);
-	for (i = 0; value[i] != '\0' && n + 2 < len; i++)
-		buf[n++] = iscntrl((unsigned char)value[i]) ? '?' : value[i];
-	buf[n++] = '\n';
-	buf[n] = '\0';
-}
-
-/*
- * The set on disk changed (or was put back by a roll back): what is left to do
- * is written down, so that a stop that cuts the call short (a shutdown past its
- * bound, a crash) leaves the next start to reload, check, roll back and audit
- * it as this call, not as a change made outside carotated. The hooks add the
- * call's own lines (its audit record).
- */
-static void
-rpc_rotate_op_note(struct rpc_rotate_op *op)
-{
-	char buf[SWAP_PENDING_MAX], err[512] = "";
-
-	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
-	rpc_rotate_op_line(buf, sizeof(buf), "call", op->call);
-	rpc_rotate_op_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
-	rpc_rotate_op_line(
-	    buf, sizeof(buf), "restored", op->restored[0] != '\0' ? op->restored : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "expected", op->expected);
-	rpc_rotate_op_line(
-	    buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "forced", op->forced ? "1" : "0");
-	rpc_rotate_op_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
-	rpc_rotate_op_line(buf, sizeof(buf), "rollback_backup",
-	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
-	if (op->hooks->save(op->arg, buf, sizeof(buf)) == -1 ||
-	    swap_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
-		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
-		    err[0] != '\0' ? err : "the record does not fit");
-}
-
-/* The set on disk changed: the bundle follows, then the proxy is told. */
-static void
-rpc_rotate_op_swapped(struct rpc_rotate_op *op)
-{
-	const struct config *conf = op->cd->conf;
-	char before[BUNDLE_NOTE_LEN], after[BUNDLE_NOTE_LEN], err[512];
-	struct bundle b;
-	time_t now = time(NULL);
-
-	fault_point("rotate-after-swap");
-	/* The CA replaced stays in the bundle for the retention window. */
-	if (bundle_note_active(conf, now, before, after, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-	bundle_clear(&b);
-	agents_refresh(op->cd);
-	fault_point("rotate-after-publish");
-	proxy_reload(op->cd, rpc_rotate_op_reloaded, op);
-}
-
-static void
-rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
-{
-	struct rpc_rotate_op *op = arg;
-	const struct config *conf = op->cd->conf;
-
-	fault_point("rotate-after-reload");
-	if (op->reload != NULL)
-		protobuf_c_message_free_unpacked(&op->reload->base, NULL);
-	op->reload = result;
-	proxy_check(op->cd, &conf->proxy_address, conf->proxy_server_name, op->expected,
-	    conf->check_timeout, rpc_rotate_op_checked, op);
-}
-
-static void
-rpc_rotate_op_checked(int ok, const char *served, const char *why, void *arg)
-{
-	struct rpc_rotate_op *op = arg;
-	const struct config *conf = op->cd->conf;
-	char addr[300], err[256];
-	size_t i;
-
-	free(op->served);
-	op->served = xstrdup(served);
-	proxy_address_text(&conf->proxy_address, addr, sizeof(addr));
-	if (op->rolling_back) {
-		op->rolled_back = 1;
-		if (ok)
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; rolled back: the previous set is live again and %s serves it "
-			    "(the set that failed is kept in %s)",
-			    op->failure, addr, op->rollback_backup);
-		else
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; the previous set was put back, but %s does not serve it either "
-			    "(%s): check the proxy now",
-			    op->failure, addr, why);
-		return;
-	}
-	if (!ok) {
-		snprintf(op->failure, sizeof(op->failure),
-		    "%s: %s did not serve the new certificate within %u s (%s)", op->call, addr,
-		    conf->check_timeout / 1000, why);
-		log_warnx("%s", op->failure);
-		if (op->backup[0] == '\0') {
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; there was no previous set to roll back to", op->failure);
-			return;
-		}
-		rpc_rotate_op_rollback(op, op->backup, op->previous);
-		return;
-	}
-	op->verified = 1;
-	op->rotate_ms = clock_ms() - op->t0;
-	if (backups_prune(conf, &op->pruned, &op->n_pruned, err, sizeof(err)) == -1)
-		log_warnx("%s: backup retention: %s", op->call, err);
-	for (i = 0; i < op->n_pruned; i++)
-		log_info("%s: backup %s removed by the retention rule (keep %u)", op->call,
-		    op->pruned[i], conf->backups_keep);
-	log_info("%s: %s serves %s (%llu ms)", op->call, addr, op->expected,
-	    (unsigned long long)op->rotate_ms);
-	rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
-	    op->backup[0] != '\0' ? "; the previous set is in " : "", op->backup);
-}
-
-/* Puts backup id back (the set that was live before this call), then reloads and checks again. */
-static void
-rpc_rotate_op_rollback(struct rpc_rotate_op *op, const char *id, const char *previous)
-{
-	char err[512];
-
-	op->rolling_back = 1;
-	snprintf(op->expected, sizeof(op->expected), "%s", previous);
-	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
-	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
-		log_warnx("%s: roll back to %s: %s", op->call, id, err);
-		rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-		    "%s; putting %s back failed too (%s): restore it by hand (carotatectl "
-		    "restore %s)",
-		    op->failure, id, err, id);
-		return;
-	}
-	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
-	    op->rollback_backup);
-	rpc_rotate_op_note(op);
-	rpc_rotate_op_swapped(op);
-}
-
-/* The outcome as it stands; the result takes the reload and the pruned list. */
-static void
-rpc_rotate_op_outcome(struct rpc_rotate_op *op, struct rotation_result *res,
-    Carotate__V1__Status status, const char *msg)
-{
-	memset(res, 0, sizeof(*res));
-	res->call = op->call;
-	res->status = status;
-	res->message = msg;
-	res->resumed = op->resumed;
-	res->backup = op->backup;
-	res->restored = op->restored;
-	res->forced = op->forced;
-	res->reload = op->reload;
-	res->served = op->served;
-	res->verified = op->verified;
-	res->rolled_back = op->rolled_back;
-	res->rotate_ms = op->rotate_ms;
-	res->pruned = op->pruned;
-	res->n_pruned = op->n_pruned;
-	op->reload = NULL;
-	op->served = NULL;
-	op->pruned = NULL;
-	op->n_pruned = 0;
-}
-
-/* The end of the call: its owner answers and records it (hooks->done). */
-static void
-rpc_rotate_op_reply(struct rpc_rotate_op *op, Carotate__V1__Status status, const char *fmt, ...)
-{
-	struct rotation_result res;
-	va_list ap;
-	char msg[2048];
-	int n;
-
-	/* Said first when resumed: the caller got no answer from the daemon that stopped. */
-	n = op->resumed ? snprintf(msg, sizeof(msg),
-	                      "finished at start-up (carotated stopped before the %s had "
-	                      "answered): ",
-	                      op->call)
-	                : 0;
-	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-	va_end(ap);
-	rpc_rotate_op_outcome(op, &res, status, msg);
-	rpc_rotate_running = NULL;
-	op->cd->resuming = 0;
-	op->hooks->done(&res, op->arg);
-	rpc_rotate_op_free(op);
-}
-
-/* Recorded: nothing is left for a next start to finish. */
-static void
-rpc_rotate_op_forget(struct carotated *cd, const char *call)
-{
-	char err[256];
-
-	if (swap_pending_remove(cd->conf, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", call, err);
-}
-
-static void
-rpc_rotate_op_free(struct rpc_rotate_op *op)
-{
-	size_t i;
-
-	if (op->reload != NULL)
-		protobuf_c_message_free_unpacked(&op->reload->base, NULL);
-	free(op->served);
-	for (i = 0; i < op->n_pruned; i++)
-		free(op->pruned[i]);
-	free(op->pruned);
-	free(op);
-}
-
-/*
- * Shutdown outlasted its bound (job_kill_all and proxy_abandon_all ran): the
- * owner is told (res.abandoned), nothing is audited, and SWAP_PENDING stays for
- * the next start, which finishes the call and records it.
- */
-static void
-rpc_rotate_op_abandon(void)
-{
-	struct rpc_rotate_op *op = rpc_rotate_running;
-	struct rotation_result res;
-	char msg[1024];
-
-	if (op == NULL)
-		return;
-	rpc_rotate_running = NULL;
-	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
-	          "audits it",
-	    op->call);
-	snprintf(msg, sizeof(msg),
-	    "%s: carotated is stopping before the proxy check ended; the set on disk "
-	    "changed (backup %s), and the next start reloads, checks (rolls back if "
-	    "need be) and audits it",
-	    op->call, op->backup[0] != '\0' ? op->backup : "none");
-	rpc_rotate_op_outcome(op, &res, CAROTATE__V1__STATUS__UNAVAILABLE, msg);
-	res.abandoned = 1;
-	op->hooks->done(&res, op->arg);
-	rpc_rotate_op_free(op);
-}
-
-/* One line of SWAP_PENDING; the owner's lines (its audit record) are its hooks'. */
-static int
-rpc_rotate_op_load_line(struct rpc_rotate_op *op, const char *line)
-{
-	const char *v = strchr(line, ' ');
-	size_t k;
-
-	if (v == NULL || strncmp(line, "audit.", 6) == 0)
-		return 0;
-	k = (size_t)(v++ - line);
-	if (k == 4 && strncmp(line, "call", 4) == 0)
-		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
-	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backupid_valid(v))
-		snprintf(op->backup, sizeof(op->backup), "%s", v);
-	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
-		snprintf(op->restored, sizeof(op->restored), "%s", v);
-	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rpc_rotate_op_sha_ok(v))
-		snprintf(op->expected, sizeof(op->expected), "%s", v);
-	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rpc_rotate_op_sha_ok(v))
-		snprintf(op->previous, sizeof(op->previous), "%s", v);
-	else if (k == 6 && strncmp(line, "forced", 6) == 0)
-		op->forced = strcmp(v, "1") == 0;
-	else if (k == 12 && strncmp(line, "rolling_back", 12) == 0)
-		op->rolling_back = strcmp(v, "1") == 0;
-	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backupid_valid(v))
-		snprintf(op->rollback_backup, sizeof(op->rollback_backup), "%s", v);
-	else if (k == 7 && strncmp(line, "failure", 7) == 0 && strcmp(v, "-") != 0)
-		snprintf(op->failure, sizeof(op->failure), "%s", v);
-	return 0;
-}
-
-/*
- * At start-up: finishes the call SWAP_PENDING records (hooks->load gives its
- * owner, from the note's whole text). 1 resumed, 0 none, -1 (logged, the note
- * removed) when it was unusable.
- */
-static int
-rpc_rotate_op_resume(struct carotated *cd, const struct rotation_hooks *hooks)
-{
-	char *text = NULL, *copy, *line, *save = NULL, err[512];
-	struct rpc_rotate_op *op;
-	int r;
-
-	if ((r = swap_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
-		if (r == -1)
-			log_warnx("%s", err);
-		return r;
-	}
-	op = xcalloc(1, sizeof(*op));
-	op->cd = cd;
-	op->hooks = hooks;
-	op->call = "rotate";
-	op->resumed = 1;
-	op->t0 = clock_ms();
-	copy = xstrdup(text);
-	line = strtok_r(copy, "\n", &save);
-	if (line == NULL || strcmp(line, PENDING_MAGIC) != 0)
-		op->expected[0] = '\0';
-	else
-		while ((line = strtok_r(NULL, "\n", &save)) != NULL)
-			rpc_rotate_op_load_line(op, line);
-	free(copy);
-	if (op->expected[0] == '\0') {
-		free(text);
-		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
-		    cd->conf->state_dir, SWAP_PENDING);
-		rpc_rotate_op_free(op);
-		if (swap_pending_remove(cd->conf, err, sizeof(err)) == -1)
-			log_warnx("%s", err);
-		return -1;
-	}
-	op->arg = hooks->load(cd, text);
-	free(text);
-	cd->busy = op->call;
-	cd->resuming = 1;
-	rpc_rotate_running = op;
-	log_info("%s: carotated stopped before it had answered; finishing it now: reload, "
-	         "TLS check%s, audit",
-	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
-	rpc_rotate_op_swapped(op);
-	return 1;
-}
 
 /* The handlers: argument checks, the gates, the reply. */
 
@@ -753,7 +223,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
-	if (q->expect_ca[0] != '\0' && !rpc_rotate_op_sha_ok(q->expect_ca)) {
+	if (q->expect_ca[0] != '\0' && !rotation_sha_ok(q->expect_ca)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;
@@ -810,8 +280,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	rq.ca = c->reply->after->ca->sha256;
 	rq.forced = c->reply->forced;
 	rq.now = now;
-	if ((rc = rpc_rotate_op_rotate(ctx->cd, &rq, &rpc_rotate_hooks, c, err, sizeof(err))) !=
-	    0) {
+	if ((rc = rotation_rotate(ctx->cd, &rq, &rpc_rotate_hooks, c, err, sizeof(err))) != 0) {
 		reply_error(reply,
 		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		                     : CAROTATE__V1__STATUS__INTERNAL,
@@ -898,8 +367,7 @@ rpc_rotate_restore(
 	rq.ca = "";
 	rq.forced = c->reply->forced;
 	rq.now = now;
-	if (rpc_rotate_op_restore(ctx->cd, &rq, &rpc_rotate_hooks, c, failure, sizeof(failure)) ==
-	    -1) {
+	if (rotation_restore(ctx->cd, &rq, &rpc_rotate_hooks, c, failure, sizeof(failure)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", failure);
 		rpc_rotate_call_free(c);
 	}
@@ -1078,7 +546,7 @@ rpc_rotate_done(struct rotation_result *res, void *arg)
 	c->reply = NULL;
 	audit_call_end(c->audit, reply);
 	c->audit = NULL;
-	rpc_rotate_op_forget(c->cd, res->call);
+	rotation_forget(c->cd, res->call);
 	op_finish(c->cd, c->pending, reply);
 	rpc_rotate_call_free(c);
 }
@@ -1086,11 +554,11 @@ rpc_rotate_done(struct rotation_result *res, void *arg)
 void
 rpc_rotate_abandon(void)
 {
-	rpc_rotate_op_abandon();
+	rotation_abandon();
 }
 
 int
 rpc_rotate_resume(struct carotated *cd)
 {
-	return rpc_rotate_op_resume(cd, &rpc_rotate_hooks);
+	return rotation_resume(cd, &rpc_rotate_hooks);
 }
