@@ -83,7 +83,7 @@ DAEMON_LIB_OBJS := $(O)/gen/internal.pb-c.o $(O)/daemon/config.o $(O)/daemon/rpc
 	       $(O)/daemon/rpc/dispatch.o $(O)/daemon/rpc/rpc_status.o $(PKI_OBJS) $(O)/daemon/store/certset.o \
 	       $(O)/daemon/rpc/reply.o $(O)/daemon/rpc/op.o \
 	       $(O)/daemon/store/ssldir.o $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o \
-	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/store/cakeys.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o \
+	       $(O)/daemon/store/fsx.o $(O)/daemon/store/bundle.o $(O)/daemon/store/cakeys.o $(O)/daemon/engine/proxy.o $(O)/daemon/rpc/rpc_stage.o $(O)/daemon/engine/stage.o $(O)/daemon/engine/certjob.o \
 	       $(LEDGER_OBJS) $(O)/daemon/engine/agents.o $(O)/daemon/engine/metrics.o \
 	       $(O)/daemon/rpc/rpc_report.o $(O)/daemon/rpc/rpc_join.o $(O)/daemon/rpc/rpc_rotate.o $(O)/daemon/engine/rotation.o $(O)/daemon/sys/supervise.o \
 	       $(O)/daemon/worker/worker.o $(O)/daemon/sys/unixsock.o $(O)/daemon/store/swap.o $(O)/daemon/store/backups.o \
