@@ -33,8 +33,6 @@
 
 #define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
 
-/* The handlers: argument checks, the gates, the reply. */
-
 /* A rotate or restore the engine carries out: what its answer needs. */
 struct rpc_rotate_call {
 	struct rpc_ctx *ctx; /* while the handler runs, for rpc_rotate_begin */
@@ -59,6 +57,7 @@ static void rpc_rotate_begin(void *);
 static int rpc_rotate_save(void *, char *, size_t);
 static void *rpc_rotate_load(struct carotated *, const char *);
 static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result *);
+static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
 static void rpc_rotate_done(struct rotation_result *, void *);
 
 static const struct rotation_hooks rpc_rotate_hooks = {
@@ -505,34 +504,16 @@ rpc_rotate_take(Carotate__V1__RotateReply *r, struct rotation_result *res)
 	res->n_pruned = 0;
 }
 
-/*
- * The answer: the set now live and the bundle, the audit record closed, the
- * note dropped, then the next state change may start. A stop (res->abandoned)
- * only tells the client: the note and its record stay for the next start.
- */
+/* The set now live and the bundle published, described for the reply. */
 static void
-rpc_rotate_done(struct rotation_result *res, void *arg)
+rpc_rotate_describe(struct carotated *cd, Carotate__V1__RotateReply *r)
 {
-	struct rpc_rotate_call *c = arg;
-	Carotate__V1__RotateReply *r = c->reply;
-	const struct config *conf = c->cd->conf;
-	Carotate__V1__Response *reply;
+	const struct config *conf = cd->conf;
 	time_t now = time(NULL);
 	struct bundle b;
 	char err[256];
 	X509 *ca;
 
-	rpc_rotate_take(r, res);
-	if (res->abandoned) {
-		if (c->pending != NULL) {
-			reply = reply_new();
-			reply_error(reply, res->status, "%s", res->message);
-			op_complete(c->cd, c->pending, reply);
-		}
-		rpc_rotate_call_free(c);
-		return;
-	}
-	reply = reply_new();
 	if (r->after != NULL)
 		protobuf_c_message_free_unpacked(&r->after->base, NULL);
 	r->after = certset_describe(conf, 0, now, &ca);
@@ -540,9 +521,29 @@ rpc_rotate_done(struct rotation_result *res, void *arg)
 	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
 		r->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
 	bundle_clear(&b);
-	agents_check_canary(c->cd);
+}
+
+/*
+ * The answer: the audit record closed, the note dropped, then the next state
+ * change may start. A stop (res->abandoned) only tells the client: the note
+ * and its record stay for the next start.
+ */
+static void
+rpc_rotate_done(struct rotation_result *res, void *arg)
+{
+	struct rpc_rotate_call *c = arg;
+	Carotate__V1__Response *reply = reply_new();
+
+	rpc_rotate_take(c->reply, res);
 	reply_error(reply, res->status, "%s", res->message);
-	rpc_rotate_attach(reply, res->call, r);
+	if (res->abandoned) {
+		op_complete(c->cd, c->pending, reply);
+		rpc_rotate_call_free(c);
+		return;
+	}
+	rpc_rotate_describe(c->cd, c->reply);
+	agents_check_canary(c->cd);
+	rpc_rotate_attach(reply, res->call, c->reply);
 	c->reply = NULL;
 	audit_call_end(c->audit, reply);
 	c->audit = NULL;

@@ -27,8 +27,6 @@
 
 #define STAGE_MAX_NAME 64
 
-/* The handlers: argument checks and the reply. */
-
 /* A generate, install or discard the engine carries out: who waits for the answer. */
 struct rpc_stage_call {
 	struct rpc_ctx *ctx; /* while the handler runs, for rpc_stage_begin */
@@ -43,6 +41,7 @@ static int rpc_stage_default_sans(
 static uint8_t *rpc_stage_copy(const ProtobufCBinaryData *, size_t *);
 static struct rpc_stage_call *rpc_stage_call_new(struct rpc_ctx *);
 static void rpc_stage_begin(void *);
+static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
 static void rpc_stage_done(struct stage_result *, void *);
 
 static const struct stage_hooks rpc_stage_hooks = {
@@ -70,26 +69,17 @@ rpc_stage_begin(void *arg)
 	c->ctx = NULL;
 }
 
-/* The answer: what is now staged (or the backup a discard made) and the bundle published. */
+/* What is now staged (or the backup a discard made) and the bundle published. */
 static void
-rpc_stage_done(struct stage_result *res, void *arg)
+rpc_stage_reply(struct carotated *cd, struct stage_result *res, Carotate__V1__Response *reply)
 {
-	struct rpc_stage_call *c = arg;
-	const struct config *conf = c->cd->conf;
-	Carotate__V1__Response *reply = reply_new();
-	Carotate__V1__StageReply *sr;
+	const struct config *conf = cd->conf;
+	Carotate__V1__StageReply *sr = xmalloc(sizeof(*sr));
 	time_t now = time(NULL);
 	struct bundle b;
 	char err[256];
 	X509 *ca = NULL;
 
-	if (res->status != CAROTATE__V1__STATUS__OK) {
-		reply_error(reply, res->status, "%s", res->message);
-		op_finish(c->cd, c->pending, reply);
-		free(c);
-		return;
-	}
-	sr = xmalloc(sizeof(*sr));
 	carotate__v1__stage_reply__init(sr);
 	sr->warnings = res->warnings;
 	sr->n_warnings = res->n_warnings;
@@ -115,6 +105,19 @@ rpc_stage_done(struct stage_result *res, void *arg)
 		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY;
 		reply->discard_reply = sr;
 	}
+}
+
+/* The engine is done: the client is answered (if still there) and the next change may start. */
+static void
+rpc_stage_done(struct stage_result *res, void *arg)
+{
+	struct rpc_stage_call *c = arg;
+	Carotate__V1__Response *reply = reply_new();
+
+	if (res->status != CAROTATE__V1__STATUS__OK)
+		reply_error(reply, res->status, "%s", res->message);
+	else
+		rpc_stage_reply(c->cd, res, reply);
 	op_finish(c->cd, c->pending, reply);
 	free(c);
 }
