@@ -60,7 +60,7 @@ struct rotation {
 
 #define PENDING_MAGIC "carotate-pending 1"
 
-/* The swap between its swap and its result (at most one: the call is exclusive). */
+/* The rotation between its swap and its result (at most one: the call is exclusive). */
 static struct rotation *rotation_running;
 
 static struct rotation *rotation_new(
