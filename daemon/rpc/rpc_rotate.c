@@ -1,19 +1,11 @@
 /*
- * rotate and restore: stage 3 of a rotation, and its way back. Both swap the
- * active set through swap.c's journal (a crash at any point is finished or
- * undone at the next start), re-derive the trust bundle, reload the proxy,
- * and then believe only a TLS handshake: the proxy must serve the expected
- * leaf certificate within [proxy] check_timeout. If it does not, the previous
- * set is put back by the same mechanism and the proxy reloaded again; the
- * caller gets INTERNAL with what happened.
- *
- * A swap itself is synchronous (a few renames and fsyncs); the reload and the
- * check run off the event loop, so the call is answered later
- * (op_defer) and holds the exclusive slot until then.
+ * rotate and restore: their argument checks, the 100 % gate and restore's
+ * gate, and the reply. The swap, reload, TLS check and roll back are the
+ * rotation engine's (engine/rotation.c); it reports through rpc_rotate_hooks,
+ * which answer the client, close the call's audit record and let the next
+ * state change in (op_finish).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,69 +17,55 @@
 #include "bundle.h"
 #include "carotated.h"
 #include "certset.h"
-#include "clock.h"
 #include "config.h"
 #include "op.h"
 #include "dispatch.h"
 #include "reply.h"
-#include "fault.h"
+#include "rotation.h"
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
 #include "proto_limits.h"
 #include "proxy.h"
-#include "retained.h"
 #include "ssldir.h"
-#include "journal.h"
 #include "swap.h"
 #include "xmalloc.h"
 
 #define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
 
-/* One rotate or restore from the swap to the reply. */
-struct rpc_rotate_op {
+/* A rotate or restore the engine carries out: what its answer needs. */
+struct rpc_rotate_call {
+	struct rpc_ctx *ctx; /* while the handler runs, for rpc_rotate_begin */
 	struct carotated *cd;
 	struct control_pending *pending;
-	const char *call;                  /* "rotate" or "restore" */
-	char backup[SWAP_ID_MAX];          /* where the previous active set went; "" none */
-	char rollback_backup[SWAP_ID_MAX]; /* where the rolled-back set went */
-	char expected[PKI_SHA256_HEX];     /* the leaf the proxy must serve now */
-	char previous[PKI_SHA256_HEX];     /* the leaf of the previous set; "" none */
-	int rolling_back;
-	char failure[768]; /* why the new set was rolled back */
-	uint64_t t0;       /* ms, monotonic: the request arrived */
-	Carotate__V1__RotateReply *reply;
 	struct audit_call *audit; /* the call's record, closed with the reply */
-	int resumed;              /* finished at start-up from JOURNAL_PENDING */
+	Carotate__V1__RotateReply *reply;
 };
-
-#define PENDING_MAGIC "carotate-pending 1"
-
-/* The swap between its swap and its reply (at most one: the call is exclusive). */
-static struct rpc_rotate_op *rpc_rotate_running;
 
 static Carotate__V1__RotateReply *rpc_rotate_reply_new(void);
 static void rpc_rotate_attach(Carotate__V1__Response *, const char *, Carotate__V1__RotateReply *);
 static void rpc_rotate_pending_cb(const char *, int64_t, int, void *);
 static int rpc_rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
-static int rpc_rotate_sha_ok(const char *);
 static int rpc_rotate_counted(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     const Carotate__V1__RotateReply *, Carotate__V1__Response *);
 static int rpc_rotate_restore_gate(struct rpc_ctx *, const Carotate__V1__RestoreRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
-static struct rpc_rotate_op *rpc_rotate_op_new(const char *, Carotate__V1__Response *);
-static void rpc_rotate_op_start(struct rpc_ctx *, struct rpc_rotate_op *);
-static void rpc_rotate_op_swapped(struct rpc_rotate_op *);
-static void rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *, void *);
-static void rpc_rotate_op_checked(int, const char *, const char *, void *);
-static void rpc_rotate_op_rollback(struct rpc_rotate_op *, const char *, const char *);
-static void rpc_rotate_op_reply(struct rpc_rotate_op *, Carotate__V1__Status, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-static void rpc_rotate_op_free(struct rpc_rotate_op *);
-static void rpc_rotate_op_note(struct rpc_rotate_op *);
-static void rpc_rotate_op_line(char *, size_t, const char *, const char *);
-static int rpc_rotate_op_load_line(struct rpc_rotate_op *, const char *);
+static struct rpc_rotate_call *rpc_rotate_call_new(struct rpc_ctx *, Carotate__V1__Response *);
+static void rpc_rotate_call_free(struct rpc_rotate_call *);
+static void rpc_rotate_begin(void *);
+static int rpc_rotate_save(void *, char *, size_t);
+static void *rpc_rotate_load(struct carotated *, const char *);
+static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result *);
+static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
+static void rpc_rotate_done(struct rotation_result *, void *);
+
+static const struct rotation_hooks rpc_rotate_hooks = {
+	rpc_rotate_begin,
+	rpc_rotate_save,
+	rpc_rotate_load,
+	rpc_rotate_done,
+};
 
 static Carotate__V1__RotateReply *
 rpc_rotate_reply_new(void)
@@ -179,14 +157,6 @@ rpc_rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	return -1;
 }
 
-/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
-static int
-rpc_rotate_sha_ok(const char *s)
-{
-	return strlen(s) == PKI_SHA256_HEX - 1 &&
-	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
-}
-
 /*
  * The CA in new/ (read from disk just now, r->after) is the one the caller
  * expects and the one the gate counts. new/ replaced by hand without a
@@ -233,9 +203,11 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 {
 	const Carotate__V1__RotateRequest *q = req->rotate;
 	const struct config *conf = ctx->cd->conf;
+	struct rotation_req rq;
 	Carotate__V1__RotateReply *r;
-	struct rpc_rotate_op *op;
+	struct rpc_rotate_call *c;
 	time_t now = time(NULL);
+	char err[768];
 	X509 *ca;
 	int saved, rc;
 
@@ -250,7 +222,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
-	if (q->expect_ca[0] != '\0' && !rpc_rotate_sha_ok(q->expect_ca)) {
+	if (q->expect_ca[0] != '\0' && !rotation_sha_ok(q->expect_ca)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;
@@ -296,24 +268,24 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    r->forced ? " (forced)" : "");
 		return;
 	}
-	op = rpc_rotate_op_new("rotate", reply);
-	/* The swap checks again that new/ holds the CA counted here: nothing else goes live. */
-	if ((rc = swap_rotate_ca(conf, now, q->reason[0] != '\0' ? q->reason : "rotate",
-	         op->reply->after->ca->sha256, op->backup, sizeof(op->backup), op->failure,
-	         sizeof(op->failure))) != 0) {
-		log_warnx("rotate: %s", op->failure);
-		if (rc == SWAP_STALE)
-			agents_refresh(ctx->cd);
+	c = rpc_rotate_call_new(ctx, reply);
+	rq.call = "rotate";
+	rq.expected = c->reply->after->server->sha256;
+	rq.previous = c->reply->before != NULL && c->reply->before->server != NULL
+	                  ? c->reply->before->server->sha256
+	                  : "";
+	rq.restored = "";
+	rq.reason = q->reason[0] != '\0' ? q->reason : "rotate";
+	rq.ca = c->reply->after->ca->sha256;
+	rq.forced = c->reply->forced;
+	rq.now = now;
+	if ((rc = rotation_rotate(ctx->cd, &rq, &rpc_rotate_hooks, c, err, sizeof(err))) != 0) {
 		reply_error(reply,
 		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
 		                     : CAROTATE__V1__STATUS__INTERNAL,
-		    "%s", op->failure);
-		rpc_rotate_op_free(op);
-		return;
+		    "%s", err);
+		rpc_rotate_call_free(c);
 	}
-	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
-	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
-	rpc_rotate_op_start(ctx, op);
 }
 
 void
@@ -322,9 +294,10 @@ rpc_rotate_restore(
 {
 	const Carotate__V1__RestoreRequest *q = req->restore;
 	const struct config *conf = ctx->cd->conf;
-	char id[SWAP_ID_MAX], err[512];
+	char id[SWAP_ID_MAX], err[512], failure[768];
+	struct rotation_req rq;
 	Carotate__V1__RotateReply *r;
-	struct rpc_rotate_op *op;
+	struct rpc_rotate_call *c;
 	time_t now = time(NULL);
 	X509 *ca;
 
@@ -382,17 +355,21 @@ rpc_rotate_restore(
 		reply_error(reply, CAROTATE__V1__STATUS__OK, "dry run: %s would be put back", id);
 		return;
 	}
-	op = rpc_rotate_op_new("restore", reply);
-	if (swap_restore(conf, id, now, op->backup, sizeof(op->backup), op->failure,
-	        sizeof(op->failure)) == -1) {
-		log_warnx("restore: %s", op->failure);
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", op->failure);
-		rpc_rotate_op_free(op);
-		return;
+	c = rpc_rotate_call_new(ctx, reply);
+	rq.call = "restore";
+	rq.expected = c->reply->after->server->sha256;
+	rq.previous = c->reply->before != NULL && c->reply->before->server != NULL
+	                  ? c->reply->before->server->sha256
+	                  : "";
+	rq.restored = id;
+	rq.reason = "";
+	rq.ca = "";
+	rq.forced = c->reply->forced;
+	rq.now = now;
+	if (rotation_restore(ctx->cd, &rq, &rpc_rotate_hooks, c, failure, sizeof(failure)) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", failure);
+		rpc_rotate_call_free(c);
 	}
-	log_info("restore: %s is live again (server %s); the previous set is in %s", id,
-	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
-	rpc_rotate_op_start(ctx, op);
 }
 
 /*
@@ -437,221 +414,106 @@ rpc_rotate_restore_gate(struct rpc_ctx *ctx, const Carotate__V1__RestoreRequest 
 	return -1;
 }
 
-/* The call goes ahead: the op takes the reply's RotateReply (before and after are described). */
-static struct rpc_rotate_op *
-rpc_rotate_op_new(const char *call, Carotate__V1__Response *reply)
+/* The call goes ahead: it takes the reply's RotateReply (before and after are described). */
+static struct rpc_rotate_call *
+rpc_rotate_call_new(struct rpc_ctx *ctx, Carotate__V1__Response *reply)
 {
-	struct rpc_rotate_op *op = xcalloc(1, sizeof(*op));
-	Carotate__V1__RotateReply *r;
+	struct rpc_rotate_call *c = xcalloc(1, sizeof(*c));
 
-	r = reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY
-	        ? reply->restore_reply
-	        : reply->rotate_reply;
+	c->ctx = ctx;
+	c->cd = ctx->cd;
+	c->reply = reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY
+	               ? reply->restore_reply
+	               : reply->rotate_reply;
 	reply->rotate_reply = reply->restore_reply = NULL;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
-	op->call = call;
-	op->reply = r;
-	snprintf(op->expected, sizeof(op->expected), "%s", r->after->server->sha256);
-	if (r->before != NULL && r->before->server != NULL)
-		snprintf(op->previous, sizeof(op->previous), "%s", r->before->server->sha256);
-	op->t0 = clock_ms();
-	return op;
+	return c;
 }
 
 static void
-rpc_rotate_op_start(struct rpc_ctx *ctx, struct rpc_rotate_op *op)
+rpc_rotate_call_free(struct rpc_rotate_call *c)
 {
-	op->cd = ctx->cd;
-	op->pending = op_defer(ctx);
-	op->audit = op_take_audit(ctx->cd, op->pending);
-	op->reply->backup = xstrdup(op->backup);
-	rpc_rotate_running = op;
-	rpc_rotate_op_note(op);
-	rpc_rotate_op_swapped(op);
+	if (c->reply != NULL)
+		protobuf_c_message_free_unpacked(&c->reply->base, NULL);
+	audit_call_free(c->audit);
+	free(c);
 }
 
-/* key value, one line: control characters (none expected) become '?'. */
+/* The swap is done: the answer waits for the check; the record goes into the note. */
 static void
-rpc_rotate_op_line(char *buf, size_t len, const char *key, const char *value)
+rpc_rotate_begin(void *arg)
 {
-	size_t n = strlen(buf), i;
+	struct rpc_rotate_call *c = arg;
 
-	if (n + strlen(key) + 3 >= len)
-		return;
-	n += (size_t)snprintf(buf + n, len - n, "%s ", key);
-	for (i = 0; value[i] != '\0' && n + 2 < len; i++)
-		buf[n++] = iscntrl((unsigned char)value[i]) ? '?' : value[i];
-	buf[n++] = '\n';
-	buf[n] = '\0';
+	c->pending = op_defer(c->ctx);
+	c->audit = op_take_audit(c->cd, c->pending);
+	c->ctx = NULL;
 }
 
-/*
- * The set on disk changed (or was put back by a roll back): what is left to do
- * is written down, so that a stop that cuts the call short (a shutdown past its
- * bound, a crash) leaves the next start to reload, check, roll back and audit
- * it as this call, not as a change made outside carotated.
- */
-static void
-rpc_rotate_op_note(struct rpc_rotate_op *op)
+static int
+rpc_rotate_save(void *arg, char *buf, size_t len)
 {
-	char buf[JOURNAL_PENDING_MAX], err[512] = "";
+	struct rpc_rotate_call *c = arg;
 
-	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
-	rpc_rotate_op_line(buf, sizeof(buf), "call", op->call);
-	rpc_rotate_op_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "restored",
-	    op->reply->restored != NULL && op->reply->restored[0] != '\0' ? op->reply->restored
-	                                                                  : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "expected", op->expected);
-	rpc_rotate_op_line(
-	    buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "forced", op->reply->forced ? "1" : "0");
-	rpc_rotate_op_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
-	rpc_rotate_op_line(buf, sizeof(buf), "rollback_backup",
-	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
-	rpc_rotate_op_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
-	if ((op->audit != NULL && audit_call_save(op->audit, buf, sizeof(buf)) == -1) ||
-	    journal_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
-		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
-		    err[0] != '\0' ? err : "the record does not fit");
+	return c->audit != NULL ? audit_call_save(c->audit, buf, len) : 0;
 }
 
-/* The set on disk changed: the bundle follows, then the proxy is told. */
-static void
-rpc_rotate_op_swapped(struct rpc_rotate_op *op)
+/* A call a stop cut short: no client waits; its record is the one the note kept. */
+static void *
+rpc_rotate_load(struct carotated *cd, const char *text)
 {
-	const struct config *conf = op->cd->conf;
-	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[512];
-	struct bundle b;
-	time_t now = time(NULL);
+	struct rpc_rotate_call *c = xcalloc(1, sizeof(*c));
 
-	fault_point("rotate-after-swap");
-	/* The CA replaced stays in the bundle for the retention window. */
-	if (retained_note_active(conf, now, before, after, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-	bundle_clear(&b);
-	agents_refresh(op->cd);
-	fault_point("rotate-after-publish");
-	proxy_reload(op->cd, rpc_rotate_op_reloaded, op);
+	c->cd = cd;
+	c->reply = rpc_rotate_reply_new();
+	c->audit = audit_call_load(cd, text);
+	return c;
 }
 
+/* The engine's outcome into the reply, which takes its heap parts. */
 static void
-rpc_rotate_op_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+rpc_rotate_take(Carotate__V1__RotateReply *r, struct rotation_result *res)
 {
-	struct rpc_rotate_op *op = arg;
-	const struct config *conf = op->cd->conf;
-
-	fault_point("rotate-after-reload");
-	if (op->reply->reload != NULL)
-		protobuf_c_message_free_unpacked(&op->reply->reload->base, NULL);
-	op->reply->reload = result;
-	proxy_check(op->cd, &conf->proxy_address, conf->proxy_server_name, op->expected,
-	    conf->check_timeout, rpc_rotate_op_checked, op);
-}
-
-static void
-rpc_rotate_op_checked(int ok, const char *served, const char *why, void *arg)
-{
-	struct rpc_rotate_op *op = arg;
-	const struct config *conf = op->cd->conf;
-	Carotate__V1__RotateReply *r = op->reply;
-	char addr[300], **pruned = NULL, err[256];
-	size_t i, npruned = 0;
-
-	if (r->served != protobuf_c_empty_string)
-		free(r->served);
-	r->served = xstrdup(served);
-	proxy_address_text(&conf->proxy_address, addr, sizeof(addr));
-	if (op->rolling_back) {
-		r->rolled_back = 1;
-		if (ok)
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; rolled back: the previous set is live again and %s serves it "
-			    "(the set that failed is kept in %s)",
-			    op->failure, addr, op->rollback_backup);
-		else
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; the previous set was put back, but %s does not serve it either "
-			    "(%s): check the proxy now",
-			    op->failure, addr, why);
-		return;
+	if (r->backup != protobuf_c_empty_string)
+		free(r->backup);
+	r->backup = xstrdup(res->backup);
+	if (r->restored[0] == '\0' && res->restored[0] != '\0') {
+		if (r->restored != protobuf_c_empty_string)
+			free(r->restored);
+		r->restored = xstrdup(res->restored);
 	}
-	if (!ok) {
-		snprintf(op->failure, sizeof(op->failure),
-		    "%s: %s did not serve the new certificate within %u s (%s)", op->call, addr,
-		    conf->check_timeout / 1000, why);
-		log_warnx("%s", op->failure);
-		if (op->backup[0] == '\0') {
-			rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-			    "%s; there was no previous set to roll back to", op->failure);
-			return;
-		}
-		rpc_rotate_op_rollback(op, op->backup, op->previous);
-		return;
+	r->forced = res->forced;
+	if (res->reload != NULL) {
+		if (r->reload != NULL)
+			protobuf_c_message_free_unpacked(&r->reload->base, NULL);
+		r->reload = res->reload;
 	}
-	r->verified = 1;
-	r->rotate_ms = clock_ms() - op->t0;
-	if (backup_prune(conf, &pruned, &npruned, err, sizeof(err)) == -1)
-		log_warnx("%s: backup retention: %s", op->call, err);
-	r->pruned = pruned;
-	r->n_pruned = npruned;
-	for (i = 0; i < npruned; i++)
-		log_info("%s: backup %s removed by the retention rule (keep %u)", op->call,
-		    pruned[i], conf->backups_keep);
-	log_info("%s: %s serves %s (%llu ms)", op->call, addr, op->expected,
-	    (unsigned long long)r->rotate_ms);
-	rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
-	    op->backup[0] != '\0' ? "; the previous set is in " : "", op->backup);
+	if (res->served != NULL) {
+		if (r->served != protobuf_c_empty_string)
+			free(r->served);
+		r->served = res->served;
+	}
+	r->verified = res->verified;
+	r->rolled_back = res->rolled_back;
+	r->rotate_ms = res->rotate_ms;
+	r->pruned = res->pruned;
+	r->n_pruned = res->n_pruned;
+	res->reload = NULL;
+	res->served = NULL;
+	res->pruned = NULL;
+	res->n_pruned = 0;
 }
 
-/* Puts backup id back (the set that was live before this call), then reloads and checks again. */
+/* The set now live and the bundle published, described for the reply. */
 static void
-rpc_rotate_op_rollback(struct rpc_rotate_op *op, const char *id, const char *previous)
+rpc_rotate_describe(struct carotated *cd, Carotate__V1__RotateReply *r)
 {
-	char err[512];
-
-	op->rolling_back = 1;
-	snprintf(op->expected, sizeof(op->expected), "%s", previous);
-	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
-	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
-		log_warnx("%s: roll back to %s: %s", op->call, id, err);
-		rpc_rotate_op_reply(op, CAROTATE__V1__STATUS__INTERNAL,
-		    "%s; putting %s back failed too (%s): restore it by hand (carotatectl "
-		    "restore %s)",
-		    op->failure, id, err, id);
-		return;
-	}
-	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
-	    op->rollback_backup);
-	rpc_rotate_op_note(op);
-	rpc_rotate_op_swapped(op);
-}
-
-static void
-rpc_rotate_op_reply(struct rpc_rotate_op *op, Carotate__V1__Status status, const char *fmt, ...)
-{
-	Carotate__V1__Response *reply = reply_new();
-	Carotate__V1__RotateReply *r = op->reply;
-	const struct config *conf = op->cd->conf;
+	const struct config *conf = cd->conf;
 	time_t now = time(NULL);
 	struct bundle b;
 	char err[256];
-	va_list ap;
-	char msg[2048];
 	X509 *ca;
-	int n;
 
-	/* Said first when resumed: the caller got no answer from the daemon that stopped. */
-	n = op->resumed ? snprintf(msg, sizeof(msg),
-	                      "finished at start-up (carotated stopped before the %s had "
-	                      "answered): ",
-	                      op->call)
-	                : 0;
-	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-	va_end(ap);
 	if (r->after != NULL)
 		protobuf_c_message_free_unpacked(&r->after->base, NULL);
 	r->after = certset_describe(conf, 0, now, &ca);
@@ -659,133 +521,45 @@ rpc_rotate_op_reply(struct rpc_rotate_op *op, Carotate__V1__Status status, const
 	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
 		r->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
 	bundle_clear(&b);
-	agents_check_canary(op->cd);
-	reply_error(reply, status, "%s", msg);
-	rpc_rotate_attach(reply, op->call, r);
-	op->reply = NULL;
-	audit_call_end(op->audit, reply);
-	op->audit = NULL;
-	/* Recorded: nothing is left for a next start to finish. */
-	if (journal_pending_remove(conf, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-	rpc_rotate_running = NULL;
-	op->cd->resuming = 0;
-	op_finish(op->cd, op->pending, reply);
-	rpc_rotate_op_free(op);
-}
-
-static void
-rpc_rotate_op_free(struct rpc_rotate_op *op)
-{
-	if (op->reply != NULL)
-		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
-	audit_call_free(op->audit);
-	free(op);
 }
 
 /*
- * Shutdown outlasted its bound (job_kill_all and proxy_abandon_all ran): the
- * client is told, nothing is audited, and JOURNAL_PENDING stays for the next
- * start, which finishes the call and records it.
+ * The answer: the audit record closed, the note dropped, then the next state
+ * change may start. A stop (res->abandoned) only tells the client: the note
+ * and its record stay for the next start.
  */
+static void
+rpc_rotate_done(struct rotation_result *res, void *arg)
+{
+	struct rpc_rotate_call *c = arg;
+	Carotate__V1__Response *reply = reply_new();
+
+	rpc_rotate_take(c->reply, res);
+	reply_error(reply, res->status, "%s", res->message);
+	if (res->abandoned) {
+		op_complete(c->cd, c->pending, reply);
+		rpc_rotate_call_free(c);
+		return;
+	}
+	rpc_rotate_describe(c->cd, c->reply);
+	agents_check_canary(c->cd);
+	rpc_rotate_attach(reply, res->call, c->reply);
+	c->reply = NULL;
+	audit_call_end(c->audit, reply);
+	c->audit = NULL;
+	rotation_forget(c->cd, res->call);
+	op_finish(c->cd, c->pending, reply);
+	rpc_rotate_call_free(c);
+}
+
 void
 rpc_rotate_abandon(void)
 {
-	struct rpc_rotate_op *op = rpc_rotate_running;
-	Carotate__V1__Response *reply;
-
-	if (op == NULL)
-		return;
-	rpc_rotate_running = NULL;
-	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
-	          "audits it",
-	    op->call);
-	if (op->pending != NULL) {
-		reply = reply_new();
-		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
-		    "%s: carotated is stopping before the proxy check ended; the set on disk "
-		    "changed (backup %s), and the next start reloads, checks (rolls back if "
-		    "need be) and audits it",
-		    op->call, op->backup[0] != '\0' ? op->backup : "none");
-		op_complete(op->cd, op->pending, reply);
-	}
-	rpc_rotate_op_free(op);
-}
-
-/* One line of JOURNAL_PENDING; the audit record's lines are audit_call_load's. */
-static int
-rpc_rotate_op_load_line(struct rpc_rotate_op *op, const char *line)
-{
-	const char *v = strchr(line, ' ');
-	size_t k;
-
-	if (v == NULL || strncmp(line, "audit.", 6) == 0)
-		return 0;
-	k = (size_t)(v++ - line);
-	if (k == 4 && strncmp(line, "call", 4) == 0)
-		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
-	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backupid_valid(v))
-		snprintf(op->backup, sizeof(op->backup), "%s", v);
-	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
-		op->reply->restored = xstrdup(v);
-	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rpc_rotate_sha_ok(v))
-		snprintf(op->expected, sizeof(op->expected), "%s", v);
-	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rpc_rotate_sha_ok(v))
-		snprintf(op->previous, sizeof(op->previous), "%s", v);
-	else if (k == 6 && strncmp(line, "forced", 6) == 0)
-		op->reply->forced = strcmp(v, "1") == 0;
-	else if (k == 12 && strncmp(line, "rolling_back", 12) == 0)
-		op->rolling_back = strcmp(v, "1") == 0;
-	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backupid_valid(v))
-		snprintf(op->rollback_backup, sizeof(op->rollback_backup), "%s", v);
-	else if (k == 7 && strncmp(line, "failure", 7) == 0 && strcmp(v, "-") != 0)
-		snprintf(op->failure, sizeof(op->failure), "%s", v);
-	return 0;
+	rotation_abandon();
 }
 
 int
 rpc_rotate_resume(struct carotated *cd)
 {
-	char *text = NULL, *copy, *line, *save = NULL, err[512];
-	struct rpc_rotate_op *op;
-	int r;
-
-	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
-		if (r == -1)
-			log_warnx("%s", err);
-		return r;
-	}
-	op = xcalloc(1, sizeof(*op));
-	op->cd = cd;
-	op->call = "rotate";
-	op->reply = rpc_rotate_reply_new();
-	op->resumed = 1;
-	op->t0 = clock_ms();
-	copy = xstrdup(text);
-	line = strtok_r(copy, "\n", &save);
-	if (line == NULL || strcmp(line, PENDING_MAGIC) != 0)
-		op->expected[0] = '\0';
-	else
-		while ((line = strtok_r(NULL, "\n", &save)) != NULL)
-			rpc_rotate_op_load_line(op, line);
-	free(copy);
-	op->audit = audit_call_load(cd, text);
-	free(text);
-	if (op->expected[0] == '\0') {
-		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
-		    cd->conf->state_dir, JOURNAL_PENDING);
-		rpc_rotate_op_free(op);
-		if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
-			log_warnx("%s", err);
-		return -1;
-	}
-	op->reply->backup = xstrdup(op->backup);
-	cd->busy = op->call;
-	cd->resuming = 1;
-	rpc_rotate_running = op;
-	log_info("%s: carotated stopped before it had answered; finishing it now: reload, "
-	         "TLS check%s, audit",
-	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
-	rpc_rotate_op_swapped(op);
-	return 1;
+	return rotation_resume(cd, &rpc_rotate_hooks);
 }

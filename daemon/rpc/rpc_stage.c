@@ -1,121 +1,136 @@
 /*
- * generate, install, discard: stage 1 of a rotation. Certificate work runs in
- * a short-lived child (job.c): RSA key generation takes seconds and must not
- * stall other clients, and the bytes of a custom set are hostile until
- * checked, so they are parsed in a process that can crash alone. The parent
- * only writes what the child returns, re-encoded by OpenSSL, and then
- * publishes the bundle and reloads the proxy before it answers.
+ * generate, install, discard: their argument checks (every field against an
+ * allow-list before a certificate job sees it) and their reply. The job, the
+ * writing of the staged set, discard and the reload are the staging engine's
+ * (engine/stage.c, engine/certjob.c); it reports through rpc_stage_hooks,
+ * which answer the client and let the next state change in (op_finish).
  */
-#include <sys/stat.h>
-
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "agents.h"
-#include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certjob.h"
 #include "certset.h"
 #include "config.h"
-#include "op.h"
 #include "dispatch.h"
-#include "reply.h"
-#include "fault.h"
-#include "fsx.h"
-#include "internal.pb-c.h"
-#include "job.h"
-#include "log.h"
+#include "op.h"
 #include "pki.h"
-#include "proxy.h"
-#include "sandbox.h"
+#include "reply.h"
 #include "ssldir.h"
+#include "stage.h"
 #include "xmalloc.h"
 
-#define STAGE_GENERATE_TIMEOUT 300000     /* ms: RSA-4096 on a slow machine */
-#define STAGE_INSTALL_TIMEOUT  30000      /* ms */
-#define STAGE_MAX_MATERIAL     (1u << 20) /* bytes a job may return */
-#define STAGE_MAX_NAME         64
-#define STAGE_CA_KEYS          "ca-keys" /* in the state directory */
+#define STAGE_MAX_NAME 64
 
-/* One generate or install (or discard) from request to reply. */
-struct rpc_stage_op {
+/* A generate, install or discard the engine carries out: who waits for the answer. */
+struct rpc_stage_call {
+	struct rpc_ctx *ctx; /* while the handler runs, for rpc_stage_begin */
 	struct carotated *cd;
 	struct control_pending *pending;
-	const char *call;
-	int install;
-	/* generate */
-	struct pki_profile profile;
-	char **sans;
-	char *name;
-	/* install */
-	uint8_t *ca, *cert, *key, *chain;
-	size_t ca_len, cert_len, key_len, chain_len;
-	X509 *active_ca;
-	/* the outcome */
-	Carotate__V1__StageReply *reply;
-	char *kept_as;
-	char *publish_err; /* the set is staged (or discarded), the bundle not published */
 };
 
-/* The generate, install or discard between its start and its reply (exclusive: one). */
-static struct rpc_stage_op *rpc_stage_running;
-
 static int rpc_stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
-    struct rpc_stage_op *, Carotate__V1__Response *);
+    struct certjob *, Carotate__V1__Response *);
 static int rpc_stage_default_sans(
-    const struct config *, struct rpc_stage_op *, Carotate__V1__Response *);
-static int rpc_stage_child_generate(void *, int);
-static int rpc_stage_child_install(void *, int);
-static int rpc_stage_child_send(int, const struct pki_material *, const char *);
-static void rpc_stage_job_done(struct job *, void *);
-static int rpc_stage_write(
-    struct rpc_stage_op *, const Carotate__Internal__Material *, char *, size_t);
-static int rpc_stage_save_ca_key(const struct config *, const Carotate__Internal__Material *,
-    char[PKI_SHA256_HEX + 8], char *, size_t);
-static void rpc_stage_drop_ca_key(const struct config *, const char *);
-static void rpc_stage_reload(struct rpc_stage_op *);
-static void rpc_stage_reloaded(Carotate__V1__ReloadResult *, void *);
-static void rpc_stage_fail(struct rpc_stage_op *, Carotate__V1__Status, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-static void rpc_stage_finish(struct rpc_stage_op *, Carotate__V1__Response *);
-static void rpc_stage_op_free(struct rpc_stage_op *);
+    const struct config *, struct certjob *, Carotate__V1__Response *);
 static uint8_t *rpc_stage_copy(const ProtobufCBinaryData *, size_t *);
-static int rpc_stage_start(
-    struct rpc_ctx *, struct rpc_stage_op *, job_fn, unsigned, Carotate__V1__Response *);
+static struct rpc_stage_call *rpc_stage_call_new(struct rpc_ctx *);
+static void rpc_stage_begin(void *);
+static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
+static void rpc_stage_done(struct stage_result *, void *);
 
-static void
-rpc_stage_op_free(struct rpc_stage_op *op)
+static const struct stage_hooks rpc_stage_hooks = {
+	rpc_stage_begin,
+	rpc_stage_done,
+};
+
+static struct rpc_stage_call *
+rpc_stage_call_new(struct rpc_ctx *ctx)
 {
-	size_t i;
+	struct rpc_stage_call *c = xcalloc(1, sizeof(*c));
 
-	for (i = 0; op->sans != NULL && i < op->profile.n_sans; i++)
-		free(op->sans[i]);
-	free(op->sans);
-	free(op->name);
-	free(op->ca);
-	free(op->cert);
-	if (op->key != NULL)
-		explicit_bzero(op->key, op->key_len);
-	free(op->key);
-	free(op->chain);
-	X509_free(op->active_ca);
-	free(op->kept_as);
-	free(op->publish_err);
-	if (op->reply != NULL)
-		protobuf_c_message_free_unpacked(&op->reply->base, NULL);
-	free(op);
+	c->ctx = ctx;
+	c->cd = ctx->cd;
+	return c;
+}
+
+/* The call goes on: its answer waits (op_finish in rpc_stage_done). */
+static void
+rpc_stage_begin(void *arg)
+{
+	struct rpc_stage_call *c = arg;
+
+	c->pending = op_defer(c->ctx);
+	c->ctx = NULL;
+}
+
+/* What is now staged (or the backup a discard made) and the bundle published. */
+static void
+rpc_stage_reply(struct carotated *cd, struct stage_result *res, Carotate__V1__Response *reply)
+{
+	const struct config *conf = cd->conf;
+	Carotate__V1__StageReply *sr = xmalloc(sizeof(*sr));
+	time_t now = time(NULL);
+	struct bundle b;
+	char err[256];
+	X509 *ca = NULL;
+
+	carotate__v1__stage_reply__init(sr);
+	sr->warnings = res->warnings;
+	sr->n_warnings = res->n_warnings;
+	sr->reload = res->reload;
+	res->warnings = NULL;
+	res->n_warnings = 0;
+	res->reload = NULL;
+	if (res->kept_as == NULL) {
+		sr->staged = certset_describe(conf, 1, now, &ca);
+		X509_free(ca);
+	} else
+		sr->kept_as = xstrdup(res->kept_as);
+	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
+		sr->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
+	bundle_clear(&b);
+	if (strcmp(res->call, "generate") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY;
+		reply->generate_reply = sr;
+	} else if (strcmp(res->call, "install") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY;
+		reply->install_reply = sr;
+	} else {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY;
+		reply->discard_reply = sr;
+	}
+}
+
+/* The engine is done: the client is answered (if still there) and the next change may start. */
+static void
+rpc_stage_done(struct stage_result *res, void *arg)
+{
+	struct rpc_stage_call *c = arg;
+	Carotate__V1__Response *reply = reply_new();
+
+	if (res->status != CAROTATE__V1__STATUS__OK)
+		reply_error(reply, res->status, "%s", res->message);
+	else
+		rpc_stage_reply(c->cd, res, reply);
+	op_finish(c->cd, c->pending, reply);
+	free(c);
+}
+
+void
+rpc_stage_abandon(void)
+{
+	stage_abandon();
 }
 
 /* The configured proxy names as SANs; the host's name when none are configured. */
 static int
-rpc_stage_default_sans(
-    const struct config *conf, struct rpc_stage_op *op, Carotate__V1__Response *reply)
+rpc_stage_default_sans(const struct config *conf, struct certjob *op, Carotate__V1__Response *reply)
 {
 	char host[256];
 	size_t i;
@@ -141,7 +156,7 @@ rpc_stage_default_sans(
 /* Every field is checked against an allow-list before the child sees it. */
 static int
 rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateRequest *g,
-    struct rpc_stage_op *op, Carotate__V1__Response *reply)
+    struct certjob *op, Carotate__V1__Response *reply)
 {
 	const char *kt = g->key_type[0] != '\0' ? g->key_type : "ec-p256", *why;
 	size_t i, j, len = strlen(g->name);
@@ -192,122 +207,23 @@ rpc_stage_check_generate(struct rpc_ctx *ctx, const Carotate__V1__GenerateReques
 	return 0;
 }
 
-/* Serializes the child's result for the parent: one Material message, then exit. */
-static int
-rpc_stage_child_send(int fd, const struct pki_material *m, const char *error)
-{
-	Carotate__Internal__Material msg = CAROTATE__INTERNAL__MATERIAL__INIT;
-	uint8_t *buf;
-	size_t len, off = 0;
-	ssize_t n;
-
-	if (error != NULL)
-		msg.error = (char *)error;
-	else {
-		msg.ca.data = (uint8_t *)m->ca;
-		msg.ca.len = strlen(m->ca);
-		if (m->ca_key != NULL) {
-			msg.ca_key.data = (uint8_t *)m->ca_key;
-			msg.ca_key.len = strlen(m->ca_key);
-		}
-		msg.cert.data = (uint8_t *)m->cert;
-		msg.cert.len = strlen(m->cert);
-		msg.key.data = (uint8_t *)m->key;
-		msg.key.len = strlen(m->key);
-		msg.warnings = m->warnings;
-		msg.n_warnings = m->n_warnings;
-	}
-	len = carotate__internal__material__get_packed_size(&msg);
-	buf = xmalloc(len + 1);
-	carotate__internal__material__pack(&msg, buf);
-	while (off < len && (n = write(fd, buf + off, len - off)) > 0)
-		off += (size_t)n;
-	explicit_bzero(buf, len);
-	free(buf);
-	return off == len ? 0 : 1;
-}
-
-static int
-rpc_stage_child_generate(void *arg, int fd)
-{
-	struct rpc_stage_op *op = arg;
-	struct pki_material m = { 0 };
-	char err[512];
-	int r;
-
-	op->profile.sans = op->sans;
-	op->profile.now = time(NULL);
-	if (pki_generate(&op->profile, &m, err, sizeof(err)) == -1)
-		return rpc_stage_child_send(fd, NULL, err);
-	r = rpc_stage_child_send(fd, &m, NULL);
-	pki_material_clear(&m);
-	return r;
-}
-
-static int
-rpc_stage_child_install(void *arg, int fd)
-{
-	struct rpc_stage_op *op = arg;
-	const struct config *conf = op->cd->conf;
-	struct pki_custom in = { op->ca, op->cert, op->key, op->chain, op->ca_len, op->cert_len,
-		op->key_len, op->chain_len };
-	struct pki_policy policy = { conf->proxy_names, conf->n_proxy_names, op->active_ca,
-		time(NULL) };
-	struct pki_material m = { 0 };
-	char err[512];
-	int r;
-
-	if (pki_validate_custom(&in, &policy, &m, err, sizeof(err)) == -1)
-		return rpc_stage_child_send(fd, NULL, err);
-	r = rpc_stage_child_send(fd, &m, NULL);
-	pki_material_clear(&m);
-	return r;
-}
-
-/*
- * The job runs confined (job_fork_confined): as [agents] user when we are
- * root, with no capability and only its pipe, under the system call filter.
- * It holds no more than its result: a generated CA key goes back to us
- * through the pipe, and we write it to the state directory.
- */
-static int
-rpc_stage_start(struct rpc_ctx *ctx, struct rpc_stage_op *op, job_fn fn, unsigned timeout,
-    Carotate__V1__Response *reply)
-{
-	struct sandbox_ids ids;
-	char err[256];
-
-	op->cd = ctx->cd;
-	if (sandbox_ids(ctx->cd->conf->agents_user, ctx->cd->privileged, &ids, err, sizeof(err)) ==
-	    -1) {
-		log_warnx("%s: %s: certificate jobs run as that user", op->call, err);
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
-		    "cannot start the %s job: %s (certificate jobs run as [agents] user)", op->call,
-		    err);
-		return -1;
-	}
-	ids.may_fork = !op->install;
-	if (job_fork_confined(ctx->cd->base, op->call, fn, op, &ids, timeout, STAGE_MAX_MATERIAL,
-	        rpc_stage_job_done, op) == NULL) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot start the %s job: %s",
-		    op->call, strerror(errno));
-		return -1;
-	}
-	op->pending = op_defer(ctx);
-	rpc_stage_running = op;
-	return 0;
-}
-
 void
 rpc_stage_generate(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	struct rpc_stage_op *op = xcalloc(1, sizeof(*op));
+	struct certjob *op = xcalloc(1, sizeof(*op));
+	struct rpc_stage_call *c;
+	char err[512];
 
-	op->call = "generate";
-	if (rpc_stage_check_generate(ctx, req->generate, op, reply) == -1 ||
-	    rpc_stage_start(ctx, op, rpc_stage_child_generate, STAGE_GENERATE_TIMEOUT, reply) == -1)
-		rpc_stage_op_free(op);
+	if (rpc_stage_check_generate(ctx, req->generate, op, reply) == -1) {
+		certjob_free(op);
+		return;
+	}
+	c = rpc_stage_call_new(ctx);
+	if (stage_start(ctx->cd, "generate", op, &rpc_stage_hooks, c, err, sizeof(err)) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		free(c);
+	}
 }
 
 static uint8_t *
@@ -329,11 +245,12 @@ rpc_stage_install(
 	const Carotate__V1__InstallRequest *in = req->install;
 	const ProtobufCBinaryData *fields[] = { &in->ca, &in->cert, &in->key, &in->chain };
 	static const char *names[] = { "ca", "cert", "key", "chain" };
-	struct rpc_stage_op *op;
+	struct rpc_stage_call *c;
+	struct certjob *op;
 	STACK_OF(X509) * certs;
 	uint8_t *pem;
 	size_t i, len;
-	char why[128];
+	char why[128], err[512];
 
 	for (i = 0; i < 4; i++)
 		if (fields[i]->len > PKI_MAX_INPUT) {
@@ -343,7 +260,6 @@ rpc_stage_install(
 			return;
 		}
 	op = xcalloc(1, sizeof(*op));
-	op->call = "install";
 	op->install = 1;
 	op->ca = rpc_stage_copy(&in->ca, &op->ca_len);
 	op->cert = rpc_stage_copy(&in->cert, &op->cert_len);
@@ -357,298 +273,22 @@ rpc_stage_install(
 		}
 		free(pem);
 	}
-	if (rpc_stage_start(ctx, op, rpc_stage_child_install, STAGE_INSTALL_TIMEOUT, reply) == -1)
-		rpc_stage_op_free(op);
-}
-
-/*
- * Keeps the private key of a generated CA in the state directory, never in the
- * SSL one, durably (the file and both directories fsynced) or not at all.
- */
-static int
-rpc_stage_save_ca_key(const struct config *conf, const Carotate__Internal__Material *m,
-    char name[PKI_SHA256_HEX + 8], char *err, size_t errlen)
-{
-	STACK_OF(X509) * certs;
-	char sha[PKI_SHA256_HEX], why[128];
-	int sfd, kfd, r;
-
-	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
-		snprintf(err, errlen, "generated CA: %s", why);
-		return -1;
+	c = rpc_stage_call_new(ctx);
+	if (stage_start(ctx->cd, "install", op, &rpc_stage_hooks, c, err, sizeof(err)) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		free(c);
 	}
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
-	snprintf(name, PKI_SHA256_HEX + 8, "%s.key", sha);
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    ((kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 &&
-	        (errno != ENOENT || mkdirat(sfd, STAGE_CA_KEYS, 0700) == -1 ||
-	            (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1))) {
-		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, STAGE_CA_KEYS,
-		    strerror(errno));
-		if (sfd != -1)
-			close(sfd);
-		return -1;
-	}
-	r = fsx_create(kfd, name, m->ca_key.data, m->ca_key.len, 0600);
-	if (r == -1)
-		snprintf(err, errlen, "cannot store the CA key in %s/%s: %s", conf->state_dir,
-		    STAGE_CA_KEYS, strerror(errno));
-	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1) {
-		/* A key that may vanish at the next power cut must not sign a staged set. */
-		snprintf(err, errlen, "cannot store the CA key in %s/%s: fsync: %s",
-		    conf->state_dir, STAGE_CA_KEYS, strerror(errno));
-		unlinkat(kfd, name, 0);
-		r = -1;
-	}
-	close(kfd);
-	close(sfd);
-	return r;
-}
-
-/*
- * The staging failed or its set was discarded: the CA key stored for it
- * belongs to no set. A custom set never had one (ENOENT is quiet).
- */
-static void
-rpc_stage_drop_ca_key(const struct config *conf, const char *name)
-{
-	int sfd, kfd = -1;
-
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    (kfd = fsx_open_dir(sfd, STAGE_CA_KEYS)) == -1 || unlinkat(kfd, name, 0) == -1 ||
-	    fsx_fsync_dir(kfd) == -1) {
-		if (errno != ENOENT)
-			log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir,
-			    STAGE_CA_KEYS, name);
-	} else
-		log_info("removed the CA key %s/%s/%s: its set is gone", conf->state_dir,
-		    STAGE_CA_KEYS, name);
-	if (kfd != -1)
-		close(kfd);
-	if (sfd != -1)
-		close(sfd);
-}
-
-/* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
-static int
-rpc_stage_write(
-    struct rpc_stage_op *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
-{
-	const struct config *conf = op->cd->conf;
-	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
-		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
-		op->install ? "custom" : "generated", time(NULL) };
-	char keyname[PKI_SHA256_HEX + 8];
-	struct bundle b;
-	int r;
-
-	if (!op->install && rpc_stage_save_ca_key(conf, m, keyname, err, errlen) == -1)
-		return -1;
-	fault_point("stage-after-ca-key");
-	if (ssldir_stage(conf, &f, err, errlen) == -1) {
-		if (!op->install)
-			rpc_stage_drop_ca_key(conf, keyname);
-		return -1;
-	}
-	r = bundle_publish(conf, f.created, &b, err, errlen);
-	bundle_clear(&b);
-	if (r == -1) {
-		log_warnx("%s: %s", op->call, err);
-		op->publish_err = xstrdup(err);
-	}
-	agents_refresh(op->cd);
-	return 0;
-}
-
-static void
-rpc_stage_job_done(struct job *job, void *arg)
-{
-	struct rpc_stage_op *op = arg;
-	Carotate__Internal__Material *m = NULL;
-	const unsigned char *out;
-	char why[64], err[512];
-	size_t len, i;
-
-	out = job_output(job, &len);
-	if (job_filtered(job)) {
-		/* A parser bug, or input built to exploit one: the job died alone. */
-		log_warnx("%s: certificate job %s: it made a system call outside its allow-list",
-		    op->call, job_describe(job, why, sizeof(why)));
-		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
-		    "the certificate job was killed by its syscall filter (signal %d); nothing was "
-		    "staged",
-		    job_signal(job));
-	} else if (job_exit_status(job) != 0 ||
-	           (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
-		log_warnx("%s: certificate job %s", op->call, job_describe(job, why, sizeof(why)));
-		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL,
-		    "the certificate job failed (%s)", job_describe(job, why, sizeof(why)));
-	} else if (m->error[0] != '\0') {
-		log_info("%s refused: %s", op->call, m->error);
-		rpc_stage_fail(op, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s", m->error);
-	} else if (rpc_stage_write(op, m, err, sizeof(err)) == -1) {
-		log_warnx("%s: %s", op->call, err);
-		rpc_stage_fail(op, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
-	} else {
-		op->reply = xmalloc(sizeof(*op->reply));
-		carotate__v1__stage_reply__init(op->reply);
-		op->reply->warnings = xcalloc(m->n_warnings + 1, sizeof(char *));
-		for (i = 0; i < m->n_warnings; i++)
-			op->reply->warnings[i] = xstrdup(m->warnings[i]);
-		op->reply->n_warnings = m->n_warnings;
-		log_info("%s: a new %s set is staged in %s/%s", op->call,
-		    op->install ? "custom" : "generated", op->cd->conf->ssl_dir, SSLDIR_STAGING);
-		rpc_stage_reload(op);
-	}
-	if (m != NULL) {
-		if (m->key.data != NULL)
-			explicit_bzero(m->key.data, m->key.len);
-		if (m->ca_key.data != NULL)
-			explicit_bzero(m->ca_key.data, m->ca_key.len);
-		carotate__internal__material__free_unpacked(m, NULL);
-	}
-	job_free(job);
-}
-
-static void
-rpc_stage_reload(struct rpc_stage_op *op)
-{
-	rpc_stage_running = op;
-	proxy_reload(op->cd, rpc_stage_reloaded, op);
-}
-
-/* The proxy has been told; answer with what is now staged and published. */
-static void
-rpc_stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
-{
-	struct rpc_stage_op *op = arg;
-	const struct config *conf = op->cd->conf;
-	Carotate__V1__Response *reply = reply_new();
-	Carotate__V1__StageReply *sr = op->reply;
-	time_t now = time(NULL);
-	struct bundle b;
-	char err[256];
-	X509 *ca = NULL;
-
-	op->reply = NULL;
-	sr->reload = result;
-	if (op->publish_err != NULL) {
-		/* The call's change stands; what agents are offered lags until the next publish. */
-		sr->warnings = xreallocarray(sr->warnings, sr->n_warnings + 1, sizeof(char *));
-		xasprintf(&sr->warnings[sr->n_warnings++],
-		    "the trust bundle or the canary pair could not be published: %s; agents are "
-		    "offered the previous bundle until carotated publishes again (at its next "
-		    "start "
-		    "or the next change of sets)",
-		    op->publish_err);
-	}
-	agents_check_canary(op->cd);
-	if (op->kept_as == NULL) {
-		sr->staged = certset_describe(conf, 1, now, &ca);
-		X509_free(ca);
-	} else
-		sr->kept_as = xstrdup(op->kept_as);
-	if (bundle_derive(conf, now, &b, err, sizeof(err)) == 0)
-		sr->bundle = bundle_describe(&b, ssldir_published(conf, b.pem, b.pem_len));
-	bundle_clear(&b);
-	if (strcmp(op->call, "generate") == 0) {
-		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY;
-		reply->generate_reply = sr;
-	} else if (strcmp(op->call, "install") == 0) {
-		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY;
-		reply->install_reply = sr;
-	} else {
-		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY;
-		reply->discard_reply = sr;
-	}
-	rpc_stage_finish(op, reply);
-}
-
-static void
-rpc_stage_fail(struct rpc_stage_op *op, Carotate__V1__Status status, const char *fmt, ...)
-{
-	Carotate__V1__Response *reply = reply_new();
-	va_list ap;
-
-	/* 1024: the job's error is the child's text, as long as its message allows. */
-	va_start(ap, fmt);
-	reply_verror(reply, status, 1024, fmt, ap);
-	va_end(ap);
-	rpc_stage_finish(op, reply);
-}
-
-/* Answers the client (if still there) and lets the next state change in. */
-static void
-rpc_stage_finish(struct rpc_stage_op *op, Carotate__V1__Response *reply)
-{
-	if (rpc_stage_running == op)
-		rpc_stage_running = NULL;
-	op_finish(op->cd, op->pending, reply);
-	rpc_stage_op_free(op);
-}
-
-/*
- * Shutdown killed the job or abandoned the reload of the call in progress
- * (job_kill_all, proxy_abandon_all): no answer will come, so answer now; the
- * audit log records the call as interrupted.
- */
-void
-rpc_stage_abandon(void)
-{
-	Carotate__V1__Response *reply;
-
-	if (rpc_stage_running == NULL)
-		return;
-	reply = reply_new();
-	reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
-	    "%s: interrupted: carotated is shutting down", rpc_stage_running->call);
-	rpc_stage_finish(rpc_stage_running, reply);
 }
 
 void
 rpc_stage_discard(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
-	const struct config *conf = ctx->cd->conf;
-	char staged[PKI_SHA256_HEX], active[PKI_SHA256_HEX], keyname[PKI_SHA256_HEX + 8];
-	struct rpc_stage_op *op;
-	struct bundle b;
-	char kept[64], err[512];
-	time_t now = time(NULL);
+	struct rpc_stage_call *c = rpc_stage_call_new(ctx);
+	char err[512];
 
-	/* Read before new/ goes: the key of the CA it held is dropped with it. */
-	if (certset_ca_sha(conf, 1, staged, err, sizeof(err)) == -1 ||
-	    certset_ca_sha(conf, 0, active, err, sizeof(err)) == -1) {
-		log_warnx("discard: %s; its CA key (if any) stays", err);
-		staged[0] = '\0';
-	}
-	if (backup_discard(conf, now, kept, sizeof(kept), err, sizeof(err)) == -1) {
+	if (stage_discard(ctx->cd, &rpc_stage_hooks, c, err, sizeof(err)) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
-		return;
+		free(c);
 	}
-	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
-	/*
-	 * A generated CA's private key signs nothing once its set is discarded:
-	 * it goes (the discarded copy keeps only certificates and the server key).
-	 * Never the active CA's, should the two be one.
-	 */
-	if (staged[0] != '\0' && strcmp(staged, active) != 0) {
-		snprintf(keyname, sizeof(keyname), "%s.key", staged);
-		rpc_stage_drop_ca_key(conf, keyname);
-	}
-	op = xcalloc(1, sizeof(*op));
-	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1) {
-		log_warnx("discard: %s", err);
-		op->publish_err = xstrdup(err);
-	}
-	bundle_clear(&b);
-	agents_refresh(ctx->cd);
-	op->cd = ctx->cd;
-	op->call = "discard";
-	op->kept_as = xstrdup(kept);
-	op->reply = xmalloc(sizeof(*op->reply));
-	carotate__v1__stage_reply__init(op->reply);
-	op->pending = op_defer(ctx);
-	rpc_stage_reload(op);
 }

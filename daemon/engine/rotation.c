@@ -1,0 +1,504 @@
+/*
+ * rotate and restore: stage 3 of a rotation, and its way back. Both swap the
+ * active set through swap.c's journal (a crash at any point is finished or
+ * undone at the next start), re-derive the trust bundle, reload the proxy,
+ * and then believe only a TLS handshake: the proxy must serve the expected
+ * leaf certificate within [proxy] check_timeout. If it does not, the previous
+ * set is put back by the same mechanism and the proxy reloaded again; the
+ * owner of the call (rpc/rpc_rotate.c) gets INTERNAL with what happened.
+ *
+ * A swap itself is synchronous (a few renames and fsyncs); the reload and the
+ * check run off the event loop, so the owner answers later (hooks->done) and
+ * holds the exclusive slot until then. The engine knows nothing of replies,
+ * deferred calls or audit records: it reports a rotation_result.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agents.h"
+#include "backup.h"
+#include "bundle.h"
+#include "carotated.h"
+#include "clock.h"
+#include "config.h"
+#include "fault.h"
+#include "journal.h"
+#include "log.h"
+#include "pki.h"
+#include "proxy.h"
+#include "retained.h"
+#include "rotation.h"
+#include "swap.h"
+#include "xmalloc.h"
+
+/* One rotate or restore from the swap to its result. */
+struct rotation {
+	struct carotated *cd;
+	const struct rotation_hooks *hooks;
+	void *arg;                         /* the hooks' */
+	const char *call;                  /* "rotate" or "restore" */
+	char backup[SWAP_ID_MAX];          /* where the previous active set went; "" none */
+	char rollback_backup[SWAP_ID_MAX]; /* where the rolled-back set went */
+	char restored[SWAP_ID_MAX];        /* restore: the backup put back; "" */
+	char expected[PKI_SHA256_HEX];     /* the leaf the proxy must serve now */
+	char previous[PKI_SHA256_HEX];     /* the leaf of the previous set; "" none */
+	int forced;
+	int rolling_back;
+	char failure[768]; /* why the new set was rolled back */
+	uint64_t t0;       /* ms, monotonic: the request arrived */
+	/* The outcome so far: the last reload and TLS check, the backups pruned. */
+	Carotate__V1__ReloadResult *reload;
+	char *served;
+	int verified, rolled_back;
+	uint64_t rotate_ms;
+	char **pruned;
+	size_t n_pruned;
+	int resumed; /* finished at start-up from JOURNAL_PENDING */
+};
+
+#define PENDING_MAGIC "carotate-pending 1"
+
+/* The rotation between its swap and its result (at most one: the call is exclusive). */
+static struct rotation *rotation_running;
+
+static struct rotation *rotation_new(
+    struct carotated *, const struct rotation_req *, const struct rotation_hooks *, void *);
+static void rotation_start(struct rotation *);
+static void rotation_swapped(struct rotation *);
+static void rotation_reloaded(Carotate__V1__ReloadResult *, void *);
+static void rotation_checked(int, const char *, const char *, void *);
+static void rotation_rollback(struct rotation *, const char *, const char *);
+static void rotation_reply(struct rotation *, Carotate__V1__Status, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void rotation_outcome(
+    struct rotation *, struct rotation_result *, Carotate__V1__Status, const char *);
+static void rotation_free(struct rotation *);
+static void rotation_note(struct rotation *);
+static void rotation_line(char *, size_t, const char *, const char *);
+static int rotation_load_line(struct rotation *, const char *);
+
+/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
+int
+rotation_sha_ok(const char *s)
+{
+	return strlen(s) == PKI_SHA256_HEX - 1 &&
+	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
+}
+
+static struct rotation *
+rotation_new(struct carotated *cd, const struct rotation_req *q, const struct rotation_hooks *hooks,
+    void *arg)
+{
+	struct rotation *op = xcalloc(1, sizeof(*op));
+
+	op->cd = cd;
+	op->hooks = hooks;
+	op->arg = arg;
+	op->call = q->call;
+	op->forced = q->forced;
+	snprintf(op->restored, sizeof(op->restored), "%s", q->restored);
+	snprintf(op->expected, sizeof(op->expected), "%s", q->expected);
+	snprintf(op->previous, sizeof(op->previous), "%s", q->previous);
+	op->t0 = clock_ms();
+	return op;
+}
+
+/*
+ * rotate: new/ goes live. The swap checks again that new/ holds the CA counted
+ * (q->ca): nothing else goes live. 0 when the call goes on (hooks->begin, then
+ * hooks->done later), or -1 / SWAP_STALE with err (nothing changed).
+ */
+int
+rotation_rotate(struct carotated *cd, const struct rotation_req *q,
+    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
+{
+	struct rotation *op = rotation_new(cd, q, hooks, arg);
+	int rc;
+
+	if ((rc = swap_rotate_ca(cd->conf, q->now, q->reason, q->ca, op->backup, sizeof(op->backup),
+	         op->failure, sizeof(op->failure))) != 0) {
+		log_warnx("rotate: %s", op->failure);
+		if (rc == SWAP_STALE)
+			agents_refresh(cd);
+		snprintf(err, errlen, "%s", op->failure);
+		rotation_free(op);
+		return rc;
+	}
+	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
+	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
+	rotation_start(op);
+	return 0;
+}
+
+/* restore: backup q->restored goes live. As rotation_rotate; -1 with err. */
+int
+rotation_restore(struct carotated *cd, const struct rotation_req *q,
+    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
+{
+	struct rotation *op = rotation_new(cd, q, hooks, arg);
+
+	if (swap_restore(cd->conf, q->restored, q->now, op->backup, sizeof(op->backup), op->failure,
+	        sizeof(op->failure)) == -1) {
+		log_warnx("restore: %s", op->failure);
+		snprintf(err, errlen, "%s", op->failure);
+		rotation_free(op);
+		return -1;
+	}
+	log_info("restore: %s is live again (server %s); the previous set is in %s", q->restored,
+	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
+	rotation_start(op);
+	return 0;
+}
+
+static void
+rotation_start(struct rotation *op)
+{
+	op->hooks->begin(op->arg);
+	rotation_running = op;
+	rotation_note(op);
+	rotation_swapped(op);
+}
+
+/* key value, one line: control characters (none expected) become '?'. */
+static void
+rotation_line(char *buf, size_t len, const char *key, const char *value)
+{
+	size_t n = strlen(buf), i;
+
+	if (n + strlen(key) + 3 >= len)
+		return;
+	n += (size_t)snprintf(buf + n, len - n, "%s ", key);
+	for (i = 0; value[i] != '\0' && n + 2 < len; i++)
+		buf[n++] = iscntrl((unsigned char)value[i]) ? '?' : value[i];
+	buf[n++] = '\n';
+	buf[n] = '\0';
+}
+
+/*
+ * The set on disk changed (or was put back by a roll back): what is left to do
+ * is written down, so that a stop that cuts the call short (a shutdown past its
+ * bound, a crash) leaves the next start to reload, check, roll back and audit
+ * it as this call, not as a change made outside carotated. The hooks add the
+ * call's own lines (its audit record).
+ */
+static void
+rotation_note(struct rotation *op)
+{
+	char buf[JOURNAL_PENDING_MAX], err[512] = "";
+
+	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
+	rotation_line(buf, sizeof(buf), "call", op->call);
+	rotation_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
+	rotation_line(buf, sizeof(buf), "restored", op->restored[0] != '\0' ? op->restored : "-");
+	rotation_line(buf, sizeof(buf), "expected", op->expected);
+	rotation_line(buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
+	rotation_line(buf, sizeof(buf), "forced", op->forced ? "1" : "0");
+	rotation_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
+	rotation_line(buf, sizeof(buf), "rollback_backup",
+	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
+	rotation_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
+	if (op->hooks->save(op->arg, buf, sizeof(buf)) == -1 ||
+	    journal_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
+		    err[0] != '\0' ? err : "the record does not fit");
+}
+
+/* The set on disk changed: the bundle follows, then the proxy is told. */
+static void
+rotation_swapped(struct rotation *op)
+{
+	const struct config *conf = op->cd->conf;
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], err[512];
+	struct bundle b;
+	time_t now = time(NULL);
+
+	fault_point("rotate-after-swap");
+	/* The CA replaced stays in the bundle for the retention window. */
+	if (retained_note_active(conf, now, before, after, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
+	if (bundle_publish(conf, now, &b, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
+	bundle_clear(&b);
+	agents_refresh(op->cd);
+	fault_point("rotate-after-publish");
+	proxy_reload(op->cd, rotation_reloaded, op);
+}
+
+static void
+rotation_reloaded(Carotate__V1__ReloadResult *result, void *arg)
+{
+	struct rotation *op = arg;
+	const struct config *conf = op->cd->conf;
+
+	fault_point("rotate-after-reload");
+	if (op->reload != NULL)
+		protobuf_c_message_free_unpacked(&op->reload->base, NULL);
+	op->reload = result;
+	proxy_check(op->cd, &conf->proxy_address, conf->proxy_server_name, op->expected,
+	    conf->check_timeout, rotation_checked, op);
+}
+
+static void
+rotation_checked(int ok, const char *served, const char *why, void *arg)
+{
+	struct rotation *op = arg;
+	const struct config *conf = op->cd->conf;
+	char addr[300], err[256];
+	size_t i;
+
+	free(op->served);
+	op->served = xstrdup(served);
+	proxy_address_text(&conf->proxy_address, addr, sizeof(addr));
+	if (op->rolling_back) {
+		op->rolled_back = 1;
+		if (ok)
+			rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; rolled back: the previous set is live again and %s serves it "
+			    "(the set that failed is kept in %s)",
+			    op->failure, addr, op->rollback_backup);
+		else
+			rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; the previous set was put back, but %s does not serve it either "
+			    "(%s): check the proxy now",
+			    op->failure, addr, why);
+		return;
+	}
+	if (!ok) {
+		snprintf(op->failure, sizeof(op->failure),
+		    "%s: %s did not serve the new certificate within %u s (%s)", op->call, addr,
+		    conf->check_timeout / 1000, why);
+		log_warnx("%s", op->failure);
+		if (op->backup[0] == '\0') {
+			rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+			    "%s; there was no previous set to roll back to", op->failure);
+			return;
+		}
+		rotation_rollback(op, op->backup, op->previous);
+		return;
+	}
+	op->verified = 1;
+	op->rotate_ms = clock_ms() - op->t0;
+	if (backup_prune(conf, &op->pruned, &op->n_pruned, err, sizeof(err)) == -1)
+		log_warnx("%s: backup retention: %s", op->call, err);
+	for (i = 0; i < op->n_pruned; i++)
+		log_info("%s: backup %s removed by the retention rule (keep %u)", op->call,
+		    op->pruned[i], conf->backups_keep);
+	log_info("%s: %s serves %s (%llu ms)", op->call, addr, op->expected,
+	    (unsigned long long)op->rotate_ms);
+	rotation_reply(op, CAROTATE__V1__STATUS__OK, "%s serves the new certificate%s%s", addr,
+	    op->backup[0] != '\0' ? "; the previous set is in " : "", op->backup);
+}
+
+/* Puts backup id back (the set that was live before this call), then reloads and checks again. */
+static void
+rotation_rollback(struct rotation *op, const char *id, const char *previous)
+{
+	char err[512];
+
+	op->rolling_back = 1;
+	snprintf(op->expected, sizeof(op->expected), "%s", previous);
+	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
+	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
+		log_warnx("%s: roll back to %s: %s", op->call, id, err);
+		rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "%s; putting %s back failed too (%s): restore it by hand (carotatectl "
+		    "restore %s)",
+		    op->failure, id, err, id);
+		return;
+	}
+	log_info("%s: rolled back to %s; the set that failed is in %s", op->call, id,
+	    op->rollback_backup);
+	rotation_note(op);
+	rotation_swapped(op);
+}
+
+/* The outcome as it stands; the result takes the reload and the pruned list. */
+static void
+rotation_outcome(
+    struct rotation *op, struct rotation_result *res, Carotate__V1__Status status, const char *msg)
+{
+	memset(res, 0, sizeof(*res));
+	res->call = op->call;
+	res->status = status;
+	res->message = msg;
+	res->resumed = op->resumed;
+	res->backup = op->backup;
+	res->restored = op->restored;
+	res->forced = op->forced;
+	res->reload = op->reload;
+	res->served = op->served;
+	res->verified = op->verified;
+	res->rolled_back = op->rolled_back;
+	res->rotate_ms = op->rotate_ms;
+	res->pruned = op->pruned;
+	res->n_pruned = op->n_pruned;
+	op->reload = NULL;
+	op->served = NULL;
+	op->pruned = NULL;
+	op->n_pruned = 0;
+}
+
+/* The end of the call: its owner answers and records it (hooks->done). */
+static void
+rotation_reply(struct rotation *op, Carotate__V1__Status status, const char *fmt, ...)
+{
+	struct rotation_result res;
+	va_list ap;
+	char msg[2048];
+	int n;
+
+	/* Said first when resumed: the caller got no answer from the daemon that stopped. */
+	n = op->resumed ? snprintf(msg, sizeof(msg),
+	                      "finished at start-up (carotated stopped before the %s had "
+	                      "answered): ",
+	                      op->call)
+	                : 0;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	rotation_outcome(op, &res, status, msg);
+	rotation_running = NULL;
+	op->cd->resuming = 0;
+	op->hooks->done(&res, op->arg);
+	rotation_free(op);
+}
+
+/* Recorded: nothing is left for a next start to finish. */
+void
+rotation_forget(struct carotated *cd, const char *call)
+{
+	char err[256];
+
+	if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", call, err);
+}
+
+static void
+rotation_free(struct rotation *op)
+{
+	size_t i;
+
+	if (op->reload != NULL)
+		protobuf_c_message_free_unpacked(&op->reload->base, NULL);
+	free(op->served);
+	for (i = 0; i < op->n_pruned; i++)
+		free(op->pruned[i]);
+	free(op->pruned);
+	free(op);
+}
+
+/*
+ * Shutdown outlasted its bound (job_kill_all and proxy_abandon_all ran): the
+ * owner is told (res.abandoned), nothing is audited, and JOURNAL_PENDING stays for
+ * the next start, which finishes the call and records it.
+ */
+void
+rotation_abandon(void)
+{
+	struct rotation *op = rotation_running;
+	struct rotation_result res;
+	char msg[1024];
+
+	if (op == NULL)
+		return;
+	rotation_running = NULL;
+	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
+	          "audits it",
+	    op->call);
+	snprintf(msg, sizeof(msg),
+	    "%s: carotated is stopping before the proxy check ended; the set on disk "
+	    "changed (backup %s), and the next start reloads, checks (rolls back if "
+	    "need be) and audits it",
+	    op->call, op->backup[0] != '\0' ? op->backup : "none");
+	rotation_outcome(op, &res, CAROTATE__V1__STATUS__UNAVAILABLE, msg);
+	res.abandoned = 1;
+	op->hooks->done(&res, op->arg);
+	rotation_free(op);
+}
+
+/* One line of JOURNAL_PENDING; the owner's lines (its audit record) are its hooks'. */
+static int
+rotation_load_line(struct rotation *op, const char *line)
+{
+	const char *v = strchr(line, ' ');
+	size_t k;
+
+	if (v == NULL || strncmp(line, "audit.", 6) == 0)
+		return 0;
+	k = (size_t)(v++ - line);
+	if (k == 4 && strncmp(line, "call", 4) == 0)
+		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
+	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backupid_valid(v))
+		snprintf(op->backup, sizeof(op->backup), "%s", v);
+	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
+		snprintf(op->restored, sizeof(op->restored), "%s", v);
+	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rotation_sha_ok(v))
+		snprintf(op->expected, sizeof(op->expected), "%s", v);
+	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rotation_sha_ok(v))
+		snprintf(op->previous, sizeof(op->previous), "%s", v);
+	else if (k == 6 && strncmp(line, "forced", 6) == 0)
+		op->forced = strcmp(v, "1") == 0;
+	else if (k == 12 && strncmp(line, "rolling_back", 12) == 0)
+		op->rolling_back = strcmp(v, "1") == 0;
+	else if (k == 15 && strncmp(line, "rollback_backup", 15) == 0 && backupid_valid(v))
+		snprintf(op->rollback_backup, sizeof(op->rollback_backup), "%s", v);
+	else if (k == 7 && strncmp(line, "failure", 7) == 0 && strcmp(v, "-") != 0)
+		snprintf(op->failure, sizeof(op->failure), "%s", v);
+	return 0;
+}
+
+/*
+ * At start-up: finishes the call JOURNAL_PENDING records (hooks->load gives its
+ * owner, from the note's whole text). 1 resumed, 0 none, -1 (logged, the note
+ * removed) when it was unusable.
+ */
+int
+rotation_resume(struct carotated *cd, const struct rotation_hooks *hooks)
+{
+	char *text = NULL, *copy, *line, *save = NULL, err[512];
+	struct rotation *op;
+	int r;
+
+	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
+		if (r == -1)
+			log_warnx("%s", err);
+		return r;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->cd = cd;
+	op->hooks = hooks;
+	op->call = "rotate";
+	op->resumed = 1;
+	op->t0 = clock_ms();
+	copy = xstrdup(text);
+	line = strtok_r(copy, "\n", &save);
+	if (line == NULL || strcmp(line, PENDING_MAGIC) != 0)
+		op->expected[0] = '\0';
+	else
+		while ((line = strtok_r(NULL, "\n", &save)) != NULL)
+			rotation_load_line(op, line);
+	free(copy);
+	if (op->expected[0] == '\0') {
+		free(text);
+		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
+		    cd->conf->state_dir, JOURNAL_PENDING);
+		rotation_free(op);
+		if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
+			log_warnx("%s", err);
+		return -1;
+	}
+	op->arg = hooks->load(cd, text);
+	free(text);
+	cd->busy = op->call;
+	cd->resuming = 1;
+	rotation_running = op;
+	log_info("%s: carotated stopped before it had answered; finishing it now: reload, "
+	         "TLS check%s, audit",
+	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
+	rotation_swapped(op);
+	return 1;
+}

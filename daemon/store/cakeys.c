@@ -1,0 +1,83 @@
+/* The generated CAs' private keys in the state directory (cakeys.h). */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cakeys.h"
+#include "config.h"
+#include "fsx.h"
+#include "log.h"
+#include "pki.h"
+
+/*
+ * Keeps the private key of a generated CA in the state directory, never in the
+ * SSL one, durably (the file and both directories fsynced) or not at all.
+ */
+int
+cakeys_save(const struct config *conf, const uint8_t *ca, size_t ca_len, const uint8_t *key,
+    size_t key_len, char name[CAKEYS_NAME_MAX], char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	char sha[PKI_SHA256_HEX], why[128];
+	int sfd, kfd, r;
+
+	if ((certs = pki_certs_from_pem(ca, ca_len, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "generated CA: %s", why);
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	sk_X509_pop_free(certs, X509_free);
+	snprintf(name, CAKEYS_NAME_MAX, "%s.key", sha);
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    ((kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 &&
+	        (errno != ENOENT || mkdirat(sfd, CAKEYS_DIR, 0700) == -1 ||
+	            (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1))) {
+		snprintf(err, errlen, "cannot open %s/%s: %s", conf->state_dir, CAKEYS_DIR,
+		    strerror(errno));
+		if (sfd != -1)
+			close(sfd);
+		return -1;
+	}
+	r = fsx_create(kfd, name, key, key_len, 0600);
+	if (r == -1)
+		snprintf(err, errlen, "cannot store the CA key in %s/%s: %s", conf->state_dir,
+		    CAKEYS_DIR, strerror(errno));
+	else if (fsx_fsync_dir(kfd) == -1 || fsx_fsync_dir(sfd) == -1) {
+		/* A key that may vanish at the next power cut must not sign a staged set. */
+		snprintf(err, errlen, "cannot store the CA key in %s/%s: fsync: %s",
+		    conf->state_dir, CAKEYS_DIR, strerror(errno));
+		unlinkat(kfd, name, 0);
+		r = -1;
+	}
+	close(kfd);
+	close(sfd);
+	return r;
+}
+
+/*
+ * The staging failed or its set was discarded: the CA key stored for it
+ * belongs to no set. A custom set never had one (ENOENT is quiet).
+ */
+void
+cakeys_drop(const struct config *conf, const char *name)
+{
+	int sfd, kfd = -1;
+
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 || unlinkat(kfd, name, 0) == -1 ||
+	    fsx_fsync_dir(kfd) == -1) {
+		if (errno != ENOENT)
+			log_warn("cannot remove the unused CA key %s/%s/%s", conf->state_dir,
+			    CAKEYS_DIR, name);
+	} else
+		log_info("removed the CA key %s/%s/%s: its set is gone", conf->state_dir,
+		    CAKEYS_DIR, name);
+	if (kfd != -1)
+		close(kfd);
+	if (sfd != -1)
+		close(sfd);
+}

@@ -1,0 +1,27 @@
+/*
+ * The private keys of the CAs carotated generated: in the state directory
+ * (state_dir/ca-keys/<SHA-256 of the CA's DER>.key, 0600), never in the SSL one.
+ */
+#ifndef CAROTATE_CAKEYS_H
+#define CAROTATE_CAKEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pki.h"
+
+struct config;
+
+#define CAKEYS_DIR      "ca-keys"            /* in the state directory */
+#define CAKEYS_NAME_MAX (PKI_SHA256_HEX + 8) /* <sha>.key and its NUL */
+
+/*
+ * Keeps key, the private key of the CA in ca (PEM), durably (the file and both
+ * directories fsynced) or not at all. name gets the file's name. 0, or -1 with err.
+ */
+int cakeys_save(const struct config *, const uint8_t *ca, size_t ca_len, const uint8_t *key,
+    size_t key_len, char name[CAKEYS_NAME_MAX], char *err, size_t errlen);
+/* Removes the key file name (cakeys_save's); quiet when there is none, logged otherwise. */
+void cakeys_drop(const struct config *, const char *name);
+
+#endif
