@@ -25,6 +25,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "control.h"
+#include "dirs.h"
 #include "dispatch.h"
 #include "job.h"
 #include "ledger.h"
@@ -44,14 +45,7 @@
 static void carotated_usage(FILE *, int) __attribute__((noreturn));
 static void carotated_stdio(void);
 static void carotated_nofile(void);
-static int carotated_dir_safe(
-    const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
-static int carotated_check_dirs(const struct config *, char *, size_t);
-static void carotated_rofs(const char *, const char *, char *, size_t);
-static int carotated_writable(const char *, const char *, char *, size_t);
-static int carotated_check_writable(const struct config *, char *, size_t);
 static int carotated_check_group(const char *, const char *, const char *);
-static int carotated_check_ssldir(const struct config *, char *, size_t);
 static int carotated_check_config(const char *, const struct config *);
 static int carotated_check_problem(const char *, const char *);
 static void carotated_signal(evutil_socket_t, short, void *);
@@ -134,126 +128,6 @@ carotated_nofile(void)
 	    (unsigned long long)rl.rlim_max, (unsigned long long)soft);
 }
 
-/*
- * One rule for the directories we trust: owned by our uid (root when
- * privileged) and without the mode bits in forbidden. -1 with err naming it.
- */
-static int
-carotated_dir_safe(const char *what, const char *path, const char *sub, const struct stat *st,
-    mode_t forbidden, char *err, size_t errlen)
-{
-	if (st->st_uid == geteuid() && (st->st_mode & forbidden) == 0)
-		return 0;
-	snprintf(err, errlen,
-	    "%s %s%s%s must be owned by uid %ld and writable by nobody else (mode %04o at most; "
-	    "it is uid %ld, mode %04o)",
-	    what, path, sub != NULL ? "/" : "", sub != NULL ? sub : "", (long)geteuid(),
-	    (unsigned)(07777 & ~forbidden & 0777), (long)st->st_uid,
-	    (unsigned)(st->st_mode & 07777));
-	return -1;
-}
-
-/*
- * The SSL directory and its new/ must be ours and writable by nobody else:
- * whoever can write there can plant a CA that every agent is then sent. The
- * state directory is ours alone (created 0700).
- */
-static int
-carotated_check_ssldir(const struct config *conf, char *err, size_t errlen)
-{
-	struct stat st;
-	int dfd, r;
-
-	if (stat(conf->ssl_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir,
-		    errno != 0 && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
-		return -1;
-	}
-	if (carotated_dir_safe("SSL directory", conf->ssl_dir, NULL, &st, 022, err, errlen) == -1)
-		return -1;
-	if ((dfd = open(conf->ssl_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "SSL directory %s: %s", conf->ssl_dir, strerror(errno));
-		return -1;
-	}
-	r = fstatat(dfd, SSLDIR_STAGING, &st, AT_SYMLINK_NOFOLLOW);
-	close(dfd);
-	if (r == 0 && carotated_dir_safe("staging directory", conf->ssl_dir, SSLDIR_STAGING, &st,
-	                  022, err, errlen) == -1)
-		return -1;
-	return 0;
-}
-
-/* carotated_check_ssldir, then the state directory, created 0700 when missing. */
-static int
-carotated_check_dirs(const struct config *conf, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (carotated_check_ssldir(conf, err, errlen) == -1)
-		return -1;
-	if (mkdir(conf->state_dir, 0700) == -1 && errno == EROFS) {
-		carotated_rofs("state directory", conf->state_dir, err, errlen);
-		return -1;
-	}
-	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
-		    strerror(errno));
-		return -1;
-	}
-	if (lstat(conf->state_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
-		return -1;
-	}
-	return carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
-}
-
-/*
- * The daemon holds no CAP_DAC_OVERRIDE, and systemd's ProtectSystem=strict
- * makes every path but the unit's ReadWritePaths= read-only: a directory we
- * cannot write would let start-up report ready and every rotate fail later
- * (EROFS). -1 with err naming the directory and, for EROFS, the drop-in.
- */
-/* The message for a directory on a read-only file system: the drop-in that fixes it. */
-static void
-carotated_rofs(const char *what, const char *path, char *err, size_t errlen)
-{
-	snprintf(err, errlen,
-	    "%s %s is on a read-only file system. Under systemd, the unit's "
-	    "ProtectSystem=strict leaves only its ReadWritePaths= writable: run "
-	    "`systemctl edit carotated`, add\n[Service]\nReadWritePaths=%s\nthen "
-	    "`systemctl restart carotated`",
-	    what, path, path);
-}
-
-static int
-carotated_writable(const char *what, const char *path, char *err, size_t errlen)
-{
-	if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) == 0)
-		return 0;
-	if (errno == EROFS)
-		carotated_rofs(what, path, err, errlen);
-	else
-		snprintf(err, errlen, "%s %s is not writable by uid %ld: %s", what, path,
-		    (long)geteuid(), strerror(errno));
-	return -1;
-}
-
-/* Every directory the daemon writes: the SSL directory, its new/ and the state directory. */
-static int
-carotated_check_writable(const struct config *conf, char *err, size_t errlen)
-{
-	char sub[PATH_MAX];
-	struct stat st;
-
-	if (carotated_writable("SSL directory", conf->ssl_dir, err, errlen) == -1)
-		return -1;
-	snprintf(sub, sizeof(sub), "%s/%s", conf->ssl_dir, SSLDIR_STAGING);
-	if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
-	    carotated_writable("staging directory", sub, err, errlen) == -1)
-		return -1;
-	return carotated_writable("state directory", conf->state_dir, err, errlen);
-}
-
 /* One line when group does not exist; the number of problems (0 or 1). */
 static int
 carotated_check_group(const char *key, const char *group, const char *path)
@@ -283,8 +157,7 @@ carotated_check_problem(const char *path, const char *what)
 static int
 carotated_check_config(const char *path, const struct config *conf)
 {
-	char err[1024], parent[PATH_MAX], *slash;
-	struct stat st;
+	char err[1024];
 	int n = 0;
 
 	if (geteuid() == 0) {
@@ -298,26 +171,7 @@ carotated_check_config(const char *path, const struct config *conf)
 		       "socket_group, admin_group and the [agents] user and group are not "
 		       "checked\n",
 		    path);
-	if (carotated_check_ssldir(conf, err, sizeof(err)) == -1)
-		n += carotated_check_problem(path, err);
-	else if (carotated_writable("SSL directory", conf->ssl_dir, err, sizeof(err)) == -1)
-		n += carotated_check_problem(path, err);
-	if (lstat(conf->state_dir, &st) == 0) {
-		if (!S_ISDIR(st.st_mode))
-			n += carotated_check_problem(path, "[daemon] state_dir is not a directory");
-		else if (carotated_dir_safe("state directory", conf->state_dir, NULL, &st, 077, err,
-		             sizeof(err)) == -1 ||
-		         carotated_writable("state directory", conf->state_dir, err, sizeof(err)) ==
-		             -1)
-			n += carotated_check_problem(path, err);
-	} else {
-		snprintf(parent, sizeof(parent), "%s", conf->state_dir);
-		if ((slash = strrchr(parent, '/')) != NULL)
-			*(slash == parent ? slash + 1 : slash) = '\0';
-		if (carotated_writable("the directory that would hold the state directory", parent,
-		        err, sizeof(err)) == -1)
-			n += carotated_check_problem(path, err);
-	}
+	n += dirs_check_config(conf, carotated_check_problem, path);
 	return n;
 }
 
@@ -375,7 +229,7 @@ carotated_init(const struct config *conf)
 	char err[1024];
 	int r;
 
-	if (carotated_check_dirs(conf, err, sizeof(err)) == -1 ||
+	if (dirs_check(conf, err, sizeof(err)) == -1 ||
 	    pki_generate(&p, &m, err, sizeof(err)) == -1 ||
 	    (r = ssldir_init_canary(conf, m.cert, m.key, err, sizeof(err))) == -1) {
 		pki_material_clear(&m);
@@ -488,7 +342,7 @@ carotated_reload(struct carotated *cd)
 		free(conf->ssl_dir);
 		conf->ssl_dir = xstrdup(cd->conf->ssl_dir);
 	}
-	if (carotated_check_dirs(conf, err, sizeof(err)) == -1) {
+	if (dirs_check(conf, err, sizeof(err)) == -1) {
 		log_warnx("reload: %s; keeping the running configuration", err);
 		config_free(conf);
 		return;
@@ -664,8 +518,8 @@ main(int argc, char *argv[])
 	/* A worker user that is root or missing would be restarted for ever: refused now. */
 	if (cd.privileged && supervise_check_user(cd.conf->agents_user, err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	if (carotated_check_dirs(cd.conf, err, sizeof(err)) == -1 ||
-	    carotated_check_writable(cd.conf, err, sizeof(err)) == -1 ||
+	if (dirs_check(cd.conf, err, sizeof(err)) == -1 ||
+	    dirs_check_writable(cd.conf, err, sizeof(err)) == -1 ||
 	    (recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
