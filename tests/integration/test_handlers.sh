@@ -72,3 +72,8 @@ assert_exit 1 "a handler that does an engine's work is refused" -- handlers_chec
 assert_contains "rpc_fake.o writes a directory itself: mkdirat" "$OUT" "the write is named"
 assert_contains "rpc_fake.o runs engine work itself: proxy_reload" "$OUT" "the reload is named"
 assert_contains "rpc_fake.o runs engine work itself: job_fork_confined" "$OUT" "the job is named"
+
+# main neither: it once created the state directory itself (mkdir); store/dirs.c does now.
+main_writes=$(nm -u "$CAROTATE_BUILD/daemon/carotated.o" | awk '{ print $NF }' |
+	grep -E "$WRITES|^(mkdir|rmdir|unlink|rename|creat)$" || true)
+assert_eq "" "$main_writes" "main (carotated.o) writes no directory itself"
