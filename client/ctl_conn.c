@@ -255,50 +255,27 @@ ctl_conn_finish(int r)
 	return EXIT_DONE;
 }
 
-/* The result of an OK reply is the one the command asked for, and present. */
+/*
+ * The result of an OK reply is the one the command asked for, and present. Which member of
+ * the result oneof is set is read through protobuf-c's descriptor (its field number is the
+ * case), so a new call's result needs no line here.
+ */
 static int
 ctl_conn_has_result(
     const struct ctl_cmd *cmd, const struct ctl_request *r, const Carotate__V1__Response *resp)
 {
+	const ProtobufCFieldDescriptor *f;
+
 	/* Results are numbered as their calls: a command with several calls expects its own. */
 	if ((int)resp->result_case != (cmd->result != CAROTATE__V1__RESPONSE__RESULT__NOT_SET
 	                                      ? (int)cmd->result
 	                                      : (int)r->req.call_case))
 		return 0;
-	switch (resp->result_case) {
-	case CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY:
-		return resp->forget_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_CREATE_REPLY:
-		return resp->join_token_create_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY:
-		return resp->join_token_list_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_REVOKE_REPLY:
-		return resp->join_token_revoke_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY:
-		return resp->status_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY:
-		return resp->report_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_EXCLUDE_REPLY:
-		return resp->exclude_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_INCLUDE_REPLY:
-		return resp->include_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_AUDIT_REPLY:
-		return resp->audit_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_LIST_BACKUPS_REPLY:
-		return resp->list_backups_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_RETIRE_REPLY:
-		return resp->retire_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_GENERATE_REPLY:
-		return resp->generate_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_INSTALL_REPLY:
-		return resp->install_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_DISCARD_REPLY:
-		return resp->discard_reply != NULL;
-	case CAROTATE__V1__RESPONSE__RESULT_CHECK_REPLY:
-		return resp->check_reply != NULL;
-	default:
+	f = protobuf_c_message_descriptor_get_field(
+	    &carotate__v1__response__descriptor, (unsigned)resp->result_case);
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE)
 		return 0;
-	}
+	return *(const void *const *)((const char *)resp + f->offset) != NULL;
 }
 
 /*

@@ -133,6 +133,16 @@ case "$RC" in
 2 | 6) ok "an undecodable reply: exit $RC ($ERR)" ;;
 *) fail "an undecodable reply: exit 2 or 6, no crash" "got exit $RC: $ERR" ;;
 esac
+# An OK reply must carry the result the command asked for: none at all (an empty body), or
+# another call's (report_reply, field 13, for status), is an internal error, not a crash
+# and not an empty status printed as if it were one.
+fake_server noresult "00000000"
+assert_exit 6 "an OK reply without a result: exit 6" -- "$CAROTATECTL" --socket "$T/noresult.sock" status
+assert_contains "carries no status result" "$ERR" "and says so"
+fake_server otherresult "000000026a00"
+assert_exit 6 "an OK reply with another call's result: exit 6" -- \
+	"$CAROTATECTL" --socket "$T/otherresult.sock" status
+assert_contains "carries no status result" "$ERR" "and says so"
 fake_server huge "ffffffff$(printf '78%.0s' $(seq 1 64))"
 run "$CAROTATECTL" --socket "$T/huge.sock" status
 case "$RC" in
