@@ -71,7 +71,8 @@ GEN_H       := $(O)/gen/carotate.pb-c.h $(O)/gen/internal.pb-c.h
 COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o \
 	       $(O)/common/wire.o $(O)/common/status.o $(O)/common/fault.o \
 	       $(O)/common/clock.o $(O)/common/backupid.o $(O)/common/duration.o \
-	       $(O)/common/valid.o $(O)/common/errbuf.o $(O)/common/io.o
+	       $(O)/common/valid.o $(O)/common/errbuf.o $(O)/common/io.o \
+	       $(O)/common/strbuf.o
 # common/digest.c: the SHA-256 hex of the daemon and the agent (OpenSSL; not the client's).
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
@@ -205,6 +206,7 @@ test_status_objs   :=
 test_digest_objs   := $(DIGEST_OBJS)
 test_valid_objs    :=
 test_io_objs       :=
+test_strbuf_objs   :=
 test_config_objs   := $(O)/daemon/config.o
 test_acl_objs      := $(O)/daemon/rpc/acl.o
 # Dispatch is the hub: every handler hangs off its table. Its audit hook is tested with a

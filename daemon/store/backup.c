@@ -30,6 +30,7 @@
 #include "log.h"
 #include "pki.h"
 #include "ssldir.h"
+#include "strbuf.h"
 #include "journal.h"
 #include "xmalloc.h"
 
@@ -52,8 +53,6 @@ static struct {
 static unsigned backup_cache_next;
 
 static int backup_name(const char *, time_t, int, char[BACKUP_ID_MAX]);
-static int backup_append(char *, size_t, size_t *, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
 static int backup_sha256(int, const char *, char[65], mode_t *);
 static int backup_verify_line(
     const struct config *, int, const char *, const char *, int *, char *, size_t);
@@ -147,21 +146,6 @@ backup_discard(
 	return r;
 }
 
-static int
-backup_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *len, size - *len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size - *len)
-		return -1;
-	*len += (size_t)n;
-	return 0;
-}
-
 /* The SHA-256 (hex) and mode of file name in dirfd, never through a symlink; -1 with errno. */
 static int
 backup_sha256(int dirfd, const char *name, char hex[65], mode_t *mode)
@@ -200,7 +184,7 @@ backup_manifest(const struct config *conf, int dfd, int mask, const char *op, co
 	for (i = 0; reason != NULL && reason[i] != '\0' && i < LIMITS_MAX_REASON; i++)
 		clean[i] = iscntrl((unsigned char)reason[i]) ? '?' : reason[i];
 	clean[i] = '\0';
-	if (backup_append(buf, size, len, "reason=%s\nop=%s\ncreated=%lld\n", clean, op,
+	if (strbuf_appendf(buf, size, len, "reason=%s\nop=%s\ncreated=%lld\n", clean, op,
 	        (long long)now) == -1)
 		return errbuf_fail(err, errlen, "manifest too long");
 	for (i = 0; i < SSLDIR_SET_FILES; i++) {
@@ -209,7 +193,7 @@ backup_manifest(const struct config *conf, int dfd, int mask, const char *op, co
 		if (backup_sha256(dfd, names[i], hex, &mode) == -1)
 			return errbuf_fail(err, errlen, "cannot read %s/%s: %s", conf->ssl_dir,
 			    names[i], strerror(errno));
-		if (backup_append(
+		if (strbuf_appendf(
 		        buf, size, len, "%s  %04o  %s\n", hex, (unsigned)mode, names[i]) == -1)
 			return errbuf_fail(err, errlen, "manifest too long");
 	}

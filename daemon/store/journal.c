@@ -54,6 +54,7 @@
 #include "log.h"
 #include "journal.h"
 #include "ssldir.h"
+#include "strbuf.h"
 
 #define JOURNAL_MAGIC    "carotate-swap 1"
 #define JOURNAL_MAX_TEXT 4096 /* bytes of a journal we read or write */
@@ -76,8 +77,6 @@ static int journal_finish_steps(struct journal_ctx *, const struct journal *, si
 static int journal_finish(struct journal_ctx *, const struct journal *);
 static void journal_abort(struct journal_ctx *, const struct journal *, size_t);
 static int journal_unfinish(struct journal_ctx *, struct journal *, size_t);
-static int journal_append(char *, size_t, size_t *, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
 static int journal_write(struct journal_ctx *, const struct journal *);
 static int journal_parse_step(struct journal_ctx *, struct journal *, const char *);
 static int journal_parse_line(struct journal_ctx *, struct journal *, const char *);
@@ -500,21 +499,6 @@ journal_run(struct journal_ctx *c, struct journal *j)
 	return 0;
 }
 
-static int
-journal_append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *len, size - *len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size - *len)
-		return -1;
-	*len += (size_t)n;
-	return 0;
-}
-
 /* Written whole with fsx_replace: a crash leaves the previous journal or this one, durably. */
 static int
 journal_write(struct journal_ctx *c, const struct journal *j)
@@ -523,13 +507,13 @@ journal_write(struct journal_ctx *c, const struct journal *j)
 	size_t i, len = 0;
 	int r;
 
-	r = journal_append(buf, sizeof(buf), &len, "%s\nop %s\nbackup %s\nstate %s\n",
+	r = strbuf_appendf(buf, sizeof(buf), &len, "%s\nop %s\nbackup %s\nstate %s\n",
 	    JOURNAL_MAGIC, j->op, j->backup, j->committed ? "committed" : "prepared");
 	for (i = 0; i <= j->nsteps && r == 0; i++) {
 		if (i == j->ncommit)
-			r = journal_append(buf, sizeof(buf), &len, "commit\n");
+			r = strbuf_appendf(buf, sizeof(buf), &len, "commit\n");
 		if (i < j->nsteps && r == 0)
-			r = journal_append(buf, sizeof(buf), &len, "step %s %s %s %s\n",
+			r = strbuf_appendf(buf, sizeof(buf), &len, "step %s %s %s %s\n",
 			    journal_kinds[j->steps[i].kind], j->steps[i].from, j->steps[i].to,
 			    j->steps[i].name);
 	}
