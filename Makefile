@@ -43,7 +43,7 @@ BASE_CFLAGS := -MMD -MP -std=c11 -D_GNU_SOURCE -DCAROTATE_VERSION='"$(VERSION)"'
 	       $(WARNINGS) $(FORTIFY) -fstack-protector-strong -fstack-clash-protection \
 	       -fPIE -fno-strict-aliasing $(SAN_FLAGS) $(CFLAGS)
 # Each directory of the daemon sees its own headers and those of the layers below it, never
-# one above (DESIGN §10): rpc -> engine -> store -> pki, sys -> worker, all -> daemon/ (the
+# one above (daemon/README.md): rpc -> engine -> store -> pki, sys -> worker, all -> daemon/ (the
 # context, carotated.h, and the configuration, config.h) -> common. An upward #include is a
 # build error; tests/integration/layers.py checks the same direction at link level.
 INC_common  := -iquote $(O)/gen -iquote common

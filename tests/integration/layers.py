@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-# Lowest first: a module's layer is its directory (DESIGN §10), the same directories whose
+# Lowest first: a module's layer is its directory (daemon/README.md), the same directories whose
 # include flags the Makefile gives. daemon/ itself holds the configuration (config.c, read by
 # every layer) and main (carotated.c, above everything).
 LAYERS = [

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Handlers are handlers (DESIGN §10): an rpc/ object checks arguments, gates and replies;
+# Handlers are handlers (daemon/README.md): an rpc/ object checks arguments, gates and replies;
 # the engines (engine/rotation.c, stage.c, certjob.c) run the state machines, and only
 # store/ writes the state and SSL directories. Read from the object files (nm), as the
 # linker sees them. rpc_rotate.c once held the swap -> reload -> TLS check -> roll back
