@@ -135,7 +135,8 @@ expected(Carotate__V1__Request__CallCase call, enum acl_role role, Carotate__V1_
 		return staged ? CAROTATE__V1__STATUS__OK
 		              : CAROTATE__V1__STATUS__FAILED_PRECONDITION;
 	case CAROTATE__V1__REQUEST__CALL_RENEW:
-		/* Steady only, as retire: a new leaf under the active CA, never beside a staged one. */
+		/* Steady only, as retire: a new leaf under the active CA, never beside a staged
+		 * one. */
 	case CAROTATE__V1__REQUEST__CALL_RETIRE:
 		/* Steady only (carotated(8) ROTATION): mid-migration the bundle must not shrink
 		 * under the agents. */
