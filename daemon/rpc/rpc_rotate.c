@@ -643,7 +643,9 @@ rpc_rotate_copy(const ProtobufCBinaryData *b, size_t *len)
 {
 	uint8_t *p = xmalloc(b->len + 1);
 
-	memcpy(p, b->data, b->len);
+	/* An absent field (no --chain) has no data at all: memcpy must not see NULL. */
+	if (b->len > 0)
+		memcpy(p, b->data, b->len);
 	p[b->len] = '\0';
 	*len = b->len;
 	return p;
