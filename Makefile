@@ -446,6 +446,11 @@ install: all
 	    systemd/carotate-agent.service >$(DESTDIR)$(UNITDIR)/carotate-agent.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/carotate-agent.service
 	install -m 0644 systemd/carotate-agent.timer $(DESTDIR)$(UNITDIR)/carotate-agent.timer
+# The renewal timer's units (shipped disabled): the service names the installed client.
+	sed -e 's|/usr/bin/carotatectl|$(BINDIR)/carotatectl|' \
+	    systemd/carotate-renew.service >$(DESTDIR)$(UNITDIR)/carotate-renew.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carotate-renew.service
+	install -m 0644 systemd/carotate-renew.timer $(DESTDIR)$(UNITDIR)/carotate-renew.timer
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/carotated $(DESTDIR)$(BINDIR)/carotatectl \
@@ -457,7 +462,8 @@ uninstall:
 	    $(DESTDIR)$(DATADIR)/bash-completion/completions/carotatectl
 	rm -f $(DESTDIR)$(UNITDIR)/carotated.service $(DESTDIR)$(SYSUSERSDIR)/carotate.conf \
 	    $(DESTDIR)$(TMPFILESDIR)/carotate.conf
-	rm -f $(DESTDIR)$(UNITDIR)/carotate-agent.service $(DESTDIR)$(UNITDIR)/carotate-agent.timer
+	rm -f $(DESTDIR)$(UNITDIR)/carotate-agent.service $(DESTDIR)$(UNITDIR)/carotate-agent.timer \
+	    $(DESTDIR)$(UNITDIR)/carotate-renew.service $(DESTDIR)$(UNITDIR)/carotate-renew.timer
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] client/agent/*.[ch] \

@@ -29,6 +29,7 @@ static const struct ctl_cmd *const ctl_table[] = {
 	&ctl_wait_cmd,
 	&ctl_rotate_cmd,
 	&ctl_rotate_restore_cmd,
+	&ctl_rotate_renew_cmd,
 	&ctl_stage_discard_cmd,
 	&ctl_report_exclude_cmd,
 	&ctl_report_include_cmd,

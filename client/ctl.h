@@ -76,6 +76,7 @@ struct ctl_request {
 		Carotate__V1__RotateRequest rotate;
 		Carotate__V1__RestoreRequest restore;
 		Carotate__V1__CheckRequest check;
+		Carotate__V1__RenewRequest renew;
 	} call;
 	char *sans[LIMITS_MAX_SANS];         /* generate: the --san arguments, in argv */
 	struct ctl_wait wait;                /* wait: what to wait for; its request is a report */
@@ -173,6 +174,7 @@ enum {
 	CTL_OPT_DAEMON_UID,
 	CTL_OPT_WARN,
 	CTL_OPT_CRITICAL,
+	CTL_OPT_IF_EXPIRES_WITHIN,
 };
 
 /* The verbs, one ctl_cmd each, defined in their group's file. */
@@ -182,7 +184,7 @@ extern const struct ctl_cmd ctl_stage_generate_cmd, ctl_stage_install_cmd, ctl_s
 extern const struct ctl_cmd ctl_report_cmd, ctl_report_exclude_cmd, ctl_report_include_cmd,
     ctl_report_forget_cmd;
 extern const struct ctl_cmd ctl_wait_cmd;
-extern const struct ctl_cmd ctl_rotate_cmd, ctl_rotate_restore_cmd;
+extern const struct ctl_cmd ctl_rotate_cmd, ctl_rotate_restore_cmd, ctl_rotate_renew_cmd;
 extern const struct ctl_cmd ctl_join_cmd;
 extern const struct ctl_cmd ctl_backups_cmd;
 extern const struct ctl_cmd ctl_audit_cmd;

@@ -65,11 +65,39 @@
 	"backup id, or the backup is not sound; 6 the proxy did not serve the restored set\n"      \
 	"(rolled back); 1, 2 as for every command.\n"
 
-/* rotate's and restore's own options; ctx is the request's call. */
+#define CTL_RENEW_OPTIONS                                                                          \
+	"  --server-days N           validity of the new server certificate, 1 to 36500 days\n"    \
+	"                            (default 397; never past the CA's own end)\n"                 \
+	"  --if-expires-within DURATION\n"                                                         \
+	"                            renew only when the server certificate expires within\n"      \
+	"                            DURATION (e.g. 30d); else change nothing, exit 0, and\n"      \
+	"                            say when it expires\n"                                        \
+	"  --dry-run                 make (or check) the certificate and show it; change\n"        \
+	"                            nothing\n"                                                    \
+	"  --cert FILE               custom sets: the new server certificate (PEM), signed by\n"   \
+	"                            the active CA, leaf first\n"                                  \
+	"  --key FILE                its private key (PEM, unencrypted)\n"                         \
+	"  --chain FILE              intermediate certificates (PEM), optional\n"                  \
+	"  --daemon-uid UID          send the key only to a daemon running as UID\n"               \
+	"\n"                                                                                       \
+	"renew makes a new server key and certificate under the active CA, with the names of\n"    \
+	"[proxy] names, signed with the CA key carotated kept when it generated that CA. For\n"    \
+	"a custom set carotated holds no CA key: give the new leaf with --cert and --key; it\n"    \
+	"is checked as install checks a set, and must chain to the active CA. The set then\n"      \
+	"goes live as rotate puts one live: backup (reason renew), reload, TLS check, roll\n"      \
+	"back. The CA and the trust bundle do not change: agents have nothing to do.\n"            \
+	"\n"                                                                                       \
+	"exit status: 0 renewed (or not due); 3 nothing active, a staged set waits, or a\n"        \
+	"custom set without --cert/--key; 5 the certificate is refused (another CA, a key\n"       \
+	"that does not match, expired); 6 the proxy did not serve it (rolled back).\n"
+
+/* rotate's, restore's and renew's own options; ctx is the request's call. */
 struct ctl_rotate_args {
 	const char *reason;
 	const char *expect_ca;
 	int force, dry_run, latest;
+	/* renew */
+	const char *server_days, *within, *cert, *key, *chain, *daemon_uid;
 };
 
 static int ctl_rotate_option(
@@ -87,6 +115,12 @@ static int ctl_rotate_print(const struct ctl_cmd *cmd, const struct ctl_opts *op
 static int ctl_rotate_run(
     const struct ctl_cmd *cmd, const struct ctl_opts *opts, const struct ctl_request *r);
 static int ctl_rotate_changed(const Carotate__V1__RotateReply *r);
+static int ctl_rotate_build_renew(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc,
+    char **argv, struct ctl_request *r, struct ctl_error *err);
+static int ctl_rotate_renew_fill(const struct ctl_cmd *cmd, const struct ctl_rotate_args *a,
+    struct ctl_request *r, struct ctl_error *err);
+static void ctl_rotate_renew_clear(struct ctl_request *r);
+static const Carotate__V1__RotateReply *ctl_rotate_reply(const Carotate__V1__Response *resp);
 
 static const struct option ctl_rotate_longopts[] = {
 	CTL_COMMON_LONGOPTS,
@@ -104,6 +138,32 @@ static const struct option ctl_rotate_restore_longopts[] = {
 	{ "force", no_argument, NULL, CTL_OPT_FORCE },
 	{ "reason", required_argument, NULL, CTL_OPT_REASON },
 	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option ctl_rotate_renew_longopts[] = {
+	CTL_COMMON_LONGOPTS,
+	{ "server-days", required_argument, NULL, CTL_OPT_SERVER_DAYS },
+	{ "if-expires-within", required_argument, NULL, CTL_OPT_IF_EXPIRES_WITHIN },
+	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
+	{ "cert", required_argument, NULL, CTL_OPT_CERT },
+	{ "key", required_argument, NULL, CTL_OPT_KEY },
+	{ "chain", required_argument, NULL, CTL_OPT_CHAIN },
+	{ "daemon-uid", required_argument, NULL, CTL_OPT_DAEMON_UID },
+	{ NULL, 0, NULL, 0 },
+};
+
+const struct ctl_cmd ctl_rotate_renew_cmd = {
+	.name = "renew",
+	.args = "[--server-days N] [--if-expires-within DURATION] [--dry-run] [--cert FILE --key "
+	        "FILE [--chain FILE]]",
+	.summary = "a new server certificate under the active CA, put live as rotate does",
+	.options = CTL_RENEW_OPTIONS,
+	.timeout = CTL_SWAP_TIMEOUT,
+	.result = CAROTATE__V1__RESPONSE__RESULT_RENEW_REPLY,
+	.build = ctl_rotate_build_renew,
+	.print = ctl_rotate_print,
+	.run = ctl_rotate_run,
+	.clear = ctl_rotate_renew_clear,
 };
 
 const struct ctl_cmd ctl_rotate_cmd = {
@@ -149,6 +209,18 @@ ctl_rotate_option(const struct ctl_cmd *cmd, const char *name, int c, const char
 		return 0;
 	case CTL_OPT_EXPECT_CA:
 		return ctl_args_once(cmd, name, &a->expect_ca, arg);
+	case CTL_OPT_SERVER_DAYS:
+		return ctl_args_once(cmd, name, &a->server_days, arg);
+	case CTL_OPT_IF_EXPIRES_WITHIN:
+		return ctl_args_once(cmd, name, &a->within, arg);
+	case CTL_OPT_CERT:
+		return ctl_args_once(cmd, name, &a->cert, arg);
+	case CTL_OPT_KEY:
+		return ctl_args_once(cmd, name, &a->key, arg);
+	case CTL_OPT_CHAIN:
+		return ctl_args_once(cmd, name, &a->chain, arg);
+	case CTL_OPT_DAEMON_UID:
+		return ctl_args_once(cmd, name, &a->daemon_uid, arg);
 	}
 	return ctl_args_usage_error(cmd, "unknown option --%s", name);
 }
@@ -280,11 +352,15 @@ static int
 ctl_rotate_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
     const struct ctl_request *r, const Carotate__V1__Response *resp)
 {
-	const Carotate__V1__RotateReply *s =
-	    resp->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY ? resp->restore_reply
-	                                                                      : resp->rotate_reply;
+	const Carotate__V1__RotateReply *s = ctl_rotate_reply(resp);
 	int ret;
 
+	if (s->skipped && !opts->json) {
+		/* Not due: the daemon's sentence says until when; a timer's log keeps it. */
+		output_safe(stdout, resp->message);
+		fputc('\n', stdout);
+		return ctl_conn_finish(ferror(stdout) ? -1 : 0);
+	}
 	if (opts->json)
 		ret = ctl_rotate_json(stdout, s, NULL, NULL);
 	else
@@ -318,9 +394,7 @@ ctl_rotate_run(const struct ctl_cmd *cmd, const struct ctl_opts *opts, const str
 	}
 	if ((resp = ctl_conn_exchange(opts, r, &budget, &err)) == NULL)
 		return ctl_conn_fail(opts, &err);
-	s = resp->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY  ? resp->restore_reply
-	    : resp->result_case == CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY ? resp->rotate_reply
-	                                                                       : NULL;
+	s = ctl_rotate_reply(resp);
 	if (resp->status == CAROTATE__V1__STATUS__OK && s != NULL &&
 	    resp->result_case == cmd->result)
 		code = ctl_rotate_print(cmd, opts, r, resp);
@@ -398,6 +472,7 @@ ctl_rotate_json(
 	}
 	output_jset(o, "pruned", output_jstrings(r->pruned, r->n_pruned, 0));
 	output_jset(o, "rotate_ms", output_jcount(r->rotate_ms));
+	output_jset(o, "skipped", json_boolean(r->skipped));
 	if (status != NULL) {
 		e = output_jcheck(json_object());
 		output_jset(e, "status", output_jstr(status));
@@ -410,7 +485,9 @@ ctl_rotate_json(
 int
 ctl_rotate_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 {
-	const char *what = output_s(r->restored)[0] != '\0' ? "restore" : "rotate";
+	const char *what = output_s(r->restored)[0] != '\0' ? "restore"
+	                   : r->gate[0] == '\0'             ? "renew"
+	                                                    : "rotate";
 	int changed = ctl_rotate_changed(r);
 	size_t i;
 
@@ -472,4 +549,91 @@ ctl_rotate_human(FILE *fp, const Carotate__V1__RotateReply *r, int64_t now)
 	if (r->bundle != NULL && !r->dry_run)
 		output_bundle_human(fp, r->bundle, NULL, NULL);
 	return ferror(fp) ? -1 : 0;
+}
+
+/* The swap's reply of rotate, restore or renew; NULL when the response carries none. */
+static const Carotate__V1__RotateReply *
+ctl_rotate_reply(const Carotate__V1__Response *resp)
+{
+	switch (resp->result_case) {
+	case CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY:
+		return resp->restore_reply;
+	case CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY:
+		return resp->rotate_reply;
+	case CAROTATE__V1__RESPONSE__RESULT_RENEW_REPLY:
+		return resp->renew_reply;
+	default:
+		return NULL;
+	}
+}
+
+/* Usage errors (exit 1) come before unreadable files (exit 5). */
+static int
+ctl_rotate_renew_fill(const struct ctl_cmd *cmd, const struct ctl_rotate_args *a,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	Carotate__V1__RenewRequest *q = &r->call.renew;
+	uint64_t v;
+
+	if ((a->cert != NULL) != (a->key != NULL))
+		return ctl_args_usage_error(cmd, "--cert and --key go together");
+	if (a->chain != NULL && a->cert == NULL)
+		return ctl_args_usage_error(cmd, "--chain needs --cert and --key");
+	if (a->server_days != NULL && a->cert != NULL)
+		return ctl_args_usage_error(cmd,
+		    "--server-days makes a certificate; --cert brings one with its own validity");
+	if (a->server_days != NULL) {
+		if (ctl_args_count(a->server_days, 1, LIMITS_MAX_DAYS, &v) == -1)
+			return ctl_args_usage_error(cmd, "invalid --server-days: %s (1 to %d)",
+			    a->server_days, LIMITS_MAX_DAYS);
+		q->server_days = (uint32_t)v;
+	}
+	if (a->within != NULL &&
+	    ctl_args_duration(a->within, "smhd", CTL_MAX_SPAN, &q->if_expires_within) == -1)
+		return ctl_args_usage_error(cmd,
+		    "invalid --if-expires-within: %s (a duration such as 30d, at most %d days)",
+		    a->within, LIMITS_MAX_DAYS);
+	q->dry_run = a->dry_run;
+	if (a->cert == NULL)
+		return 1;
+	r->secret = 1;
+	if (a->daemon_uid != NULL && ctl_args_uid(a->daemon_uid, &r->daemon_uid) == -1)
+		return ctl_args_usage_error(
+		    cmd, "invalid --daemon-uid: %s (a numeric uid)", a->daemon_uid);
+	r->daemon_uid_set = a->daemon_uid != NULL;
+	if (ctl_args_read_file("cert", a->cert, &q->cert, err) == -1 ||
+	    ctl_args_read_file("key", a->key, &q->key, err) == -1 ||
+	    (a->chain != NULL && ctl_args_read_file("chain", a->chain, &q->chain, err) == -1))
+		return CTL_BUILD_REFUSED;
+	return 1;
+}
+
+static int
+ctl_rotate_build_renew(const struct ctl_cmd *cmd, struct ctl_opts *opts, int argc, char **argv,
+    struct ctl_request *r, struct ctl_error *err)
+{
+	struct ctl_rotate_args a = { 0 };
+	int first;
+
+	carotate__v1__renew_request__init(&r->call.renew);
+	r->req.call_case = CAROTATE__V1__REQUEST__CALL_RENEW;
+	r->req.renew = &r->call.renew;
+	first =
+	    ctl_args_parse(cmd, opts, argc, argv, ctl_rotate_renew_longopts, ctl_rotate_option, &a);
+	if (first <= 0)
+		return first;
+	if (first < argc)
+		return ctl_args_usage_error(cmd, "takes no arguments (got %s)", argv[first]);
+	return ctl_rotate_renew_fill(cmd, &a, r, err);
+}
+
+/* The key is a secret; the certificates are wiped by the same rule. */
+static void
+ctl_rotate_renew_clear(struct ctl_request *r)
+{
+	if (r->req.call_case != CAROTATE__V1__REQUEST__CALL_RENEW)
+		return;
+	ctl_args_wipe(&r->call.renew.cert);
+	ctl_args_wipe(&r->call.renew.key);
+	ctl_args_wipe(&r->call.renew.chain);
 }

@@ -12,7 +12,7 @@
 
 static int certjob_send(int, const struct pki_material *, const char *);
 
-/* The key is wiped: it is the operator's server key. */
+/* The keys are wiped: the operator's server key, the CA key renew signs with. */
 void
 certjob_free(struct certjob *in)
 {
@@ -30,6 +30,8 @@ certjob_free(struct certjob *in)
 		explicit_bzero(in->key, in->key_len);
 	free(in->key);
 	free(in->chain);
+	if (in->ca_key != NULL)
+		xfreezero(in->ca_key, in->ca_key_len);
 	X509_free(in->active_ca);
 	free(in);
 }
@@ -94,12 +96,36 @@ certjob_install(void *arg, int fd)
 	struct pki_custom custom = { in->ca, in->cert, in->key, in->chain, in->ca_len, in->cert_len,
 		in->key_len, in->chain_len };
 	struct pki_policy policy = { conf->proxy_names, conf->n_proxy_names, in->active_ca,
-		time(NULL) };
+		time(NULL), 0 };
 	struct pki_material m = { 0 };
 	char err[512];
 	int r;
 
 	if (pki_validate_custom(&custom, &policy, &m, err, sizeof(err)) == -1)
+		return certjob_send(fd, NULL, err);
+	r = certjob_send(fd, &m, NULL);
+	pki_material_clear(&m);
+	return r;
+}
+
+int
+certjob_renew(void *arg, int fd)
+{
+	struct certjob *in = arg;
+	const struct config *conf = in->conf;
+	struct pki_renewal rn = { in->ca, in->ca_key, in->ca_len, in->ca_key_len,
+		in->profile.server_days, in->sans, in->profile.n_sans, time(NULL) };
+	struct pki_custom custom = { in->ca, in->cert, in->key, in->chain, in->ca_len, in->cert_len,
+		in->key_len, in->chain_len };
+	struct pki_policy policy = { conf->proxy_names, conf->n_proxy_names, in->active_ca,
+		time(NULL), 1 };
+	struct pki_material m = { 0 };
+	char err[512];
+	int r;
+
+	if ((in->ca_key != NULL
+	            ? pki_renew(&rn, &m, err, sizeof(err))
+	            : pki_validate_custom(&custom, &policy, &m, err, sizeof(err))) == -1)
 		return certjob_send(fd, NULL, err);
 	r = certjob_send(fd, &m, NULL);
 	pki_material_clear(&m);

@@ -13,6 +13,7 @@
  * deferred calls or audit records: it reports a rotation_result.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,14 +24,19 @@
 #include "backup.h"
 #include "bundle.h"
 #include "carotated.h"
+#include "certjob.h"
 #include "clock.h"
 #include "config.h"
 #include "fault.h"
+#include "internal.pb-c.h"
+#include "job.h"
 #include "journal.h"
 #include "log.h"
 #include "pki.h"
 #include "proxy.h"
 #include "retained.h"
+#include "sandbox.h"
+#include "ssldir.h"
 #include "rotation.h"
 #include "swap.h"
 #include "xmalloc.h"
@@ -58,7 +64,16 @@ struct rotation {
 	char **pruned;
 	size_t n_pruned;
 	int resumed; /* finished at start-up from JOURNAL_PENDING */
+	/* renew, until its swap: the job's input, the CA it must keep, what a dry run made */
+	struct certjob *in;
+	char ca[PKI_SHA256_HEX];
+	char origin[16];
+	int dry_run;
+	char *would_be;
 };
+
+#define ROTATION_RENEW_TIMEOUT 300000     /* ms: an RSA-4096 key on a slow machine */
+#define ROTATION_MAX_MATERIAL  (1u << 20) /* bytes a renew job may return */
 
 #define PENDING_MAGIC "carotate-pending 1"
 
@@ -80,6 +95,10 @@ static void rotation_free(struct rotation *);
 static void rotation_note(struct rotation *);
 static void rotation_line(char *, size_t, const char *, const char *);
 static int rotation_load_line(struct rotation *, const char *);
+static void rotation_renew_done(struct job *, void *);
+static void rotation_renew_result(struct rotation *, const Carotate__Internal__Material *);
+static int rotation_renew_swap(
+    struct rotation *, const Carotate__Internal__Material *, char *, size_t);
 
 /* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
 int
@@ -336,6 +355,7 @@ rotation_outcome(
 	res->rotate_ms = op->rotate_ms;
 	res->pruned = op->pruned;
 	res->n_pruned = op->n_pruned;
+	res->would_be = op->would_be;
 	op->reload = NULL;
 	op->served = NULL;
 	op->pruned = NULL;
@@ -388,6 +408,8 @@ rotation_free(struct rotation *op)
 	for (i = 0; i < op->n_pruned; i++)
 		free(op->pruned[i]);
 	free(op->pruned);
+	certjob_free(op->in);
+	free(op->would_be);
 	free(op);
 }
 
@@ -405,6 +427,12 @@ rotation_abandon(void)
 
 	if (op == NULL)
 		return;
+	if (op->in != NULL) {
+		/* renew before its swap (job_kill_all ended the job): nothing changed on disk. */
+		rotation_reply(op, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "renew: interrupted: carotated is shutting down; nothing changed");
+		return;
+	}
 	rotation_running = NULL;
 	log_warnx("%s: stopping before it finished: the next start reloads, checks and "
 	          "audits it",
@@ -431,7 +459,9 @@ rotation_load_line(struct rotation *op, const char *line)
 		return 0;
 	k = (size_t)(v++ - line);
 	if (k == 4 && strncmp(line, "call", 4) == 0)
-		op->call = strcmp(v, "restore") == 0 ? "restore" : "rotate";
+		op->call = strcmp(v, "restore") == 0 ? "restore"
+		           : strcmp(v, "renew") == 0 ? "renew"
+		                                     : "rotate";
 	else if (k == 6 && strncmp(line, "backup", 6) == 0 && backupid_valid(v))
 		snprintf(op->backup, sizeof(op->backup), "%s", v);
 	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
@@ -501,4 +531,133 @@ rotation_resume(struct carotated *cd, const struct rotation_hooks *hooks)
 	    op->call, op->rolling_back ? " of the set rolled back to" : ", roll back if need be");
 	rotation_swapped(op);
 	return 1;
+}
+
+int
+rotation_renew(struct carotated *cd, const struct rotation_req *q, struct certjob *in,
+    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
+{
+	struct rotation *op = rotation_new(cd, q, hooks, arg);
+	struct sandbox_ids ids;
+	char why[256];
+
+	op->in = in;
+	op->dry_run = q->dry_run;
+	in->conf = cd->conf;
+	snprintf(op->ca, sizeof(op->ca), "%s", q->ca);
+	snprintf(op->origin, sizeof(op->origin), "%s", q->origin);
+	if (sandbox_ids(cd->conf->agents_user, cd->privileged, &ids, why, sizeof(why)) == -1) {
+		snprintf(err, errlen,
+		    "cannot start the renew job: %s (certificate jobs run as [agents] user)", why);
+		rotation_free(op);
+		return -1;
+	}
+	/* One key is made, in the job itself: it needs no helper process. */
+	ids.may_fork = 0;
+	if (job_fork_confined(cd->base, "renew", certjob_renew, in, &ids, ROTATION_RENEW_TIMEOUT,
+	        ROTATION_MAX_MATERIAL, rotation_renew_done, op) == NULL) {
+		snprintf(err, errlen, "cannot start the renew job: %s", strerror(errno));
+		rotation_free(op);
+		return -1;
+	}
+	hooks->begin(arg);
+	rotation_running = op;
+	return 0;
+}
+
+/* The job ended: a refusal, a dry run's leaf, or the set to swap in. Keys are wiped. */
+static void
+rotation_renew_done(struct job *job, void *arg)
+{
+	struct rotation *op = arg;
+	Carotate__Internal__Material *m = NULL;
+	const unsigned char *out;
+	char why[64];
+	size_t len;
+
+	out = job_output(job, &len);
+	certjob_free(op->in);
+	op->in = NULL;
+	if (job_filtered(job)) {
+		log_warnx("renew: certificate job %s: a system call outside its allow-list",
+		    job_describe(job, why, sizeof(why)));
+		rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "the renew job was killed by its syscall filter (signal %d); nothing changed",
+		    job_signal(job));
+	} else if (job_exit_status(job) != 0 ||
+	           (m = carotate__internal__material__unpack(NULL, len, out)) == NULL) {
+		log_warnx("renew: certificate job %s", job_describe(job, why, sizeof(why)));
+		rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
+		    "the renew job failed (%s); nothing changed",
+		    job_describe(job, why, sizeof(why)));
+	} else
+		rotation_renew_result(op, m);
+	if (m != NULL) {
+		if (m->key.data != NULL)
+			explicit_bzero(m->key.data, m->key.len);
+		carotate__internal__material__free_unpacked(m, NULL);
+	}
+	job_free(job);
+}
+
+static void
+rotation_renew_result(struct rotation *op, const Carotate__Internal__Material *m)
+{
+	char err[768];
+	int rc;
+
+	if (m->error[0] != '\0') {
+		log_info("renew refused: %s", m->error);
+		rotation_reply(
+		    op, CAROTATE__V1__STATUS__INVALID_ARGUMENT, "%s; nothing changed", m->error);
+		return;
+	}
+	if (op->dry_run) {
+		op->would_be = xstrndup((const char *)m->cert.data, m->cert.len);
+		rotation_reply(op, CAROTATE__V1__STATUS__OK,
+		    "dry run: this server certificate would go live under the active CA; nothing "
+		    "changed");
+		return;
+	}
+	if ((rc = rotation_renew_swap(op, m, err, sizeof(err))) != 0) {
+		log_warnx("renew: %s", err);
+		rotation_reply(op,
+		    rc == SWAP_STALE ? CAROTATE__V1__STATUS__FAILED_PRECONDITION
+		                     : CAROTATE__V1__STATUS__INTERNAL,
+		    "%s", err);
+		return;
+	}
+	log_info("renew: the new server certificate is live (%s); the previous set is in %s",
+	    op->expected, op->backup);
+	op->hooks->begin(op->arg);
+	rotation_note(op);
+	rotation_swapped(op);
+}
+
+/*
+ * The job's set written as renew/ (whole, or not at all), then swapped in
+ * through the journal (swap_renew): at every crash point the live leaf and key
+ * are both the old ones or both the new ones. 0, -1 or SWAP_STALE with err.
+ */
+static int
+rotation_renew_swap(
+    struct rotation *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
+{
+	const struct config *conf = op->cd->conf;
+	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
+		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
+		op->origin[0] != '\0' ? op->origin : "generated", time(NULL) };
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if ((certs = pki_certs_from_pem(m->cert.data, m->cert.len, why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "the renewed certificate: %s", why);
+		return -1;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), op->expected);
+	sk_X509_pop_free(certs, X509_free);
+	if (ssldir_renewal(conf, &f, err, errlen) == -1)
+		return -1;
+	fault_point("renew-before-swap");
+	return swap_renew(conf, f.created, op->ca, op->backup, sizeof(op->backup), err, errlen);
 }

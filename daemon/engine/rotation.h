@@ -16,12 +16,14 @@ struct carotated;
 
 /* What a rotate or restore knows before its swap. */
 struct rotation_req {
-	const char *call;     /* "rotate" or "restore" */
+	const char *call;     /* "rotate", "restore" or "renew" */
 	const char *expected; /* the leaf the proxy must serve once the set is live */
 	const char *previous; /* the leaf of the set live now; "" none */
 	const char *restored; /* restore: the backup to put back; "" for rotate */
 	const char *reason;   /* rotate: the reason in the backup's manifest */
-	const char *ca;       /* rotate: the staged CA the gate counted */
+	const char *ca;       /* rotate: the staged CA the gate counted; renew: the active CA */
+	const char *origin;   /* renew: the active set's origin, kept ("generated", "custom") */
+	int dry_run;          /* renew: make the leaf, show it, change nothing */
 	int forced;
 	time_t now;
 };
@@ -47,6 +49,7 @@ struct rotation_result {
 	uint64_t rotate_ms; /* from the request to the check that passed */
 	char **pruned;      /* backups removed by the retention rule */
 	size_t n_pruned;
+	const char *would_be; /* renew --dry-run: the leaf (PEM) that would go live; else NULL */
 };
 
 /* The owner of a rotation (rpc/rpc_rotate.c): how the call is deferred, recorded, answered. */
@@ -77,6 +80,19 @@ int rotation_rotate(struct carotated *cd, const struct rotation_req *q,
 
 /* restore: backup q->restored goes live. As rotation_rotate; -1 with err. */
 int rotation_restore(struct carotated *cd, const struct rotation_req *q,
+    const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen);
+
+/*
+ * renew: the certificate job (in, which it takes: certjob_renew) makes or
+ * checks the new leaf under the active CA (q->ca) in a confined child; its
+ * result is written as renew/ (ssldir_renewal) and goes live through
+ * swap_renew, then on as rotate (reload, TLS check, roll back). hooks->begin
+ * runs now (the job is started) and again after the swap; a refusal of the
+ * job (INVALID_ARGUMENT) or a dry run (res->would_be) ends in hooks->done with
+ * nothing changed. 0 when the call goes on, -1 with err.
+ */
+struct certjob;
+int rotation_renew(struct carotated *cd, const struct rotation_req *q, struct certjob *in,
     const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen);
 
 /* The owner recorded the call: the note goes, nothing is left for a next start. */

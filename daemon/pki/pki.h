@@ -97,6 +97,17 @@ struct pki_policy {
 	size_t n_names;
 	X509 *active_ca; /* the new CA must differ from it; NULL when there is none */
 	time_t now;
+	int renew; /* renew: the CA must be active_ca itself, not differ from it */
+};
+
+/* What renew signs: a new leaf under the active CA, whose key carotated kept. */
+struct pki_renewal {
+	const uint8_t *ca, *ca_key; /* PEM: the active CA, its private key */
+	size_t ca_len, ca_key_len;
+	unsigned server_days;
+	char *const *sans; /* "DNS:name" / "IP:address", as pki_profile's */
+	size_t n_sans;
+	time_t now;
 };
 
 /*
@@ -112,6 +123,12 @@ int pki_generate(const struct pki_profile *, struct pki_material *, char *err, s
 int pki_validate_custom(const struct pki_custom *, const struct pki_policy *,
     struct pki_material *out, char *err, size_t errlen);
 void pki_material_clear(struct pki_material *);
+/*
+ * A new server key and certificate (the profile of pki_generate's, the key of
+ * the CA's kind) signed by the CA in r, which must not expire before it. out
+ * gets ca (re-encoded), cert and key; ca_key stays NULL. 0, or -1 with err.
+ */
+int pki_renew(const struct pki_renewal *r, struct pki_material *out, char *err, size_t errlen);
 /*
  * Checks a set read back from disk (a backup): the key is the leaf's (a
  * sign-and-verify round trip, not only the public halves) and the leaf, with

@@ -949,12 +949,20 @@ pki_check_names(struct pki_cset *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* A new CA must be new: staging the active one would rotate to nothing. */
+/*
+ * A new CA must be new: staging the active one would rotate to nothing. A
+ * renewal is the opposite: its leaf goes under the active CA, agents trust no other.
+ */
 static int
 pki_check_active(struct pki_cset *s, char *err, size_t errlen)
 {
 	X509 *active = s->policy->active_ca;
 
+	if (s->policy->renew)
+		return active != NULL && X509_cmp(s->ca, active) == 0
+		           ? 0
+		           : errbuf_fail(
+		                 err, errlen, "ca: renew keeps the active CA; this is another");
 	if (active == NULL)
 		return 0;
 	if (X509_cmp(s->ca, active) == 0)

@@ -69,6 +69,7 @@ static X509_NAME *pki_ca_subject(const char *, time_t);
 static const char *pki_server_cn(char *const *, size_t);
 static X509 *pki_make_ca(const struct pki_profile *, EVP_PKEY *, time_t);
 static X509 *pki_make_server(const struct pki_profile *, X509 *, EVP_PKEY *, EVP_PKEY *, time_t);
+static int pki_renew_parse(const struct pki_renewal *, X509 **, EVP_PKEY **, char *, size_t);
 
 /* LDH labels of 1-63 bytes, 253 in all; "*" only as a whole first label over two or more. */
 static int
@@ -523,6 +524,91 @@ pki_generate(const struct pki_profile *p, struct pki_material *out, char *err, s
 	out->key = pki_pem_key(key);
 	if (out->ca == NULL || out->ca_key == NULL || out->cert == NULL || out->key == NULL) {
 		pki_ssl_fail(err, errlen, "cannot encode the generated set as PEM");
+		pki_material_clear(out);
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_free(ca);
+	X509_free(leaf);
+	EVP_PKEY_free(cakey);
+	EVP_PKEY_free(key);
+	ERR_clear_error();
+	return rc;
+}
+
+/*
+ * The CA certificate and its private key, which must be the CA's (public halves
+ * compared: the key is the one carotated stored, not a client's).
+ */
+static int
+pki_renew_parse(const struct pki_renewal *r, X509 **ca, EVP_PKEY **cakey, char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+	BIO *bio;
+
+	*ca = NULL;
+	*cakey = NULL;
+	if ((certs = pki_certs_from_pem(r->ca, r->ca_len, err, errlen)) == NULL)
+		return -1;
+	*ca = X509_dup(sk_X509_value(certs, 0));
+	sk_X509_pop_free(certs, X509_free);
+	if ((bio = BIO_new_mem_buf(r->ca_key, (int)r->ca_key_len)) != NULL)
+		*cakey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (*ca == NULL || *cakey == NULL)
+		return pki_ssl_fail(err, errlen, "the active CA or its stored key cannot be read");
+	if (X509_check_private_key(*ca, *cakey) != 1)
+		return errbuf_fail(err, errlen, "the stored CA key is not the active CA's");
+	return 0;
+}
+
+int
+pki_renew(const struct pki_renewal *r, struct pki_material *out, char *err, size_t errlen)
+{
+	struct pki_profile p = { PKI_KEY_EC_P256, PKI_MAX_DAYS, r->server_days, NULL, r->sans,
+		r->n_sans, r->now };
+	EVP_PKEY *cakey = NULL, *key = NULL;
+	X509 *ca = NULL, *leaf = NULL;
+	time_t now = pki_now(r->now);
+	int64_t nb, na;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	ERR_clear_error();
+	if (pki_renew_parse(r, &ca, &cakey, err, errlen) == -1)
+		goto out;
+	/* The leaf keeps the kind of key its CA has (and so the CA's signature digest). */
+	if (pki_key_kind_parse(pki_key_type(cakey), &p.key) == -1) {
+		errbuf_fail(err, errlen,
+		    "the active CA's key (%s) is not a kind carotated generates",
+		    pki_key_type(cakey));
+		goto out;
+	}
+	if (pki_check_profile(&p, err, errlen) == -1)
+		goto out;
+	if (pki_cert_times(ca, &nb, &na) == -1 || na <= (int64_t)now) {
+		errbuf_fail(err, errlen, "the active CA has expired: rotate to a new CA");
+		goto out;
+	}
+	if ((int64_t)now + (int64_t)r->server_days * 86400 > na) {
+		errbuf_fail(err, errlen,
+		    "a server certificate of %u days would outlive the active CA (%lld days left): "
+		    "ask for fewer days, or plan a CA rotation",
+		    r->server_days, (long long)((na - (int64_t)now) / 86400));
+		goto out;
+	}
+	if ((key = pki_keygen(p.key, err, errlen)) == NULL)
+		goto out;
+	if ((leaf = pki_make_server(&p, ca, cakey, key, now)) == NULL) {
+		pki_ssl_fail(err, errlen, "cannot build the server certificate");
+		goto out;
+	}
+	out->ca = pki_pem_x509(ca);
+	out->cert = pki_pem_x509(leaf);
+	out->key = pki_pem_key(key);
+	if (out->ca == NULL || out->cert == NULL || out->key == NULL) {
+		pki_ssl_fail(err, errlen, "cannot encode the renewed certificate as PEM");
 		pki_material_clear(out);
 		goto out;
 	}

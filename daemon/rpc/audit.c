@@ -251,6 +251,18 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		if (re->reason[0] != '\0')
 			audit_arg_str(buf, len, "reason", re->reason, AUDIT_MAX_REASON);
 		break;
+	case CAROTATE__V1__REQUEST__CALL_RENEW:
+		/* Which kind of renewal, never the files' bytes: a key may be among them. */
+		if (req->renew == NULL)
+			break;
+		audit_arg(buf, len, "dry_run=%s custom=%s", audit_yes(req->renew->dry_run),
+		    audit_yes(req->renew->cert.len > 0));
+		if (req->renew->server_days != 0)
+			audit_arg(buf, len, "server_days=%u", req->renew->server_days);
+		if (req->renew->if_expires_within != 0)
+			audit_arg(buf, len, "if_expires_within=%llu",
+			    (unsigned long long)req->renew->if_expires_within);
+		break;
 	case CAROTATE__V1__REQUEST__CALL_RETIRE:
 		if (req->retire != NULL)
 			audit_arg(buf, len, "dry_run=%s", audit_yes(req->retire->dry_run));
@@ -289,6 +301,17 @@ audit_outcome(const Carotate__V1__Response *reply, char *buf, size_t len)
 		break;
 	case CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY:
 		ro = reply->restore_reply;
+		break;
+	case CAROTATE__V1__RESPONSE__RESULT_RENEW_REPLY:
+		/*
+		 * Only a renewal that swapped (its backup made) carries an outcome: a
+		 * skipped, refused or dry-run one changed nothing for check to judge.
+		 */
+		ro = reply->renew_reply;
+		if (ro != NULL && ro->skipped)
+			audit_arg(buf, len, "skipped=yes");
+		if (ro != NULL && (ro->backup == NULL || ro->backup[0] == '\0'))
+			return;
 		break;
 	case CAROTATE__V1__RESPONSE__RESULT_FORGET_REPLY:
 		if (reply->forget_reply != NULL)

@@ -59,6 +59,9 @@ static const struct dispatch_entry dispatch_table[] = {
 	    DISPATCH_EXCLUSIVE },
 	{ CAROTATE__V1__REQUEST__CALL_RESTORE, "restore", ACL_ADMIN, DISPATCH_ANY_PHASE,
 	    rpc_rotate_restore, DISPATCH_EXCLUSIVE },
+	/* No agent gate: the CA and the bundle stay; steady only, so no staged CA is counted. */
+	{ CAROTATE__V1__REQUEST__CALL_RENEW, "renew", ACL_ADMIN, DISPATCH_STEADY, rpc_rotate_renew,
+	    DISPATCH_EXCLUSIVE },
 	/*
 	 * Readers may read the audit log: it says who changed what, which every
 	 * member of the socket group may know (carotated(8) PRIVILEGES AND ROLES: the group may

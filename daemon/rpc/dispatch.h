@@ -101,6 +101,7 @@ void rpc_join_token_revoke(
     struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_rotate(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_rotate_restore(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
+void rpc_rotate_renew(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 
 /* check: the facts carotatectl check judges (certificates, migration, ledger, last swap). */
 void rpc_check(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

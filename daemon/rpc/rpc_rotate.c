@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agents.h"
 #include "audit.h"
 #include "backup.h"
 #include "bundle.h"
+#include "cakeys.h"
 #include "carotated.h"
+#include "certjob.h"
 #include "certset.h"
 #include "config.h"
 #include "op.h"
@@ -59,6 +62,13 @@ static void *rpc_rotate_load(struct carotated *, const char *);
 static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result *);
 static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
 static void rpc_rotate_done(struct rotation_result *, void *);
+static int rpc_rotate_renew_check(const Carotate__V1__RenewRequest *, Carotate__V1__Response *);
+static int rpc_rotate_renew_due(const Carotate__V1__RenewRequest *, Carotate__V1__RotateReply *,
+    time_t, Carotate__V1__Response *);
+static struct certjob *rpc_rotate_renew_job(struct rpc_ctx *, const Carotate__V1__RenewRequest *,
+    const Carotate__V1__RotateReply *, X509 *, Carotate__V1__Response *);
+static uint8_t *rpc_rotate_copy(const ProtobufCBinaryData *, size_t *);
+static void rpc_rotate_would_be(Carotate__V1__RotateReply *, const char *);
 
 static const struct rotation_hooks rpc_rotate_hooks = {
 	rpc_rotate_begin,
@@ -82,6 +92,9 @@ rpc_rotate_attach(Carotate__V1__Response *reply, const char *call, Carotate__V1_
 	if (strcmp(call, "restore") == 0) {
 		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY;
 		reply->restore_reply = r;
+	} else if (strcmp(call, "renew") == 0) {
+		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_RENEW_REPLY;
+		reply->renew_reply = r;
 	} else {
 		reply->result_case = CAROTATE__V1__RESPONSE__RESULT_ROTATE_REPLY;
 		reply->rotate_reply = r;
@@ -424,8 +437,10 @@ rpc_rotate_call_new(struct rpc_ctx *ctx, Carotate__V1__Response *reply)
 	c->cd = ctx->cd;
 	c->reply = reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RESTORE_REPLY
 	               ? reply->restore_reply
+	           : reply->result_case == CAROTATE__V1__RESPONSE__RESULT_RENEW_REPLY
+	               ? reply->renew_reply
 	               : reply->rotate_reply;
-	reply->rotate_reply = reply->restore_reply = NULL;
+	reply->rotate_reply = reply->restore_reply = reply->renew_reply = NULL;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT__NOT_SET;
 	return c;
 }
@@ -439,12 +454,17 @@ rpc_rotate_call_free(struct rpc_rotate_call *c)
 	free(c);
 }
 
-/* The swap is done: the answer waits for the check; the record goes into the note. */
+/*
+ * The call goes on: the answer waits for the check; the record goes into the
+ * note. renew is told twice (its job started, then its swap): once is enough.
+ */
 static void
 rpc_rotate_begin(void *arg)
 {
 	struct rpc_rotate_call *c = arg;
 
+	if (c->ctx == NULL)
+		return;
 	c->pending = op_defer(c->ctx);
 	c->audit = op_take_audit(c->cd, c->pending);
 	c->ctx = NULL;
@@ -541,7 +561,10 @@ rpc_rotate_done(struct rotation_result *res, void *arg)
 		rpc_rotate_call_free(c);
 		return;
 	}
-	rpc_rotate_describe(c->cd, c->reply);
+	if (res->would_be != NULL)
+		rpc_rotate_would_be(c->reply, res->would_be);
+	else
+		rpc_rotate_describe(c->cd, c->reply);
 	agents_check_canary(c->cd);
 	rpc_rotate_attach(reply, res->call, c->reply);
 	c->reply = NULL;
@@ -562,4 +585,199 @@ int
 rpc_rotate_resume(struct carotated *cd)
 {
 	return rotation_resume(cd, &rpc_rotate_hooks);
+}
+
+/* Sizes and combinations, before anything is read or forked. 0, or -1 with the refusal. */
+static int
+rpc_rotate_renew_check(const Carotate__V1__RenewRequest *q, Carotate__V1__Response *reply)
+{
+	int custom = q->cert.len > 0 || q->key.len > 0 || q->chain.len > 0;
+
+	if (custom && (q->cert.len == 0 || q->key.len == 0))
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "a custom renewal needs both --cert and --key (--chain is optional)");
+	if (custom && q->server_days != 0)
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--server-days makes a leaf; a certificate given with --cert has its own "
+		    "validity");
+	if (q->server_days > PKI_MAX_DAYS)
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "validity over %d days", PKI_MAX_DAYS);
+	if (q->cert.len > PKI_MAX_INPUT || q->key.len > PKI_MAX_INPUT ||
+	    q->chain.len > PKI_MAX_INPUT)
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "each file may hold up to %d bytes", PKI_MAX_INPUT);
+	if (q->if_expires_within > (uint64_t)PKI_MAX_DAYS * 86400)
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--if-expires-within may be up to %d days", PKI_MAX_DAYS);
+	return 0;
+}
+
+/*
+ * --if-expires-within: 1 when the active leaf outlives it (the reply says
+ * until when; nothing changes), 0 when the renewal is due (or not asked about).
+ */
+static int
+rpc_rotate_renew_due(const Carotate__V1__RenewRequest *q, Carotate__V1__RotateReply *r, time_t now,
+    Carotate__V1__Response *reply)
+{
+	int64_t left = r->before->server->not_after - (int64_t)now;
+	char when[32];
+	struct tm tm;
+	time_t t = (time_t)r->before->server->not_after;
+
+	if (q->if_expires_within == 0 || left <= (int64_t)q->if_expires_within)
+		return 0;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	r->skipped = 1;
+	reply_error(reply, CAROTATE__V1__STATUS__OK,
+	    "the server certificate expires %s (in %lld days), later than %llu days from now: "
+	    "nothing to renew",
+	    when, (long long)(left / 86400), (unsigned long long)(q->if_expires_within / 86400));
+	return 1;
+}
+
+static uint8_t *
+rpc_rotate_copy(const ProtobufCBinaryData *b, size_t *len)
+{
+	uint8_t *p = xmalloc(b->len + 1);
+
+	/* An absent field (no --chain) has no data at all: memcpy must not see NULL. */
+	if (b->len > 0)
+		memcpy(p, b->data, b->len);
+	p[b->len] = '\0';
+	*len = b->len;
+	return p;
+}
+
+/*
+ * The job's input: the active CA (its file, and parsed: a custom leaf must
+ * chain to exactly it), and either the CA key carotated kept (generated sets)
+ * or the operator's files. The key never leaves this process but into the
+ * job. NULL with the refusal in reply.
+ */
+static struct certjob *
+rpc_rotate_renew_job(struct rpc_ctx *ctx, const Carotate__V1__RenewRequest *q,
+    const Carotate__V1__RotateReply *r, X509 *ca, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	struct certjob *in = xcalloc(1, sizeof(*in));
+	char err[512];
+	size_t i;
+	int held;
+
+	in->install = q->cert.len > 0;
+	held = cakeys_load(
+	    conf, r->before->ca->sha256, &in->ca_key, &in->ca_key_len, err, sizeof(err));
+	if (held == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		goto fail;
+	}
+	if (held == 0 && !in->install) {
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "the active set is custom: carotated does not hold its CA's key. Renew it with "
+		    "a new leaf your CA signed: carotatectl renew --cert FILE --key FILE "
+		    "[--chain FILE]");
+		goto fail;
+	}
+	if (in->install && in->ca_key != NULL) {
+		xfreezero(in->ca_key, in->ca_key_len);
+		in->ca_key = NULL;
+		in->ca_key_len = 0;
+	}
+	if (ssldir_read_ca(conf, 0, &in->ca, &in->ca_len) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the active CA: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	in->active_ca = X509_dup(ca);
+	in->profile.server_days = q->server_days != 0 ? q->server_days : PKI_DEFAULT_SERVER_DAYS;
+	if (in->install) {
+		in->cert = rpc_rotate_copy(&q->cert, &in->cert_len);
+		in->key = rpc_rotate_copy(&q->key, &in->key_len);
+		in->chain = rpc_rotate_copy(&q->chain, &in->chain_len);
+		return in;
+	}
+	if (conf->n_proxy_names == 0) {
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "renew keeps the names of [proxy] names, and none are set");
+		goto fail;
+	}
+	in->sans = xcalloc(conf->n_proxy_names, sizeof(char *));
+	for (i = 0; i < conf->n_proxy_names; i++)
+		xasprintf(&in->sans[i], "%s:%s", config_is_ip(conf->proxy_names[i]) ? "IP" : "DNS",
+		    conf->proxy_names[i]);
+	in->profile.n_sans = conf->n_proxy_names;
+	return in;
+fail:
+	certjob_free(in);
+	return NULL;
+}
+
+/* A dry run: the leaf the job made (or checked) stands where the live one would go. */
+static void
+rpc_rotate_would_be(Carotate__V1__RotateReply *r, const char *pem)
+{
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if (r->after == NULL || (certs = pki_certs_from_pem(
+	                             (const uint8_t *)pem, strlen(pem), why, sizeof(why))) == NULL)
+		return;
+	if (r->after->server != NULL)
+		protobuf_c_message_free_unpacked(&r->after->server->base, NULL);
+	r->after->server = xmalloc(sizeof(*r->after->server));
+	carotate__v1__cert_info__init(r->after->server);
+	pki_describe(sk_X509_value(certs, 0), r->after->server);
+	sk_X509_pop_free(certs, X509_free);
+}
+
+void
+rpc_rotate_renew(
+    struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
+{
+	const Carotate__V1__RenewRequest *q = req->renew;
+	const struct config *conf = ctx->cd->conf;
+	struct rotation_req rq;
+	Carotate__V1__RotateReply *r;
+	struct rpc_rotate_call *c;
+	struct certjob *in;
+	time_t now = time(NULL);
+	char err[768];
+	X509 *ca = NULL, *after_ca;
+
+	if (rpc_rotate_renew_check(q, reply) == -1)
+		return;
+	r = rpc_rotate_reply_new();
+	r->dry_run = q->dry_run;
+	r->before = certset_describe(conf, 0, now, &ca);
+	rpc_rotate_attach(reply, "renew", r);
+	if (r->before == NULL || r->before->ca == NULL || r->before->server == NULL || ca == NULL) {
+		reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+		    "there is no complete active set in %s to renew", conf->ssl_dir);
+		goto out;
+	}
+	if (rpc_rotate_renew_due(q, r, now, reply) == 1 ||
+	    (in = rpc_rotate_renew_job(ctx, q, r, ca, reply)) == NULL)
+		goto out;
+	r->after = certset_describe(conf, 0, now, &after_ca);
+	X509_free(after_ca);
+	c = rpc_rotate_call_new(ctx, reply);
+	rq.call = "renew";
+	rq.expected = "";
+	rq.previous = c->reply->before->server->sha256;
+	rq.restored = "";
+	rq.reason = "renew";
+	rq.ca = c->reply->before->ca->sha256;
+	rq.origin = c->reply->before->origin;
+	rq.dry_run = q->dry_run;
+	rq.forced = 0;
+	rq.now = now;
+	if (rotation_renew(ctx->cd, &rq, in, &rpc_rotate_hooks, c, err, sizeof(err)) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
+		rpc_rotate_call_free(c);
+	}
+out:
+	X509_free(ca);
 }

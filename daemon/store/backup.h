@@ -22,7 +22,7 @@ struct backup_info {
 	char id[BACKUP_ID_MAX]; /* the directory name, as read from the directory */
 	int64_t created;        /* the manifest's time, else the name's (UTC); 0 when neither */
 	unsigned suffix;        /* the -N of the name, 0 without */
-	const char *reason;     /* "rotate", "restore", "rollback", "discard" or "manual"; static */
+	const char *reason;     /* "rotate", "restore", "rollback", "renew", "discard" or "manual"; static */
 	char detail[BACKUP_DETAIL_MAX]; /* the manifest's reason text; "" when none */
 	int discarded;                  /* a discarded staged set, not a certs-* backup */
 	int manifest; /* 1 read, 0 none (made by hand), -1 present but unreadable */

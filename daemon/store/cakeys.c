@@ -12,6 +12,9 @@
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
+#include "xmalloc.h"
+
+#define CAKEYS_MAX_KEY (64 * 1024) /* bytes: an RSA-4096 key in PEM is about 3.3 KiB */
 
 /*
  * Keeps the private key of a generated CA in the state directory, never in the
@@ -80,4 +83,37 @@ cakeys_drop(const struct config *conf, const char *name)
 		close(kfd);
 	if (sfd != -1)
 		close(sfd);
+}
+
+/* The key of a CA carotated generated; a custom CA has none (0). */
+int
+cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *key_len, char *err,
+    size_t errlen)
+{
+	char name[CAKEYS_NAME_MAX];
+	int sfd, kfd = -1, r = 1;
+
+	*key = NULL;
+	*key_len = 0;
+	if (strlen(sha) != PKI_SHA256_HEX - 1 || strspn(sha, "0123456789abcdef") != strlen(sha)) {
+		snprintf(err, errlen, "not a CA fingerprint");
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s.key", sha);
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 ||
+	    fsx_read(kfd, name, CAKEYS_MAX_KEY, key, key_len) == -1) {
+		if (errno == ENOENT)
+			r = 0;
+		else {
+			snprintf(err, errlen, "cannot read the CA key %s/%s/%s: %s",
+			    conf->state_dir, CAKEYS_DIR, name, strerror(errno));
+			r = -1;
+		}
+	}
+	if (kfd != -1)
+		close(kfd);
+	if (sfd != -1)
+		close(sfd);
+	return r;
 }

@@ -21,6 +21,13 @@ struct config;
  */
 int cakeys_save(const struct config *, const uint8_t *ca, size_t ca_len, const uint8_t *key,
     size_t key_len, char name[CAKEYS_NAME_MAX], char *err, size_t errlen);
+/*
+ * The key kept for the CA whose SHA-256 is sha (lower-case hex), for renew to
+ * sign a leaf with: 1 with *key (heap; the caller wipes it, xfreezero), 0 when
+ * none is kept (a custom set), -1 with err when it cannot be read.
+ */
+int cakeys_load(const struct config *, const char *sha, uint8_t **key, size_t *key_len, char *err,
+    size_t errlen);
 /* Removes the key file name (cakeys_save's); quiet when there is none, logged otherwise. */
 void cakeys_drop(const struct config *, const char *name);
 

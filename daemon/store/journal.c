@@ -143,7 +143,8 @@ journal_close(struct journal_ctx *c)
 static int
 journal_valid_dir(const char *s)
 {
-	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 || backupid_valid(s);
+	return strcmp(s, ".") == 0 || strcmp(s, SSLDIR_STAGING) == 0 ||
+	       strcmp(s, SSLDIR_RENEWING) == 0 || backupid_valid(s);
 }
 
 /* A directory of the swap, opened relative to the SSL directory and never through a symlink. */
@@ -551,7 +552,8 @@ journal_parse_step(struct journal_ctx *c, struct journal *j, const char *line)
 static int
 journal_parse_line(struct journal_ctx *c, struct journal *j, const char *line)
 {
-	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0)
+	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0 ||
+	    strcmp(line, "op renew") == 0)
 		snprintf(j->op, sizeof(j->op), "%s", line + 3);
 	else if (strncmp(line, "backup ", 7) == 0 &&
 	         (strcmp(line + 7, "-") == 0 || backupid_valid(line + 7)))

@@ -30,6 +30,8 @@ static int ssldir_probe(int, const char *);
 static int ssldir_probe_sole(int, const char *);
 static void ssldir_read_info(int, struct ssldir_set *);
 static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
+static int ssldir_write_dir(
+    const struct config *, const struct ssldir_files *, const char *, char *, size_t);
 static int ssldir_publish_canary(const struct config *, int, char *, size_t);
 static void ssldir_canary_undo(
     const struct config *, int, const uint8_t *, size_t, const uint8_t *, size_t);
@@ -224,6 +226,36 @@ ssldir_write_set(int tfd, const struct config *conf, const struct ssldir_files *
 int
 ssldir_stage(const struct config *conf, const struct ssldir_files *f, char *err, size_t errlen)
 {
+	return ssldir_write_dir(conf, f, SSLDIR_STAGING, err, errlen);
+}
+
+/*
+ * renew's set beside the active one. A leftover SSLDIR_RENEWING is a renew
+ * cut short before its journal was written (the journal never outlives the
+ * start-up that replays it), so it holds nothing live: it goes.
+ */
+int
+ssldir_renewal(const struct config *conf, const struct ssldir_files *f, char *err, size_t errlen)
+{
+	int dfd;
+
+	if ((dfd = ssldir_open(conf, 0)) == -1 ||
+	    (fsx_remove_dir(dfd, SSLDIR_RENEWING) == -1 && errno != ENOENT)) {
+		snprintf(err, errlen, "cannot clear %s/%s: %s", conf->ssl_dir, SSLDIR_RENEWING,
+		    strerror(errno));
+		if (dfd != -1)
+			close(dfd);
+		return -1;
+	}
+	close(dfd);
+	return ssldir_write_dir(conf, f, SSLDIR_RENEWING, err, errlen);
+}
+
+/* A whole set as the directory target of the SSL directory: temporary directory, then rename. */
+static int
+ssldir_write_dir(const struct config *conf, const struct ssldir_files *f, const char *target,
+    char *err, size_t errlen)
+{
 	unsigned char rnd[8];
 	char tmp[64];
 	int dfd = -1, tfd = -1, saved;
@@ -243,13 +275,14 @@ ssldir_stage(const struct config *conf, const struct ssldir_files *f, char *err,
 	}
 	fault_point("stage-after-mkdir");
 	if (ssldir_write_set(tfd, conf, f) == -1) {
-		snprintf(err, errlen, "cannot write the staged set: %s", strerror(errno));
+		snprintf(err, errlen, "cannot write the set %s/%s: %s", conf->ssl_dir, target,
+		    strerror(errno));
 		goto fail;
 	}
 	fault_point("stage-before-rename");
-	if (renameat2(dfd, tmp, dfd, SSLDIR_STAGING, RENAME_NOREPLACE) == -1) {
-		snprintf(err, errlen, "cannot rename %s to %s/%s: %s", tmp, conf->ssl_dir,
-		    SSLDIR_STAGING, strerror(errno));
+	if (renameat2(dfd, tmp, dfd, target, RENAME_NOREPLACE) == -1) {
+		snprintf(err, errlen, "cannot rename %s to %s/%s: %s", tmp, conf->ssl_dir, target,
+		    strerror(errno));
 		goto fail;
 	}
 	fault_point("stage-after-rename");
@@ -397,7 +430,13 @@ ssldir_recover(const struct config *conf)
 	}
 	while ((de = readdir(dir)) != NULL) {
 		n = strlen(de->d_name);
-		if (strncmp(de->d_name, SSLDIR_TMP_PREFIX, strlen(SSLDIR_TMP_PREFIX)) == 0) {
+		/* The journal was replayed first: a renew set still here never went live. */
+		if (strcmp(de->d_name, SSLDIR_RENEWING) == 0) {
+			log_info("removing %s/%s, a renew interrupted before its swap",
+			    conf->ssl_dir, de->d_name);
+			if (fsx_remove_dir(dfd, de->d_name) == -1)
+				log_warn("cannot remove %s/%s", conf->ssl_dir, de->d_name);
+		} else if (strncmp(de->d_name, SSLDIR_TMP_PREFIX, strlen(SSLDIR_TMP_PREFIX)) == 0) {
 			log_info("removing %s/%s, a staging interrupted by a crash", conf->ssl_dir,
 			    de->d_name);
 			if (fsx_remove_dir(dfd, de->d_name) == -1)

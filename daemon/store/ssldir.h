@@ -11,6 +11,7 @@
 struct config;
 
 #define SSLDIR_STAGING     "new"
+#define SSLDIR_RENEWING    "renew" /* renew's set, complete, until its swap moves it live */
 #define SSLDIR_BUNDLE      "ca-bundle.pem"
 #define SSLDIR_CANARY_CERT "canary.crt"
 #define SSLDIR_CANARY_KEY  "canary.key"
@@ -70,6 +71,13 @@ int ssldir_read_ca(const struct config *, int staged, uint8_t **data, size_t *le
  * to new/: after a crash there is either no staged set or a whole one.
  */
 int ssldir_stage(const struct config *, const struct ssldir_files *, char *err, size_t errlen);
+/*
+ * renew: writes the renewed set (the active CA, the new leaf and key) as
+ * SSLDIR_RENEWING, whole or not at all (written in a temporary directory,
+ * fsynced, renamed); a leftover of a renew cut short is replaced. The phase
+ * does not change: only new/ is a staged set. 0, or -1 with err.
+ */
+int ssldir_renewal(const struct config *, const struct ssldir_files *, char *err, size_t errlen);
 /*
  * Publishes the trust bundle and the canary certificate and key (the staged
  * set's when there is one, else the active set's). Files already current are

@@ -23,7 +23,9 @@
 
 static int swap_plan_backup(
     struct journal_ctx *, struct journal *, time_t, const char *, const char *);
-static int swap_check_ca(struct journal_ctx *, int, const char *);
+static int swap_check_ca(struct journal_ctx *, int, const char *, const char *);
+static int swap_move_in(const struct config *, const char *, time_t, const char *, const char *,
+    char *, size_t, char *, size_t);
 
 /* The steps before the point of no return: the active set, if any, into a new backup. */
 static int
@@ -54,7 +56,7 @@ swap_plan_backup(
  * with err, SWAP_STALE when it is another one.
  */
 static int
-swap_check_ca(struct journal_ctx *c, int nfd, const char *expect)
+swap_check_ca(struct journal_ctx *c, int nfd, const char *src, const char *expect)
 {
 	STACK_OF(X509) * certs;
 	char sha[PKI_SHA256_HEX], why[128];
@@ -63,19 +65,19 @@ swap_check_ca(struct journal_ctx *c, int nfd, const char *expect)
 
 	if (fsx_read(nfd, c->names[0], SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
 		return errbuf_fail(c->err, c->errlen, "cannot read %s/%s/%s: %s", c->conf->ssl_dir,
-		    SSLDIR_STAGING, c->names[0], strerror(errno));
+		    src, c->names[0], strerror(errno));
 	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
 	free(pem);
 	if (certs == NULL)
-		return errbuf_fail(c->err, c->errlen, "%s/%s/%s: %s", c->conf->ssl_dir,
-		    SSLDIR_STAGING, c->names[0], why);
+		return errbuf_fail(
+		    c->err, c->errlen, "%s/%s/%s: %s", c->conf->ssl_dir, src, c->names[0], why);
 	pki_cert_sha256(sk_X509_value(certs, 0), sha);
 	sk_X509_pop_free(certs, X509_free);
 	if (strcmp(sha, expect) == 0)
 		return 0;
 	errbuf_fail(c->err, c->errlen,
-	    "the staged CA in %s/%s changed while rotating (%s, expected %s): nothing changed",
-	    c->conf->ssl_dir, SSLDIR_STAGING, sha, expect);
+	    "the CA in %s/%s changed while swapping (%s, expected %s): nothing changed",
+	    c->conf->ssl_dir, src, sha, expect);
 	return SWAP_STALE;
 }
 
@@ -90,42 +92,70 @@ int
 swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const char *expect_ca,
     char *backup_id, size_t idlen, char *err, size_t errlen)
 {
+	return swap_move_in(
+	    conf, SSLDIR_STAGING, now, reason, expect_ca, backup_id, idlen, err, errlen);
+}
+
+/*
+ * renew's set goes live exactly as a staged set does: one journal that moves
+ * the active files into the backup (undone by a crash before the commit) and
+ * then every file of renew/ into place (finished by a crash after it), so that
+ * the live certificate and key are always both old or both new. renew/ holds
+ * a copy of the active CA: moving it too keeps the set whole in one direction.
+ */
+int
+swap_renew(const struct config *conf, time_t now, const char *expect_ca, char *backup_id,
+    size_t idlen, char *err, size_t errlen)
+{
+	return swap_move_in(
+	    conf, SSLDIR_RENEWING, now, "renew", expect_ca, backup_id, idlen, err, errlen);
+}
+
+/* The set in src (new/ or renew/) replaces the active one, which goes to a new backup. */
+static int
+swap_move_in(const struct config *conf, const char *src, time_t now, const char *reason,
+    const char *expect_ca, char *backup_id, size_t idlen, char *err, size_t errlen)
+{
+	const char *op = strcmp(src, SSLDIR_RENEWING) == 0 ? "renew" : "rotate";
 	struct journal_ctx c;
 	struct journal j;
 	int i, mask, nfd = -1, r = -1;
 
 	if (idlen > 0)
 		backup_id[0] = '\0';
-	if (journal_open(&c, conf, "rotate", err, errlen) == -1)
+	if (journal_open(&c, conf, op, err, errlen) == -1)
 		return -1;
-	journal_init(&j, "rotate");
+	journal_init(&j, op);
 	if (idlen < SWAP_ID_MAX || journal_idle(&c) == -1)
 		goto out;
-	if ((nfd = fsx_open_dir(c.dfd, SSLDIR_STAGING)) == -1) {
-		errbuf_fail(c.err, c.errlen, "no staged set in %s/%s: %s", conf->ssl_dir,
-		    SSLDIR_STAGING, strerror(errno));
+	if ((nfd = fsx_open_dir(c.dfd, src)) == -1) {
+		errbuf_fail(c.err, c.errlen, "no %s set in %s/%s: %s",
+		    strcmp(op, "renew") == 0 ? "renewed" : "staged", conf->ssl_dir, src,
+		    strerror(errno));
 		goto out;
 	}
-	if (ssldir_set_mask(conf, nfd, SSLDIR_STAGING "/", &mask, c.err, c.errlen) == -1)
+	if (ssldir_set_mask(conf, nfd,
+	        strcmp(op, "renew") == 0 ? SSLDIR_RENEWING "/" : SSLDIR_STAGING "/", &mask, c.err,
+	        c.errlen) == -1)
 		goto out;
 	if ((mask & SSLDIR_SET_REQUIRED) != SSLDIR_SET_REQUIRED) {
-		errbuf_fail(c.err, c.errlen, "the staged set in %s/%s is incomplete", conf->ssl_dir,
-		    SSLDIR_STAGING);
+		errbuf_fail(c.err, c.errlen, "the set in %s/%s is incomplete", conf->ssl_dir, src);
 		goto out;
 	}
-	if (swap_plan_backup(&c, &j, now, "rotate", reason) == -1)
+	if (swap_plan_backup(&c, &j, now, op, reason) == -1)
 		goto out;
 	for (i = 0; i < SSLDIR_SET_FILES; i++)
 		if (mask & (1 << i))
-			journal_add(&j, JOURNAL_MOVE, SSLDIR_STAGING, ".", c.names[i]);
-	journal_add(&j, JOURNAL_RMDIR, SSLDIR_STAGING, "-", "-");
+			journal_add(&j, JOURNAL_MOVE, src, ".", c.names[i]);
+	journal_add(&j, JOURNAL_RMDIR, src, "-", "-");
 	/*
 	 * Checked last, right before the journal: the caller's check (the gate
-	 * counted this CA) and the moves are a few system calls apart.
-	 * XXX a writer replacing new/ between this read and the renames is not
-	 * seen; only root can, and it is told to use carotatectl.
+	 * counted this CA; renew's CA is the active one) and the moves are a few
+	 * system calls apart.
+	 * XXX a writer replacing the directory between this read and the renames
+	 * is not seen; only root can, and it is told to use carotatectl.
 	 */
-	if (expect_ca != NULL && (r = swap_check_ca(&c, nfd, expect_ca)) != 0)
+	if (expect_ca != NULL && (r = swap_check_ca(&c, nfd, src, expect_ca)) != 0)
 		goto out;
 	if (strcmp(j.backup, "-") != 0)
 		snprintf(backup_id, idlen, "%s", j.backup);

@@ -30,6 +30,14 @@ int swap_rotate(const struct config *, time_t now, const char *reason, char *bac
 int swap_rotate_ca(const struct config *, time_t now, const char *reason, const char *expect_ca,
     char *backup_id, size_t idlen, char *err, size_t errlen);
 /*
+ * renew: the set in SSLDIR_RENEWING (ssldir_renewal's) goes live as a staged
+ * set does in swap_rotate_ca: the active set to a new backup (op=renew), then
+ * renew/'s files into place, through one journal. expect_ca: the active CA,
+ * which renew/ must hold (SWAP_STALE otherwise). 0, -1 or SWAP_STALE with err.
+ */
+int swap_renew(const struct config *, time_t now, const char *expect_ca, char *backup_id,
+    size_t idlen, char *err, size_t errlen);
+/*
  * Checks backup backup_id (an exact backup name, manifest sums and modes; see
  * backup_verify), moves the active set to a new backup (named in
  * new_backup_id, "" when there was none), then copies the backup's files into

@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_field f[4];
 	struct pki_custom c;
-	struct pki_policy policy = { fuzz_names, 2, NULL, FUZZ_NOW };
+	struct pki_policy policy = { fuzz_names, 2, NULL, FUZZ_NOW, 0 };
 	struct pki_material out;
 	char err[1024];
 

@@ -419,7 +419,7 @@ check_validates(const struct pki_material *m, X509 *ca)
 		S("2001:db8::1") };
 	struct pki_custom c = { (const uint8_t *)m->ca, (const uint8_t *)m->cert,
 		(const uint8_t *)m->key, NULL, strlen(m->ca), strlen(m->cert), strlen(m->key), 0 };
-	struct pki_policy pol = { names, 4, NULL, now0 };
+	struct pki_policy pol = { names, 4, NULL, now0, 0 };
 	struct pki_material out;
 	char err[512] = "";
 	X509 *again;
@@ -873,7 +873,7 @@ custom(const char *ca, const char *cert, const char *key, const char *chain)
 static struct pki_policy
 policy(void)
 {
-	struct pki_policy p = { default_names, 2, NULL, now0 };
+	struct pki_policy p = { default_names, 2, NULL, now0, 0 };
 
 	return p;
 }

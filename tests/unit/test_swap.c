@@ -38,8 +38,8 @@ make_set(const char *dir, const char *tag)
 {
 	char rel[128], text[64];
 
-	if (strcmp(dir, "new/") == 0) {
-		snprintf(rel, sizeof(rel), "%s/new", fx.ssl);
+	if (strcmp(dir, "new/") == 0 || strcmp(dir, "renew/") == 0) {
+		snprintf(rel, sizeof(rel), "%s/%.*s", fx.ssl, (int)strlen(dir) - 1, dir);
 		assert_int_equal(mkdir(rel, 0700), 0);
 	}
 	snprintf(rel, sizeof(rel), "%sca.crt", dir);
@@ -473,6 +473,7 @@ enum crash_op {
 	CRASH_ROTATE,
 	CRASH_ROTATE_FRESH,
 	CRASH_RESTORE,
+	CRASH_RENEW, /* renew/ (a new leaf and key beside the same CA) goes live */
 };
 
 static int crash_child(enum crash_op, const char *, const char *);
@@ -498,6 +499,8 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 		else if (op == CRASH_RESTORE)
 			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
 			    err, sizeof(err));
+		else if (op == CRASH_RENEW)
+			r = swap_renew(&conf, T0, NULL, id, sizeof(id), err, sizeof(err));
 		else
 			r = swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err));
 		_exit(r == 0 ? 0 : 1);
@@ -520,7 +523,7 @@ crash_prepare(enum crash_op op)
 	assert_int_equal(setup(NULL), 0);
 	if (op != CRASH_ROTATE_FRESH)
 		make_set("", "OLD");
-	make_set("new/", "NEW");
+	make_set(op == CRASH_RENEW ? "renew/" : "new/", "NEW");
 	/* Restore starts from a rotated proxy: NEW active, OLD in certs-20251127-000000. */
 	if (op == CRASH_RESTORE)
 		assert_int_equal(
@@ -553,6 +556,26 @@ crash_check(enum crash_op op)
 			assert_string_equal(fixture_fs_get(fx.ssl, "new/server.key"), "NEW-KEY\n");
 			assert_string_equal(fixture_fs_get(fx.ssl, "new/.carotate-set"),
 			    "origin=generated\ncreated=2\n");
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
+		}
+		break;
+	case CRASH_RENEW:
+		/* Old leaf and key, renew/ whole for the next start to drop; or new, backed up. */
+		if (strcmp(set, "NEW") == 0) {
+			assert_false(fixture_fs_exists(fx.ssl, "renew"));
+			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 1);
+			assert_int_equal(
+			    backup_check_files(&conf, "certs-20251127-000000", err, sizeof(err)),
+			    0);
+			assert_non_null(
+			    strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
+			        "op=renew\n"));
+		} else {
+			assert_string_equal(set, "OLD");
+			assert_string_equal(
+			    fixture_fs_get(fx.ssl, "renew/server.key"), "NEW-KEY\n");
+			assert_string_equal(
+			    fixture_fs_get(fx.ssl, "renew/server.crt"), "NEW-CERT\n");
 			assert_int_equal(fixture_fs_count(fx.ssl, "certs-"), 0);
 		}
 		break;
@@ -625,6 +648,18 @@ test_crash_restore(void **st)
 {
 	crash_walk(CRASH_RESTORE, "restore");
 }
+
+/*
+ * renew's swap, killed at every journal step (and its recovery at every one
+ * of its own): the live certificate and key are both old or both new, never
+ * one of each. Before swap_renew there was no journaled way to replace a
+ * leaf: only a whole rotation.
+ */
+static void
+test_crash_renew(void **st)
+{
+	crash_walk(CRASH_RENEW, "renew");
+}
 #endif
 
 int
@@ -645,6 +680,7 @@ main(void)
 		cmocka_unit_test_setup(test_crash_rotate, setup),
 		cmocka_unit_test_setup(test_crash_rotate_fresh, setup),
 		cmocka_unit_test_setup(test_crash_restore, setup),
+		cmocka_unit_test_setup(test_crash_renew, setup),
 #endif
 	};
 
