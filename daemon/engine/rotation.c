@@ -23,6 +23,7 @@
 #include "agents.h"
 #include "backup.h"
 #include "bundle.h"
+#include "cakeys.h"
 #include "carotated.h"
 #include "certjob.h"
 #include "clock.h"
@@ -537,10 +538,21 @@ int
 rotation_renew(struct carotated *cd, const struct rotation_req *q, struct certjob *in,
     const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
 {
-	struct rotation *op = rotation_new(cd, q, hooks, arg);
+	struct rotation *op;
 	struct sandbox_ids ids;
 	char why[256];
+	int held;
 
+	/* The CA key is read here, for the job alone: it never passes through a handler. */
+	if (!in->install &&
+	    (held = cakeys_load(cd->conf, q->ca, &in->ca_key, &in->ca_key_len, err, errlen)) != 1) {
+		if (held == 0)
+			snprintf(err, errlen, "the key of the active CA %s is no longer kept in %s",
+			    q->ca, cd->conf->state_dir);
+		certjob_free(in);
+		return -1;
+	}
+	op = rotation_new(cd, q, hooks, arg);
 	op->in = in;
 	op->dry_run = q->dry_run;
 	in->conf = cd->conf;

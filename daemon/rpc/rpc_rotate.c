@@ -654,8 +654,9 @@ rpc_rotate_copy(const ProtobufCBinaryData *b, size_t *len)
 /*
  * The job's input: the active CA (its file, and parsed: a custom leaf must
  * chain to exactly it), and either the CA key carotated kept (generated sets)
- * or the operator's files. The key never leaves this process but into the
- * job. NULL with the refusal in reply.
+ * or the operator's files. Whether carotated holds the CA's key is asked here;
+ * the key itself is read by the engine, for the job alone. NULL with the
+ * refusal in reply.
  */
 static struct certjob *
 rpc_rotate_renew_job(struct rpc_ctx *ctx, const Carotate__V1__RenewRequest *q,
@@ -668,8 +669,7 @@ rpc_rotate_renew_job(struct rpc_ctx *ctx, const Carotate__V1__RenewRequest *q,
 	int held;
 
 	in->install = q->cert.len > 0;
-	held = cakeys_load(
-	    conf, r->before->ca->sha256, &in->ca_key, &in->ca_key_len, err, sizeof(err));
+	held = cakeys_held(conf, r->before->ca->sha256, err, sizeof(err));
 	if (held == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "%s", err);
 		goto fail;
@@ -680,11 +680,6 @@ rpc_rotate_renew_job(struct rpc_ctx *ctx, const Carotate__V1__RenewRequest *q,
 		    "a new leaf your CA signed: carotatectl renew --cert FILE --key FILE "
 		    "[--chain FILE]");
 		goto fail;
-	}
-	if (in->install && in->ca_key != NULL) {
-		xfreezero(in->ca_key, in->ca_key_len);
-		in->ca_key = NULL;
-		in->ca_key_len = 0;
 	}
 	if (ssldir_read_ca(conf, 0, &in->ca, &in->ca_len) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the active CA: %s",

@@ -117,3 +117,34 @@ cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *k
 		close(sfd);
 	return r;
 }
+
+int
+cakeys_held(const struct config *conf, const char *sha, char *err, size_t errlen)
+{
+	char name[CAKEYS_NAME_MAX];
+	struct stat st;
+	int sfd, kfd = -1, r = 1;
+
+	if (strlen(sha) != PKI_SHA256_HEX - 1 || strspn(sha, "0123456789abcdef") != strlen(sha)) {
+		snprintf(err, errlen, "not a CA fingerprint");
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s.key", sha);
+	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 ||
+	    fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			r = 0;
+		else {
+			snprintf(err, errlen, "cannot read %s/%s/%s: %s", conf->state_dir,
+			    CAKEYS_DIR, name, strerror(errno));
+			r = -1;
+		}
+	} else if (!S_ISREG(st.st_mode))
+		r = 0;
+	if (kfd != -1)
+		close(kfd);
+	if (sfd != -1)
+		close(sfd);
+	return r;
+}

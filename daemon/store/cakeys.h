@@ -28,6 +28,11 @@ int cakeys_save(const struct config *, const uint8_t *ca, size_t ca_len, const u
  */
 int cakeys_load(const struct config *, const char *sha, uint8_t **key, size_t *key_len, char *err,
     size_t errlen);
+/*
+ * Whether the key of CA sha (cakeys_load's) is kept, without reading it: 1, 0, or -1 with
+ * err when the state directory cannot be asked.
+ */
+int cakeys_held(const struct config *, const char *sha, char *err, size_t errlen);
 /* Removes the key file name (cakeys_save's); quiet when there is none, logged otherwise. */
 void cakeys_drop(const struct config *, const char *name);
 

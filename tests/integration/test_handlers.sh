@@ -18,7 +18,7 @@ t_init
 # Writes to a directory, and the engines' machinery (job forks, reloads, TLS checks, the
 # swap journal and its pending note, staging and discarding sets).
 WRITES='^(mkdirat|unlinkat|renameat2?|fchmodat|fchownat|linkat|symlinkat|fsx_(create|replace|remove_dir|fsync_dir))$'
-ENGINE='^(job_fork|job_fork_confined|proxy_reload|proxy_check|swap_.*|journal_.*|ssldir_stage|ssldir_discard|backup_discard|backup_prune|retained_note_active|cakeys_.*|pki_generate|pki_validate_custom)$'
+ENGINE='^(job_fork|job_fork_confined|proxy_reload|proxy_check|swap_.*|journal_.*|ssldir_stage|ssldir_discard|backup_discard|backup_prune|retained_note_active|cakeys_(save|drop|load)|pki_generate|pki_validate_custom)$'
 
 # handlers_check DIR: each rpc/ object of DIR and what it must not use; 1 when there is one.
 handlers_check() {
