@@ -13,6 +13,10 @@
 #  - a package upgrade in the middle of a rotate (issue 15): `dpkg -i` of carotate again
 #    while the rotate waits on a slow reload. carotated is not restarted (same MainPID),
 #    the rotate completes, is audited, and nginx serves the new certificate;
+#  - the renewal timer (issue 18), shipped disabled: `systemctl enable --now
+#    carotate-renew.timer` puts it in `systemctl list-timers`, and one start of
+#    carotate-renew.service exits 0 ("nothing to renew": the set lives longer than 30d)
+#    as the user carotate-renew, whose uid the audit record carries;
 #  - after each step the agent's bundle lets curl reach the proxy, and
 #    `systemctl --failed` lists nothing.
 # Skipped (with the reason) where nspawn cannot run: not root, the tools missing, no
@@ -115,7 +119,7 @@ booted_cleanup() {
 	set +e
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$LEADER" ]; then
 		# What the container's journal says goes with the failure.
-		cin journalctl -b --no-pager -n 60 -u carotated -u nginx -u carotate-agent \
+		cin journalctl -b --no-pager -n 60 -u carotated -u nginx -u carotate-agent -u carotate-renew \
 			>"$T/journal.log" 2>&1
 	fi
 	if [ -n "$NSPAWN_PID" ] && kill -0 "$NSPAWN_PID" 2>/dev/null; then
@@ -237,6 +241,39 @@ served_sha() {
 }
 assert_eq "$(cert_der_sha256 "$T/initial/server.crt")" "$(served_sha)" "nginx serves the initial set"
 no_failed_units "after the installation"
+
+# ---------------------------------------------------------------- the renewal timer
+
+# Shipped disabled; enabled as the README says. One run of the service as the timer starts
+# it: the initial set lives far longer than 30 days, so renew has nothing to do (exit 0),
+# and it ran as carotate-renew (no root, the admin group alone), as the audit log says.
+assert_eq "disabled" "$(cin systemctl is-enabled carotate-renew.timer 2>&1 || true)" \
+	"carotate-renew.timer is shipped disabled"
+cin systemctl enable --now carotate-renew.timer >"$T/renew-enable.out" 2>&1 ||
+	fail "systemctl enable --now carotate-renew.timer" "$(cat "$T/renew-enable.out")"
+assert_eq active "$(cin systemctl is-active carotate-renew.timer)" "carotate-renew.timer is active"
+cin systemctl list-timers --all --no-pager --no-legend >"$T/timers.out" 2>&1 ||
+	fail "systemctl list-timers" "$(cat "$T/timers.out")"
+grep -q 'carotate-renew\.timer[[:space:]]\+carotate-renew\.service' "$T/timers.out" ||
+	fail "systemctl list-timers lists carotate-renew.timer for carotate-renew.service" "$(cat "$T/timers.out")"
+ok "systemctl list-timers: $(grep carotate-renew "$T/timers.out" | tr -s ' ' | cut -c1-120)"
+RENEW_UID=$(cin id -u carotate-renew) || fail "the package made no user carotate-renew"
+assert_contains "carotate-admin" "$(cin id -nG carotate-renew)" "carotate-renew is in the admin group"
+cin systemctl start carotate-renew.service ||
+	fail "carotate-renew.service failed" "$(cin journalctl -u carotate-renew -n 20 --no-pager)"
+assert_eq "success 0" "$(cin systemctl show -P Result carotate-renew.service) $(cin systemctl show -P ExecMainStatus carotate-renew.service)" \
+	"carotate-renew.service ran once, exit 0"
+cin journalctl -u carotate-renew --no-pager -o cat >"$T/renew-journal.out" 2>&1 || true
+assert_contains "nothing to renew" "$(cat "$T/renew-journal.out")" \
+	"journalctl -u carotate-renew: the set lives longer than 30d, nothing to renew"
+cin carotatectl --json audit --limit 1 | jsave "$T/renew-audit.json"
+assert_eq "renew OK $RENEW_UID carotate-renew" \
+	"$(jget records.0.call "$T/renew-audit.json") $(jget records.0.result "$T/renew-audit.json") $(jget records.0.uid "$T/renew-audit.json") $(jget records.0.user "$T/renew-audit.json")" \
+	"the audit record of the timer's renew: call renew, OK, uid and name of carotate-renew"
+assert_contains "if_expires_within=2592000" "$(jget records.0.detail "$T/renew-audit.json")" \
+	"the audit record carries the unit's window (30d)"
+assert_eq "$(cert_der_sha256 "$T/initial/server.crt")" "$(served_sha)" "nginx still serves the initial set"
+no_failed_units "after the renewal timer's run"
 
 # ---------------------------------------------------------------- an agent host's view
 
