@@ -33,6 +33,8 @@ t_init
 # extend when make install gains a file. (RPM man pages are compared without .gz: Debian's
 # rpm leaves them uncompressed, others compress them.)
 PENDING="systemd/carotated.service ./lib/systemd/system/carotated.service /usr/lib/systemd/system/carotated.service
+systemd/carotate-renew.service ./lib/systemd/system/carotate-renew.service /usr/lib/systemd/system/carotate-renew.service
+systemd/carotate-renew.timer ./lib/systemd/system/carotate-renew.timer /usr/lib/systemd/system/carotate-renew.timer
 systemd/carotate.sysusers ./usr/lib/sysusers.d/carotate.conf /usr/lib/sysusers.d/carotate.conf
 systemd/carotate.tmpfiles ./usr/lib/tmpfiles.d/carotate.conf /usr/lib/tmpfiles.d/carotate.conf
 packaging/man/carotatectl.1 ./usr/share/man/man1/carotatectl.1.gz /usr/share/man/man1/carotatectl.1
