@@ -105,6 +105,9 @@ crash_loop() {
 		{ wait "$DAEMON_PID" || true; } 2>/dev/null
 		assert_file_contains "fault_point: crashing here" "$DAEMON_LOG" "$op: crashed at $point"
 		rm -f "$SOCK"
+		if [ "$point" = renew-before-swap ]; then
+			[ -d "$SSL_DIR/renew" ] || fail "renew: crashed with renew/ written, before its swap"
+		fi
 		start_daemon
 		check_invariants "$op $point" "$old" "$new"
 		cur=$CUR
