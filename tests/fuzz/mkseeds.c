@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,8 @@ seeds_control(void)
 	Carotate__V1__AuditRequest aud = CAROTATE__V1__AUDIT_REQUEST__INIT;
 	Carotate__V1__ExcludeRequest exc = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
 	Carotate__V1__IncludeRequest inc = CAROTATE__V1__INCLUDE_REQUEST__INIT;
+	Carotate__V1__CheckRequest chk = CAROTATE__V1__CHECK_REQUEST__INIT;
+	Carotate__V1__RenewRequest ren = CAROTATE__V1__RENEW_REQUEST__INIT;
 	char *sans[] = { (char *)"DNS:proxy.test", (char *)"IP:127.0.0.1" };
 	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, "seed", sans, 2, time(NULL) };
 	struct pki_material m;
@@ -154,7 +157,36 @@ seeds_control(void)
 	ins.key = (ProtobufCBinaryData){ strlen(m.key), (uint8_t *)m.key };
 	CALL(INSTALL, install, ins);
 	seed_control(1, "install", &req);
+	/*
+	 * renew --cert/--key [--chain]: a leaf of a CA that is not the scratch state's,
+	 * so validation runs to its refusal; the mutations reach the other fields.
+	 */
+	ren.cert = ins.cert;
+	ren.key = ins.key;
+	CALL(RENEW, renew, ren);
+	seed_control(1, "renew-custom", &req);
+	ren.chain = ins.ca;
+	seed_control(1, "renew-custom-chain", &req);
+	ren.dry_run = 1;
+	seed_control(1, "renew-custom-chain-dry-run", &req);
 	pki_material_clear(&m);
+	ren = (Carotate__V1__RenewRequest)CAROTATE__V1__RENEW_REQUEST__INIT;
+	CALL(RENEW, renew, ren);
+	seed_control(1, "renew", &req);
+	seed_control(0, "renew-reader", &req);
+	seed_control(3, "renew-staged", &req);
+	ren.dry_run = 1;
+	ren.server_days = 90;
+	seed_control(1, "renew-dry-run", &req);
+	ren.dry_run = 0;
+	ren.if_expires_within = 30 * 86400;
+	seed_control(1, "renew-if-expires-within", &req);
+	ren.server_days = 0;
+	ren.if_expires_within = UINT64_MAX;
+	seed_control(1, "renew-if-expires-within-max", &req);
+	CALL(CHECK, check, chk);
+	seed_control(0, "check", &req);
+	seed_control(3, "check-admin-staged", &req);
 	CALL(REPORT, report, rep);
 	seed_control(0, "report", &req);
 	rep.pending = 1;

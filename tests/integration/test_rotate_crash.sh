@@ -1,13 +1,21 @@
 #!/bin/bash
-# rotate and restore are crash-safe (issue 5): the daemon is killed (SIGKILL at an injected
-# point, carotated-faults) at every step of the journaled swap and of what follows it
-# (bundle, reload). After a restart, whatever the point:
+# rotate, restore and renew are crash-safe (issues 5 and 18): the daemon is killed (SIGKILL at
+# an injected point, carotated-faults) at every step of the journaled swap and of what follows
+# it (bundle, reload); renew also just before its swap, with renew/ written. After a restart,
+# whatever the point:
 #  - the active set is exactly the old one or exactly the new one, its key matches its
-#    certificate, and `nginx -t` accepts the files;
-#  - no temporary file or directory is left, the journal is gone, every backup directory
-#    holds a whole set that matches its manifest;
+#    certificate (same public key), and `nginx -t` accepts the files;
+#  - no temporary file or directory is left, no renew/, the journal is gone, every backup
+#    directory holds a whole set that matches its manifest;
 #  - rotate: the staged set is still staged exactly when the old set is active;
+#  - renew: the CA is the same one and issued the active leaf; the audit log tells the truth:
+#    no renew recorded as done while the old leaf is active, and a renewed leaf is accounted
+#    for (a renew record that verified it, or the recovery of its journal); a crash after the
+#    swap is finished at the restart: reload, TLS check, one renew record with verified=yes;
 #  - the daemon answers and the bundle holds the active CA.
+# Before renew had its crash walk, none of its crash points (renew-before-swap, swap-renew-N,
+# and the reload that follows) was exercised: a renew/ left behind, a leaf without its key or
+# an unaudited swap would have gone unseen.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -42,7 +50,8 @@ reset_to() {
 check_invariants() {
 	local what=$1 old=$2 new=$3 cur d
 	cur=$(set_sum "$SSL_DIR")
-	if [ "$cur" != "$old" ] && [ "$cur" != "$new" ]; then
+	# renew's new set is not known in advance (a new key each time): any set, checked below.
+	if [ "$cur" != "$old" ] && [ "$cur" != "$new" ] && [ "$new" != any ]; then
 		fail "$what: the active set is exactly the old or the new one" "$(ls -la "$SSL_DIR")"
 	fi
 	[ "$(openssl x509 -in "$SSL_DIR/server.crt" -noout -pubkey | sha256sum)" = \
@@ -50,6 +59,7 @@ check_invariants() {
 		fail "$what: the active key matches the active certificate"
 	"$NGINX" -q -t -p "$NGINX_DIR/" -c "$NGINX_CONF" 2>"$T/t.err" ||
 		fail "$what: nginx -t accepts the files" "$(cat "$T/t.err")"
+	[ ! -e "$SSL_DIR/renew" ] || fail "$what: no renew/ is left" "$(ls -la "$SSL_DIR/renew")"
 	[ ! -e "$STATE_DIR/swap.journal" ] || fail "$what: the journal is gone" "$(cat "$STATE_DIR/swap.journal")"
 	assert_eq "" "$(find "$SSL_DIR" "$STATE_DIR" -name '.*.tmp' -o -name '.staging-*' -o -name '.swap-*')" \
 		"$what: no temporary files"
@@ -71,6 +81,7 @@ CUR=""
 crash_loop() {
 	local op=$1 prefix=$2 state=$3 old=$4 new=$5 point n cur points=""
 	shift 5
+	[ "$op" != renew ] || points="renew-before-swap"
 	for n in $(seq 1 40); do points="$points $prefix-$n"; done
 	points="$points rotate-after-swap rotate-after-publish rotate-after-reload"
 	local swap_done=0
@@ -94,6 +105,9 @@ crash_loop() {
 		{ wait "$DAEMON_PID" || true; } 2>/dev/null
 		assert_file_contains "fault_point: crashing here" "$DAEMON_LOG" "$op: crashed at $point"
 		rm -f "$SOCK"
+		if [ "$point" = renew-before-swap ]; then
+			[ -d "$SSL_DIR/renew" ] || fail "renew: crashed with renew/ written, before its swap"
+		fi
 		start_daemon
 		check_invariants "$op $point" "$old" "$new"
 		cur=$CUR
@@ -105,6 +119,7 @@ crash_loop() {
 				[ ! -e "$SSL_DIR/new" ] || fail "rotate $point: done, so nothing is staged"
 			fi
 		fi
+		[ "$op" != renew ] || renew_consistent "$point" "$cur"
 		ok "$op: crash at $point -> $([ "$cur" = "$old" ] && echo old || echo new) set, consistent"
 		stop_daemon
 	done
@@ -122,3 +137,56 @@ stop_daemon
 cp -a "$SSL_DIR" "$T/ssl.rotated"
 cp -a "$STATE_DIR" "$T/state.rotated"
 crash_loop restore swap-restore rotated "$NEW" "$OLD" restore "$B"
+
+# renew_audited: the audit log holds a renew record (the resumed call ended).
+renew_audited() { ctl --json audit --limit 20 | "$PY" -c '
+import json, sys
+sys.exit(not any(r["call"] == "renew" for r in json.load(sys.stdin)["records"]))'; }
+
+# renew_consistent POINT CUR: after a renew crashed at POINT and a restart (set_sum CUR).
+renew_consistent() {
+	local point=$1 cur=$2 ca want
+	ca=$(cert_der_sha256 "$SSL_DIR/ca.crt")
+	assert_eq "$RENEW_CA" "$ca" "renew $point: the CA is the same"
+	openssl verify -CAfile "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" >/dev/null 2>&1 ||
+		fail "renew $point: the active CA issued the active leaf"
+	case $point in
+	rotate-after-*)
+		# The swap was done: the restart finishes the call, which the proxy serves.
+		[ "$cur" != "$RENEW_OLD" ] || fail "renew $point: past the swap, the renewed set stays"
+		wait_until 15000 renew_audited ||
+			fail "renew $point: the restart finishes and audits the renew" "$(ctl audit --limit 5)"
+		want="renew OK" ;;
+	*) want="" ;;
+	esac
+	ctl --json audit --limit 50 >"$T/audit.json"
+	"$PY" - "$T/audit.json" "$([ "$cur" = "$RENEW_OLD" ] && echo old || echo new)" "$want" <<'PYEOF' ||
+import json, sys
+recs = json.load(open(sys.argv[1]))["records"]
+state, want = sys.argv[2], sys.argv[3]
+renew = [r for r in recs if r["call"] == "renew"]
+recover = [r for r in recs if r["call"] == "recover"]
+done = [r for r in renew if r["result"] == "OK"]
+def bad(msg):
+    print(msg, json.dumps(recs[:6], indent=1))
+    sys.exit(1)
+if len(renew) > 1:
+    bad("one call, at most one renew record")
+if any(r["result"] != "OK" for r in recover):
+    bad("the journal was replayed")
+if state == "old" and done:
+    bad("the old leaf is active, yet a renew is recorded as done")
+if state == "new" and not done and not recover:
+    bad("the renewed leaf is active, yet neither a renew nor a recovery is recorded")
+if want == "renew OK" and (not done or "verified=yes" not in done[0].get("detail", "")):
+    bad("the finished renew is recorded as verified")
+PYEOF
+		fail "renew $point: the audit log is consistent" "$(head -c 1500 "$T/audit.json")"
+	ok "renew $point: the audit log is consistent"
+}
+
+# renew, from the rotated (generated, so carotated holds its CA key) set, as the last one.
+reset_to rotated
+RENEW_OLD=$(set_sum "$SSL_DIR")
+RENEW_CA=$(cert_der_sha256 "$SSL_DIR/ca.crt")
+crash_loop renew swap-renew rotated "$RENEW_OLD" any renew

@@ -226,6 +226,8 @@ goldens_make(void)
 	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
 	Carotate__V1__IncludeRequest ic = CAROTATE__V1__INCLUDE_REQUEST__INIT;
 	Carotate__V1__CheckRequest ck = CAROTATE__V1__CHECK_REQUEST__INIT;
+	Carotate__V1__RenewRequest rn = CAROTATE__V1__RENEW_REQUEST__INIT;
+	Carotate__V1__RenewRequest rc = CAROTATE__V1__RENEW_REQUEST__INIT;
 	char *sans[] = { (char *)"DNS:proxy.example.net", (char *)"IP:192.0.2.10" };
 	char *psans[] = { (char *)"DNS:proxy.example.net" };
 	struct pki_profile p = { PKI_KEY_EC_P256, 3650, 397, "example", psans, 1, time(NULL) };
@@ -281,6 +283,23 @@ goldens_make(void)
 	GOLDEN(exclude, ex, EXCLUDE);
 	ic.agent = (char *)"web-01.example";
 	GOLDEN(include, ic, INCLUDE);
+	/* renew of a generated set, as a timer calls it: its flips form every other field value. */
+	rn.server_days = 90;
+	rn.if_expires_within = 30 * 86400;
+	rn.dry_run = 1;
+	GOLDEN(renew, rn, RENEW);
+	/* renew of a custom set: a leaf of another CA, somebody else's key (refused as install). */
+	rc.cert.data = (uint8_t *)m.cert;
+	rc.cert.len = strlen(m.cert);
+	rc.key.data = (uint8_t *)other.key;
+	rc.key.len = strlen(other.key);
+	rc.chain.data = (uint8_t *)m.ca;
+	rc.chain.len = strlen(m.ca);
+	rc.dry_run = 1;
+	GOLDEN(renew, rc, RENEW);
+	golden_opaque(&goldens[ngoldens - 1], rc.cert.data, rc.cert.len);
+	golden_opaque(&goldens[ngoldens - 1], rc.key.data, rc.key.len);
+	golden_opaque(&goldens[ngoldens - 1], rc.chain.data, rc.chain.len);
 	/* Last, so the calls above run against a short audit log: install is most of the cases. */
 	in.ca.data = (uint8_t *)m.ca;
 	in.ca.len = strlen(m.ca);
@@ -622,7 +641,7 @@ test_goldens(void **state)
 {
 	size_t i;
 
-	assert_int_equal(ngoldens, 13);
+	assert_int_equal(ngoldens, 15);
 	for (i = 0; i < ngoldens; i++) {
 		run_case(goldens[i].frame, goldens[i].len, ACL_READER);
 		run_case(goldens[i].frame, goldens[i].len, ACL_ADMIN);
