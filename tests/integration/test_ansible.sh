@@ -307,7 +307,7 @@ assert_eq FAILED! "$ASTATE" "if_expires_within with another state fails"
 assert_eq "$AUDIT" "$(audit_total)" "none reached the daemon (no audit record)"
 ans state=renewed if_expires_within=30d
 assert_eq SUCCESS "$ASTATE" "renewed, not due: nothing to do"
-assert_eq true "$(a skipped)" "skipped true"
+assert_eq true "$(a not_due)" "not_due true"
 assert_eq false "$(a changed)" "changed false"
 assert_contains "not due" "$(a msg)" "the message says it is not due"
 ans -C state=renewed server_days=10

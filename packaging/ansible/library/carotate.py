@@ -244,8 +244,9 @@ gate:
   description: The gate's figures when it refused - C(active), C(confirmed), C(pending_agents).
   returned: when the gate refused
   type: dict
-skipped:
-  description: C(if_expires_within) found the server certificate not due; nothing changed.
+not_due:
+  description: C(if_expires_within) found the server certificate not due; nothing
+    changed. (Not C(skipped), which Ansible reads as a skipped task.)
   returned: state=renewed
   type: bool
 server:
@@ -672,17 +673,17 @@ class Carotate(object):
         if doc.get("skipped"):
             self.done("not due: the server certificate does not expire within %s (not after %s)"
                       % (p["if_expires_within"], before.get("not_after") or "unknown"),
-                      False, skipped=True, server=before, rolled_back=False)
+                      False, not_due=True, server=before, rolled_back=False)
         if self.module.check_mode:
             would = (doc.get("would_become_active") or {}).get("server") or {}
-            self.done("would renew the server certificate (check mode)", True, skipped=False,
+            self.done("would renew the server certificate (check mode)", True, not_due=False,
                       server=would, rolled_back=False)
         self.refresh_phase()
         after = (doc.get("after") or {}).get("server") or {}
         live = bool(doc.get("verified")) and not doc.get("rolled_back")
         self.done("renewed: the proxy serves the new server certificate" if live else
                   "renew reported success but no new certificate was verified", live,
-                  skipped=False, server=after, backup=doc.get("backup"),
+                  not_due=False, server=after, backup=doc.get("backup"),
                   bundle=doc.get("bundle"), rolled_back=bool(doc.get("rolled_back")))
 
     def checked(self):
