@@ -1,7 +1,8 @@
 /*
  * Metrics for node_exporter's textfile collector: agents by state, the
- * migration ratio, the bundle served, certificate expiry times. The file is
- * replaced atomically, so the collector never reads half of it.
+ * migration ratio, the bundle served, certificate expiry times, the last
+ * renewal's result. The file is replaced atomically, so the collector never
+ * reads half of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,108 @@
 #include "xmalloc.h"
 
 static void metrics_certs(FILE *, const struct config *, time_t);
+static void metrics_renew(FILE *, struct ledger *);
+
+/*
+ * The last renew that swapped sets. A renew that was skipped, refused, a dry
+ * run, or failed before its swap changed nothing and is not counted: the same
+ * renewals the audit log gives an outcome (verified=, rolled_back=), so the
+ * first write after a start reads the value back from there.
+ */
+static struct {
+	int known;  /* a renewal was seen, or the audit log was read for one */
+	int exists; /* there is a last renewal */
+	time_t when;
+	int ok;
+} metrics_last_renew;
+
+void
+metrics_renewed(time_t when, int ok)
+{
+	metrics_last_renew.known = 1;
+	metrics_last_renew.exists = 1;
+	metrics_last_renew.when = when;
+	metrics_last_renew.ok = ok != 0;
+}
+
+/*
+ * verified= in an audit detail, read by its grammar (as check reads it): "key=value"
+ * arguments separated by one space, a string value in quotes, then "; " and the message,
+ * where reading stops, so a quoted --reason or the message never passes for it.
+ * 1 yes, 0 no, -1 absent.
+ */
+static int
+metrics_detail_verified(const char *detail)
+{
+	const char *p = detail, *eq, *end;
+	size_t klen, vlen;
+
+	while (*p != '\0' && *p != ';') {
+		eq = p + strcspn(p, "= ;\"");
+		if (*eq != '=')
+			break;
+		klen = (size_t)(eq - p);
+		end = eq + 1;
+		if (*end == '"') {
+			if ((end = strchr(end + 1, '"')) == NULL)
+				break;
+			end++;
+		} else
+			end += strcspn(end, " ;\"");
+		vlen = (size_t)(end - eq - 1);
+		if (klen == strlen("verified") && memcmp(p, "verified", klen) == 0) {
+			if (vlen == 3 && memcmp(eq + 1, "yes", 3) == 0)
+				return 1;
+			if (vlen == 2 && memcmp(eq + 1, "no", 2) == 0)
+				return 0;
+			return -1;
+		}
+		p = *end == ' ' ? end + 1 : end;
+	}
+	return -1;
+}
+
+/*
+ * After a start, the newest renew record with an outcome: one read from the
+ * newest record down (it stops at the first match), once per process.
+ */
+static void
+metrics_renew_load(struct ledger *l)
+{
+	static const char *const calls[] = { "renew" };
+	struct ledger_audit a;
+	int found, v;
+
+	found = ledger_audit_last(l, 0, calls, 1, "rolled_back=", &a);
+	if (found == -1) {
+		log_warnx("metrics: cannot read the last renewal from the audit log");
+		return; /* tried again at the next write */
+	}
+	metrics_last_renew.known = 1;
+	if (found == 1 && (v = metrics_detail_verified(a.detail)) != -1) {
+		metrics_last_renew.exists = 1;
+		metrics_last_renew.when = (time_t)a.time;
+		metrics_last_renew.ok = v;
+	}
+}
+
+static void
+metrics_renew(FILE *f, struct ledger *l)
+{
+	if (!metrics_last_renew.known)
+		metrics_renew_load(l);
+	fprintf(f, "# HELP carotate_last_renew_timestamp_seconds When the last renewal that "
+	           "swapped sets ended.\n"
+	           "# TYPE carotate_last_renew_timestamp_seconds gauge\n");
+	if (metrics_last_renew.exists)
+		fprintf(f, "carotate_last_renew_timestamp_seconds %lld\n",
+		    (long long)metrics_last_renew.when);
+	fprintf(f, "# HELP carotate_last_renew_success Whether the proxy serves the last "
+	           "renewal's leaf (1), or it was rolled back or failed (0).\n"
+	           "# TYPE carotate_last_renew_success gauge\n");
+	if (metrics_last_renew.exists)
+		fprintf(f, "carotate_last_renew_success %d\n", metrics_last_renew.ok);
+}
 
 static void
 metrics_set(FILE *f, const char *set, const Carotate__V1__CertSet *s)
@@ -101,6 +204,7 @@ metrics_write(struct carotated *cd, struct ledger *l, const char *bundle_id, con
 	    "1\n",
 	    bundle_id, staged_ca);
 	metrics_certs(f, conf, now);
+	metrics_renew(f, l);
 	fclose(f);
 
 	copy = xstrdup(conf->metrics_textfile);

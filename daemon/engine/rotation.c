@@ -33,6 +33,7 @@
 #include "job.h"
 #include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "pki.h"
 #include "proxy.h"
 #include "retained.h"
@@ -382,6 +383,12 @@ rotation_reply(struct rotation *op, Carotate__V1__Status status, const char *fmt
 	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
 	va_end(ap);
 	rotation_outcome(op, &res, status, msg);
+	/* A renew that swapped sets: its result is a metric (one that did not swap changed
+	 * nothing). */
+	if (strcmp(op->call, "renew") == 0 && op->backup[0] != '\0') {
+		metrics_renewed(time(NULL), op->verified);
+		agents_metrics_dirty(op->cd);
+	}
 	rotation_running = NULL;
 	op->cd->resuming = 0;
 	op->hooks->done(&res, op->arg);

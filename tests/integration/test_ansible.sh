@@ -3,7 +3,9 @@
 # ansible-core (`ansible localhost -m carotate`) against a sandbox daemon and real nginx
 # (issue 6): every state, its idempotence, check mode leaving the disk untouched, the gate's
 # refusal, and inputs refused before carotatectl is called. The example playbooks parse
-# (rotate.yml; enroll-agents.yml, issue 16, with what it must do).
+# (rotate.yml; enroll-agents.yml, issue 16, with what it must do). state=renewed (renew,
+# check mode its dry run, changed only when a new leaf went live, not when not due or rolled
+# back) and state=checked (WARNING succeeds, CRITICAL fails), issue 18.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -278,6 +280,82 @@ ans state=restored latest=true
 assert_ne FAILED! "$ASTATE" "state=restored latest=true after the roll back succeeds"
 assert_ne "$RBK" "$(a backup)" "and does not pick the rollback backup"
 assert_eq "$GOOD" "$(served)" "nginx serves the set that was live before the failed rotate"
+
+echo "-- state=checked and state=renewed (issue 18)"
+# Before, the module had neither: choices were staged, reported, rotated, restored, and a
+# playbook could not renew the server certificate or fail on carotatectl check's verdict.
+ans state=checked
+assert_eq SUCCESS "$ASTATE" "checked: a WARNING succeeds ($(a msg))"
+assert_eq WARNING "$(a check.state)" "the check JSON is returned: WARNING"
+assert_contains "was rolled back" "$(a msg)" "the last rotate was rolled back"
+assert_contains "CAROTATE WARNING - " "$(a warnings.0)" "ansible shows the warning"
+assert_eq false "$(a changed)" "checked never changes anything"
+BEFORE=$(disk)
+AUDIT=$(audit_total)
+mod '{"state": "renewed", "cert": "/nonexistent"}'
+assert_eq FAILED! "$ASTATE" "renewed: cert without key fails"
+assert_contains "required together: cert, key" "$(a msg)" "and says so"
+mod '{"state": "renewed", "key_type": "ec-p384"}'
+assert_eq FAILED! "$ASTATE" "renewed: key_type fails (renew keeps the key type)"
+assert_contains "not used by state=renewed" "$(a msg)" "and says so"
+mod "{\"state\": \"renewed\", \"server_days\": 30, \"cert\": \"$T/other/server.crt\", \"key\": \"$T/other/server.key\"}"
+assert_eq FAILED! "$ASTATE" "renewed: server_days with cert fails"
+mod '{"state": "renewed", "if_expires_within": "30 days"}'
+assert_eq FAILED! "$ASTATE" "renewed: a malformed if_expires_within fails"
+mod '{"state": "staged", "if_expires_within": "30d"}'
+assert_eq FAILED! "$ASTATE" "if_expires_within with another state fails"
+assert_eq "$AUDIT" "$(audit_total)" "none reached the daemon (no audit record)"
+ans state=renewed if_expires_within=30d
+assert_eq SUCCESS "$ASTATE" "renewed, not due: nothing to do"
+assert_eq true "$(a not_due)" "not_due true"
+assert_eq false "$(a changed)" "changed false"
+assert_contains "not due" "$(a msg)" "the message says it is not due"
+ans -C state=renewed server_days=10
+assert_eq CHANGED "$ASTATE" "check mode: would renew (changed)"
+assert_eq true "$(a result.dry_run)" "it ran renew --dry-run"
+assert_match '^[0-9a-f]{64}$' "$(a server.sha256)" "the leaf that would be made is returned"
+assert_eq "$BEFORE" "$(disk)" "check mode changed nothing on disk"
+ans state=renewed "cert=$T/other/server.crt" "key=$T/other/server.key"
+assert_eq FAILED! "$ASTATE" "renewed with a leaf of another CA fails"
+assert_eq 5 "$(a rc)" "rc 5"
+assert_eq false "$(a changed)" "changed false"
+assert_eq "$BEFORE" "$(disk)" "the refused leaf changed nothing on disk"
+CA_NOW=$(cert_sha256 "$SSL_DIR/ca.crt")
+ans state=renewed server_days=10
+assert_eq CHANGED "$ASTATE" "renewed (changed)"
+RENEWED=$(a server.sha256)
+assert_eq "$RENEWED" "$(cert_sha256 "$SSL_DIR/server.crt")" "the new leaf is returned"
+serves_now "$(leaf_sha "$SSL_DIR/server.crt")" "nginx serves the renewed certificate"
+assert_eq "$CA_NOW" "$(cert_sha256 "$SSL_DIR/ca.crt")" "under the same CA"
+ans state=checked
+assert_eq SUCCESS "$ASTATE" "checked: WARNING with 10 days left succeeds"
+assert_eq WARNING "$(a check.state)" "the check says WARNING"
+ans state=renewed server_days=5
+assert_eq CHANGED "$ASTATE" "renewed to 5 days"
+ans state=checked
+assert_eq FAILED! "$ASTATE" "checked: CRITICAL with 5 days left fails"
+assert_eq CRITICAL "$(a check.state)" "the check says CRITICAL"
+assert_eq 2 "$(a rc)" "rc 2"
+assert_contains "CAROTATE CRITICAL - " "$(a msg)" "the message is the check's line"
+ans state=renewed if_expires_within=30d
+assert_eq CHANGED "$ASTATE" "renewed when due (changed)"
+ans state=checked
+assert_eq SUCCESS "$ASTATE" "checked: OK again"
+assert_eq OK "$(a check.state)" "the check says OK"
+# Roll back: the proxy keeps serving the old leaf. Nothing went live, so nothing changed.
+GOOD=$(served)
+sed -i "s|^reload = .*|reload = /bin/true|" "$CONF"
+kill -HUP "$DAEMON_PID"
+sleep 1
+ans state=renewed
+assert_eq FAILED! "$ASTATE" "a renewal the proxy does not serve fails"
+assert_eq true "$(a rolled_back)" "rolled_back true"
+assert_eq false "$(a changed)" "changed false: the previous certificate is live"
+assert_eq 6 "$(a rc)" "rc 6"
+assert_eq "$GOOD" "$(served)" "nginx still serves the previous certificate"
+sed -i "s|^reload = .*|reload = $NGINX_RELOAD|" "$CONF"
+kill -HUP "$DAEMON_PID"
+sleep 1
 
 echo "-- carotated unreachable"
 mod "{\"state\": \"reported\", \"socket\": \"$T/run/nothing.sock\"}"

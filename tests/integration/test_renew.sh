@@ -14,6 +14,11 @@
 #    changes nothing and says when the certificate expires;
 #  - a reload command that does nothing: the proxy keeps serving the old leaf, renew rolls
 #    back by itself (exit 6, "rolled back"), and nginx still serves the previous leaf.
+#  - the Prometheus textfile: before, it had no metric for renewals, so a failing renewal
+#    timer was invisible to the monitoring that reads it. Now refusals, dry runs and skipped
+#    renewals leave no carotate_last_renew_* sample (nothing changed); a renewal that went
+#    live writes carotate_last_renew_success 1 and its time, one rolled back writes 0; after
+#    a restart (the textfile removed) the daemon writes them again from the audit log.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -28,6 +33,9 @@ command -v curl >/dev/null || t_skip "curl is not installed (make deps installs 
 t_init
 make_active_set
 nginx_write_daemon_config
+mkdir -m 0755 "$T/metrics"
+PROM="$T/metrics/carotate.prom"
+sed -i "s|^textfile =.*|textfile = $PROM|" "$CONF"
 start_daemon
 nginx_start
 
@@ -36,6 +44,18 @@ serving() {
 	wait_until 10000 _nginx_serving "$NGINX_PORT" "$1" ||
 		fail "$2" "want $1" "served $(served)"
 	ok "$2"
+}
+# renew_metrics SUCCESS AFTER: the textfile shows carotate_last_renew_success SUCCESS with a
+# timestamp of AFTER or later (rewritten at most once a second after a change).
+renew_metrics() {
+	grep -qx "carotate_last_renew_success $1" "$PROM" 2>/dev/null &&
+		[ "$(awk '$1 == "carotate_last_renew_timestamp_seconds" {print $2}' "$PROM")" -ge "$2" ] \
+			2>/dev/null
+}
+assert_renew_metrics() {
+	wait_until 5000 renew_metrics "$1" "$2" ||
+		fail "$3" "$(grep last_renew "$PROM" 2>/dev/null)"
+	ok "$3"
 }
 bundle_id() { ctl --json status >"$T/st.json" && json_get bundle.id "$T/st.json"; }
 active_leaf() { ctl --json status >"$T/st.json" && json_get active.server.sha256 "$T/st.json"; }
@@ -75,12 +95,23 @@ run ctl renew --cert "$W/expired/server.crt" --key "$W/expired/server.key"
 assert_eq 5 "$RC" "an expired leaf exits 5"
 assert_unchanged "$T/before" "expired leaf refused"
 assert_eq "renew INVALID_ARGUMENT" "$(last_audit)" "the refusal is audited"
+wait_until 5000 test -s "$PROM" || fail "no metrics textfile"
+sleep 1.2 # a rewrite after the refusals would come by now
+assert_file_contains "# TYPE carotate_last_renew_success gauge" "$PROM" "metrics: the TYPE line"
+assert_file_contains "# HELP carotate_last_renew_timestamp_seconds " "$PROM" "metrics: the HELP line"
+if grep -q '^carotate_last_renew' "$PROM"; then
+	fail "refused renewals changed nothing, yet the textfile has a last renewal" \
+		"$(grep last_renew "$PROM")"
+fi
+ok "metrics: no last renewal after refusals only"
 
 echo "-- a good custom leaf under the active CA"
 bid=$(bundle_id)
+t0=$(date +%s)
 assert_exit 0 "renew --cert --key" -- ctl renew --cert "$W/good/server.leaf.crt" --key "$W/good/server.key"
 serving "$(leaf_sha "$W/good/server.leaf.crt")" "nginx serves the custom renewed leaf"
 assert_eq "$bid" "$(bundle_id)" "the bundle id is unchanged"
+assert_renew_metrics 1 "$t0" "metrics: the custom renewal succeeded"
 
 echo "-- a generated set with 10 days left"
 assert_exit 0 "generate --server-days 10" -- ctl generate --server-days 10
@@ -100,6 +131,8 @@ assert_contains "would become active:" "$OUT" "it shows the certificate that wou
 assert_unchanged "$T/before" "dry run"
 
 echo "-- renew --if-expires-within 30d renews"
+sleep 1.1 # the timestamp must move
+t0=$(date +%s)
 assert_exit 0 "renew --if-expires-within 30d" -- ctl --json renew --if-expires-within 30d
 assert_eq true "$(json_get verified <<<"$OUT")" "verified"
 new=$(active_leaf)
@@ -124,6 +157,7 @@ assert_eq renew "$(json_get backups.0.reason "$T/b.json")" "the backup is labell
 ctl --json audit --limit 1 >"$T/a.json"
 assert_contains "verified=yes rolled_back=no" "$(json_get records.0.detail "$T/a.json")" \
 	"the audit detail carries the outcome"
+assert_renew_metrics 1 "$t0" "metrics: success 1 and the renewal's time"
 openssl x509 -in "$SSL_DIR/server.crt" -noout -checkend $((380 * 86400)) >/dev/null ||
 	fail "the renewed leaf has the default 397 days"
 ok "the renewed leaf has the default 397 days"
@@ -140,6 +174,7 @@ sed -i "s|^reload = .*|reload = /bin/true|" "$CONF"
 kill -HUP "$DAEMON_PID"
 sleep 1
 old=$(active_leaf)
+t0=$(date +%s)
 run ctl renew
 assert_eq 6 "$RC" "renew whose leaf the proxy does not serve exits 6"
 assert_contains "rolled back" "$ERR" "the report says it rolled back"
@@ -147,4 +182,14 @@ assert_eq "$old" "$(active_leaf)" "the previous leaf is active again"
 serving "$old" "nginx still serves the previous leaf"
 ctl --json audit --limit 1 >"$T/a.json"
 assert_contains "rolled_back=yes" "$(json_get records.0.detail "$T/a.json")" "the roll back is audited"
+assert_renew_metrics 0 "$t0" "metrics: success 0 after the roll back"
+
+echo "-- after a restart, the last renewal comes from the audit log"
+stop_daemon
+rm -f "$PROM"
+start_daemon
+when=$(date -u -d "$(json_get records.0.time "$T/a.json")" +%s)
+assert_renew_metrics 0 "$when" "metrics: success 0 again after the restart"
+assert_file_contains "carotate_last_renew_timestamp_seconds $when" "$PROM" \
+	"metrics: the time of the audit record"
 

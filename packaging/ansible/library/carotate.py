@@ -18,10 +18,15 @@ description:
     or C(install) of your own files); C(reported) returns how many active
     agents acknowledged it and fails below a threshold; C(rotated) puts it
     live through the daemon's gate; C(restored) puts a backup back.
-  - Idempotent, and supports check mode (C(rotate --dry-run) and
-    C(restore --dry-run) then run the daemon's own checks).
-  - Admin calls (generate, install, rotate, restore) need root or a member of
-    C(carotate-admin); C(reported) and the checks need C(carotate) only.
+  - C(renewed) replaces the server certificate under the same CA
+    (C(carotatectl renew)); C(checked) runs C(carotatectl check) and fails
+    when it is CRITICAL or UNKNOWN.
+  - Idempotent, and supports check mode (C(rotate --dry-run),
+    C(restore --dry-run) and C(renew --dry-run) then run the daemon's own
+    checks).
+  - Admin calls (generate, install, rotate, restore, renew) need root or a
+    member of C(carotate-admin); C(reported), C(checked) and the checks need
+    C(carotate) only.
 version_added: "0.1.0"
 author: carotate
 options:
@@ -43,9 +48,18 @@ options:
         daemon rolled back (C(rolled_back=true)).
       - C(restored) - the active server certificate is the one of the
         backup C(backup) (or C(latest)); else C(restore).
+      - C(renewed) - runs C(renew) (options C(if_expires_within),
+        C(server_days), or C(cert), C(key) and C(chain) for a custom set).
+        Changed only when a new server certificate went live; not changed
+        when C(if_expires_within) found it not due. Fails when the daemon
+        refused or rolled back (C(rolled_back=true); the previous
+        certificate is live, so nothing changed).
+      - C(checked) - runs C(check); never changes anything. Returns its JSON
+        as C(check); a WARNING succeeds with a warning, a CRITICAL or an
+        UNKNOWN fails.
     type: str
     required: true
-    choices: [staged, reported, rotated, restored]
+    choices: [staged, reported, rotated, restored, renewed, checked]
   carotatectl:
     description: The carotatectl program, a path or a name looked up on PATH.
     type: path
@@ -66,7 +80,8 @@ options:
     description: C(staged), generate - CA validity in days (1 to 36500).
     type: int
   server_days:
-    description: C(staged), generate - server certificate validity in days (1 to 36500).
+    description: C(staged), generate, and C(renewed) - server certificate validity
+      in days (1 to 36500).
     type: int
   name:
     description: C(staged), generate - the CA subject's prefix ("CN=NAME CA YYYY-MM-DD").
@@ -80,15 +95,22 @@ options:
     description: C(staged), install - the CA certificate file (PEM) on the target.
     type: path
   cert:
-    description: C(staged), install - the server certificate file (PEM), leaf first.
+    description: C(staged), install, and C(renewed) of a custom set - the server
+      certificate file (PEM), leaf first.
     type: path
   key:
-    description: C(staged), install - the server key file (PEM, unencrypted).
-      The file is read by carotatectl and never logged.
+    description: C(staged), install, and C(renewed) of a custom set - the server
+      key file (PEM, unencrypted). The file is read by carotatectl and never logged.
     type: path
   chain:
-    description: C(staged), install - intermediate certificates (PEM), optional.
+    description: C(staged), install, and C(renewed) of a custom set -
+      intermediate certificates (PEM), optional.
     type: path
+  if_expires_within:
+    description: C(renewed) - renew only when the server certificate expires
+      within this duration (digits with an optional s, m, h or d suffix, such
+      as C(30d)); else nothing changes.
+    type: raw
   active_within:
     description: C(reported) - count agents seen within this duration as
       active (digits with an optional s, m, h or d suffix).
@@ -135,7 +157,9 @@ options:
 notes:
   - Check mode - C(staged) reports what it would do without generating;
     C(rotated) runs C(rotate --dry-run) (the gate) and fails when the gate
-    refuses; C(restored) runs C(restore --dry-run) (the backup's checks).
+    refuses; C(restored) runs C(restore --dry-run) (the backup's checks);
+    C(renewed) runs C(renew --dry-run) (the leaf that would be made, or the
+    custom one checked); C(checked) runs as without it.
 """
 
 EXAMPLES = r"""
@@ -162,6 +186,15 @@ EXAMPLES = r"""
   carotate:
     state: restored
     latest: true
+
+- name: Renew the server certificate when it expires within 30 days
+  carotate:
+    state: renewed
+    if_expires_within: 30d
+
+- name: Fail when the proxy's certificates are in a critical state
+  carotate:
+    state: checked
 """
 
 RETURN = r"""
@@ -211,6 +244,21 @@ gate:
   description: The gate's figures when it refused - C(active), C(confirmed), C(pending_agents).
   returned: when the gate refused
   type: dict
+not_due:
+  description: C(if_expires_within) found the server certificate not due; nothing
+    changed. (Not C(skipped), which Ansible reads as a skipped task.)
+  returned: state=renewed
+  type: bool
+server:
+  description: The server certificate live after the task (or, in check mode,
+    the one that would be), as C(sha256), C(not_after), ...
+  returned: state=renewed
+  type: dict
+check:
+  description: The JSON of C(carotatectl check) (C(state), C(exit_code),
+    C(summary), C(findings), C(perfdata), C(thresholds)).
+  returned: state=checked
+  type: dict
 """
 
 import base64
@@ -221,10 +269,12 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-STATES = ["staged", "reported", "rotated", "restored"]
+STATES = ["staged", "reported", "rotated", "restored", "renewed", "checked"]
 KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
 GENERATE_OPTS = ["key_type", "ca_days", "server_days", "name", "sans"]
 INSTALL_OPTS = ["ca", "cert", "key", "chain"]
+# Not used by renew: it keeps the CA, the key type and the names ([proxy] names).
+NOT_RENEW_OPTS = ["ca", "key_type", "ca_days", "name", "sans"]
 BACKUP_ID = re.compile(r"certs-[0-9]{8}-[0-9]{6}(-[1-9][0-9]{0,2})?", re.ASCII)
 TIMEOUT = re.compile(r"[0-9]+[sm]?", re.ASCII)
 DURATION = re.compile(r"[0-9]+[smhd]?", re.ASCII)
@@ -234,6 +284,8 @@ BACKUPS_PAGE = 1000
 # The exit codes of carotatectl (carotatectl(1) EXIT STATUS).
 EXIT_PRECONDITION = 3
 EXIT_INTERNAL = 6
+# carotatectl check's exit codes: the monitoring-plugin convention.
+CHECK_STATES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
 class Carotate(object):
@@ -349,10 +401,12 @@ class Carotate(object):
         if t is not None and not TIMEOUT.fullmatch(str(t)):
             self.fail("timeout: %r is not a duration (seconds, or digits with an s or m suffix)"
                       % (t,), status="invalid_argument")
-        a = p["active_within"]
-        if a is not None and not DURATION.fullmatch(str(a)):
-            self.fail("active_within: %r is not a duration (digits with an optional s, m, h "
-                      "or d suffix)" % (a,), status="invalid_argument")
+        for opt in ("active_within", "if_expires_within"):
+            a = p[opt]
+            if a is not None and not DURATION.fullmatch(str(a)):
+                self.fail("%s: %r is not a duration (digits with an optional s, m, h or d "
+                          "suffix)" % (opt, a), status="invalid_argument")
+        self.validate_files()
         if not 0 <= p["min_percent"] <= 100:
             self.fail("min_percent: %d is not a percentage from 0 to 100" % p["min_percent"],
                       status="invalid_argument")
@@ -383,6 +437,35 @@ class Carotate(object):
             self.fail("backup: %r is not a backup id: expected certs-YYYYMMDD-HHMMSS or "
                       "certs-YYYYMMDD-HHMMSS-N (carotatectl backups lists them)" % (b,),
                       status="invalid_argument")
+
+    def validate_files(self):
+        """Which of the generate and install options go together, by state."""
+        p = self.p
+
+        def given(opts):
+            return [o for o in opts if p[o] is not None]
+
+        if p["state"] == "renewed":
+            bad = given(NOT_RENEW_OPTS)
+            if bad:
+                self.fail("%s: not used by state=renewed (renew keeps the CA, the key type "
+                          "and the names)" % ", ".join(bad), status="usage")
+            if (p["cert"] is None) != (p["key"] is None):
+                self.fail("parameters are required together: cert, key", status="usage")
+            if p["chain"] is not None and p["cert"] is None:
+                self.fail("chain needs cert and key", status="usage")
+            if p["server_days"] is not None and p["cert"] is not None:
+                self.fail("parameters are mutually exclusive: server_days|cert (server_days "
+                          "makes a certificate; cert brings one)", status="usage")
+            return
+        gen, inst = given(GENERATE_OPTS), given(INSTALL_OPTS)
+        if gen and inst:
+            self.fail("parameters are mutually exclusive: %s|%s" % (gen[0], inst[0]),
+                      status="usage")
+        if inst and len(given(["ca", "cert", "key"])) != 3:
+            self.fail("parameters are required together: ca, cert, key", status="usage")
+        if p["if_expires_within"] is not None:
+            self.fail("if_expires_within: only for state=renewed", status="usage")
 
     # ------------------------------------------------------------ staged
 
@@ -493,8 +576,8 @@ class Carotate(object):
 
     # ------------------------------------------------------------ rotated / restored
 
-    def swap_failed(self, what, rc, doc, stderr):
-        """A refused or rolled-back rotate or restore: fail with its figures."""
+    def swap_failed(self, what, rc, doc, stderr, changed_by_rollback=True):
+        """A refused or rolled-back rotate, restore or renew: fail with its figures."""
         status, msg = self.error_of(rc, doc, stderr)
         extra = dict(stderr=stderr)
         if doc is not None:
@@ -506,8 +589,9 @@ class Carotate(object):
                 extra["gate"] = {k: doc.get(k) for k in ("gate", "active", "confirmed", "forced",
                                                          "pending_agents")}
         if extra.get("rolled_back"):
-            # The staged set moved into a backup of its own: something did change.
-            self.out["changed"] = True
+            # rotate, restore: the staged set moved into a backup of its own, something did
+            # change. renew: the previous certificate is live again, nothing did.
+            self.out["changed"] = changed_by_rollback
             self.refresh_phase()
             self.fail("%s rolled back: %s (served %s)"
                       % (what, msg, doc.get("served") or "nothing"), status=status, **extra)
@@ -556,6 +640,72 @@ class Carotate(object):
                   else "rotated: the proxy serves the new certificate", True,
                   backup=doc.get("backup"), bundle=doc.get("bundle"),
                   rolled_back=bool(doc.get("rolled_back")))
+
+    # ------------------------------------------------------------ renewed / checked
+
+    def renewed(self):
+        p = self.p
+        self.status()
+        if p["cert"] is not None:
+            for opt in ("cert", "key", "chain"):
+                if p[opt] is not None and not os.access(p[opt], os.R_OK):
+                    self.fail("%s: cannot read %s" % (opt, p[opt]), status="invalid_argument")
+        args = []
+        if p["if_expires_within"] is not None:
+            args += ["--if-expires-within", str(p["if_expires_within"])]
+        if p["server_days"] is not None:
+            args += ["--server-days", str(p["server_days"])]
+        if p["cert"] is not None:
+            args += ["--cert", p["cert"], "--key", p["key"]]
+            if p["chain"] is not None:
+                args += ["--chain", p["chain"]]
+        if self.module.check_mode:
+            args += ["--dry-run"]
+        rc, doc, stderr = self.run("renew", *args)
+        self.out["rc"] = rc
+        self.out["result"] = doc
+        if rc != 0:
+            # A roll back put the previous certificate back: nothing went live.
+            self.swap_failed("renew", rc, doc, stderr, changed_by_rollback=False)
+        if doc is None:
+            self.fail("renew: carotatectl printed no JSON", status="internal", stderr=stderr)
+        before = ((doc.get("before") or {}).get("server")) or {}
+        if doc.get("skipped"):
+            self.done("not due: the server certificate does not expire within %s (not after %s)"
+                      % (p["if_expires_within"], before.get("not_after") or "unknown"),
+                      False, not_due=True, server=before, rolled_back=False)
+        if self.module.check_mode:
+            would = (doc.get("would_become_active") or {}).get("server") or {}
+            self.done("would renew the server certificate (check mode)", True, not_due=False,
+                      server=would, rolled_back=False)
+        self.refresh_phase()
+        after = (doc.get("after") or {}).get("server") or {}
+        live = bool(doc.get("verified")) and not doc.get("rolled_back")
+        self.done("renewed: the proxy serves the new server certificate" if live else
+                  "renew reported success but no new certificate was verified", live,
+                  not_due=False, server=after, backup=doc.get("backup"),
+                  bundle=doc.get("bundle"), rolled_back=bool(doc.get("rolled_back")))
+
+    def checked(self):
+        rc, doc, stderr = self.run("check")
+        self.out["result"] = doc
+        if rc != 1:
+            # Ansible takes a non-zero rc for a failed task: a WARNING (exit 1) succeeds, so
+            # its code is only in check.exit_code.
+            self.out["rc"] = rc
+        state = CHECK_STATES.get(rc)
+        if doc is None or state is None:
+            self.fail("check failed (exit %d): %s" % (rc, stderr or "no JSON"),
+                      status="unknown", stderr=stderr)
+        summary = doc.get("summary") or ""
+        if rc in (2, 3):
+            self.fail("CAROTATE %s - %s" % (state, summary),
+                      status="critical" if rc == 2 else "unknown", check=doc, stderr=stderr)
+        if rc == 1:
+            self.module.warn("CAROTATE WARNING - %s" % summary)
+        self.done("CAROTATE %s - %s" % (state, summary), False, check=doc)
+
+    # ------------------------------------------------------------ backups
 
     def backups(self):
         """Every backup, newest first (pages of BACKUPS_PAGE)."""
@@ -633,11 +783,11 @@ def main():
             reason=dict(type="str"),
             backup=dict(type="str"),
             latest=dict(type="bool", default=False),
+            if_expires_within=dict(type="raw"),
         ),
-        mutually_exclusive=[["backup", "latest"]]
-        + [[g, i] for g in GENERATE_OPTS for i in INSTALL_OPTS],
-        required_together=[["ca", "cert", "key"]],
-        required_by={"chain": ["ca", "cert", "key"]},
+        # Which generate and install options go together depends on the state: renew takes
+        # cert and key without ca (Carotate.validate_files).
+        mutually_exclusive=[["backup", "latest"]],
         supports_check_mode=True,
     )
     # required_if cannot say it: latest is a boolean, never unset.
