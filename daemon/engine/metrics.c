@@ -48,43 +48,6 @@ metrics_renewed(time_t when, int ok)
 }
 
 /*
- * verified= in an audit detail, read by its grammar (as check reads it): "key=value"
- * arguments separated by one space, a string value in quotes, then "; " and the message,
- * where reading stops, so a quoted --reason or the message never passes for it.
- * 1 yes, 0 no, -1 absent.
- */
-static int
-metrics_detail_verified(const char *detail)
-{
-	const char *p = detail, *eq, *end;
-	size_t klen, vlen;
-
-	while (*p != '\0' && *p != ';') {
-		eq = p + strcspn(p, "= ;\"");
-		if (*eq != '=')
-			break;
-		klen = (size_t)(eq - p);
-		end = eq + 1;
-		if (*end == '"') {
-			if ((end = strchr(end + 1, '"')) == NULL)
-				break;
-			end++;
-		} else
-			end += strcspn(end, " ;\"");
-		vlen = (size_t)(end - eq - 1);
-		if (klen == strlen("verified") && memcmp(p, "verified", klen) == 0) {
-			if (vlen == 3 && memcmp(eq + 1, "yes", 3) == 0)
-				return 1;
-			if (vlen == 2 && memcmp(eq + 1, "no", 2) == 0)
-				return 0;
-			return -1;
-		}
-		p = *end == ' ' ? end + 1 : end;
-	}
-	return -1;
-}
-
-/*
  * After a start, the newest renew record with an outcome: one read from the
  * newest record down (it stops at the first match), once per process.
  */
@@ -93,18 +56,18 @@ metrics_renew_load(struct ledger *l)
 {
 	static const char *const calls[] = { "renew" };
 	struct ledger_audit a;
-	int found, v;
+	int found, verified, rolled_back;
 
-	found = ledger_audit_last(l, 0, calls, 1, "rolled_back=", &a);
+	found = ledger_audit_last(l, 0, calls, 1, LEDGER_AUDIT_OUTCOME_MARK, &a);
 	if (found == -1) {
 		log_warnx("metrics: cannot read the last renewal from the audit log");
 		return; /* tried again at the next write */
 	}
 	metrics_last_renew.known = 1;
-	if (found == 1 && (v = metrics_detail_verified(a.detail)) != -1) {
+	if (found == 1 && ledger_audit_outcome(a.detail, &verified, &rolled_back) == 0) {
 		metrics_last_renew.exists = 1;
 		metrics_last_renew.when = (time_t)a.time;
-		metrics_last_renew.ok = v;
+		metrics_last_renew.ok = verified;
 	}
 }
 

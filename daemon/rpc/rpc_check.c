@@ -25,15 +25,11 @@
  * million. A monitoring system polling every minute must not pay that each time.
  */
 #define RPC_CHECK_LEDGER_TTL 300
-/* What an audit record's outcome says of a swap (audit.c's audit_outcome). */
-#define RPC_CHECK_ROLLED "rolled_back"
-#define RPC_CHECK_VERIFY "verified"
 
 static void rpc_check_sets(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static void rpc_check_progress(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static void rpc_check_ledger(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static int rpc_check_last_swap(struct rpc_ctx *, Carotate__V1__CheckReply *);
-static int rpc_check_outcome(const char *detail, int *verified, int *rolled_back);
 
 /*
  * What the daemon remembers between check calls, in memory only (a restart
@@ -161,49 +157,6 @@ rpc_check_ledger(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
 	r->ledger_checked_at = rpc_check_state.ledger_at;
 }
 
-/*
- * The outcome of a swap in its audit detail: the bare verified= and rolled_back= arguments
- * audit_outcome writes. The detail is read by its grammar, left to right: arguments
- * "key=value" separated by one space, a string value in quotes (audit_sanitize escapes '"'
- * and '\\' inside it), then "; " and the reply's message, where reading stops. A --reason or
- * message that reads "rolled_back=yes" is inside quotes or after the arguments, and is never
- * taken for the outcome. 0 with both flags, or -1 when the detail holds no outcome.
- */
-static int
-rpc_check_outcome(const char *detail, int *verified, int *rolled_back)
-{
-	const char *p = detail, *eq, *end;
-	size_t klen, vlen;
-	int *flag;
-
-	*verified = *rolled_back = -1;
-	while (*p != '\0' && *p != ';') {
-		eq = p + strcspn(p, "= ;\"");
-		if (*eq != '=')
-			break; /* not an argument: the message alone */
-		klen = (size_t)(eq - p);
-		end = eq + 1;
-		if (*end == '"') {
-			if ((end = strchr(end + 1, '"')) == NULL)
-				break;
-			end++;
-		} else
-			end += strcspn(end, " ;\"");
-		vlen = (size_t)(end - eq - 1);
-		flag = NULL;
-		if (klen == strlen(RPC_CHECK_VERIFY) && memcmp(p, RPC_CHECK_VERIFY, klen) == 0)
-			flag = verified;
-		else if (klen == strlen(RPC_CHECK_ROLLED) && memcmp(p, RPC_CHECK_ROLLED, klen) == 0)
-			flag = rolled_back;
-		if (flag != NULL && vlen == 3 && memcmp(eq + 1, "yes", 3) == 0)
-			*flag = 1;
-		else if (flag != NULL && vlen == 2 && memcmp(eq + 1, "no", 2) == 0)
-			*flag = 0;
-		p = *end == ' ' ? end + 1 : end;
-	}
-	return *verified != -1 && *rolled_back != -1 ? 0 : -1;
-}
-
 /* The newest rotate, restore or renew that swapped sets, searching only records not seen. */
 static int
 rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
@@ -222,10 +175,10 @@ rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
 	}
 	if (head > rpc_check_state.audit_read) {
 		found = ledger_audit_last(ctx->cd->ledger, rpc_check_state.audit_read, calls,
-		    sizeof(calls) / sizeof(calls[0]), RPC_CHECK_ROLLED "=", &a);
+		    sizeof(calls) / sizeof(calls[0]), LEDGER_AUDIT_OUTCOME_MARK, &a);
 		if (found == -1)
 			return -1;
-		if (found == 1 && rpc_check_outcome(a.detail, &verified, &rolled_back) == 0) {
+		if (found == 1 && ledger_audit_outcome(a.detail, &verified, &rolled_back) == 0) {
 			rpc_check_state.swap = a;
 			rpc_check_state.have_swap = 1;
 		}
@@ -239,7 +192,7 @@ rpc_check_last_swap(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r)
 	s->call = xstrdup(rpc_check_state.swap.call);
 	s->time = rpc_check_state.swap.time;
 	s->result = xstrdup(rpc_check_state.swap.result);
-	rpc_check_outcome(rpc_check_state.swap.detail, &verified, &rolled_back);
+	ledger_audit_outcome(rpc_check_state.swap.detail, &verified, &rolled_back);
 	s->verified = verified == 1;
 	s->rolled_back = rolled_back == 1;
 	r->last_swap = s;

@@ -304,4 +304,14 @@ void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_L
 int ledger_fuzz_restore(struct ledger *, const char *from, char *err, size_t errlen);
 #endif
 
+/*
+ * The outcome of a swap (rotate, restore, renew) in an audit record's detail: the bare
+ * verified= and rolled_back= arguments rpc/audit.c writes after the call's own. Read by the
+ * detail's grammar, so an admin's quoted --reason or the message never passes for it. 0
+ * with both flags (1 yes, 0 no), or -1 when the detail holds no outcome.
+ */
+int ledger_audit_outcome(const char *detail, int *verified, int *rolled_back);
+/* What ledger_audit_last's marker looks for in the records of swaps with an outcome. */
+#define LEDGER_AUDIT_OUTCOME_MARK "rolled_back="
+
 #endif

@@ -387,3 +387,46 @@ ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t
 	*broken_at = r == 0 ? w.next : 0;
 	return r;
 }
+
+/*
+ * The outcome of a swap in its audit detail: the bare verified= and rolled_back= arguments
+ * audit_outcome writes. The detail is read by its grammar, left to right: arguments
+ * "key=value" separated by one space, a string value in quotes (audit_sanitize escapes '"'
+ * and '\\' inside it), then "; " and the reply's message, where reading stops. A --reason or
+ * message that reads "rolled_back=yes" is inside quotes or after the arguments, and is never
+ * taken for the outcome. 0 with both flags, or -1 when the detail holds no outcome.
+ */
+int
+ledger_audit_outcome(const char *detail, int *verified, int *rolled_back)
+{
+	const char *p = detail, *eq, *end;
+	size_t klen, vlen;
+	int *flag;
+
+	*verified = *rolled_back = -1;
+	while (*p != '\0' && *p != ';') {
+		eq = p + strcspn(p, "= ;\"");
+		if (*eq != '=')
+			break; /* not an argument: the message alone */
+		klen = (size_t)(eq - p);
+		end = eq + 1;
+		if (*end == '"') {
+			if ((end = strchr(end + 1, '"')) == NULL)
+				break;
+			end++;
+		} else
+			end += strcspn(end, " ;\"");
+		vlen = (size_t)(end - eq - 1);
+		flag = NULL;
+		if (klen == strlen("verified") && memcmp(p, "verified", klen) == 0)
+			flag = verified;
+		else if (klen == strlen("rolled_back") && memcmp(p, "rolled_back", klen) == 0)
+			flag = rolled_back;
+		if (flag != NULL && vlen == 3 && memcmp(eq + 1, "yes", 3) == 0)
+			*flag = 1;
+		else if (flag != NULL && vlen == 2 && memcmp(eq + 1, "no", 2) == 0)
+			*flag = 0;
+		p = *end == ' ' ? end + 1 : end;
+	}
+	return *verified != -1 && *rolled_back != -1 ? 0 : -1;
+}

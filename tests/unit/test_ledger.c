@@ -1990,6 +1990,40 @@ test_migrate_v1(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM audit"), 1);
 }
 
+/*
+ * A swap's outcome in an audit detail, as check and the renew metric read it: the bare
+ * arguments audit.c writes, never a quoted --reason or the message that spell the same.
+ */
+static void
+test_audit_outcome(void **state)
+{
+	int v, rb;
+
+	assert_int_equal(ledger_audit_outcome("force=yes reason=\"x\" backup_made=\"certs-1\" "
+	                                      "reload=ok verified=yes rolled_back=no",
+	                     &v, &rb),
+	    0);
+	assert_int_equal(v, 1);
+	assert_int_equal(rb, 0);
+	assert_int_equal(ledger_audit_outcome("verified=no rolled_back=yes; rotate: the proxy "
+	                                      "served the old leaf",
+	                     &v, &rb),
+	    0);
+	assert_int_equal(v, 0);
+	assert_int_equal(rb, 1);
+	/* A refused call: its reason spells an outcome inside quotes, its message after "; ". */
+	assert_int_equal(ledger_audit_outcome("force=yes reason=\"x\\x22 verified=no "
+	                                      "rolled_back=yes\"; rotate: nothing is staged",
+	                     &v, &rb),
+	    -1);
+	assert_int_equal(
+	    ledger_audit_outcome("discard: verified=yes rolled_back=yes", &v, &rb), -1);
+	assert_int_equal(ledger_audit_outcome("dry_run=yes", &v, &rb), -1);
+	assert_int_equal(ledger_audit_outcome("verified=maybe rolled_back=no", &v, &rb), -1);
+	assert_int_equal(ledger_audit_outcome("reason=\"unterminated verified=yes", &v, &rb), -1);
+	assert_int_equal(ledger_audit_outcome("", &v, &rb), -1);
+}
+
 int
 main(void)
 {
@@ -2034,6 +2068,7 @@ main(void)
 		cmocka_unit_test_setup(test_audit_verify_slices, setup),
 		cmocka_unit_test_setup(test_audit_tamper_types, setup),
 		cmocka_unit_test_setup(test_migrate_v1, setup),
+		cmocka_unit_test(test_audit_outcome),
 	};
 
 	return cmocka_run_group_tests_name("ledger", tests, group_setup, group_teardown);
