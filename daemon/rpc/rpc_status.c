@@ -200,6 +200,8 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->uptime_seconds = (uint64_t)(mono.tv_sec - ctx->cd->started.tv_sec);
 	st->phase = ctx->phase;
 	st->ssl_dir = xstrdup(conf->ssl_dir);
+	st->renew_before = conf->renew_before; /* the windows of its expiry warnings */
+	st->ca_warn = conf->ca_warn;
 	st->now = (int64_t)now;
 	st->worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 0));
 	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));

@@ -100,6 +100,18 @@ assert_eq server "$(jget expiring.0.certificate "$T/st.json")" "status --json: e
 assert_match '^(9|10)$' "$(jget expiring.0.days_left "$T/st.json")" "status --json: its days as a number"
 assert_match '^36[0-9][0-9]$' "$(jget active.ca_days_left "$T/st.json")" "status --json: active.ca_days_left"
 
+echo "-- status: the windows of [renew]"
+stop_daemon
+printf '\n[renew]\nbefore = 5d\nca_warn = 3650d\n' >>"$CONF"
+start_daemon
+assert_exit 0 "status with [renew] before = 5d, ca_warn = 3650d" -- ctl status
+assert_match 'warning: +CA expires in 36[0-9][0-9] days' "$OUT" "status warns of the CA inside ca_warn"
+case $OUT in *"server certificate expires"*) fail "the server certificate is outside before: no warning" "$OUT" ;; esac
+ok "the server certificate is outside [renew] before: no warning"
+stop_daemon
+sed -i '/^\[renew\]$/,$d' "$CONF"
+start_daemon
+
 echo "-- a rotate rolled back"
 assert_exit 0 "generate" -- ctl generate
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SSL_DIR/new/server.key.tmp" 2>/dev/null
