@@ -175,6 +175,7 @@ enum {
 	CTL_OPT_WARN,
 	CTL_OPT_CRITICAL,
 	CTL_OPT_IF_EXPIRES_WITHIN,
+	CTL_OPT_IF_DUE,
 };
 
 /* The verbs, one ctl_cmd each, defined in their group's file. */

@@ -72,6 +72,8 @@
 	"                            renew only when the server certificate expires within\n"      \
 	"                            DURATION (e.g. 30d); else change nothing, exit 0, and\n"      \
 	"                            say when it expires\n"                                        \
+	"  --if-due                  the same with the daemon's [renew] before (default 30d):\n"   \
+	"                            what the packaged timer runs\n"                               \
 	"  --dry-run                 make (or check) the certificate and show it; change\n"        \
 	"                            nothing\n"                                                    \
 	"  --cert FILE               custom sets: the new server certificate (PEM), signed by\n"   \
@@ -97,6 +99,7 @@ struct ctl_rotate_args {
 	const char *expect_ca;
 	int force, dry_run, latest;
 	/* renew */
+	int if_due;
 	const char *server_days, *within, *cert, *key, *chain, *daemon_uid;
 };
 
@@ -144,6 +147,7 @@ static const struct option ctl_rotate_renew_longopts[] = {
 	CTL_COMMON_LONGOPTS,
 	{ "server-days", required_argument, NULL, CTL_OPT_SERVER_DAYS },
 	{ "if-expires-within", required_argument, NULL, CTL_OPT_IF_EXPIRES_WITHIN },
+	{ "if-due", no_argument, NULL, CTL_OPT_IF_DUE },
 	{ "dry-run", no_argument, NULL, CTL_OPT_DRY_RUN },
 	{ "cert", required_argument, NULL, CTL_OPT_CERT },
 	{ "key", required_argument, NULL, CTL_OPT_KEY },
@@ -154,7 +158,8 @@ static const struct option ctl_rotate_renew_longopts[] = {
 
 const struct ctl_cmd ctl_rotate_renew_cmd = {
 	.name = "renew",
-	.args = "[--server-days N] [--if-expires-within DURATION] [--dry-run] [--cert FILE --key "
+	.args = "[--server-days N] [--if-expires-within DURATION | --if-due] [--dry-run] [--cert "
+	        "FILE --key "
 	        "FILE [--chain FILE]]",
 	.summary = "a new server certificate under the active CA, put live as rotate does",
 	.options = CTL_RENEW_OPTIONS,
@@ -213,6 +218,9 @@ ctl_rotate_option(const struct ctl_cmd *cmd, const char *name, int c, const char
 		return ctl_args_once(cmd, name, &a->server_days, arg);
 	case CTL_OPT_IF_EXPIRES_WITHIN:
 		return ctl_args_once(cmd, name, &a->within, arg);
+	case CTL_OPT_IF_DUE:
+		a->if_due = 1;
+		return 0;
 	case CTL_OPT_CERT:
 		return ctl_args_once(cmd, name, &a->cert, arg);
 	case CTL_OPT_KEY:
@@ -593,6 +601,10 @@ ctl_rotate_renew_fill(const struct ctl_cmd *cmd, const struct ctl_rotate_args *a
 		return ctl_args_usage_error(cmd,
 		    "invalid --if-expires-within: %s (a duration such as 30d, at most %d days)",
 		    a->within, LIMITS_MAX_DAYS);
+	if (a->within != NULL && a->if_due)
+		return ctl_args_usage_error(
+		    cmd, "--if-due and --if-expires-within exclude each other");
+	q->if_due = a->if_due;
 	q->dry_run = a->dry_run;
 	if (a->cert == NULL)
 		return 1;

@@ -259,6 +259,8 @@ audit_describe(const Carotate__V1__Request *req, char *buf, size_t len)
 		    audit_yes(req->renew->cert.len > 0));
 		if (req->renew->server_days != 0)
 			audit_arg(buf, len, "server_days=%u", req->renew->server_days);
+		if (req->renew->if_due)
+			audit_arg(buf, len, "if_due=yes");
 		if (req->renew->if_expires_within != 0)
 			audit_arg(buf, len, "if_expires_within=%llu",
 			    (unsigned long long)req->renew->if_expires_within);

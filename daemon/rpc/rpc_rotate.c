@@ -63,8 +63,8 @@ static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result 
 static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
 static void rpc_rotate_done(struct rotation_result *, void *);
 static int rpc_rotate_renew_check(const Carotate__V1__RenewRequest *, Carotate__V1__Response *);
-static int rpc_rotate_renew_due(const Carotate__V1__RenewRequest *, Carotate__V1__RotateReply *,
-    time_t, Carotate__V1__Response *);
+static int rpc_rotate_renew_due(const struct config *, const Carotate__V1__RenewRequest *,
+    Carotate__V1__RotateReply *, time_t, Carotate__V1__Response *);
 static struct certjob *rpc_rotate_renew_job(struct rpc_ctx *, const Carotate__V1__RenewRequest *,
     const Carotate__V1__RotateReply *, X509 *, Carotate__V1__Response *);
 static uint8_t *rpc_rotate_copy(const ProtobufCBinaryData *, size_t *);
@@ -607,6 +607,9 @@ rpc_rotate_renew_check(const Carotate__V1__RenewRequest *q, Carotate__V1__Respon
 	    q->chain.len > PKI_MAX_INPUT)
 		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "each file may hold up to %d bytes", PKI_MAX_INPUT);
+	if (q->if_due && q->if_expires_within != 0)
+		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--if-due and --if-expires-within exclude each other");
 	if (q->if_expires_within > (uint64_t)PKI_MAX_DAYS * 86400)
 		return reply_fail(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--if-expires-within may be up to %d days", PKI_MAX_DAYS);
@@ -614,27 +617,30 @@ rpc_rotate_renew_check(const Carotate__V1__RenewRequest *q, Carotate__V1__Respon
 }
 
 /*
- * --if-expires-within: 1 when the active leaf outlives it (the reply says
+ * --if-expires-within (or --if-due: the daemon's [renew] before, which the
+ * packaged timer uses): 1 when the active leaf outlives it (the reply says
  * until when; nothing changes), 0 when the renewal is due (or not asked about).
  */
 static int
-rpc_rotate_renew_due(const Carotate__V1__RenewRequest *q, Carotate__V1__RotateReply *r, time_t now,
-    Carotate__V1__Response *reply)
+rpc_rotate_renew_due(const struct config *conf, const Carotate__V1__RenewRequest *q,
+    Carotate__V1__RotateReply *r, time_t now, Carotate__V1__Response *reply)
 {
 	int64_t left = r->before->server->not_after - (int64_t)now;
+	uint64_t within = q->if_due ? conf->renew_before : q->if_expires_within;
 	char when[32];
 	struct tm tm;
 	time_t t = (time_t)r->before->server->not_after;
 
-	if (q->if_expires_within == 0 || left <= (int64_t)q->if_expires_within)
+	if (within == 0 || left <= (int64_t)within)
 		return 0;
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	r->skipped = 1;
 	reply_error(reply, CAROTATE__V1__STATUS__OK,
-	    "the server certificate expires %s (in %lld days), later than %llu days from now: "
+	    "the server certificate expires %s (in %lld days), later than %llu days from now%s: "
 	    "nothing to renew",
-	    when, (long long)(left / 86400), (unsigned long long)(q->if_expires_within / 86400));
+	    when, (long long)(left / 86400), (unsigned long long)(within / 86400),
+	    q->if_due ? " ([renew] before)" : "");
 	return 1;
 }
 
@@ -753,7 +759,7 @@ rpc_rotate_renew(
 		    "there is no complete active set in %s to renew", conf->ssl_dir);
 		goto out;
 	}
-	if (rpc_rotate_renew_due(q, r, now, reply) == 1 ||
+	if (rpc_rotate_renew_due(conf, q, r, now, reply) == 1 ||
 	    (in = rpc_rotate_renew_job(ctx, q, r, ca, reply)) == NULL)
 		goto out;
 	r->after = certset_describe(conf, 0, now, &after_ca);

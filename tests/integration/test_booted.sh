@@ -270,8 +270,8 @@ cin carotatectl --json audit --limit 1 | jsave "$T/renew-audit.json"
 assert_eq "renew OK $RENEW_UID carotate-renew" \
 	"$(jget records.0.call "$T/renew-audit.json") $(jget records.0.result "$T/renew-audit.json") $(jget records.0.uid "$T/renew-audit.json") $(jget records.0.user "$T/renew-audit.json")" \
 	"the audit record of the timer's renew: call renew, OK, uid and name of carotate-renew"
-assert_contains "if_expires_within=2592000" "$(jget records.0.detail "$T/renew-audit.json")" \
-	"the audit record carries the unit's window (30d)"
+assert_contains "if_due=yes" "$(jget records.0.detail "$T/renew-audit.json")" \
+	"the audit record says the unit asked with the daemon's window (--if-due)"
 assert_eq "$(cert_der_sha256 "$T/initial/server.crt")" "$(served_sha)" "nginx still serves the initial set"
 no_failed_units "after the renewal timer's run"
 

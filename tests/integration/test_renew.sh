@@ -169,6 +169,24 @@ assert_contains "expires" "$OUT" "it says when the certificate expires"
 assert_contains "nothing to renew" "$OUT" "and that nothing was done"
 assert_unchanged "$T/before" "not due"
 
+echo "-- renew --if-due: the window is the daemon's [renew] before"
+assert_exit 0 "renew --if-due with [renew] before at its default (30d): not due" -- ctl renew --if-due
+assert_contains "([renew] before): nothing to renew" "$OUT" "it says whose window it used"
+assert_unchanged "$T/before" "--if-due, not due"
+assert_exit 1 "--if-due with --if-expires-within: a usage error" -- \
+	ctl renew --if-due --if-expires-within 30d
+printf '\n[renew]\nbefore = 400d\n' >>"$CONF"
+kill -HUP "$DAEMON_PID"
+sleep 1
+leaf_before=$(active_leaf)
+assert_exit 0 "renew --if-due with [renew] before = 400d renews the 397-day leaf" -- ctl renew --if-due
+assert_ne "$leaf_before" "$(active_leaf)" "a new leaf is active"
+ctl --json audit --limit 1 >"$T/a.json"
+assert_contains "if_due=yes" "$(json_get records.0.detail "$T/a.json")" "the audit record says --if-due"
+sed -i '/^\[renew\]$/,$d' "$CONF"
+kill -HUP "$DAEMON_PID"
+sleep 1
+
 echo "-- roll back when the reload does nothing"
 sed -i "s|^reload = .*|reload = /bin/true|" "$CONF"
 kill -HUP "$DAEMON_PID"

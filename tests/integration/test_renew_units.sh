@@ -1,7 +1,7 @@
 #!/bin/bash
 # carotate-renew.service and carotate-renew.timer (issue 18): before them nothing renewed the
 # server certificate without an operator. Now `make install` installs both (0644), the
-# service runs `carotatectl renew --if-expires-within 30d` ([renew] before's default) as
+# service runs `carotatectl renew --if-due` (the daemon's [renew] before, default 30d) as
 # carotate-renew, a system user that sysusers.d puts in carotate-admin; the timer is daily,
 # with a random delay, Persistent=; `systemd-analyze verify` is silent on both and
 # `systemd-analyze security` rates the service 2.0 or better; Debian ships the timer with
@@ -28,7 +28,7 @@ for u in carotate-renew.service carotate-renew.timer; do
 done
 SVC="$ROOT/lib/systemd/system/carotate-renew.service"
 TMR="$ROOT/lib/systemd/system/carotate-renew.timer"
-assert_eq "ExecStart=/usr/bin/carotatectl renew --if-expires-within 30d" \
+assert_eq "ExecStart=/usr/bin/carotatectl renew --if-due" \
 	"$(grep '^ExecStart=' "$SVC")" "the service renews within [renew] before's default"
 assert_eq "User=carotate-renew" "$(grep '^User=' "$SVC")" "as the carotate-renew user"
 grep -q '^m carotate-renew carotate-admin$' "$ROOT/usr/lib/sysusers.d/carotate.conf" ||
