@@ -63,6 +63,18 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
+void *
+xmemdupz(const void *p, size_t len)
+{
+	char *q = xmalloc(len + 1);
+
+	/* An absent protobuf bytes field has no data at all: memcpy must not see NULL. */
+	if (len > 0)
+		memcpy(q, p, len);
+	q[len] = '\0';
+	return q;
+}
+
 int
 xasprintf(char **ret, const char *fmt, ...)
 {

@@ -67,7 +67,6 @@ static int rpc_rotate_renew_due(const struct config *, const Carotate__V1__Renew
     Carotate__V1__RotateReply *, time_t, Carotate__V1__Response *);
 static struct certjob *rpc_rotate_renew_job(struct rpc_ctx *, const Carotate__V1__RenewRequest *,
     const Carotate__V1__RotateReply *, X509 *, Carotate__V1__Response *);
-static uint8_t *rpc_rotate_copy(const ProtobufCBinaryData *, size_t *);
 static void rpc_rotate_would_be(Carotate__V1__RotateReply *, const char *);
 
 static const struct rotation_hooks rpc_rotate_hooks = {
@@ -644,19 +643,6 @@ rpc_rotate_renew_due(const struct config *conf, const Carotate__V1__RenewRequest
 	return 1;
 }
 
-static uint8_t *
-rpc_rotate_copy(const ProtobufCBinaryData *b, size_t *len)
-{
-	uint8_t *p = xmalloc(b->len + 1);
-
-	/* An absent field (no --chain) has no data at all: memcpy must not see NULL. */
-	if (b->len > 0)
-		memcpy(p, b->data, b->len);
-	p[b->len] = '\0';
-	*len = b->len;
-	return p;
-}
-
 /*
  * The job's input: the active CA (its file, and parsed: a custom leaf must
  * chain to exactly it), and either the CA key carotated kept (generated sets)
@@ -695,9 +681,12 @@ rpc_rotate_renew_job(struct rpc_ctx *ctx, const Carotate__V1__RenewRequest *q,
 	in->active_ca = X509_dup(ca);
 	in->profile.server_days = q->server_days != 0 ? q->server_days : PKI_DEFAULT_SERVER_DAYS;
 	if (in->install) {
-		in->cert = rpc_rotate_copy(&q->cert, &in->cert_len);
-		in->key = rpc_rotate_copy(&q->key, &in->key_len);
-		in->chain = rpc_rotate_copy(&q->chain, &in->chain_len);
+		in->cert = xmemdupz(q->cert.data, q->cert.len);
+		in->cert_len = q->cert.len;
+		in->key = xmemdupz(q->key.data, q->key.len);
+		in->key_len = q->key.len;
+		in->chain = xmemdupz(q->chain.data, q->chain.len);
+		in->chain_len = q->chain.len;
 		return in;
 	}
 	if (conf->n_proxy_names == 0) {

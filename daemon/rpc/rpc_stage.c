@@ -38,7 +38,6 @@ static int rpc_stage_check_generate(struct rpc_ctx *, const Carotate__V1__Genera
     struct certjob *, Carotate__V1__Response *);
 static int rpc_stage_default_sans(
     const struct config *, struct certjob *, Carotate__V1__Response *);
-static uint8_t *rpc_stage_copy(const ProtobufCBinaryData *, size_t *);
 static struct rpc_stage_call *rpc_stage_call_new(struct rpc_ctx *);
 static void rpc_stage_begin(void *);
 static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
@@ -226,18 +225,6 @@ rpc_stage_generate(
 	}
 }
 
-static uint8_t *
-rpc_stage_copy(const ProtobufCBinaryData *b, size_t *len)
-{
-	uint8_t *p = xmalloc(b->len + 1);
-
-	if (b->len > 0)
-		memcpy(p, b->data, b->len);
-	p[b->len] = '\0';
-	*len = b->len;
-	return p;
-}
-
 void
 rpc_stage_install(
     struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
@@ -261,10 +248,14 @@ rpc_stage_install(
 		}
 	op = xcalloc(1, sizeof(*op));
 	op->install = 1;
-	op->ca = rpc_stage_copy(&in->ca, &op->ca_len);
-	op->cert = rpc_stage_copy(&in->cert, &op->cert_len);
-	op->key = rpc_stage_copy(&in->key, &op->key_len);
-	op->chain = rpc_stage_copy(&in->chain, &op->chain_len);
+	op->ca = xmemdupz(in->ca.data, in->ca.len);
+	op->ca_len = in->ca.len;
+	op->cert = xmemdupz(in->cert.data, in->cert.len);
+	op->cert_len = in->cert.len;
+	op->key = xmemdupz(in->key.data, in->key.len);
+	op->key_len = in->key.len;
+	op->chain = xmemdupz(in->chain.data, in->chain.len);
+	op->chain_len = in->chain.len;
 	/* The new CA must differ from the active one: the child compares them. */
 	if (ssldir_read_ca(ctx->cd->conf, 0, &pem, &len) == 0) {
 		if ((certs = pki_certs_from_pem(pem, len, why, sizeof(why))) != NULL) {

@@ -16,6 +16,8 @@
 
 #define CAKEYS_MAX_KEY (64 * 1024) /* bytes: an RSA-4096 key in PEM is about 3.3 KiB */
 
+static int cakeys_find(const struct config *, const char *, uint8_t **, size_t *, char *, size_t);
+
 /*
  * Keeps the private key of a generated CA in the state directory, never in the
  * SSL one, durably (the file and both directories fsynced) or not at all.
@@ -85,16 +87,22 @@ cakeys_drop(const struct config *conf, const char *name)
 		close(sfd);
 }
 
-/* The key of a CA carotated generated; a custom CA has none (0). */
-int
-cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *key_len, char *err,
+/*
+ * The key file of CA sha: read into *key when key is not NULL, else only
+ * looked for. 1 found, 0 none (a custom CA), -1 with err.
+ */
+static int
+cakeys_find(const struct config *conf, const char *sha, uint8_t **key, size_t *key_len, char *err,
     size_t errlen)
 {
 	char name[CAKEYS_NAME_MAX];
+	struct stat st;
 	int sfd, kfd = -1, r = 1;
 
-	*key = NULL;
-	*key_len = 0;
+	if (key != NULL) {
+		*key = NULL;
+		*key_len = 0;
+	}
 	if (strlen(sha) != PKI_SHA256_HEX - 1 || strspn(sha, "0123456789abcdef") != strlen(sha)) {
 		snprintf(err, errlen, "not a CA fingerprint");
 		return -1;
@@ -102,7 +110,8 @@ cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *k
 	snprintf(name, sizeof(name), "%s.key", sha);
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 ||
-	    fsx_read(kfd, name, CAKEYS_MAX_KEY, key, key_len) == -1) {
+	    (key != NULL ? fsx_read(kfd, name, CAKEYS_MAX_KEY, key, key_len)
+	                 : fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW)) == -1) {
 		if (errno == ENOENT)
 			r = 0;
 		else {
@@ -110,7 +119,8 @@ cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *k
 			    conf->state_dir, CAKEYS_DIR, name, strerror(errno));
 			r = -1;
 		}
-	}
+	} else if (key == NULL && !S_ISREG(st.st_mode))
+		r = 0;
 	if (kfd != -1)
 		close(kfd);
 	if (sfd != -1)
@@ -118,33 +128,16 @@ cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *k
 	return r;
 }
 
+/* The key of a CA carotated generated; a custom CA has none (0). */
+int
+cakeys_load(const struct config *conf, const char *sha, uint8_t **key, size_t *key_len, char *err,
+    size_t errlen)
+{
+	return cakeys_find(conf, sha, key, key_len, err, errlen);
+}
+
 int
 cakeys_held(const struct config *conf, const char *sha, char *err, size_t errlen)
 {
-	char name[CAKEYS_NAME_MAX];
-	struct stat st;
-	int sfd, kfd = -1, r = 1;
-
-	if (strlen(sha) != PKI_SHA256_HEX - 1 || strspn(sha, "0123456789abcdef") != strlen(sha)) {
-		snprintf(err, errlen, "not a CA fingerprint");
-		return -1;
-	}
-	snprintf(name, sizeof(name), "%s.key", sha);
-	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    (kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 ||
-	    fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-		if (errno == ENOENT)
-			r = 0;
-		else {
-			snprintf(err, errlen, "cannot read %s/%s/%s: %s", conf->state_dir,
-			    CAKEYS_DIR, name, strerror(errno));
-			r = -1;
-		}
-	} else if (!S_ISREG(st.st_mode))
-		r = 0;
-	if (kfd != -1)
-		close(kfd);
-	if (sfd != -1)
-		close(sfd);
-	return r;
+	return cakeys_find(conf, sha, NULL, NULL, err, errlen);
 }

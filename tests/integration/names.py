@@ -21,7 +21,7 @@ import sys
 EXEMPT = {
     "*": {"main"},
     "log": {"fatal", "fatalx"},
-    "xmalloc": {"xmalloc", "xcalloc", "xreallocarray", "xstrdup", "xstrndup", "xasprintf",
+    "xmalloc": {"xmalloc", "xcalloc", "xreallocarray", "xstrdup", "xstrndup", "xmemdupz", "xasprintf",
                 "xfreezero"},
 }
 
