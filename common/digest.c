@@ -1,6 +1,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <string.h>
+
 #include "digest.h"
 
 void
@@ -56,4 +58,11 @@ digest_x509_sha256_hex(const X509 *x, char out[DIGEST_SHA256_HEX])
 		return -1;
 	digest_hex(md, len, out);
 	return 0;
+}
+
+int
+digest_sha256_hex_ok(const char *s)
+{
+	return strlen(s) == DIGEST_SHA256_HEX - 1 &&
+	       strspn(s, "0123456789abcdef") == DIGEST_SHA256_HEX - 1;
 }

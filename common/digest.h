@@ -15,6 +15,8 @@
 #define DIGEST_SHA256_LEN 32
 #define DIGEST_SHA256_HEX 65 /* 64 hex digits and a NUL */
 
+/* 1 when s is a SHA-256 as this file spells it (64 lower-case hex digits), else 0. */
+int digest_sha256_hex_ok(const char *s);
 /* n bytes as lower-case hex into out, which holds 2n + 1 bytes. */
 void digest_hex(const void *p, size_t n, char *out);
 /* SHA-256 of n bytes at p. 0, or -1 (out empty) when OpenSSL failed. */

@@ -28,6 +28,7 @@
 #include "certjob.h"
 #include "clock.h"
 #include "config.h"
+#include "digest.h"
 #include "fault.h"
 #include "internal.pb-c.h"
 #include "job.h"
@@ -101,14 +102,6 @@ static void rotation_renew_done(struct job *, void *);
 static void rotation_renew_result(struct rotation *, const Carotate__Internal__Material *);
 static int rotation_renew_swap(
     struct rotation *, const Carotate__Internal__Material *, char *, size_t);
-
-/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
-int
-rotation_sha_ok(const char *s)
-{
-	return strlen(s) == PKI_SHA256_HEX - 1 &&
-	       strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1;
-}
 
 static struct rotation *
 rotation_new(struct carotated *cd, const struct rotation_req *q, const struct rotation_hooks *hooks,
@@ -474,9 +467,9 @@ rotation_load_line(struct rotation *op, const char *line)
 		snprintf(op->backup, sizeof(op->backup), "%s", v);
 	else if (k == 8 && strncmp(line, "restored", 8) == 0 && backupid_valid(v))
 		snprintf(op->restored, sizeof(op->restored), "%s", v);
-	else if (k == 8 && strncmp(line, "expected", 8) == 0 && rotation_sha_ok(v))
+	else if (k == 8 && strncmp(line, "expected", 8) == 0 && digest_sha256_hex_ok(v))
 		snprintf(op->expected, sizeof(op->expected), "%s", v);
-	else if (k == 8 && strncmp(line, "previous", 8) == 0 && rotation_sha_ok(v))
+	else if (k == 8 && strncmp(line, "previous", 8) == 0 && digest_sha256_hex_ok(v))
 		snprintf(op->previous, sizeof(op->previous), "%s", v);
 	else if (k == 6 && strncmp(line, "forced", 6) == 0)
 		op->forced = strcmp(v, "1") == 0;

@@ -67,9 +67,6 @@ struct rotation_hooks {
 	void (*done)(struct rotation_result *, void *arg);
 };
 
-/* 64 lower-case hex digits: the only shape of a CA fingerprint a caller may send. */
-int rotation_sha_ok(const char *s);
-
 /*
  * rotate: new/ goes live. The swap checks again that new/ holds the CA counted
  * (q->ca): nothing else goes live. 0 when the call goes on (hooks->begin, then

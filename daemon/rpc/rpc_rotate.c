@@ -22,6 +22,7 @@
 #include "certset.h"
 #include "config.h"
 #include "op.h"
+#include "digest.h"
 #include "dispatch.h"
 #include "reply.h"
 #include "rotation.h"
@@ -234,7 +235,7 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the reason may hold up to %d printable characters", LIMITS_MAX_REASON);
 		return;
 	}
-	if (q->expect_ca[0] != '\0' && !rotation_sha_ok(q->expect_ca)) {
+	if (q->expect_ca[0] != '\0' && !digest_sha256_hex_ok(q->expect_ca)) {
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "--expect-ca takes the staged CA's SHA-256: 64 lower-case hex digits");
 		return;

@@ -9,6 +9,7 @@
 
 #include "cakeys.h"
 #include "config.h"
+#include "digest.h"
 #include "fsx.h"
 #include "log.h"
 #include "pki.h"
@@ -103,7 +104,7 @@ cakeys_find(const struct config *conf, const char *sha, uint8_t **key, size_t *k
 		*key = NULL;
 		*key_len = 0;
 	}
-	if (strlen(sha) != PKI_SHA256_HEX - 1 || strspn(sha, "0123456789abcdef") != strlen(sha)) {
+	if (!digest_sha256_hex_ok(sha)) {
 		snprintf(err, errlen, "not a CA fingerprint");
 		return -1;
 	}

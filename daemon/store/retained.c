@@ -20,6 +20,7 @@
 
 #include "certset.h"
 #include "config.h"
+#include "digest.h"
 #include "fsx.h"
 #include "log.h"
 #include "retained.h"
@@ -257,8 +258,7 @@ retained_free(struct retained_ca *list, size_t n)
 static int
 retained_sha_ok(const char *s)
 {
-	return strcmp(s, "-") == 0 || (strlen(s) == PKI_SHA256_HEX - 1 &&
-	                                  strspn(s, "0123456789abcdef") == PKI_SHA256_HEX - 1);
+	return strcmp(s, "-") == 0 || digest_sha256_hex_ok(s);
 }
 
 /* The first certificate of pem: its SHA-256 in hex and (when x is not NULL) the certificate. */
