@@ -80,6 +80,16 @@ t_skip() {
 	exit 77
 }
 
+# t_plain_only WHY: the test runs once per `make check`, in the plain pass, and skips in the
+# sanitizer pass (a build directory under */asan*). For tests of what surrounds the code
+# (packages, documents, symbols, Ansible, a booted system) and long runs whose daemon paths the
+# sanitizer pass checks in shorter tests: WHY says which.
+t_plain_only() {
+	case "$CAROTATE_BUILD" in
+	*/asan*) t_skip "runs once, in the plain pass: $*" ;;
+	esac
+}
+
 # ---------------------------------------------------------------- assertions
 
 # assert_eq EXPECTED GOT WHAT

@@ -21,6 +21,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "50 agents, about 1,600 TLS check-ins (4 min under ASan); test_e2e_agents, test_agent_identity and test_load_hostile drive the same daemon and worker paths under ASan"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
 # shellcheck source-path=SCRIPTDIR source=agent.sh

@@ -28,9 +28,7 @@ set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-case "$CAROTATE_BUILD" in
-*/asan*) t_skip "runs once, in the plain pass (the packages are built without sanitizers)" ;;
-esac
+t_plain_only "the packages are built without sanitizers"
 [ "$(id -u)" = 0 ] || t_skip "booting a container needs root"
 for tool in systemd-nspawn debootstrap nsenter unshare dpkg-buildpackage; do
 	command -v "$tool" >/dev/null ||

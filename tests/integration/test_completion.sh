@@ -12,6 +12,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it checks the bash completion against the CLI's verbs and options"
 
 COMPLETION=$REPO_ROOT/packaging/bash-completion/carotatectl
 BASH_COMPLETION=/usr/share/bash-completion/bash_completion

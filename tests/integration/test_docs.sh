@@ -14,6 +14,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it reads the documents"
 
 t_init
 README="$REPO_ROOT/README.md"

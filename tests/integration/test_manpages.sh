@@ -20,6 +20,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it reads the man pages against the programs' --help"
 
 t_init
 

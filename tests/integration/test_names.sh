@@ -9,6 +9,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it reads the source's names"
 
 t_init
 

@@ -15,6 +15,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it reads the README's recipe"
 
 t_init
 PAGE="$REPO_ROOT/packaging/man/carotated.8"

@@ -9,6 +9,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+t_plain_only "it checks the systemd units with systemd-analyze"
 command -v systemd-analyze >/dev/null || t_skip "systemd-analyze is not installed"
 
 t_init
