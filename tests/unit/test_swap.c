@@ -500,7 +500,7 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
 			    err, sizeof(err));
 		else if (op == CRASH_RENEW)
-			r = swap_renew(&conf, T0, NULL, id, sizeof(id), err, sizeof(err));
+			r = swap_renew(&conf, T0, NULL, NULL, id, sizeof(id), err, sizeof(err));
 		else
 			r = swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err));
 		_exit(r == 0 ? 0 : 1);
