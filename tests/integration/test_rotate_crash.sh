@@ -1,4 +1,5 @@
 #!/bin/bash
+# timeout: 480 (about 40 crash points, each a restart; a call finished at start-up reloads and checks)
 # rotate, restore and renew are crash-safe (issues 5 and 18): the daemon is killed (SIGKILL at
 # an injected point, carotated-faults) at every step of the journaled swap and of what follows
 # it (bundle, reload); renew also just before its swap, with renew/ written. After a restart,
