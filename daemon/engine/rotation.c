@@ -85,7 +85,7 @@ static struct rotation *rotation_running;
 
 static struct rotation *rotation_new(
     struct carotated *, const struct rotation_req *, const struct rotation_hooks *, void *);
-static void rotation_start(struct rotation *);
+static void rotation_start(struct rotation *, const char *);
 static void rotation_swapped(struct rotation *);
 static void rotation_reloaded(Carotate__V1__ReloadResult *, void *);
 static void rotation_checked(int, const char *, const char *, void *);
@@ -95,6 +95,8 @@ static void rotation_reply(struct rotation *, Carotate__V1__Status, const char *
 static void rotation_outcome(
     struct rotation *, struct rotation_result *, Carotate__V1__Status, const char *);
 static void rotation_free(struct rotation *);
+static int rotation_note_text(struct rotation *, char *, size_t);
+static int rotation_note_swap(void *, const char *, char *, size_t);
 static void rotation_note(struct rotation *);
 static void rotation_line(char *, size_t, const char *, const char *);
 static int rotation_load_line(struct rotation *, const char *);
@@ -131,10 +133,11 @@ rotation_rotate(struct carotated *cd, const struct rotation_req *q,
     const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
 {
 	struct rotation *op = rotation_new(cd, q, hooks, arg);
+	struct journal_note note = { rotation_note_swap, op };
 	int rc;
 
-	if ((rc = swap_rotate_ca(cd->conf, q->now, q->reason, q->ca, op->backup, sizeof(op->backup),
-	         op->failure, sizeof(op->failure))) != 0) {
+	if ((rc = swap_rotate_ca(cd->conf, q->now, q->reason, q->ca, &note, op->backup,
+	         sizeof(op->backup), op->failure, sizeof(op->failure))) != 0) {
 		log_warnx("rotate: %s", op->failure);
 		if (rc == SWAP_STALE)
 			agents_refresh(cd);
@@ -144,7 +147,7 @@ rotation_rotate(struct carotated *cd, const struct rotation_req *q,
 	}
 	log_info("rotate: the staged set is live (server %s); the previous set is in %s",
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none: first activation)");
-	rotation_start(op);
+	rotation_start(op, "rotate-after-journal");
 	return 0;
 }
 
@@ -154,9 +157,10 @@ rotation_restore(struct carotated *cd, const struct rotation_req *q,
     const struct rotation_hooks *hooks, void *arg, char *err, size_t errlen)
 {
 	struct rotation *op = rotation_new(cd, q, hooks, arg);
+	struct journal_note note = { rotation_note_swap, op };
 
-	if (swap_restore(cd->conf, q->restored, q->now, op->backup, sizeof(op->backup), op->failure,
-	        sizeof(op->failure)) == -1) {
+	if (swap_restore_as(cd->conf, q->restored, q->now, 0, &note, op->backup, sizeof(op->backup),
+	        op->failure, sizeof(op->failure)) == -1) {
 		log_warnx("restore: %s", op->failure);
 		snprintf(err, errlen, "%s", op->failure);
 		rotation_free(op);
@@ -164,16 +168,22 @@ rotation_restore(struct carotated *cd, const struct rotation_req *q,
 	}
 	log_info("restore: %s is live again (server %s); the previous set is in %s", q->restored,
 	    op->expected, op->backup[0] != '\0' ? op->backup : "(none)");
-	rotation_start(op);
+	rotation_start(op, "restore-after-journal");
 	return 0;
 }
 
+/*
+ * The swap is done and its journal gone; the pending note it wrote before its
+ * commit (rotation_note_swap) already records the call, so a crash from here
+ * on (point: the first place to crash) is finished at the next start as this
+ * call, never adopted as a change made outside carotated.
+ */
 static void
-rotation_start(struct rotation *op)
+rotation_start(struct rotation *op, const char *point)
 {
+	fault_point(point);
 	op->hooks->begin(op->arg);
 	rotation_running = op;
-	rotation_note(op);
 	rotation_swapped(op);
 }
 
@@ -193,29 +203,50 @@ rotation_line(char *buf, size_t len, const char *key, const char *value)
 }
 
 /*
- * The set on disk changed (or was put back by a roll back): what is left to do
- * is written down, so that a stop that cuts the call short (a shutdown past its
- * bound, a crash) leaves the next start to reload, check, roll back and audit
- * it as this call, not as a change made outside carotated. The hooks add the
- * call's own lines (its audit record).
+ * What is left to do once the set on disk changed (or was put back by a roll
+ * back), so that a stop that cuts the call short (a shutdown past its bound, a
+ * crash) leaves the next start to reload, check, roll back and audit it as
+ * this call, not as a change made outside carotated. The hooks add the call's
+ * own lines (its audit record). 0, or -1 when they do not fit.
  */
+static int
+rotation_note_text(struct rotation *op, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s\n", PENDING_MAGIC);
+	rotation_line(buf, len, "call", op->call);
+	rotation_line(buf, len, "backup", op->backup[0] != '\0' ? op->backup : "-");
+	rotation_line(buf, len, "restored", op->restored[0] != '\0' ? op->restored : "-");
+	rotation_line(buf, len, "expected", op->expected);
+	rotation_line(buf, len, "previous", op->previous[0] != '\0' ? op->previous : "-");
+	rotation_line(buf, len, "forced", op->forced ? "1" : "0");
+	rotation_line(buf, len, "rolling_back", op->rolling_back ? "1" : "0");
+	rotation_line(buf, len, "rollback_backup",
+	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
+	rotation_line(buf, len, "failure", op->failure[0] != '\0' ? op->failure : "-");
+	return op->hooks->save(op->arg, buf, len);
+}
+
+/*
+ * The swap's note (struct journal_note): written by the journal before its
+ * commit, for the backup it makes, so that no crash after the swap loses the
+ * call (its caller, reason, backup).
+ */
+static int
+rotation_note_swap(void *arg, const char *backup_id, char *buf, size_t len)
+{
+	struct rotation *op = arg;
+
+	snprintf(op->backup, sizeof(op->backup), "%s", backup_id);
+	return rotation_note_text(op, buf, len);
+}
+
+/* The note rewritten after a roll back's swap (which carries none): the call goes on. */
 static void
 rotation_note(struct rotation *op)
 {
 	char buf[JOURNAL_PENDING_MAX], err[512] = "";
 
-	snprintf(buf, sizeof(buf), "%s\n", PENDING_MAGIC);
-	rotation_line(buf, sizeof(buf), "call", op->call);
-	rotation_line(buf, sizeof(buf), "backup", op->backup[0] != '\0' ? op->backup : "-");
-	rotation_line(buf, sizeof(buf), "restored", op->restored[0] != '\0' ? op->restored : "-");
-	rotation_line(buf, sizeof(buf), "expected", op->expected);
-	rotation_line(buf, sizeof(buf), "previous", op->previous[0] != '\0' ? op->previous : "-");
-	rotation_line(buf, sizeof(buf), "forced", op->forced ? "1" : "0");
-	rotation_line(buf, sizeof(buf), "rolling_back", op->rolling_back ? "1" : "0");
-	rotation_line(buf, sizeof(buf), "rollback_backup",
-	    op->rollback_backup[0] != '\0' ? op->rollback_backup : "-");
-	rotation_line(buf, sizeof(buf), "failure", op->failure[0] != '\0' ? op->failure : "-");
-	if (op->hooks->save(op->arg, buf, sizeof(buf)) == -1 ||
+	if (rotation_note_text(op, buf, sizeof(buf)) == -1 ||
 	    journal_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
 		    err[0] != '\0' ? err : "the record does not fit");
@@ -315,7 +346,7 @@ rotation_rollback(struct rotation *op, const char *id, const char *previous)
 
 	op->rolling_back = 1;
 	snprintf(op->expected, sizeof(op->expected), "%s", previous);
-	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, op->rollback_backup,
+	if (swap_restore_as(op->cd->conf, id, time(NULL), 1, NULL, op->rollback_backup,
 	        sizeof(op->rollback_backup), err, sizeof(err)) == -1) {
 		log_warnx("%s: roll back to %s: %s", op->call, id, err);
 		rotation_reply(op, CAROTATE__V1__STATUS__INTERNAL,
@@ -641,9 +672,7 @@ rotation_renew_result(struct rotation *op, const Carotate__Internal__Material *m
 	}
 	log_info("renew: the new server certificate is live (%s); the previous set is in %s",
 	    op->expected, op->backup);
-	op->hooks->begin(op->arg);
-	rotation_note(op);
-	rotation_swapped(op);
+	rotation_start(op, "renew-after-journal");
 }
 
 /*
@@ -659,6 +688,7 @@ rotation_renew_swap(
 	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
 		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
 		op->origin[0] != '\0' ? op->origin : "generated", time(NULL) };
+	struct journal_note note = { rotation_note_swap, op };
 	STACK_OF(X509) * certs;
 	char why[128];
 
@@ -671,5 +701,6 @@ rotation_renew_swap(
 	if (ssldir_renewal(conf, &f, err, errlen) == -1)
 		return -1;
 	fault_point("renew-before-swap");
-	return swap_renew(conf, f.created, op->ca, op->backup, sizeof(op->backup), err, errlen);
+	return swap_renew(
+	    conf, f.created, op->ca, &note, op->backup, sizeof(op->backup), err, errlen);
 }

@@ -1,7 +1,8 @@
 /*
  * The rotation engine: the swap -> reload -> TLS check -> roll back state
  * machine of rotate and restore, and the pending note that lets the next
- * start finish a call a stop cut short (its file: swap.c, swap_pending_*).
+ * start finish a call a stop cut short (its file: journal.c, JOURNAL_PENDING,
+ * written by the swap's journal before its commit).
  */
 #ifndef CAROTATE_ROTATION_H
 #define CAROTATE_ROTATION_H
@@ -56,7 +57,11 @@ struct rotation_result {
 struct rotation_hooks {
 	/* The swap is done and the call goes on: the owner's answer waits. */
 	void (*begin)(void *arg);
-	/* Adds the owner's lines (its audit record) to the pending note; -1: they do not fit. */
+	/*
+	 * Adds the owner's lines (its audit record) to the pending note; -1: they do not fit.
+	 * Asked during the swap, before begin (the journal writes the note before its
+	 * commit), and again after a roll back.
+	 */
 	int (*save)(void *arg, char *buf, size_t len);
 	/* At start-up: the owner of the call a pending note (its whole text) records. */
 	void *(*load)(struct carotated *, const char *text);

@@ -470,12 +470,19 @@ rpc_rotate_begin(void *arg)
 	c->ctx = NULL;
 }
 
+/*
+ * The record into the note. The swap writes the note before its commit, while
+ * the handler runs: then the record is still the context's (begin takes it).
+ */
 static int
 rpc_rotate_save(void *arg, char *buf, size_t len)
 {
 	struct rpc_rotate_call *c = arg;
+	const struct audit_call *ac = c->audit != NULL ? c->audit
+	                              : c->ctx != NULL ? c->ctx->audit
+	                                               : NULL;
 
-	return c->audit != NULL ? audit_call_save(c->audit, buf, len) : 0;
+	return ac != NULL ? audit_call_save(ac, buf, len) : 0;
 }
 
 /* A call a stop cut short: no client waits; its record is the one the note kept. */

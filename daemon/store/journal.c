@@ -14,7 +14,20 @@
  * copies the new set into place). Rolling forward there loses nothing, since
  * the old set is safe in a complete backup that a restore brings back, while
  * undoing would have to put a half-installed set back into new/. A swap with
- * no active set has no backup steps and is committed from the start.
+ * no active set has no backup steps and is committed from the start (unless
+ * it carries a note, below).
+ *
+ * The call that asked for the swap (its caller, reason, backup, what is left
+ * to do: reload, TLS check, roll back, audit) must survive a crash once the
+ * swap can no longer be undone, or the next start would find a new set that
+ * nobody asked for. So the journal carries the caller's pending note
+ * (JOURNAL_PENDING, struct journal_note): it is written, durably, right
+ * before the journal is rewritten as committed ("note yes" says so), a swap
+ * with nothing to back up starting as prepared for that one line. Recovery
+ * that undoes such a swap removes the note (nothing changed, nothing to
+ * finish), before the journal goes; one that finishes it leaves the note for
+ * the engine to finish the call. A roll back's swap carries no note: the
+ * call's own note stays valid across it.
  *
  * That is for crashes. A swap that meets an error while running (an I/O error,
  * a full disk) knows exactly which steps it did, and undoes all of them, those
@@ -24,9 +37,10 @@
  *
  * Journal (state_dir/swap.journal, written with fsx_replace):
  *	carotate-swap 1
- *	op rotate|restore
+ *	op rotate|restore|renew
  *	backup certs-YYYYMMDD-HHMMSS[-N] | -
  *	state prepared|committed
+ *	note yes			(when the swap writes a pending note)
  *	step mkdir - <backup> -
  *	step move . <backup> <name>	(one per file of the active set)
  *	commit
@@ -82,6 +96,9 @@ static int journal_parse_step(struct journal_ctx *, struct journal *, const char
 static int journal_parse_line(struct journal_ctx *, struct journal *, const char *);
 static int journal_read(struct journal_ctx *, struct journal *);
 static int journal_remove(struct journal_ctx *);
+static int journal_note_write(
+    struct journal_ctx *, const struct journal *, const struct journal_note *);
+static int journal_note_remove(struct journal_ctx *, const struct journal *);
 
 /* Crash points swap-<op>-1, -2, ... between steps; the tests walk them all. */
 static void
@@ -414,7 +431,9 @@ journal_abort(struct journal_ctx *c, const struct journal *j, size_t n)
 	char why[256], how[256];
 
 	snprintf(why, sizeof(why), "%s", c->err);
-	if (journal_undo_all(c, j, n) == 0 && journal_remove(c) == 0) {
+	/* The note goes before the journal: a crash between them undoes again, and removes it. */
+	if (journal_undo_all(c, j, n) == 0 && journal_note_remove(c, j) == 0 &&
+	    journal_remove(c) == 0) {
 		snprintf(c->err, c->errlen, "%s (nothing changed)", why);
 		return;
 	}
@@ -454,11 +473,13 @@ journal_unfinish(struct journal_ctx *c, struct journal *j, size_t failed)
  * fails: then the journal stays and the next start undoes or finishes the swap.
  */
 int
-journal_run(struct journal_ctx *c, struct journal *j)
+journal_run(struct journal_ctx *c, struct journal *j, const struct journal_note *note)
 {
 	size_t i, failed = 0;
 
-	j->committed = j->ncommit == 0;
+	/* A note is written before the commit: a swap with one is prepared first, always. */
+	j->noted = note != NULL;
+	j->committed = j->ncommit == 0 && !j->noted;
 	if (journal_write(c, j) == -1) {
 		/* Nothing was done; a journal that reached the disk all the same goes. */
 		journal_abort(c, j, 0);
@@ -474,6 +495,11 @@ journal_run(struct journal_ctx *c, struct journal *j)
 		journal_fault(c);
 	}
 	if (!j->committed) {
+		/* The call is written down before the swap can only go forward. */
+		if (j->noted && journal_note_write(c, j, note) == -1) {
+			journal_abort(c, j, j->ncommit);
+			return -1;
+		}
 		j->committed = 1;
 		/*
 		 * XXX the journal on disk may say either state; undoing fits both, and
@@ -508,8 +534,9 @@ journal_write(struct journal_ctx *c, const struct journal *j)
 	size_t i, len = 0;
 	int r;
 
-	r = strbuf_appendf(buf, sizeof(buf), &len, "%s\nop %s\nbackup %s\nstate %s\n",
-	    JOURNAL_MAGIC, j->op, j->backup, j->committed ? "committed" : "prepared");
+	r = strbuf_appendf(buf, sizeof(buf), &len, "%s\nop %s\nbackup %s\nstate %s\n%s",
+	    JOURNAL_MAGIC, j->op, j->backup, j->committed ? "committed" : "prepared",
+	    j->noted ? "note yes\n" : "");
 	for (i = 0; i <= j->nsteps && r == 0; i++) {
 		if (i == j->ncommit)
 			r = strbuf_appendf(buf, sizeof(buf), &len, "commit\n");
@@ -560,6 +587,8 @@ journal_parse_line(struct journal_ctx *c, struct journal *j, const char *line)
 		snprintf(j->backup, sizeof(j->backup), "%s", line + 7);
 	else if (strcmp(line, "state prepared") == 0 || strcmp(line, "state committed") == 0)
 		j->committed = line[6] == 'c';
+	else if (strcmp(line, "note yes") == 0)
+		j->noted = 1;
 	else if (strcmp(line, "commit") == 0)
 		j->ncommit = j->nsteps;
 	else if (journal_parse_step(c, j, line) == -1)
@@ -596,6 +625,41 @@ journal_read(struct journal_ctx *c, struct journal *j)
 	return r == -1 ? -1 : 1;
 }
 
+/*
+ * The caller's note, for the backup this swap makes, written (fsx_replace:
+ * file and directory synced) before the commit. 0, or -1 with err.
+ */
+static int
+journal_note_write(struct journal_ctx *c, const struct journal *j, const struct journal_note *note)
+{
+	char buf[JOURNAL_PENDING_MAX];
+
+	buf[0] = '\0';
+	if (note->text(note->arg, strcmp(j->backup, "-") != 0 ? j->backup : "", buf, sizeof(buf)) ==
+	        -1 ||
+	    strlen(buf) == 0)
+		return errbuf_fail(c->err, c->errlen, "%s/%s: the record of the %s does not fit",
+		    c->conf->state_dir, JOURNAL_PENDING, j->op);
+	if (fsx_replace(c->stfd, JOURNAL_PENDING, buf, strlen(buf), 0600) == -1)
+		return errbuf_fail(c->err, c->errlen, "cannot write %s/%s: %s", c->conf->state_dir,
+		    JOURNAL_PENDING, strerror(errno));
+	journal_fault(c);
+	return 0;
+}
+
+/* An undone swap that carried a note leaves nothing to finish: the note goes, durably. */
+static int
+journal_note_remove(struct journal_ctx *c, const struct journal *j)
+{
+	if (!j->noted)
+		return 0;
+	if ((unlinkat(c->stfd, JOURNAL_PENDING, 0) == -1 && errno != ENOENT) ||
+	    fsx_fsync_dir(c->stfd) == -1)
+		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->state_dir,
+		    JOURNAL_PENDING, strerror(errno));
+	return 0;
+}
+
 static int
 journal_remove(struct journal_ctx *c)
 {
@@ -621,9 +685,10 @@ journal_recover(const struct config *conf, char *err, size_t errlen)
 	if ((r = journal_read(&c, &j)) == 1) {
 		log_info("%s an interrupted %s (backup %s)", j.committed ? "finishing" : "undoing",
 		    j.op, j.backup);
-		if (j.committed
-		        ? journal_finish(&c, &j) == -1
-		        : journal_undo_all(&c, &j, j.ncommit) == -1 || journal_remove(&c) == -1)
+		/* Undone: the note of the call goes too (nothing changed, nothing to finish). */
+		if (j.committed ? journal_finish(&c, &j) == -1
+		                : journal_undo_all(&c, &j, j.ncommit) == -1 ||
+		                      journal_note_remove(&c, &j) == -1 || journal_remove(&c) == -1)
 			r = -1;
 	}
 	journal_close(&c);

@@ -33,11 +33,25 @@ struct journal_step {
 	char name[JOURNAL_NAME_MAX]; /* a set file name or "-" */
 };
 
+/*
+ * The pending note (JOURNAL_PENDING, below) a swap writes at its commit
+ * point, so that the call is finished as itself whatever stops the daemon once
+ * the swap can no longer be undone. text fills buf (len bytes, NUL-terminated)
+ * for the backup the swap makes ("" when none): 0, or -1 when it does not fit.
+ * The text is the caller's; the store only writes it durably, and removes it
+ * when the swap is undone.
+ */
+struct journal_note {
+	int (*text)(void *arg, const char *backup_id, char *buf, size_t len);
+	void *arg;
+};
+
 /* One swap's steps: [0, ncommit) are undone by recovery, the rest finished. */
 struct journal {
 	char op[16];
 	char backup[BACKUP_ID_MAX]; /* the backup this swap creates; "-" when none */
 	int committed;
+	int noted; /* the swap writes a pending note at its commit ("note yes") */
 	size_t ncommit;
 	size_t nsteps;
 	struct journal_step steps[JOURNAL_MAX_STEPS];
@@ -72,16 +86,19 @@ void journal_add(
 /* -1 with err when a journal awaits recovery: nothing may touch the set until the next start. */
 int journal_idle(struct journal_ctx *);
 /*
- * Writes the journal, runs the steps before the commit, commits, runs the
- * rest, removes the journal; a crash point follows each step. A failure
- * undoes every step done (the previous set is live, whole) unless undoing
- * fails too: then the journal stays for the next start. 0, or -1 with err.
+ * Writes the journal, runs the steps before the commit, writes note (NULL:
+ * none), commits, runs the rest, removes the journal; a crash point follows
+ * each step. A failure undoes every step done and removes the note (the
+ * previous set is live, whole) unless undoing fails too: then the journal
+ * stays for the next start. 0, or -1 with err.
  */
-int journal_run(struct journal_ctx *, struct journal *);
+int journal_run(struct journal_ctx *, struct journal *, const struct journal_note *note);
 /*
  * At start-up, before anything reads the SSL directory: undoes or finishes a
- * swap interrupted by a crash. 1 when a journal was handled, 0 when there was
- * none, -1 (journal kept, err filled in) when it could not be.
+ * swap interrupted by a crash. A swap undone takes its pending note with it;
+ * one finished leaves it for the engine to finish the call. 1 when a journal
+ * was handled, 0 when there was none, -1 (journal kept, err filled in) when
+ * it could not be.
  */
 int journal_recover(const struct config *, char *err, size_t errlen);
 /* 1 when a journal awaits recovery, 0 when not, -1 with err when that cannot be told. */
@@ -91,7 +108,9 @@ int journal_exists(const struct config *, char *err, size_t errlen);
  * The rest of a swap that went through (reload, TLS check, roll back, audit)
  * is written down in state_dir/swap.pending (JOURNAL_PENDING) until the call
  * answers, so that a daemon stopped before that (a shutdown that outlasted its
- * bound, a crash) finishes it at the next start. The text is the caller's (one
+ * bound, a crash) finishes it at the next start. journal_run writes it before
+ * its commit (struct journal_note); a roll back keeps the call's note and
+ * rewrites it with these. The text is the caller's (one
  * "key value" per line); these only store it durably. write: 0, or -1 with
  * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
  * with err. remove: 0, or -1 with err.

@@ -25,7 +25,7 @@ static int swap_plan_backup(
     struct journal_ctx *, struct journal *, time_t, const char *, const char *);
 static int swap_check_ca(struct journal_ctx *, int, const char *, const char *);
 static int swap_move_in(const struct config *, const char *, time_t, const char *, const char *,
-    char *, size_t, char *, size_t);
+    const struct journal_note *, char *, size_t, char *, size_t);
 
 /* The steps before the point of no return: the active set, if any, into a new backup. */
 static int
@@ -85,15 +85,15 @@ int
 swap_rotate(const struct config *conf, time_t now, const char *reason, char *backup_id,
     size_t idlen, char *err, size_t errlen)
 {
-	return swap_rotate_ca(conf, now, reason, NULL, backup_id, idlen, err, errlen);
+	return swap_rotate_ca(conf, now, reason, NULL, NULL, backup_id, idlen, err, errlen);
 }
 
 int
 swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const char *expect_ca,
-    char *backup_id, size_t idlen, char *err, size_t errlen)
+    const struct journal_note *note, char *backup_id, size_t idlen, char *err, size_t errlen)
 {
 	return swap_move_in(
-	    conf, SSLDIR_STAGING, now, reason, expect_ca, backup_id, idlen, err, errlen);
+	    conf, SSLDIR_STAGING, now, reason, expect_ca, note, backup_id, idlen, err, errlen);
 }
 
 /*
@@ -104,17 +104,18 @@ swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const 
  * a copy of the active CA: moving it too keeps the set whole in one direction.
  */
 int
-swap_renew(const struct config *conf, time_t now, const char *expect_ca, char *backup_id,
-    size_t idlen, char *err, size_t errlen)
+swap_renew(const struct config *conf, time_t now, const char *expect_ca,
+    const struct journal_note *note, char *backup_id, size_t idlen, char *err, size_t errlen)
 {
 	return swap_move_in(
-	    conf, SSLDIR_RENEWING, now, "renew", expect_ca, backup_id, idlen, err, errlen);
+	    conf, SSLDIR_RENEWING, now, "renew", expect_ca, note, backup_id, idlen, err, errlen);
 }
 
 /* The set in src (new/ or renew/) replaces the active one, which goes to a new backup. */
 static int
 swap_move_in(const struct config *conf, const char *src, time_t now, const char *reason,
-    const char *expect_ca, char *backup_id, size_t idlen, char *err, size_t errlen)
+    const char *expect_ca, const struct journal_note *note, char *backup_id, size_t idlen,
+    char *err, size_t errlen)
 {
 	const char *op = strcmp(src, SSLDIR_RENEWING) == 0 ? "renew" : "rotate";
 	struct journal_ctx c;
@@ -159,7 +160,7 @@ swap_move_in(const struct config *conf, const char *src, time_t now, const char 
 		goto out;
 	if (strcmp(j.backup, "-") != 0)
 		snprintf(backup_id, idlen, "%s", j.backup);
-	r = journal_run(&c, &j);
+	r = journal_run(&c, &j, note);
 out:
 	if (nfd != -1)
 		close(nfd);
@@ -171,12 +172,12 @@ int
 swap_restore(const struct config *conf, const char *id, time_t now, char *new_backup_id,
     size_t idlen, char *err, size_t errlen)
 {
-	return swap_restore_as(conf, id, now, 0, new_backup_id, idlen, err, errlen);
+	return swap_restore_as(conf, id, now, 0, NULL, new_backup_id, idlen, err, errlen);
 }
 
 int
 swap_restore_as(const struct config *conf, const char *id, time_t now, int rollback,
-    char *new_backup_id, size_t idlen, char *err, size_t errlen)
+    const struct journal_note *note, char *new_backup_id, size_t idlen, char *err, size_t errlen)
 {
 	char reason[80];
 	struct journal_ctx c;
@@ -200,7 +201,7 @@ swap_restore_as(const struct config *conf, const char *id, time_t now, int rollb
 			journal_add(&j, JOURNAL_COPY, id, ".", c.names[i]);
 	if (strcmp(j.backup, "-") != 0)
 		snprintf(new_backup_id, idlen, "%s", j.backup);
-	r = journal_run(&c, &j);
+	r = journal_run(&c, &j, note);
 out:
 	journal_close(&c);
 	return r;

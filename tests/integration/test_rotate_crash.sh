@@ -1,4 +1,5 @@
 #!/bin/bash
+# timeout: 480 (about 40 crash points, each a restart; a call finished at start-up reloads and checks)
 # rotate, restore and renew are crash-safe (issues 5 and 18): the daemon is killed (SIGKILL at
 # an injected point, carotated-faults) at every step of the journaled swap and of what follows
 # it (bundle, reload); renew also just before its swap, with renew/ written. After a restart,
@@ -8,14 +9,23 @@
 #  - no temporary file or directory is left, no renew/, the journal is gone, every backup
 #    directory holds a whole set that matches its manifest;
 #  - rotate: the staged set is still staged exactly when the old set is active;
-#  - renew: the CA is the same one and issued the active leaf; the audit log tells the truth:
-#    no renew recorded as done while the old leaf is active, and a renewed leaf is accounted
-#    for (a renew record that verified it, or the recovery of its journal); a crash after the
-#    swap is finished at the restart: reload, TLS check, one renew record with verified=yes;
-#  - the daemon answers and the bundle holds the active CA.
+#  - renew: the CA is the same one and issued the active leaf; a crash after the swap is
+#    finished at the restart: reload, TLS check, one renew record with verified=yes;
+#  - the daemon answers and the bundle holds the active CA;
+#  - every call (rotate, restore, renew) is credited to its caller in the audit log: no
+#    `adopt` "changed outside carotated" record appears; when the new set is live, the one
+#    record of the call is OK and verified, names the caller (the ctl user's uid, a pid that
+#    is not 0), carries the reason given and the backup the swap made (which exists); when
+#    the old set is live, no record of the call exists.
 # Before renew had its crash walk, none of its crash points (renew-before-swap, swap-renew-N,
 # and the reload that follows) was exercised: a renew/ left behind, a leaf without its key or
 # an unaudited swap would have gone unseen.
+# Issue 19: the pending note that lets the next start finish a call was written only after
+# the swap's journal was gone. A kill -9 (or a power cut) between the two left the new set
+# live with neither journal nor note: the restart audited an `adopt` "changed outside
+# carotated" (uid 0, pid 0) and the caller, the reason and the backup id were lost. The
+# points <op>-after-journal (right after the swap returns) and the last swap-<op>-N points
+# hit that window; the journal now writes the note before its commit.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -83,7 +93,7 @@ crash_loop() {
 	shift 5
 	[ "$op" != renew ] || points="renew-before-swap"
 	for n in $(seq 1 40); do points="$points $prefix-$n"; done
-	points="$points rotate-after-swap rotate-after-publish rotate-after-reload"
+	points="$points $op-after-journal rotate-after-swap rotate-after-publish rotate-after-reload"
 	local swap_done=0
 	for point in $points; do
 		case $point in "$prefix"-*) [ "$swap_done" -eq 0 ] || continue ;; esac
@@ -120,12 +130,63 @@ crash_loop() {
 			fi
 		fi
 		[ "$op" != renew ] || renew_consistent "$point" "$cur"
+		audit_consistent "$op" "$point" "$([ "$cur" = "$old" ] && echo old || echo new)"
 		ok "$op: crash at $point -> $([ "$cur" = "$old" ] && echo old || echo new) set, consistent"
 		stop_daemon
 	done
 }
 
-crash_loop rotate swap-rotate staged "$OLD" "$NEW" rotate --force --reason crash
+# op_audited OP: the audit log holds a record of OP (a resumed call ended).
+op_audited() { ctl --json audit --limit 50 | "$PY" -c '
+import json, sys
+sys.exit(not any(r["call"] == sys.argv[1] for r in json.load(sys.stdin)["records"]))' "$1"; }
+
+# audit_consistent OP POINT old|new: the audit log credits the call to its caller, or says
+# nothing of it. REASON: the reason the call gave ("" none).
+REASON=""
+audit_consistent() {
+	local op=$1 point=$2 state=$3
+	if [ "$state" = new ]; then
+		wait_until 15000 op_audited "$op" ||
+			fail "$op $point: the restart finishes and audits the $op" "$(ctl audit --limit 5)"
+	fi
+	ctl --json audit --limit 50 >"$T/audit.json"
+	"$PY" - "$T/audit.json" "$op" "$state" "$(id -u)" "$REASON" "$SSL_DIR" <<'PYEOF' ||
+import json, os, re, sys
+recs = json.load(open(sys.argv[1]))["records"]
+op, state, uid, reason, ssl = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
+def bad(msg):
+    print(msg, json.dumps(recs[:6], indent=1))
+    sys.exit(1)
+adopt = [r for r in recs if r["call"] == "adopt" or "outside carotated" in r.get("detail", "")]
+if adopt:
+    bad("a change made outside carotated was adopted: the %s lost its caller" % op)
+if any(r["result"] != "OK" for r in recs if r["call"] == "recover"):
+    bad("the journal was replayed")
+mine = [r for r in recs if r["call"] == op]
+if len(mine) > 1:
+    bad("one call, at most one %s record" % op)
+if state == "old" and mine:
+    bad("the old set is live, yet a %s is recorded" % op)
+if state == "new":
+    if not mine:
+        bad("the new set is live, yet no %s is recorded" % op)
+    r, d = mine[0], mine[0].get("detail", "")
+    if r["result"] != "OK" or "verified=yes" not in d:
+        bad("the %s is recorded as done and verified" % op)
+    if r["uid"] != uid or r["pid"] == 0:
+        bad("the %s is credited to its caller (uid %d, a pid)" % (op, uid))
+    if reason and ('reason="%s"' % reason) not in d:
+        bad("the %s record carries the reason %r" % (op, reason))
+    m = re.search(r'backup_made="(certs-[0-9-]+)"', d)
+    if not m or not os.path.isdir(os.path.join(ssl, m.group(1))):
+        bad("the %s record names the backup its swap made, which exists" % op)
+PYEOF
+		fail "$op $point: the audit log credits the call" "$(head -c 1500 "$T/audit.json")"
+}
+
+REASON=crash
+crash_loop rotate swap-rotate staged "$OLD" "$NEW" rotate --force --reason "$REASON"
 
 # A finished rotate, as the state to restore from.
 reset_to staged
@@ -136,57 +197,26 @@ B=$(jget backup "$T/rot.json")
 stop_daemon
 cp -a "$SSL_DIR" "$T/ssl.rotated"
 cp -a "$STATE_DIR" "$T/state.rotated"
-crash_loop restore swap-restore rotated "$NEW" "$OLD" restore "$B"
-
-# renew_audited: the audit log holds a renew record (the resumed call ended).
-renew_audited() { ctl --json audit --limit 20 | "$PY" -c '
-import json, sys
-sys.exit(not any(r["call"] == "renew" for r in json.load(sys.stdin)["records"]))'; }
+REASON="crash restore"
+crash_loop restore swap-restore rotated "$NEW" "$OLD" restore "$B" --reason "$REASON"
 
 # renew_consistent POINT CUR: after a renew crashed at POINT and a restart (set_sum CUR).
 renew_consistent() {
-	local point=$1 cur=$2 ca want
+	local point=$1 cur=$2 ca
 	ca=$(cert_der_sha256 "$SSL_DIR/ca.crt")
 	assert_eq "$RENEW_CA" "$ca" "renew $point: the CA is the same"
 	openssl verify -CAfile "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" >/dev/null 2>&1 ||
 		fail "renew $point: the active CA issued the active leaf"
 	case $point in
-	rotate-after-*)
+	rotate-after-* | renew-after-journal)
 		# The swap was done: the restart finishes the call, which the proxy serves.
-		[ "$cur" != "$RENEW_OLD" ] || fail "renew $point: past the swap, the renewed set stays"
-		wait_until 15000 renew_audited ||
-			fail "renew $point: the restart finishes and audits the renew" "$(ctl audit --limit 5)"
-		want="renew OK" ;;
-	*) want="" ;;
+		[ "$cur" != "$RENEW_OLD" ] || fail "renew $point: past the swap, the renewed set stays" ;;
 	esac
-	ctl --json audit --limit 50 >"$T/audit.json"
-	"$PY" - "$T/audit.json" "$([ "$cur" = "$RENEW_OLD" ] && echo old || echo new)" "$want" <<'PYEOF' ||
-import json, sys
-recs = json.load(open(sys.argv[1]))["records"]
-state, want = sys.argv[2], sys.argv[3]
-renew = [r for r in recs if r["call"] == "renew"]
-recover = [r for r in recs if r["call"] == "recover"]
-done = [r for r in renew if r["result"] == "OK"]
-def bad(msg):
-    print(msg, json.dumps(recs[:6], indent=1))
-    sys.exit(1)
-if len(renew) > 1:
-    bad("one call, at most one renew record")
-if any(r["result"] != "OK" for r in recover):
-    bad("the journal was replayed")
-if state == "old" and done:
-    bad("the old leaf is active, yet a renew is recorded as done")
-if state == "new" and not done and not recover:
-    bad("the renewed leaf is active, yet neither a renew nor a recovery is recorded")
-if want == "renew OK" and (not done or "verified=yes" not in done[0].get("detail", "")):
-    bad("the finished renew is recorded as verified")
-PYEOF
-		fail "renew $point: the audit log is consistent" "$(head -c 1500 "$T/audit.json")"
-	ok "renew $point: the audit log is consistent"
 }
 
 # renew, from the rotated (generated, so carotated holds its CA key) set, as the last one.
 reset_to rotated
 RENEW_OLD=$(set_sum "$SSL_DIR")
 RENEW_CA=$(cert_der_sha256 "$SSL_DIR/ca.crt")
+REASON=""
 crash_loop renew swap-renew rotated "$RENEW_OLD" any renew

@@ -31,6 +31,37 @@ static struct config conf;
 static void make_set(const char *, const char *);
 static const char *active_set(void);
 static void make_manual(const char *, const char *);
+static int note_text(void *, const char *, char *, size_t);
+static const char *pending(void);
+
+static int note_calls; /* note_text's, in this process */
+
+/* The caller's pending note (struct journal_note): names the backup the swap made. */
+static int
+note_text(void *arg, const char *backup_id, char *buf, size_t len)
+{
+	note_calls++;
+	if (arg == NULL)
+		return -1; /* "does not fit" */
+	snprintf(buf, len, "note %s backup=%s\n", (const char *)arg,
+	    backup_id[0] != '\0' ? backup_id : "-");
+	return 0;
+}
+
+/* JOURNAL_PENDING's text, or "" when there is none (a static copy). */
+static const char *
+pending(void)
+{
+	static char copy[256];
+	char *text = NULL, err[256];
+	int r;
+
+	r = journal_pending_read(&conf, &text, err, sizeof(err));
+	assert_true(r >= 0);
+	snprintf(copy, sizeof(copy), "%s", r == 1 ? text : "");
+	free(text);
+	return copy;
+}
 
 /* A set named tag ("OLD", "NEW") in dir ("" for the active names, "new/" for the staged set). */
 static void
@@ -233,6 +264,101 @@ test_fail_after_commit(void **st)
 	assert_int_equal(
 	    swap_rotate(&conf, T0 + 62, "rotate", id2, sizeof(id2), err, sizeof(err)), 0);
 	assert_string_equal(active_set(), "OLD");
+}
+
+/*
+ * The pending note travels with the swap (issue 19): it is written before the
+ * commit, with the backup the swap made, and stays once the swap is done, for
+ * the engine to finish the call; a first activation (no backup) has one too.
+ * Before, the engine wrote it only after the journal was gone: a crash in
+ * between left a new set that no call accounted for.
+ */
+static void
+test_note_commit(void **st)
+{
+	struct journal_note note = { note_text, (void *)"rotate" };
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], err[256];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	note_calls = 0;
+	assert_int_equal(
+	    swap_rotate_ca(&conf, T0, "rotate", NULL, &note, id, sizeof(id), err, sizeof(err)), 0);
+	assert_int_equal(note_calls, 1);
+	assert_string_equal(id, "certs-20251127-000000");
+	assert_string_equal(pending(), "note rotate backup=certs-20251127-000000\n");
+	assert_string_equal(active_set(), "NEW");
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
+
+	/* The restore of that backup: a new note, for the backup made of NEW. */
+	note.arg = (void *)"restore";
+	assert_int_equal(
+	    swap_restore_as(&conf, id, T0 + 61, 0, &note, id2, sizeof(id2), err, sizeof(err)), 0);
+	assert_string_equal(pending(), "note restore backup=certs-20251127-000101\n");
+	assert_string_equal(active_set(), "OLD");
+
+	/* No active set: no backup, and the note all the same. */
+	assert_int_equal(setup(NULL), 0);
+	make_set("new/", "NEW");
+	note.arg = (void *)"first";
+	assert_int_equal(
+	    swap_rotate_ca(&conf, T0, "rotate", NULL, &note, id, sizeof(id), err, sizeof(err)), 0);
+	assert_string_equal(id, "");
+	assert_string_equal(pending(), "note first backup=-\n");
+	assert_string_equal(active_set(), "NEW");
+}
+
+/*
+ * A note that cannot be written stops the swap before its commit: nothing
+ * changes, and no note or journal is left. Likewise a swap that fails after
+ * its commit (undone while running) takes its note away: nothing is left to
+ * finish. A swap without a note (a roll back's) leaves the call's note alone.
+ */
+static void
+test_note_undone(void **st)
+{
+	struct journal_note note = { note_text, NULL };
+	char id[SWAP_ID_MAX], id2[SWAP_ID_MAX], err[256], before[8192], after[8192], path[128];
+
+	make_set("", "OLD");
+	make_set("new/", "NEW");
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
+	note_calls = 0;
+	assert_int_equal(
+	    swap_rotate_ca(&conf, T0, "rotate", NULL, &note, id, sizeof(id), err, sizeof(err)), -1);
+	assert_int_equal(note_calls, 1);
+	assert_non_null(strstr(err, "does not fit"));
+	assert_non_null(strstr(err, "nothing changed"));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_string_equal(pending(), "");
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
+
+	/* Fails after the commit (server.key's temporary name is taken): undone, note gone. */
+	note.arg = (void *)"rotate";
+	assert_int_equal(
+	    swap_rotate_ca(&conf, T0, "rotate", NULL, &note, id, sizeof(id), err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/.server.key.tmp", fx.ssl);
+	assert_int_equal(mkdir(path, 0700), 0);
+	fixture_fs_put(fx.ssl, ".server.key.tmp/x", "x", 0600);
+	assert_int_equal(journal_pending_remove(&conf, err, sizeof(err)), 0);
+	note_calls = 0;
+	note.arg = (void *)"restore";
+	assert_int_equal(
+	    swap_restore_as(&conf, id, T0 + 61, 0, &note, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_int_equal(note_calls, 1);
+	assert_non_null(strstr(err, "nothing changed"));
+	assert_string_equal(active_set(), "NEW");
+	assert_string_equal(pending(), "");
+	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
+
+	/* A roll back (no note of its own) that fails the same way keeps the call's note. */
+	assert_int_equal(journal_pending_write(&conf, "EARLIER\n", err, sizeof(err)), 0);
+	assert_int_equal(
+	    swap_restore_as(&conf, id, T0 + 61, 1, NULL, id2, sizeof(id2), err, sizeof(err)), -1);
+	assert_string_equal(pending(), "EARLIER\n");
+	snprintf(path, sizeof(path), "rm -rf %s/.server.key.tmp", fx.ssl);
+	assert_int_equal(system(path), 0);
 }
 
 /* Anything but the exact name of an existing backup is refused, and nothing changes. */
@@ -476,6 +602,9 @@ enum crash_op {
 	CRASH_RENEW, /* renew/ (a new leaf and key beside the same CA) goes live */
 };
 
+/* The walk's swaps carry a note; when not, an earlier note (a roll back's call) must stay. */
+static int crash_noted;
+
 static int crash_child(enum crash_op, const char *, const char *);
 static void crash_prepare(enum crash_op);
 static void crash_check(enum crash_op);
@@ -484,6 +613,8 @@ static void crash_check(enum crash_op);
 static int
 crash_child(enum crash_op op, const char *at, const char *recover_at)
 {
+	struct journal_note note = { note_text, (void *)"crash" };
+	const struct journal_note *np = crash_noted ? &note : NULL;
 	char id[SWAP_ID_MAX], err[256];
 	int status, fd, r;
 	pid_t pid;
@@ -497,12 +628,13 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 		if (recover_at != NULL)
 			r = journal_recover(&conf, err, sizeof(err)) == -1 ? -1 : 0;
 		else if (op == CRASH_RESTORE)
-			r = swap_restore(&conf, "certs-20251127-000000", T0 + 1, id, sizeof(id),
-			    err, sizeof(err));
+			r = swap_restore_as(&conf, "certs-20251127-000000", T0 + 1, 0, np, id,
+			    sizeof(id), err, sizeof(err));
 		else if (op == CRASH_RENEW)
-			r = swap_renew(&conf, T0, NULL, id, sizeof(id), err, sizeof(err));
+			r = swap_renew(&conf, T0, NULL, np, id, sizeof(id), err, sizeof(err));
 		else
-			r = swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err));
+			r = swap_rotate_ca(
+			    &conf, T0, "rotate", NULL, np, id, sizeof(id), err, sizeof(err));
 		_exit(r == 0 ? 0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -528,14 +660,31 @@ crash_prepare(enum crash_op op)
 	if (op == CRASH_RESTORE)
 		assert_int_equal(
 		    swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
+	if (!crash_noted)
+		assert_int_equal(journal_pending_write(&conf, "EARLIER\n", err, sizeof(err)), 0);
 }
 
-/* All old or all new; the rest of the directory agrees; no journal left. */
+/*
+ * All old or all new; the rest of the directory agrees; no journal left. The
+ * note: the swap's when it went through, none when it was undone; an earlier
+ * one untouched by a swap without its own.
+ */
 static void
 crash_check(enum crash_op op)
 {
 	const char *set = active_set();
 	char err[256];
+	int done = strcmp(set, op == CRASH_RESTORE ? "OLD" : "NEW") == 0;
+
+	if (!crash_noted)
+		assert_string_equal(pending(), "EARLIER\n");
+	else if (!done)
+		assert_string_equal(pending(), "");
+	else
+		assert_string_equal(pending(), op == CRASH_ROTATE_FRESH ? "note crash backup=-\n"
+		                               : op == CRASH_RESTORE
+		                                   ? "note crash backup=certs-20251127-000001\n"
+		                                   : "note crash backup=certs-20251127-000000\n");
 
 	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 	assert_false(fixture_fs_exists(fx.ssl, "../state/.swap.journal.tmp"));
@@ -610,6 +759,11 @@ crash_walk(enum crash_op op, const char *name)
 		if (!crash_child(op, at, NULL))
 			break;
 		crashed++;
+		/* A journal left says whether it carries a note. */
+		if (fixture_fs_exists(fx.ssl, "../state/swap.journal"))
+			assert_int_equal(strstr(fixture_fs_get(fx.ssl, "../state/swap.journal"),
+			                     "\nnote yes\n") != NULL,
+			    crash_noted);
 		/* The recovery itself may crash too, at any of its points. */
 		for (m = 1;; m++) {
 			snprintf(rat, sizeof(rat), "swap-recover-%d", m);
@@ -623,8 +777,8 @@ crash_walk(enum crash_op op, const char *name)
 		assert_int_equal(journal_recover(&conf, err, sizeof(err)), 0);
 		crash_check(op);
 	}
-	print_message("%s: %d crash points, %d undone, %d finished, %d crashes in recovery\n", name,
-	    crashed, undone, crashed - undone, rcrashed);
+	print_message("%s%s: %d crash points, %d undone, %d finished, %d crashes in recovery\n",
+	    name, crash_noted ? " (with a note)" : "", crashed, undone, crashed - undone, rcrashed);
 	assert_true(crashed >= 3 && crashed - undone >= 1);
 	/* Past the last point the swap completes. */
 	crash_check(op);
@@ -634,19 +788,22 @@ crash_walk(enum crash_op op, const char *name)
 static void
 test_crash_rotate(void **st)
 {
-	crash_walk(CRASH_ROTATE, "rotate");
+	for (crash_noted = 0; crash_noted < 2; crash_noted++)
+		crash_walk(CRASH_ROTATE, "rotate");
 }
 
 static void
 test_crash_rotate_fresh(void **st)
 {
-	crash_walk(CRASH_ROTATE_FRESH, "rotate");
+	for (crash_noted = 0; crash_noted < 2; crash_noted++)
+		crash_walk(CRASH_ROTATE_FRESH, "rotate");
 }
 
 static void
 test_crash_restore(void **st)
 {
-	crash_walk(CRASH_RESTORE, "restore");
+	for (crash_noted = 0; crash_noted < 2; crash_noted++)
+		crash_walk(CRASH_RESTORE, "restore");
 }
 
 /*
@@ -658,7 +815,8 @@ test_crash_restore(void **st)
 static void
 test_crash_renew(void **st)
 {
-	crash_walk(CRASH_RENEW, "renew");
+	for (crash_noted = 0; crash_noted < 2; crash_noted++)
+		crash_walk(CRASH_RENEW, "renew");
 }
 #endif
 
@@ -676,6 +834,8 @@ main(void)
 		cmocka_unit_test_setup(test_manifest_without_op, setup),
 		cmocka_unit_test_setup(test_symlink_refused, setup),
 		cmocka_unit_test_setup(test_journal_guard, setup),
+		cmocka_unit_test_setup(test_note_commit, setup),
+		cmocka_unit_test_setup(test_note_undone, setup),
 #ifdef CAROTATE_FAULTS
 		cmocka_unit_test_setup(test_crash_rotate, setup),
 		cmocka_unit_test_setup(test_crash_rotate_fresh, setup),
