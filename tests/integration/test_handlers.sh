@@ -3,7 +3,7 @@
 # the engines (engine/rotation.c, stage.c, certjob.c) run the state machines, and only
 # store/ writes the state and SSL directories. Read from the object files (nm), as the
 # linker sees them. rpc_rotate.c once held the swap -> reload -> TLS check -> roll back
-# machine (it called swap_rotate_ca, proxy_reload, proxy_check, journal_note_write),
+# machine (it called swap_rotate_ca, proxy_reload, proxy_check, and wrote the pending note),
 # rpc_stage.c forked the certificate jobs (job_fork_confined) and wrote the generated
 # CA keys into the state directory itself (mkdirat, unlinkat, fsx_create): a reader
 # looking for the rotation found it in a reply builder, and a handler wrote files. Then
