@@ -149,13 +149,11 @@ rpc_stage_done(struct stage_result *res, void *arg)
 int
 rpc_stage_resume(struct carotated *cd)
 {
-	char *text;
-	int r;
+	char *text = stage_pending(cd);
+	int r = text != NULL ? audit_call_settle(cd, text) : 0;
 
-	if ((text = stage_pending(cd)) == NULL)
-		return 0;
-	r = audit_call_settle(cd, text);
 	free(text);
+	/* Recorded (or not ours): the note goes, and the debris of one a stop cut short. */
 	stage_forget(cd, "start-up");
 	return r;
 }

@@ -80,7 +80,10 @@ intent_remove(const struct config *conf, char *err, size_t errlen)
 
 	if ((fd = intent_dir(conf, err, errlen)) == -1)
 		return -1;
-	if ((unlinkat(fd, INTENT_FILE, 0) == -1 && errno != ENOENT) || fsx_fsync_dir(fd) == -1) {
+	/* And the temporary file of a write a stop cut short (fsx_replace's name for it). */
+	if ((unlinkat(fd, INTENT_FILE, 0) == -1 && errno != ENOENT) ||
+	    (unlinkat(fd, "." INTENT_FILE ".tmp", 0) == -1 && errno != ENOENT) ||
+	    fsx_fsync_dir(fd) == -1) {
 		snprintf(err, errlen, "cannot remove %s/%s: %s", conf->state_dir, INTENT_FILE,
 		    strerror(errno));
 		r = -1;

@@ -20,7 +20,10 @@ struct config;
 int intent_write(const struct config *, const char *text, char *err, size_t errlen);
 /* 1 with *text (heap, NUL-terminated), 0 when there is none, -1 with err. */
 int intent_read(const struct config *, char **text, char *err, size_t errlen);
-/* Removes the note (none is no error) and fsyncs the directory. 0, or -1 with err. */
+/*
+ * Removes the note and the temporary file of an interrupted write (none is no
+ * error), and fsyncs the directory. 0, or -1 with err.
+ */
 int intent_remove(const struct config *, char *err, size_t errlen);
 
 #endif

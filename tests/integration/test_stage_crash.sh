@@ -14,7 +14,11 @@
 # Now the call writes an intent note (state_dir/call.pending) first, and the
 # next start records the call as its caller's: no adopt record after any crash
 # point, and the newest generate or discard record names the test's user and
-# ctl's pid.
+# ctl's pid. Before the fix this test failed at stage-after-rename,
+# replace-before-rename (then the bundle's write), replace-before-rename@2,
+# publish-after-bundle, publish-between-canary-files, stage-after-reload and the
+# three discard points, each with "adopt: the staged set changed outside
+# carotated since audit record N; adopted as found".
 . "$(dirname "$0")/lib.sh"
 
 FAULTY="$CAROTATE_BUILD/carotated-faults"
@@ -77,12 +81,19 @@ PY
 			"$(ctl audit --limit 6)"
 	ok "$point: audit: $(cat "$T/audit.verdict"); no adopt"
 	[ ! -e "$STATE_DIR/call.pending" ] || fail "$point: the intent note outlived the start"
+	[ ! -e "$STATE_DIR/.call.pending.tmp" ] || fail "$point: a half-written note was left"
 }
 
 # replace-before-rename is reached first by the intent note's write, @2 by the bundle's.
 points="stage-after-ca-key stage-after-mkdir stage-after-ca stage-after-cert stage-after-key
 stage-before-rename stage-after-rename replace-before-rename replace-before-rename@2
 publish-after-bundle publish-between-canary-files stage-after-reload"
+
+# A log with records: audit_adopt compares the sets on disk with the newest one's after.
+start_daemon
+assert_exit 0 "a first generate" -- ctl generate
+assert_exit 0 "and its discard" -- ctl discard
+stop_daemon
 
 for point in $points; do
 	t_log "--- crash at $point"
