@@ -15,12 +15,25 @@
 
 static int fault_named(const char *, const char *);
 
+/*
+ * $CAROTATE_CRASH_AT is a point's name, or name@N for the Nth time the process
+ * reaches it (a point in a helper used by several steps: fsx_replace writes the
+ * intent note before it writes the bundle).
+ */
 void
 fault_point(const char *name)
 {
-	const char *at = getenv("CAROTATE_CRASH_AT");
+	const char *at = getenv("CAROTATE_CRASH_AT"), *n;
+	static unsigned long hits;
+	size_t k;
 
-	if (at != NULL && strcmp(at, name) == 0) {
+	if (at == NULL)
+		return;
+	n = strchr(at, '@');
+	k = n != NULL ? (size_t)(n - at) : strlen(at);
+	if (strlen(name) != k || strncmp(at, name, k) != 0)
+		return;
+	if (n == NULL || ++hits == strtoul(n + 1, NULL, 10)) {
 		static const char msg[] = "fault_point: crashing here\n";
 
 		if (write(2, msg, sizeof(msg) - 1) < 0) {

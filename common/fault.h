@@ -1,7 +1,8 @@
 /*
  * Crash injection for tests. In a build with -DCAROTATE_FAULTS, a
  * fault_point whose name equals $CAROTATE_CRASH_AT kills the process on the
- * spot (SIGKILL: no clean-up, like a power cut for the process). Elsewhere
+ * spot (SIGKILL: no clean-up, like a power cut for the process); name@N kills
+ * it the Nth time that point is reached (counted from the process's start). Elsewhere
  * fault points compile to nothing.
  */
 #ifndef CAROTATE_FAULT_H

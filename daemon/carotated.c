@@ -543,6 +543,8 @@ main(int argc, char *argv[])
 	}
 	/* A rotate cut short by a stop is finished below, and audited as itself: no adopt. */
 	cd.resuming = carotated_unfinished(&cd);
+	/* A generate, install or discard cut short is credited to its caller: no adopt. */
+	rpc_stage_resume(&cd);
 	/* Logging goes where it will stay: the audit records held since start-up go now. */
 	audit_start(&cd);
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);

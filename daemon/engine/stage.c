@@ -23,6 +23,7 @@
 #include "certset.h"
 #include "config.h"
 #include "fault.h"
+#include "intent.h"
 #include "internal.pb-c.h"
 #include "job.h"
 #include "log.h"
@@ -36,6 +37,7 @@
 #define STAGE_GENERATE_TIMEOUT 300000     /* ms: RSA-4096 on a slow machine */
 #define STAGE_INSTALL_TIMEOUT  30000      /* ms */
 #define STAGE_MAX_MATERIAL     (1u << 20) /* bytes a job may return */
+#define STAGE_NOTE_MAGIC       "carotate-stage-pending 1"
 
 /* One generate or install (or discard) from its start to its result. */
 struct stage {
@@ -62,6 +64,9 @@ static void stage_fail(struct stage *, Carotate__V1__Status, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void stage_finish(struct stage *, struct stage_result *);
 static void stage_free(struct stage *);
+static void stage_note(struct stage *, const char *);
+static void stage_unnote(struct stage *);
+static void stage_staged_sha(const Carotate__Internal__Material *, char *);
 
 static void
 stage_free(struct stage *op)
@@ -120,6 +125,50 @@ stage_start(struct carotated *cd, const char *call, struct certjob *in,
 	return 0;
 }
 
+/*
+ * The sets are about to change: who asked and what will be staged go to the
+ * intent note first, so that a stop (kill, power cut) before the call's audit
+ * record is committed leaves the next start to credit the change to its caller
+ * (rpc_stage_resume), not to audit it as made outside carotated. A note that
+ * cannot be written does not stop the call, as with the swap's pending note.
+ */
+static void
+stage_note(struct stage *op, const char *staged)
+{
+	char buf[INTENT_MAX], err[512] = "";
+
+	snprintf(buf, sizeof(buf), "%s\n", STAGE_NOTE_MAGIC);
+	if (op->hooks->save(op->arg, staged, buf, sizeof(buf)) == -1 ||
+	    intent_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
+		    err[0] != '\0' ? err : "the record does not fit the intent note");
+}
+
+/* Nothing changed after all (a failure before the sets did): no note may outlive the call. */
+static void
+stage_unnote(struct stage *op)
+{
+	char err[512];
+
+	if (intent_remove(op->cd->conf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", op->call, err);
+}
+
+/* The SHA-256 of the CA the job returned (the audit log's fingerprint of it), "?" if unreadable. */
+static void
+stage_staged_sha(const Carotate__Internal__Material *m, char *sha)
+{
+	STACK_OF(X509) * certs;
+	char why[128];
+
+	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
+		snprintf(sha, PKI_SHA256_HEX, "?");
+		return;
+	}
+	pki_cert_sha256(sk_X509_value(certs, 0), sha);
+	sk_X509_pop_free(certs, X509_free);
+}
+
 /* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
 static int
 stage_write(struct stage *op, const Carotate__Internal__Material *m, char *err, size_t errlen)
@@ -128,17 +177,22 @@ stage_write(struct stage *op, const Carotate__Internal__Material *m, char *err, 
 	struct ssldir_files f = { (const char *)m->ca.data, (const char *)m->cert.data,
 		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
 		op->in->install ? "custom" : "generated", time(NULL) };
-	char keyname[CAKEYS_NAME_MAX];
+	char keyname[CAKEYS_NAME_MAX], staged[PKI_SHA256_HEX];
 	struct bundle b;
 	int r;
 
+	stage_staged_sha(m, staged);
+	stage_note(op, staged);
 	if (!op->in->install && cakeys_save(conf, m->ca.data, m->ca.len, m->ca_key.data,
-	                            m->ca_key.len, keyname, err, errlen) == -1)
+	                            m->ca_key.len, keyname, err, errlen) == -1) {
+		stage_unnote(op);
 		return -1;
+	}
 	fault_point("stage-after-ca-key");
 	if (ssldir_stage(conf, &f, err, errlen) == -1) {
 		if (!op->in->install)
 			cakeys_drop(conf, keyname);
+		stage_unnote(op);
 		return -1;
 	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
@@ -214,6 +268,7 @@ stage_reloaded(Carotate__V1__ReloadResult *result, void *arg)
 	struct stage *op = arg;
 	struct stage_result res = { 0 };
 
+	fault_point("stage-after-reload");
 	if (op->publish_err != NULL) {
 		/* The call's change stands; what agents are offered lags until the next publish. */
 		op->warnings = xreallocarray(op->warnings, op->n_warnings + 1, sizeof(char *));
@@ -298,8 +353,17 @@ stage_discard(
 		log_warnx("discard: %s; its CA key (if any) stays", err);
 		staged[0] = '\0';
 	}
-	if (backup_discard(conf, now, kept, sizeof(kept), err, errlen) == -1)
+	op = xcalloc(1, sizeof(*op));
+	op->cd = cd;
+	op->hooks = hooks;
+	op->arg = arg;
+	op->call = "discard";
+	stage_note(op, "-");
+	if (backup_discard(conf, now, kept, sizeof(kept), err, errlen) == -1) {
+		stage_unnote(op);
+		stage_free(op);
 		return -1;
+	}
 	log_info("discard: the staged set is kept as %s/%s", conf->ssl_dir, kept);
 	/*
 	 * A generated CA's private key signs nothing once its set is discarded:
@@ -310,19 +374,42 @@ stage_discard(
 		snprintf(keyname, sizeof(keyname), "%s.key", staged);
 		cakeys_drop(conf, keyname);
 	}
-	op = xcalloc(1, sizeof(*op));
+	fault_point("discard-after-remove");
 	if (bundle_publish(conf, now, &b, err, errlen) == -1) {
 		log_warnx("discard: %s", err);
 		op->publish_err = xstrdup(err);
 	}
 	bundle_clear(&b);
 	agents_refresh(cd);
-	op->cd = cd;
-	op->hooks = hooks;
-	op->arg = arg;
-	op->call = "discard";
 	op->kept_as = xstrdup(kept);
 	hooks->begin(arg);
 	stage_reload(op);
 	return 0;
+}
+
+void
+stage_forget(struct carotated *cd, const char *call)
+{
+	char err[512];
+
+	if (intent_remove(cd->conf, err, sizeof(err)) == -1)
+		log_warnx("%s: %s", call, err);
+}
+
+char *
+stage_pending(struct carotated *cd)
+{
+	char *text = NULL, err[512];
+	int r;
+
+	if ((r = intent_read(cd->conf, &text, err, sizeof(err))) == 1 &&
+	    strncmp(text, STAGE_NOTE_MAGIC "\n", sizeof(STAGE_NOTE_MAGIC)) == 0)
+		return text;
+	if (r == 0)
+		return NULL;
+	log_warnx("%s/%s: %s; removed", cd->conf->state_dir, INTENT_FILE,
+	    r == -1 ? err : "not the note of a generate, install or discard");
+	free(text);
+	stage_forget(cd, "start-up");
+	return NULL;
 }

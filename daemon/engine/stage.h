@@ -31,6 +31,12 @@ struct stage_result {
 struct stage_hooks {
 	/* The call goes on (a job runs, or a reload): the owner's answer waits. */
 	void (*begin)(void *arg);
+	/*
+	 * Before the sets change: the owner's lines (its audit record) for the
+	 * intent note (store/intent.h), given what the call leaves staged (the
+	 * SHA-256 of its CA; "-" for nothing), appended to buf. -1: they do not fit.
+	 */
+	int (*save)(void *arg, const char *staged, char *buf, size_t len);
 	/* The end, or a stop (status UNAVAILABLE): the owner answers. */
 	void (*done)(struct stage_result *, void *arg);
 };
@@ -60,5 +66,18 @@ int stage_discard(
  * now; the audit log records the call as interrupted.
  */
 void stage_abandon(void);
+
+/*
+ * The owner has recorded the call (or found it recorded): its intent note
+ * goes, if it wrote one. Called after the audit record is committed, so that a
+ * stop between the two leaves the note, never a change without a record.
+ */
+void stage_forget(struct carotated *, const char *call);
+/*
+ * At start-up: the text of the intent note a generate, install or discard cut
+ * short by a stop left (heap), or NULL when there is none (or it cannot be read:
+ * logged, and the note is removed; audit_adopt then judges the sets).
+ */
+char *stage_pending(struct carotated *);
 
 #endif

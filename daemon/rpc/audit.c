@@ -81,6 +81,9 @@ static int audit_newest(struct ledger *, struct ledger_audit *);
 static void audit_keep(const struct ledger_audit *, void *);
 static void audit_load_line(struct ledger_audit *, const char *);
 static void audit_load_text(char *, size_t, const char *);
+static void audit_note_value(const char *, const char *, char *, size_t);
+static int audit_same_call(const struct ledger_audit *, const struct ledger_audit *);
+static void audit_append(char *, size_t, const char *);
 
 void
 audit_sanitize(char *dst, size_t len, const char *src)
@@ -487,6 +490,118 @@ audit_call_load(struct carotated *cd, const char *text)
 		return NULL;
 	}
 	return ac;
+}
+
+int
+audit_call_note(const struct audit_call *ac, const char *staged, char *buf, size_t len)
+{
+	char now[LEDGER_AUDIT_MAX_STATE + 1];
+	size_t n, a;
+	int w;
+
+	if (audit_call_save(ac, buf, len) == -1)
+		return -1;
+	audit_fingerprint(ac->cd->conf, now, sizeof(now));
+	a = strcspn(now, " ");
+	n = strlen(buf);
+	w = snprintf(buf + n, len - n, "audit.unchanged %s\naudit.expect %.*s staged=%s\n", now,
+	    (int)a, now, staged);
+	if (w < 0 || (size_t)w >= len - n) {
+		buf[n] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* The value of the line "KEY value" of text, "" when there is none. */
+static void
+audit_note_value(const char *text, const char *key, char *out, size_t len)
+{
+	size_t k = strlen(key), v;
+	const char *p;
+
+	out[0] = '\0';
+	for (p = text; p != NULL && *p != '\0';) {
+		if (strncmp(p, key, k) == 0 && p[k] == ' ') {
+			v = strcspn(p + k + 1, "\n");
+			audit_load_text(out, v + 1 < len ? v + 1 : len, p + k + 1);
+			return;
+		}
+		if ((p = strchr(p, '\n')) != NULL)
+			p++;
+	}
+}
+
+/* Whether the newest record, last, is the call rec opened (same caller, call and sets before). */
+static int
+audit_same_call(const struct ledger_audit *last, const struct ledger_audit *rec)
+{
+	return last->uid == rec->uid && last->pid == rec->pid &&
+	       strcmp(last->call, rec->call) == 0 && strcmp(last->user, rec->user) == 0 &&
+	       strcmp(last->before, rec->before) == 0;
+}
+
+/* Appends "; " and text (ours, not a client's) to a record's detail, cut to fit. */
+static void
+audit_append(char *detail, size_t len, const char *text)
+{
+	size_t n = strlen(detail);
+
+	if (n > 0 && n + 2 < len) {
+		memcpy(detail + n, "; ", 2);
+		n += 2;
+	}
+	audit_sanitize(detail + n, len - n, text);
+}
+
+int
+audit_call_settle(struct carotated *cd, const char *text)
+{
+	struct audit_call *ac = audit_call_load(cd, text);
+	char now[LEDGER_AUDIT_MAX_STATE + 1], expect[LEDGER_AUDIT_MAX_STATE + 1],
+	    unchanged[LEDGER_AUDIT_MAX_STATE + 1];
+	struct ledger_audit *r, last;
+	int status;
+
+	if (ac == NULL)
+		return 0;
+	r = &ac->rec;
+	audit_note_value(text, "audit.expect", expect, sizeof(expect));
+	audit_note_value(text, "audit.unchanged", unchanged, sizeof(unchanged));
+	audit_fingerprint(cd->conf, now, sizeof(now));
+	if (cd->ledger != NULL && audit_newest(cd->ledger, &last) == 1 &&
+	    audit_same_call(&last, r)) {
+		/* Recorded, then stopped before the note went: once is enough. */
+		free(ac);
+		return 0;
+	}
+	if (expect[0] != '\0' && strcmp(now, expect) == 0) {
+		status = CAROTATE__V1__STATUS__OK;
+		audit_append(r->detail, sizeof(r->detail),
+		    "the sets changed as the call meant to; carotated stopped before it "
+		    "answered (the reply was cut short), and recorded it at its next start");
+	} else if (unchanged[0] != '\0' && strcmp(now, unchanged) == 0) {
+		/*
+		 * Recorded all the same: the caller got no answer, and this record
+		 * is what says the call reached carotated and changed nothing.
+		 */
+		status = CAROTATE__V1__STATUS__UNAVAILABLE;
+		audit_append(r->detail, sizeof(r->detail),
+		    "interrupted: carotated stopped before the call changed the sets; nothing "
+		    "changed");
+	} else {
+		log_warnx("%s by uid %lu (pid %lu) was cut short by a stop, and the sets are "
+		          "neither as it found them nor as it meant to leave them",
+		    r->call, (unsigned long)r->uid, (unsigned long)r->pid);
+		free(ac);
+		return 0;
+	}
+	r->time = time(NULL);
+	snprintf(r->result, sizeof(r->result), "%s", status_record_name(status));
+	snprintf(r->after, sizeof(r->after), "%s", now);
+	audit_commit(cd, r);
+	free(ac);
+	return 1;
 }
 
 /* The open interval of uid, call and status, or NULL. */

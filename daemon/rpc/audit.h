@@ -55,6 +55,24 @@ int audit_call_save(const struct audit_call *, char *buf, size_t len);
  * are skipped); NULL when it has no call. Ends with audit_call_end as usual.
  */
 struct audit_call *audit_call_load(struct carotated *, const char *text);
+/*
+ * audit_call_save for a call about to change the sets without a swap (the
+ * intent note, store/intent.h), with two more lines: "audit.unchanged" (the
+ * sets on disk now) and "audit.expect" (the same active set, and the CA
+ * staged, the SHA-256 of its certificate, or "-" for none). 0, or -1 when it
+ * does not fit.
+ */
+int audit_call_note(const struct audit_call *, const char *staged, char *buf, size_t len);
+/*
+ * At start-up, before audit_adopt: the call an intent note (audit_call_note's
+ * text) records, cut short by a stop before its record was committed. The
+ * sets on disk as expected: its record is committed as the caller's, OK, saying
+ * the reply was cut short; as unchanged: as interrupted (UNAVAILABLE), nothing
+ * changed; else nothing (audit_adopt judges them). Nothing either when the
+ * newest record is already this call's (the stop came after its record). 1
+ * when a record was written, 0 when not.
+ */
+int audit_call_settle(struct carotated *, const char *text);
 
 /*
  * An admin call refused by the dispatch table's checks (role, phase, busy),

@@ -79,6 +79,13 @@ void rpc_stage_discard(struct rpc_ctx *, const Carotate__V1__Request *, Carotate
 /* At shutdown, after job_kill_all and proxy_abandon_all: ends a generate, install or discard. */
 void rpc_stage_abandon(void);
 /*
+ * At start-up, once the ledger is open and before audit_start: a generate,
+ * install or discard a stop cut short before its record was committed is
+ * recorded from its intent note as its caller's (audit_call_settle), so that
+ * audit_adopt finds nothing changed outside carotated. 1 when recorded.
+ */
+int rpc_stage_resume(struct carotated *);
+/*
  * At shutdown, after job_kill_all and proxy_abandon_all: tells the client of a
  * rotate or restore cut short; its record stays for rpc_rotate_resume.
  */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "bundle.h"
 #include "carotated.h"
 #include "certjob.h"
@@ -32,6 +33,8 @@ struct rpc_stage_call {
 	struct rpc_ctx *ctx; /* while the handler runs, for rpc_stage_begin */
 	struct carotated *cd;
 	struct control_pending *pending;
+	struct audit_call *audit; /* taken at begin: closed before the intent note goes */
+	int noted;                /* the engine wrote an intent note with it (rpc_stage_save) */
 };
 
 static int rpc_stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
@@ -40,11 +43,13 @@ static int rpc_stage_default_sans(
     const struct config *, struct certjob *, Carotate__V1__Response *);
 static struct rpc_stage_call *rpc_stage_call_new(struct rpc_ctx *);
 static void rpc_stage_begin(void *);
+static int rpc_stage_save(void *, const char *, char *, size_t);
 static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
 static void rpc_stage_done(struct stage_result *, void *);
 
 static const struct stage_hooks rpc_stage_hooks = {
 	rpc_stage_begin,
+	rpc_stage_save,
 	rpc_stage_done,
 };
 
@@ -65,7 +70,22 @@ rpc_stage_begin(void *arg)
 	struct rpc_stage_call *c = arg;
 
 	c->pending = op_defer(c->ctx);
+	c->audit = op_take_audit(c->cd, c->pending);
 	c->ctx = NULL;
+}
+
+/*
+ * The call's audit record for the intent note: before begin (discard) it is
+ * still the context's, after it ours.
+ */
+static int
+rpc_stage_save(void *arg, const char *staged, char *buf, size_t len)
+{
+	struct rpc_stage_call *c = arg;
+	struct audit_call *ac = c->audit != NULL ? c->audit : c->ctx != NULL ? c->ctx->audit : NULL;
+
+	c->noted = 1;
+	return ac != NULL ? audit_call_note(ac, staged, buf, len) : 0;
 }
 
 /* What is now staged (or the backup a discard made) and the bundle published. */
@@ -117,8 +137,25 @@ rpc_stage_done(struct stage_result *res, void *arg)
 		reply_error(reply, res->status, "%s", res->message);
 	else
 		rpc_stage_reply(c->cd, res, reply);
+	/* Recorded first: a stop between the two leaves the note, not an unclaimed change. */
+	audit_call_end(c->audit, reply);
+	c->audit = NULL;
+	if (c->noted)
+		stage_forget(c->cd, res->call);
 	op_finish(c->cd, c->pending, reply);
 	free(c);
+}
+
+int
+rpc_stage_resume(struct carotated *cd)
+{
+	char *text = stage_pending(cd);
+	int r = text != NULL ? audit_call_settle(cd, text) : 0;
+
+	free(text);
+	/* Recorded (or not ours): the note goes, and the debris of one a stop cut short. */
+	stage_forget(cd, "start-up");
+	return r;
 }
 
 void

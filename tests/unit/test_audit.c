@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -602,6 +603,109 @@ test_chain_intact(void **state)
 	assert_int_equal(count(), 8 + 11) /* 11: test_refusals_coalesced */;
 }
 
+/* Removes a set's directory and the files in it, if it is there. */
+static void
+rm_set(const char *dir)
+{
+	char path[640];
+	struct dirent *e;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			assert_int_equal(unlink(path), 0);
+		}
+	closedir(d);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* A note as stage_note writes it: the engine's first line, then the open record's. */
+static struct audit_call *
+noted(pid_t pid, const char *staged, char *note, size_t len)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__GenerateRequest g = CAROTATE__V1__GENERATE_REQUEST__INIT;
+	struct acl_peer peer = { .uid = 1000, .pid = pid };
+	struct audit_call *ac;
+
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_GENERATE;
+	req.generate = &g;
+	ac = audit_call_start(&cd, "generate", &peer, &req);
+	snprintf(note, len, "carotate-stage-pending 1\n");
+	assert_int_equal(audit_call_note(ac, staged, note, len), 0);
+	return ac;
+}
+
+/*
+ * A generate killed after it staged its set and before its record was
+ * committed (issue 19): the next start records it from its note as the
+ * caller's, OK, and audit_adopt then finds nothing changed outside carotated.
+ * Sets as the call found them: interrupted, nothing changed. Sets that match
+ * neither, or a call whose record is already the newest: nothing.
+ */
+static void
+test_call_settled(void **state)
+{
+	char note[8192], scratch[320], ca[PKI_SHA256_HEX], fp[LEDGER_AUDIT_MAX_STATE + 1];
+	struct audit_call *ac;
+	struct ledger_audit a;
+	uint64_t n;
+
+	snprintf(scratch, sizeof(scratch), "%s/scratch", fx.ssl);
+	rm_set(staging);
+	assert_int_equal(mkdir(scratch, 0700), 0);
+	fixture_write_set(scratch, "settled", 0, ca, NULL);
+	audit_adopt(&cd);
+	n = count();
+
+	/* Noted with nothing staged; the set staged; then the stop. */
+	ac = noted(4242, ca, note, sizeof(note));
+	audit_call_free(ac);
+	assert_non_null(strstr(note, "\naudit.expect active="));
+	assert_int_equal(rename(scratch, staging), 0);
+	assert_int_equal(audit_call_settle(&cd, note), 1);
+	assert_int_equal(count(), n + 1);
+	a = newest();
+	audit_fingerprint(cd.conf, fp, sizeof(fp));
+	assert_string_equal(a.call, "generate");
+	assert_string_equal(a.result, "OK");
+	assert_int_equal(a.uid, 1000);
+	assert_int_equal(a.pid, 4242);
+	assert_string_equal(a.after, fp);
+	assert_non_null(strstr(a.detail, "the reply was cut short"));
+	audit_adopt(&cd);
+	assert_int_equal(count(), n + 1); /* explained: no adopt */
+	/* Recorded already (a stop between the record and the note's removal): once. */
+	assert_int_equal(audit_call_settle(&cd, note), 0);
+	assert_int_equal(count(), n + 1);
+
+	/* Noted to leave nothing staged (as a discard), stopped before: interrupted, the caller's.
+	 */
+	ac = noted(4243, "-", note, sizeof(note));
+	audit_call_free(ac);
+	assert_int_equal(audit_call_settle(&cd, note), 1);
+	a = newest();
+	assert_string_equal(a.result, "UNAVAILABLE");
+	assert_int_equal(a.pid, 4243);
+	assert_non_null(strstr(a.detail, "nothing changed"));
+
+	/* Neither as found nor as meant: audit_adopt's to judge. */
+	ac = noted(4244, ca, note, sizeof(note));
+	audit_call_free(ac);
+	rm_set(staging);
+	assert_int_equal(audit_call_settle(&cd, note), 0);
+	assert_int_equal(count(), n + 2);
+	audit_adopt(&cd);
+	a = newest();
+	assert_string_equal(a.call, "adopt");
+	/* Not a note at all. */
+	assert_int_equal(audit_call_settle(&cd, "garbage\n"), 0);
+}
+
 int
 main(void)
 {
@@ -619,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_refusals_coalesced),
 		cmocka_unit_test(test_count_parse),
 		cmocka_unit_test(test_chain_intact),
+		cmocka_unit_test(test_call_settled),
 	};
 
 	return cmocka_run_group_tests_name("audit", tests, group_setup, group_teardown);
