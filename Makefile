@@ -168,7 +168,7 @@ $(O)/faults/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -DCAROTATE_FAULTS $(call pkg_cflags,$(DAEMON_PKGS)) -c -o $@ $<
 
 # The swap's crash walk: the unit test and its module built with crash points armed.
-$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o $(O)/faults/daemon/store/journal.o \
+$(O)/tests/test_swap-faults: $(O)/faults/tests/unit/test_swap.o $(O)/faults/daemon/store/swap.o $(O)/faults/daemon/store/journal.o $(O)/faults/daemon/store/statenote.o \
 	    $(O)/faults/daemon/store/backup.o \
 	    $(O)/faults/daemon/store/ssldir.o $(O)/faults/daemon/store/fsx.o $(PKI_OBJS:$(O)/%=$(O)/faults/%) \
 	    $(filter $(O)/faults/common/%,$(FAULTS_OBJS)) $(filter $(O)/gen/%,$(COMMON_OBJS))
@@ -226,12 +226,12 @@ test_job_objs      := $(O)/daemon/sys/job.o $(O)/daemon/sys/sandbox.o $(O)/daemo
 test_privs_objs    := $(O)/daemon/sys/privs.o $(O)/daemon/sys/sandbox.o
 test_watch_objs    := $(O)/daemon/sys/watch.o
 test_ledger_objs   := $(LEDGER_OBJS)
-test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/backup.o \
+test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/statenote.o $(O)/daemon/store/backup.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o \
 		      $(PKI_OBJS)
-test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/ssldir.o \
+test_backup_objs  := $(O)/daemon/store/backup.o $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/statenote.o $(O)/daemon/store/ssldir.o \
 		      $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_worker_objs   := $(O)/daemon/worker/worker.o $(O)/daemon/sys/supervise.o $(O)/daemon/config.o \
 		      $(O)/daemon/sys/unixsock.o \

@@ -36,6 +36,7 @@
 #include "proxy.h"
 #include "retained.h"
 #include "ssldir.h"
+#include "statenote.h"
 #include "supervise.h"
 #include "journal.h"
 #include "watch.h"
@@ -265,7 +266,7 @@ carotated_unfinished(struct carotated *cd)
 	char *text = NULL, err[256];
 	int r;
 
-	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) == -1)
+	if ((r = statenote_read(cd->conf, JOURNAL_PENDING, &text, err, sizeof(err))) == -1)
 		log_warnx("%s", err);
 	free(text);
 	return r == 1;

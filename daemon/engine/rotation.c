@@ -40,6 +40,7 @@
 #include "retained.h"
 #include "sandbox.h"
 #include "ssldir.h"
+#include "statenote.h"
 #include "rotation.h"
 #include "swap.h"
 #include "xmalloc.h"
@@ -244,10 +245,10 @@ rotation_note_swap(void *arg, const char *backup_id, char *buf, size_t len)
 static void
 rotation_note(struct rotation *op)
 {
-	char buf[JOURNAL_PENDING_MAX], err[512] = "";
+	char buf[STATENOTE_MAX], err[512] = "";
 
 	if (rotation_note_text(op, buf, sizeof(buf)) == -1 ||
-	    journal_pending_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+	    statenote_write(op->cd->conf, JOURNAL_PENDING, buf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
 		    err[0] != '\0' ? err : "the record does not fit");
 }
@@ -425,7 +426,7 @@ rotation_forget(struct carotated *cd, const char *call)
 {
 	char err[256];
 
-	if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
+	if (statenote_remove(cd->conf, JOURNAL_PENDING, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", call, err);
 }
 
@@ -525,7 +526,7 @@ rotation_resume(struct carotated *cd, const struct rotation_hooks *hooks)
 	struct rotation *op;
 	int r;
 
-	if ((r = journal_pending_read(cd->conf, &text, err, sizeof(err))) <= 0) {
+	if ((r = statenote_read(cd->conf, JOURNAL_PENDING, &text, err, sizeof(err))) <= 0) {
 		if (r == -1)
 			log_warnx("%s", err);
 		return r;
@@ -549,7 +550,7 @@ rotation_resume(struct carotated *cd, const struct rotation_hooks *hooks)
 		log_warnx("%s/%s: not a record of an unfinished rotate or restore; removed",
 		    cd->conf->state_dir, JOURNAL_PENDING);
 		rotation_free(op);
-		if (journal_pending_remove(cd->conf, err, sizeof(err)) == -1)
+		if (statenote_remove(cd->conf, JOURNAL_PENDING, err, sizeof(err)) == -1)
 			log_warnx("%s", err);
 		return -1;
 	}

@@ -23,7 +23,7 @@
 #include "certset.h"
 #include "config.h"
 #include "fault.h"
-#include "intent.h"
+#include "statenote.h"
 #include "internal.pb-c.h"
 #include "job.h"
 #include "log.h"
@@ -135,11 +135,11 @@ stage_start(struct carotated *cd, const char *call, struct certjob *in,
 static void
 stage_note(struct stage *op, const char *staged)
 {
-	char buf[INTENT_MAX], err[512] = "";
+	char buf[STATENOTE_MAX], err[512] = "";
 
 	snprintf(buf, sizeof(buf), "%s\n", STAGE_NOTE_MAGIC);
 	if (op->hooks->save(op->arg, staged, buf, sizeof(buf)) == -1 ||
-	    intent_write(op->cd->conf, buf, err, sizeof(err)) == -1)
+	    statenote_write(op->cd->conf, STATENOTE_CALL, buf, err, sizeof(err)) == -1)
 		log_warnx("%s: %s: a stop before the reply would leave it unaudited", op->call,
 		    err[0] != '\0' ? err : "the record does not fit the intent note");
 }
@@ -150,7 +150,7 @@ stage_unnote(struct stage *op)
 {
 	char err[512];
 
-	if (intent_remove(op->cd->conf, err, sizeof(err)) == -1)
+	if (statenote_remove(op->cd->conf, STATENOTE_CALL, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", op->call, err);
 }
 
@@ -392,7 +392,7 @@ stage_forget(struct carotated *cd, const char *call)
 {
 	char err[512];
 
-	if (intent_remove(cd->conf, err, sizeof(err)) == -1)
+	if (statenote_remove(cd->conf, STATENOTE_CALL, err, sizeof(err)) == -1)
 		log_warnx("%s: %s", call, err);
 }
 
@@ -402,12 +402,12 @@ stage_pending(struct carotated *cd)
 	char *text = NULL, err[512];
 	int r;
 
-	if ((r = intent_read(cd->conf, &text, err, sizeof(err))) == 1 &&
+	if ((r = statenote_read(cd->conf, STATENOTE_CALL, &text, err, sizeof(err))) == 1 &&
 	    strncmp(text, STAGE_NOTE_MAGIC "\n", sizeof(STAGE_NOTE_MAGIC)) == 0)
 		return text;
 	if (r == 0)
 		return NULL;
-	log_warnx("%s/%s: %s; removed", cd->conf->state_dir, INTENT_FILE,
+	log_warnx("%s/%s: %s; removed", cd->conf->state_dir, STATENOTE_CALL,
 	    r == -1 ? err : "not the note of a generate, install or discard");
 	free(text);
 	stage_forget(cd, "start-up");

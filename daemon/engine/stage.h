@@ -33,7 +33,7 @@ struct stage_hooks {
 	void (*begin)(void *arg);
 	/*
 	 * Before the sets change: the owner's lines (its audit record) for the
-	 * intent note (store/intent.h), given what the call leaves staged (the
+	 * intent note (store/statenote.h), given what the call leaves staged (the
 	 * SHA-256 of its CA; "-" for nothing), appended to buf. -1: they do not fit.
 	 */
 	int (*save)(void *arg, const char *staged, char *buf, size_t len);

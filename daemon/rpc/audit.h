@@ -57,7 +57,7 @@ int audit_call_save(const struct audit_call *, char *buf, size_t len);
 struct audit_call *audit_call_load(struct carotated *, const char *text);
 /*
  * audit_call_save for a call about to change the sets without a swap (the
- * intent note, store/intent.h), with two more lines: "audit.unchanged" (the
+ * intent note, store/statenote.h), with two more lines: "audit.unchanged" (the
  * sets on disk now) and "audit.expect" (the same active set, and the CA
  * staged, the SHA-256 of its certificate, or "-" for none). 0, or -1 when it
  * does not fit.

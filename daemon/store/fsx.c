@@ -94,16 +94,25 @@ fsx_create(int dirfd, const char *name, const void *data, size_t len, mode_t mod
 	return close(fd);
 }
 
+/* The name fsx_replace writes NAME under first: 0, or -1 (ENAMETOOLONG). */
+static int
+fsx_tmp_name(char *tmp, size_t len, const char *name)
+{
+	if ((size_t)snprintf(tmp, len, ".%s.tmp", name) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 int
 fsx_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
 {
 	char tmp[300];
 	int saved;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
+	if (fsx_tmp_name(tmp, sizeof(tmp), name) == -1)
 		return -1;
-	}
 	/* A temporary file left by a crash is ours to remove. */
 	if (unlinkat(dirfd, tmp, 0) == -1 && errno != ENOENT)
 		return -1;
@@ -116,6 +125,19 @@ fsx_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mo
 		errno = saved;
 		return -1;
 	}
+	return fsx_fsync_dir(dirfd);
+}
+
+int
+fsx_remove(int dirfd, const char *name)
+{
+	char tmp[300];
+
+	if (fsx_tmp_name(tmp, sizeof(tmp), name) == -1)
+		return -1;
+	if ((unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) ||
+	    (unlinkat(dirfd, tmp, 0) == -1 && errno != ENOENT))
+		return -1;
 	return fsx_fsync_dir(dirfd);
 }
 

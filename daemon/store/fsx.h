@@ -17,6 +17,11 @@ int fsx_read(int dirfd, const char *name, size_t cap, uint8_t **data, size_t *le
 int fsx_create(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 /* Replaces name atomically: a temporary file, fsync, rename, then fsync of the directory. */
 int fsx_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/*
+ * Removes NAME and the temporary file an interrupted fsx_replace of it left
+ * (neither there is no error), then fsyncs the directory: 0, or -1 (errno).
+ */
+int fsx_remove(int dirfd, const char *name);
 /* 1 when name in dirfd holds exactly data; 0 otherwise (missing included). */
 int fsx_same(int dirfd, const char *name, const void *data, size_t len);
 int fsx_fsync_dir(int dirfd);

@@ -68,6 +68,7 @@
 #include "log.h"
 #include "journal.h"
 #include "ssldir.h"
+#include "statenote.h"
 #include "strbuf.h"
 
 #define JOURNAL_MAGIC    "carotate-swap 1"
@@ -632,7 +633,7 @@ journal_read(struct journal_ctx *c, struct journal *j)
 static int
 journal_note_write(struct journal_ctx *c, const struct journal *j, const struct journal_note *note)
 {
-	char buf[JOURNAL_PENDING_MAX];
+	char buf[STATENOTE_MAX];
 
 	buf[0] = '\0';
 	if (note->text(note->arg, strcmp(j->backup, "-") != 0 ? j->backup : "", buf, sizeof(buf)) ==
@@ -653,8 +654,7 @@ journal_note_remove(struct journal_ctx *c, const struct journal *j)
 {
 	if (!j->noted)
 		return 0;
-	if ((unlinkat(c->stfd, JOURNAL_PENDING, 0) == -1 && errno != ENOENT) ||
-	    fsx_fsync_dir(c->stfd) == -1)
+	if (fsx_remove(c->stfd, JOURNAL_PENDING) == -1)
 		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->state_dir,
 		    JOURNAL_PENDING, strerror(errno));
 	return 0;
@@ -663,8 +663,7 @@ journal_note_remove(struct journal_ctx *c, const struct journal *j)
 static int
 journal_remove(struct journal_ctx *c)
 {
-	if ((unlinkat(c->stfd, JOURNAL_FILE, 0) == -1 && errno != ENOENT) ||
-	    fsx_fsync_dir(c->stfd) == -1)
+	if (fsx_remove(c->stfd, JOURNAL_FILE) == -1)
 		return errbuf_fail(c->err, c->errlen, "cannot remove %s/%s: %s", c->conf->state_dir,
 		    JOURNAL_FILE, strerror(errno));
 	return 0;
@@ -712,75 +711,4 @@ journal_exists(const struct config *conf, char *err, size_t errlen)
 		return 0;
 	return errbuf_fail(
 	    err, errlen, "cannot read %s/%s: %s", conf->state_dir, JOURNAL_FILE, strerror(errno));
-}
-
-/* The state directory, for the pending file: -1 with err. */
-static int
-journal_state_dir(const struct config *conf, char *err, size_t errlen)
-{
-	int fd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd == -1)
-		snprintf(err, errlen, "cannot open %s: %s", conf->state_dir, strerror(errno));
-	return fd;
-}
-
-int
-journal_pending_write(const struct config *conf, const char *text, char *err, size_t errlen)
-{
-	int fd, r = 0;
-
-	if (strlen(text) >= JOURNAL_PENDING_MAX) {
-		snprintf(err, errlen, "%s/%s: too long", conf->state_dir, JOURNAL_PENDING);
-		return -1;
-	}
-	if ((fd = journal_state_dir(conf, err, errlen)) == -1)
-		return -1;
-	if (fsx_replace(fd, JOURNAL_PENDING, text, strlen(text), 0600) == -1)
-		r = -1, snprintf(err, errlen, "cannot write %s/%s: %s", conf->state_dir,
-		            JOURNAL_PENDING, strerror(errno));
-	close(fd);
-	return r;
-}
-
-int
-journal_pending_read(const struct config *conf, char **text, char *err, size_t errlen)
-{
-	uint8_t *buf;
-	size_t len;
-	int fd, r = 1;
-
-	*text = NULL;
-	if ((fd = journal_state_dir(conf, err, errlen)) == -1)
-		return -1;
-	if (fsx_read(fd, JOURNAL_PENDING, JOURNAL_PENDING_MAX, &buf, &len) == -1) {
-		r = errno == ENOENT ? 0 : -1;
-		if (r == -1)
-			snprintf(err, errlen, "cannot read %s/%s: %s", conf->state_dir,
-			    JOURNAL_PENDING, strerror(errno));
-	} else if (strlen((char *)buf) != len) {
-		free(buf);
-		snprintf(err, errlen, "%s/%s: binary content", conf->state_dir, JOURNAL_PENDING);
-		r = -1;
-	} else
-		*text = (char *)buf;
-	close(fd);
-	return r;
-}
-
-int
-journal_pending_remove(const struct config *conf, char *err, size_t errlen)
-{
-	int fd, r = 0;
-
-	if ((fd = journal_state_dir(conf, err, errlen)) == -1)
-		return -1;
-	if ((unlinkat(fd, JOURNAL_PENDING, 0) == -1 && errno != ENOENT) ||
-	    fsx_fsync_dir(fd) == -1) {
-		snprintf(err, errlen, "cannot remove %s/%s: %s", conf->state_dir, JOURNAL_PENDING,
-		    strerror(errno));
-		r = -1;
-	}
-	close(fd);
-	return r;
 }

@@ -106,19 +106,13 @@ int journal_exists(const struct config *, char *err, size_t errlen);
 
 /*
  * The rest of a swap that went through (reload, TLS check, roll back, audit)
- * is written down in state_dir/swap.pending (JOURNAL_PENDING) until the call
- * answers, so that a daemon stopped before that (a shutdown that outlasted its
- * bound, a crash) finishes it at the next start. journal_run writes it before
- * its commit (struct journal_note); a roll back keeps the call's note and
- * rewrites it with these. The text is the caller's (one
- * "key value" per line); these only store it durably. write: 0, or -1 with
- * err. read: 1 with *text (heap, NUL-terminated), 0 when there is none, -1
- * with err. remove: 0, or -1 with err.
+ * is written down in state_dir/swap.pending (JOURNAL_PENDING, a note of
+ * statenote.h) until the call answers, so that a daemon stopped before that (a
+ * shutdown that outlasted its bound, a crash) finishes it at the next start.
+ * journal_run writes it before its commit (struct journal_note); a roll back
+ * keeps the call's note and rewrites it. The text is the caller's (one
+ * "key value" per line).
  */
-#define JOURNAL_PENDING     "swap.pending"
-#define JOURNAL_PENDING_MAX 8192
-int journal_pending_write(const struct config *, const char *text, char *err, size_t errlen);
-int journal_pending_read(const struct config *, char **text, char *err, size_t errlen);
-int journal_pending_remove(const struct config *, char *err, size_t errlen);
+#define JOURNAL_PENDING "swap.pending"
 
 #endif

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "fixture_fs.h"
 #include "journal.h"
+#include "statenote.h"
 #include "swap.h"
 
 #define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
@@ -56,7 +57,7 @@ pending(void)
 	char *text = NULL, err[256];
 	int r;
 
-	r = journal_pending_read(&conf, &text, err, sizeof(err));
+	r = statenote_read(&conf, JOURNAL_PENDING, &text, err, sizeof(err));
 	assert_true(r >= 0);
 	snprintf(copy, sizeof(copy), "%s", r == 1 ? text : "");
 	free(text);
@@ -341,7 +342,7 @@ test_note_undone(void **st)
 	snprintf(path, sizeof(path), "%s/.server.key.tmp", fx.ssl);
 	assert_int_equal(mkdir(path, 0700), 0);
 	fixture_fs_put(fx.ssl, ".server.key.tmp/x", "x", 0600);
-	assert_int_equal(journal_pending_remove(&conf, err, sizeof(err)), 0);
+	assert_int_equal(statenote_remove(&conf, JOURNAL_PENDING, err, sizeof(err)), 0);
 	note_calls = 0;
 	note.arg = (void *)"restore";
 	assert_int_equal(
@@ -353,7 +354,7 @@ test_note_undone(void **st)
 	assert_false(fixture_fs_exists(fx.ssl, "../state/swap.journal"));
 
 	/* A roll back (no note of its own) that fails the same way keeps the call's note. */
-	assert_int_equal(journal_pending_write(&conf, "EARLIER\n", err, sizeof(err)), 0);
+	assert_int_equal(statenote_write(&conf, JOURNAL_PENDING, "EARLIER\n", err, sizeof(err)), 0);
 	assert_int_equal(
 	    swap_restore_as(&conf, id, T0 + 61, 1, NULL, id2, sizeof(id2), err, sizeof(err)), -1);
 	assert_string_equal(pending(), "EARLIER\n");
@@ -661,7 +662,8 @@ crash_prepare(enum crash_op op)
 		assert_int_equal(
 		    swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
 	if (!crash_noted)
-		assert_int_equal(journal_pending_write(&conf, "EARLIER\n", err, sizeof(err)), 0);
+		assert_int_equal(
+		    statenote_write(&conf, JOURNAL_PENDING, "EARLIER\n", err, sizeof(err)), 0);
 }
 
 /*
