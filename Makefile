@@ -339,7 +339,8 @@ integration: all $(O)/carotated-faults $(O)/agentsim $(O)/fakeproxy $(O)/bench/i
 # The power-loss walk with every single dropped write of every flush epoch as well (`make
 # check` runs its flush points only): tests/integration/test_power_loss.sh, ext4 and XFS.
 powerloss: all $(O)/agentsim $(POWERLOSS_PROGS)
-	@CAROTATE_BUILD=$(abspath $(O)) CAROTATE_POWERLOSS_FULL=1 tests/integration/run test_power_loss
+	@CAROTATE_BUILD=$(abspath $(O)) CAROTATE_POWERLOSS_FULL=1 CAROTATE_TEST_TIMEOUT=$${CAROTATE_TEST_TIMEOUT:-7200} \
+	    tests/integration/run test_power_loss
 
 check: deps
 	@$(MAKE) --no-print-directory unit
