@@ -6,6 +6,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,11 +16,14 @@
 
 #include "config.h"
 #include "dirs.h"
+#include "fsx.h"
+#include "log.h"
 #include "ssldir.h"
 
 static int dirs_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int dirs_check_ssl(const struct config *, char *, size_t);
+static void dirs_clean_state(const struct config *);
 static void dirs_rofs(const char *, const char *, char *, size_t);
 static int dirs_writable(const char *, const char *, char *, size_t);
 
@@ -93,7 +97,46 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
 		return -1;
 	}
-	return dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
+	if (dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen) == -1)
+		return -1;
+	dirs_clean_state(conf);
+	return 0;
+}
+
+/*
+ * A power cut between fsx_replace's write of ".NAME.tmp" and its rename (the pending note of
+ * a swap, active.known) leaves the temporary file behind: on XFS the rename may be lost while
+ * the file's creation is not (tests/integration/test_power_loss.sh). Nothing writes at
+ * start-up, so every such file is garbage; the next fsx_replace would only remove its own.
+ */
+static void
+dirs_clean_state(const struct config *conf)
+{
+	struct dirent *de;
+	DIR *dir;
+	size_t n;
+	int dfd, removed = 0;
+
+	if ((dfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if ((dir = fdopendir(dup(dfd))) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		n = strlen(de->d_name);
+		if (de->d_name[0] != '.' || n <= 5 || strcmp(de->d_name + n - 4, ".tmp") != 0)
+			continue;
+		log_info("removing %s/%s, left by a crash", conf->state_dir, de->d_name);
+		if (unlinkat(dfd, de->d_name, 0) == -1)
+			log_warn("cannot remove %s/%s", conf->state_dir, de->d_name);
+		else
+			removed++;
+	}
+	closedir(dir);
+	if (removed > 0 && fsx_fsync_dir(dfd) == -1)
+		log_warn("%s: fsync %s", __func__, conf->state_dir);
+	close(dfd);
 }
 
 /*

@@ -240,8 +240,8 @@ check_point() {
 		"$(openssl pkey -in "$SSL_DIR/server.key" -pubout 2>/dev/null | sha256sum)" ] ||
 		bad "$what: the active key matches the active certificate"
 	[ ! -e "$STATE_DIR/swap.journal" ] || bad "$what: the journal is gone"
-	[ -z "$(find "$SSL_DIR" "$STATE_DIR" -name '.*.tmp' -o -name '.staging-*' -o -name '.swap-*' -o -name renew)" ] ||
-		bad "$what: no temporary file is left: $(find "$SSL_DIR" "$STATE_DIR" -name '.*')"
+	d=$(find "$SSL_DIR" "$STATE_DIR" \( -name '.*.tmp' -o -name '.staging-*' -o -name '.swap-*' -o -name renew \) -print)
+	[ -z "$d" ] || bad "$what (after $EXP_LAST): no temporary file is left: $d"
 	for d in "$SSL_DIR"/certs-*; do
 		[ -d "$d" ] || continue
 		(cd "$d" && [ -f .manifest ] && grep '  ' .manifest | awk '{print $1 "  " $3}' |

@@ -67,7 +67,9 @@ pl_attach() {
 	dev=$(losetup -f --show "$1") || fail "losetup $1"
 	PL_LOOPS="$dev $PL_LOOPS"
 	mkdir -p "$2"
-	mount -o noatime "$dev" "$2" || fail "mount $dev ($1) on $2"
+	# nouuid: XFS refuses a second mount of one UUID while a lazy unmount still holds the first.
+	mount -o "noatime${PL_MOUNT_OPTS:-}" "$dev" "$2" ||
+		fail "mount $dev ($1) on $2" "$(dmesg 2>/dev/null | tail -n 5)"
 	PL_MOUNTS="$2 $PL_MOUNTS"
 }
 
@@ -111,6 +113,8 @@ pl_log_stop() {
 # in PL_WHY) when the file system itself is damaged.
 pl_image() {
 	local fs=$1 rc=0
+	PL_MOUNT_OPTS=""
+	[ "$fs" != xfs ] || PL_MOUNT_OPTS=,nouuid
 	if [ -n "${5:-}" ]; then
 		"$PL_BIN/replay" "$2" "$3" "$PL_IMG" "$4" --drop "$5" || fail "replay $4 --drop $5"
 	else
