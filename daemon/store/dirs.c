@@ -24,6 +24,7 @@ static int dirs_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int dirs_check_ssl(const struct config *, char *, size_t);
 static void dirs_clean_state(const struct config *);
+static int dirs_sync_parent(const char *, char *, size_t);
 static void dirs_rofs(const char *, const char *, char *, size_t);
 static int dirs_writable(const char *, const char *, char *, size_t);
 
@@ -84,11 +85,13 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 
 	if (dirs_check_ssl(conf, err, errlen) == -1)
 		return -1;
-	if (mkdir(conf->state_dir, 0700) == -1 && errno == EROFS) {
+	if (mkdir(conf->state_dir, 0700) == 0) {
+		if (dirs_sync_parent(conf->state_dir, err, errlen) == -1)
+			return -1;
+	} else if (errno == EROFS) {
 		dirs_rofs("state directory", conf->state_dir, err, errlen);
 		return -1;
-	}
-	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
+	} else if (errno != EEXIST) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
 		    strerror(errno));
 		return -1;
@@ -100,6 +103,43 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 	if (dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen) == -1)
 		return -1;
 	dirs_clean_state(conf);
+	return 0;
+}
+
+/*
+ * A state directory just created exists only in its parent's page cache: a power cut would
+ * take it, with everything the daemon wrote and fsynced in it since (the ledger, the CA keys,
+ * a swap journal). Its parent is fsynced before anything is written there.
+ */
+static int
+dirs_sync_parent(const char *path, char *err, size_t errlen)
+{
+	char parent[PATH_MAX], *slash;
+	size_t n;
+	int fd;
+
+	if ((n = strlen(path)) >= sizeof(parent)) {
+		snprintf(err, errlen, "state directory %s: path too long", path);
+		return -1;
+	}
+	memcpy(parent, path, n + 1);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	if ((slash = strrchr(parent, '/')) == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fsx_fsync_dir(fd) == -1) {
+		snprintf(err, errlen, "state directory %s created, but %s cannot be synced: %s",
+		    path, parent, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
