@@ -41,10 +41,16 @@ pl_require() {
 PL_WHY=""
 pl_fs_usable() {
 	case $1 in
-	ext4) command -v mkfs.ext4 >/dev/null && command -v e2fsck >/dev/null ||
-		{ PL_WHY="no mkfs.ext4/e2fsck (e2fsprogs)"; return 1; } ;;
-	xfs) command -v mkfs.xfs >/dev/null && command -v xfs_repair >/dev/null ||
-		{ PL_WHY="no mkfs.xfs/xfs_repair (apt-get install xfsprogs)"; return 1; } ;;
+	ext4)
+		if ! command -v mkfs.ext4 >/dev/null || ! command -v e2fsck >/dev/null; then
+			PL_WHY="no mkfs.ext4/e2fsck (e2fsprogs)"
+			return 1
+		fi ;;
+	xfs)
+		if ! command -v mkfs.xfs >/dev/null || ! command -v xfs_repair >/dev/null; then
+			PL_WHY="no mkfs.xfs/xfs_repair (apt-get install xfsprogs)"
+			return 1
+		fi ;;
 	esac
 	grep -qw "$1" /proc/filesystems || { PL_WHY="the kernel has no $1"; return 1; }
 }
@@ -77,6 +83,7 @@ pl_attach() {
 pl_detach() {
 	local dev rest=""
 	umount "$1" || fail "umount $1"
+	# shellcheck disable=SC2086 # a space-separated list, split on purpose
 	PL_MOUNTS=$(printf '%s\n' $PL_MOUNTS | grep -vxF "$1" | tr '\n' ' ' || true)
 	for dev in $PL_LOOPS; do
 		if findmnt -rn -S "$dev" >/dev/null; then
