@@ -43,9 +43,8 @@ PL_CHECK_AUDIT=${PL_CHECK_AUDIT:-0}
 # In `make check`: at most this many flush points per file system, evenly spaced, plus the
 # last flush before each reply (the points that decide survival). 0: every one.
 PL_MAX_POINTS=${PL_MAX_POINTS:-$([ "$FULL" = 1 ] && echo 0 || echo 60)}
-# In `make powerloss`: about this many dropped-write images per file system (of some 450 on
-# ext4, 300 on XFS; each costs about a second), so that the full walk ends in about 20 minutes.
-# 0: every one.
+# In `make powerloss`: about this many dropped-write images per file system (of about 200;
+# each costs one to two seconds), so that the full walk ends in about 20 minutes. 0: every one.
 PL_MAX_DROPS=${PL_MAX_DROPS:-150}
 PL_AGENTS=6
 
