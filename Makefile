@@ -101,7 +101,7 @@ AGENT_OBJS  := $(O)/client/agent/main.o $(AGENT_LIB_OBJS) $(O)/common/duration.o
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c)) \
 	       $(O)/tests/test_swap-faults
 
-.PHONY: all check unit integration deps install uninstall clean bench format demo load
+.PHONY: all check unit integration powerloss deps install uninstall clean bench format demo load
 
 all: $(O)/carotated $(O)/carotatectl $(O)/carotate-agent
 
@@ -276,6 +276,21 @@ $(O)/agentsim: tests/agentsim/agentsim.c
 	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,openssl) -o $@ $< $(ALL_LDFLAGS) \
 	    $(call pkg_libs,openssl) -lpthread
 
+# The power-loss test's tools (tests/powerloss): the logging FUSE file system, built only where
+# libfuse3 is (a test dependency, like cmocka: test_power_loss skips without it), and the replayer.
+POWERLOSS_LOGFMT := tests/powerloss/logfmt.c tests/powerloss/logfmt.h
+POWERLOSS_PROGS  := $(O)/powerloss/replay \
+	$(if $(shell $(PKG_CONFIG) --exists fuse3 2>/dev/null && echo y),$(O)/powerloss/logfs)
+
+$(O)/powerloss/logfs: tests/powerloss/logfs.c $(POWERLOSS_LOGFMT)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(call pkg_cflags,fuse3) -o $@ $< tests/powerloss/logfmt.c \
+	    $(ALL_LDFLAGS) $(call pkg_libs,fuse3)
+
+$(O)/powerloss/replay: tests/powerloss/replay.c $(POWERLOSS_LOGFMT)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -o $@ $< tests/powerloss/logfmt.c $(ALL_LDFLAGS)
+
 # The test TLS server with canned answers nginx never gives (tests/fakeproxy/fakeproxy.c).
 $(O)/fakeproxy: tests/fakeproxy/fakeproxy.c
 	@mkdir -p $(@D)
@@ -318,8 +333,14 @@ unit: all $(UNIT_TESTS)
 	@tests/unit/run $(UNIT_TESTS)
 
 integration: all $(O)/carotated-faults $(O)/agentsim $(O)/fakeproxy $(O)/bench/ingest_bench \
-	    $(LOAD_PROGS) $(FAULTINJ_SO)
+	    $(LOAD_PROGS) $(FAULTINJ_SO) $(POWERLOSS_PROGS)
 	@CAROTATE_BUILD=$(abspath $(O)) tests/integration/run
+
+# The power-loss walk with every single dropped write of every flush epoch as well (`make
+# check` runs its flush points only): tests/integration/test_power_loss.sh, ext4 and XFS.
+powerloss: all $(O)/agentsim $(POWERLOSS_PROGS)
+	@CAROTATE_BUILD=$(abspath $(O)) CAROTATE_POWERLOSS_FULL=1 CAROTATE_TEST_TIMEOUT=$${CAROTATE_TEST_TIMEOUT:-7200} \
+	    tests/integration/run test_power_loss
 
 check: deps
 	@$(MAKE) --no-print-directory unit
@@ -467,7 +488,7 @@ uninstall:
 
 format:
 	clang-format -i $(wildcard common/*.[ch] daemon/*.[ch] client/*.[ch] client/agent/*.[ch] \
-	    tests/unit/*.[ch])
+	    tests/unit/*.[ch] tests/powerloss/*.[ch])
 
 clean:
 	rm -rf build

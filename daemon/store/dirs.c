@@ -6,6 +6,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,11 +16,15 @@
 
 #include "config.h"
 #include "dirs.h"
+#include "fsx.h"
+#include "log.h"
 #include "ssldir.h"
 
 static int dirs_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int dirs_check_ssl(const struct config *, char *, size_t);
+static void dirs_clean_state(const struct config *);
+static int dirs_sync_parent(const char *, char *, size_t);
 static void dirs_rofs(const char *, const char *, char *, size_t);
 static int dirs_writable(const char *, const char *, char *, size_t);
 
@@ -80,11 +85,13 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 
 	if (dirs_check_ssl(conf, err, errlen) == -1)
 		return -1;
-	if (mkdir(conf->state_dir, 0700) == -1 && errno == EROFS) {
+	if (mkdir(conf->state_dir, 0700) == 0) {
+		if (dirs_sync_parent(conf->state_dir, err, errlen) == -1)
+			return -1;
+	} else if (errno == EROFS) {
 		dirs_rofs("state directory", conf->state_dir, err, errlen);
 		return -1;
-	}
-	if (mkdir(conf->state_dir, 0700) == -1 && errno != EEXIST) {
+	} else if (errno != EEXIST) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", conf->state_dir,
 		    strerror(errno));
 		return -1;
@@ -93,7 +100,83 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
 		return -1;
 	}
-	return dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
+	if (dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen) == -1)
+		return -1;
+	dirs_clean_state(conf);
+	return 0;
+}
+
+/*
+ * A state directory just created exists only in its parent's page cache: a power cut would
+ * take it, with everything the daemon wrote and fsynced in it since (the ledger, the CA keys,
+ * a swap journal). Its parent is fsynced before anything is written there.
+ */
+static int
+dirs_sync_parent(const char *path, char *err, size_t errlen)
+{
+	char parent[PATH_MAX], *slash;
+	size_t n;
+	int fd;
+
+	if ((n = strlen(path)) >= sizeof(parent)) {
+		snprintf(err, errlen, "state directory %s: path too long", path);
+		return -1;
+	}
+	memcpy(parent, path, n + 1);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	if ((slash = strrchr(parent, '/')) == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fsx_fsync_dir(fd) == -1) {
+		snprintf(err, errlen, "state directory %s created, but %s cannot be synced: %s",
+		    path, parent, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * A power cut between fsx_replace's write of ".NAME.tmp" and its rename (the pending note of
+ * a swap, active.known) leaves the temporary file behind: on XFS the rename may be lost while
+ * the file's creation is not (tests/integration/test_power_loss.sh). Nothing writes at
+ * start-up, so every such file is garbage; the next fsx_replace would only remove its own.
+ */
+static void
+dirs_clean_state(const struct config *conf)
+{
+	struct dirent *de;
+	DIR *dir;
+	size_t n;
+	int dfd, removed = 0;
+
+	if ((dfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if ((dir = fdopendir(dup(dfd))) == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		n = strlen(de->d_name);
+		if (de->d_name[0] != '.' || n <= 5 || strcmp(de->d_name + n - 4, ".tmp") != 0)
+			continue;
+		log_info("removing %s/%s, left by a crash", conf->state_dir, de->d_name);
+		if (unlinkat(dfd, de->d_name, 0) == -1)
+			log_warn("cannot remove %s/%s", conf->state_dir, de->d_name);
+		else
+			removed++;
+	}
+	closedir(dir);
+	if (removed > 0 && fsx_fsync_dir(dfd) == -1)
+		log_warn("%s: fsync %s", __func__, conf->state_dir);
+	close(dfd);
 }
 
 /*
