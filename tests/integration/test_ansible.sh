@@ -10,7 +10,7 @@
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-t_plain_only "the Ansible module drives carotatectl through calls that test_generate, test_install, test_rotate, test_renew and test_check run under ASan; it also runs under valgrind"
+t_plain_only "the Ansible module drives carotatectl through calls that test_generate, test_install, test_rotate, test_renew and test_check run under ASan"
 # shellcheck source-path=SCRIPTDIR source=nginx.sh
 . "$(dirname "$0")/nginx.sh"
 
