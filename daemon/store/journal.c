@@ -378,7 +378,9 @@ journal_undo(struct journal_ctx *c, const struct journal_step *s)
 			    c->conf->ssl_dir, s->name, strerror(errno));
 		return 0;
 	case JOURNAL_RMDIR:
-		if (mkdirat(c->dfd, s->from, 0700) == -1 && errno != EEXIST)
+		/* Made durable here, not by the moves back into it that follow. */
+		if ((mkdirat(c->dfd, s->from, 0700) == -1 && errno != EEXIST) ||
+		    fsx_fsync_dir(c->dfd) == -1)
 			return errbuf_fail(c->err, c->errlen, "cannot create %s/%s: %s",
 			    c->conf->ssl_dir, s->from, strerror(errno));
 		return 0;
