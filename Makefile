@@ -278,18 +278,18 @@ $(O)/agentsim: tests/agentsim/agentsim.c
 
 # The power-loss test's tools (tests/powerloss): the logging FUSE file system, built only where
 # libfuse3 is (a test dependency, like cmocka: test_power_loss skips without it), and the replayer.
-POWERLOSS_LOGFMT := tests/powerloss/logfmt.c tests/powerloss/logfmt.h
+POWERLOSS_LOGFMT := tests/powerloss/logfmt.c tests/powerloss/logfmt.h common/io.c common/io.h
 POWERLOSS_PROGS  := $(O)/powerloss/replay \
 	$(if $(shell $(PKG_CONFIG) --exists fuse3 2>/dev/null && echo y),$(O)/powerloss/logfs)
 
 $(O)/powerloss/logfs: tests/powerloss/logfs.c $(POWERLOSS_LOGFMT)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(call pkg_cflags,fuse3) -o $@ $< tests/powerloss/logfmt.c \
+	$(CC) $(BASE_CFLAGS) -iquote common $(call pkg_cflags,fuse3) -o $@ $< tests/powerloss/logfmt.c common/io.c \
 	    $(ALL_LDFLAGS) $(call pkg_libs,fuse3)
 
 $(O)/powerloss/replay: tests/powerloss/replay.c $(POWERLOSS_LOGFMT)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -o $@ $< tests/powerloss/logfmt.c $(ALL_LDFLAGS)
+	$(CC) $(BASE_CFLAGS) -iquote common -o $@ $< tests/powerloss/logfmt.c common/io.c $(ALL_LDFLAGS)
 
 # The test TLS server with canned answers nginx never gives (tests/fakeproxy/fakeproxy.c).
 $(O)/fakeproxy: tests/fakeproxy/fakeproxy.c

@@ -95,6 +95,18 @@ assert_exit 0 "a first generate" -- ctl generate
 assert_exit 0 "and its discard" -- ctl discard
 stop_daemon
 
+# crash_in CALL POINT: the faulty daemon runs CALL and dies at POINT; the client is told.
+crash_in() {
+	CAROTATED=$FAULTY CAROTATE_CRASH_AT=$2 start_daemon
+	run ctl "$1"
+	[ "$RC" -eq 2 ] || fail "$1 with a crash at $2: expected exit 2 (daemon gone)" \
+		"got $RC: $OUT $ERR"
+	wait_until 5000 bash -c "! kill -0 $DAEMON_PID 2>/dev/null" ||
+		fail "the daemon did not die at $2"
+	{ wait "$DAEMON_PID" || true; } 2>/dev/null
+	assert_file_contains "fault_point: crashing here" "$DAEMON_LOG" "crashed at $2"
+}
+
 for point in $points; do
 	t_log "--- crash at $point"
 	rm -rf "$SSL_DIR/new" "$SSL_DIR"/discarded-* "$SSL_DIR"/.staging-* "$STATE_DIR/ca-keys"
@@ -104,14 +116,7 @@ for point in $points; do
 	since=$(audit_seq)
 	stop_daemon
 
-	CAROTATED=$FAULTY CAROTATE_CRASH_AT=$point start_daemon
-	run ctl generate
-	[ "$RC" -eq 2 ] || fail "generate with a crash at $point: expected exit 2 (daemon gone)" \
-		"got $RC: $OUT $ERR"
-	wait_until 5000 bash -c "! kill -0 $DAEMON_PID 2>/dev/null" ||
-		fail "the daemon did not die at $point"
-	{ wait "$DAEMON_PID" || true; } 2>/dev/null
-	assert_file_contains "fault_point: crashing here" "$DAEMON_LOG" "crashed at $point"
+	crash_in generate "$point"
 
 	# The invariant, before any recovery: no staged set, or a whole valid one.
 	if [ -e "$SSL_DIR/new" ]; then
@@ -163,14 +168,7 @@ for point in discard-after-remove publish-after-bundle stage-after-reload; do
 	since=$(audit_seq)
 	stop_daemon
 
-	CAROTATED=$FAULTY CAROTATE_CRASH_AT=$point start_daemon
-	run ctl discard
-	[ "$RC" -eq 2 ] || fail "discard with a crash at $point: expected exit 2 (daemon gone)" \
-		"got $RC: $OUT $ERR"
-	wait_until 5000 bash -c "! kill -0 $DAEMON_PID 2>/dev/null" ||
-		fail "the daemon did not die at $point"
-	{ wait "$DAEMON_PID" || true; } 2>/dev/null
-	assert_file_contains "fault_point: crashing here" "$DAEMON_LOG" "crashed at $point"
+	crash_in discard "$point"
 	[ ! -e "$SSL_DIR/new" ] || fail "$point: the staged set is still there"
 	[ -n "$(find "$SSL_DIR" -maxdepth 1 -name 'discarded-*')" ] ||
 		fail "$point: no discarded-... backup"

@@ -28,8 +28,6 @@ void logfmt_put_header(unsigned char *, uint32_t, uint32_t, uint64_t);
 /* The header in hdr[LOGFMT_HDR_LEN]; -1 for an unknown type or a length over the cap. */
 int logfmt_get_header(const unsigned char *, struct logfmt_rec *);
 /* 0, or -1 with errno: the whole buffer or nothing said. */
-int logfmt_write_all(int, const void *, size_t);
-int logfmt_pwrite_all(int, const void *, size_t, off_t);
 /* 1 when len bytes were read, 0 at a clean end of file, -1 on an error or a short read. */
 int logfmt_read_all(int, void *, size_t);
 

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "logfmt.h"
 
 #define LOGFS_DISK "/disk.img"
@@ -70,8 +71,8 @@ logfs_append(uint32_t type, uint64_t offset, const void *data, size_t len)
 	unsigned char hdr[LOGFMT_HDR_LEN];
 
 	logfmt_put_header(hdr, type, (uint32_t)len, offset);
-	if (logfmt_write_all(logfs_log, hdr, sizeof(hdr)) == -1 ||
-	    logfmt_write_all(logfs_log, data, len) == -1) {
+	if (io_write_all(logfs_log, hdr, sizeof(hdr)) == -1 ||
+	    io_write_all(logfs_log, data, len) == -1) {
 		perror("logfs: log");
 		exit(1);
 	}
@@ -149,7 +150,7 @@ logfs_write(const char *path, const char *buf, size_t len, off_t off, struct fus
 		logfs_append(LOGFMT_MARK, 0, buf, tlen);
 		return (int)len;
 	}
-	if (logfmt_pwrite_all(logfs_backing, buf, len, off) == -1)
+	if (io_pwrite_all(logfs_backing, buf, len, off) == -1)
 		return -errno;
 	logfs_append(LOGFMT_WRITE, (uint64_t)off, buf, len);
 	return (int)len;
@@ -203,7 +204,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	logfs_log = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	if (logfs_log == -1 || logfmt_write_all(logfs_log, LOGFMT_MAGIC, LOGFMT_MAGIC_LEN) == -1) {
+	if (logfs_log == -1 || io_write_all(logfs_log, LOGFMT_MAGIC, LOGFMT_MAGIC_LEN) == -1) {
 		perror(argv[2]);
 		return 1;
 	}

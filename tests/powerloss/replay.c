@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io.h"
 #include "logfmt.h"
 
 struct replay_drops {
@@ -210,7 +211,7 @@ replay_apply(const char *base, const char *log, const char *outp, unsigned long 
 			break;
 		}
 		if (r.type == LOGFMT_WRITE && !replay_dropped(drops, i) &&
-		    logfmt_pwrite_all(out, data, r.len, (off_t)r.offset) == -1) {
+		    io_pwrite_all(out, data, r.len, (off_t)r.offset) == -1) {
 			perror(outp);
 			free(data);
 			break;
