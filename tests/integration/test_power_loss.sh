@@ -48,10 +48,8 @@ PL_MAX_POINTS=${PL_MAX_POINTS:-$([ "$FULL" = 1 ] && echo 0 || echo 60)}
 PL_MAX_DROPS=${PL_MAX_DROPS:-150}
 PL_AGENTS=6
 
+t_plain_only "it starts the daemon on a replayed image hundreds of times; its recovery code runs under ASan in test_stage_crash, test_swap-faults and test_rotate_stop"
 t_init
-case $CAROTATE_BUILD in
-*/asan*) t_skip "runs once, in the plain pass: it starts the daemon on a replayed image hundreds of times; the same daemon code runs under ASan in test_rotate_crash and test_stage_crash" ;;
-esac
 pl_require
 command -v curl >/dev/null || t_skip "curl is not installed (make deps installs it)"
 trap 'rc=$?; pl_cleanup; (exit $rc); _t_cleanup' EXIT
