@@ -44,6 +44,12 @@ struct audit_call {
 	struct ledger_audit rec;
 };
 
+/* The lines audit_call_note adds to the record's: the sets before and as the call means them. */
+struct audit_note {
+	char unchanged[LEDGER_AUDIT_MAX_STATE + 1];
+	char expect[LEDGER_AUDIT_MAX_STATE + 1];
+};
+
 /*
  * Refusals of one uid, call and result, counted from the record of the first
  * until the interval ([daemon] audit_coalesce) ends: a loop of refused calls
@@ -79,9 +85,9 @@ static void audit_hold(struct ledger_audit *);
 static void audit_syslog(const struct ledger_audit *, const char *);
 static int audit_newest(struct ledger *, struct ledger_audit *);
 static void audit_keep(const struct ledger_audit *, void *);
-static void audit_load_line(struct ledger_audit *, const char *);
+static void audit_load_line(struct ledger_audit *, struct audit_note *, const char *);
+static struct audit_call *audit_call_parse(struct carotated *, const char *, struct audit_note *);
 static void audit_load_text(char *, size_t, const char *);
-static void audit_note_value(const char *, const char *, char *, size_t);
 static int audit_same_call(const struct ledger_audit *, const struct ledger_audit *);
 static void audit_append(char *, size_t, const char *);
 
@@ -430,9 +436,9 @@ audit_call_save(const struct audit_call *ac, char *buf, size_t len)
 	return 0;
 }
 
-/* One "audit.KEY value" line into rec; other lines are not ours. */
+/* One "audit.KEY value" line into rec (or note, when given); other lines are not ours. */
 static void
-audit_load_line(struct ledger_audit *r, const char *line)
+audit_load_line(struct ledger_audit *r, struct audit_note *note, const char *line)
 {
 	const char *v = strchr(line, ' ');
 	unsigned long u;
@@ -458,6 +464,10 @@ audit_load_line(struct ledger_audit *r, const char *line)
 		audit_load_text(r->detail, sizeof(r->detail), v);
 	else if (strncmp(line, "audit.before ", 13) == 0)
 		audit_load_text(r->before, sizeof(r->before), v);
+	else if (note != NULL && strncmp(line, "audit.unchanged ", 16) == 0)
+		audit_load_text(note->unchanged, sizeof(note->unchanged), v);
+	else if (note != NULL && strncmp(line, "audit.expect ", 13) == 0)
+		audit_load_text(note->expect, sizeof(note->expect), v);
 }
 
 /*
@@ -477,13 +487,22 @@ audit_load_text(char *dst, size_t len, const char *src)
 struct audit_call *
 audit_call_load(struct carotated *cd, const char *text)
 {
+	return audit_call_parse(cd, text, NULL);
+}
+
+/* The record saved in text (NULL when it holds none), and the note's own lines when note. */
+static struct audit_call *
+audit_call_parse(struct carotated *cd, const char *text, struct audit_note *note)
+{
 	struct audit_call *ac = xcalloc(1, sizeof(*ac));
 	char *copy = xstrdup(text), *line, *save = NULL;
 
 	ac->cd = cd;
 	ac->rec.uid = AUDIT_NO_UID;
+	if (note != NULL)
+		note->unchanged[0] = note->expect[0] = '\0';
 	for (line = strtok_r(copy, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
-		audit_load_line(&ac->rec, line);
+		audit_load_line(&ac->rec, note, line);
 	free(copy);
 	if (ac->rec.call[0] == '\0') {
 		free(ac);
@@ -513,25 +532,6 @@ audit_call_note(const struct audit_call *ac, const char *staged, char *buf, size
 	return 0;
 }
 
-/* The value of the line "KEY value" of text, "" when there is none. */
-static void
-audit_note_value(const char *text, const char *key, char *out, size_t len)
-{
-	size_t k = strlen(key), v;
-	const char *p;
-
-	out[0] = '\0';
-	for (p = text; p != NULL && *p != '\0';) {
-		if (strncmp(p, key, k) == 0 && p[k] == ' ') {
-			v = strcspn(p + k + 1, "\n");
-			audit_load_text(out, v + 1 < len ? v + 1 : len, p + k + 1);
-			return;
-		}
-		if ((p = strchr(p, '\n')) != NULL)
-			p++;
-	}
-}
-
 /* Whether the newest record, last, is the call rec opened (same caller, call and sets before). */
 static int
 audit_same_call(const struct ledger_audit *last, const struct ledger_audit *rec)
@@ -557,17 +557,15 @@ audit_append(char *detail, size_t len, const char *text)
 int
 audit_call_settle(struct carotated *cd, const char *text)
 {
-	struct audit_call *ac = audit_call_load(cd, text);
-	char now[LEDGER_AUDIT_MAX_STATE + 1], expect[LEDGER_AUDIT_MAX_STATE + 1],
-	    unchanged[LEDGER_AUDIT_MAX_STATE + 1];
+	struct audit_note note;
+	struct audit_call *ac = audit_call_parse(cd, text, &note);
+	char now[LEDGER_AUDIT_MAX_STATE + 1];
 	struct ledger_audit *r, last;
 	int status;
 
 	if (ac == NULL)
 		return 0;
 	r = &ac->rec;
-	audit_note_value(text, "audit.expect", expect, sizeof(expect));
-	audit_note_value(text, "audit.unchanged", unchanged, sizeof(unchanged));
 	audit_fingerprint(cd->conf, now, sizeof(now));
 	if (cd->ledger != NULL && audit_newest(cd->ledger, &last) == 1 &&
 	    audit_same_call(&last, r)) {
@@ -575,12 +573,12 @@ audit_call_settle(struct carotated *cd, const char *text)
 		free(ac);
 		return 0;
 	}
-	if (expect[0] != '\0' && strcmp(now, expect) == 0) {
+	if (note.expect[0] != '\0' && strcmp(now, note.expect) == 0) {
 		status = CAROTATE__V1__STATUS__OK;
 		audit_append(r->detail, sizeof(r->detail),
 		    "the sets changed as the call meant to; carotated stopped before it "
 		    "answered (the reply was cut short), and recorded it at its next start");
-	} else if (unchanged[0] != '\0' && strcmp(now, unchanged) == 0) {
+	} else if (note.unchanged[0] != '\0' && strcmp(now, note.unchanged) == 0) {
 		/*
 		 * Recorded all the same: the caller got no answer, and this record
 		 * is what says the call reached carotated and changed nothing.
