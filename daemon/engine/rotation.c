@@ -690,15 +690,12 @@ rotation_renew_swap(
 		(const char *)m->key.data, m->ca.len, m->cert.len, m->key.len,
 		op->origin[0] != '\0' ? op->origin : "generated", time(NULL) };
 	struct journal_note note = { rotation_note_swap, op };
-	STACK_OF(X509) * certs;
 	char why[128];
 
-	if ((certs = pki_certs_from_pem(m->cert.data, m->cert.len, why, sizeof(why))) == NULL) {
+	if (pki_pem_sha256(m->cert.data, m->cert.len, op->expected, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "the renewed certificate: %s", why);
 		return -1;
 	}
-	pki_cert_sha256(sk_X509_value(certs, 0), op->expected);
-	sk_X509_pop_free(certs, X509_free);
 	if (ssldir_renewal(conf, &f, err, errlen) == -1)
 		return -1;
 	fault_point("renew-before-swap");

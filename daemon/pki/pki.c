@@ -126,6 +126,18 @@ pki_cert_sha256(X509 *x, char out[PKI_SHA256_HEX])
 }
 
 int
+pki_pem_sha256(const uint8_t *pem, size_t len, char out[PKI_SHA256_HEX], char *err, size_t errlen)
+{
+	STACK_OF(X509) * certs;
+
+	if ((certs = pki_certs_from_pem(pem, len, err, errlen)) == NULL)
+		return -1;
+	pki_cert_sha256(sk_X509_value(certs, 0), out);
+	sk_X509_pop_free(certs, X509_free);
+	return 0;
+}
+
+int
 pki_cert_times(X509 *x, int64_t *not_before, int64_t *not_after)
 {
 	struct tm tm;

@@ -28,6 +28,8 @@ STACK_OF(X509) * pki_certs_from_pem(const uint8_t *, size_t, char *err, size_t e
 int pki_init(void);
 /* SHA-256 of the DER, lower-case hex. */
 void pki_cert_sha256(X509 *, char out[PKI_SHA256_HEX]);
+/* The same of the first certificate of a PEM buffer: 0, or -1 (err filled) when none parses. */
+int pki_pem_sha256(const uint8_t *, size_t, char out[PKI_SHA256_HEX], char *err, size_t errlen);
 /* notAfter / notBefore as seconds since the epoch; -1 when unrepresentable. */
 int pki_cert_times(X509 *, int64_t *not_before, int64_t *not_after);
 /* "ec-p256", "rsa-2048", "ed25519", ...; a static string. */

@@ -27,16 +27,13 @@ int
 cakeys_save(const struct config *conf, const uint8_t *ca, size_t ca_len, const uint8_t *key,
     size_t key_len, char name[CAKEYS_NAME_MAX], char *err, size_t errlen)
 {
-	STACK_OF(X509) * certs;
 	char sha[PKI_SHA256_HEX], why[128];
 	int sfd, kfd, r;
 
-	if ((certs = pki_certs_from_pem(ca, ca_len, why, sizeof(why))) == NULL) {
+	if (pki_pem_sha256(ca, ca_len, sha, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "generated CA: %s", why);
 		return -1;
 	}
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
 	snprintf(name, CAKEYS_NAME_MAX, "%s.key", sha);
 	if ((sfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    ((kfd = fsx_open_dir(sfd, CAKEYS_DIR)) == -1 &&

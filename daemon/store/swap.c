@@ -58,21 +58,19 @@ swap_plan_backup(
 static int
 swap_check_ca(struct journal_ctx *c, int nfd, const char *src, const char *expect)
 {
-	STACK_OF(X509) * certs;
 	char sha[PKI_SHA256_HEX], why[128];
 	uint8_t *pem;
 	size_t len;
+	int r;
 
 	if (fsx_read(nfd, c->names[0], SSLDIR_MAX_CERT_FILE, &pem, &len) == -1)
 		return errbuf_fail(c->err, c->errlen, "cannot read %s/%s/%s: %s", c->conf->ssl_dir,
 		    src, c->names[0], strerror(errno));
-	certs = pki_certs_from_pem(pem, len, why, sizeof(why));
+	r = pki_pem_sha256(pem, len, sha, why, sizeof(why));
 	free(pem);
-	if (certs == NULL)
+	if (r == -1)
 		return errbuf_fail(
 		    c->err, c->errlen, "%s/%s/%s: %s", c->conf->ssl_dir, src, c->names[0], why);
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
 	if (strcmp(sha, expect) == 0)
 		return 0;
 	errbuf_fail(c->err, c->errlen,
