@@ -65,7 +65,6 @@ static void stage_fail(struct stage *, Carotate__V1__Status, const char *, ...)
 static void stage_finish(struct stage *, struct stage_result *);
 static void stage_free(struct stage *);
 static void stage_note(struct stage *, const char *);
-static void stage_unnote(struct stage *);
 static void stage_staged_sha(const Carotate__Internal__Material *, char *);
 
 static void
@@ -144,29 +143,14 @@ stage_note(struct stage *op, const char *staged)
 		    err[0] != '\0' ? err : "the record does not fit the intent note");
 }
 
-/* Nothing changed after all (a failure before the sets did): no note may outlive the call. */
-static void
-stage_unnote(struct stage *op)
-{
-	char err[512];
-
-	if (statenote_remove(op->cd->conf, STATENOTE_CALL, err, sizeof(err)) == -1)
-		log_warnx("%s: %s", op->call, err);
-}
-
 /* The SHA-256 of the CA the job returned (the audit log's fingerprint of it), "?" if unreadable. */
 static void
 stage_staged_sha(const Carotate__Internal__Material *m, char *sha)
 {
-	STACK_OF(X509) * certs;
 	char why[128];
 
-	if ((certs = pki_certs_from_pem(m->ca.data, m->ca.len, why, sizeof(why))) == NULL) {
+	if (pki_pem_sha256(m->ca.data, m->ca.len, sha, why, sizeof(why)) == -1)
 		snprintf(sha, PKI_SHA256_HEX, "?");
-		return;
-	}
-	pki_cert_sha256(sk_X509_value(certs, 0), sha);
-	sk_X509_pop_free(certs, X509_free);
 }
 
 /* Writes the child's result: the CA key (generated sets), the staged set, the bundle. */
@@ -185,14 +169,14 @@ stage_write(struct stage *op, const Carotate__Internal__Material *m, char *err, 
 	stage_note(op, staged);
 	if (!op->in->install && cakeys_save(conf, m->ca.data, m->ca.len, m->ca_key.data,
 	                            m->ca_key.len, keyname, err, errlen) == -1) {
-		stage_unnote(op);
+		stage_forget(op->cd, op->call); /* nothing changed: no note outlives it */
 		return -1;
 	}
 	fault_point("stage-after-ca-key");
 	if (ssldir_stage(conf, &f, err, errlen) == -1) {
 		if (!op->in->install)
 			cakeys_drop(conf, keyname);
-		stage_unnote(op);
+		stage_forget(op->cd, op->call);
 		return -1;
 	}
 	r = bundle_publish(conf, f.created, &b, err, errlen);
@@ -360,7 +344,7 @@ stage_discard(
 	op->call = "discard";
 	stage_note(op, "-");
 	if (backup_discard(conf, now, kept, sizeof(kept), err, errlen) == -1) {
-		stage_unnote(op);
+		stage_forget(op->cd, op->call);
 		stage_free(op);
 		return -1;
 	}
