@@ -520,8 +520,10 @@ main(int argc, char *argv[])
 	if (cd.privileged && supervise_check_user(cd.conf->agents_user, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (dirs_check(cd.conf, err, sizeof(err)) == -1 ||
-	    dirs_check_writable(cd.conf, err, sizeof(err)) == -1 ||
-	    (recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
+	    dirs_check_writable(cd.conf, err, sizeof(err)) == -1)
+		fatalx("%s", err);
+	dirs_clean_state(cd.conf);
+	if ((recovered = carotated_recover(&cd, err, sizeof(err))) == -1 ||
 	    (fd = control_bind(cd.conf, cd.privileged, err, sizeof(err))) == -1)
 		fatalx("%s", err);
 	if (supervise_bind(cd.conf, cd.privileged, err, sizeof(err)) == -1)

@@ -23,7 +23,7 @@
 static int dirs_safe(
     const char *, const char *, const char *, const struct stat *, mode_t, char *, size_t);
 static int dirs_check_ssl(const struct config *, char *, size_t);
-static void dirs_clean_state(const struct config *);
+static int dirs_parent(const char *, char *, size_t);
 static int dirs_sync_parent(const char *, char *, size_t);
 static void dirs_rofs(const char *, const char *, char *, size_t);
 static int dirs_writable(const char *, const char *, char *, size_t);
@@ -100,9 +100,27 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "state directory %s is not a directory", conf->state_dir);
 		return -1;
 	}
-	if (dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen) == -1)
+	return dirs_safe("state directory", conf->state_dir, NULL, &st, 077, err, errlen);
+}
+
+/* The directory that holds path ("/" for "/x", "." for "x"): 0, or -1 when it is too long. */
+static int
+dirs_parent(const char *path, char *parent, size_t len)
+{
+	size_t n = strlen(path);
+	char *slash;
+
+	if (n >= len)
 		return -1;
-	dirs_clean_state(conf);
+	memcpy(parent, path, n + 1);
+	while (n > 1 && parent[n - 1] == '/')
+		parent[--n] = '\0';
+	if ((slash = strrchr(parent, '/')) == NULL)
+		snprintf(parent, len, ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
 	return 0;
 }
 
@@ -114,23 +132,13 @@ dirs_check(const struct config *conf, char *err, size_t errlen)
 static int
 dirs_sync_parent(const char *path, char *err, size_t errlen)
 {
-	char parent[PATH_MAX], *slash;
-	size_t n;
+	char parent[PATH_MAX];
 	int fd;
 
-	if ((n = strlen(path)) >= sizeof(parent)) {
+	if (dirs_parent(path, parent, sizeof(parent)) == -1) {
 		snprintf(err, errlen, "state directory %s: path too long", path);
 		return -1;
 	}
-	memcpy(parent, path, n + 1);
-	while (n > 1 && parent[n - 1] == '/')
-		parent[--n] = '\0';
-	if ((slash = strrchr(parent, '/')) == NULL)
-		snprintf(parent, sizeof(parent), ".");
-	else if (slash == parent)
-		parent[1] = '\0';
-	else
-		*slash = '\0';
 	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 	    fsx_fsync_dir(fd) == -1) {
 		snprintf(err, errlen, "state directory %s created, but %s cannot be synced: %s",
@@ -149,7 +157,7 @@ dirs_sync_parent(const char *path, char *err, size_t errlen)
  * the file's creation is not (tests/integration/test_power_loss.sh). Nothing writes at
  * start-up, so every such file is garbage; the next fsx_replace would only remove its own.
  */
-static void
+void
 dirs_clean_state(const struct config *conf)
 {
 	struct dirent *de;
@@ -234,7 +242,7 @@ int
 dirs_check_config(
     const struct config *conf, int (*problem)(const char *, const char *), const char *path)
 {
-	char err[1024], parent[PATH_MAX], *slash;
+	char err[1024], parent[PATH_MAX];
 	struct stat st;
 	int n = 0;
 
@@ -250,9 +258,8 @@ dirs_check_config(
 		         dirs_writable("state directory", conf->state_dir, err, sizeof(err)) == -1)
 			n += problem(path, err);
 	} else {
-		snprintf(parent, sizeof(parent), "%s", conf->state_dir);
-		if ((slash = strrchr(parent, '/')) != NULL)
-			*(slash == parent ? slash + 1 : slash) = '\0';
+		if (dirs_parent(conf->state_dir, parent, sizeof(parent)) == -1)
+			snprintf(parent, sizeof(parent), "%s", conf->state_dir);
 		if (dirs_writable("the directory that would hold the state directory", parent, err,
 		        sizeof(err)) == -1)
 			n += problem(path, err);

@@ -16,6 +16,11 @@ int dirs_check(const struct config *, char *err, size_t errlen);
  * names the systemd drop-in that fixes it). 0, or -1 with err.
  */
 int dirs_check_writable(const struct config *, char *err, size_t errlen);
+/*
+ * At start-up, before recovery: removes the ".NAME.tmp" files an fsx_replace cut
+ * short left in the state directory. Not while another process may be writing there.
+ */
+void dirs_clean_state(const struct config *);
 /* --check-config: the same checks, creating nothing; each problem to problem(path, what). */
 int dirs_check_config(
     const struct config *, int (*problem)(const char *, const char *), const char *path);
