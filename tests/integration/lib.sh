@@ -290,19 +290,25 @@ print(int(datetime.datetime.fromisoformat(s).timestamp()))' "$1"
 
 # ---------------------------------------------------------------- temp dir and cleanup
 
+# t_kill PID: SIGTERM, up to 3 s (scaled) to exit, then SIGKILL; reaped either way.
+t_kill() {
+	local i
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null
+	for ((i = 0; i < 30 * TIME_SCALE; i++)); do
+		daemon_alive "$1" || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null
+	{ wait "$1"; } 2>/dev/null
+	return 0
+}
+
 _t_cleanup() {
-	local rc=$? pid i m
+	local rc=$? pid m
 	set +e
 	for pid in $_T_PIDS; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null
-			for ((i = 0; i < 30 * TIME_SCALE; i++)); do
-				daemon_alive "$pid" || break
-				sleep 0.1
-			done
-			kill -KILL "$pid" 2>/dev/null
-			{ wait "$pid"; } 2>/dev/null
-		fi
+		t_kill "$pid"
 	done
 	# A sanitizer report in a daemon log fails the test, even one printed at exit.
 	if [ -n "$T" ] && [ "$rc" -eq 0 ] &&

@@ -148,14 +148,9 @@ pl_image() {
 
 # pl_cleanup: kills the daemon (it holds files on $PL_FS), unmounts, detaches, ends logfs.
 pl_cleanup() {
-	local m dev i
+	local m dev
 	set +e
-	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-		kill -TERM "$DAEMON_PID"
-		for i in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$DAEMON_PID" 2>/dev/null
-		wait "$DAEMON_PID" 2>/dev/null
-	fi
+	[ -z "$DAEMON_PID" ] || t_kill "$DAEMON_PID"
 	for m in $PL_MOUNTS; do
 		umount "$m" 2>/dev/null || umount -l "$m"
 	done
