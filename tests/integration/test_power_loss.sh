@@ -91,7 +91,8 @@ areq() {
 		-X "$method" -D "$T/h" -o "$T/b" -w '%{http_code}' "$@" \
 		"https://$NGINX_SERVER_NAME:$NGINX_PORT$path" 2>"$T/curl.err") || CODE="curl-$?"
 }
-hdr() { tr -d '\r' <"$T/h" | sed -n "s/^$1: *//Ip" | tr -d '"'; }
+# etag: the ETag of the last answer, without its quotes (hdr: lib.sh).
+etag() { hdr ETag | tr -d '"'; }
 agents_link() {
 	local i id
 	for i in $(seq 1 "$PL_AGENTS"); do
@@ -100,7 +101,7 @@ agents_link() {
 			-H "X-Agent-Id: $id" --data-binary ''
 		[ "$CODE" = 200 ] || fail "link $id" "$CODE $(cat "$T/b" "$T/curl.err")"
 		hdr X-Agent-Token >"$T/agent.$id.token"
-		hdr ETag >"$T/agent.$id.etag"
+		etag >"$T/agent.$id.etag"
 	done
 }
 # checkin ID: one check-in with the bundle id the agent holds; a 200 gives it the new one.
@@ -108,7 +109,7 @@ checkin() {
 	areq GET /carotate/v1/ca-bundle -H "Authorization: Bearer $(cat "$T/agent.$1.token")" \
 		-H "X-Agent-Id: $1" -H "If-None-Match: \"$(cat "$T/agent.$1.etag")\""
 	case $CODE in
-	200) hdr ETag >"$T/agent.$1.etag" ;;
+	200) etag >"$T/agent.$1.etag" ;;
 	304) ;;
 	*) fail "check-in $1" "$CODE $(cat "$T/b" "$T/curl.err")" ;;
 	esac
