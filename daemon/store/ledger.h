@@ -46,6 +46,16 @@ enum ledger_result {
  * (a corrupt ledger is an error, never an empty one).
  */
 struct ledger *ledger_open(const char *state_dir, char *err, size_t errlen);
+/*
+ * A pool member's ledger: the PostgreSQL database that dsn names (a libpq
+ * connection string; the caller read it from [ledger] dsn_file and never logs
+ * it), shared by every member of the pool, member being this one's name.
+ * Creates or migrates the schema (one member at a time), checks it. NULL with
+ * err filled on failure; err never holds the connection string or a password.
+ */
+struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, size_t errlen);
+/* "sqlite" or "postgresql". */
+const char *ledger_backend_name(const struct ledger *);
 void ledger_close(struct ledger *);
 /*
  * PRAGMA quick_check (O(N) in the file's pages, no index cross-check) on the

@@ -1,0 +1,72 @@
+/*
+ * The seam between the ledger's contract (ledger.h, ledger.c) and the engines
+ * that keep it: SQLite for a single proxy (ledger_sqlite*.c), PostgreSQL for a
+ * pool of proxies sharing one ledger (ledger_pg.c). ledger.c checks what does
+ * not depend on the engine and calls through one of these tables; each entry
+ * has the contract of the ledger.h function of the same name, on the
+ * backend's own state (self). Nothing outside store/ledger*.c includes it.
+ */
+#ifndef CAROTATE_LEDGER_BACKEND_H
+#define CAROTATE_LEDGER_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "ledger.h"
+
+struct ledger_backend {
+	const char *name; /* "sqlite", "postgresql": for status and logs */
+	void (*close)(void *self);
+	int (*quick_check)(void *self, char *problem, size_t len);
+	int (*set_target)(void *self, const char *staged_ca, const char *bundle_id);
+
+	int (*begin)(void *self);
+	int (*commit)(void *self);
+	void (*rollback)(void *self);
+	int (*in_batch)(const void *self);
+
+	enum ledger_result (*link)(
+	    void *self, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+	enum ledger_result (*link_join)(void *self, const char *agent_id,
+	    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
+	    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+	enum ledger_result (*join_check)(
+	    void *self, const char *join_id, const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+	enum ledger_result (*renew)(void *self, const char *agent_id,
+	    const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN], const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN],
+	    time_t now);
+	uint64_t (*total)(const void *self);
+	enum ledger_result (*forget)(void *self, const char *agent_id);
+	enum ledger_result (*forget_unconfirmed)(void *self, int64_t before, uint64_t *n);
+	enum ledger_result (*join_create)(void *self, const struct ledger_join *);
+	enum ledger_result (*join_revoke)(void *self, const char *join_id);
+	int (*join_list)(void *self, ledger_join_cb, void *arg);
+	enum ledger_result (*checkin)(void *self, const char *agent_id,
+	    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary,
+	    time_t now, int *send_bundle);
+	enum ledger_result (*exclude)(void *self, const char *agent_id, const char *reason);
+	enum ledger_result (*include)(void *self, const char *agent_id);
+	enum ledger_result (*get)(void *self, const char *agent_id, struct ledger_agent *);
+
+	int (*count)(void *self, time_t now, uint64_t window, struct ledger_counts *);
+	int (*pending)(void *self, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+	    ledger_agent_cb, void *arg);
+	int (*holdings)(void *self, time_t now, uint64_t window, ledger_holding_cb, void *arg);
+
+	int (*audit_append)(void *self, struct ledger_audit *);
+	int (*audit_list)(void *self, uint64_t offset, uint32_t limit, ledger_audit_cb, void *arg);
+	int (*audit_last)(void *self, uint64_t after, const char *const *calls, size_t ncalls,
+	    const char *marker, struct ledger_audit *);
+	int (*audit_count)(void *self, uint64_t *total);
+	int (*audit_verify_step)(void *self, struct ledger_audit_walk *, uint32_t max, char *problem,
+	    size_t len);
+};
+
+/* A ledger over backend be and its state self (NULL only when be->close(self) ran). */
+struct ledger *ledger_wrap(const struct ledger_backend *be, void *self);
+
+extern const struct ledger_backend ledger_sqlite_backend;
+extern const struct ledger_backend ledger_pg_backend;
+
+#endif
