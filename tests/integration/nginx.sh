@@ -10,11 +10,11 @@
 #   nginx_reload           # runs $NGINX_RELOAD, then waits for the files' certs to be served
 #   nginx_stop             # graceful quit, waits
 #
-# After nginx_setup: $NGINX_DIR (conf, logs, temp dirs), $NGINX_CONF, $NGINX_PORT (main
+# After nginx_setup: $NGINX_DIR ($NGINX_HOME when set, else $T/nginx: conf, logs, temp dirs), $NGINX_CONF, $NGINX_PORT (main
 # listener), $NGINX_CANARY_PORT, $NGINX_CHECK_SOCK (the `listen unix:... ssl` of the main
 # server block, for [proxy] address = unix:...), $NGINX_CANARY_CHECK_SOCK (the canary's),
 # both in $NGINX_CHECK_DIR ($RUN_DIR/check, 0700 like /run/carotate/check), $NGINX_RELOAD (an executable script: the
-# daemon's [proxy] reload), $NGINX_ERROR_LOG ($T/nginx.log: lib.sh's trap prints it when a
+# daemon's [proxy] reload), $NGINX_ERROR_LOG ($T/$NGINX_LOG_NAME.log, default $T/nginx.log: lib.sh's trap prints it when a
 # test fails), $NGINX_ACCESS_LOG, $NGINX_SERVER_NAME (proxy.test), $NGINX_PID.
 # Also: nginx_check_config (nginx -t of the rendered files), nginx_served_sha256 PORT (sha256
 # of the served leaf's DER), nginx_write_daemon_config
@@ -45,14 +45,14 @@ nginx_setup() {
 		[ -f "$f" ] || fail "nginx_setup: $f is missing"
 	done
 	[ -n "$NGINX_DIR" ] && return 0
-	NGINX_DIR="$T/nginx"
+	NGINX_DIR="${NGINX_HOME:-$T/nginx}"
 	NGINX_CONF="$NGINX_DIR/nginx.conf"
-	NGINX_ERROR_LOG="$T/nginx.log"
+	NGINX_ERROR_LOG="$T/${NGINX_LOG_NAME:-nginx}.log"
 	NGINX_ACCESS_LOG="$NGINX_DIR/access.log"
 	NGINX_CHECK_DIR="$RUN_DIR/check"
 	NGINX_CHECK_SOCK="$NGINX_CHECK_DIR/proxy-check.sock"
 	NGINX_CANARY_CHECK_SOCK="$NGINX_CHECK_DIR/canary-check.sock"
-	NGINX_RELOAD="$T/nginx-reload.sh"
+	NGINX_RELOAD="$NGINX_DIR-reload.sh"
 	mkdir -m 0755 "$NGINX_DIR" "$NGINX_DIR/tmp"
 	mkdir -p "$RUN_DIR"
 	mkdir -m 0700 "$NGINX_CHECK_DIR"
