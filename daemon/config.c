@@ -37,6 +37,7 @@
 #define CONFIG_MAX_OUTPUT     ((uint64_t)1024 * 1024 * 1024)
 #define CONFIG_ADMIN_RESERVED 8   /* default control slots kept for admins */
 #define CONFIG_MAX_URL        512 /* bytes of [agents] canary_url */
+#define CONFIG_MAX_HOSTNAME   255 /* bytes of gethostname(2)'s answer we read */
 
 #define SEC  1000ULL /* durations are held in milliseconds while parsing */
 #define MIN  (60 * SEC)
@@ -112,6 +113,12 @@ static struct config_address *config_field_address(
 static int config_set_server_name(struct config_parse *, const struct config_key *, const char *);
 static int config_set_gate(struct config_parse *, const struct config_key *, const char *);
 static int config_set_url(struct config_parse *, const struct config_key *, const char *);
+static int config_set_backend(struct config_parse *, const struct config_key *, const char *);
+static int config_set_member(struct config_parse *, const struct config_key *, const char *);
+static const char *config_member_invalid(const char *);
+static void config_check_ledger(struct config_parse *);
+static void config_check_pool_file(struct config_parse *, const char *, const char *, int);
+static void config_derive_member(struct config_parse *);
 
 #define F(field) offsetof(struct config, field)
 
@@ -155,6 +162,10 @@ static const struct config_key config_keys[] = {
 	{ "renew", "before", config_set_secs, F(renew_before), 1 * SEC, 3650 * DAY },
 	{ "renew", "ca_warn", config_set_secs, F(ca_warn), 1 * SEC, 3650 * DAY },
 	{ "metrics", "textfile", config_set_optpath, F(metrics_textfile), 0, 0 },
+	{ "ledger", "backend", config_set_backend, 0, 0, 0 },
+	{ "ledger", "dsn_file", config_set_optpath, F(ledger_dsn_file), 0, 0 },
+	{ "ledger", "pool_key", config_set_optpath, F(ledger_pool_key), 0, 0 },
+	{ "ledger", "member", config_set_member, F(ledger_member), 0, 0 },
 };
 
 #undef F
@@ -233,6 +244,9 @@ config_free(struct config *conf)
 	free(conf->linking_key);
 	free(conf->agents_canary_url);
 	free(conf->metrics_textfile);
+	free(conf->ledger_dsn_file);
+	free(conf->ledger_pool_key);
+	free(conf->ledger_member);
 	free(conf);
 }
 
@@ -527,8 +541,67 @@ config_finish(struct config_parse *ps)
 	config_check_distinct(ps, "agents", "socket", conf->agents_socket, "agents",
 	    "canary_socket", conf->agents_canary_socket);
 	config_check_reserved(ps);
+	config_check_ledger(ps);
 	if (conf->proxy_server_name[0] == '\0')
 		config_derive_server_name(conf);
+	if (conf->ledger_member == NULL)
+		config_derive_member(ps);
+}
+
+/* A pool needs its database and its key; a single proxy must not name either (a key that
+ * does nothing would hide a backend left at its default). */
+static void
+config_check_ledger(struct config_parse *ps)
+{
+	struct config *conf = ps->conf;
+	int pool = conf->ledger_backend == CONFIG_LEDGER_POSTGRESQL;
+	int line = config_key_line(ps, "ledger", "backend");
+
+	config_check_pool_file(ps, "dsn_file", conf->ledger_dsn_file, pool);
+	config_check_pool_file(ps, "pool_key", conf->ledger_pool_key, pool);
+	if (conf->ledger_dsn_file != NULL && conf->ledger_pool_key != NULL)
+		config_check_distinct(ps, "ledger", "dsn_file", conf->ledger_dsn_file, "ledger",
+		    "pool_key", conf->ledger_pool_key);
+	if (pool && ps->failed == 0 && conf->ledger_dsn_file == NULL)
+		config_error(ps, line, "[ledger] backend = postgresql needs dsn_file");
+	if (pool && ps->failed == 0 && conf->ledger_pool_key == NULL)
+		config_error(ps, line, "[ledger] backend = postgresql needs pool_key");
+}
+
+/* A [ledger] file key set with the sqlite backend is refused at its own line. */
+static void
+config_check_pool_file(struct config_parse *ps, const char *key, const char *value, int pool)
+{
+	if (pool || value == NULL)
+		return;
+	config_error(ps, config_key_line(ps, "ledger", key),
+	    "[ledger] %s is only for backend = postgresql (the backend is sqlite)", key);
+}
+
+/*
+ * The member's default name: the host name up to its first dot. A pool must have a valid
+ * one, so an unusable host name is an error there; a single proxy does not use it.
+ */
+static void
+config_derive_member(struct config_parse *ps)
+{
+	struct config *conf = ps->conf;
+	char host[CONFIG_MAX_HOSTNAME + 1];
+	const char *why;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "%s", "");
+	host[CONFIG_MAX_HOSTNAME] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	if ((why = config_member_invalid(host)) == NULL) {
+		conf->ledger_member = xstrdup(host);
+		return;
+	}
+	if (conf->ledger_backend == CONFIG_LEDGER_POSTGRESQL)
+		config_error(ps, config_key_line(ps, "ledger", "backend"),
+		    "[ledger] member: the host name \"%.64s\" cannot name this member (%s); set "
+		    "member",
+		    host, why);
 }
 
 /*
@@ -1136,4 +1209,50 @@ config_set_url(struct config_parse *ps, const struct config_key *k, const char *
 		return config_key_error(ps, k, "\"%s\" names no host", v);
 	config_replace(dst, v);
 	return 0;
+}
+
+static int
+config_set_backend(struct config_parse *ps, const struct config_key *k, const char *v)
+{
+	if (strcmp(v, "sqlite") == 0)
+		ps->conf->ledger_backend = CONFIG_LEDGER_SQLITE;
+	else if (strcmp(v, "postgresql") == 0)
+		ps->conf->ledger_backend = CONFIG_LEDGER_POSTGRESQL;
+	else
+		return config_key_error(ps, k, "\"%s\" is neither sqlite nor postgresql", v);
+	return 0;
+}
+
+/* Empty keeps the default (the host name); config_finish derives it. */
+static int
+config_set_member(struct config_parse *ps, const struct config_key *k, const char *v)
+{
+	char **dst = config_field_str(ps, k);
+	const char *why;
+
+	free(*dst);
+	*dst = NULL;
+	if (*v == '\0')
+		return 0;
+	if ((why = config_member_invalid(v)) != NULL)
+		return config_key_error(ps, k, "\"%s\" is not a member name (%s)", v, why);
+	*dst = xstrdup(v);
+	return 0;
+}
+
+/* Why s cannot name a pool member (it shows in status, reports and audit records), or NULL. */
+static const char *
+config_member_invalid(const char *s)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                              "0123456789._-";
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return "empty";
+	if (len > CONFIG_MEMBER_MAX)
+		return "longer than 63 characters";
+	if (strspn(s, allowed) != len)
+		return "only letters, digits, '.', '_' and '-'";
+	return NULL;
 }

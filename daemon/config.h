@@ -7,6 +7,14 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/carotate/carotated.conf"
 
+/* Where the ledger lives: SQLite in the state directory, or a pool's PostgreSQL. */
+enum config_ledger_backend {
+	CONFIG_LEDGER_SQLITE,
+	CONFIG_LEDGER_POSTGRESQL,
+};
+
+#define CONFIG_MEMBER_MAX 63 /* characters of [ledger] member */
+
 enum config_gate {
 	CONFIG_GATE_ACKNOWLEDGED,
 	CONFIG_GATE_VERIFIED,
@@ -78,6 +86,13 @@ struct config {
 
 	/* [metrics] */
 	char *metrics_textfile; /* NULL when empty */
+
+	/* [ledger] */
+	enum config_ledger_backend ledger_backend;
+	char *ledger_dsn_file; /* absolute; set exactly when the backend is postgresql */
+	char *ledger_pool_key; /* absolute; set exactly when the backend is postgresql */
+	char *ledger_member;   /* [A-Za-z0-9._-]{1,63}; default: the host name up to its first dot.
+	                          NULL only with sqlite when that host name is not a valid name */
 };
 
 /*

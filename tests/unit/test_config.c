@@ -7,9 +7,11 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,42 @@ static const struct bad_case bad_cases[] = {
 	{ "group name too long", "[daemon]\nadmin_group = abcdefghijklmnopqrstuvwxyz0123456\n", 2,
 	    "portable", NULL },
 	{ "empty group", "[daemon]\nsocket_group =\n", 2, "portable", NULL },
+	/* [ledger] */
+	{ "unknown backend", "[ledger]\nbackend = mysql\n", 2,
+	    "backend: \"mysql\" is neither sqlite nor postgresql", NULL },
+	{ "backend in upper case", "[ledger]\nbackend = PostgreSQL\n", 2, "neither", NULL },
+	{ "empty backend", "[ledger]\nbackend =\n", 2, "neither", NULL },
+	{ "postgresql without dsn_file", "[ledger]\nbackend = postgresql\npool_key = /etc/k\n", 2,
+	    "[ledger] backend = postgresql needs dsn_file", NULL },
+	{ "postgresql with an empty dsn_file",
+	    "[ledger]\npool_key = /etc/k\ndsn_file =\nbackend = postgresql\n", 4, "needs dsn_file",
+	    NULL },
+	{ "postgresql without pool_key", "[ledger]\nbackend = postgresql\ndsn_file = /etc/d\n", 2,
+	    "[ledger] backend = postgresql needs pool_key", NULL },
+	{ "dsn_file with the default backend", "[ledger]\n\ndsn_file = /etc/carotate/ledger.dsn\n",
+	    3, "[ledger] dsn_file is only for backend = postgresql", NULL },
+	{ "dsn_file with sqlite", "[ledger]\nbackend = sqlite\ndsn_file = /etc/d\n", 3,
+	    "only for backend = postgresql", NULL },
+	{ "pool_key with sqlite", "[ledger]\npool_key = /etc/k\nbackend = sqlite\n", 2,
+	    "[ledger] pool_key is only for backend = postgresql", NULL },
+	{ "relative dsn_file", "[ledger]\nbackend = postgresql\ndsn_file = ledger.dsn\n", 3,
+	    "dsn_file: \"ledger.dsn\" is not an absolute path", NULL },
+	{ "pool_key with '..'", "[ledger]\npool_key = /etc/../k\n", 2, "\"..\" component", NULL },
+	{ "dsn_file and pool_key one file",
+	    "[ledger]\nbackend = postgresql\ndsn_file = /etc/p\npool_key = /etc/p\n", 4,
+	    "[ledger] dsn_file and [ledger] pool_key name the same file", NULL },
+	{ "member with a space", "[ledger]\nmember = web 1\n", 2,
+	    "member: \"web 1\" is not a member name (only letters, digits", NULL },
+	{ "member with a slash", "[ledger]\nmember = a/b\n", 2, "not a member name", NULL },
+	{ "member with a colon", "[ledger]\nmember = a:b\n", 2, "not a member name", NULL },
+	{ "member of 64 characters",
+	    "[ledger]\nmember = "
+	    "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl\n",
+	    2, "longer than 63 characters", NULL },
+	{ "member with a UTF-8 letter", "[ledger]\nmember = caf\xc3\xa9\n", 2, "not a member name",
+	    NULL },
+	{ "member in the wrong section", "[daemon]\nmember = a\n", 2, "unknown key \"member\"",
+	    "belongs in [ledger]" },
 };
 
 /* Group setup: one scratch directory for every test. State stays NULL for prestate tests. */
@@ -304,6 +342,27 @@ test_bad_case(void **state)
 	}
 }
 
+/* [ledger] member's default: this host's name up to its first dot (NULL if not a valid name). */
+static void
+assert_default_member(const char *member)
+{
+	char host[256];
+	size_t len;
+
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	host[strcspn(host, ".")] = '\0';
+	len = strlen(host);
+	if (len == 0 || len > 63 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "0123456789._-") != len) {
+		assert_null(member);
+		return;
+	}
+	assert_non_null(member);
+	assert_string_equal(member, host);
+}
+
 static void
 assert_defaults(const struct config *conf)
 {
@@ -345,6 +404,10 @@ assert_defaults(const struct config *conf)
 	assert_int_equal(conf->retention, 30 * 86400);
 	assert_int_equal(conf->backups_keep, 10);
 	assert_null(conf->metrics_textfile);
+	assert_int_equal(conf->ledger_backend, CONFIG_LEDGER_SQLITE);
+	assert_null(conf->ledger_dsn_file);
+	assert_null(conf->ledger_pool_key);
+	assert_default_member(conf->ledger_member);
 }
 
 static void
@@ -454,7 +517,12 @@ test_every_key_set(void **state)
 	                           "[backups]\n"
 	                           "keep = 1000\n"
 	                           "[metrics]\n"
-	                           "textfile = /var/lib/node-exporter/carotate.prom ; inline\n";
+	                           "textfile = /var/lib/node-exporter/carotate.prom ; inline\n"
+	                           "[ledger]\n"
+	                           "backend = postgresql\n"
+	                           "dsn_file = /etc/carotate/ledger.dsn\n"
+	                           "pool_key = /etc/carotate/pool.key\n"
+	                           "member = proxy-b.eu_1\n";
 	char path[PATH_MAX], err[1024];
 	struct config *c;
 
@@ -499,7 +567,103 @@ test_every_key_set(void **state)
 	assert_int_equal(c->retention, 90 * 86400);
 	assert_int_equal(c->backups_keep, 1000);
 	assert_string_equal(c->metrics_textfile, "/var/lib/node-exporter/carotate.prom");
+	assert_int_equal(c->ledger_backend, CONFIG_LEDGER_POSTGRESQL);
+	assert_string_equal(c->ledger_dsn_file, "/etc/carotate/ledger.dsn");
+	assert_string_equal(c->ledger_pool_key, "/etc/carotate/pool.key");
+	assert_string_equal(c->ledger_member, "proxy-b.eu_1");
 	config_free(c);
+}
+
+/* A member name of 63 characters is the longest; an empty one keeps the host name. */
+static void
+test_member(void **state)
+{
+	static const char longest[] =
+	    "[ledger]\nmember = "
+	    "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk\n";
+	char path[PATH_MAX], err[1024];
+	struct config *c;
+
+	if ((c = load_text(longest, path, sizeof(path), err, sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(strlen(c->ledger_member), 63);
+	config_free(c);
+	if ((c = load_text("[ledger]\nmember =\nbackend = sqlite\n", path, sizeof(path), err,
+	         sizeof(err))) == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(c->ledger_backend, CONFIG_LEDGER_SQLITE);
+	assert_default_member(c->ledger_member);
+	config_free(c);
+}
+
+/*
+ * The member's default under a host name we choose: in a UTS namespace of a child (root
+ * only; skipped otherwise). The child reports by exit status: 0 when every case held, else
+ * the number of the first case that did not.
+ */
+static int
+member_case(const char *host, const char *text, const char *member, const char *phrase)
+{
+	char path[PATH_MAX], err[1024];
+	struct config *c;
+	int ok;
+
+	if (sethostname(host, strlen(host)) == -1)
+		return 0;
+	c = load_text(text, path, sizeof(path), err, sizeof(err));
+	if (member == NULL && phrase == NULL)
+		ok = c != NULL && c->ledger_member == NULL;
+	else if (member != NULL)
+		ok = c != NULL && c->ledger_member != NULL && strcmp(c->ledger_member, member) == 0;
+	else
+		ok = c == NULL && strstr(err, phrase) != NULL;
+	config_free(c);
+	return ok;
+}
+
+static int
+member_cases(void)
+{
+	static const char pool[] = "[ledger]\nbackend = postgresql\ndsn_file = /etc/d\n"
+	                           "pool_key = /etc/k\n";
+	static const char pool_named[] = "[ledger]\nbackend = postgresql\ndsn_file = /etc/d\n"
+	                                 "pool_key = /etc/k\nmember = web-9\n";
+
+	if (!member_case("web-1.example.com", pool, "web-1", NULL))
+		return 1;
+	if (!member_case("web-2", "", "web-2", NULL))
+		return 2;
+	if (!member_case("bad host.example", pool, NULL, "\"bad host\" cannot name this member"))
+		return 3;
+	if (!member_case("bad host.example", "", NULL, NULL))
+		return 4;
+	if (!member_case("bad host.example", pool_named, "web-9", NULL))
+		return 5;
+	if (!member_case(".example", pool, NULL, "set member"))
+		return 6;
+	return 0;
+}
+
+static void
+test_member_from_host_name(void **state)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip();
+	assert_int_not_equal(pid = fork(), -1);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWUTS) == -1)
+			_exit(77);
+		_exit(member_cases());
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("host-name case %d failed", WEXITSTATUS(status));
 }
 
 /* One [proxy] address value and what it must parse to. */
@@ -907,6 +1071,8 @@ main(void)
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_packaged_conf),
 		cmocka_unit_test(test_every_key_set),
+		cmocka_unit_test(test_member),
+		cmocka_unit_test(test_member_from_host_name),
 		cmocka_unit_test(test_address_forms),
 		cmocka_unit_test(test_canary_address),
 		cmocka_unit_test(test_server_name_default),
