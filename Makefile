@@ -59,7 +59,7 @@ INC_all     := $(INC_rpc)
 ALL_CFLAGS  := $(BASE_CFLAGS) $(INC_all)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
-DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl
+DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl libpq
 CLIENT_PKGS := libprotobuf-c jansson
 TEST_PKGS   := cmocka
 pkg_cflags   = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
@@ -220,6 +220,7 @@ test_audit_objs    := $(O)/tests/fixture.o $(O)/daemon/rpc/audit.o $(O)/daemon/s
 		      $(O)/daemon/config.o
 test_pki_objs      := $(PKI_OBJS)
 test_seal_objs     := $(O)/daemon/pki/seal.o
+test_poolfiles_objs := $(O)/daemon/store/poolfiles.o
 test_ssldir_objs   := $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
 test_active_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
 		      $(PKI_OBJS) $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o
