@@ -15,6 +15,7 @@
 # assert_match, assert_contains, assert_file_contains, assert_exit CODE WHAT -- CMD,
 # assert_daemon_alive; fail, ok, t_skip, t_log; json_get PATH [FILE]; rfc3339_to_epoch;
 # ms_now; wait_until MS CMD; run_daemon_bg, daemon_alive, socket_answers; t_track_pid PID;
+# t_on_exit CMD [ARGS...] (the cleanup trap runs it, e.g. pg.sh's server stop);
 # snapshot_dir DIR, snapshot_disk (SSL and state directories), assert_unchanged FILE WHAT,
 # last_audit.
 # $PY is /usr/bin/python3 (has python3-protobuf), $IT_DIR this directory, $REPO_ROOT.
@@ -304,9 +305,22 @@ t_kill() {
 	return 0
 }
 
+# t_on_exit CMD [ARGS...]: the cleanup trap runs CMD, in the order registered, before it kills
+# the tracked processes and removes $T: for what t_track_pid cannot stop (a server that
+# daemonizes, such as PostgreSQL under pg_ctl). A failing CMD does not fail the test.
+_T_ON_EXIT=()
+t_on_exit() {
+	local cmd
+	printf -v cmd '%q ' "$@"
+	_T_ON_EXIT+=("$cmd")
+}
+
 _t_cleanup() {
-	local rc=$? pid m
+	local rc=$? pid m hook
 	set +e
+	for hook in "${_T_ON_EXIT[@]}"; do
+		eval "$hook"
+	done
 	for pid in $_T_PIDS; do
 		t_kill "$pid"
 	done
