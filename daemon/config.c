@@ -548,8 +548,10 @@ config_finish(struct config_parse *ps)
 		config_derive_member(ps);
 }
 
-/* A pool needs its database and its key; a single proxy must not name either (a key that
- * does nothing would hide a backend left at its default). */
+/*
+ * A pool needs its database and its key; a single proxy must not name either: a key that
+ * does nothing would hide a backend left at its default.
+ */
 static void
 config_check_ledger(struct config_parse *ps)
 {
@@ -562,9 +564,9 @@ config_check_ledger(struct config_parse *ps)
 	if (conf->ledger_dsn_file != NULL && conf->ledger_pool_key != NULL)
 		config_check_distinct(ps, "ledger", "dsn_file", conf->ledger_dsn_file, "ledger",
 		    "pool_key", conf->ledger_pool_key);
-	if (pool && ps->failed == 0 && conf->ledger_dsn_file == NULL)
+	if (pool && conf->ledger_dsn_file == NULL)
 		config_error(ps, line, "[ledger] backend = postgresql needs dsn_file");
-	if (pool && ps->failed == 0 && conf->ledger_pool_key == NULL)
+	if (pool && conf->ledger_pool_key == NULL)
 		config_error(ps, line, "[ledger] backend = postgresql needs pool_key");
 }
 
