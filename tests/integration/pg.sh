@@ -15,7 +15,8 @@
 # After pg_start: $PG_DIR ($T/pg: the data directory $PG_DATA and the socket), $PG_PORT (names
 # the socket only: no TCP), $PG_LOG ($T/postgresql.log, printed by lib.sh's trap when a test
 # fails), $PG_DSN ("host=$PG_DIR port=... dbname=carotate user=carotate password=..."),
-# $PG_DSN_FILE (that DSN in a file owned by root, mode 0600: [ledger] dsn_file), $PG_PID (the
+# $PG_DSN_FILE (that DSN in a file owned by root, mode 0600: [ledger] dsn_file), $PG_PASSWORD
+# (the role's, random: grep logs and replies for it to show it never leaks), $PG_PID (the
 # postmaster's pid). Also pg_pids (every process of the cluster: the postmaster and its
 # children, which all run in $PG_DATA), pg_running, pg_psql ARGS (psql as the cluster's
 # superuser, over the socket).
@@ -33,7 +34,7 @@ PG_DSN_FILE=""
 PG_PID=""
 PG_ROLE=carotate
 PG_DB=carotate
-_PG_PASSWORD=""
+PG_PASSWORD=""
 _PG_HOOKED=""
 
 # pg_require: sets PG_BIN to the directory of the server programs, the newest of
@@ -144,11 +145,11 @@ _pg_ctl_start() {
 
 # The role and database the daemon uses, with a password: PG_DSN and PG_DSN_FILE.
 _pg_create_role() {
-	_PG_PASSWORD=$(openssl rand -hex 16)
-	pg_psql -d postgres -c "CREATE ROLE $PG_ROLE LOGIN PASSWORD '$_PG_PASSWORD'" \
+	PG_PASSWORD=$(openssl rand -hex 16)
+	pg_psql -d postgres -c "CREATE ROLE $PG_ROLE LOGIN PASSWORD '$PG_PASSWORD'" \
 		-c "CREATE DATABASE $PG_DB OWNER $PG_ROLE" >/dev/null ||
 		fail "pg_start: cannot create the role and database $PG_DB"
-	PG_DSN="host=$PG_DIR port=$PG_PORT dbname=$PG_DB user=$PG_ROLE password=$_PG_PASSWORD"
+	PG_DSN="host=$PG_DIR port=$PG_PORT dbname=$PG_DB user=$PG_ROLE password=$PG_PASSWORD"
 	# Root's file in $T, not in $PG_DIR, which the server's user owns.
 	(umask 077 && printf '%s\n' "$PG_DSN" >"$PG_DSN_FILE")
 	chmod 0600 "$PG_DSN_FILE"
