@@ -26,7 +26,7 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
-#include "ledger_int.h"
+#include "ledger_sqlite.h"
 #include "log.h"
 #include "xmalloc.h"
 

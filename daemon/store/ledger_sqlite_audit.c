@@ -10,7 +10,7 @@
 
 #include "digest.h"
 #include "ledger.h"
-#include "ledger_int.h"
+#include "ledger_sqlite.h"
 #include "log.h"
 
 _Static_assert(LEDGER_AUDIT_HASH_LEN + 1 == DIGEST_SHA256_HEX, "a record hash is SHA-256 hex");

@@ -3,8 +3,8 @@
  * ledger_audit.c: the connection and its statements, the in-memory index.
  * Nothing outside those files includes it.
  */
-#ifndef CAROTATE_LEDGER_INT_H
-#define CAROTATE_LEDGER_INT_H
+#ifndef CAROTATE_LEDGER_SQLITE_H
+#define CAROTATE_LEDGER_SQLITE_H
 
 #include <sys/types.h>
 
