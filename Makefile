@@ -77,8 +77,10 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
 PKI_OBJS    := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/pki/*.c)) $(DIGEST_OBJS)
-# The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
-LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/store/ledger*.c)) $(DIGEST_OBJS)
+# The ledger: the front (ledger.c), the audit chain's encoding (ledger_audit.c) and the SQLite
+# engine (ledger_sqlite*.c). Not the PostgreSQL engine (ledger_pg.c): it needs libpq.
+LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out daemon/store/ledger_pg.c,\
+	       $(wildcard daemon/store/ledger*.c))) $(DIGEST_OBJS)
 # The daemon but main: every file of its layer directories (a new file joins by being there),
 # and the configuration.
 DAEMON_DIRS := sys worker pki store engine rpc

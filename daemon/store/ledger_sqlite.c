@@ -1,10 +1,14 @@
 /*
- * The migration ledger: every SQL statement of carotated. SQLite (WAL,
- * synchronous=FULL) holds the truth; a flat in-memory index of 8 bytes per
- * agent answers the counts without SQL. A batch's changes reach the index
- * only after its COMMIT returned, so nothing is counted before it is durable.
- * This file owns the connection, the schema and its migrations, the batches
- * and the index; ledger_agents.c the agents, ledger_audit.c the audit chain.
+ * The ledger's SQLite engine, for a single proxy: every SQL statement of
+ * carotated's own ledger. SQLite (WAL, synchronous=FULL) holds the truth; a
+ * flat in-memory index of 8 bytes per agent answers the counts without SQL. A
+ * batch's changes reach the index only after its COMMIT returned, so nothing
+ * is counted before it is durable. This file owns the connection, the schema
+ * and its migrations, the batches, the index and the engine's table
+ * (ledger_sqlite_backend); ledger_sqlite_agents.c the agents,
+ * ledger_sqlite_audit.c the audit records. ledger.c checks the arguments and
+ * calls in through the table; each entry has the contract of the ledger.h
+ * function of the same name.
  *
  * Rules:
  * - link, checkin, exclude and include run only inside a batch (ledger_begin);
@@ -24,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
+#include "ledger_backend.h"
 #include "ledger_sqlite.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -39,7 +44,7 @@
 /* integrity_check starts its report with this line; the first message follows. */
 #define LEDGER_IC_PREFIX "*** in database main ***\n"
 
-/* An audit row in the order ledger_audit_row reads it. */
+/* An audit row in the order ledger_sqlite_audit_row reads it. */
 #define LEDGER_AUDIT_COLUMNS                                                                       \
 	"seq, time, uid, pid, user, call, result, detail, \"before\", \"after\", prev_hash, hash"
 
@@ -55,7 +60,7 @@
 	"CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "                     \
 	"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 
-const char *const ledger_sql[LST_COUNT] = {
+const char *const ledger_sqlite_sql[LST_COUNT] = {
 	[LST_BEGIN] = "BEGIN IMMEDIATE",
 	[LST_COMMIT] = "COMMIT",
 	[LST_ROLLBACK] = "ROLLBACK",
@@ -119,7 +124,7 @@ const char *const ledger_sql[LST_COUNT] = {
 	[LST_SAVEPOINT] = "SAVEPOINT link_join",
 	[LST_RELEASE] = "RELEASE link_join",
 	[LST_ROLLBACK_TO] = "ROLLBACK TO link_join",
-	/* The cheap check (no index against its table): ledger_quick_check. */
+	/* The cheap check (no index against its table): ledger_sqlite_quick_check. */
 	[LST_QUICK_CHECK] = "PRAGMA quick_check(1)",
 	/* From the newest down, stopping at the first match; seq > ?1 skips what was seen. */
 	[LST_AUDIT_LAST] = "SELECT " LEDGER_AUDIT_COLUMNS " FROM audit "
@@ -130,7 +135,7 @@ const char *const ledger_sql[LST_COUNT] = {
 };
 
 /* Schema migrations: [i] takes user_version i to i + 1. Append only, never edit. */
-static const char *const ledger_migrations[] = {
+static const char *const ledger_sqlite_migrations[] = {
 	/* 0 -> 1: the schema. Bundle ids and staged CAs are interned as integers. */
 	"CREATE TABLE bundles ("
 	" id INTEGER PRIMARY KEY,"
@@ -188,26 +193,27 @@ static const char *const ledger_migrations[] = {
 	" created_at INTEGER NOT NULL"
 	") STRICT;",
 };
-#define LEDGER_VERSION ((int)(sizeof(ledger_migrations) / sizeof(ledger_migrations[0])))
+#define LEDGER_VERSION                                                                             \
+	((int)(sizeof(ledger_sqlite_migrations) / sizeof(ledger_sqlite_migrations[0])))
 
-static int ledger_fail(struct ledger *, char *, size_t, const char *, int);
-static int ledger_exec(struct ledger *, const char *, const char *, char *, size_t);
-static int ledger_create_file(struct ledger *, char *, size_t);
-static int ledger_connect(struct ledger *, char *, size_t);
-static int ledger_check(struct ledger *, char *, size_t);
-static int ledger_pragmas(struct ledger *, char *, size_t);
-static int ledger_migrate(struct ledger *, char *, size_t);
-static int ledger_audit_guard(struct ledger *, char *, size_t);
-static int ledger_prepare(struct ledger *, char *, size_t);
-static int ledger_load(struct ledger *, char *, size_t);
-static int ledger_load_staging(struct ledger *);
-static int ledger_load_agents(struct ledger *);
-static void ledger_grow(struct ledger *, size_t);
-static void ledger_apply(struct ledger *);
+static int ledger_sqlite_fail(struct ledger_sqlite *, char *, size_t, const char *, int);
+static int ledger_sqlite_exec(struct ledger_sqlite *, const char *, const char *, char *, size_t);
+static int ledger_sqlite_create_file(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_connect(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_check(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_pragmas(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_migrate(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_audit_guard(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_prepare(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_load(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_load_staging(struct ledger_sqlite *);
+static int ledger_sqlite_load_agents(struct ledger_sqlite *);
+static void ledger_sqlite_grow(struct ledger_sqlite *, size_t);
+static void ledger_sqlite_apply(struct ledger_sqlite *);
 
 /* Fills err for the operator from an SQLite failure; corruption gets the advice. */
 static int
-ledger_fail(struct ledger *l, char *err, size_t errlen, const char *what, int rc)
+ledger_sqlite_fail(struct ledger_sqlite *l, char *err, size_t errlen, const char *what, int rc)
 {
 	const char *msg = l->db != NULL ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc);
 
@@ -226,27 +232,32 @@ ledger_fail(struct ledger *l, char *err, size_t errlen, const char *what, int rc
 
 /* Runs sql (what names it for the operator). */
 static int
-ledger_exec(struct ledger *l, const char *sql, const char *what, char *err, size_t errlen)
+ledger_sqlite_exec(
+    struct ledger_sqlite *l, const char *sql, const char *what, char *err, size_t errlen)
 {
 	int rc;
 
 	if ((rc = sqlite3_exec(l->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
-		return ledger_fail(l, err, errlen, what, rc);
+		return ledger_sqlite_fail(l, err, errlen, what, rc);
 	return 0;
 }
 
-struct ledger *
-ledger_open(const char *state_dir, char *err, size_t errlen)
+struct ledger_sqlite *
+ledger_sqlite_open(const char *state_dir, char *err, size_t errlen)
 {
-	struct ledger *l = xcalloc(1, sizeof(*l));
+	struct ledger_sqlite *l = xcalloc(1, sizeof(*l));
 
 	xasprintf(&l->path, "%s/%s", state_dir, LEDGER_FILE);
 	l->pid = getpid();
-	if (ledger_create_file(l, err, errlen) == -1 || ledger_connect(l, err, errlen) == -1 ||
-	    ledger_check(l, err, errlen) == -1 || ledger_pragmas(l, err, errlen) == -1 ||
-	    ledger_migrate(l, err, errlen) == -1 || ledger_audit_guard(l, err, errlen) == -1 ||
-	    ledger_prepare(l, err, errlen) == -1 || ledger_load(l, err, errlen) == -1) {
-		ledger_close(l);
+	if (ledger_sqlite_create_file(l, err, errlen) == -1 ||
+	    ledger_sqlite_connect(l, err, errlen) == -1 ||
+	    ledger_sqlite_check(l, err, errlen) == -1 ||
+	    ledger_sqlite_pragmas(l, err, errlen) == -1 ||
+	    ledger_sqlite_migrate(l, err, errlen) == -1 ||
+	    ledger_sqlite_audit_guard(l, err, errlen) == -1 ||
+	    ledger_sqlite_prepare(l, err, errlen) == -1 ||
+	    ledger_sqlite_load(l, err, errlen) == -1) {
+		ledger_sqlite_close(l);
 		return NULL;
 	}
 	log_debugf("%s: %zu bundles, staging %lld", l->path, l->nbundles, (long long)l->staging);
@@ -255,7 +266,7 @@ ledger_open(const char *state_dir, char *err, size_t errlen)
 
 /* Creates the file 0600 before SQLite sees it (its -wal and -shm copy the mode). */
 static int
-ledger_create_file(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_create_file(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd;
@@ -286,29 +297,30 @@ ledger_create_file(struct ledger *l, char *err, size_t errlen)
 }
 
 static int
-ledger_connect(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_connect(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	int rc;
 
 	rc = sqlite3_open_v2(l->path, &l->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK)
-		return ledger_fail(l, err, errlen, "cannot open", rc);
+		return ledger_sqlite_fail(l, err, errlen, "cannot open", rc);
 	sqlite3_extended_result_codes(l->db, 1);
 	sqlite3_busy_timeout(l->db, LEDGER_BUSY_MS);
 	return 0;
 }
 
 int
-ledger_quick_check(struct ledger *l, char *problem, size_t len)
+ledger_sqlite_quick_check(void *self, char *problem, size_t len)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_QUICK_CHECK];
 	const char *msg;
 	int rc, ok;
 
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		snprintf(problem, len, "quick_check: %s", sqlite3_errstr(rc));
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		return rc == SQLITE_DONE || rc == SQLITE_CORRUPT ? 0 : -1;
 	}
 	msg = (const char *)sqlite3_column_text(st, 0);
@@ -318,26 +330,26 @@ ledger_quick_check(struct ledger *l, char *problem, size_t len)
 	if (!ok)
 		snprintf(problem, len, "%.*s", msg != NULL ? (int)strcspn(msg, "\n") : 0,
 		    msg != NULL ? msg : "");
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	return ok;
 }
 
 /* Reads everything once before writing anything: a damaged file is never touched. */
 static int
-ledger_check(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_check(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	const char *msg;
 	int rc;
 
-	if (ledger_exec(l, "SELECT count(*) FROM sqlite_schema", "read", err, errlen) == -1)
+	if (ledger_sqlite_exec(l, "SELECT count(*) FROM sqlite_schema", "read", err, errlen) == -1)
 		return -1;
 	rc = sqlite3_prepare_v2(l->db, "PRAGMA integrity_check", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return ledger_fail(l, err, errlen, "integrity_check", rc);
+		return ledger_sqlite_fail(l, err, errlen, "integrity_check", rc);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return ledger_fail(
+		return ledger_sqlite_fail(
 		    l, err, errlen, "integrity_check", rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
 	}
 	msg = (const char *)sqlite3_column_text(st, 0);
@@ -362,18 +374,19 @@ ledger_check(struct ledger *l, char *err, size_t errlen)
  * takes the page size.
  */
 static int
-ledger_pragmas(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_pragmas(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	const char *mode;
 	int rc, wal;
 
-	if (ledger_exec(l, "PRAGMA page_size = " LEDGER_PAGE_SIZE, "page_size", err, errlen) == -1)
+	if (ledger_sqlite_exec(
+	        l, "PRAGMA page_size = " LEDGER_PAGE_SIZE, "page_size", err, errlen) == -1)
 		return -1;
 	rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
 	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return ledger_fail(l, err, errlen, "journal_mode", rc);
+		return ledger_sqlite_fail(l, err, errlen, "journal_mode", rc);
 	}
 	mode = (const char *)sqlite3_column_text(st, 0);
 	wal = mode != NULL && strcmp(mode, "wal") == 0;
@@ -382,7 +395,7 @@ ledger_pragmas(struct ledger *l, char *err, size_t errlen)
 		snprintf(err, errlen, "ledger %s: cannot switch to WAL mode", l->path);
 		return -1;
 	}
-	return ledger_exec(l,
+	return ledger_sqlite_exec(l,
 	    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
 	    "PRAGMA wal_autocheckpoint = " LEDGER_WAL_PAGES "; "
 	    "PRAGMA journal_size_limit = " LEDGER_WAL_LIMIT,
@@ -390,7 +403,7 @@ ledger_pragmas(struct ledger *l, char *err, size_t errlen)
 }
 
 static int
-ledger_migrate(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_migrate(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	char *sql, what[64];
@@ -399,7 +412,7 @@ ledger_migrate(struct ledger *l, char *err, size_t errlen)
 	rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return ledger_fail(l, err, errlen, "user_version", rc);
+		return ledger_sqlite_fail(l, err, errlen, "user_version", rc);
 	}
 	v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -412,9 +425,9 @@ ledger_migrate(struct ledger *l, char *err, size_t errlen)
 	}
 	for (; v < LEDGER_VERSION; v++) {
 		xasprintf(&sql, "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT",
-		    ledger_migrations[v], v + 1);
+		    ledger_sqlite_migrations[v], v + 1);
 		snprintf(what, sizeof(what), "migration to schema version %d", v + 1);
-		rc = ledger_exec(l, sql, what, err, errlen);
+		rc = ledger_sqlite_exec(l, sql, what, err, errlen);
 		free(sql);
 		if (rc == -1) {
 			if (!sqlite3_get_autocommit(l->db))
@@ -432,7 +445,7 @@ ledger_migrate(struct ledger *l, char *err, size_t errlen)
  * the triggers, is what shows whether records were changed meanwhile.
  */
 static int
-ledger_audit_guard(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_audit_guard(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, n;
@@ -443,7 +456,7 @@ ledger_audit_guard(struct ledger *l, char *err, size_t errlen)
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
-		return ledger_fail(l, err, errlen, "audit triggers", rc);
+		return ledger_sqlite_fail(l, err, errlen, "audit triggers", rc);
 	}
 	n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -453,28 +466,28 @@ ledger_audit_guard(struct ledger *l, char *err, size_t errlen)
 	          "outside carotated; putting them back (carotatectl audit --verify checks the "
 	          "records)",
 	    l->path);
-	return ledger_exec(l, LEDGER_AUDIT_TRIGGERS, "audit triggers", err, errlen);
+	return ledger_sqlite_exec(l, LEDGER_AUDIT_TRIGGERS, "audit triggers", err, errlen);
 }
 
 static int
-ledger_prepare(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_prepare(struct ledger_sqlite *l, char *err, size_t errlen)
 {
 	int i, rc;
 
 	for (i = 0; i < LST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(
-		    l->db, ledger_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL);
+		    l->db, ledger_sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL);
 		if (rc != SQLITE_OK)
-			return ledger_fail(l, err, errlen, ledger_sql[i], rc);
+			return ledger_sqlite_fail(l, err, errlen, ledger_sqlite_sql[i], rc);
 	}
 	return 0;
 }
 
 static int
-ledger_load(struct ledger *l, char *err, size_t errlen)
+ledger_sqlite_load(struct ledger_sqlite *l, char *err, size_t errlen)
 {
-	if (ledger_load_bundles(l) == -1 || ledger_load_staging(l) == -1 ||
-	    ledger_load_agents(l) == -1) {
+	if (ledger_sqlite_load_bundles(l) == -1 || ledger_sqlite_load_staging(l) == -1 ||
+	    ledger_sqlite_load_agents(l) == -1) {
 		snprintf(
 		    err, errlen, "ledger %s: cannot load it: %s", l->path, sqlite3_errmsg(l->db));
 		return -1;
@@ -484,7 +497,7 @@ ledger_load(struct ledger *l, char *err, size_t errlen)
 
 /* The interned bundle ids, in memory by id (few: one per bundle ever served). */
 int
-ledger_load_bundles(struct ledger *l)
+ledger_sqlite_load_bundles(struct ledger_sqlite *l)
 {
 	sqlite3_stmt *st = l->st[LST_LOAD_BUNDLES];
 	const unsigned char *s;
@@ -499,7 +512,7 @@ ledger_load_bundles(struct ledger *l)
 		s = sqlite3_column_text(st, 1);
 		if (id < 1 || id > LEDGER_MAX_BUNDLES || s == NULL ||
 		    strlen((const char *)s) > LEDGER_BUNDLE_ID_LEN) {
-			ledger_done(st);
+			ledger_sqlite_done(st);
 			log_warnx(
 			    "ledger %s: bundle row %lld is out of range", l->path, (long long)id);
 			return -1;
@@ -512,12 +525,12 @@ ledger_load_bundles(struct ledger *l)
 		}
 		snprintf(l->bundles[id], sizeof(l->bundles[id]), "%s", (const char *)s);
 	}
-	ledger_done(st);
-	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load bundles");
+	ledger_sqlite_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlite_sqlerr(l, "load bundles");
 }
 
 static int
-ledger_load_staging(struct ledger *l)
+ledger_sqlite_load_staging(struct ledger_sqlite *l)
 {
 	sqlite3_stmt *st = l->st[LST_OPEN_STAGING];
 	const unsigned char *ca;
@@ -532,13 +545,13 @@ ledger_load_staging(struct ledger *l)
 		    l->staged_ca, sizeof(l->staged_ca), "%s", ca != NULL ? (const char *)ca : "");
 		rc = sqlite3_step(st);
 	}
-	ledger_done(st);
-	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load staging");
+	ledger_sqlite_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlite_sqlerr(l, "load staging");
 }
 
 /* One scan of agents; the index is sized to the largest id. */
 static int
-ledger_load_agents(struct ledger *l)
+ledger_sqlite_load_agents(struct ledger_sqlite *l)
 {
 	sqlite3_stmt *st = l->st[LST_MAX_ID];
 	struct ledger_entry *e;
@@ -546,43 +559,43 @@ ledger_load_agents(struct ledger *l)
 	int rc;
 
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		ledger_done(st);
-		return ledger_sqlerr(l, "max id");
+		ledger_sqlite_done(st);
+		return ledger_sqlite_sqlerr(l, "max id");
 	}
 	id = sqlite3_column_int64(st, 0);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (id < 0 || id > LEDGER_MAX_ROWID) {
 		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)id);
 		return -1;
 	}
-	ledger_grow(l, id + 1);
+	ledger_sqlite_grow(l, id + 1);
 	l->nagents = 0;
 	st = l->st[LST_LOAD_AGENTS];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		held = sqlite3_column_int64(st, 2);
 		if (id < 1 || (size_t)id >= l->nents) {
-			ledger_done(st);
+			ledger_sqlite_done(st);
 			log_warnx(
 			    "ledger %s: agent id %lld is out of range", l->path, (long long)id);
 			return -1;
 		}
 		e = &l->ents[id];
-		e->last_seen = ledger_clamp(sqlite3_column_int64(st, 1));
+		e->last_seen = ledger_sqlite_clamp(sqlite3_column_int64(st, 1));
 		e->held = held > 0 && (size_t)held < l->nbundles ? (uint16_t)held : 0;
-		e->flags =
-		    LEDGER_F_EXISTS | (sqlite3_column_int(st, 3) ? LEDGER_F_EXCLUDED : 0) |
-		    ledger_staged_flags(l, sqlite3_column_int64(st, 4), sqlite3_column_int(st, 5),
-		        sqlite3_column_int(st, 6), sqlite3_column_int(st, 7));
+		e->flags = LEDGER_F_EXISTS | (sqlite3_column_int(st, 3) ? LEDGER_F_EXCLUDED : 0) |
+		           ledger_sqlite_staged_flags(l, sqlite3_column_int64(st, 4),
+		               sqlite3_column_int(st, 5), sqlite3_column_int(st, 6),
+		               sqlite3_column_int(st, 7));
 		l->nagents++;
 	}
-	ledger_done(st);
-	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "load agents");
+	ledger_sqlite_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlite_sqlerr(l, "load agents");
 }
 
 /* A new staging: nobody has made progress in it (no row carries its fresh id). */
 void
-ledger_clear_flags(struct ledger *l)
+ledger_sqlite_clear_flags(struct ledger_sqlite *l)
 {
 	size_t i;
 
@@ -591,14 +604,15 @@ ledger_clear_flags(struct ledger *l)
 }
 
 void
-ledger_close(struct ledger *l)
+ledger_sqlite_close(void *self)
 {
+	struct ledger_sqlite *l = self;
 	int i;
 
 	if (l == NULL)
 		return;
 	if (l->in_batch)
-		ledger_rollback(l);
+		ledger_sqlite_rollback(l);
 	for (i = 0; i < LST_COUNT; i++)
 		sqlite3_finalize(l->st[i]);
 	if (l->db != NULL && sqlite3_close(l->db) != SQLITE_OK)
@@ -619,111 +633,115 @@ ledger_close(struct ledger *l)
  */
 #define LEDGER_FUZZ_TABLES 5
 #define LEDGER_FUZZ_FROM   2
-static const char *const ledger_fuzz_tables[LEDGER_FUZZ_TABLES] = { "bundles", "stagings", "agents",
-	"audit", "join_tokens" };
+static const char *const ledger_sqlite_fuzz_tables[LEDGER_FUZZ_TABLES] = { "bundles", "stagings",
+	"agents", "audit", "join_tokens" };
 static struct {
 	sqlite3 *db;
 	char *path;
 	char *from[LEDGER_FUZZ_FROM];
 	sqlite3_stmt *del[LEDGER_FUZZ_TABLES], *ins[LEDGER_FUZZ_FROM][LEDGER_FUZZ_TABLES];
-} ledger_fuzz;
+} ledger_sqlite_fuzz;
 
 /* The attached schema of from ("t0", "t1"), attached and its statements made on first use. */
 static int
-ledger_fuzz_source(const char *from)
+ledger_sqlite_fuzz_source(const char *from)
 {
 	char sql[256], name[8];
 	int i, t;
 
-	for (i = 0; i < LEDGER_FUZZ_FROM && ledger_fuzz.from[i] != NULL; i++)
-		if (strcmp(ledger_fuzz.from[i], from) == 0)
+	for (i = 0; i < LEDGER_FUZZ_FROM && ledger_sqlite_fuzz.from[i] != NULL; i++)
+		if (strcmp(ledger_sqlite_fuzz.from[i], from) == 0)
 			return i;
 	if (i == LEDGER_FUZZ_FROM)
 		return -1;
 	snprintf(name, sizeof(name), "t%d", i);
 	snprintf(sql, sizeof(sql), "ATTACH 'file:%s?mode=ro' AS %s", from, name);
-	if (sqlite3_exec(ledger_fuzz.db, sql, NULL, NULL, NULL) != SQLITE_OK)
+	if (sqlite3_exec(ledger_sqlite_fuzz.db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
 	for (t = 0; t < LEDGER_FUZZ_TABLES; t++) {
 		snprintf(sql, sizeof(sql), "INSERT INTO main.%s SELECT * FROM %s.%s",
-		    ledger_fuzz_tables[t], name, ledger_fuzz_tables[t]);
-		if (sqlite3_prepare_v2(ledger_fuzz.db, sql, -1, &ledger_fuzz.ins[i][t], NULL) !=
-		    SQLITE_OK)
+		    ledger_sqlite_fuzz_tables[t], name, ledger_sqlite_fuzz_tables[t]);
+		if (sqlite3_prepare_v2(ledger_sqlite_fuzz.db, sql, -1,
+		        &ledger_sqlite_fuzz.ins[i][t], NULL) != SQLITE_OK)
 			return -1;
 	}
-	ledger_fuzz.from[i] = xstrdup(from);
+	ledger_sqlite_fuzz.from[i] = xstrdup(from);
 	return i;
 }
 
 static int
-ledger_fuzz_connect(const char *path)
+ledger_sqlite_fuzz_connect(const char *path)
 {
 	char sql[128];
 	int t;
 
-	if (ledger_fuzz.db != NULL && strcmp(ledger_fuzz.path, path) == 0)
+	if (ledger_sqlite_fuzz.db != NULL && strcmp(ledger_sqlite_fuzz.path, path) == 0)
 		return 0;
-	if (ledger_fuzz.db != NULL)
+	if (ledger_sqlite_fuzz.db != NULL)
 		return -1; /* one ledger per process */
-	if (sqlite3_open_v2(path, &ledger_fuzz.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) !=
-	        SQLITE_OK ||
-	    sqlite3_db_config(ledger_fuzz.db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) != SQLITE_OK)
+	if (sqlite3_open_v2(path, &ledger_sqlite_fuzz.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
+	        NULL) != SQLITE_OK ||
+	    sqlite3_db_config(ledger_sqlite_fuzz.db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL) !=
+	        SQLITE_OK)
 		return -1;
-	sqlite3_busy_timeout(ledger_fuzz.db, LEDGER_BUSY_MS);
+	sqlite3_busy_timeout(ledger_sqlite_fuzz.db, LEDGER_BUSY_MS);
 	for (t = 0; t < LEDGER_FUZZ_TABLES; t++) {
-		snprintf(sql, sizeof(sql), "DELETE FROM main.%s", ledger_fuzz_tables[t]);
-		if (sqlite3_prepare_v2(ledger_fuzz.db, sql, -1, &ledger_fuzz.del[t], NULL) !=
-		    SQLITE_OK)
+		snprintf(sql, sizeof(sql), "DELETE FROM main.%s", ledger_sqlite_fuzz_tables[t]);
+		if (sqlite3_prepare_v2(ledger_sqlite_fuzz.db, sql, -1, &ledger_sqlite_fuzz.del[t],
+		        NULL) != SQLITE_OK)
 			return -1;
 	}
-	ledger_fuzz.path = xstrdup(path);
+	ledger_sqlite_fuzz.path = xstrdup(path);
 	return 0;
 }
 
 static int
-ledger_fuzz_run(sqlite3_stmt *st)
+ledger_sqlite_fuzz_run(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int
-ledger_fuzz_restore(struct ledger *l, const char *from, char *err, size_t errlen)
+ledger_sqlite_fuzz_restore(void *self, const char *from, char *err, size_t errlen)
 {
+	struct ledger_sqlite *l = self;
 	int i, t, ok;
 
 	if (l->in_batch)
-		ledger_rollback(l);
+		ledger_sqlite_rollback(l);
 	l->npend = 0;
 	l->cur = 0;
 	free(l->ents);
 	l->ents = NULL;
 	l->nents = 0;
-	if (ledger_fuzz_connect(l->path) == -1 || (i = ledger_fuzz_source(from)) == -1) {
+	if (ledger_sqlite_fuzz_connect(l->path) == -1 ||
+	    (i = ledger_sqlite_fuzz_source(from)) == -1) {
 		snprintf(err, errlen, "ledger %s: restore from %s: %s", l->path, from,
-		    ledger_fuzz.db != NULL ? sqlite3_errmsg(ledger_fuzz.db) : "cannot open");
+		    ledger_sqlite_fuzz.db != NULL ? sqlite3_errmsg(ledger_sqlite_fuzz.db)
+		                                  : "cannot open");
 		return -1;
 	}
-	ok = sqlite3_exec(ledger_fuzz.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	ok = sqlite3_exec(ledger_sqlite_fuzz.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
 	for (t = 0; ok && t < LEDGER_FUZZ_TABLES; t++)
-		ok = ledger_fuzz_run(ledger_fuzz.del[t]) == 0;
+		ok = ledger_sqlite_fuzz_run(ledger_sqlite_fuzz.del[t]) == 0;
 	for (t = 0; ok && t < LEDGER_FUZZ_TABLES; t++)
-		ok = ledger_fuzz_run(ledger_fuzz.ins[i][t]) == 0;
-	if (!ok || sqlite3_exec(ledger_fuzz.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		ok = ledger_sqlite_fuzz_run(ledger_sqlite_fuzz.ins[i][t]) == 0;
+	if (!ok || sqlite3_exec(ledger_sqlite_fuzz.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "ledger %s: restore from %s: %s", l->path, from,
-		    sqlite3_errmsg(ledger_fuzz.db));
-		sqlite3_exec(ledger_fuzz.db, "ROLLBACK", NULL, NULL, NULL);
+		    sqlite3_errmsg(ledger_sqlite_fuzz.db));
+		sqlite3_exec(ledger_sqlite_fuzz.db, "ROLLBACK", NULL, NULL, NULL);
 		return -1;
 	}
-	return ledger_load(l, err, errlen);
+	return ledger_sqlite_load(l, err, errlen);
 }
 #endif
 
 /* Logs an SQLite failure; -1 (LEDGER_ERROR's callers map it). */
 int
-ledger_sqlerr(struct ledger *l, const char *what)
+ledger_sqlite_sqlerr(struct ledger_sqlite *l, const char *what)
 {
 	log_warnx("ledger %s: %s: %s (%d)", l->path, what, sqlite3_errmsg(l->db),
 	    sqlite3_extended_errcode(l->db));
@@ -732,19 +750,19 @@ ledger_sqlerr(struct ledger *l, const char *what)
 
 /* Runs a statement without results or bindings. */
 int
-ledger_run(struct ledger *l, enum ledger_st which)
+ledger_sqlite_run(struct ledger_sqlite *l, enum ledger_st which)
 {
 	sqlite3_stmt *st = l->st[which];
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, ledger_sql[which]);
+		return ledger_sqlite_sqlerr(l, ledger_sqlite_sql[which]);
 	return 0;
 }
 
 void
-ledger_done(sqlite3_stmt *st)
+ledger_sqlite_done(sqlite3_stmt *st)
 {
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -752,7 +770,7 @@ ledger_done(sqlite3_stmt *st)
 
 /* An SQLite connection must not cross fork: only the process that opened it may write. */
 int
-ledger_owner_ok(struct ledger *l, const char *what)
+ledger_sqlite_owner_ok(struct ledger_sqlite *l, const char *what)
 {
 	if (l->pid == getpid())
 		return 1;
@@ -762,7 +780,7 @@ ledger_owner_ok(struct ledger *l, const char *what)
 }
 
 uint32_t
-ledger_clamp(int64_t t)
+ledger_sqlite_clamp(int64_t t)
 {
 	if (t < 0)
 		return 0;
@@ -771,7 +789,7 @@ ledger_clamp(int64_t t)
 
 /* Makes room for ids below n in the index (new entries are zero: absent). */
 static void
-ledger_grow(struct ledger *l, size_t n)
+ledger_sqlite_grow(struct ledger_sqlite *l, size_t n)
 {
 	size_t cap;
 
@@ -786,7 +804,7 @@ ledger_grow(struct ledger *l, size_t n)
 }
 
 void
-ledger_pend(struct ledger *l, int64_t id, int op, const struct ledger_entry *e)
+ledger_sqlite_pend(struct ledger_sqlite *l, int64_t id, int op, const struct ledger_entry *e)
 {
 	if (l->npend == l->pendcap) {
 		l->pendcap = l->pendcap == 0 ? 256 : l->pendcap * 2;
@@ -800,14 +818,14 @@ ledger_pend(struct ledger *l, int64_t id, int op, const struct ledger_entry *e)
 
 /* After COMMIT: the batch's changes, in call order, reach the index. */
 static void
-ledger_apply(struct ledger *l)
+ledger_sqlite_apply(struct ledger_sqlite *l)
 {
 	const struct ledger_update *u;
 	size_t i;
 
 	for (i = 0; i < l->npend; i++) {
 		u = &l->pend[i];
-		ledger_grow(l, (size_t)u->id + 1);
+		ledger_sqlite_grow(l, (size_t)u->id + 1);
 		if (u->op == LEDGER_U_SET || u->op == LEDGER_U_FORGET) {
 			l->nagents -= (l->ents[u->id].flags & LEDGER_F_EXISTS) != 0;
 			l->ents[u->id] = u->e;
@@ -823,15 +841,16 @@ ledger_apply(struct ledger *l)
 }
 
 int
-ledger_begin(struct ledger *l)
+ledger_sqlite_begin(void *self)
 {
-	if (!ledger_owner_ok(l, "begin"))
+	struct ledger_sqlite *l = self;
+	if (!ledger_sqlite_owner_ok(l, "begin"))
 		return -1;
 	if (l->in_batch) {
 		log_warnx("ledger %s: begin: a batch is open already", l->path);
 		return -1;
 	}
-	if (ledger_run(l, LST_BEGIN) == -1)
+	if (ledger_sqlite_run(l, LST_BEGIN) == -1)
 		return -1;
 	l->in_batch = 1;
 	l->batch_failed = 0;
@@ -841,54 +860,47 @@ ledger_begin(struct ledger *l)
 }
 
 int
-ledger_commit(struct ledger *l)
+ledger_sqlite_commit(void *self)
 {
+	struct ledger_sqlite *l = self;
 	if (!l->in_batch) {
 		log_warnx("ledger %s: commit without a batch", l->path);
 		return -1;
 	}
-	if (l->batch_failed || ledger_run(l, LST_COMMIT) == -1) {
-		ledger_rollback(l);
+	if (l->batch_failed || ledger_sqlite_run(l, LST_COMMIT) == -1) {
+		ledger_sqlite_rollback(l);
 		return -1;
 	}
 	l->in_batch = 0;
 	l->batch_new = 0;
-	ledger_apply(l);
+	ledger_sqlite_apply(l);
 	return 0;
 }
 
 void
-ledger_rollback(struct ledger *l)
+ledger_sqlite_rollback(void *self)
 {
+	struct ledger_sqlite *l = self;
 	if (!l->in_batch)
 		return;
 	if (!sqlite3_get_autocommit(l->db))
-		ledger_run(l, LST_ROLLBACK);
+		ledger_sqlite_run(l, LST_ROLLBACK);
 	l->in_batch = 0;
 	l->batch_failed = 0;
 	l->npend = 0;
 	l->batch_new = 0;
 }
 
-enum ledger_result
-ledger_end(struct ledger *l, enum ledger_result r)
-{
-	if (r == LEDGER_OK && ledger_commit(l) != 0)
-		return LEDGER_ERROR;
-	if (r != LEDGER_OK)
-		ledger_rollback(l);
-	return r;
-}
-
 int
-ledger_in_batch(const struct ledger *l)
+ledger_sqlite_in_batch(const void *self)
 {
+	const struct ledger_sqlite *l = self;
 	return l->in_batch;
 }
 
 /* Write calls need an open batch that has not failed. */
 int
-ledger_call_begin(struct ledger *l, const char *what)
+ledger_sqlite_call_begin(struct ledger_sqlite *l, const char *what)
 {
 	if (!l->in_batch) {
 		log_warnx("ledger %s: %s outside a batch", l->path, what);
@@ -903,7 +915,7 @@ ledger_call_begin(struct ledger *l, const char *what)
  * whole transaction.
  */
 enum ledger_result
-ledger_call_end(struct ledger *l, enum ledger_result r, size_t mark)
+ledger_sqlite_call_end(struct ledger_sqlite *l, enum ledger_result r, size_t mark)
 {
 	if (r != LEDGER_ERROR)
 		return r;
@@ -920,10 +932,44 @@ ledger_call_end(struct ledger *l, enum ledger_result r, size_t mark)
 
 /* The index flags of a row's staged progress: none unless it is for the open staging. */
 uint8_t
-ledger_staged_flags(const struct ledger *l, int64_t staging, int delivered, int acked, int verified)
+ledger_sqlite_staged_flags(
+    const struct ledger_sqlite *l, int64_t staging, int delivered, int acked, int verified)
 {
 	if (l->staging == 0 || staging != l->staging)
 		return 0;
 	return (delivered ? LEDGER_F_DELIVERED : 0) | (acked ? LEDGER_F_ACKED : 0) |
 	       (verified ? LEDGER_F_VERIFIED : 0);
 }
+
+const struct ledger_backend ledger_sqlite_backend = {
+	.name = "sqlite",
+	.close = ledger_sqlite_close,
+	.quick_check = ledger_sqlite_quick_check,
+	.set_target = ledger_sqlite_set_target,
+	.begin = ledger_sqlite_begin,
+	.commit = ledger_sqlite_commit,
+	.rollback = ledger_sqlite_rollback,
+	.in_batch = ledger_sqlite_in_batch,
+	.link = ledger_sqlite_link,
+	.link_join = ledger_sqlite_link_join,
+	.join_check = ledger_sqlite_join_check,
+	.renew = ledger_sqlite_renew,
+	.total = ledger_sqlite_total,
+	.forget = ledger_sqlite_forget,
+	.forget_unconfirmed = ledger_sqlite_forget_unconfirmed,
+	.join_create = ledger_sqlite_join_create,
+	.join_revoke = ledger_sqlite_join_revoke,
+	.join_list = ledger_sqlite_join_list,
+	.checkin = ledger_sqlite_checkin,
+	.exclude = ledger_sqlite_exclude,
+	.include = ledger_sqlite_include,
+	.get = ledger_sqlite_get,
+	.count = ledger_sqlite_count,
+	.pending = ledger_sqlite_pending,
+	.holdings = ledger_sqlite_holdings,
+	.audit_append = ledger_sqlite_audit_append,
+	.audit_list = ledger_sqlite_audit_list,
+	.audit_last = ledger_sqlite_audit_last,
+	.audit_count = ledger_sqlite_audit_count,
+	.audit_verify_step = ledger_sqlite_audit_verify_step,
+};

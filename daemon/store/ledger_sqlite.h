@@ -1,6 +1,7 @@
 /*
- * The ledger's private parts, shared by ledger.c, ledger_agents.c and
- * ledger_audit.c: the connection and its statements, the in-memory index.
+ * The SQLite engine's private parts, shared by ledger_sqlite.c,
+ * ledger_sqlite_agents.c and ledger_sqlite_audit.c: the connection and its
+ * statements, the in-memory index, the engine's entries (ledger_backend.h).
  * Nothing outside those files includes it.
  */
 #ifndef CAROTATE_LEDGER_SQLITE_H
@@ -14,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
+#include "ledger_backend.h"
 
 #define LEDGER_MAX_ROWID   0x7fffffff /* ids are packed in 32 bits of a sort key */
 #define LEDGER_MAX_BUNDLES 0xffff     /* held bundles are 16 bits in the index */
@@ -86,7 +88,7 @@ enum ledger_st {
 	LST_COUNT
 };
 
-struct ledger {
+struct ledger_sqlite {
 	sqlite3 *db;
 	char *path;
 	pid_t pid; /* never used across fork */
@@ -107,20 +109,62 @@ struct ledger {
 	size_t npend, pendcap;
 };
 
-/* The statements, by enum ledger_st; ledger_open prepares them all. */
-extern const char *const ledger_sql[LST_COUNT];
+/* The statements, by enum ledger_st; ledger_sqlite_open prepares them all. */
+extern const char *const ledger_sqlite_sql[LST_COUNT];
 
-/* Shared by the ledger files; ledger.c has each one's contract. */
-int ledger_sqlerr(struct ledger *, const char *);
-int ledger_run(struct ledger *, enum ledger_st);
-void ledger_done(sqlite3_stmt *);
-int ledger_owner_ok(struct ledger *, const char *);
-uint32_t ledger_clamp(int64_t);
-void ledger_pend(struct ledger *, int64_t, int, const struct ledger_entry *);
-int ledger_call_begin(struct ledger *, const char *);
-enum ledger_result ledger_call_end(struct ledger *, enum ledger_result, size_t);
-uint8_t ledger_staged_flags(const struct ledger *, int64_t, int, int, int);
-int ledger_load_bundles(struct ledger *);
-void ledger_clear_flags(struct ledger *);
+/* Shared by the engine's files; ledger_sqlite.c has each one's contract. */
+int ledger_sqlite_sqlerr(struct ledger_sqlite *, const char *);
+int ledger_sqlite_run(struct ledger_sqlite *, enum ledger_st);
+void ledger_sqlite_done(sqlite3_stmt *);
+int ledger_sqlite_owner_ok(struct ledger_sqlite *, const char *);
+uint32_t ledger_sqlite_clamp(int64_t);
+void ledger_sqlite_pend(struct ledger_sqlite *, int64_t, int, const struct ledger_entry *);
+int ledger_sqlite_call_begin(struct ledger_sqlite *, const char *);
+enum ledger_result ledger_sqlite_call_end(struct ledger_sqlite *, enum ledger_result, size_t);
+uint8_t ledger_sqlite_staged_flags(const struct ledger_sqlite *, int64_t, int, int, int);
+int ledger_sqlite_load_bundles(struct ledger_sqlite *);
+void ledger_sqlite_clear_flags(struct ledger_sqlite *);
+
+/*
+ * The entries of ledger_sqlite_backend, on a struct ledger_sqlite (self): each
+ * has the contract of the ledger.h function of the same name, its arguments
+ * checked by ledger.c already.
+ */
+void ledger_sqlite_close(void *);
+int ledger_sqlite_quick_check(void *, char *, size_t);
+int ledger_sqlite_set_target(void *, const char *, const char *);
+int ledger_sqlite_begin(void *);
+int ledger_sqlite_commit(void *);
+void ledger_sqlite_rollback(void *);
+int ledger_sqlite_in_batch(const void *);
+enum ledger_result ledger_sqlite_link(
+    void *, const char *, const uint8_t[LEDGER_TOKEN_HASH_LEN], time_t);
+enum ledger_result ledger_sqlite_link_join(void *, const char *,
+    const uint8_t[LEDGER_TOKEN_HASH_LEN], const char *, const uint8_t[LEDGER_TOKEN_HASH_LEN],
+    time_t);
+enum ledger_result ledger_sqlite_join_check(
+    void *, const char *, const uint8_t[LEDGER_TOKEN_HASH_LEN], time_t);
+enum ledger_result ledger_sqlite_renew(void *, const char *, const uint8_t[LEDGER_TOKEN_HASH_LEN],
+    const uint8_t[LEDGER_TOKEN_HASH_LEN], time_t);
+uint64_t ledger_sqlite_total(const void *);
+enum ledger_result ledger_sqlite_forget(void *, const char *);
+enum ledger_result ledger_sqlite_forget_unconfirmed(void *, int64_t, uint64_t *);
+enum ledger_result ledger_sqlite_join_create(void *, const struct ledger_join *);
+enum ledger_result ledger_sqlite_join_revoke(void *, const char *);
+int ledger_sqlite_join_list(void *, ledger_join_cb, void *);
+enum ledger_result ledger_sqlite_checkin(
+    void *, const char *, const uint8_t[LEDGER_TOKEN_HASH_LEN], const char *, int, time_t, int *);
+enum ledger_result ledger_sqlite_exclude(void *, const char *, const char *);
+enum ledger_result ledger_sqlite_include(void *, const char *);
+enum ledger_result ledger_sqlite_get(void *, const char *, struct ledger_agent *);
+int ledger_sqlite_count(void *, time_t, uint64_t, struct ledger_counts *);
+int ledger_sqlite_pending(void *, time_t, uint64_t, uint64_t, uint32_t, ledger_agent_cb, void *);
+int ledger_sqlite_holdings(void *, time_t, uint64_t, ledger_holding_cb, void *);
+int ledger_sqlite_audit_append(void *, struct ledger_audit *);
+int ledger_sqlite_audit_list(void *, uint64_t, uint32_t, ledger_audit_cb, void *);
+int ledger_sqlite_audit_last(
+    void *, uint64_t, const char *const *, size_t, const char *, struct ledger_audit *);
+int ledger_sqlite_audit_count(void *, uint64_t *);
+int ledger_sqlite_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, char *, size_t);
 
 #endif

@@ -1,0 +1,447 @@
+/*
+ * The ledger's front: ledger.h's contract over whichever engine keeps the
+ * ledger (ledger_backend.h): SQLite for a single proxy, PostgreSQL for a pool.
+ * It checks what does not depend on the engine (missing arguments, the id
+ * grammar every engine's schema shares, sizes) and calls through the engine's
+ * table, once per call. It owns no connection and no SQL; what the engines
+ * share beyond that, the audit chain's encoding, is in ledger_audit.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "ledger_backend.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct ledger {
+	const struct ledger_backend *be;
+	void *self;
+};
+
+static int ledger_table_ok(const struct ledger_backend *);
+static int ledger_id_ok(const char *);
+static int ledger_join_id_ok(const char *);
+static int ledger_desc_ok(const char *);
+static int ledger_target_ok(const char *, size_t);
+
+/* Every entry is there: the front calls them without looking. */
+static int
+ledger_table_ok(const struct ledger_backend *be)
+{
+	return be->name != NULL && be->close != NULL && be->quick_check != NULL &&
+	       be->set_target != NULL && be->begin != NULL && be->commit != NULL &&
+	       be->rollback != NULL && be->in_batch != NULL && be->link != NULL &&
+	       be->link_join != NULL && be->join_check != NULL && be->renew != NULL &&
+	       be->total != NULL && be->forget != NULL && be->forget_unconfirmed != NULL &&
+	       be->join_create != NULL && be->join_revoke != NULL && be->join_list != NULL &&
+	       be->checkin != NULL && be->exclude != NULL && be->include != NULL &&
+	       be->get != NULL && be->count != NULL && be->pending != NULL &&
+	       be->holdings != NULL && be->audit_append != NULL && be->audit_list != NULL &&
+	       be->audit_last != NULL && be->audit_count != NULL && be->audit_verify_step != NULL;
+}
+
+/* The caller validated ids against the allow-list; this only guards the schemas. */
+static int
+ledger_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strnlen(id, LEDGER_MAX_AGENT_ID + 1)) == 0 ||
+	    n > LEDGER_MAX_AGENT_ID) {
+		log_warnx("ledger: an agent id that is empty or longer than %d bytes",
+		    LEDGER_MAX_AGENT_ID);
+		return 0;
+	}
+	return 1;
+}
+
+/* A join token id as the schemas want it: 16 lower-case hex digits. */
+static int
+ledger_join_id_ok(const char *id)
+{
+	size_t i;
+
+	if (id == NULL || strnlen(id, LEDGER_JOIN_ID_LEN + 1) != LEDGER_JOIN_ID_LEN)
+		return 0;
+	for (i = 0; i < LEDGER_JOIN_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Printable ASCII, within the schemas' limit. */
+static int
+ledger_desc_ok(const char *s)
+{
+	size_t i, n = strnlen(s, LEDGER_MAX_JOIN_DESC + 1);
+
+	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
+		;
+	return i == n && n <= LEDGER_MAX_JOIN_DESC;
+}
+
+/* A staged CA or bundle id for set_target: NULL (none), or 1 to max bytes. */
+static int
+ledger_target_ok(const char *id, size_t max)
+{
+	return id == NULL || (id[0] != '\0' && strnlen(id, max + 1) <= max);
+}
+
+struct ledger *
+ledger_wrap(const struct ledger_backend *be, void *self)
+{
+	struct ledger *l;
+
+	if (self == NULL)
+		return NULL;
+	if (be == NULL || !ledger_table_ok(be)) {
+		log_warnx("ledger: an engine table without every entry");
+		if (be != NULL && be->close != NULL)
+			be->close(self);
+		return NULL;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->be = be;
+	l->self = self;
+	return l;
+}
+
+struct ledger *
+ledger_open(const char *state_dir, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s;
+	struct ledger *l;
+
+	if (state_dir == NULL) {
+		snprintf(err, errlen, "ledger: no state directory");
+		return NULL;
+	}
+	if ((s = ledger_sqlite_open(state_dir, err, errlen)) == NULL)
+		return NULL;
+	if ((l = ledger_wrap(&ledger_sqlite_backend, s)) == NULL)
+		snprintf(err, errlen, "ledger %s: the SQLite engine is incomplete", state_dir);
+	return l;
+}
+
+const char *
+ledger_backend_name(const struct ledger *l)
+{
+	return l->be->name;
+}
+
+void
+ledger_close(struct ledger *l)
+{
+	if (l == NULL)
+		return;
+	l->be->close(l->self);
+	free(l);
+}
+
+int
+ledger_quick_check(struct ledger *l, char *problem, size_t len)
+{
+	if (problem == NULL || len == 0)
+		return -1;
+	problem[0] = '\0';
+	return l->be->quick_check(l->self, problem, len);
+}
+
+int
+ledger_set_target(struct ledger *l, const char *staged_ca, const char *bundle_id)
+{
+	if (!ledger_target_ok(staged_ca, LEDGER_CA_ID_LEN) ||
+	    !ledger_target_ok(bundle_id, LEDGER_BUNDLE_ID_LEN)) {
+		log_warnx("ledger: set_target: a malformed CA or bundle id");
+		return -1;
+	}
+	return l->be->set_target(l->self, staged_ca, bundle_id);
+}
+
+int
+ledger_begin(struct ledger *l)
+{
+	return l->be->begin(l->self);
+}
+
+int
+ledger_commit(struct ledger *l)
+{
+	return l->be->commit(l->self);
+}
+
+void
+ledger_rollback(struct ledger *l)
+{
+	l->be->rollback(l->self);
+}
+
+enum ledger_result
+ledger_end(struct ledger *l, enum ledger_result r)
+{
+	if (r == LEDGER_OK && ledger_commit(l) != 0)
+		return LEDGER_ERROR;
+	if (r != LEDGER_OK)
+		ledger_rollback(l);
+	return r;
+}
+
+int
+ledger_in_batch(const struct ledger *l)
+{
+	return l->be->in_batch(l->self);
+}
+
+enum ledger_result
+ledger_link(struct ledger *l, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN],
+    time_t now)
+{
+	if (!ledger_id_ok(agent_id) || token_hash == NULL)
+		return LEDGER_ERROR;
+	return l->be->link(l->self, agent_id, token_hash, now);
+}
+
+/* Outside a batch is an error before a malformed join id is "not found", as in ledger_link. */
+enum ledger_result
+ledger_link_join(struct ledger *l, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	if (!ledger_id_ok(agent_id) || token_hash == NULL || join_hash == NULL)
+		return LEDGER_ERROR;
+	if (!l->be->in_batch(l->self)) {
+		log_warnx("ledger: link outside a batch");
+		return LEDGER_ERROR;
+	}
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	return l->be->link_join(l->self, agent_id, token_hash, join_id, join_hash, now);
+}
+
+enum ledger_result
+ledger_join_check(struct ledger *l, const char *join_id,
+    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	if (join_hash == NULL)
+		return LEDGER_ERROR;
+	return l->be->join_check(l->self, join_id, join_hash, now);
+}
+
+enum ledger_result
+ledger_renew(struct ledger *l, const char *agent_id, const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN],
+    const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+{
+	if (!ledger_id_ok(agent_id) || old_hash == NULL || new_hash == NULL)
+		return LEDGER_ERROR;
+	return l->be->renew(l->self, agent_id, old_hash, new_hash, now);
+}
+
+uint64_t
+ledger_total(const struct ledger *l)
+{
+	return l->be->total(l->self);
+}
+
+enum ledger_result
+ledger_forget(struct ledger *l, const char *agent_id)
+{
+	if (!ledger_id_ok(agent_id))
+		return LEDGER_ERROR;
+	return l->be->forget(l->self, agent_id);
+}
+
+enum ledger_result
+ledger_forget_unconfirmed(struct ledger *l, int64_t before, uint64_t *n)
+{
+	if (n == NULL)
+		return LEDGER_ERROR;
+	*n = 0;
+	return l->be->forget_unconfirmed(l->self, before, n);
+}
+
+enum ledger_result
+ledger_join_create(struct ledger *l, const struct ledger_join *j)
+{
+	if (j == NULL || !ledger_join_id_ok(j->id) || !ledger_desc_ok(j->description) ||
+	    j->uses_left == 0) {
+		log_warnx("ledger: a join token with a bad id, description or no use");
+		return LEDGER_ERROR;
+	}
+	return l->be->join_create(l->self, j);
+}
+
+enum ledger_result
+ledger_join_revoke(struct ledger *l, const char *join_id)
+{
+	if (!ledger_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	return l->be->join_revoke(l->self, join_id);
+}
+
+int
+ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return -1;
+	return l->be->join_list(l->self, cb, arg);
+}
+
+enum ledger_result
+ledger_checkin(struct ledger *l, const char *agent_id,
+    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary, time_t now,
+    int *send_bundle)
+{
+	if (send_bundle == NULL)
+		return LEDGER_ERROR;
+	*send_bundle = 0;
+	if (!ledger_id_ok(agent_id) || token_hash == NULL)
+		return LEDGER_ERROR;
+	return l->be->checkin(l->self, agent_id, token_hash, presented, canary, now, send_bundle);
+}
+
+enum ledger_result
+ledger_exclude(struct ledger *l, const char *agent_id, const char *reason)
+{
+	if (reason == NULL)
+		reason = "";
+	if (strnlen(reason, LEDGER_MAX_REASON + 1) > LEDGER_MAX_REASON) {
+		log_warnx("ledger: an exclusion reason longer than %d bytes", LEDGER_MAX_REASON);
+		return LEDGER_ERROR;
+	}
+	if (!ledger_id_ok(agent_id))
+		return LEDGER_ERROR;
+	return l->be->exclude(l->self, agent_id, reason);
+}
+
+enum ledger_result
+ledger_include(struct ledger *l, const char *agent_id)
+{
+	if (!ledger_id_ok(agent_id))
+		return LEDGER_ERROR;
+	return l->be->include(l->self, agent_id);
+}
+
+enum ledger_result
+ledger_get(struct ledger *l, const char *agent_id, struct ledger_agent *a)
+{
+	if (a == NULL)
+		return LEDGER_ERROR;
+	memset(a, 0, sizeof(*a));
+	if (!ledger_id_ok(agent_id))
+		return LEDGER_ERROR;
+	return l->be->get(l->self, agent_id, a);
+}
+
+/* Counts that could not be read are zeros no caller may take for an empty fleet: -1 says so. */
+int
+ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts *c)
+{
+	if (c == NULL)
+		return -1;
+	memset(c, 0, sizeof(*c));
+	if (l->be->count(l->self, now, window, c) == 0)
+		return 0;
+	memset(c, 0, sizeof(*c));
+	return -1;
+}
+
+int
+ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+    ledger_agent_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return -1;
+	return l->be->pending(l->self, now, window, offset, limit, cb, arg);
+}
+
+int
+ledger_holdings(struct ledger *l, time_t now, uint64_t window, ledger_holding_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return -1;
+	return l->be->holdings(l->self, now, window, cb, arg);
+}
+
+int
+ledger_audit_append(struct ledger *l, struct ledger_audit *a)
+{
+	if (a == NULL)
+		return -1;
+	return l->be->audit_append(l->self, a);
+}
+
+/* Seqs and offsets are signed 64-bit integers in every engine's schema. */
+int
+ledger_audit_list(struct ledger *l, uint64_t offset, uint32_t limit, ledger_audit_cb cb, void *arg)
+{
+	if (cb == NULL)
+		return -1;
+	if (limit == 0 || offset > INT64_MAX)
+		return 0;
+	return l->be->audit_list(l->self, offset, limit, cb, arg);
+}
+
+int
+ledger_audit_last(struct ledger *l, uint64_t after, const char *const *calls, size_t ncalls,
+    const char *marker, struct ledger_audit *a)
+{
+	size_t i;
+
+	if (a == NULL || marker == NULL || (calls == NULL && ncalls > 0) ||
+	    ncalls > LEDGER_AUDIT_LAST_CALLS || after > INT64_MAX)
+		return -1;
+	for (i = 0; i < ncalls; i++)
+		if (calls[i] == NULL)
+			return -1;
+	return l->be->audit_last(l->self, after, calls, ncalls, marker, a);
+}
+
+int
+ledger_audit_count(struct ledger *l, uint64_t *total)
+{
+	if (total == NULL)
+		return -1;
+	*total = 0;
+	return l->be->audit_count(l->self, total);
+}
+
+int
+ledger_audit_verify_step(
+    struct ledger *l, struct ledger_audit_walk *w, uint32_t max, char *problem, size_t len)
+{
+	if (w == NULL || problem == NULL || len == 0)
+		return -1;
+	return l->be->audit_verify_step(l->self, w, max, problem, len);
+}
+
+int
+ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
+{
+	struct ledger_audit_walk w;
+	int r;
+
+	if (broken_at == NULL)
+		return -1;
+	ledger_audit_walk_init(&w);
+	while ((r = ledger_audit_verify_step(l, &w, UINT32_MAX, problem, len)) == 2)
+		;
+	*broken_at = r == 0 ? w.next : 0;
+	return r;
+}
+
+#ifdef CAROTATE_FUZZ
+int
+ledger_fuzz_restore(struct ledger *l, const char *from, char *err, size_t errlen)
+{
+	if (l->be != &ledger_sqlite_backend) {
+		snprintf(
+		    err, errlen, "ledger: restore needs the SQLite engine, not %s", l->be->name);
+		return -1;
+	}
+	return ledger_sqlite_fuzz_restore(l->self, from, err, errlen);
+}
+#endif
