@@ -248,6 +248,9 @@ test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
+# A ledger that cannot count, through the handlers and the metrics that read the counts: the
+# daemon's objects, a scratch state, and the SQLite engine behind a table whose count fails.
+test_count_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 # tests/unit/fixture_*.c, shared by the tests: fixture_fs makes scratch SSL and state
 # directories and puts, reads and snapshots files there; fixture_pki generates sets (PKI_OBJS).
 FIXTURE_FS  := $(O)/tests/fixture_fs.o
@@ -261,6 +264,7 @@ test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
+test_count_objs    := $(FIXTURE_PKI) $(test_count_objs)
 $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 
 .SECONDEXPANSION:
