@@ -4,9 +4,9 @@
  * flat in-memory index of 8 bytes per agent answers the counts without SQL. A
  * batch's changes reach the index only after its COMMIT returned, so nothing
  * is counted before it is durable. This file owns the connection, the schema
- * and its migrations, the batches, the index and the engine's table
- * (ledger_sqlite_backend); ledger_sqlite_agents.c the agents,
- * ledger_sqlite_audit.c the audit records. ledger.c checks the arguments and
+ * and its migrations, the batches and the index; ledger_sqlite_agents.c the
+ * agents, ledger_sqlite_audit.c the audit records, ledger_sqlite_backend.c the
+ * engine's table (ledger_sqlite_backend). ledger.c checks the arguments and
  * calls in through the table; each entry has the contract of the ledger.h
  * function of the same name.
  *
@@ -940,36 +940,3 @@ ledger_sqlite_staged_flags(
 	return (delivered ? LEDGER_F_DELIVERED : 0) | (acked ? LEDGER_F_ACKED : 0) |
 	       (verified ? LEDGER_F_VERIFIED : 0);
 }
-
-const struct ledger_backend ledger_sqlite_backend = {
-	.name = "sqlite",
-	.close = ledger_sqlite_close,
-	.quick_check = ledger_sqlite_quick_check,
-	.set_target = ledger_sqlite_set_target,
-	.begin = ledger_sqlite_begin,
-	.commit = ledger_sqlite_commit,
-	.rollback = ledger_sqlite_rollback,
-	.in_batch = ledger_sqlite_in_batch,
-	.link = ledger_sqlite_link,
-	.link_join = ledger_sqlite_link_join,
-	.join_check = ledger_sqlite_join_check,
-	.renew = ledger_sqlite_renew,
-	.total = ledger_sqlite_total,
-	.forget = ledger_sqlite_forget,
-	.forget_unconfirmed = ledger_sqlite_forget_unconfirmed,
-	.join_create = ledger_sqlite_join_create,
-	.join_revoke = ledger_sqlite_join_revoke,
-	.join_list = ledger_sqlite_join_list,
-	.checkin = ledger_sqlite_checkin,
-	.exclude = ledger_sqlite_exclude,
-	.include = ledger_sqlite_include,
-	.get = ledger_sqlite_get,
-	.count = ledger_sqlite_count,
-	.pending = ledger_sqlite_pending,
-	.holdings = ledger_sqlite_holdings,
-	.audit_append = ledger_sqlite_audit_append,
-	.audit_list = ledger_sqlite_audit_list,
-	.audit_last = ledger_sqlite_audit_last,
-	.audit_count = ledger_sqlite_audit_count,
-	.audit_verify_step = ledger_sqlite_audit_verify_step,
-};
