@@ -77,8 +77,10 @@ COMMON_OBJS := $(O)/gen/carotate.pb-c.o $(O)/common/log.o $(O)/common/xmalloc.o 
 DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
 PKI_OBJS    := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/pki/*.c)) $(DIGEST_OBJS)
-# The ledger: the connection, schema and batches (ledger.c), the agents, the audit chain.
-LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/store/ledger*.c)) $(DIGEST_OBJS)
+# The ledger: the front (ledger.c), the audit chain's encoding (ledger_audit.c) and the SQLite
+# engine (ledger_sqlite*.c). Not the PostgreSQL engine (ledger_pg.c): it needs libpq.
+LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out daemon/store/ledger_pg.c,\
+	       $(wildcard daemon/store/ledger*.c))) $(DIGEST_OBJS)
 # The daemon but main: every file of its layer directories (a new file joins by being there),
 # and the configuration.
 DAEMON_DIRS := sys worker pki store engine rpc
@@ -248,6 +250,9 @@ test_agent_objs    := $(filter-out $(O)/client/agent/http.o,$(AGENT_LIB_OBJS))
 # test picks (acl_role wrapped) since root is always admin.
 test_mutate_objs   := $(O)/tests/fixture.o $(O)/libcarotated.a
 $(O)/tests/test_mutate: ALL_LDFLAGS += -Wl,--wrap=acl_role
+# A ledger that cannot count, through the handlers and the metrics that read the counts: the
+# daemon's objects, a scratch state, and the SQLite engine behind a table whose count fails.
+test_count_objs    := $(O)/tests/fixture.o $(O)/libcarotated.a
 # tests/unit/fixture_*.c, shared by the tests: fixture_fs makes scratch SSL and state
 # directories and puts, reads and snapshots files there; fixture_pki generates sets (PKI_OBJS).
 FIXTURE_FS  := $(O)/tests/fixture_fs.o
@@ -261,6 +266,7 @@ test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
+test_count_objs    := $(FIXTURE_PKI) $(test_count_objs)
 $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 
 .SECONDEXPANSION:

@@ -28,7 +28,8 @@
 	"The CA is judged against [renew] ca_warn (WARNING, default 180d) and 30d (CRITICAL);\n"   \
 	"a staged set whose acknowledged percentage has not moved for [agents] active_within,\n"   \
 	"or whose canary listener is not yet confirmed, and the last rotate or restore rolled\n"   \
-	"back, are WARNING; a damaged ledger and a swap left unverified are CRITICAL.\n"           \
+	"back, are WARNING; a damaged or unreadable ledger and a swap left unverified are "        \
+	"CRITICAL.\n"                                                                              \
 	"\n"                                                                                       \
 	"Prints one line, CAROTATE <STATE> - <summary> | <perfdata>, perfdata labels\n"            \
 	"server_days, ca_days and (when a set is staged) acked_pct.\n"                             \
@@ -340,10 +341,11 @@ ctl_check_judge(const Carotate__V1__CheckReply *r, uint64_t warn, uint64_t criti
 			ctl_check_add(res, CTL_CHECK_CRITICAL, "active_set", "active set: %s",
 			    output_s(r->problems[i]));
 	ctl_check_migration(res, r);
+	/* The daemon's problem says what is wrong first: "damaged: ..." or "unreadable: ...". */
 	if (!r->ledger_ok)
-		ctl_check_add(res, CTL_CHECK_CRITICAL, "ledger", "ledger damaged: %s",
+		ctl_check_add(res, CTL_CHECK_CRITICAL, "ledger", "ledger %s",
 		    output_s(r->ledger_problem)[0] != '\0' ? r->ledger_problem
-		                                           : "quick_check failed");
+		                                           : "damaged: quick_check failed");
 	ctl_check_swap(res, r);
 	ctl_check_summary(res);
 	ctl_check_perfdata(res);

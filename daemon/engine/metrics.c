@@ -24,6 +24,7 @@
 
 static void metrics_certs(FILE *, const struct config *, time_t);
 static void metrics_renew(FILE *, struct ledger *);
+static void metrics_agents(FILE *, const struct config *, struct ledger *, time_t, const char *);
 
 /*
  * The last renew that swapped sets. A renew that was skipped, refused, a dry
@@ -127,22 +128,25 @@ metrics_certs(FILE *f, const struct config *conf, time_t now)
 		protobuf_c_message_free_unpacked(&staged->base, NULL);
 }
 
-void
-metrics_write(struct carotated *cd, struct ledger *l, const char *bundle_id, const char *staged_ca)
+/*
+ * The agents by state and the migration ratio; left out when the ledger cannot count (a pool
+ * member cut off from its database), since zeros would read as a fleet that vanished, and
+ * carotate_ledger_counted says which.
+ */
+static void
+metrics_agents(
+    FILE *f, const struct config *conf, struct ledger *l, time_t now, const char *staged_ca)
 {
-	const struct config *conf = cd->conf;
 	struct ledger_counts c;
-	time_t now = time(NULL);
-	char *text = NULL, *copy, *dir, *base;
-	size_t len = 0;
-	FILE *f;
-	int dfd;
+	int counted = ledger_count(l, now, conf->active_within, &c) == 0;
 
-	if (conf->metrics_textfile == NULL || l == NULL)
+	fprintf(f,
+	    "# HELP carotate_ledger_counted Whether the ledger could count the agents (0: the "
+	    "agent gauges are left out).\n# TYPE carotate_ledger_counted gauge\n"
+	    "carotate_ledger_counted %d\n",
+	    counted);
+	if (!counted)
 		return;
-	ledger_count(l, now, conf->active_within, &c);
-	if ((f = open_memstream(&text, &len)) == NULL)
-		fatal("%s: open_memstream", __func__);
 	fprintf(f,
 	    "# HELP carotate_agents Agents in the ledger by state (active window %llus).\n"
 	    "# TYPE carotate_agents gauge\n",
@@ -161,6 +165,23 @@ metrics_write(struct carotated *cd, struct ledger *l, const char *bundle_id, con
 	    "(0 to 1; 0 when nothing is staged).\n# TYPE carotate_migration_ratio gauge\n"
 	    "carotate_migration_ratio %.6f\n",
 	    staged_ca[0] != '\0' && c.active > 0 ? (double)c.acknowledged / (double)c.active : 0.0);
+}
+
+void
+metrics_write(struct carotated *cd, struct ledger *l, const char *bundle_id, const char *staged_ca)
+{
+	const struct config *conf = cd->conf;
+	time_t now = time(NULL);
+	char *text = NULL, *copy, *dir, *base;
+	size_t len = 0;
+	FILE *f;
+	int dfd;
+
+	if (conf->metrics_textfile == NULL || l == NULL)
+		return;
+	if ((f = open_memstream(&text, &len)) == NULL)
+		fatal("%s: open_memstream", __func__);
+	metrics_agents(f, conf, l, now, staged_ca);
 	fprintf(f,
 	    "# HELP carotate_bundle_info The trust bundle served to agents.\n"
 	    "# TYPE carotate_bundle_info gauge\ncarotate_bundle_info{id=\"%s\",staged_ca=\"%s\"} "

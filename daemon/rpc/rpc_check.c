@@ -27,7 +27,7 @@
 #define RPC_CHECK_LEDGER_TTL 300
 
 static void rpc_check_sets(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
-static void rpc_check_progress(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
+static int rpc_check_progress(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static void rpc_check_ledger(struct rpc_ctx *, Carotate__V1__CheckReply *, time_t);
 static int rpc_check_last_swap(struct rpc_ctx *, Carotate__V1__CheckReply *);
 
@@ -55,6 +55,7 @@ rpc_check(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 {
 	Carotate__V1__CheckReply *r;
 	time_t now = time(NULL);
+	int progress;
 
 	r = xmalloc(sizeof(*r));
 	carotate__v1__check_reply__init(r);
@@ -65,8 +66,16 @@ rpc_check(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_CHECK_REPLY;
 	reply->check_reply = r;
 	rpc_check_sets(ctx, r, now);
-	rpc_check_progress(ctx, r, now);
+	progress = rpc_check_progress(ctx, r, now);
 	rpc_check_ledger(ctx, r, now);
+	if (progress == -1) {
+		r->ledger_ok = 0;
+		free(r->ledger_problem);
+		xasprintf(&r->ledger_problem,
+		    "unreadable: the %s ledger cannot count the agents (the migration's progress "
+		    "is unknown)",
+		    ledger_backend_name(ctx->cd->ledger));
+	}
 	if (rpc_check_last_swap(ctx, r) == -1)
 		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the audit log");
 }
@@ -103,24 +112,26 @@ rpc_check_sets(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
  * The acknowledged percentage and since when it has not moved. A staging the daemon has not
  * seen before counts from when it was staged, or from the daemon's start when that is later
  * (what happened before the start is unknown); every change of the percentage restarts it.
+ * -1 when the ledger cannot count: nothing is known, and nothing restarts.
  */
-static void
+static int
 rpc_check_progress(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
 {
 	struct ledger_counts c;
 	struct timespec mono;
 	int64_t started;
 
-	ledger_count(ctx->cd->ledger, now, ctx->cd->conf->active_within, &c);
-	r->active = c.active;
-	r->acknowledged = c.acknowledged;
-	r->percent = c.active == 0 ? 0 : (uint32_t)(c.acknowledged * 100 / c.active);
 	r->canary_confirmed = agents_canary_confirmed(ctx->cd);
 	r->canary_check_unset = ctx->cd->conf->canary_address.host == NULL &&
 	                        ctx->cd->conf->canary_address.path == NULL;
+	if (ledger_count(ctx->cd->ledger, now, ctx->cd->conf->active_within, &c) == -1)
+		return -1;
+	r->active = c.active;
+	r->acknowledged = c.acknowledged;
+	r->percent = c.active == 0 ? 0 : (uint32_t)(c.acknowledged * 100 / c.active);
 	if (!r->staged || r->staged_ca[0] == '\0') {
 		rpc_check_state.staged_ca[0] = '\0';
-		return;
+		return 0;
 	}
 	if (strcmp(rpc_check_state.staged_ca, r->staged_ca) != 0) {
 		clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -134,21 +145,28 @@ rpc_check_progress(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
 		rpc_check_state.since = (int64_t)now;
 	}
 	r->percent_since = rpc_check_state.since;
+	return 0;
 }
 
 /* The ledger's quick_check, run again once RPC_CHECK_LEDGER_TTL has passed. */
 static void
 rpc_check_ledger(struct rpc_ctx *ctx, Carotate__V1__CheckReply *r, time_t now)
 {
+	char problem[sizeof(rpc_check_state.ledger_problem)] = "";
 	int ok;
 
 	if (rpc_check_state.ledger_at == 0 || (int64_t)now < rpc_check_state.ledger_at ||
 	    (int64_t)now - rpc_check_state.ledger_at >= RPC_CHECK_LEDGER_TTL) {
 		rpc_check_state.ledger_problem[0] = '\0';
-		ok = ledger_quick_check(ctx->cd->ledger, rpc_check_state.ledger_problem,
-		    sizeof(rpc_check_state.ledger_problem));
-		if (ok != 1)
-			log_warnx("check: ledger quick_check: %s", rpc_check_state.ledger_problem);
+		ok = ledger_quick_check(ctx->cd->ledger, problem, sizeof(problem));
+		if (ok != 1) {
+			log_warnx("check: ledger quick_check: %s", problem);
+			/* What the client prints after "ledger ": damage found, or no answer. */
+			snprintf(rpc_check_state.ledger_problem,
+			    sizeof(rpc_check_state.ledger_problem), "%s: %s",
+			    ok == 0 ? "damaged" : "unreadable",
+			    problem[0] != '\0' ? problem : "quick_check failed");
+		}
 		rpc_check_state.ledger_ok = ok == 1;
 		rpc_check_state.ledger_at = (int64_t)now;
 	}

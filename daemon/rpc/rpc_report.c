@@ -73,7 +73,13 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    REPORT_MAX_LIMIT);
 		return;
 	}
-	ledger_count(l, now, window, &c);
+	if (ledger_count(l, now, window, &c) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "the %s ledger cannot count the agents now: no report rather than a wrong one "
+		    "(carotatectl check shows the ledger's state)",
+		    ledger_backend_name(l));
+		return;
+	}
 	r = xmalloc(sizeof(*r));
 	carotate__v1__report_reply__init(r);
 	r->now = now;

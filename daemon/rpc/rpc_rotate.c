@@ -115,7 +115,9 @@ rpc_rotate_pending_cb(const char *id, int64_t last_seen, int delivered, void *ar
 /*
  * The 100 % gate (carotated(8) ROTATION): every active, non-excluded agent acknowledged
  * (or verified) the staged CA. A proxy with no active set has no agents to
- * cut off. 0 to go on, -1 with the refusal in reply.
+ * cut off. A ledger that cannot count (a pool member cut off from its database) refuses
+ * even a forced rotate: nobody can tell whom it would cut off, and --force accepts a
+ * shortfall the operator saw, not one nobody knows. 0 to go on, -1 with the refusal in reply.
  */
 static int
 rpc_rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
@@ -126,15 +128,24 @@ rpc_rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	struct ledger_counts c;
 	time_t now = time(NULL);
 	uint64_t days = conf->active_within / 86400;
+	int counted;
 
 	r->gate = xstrdup(conf->gate == CONFIG_GATE_VERIFIED ? "verified" : "acknowledged");
 	r->forced = q->force;
 	/* Counted even when it does not apply, so that the reply agrees with report. */
-	ledger_count(l, now, conf->active_within, &c);
+	counted = ledger_count(l, now, conf->active_within, &c) == 0;
 	r->active = c.active;
 	r->confirmed = conf->gate == CONFIG_GATE_VERIFIED ? c.verified : c.acknowledged;
 	if (r->before == NULL)
 		return 0;
+	if (!counted) {
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "the %s ledger cannot count the agents now, so the gate cannot tell which of "
+		    "them the rotation would cut off; nothing was rotated, not even with --force "
+		    "(rotate again once the ledger answers: carotatectl check shows it)",
+		    ledger_backend_name(l));
+		return -1;
+	}
 	if (c.active > 0 && r->confirmed >= c.active)
 		return 0;
 	if (c.active > 0 && ledger_pending(l, now, conf->active_within, 0, ROTATE_PENDING_SHOW,

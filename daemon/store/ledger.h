@@ -1,10 +1,12 @@
 /*
- * The migration ledger (SQLite, WAL, in the state directory): which agents
- * exist, their token hashes, when they were seen, which bundle they hold,
- * and per staged CA whether it was delivered, acknowledged and verified;
- * and the audit log, a hash chain of every state-changing call.
- * Only the parent process opens it. Every SQL statement lives in ledger.c
- * (ledger_sql); ledger_agents.c and ledger_audit.c run them.
+ * The migration ledger: which agents exist, their token hashes, when they
+ * were seen, which bundle they hold, and per staged CA whether it was
+ * delivered, acknowledged and verified; and the audit log, a hash chain of
+ * every state-changing call. Only the parent process opens it.
+ * Kept by one of two engines behind one contract (ledger_backend.h): SQLite
+ * in the state directory for a single proxy (ledger_sqlite*.c), PostgreSQL
+ * for a pool (ledger_pg.c). ledger.c checks the arguments and calls the
+ * engine; the engines' files own all SQL.
  */
 #ifndef CAROTATE_LEDGER_H
 #define CAROTATE_LEDGER_H
@@ -196,12 +198,15 @@ struct ledger_counts {
 };
 
 /*
- * Counts from the in-memory index (committed state only); no SQL on this path.
- * With nothing staged, acknowledged, verified and delivered are 0 and
- * "lacking" (pending, inactive_lacking) means not holding the current bundle
- * (0 when there is no current bundle).
+ * Counts of the committed state (SQLite: from the in-memory index, no SQL on
+ * this path). With nothing staged, acknowledged, verified and delivered are 0
+ * and "lacking" (pending, inactive_lacking) means not holding the current
+ * bundle (0 when there is no current bundle).
+ * 0, or -1 when the engine cannot count (a pool member cut off from its
+ * database): c is all zeros then, which is no fleet's state; a caller must
+ * never take it for zero agents (a gate refuses, a report fails).
  */
-void ledger_count(struct ledger *, time_t now, uint64_t window, struct ledger_counts *);
+int ledger_count(struct ledger *, time_t now, uint64_t window, struct ledger_counts *);
 
 /*
  * One page of pending agents (active, not acknowledged; with nothing staged:

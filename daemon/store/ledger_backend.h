@@ -26,16 +26,16 @@ struct ledger_backend {
 	void (*rollback)(void *self);
 	int (*in_batch)(const void *self);
 
-	enum ledger_result (*link)(
-	    void *self, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+	enum ledger_result (*link)(void *self, const char *agent_id,
+	    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
 	enum ledger_result (*link_join)(void *self, const char *agent_id,
 	    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
 	    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
-	enum ledger_result (*join_check)(
-	    void *self, const char *join_id, const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
+	enum ledger_result (*join_check)(void *self, const char *join_id,
+	    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
 	enum ledger_result (*renew)(void *self, const char *agent_id,
-	    const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN], const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN],
-	    time_t now);
+	    const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN],
+	    const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN], time_t now);
 	uint64_t (*total)(const void *self);
 	enum ledger_result (*forget)(void *self, const char *agent_id);
 	enum ledger_result (*forget_unconfirmed)(void *self, int64_t before, uint64_t *n);
@@ -59,8 +59,8 @@ struct ledger_backend {
 	int (*audit_last)(void *self, uint64_t after, const char *const *calls, size_t ncalls,
 	    const char *marker, struct ledger_audit *);
 	int (*audit_count)(void *self, uint64_t *total);
-	int (*audit_verify_step)(void *self, struct ledger_audit_walk *, uint32_t max, char *problem,
-	    size_t len);
+	int (*audit_verify_step)(
+	    void *self, struct ledger_audit_walk *, uint32_t max, char *problem, size_t len);
 };
 
 /* A ledger over backend be and its state self (NULL only when be->close(self) ran). */
@@ -68,5 +68,35 @@ struct ledger *ledger_wrap(const struct ledger_backend *be, void *self);
 
 extern const struct ledger_backend ledger_sqlite_backend;
 extern const struct ledger_backend ledger_pg_backend;
+
+/* The SQLite engine's state for ledger_open (ledger_sqlite.c): NULL with err filled. */
+struct ledger_sqlite;
+struct ledger_sqlite *ledger_sqlite_open(const char *state_dir, char *err, size_t errlen);
+#ifdef CAROTATE_FUZZ
+int ledger_sqlite_fuzz_restore(void *self, const char *from, char *err, size_t errlen);
+#endif
+
+/*
+ * The audit chain's encoding, which every engine uses (ledger_audit.c). A
+ * record's parts: LEDGER_AUDIT_INTS integers (seq, time, uid, pid), then
+ * LEDGER_AUDIT_STRS strings (user, call, result, detail, before, after,
+ * prev_hash) given with their lengths, as stored (bytes, not cut strings).
+ */
+#define LEDGER_AUDIT_INTS  4
+#define LEDGER_AUDIT_STRS  7
+#define LEDGER_AUDIT_ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
+/* The hash of a record's parts, hex. */
+void ledger_audit_digest(const int64_t ints[LEDGER_AUDIT_INTS],
+    const char *const s[LEDGER_AUDIT_STRS], const size_t n[LEDGER_AUDIT_STRS],
+    char out[LEDGER_AUDIT_HASH_LEN + 1]);
+/*
+ * A stored record (its parts, then the stored hash as s[LEDGER_AUDIT_STRS])
+ * against the record the walk expects next, seq want linked to prev: NULL when
+ * it checks out, else why not, written in msg (one of audit_verify_step's
+ * problems).
+ */
+const char *ledger_audit_check(uint64_t want, const char *prev,
+    const int64_t ints[LEDGER_AUDIT_INTS], const char *const s[LEDGER_AUDIT_STRS + 1],
+    const size_t n[LEDGER_AUDIT_STRS + 1], char msg[LEDGER_AUDIT_MAX_DETAIL]);
 
 #endif

@@ -1,6 +1,8 @@
 """Every function carries its file's prefix: a function of foo.c is foo or foo_*.
-A module split over several files (ledger.c, ledger_agents.c, ledger_audit.c, sharing the
-private header ledger_int.h) is one module: its parts use the module's prefix, ledger_*.
+A module split over several files that share a private header is one module: its parts use
+the module's prefix. The header is foo_int.h, or foo.h when only foo*.c files include it
+(the ledger's SQLite engine: ledger_sqlite.c, ledger_sqlite_agents.c, ledger_sqlite_audit.c
+share ledger_sqlite.h and use ledger_sqlite_*).
 
 Usage: names.py REPO_ROOT [FILE.c]...
 
@@ -21,6 +23,9 @@ import sys
 EXEMPT = {
     "*": {"main"},
     "log": {"fatal", "fatalx"},
+    # ledger.h's opener of a pool member's ledger lives with the PostgreSQL engine, so that a
+    # build without libpq (no ledger_pg.c) still links the front.
+    "ledger_pg": {"ledger_open_pg"},
     "xmalloc": {"xmalloc", "xcalloc", "xreallocarray", "xstrdup", "xstrndup", "xmemdupz", "xasprintf",
                 "xfreezero"},
 }
@@ -91,18 +96,51 @@ def files(root):
     return sorted(out)
 
 
+def includers(root, header):
+    """The C files and headers under root that #include "header"."""
+    pat = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"' + re.escape(header) + '"', re.M)
+    out = []
+    for path in glob.glob(os.path.join(root, "**", "*.[ch]"), recursive=True):
+        if os.path.relpath(path, root).split(os.sep)[0] == "build":
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if pat.search(f.read()):
+                out.append(os.path.basename(path))
+    return out
+
+
+def private(root, directory, base):
+    """base_int.h is there, or base.h is there and only base*.c files include it."""
+    if os.path.exists(os.path.join(directory, base + "_int.h")):
+        return True
+    if not os.path.exists(os.path.join(directory, base + ".h")):
+        return False
+    users = includers(root, base + ".h")
+    return bool(users) and all(
+        u.endswith(".c") and (u == base + ".c" or u.startswith(base + "_")) for u in users)
+
+
+def split_module(root, path):
+    """The module a file belongs to: the longest foo, foo_bar.c being foo_bar.c or a part of
+    a split module foo (foo's private header beside it); the file's own name otherwise."""
+    mod = os.path.basename(path)[:-2]
+    parts = mod.split("_")
+    for i in range(len(parts) - 1, 0, -1):
+        base = "_".join(parts[:i])
+        if private(root, os.path.dirname(path), base):
+            return base
+    return mod
+
+
 def main():
     if len(sys.argv) < 2:
         print("usage: names.py REPO_ROOT [FILE.c]...")
         return 2
-    paths = sys.argv[2:] or files(sys.argv[1])
+    root = sys.argv[1]
+    paths = sys.argv[2:] or files(root)
     bad = count = 0
     for path in paths:
-        mod = os.path.basename(path)[:-2]
-        # A part of a split module (foo_bar.c beside foo_int.h) carries the module's prefix.
-        base = mod.split("_")[0]
-        if base != mod and os.path.exists(os.path.join(os.path.dirname(path), base + "_int.h")):
-            mod = base
+        mod = split_module(root, path)
         exempt = EXEMPT["*"] | EXEMPT.get(mod, set())
         with open(path, encoding="utf-8") as f:
             names = definitions(strip(f.read()))

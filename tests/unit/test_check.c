@@ -214,11 +214,22 @@ test_ledger_and_problems(void **state)
 
 	facts_init(&f);
 	f.r.ledger_ok = 0;
-	f.r.ledger_problem = (char *)"Page 7: btreeInitPage() returns error code 11";
+	f.r.ledger_problem = (char *)"damaged: Page 7: btreeInitPage() returns error code 11";
 	judge(&f, &res);
 	assert_int_equal(res.state, CTL_CHECK_CRITICAL);
 	assert_string_equal(finding(&res, "ledger")->text,
 	    "ledger damaged: Page 7: btreeInitPage() returns error code 11");
+	/* A ledger that cannot count (a pool member cut off) is as critical as a damaged one. */
+	facts_init(&f);
+	f.r.ledger_ok = 0;
+	f.r.ledger_problem =
+	    (char *)"unreadable: the postgresql ledger cannot count the agents (the migration's "
+	            "progress is unknown)";
+	judge(&f, &res);
+	assert_int_equal(res.state, CTL_CHECK_CRITICAL);
+	assert_string_equal(finding(&res, "ledger")->text,
+	    "ledger unreadable: the postgresql ledger cannot count the agents (the migration's "
+	    "progress is unknown)");
 	facts_init(&f);
 	f.r.problems = problems;
 	f.r.n_problems = 2;

@@ -3,7 +3,8 @@
  * semantics, gate truthfulness (tokens, forged If-None-Match), group commit
  * (rollback, failed commits through a fault-injecting VFS), the in-memory index
  * against the database, staging episodes, pending pages and holdings; the audit
- * log's hash chain and every way of tampering with it that it must show.
+ * log's hash chain and every way of tampering with it that it must show; the front
+ * (ledger.c): its argument checks, and an engine's table taken whole or not at all.
  */
 #include <sys/stat.h>
 
@@ -22,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
+#include "ledger_backend.h"
 #include "log.h"
 
 #define B0   "0000000000000000000000000000000000000000000000000000000000000000"
@@ -2024,6 +2026,107 @@ test_audit_outcome(void **state)
 	assert_int_equal(ledger_audit_outcome("", &v, &rb), -1);
 }
 
+/* ---- the front: ledger.c over an engine's table ---- */
+
+static int closes;
+
+static void
+counting_close(void *self)
+{
+	closes++;
+	ledger_sqlite_backend.close(self);
+}
+
+/* An engine whose table lacks an entry is refused, and its state closed (not leaked). */
+static void
+test_wrap(void **state)
+{
+	struct ledger_backend partial = ledger_sqlite_backend;
+	char err[512] = "";
+	struct ledger_sqlite *s;
+	struct ledger *l;
+
+	assert_null(ledger_wrap(&ledger_sqlite_backend, NULL));
+	partial.close = counting_close;
+	partial.audit_verify_step = NULL;
+	assert_non_null(s = ledger_sqlite_open(dir, err, sizeof(err)));
+	closes = 0;
+	assert_null(ledger_wrap(&partial, s));
+	assert_int_equal(closes, 1);
+
+	partial.audit_verify_step = ledger_sqlite_backend.audit_verify_step;
+	assert_non_null(s = ledger_sqlite_open(dir, err, sizeof(err)));
+	assert_non_null(l = ledger_wrap(&partial, s));
+	assert_string_equal(ledger_backend_name(l), "sqlite");
+	closes = 0;
+	ledger_close(l);
+	assert_int_equal(closes, 1);
+	ledger_close(NULL);
+}
+
+/* What the front refuses before any engine sees it, with the result the contract names. */
+static void
+test_front_arguments(void **state)
+{
+	static const char *const calls[] = { "rotate", "restore", "renew", "discard", "stage" };
+	struct ledger *l = lopen();
+	struct ledger_agent a;
+	struct ledger_audit rec;
+	struct ledger_join j = { .id = "0123456789abcdef", .uses_left = 1 };
+	char reason[LEDGER_MAX_REASON + 2], problem[64];
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	uint64_t n = 9;
+	int send = 1;
+
+	token(1, h);
+	assert_string_equal(ledger_backend_name(l), "sqlite");
+	/* Outside a batch a link with a malformed join id is an error, inside one "not found". */
+	assert_int_equal(ledger_link_join(l, "a1", h, "nope", h, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link_join(l, "a1", h, "nope", h, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_link_join(l, "a1", h, "0123456789ABCDEF", h, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_link_join(l, "a1", NULL, "0123456789abcdef", h, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_link(l, NULL, h, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_link(l, "", h, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_link(l, "a1", NULL, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_checkin(l, "a1", h, NULL, 0, T0, NULL), LEDGER_ERROR);
+	assert_int_equal(ledger_checkin(l, NULL, h, NULL, 0, T0, &send), LEDGER_ERROR);
+	assert_int_equal(send, 0);
+	assert_int_equal(ledger_renew(l, "a1", h, NULL, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_forget_unconfirmed(l, T0, NULL), LEDGER_ERROR);
+	memset(reason, 'r', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	assert_int_equal(ledger_exclude(l, "a1", reason), LEDGER_ERROR);
+	assert_int_equal(ledger_join_create(l, NULL), LEDGER_ERROR);
+	snprintf(j.description, sizeof(j.description), "tab\there");
+	assert_int_equal(ledger_join_create(l, &j), LEDGER_ERROR);
+	assert_int_equal(ledger_join_revoke(l, "XYZ"), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_check(l, "short", h, T0), LEDGER_NOT_FOUND);
+	/* None of it reached the engine: the batch still commits, and nothing changed. */
+	assert_int_equal(ledger_forget_unconfirmed(l, T0, &n), LEDGER_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(ledger_commit(l), 0);
+	assert_int_equal(ledger_total(l), 0);
+
+	memset(&a, 'x', sizeof(a));
+	assert_int_equal(ledger_get(l, NULL, &a), LEDGER_ERROR);
+	assert_string_equal(a.id, "");
+	assert_int_equal(ledger_get(l, "a1", NULL), LEDGER_ERROR);
+	assert_int_equal(ledger_count(l, T0, WEEK, NULL), -1);
+	assert_int_equal(ledger_set_target(l, "", NULL), -1);
+	assert_int_equal(ledger_set_target(l, S1 "0", NULL), -1);
+	assert_int_equal(ledger_set_target(l, NULL, ""), -1);
+	assert_int_equal(ledger_audit_last(l, 0, calls, 5, "x", &rec), -1);
+	assert_int_equal(ledger_audit_last(l, 0, calls, 1, NULL, &rec), -1);
+	assert_int_equal(ledger_audit_last(l, (uint64_t)INT64_MAX + 1, calls, 1, "x", &rec), -1);
+	assert_int_equal(ledger_audit_list(l, 0, 1, NULL, NULL), -1);
+	assert_int_equal(ledger_audit_count(l, NULL), -1);
+	assert_int_equal(ledger_quick_check(l, NULL, 0), -1);
+	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
+	assert_int_equal(ledger_audit_verify(l, NULL, problem, sizeof(problem)), -1);
+	ledger_close(l);
+}
+
 int
 main(void)
 {
@@ -2069,6 +2172,8 @@ main(void)
 		cmocka_unit_test_setup(test_audit_tamper_types, setup),
 		cmocka_unit_test_setup(test_migrate_v1, setup),
 		cmocka_unit_test(test_audit_outcome),
+		cmocka_unit_test_setup(test_wrap, setup),
+		cmocka_unit_test_setup(test_front_arguments, setup),
 	};
 
 	return cmocka_run_group_tests_name("ledger", tests, group_setup, group_teardown);

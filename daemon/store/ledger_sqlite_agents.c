@@ -1,9 +1,9 @@
 /*
- * The ledger's agents: link, check-in, token renewal, exclusions, join
+ * The SQLite engine's agents: link, check-in, token renewal, exclusions, join
  * tokens, the staging target and the counts over the in-memory index.
  *
- * - A staging is one episode of one staged CA: it starts when ledger_set_target
- *   names a CA other than the one recorded, and ends when it names another one
+ * - A staging is one episode of one staged CA: it starts when ledger_set_target names
+ *   a CA other than the one recorded, and ends when it names another one
  *   (or none). Delivered/acknowledged/verified belong to an episode, so a CA
  *   staged again after a discard starts from nothing: in between, agents were
  *   sent bundles without it.
@@ -26,7 +26,7 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
-#include "ledger_int.h"
+#include "ledger_sqlite.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -37,58 +37,43 @@ struct ledger_row {
 	int excluded, delivered_set, acked, verified;
 };
 
-/* Active agents holding one bundle (ledger_holdings). */
+/* Active agents holding one bundle (ledger_sqlite_holdings). */
 struct ledger_holding {
 	uint16_t bundle;
 	uint64_t agents;
 };
 
-static int ledger_id_ok(const char *);
-static int ledger_bundle_is(const struct ledger *, int64_t, const char *);
-static void ledger_bind_ref(sqlite3_stmt *, int, int64_t);
-static void ledger_bind_time(sqlite3_stmt *, int, int, int64_t);
-static int ledger_row_same(const struct ledger_row *, const struct ledger_row *);
-static int ledger_write_row(struct ledger *, const struct ledger_row *);
-static enum ledger_result ledger_do_link(struct ledger *, const char *, const uint8_t *, time_t);
-static enum ledger_result ledger_do_checkin(
-    struct ledger *, const char *, const uint8_t *, const char *, int, time_t, int *);
-static enum ledger_result ledger_do_flag(
-    struct ledger *, enum ledger_st, const char *, const char *);
-static int ledger_intern_bundle(struct ledger *, const char *, time_t, int64_t *);
-static int ledger_switch_staging(struct ledger *, const char *, time_t, int64_t *);
-static int64_t ledger_since(time_t, uint64_t);
-static int ledger_lacking(const struct ledger *, const struct ledger_entry *);
-static void ledger_select(uint64_t *, size_t, size_t);
-static int ledger_cmp_u64(const void *, const void *);
-static enum ledger_result ledger_find(
-    struct ledger *, const char *, const uint8_t *, struct ledger_row *);
-static int ledger_cmp_holding(const void *, const void *);
-
-/* The caller validated ids against the allow-list; this only guards the schema. */
-static int
-ledger_id_ok(const char *id)
-{
-	size_t n;
-
-	if (id == NULL || (n = strnlen(id, LEDGER_MAX_AGENT_ID + 1)) == 0 ||
-	    n > LEDGER_MAX_AGENT_ID) {
-		log_warnx("ledger: an agent id that is empty or longer than %d bytes",
-		    LEDGER_MAX_AGENT_ID);
-		return 0;
-	}
-	return 1;
-}
+static int ledger_sqlite_bundle_is(const struct ledger_sqlite *, int64_t, const char *);
+static void ledger_sqlite_bind_ref(sqlite3_stmt *, int, int64_t);
+static void ledger_sqlite_bind_time(sqlite3_stmt *, int, int, int64_t);
+static int ledger_sqlite_row_same(const struct ledger_row *, const struct ledger_row *);
+static int ledger_sqlite_write_row(struct ledger_sqlite *, const struct ledger_row *);
+static enum ledger_result ledger_sqlite_do_link(
+    struct ledger_sqlite *, const char *, const uint8_t *, time_t);
+static enum ledger_result ledger_sqlite_do_checkin(
+    struct ledger_sqlite *, const char *, const uint8_t *, const char *, int, time_t, int *);
+static enum ledger_result ledger_sqlite_do_flag(
+    struct ledger_sqlite *, enum ledger_st, const char *, const char *);
+static int ledger_sqlite_intern_bundle(struct ledger_sqlite *, const char *, time_t, int64_t *);
+static int ledger_sqlite_switch_staging(struct ledger_sqlite *, const char *, time_t, int64_t *);
+static int64_t ledger_sqlite_since(time_t, uint64_t);
+static int ledger_sqlite_lacking(const struct ledger_sqlite *, const struct ledger_entry *);
+static void ledger_sqlite_select(uint64_t *, size_t, size_t);
+static int ledger_sqlite_cmp_u64(const void *, const void *);
+static enum ledger_result ledger_sqlite_find(
+    struct ledger_sqlite *, const char *, const uint8_t *, struct ledger_row *);
+static int ledger_sqlite_cmp_holding(const void *, const void *);
 
 /* 1 when bundle row id is the bundle named s (bundle ids are public: no constant time). */
 static int
-ledger_bundle_is(const struct ledger *l, int64_t id, const char *s)
+ledger_sqlite_bundle_is(const struct ledger_sqlite *l, int64_t id, const char *s)
 {
 	return s != NULL && id > 0 && (size_t)id < l->nbundles && strcmp(l->bundles[id], s) == 0;
 }
 
 /* Binds a reference to bundles(id); 0 means none. */
 static void
-ledger_bind_ref(sqlite3_stmt *st, int i, int64_t ref)
+ledger_sqlite_bind_ref(sqlite3_stmt *st, int i, int64_t ref)
 {
 	if (ref > 0)
 		sqlite3_bind_int64(st, i, ref);
@@ -97,7 +82,7 @@ ledger_bind_ref(sqlite3_stmt *st, int i, int64_t ref)
 }
 
 static void
-ledger_bind_time(sqlite3_stmt *st, int i, int set, int64_t t)
+ledger_sqlite_bind_time(sqlite3_stmt *st, int i, int set, int64_t t)
 {
 	if (set)
 		sqlite3_bind_int64(st, i, t);
@@ -106,7 +91,7 @@ ledger_bind_time(sqlite3_stmt *st, int i, int set, int64_t t)
 }
 
 static int
-ledger_row_same(const struct ledger_row *a, const struct ledger_row *b)
+ledger_sqlite_row_same(const struct ledger_row *a, const struct ledger_row *b)
 {
 	return a->delivered == b->delivered && a->held == b->held && a->staging == b->staging &&
 	       a->delivered_set == b->delivered_set && a->acked == b->acked &&
@@ -114,33 +99,34 @@ ledger_row_same(const struct ledger_row *a, const struct ledger_row *b)
 }
 
 static int
-ledger_write_row(struct ledger *l, const struct ledger_row *w)
+ledger_sqlite_write_row(struct ledger_sqlite *l, const struct ledger_row *w)
 {
 	sqlite3_stmt *st = l->st[LST_CHECKIN];
 	int rc;
 
 	sqlite3_bind_int64(st, 1, w->id);
 	sqlite3_bind_int64(st, 2, w->last_seen);
-	ledger_bind_ref(st, 3, w->held);
-	ledger_bind_ref(st, 4, w->delivered);
-	ledger_bind_ref(st, 5, w->staging);
-	ledger_bind_time(st, 6, w->delivered_set, w->staged_delivered_at);
-	ledger_bind_time(st, 7, w->acked, w->acknowledged_at);
-	ledger_bind_time(st, 8, w->verified, w->verified_at);
+	ledger_sqlite_bind_ref(st, 3, w->held);
+	ledger_sqlite_bind_ref(st, 4, w->delivered);
+	ledger_sqlite_bind_ref(st, 5, w->staging);
+	ledger_sqlite_bind_time(st, 6, w->delivered_set, w->staged_delivered_at);
+	ledger_sqlite_bind_time(st, 7, w->acked, w->acknowledged_at);
+	ledger_sqlite_bind_time(st, 8, w->verified, w->verified_at);
 	rc = sqlite3_step(st);
-	ledger_done(st);
-	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "checkin");
+	ledger_sqlite_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlite_sqlerr(l, "checkin");
 }
 
 enum ledger_result
-ledger_link(struct ledger *l, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN],
-    time_t now)
+ledger_sqlite_link(
+    void *self, const char *agent_id, const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
+	struct ledger_sqlite *l = self;
 	size_t mark = l->npend;
 
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "link") == -1)
+	if (ledger_sqlite_call_begin(l, "link") == -1)
 		return LEDGER_ERROR;
-	return ledger_call_end(l, ledger_do_link(l, agent_id, token_hash, now), mark);
+	return ledger_sqlite_call_end(l, ledger_sqlite_do_link(l, agent_id, token_hash, now), mark);
 }
 
 /*
@@ -149,7 +135,8 @@ ledger_link(struct ledger *l, const char *agent_id, const uint8_t token_hash[LED
  * the shared linking key must never let one host take another's place.
  */
 static enum ledger_result
-ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash, time_t now)
+ledger_sqlite_do_link(
+    struct ledger_sqlite *l, const char *agent_id, const uint8_t *token_hash, time_t now)
 {
 	sqlite3_stmt *st = l->st[LST_LINK];
 	struct ledger_entry e = { 0 };
@@ -159,55 +146,57 @@ ledger_do_link(struct ledger *l, const char *agent_id, const uint8_t *token_hash
 	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, token_hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, now);
-	ledger_bind_ref(st, 4, l->cur);
-	ledger_bind_ref(st, 5, l->staging);
-	ledger_bind_time(st, 6, delivered, now);
+	ledger_sqlite_bind_ref(st, 4, l->cur);
+	ledger_sqlite_bind_ref(st, 5, l->staging);
+	ledger_sqlite_bind_time(st, 6, delivered, now);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		return LEDGER_EXISTS;
 	}
 	if (rc != SQLITE_ROW) {
-		ledger_done(st);
-		return ledger_sqlerr(l, "link"), LEDGER_ERROR;
+		ledger_sqlite_done(st);
+		return ledger_sqlite_sqlerr(l, "link"), LEDGER_ERROR;
 	}
 	id = sqlite3_column_int64(st, 0);
 	excluded = sqlite3_column_int(st, 1);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, "link"), LEDGER_ERROR;
+		return ledger_sqlite_sqlerr(l, "link"), LEDGER_ERROR;
 	if (id < 1 || id > LEDGER_MAX_ROWID) {
 		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)id);
 		return LEDGER_ERROR;
 	}
-	e.last_seen = ledger_clamp(now);
+	e.last_seen = ledger_sqlite_clamp(now);
 	e.flags = LEDGER_F_EXISTS | (excluded ? LEDGER_F_EXCLUDED : 0) |
 	          (delivered ? LEDGER_F_DELIVERED : 0);
-	ledger_pend(l, id, LEDGER_U_SET, &e);
+	ledger_sqlite_pend(l, id, LEDGER_U_SET, &e);
 	l->batch_new++;
 	return LEDGER_OK;
 }
 
 enum ledger_result
-ledger_checkin(struct ledger *l, const char *agent_id,
+ledger_sqlite_checkin(void *self, const char *agent_id,
     const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary, time_t now,
     int *send_bundle)
 {
+	struct ledger_sqlite *l = self;
 	size_t mark = l->npend;
 	enum ledger_result r;
 
 	*send_bundle = 0;
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "checkin") == -1)
+	if (ledger_sqlite_call_begin(l, "checkin") == -1)
 		return LEDGER_ERROR;
-	r = ledger_do_checkin(l, agent_id, token_hash, presented, canary, now, send_bundle);
+	r = ledger_sqlite_do_checkin(l, agent_id, token_hash, presented, canary, now, send_bundle);
 	if (r != LEDGER_OK)
 		*send_bundle = 0;
-	return ledger_call_end(l, r, mark);
+	return ledger_sqlite_call_end(l, r, mark);
 }
 
 /* Finds the agent and checks its token in constant time; LEDGER_OK when it matches. */
 static enum ledger_result
-ledger_find(struct ledger *l, const char *agent_id, const uint8_t *token_hash, struct ledger_row *r)
+ledger_sqlite_find(
+    struct ledger_sqlite *l, const char *agent_id, const uint8_t *token_hash, struct ledger_row *r)
 {
 	sqlite3_stmt *st = l->st[LST_FIND];
 	const void *stored;
@@ -216,12 +205,12 @@ ledger_find(struct ledger *l, const char *agent_id, const uint8_t *token_hash, s
 
 	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		return LEDGER_UNKNOWN_AGENT;
 	}
 	if (rc != SQLITE_ROW) {
-		ledger_done(st);
-		return ledger_sqlerr(l, "find agent"), LEDGER_ERROR;
+		ledger_sqlite_done(st);
+		return ledger_sqlite_sqlerr(l, "find agent"), LEDGER_ERROR;
 	}
 	stored = sqlite3_column_blob(st, 1);
 	res = stored != NULL && sqlite3_column_bytes(st, 1) == LEDGER_TOKEN_HASH_LEN &&
@@ -241,7 +230,7 @@ ledger_find(struct ledger *l, const char *agent_id, const uint8_t *token_hash, s
 	r->acknowledged_at = sqlite3_column_int64(st, 8);
 	r->verified = sqlite3_column_type(st, 9) != SQLITE_NULL;
 	r->verified_at = sqlite3_column_int64(st, 9);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (res == LEDGER_OK && (r->id < 1 || r->id > LEDGER_MAX_ROWID)) {
 		log_warnx("ledger %s: agent id %lld is out of range", l->path, (long long)r->id);
 		return LEDGER_ERROR;
@@ -258,7 +247,7 @@ ledger_find(struct ledger *l, const char *agent_id, const uint8_t *token_hash, s
  * instead of never counting. Such an agent lacks nothing.
  */
 static enum ledger_result
-ledger_do_checkin(struct ledger *l, const char *agent_id, const uint8_t *token_hash,
+ledger_sqlite_do_checkin(struct ledger_sqlite *l, const char *agent_id, const uint8_t *token_hash,
     const char *presented, int canary, time_t now, int *send)
 {
 	struct ledger_row r, w;
@@ -266,14 +255,14 @@ ledger_do_checkin(struct ledger *l, const char *agent_id, const uint8_t *token_h
 	enum ledger_result res;
 	int holds;
 
-	if ((res = ledger_find(l, agent_id, token_hash, &r)) != LEDGER_OK)
+	if ((res = ledger_sqlite_find(l, agent_id, token_hash, &r)) != LEDGER_OK)
 		return res;
 	w = r;
 	if (l->staging != 0 && r.staging != l->staging) {
 		w.staging = l->staging;
 		w.delivered_set = w.acked = w.verified = 0;
 	}
-	if ((holds = ledger_bundle_is(l, r.delivered, presented)))
+	if ((holds = ledger_sqlite_bundle_is(l, r.delivered, presented)))
 		w.held = r.delivered;
 	if (l->staging != 0 && holds && w.delivered_set && !w.acked) {
 		w.acked = 1;
@@ -293,47 +282,46 @@ ledger_do_checkin(struct ledger *l, const char *agent_id, const uint8_t *token_h
 		}
 	}
 	w.last_seen = now;
-	if ((*send || !ledger_row_same(&r, &w) || now < r.last_seen ||
+	if ((*send || !ledger_sqlite_row_same(&r, &w) || now < r.last_seen ||
 	        now - r.last_seen >= LEDGER_SEEN_GRANULARITY) &&
-	    ledger_write_row(l, &w) == -1)
+	    ledger_sqlite_write_row(l, &w) == -1)
 		return LEDGER_ERROR;
-	e.last_seen = ledger_clamp(now);
+	e.last_seen = ledger_sqlite_clamp(now);
 	e.held = w.held > 0 && (size_t)w.held < l->nbundles ? (uint16_t)w.held : 0;
 	e.flags = LEDGER_F_EXISTS | (r.excluded ? LEDGER_F_EXCLUDED : 0) |
-	          ledger_staged_flags(l, w.staging, w.delivered_set, w.acked, w.verified);
-	ledger_pend(l, w.id, LEDGER_U_SET, &e);
+	          ledger_sqlite_staged_flags(l, w.staging, w.delivered_set, w.acked, w.verified);
+	ledger_sqlite_pend(l, w.id, LEDGER_U_SET, &e);
 	return LEDGER_OK;
 }
 
 enum ledger_result
-ledger_exclude(struct ledger *l, const char *agent_id, const char *reason)
+ledger_sqlite_exclude(void *self, const char *agent_id, const char *reason)
 {
+	struct ledger_sqlite *l = self;
 	size_t mark = l->npend;
 
-	if (reason == NULL)
-		reason = "";
-	if (strnlen(reason, LEDGER_MAX_REASON + 1) > LEDGER_MAX_REASON) {
-		log_warnx("ledger: an exclusion reason longer than %d bytes", LEDGER_MAX_REASON);
+	if (ledger_sqlite_call_begin(l, "exclude") == -1)
 		return LEDGER_ERROR;
-	}
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "exclude") == -1)
-		return LEDGER_ERROR;
-	return ledger_call_end(l, ledger_do_flag(l, LST_EXCLUDE, agent_id, reason), mark);
+	return ledger_sqlite_call_end(
+	    l, ledger_sqlite_do_flag(l, LST_EXCLUDE, agent_id, reason), mark);
 }
 
 enum ledger_result
-ledger_include(struct ledger *l, const char *agent_id)
+ledger_sqlite_include(void *self, const char *agent_id)
 {
+	struct ledger_sqlite *l = self;
 	size_t mark = l->npend;
 
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "include") == -1)
+	if (ledger_sqlite_call_begin(l, "include") == -1)
 		return LEDGER_ERROR;
-	return ledger_call_end(l, ledger_do_flag(l, LST_INCLUDE, agent_id, NULL), mark);
+	return ledger_sqlite_call_end(
+	    l, ledger_sqlite_do_flag(l, LST_INCLUDE, agent_id, NULL), mark);
 }
 
 /* Exclude or include (which); the index changes only that flag at commit. */
 static enum ledger_result
-ledger_do_flag(struct ledger *l, enum ledger_st which, const char *agent_id, const char *reason)
+ledger_sqlite_do_flag(
+    struct ledger_sqlite *l, enum ledger_st which, const char *agent_id, const char *reason)
 {
 	sqlite3_stmt *st = l->st[which];
 	struct ledger_entry e = { 0 };
@@ -344,45 +332,33 @@ ledger_do_flag(struct ledger *l, enum ledger_st which, const char *agent_id, con
 	if (reason != NULL)
 		sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		if (rc == SQLITE_DONE)
 			return LEDGER_UNKNOWN_AGENT;
-		return ledger_sqlerr(l, ledger_sql[which]), LEDGER_ERROR;
+		return ledger_sqlite_sqlerr(l, ledger_sqlite_sql[which]), LEDGER_ERROR;
 	}
 	id = sqlite3_column_int64(st, 0);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, ledger_sql[which]), LEDGER_ERROR;
+		return ledger_sqlite_sqlerr(l, ledger_sqlite_sql[which]), LEDGER_ERROR;
 	if (id < 1 || id > LEDGER_MAX_ROWID)
 		return LEDGER_ERROR;
-	ledger_pend(l, id, which == LST_EXCLUDE ? LEDGER_U_EXCLUDE : LEDGER_U_INCLUDE, &e);
+	ledger_sqlite_pend(l, id, which == LST_EXCLUDE ? LEDGER_U_EXCLUDE : LEDGER_U_INCLUDE, &e);
 	return LEDGER_OK;
 }
 
 uint64_t
-ledger_total(const struct ledger *l)
+ledger_sqlite_total(const void *self)
 {
+	const struct ledger_sqlite *l = self;
 	return l->nagents + (l->in_batch ? l->batch_new : 0);
-}
-
-/* A join token id as the schema wants it: 16 lower-case hex digits. */
-static int
-ledger_join_id_ok(const char *id)
-{
-	size_t i;
-
-	if (id == NULL || strnlen(id, LEDGER_JOIN_ID_LEN + 1) != LEDGER_JOIN_ID_LEN)
-		return 0;
-	for (i = 0; i < LEDGER_JOIN_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return 0;
-	return 1;
 }
 
 /* Reads the join token and checks it: hash (constant time), expiry, uses left. */
 static enum ledger_result
-ledger_do_join_check(struct ledger *l, const char *join_id, const uint8_t *hash, time_t now)
+ledger_sqlite_do_join_check(
+    struct ledger_sqlite *l, const char *join_id, const uint8_t *hash, time_t now)
 {
 	sqlite3_stmt *st = l->st[LST_JOIN_FIND];
 	const void *stored;
@@ -390,86 +366,85 @@ ledger_do_join_check(struct ledger *l, const char *join_id, const uint8_t *hash,
 
 	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		return LEDGER_NOT_FOUND;
 	}
 	if (rc != SQLITE_ROW) {
-		ledger_done(st);
-		return ledger_sqlerr(l, "find join token"), LEDGER_ERROR;
+		ledger_sqlite_done(st);
+		return ledger_sqlite_sqlerr(l, "find join token"), LEDGER_ERROR;
 	}
 	stored = sqlite3_column_blob(st, 0);
 	ok = stored != NULL && sqlite3_column_bytes(st, 0) == LEDGER_TOKEN_HASH_LEN &&
 	     CRYPTO_memcmp(stored, hash, LEDGER_TOKEN_HASH_LEN) == 0;
 	ok = ok && sqlite3_column_int64(st, 1) > 0 && sqlite3_column_int64(st, 2) > (int64_t)now;
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	return ok ? LEDGER_OK : LEDGER_NOT_FOUND;
 }
 
 enum ledger_result
-ledger_join_check(struct ledger *l, const char *join_id,
-    const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
+ledger_sqlite_join_check(
+    void *self, const char *join_id, const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
-	if (!ledger_join_id_ok(join_id))
-		return LEDGER_NOT_FOUND;
-	if (ledger_call_begin(l, "join_check") == -1)
+	struct ledger_sqlite *l = self;
+	if (ledger_sqlite_call_begin(l, "join_check") == -1)
 		return LEDGER_ERROR;
-	return ledger_do_join_check(l, join_id, join_hash, now);
+	return ledger_sqlite_do_join_check(l, join_id, join_hash, now);
 }
 
 /* One use of the token, then the link; a savepoint undoes the use when the link fails. */
 static enum ledger_result
-ledger_do_link_join(struct ledger *l, const char *agent_id, const uint8_t *token_hash,
+ledger_sqlite_do_link_join(struct ledger_sqlite *l, const char *agent_id, const uint8_t *token_hash,
     const char *join_id, const uint8_t *join_hash, time_t now)
 {
 	sqlite3_stmt *st = l->st[LST_JOIN_USE];
 	enum ledger_result r;
 	int rc;
 
-	if ((r = ledger_do_join_check(l, join_id, join_hash, now)) != LEDGER_OK)
+	if ((r = ledger_sqlite_do_join_check(l, join_id, join_hash, now)) != LEDGER_OK)
 		return r;
-	if (ledger_run(l, LST_SAVEPOINT) == -1)
+	if (ledger_sqlite_run(l, LST_SAVEPOINT) == -1)
 		return LEDGER_ERROR;
 	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE || sqlite3_changes(l->db) != 1)
-		r = rc != SQLITE_DONE ? (ledger_sqlerr(l, "use join token"), LEDGER_ERROR)
+		r = rc != SQLITE_DONE ? (ledger_sqlite_sqlerr(l, "use join token"), LEDGER_ERROR)
 		                      : LEDGER_NOT_FOUND;
 	else
-		r = ledger_do_link(l, agent_id, token_hash, now);
+		r = ledger_sqlite_do_link(l, agent_id, token_hash, now);
 	if (r != LEDGER_OK && !sqlite3_get_autocommit(l->db))
-		ledger_run(l, LST_ROLLBACK_TO);
-	if (!sqlite3_get_autocommit(l->db) && ledger_run(l, LST_RELEASE) == -1)
+		ledger_sqlite_run(l, LST_ROLLBACK_TO);
+	if (!sqlite3_get_autocommit(l->db) && ledger_sqlite_run(l, LST_RELEASE) == -1)
 		return LEDGER_ERROR;
 	return r;
 }
 
 enum ledger_result
-ledger_link_join(struct ledger *l, const char *agent_id,
+ledger_sqlite_link_join(void *self, const char *agent_id,
     const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *join_id,
     const uint8_t join_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
+	struct ledger_sqlite *l = self;
 	size_t mark = l->npend;
 	uint64_t new = l->batch_new;
 	enum ledger_result r;
 
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "link") == -1)
+	if (ledger_sqlite_call_begin(l, "link") == -1)
 		return LEDGER_ERROR;
-	if (!ledger_join_id_ok(join_id))
-		return LEDGER_NOT_FOUND;
-	r = ledger_do_link_join(l, agent_id, token_hash, join_id, join_hash, now);
+	r = ledger_sqlite_do_link_join(l, agent_id, token_hash, join_id, join_hash, now);
 	if (r != LEDGER_OK) {
 		/* The savepoint undid both writes: so goes the index update. */
 		l->npend = mark;
 		l->batch_new = new;
 	}
-	return ledger_call_end(l, r, mark);
+	return ledger_sqlite_call_end(l, r, mark);
 }
 
 enum ledger_result
-ledger_renew(struct ledger *l, const char *agent_id, const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN],
+ledger_sqlite_renew(void *self, const char *agent_id, const uint8_t old_hash[LEDGER_TOKEN_HASH_LEN],
     const uint8_t new_hash[LEDGER_TOKEN_HASH_LEN], time_t now)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_RENEW];
 	struct ledger_entry e = { 0 };
 	struct ledger_row r;
@@ -477,25 +452,26 @@ ledger_renew(struct ledger *l, const char *agent_id, const uint8_t old_hash[LEDG
 	enum ledger_result res;
 	int rc;
 
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "renew") == -1)
+	if (ledger_sqlite_call_begin(l, "renew") == -1)
 		return LEDGER_ERROR;
-	if ((res = ledger_find(l, agent_id, old_hash, &r)) != LEDGER_OK)
-		return ledger_call_end(l, res, mark);
+	if ((res = ledger_sqlite_find(l, agent_id, old_hash, &r)) != LEDGER_OK)
+		return ledger_sqlite_call_end(l, res, mark);
 	sqlite3_bind_int64(st, 1, r.id);
 	sqlite3_bind_blob(st, 2, new_hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 3, now);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_call_end(l, (ledger_sqlerr(l, "renew"), LEDGER_ERROR), mark);
-	e.last_seen = ledger_clamp(now > r.last_seen ? now : r.last_seen);
-	ledger_pend(l, r.id, LEDGER_U_SEEN, &e);
+		return ledger_sqlite_call_end(
+		    l, (ledger_sqlite_sqlerr(l, "renew"), LEDGER_ERROR), mark);
+	e.last_seen = ledger_sqlite_clamp(now > r.last_seen ? now : r.last_seen);
+	ledger_sqlite_pend(l, r.id, LEDGER_U_SEEN, &e);
 	return LEDGER_OK;
 }
 
 /* Runs a DELETE ... RETURNING id on agents; each row deleted leaves the index at commit. */
 static enum ledger_result
-ledger_do_delete(struct ledger *l, sqlite3_stmt *st, uint64_t *n)
+ledger_sqlite_do_delete(struct ledger_sqlite *l, sqlite3_stmt *st, uint64_t *n)
 {
 	struct ledger_entry e = { 0 };
 	int64_t id;
@@ -505,67 +481,55 @@ ledger_do_delete(struct ledger *l, sqlite3_stmt *st, uint64_t *n)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		id = sqlite3_column_int64(st, 0);
 		if (id >= 1 && id <= LEDGER_MAX_ROWID)
-			ledger_pend(l, id, LEDGER_U_FORGET, &e);
+			ledger_sqlite_pend(l, id, LEDGER_U_FORGET, &e);
 		(*n)++;
 	}
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, "forget"), LEDGER_ERROR;
+		return ledger_sqlite_sqlerr(l, "forget"), LEDGER_ERROR;
 	return LEDGER_OK;
 }
 
 enum ledger_result
-ledger_forget(struct ledger *l, const char *agent_id)
+ledger_sqlite_forget(void *self, const char *agent_id)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_FORGET];
 	size_t mark = l->npend;
 	enum ledger_result r;
 	uint64_t n;
 
-	if (!ledger_id_ok(agent_id) || ledger_call_begin(l, "forget") == -1)
+	if (ledger_sqlite_call_begin(l, "forget") == -1)
 		return LEDGER_ERROR;
 	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
-	r = ledger_do_delete(l, st, &n);
+	r = ledger_sqlite_do_delete(l, st, &n);
 	if (r == LEDGER_OK && n == 0)
 		r = LEDGER_UNKNOWN_AGENT;
-	return ledger_call_end(l, r, mark);
+	return ledger_sqlite_call_end(l, r, mark);
 }
 
 enum ledger_result
-ledger_forget_unconfirmed(struct ledger *l, int64_t before, uint64_t *n)
+ledger_sqlite_forget_unconfirmed(void *self, int64_t before, uint64_t *n)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_FORGET_UNCONFIRMED];
 	size_t mark = l->npend;
 
 	*n = 0;
-	if (ledger_call_begin(l, "forget") == -1)
+	if (ledger_sqlite_call_begin(l, "forget") == -1)
 		return LEDGER_ERROR;
 	sqlite3_bind_int64(st, 1, before);
-	return ledger_call_end(l, ledger_do_delete(l, st, n), mark);
-}
-
-/* Printable ASCII, within the schema's limit. */
-static int
-ledger_desc_ok(const char *s)
-{
-	size_t i, n = strnlen(s, LEDGER_MAX_JOIN_DESC + 1);
-
-	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
-		;
-	return i == n && n <= LEDGER_MAX_JOIN_DESC;
+	return ledger_sqlite_call_end(l, ledger_sqlite_do_delete(l, st, n), mark);
 }
 
 enum ledger_result
-ledger_join_create(struct ledger *l, const struct ledger_join *j)
+ledger_sqlite_join_create(void *self, const struct ledger_join *j)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_JOIN_ADD];
 	int rc;
 
-	if (!ledger_join_id_ok(j->id) || !ledger_desc_ok(j->description) || j->uses_left == 0) {
-		log_warnx("ledger: a join token with a bad id, description or no use");
-		return LEDGER_ERROR;
-	}
-	if (ledger_call_begin(l, "join_create") == -1)
+	if (ledger_sqlite_call_begin(l, "join_create") == -1)
 		return LEDGER_ERROR;
 	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(st, 2, j->hash, LEDGER_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
@@ -574,39 +538,41 @@ ledger_join_create(struct ledger *l, const struct ledger_join *j)
 	sqlite3_bind_text(st, 5, j->description, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 6, j->created_at);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc == SQLITE_DONE)
 		return LEDGER_OK;
 	if ((rc & 0xff) == SQLITE_CONSTRAINT && !sqlite3_get_autocommit(l->db))
 		return LEDGER_EXISTS;
-	return ledger_call_end(l, (ledger_sqlerr(l, "join_create"), LEDGER_ERROR), l->npend);
+	return ledger_sqlite_call_end(
+	    l, (ledger_sqlite_sqlerr(l, "join_create"), LEDGER_ERROR), l->npend);
 }
 
 enum ledger_result
-ledger_join_revoke(struct ledger *l, const char *join_id)
+ledger_sqlite_join_revoke(void *self, const char *join_id)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_JOIN_DEL];
 	int rc;
 
-	if (!ledger_join_id_ok(join_id))
-		return LEDGER_NOT_FOUND;
-	if (ledger_call_begin(l, "join_revoke") == -1)
+	if (ledger_sqlite_call_begin(l, "join_revoke") == -1)
 		return LEDGER_ERROR;
 	sqlite3_bind_text(st, 1, join_id, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_ROW : SQLITE_ERROR;
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc == SQLITE_ROW)
 		return LEDGER_OK;
 	if (rc == SQLITE_DONE)
 		return LEDGER_NOT_FOUND;
-	return ledger_call_end(l, (ledger_sqlerr(l, "join_revoke"), LEDGER_ERROR), l->npend);
+	return ledger_sqlite_call_end(
+	    l, (ledger_sqlite_sqlerr(l, "join_revoke"), LEDGER_ERROR), l->npend);
 }
 
 int
-ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
+ledger_sqlite_join_list(void *self, ledger_join_cb cb, void *arg)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_JOIN_LIST];
 	struct ledger_join j;
 	const unsigned char *s;
@@ -616,7 +582,7 @@ ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
 		memset(&j, 0, sizeof(j));
 		s = sqlite3_column_text(st, 0);
 		snprintf(j.id, sizeof(j.id), "%s", s != NULL ? (const char *)s : "");
-		j.uses_left = ledger_clamp(sqlite3_column_int64(st, 1));
+		j.uses_left = ledger_sqlite_clamp(sqlite3_column_int64(st, 1));
 		j.expires_at = sqlite3_column_int64(st, 2);
 		s = sqlite3_column_text(st, 3);
 		snprintf(
@@ -624,26 +590,25 @@ ledger_join_list(struct ledger *l, ledger_join_cb cb, void *arg)
 		j.created_at = sqlite3_column_int64(st, 4);
 		cb(&j, arg);
 	}
-	ledger_done(st);
-	return rc == SQLITE_DONE ? 0 : ledger_sqlerr(l, "join_list");
+	ledger_sqlite_done(st);
+	return rc == SQLITE_DONE ? 0 : ledger_sqlite_sqlerr(l, "join_list");
 }
 
 enum ledger_result
-ledger_get(struct ledger *l, const char *agent_id, struct ledger_agent *a)
+ledger_sqlite_get(void *self, const char *agent_id, struct ledger_agent *a)
 {
+	struct ledger_sqlite *l = self;
 	sqlite3_stmt *st = l->st[LST_GET];
 	const unsigned char *s;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
-	if (!ledger_id_ok(agent_id))
-		return LEDGER_ERROR;
 	sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_TRANSIENT);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		ledger_done(st);
+		ledger_sqlite_done(st);
 		if (rc == SQLITE_DONE)
 			return LEDGER_UNKNOWN_AGENT;
-		return ledger_sqlerr(l, "get agent"), LEDGER_ERROR;
+		return ledger_sqlite_sqlerr(l, "get agent"), LEDGER_ERROR;
 	}
 	s = sqlite3_column_text(st, 0);
 	snprintf(a->id, sizeof(a->id), "%s", s != NULL ? (const char *)s : "");
@@ -652,41 +617,36 @@ ledger_get(struct ledger *l, const char *agent_id, struct ledger_agent *a)
 	a->excluded = sqlite3_column_int(st, 3) != 0;
 	s = sqlite3_column_text(st, 4);
 	snprintf(a->reason, sizeof(a->reason), "%s", s != NULL ? (const char *)s : "");
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	return LEDGER_OK;
 }
 
 int
-ledger_set_target(struct ledger *l, const char *staged_ca, const char *bundle_id)
+ledger_sqlite_set_target(void *self, const char *staged_ca, const char *bundle_id)
 {
+	struct ledger_sqlite *l = self;
 	int64_t cur = 0, staging = l->staging;
 	time_t now = time(NULL);
 	int changed;
 
-	if (!ledger_owner_ok(l, "set_target"))
+	if (!ledger_sqlite_owner_ok(l, "set_target"))
 		return -1;
 	if (l->in_batch) {
 		log_warnx("ledger %s: set_target inside a batch", l->path);
 		return -1;
 	}
-	if ((staged_ca != NULL && (staged_ca[0] == '\0' || strlen(staged_ca) > LEDGER_CA_ID_LEN)) ||
-	    (bundle_id != NULL &&
-	        (bundle_id[0] == '\0' || strlen(bundle_id) > LEDGER_BUNDLE_ID_LEN))) {
-		log_warnx("ledger %s: set_target: a malformed CA or bundle id", l->path);
-		return -1;
-	}
 	changed = strcmp(staged_ca != NULL ? staged_ca : "", l->staged_ca) != 0;
-	if (ledger_run(l, LST_BEGIN) == -1)
+	if (ledger_sqlite_run(l, LST_BEGIN) == -1)
 		return -1;
-	if ((bundle_id != NULL && ledger_intern_bundle(l, bundle_id, now, &cur) == -1) ||
-	    (changed && ledger_switch_staging(l, staged_ca, now, &staging) == -1) ||
-	    ledger_run(l, LST_COMMIT) == -1) {
+	if ((bundle_id != NULL && ledger_sqlite_intern_bundle(l, bundle_id, now, &cur) == -1) ||
+	    (changed && ledger_sqlite_switch_staging(l, staged_ca, now, &staging) == -1) ||
+	    ledger_sqlite_run(l, LST_COMMIT) == -1) {
 		if (!sqlite3_get_autocommit(l->db))
-			ledger_run(l, LST_ROLLBACK);
+			ledger_sqlite_run(l, LST_ROLLBACK);
 		return -1;
 	}
 	if (cur != 0 && ((size_t)cur >= l->nbundles || strcmp(l->bundles[cur], bundle_id) != 0) &&
-	    ledger_load_bundles(l) == -1)
+	    ledger_sqlite_load_bundles(l) == -1)
 		return -1;
 	l->cur = (uint16_t)cur;
 	if (!changed)
@@ -695,13 +655,13 @@ ledger_set_target(struct ledger *l, const char *staged_ca, const char *bundle_id
 	snprintf(l->staged_ca, sizeof(l->staged_ca), "%s", staged_ca != NULL ? staged_ca : "");
 	log_info("ledger %s: target CA %s (staging %lld)", l->path,
 	    l->staged_ca[0] != '\0' ? l->staged_ca : "none", (long long)l->staging);
-	ledger_clear_flags(l);
+	ledger_sqlite_clear_flags(l);
 	return 0;
 }
 
 /* The bundles row for id, added if new; its row id must fit the index's 16 bits. */
 static int
-ledger_intern_bundle(struct ledger *l, const char *id, time_t now, int64_t *row)
+ledger_sqlite_intern_bundle(struct ledger_sqlite *l, const char *id, time_t now, int64_t *row)
 {
 	sqlite3_stmt *st = l->st[LST_ADD_BUNDLE];
 	int rc;
@@ -709,16 +669,16 @@ ledger_intern_bundle(struct ledger *l, const char *id, time_t now, int64_t *row)
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, now);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, "add bundle");
+		return ledger_sqlite_sqlerr(l, "add bundle");
 	st = l->st[LST_BUNDLE_ID];
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(st);
 	*row = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_ROW)
-		return ledger_sqlerr(l, "bundle id");
+		return ledger_sqlite_sqlerr(l, "bundle id");
 	if (*row < 1 || *row > LEDGER_MAX_BUNDLES) {
 		log_warnx("ledger %s: too many bundles (%lld)", l->path, (long long)*row);
 		return -1;
@@ -728,16 +688,16 @@ ledger_intern_bundle(struct ledger *l, const char *id, time_t now, int64_t *row)
 
 /* Ends the open staging and, for a CA, starts a new one (*staging: its id, or 0). */
 static int
-ledger_switch_staging(struct ledger *l, const char *ca, time_t now, int64_t *staging)
+ledger_sqlite_switch_staging(struct ledger_sqlite *l, const char *ca, time_t now, int64_t *staging)
 {
 	sqlite3_stmt *st = l->st[LST_END_STAGING];
 	int rc;
 
 	sqlite3_bind_int64(st, 1, now);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, "end staging");
+		return ledger_sqlite_sqlerr(l, "end staging");
 	*staging = 0;
 	if (ca == NULL)
 		return 0;
@@ -745,16 +705,16 @@ ledger_switch_staging(struct ledger *l, const char *ca, time_t now, int64_t *sta
 	sqlite3_bind_text(st, 1, ca, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, now);
 	rc = sqlite3_step(st);
-	ledger_done(st);
+	ledger_sqlite_done(st);
 	if (rc != SQLITE_DONE)
-		return ledger_sqlerr(l, "new staging");
+		return ledger_sqlite_sqlerr(l, "new staging");
 	*staging = sqlite3_last_insert_rowid(l->db);
 	return 0;
 }
 
 /* The first second of the active window (everything is active when window reaches 1970). */
 static int64_t
-ledger_since(time_t now, uint64_t window)
+ledger_sqlite_since(time_t now, uint64_t window)
 {
 	if (now <= 0 || window >= (uint64_t)now)
 		return 0;
@@ -763,17 +723,18 @@ ledger_since(time_t now, uint64_t window)
 
 /* Not excluded and lacking the target: the staged CA acknowledged, else the current bundle. */
 static int
-ledger_lacking(const struct ledger *l, const struct ledger_entry *e)
+ledger_sqlite_lacking(const struct ledger_sqlite *l, const struct ledger_entry *e)
 {
 	if (l->staging != 0)
 		return !(e->flags & LEDGER_F_ACKED);
 	return l->cur != 0 && e->held != l->cur;
 }
 
-void
-ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts *c)
+int
+ledger_sqlite_count(void *self, time_t now, uint64_t window, struct ledger_counts *c)
 {
-	int64_t since = ledger_since(now, window);
+	struct ledger_sqlite *l = self;
+	int64_t since = ledger_sqlite_since(now, window);
 	const struct ledger_entry *e, *end = l->ents + l->nents;
 	int staged = l->staging != 0;
 
@@ -788,11 +749,11 @@ ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts
 		}
 		c->never_confirmed += e->held == 0 && !(e->flags & LEDGER_F_ACKED);
 		if ((int64_t)e->last_seen < since) {
-			c->inactive_lacking += ledger_lacking(l, e);
+			c->inactive_lacking += ledger_sqlite_lacking(l, e);
 			continue;
 		}
 		c->active++;
-		c->pending += ledger_lacking(l, e);
+		c->pending += ledger_sqlite_lacking(l, e);
 		c->current += l->cur != 0 && e->held == l->cur;
 		if (!staged)
 			continue;
@@ -800,10 +761,11 @@ ledger_count(struct ledger *l, time_t now, uint64_t window, struct ledger_counts
 		c->acknowledged += (e->flags & LEDGER_F_ACKED) != 0;
 		c->verified += (e->flags & LEDGER_F_VERIFIED) != 0;
 	}
+	return 0;
 }
 
 static int
-ledger_cmp_u64(const void *a, const void *b)
+ledger_sqlite_cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
@@ -812,7 +774,7 @@ ledger_cmp_u64(const void *a, const void *b)
 
 /* Reorders a[0..n) so that a[k] holds what sorting would put there, smaller keys before it. */
 static void
-ledger_select(uint64_t *a, size_t n, size_t k)
+ledger_sqlite_select(uint64_t *a, size_t n, size_t k)
 {
 	ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, i, j;
 	uint64_t p, t, x, y, z;
@@ -821,7 +783,7 @@ ledger_select(uint64_t *a, size_t n, size_t k)
 	while (lo < hi) {
 		if (++depth > 64) {
 			/* Pathological pivots: finish with a sort. */
-			qsort(a + lo, (size_t)(hi - lo + 1), sizeof(*a), ledger_cmp_u64);
+			qsort(a + lo, (size_t)(hi - lo + 1), sizeof(*a), ledger_sqlite_cmp_u64);
 			return;
 		}
 		x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
@@ -851,10 +813,11 @@ ledger_select(uint64_t *a, size_t n, size_t k)
  * to isolate the page, a sort of the page only; then the ids' names from SQL.
  */
 int
-ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+ledger_sqlite_pending(void *self, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
     ledger_agent_cb cb, void *arg)
 {
-	int64_t since = ledger_since(now, window);
+	struct ledger_sqlite *l = self;
+	int64_t since = ledger_sqlite_since(now, window);
 	sqlite3_stmt *st = l->st[LST_NAME];
 	const struct ledger_entry *e;
 	uint64_t *keys, id;
@@ -864,7 +827,7 @@ ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, u
 	for (i = 0; i < l->nents; i++) {
 		e = &l->ents[i];
 		n += (e->flags & (LEDGER_F_EXISTS | LEDGER_F_EXCLUDED)) == LEDGER_F_EXISTS &&
-		     (int64_t)e->last_seen >= since && ledger_lacking(l, e);
+		     (int64_t)e->last_seen >= since && ledger_sqlite_lacking(l, e);
 	}
 	if (offset >= n || limit == 0)
 		return 0;
@@ -872,14 +835,14 @@ ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, u
 	for (i = 0, n = 0; i < l->nents; i++) {
 		e = &l->ents[i];
 		if ((e->flags & (LEDGER_F_EXISTS | LEDGER_F_EXCLUDED)) == LEDGER_F_EXISTS &&
-		    (int64_t)e->last_seen >= since && ledger_lacking(l, e))
+		    (int64_t)e->last_seen >= since && ledger_sqlite_lacking(l, e))
 			keys[n++] = (uint64_t)(UINT32_MAX - e->last_seen) << 32 | i;
 	}
 	end = offset + limit < n ? offset + limit : n;
-	ledger_select(keys, n, offset);
+	ledger_sqlite_select(keys, n, offset);
 	if (end < n)
-		ledger_select(keys + offset, n - offset, end - offset);
-	qsort(keys + offset, end - offset, sizeof(*keys), ledger_cmp_u64);
+		ledger_sqlite_select(keys + offset, n - offset, end - offset);
+	qsort(keys + offset, end - offset, sizeof(*keys), ledger_sqlite_cmp_u64);
 	for (i = offset; i < end && ret == 0; i++) {
 		id = keys[i] & 0xffffffff;
 		sqlite3_bind_int64(st, 1, (int64_t)id);
@@ -887,15 +850,15 @@ ledger_pending(struct ledger *l, time_t now, uint64_t window, uint64_t offset, u
 			cb((const char *)sqlite3_column_text(st, 0), UINT32_MAX - (keys[i] >> 32),
 			    (l->ents[id].flags & LEDGER_F_DELIVERED) != 0, arg);
 		else
-			ret = ledger_sqlerr(l, "agent name");
-		ledger_done(st);
+			ret = ledger_sqlite_sqlerr(l, "agent name");
+		ledger_sqlite_done(st);
 	}
 	free(keys);
 	return ret;
 }
 
 static int
-ledger_cmp_holding(const void *a, const void *b)
+ledger_sqlite_cmp_holding(const void *a, const void *b)
 {
 	const struct ledger_holding *x = a, *y = b;
 
@@ -906,9 +869,10 @@ ledger_cmp_holding(const void *a, const void *b)
 
 /* Active agents per bundle held, most held first; bundle 0 ("") is none we know of. */
 int
-ledger_holdings(struct ledger *l, time_t now, uint64_t window, ledger_holding_cb cb, void *arg)
+ledger_sqlite_holdings(void *self, time_t now, uint64_t window, ledger_holding_cb cb, void *arg)
 {
-	int64_t since = ledger_since(now, window);
+	struct ledger_sqlite *l = self;
+	int64_t since = ledger_sqlite_since(now, window);
 	struct ledger_holding *h = xcalloc(l->nbundles, sizeof(*h));
 	const struct ledger_entry *e;
 	size_t i, n = 0;
@@ -921,7 +885,7 @@ ledger_holdings(struct ledger *l, time_t now, uint64_t window, ledger_holding_cb
 		    (int64_t)e->last_seen >= since)
 			h[e->held < l->nbundles ? e->held : 0].agents++;
 	}
-	qsort(h, l->nbundles, sizeof(*h), ledger_cmp_holding);
+	qsort(h, l->nbundles, sizeof(*h), ledger_sqlite_cmp_holding);
 	for (n = 0; n < l->nbundles && h[n].agents > 0; n++)
 		cb(l->bundles[h[n].bundle], h[n].agents, arg);
 	free(h);
