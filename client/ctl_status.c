@@ -1,6 +1,7 @@
 /* carotatectl status: the phase, the sets, the bundle and the workers, human or JSON. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -14,6 +15,8 @@ static int ctl_status_build(const struct ctl_cmd *cmd, struct ctl_opts *opts, in
 static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
     const struct ctl_request *r, const Carotate__V1__Response *resp);
 static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
+static json_t *ctl_status_ledger_json(const Carotate__V1__LedgerHealth *l);
+static void ctl_status_ledger_human(FILE *fp, const Carotate__V1__LedgerHealth *l);
 static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
 static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
 static int ctl_status_expiring(
@@ -81,6 +84,48 @@ ctl_status_workers_json(const Carotate__V1__StatusReply *r)
 	return a;
 }
 
+/* {backend, member, reachable, last_error, last_error_at}, or null from an older daemon. */
+static json_t *
+ctl_status_ledger_json(const Carotate__V1__LedgerHealth *l)
+{
+	json_t *o;
+
+	if (l == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "backend", output_jstr(l->backend));
+	output_jset(o, "member", output_jstr_opt(l->member));
+	output_jset(o, "reachable", json_boolean(l->reachable));
+	output_jset(o, "last_error", output_jstr_opt(l->last_error));
+	output_jset(o, "last_error_at", output_jtime_opt(l->last_error_at));
+	return o;
+}
+
+/*
+ * A line for a pool member's ledger, or for one out of reach; a single proxy's SQLite ledger
+ * that answers needs none.
+ */
+static void
+ctl_status_ledger_human(FILE *fp, const Carotate__V1__LedgerHealth *l)
+{
+	if (l == NULL || (strcmp(output_s(l->backend), "sqlite") == 0 && l->reachable))
+		return;
+	output_label(fp, "ledger:");
+	output_safe(fp, l->backend);
+	if (output_s(l->member)[0] != '\0') {
+		fputs(", member ", fp);
+		output_safe(fp, l->member);
+	}
+	fputs(l->reachable ? ", reachable" : ", OUT OF REACH", fp);
+	if (output_s(l->last_error)[0] != '\0') {
+		fputs("; last error ", fp);
+		output_time_human(fp, l->last_error_at);
+		fputs(": ", fp);
+		output_safe(fp, l->last_error);
+	}
+	fputc('\n', fp);
+}
+
 int
 ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 {
@@ -94,6 +139,7 @@ ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_jset(o, "canary_worker_pid",
 	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
 	output_jset(o, "workers", ctl_status_workers_json(r));
+	output_jset(o, "ledger", ctl_status_ledger_json(r->ledger));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(status_phase_name(r->phase)));
@@ -223,6 +269,7 @@ ctl_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	fputc('\n', fp);
 	for (i = 0; i < r->n_workers; i++)
 		ctl_status_worker_health(fp, r->workers[i]);
+	ctl_status_ledger_human(fp, r->ledger);
 	output_label(fp, "phase:");
 	fprintf(fp, "%s\n", status_phase_name(r->phase));
 	output_label(fp, "ssl dir:");

@@ -82,6 +82,7 @@ static void audit_refusal_begin(struct carotated *, const struct ledger_audit *,
 static void audit_refusal_write(struct audit_refusal *);
 static void audit_refusal_timer(evutil_socket_t, short, void *);
 static void audit_hold(struct ledger_audit *);
+static void audit_member(const struct config *, struct ledger_audit *);
 static void audit_syslog(const struct ledger_audit *, const char *);
 static int audit_newest(struct ledger *, struct ledger_audit *);
 static void audit_keep(const struct ledger_audit *, void *);
@@ -798,6 +799,7 @@ audit_commit(struct carotated *cd, struct ledger_audit *rec)
 	if (rec->before[0] == '\0')
 		snprintf(rec->before, sizeof(rec->before), "%s",
 		    audit_newest(l, &last) == 1 ? last.after : "-");
+	audit_member(cd->conf, rec);
 	if (ledger_audit_append(l, rec) == -1) {
 		rec->hash[0] = '\0';
 		audit_syslog(rec, "none");
@@ -807,6 +809,39 @@ audit_commit(struct carotated *cd, struct ledger_audit *rec)
 		return;
 	}
 	audit_syslog(rec, NULL);
+}
+
+/*
+ * A pool's members share one chain: each record names, as its detail's first argument, the
+ * member that wrote it, so that the hash covers who acted where. The argument goes before
+ * the others ("member=a reason=..."), or before "; " and a detail that holds only a message.
+ */
+static void
+audit_member(const struct config *conf, struct ledger_audit *rec)
+{
+	char pre[sizeof("member=; ") + CONFIG_MEMBER_MAX];
+	const char *d = rec->detail, *sep;
+	size_t n, dl, room = sizeof(rec->detail) - 1;
+	int w;
+
+	if (conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL || conf->ledger_member == NULL ||
+	    strncmp(d, "member=", 7) == 0)
+		return;
+	if (d[0] == '\0')
+		sep = "";
+	else if (d[strcspn(d, "= ;\"")] == '=')
+		sep = " ";
+	else
+		sep = "; ";
+	w = snprintf(pre, sizeof(pre), "member=%s%s", conf->ledger_member, sep);
+	if (w < 0 || (size_t)w >= sizeof(pre))
+		return; /* config.c caps the name: not reached */
+	n = (size_t)w;
+	if ((dl = strlen(d)) > room - n)
+		dl = room - n; /* the end of an over-long detail goes, as audit_append cuts */
+	memmove(rec->detail + n, rec->detail, dl);
+	memcpy(rec->detail, pre, n);
+	rec->detail[n + dl] = '\0';
 }
 
 static void

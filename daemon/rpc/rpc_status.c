@@ -15,6 +15,7 @@
 #include "dispatch.h"
 #include "reply.h"
 #include "fsx.h"
+#include "ledger.h"
 #include "log.h"
 #include "pki.h"
 #include "retained.h"
@@ -147,6 +148,31 @@ rpc_status_pid(pid_t pid)
 	return pid > 0 ? (uint32_t)pid : 0;
 }
 
+/* Where the ledger lives and whether it answers: a pool member cut off from its database shows
+ * here. */
+static void
+rpc_status_ledger(struct carotated *cd, Carotate__V1__StatusReply *st)
+{
+	const struct config *conf = cd->conf;
+	struct ledger_health h;
+	Carotate__V1__LedgerHealth *lh;
+
+	if (cd->ledger == NULL)
+		return; /* not open yet: status says nothing of it */
+	ledger_health(cd->ledger, &h);
+	lh = xmalloc(sizeof(*lh));
+	carotate__v1__ledger_health__init(lh);
+	lh->backend = xstrdup(ledger_backend_name(cd->ledger));
+	lh->member =
+	    xstrdup(conf->ledger_backend == CONFIG_LEDGER_POSTGRESQL && conf->ledger_member != NULL
+	                ? conf->ledger_member
+	                : "");
+	lh->reachable = h.reachable;
+	lh->last_error = xstrdup(h.last_error);
+	lh->last_error_at = h.last_error_at;
+	st->ledger = lh;
+}
+
 /* The workers' health, agents then canary: a worker that keeps failing shows here. */
 static void
 rpc_status_workers(struct carotated *cd, Carotate__V1__StatusReply *st)
@@ -206,6 +232,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 0));
 	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));
 	rpc_status_workers(ctx->cd, st);
+	rpc_status_ledger(ctx->cd, st);
 	rpc_status_sets(conf, st, now, ctx->watch_gen, fresh, &sig);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;

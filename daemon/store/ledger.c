@@ -25,6 +25,7 @@ static int ledger_id_ok(const char *);
 static int ledger_join_id_ok(const char *);
 static int ledger_desc_ok(const char *);
 static int ledger_target_ok(const char *, size_t);
+static int ledger_blob_name_ok(const char *);
 
 /* Every entry is there: the front calls them without looking. */
 static int
@@ -129,6 +130,57 @@ const char *
 ledger_backend_name(const struct ledger *l)
 {
 	return l->be->name;
+}
+
+void
+ledger_health(const struct ledger *l, struct ledger_health *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->reachable = 1;
+	if (l->be->health != NULL)
+		l->be->health(l->self, h);
+}
+
+/* Printable ASCII without spaces, 1 to LEDGER_MAX_BLOB_NAME: names are ours, never a client's. */
+static int
+ledger_blob_name_ok(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	for (i = 0; name[i] != '\0'; i++)
+		if (i == LEDGER_MAX_BLOB_NAME || name[i] <= ' ' || name[i] > '~')
+			return 0;
+	return 1;
+}
+
+int
+ledger_blob_get(struct ledger *l, const char *name, uint8_t *buf, size_t cap, size_t *len)
+{
+	if (!ledger_blob_name_ok(name) || buf == NULL || len == NULL) {
+		log_warnx("ledger: blob_get: bad arguments");
+		return -1;
+	}
+	if (l->be->blob_get == NULL) {
+		log_warnx("ledger: the %s ledger keeps no pool blobs", l->be->name);
+		return -1;
+	}
+	return l->be->blob_get(l->self, name, buf, cap, len);
+}
+
+int
+ledger_blob_put_new(struct ledger *l, const char *name, const uint8_t *blob, size_t len)
+{
+	if (!ledger_blob_name_ok(name) || blob == NULL || len == 0 || len > LEDGER_MAX_BLOB) {
+		log_warnx("ledger: blob_put_new: bad arguments");
+		return -1;
+	}
+	if (l->be->blob_put_new == NULL) {
+		log_warnx("ledger: the %s ledger keeps no pool blobs", l->be->name);
+		return -1;
+	}
+	return l->be->blob_put_new(l->self, name, blob, len);
 }
 
 void

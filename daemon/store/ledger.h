@@ -58,6 +58,29 @@ struct ledger *ledger_open(const char *state_dir, char *err, size_t errlen);
 struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, size_t errlen);
 /* "sqlite" or "postgresql". */
 const char *ledger_backend_name(const struct ledger *);
+/*
+ * Whether the ledger answers: a pool member's database may be out of reach (a
+ * single proxy's SQLite file always answers or fails for good). last_error is
+ * the reason of the last outage, kept after it ended ("" and 0 when none).
+ */
+struct ledger_health {
+	int reachable;
+	char last_error[256];
+	int64_t last_error_at; /* seconds since the epoch */
+};
+void ledger_health(const struct ledger *, struct ledger_health *);
+/*
+ * A pool's named blobs, opaque to the ledger (sealed key material, the pool
+ * key's check); name is printable ASCII, at most LEDGER_MAX_BLOB_NAME.
+ * ledger_blob_get: 1 with the blob in buf (*len its length), 0 when there is
+ * none, -1 on error or when it does not fit cap. ledger_blob_put_new stores
+ * a blob under a name that has none (1), leaves an existing one as it is (0),
+ * or fails (-1). Not inside a batch. A single proxy's ledger has none (-1).
+ */
+#define LEDGER_MAX_BLOB_NAME 128
+#define LEDGER_MAX_BLOB      (1024 * 1024)
+int ledger_blob_get(struct ledger *, const char *name, uint8_t *buf, size_t cap, size_t *len);
+int ledger_blob_put_new(struct ledger *, const char *name, const uint8_t *blob, size_t len);
 void ledger_close(struct ledger *);
 /*
  * PRAGMA quick_check (O(N) in the file's pages, no index cross-check) on the

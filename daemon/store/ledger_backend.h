@@ -61,6 +61,11 @@ struct ledger_backend {
 	int (*audit_count)(void *self, uint64_t *total);
 	int (*audit_verify_step)(
 	    void *self, struct ledger_audit_walk *, uint32_t max, char *problem, size_t len);
+	/* Optional: an engine without it always answers (reachable, no error). */
+	void (*health)(const void *self, struct ledger_health *);
+	/* Optional: an engine without them keeps no blobs (the front answers -1). */
+	int (*blob_get)(void *self, const char *name, uint8_t *buf, size_t cap, size_t *len);
+	int (*blob_put_new)(void *self, const char *name, const uint8_t *blob, size_t len);
 };
 
 /* A ledger over backend be and its state self (NULL only when be->close(self) ran). */

@@ -441,6 +441,58 @@ test_call_recorded(void **state)
 	assert_string_equal(a.after, after);
 }
 
+/*
+ * A pool member's records name it first in the detail, where the hash covers it, and the
+ * outcome the detail carries still reads; a single proxy's records name no member.
+ */
+static void
+test_member_named(void **state)
+{
+	Carotate__V1__Request req = CAROTATE__V1__REQUEST__INIT;
+	Carotate__V1__ExcludeRequest ex = CAROTATE__V1__EXCLUDE_REQUEST__INIT;
+	Carotate__V1__Response reply = CAROTATE__V1__RESPONSE__INIT;
+	struct acl_peer peer = { .uid = 0, .pid = 78 };
+	struct config *conf = (struct config *)cd.conf;
+	struct ledger_audit a;
+	int verified, rolled_back;
+	char long_text[LEDGER_AUDIT_MAX_DETAIL + 100];
+
+	(void)state;
+	req.version = 1;
+	req.call_case = CAROTATE__V1__REQUEST__CALL_EXCLUDE;
+	req.exclude = &ex;
+	ex.agent = (char *)"web-01";
+	ex.reason = (char *)"gone";
+	reply.status = CAROTATE__V1__STATUS__NOT_FOUND;
+	reply.message = (char *)"no such agent";
+	audit_call_end(audit_call_start(&cd, "exclude", &peer, &req), &reply);
+	a = newest();
+	assert_string_equal(a.detail, "agent=\"web-01\" reason=\"gone\"; no such agent");
+
+	conf->ledger_backend = CONFIG_LEDGER_POSTGRESQL;
+	conf->ledger_member = xstrdup("proxy-b");
+	audit_call_end(audit_call_start(&cd, "exclude", &peer, &req), &reply);
+	a = newest();
+	assert_string_equal(
+	    a.detail, "member=proxy-b agent=\"web-01\" reason=\"gone\"; no such agent");
+	/* A detail that is a message alone gets its separator. */
+	audit_event(
+	    &cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL, "the journal rolled forward");
+	a = newest();
+	assert_string_equal(a.detail, "member=proxy-b; the journal rolled forward");
+	assert_int_equal(ledger_audit_outcome(a.detail, &verified, &rolled_back), -1);
+	/* A detail already full loses its end, never the member. */
+	memset(long_text, 'x', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	audit_event(&cd, "recover", CAROTATE__V1__STATUS__OK, NULL, NULL, "%s", long_text);
+	a = newest();
+	assert_int_equal(strncmp(a.detail, "member=proxy-b; xxx", 19), 0);
+	assert_int_equal(strlen(a.detail), LEDGER_AUDIT_MAX_DETAIL);
+	conf->ledger_backend = CONFIG_LEDGER_SQLITE;
+	free(conf->ledger_member);
+	conf->ledger_member = NULL;
+}
+
 /* Sets changed by hand since the newest record: recorded once as "adopt". */
 static void
 test_adopt(void **state)
@@ -600,7 +652,7 @@ test_chain_intact(void **state)
 	uint64_t at;
 
 	assert_int_equal(ledger_audit_verify(cd.ledger, &at, problem, sizeof(problem)), 1);
-	assert_int_equal(count(), 8 + 11) /* 11: test_refusals_coalesced */;
+	assert_int_equal(count(), 8 + 11 + 4) /* 11: test_refusals_coalesced, 4: test_member_named */;
 }
 
 /* Removes a set's directory and the files in it, if it is there. */
@@ -719,6 +771,7 @@ main(void)
 		cmocka_unit_test(test_refusals_recorded),
 		cmocka_unit_test(test_chain_read),
 		cmocka_unit_test(test_call_recorded),
+		cmocka_unit_test(test_member_named),
 		cmocka_unit_test(test_adopt),
 		cmocka_unit_test(test_refusals_coalesced),
 		cmocka_unit_test(test_count_parse),
