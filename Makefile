@@ -59,6 +59,7 @@ INC_all     := $(INC_rpc)
 ALL_CFLAGS  := $(BASE_CFLAGS) $(INC_all)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS) $(LDFLAGS)
 
+# libpq: a pool member's ledger on PostgreSQL (daemon/store/ledger_pg*.c).
 DAEMON_PKGS := libevent openssl libprotobuf-c inih sqlite3 libcap libseccomp libacl libpq
 CLIENT_PKGS := libprotobuf-c jansson
 TEST_PKGS   := cmocka
@@ -78,9 +79,11 @@ DIGEST_OBJS := $(O)/common/digest.o
 # OpenSSL: inspection (pki.c), generation (pki_gen.c), custom-set validation (pki_custom.c).
 PKI_OBJS    := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/pki/*.c)) $(DIGEST_OBJS)
 # The ledger: the front (ledger.c), the audit chain's encoding (ledger_audit.c) and the SQLite
-# engine (ledger_sqlite*.c). Not the PostgreSQL engine (ledger_pg.c): it needs libpq.
-LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out daemon/store/ledger_pg.c,\
+# engine (ledger_sqlite*.c). Not the PostgreSQL engine (ledger_pg*.c): it needs libpq.
+LEDGER_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out daemon/store/ledger_pg%,\
 	       $(wildcard daemon/store/ledger*.c))) $(DIGEST_OBJS)
+# The PostgreSQL engine (ledger_pg*.c): its objects link with libpq (DAEMON_PKGS).
+LEDGER_PG_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard daemon/store/ledger_pg*.c))
 # The daemon but main: every file of its layer directories (a new file joins by being there),
 # and the configuration.
 DAEMON_DIRS := sys worker pki store engine rpc

@@ -1,0 +1,711 @@
+/*
+ * The pool's agents on PostgreSQL: link, check-in, token renewal, exclusions,
+ * join tokens and the counts. The rules are the SQLite ledger's
+ * (ledger_agents.c); what differs:
+ * - The counts, the pending page and the holdings are SQL over committed
+ *   rows, one statement each: other members write the same tables.
+ * - A check-in locks the agent's row to the end of its batch, so two members
+ *   never interleave one agent's read and write.
+ * - Cut off (an offline batch), a check-in is answered from the cache of
+ *   agents seen and recorded nowhere; every other call fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "ledger.h"
+#include "ledger_pg.h"
+#include "log.h"
+
+/* The columns of an agents row that a check-in reads and writes; *_set: not NULL. */
+struct ledger_pg_row {
+	int64_t id, delivered, held, last_seen, staging;
+	int64_t staged_delivered_at, acknowledged_at, verified_at;
+	int excluded, delivered_set, acked, verified;
+	char delivered_name[LEDGER_BUNDLE_ID_LEN + 1];
+};
+
+static int ledger_pg_id_ok(const char *);
+static int ledger_pg_join_id_ok(const char *);
+static int ledger_pg_desc_ok(const char *);
+static enum ledger_result ledger_pg_find(
+    struct ledger_pg *, const char *, const uint8_t *, struct ledger_pg_row *);
+static void ledger_pg_find_row(const PGresult *, struct ledger_pg_row *);
+static int ledger_pg_row_same(const struct ledger_pg_row *, const struct ledger_pg_row *);
+static int ledger_pg_write_row(struct ledger_pg *, const struct ledger_pg_row *);
+static enum ledger_result ledger_pg_do_link(
+    struct ledger_pg *, const char *, const uint8_t *, time_t);
+static enum ledger_result ledger_pg_do_checkin(
+    struct ledger_pg *, const char *, const uint8_t *, const char *, int, time_t, int *);
+static enum ledger_result ledger_pg_offline_checkin(
+    struct ledger_pg *, const char *, const uint8_t *, const char *, int *);
+static enum ledger_result ledger_pg_do_join_check(
+    struct ledger_pg *, const char *, const uint8_t *, time_t);
+static enum ledger_result ledger_pg_do_flag(
+    struct ledger_pg *, enum ledger_pg_st, const char *, const char *);
+static enum ledger_result ledger_pg_do_delete(
+    struct ledger_pg *, enum ledger_pg_st, struct ledger_pg_args *, uint64_t *);
+static int64_t ledger_pg_since(time_t, uint64_t);
+static int ledger_pg_count_args(
+    struct ledger_pg *, const char *, time_t, uint64_t, struct ledger_pg_args *);
+
+/* The caller validated ids against the allow-list; this only guards the schema. */
+static int
+ledger_pg_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strnlen(id, LEDGER_MAX_AGENT_ID + 1)) == 0 ||
+	    n > LEDGER_MAX_AGENT_ID) {
+		log_warnx("ledger: an agent id that is empty or longer than %d bytes",
+		    LEDGER_MAX_AGENT_ID);
+		return 0;
+	}
+	return 1;
+}
+
+/* A join token id as the schema wants it: 16 lower-case hex digits. */
+static int
+ledger_pg_join_id_ok(const char *id)
+{
+	size_t i;
+
+	if (id == NULL || strnlen(id, LEDGER_JOIN_ID_LEN + 1) != LEDGER_JOIN_ID_LEN)
+		return 0;
+	for (i = 0; i < LEDGER_JOIN_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Printable ASCII, within the schema's limit. */
+static int
+ledger_pg_desc_ok(const char *s)
+{
+	size_t i, n = strnlen(s, LEDGER_MAX_JOIN_DESC + 1);
+
+	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
+		;
+	return i == n && n <= LEDGER_MAX_JOIN_DESC;
+}
+
+/* Finds the agent (its row locked) and checks its token in constant time. */
+static enum ledger_result
+ledger_pg_find(
+    struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash, struct ledger_pg_row *r)
+{
+	struct ledger_pg_args a = { 0 };
+	uint8_t stored[LEDGER_TOKEN_HASH_LEN];
+	enum ledger_result res;
+	PGresult *q;
+
+	ledger_pg_arg_text(&a, agent_id);
+	if ((q = ledger_pg_exec(p, LPG_FIND, &a)) == NULL)
+		return LEDGER_ERROR;
+	if (PQntuples(q) != 1) {
+		PQclear(q);
+		return LEDGER_UNKNOWN_AGENT;
+	}
+	res = ledger_pg_bytes(q, 0, 1, stored, sizeof(stored)) == 0 &&
+	              CRYPTO_memcmp(stored, token_hash, LEDGER_TOKEN_HASH_LEN) == 0
+	          ? LEDGER_OK
+	          : LEDGER_BAD_TOKEN;
+	OPENSSL_cleanse(stored, sizeof(stored));
+	ledger_pg_find_row(q, r);
+	PQclear(q);
+	return res;
+}
+
+/* LPG_FIND's columns into r. */
+static void
+ledger_pg_find_row(const PGresult *q, struct ledger_pg_row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = ledger_pg_int(q, 0, 0);
+	r->delivered = ledger_pg_int(q, 0, 2);
+	r->held = ledger_pg_int(q, 0, 3);
+	r->excluded = ledger_pg_int(q, 0, 4) != 0;
+	r->last_seen = ledger_pg_int(q, 0, 5);
+	r->staging = ledger_pg_int(q, 0, 6);
+	r->delivered_set = !PQgetisnull(q, 0, 7);
+	r->staged_delivered_at = ledger_pg_int(q, 0, 7);
+	r->acked = !PQgetisnull(q, 0, 8);
+	r->acknowledged_at = ledger_pg_int(q, 0, 8);
+	r->verified = !PQgetisnull(q, 0, 9);
+	r->verified_at = ledger_pg_int(q, 0, 9);
+	snprintf(r->delivered_name, sizeof(r->delivered_name), "%s", PQgetvalue(q, 0, 10));
+}
+
+static int
+ledger_pg_row_same(const struct ledger_pg_row *a, const struct ledger_pg_row *b)
+{
+	return a->delivered == b->delivered && a->held == b->held && a->staging == b->staging &&
+	       a->delivered_set == b->delivered_set && a->acked == b->acked &&
+	       a->verified == b->verified;
+}
+
+static int
+ledger_pg_write_row(struct ledger_pg *p, const struct ledger_pg_row *w)
+{
+	struct ledger_pg_args a = { 0 };
+
+	ledger_pg_arg_int(&a, w->id);
+	ledger_pg_arg_int(&a, w->last_seen);
+	ledger_pg_arg_ref(&a, w->held);
+	ledger_pg_arg_ref(&a, w->delivered);
+	ledger_pg_arg_ref(&a, w->staging);
+	ledger_pg_arg_time(&a, w->delivered_set, w->staged_delivered_at);
+	ledger_pg_arg_time(&a, w->acked, w->acknowledged_at);
+	ledger_pg_arg_time(&a, w->verified, w->verified_at);
+	return ledger_pg_run(p, LPG_CHECKIN, &a);
+}
+
+enum ledger_result
+ledger_pg_link(void *self, const char *agent_id, const uint8_t *token_hash, time_t now)
+{
+	struct ledger_pg *p = self;
+	size_t mark = p->npend;
+
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "link") == -1)
+		return LEDGER_ERROR;
+	return ledger_pg_call_end(p, ledger_pg_do_link(p, agent_id, token_hash, now), mark);
+}
+
+/* A new agent, sent the current bundle with its token; an id that exists changes nothing. */
+static enum ledger_result
+ledger_pg_do_link(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash, time_t now)
+{
+	struct ledger_pg_args a = { 0 };
+	struct ledger_pg_cached c = { 0 };
+	int delivered = p->staging != 0 && p->cur != 0;
+	PGresult *q;
+	int n;
+
+	ledger_pg_arg_text(&a, agent_id);
+	ledger_pg_arg_bytes(&a, token_hash, LEDGER_TOKEN_HASH_LEN);
+	ledger_pg_arg_int(&a, now);
+	ledger_pg_arg_text(&a, p->member);
+	ledger_pg_arg_ref(&a, p->cur);
+	ledger_pg_arg_ref(&a, p->staging);
+	ledger_pg_arg_time(&a, delivered, now);
+	if ((q = ledger_pg_exec(p, LPG_LINK, &a)) == NULL)
+		return LEDGER_ERROR;
+	n = PQntuples(q);
+	PQclear(q);
+	if (n == 0)
+		return LEDGER_EXISTS;
+	memcpy(c.hash, token_hash, LEDGER_TOKEN_HASH_LEN);
+	c.delivered = p->cur;
+	c.staging = delivered ? p->staging : 0;
+	ledger_pg_pend(p, agent_id, 0, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_pg_checkin(void *self, const char *agent_id, const uint8_t *token_hash,
+    const char *presented, int canary, time_t now, int *send_bundle)
+{
+	struct ledger_pg *p = self;
+	size_t mark = p->npend;
+	enum ledger_result r;
+
+	*send_bundle = 0;
+	if (!ledger_pg_id_ok(agent_id))
+		return LEDGER_ERROR;
+	if (p->in_batch && p->offline)
+		return ledger_pg_offline_checkin(p, agent_id, token_hash, presented, send_bundle);
+	if (ledger_pg_call_begin(p, "checkin") == -1)
+		return LEDGER_ERROR;
+	r = ledger_pg_do_checkin(p, agent_id, token_hash, presented, canary, now, send_bundle);
+	if (r != LEDGER_OK)
+		*send_bundle = 0;
+	return ledger_pg_call_end(p, r, mark);
+}
+
+/*
+ * ledger_agents.c's rule on the locked row: the agent holds what it presents
+ * only if that is the bundle last delivered to it; it acknowledged the staged
+ * CA only if that delivery happened during this staging; a 304 only for an
+ * agent on record as having been sent the current bundle.
+ */
+static enum ledger_result
+ledger_pg_do_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash,
+    const char *presented, int canary, time_t now, int *send)
+{
+	struct ledger_pg_row r, w;
+	struct ledger_pg_cached c = { 0 };
+	enum ledger_result res;
+	int holds;
+
+	if ((res = ledger_pg_find(p, agent_id, token_hash, &r)) != LEDGER_OK)
+		return res;
+	w = r;
+	if (p->staging != 0 && r.staging != p->staging) {
+		w.staging = p->staging;
+		w.delivered_set = w.acked = w.verified = 0;
+	}
+	holds = presented != NULL && r.delivered > 0 && strcmp(r.delivered_name, presented) == 0;
+	if (holds)
+		w.held = r.delivered;
+	if (p->staging != 0 && holds && w.delivered_set && !w.acked) {
+		w.acked = 1;
+		w.acknowledged_at = now;
+	}
+	if (p->staging != 0 && canary && !w.verified) {
+		w.verified = 1;
+		w.verified_at = now;
+	}
+	*send = p->cur != 0 &&
+	        !(holds && r.delivered == p->cur && (p->staging == 0 || w.delivered_set));
+	if (*send) {
+		w.delivered = p->cur;
+		if (p->staging != 0) {
+			w.delivered_set = 1;
+			w.staged_delivered_at = now;
+		}
+	}
+	w.last_seen = now;
+	if ((*send || !ledger_pg_row_same(&r, &w) || now < r.last_seen ||
+	        now - r.last_seen >= LEDGER_SEEN_GRANULARITY) &&
+	    ledger_pg_write_row(p, &w) == -1)
+		return LEDGER_ERROR;
+	memcpy(c.hash, token_hash, LEDGER_TOKEN_HASH_LEN);
+	c.delivered = w.delivered;
+	c.staging = w.delivered_set ? w.staging : 0;
+	ledger_pg_pend(p, agent_id, 0, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
+	return LEDGER_OK;
+}
+
+/*
+ * Cut off: the agent is authenticated by the cache and told whether to fetch
+ * the bundle; nothing is recorded, so nothing is counted. A token that does
+ * not match may have been renewed through another member: LEDGER_ERROR (try
+ * again later), never LEDGER_BAD_TOKEN, which the cache cannot know.
+ */
+static enum ledger_result
+ledger_pg_offline_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash,
+    const char *presented, int *send)
+{
+	const struct ledger_pg_cached *c = ledger_pg_cache_get(p->cache, agent_id);
+
+	if (c == NULL || CRYPTO_memcmp(c->hash, token_hash, LEDGER_TOKEN_HASH_LEN) != 0)
+		return LEDGER_ERROR;
+	*send = p->cur_name[0] != '\0' &&
+	        !(presented != NULL && strcmp(presented, p->cur_name) == 0 && p->cur > 0 &&
+	            c->delivered == p->cur && (p->staging == 0 || c->staging == p->staging));
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_pg_exclude(void *self, const char *agent_id, const char *reason)
+{
+	struct ledger_pg *p = self;
+	size_t mark = p->npend;
+
+	if (reason == NULL)
+		reason = "";
+	if (strnlen(reason, LEDGER_MAX_REASON + 1) > LEDGER_MAX_REASON) {
+		log_warnx("ledger: an exclusion reason longer than %d bytes", LEDGER_MAX_REASON);
+		return LEDGER_ERROR;
+	}
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "exclude") == -1)
+		return LEDGER_ERROR;
+	return ledger_pg_call_end(p, ledger_pg_do_flag(p, LPG_EXCLUDE, agent_id, reason), mark);
+}
+
+enum ledger_result
+ledger_pg_include(void *self, const char *agent_id)
+{
+	struct ledger_pg *p = self;
+	size_t mark = p->npend;
+
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "include") == -1)
+		return LEDGER_ERROR;
+	return ledger_pg_call_end(p, ledger_pg_do_flag(p, LPG_INCLUDE, agent_id, NULL), mark);
+}
+
+static enum ledger_result
+ledger_pg_do_flag(
+    struct ledger_pg *p, enum ledger_pg_st which, const char *agent_id, const char *reason)
+{
+	struct ledger_pg_args a = { 0 };
+	PGresult *q;
+	int n;
+
+	ledger_pg_arg_text(&a, agent_id);
+	if (reason != NULL)
+		ledger_pg_arg_text(&a, reason);
+	if ((q = ledger_pg_exec(p, which, &a)) == NULL)
+		return LEDGER_ERROR;
+	n = PQntuples(q);
+	PQclear(q);
+	return n == 0 ? LEDGER_UNKNOWN_AGENT : LEDGER_OK;
+}
+
+/* Committed agents and the open batch's, from the batch's own transaction. */
+uint64_t
+ledger_pg_total(const void *self)
+{
+	struct ledger_pg *p = (struct ledger_pg *)self; /* the connection's state changes */
+	size_t mark = p->npend;
+	PGresult *q = NULL;
+	int64_t n = 0;
+	int in;
+
+	if ((in = ledger_pg_read_begin(p)) == -1)
+		return 0;
+	if ((q = ledger_pg_exec(p, LPG_TOTAL, NULL)) != NULL)
+		n = ledger_pg_int(q, 0, 0);
+	PQclear(q);
+	if (in)
+		ledger_pg_call_end(p, q != NULL ? LEDGER_OK : LEDGER_ERROR, mark);
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+/* Runs a DELETE ... RETURNING agent_id; each agent deleted leaves the cache at commit. */
+static enum ledger_result
+ledger_pg_do_delete(
+    struct ledger_pg *p, enum ledger_pg_st which, struct ledger_pg_args *a, uint64_t *n)
+{
+	PGresult *q;
+	int i;
+
+	*n = 0;
+	if ((q = ledger_pg_exec(p, which, a)) == NULL)
+		return LEDGER_ERROR;
+	for (i = 0; i < PQntuples(q); i++)
+		ledger_pg_pend(p, PQgetvalue(q, i, 0), 1, NULL);
+	*n = (uint64_t)PQntuples(q);
+	PQclear(q);
+	return LEDGER_OK;
+}
+
+enum ledger_result
+ledger_pg_forget(void *self, const char *agent_id)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r;
+	uint64_t n;
+
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "forget") == -1)
+		return LEDGER_ERROR;
+	ledger_pg_arg_text(&a, agent_id);
+	r = ledger_pg_do_delete(p, LPG_FORGET, &a, &n);
+	if (r == LEDGER_OK && n == 0)
+		r = LEDGER_UNKNOWN_AGENT;
+	return ledger_pg_call_end(p, r, mark);
+}
+
+enum ledger_result
+ledger_pg_forget_unconfirmed(void *self, int64_t before, uint64_t *n)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r;
+
+	*n = 0;
+	if (ledger_pg_call_begin(p, "forget") == -1)
+		return LEDGER_ERROR;
+	ledger_pg_arg_int(&a, before);
+	r = ledger_pg_call_end(p, ledger_pg_do_delete(p, LPG_FORGET_UNCONFIRMED, &a, n), mark);
+	if (r != LEDGER_OK)
+		*n = 0;
+	return r;
+}
+
+/* Reads the join token and checks it: hash (constant time), expiry, uses left. */
+static enum ledger_result
+ledger_pg_do_join_check(struct ledger_pg *p, const char *join_id, const uint8_t *hash, time_t now)
+{
+	struct ledger_pg_args a = { 0 };
+	uint8_t stored[LEDGER_TOKEN_HASH_LEN];
+	PGresult *q;
+	int ok;
+
+	ledger_pg_arg_text(&a, join_id);
+	if ((q = ledger_pg_exec(p, LPG_JOIN_FIND, &a)) == NULL)
+		return LEDGER_ERROR;
+	ok = PQntuples(q) == 1 && ledger_pg_bytes(q, 0, 0, stored, sizeof(stored)) == 0 &&
+	     CRYPTO_memcmp(stored, hash, LEDGER_TOKEN_HASH_LEN) == 0;
+	ok = ok && ledger_pg_int(q, 0, 1) > 0 && ledger_pg_int(q, 0, 2) > (int64_t)now;
+	OPENSSL_cleanse(stored, sizeof(stored));
+	PQclear(q);
+	return ok ? LEDGER_OK : LEDGER_NOT_FOUND;
+}
+
+enum ledger_result
+ledger_pg_join_check(void *self, const char *join_id, const uint8_t *join_hash, time_t now)
+{
+	struct ledger_pg *p = self;
+
+	if (!ledger_pg_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	if (ledger_pg_call_begin(p, "join_check") == -1)
+		return LEDGER_ERROR;
+	return ledger_pg_call_end(p, ledger_pg_do_join_check(p, join_id, join_hash, now), p->npend);
+}
+
+/* One use of the token, then the link: both or neither (back to the call's savepoint). */
+enum ledger_result
+ledger_pg_link_join(void *self, const char *agent_id, const uint8_t *token_hash,
+    const char *join_id, const uint8_t *join_hash, time_t now)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r;
+	PGresult *q;
+
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "link") == -1)
+		return LEDGER_ERROR;
+	if (!ledger_pg_join_id_ok(join_id))
+		return ledger_pg_call_end(p, LEDGER_NOT_FOUND, mark);
+	if ((r = ledger_pg_do_join_check(p, join_id, join_hash, now)) != LEDGER_OK)
+		return ledger_pg_call_end(p, r, mark);
+	ledger_pg_arg_text(&a, join_id);
+	if ((q = ledger_pg_exec(p, LPG_JOIN_USE, &a)) == NULL)
+		return ledger_pg_call_end(p, LEDGER_ERROR, mark);
+	r = PQntuples(q) == 1 ? LEDGER_OK : LEDGER_NOT_FOUND;
+	PQclear(q);
+	if (r == LEDGER_OK)
+		r = ledger_pg_do_link(p, agent_id, token_hash, now);
+	if (r != LEDGER_OK && r != LEDGER_ERROR) {
+		/* The use is given back; a failure to do so fails the call. */
+		p->npend = mark;
+		if (ledger_pg_run(p, LPG_ROLLBACK_TO, NULL) == -1)
+			r = LEDGER_ERROR;
+	}
+	return ledger_pg_call_end(p, r, mark);
+}
+
+enum ledger_result
+ledger_pg_renew(
+    void *self, const char *agent_id, const uint8_t *old_hash, const uint8_t *new_hash, time_t now)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	struct ledger_pg_cached c = { 0 };
+	struct ledger_pg_row r;
+	size_t mark = p->npend;
+	enum ledger_result res;
+
+	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "renew") == -1)
+		return LEDGER_ERROR;
+	if ((res = ledger_pg_find(p, agent_id, old_hash, &r)) != LEDGER_OK)
+		return ledger_pg_call_end(p, res, mark);
+	ledger_pg_arg_int(&a, r.id);
+	ledger_pg_arg_bytes(&a, new_hash, LEDGER_TOKEN_HASH_LEN);
+	ledger_pg_arg_int(&a, now);
+	if (ledger_pg_run(p, LPG_RENEW, &a) == -1)
+		return ledger_pg_call_end(p, LEDGER_ERROR, mark);
+	memcpy(c.hash, new_hash, LEDGER_TOKEN_HASH_LEN);
+	c.delivered = r.delivered;
+	c.staging = r.delivered_set ? r.staging : 0;
+	ledger_pg_pend(p, agent_id, 0, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
+	return ledger_pg_call_end(p, LEDGER_OK, mark);
+}
+
+enum ledger_result
+ledger_pg_join_create(void *self, const struct ledger_join *j)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r = LEDGER_ERROR;
+	PGresult *q;
+
+	if (!ledger_pg_join_id_ok(j->id) || !ledger_pg_desc_ok(j->description) ||
+	    j->uses_left == 0) {
+		log_warnx("ledger: a join token with a bad id, description or no use");
+		return LEDGER_ERROR;
+	}
+	if (ledger_pg_call_begin(p, "join_create") == -1)
+		return LEDGER_ERROR;
+	ledger_pg_arg_text(&a, j->id);
+	ledger_pg_arg_bytes(&a, j->hash, LEDGER_TOKEN_HASH_LEN);
+	ledger_pg_arg_int(&a, j->uses_left);
+	ledger_pg_arg_int(&a, j->expires_at);
+	ledger_pg_arg_text(&a, j->description);
+	ledger_pg_arg_int(&a, j->created_at);
+	ledger_pg_arg_text(&a, p->member);
+	if ((q = ledger_pg_exec(p, LPG_JOIN_ADD, &a)) != NULL)
+		r = PQntuples(q) == 1 ? LEDGER_OK : LEDGER_EXISTS;
+	PQclear(q);
+	return ledger_pg_call_end(p, r, mark);
+}
+
+enum ledger_result
+ledger_pg_join_revoke(void *self, const char *join_id)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r = LEDGER_ERROR;
+	PGresult *q;
+
+	if (!ledger_pg_join_id_ok(join_id))
+		return LEDGER_NOT_FOUND;
+	if (ledger_pg_call_begin(p, "join_revoke") == -1)
+		return LEDGER_ERROR;
+	ledger_pg_arg_text(&a, join_id);
+	if ((q = ledger_pg_exec(p, LPG_JOIN_DEL, &a)) != NULL)
+		r = PQntuples(q) == 1 ? LEDGER_OK : LEDGER_NOT_FOUND;
+	PQclear(q);
+	return ledger_pg_call_end(p, r, mark);
+}
+
+int
+ledger_pg_join_list(void *self, ledger_join_cb cb, void *arg)
+{
+	struct ledger_pg *p = self;
+	struct ledger_join j;
+	size_t mark = p->npend;
+	PGresult *q;
+	int i, in;
+
+	if ((in = ledger_pg_read_begin(p)) == -1)
+		return -1;
+	q = ledger_pg_exec(p, LPG_JOIN_LIST, NULL);
+	if (in)
+		ledger_pg_call_end(p, q != NULL ? LEDGER_OK : LEDGER_ERROR, mark);
+	if (q == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(q); i++) {
+		memset(&j, 0, sizeof(j));
+		snprintf(j.id, sizeof(j.id), "%s", PQgetvalue(q, i, 0));
+		j.uses_left = (uint32_t)ledger_pg_int(q, i, 1);
+		j.expires_at = ledger_pg_int(q, i, 2);
+		snprintf(j.description, sizeof(j.description), "%s", PQgetvalue(q, i, 3));
+		j.created_at = ledger_pg_int(q, i, 4);
+		cb(&j, arg);
+	}
+	PQclear(q);
+	return 0;
+}
+
+enum ledger_result
+ledger_pg_get(void *self, const char *agent_id, struct ledger_agent *ag)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	size_t mark = p->npend;
+	enum ledger_result r = LEDGER_ERROR;
+	PGresult *q;
+	int in;
+
+	memset(ag, 0, sizeof(*ag));
+	if (!ledger_pg_id_ok(agent_id) || (in = ledger_pg_read_begin(p)) == -1)
+		return LEDGER_ERROR;
+	ledger_pg_arg_text(&a, agent_id);
+	if ((q = ledger_pg_exec(p, LPG_GET, &a)) != NULL && PQntuples(q) == 1) {
+		snprintf(ag->id, sizeof(ag->id), "%s", PQgetvalue(q, 0, 0));
+		ag->linked_at = ledger_pg_int(q, 0, 1);
+		ag->last_seen = ledger_pg_int(q, 0, 2);
+		ag->excluded = ledger_pg_int(q, 0, 3) != 0;
+		snprintf(ag->reason, sizeof(ag->reason), "%s", PQgetvalue(q, 0, 4));
+		r = LEDGER_OK;
+	} else if (q != NULL)
+		r = LEDGER_UNKNOWN_AGENT;
+	PQclear(q);
+	return in ? ledger_pg_call_end(p, r, mark) : r;
+}
+
+/* The first second of the active window (everything is active when window reaches 1970). */
+static int64_t
+ledger_pg_since(time_t now, uint64_t window)
+{
+	if (now <= 0 || window >= (uint64_t)now)
+		return 0;
+	return (int64_t)now - (int64_t)window;
+}
+
+/*
+ * The counts' parameters: since, the open staging, the current bundle. Only
+ * on committed rows (never inside a batch: its connection would see its own
+ * writes) and for the target as stored (not while a new one waits to be).
+ */
+static int
+ledger_pg_count_args(
+    struct ledger_pg *p, const char *what, time_t now, uint64_t window, struct ledger_pg_args *a)
+{
+	if (p->in_batch) {
+		log_warnx("ledger (postgresql): %s inside a batch", what);
+		return -1;
+	}
+	if (ledger_pg_ready(p) == -1 || p->target_stale)
+		return -1;
+	ledger_pg_arg_int(a, ledger_pg_since(now, window));
+	ledger_pg_arg_int(a, p->staging);
+	ledger_pg_arg_int(a, p->cur);
+	return 0;
+}
+
+int
+ledger_pg_count(void *self, time_t now, uint64_t window, struct ledger_counts *c)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	uint64_t *f[] = { &c->linked, &c->active, &c->acknowledged, &c->verified, &c->delivered,
+		&c->pending, &c->inactive_lacking, &c->excluded, &c->current, &c->never_confirmed };
+	PGresult *q;
+	int i;
+
+	memset(c, 0, sizeof(*c));
+	if (ledger_pg_count_args(p, "count", now, window, &a) == -1 ||
+	    (q = ledger_pg_exec(p, LPG_COUNT, &a)) == NULL)
+		return -1;
+	for (i = 0; i < (int)(sizeof(f) / sizeof(f[0])); i++)
+		*f[i] = (uint64_t)ledger_pg_int(q, 0, i);
+	PQclear(q);
+	return 0;
+}
+
+int
+ledger_pg_pending(void *self, time_t now, uint64_t window, uint64_t offset, uint32_t limit,
+    ledger_agent_cb cb, void *arg)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	PGresult *q;
+	int i;
+
+	if (limit == 0 || offset > INT64_MAX)
+		return 0;
+	if (ledger_pg_count_args(p, "pending", now, window, &a) == -1)
+		return -1;
+	ledger_pg_arg_int(&a, limit);
+	ledger_pg_arg_int(&a, (int64_t)offset);
+	if ((q = ledger_pg_exec(p, LPG_PENDING, &a)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(q); i++)
+		cb(PQgetvalue(q, i, 0), ledger_pg_int(q, i, 1), ledger_pg_int(q, i, 2) != 0, arg);
+	PQclear(q);
+	return 0;
+}
+
+int
+ledger_pg_holdings(void *self, time_t now, uint64_t window, ledger_holding_cb cb, void *arg)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+	PGresult *q;
+	int i;
+
+	if (ledger_pg_count_args(p, "holdings", now, window, &a) == -1)
+		return -1;
+	a.n = 1; /* since only */
+	if ((q = ledger_pg_exec(p, LPG_HOLDINGS, &a)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(q); i++)
+		cb(PQgetvalue(q, i, 0), (uint64_t)ledger_pg_int(q, i, 1), arg);
+	PQclear(q);
+	return 0;
+}
