@@ -239,6 +239,8 @@ static int ledger_pg_guard(struct ledger_pg *, char *, size_t);
 static int ledger_pg_prepare(struct ledger_pg *, char *, size_t);
 static int ledger_pg_setup(struct ledger_pg *, char *, size_t);
 static int ledger_pg_reconnect(struct ledger_pg *);
+static void ledger_pg_retarget(struct ledger_pg *);
+static void ledger_pg_notice(void *, const char *);
 static void ledger_pg_fail(struct ledger_pg *, enum ledger_pg_st, PGresult *);
 static void ledger_pg_apply(struct ledger_pg *);
 static int ledger_pg_target_tx(struct ledger_pg *, time_t, int64_t *, int64_t *);
@@ -330,12 +332,20 @@ ledger_pg_connect(struct ledger_pg *p, const char *dsn, char *err, size_t errlen
 	p->conn = PQconnectdbParams(keys, vals, 1);
 	if (p->conn == NULL)
 		fatalx("%s: out of memory", __func__);
+	PQsetNoticeProcessor(p->conn, ledger_pg_notice, NULL);
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
 		snprintf(err, errlen, "ledger (postgresql): cannot connect: %s", msg);
 		return -1;
 	}
 	return 0;
+}
+
+/* The server's notices (a migration's "already exists, skipping") are for debugging only. */
+static void
+ledger_pg_notice(void *arg, const char *msg)
+{
+	log_debug("ledger (postgresql): %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 /* A constant statement without parameters or results (set-up only). */
@@ -585,9 +595,19 @@ ledger_pg_reconnect(struct ledger_pg *p)
 	log_info("ledger (postgresql): connected again");
 	p->said_down = 0;
 	if (p->target_stale && !p->in_batch)
-		ledger_pg_set_target(p, p->staged_ca[0] != '\0' ? p->staged_ca : NULL,
-		    p->cur_name[0] != '\0' ? p->cur_name : NULL);
+		ledger_pg_retarget(p);
 	return 0;
+}
+
+/* The target this member wants but could not store: stored now (copies: set_target writes p). */
+static void
+ledger_pg_retarget(struct ledger_pg *p)
+{
+	char ca[LEDGER_CA_ID_LEN + 1], bundle[LEDGER_BUNDLE_ID_LEN + 1];
+
+	memcpy(ca, p->staged_ca, sizeof(ca));
+	memcpy(bundle, p->cur_name, sizeof(bundle));
+	ledger_pg_set_target(p, ca[0] != '\0' ? ca : NULL, bundle[0] != '\0' ? bundle : NULL);
 }
 
 /* 0 when the connection is usable, connecting again if need be (once a second at most). */
@@ -779,8 +799,7 @@ ledger_pg_begin(void *self)
 		return -1;
 	}
 	if (p->target_stale && ledger_pg_ready(p) == 0)
-		ledger_pg_set_target(p, p->staged_ca[0] != '\0' ? p->staged_ca : NULL,
-		    p->cur_name[0] != '\0' ? p->cur_name : NULL);
+		ledger_pg_retarget(p);
 	p->offline = ledger_pg_begin_tx(p) == -1;
 	p->in_batch = 1;
 	p->batch_failed = 0;

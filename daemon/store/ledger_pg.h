@@ -17,7 +17,7 @@
 #include "ledger.h"
 
 #define LEDGER_PG_MAX_MEMBER 63
-#define LEDGER_PG_MAX_ARGS   12
+#define LEDGER_PG_MAX_ARGS   16
 
 /* Advisory locks, (namespace, key) pairs: one pool-wide lock per job. */
 #define LEDGER_PG_LOCK_NS      0x63726f74 /* "crot" */

@@ -1,0 +1,1036 @@
+/*
+ * The pool's ledger on PostgreSQL, against a real server: the contract checks
+ * of test_ledger.c that hold for every engine (check-in, acknowledgement,
+ * verification, the forged If-None-Match, join tokens, renewal, the audit
+ * chain), and what only a pool has: two members on one database, migrations
+ * racing, the chain numbered across members, a server that goes away.
+ * tests/unit/pg_run.sh starts the server and passes its connection string in
+ * CAROTATE_TEST_PG_DSN; without it every test is skipped, and says why.
+ */
+#include <sys/wait.h>
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+
+#include "ledger.h"
+#include "ledger_backend.h"
+#include "ledger_pg.h"
+#include "log.h"
+
+#define B0   "0000000000000000000000000000000000000000000000000000000000000000"
+#define B1   "1111111111111111111111111111111111111111111111111111111111111111"
+#define B2   "2222222222222222222222222222222222222222222222222222222222222222"
+#define S1   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define S2   "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define DAY  86400
+#define WEEK (7 * DAY)
+#define T0   1700000000
+
+/* The engine through its backend table: the contract of the ledger.h call of each name. */
+typedef struct ledger_pg L;
+#define BE                                 ledger_pg_backend
+#define lg_close(l)                        BE.close(l)
+#define lg_set_target(l, ca, b)            BE.set_target(l, ca, b)
+#define lg_begin(l)                        BE.begin(l)
+#define lg_commit(l)                       BE.commit(l)
+#define lg_rollback(l)                     BE.rollback(l)
+#define lg_link(l, id, h, now)             BE.link(l, id, h, now)
+#define lg_link_join(l, id, h, j, jh, now) BE.link_join(l, id, h, j, jh, now)
+#define lg_join_check(l, j, jh, now)       BE.join_check(l, j, jh, now)
+#define lg_renew(l, id, o, n, now)         BE.renew(l, id, o, n, now)
+#define lg_total(l)                        BE.total(l)
+#define lg_forget(l, id)                   BE.forget(l, id)
+#define lg_forget_unconfirmed(l, b, n)     BE.forget_unconfirmed(l, b, n)
+#define lg_join_create(l, j)               BE.join_create(l, j)
+#define lg_join_revoke(l, j)               BE.join_revoke(l, j)
+#define lg_join_list(l, cb, a)             BE.join_list(l, cb, a)
+#define lg_checkin(l, id, h, p, c, now, s) BE.checkin(l, id, h, p, c, now, s)
+#define lg_exclude(l, id, r)               BE.exclude(l, id, r)
+#define lg_include(l, id)                  BE.include(l, id)
+#define lg_get(l, id, a)                   BE.get(l, id, a)
+#define lg_count(l, now, w, c)             BE.count(l, now, w, c)
+#define lg_pending(l, now, w, o, n, cb, a) BE.pending(l, now, w, o, n, cb, a)
+#define lg_holdings(l, now, w, cb, a)      BE.holdings(l, now, w, cb, a)
+#define lg_quick_check(l, p, n)            BE.quick_check(l, p, n)
+#define lg_audit_append(l, a)              BE.audit_append(l, a)
+#define lg_audit_list(l, o, n, cb, a)      BE.audit_list(l, o, n, cb, a)
+#define lg_audit_count(l, t)               BE.audit_count(l, t)
+#define lg_audit_last(l, a, c, n, m, r)    BE.audit_last(l, a, c, n, m, r)
+
+static const char *dsn;
+static PGconn *adm; /* the test's own connection: a reader, a tamperer */
+
+/* ---- helpers ---- */
+
+static void
+token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN])
+{
+	int i;
+
+	for (i = 0; i < LEDGER_TOKEN_HASH_LEN; i++)
+		out[i] = (uint8_t)(n * 31 + i * 7 + 1);
+}
+
+static L *
+lopen_as(const char *member)
+{
+	char err[512] = "";
+	L *l = ledger_pg_open(dsn, member, err, sizeof(err));
+
+	if (l == NULL)
+		fail_msg("ledger_pg_open: %s", err);
+	return l;
+}
+
+static L *
+lopen(void)
+{
+	return lopen_as("m1");
+}
+
+static void
+link1(L *l, const char *id, int tok, time_t now)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+
+	token(tok, h);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_link(l, id, h, now), LEDGER_OK);
+	assert_int_equal(lg_commit(l), 0);
+}
+
+static enum ledger_result
+checkin1(L *l, const char *id, int tok, const char *presented, int canary, time_t now, int *send)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	enum ledger_result r;
+	int s = -1;
+
+	token(tok, h);
+	assert_int_equal(lg_begin(l), 0);
+	r = lg_checkin(l, id, h, presented, canary, now, &s);
+	assert_int_equal(lg_commit(l), 0);
+	assert_true(s == 0 || s == 1);
+	if (send != NULL)
+		*send = s;
+	return r;
+}
+
+static int
+send_of(L *l, const char *id, int tok, const char *presented, int canary, time_t now)
+{
+	int send;
+
+	assert_int_equal(checkin1(l, id, tok, presented, canary, now, &send), LEDGER_OK);
+	return send;
+}
+
+/* Expected counts, in ledger_counts order. */
+static void
+expect(L *l, time_t now, uint64_t linked, uint64_t active, uint64_t acknowledged, uint64_t verified,
+    uint64_t delivered, uint64_t pending, uint64_t inactive_lacking, uint64_t excluded,
+    uint64_t current)
+{
+	struct ledger_counts c;
+
+	assert_int_equal(lg_count(l, now, WEEK, &c), 0);
+	assert_int_equal(c.linked, linked);
+	assert_int_equal(c.active, active);
+	assert_int_equal(c.acknowledged, acknowledged);
+	assert_int_equal(c.verified, verified);
+	assert_int_equal(c.delivered, delivered);
+	assert_int_equal(c.pending, pending);
+	assert_int_equal(c.inactive_lacking, inactive_lacking);
+	assert_int_equal(c.excluded, excluded);
+	assert_int_equal(c.current, current);
+}
+
+/* One integer through the test's connection (-2 NULL, -1 no row). */
+static int64_t
+sql_int(const char *sql)
+{
+	PGresult *r = PQexec(adm, sql);
+	int64_t v = -1;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(adm));
+	if (PQntuples(r) > 0)
+		v = PQgetisnull(r, 0, 0) ? -2 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+/* Runs sql through the test's connection; 0 when it succeeded. */
+static int
+sql_try(const char *sql)
+{
+	PGresult *r = PQexec(adm, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static void
+sql_exec(const char *sql)
+{
+	if (sql_try(sql) != 0)
+		fail_msg("%s: %s", sql, PQerrorMessage(adm));
+}
+
+/* The acknowledged_at of agent id for the open staging (-2 NULL, -1 no row). */
+static int64_t
+acked_at(const char *id)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql),
+	    "SELECT a.acknowledged_at FROM agents a JOIN stagings s ON s.id = a.staging "
+	    "WHERE s.ended_at IS NULL AND a.agent_id = '%s'",
+	    id);
+	return sql_int(sql);
+}
+
+/* Runs the server control command named by the environment variable var. */
+static void
+server(const char *var)
+{
+	const char *cmd = getenv(var);
+
+	assert_non_null(cmd);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Every test starts on an empty database. */
+static int
+setup(void **state)
+{
+	return sql_try("DROP SCHEMA public CASCADE; CREATE SCHEMA public") == 0 ? 0 : -1;
+}
+
+/* ---- tests ---- */
+
+/* The schema is made once, its version kept; a second open migrates nothing. */
+static void
+test_schema_and_reopen(void **state)
+{
+	L *l = lopen();
+	char problem[256];
+
+	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 1);
+	assert_int_equal(lg_quick_check(l, problem, sizeof(problem)), 1);
+	lg_close(l);
+	l = lopen();
+	assert_int_equal(sql_int("SELECT count(*) FROM carotate_schema"), 1);
+	lg_close(l);
+	/* A schema from a later carotated is refused with a clear reason. */
+	sql_exec("UPDATE carotate_schema SET version = 99");
+	{
+		char err[512] = "";
+
+		assert_null(ledger_pg_open(dsn, "m1", err, sizeof(err)));
+		assert_non_null(strstr(err, "schema version 99"));
+	}
+}
+
+/* Three members starting together: one creates the schema, none fails. */
+static void
+test_migrate_race(void **state)
+{
+	pid_t pid[3];
+	int i, st;
+
+	for (i = 0; i < 3; i++) {
+		if ((pid[i] = fork()) == 0) {
+			char err[512] = "", name[8];
+			L *l;
+
+			snprintf(name, sizeof(name), "m%d", i);
+			l = ledger_pg_open(dsn, name, err, sizeof(err));
+			if (l == NULL)
+				fprintf(stderr, "member %d: %s\n", i, err);
+			_exit(l != NULL && lg_set_target(l, S1, B1) == 0 ? 0 : 1);
+		}
+		assert_true(pid[i] > 0);
+	}
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 1);
+	/* And one staging for the three of them. */
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
+}
+
+/* Bad members, bad connection strings: refused, and err never holds the password. */
+static void
+test_open_refused(void **state)
+{
+	char err[512];
+
+	err[0] = '\0';
+	assert_null(ledger_pg_open(dsn, "bad name", err, sizeof(err)));
+	assert_non_null(strstr(err, "member"));
+	err[0] = '\0';
+	assert_null(ledger_pg_open(dsn, "", err, sizeof(err)));
+	err[0] = '\0';
+	assert_null(ledger_pg_open("password=hunter2secret oops", "m1", err, sizeof(err)));
+	assert_true(err[0] != '\0');
+	assert_null(strstr(err, "hunter2"));
+	err[0] = '\0';
+	assert_null(ledger_pg_open(
+	    "host=/nonexistent/dir dbname=x password=hunter2secret", "m1", err, sizeof(err)));
+	assert_true(err[0] != '\0');
+	assert_null(strstr(err, "hunter2"));
+	print_message("refused: %s\n", err);
+}
+
+/* test_ledger.c's flow: delivered, acknowledged, verified, in that order. */
+static void
+test_flow(void **state)
+{
+	L *l = lopen();
+
+	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	link1(l, "a1", 1, T0);
+	expect(l, T0, 1, 1, 0, 0, 0, 1, 0, 0, 0);
+	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 10), 0);
+	expect(l, T0 + 10, 1, 1, 0, 0, 0, 0, 0, 0, 1);
+
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	expect(l, T0 + 20, 1, 1, 0, 0, 0, 1, 0, 0, 0);
+	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 30), 1);
+	expect(l, T0 + 30, 1, 1, 0, 0, 1, 1, 0, 0, 0);
+	assert_int_equal(acked_at("a1"), -2);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 40), 0);
+	expect(l, T0 + 40, 1, 1, 1, 0, 1, 0, 0, 0, 1);
+	assert_int_equal(acked_at("a1"), T0 + 40);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 50), 0);
+	assert_int_equal(acked_at("a1"), T0 + 40);
+	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 60), 0);
+	expect(l, T0 + 60, 1, 1, 1, 1, 1, 0, 0, 0, 1);
+	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
+	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 70), 0);
+	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
+	/* Inactive beyond the window: counted as lacking nothing more. */
+	expect(l, T0 + 70 + WEEK + 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+	lg_close(l);
+}
+
+/* An If-None-Match naming a bundle never delivered to this agent never acknowledges. */
+static void
+test_forged_if_none_match(void **state)
+{
+	L *l = lopen();
+
+	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	link1(l, "old", 1, T0);
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	link1(l, "new", 2, T0 + 1);
+	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 2), 1);
+	expect(l, T0 + 2, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	assert_int_equal(acked_at("old"), -2);
+	assert_int_equal(send_of(l, "new", 2, B2, 0, T0 + 3), 1);
+	assert_int_equal(send_of(l, "new", 2, S1, 0, T0 + 4), 1);
+	expect(l, T0 + 4, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 5), 0);
+	expect(l, T0 + 5, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	lg_close(l);
+}
+
+/* A delivery whose batch was rolled back is sent again; a staging restarted starts over. */
+static void
+test_lost_delivery_and_restaging(void **state)
+{
+	L *l = lopen();
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	int send;
+
+	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	link1(l, "a1", 1, T0);
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	token(1, h);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_checkin(l, "a1", h, B0, 0, T0 + 1, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	lg_rollback(l);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 1);
+	expect(l, T0 + 2, 1, 1, 0, 0, 1, 1, 0, 0, 0);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 3), 0);
+	expect(l, T0 + 3, 1, 1, 1, 0, 1, 0, 0, 0, 1);
+	/* Discard, then stage S1 again: nothing delivered in the new staging. */
+	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	assert_int_equal(lg_set_target(l, S1, B2), 0);
+	expect(l, T0 + 4, 1, 1, 0, 0, 0, 1, 0, 0, 0);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 5), 1);
+	assert_int_equal(send_of(l, "a1", 1, B2, 0, T0 + 6), 0);
+	expect(l, T0 + 6, 1, 1, 1, 0, 1, 0, 0, 0, 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
+	lg_close(l);
+}
+
+static void
+test_tokens(void **state)
+{
+	L *l = lopen();
+	struct ledger_agent a;
+	uint8_t h3[LEDGER_TOKEN_HASH_LEN];
+	int send = -1;
+
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	link1(l, "a1", 1, T0);
+	link1(l, "a2", 2, T0);
+	assert_int_equal(checkin1(l, "a1", 99, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
+	assert_int_equal(send, 0);
+	assert_int_equal(checkin1(l, "a1", 2, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
+	assert_int_equal(checkin1(l, "nobody", 1, B1, 1, T0 + 5, &send), LEDGER_UNKNOWN_AGENT);
+	expect(l, T0 + 5, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(a.last_seen, T0);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE verified_at IS NOT NULL"), 0);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0);
+	token(3, h3);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
+	assert_int_equal(lg_commit(l), 0);
+	expect(l, T0 + 20, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_forget(l, "a1"), LEDGER_OK);
+	assert_int_equal(lg_commit(l), 0);
+	expect(l, T0 + 20, 1, 1, 0, 0, 1, 1, 0, 0, 0);
+	link1(l, "a1", 3, T0 + 20);
+	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
+	assert_int_equal(send_of(l, "a1", 3, B1, 0, T0 + 22), 0);
+	expect(l, T0 + 22, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	/* Outside a batch, the write calls are refused. */
+	assert_int_equal(lg_link(l, "a9", h3, T0), LEDGER_ERROR);
+	assert_int_equal(lg_checkin(l, "a1", h3, B1, 0, T0, &send), LEDGER_ERROR);
+	assert_int_equal(lg_commit(l), -1);
+	lg_close(l);
+}
+
+static void
+join1(L *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
+{
+	memset(j, 0, sizeof(*j));
+	snprintf(j->id, sizeof(j->id), "00000000000000%02x", n);
+	token(100 + n, j->hash);
+	j->uses_left = uses;
+	j->expires_at = expires;
+	j->created_at = T0;
+	snprintf(j->description, sizeof(j->description), "batch %d", n);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_join_create(l, j), LEDGER_OK);
+	assert_int_equal(lg_commit(l), 0);
+}
+
+static enum ledger_result
+linkj(L *l, const char *id, int tok, const struct ledger_join *j, time_t now)
+{
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	enum ledger_result r;
+
+	token(tok, h);
+	assert_int_equal(lg_begin(l), 0);
+	r = lg_link_join(l, id, h, j->id, j->hash, now);
+	assert_int_equal(lg_commit(l), 0);
+	return r;
+}
+
+static void
+count_join(const struct ledger_join *j, void *arg)
+{
+	struct ledger_join *out = arg;
+	uint8_t zero[LEDGER_TOKEN_HASH_LEN] = { 0 };
+
+	assert_memory_equal(j->hash, zero, sizeof(zero));
+	out->uses_left += j->uses_left;
+	out->created_at++;
+}
+
+/* Join tokens, issued through one member and used through another. */
+static void
+test_join_tokens(void **state)
+{
+	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger_join j, k, sum;
+	uint8_t wrong[LEDGER_TOKEN_HASH_LEN];
+
+	assert_int_equal(lg_set_target(a, S1, B1), 0);
+	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	join1(a, 1, 2, T0 + 100, &j);
+	assert_int_equal(linkj(b, "j1", 1, &j, T0), LEDGER_OK);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
+	assert_int_equal(linkj(a, "j1", 2, &j, T0), LEDGER_EXISTS);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
+	assert_int_equal(linkj(b, "j2", 2, &j, T0), LEDGER_OK);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
+	assert_int_equal(linkj(a, "j3", 3, &j, T0), LEDGER_NOT_FOUND);
+	expect(a, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	join1(b, 2, 5, T0 + 100, &k);
+	memcpy(wrong, k.hash, sizeof(wrong));
+	wrong[0] ^= 1;
+	assert_int_equal(lg_begin(a), 0);
+	assert_int_equal(lg_link_join(a, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(lg_link_join(a, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(lg_join_check(a, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
+	assert_int_equal(lg_join_check(a, k.id, k.hash, T0 + 99), LEDGER_OK);
+	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(linkj(a, "j3", 3, &k, T0 + 100), LEDGER_NOT_FOUND);
+	memset(&sum, 0, sizeof(sum));
+	assert_int_equal(lg_join_list(a, count_join, &sum), 0);
+	assert_int_equal(sum.created_at, 2);
+	assert_int_equal(sum.uses_left, 5);
+	assert_int_equal(lg_begin(a), 0);
+	assert_int_equal(lg_join_revoke(a, k.id), LEDGER_OK);
+	assert_int_equal(lg_join_revoke(a, k.id), LEDGER_NOT_FOUND);
+	assert_int_equal(lg_join_revoke(a, "not-hex"), LEDGER_NOT_FOUND);
+	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(linkj(b, "j3", 3, &k, T0), LEDGER_NOT_FOUND);
+	k.uses_left = 0;
+	assert_int_equal(lg_begin(a), 0);
+	assert_int_equal(lg_join_create(a, &k), LEDGER_ERROR);
+	k.uses_left = 1;
+	snprintf(k.description, sizeof(k.description), "bad\nline");
+	assert_int_equal(lg_join_create(a, &k), LEDGER_ERROR);
+	assert_int_equal(lg_join_create(a, &j), LEDGER_EXISTS);
+	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM join_tokens WHERE created_by = 'a'"), 1);
+	lg_close(a);
+	lg_close(b);
+}
+
+/* A call failing inside the database is undone alone; the batch goes on and commits. */
+static void
+test_failed_call_undone(void **state)
+{
+	L *l = lopen();
+	struct ledger_join j;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	join1(l, 1, 1, T0 + 100, &j);
+	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
+	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
+	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom()");
+	token(1, h);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_link(l, "a1", h, T0), LEDGER_OK);
+	assert_int_equal(lg_link(l, "boom", h, T0), LEDGER_ERROR);
+	/* The use of the join token goes back with the failed link. */
+	assert_int_equal(lg_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
+	assert_int_equal(lg_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
+	assert_int_equal(lg_total(l), 2);
+	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 2);
+	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
+	/* A rolled-back batch leaves nothing. */
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_link(l, "a2", h, T0), LEDGER_OK);
+	lg_rollback(l);
+	assert_int_equal(lg_total(l), 2);
+	/* Counts refuse to read inside a batch (they would see its uncommitted rows). */
+	{
+		struct ledger_counts c;
+
+		assert_int_equal(lg_begin(l), 0);
+		assert_int_equal(lg_count(l, T0, WEEK, &c), -1);
+		assert_int_equal(lg_commit(l), 0);
+	}
+	lg_close(l);
+}
+
+/* Renewal needs the current token; forget and the never-confirmed sweep. */
+static void
+test_renew_forget(void **state)
+{
+	L *a = lopen_as("a"), *b = lopen_as("b");
+	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN], h9[LEDGER_TOKEN_HASH_LEN];
+	struct ledger_counts c;
+	uint64_t n = 99;
+	int send;
+
+	assert_int_equal(lg_set_target(a, S1, B1), 0);
+	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	link1(a, "a1", 1, T0);
+	link1(a, "a2", 2, T0);
+	link1(b, "young", 3, T0 + 500);
+	assert_int_equal(send_of(b, "a1", 1, B1, 0, T0 + 10), 0);
+	token(1, h1);
+	token(2, h2);
+	token(9, h9);
+	assert_int_equal(lg_begin(b), 0);
+	assert_int_equal(lg_renew(b, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
+	assert_int_equal(lg_renew(b, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(lg_renew(b, "a1", h1, h9, T0 + 20), LEDGER_OK);
+	assert_int_equal(lg_commit(b), 0);
+	/* The renewed token works through the other member, the old one nowhere. */
+	assert_int_equal(checkin1(a, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
+	assert_int_equal(checkin1(a, "a1", 9, B1, 0, T0 + 21, &send), LEDGER_OK);
+	expect(a, T0 + 21, 3, 3, 1, 0, 3, 2, 0, 0, 1);
+	assert_int_equal(lg_count(b, T0 + 21, WEEK, &c), 0);
+	assert_int_equal(c.never_confirmed, 2);
+	assert_int_equal(lg_begin(a), 0);
+	assert_int_equal(lg_forget_unconfirmed(a, T0 + 100, &n), LEDGER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(lg_forget(a, "nobody"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(lg_forget(a, ""), LEDGER_ERROR);
+	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(lg_count(b, T0 + 21, WEEK, &c), 0);
+	assert_int_equal(c.linked, 2);
+	assert_int_equal(c.never_confirmed, 1);
+	assert_int_equal(lg_total(b), 2);
+	assert_int_equal(checkin1(b, "a2", 2, B1, 0, T0 + 22, &send), LEDGER_UNKNOWN_AGENT);
+	lg_close(a);
+	lg_close(b);
+}
+
+static void
+test_exclude_include(void **state)
+{
+	L *l = lopen();
+	struct ledger_agent a;
+	char reason[LEDGER_MAX_REASON + 2];
+
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	link1(l, "a1", 1, T0);
+	link1(l, "a2", 2, T0);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_exclude(l, "a1", "decommissioned"), LEDGER_OK);
+	assert_int_equal(lg_exclude(l, "ghost", "x"), LEDGER_UNKNOWN_AGENT);
+	memset(reason, 'r', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	assert_int_equal(lg_exclude(l, "a2", reason), LEDGER_ERROR);
+	assert_int_equal(lg_commit(l), 0);
+	expect(l, T0, 2, 1, 0, 0, 1, 1, 0, 1, 0);
+	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(a.excluded, 1);
+	assert_string_equal(a.reason, "decommissioned");
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0);
+	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
+	assert_int_equal(lg_begin(l), 0);
+	assert_int_equal(lg_include(l, "a1"), LEDGER_OK);
+	assert_int_equal(lg_include(l, "ghost"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(lg_commit(l), 0);
+	expect(l, T0 + 1, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(a.excluded, 0);
+	assert_string_equal(a.reason, "");
+	assert_int_equal(lg_get(l, "ghost", &a), LEDGER_UNKNOWN_AGENT);
+	lg_close(l);
+}
+
+struct page {
+	char ids[8][LEDGER_MAX_AGENT_ID + 1];
+	int delivered[8];
+	int n;
+};
+
+static void
+page_cb(const char *id, int64_t last_seen, int delivered, void *arg)
+{
+	struct page *p = arg;
+
+	assert_true(p->n < 8);
+	snprintf(p->ids[p->n], sizeof(p->ids[p->n]), "%s", id);
+	p->delivered[p->n++] = delivered;
+}
+
+struct holds {
+	char id[8][LEDGER_BUNDLE_ID_LEN + 1];
+	uint64_t n[8];
+	int k;
+};
+
+static void
+holding_cb(const char *bundle_id, uint64_t agents, void *arg)
+{
+	struct holds *h = arg;
+
+	assert_true(h->k < 8);
+	snprintf(h->id[h->k], sizeof(h->id[h->k]), "%s", bundle_id);
+	h->n[h->k++] = agents;
+}
+
+/* The pending page (newest first, ties by link order) and the holdings. */
+static void
+test_pending_holdings(void **state)
+{
+	L *l = lopen();
+	struct page p = { 0 };
+	struct holds h = { 0 };
+
+	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	link1(l, "a1", 1, T0);
+	link1(l, "a2", 2, T0);
+	link1(l, "a3", 3, T0 + 5);
+	link1(l, "a4", 4, T0);
+	assert_int_equal(send_of(l, "a4", 4, B0, 0, T0 + 1), 0);
+	assert_int_equal(lg_pending(l, T0 + 10, WEEK, 0, 8, page_cb, &p), 0);
+	assert_int_equal(p.n, 3);
+	assert_string_equal(p.ids[0], "a3");
+	assert_string_equal(p.ids[1], "a1");
+	assert_string_equal(p.ids[2], "a2");
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lg_pending(l, T0 + 10, WEEK, 1, 1, page_cb, &p), 0);
+	assert_int_equal(p.n, 1);
+	assert_string_equal(p.ids[0], "a1");
+	assert_int_equal(lg_holdings(l, T0 + 10, WEEK, holding_cb, &h), 0);
+	assert_int_equal(h.k, 2);
+	assert_string_equal(h.id[0], "");
+	assert_int_equal(h.n[0], 3);
+	assert_string_equal(h.id[1], B0);
+	assert_int_equal(h.n[1], 1);
+	/* Staged: pending means not acknowledged, with the delivery flag. */
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(send_of(l, "a1", 1, NULL, 0, T0 + 11), 1);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(lg_pending(l, T0 + 12, WEEK, 0, 8, page_cb, &p), 0);
+	assert_int_equal(p.n, 4);
+	assert_string_equal(p.ids[0], "a1");
+	assert_int_equal(p.delivered[0], 1);
+	assert_int_equal(p.delivered[1], 0);
+	lg_close(l);
+}
+
+/* Two members on one database: the same agents, the same counts, through either. */
+static void
+test_two_members(void **state)
+{
+	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger_counts ca, cb;
+	int i;
+	char id[16];
+
+	assert_int_equal(lg_set_target(a, S1, B1), 0);
+	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
+	for (i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "ag%02d", i);
+		link1(i % 2 ? a : b, id, i, T0);
+	}
+	/* Linked through one, checked in through the other, in turn. */
+	for (i = 0; i < 20; i++) {
+		snprintf(id, sizeof(id), "ag%02d", i);
+		assert_int_equal(send_of(i % 2 ? b : a, id, i, B1, i == 3, T0 + 10), 0);
+	}
+	assert_int_equal(lg_count(a, T0 + 10, WEEK, &ca), 0);
+	assert_int_equal(lg_count(b, T0 + 10, WEEK, &cb), 0);
+	assert_memory_equal(&ca, &cb, sizeof(ca));
+	expect(a, T0 + 10, 20, 20, 20, 1, 20, 0, 0, 0, 20);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE linked_by = 'a'"), 10);
+	/* A new staging started through b is the pool's: a sees it once it sets its target. */
+	assert_int_equal(lg_set_target(b, S2, B2), 0);
+	assert_int_equal(lg_set_target(a, S2, B2), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
+	expect(a, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
+	expect(b, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
+	lg_close(a);
+	lg_close(b);
+}
+
+static void
+audit_rec(struct ledger_audit *a, int i)
+{
+	memset(a, 0, sizeof(*a));
+	a->time = T0 + i;
+	a->uid = 1000;
+	a->pid = 42;
+	snprintf(a->user, sizeof(a->user), "alice");
+	snprintf(a->call, sizeof(a->call), i % 2 ? "rotate" : "stage");
+	snprintf(a->result, sizeof(a->result), "OK");
+	snprintf(a->detail, sizeof(a->detail), "n=%d rolled_back=no", i);
+	snprintf(a->before, sizeof(a->before), "active=x");
+	snprintf(a->after, sizeof(a->after), "active=y");
+}
+
+static int
+verify(L *l, uint64_t *broken_at, char *problem, size_t len)
+{
+	struct ledger_audit_walk w;
+	int r;
+
+	ledger_audit_walk_init(&w);
+	while ((r = BE.audit_verify_step(l, &w, 3, problem, len)) == 2)
+		;
+	*broken_at = r == 0 ? w.next : 0;
+	return r;
+}
+
+static void
+audit_collect(const struct ledger_audit *a, void *arg)
+{
+	uint64_t *seqs = arg;
+
+	seqs[++seqs[0]] = a->seq;
+}
+
+/* One chain for the pool: numbered across members, each record naming its member. */
+static void
+test_audit_chain(void **state)
+{
+	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger_audit r, last;
+	char problem[LEDGER_AUDIT_MAX_DETAIL], h[LEDGER_AUDIT_HASH_LEN + 1];
+	const char *calls[] = { "rotate" };
+	uint64_t seqs[16] = { 0 }, n, broken;
+	int i;
+
+	for (i = 1; i <= 10; i++) {
+		audit_rec(&r, i);
+		assert_int_equal(lg_audit_append(i % 2 ? a : b, &r), 0);
+		assert_int_equal(r.seq, (uint64_t)i);
+		ledger_audit_hash(&r, h);
+		assert_string_equal(h, r.hash);
+	}
+	assert_int_equal(sql_int("SELECT count(*) FROM audit WHERE member = 'b'"), 5);
+	assert_int_equal(lg_audit_count(b, &n), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(lg_audit_list(a, 2, 3, audit_collect, seqs), 0);
+	assert_int_equal(seqs[0], 3);
+	assert_int_equal(seqs[1], 8);
+	assert_int_equal(seqs[3], 6);
+	assert_int_equal(lg_audit_last(b, 0, calls, 1, "rolled_back=", &last), 1);
+	assert_int_equal(last.seq, 9);
+	assert_int_equal(lg_audit_last(b, 9, calls, 1, "rolled_back=", &last), 0);
+	assert_int_equal(verify(a, &broken, problem, sizeof(problem)), 1);
+	/* Inside a batch: refused (its rollback would take the record). */
+	assert_int_equal(lg_begin(a), 0);
+	assert_int_equal(lg_audit_append(a, &r), -1);
+	lg_rollback(a);
+	/* The triggers refuse changes; with them disabled, the chain shows the change. */
+	assert_int_equal(sql_try("UPDATE audit SET detail = 'x' WHERE seq = 4"), -1);
+	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 4"), -1);
+	assert_int_equal(sql_try("TRUNCATE audit"), -1);
+	sql_exec("ALTER TABLE audit DISABLE TRIGGER USER");
+	assert_int_equal(lg_quick_check(a, problem, sizeof(problem)), 0);
+	print_message("quick_check: %s\n", problem);
+	sql_exec("UPDATE audit SET detail = 'x' WHERE seq = 4");
+	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
+	assert_int_equal(broken, 4);
+	assert_non_null(strstr(problem, "record 4 was changed"));
+	sql_exec("DELETE FROM audit WHERE seq = 4");
+	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
+	assert_int_equal(broken, 4);
+	assert_non_null(strstr(problem, "record 4 is missing"));
+	lg_close(a);
+	/* The next start puts the triggers back. */
+	a = lopen_as("a");
+	assert_int_equal(lg_quick_check(a, problem, sizeof(problem)), 1);
+	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 5"), -1);
+	lg_close(a);
+	lg_close(b);
+}
+
+/* Members appending at once: no seq twice, none skipped, the chain intact. */
+static void
+test_audit_concurrent(void **state)
+{
+	char problem[LEDGER_AUDIT_MAX_DETAIL];
+	uint64_t broken, n;
+	pid_t pid[3];
+	int i, k, st;
+	L *l;
+
+	for (i = 0; i < 3; i++) {
+		if ((pid[i] = fork()) == 0) {
+			char err[512] = "", name[8];
+			struct ledger_audit r;
+			L *m;
+
+			snprintf(name, sizeof(name), "c%d", i);
+			if ((m = ledger_pg_open(dsn, name, err, sizeof(err))) == NULL)
+				_exit(2);
+			for (k = 0; k < 20; k++) {
+				audit_rec(&r, k);
+				if (lg_audit_append(m, &r) != 0)
+					_exit(1);
+			}
+			lg_close(m);
+			_exit(0);
+		}
+		assert_true(pid[i] > 0);
+	}
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	l = lopen();
+	assert_int_equal(lg_audit_count(l, &n), 0);
+	assert_int_equal(n, 60);
+	assert_int_equal(sql_int("SELECT count(DISTINCT member) FROM audit"), 3);
+	assert_int_equal(verify(l, &broken, problem, sizeof(problem)), 1);
+	lg_close(l);
+}
+
+/* Reads the file the log went to (stderr, redirected by the test). */
+static int
+file_has(const char *path, const char *needle)
+{
+	char buf[65536];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+/*
+ * The server stops: every call fails cleanly (counts -1, writes LEDGER_ERROR),
+ * a known agent's check-in is answered from the cache and recorded nowhere,
+ * an unknown one fails; the log never shows the password. The server starts
+ * again: the next calls connect anew and work, with what was cut off unrecorded.
+ */
+static void
+test_connection_loss(void **state)
+{
+	char logpath[] = "/tmp/carotate-test-pglog-XXXXXX", *dsnpw;
+	struct ledger_counts c;
+	struct ledger_audit r;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	int send = -1, saved, fd;
+	L *l;
+
+	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
+		skip();
+	assert_true(asprintf(&dsnpw, "%s password=hunter2secret", dsn) > 0);
+	{
+		char err[512] = "";
+
+		if ((l = ledger_pg_open(dsnpw, "m1", err, sizeof(err))) == NULL)
+			fail_msg("%s", err);
+	}
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	link1(l, "a1", 1, T0);
+	link1(l, "a2", 2, T0);
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0); /* a1 acknowledged */
+
+	assert_true((fd = mkstemp(logpath)) >= 0);
+	saved = dup(2);
+	assert_int_equal(dup2(fd, 2), 2);
+	server("CAROTATE_TEST_PG_STOP");
+
+	assert_int_equal(lg_count(l, T0 + 2, WEEK, &c), -1);
+	assert_int_equal(lg_begin(l), 0); /* an offline batch */
+	token(1, h);
+	assert_int_equal(lg_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(send, 0);
+	assert_int_equal(lg_checkin(l, "a1", h, B0, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	token(2, h);
+	assert_int_equal(lg_checkin(l, "a2", h, NULL, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	assert_int_equal(lg_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	assert_int_equal(send, 0);
+	assert_int_equal(lg_checkin(l, "ghost", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	assert_int_equal(lg_link(l, "a3", h, T0 + 2), LEDGER_ERROR);
+	assert_int_equal(lg_exclude(l, "a1", "x"), LEDGER_ERROR);
+	assert_int_equal(lg_commit(l), 0);
+	audit_rec(&r, 1);
+	assert_int_equal(lg_audit_append(l, &r), -1);
+	assert_int_equal(lg_set_target(l, S1, B1), -1);
+	sleep(1); /* a reconnection is tried at most once a second */
+	assert_int_equal(lg_count(l, T0 + 2, WEEK, &c), -1);
+
+	server("CAROTATE_TEST_PG_START");
+	PQreset(adm);
+	sleep(1);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	assert_true(file_has(logpath, "cut off"));
+	assert_false(file_has(logpath, "hunter2"));
+	unlink(logpath);
+
+	/* Back: a2's check-in while cut off counted nothing; now it does. */
+	expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 3), 0);
+	expect(l, T0 + 3, 2, 2, 2, 0, 2, 0, 0, 0, 2);
+	assert_int_equal(lg_audit_append(l, &r), 0);
+	lg_close(l);
+	free(dsnpw);
+}
+
+/* A server restarted between two batches: the next batch works on a new connection. */
+static void
+test_server_restart(void **state)
+{
+	L *l;
+
+	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
+		skip();
+	l = lopen();
+	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	link1(l, "a1", 1, T0);
+	server("CAROTATE_TEST_PG_STOP");
+	server("CAROTATE_TEST_PG_START");
+	/* The test's own connection was cut too. */
+	PQreset(adm);
+	assert_int_equal(PQstatus(adm), CONNECTION_OK);
+	link1(l, "a2", 2, T0);
+	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	lg_close(l);
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_schema_and_reopen, setup),
+		cmocka_unit_test_setup(test_migrate_race, setup),
+		cmocka_unit_test_setup(test_open_refused, setup),
+		cmocka_unit_test_setup(test_flow, setup),
+		cmocka_unit_test_setup(test_forged_if_none_match, setup),
+		cmocka_unit_test_setup(test_lost_delivery_and_restaging, setup),
+		cmocka_unit_test_setup(test_tokens, setup),
+		cmocka_unit_test_setup(test_join_tokens, setup),
+		cmocka_unit_test_setup(test_failed_call_undone, setup),
+		cmocka_unit_test_setup(test_renew_forget, setup),
+		cmocka_unit_test_setup(test_exclude_include, setup),
+		cmocka_unit_test_setup(test_pending_holdings, setup),
+		cmocka_unit_test_setup(test_two_members, setup),
+		cmocka_unit_test_setup(test_audit_chain, setup),
+		cmocka_unit_test_setup(test_audit_concurrent, setup),
+		cmocka_unit_test_setup(test_connection_loss, setup),
+		cmocka_unit_test_setup(test_server_restart, setup),
+	};
+	int rc;
+
+	log_init(1, 0, "test_ledger_pg");
+	if ((dsn = getenv("CAROTATE_TEST_PG_DSN")) == NULL || dsn[0] == '\0') {
+		printf("test_ledger_pg: skipped: CAROTATE_TEST_PG_DSN is not set (run it through "
+		       "tests/unit/pg_run.sh, which starts a PostgreSQL server)\n");
+		return 0;
+	}
+	adm = PQconnectdb(dsn);
+	if (PQstatus(adm) != CONNECTION_OK) {
+		fprintf(stderr, "test_ledger_pg: cannot connect: %s", PQerrorMessage(adm));
+		return 1;
+	}
+	PQsetNoticeProcessor(adm, quiet, NULL);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	PQfinish(adm);
+	return rc;
+}
