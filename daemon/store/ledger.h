@@ -56,6 +56,29 @@ struct ledger *ledger_open(const char *state_dir, char *err, size_t errlen);
  * err filled on failure; err never holds the connection string or a password.
  */
 struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, size_t errlen);
+/*
+ * How a pool member's ledger differs, the contract otherwise the same:
+ * - Counts (ledger_count, ledger_pending, ledger_holdings) are SQL over the
+ *   pool's committed rows, one snapshot each, whichever member wrote them;
+ *   inside a batch they fail (-1): the batch's connection would see its own
+ *   uncommitted writes. ledger_total inside a batch counts the batch's links.
+ * - The staged CA is the pool's: ledger_set_target compares it with the
+ *   staging open in the database, so every member naming the same CA shares
+ *   one staging. When the database cannot be reached it fails (-1) but keeps
+ *   the target, and stores it once the database is back.
+ * - A lost connection fails the call that met it (LEDGER_ERROR or -1, logged
+ *   once per outage); the next call connects again, at most once a second.
+ * - Cut off from the database, ledger_begin still opens a batch (0), an
+ *   offline one: in it ledger_checkin answers agents this member saw since it
+ *   started (their token hash and the bundle last delivered are cached) with
+ *   LEDGER_OK and *send_bundle as it would be, and records nothing, so nothing
+ *   is counted (an acknowledgement is simply repeated at the next check-in);
+ *   any other agent, or a token the cache does not hold (it may have been
+ *   renewed through another member), gets LEDGER_ERROR. Every other call of
+ *   the batch returns LEDGER_ERROR; ledger_commit returns 0 (nothing to write).
+ * - Audit records are numbered across the pool and name the member that
+ *   appended them (a column beside the record: not part of its hash).
+ */
 /* "sqlite" or "postgresql". */
 const char *ledger_backend_name(const struct ledger *);
 /*
