@@ -1,6 +1,7 @@
 /*
- * The PostgreSQL ledger's private parts, shared by ledger_pg.c (connection,
- * schema, batches, target), ledger_pg_agents.c (agents, join tokens, counts),
+ * The PostgreSQL ledger's private parts, shared by ledger_pg.c (open, schema,
+ * batches, target), ledger_pg_conn.c (the connection and its statements),
+ * ledger_pg_sql.c (every SQL text), ledger_pg_agents.c (agents, join tokens, counts),
  * ledger_pg_audit.c (the audit chain) and ledger_pg_cache.c (the token cache
  * a member answers check-ins from while it is cut off). Nothing outside those
  * files includes it.
@@ -103,7 +104,8 @@ struct ledger_pg {
 	int64_t staging; /* stagings.id open now, 0 none */
 	char staged_ca[LEDGER_CA_ID_LEN + 1];
 	char cur_name[LEDGER_BUNDLE_ID_LEN + 1];
-	int target_stale; /* set_target failed: apply it at reconnection */
+	int target_stale;                     /* set_target failed: apply it at reconnection */
+	void (*retarget)(struct ledger_pg *); /* ledger_pg.c's, called by the connection */
 
 	int in_batch, batch_failed, offline;
 	struct ledger_pg_update *pend;
@@ -111,10 +113,23 @@ struct ledger_pg {
 	struct ledger_pg_cache *cache;
 };
 
-/* The statements, by enum ledger_pg_st; each connection prepares them all. */
-extern const char *const ledger_pg_sql[LPG_COUNT_ST];
+#define LEDGER_PG_ERRMAX    512 /* an operator's error message */
+#define LEDGER_PG_NTRIGGERS 3   /* the audit table's append-only triggers */
 
-/* Shared by the ledger_pg files; ledger_pg.c has each one's contract. */
+/* ledger_pg_sql.c: the statements, by enum ledger_pg_st (each connection prepares them all), */
+extern const char *const ledger_pg_sql[LPG_COUNT_ST];
+/* the migrations ([i] takes schema version i to i + 1) and the audit triggers' SQL. */
+extern const char *const ledger_pg_migrations[];
+extern const int ledger_pg_version;
+extern const char ledger_pg_audit_triggers[];
+
+/* The connection (ledger_pg_conn.c, which has each one's contract). */
+int ledger_pg_member_ok(const char *);
+int ledger_pg_connect(struct ledger_pg *, const char *, char *, size_t);
+int ledger_pg_simple(struct ledger_pg *, const char *, char *, size_t);
+int ledger_pg_session(struct ledger_pg *, char *, size_t);
+int ledger_pg_setup(struct ledger_pg *, char *, size_t);
+void ledger_pg_scrub(PGconn *, const char *, char *, size_t);
 int ledger_pg_ready(struct ledger_pg *);
 PGresult *ledger_pg_exec(struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
 int ledger_pg_run(struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
