@@ -67,7 +67,8 @@ struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, si
  *   one staging. When the database cannot be reached it fails (-1) but keeps
  *   the target, and stores it once the database is back.
  * - A lost connection fails the call that met it (LEDGER_ERROR or -1, logged
- *   once per outage); the next call connects again, at most once a second.
+ *   once per outage); the next call connects again. While the database stays
+ *   out of reach, attempts back off from 1 s to 32 s between them.
  * - Cut off from the database, ledger_begin still opens a batch (0), an
  *   offline one: in it ledger_checkin answers agents this member saw since it
  *   started (their token hash and the bundle last delivered are cached) with

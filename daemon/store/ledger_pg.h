@@ -95,9 +95,10 @@ struct ledger_pg_update {
 struct ledger_pg {
 	PGconn *conn;
 	char member[LEDGER_PG_MAX_MEMBER + 1];
-	int up;              /* connected, session set, statements prepared */
-	time_t last_attempt; /* of a reconnection, to try at most once a second */
-	int said_down;       /* "cut off" was logged for this outage */
+	int up;           /* connected, session set, statements prepared */
+	time_t retry_at;  /* no connection attempt before then */
+	unsigned backoff; /* seconds between attempts, doubled by each failure */
+	int said_down;    /* "cut off" was logged for this outage */
 
 	/* The target as this member last set it, and what it wants when cut off. */
 	int64_t cur;     /* bundles.id served now, 0 none, -1 not known (cut off) */

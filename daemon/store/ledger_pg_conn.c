@@ -17,7 +17,14 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define LEDGER_PG_CONNECT_TIMEOUT "10" /* seconds; a DSN's own connect_timeout wins */
+/*
+ * XXX A connection attempt blocks the daemon's event loop (PQreset), up to
+ * this long when the server's host does not answer: attempts after a failure
+ * back off, from 1 s to LEDGER_PG_BACKOFF_MAX s, so a cut-off member spends
+ * at most a few percent of its time waiting on them.
+ */
+#define LEDGER_PG_CONNECT_TIMEOUT "3" /* seconds; a DSN's own connect_timeout wins */
+#define LEDGER_PG_BACKOFF_MAX     32  /* seconds between attempts while cut off */
 
 static void ledger_pg_notice(void *, const char *);
 static int ledger_pg_show(struct ledger_pg *, const char *, const char *, char *, size_t);
@@ -221,9 +228,12 @@ ledger_pg_reconnect(struct ledger_pg *p)
 	char err[LEDGER_PG_ERRMAX], msg[LEDGER_PG_ERRMAX];
 
 	p->up = 0;
-	p->last_attempt = time(NULL);
 	PQreset(p->conn);
 	if (PQstatus(p->conn) != CONNECTION_OK) {
+		p->backoff = p->backoff == 0 ? 1 : p->backoff * 2;
+		if (p->backoff > LEDGER_PG_BACKOFF_MAX)
+			p->backoff = LEDGER_PG_BACKOFF_MAX;
+		p->retry_at = time(NULL) + p->backoff;
 		if (!p->said_down) {
 			ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
 			log_warnx(
@@ -240,18 +250,20 @@ ledger_pg_reconnect(struct ledger_pg *p)
 	}
 	log_info("ledger (postgresql): connected again");
 	p->said_down = 0;
+	p->backoff = 0;
+	p->retry_at = 0;
 	if (p->target_stale && !p->in_batch && p->retarget != NULL)
 		p->retarget(p);
 	return 0;
 }
 
-/* 0 when the connection is usable, connecting again if need be (once a second at most). */
+/* 0 when the connection is usable, connecting again if need be (and not backing off). */
 int
 ledger_pg_ready(struct ledger_pg *p)
 {
 	if (p->up && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
-	if (p->last_attempt == time(NULL))
+	if (time(NULL) < p->retry_at)
 		return -1;
 	return ledger_pg_reconnect(p);
 }
@@ -416,7 +428,7 @@ ledger_pg_begin_tx(struct ledger_pg *p)
 		return 0;
 	if (!was_up || PQstatus(p->conn) == CONNECTION_OK)
 		return -1;
-	p->last_attempt = 0;
+	p->retry_at = 0; /* lost just now (a server restarted): try at once */
 	return ledger_pg_ready(p) == 0 ? ledger_pg_run(p, LPG_BEGIN, NULL) : -1;
 }
 
