@@ -163,6 +163,19 @@ ledger_pg_open(const char *dsn, const char *member, char *err, size_t errlen)
 	return p;
 }
 
+struct ledger *
+ledger_open_pg(const char *dsn, const char *member, char *err, size_t errlen)
+{
+	struct ledger_pg *p;
+	struct ledger *l;
+
+	if ((p = ledger_pg_open(dsn, member, err, errlen)) == NULL)
+		return NULL;
+	if ((l = ledger_wrap(&ledger_pg_backend, p)) == NULL)
+		snprintf(err, errlen, "ledger (postgresql): the engine is incomplete");
+	return l;
+}
+
 void
 ledger_pg_close(void *self)
 {
@@ -361,12 +374,6 @@ ledger_pg_set_target(void *self, const char *staged_ca, const char *bundle_id)
 
 	if (p->in_batch) {
 		log_warnx("ledger (postgresql): set_target inside a batch");
-		return -1;
-	}
-	if ((staged_ca != NULL && (staged_ca[0] == '\0' || strlen(staged_ca) > LEDGER_CA_ID_LEN)) ||
-	    (bundle_id != NULL &&
-	        (bundle_id[0] == '\0' || strlen(bundle_id) > LEDGER_BUNDLE_ID_LEN))) {
-		log_warnx("ledger (postgresql): set_target: a malformed CA or bundle id");
 		return -1;
 	}
 	if (strcmp(p->staged_ca, staged_ca != NULL ? staged_ca : "") != 0)

@@ -183,7 +183,7 @@ int ledger_pg_audit_last(
 int ledger_pg_audit_count(void *, uint64_t *);
 int ledger_pg_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, char *, size_t);
 
-/* A connected ledger without the front (the tests before ledger_wrap, ledger_open_pg). */
+/* The engine's state, connected and migrated (ledger_open_pg wraps it), and its end. */
 struct ledger_pg *ledger_pg_open(const char *dsn, const char *member, char *err, size_t errlen);
 void ledger_pg_close(void *);
 

@@ -27,9 +27,6 @@ struct ledger_pg_row {
 	char delivered_name[LEDGER_BUNDLE_ID_LEN + 1];
 };
 
-static int ledger_pg_id_ok(const char *);
-static int ledger_pg_join_id_ok(const char *);
-static int ledger_pg_desc_ok(const char *);
 static enum ledger_result ledger_pg_find(
     struct ledger_pg *, const char *, const uint8_t *, struct ledger_pg_row *);
 static void ledger_pg_find_row(const PGresult *, struct ledger_pg_row *);
@@ -50,46 +47,6 @@ static enum ledger_result ledger_pg_do_delete(
 static int64_t ledger_pg_since(time_t, uint64_t);
 static int ledger_pg_count_args(
     struct ledger_pg *, const char *, time_t, uint64_t, struct ledger_pg_args *);
-
-/* The caller validated ids against the allow-list; this only guards the schema. */
-static int
-ledger_pg_id_ok(const char *id)
-{
-	size_t n;
-
-	if (id == NULL || (n = strnlen(id, LEDGER_MAX_AGENT_ID + 1)) == 0 ||
-	    n > LEDGER_MAX_AGENT_ID) {
-		log_warnx("ledger: an agent id that is empty or longer than %d bytes",
-		    LEDGER_MAX_AGENT_ID);
-		return 0;
-	}
-	return 1;
-}
-
-/* A join token id as the schema wants it: 16 lower-case hex digits. */
-static int
-ledger_pg_join_id_ok(const char *id)
-{
-	size_t i;
-
-	if (id == NULL || strnlen(id, LEDGER_JOIN_ID_LEN + 1) != LEDGER_JOIN_ID_LEN)
-		return 0;
-	for (i = 0; i < LEDGER_JOIN_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
-/* Printable ASCII, within the schema's limit. */
-static int
-ledger_pg_desc_ok(const char *s)
-{
-	size_t i, n = strnlen(s, LEDGER_MAX_JOIN_DESC + 1);
-
-	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
-		;
-	return i == n && n <= LEDGER_MAX_JOIN_DESC;
-}
 
 /* Finds the agent (its row locked) and checks its token in constant time. */
 static enum ledger_result
@@ -168,7 +125,7 @@ ledger_pg_link(void *self, const char *agent_id, const uint8_t *token_hash, time
 	struct ledger_pg *p = self;
 	size_t mark = p->npend;
 
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "link") == -1)
+	if (ledger_pg_call_begin(p, "link") == -1)
 		return LEDGER_ERROR;
 	return ledger_pg_call_end(p, ledger_pg_do_link(p, agent_id, token_hash, now), mark);
 }
@@ -213,8 +170,6 @@ ledger_pg_checkin(void *self, const char *agent_id, const uint8_t *token_hash,
 	enum ledger_result r;
 
 	*send_bundle = 0;
-	if (!ledger_pg_id_ok(agent_id))
-		return LEDGER_ERROR;
 	if (p->in_batch && p->offline)
 		return ledger_pg_offline_checkin(p, agent_id, token_hash, presented, send_bundle);
 	if (ledger_pg_call_begin(p, "checkin") == -1)
@@ -306,13 +261,7 @@ ledger_pg_exclude(void *self, const char *agent_id, const char *reason)
 	struct ledger_pg *p = self;
 	size_t mark = p->npend;
 
-	if (reason == NULL)
-		reason = "";
-	if (strnlen(reason, LEDGER_MAX_REASON + 1) > LEDGER_MAX_REASON) {
-		log_warnx("ledger: an exclusion reason longer than %d bytes", LEDGER_MAX_REASON);
-		return LEDGER_ERROR;
-	}
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "exclude") == -1)
+	if (ledger_pg_call_begin(p, "exclude") == -1)
 		return LEDGER_ERROR;
 	return ledger_pg_call_end(p, ledger_pg_do_flag(p, LPG_EXCLUDE, agent_id, reason), mark);
 }
@@ -323,7 +272,7 @@ ledger_pg_include(void *self, const char *agent_id)
 	struct ledger_pg *p = self;
 	size_t mark = p->npend;
 
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "include") == -1)
+	if (ledger_pg_call_begin(p, "include") == -1)
 		return LEDGER_ERROR;
 	return ledger_pg_call_end(p, ledger_pg_do_flag(p, LPG_INCLUDE, agent_id, NULL), mark);
 }
@@ -393,7 +342,7 @@ ledger_pg_forget(void *self, const char *agent_id)
 	enum ledger_result r;
 	uint64_t n;
 
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "forget") == -1)
+	if (ledger_pg_call_begin(p, "forget") == -1)
 		return LEDGER_ERROR;
 	ledger_pg_arg_text(&a, agent_id);
 	r = ledger_pg_do_delete(p, LPG_FORGET, &a, &n);
@@ -410,7 +359,6 @@ ledger_pg_forget_unconfirmed(void *self, int64_t before, uint64_t *n)
 	size_t mark = p->npend;
 	enum ledger_result r;
 
-	*n = 0;
 	if (ledger_pg_call_begin(p, "forget") == -1)
 		return LEDGER_ERROR;
 	ledger_pg_arg_int(&a, before);
@@ -445,8 +393,6 @@ ledger_pg_join_check(void *self, const char *join_id, const uint8_t *join_hash, 
 {
 	struct ledger_pg *p = self;
 
-	if (!ledger_pg_join_id_ok(join_id))
-		return LEDGER_NOT_FOUND;
 	if (ledger_pg_call_begin(p, "join_check") == -1)
 		return LEDGER_ERROR;
 	return ledger_pg_call_end(p, ledger_pg_do_join_check(p, join_id, join_hash, now), p->npend);
@@ -463,10 +409,8 @@ ledger_pg_link_join(void *self, const char *agent_id, const uint8_t *token_hash,
 	enum ledger_result r;
 	PGresult *q;
 
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "link") == -1)
+	if (ledger_pg_call_begin(p, "link") == -1)
 		return LEDGER_ERROR;
-	if (!ledger_pg_join_id_ok(join_id))
-		return ledger_pg_call_end(p, LEDGER_NOT_FOUND, mark);
 	if ((r = ledger_pg_do_join_check(p, join_id, join_hash, now)) != LEDGER_OK)
 		return ledger_pg_call_end(p, r, mark);
 	ledger_pg_arg_text(&a, join_id);
@@ -496,7 +440,7 @@ ledger_pg_renew(
 	size_t mark = p->npend;
 	enum ledger_result res;
 
-	if (!ledger_pg_id_ok(agent_id) || ledger_pg_call_begin(p, "renew") == -1)
+	if (ledger_pg_call_begin(p, "renew") == -1)
 		return LEDGER_ERROR;
 	if ((res = ledger_pg_find(p, agent_id, old_hash, &r)) != LEDGER_OK)
 		return ledger_pg_call_end(p, res, mark);
@@ -522,11 +466,6 @@ ledger_pg_join_create(void *self, const struct ledger_join *j)
 	enum ledger_result r = LEDGER_ERROR;
 	PGresult *q;
 
-	if (!ledger_pg_join_id_ok(j->id) || !ledger_pg_desc_ok(j->description) ||
-	    j->uses_left == 0) {
-		log_warnx("ledger: a join token with a bad id, description or no use");
-		return LEDGER_ERROR;
-	}
 	if (ledger_pg_call_begin(p, "join_create") == -1)
 		return LEDGER_ERROR;
 	ledger_pg_arg_text(&a, j->id);
@@ -551,8 +490,6 @@ ledger_pg_join_revoke(void *self, const char *join_id)
 	enum ledger_result r = LEDGER_ERROR;
 	PGresult *q;
 
-	if (!ledger_pg_join_id_ok(join_id))
-		return LEDGER_NOT_FOUND;
 	if (ledger_pg_call_begin(p, "join_revoke") == -1)
 		return LEDGER_ERROR;
 	ledger_pg_arg_text(&a, join_id);
@@ -601,8 +538,7 @@ ledger_pg_get(void *self, const char *agent_id, struct ledger_agent *ag)
 	PGresult *q;
 	int in;
 
-	memset(ag, 0, sizeof(*ag));
-	if (!ledger_pg_id_ok(agent_id) || (in = ledger_pg_read_begin(p)) == -1)
+	if ((in = ledger_pg_read_begin(p)) == -1)
 		return LEDGER_ERROR;
 	ledger_pg_arg_text(&a, agent_id);
 	if ((q = ledger_pg_exec(p, LPG_GET, &a)) != NULL && PQntuples(q) == 1) {

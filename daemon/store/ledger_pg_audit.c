@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "ledger_backend.h"
 #include "ledger_pg.h"
 #include "log.h"
 
-#define LEDGER_PG_AUDIT_ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 #define LEDGER_PG_AUDIT_NCOLS 12
 #define LEDGER_PG_AUDIT_CHUNK 10000 /* records per statement of a verification */
 
@@ -35,7 +35,7 @@ ledger_pg_audit_head(struct ledger_pg *p, uint64_t *seq, char *hash)
 	int ok;
 
 	*seq = 0;
-	memcpy(hash, LEDGER_PG_AUDIT_ZEROS, LEDGER_AUDIT_HASH_LEN + 1);
+	memcpy(hash, LEDGER_AUDIT_ZEROS, LEDGER_AUDIT_HASH_LEN + 1);
 	if (q == NULL)
 		return -1;
 	if (PQntuples(q) == 0) {
@@ -226,66 +226,22 @@ ledger_pg_audit_count(void *self, uint64_t *total)
 	return 0;
 }
 
-/*
- * One row of the chain against the record expected next (seq want, linked to
- * prev): NULL when it checks out, else why not, formatted in msg. A field
- * longer than carotated writes cannot be a record it appended.
- */
+/* One row of the chain against the record expected next: ledger_audit_check on its bytes. */
 static const char *
 ledger_pg_audit_check(const PGresult *q, int row, uint64_t want, const char *prev, char *msg)
 {
-	static const size_t max[] = { LEDGER_AUDIT_MAX_USER, LEDGER_AUDIT_MAX_CALL,
-		LEDGER_AUDIT_MAX_RESULT, LEDGER_AUDIT_MAX_DETAIL, LEDGER_AUDIT_MAX_STATE,
-		LEDGER_AUDIT_MAX_STATE, LEDGER_AUDIT_HASH_LEN, LEDGER_AUDIT_HASH_LEN };
-	struct ledger_audit a;
-	int64_t seq = ledger_pg_int(q, row, 0);
-	char hash[LEDGER_AUDIT_HASH_LEN + 1];
-	size_t i;
+	int64_t ints[LEDGER_AUDIT_INTS];
+	const char *s[LEDGER_AUDIT_STRS + 1];
+	size_t n[LEDGER_AUDIT_STRS + 1];
+	int i;
 
-	if (seq < 1 || (uint64_t)seq < want) {
-		snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-		    "record %lld is out of sequence (expected record %llu)", (long long)seq,
-		    (unsigned long long)want);
-		return msg;
+	for (i = 0; i < LEDGER_AUDIT_INTS; i++)
+		ints[i] = ledger_pg_int(q, row, i);
+	for (i = 0; i <= LEDGER_AUDIT_STRS; i++) {
+		s[i] = PQgetvalue(q, row, LEDGER_AUDIT_INTS + i);
+		n[i] = (size_t)PQgetlength(q, row, LEDGER_AUDIT_INTS + i);
 	}
-	if ((uint64_t)seq != want) {
-		snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-		    "records %llu to %llu are missing (the log goes on with record %lld)",
-		    (unsigned long long)want, (unsigned long long)(seq - 1), (long long)seq);
-		if ((uint64_t)seq == want + 1)
-			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-			    "record %llu is missing (the log goes on with record %lld)",
-			    (unsigned long long)want, (long long)seq);
-		return msg;
-	}
-	for (i = 0; i < sizeof(max) / sizeof(max[0]); i++)
-		if ((size_t)PQgetlength(q, row, (int)i + 4) > max[i]) {
-			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-			    "record %llu was changed: a field is longer than carotated writes",
-			    (unsigned long long)want);
-			return msg;
-		}
-	ledger_pg_audit_row(q, row, &a);
-	if (strcmp(a.prev_hash, prev) != 0) {
-		if (want == 1)
-			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-			    "record 1 does not start the chain (its prev_hash is not zeros): "
-			    "earlier records were removed or it was changed");
-		else
-			snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-			    "record %llu does not link to record %llu (its prev_hash is not that "
-			    "record's hash): one of them was changed and re-hashed",
-			    (unsigned long long)want, (unsigned long long)(want - 1));
-		return msg;
-	}
-	ledger_audit_hash(&a, hash);
-	if (strcmp(a.hash, hash) != 0) {
-		snprintf(msg, LEDGER_AUDIT_MAX_DETAIL,
-		    "record %llu was changed: its hash does not match its contents",
-		    (unsigned long long)want);
-		return msg;
-	}
-	return NULL;
+	return ledger_audit_check(want, prev, ints, s, n, msg);
 }
 
 /*

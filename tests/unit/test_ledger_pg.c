@@ -23,8 +23,6 @@
 #include <libpq-fe.h>
 
 #include "ledger.h"
-#include "ledger_backend.h"
-#include "ledger_pg.h"
 #include "log.h"
 
 #define B0   "0000000000000000000000000000000000000000000000000000000000000000"
@@ -35,37 +33,6 @@
 #define DAY  86400
 #define WEEK (7 * DAY)
 #define T0   1700000000
-
-/* The engine through its backend table: the contract of the ledger.h call of each name. */
-typedef struct ledger_pg L;
-#define BE                                 ledger_pg_backend
-#define lg_close(l)                        BE.close(l)
-#define lg_set_target(l, ca, b)            BE.set_target(l, ca, b)
-#define lg_begin(l)                        BE.begin(l)
-#define lg_commit(l)                       BE.commit(l)
-#define lg_rollback(l)                     BE.rollback(l)
-#define lg_link(l, id, h, now)             BE.link(l, id, h, now)
-#define lg_link_join(l, id, h, j, jh, now) BE.link_join(l, id, h, j, jh, now)
-#define lg_join_check(l, j, jh, now)       BE.join_check(l, j, jh, now)
-#define lg_renew(l, id, o, n, now)         BE.renew(l, id, o, n, now)
-#define lg_total(l)                        BE.total(l)
-#define lg_forget(l, id)                   BE.forget(l, id)
-#define lg_forget_unconfirmed(l, b, n)     BE.forget_unconfirmed(l, b, n)
-#define lg_join_create(l, j)               BE.join_create(l, j)
-#define lg_join_revoke(l, j)               BE.join_revoke(l, j)
-#define lg_join_list(l, cb, a)             BE.join_list(l, cb, a)
-#define lg_checkin(l, id, h, p, c, now, s) BE.checkin(l, id, h, p, c, now, s)
-#define lg_exclude(l, id, r)               BE.exclude(l, id, r)
-#define lg_include(l, id)                  BE.include(l, id)
-#define lg_get(l, id, a)                   BE.get(l, id, a)
-#define lg_count(l, now, w, c)             BE.count(l, now, w, c)
-#define lg_pending(l, now, w, o, n, cb, a) BE.pending(l, now, w, o, n, cb, a)
-#define lg_holdings(l, now, w, cb, a)      BE.holdings(l, now, w, cb, a)
-#define lg_quick_check(l, p, n)            BE.quick_check(l, p, n)
-#define lg_audit_append(l, a)              BE.audit_append(l, a)
-#define lg_audit_list(l, o, n, cb, a)      BE.audit_list(l, o, n, cb, a)
-#define lg_audit_count(l, t)               BE.audit_count(l, t)
-#define lg_audit_last(l, a, c, n, m, r)    BE.audit_last(l, a, c, n, m, r)
 
 static const char *dsn;
 static PGconn *adm; /* the test's own connection: a reader, a tamperer */
@@ -81,45 +48,46 @@ token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN])
 		out[i] = (uint8_t)(n * 31 + i * 7 + 1);
 }
 
-static L *
+static struct ledger *
 lopen_as(const char *member)
 {
 	char err[512] = "";
-	L *l = ledger_pg_open(dsn, member, err, sizeof(err));
+	struct ledger *l = ledger_open_pg(dsn, member, err, sizeof(err));
 
 	if (l == NULL)
-		fail_msg("ledger_pg_open: %s", err);
+		fail_msg("ledger_open_pg: %s", err);
 	return l;
 }
 
-static L *
+static struct ledger *
 lopen(void)
 {
 	return lopen_as("m1");
 }
 
 static void
-link1(L *l, const char *id, int tok, time_t now)
+link1(struct ledger *l, const char *id, int tok, time_t now)
 {
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 
 	token(tok, h);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_link(l, id, h, now), LEDGER_OK);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link(l, id, h, now), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
 }
 
 static enum ledger_result
-checkin1(L *l, const char *id, int tok, const char *presented, int canary, time_t now, int *send)
+checkin1(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now,
+    int *send)
 {
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 	enum ledger_result r;
 	int s = -1;
 
 	token(tok, h);
-	assert_int_equal(lg_begin(l), 0);
-	r = lg_checkin(l, id, h, presented, canary, now, &s);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	r = ledger_checkin(l, id, h, presented, canary, now, &s);
+	assert_int_equal(ledger_commit(l), 0);
 	assert_true(s == 0 || s == 1);
 	if (send != NULL)
 		*send = s;
@@ -127,7 +95,7 @@ checkin1(L *l, const char *id, int tok, const char *presented, int canary, time_
 }
 
 static int
-send_of(L *l, const char *id, int tok, const char *presented, int canary, time_t now)
+send_of(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now)
 {
 	int send;
 
@@ -137,13 +105,13 @@ send_of(L *l, const char *id, int tok, const char *presented, int canary, time_t
 
 /* Expected counts, in ledger_counts order. */
 static void
-expect(L *l, time_t now, uint64_t linked, uint64_t active, uint64_t acknowledged, uint64_t verified,
-    uint64_t delivered, uint64_t pending, uint64_t inactive_lacking, uint64_t excluded,
-    uint64_t current)
+expect(struct ledger *l, time_t now, uint64_t linked, uint64_t active, uint64_t acknowledged,
+    uint64_t verified, uint64_t delivered, uint64_t pending, uint64_t inactive_lacking,
+    uint64_t excluded, uint64_t current)
 {
 	struct ledger_counts c;
 
-	assert_int_equal(lg_count(l, now, WEEK, &c), 0);
+	assert_int_equal(ledger_count(l, now, WEEK, &c), 0);
 	assert_int_equal(c.linked, linked);
 	assert_int_equal(c.active, active);
 	assert_int_equal(c.acknowledged, acknowledged);
@@ -224,21 +192,21 @@ setup(void **state)
 static void
 test_schema_and_reopen(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	char problem[256];
 
 	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 1);
-	assert_int_equal(lg_quick_check(l, problem, sizeof(problem)), 1);
-	lg_close(l);
+	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
+	ledger_close(l);
 	l = lopen();
 	assert_int_equal(sql_int("SELECT count(*) FROM carotate_schema"), 1);
-	lg_close(l);
+	ledger_close(l);
 	/* A schema from a later carotated is refused with a clear reason. */
 	sql_exec("UPDATE carotate_schema SET version = 99");
 	{
 		char err[512] = "";
 
-		assert_null(ledger_pg_open(dsn, "m1", err, sizeof(err)));
+		assert_null(ledger_open_pg(dsn, "m1", err, sizeof(err)));
 		assert_non_null(strstr(err, "schema version 99"));
 	}
 }
@@ -253,13 +221,13 @@ test_migrate_race(void **state)
 	for (i = 0; i < 3; i++) {
 		if ((pid[i] = fork()) == 0) {
 			char err[512] = "", name[8];
-			L *l;
+			struct ledger *l;
 
 			snprintf(name, sizeof(name), "m%d", i);
-			l = ledger_pg_open(dsn, name, err, sizeof(err));
+			l = ledger_open_pg(dsn, name, err, sizeof(err));
 			if (l == NULL)
 				fprintf(stderr, "member %d: %s\n", i, err);
-			_exit(l != NULL && lg_set_target(l, S1, B1) == 0 ? 0 : 1);
+			_exit(l != NULL && ledger_set_target(l, S1, B1) == 0 ? 0 : 1);
 		}
 		assert_true(pid[i] > 0);
 	}
@@ -279,16 +247,16 @@ test_open_refused(void **state)
 	char err[512];
 
 	err[0] = '\0';
-	assert_null(ledger_pg_open(dsn, "bad name", err, sizeof(err)));
+	assert_null(ledger_open_pg(dsn, "bad name", err, sizeof(err)));
 	assert_non_null(strstr(err, "member"));
 	err[0] = '\0';
-	assert_null(ledger_pg_open(dsn, "", err, sizeof(err)));
+	assert_null(ledger_open_pg(dsn, "", err, sizeof(err)));
 	err[0] = '\0';
-	assert_null(ledger_pg_open("password=hunter2secret oops", "m1", err, sizeof(err)));
+	assert_null(ledger_open_pg("password=hunter2secret oops", "m1", err, sizeof(err)));
 	assert_true(err[0] != '\0');
 	assert_null(strstr(err, "hunter2"));
 	err[0] = '\0';
-	assert_null(ledger_pg_open(
+	assert_null(ledger_open_pg(
 	    "host=/nonexistent/dir dbname=x password=hunter2secret", "m1", err, sizeof(err)));
 	assert_true(err[0] != '\0');
 	assert_null(strstr(err, "hunter2"));
@@ -299,15 +267,15 @@ test_open_refused(void **state)
 static void
 test_flow(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 
-	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
 	link1(l, "a1", 1, T0);
 	expect(l, T0, 1, 1, 0, 0, 0, 1, 0, 0, 0);
 	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 10), 0);
 	expect(l, T0 + 10, 1, 1, 0, 0, 0, 0, 0, 0, 1);
 
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	expect(l, T0 + 20, 1, 1, 0, 0, 0, 1, 0, 0, 0);
 	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 30), 1);
 	expect(l, T0 + 30, 1, 1, 0, 0, 1, 1, 0, 0, 0);
@@ -324,18 +292,18 @@ test_flow(void **state)
 	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
 	/* Inactive beyond the window: counted as lacking nothing more. */
 	expect(l, T0 + 70 + WEEK + 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-	lg_close(l);
+	ledger_close(l);
 }
 
 /* An If-None-Match naming a bundle never delivered to this agent never acknowledges. */
 static void
 test_forged_if_none_match(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 
-	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
 	link1(l, "old", 1, T0);
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "new", 2, T0 + 1);
 	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 2), 1);
 	expect(l, T0 + 2, 2, 2, 0, 0, 2, 2, 0, 0, 0);
@@ -345,50 +313,50 @@ test_forged_if_none_match(void **state)
 	expect(l, T0 + 4, 2, 2, 0, 0, 2, 2, 0, 0, 0);
 	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 5), 0);
 	expect(l, T0 + 5, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	lg_close(l);
+	ledger_close(l);
 }
 
 /* A delivery whose batch was rolled back is sent again; a staging restarted starts over. */
 static void
 test_lost_delivery_and_restaging(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 	int send;
 
-	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
 	link1(l, "a1", 1, T0);
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	token(1, h);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_checkin(l, "a1", h, B0, 0, T0 + 1, &send), LEDGER_OK);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_checkin(l, "a1", h, B0, 0, T0 + 1, &send), LEDGER_OK);
 	assert_int_equal(send, 1);
-	lg_rollback(l);
+	ledger_rollback(l);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 1);
 	expect(l, T0 + 2, 1, 1, 0, 0, 1, 1, 0, 0, 0);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 3), 0);
 	expect(l, T0 + 3, 1, 1, 1, 0, 1, 0, 0, 0, 1);
 	/* Discard, then stage S1 again: nothing delivered in the new staging. */
-	assert_int_equal(lg_set_target(l, NULL, B0), 0);
-	assert_int_equal(lg_set_target(l, S1, B2), 0);
+	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
+	assert_int_equal(ledger_set_target(l, S1, B2), 0);
 	expect(l, T0 + 4, 1, 1, 0, 0, 0, 1, 0, 0, 0);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 5), 1);
 	assert_int_equal(send_of(l, "a1", 1, B2, 0, T0 + 6), 0);
 	expect(l, T0 + 6, 1, 1, 1, 0, 1, 0, 0, 0, 1);
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 2);
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
-	lg_close(l);
+	ledger_close(l);
 }
 
 static void
 test_tokens(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	struct ledger_agent a;
 	uint8_t h3[LEDGER_TOKEN_HASH_LEN];
 	int send = -1;
 
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "a1", 1, T0);
 	link1(l, "a2", 2, T0);
 	assert_int_equal(checkin1(l, "a1", 99, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
@@ -396,32 +364,32 @@ test_tokens(void **state)
 	assert_int_equal(checkin1(l, "a1", 2, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
 	assert_int_equal(checkin1(l, "nobody", 1, B1, 1, T0 + 5, &send), LEDGER_UNKNOWN_AGENT);
 	expect(l, T0 + 5, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
 	assert_int_equal(a.last_seen, T0);
 	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE verified_at IS NOT NULL"), 0);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0);
 	token(3, h3);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
+	assert_int_equal(ledger_commit(l), 0);
 	expect(l, T0 + 20, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_forget(l, "a1"), LEDGER_OK);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_forget(l, "a1"), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
 	expect(l, T0 + 20, 1, 1, 0, 0, 1, 1, 0, 0, 0);
 	link1(l, "a1", 3, T0 + 20);
 	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
 	assert_int_equal(send_of(l, "a1", 3, B1, 0, T0 + 22), 0);
 	expect(l, T0 + 22, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	/* Outside a batch, the write calls are refused. */
-	assert_int_equal(lg_link(l, "a9", h3, T0), LEDGER_ERROR);
-	assert_int_equal(lg_checkin(l, "a1", h3, B1, 0, T0, &send), LEDGER_ERROR);
-	assert_int_equal(lg_commit(l), -1);
-	lg_close(l);
+	assert_int_equal(ledger_link(l, "a9", h3, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_checkin(l, "a1", h3, B1, 0, T0, &send), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(l), -1);
+	ledger_close(l);
 }
 
 static void
-join1(L *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
+join1(struct ledger *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
 {
 	memset(j, 0, sizeof(*j));
 	snprintf(j->id, sizeof(j->id), "00000000000000%02x", n);
@@ -430,21 +398,21 @@ join1(L *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
 	j->expires_at = expires;
 	j->created_at = T0;
 	snprintf(j->description, sizeof(j->description), "batch %d", n);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_join_create(l, j), LEDGER_OK);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_join_create(l, j), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
 }
 
 static enum ledger_result
-linkj(L *l, const char *id, int tok, const struct ledger_join *j, time_t now)
+linkj(struct ledger *l, const char *id, int tok, const struct ledger_join *j, time_t now)
 {
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 	enum ledger_result r;
 
 	token(tok, h);
-	assert_int_equal(lg_begin(l), 0);
-	r = lg_link_join(l, id, h, j->id, j->hash, now);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	r = ledger_link_join(l, id, h, j->id, j->hash, now);
+	assert_int_equal(ledger_commit(l), 0);
 	return r;
 }
 
@@ -463,12 +431,12 @@ count_join(const struct ledger_join *j, void *arg)
 static void
 test_join_tokens(void **state)
 {
-	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
 	struct ledger_join j, k, sum;
 	uint8_t wrong[LEDGER_TOKEN_HASH_LEN];
 
-	assert_int_equal(lg_set_target(a, S1, B1), 0);
-	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	assert_int_equal(ledger_set_target(b, S1, B1), 0);
 	join1(a, 1, 2, T0 + 100, &j);
 	assert_int_equal(linkj(b, "j1", 1, &j, T0), LEDGER_OK);
 	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
@@ -481,89 +449,89 @@ test_join_tokens(void **state)
 	join1(b, 2, 5, T0 + 100, &k);
 	memcpy(wrong, k.hash, sizeof(wrong));
 	wrong[0] ^= 1;
-	assert_int_equal(lg_begin(a), 0);
-	assert_int_equal(lg_link_join(a, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(lg_link_join(a, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(lg_join_check(a, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
-	assert_int_equal(lg_join_check(a, k.id, k.hash, T0 + 99), LEDGER_OK);
-	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_link_join(a, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_link_join(a, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_check(a, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_check(a, k.id, k.hash, T0 + 99), LEDGER_OK);
+	assert_int_equal(ledger_commit(a), 0);
 	assert_int_equal(linkj(a, "j3", 3, &k, T0 + 100), LEDGER_NOT_FOUND);
 	memset(&sum, 0, sizeof(sum));
-	assert_int_equal(lg_join_list(a, count_join, &sum), 0);
+	assert_int_equal(ledger_join_list(a, count_join, &sum), 0);
 	assert_int_equal(sum.created_at, 2);
 	assert_int_equal(sum.uses_left, 5);
-	assert_int_equal(lg_begin(a), 0);
-	assert_int_equal(lg_join_revoke(a, k.id), LEDGER_OK);
-	assert_int_equal(lg_join_revoke(a, k.id), LEDGER_NOT_FOUND);
-	assert_int_equal(lg_join_revoke(a, "not-hex"), LEDGER_NOT_FOUND);
-	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_join_revoke(a, k.id), LEDGER_OK);
+	assert_int_equal(ledger_join_revoke(a, k.id), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_join_revoke(a, "not-hex"), LEDGER_NOT_FOUND);
+	assert_int_equal(ledger_commit(a), 0);
 	assert_int_equal(linkj(b, "j3", 3, &k, T0), LEDGER_NOT_FOUND);
 	k.uses_left = 0;
-	assert_int_equal(lg_begin(a), 0);
-	assert_int_equal(lg_join_create(a, &k), LEDGER_ERROR);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_join_create(a, &k), LEDGER_ERROR);
 	k.uses_left = 1;
 	snprintf(k.description, sizeof(k.description), "bad\nline");
-	assert_int_equal(lg_join_create(a, &k), LEDGER_ERROR);
-	assert_int_equal(lg_join_create(a, &j), LEDGER_EXISTS);
-	assert_int_equal(lg_commit(a), 0);
+	assert_int_equal(ledger_join_create(a, &k), LEDGER_ERROR);
+	assert_int_equal(ledger_join_create(a, &j), LEDGER_EXISTS);
+	assert_int_equal(ledger_commit(a), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM join_tokens WHERE created_by = 'a'"), 1);
-	lg_close(a);
-	lg_close(b);
+	ledger_close(a);
+	ledger_close(b);
 }
 
 /* A call failing inside the database is undone alone; the batch goes on and commits. */
 static void
 test_failed_call_undone(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	struct ledger_join j;
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	join1(l, 1, 1, T0 + 100, &j);
 	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
 	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
 	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
 	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom()");
 	token(1, h);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_link(l, "a1", h, T0), LEDGER_OK);
-	assert_int_equal(lg_link(l, "boom", h, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link(l, "a1", h, T0), LEDGER_OK);
+	assert_int_equal(ledger_link(l, "boom", h, T0), LEDGER_ERROR);
 	/* The use of the join token goes back with the failed link. */
-	assert_int_equal(lg_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
-	assert_int_equal(lg_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
-	assert_int_equal(lg_total(l), 2);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
+	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
+	assert_int_equal(ledger_total(l), 2);
+	assert_int_equal(ledger_commit(l), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 2);
 	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
 	/* A rolled-back batch leaves nothing. */
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_link(l, "a2", h, T0), LEDGER_OK);
-	lg_rollback(l);
-	assert_int_equal(lg_total(l), 2);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_link(l, "a2", h, T0), LEDGER_OK);
+	ledger_rollback(l);
+	assert_int_equal(ledger_total(l), 2);
 	/* Counts refuse to read inside a batch (they would see its uncommitted rows). */
 	{
 		struct ledger_counts c;
 
-		assert_int_equal(lg_begin(l), 0);
-		assert_int_equal(lg_count(l, T0, WEEK, &c), -1);
-		assert_int_equal(lg_commit(l), 0);
+		assert_int_equal(ledger_begin(l), 0);
+		assert_int_equal(ledger_count(l, T0, WEEK, &c), -1);
+		assert_int_equal(ledger_commit(l), 0);
 	}
-	lg_close(l);
+	ledger_close(l);
 }
 
 /* Renewal needs the current token; forget and the never-confirmed sweep. */
 static void
 test_renew_forget(void **state)
 {
-	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
 	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN], h9[LEDGER_TOKEN_HASH_LEN];
 	struct ledger_counts c;
 	uint64_t n = 99;
 	int send;
 
-	assert_int_equal(lg_set_target(a, S1, B1), 0);
-	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	assert_int_equal(ledger_set_target(b, S1, B1), 0);
 	link1(a, "a1", 1, T0);
 	link1(a, "a2", 2, T0);
 	link1(b, "young", 3, T0 + 500);
@@ -571,65 +539,65 @@ test_renew_forget(void **state)
 	token(1, h1);
 	token(2, h2);
 	token(9, h9);
-	assert_int_equal(lg_begin(b), 0);
-	assert_int_equal(lg_renew(b, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
-	assert_int_equal(lg_renew(b, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(lg_renew(b, "a1", h1, h9, T0 + 20), LEDGER_OK);
-	assert_int_equal(lg_commit(b), 0);
+	assert_int_equal(ledger_begin(b), 0);
+	assert_int_equal(ledger_renew(b, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
+	assert_int_equal(ledger_renew(b, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_renew(b, "a1", h1, h9, T0 + 20), LEDGER_OK);
+	assert_int_equal(ledger_commit(b), 0);
 	/* The renewed token works through the other member, the old one nowhere. */
 	assert_int_equal(checkin1(a, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
 	assert_int_equal(checkin1(a, "a1", 9, B1, 0, T0 + 21, &send), LEDGER_OK);
 	expect(a, T0 + 21, 3, 3, 1, 0, 3, 2, 0, 0, 1);
-	assert_int_equal(lg_count(b, T0 + 21, WEEK, &c), 0);
+	assert_int_equal(ledger_count(b, T0 + 21, WEEK, &c), 0);
 	assert_int_equal(c.never_confirmed, 2);
-	assert_int_equal(lg_begin(a), 0);
-	assert_int_equal(lg_forget_unconfirmed(a, T0 + 100, &n), LEDGER_OK);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_forget_unconfirmed(a, T0 + 100, &n), LEDGER_OK);
 	assert_int_equal(n, 1);
-	assert_int_equal(lg_forget(a, "nobody"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(lg_forget(a, ""), LEDGER_ERROR);
-	assert_int_equal(lg_commit(a), 0);
-	assert_int_equal(lg_count(b, T0 + 21, WEEK, &c), 0);
+	assert_int_equal(ledger_forget(a, "nobody"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_forget(a, ""), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(a), 0);
+	assert_int_equal(ledger_count(b, T0 + 21, WEEK, &c), 0);
 	assert_int_equal(c.linked, 2);
 	assert_int_equal(c.never_confirmed, 1);
-	assert_int_equal(lg_total(b), 2);
+	assert_int_equal(ledger_total(b), 2);
 	assert_int_equal(checkin1(b, "a2", 2, B1, 0, T0 + 22, &send), LEDGER_UNKNOWN_AGENT);
-	lg_close(a);
-	lg_close(b);
+	ledger_close(a);
+	ledger_close(b);
 }
 
 static void
 test_exclude_include(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	struct ledger_agent a;
 	char reason[LEDGER_MAX_REASON + 2];
 
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "a1", 1, T0);
 	link1(l, "a2", 2, T0);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_exclude(l, "a1", "decommissioned"), LEDGER_OK);
-	assert_int_equal(lg_exclude(l, "ghost", "x"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_exclude(l, "a1", "decommissioned"), LEDGER_OK);
+	assert_int_equal(ledger_exclude(l, "ghost", "x"), LEDGER_UNKNOWN_AGENT);
 	memset(reason, 'r', sizeof(reason) - 1);
 	reason[sizeof(reason) - 1] = '\0';
-	assert_int_equal(lg_exclude(l, "a2", reason), LEDGER_ERROR);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_exclude(l, "a2", reason), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(l), 0);
 	expect(l, T0, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
 	assert_int_equal(a.excluded, 1);
 	assert_string_equal(a.reason, "decommissioned");
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0);
 	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(lg_begin(l), 0);
-	assert_int_equal(lg_include(l, "a1"), LEDGER_OK);
-	assert_int_equal(lg_include(l, "ghost"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_include(l, "a1"), LEDGER_OK);
+	assert_int_equal(ledger_include(l, "ghost"), LEDGER_UNKNOWN_AGENT);
+	assert_int_equal(ledger_commit(l), 0);
 	expect(l, T0 + 1, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(lg_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
 	assert_int_equal(a.excluded, 0);
 	assert_string_equal(a.reason, "");
-	assert_int_equal(lg_get(l, "ghost", &a), LEDGER_UNKNOWN_AGENT);
-	lg_close(l);
+	assert_int_equal(ledger_get(l, "ghost", &a), LEDGER_UNKNOWN_AGENT);
+	ledger_close(l);
 }
 
 struct page {
@@ -668,54 +636,54 @@ holding_cb(const char *bundle_id, uint64_t agents, void *arg)
 static void
 test_pending_holdings(void **state)
 {
-	L *l = lopen();
+	struct ledger *l = lopen();
 	struct page p = { 0 };
 	struct holds h = { 0 };
 
-	assert_int_equal(lg_set_target(l, NULL, B0), 0);
+	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
 	link1(l, "a1", 1, T0);
 	link1(l, "a2", 2, T0);
 	link1(l, "a3", 3, T0 + 5);
 	link1(l, "a4", 4, T0);
 	assert_int_equal(send_of(l, "a4", 4, B0, 0, T0 + 1), 0);
-	assert_int_equal(lg_pending(l, T0 + 10, WEEK, 0, 8, page_cb, &p), 0);
+	assert_int_equal(ledger_pending(l, T0 + 10, WEEK, 0, 8, page_cb, &p), 0);
 	assert_int_equal(p.n, 3);
 	assert_string_equal(p.ids[0], "a3");
 	assert_string_equal(p.ids[1], "a1");
 	assert_string_equal(p.ids[2], "a2");
 	memset(&p, 0, sizeof(p));
-	assert_int_equal(lg_pending(l, T0 + 10, WEEK, 1, 1, page_cb, &p), 0);
+	assert_int_equal(ledger_pending(l, T0 + 10, WEEK, 1, 1, page_cb, &p), 0);
 	assert_int_equal(p.n, 1);
 	assert_string_equal(p.ids[0], "a1");
-	assert_int_equal(lg_holdings(l, T0 + 10, WEEK, holding_cb, &h), 0);
+	assert_int_equal(ledger_holdings(l, T0 + 10, WEEK, holding_cb, &h), 0);
 	assert_int_equal(h.k, 2);
 	assert_string_equal(h.id[0], "");
 	assert_int_equal(h.n[0], 3);
 	assert_string_equal(h.id[1], B0);
 	assert_int_equal(h.n[1], 1);
 	/* Staged: pending means not acknowledged, with the delivery flag. */
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	assert_int_equal(send_of(l, "a1", 1, NULL, 0, T0 + 11), 1);
 	memset(&p, 0, sizeof(p));
-	assert_int_equal(lg_pending(l, T0 + 12, WEEK, 0, 8, page_cb, &p), 0);
+	assert_int_equal(ledger_pending(l, T0 + 12, WEEK, 0, 8, page_cb, &p), 0);
 	assert_int_equal(p.n, 4);
 	assert_string_equal(p.ids[0], "a1");
 	assert_int_equal(p.delivered[0], 1);
 	assert_int_equal(p.delivered[1], 0);
-	lg_close(l);
+	ledger_close(l);
 }
 
 /* Two members on one database: the same agents, the same counts, through either. */
 static void
 test_two_members(void **state)
 {
-	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
 	struct ledger_counts ca, cb;
 	int i;
 	char id[16];
 
-	assert_int_equal(lg_set_target(a, S1, B1), 0);
-	assert_int_equal(lg_set_target(b, S1, B1), 0);
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	assert_int_equal(ledger_set_target(b, S1, B1), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
 	for (i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "ag%02d", i);
@@ -726,19 +694,19 @@ test_two_members(void **state)
 		snprintf(id, sizeof(id), "ag%02d", i);
 		assert_int_equal(send_of(i % 2 ? b : a, id, i, B1, i == 3, T0 + 10), 0);
 	}
-	assert_int_equal(lg_count(a, T0 + 10, WEEK, &ca), 0);
-	assert_int_equal(lg_count(b, T0 + 10, WEEK, &cb), 0);
+	assert_int_equal(ledger_count(a, T0 + 10, WEEK, &ca), 0);
+	assert_int_equal(ledger_count(b, T0 + 10, WEEK, &cb), 0);
 	assert_memory_equal(&ca, &cb, sizeof(ca));
 	expect(a, T0 + 10, 20, 20, 20, 1, 20, 0, 0, 0, 20);
 	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE linked_by = 'a'"), 10);
 	/* A new staging started through b is the pool's: a sees it once it sets its target. */
-	assert_int_equal(lg_set_target(b, S2, B2), 0);
-	assert_int_equal(lg_set_target(a, S2, B2), 0);
+	assert_int_equal(ledger_set_target(b, S2, B2), 0);
+	assert_int_equal(ledger_set_target(a, S2, B2), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
 	expect(a, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
 	expect(b, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
-	lg_close(a);
-	lg_close(b);
+	ledger_close(a);
+	ledger_close(b);
 }
 
 static void
@@ -757,13 +725,13 @@ audit_rec(struct ledger_audit *a, int i)
 }
 
 static int
-verify(L *l, uint64_t *broken_at, char *problem, size_t len)
+verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
 {
 	struct ledger_audit_walk w;
 	int r;
 
 	ledger_audit_walk_init(&w);
-	while ((r = BE.audit_verify_step(l, &w, 3, problem, len)) == 2)
+	while ((r = ledger_audit_verify_step(l, &w, 3, problem, len)) == 2)
 		;
 	*broken_at = r == 0 ? w.next : 0;
 	return r;
@@ -781,7 +749,7 @@ audit_collect(const struct ledger_audit *a, void *arg)
 static void
 test_audit_chain(void **state)
 {
-	L *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
 	struct ledger_audit r, last;
 	char problem[LEDGER_AUDIT_MAX_DETAIL], h[LEDGER_AUDIT_HASH_LEN + 1];
 	const char *calls[] = { "rotate" };
@@ -790,32 +758,32 @@ test_audit_chain(void **state)
 
 	for (i = 1; i <= 10; i++) {
 		audit_rec(&r, i);
-		assert_int_equal(lg_audit_append(i % 2 ? a : b, &r), 0);
+		assert_int_equal(ledger_audit_append(i % 2 ? a : b, &r), 0);
 		assert_int_equal(r.seq, (uint64_t)i);
 		ledger_audit_hash(&r, h);
 		assert_string_equal(h, r.hash);
 	}
 	assert_int_equal(sql_int("SELECT count(*) FROM audit WHERE member = 'b'"), 5);
-	assert_int_equal(lg_audit_count(b, &n), 0);
+	assert_int_equal(ledger_audit_count(b, &n), 0);
 	assert_int_equal(n, 10);
-	assert_int_equal(lg_audit_list(a, 2, 3, audit_collect, seqs), 0);
+	assert_int_equal(ledger_audit_list(a, 2, 3, audit_collect, seqs), 0);
 	assert_int_equal(seqs[0], 3);
 	assert_int_equal(seqs[1], 8);
 	assert_int_equal(seqs[3], 6);
-	assert_int_equal(lg_audit_last(b, 0, calls, 1, "rolled_back=", &last), 1);
+	assert_int_equal(ledger_audit_last(b, 0, calls, 1, "rolled_back=", &last), 1);
 	assert_int_equal(last.seq, 9);
-	assert_int_equal(lg_audit_last(b, 9, calls, 1, "rolled_back=", &last), 0);
+	assert_int_equal(ledger_audit_last(b, 9, calls, 1, "rolled_back=", &last), 0);
 	assert_int_equal(verify(a, &broken, problem, sizeof(problem)), 1);
 	/* Inside a batch: refused (its rollback would take the record). */
-	assert_int_equal(lg_begin(a), 0);
-	assert_int_equal(lg_audit_append(a, &r), -1);
-	lg_rollback(a);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_audit_append(a, &r), -1);
+	ledger_rollback(a);
 	/* The triggers refuse changes; with them disabled, the chain shows the change. */
 	assert_int_equal(sql_try("UPDATE audit SET detail = 'x' WHERE seq = 4"), -1);
 	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 4"), -1);
 	assert_int_equal(sql_try("TRUNCATE audit"), -1);
 	sql_exec("ALTER TABLE audit DISABLE TRIGGER USER");
-	assert_int_equal(lg_quick_check(a, problem, sizeof(problem)), 0);
+	assert_int_equal(ledger_quick_check(a, problem, sizeof(problem)), 0);
 	print_message("quick_check: %s\n", problem);
 	sql_exec("UPDATE audit SET detail = 'x' WHERE seq = 4");
 	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
@@ -825,13 +793,13 @@ test_audit_chain(void **state)
 	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
 	assert_int_equal(broken, 4);
 	assert_non_null(strstr(problem, "record 4 is missing"));
-	lg_close(a);
+	ledger_close(a);
 	/* The next start puts the triggers back. */
 	a = lopen_as("a");
-	assert_int_equal(lg_quick_check(a, problem, sizeof(problem)), 1);
+	assert_int_equal(ledger_quick_check(a, problem, sizeof(problem)), 1);
 	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 5"), -1);
-	lg_close(a);
-	lg_close(b);
+	ledger_close(a);
+	ledger_close(b);
 }
 
 /* Members appending at once: no seq twice, none skipped, the chain intact. */
@@ -842,23 +810,23 @@ test_audit_concurrent(void **state)
 	uint64_t broken, n;
 	pid_t pid[3];
 	int i, k, st;
-	L *l;
+	struct ledger *l;
 
 	for (i = 0; i < 3; i++) {
 		if ((pid[i] = fork()) == 0) {
 			char err[512] = "", name[8];
 			struct ledger_audit r;
-			L *m;
+			struct ledger *m;
 
 			snprintf(name, sizeof(name), "c%d", i);
-			if ((m = ledger_pg_open(dsn, name, err, sizeof(err))) == NULL)
+			if ((m = ledger_open_pg(dsn, name, err, sizeof(err))) == NULL)
 				_exit(2);
 			for (k = 0; k < 20; k++) {
 				audit_rec(&r, k);
-				if (lg_audit_append(m, &r) != 0)
+				if (ledger_audit_append(m, &r) != 0)
 					_exit(1);
 			}
-			lg_close(m);
+			ledger_close(m);
 			_exit(0);
 		}
 		assert_true(pid[i] > 0);
@@ -868,11 +836,11 @@ test_audit_concurrent(void **state)
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
 	l = lopen();
-	assert_int_equal(lg_audit_count(l, &n), 0);
+	assert_int_equal(ledger_audit_count(l, &n), 0);
 	assert_int_equal(n, 60);
 	assert_int_equal(sql_int("SELECT count(DISTINCT member) FROM audit"), 3);
 	assert_int_equal(verify(l, &broken, problem, sizeof(problem)), 1);
-	lg_close(l);
+	ledger_close(l);
 }
 
 /* Reads the file the log went to (stderr, redirected by the test). */
@@ -905,7 +873,7 @@ test_connection_loss(void **state)
 	struct ledger_audit r;
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 	int send = -1, saved, fd, i;
-	L *l;
+	struct ledger *l;
 
 	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
 		skip();
@@ -913,10 +881,10 @@ test_connection_loss(void **state)
 	{
 		char err[512] = "";
 
-		if ((l = ledger_pg_open(dsnpw, "m1", err, sizeof(err))) == NULL)
+		if ((l = ledger_open_pg(dsnpw, "m1", err, sizeof(err))) == NULL)
 			fail_msg("%s", err);
 	}
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "a1", 1, T0);
 	link1(l, "a2", 2, T0);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0); /* a1 acknowledged */
@@ -926,32 +894,32 @@ test_connection_loss(void **state)
 	assert_int_equal(dup2(fd, 2), 2);
 	server("CAROTATE_TEST_PG_STOP");
 
-	assert_int_equal(lg_count(l, T0 + 2, WEEK, &c), -1);
-	assert_int_equal(lg_begin(l), 0); /* an offline batch */
+	assert_int_equal(ledger_count(l, T0 + 2, WEEK, &c), -1);
+	assert_int_equal(ledger_begin(l), 0); /* an offline batch */
 	token(1, h);
-	assert_int_equal(lg_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 0);
-	assert_int_equal(lg_checkin(l, "a1", h, B0, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(ledger_checkin(l, "a1", h, B0, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 1);
 	token(2, h);
-	assert_int_equal(lg_checkin(l, "a2", h, NULL, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(ledger_checkin(l, "a2", h, NULL, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 1);
-	assert_int_equal(lg_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
 	assert_int_equal(send, 0);
-	assert_int_equal(lg_checkin(l, "ghost", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
-	assert_int_equal(lg_link(l, "a3", h, T0 + 2), LEDGER_ERROR);
-	assert_int_equal(lg_exclude(l, "a1", "x"), LEDGER_ERROR);
-	assert_int_equal(lg_commit(l), 0);
+	assert_int_equal(ledger_checkin(l, "ghost", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	assert_int_equal(ledger_link(l, "a3", h, T0 + 2), LEDGER_ERROR);
+	assert_int_equal(ledger_exclude(l, "a1", "x"), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(l), 0);
 	audit_rec(&r, 1);
-	assert_int_equal(lg_audit_append(l, &r), -1);
-	assert_int_equal(lg_set_target(l, S1, B1), -1);
+	assert_int_equal(ledger_audit_append(l, &r), -1);
+	assert_int_equal(ledger_set_target(l, S1, B1), -1);
 	sleep(2); /* past the first back-off: a new attempt, which fails */
-	assert_int_equal(lg_count(l, T0 + 2, WEEK, &c), -1);
+	assert_int_equal(ledger_count(l, T0 + 2, WEEK, &c), -1);
 
 	server("CAROTATE_TEST_PG_START");
 	PQreset(adm);
 	/* Once the back-off (2 s now) has passed, a call connects again. */
-	for (i = 0; i < 10 && lg_count(l, T0 + 3, WEEK, &c) == -1; i++)
+	for (i = 0; i < 10 && ledger_count(l, T0 + 3, WEEK, &c) == -1; i++)
 		sleep(1);
 	assert_true(i < 10);
 	fflush(stderr);
@@ -966,8 +934,8 @@ test_connection_loss(void **state)
 	expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 3), 0);
 	expect(l, T0 + 3, 2, 2, 2, 0, 2, 0, 0, 0, 2);
-	assert_int_equal(lg_audit_append(l, &r), 0);
-	lg_close(l);
+	assert_int_equal(ledger_audit_append(l, &r), 0);
+	ledger_close(l);
 	free(dsnpw);
 }
 
@@ -975,12 +943,12 @@ test_connection_loss(void **state)
 static void
 test_server_restart(void **state)
 {
-	L *l;
+	struct ledger *l;
 
 	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
 		skip();
 	l = lopen();
-	assert_int_equal(lg_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	link1(l, "a1", 1, T0);
 	server("CAROTATE_TEST_PG_STOP");
 	server("CAROTATE_TEST_PG_START");
@@ -989,7 +957,7 @@ test_server_restart(void **state)
 	assert_int_equal(PQstatus(adm), CONNECTION_OK);
 	link1(l, "a2", 2, T0);
 	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	lg_close(l);
+	ledger_close(l);
 }
 
 static void
