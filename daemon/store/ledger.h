@@ -77,8 +77,11 @@ struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, si
  *   any other agent, or a token the cache does not hold (it may have been
  *   renewed through another member), gets LEDGER_ERROR. Every other call of
  *   the batch returns LEDGER_ERROR; ledger_commit returns 0 (nothing to write).
- * - Audit records are numbered across the pool and name the member that
- *   appended them (a column beside the record: not part of its hash).
+ * - Audit records are numbered across the pool, one chain for every member;
+ *   the table also keeps which member appended each (a column the hash does
+ *   not cover: the detail's member= argument is the one it covers).
+ * - ledger_health: unreachable from the call that found the connection lost
+ *   until one connects again; last_error is libpq's reason, password cut out.
  */
 /* "sqlite" or "postgresql". */
 const char *ledger_backend_name(const struct ledger *);

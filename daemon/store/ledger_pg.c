@@ -48,6 +48,7 @@ static int ledger_pg_commit(void *);
 static void ledger_pg_rollback(void *);
 static int ledger_pg_in_batch(const void *);
 static int ledger_pg_quick_check(void *, char *, size_t);
+static void ledger_pg_health(const void *, struct ledger_health *);
 
 /*
  * One member at a time (an advisory lock held by the transaction): three
@@ -425,6 +426,17 @@ ledger_pg_quick_check(void *self, char *problem, size_t len)
 	return 0;
 }
 
+/* Reachable while the connection is up; the last outage's reason is kept after it. */
+static void
+ledger_pg_health(const void *self, struct ledger_health *h)
+{
+	const struct ledger_pg *p = self;
+
+	h->reachable = p->up && PQstatus(p->conn) == CONNECTION_OK;
+	snprintf(h->last_error, sizeof(h->last_error), "%s", p->last_error);
+	h->last_error_at = p->last_error_at;
+}
+
 const struct ledger_backend ledger_pg_backend = {
 	.name = "postgresql",
 	.close = ledger_pg_close,
@@ -456,4 +468,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.audit_last = ledger_pg_audit_last,
 	.audit_count = ledger_pg_audit_count,
 	.audit_verify_step = ledger_pg_audit_verify_step,
+	.health = ledger_pg_health,
+	.blob_get = ledger_pg_blob_get,
+	.blob_put_new = ledger_pg_blob_put_new,
 };

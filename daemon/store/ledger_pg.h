@@ -64,6 +64,8 @@ enum ledger_pg_st {
 	LPG_AUDIT_COUNT,
 	LPG_AUDIT_LAST,
 	LPG_QUICK_CHECK,
+	LPG_BLOB_GET,
+	LPG_BLOB_ADD,
 	LPG_COUNT_ST
 };
 
@@ -95,10 +97,12 @@ struct ledger_pg_update {
 struct ledger_pg {
 	PGconn *conn;
 	char member[LEDGER_PG_MAX_MEMBER + 1];
-	int up;           /* connected, session set, statements prepared */
-	time_t retry_at;  /* no connection attempt before then */
-	unsigned backoff; /* seconds between attempts, doubled by each failure */
-	int said_down;    /* "cut off" was logged for this outage */
+	int up;               /* connected, session set, statements prepared */
+	time_t retry_at;      /* no connection attempt before then */
+	unsigned backoff;     /* seconds between attempts, doubled by each failure */
+	int said_down;        /* "cut off" was logged for this outage */
+	char last_error[256]; /* why the last outage began (ledger_health), scrubbed */
+	int64_t last_error_at;
 
 	/* The target as this member last set it, and what it wants when cut off. */
 	int64_t cur;     /* bundles.id served now, 0 none, -1 not known (cut off) */
@@ -142,6 +146,7 @@ void ledger_pg_arg_time(struct ledger_pg_args *, int, int64_t);
 void ledger_pg_arg_bytes(struct ledger_pg_args *, const uint8_t *, size_t);
 int64_t ledger_pg_int(const PGresult *, int, int);
 int ledger_pg_bytes(const PGresult *, int, int, uint8_t *, size_t);
+int ledger_pg_blob(const PGresult *, int, int, uint8_t *, size_t, size_t *);
 int ledger_pg_call_begin(struct ledger_pg *, const char *);
 int ledger_pg_read_begin(struct ledger_pg *);
 int ledger_pg_begin_tx(struct ledger_pg *);
@@ -182,6 +187,8 @@ int ledger_pg_audit_last(
     void *, uint64_t, const char *const *, size_t, const char *, struct ledger_audit *);
 int ledger_pg_audit_count(void *, uint64_t *);
 int ledger_pg_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, char *, size_t);
+int ledger_pg_blob_get(void *, const char *, uint8_t *, size_t, size_t *);
+int ledger_pg_blob_put_new(void *, const char *, const uint8_t *, size_t);
 
 /* The engine's state, connected and migrated (ledger_open_pg wraps it), and its end. */
 struct ledger_pg *ledger_pg_open(const char *dsn, const char *member, char *err, size_t errlen);

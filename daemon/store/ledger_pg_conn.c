@@ -32,6 +32,7 @@ static int ledger_pg_prepare(struct ledger_pg *, char *, size_t);
 static int ledger_pg_reconnect(struct ledger_pg *);
 static void ledger_pg_fail(struct ledger_pg *, enum ledger_pg_st, PGresult *);
 static int ledger_pg_hexval(char);
+static void ledger_pg_outage(struct ledger_pg *, const char *);
 static int ledger_pg_dsn_ok(const char *, char *, size_t);
 
 /*
@@ -236,6 +237,7 @@ ledger_pg_reconnect(struct ledger_pg *p)
 		p->retry_at = time(NULL) + p->backoff;
 		if (!p->said_down) {
 			ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
+			ledger_pg_outage(p, msg);
 			log_warnx(
 			    "ledger (postgresql): cut off from the database (%s); check-ins "
 			    "are answered from the cache and counted nowhere until it is back",
@@ -255,6 +257,14 @@ ledger_pg_reconnect(struct ledger_pg *p)
 	if (p->target_stale && !p->in_batch && p->retarget != NULL)
 		p->retarget(p);
 	return 0;
+}
+
+/* The reason of an outage, for ledger_health (scrubbed already). */
+static void
+ledger_pg_outage(struct ledger_pg *p, const char *msg)
+{
+	snprintf(p->last_error, sizeof(p->last_error), "%.*s", (int)sizeof(p->last_error) - 1, msg);
+	p->last_error_at = (int64_t)time(NULL);
 }
 
 /* 0 when the connection is usable, connecting again if need be (and not backing off). */
@@ -280,6 +290,7 @@ ledger_pg_fail(struct ledger_pg *p, enum ledger_pg_st which, PGresult *res)
 		if (p->said_down)
 			return;
 		ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
+		ledger_pg_outage(p, msg);
 		log_warnx("ledger (postgresql): lost the connection: %s", msg);
 		return;
 	}
@@ -416,6 +427,18 @@ ledger_pg_bytes(const PGresult *res, int row, int col, uint8_t *out, size_t n)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;
+}
+
+/* A bytea column of at most cap bytes (text format, hex) into buf, *len its length: 0, or -1. */
+int
+ledger_pg_blob(const PGresult *res, int row, int col, uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t hex = (size_t)PQgetlength(res, row, col);
+
+	if (PQgetisnull(res, row, col) || hex < 2 || hex % 2 != 0 || (hex - 2) / 2 > cap)
+		return -1;
+	*len = (hex - 2) / 2;
+	return ledger_pg_bytes(res, row, col, buf, *len);
 }
 
 /* BEGIN, once more on a fresh connection when the old one turns out lost. */

@@ -134,6 +134,10 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	                   /* calls that reached an outcome (status_record_name's spelling) */
 	                   "AND result IN ('OK', 'INTERNAL') ORDER BY seq DESC LIMIT 1",
 	[LPG_QUICK_CHECK] = LEDGER_PG_TRIGGERS_OK,
+	[LPG_BLOB_GET] = "SELECT blob FROM blobs WHERE name = $1",
+	/* The first member to store a name wins; the others read its blob. */
+	[LPG_BLOB_ADD] = "INSERT INTO blobs (name, blob, created_at, created_by) "
+	                 "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name",
 };
 
 /* Schema migrations: [i] takes version i to i + 1. Append only, never edit. */
@@ -191,6 +195,12 @@ const char *const ledger_pg_migrations[] = {
 	" prev_hash text NOT NULL CHECK (length(prev_hash) = 64),"
 	" hash text NOT NULL CHECK (length(hash) = 64),"
 	" member text NOT NULL);"
+	/* The pool's named blobs (sealed key material): opaque to the ledger. */
+	"CREATE TABLE blobs ("
+	" name text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),"
+	" blob bytea NOT NULL CHECK (length(blob) BETWEEN 1 AND 1048576),"
+	" created_at bigint NOT NULL,"
+	" created_by text NOT NULL);"
 	"CREATE FUNCTION carotate_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS "
 	"$$BEGIN RAISE EXCEPTION 'the audit log is append-only'; END$$;" LEDGER_PG_AUDIT_TRIGGERS,
 };

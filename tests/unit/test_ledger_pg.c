@@ -855,6 +855,32 @@ test_audit_concurrent(void **state)
 	ledger_close(l);
 }
 
+/* Named blobs: written once by whichever member comes first, read by every member. */
+static void
+test_blobs(void **state)
+{
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	const uint8_t one[] = { 0x00, 0x01, 0xff, 0x5c, 0x78 }, two[] = { 0x02 };
+	uint8_t buf[16];
+	size_t len = 99;
+
+	assert_int_equal(ledger_blob_get(a, "pool/check", buf, sizeof(buf), &len), 0);
+	assert_int_equal(ledger_blob_put_new(a, "pool/check", one, sizeof(one)), 1);
+	assert_int_equal(ledger_blob_put_new(b, "pool/check", two, sizeof(two)), 0);
+	assert_int_equal(ledger_blob_get(b, "pool/check", buf, sizeof(buf), &len), 1);
+	assert_int_equal(len, sizeof(one));
+	assert_memory_equal(buf, one, sizeof(one));
+	/* Too small a buffer, inside a batch: refused. */
+	assert_int_equal(ledger_blob_get(b, "pool/check", buf, 4, &len), -1);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_blob_put_new(a, "pool/other", two, sizeof(two)), -1);
+	assert_int_equal(ledger_blob_get(a, "pool/check", buf, sizeof(buf), &len), -1);
+	ledger_rollback(a);
+	assert_int_equal(sql_int("SELECT count(*) FROM blobs WHERE created_by = 'a'"), 1);
+	ledger_close(a);
+	ledger_close(b);
+}
+
 /* Reads the file the log went to (stderr, redirected by the test). */
 static int
 file_has(const char *path, const char *needle)
@@ -881,6 +907,7 @@ static void
 test_connection_loss(void **state)
 {
 	char logpath[] = "/tmp/carotate-test-pglog-XXXXXX", *dsnpw;
+	struct ledger_health health;
 	struct ledger_counts c;
 	struct ledger_audit r;
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
@@ -901,12 +928,19 @@ test_connection_loss(void **state)
 	link1(l, "a2", 2, T0);
 	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0); /* a1 acknowledged */
 
+	ledger_health(l, &health);
+	assert_int_equal(health.reachable, 1);
+	assert_string_equal(health.last_error, "");
 	assert_true((fd = mkstemp(logpath)) >= 0);
 	saved = dup(2);
 	assert_int_equal(dup2(fd, 2), 2);
 	server("CAROTATE_TEST_PG_STOP");
 
 	assert_int_equal(ledger_count(l, T0 + 2, WEEK, &c), -1);
+	ledger_health(l, &health);
+	assert_int_equal(health.reachable, 0);
+	assert_true(health.last_error[0] != '\0' && health.last_error_at > 0);
+	assert_null(strstr(health.last_error, "hunter2"));
 	assert_int_equal(ledger_begin(l), 0); /* an offline batch */
 	token(1, h);
 	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_OK);
@@ -942,6 +976,9 @@ test_connection_loss(void **state)
 	assert_false(file_has(logpath, "hunter2"));
 	unlink(logpath);
 
+	ledger_health(l, &health);
+	assert_int_equal(health.reachable, 1);
+	assert_true(health.last_error[0] != '\0'); /* the last outage's reason stays */
 	/* Back: a2's check-in while cut off counted nothing; now it does. */
 	expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 3), 0);
@@ -996,6 +1033,7 @@ main(void)
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_audit_chain, setup),
 		cmocka_unit_test_setup(test_audit_concurrent, setup),
+		cmocka_unit_test_setup(test_blobs, setup),
 		cmocka_unit_test_setup(test_connection_loss, setup),
 		cmocka_unit_test_setup(test_server_restart, setup),
 	};
