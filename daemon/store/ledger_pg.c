@@ -223,6 +223,7 @@ ledger_pg_begin(void *self)
 	p->offline = ledger_pg_begin_tx(p) == -1;
 	p->in_batch = 1;
 	p->batch_failed = 0;
+	p->owe_savepoint = p->owe_release = p->call_saved = 0;
 	p->npend = 0;
 	return 0;
 }
@@ -242,6 +243,7 @@ ledger_pg_commit(void *self)
 		p->in_batch = p->offline = 0;
 		return 0;
 	}
+	p->owe_release = 0; /* COMMIT releases every savepoint */
 	if (p->batch_failed || (res = ledger_pg_exec(p, LPG_COMMIT, NULL)) == NULL) {
 		ledger_pg_rollback(p);
 		return -1;
@@ -267,6 +269,7 @@ ledger_pg_rollback(void *self)
 
 	if (!p->in_batch)
 		return;
+	p->owe_savepoint = p->owe_release = p->call_saved = 0;
 	if (!p->offline && p->up && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		ledger_pg_run(p, LPG_ROLLBACK, NULL);
 	p->in_batch = p->offline = p->batch_failed = 0;

@@ -113,6 +113,8 @@ struct ledger_pg {
 	void (*retarget)(struct ledger_pg *); /* ledger_pg.c's, called by the connection */
 
 	int in_batch, batch_failed, offline;
+	/* A call's savepoint and the last call's release go with the call's first statement. */
+	int owe_savepoint, owe_release, call_saved;
 	struct ledger_pg_update *pend;
 	size_t npend, pendcap;
 	struct ledger_pg_cache *cache;

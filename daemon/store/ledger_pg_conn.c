@@ -33,6 +33,10 @@ static int ledger_pg_reconnect(struct ledger_pg *);
 static void ledger_pg_fail(struct ledger_pg *, enum ledger_pg_st, PGresult *);
 static int ledger_pg_hexval(char);
 static void ledger_pg_outage(struct ledger_pg *, const char *);
+static int ledger_pg_send(struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
+static PGresult *ledger_pg_take(struct ledger_pg *);
+static PGresult *ledger_pg_exec_owed(
+    struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
 static int ledger_pg_dsn_ok(const char *, char *, size_t);
 
 /*
@@ -299,6 +303,86 @@ ledger_pg_fail(struct ledger_pg *p, enum ledger_pg_st which, PGresult *res)
 	log_warnx("ledger (postgresql): %.60s: %s", ledger_pg_sql[which], msg);
 }
 
+/* Sends a prepared statement in pipeline mode: 0, or -1. */
+static int
+ledger_pg_send(struct ledger_pg *p, enum ledger_pg_st which, const struct ledger_pg_args *a)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "s%d", (int)which);
+	return PQsendQueryPrepared(p->conn, name, a != NULL ? a->n : 0, a != NULL ? a->v : NULL,
+	           a != NULL ? a->len : NULL, a != NULL ? a->fmt : NULL, 0) == 1
+	           ? 0
+	           : -1;
+}
+
+/* The next statement's result in a pipeline (NULL when the connection is gone). */
+static PGresult *
+ledger_pg_take(struct ledger_pg *p)
+{
+	PGresult *res = PQgetResult(p->conn), *end;
+
+	if (res != NULL && PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		while ((end = PQgetResult(p->conn)) != NULL) /* the statement's end */
+			PQclear(end);
+	return res;
+}
+
+/*
+ * The owed release and savepoint, then the statement, in one round trip
+ * (libpq's pipeline mode): a check-in costs one or two round trips, not four.
+ * A failed release or savepoint fails the batch: the savepoints would no
+ * longer say which call undoes what.
+ */
+static PGresult *
+ledger_pg_exec_owed(struct ledger_pg *p, enum ledger_pg_st which, const struct ledger_pg_args *a)
+{
+	enum ledger_pg_st pre[2];
+	PGresult *res = NULL, *out = NULL;
+	int i, npre = 0, ok = 1;
+
+	if (p->owe_release)
+		pre[npre++] = LPG_RELEASE;
+	if (p->owe_savepoint)
+		pre[npre++] = LPG_SAVEPOINT;
+	if (PQenterPipelineMode(p->conn) != 1)
+		return NULL;
+	for (i = 0; i < npre; i++)
+		ok = ok && ledger_pg_send(p, pre[i], NULL) == 0;
+	ok = ok && ledger_pg_send(p, which, a) == 0 && PQpipelineSync(p->conn) == 1;
+	for (i = 0; ok && i <= npre; i++) {
+		res = ledger_pg_take(p);
+		if (PQresultStatus(res) == PGRES_COMMAND_OK ||
+		    PQresultStatus(res) == PGRES_TUPLES_OK) {
+			if (i < npre && pre[i] == LPG_SAVEPOINT)
+				p->call_saved = 1;
+			if (i == npre)
+				out = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		ledger_pg_fail(p, i < npre ? pre[i] : which, res);
+		PQclear(res);
+		if (i < npre)
+			p->batch_failed = 1;
+		ok = 0;
+	}
+	while (PQstatus(p->conn) == CONNECTION_OK && (res = PQgetResult(p->conn)) != NULL &&
+	       PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+		PQclear(res); /* what the failure left: aborted statements, up to the sync */
+	PQclear(res);
+	if (PQexitPipelineMode(p->conn) != 1 && PQstatus(p->conn) == CONNECTION_OK) {
+		log_warnx("ledger (postgresql): the connection's pipeline did not end (the server "
+		          "went away?); connecting again");
+		p->up = 0;
+	}
+	p->owe_release = p->owe_savepoint = 0;
+	if (!ok)
+		PQclear(out);
+	return ok ? out : NULL;
+}
+
 /* Runs a prepared statement; its result (the caller clears it), NULL on failure (logged). */
 PGresult *
 ledger_pg_exec(struct ledger_pg *p, enum ledger_pg_st which, const struct ledger_pg_args *a)
@@ -309,6 +393,8 @@ ledger_pg_exec(struct ledger_pg *p, enum ledger_pg_st which, const struct ledger
 
 	if (!p->up)
 		return NULL;
+	if (p->owe_release || p->owe_savepoint)
+		return ledger_pg_exec_owed(p, which, a);
 	snprintf(name, sizeof(name), "s%d", (int)which);
 	res = PQexecPrepared(p->conn, name, a != NULL ? a->n : 0, a != NULL ? a->v : NULL,
 	    a != NULL ? a->len : NULL, a != NULL ? a->fmt : NULL, 0);
@@ -468,7 +554,10 @@ ledger_pg_read_begin(struct ledger_pg *p)
 	return ledger_pg_ready(p) == 0 ? 0 : -1;
 }
 
-/* Write calls need an open batch that has not failed; each runs inside a savepoint. */
+/*
+ * Write calls need an open batch that has not failed; each runs inside a
+ * savepoint, sent with the call's first statement (ledger_pg_exec_owed).
+ */
 int
 ledger_pg_call_begin(struct ledger_pg *p, const char *what)
 {
@@ -478,34 +567,37 @@ ledger_pg_call_begin(struct ledger_pg *p, const char *what)
 	}
 	if (p->batch_failed || p->offline)
 		return -1;
-	if (ledger_pg_run(p, LPG_SAVEPOINT, NULL) == -1) {
-		p->batch_failed = 1;
-		return -1;
-	}
+	p->owe_savepoint = 1;
+	p->call_saved = 0;
 	return 0;
 }
 
 /*
  * After a call: a failed one is undone alone (back to its savepoint, its cache
- * updates from mark on dropped); the batch fails only when that cannot be done.
+ * updates from mark on dropped); the batch fails only when that cannot be
+ * done. A call that ran nothing has nothing to undo or release; the release
+ * of one that succeeded goes with the next statement (COMMIT releases all).
  */
 enum ledger_result
 ledger_pg_call_end(struct ledger_pg *p, enum ledger_result r, size_t mark)
 {
-	if (r == LEDGER_ERROR) {
-		p->npend = mark;
-		if (ledger_pg_run(p, LPG_ROLLBACK_TO, NULL) == -1 ||
-		    ledger_pg_run(p, LPG_RELEASE, NULL) == -1) {
-			log_warnx("ledger (postgresql): the transaction is lost; the batch fails");
-			p->batch_failed = 1;
-			p->npend = 0;
-		}
+	p->owe_savepoint = 0;
+	if (!p->call_saved) {
+		if (r == LEDGER_ERROR)
+			p->npend = mark;
 		return r;
 	}
-	if (ledger_pg_run(p, LPG_RELEASE, NULL) == -1) {
+	p->call_saved = 0;
+	if (r != LEDGER_ERROR) {
+		p->owe_release = 1;
+		return r;
+	}
+	p->npend = mark;
+	if (ledger_pg_run(p, LPG_ROLLBACK_TO, NULL) == -1 ||
+	    ledger_pg_run(p, LPG_RELEASE, NULL) == -1) {
+		log_warnx("ledger (postgresql): the transaction is lost; the batch fails");
 		p->batch_failed = 1;
 		p->npend = 0;
-		return LEDGER_ERROR;
 	}
 	return r;
 }

@@ -992,7 +992,10 @@ test_connection_loss(void **state)
 static void
 test_server_restart(void **state)
 {
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	struct ledger_counts c;
 	struct ledger *l;
+	int send, i;
 
 	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
 		skip();
@@ -1006,6 +1009,23 @@ test_server_restart(void **state)
 	assert_int_equal(PQstatus(adm), CONNECTION_OK);
 	link1(l, "a2", 2, T0);
 	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	/* Stopped in the middle of a batch: the batch fails whole, the next one works. */
+	token(1, h);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 1, &send), LEDGER_OK);
+	server("CAROTATE_TEST_PG_STOP");
+	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	token(2, h);
+	assert_int_equal(ledger_checkin(l, "a2", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
+	assert_int_equal(ledger_commit(l), -1);
+	server("CAROTATE_TEST_PG_START");
+	PQreset(adm);
+	for (i = 0; i < 10 && ledger_count(l, T0 + 3, WEEK, &c) == -1; i++)
+		sleep(1);
+	assert_true(i < 10);
+	assert_int_equal(c.acknowledged, 0); /* a1's acknowledgement went with its batch */
+	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 4), 0);
+	expect(l, T0 + 4, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	ledger_close(l);
 }
 
