@@ -32,6 +32,8 @@
 #include "log.h"
 #include "notify.h"
 #include "pki.h"
+#include "poolfiles.h"
+#include "poolkey.h"
 #include "privs.h"
 #include "proxy.h"
 #include "retained.h"
@@ -59,6 +61,7 @@ static void carotated_watch(struct carotated *);
 static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
 static int carotated_init(const struct config *);
+static struct ledger *carotated_ledger_open(const struct config *, char *, size_t);
 
 static void
 carotated_usage(FILE *fp, int status)
@@ -438,6 +441,41 @@ carotated_signal(evutil_socket_t sig, short events, void *arg)
 	}
 }
 
+/*
+ * The ledger [ledger] names: the state directory's SQLite file, or a pool's PostgreSQL, whose
+ * connection string and key are read here and wiped once used. A member whose key is not the
+ * pool's does not start: what it sealed would be noise to the others.
+ */
+static struct ledger *
+carotated_ledger_open(const struct config *conf, char *err, size_t errlen)
+{
+	char dsn[POOLFILES_MAX_DSN + 1], why[512];
+	uint8_t key[POOLFILES_KEY_LEN];
+	struct ledger *l;
+
+	if (conf->ledger_backend == CONFIG_LEDGER_SQLITE)
+		return ledger_open(conf->state_dir, err, errlen);
+	if (poolfiles_read_dsn(conf->ledger_dsn_file, dsn, sizeof(dsn), why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "[ledger] dsn_file %s", why);
+		return NULL;
+	}
+	l = ledger_open_pg(dsn, conf->ledger_member, err, errlen);
+	explicit_bzero(dsn, sizeof(dsn));
+	if (l == NULL)
+		return NULL;
+	if (poolfiles_read_key(conf->ledger_pool_key, key, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "[ledger] pool_key %s", why);
+		ledger_close(l);
+		return NULL;
+	}
+	if (poolkey_check(l, key, err, errlen) == -1) {
+		ledger_close(l);
+		l = NULL;
+	}
+	explicit_bzero(key, sizeof(key));
+	return l;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -530,17 +568,17 @@ main(int argc, char *argv[])
 		fatalx("%s", err);
 	carotated_adopt(&cd, recovered);
 	/* Opened here first, so that a broken ledger is reported on the operator's terminal. */
-	if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL ||
+	if ((cd.ledger = carotated_ledger_open(cd.conf, err, sizeof(err))) == NULL ||
 	    agents_init(&cd, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 	if (!cd.foreground) {
-		/* An SQLite connection must not cross fork(): the child opens its own. */
+		/* A database connection must not cross fork(): the child opens its own. */
 		agents_stop(&cd);
 		ledger_close(cd.ledger);
 		if (daemon(0, 0) == -1)
 			fatal("daemon");
 		log_init(0, debug, "carotated");
-		if ((cd.ledger = ledger_open(cd.conf->state_dir, err, sizeof(err))) == NULL ||
+		if ((cd.ledger = carotated_ledger_open(cd.conf, err, sizeof(err))) == NULL ||
 		    agents_init(&cd, err, sizeof(err)) == -1)
 			fatalx("%s", err);
 	}
