@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,19 +63,25 @@ static void carotated_adopt(struct carotated *, int);
 static int carotated_recover(struct carotated *, char *, size_t);
 static int carotated_init(const struct config *);
 static struct ledger *carotated_ledger_open(const struct config *, char *, size_t);
+static int carotated_migrate(const char *, const struct config *, const char *);
+static void carotated_migrate_print(const struct ledger_migration *, const char *);
 
 static void
 carotated_usage(FILE *fp, int status)
 {
 	fprintf(fp,
-	    "usage: carotated [-dfhV] [-c file] [--check-config | --init]\n"
+	    "usage: carotated [-dfhV] [-c file] [--check-config | --init | --migrate-ledger "
+	    "FROM.db]\n"
 	    "  -c file          configuration file (default %s)\n"
 	    "  -d               log debug messages\n"
 	    "  -f               stay in the foreground, log to stderr\n"
 	    "  -h, --help       print this help and exit\n"
 	    "  -V, --version    print the version and exit\n"
 	    "  --check-config   validate the configuration and exit\n"
-	    "  --init           make the SSL directory's canary pair exist for nginx, and exit\n",
+	    "  --init           make the SSL directory's canary pair exist for nginx, and exit\n"
+	    "  --migrate-ledger FROM.db\n"
+	    "                   copy a single proxy's ledger (its daemon stopped) into the pool\n"
+	    "                   the configuration names, and exit\n",
 	    CONFIG_DEFAULT_PATH);
 	exit(status);
 }
@@ -476,12 +483,86 @@ carotated_ledger_open(const struct config *conf, char *err, size_t errlen)
 	return l;
 }
 
+/*
+ * --migrate-ledger: a single proxy's ledger.db into the pool conf names (its
+ * PostgreSQL ledger, its key proved). The source is opened and checked first:
+ * a stopped daemon's file, whole, of this schema. 0, or 1 with nothing copied.
+ */
+static int
+carotated_migrate(const char *path, const struct config *conf, const char *from)
+{
+	struct ledger_audit rec = { .time = time(NULL), .uid = getuid(), .pid = getpid() };
+	struct ledger *src, *pool;
+	struct ledger_migration m;
+	struct passwd *pw;
+	char err[1024];
+	int r;
+
+	if (conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL) {
+		fprintf(stderr,
+		    "carotated: %s: [ledger] backend is sqlite: --migrate-ledger copies into a "
+		    "pool, whose members have backend = postgresql\n",
+		    path);
+		return 1;
+	}
+	if ((src = ledger_open_source(from, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "carotated: %s\n", err);
+		return 1;
+	}
+	if ((pool = carotated_ledger_open(conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "carotated: %s\n", err);
+		ledger_close(src);
+		return 1;
+	}
+	if ((pw = getpwuid(rec.uid)) != NULL)
+		snprintf(rec.user, sizeof(rec.user), "%s", pw->pw_name);
+	snprintf(rec.detail, sizeof(rec.detail), "member=%s", conf->ledger_member);
+	if ((r = ledger_migrate(pool, src, from, &rec, &m, err, sizeof(err))) == -1)
+		fprintf(stderr, "carotated: %s\n", err);
+	else
+		carotated_migrate_print(&m, from);
+	ledger_close(pool);
+	ledger_close(src);
+	return r == 0 ? 0 : 1;
+}
+
+/* What was copied, what was left and what is never copied (carotated(8) MIGRATION). */
+static void
+carotated_migrate_print(const struct ledger_migration *m, const char *from)
+{
+	size_t i;
+
+	printf("agents: %llu copied, %llu already in the pool, %llu conflicts",
+	    (unsigned long long)m->agents_copied, (unsigned long long)m->agents_present,
+	    (unsigned long long)m->agents_conflicts);
+	for (i = 0; i < m->named; i++)
+		printf("%s%s", i == 0 ? " (another token in the pool: " : ", ", m->conflicts[i]);
+	if (m->named > 0)
+		printf("%s)", m->agents_conflicts > m->named ? ", ..." : "");
+	printf("\njoin tokens: %llu copied, %llu already in the pool, %llu conflicts\n",
+	    (unsigned long long)m->joins_copied, (unsigned long long)m->joins_present,
+	    (unsigned long long)m->joins_conflicts);
+	printf("audit: source chain of %llu records verified, head %s, recorded as pool record "
+	       "#%llu\n",
+	    (unsigned long long)m->source_records, m->source_head,
+	    (unsigned long long)m->pool_record);
+	printf("not copied: acknowledgements and verifications (each agent acknowledges again at "
+	       "its next check-ins), the bundles delivered and held (each agent is sent the "
+	       "pool's bundle once), and the audit records (their chain stays in %s)\n",
+	    from);
+	if (m->agents_conflicts > 0)
+		printf("conflicts: those agents keep the pool's token; an agent whose token is in "
+		       "%s only gets 401 and must link again (or be forgotten in the pool first)\n",
+		    from);
+}
+
 int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "init", no_argument, NULL, 'I' },
+		{ "migrate-ledger", required_argument, NULL, 'M' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -490,6 +571,7 @@ main(int argc, char *argv[])
 	struct event *sigev[sizeof(sigs) / sizeof(sigs[0])];
 	struct carotated cd = { .conf_path = CONFIG_DEFAULT_PATH };
 	int ch, debug = 0, check = 0, init = 0, fd, recovered;
+	const char *migrate = NULL;
 	char err[1024];
 	size_t i;
 
@@ -515,6 +597,9 @@ main(int argc, char *argv[])
 		case 'I':
 			init = 1;
 			break;
+		case 'M':
+			migrate = optarg;
+			break;
 		case 'V':
 			printf("carotated %s\n", CAROTATE_VERSION);
 			return 0;
@@ -524,7 +609,7 @@ main(int argc, char *argv[])
 			carotated_usage(stderr, 1);
 		}
 	}
-	if (optind != argc || (check && init))
+	if (optind != argc || check + init + (migrate != NULL) > 1)
 		carotated_usage(stderr, 1);
 
 	log_init(1, debug, "carotated");
@@ -546,6 +631,11 @@ main(int argc, char *argv[])
 	}
 	if (init) {
 		ch = carotated_init(cd.conf);
+		config_free(cd.conf);
+		return ch;
+	}
+	if (migrate != NULL) {
+		ch = carotated_migrate(cd.conf_path, cd.conf, migrate);
 		config_free(cd.conf);
 		return ch;
 	}

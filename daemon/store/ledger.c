@@ -26,6 +26,12 @@ static int ledger_join_id_ok(const char *);
 static int ledger_desc_ok(const char *);
 static int ledger_target_ok(const char *, size_t);
 static int ledger_blob_name_ok(const char *);
+static int ledger_migrate_agent(const struct ledger_export_agent *, void *);
+static int ledger_migrate_join(const struct ledger_join *, void *);
+static int ledger_migrate_verify(
+    struct ledger *, const char *, struct ledger_migration *, char *, size_t);
+static void ledger_migrate_detail(
+    struct ledger_audit *, const char *, const struct ledger_migration *);
 
 /* Every entry is there: the front calls them without looking. */
 static int
@@ -123,6 +129,23 @@ ledger_open(const char *state_dir, char *err, size_t errlen)
 		return NULL;
 	if ((l = ledger_wrap(&ledger_sqlite_backend, s)) == NULL)
 		snprintf(err, errlen, "ledger %s: the SQLite engine is incomplete", state_dir);
+	return l;
+}
+
+struct ledger *
+ledger_open_source(const char *path, char *err, size_t errlen)
+{
+	struct ledger_sqlite *s;
+	struct ledger *l;
+
+	if (path == NULL || path[0] == '\0') {
+		snprintf(err, errlen, "ledger: no file to migrate from");
+		return NULL;
+	}
+	if ((s = ledger_sqlite_open_source(path, err, errlen)) == NULL)
+		return NULL;
+	if ((l = ledger_wrap(&ledger_sqlite_backend, s)) == NULL)
+		snprintf(err, errlen, "ledger %s: the SQLite engine is incomplete", path);
 	return l;
 }
 
@@ -483,6 +506,158 @@ ledger_audit_verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t
 		;
 	*broken_at = r == 0 ? w.next : 0;
 	return r;
+}
+
+/*
+ * A migration (ledger_migrate): the source's rows go through the callbacks
+ * straight into the pool's open transaction, counted on the way.
+ */
+#define LEDGER_MIGRATE_MAX_PATH 256 /* of the source's path in the audit record */
+struct ledger_migrate_ctx {
+	struct ledger *pool;
+	struct ledger_migration *m;
+	char *err;
+	size_t errlen;
+};
+
+static int
+ledger_migrate_agent(const struct ledger_export_agent *a, void *arg)
+{
+	struct ledger_migrate_ctx *c = arg;
+	struct ledger_migration *m = c->m;
+	int r;
+
+	if (!ledger_id_ok(a->id)) {
+		snprintf(c->err, c->errlen, "the source holds an agent id the pool does not allow");
+		return -1;
+	}
+	if ((r = c->pool->be->import_agent(c->pool->self, a, c->err, c->errlen)) == -1)
+		return -1;
+	if (r == LEDGER_IMPORT_COPIED)
+		m->agents_copied++;
+	else if (r == LEDGER_IMPORT_PRESENT)
+		m->agents_present++;
+	else {
+		m->agents_conflicts++;
+		if (m->named < LEDGER_MIGRATE_NAMED)
+			snprintf(m->conflicts[m->named++], sizeof(m->conflicts[0]), "%s", a->id);
+	}
+	return 0;
+}
+
+static int
+ledger_migrate_join(const struct ledger_join *j, void *arg)
+{
+	struct ledger_migrate_ctx *c = arg;
+	int r;
+
+	if (!ledger_join_id_ok(j->id) || !ledger_desc_ok(j->description)) {
+		snprintf(
+		    c->err, c->errlen, "the source holds a join token the pool does not allow");
+		return -1;
+	}
+	if ((r = c->pool->be->import_join(c->pool->self, j, c->err, c->errlen)) == -1)
+		return -1;
+	if (r == LEDGER_IMPORT_COPIED)
+		c->m->joins_copied++;
+	else if (r == LEDGER_IMPORT_PRESENT)
+		c->m->joins_present++;
+	else
+		c->m->joins_conflicts++;
+	return 0;
+}
+
+/* The source's chain, whole: its length and head, or err saying why it cannot be taken. */
+static int
+ledger_migrate_verify(
+    struct ledger *source, const char *path, struct ledger_migration *m, char *err, size_t errlen)
+{
+	struct ledger_audit_walk w;
+	char problem[256];
+	int r;
+
+	ledger_audit_walk_init(&w);
+	while (
+	    (r = ledger_audit_verify_step(source, &w, UINT32_MAX, problem, sizeof(problem))) == 2)
+		;
+	if (r == 1) {
+		m->source_records = w.next - 1;
+		memcpy(m->source_head, w.prev, sizeof(m->source_head));
+		return 0;
+	}
+	if (r == 0)
+		snprintf(err, errlen,
+		    "%s: its audit chain is broken at record %llu (%s): nothing was copied; repair "
+		    "or restore the source first (carotatectl audit --verify on its proxy)",
+		    path, (unsigned long long)w.next, problem);
+	else
+		snprintf(err, errlen, "%s: its audit chain cannot be read: %s", path, problem);
+	return -1;
+}
+
+/* The record's arguments after the caller's: counts, source and its head, as key=value. */
+static void
+ledger_migrate_detail(struct ledger_audit *rec, const char *path, const struct ledger_migration *m)
+{
+	char p[LEDGER_MIGRATE_MAX_PATH + 1];
+	size_t i, n = strlen(rec->detail);
+
+	for (i = 0; path[i] != '\0' && i < LEDGER_MIGRATE_MAX_PATH; i++)
+		p[i] = path[i] > ' ' && path[i] < 0x7f && path[i] != '"' && path[i] != '\\'
+		           ? path[i]
+		           : '?';
+	p[i] = '\0';
+	snprintf(rec->detail + n, sizeof(rec->detail) - n,
+	    "%ssource=\"%s\" agents_copied=%llu agents_present=%llu agents_conflicts=%llu "
+	    "joins_copied=%llu joins_present=%llu joins_conflicts=%llu source_records=%llu "
+	    "source_head=%s",
+	    n > 0 ? " " : "", p, (unsigned long long)m->agents_copied,
+	    (unsigned long long)m->agents_present, (unsigned long long)m->agents_conflicts,
+	    (unsigned long long)m->joins_copied, (unsigned long long)m->joins_present,
+	    (unsigned long long)m->joins_conflicts, (unsigned long long)m->source_records,
+	    m->source_head);
+	snprintf(rec->call, sizeof(rec->call), "migrate-ledger");
+	snprintf(rec->result, sizeof(rec->result), "OK");
+}
+
+int
+ledger_migrate(struct ledger *pool, struct ledger *source, const char *source_path,
+    struct ledger_audit *rec, struct ledger_migration *m, char *err, size_t errlen)
+{
+	struct ledger_migrate_ctx c = { pool, m, err, errlen };
+	const struct ledger_backend *to, *from;
+
+	if (pool == NULL || source == NULL || source_path == NULL || rec == NULL || m == NULL) {
+		snprintf(err, errlen, "ledger: migrate: bad arguments");
+		return -1;
+	}
+	to = pool->be;
+	from = source->be;
+	memset(m, 0, sizeof(*m));
+	if (errlen > 0)
+		err[0] = '\0';
+	if (from->export_walk == NULL || to->import_begin == NULL || to->import_agent == NULL ||
+	    to->import_join == NULL || to->import_end == NULL) {
+		snprintf(err, errlen,
+		    "ledger: a migration goes from a single proxy's ledger into a "
+		    "pool's, not from %s into %s",
+		    from->name, to->name);
+		return -1;
+	}
+	if (ledger_migrate_verify(source, source_path, m, err, errlen) == -1 ||
+	    to->import_begin(pool->self, err, errlen) == -1)
+		return -1;
+	if (from->export_walk(source->self, ledger_migrate_agent, ledger_migrate_join, &c) == -1) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s: cannot be read (see the log)", source_path);
+		to->import_end(pool->self, NULL, NULL, 0);
+		return -1;
+	}
+	ledger_migrate_detail(rec, source_path, m);
+	if (to->import_end(pool->self, rec, err, errlen) == -1)
+		return -1;
+	m->pool_record = rec->seq;
+	return 0;
 }
 
 #ifdef CAROTATE_FUZZ

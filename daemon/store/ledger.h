@@ -358,6 +358,53 @@ int ledger_audit_verify_step(
 /* The hash of a record's fields (prev_hash included, hash excluded), hex. */
 void ledger_audit_hash(const struct ledger_audit *, char out[LEDGER_AUDIT_HASH_LEN + 1]);
 
+/*
+ * A single proxy's ledger copied into a pool (carotated --migrate-ledger).
+ * ledger_open_source opens path, a single proxy's ledger.db, read-only
+ * through the SQLite engine: it refuses a file another process has open (a
+ * running daemon), a file that is not a carotate ledger, one whose schema is
+ * not this carotated's (newer, or older and not yet migrated by its daemon),
+ * and one that fails PRAGMA integrity_check. NULL with err filled.
+ */
+struct ledger *ledger_open_source(const char *path, char *err, size_t errlen);
+/* One agent as a pool receives it: what a migration copies, nothing else. */
+struct ledger_export_agent {
+	char id[LEDGER_MAX_AGENT_ID + 1];
+	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
+	int64_t linked_at, first_seen, last_seen;
+	int excluded;
+	char reason[LEDGER_MAX_REASON + 1];
+};
+/* export_walk's callbacks (ledger_backend.h): 0 goes on, -1 stops the walk. */
+typedef int (*ledger_export_agent_cb)(const struct ledger_export_agent *, void *arg);
+typedef int (*ledger_export_join_cb)(const struct ledger_join *, void *arg);
+#define LEDGER_MIGRATE_NAMED 10 /* conflicting agent ids named in the outcome */
+struct ledger_migration {
+	uint64_t agents_copied, agents_present, agents_conflicts;
+	uint64_t joins_copied, joins_present, joins_conflicts;
+	char conflicts[LEDGER_MIGRATE_NAMED][LEDGER_MAX_AGENT_ID + 1]; /* the first ones */
+	size_t named;
+	uint64_t source_records; /* the source's audit chain, verified: its length and head */
+	char source_head[LEDGER_AUDIT_HASH_LEN + 1];
+	uint64_t pool_record; /* the pool's migrate-ledger record */
+};
+/*
+ * Copies source (ledger_open_source) into pool (ledger_open_pg) in one pool
+ * transaction: every agent (token hash, linked_at, last_seen, exclusion and
+ * reason) and every join token whose id the pool lacks. An id the pool has is
+ * left as it is: counted present, or a conflict when its token hash differs
+ * (the first LEDGER_MIGRATE_NAMED named). Not copied: acknowledgements,
+ * verifications, bundles delivered or held, and the source's audit records;
+ * the source's chain is verified first (a broken one is refused) and the
+ * same transaction appends rec to the pool's chain: call migrate-ledger, its
+ * detail (which may start with the caller's arguments) given the counts,
+ * source path and the source chain's head. rec's time, uid, user and pid
+ * are the caller's. 0 with m filled and committed; -1 with err filled and
+ * nothing written.
+ */
+int ledger_migrate(struct ledger *pool, struct ledger *source, const char *source_path,
+    struct ledger_audit *rec, struct ledger_migration *m, char *err, size_t errlen);
+
 #ifdef CAROTATE_FUZZ
 /*
  * Makes the open ledger's rows those of the database file from (a ledger of

@@ -66,6 +66,31 @@ struct ledger_backend {
 	/* Optional: an engine without them keeps no blobs (the front answers -1). */
 	int (*blob_get)(void *self, const char *name, uint8_t *buf, size_t cap, size_t *len);
 	int (*blob_put_new)(void *self, const char *name, const uint8_t *blob, size_t len);
+
+	/*
+	 * Optional, a migration's two ends (ledger_migrate). export_walk (a source):
+	 * every agent, then every join token (hash included), in one read
+	 * transaction; a callback's -1 stops the walk. 0, or -1 (logged).
+	 */
+	int (*export_walk)(void *self, ledger_export_agent_cb, ledger_export_join_cb, void *arg);
+	/*
+	 * import_begin opens the pool's transaction; import_agent and import_join
+	 * add a row whose id the pool lacks (enum ledger_import); import_end commits
+	 * with rec appended to the audit chain, or rolls back when rec is NULL. Each
+	 * 0 (or a result) / -1 with err filled; after -1 only import_end(NULL) is called.
+	 */
+	int (*import_begin)(void *self, char *err, size_t errlen);
+	int (*import_agent)(
+	    void *self, const struct ledger_export_agent *, char *err, size_t errlen);
+	int (*import_join)(void *self, const struct ledger_join *, char *err, size_t errlen);
+	int (*import_end)(void *self, struct ledger_audit *rec, char *err, size_t errlen);
+};
+
+/* What import_agent and import_join did with a row. */
+enum ledger_import {
+	LEDGER_IMPORT_COPIED = 0,
+	LEDGER_IMPORT_PRESENT,  /* the id is in the pool with the same token hash: left */
+	LEDGER_IMPORT_CONFLICT, /* the id is in the pool with another token hash: left */
 };
 
 /* A ledger over backend be and its state self (NULL only when be->close(self) ran). */
@@ -77,6 +102,8 @@ extern const struct ledger_backend ledger_pg_backend;
 /* The SQLite engine's state for ledger_open (ledger_sqlite.c): NULL with err filled. */
 struct ledger_sqlite;
 struct ledger_sqlite *ledger_sqlite_open(const char *state_dir, char *err, size_t errlen);
+/* The same engine on a single proxy's ledger file opened read-only (ledger_open_source). */
+struct ledger_sqlite *ledger_sqlite_open_source(const char *path, char *err, size_t errlen);
 #ifdef CAROTATE_FUZZ
 int ledger_sqlite_fuzz_restore(void *self, const char *from, char *err, size_t errlen);
 #endif

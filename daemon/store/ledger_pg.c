@@ -474,4 +474,8 @@ const struct ledger_backend ledger_pg_backend = {
 	.health = ledger_pg_health,
 	.blob_get = ledger_pg_blob_get,
 	.blob_put_new = ledger_pg_blob_put_new,
+	.import_begin = ledger_pg_import_begin,
+	.import_agent = ledger_pg_import_agent,
+	.import_join = ledger_pg_import_join,
+	.import_end = ledger_pg_import_end,
 };

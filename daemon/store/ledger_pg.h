@@ -192,6 +192,15 @@ int ledger_pg_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, ch
 int ledger_pg_blob_get(void *, const char *, uint8_t *, size_t, size_t *);
 int ledger_pg_blob_put_new(void *, const char *, const uint8_t *, size_t);
 
+/* A record appended inside the caller's transaction (ledger_pg_audit.c). */
+int ledger_pg_audit_chain(struct ledger_pg *, struct ledger_audit *);
+
+/* A single proxy's ledger copied in (ledger_pg_import.c; ledger_backend.h, import_*). */
+int ledger_pg_import_begin(void *, char *, size_t);
+int ledger_pg_import_agent(void *, const struct ledger_export_agent *, char *, size_t);
+int ledger_pg_import_join(void *, const struct ledger_join *, char *, size_t);
+int ledger_pg_import_end(void *, struct ledger_audit *, char *, size_t);
+
 /* The engine's state, connected and migrated (ledger_open_pg wraps it), and its end. */
 struct ledger_pg *ledger_pg_open(const char *dsn, const char *member, char *err, size_t errlen);
 void ledger_pg_close(void *);

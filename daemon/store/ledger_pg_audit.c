@@ -79,14 +79,15 @@ ledger_pg_audit_insert(struct ledger_pg *p, const struct ledger_audit *a)
 	return ledger_pg_run(p, LPG_AUDIT_INSERT, &g);
 }
 
-/* Inside the append's transaction: the lock, then the head, then the record. */
-static int
-ledger_pg_audit_append_tx(struct ledger_pg *p, struct ledger_audit *a)
+/*
+ * Inside an open transaction, which commits it: the lock (held to its end),
+ * then the head, then the record. 0 / -1.
+ */
+int
+ledger_pg_audit_chain(struct ledger_pg *p, struct ledger_audit *a)
 {
 	char head[LEDGER_AUDIT_HASH_LEN + 1];
 	uint64_t seq;
-	PGresult *q;
-	int ok;
 
 	if (ledger_pg_lock(p, LEDGER_PG_LOCK_AUDIT) == -1 ||
 	    ledger_pg_audit_head(p, &seq, head) == -1)
@@ -94,7 +95,17 @@ ledger_pg_audit_append_tx(struct ledger_pg *p, struct ledger_audit *a)
 	a->seq = seq + 1;
 	memcpy(a->prev_hash, head, sizeof(a->prev_hash));
 	ledger_audit_hash(a, a->hash);
-	if (ledger_pg_audit_insert(p, a) == -1 || (q = ledger_pg_exec(p, LPG_COMMIT, NULL)) == NULL)
+	return ledger_pg_audit_insert(p, a);
+}
+
+/* The append's own transaction: the record, then COMMIT. */
+static int
+ledger_pg_audit_append_tx(struct ledger_pg *p, struct ledger_audit *a)
+{
+	PGresult *q;
+	int ok;
+
+	if (ledger_pg_audit_chain(p, a) == -1 || (q = ledger_pg_exec(p, LPG_COMMIT, NULL)) == NULL)
 		return -1;
 	ok = strcmp(PQcmdStatus(q), "COMMIT") == 0;
 	PQclear(q);

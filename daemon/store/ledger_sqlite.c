@@ -210,6 +210,9 @@ static int ledger_sqlite_load_staging(struct ledger_sqlite *);
 static int ledger_sqlite_load_agents(struct ledger_sqlite *);
 static void ledger_sqlite_grow(struct ledger_sqlite *, size_t);
 static void ledger_sqlite_apply(struct ledger_sqlite *);
+static int ledger_sqlite_source_file(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_in_use(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_source_version(struct ledger_sqlite *, char *, size_t);
 
 /* Fills err for the operator from an SQLite failure; corruption gets the advice. */
 static int
@@ -262,6 +265,127 @@ ledger_sqlite_open(const char *state_dir, char *err, size_t errlen)
 	}
 	log_debugf("%s: %zu bundles, staging %lld", l->path, l->nbundles, (long long)l->staging);
 	return l;
+}
+
+/*
+ * A single proxy's ledger to copy from (ledger_open_source): read-only, checked
+ * whole, of this carotated's schema. Nothing is written to it: no pragma that
+ * writes, no migration, no trigger put back (its audit chain is verified).
+ */
+struct ledger_sqlite *
+ledger_sqlite_open_source(const char *path, char *err, size_t errlen)
+{
+	struct ledger_sqlite *l = xcalloc(1, sizeof(*l));
+	int rc;
+
+	l->path = xstrdup(path);
+	l->pid = getpid();
+	if (ledger_sqlite_source_file(l, err, errlen) == -1 ||
+	    ledger_sqlite_in_use(l, err, errlen) == -1)
+		goto fail;
+	rc = sqlite3_open_v2(l->path, &l->db,
+	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		ledger_sqlite_fail(l, err, errlen, "cannot open", rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(l->db, 1);
+	sqlite3_busy_timeout(l->db, LEDGER_BUSY_MS);
+	if (ledger_sqlite_check(l, err, errlen) == -1 ||
+	    ledger_sqlite_source_version(l, err, errlen) == -1)
+		goto fail;
+	if (ledger_sqlite_prepare(l, err, errlen) == -1) {
+		snprintf(err, errlen, "%s is not a carotate ledger (%s)", l->path,
+		    sqlite3_errmsg(l->db));
+		goto fail;
+	}
+	if (ledger_sqlite_load(l, err, errlen) == -1)
+		goto fail;
+	return l;
+fail:
+	ledger_sqlite_close(l);
+	return NULL;
+}
+
+/* A regular file, not a link: said plainly before SQLite's "unable to open" would. */
+static int
+ledger_sqlite_source_file(struct ledger_sqlite *l, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (lstat(l->path, &st) == -1) {
+		snprintf(err, errlen, "ledger %s: %s", l->path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "ledger %s: not a regular file", l->path);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Every SQLite connection to a WAL database holds a read lock on one byte of
+ * its -shm file (the unix VFS's "DMS" byte, 128) for as long as it is open:
+ * a daemon running on the file holds it. A lock test, nothing taken.
+ */
+#define LEDGER_SHM_DMS 128
+static int
+ledger_sqlite_in_use(struct ledger_sqlite *l, char *err, size_t errlen)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LEDGER_SHM_DMS, .l_len = 1
+	};
+	char *shm;
+	int fd;
+
+	xasprintf(&shm, "%s-shm", l->path);
+	fd = open(shm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	free(shm);
+	if (fd == -1)
+		return 0; /* no -shm: no connection has it open */
+	if (fcntl(fd, F_GETLK, &fl) == -1 || fl.l_type == F_UNLCK) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	snprintf(err, errlen,
+	    "ledger %s is open in another process (pid %ld): stop the carotated that uses it "
+	    "first",
+	    l->path, (long)fl.l_pid);
+	return -1;
+}
+
+/* The schema must be this carotated's: a newer one is not understood, an older one not copied. */
+static int
+ledger_sqlite_source_version(struct ledger_sqlite *l, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, v;
+
+	rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return ledger_sqlite_fail(l, err, errlen, "user_version", rc);
+	}
+	v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v == LEDGER_VERSION)
+		return 0;
+	if (v <= 0)
+		snprintf(err, errlen,
+		    "%s is not a carotate ledger (an SQLite file without its schema)", l->path);
+	else if (v > LEDGER_VERSION)
+		snprintf(err, errlen,
+		    "ledger %s has schema version %d, newer than this carotated's %d: migrate it "
+		    "with the carotated that wrote it",
+		    l->path, v, LEDGER_VERSION);
+	else
+		snprintf(err, errlen,
+		    "ledger %s has schema version %d, older than this carotated's %d: start this "
+		    "carotated once on it (it migrates the file), stop it, then migrate",
+		    l->path, v, LEDGER_VERSION);
+	return -1;
 }
 
 /* Creates the file 0600 before SQLite sees it (its -wal and -shm copy the mode). */

@@ -166,5 +166,7 @@ int ledger_sqlite_audit_last(
     void *, uint64_t, const char *const *, size_t, const char *, struct ledger_audit *);
 int ledger_sqlite_audit_count(void *, uint64_t *);
 int ledger_sqlite_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, char *, size_t);
+/* ledger_sqlite_export.c: a migration's source (ledger_backend.h, export_walk). */
+int ledger_sqlite_export_walk(void *, ledger_export_agent_cb, ledger_export_join_cb, void *);
 
 #endif

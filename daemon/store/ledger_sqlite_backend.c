@@ -39,4 +39,5 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.audit_last = ledger_sqlite_audit_last,
 	.audit_count = ledger_sqlite_audit_count,
 	.audit_verify_step = ledger_sqlite_audit_verify_step,
+	.export_walk = ledger_sqlite_export_walk,
 };
