@@ -517,6 +517,9 @@ carotated_migrate(const char *path, const struct config *conf, const char *from)
 	if ((pw = getpwuid(rec.uid)) != NULL)
 		snprintf(rec.user, sizeof(rec.user), "%s", pw->pw_name);
 	snprintf(rec.detail, sizeof(rec.detail), "member=%s", conf->ledger_member);
+	/* The member's sets, unchanged: its next start finds nothing to adopt. */
+	audit_fingerprint(conf, rec.before, sizeof(rec.before));
+	memcpy(rec.after, rec.before, sizeof(rec.after));
 	if ((r = ledger_migrate(pool, src, from, &rec, &m, err, sizeof(err))) == -1)
 		fprintf(stderr, "carotated: %s\n", err);
 	else

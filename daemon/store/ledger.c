@@ -30,6 +30,7 @@ static int ledger_migrate_agent(const struct ledger_export_agent *, void *);
 static int ledger_migrate_join(const struct ledger_join *, void *);
 static int ledger_migrate_verify(
     struct ledger *, const char *, struct ledger_migration *, char *, size_t);
+static void ledger_migrate_nothing(char *, size_t);
 static void ledger_migrate_detail(
     struct ledger_audit *, const char *, const struct ledger_migration *);
 
@@ -620,6 +621,15 @@ ledger_migrate_detail(struct ledger_audit *rec, const char *path, const struct l
 	snprintf(rec->result, sizeof(rec->result), "OK");
 }
 
+/* A failed copy left the pool as it was: the operator reads it at the end of the message. */
+static void
+ledger_migrate_nothing(char *err, size_t errlen)
+{
+	size_t n = strlen(err);
+
+	snprintf(err + n, errlen - n, "; nothing was copied");
+}
+
 int
 ledger_migrate(struct ledger *pool, struct ledger *source, const char *source_path,
     struct ledger_audit *rec, struct ledger_migration *m, char *err, size_t errlen)
@@ -650,6 +660,7 @@ ledger_migrate(struct ledger *pool, struct ledger *source, const char *source_pa
 	if (from->export_walk(source->self, ledger_migrate_agent, ledger_migrate_join, &c) == -1) {
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: cannot be read (see the log)", source_path);
+		ledger_migrate_nothing(err, errlen);
 		to->import_end(pool->self, NULL, NULL, 0);
 		return -1;
 	}
