@@ -10,6 +10,7 @@
 #    join token; its audit chain verifies and holds the migrate-ledger record;
 #  - bad inputs, each exit 1 with a message and nothing copied: a missing file, a file that is
 #    not SQLite, a truncated ledger, a configuration whose backend is sqlite.
+# shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -91,12 +92,13 @@ JOIN=$(ctl --json join-token create --uses 2 --description "rack 9" | json_get t
 assert_match '.' "$JOIN" "single proxy: a join token"
 SRC="$STATE_DIR/ledger.db"
 SINGLE_CONF=$CONF
+SINGLE_SSL=$SSL_DIR
 POOL_CUR=single
 pool_save single
 
 pool_member_init m1
-cp "$_POOL_single_SSL_DIR/ca.crt" "$_POOL_single_SSL_DIR/server.crt" "$SSL_DIR/"
-(umask 077 && cp "$_POOL_single_SSL_DIR/server.key" "$SSL_DIR/")
+cp "$SINGLE_SSL/ca.crt" "$SINGLE_SSL/server.crt" "$SSL_DIR/"
+(umask 077 && cp "$SINGLE_SSL/server.key" "$SSL_DIR/")
 pool_save m1
 M1_CONF=$CONF
 
