@@ -3,7 +3,7 @@
  * join tokens added in one transaction, each only when the pool lacks its id,
  * and the migration's audit record chained in the same transaction, so that
  * the copy and its record are durable together or not at all. Run once by
- * hand: its statements are not among every connection's prepared ones.
+ * hand: its statements are prepared by the migration, not by every connection.
  */
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +33,35 @@
 	"SELECT (SELECT count(*) FROM ins), "                                                      \
 	"coalesce((SELECT token_hash = $2 FROM join_tokens WHERE id = $1), true)"
 
+/* Prepared by the first migration of a connection, before its transaction. */
+#define LEDGER_PG_IMPORT_AGENT_ST "carotate_import_agent"
+#define LEDGER_PG_IMPORT_JOIN_ST  "carotate_import_join"
+
+static int ledger_pg_import_prepare(struct ledger_pg *, const char *, const char *, char *, size_t);
 static int ledger_pg_import_row(
     struct ledger_pg *, const char *, const struct ledger_pg_args *, char *, size_t);
+
+/*
+ * A row costs one round trip: prepared once, it is not planned again for each
+ * of a large fleet's rows. One the connection has already is kept.
+ */
+static int
+ledger_pg_import_prepare(
+    struct ledger_pg *p, const char *name, const char *sql, char *err, size_t errlen)
+{
+	PGresult *q = PQprepare(p->conn, name, sql, 0, NULL);
+	const char *state = PQresultErrorField(q, PG_DIAG_SQLSTATE);
+	char msg[LEDGER_PG_ERRMAX];
+	int ok = PQresultStatus(q) == PGRES_COMMAND_OK ||
+	         (state != NULL && strcmp(state, "42P05") == 0); /* duplicate_prepared_statement */
+
+	if (!ok) {
+		ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
+		snprintf(err, errlen, "ledger (postgresql): prepare the migration: %s", msg);
+	}
+	PQclear(q);
+	return ok ? 0 : -1;
+}
 
 /* Outside a batch, on a connection that answers: BEGIN. */
 int
@@ -46,6 +73,11 @@ ledger_pg_import_begin(void *self, char *err, size_t errlen)
 		snprintf(err, errlen, "ledger (postgresql): a migration inside a batch");
 		return -1;
 	}
+	if (ledger_pg_ready(p) == 0 && (ledger_pg_import_prepare(p, LEDGER_PG_IMPORT_AGENT_ST,
+	                                    LEDGER_PG_IMPORT_AGENT, err, errlen) == -1 ||
+	                                   ledger_pg_import_prepare(p, LEDGER_PG_IMPORT_JOIN_ST,
+	                                       LEDGER_PG_IMPORT_JOIN, err, errlen) == -1))
+		return -1;
 	if (ledger_pg_begin_tx(p) == -1) {
 		snprintf(err, errlen,
 		    "ledger (postgresql): cannot begin the migration's "
@@ -59,9 +91,9 @@ ledger_pg_import_begin(void *self, char *err, size_t errlen)
 /* One row's statement: an enum ledger_import, or -1 with the server's reason in err. */
 static int
 ledger_pg_import_row(
-    struct ledger_pg *p, const char *sql, const struct ledger_pg_args *a, char *err, size_t errlen)
+    struct ledger_pg *p, const char *name, const struct ledger_pg_args *a, char *err, size_t errlen)
 {
-	PGresult *q = PQexecParams(p->conn, sql, a->n, NULL, a->v, a->len, a->fmt, 0);
+	PGresult *q = PQexecPrepared(p->conn, name, a->n, a->v, a->len, a->fmt, 0);
 	const char *primary = PQresultErrorField(q, PG_DIAG_MESSAGE_PRIMARY);
 	char msg[LEDGER_PG_ERRMAX];
 	int r;
@@ -96,7 +128,7 @@ ledger_pg_import_agent(void *self, const struct ledger_export_agent *ag, char *e
 	ledger_pg_arg_text(&a, p->member);
 	ledger_pg_arg_text(&a, ag->excluded ? "true" : "false");
 	ledger_pg_arg_text(&a, ag->excluded ? ag->reason : NULL);
-	return ledger_pg_import_row(p, LEDGER_PG_IMPORT_AGENT, &a, err, errlen);
+	return ledger_pg_import_row(p, LEDGER_PG_IMPORT_AGENT_ST, &a, err, errlen);
 }
 
 int
@@ -112,7 +144,7 @@ ledger_pg_import_join(void *self, const struct ledger_join *j, char *err, size_t
 	ledger_pg_arg_text(&a, j->description);
 	ledger_pg_arg_int(&a, j->created_at);
 	ledger_pg_arg_text(&a, p->member);
-	return ledger_pg_import_row(p, LEDGER_PG_IMPORT_JOIN, &a, err, errlen);
+	return ledger_pg_import_row(p, LEDGER_PG_IMPORT_JOIN_ST, &a, err, errlen);
 }
 
 /* The record, then COMMIT; or ROLLBACK (rec NULL, or the record failed). */
