@@ -14,6 +14,7 @@
 #include "carotated.h"
 #include "config.h"
 #include "dispatch.h"
+#include "ledger.h"
 #include "log.h"
 #include "reply.h"
 #include "xmalloc.h"
@@ -133,6 +134,12 @@ dispatch_check(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx
 		    ctx->phase == CAROTATE__V1__PHASE__PHASE_STAGED
 		        ? "a new set is already staged; rotate it or discard it first"
 		        : "nothing is staged");
+		return NULL;
+	}
+	/* A pool member cut off from the pool's ledger changes nothing the others would not see. */
+	if (e->min_role >= ACL_ADMIN && ctx->cd->ledger != NULL &&
+	    ledger_probe(ctx->cd->ledger) == -1) {
+		reply_ledger_error(reply, ctx->cd->ledger, e->name);
 		return NULL;
 	}
 	if ((e->flags & DISPATCH_EXCLUSIVE) && ctx->cd->busy != NULL) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ledger.h"
 #include "log.h"
 #include "reply.h"
 #include "xmalloc.h"
@@ -82,4 +83,25 @@ reply_text_ok(const char *s, size_t min, size_t max)
 	for (i = 0; i < n && s[i] >= 0x20 && s[i] < 0x7f; i++)
 		;
 	return i == n && n >= min && n <= max;
+}
+
+void
+reply_ledger_error(Carotate__V1__Response *reply, const struct ledger *l, const char *what)
+{
+	struct ledger_health h;
+
+	if (l == NULL) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL,
+		    "cannot %s: the ledger is not open", what);
+		return;
+	}
+	ledger_health(l, &h);
+	if (h.reachable) {
+		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot %s", what);
+		return;
+	}
+	reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+	    "cannot %s: the %s ledger is out of reach (%s); nothing was changed: try again once it "
+	    "answers (carotatectl status shows it)",
+	    what, ledger_backend_name(l), h.last_error[0] != '\0' ? h.last_error : "no answer");
 }

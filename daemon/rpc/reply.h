@@ -25,6 +25,13 @@ void reply_verror(Carotate__V1__Response *, Carotate__V1__Status, size_t cap, co
     __attribute__((format(printf, 4, 0)));
 /* A pending agent for a reply (report, a rotate the gate refused). */
 Carotate__V1__PendingAgent *reply_pending_agent(const char *id, int64_t last_seen, int delivered);
+struct ledger;
+/*
+ * A ledger call failed: UNAVAILABLE, naming the outage, when the ledger is out of reach (a
+ * pool member cut off from its database: nothing changed, try again once it answers), else
+ * INTERNAL. what says what the call could not do ("update the ledger").
+ */
+void reply_ledger_error(Carotate__V1__Response *, const struct ledger *, const char *what);
 /* Operator text (a reason): min to max bytes of printable ASCII, nothing else. */
 int reply_text_ok(const char *, size_t min, size_t max);
 

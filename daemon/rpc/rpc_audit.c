@@ -102,7 +102,7 @@ rpc_audit(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__R
 	reply->audit_reply = r;
 	if (ledger_audit_count(l, &r->total) == -1 ||
 	    ledger_audit_list(l, q->offset, limit, rpc_audit_record, r) == -1) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the audit log");
+		reply_ledger_error(reply, l, "read the audit log");
 		return;
 	}
 	if (!q->verify)

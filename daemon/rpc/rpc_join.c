@@ -107,7 +107,7 @@ rpc_join_token_create(
 		res = ledger_end(l, ledger_join_create(l, &j));
 	if (res != LEDGER_OK) {
 		OPENSSL_cleanse(token, sizeof(token));
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_ledger_error(reply, l, "update the ledger");
 		return;
 	}
 	log_info("join token %s created by uid %ld: %u uses, expires at %lld", j.id,
@@ -142,7 +142,7 @@ rpc_join_token_list(
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_JOIN_TOKEN_LIST_REPLY;
 	reply->join_token_list_reply = r;
 	if (ledger_join_list(ctx->cd->ledger, rpc_join_listed, r) == -1)
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_ledger_error(reply, ctx->cd->ledger, "read the ledger");
 }
 
 void
@@ -167,7 +167,7 @@ rpc_join_token_revoke(
 		return;
 	}
 	if (res != LEDGER_OK) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_ledger_error(reply, l, "update the ledger");
 		return;
 	}
 	log_info(

@@ -104,10 +104,10 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
 	reply->report_reply = r;
 	if (r->staged_ca[0] == '\0' && ledger_holdings(l, now, window, rpc_report_holding, r) == -1)
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_ledger_error(reply, l, "read the ledger");
 	else if (q->pending &&
 	         ledger_pending(l, now, window, q->offset, limit, rpc_report_pending, r) == -1)
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_ledger_error(reply, l, "read the ledger");
 }
 
 /* Answers with the agent as the ledger now has it. */
@@ -118,7 +118,7 @@ rpc_report_agent(struct ledger *l, const char *id, Carotate__V1__Response *reply
 	struct ledger_agent info;
 
 	if (ledger_get(l, id, &info) != LEDGER_OK) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot read the ledger");
+		reply_ledger_error(reply, l, "read the ledger");
 		return;
 	}
 	a = xmalloc(sizeof(*a));
@@ -163,7 +163,7 @@ rpc_report_exclusion(
 		return;
 	}
 	if (r != LEDGER_OK) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_ledger_error(reply, l, "update the ledger");
 		return;
 	}
 	log_info("agent %s %s by uid %ld%s%s", id, reason != NULL ? "excluded" : "included",
@@ -222,7 +222,7 @@ rpc_report_forget(
 		return;
 	}
 	if (r != LEDGER_OK) {
-		reply_error(reply, CAROTATE__V1__STATUS__INTERNAL, "cannot update the ledger");
+		reply_ledger_error(reply, l, "update the ledger");
 		return;
 	}
 	log_info("%llu agent(s) forgotten by uid %ld%s%s", (unsigned long long)n,

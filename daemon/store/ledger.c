@@ -165,6 +165,14 @@ ledger_health(const struct ledger *l, struct ledger_health *h)
 		l->be->health(l->self, h);
 }
 
+int
+ledger_probe(struct ledger *l)
+{
+	if (l->be->probe == NULL)
+		return 0;
+	return l->be->probe(l->self);
+}
+
 /* Printable ASCII without spaces, 1 to LEDGER_MAX_BLOB_NAME: names are ours, never a client's. */
 static int
 ledger_blob_name_ok(const char *name)

@@ -97,6 +97,11 @@ struct ledger_health {
 };
 void ledger_health(const struct ledger *, struct ledger_health *);
 /*
+ * One round trip to a pool's database now (a single proxy's ledger: nothing to do): 0 when
+ * it answered, -1 when it is out of reach (ledger_health then says why). Not inside a batch.
+ */
+int ledger_probe(struct ledger *);
+/*
  * A pool's named blobs, opaque to the ledger (sealed key material, the pool
  * key's check); name is printable ASCII, at most LEDGER_MAX_BLOB_NAME.
  * ledger_blob_get: 1 with the blob in buf (*len its length), 0 when there is

@@ -63,6 +63,8 @@ struct ledger_backend {
 	    void *self, struct ledger_audit_walk *, uint32_t max, char *problem, size_t len);
 	/* Optional: an engine without it always answers (reachable, no error). */
 	void (*health)(const void *self, struct ledger_health *);
+	/* Optional: an engine without it has no connection to probe (0). */
+	int (*probe)(void *self);
 	/* Optional: an engine without them keeps no blobs (the front answers -1). */
 	int (*blob_get)(void *self, const char *name, uint8_t *buf, size_t cap, size_t *len);
 	int (*blob_put_new)(void *self, const char *name, const uint8_t *blob, size_t len);

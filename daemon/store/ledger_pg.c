@@ -49,6 +49,7 @@ static void ledger_pg_rollback(void *);
 static int ledger_pg_in_batch(const void *);
 static int ledger_pg_quick_check(void *, char *, size_t);
 static void ledger_pg_health(const void *, struct ledger_health *);
+static int ledger_pg_probe(void *);
 
 /*
  * One member at a time (an advisory lock held by the transaction): three
@@ -440,6 +441,15 @@ ledger_pg_health(const void *self, struct ledger_health *h)
 	h->last_error_at = p->last_error_at;
 }
 
+/* A read of the audit chain's head: the cheapest statement that crosses to the server. */
+static int
+ledger_pg_probe(void *self)
+{
+	uint64_t n;
+
+	return ledger_pg_audit_count(self, &n);
+}
+
 const struct ledger_backend ledger_pg_backend = {
 	.name = "postgresql",
 	.close = ledger_pg_close,
@@ -472,6 +482,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.audit_count = ledger_pg_audit_count,
 	.audit_verify_step = ledger_pg_audit_verify_step,
 	.health = ledger_pg_health,
+	.probe = ledger_pg_probe,
 	.blob_get = ledger_pg_blob_get,
 	.blob_put_new = ledger_pg_blob_put_new,
 	.import_begin = ledger_pg_import_begin,
