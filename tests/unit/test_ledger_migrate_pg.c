@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -356,31 +355,37 @@ test_sources_refused(void **state)
 	refused(path, "not a regular file");
 }
 
-/* A daemon's open ledger: another process holds it open. */
+/* A daemon's open ledger: another process holds it open until told to stop (stop closes). */
 static void
 test_open_elsewhere(void **state)
 {
 	char err[512] = "", c;
 	struct ledger *l;
-	int p[2], status;
+	int ready[2], stop[2], status;
 	pid_t pid;
 
-	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(stop), 0);
 	if ((pid = fork()) == 0) {
-		close(p[0]);
+		close(ready[0]);
+		close(stop[1]);
 		if ((l = ledger_open(dir, err, sizeof(err))) == NULL)
 			_exit(1);
-		if (write(p[1], "x", 1) != 1)
+		if (write(ready[1], "x", 1) != 1)
 			_exit(1);
-		pause();
+		while (read(stop[0], &c, 1) > 0)
+			;
+		ledger_close(l);
 		_exit(0);
 	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &c, 1), 1);
-	close(p[0]);
+	close(ready[1]);
+	close(stop[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
 	refused(src, "is open in another process");
-	kill(pid, SIGTERM);
-	waitpid(pid, &status, 0);
+	close(stop[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* Stopped: taken. */
 	assert_non_null(l = ledger_open_source(src, err, sizeof(err)));
 	ledger_close(l);
