@@ -150,7 +150,7 @@ for m in $members; do
 		pool_ctl "$m" --json rotate --force --reason "bench: members rotated one by one" \
 			>"$T/rot-$m.json" 2>"$T/rot-$m.err" || failed="$failed $m"
 	fi
-	echo "$(ms_now)" >"$T/rot-$m.end"
+	ms_now >"$T/rot-$m.end"
 done
 wall=$(($(ms_now) - t0))
 prev=$t0
