@@ -497,11 +497,19 @@ bench_fill(const char *dsn, uint64_t from, uint64_t to)
 	return ok ? 0 : -1;
 }
 
-/* What `report` asks of the ledger: the counts and the first pending page, calls times. */
+/*
+ * What `report` asks of the ledger: the counts and the first pending page, calls times;
+ * p50 and p99 of the two together, p50 of each alone (ms).
+ */
+struct bench_report {
+	double p50, p99, count_p50, pending_p50;
+	struct ledger_counts c;
+};
+
 static int
-bench_report(struct ledger *l, int calls, double *p50, double *p99, struct ledger_counts *c)
+bench_report(struct ledger *l, int calls, struct bench_report *out)
 {
-	double *v = calloc((size_t)calls, sizeof(*v)), t;
+	double *v = calloc((size_t)calls * 3, sizeof(*v)), *vc = v + calls, *vp = vc + calls, t, m;
 	uint64_t listed = 0;
 	int i, rc = 0;
 
@@ -509,15 +517,21 @@ bench_report(struct ledger *l, int calls, double *p50, double *p99, struct ledge
 		return -1;
 	for (i = 0; i < calls && rc == 0; i++) {
 		t = now_s();
-		if (ledger_count(l, BENCH_T0 + 7200, BENCH_WINDOW, c) == -1 ||
-		    ledger_pending(
-		        l, BENCH_T0 + 7200, BENCH_WINDOW, 0, 100, bench_pending_cb, &listed) == -1)
+		if (ledger_count(l, BENCH_T0 + 7200, BENCH_WINDOW, &out->c) == -1)
+			rc = -1;
+		m = now_s();
+		if (rc == 0 && ledger_pending(l, BENCH_T0 + 7200, BENCH_WINDOW, 0, 100,
+		                   bench_pending_cb, &listed) == -1)
 			rc = -1;
 		v[i] = (now_s() - t) * 1e3;
+		vc[i] = (m - t) * 1e3;
+		vp[i] = v[i] - vc[i];
 	}
 	if (rc == 0) {
-		*p50 = pct(v, (size_t)calls, 0.5);
-		*p99 = pct(v, (size_t)calls, 0.99);
+		out->p50 = pct(v, (size_t)calls, 0.5);
+		out->p99 = pct(v, (size_t)calls, 0.99);
+		out->count_p50 = pct(vc, (size_t)calls, 0.5);
+		out->pending_p50 = pct(vp, (size_t)calls, 0.5);
 	}
 	free(v);
 	return rc;
@@ -537,10 +551,10 @@ static int
 bench_pool(const char *base, const char *dsn, uint64_t n, uint64_t big, int calls, double secs)
 {
 	struct bench_row lite, pg;
-	struct ledger_counts c;
+	struct bench_report rep;
 	char dir[1024], cmd[1100];
 	struct ledger *l;
-	double p50, p99, t;
+	double t;
 	int rc;
 
 	snprintf(dir, sizeof(dir), "%s/ledger-bench-XXXXXX", base);
@@ -589,18 +603,20 @@ bench_pool(const char *base, const char *dsn, uint64_t n, uint64_t big, int call
 		    (unsigned long long)big, now_s() - t, pg.link_rate,
 		    (double)(big - n) / pg.link_rate);
 	}
-	rc = bench_report(l, calls, &p50, &p99, &c);
+	rc = bench_report(l, calls, &rep);
 	ledger_close(l);
 	if (rc == -1) {
 		fprintf(stderr, "ledger_bench: report calls failed\n");
 		return -1;
 	}
 	printf("report (ledger_count + first pending page of 100) at %llu agents on PostgreSQL, "
-	       "%d calls: p50 %.1f ms, p99 %.1f ms (linked %llu, active %llu, acknowledged %llu)\n",
-	    (unsigned long long)c.linked, calls, p50, p99, (unsigned long long)c.linked,
-	    (unsigned long long)c.active, (unsigned long long)c.acknowledged);
+	       "%d calls: p50 %.1f ms, p99 %.1f ms; p50 of the count alone %.1f ms, of the page "
+	       "%.1f ms (linked %llu, active %llu, acknowledged %llu)\n",
+	    (unsigned long long)rep.c.linked, calls, rep.p50, rep.p99, rep.count_p50,
+	    rep.pending_p50, (unsigned long long)rep.c.linked, (unsigned long long)rep.c.active,
+	    (unsigned long long)rep.c.acknowledged);
 	printf("goal: report p50 <= 50 ms at %llu agents on PostgreSQL: %s (%.1f ms)\n",
-	    (unsigned long long)c.linked, p50 <= 50 ? "met" : "NOT met", p50);
+	    (unsigned long long)rep.c.linked, rep.p50 <= 50 ? "met" : "NOT met", rep.p50);
 	return 0;
 }
 
