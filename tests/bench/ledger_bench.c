@@ -498,6 +498,31 @@ bench_fill(const char *dsn, uint64_t from, uint64_t to)
 }
 
 /*
+ * The floor under any engine that waits for each statement: the median of 2,000
+ * `SELECT 1` round trips on a connection of its own, in microseconds (-1 on failure).
+ */
+static double
+bench_round_trip(const char *dsn)
+{
+	enum { N = 2000 };
+	static double v[N];
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r;
+	double t;
+	int i, ok = PQstatus(c) == CONNECTION_OK;
+
+	for (i = 0; ok && i < N; i++) {
+		t = now_s();
+		r = PQexec(c, "SELECT 1");
+		ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+		v[i] = (now_s() - t) * 1e6;
+	}
+	PQfinish(c);
+	return ok ? pct(v, N, 0.5) : -1;
+}
+
+/*
  * What `report` asks of the ledger: the counts and the first pending page, calls times;
  * p50 and p99 of the two together, p50 of each alone (ms).
  */
@@ -554,7 +579,7 @@ bench_pool(const char *base, const char *dsn, uint64_t n, uint64_t big, int call
 	struct bench_report rep;
 	char dir[1024], cmd[1100];
 	struct ledger *l;
-	double t;
+	double t, rt;
 	int rc;
 
 	snprintf(dir, sizeof(dir), "%s/ledger-bench-XXXXXX", base);
@@ -585,6 +610,10 @@ bench_pool(const char *base, const char *dsn, uint64_t n, uint64_t big, int call
 	printf("PostgreSQL / SQLite: changing %.2fx, steady %.2fx, links %.2fx\n",
 	    pg.checkin_rate / lite.checkin_rate, pg.steady_rate / lite.steady_rate,
 	    pg.link_rate / lite.link_rate);
+	rt = bench_round_trip(dsn);
+	printf("one round trip to the server (SELECT 1, median of 2,000): %.0f us, so at most "
+	       "%.0f statements/s one after another\n",
+	    rt, rt > 0 ? 1e6 / rt : 0);
 	printf("goal: >= 10,000 durable check-ins/s per member on PostgreSQL, batches of %d: "
 	       "changing %s (%.0f/s), steady %s (%.0f/s)\n",
 	    BENCH_CHECKIN_BATCH, pg.checkin_rate >= 10000 ? "met" : "NOT met", pg.checkin_rate,
