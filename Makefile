@@ -269,6 +269,7 @@ test_swap_objs    += $(FIXTURE_FS)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
+test_poolfiles_objs += $(FIXTURE_FS)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
@@ -279,10 +280,13 @@ $(O)/tests/test_swap-faults: $(FIXTURE_FS)
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(call pkg_libs,$(DAEMON_PKGS) $(CLIENT_PKGS) $(TEST_PKGS))
 
-$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(LEDGER_OBJS) $(COMMON_OBJS) $(GEN_H)
+# Both engines: its -p mode sets a pool member's ledger on PostgreSQL against SQLite.
+$(O)/bench/ledger_bench: tests/bench/ledger_bench.c $(LEDGER_OBJS) $(LEDGER_PG_OBJS) \
+	    $(COMMON_OBJS) $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl) -o $@ $< $(LEDGER_OBJS) \
-	    $(COMMON_OBJS) $(ALL_LDFLAGS) $(call pkg_libs,sqlite3 openssl libprotobuf-c)
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,sqlite3 openssl libpq) -o $@ $< $(LEDGER_OBJS) \
+	    $(LEDGER_PG_OBJS) $(COMMON_OBJS) $(ALL_LDFLAGS) \
+	    $(call pkg_libs,sqlite3 openssl libprotobuf-c libpq)
 
 # The agent simulator stands alone, and the ingest load generator has only the socket client.
 $(O)/agentsim: tests/agentsim/agentsim.c

@@ -57,8 +57,9 @@ poolkey_check(struct ledger *l, const uint8_t key[POOLKEY_LEN], char *err, size_
 	    key, POOLKEY_SLOT, strlen(POOLKEY_SLOT), blob, blen, plain, &plen, why, sizeof(why));
 	if (r == -1 || plen != strlen(POOLKEY_TEXT) || memcmp(plain, POOLKEY_TEXT, plen) != 0) {
 		snprintf(err, errlen,
-		    "[ledger] pool_key is not the key of this pool: the pool's data was sealed "
-		    "under another key (every member must hold the same pool_key file)");
+		    "[ledger] pool_key does not open the pool's sealed data: this member holds "
+		    "another key than the pool's (every member must hold the same pool_key "
+		    "file), or the sealed data in the database was damaged");
 		r = -1;
 	} else
 		r = 0;

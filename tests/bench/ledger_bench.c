@@ -22,6 +22,18 @@
  *
  * Environment: LEDGER_BENCH_MAX caps the largest size (default 1000000). The
  * ledgers live in DIR, else $TMPDIR, else /var/tmp (not tmpfs: fsync must count).
+ *
+ *   ledger_bench -p DSN [-n agents] [-R agents] [-c calls] [-s seconds] [DIR]
+ *
+ * A pool member's ledger on PostgreSQL (DSN: an empty database) against SQLite
+ * (in DIR), the same code on both: links -n agents (default 100000) through the
+ * API, then the changing and steady check-ins above, one process standing for
+ * one member. Goal: >= 10,000 durable check-ins/s on PostgreSQL. Then the pool
+ * grows to -R agents (default 1000000) by one INSERT ... SELECT of this program
+ * (a bulk path the daemon does not have: linking them through the API would
+ * take the time printed), 90% of them acknowledged, and -c calls (default 50)
+ * of what `carotatectl report` costs the ledger (ledger_count and a first
+ * pending page of 100) are timed: goal p50 <= 50 ms.
  */
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -34,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "ledger.h"
@@ -46,6 +59,9 @@
 #define BENCH_WINDOW        (7 * 86400)
 #define BENCH_T0            1700000000
 #define BENCH_TMPFS_MAGIC   0x01021994
+#define BENCH_POOL_AGENTS   100000
+#define BENCH_REPORT_AGENTS 1000000
+#define BENCH_REPORT_CALLS  50
 
 #define BUNDLE "1111111111111111111111111111111111111111111111111111111111111111"
 #define CA     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -407,6 +423,232 @@ bench_print(const struct bench_row *r, size_t n)
 	    r[i].checkin_rate, r[i].steady_rate);
 }
 
+static struct ledger *
+bench_open_pg(const char *dsn)
+{
+	char err[1024];
+	struct ledger *l = ledger_open_pg(dsn, "bench", err, sizeof(err));
+
+	if (l == NULL) {
+		fprintf(stderr, "ledger_bench: %s\n", err);
+		exit(1);
+	}
+	return l;
+}
+
+/* Links n agents through the API, then the changing and steady check-ins. */
+static int
+bench_engine(struct ledger *l, uint64_t n, double secs, struct bench_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->agents = n;
+	if (ledger_set_target(l, CA, BUNDLE) == -1 || bench_link(l, n, row) == -1)
+		return -1;
+	return bench_checkin(l, n, secs, row);
+}
+
+/*
+ * Agents from..to-1 straight into the pool's tables, in one statement: linked
+ * with the bundle, seen within the last two hours, 9 in 10 acknowledged in the
+ * open staging. Their token hashes are not bench_token's: nothing checks them
+ * in. Then VACUUM ANALYZE, as autovacuum would do after such a load.
+ */
+static int
+bench_fill(const char *dsn, uint64_t from, uint64_t to)
+{
+	char q[2048], a[32], b[32];
+	const char *params[2] = { a, b };
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r;
+	int ok;
+
+	snprintf(a, sizeof(a), "%llu", (unsigned long long)from);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)to - 1);
+	snprintf(q, sizeof(q),
+	    "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
+	    "linked_by, delivered_bundle, held_bundle, staging, staged_delivered_at, "
+	    "acknowledged_at) SELECT format('agent-%%s.example.net', lpad(i::text, 7, '0')), "
+	    "sha256(int8send(i)), %d + i %% 3600, %d + i %% 3600, %d + i %% 7200, 'bench', b.id, "
+	    "CASE WHEN i %% 10 <> 0 THEN b.id END, s.id, %d, "
+	    "CASE WHEN i %% 10 <> 0 THEN %d END "
+	    "FROM generate_series($1::bigint, $2::bigint) i, "
+	    "(SELECT id FROM bundles WHERE bundle_id = '%s') b, "
+	    "(SELECT id FROM stagings WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1) s",
+	    BENCH_T0, BENCH_T0, BENCH_T0, BENCH_T0 + 3600, BENCH_T0 + 3600, BUNDLE);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "ledger_bench: fill: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return -1;
+	}
+	r = PQexecParams(c, q, 2, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
+	     strtoull(PQcmdTuples(r), NULL, 10) == to - from;
+	if (!ok)
+		fprintf(stderr, "ledger_bench: fill: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	if (ok) {
+		r = PQexec(c, "VACUUM ANALYZE agents");
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			fprintf(stderr, "ledger_bench: vacuum: %s", PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The floor under any engine that waits for each statement: the median of 2,000
+ * `SELECT 1` round trips on a connection of its own, in microseconds (-1 on failure).
+ */
+static double
+bench_round_trip(const char *dsn)
+{
+	enum { N = 2000 };
+	static double v[N];
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r;
+	double t;
+	int i, ok = PQstatus(c) == CONNECTION_OK;
+
+	for (i = 0; ok && i < N; i++) {
+		t = now_s();
+		r = PQexec(c, "SELECT 1");
+		ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+		v[i] = (now_s() - t) * 1e6;
+	}
+	PQfinish(c);
+	return ok ? pct(v, N, 0.5) : -1;
+}
+
+/*
+ * What `report` asks of the ledger: the counts and the first pending page, calls times;
+ * p50 and p99 of the two together, p50 of each alone (ms).
+ */
+struct bench_report {
+	double p50, p99, count_p50, pending_p50;
+	struct ledger_counts c;
+};
+
+static int
+bench_report(struct ledger *l, int calls, struct bench_report *out)
+{
+	double *v = calloc((size_t)calls * 3, sizeof(*v)), *vc = v + calls, *vp = vc + calls, t, m;
+	uint64_t listed = 0;
+	int i, rc = 0;
+
+	if (v == NULL)
+		return -1;
+	for (i = 0; i < calls && rc == 0; i++) {
+		t = now_s();
+		if (ledger_count(l, BENCH_T0 + 7200, BENCH_WINDOW, &out->c) == -1)
+			rc = -1;
+		m = now_s();
+		if (rc == 0 && ledger_pending(l, BENCH_T0 + 7200, BENCH_WINDOW, 0, 100,
+		                   bench_pending_cb, &listed) == -1)
+			rc = -1;
+		v[i] = (now_s() - t) * 1e3;
+		vc[i] = (m - t) * 1e3;
+		vp[i] = v[i] - vc[i];
+	}
+	if (rc == 0) {
+		out->p50 = pct(v, (size_t)calls, 0.5);
+		out->p99 = pct(v, (size_t)calls, 0.99);
+		out->count_p50 = pct(vc, (size_t)calls, 0.5);
+		out->pending_p50 = pct(vp, (size_t)calls, 0.5);
+	}
+	free(v);
+	return rc;
+}
+
+static void
+bench_pool_row(const char *engine, const struct bench_row *r)
+{
+	printf("%-11s %8llu %8.0f %7.0f (%6llu %3.0f%%) %8.0f (%7llu)\n", engine,
+	    (unsigned long long)r->agents, r->link_rate, r->checkin_rate,
+	    (unsigned long long)r->checkins, r->checkin_cpu * 100, r->steady_rate,
+	    (unsigned long long)r->steady);
+}
+
+/* Check-ins on both engines, the same code; then report at `big` agents on PostgreSQL. */
+static int
+bench_pool(const char *base, const char *dsn, uint64_t n, uint64_t big, int calls, double secs)
+{
+	struct bench_row lite, pg;
+	struct bench_report rep;
+	char dir[1024], cmd[1100];
+	struct ledger *l;
+	double t, rt;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/ledger-bench-XXXXXX", base);
+	if (mkdtemp(dir) == NULL) {
+		fprintf(stderr, "ledger_bench: mkdtemp %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	fprintf(stderr, "ledger_bench: SQLite, %llu agents...\n", (unsigned long long)n);
+	l = bench_open(dir);
+	rc = bench_engine(l, n, secs, &lite);
+	ledger_close(l);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "ledger_bench: could not remove %s\n", dir);
+	if (rc == -1)
+		return -1;
+	fprintf(stderr, "ledger_bench: PostgreSQL, %llu agents...\n", (unsigned long long)n);
+	l = bench_open_pg(dsn);
+	if (bench_engine(l, n, secs, &pg) == -1) {
+		ledger_close(l);
+		return -1;
+	}
+	printf("\n%-11s %8s %8s %19s %18s\n", "one member", "agents", "links/s", "changing ci/s",
+	    "steady ci/s");
+	printf("%-11s %8s %8s %19s %18s\n", "", "", "", "(n, cpu)", "(n)");
+	bench_pool_row("SQLite", &lite);
+	bench_pool_row("PostgreSQL", &pg);
+	printf("PostgreSQL / SQLite: changing %.2fx, steady %.2fx, links %.2fx\n",
+	    pg.checkin_rate / lite.checkin_rate, pg.steady_rate / lite.steady_rate,
+	    pg.link_rate / lite.link_rate);
+	rt = bench_round_trip(dsn);
+	printf("one round trip to the server (SELECT 1, median of 2,000): %.0f us, so at most "
+	       "%.0f statements/s one after another\n",
+	    rt, rt > 0 ? 1e6 / rt : 0);
+	printf("goal: >= 10,000 durable check-ins/s per member on PostgreSQL, batches of %d: "
+	       "changing %s (%.0f/s), steady %s (%.0f/s)\n",
+	    BENCH_CHECKIN_BATCH, pg.checkin_rate >= 10000 ? "met" : "NOT met", pg.checkin_rate,
+	    pg.steady_rate >= 10000 ? "met" : "NOT met", pg.steady_rate);
+	if (big > n) {
+		fprintf(stderr, "ledger_bench: PostgreSQL, filling to %llu agents...\n",
+		    (unsigned long long)big);
+		t = now_s();
+		if (bench_fill(dsn, n, big) == -1) {
+			ledger_close(l);
+			return -1;
+		}
+		printf(
+		    "\nfilled to %llu agents in %.1f s (one INSERT ... SELECT and VACUUM ANALYZE, "
+		    "bench only); through the API at %.0f links/s it would take %.0f s\n",
+		    (unsigned long long)big, now_s() - t, pg.link_rate,
+		    (double)(big - n) / pg.link_rate);
+	}
+	rc = bench_report(l, calls, &rep);
+	ledger_close(l);
+	if (rc == -1) {
+		fprintf(stderr, "ledger_bench: report calls failed\n");
+		return -1;
+	}
+	printf("report (ledger_count + first pending page of 100) at %llu agents on PostgreSQL, "
+	       "%d calls: p50 %.1f ms, p99 %.1f ms; p50 of the count alone %.1f ms, of the page "
+	       "%.1f ms (linked %llu, active %llu, acknowledged %llu)\n",
+	    (unsigned long long)rep.c.linked, calls, rep.p50, rep.p99, rep.count_p50,
+	    rep.pending_p50, (unsigned long long)rep.c.linked, (unsigned long long)rep.c.active,
+	    (unsigned long long)rep.c.acknowledged);
+	printf("goal: report p50 <= 50 ms at %llu agents on PostgreSQL: %s (%.1f ms)\n",
+	    (unsigned long long)rep.c.linked, rep.p50 <= 50 ? "met" : "NOT met", rep.p50);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -414,6 +656,9 @@ main(int argc, char **argv)
 	struct bench_row rows[3];
 	const char *base, *max_env = getenv("LEDGER_BENCH_MAX");
 	uint64_t max = max_env != NULL ? strtoull(max_env, NULL, 10) : 1000000;
+	const char *dsn = NULL;
+	uint64_t pool_n = BENCH_POOL_AGENTS, big = BENCH_REPORT_AGENTS;
+	int calls = BENCH_REPORT_CALLS;
 	double secs = 3;
 	struct statfs sf;
 	size_t i, n = 0;
@@ -422,9 +667,30 @@ main(int argc, char **argv)
 	log_init(1, 0, "ledger_bench");
 	if (argc == 3 && strcmp(argv[1], "--child") == 0)
 		return bench_child(argv[2]);
-	while ((c = getopt(argc, argv, "s:")) != -1) {
-		if (c != 's' || (secs = atof(optarg)) <= 0) {
-			fprintf(stderr, "usage: ledger_bench [-s seconds] [DIR]\n");
+	while ((c = getopt(argc, argv, "s:p:n:R:c:")) != -1) {
+		switch (c) {
+		case 's':
+			secs = atof(optarg);
+			break;
+		case 'p':
+			dsn = optarg;
+			break;
+		case 'n':
+			pool_n = strtoull(optarg, NULL, 10);
+			break;
+		case 'R':
+			big = strtoull(optarg, NULL, 10);
+			break;
+		case 'c':
+			calls = atoi(optarg);
+			break;
+		default:
+			secs = 0;
+		}
+		if (secs <= 0 || pool_n == 0 || calls <= 0) {
+			fprintf(stderr, "usage: ledger_bench [-s seconds] [DIR]\n"
+			                "       ledger_bench -p DSN [-n agents] [-R agents] "
+			                "[-c calls] [-s seconds] [DIR]\n");
 			return 1;
 		}
 	}
@@ -435,6 +701,13 @@ main(int argc, char **argv)
 		printf(
 		    "NOTE: %s is tmpfs: fsync is free there, check-in rates are not durable ones\n",
 		    base);
+	if (dsn != NULL) {
+		printf("ledger_bench: SQLite %s and PostgreSQL (libpq %d), %ld cores; check-ins "
+		       "for %.0f s per engine and phase, COMMIT (fsync) per %d\n",
+		    sqlite3_libversion(), PQlibVersion(), sysconf(_SC_NPROCESSORS_ONLN), secs,
+		    BENCH_CHECKIN_BATCH);
+		return bench_pool(base, dsn, pool_n, big, calls, secs) == 0 ? 0 : 1;
+	}
 	printf("ledger_bench: SQLite %s, ledgers in %s, %ld cores; check-ins for %.0f s per size, "
 	       "COMMIT (fsync) per %d\n",
 	    sqlite3_libversion(), base, sysconf(_SC_NPROCESSORS_ONLN), secs, BENCH_CHECKIN_BATCH);

@@ -456,6 +456,7 @@ test_member_named(void **state)
 	struct ledger_audit a;
 	int verified, rolled_back;
 	char long_text[LEDGER_AUDIT_MAX_DETAIL + 100];
+	char *saved_member;
 
 	(void)state;
 	req.version = 1;
@@ -469,8 +470,9 @@ test_member_named(void **state)
 	a = newest();
 	assert_string_equal(a.detail, "agent=\"web-01\" reason=\"gone\"; no such agent");
 
+	saved_member = conf->ledger_member;
 	conf->ledger_backend = CONFIG_LEDGER_POSTGRESQL;
-	conf->ledger_member = xstrdup("proxy-b");
+	conf->ledger_member = (char *)"proxy-b";
 	audit_call_end(audit_call_start(&cd, "exclude", &peer, &req), &reply);
 	a = newest();
 	assert_string_equal(
@@ -489,8 +491,7 @@ test_member_named(void **state)
 	assert_int_equal(strncmp(a.detail, "member=proxy-b; xxx", 19), 0);
 	assert_int_equal(strlen(a.detail), LEDGER_AUDIT_MAX_DETAIL);
 	conf->ledger_backend = CONFIG_LEDGER_SQLITE;
-	free(conf->ledger_member);
-	conf->ledger_member = NULL;
+	conf->ledger_member = saved_member;
 }
 
 /* Sets changed by hand since the newest record: recorded once as "adopt". */

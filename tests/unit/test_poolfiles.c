@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <dirent.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -24,43 +23,26 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture_fs.h"
 #include "poolfiles.h"
 
 #define PASSWORD "hunter2-secret"
 #define KEY_HEX  "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F"
 
-static char tmpdir[256];
+static struct fixture_fs fx;
+static const char *tmpdir = fx.root;
 static char path[PATH_MAX];
 
 static int
 setup_tmpdir(void **state)
 {
-	const char *base = getenv("TMPDIR");
-
-	if (snprintf(tmpdir, sizeof(tmpdir), "%s/test_poolfiles.XXXXXX",
-	        base != NULL ? base : "/tmp") >= (int)sizeof(tmpdir))
-		return -1;
-	return mkdtemp(tmpdir) != NULL ? 0 : -1;
+	return fixture_fs_init(&fx, "poolfiles");
 }
 
 static int
 teardown_tmpdir(void **state)
 {
-	char p[PATH_MAX + 256];
-	struct dirent *de;
-	DIR *d;
-
-	if ((d = opendir(tmpdir)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, de->d_name);
-		if (unlink(p) == -1)
-			rmdir(p);
-	}
-	closedir(d);
-	return rmdir(tmpdir);
+	return fixture_fs_remove(&fx);
 }
 
 static void
