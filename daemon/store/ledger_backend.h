@@ -68,6 +68,11 @@ struct ledger_backend {
 	/* Optional: an engine without them keeps no blobs (the front answers -1). */
 	int (*blob_get)(void *self, const char *name, uint8_t *buf, size_t cap, size_t *len);
 	int (*blob_put_new)(void *self, const char *name, const uint8_t *blob, size_t len);
+	/* Optional: an engine without them is not a pool (the front answers -1). */
+	int (*member_beat)(void *self, const struct ledger_member *);
+	int (*member_list)(void *self, ledger_member_cb, void *arg);
+	int (*count_members)(
+	    void *self, time_t now, uint64_t window, ledger_member_counts_cb, void *arg);
 };
 
 /* A ledger over backend be and its state self (NULL only when be->close(self) ran). */

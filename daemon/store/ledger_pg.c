@@ -485,4 +485,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.probe = ledger_pg_probe,
 	.blob_get = ledger_pg_blob_get,
 	.blob_put_new = ledger_pg_blob_put_new,
+	.member_beat = ledger_pg_member_beat,
+	.member_list = ledger_pg_member_list,
+	.count_members = ledger_pg_count_members,
 };
