@@ -181,8 +181,9 @@ pool_lines a >"$T/pool-stale.txt"
 age=$(awk '$1 == "c" { print $3 }' "$T/pool-stale.txt")
 [ "$age" -gt "$STALE_AFTER" ] || fail "c's heartbeat age ($age) is over $STALE_AFTER s"
 ok "member a sees member c stale, heartbeat ${age}s ago"
-grep -q '^a fresh ' "$T/pool-stale.txt" && grep -q '^b fresh ' "$T/pool-stale.txt" ||
+if ! grep -q '^a fresh ' "$T/pool-stale.txt" || ! grep -q '^b fresh ' "$T/pool-stale.txt"; then
 	fail "members a and b stay fresh" "$(cat "$T/pool-stale.txt")"
+fi
 ok "members a and b stay fresh"
 run pool_ctl b status
 assert_match "c: STALE, heartbeat [0-9]+s ago" "$OUT" "member b's human status calls member c stale"
@@ -226,3 +227,24 @@ for f in "$T"/daemon-*.log; do
 	fi
 done
 ok "the database password appears in no member's log"
+
+echo "-- PostgreSQL stops: a failed heartbeat is said once per outage, never fatal"
+pg_stop
+sleep $((3 * BEAT + 1))
+for m in $MEMBERS; do
+	n=$(grep -c "pool heartbeat: cannot write this member's state" "$T/daemon-$m.log" || true)
+	assert_eq 1 "$n" "member $m logs the failed heartbeat once for the whole outage"
+done
+pool_use a
+daemon_alive || fail "member a keeps running while its heartbeat fails"
+ok "member a keeps running while its heartbeat fails"
+assert_eq null "$(pool_ctl a --json status | json_get pool)" "status: the pool's members are unknown (null)"
+assert_contains "members unknown" "$(pool_ctl a status)" "the human status says the members are unknown"
+pg_start
+written_again() { grep -q "pool heartbeat: this member's state is written again" "$T/daemon-a.log"; }
+wait_until 40000 written_again || fail "member a writes its heartbeat again once PostgreSQL is back"
+ok "member a writes its heartbeat again once PostgreSQL is back"
+all_fresh() { [ "$(pool_lines b | grep -c ' fresh ')" -eq 3 ]; }
+wait_until $((STALE_AFTER * 1000)) all_fresh ||
+	fail "every member is fresh again" "$(pool_lines b)"
+ok "every member is fresh again"
