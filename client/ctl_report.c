@@ -21,6 +21,7 @@ struct ctl_report_args {
 	const char *active_within;
 	struct ctl_page_args page;
 	int pending;
+	const char *member;
 };
 
 #define CTL_REPORT_OPTIONS                                                                         \
@@ -32,6 +33,9 @@ struct ctl_report_args {
 	"                            most recently seen first, one page at a time\n"               \
 	"  --limit N                 agents per page, 1 to 10000 (default: 100)\n"                 \
 	"  --offset N                pending agents to skip, for the next page (default: 0)\n"     \
+	"  --member NAME             a pool: that member's share of the counts (the agents\n"      \
+	"                            that last checked in through it); the totals stay the\n"      \
+	"                            pool's. Refused (exit 5) for a single proxy\n"                \
 	"\n"                                                                                       \
 	"Percentages are carotated's, rounded down: 999 of 1000 agents is 99 %, never 100 %.\n"    \
 	"With nothing staged, report shows which bundle the active agents hold.\n"
@@ -90,6 +94,8 @@ static int ctl_report_print_forget(const struct ctl_cmd *cmd, const struct ctl_o
 static json_t *ctl_report_holding_json(const Carotate__V1__BundleHolding *h);
 static void ctl_report_ago(uint64_t s, char *buf, size_t len);
 static void ctl_report_counts_human(FILE *fp, const Carotate__V1__ReportReply *r);
+static json_t *ctl_report_members_json(const Carotate__V1__ReportReply *r);
+static void ctl_report_members_human(FILE *fp, const Carotate__V1__ReportReply *r);
 static void ctl_report_pending_human(
     FILE *fp, const Carotate__V1__ReportReply *r, uint64_t offset, int64_t now);
 static void ctl_report_holdings_human(FILE *fp, const Carotate__V1__ReportReply *r);
@@ -102,6 +108,7 @@ static const struct option ctl_report_longopts[] = {
 	{ "pending", no_argument, NULL, CTL_OPT_PENDING },
 	{ "limit", required_argument, NULL, CTL_OPT_LIMIT },
 	{ "offset", required_argument, NULL, CTL_OPT_OFFSET },
+	{ "member", required_argument, NULL, CTL_OPT_MEMBER },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -120,7 +127,7 @@ static const struct option ctl_report_forget_longopts[] = {
 
 const struct ctl_cmd ctl_report_cmd = {
 	.name = "report",
-	.args = "[--active-within DURATION] [--pending] [--limit N] [--offset N]",
+	.args = "[--active-within DURATION] [--pending] [--limit N] [--offset N] [--member NAME]",
 	.summary = "how many active agents acknowledged and verified the staged CA",
 	.options = CTL_REPORT_OPTIONS,
 	.result = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY,
@@ -169,6 +176,8 @@ ctl_report_option(const struct ctl_cmd *cmd, const char *name, int c, const char
 	case CTL_OPT_PENDING:
 		a->pending = 1;
 		return 0;
+	case CTL_OPT_MEMBER:
+		return ctl_args_once(cmd, name, &a->member, arg);
 	default:
 		return ctl_args_page_option(cmd, name, c, arg, &a->page);
 	}
@@ -193,6 +202,11 @@ ctl_report_fill(
 	    -1)
 		return -1;
 	rr->pending = a->pending;
+	if (a->member != NULL && a->member[0] == '\0')
+		return ctl_conn_error(err, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "--member takes a member's name ([ledger] member of carotated.conf)");
+	if (a->member != NULL)
+		rr->member = (char *)a->member;
 	return 0;
 }
 
@@ -440,6 +454,7 @@ ctl_report_json(FILE *fp, const Carotate__V1__ReportReply *r, int pending)
 	output_jset(o, "percent_verified", json_integer(r->percent_verified));
 	output_jset(o, "canary_confirmed", json_boolean(r->canary_confirmed));
 	output_jset(o, "canary_check_unset", json_boolean(r->canary_check_unset));
+	output_jset(o, "members", ctl_report_members_json(r));
 	if (!staged) {
 		output_jset(o, "current", output_jcount(r->current));
 		a = output_jcheck(json_array());
@@ -485,6 +500,52 @@ ctl_report_ago(uint64_t s, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64 "h ago", s / 3600);
 	else
 		snprintf(buf, len, "%" PRIu64 "d ago", s / OUTPUT_DAY);
+}
+
+/* A pool's split: [{member, active, acknowledged, verified, pending}], null for a single proxy. */
+static json_t *
+ctl_report_members_json(const Carotate__V1__ReportReply *r)
+{
+	json_t *a, *o;
+	size_t i;
+
+	if (r->n_members == 0)
+		return json_null();
+	a = output_jcheck(json_array());
+	for (i = 0; i < r->n_members; i++) {
+		const Carotate__V1__MemberCounts *m = r->members[i];
+
+		o = output_jcheck(json_object());
+		output_jset(o, "member", output_jstr(m->member));
+		output_jset(o, "active", output_jcount(m->active));
+		output_jset(o, "acknowledged", output_jcount(m->acknowledged));
+		output_jset(o, "verified", output_jcount(m->verified));
+		output_jset(o, "pending", output_jcount(m->pending));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
+/* "  member a: active 2   acknowledged 1   verified 0   pending 1", one line each. */
+static void
+ctl_report_members_human(FILE *fp, const Carotate__V1__ReportReply *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_members; i++) {
+		const Carotate__V1__MemberCounts *m = r->members[i];
+
+		if (output_s(m->member)[0] != '\0') {
+			fputs("  member ", fp);
+			output_safe(fp, m->member);
+		} else
+			fputs("  no member recorded", fp);
+		fprintf(fp,
+		    ": active %" PRIu64 "   acknowledged %" PRIu64 "   verified %" PRIu64
+		    "   pending %" PRIu64 "\n",
+		    m->active, m->acknowledged, m->verified, m->pending);
+	}
 }
 
 static void
@@ -621,6 +682,7 @@ ctl_report_human(FILE *fp, const Carotate__V1__ReportReply *r, int pending, uint
 		ctl_report_staged_human(fp, r);
 	else
 		ctl_report_steady_human(fp, r);
+	ctl_report_members_human(fp, r);
 	if (pending && output_s(r->staged_ca)[0] == '\0' && r->n_pending_agents == 0)
 		fputs("pending agents: none (nothing is staged)\n", fp);
 	else if (pending)

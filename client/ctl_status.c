@@ -17,6 +17,11 @@ static int ctl_status_print(const struct ctl_cmd *cmd, const struct ctl_opts *op
 static json_t *ctl_status_workers_json(const Carotate__V1__StatusReply *r);
 static json_t *ctl_status_ledger_json(const Carotate__V1__LedgerHealth *l);
 static void ctl_status_ledger_human(FILE *fp, const Carotate__V1__LedgerHealth *l);
+static json_t *ctl_status_fp_json(const char *fp);
+static json_t *ctl_status_pool_json(const Carotate__V1__StatusReply *r);
+static void ctl_status_pool_human(FILE *fp, const Carotate__V1__StatusReply *r);
+static void ctl_status_member_human(FILE *fp, const Carotate__V1__PoolMember *m, uint64_t beat);
+static void ctl_status_outcome_human(FILE *fp, const char *what, int64_t at, int ok);
 static void ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid);
 static void ctl_status_worker_health(FILE *fp, const Carotate__V1__WorkerHealth *w);
 static int ctl_status_expiring(
@@ -126,6 +131,52 @@ ctl_status_ledger_human(FILE *fp, const Carotate__V1__LedgerHealth *l)
 	fputc('\n', fp);
 }
 
+/* A fingerprint as a member reports it: null for "-" (none) or "". */
+static json_t *
+ctl_status_fp_json(const char *fp)
+{
+	if (strcmp(output_s(fp), "-") == 0)
+		return json_null();
+	return output_jstr_opt(fp);
+}
+
+/*
+ * [{member, heartbeat_age, stale, active_ca, active_server, staged_ca, last_reload_at,
+ * last_reload_ok, last_check_at, last_check_ok, last_error}], or null: a single proxy, or a
+ * pool member that could not read the members.
+ */
+static json_t *
+ctl_status_pool_json(const Carotate__V1__StatusReply *r)
+{
+	json_t *a, *o;
+	size_t i;
+
+	if (!r->pool_known)
+		return json_null();
+	a = output_jcheck(json_array());
+	for (i = 0; i < r->n_pool; i++) {
+		const Carotate__V1__PoolMember *m = r->pool[i];
+
+		o = output_jcheck(json_object());
+		output_jset(o, "member", output_jstr(m->member));
+		output_jset(o, "heartbeat_age", json_integer(m->heartbeat_age));
+		output_jset(o, "stale", json_boolean(m->stale));
+		output_jset(o, "active_ca", ctl_status_fp_json(m->active_ca));
+		output_jset(o, "active_server", ctl_status_fp_json(m->active_server));
+		output_jset(o, "staged_ca", ctl_status_fp_json(m->staged_ca));
+		output_jset(o, "last_reload_at", output_jtime_opt(m->last_reload_at));
+		output_jset(o, "last_reload_ok",
+		    m->last_reload_at != 0 ? json_boolean(m->last_reload_ok) : json_null());
+		output_jset(o, "last_check_at", output_jtime_opt(m->last_check_at));
+		output_jset(o, "last_check_ok",
+		    m->last_check_at != 0 ? json_boolean(m->last_check_ok) : json_null());
+		output_jset(o, "last_error", output_jstr_opt(m->last_error));
+		if (json_array_append_new(a, o) != 0)
+			output_jcheck(NULL);
+	}
+	return a;
+}
+
 int
 ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 {
@@ -140,6 +191,7 @@ ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	    r->canary_worker_pid != 0 ? json_integer(r->canary_worker_pid) : json_null());
 	output_jset(o, "workers", ctl_status_workers_json(r));
 	output_jset(o, "ledger", ctl_status_ledger_json(r->ledger));
+	output_jset(o, "pool", ctl_status_pool_json(r));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(status_phase_name(r->phase)));
@@ -219,6 +271,74 @@ ctl_status_expiry_human(FILE *fp, const Carotate__V1__StatusReply *r, int64_t no
 	}
 }
 
+/* ", reload ok 2026-..." / ", reload FAILED 2026-...", nothing when there was none. */
+static void
+ctl_status_outcome_human(FILE *fp, const char *what, int64_t at, int ok)
+{
+	if (at == 0)
+		return;
+	fprintf(fp, ", %s %s ", what, ok ? "ok" : "FAILED");
+	output_time_human(fp, at);
+}
+
+/*
+ * One member on a line: "m1: heartbeat 2s ago; serves CA abc...,
+ * server def...; staged none; reload ok ..., TLS check ok ...".
+ */
+static void
+ctl_status_member_human(FILE *fp, const Carotate__V1__PoolMember *m, uint64_t beat)
+{
+	char age[64], limit[64];
+
+	output_duration(m->heartbeat_age > 0 ? (uint64_t)m->heartbeat_age : 0, age, sizeof(age));
+	output_label(fp, "");
+	output_safe(fp, m->member);
+	if (m->stale) {
+		output_duration(beat * 3, limit, sizeof(limit));
+		fprintf(fp, ": STALE, heartbeat %s ago (more than %s: rotate refuses)", age, limit);
+	} else
+		fprintf(fp, ": heartbeat %s ago", age);
+	fputs("; serves CA ", fp);
+	output_abbrev(fp, m->active_ca, 0);
+	fputs(", server ", fp);
+	output_abbrev(fp, m->active_server, 0);
+	fputs("; staged ", fp);
+	if (strcmp(output_s(m->staged_ca), "-") == 0)
+		fputs("none", fp);
+	else
+		output_abbrev(fp, m->staged_ca, 0);
+	ctl_status_outcome_human(fp, "reload", m->last_reload_at, m->last_reload_ok);
+	ctl_status_outcome_human(fp, "TLS check", m->last_check_at, m->last_check_ok);
+	if (output_s(m->last_error)[0] != '\0') {
+		fputs("; last error: ", fp);
+		output_safe(fp, m->last_error);
+	}
+	fputc('\n', fp);
+}
+
+/* A pool's members, one line each; nothing for a single proxy. */
+static void
+ctl_status_pool_human(FILE *fp, const Carotate__V1__StatusReply *r)
+{
+	size_t i, stale = 0;
+
+	if (r->ledger == NULL || strcmp(output_s(r->ledger->backend), "postgresql") != 0)
+		return;
+	output_label(fp, "pool:");
+	if (!r->pool_known) {
+		fputs("members unknown (the pool's database is out of reach)\n", fp);
+		return;
+	}
+	for (i = 0; i < r->n_pool; i++)
+		stale += r->pool[i]->stale != 0;
+	fprintf(fp, "%zu member%s", r->n_pool, r->n_pool == 1 ? "" : "s");
+	if (stale > 0)
+		fprintf(fp, ", %zu STALE", stale);
+	fputc('\n', fp);
+	for (i = 0; i < r->n_pool; i++)
+		ctl_status_member_human(fp, r->pool[i], r->heartbeat);
+}
+
 /* "agent pid N", or "agent restarting" while the daemon restarts it. */
 static void
 ctl_status_worker_pid(FILE *fp, const char *which, uint32_t pid)
@@ -270,6 +390,7 @@ ctl_status_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	for (i = 0; i < r->n_workers; i++)
 		ctl_status_worker_health(fp, r->workers[i]);
 	ctl_status_ledger_human(fp, r->ledger);
+	ctl_status_pool_human(fp, r);
 	output_label(fp, "phase:");
 	fprintf(fp, "%s\n", status_phase_name(r->phase));
 	output_label(fp, "ssl dir:");

@@ -31,6 +31,7 @@
 #include "job.h"
 #include "ledger.h"
 #include "log.h"
+#include "member.h"
 #include "notify.h"
 #include "pki.h"
 #include "poolfiles.h"
@@ -692,6 +693,7 @@ main(int argc, char *argv[])
 	carotated_watch(&cd);
 	cd.control = control_start(&cd, fd);
 	agents_start(&cd);
+	member_start(&cd);
 	if (cd.resuming && rpc_rotate_resume(&cd) != 1) {
 		cd.resuming = 0;
 		audit_adopt(&cd);
@@ -714,6 +716,7 @@ main(int argc, char *argv[])
 	rpc_stage_abandon();
 	rpc_audit_abandon();
 	audit_flush(); /* refusals still counted: none may be lost */
+	member_stop(&cd);
 	agents_stop(&cd);
 	ledger_close(cd.ledger);
 	control_free(cd.control);

@@ -3,6 +3,8 @@
 #define CAROTATE_CAROTATED_H
 
 #include <sys/types.h>
+
+#include <stdint.h>
 #include <time.h>
 
 struct event_base;
@@ -27,6 +29,19 @@ struct carotated_defer {
 
 #define CAROTATED_SHA256_HEX 65 /* 64 hex digits and a NUL, as PKI_SHA256_HEX */
 
+/*
+ * How the proxy's last reload and last TLS check went (engine/proxy.c records every one,
+ * whoever asked): a pool member's state in the pool's database (engine/member.c).
+ */
+struct carotated_proxy_last {
+	int64_t reload_at; /* seconds since the epoch; 0: none since start */
+	int reload_ok;
+	int64_t check_at; /* seconds since the epoch; 0: none since start */
+	int check_ok;
+	char error[256]; /* the last failure of either, one printable line; "" none */
+};
+struct member;
+
 struct carotated {
 	struct config *conf;
 	const char *conf_path;
@@ -46,6 +61,8 @@ struct carotated {
 	int stopping;          /* SIGTERM came while busy: stop once the call has answered */
 	int resuming;          /* a rotate or restore cut short by a stop is being finished */
 	struct event *stop_ev; /* the bound on that wait */
+	struct carotated_proxy_last proxy_last;
+	struct member *member; /* a pool member's heartbeat (engine/member.h); NULL otherwise */
 };
 
 #endif

@@ -166,6 +166,7 @@ static const struct config_key config_keys[] = {
 	{ "ledger", "dsn_file", config_set_optpath, F(ledger_dsn_file), 0, 0 },
 	{ "ledger", "pool_key", config_set_optpath, F(ledger_pool_key), 0, 0 },
 	{ "ledger", "member", config_set_member, F(ledger_member), 0, 0 },
+	{ "ledger", "heartbeat", config_set_secs, F(ledger_heartbeat), 1 * SEC, 10 * MIN },
 };
 
 #undef F
@@ -333,6 +334,7 @@ config_defaults(const char *path)
 	conf->link_rate = 50;
 	conf->max_agents = 1000000;
 	conf->retention = 30 * 86400;
+	conf->ledger_heartbeat = 5;
 	conf->backups_keep = 10;
 	conf->renew_before = 30 * 86400;
 	conf->ca_warn = 180 * 86400;

@@ -93,7 +93,10 @@ struct config {
 	char *ledger_pool_key; /* absolute; set exactly when the backend is postgresql */
 	char *ledger_member;   /* [A-Za-z0-9._-]{1,63}; default: the host name up to its first dot.
 	                          NULL only with sqlite when that host name is not a valid name */
+	/* s between a pool member's heartbeats; stale after CONFIG_HEARTBEAT_STALE of them */
+	uint64_t ledger_heartbeat;
 };
+#define CONFIG_HEARTBEAT_STALE 3
 
 /*
  * Reads and validates path. On error returns NULL and writes

@@ -36,6 +36,7 @@
 
 struct proxy_reload_ctx {
 	LIST_ENTRY(proxy_reload_ctx) entry;
+	struct carotated *cd;
 	proxy_reload_done done;
 	void *arg;
 };
@@ -44,7 +45,43 @@ struct proxy_reload_ctx {
 static LIST_HEAD(, proxy_reload_ctx) proxy_reloads = LIST_HEAD_INITIALIZER(proxy_reloads);
 
 static void proxy_reload_finished(struct job *, void *);
+static void proxy_last_error(struct carotated_proxy_last *, const char *, const char *);
+static void proxy_note_reload(struct carotated *, const Carotate__V1__ReloadResult *);
+static void proxy_note_check(struct carotated *, int, const char *);
 static char *proxy_printable(const unsigned char *, size_t);
+
+/* what: why, as one printable line, the last failure. */
+static void
+proxy_last_error(struct carotated_proxy_last *last, const char *what, const char *why)
+{
+	size_t i;
+
+	snprintf(last->error, sizeof(last->error), "%s: %s", what, why);
+	for (i = 0; last->error[i] != '\0'; i++)
+		if (!isprint((unsigned char)last->error[i]))
+			last->error[i] = ' ';
+}
+
+/* Every reload's outcome is kept, whoever asked for it: a pool member's state shows it. */
+static void
+proxy_note_reload(struct carotated *cd, const Carotate__V1__ReloadResult *r)
+{
+	cd->proxy_last.reload_at = (int64_t)time(NULL);
+	cd->proxy_last.reload_ok = r->ok;
+	if (!r->ok)
+		proxy_last_error(&cd->proxy_last, "reload",
+		    r->output != NULL && r->output[0] != '\0' ? r->output : "failed");
+}
+
+/* And every TLS check's. */
+static void
+proxy_note_check(struct carotated *cd, int ok, const char *why)
+{
+	cd->proxy_last.check_at = (int64_t)time(NULL);
+	cd->proxy_last.check_ok = ok;
+	if (!ok)
+		proxy_last_error(&cd->proxy_last, "TLS check", why);
+}
 
 /* The output as one printable line: control bytes become spaces, white space is trimmed. */
 static char *
@@ -83,6 +120,7 @@ proxy_reload_finished(struct job *job, void *arg)
 		log_warnx("proxy reload: %s %s: %s", job_name(job), why, r->output);
 	job_free(job);
 	LIST_REMOVE(ctx, entry);
+	proxy_note_reload(ctx->cd, r);
 	ctx->done(r, ctx->arg);
 	free(ctx);
 }
@@ -94,6 +132,7 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 	struct proxy_reload_ctx *ctx = xmalloc(sizeof(*ctx));
 	Carotate__V1__ReloadResult *r;
 
+	ctx->cd = cd;
 	ctx->done = done;
 	ctx->arg = arg;
 	if (job_exec(cd->base, conf->reload_argv, conf->reload_timeout, PROXY_MAX_OUTPUT,
@@ -107,6 +146,7 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 	r->exit_status = -1;
 	xasprintf(&r->output, "cannot start %s: %s", conf->reload_argv[0], strerror(errno));
 	free(ctx);
+	proxy_note_reload(cd, r);
 	done(r, arg);
 }
 
@@ -115,6 +155,7 @@ proxy_reload(struct carotated *cd, proxy_reload_done done, void *arg)
 
 struct proxy_check_ctx {
 	LIST_ENTRY(proxy_check_ctx) entry;
+	struct carotated *cd;
 	const struct config_address *addr;
 	const char *server_name;
 	const char *expected;
@@ -262,9 +303,13 @@ proxy_check_finished(struct job *job, void *arg)
 		ok = strncmp(buf, "ok ", 3) == 0;
 		if (strcmp(served, "-") == 0)
 			served[0] = '\0';
+		proxy_note_check(c->cd, ok, buf + off);
 		c->done(ok, served, buf + off, c->arg);
-	} else
-		c->done(0, "", job_describe(job, why, sizeof(why)), c->arg);
+	} else {
+		job_describe(job, why, sizeof(why));
+		proxy_note_check(c->cd, 0, why);
+		c->done(0, "", why, c->arg);
+	}
 	job_free(job);
 	LIST_REMOVE(c, entry);
 	free(c);
@@ -276,6 +321,7 @@ proxy_check(struct carotated *cd, const struct config_address *addr, const char 
 {
 	struct proxy_check_ctx *c = xmalloc(sizeof(*c));
 
+	c->cd = cd;
 	c->addr = addr;
 	c->server_name = server_name != NULL ? server_name : "";
 	c->expected = expected;
@@ -285,8 +331,11 @@ proxy_check(struct carotated *cd, const struct config_address *addr, const char 
 	/* A little longer than the child's own deadline: it ends by itself. */
 	if (job_fork(cd->base, "tls-check", proxy_check_child, c, timeout_ms + 5000,
 	        PROXY_CHECK_OUTPUT, proxy_check_finished, c) == NULL) {
+		const char *why = strerror(errno);
+
 		free(c);
-		done(0, "", strerror(errno), arg);
+		proxy_note_check(cd, 0, why);
+		done(0, "", why, arg);
 		return;
 	}
 	LIST_INSERT_HEAD(&proxy_checks, c, entry);

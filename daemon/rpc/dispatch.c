@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "ledger.h"
 #include "log.h"
+#include "member.h"
 #include "reply.h"
 #include "xmalloc.h"
 
@@ -175,8 +176,10 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 	if (e->flags & DISPATCH_EXCLUSIVE)
 		ctx->cd->busy = e->name;
 	e->handler(ctx, req, reply);
-	if ((e->flags & DISPATCH_EXCLUSIVE) && !ctx->deferred)
+	if ((e->flags & DISPATCH_EXCLUSIVE) && !ctx->deferred) {
 		ctx->cd->busy = NULL;
+		member_beat(ctx->cd); /* the pool sees what this member serves now */
+	}
 	if (!ctx->deferred)
 		dispatch_audit_end(ctx, reply);
 }

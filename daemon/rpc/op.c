@@ -5,6 +5,7 @@
 
 #include "carotated.h"
 #include "dispatch.h"
+#include "member.h"
 #include "op.h"
 #include "reply.h"
 
@@ -34,6 +35,7 @@ op_finish(struct carotated *cd, struct control_pending *pending, Carotate__V1__R
 {
 	op_complete(cd, pending, reply);
 	cd->busy = NULL;
+	member_beat(cd); /* the pool sees what this member serves now */
 	/* A SIGTERM waited for this call (carotated_signal); its reply is flushed at exit. */
 	if (cd->stopping && cd->base != NULL)
 		event_base_loopbreak(cd->base);

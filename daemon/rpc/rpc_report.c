@@ -22,6 +22,18 @@
 static void rpc_report_pending(const char *, int64_t, int, void *);
 static void rpc_report_holding(const char *, uint64_t, void *);
 static void rpc_report_agent(struct ledger *, const char *, Carotate__V1__Response *, int);
+static int rpc_report_member_ok(const char *);
+static void rpc_report_member_cb(const char *, const struct ledger_counts *, void *);
+static void rpc_report_known_cb(const struct ledger_member *, void *);
+static int rpc_report_members(struct rpc_ctx *, const Carotate__V1__ReportRequest *,
+    Carotate__V1__ReportReply *, Carotate__V1__Response *);
+
+/* rpc_report_members' callbacks' state: the reply, the one member asked for ("" all). */
+struct rpc_report_split {
+	Carotate__V1__ReportReply *r;
+	const char *only;
+	int known; /* only is a member of the pool */
+};
 
 /* Rounded down: 99.99 % is 99, never 100. */
 static uint32_t
@@ -55,6 +67,80 @@ rpc_report_holding(const char *bundle_id, uint64_t n, void *arg)
 	r->holdings[r->n_holdings++] = h;
 }
 
+/* A member's name as [ledger] member spells it: 1 to 63 of A-Z a-z 0-9 . _ - */
+static int
+rpc_report_member_ok(const char *s)
+{
+	size_t n = strnlen(s, LEDGER_MAX_MEMBER + 1);
+
+	return n >= 1 && n <= LEDGER_MAX_MEMBER &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                 "abcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static void
+rpc_report_member_cb(const char *member, const struct ledger_counts *c, void *arg)
+{
+	struct rpc_report_split *s = arg;
+	Carotate__V1__ReportReply *r = s->r;
+	Carotate__V1__MemberCounts *m;
+
+	if (s->only[0] != '\0' && strcmp(member, s->only) != 0)
+		return;
+	m = xmalloc(sizeof(*m));
+	carotate__v1__member_counts__init(m);
+	m->member = xstrdup(member);
+	m->active = c->active;
+	m->acknowledged = c->acknowledged;
+	m->verified = c->verified;
+	m->pending = c->pending;
+	m->linked = c->linked;
+	m->excluded = c->excluded;
+	r->members = xreallocarray(r->members, r->n_members + 1, sizeof(*r->members));
+	r->members[r->n_members++] = m;
+}
+
+static void
+rpc_report_known_cb(const struct ledger_member *m, void *arg)
+{
+	struct rpc_report_split *s = arg;
+
+	s->known |= strcmp(m->name, s->only) == 0;
+}
+
+/*
+ * A pool's counts split by the member each agent last came through (the totals stay the
+ * pool's); with q->member only that member's share, zeros for a member no agent came
+ * through. Nothing for a single proxy. 0, or -1 with the error in reply.
+ */
+static int
+rpc_report_members(struct rpc_ctx *ctx, const Carotate__V1__ReportRequest *q,
+    Carotate__V1__ReportReply *r, Carotate__V1__Response *reply)
+{
+	struct rpc_report_split s = { .r = r, .only = q->member };
+	struct ledger *l = ctx->cd->ledger;
+
+	if (ctx->cd->conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL)
+		return 0;
+	if (ledger_count_members(l, r->now, r->active_within, rpc_report_member_cb, &s) == -1 ||
+	    (s.only[0] != '\0' && ledger_member_list(l, rpc_report_known_cb, &s) == -1)) {
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "the pool's ledger cannot split the counts by member now (carotatectl check "
+		    "shows the ledger's state)");
+		return -1;
+	}
+	if (s.only[0] == '\0' || r->n_members > 0)
+		return 0;
+	if (!s.known) {
+		reply_error(reply, CAROTATE__V1__STATUS__NOT_FOUND,
+		    "no member %s in the pool (carotatectl status lists them)", s.only);
+		return -1;
+	}
+	s.only = "";
+	rpc_report_member_cb(q->member, &(struct ledger_counts){ 0 }, &s);
+	return 0;
+}
+
 void
 rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__Response *reply)
 {
@@ -71,6 +157,18 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
 		    "the active window is at most 3650 days and a page at most %d agents",
 		    REPORT_MAX_LIMIT);
+		return;
+	}
+	if (q->member[0] != '\0' && !rpc_report_member_ok(q->member)) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "a member's name is 1 to %d of A-Z a-z 0-9 . _ -", LEDGER_MAX_MEMBER);
+		return;
+	}
+	if (q->member[0] != '\0' && conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL) {
+		reply_error(reply, CAROTATE__V1__STATUS__INVALID_ARGUMENT,
+		    "report --member is for a pool: this proxy keeps its own %s ledger, every "
+		    "agent counted here (carotatectl report shows them)",
+		    ledger_backend_name(l));
 		return;
 	}
 	if (ledger_count(l, now, window, &c) == -1) {
@@ -103,6 +201,8 @@ rpc_report(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	r->never_confirmed = c.never_confirmed;
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_REPORT_REPLY;
 	reply->report_reply = r;
+	if (rpc_report_members(ctx, q, r, reply) == -1)
+		return;
 	if (r->staged_ca[0] == '\0' && ledger_holdings(l, now, window, rpc_report_holding, r) == -1)
 		reply_ledger_error(reply, l, "read the ledger");
 	else if (q->pending &&

@@ -37,6 +37,13 @@
 
 #define ROTATE_PENDING_SHOW 20 /* pending agents named in a refusal */
 
+/* The members whose heartbeat is stale, named in a refusal. */
+struct rpc_rotate_stale {
+	int64_t limit; /* seconds: older than this is stale */
+	size_t n;
+	char names[512];
+};
+
 /* A rotate or restore the engine carries out: what its answer needs. */
 struct rpc_rotate_call {
 	struct rpc_ctx *ctx; /* while the handler runs, for rpc_rotate_begin */
@@ -51,6 +58,9 @@ static void rpc_rotate_attach(Carotate__V1__Response *, const char *, Carotate__
 static void rpc_rotate_pending_cb(const char *, int64_t, int, void *);
 static int rpc_rotate_gate(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     Carotate__V1__RotateReply *, Carotate__V1__Response *);
+static void rpc_rotate_stale_cb(const struct ledger_member *, void *);
+static int rpc_rotate_members_gate(
+    struct rpc_ctx *, const Carotate__V1__RotateRequest *, Carotate__V1__Response *);
 static int rpc_rotate_counted(struct rpc_ctx *, const Carotate__V1__RotateRequest *,
     const Carotate__V1__RotateReply *, Carotate__V1__Response *);
 static int rpc_rotate_restore_gate(struct rpc_ctx *, const Carotate__V1__RestoreRequest *,
@@ -181,6 +191,58 @@ rpc_rotate_gate(struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q,
 	return -1;
 }
 
+static void
+rpc_rotate_stale_cb(const struct ledger_member *m, void *arg)
+{
+	struct rpc_rotate_stale *s = arg;
+	size_t len = strlen(s->names);
+
+	if (m->heartbeat_age <= s->limit)
+		return;
+	if (s->n++ < 8)
+		snprintf(s->names + len, sizeof(s->names) - len, "%s%s (heartbeat %llds ago)",
+		    len > 0 ? ", " : "", m->name, (long long)m->heartbeat_age);
+}
+
+/*
+ * A pool rotates only when every member is alive: a member whose heartbeat is older than
+ * three [ledger] heartbeat intervals may be down, and would not take the new set. --force
+ * with a reason overrides it (a member gone for good); a pool whose members cannot be read
+ * refuses even then, as the count gate does. 0 to go on, -1 with the refusal in reply.
+ */
+static int
+rpc_rotate_members_gate(
+    struct rpc_ctx *ctx, const Carotate__V1__RotateRequest *q, Carotate__V1__Response *reply)
+{
+	const struct config *conf = ctx->cd->conf;
+	struct rpc_rotate_stale s = { 0 };
+
+	if (conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL)
+		return 0;
+	s.limit = (int64_t)(conf->ledger_heartbeat * CONFIG_HEARTBEAT_STALE);
+	if (ledger_member_list(ctx->cd->ledger, rpc_rotate_stale_cb, &s) == -1) {
+		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
+		    "cannot read the pool's members now, so nobody can tell whether each of them "
+		    "would take the new set; nothing was rotated, not even with --force (rotate "
+		    "again once the ledger answers: carotatectl check shows it)");
+		return -1;
+	}
+	if (s.n == 0)
+		return 0;
+	if (q->force) {
+		log_info("rotate forced with %zu stale pool member%s: %s: %s", s.n,
+		    s.n == 1 ? "" : "s", s.names, q->reason);
+		return 0;
+	}
+	reply_error(reply, CAROTATE__V1__STATUS__FAILED_PRECONDITION,
+	    "%zu member%s of the pool %s stale: %s%s; a heartbeat older than %llds (three "
+	    "[ledger] heartbeat intervals) means the member may be down and would not take the "
+	    "new set (start it again, or rotate --force --reason TEXT rotates anyway)",
+	    s.n, s.n == 1 ? "" : "s", s.n == 1 ? "is" : "are", s.names, s.n > 8 ? ", ..." : "",
+	    (long long)s.limit);
+	return -1;
+}
+
 /*
  * The CA in new/ (read from disk just now, r->after) is the one the caller
  * expects and the one the gate counts. new/ replaced by hand without a
@@ -280,7 +342,8 @@ rpc_rotate(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 		    "the staged set is not sound: %s", r->after->problems[0]);
 		return;
 	}
-	if (rpc_rotate_counted(ctx, q, r, reply) == -1 || rpc_rotate_gate(ctx, q, r, reply) == -1)
+	if (rpc_rotate_counted(ctx, q, r, reply) == -1 ||
+	    rpc_rotate_members_gate(ctx, q, reply) == -1 || rpc_rotate_gate(ctx, q, r, reply) == -1)
 		return;
 	if (q->dry_run) {
 		reply_error(reply, CAROTATE__V1__STATUS__OK,

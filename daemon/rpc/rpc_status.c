@@ -173,6 +173,49 @@ rpc_status_ledger(struct carotated *cd, Carotate__V1__StatusReply *st)
 	st->ledger = lh;
 }
 
+static void
+rpc_status_member_cb(const struct ledger_member *m, void *arg)
+{
+	Carotate__V1__StatusReply *st = arg;
+	uint64_t beat = st->heartbeat;
+	Carotate__V1__PoolMember *p = xmalloc(sizeof(*p));
+
+	carotate__v1__pool_member__init(p);
+	p->member = xstrdup(m->name);
+	p->heartbeat_age = m->heartbeat_age;
+	p->stale = m->heartbeat_age > (int64_t)(beat * CONFIG_HEARTBEAT_STALE);
+	p->active_ca = xstrdup(m->active_ca);
+	p->active_server = xstrdup(m->active_server);
+	p->staged_ca = xstrdup(m->staged_ca);
+	p->last_reload_at = m->last_reload_at;
+	p->last_reload_ok = m->last_reload_ok;
+	p->last_check_at = m->last_check_at;
+	p->last_check_ok = m->last_check_ok;
+	p->last_error = xstrdup(m->last_error);
+	p->started_at = m->started_at;
+	st->pool = xreallocarray(st->pool, st->n_pool + 1, sizeof(*st->pool));
+	st->pool[st->n_pool++] = p;
+}
+
+/*
+ * A pool's members as the database holds them (this one included): read at each call, a
+ * heartbeat's age changes by the second. A single proxy has none (pool_known stays false).
+ */
+static void
+rpc_status_pool(struct carotated *cd, Carotate__V1__StatusReply *st)
+{
+	if (cd->ledger == NULL || cd->conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL)
+		return;
+	st->heartbeat = cd->conf->ledger_heartbeat;
+	if (ledger_member_list(cd->ledger, rpc_status_member_cb, st) == 0) {
+		st->pool_known = 1;
+		return;
+	}
+	/* Out of reach: the ledger logged it once; status says so at every call (pool null). */
+	while (st->n_pool > 0)
+		carotate__v1__pool_member__free_unpacked(st->pool[--st->n_pool], NULL);
+}
+
 /* The workers' health, agents then canary: a worker that keeps failing shows here. */
 static void
 rpc_status_workers(struct carotated *cd, Carotate__V1__StatusReply *st)
@@ -233,6 +276,7 @@ rpc_status(struct rpc_ctx *ctx, const Carotate__V1__Request *req, Carotate__V1__
 	st->canary_worker_pid = rpc_status_pid(agents_worker_pid(ctx->cd, 1));
 	rpc_status_workers(ctx->cd, st);
 	rpc_status_ledger(ctx->cd, st);
+	rpc_status_pool(ctx->cd, st);
 	rpc_status_sets(conf, st, now, ctx->watch_gen, fresh, &sig);
 	reply->result_case = CAROTATE__V1__RESPONSE__RESULT_STATUS_REPLY;
 	reply->status_reply = st;

@@ -33,6 +33,8 @@ static int ledger_migrate_verify(
 static void ledger_migrate_nothing(char *, size_t);
 static void ledger_migrate_detail(
     struct ledger_audit *, const char *, const struct ledger_migration *);
+static int ledger_member_text_ok(const char *, size_t);
+static int ledger_member_ok(const struct ledger_member *);
 
 /* Every entry is there: the front calls them without looking. */
 static int
@@ -213,6 +215,59 @@ ledger_blob_put_new(struct ledger *l, const char *name, const uint8_t *blob, siz
 		return -1;
 	}
 	return l->be->blob_put_new(l->self, name, blob, len);
+}
+
+/* Printable ASCII, NUL-terminated within its field (cap bytes). */
+static int
+ledger_member_text_ok(const char *s, size_t cap)
+{
+	size_t i, n = strnlen(s, cap);
+
+	if (n == cap)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* What a beat stores must fit the schema: the caller sanitized its texts. */
+static int
+ledger_member_ok(const struct ledger_member *m)
+{
+	return m != NULL && ledger_member_text_ok(m->active_ca, sizeof(m->active_ca)) &&
+	       ledger_member_text_ok(m->active_server, sizeof(m->active_server)) &&
+	       ledger_member_text_ok(m->staged_ca, sizeof(m->staged_ca)) &&
+	       ledger_member_text_ok(m->last_error, sizeof(m->last_error));
+}
+
+int
+ledger_member_beat(struct ledger *l, const struct ledger_member *m)
+{
+	if (!ledger_member_ok(m)) {
+		log_warnx("ledger: member_beat: bad arguments");
+		return -1;
+	}
+	if (l->be->member_beat == NULL)
+		return -1; /* not a pool: nobody to tell */
+	return l->be->member_beat(l->self, m);
+}
+
+int
+ledger_member_list(struct ledger *l, ledger_member_cb cb, void *arg)
+{
+	if (cb == NULL || l->be->member_list == NULL)
+		return -1;
+	return l->be->member_list(l->self, cb, arg);
+}
+
+int
+ledger_count_members(
+    struct ledger *l, time_t now, uint64_t window, ledger_member_counts_cb cb, void *arg)
+{
+	if (cb == NULL || l->be->count_members == NULL)
+		return -1;
+	return l->be->count_members(l->self, now, window, cb, arg);
 }
 
 void

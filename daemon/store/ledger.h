@@ -31,6 +31,7 @@
 #define LEDGER_SEEN_GRANULARITY 300
 
 struct ledger;
+struct ledger_counts;
 
 enum ledger_result {
 	LEDGER_OK = 0,
@@ -114,6 +115,49 @@ int ledger_probe(struct ledger *);
 int ledger_blob_get(struct ledger *, const char *name, uint8_t *buf, size_t cap, size_t *len);
 int ledger_blob_put_new(struct ledger *, const char *name, const uint8_t *blob, size_t len);
 void ledger_close(struct ledger *);
+/*
+ * A pool member's state, one row per member in the pool's database: what it
+ * serves and how its last reload and TLS check went, with a heartbeat taken
+ * from the database's clock (members' clocks do not matter). Fingerprints are
+ * SHA-256 hex as certset_fingerprints gives them ("-" none, "?" unreadable).
+ */
+#define LEDGER_MAX_MEMBER       63
+#define LEDGER_MAX_MEMBER_ERROR 255
+struct ledger_member {
+	char name[LEDGER_MAX_MEMBER + 1]; /* list: the member's; beat: ignored */
+	int64_t started_at;               /* seconds since the epoch, the member's clock */
+	int64_t heartbeat_at;             /* list: the last beat, the database's clock */
+	int64_t heartbeat_age;            /* list: seconds since it, by the database's clock */
+	char active_ca[LEDGER_CA_ID_LEN + 1];
+	char active_server[LEDGER_CA_ID_LEN + 1];
+	char staged_ca[LEDGER_CA_ID_LEN + 1];
+	int64_t last_reload_at; /* 0: none since the member started */
+	int last_reload_ok;
+	int64_t last_check_at; /* 0: none since the member started */
+	int last_check_ok;
+	char last_error[LEDGER_MAX_MEMBER_ERROR + 1]; /* printable one-line text */
+};
+/*
+ * Writes this member's row (the name given to ledger_open_pg, never m->name)
+ * with m's state and a heartbeat of the database's now. Not inside a batch.
+ * 0 / -1 (a database out of reach fails it; a single proxy's ledger is not a
+ * pool: -1).
+ */
+int ledger_member_beat(struct ledger *, const struct ledger_member *m);
+/*
+ * Every member's row, by name, ages computed by the database. 0 / -1 (not a
+ * pool, or out of reach). Not inside a batch.
+ */
+typedef void (*ledger_member_cb)(const struct ledger_member *, void *arg);
+int ledger_member_list(struct ledger *, ledger_member_cb, void *arg);
+/*
+ * Counts per member, the agents split by the member each last checked in through
+ * (set by a link, check-in or renewal; "" for agents no member recorded), as
+ * ledger_count counts them; from one snapshot. 0 / -1 (not a pool, out of reach).
+ */
+typedef void (*ledger_member_counts_cb)(const char *member, const struct ledger_counts *, void *);
+int ledger_count_members(
+    struct ledger *, time_t now, uint64_t window, ledger_member_counts_cb, void *arg);
 /*
  * PRAGMA quick_check (O(N) in the file's pages, no index cross-check) on the
  * open connection: 1 when it reports "ok", 0 when it found damage (its first

@@ -86,6 +86,11 @@ struct ledger_backend {
 	    void *self, const struct ledger_export_agent *, char *err, size_t errlen);
 	int (*import_join)(void *self, const struct ledger_join *, char *err, size_t errlen);
 	int (*import_end)(void *self, struct ledger_audit *rec, char *err, size_t errlen);
+	/* Optional: an engine without them is not a pool (the front answers -1). */
+	int (*member_beat)(void *self, const struct ledger_member *);
+	int (*member_list)(void *self, ledger_member_cb, void *arg);
+	int (*count_members)(
+	    void *self, time_t now, uint64_t window, ledger_member_counts_cb, void *arg);
 };
 
 /* What import_agent and import_join did with a row. */

@@ -489,4 +489,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.import_agent = ledger_pg_import_agent,
 	.import_join = ledger_pg_import_join,
 	.import_end = ledger_pg_import_end,
+	.member_beat = ledger_pg_member_beat,
+	.member_list = ledger_pg_member_list,
+	.count_members = ledger_pg_count_members,
 };

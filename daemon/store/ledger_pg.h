@@ -2,7 +2,8 @@
  * The PostgreSQL ledger's private parts, shared by ledger_pg.c (open, schema,
  * batches, target), ledger_pg_conn.c (the connection and its statements),
  * ledger_pg_sql.c (every SQL text), ledger_pg_agents.c (agents, join tokens, counts),
- * ledger_pg_audit.c (the audit chain) and ledger_pg_cache.c (the token cache
+ * ledger_pg_audit.c (the audit chain), ledger_pg_member.c (each member's
+ * state and heartbeat) and ledger_pg_cache.c (the token cache
  * a member answers check-ins from while it is cut off). Nothing outside those
  * files includes it.
  */
@@ -66,6 +67,9 @@ enum ledger_pg_st {
 	LPG_QUICK_CHECK,
 	LPG_BLOB_GET,
 	LPG_BLOB_ADD,
+	LPG_COUNT_MEMBERS,
+	LPG_MEMBER_BEAT,
+	LPG_MEMBER_LIST,
 	LPG_COUNT_ST
 };
 
@@ -150,6 +154,8 @@ int64_t ledger_pg_int(const PGresult *, int, int);
 int ledger_pg_bytes(const PGresult *, int, int, uint8_t *, size_t);
 int ledger_pg_blob(const PGresult *, int, int, uint8_t *, size_t, size_t *);
 int ledger_pg_call_begin(struct ledger_pg *, const char *);
+int ledger_pg_count_args(
+    struct ledger_pg *, const char *, time_t, uint64_t, struct ledger_pg_args *);
 int ledger_pg_read_begin(struct ledger_pg *);
 int ledger_pg_begin_tx(struct ledger_pg *);
 enum ledger_result ledger_pg_call_end(struct ledger_pg *, enum ledger_result, size_t);
@@ -191,6 +197,9 @@ int ledger_pg_audit_count(void *, uint64_t *);
 int ledger_pg_audit_verify_step(void *, struct ledger_audit_walk *, uint32_t, char *, size_t);
 int ledger_pg_blob_get(void *, const char *, uint8_t *, size_t, size_t *);
 int ledger_pg_blob_put_new(void *, const char *, const uint8_t *, size_t);
+int ledger_pg_member_beat(void *, const struct ledger_member *);
+int ledger_pg_member_list(void *, ledger_member_cb, void *);
+int ledger_pg_count_members(void *, time_t, uint64_t, ledger_member_counts_cb, void *);
 
 /* A record appended inside the caller's transaction (ledger_pg_audit.c). */
 int ledger_pg_audit_chain(struct ledger_pg *, struct ledger_audit *);

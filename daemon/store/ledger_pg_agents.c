@@ -25,6 +25,7 @@ struct ledger_pg_row {
 	int64_t staged_delivered_at, acknowledged_at, verified_at;
 	int excluded, delivered_set, acked, verified;
 	char delivered_name[LEDGER_BUNDLE_ID_LEN + 1];
+	char member[LEDGER_PG_MAX_MEMBER + 1]; /* the member it last came through, "" none */
 };
 
 static enum ledger_result ledger_pg_find(
@@ -45,8 +46,6 @@ static enum ledger_result ledger_pg_do_flag(
 static enum ledger_result ledger_pg_do_delete(
     struct ledger_pg *, enum ledger_pg_st, struct ledger_pg_args *, uint64_t *);
 static int64_t ledger_pg_since(time_t, uint64_t);
-static int ledger_pg_count_args(
-    struct ledger_pg *, const char *, time_t, uint64_t, struct ledger_pg_args *);
 
 /* Finds the agent (its row locked) and checks its token in constant time. */
 static enum ledger_result
@@ -93,6 +92,7 @@ ledger_pg_find_row(const PGresult *q, struct ledger_pg_row *r)
 	r->verified = !PQgetisnull(q, 0, 9);
 	r->verified_at = ledger_pg_int(q, 0, 9);
 	snprintf(r->delivered_name, sizeof(r->delivered_name), "%s", PQgetvalue(q, 0, 10));
+	snprintf(r->member, sizeof(r->member), "%s", PQgetvalue(q, 0, 11));
 }
 
 static int
@@ -100,7 +100,7 @@ ledger_pg_row_same(const struct ledger_pg_row *a, const struct ledger_pg_row *b)
 {
 	return a->delivered == b->delivered && a->held == b->held && a->staging == b->staging &&
 	       a->delivered_set == b->delivered_set && a->acked == b->acked &&
-	       a->verified == b->verified;
+	       a->verified == b->verified && strcmp(a->member, b->member) == 0;
 }
 
 static int
@@ -116,6 +116,7 @@ ledger_pg_write_row(struct ledger_pg *p, const struct ledger_pg_row *w)
 	ledger_pg_arg_time(&a, w->delivered_set, w->staged_delivered_at);
 	ledger_pg_arg_time(&a, w->acked, w->acknowledged_at);
 	ledger_pg_arg_time(&a, w->verified, w->verified_at);
+	ledger_pg_arg_text(&a, w->member);
 	return ledger_pg_run(p, LPG_CHECKIN, &a);
 }
 
@@ -223,6 +224,8 @@ ledger_pg_do_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *t
 		}
 	}
 	w.last_seen = now;
+	/* The member it came through is written at once: report --member splits by it. */
+	snprintf(w.member, sizeof(w.member), "%s", p->member);
 	if ((*send || !ledger_pg_row_same(&r, &w) || now < r.last_seen ||
 	        now - r.last_seen >= LEDGER_SEEN_GRANULARITY) &&
 	    ledger_pg_write_row(p, &w) == -1)
@@ -447,6 +450,7 @@ ledger_pg_renew(
 	ledger_pg_arg_int(&a, r.id);
 	ledger_pg_arg_bytes(&a, new_hash, LEDGER_TOKEN_HASH_LEN);
 	ledger_pg_arg_int(&a, now);
+	ledger_pg_arg_text(&a, p->member);
 	if (ledger_pg_run(p, LPG_RENEW, &a) == -1)
 		return ledger_pg_call_end(p, LEDGER_ERROR, mark);
 	memcpy(c.hash, new_hash, LEDGER_TOKEN_HASH_LEN);
@@ -568,7 +572,7 @@ ledger_pg_since(time_t now, uint64_t window)
  * on committed rows (never inside a batch: its connection would see its own
  * writes) and for the target as stored (not while a new one waits to be).
  */
-static int
+int
 ledger_pg_count_args(
     struct ledger_pg *p, const char *what, time_t now, uint64_t window, struct ledger_pg_args *a)
 {

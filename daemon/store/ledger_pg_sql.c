@@ -19,6 +19,34 @@
 	"CASE WHEN $2::bigint <> 0 THEN NOT " LEDGER_PG_ACKED " ELSE $3::bigint <> 0 AND "         \
 	"held_bundle IS DISTINCT FROM $3 END"
 
+/*
+ * Every count of ledger_counts over the rows of LEDGER_PG_COUNTED, in its
+ * order. $1 the active window's first second, $2 the open staging, $3 the
+ * current bundle.
+ */
+#define LEDGER_PG_COUNTS                                                                           \
+	"count(*), count(*) FILTER (WHERE NOT x AND act), "                                        \
+	"count(*) FILTER (WHERE NOT x AND act AND ack), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND ver), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND dlv), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND lack), "                                         \
+	"count(*) FILTER (WHERE NOT x AND NOT act AND lack), "                                     \
+	"count(*) FILTER (WHERE x), "                                                              \
+	"count(*) FILTER (WHERE NOT x AND act AND cur), "                                          \
+	"count(*) FILTER (WHERE NOT x AND held_bundle IS NULL AND NOT ack)"
+#define LEDGER_PG_COUNTED                                                                          \
+	"member, is_excluded AS x, last_seen >= $1::bigint AS act, held_bundle, "                  \
+	" " LEDGER_PG_ACKED " AS ack, "                                                            \
+	" coalesce(staging = $2 AND verified_at IS NOT NULL, false) AS ver, "                      \
+	" " LEDGER_PG_DELIVERED " AS dlv, coalesce(held_bundle = $3, false) AS cur, "              \
+	" " LEDGER_PG_LACKING " AS lack"
+/* A member's row in the order ledger_pg_member.c reads it; the age by the database's clock. */
+#define LEDGER_PG_MEMBER_COLUMNS                                                                   \
+	"name, started_at, extract(epoch FROM heartbeat_at)::bigint, "                             \
+	"greatest(0, floor(extract(epoch FROM now() - heartbeat_at)))::bigint, active_ca, "        \
+	"active_server, staged_ca, last_reload_at, last_reload_ok, last_check_at, last_check_ok, " \
+	"last_error"
+
 /* The triggers that keep the audit log append-only (re-created at open when missing). */
 #define LEDGER_PG_AUDIT_TRIGGERS                                                                   \
 	"DROP TRIGGER IF EXISTS audit_no_update ON audit;"                                         \
@@ -47,18 +75,18 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	/* Held to the end of the transaction: a pool-wide job runs one member at a time. */
 	[LPG_LOCK] = "SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
 	[LPG_LINK] = "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
-	             "linked_by, delivered_bundle, staging, staged_delivered_at) "
-	             "VALUES ($1, $2, $3, $3, $3, $4, $5, $6, $7) "
+	             "linked_by, member, delivered_bundle, staging, staged_delivered_at) "
+	             "VALUES ($1, $2, $3, $3, $3, $4, $4, $5, $6, $7) "
 	             "ON CONFLICT (agent_id) DO NOTHING RETURNING id",
 	/* The row is locked to the batch's end: two members never interleave one agent's writes. */
 	[LPG_FIND] = "SELECT a.id, a.token_hash, a.delivered_bundle, a.held_bundle, a.is_excluded, "
 	             "a.last_seen, a.staging, a.staged_delivered_at, a.acknowledged_at, "
-	             "a.verified_at, b.bundle_id FROM agents a "
+	             "a.verified_at, b.bundle_id, coalesce(a.member, '') FROM agents a "
 	             "LEFT JOIN bundles b ON b.id = a.delivered_bundle "
 	             "WHERE a.agent_id = $1 FOR UPDATE OF a",
 	[LPG_CHECKIN] = "UPDATE agents SET last_seen = $2, held_bundle = $3, "
 	                "delivered_bundle = $4, staging = $5, staged_delivered_at = $6, "
-	                "acknowledged_at = $7, verified_at = $8 WHERE id = $1",
+	                "acknowledged_at = $7, verified_at = $8, member = $9 WHERE id = $1",
 	[LPG_EXCLUDE] = "UPDATE agents SET is_excluded = true, exclude_reason = $2 "
 	                "WHERE agent_id = $1 RETURNING id",
 	[LPG_INCLUDE] = "UPDATE agents SET is_excluded = false, exclude_reason = NULL "
@@ -75,7 +103,8 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	                   "ON CONFLICT (bundle_id) DO NOTHING",
 	[LPG_BUNDLE_ID] = "SELECT id FROM bundles WHERE bundle_id = $1",
 	[LPG_RENEW] =
-	    "UPDATE agents SET token_hash = $2, last_seen = greatest(last_seen, $3) WHERE id = $1",
+	    "UPDATE agents SET token_hash = $2, last_seen = greatest(last_seen, $3), member = $4 "
+	    "WHERE id = $1",
 	[LPG_FORGET] = "DELETE FROM agents WHERE agent_id = $1 RETURNING agent_id",
 	/* Never confirmed: never presented a bundle back (held_bundle is set by the first). */
 	[LPG_FORGET_UNCONFIRMED] = "DELETE FROM agents WHERE held_bundle IS NULL AND "
@@ -94,20 +123,8 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	 * Every count in one statement, so in one snapshot of committed rows.
 	 * $1 the active window's first second, $2 the open staging, $3 the current bundle.
 	 */
-	[LPG_COUNT] = "SELECT count(*), count(*) FILTER (WHERE NOT x AND act), "
-	              "count(*) FILTER (WHERE NOT x AND act AND ack), "
-	              "count(*) FILTER (WHERE NOT x AND act AND ver), "
-	              "count(*) FILTER (WHERE NOT x AND act AND dlv), "
-	              "count(*) FILTER (WHERE NOT x AND act AND lack), "
-	              "count(*) FILTER (WHERE NOT x AND NOT act AND lack), "
-	              "count(*) FILTER (WHERE x), "
-	              "count(*) FILTER (WHERE NOT x AND act AND cur), "
-	              "count(*) FILTER (WHERE NOT x AND held_bundle IS NULL AND NOT ack) "
-	              "FROM (SELECT is_excluded AS x, last_seen >= $1::bigint AS act, held_bundle, "
-	              " " LEDGER_PG_ACKED " AS ack, "
-	              " coalesce(staging = $2 AND verified_at IS NOT NULL, false) AS ver, "
-	              " " LEDGER_PG_DELIVERED " AS dlv, coalesce(held_bundle = $3, false) AS cur, "
-	              " " LEDGER_PG_LACKING " AS lack FROM agents) a",
+	[LPG_COUNT] =
+	    "SELECT " LEDGER_PG_COUNTS " FROM (SELECT " LEDGER_PG_COUNTED " FROM agents) a",
 	/* Most recently seen first, ties by link order; $4 limit, $5 offset. */
 	[LPG_PENDING] = "SELECT agent_id, last_seen, " LEDGER_PG_DELIVERED " FROM agents "
 	                "WHERE NOT is_excluded AND last_seen >= $1::bigint AND " LEDGER_PG_LACKING
@@ -138,6 +155,21 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	/* The first member to store a name wins; the others read its blob. */
 	[LPG_BLOB_ADD] = "INSERT INTO blobs (name, blob, created_at, created_by) "
 	                 "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name",
+	/* Every count per member, from one snapshot; "" for agents no member recorded. */
+	[LPG_COUNT_MEMBERS] = "SELECT coalesce(member, ''), " LEDGER_PG_COUNTS
+	                      " FROM (SELECT " LEDGER_PG_COUNTED " FROM agents) a "
+	                      "GROUP BY coalesce(member, '') ORDER BY 1",
+	/* This member's row only ($1 is the name it opened the ledger with). */
+	[LPG_MEMBER_BEAT] =
+	    "INSERT INTO members (name, started_at, heartbeat_at, active_ca, active_server, "
+	    "staged_ca, last_reload_at, last_reload_ok, last_check_at, last_check_ok, last_error) "
+	    "VALUES ($1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO UPDATE "
+	    "SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+	    "active_ca = excluded.active_ca, active_server = excluded.active_server, "
+	    "staged_ca = excluded.staged_ca, last_reload_at = excluded.last_reload_at, "
+	    "last_reload_ok = excluded.last_reload_ok, last_check_at = excluded.last_check_at, "
+	    "last_check_ok = excluded.last_check_ok, last_error = excluded.last_error",
+	[LPG_MEMBER_LIST] = "SELECT " LEDGER_PG_MEMBER_COLUMNS " FROM members ORDER BY name",
 };
 
 /* Schema migrations: [i] takes version i to i + 1. Append only, never edit. */
@@ -209,5 +241,19 @@ const char *const ledger_pg_migrations[] = {
 	" created_by text NOT NULL);"
 	"CREATE FUNCTION carotate_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS "
 	"$$BEGIN RAISE EXCEPTION 'the audit log is append-only'; END$$;" LEDGER_PG_AUDIT_TRIGGERS,
+	/* 1 -> 2: each member's state and heartbeat; the member each agent last came through. */
+	"CREATE TABLE members ("
+	" name text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),"
+	" started_at bigint NOT NULL,"
+	" heartbeat_at timestamptz NOT NULL,"
+	" active_ca text NOT NULL CHECK (length(active_ca) <= 64),"
+	" active_server text NOT NULL CHECK (length(active_server) <= 64),"
+	" staged_ca text NOT NULL CHECK (length(staged_ca) <= 64),"
+	" last_reload_at bigint NOT NULL,"
+	" last_reload_ok boolean NOT NULL,"
+	" last_check_at bigint NOT NULL,"
+	" last_check_ok boolean NOT NULL,"
+	" last_error text NOT NULL CHECK (length(last_error) <= 255));"
+	"ALTER TABLE agents ADD COLUMN member text CHECK (length(member) BETWEEN 1 AND 63);",
 };
 const int ledger_pg_version = (int)(sizeof(ledger_pg_migrations) / sizeof(ledger_pg_migrations[0]));

@@ -53,6 +53,13 @@ assert_eq late "$(json_get pending_agents.0.id "$T/p.json")" "the pending agent 
 assert_exit 0 "a page past the end is empty, not an error" -- ctl --json report --pending --offset 5
 assert_eq "[]" "$(printf '%s' "$OUT" | json_get pending_agents)" "...and lists nobody"
 
+# A single proxy has no pool members: no split, and --member is refused.
+assert_eq null "$(json_get members "$T/r.json")" "a single proxy's report has no members"
+assert_exit 5 "report --member on a single proxy exits 5" -- ctl report --member a
+assert_contains "report --member is for a pool" "$ERR" "...and says why"
+ctl --json status >"$T/s.json"
+assert_eq null "$(json_get pool "$T/s.json")" "a single proxy's status has no pool"
+
 assert_exit 0 "wait for 90 % returns at once" -- ctl wait --percent 90 --max-wait 10s
 case "$ERR" in *deprecated*) fail "--max-wait gets a deprecation note" "$ERR" ;; esac
 ok "--max-wait gets no deprecation note"

@@ -2064,6 +2064,31 @@ test_wrap(void **state)
 	ledger_close(NULL);
 }
 
+static void
+member_cb(const struct ledger_member *m, void *arg)
+{
+	fail_msg("a single proxy has no pool members (%s)", m->name);
+}
+
+static void
+member_counts_cb(const char *member, const struct ledger_counts *c, void *arg)
+{
+	fail_msg("a single proxy has no per-member counts (%s)", member);
+}
+
+/* A single proxy's ledger is not a pool: member calls answer -1 and call nothing back. */
+static void
+test_not_a_pool(void **state)
+{
+	struct ledger *l = lopen();
+	struct ledger_member m = { .active_ca = "-", .active_server = "-", .staged_ca = "-" };
+
+	assert_int_equal(ledger_member_beat(l, &m), -1);
+	assert_int_equal(ledger_member_list(l, member_cb, NULL), -1);
+	assert_int_equal(ledger_count_members(l, T0, 7 * 86400, member_counts_cb, NULL), -1);
+	ledger_close(l);
+}
+
 /* What the front refuses before any engine sees it, with the result the contract names. */
 static void
 test_front_arguments(void **state)
@@ -2174,6 +2199,7 @@ main(void)
 		cmocka_unit_test(test_audit_outcome),
 		cmocka_unit_test_setup(test_wrap, setup),
 		cmocka_unit_test_setup(test_front_arguments, setup),
+		cmocka_unit_test_setup(test_not_a_pool, setup),
 	};
 
 	return cmocka_run_group_tests_name("ledger", tests, group_setup, group_teardown);

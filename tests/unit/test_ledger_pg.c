@@ -201,7 +201,7 @@ test_schema_and_reopen(void **state)
 	struct ledger *l = lopen();
 	char problem[256];
 
-	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 1);
+	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 2);
 	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
 	ledger_close(l);
 	l = lopen();
@@ -241,7 +241,7 @@ test_migrate_race(void **state)
 		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 1);
+	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 2);
 	/* And one staging for the three of them. */
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
 }
@@ -721,6 +721,188 @@ test_two_members(void **state)
 	ledger_close(b);
 }
 
+/* ---- members ---- */
+
+struct members_seen {
+	int n;
+	struct ledger_member m[4];
+};
+
+static void
+members_cb(const struct ledger_member *m, void *arg)
+{
+	struct members_seen *s = arg;
+
+	if (s->n < 4)
+		s->m[s->n] = *m;
+	s->n++;
+}
+
+static void
+member_state(struct ledger_member *m, const char *name, const char *ca, int64_t started)
+{
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->started_at = started;
+	snprintf(m->active_ca, sizeof(m->active_ca), "%s", ca);
+	snprintf(m->active_server, sizeof(m->active_server), "%s", S1);
+	snprintf(m->staged_ca, sizeof(m->staged_ca), "-");
+	m->last_reload_at = T0 + 5;
+	m->last_reload_ok = 1;
+	m->last_check_at = T0 + 6;
+	m->last_check_ok = 0;
+	snprintf(m->last_error, sizeof(m->last_error), "TLS check: it serves another certificate");
+}
+
+/*
+ * A beat writes the member's own row, whatever name the caller puts in it; the list
+ * gives every member with what it serves, and the age comes from the database's clock.
+ */
+static void
+test_members_beat_list(void **state)
+{
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct members_seen s = { 0 };
+	struct ledger_member m;
+
+	assert_int_equal(ledger_member_list(a, members_cb, &s), 0);
+	assert_int_equal(s.n, 0);
+	/* a names b in its state: it still writes its own row, never b's. */
+	member_state(&m, "b", B1, 1); /* a member clock at 1970: it does not matter */
+	assert_int_equal(ledger_member_beat(a, &m), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM members"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM members WHERE name = 'a'"), 1);
+	member_state(&m, "whatever", B2, T0);
+	m.last_error[0] = '\0';
+	m.last_check_ok = 1;
+	assert_int_equal(ledger_member_beat(b, &m), 0);
+
+	/* a's heartbeat 100 s old by the database's clock; b's fresh. */
+	sql_exec("UPDATE members SET heartbeat_at = now() - interval '100 seconds' "
+	         "WHERE name = 'a'");
+	assert_int_equal(ledger_member_list(b, members_cb, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.m[0].name, "a");
+	assert_string_equal(s.m[1].name, "b");
+	assert_true(s.m[0].heartbeat_age >= 100 && s.m[0].heartbeat_age < 110);
+	assert_true(s.m[1].heartbeat_age >= 0 && s.m[1].heartbeat_age < 5);
+	assert_true(s.m[0].heartbeat_at > T0); /* the database's now, not the member's 1 */
+	assert_int_equal(s.m[0].started_at, 1);
+	assert_string_equal(s.m[0].active_ca, B1);
+	assert_string_equal(s.m[0].active_server, S1);
+	assert_string_equal(s.m[0].staged_ca, "-");
+	assert_int_equal(s.m[0].last_reload_at, T0 + 5);
+	assert_int_equal(s.m[0].last_reload_ok, 1);
+	assert_int_equal(s.m[0].last_check_at, T0 + 6);
+	assert_int_equal(s.m[0].last_check_ok, 0);
+	assert_string_equal(s.m[0].last_error, "TLS check: it serves another certificate");
+	assert_string_equal(s.m[1].active_ca, B2);
+	assert_int_equal(s.m[1].last_check_ok, 1);
+	assert_string_equal(s.m[1].last_error, "");
+
+	/* A new beat refreshes the row in place: the age drops, the state is the new one. */
+	member_state(&m, "a", B2, T0 + 50);
+	assert_int_equal(ledger_member_beat(a, &m), 0);
+	s.n = 0;
+	assert_int_equal(ledger_member_list(a, members_cb, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_true(s.m[0].heartbeat_age < 5);
+	assert_string_equal(s.m[0].active_ca, B2);
+	assert_int_equal(s.m[0].started_at, T0 + 50);
+
+	/* Text a row must not hold is refused; so is a beat inside a batch. */
+	member_state(&m, "a", B1, T0);
+	snprintf(m.last_error, sizeof(m.last_error), "two\nlines");
+	assert_int_equal(ledger_member_beat(a, &m), -1);
+	member_state(&m, "a", B1, T0);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_member_beat(a, &m), -1);
+	assert_int_equal(ledger_member_list(a, members_cb, &s), -1);
+	assert_int_equal(ledger_commit(a), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM members WHERE active_ca = '" B1 "'"), 0);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+struct split {
+	int n;
+	char member[4][16];
+	struct ledger_counts c[4];
+};
+
+static void
+split_cb(const char *member, const struct ledger_counts *c, void *arg)
+{
+	struct split *s = arg;
+
+	if (s->n < 4) {
+		snprintf(s->member[s->n], sizeof(s->member[0]), "%s", member);
+		s->c[s->n] = *c;
+	}
+	s->n++;
+}
+
+/*
+ * Agents count for the member they last came through: link, check-in and renewal
+ * move them; the split adds up to the pool's counts.
+ */
+static void
+test_members_split(void **state)
+{
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN];
+	struct split s = { 0 };
+	struct ledger_counts all;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	assert_int_equal(ledger_set_target(b, S1, B1), 0);
+	link1(a, "x1", 1, T0);
+	link1(a, "x2", 2, T0);
+	link1(a, "x3", 3, T0);
+	sql_exec("INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
+	         "linked_by) VALUES ('old', '\\x"
+	         "0000000000000000000000000000000000000000000000000000000000000000', 1, 1, "
+	         "1, 'gone')");
+	/* x1 acknowledges through b (within the seen granularity: still moved to b). */
+	assert_int_equal(send_of(b, "x1", 1, B1, 0, T0 + 1), 0);
+	/* x2 renews its token through b. */
+	token(2, h1);
+	token(22, h2);
+	assert_int_equal(ledger_begin(b), 0);
+	assert_int_equal(ledger_renew(b, "x2", h1, h2, T0 + 2), LEDGER_OK);
+	assert_int_equal(ledger_commit(b), 0);
+	assert_int_equal(ledger_count_members(a, T0 + 3, WEEK, split_cb, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.member[0], ""); /* no member recorded */
+	assert_int_equal(s.c[0].linked, 1);
+	assert_int_equal(s.c[0].active, 0);
+	assert_string_equal(s.member[1], "a");
+	assert_int_equal(s.c[1].active, 1);
+	assert_int_equal(s.c[1].acknowledged, 0);
+	assert_int_equal(s.c[1].pending, 1);
+	assert_string_equal(s.member[2], "b");
+	assert_int_equal(s.c[2].active, 2);
+	assert_int_equal(s.c[2].acknowledged, 1);
+	assert_int_equal(s.c[2].pending, 1);
+	assert_int_equal(ledger_count(a, T0 + 3, WEEK, &all), 0);
+	assert_int_equal(all.active, s.c[1].active + s.c[2].active);
+	assert_int_equal(all.acknowledged, s.c[1].acknowledged + s.c[2].acknowledged);
+	/* x1 comes back through a: it moves. */
+	assert_int_equal(send_of(a, "x1", 1, B1, 0, T0 + 4), 0);
+	s.n = 0;
+	assert_int_equal(ledger_count_members(b, T0 + 5, WEEK, split_cb, &s), 0);
+	assert_int_equal(s.c[1].active, 2);
+	assert_int_equal(s.c[1].acknowledged, 1);
+	assert_int_equal(s.c[2].active, 1);
+	assert_int_equal(s.c[2].acknowledged, 0);
+	/* Not inside a batch: its connection would count its own writes. */
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_count_members(a, T0 + 5, WEEK, split_cb, &s), -1);
+	ledger_rollback(a);
+	ledger_close(a);
+	ledger_close(b);
+}
+
 static void
 audit_rec(struct ledger_audit *a, int i)
 {
@@ -1051,6 +1233,8 @@ main(void)
 		cmocka_unit_test_setup(test_exclude_include, setup),
 		cmocka_unit_test_setup(test_pending_holdings, setup),
 		cmocka_unit_test_setup(test_two_members, setup),
+		cmocka_unit_test_setup(test_members_beat_list, setup),
+		cmocka_unit_test_setup(test_members_split, setup),
 		cmocka_unit_test_setup(test_audit_chain, setup),
 		cmocka_unit_test_setup(test_audit_concurrent, setup),
 		cmocka_unit_test_setup(test_blobs, setup),
