@@ -423,6 +423,7 @@ struct ledger_export_agent {
 	int64_t linked_at, first_seen, last_seen;
 	int excluded;
 	char reason[LEDGER_MAX_REASON + 1];
+	char held[LEDGER_BUNDLE_ID_LEN + 1]; /* the bundle it last presented back; "" none */
 };
 /* export_walk's callbacks (ledger_backend.h): 0 goes on, -1 stops the walk. */
 typedef int (*ledger_export_agent_cb)(const struct ledger_export_agent *, void *arg);

@@ -18,12 +18,20 @@
 /*
  * The row goes in when the id is free; otherwise the pool's row is left and
  * compared (the SELECT sees the statement's snapshot: the pool's row, never
- * the one inserted). Answers (rows inserted, token hashes equal).
+ * the one inserted). Answers (rows inserted, token hashes equal). The bundle
+ * the agent last presented back ($9, NULL for none) comes with it, so that a
+ * migrated agent is not taken for one that never confirmed anything
+ * (ledger_forget_unconfirmed would delete it).
  */
 #define LEDGER_PG_IMPORT_AGENT                                                                     \
-	"WITH ins AS (INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, "           \
-	"last_seen, linked_by, is_excluded, exclude_reason) "                                      \
-	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (agent_id) DO NOTHING RETURNING id) " \
+	"WITH b AS (INSERT INTO bundles (bundle_id, first_served) "                                \
+	"SELECT $9::text, $5::bigint WHERE $9::text IS NOT NULL "                                  \
+	"ON CONFLICT (bundle_id) DO NOTHING RETURNING id), "                                       \
+	"ins AS (INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, "                \
+	"last_seen, linked_by, is_excluded, exclude_reason, held_bundle) "                         \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce((SELECT id FROM b), "                    \
+	"(SELECT id FROM bundles WHERE bundle_id = $9::text))) "                                   \
+	"ON CONFLICT (agent_id) DO NOTHING RETURNING id) "                                         \
 	"SELECT (SELECT count(*) FROM ins), "                                                      \
 	"coalesce((SELECT token_hash = $2 FROM agents WHERE agent_id = $1), true)"
 #define LEDGER_PG_IMPORT_JOIN                                                                      \
@@ -128,6 +136,7 @@ ledger_pg_import_agent(void *self, const struct ledger_export_agent *ag, char *e
 	ledger_pg_arg_text(&a, p->member);
 	ledger_pg_arg_text(&a, ag->excluded ? "true" : "false");
 	ledger_pg_arg_text(&a, ag->excluded ? ag->reason : NULL);
+	ledger_pg_arg_text(&a, ag->held[0] != '\0' ? ag->held : NULL);
 	return ledger_pg_import_row(p, LEDGER_PG_IMPORT_AGENT_ST, &a, err, errlen);
 }
 

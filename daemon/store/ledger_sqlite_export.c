@@ -16,8 +16,9 @@
 #include "log.h"
 
 #define LEDGER_EXPORT_AGENTS                                                                       \
-	"SELECT agent_id, token_hash, linked_at, first_seen, last_seen, is_excluded, "             \
-	"coalesce(exclude_reason, '') FROM agents ORDER BY id"
+	"SELECT a.agent_id, a.token_hash, a.linked_at, a.first_seen, a.last_seen, a.is_excluded, " \
+	"coalesce(a.exclude_reason, ''), coalesce(b.bundle_id, '') "                               \
+	"FROM agents a LEFT JOIN bundles b ON b.id = a.held_bundle ORDER BY a.id"
 #define LEDGER_EXPORT_JOINS                                                                        \
 	"SELECT id, token_hash, uses_left, expires_at, description, created_at "                   \
 	"FROM join_tokens ORDER BY created_at, id"
@@ -63,7 +64,8 @@ ledger_sqlite_export_agents(struct ledger_sqlite *l, ledger_export_agent_cb cb, 
 		memset(&a, 0, sizeof(a));
 		if (ledger_sqlite_export_text(st, 0, a.id, sizeof(a.id)) == -1 ||
 		    ledger_sqlite_export_hash(st, 1, a.hash) == -1 ||
-		    ledger_sqlite_export_text(st, 6, a.reason, sizeof(a.reason)) == -1) {
+		    ledger_sqlite_export_text(st, 6, a.reason, sizeof(a.reason)) == -1 ||
+		    ledger_sqlite_export_text(st, 7, a.held, sizeof(a.held)) == -1) {
 			log_warnx("ledger %s: an agent row the schema does not allow", l->path);
 			r = -1;
 			break;

@@ -254,6 +254,55 @@ test_copy_and_again(void **state)
 	ledger_close(pool);
 }
 
+/*
+ * An agent that presented a bundle back on the single proxy comes with it: the pool does not
+ * take it for one that never confirmed anything, so forget --never-confirmed leaves it, and
+ * it holds the bundle the pool serves when that is the same.
+ */
+static void
+test_confirmed_kept(void **state)
+{
+	static const char b1[] = "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1";
+	struct ledger *pool, *l, *s;
+	struct ledger_migration m;
+	struct ledger_counts c;
+	struct ledger_audit rec;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	char err[1024] = "";
+	uint64_t n = 0;
+	int send;
+
+	if ((l = ledger_open(dir, err, sizeof(err))) == NULL)
+		fail_msg("ledger_open: %s", err);
+	assert_int_equal(ledger_set_target(l, NULL, b1), 0);
+	link1(l, "held1", 11, T0 + 10); /* delivered b1 at its link */
+	token(11, h);
+	assert_int_equal(ledger_begin(l), 0);
+	assert_int_equal(ledger_checkin(l, "held1", h, b1, 0, T0 + 20, &send), LEDGER_OK);
+	assert_int_equal(send, 0);
+	assert_int_equal(ledger_commit(l), 0);
+	ledger_close(l);
+
+	pool = pool_open();
+	if ((s = ledger_open_source(src, err, sizeof(err))) == NULL)
+		fail_msg("ledger_open_source: %s", err);
+	migrate_rec(&rec);
+	if (ledger_migrate(pool, s, src, &rec, &m, err, sizeof(err)) != 0)
+		fail_msg("ledger_migrate: %s", err);
+	ledger_close(s);
+	assert_int_equal(m.agents_copied, 5);
+	assert_int_equal(ledger_set_target(pool, NULL, b1), 0);
+	assert_int_equal(ledger_count(pool, T0 + 30, WEEK, &c), 0);
+	assert_int_equal(c.current, 1);         /* held1 holds what the pool serves */
+	assert_int_equal(c.never_confirmed, 3); /* a1, a2, a4 (a3 is excluded) */
+	assert_int_equal(ledger_begin(pool), 0);
+	assert_int_equal(ledger_forget_unconfirmed(pool, T0 + WEEK, &n), LEDGER_OK);
+	assert_int_equal(ledger_commit(pool), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE agent_id = 'held1'"), 1);
+	ledger_close(pool);
+}
+
 /* A row the pool refuses at the end of the copy: none of the others stays, no record. */
 static void
 test_failure_copies_nothing(void **state)
@@ -423,6 +472,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_copy_and_again, setup),
+		cmocka_unit_test_setup(test_confirmed_kept, setup),
 		cmocka_unit_test_setup(test_failure_copies_nothing, setup),
 		cmocka_unit_test_setup(test_broken_chain, setup),
 		cmocka_unit_test_setup(test_sources_refused, setup),
