@@ -497,7 +497,7 @@ ledger_contract_join_atomic(void **state)
 	assert_int_equal(ledger_total(l), 0);
 	assert_int_equal(c->sql_int("SELECT uses_left FROM join_tokens"), 1);
 	assert_int_equal(c->sql_int("SELECT count(*) FROM agents"), 0);
-	c->refuse_boom(c);
+	c->refuse(c);
 	l = c->l;
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	assert_int_equal(ledger_begin(l), 0);
@@ -511,6 +511,39 @@ ledger_contract_join_atomic(void **state)
 	assert_int_equal(c->sql_int("SELECT count(*) FROM agents"), 2);
 	assert_int_equal(ledger_total(l), 2);
 	ledger_contract_expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+}
+
+/* One call failing (a trigger aborts its write): it is undone alone, the rest commits. */
+void
+ledger_contract_failed_call_undone(void **state)
+{
+	struct ledger_contract *c = *state;
+	struct ledger *l = c->l;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	struct ledger_agent a;
+	int send;
+
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	ledger_contract_link(l, "a1", 1, T0);
+	c->refuse(c);
+	l = c->l;
+	assert_int_equal(ledger_set_target(l, S1, B1), 0);
+	assert_int_equal(ledger_begin(l), 0);
+	ledger_contract_token(2, h);
+	assert_int_equal(ledger_link(l, "a2", h, T0 + 1), LEDGER_OK);
+	ledger_contract_token(1, h);
+	send = -1;
+	assert_int_equal(ledger_checkin(l, "a1", h, B1, 1, 4242, &send), LEDGER_ERROR);
+	assert_int_equal(send, 0);
+	assert_int_equal(ledger_exclude(l, "a2", "spare"), LEDGER_OK);
+	assert_int_equal(ledger_commit(l), 0);
+	/* a1's check-in left nothing: neither last_seen nor the ack. */
+	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
+	assert_int_equal(a.last_seen, T0);
+	assert_int_equal(acked_at(c, "a1"), -2);
+	ledger_contract_expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
+	assert_int_equal(ledger_contract_send(l, "a1", 1, B1, 0, T0 + 2), 0);
+	ledger_contract_expect(l, T0 + 2, 2, 1, 1, 0, 1, 0, 0, 1, 1);
 }
 
 /* Renewal needs the current token; forget and the never-confirmed sweep. */

@@ -31,8 +31,11 @@ struct ledger_contract {
 	void (*reopen)(struct ledger_contract *);
 	/* One integer through the test's own connection (-2 NULL, -1 no row). */
 	int64_t (*sql_int)(const char *sql);
-	/* Makes the database refuse a new agent named "boom" (a trigger); may reopen. */
-	void (*refuse_boom)(struct ledger_contract *);
+	/*
+	 * Makes the database refuse (triggers) a new agent named "boom" and an
+	 * update that sets verified_at to 4242; may reopen.
+	 */
+	void (*refuse)(struct ledger_contract *);
 	/*
 	 * ledger_count inside a batch: 1 it answers the committed counts (SQLite's
 	 * index), 0 it fails (-1): a pool's counts would see the batch's own rows.
@@ -74,6 +77,7 @@ void ledger_contract_lost_delivery(void **state);
 void ledger_contract_tokens(void **state);
 void ledger_contract_join_tokens(void **state);
 void ledger_contract_join_atomic(void **state);
+void ledger_contract_failed_call_undone(void **state);
 void ledger_contract_renew_forget(void **state);
 void ledger_contract_exclude_include(void **state);
 void ledger_contract_one_of_thousand(void **state);
@@ -99,6 +103,7 @@ void ledger_contract_audit_walk(void **state);
 	    cmocka_unit_test_setup_teardown(ledger_contract_tokens, setup, teardown),              \
 	    cmocka_unit_test_setup_teardown(ledger_contract_join_tokens, setup, teardown),         \
 	    cmocka_unit_test_setup_teardown(ledger_contract_join_atomic, setup, teardown),         \
+	    cmocka_unit_test_setup_teardown(ledger_contract_failed_call_undone, setup, teardown),  \
 	    cmocka_unit_test_setup_teardown(ledger_contract_renew_forget, setup, teardown),        \
 	    cmocka_unit_test_setup_teardown(ledger_contract_exclude_include, setup, teardown),     \
 	    cmocka_unit_test_setup_teardown(ledger_contract_one_of_thousand, setup, teardown),     \

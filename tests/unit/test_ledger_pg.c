@@ -112,18 +112,21 @@ contract_reopen(struct ledger_contract *c)
 {
 	ledger_close(c->l);
 	ledger_close(c->other);
+	c->l = c->other = NULL; /* closed, should an open fail */
 	c->l = lopen_as("a");
 	c->other = lopen_as("b");
 }
 
-/* A trigger refuses new agents named "boom": the next statement sees it. */
+/* Triggers refuse the writes ledger_contract.h names: the next statement sees them. */
 static void
-contract_refuse_boom(struct ledger_contract *c)
+contract_refuse(struct ledger_contract *c)
 {
 	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
 	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
 	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
-	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom()");
+	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom();"
+	         "CREATE TRIGGER boom_verified BEFORE UPDATE ON agents FOR EACH ROW "
+	         "WHEN (NEW.verified_at = 4242) EXECUTE FUNCTION boom()");
 }
 
 /* An empty database, and members a (l) and b (other) on it. */
@@ -136,7 +139,7 @@ contract_setup(void **state)
 	contract.other = lopen_as("b");
 	contract.reopen = contract_reopen;
 	contract.sql_int = sql_int;
-	contract.refuse_boom = contract_refuse_boom;
+	contract.refuse = contract_refuse;
 	contract.counts_in_batch = 0;
 	*state = &contract;
 	return 0;
