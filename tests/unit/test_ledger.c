@@ -1,10 +1,10 @@
 /*
- * The ledger: schema and migrations, corruption refused, link/check-in/ack/verify
- * semantics, gate truthfulness (tokens, forged If-None-Match), group commit
- * (rollback, failed commits through a fault-injecting VFS), the in-memory index
- * against the database, staging episodes, pending pages and holdings; the audit
- * log's hash chain and every way of tampering with it that it must show; the front
- * (ledger.c): its argument checks, and an engine's table taken whole or not at all.
+ * The ledger on SQLite: the contract checks every engine passes
+ * (ledger_contract.c), and what is SQLite's own: schema and migrations,
+ * corruption refused, failed commits and writes through a fault-injecting VFS,
+ * the in-memory index's last_seen granularity, every way of tampering with the
+ * audit log's hash chain that it must show; the front (ledger.c): its argument
+ * checks, and an engine's table taken whole or not at all.
  */
 #include <sys/stat.h>
 
@@ -24,16 +24,8 @@
 
 #include "ledger.h"
 #include "ledger_backend.h"
+#include "ledger_contract.h"
 #include "log.h"
-
-#define B0   "0000000000000000000000000000000000000000000000000000000000000000"
-#define B1   "1111111111111111111111111111111111111111111111111111111111111111"
-#define B2   "2222222222222222222222222222222222222222222222222222222222222222"
-#define S1   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define S2   "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-#define DAY  86400
-#define WEEK (7 * DAY)
-#define T0   1700000000
 
 static char dir[] = "/tmp/carotate-test-ledger-XXXXXX";
 static char dbpath[256];
@@ -250,15 +242,6 @@ fault_install(void)
 
 /* ---- helpers ---- */
 
-static void
-token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN])
-{
-	int i;
-
-	for (i = 0; i < LEDGER_TOKEN_HASH_LEN; i++)
-		out[i] = (uint8_t)(n * 31 + i * 7 + 1);
-}
-
 static struct ledger *
 lopen(void)
 {
@@ -284,65 +267,6 @@ lopen_fails(char *err, size_t errlen)
 	}
 	assert_true(err[0] != '\0');
 	print_message("ledger_open refused: %s\n", err);
-}
-
-static void
-link1(struct ledger *l, const char *id, int tok, time_t now)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, id, h, now), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-}
-
-/* One check-in in its own batch; returns the result, *send the bundle decision. */
-static enum ledger_result
-checkin1(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now,
-    int *send)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	enum ledger_result r;
-	int s = -1;
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	r = ledger_checkin(l, id, h, presented, canary, now, &s);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_true(s == 0 || s == 1);
-	if (send != NULL)
-		*send = s;
-	return r;
-}
-
-static int
-send_of(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now)
-{
-	int send;
-
-	assert_int_equal(checkin1(l, id, tok, presented, canary, now, &send), LEDGER_OK);
-	return send;
-}
-
-/* Expected counts, in ledger_counts order. */
-static void
-expect(struct ledger *l, time_t now, uint64_t linked, uint64_t active, uint64_t acknowledged,
-    uint64_t verified, uint64_t delivered, uint64_t pending, uint64_t inactive_lacking,
-    uint64_t excluded, uint64_t current)
-{
-	struct ledger_counts c;
-
-	ledger_count(l, now, WEEK, &c);
-	assert_int_equal(c.linked, linked);
-	assert_int_equal(c.active, active);
-	assert_int_equal(c.acknowledged, acknowledged);
-	assert_int_equal(c.verified, verified);
-	assert_int_equal(c.delivered, delivered);
-	assert_int_equal(c.pending, pending);
-	assert_int_equal(c.inactive_lacking, inactive_lacking);
-	assert_int_equal(c.excluded, excluded);
-	assert_int_equal(c.current, current);
 }
 
 /* One integer from the database through a connection of our own. */
@@ -387,19 +311,6 @@ sql_exec(const char *sql)
 	sqlite3_close(db);
 }
 
-/* The acknowledged_at of agent id for the open staging (-2 NULL, -1 no row). */
-static int64_t
-acked_at(const char *id)
-{
-	char sql[512];
-
-	snprintf(sql, sizeof(sql),
-	    "SELECT a.acknowledged_at FROM agents a JOIN stagings s ON s.id = a.staging "
-	    "WHERE s.ended_at IS NULL AND a.agent_id = '%s'",
-	    id);
-	return sql_int(sql);
-}
-
 static void
 write_file(const char *path, const void *data, size_t len, off_t off, int trunc)
 {
@@ -440,7 +351,7 @@ make_ledger(int n)
 	assert_int_equal(ledger_begin(l), 0);
 	for (i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "agent-%05d", i);
-		token(i, h);
+		ledger_contract_token(i, h);
 		assert_int_equal(ledger_link(l, id, h, T0), LEDGER_OK);
 	}
 	assert_int_equal(ledger_commit(l), 0);
@@ -477,6 +388,52 @@ group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- the contract checks' fixture: one handle, reopened in place ---- */
+
+static struct ledger_contract contract;
+
+static void
+contract_reopen(struct ledger_contract *c)
+{
+	ledger_close(c->l);
+	c->l = c->other = NULL; /* closed, should the open fail */
+	c->l = c->other = lopen();
+}
+
+/* Triggers refuse the writes ledger_contract.h names; the ledger is reopened over them. */
+static void
+contract_refuse(struct ledger_contract *c)
+{
+	sql_exec("CREATE TRIGGER boom BEFORE INSERT ON agents WHEN NEW.agent_id = 'boom' "
+	         "BEGIN SELECT RAISE(ABORT, 'boom'); END;"
+	         "CREATE TRIGGER boom_verified BEFORE UPDATE ON agents WHEN NEW.verified_at = 4242 "
+	         "BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	contract_reopen(c);
+}
+
+/* An empty state directory and the ledger opened in it. */
+static int
+contract_setup(void **state)
+{
+	if (setup(state) != 0)
+		return -1;
+	contract.l = contract.other = lopen();
+	contract.reopen = contract_reopen;
+	contract.sql_int = sql_int;
+	contract.refuse = contract_refuse;
+	contract.counts_in_batch = 1;
+	*state = &contract;
+	return 0;
+}
+
+static int
+contract_teardown(void **state)
+{
+	ledger_close(contract.l);
+	contract.l = contract.other = NULL;
+	return 0;
+}
+
 /* ---- tests ---- */
 
 static void
@@ -491,7 +448,7 @@ test_schema_and_reopen(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(sql_int("PRAGMA user_version"), 3);
 	assert_int_equal(sql_int("PRAGMA page_size"), 1024);
-	link1(l, "alpha", 1, T0);
+	ledger_contract_link(l, "alpha", 1, T0);
 	assert_int_equal(stat(dbpath, &st), 0); /* still 0600; so are -wal and -shm */
 	assert_int_equal(st.st_mode & 0777, 0600);
 	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
@@ -508,7 +465,7 @@ test_schema_and_reopen(void **state)
 	assert_int_equal(a.excluded, 0);
 	assert_string_equal(a.reason, "");
 	assert_int_equal(ledger_get(l, "beta", &a), LEDGER_UNKNOWN_AGENT);
-	expect(l, T0, 1, 1, 0, 0, 0, 0, 0, 0, 0);
+	ledger_contract_expect(l, T0, 1, 1, 0, 0, 0, 0, 0, 0, 0);
 	ledger_close(l);
 	/* WAL mode is a property of the file. */
 	assert_int_equal(sql_int("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = "
@@ -617,539 +574,6 @@ test_symlink_refused(void **state)
 	assert_int_equal(access(target, F_OK), -1);
 }
 
-/* The whole path of one agent: link, hold, staged, delivered, acknowledged, verified. */
-static void
-test_flow(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "a1", 1, T0);
-	/* Steady: lacking = not holding the current bundle; just linked is pending. */
-	expect(l, T0, 1, 1, 0, 0, 0, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 10), 0);
-	expect(l, T0 + 10, 1, 1, 0, 0, 0, 0, 0, 0, 1);
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	expect(l, T0 + 20, 1, 1, 0, 0, 0, 1, 0, 0, 0);
-	/* It presents the old bundle it holds: it gets the new one. */
-	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 30), 1);
-	expect(l, T0 + 30, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	assert_int_equal(acked_at("a1"), -2);
-	/* It presents the new one back: acknowledged, 304. */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 40), 0);
-	expect(l, T0 + 40, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	assert_int_equal(acked_at("a1"), T0 + 40);
-	/* Later check-ins keep the first acknowledgement time. */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 50), 0);
-	assert_int_equal(acked_at("a1"), T0 + 40);
-	/* Through the canary listener: verified. */
-	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 60), 0);
-	expect(l, T0 + 60, 1, 1, 1, 1, 1, 0, 0, 0, 1);
-	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
-	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 70), 0);
-	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
-	ledger_close(l);
-}
-
-/* A link while staged records the delivery; presenting it back acknowledges. */
-static void
-test_link_while_staged(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	expect(l, T0, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	/* No If-None-Match: it did not keep the bundle; send it again, no ack. */
-	assert_int_equal(send_of(l, "a1", 1, NULL, 0, T0 + 1), 1);
-	expect(l, T0 + 1, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 0);
-	expect(l, T0 + 2, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	/* A canary check-in proves trust without acknowledging. */
-	link1(l, "a2", 2, T0 + 3);
-	assert_int_equal(send_of(l, "a2", 2, NULL, 1, T0 + 4), 1);
-	expect(l, T0 + 4, 2, 2, 1, 1, 2, 1, 0, 0, 1);
-	ledger_close(l);
-}
-
-/* An If-None-Match naming a bundle never delivered to this agent never acknowledges. */
-static void
-test_forged_if_none_match(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "old", 1, T0);
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "new", 2, T0 + 1); /* was sent B1 */
-
-	/* "old" was never sent B1, yet claims it: no ack, and it is sent B1 for the record. */
-	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 2), 1);
-	expect(l, T0 + 2, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(acked_at("old"), -2);
-	/* An id nobody was ever sent: nothing either. */
-	assert_int_equal(send_of(l, "new", 2, B2, 0, T0 + 3), 1);
-	assert_int_equal(send_of(l, "new", 2, S1, 0, T0 + 4), 1);
-	expect(l, T0 + 4, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	/* Only after the delivery is on record does presenting it count. */
-	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 5), 0);
-	expect(l, T0 + 5, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	ledger_close(l);
-}
-
-/* A delivery whose batch failed is sent again: the agent is not stuck behind a 304. */
-static void
-test_lost_delivery_resent(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	int send;
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "a1", 1, T0);
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	token(1, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_checkin(l, "a1", h, B0, 0, T0 + 1, &send), LEDGER_OK);
-	assert_int_equal(send, 1);
-	ledger_rollback(l); /* say the 200 went out anyway */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 1);
-	expect(l, T0 + 2, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 3), 0);
-	expect(l, T0 + 3, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	ledger_close(l);
-}
-
-static void
-test_tokens(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_agent a;
-	uint8_t h3[LEDGER_TOKEN_HASH_LEN];
-	int send = -1;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	/* Wrong token, another agent's token, an unknown agent: refused, nothing changes. */
-	assert_int_equal(checkin1(l, "a1", 99, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(send, 0);
-	assert_int_equal(checkin1(l, "a1", 2, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(checkin1(l, "nobody", 1, B1, 1, T0 + 5, &send), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(send, 0);
-	expect(l, T0 + 5, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.last_seen, T0);
-	assert_int_equal(acked_at("a1"), -2);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE verified_at IS NOT NULL"), 0);
-
-	/*
-	 * a1 acknowledges; a re-link of its id (the shared linking key is all it takes) is
-	 * refused and changes nothing; after a forget it links anew: the old token stops
-	 * working, the ack is gone.
-	 */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0);
-	expect(l, T0 + 10, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	token(3, h3);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 20, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 20), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_forget(l, "a1"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 20, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	link1(l, "a1", 3, T0 + 20);
-	expect(l, T0 + 20, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
-	expect(l, T0 + 21, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.linked_at, T0 + 20);
-	assert_int_equal(a.last_seen, T0 + 20);
-	assert_int_equal(sql_int("SELECT first_seen FROM agents WHERE agent_id = 'a1'"), T0 + 20);
-	assert_int_equal(send_of(l, "a1", 3, B1, 0, T0 + 22), 0);
-	expect(l, T0 + 22, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	ledger_close(l);
-}
-
-/* A join token for the tests: id "00000000000000" + two hex of n, hash from token(n). */
-static void
-join1(struct ledger *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
-{
-	memset(j, 0, sizeof(*j));
-	snprintf(j->id, sizeof(j->id), "00000000000000%02x", n);
-	token(100 + n, j->hash);
-	j->uses_left = uses;
-	j->expires_at = expires;
-	j->created_at = T0;
-	snprintf(j->description, sizeof(j->description), "batch %d", n);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_join_create(l, j), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-}
-
-static enum ledger_result
-linkj(struct ledger *l, const char *id, int tok, const struct ledger_join *j, time_t now)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	enum ledger_result r;
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	r = ledger_link_join(l, id, h, j->id, j->hash, now);
-	assert_int_equal(ledger_commit(l), 0);
-	return r;
-}
-
-static void
-count_join(const struct ledger_join *j, void *arg)
-{
-	struct ledger_join *out = arg;
-	uint8_t zero[LEDGER_TOKEN_HASH_LEN] = { 0 };
-
-	assert_memory_equal(j->hash, zero, sizeof(zero)); /* the list never carries it */
-	out->uses_left += j->uses_left;
-	out->created_at++;
-}
-
-/*
- * Join tokens (issue 14): each link uses one use in the same transaction; a used-up,
- * expired, revoked or wrong token links nobody and uses nothing; a link that fails
- * (the id is taken) gives the use back.
- */
-static void
-test_join_tokens(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_join j, k, sum;
-	uint8_t wrong[LEDGER_TOKEN_HASH_LEN];
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	join1(l, 1, 2, T0 + 100, &j);
-	assert_int_equal(linkj(l, "j1", 1, &j, T0), LEDGER_OK);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
-	/* The id is taken: refused, and the use is not spent. */
-	assert_int_equal(linkj(l, "j1", 2, &j, T0), LEDGER_EXISTS);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
-	assert_int_equal(linkj(l, "j2", 2, &j, T0), LEDGER_OK);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
-	assert_int_equal(linkj(l, "j3", 3, &j, T0), LEDGER_NOT_FOUND); /* used up */
-	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	/* Wrong secret, expired, malformed id, revoked. */
-	join1(l, 2, 5, T0 + 100, &k);
-	memcpy(wrong, k.hash, sizeof(wrong));
-	wrong[0] ^= 1;
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link_join(l, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_link_join(l, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_check(l, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_check(l, k.id, k.hash, T0 + 99), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(linkj(l, "j3", 3, &k, T0 + 100), LEDGER_NOT_FOUND); /* expired */
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens WHERE id LIKE '%02'"), 5);
-	memset(&sum, 0, sizeof(sum));
-	assert_int_equal(ledger_join_list(l, count_join, &sum), 0);
-	assert_int_equal(sum.created_at, 2);
-	assert_int_equal(sum.uses_left, 5);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_join_revoke(l, k.id), LEDGER_OK);
-	assert_int_equal(ledger_join_revoke(l, k.id), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_revoke(l, "not-hex"), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(linkj(l, "j3", 3, &k, T0), LEDGER_NOT_FOUND);
-	/* Bad inputs refused before SQL: no use, a control character, a bad id. */
-	k.uses_left = 0;
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
-	k.uses_left = 1;
-	snprintf(k.description, sizeof(k.description), "bad\nline");
-	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
-	snprintf(k.description, sizeof(k.description), "ok");
-	snprintf(k.id, sizeof(k.id), "00000000000000ZZ");
-	assert_int_equal(ledger_join_create(l, &k), LEDGER_ERROR);
-	/* The same id twice. */
-	assert_int_equal(ledger_join_create(l, &j), LEDGER_EXISTS);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	ledger_close(l);
-}
-
-/* The use and the link are one: a rolled-back batch keeps both the use and the id free. */
-static void
-test_join_atomic(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_join j;
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	join1(l, 1, 1, T0 + 100, &j);
-	token(1, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
-	assert_int_equal(ledger_total(l), 1);
-	ledger_rollback(l);
-	assert_int_equal(ledger_total(l), 0);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 0);
-	/* A link failing inside SQLite (a trigger) gives the use back. */
-	sql_exec("CREATE TRIGGER boom BEFORE INSERT ON agents WHEN NEW.agent_id = 'boom' "
-	         "BEGIN SELECT RAISE(ABORT, 'boom'); END");
-	ledger_close(l);
-	l = lopen();
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
-	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
-	expect(l, T0, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	ledger_close(l);
-}
-
-/* Renewal needs the current token; forget and the never-confirmed sweep. */
-static void
-test_renew_forget(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN], h9[LEDGER_TOKEN_HASH_LEN];
-	struct ledger_counts c;
-	uint64_t n = 99;
-	int send;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	link1(l, "young", 3, T0 + 500);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0); /* a1 acknowledges */
-	token(1, h1);
-	token(2, h2);
-	token(9, h9);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_renew(l, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
-	assert_int_equal(ledger_renew(l, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_renew(l, "a1", h1, h9, T0 + 20), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(checkin1(l, "a1", 9, B1, 0, T0 + 21, &send), LEDGER_OK);
-	expect(l, T0 + 21, 3, 3, 1, 0, 3, 2, 0, 0, 1); /* the ack is kept */
-	ledger_count(l, T0 + 21, WEEK, &c);
-	assert_int_equal(c.never_confirmed, 2);
-	/* a2 and young never confirmed; only a2 linked before T0 + 100. */
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_forget_unconfirmed(l, T0 + 100, &n), LEDGER_OK);
-	assert_int_equal(n, 1);
-	assert_int_equal(ledger_forget(l, "nobody"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_forget(l, ""), LEDGER_ERROR);
-	assert_int_equal(ledger_commit(l), 0);
-	ledger_count(l, T0 + 21, WEEK, &c);
-	assert_int_equal(c.linked, 2);
-	assert_int_equal(c.never_confirmed, 1);
-	assert_int_equal(ledger_total(l), 2);
-	assert_int_equal(checkin1(l, "a2", 2, B1, 0, T0 + 22, &send), LEDGER_UNKNOWN_AGENT);
-	/* Outside a batch: refused. */
-	assert_int_equal(ledger_forget(l, "a1"), LEDGER_ERROR);
-	ledger_close(l);
-	/* Reopened: the index agrees. */
-	l = lopen();
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	assert_int_equal(ledger_total(l), 2);
-	ledger_count(l, T0 + 21, WEEK, &c);
-	assert_int_equal(c.never_confirmed, 1);
-	ledger_close(l);
-}
-
-static void
-test_exclude_include(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_agent a;
-	char reason[LEDGER_MAX_REASON + 2];
-	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h4[LEDGER_TOKEN_HASH_LEN];
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_exclude(l, "a1", "decommissioned"), LEDGER_OK);
-	assert_int_equal(ledger_exclude(l, "ghost", "x"), LEDGER_UNKNOWN_AGENT);
-	memset(reason, 'r', sizeof(reason) - 1);
-	reason[sizeof(reason) - 1] = '\0';
-	assert_int_equal(ledger_exclude(l, "a2", reason), LEDGER_ERROR);
-	/* Not counted before the commit. */
-	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.excluded, 1);
-	assert_string_equal(a.reason, "decommissioned");
-	/* An excluded agent still checks in, is listed nowhere in the counts. */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0);
-	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	/* Renewing its token keeps the exclusion. */
-	token(1, h1);
-	token(4, h4);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_renew(l, "a1", h1, h4, T0 + 2), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.excluded, 1);
-	/* Exclude again: the reason is replaced. */
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_exclude(l, "a1", "retired"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_string_equal(a.reason, "retired");
-	/* Include: counted again, with what it did while excluded; the reason is cleared. */
-	assert_int_equal(send_of(l, "a1", 4, B1, 0, T0 + 3), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_include(l, "a1"), LEDGER_OK);
-	assert_int_equal(ledger_include(l, "ghost"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.excluded, 0);
-	assert_string_equal(a.reason, "");
-	ledger_close(l);
-}
-
-/* 999 of 1000 acknowledged: the counts the report rounds down from. */
-static void
-test_one_of_thousand(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_counts c;
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	char id[32];
-	int i, send;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	for (i = 0; i < 1000; i++) {
-		snprintf(id, sizeof(id), "agent-%04d", i);
-		token(i, h);
-		assert_int_equal(ledger_link(l, id, h, T0), LEDGER_OK);
-	}
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	for (i = 0; i < 1000; i++) {
-		snprintf(id, sizeof(id), "agent-%04d", i);
-		token(i, h);
-		assert_int_equal(
-		    ledger_checkin(l, id, h, i == 517 ? NULL : B1, 0, T0 + 1, &send), LEDGER_OK);
-		assert_int_equal(send, i == 517);
-	}
-	assert_int_equal(ledger_commit(l), 0);
-	ledger_count(l, T0 + 1, WEEK, &c);
-	assert_int_equal(c.active, 1000);
-	assert_int_equal(c.acknowledged, 999);
-	assert_int_equal(c.pending, 1);
-	assert_int_equal(c.acknowledged * 100 / c.active, 99);
-	ledger_close(l);
-}
-
-static void
-test_window_boundaries(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_counts c;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "edge", 1, T0);
-	link1(l, "stale", 2, T0 - 1);
-	link1(l, "done", 3, T0 - 5);
-	assert_int_equal(send_of(l, "done", 3, B1, 0, T0 - 1), 0);
-	/* last_seen == now - window is active; one second earlier is not. */
-	expect(l, T0 + WEEK, 3, 1, 0, 0, 1, 1, 1, 0, 0);
-	ledger_count(l, T0 + WEEK + 1, WEEK, &c);
-	assert_int_equal(c.active, 0);
-	assert_int_equal(c.inactive_lacking, 2); /* "done" acknowledged: not lacking */
-	/* A window wider than the epoch: everything is active. */
-	ledger_count(l, T0, UINT64_MAX, &c);
-	assert_int_equal(c.active, 3);
-	ledger_count(l, T0, 0, &c);
-	assert_int_equal(c.active, 1);
-	ledger_close(l);
-}
-
-static void
-test_batch_rules(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	struct ledger_agent a;
-	char id[LEDGER_MAX_AGENT_ID + 2];
-	int send;
-
-	token(1, h);
-	/* Writes outside a batch are refused. */
-	assert_int_equal(ledger_in_batch(l), 0);
-	assert_int_equal(ledger_link(l, "a1", h, T0), LEDGER_ERROR);
-	assert_int_equal(ledger_checkin(l, "a1", h, NULL, 0, T0, &send), LEDGER_ERROR);
-	assert_int_equal(ledger_exclude(l, "a1", "x"), LEDGER_ERROR);
-	assert_int_equal(ledger_include(l, "a1"), LEDGER_ERROR);
-	assert_int_equal(ledger_commit(l), -1);
-	ledger_rollback(l);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_UNKNOWN_AGENT);
-	/* One batch at a time; no target change inside one. */
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_in_batch(l), 1);
-	assert_int_equal(ledger_begin(l), -1);
-	assert_int_equal(ledger_set_target(l, S1, B1), -1);
-	/* Malformed ids are refused even though the caller checks them. */
-	assert_int_equal(ledger_link(l, "", h, T0), LEDGER_ERROR);
-	memset(id, 'x', sizeof(id) - 1);
-	id[sizeof(id) - 1] = '\0';
-	assert_int_equal(ledger_link(l, id, h, T0), LEDGER_ERROR);
-	assert_int_equal(ledger_get(l, id, &a), LEDGER_ERROR);
-	id[LEDGER_MAX_AGENT_ID] = '\0';
-	assert_int_equal(ledger_link(l, id, h, T0), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(ledger_set_target(l, "", B1), -1);
-	assert_int_equal(ledger_set_target(l, S1, B1 "1"), -1);
-	expect(l, T0, 1, 1, 0, 0, 0, 0, 0, 0, 0);
-	ledger_close(l);
-}
-
-/* A rolled-back batch leaves the counts, and the database, as they were. */
-static void
-test_rollback(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	struct ledger_counts before, after;
-	struct ledger_agent a;
-	int send;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	ledger_count(l, T0, WEEK, &before);
-	assert_int_equal(ledger_begin(l), 0);
-	token(2, h);
-	assert_int_equal(ledger_link(l, "a2", h, T0), LEDGER_OK);
-	token(1, h);
-	assert_int_equal(ledger_checkin(l, "a1", h, B1, 1, T0 + 9, &send), LEDGER_OK);
-	assert_int_equal(ledger_exclude(l, "a1", "x"), LEDGER_OK);
-	/* Inside the batch, the database sees it; the counts do not. */
-	assert_int_equal(ledger_get(l, "a2", &a), LEDGER_OK);
-	ledger_count(l, T0, WEEK, &after);
-	assert_memory_equal(&before, &after, sizeof(before));
-	ledger_rollback(l);
-	ledger_count(l, T0, WEEK, &after);
-	assert_memory_equal(&before, &after, sizeof(before));
-	assert_int_equal(ledger_get(l, "a2", &a), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.last_seen, T0);
-	assert_int_equal(a.excluded, 0);
-	ledger_close(l);
-	l = lopen();
-	ledger_count(l, T0, WEEK, &after);
-	assert_memory_equal(&before, &after, sizeof(before));
-	ledger_close(l);
-}
-
 /* COMMIT failing (fsync error, disk full): -1, memory untouched, the ledger goes on. */
 static void
 test_commit_failure(void **state)
@@ -1160,13 +584,13 @@ test_commit_failure(void **state)
 	int send, round;
 
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
+	ledger_contract_link(l, "a1", 1, T0);
 	ledger_count(l, T0, WEEK, &before);
 	for (round = 0; round < 2; round++) {
 		assert_int_equal(ledger_begin(l), 0);
-		token(1, h);
+		ledger_contract_token(1, h);
 		assert_int_equal(ledger_checkin(l, "a1", h, B1, 1, T0 + 1, &send), LEDGER_OK);
-		token(2, h);
+		ledger_contract_token(2, h);
 		assert_int_equal(ledger_link(l, "a2", h, T0 + 1), LEDGER_OK);
 		if (round == 0)
 			fail_sync = 1;
@@ -1180,8 +604,8 @@ test_commit_failure(void **state)
 		assert_memory_equal(&before, &after, sizeof(before));
 	}
 	/* The next batch works and is counted. */
-	link1(l, "a3", 3, T0 + 2);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 3), 0);
+	ledger_contract_link(l, "a3", 3, T0 + 2);
+	assert_int_equal(ledger_contract_send(l, "a1", 1, B1, 0, T0 + 3), 0);
 	ledger_count(l, T0 + 3, WEEK, &after);
 	assert_int_equal(after.acknowledged, 1);
 	assert_true(after.linked >= 2);
@@ -1207,13 +631,13 @@ test_call_failure(void **state)
 	int i, r = LEDGER_OK, committed;
 
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
+	ledger_contract_link(l, "a1", 1, T0);
 	ledger_count(l, T0, WEEK, &before);
 	assert_int_equal(ledger_begin(l), 0);
 	fail_write = 1;
 	for (i = 0; i < 200000 && r == LEDGER_OK; i++) {
 		snprintf(id, sizeof(id), "spill-%06d", i);
-		token(i, h);
+		ledger_contract_token(i, h);
 		r = ledger_link(l, id, h, T0);
 	}
 	fail_write = 0;
@@ -1229,43 +653,9 @@ test_call_failure(void **state)
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
 	ledger_count(l, T0, WEEK, &reopened);
 	assert_memory_equal(&after, &reopened, sizeof(after));
-	link1(l, "a2", 2, T0);
+	ledger_contract_link(l, "a2", 2, T0);
 	ledger_count(l, T0, WEEK, &after);
 	assert_int_equal(after.linked, reopened.linked + 1);
-	ledger_close(l);
-}
-
-/* One call failing (a trigger aborts its write): it is undone alone, the rest commits. */
-static void
-test_failed_call_undone(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	struct ledger_agent a;
-	int send;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	ledger_close(l);
-	sql_exec("CREATE TRIGGER boom BEFORE UPDATE ON agents WHEN NEW.verified_at = 4242 "
-	         "BEGIN SELECT RAISE(ABORT, 'boom'); END");
-	l = lopen();
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	assert_int_equal(ledger_begin(l), 0);
-	token(2, h);
-	assert_int_equal(ledger_link(l, "a2", h, T0 + 1), LEDGER_OK);
-	token(1, h);
-	send = -1;
-	assert_int_equal(ledger_checkin(l, "a1", h, B1, 1, 4242, &send), LEDGER_ERROR);
-	assert_int_equal(send, 0);
-	assert_int_equal(ledger_exclude(l, "a2", "spare"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	/* a1's check-in left nothing: neither last_seen nor the ack. */
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.last_seen, T0);
-	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 0);
-	expect(l, T0 + 2, 2, 1, 1, 0, 1, 0, 0, 1, 1);
 	ledger_close(l);
 }
 
@@ -1283,33 +673,33 @@ test_seen_granularity(void **state)
 	const time_t g = LEDGER_SEEN_GRANULARITY;
 
 	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "lags", 1, T0);
+	ledger_contract_link(l, "lags", 1, T0);
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "done", 2, T0);
-	assert_int_equal(send_of(l, "done", 2, B1, 0, T0 + 1), 0); /* acknowledged */
-	assert_int_equal(send_of(l, "done", 2, B1, 0, T0 + g - 1), 0);
+	ledger_contract_link(l, "done", 2, T0);
+	assert_int_equal(ledger_contract_send(l, "done", 2, B1, 0, T0 + 1), 0); /* acknowledged */
+	assert_int_equal(ledger_contract_send(l, "done", 2, B1, 0, T0 + g - 1), 0);
 	assert_int_equal(ledger_get(l, "done", &a), LEDGER_OK);
 	assert_int_equal(a.last_seen, T0 + 1); /* not written */
 	ledger_count(l, T0 + g + 5, 10, &c);
 	assert_int_equal(c.active, 1); /* the index has T0 + g - 1 */
 	assert_int_equal(c.acknowledged, 1);
-	assert_int_equal(send_of(l, "done", 2, B1, 0, T0 + g + 1), 0);
+	assert_int_equal(ledger_contract_send(l, "done", 2, B1, 0, T0 + g + 1), 0);
 	assert_int_equal(ledger_get(l, "done", &a), LEDGER_OK);
 	assert_int_equal(a.last_seen, T0 + g + 1); /* moved by g: written */
 	/* A lacking agent (it never takes the bundle): every check-in is written. */
-	assert_int_equal(send_of(l, "lags", 1, B0, 0, T0 + 2), 1);
-	assert_int_equal(send_of(l, "lags", 1, B0, 0, T0 + 3), 1);
+	assert_int_equal(ledger_contract_send(l, "lags", 1, B0, 0, T0 + 2), 1);
+	assert_int_equal(ledger_contract_send(l, "lags", 1, B0, 0, T0 + 3), 1);
 	assert_int_equal(ledger_get(l, "lags", &a), LEDGER_OK);
 	assert_int_equal(a.last_seen, T0 + 3);
 	assert_int_equal(
 	    sql_int("SELECT staged_delivered_at FROM agents WHERE agent_id = 'lags'"), T0 + 3);
 	/* Steady, the same: it lacks the current bundle. */
 	assert_int_equal(ledger_set_target(l, NULL, B1), 0);
-	assert_int_equal(send_of(l, "lags", 1, B0, 0, T0 + 4), 1);
+	assert_int_equal(ledger_contract_send(l, "lags", 1, B0, 0, T0 + 4), 1);
 	assert_int_equal(ledger_get(l, "lags", &a), LEDGER_OK);
 	assert_int_equal(a.last_seen, T0 + 4);
 	/* After a restart, an agent lacking nothing may be seen up to g earlier. */
-	assert_int_equal(send_of(l, "done", 2, B1, 0, T0 + g + 9), 0);
+	assert_int_equal(ledger_contract_send(l, "done", 2, B1, 0, T0 + g + 9), 0);
 	ledger_close(l);
 	l = lopen();
 	assert_int_equal(ledger_set_target(l, NULL, B1), 0);
@@ -1321,249 +711,7 @@ test_seen_granularity(void **state)
 	ledger_close(l);
 }
 
-struct page {
-	char ids[64][LEDGER_MAX_AGENT_ID + 1];
-	int64_t seen[64];
-	int delivered[64];
-	int n;
-};
-
-static void
-page_cb(const char *id, int64_t last_seen, int delivered, void *arg)
-{
-	struct page *p = arg;
-
-	assert_true(p->n < 64);
-	snprintf(p->ids[p->n], sizeof(p->ids[p->n]), "%s", id);
-	p->seen[p->n] = last_seen;
-	p->delivered[p->n] = delivered;
-	p->n++;
-}
-
-static void
-get_page(struct ledger *l, time_t now, uint64_t off, uint32_t lim, struct page *p)
-{
-	memset(p, 0, sizeof(*p));
-	assert_int_equal(ledger_pending(l, now, WEEK, off, lim, page_cb, p), 0);
-}
-
-/* Pages of pending agents: last seen first, ties in link order, consistent with the counts. */
-static void
-test_pending_pages(void **state)
-{
-	struct ledger *l = lopen();
-	struct page all, p;
-	char id[32];
-	int i, off, lim, k;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	/* 40 agents; last_seen T0 + (i % 10); every 4th acknowledges; one is excluded. */
-	for (i = 0; i < 40; i++) {
-		snprintf(id, sizeof(id), "p%02d", i);
-		link1(l, id, i, T0 - WEEK - 5);
-		if (i % 4 == 0)
-			assert_int_equal(send_of(l, id, i, B1, 0, T0 + (i % 10)), 0);
-		else if (i != 39)
-			assert_int_equal(send_of(l, id, i, NULL, 0, T0 + (i % 10)), 1);
-	}
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_exclude(l, "p01", "gone"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	/* 40 - 10 acked - p01 excluded - p39 inactive = 28 pending. */
-	expect(l, T0 + 10, 40, 38, 10, 0, 38, 28, 1, 1, 10);
-	get_page(l, T0 + 10, 0, 64, &all);
-	assert_int_equal(all.n, 28);
-	for (i = 1; i < all.n; i++) {
-		assert_true(all.seen[i - 1] >= all.seen[i]);
-		if (all.seen[i - 1] == all.seen[i])
-			assert_true(strcmp(all.ids[i - 1], all.ids[i]) < 0);
-	}
-	assert_string_equal(all.ids[0], "p09");
-	assert_int_equal(all.seen[0], T0 + 9);
-	assert_string_equal(all.ids[1], "p19");
-	assert_int_equal(all.delivered[0], 1);
-	for (lim = 1; lim <= 30; lim += 4)
-		for (off = 0; off <= 30; off++) {
-			get_page(l, T0 + 10, (uint64_t)off, (uint32_t)lim, &p);
-			k = off >= 28 ? 0 : (off + lim > 28 ? 28 - off : lim);
-			assert_int_equal(p.n, k);
-			for (i = 0; i < p.n; i++)
-				assert_string_equal(p.ids[i], all.ids[off + i]);
-		}
-	get_page(l, T0 + 10, UINT64_MAX, 10, &p);
-	assert_int_equal(p.n, 0);
-	get_page(l, T0 + 10, 0, 0, &p);
-	assert_int_equal(p.n, 0);
-	ledger_close(l);
-}
-
-struct holdings {
-	char ids[8][LEDGER_BUNDLE_ID_LEN + 1];
-	uint64_t n[8];
-	int count;
-};
-
-static void
-holding_cb(const char *bundle_id, uint64_t agents, void *arg)
-{
-	struct holdings *h = arg;
-
-	assert_true(h->count < 8);
-	snprintf(h->ids[h->count], sizeof(h->ids[h->count]), "%s", bundle_id);
-	h->n[h->count++] = agents;
-}
-
-static void
-test_holdings(void **state)
-{
-	struct ledger *l = lopen();
-	struct holdings h = { 0 };
-	struct page p;
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "h1", 1, T0);
-	link1(l, "h2", 2, T0);
-	link1(l, "h3", 3, T0);
-	link1(l, "h4", 4, T0);
-	assert_int_equal(send_of(l, "h1", 1, B0, 0, T0), 0);
-	assert_int_equal(send_of(l, "h2", 2, B0, 0, T0), 0);
-	assert_int_equal(ledger_set_target(l, NULL, B2), 0); /* say a retire changed the bundle */
-	assert_int_equal(send_of(l, "h3", 3, B0, 0, T0), 1); /* holds B0, sent B2 */
-	assert_int_equal(send_of(l, "h3", 3, B2, 0, T0), 0);
-	assert_int_equal(send_of(l, "h1", 1, B0, 0, T0), 1);
-	expect(l, T0, 4, 4, 0, 0, 0, 3, 0, 0, 1);
-	assert_int_equal(ledger_holdings(l, T0, WEEK, holding_cb, &h), 0);
-	assert_int_equal(h.count, 3);
-	assert_string_equal(h.ids[0], B0);
-	assert_int_equal(h.n[0], 2);
-	/* Equal counts: in bundle row order, "" (none known) first. */
-	assert_int_equal(h.n[1], 1);
-	assert_int_equal(h.n[2], 1);
-	assert_string_equal(h.ids[1], "");
-	assert_string_equal(h.ids[2], B2);
-	/* Steady pending: not holding the current bundle. */
-	get_page(l, T0, 0, 10, &p);
-	assert_int_equal(p.n, 3);
-	/* No bundle at all: nothing to lack. */
-	assert_int_equal(ledger_set_target(l, NULL, NULL), 0);
-	expect(l, T0, 4, 4, 0, 0, 0, 0, 0, 0, 0);
-	ledger_close(l);
-}
-
-struct snapshot {
-	struct ledger_counts c[3];
-	struct page p;
-	struct holdings h;
-};
-
-static void
-snap(struct ledger *l, struct snapshot *s)
-{
-	memset(s, 0, sizeof(*s));
-	ledger_count(l, T0 + 100, WEEK, &s->c[0]);
-	ledger_count(l, T0 + WEEK + 3, WEEK, &s->c[1]);
-	ledger_count(l, T0 + 100, 10, &s->c[2]);
-	get_page(l, T0 + 100, 0, 64, &s->p);
-	assert_int_equal(ledger_holdings(l, T0 + 100, WEEK, holding_cb, &s->h), 0);
-}
-
-/* Closing and opening again rebuilds exactly the same index from the database. */
-static void
-test_reopen_same_index(void **state)
-{
-	struct ledger *l = lopen();
-	struct snapshot *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-	char id[32];
-	int i;
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	for (i = 0; i < 30; i++) {
-		snprintf(id, sizeof(id), "r%02d", i);
-		link1(l, id, i, T0 + i % 7);
-		if (i % 3 == 0)
-			send_of(l, id, i, B0, 0, T0 + i);
-	}
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	for (i = 0; i < 30; i += 2) {
-		snprintf(id, sizeof(id), "r%02d", i);
-		send_of(l, id, i, i % 4 == 0 ? B0 : NULL, i % 5 == 0, T0 + 50 + i);
-		if (i % 8 == 0)
-			send_of(l, id, i, B1, 0, T0 + 60 + i);
-	}
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_exclude(l, "r05", "x"), LEDGER_OK);
-	assert_int_equal(ledger_exclude(l, "r08", "y"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	snap(l, a);
-	assert_true(a->c[0].acknowledged > 0 && a->c[0].verified > 0 && a->c[0].pending > 0);
-	ledger_close(l);
-	l = lopen();
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	snap(l, b);
-	assert_memory_equal(a, b, sizeof(*a));
-	ledger_close(l);
-	free(a);
-	free(b);
-}
-
-/* Switching the target: a new staging starts from nothing; only a bundle change keeps it. */
-static void
-test_switch_target(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 1), 0);
-	expect(l, T0 + 1, 2, 2, 1, 1, 2, 1, 0, 0, 1);
-	/* The same CA, another bundle (a retained CA expired): flags kept. */
-	assert_int_equal(ledger_set_target(l, S1, B2), 0);
-	expect(l, T0 + 1, 2, 2, 1, 1, 2, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 1);
-	assert_int_equal(send_of(l, "a1", 1, B2, 0, T0 + 3), 0);
-	expect(l, T0 + 3, 2, 2, 1, 1, 2, 1, 0, 0, 1);
-	/* Restarting with the same CA keeps the staging (no set_target needed for the flags). */
-	ledger_close(l);
-	l = lopen();
-	expect(l, T0 + 3, 2, 2, 1, 1, 2, 1, 0, 0, 0);
-	assert_int_equal(ledger_set_target(l, S1, B2), 0);
-	expect(l, T0 + 3, 2, 2, 1, 1, 2, 1, 0, 0, 1);
-	/* Another CA: nothing delivered, acknowledged or verified for it. */
-	assert_int_equal(ledger_set_target(l, S2, B1), 0);
-	expect(l, T0 + 3, 2, 2, 0, 0, 0, 2, 0, 0, 0);
-	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 4), 1);
-	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 5), 0);
-	expect(l, T0 + 5, 2, 2, 1, 0, 1, 1, 0, 0, 1);
-	/* S1 again (a discard, then the same CA installed): its old acks do not count. */
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	expect(l, T0 + 5, 2, 2, 0, 0, 0, 2, 0, 0, 0);
-	assert_int_equal(ledger_set_target(l, S1, B2), 0);
-	expect(l, T0 + 5, 2, 2, 0, 0, 0, 2, 0, 0, 1); /* a1 still holds B2 */
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 3);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
-	ledger_close(l);
-}
-
 /* ---- the audit log ---- */
-
-#define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
-
-/* Record i of a test log: every field differs from record to record. */
-static void
-audit_rec(struct ledger_audit *a, int i)
-{
-	memset(a, 0, sizeof(*a));
-	a->time = T0 + i;
-	a->uid = (uint32_t)(1000 + i);
-	a->pid = (uint32_t)(4000 + i);
-	snprintf(a->user, sizeof(a->user), "user%d", i);
-	snprintf(a->call, sizeof(a->call), "%s", i % 2 ? "generate" : "exclude");
-	snprintf(a->result, sizeof(a->result), "%s", i % 3 ? "OK" : "PERMISSION_DENIED");
-	snprintf(a->detail, sizeof(a->detail), "agent=\"a%d\" reason=\"r%d\"", i, i);
-	snprintf(a->before, sizeof(a->before), "active=%d/%d staged=-", i, i);
-	snprintf(a->after, sizeof(a->after), "active=%d/%d staged=%d", i, i, i + 1);
-}
 
 /* A log of n records (1..n), the ledger closed again. */
 static void
@@ -1574,7 +722,7 @@ audit_log(int n)
 	int i;
 
 	for (i = 1; i <= n; i++) {
-		audit_rec(&a, i);
+		ledger_contract_audit_rec(&a, i);
 		assert_int_equal(ledger_audit_append(l, &a), 0);
 	}
 	ledger_close(l);
@@ -1621,7 +769,7 @@ test_audit_hash_encoding(void **state)
 	snprintf(a.detail, sizeof(a.detail), "key_type=\"ec-p256\"");
 	snprintf(a.before, sizeof(a.before), "active=aa/bb staged=-");
 	snprintf(a.after, sizeof(a.after), "active=aa/bb staged=cc");
-	snprintf(a.prev_hash, sizeof(a.prev_hash), ZEROS);
+	snprintf(a.prev_hash, sizeof(a.prev_hash), B0);
 	ledger_audit_hash(&a, h);
 	assert_string_equal(h, "f70333ce058ff21183302c67ae824ebcf5c06fc260032f2f56a9f33bd42d498d");
 
@@ -1633,98 +781,6 @@ test_audit_hash_encoding(void **state)
 	memset(a.prev_hash, 'f', LEDGER_AUDIT_HASH_LEN);
 	ledger_audit_hash(&a, h);
 	assert_string_equal(h, "86ca3f8f5c5b840c10fbfa4ae168a9979886cfe894d5ad717436c6d043a01500");
-}
-
-static void
-test_audit_append_list(void **state)
-{
-	struct audit_page p = { .n = 0 };
-	struct ledger_audit a, want;
-	struct ledger *l = lopen();
-	char problem[512], h[LEDGER_AUDIT_HASH_LEN + 1];
-	uint64_t total, at;
-	int i;
-
-	assert_int_equal(ledger_audit_count(l, &total), 0);
-	assert_int_equal(total, 0);
-	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
-	for (i = 1; i <= 3; i++) {
-		audit_rec(&a, i);
-		assert_int_equal(ledger_audit_append(l, &a), 0);
-		assert_int_equal(a.seq, i);
-		ledger_audit_hash(&a, h);
-		assert_string_equal(a.hash, h);
-		if (i == 1)
-			assert_string_equal(a.prev_hash, ZEROS);
-		else
-			assert_string_equal(a.prev_hash, want.hash);
-		want = a;
-	}
-	ledger_close(l);
-
-	/* Reopened: the chain goes on from the newest record on disk. */
-	l = lopen();
-	audit_rec(&a, 4);
-	assert_int_equal(ledger_audit_append(l, &a), 0);
-	assert_int_equal(a.seq, 4);
-	assert_string_equal(a.prev_hash, want.hash);
-	assert_int_equal(ledger_audit_count(l, &total), 0);
-	assert_int_equal(total, 4);
-
-	/* Newest first, paged; every field as written. */
-	assert_int_equal(ledger_audit_list(l, 0, 10, audit_collect, &p), 0);
-	assert_int_equal(p.n, 4);
-	for (i = 0; i < 4; i++) {
-		audit_rec(&want, 4 - i);
-		assert_int_equal(p.recs[i].seq, 4 - i);
-		assert_int_equal(p.recs[i].time, want.time);
-		assert_int_equal(p.recs[i].uid, want.uid);
-		assert_int_equal(p.recs[i].pid, want.pid);
-		assert_string_equal(p.recs[i].user, want.user);
-		assert_string_equal(p.recs[i].call, want.call);
-		assert_string_equal(p.recs[i].result, want.result);
-		assert_string_equal(p.recs[i].detail, want.detail);
-		assert_string_equal(p.recs[i].before, want.before);
-		assert_string_equal(p.recs[i].after, want.after);
-		ledger_audit_hash(&p.recs[i], h);
-		assert_string_equal(p.recs[i].hash, h);
-		if (i < 3)
-			assert_string_equal(p.recs[i].prev_hash, p.recs[i + 1].hash);
-	}
-	p.n = 0;
-	assert_int_equal(ledger_audit_list(l, 1, 2, audit_collect, &p), 0);
-	assert_int_equal(p.n, 2);
-	assert_int_equal(p.recs[0].seq, 3);
-	assert_int_equal(p.recs[1].seq, 2);
-	p.n = 0;
-	assert_int_equal(ledger_audit_list(l, 4, 10, audit_collect, &p), 0);
-	assert_int_equal(p.n, 0);
-	assert_int_equal(ledger_audit_list(l, UINT64_MAX, 10, audit_collect, &p), 0);
-	assert_int_equal(p.n, 0);
-	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
-	assert_int_equal(at, 0);
-	assert_string_equal(problem, "");
-	ledger_close(l);
-}
-
-/* Inside a batch an append is refused: a rollback of the batch would take it along. */
-static void
-test_audit_not_in_batch(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_audit a;
-	uint64_t total;
-
-	audit_rec(&a, 1);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_audit_append(l, &a), -1);
-	ledger_rollback(l);
-	assert_int_equal(ledger_audit_append(l, &a), 0);
-	assert_int_equal(ledger_audit_count(l, &total), 0);
-	assert_int_equal(total, 1);
-	/* A batch still works after an append. */
-	link1(l, "alpha", 1, T0);
-	ledger_close(l);
 }
 
 /* The triggers refuse changes; dropped by hand, they come back at the next open. */
@@ -1828,61 +884,27 @@ test_audit_tamper_rehash(void **state)
 	assert_non_null(strstr(problem, "record 1 does not start the chain"));
 }
 
-/* walk_all: steps of max records until the end; *steps counts them. The step's last result. */
-static int
-walk_all(struct ledger *l, struct ledger_audit_walk *w, uint32_t max, int *steps, char *problem)
-{
-	int r;
-
-	*steps = 0;
-	do
-		(*steps)++;
-	while ((r = ledger_audit_verify_step(l, w, max, problem, 512)) == 2);
-	return r;
-}
-
 /*
- * The walk a slice at a time reaches the whole walk's verdict, whatever the
- * slice: records appended between slices are walked, a record changed or
- * missing is named where it is, also at a slice's edge. count and list go
- * by number (the newest record's, records below skipped).
+ * The walk a slice at a time names a record changed or missing where it is,
+ * also at a slice's edge; count and list go by number (the newest record's,
+ * records below skipped).
  */
 static void
-test_audit_verify_slices(void **state)
+test_audit_tamper_slices(void **state)
 {
 	struct audit_page p = { .n = 0 };
 	struct ledger_audit_walk w;
-	struct ledger_audit a;
 	struct ledger *l;
 	char problem[512];
 	uint64_t total;
 	int steps;
 
-	audit_log(10);
-	l = lopen();
-	ledger_audit_walk_init(&w);
-	assert_int_equal(walk_all(l, &w, 1, &steps, problem), 1);
-	assert_int_equal(steps, 11); /* ten full slices of one, then the end */
-	assert_int_equal(w.next, 11);
-	assert_string_equal(problem, "");
-
-	/* Slices of 3: records appended after the second are walked too. */
-	ledger_audit_walk_init(&w);
-	assert_int_equal(ledger_audit_verify_step(l, &w, 3, problem, sizeof(problem)), 2);
-	assert_int_equal(ledger_audit_verify_step(l, &w, 3, problem, sizeof(problem)), 2);
-	assert_int_equal(w.next, 7);
-	audit_rec(&a, 11);
-	assert_int_equal(ledger_audit_append(l, &a), 0);
-	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 1);
-	assert_int_equal(steps, 2); /* 7..9, then 10..11 */
-	assert_int_equal(w.next, 12);
-	ledger_close(l);
-
+	audit_log(11);
 	/* Record 7 changed: found in the third slice of 3, not before. */
 	sql_exec("DROP TRIGGER audit_no_update; UPDATE audit SET result = 'DENIED' WHERE seq = 7");
 	l = lopen();
 	ledger_audit_walk_init(&w);
-	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 0);
+	assert_int_equal(ledger_contract_walk(l, &w, 3, &steps, problem), 0);
 	assert_int_equal(steps, 3);
 	assert_int_equal(w.next, 7);
 	assert_non_null(strstr(problem, "record 7 was changed"));
@@ -1892,7 +914,7 @@ test_audit_verify_slices(void **state)
 	sql_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 4");
 	l = lopen();
 	ledger_audit_walk_init(&w);
-	assert_int_equal(walk_all(l, &w, 3, &steps, problem), 0);
+	assert_int_equal(ledger_contract_walk(l, &w, 3, &steps, problem), 0);
 	assert_int_equal(steps, 2);
 	assert_int_equal(w.next, 4);
 	assert_non_null(strstr(problem, "record 4 is missing"));
@@ -1977,7 +999,7 @@ test_migrate_v1(void **state)
 	assert_int_equal(ag.last_seen, 20);
 	assert_int_equal(ag.excluded, 1);
 	assert_string_equal(ag.reason, "gone");
-	audit_rec(&a, 1);
+	ledger_contract_audit_rec(&a, 1);
 	assert_int_equal(ledger_audit_append(l, &a), 0);
 	assert_int_equal(a.seq, 1);
 	assert_int_equal(ledger_audit_verify(l, &at, problem, sizeof(problem)), 1);
@@ -2103,7 +1125,7 @@ test_front_arguments(void **state)
 	uint64_t n = 9;
 	int send = 1;
 
-	token(1, h);
+	ledger_contract_token(1, h);
 	assert_string_equal(ledger_backend_name(l), "sqlite");
 	/* Outside a batch a link with a malformed join id is an error, inside one "not found". */
 	assert_int_equal(ledger_link_join(l, "a1", h, "nope", h, T0), LEDGER_ERROR);
@@ -2164,36 +1186,17 @@ main(void)
 		cmocka_unit_test_setup(test_truncated_refused, setup),
 		cmocka_unit_test_setup(test_not_a_database_refused, setup),
 		cmocka_unit_test_setup(test_symlink_refused, setup),
-		cmocka_unit_test_setup(test_flow, setup),
-		cmocka_unit_test_setup(test_link_while_staged, setup),
-		cmocka_unit_test_setup(test_forged_if_none_match, setup),
-		cmocka_unit_test_setup(test_lost_delivery_resent, setup),
-		cmocka_unit_test_setup(test_tokens, setup),
-		cmocka_unit_test_setup(test_join_tokens, setup),
-		cmocka_unit_test_setup(test_join_atomic, setup),
-		cmocka_unit_test_setup(test_renew_forget, setup),
-		cmocka_unit_test_setup(test_exclude_include, setup),
-		cmocka_unit_test_setup(test_one_of_thousand, setup),
-		cmocka_unit_test_setup(test_window_boundaries, setup),
-		cmocka_unit_test_setup(test_batch_rules, setup),
-		cmocka_unit_test_setup(test_rollback, setup),
+		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_commit_failure, setup),
 		cmocka_unit_test_setup(test_call_failure, setup),
-		cmocka_unit_test_setup(test_failed_call_undone, setup),
 		cmocka_unit_test_setup(test_seen_granularity, setup),
-		cmocka_unit_test_setup(test_pending_pages, setup),
-		cmocka_unit_test_setup(test_holdings, setup),
-		cmocka_unit_test_setup(test_reopen_same_index, setup),
-		cmocka_unit_test_setup(test_switch_target, setup),
 		cmocka_unit_test_setup(test_audit_hash_encoding, setup),
-		cmocka_unit_test_setup(test_audit_append_list, setup),
-		cmocka_unit_test_setup(test_audit_not_in_batch, setup),
 		cmocka_unit_test_setup(test_audit_append_only, setup),
 		cmocka_unit_test_setup(test_audit_tamper_update, setup),
 		cmocka_unit_test_setup(test_audit_tamper_integer, setup),
 		cmocka_unit_test_setup(test_audit_tamper_delete, setup),
 		cmocka_unit_test_setup(test_audit_tamper_rehash, setup),
-		cmocka_unit_test_setup(test_audit_verify_slices, setup),
+		cmocka_unit_test_setup(test_audit_tamper_slices, setup),
 		cmocka_unit_test_setup(test_audit_tamper_types, setup),
 		cmocka_unit_test_setup(test_migrate_v1, setup),
 		cmocka_unit_test(test_audit_outcome),

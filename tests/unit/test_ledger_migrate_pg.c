@@ -23,25 +23,15 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
+#include "ledger_contract.h"
 #include "log.h"
 
-#define T0   1700000000
-#define JID  "0123456789abcdef"
-#define WEEK (7 * 86400)
+#define JID "0123456789abcdef"
 
 static const char *dsn;
 static PGconn *adm;
 static char dir[] = "/tmp/carotate-migrate.XXXXXX";
 static char src[256];
-
-static void
-token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN])
-{
-	int i;
-
-	for (i = 0; i < LEDGER_TOKEN_HASH_LEN; i++)
-		out[i] = (uint8_t)(n * 31 + i * 7 + 1);
-}
 
 static struct ledger *
 pool_open(void)
@@ -52,17 +42,6 @@ pool_open(void)
 	if (l == NULL)
 		fail_msg("ledger_open_pg: %s", err);
 	return l;
-}
-
-static void
-link1(struct ledger *l, const char *id, int tok, time_t now)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, id, h, now), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
 }
 
 static void
@@ -131,13 +110,13 @@ make_source(void)
 	unlink(path);
 	unlink(src);
 	snprintf(j.description, sizeof(j.description), "rack 4");
-	token(50, j.hash);
+	ledger_contract_token(50, j.hash);
 	if ((l = ledger_open(dir, err, sizeof(err))) == NULL)
 		fail_msg("ledger_open: %s", err);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0 + 1);
-	link1(l, "a3", 3, T0 + 2);
-	link1(l, "a4", 4, T0 + 3);
+	ledger_contract_link(l, "a1", 1, T0);
+	ledger_contract_link(l, "a2", 2, T0 + 1);
+	ledger_contract_link(l, "a3", 3, T0 + 2);
+	ledger_contract_link(l, "a4", 4, T0 + 3);
 	assert_int_equal(ledger_begin(l), 0);
 	assert_int_equal(ledger_exclude(l, "a3", "decommissioned"), LEDGER_OK);
 	assert_int_equal(ledger_join_create(l, &j), LEDGER_OK);
@@ -188,8 +167,8 @@ test_copy_and_again(void **state)
 	uint64_t broken, n;
 	int send;
 
-	link1(pool, "a2", 2, T0 + 50);
-	link1(pool, "a4", 99, T0 + 50);
+	ledger_contract_link(pool, "a2", 2, T0 + 50);
+	ledger_contract_link(pool, "a4", 99, T0 + 50);
 	audit1(pool, "status-check");
 	if ((s = ledger_open_source(src, err, sizeof(err))) == NULL)
 		fail_msg("ledger_open_source: %s", err);
@@ -207,12 +186,12 @@ test_copy_and_again(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 4);
 
 	/* a1's token works on the pool; a4 keeps the pool's token. */
-	token(1, h);
+	ledger_contract_token(1, h);
 	assert_int_equal(ledger_begin(pool), 0);
 	assert_int_equal(ledger_checkin(pool, "a1", h, NULL, 0, T0 + 200, &send), LEDGER_OK);
-	token(4, h);
+	ledger_contract_token(4, h);
 	assert_int_equal(ledger_checkin(pool, "a4", h, NULL, 0, T0 + 200, &send), LEDGER_BAD_TOKEN);
-	token(99, h);
+	ledger_contract_token(99, h);
 	assert_int_equal(ledger_checkin(pool, "a4", h, NULL, 0, T0 + 200, &send), LEDGER_OK);
 	assert_int_equal(ledger_commit(pool), 0);
 	assert_int_equal(ledger_get(pool, "a3", &ag), LEDGER_OK);
@@ -223,8 +202,8 @@ test_copy_and_again(void **state)
 	assert_false(ag.excluded);
 	assert_int_equal(ag.linked_at, T0);
 	/* The join token links a new agent on the pool, and loses one use. */
-	token(50, jh);
-	token(7, h);
+	ledger_contract_token(50, jh);
+	ledger_contract_token(7, h);
 	assert_int_equal(ledger_begin(pool), 0);
 	assert_int_equal(ledger_link_join(pool, "new1", h, JID, jh, T0 + 300), LEDGER_OK);
 	assert_int_equal(ledger_commit(pool), 0);
@@ -324,7 +303,7 @@ test_failure_copies_nothing(void **state)
 	assert_int_equal(ledger_audit_count(pool, &n), 0);
 	assert_int_equal(n, 0);
 	/* The pool's connection is usable afterwards. */
-	link1(pool, "b1", 1, T0);
+	ledger_contract_link(pool, "b1", 1, T0);
 	ledger_close(s);
 	ledger_close(pool);
 }

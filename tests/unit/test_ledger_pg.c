@@ -1,8 +1,7 @@
 /*
  * The pool's ledger on PostgreSQL, against a real server: the contract checks
- * of test_ledger.c that hold for every engine (check-in, acknowledgement,
- * verification, the forged If-None-Match, join tokens, renewal, the audit
- * chain), and what only a pool has: two members on one database, migrations
+ * every engine passes (ledger_contract.c, through members a and b of one
+ * pool), and what only a pool has: two members on one database, migrations
  * racing, the chain numbered across members, a server that goes away.
  * tests/unit/pg_run.sh starts the server and passes its connection string in
  * CAROTATE_TEST_PG_DSN; without it every test is skipped, and says why.
@@ -23,30 +22,13 @@
 #include <libpq-fe.h>
 
 #include "ledger.h"
+#include "ledger_contract.h"
 #include "log.h"
-
-#define B0   "0000000000000000000000000000000000000000000000000000000000000000"
-#define B1   "1111111111111111111111111111111111111111111111111111111111111111"
-#define B2   "2222222222222222222222222222222222222222222222222222222222222222"
-#define S1   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define S2   "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-#define DAY  86400
-#define WEEK (7 * DAY)
-#define T0   1700000000
 
 static const char *dsn;
 static PGconn *adm; /* the test's own connection: a reader, a tamperer */
 
 /* ---- helpers ---- */
-
-static void
-token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN])
-{
-	int i;
-
-	for (i = 0; i < LEDGER_TOKEN_HASH_LEN; i++)
-		out[i] = (uint8_t)(n * 31 + i * 7 + 1);
-}
 
 static struct ledger *
 lopen_as(const char *member)
@@ -63,64 +45,6 @@ static struct ledger *
 lopen(void)
 {
 	return lopen_as("m1");
-}
-
-static void
-link1(struct ledger *l, const char *id, int tok, time_t now)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, id, h, now), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-}
-
-static enum ledger_result
-checkin1(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now,
-    int *send)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	enum ledger_result r;
-	int s = -1;
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	r = ledger_checkin(l, id, h, presented, canary, now, &s);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_true(s == 0 || s == 1);
-	if (send != NULL)
-		*send = s;
-	return r;
-}
-
-static int
-send_of(struct ledger *l, const char *id, int tok, const char *presented, int canary, time_t now)
-{
-	int send;
-
-	assert_int_equal(checkin1(l, id, tok, presented, canary, now, &send), LEDGER_OK);
-	return send;
-}
-
-/* Expected counts, in ledger_counts order. */
-static void
-expect(struct ledger *l, time_t now, uint64_t linked, uint64_t active, uint64_t acknowledged,
-    uint64_t verified, uint64_t delivered, uint64_t pending, uint64_t inactive_lacking,
-    uint64_t excluded, uint64_t current)
-{
-	struct ledger_counts c;
-
-	assert_int_equal(ledger_count(l, now, WEEK, &c), 0);
-	assert_int_equal(c.linked, linked);
-	assert_int_equal(c.active, active);
-	assert_int_equal(c.acknowledged, acknowledged);
-	assert_int_equal(c.verified, verified);
-	assert_int_equal(c.delivered, delivered);
-	assert_int_equal(c.pending, pending);
-	assert_int_equal(c.inactive_lacking, inactive_lacking);
-	assert_int_equal(c.excluded, excluded);
-	assert_int_equal(c.current, current);
 }
 
 /* One integer through the test's connection (-2 NULL, -1 no row). */
@@ -156,19 +80,6 @@ sql_exec(const char *sql)
 		fail_msg("%s: %s", sql, PQerrorMessage(adm));
 }
 
-/* The acknowledged_at of agent id for the open staging (-2 NULL, -1 no row). */
-static int64_t
-acked_at(const char *id)
-{
-	char sql[512];
-
-	snprintf(sql, sizeof(sql),
-	    "SELECT a.acknowledged_at FROM agents a JOIN stagings s ON s.id = a.staging "
-	    "WHERE s.ended_at IS NULL AND a.agent_id = '%s'",
-	    id);
-	return sql_int(sql);
-}
-
 /* Runs the server control command named by the environment variable var. */
 static void
 server(const char *var)
@@ -190,6 +101,57 @@ setup(void **state)
 	            "WHERE datname = current_database() AND pid <> pg_backend_pid()") != 0)
 		return -1;
 	return sql_try("DROP SCHEMA public CASCADE; CREATE SCHEMA public") == 0 ? 0 : -1;
+}
+
+/* ---- the contract checks' fixture: two members of one pool ---- */
+
+static struct ledger_contract contract;
+
+static void
+contract_reopen(struct ledger_contract *c)
+{
+	ledger_close(c->l);
+	ledger_close(c->other);
+	c->l = c->other = NULL; /* closed, should an open fail */
+	c->l = lopen_as("a");
+	c->other = lopen_as("b");
+}
+
+/* Triggers refuse the writes ledger_contract.h names: the next statement sees them. */
+static void
+contract_refuse(struct ledger_contract *c)
+{
+	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
+	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
+	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom();"
+	         "CREATE TRIGGER boom_verified BEFORE UPDATE ON agents FOR EACH ROW "
+	         "WHEN (NEW.verified_at = 4242) EXECUTE FUNCTION boom()");
+}
+
+/* An empty database, and members a (l) and b (other) on it. */
+static int
+contract_setup(void **state)
+{
+	if (setup(state) != 0)
+		return -1;
+	contract.l = lopen_as("a");
+	contract.other = lopen_as("b");
+	contract.reopen = contract_reopen;
+	contract.sql_int = sql_int;
+	contract.refuse = contract_refuse;
+	contract.counts_in_batch = 0;
+	*state = &contract;
+	return 0;
+}
+
+static int
+contract_teardown(void **state)
+{
+	ledger_close(contract.l);
+	ledger_close(contract.other);
+	contract.l = contract.other = NULL;
+	return 0;
 }
 
 /* ---- tests ---- */
@@ -275,416 +237,6 @@ test_open_refused(void **state)
 	print_message("refused: %s\n", err);
 }
 
-/* test_ledger.c's flow: delivered, acknowledged, verified, in that order. */
-static void
-test_flow(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "a1", 1, T0);
-	expect(l, T0, 1, 1, 0, 0, 0, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 10), 0);
-	expect(l, T0 + 10, 1, 1, 0, 0, 0, 0, 0, 0, 1);
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	expect(l, T0 + 20, 1, 1, 0, 0, 0, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B0, 0, T0 + 30), 1);
-	expect(l, T0 + 30, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	assert_int_equal(acked_at("a1"), -2);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 40), 0);
-	expect(l, T0 + 40, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	assert_int_equal(acked_at("a1"), T0 + 40);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 50), 0);
-	assert_int_equal(acked_at("a1"), T0 + 40);
-	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 60), 0);
-	expect(l, T0 + 60, 1, 1, 1, 1, 1, 0, 0, 0, 1);
-	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
-	assert_int_equal(send_of(l, "a1", 1, B1, 1, T0 + 70), 0);
-	assert_int_equal(sql_int("SELECT verified_at FROM agents"), T0 + 60);
-	/* Inactive beyond the window: counted as lacking nothing more. */
-	expect(l, T0 + 70 + WEEK + 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-	ledger_close(l);
-}
-
-/* An If-None-Match naming a bundle never delivered to this agent never acknowledges. */
-static void
-test_forged_if_none_match(void **state)
-{
-	struct ledger *l = lopen();
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "old", 1, T0);
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "new", 2, T0 + 1);
-	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 2), 1);
-	expect(l, T0 + 2, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(acked_at("old"), -2);
-	assert_int_equal(send_of(l, "new", 2, B2, 0, T0 + 3), 1);
-	assert_int_equal(send_of(l, "new", 2, S1, 0, T0 + 4), 1);
-	expect(l, T0 + 4, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(send_of(l, "old", 1, B1, 0, T0 + 5), 0);
-	expect(l, T0 + 5, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	ledger_close(l);
-}
-
-/* A delivery whose batch was rolled back is sent again; a staging restarted starts over. */
-static void
-test_lost_delivery_and_restaging(void **state)
-{
-	struct ledger *l = lopen();
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	int send;
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "a1", 1, T0);
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	token(1, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_checkin(l, "a1", h, B0, 0, T0 + 1, &send), LEDGER_OK);
-	assert_int_equal(send, 1);
-	ledger_rollback(l);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 2), 1);
-	expect(l, T0 + 2, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 3), 0);
-	expect(l, T0 + 3, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	/* Discard, then stage S1 again: nothing delivered in the new staging. */
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	assert_int_equal(ledger_set_target(l, S1, B2), 0);
-	expect(l, T0 + 4, 1, 1, 0, 0, 0, 1, 0, 0, 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 5), 1);
-	assert_int_equal(send_of(l, "a1", 1, B2, 0, T0 + 6), 0);
-	expect(l, T0 + 6, 1, 1, 1, 0, 1, 0, 0, 0, 1);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 2);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
-	ledger_close(l);
-}
-
-static void
-test_tokens(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_agent a;
-	uint8_t h3[LEDGER_TOKEN_HASH_LEN];
-	int send = -1;
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	assert_int_equal(checkin1(l, "a1", 99, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(send, 0);
-	assert_int_equal(checkin1(l, "a1", 2, B1, 1, T0 + 5, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(checkin1(l, "nobody", 1, B1, 1, T0 + 5, &send), LEDGER_UNKNOWN_AGENT);
-	expect(l, T0 + 5, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.last_seen, T0);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE verified_at IS NOT NULL"), 0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 10), 0);
-	token(3, h3);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, "a1", h3, T0 + 20), LEDGER_EXISTS);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 20, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_forget(l, "a1"), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 20, 1, 1, 0, 0, 1, 1, 0, 0, 0);
-	link1(l, "a1", 3, T0 + 20);
-	assert_int_equal(checkin1(l, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(send_of(l, "a1", 3, B1, 0, T0 + 22), 0);
-	expect(l, T0 + 22, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	/* Outside a batch, the write calls are refused. */
-	assert_int_equal(ledger_link(l, "a9", h3, T0), LEDGER_ERROR);
-	assert_int_equal(ledger_checkin(l, "a1", h3, B1, 0, T0, &send), LEDGER_ERROR);
-	assert_int_equal(ledger_commit(l), -1);
-	ledger_close(l);
-}
-
-static void
-join1(struct ledger *l, int n, uint32_t uses, int64_t expires, struct ledger_join *j)
-{
-	memset(j, 0, sizeof(*j));
-	snprintf(j->id, sizeof(j->id), "00000000000000%02x", n);
-	token(100 + n, j->hash);
-	j->uses_left = uses;
-	j->expires_at = expires;
-	j->created_at = T0;
-	snprintf(j->description, sizeof(j->description), "batch %d", n);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_join_create(l, j), LEDGER_OK);
-	assert_int_equal(ledger_commit(l), 0);
-}
-
-static enum ledger_result
-linkj(struct ledger *l, const char *id, int tok, const struct ledger_join *j, time_t now)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	enum ledger_result r;
-
-	token(tok, h);
-	assert_int_equal(ledger_begin(l), 0);
-	r = ledger_link_join(l, id, h, j->id, j->hash, now);
-	assert_int_equal(ledger_commit(l), 0);
-	return r;
-}
-
-static void
-count_join(const struct ledger_join *j, void *arg)
-{
-	struct ledger_join *out = arg;
-	uint8_t zero[LEDGER_TOKEN_HASH_LEN] = { 0 };
-
-	assert_memory_equal(j->hash, zero, sizeof(zero));
-	out->uses_left += j->uses_left;
-	out->created_at++;
-}
-
-/* Join tokens, issued through one member and used through another. */
-static void
-test_join_tokens(void **state)
-{
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
-	struct ledger_join j, k, sum;
-	uint8_t wrong[LEDGER_TOKEN_HASH_LEN];
-
-	assert_int_equal(ledger_set_target(a, S1, B1), 0);
-	assert_int_equal(ledger_set_target(b, S1, B1), 0);
-	join1(a, 1, 2, T0 + 100, &j);
-	assert_int_equal(linkj(b, "j1", 1, &j, T0), LEDGER_OK);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
-	assert_int_equal(linkj(a, "j1", 2, &j, T0), LEDGER_EXISTS);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 1);
-	assert_int_equal(linkj(b, "j2", 2, &j, T0), LEDGER_OK);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
-	assert_int_equal(linkj(a, "j3", 3, &j, T0), LEDGER_NOT_FOUND);
-	expect(a, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
-	join1(b, 2, 5, T0 + 100, &k);
-	memcpy(wrong, k.hash, sizeof(wrong));
-	wrong[0] ^= 1;
-	assert_int_equal(ledger_begin(a), 0);
-	assert_int_equal(ledger_link_join(a, "j3", wrong, k.id, wrong, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_link_join(a, "j3", wrong, "XYZ", k.hash, T0), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_check(a, k.id, k.hash, T0 + 100), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_check(a, k.id, k.hash, T0 + 99), LEDGER_OK);
-	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(linkj(a, "j3", 3, &k, T0 + 100), LEDGER_NOT_FOUND);
-	memset(&sum, 0, sizeof(sum));
-	assert_int_equal(ledger_join_list(a, count_join, &sum), 0);
-	assert_int_equal(sum.created_at, 2);
-	assert_int_equal(sum.uses_left, 5);
-	assert_int_equal(ledger_begin(a), 0);
-	assert_int_equal(ledger_join_revoke(a, k.id), LEDGER_OK);
-	assert_int_equal(ledger_join_revoke(a, k.id), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_join_revoke(a, "not-hex"), LEDGER_NOT_FOUND);
-	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(linkj(b, "j3", 3, &k, T0), LEDGER_NOT_FOUND);
-	k.uses_left = 0;
-	assert_int_equal(ledger_begin(a), 0);
-	assert_int_equal(ledger_join_create(a, &k), LEDGER_ERROR);
-	k.uses_left = 1;
-	snprintf(k.description, sizeof(k.description), "bad\nline");
-	assert_int_equal(ledger_join_create(a, &k), LEDGER_ERROR);
-	assert_int_equal(ledger_join_create(a, &j), LEDGER_EXISTS);
-	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM join_tokens WHERE created_by = 'a'"), 1);
-	ledger_close(a);
-	ledger_close(b);
-}
-
-/* A call failing inside the database is undone alone; the batch goes on and commits. */
-static void
-test_failed_call_undone(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_join j;
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	join1(l, 1, 1, T0 + 100, &j);
-	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
-	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
-	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
-	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom()");
-	token(1, h);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, "a1", h, T0), LEDGER_OK);
-	assert_int_equal(ledger_link(l, "boom", h, T0), LEDGER_ERROR);
-	/* The use of the join token goes back with the failed link. */
-	assert_int_equal(ledger_link_join(l, "boom", h, j.id, j.hash, T0), LEDGER_ERROR);
-	assert_int_equal(ledger_link_join(l, "j1", h, j.id, j.hash, T0), LEDGER_OK);
-	assert_int_equal(ledger_total(l), 2);
-	assert_int_equal(ledger_commit(l), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 2);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens"), 0);
-	/* A rolled-back batch leaves nothing. */
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_link(l, "a2", h, T0), LEDGER_OK);
-	ledger_rollback(l);
-	assert_int_equal(ledger_total(l), 2);
-	/* Counts refuse to read inside a batch (they would see its uncommitted rows). */
-	{
-		struct ledger_counts c;
-
-		assert_int_equal(ledger_begin(l), 0);
-		assert_int_equal(ledger_count(l, T0, WEEK, &c), -1);
-		assert_int_equal(ledger_commit(l), 0);
-	}
-	ledger_close(l);
-}
-
-/* Renewal needs the current token; forget and the never-confirmed sweep. */
-static void
-test_renew_forget(void **state)
-{
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
-	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN], h9[LEDGER_TOKEN_HASH_LEN];
-	struct ledger_counts c;
-	uint64_t n = 99;
-	int send;
-
-	assert_int_equal(ledger_set_target(a, S1, B1), 0);
-	assert_int_equal(ledger_set_target(b, S1, B1), 0);
-	link1(a, "a1", 1, T0);
-	link1(a, "a2", 2, T0);
-	link1(b, "young", 3, T0 + 500);
-	assert_int_equal(send_of(b, "a1", 1, B1, 0, T0 + 10), 0);
-	token(1, h1);
-	token(2, h2);
-	token(9, h9);
-	assert_int_equal(ledger_begin(b), 0);
-	assert_int_equal(ledger_renew(b, "a1", h2, h9, T0 + 20), LEDGER_BAD_TOKEN);
-	assert_int_equal(ledger_renew(b, "nobody", h1, h9, T0 + 20), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_renew(b, "a1", h1, h9, T0 + 20), LEDGER_OK);
-	assert_int_equal(ledger_commit(b), 0);
-	/* The renewed token works through the other member, the old one nowhere. */
-	assert_int_equal(checkin1(a, "a1", 1, B1, 0, T0 + 21, &send), LEDGER_BAD_TOKEN);
-	assert_int_equal(checkin1(a, "a1", 9, B1, 0, T0 + 21, &send), LEDGER_OK);
-	expect(a, T0 + 21, 3, 3, 1, 0, 3, 2, 0, 0, 1);
-	assert_int_equal(ledger_count(b, T0 + 21, WEEK, &c), 0);
-	assert_int_equal(c.never_confirmed, 2);
-	assert_int_equal(ledger_begin(a), 0);
-	assert_int_equal(ledger_forget_unconfirmed(a, T0 + 100, &n), LEDGER_OK);
-	assert_int_equal(n, 1);
-	assert_int_equal(ledger_forget(a, "nobody"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_forget(a, ""), LEDGER_ERROR);
-	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(ledger_count(b, T0 + 21, WEEK, &c), 0);
-	assert_int_equal(c.linked, 2);
-	assert_int_equal(c.never_confirmed, 1);
-	assert_int_equal(ledger_total(b), 2);
-	assert_int_equal(checkin1(b, "a2", 2, B1, 0, T0 + 22, &send), LEDGER_UNKNOWN_AGENT);
-	ledger_close(a);
-	ledger_close(b);
-}
-
-static void
-test_exclude_include(void **state)
-{
-	struct ledger *l = lopen();
-	struct ledger_agent a;
-	char reason[LEDGER_MAX_REASON + 2];
-
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_exclude(l, "a1", "decommissioned"), LEDGER_OK);
-	assert_int_equal(ledger_exclude(l, "ghost", "x"), LEDGER_UNKNOWN_AGENT);
-	memset(reason, 'r', sizeof(reason) - 1);
-	reason[sizeof(reason) - 1] = '\0';
-	assert_int_equal(ledger_exclude(l, "a2", reason), LEDGER_ERROR);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.excluded, 1);
-	assert_string_equal(a.reason, "decommissioned");
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0);
-	expect(l, T0 + 1, 2, 1, 0, 0, 1, 1, 0, 1, 0);
-	assert_int_equal(ledger_begin(l), 0);
-	assert_int_equal(ledger_include(l, "a1"), LEDGER_OK);
-	assert_int_equal(ledger_include(l, "ghost"), LEDGER_UNKNOWN_AGENT);
-	assert_int_equal(ledger_commit(l), 0);
-	expect(l, T0 + 1, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(ledger_get(l, "a1", &a), LEDGER_OK);
-	assert_int_equal(a.excluded, 0);
-	assert_string_equal(a.reason, "");
-	assert_int_equal(ledger_get(l, "ghost", &a), LEDGER_UNKNOWN_AGENT);
-	ledger_close(l);
-}
-
-struct page {
-	char ids[8][LEDGER_MAX_AGENT_ID + 1];
-	int delivered[8];
-	int n;
-};
-
-static void
-page_cb(const char *id, int64_t last_seen, int delivered, void *arg)
-{
-	struct page *p = arg;
-
-	assert_true(p->n < 8);
-	snprintf(p->ids[p->n], sizeof(p->ids[p->n]), "%s", id);
-	p->delivered[p->n++] = delivered;
-}
-
-struct holds {
-	char id[8][LEDGER_BUNDLE_ID_LEN + 1];
-	uint64_t n[8];
-	int k;
-};
-
-static void
-holding_cb(const char *bundle_id, uint64_t agents, void *arg)
-{
-	struct holds *h = arg;
-
-	assert_true(h->k < 8);
-	snprintf(h->id[h->k], sizeof(h->id[h->k]), "%s", bundle_id);
-	h->n[h->k++] = agents;
-}
-
-/* The pending page (newest first, ties by link order) and the holdings. */
-static void
-test_pending_holdings(void **state)
-{
-	struct ledger *l = lopen();
-	struct page p = { 0 };
-	struct holds h = { 0 };
-
-	assert_int_equal(ledger_set_target(l, NULL, B0), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	link1(l, "a3", 3, T0 + 5);
-	link1(l, "a4", 4, T0);
-	assert_int_equal(send_of(l, "a4", 4, B0, 0, T0 + 1), 0);
-	assert_int_equal(ledger_pending(l, T0 + 10, WEEK, 0, 8, page_cb, &p), 0);
-	assert_int_equal(p.n, 3);
-	assert_string_equal(p.ids[0], "a3");
-	assert_string_equal(p.ids[1], "a1");
-	assert_string_equal(p.ids[2], "a2");
-	memset(&p, 0, sizeof(p));
-	assert_int_equal(ledger_pending(l, T0 + 10, WEEK, 1, 1, page_cb, &p), 0);
-	assert_int_equal(p.n, 1);
-	assert_string_equal(p.ids[0], "a1");
-	assert_int_equal(ledger_holdings(l, T0 + 10, WEEK, holding_cb, &h), 0);
-	assert_int_equal(h.k, 2);
-	assert_string_equal(h.id[0], "");
-	assert_int_equal(h.n[0], 3);
-	assert_string_equal(h.id[1], B0);
-	assert_int_equal(h.n[1], 1);
-	/* Staged: pending means not acknowledged, with the delivery flag. */
-	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	assert_int_equal(send_of(l, "a1", 1, NULL, 0, T0 + 11), 1);
-	memset(&p, 0, sizeof(p));
-	assert_int_equal(ledger_pending(l, T0 + 12, WEEK, 0, 8, page_cb, &p), 0);
-	assert_int_equal(p.n, 4);
-	assert_string_equal(p.ids[0], "a1");
-	assert_int_equal(p.delivered[0], 1);
-	assert_int_equal(p.delivered[1], 0);
-	ledger_close(l);
-}
-
 /* Two members on one database: the same agents, the same counts, through either. */
 static void
 test_two_members(void **state)
@@ -699,24 +251,25 @@ test_two_members(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
 	for (i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "ag%02d", i);
-		link1(i % 2 ? a : b, id, i, T0);
+		ledger_contract_link(i % 2 ? a : b, id, i, T0);
 	}
 	/* Linked through one, checked in through the other, in turn. */
 	for (i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "ag%02d", i);
-		assert_int_equal(send_of(i % 2 ? b : a, id, i, B1, i == 3, T0 + 10), 0);
+		assert_int_equal(
+		    ledger_contract_send(i % 2 ? b : a, id, i, B1, i == 3, T0 + 10), 0);
 	}
 	assert_int_equal(ledger_count(a, T0 + 10, WEEK, &ca), 0);
 	assert_int_equal(ledger_count(b, T0 + 10, WEEK, &cb), 0);
 	assert_memory_equal(&ca, &cb, sizeof(ca));
-	expect(a, T0 + 10, 20, 20, 20, 1, 20, 0, 0, 0, 20);
+	ledger_contract_expect(a, T0 + 10, 20, 20, 20, 1, 20, 0, 0, 0, 20);
 	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE linked_by = 'a'"), 10);
 	/* A new staging started through b is the pool's: a sees it once it sets its target. */
 	assert_int_equal(ledger_set_target(b, S2, B2), 0);
 	assert_int_equal(ledger_set_target(a, S2, B2), 0);
 	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
-	expect(a, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
-	expect(b, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
+	ledger_contract_expect(a, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
+	ledger_contract_expect(b, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
 	ledger_close(a);
 	ledger_close(b);
 }
@@ -856,18 +409,18 @@ test_members_split(void **state)
 
 	assert_int_equal(ledger_set_target(a, S1, B1), 0);
 	assert_int_equal(ledger_set_target(b, S1, B1), 0);
-	link1(a, "x1", 1, T0);
-	link1(a, "x2", 2, T0);
-	link1(a, "x3", 3, T0);
+	ledger_contract_link(a, "x1", 1, T0);
+	ledger_contract_link(a, "x2", 2, T0);
+	ledger_contract_link(a, "x3", 3, T0);
 	sql_exec("INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
 	         "linked_by) VALUES ('old', '\\x"
 	         "0000000000000000000000000000000000000000000000000000000000000000', 1, 1, "
 	         "1, 'gone')");
 	/* x1 acknowledges through b (within the seen granularity: still moved to b). */
-	assert_int_equal(send_of(b, "x1", 1, B1, 0, T0 + 1), 0);
+	assert_int_equal(ledger_contract_send(b, "x1", 1, B1, 0, T0 + 1), 0);
 	/* x2 renews its token through b. */
-	token(2, h1);
-	token(22, h2);
+	ledger_contract_token(2, h1);
+	ledger_contract_token(22, h2);
 	assert_int_equal(ledger_begin(b), 0);
 	assert_int_equal(ledger_renew(b, "x2", h1, h2, T0 + 2), LEDGER_OK);
 	assert_int_equal(ledger_commit(b), 0);
@@ -888,7 +441,7 @@ test_members_split(void **state)
 	assert_int_equal(all.active, s.c[1].active + s.c[2].active);
 	assert_int_equal(all.acknowledged, s.c[1].acknowledged + s.c[2].acknowledged);
 	/* x1 comes back through a: it moves. */
-	assert_int_equal(send_of(a, "x1", 1, B1, 0, T0 + 4), 0);
+	assert_int_equal(ledger_contract_send(a, "x1", 1, B1, 0, T0 + 4), 0);
 	s.n = 0;
 	assert_int_equal(ledger_count_members(b, T0 + 5, WEEK, split_cb, &s), 0);
 	assert_int_equal(s.c[1].active, 2);
@@ -903,75 +456,23 @@ test_members_split(void **state)
 	ledger_close(b);
 }
 
-static void
-audit_rec(struct ledger_audit *a, int i)
-{
-	memset(a, 0, sizeof(*a));
-	a->time = T0 + i;
-	a->uid = 1000;
-	a->pid = 42;
-	snprintf(a->user, sizeof(a->user), "alice");
-	snprintf(a->call, sizeof(a->call), i % 2 ? "rotate" : "stage");
-	snprintf(a->result, sizeof(a->result), "OK");
-	snprintf(a->detail, sizeof(a->detail), "n=%d rolled_back=no", i);
-	snprintf(a->before, sizeof(a->before), "active=x");
-	snprintf(a->after, sizeof(a->after), "active=y");
-}
-
-static int
-verify(struct ledger *l, uint64_t *broken_at, char *problem, size_t len)
-{
-	struct ledger_audit_walk w;
-	int r;
-
-	ledger_audit_walk_init(&w);
-	while ((r = ledger_audit_verify_step(l, &w, 3, problem, len)) == 2)
-		;
-	*broken_at = r == 0 ? w.next : 0;
-	return r;
-}
-
-static void
-audit_collect(const struct ledger_audit *a, void *arg)
-{
-	uint64_t *seqs = arg;
-
-	seqs[++seqs[0]] = a->seq;
-}
-
 /* One chain for the pool: numbered across members, each record naming its member. */
 static void
 test_audit_chain(void **state)
 {
 	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
-	struct ledger_audit r, last;
-	char problem[LEDGER_AUDIT_MAX_DETAIL], h[LEDGER_AUDIT_HASH_LEN + 1];
-	const char *calls[] = { "rotate" };
-	uint64_t seqs[16] = { 0 }, n, broken;
+	struct ledger_audit r;
+	char problem[LEDGER_AUDIT_MAX_DETAIL];
+	uint64_t broken;
 	int i;
 
 	for (i = 1; i <= 10; i++) {
-		audit_rec(&r, i);
+		ledger_contract_audit_rec(&r, i);
 		assert_int_equal(ledger_audit_append(i % 2 ? a : b, &r), 0);
 		assert_int_equal(r.seq, (uint64_t)i);
-		ledger_audit_hash(&r, h);
-		assert_string_equal(h, r.hash);
 	}
 	assert_int_equal(sql_int("SELECT count(*) FROM audit WHERE member = 'b'"), 5);
-	assert_int_equal(ledger_audit_count(b, &n), 0);
-	assert_int_equal(n, 10);
-	assert_int_equal(ledger_audit_list(a, 2, 3, audit_collect, seqs), 0);
-	assert_int_equal(seqs[0], 3);
-	assert_int_equal(seqs[1], 8);
-	assert_int_equal(seqs[3], 6);
-	assert_int_equal(ledger_audit_last(b, 0, calls, 1, "rolled_back=", &last), 1);
-	assert_int_equal(last.seq, 9);
-	assert_int_equal(ledger_audit_last(b, 9, calls, 1, "rolled_back=", &last), 0);
-	assert_int_equal(verify(a, &broken, problem, sizeof(problem)), 1);
-	/* Inside a batch: refused (its rollback would take the record). */
-	assert_int_equal(ledger_begin(a), 0);
-	assert_int_equal(ledger_audit_append(a, &r), -1);
-	ledger_rollback(a);
+	assert_int_equal(ledger_contract_verify(a, &broken, problem, sizeof(problem)), 1);
 	/* The triggers refuse changes; with them disabled, the chain shows the change. */
 	assert_int_equal(sql_try("UPDATE audit SET detail = 'x' WHERE seq = 4"), -1);
 	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 4"), -1);
@@ -980,11 +481,11 @@ test_audit_chain(void **state)
 	assert_int_equal(ledger_quick_check(a, problem, sizeof(problem)), 0);
 	print_message("quick_check: %s\n", problem);
 	sql_exec("UPDATE audit SET detail = 'x' WHERE seq = 4");
-	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
+	assert_int_equal(ledger_contract_verify(b, &broken, problem, sizeof(problem)), 0);
 	assert_int_equal(broken, 4);
 	assert_non_null(strstr(problem, "record 4 was changed"));
 	sql_exec("DELETE FROM audit WHERE seq = 4");
-	assert_int_equal(verify(b, &broken, problem, sizeof(problem)), 0);
+	assert_int_equal(ledger_contract_verify(b, &broken, problem, sizeof(problem)), 0);
 	assert_int_equal(broken, 4);
 	assert_non_null(strstr(problem, "record 4 is missing"));
 	ledger_close(a);
@@ -1016,7 +517,7 @@ test_audit_concurrent(void **state)
 			if ((m = ledger_open_pg(dsn, name, err, sizeof(err))) == NULL)
 				_exit(2);
 			for (k = 0; k < 20; k++) {
-				audit_rec(&r, k);
+				ledger_contract_audit_rec(&r, k);
 				if (ledger_audit_append(m, &r) != 0)
 					_exit(1);
 			}
@@ -1033,7 +534,7 @@ test_audit_concurrent(void **state)
 	assert_int_equal(ledger_audit_count(l, &n), 0);
 	assert_int_equal(n, 60);
 	assert_int_equal(sql_int("SELECT count(DISTINCT member) FROM audit"), 3);
-	assert_int_equal(verify(l, &broken, problem, sizeof(problem)), 1);
+	assert_int_equal(ledger_contract_verify(l, &broken, problem, sizeof(problem)), 1);
 	ledger_close(l);
 }
 
@@ -1106,9 +607,9 @@ test_connection_loss(void **state)
 			fail_msg("%s", err);
 	}
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
-	link1(l, "a2", 2, T0);
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 1), 0); /* a1 acknowledged */
+	ledger_contract_link(l, "a1", 1, T0);
+	ledger_contract_link(l, "a2", 2, T0);
+	assert_int_equal(ledger_contract_send(l, "a1", 1, B1, 0, T0 + 1), 0); /* a1 acknowledged */
 
 	ledger_health(l, &health);
 	assert_int_equal(health.reachable, 1);
@@ -1124,12 +625,12 @@ test_connection_loss(void **state)
 	assert_true(health.last_error[0] != '\0' && health.last_error_at > 0);
 	assert_null(strstr(health.last_error, "hunter2"));
 	assert_int_equal(ledger_begin(l), 0); /* an offline batch */
-	token(1, h);
+	ledger_contract_token(1, h);
 	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 0);
 	assert_int_equal(ledger_checkin(l, "a1", h, B0, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 1);
-	token(2, h);
+	ledger_contract_token(2, h);
 	assert_int_equal(ledger_checkin(l, "a2", h, NULL, 0, T0 + 2, &send), LEDGER_OK);
 	assert_int_equal(send, 1);
 	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
@@ -1138,7 +639,7 @@ test_connection_loss(void **state)
 	assert_int_equal(ledger_link(l, "a3", h, T0 + 2), LEDGER_ERROR);
 	assert_int_equal(ledger_exclude(l, "a1", "x"), LEDGER_ERROR);
 	assert_int_equal(ledger_commit(l), 0);
-	audit_rec(&r, 1);
+	ledger_contract_audit_rec(&r, 1);
 	assert_int_equal(ledger_audit_append(l, &r), -1);
 	assert_int_equal(ledger_set_target(l, S1, B1), -1);
 	sleep(2); /* past the first back-off: a new attempt, which fails */
@@ -1162,9 +663,9 @@ test_connection_loss(void **state)
 	assert_int_equal(health.reachable, 1);
 	assert_true(health.last_error[0] != '\0'); /* the last outage's reason stays */
 	/* Back: a2's check-in while cut off counted nothing; now it does. */
-	expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
-	assert_int_equal(send_of(l, "a2", 2, B1, 0, T0 + 3), 0);
-	expect(l, T0 + 3, 2, 2, 2, 0, 2, 0, 0, 0, 2);
+	ledger_contract_expect(l, T0 + 3, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(ledger_contract_send(l, "a2", 2, B1, 0, T0 + 3), 0);
+	ledger_contract_expect(l, T0 + 3, 2, 2, 2, 0, 2, 0, 0, 0, 2);
 	assert_int_equal(ledger_audit_append(l, &r), 0);
 	ledger_close(l);
 	free(dsnpw);
@@ -1183,21 +684,21 @@ test_server_restart(void **state)
 		skip();
 	l = lopen();
 	assert_int_equal(ledger_set_target(l, S1, B1), 0);
-	link1(l, "a1", 1, T0);
+	ledger_contract_link(l, "a1", 1, T0);
 	server("CAROTATE_TEST_PG_STOP");
 	server("CAROTATE_TEST_PG_START");
 	/* The test's own connection was cut too. */
 	PQreset(adm);
 	assert_int_equal(PQstatus(adm), CONNECTION_OK);
-	link1(l, "a2", 2, T0);
-	expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
+	ledger_contract_link(l, "a2", 2, T0);
+	ledger_contract_expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
 	/* Stopped in the middle of a batch: the batch fails whole, the next one works. */
-	token(1, h);
+	ledger_contract_token(1, h);
 	assert_int_equal(ledger_begin(l), 0);
 	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 1, &send), LEDGER_OK);
 	server("CAROTATE_TEST_PG_STOP");
 	assert_int_equal(ledger_checkin(l, "a1", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
-	token(2, h);
+	ledger_contract_token(2, h);
 	assert_int_equal(ledger_checkin(l, "a2", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
 	assert_int_equal(ledger_commit(l), -1);
 	server("CAROTATE_TEST_PG_START");
@@ -1206,8 +707,8 @@ test_server_restart(void **state)
 		sleep(1);
 	assert_true(i < 10);
 	assert_int_equal(c.acknowledged, 0); /* a1's acknowledgement went with its batch */
-	assert_int_equal(send_of(l, "a1", 1, B1, 0, T0 + 4), 0);
-	expect(l, T0 + 4, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	assert_int_equal(ledger_contract_send(l, "a1", 1, B1, 0, T0 + 4), 0);
+	ledger_contract_expect(l, T0 + 4, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	ledger_close(l);
 }
 
@@ -1223,15 +724,7 @@ main(void)
 		cmocka_unit_test_setup(test_schema_and_reopen, setup),
 		cmocka_unit_test_setup(test_migrate_race, setup),
 		cmocka_unit_test_setup(test_open_refused, setup),
-		cmocka_unit_test_setup(test_flow, setup),
-		cmocka_unit_test_setup(test_forged_if_none_match, setup),
-		cmocka_unit_test_setup(test_lost_delivery_and_restaging, setup),
-		cmocka_unit_test_setup(test_tokens, setup),
-		cmocka_unit_test_setup(test_join_tokens, setup),
-		cmocka_unit_test_setup(test_failed_call_undone, setup),
-		cmocka_unit_test_setup(test_renew_forget, setup),
-		cmocka_unit_test_setup(test_exclude_include, setup),
-		cmocka_unit_test_setup(test_pending_holdings, setup),
+		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_members_beat_list, setup),
 		cmocka_unit_test_setup(test_members_split, setup),
