@@ -254,8 +254,8 @@ test_confirmed_kept(void **state)
 	if ((l = ledger_open(dir, err, sizeof(err))) == NULL)
 		fail_msg("ledger_open: %s", err);
 	assert_int_equal(ledger_set_target(l, NULL, b1), 0);
-	link1(l, "held1", 11, T0 + 10); /* delivered b1 at its link */
-	token(11, h);
+	ledger_contract_link(l, "held1", 11, T0 + 10); /* delivered b1 at its link */
+	ledger_contract_token(11, h);
 	assert_int_equal(ledger_begin(l), 0);
 	assert_int_equal(ledger_checkin(l, "held1", h, b1, 0, T0 + 20, &send), LEDGER_OK);
 	assert_int_equal(send, 0);
