@@ -63,6 +63,11 @@ struct ledger *ledger_open_pg(const char *dsn, const char *member, char *err, si
  *   pool's committed rows, one snapshot each, whichever member wrote them;
  *   inside a batch they fail (-1): the batch's connection would see its own
  *   uncommitted writes. ledger_total inside a batch counts the batch's links.
+ *   A check-in that changes nothing else writes last_seen only every
+ *   LEDGER_SEEN_GRANULARITY seconds, and no member holds the others' check-ins
+ *   in memory, so the active window is widened by that much: an agent counts
+ *   as active up to LEDGER_SEEN_GRANULARITY seconds longer than on SQLite
+ *   (one more agent the gate waits for, never one less).
  * - The staged CA is the pool's: ledger_set_target compares it with the
  *   staging open in the database, so every member naming the same CA shares
  *   one staging. When the database cannot be reached it fails (-1) but keeps

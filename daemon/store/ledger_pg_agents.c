@@ -558,13 +558,22 @@ ledger_pg_get(void *self, const char *agent_id, struct ledger_agent *ag)
 	return in ? ledger_pg_call_end(p, r, mark) : r;
 }
 
-/* The first second of the active window (everything is active when window reaches 1970). */
+/*
+ * The first second of the active window (everything is active when window reaches 1970),
+ * widened by LEDGER_SEEN_GRANULARITY: a check-in that changed nothing else may not have
+ * written last_seen, so the row can be that much older than the agent's last check-in.
+ * Counting such an agent active errs on the gate's side (one more agent to wait for);
+ * counting it inactive would let a rotation leave out an agent that checked in inside the
+ * window.
+ */
 static int64_t
 ledger_pg_since(time_t now, uint64_t window)
 {
-	if (now <= 0 || window >= (uint64_t)now)
+	uint64_t w = window + LEDGER_SEEN_GRANULARITY;
+
+	if (now <= 0 || window >= (uint64_t)now || w >= (uint64_t)now)
 		return 0;
-	return (int64_t)now - (int64_t)window;
+	return (int64_t)now - (int64_t)w;
 }
 
 /*

@@ -42,6 +42,9 @@ struct audit_page {
 
 static int64_t acked_at(struct ledger_contract *, const char *id);
 static void counts(struct ledger *, time_t now, uint64_t window, struct ledger_counts *);
+static uint64_t narrow(uint64_t);
+
+uint64_t ledger_contract_slack;
 static void join1(struct ledger *, int n, uint32_t uses, int64_t expires, struct ledger_join *);
 static enum ledger_result linkj(
     struct ledger *, const char *id, int tok, const struct ledger_join *, time_t now);
@@ -122,11 +125,18 @@ ledger_contract_expect(struct ledger *l, time_t now, uint64_t linked, uint64_t a
 	assert_int_equal(c.current, current);
 }
 
+/* The window to pass the engine for an active window of w (ledger_contract_slack). */
+static uint64_t
+narrow(uint64_t w)
+{
+	return w == UINT64_MAX || w <= ledger_contract_slack ? w : w - ledger_contract_slack;
+}
+
 /* ledger_count, which must answer. */
 static void
 counts(struct ledger *l, time_t now, uint64_t window, struct ledger_counts *c)
 {
-	assert_int_equal(ledger_count(l, now, window, c), 0);
+	assert_int_equal(ledger_count(l, now, narrow(window), c), 0);
 }
 
 /* The acknowledged_at of agent id for the open staging (-2 NULL, -1 no row). */
@@ -718,8 +728,10 @@ ledger_contract_window_boundaries(void **state)
 	/* A window wider than the epoch: everything is active. */
 	counts(l, T0, UINT64_MAX, &n_c);
 	assert_int_equal(n_c.active, 3);
+	/* A window of 0 is only the second now; a pool's widening still takes in the two
+	 * agents seen a second before. */
 	counts(l, T0, 0, &n_c);
-	assert_int_equal(n_c.active, 1);
+	assert_int_equal(n_c.active, ledger_contract_slack == 0 ? 1 : 3);
 }
 
 void
@@ -826,7 +838,7 @@ static void
 get_page(struct ledger *l, time_t now, uint64_t off, uint32_t lim, struct page *p)
 {
 	memset(p, 0, sizeof(*p));
-	assert_int_equal(ledger_pending(l, now, WEEK, off, lim, page_cb, p), 0);
+	assert_int_equal(ledger_pending(l, now, narrow(WEEK), off, lim, page_cb, p), 0);
 }
 
 /* Pages of pending agents: last seen first, ties in link order, consistent with the counts. */
@@ -951,7 +963,7 @@ ledger_contract_holdings(void **state)
 	assert_int_equal(ledger_contract_send(l, "h3", 3, B2, 0, T0), 0);
 	assert_int_equal(ledger_contract_send(l, "h1", 1, B0, 0, T0), 1);
 	ledger_contract_expect(l, T0, 4, 4, 0, 0, 0, 3, 0, 0, 1);
-	assert_int_equal(ledger_holdings(l, T0, WEEK, holding_cb, &h), 0);
+	assert_int_equal(ledger_holdings(l, T0, narrow(WEEK), holding_cb, &h), 0);
 	assert_int_equal(h.count, 3);
 	assert_string_equal(h.ids[0], B0);
 	assert_int_equal(h.n[0], 2);
@@ -977,7 +989,7 @@ snap(struct ledger *l, struct snapshot *s)
 	counts(l, T0 + WEEK + 3, WEEK, &s->c[1]);
 	counts(l, T0 + 100, 10, &s->c[2]);
 	get_page(l, T0 + 100, 0, 64, &s->p);
-	assert_int_equal(ledger_holdings(l, T0 + 100, WEEK, holding_cb, &s->h), 0);
+	assert_int_equal(ledger_holdings(l, T0 + 100, narrow(WEEK), holding_cb, &s->h), 0);
 }
 
 /* Closing and opening again gives exactly the same counts, pages and holdings. */

@@ -43,6 +43,14 @@ struct ledger_contract {
 	int counts_in_batch;
 };
 
+/*
+ * Seconds the engine widens the active window by (ledger.h: a pool's counts, since a
+ * check-in that changes nothing else writes last_seen only every LEDGER_SEEN_GRANULARITY
+ * seconds): 0 for SQLite. The checks pass the engine a window narrowed by it, so that the
+ * same boundaries hold on both engines, and say where a window too narrow for that differs.
+ */
+extern uint64_t ledger_contract_slack;
+
 /* The token hash of test token n. */
 void ledger_contract_token(int n, uint8_t out[LEDGER_TOKEN_HASH_LEN]);
 /* Links id with token tok at now, in a batch of its own. */

@@ -141,6 +141,7 @@ contract_setup(void **state)
 	contract.sql_int = sql_int;
 	contract.refuse = contract_refuse;
 	contract.counts_in_batch = 0;
+	ledger_contract_slack = LEDGER_SEEN_GRANULARITY;
 	*state = &contract;
 	return 0;
 }
@@ -235,6 +236,34 @@ test_open_refused(void **state)
 	assert_null(strstr(err, "hunter2"));
 	assert_non_null(strstr(err, "/nonexistent/***"));
 	print_message("refused: %s\n", err);
+}
+
+/*
+ * A check-in that changes nothing writes last_seen only every LEDGER_SEEN_GRANULARITY
+ * seconds, and another member cannot know of it: an agent whose last check-in went unwritten
+ * still counts as active at the end of the window (the gate waits for it), never as gone.
+ */
+static void
+test_window_widened(void **state)
+{
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger_counts c;
+
+	assert_int_equal(ledger_set_target(a, NULL, B1), 0);
+	assert_int_equal(ledger_set_target(b, NULL, B1), 0);
+	ledger_contract_link(a, "quiet", 1, T0);
+	assert_int_equal(ledger_contract_send(a, "quiet", 1, B1, 0, T0 + 1), 0);
+	assert_int_equal(ledger_contract_send(a, "quiet", 1, B1, 0, T0 + 100), 0);
+	assert_int_equal(sql_int("SELECT last_seen FROM agents WHERE agent_id = 'quiet'"), T0 + 1);
+	/* Seen at T0 + 100: inside a week's window at T0 + WEEK + 50, on either member. */
+	assert_int_equal(ledger_count(b, T0 + WEEK + 50, WEEK, &c), 0);
+	assert_int_equal(c.active, 1);
+	assert_int_equal(c.current, 1);
+	/* Past the window and its widening, it is gone. */
+	assert_int_equal(ledger_count(b, T0 + WEEK + LEDGER_SEEN_GRANULARITY + 2, WEEK, &c), 0);
+	assert_int_equal(c.active, 0);
+	ledger_close(a);
+	ledger_close(b);
 }
 
 /* Two members on one database: the same agents, the same counts, through either. */
@@ -726,6 +755,7 @@ main(void)
 		cmocka_unit_test_setup(test_open_refused, setup),
 		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_two_members, setup),
+		cmocka_unit_test_setup(test_window_widened, setup),
 		cmocka_unit_test_setup(test_members_beat_list, setup),
 		cmocka_unit_test_setup(test_members_split, setup),
 		cmocka_unit_test_setup(test_audit_chain, setup),
