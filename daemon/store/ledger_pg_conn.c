@@ -23,8 +23,11 @@
  * back off, from 1 s to LEDGER_PG_BACKOFF_MAX s, so a cut-off member spends
  * at most a few percent of its time waiting on them.
  */
-#define LEDGER_PG_CONNECT_TIMEOUT "3" /* seconds; a DSN's own connect_timeout wins */
-#define LEDGER_PG_BACKOFF_MAX     32  /* seconds between attempts while cut off */
+#define LEDGER_PG_CONNECT_TIMEOUT   "3" /* seconds; a DSN's own connect_timeout wins */
+#define LEDGER_PG_LOCK_TIMEOUT      "2s"
+#define LEDGER_PG_STATEMENT_TIMEOUT "30s" /* a report at millions of agents takes ~1 s */
+#define LEDGER_PG_IDLE_TIMEOUT      "60s"
+#define LEDGER_PG_BACKOFF_MAX       32 /* seconds between attempts while cut off */
 
 static void ledger_pg_notice(void *, const char *);
 static int ledger_pg_show(struct ledger_pg *, const char *, const char *, char *, size_t);
@@ -110,9 +113,17 @@ ledger_pg_dsn_ok(const char *dsn, char *err, size_t errlen)
 int
 ledger_pg_connect(struct ledger_pg *p, const char *dsn, char *err, size_t errlen)
 {
+	/*
+	 * Defaults a DSN's own values override (it comes last): a peer gone silent over TCP is
+	 * noticed in about 15 s rather than never, since every ledger call waits on the event
+	 * loop. XXX: a server that stops answering on a Unix socket still blocks a call until
+	 * it answers; only an asynchronous connection would bound that.
+	 */
 	static const char *const keys[] = { "connect_timeout", "fallback_application_name",
-		"dbname", NULL };
-	const char *vals[] = { LEDGER_PG_CONNECT_TIMEOUT, "carotated", dsn, NULL };
+		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+		"tcp_user_timeout", "dbname", NULL };
+	const char *vals[] = { LEDGER_PG_CONNECT_TIMEOUT, "carotated", "1", "5", "2", "3", "15000",
+		dsn, NULL };
 	char msg[LEDGER_PG_ERRMAX];
 
 	if (!ledger_pg_dsn_ok(dsn, err, errlen))
@@ -178,10 +189,20 @@ ledger_pg_session(struct ledger_pg *p, char *err, size_t errlen)
 {
 	char fsync_err[128];
 
+	/*
+	 * The timeouts bound what one member can make the others wait for: a statement
+	 * waiting on a lock another member holds gives up after lock_timeout (the call
+	 * fails, the agent repeats its check-in), a slow one after statement_timeout, and
+	 * a member that stalls inside a transaction loses it (and its row locks) after
+	 * idle_in_transaction_session_timeout.
+	 */
 	if (ledger_pg_simple(p,
 	        "SET synchronous_commit = on; "
 	        "SET default_transaction_isolation = 'read committed'; "
-	        "SET default_transaction_read_only = off; SET client_min_messages = warning",
+	        "SET default_transaction_read_only = off; SET client_min_messages = warning; "
+	        "SET lock_timeout = '" LEDGER_PG_LOCK_TIMEOUT "'; "
+	        "SET statement_timeout = '" LEDGER_PG_STATEMENT_TIMEOUT "'; "
+	        "SET idle_in_transaction_session_timeout = '" LEDGER_PG_IDLE_TIMEOUT "'",
 	        err, errlen) == -1 ||
 	    ledger_pg_show(p, "synchronous_commit", "on", err, errlen) == -1)
 		return -1;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -264,6 +265,37 @@ test_window_widened(void **state)
 	assert_int_equal(c.active, 0);
 	ledger_close(a);
 	ledger_close(b);
+}
+
+/*
+ * A row another session holds locked (a member stalled inside its batch) costs a check-in
+ * lock_timeout, not the event loop: the call fails alone, the batch commits, and once the
+ * lock is gone the agent checks in.
+ */
+static void
+test_lock_waits_bounded(void **state)
+{
+	struct ledger *a = lopen_as("a");
+	struct timespec t0, t1;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	int send;
+
+	assert_int_equal(ledger_set_target(a, NULL, B1), 0);
+	ledger_contract_link(a, "held", 1, T0);
+	ledger_contract_link(a, "free", 2, T0);
+	sql_exec("BEGIN; SELECT 1 FROM agents WHERE agent_id = 'held' FOR UPDATE");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ledger_contract_token(1, h);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_checkin(a, "held", h, B1, 0, T0 + 10, &send), LEDGER_ERROR);
+	ledger_contract_token(2, h);
+	assert_int_equal(ledger_checkin(a, "free", h, B1, 0, T0 + 10, &send), LEDGER_OK);
+	assert_int_equal(ledger_commit(a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 20); /* bounded (2 s), where it used to wait for ever */
+	sql_exec("ROLLBACK");
+	assert_int_equal(ledger_contract_send(a, "held", 1, B1, 0, T0 + 20), 0);
+	ledger_close(a);
 }
 
 /* Two members on one database: the same agents, the same counts, through either. */
@@ -756,6 +788,7 @@ main(void)
 		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_window_widened, setup),
+		cmocka_unit_test_setup(test_lock_waits_bounded, setup),
 		cmocka_unit_test_setup(test_members_beat_list, setup),
 		cmocka_unit_test_setup(test_members_split, setup),
 		cmocka_unit_test_setup(test_audit_chain, setup),
