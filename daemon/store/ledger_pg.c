@@ -221,6 +221,8 @@ ledger_pg_begin(void *self)
 	}
 	if (p->target_stale && ledger_pg_ready(p) == 0)
 		ledger_pg_retarget(p);
+	else if (p->staged_ca[0] != '\0' && ledger_pg_ready(p) == 0)
+		ledger_pg_sync_staging(p); /* fails only with the connection: begin_tx says so */
 	p->offline = ledger_pg_begin_tx(p) == -1;
 	p->in_batch = 1;
 	p->batch_failed = 0;

@@ -154,6 +154,7 @@ int64_t ledger_pg_int(const PGresult *, int, int);
 int ledger_pg_bytes(const PGresult *, int, int, uint8_t *, size_t);
 int ledger_pg_blob(const PGresult *, int, int, uint8_t *, size_t, size_t *);
 int ledger_pg_call_begin(struct ledger_pg *, const char *);
+int ledger_pg_sync_staging(struct ledger_pg *);
 int ledger_pg_count_args(
     struct ledger_pg *, const char *, time_t, uint64_t, struct ledger_pg_args *);
 int ledger_pg_read_begin(struct ledger_pg *);

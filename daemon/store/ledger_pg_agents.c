@@ -577,6 +577,31 @@ ledger_pg_since(time_t now, uint64_t window)
 }
 
 /*
+ * The pool's open staging for this member's CA, when another member ended the one this
+ * member counts and opened that CA's again (a member that unstaged and staged the same set
+ * again): adopted, so that every member counts one staging. A staging of another CA is left
+ * to set_target: a member that merely lags must not end what the others staged.
+ */
+int
+ledger_pg_sync_staging(struct ledger_pg *p)
+{
+	PGresult *res;
+	int64_t staging;
+
+	if (p->in_batch || p->target_stale || p->staged_ca[0] == '\0' ||
+	    (res = ledger_pg_exec(p, LPG_OPEN_STAGING, NULL)) == NULL)
+		return -1;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), p->staged_ca) == 0 &&
+	    (staging = ledger_pg_int(res, 0, 0)) != p->staging) {
+		log_info("ledger (postgresql): the pool staged CA %s again (staging %lld)",
+		    p->staged_ca, (long long)staging);
+		p->staging = staging;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
  * The counts' parameters: since, the open staging, the current bundle. Only
  * on committed rows (never inside a batch: its connection would see its own
  * writes) and for the target as stored (not while a new one waits to be).
@@ -590,6 +615,8 @@ ledger_pg_count_args(
 		return -1;
 	}
 	if (ledger_pg_ready(p) == -1 || p->target_stale)
+		return -1;
+	if (p->staged_ca[0] != '\0' && ledger_pg_sync_staging(p) == -1)
 		return -1;
 	ledger_pg_arg_int(a, ledger_pg_since(now, window));
 	ledger_pg_arg_int(a, p->staging);

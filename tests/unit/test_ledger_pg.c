@@ -298,6 +298,43 @@ test_lock_waits_bounded(void **state)
 	ledger_close(a);
 }
 
+/*
+ * A member that unstages and stages the same set again opens a new staging; the others,
+ * which kept the set staged, count that one from their next batch or count on: every
+ * member reports the same, and an acknowledgement through any of them counts.
+ */
+static void
+test_staging_reopened(void **state)
+{
+	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger_counts ca, cb;
+
+	assert_int_equal(ledger_set_target(a, S1, B2), 0);
+	assert_int_equal(ledger_set_target(b, S1, B2), 0);
+	ledger_contract_link(a, "x1", 1, T0);
+	ledger_contract_link(a, "x2", 2, T0);
+	assert_int_equal(ledger_contract_send(a, "x1", 1, B2, 0, T0 + 1), 0); /* acknowledged */
+	ledger_contract_expect(b, T0 + 2, 2, 2, 1, 0, 2, 1, 0, 0, 1);
+	/* b's rotation rolls back: it unstages, then stages the same set again. */
+	assert_int_equal(ledger_set_target(b, NULL, B1), 0);
+	assert_int_equal(ledger_set_target(b, S1, B2), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 2);
+	/* a, which kept S1 staged, counts the new staging too: nothing acknowledged in it yet. */
+	assert_int_equal(ledger_count(a, T0 + 3, WEEK, &ca), 0);
+	assert_int_equal(ledger_count(b, T0 + 3, WEEK, &cb), 0);
+	assert_memory_equal(&ca, &cb, sizeof(ca));
+	assert_int_equal(ca.acknowledged, 0);
+	/* x2 gets the bundle through b and acknowledges it through a: counted on both. */
+	assert_int_equal(ledger_contract_send(b, "x2", 2, B1, 0, T0 + 4), 1);
+	assert_int_equal(ledger_contract_send(a, "x2", 2, B2, 0, T0 + 5), 0);
+	assert_int_equal(ledger_count(a, T0 + 6, WEEK, &ca), 0);
+	assert_int_equal(ledger_count(b, T0 + 6, WEEK, &cb), 0);
+	assert_memory_equal(&ca, &cb, sizeof(ca));
+	assert_int_equal(ca.acknowledged, 1);
+	ledger_close(a);
+	ledger_close(b);
+}
+
 /* Two members on one database: the same agents, the same counts, through either. */
 static void
 test_two_members(void **state)
@@ -788,6 +825,7 @@ main(void)
 		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_window_widened, setup),
+		cmocka_unit_test_setup(test_staging_reopened, setup),
 		cmocka_unit_test_setup(test_lock_waits_bounded, setup),
 		cmocka_unit_test_setup(test_members_beat_list, setup),
 		cmocka_unit_test_setup(test_members_split, setup),
