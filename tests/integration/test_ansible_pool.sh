@@ -228,6 +228,52 @@ for m in $MEMBERS; do
 	assert_eq 100 "$(pool_ctl "$m" --json report | json_get percent)" "member $m reports 100 %"
 done
 
+echo "-- member a's nginx refuses the set: its rotation rolls back and the run stops there"
+pool_use a
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/wrong.key" 2>/dev/null
+cp "$T/wrong.key" "$SSL_DIR/new/server.key"
+chmod 0600 "$SSL_DIR/new/server.key"
+play rotate
+assert_ne 0 "$RC" "the run fails"
+assert_contains "rotate rolled back" "$(cat "$T/play-$N.out")" "member a's rotation rolled back"
+assert_eq 1 "$(recap a failed)" "member a failed"
+assert_eq 0 "$(recap b failed)" "member b did not fail"
+sed -n '/^TASK \[Rotate/,/^TASK\|^PLAY/p' "$T/play-$N.out" | grep -q '\[b\]' &&
+	fail "member b's rotation did not run" "$(cat "$T/play-$N.out")"
+ok "member b's rotation did not run: serial 1 stops at the first failure"
+pool_use a
+assert_eq "$OLD" "$(served)" "member a: nginx serves the old certificate again"
+pool_use b
+assert_eq "$OLD" "$(served)" "member b: nginx still serves the old certificate"
+assert_eq staged "$(pool_ctl b --json status | json_get phase)" "member b: the set is still staged"
+t_log "reports after the roll back: a: $(pool_ctl a --json report | json_get percent) %, b: $(pool_ctl b --json report | json_get percent) %"
+
+echo "-- plays 2 and 3 again: member a stages the set again, a new staging the agents have not acknowledged"
+play rotate
+assert_ne 0 "$RC" "the run stops at the wait"
+assert_contains "below min_percent 100" "$(cat "$T/play-$N.out")" "the wait says why"
+assert_eq 1 "$(recap a changed)" "member a staged the set again (one change)"
+assert_eq 0 "$(recap b changed)" "member b: nothing changed"
+assert_eq staged "$(pool_ctl a --json status | json_get phase)" "member a: the set is staged again"
+pool_use b
+assert_eq "$OLD" "$(served)" "member b: nginx still serves the old certificate"
+# XXX: member b still counts the staging that member a's roll back ended (the PostgreSQL
+# ledger caches a member's staging until its target changes), so the members' reports
+# disagree (a 0 %, b 100 %) and check-ins through one undo the other's count. A reload
+# makes member b read the pool's open staging again.
+t_log "reports before member b's reload: a $(pool_ctl a --json report | json_get percent) %, b $(pool_ctl b --json report | json_get percent) %"
+kill -HUP "$DAEMON_PID"
+same_percent() { [ "$(pool_ctl a --json report | json_get percent)" = "$(pool_ctl b --json report | json_get percent)" ]; }
+wait_until 10000 same_percent || fail "after its reload, member b reports what member a reports"
+# Delivered through b, acknowledged through a (twice: the first round may only deliver).
+sim b --rounds 1
+sim a --rounds 1
+sim b --rounds 1
+sim a --rounds 1
+for m in $MEMBERS; do
+	assert_eq 100 "$(pool_ctl "$m" --json report | json_get percent)" "member $m reports 100 %"
+done
+
 echo "-- plays 2 and 3: the wait passes, each member rotates in turn"
 play rotate
 [ "$RC" -eq 0 ] || fail "the rotation runs" "$(tail -n 60 "$T/play-$N.out")"
