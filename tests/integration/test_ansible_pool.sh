@@ -11,9 +11,11 @@
 #    and stops the run before the next member; once restarted, a run changes nothing and
 #    both statuses show the PostgreSQL ledger, reachable, under the member's name;
 #  - plays 2 and 3 (--tags rotate): one custom set copied to and staged on both members;
-#    the wait fails while the agents have not acknowledged it, and nothing is rotated; once
-#    they did, each member rotates in turn, both nginx serve the new certificate, and the
-#    report is the same on both; run again, nothing changes.
+#    the wait fails while the agents have not acknowledged it, and nothing is rotated; a
+#    member whose nginx refuses the set rolls back and the run stops before the other's
+#    rotation; run again, that member stages the set anew and the wait holds the run until
+#    the agents acknowledged it again; then each member rotates in turn, both nginx serve
+#    the new certificate, and the report is the same on both; run again, nothing changes.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
