@@ -122,13 +122,15 @@ inventory() {
 }
 inventory
 
-# play TAG: ansible-playbook pool.yml --tags TAG, output in $T/play-N.out; $RC, and the recap
-# line of each member in $T/recap-N (host ok=.. changed=.. failed=..).
+# play TAGS [ARGS...]: ansible-playbook pool.yml --tags TAGS ARGS, output in $T/play-N.out;
+# $RC, and the recap line of each member in $T/recap-N (host ok=.. changed=.. failed=..).
 N=0
 play() {
+	local tags=$1
+	shift
 	N=$((N + 1))
 	run ansible-playbook -i "$T/inventory.yml" -e "@$T/vault.yml" \
-		--vault-password-file "$T/vault.pass" --tags "$1" "$PLAYBOOK"
+		--vault-password-file "$T/vault.pass" --tags "$tags" "$@" "$PLAYBOOK"
 	printf '%s\n%s\n' "$OUT" "$ERR" >"$T/play-$N.out"
 	printf '%s\n' "$OUT" | sed -n '/^PLAY RECAP/,$p' >"$T/recap-$N"
 }
@@ -138,6 +140,18 @@ recap() {
 }
 
 # ---------------------------------------------------------------- play 1: the ledger
+echo "-- play 1 in check mode: would change both members, writes nothing"
+play ledger --check
+[ "$RC" -eq 0 ] || fail "play 1 runs in check mode" "$(tail -n 40 "$T/play-$N.out")"
+for m in $MEMBERS; do
+	assert_ne 0 "$(recap "$m" changed)" "member $m: check mode says it would change something"
+	assert_eq "$(cat "$T/$m.conf.before")" "$(cat "$T/$m/carotated.conf")" "member $m: carotated.conf unchanged"
+	if [ -e "$T/$m/ledger.dsn" ] || [ -e "$T/$m/pool.key" ]; then
+		fail "member $m: check mode wrote a file"
+	fi
+	ok "member $m: no file written"
+done
+
 echo "-- play 1: the ledger files and carotated.conf"
 play ledger
 [ "$RC" -eq 0 ] || fail "play 1 runs" "$(tail -n 40 "$T/play-$N.out")"
@@ -305,13 +319,18 @@ for m in $MEMBERS; do
 		"https://$NGINX_SERVER_NAME:$(pool_port "$m")/"
 done
 
-echo "-- plays 2 and 3 again: nothing to do"
+echo "-- plays 2 and 3 again: nothing to do, nor in check mode"
 play rotate
 [ "$RC" -eq 0 ] || fail "the rotation runs again" "$(tail -n 60 "$T/play-$N.out")"
 for m in $MEMBERS; do
 	assert_eq 0 "$(recap "$m" changed)" "member $m: nothing changed"
 	pool_use "$m"
 	assert_eq "$NEW" "$(served)" "member $m: nginx still serves the new certificate"
+done
+play ledger,rotate --check
+[ "$RC" -eq 0 ] || fail "every play runs in check mode" "$(tail -n 60 "$T/play-$N.out")"
+for m in $MEMBERS; do
+	assert_eq 0 "$(recap "$m" changed)" "member $m: check mode, nothing would change"
 done
 for m in $MEMBERS; do
 	assert_exit 0 "member $m: the pool's audit chain verifies" -- pool_ctl "$m" audit --verify
