@@ -358,6 +358,27 @@ sed -i "s|^reload = .*|reload = $NGINX_RELOAD|" "$CONF"
 kill -HUP "$DAEMON_PID"
 sleep 1
 
+echo "-- state=staged: a set already rotated is not staged again"
+# A pool's playbook runs the same install on every member, then rotates them one at a time:
+# run again, the members already rotated must not stage their active set once more.
+make_cert_set "$T/again" again
+SET_AGAIN="ca=$T/again/ca.crt cert=$T/again/server.crt key=$T/again/server.key"
+# shellcheck disable=SC2086 # three arguments
+ans state=staged $SET_AGAIN
+assert_eq CHANGED "$ASTATE" "staged: installed the set (changed)"
+ans state=rotated force=true "reason='staged again test'"
+assert_eq CHANGED "$ASTATE" "rotated to it"
+serves_now "$(leaf_sha "$T/again/server.crt")" "nginx serves the set"
+AUDIT=$(audit_total)
+# shellcheck disable=SC2086
+ans state=staged $SET_AGAIN
+assert_eq SUCCESS "$ASTATE" "the same files again once rotated: nothing to do"
+assert_contains "already active" "$(a msg)" "and says the set is already active"
+assert_eq steady "$(a phase)" "nothing is staged"
+assert_eq "$AUDIT" "$(audit_total)" "no install reached the daemon (no audit record)"
+ans state=staged "ca=$T/again/ca.crt" "cert=$T/other/server.crt" "key=$T/other/server.key"
+assert_ne SUCCESS "$ASTATE" "the active CA with another leaf is not taken for the active set"
+
 echo "-- carotated unreachable"
 mod "{\"state\": \"reported\", \"socket\": \"$T/run/nothing.sock\"}"
 assert_eq FAILED! "$ASTATE" "an unreachable daemon fails"

@@ -37,7 +37,8 @@ options:
         else the task fails).
         Otherwise C(generate) (options C(key_type), C(ca_days),
         C(server_days), C(name), C(sans)) or, when C(ca), C(cert) and C(key)
-        are given, C(install).
+        are given, C(install). With C(ca), nothing is done either when that
+        set (CA and server certificate) is the active one, already rotated.
       - C(reported) - runs C(report); never changes anything; fails when the
         percentage of active agents that acknowledged the staged CA (with
         C(verified), that verified it) is below C(min_percent). With no
@@ -483,6 +484,15 @@ class Carotate(object):
             return None
         return hashlib.sha256(der).hexdigest()
 
+    def is_active(self, st):
+        """The install files' CA and server certificate are the active set's."""
+        active = st.get("active") or {}
+        for what, opt in (("ca", "ca"), ("server", "cert")):
+            have = ((active.get(what) or {}).get("sha256") or "").lower()
+            if not have or self.pem_sha256(self.p[opt]) != have:
+                return False
+        return True
+
     def staged(self):
         p = self.p
         st = self.status()
@@ -492,6 +502,12 @@ class Carotate(object):
                 path = p[opt]
                 if path is not None and not os.access(path, os.R_OK):
                     self.fail("%s: cannot read %s" % (opt, path), status="invalid_argument")
+        if install and st.get("phase") != "staged" and self.is_active(st):
+            # Run again after its rotation (a pool's playbook, one member at a time): the
+            # set is live, and installing it again would stage the active CA.
+            self.out["result"] = st
+            self.done("the set is already active: nothing to stage", False, staged=None,
+                      bundle=st.get("bundle"))
         if st.get("phase") == "staged":
             staged = st.get("staged") or {}
             if install:
