@@ -234,8 +234,8 @@ test_privs_objs    := $(O)/daemon/sys/privs.o $(O)/daemon/sys/sandbox.o
 test_watch_objs    := $(O)/daemon/sys/watch.o
 test_ledger_objs   := $(LEDGER_OBJS) $(O)/tests/ledger_contract.o
 # The PostgreSQL engine against a real server (tests/unit/pg_run.sh starts it).
-test_ledger_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o
-test_ledger_migrate_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o
+test_ledger_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o $(O)/tests/fixture_pg.o
+test_ledger_migrate_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o $(O)/tests/fixture_pg.o
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/statenote.o $(O)/daemon/store/backup.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \

@@ -213,6 +213,7 @@ static void ledger_sqlite_apply(struct ledger_sqlite *);
 static int ledger_sqlite_source_file(struct ledger_sqlite *, char *, size_t);
 static int ledger_sqlite_in_use(struct ledger_sqlite *, char *, size_t);
 static int ledger_sqlite_source_version(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_user_version(struct ledger_sqlite *, int *, char *, size_t);
 
 /* Fills err for the operator from an SQLite failure; corruption gets the advice. */
 static int
@@ -356,20 +357,31 @@ ledger_sqlite_in_use(struct ledger_sqlite *l, char *err, size_t errlen)
 	return -1;
 }
 
-/* The schema must be this carotated's: a newer one is not understood, an older one not copied. */
+/* The file's schema version (PRAGMA user_version) in *v. 0 / -1 with err filled. */
 static int
-ledger_sqlite_source_version(struct ledger_sqlite *l, char *err, size_t errlen)
+ledger_sqlite_user_version(struct ledger_sqlite *l, int *v, char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, v;
+	int rc;
 
 	rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		return ledger_sqlite_fail(l, err, errlen, "user_version", rc);
 	}
-	v = sqlite3_column_int(st, 0);
+	*v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	return 0;
+}
+
+/* The schema must be this carotated's: a newer one is not understood, an older one not copied. */
+static int
+ledger_sqlite_source_version(struct ledger_sqlite *l, char *err, size_t errlen)
+{
+	int v;
+
+	if (ledger_sqlite_user_version(l, &v, err, errlen) == -1)
+		return -1;
 	if (v == LEDGER_VERSION)
 		return 0;
 	if (v <= 0)
@@ -529,17 +541,11 @@ ledger_sqlite_pragmas(struct ledger_sqlite *l, char *err, size_t errlen)
 static int
 ledger_sqlite_migrate(struct ledger_sqlite *l, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = NULL;
 	char *sql, what[64];
 	int rc, v;
 
-	rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL);
-	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return ledger_sqlite_fail(l, err, errlen, "user_version", rc);
-	}
-	v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	if (ledger_sqlite_user_version(l, &v, err, errlen) == -1)
+		return -1;
 	if (v < 0 || v > LEDGER_VERSION) {
 		snprintf(err, errlen,
 		    "ledger %s has schema version %d, but this carotated knows versions up to %d: "

@@ -79,18 +79,8 @@ for m in $members; do
 	sed -i "s|^dsn_file = .*|dsn_file = $T/pg-$m.dsn|" "$CONF"
 	pool_save "$m"
 done
-pool_use a
-make_active_set
-cp "$SSL_DIR/ca.crt" "$T/ca-old.pem"
-for m in b c; do
-	cp -p "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/$m/ssl/"
-done
-for m in $members; do
-	pool_use "$m"
-	start_daemon
-	nginx_start >/dev/null
-	pool_save "$m"
-done
+pool_active_set "$T/ca-old.pem"
+pool_start 2>/dev/null
 
 sim() {
 	local m=$1

@@ -6,6 +6,8 @@
 #   t_init; pg_require; pg_start
 #   pool_key_write                 # $POOL_KEY: the pool key every member holds
 #   pool_member_init a             # dirs, nginx paths and a config with [ledger] for member a
+#   pool_active_set "$T/ca-old.pem"  # one active set in every member's SSL directory
+#   pool_start                     # every member's carotated and nginx, in turn
 #   pool_use a                     # lib.sh's and nginx.sh's globals now name member a
 #   ... start_daemon, nginx_start, ctl, tls_req ... act on member a
 #   pool_save a                    # after starting something: keep member a's pids and ports
@@ -99,4 +101,30 @@ pool_port() {
 pool_canary_port() {
 	local src="_POOL_${1}_NGINX_CANARY_PORT"
 	printf '%s\n' "${!src}"
+}
+
+# pool_active_set [CA_COPY]: one active set (lib.sh's make_active_set) in every member's SSL
+# directory, its CA also copied to CA_COPY; leaves the globals on the first member.
+pool_active_set() {
+	local first m
+	first=${POOL_MEMBERS# }
+	first=${first%% *}
+	pool_use "$first"
+	make_active_set
+	[ -z "${1:-}" ] || cp "$SSL_DIR/ca.crt" "$1"
+	for m in $POOL_MEMBERS; do
+		[ "$m" = "$first" ] && continue
+		cp -p "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/$m/ssl/"
+	done
+}
+
+# pool_start: starts every member's carotated, then its nginx, one member after another.
+pool_start() {
+	local m
+	for m in $POOL_MEMBERS; do
+		pool_use "$m"
+		start_daemon
+		nginx_start >&2
+		pool_save "$m"
+	done
 }

@@ -67,16 +67,10 @@ for m in $MEMBERS; do
 	cp "$CONF" "$T/$m.conf.before"
 	pool_save "$m"
 done
-pool_use a
-make_active_set
-cp "$SSL_DIR/ca.crt" "$T/ca-old.pem"
-cp -p "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/b/ssl/"
+pool_active_set "$T/ca-old.pem"
 OLD=$(leaf_sha "$SSL_DIR/server.crt")
+pool_start
 for m in $MEMBERS; do
-	pool_use "$m"
-	start_daemon
-	nginx_start
-	pool_save "$m"
 	assert_eq sqlite "$(pool_ctl "$m" --json status | json_get ledger.backend)" "member $m starts on SQLite"
 done
 

@@ -101,21 +101,11 @@ for m in $MEMBERS; do
 	pool_member_init "$m"
 	printf 'heartbeat = %ss\n' "$BEAT" >>"$CONF"
 done
-pool_use a
-make_active_set
-cp "$SSL_DIR/ca.crt" "$T/ca.pem"
-for m in b c; do
-	cp -p "$SSL_DIR/ca.crt" "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/$m/ssl/"
-done
+pool_active_set "$T/ca.pem"
 CA_SHA=$(sha_of "$SSL_DIR/ca.crt")
 SRV_SHA=$(sha_of "$SSL_DIR/server.crt")
 KEY=$(tr -d ' \t\r\n' <"$LINKING_KEY")
-for m in $MEMBERS; do
-	pool_use "$m"
-	start_daemon
-	nginx_start
-	pool_save "$m"
-done
+pool_start
 
 echo "-- status on every member lists every member, fresh, with what it serves"
 for m in $MEMBERS; do

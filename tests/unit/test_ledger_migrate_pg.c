@@ -23,26 +23,14 @@
 #include <sqlite3.h>
 
 #include "ledger.h"
+#include "fixture_pg.h"
 #include "ledger_contract.h"
 #include "log.h"
 
 #define JID "0123456789abcdef"
 
-static const char *dsn;
-static PGconn *adm;
 static char dir[] = "/tmp/carotate-migrate.XXXXXX";
 static char src[256];
-
-static struct ledger *
-pool_open(void)
-{
-	char err[512] = "";
-	struct ledger *l = ledger_open_pg(dsn, "m1", err, sizeof(err));
-
-	if (l == NULL)
-		fail_msg("ledger_open_pg: %s", err);
-	return l;
-}
 
 static void
 audit1(struct ledger *l, const char *call)
@@ -53,30 +41,6 @@ audit1(struct ledger *l, const char *call)
 	snprintf(r.call, sizeof(r.call), "%s", call);
 	snprintf(r.result, sizeof(r.result), "OK");
 	assert_int_equal(ledger_audit_append(l, &r), 0);
-}
-
-static int64_t
-sql_int(const char *sql)
-{
-	PGresult *r = PQexec(adm, sql);
-	int64_t v = -1;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(adm));
-	if (PQntuples(r) > 0)
-		v = PQgetisnull(r, 0, 0) ? -2 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return v;
-}
-
-static void
-sql_exec(const char *sql)
-{
-	PGresult *r = PQexec(adm, sql);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(adm));
-	PQclear(r);
 }
 
 /* SQL on the source file, as an operator's sqlite3 shell would run it. */
@@ -139,7 +103,7 @@ migrate_rec(struct ledger_audit *rec)
 static int
 setup(void **state)
 {
-	PGresult *r = PQexec(adm, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+	PGresult *r = PQexec(fixture_pg_adm, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -157,7 +121,7 @@ setup(void **state)
 static void
 test_copy_and_again(void **state)
 {
-	struct ledger *pool = pool_open(), *s;
+	struct ledger *pool = fixture_pg_open("m1"), *s;
 	struct ledger_migration m;
 	struct ledger_audit rec, last;
 	struct ledger_agent ag;
@@ -183,7 +147,7 @@ test_copy_and_again(void **state)
 	assert_int_equal(m.joins_copied, 1);
 	assert_int_equal(m.source_records, 2);
 	assert_int_equal(m.pool_record, 2);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 4);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents"), 4);
 
 	/* a1's token works on the pool; a4 keeps the pool's token. */
 	ledger_contract_token(1, h);
@@ -207,7 +171,8 @@ test_copy_and_again(void **state)
 	assert_int_equal(ledger_begin(pool), 0);
 	assert_int_equal(ledger_link_join(pool, "new1", h, JID, jh, T0 + 300), LEDGER_OK);
 	assert_int_equal(ledger_commit(pool), 0);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens WHERE id = '" JID "'"), 4);
+	assert_int_equal(
+	    fixture_pg_int("SELECT uses_left FROM join_tokens WHERE id = '" JID "'"), 4);
 
 	/* One record, naming the source's head; the pool's chain verifies. */
 	assert_int_equal(ledger_audit_last(pool, 0, calls, 1, "source_head=", &last), 1);
@@ -225,8 +190,9 @@ test_copy_and_again(void **state)
 	assert_int_equal(m.agents_conflicts, 1);
 	assert_int_equal(m.joins_copied, 0);
 	assert_int_equal(m.joins_present, 1);
-	assert_int_equal(sql_int("SELECT uses_left FROM join_tokens WHERE id = '" JID "'"), 4);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 5);
+	assert_int_equal(
+	    fixture_pg_int("SELECT uses_left FROM join_tokens WHERE id = '" JID "'"), 4);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents"), 5);
 	assert_int_equal(ledger_audit_count(pool, &n), 0);
 	assert_int_equal(n, 3);
 	ledger_close(s);
@@ -262,7 +228,7 @@ test_confirmed_kept(void **state)
 	assert_int_equal(ledger_commit(l), 0);
 	ledger_close(l);
 
-	pool = pool_open();
+	pool = fixture_pg_open("m1");
 	if ((s = ledger_open_source(src, err, sizeof(err))) == NULL)
 		fail_msg("ledger_open_source: %s", err);
 	migrate_rec(&rec);
@@ -278,7 +244,7 @@ test_confirmed_kept(void **state)
 	assert_int_equal(ledger_forget_unconfirmed(pool, T0 + WEEK, &n), LEDGER_OK);
 	assert_int_equal(ledger_commit(pool), 0);
 	assert_int_equal(n, 3);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE agent_id = 'held1'"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents WHERE agent_id = 'held1'"), 1);
 	ledger_close(pool);
 }
 
@@ -286,20 +252,20 @@ test_confirmed_kept(void **state)
 static void
 test_failure_copies_nothing(void **state)
 {
-	struct ledger *pool = pool_open(), *s;
+	struct ledger *pool = fixture_pg_open("m1"), *s;
 	struct ledger_migration m;
 	struct ledger_audit rec;
 	char err[1024] = "";
 	uint64_t n;
 
-	sql_exec("ALTER TABLE join_tokens ADD CONSTRAINT t_no CHECK (id <> '" JID "')");
+	fixture_pg_exec("ALTER TABLE join_tokens ADD CONSTRAINT t_no CHECK (id <> '" JID "')");
 	if ((s = ledger_open_source(src, err, sizeof(err))) == NULL)
 		fail_msg("ledger_open_source: %s", err);
 	migrate_rec(&rec);
 	assert_int_equal(ledger_migrate(pool, s, src, &rec, &m, err, sizeof(err)), -1);
 	print_message("refused: %s\n", err);
 	assert_non_null(strstr(err, "t_no"));
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 0);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents"), 0);
 	assert_int_equal(ledger_audit_count(pool, &n), 0);
 	assert_int_equal(n, 0);
 	/* The pool's connection is usable afterwards. */
@@ -312,7 +278,7 @@ test_failure_copies_nothing(void **state)
 static void
 test_broken_chain(void **state)
 {
-	struct ledger *pool = pool_open(), *s;
+	struct ledger *pool = fixture_pg_open("m1"), *s;
 	struct ledger_migration m;
 	struct ledger_audit rec;
 	char err[1024] = "";
@@ -324,8 +290,8 @@ test_broken_chain(void **state)
 	assert_int_equal(ledger_migrate(pool, s, src, &rec, &m, err, sizeof(err)), -1);
 	print_message("refused: %s\n", err);
 	assert_non_null(strstr(err, "audit chain is broken at record 1"));
-	assert_int_equal(sql_int("SELECT count(*) FROM agents"), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM audit"), 0);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents"), 0);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM audit"), 0);
 	ledger_close(s);
 	ledger_close(pool);
 }
@@ -423,7 +389,7 @@ test_open_elsewhere(void **state)
 static void
 test_engines(void **state)
 {
-	struct ledger *pool = pool_open(), *s, *single;
+	struct ledger *pool = fixture_pg_open("m1"), *s, *single;
 	struct ledger_migration m;
 	struct ledger_audit rec;
 	char err[1024] = "";
@@ -439,11 +405,6 @@ test_engines(void **state)
 	assert_int_equal(ledger_migrate(single, pool, src, &rec, &m, err, sizeof(err)), -1);
 	ledger_close(single);
 	ledger_close(pool);
-}
-
-static void
-quiet(void *arg, const char *msg)
-{
 }
 
 int
@@ -462,18 +423,8 @@ main(void)
 	int rc;
 
 	log_init(1, 0, "test_ledger_migrate_pg");
-	if ((dsn = getenv("CAROTATE_TEST_PG_DSN")) == NULL || dsn[0] == '\0') {
-		printf("test_ledger_migrate_pg: skipped: CAROTATE_TEST_PG_DSN is not set (run it "
-		       "through tests/unit/pg_run.sh, which starts a PostgreSQL server)\n");
-		return 0;
-	}
-	adm = PQconnectdb(dsn);
-	if (PQstatus(adm) != CONNECTION_OK) {
-		fprintf(stderr, "test_ledger_migrate_pg: cannot connect: %s", PQerrorMessage(adm));
-		return 1;
-	}
-	PQsetNoticeProcessor(adm, quiet, NULL);
-	PQclear(PQexec(adm, "SET lock_timeout = '20s'"));
+	if ((rc = fixture_pg_connect("test_ledger_migrate_pg")) != 1)
+		return rc == 0 ? 0 : 1;
 	if (mkdtemp(dir) == NULL)
 		return 1;
 	snprintf(src, sizeof(src), "%s/%s", dir, LEDGER_FILE);
@@ -481,6 +432,6 @@ main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		rc = 1;
-	PQfinish(adm);
+	fixture_pg_close();
 	return rc;
 }

@@ -23,62 +23,16 @@
 #include <libpq-fe.h>
 
 #include "ledger.h"
+#include "fixture_pg.h"
 #include "ledger_contract.h"
 #include "log.h"
-
-static const char *dsn;
-static PGconn *adm; /* the test's own connection: a reader, a tamperer */
 
 /* ---- helpers ---- */
 
 static struct ledger *
-lopen_as(const char *member)
-{
-	char err[512] = "";
-	struct ledger *l = ledger_open_pg(dsn, member, err, sizeof(err));
-
-	if (l == NULL)
-		fail_msg("ledger_open_pg: %s", err);
-	return l;
-}
-
-static struct ledger *
 lopen(void)
 {
-	return lopen_as("m1");
-}
-
-/* One integer through the test's connection (-2 NULL, -1 no row). */
-static int64_t
-sql_int(const char *sql)
-{
-	PGresult *r = PQexec(adm, sql);
-	int64_t v = -1;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(adm));
-	if (PQntuples(r) > 0)
-		v = PQgetisnull(r, 0, 0) ? -2 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return v;
-}
-
-/* Runs sql through the test's connection; 0 when it succeeded. */
-static int
-sql_try(const char *sql)
-{
-	PGresult *r = PQexec(adm, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	PQclear(r);
-	return ok ? 0 : -1;
-}
-
-static void
-sql_exec(const char *sql)
-{
-	if (sql_try(sql) != 0)
-		fail_msg("%s: %s", sql, PQerrorMessage(adm));
+	return fixture_pg_open("m1");
 }
 
 /* Runs the server control command named by the environment variable var. */
@@ -98,10 +52,10 @@ server(const char *var)
 static int
 setup(void **state)
 {
-	if (sql_try("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-	            "WHERE datname = current_database() AND pid <> pg_backend_pid()") != 0)
+	if (fixture_pg_try("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	                   "WHERE datname = current_database() AND pid <> pg_backend_pid()") != 0)
 		return -1;
-	return sql_try("DROP SCHEMA public CASCADE; CREATE SCHEMA public") == 0 ? 0 : -1;
+	return fixture_pg_try("DROP SCHEMA public CASCADE; CREATE SCHEMA public") == 0 ? 0 : -1;
 }
 
 /* ---- the contract checks' fixture: two members of one pool ---- */
@@ -114,20 +68,20 @@ contract_reopen(struct ledger_contract *c)
 	ledger_close(c->l);
 	ledger_close(c->other);
 	c->l = c->other = NULL; /* closed, should an open fail */
-	c->l = lopen_as("a");
-	c->other = lopen_as("b");
+	c->l = fixture_pg_open("a");
+	c->other = fixture_pg_open("b");
 }
 
 /* Triggers refuse the writes ledger_contract.h names: the next statement sees them. */
 static void
 contract_refuse(struct ledger_contract *c)
 {
-	sql_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
-	         "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
-	         "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
-	         "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom();"
-	         "CREATE TRIGGER boom_verified BEFORE UPDATE ON agents FOR EACH ROW "
-	         "WHEN (NEW.verified_at = 4242) EXECUTE FUNCTION boom()");
+	fixture_pg_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+	                "$$BEGIN RAISE EXCEPTION 'boom'; END$$;"
+	                "CREATE TRIGGER boom BEFORE INSERT ON agents FOR EACH ROW "
+	                "WHEN (NEW.agent_id = 'boom') EXECUTE FUNCTION boom();"
+	                "CREATE TRIGGER boom_verified BEFORE UPDATE ON agents FOR EACH ROW "
+	                "WHEN (NEW.verified_at = 4242) EXECUTE FUNCTION boom()");
 }
 
 /* An empty database, and members a (l) and b (other) on it. */
@@ -136,10 +90,10 @@ contract_setup(void **state)
 {
 	if (setup(state) != 0)
 		return -1;
-	contract.l = lopen_as("a");
-	contract.other = lopen_as("b");
+	contract.l = fixture_pg_open("a");
+	contract.other = fixture_pg_open("b");
 	contract.reopen = contract_reopen;
-	contract.sql_int = sql_int;
+	contract.sql_int = fixture_pg_int;
 	contract.refuse = contract_refuse;
 	contract.counts_in_batch = 0;
 	ledger_contract_slack = LEDGER_SEEN_GRANULARITY;
@@ -165,18 +119,18 @@ test_schema_and_reopen(void **state)
 	struct ledger *l = lopen();
 	char problem[256];
 
-	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 2);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 2);
 	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
 	ledger_close(l);
 	l = lopen();
-	assert_int_equal(sql_int("SELECT count(*) FROM carotate_schema"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM carotate_schema"), 1);
 	ledger_close(l);
 	/* A schema from a later carotated is refused with a clear reason. */
-	sql_exec("UPDATE carotate_schema SET version = 99");
+	fixture_pg_exec("UPDATE carotate_schema SET version = 99");
 	{
 		char err[512] = "";
 
-		assert_null(ledger_open_pg(dsn, "m1", err, sizeof(err)));
+		assert_null(ledger_open_pg(fixture_pg_dsn, "m1", err, sizeof(err)));
 		assert_non_null(strstr(err, "schema version 99"));
 	}
 }
@@ -194,7 +148,7 @@ test_migrate_race(void **state)
 			struct ledger *l;
 
 			snprintf(name, sizeof(name), "m%d", i);
-			l = ledger_open_pg(dsn, name, err, sizeof(err));
+			l = ledger_open_pg(fixture_pg_dsn, name, err, sizeof(err));
 			if (l == NULL)
 				fprintf(stderr, "member %d: %s\n", i, err);
 			_exit(l != NULL && ledger_set_target(l, S1, B1) == 0 ? 0 : 1);
@@ -205,9 +159,9 @@ test_migrate_race(void **state)
 		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(sql_int("SELECT version FROM carotate_schema"), 2);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 2);
 	/* And one staging for the three of them. */
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings"), 1);
 }
 
 /* Bad members, bad connection strings: refused, and err never holds the password. */
@@ -217,10 +171,10 @@ test_open_refused(void **state)
 	char err[512];
 
 	err[0] = '\0';
-	assert_null(ledger_open_pg(dsn, "bad name", err, sizeof(err)));
+	assert_null(ledger_open_pg(fixture_pg_dsn, "bad name", err, sizeof(err)));
 	assert_non_null(strstr(err, "member"));
 	err[0] = '\0';
-	assert_null(ledger_open_pg(dsn, "", err, sizeof(err)));
+	assert_null(ledger_open_pg(fixture_pg_dsn, "", err, sizeof(err)));
 	err[0] = '\0';
 	assert_null(ledger_open_pg("password=hunter2secret oops", "m1", err, sizeof(err)));
 	assert_true(err[0] != '\0');
@@ -247,7 +201,7 @@ test_open_refused(void **state)
 static void
 test_window_widened(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	struct ledger_counts c;
 
 	assert_int_equal(ledger_set_target(a, NULL, B1), 0);
@@ -255,7 +209,8 @@ test_window_widened(void **state)
 	ledger_contract_link(a, "quiet", 1, T0);
 	assert_int_equal(ledger_contract_send(a, "quiet", 1, B1, 0, T0 + 1), 0);
 	assert_int_equal(ledger_contract_send(a, "quiet", 1, B1, 0, T0 + 100), 0);
-	assert_int_equal(sql_int("SELECT last_seen FROM agents WHERE agent_id = 'quiet'"), T0 + 1);
+	assert_int_equal(
+	    fixture_pg_int("SELECT last_seen FROM agents WHERE agent_id = 'quiet'"), T0 + 1);
 	/* Seen at T0 + 100: inside a week's window at T0 + WEEK + 50, on either member. */
 	assert_int_equal(ledger_count(b, T0 + WEEK + 50, WEEK, &c), 0);
 	assert_int_equal(c.active, 1);
@@ -275,7 +230,7 @@ test_window_widened(void **state)
 static void
 test_lock_waits_bounded(void **state)
 {
-	struct ledger *a = lopen_as("a");
+	struct ledger *a = fixture_pg_open("a");
 	struct timespec t0, t1;
 	uint8_t h[LEDGER_TOKEN_HASH_LEN];
 	int send;
@@ -283,7 +238,7 @@ test_lock_waits_bounded(void **state)
 	assert_int_equal(ledger_set_target(a, NULL, B1), 0);
 	ledger_contract_link(a, "held", 1, T0);
 	ledger_contract_link(a, "free", 2, T0);
-	sql_exec("BEGIN; SELECT 1 FROM agents WHERE agent_id = 'held' FOR UPDATE");
+	fixture_pg_exec("BEGIN; SELECT 1 FROM agents WHERE agent_id = 'held' FOR UPDATE");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ledger_contract_token(1, h);
 	assert_int_equal(ledger_begin(a), 0);
@@ -293,7 +248,7 @@ test_lock_waits_bounded(void **state)
 	assert_int_equal(ledger_commit(a), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_true(t1.tv_sec - t0.tv_sec < 20); /* bounded (2 s), where it used to wait for ever */
-	sql_exec("ROLLBACK");
+	fixture_pg_exec("ROLLBACK");
 	assert_int_equal(ledger_contract_send(a, "held", 1, B1, 0, T0 + 20), 0);
 	ledger_close(a);
 }
@@ -306,7 +261,7 @@ test_lock_waits_bounded(void **state)
 static void
 test_staging_reopened(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	struct ledger_counts ca, cb;
 
 	assert_int_equal(ledger_set_target(a, S1, B2), 0);
@@ -318,7 +273,7 @@ test_staging_reopened(void **state)
 	/* b's rotation rolls back: it unstages, then stages the same set again. */
 	assert_int_equal(ledger_set_target(b, NULL, B1), 0);
 	assert_int_equal(ledger_set_target(b, S1, B2), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 2);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings"), 2);
 	/* a, which kept S1 staged, counts the new staging too: nothing acknowledged in it yet. */
 	assert_int_equal(ledger_count(a, T0 + 3, WEEK, &ca), 0);
 	assert_int_equal(ledger_count(b, T0 + 3, WEEK, &cb), 0);
@@ -339,14 +294,14 @@ test_staging_reopened(void **state)
 static void
 test_two_members(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	struct ledger_counts ca, cb;
 	int i;
 	char id[16];
 
 	assert_int_equal(ledger_set_target(a, S1, B1), 0);
 	assert_int_equal(ledger_set_target(b, S1, B1), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings"), 1);
 	for (i = 0; i < 20; i++) {
 		snprintf(id, sizeof(id), "ag%02d", i);
 		ledger_contract_link(i % 2 ? a : b, id, i, T0);
@@ -361,11 +316,11 @@ test_two_members(void **state)
 	assert_int_equal(ledger_count(b, T0 + 10, WEEK, &cb), 0);
 	assert_memory_equal(&ca, &cb, sizeof(ca));
 	ledger_contract_expect(a, T0 + 10, 20, 20, 20, 1, 20, 0, 0, 0, 20);
-	assert_int_equal(sql_int("SELECT count(*) FROM agents WHERE linked_by = 'a'"), 10);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM agents WHERE linked_by = 'a'"), 10);
 	/* A new staging started through b is the pool's: a sees it once it sets its target. */
 	assert_int_equal(ledger_set_target(b, S2, B2), 0);
 	assert_int_equal(ledger_set_target(a, S2, B2), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings WHERE ended_at IS NULL"), 1);
 	ledger_contract_expect(a, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
 	ledger_contract_expect(b, T0 + 11, 20, 20, 0, 0, 0, 20, 0, 0, 0);
 	ledger_close(a);
@@ -412,7 +367,7 @@ member_state(struct ledger_member *m, const char *name, const char *ca, int64_t 
 static void
 test_members_beat_list(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	struct members_seen s = { 0 };
 	struct ledger_member m;
 
@@ -421,16 +376,16 @@ test_members_beat_list(void **state)
 	/* a names b in its state: it still writes its own row, never b's. */
 	member_state(&m, "b", B1, 1); /* a member clock at 1970: it does not matter */
 	assert_int_equal(ledger_member_beat(a, &m), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM members"), 1);
-	assert_int_equal(sql_int("SELECT count(*) FROM members WHERE name = 'a'"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM members"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM members WHERE name = 'a'"), 1);
 	member_state(&m, "whatever", B2, T0);
 	m.last_error[0] = '\0';
 	m.last_check_ok = 1;
 	assert_int_equal(ledger_member_beat(b, &m), 0);
 
 	/* a's heartbeat 100 s old by the database's clock; b's fresh. */
-	sql_exec("UPDATE members SET heartbeat_at = now() - interval '100 seconds' "
-	         "WHERE name = 'a'");
+	fixture_pg_exec("UPDATE members SET heartbeat_at = now() - interval '100 seconds' "
+	                "WHERE name = 'a'");
 	assert_int_equal(ledger_member_list(b, members_cb, &s), 0);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.m[0].name, "a");
@@ -470,7 +425,8 @@ test_members_beat_list(void **state)
 	assert_int_equal(ledger_member_beat(a, &m), -1);
 	assert_int_equal(ledger_member_list(a, members_cb, &s), -1);
 	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(sql_int("SELECT count(*) FROM members WHERE active_ca = '" B1 "'"), 0);
+	assert_int_equal(
+	    fixture_pg_int("SELECT count(*) FROM members WHERE active_ca = '" B1 "'"), 0);
 	ledger_close(a);
 	ledger_close(b);
 }
@@ -500,7 +456,7 @@ split_cb(const char *member, const struct ledger_counts *c, void *arg)
 static void
 test_members_split(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	uint8_t h1[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN];
 	struct split s = { 0 };
 	struct ledger_counts all;
@@ -510,10 +466,11 @@ test_members_split(void **state)
 	ledger_contract_link(a, "x1", 1, T0);
 	ledger_contract_link(a, "x2", 2, T0);
 	ledger_contract_link(a, "x3", 3, T0);
-	sql_exec("INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
-	         "linked_by) VALUES ('old', '\\x"
-	         "0000000000000000000000000000000000000000000000000000000000000000', 1, 1, "
-	         "1, 'gone')");
+	fixture_pg_exec(
+	    "INSERT INTO agents (agent_id, token_hash, linked_at, first_seen, last_seen, "
+	    "linked_by) VALUES ('old', '\\x"
+	    "0000000000000000000000000000000000000000000000000000000000000000', 1, 1, "
+	    "1, 'gone')");
 	/* x1 acknowledges through b (within the seen granularity: still moved to b). */
 	assert_int_equal(ledger_contract_send(b, "x1", 1, B1, 0, T0 + 1), 0);
 	/* x2 renews its token through b. */
@@ -558,7 +515,7 @@ test_members_split(void **state)
 static void
 test_audit_chain(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	struct ledger_audit r;
 	char problem[LEDGER_AUDIT_MAX_DETAIL];
 	uint64_t broken;
@@ -569,28 +526,28 @@ test_audit_chain(void **state)
 		assert_int_equal(ledger_audit_append(i % 2 ? a : b, &r), 0);
 		assert_int_equal(r.seq, (uint64_t)i);
 	}
-	assert_int_equal(sql_int("SELECT count(*) FROM audit WHERE member = 'b'"), 5);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM audit WHERE member = 'b'"), 5);
 	assert_int_equal(ledger_contract_verify(a, &broken, problem, sizeof(problem)), 1);
 	/* The triggers refuse changes; with them disabled, the chain shows the change. */
-	assert_int_equal(sql_try("UPDATE audit SET detail = 'x' WHERE seq = 4"), -1);
-	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 4"), -1);
-	assert_int_equal(sql_try("TRUNCATE audit"), -1);
-	sql_exec("ALTER TABLE audit DISABLE TRIGGER USER");
+	assert_int_equal(fixture_pg_try("UPDATE audit SET detail = 'x' WHERE seq = 4"), -1);
+	assert_int_equal(fixture_pg_try("DELETE FROM audit WHERE seq = 4"), -1);
+	assert_int_equal(fixture_pg_try("TRUNCATE audit"), -1);
+	fixture_pg_exec("ALTER TABLE audit DISABLE TRIGGER USER");
 	assert_int_equal(ledger_quick_check(a, problem, sizeof(problem)), 0);
 	print_message("quick_check: %s\n", problem);
-	sql_exec("UPDATE audit SET detail = 'x' WHERE seq = 4");
+	fixture_pg_exec("UPDATE audit SET detail = 'x' WHERE seq = 4");
 	assert_int_equal(ledger_contract_verify(b, &broken, problem, sizeof(problem)), 0);
 	assert_int_equal(broken, 4);
 	assert_non_null(strstr(problem, "record 4 was changed"));
-	sql_exec("DELETE FROM audit WHERE seq = 4");
+	fixture_pg_exec("DELETE FROM audit WHERE seq = 4");
 	assert_int_equal(ledger_contract_verify(b, &broken, problem, sizeof(problem)), 0);
 	assert_int_equal(broken, 4);
 	assert_non_null(strstr(problem, "record 4 is missing"));
 	ledger_close(a);
 	/* The next start puts the triggers back. */
-	a = lopen_as("a");
+	a = fixture_pg_open("a");
 	assert_int_equal(ledger_quick_check(a, problem, sizeof(problem)), 1);
-	assert_int_equal(sql_try("DELETE FROM audit WHERE seq = 5"), -1);
+	assert_int_equal(fixture_pg_try("DELETE FROM audit WHERE seq = 5"), -1);
 	ledger_close(a);
 	ledger_close(b);
 }
@@ -612,7 +569,7 @@ test_audit_concurrent(void **state)
 			struct ledger *m;
 
 			snprintf(name, sizeof(name), "c%d", i);
-			if ((m = ledger_open_pg(dsn, name, err, sizeof(err))) == NULL)
+			if ((m = ledger_open_pg(fixture_pg_dsn, name, err, sizeof(err))) == NULL)
 				_exit(2);
 			for (k = 0; k < 20; k++) {
 				ledger_contract_audit_rec(&r, k);
@@ -631,7 +588,7 @@ test_audit_concurrent(void **state)
 	l = lopen();
 	assert_int_equal(ledger_audit_count(l, &n), 0);
 	assert_int_equal(n, 60);
-	assert_int_equal(sql_int("SELECT count(DISTINCT member) FROM audit"), 3);
+	assert_int_equal(fixture_pg_int("SELECT count(DISTINCT member) FROM audit"), 3);
 	assert_int_equal(ledger_contract_verify(l, &broken, problem, sizeof(problem)), 1);
 	ledger_close(l);
 }
@@ -640,7 +597,7 @@ test_audit_concurrent(void **state)
 static void
 test_blobs(void **state)
 {
-	struct ledger *a = lopen_as("a"), *b = lopen_as("b");
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
 	const uint8_t one[] = { 0x00, 0x01, 0xff, 0x5c, 0x78 }, two[] = { 0x02 };
 	uint8_t buf[16];
 	size_t len = 99;
@@ -657,7 +614,7 @@ test_blobs(void **state)
 	assert_int_equal(ledger_blob_put_new(a, "pool/other", two, sizeof(two)), -1);
 	assert_int_equal(ledger_blob_get(a, "pool/check", buf, sizeof(buf), &len), -1);
 	ledger_rollback(a);
-	assert_int_equal(sql_int("SELECT count(*) FROM blobs WHERE created_by = 'a'"), 1);
+	assert_int_equal(fixture_pg_int("SELECT count(*) FROM blobs WHERE created_by = 'a'"), 1);
 	ledger_close(a);
 	ledger_close(b);
 }
@@ -697,7 +654,7 @@ test_connection_loss(void **state)
 
 	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
 		skip();
-	assert_true(asprintf(&dsnpw, "%s password=hunter2secret", dsn) > 0);
+	assert_true(asprintf(&dsnpw, "%s password=hunter2secret", fixture_pg_dsn) > 0);
 	{
 		char err[512] = "";
 
@@ -744,7 +701,7 @@ test_connection_loss(void **state)
 	assert_int_equal(ledger_count(l, T0 + 2, WEEK, &c), -1);
 
 	server("CAROTATE_TEST_PG_START");
-	PQreset(adm);
+	PQreset(fixture_pg_adm);
 	/* Once the back-off (2 s now) has passed, a call connects again. */
 	for (i = 0; i < 10 && ledger_count(l, T0 + 3, WEEK, &c) == -1; i++)
 		sleep(1);
@@ -786,8 +743,8 @@ test_server_restart(void **state)
 	server("CAROTATE_TEST_PG_STOP");
 	server("CAROTATE_TEST_PG_START");
 	/* The test's own connection was cut too. */
-	PQreset(adm);
-	assert_int_equal(PQstatus(adm), CONNECTION_OK);
+	PQreset(fixture_pg_adm);
+	assert_int_equal(PQstatus(fixture_pg_adm), CONNECTION_OK);
 	ledger_contract_link(l, "a2", 2, T0);
 	ledger_contract_expect(l, T0, 2, 2, 0, 0, 2, 2, 0, 0, 0);
 	/* Stopped in the middle of a batch: the batch fails whole, the next one works. */
@@ -800,7 +757,7 @@ test_server_restart(void **state)
 	assert_int_equal(ledger_checkin(l, "a2", h, B1, 0, T0 + 2, &send), LEDGER_ERROR);
 	assert_int_equal(ledger_commit(l), -1);
 	server("CAROTATE_TEST_PG_START");
-	PQreset(adm);
+	PQreset(fixture_pg_adm);
 	for (i = 0; i < 10 && ledger_count(l, T0 + 3, WEEK, &c) == -1; i++)
 		sleep(1);
 	assert_true(i < 10);
@@ -808,11 +765,6 @@ test_server_restart(void **state)
 	assert_int_equal(ledger_contract_send(l, "a1", 1, B1, 0, T0 + 4), 0);
 	ledger_contract_expect(l, T0 + 4, 2, 2, 1, 0, 2, 1, 0, 0, 1);
 	ledger_close(l);
-}
-
-static void
-quiet(void *arg, const char *msg)
-{
 }
 
 int
@@ -838,20 +790,9 @@ main(void)
 	int rc;
 
 	log_init(1, 0, "test_ledger_pg");
-	if ((dsn = getenv("CAROTATE_TEST_PG_DSN")) == NULL || dsn[0] == '\0') {
-		printf("test_ledger_pg: skipped: CAROTATE_TEST_PG_DSN is not set (run it through "
-		       "tests/unit/pg_run.sh, which starts a PostgreSQL server)\n");
-		return 0;
-	}
-	adm = PQconnectdb(dsn);
-	if (PQstatus(adm) != CONNECTION_OK) {
-		fprintf(stderr, "test_ledger_pg: cannot connect: %s", PQerrorMessage(adm));
-		return 1;
-	}
-	PQsetNoticeProcessor(adm, quiet, NULL);
-	/* A lock a broken engine never releases fails the test instead of hanging it. */
-	PQclear(PQexec(adm, "SET lock_timeout = '20s'"));
+	if ((rc = fixture_pg_connect("test_ledger_pg")) != 1)
+		return rc == 0 ? 0 : 1;
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	PQfinish(adm);
+	fixture_pg_close();
 	return rc;
 }
