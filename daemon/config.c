@@ -1260,3 +1260,9 @@ config_member_invalid(const char *s)
 		return "only letters, digits, '.', '_' and '-'";
 	return NULL;
 }
+
+int64_t
+config_stale_after(uint64_t heartbeat)
+{
+	return (int64_t)(heartbeat * CONFIG_HEARTBEAT_STALE);
+}

@@ -97,6 +97,8 @@ struct config {
 	uint64_t ledger_heartbeat;
 };
 #define CONFIG_HEARTBEAT_STALE 3
+/* Seconds after which a heartbeat every heartbeat seconds is stale (status, the rotate gate). */
+int64_t config_stale_after(uint64_t heartbeat);
 
 /*
  * Reads and validates path. On error returns NULL and writes

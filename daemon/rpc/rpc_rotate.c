@@ -219,7 +219,7 @@ rpc_rotate_members_gate(
 
 	if (conf->ledger_backend != CONFIG_LEDGER_POSTGRESQL)
 		return 0;
-	s.limit = (int64_t)(conf->ledger_heartbeat * CONFIG_HEARTBEAT_STALE);
+	s.limit = config_stale_after(conf->ledger_heartbeat);
 	if (ledger_member_list(ctx->cd->ledger, rpc_rotate_stale_cb, &s) == -1) {
 		reply_error(reply, CAROTATE__V1__STATUS__UNAVAILABLE,
 		    "cannot read the pool's members now, so nobody can tell whether each of them "

@@ -183,7 +183,7 @@ rpc_status_member_cb(const struct ledger_member *m, void *arg)
 	carotate__v1__pool_member__init(p);
 	p->member = xstrdup(m->name);
 	p->heartbeat_age = m->heartbeat_age;
-	p->stale = m->heartbeat_age > (int64_t)(beat * CONFIG_HEARTBEAT_STALE);
+	p->stale = m->heartbeat_age > config_stale_after(beat);
 	p->active_ca = xstrdup(m->active_ca);
 	p->active_server = xstrdup(m->active_server);
 	p->staged_ca = xstrdup(m->staged_ca);

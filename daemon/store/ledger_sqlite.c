@@ -199,7 +199,7 @@ static const char *const ledger_sqlite_migrations[] = {
 static int ledger_sqlite_fail(struct ledger_sqlite *, char *, size_t, const char *, int);
 static int ledger_sqlite_exec(struct ledger_sqlite *, const char *, const char *, char *, size_t);
 static int ledger_sqlite_create_file(struct ledger_sqlite *, char *, size_t);
-static int ledger_sqlite_connect(struct ledger_sqlite *, char *, size_t);
+static int ledger_sqlite_connect(struct ledger_sqlite *, int, char *, size_t);
 static int ledger_sqlite_check(struct ledger_sqlite *, char *, size_t);
 static int ledger_sqlite_pragmas(struct ledger_sqlite *, char *, size_t);
 static int ledger_sqlite_migrate(struct ledger_sqlite *, char *, size_t);
@@ -254,7 +254,7 @@ ledger_sqlite_open(const char *state_dir, char *err, size_t errlen)
 	xasprintf(&l->path, "%s/%s", state_dir, LEDGER_FILE);
 	l->pid = getpid();
 	if (ledger_sqlite_create_file(l, err, errlen) == -1 ||
-	    ledger_sqlite_connect(l, err, errlen) == -1 ||
+	    ledger_sqlite_connect(l, SQLITE_OPEN_READWRITE, err, errlen) == -1 ||
 	    ledger_sqlite_check(l, err, errlen) == -1 ||
 	    ledger_sqlite_pragmas(l, err, errlen) == -1 ||
 	    ledger_sqlite_migrate(l, err, errlen) == -1 ||
@@ -277,31 +277,22 @@ struct ledger_sqlite *
 ledger_sqlite_open_source(const char *path, char *err, size_t errlen)
 {
 	struct ledger_sqlite *l = xcalloc(1, sizeof(*l));
-	int rc;
 
 	l->path = xstrdup(path);
 	l->pid = getpid();
 	if (ledger_sqlite_source_file(l, err, errlen) == -1 ||
 	    ledger_sqlite_in_use(l, err, errlen) == -1)
 		goto fail;
-	rc = sqlite3_open_v2(l->path, &l->db,
-	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
-	if (rc != SQLITE_OK) {
-		ledger_sqlite_fail(l, err, errlen, "cannot open", rc);
-		goto fail;
-	}
-	sqlite3_extended_result_codes(l->db, 1);
-	sqlite3_busy_timeout(l->db, LEDGER_BUSY_MS);
-	if (ledger_sqlite_check(l, err, errlen) == -1 ||
+	if (ledger_sqlite_connect(l, SQLITE_OPEN_READONLY, err, errlen) == -1 ||
+	    ledger_sqlite_check(l, err, errlen) == -1 ||
 	    ledger_sqlite_source_version(l, err, errlen) == -1)
 		goto fail;
+	/* No in-memory index: a migration reads the rows once, through export_walk. */
 	if (ledger_sqlite_prepare(l, err, errlen) == -1) {
 		snprintf(err, errlen, "%s is not a carotate ledger (%s)", l->path,
 		    sqlite3_errmsg(l->db));
 		goto fail;
 	}
-	if (ledger_sqlite_load(l, err, errlen) == -1)
-		goto fail;
 	return l;
 fail:
 	ledger_sqlite_close(l);
@@ -433,12 +424,12 @@ ledger_sqlite_create_file(struct ledger_sqlite *l, char *err, size_t errlen)
 }
 
 static int
-ledger_sqlite_connect(struct ledger_sqlite *l, char *err, size_t errlen)
+ledger_sqlite_connect(struct ledger_sqlite *l, int mode, char *err, size_t errlen)
 {
 	int rc;
 
-	rc = sqlite3_open_v2(l->path, &l->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
+	rc = sqlite3_open_v2(
+	    l->path, &l->db, mode | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW, NULL);
 	if (rc != SQLITE_OK)
 		return ledger_sqlite_fail(l, err, errlen, "cannot open", rc);
 	sqlite3_extended_result_codes(l->db, 1);
