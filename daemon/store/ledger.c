@@ -35,6 +35,9 @@ static void ledger_migrate_detail(
     struct ledger_audit *, const char *, const struct ledger_migration *);
 static int ledger_member_text_ok(const char *, size_t);
 static int ledger_member_ok(const struct ledger_member *);
+static int ledger_leaf_ok(const char *);
+static int ledger_pool_call_ok(const char *);
+static int ledger_pool_state_ok(const struct ledger_pool_state *, uint64_t);
 
 /* Every entry is there: the front calls them without looking. */
 static int
@@ -268,6 +271,119 @@ ledger_count_members(
 	if (cb == NULL || l->be->count_members == NULL)
 		return -1;
 	return l->be->count_members(l->self, now, window, cb, arg);
+}
+
+int
+ledger_member_applied(struct ledger *l, uint64_t generation, int ok, const char *error)
+{
+	char line[LEDGER_MAX_MEMBER_ERROR + 1];
+	size_t i;
+
+	if (generation == 0 || generation > INT64_MAX) {
+		log_warnx("ledger: member_applied: bad arguments");
+		return -1;
+	}
+	if (l->be->member_applied == NULL)
+		return -1; /* not a pool: nobody to tell */
+	/* The reason comes from anywhere (a path, a library's message): one printable line. */
+	snprintf(line, sizeof(line), "%s", error != NULL ? error : "");
+	for (i = 0; line[i] != '\0'; i++)
+		if (line[i] < 0x20 || line[i] > 0x7e)
+			line[i] = '?';
+	return l->be->member_applied(l->self, generation, ok != 0, line);
+}
+
+/* A set's leaf as the pool's state names it: "" (none) or 64 lower-case hex digits. */
+static int
+ledger_leaf_ok(const char *s)
+{
+	size_t i, n = strnlen(s, LEDGER_CA_ID_LEN + 1);
+
+	if (n != 0 && n != LEDGER_CA_ID_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* A call's name: 1 to LEDGER_POOL_MAX_CALL of a-z 0-9 _ -, NUL-terminated in its field. */
+static int
+ledger_pool_call_ok(const char *s)
+{
+	size_t i, n = strnlen(s, LEDGER_POOL_MAX_CALL + 1);
+
+	if (n == 0 || n > LEDGER_POOL_MAX_CALL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		        s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* What a put stores must fit the schema, and expect + 1 a bigint. */
+static int
+ledger_pool_state_ok(const struct ledger_pool_state *st, uint64_t expect)
+{
+	return st != NULL && expect < INT64_MAX && ledger_leaf_ok(st->active) &&
+	       ledger_leaf_ok(st->staged) && ledger_pool_call_ok(st->call);
+}
+
+int
+ledger_pool_state_get(struct ledger *l, struct ledger_pool_state *st)
+{
+	if (st == NULL) {
+		log_warnx("ledger: pool_state_get: bad arguments");
+		return -1;
+	}
+	memset(st, 0, sizeof(*st));
+	if (l->be->pool_state_get == NULL)
+		return -1;
+	return l->be->pool_state_get(l->self, st);
+}
+
+int
+ledger_pool_state_put(struct ledger *l, struct ledger_pool_state *st, uint64_t expect)
+{
+	if (!ledger_pool_state_ok(st, expect)) {
+		log_warnx("ledger: pool_state_put: bad arguments");
+		return -1;
+	}
+	if (l->be->pool_state_put == NULL)
+		return -1;
+	return l->be->pool_state_put(l->self, st, expect);
+}
+
+int
+ledger_pool_lock(struct ledger *l)
+{
+	if (l->be->pool_lock == NULL)
+		return -1;
+	return l->be->pool_lock(l->self);
+}
+
+void
+ledger_pool_unlock(struct ledger *l)
+{
+	if (l->be->pool_unlock != NULL)
+		l->be->pool_unlock(l->self);
+}
+
+int
+ledger_pool_socket(struct ledger *l)
+{
+	if (l->be->pool_socket == NULL)
+		return -1;
+	return l->be->pool_socket(l->self);
+}
+
+int
+ledger_pool_notified(struct ledger *l)
+{
+	if (l->be->pool_notified == NULL)
+		return -1;
+	return l->be->pool_notified(l->self);
 }
 
 void

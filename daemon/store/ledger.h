@@ -141,10 +141,16 @@ struct ledger_member {
 	int64_t last_check_at; /* 0: none since the member started */
 	int last_check_ok;
 	char last_error[LEDGER_MAX_MEMBER_ERROR + 1]; /* printable one-line text */
+	/* list: ledger_member_applied's last report (0 and "" when it never reported). */
+	uint64_t applied_generation;
+	int applied_ok;
+	char apply_error[LEDGER_MAX_MEMBER_ERROR + 1];
+	int64_t applied_at; /* the database's clock */
 };
 /*
  * Writes this member's row (the name given to ledger_open_pg, never m->name)
- * with m's state and a heartbeat of the database's now. Not inside a batch.
+ * with m's state and a heartbeat of the database's now; the applied_* and
+ * apply_error fields are ledger_member_applied's and left as they are. Not inside a batch.
  * 0 / -1 (a database out of reach fails it; a single proxy's ledger is not a
  * pool: -1).
  */
@@ -155,6 +161,71 @@ int ledger_member_beat(struct ledger *, const struct ledger_member *m);
  */
 typedef void (*ledger_member_cb)(const struct ledger_member *, void *arg);
 int ledger_member_list(struct ledger *, ledger_member_cb, void *arg);
+/*
+ * This member's result of applying pool generation `generation` (1 or more): written in
+ * its row with applied_at the database's now, nothing else of the row changed. error
+ * (NULL: none) is stored as one printable line: bytes outside printable ASCII become
+ * '?', and it is cut to LEDGER_MAX_MEMBER_ERROR bytes. A member that never beat gets a
+ * row with a heartbeat at the epoch (as stale as can be) until its first beat. 0 / -1
+ * (not a pool, out of reach, inside a batch).
+ */
+int ledger_member_applied(struct ledger *, uint64_t generation, int ok, const char *error);
+
+/*
+ * The pool's shared state: the generation of its last mutation and the sets it left,
+ * which every member applies. One row in the pool's database; a single proxy's ledger
+ * has none (every call below fails, -1; ledger_pool_socket -1).
+ */
+#define LEDGER_POOL_MAX_CALL 15
+struct ledger_pool_state {
+	uint64_t generation; /* 0: nothing was ever published */
+	char
+	    active[LEDGER_CA_ID_LEN + 1]; /* SHA-256 hex of the active set's server leaf; "" none */
+	char staged[LEDGER_CA_ID_LEN + 1];   /* the staged set's leaf; "" none */
+	char call[LEDGER_POOL_MAX_CALL + 1]; /* the call that wrote it ("rotate", ...) */
+	char member[LEDGER_MAX_MEMBER + 1];  /* the member that wrote it */
+	int64_t written_at;                  /* the database's clock, seconds; 0 never written */
+};
+/* 0 with *st (generation 0 and "" when never written), -1 error. Not inside a batch. */
+int ledger_pool_state_get(struct ledger *, struct ledger_pool_state *st);
+/*
+ * One transaction: when the pool's generation is still `expect`, writes st's active,
+ * staged (each "" or 64 lower-case hex digits) and call (1 to LEDGER_POOL_MAX_CALL of
+ * a-z 0-9 _ -) with generation expect + 1 and this member's name, and NOTIFY
+ * carotate_pool (payload: the new generation, decimal) in the same transaction, so a
+ * listener hears of it once it is committed, never before. 1 written (st->generation,
+ * member and written_at set), 0 the generation moved on (nothing written, st as it
+ * was), -1 error or bad arguments. Not inside a batch.
+ */
+int ledger_pool_state_put(struct ledger *, struct ledger_pool_state *st, uint64_t expect);
+/*
+ * The pool-wide mutation lock: a session-level advisory lock on a key of its own
+ * (not the migration, audit or target locks), taken without waiting. 1 taken (or
+ * held already by this member: taking it again does not nest), 0 another member
+ * holds it, -1 error. The lock lives with the connection: a member whose connection
+ * is lost (a server restart, a network cut) has lost the lock with it, and another
+ * member may take it at once; the next ledger_pool_lock tells (it takes it anew or
+ * answers 0). Not inside a batch. ledger_pool_unlock releases it; quiet when not held
+ * or when the connection is gone (the lock went with it).
+ */
+int ledger_pool_lock(struct ledger *);
+void ledger_pool_unlock(struct ledger *);
+/*
+ * Hearing of another member's ledger_pool_state_put: LISTEN carotate_pool is issued
+ * on every connection and every reconnection. ledger_pool_socket: the connection's
+ * socket, to watch for readability (-1 while cut off, or not a pool); it changes
+ * after a reconnection, so ask again after every call that may have reconnected.
+ * ledger_pool_notified reads what the socket holds and drains the notifications:
+ * 1 one or more came, or the connection was made again since the last call (what
+ * was published meanwhile went unheard: read the state), 0 none, -1 the connection
+ * is lost (ledger_health says why; the next call connects again, after the back-off).
+ * A notification that arrived while another ledger call ran is queued by that call
+ * and never makes the socket readable: call ledger_pool_notified after other calls
+ * too (a timer), not only when the socket is readable. Not inside a batch.
+ */
+int ledger_pool_socket(struct ledger *);
+int ledger_pool_notified(struct ledger *);
+
 /*
  * Counts per member, the agents split by the member each last checked in through
  * (set by a link, check-in or renewal; "" for agents no member recorded), as

@@ -91,6 +91,17 @@ struct ledger_backend {
 	int (*member_list)(void *self, ledger_member_cb, void *arg);
 	int (*count_members)(
 	    void *self, time_t now, uint64_t window, ledger_member_counts_cb, void *arg);
+	int (*member_applied)(void *self, uint64_t generation, int ok, const char *error);
+	/*
+	 * Optional, the pool's shared state and its lock and notifications: an engine
+	 * without them is not a pool (the front answers -1, and -1 for the socket).
+	 */
+	int (*pool_state_get)(void *self, struct ledger_pool_state *);
+	int (*pool_state_put)(void *self, struct ledger_pool_state *, uint64_t expect);
+	int (*pool_lock)(void *self);
+	void (*pool_unlock)(void *self);
+	int (*pool_socket)(void *self);
+	int (*pool_notified)(void *self);
 };
 
 /* What import_agent and import_join did with a row. */

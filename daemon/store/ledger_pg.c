@@ -4,7 +4,8 @@
  * migrations), owns the batches and the target, and fills the backend table;
  * ledger_pg_conn.c the connection and the statements (ledger_pg_sql.c),
  * ledger_pg_agents.c the agents and the counts, ledger_pg_audit.c the audit
- * chain, ledger_pg_cache.c what a member answers from while cut off.
+ * chain, ledger_pg_pool.c the pool's shared state, ledger_pg_cache.c what a
+ * member answers from while cut off.
  *
  * Rules:
  * - Several members write the same tables, so nothing is counted from
@@ -494,4 +495,11 @@ const struct ledger_backend ledger_pg_backend = {
 	.member_beat = ledger_pg_member_beat,
 	.member_list = ledger_pg_member_list,
 	.count_members = ledger_pg_count_members,
+	.member_applied = ledger_pg_member_applied,
+	.pool_state_get = ledger_pg_pool_state_get,
+	.pool_state_put = ledger_pg_pool_state_put,
+	.pool_lock = ledger_pg_pool_lock,
+	.pool_unlock = ledger_pg_pool_unlock,
+	.pool_socket = ledger_pg_pool_socket,
+	.pool_notified = ledger_pg_pool_notified,
 };

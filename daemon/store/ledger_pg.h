@@ -3,7 +3,8 @@
  * batches, target), ledger_pg_conn.c (the connection and its statements),
  * ledger_pg_sql.c (every SQL text), ledger_pg_agents.c (agents, join tokens, counts),
  * ledger_pg_audit.c (the audit chain), ledger_pg_member.c (each member's
- * state and heartbeat) and ledger_pg_cache.c (the token cache
+ * state and heartbeat), ledger_pg_pool.c (the pool's shared state, its lock and
+ * notifications) and ledger_pg_cache.c (the token cache
  * a member answers check-ins from while it is cut off). Nothing outside those
  * files includes it.
  */
@@ -26,6 +27,10 @@
 #define LEDGER_PG_LOCK_MIGRATE 1
 #define LEDGER_PG_LOCK_AUDIT   2
 #define LEDGER_PG_LOCK_TARGET  3
+#define LEDGER_PG_LOCK_POOL    4 /* session-level: the pool-wide mutation lock */
+
+/* The channel ledger_pool_state_put notifies and every connection listens on. */
+#define LEDGER_PG_POOL_CHANNEL "carotate_pool"
 
 enum ledger_pg_st {
 	LPG_BEGIN,
@@ -70,6 +75,13 @@ enum ledger_pg_st {
 	LPG_COUNT_MEMBERS,
 	LPG_MEMBER_BEAT,
 	LPG_MEMBER_LIST,
+	LPG_MEMBER_APPLIED,
+	LPG_POOL_GET,
+	LPG_POOL_SEED,
+	LPG_POOL_PUT,
+	LPG_POOL_NOTIFY,
+	LPG_POOL_LOCK,
+	LPG_POOL_UNLOCK,
 	LPG_COUNT_ST
 };
 
@@ -113,7 +125,8 @@ struct ledger_pg {
 	int64_t staging; /* stagings.id open now, 0 none */
 	char staged_ca[LEDGER_CA_ID_LEN + 1];
 	char cur_name[LEDGER_BUNDLE_ID_LEN + 1];
-	int target_stale;                     /* set_target failed: apply it at reconnection */
+	int target_stale; /* set_target failed: apply it at reconnection */
+	int pool_missed;  /* connected again: notifications may have gone unheard meanwhile */
 	void (*retarget)(struct ledger_pg *); /* ledger_pg.c's, called by the connection */
 
 	int in_batch, batch_failed, offline;
@@ -142,6 +155,7 @@ int ledger_pg_session(struct ledger_pg *, char *, size_t);
 int ledger_pg_setup(struct ledger_pg *, char *, size_t);
 void ledger_pg_scrub(PGconn *, const char *, char *, size_t);
 int ledger_pg_ready(struct ledger_pg *);
+void ledger_pg_lost(struct ledger_pg *);
 PGresult *ledger_pg_exec(struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
 int ledger_pg_run(struct ledger_pg *, enum ledger_pg_st, const struct ledger_pg_args *);
 int ledger_pg_lock(struct ledger_pg *, int);
@@ -201,6 +215,15 @@ int ledger_pg_blob_put_new(void *, const char *, const uint8_t *, size_t);
 int ledger_pg_member_beat(void *, const struct ledger_member *);
 int ledger_pg_member_list(void *, ledger_member_cb, void *);
 int ledger_pg_count_members(void *, time_t, uint64_t, ledger_member_counts_cb, void *);
+int ledger_pg_member_applied(void *, uint64_t, int, const char *);
+
+/* The pool's shared state, lock and notifications (ledger_pg_pool.c; ledger.h, ledger_pool_*). */
+int ledger_pg_pool_state_get(void *, struct ledger_pool_state *);
+int ledger_pg_pool_state_put(void *, struct ledger_pool_state *, uint64_t);
+int ledger_pg_pool_lock(void *);
+void ledger_pg_pool_unlock(void *);
+int ledger_pg_pool_socket(void *);
+int ledger_pg_pool_notified(void *);
 
 /* A record appended inside the caller's transaction (ledger_pg_audit.c). */
 int ledger_pg_audit_chain(struct ledger_pg *, struct ledger_audit *);

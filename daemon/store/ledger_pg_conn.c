@@ -234,11 +234,15 @@ ledger_pg_prepare(struct ledger_pg *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* What every new connection needs before its first call. */
+/*
+ * What every new connection needs before its first call, LISTEN included: a
+ * connection made again listens again (the old one's subscription died with it).
+ */
 int
 ledger_pg_setup(struct ledger_pg *p, char *err, size_t errlen)
 {
-	if (ledger_pg_session(p, err, errlen) == -1 || ledger_pg_prepare(p, err, errlen) == -1)
+	if (ledger_pg_session(p, err, errlen) == -1 || ledger_pg_prepare(p, err, errlen) == -1 ||
+	    ledger_pg_simple(p, "LISTEN " LEDGER_PG_POOL_CHANNEL, err, errlen) == -1)
 		return -1;
 	p->up = 1;
 	return 0;
@@ -276,6 +280,7 @@ ledger_pg_reconnect(struct ledger_pg *p)
 		return -1;
 	}
 	log_info("ledger (postgresql): connected again");
+	p->pool_missed = 1; /* whatever was notified meanwhile went to the old connection */
 	p->said_down = 0;
 	p->backoff = 0;
 	p->retry_at = 0;
@@ -303,6 +308,20 @@ ledger_pg_ready(struct ledger_pg *p)
 	return ledger_pg_reconnect(p);
 }
 
+/* The connection turned out lost outside a statement (reading notifications): said once. */
+void
+ledger_pg_lost(struct ledger_pg *p)
+{
+	char msg[LEDGER_PG_ERRMAX];
+
+	p->up = 0;
+	if (p->said_down)
+		return;
+	ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
+	ledger_pg_outage(p, msg);
+	log_warnx("ledger (postgresql): lost the connection: %s", msg);
+}
+
 /* Logs a failed statement: the server's message, or the lost connection (once). */
 static void
 ledger_pg_fail(struct ledger_pg *p, enum ledger_pg_st which, PGresult *res)
@@ -311,12 +330,7 @@ ledger_pg_fail(struct ledger_pg *p, enum ledger_pg_st which, PGresult *res)
 	char msg[LEDGER_PG_ERRMAX];
 
 	if (PQstatus(p->conn) != CONNECTION_OK) {
-		p->up = 0;
-		if (p->said_down)
-			return;
-		ledger_pg_scrub(p->conn, PQerrorMessage(p->conn), msg, sizeof(msg));
-		ledger_pg_outage(p, msg);
-		log_warnx("ledger (postgresql): lost the connection: %s", msg);
+		ledger_pg_lost(p);
 		return;
 	}
 	ledger_pg_scrub(

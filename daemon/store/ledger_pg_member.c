@@ -2,7 +2,8 @@
  * Each pool member's state on PostgreSQL (ledger.h): what it serves, how its
  * last reload and TLS check went, and a heartbeat stamped with the database's
  * clock, so that members whose clocks disagree still agree on who is stale.
- * A member writes its own row only, under the name it opened the ledger with.
+ * A member writes its own row only, under the name it opened the ledger with:
+ * its beats, and apart from them what it made of the pool's last generation.
  */
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,22 @@ ledger_pg_member_beat(void *self, const struct ledger_member *m)
 	return ledger_pg_run(p, LPG_MEMBER_BEAT, &a);
 }
 
+/* This member's row only: the front made error one printable line within the schema's limit. */
+int
+ledger_pg_member_applied(void *self, uint64_t generation, int ok, const char *error)
+{
+	struct ledger_pg *p = self;
+	struct ledger_pg_args a = { 0 };
+
+	if (ledger_pg_member_ready(p, "member_applied") == -1)
+		return -1;
+	ledger_pg_arg_text(&a, p->member);
+	ledger_pg_arg_int(&a, (int64_t)generation);
+	ledger_pg_arg_text(&a, ok ? "true" : "false");
+	ledger_pg_arg_text(&a, error);
+	return ledger_pg_run(p, LPG_MEMBER_APPLIED, &a);
+}
+
 /* LPG_MEMBER_LIST's row i into m (LEDGER_PG_MEMBER_COLUMNS' order). */
 static void
 ledger_pg_member_row(const PGresult *q, int i, struct ledger_member *m)
@@ -64,6 +81,10 @@ ledger_pg_member_row(const PGresult *q, int i, struct ledger_member *m)
 	m->last_check_at = ledger_pg_int(q, i, 9);
 	m->last_check_ok = ledger_pg_int(q, i, 10) != 0;
 	snprintf(m->last_error, sizeof(m->last_error), "%s", PQgetvalue(q, i, 11));
+	m->applied_generation = (uint64_t)ledger_pg_int(q, i, 12);
+	m->applied_ok = ledger_pg_int(q, i, 13) != 0;
+	snprintf(m->apply_error, sizeof(m->apply_error), "%s", PQgetvalue(q, i, 14));
+	m->applied_at = ledger_pg_int(q, i, 15);
 }
 
 int

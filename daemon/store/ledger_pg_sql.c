@@ -45,7 +45,8 @@
 	"name, started_at, extract(epoch FROM heartbeat_at)::bigint, "                             \
 	"greatest(0, floor(extract(epoch FROM now() - heartbeat_at)))::bigint, active_ca, "        \
 	"active_server, staged_ca, last_reload_at, last_reload_ok, last_check_at, last_check_ok, " \
-	"last_error"
+	"last_error, applied_generation, applied_ok, apply_error, "                                \
+	"coalesce(extract(epoch FROM applied_at)::bigint, 0)"
 
 /* The triggers that keep the audit log append-only (re-created at open when missing). */
 #define LEDGER_PG_AUDIT_TRIGGERS                                                                   \
@@ -170,6 +171,43 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	    "last_reload_ok = excluded.last_reload_ok, last_check_at = excluded.last_check_at, "
 	    "last_check_ok = excluded.last_check_ok, last_error = excluded.last_error",
 	[LPG_MEMBER_LIST] = "SELECT " LEDGER_PG_MEMBER_COLUMNS " FROM members ORDER BY name",
+	/*
+	 * This member's apply result only, the beat's columns left alone; a member that
+	 * never beat gets a row whose heartbeat is the epoch (stale) until it does.
+	 */
+	[LPG_MEMBER_APPLIED] =
+	    "INSERT INTO members (name, started_at, heartbeat_at, active_ca, active_server, "
+	    "staged_ca, last_reload_at, last_reload_ok, last_check_at, last_check_ok, last_error, "
+	    "applied_generation, applied_ok, apply_error, applied_at) "
+	    "VALUES ($1, 0, to_timestamp(0), '', '', '', 0, false, 0, false, '', $2, $3, $4, "
+	    "now()) "
+	    "ON CONFLICT (name) DO UPDATE SET applied_generation = excluded.applied_generation, "
+	    "applied_ok = excluded.applied_ok, apply_error = excluded.apply_error, "
+	    "applied_at = excluded.applied_at",
+	[LPG_POOL_GET] = "SELECT generation, active, staged, call, member, "
+	                 "coalesce(extract(epoch FROM written_at)::bigint, 0) FROM pool_state "
+	                 "WHERE id = 1",
+	/* The migration writes the row; a row removed by hand is put back at generation 0. */
+	[LPG_POOL_SEED] = "INSERT INTO pool_state (id, generation, active, staged, call, member) "
+	                  "VALUES (1, 0, '', '', '', '') ON CONFLICT (id) DO NOTHING",
+	/* Compare and set: only over the generation the writer read. */
+	[LPG_POOL_PUT] = "UPDATE pool_state SET generation = generation + 1, active = $2, "
+	                 "staged = $3, call = $4, member = $5, written_at = now() "
+	                 "WHERE id = 1 AND generation = $1 "
+	                 "RETURNING generation, extract(epoch FROM written_at)::bigint",
+	/* Delivered at COMMIT, to every listener but none before. */
+	[LPG_POOL_NOTIFY] = "SELECT pg_notify('" LEDGER_PG_POOL_CHANNEL "', $1)",
+	/* Taken once per session: held already, it is not taken again (no nesting to undo). */
+	[LPG_POOL_LOCK] = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE "
+	                  "locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND "
+	                  "classid = $1::integer::oid AND objid = $2::integer::oid AND "
+	                  "objsubid = 2) THEN true ELSE pg_try_advisory_lock($1::integer, "
+	                  "$2::integer) END",
+	/* Released only when held: no server warning for a lock this session lacks. */
+	[LPG_POOL_UNLOCK] = "SELECT pg_advisory_unlock($1::integer, $2::integer) FROM pg_locks "
+	                    "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
+	                    "AND classid = $1::integer::oid AND objid = $2::integer::oid AND "
+	                    "objsubid = 2",
 };
 
 /* Schema migrations: [i] takes version i to i + 1. Append only, never edit. */
@@ -255,5 +293,24 @@ const char *const ledger_pg_migrations[] = {
 	" last_check_ok boolean NOT NULL,"
 	" last_error text NOT NULL CHECK (length(last_error) <= 255));"
 	"ALTER TABLE agents ADD COLUMN member text CHECK (length(member) BETWEEN 1 AND 63);",
+	/*
+	 * 2 -> 3: the pool's shared state (the generation of its last mutation and the
+	 * sets it left, one row), and what each member made of the last one it applied.
+	 */
+	"CREATE TABLE pool_state ("
+	" id smallint PRIMARY KEY CHECK (id = 1),"
+	" generation bigint NOT NULL CHECK (generation >= 0),"
+	" active text NOT NULL CHECK (length(active) IN (0, 64)),"
+	" staged text NOT NULL CHECK (length(staged) IN (0, 64)),"
+	" call text NOT NULL CHECK (length(call) <= 15),"
+	" member text NOT NULL CHECK (length(member) <= 63),"
+	" written_at timestamptz);"
+	"INSERT INTO pool_state (id, generation, active, staged, call, member) "
+	"VALUES (1, 0, '', '', '', '');"
+	"ALTER TABLE members ADD COLUMN applied_generation bigint NOT NULL DEFAULT 0 "
+	"CHECK (applied_generation >= 0),"
+	" ADD COLUMN applied_ok boolean NOT NULL DEFAULT false,"
+	" ADD COLUMN apply_error text NOT NULL DEFAULT '' CHECK (length(apply_error) <= 255),"
+	" ADD COLUMN applied_at timestamptz;",
 };
 const int ledger_pg_version = (int)(sizeof(ledger_pg_migrations) / sizeof(ledger_pg_migrations[0]));

@@ -1098,7 +1098,7 @@ member_counts_cb(const char *member, const struct ledger_counts *c, void *arg)
 	fail_msg("a single proxy has no per-member counts (%s)", member);
 }
 
-/* A single proxy's ledger is not a pool: member calls answer -1 and call nothing back. */
+/* A single proxy's ledger is not a pool: member and pool calls answer -1, call nothing back. */
 static void
 test_not_a_pool(void **state)
 {
@@ -1108,6 +1108,18 @@ test_not_a_pool(void **state)
 	assert_int_equal(ledger_member_beat(l, &m), -1);
 	assert_int_equal(ledger_member_list(l, member_cb, NULL), -1);
 	assert_int_equal(ledger_count_members(l, T0, 7 * 86400, member_counts_cb, NULL), -1);
+	assert_int_equal(ledger_member_applied(l, 1, 1, NULL), -1);
+	/* Nor has it a pool's shared state, lock or notifications. */
+	{
+		struct ledger_pool_state st = { .call = "rotate" };
+
+		assert_int_equal(ledger_pool_state_get(l, &st), -1);
+		assert_int_equal(ledger_pool_state_put(l, &st, 0), -1);
+		assert_int_equal(ledger_pool_lock(l), -1);
+		ledger_pool_unlock(l);
+		assert_int_equal(ledger_pool_socket(l), -1);
+		assert_int_equal(ledger_pool_notified(l), -1);
+	}
 	ledger_close(l);
 }
 

@@ -8,7 +8,10 @@
  */
 #include <sys/wait.h>
 
+#include <poll.h>
+
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,7 +122,7 @@ test_schema_and_reopen(void **state)
 	struct ledger *l = lopen();
 	char problem[256];
 
-	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 2);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 3);
 	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
 	ledger_close(l);
 	l = lopen();
@@ -159,7 +162,7 @@ test_migrate_race(void **state)
 		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 2);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 3);
 	/* And one staging for the three of them. */
 	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings"), 1);
 }
@@ -619,6 +622,305 @@ test_blobs(void **state)
 	ledger_close(b);
 }
 
+/* ---- the pool's shared state ---- */
+
+/* A state to put: leaves active and staged (either may be ""), written by call. */
+static void
+pool_state(struct ledger_pool_state *st, const char *active, const char *staged, const char *call)
+{
+	memset(st, 0, sizeof(*st));
+	snprintf(st->active, sizeof(st->active), "%s", active);
+	snprintf(st->staged, sizeof(st->staged), "%s", staged);
+	snprintf(st->call, sizeof(st->call), "%s", call);
+}
+
+/*
+ * ledger_pool_notified on l, waiting up to ms for its socket when nothing came yet:
+ * what it returned last.
+ */
+static int
+pool_wait(struct ledger *l, int ms)
+{
+	struct pollfd pfd;
+	int r;
+
+	if ((r = ledger_pool_notified(l)) != 0)
+		return r;
+	pfd.fd = ledger_pool_socket(l);
+	pfd.events = POLLIN;
+	assert_true(pfd.fd >= 0);
+	if (poll(&pfd, 1, ms) == 1)
+		return ledger_pool_notified(l);
+	return 0;
+}
+
+/*
+ * Compare and set on the generation: a put over the generation read wins once; one over
+ * a generation that moved on writes nothing. Both members read the same row.
+ */
+static void
+test_pool_state(void **state)
+{
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
+	struct ledger_pool_state st, got;
+
+	assert_int_equal(ledger_pool_state_get(a, &got), 0);
+	assert_int_equal(got.generation, 0);
+	assert_string_equal(got.active, "");
+	assert_string_equal(got.staged, "");
+	assert_string_equal(got.member, "");
+	assert_int_equal(got.written_at, 0);
+
+	pool_state(&st, B1, S1, "rotate");
+	assert_int_equal(ledger_pool_state_put(a, &st, 0), 1);
+	assert_int_equal(st.generation, 1);
+	assert_string_equal(st.member, "a");
+	assert_true(st.written_at > T0);
+	assert_int_equal(ledger_pool_state_get(b, &got), 0);
+	assert_int_equal(got.generation, 1);
+	assert_string_equal(got.active, B1);
+	assert_string_equal(got.staged, S1);
+	assert_string_equal(got.call, "rotate");
+	assert_string_equal(got.member, "a");
+	assert_int_equal(got.written_at, st.written_at);
+
+	/* b read generation 0 before a wrote: its put is stale, and changes nothing. */
+	pool_state(&st, B2, "", "discard");
+	assert_int_equal(ledger_pool_state_put(b, &st, 0), 0);
+	assert_int_equal(st.generation, 0);
+	assert_string_equal(st.member, "");
+	assert_int_equal(ledger_pool_state_get(b, &got), 0);
+	assert_int_equal(got.generation, 1);
+	assert_string_equal(got.active, B1);
+	assert_string_equal(got.member, "a");
+	/* Over generation 1 it wins. */
+	assert_int_equal(ledger_pool_state_put(b, &st, 1), 1);
+	assert_int_equal(st.generation, 2);
+	assert_int_equal(ledger_pool_state_get(a, &got), 0);
+	assert_int_equal(got.generation, 2);
+	assert_string_equal(got.active, B2);
+	assert_string_equal(got.staged, "");
+	assert_string_equal(got.call, "discard");
+	assert_string_equal(got.member, "b");
+
+	/* What the schema must not hold is refused, and nothing is written. */
+	pool_state(&st, "B1", "", "rotate");
+	assert_int_equal(ledger_pool_state_put(a, &st, 2), -1);
+	pool_state(
+	    &st, "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "rotate");
+	assert_int_equal(ledger_pool_state_put(a, &st, 2), -1);
+	pool_state(&st, B1, "", "");
+	assert_int_equal(ledger_pool_state_put(a, &st, 2), -1);
+	pool_state(&st, B1, "", "two words");
+	assert_int_equal(ledger_pool_state_put(a, &st, 2), -1);
+	pool_state(&st, B1, "", "rotate");
+	assert_int_equal(ledger_pool_state_put(a, &st, INT64_MAX), -1);
+	assert_int_equal(ledger_pool_state_put(a, NULL, 2), -1);
+	assert_int_equal(ledger_pool_state_get(a, NULL), -1);
+	/* Inside a batch: refused (the batch's transaction is not the put's). */
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_pool_state_put(a, &st, 2), -1);
+	assert_int_equal(ledger_pool_state_get(a, &got), -1);
+	ledger_rollback(a);
+	assert_int_equal(fixture_pg_int("SELECT generation FROM pool_state"), 2);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+/*
+ * One member holds the pool's lock at a time; taking it twice does not nest; it goes
+ * with its holder's connection.
+ */
+static void
+test_pool_lock(void **state)
+{
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
+
+	assert_int_equal(ledger_pool_lock(a), 1);
+	assert_int_equal(ledger_pool_lock(a), 1);
+	assert_int_equal(ledger_pool_lock(b), 0);
+	ledger_pool_unlock(a);
+	assert_int_equal(ledger_pool_lock(b), 1);
+	assert_int_equal(ledger_pool_lock(a), 0);
+	ledger_pool_unlock(b);
+	ledger_pool_unlock(b); /* not held: quiet */
+	assert_int_equal(ledger_pool_lock(a), 1);
+	/* Not the transaction-scoped locks' key: a target set meanwhile does not wait on it. */
+	assert_int_equal(ledger_set_target(b, S1, B1), 0);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_pool_lock(a), -1);
+	ledger_rollback(a);
+	/* a's connection ends (its member stopped): the lock went with it. */
+	ledger_close(a);
+	assert_int_equal(ledger_pool_lock(b), 1);
+	/* A connection ended by the server: the same. */
+	a = fixture_pg_open("a");
+	ledger_pool_unlock(b);
+	assert_int_equal(ledger_pool_lock(a), 1);
+	fixture_pg_exec("SELECT pg_terminate_backend(pid, 5000) FROM pg_locks "
+	                "WHERE locktype = 'advisory' AND objid = 4");
+	assert_int_equal(ledger_pool_lock(b), 1);
+	assert_int_equal(ledger_pool_lock(a), 0); /* on a new connection: b holds it */
+	ledger_close(a);
+	ledger_close(b);
+}
+
+/*
+ * A put is heard by every listening member once committed: a's socket turns readable,
+ * ledger_pool_notified says 1, then 0. A stale put notifies nobody; a notification read
+ * by another call is still reported.
+ */
+static void
+test_pool_notify(void **state)
+{
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
+	struct ledger_pool_state st, got;
+
+	assert_true(ledger_pool_socket(a) >= 0);
+	assert_int_equal(ledger_pool_notified(a), 0);
+	pool_state(&st, B1, "", "rotate");
+	assert_int_equal(ledger_pool_state_put(b, &st, 0), 1);
+	assert_int_equal(pool_wait(a, 5000), 1);
+	assert_int_equal(ledger_pool_notified(a), 0);
+	/* The writer listens too: it hears its own put. */
+	assert_int_equal(pool_wait(b, 5000), 1);
+
+	assert_int_equal(ledger_pool_state_put(b, &st, 0), 0);
+	assert_int_equal(pool_wait(a, 300), 0);
+
+	/* Read while another call's statement ran: queued, not lost. */
+	assert_int_equal(ledger_pool_state_put(b, &st, 1), 1);
+	usleep(200 * 1000);
+	assert_int_equal(ledger_pool_state_get(a, &got), 0);
+	assert_int_equal(got.generation, 2);
+	assert_int_equal(pool_wait(a, 5000), 1);
+	assert_int_equal(ledger_pool_notified(a), 0);
+
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_pool_notified(a), -1);
+	ledger_rollback(a);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+struct applied_seen {
+	int n;
+	struct ledger_member m[2];
+};
+
+static void
+applied_cb(const struct ledger_member *m, void *arg)
+{
+	struct applied_seen *s = arg;
+
+	if (s->n < 2)
+		s->m[s->n] = *m;
+	s->n++;
+}
+
+/*
+ * A member's apply result in its row: read back through the list, kept by later beats,
+ * its text made one printable line; a member that never beat has a stale heartbeat.
+ */
+static void
+test_member_applied(void **state)
+{
+	struct ledger *a = fixture_pg_open("a"), *b = fixture_pg_open("b");
+	struct applied_seen s = { 0 };
+	struct ledger_member m;
+	char long_error[400];
+
+	member_state(&m, "a", B1, T0);
+	assert_int_equal(ledger_member_beat(a, &m), 0);
+	assert_int_equal(ledger_member_list(a, applied_cb, &s), 0);
+	assert_int_equal(s.m[0].applied_generation, 0);
+	assert_int_equal(s.m[0].applied_ok, 0);
+	assert_string_equal(s.m[0].apply_error, "");
+	assert_int_equal(s.m[0].applied_at, 0);
+
+	assert_int_equal(ledger_member_applied(a, 3, 0, "cannot write\nnew/\xff"), 0);
+	assert_int_equal(ledger_member_beat(a, &m), 0); /* a later beat keeps it */
+	s.n = 0;
+	assert_int_equal(ledger_member_list(b, applied_cb, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.m[0].applied_generation, 3);
+	assert_int_equal(s.m[0].applied_ok, 0);
+	assert_string_equal(s.m[0].apply_error, "cannot write?new/?");
+	assert_true(s.m[0].applied_at > T0);
+	assert_string_equal(s.m[0].active_ca, B1);
+	assert_string_equal(s.m[0].last_error, "TLS check: it serves another certificate");
+
+	/* b never beat: its row says so by a heartbeat at the epoch. */
+	memset(long_error, 'x', sizeof(long_error) - 1);
+	long_error[sizeof(long_error) - 1] = '\0';
+	assert_int_equal(ledger_member_applied(b, 4, 1, long_error), 0);
+	assert_int_equal(ledger_member_applied(a, 4, 1, NULL), 0);
+	s.n = 0;
+	assert_int_equal(ledger_member_list(a, applied_cb, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.m[0].applied_generation, 4);
+	assert_int_equal(s.m[0].applied_ok, 1);
+	assert_string_equal(s.m[0].apply_error, "");
+	assert_string_equal(s.m[1].name, "b");
+	assert_int_equal(s.m[1].applied_generation, 4);
+	assert_int_equal(strlen(s.m[1].apply_error), LEDGER_MAX_MEMBER_ERROR);
+	assert_int_equal(s.m[1].heartbeat_at, 0);
+	assert_true(s.m[1].heartbeat_age > T0);
+
+	assert_int_equal(ledger_member_applied(a, 0, 1, NULL), -1);
+	assert_int_equal(ledger_member_applied(a, (uint64_t)INT64_MAX + 1, 1, NULL), -1);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_member_applied(a, 5, 1, NULL), -1);
+	ledger_rollback(a);
+	assert_int_equal(fixture_pg_int("SELECT max(applied_generation) FROM members"), 4);
+	ledger_close(a);
+	ledger_close(b);
+}
+
+/*
+ * The server restarts: the lock went with the connections; the members connect again,
+ * listen again (the first notified after it says 1: what came meanwhile went unheard),
+ * and hear the next put.
+ */
+static void
+test_pool_restart(void **state)
+{
+	struct ledger *a, *b;
+	struct ledger_pool_state st;
+	int i, r = -1, lost = 0;
+
+	if (getenv("CAROTATE_TEST_PG_STOP") == NULL || getenv("CAROTATE_TEST_PG_START") == NULL)
+		skip();
+	a = fixture_pg_open("a");
+	b = fixture_pg_open("b");
+	assert_int_equal(ledger_pool_lock(a), 1);
+	assert_true(ledger_pool_socket(a) >= 0);
+	server("CAROTATE_TEST_PG_STOP");
+	server("CAROTATE_TEST_PG_START");
+	PQreset(fixture_pg_adm);
+	/* The server's goodbye may come before the end of the stream: then a second read. */
+	for (i = 0; i < 20 && (r = ledger_pool_notified(a)) != 1; i++) {
+		if (r == -1) {
+			lost = 1;
+			assert_int_equal(ledger_pool_socket(a), -1);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(r, 1);
+	assert_true(lost);
+	assert_int_equal(ledger_pool_notified(a), 0);
+	assert_true(ledger_pool_socket(a) >= 0);
+
+	/* Listening again: b's put (on its own new connection) is heard. */
+	pool_state(&st, B1, "", "rotate");
+	assert_int_equal(ledger_pool_state_put(b, &st, 0), 1);
+	assert_int_equal(pool_wait(a, 5000), 1);
+	assert_int_equal(ledger_pool_lock(b), 1); /* a's went with its old connection */
+	assert_int_equal(ledger_pool_lock(a), 0);
+	ledger_close(a);
+	ledger_close(b);
+}
+
 /* Reads the file the log went to (stderr, redirected by the test). */
 static int
 file_has(const char *path, const char *needle)
@@ -784,6 +1086,11 @@ main(void)
 		cmocka_unit_test_setup(test_audit_chain, setup),
 		cmocka_unit_test_setup(test_audit_concurrent, setup),
 		cmocka_unit_test_setup(test_blobs, setup),
+		cmocka_unit_test_setup(test_pool_state, setup),
+		cmocka_unit_test_setup(test_pool_lock, setup),
+		cmocka_unit_test_setup(test_pool_notify, setup),
+		cmocka_unit_test_setup(test_member_applied, setup),
+		cmocka_unit_test_setup(test_pool_restart, setup),
 		cmocka_unit_test_setup(test_connection_loss, setup),
 		cmocka_unit_test_setup(test_server_restart, setup),
 	};
