@@ -236,6 +236,10 @@ test_ledger_objs   := $(LEDGER_OBJS) $(O)/tests/ledger_contract.o
 # The PostgreSQL engine against a real server (tests/unit/pg_run.sh starts it).
 test_ledger_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o $(O)/tests/fixture_pg.o
 test_ledger_migrate_pg_objs := $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/ledger_contract.o $(O)/tests/fixture_pg.o
+# A pool's sealed sets: the SSL directory's reader, the seal, the CA keys and the PostgreSQL ledger.
+test_poolsets_pg_objs := $(O)/daemon/store/poolsets.o $(O)/daemon/store/cakeys.o \
+		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(O)/gen/internal.pb-c.o \
+		      $(PKI_OBJS) $(LEDGER_OBJS) $(LEDGER_PG_OBJS) $(O)/tests/fixture_pg.o
 test_swap_objs     := $(O)/daemon/store/swap.o $(O)/daemon/store/journal.o $(O)/daemon/store/statenote.o $(O)/daemon/store/backup.o \
 		      $(O)/daemon/store/ssldir.o $(O)/daemon/store/fsx.o $(PKI_OBJS)
 test_bundle_objs   := $(O)/daemon/store/bundle.o $(O)/daemon/store/retained.o $(O)/daemon/store/certset.o \
@@ -270,6 +274,7 @@ test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_poolfiles_objs += $(FIXTURE_FS)
+test_poolsets_pg_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
