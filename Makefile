@@ -269,7 +269,7 @@ FIXTURE_FS  := $(O)/tests/fixture_fs.o
 FIXTURE_PKI := $(O)/tests/fixture_pki.o
 test_ssldir_objs  += $(FIXTURE_FS)
 test_watch_objs   += $(FIXTURE_FS)
-test_swap_objs    += $(FIXTURE_FS)
+test_swap_objs    += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_active_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_bundle_objs  += $(FIXTURE_FS) $(FIXTURE_PKI)
 test_backup_objs += $(FIXTURE_FS) $(FIXTURE_PKI)
@@ -279,7 +279,7 @@ test_audit_objs   := $(FIXTURE_PKI) $(test_audit_objs)
 test_mutate_objs  := $(FIXTURE_PKI) $(test_mutate_objs)
 test_dispatch_objs := $(FIXTURE_PKI) $(test_dispatch_objs)
 test_count_objs    := $(FIXTURE_PKI) $(test_count_objs)
-$(O)/tests/test_swap-faults: $(FIXTURE_FS)
+$(O)/tests/test_swap-faults: $(FIXTURE_FS) $(FIXTURE_PKI)
 
 .SECONDEXPANSION:
 $(O)/tests/test_%: $(O)/tests/test_%.o $$(test_$$*_objs) $(COMMON_OBJS)

@@ -83,13 +83,13 @@ ctl_backups_print(const struct ctl_cmd *cmd, const struct ctl_opts *opts,
 	return ctl_conn_finish(ret);
 }
 
-/* The daemon's words ("rotate", "restore", "rollback", "renew", "discard", "manual"); anything else
- * reads "unknown". */
+/* The daemon's words ("rotate", "restore", "rollback", "renew", "pool", "discard", "manual");
+ * anything else reads "unknown". */
 static const char *
 ctl_backups_reason(const char *reason)
 {
-	static const char *const known[] = { "rotate", "restore", "rollback", "renew", "discard",
-		"manual" };
+	static const char *const known[] = { "rotate", "restore", "rollback", "renew", "pool",
+		"discard", "manual" };
 	size_t i;
 
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)

@@ -315,6 +315,8 @@ backup_manifest_line(struct backup_info *b, const char *line)
 		b->reason = "restore";
 	else if (strcmp(line, "op=renew") == 0)
 		b->reason = "renew";
+	else if (strcmp(line, "op=pool") == 0)
+		b->reason = "pool";
 	else if (strcmp(line, "op=rollback") == 0)
 		b->reason = "rollback";
 	else if (strncmp(line, "created=", 8) == 0 && isdigit((unsigned char)line[8])) {

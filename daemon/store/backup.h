@@ -22,7 +22,8 @@ struct backup_info {
 	char id[BACKUP_ID_MAX]; /* the directory name, as read from the directory */
 	int64_t created;        /* the manifest's time, else the name's (UTC); 0 when neither */
 	unsigned suffix;        /* the -N of the name, 0 without */
-	const char *reason;     /* "rotate", "restore", "rollback", "renew", "discard" or "manual"; static */
+	const char *reason;     /* "rotate", "restore", "rollback", "renew", "pool", "discard" or
+	                           "manual";     static */
 	char detail[BACKUP_DETAIL_MAX]; /* the manifest's reason text; "" when none */
 	int discarded;                  /* a discarded staged set, not a certs-* backup */
 	int manifest; /* 1 read, 0 none (made by hand), -1 present but unreadable */
@@ -83,8 +84,9 @@ int backup_discard(
 
 /*
  * The manifest of a backup of the set in dfd (the SSL directory), files
- * mask (bit i: SSLDIR_SET_FILES order): reason=, op= (rotate, restore, or
- * rollback: the set a failed rotate or restore put live, kept aside),
+ * mask (bit i: SSLDIR_SET_FILES order): reason=, op= (rotate, restore, renew,
+ * pool: the set a pool's set replaced, or rollback: the set a failed rotate or
+ * restore put live, kept aside),
  * created=, then `sha256  mode  name` per file. Into buf (size bytes; *len
  * filled). 0, or -1 with err.
  */

@@ -37,7 +37,7 @@
  *
  * Journal (state_dir/swap.journal, written with fsx_replace):
  *	carotate-swap 1
- *	op rotate|restore|renew
+ *	op rotate|restore|renew|pool	(pool: a pool's set moved in from renew/, as renew's)
  *	backup certs-YYYYMMDD-HHMMSS[-N] | -
  *	state prepared|committed
  *	note yes			(when the swap writes a pending note)
@@ -583,7 +583,7 @@ static int
 journal_parse_line(struct journal_ctx *c, struct journal *j, const char *line)
 {
 	if (strcmp(line, "op rotate") == 0 || strcmp(line, "op restore") == 0 ||
-	    strcmp(line, "op renew") == 0)
+	    strcmp(line, "op renew") == 0 || strcmp(line, "op pool") == 0)
 		snprintf(j->op, sizeof(j->op), "%s", line + 3);
 	else if (strncmp(line, "backup ", 7) == 0 &&
 	         (strcmp(line + 7, "-") == 0 || backupid_valid(line + 7)))

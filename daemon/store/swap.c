@@ -17,6 +17,7 @@
 #include "errbuf.h"
 #include "fsx.h"
 #include "journal.h"
+#include "log.h"
 #include "pki.h"
 #include "ssldir.h"
 #include "swap.h"
@@ -24,8 +25,8 @@
 static int swap_plan_backup(
     struct journal_ctx *, struct journal *, time_t, const char *, const char *);
 static int swap_check_ca(struct journal_ctx *, int, const char *, const char *);
-static int swap_move_in(const struct config *, const char *, time_t, const char *, const char *,
-    const struct journal_note *, char *, size_t, char *, size_t);
+static int swap_move_in(const struct config *, const char *, const char *, time_t, const char *,
+    const char *, const struct journal_note *, char *, size_t, char *, size_t);
 
 /* The steps before the point of no return: the active set, if any, into a new backup. */
 static int
@@ -90,8 +91,8 @@ int
 swap_rotate_ca(const struct config *conf, time_t now, const char *reason, const char *expect_ca,
     const struct journal_note *note, char *backup_id, size_t idlen, char *err, size_t errlen)
 {
-	return swap_move_in(
-	    conf, SSLDIR_STAGING, now, reason, expect_ca, note, backup_id, idlen, err, errlen);
+	return swap_move_in(conf, SSLDIR_STAGING, "rotate", now, reason, expect_ca, note, backup_id,
+	    idlen, err, errlen);
 }
 
 /*
@@ -105,17 +106,59 @@ int
 swap_renew(const struct config *conf, time_t now, const char *expect_ca,
     const struct journal_note *note, char *backup_id, size_t idlen, char *err, size_t errlen)
 {
-	return swap_move_in(
-	    conf, SSLDIR_RENEWING, now, "renew", expect_ca, note, backup_id, idlen, err, errlen);
+	return swap_move_in(conf, SSLDIR_RENEWING, "renew", now, "renew", expect_ca, note,
+	    backup_id, idlen, err, errlen);
 }
 
-/* The set in src (new/ or renew/) replaces the active one, which goes to a new backup. */
-static int
-swap_move_in(const struct config *conf, const char *src, time_t now, const char *reason,
+/*
+ * A pool's set goes live through renew's directory and renew's journal: written
+ * whole beside the active set first (a crash before the journal leaves only a
+ * renew/ that start-up drops), then moved in as one swap, so that the live
+ * files are the old set or the pool's, never a mix. renew/ is for this swap
+ * alone: not while a journal awaits recovery (it may be that journal's), and
+ * removed again when the swap is refused before its journal.
+ */
+int
+swap_adopt(const struct config *conf, const struct ssldir_files *f, time_t now, const char *reason,
     const char *expect_ca, const struct journal_note *note, char *backup_id, size_t idlen,
     char *err, size_t errlen)
 {
-	const char *op = strcmp(src, SSLDIR_RENEWING) == 0 ? "renew" : "rotate";
+	char scratch[256];
+	int r, dfd;
+
+	if (idlen > 0)
+		backup_id[0] = '\0';
+	if (f == NULL || reason == NULL)
+		return errbuf_fail(err, errlen, "adopt: no set");
+	if ((r = journal_exists(conf, err, errlen)) != 0)
+		return r == 1 ? errbuf_fail(err, errlen,
+		                    "%s/%s: an interrupted swap awaits recovery; the pool's set "
+		                    "waits for the next start",
+		                    conf->state_dir, JOURNAL_FILE)
+		              : -1;
+	if (ssldir_renewal(conf, f, err, errlen) == -1)
+		return -1;
+	r = swap_move_in(conf, SSLDIR_RENEWING, "pool", now, reason, expect_ca, note, backup_id,
+	    idlen, err, errlen);
+	if (r != 0 && journal_exists(conf, scratch, sizeof(scratch)) == 0 &&
+	    (dfd = ssldir_open(conf, 0)) != -1) {
+		if (fsx_remove_dir(dfd, SSLDIR_RENEWING) == -1 && errno != ENOENT)
+			log_warn("cannot remove %s/%s", conf->ssl_dir, SSLDIR_RENEWING);
+		close(dfd);
+	}
+	return r;
+}
+
+/*
+ * The set in src (new/ or renew/) replaces the active one, which goes to a new
+ * backup whose manifest says op (rotate, renew, pool); op also names the journal.
+ */
+static int
+swap_move_in(const struct config *conf, const char *src, const char *op, time_t now,
+    const char *reason, const char *expect_ca, const struct journal_note *note, char *backup_id,
+    size_t idlen, char *err, size_t errlen)
+{
+	int renewing = strcmp(src, SSLDIR_RENEWING) == 0;
 	struct journal_ctx c;
 	struct journal j;
 	int i, mask, nfd = -1, r = -1;
@@ -129,13 +172,11 @@ swap_move_in(const struct config *conf, const char *src, time_t now, const char 
 		goto out;
 	if ((nfd = fsx_open_dir(c.dfd, src)) == -1) {
 		errbuf_fail(c.err, c.errlen, "no %s set in %s/%s: %s",
-		    strcmp(op, "renew") == 0 ? "renewed" : "staged", conf->ssl_dir, src,
-		    strerror(errno));
+		    renewing ? "renewed" : "staged", conf->ssl_dir, src, strerror(errno));
 		goto out;
 	}
-	if (ssldir_set_mask(conf, nfd,
-	        strcmp(op, "renew") == 0 ? SSLDIR_RENEWING "/" : SSLDIR_STAGING "/", &mask, c.err,
-	        c.errlen) == -1)
+	if (ssldir_set_mask(conf, nfd, renewing ? SSLDIR_RENEWING "/" : SSLDIR_STAGING "/", &mask,
+	        c.err, c.errlen) == -1)
 		goto out;
 	if ((mask & SSLDIR_SET_REQUIRED) != SSLDIR_SET_REQUIRED) {
 		errbuf_fail(c.err, c.errlen, "the set in %s/%s is incomplete", conf->ssl_dir, src);

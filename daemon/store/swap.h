@@ -1,4 +1,5 @@
-/* Swaps of the certificate set in the SSL directory (rotate, restore), through the journal. */
+/* Swaps of the certificate set in the SSL directory (rotate, restore, renew, a pool's set), through
+ * the journal. */
 #ifndef CAROTATE_SWAP_H
 #define CAROTATE_SWAP_H
 
@@ -9,6 +10,7 @@
 
 struct config;
 struct journal_note;
+struct ssldir_files;
 
 #define SWAP_ID_MAX BACKUP_ID_MAX /* certs-YYYYMMDD-HHMMSS-NNN and its NUL */
 
@@ -41,6 +43,21 @@ int swap_rotate_ca(const struct config *, time_t now, const char *reason, const 
  */
 int swap_renew(const struct config *, time_t now, const char *expect_ca,
     const struct journal_note *note, char *backup_id, size_t idlen, char *err, size_t errlen);
+/*
+ * A pool's set (f: CA, leaf, key PEM, origin, created) goes live on this member:
+ * written whole as SSLDIR_RENEWING (ssldir_renewal), then moved in through the
+ * journal exactly as swap_renew does, with the active set to a new backup whose
+ * manifest says op=pool and reason `reason`. A cut adopt is undone or finished
+ * by journal_recover as renew's is; a pool backup is an ordinary previous set,
+ * so restore --latest may take it. expect_ca: the SHA-256 of f's CA, checked in
+ * renew/ right before the journal (NULL: not checked); SWAP_STALE when it is
+ * another. Refused (-1) while a journal awaits recovery. Refused before its
+ * journal, it leaves no renew/ behind. note as in swap_rotate_ca. 0 / -1 /
+ * SWAP_STALE with err.
+ */
+int swap_adopt(const struct config *, const struct ssldir_files *f, time_t now, const char *reason,
+    const char *expect_ca, const struct journal_note *note, char *backup_id, size_t idlen,
+    char *err, size_t errlen);
 /*
  * Checks backup backup_id (an exact backup name, manifest sums and modes; see
  * backup_verify), moves the active set to a new backup (named in

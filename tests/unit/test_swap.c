@@ -20,11 +20,13 @@
 #include "backup.h"
 #include "config.h"
 #include "fixture_fs.h"
+#include "fixture_pki.h"
 #include "journal.h"
 #include "statenote.h"
 #include "swap.h"
 
-#define T0 1764201600 /* 2025-11-27 00:00:00 UTC */
+#define T0       1764201600 /* 2025-11-27 00:00:00 UTC */
+#define OTHER_CA "0011111111111111111111111111111111111111111111111111111111111111"
 
 static struct fixture_fs fx;
 static struct config conf;
@@ -595,13 +597,108 @@ test_journal_guard(void **st)
 	assert_int_equal(swap_rotate(&conf, T0, "rotate", id, sizeof(id), err, sizeof(err)), 0);
 }
 
+/* A pool's set, as PEM text, in the ssldir_files swap_adopt takes. */
+static void
+adopt_files(const struct pki_material *m, struct ssldir_files *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->ca = m->ca;
+	f->ca_len = strlen(m->ca);
+	f->cert = m->cert;
+	f->cert_len = strlen(m->cert);
+	f->key = m->key;
+	f->key_len = strlen(m->key);
+	f->origin = "generated";
+	f->created = T0 - 60;
+}
+
+/*
+ * A pool's set with another CA than the active one goes live whole: the live files are the
+ * pool's bytes, the old set is a backup labelled op=pool (and restore --latest's), and
+ * nothing is left in renew/.
+ */
+static void
+test_adopt(void **st)
+{
+	struct journal_note note = { note_text, (void *)"adopt" };
+	char id[SWAP_ID_MAX], latest[BACKUP_ID_MAX], sha[PKI_SHA256_HEX], err[256];
+	struct pki_material m = { 0 };
+	struct ssldir_files f;
+
+	assert_int_equal(fixture_pki_generate("pool", 3650, 397, T0, &m), 0);
+	fixture_pki_sha(m.ca, sha);
+	adopt_files(&m, &f);
+	make_set("", "OLD");
+	assert_int_equal(swap_adopt(&conf, &f, T0, "pool generation 7", sha, &note, id, sizeof(id),
+	                     err, sizeof(err)),
+	    0);
+	assert_string_equal(id, "certs-20251127-000000");
+	assert_string_equal(fixture_fs_get(fx.ssl, "ca.crt"), m.ca);
+	assert_string_equal(fixture_fs_get(fx.ssl, "server.crt"), m.cert);
+	assert_string_equal(fixture_fs_get(fx.ssl, "server.key"), m.key);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "server.key") & 077, 0);
+	assert_string_equal(
+	    fixture_fs_get(fx.ssl, ".carotate-set"), "origin=generated\ncreated=1764201540\n");
+	assert_false(fixture_fs_exists(fx.ssl, "renew"));
+	assert_string_equal(fixture_fs_get(fx.ssl, "certs-20251127-000000/ca.crt"), "OLD-CA\n");
+	assert_non_null(
+	    strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"), "op=pool\n"));
+	assert_non_null(strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
+	    "reason=pool generation 7\n"));
+	assert_int_equal(backup_check_files(&conf, id, err, sizeof(err)), 0);
+	assert_int_equal(backup_latest(&conf, latest, err, sizeof(err)), 0);
+	assert_string_equal(latest, id);
+	assert_string_equal(pending(), "note adopt backup=certs-20251127-000000\n");
+	pki_material_clear(&m);
+}
+
+/*
+ * Another CA than the caller checked: SWAP_STALE and the directory as it was; a journal
+ * awaiting recovery: refused, renew/ (which may be that journal's) untouched.
+ */
+static void
+test_adopt_refused(void **st)
+{
+	char id[SWAP_ID_MAX], before[8192], after[8192], err[256];
+	struct pki_material m = { 0 };
+	struct ssldir_files f;
+
+	assert_int_equal(fixture_pki_generate("pool", 3650, 397, T0, &m), 0);
+	adopt_files(&m, &f);
+	make_set("", "OLD");
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
+	assert_int_equal(
+	    swap_adopt(&conf, &f, T0, "pool", OTHER_CA, NULL, id, sizeof(id), err, sizeof(err)),
+	    SWAP_STALE);
+	assert_non_null(strstr(err, "changed while swapping"));
+	assert_string_equal(id, "");
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_string_equal(pending(), "");
+
+	make_set("renew/", "NEW");
+	fixture_fs_put(fx.state, "swap.journal", "carotate-swap 1\n", 0600);
+	fixture_fs_snapshot(fx.ssl, before, sizeof(before));
+	assert_int_equal(
+	    swap_adopt(&conf, &f, T0, "pool", NULL, NULL, id, sizeof(id), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "awaits recovery"));
+	fixture_fs_snapshot(fx.ssl, after, sizeof(after));
+	assert_string_equal(before, after);
+	pki_material_clear(&m);
+}
+
 #ifdef CAROTATE_FAULTS
 enum crash_op {
 	CRASH_ROTATE,
 	CRASH_ROTATE_FRESH,
 	CRASH_RESTORE,
 	CRASH_RENEW, /* renew/ (a new leaf and key beside the same CA) goes live */
+	CRASH_ADOPT, /* a pool's set, written as renew/, goes live */
 };
+
+/* The pool's set the adopt walk puts live: make_set's NEW, as text. */
+static const struct ssldir_files crash_pool_set = { "NEW-CA\n", "NEW-CERT\n", "NEW-KEY\n", 7, 9, 8,
+	"generated", 2 };
 
 /* The walk's swaps carry a note; when not, an earlier note (a roll back's call) must stay. */
 static int crash_noted;
@@ -633,6 +730,9 @@ crash_child(enum crash_op op, const char *at, const char *recover_at)
 			    sizeof(id), err, sizeof(err));
 		else if (op == CRASH_RENEW)
 			r = swap_renew(&conf, T0, NULL, np, id, sizeof(id), err, sizeof(err));
+		else if (op == CRASH_ADOPT)
+			r = swap_adopt(&conf, &crash_pool_set, T0, "pool", NULL, np, id, sizeof(id),
+			    err, sizeof(err));
 		else
 			r = swap_rotate_ca(
 			    &conf, T0, "rotate", NULL, np, id, sizeof(id), err, sizeof(err));
@@ -656,7 +756,8 @@ crash_prepare(enum crash_op op)
 	assert_int_equal(setup(NULL), 0);
 	if (op != CRASH_ROTATE_FRESH)
 		make_set("", "OLD");
-	make_set(op == CRASH_RENEW ? "renew/" : "new/", "NEW");
+	if (op != CRASH_ADOPT)
+		make_set(op == CRASH_RENEW ? "renew/" : "new/", "NEW");
 	/* Restore starts from a rotated proxy: NEW active, OLD in certs-20251127-000000. */
 	if (op == CRASH_RESTORE)
 		assert_int_equal(
@@ -711,6 +812,7 @@ crash_check(enum crash_op op)
 		}
 		break;
 	case CRASH_RENEW:
+	case CRASH_ADOPT:
 		/* Old leaf and key, renew/ whole for the next start to drop; or new, backed up. */
 		if (strcmp(set, "NEW") == 0) {
 			assert_false(fixture_fs_exists(fx.ssl, "renew"));
@@ -720,7 +822,7 @@ crash_check(enum crash_op op)
 			    0);
 			assert_non_null(
 			    strstr(fixture_fs_get(fx.ssl, "certs-20251127-000000/.manifest"),
-			        "op=renew\n"));
+			        op == CRASH_ADOPT ? "op=pool\n" : "op=renew\n"));
 		} else {
 			assert_string_equal(set, "OLD");
 			assert_string_equal(
@@ -820,6 +922,18 @@ test_crash_renew(void **st)
 	for (crash_noted = 0; crash_noted < 2; crash_noted++)
 		crash_walk(CRASH_RENEW, "renew");
 }
+
+/*
+ * A pool's set put live, killed at every journal step (and its recovery at every one of
+ * its own): the old set or the pool's, whole, never a mix; what a crash left in renew/
+ * never went live.
+ */
+static void
+test_crash_adopt(void **st)
+{
+	for (crash_noted = 0; crash_noted < 2; crash_noted++)
+		crash_walk(CRASH_ADOPT, "pool");
+}
 #endif
 
 int
@@ -838,11 +952,14 @@ main(void)
 		cmocka_unit_test_setup(test_journal_guard, setup),
 		cmocka_unit_test_setup(test_note_commit, setup),
 		cmocka_unit_test_setup(test_note_undone, setup),
+		cmocka_unit_test_setup(test_adopt, setup),
+		cmocka_unit_test_setup(test_adopt_refused, setup),
 #ifdef CAROTATE_FAULTS
 		cmocka_unit_test_setup(test_crash_rotate, setup),
 		cmocka_unit_test_setup(test_crash_rotate_fresh, setup),
 		cmocka_unit_test_setup(test_crash_restore, setup),
 		cmocka_unit_test_setup(test_crash_renew, setup),
+		cmocka_unit_test_setup(test_crash_adopt, setup),
 #endif
 	};
 
