@@ -31,7 +31,7 @@ static int ssldir_probe_sole(int, const char *);
 static void ssldir_read_info(int, struct ssldir_set *);
 static int ssldir_write_set(int, const struct config *, const struct ssldir_files *);
 static int ssldir_write_dir(
-    const struct config *, const struct ssldir_files *, const char *, char *, size_t);
+    const struct config *, const struct ssldir_files *, const char *, int, char *, size_t);
 static int ssldir_publish_canary(const struct config *, int, char *, size_t);
 static void ssldir_canary_undo(
     const struct config *, int, const uint8_t *, size_t, const uint8_t *, size_t);
@@ -226,7 +226,20 @@ ssldir_write_set(int tfd, const struct config *conf, const struct ssldir_files *
 int
 ssldir_stage(const struct config *conf, const struct ssldir_files *f, char *err, size_t errlen)
 {
-	return ssldir_write_dir(conf, f, SSLDIR_STAGING, err, errlen);
+	return ssldir_write_dir(conf, f, SSLDIR_STAGING, 0, err, errlen);
+}
+
+/*
+ * A pool's staged set in place of this member's: the new directory is written
+ * whole, then exchanged with new/ in one rename, so new/ is always the old set
+ * or the new one; the old set, left under the temporary name, is removed (or, after a
+ * crash, by ssldir_recover).
+ */
+int
+ssldir_stage_replace(
+    const struct config *conf, const struct ssldir_files *f, char *err, size_t errlen)
+{
+	return ssldir_write_dir(conf, f, SSLDIR_STAGING, 1, err, errlen);
 }
 
 /*
@@ -248,13 +261,16 @@ ssldir_renewal(const struct config *conf, const struct ssldir_files *f, char *er
 		return -1;
 	}
 	close(dfd);
-	return ssldir_write_dir(conf, f, SSLDIR_RENEWING, err, errlen);
+	return ssldir_write_dir(conf, f, SSLDIR_RENEWING, 0, err, errlen);
 }
 
-/* A whole set as the directory target of the SSL directory: temporary directory, then rename. */
+/*
+ * A whole set as the directory target of the SSL directory: temporary directory, then
+ * rename; with replace, an existing target is exchanged with it and then removed.
+ */
 static int
 ssldir_write_dir(const struct config *conf, const struct ssldir_files *f, const char *target,
-    char *err, size_t errlen)
+    int replace, char *err, size_t errlen)
 {
 	unsigned char rnd[8];
 	char tmp[64];
@@ -280,12 +296,18 @@ ssldir_write_dir(const struct config *conf, const struct ssldir_files *f, const 
 		goto fail;
 	}
 	fault_point("stage-before-rename");
-	if (renameat2(dfd, tmp, dfd, target, RENAME_NOREPLACE) == -1) {
+	if (renameat2(dfd, tmp, dfd, target, RENAME_NOREPLACE) == -1 &&
+	    (!replace || errno != EEXIST ||
+	        renameat2(dfd, tmp, dfd, target, RENAME_EXCHANGE) == -1)) {
 		snprintf(err, errlen, "cannot rename %s to %s/%s: %s", tmp, conf->ssl_dir, target,
 		    strerror(errno));
 		goto fail;
 	}
 	fault_point("stage-after-rename");
+	/* Exchanged: tmp now holds the set replaced (gone when never there: ENOENT). */
+	if (replace && fsx_remove_dir(dfd, tmp) == -1 && errno != ENOENT)
+		log_warn("%s: cannot remove %s/%s, the staged set replaced", __func__,
+		    conf->ssl_dir, tmp);
 	if (fsx_fsync_dir(dfd) == -1) {
 		/* The rename happened; only its durability is in doubt. */
 		log_warn("%s: fsync %s", __func__, conf->ssl_dir);

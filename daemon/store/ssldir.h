@@ -72,6 +72,14 @@ int ssldir_read_ca(const struct config *, int staged, uint8_t **data, size_t *le
  */
 int ssldir_stage(const struct config *, const struct ssldir_files *, char *err, size_t errlen);
 /*
+ * ssldir_stage, replacing a staged set there is (ssldir_stage refuses one): the new
+ * set is written whole, then exchanged with new/ in one rename, so that after a
+ * crash new/ holds the old set or the new one, whole; the old one is removed. 0, or
+ * -1 with err (new/ as it was).
+ */
+int ssldir_stage_replace(
+    const struct config *, const struct ssldir_files *, char *err, size_t errlen);
+/*
  * renew: writes the renewed set (the active CA, the new leaf and key) as
  * SSLDIR_RENEWING, whole or not at all (written in a temporary directory,
  * fsynced, renamed); a leftover of a renew cut short is replaced. The phase

@@ -44,6 +44,28 @@ group_teardown(void **state)
 static const struct ssldir_files files = { "CA\n", "CERT\n", "KEY\n", 3, 5, 4, "generated",
 	1700000000 };
 
+/* A pool's staged set replaces this member's whole, and nothing of the old one is left. */
+static void
+test_stage_replace(void **state)
+{
+	static const struct ssldir_files other = { "CA2\n", "CERT2\n", "KEY2\n", 4, 6, 5, "custom",
+		1700000100 };
+	char err[256];
+
+	assert_int_equal(ssldir_stage_replace(&conf, &files, err, sizeof(err)), 0);
+	assert_string_equal(fixture_fs_get(fx.ssl, "new/server.key"), "KEY\n");
+	assert_int_equal(ssldir_stage(&conf, &other, err, sizeof(err)), -1);
+	assert_int_equal(ssldir_stage_replace(&conf, &other, err, sizeof(err)), 0);
+	assert_string_equal(fixture_fs_get(fx.ssl, "new/ca.crt"), "CA2\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "new/server.crt"), "CERT2\n");
+	assert_string_equal(fixture_fs_get(fx.ssl, "new/server.key"), "KEY2\n");
+	assert_string_equal(
+	    fixture_fs_get(fx.ssl, "new/.carotate-set"), "origin=custom\ncreated=1700000100\n");
+	assert_int_equal(fixture_fs_mode(fx.ssl, "new"), 0700);
+	assert_int_equal(fixture_fs_mode(fx.ssl, "new/server.key"), 0600);
+	assert_int_equal(fixture_fs_count(fx.ssl, ".staging-"), 0);
+}
+
 static void
 test_stage_and_phase(void **state)
 {
@@ -185,6 +207,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_stage_and_phase, setup),
+		cmocka_unit_test_setup(test_stage_replace, setup),
 		cmocka_unit_test_setup(test_publish, setup),
 		cmocka_unit_test_setup(test_publish_canary_half, setup),
 		cmocka_unit_test_setup(test_recover, setup),
