@@ -171,10 +171,33 @@ ctl_status_pool_json(const Carotate__V1__StatusReply *r)
 		output_jset(o, "last_check_ok",
 		    m->last_check_at != 0 ? json_boolean(m->last_check_ok) : json_null());
 		output_jset(o, "last_error", output_jstr_opt(m->last_error));
+		output_jset(
+		    o, "applied_generation", json_integer((json_int_t)m->applied_generation));
+		output_jset(o, "applied_ok",
+		    m->applied_generation != 0 ? json_boolean(m->applied_ok) : json_null());
+		output_jset(o, "apply_error", output_jstr(output_s(m->apply_error)));
 		if (json_array_append_new(a, o) != 0)
 			output_jcheck(NULL);
 	}
 	return a;
+}
+
+/* {generation, active, staged, call, member, written_at}, or null outside a pool. */
+static json_t *
+ctl_status_pool_state_json(const Carotate__V1__PoolState *ps)
+{
+	json_t *o;
+
+	if (ps == NULL)
+		return json_null();
+	o = output_jcheck(json_object());
+	output_jset(o, "generation", json_integer((json_int_t)ps->generation));
+	output_jset(o, "active", output_jstr(output_s(ps->active)));
+	output_jset(o, "staged", output_jstr(output_s(ps->staged)));
+	output_jset(o, "call", output_jstr(output_s(ps->call)));
+	output_jset(o, "member", output_jstr(output_s(ps->member)));
+	output_jset(o, "written_at", output_jtime_opt(ps->written_at));
+	return o;
 }
 
 int
@@ -192,6 +215,7 @@ ctl_status_json(FILE *fp, const Carotate__V1__StatusReply *r)
 	output_jset(o, "workers", ctl_status_workers_json(r));
 	output_jset(o, "ledger", ctl_status_ledger_json(r->ledger));
 	output_jset(o, "pool", ctl_status_pool_json(r));
+	output_jset(o, "pool_state", ctl_status_pool_state_json(r->pool_state));
 	output_jset(o, "uptime_seconds", json_integer(up > INT64_MAX ? INT64_MAX : (json_int_t)up));
 	output_jset(o, "now", output_jtime(r->now));
 	output_jset(o, "phase", output_jstr(status_phase_name(r->phase)));
@@ -313,6 +337,14 @@ ctl_status_member_human(FILE *fp, const Carotate__V1__PoolMember *m, uint64_t be
 		fputs("; last error: ", fp);
 		output_safe(fp, m->last_error);
 	}
+	if (m->applied_generation != 0) {
+		fprintf(fp, "; pool generation %" PRIu64 " %s", m->applied_generation,
+		    m->applied_ok ? "applied" : "FAILED");
+		if (!m->applied_ok && output_s(m->apply_error)[0] != '\0') {
+			fputs(": ", fp);
+			output_safe(fp, m->apply_error);
+		}
+	}
 	fputc('\n', fp);
 }
 
@@ -334,6 +366,13 @@ ctl_status_pool_human(FILE *fp, const Carotate__V1__StatusReply *r)
 	fprintf(fp, "%zu member%s", r->n_pool, r->n_pool == 1 ? "" : "s");
 	if (stale > 0)
 		fprintf(fp, ", %zu STALE", stale);
+	if (r->pool_state != NULL && r->pool_state->generation != 0) {
+		fprintf(fp, "; shared sets at generation %" PRIu64 " (", r->pool_state->generation);
+		output_safe(fp, r->pool_state->call);
+		fputs(" on ", fp);
+		output_safe(fp, r->pool_state->member);
+		fputc(')', fp);
+	}
 	fputc('\n', fp);
 	for (i = 0; i < r->n_pool; i++)
 		ctl_status_member_human(fp, r->pool[i], r->heartbeat);

@@ -35,6 +35,7 @@
 #include "notify.h"
 #include "pki.h"
 #include "poolfiles.h"
+#include "pool.h"
 #include "poolkey.h"
 #include "privs.h"
 #include "proxy.h"
@@ -680,6 +681,8 @@ main(int argc, char *argv[])
 	cd.resuming = carotated_unfinished(&cd);
 	/* A generate, install or discard cut short is credited to its caller: no adopt. */
 	rpc_stage_resume(&cd);
+	/* A pool member takes the pool's sets before its proxy starts (and before adopt looks). */
+	rpc_pool_init(&cd);
 	/* Logging goes where it will stay: the audit records held since start-up go now. */
 	audit_start(&cd);
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
@@ -694,6 +697,7 @@ main(int argc, char *argv[])
 	cd.control = control_start(&cd, fd);
 	agents_start(&cd);
 	member_start(&cd);
+	pool_run(&cd);
 	if (cd.resuming && rpc_rotate_resume(&cd) != 1) {
 		cd.resuming = 0;
 		audit_adopt(&cd);
@@ -716,6 +720,7 @@ main(int argc, char *argv[])
 	rpc_stage_abandon();
 	rpc_audit_abandon();
 	audit_flush(); /* refusals still counted: none may be lost */
+	pool_stop(&cd);
 	member_stop(&cd);
 	agents_stop(&cd);
 	ledger_close(cd.ledger);

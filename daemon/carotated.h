@@ -41,6 +41,7 @@ struct carotated_proxy_last {
 	char error[256]; /* the last failure of either, one printable line; "" none */
 };
 struct member;
+struct pool;
 
 struct carotated {
 	struct config *conf;
@@ -63,6 +64,7 @@ struct carotated {
 	struct event *stop_ev; /* the bound on that wait */
 	struct carotated_proxy_last proxy_last;
 	struct member *member; /* a pool member's heartbeat (engine/member.h); NULL otherwise */
+	struct pool *pool;     /* a pool member's shared sets (engine/pool.h); NULL otherwise */
 };
 
 #endif

@@ -17,6 +17,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "member.h"
+#include "pool.h"
 #include "reply.h"
 #include "xmalloc.h"
 
@@ -163,7 +164,8 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 	 * the sets after.
 	 */
 	found = dispatch_lookup(table, n, req->call_case);
-	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL) {
+	if ((e = dispatch_check(table, n, ctx, req, reply)) == NULL ||
+	    ((e->flags & DISPATCH_EXCLUSIVE) && rpc_pool_begin(ctx->cd, e->name, reply) == -1)) {
 		if (found != NULL && found->min_role >= ACL_ADMIN)
 			audit_refusal(ctx->cd, found->name, ctx->peer, req, reply);
 		return;
@@ -178,6 +180,7 @@ dispatch_run(const struct dispatch_entry *table, size_t n, struct rpc_ctx *ctx,
 	e->handler(ctx, req, reply);
 	if ((e->flags & DISPATCH_EXCLUSIVE) && !ctx->deferred) {
 		ctx->cd->busy = NULL;
+		pool_mutation_end(ctx->cd);
 		member_beat(ctx->cd); /* the pool sees what this member serves now */
 	}
 	if (!ctx->deferred)

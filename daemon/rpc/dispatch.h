@@ -97,6 +97,18 @@ void rpc_rotate_abandon(void);
  * unusable.
  */
 int rpc_rotate_resume(struct carotated *);
+/*
+ * A pool member at start-up, once the ledger is open and before audit_start:
+ * the SSL directory brought to the pool's sets, each apply audited
+ * (engine/pool.h). Nothing outside a pool.
+ */
+void rpc_pool_init(struct carotated *);
+/*
+ * Before a state-changing call in a pool: the pool's mutation lock, and this
+ * member in step with the pool (pool_mutation_begin). 0 to go on, -1 with the
+ * refusal in reply. pool_mutation_end (op_finish, dispatch_run) lets it go.
+ */
+int rpc_pool_begin(struct carotated *, const char *call, Carotate__V1__Response *);
 void rpc_report(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_report_exclude(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);
 void rpc_report_include(struct rpc_ctx *, const Carotate__V1__Request *, Carotate__V1__Response *);

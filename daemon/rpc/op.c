@@ -7,6 +7,7 @@
 #include "dispatch.h"
 #include "member.h"
 #include "op.h"
+#include "pool.h"
 #include "reply.h"
 
 struct control_pending *
@@ -35,6 +36,7 @@ op_finish(struct carotated *cd, struct control_pending *pending, Carotate__V1__R
 {
 	op_complete(cd, pending, reply);
 	cd->busy = NULL;
+	pool_mutation_end(cd);
 	member_beat(cd); /* the pool sees what this member serves now */
 	/* A SIGTERM waited for this call (carotated_signal); its reply is flushed at exit. */
 	if (cd->stopping && cd->base != NULL)

@@ -29,6 +29,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "pki.h"
+#include "pool.h"
 #include "proto_limits.h"
 #include "proxy.h"
 #include "ssldir.h"
@@ -51,6 +52,11 @@ struct rpc_rotate_call {
 	struct control_pending *pending;
 	struct audit_call *audit; /* the call's record, closed with the reply */
 	Carotate__V1__RotateReply *reply;
+	/* The engine's outcome, kept while a pool's members take the new set. */
+	const char *call;
+	Carotate__V1__Status status;
+	char *message;
+	int would_be; /* renew --dry-run: the leaf that would go live is the answer */
 };
 
 static Carotate__V1__RotateReply *rpc_rotate_reply_new(void);
@@ -73,6 +79,8 @@ static void *rpc_rotate_load(struct carotated *, const char *);
 static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result *);
 static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
 static void rpc_rotate_done(struct rotation_result *, void *);
+static void rpc_rotate_pooled(int, const char *, void *);
+static void rpc_rotate_finish(struct rpc_rotate_call *, const char *);
 static int rpc_rotate_renew_check(const Carotate__V1__RenewRequest *, Carotate__V1__Response *);
 static int rpc_rotate_renew_due(const struct config *, const Carotate__V1__RenewRequest *,
     Carotate__V1__RotateReply *, time_t, Carotate__V1__Response *);
@@ -525,6 +533,7 @@ rpc_rotate_call_free(struct rpc_rotate_call *c)
 	if (c->reply != NULL)
 		protobuf_c_message_free_unpacked(&c->reply->base, NULL);
 	audit_call_free(c->audit);
+	free(c->message);
 	free(c);
 }
 
@@ -633,25 +642,65 @@ static void
 rpc_rotate_done(struct rotation_result *res, void *arg)
 {
 	struct rpc_rotate_call *c = arg;
-	Carotate__V1__Response *reply = reply_new();
+	Carotate__V1__Response *reply;
 
 	rpc_rotate_take(c->reply, res);
-	reply_error(reply, res->status, "%s", res->message);
 	if (res->abandoned) {
+		reply = reply_new();
+		reply_error(reply, res->status, "%s", res->message);
 		op_complete(c->cd, c->pending, reply);
 		rpc_rotate_call_free(c);
 		return;
 	}
-	if (res->would_be != NULL)
+	c->call = res->call;
+	c->status = res->status;
+	c->message = xstrdup(res->message);
+	if (res->would_be != NULL) {
 		rpc_rotate_would_be(c->reply, res->would_be);
-	else
+		c->would_be = 1;
+		rpc_rotate_finish(c, NULL);
+		return;
+	}
+	/* In a pool, the set live here becomes the pool's: every member takes it first. */
+	if (res->status == CAROTATE__V1__STATUS__OK) {
+		pool_mutation_publish(c->cd, res->call, rpc_rotate_pooled, c);
+		return;
+	}
+	rpc_rotate_finish(c, NULL);
+}
+
+/* Every member serves the new set (ok), or the pool was put back, which message says. */
+static void
+rpc_rotate_pooled(int ok, const char *message, void *arg)
+{
+	struct rpc_rotate_call *c = arg;
+
+	if (!ok) {
+		c->status = CAROTATE__V1__STATUS__INTERNAL;
+		c->reply->rolled_back = 1;
+		c->reply->verified = 0;
+	}
+	rpc_rotate_finish(c, ok ? NULL : message);
+}
+
+/*
+ * The answer: the audit record closed, the note dropped, then the next state
+ * change may start. pool_failure (NULL: none) replaces the engine's message.
+ */
+static void
+rpc_rotate_finish(struct rpc_rotate_call *c, const char *pool_failure)
+{
+	Carotate__V1__Response *reply = reply_new();
+
+	reply_error(reply, c->status, "%s", pool_failure != NULL ? pool_failure : c->message);
+	if (!c->would_be)
 		rpc_rotate_describe(c->cd, c->reply);
 	agents_check_canary(c->cd);
-	rpc_rotate_attach(reply, res->call, c->reply);
+	rpc_rotate_attach(reply, c->call, c->reply);
 	c->reply = NULL;
 	audit_call_end(c->audit, reply);
 	c->audit = NULL;
-	rotation_forget(c->cd, res->call);
+	rotation_forget(c->cd, c->call);
 	op_finish(c->cd, c->pending, reply);
 	rpc_rotate_call_free(c);
 }

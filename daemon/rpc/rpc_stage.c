@@ -21,6 +21,7 @@
 #include "dispatch.h"
 #include "op.h"
 #include "pki.h"
+#include "pool.h"
 #include "reply.h"
 #include "ssldir.h"
 #include "stage.h"
@@ -35,6 +36,8 @@ struct rpc_stage_call {
 	struct control_pending *pending;
 	struct audit_call *audit; /* taken at begin: closed before the intent note goes */
 	int noted;                /* the engine wrote an intent note with it (rpc_stage_save) */
+	const char *call;
+	Carotate__V1__Response *reply; /* kept while a pool's members take the new staging */
 };
 
 static int rpc_stage_check_generate(struct rpc_ctx *, const Carotate__V1__GenerateRequest *,
@@ -46,6 +49,8 @@ static void rpc_stage_begin(void *);
 static int rpc_stage_save(void *, const char *, char *, size_t);
 static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
 static void rpc_stage_done(struct stage_result *, void *);
+static void rpc_stage_pooled(int, const char *, void *);
+static void rpc_stage_finish(struct rpc_stage_call *);
 
 static const struct stage_hooks rpc_stage_hooks = {
 	rpc_stage_begin,
@@ -131,18 +136,43 @@ static void
 rpc_stage_done(struct stage_result *res, void *arg)
 {
 	struct rpc_stage_call *c = arg;
-	Carotate__V1__Response *reply = reply_new();
 
-	if (res->status != CAROTATE__V1__STATUS__OK)
-		reply_error(reply, res->status, "%s", res->message);
-	else
-		rpc_stage_reply(c->cd, res, reply);
+	c->reply = reply_new();
+	c->call = res->call;
+	if (res->status != CAROTATE__V1__STATUS__OK) {
+		reply_error(c->reply, res->status, "%s", res->message);
+		rpc_stage_finish(c);
+		return;
+	}
+	rpc_stage_reply(c->cd, res, c->reply);
+	/* In a pool, what is staged here becomes the pool's: every member stages it first. */
+	if (res->status == CAROTATE__V1__STATUS__OK) {
+		pool_mutation_publish(c->cd, res->call, rpc_stage_pooled, c);
+		return;
+	}
+	rpc_stage_finish(c);
+}
+
+/* Every member took it (ok), or the pool was put back, which message says. */
+static void
+rpc_stage_pooled(int ok, const char *message, void *arg)
+{
+	struct rpc_stage_call *c = arg;
+
+	if (!ok)
+		reply_error(c->reply, CAROTATE__V1__STATUS__INTERNAL, "%s", message);
+	rpc_stage_finish(c);
+}
+
+static void
+rpc_stage_finish(struct rpc_stage_call *c)
+{
 	/* Recorded first: a stop between the two leaves the note, not an unclaimed change. */
-	audit_call_end(c->audit, reply);
+	audit_call_end(c->audit, c->reply);
 	c->audit = NULL;
 	if (c->noted)
-		stage_forget(c->cd, res->call);
-	op_finish(c->cd, c->pending, reply);
+		stage_forget(c->cd, c->call);
+	op_finish(c->cd, c->pending, c->reply);
 	free(c);
 }
 

@@ -193,8 +193,31 @@ rpc_status_member_cb(const struct ledger_member *m, void *arg)
 	p->last_check_ok = m->last_check_ok;
 	p->last_error = xstrdup(m->last_error);
 	p->started_at = m->started_at;
+	p->applied_generation = m->applied_generation;
+	p->applied_ok = m->applied_ok;
+	p->apply_error = xstrdup(m->apply_error);
 	st->pool = xreallocarray(st->pool, st->n_pool + 1, sizeof(*st->pool));
 	st->pool[st->n_pool++] = p;
+}
+
+/* The pool's shared sets as the database holds them now. */
+static void
+rpc_status_pool_state(struct carotated *cd, Carotate__V1__StatusReply *st)
+{
+	struct ledger_pool_state ps;
+	Carotate__V1__PoolState *p;
+
+	if (ledger_pool_state_get(cd->ledger, &ps) == -1)
+		return;
+	p = xmalloc(sizeof(*p));
+	carotate__v1__pool_state__init(p);
+	p->generation = ps.generation;
+	p->active = xstrdup(ps.active);
+	p->staged = xstrdup(ps.staged);
+	p->call = xstrdup(ps.call);
+	p->member = xstrdup(ps.member);
+	p->written_at = ps.written_at;
+	st->pool_state = p;
 }
 
 /*
@@ -209,6 +232,7 @@ rpc_status_pool(struct carotated *cd, Carotate__V1__StatusReply *st)
 	st->heartbeat = cd->conf->ledger_heartbeat;
 	if (ledger_member_list(cd->ledger, rpc_status_member_cb, st) == 0) {
 		st->pool_known = 1;
+		rpc_status_pool_state(cd, st);
 		return;
 	}
 	/* Out of reach: the ledger logged it once; status says so at every call (pool null). */
