@@ -128,7 +128,7 @@ static void pool_lead_tick(evutil_socket_t, short, void *);
 static void pool_lead_fail(struct pool *, const char *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void pool_lead_rolled(struct pool *, int, const char *);
-static void pool_lead_end(struct pool *, int, const char *);
+static void pool_lead_end(struct pool *, Carotate__V1__Status, const char *);
 
 static struct pool *
 pool_of(struct carotated *cd)
@@ -328,9 +328,12 @@ pool_take_set(struct pool *p, const char *leaf, int staged, char *err, size_t er
 		set.origin[0] != '\0' ? set.origin : "custom",
 		set.created > 0 ? (time_t)set.created : time(NULL) };
 	/* A generated CA's key first: renew on this member signs with it. */
-	r = set.ca_key == NULL ? 0
-	                       : cakeys_save(conf, set.ca, set.ca_len, set.ca_key, set.ca_key_len,
-	                             keyname, why, sizeof(why));
+	r = set.ca_key == NULL ? 0 : cakeys_held(conf, set.ca_sha, why, sizeof(why));
+	if (r == 0 && set.ca_key != NULL)
+		r = cakeys_save(conf, set.ca, set.ca_len, set.ca_key, set.ca_key_len, keyname, why,
+		    sizeof(why));
+	else if (r == 1)
+		r = 0;
 	if (r == 0 && staged)
 		r = ssldir_stage(conf, &f, why, sizeof(why));
 	else if (r == 0) {
@@ -546,6 +549,10 @@ pool_apply_end(struct pool_apply *a, int ok, const char *fmt, ...)
 		          "database",
 		    (unsigned long long)a->st.generation);
 	p->hooks->end(cd, a->token, &a->st, ok, msg);
+	/* The canary may serve another staged certificate now: check-ins prove only once it does.
+	 */
+	if (a->changed)
+		agents_check_canary(cd);
 	p->apply = NULL;
 	if (soft)
 		p->retry_at = clock_ms() + POOL_RETRY_MS;
@@ -628,6 +635,16 @@ pool_mutation_end(struct carotated *cd)
 	p->locked = 0;
 }
 
+/* A failure the database's outage explains is UNAVAILABLE (exit 2: try again), else INTERNAL. */
+static Carotate__V1__Status
+pool_outage(struct carotated *cd)
+{
+	struct ledger_health h;
+
+	ledger_health(cd->ledger, &h);
+	return h.reachable ? CAROTATE__V1__STATUS__INTERNAL : CAROTATE__V1__STATUS__UNAVAILABLE;
+}
+
 void
 pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done, void *arg)
 {
@@ -638,7 +655,7 @@ pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done,
 	int r;
 
 	if (p == NULL || !p->locked) {
-		done(1, "", arg);
+		done(CAROTATE__V1__STATUS__OK, "", arg);
 		return;
 	}
 	l = xcalloc(1, sizeof(*l));
@@ -656,7 +673,7 @@ pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done,
 		    "%s: done on this member, but its sets cannot be sealed into the pool (%s); "
 		    "this member goes back to the pool's sets (generation %llu)",
 		    call, err, (unsigned long long)p->before.generation);
-		pool_lead_end(p, 0, l->failure);
+		pool_lead_end(p, pool_outage(cd), l->failure);
 		return;
 	}
 	fault_point("pool-before-publish");
@@ -669,7 +686,8 @@ pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done,
 		    r == 0 ? "the pool's state changed meanwhile"
 		           : "the pool's database did not take the new state",
 		    (unsigned long long)p->before.generation);
-		pool_lead_end(p, 0, l->failure);
+		pool_lead_end(
+		    p, r == 0 ? CAROTATE__V1__STATUS__INTERNAL : pool_outage(cd), l->failure);
 		return;
 	}
 	p->seen = st.generation;
@@ -772,7 +790,9 @@ pool_lead_tick(evutil_socket_t fd, short events, void *arg)
 	}
 	if (w.pending == 0) {
 		event_del(l->ev);
-		pool_lead_end(p, !l->rolling_back, l->failure);
+		pool_lead_end(p,
+		    l->rolling_back ? CAROTATE__V1__STATUS__INTERNAL : CAROTATE__V1__STATUS__OK,
+		    l->failure);
 		return;
 	}
 	if (clock_ms() <= l->deadline)
@@ -804,7 +824,7 @@ pool_lead_fail(struct pool *p, const char *member, const char *fmt, ...)
 		snprintf(l->failure + n, sizeof(l->failure) - n,
 		    "; the roll back is not confirmed everywhere: %s%s%s%s",
 		    member[0] ? "member " : "", member, member[0] ? ": " : "", why);
-		pool_lead_end(p, 0, l->failure);
+		pool_lead_end(p, CAROTATE__V1__STATUS__INTERNAL, l->failure);
 		return;
 	}
 	snprintf(l->failure, sizeof(l->failure), "%s: %s%s%s%s", l->call,
@@ -821,7 +841,7 @@ pool_lead_fail(struct pool *p, const char *member, const char *fmt, ...)
 		    r == 0 ? "changed meanwhile" : "did not answer",
 		    (unsigned long long)l->generation);
 		p->seen = 0;
-		pool_lead_end(p, 0, l->failure);
+		pool_lead_end(p, CAROTATE__V1__STATUS__INTERNAL, l->failure);
 		return;
 	}
 	l->generation = st.generation;
@@ -838,7 +858,7 @@ pool_lead_rolled(struct pool *p, int ok, const char *why)
 	if (!ok) {
 		snprintf(l->failure + n, sizeof(l->failure) - n,
 		    "; this member could not take the previous sets back: %s", why);
-		pool_lead_end(p, 0, l->failure);
+		pool_lead_end(p, CAROTATE__V1__STATUS__INTERNAL, l->failure);
 		return;
 	}
 	snprintf(l->failure + n, sizeof(l->failure) - n,
@@ -849,7 +869,7 @@ pool_lead_rolled(struct pool *p, int ok, const char *why)
 }
 
 static void
-pool_lead_end(struct pool *p, int ok, const char *message)
+pool_lead_end(struct pool *p, Carotate__V1__Status status, const char *message)
 {
 	struct pool_lead *l = p->lead;
 	char msg[1024];
@@ -858,6 +878,6 @@ pool_lead_end(struct pool *p, int ok, const char *message)
 	p->lead = NULL;
 	if (l->ev != NULL)
 		event_free(l->ev);
-	l->done(ok, msg, l->arg);
+	l->done(status, msg, l->arg);
 	free(l);
 }

@@ -61,12 +61,14 @@ int pool_mutation_begin(
 
 /*
  * The call ended well on this member: its sets become the pool's (the next
- * generation), and done is called once every live member serves them (ok 1),
- * or once the pool was put back after a member failed (ok 0; message names
- * the member and what the pool serves now). Outside a pool done is called at
- * once with ok 1. message is valid during the call only.
+ * generation), and done is called once every live member serves them (OK),
+ * or once the pool was put back after a member failed (INTERNAL; message
+ * names the member and what the pool serves now), or when the database did
+ * not take the new state (UNAVAILABLE: this member goes back to the pool's
+ * sets once it answers). Outside a pool done is called at once with OK.
+ * message is valid during the call only.
  */
-typedef void (*pool_done_cb)(int ok, const char *message, void *arg);
+typedef void (*pool_done_cb)(Carotate__V1__Status, const char *message, void *arg);
 void pool_mutation_publish(struct carotated *, const char *call, pool_done_cb, void *arg);
 
 /* The call is over (answered): the mutation lock goes. Quiet when not held. */

@@ -79,7 +79,7 @@ static void *rpc_rotate_load(struct carotated *, const char *);
 static void rpc_rotate_take(Carotate__V1__RotateReply *, struct rotation_result *);
 static void rpc_rotate_describe(struct carotated *, Carotate__V1__RotateReply *);
 static void rpc_rotate_done(struct rotation_result *, void *);
-static void rpc_rotate_pooled(int, const char *, void *);
+static void rpc_rotate_pooled(Carotate__V1__Status, const char *, void *);
 static void rpc_rotate_finish(struct rpc_rotate_call *, const char *);
 static int rpc_rotate_renew_check(const Carotate__V1__RenewRequest *, Carotate__V1__Response *);
 static int rpc_rotate_renew_due(const struct config *, const Carotate__V1__RenewRequest *,
@@ -669,18 +669,18 @@ rpc_rotate_done(struct rotation_result *res, void *arg)
 	rpc_rotate_finish(c, NULL);
 }
 
-/* Every member serves the new set (ok), or the pool was put back, which message says. */
+/* Every member serves the new set (OK), or the pool was put back, which message says. */
 static void
-rpc_rotate_pooled(int ok, const char *message, void *arg)
+rpc_rotate_pooled(Carotate__V1__Status status, const char *message, void *arg)
 {
 	struct rpc_rotate_call *c = arg;
 
-	if (!ok) {
-		c->status = CAROTATE__V1__STATUS__INTERNAL;
+	if (status != CAROTATE__V1__STATUS__OK) {
+		c->status = status;
 		c->reply->rolled_back = 1;
 		c->reply->verified = 0;
 	}
-	rpc_rotate_finish(c, ok ? NULL : message);
+	rpc_rotate_finish(c, status == CAROTATE__V1__STATUS__OK ? NULL : message);
 }
 
 /*

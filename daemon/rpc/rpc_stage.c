@@ -49,7 +49,7 @@ static void rpc_stage_begin(void *);
 static int rpc_stage_save(void *, const char *, char *, size_t);
 static void rpc_stage_reply(struct carotated *, struct stage_result *, Carotate__V1__Response *);
 static void rpc_stage_done(struct stage_result *, void *);
-static void rpc_stage_pooled(int, const char *, void *);
+static void rpc_stage_pooled(Carotate__V1__Status, const char *, void *);
 static void rpc_stage_finish(struct rpc_stage_call *);
 
 static const struct stage_hooks rpc_stage_hooks = {
@@ -153,14 +153,14 @@ rpc_stage_done(struct stage_result *res, void *arg)
 	rpc_stage_finish(c);
 }
 
-/* Every member took it (ok), or the pool was put back, which message says. */
+/* Every member took it (OK), or the pool was put back, which message says. */
 static void
-rpc_stage_pooled(int ok, const char *message, void *arg)
+rpc_stage_pooled(Carotate__V1__Status status, const char *message, void *arg)
 {
 	struct rpc_stage_call *c = arg;
 
-	if (!ok)
-		reply_error(c->reply, CAROTATE__V1__STATUS__INTERNAL, "%s", message);
+	if (status != CAROTATE__V1__STATUS__OK)
+		reply_error(c->reply, status, "%s", message);
 	rpc_stage_finish(c);
 }
 
