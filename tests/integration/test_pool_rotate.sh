@@ -1,5 +1,5 @@
 #!/bin/bash
-# timeout: 300 (three members, each restarted after SIGKILL at five points of a pool rotate)
+# timeout: 300 (member b restarted after SIGKILL at five points of a pool rotate, three nginx, PostgreSQL)
 # Pool-wide mutations (carotatectl(1), carotated.conf(5) [ledger]): three members a, b and c,
 # each its own carotated and nginx, on one PostgreSQL. Any member takes any call; the call
 # returns once every live member applied it, or rolls the whole pool back naming the member
@@ -387,8 +387,6 @@ all_serve "$LEAF1" "rolled back"
 for m in $MEMBERS; do
 	assert_eq "$LEAF1" "$(pool_active "$m")" "member $m: pool_state.active is the old leaf"
 done
-all_staged "rolled back"
-assert_eq "$SET3_LEAF" "$STAGED_LEAF" "rolled back: the installed set is still staged"
 audit_verified "rolled back"
 pool_use b
 cp -p "$T/b/carotate.conf.orig" "$NGINX_DIR/carotate.conf"
