@@ -72,7 +72,8 @@ struct pool_apply {
 	char previous[PKI_SHA256_HEX]; /* its leaf */
 	char expected[PKI_SHA256_HEX]; /* the leaf the proxy must serve now; "" none */
 	char failure[768];
-	void *token; /* the owner's (hooks->begin) */
+	char disk_error[768]; /* a part of the state that could not be applied; "" none */
+	void *token;          /* the owner's (hooks->begin) */
 	/* the leader's own apply of a roll back: it goes on from here */
 	void (*then)(struct pool *, int ok, const char *why);
 };
@@ -319,7 +320,7 @@ pool_take_set(struct pool *p, const char *leaf, int staged, char *err, size_t er
 	int r;
 
 	if (poolsets_get(p->cd->ledger, p->key, leaf, &set, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "the pool's set %.16s... cannot be used: %s; nothing applied",
+		snprintf(err, errlen, "the pool's set %.16s... cannot be used: %s; it was not applied",
 		    leaf, why);
 		return -1;
 	}
@@ -430,8 +431,12 @@ pool_apply_start(struct pool *p, const struct ledger_pool_state *st,
 		cd->busy = "pool-apply";
 	a->token = p->hooks->begin(cd);
 	if (pool_disk(a, err, sizeof(err)) == -1) {
-		pool_apply_end(a, 0, "%s", err);
-		return;
+		if (!a->changed) {
+			pool_apply_end(a, 0, "%s", err);
+			return;
+		}
+		/* Part of it moved (the live set, say): the proxy must serve what is on disk. */
+		snprintf(a->disk_error, sizeof(a->disk_error), "%s", err);
 	}
 	agents_refresh(cd);
 	if (!a->changed) {
@@ -536,6 +541,15 @@ pool_apply_end(struct pool_apply *a, int ok, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (a->disk_error[0] != '\0') {
+		/* The proxy serves what went live, but the state is not whole here. */
+		char whole[sizeof(msg) + sizeof(a->disk_error) + 16];
+
+		snprintf(whole, sizeof(whole), "%s (then: %s)", a->disk_error, msg);
+		memcpy(msg, whole, sizeof(msg) - 1);
+		msg[sizeof(msg) - 1] = '\0';
+		ok = 0;
+	}
 	/* A proxy that lagged with the right files on disk: tried again, not recorded as done. */
 	soft = !ok && a->current && a->then == NULL;
 	if (ok)

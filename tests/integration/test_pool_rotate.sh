@@ -21,8 +21,9 @@
 #    acknowledgements than there are agents;
 #  - PostgreSQL stopped during a rotate: exit 0 or 2; once it is back every member serves the
 #    pool's active set, and none ever served a third one;
-#  - a set sealed in the database damaged: member c, started again, refuses to apply it,
-#    says why in its pool row and keeps serving what it served; a rotate fails naming c.
+#  - a set sealed in the database damaged: member c, started again without its staged copy,
+#    refuses to apply it, says why in its pool row and keeps serving what it served; a
+#    rotate fails naming c.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -505,14 +506,20 @@ n=$(pg_psql -d carotate -c "UPDATE blobs SET blob = set_byte(blob, 20, get_byte(
 	WHERE name = 'set/$DAMAGED' RETURNING name" | grep -c . || true)
 assert_eq 1 "$n" "one blob named set/$DAMAGED damaged"
 C_SERVED=$(served_on c)
-C_CANARY=$(nginx_served_sha256 "$(pool_canary_port c)")
-member_restart c
+# Member c lost its staged set while it was down (a new disk, a member added): it must take
+# the pool's sealed copy, which no longer opens.
+pool_use c
+stop_daemon TERM
+rm -f "$SOCK"
+rm -rf "$SSL_DIR/new"
+start_daemon
+pool_save c
 c_refused() { pool_view a | grep -q '^row c .* False '; }
 wait_until 20000 c_refused || fail "member c's pool row shows its apply failed" "$(pool_view a)"
 err=$(pool_view a | awk '$1 == "row" && $2 == "c" { sub(/^row c [^ ]* [^ ]* /, ""); print }')
 assert_contains "${DAMAGED:0:16}" "$err" "member c's apply_error names the set"
 assert_eq "$C_SERVED" "$(served_on c)" "member c serves what it served"
-assert_eq "$C_CANARY" "$(nginx_served_sha256 "$(pool_canary_port c)")" "member c's canary serves what it served"
+assert_eq none "$(staged_on c)" "member c staged nothing it could not open"
 run pool_ctl a --timeout 120s rotate --force --reason "member c holds a damaged set"
 t_log "rotate with member c refusing (exit $RC): $ERR"
 assert_ne 0 "$RC" "rotate on member a fails"
