@@ -157,7 +157,7 @@ STAGING AND THE TRUST BUNDLE|A failed reload does not undo the staging
 ROTATION|What is counted is what goes live
 ROTATION|O_NOFOLLOW
 ROTATION|exits 0 even when nginx refused the new files
-BACKUPS|op=rotate|restore|rollback
+BACKUPS|op=rotate|restore|renew|pool|rollback
 BACKUPS|nor a backup made by hand or one whose manifest cannot be read
 LEDGER|synchronous=FULL
 PRIVILEGES AND ROLES|00000000000001e0

@@ -167,15 +167,20 @@ N=$((SIM_AGENTS + 2))
 same_report "the fleet linked" "linked=$N"
 
 # ---------------------------------------------------------------- staged on every member
-echo "-- the same staged set on every member; agents acknowledge through any of them"
+# leaf_fp FILE: the SHA-256 fingerprint of the first certificate in FILE ("" when none).
+leaf_fp() { openssl x509 -noout -fingerprint -sha256 -in "$1" 2>/dev/null; }
+echo "-- one install stages the set on every member; agents acknowledge through any of them"
 make_cert_set "$T/newset" staged
+assert_exit 0 "install on member a (the pool's call: every member stages the set)" -- \
+	pool_ctl a --json install --ca "$T/newset/ca.crt" --cert "$T/newset/server.crt" \
+	--key "$T/newset/server.key"
 for m in $MEMBERS; do
 	pool_use "$m"
-	assert_exit 0 "install on member $m" -- ctl --json install --ca "$T/newset/ca.crt" \
-		--cert "$T/newset/server.crt" --key "$T/newset/server.key"
+	[ "$(leaf_fp "$SSL_DIR/new/server.crt")" = "$(leaf_fp "$T/newset/server.crt")" ] ||
+		fail "member $m has the installed set staged"
 	nginx_wait_serving "$NGINX_CANARY_PORT" "$SSL_DIR/new/server.crt"
-	pool_save "$m"
 done
+ok "every member has the set staged and its canary serves it"
 same_report "staged, nobody acknowledged" "acknowledged=0"
 
 checkin b "$T/ca-old.pem" agent-1 "$TOK1" "$E1"
@@ -275,14 +280,16 @@ ok "the database password appears in no member's log or status"
 
 # ---------------------------------------------------------------- a burst cut short
 echo "-- PostgreSQL stops in the middle of a burst of check-ins: nothing is counted that was not acknowledged"
-for m in $MEMBERS; do
-	assert_exit 0 "discard on member $m" -- pool_ctl "$m" discard
-done
+assert_exit 0 "discard on member b (every member's staged set goes)" -- pool_ctl b discard
 make_cert_set "$T/set3" third
+assert_exit 0 "install a third set on member c" -- pool_ctl c --json install \
+	--ca "$T/set3/ca.crt" --cert "$T/set3/server.crt" --key "$T/set3/server.key"
 for m in $MEMBERS; do
-	assert_exit 0 "install a third set on member $m" -- pool_ctl "$m" --json install \
-		--ca "$T/set3/ca.crt" --cert "$T/set3/server.crt" --key "$T/set3/server.key"
+	pool_use "$m"
+	[ "$(leaf_fp "$SSL_DIR/new/server.crt")" = "$(leaf_fp "$T/set3/server.crt")" ] ||
+		fail "member $m has the third set staged"
 done
+ok "every member has the third set staged"
 BUNDLE3=$(pool_ctl a --json status | json_get bundle.id)
 same_report "the third set staged, nobody acknowledged it" "acknowledged=0"
 sim c --rounds 8 --interval 250 --concurrency 4 >"$T/burst.json" 2>"$T/burst.err" &
