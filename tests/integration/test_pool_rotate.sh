@@ -48,8 +48,9 @@ FAULTY="$CAROTATE_BUILD/carotated-faults"
 [ -x "$FAULTY" ] || fail "$FAULTY is missing (make integration builds it)"
 MEMBERS="a b c"
 BEAT=2
-# The points of a member's part of a pool rotate, and two of the journal's it goes through.
-CRASH_POINTS="pool-apply-before-swap swap-rotate-1 pool-apply-after-swap rotate-after-publish
+# The points of a member's part of a pool rotate: before and after its swap, every step of the
+# swap's journal (swap-rotate-N, walked until one is not reached), and after its reload.
+CRASH_POINTS="pool-apply-before-swap $(seq -f 'swap-rotate-%g' 1 30 | tr '\n' ' ')pool-apply-after-swap
 pool-apply-after-reload"
 
 # ---------------------------------------------------------------- helpers
@@ -398,7 +399,9 @@ GEN=$(pool_gen a)
 # ---------------------------------------------------------------- kill -9 in a pool rotate
 echo "-- member b killed at each point of its part of a rotate on member a"
 _b_gone_or_done() { ! daemon_alive "$1" || ! kill -0 "$2" 2>/dev/null; }
+journal_walked=0
 for point in $CRASH_POINTS; do
+	case $point in swap-rotate-*) [ "$journal_walked" -eq 0 ] || continue ;; esac
 	ensure_staged a
 	pool_use b
 	: >"$T/b-crash.log"
@@ -424,8 +427,11 @@ for point in $CRASH_POINTS; do
 	if [ "$crashed" -eq 0 ]; then
 		member_restart b
 		case $point in
-		pool-apply-*) fail "$point: member b reaches the point in a pool rotate" "$(tail -n 20 "$T/b-crash.log")" ;;
-		*) t_log "$point: member b did not pass this point; the rotate ended (exit $rc) with b alive" ;;
+		swap-rotate-1) fail "$point: member b's swap has journal steps" "$(tail -n 20 "$T/b-crash.log")" ;;
+		swap-rotate-*)
+			t_log "member b's swap has $((${point#swap-rotate-} - 1)) journal steps, each crashed at"
+			journal_walked=1 ;;
+		*) fail "$point: member b reaches the point in a pool rotate" "$(tail -n 20 "$T/b-crash.log")" ;;
 		esac
 	else
 		grep -q "fault_point: crashing here" "$T/b-crash.log" ||
@@ -449,6 +455,35 @@ for point in $CRASH_POINTS; do
 	done
 	ok "$point: crashed=$crashed, exit $rc, the pool serves the $([ "$leaf" = "$NEW_L" ] && echo new || echo old) leaf"
 done
+
+# ---------------------------------------------------------------- a member that stays down
+echo "-- member b killed in its swap and left down: the pool rolls back once b is stale"
+ensure_staged a
+OLD_L=$(served_on a)
+pool_use b
+: >"$T/b-crash.log"
+stop_daemon
+rm -f "$SOCK"
+DAEMON_LOG="$T/b-crash.log" CAROTATED=$FAULTY CAROTATE_CRASH_AT=swap-rotate-3 start_daemon
+bpid=$DAEMON_PID
+pool_save b
+run pool_ctl a --timeout 90s rotate --force --reason "member b dies and stays down"
+daemon_alive "$bpid" && fail "member b died in its swap"
+{ wait "$bpid" || true; } 2>/dev/null
+cat "$T/b-crash.log" >>"$T/daemon-b.log"
+t_log "rotate with member b down (exit $RC): $ERR"
+assert_eq 6 "$RC" "the rotate fails (exit 6)"
+assert_names_member b "$ERR$OUT" "the message names member b"
+assert_contains "heartbeat stopped" "$ERR" "and says its heartbeat stopped"
+for m in a c; do
+	assert_eq "$OLD_L" "$(served_on "$m")" "member $m serves the old leaf again"
+done
+pool_use b
+rm -f "$SOCK"
+start_daemon
+pool_save b
+all_serve "$OLD_L" "member b started again: it finished its journal and took the pool's sets"
+audit_verified "member b down"
 
 # ---------------------------------------------------------------- PostgreSQL stops
 echo "-- PostgreSQL stopped while a rotate on member c runs"
