@@ -320,8 +320,8 @@ pool_take_set(struct pool *p, const char *leaf, int staged, char *err, size_t er
 	int r;
 
 	if (poolsets_get(p->cd->ledger, p->key, leaf, &set, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "the pool's set %.16s... cannot be used: %s; it was not applied",
-		    leaf, why);
+		snprintf(err, errlen,
+		    "the pool's set %.16s... cannot be used: %s; it was not applied", leaf, why);
 		return -1;
 	}
 	f = (struct ssldir_files){ (const char *)set.ca, (const char *)set.cert,
