@@ -40,6 +40,7 @@
 #include "certset.h"
 #include "clock.h"
 #include "config.h"
+#include "digest.h"
 #include "fault.h"
 #include "ledger.h"
 #include "log.h"
@@ -50,13 +51,17 @@
 #include "poolsets.h"
 #include "proxy.h"
 #include "retained.h"
+#include "seal.h"
 #include "ssldir.h"
+#include "statenote.h"
 #include "swap.h"
 #include "xmalloc.h"
 
 #define POOL_WAIT_TICK_MS 100
 #define POOL_RETRY_MS     5000 /* a member whose proxy did not answer tries again after this */
 #define POOL_MAX_WAIT     32   /* members a leader waits for */
+#define POOL_STATE_MAGIC  "carotate pool state 1"
+#define POOL_FLOOR_NOTE   "pool.generation" /* in the state directory: the last one applied */
 
 struct pool;
 
@@ -121,6 +126,14 @@ static void pool_apply_checked(int, const char *, const char *, void *);
 static void pool_apply_end(struct pool_apply *, int, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void pool_poll(struct pool *);
+static void pool_state_text(const struct ledger_pool_state *, uint64_t, char *, size_t);
+static void pool_state_slot(const char *, char *, size_t);
+static int pool_state_seal(struct pool *, const struct ledger_pool_state *, uint64_t, char *,
+    size_t);
+static int pool_state_trusted(struct pool *, const struct ledger_pool_state *, char *, size_t);
+static uint64_t pool_floor(struct pool *);
+static void pool_floor_raise(struct pool *, uint64_t);
+static int pool_state_write(struct pool *, struct ledger_pool_state *, uint64_t);
 static void pool_tick(evutil_socket_t, short, void *);
 static void pool_socket(evutil_socket_t, short, void *);
 static void pool_watch_socket(struct pool *);
@@ -150,6 +163,134 @@ pool_leaves(const struct config *conf, char active[PKI_SHA256_HEX], char staged[
 		active[0] = '\0';
 	if (staged[0] == '-' || staged[0] == '?')
 		staged[0] = '\0';
+}
+
+/*
+ * The pool's state as its sealed record says it: the row in the database is
+ * believed only when a record sealed under the pool key says the same. Whoever
+ * can write the database without the key cannot make a member take a set (an
+ * old one, say) that no member published.
+ */
+static void
+pool_state_text(const struct ledger_pool_state *st, uint64_t generation, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s\n%llu\n%s\n%s\n%s\n%s\n", POOL_STATE_MAGIC,
+	    (unsigned long long)generation, st->active, st->staged, st->call, st->member);
+}
+
+/* The record's slot: its generation and content named, so that no two records share one. */
+static void
+pool_state_slot(const char *text, char *slot, size_t len)
+{
+	char sum[DIGEST_SHA256_HEX];
+
+	if (digest_sha256_hex(text, strlen(text), sum) == -1)
+		fatalx("%s: SHA-256 failed", __func__);
+	snprintf(slot, len, "pool/state/%.32s", sum);
+}
+
+/* Seals st as generation into the pool's blobs. 0, or -1 with err. */
+static int
+pool_state_seal(struct pool *p, const struct ledger_pool_state *st, uint64_t generation,
+    char *err, size_t errlen)
+{
+	char text[512], slot[64], why[128];
+	uint8_t blob[512 + SEAL_OVERHEAD];
+	size_t n = sizeof(blob);
+
+	pool_state_text(st, generation, text, sizeof(text));
+	pool_state_slot(text, slot, sizeof(slot));
+	if (seal_encrypt(p->key, slot, strlen(slot), (const uint8_t *)text, strlen(text), blob, &n,
+	        why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "cannot seal the pool's state: %s", why);
+		return -1;
+	}
+	if (ledger_blob_put_new(p->cd->ledger, slot, blob, n) == -1) {
+		snprintf(err, errlen, "cannot store the pool's sealed state in its database");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * 0 when st is a state a member holding the pool key published, and not older
+ * than one this member applied already; -1 with err otherwise.
+ */
+static int
+pool_state_trusted(struct pool *p, const struct ledger_pool_state *st, char *err, size_t errlen)
+{
+	char text[512], slot[64], why[128];
+	uint8_t blob[1024], plain[1024];
+	size_t blen = 0, plen = sizeof(plain);
+	uint64_t floor = pool_floor(p);
+	int r;
+
+	if (st->generation < floor) {
+		snprintf(err, errlen,
+		    "the pool's state went back to generation %llu, but this member applied "
+		    "generation %llu already: refused (the database was written by hand, or "
+		    "restored from an old copy)",
+		    (unsigned long long)st->generation, (unsigned long long)floor);
+		return -1;
+	}
+	pool_state_text(st, st->generation, text, sizeof(text));
+	pool_state_slot(text, slot, sizeof(slot));
+	r = ledger_blob_get(p->cd->ledger, slot, blob, sizeof(blob), &blen);
+	if (r == 1)
+		r = seal_decrypt(p->key, slot, strlen(slot), blob, blen, plain, &plen, why,
+		        sizeof(why)) == 0 &&
+		    plen == strlen(text) && memcmp(plain, text, plen) == 0;
+	if (r != 1) {
+		snprintf(err, errlen,
+		    "the pool's state (generation %llu, %s on member %s) %s: refused; "
+		    "only a member holding the pool key publishes a state",
+		    (unsigned long long)st->generation, st->call, st->member,
+		    r == -1 ? "cannot be checked: its sealed record cannot be read"
+		            : "has no sealed record that opens under this member's pool key");
+		return -1;
+	}
+	return 0;
+}
+
+/* The newest generation this member applied, kept in its state directory (0: none). */
+static uint64_t
+pool_floor(struct pool *p)
+{
+	char *text = NULL, err[256];
+	unsigned long long g = 0;
+
+	if (statenote_read(p->cd->conf, POOL_FLOOR_NOTE, &text, err, sizeof(err)) == -1)
+		log_warnx("pool: %s", err);
+	if (text != NULL && sscanf(text, "%llu", &g) != 1)
+		g = 0;
+	free(text);
+	return (uint64_t)g;
+}
+
+static void
+pool_floor_raise(struct pool *p, uint64_t generation)
+{
+	char text[32], err[256];
+
+	if (generation <= pool_floor(p))
+		return;
+	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)generation);
+	if (statenote_write(p->cd->conf, POOL_FLOOR_NOTE, text, err, sizeof(err)) == -1)
+		log_warnx("pool: %s", err);
+}
+
+/* Seals st as generation expect + 1 and publishes it. As ledger_pool_state_put; err when -1. */
+static int
+pool_state_write(struct pool *p, struct ledger_pool_state *st, uint64_t expect)
+{
+	char err[512];
+
+	snprintf(st->member, sizeof(st->member), "%s", p->cd->conf->ledger_member);
+	if (pool_state_seal(p, st, expect + 1, err, sizeof(err)) == -1) {
+		log_warnx("pool: %s", err);
+		return -1;
+	}
+	return ledger_pool_state_put(p->cd->ledger, st, expect);
 }
 
 void
@@ -183,6 +324,10 @@ pool_init(struct carotated *cd, const struct pool_hooks *hooks)
 	}
 	if (a.st.generation == 0)
 		return;
+	if (pool_state_trusted(p, &a.st, why, sizeof(why)) == -1) {
+		log_warnx("pool: at start-up: %s", why);
+		return;
+	}
 	token = hooks->begin(cd);
 	r = pool_disk(&a, why, sizeof(why));
 	if (r == -1)
@@ -285,6 +430,7 @@ pool_poll(struct pool *p)
 {
 	struct carotated *cd = p->cd;
 	struct ledger_pool_state st;
+	char err[768];
 
 	if (p->apply != NULL || p->lead != NULL || p->locked || cd->busy != NULL || cd->resuming ||
 	    ledger_in_batch(cd->ledger))
@@ -302,6 +448,13 @@ pool_poll(struct pool *p)
 	p->down = 0;
 	if (st.generation == 0 || st.generation <= p->seen || clock_ms() < p->retry_at)
 		return;
+	if (pool_state_trusted(p, &st, err, sizeof(err)) == -1) {
+		log_warnx("pool: %s", err);
+		if (ledger_member_applied(cd->ledger, st.generation, 0, err) == -1)
+			log_warnx("pool: cannot record the refusal in the pool's database");
+		p->seen = st.generation;
+		return;
+	}
 	pool_apply_start(p, &st, NULL);
 }
 
@@ -572,6 +725,8 @@ pool_apply_end(struct pool_apply *a, int ok, const char *fmt, ...)
 		p->retry_at = clock_ms() + POOL_RETRY_MS;
 	else
 		p->seen = a->st.generation;
+	if (ok)
+		pool_floor_raise(p, a->st.generation);
 	if (cd->busy != NULL && strcmp(cd->busy, "pool-apply") == 0) {
 		cd->busy = NULL;
 		member_beat(cd);
@@ -611,8 +766,11 @@ pool_mutation_begin(
 		return -1;
 	}
 	pool_leaves(cd->conf, active, staged, NULL);
-	if (st.generation > 0 &&
-	    (strcmp(active, st.active) != 0 || strcmp(staged, st.staged) != 0)) {
+	/* A row no key holder wrote is not the pool's: this call's sets replace it. */
+	if (st.generation > 0 && pool_state_trusted(p, &st, err, sizeof(err)) == -1)
+		log_warnx("pool: %s: %s; this call's sets will replace it", call, err);
+	else if (st.generation > 0 &&
+	         (strcmp(active, st.active) != 0 || strcmp(staged, st.staged) != 0)) {
 		pool_mutation_end(cd);
 		*status = CAROTATE__V1__STATUS__UNAVAILABLE;
 		snprintf(msg, msglen,
@@ -691,7 +849,7 @@ pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done,
 		return;
 	}
 	fault_point("pool-before-publish");
-	if ((r = ledger_pool_state_put(cd->ledger, &st, p->before.generation)) != 1) {
+	if ((r = pool_state_write(p, &st, p->before.generation)) != 1) {
 		p->seen = 0;
 		snprintf(l->failure, sizeof(l->failure),
 		    "%s: done on this member, but %s; this member goes back to the pool's sets "
@@ -705,6 +863,7 @@ pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done,
 		return;
 	}
 	p->seen = st.generation;
+	pool_floor_raise(p, st.generation);
 	if (ledger_member_applied(cd->ledger, st.generation, 1, "") == -1)
 		log_warnx("pool: cannot record this member's result of generation %llu",
 		    (unsigned long long)st.generation);
@@ -847,7 +1006,7 @@ pool_lead_fail(struct pool *p, const char *member, const char *fmt, ...)
 	l->rolling_back = 1;
 	st = p->before;
 	snprintf(st.call, sizeof(st.call), "rollback");
-	if ((r = ledger_pool_state_put(p->cd->ledger, &st, l->generation)) != 1) {
+	if ((r = pool_state_write(p, &st, l->generation)) != 1) {
 		n = strlen(l->failure);
 		snprintf(l->failure + n, sizeof(l->failure) - n,
 		    "; the pool could not be put back (its database %s): every member converges "

@@ -561,3 +561,32 @@ assert_ne 0 "$RC" "rotate on member a fails"
 assert_names_member c "$ERR$OUT" "the message names member c"
 all_serve "$ACTIVE" "the pool rolled back"
 audit_verified "the damaged set"
+
+# ---------------------------------------------------------------- a forged state
+echo "-- a state written into the database without the pool key: every member refuses it"
+CUR=$(served_on a)
+FORGED=$(pg_psql -d carotate -Atc "SELECT substr(name, 5) FROM blobs WHERE name LIKE 'set/%'
+	AND substr(name, 5) <> '$CUR' ORDER BY name LIMIT 1")
+[ -n "$FORGED" ] || fail "an earlier sealed set to point the forged state at"
+G=$(pg_psql -d carotate -Atc "UPDATE pool_state SET generation = generation + 1,
+	active = '$FORGED', staged = '', call = 'rotate' RETURNING generation")
+refused_all() {
+	local m
+	for m in $MEMBERS; do
+		pool_view a | grep -q "^row $m $G False .*refused" || return 1
+	done
+}
+wait_until 20000 refused_all || fail "every member records generation $G refused" "$(pool_view a)"
+ok "every member records the forged generation $G as refused"
+grep -q "only a member holding the pool key publishes a state" "$T/daemon-b.log" ||
+	fail "member b's log says why it refused" "$(tail -n 5 "$T/daemon-b.log")"
+ok "member b's log says why"
+for m in $MEMBERS; do
+	assert_eq "$CUR" "$(served_on "$m")" "member $m still serves ${CUR:0:16}, not the forged ${FORGED:0:16}"
+done
+run pool_ctl c --timeout 60s generate
+assert_eq 0 "$RC" "a change made on member c replaces the forged state ($ERR)"
+wait_until 20000 eval '[ "$(pool_view a | grep -c "^row .* True ")" -eq 3 ]' ||
+	fail "every member applied the state that replaced it" "$(pool_view a)"
+ok "every member applied the state that replaced the forged one"
+audit_verified "the forged state"
