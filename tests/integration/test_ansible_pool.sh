@@ -10,12 +10,16 @@
 #    checked by carotated --check-config; a member still on SQLite fails the status check
 #    and stops the run before the next member; once restarted, a run changes nothing and
 #    both statuses show the PostgreSQL ledger, reachable, under the member's name;
-#  - plays 2 and 3 (--tags rotate): one custom set copied to and staged on both members;
-#    the wait fails while the agents have not acknowledged it, and nothing is rotated; a
-#    member whose nginx refuses the set rolls back and the run stops before the other's
-#    rotation; run again, that member stages the set anew and the wait holds the run until
-#    the agents acknowledged it again; then each member rotates in turn, both nginx serve
-#    the new certificate, and the report is the same on both; run again, nothing changes.
+#  - plays 2 and 3 (--tags rotate), every change made once, on member a, for the pool: in
+#    check mode nothing is copied, staged or published; the set is copied to member a only
+#    and staged once, which stages it on both members (one generation); the wait fails while
+#    the agents have not acknowledged it, and nothing is rotated; member b's nginx pinned to
+#    the old files makes the rotation fail naming b, and the pool rolls back: both members
+#    serve the old certificate, the new one staged; once b is fixed and the agents
+#    acknowledged, one run rotates the pool: both nginx serve the new certificate (curl with
+#    the new CA connects to both), both show one pool_state (one generation more, rotate on
+#    a) applied well by each member, and the same report; run again, or in check mode,
+#    nothing changes, and the pool's audit chain verifies on both.
 # shellcheck disable=SC2119 # helpers take optional arguments
 set -eu
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -200,6 +204,39 @@ done
 assert_contains "ledger: postgresql, member b, reachable" "$(cat "$T/play-$N.out")" "the play says so"
 
 # ---------------------------------------------------------------- plays 2 and 3: a rotation
+# pool_state M: member M's status --json as one line, "generation ACTIVE STAGED CALL MEMBER"
+# (STAGED "-" when empty), then " | NAME APPLIED_GENERATION APPLIED_OK" for each pool row.
+pool_state() {
+	pool_ctl "$1" --json status | "$PY" -c '
+import json, sys
+st = json.load(sys.stdin)
+ps = st.get("pool_state") or {}
+out = "%s %s %s %s %s" % (ps.get("generation"), ps.get("active"), ps.get("staged") or "-",
+                          ps.get("call"), ps.get("member"))
+for r in sorted(st.get("pool") or [], key=lambda r: r.get("member")):
+    out += " | %s %s %s" % (r.get("member"), r.get("applied_generation"), r.get("applied_ok"))
+print(out)'
+}
+# pool_same WHAT: both members show one pool_state, every row at its generation and applied
+# well; POOL_GEN is that generation.
+POOL_GEN=""
+pool_same() {
+	local sa sb
+	sa=$(pool_state a)
+	sb=$(pool_state b)
+	assert_eq "$sa" "$sb" "$1: members a and b show the same pool_state"
+	POOL_GEN=${sa%% *}
+	assert_eq "| a $POOL_GEN True | b $POOL_GEN True" "${sa#* * * * * }" \
+		"$1: each member applied generation $POOL_GEN well"
+}
+# snapshots NAME: both members' SSL and state directories in $T/NAME-M.snap.
+snapshots() {
+	local m
+	for m in $MEMBERS; do
+		{ snapshot_dir "$T/$m/ssl" && echo "--- state" && snapshot_dir "$T/$m/state"; } >"$T/$1-$m.snap"
+	done
+}
+
 echo "-- agents link through member a and check in through member b"
 SIM_DIR="$T/fleet"
 sim() {
@@ -214,13 +251,36 @@ sim a --link --linking-key "$LINKING_KEY" --rounds 1
 sim b --rounds 1
 make_cert_set "$T/newset" pool-new
 NEW=$(leaf_sha "$T/newset/server.crt")
+GEN0=$(pool_state a)
+GEN0=${GEN0%% *}
 
-echo "-- plays 2 and 3 before the agents acknowledged: staged on both, the wait fails, nothing rotated"
+echo "-- plays 2 and 3 in check mode: nothing written"
+snapshots before
+play rotate --check
+[ "$RC" -eq 0 ] || fail "plays 2 and 3 run in check mode" "$(tail -n 40 "$T/play-$N.out")"
+assert_ne 0 "$(recap a changed)" "member a: check mode says it would copy the set"
+for m in $MEMBERS; do
+	snapshots after
+	cmp -s "$T/before-$m.snap" "$T/after-$m.snap" ||
+		fail "member $m: check mode leaves its SSL and state directories as they were" \
+			"$(diff "$T/before-$m.snap" "$T/after-$m.snap" | head -n 20)"
+	ok "member $m: SSL and state directories unchanged"
+	[ ! -e "$T/$m/incoming" ] || fail "member $m: check mode copied nothing" "$(ls -la "$T/$m/incoming")"
+	ok "member $m: nothing copied"
+done
+for m in $MEMBERS; do
+	assert_eq "$GEN0" "$(pool_state "$m" | cut -d' ' -f1)" "member $m: check mode published no generation"
+done
+
+echo "-- before the agents acknowledged: staged once for the pool, the wait fails, nothing rotated"
 play rotate
 assert_ne 0 "$RC" "the rotation stops while the agents have not acknowledged the new CA"
 assert_contains "below min_percent 100" "$(cat "$T/play-$N.out")" "the wait says why"
+assert_eq "0600" "$(stat -c '%04a' "$T/a/incoming/server.key")" "member a: the key copied root 0600"
+[ ! -e "$T/b/incoming" ] || fail "the set is copied to member a only" "$(ls -la "$T/b/incoming")"
+ok "the set is copied to member a only"
+assert_eq none "$(recap b changed)" "member b ran no task: one member answers for the pool"
 for m in $MEMBERS; do
-	assert_eq "0600" "$(stat -c '%04a' "$T/$m/incoming/server.key")" "member $m: the key copied root 0600"
 	pool_ctl "$m" --json status | jsave "$T/st-$m.json"
 	assert_eq staged "$(jget phase "$T/st-$m.json")" "member $m: the set is staged"
 	assert_eq "$(cert_sha256 "$T/newset/ca.crt")" "$(jget staged.ca.sha256 "$T/st-$m.json")" \
@@ -228,7 +288,10 @@ for m in $MEMBERS; do
 	pool_use "$m"
 	assert_eq "$OLD" "$(served)" "member $m: nginx still serves the old certificate"
 done
-grep -q "Rotate (carotated" "$T/play-$N.out" && fail "no member was rotated" "$(cat "$T/play-$N.out")"
+pool_same "staged"
+assert_eq $((GEN0 + 1)) "$POOL_GEN" "one generation published: the set staged once"
+assert_contains " $OLD $NEW install a |" "$(pool_state a)" "pool_state: install on member a staged the new leaf"
+grep -q "TASK \[Rotate" "$T/play-$N.out" && fail "nothing was rotated" "$(cat "$T/play-$N.out")"
 ok "the rotation play did not start"
 
 echo "-- the agents fetch the new bundle through member b and acknowledge it through member a"
@@ -238,41 +301,38 @@ for m in $MEMBERS; do
 	assert_eq 100 "$(pool_ctl "$m" --json report | json_get percent)" "member $m reports 100 %"
 done
 
-echo "-- member a's nginx refuses the set: its rotation rolls back and the run stops there"
-pool_use a
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/wrong.key" 2>/dev/null
-cp "$T/wrong.key" "$SSL_DIR/new/server.key"
-chmod 0600 "$SSL_DIR/new/server.key"
+echo "-- member b's nginx cannot serve the set: the pool rolls back, both serve the old certificate"
+# b's server block reads copies of the files it serves now: its reload works, its TLS check
+# sees the old leaf.
+pool_use b
+mkdir -m 0700 "$T/b/pinned"
+cp -p "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/b/pinned/"
+cp -p "$NGINX_DIR/carotate.conf" "$T/b/carotate.conf.orig"
+sed -i -e "s|$SSL_DIR/server.crt;|$T/b/pinned/server.crt;|" -e "s|$SSL_DIR/server.key;|$T/b/pinned/server.key;|" \
+	"$NGINX_DIR/carotate.conf"
+grep -q "$T/b/pinned/server.key;" "$NGINX_DIR/carotate.conf" || fail "member b's nginx reads the pinned files"
+nginx_reload
+pool_save b
 play rotate
 assert_ne 0 "$RC" "the run fails"
-assert_contains "rotate rolled back" "$(cat "$T/play-$N.out")" "member a's rotation rolled back"
-assert_eq 1 "$(recap a failed)" "member a failed"
-assert_eq 0 "$(recap b failed)" "member b did not fail"
-sed -n '/^TASK \[Rotate/,/^TASK\|^PLAY/p' "$T/play-$N.out" | grep -q '\[b\]' &&
-	fail "member b's rotation did not run" "$(cat "$T/play-$N.out")"
-ok "member b's rotation did not run: serial 1 stops at the first failure"
-pool_use a
-assert_eq "$OLD" "$(served)" "member a: nginx serves the old certificate again"
-pool_use b
-assert_eq "$OLD" "$(served)" "member b: nginx still serves the old certificate"
-assert_eq staged "$(pool_ctl b --json status | json_get phase)" "member b: the set is still staged"
-t_log "reports after the roll back: a: $(pool_ctl a --json report | json_get percent) %, b: $(pool_ctl b --json report | json_get percent) %"
+assert_contains "rotate rolled back" "$(cat "$T/play-$N.out")" "the rotation rolled back"
+assert_contains "member b failed" "$(sed -n '/^TASK \[Rotate/,/^PLAY RECAP/p' "$T/play-$N.out")" \
+	"the rotation's failure names member b"
+for m in $MEMBERS; do
+	pool_use "$m"
+	assert_eq "$OLD" "$(served)" "member $m: nginx serves the old certificate"
+done
+pool_same "rolled back"
+assert_contains " $OLD $NEW rollback a |" "$(pool_state a)" "pool_state: the old leaf active, the new one staged"
+t_log "report after the roll back: $(pool_ctl a --json report | json_get percent) %"
 
-echo "-- plays 2 and 3 again: member a stages the set again, a new staging the agents have not acknowledged"
-play rotate
-assert_ne 0 "$RC" "the run stops at the wait"
-assert_contains "below min_percent 100" "$(cat "$T/play-$N.out")" "the wait says why"
-assert_eq 1 "$(recap a changed)" "member a staged the set again (one change)"
-assert_eq 0 "$(recap b changed)" "member b: nothing changed"
-assert_eq staged "$(pool_ctl a --json status | json_get phase)" "member a: the set is staged again"
+echo "-- member b's nginx fixed, the agents check in again: one run rotates the pool"
 pool_use b
-assert_eq "$OLD" "$(served)" "member b: nginx still serves the old certificate"
-# Member b kept the set staged: it counts the new staging member a opened, with no reload.
-same_percent() { [ "$(pool_ctl a --json report | json_get percent)" = "$(pool_ctl b --json report | json_get percent)" ]; }
-same_percent || fail "members a and b report the same after a staged the set again" \
-	"a: $(pool_ctl a --json report | json_get percent) %, b: $(pool_ctl b --json report | json_get percent) %"
-ok "members a and b report the same percentage, with no reload"
-# Delivered through b, acknowledged through a (twice: the first round may only deliver).
+cp -p "$T/b/carotate.conf.orig" "$NGINX_DIR/carotate.conf"
+nginx_reload
+pool_save b
+# The roll back staged the set anew, a new count: delivered through b, acknowledged through a
+# (twice: the first round may only deliver).
 sim b --rounds 1
 sim a --rounds 1
 sim b --rounds 1
@@ -280,20 +340,23 @@ sim a --rounds 1
 for m in $MEMBERS; do
 	assert_eq 100 "$(pool_ctl "$m" --json report | json_get percent)" "member $m reports 100 %"
 done
-
-echo "-- plays 2 and 3: the wait passes, each member rotates in turn"
+GEN1=$POOL_GEN
 play rotate
 [ "$RC" -eq 0 ] || fail "the rotation runs" "$(tail -n 60 "$T/play-$N.out")"
-# Staging found the set staged: only the rotation changed something, once per member.
+# The set is staged already: only the rotation changed something.
+assert_eq 1 "$(recap a changed)" "one change, the rotation, on member a"
+assert_eq none "$(recap b changed)" "member b ran no task"
 for m in $MEMBERS; do
-	assert_eq 1 "$(recap "$m" changed)" "member $m: one change, its rotation"
 	pool_use "$m"
 	serves_now "$NEW" "member $m: nginx serves the new certificate"
 	assert_eq steady "$(pool_ctl "$m" --json status | json_get phase)" "member $m: nothing is staged"
+	assert_exit 0 "member $m: curl with the new CA connects" -- curl -sS -o /dev/null --max-time 10 \
+		--cacert "$T/newset/ca.crt" --resolve "$NGINX_SERVER_NAME:$(pool_port "$m"):127.0.0.1" \
+		"https://$NGINX_SERVER_NAME:$(pool_port "$m")/"
 done
-grep -n "TASK \[Rotate\|^changed: \[" "$T/play-$N.out" | grep -A1 "Rotate" | grep -o 'changed: \[[ab]\]' |
-	tr -d '\n' >"$T/order"
-assert_eq "changed: [a]changed: [b]" "$(cat "$T/order")" "member a rotated, then member b"
+pool_same "rotated"
+assert_eq $((GEN1 + 1)) "$POOL_GEN" "one generation published: the pool rotated once"
+assert_contains " $NEW - rotate a |" "$(pool_state a)" "pool_state: rotate on member a, the new leaf active"
 counts() {
 	pool_ctl "$1" --json report | "$PY" -c '
 import json, sys
@@ -304,25 +367,23 @@ print(" ".join("%s=%s" % (k, r.get(k)) for k in
 RA=$(counts a)
 assert_eq "$RA" "$(counts b)" "the report is the same on both members ($RA)"
 assert_contains "linked=$SIM_AGENTS " "$RA" "and counts the pool's agents"
-for m in $MEMBERS; do
-	assert_exit 0 "member $m: curl with the new CA connects" -- curl -sS -o /dev/null --max-time 10 \
-		--cacert "$T/newset/ca.crt" --resolve "$NGINX_SERVER_NAME:$(pool_port "$m"):127.0.0.1" \
-		"https://$NGINX_SERVER_NAME:$(pool_port "$m")/"
-done
 
 echo "-- plays 2 and 3 again: nothing to do, nor in check mode"
+snapshots rotated
 play rotate
 [ "$RC" -eq 0 ] || fail "the rotation runs again" "$(tail -n 60 "$T/play-$N.out")"
-for m in $MEMBERS; do
-	assert_eq 0 "$(recap "$m" changed)" "member $m: nothing changed"
-	pool_use "$m"
-	assert_eq "$NEW" "$(served)" "member $m: nginx still serves the new certificate"
-done
+assert_eq 0 "$(recap a changed)" "nothing changed"
 play ledger,rotate --check
 [ "$RC" -eq 0 ] || fail "every play runs in check mode" "$(tail -n 60 "$T/play-$N.out")"
 for m in $MEMBERS; do
 	assert_eq 0 "$(recap "$m" changed)" "member $m: check mode, nothing would change"
-done
-for m in $MEMBERS; do
+	pool_use "$m"
+	assert_eq "$NEW" "$(served)" "member $m: nginx still serves the new certificate"
+	assert_eq "$POOL_GEN" "$(pool_state "$m" | cut -d' ' -f1)" "member $m: no generation published"
+	snapshots again
+	cmp -s "$T/rotated-$m.snap" "$T/again-$m.snap" ||
+		fail "member $m: the SSL and state directories are as the rotation left them" \
+			"$(diff "$T/rotated-$m.snap" "$T/again-$m.snap" | head -n 20)"
+	ok "member $m: SSL and state directories unchanged"
 	assert_exit 0 "member $m: the pool's audit chain verifies" -- pool_ctl "$m" audit --verify
 done

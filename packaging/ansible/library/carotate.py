@@ -503,8 +503,8 @@ class Carotate(object):
                 if path is not None and not os.access(path, os.R_OK):
                     self.fail("%s: cannot read %s" % (opt, path), status="invalid_argument")
         if install and st.get("phase") != "staged" and self.is_active(st):
-            # Run again after its rotation (a pool's playbook, one member at a time): the
-            # set is live, and installing it again would stage the active CA.
+            # Run again after its rotation (a playbook run again): the set is live, and
+            # installing it again would stage the active CA.
             self.out["result"] = st
             self.done("the set is already active: nothing to stage", False, staged=None,
                       bundle=st.get("bundle"))
