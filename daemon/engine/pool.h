@@ -54,7 +54,8 @@ void pool_stop(struct carotated *);
  * a member that lags would publish an old set as new). The sets this member
  * serves are sealed into the pool first, so that the call can be undone on
  * every member. 0 to go on (nothing to do outside a pool); -1 with the refusal
- * in *status (UNAVAILABLE) and msg.
+ * in *status and msg: UNAVAILABLE (the lock is held elsewhere, the database does
+ * not answer, this member lags) or FAILED_PRECONDITION (its sets cannot be sealed).
  */
 int pool_mutation_begin(
     struct carotated *, const char *call, Carotate__V1__Status *status, char *msg, size_t msglen);
