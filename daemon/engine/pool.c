@@ -128,8 +128,8 @@ static void pool_apply_end(struct pool_apply *, int, const char *, ...)
 static void pool_poll(struct pool *);
 static void pool_state_text(const struct ledger_pool_state *, uint64_t, char *, size_t);
 static void pool_state_slot(const char *, char *, size_t);
-static int pool_state_seal(struct pool *, const struct ledger_pool_state *, uint64_t, char *,
-    size_t);
+static int pool_state_seal(
+    struct pool *, const struct ledger_pool_state *, uint64_t, char *, size_t);
 static int pool_state_trusted(struct pool *, const struct ledger_pool_state *, char *, size_t);
 static uint64_t pool_floor(struct pool *);
 static void pool_floor_raise(struct pool *, uint64_t);
@@ -143,6 +143,7 @@ static void pool_lead_fail(struct pool *, const char *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static void pool_lead_rolled(struct pool *, int, const char *);
 static void pool_lead_end(struct pool *, Carotate__V1__Status, const char *);
+static Carotate__V1__Status pool_outage(struct carotated *);
 
 static struct pool *
 pool_of(struct carotated *cd)
@@ -191,8 +192,8 @@ pool_state_slot(const char *text, char *slot, size_t len)
 
 /* Seals st as generation into the pool's blobs. 0, or -1 with err. */
 static int
-pool_state_seal(struct pool *p, const struct ledger_pool_state *st, uint64_t generation,
-    char *err, size_t errlen)
+pool_state_seal(struct pool *p, const struct ledger_pool_state *st, uint64_t generation, char *err,
+    size_t errlen)
 {
 	char text[512], slot[64], why[128];
 	uint8_t blob[512 + SEAL_OVERHEAD];
@@ -785,7 +786,10 @@ pool_mutation_begin(
 	if (poolsets_put(cd->conf, cd->ledger, p->key, 0, active, err, sizeof(err)) == -1 ||
 	    poolsets_put(cd->conf, cd->ledger, p->key, 1, staged, err, sizeof(err)) == -1) {
 		pool_mutation_end(cd);
-		*status = CAROTATE__V1__STATUS__UNAVAILABLE;
+		/* Unsound sets are this member's to fix; an outage is the database's. */
+		*status = pool_outage(cd) == CAROTATE__V1__STATUS__UNAVAILABLE
+		              ? CAROTATE__V1__STATUS__UNAVAILABLE
+		              : CAROTATE__V1__STATUS__FAILED_PRECONDITION;
 		snprintf(
 		    msg, msglen, "%s: cannot seal this member's sets into the pool: %s", call, err);
 		return -1;
