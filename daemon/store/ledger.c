@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "ledger.h"
 #include "ledger_backend.h"
 #include "log.h"
@@ -297,14 +298,7 @@ ledger_member_applied(struct ledger *l, uint64_t generation, int ok, const char 
 static int
 ledger_leaf_ok(const char *s)
 {
-	size_t i, n = strnlen(s, LEDGER_CA_ID_LEN + 1);
-
-	if (n != 0 && n != LEDGER_CA_ID_LEN)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
+	return s[0] == '\0' || digest_sha256_hex_ok(s);
 }
 
 /* A call's name: 1 to LEDGER_POOL_MAX_CALL of a-z 0-9 _ -, NUL-terminated in its field. */

@@ -128,3 +128,54 @@ pool_start() {
 		pool_save "$m"
 	done
 }
+
+# pool_counts M: member M's report as one line of key=value (the counts every member shares).
+pool_counts() {
+	pool_ctl "$1" --json report | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)
+print(" ".join("%s=%s" % (k, r.get(k)) for k in
+      ("linked", "active", "acknowledged", "verified", "pending", "excluded", "percent", "staged_ca")))'
+}
+
+# pool_same_report WHAT [EXPECTED]: every member's report is the same (and holds EXPECTED,
+# a key=value, when given); the line is left in REPORT.
+pool_same_report() {
+	local what=$1 want=${2:-} first="" m c
+	for m in $POOL_MEMBERS; do
+		c=$(pool_counts "$m") || fail "$what: report on member $m"
+		[ -n "$first" ] || first=$c
+		[ "$c" = "$first" ] || fail "$what: member $m reports what the first member reports" \
+			"first: $first" "$m: $c"
+	done
+	if [ -n "$want" ]; then
+		case " $first " in
+		*" $want "*) ;;
+		*) fail "$what: the report has $want" "got: $first" ;;
+		esac
+	fi
+	ok "$what: every member reports $first"
+	REPORT=$first
+}
+
+# pool_pin_nginx M: member M's nginx reads copies of the server certificate and key it serves
+# now, so that a set put live on M is not served (its TLS check fails); pool_unpin_nginx M
+# points it back at the SSL directory. Both reload that nginx.
+pool_pin_nginx() {
+	pool_use "$1"
+	mkdir -p -m 0700 "$T/$1/pinned"
+	cp -p "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/$1/pinned/"
+	cp -p "$NGINX_DIR/carotate.conf" "$T/$1/carotate.conf.orig"
+	sed -i -e "s|$SSL_DIR/server.crt;|$T/$1/pinned/server.crt;|" \
+		-e "s|$SSL_DIR/server.key;|$T/$1/pinned/server.key;|" "$NGINX_DIR/carotate.conf"
+	grep -q "$T/$1/pinned/server.key;" "$NGINX_DIR/carotate.conf" ||
+		fail "member $1's nginx reads the pinned files"
+	nginx_reload
+	pool_save "$1"
+}
+pool_unpin_nginx() {
+	pool_use "$1"
+	cp -p "$T/$1/carotate.conf.orig" "$NGINX_DIR/carotate.conf"
+	nginx_reload
+	pool_save "$1"
+}

@@ -69,32 +69,6 @@ checkin() {
 	fi
 }
 
-# The counts of member M's report, one line.
-counts() {
-	pool_ctl "$1" --json report | "$PY" -c '
-import json, sys
-r = json.load(sys.stdin)
-print(" ".join("%s=%s" % (k, r.get(k)) for k in
-      ("linked", "active", "acknowledged", "verified", "pending", "excluded", "percent", "staged_ca")))'
-}
-# same_report WHAT [EXPECTED]: every member's report is the same (and EXPECTED when given).
-same_report() {
-	local what=$1 want=${2:-} first="" m c
-	for m in $MEMBERS; do
-		c=$(counts "$m") || fail "$what: report on member $m"
-		[ -n "$first" ] || first=$c
-		[ "$c" = "$first" ] || fail "$what: member $m reports what member a reports" "a: $first" "$m: $c"
-	done
-	if [ -n "$want" ]; then
-		case " $first " in
-		*" $want "*) ;;
-		*) fail "$what: the report has $want" "got: $first" ;;
-		esac
-	fi
-	ok "$what: every member reports $first"
-	REPORT=$first
-}
-
 # ---------------------------------------------------------------- the pool
 echo "-- three members on one PostgreSQL"
 pg_start
@@ -112,7 +86,7 @@ for m in $MEMBERS; do
 		fail "member $m: neither status nor the log shows the connection string"
 	fi
 done
-same_report "empty pool" "linked=0"
+pool_same_report "empty pool" "linked=0"
 
 # ---------------------------------------------------------------- tokens across members
 echo "-- a token issued by one member is valid on the others"
@@ -126,7 +100,7 @@ for m in b c; do
 done
 link b agent-1
 expect_code 409 "agent-1 cannot link again through member b"
-same_report "one agent" "linked=1"
+pool_same_report "one agent" "linked=1"
 
 pool_ctl c --json join-token create --uses 1 >"$T/jt.json" || fail "join-token create on member c"
 JT=$(json_get token <"$T/jt.json")
@@ -164,7 +138,7 @@ for m in b c; do
 	assert_eq "$SIM_AGENTS" "$(jget status.304 "$T/sim-$m.json")" "every agent gets 304 through member $m"
 done
 N=$((SIM_AGENTS + 2))
-same_report "the fleet linked" "linked=$N"
+pool_same_report "the fleet linked" "linked=$N"
 
 # ---------------------------------------------------------------- staged on every member
 # leaf_fp FILE: the SHA-256 fingerprint of the first certificate in FILE ("" when none).
@@ -181,7 +155,7 @@ for m in $MEMBERS; do
 	nginx_wait_serving "$NGINX_CANARY_PORT" "$SSL_DIR/new/server.crt"
 done
 ok "every member has the set staged and its canary serves it"
-same_report "staged, nobody acknowledged" "acknowledged=0"
+pool_same_report "staged, nobody acknowledged" "acknowledged=0"
 
 checkin b "$T/ca-old.pem" agent-1 "$TOK1" "$E1"
 expect_code 200 "agent-1 gets the new bundle from member b"
@@ -189,10 +163,10 @@ E2=$(etag)
 cp "$T/body" "$T/bundle2.pem"
 checkin c "$T/bundle2.pem" agent-1 "$TOK1" "$E2"
 expect_code 304 "agent-1 acknowledges through member c"
-same_report "agent-1 delivered by b, acknowledged through c" "acknowledged=1"
+pool_same_report "agent-1 delivered by b, acknowledged through c" "acknowledged=1"
 PORT_KIND=canary checkin a "$T/bundle2.pem" agent-1 "$TOK1" "$E2"
 expect_code 304 "agent-1 proves the new CA through member a's canary"
-same_report "agent-1 verified through a" "verified=1"
+pool_same_report "agent-1 verified through a" "verified=1"
 
 echo "-- gate truth across members"
 before=$REPORT
@@ -205,15 +179,15 @@ expect_code 401 "an unknown agent on member b"
 # agent-j never received the new bundle: presenting its id through another member is forged.
 checkin c "$T/bundle2.pem" agent-j "$NEWJ" "$E2"
 expect_code 200 "a forged If-None-Match through member c gets the bundle, not a count"
-same_report "nothing above counted"
+pool_same_report "nothing above counted"
 case "$REPORT" in *"acknowledged=1 "*) ok "still one acknowledgement" ;; *) fail "forged ETag counted" "$before" "$REPORT" ;; esac
 
 run sim c --rounds 2 --expect-all-ok
 [ "$RC" -eq 0 ] || fail "agentsim: the fleet fetches and acknowledges through member c" "exit $RC" "$ERR" "$OUT"
-same_report "the fleet acknowledged through member c" "acknowledged=$((SIM_AGENTS + 1))"
+pool_same_report "the fleet acknowledged through member c" "acknowledged=$((SIM_AGENTS + 1))"
 
 assert_exit 0 "exclude agent-j on member b" -- pool_ctl b exclude agent-j --reason "decommissioned"
-same_report "agent-j excluded on b, excluded everywhere" "excluded=1"
+pool_same_report "agent-j excluded on b, excluded everywhere" "excluded=1"
 
 # ---------------------------------------------------------------- one audit chain
 echo "-- one audit chain for the pool"
@@ -263,7 +237,7 @@ for m in $MEMBERS; do
 		fail "member $m reaches the ledger again once PostgreSQL is back"
 done
 ok "every member reaches the ledger again"
-same_report "back: nothing was counted while cut off"
+pool_same_report "back: nothing was counted while cut off"
 [ "$REPORT" = "$before" ] || fail "the report is what it was before the outage" "before: $before" "after:  $REPORT"
 ok "the report is what it was before the outage"
 pool_ctl b --json status | jsave "$T/st-on.json"
@@ -291,7 +265,7 @@ for m in $MEMBERS; do
 done
 ok "every member has the third set staged"
 BUNDLE3=$(pool_ctl a --json status | json_get bundle.id)
-same_report "the third set staged, nobody acknowledged it" "acknowledged=0"
+pool_same_report "the third set staged, nobody acknowledged it" "acknowledged=0"
 sim c --rounds 8 --interval 250 --concurrency 4 >"$T/burst.json" 2>"$T/burst.err" &
 burst=$!
 sleep 1
@@ -314,7 +288,7 @@ t_log "burst: $holders agents hold the third bundle, the pool counts $acked ackn
 ok "acknowledged $acked <= $holders agents that hold the third bundle"
 run sim a --rounds 2 --expect-all-ok
 [ "$RC" -eq 0 ] || fail "agentsim: the fleet checks in through member a once PostgreSQL is back" "$ERR" "$OUT"
-same_report "the fleet converges once PostgreSQL is back" "acknowledged=$SIM_AGENTS"
+pool_same_report "the fleet converges once PostgreSQL is back" "acknowledged=$SIM_AGENTS"
 
 # ---------------------------------------------------------------- damaged sealed data
 echo "-- the pool's sealed key check damaged: a member refuses to start and says why"

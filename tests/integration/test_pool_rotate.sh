@@ -182,30 +182,6 @@ areq() {
 	tls_req "$(pool_port "$m")" "$@"
 }
 
-# The counts of member M's report, one line; same_report WHAT [EXPECTED] as test_pool_ledger.
-counts() {
-	pool_ctl "$1" --json report | "$PY" -c '
-import json, sys
-r = json.load(sys.stdin)
-print(" ".join("%s=%s" % (k, r.get(k)) for k in
-      ("linked", "active", "acknowledged", "verified", "pending", "excluded", "percent", "staged_ca")))'
-}
-same_report() {
-	local what=$1 want=${2:-} first="" m c
-	for m in $MEMBERS; do
-		c=$(counts "$m") || fail "$what: report on member $m"
-		[ -n "$first" ] || first=$c
-		[ "$c" = "$first" ] || fail "$what: member $m reports what member a reports" "a: $first" "$m: $c"
-	done
-	if [ -n "$want" ]; then
-		case " $first " in
-		*" $want "*) ;;
-		*) fail "$what: the report has $want" "got: $first" ;;
-		esac
-	fi
-	ok "$what: every member reports $first"
-}
-
 # sim M [AGENTSIM_ARGS...]: the fleet (or --first/--agents of it) through member M.
 SIM_DIR="$T/fleet"
 sim() {
@@ -281,7 +257,7 @@ sim_ok "agentsim: $SIM_AGENTS agents link through member a" a --agents "$SIM_AGE
 for m in b c; do
 	sim_ok "agentsim: the fleet checks in through member $m" "$m" --agents "$SIM_AGENTS" --rounds 1
 done
-same_report "the fleet linked" "linked=$SIM_AGENTS"
+pool_same_report "the fleet linked" "linked=$SIM_AGENTS"
 # The agents' bundle: the first agent's trust store (agentsim: DIR/ID/trust.pem).
 TRUST="$SIM_DIR/sim-00000/trust.pem"
 [ -s "$TRUST" ] || fail "an agent of the fleet holds a trust bundle ($TRUST)"
@@ -303,7 +279,7 @@ pool_call_done generate b "$LEAF0" "$NEW_LEAF"
 echo "-- agents fetch through b, acknowledge through c, prove the new CA through every canary"
 sim_ok "agentsim: the fleet gets the new bundle through member b" b --agents "$SIM_AGENTS" --rounds 1
 sim_ok "agentsim: the fleet acknowledges through member c" c --agents "$SIM_AGENTS" --rounds 1
-same_report "the fleet acknowledged" "acknowledged=$SIM_AGENTS"
+pool_same_report "the fleet acknowledged" "acknowledged=$SIM_AGENTS"
 third=$((SIM_AGENTS / 3))
 first=0
 for m in $MEMBERS; do
@@ -313,7 +289,7 @@ for m in $MEMBERS; do
 		"$m" --first "$first" --agents "$n" --canary --rounds 1
 	first=$((first + n))
 done
-same_report "the fleet verified through the three canaries" "verified=$SIM_AGENTS"
+pool_same_report "the fleet verified through the three canaries" "verified=$SIM_AGENTS"
 assert_eq "$want" "$(pem_shas "$TRUST" | tr '\n' ' ' | sed 's/ $//')" "the agents' bundle holds the old and the new CA"
 
 # ---------------------------------------------------------------- rotate on c
@@ -372,15 +348,7 @@ pool_call_done install c "$LEAF1" "$SET3_LEAF"
 # b's server block reads copies of the files it serves now: its reload works, its TLS check
 # sees the old leaf. a's and c's pass.
 echo "-- member b cannot serve the new set: rotate on member a rolls the pool back"
-pool_use b
-mkdir -m 0700 "$T/b/pinned"
-cp -p "$SSL_DIR/server.crt" "$SSL_DIR/server.key" "$T/b/pinned/"
-cp -p "$NGINX_DIR/carotate.conf" "$T/b/carotate.conf.orig"
-sed -i -e "s|$SSL_DIR/server.crt;|$T/b/pinned/server.crt;|" -e "s|$SSL_DIR/server.key;|$T/b/pinned/server.key;|" \
-	"$NGINX_DIR/carotate.conf"
-grep -q "$T/b/pinned/server.key;" "$NGINX_DIR/carotate.conf" || fail "member b's nginx reads the pinned files"
-nginx_reload
-pool_save b
+pool_pin_nginx b
 run pool_ctl a --timeout 120s rotate --force --reason "member b cannot serve the new set"
 t_log "rotate with member b pinned (exit $RC): $ERR"
 assert_eq 6 "$RC" "rotate on member a exits 6 (internal) when member b fails"
@@ -390,10 +358,7 @@ for m in $MEMBERS; do
 	assert_eq "$LEAF1" "$(pool_active "$m")" "member $m: pool_state.active is the old leaf"
 done
 audit_verified "rolled back"
-pool_use b
-cp -p "$T/b/carotate.conf.orig" "$NGINX_DIR/carotate.conf"
-nginx_reload
-pool_save b
+pool_unpin_nginx b
 GEN=$(pool_gen a)
 
 # ---------------------------------------------------------------- kill -9 in a pool rotate
