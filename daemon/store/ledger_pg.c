@@ -227,6 +227,7 @@ ledger_pg_begin(void *self)
 	p->in_batch = 1;
 	p->batch_failed = 0;
 	p->owe_savepoint = p->owe_release = p->call_saved = 0;
+	p->call_clean = p->saved_clean = 0;
 	p->npend = 0;
 	return 0;
 }
@@ -246,7 +247,7 @@ ledger_pg_commit(void *self)
 		p->in_batch = p->offline = 0;
 		return 0;
 	}
-	p->owe_release = 0; /* COMMIT releases every savepoint */
+	p->owe_release = p->saved_clean = 0; /* COMMIT releases every savepoint */
 	if (p->batch_failed || (res = ledger_pg_exec(p, LPG_COMMIT, NULL)) == NULL) {
 		ledger_pg_rollback(p);
 		return -1;
@@ -272,7 +273,7 @@ ledger_pg_rollback(void *self)
 
 	if (!p->in_batch)
 		return;
-	p->owe_savepoint = p->owe_release = p->call_saved = 0;
+	p->owe_savepoint = p->owe_release = p->call_saved = p->saved_clean = 0;
 	if (!p->offline && p->up && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		ledger_pg_run(p, LPG_ROLLBACK, NULL);
 	p->in_batch = p->offline = p->batch_failed = 0;
