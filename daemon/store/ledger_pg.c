@@ -41,6 +41,7 @@ static int ledger_pg_migrate_tx(struct ledger_pg *, char *, size_t);
 static int ledger_pg_guard(struct ledger_pg *, char *, size_t);
 static void ledger_pg_retarget(struct ledger_pg *);
 static void ledger_pg_apply(struct ledger_pg *);
+static void ledger_pg_fold(struct ledger_pg *);
 static int ledger_pg_target_tx(struct ledger_pg *, time_t, int64_t *, int64_t *);
 static int ledger_pg_load_staging(struct ledger_pg *, int64_t *, char *);
 static int ledger_pg_begin(void *);
@@ -226,6 +227,8 @@ ledger_pg_begin(void *self)
 	p->offline = ledger_pg_begin_tx(p) == -1;
 	p->in_batch = 1;
 	p->batch_failed = 0;
+	if (!p->offline)
+		ledger_pg_fold(p);
 	p->owe_savepoint = p->owe_release = p->call_saved = 0;
 	p->call_clean = p->saved_clean = 0;
 	p->npend = 0;
@@ -286,6 +289,22 @@ ledger_pg_in_batch(const void *self)
 	const struct ledger_pg *p = self;
 
 	return p->in_batch;
+}
+
+/*
+ * The agent moves that wait to be folded into this member's counters (ledger_pg_sql.c's
+ * schema version 3), first in the batch: they are as many as the last batch moved, and the
+ * batch's commit makes the fold durable with it. A fold that fails takes the batch along
+ * (it can fail only with the connection or a timeout).
+ */
+static void
+ledger_pg_fold(struct ledger_pg *p)
+{
+	struct ledger_pg_args a = { 0 };
+
+	ledger_pg_arg_text(&a, p->member);
+	if (ledger_pg_run(p, LPG_FOLD, &a) == -1)
+		p->batch_failed = 1;
 }
 
 /* After COMMIT: the batch's agents reach the cache, in call order. */

@@ -20,15 +20,17 @@
 	"held_bundle IS DISTINCT FROM $3 END"
 
 /*
- * The agents as the counts see them, one row per group: agent_tally's rows (every agent, kept
- * by triggers in the transaction that changes it) with n agents each, then each agent not
- * excluded and seen before the active window ($1, its first second) with n = -1, read through
- * agents_seen. A count of active agents is then the tally's minus those: no scan of the
+ * The agents as the counts see them, one row per group: agent_tally's and agent_moves' rows
+ * (every agent, kept by triggers in the transaction that changes it) with n agents each, then each
+ * agent not excluded and seen before the active window ($1, its first second) with n = -1, read
+ * through agents_seen. A count of active agents is then the tally's minus those: no scan of the
  * agents who are active, however many. staging and held are 0 for none.
  */
 #define LEDGER_PG_TALLIED                                                                          \
 	"SELECT member, is_excluded AS x, staging, held, delivered AS d, acked AS k, "             \
 	"verified AS v, n, false AS ina FROM agent_tally UNION ALL "                               \
+	"SELECT member, is_excluded, staging, held, delivered, acked, verified, n, false "         \
+	"FROM agent_moves UNION ALL "                                                              \
 	"SELECT coalesce(member, ''), false, coalesce(staging, 0), coalesce(held_bundle, 0), "     \
 	"staged_delivered_at IS NOT NULL, acknowledged_at IS NOT NULL, verified_at IS NOT NULL, "  \
 	"-1, true FROM agents WHERE NOT is_excluded AND last_seen < $1::bigint"
@@ -48,18 +50,22 @@
  * the tally's agents not excluded and the inactive rows' -1s.
  */
 #define LEDGER_PG_SUM(cond) "coalesce(sum(n) FILTER (WHERE " cond "), 0)"
-#define LEDGER_PG_COUNTS                                                                                                                                  \
-	LEDGER_PG_SUM("NOT ina")                                                                                                                          \
-	", " LEDGER_PG_SUM("NOT x") ", " LEDGER_PG_SUM("NOT x AND ack") ", " LEDGER_PG_SUM("NOT "                                                         \
-	                                                                                   "x "                                                           \
-	                                                                                   "AND "                                                         \
-	                                                                                   "ver") ", " LEDGER_PG_SUM("NOT x AND dlv") ", " LEDGER_PG_SUM( \
-	    "NOT x AND lack") ", -" LEDGER_PG_SUM("ina AND lack") ", " LEDGER_PG_SUM("x") ","                                                             \
-	                                                                                  " " LEDGER_PG_SUM("NOT x AND cur") ", " LEDGER_PG_SUM("NOT ina AND NOT x AND held = 0 AND NOT ack")
+#define LEDGER_PG_COUNTS                                                                                                                                    \
+	LEDGER_PG_SUM("NOT ina")                                                                                                                            \
+	", " LEDGER_PG_SUM("NOT x") ", " LEDGER_PG_SUM("NOT x AND ack") ", " LEDGER_PG_SUM(                                                                 \
+	    "NOT "                                                                                                                                          \
+	    "x "                                                                                                                                            \
+	    "AND "                                                                                                                                          \
+	    "ver") ", " LEDGER_PG_SUM("NOT x AND dlv") ", " LEDGER_PG_SUM("NOT x AND lack") ", "                                                            \
+	                                                                                    "-" LEDGER_PG_SUM("ina AND lack") ", " LEDGER_PG_SUM(           \
+	                                                                                        "x") ","                                                    \
+	                                                                                             " " LEDGER_PG_SUM("NOT x AND cur") ", " LEDGER_PG_SUM( \
+	                                                                                                 "NOT ina AND NOT x AND held = 0 AND NOT ack")
 /*
  * One check-in in one statement (ledger_agents.c's rule, ledger_pg_agents.c says it in
  * words): r reads the agent without a lock ($1 id, $2 token hash, compared as SHA-256 of
- * each so that the time it takes says nothing of the stored one), w works out what it would
+ * each so that the time it takes says nothing of the stored one; materialized: its columns
+ * are read many times below, its subquery must run once), w works out what it would
  * write ($3 the bundle presented, $4 canary, $5 now, $6 the open staging, $7 the current
  * bundle, $8 this member, $9 LEDGER_SEEN_GRANULARITY), and u writes it only when something
  * changes and the row is still the version r read (its ctid): a row another member changed
@@ -67,7 +73,8 @@
  * nothing to write takes no lock and writes nothing.
  */
 #define LEDGER_PG_CHECKIN(lock)                                                                      \
-	"WITH r AS (SELECT ctid AS t, id, sha256(token_hash) = sha256($2::bytea) AS ok, "            \
+	"WITH r AS MATERIALIZED (SELECT ctid AS t, id, sha256(token_hash) = sha256($2::bytea) AS "   \
+	"ok, "                                                                                       \
 	"delivered_bundle AS dlv, held_bundle AS held, staging AS stg, "                             \
 	"staged_delivered_at AS sda, acknowledged_at AS ack, verified_at AS ver, "                   \
 	"last_seen AS seen, member AS mem, " /* a new staging: nothing of the old one counts (ns)    \
@@ -164,7 +171,19 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	[LPG_GET] = "SELECT agent_id, linked_at, last_seen, is_excluded, exclude_reason "
 	            "FROM agents WHERE agent_id = $1",
 	/* The tally sees the batch's own links, as a count of the rows would. */
-	[LPG_TOTAL] = "SELECT coalesce(sum(n), 0) FROM agent_tally",
+	[LPG_TOTAL] = "SELECT coalesce(sum(n), 0) FROM (SELECT n FROM agent_tally UNION ALL "
+	              "SELECT n FROM agent_moves) t",
+	/*
+	 * The moves this member's writes and other sessions' left, into this member's tally
+	 * rows, a group at a time; moves another member is folding are left to it.
+	 */
+	[LPG_FOLD] =
+	    "WITH d AS (DELETE FROM agent_moves WHERE ctid = ANY (ARRAY(SELECT ctid "
+	    "FROM agent_moves WHERE writer IN ($1, '') FOR UPDATE SKIP LOCKED)) "
+	    "RETURNING *) INSERT INTO agent_tally AS t SELECT $1, member, is_excluded, "
+	    "staging, held, delivered, acked, verified, sum(n) FROM d "
+	    "GROUP BY 2, 3, 4, 5, 6, 7, 8 ON CONFLICT (writer, member, is_excluded, "
+	    "staging, held, delivered, acked, verified) DO UPDATE SET n = t.n + excluded.n",
 	[LPG_OPEN_STAGING] = "SELECT id, ca FROM stagings WHERE ended_at IS NULL "
 	                     "ORDER BY id DESC LIMIT 1",
 	[LPG_END_STAGING] = "UPDATE stagings SET ended_at = $1 WHERE ended_at IS NULL",
@@ -331,11 +350,13 @@ const char *const ledger_pg_migrations[] = {
 	"ALTER TABLE agents ADD COLUMN member text CHECK (length(member) BETWEEN 1 AND 63);",
 	/*
 	 * 2 -> 3: the counts without a scan of the agents. agent_tally holds how many agents
-	 * are in each group the counts tell apart, kept by triggers in the transaction that
-	 * moves an agent between groups, whoever writes (a member, an import, an operator's
-	 * SQL). Each writer adds to rows of its own (writer: the session's carotate.member,
-	 * "" for other sessions), so members never wait on one another's counters; a group's
-	 * count is the sum over writers. A check-in that only moves last_seen fires nothing.
+	 * are in each group the counts tell apart, agent_moves what moved since: triggers
+	 * add a row to it in the transaction that moves an agent between groups, whoever
+	 * writes (a member, an import, an operator's SQL); a check-in that only moves
+	 * last_seen fires nothing. Moves are only ever inserted (a row updated again and
+	 * again in one transaction grows a chain each update walks), and each member folds
+	 * them into rows of its own (writer) at the start of its batches, so members never
+	 * wait on one another's counters; a group's count is the sum of both tables' rows.
 	 * What depends on the window cannot be a counter: agents_seen gives the agents seen
 	 * before it (and the pending page, newest first) without reading the others. It costs
 	 * check-ins that write last_seen their in-place (HOT) updates, which the first version
@@ -352,29 +373,26 @@ const char *const ledger_pg_migrations[] = {
 	" verified boolean NOT NULL,"
 	" n bigint NOT NULL,"
 	" PRIMARY KEY (writer, member, is_excluded, staging, held, delivered, acked, verified));"
+	"CREATE TABLE agent_moves (LIKE agent_tally);"
 	/* Rows inserted (+1 each) or deleted (-1), a statement at a time: a bulk load is one. */
 	"CREATE FUNCTION carotate_tally_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
-	"INSERT INTO agent_tally AS t SELECT coalesce(current_setting('carotate.member', true), "
-	"''), coalesce(member, ''), is_excluded, coalesce(staging, 0), coalesce(held_bundle, 0), "
+	"INSERT INTO agent_moves SELECT coalesce(current_setting('carotate.member', true), ''), "
+	"coalesce(member, ''), is_excluded, coalesce(staging, 0), coalesce(held_bundle, 0), "
 	"staged_delivered_at IS NOT NULL, acknowledged_at IS NOT NULL, verified_at IS NOT NULL, "
 	"CASE TG_OP WHEN 'INSERT' THEN count(*) ELSE -count(*) END FROM changed "
-	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ON CONFLICT (writer, member, is_excluded, staging, "
-	"held, delivered, acked, verified) DO UPDATE SET n = t.n + excluded.n; "
-	"RETURN NULL; END$$;"
+	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8; RETURN NULL; END$$;"
 	/* A row that changed group: -1 for the old one, +1 for the new. */
 	"CREATE FUNCTION carotate_tally_move() RETURNS trigger LANGUAGE plpgsql AS $$"
 	"DECLARE w text := coalesce(current_setting('carotate.member', true), ''); BEGIN "
-	"INSERT INTO agent_tally AS t VALUES (w, coalesce(OLD.member, ''), OLD.is_excluded, "
+	"INSERT INTO agent_moves VALUES (w, coalesce(OLD.member, ''), OLD.is_excluded, "
 	"coalesce(OLD.staging, 0), coalesce(OLD.held_bundle, 0), "
 	"OLD.staged_delivered_at IS NOT NULL, OLD.acknowledged_at IS NOT NULL, "
 	"OLD.verified_at IS NOT NULL, -1), (w, coalesce(NEW.member, ''), NEW.is_excluded, "
 	"coalesce(NEW.staging, 0), coalesce(NEW.held_bundle, 0), "
 	"NEW.staged_delivered_at IS NOT NULL, NEW.acknowledged_at IS NOT NULL, "
-	"NEW.verified_at IS NOT NULL, 1) ON CONFLICT (writer, member, is_excluded, staging, "
-	"held, delivered, acked, verified) DO UPDATE SET n = t.n + excluded.n; "
-	"RETURN NULL; END$$;"
+	"NEW.verified_at IS NOT NULL, 1); RETURN NULL; END$$;"
 	"CREATE FUNCTION carotate_tally_clear() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
-	"DELETE FROM agent_tally; RETURN NULL; END$$;"
+	"DELETE FROM agent_tally; DELETE FROM agent_moves; RETURN NULL; END$$;"
 	"CREATE TRIGGER agents_tally_insert AFTER INSERT ON agents REFERENCING NEW TABLE AS "
 	"changed FOR EACH STATEMENT EXECUTE FUNCTION carotate_tally_rows();"
 	"CREATE TRIGGER agents_tally_delete AFTER DELETE ON agents REFERENCING OLD TABLE AS "
