@@ -11,7 +11,12 @@
  *   memory: every count is one SQL statement over committed rows.
  * - A batch is one transaction; each call in it runs inside a SAVEPOINT, so a
  *   call that fails is undone alone and the batch goes on. Only a lost
- *   connection (or a failed savepoint) fails the whole batch.
+ *   connection (or a failed savepoint) fails the whole batch. A check-in that
+ *   wrote nothing leaves its savepoint to the next call: no subtransaction
+ *   for the fleet's steady check-ins.
+ * - The counts read counters (agent_tally, agent_moves) that triggers keep in
+ *   the transactions that move agents, and an index on last_seen for what
+ *   depends on the window; each batch first folds this member's moves.
  * - synchronous_commit is set on for the session and checked: COMMIT returns
  *   once the batch is on the server's disk.
  * - Every statement is prepared once per connection with parameters; no SQL

@@ -25,7 +25,7 @@
  */
 #define LEDGER_PG_CONNECT_TIMEOUT   "3" /* seconds; a DSN's own connect_timeout wins */
 #define LEDGER_PG_LOCK_TIMEOUT      "2s"
-#define LEDGER_PG_STATEMENT_TIMEOUT "30s" /* a report at millions of agents takes ~1 s */
+#define LEDGER_PG_STATEMENT_TIMEOUT "30s" /* a pending page deep into millions: ~1 s */
 #define LEDGER_PG_IDLE_TIMEOUT      "60s"
 #define LEDGER_PG_BACKOFF_MAX       32 /* seconds between attempts while cut off */
 

@@ -68,12 +68,15 @@
  * are read many times below, its subquery must run once), w works out what it would
  * write ($3 the bundle presented, $4 canary, $5 now, $6 the open staging, $7 the current
  * bundle, $8 this member, $9 LEDGER_SEEN_GRANULARITY), and u writes it only when something
- * changes and the row is still the version r read (its ctid): a row another member changed
- * meanwhile is left alone, and the call runs LEDGER_PG_CHECKIN_LOCKED. A check-in with
+ * changes and the row is still the version r read: a row another member changed meanwhile
+ * is left alone, and the call runs LEDGER_PG_CHECKIN_LOCKED. PostgreSQL checks the row
+ * again once the other member's write commits; its xmin tells the version whatever the plan
+ * finds the row by. A check-in with
  * nothing to write takes no lock and writes nothing.
  */
 #define LEDGER_PG_CHECKIN(lock)                                                                      \
-	"WITH r AS MATERIALIZED (SELECT ctid AS t, id, sha256(token_hash) = sha256($2::bytea) AS "   \
+	"WITH r AS MATERIALIZED (SELECT ctid AS t, xmin AS xm, id, sha256(token_hash) = "            \
+	"sha256($2::bytea) AS "                                                                      \
 	"ok, "                                                                                       \
 	"delivered_bundle AS dlv, held_bundle AS held, staging AS stg, "                             \
 	"staged_delivered_at AS sda, acknowledged_at AS ack, verified_at AS ver, "                   \
@@ -113,7 +116,7 @@
 	"u AS (UPDATE agents a SET last_seen = $5::bigint, held_bundle = x.w_held, "                 \
 	"delivered_bundle = x.w_dlv, staging = x.w_stg, staged_delivered_at = x.w_sda, "             \
 	"acknowledged_at = x.w_ack, verified_at = x.w_ver, member = $8::text FROM x "                \
-	"WHERE x.must AND a.ctid = x.t AND a.id = x.id RETURNING a.id) "                             \
+	"WHERE x.must AND a.ctid = x.t AND a.id = x.id AND a.xmin = x.xm RETURNING a.id) "           \
 	"SELECT ok, send, must, EXISTS (SELECT 1 FROM u), coalesce(w_dlv, 0), "                      \
 	"CASE WHEN w_sda IS NOT NULL THEN coalesce(w_stg, 0) ELSE 0 END FROM x"
 /* A member's row in the order ledger_pg_member.c reads it; the age by the database's clock. */

@@ -300,6 +300,56 @@ test_steady_takes_no_lock(void **state)
 }
 
 /*
+ * Another session changes an agent's row while a check-in that must write it waits for the
+ * row: the check-in writes on top of that change (computed again from the row as it is
+ * now), never over it with what it read before.
+ */
+static void
+test_checkin_over_concurrent_write(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	int ready[2], send = -1, st;
+	char byte;
+	pid_t pid;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "race", 1, T0);
+	assert_int_equal(pipe(ready), 0);
+	if ((pid = fork()) == 0) {
+		PGconn *c = PQconnectdb(fixture_pg_dsn);
+		PGresult *r = PQexec(c, "BEGIN; UPDATE agents SET verified_at = 4343, "
+		                        "staging = (SELECT max(id) FROM stagings) "
+		                        "WHERE agent_id = 'race'");
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+		PQclear(r);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(2);
+		usleep(500000); /* the check-in waits on the row meanwhile */
+		r = PQexec(c, "COMMIT");
+		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		PQfinish(c);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(read(ready[0], &byte, 1), 1);
+	/* A forged If-None-Match: a delivery to record, read before the other write commits. */
+	assert_int_equal(ledger_contract_checkin(a, "race", 1, B0, 0, T0 + 1, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ready[0]);
+	close(ready[1]);
+	assert_int_equal(
+	    fixture_pg_int("SELECT verified_at FROM agents WHERE agent_id = 'race'"), 4343);
+	assert_int_equal(
+	    fixture_pg_int("SELECT last_seen FROM agents WHERE agent_id = 'race'"), T0 + 1);
+	ledger_contract_expect(a, T0 + 2, 1, 1, 0, 1, 1, 1, 0, 0, 0);
+	ledger_close(a);
+}
+
+/*
  * The counts as the first schema computed them, a scan of every agent: what ledger_count
  * must equal. $1 the active window's first second, $2 the open staging, $3 the current
  * bundle (0 for none).
@@ -1008,6 +1058,7 @@ main(void)
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_window_widened, setup),
 		cmocka_unit_test_setup(test_steady_takes_no_lock, setup),
+		cmocka_unit_test_setup(test_checkin_over_concurrent_write, setup),
 		cmocka_unit_test_setup(test_counts_match_scan, setup),
 		cmocka_unit_test_setup(test_staging_reopened, setup),
 		cmocka_unit_test_setup(test_lock_waits_bounded, setup),
