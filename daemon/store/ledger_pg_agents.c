@@ -8,7 +8,8 @@
  *   reads the agent without a lock and writes only what changed, and only if
  *   no other member changed the row since it read it; else it runs again on
  *   the row locked to the end of the batch. A check-in with nothing to write
- *   locks nothing and writes nothing (not even a savepoint of its own).
+ *   locks nothing and writes nothing: no subtransaction, and a run of them
+ *   shares one savepoint (ledger_pg_call_end).
  * - Cut off (an offline batch), a check-in is answered from the cache of
  *   agents seen and recorded nowhere; every other call fails.
  */
