@@ -12,7 +12,12 @@
  *   memory: every count is one SQL statement over committed rows.
  * - A batch is one transaction; each call in it runs inside a SAVEPOINT, so a
  *   call that fails is undone alone and the batch goes on. Only a lost
- *   connection (or a failed savepoint) fails the whole batch.
+ *   connection (or a failed savepoint) fails the whole batch. A check-in that
+ *   wrote nothing leaves its savepoint to the next call: no subtransaction
+ *   for the fleet's steady check-ins.
+ * - The counts read counters (agent_tally, agent_moves) that triggers keep in
+ *   the transactions that move agents, and an index on last_seen for what
+ *   depends on the window; each batch first folds this member's moves.
  * - synchronous_commit is set on for the session and checked: COMMIT returns
  *   once the batch is on the server's disk.
  * - Every statement is prepared once per connection with parameters; no SQL
@@ -42,6 +47,7 @@ static int ledger_pg_migrate_tx(struct ledger_pg *, char *, size_t);
 static int ledger_pg_guard(struct ledger_pg *, char *, size_t);
 static void ledger_pg_retarget(struct ledger_pg *);
 static void ledger_pg_apply(struct ledger_pg *);
+static void ledger_pg_fold(struct ledger_pg *);
 static int ledger_pg_target_tx(struct ledger_pg *, time_t, int64_t *, int64_t *);
 static int ledger_pg_load_staging(struct ledger_pg *, int64_t *, char *);
 static int ledger_pg_begin(void *);
@@ -227,7 +233,10 @@ ledger_pg_begin(void *self)
 	p->offline = ledger_pg_begin_tx(p) == -1;
 	p->in_batch = 1;
 	p->batch_failed = 0;
+	if (!p->offline)
+		ledger_pg_fold(p);
 	p->owe_savepoint = p->owe_release = p->call_saved = 0;
+	p->call_clean = p->saved_clean = 0;
 	p->npend = 0;
 	return 0;
 }
@@ -247,7 +256,7 @@ ledger_pg_commit(void *self)
 		p->in_batch = p->offline = 0;
 		return 0;
 	}
-	p->owe_release = 0; /* COMMIT releases every savepoint */
+	p->owe_release = p->saved_clean = 0; /* COMMIT releases every savepoint */
 	if (p->batch_failed || (res = ledger_pg_exec(p, LPG_COMMIT, NULL)) == NULL) {
 		ledger_pg_rollback(p);
 		return -1;
@@ -273,7 +282,7 @@ ledger_pg_rollback(void *self)
 
 	if (!p->in_batch)
 		return;
-	p->owe_savepoint = p->owe_release = p->call_saved = 0;
+	p->owe_savepoint = p->owe_release = p->call_saved = p->saved_clean = 0;
 	if (!p->offline && p->up && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 		ledger_pg_run(p, LPG_ROLLBACK, NULL);
 	p->in_batch = p->offline = p->batch_failed = 0;
@@ -286,6 +295,22 @@ ledger_pg_in_batch(const void *self)
 	const struct ledger_pg *p = self;
 
 	return p->in_batch;
+}
+
+/*
+ * The agent moves that wait to be folded into this member's counters (ledger_pg_sql.c's
+ * schema version 3), first in the batch: they are as many as the last batch moved, and the
+ * batch's commit makes the fold durable with it. A fold that fails takes the batch along
+ * (it can fail only with the connection or a timeout).
+ */
+static void
+ledger_pg_fold(struct ledger_pg *p)
+{
+	struct ledger_pg_args a = { 0 };
+
+	ledger_pg_arg_text(&a, p->member);
+	if (ledger_pg_run(p, LPG_FOLD, &a) == -1)
+		p->batch_failed = 1;
 }
 
 /* After COMMIT: the batch's agents reach the cache, in call order. */

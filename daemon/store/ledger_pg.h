@@ -43,10 +43,12 @@ enum ledger_pg_st {
 	LPG_LINK,
 	LPG_FIND,
 	LPG_CHECKIN,
+	LPG_CHECKIN_LOCKED,
 	LPG_EXCLUDE,
 	LPG_INCLUDE,
 	LPG_GET,
 	LPG_TOTAL,
+	LPG_FOLD,
 	LPG_OPEN_STAGING,
 	LPG_END_STAGING,
 	LPG_NEW_STAGING,
@@ -132,6 +134,11 @@ struct ledger_pg {
 	int in_batch, batch_failed, offline;
 	/* A call's savepoint and the last call's release go with the call's first statement. */
 	int owe_savepoint, owe_release, call_saved;
+	/*
+	 * The call wrote nothing (a check-in with nothing to write): its savepoint stays open
+	 * for the next call (saved_clean), which needs no release and no savepoint of its own.
+	 */
+	int call_clean, saved_clean;
 	struct ledger_pg_update *pend;
 	size_t npend, pendcap;
 	struct ledger_pg_cache *cache;

@@ -4,8 +4,12 @@
  * (ledger_agents.c); what differs:
  * - The counts, the pending page and the holdings are SQL over committed
  *   rows, one statement each: other members write the same tables.
- * - A check-in locks the agent's row to the end of its batch, so two members
- *   never interleave one agent's read and write.
+ * - A check-in is one statement (ledger_pg_sql.c's LEDGER_PG_CHECKIN) that
+ *   reads the agent without a lock and writes only what changed, and only if
+ *   no other member changed the row since it read it; else it runs again on
+ *   the row locked to the end of the batch. A check-in with nothing to write
+ *   locks nothing and writes nothing: no subtransaction, and a run of them
+ *   shares one savepoint (ledger_pg_call_end).
  * - Cut off (an offline batch), a check-in is answered from the cache of
  *   agents seen and recorded nowhere; every other call fails.
  */
@@ -31,8 +35,8 @@ struct ledger_pg_row {
 static enum ledger_result ledger_pg_find(
     struct ledger_pg *, const char *, const uint8_t *, struct ledger_pg_row *);
 static void ledger_pg_find_row(const PGresult *, struct ledger_pg_row *);
-static int ledger_pg_row_same(const struct ledger_pg_row *, const struct ledger_pg_row *);
-static int ledger_pg_write_row(struct ledger_pg *, const struct ledger_pg_row *);
+static PGresult *ledger_pg_checkin_stmt(struct ledger_pg *, enum ledger_pg_st, const char *,
+    const uint8_t *, const char *, int, time_t);
 static enum ledger_result ledger_pg_do_link(
     struct ledger_pg *, const char *, const uint8_t *, time_t);
 static enum ledger_result ledger_pg_do_checkin(
@@ -93,31 +97,6 @@ ledger_pg_find_row(const PGresult *q, struct ledger_pg_row *r)
 	r->verified_at = ledger_pg_int(q, 0, 9);
 	snprintf(r->delivered_name, sizeof(r->delivered_name), "%s", PQgetvalue(q, 0, 10));
 	snprintf(r->member, sizeof(r->member), "%s", PQgetvalue(q, 0, 11));
-}
-
-static int
-ledger_pg_row_same(const struct ledger_pg_row *a, const struct ledger_pg_row *b)
-{
-	return a->delivered == b->delivered && a->held == b->held && a->staging == b->staging &&
-	       a->delivered_set == b->delivered_set && a->acked == b->acked &&
-	       a->verified == b->verified && strcmp(a->member, b->member) == 0;
-}
-
-static int
-ledger_pg_write_row(struct ledger_pg *p, const struct ledger_pg_row *w)
-{
-	struct ledger_pg_args a = { 0 };
-
-	ledger_pg_arg_int(&a, w->id);
-	ledger_pg_arg_int(&a, w->last_seen);
-	ledger_pg_arg_ref(&a, w->held);
-	ledger_pg_arg_ref(&a, w->delivered);
-	ledger_pg_arg_ref(&a, w->staging);
-	ledger_pg_arg_time(&a, w->delivered_set, w->staged_delivered_at);
-	ledger_pg_arg_time(&a, w->acked, w->acknowledged_at);
-	ledger_pg_arg_time(&a, w->verified, w->verified_at);
-	ledger_pg_arg_text(&a, w->member);
-	return ledger_pg_run(p, LPG_CHECKIN, &a);
 }
 
 enum ledger_result
@@ -182,60 +161,69 @@ ledger_pg_checkin(void *self, const char *agent_id, const uint8_t *token_hash,
 }
 
 /*
- * ledger_agents.c's rule on the locked row: the agent holds what it presents
- * only if that is the bundle last delivered to it; it acknowledged the staged
- * CA only if that delivery happened during this staging; a 304 only for an
- * agent on record as having been sent the current bundle.
+ * ledger_agents.c's rule, which LEDGER_PG_CHECKIN applies in the database: the
+ * agent holds what it presents only if that is the bundle last delivered to it;
+ * it acknowledged the staged CA only if that delivery happened during this
+ * staging; a 304 only for an agent on record as having been sent the current
+ * bundle. The row is written when that changes anything, or when last_seen is
+ * LEDGER_SEEN_GRANULARITY old.
  */
 static enum ledger_result
 ledger_pg_do_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash,
     const char *presented, int canary, time_t now, int *send)
 {
-	struct ledger_pg_row r, w;
 	struct ledger_pg_cached c = { 0 };
-	enum ledger_result res;
-	int holds;
+	PGresult *q;
+	int must, written;
 
-	if ((res = ledger_pg_find(p, agent_id, token_hash, &r)) != LEDGER_OK)
-		return res;
-	w = r;
-	if (p->staging != 0 && r.staging != p->staging) {
-		w.staging = p->staging;
-		w.delivered_set = w.acked = w.verified = 0;
+	q = ledger_pg_checkin_stmt(p, LPG_CHECKIN, agent_id, token_hash, presented, canary, now);
+	if (q != NULL && PQntuples(q) == 1 && ledger_pg_int(q, 0, 2) && !ledger_pg_int(q, 0, 3)) {
+		/* Another member changed the row after it was read: again, on the row locked. */
+		PQclear(q);
+		q = ledger_pg_checkin_stmt(
+		    p, LPG_CHECKIN_LOCKED, agent_id, token_hash, presented, canary, now);
 	}
-	holds = presented != NULL && r.delivered > 0 && strcmp(r.delivered_name, presented) == 0;
-	if (holds)
-		w.held = r.delivered;
-	if (p->staging != 0 && holds && w.delivered_set && !w.acked) {
-		w.acked = 1;
-		w.acknowledged_at = now;
-	}
-	if (p->staging != 0 && canary && !w.verified) {
-		w.verified = 1;
-		w.verified_at = now;
-	}
-	*send = p->cur != 0 &&
-	        !(holds && r.delivered == p->cur && (p->staging == 0 || w.delivered_set));
-	if (*send) {
-		w.delivered = p->cur;
-		if (p->staging != 0) {
-			w.delivered_set = 1;
-			w.staged_delivered_at = now;
-		}
-	}
-	w.last_seen = now;
-	/* The member it came through is written at once: report --member splits by it. */
-	snprintf(w.member, sizeof(w.member), "%s", p->member);
-	if ((*send || !ledger_pg_row_same(&r, &w) || now < r.last_seen ||
-	        now - r.last_seen >= LEDGER_SEEN_GRANULARITY) &&
-	    ledger_pg_write_row(p, &w) == -1)
+	if (q == NULL)
 		return LEDGER_ERROR;
+	if (PQntuples(q) != 1 || !ledger_pg_int(q, 0, 0)) {
+		must = PQntuples(q) != 1;
+		PQclear(q);
+		return must ? LEDGER_UNKNOWN_AGENT : LEDGER_BAD_TOKEN;
+	}
+	*send = ledger_pg_int(q, 0, 1) != 0;
+	must = ledger_pg_int(q, 0, 2) != 0;
+	written = ledger_pg_int(q, 0, 3) != 0;
+	c.delivered = ledger_pg_int(q, 0, 4);
+	c.staging = ledger_pg_int(q, 0, 5);
+	PQclear(q);
+	if (must && !written) {
+		log_warnx("ledger (postgresql): a check-in's locked row was not written");
+		return LEDGER_ERROR;
+	}
+	p->call_clean = !written;
 	memcpy(c.hash, token_hash, LEDGER_TOKEN_HASH_LEN);
-	c.delivered = w.delivered;
-	c.staging = w.delivered_set ? w.staging : 0;
 	ledger_pg_pend(p, agent_id, 0, &c);
 	OPENSSL_cleanse(&c, sizeof(c));
 	return LEDGER_OK;
+}
+
+/* LEDGER_PG_CHECKIN (or its locked form) with the call's and the target's parameters. */
+static PGresult *
+ledger_pg_checkin_stmt(struct ledger_pg *p, enum ledger_pg_st which, const char *agent_id,
+    const uint8_t *token_hash, const char *presented, int canary, time_t now)
+{
+	struct ledger_pg_args a = { 0 };
+
+	ledger_pg_arg_text(&a, agent_id);
+	ledger_pg_arg_bytes(&a, token_hash, LEDGER_TOKEN_HASH_LEN);
+	ledger_pg_arg_text(&a, presented);
+	ledger_pg_arg_text(&a, canary ? "t" : "f");
+	ledger_pg_arg_int(&a, now);
+	ledger_pg_arg_int(&a, p->staging);
+	ledger_pg_arg_int(&a, p->cur);
+	ledger_pg_arg_text(&a, p->member);
+	ledger_pg_arg_int(&a, LEDGER_SEEN_GRANULARITY);
+	return ledger_pg_exec(p, which, &a);
 }
 
 /*

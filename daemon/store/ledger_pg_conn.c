@@ -25,12 +25,13 @@
  */
 #define LEDGER_PG_CONNECT_TIMEOUT   "3" /* seconds; a DSN's own connect_timeout wins */
 #define LEDGER_PG_LOCK_TIMEOUT      "2s"
-#define LEDGER_PG_STATEMENT_TIMEOUT "30s" /* a report at millions of agents takes ~1 s */
+#define LEDGER_PG_STATEMENT_TIMEOUT "30s" /* a pending page deep into millions: ~1 s */
 #define LEDGER_PG_IDLE_TIMEOUT      "60s"
 #define LEDGER_PG_BACKOFF_MAX       32 /* seconds between attempts while cut off */
 
 static void ledger_pg_notice(void *, const char *);
 static int ledger_pg_show(struct ledger_pg *, const char *, const char *, char *, size_t);
+static int ledger_pg_writer(struct ledger_pg *, char *, size_t);
 static int ledger_pg_prepare(struct ledger_pg *, char *, size_t);
 static int ledger_pg_reconnect(struct ledger_pg *);
 static void ledger_pg_fail(struct ledger_pg *, enum ledger_pg_st, PGresult *);
@@ -181,6 +182,24 @@ ledger_pg_show(struct ledger_pg *p, const char *name, const char *want, char *er
 }
 
 /*
+ * The session's carotate.member: the agent_tally rows its writes add to (ledger_pg_sql.c's
+ * schema version 3), so that members never wait on one another's counters.
+ */
+static int
+ledger_pg_writer(struct ledger_pg *p, char *err, size_t errlen)
+{
+	const char *params[1] = { p->member };
+	PGresult *res = PQexecParams(p->conn, "SELECT set_config('carotate.member', $1, false)", 1,
+	    NULL, params, NULL, NULL, 0);
+	int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		snprintf(err, errlen, "ledger (postgresql): cannot name the session's member");
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/*
  * Durable commits (synchronous_commit on, checked: a role or database default
  * could say otherwise) and the isolation the statements are written for.
  */
@@ -204,7 +223,8 @@ ledger_pg_session(struct ledger_pg *p, char *err, size_t errlen)
 	        "SET statement_timeout = '" LEDGER_PG_STATEMENT_TIMEOUT "'; "
 	        "SET idle_in_transaction_session_timeout = '" LEDGER_PG_IDLE_TIMEOUT "'",
 	        err, errlen) == -1 ||
-	    ledger_pg_show(p, "synchronous_commit", "on", err, errlen) == -1)
+	    ledger_pg_show(p, "synchronous_commit", "on", err, errlen) == -1 ||
+	    ledger_pg_writer(p, err, errlen) == -1)
 		return -1;
 	if (ledger_pg_show(p, "fsync", "on", fsync_err, sizeof(fsync_err)) == -1)
 		log_warnx("ledger (postgresql): the server runs with fsync off: a crash of its "
@@ -602,6 +622,14 @@ ledger_pg_call_begin(struct ledger_pg *p, const char *what)
 	}
 	if (p->batch_failed || p->offline)
 		return -1;
+	p->call_clean = 0;
+	if (p->saved_clean) {
+		/* The last call wrote nothing since its savepoint: this call's undo is the same. */
+		p->saved_clean = 0;
+		p->owe_savepoint = 0;
+		p->call_saved = 1;
+		return 0;
+	}
 	p->owe_savepoint = 1;
 	p->call_saved = 0;
 	return 0;
@@ -611,7 +639,8 @@ ledger_pg_call_begin(struct ledger_pg *p, const char *what)
  * After a call: a failed one is undone alone (back to its savepoint, its cache
  * updates from mark on dropped); the batch fails only when that cannot be
  * done. A call that ran nothing has nothing to undo or release; the release
- * of one that succeeded goes with the next statement (COMMIT releases all).
+ * of one that succeeded goes with the next statement (COMMIT releases all),
+ * unless it wrote nothing (call_clean): its savepoint then serves the next call.
  */
 enum ledger_result
 ledger_pg_call_end(struct ledger_pg *p, enum ledger_result r, size_t mark)
@@ -623,6 +652,10 @@ ledger_pg_call_end(struct ledger_pg *p, enum ledger_result r, size_t mark)
 		return r;
 	}
 	p->call_saved = 0;
+	if (r != LEDGER_ERROR && p->call_clean) {
+		p->saved_clean = 1; /* kept for the next call */
+		return r;
+	}
 	if (r != LEDGER_ERROR) {
 		p->owe_release = 1;
 		return r;

@@ -20,26 +20,105 @@
 	"held_bundle IS DISTINCT FROM $3 END"
 
 /*
- * Every count of ledger_counts over the rows of LEDGER_PG_COUNTED, in its
- * order. $1 the active window's first second, $2 the open staging, $3 the
- * current bundle.
+ * The agents as the counts see them, one row per group: agent_tally's and agent_moves' rows
+ * (every agent, kept by triggers in the transaction that changes it) with n agents each, then each
+ * agent not excluded and seen before the active window ($1, its first second) with n = -1, read
+ * through agents_seen. A count of active agents is then the tally's minus those: no scan of the
+ * agents who are active, however many. staging and held are 0 for none.
  */
-#define LEDGER_PG_COUNTS                                                                           \
-	"count(*), count(*) FILTER (WHERE NOT x AND act), "                                        \
-	"count(*) FILTER (WHERE NOT x AND act AND ack), "                                          \
-	"count(*) FILTER (WHERE NOT x AND act AND ver), "                                          \
-	"count(*) FILTER (WHERE NOT x AND act AND dlv), "                                          \
-	"count(*) FILTER (WHERE NOT x AND act AND lack), "                                         \
-	"count(*) FILTER (WHERE NOT x AND NOT act AND lack), "                                     \
-	"count(*) FILTER (WHERE x), "                                                              \
-	"count(*) FILTER (WHERE NOT x AND act AND cur), "                                          \
-	"count(*) FILTER (WHERE NOT x AND held_bundle IS NULL AND NOT ack)"
-#define LEDGER_PG_COUNTED                                                                          \
-	"member, is_excluded AS x, last_seen >= $1::bigint AS act, held_bundle, "                  \
-	" " LEDGER_PG_ACKED " AS ack, "                                                            \
-	" coalesce(staging = $2 AND verified_at IS NOT NULL, false) AS ver, "                      \
-	" " LEDGER_PG_DELIVERED " AS dlv, coalesce(held_bundle = $3, false) AS cur, "              \
-	" " LEDGER_PG_LACKING " AS lack"
+#define LEDGER_PG_TALLIED                                                                          \
+	"SELECT member, is_excluded AS x, staging, held, delivered AS d, acked AS k, "             \
+	"verified AS v, n, false AS ina FROM agent_tally UNION ALL "                               \
+	"SELECT member, is_excluded, staging, held, delivered, acked, verified, n, false "         \
+	"FROM agent_moves UNION ALL "                                                              \
+	"SELECT coalesce(member, ''), false, coalesce(staging, 0), coalesce(held_bundle, 0), "     \
+	"staged_delivered_at IS NOT NULL, acknowledged_at IS NOT NULL, verified_at IS NOT NULL, "  \
+	"-1, true FROM agents WHERE NOT is_excluded AND last_seen < $1::bigint"
+/* Each group's progress: $2 the open staging (0 none), $3 the current bundle (0 none). */
+#define LEDGER_PG_TALLY_ACK "$2::bigint <> 0 AND staging = $2::bigint AND k"
+#define LEDGER_PG_GROUPS                                                                           \
+	"SELECT member, x, ina, n, held, " LEDGER_PG_TALLY_ACK " AS ack, "                         \
+	"$2::bigint <> 0 AND staging = $2::bigint AND v AS ver, "                                  \
+	"$2::bigint <> 0 AND staging = $2::bigint AND d AS dlv, "                                  \
+	"$3::bigint <> 0 AND held = $3::bigint AS cur, " /* lacking the target: the staged CA      \
+	                                                    acknowledged, else the current bundle  \
+	                                                    (ledger.h) */                          \
+	"CASE WHEN $2::bigint <> 0 THEN NOT (" LEDGER_PG_TALLY_ACK ") "                            \
+	"ELSE $3::bigint <> 0 AND held <> $3::bigint END AS lack FROM (" LEDGER_PG_TALLIED ") t"
+/*
+ * Every count of ledger_counts, in its order, over LEDGER_PG_GROUPS: an active count sums
+ * the tally's agents not excluded and the inactive rows' -1s.
+ */
+#define LEDGER_PG_SUM(cond) "coalesce(sum(n) FILTER (WHERE " cond "), 0)"
+#define LEDGER_PG_COUNTS                                                                                                                                    \
+	LEDGER_PG_SUM("NOT ina")                                                                                                                            \
+	", " LEDGER_PG_SUM("NOT x") ", " LEDGER_PG_SUM("NOT x AND ack") ", " LEDGER_PG_SUM(                                                                 \
+	    "NOT "                                                                                                                                          \
+	    "x "                                                                                                                                            \
+	    "AND "                                                                                                                                          \
+	    "ver") ", " LEDGER_PG_SUM("NOT x AND dlv") ", " LEDGER_PG_SUM("NOT x AND lack") ", "                                                            \
+	                                                                                    "-" LEDGER_PG_SUM("ina AND lack") ", " LEDGER_PG_SUM(           \
+	                                                                                        "x") ","                                                    \
+	                                                                                             " " LEDGER_PG_SUM("NOT x AND cur") ", " LEDGER_PG_SUM( \
+	                                                                                                 "NOT ina AND NOT x AND held = 0 AND NOT ack")
+/*
+ * One check-in in one statement (ledger_agents.c's rule, ledger_pg_agents.c says it in
+ * words): r reads the agent without a lock ($1 id, $2 token hash, compared as SHA-256 of
+ * each so that the time it takes says nothing of the stored one; materialized: its columns
+ * are read many times below, its subquery must run once), w works out what it would
+ * write ($3 the bundle presented, $4 canary, $5 now, $6 the open staging, $7 the current
+ * bundle, $8 this member, $9 LEDGER_SEEN_GRANULARITY), and u writes it only when something
+ * changes and the row is still the version r read: a row another member changed meanwhile
+ * is left alone, and the call runs LEDGER_PG_CHECKIN_LOCKED. PostgreSQL checks the row
+ * again once the other member's write commits; its xmin tells the version whatever the plan
+ * finds the row by. A check-in with
+ * nothing to write takes no lock and writes nothing.
+ */
+#define LEDGER_PG_CHECKIN(lock)                                                                      \
+	"WITH r AS MATERIALIZED (SELECT ctid AS t, xmin AS xm, id, sha256(token_hash) = "            \
+	"sha256($2::bytea) AS "                                                                      \
+	"ok, "                                                                                       \
+	"delivered_bundle AS dlv, held_bundle AS held, staging AS stg, "                             \
+	"staged_delivered_at AS sda, acknowledged_at AS ack, verified_at AS ver, "                   \
+	"last_seen AS seen, member AS mem, " /* a new staging: nothing of the old one counts (ns)    \
+	                                      */                                                     \
+	"$6::bigint <> 0 AND coalesce(staging, 0) <> $6::bigint AS ns, " /* it presents the bundle   \
+	                                                                    last delivered to it     \
+	                                                                  */                         \
+	"coalesce($3::text IS NOT NULL AND delivered_bundle > 0 AND delivered_bundle = "             \
+	"(SELECT id FROM bundles WHERE bundle_id = $3::text), false) AS holds "                      \
+	"FROM agents WHERE agent_id = $1::text " lock "), "                                          \
+	"f AS (SELECT r.*, NOT ns AND sda IS NOT NULL AS d0, NOT ns AND ack IS NOT NULL AS a0, "     \
+	"NOT ns AND ver IS NOT NULL AS v0 FROM r), "                                                 \
+	"g AS (SELECT f.*, $6::bigint <> 0 AND holds AND d0 AND NOT a0 AS acking, "                  \
+	"$6::bigint <> 0 AND $4::boolean AND NOT v0 AS verifying, "                                  \
+	"$7::bigint <> 0 AND NOT (holds AND coalesce(dlv, 0) = $7::bigint AND "                      \
+	"($6::bigint = 0 OR d0)) AS send FROM f), "                                                  \
+	"w AS (SELECT g.*, CASE WHEN send THEN CASE WHEN $7::bigint > 0 THEN $7::bigint END "        \
+	"ELSE dlv END AS w_dlv, CASE WHEN holds THEN dlv ELSE held END AS w_held, "                  \
+	"CASE WHEN ns THEN CASE WHEN $6::bigint > 0 THEN $6::bigint END ELSE stg END AS w_stg, "     \
+	"CASE WHEN send AND $6::bigint <> 0 THEN $5::bigint WHEN d0 THEN sda END AS w_sda, "         \
+	"CASE WHEN acking THEN $5::bigint WHEN a0 THEN ack END AS w_ack, "                           \
+	"CASE WHEN verifying THEN $5::bigint WHEN v0 THEN ver END AS w_ver FROM g), " /* must: a     \
+	                                                                                 change,     \
+	                                                                                 or          \
+	                                                                                 last_seen   \
+	                                                                                 a           \
+	                                                                                 granularity \
+	                                                                                 old (or     \
+	                                                                                 ahead: a    \
+	                                                                                 clock set   \
+	                                                                                 back) */    \
+	"x AS (SELECT w.*, ok AND (send OR ns OR w_held IS DISTINCT FROM held OR "                   \
+	"(w_sda IS NULL) <> (sda IS NULL) OR (w_ack IS NULL) <> (ack IS NULL) OR "                   \
+	"(w_ver IS NULL) <> (ver IS NULL) OR mem IS DISTINCT FROM $8::text OR "                      \
+	"$5::bigint < seen OR $5::bigint - seen >= $9::bigint) AS must FROM w), "                    \
+	"u AS (UPDATE agents a SET last_seen = $5::bigint, held_bundle = x.w_held, "                 \
+	"delivered_bundle = x.w_dlv, staging = x.w_stg, staged_delivered_at = x.w_sda, "             \
+	"acknowledged_at = x.w_ack, verified_at = x.w_ver, member = $8::text FROM x "                \
+	"WHERE x.must AND a.ctid = x.t AND a.id = x.id AND a.xmin = x.xm RETURNING a.id) "           \
+	"SELECT ok, send, must, EXISTS (SELECT 1 FROM u), coalesce(w_dlv, 0), "                      \
+	"CASE WHEN w_sda IS NOT NULL THEN coalesce(w_stg, 0) ELSE 0 END FROM x"
 /* A member's row in the order ledger_pg_member.c reads it; the age by the database's clock. */
 #define LEDGER_PG_MEMBER_COLUMNS                                                                   \
 	"name, started_at, extract(epoch FROM heartbeat_at)::bigint, "                             \
@@ -79,22 +158,36 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	             "linked_by, member, delivered_bundle, staging, staged_delivered_at) "
 	             "VALUES ($1, $2, $3, $3, $3, $4, $4, $5, $6, $7) "
 	             "ON CONFLICT (agent_id) DO NOTHING RETURNING id",
-	/* The row is locked to the batch's end: two members never interleave one agent's writes. */
+	/* Renewal: the row is locked to the batch's end (two members never interleave its writes).
+	 */
 	[LPG_FIND] = "SELECT a.id, a.token_hash, a.delivered_bundle, a.held_bundle, a.is_excluded, "
 	             "a.last_seen, a.staging, a.staged_delivered_at, a.acknowledged_at, "
 	             "a.verified_at, b.bundle_id, coalesce(a.member, '') FROM agents a "
 	             "LEFT JOIN bundles b ON b.id = a.delivered_bundle "
 	             "WHERE a.agent_id = $1 FOR UPDATE OF a",
-	[LPG_CHECKIN] = "UPDATE agents SET last_seen = $2, held_bundle = $3, "
-	                "delivered_bundle = $4, staging = $5, staged_delivered_at = $6, "
-	                "acknowledged_at = $7, verified_at = $8, member = $9 WHERE id = $1",
+	[LPG_CHECKIN] = LEDGER_PG_CHECKIN(""),
+	/* The same on the row locked: when another member changed it after r read it. */
+	[LPG_CHECKIN_LOCKED] = LEDGER_PG_CHECKIN("FOR UPDATE"),
 	[LPG_EXCLUDE] = "UPDATE agents SET is_excluded = true, exclude_reason = $2 "
 	                "WHERE agent_id = $1 RETURNING id",
 	[LPG_INCLUDE] = "UPDATE agents SET is_excluded = false, exclude_reason = NULL "
 	                "WHERE agent_id = $1 RETURNING id",
 	[LPG_GET] = "SELECT agent_id, linked_at, last_seen, is_excluded, exclude_reason "
 	            "FROM agents WHERE agent_id = $1",
-	[LPG_TOTAL] = "SELECT count(*) FROM agents",
+	/* The tally sees the batch's own links, as a count of the rows would. */
+	[LPG_TOTAL] = "SELECT coalesce(sum(n), 0) FROM (SELECT n FROM agent_tally UNION ALL "
+	              "SELECT n FROM agent_moves) t",
+	/*
+	 * The moves this member's writes and other sessions' left, into this member's tally
+	 * rows, a group at a time; moves another member is folding are left to it.
+	 */
+	[LPG_FOLD] =
+	    "WITH d AS (DELETE FROM agent_moves WHERE ctid = ANY (ARRAY(SELECT ctid "
+	    "FROM agent_moves WHERE writer IN ($1, '') FOR UPDATE SKIP LOCKED)) "
+	    "RETURNING *) INSERT INTO agent_tally AS t SELECT $1, member, is_excluded, "
+	    "staging, held, delivered, acked, verified, sum(n) FROM d "
+	    "GROUP BY 2, 3, 4, 5, 6, 7, 8 ON CONFLICT (writer, member, is_excluded, "
+	    "staging, held, delivered, acked, verified) DO UPDATE SET n = t.n + excluded.n",
 	[LPG_OPEN_STAGING] = "SELECT id, ca FROM stagings WHERE ended_at IS NULL "
 	                     "ORDER BY id DESC LIMIT 1",
 	[LPG_END_STAGING] = "UPDATE stagings SET ended_at = $1 WHERE ended_at IS NULL",
@@ -124,17 +217,19 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	 * Every count in one statement, so in one snapshot of committed rows.
 	 * $1 the active window's first second, $2 the open staging, $3 the current bundle.
 	 */
-	[LPG_COUNT] =
-	    "SELECT " LEDGER_PG_COUNTS " FROM (SELECT " LEDGER_PG_COUNTED " FROM agents) a",
-	/* Most recently seen first, ties by link order; $4 limit, $5 offset. */
+	[LPG_COUNT] = "SELECT " LEDGER_PG_COUNTS " FROM (" LEDGER_PG_GROUPS ") c",
+	/*
+	 * Most recently seen first, ties by link order ($4 limit, $5 offset): agents_seen in its
+	 * order, from the newest, stopping at the page's end.
+	 */
 	[LPG_PENDING] = "SELECT agent_id, last_seen, " LEDGER_PG_DELIVERED " FROM agents "
 	                "WHERE NOT is_excluded AND last_seen >= $1::bigint AND " LEDGER_PG_LACKING
 	                " ORDER BY last_seen DESC, id LIMIT $4 OFFSET $5",
-	[LPG_HOLDINGS] = "SELECT coalesce(b.bundle_id, ''), count(*) FROM agents a "
-	                 "LEFT JOIN bundles b ON b.id = a.held_bundle "
-	                 "WHERE NOT a.is_excluded AND a.last_seen >= $1 "
-	                 "GROUP BY a.held_bundle, b.bundle_id "
-	                 "ORDER BY count(*) DESC, coalesce(a.held_bundle, 0)",
+	/* Active agents per bundle held: the tally's less the inactive ones (only $1). */
+	[LPG_HOLDINGS] = "SELECT coalesce(b.bundle_id, ''), h.n FROM (SELECT held, sum(n) AS n "
+	                 "FROM (" LEDGER_PG_TALLIED ") t WHERE NOT x GROUP BY held "
+	                 "HAVING sum(n) > 0) h LEFT JOIN bundles b ON b.id = h.held "
+	                 "ORDER BY h.n DESC, h.held",
 	[LPG_AUDIT_HEAD] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 	[LPG_AUDIT_INSERT] = "INSERT INTO audit (seq, time, uid, \"user\", pid, call, result, "
 	                     "detail, \"before\", \"after\", prev_hash, hash, member) "
@@ -157,9 +252,10 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	[LPG_BLOB_ADD] = "INSERT INTO blobs (name, blob, created_at, created_by) "
 	                 "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name",
 	/* Every count per member, from one snapshot; "" for agents no member recorded. */
-	[LPG_COUNT_MEMBERS] = "SELECT coalesce(member, ''), " LEDGER_PG_COUNTS
-	                      " FROM (SELECT " LEDGER_PG_COUNTED " FROM agents) a "
-	                      "GROUP BY coalesce(member, '') ORDER BY 1",
+	/* Every count per member, from one snapshot; members with no agent left are not named. */
+	[LPG_COUNT_MEMBERS] = "SELECT member, " LEDGER_PG_COUNTS " FROM (" LEDGER_PG_GROUPS
+	                      ") c GROUP BY member HAVING " LEDGER_PG_SUM("NOT ina") " > 0 "
+	                                                                             "ORDER BY 1",
 	/* This member's row only ($1 is the name it opened the ledger with). */
 	[LPG_MEMBER_BEAT] =
 	    "INSERT INTO members (name, started_at, heartbeat_at, active_ca, active_server, "
@@ -312,5 +408,69 @@ const char *const ledger_pg_migrations[] = {
 	" ADD COLUMN applied_ok boolean NOT NULL DEFAULT false,"
 	" ADD COLUMN apply_error text NOT NULL DEFAULT '' CHECK (length(apply_error) <= 255),"
 	" ADD COLUMN applied_at timestamptz;",
+	/*
+	 * 3 -> 4: the counts without a scan of the agents. agent_tally holds how many agents
+	 * are in each group the counts tell apart, agent_moves what moved since: triggers
+	 * add a row to it in the transaction that moves an agent between groups, whoever
+	 * writes (a member, an import, an operator's SQL); a check-in that only moves
+	 * last_seen fires nothing. Moves are only ever inserted (a row updated again and
+	 * again in one transaction grows a chain each update walks), and each member folds
+	 * them into rows of its own (writer) at the start of its batches, so members never
+	 * wait on one another's counters; a group's count is the sum of both tables' rows.
+	 * What depends on the window cannot be a counter: agents_seen gives the agents seen
+	 * before it (and the pending page, newest first) without reading the others. It costs
+	 * check-ins that write last_seen their in-place (HOT) updates, which the first version
+	 * kept by having no such index.
+	 */
+	"CREATE TABLE agent_tally ("
+	" writer text NOT NULL,"
+	" member text NOT NULL,"
+	" is_excluded boolean NOT NULL,"
+	" staging bigint NOT NULL,"
+	" held bigint NOT NULL,"
+	" delivered boolean NOT NULL,"
+	" acked boolean NOT NULL,"
+	" verified boolean NOT NULL,"
+	" n bigint NOT NULL,"
+	" PRIMARY KEY (writer, member, is_excluded, staging, held, delivered, acked, verified));"
+	"CREATE TABLE agent_moves (LIKE agent_tally);"
+	/* Rows inserted (+1 each) or deleted (-1), a statement at a time: a bulk load is one. */
+	"CREATE FUNCTION carotate_tally_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+	"INSERT INTO agent_moves SELECT coalesce(current_setting('carotate.member', true), ''), "
+	"coalesce(member, ''), is_excluded, coalesce(staging, 0), coalesce(held_bundle, 0), "
+	"staged_delivered_at IS NOT NULL, acknowledged_at IS NOT NULL, verified_at IS NOT NULL, "
+	"CASE TG_OP WHEN 'INSERT' THEN count(*) ELSE -count(*) END FROM changed "
+	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8; RETURN NULL; END$$;"
+	/* A row that changed group: -1 for the old one, +1 for the new. */
+	"CREATE FUNCTION carotate_tally_move() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"DECLARE w text := coalesce(current_setting('carotate.member', true), ''); BEGIN "
+	"INSERT INTO agent_moves VALUES (w, coalesce(OLD.member, ''), OLD.is_excluded, "
+	"coalesce(OLD.staging, 0), coalesce(OLD.held_bundle, 0), "
+	"OLD.staged_delivered_at IS NOT NULL, OLD.acknowledged_at IS NOT NULL, "
+	"OLD.verified_at IS NOT NULL, -1), (w, coalesce(NEW.member, ''), NEW.is_excluded, "
+	"coalesce(NEW.staging, 0), coalesce(NEW.held_bundle, 0), "
+	"NEW.staged_delivered_at IS NOT NULL, NEW.acknowledged_at IS NOT NULL, "
+	"NEW.verified_at IS NOT NULL, 1); RETURN NULL; END$$;"
+	"CREATE FUNCTION carotate_tally_clear() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+	"DELETE FROM agent_tally; DELETE FROM agent_moves; RETURN NULL; END$$;"
+	"CREATE TRIGGER agents_tally_insert AFTER INSERT ON agents REFERENCING NEW TABLE AS "
+	"changed FOR EACH STATEMENT EXECUTE FUNCTION carotate_tally_rows();"
+	"CREATE TRIGGER agents_tally_delete AFTER DELETE ON agents REFERENCING OLD TABLE AS "
+	"changed FOR EACH STATEMENT EXECUTE FUNCTION carotate_tally_rows();"
+	"CREATE TRIGGER agents_tally_move AFTER UPDATE ON agents FOR EACH ROW WHEN ("
+	"(coalesce(OLD.member, ''), OLD.is_excluded, coalesce(OLD.staging, 0), "
+	"coalesce(OLD.held_bundle, 0), OLD.staged_delivered_at IS NULL, "
+	"OLD.acknowledged_at IS NULL, OLD.verified_at IS NULL) IS DISTINCT FROM "
+	"(coalesce(NEW.member, ''), NEW.is_excluded, coalesce(NEW.staging, 0), "
+	"coalesce(NEW.held_bundle, 0), NEW.staged_delivered_at IS NULL, "
+	"NEW.acknowledged_at IS NULL, NEW.verified_at IS NULL)) "
+	"EXECUTE FUNCTION carotate_tally_move();"
+	"CREATE TRIGGER agents_tally_truncate AFTER TRUNCATE ON agents "
+	"FOR EACH STATEMENT EXECUTE FUNCTION carotate_tally_clear();"
+	"INSERT INTO agent_tally SELECT '', coalesce(member, ''), is_excluded, "
+	"coalesce(staging, 0), coalesce(held_bundle, 0), staged_delivered_at IS NOT NULL, "
+	"acknowledged_at IS NOT NULL, verified_at IS NOT NULL, count(*) FROM agents "
+	"GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;"
+	"CREATE INDEX agents_seen ON agents (last_seen DESC, id) WHERE NOT is_excluded;",
 };
 const int ledger_pg_version = (int)(sizeof(ledger_pg_migrations) / sizeof(ledger_pg_migrations[0]));

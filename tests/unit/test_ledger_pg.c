@@ -30,6 +30,9 @@
 #include "ledger_contract.h"
 #include "log.h"
 
+#define TEST_STR_(x) #x
+#define TEST_STR(x)  TEST_STR_(x)
+
 /* ---- helpers ---- */
 
 static struct ledger *
@@ -55,6 +58,9 @@ server(const char *var)
 static int
 setup(void **state)
 {
+	/* A test that failed holding a row lock (BEGIN ... FOR UPDATE) left it open: ended. */
+	if (PQtransactionStatus(fixture_pg_adm) != PQTRANS_IDLE)
+		fixture_pg_try("ROLLBACK");
 	if (fixture_pg_try("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
 	                   "WHERE datname = current_database() AND pid <> pg_backend_pid()") != 0)
 		return -1;
@@ -122,7 +128,7 @@ test_schema_and_reopen(void **state)
 	struct ledger *l = lopen();
 	char problem[256];
 
-	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 3);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 4);
 	assert_int_equal(ledger_quick_check(l, problem, sizeof(problem)), 1);
 	ledger_close(l);
 	l = lopen();
@@ -162,7 +168,7 @@ test_migrate_race(void **state)
 		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 3);
+	assert_int_equal(fixture_pg_int("SELECT version FROM carotate_schema"), 4);
 	/* And one staging for the three of them. */
 	assert_int_equal(fixture_pg_int("SELECT count(*) FROM stagings"), 1);
 }
@@ -254,6 +260,280 @@ test_lock_waits_bounded(void **state)
 	fixture_pg_exec("ROLLBACK");
 	assert_int_equal(ledger_contract_send(a, "held", 1, B1, 0, T0 + 20), 0);
 	ledger_close(a);
+}
+
+/*
+ * A check-in with nothing to write (the agent holds the bundle, last_seen is recent) reads
+ * the row and leaves it alone: another session holding the row locked does not hold it up,
+ * and the row's version is the same after it. One that changes the row still waits, and
+ * fails alone.
+ */
+static void
+test_steady_takes_no_lock(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	struct timespec t0, t1;
+	uint8_t h[LEDGER_TOKEN_HASH_LEN];
+	int64_t version;
+	int send = -1;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "quiet", 1, T0);
+	assert_int_equal(ledger_contract_send(a, "quiet", 1, B1, 0, T0 + 1), 0); /* acknowledged */
+	version = fixture_pg_int("SELECT xmin::text::bigint FROM agents WHERE agent_id = 'quiet'");
+	fixture_pg_exec("BEGIN; SELECT 1 FROM agents WHERE agent_id = 'quiet' FOR UPDATE");
+	ledger_contract_token(1, h);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(ledger_begin(a), 0);
+	assert_int_equal(ledger_checkin(a, "quiet", h, B1, 0, T0 + 2, &send), LEDGER_OK);
+	assert_int_equal(send, 0);
+	/* A forged If-None-Match on the same row: a delivery to write, so it waits and fails. */
+	assert_int_equal(ledger_checkin(a, "quiet", h, B0, 0, T0 + 3, &send), LEDGER_ERROR);
+	assert_int_equal(ledger_checkin(a, "quiet", h, B1, 0, T0 + 4, &send), LEDGER_OK);
+	assert_int_equal(send, 0);
+	assert_int_equal(ledger_commit(a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 10); /* one lock_timeout (2 s), not three */
+	fixture_pg_exec("ROLLBACK");
+	assert_int_equal(
+	    fixture_pg_int("SELECT xmin::text::bigint FROM agents WHERE agent_id = 'quiet'"),
+	    version);
+	ledger_contract_expect(a, T0 + 5, 1, 1, 1, 0, 1, 0, 0, 0, 1);
+	ledger_close(a);
+}
+
+/*
+ * Another session changes an agent's row while a check-in that must write it waits for the
+ * row: the check-in writes on top of that change (computed again from the row as it is
+ * now), never over it with what it read before.
+ */
+static void
+test_checkin_over_concurrent_write(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	int ready[2], send = -1, st;
+	char byte;
+	pid_t pid;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "race", 1, T0);
+	assert_int_equal(pipe(ready), 0);
+	if ((pid = fork()) == 0) {
+		PGconn *c = PQconnectdb(fixture_pg_dsn);
+		PGresult *r = PQexec(c, "BEGIN; UPDATE agents SET verified_at = 4343, "
+		                        "staging = (SELECT max(id) FROM stagings) "
+		                        "WHERE agent_id = 'race'");
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+		PQclear(r);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(2);
+		usleep(500000); /* the check-in waits on the row meanwhile */
+		r = PQexec(c, "COMMIT");
+		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		PQfinish(c);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(read(ready[0], &byte, 1), 1);
+	/* A forged If-None-Match: a delivery to record, read before the other write commits. */
+	assert_int_equal(ledger_contract_checkin(a, "race", 1, B0, 0, T0 + 1, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ready[0]);
+	close(ready[1]);
+	assert_int_equal(
+	    fixture_pg_int("SELECT verified_at FROM agents WHERE agent_id = 'race'"), 4343);
+	assert_int_equal(
+	    fixture_pg_int("SELECT last_seen FROM agents WHERE agent_id = 'race'"), T0 + 1);
+	ledger_contract_expect(a, T0 + 2, 1, 1, 0, 1, 1, 1, 0, 0, 0);
+	ledger_close(a);
+}
+
+/*
+ * The counts as the first schema computed them, a scan of every agent: what ledger_count
+ * must equal. $1 the active window's first second, $2 the open staging, $3 the current
+ * bundle (0 for none).
+ */
+#define SCAN_ACKED     "coalesce(staging = $2 AND acknowledged_at IS NOT NULL, false)"
+#define SCAN_DELIVERED "coalesce(staging = $2 AND staged_delivered_at IS NOT NULL, false)"
+#define SCAN_LACKING                                                                               \
+	"CASE WHEN $2::bigint <> 0 THEN NOT " SCAN_ACKED " ELSE $3::bigint <> 0 AND "              \
+	"held_bundle IS DISTINCT FROM $3 END"
+#define SCAN_COUNTS                                                                                \
+	"SELECT count(*), count(*) FILTER (WHERE NOT x AND act), "                                 \
+	"count(*) FILTER (WHERE NOT x AND act AND ack), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND ver), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND dlv), "                                          \
+	"count(*) FILTER (WHERE NOT x AND act AND lack), "                                         \
+	"count(*) FILTER (WHERE NOT x AND NOT act AND lack), "                                     \
+	"count(*) FILTER (WHERE x), count(*) FILTER (WHERE NOT x AND act AND cur), "               \
+	"count(*) FILTER (WHERE NOT x AND held_bundle IS NULL AND NOT ack) "                       \
+	"FROM (SELECT is_excluded AS x, last_seen >= $1::bigint AS act, held_bundle, " SCAN_ACKED  \
+	" AS ack, coalesce(staging = $2 AND verified_at IS NOT NULL, false) AS "                   \
+	"ver, " SCAN_DELIVERED " AS dlv, coalesce(held_bundle = $3, false) AS cur, " SCAN_LACKING  \
+	" AS lack FROM agents) a"
+
+/* The scan's counts at now over window, for the pool's open staging and bundle cur. */
+static void
+scan_counts(time_t now, uint64_t window, const char *cur, struct ledger_counts *c)
+{
+	uint64_t *f[] = { &c->linked, &c->active, &c->acknowledged, &c->verified, &c->delivered,
+		&c->pending, &c->inactive_lacking, &c->excluded, &c->current, &c->never_confirmed };
+	char since[32], staging[32], bundle[32], sql[128];
+	const char *params[3] = { since, staging, bundle };
+	uint64_t w = window + LEDGER_SEEN_GRANULARITY; /* ledger_pg_since's widening */
+	PGresult *r;
+	int i;
+
+	snprintf(since, sizeof(since), "%lld",
+	    window >= (uint64_t)now || w >= (uint64_t)now ? 0LL : (long long)now - (long long)w);
+	snprintf(staging, sizeof(staging), "%lld",
+	    (long long)fixture_pg_int("SELECT coalesce(max(id), 0) FROM stagings "
+	                              "WHERE ended_at IS NULL"));
+	snprintf(sql, sizeof(sql),
+	    "SELECT coalesce(max(id), 0) FROM bundles WHERE bundle_id = '%s'",
+	    cur != NULL ? cur : "");
+	snprintf(bundle, sizeof(bundle), "%lld", (long long)fixture_pg_int(sql));
+	r = PQexecParams(fixture_pg_adm, SCAN_COUNTS, 3, NULL, params, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	for (i = 0; i < (int)(sizeof(f) / sizeof(f[0])); i++)
+		*f[i] = strtoull(PQgetvalue(r, 0, i), NULL, 10);
+	PQclear(r);
+}
+
+static void
+add_counts(const char *member, const struct ledger_counts *c, void *arg)
+{
+	struct ledger_counts *sum = arg;
+	const uint64_t *from = (const uint64_t *)c;
+	uint64_t *to = (uint64_t *)sum;
+	size_t i;
+
+	(void)member;
+	for (i = 0; i < sizeof(*c) / sizeof(uint64_t); i++)
+		to[i] += from[i];
+}
+
+static void
+add_holding(const char *bundle_id, uint64_t agents, void *arg)
+{
+	*(uint64_t *)arg += agents;
+}
+
+/*
+ * ledger_count, the per-member split and the holdings all equal the scan, on either member,
+ * at windows around the agents' last check-ins (a window the agents fall in and out of).
+ */
+static void
+check_counts(struct ledger *m[2], time_t now, const char *cur)
+{
+	static const uint64_t windows[] = { 0, 30, 200, 700, 3000, WEEK, UINT64_MAX };
+	struct ledger_counts want, got, split;
+	uint64_t held;
+	size_t i;
+	time_t at;
+
+	for (i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+		at = now + (time_t)(i * 97 % 600);
+		scan_counts(at, windows[i], cur, &want);
+		assert_int_equal(ledger_count(m[i % 2], at, windows[i], &got), 0);
+		assert_memory_equal(&got, &want, sizeof(want));
+		memset(&split, 0, sizeof(split));
+		assert_int_equal(
+		    ledger_count_members(m[(i + 1) % 2], at, windows[i], add_counts, &split), 0);
+		assert_memory_equal(&split, &want, sizeof(want));
+		held = 0;
+		assert_int_equal(ledger_holdings(m[i % 2], at, windows[i], add_holding, &held), 0);
+		assert_int_equal(held, want.active);
+	}
+}
+
+/* One random call of the mix through member l, in a batch of its own. */
+static void
+random_call(struct ledger *l, unsigned *seed, time_t now)
+{
+	static const char *const presented[] = { B1, B2, B0, NULL };
+	uint8_t h[LEDGER_TOKEN_HASH_LEN], h2[LEDGER_TOKEN_HASH_LEN];
+	char id[16];
+	int k = rand_r(seed) % 24, op = rand_r(seed) % 10, send;
+	uint64_t n;
+
+	snprintf(id, sizeof(id), "r%02d", k);
+	ledger_contract_token(k, h);
+	assert_int_equal(ledger_begin(l), 0);
+	if (op < 5)
+		ledger_checkin(
+		    l, id, h, presented[rand_r(seed) % 4], rand_r(seed) % 7 == 0, now, &send);
+	else if (op == 5)
+		ledger_link(l, id, h, now);
+	else if (op == 6)
+		ledger_exclude(l, id, "test");
+	else if (op == 7)
+		ledger_include(l, id);
+	else if (op == 8 && rand_r(seed) % 3 == 0)
+		ledger_forget(l, id);
+	else if (op == 8)
+		ledger_forget_unconfirmed(l, now - 50, &n);
+	else {
+		/* A renewal to the same token: it moves the agent to l's member. */
+		memcpy(h2, h, sizeof(h2));
+		ledger_renew(l, id, h, h2, now);
+	}
+	if (rand_r(seed) % 8 == 0)
+		ledger_rollback(l);
+	else
+		assert_int_equal(ledger_commit(l), 0);
+}
+
+/*
+ * The counts kept as agents change (a tally and an index, not a scan) against the scan,
+ * after every step of a random mix through two members: check-ins, links, exclusions,
+ * forgets, renewals, rolled back batches, new targets, and rows changed by SQL outside
+ * carotated (an operator's, a bulk load).
+ */
+static void
+test_counts_match_scan(void **state)
+{
+	static const char *const cas[] = { S1, S2, NULL }, *const bundles[] = { B1, B2 };
+	struct ledger *m[2] = { fixture_pg_open("a"), fixture_pg_open("b") };
+	const char *ca = S1, *cur = B1;
+	unsigned seed = 20240601;
+	time_t now = T0;
+	int step, i;
+
+	for (i = 0; i < 2; i++)
+		assert_int_equal(ledger_set_target(m[i], ca, cur), 0);
+	for (step = 0; step < 300; step++) {
+		now += rand_r(&seed) % 3 == 0 ? rand_r(&seed) % 900 : rand_r(&seed) % 20;
+		random_call(m[rand_r(&seed) % 2], &seed, now);
+		if (step % 37 == 36) {
+			ca = cas[rand_r(&seed) % 3];
+			cur = bundles[rand_r(&seed) % 2];
+			for (i = 0; i < 2; i++)
+				assert_int_equal(ledger_set_target(m[i], ca, cur), 0);
+		}
+		if (step == 100)
+			fixture_pg_exec("INSERT INTO agents (agent_id, token_hash, linked_at, "
+			                "first_seen, last_seen, linked_by) SELECT 'bulk' || i, "
+			                "sha256(int8send(i)), 1, 1, " TEST_STR(
+			                    T0) " + i, 'sql' "
+			                        "FROM generate_series(1, 40) i");
+		if (step == 150)
+			fixture_pg_exec(
+			    "UPDATE agents SET member = 'c', is_excluded = NOT is_excluded "
+			    "WHERE agent_id LIKE 'bulk1%'");
+		if (step == 200)
+			fixture_pg_exec("DELETE FROM agents WHERE agent_id LIKE 'bulk2%'");
+		if (step % 10 == 9)
+			check_counts(m, now - 400, cur);
+	}
+	fixture_pg_exec("TRUNCATE agents");
+	check_counts(m, now, cur);
+	ledger_close(m[0]);
+	ledger_close(m[1]);
 }
 
 /*
@@ -1079,6 +1359,9 @@ main(void)
 		LEDGER_CONTRACT_TESTS(contract_setup, contract_teardown),
 		cmocka_unit_test_setup(test_two_members, setup),
 		cmocka_unit_test_setup(test_window_widened, setup),
+		cmocka_unit_test_setup(test_steady_takes_no_lock, setup),
+		cmocka_unit_test_setup(test_checkin_over_concurrent_write, setup),
+		cmocka_unit_test_setup(test_counts_match_scan, setup),
 		cmocka_unit_test_setup(test_staging_reopened, setup),
 		cmocka_unit_test_setup(test_lock_waits_bounded, setup),
 		cmocka_unit_test_setup(test_members_beat_list, setup),
