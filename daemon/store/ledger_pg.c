@@ -299,7 +299,7 @@ ledger_pg_in_batch(const void *self)
 
 /*
  * The agent moves that wait to be folded into this member's counters (ledger_pg_sql.c's
- * schema version 3), first in the batch: they are as many as the last batch moved, and the
+ * schema version 4), first in the batch: they are as many as the last batch moved, and the
  * batch's commit makes the fold durable with it. A fold that fails takes the batch along
  * (it can fail only with the connection or a timeout).
  */

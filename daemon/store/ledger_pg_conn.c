@@ -183,7 +183,7 @@ ledger_pg_show(struct ledger_pg *p, const char *name, const char *want, char *er
 
 /*
  * The session's carotate.member: the agent_tally rows its writes add to (ledger_pg_sql.c's
- * schema version 3), so that members never wait on one another's counters.
+ * schema version 4), so that members never wait on one another's counters.
  */
 static int
 ledger_pg_writer(struct ledger_pg *p, char *err, size_t errlen)
