@@ -938,7 +938,11 @@ pool_wait_cb(const struct ledger_member *m, void *arg)
 		snprintf(w->why, sizeof(w->why), "%s", m->apply_error);
 		return;
 	}
-	if (m->heartbeat_age > config_stale_after(w->p->cd->conf->ledger_heartbeat)) {
+	/*
+	 * Twice the stale age: a member busy with its part (a statement waiting on a lock, its
+	 * connection coming back after a blip) may miss a beat; one that is gone misses them all.
+	 */
+	if (m->heartbeat_age > 2 * config_stale_after(w->p->cd->conf->ledger_heartbeat)) {
 		snprintf(w->failed, sizeof(w->failed), "%s", m->name);
 		snprintf(w->why, sizeof(w->why), "its heartbeat stopped (%llds ago)",
 		    (long long)m->heartbeat_age);

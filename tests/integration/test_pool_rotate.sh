@@ -493,6 +493,14 @@ for m in $MEMBERS; do
 done
 ok "every member serves pool_state.active"
 audit_verified "after the outage"
+# The next call waits for every live member: each must beat again first.
+all_beating() {
+	st a
+	"$PY" -c 'import json, sys; p = json.load(open(sys.argv[1]))["pool"]
+sys.exit(0 if p and all(not m["stale"] for m in p) else 1)' "$T/st-a.raw"
+}
+wait_until 40000 all_beating || fail "every member beats again after the outage" "$(cat "$T/st-a.raw")"
+ok "every member beats again after the outage"
 
 # ---------------------------------------------------------------- a damaged sealed set
 echo "-- the sealed set damaged in the database: member c refuses it, a rotate names c"
