@@ -285,6 +285,10 @@ checkin "$NGINX_CANARY_PORT" "$T/old-ca.pem" agent-a "$TOKEN_A" "$ETAG_A2"
 ok "the canary listener is untrusted with the old CA alone (curl exit 60)"
 report_is "$N" "$N" 1 0 $((N - 1)) 0 "$NEW_CA_SHA" "a failed canary handshake verifies nothing"
 
+# A canary check-in proves something only once the daemon saw the canary serve the staged
+# certificate (its own TLS check after the reload, slow under valgrind): wait for it.
+canary_confirmed() { [ "$(ctl --json report | json_get canary_confirmed)" = true ]; }
+wait_until 30000 canary_confirmed || fail "the daemon confirms the canary serves the staged certificate"
 checkin "$NGINX_CANARY_PORT" "$T/new-bundle.pem" agent-a "$TOKEN_A" "$ETAG_A2"
 expect_code 304 "agent-a checks in through the canary listener, trusting the new bundle"
 report_is "$N" "$N" 1 1 $((N - 1)) 0 "$NEW_CA_SHA" "agent-a verified"
