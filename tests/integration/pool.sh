@@ -179,3 +179,16 @@ pool_unpin_nginx() {
 	nginx_reload
 	pool_save "$1"
 }
+
+# pool_canaries_confirmed: waits (20 s) until every member's daemon has seen its canary serve
+# the staged certificate: only then does a canary check-in prove anything (report's
+# canary_confirmed).
+_pool_canaries() {
+	local m
+	for m in $POOL_MEMBERS; do
+		[ "$(pool_ctl "$m" --json report | json_get canary_confirmed)" = true ] || return 1
+	done
+}
+pool_canaries_confirmed() {
+	wait_until 20000 _pool_canaries || fail "every member confirms its canary serves the staged certificate"
+}

@@ -164,6 +164,7 @@ cp "$T/body" "$T/bundle2.pem"
 checkin c "$T/bundle2.pem" agent-1 "$TOK1" "$E2"
 expect_code 304 "agent-1 acknowledges through member c"
 pool_same_report "agent-1 delivered by b, acknowledged through c" "acknowledged=1"
+pool_canaries_confirmed
 PORT_KIND=canary checkin a "$T/bundle2.pem" agent-1 "$TOK1" "$E2"
 expect_code 304 "agent-1 proves the new CA through member a's canary"
 pool_same_report "agent-1 verified through a" "verified=1"

@@ -280,6 +280,7 @@ echo "-- agents fetch through b, acknowledge through c, prove the new CA through
 sim_ok "agentsim: the fleet gets the new bundle through member b" b --agents "$SIM_AGENTS" --rounds 1
 sim_ok "agentsim: the fleet acknowledges through member c" c --agents "$SIM_AGENTS" --rounds 1
 pool_same_report "the fleet acknowledged" "acknowledged=$SIM_AGENTS"
+pool_canaries_confirmed
 third=$((SIM_AGENTS / 3))
 first=0
 for m in $MEMBERS; do
