@@ -104,6 +104,7 @@ struct pool {
 	struct event *tick, *sock_ev;
 	int sock_fd;
 	uint64_t seen;      /* the generation applied last, or tried and failed */
+	uint64_t floor;     /* the newest generation applied, as POOL_FLOOR_NOTE keeps it */
 	long long retry_at; /* ms, monotonic: a soft failure is tried again from then */
 	int locked;         /* this member holds the mutation lock */
 	int down;           /* the database did not answer the last poll: said once */
@@ -112,12 +113,12 @@ struct pool {
 	struct pool_lead *lead;
 };
 
-static struct pool *pool_of(struct carotated *);
 static void pool_live_cb(const struct ledger_member *, void *);
 static void pool_wait_cb(const struct ledger_member *, void *);
 static void pool_leaves(const struct config *, char active[PKI_SHA256_HEX],
     char staged[PKI_SHA256_HEX], char *ca_staged);
 static int pool_disk(struct pool_apply *, char *, size_t);
+static void pool_publish(const struct config *, int);
 static int pool_take_set(struct pool *, const char *, int, char *, size_t);
 static void pool_apply_start(
     struct pool *, const struct ledger_pool_state *, void (*)(struct pool *, int, const char *));
@@ -131,7 +132,7 @@ static void pool_state_slot(const char *, char *, size_t);
 static int pool_state_seal(
     struct pool *, const struct ledger_pool_state *, uint64_t, char *, size_t);
 static int pool_state_trusted(struct pool *, const struct ledger_pool_state *, char *, size_t);
-static uint64_t pool_floor(struct pool *);
+static uint64_t pool_floor_read(struct pool *);
 static void pool_floor_raise(struct pool *, uint64_t);
 static int pool_state_write(struct pool *, struct ledger_pool_state *, uint64_t);
 static void pool_tick(evutil_socket_t, short, void *);
@@ -144,12 +145,6 @@ static void pool_lead_fail(struct pool *, const char *, const char *, ...)
 static void pool_lead_rolled(struct pool *, int, const char *);
 static void pool_lead_end(struct pool *, Carotate__V1__Status, const char *);
 static Carotate__V1__Status pool_outage(struct carotated *);
-
-static struct pool *
-pool_of(struct carotated *cd)
-{
-	return cd->pool;
-}
 
 /* The leaves of this member's active and staged sets ("" none or unreadable). */
 static void
@@ -223,7 +218,7 @@ pool_state_trusted(struct pool *p, const struct ledger_pool_state *st, char *err
 	char text[512], slot[64], why[128];
 	uint8_t blob[1024], plain[1024];
 	size_t blen = 0, plen = sizeof(plain);
-	uint64_t floor = pool_floor(p);
+	uint64_t floor = p->floor;
 	int r;
 
 	if (st->generation < floor) {
@@ -253,9 +248,9 @@ pool_state_trusted(struct pool *p, const struct ledger_pool_state *st, char *err
 	return 0;
 }
 
-/* The newest generation this member applied, kept in its state directory (0: none). */
+/* The newest generation this member applied, read once from its state directory (0: none). */
 static uint64_t
-pool_floor(struct pool *p)
+pool_floor_read(struct pool *p)
 {
 	char *text = NULL, err[256];
 	unsigned long long g = 0;
@@ -273,8 +268,9 @@ pool_floor_raise(struct pool *p, uint64_t generation)
 {
 	char text[32], err[256];
 
-	if (generation <= pool_floor(p))
+	if (generation <= p->floor)
 		return;
+	p->floor = generation;
 	snprintf(text, sizeof(text), "%llu\n", (unsigned long long)generation);
 	if (statenote_write(p->cd->conf, POOL_FLOOR_NOTE, text, err, sizeof(err)) == -1)
 		log_warnx("pool: %s", err);
@@ -311,6 +307,7 @@ pool_init(struct carotated *cd, const struct pool_hooks *hooks)
 	p->sock_fd = -1;
 	if (poolfiles_read_key(cd->conf->ledger_pool_key, p->key, why, sizeof(why)) == -1)
 		fatalx("[ledger] pool_key %s", why);
+	p->floor = pool_floor_read(p);
 	cd->pool = p;
 	/* A rotate cut short is finished first, as itself; the poll converges after it. */
 	if (cd->resuming)
@@ -346,7 +343,7 @@ pool_init(struct carotated *cd, const struct pool_hooks *hooks)
 void
 pool_run(struct carotated *cd)
 {
-	struct pool *p = pool_of(cd);
+	struct pool *p = cd->pool;
 	struct timeval tv = { POOL_POLL_MS / 1000, (POOL_POLL_MS % 1000) * 1000 };
 
 	if (p == NULL)
@@ -361,7 +358,7 @@ pool_run(struct carotated *cd)
 void
 pool_stop(struct carotated *cd)
 {
-	struct pool *p = pool_of(cd);
+	struct pool *p = cd->pool;
 
 	if (p == NULL)
 		return;
@@ -507,6 +504,26 @@ pool_take_set(struct pool *p, const char *leaf, int staged, char *err, size_t er
 }
 
 /*
+ * The sets on disk changed: the bundle follows (and, when the live set changed, the CA it
+ * replaced is kept in it for the retention window, as a rotate does). Failures are logged:
+ * the proxy is reloaded and checked whatever they were.
+ */
+static void
+pool_publish(const struct config *conf, int active_changed)
+{
+	char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN], why[512];
+	struct bundle b;
+	time_t now = time(NULL);
+
+	if (active_changed &&
+	    retained_note_active(conf, now, before, after, why, sizeof(why)) == -1)
+		log_warnx("pool: %s", why);
+	if (bundle_publish(conf, now, &b, why, sizeof(why)) == -1)
+		log_warnx("pool: %s", why);
+	bundle_clear(&b);
+}
+
+/*
  * The SSL directory brought to a->st: the live set first (the staged set going
  * live when it is the pool's active one), then the staged set. a->changed and
  * a->active_changed say what moved. 0, or -1 with err.
@@ -552,18 +569,8 @@ pool_disk(struct pool_apply *a, char *err, size_t errlen)
 			goto out;
 	}
 out:
-	if (a->changed) {
-		struct bundle b;
-		char before[RETAINED_NOTE_LEN], after[RETAINED_NOTE_LEN];
-		time_t now = time(NULL);
-
-		if (a->active_changed &&
-		    retained_note_active(conf, now, before, after, why, sizeof(why)) == -1)
-			log_warnx("pool: %s", why);
-		if (bundle_publish(conf, now, &b, why, sizeof(why)) == -1)
-			log_warnx("pool: %s", why);
-		bundle_clear(&b);
-	}
+	if (a->changed)
+		pool_publish(conf, a->active_changed);
 	p->apply = saved;
 	return r == 0 ? 0 : -1;
 }
@@ -671,13 +678,7 @@ pool_apply_checked(int ok, const char *served, const char *why, void *arg)
 		    a, 0, "%s; putting %s back failed too (%s)", a->failure, a->backup, err);
 		return;
 	}
-	{
-		struct bundle b;
-
-		if (bundle_publish(conf, time(NULL), &b, err, sizeof(err)) == -1)
-			log_warnx("pool: %s", err);
-		bundle_clear(&b);
-	}
+	pool_publish(conf, 0);
 	agents_refresh(p->cd);
 	proxy_reload(p->cd, pool_apply_reloaded, a);
 }
@@ -741,7 +742,7 @@ int
 pool_mutation_begin(
     struct carotated *cd, const char *call, Carotate__V1__Status *status, char *msg, size_t msglen)
 {
-	struct pool *p = pool_of(cd);
+	struct pool *p = cd->pool;
 	struct ledger_pool_state st;
 	char active[PKI_SHA256_HEX], staged[PKI_SHA256_HEX], err[512];
 	int r;
@@ -803,7 +804,7 @@ pool_mutation_begin(
 void
 pool_mutation_end(struct carotated *cd)
 {
-	struct pool *p = pool_of(cd);
+	struct pool *p = cd->pool;
 
 	if (p == NULL || !p->locked)
 		return;
@@ -824,7 +825,7 @@ pool_outage(struct carotated *cd)
 void
 pool_mutation_publish(struct carotated *cd, const char *call, pool_done_cb done, void *arg)
 {
-	struct pool *p = pool_of(cd);
+	struct pool *p = cd->pool;
 	struct pool_lead *l;
 	struct ledger_pool_state st;
 	char err[512];
