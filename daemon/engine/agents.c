@@ -73,8 +73,8 @@ static int agents_link_bearer(struct ledger *, const Carotate__Internal__AgentRe
 static enum ledger_result agents_link_new(struct carotated *,
     const Carotate__Internal__AgentRequest *, Carotate__Internal__AgentResponse *, const uint8_t *,
     const char *, const uint8_t *, time_t);
-static void agents_checkin(struct carotated *, const Carotate__Internal__AgentRequest *, int canary,
-    Carotate__Internal__AgentResponse *, time_t);
+static void agents_checkins(struct carotated *, Carotate__Internal__AgentRequest **, size_t,
+    int canary, Carotate__Internal__AgentResponse *, time_t);
 static void agents_hash(const uint8_t *, size_t, uint8_t[LEDGER_TOKEN_HASH_LEN]);
 static void agents_answer(Carotate__Internal__AgentResponse *, uint32_t, const char *);
 static void agents_announce_canary(const struct config *, int, Carotate__Internal__AgentResponse *);
@@ -449,41 +449,60 @@ agents_link(struct carotated *cd, const Carotate__Internal__AgentRequest *r,
 	agents_answer(resp, 200, NULL);
 }
 
-/* canary: the request came from the canary worker's socketpair (agents_batch decides). */
+/*
+ * A run of check-ins (reqs, n of them) in the ledger as one call, which a pool
+ * member decides in one statement; canary: they came from the canary worker's
+ * socketpair (agents_batch decides). A canary check-in proves trust in the
+ * staged CA only if the canary serves its certificate.
+ */
 static void
-agents_checkin(struct carotated *cd, const Carotate__Internal__AgentRequest *r, int canary,
+agents_checkins(struct carotated *cd, Carotate__Internal__AgentRequest **reqs, size_t n, int canary,
     Carotate__Internal__AgentResponse *resp, time_t now)
 {
-	uint8_t hash[LEDGER_TOKEN_HASH_LEN];
-	int send = 0;
+	struct ledger_checkin *run = xcalloc(n, sizeof(*run));
+	uint8_t(*hash)[LEDGER_TOKEN_HASH_LEN] = xcalloc(n, sizeof(*hash));
+	int proves =
+	    canary && cd->staged_ca[0] != '\0' && strcmp(agents.canary_ok, cd->staged_ca) == 0;
+	size_t i;
 
 	if (agents.bundle_pem == NULL) {
-		agents_answer(resp, 503, "no trust bundle to serve yet");
-		return;
+		for (i = 0; i < n; i++)
+			agents_answer(&resp[i], 503, "no trust bundle to serve yet");
+		goto out;
 	}
-	agents_hash(r->credential.data, r->credential.len, hash);
-	/* A canary check-in proves trust in the staged CA only if the canary serves its cert. */
-	switch (ledger_checkin(cd->ledger, r->agent_id, hash,
-	    r->if_none_match[0] != '\0' ? r->if_none_match : NULL,
-	    canary && cd->staged_ca[0] != '\0' && strcmp(agents.canary_ok, cd->staged_ca) == 0, now,
-	    &send)) {
-	case LEDGER_OK:
-		break;
-	case LEDGER_UNKNOWN_AGENT:
-	case LEDGER_BAD_TOKEN:
-		agents_answer(resp, 401, "unknown agent or bad token");
-		return;
-	default:
-		agents_answer(resp, 503, "ledger unavailable");
-		return;
+	for (i = 0; i < n; i++) {
+		agents_hash(reqs[i]->credential.data, reqs[i]->credential.len, hash[i]);
+		run[i].agent_id = reqs[i]->agent_id;
+		run[i].token_hash = hash[i];
+		run[i].presented =
+		    reqs[i]->if_none_match[0] != '\0' ? reqs[i]->if_none_match : NULL;
+		run[i].canary = proves;
 	}
-	resp->etag = cd->bundle_id;
-	if (send && agents.bundle_pem != NULL) {
-		resp->bundle.data = (uint8_t *)agents.bundle_pem;
-		resp->bundle.len = agents.bundle_len;
-		agents_answer(resp, 200, NULL);
-	} else
-		agents_answer(resp, 304, NULL);
+	ledger_checkin_run(cd->ledger, run, n, now);
+	for (i = 0; i < n; i++) {
+		switch (run[i].result) {
+		case LEDGER_OK:
+			break;
+		case LEDGER_UNKNOWN_AGENT:
+		case LEDGER_BAD_TOKEN:
+			agents_answer(&resp[i], 401, "unknown agent or bad token");
+			continue;
+		default:
+			agents_answer(&resp[i], 503, "ledger unavailable");
+			continue;
+		}
+		resp[i].etag = cd->bundle_id;
+		if (run[i].send_bundle) {
+			resp[i].bundle.data = (uint8_t *)agents.bundle_pem;
+			resp[i].bundle.len = agents.bundle_len;
+			agents_answer(&resp[i], 200, NULL);
+		} else
+			agents_answer(&resp[i], 304, NULL);
+	}
+out:
+	explicit_bzero(hash, n * sizeof(*hash));
+	free(hash);
+	free(run);
 }
 
 /*
@@ -504,18 +523,25 @@ agents_batch(struct supervise *sup, Carotate__Internal__AgentRequest **reqs, siz
 	char(*tokens)[2 * AGENTS_TOKEN_BYTES + 1] = xcalloc(n, sizeof(*tokens));
 	time_t now = time(NULL);
 	int began, committed = 0;
-	size_t i;
+	size_t i, j;
 
 	began = ledger_begin(cd->ledger) == 0;
 	for (i = 0; i < n; i++) {
 		carotate__internal__agent_response__init(&resp[i]);
 		resp[i].seq = reqs[i]->seq;
+	}
+	/* In order: each link alone, each run of check-ins between them as one. */
+	for (i = 0; i < n; i = j) {
+		j = i + 1;
 		if (!began)
 			agents_answer(&resp[i], 503, "ledger unavailable");
 		else if (reqs[i]->call == CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
 			agents_link(cd, reqs[i], &resp[i], tokens[i], now);
-		else
-			agents_checkin(cd, reqs[i], canary, &resp[i], now);
+		else {
+			while (j < n && reqs[j]->call != CAROTATE__INTERNAL__AGENT_CALL__AGENT_LINK)
+				j++;
+			agents_checkins(cd, reqs + i, j - i, canary, resp + i, now);
+		}
 	}
 	if (began && ledger_commit(cd->ledger) == 0)
 		committed = 1;

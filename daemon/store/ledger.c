@@ -552,6 +552,35 @@ ledger_checkin(struct ledger *l, const char *agent_id,
 	return l->be->checkin(l->self, agent_id, token_hash, presented, canary, now, send_bundle);
 }
 
+/*
+ * Runs of check-ins with valid arguments go to the engine's checkin_run, or
+ * one by one to its checkin; one with invalid arguments is LEDGER_ERROR alone.
+ */
+void
+ledger_checkin_run(struct ledger *l, struct ledger_checkin *c, size_t n, time_t now)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i = j) {
+		for (j = i; j < n && c[j].token_hash != NULL && ledger_id_ok(c[j].agent_id); j++) {
+			c[j].result = LEDGER_ERROR;
+			c[j].send_bundle = 0;
+		}
+		if (l->be->checkin_run != NULL && j > i)
+			l->be->checkin_run(l->self, c + i, j - i, now);
+		else
+			for (; i < j; i++)
+				c[i].result =
+				    l->be->checkin(l->self, c[i].agent_id, c[i].token_hash,
+				        c[i].presented, c[i].canary, now, &c[i].send_bundle);
+		if (j < n) {
+			c[j].result = LEDGER_ERROR;
+			c[j].send_bundle = 0;
+			j++;
+		}
+	}
+}
+
 enum ledger_result
 ledger_exclude(struct ledger *l, const char *agent_id, const char *reason)
 {

@@ -344,6 +344,24 @@ enum ledger_result ledger_checkin(struct ledger *, const char *agent_id,
     const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary, time_t now,
     int *send_bundle);
 
+/* One check-in of a run (ledger_checkin_run): ledger_checkin's arguments, then its answer. */
+struct ledger_checkin {
+	const char *agent_id;
+	const uint8_t *token_hash; /* LEDGER_TOKEN_HASH_LEN bytes */
+	const char *presented;     /* the If-None-Match bundle id, or NULL */
+	int canary;
+	enum ledger_result result; /* set by ledger_checkin_run */
+	int send_bundle;           /* set by ledger_checkin_run */
+};
+/*
+ * n check-ins at now, inside a batch, each answered (result, send_bundle) as
+ * ledger_checkin would answer it had they been called one after another in
+ * this order: an agent's later check-ins in the run see its earlier ones. A
+ * pool member decides a run of distinct agents in one statement; a check-in
+ * that fails (LEDGER_ERROR) fails alone, as a single call would.
+ */
+void ledger_checkin_run(struct ledger *, struct ledger_checkin *, size_t n, time_t now);
+
 /* Excludes (reason kept) or re-includes an agent. */
 enum ledger_result ledger_exclude(struct ledger *, const char *agent_id, const char *reason);
 enum ledger_result ledger_include(struct ledger *, const char *agent_id);

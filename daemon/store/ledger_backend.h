@@ -45,6 +45,8 @@ struct ledger_backend {
 	enum ledger_result (*checkin)(void *self, const char *agent_id,
 	    const uint8_t token_hash[LEDGER_TOKEN_HASH_LEN], const char *presented, int canary,
 	    time_t now, int *send_bundle);
+	/* Optional: an engine without it has each check-in of a run made by checkin. */
+	void (*checkin_run)(void *self, struct ledger_checkin *, size_t n, time_t now);
 	enum ledger_result (*exclude)(void *self, const char *agent_id, const char *reason);
 	enum ledger_result (*include)(void *self, const char *agent_id);
 	enum ledger_result (*get)(void *self, const char *agent_id, struct ledger_agent *);

@@ -498,6 +498,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.join_revoke = ledger_pg_join_revoke,
 	.join_list = ledger_pg_join_list,
 	.checkin = ledger_pg_checkin,
+	.checkin_run = ledger_pg_checkin_run,
 	.exclude = ledger_pg_exclude,
 	.include = ledger_pg_include,
 	.get = ledger_pg_get,

@@ -21,6 +21,10 @@
 
 #define LEDGER_PG_MAX_MEMBER 63
 #define LEDGER_PG_MAX_ARGS   16
+/* Check-ins decided in one statement at most (ledger_pg_checkin_run). */
+#define LEDGER_PG_RUN_MAX 256
+/* The longest bundle presented that a run takes (longer ones are made alone). */
+#define LEDGER_PG_MAX_PRESENTED 128
 
 /* Advisory locks, (namespace, key) pairs: one pool-wide lock per job. */
 #define LEDGER_PG_LOCK_NS      0x63726f74 /* "crot" */
@@ -44,6 +48,7 @@ enum ledger_pg_st {
 	LPG_FIND,
 	LPG_CHECKIN,
 	LPG_CHECKIN_LOCKED,
+	LPG_CHECKIN_MANY,
 	LPG_EXCLUDE,
 	LPG_INCLUDE,
 	LPG_GET,
@@ -203,6 +208,7 @@ enum ledger_result ledger_pg_forget_unconfirmed(void *, int64_t, uint64_t *);
 enum ledger_result ledger_pg_join_create(void *, const struct ledger_join *);
 enum ledger_result ledger_pg_join_revoke(void *, const char *);
 int ledger_pg_join_list(void *, ledger_join_cb, void *);
+void ledger_pg_checkin_run(void *, struct ledger_checkin *, size_t, time_t);
 enum ledger_result ledger_pg_checkin(
     void *, const char *, const uint8_t *, const char *, int, time_t, int *);
 enum ledger_result ledger_pg_exclude(void *, const char *, const char *);

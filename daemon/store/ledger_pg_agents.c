@@ -22,6 +22,16 @@
 #include "ledger.h"
 #include "ledger_pg.h"
 #include "log.h"
+#include "xmalloc.h"
+
+/* One row of LEDGER_PG_CHECKIN's answer (ledger_pg_checkin_answer). */
+struct ledger_pg_answer {
+	int64_t n;                   /* the check-in's place in what was asked, from 1 */
+	int ok, send, must, written; /* ok: the token matched */
+	int64_t delivered, staging;  /* for the cache (struct ledger_pg_cached) */
+};
+
+struct ledger_pg_run;
 
 /* The columns of an agents row that a check-in reads and writes; *_set: not NULL. */
 struct ledger_pg_row {
@@ -50,6 +60,19 @@ static enum ledger_result ledger_pg_do_flag(
 static enum ledger_result ledger_pg_do_delete(
     struct ledger_pg *, enum ledger_pg_st, struct ledger_pg_args *, uint64_t *);
 static int64_t ledger_pg_since(time_t, uint64_t);
+static enum ledger_result ledger_pg_checkin_answer(
+    const PGresult *, int, struct ledger_pg_answer *);
+static void ledger_pg_checked_in(
+    struct ledger_pg *, const char *, const uint8_t *, const struct ledger_pg_answer *);
+static void ledger_pg_checkin_each(
+    struct ledger_pg *, struct ledger_checkin *, size_t, time_t, const uint8_t *);
+static void ledger_pg_checkin_chunk(struct ledger_pg *, struct ledger_checkin *, size_t, time_t);
+static void ledger_pg_run_init(struct ledger_pg_run *, size_t);
+static void ledger_pg_run_free(struct ledger_pg_run *);
+static void ledger_pg_run_add(struct ledger_pg_run *, const struct ledger_checkin *, size_t);
+static PGresult *ledger_pg_run_exec(struct ledger_pg *, struct ledger_pg_run *, time_t);
+static int ledger_pg_runnable(const struct ledger_checkin *, size_t);
+static int ledger_pg_plain(const char *, size_t);
 
 /* Finds the agent (its row locked) and checks its token in constant time. */
 static enum ledger_result
@@ -172,12 +195,13 @@ static enum ledger_result
 ledger_pg_do_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash,
     const char *presented, int canary, time_t now, int *send)
 {
-	struct ledger_pg_cached c = { 0 };
+	struct ledger_pg_answer ans;
+	enum ledger_result r;
 	PGresult *q;
-	int must, written;
 
 	q = ledger_pg_checkin_stmt(p, LPG_CHECKIN, agent_id, token_hash, presented, canary, now);
-	if (q != NULL && PQntuples(q) == 1 && ledger_pg_int(q, 0, 2) && !ledger_pg_int(q, 0, 3)) {
+	if (q != NULL && PQntuples(q) == 1 && ledger_pg_checkin_answer(q, 0, &ans) == LEDGER_OK &&
+	    ans.must && !ans.written) {
 		/* Another member changed the row after it was read: again, on the row locked. */
 		PQclear(q);
 		q = ledger_pg_checkin_stmt(
@@ -185,26 +209,269 @@ ledger_pg_do_checkin(struct ledger_pg *p, const char *agent_id, const uint8_t *t
 	}
 	if (q == NULL)
 		return LEDGER_ERROR;
-	if (PQntuples(q) != 1 || !ledger_pg_int(q, 0, 0)) {
-		must = PQntuples(q) != 1;
-		PQclear(q);
-		return must ? LEDGER_UNKNOWN_AGENT : LEDGER_BAD_TOKEN;
-	}
-	*send = ledger_pg_int(q, 0, 1) != 0;
-	must = ledger_pg_int(q, 0, 2) != 0;
-	written = ledger_pg_int(q, 0, 3) != 0;
-	c.delivered = ledger_pg_int(q, 0, 4);
-	c.staging = ledger_pg_int(q, 0, 5);
+	r = PQntuples(q) == 1 ? ledger_pg_checkin_answer(q, 0, &ans) : LEDGER_UNKNOWN_AGENT;
 	PQclear(q);
-	if (must && !written) {
+	if (r != LEDGER_OK)
+		return r;
+	if (ans.must && !ans.written) {
 		log_warnx("ledger (postgresql): a check-in's locked row was not written");
 		return LEDGER_ERROR;
 	}
-	p->call_clean = !written;
+	p->call_clean = !ans.written;
+	*send = ans.send;
+	ledger_pg_checked_in(p, agent_id, token_hash, &ans);
+	return LEDGER_OK;
+}
+
+/* Row `row` of LEDGER_PG_CHECKIN's answer: LEDGER_OK, or LEDGER_BAD_TOKEN (ans->ok 0). */
+static enum ledger_result
+ledger_pg_checkin_answer(const PGresult *q, int row, struct ledger_pg_answer *ans)
+{
+	memset(ans, 0, sizeof(*ans));
+	ans->n = ledger_pg_int(q, row, 0);
+	if (!(ans->ok = ledger_pg_int(q, row, 1) != 0))
+		return LEDGER_BAD_TOKEN;
+	ans->send = ledger_pg_int(q, row, 2) != 0;
+	ans->must = ledger_pg_int(q, row, 3) != 0;
+	ans->written = ledger_pg_int(q, row, 4) != 0;
+	ans->delivered = ledger_pg_int(q, row, 5);
+	ans->staging = ledger_pg_int(q, row, 6);
+	return LEDGER_OK;
+}
+
+/* A check-in done: the agent's token and delivery into the cache at commit. */
+static void
+ledger_pg_checked_in(struct ledger_pg *p, const char *agent_id, const uint8_t *token_hash,
+    const struct ledger_pg_answer *ans)
+{
+	struct ledger_pg_cached c = { 0 };
+
 	memcpy(c.hash, token_hash, LEDGER_TOKEN_HASH_LEN);
+	c.delivered = ans->delivered;
+	c.staging = ans->staging;
 	ledger_pg_pend(p, agent_id, 0, &c);
 	OPENSSL_cleanse(&c, sizeof(c));
-	return LEDGER_OK;
+}
+
+/*
+ * A run: in chunks of LEDGER_PG_RUN_MAX, each decided in one statement
+ * (LPG_CHECKIN_MANY) for the agents it can take, the others then made one by
+ * one, in the run's order (ledger_pg_checkin_chunk).
+ */
+void
+ledger_pg_checkin_run(void *self, struct ledger_checkin *c, size_t n, time_t now)
+{
+	struct ledger_pg *p = self;
+	size_t i, k;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < LEDGER_PG_RUN_MAX ? n - i : LEDGER_PG_RUN_MAX;
+		if (p->in_batch && !p->offline && k > 1)
+			ledger_pg_checkin_chunk(p, c + i, k, now);
+		else
+			ledger_pg_checkin_each(p, c + i, k, now, NULL);
+	}
+}
+
+/* The check-ins of c not yet answered by the statement (all when done is NULL), one by one. */
+static void
+ledger_pg_checkin_each(
+    struct ledger_pg *p, struct ledger_checkin *c, size_t n, time_t now, const uint8_t *done)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (done == NULL || !done[i])
+			c[i].result = ledger_pg_checkin(p, c[i].agent_id, c[i].token_hash,
+			    c[i].presented, c[i].canary, now, &c[i].send_bundle);
+}
+
+/* LPG_CHECKIN_MANY's parameters, built one check-in at a time (ledger_pg_run_add). */
+struct ledger_pg_run {
+	char *ids, *pres; /* text[] literals, every element quoted */
+	size_t ids_len, pres_len, cap;
+	uint8_t hashes[LEDGER_PG_RUN_MAX * LEDGER_TOKEN_HASH_LEN];
+	char canary[LEDGER_PG_RUN_MAX + 1]; /* 't' or 'f' each */
+	size_t at[LEDGER_PG_RUN_MAX];       /* the chunk's index of each check-in taken */
+	size_t n;
+};
+
+/* Room for n check-ins: each string at most doubled by escapes, with quotes and comma. */
+static void
+ledger_pg_run_init(struct ledger_pg_run *run, size_t n)
+{
+	size_t each =
+	    2 * (LEDGER_MAX_AGENT_ID > LEDGER_PG_MAX_PRESENTED ? LEDGER_MAX_AGENT_ID
+	                                                       : LEDGER_PG_MAX_PRESENTED) +
+	    4;
+
+	memset(run, 0, sizeof(*run));
+	run->cap = n * each + 3;
+	run->ids = xmalloc(run->cap);
+	run->pres = xmalloc(run->cap);
+	run->ids[run->ids_len++] = '{';
+	run->pres[run->pres_len++] = '{';
+}
+
+static void
+ledger_pg_run_free(struct ledger_pg_run *run)
+{
+	free(run->ids);
+	free(run->pres);
+	OPENSSL_cleanse(run->hashes, sizeof(run->hashes));
+}
+
+/* One element of a text[] literal: NULL, or s quoted (\ before every " and \). */
+static void
+ledger_pg_run_elem(char *buf, size_t *len, int first, const char *s)
+{
+	if (!first)
+		buf[(*len)++] = ',';
+	if (s == NULL) {
+		memcpy(buf + *len, "NULL", 4);
+		*len += 4;
+		return;
+	}
+	buf[(*len)++] = '"';
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			buf[(*len)++] = '\\';
+		buf[(*len)++] = *s;
+	}
+	buf[(*len)++] = '"';
+}
+
+/* Check-in i of the chunk c into the run (the caller checked it: ledger_pg_runnable). */
+static void
+ledger_pg_run_add(struct ledger_pg_run *run, const struct ledger_checkin *c, size_t i)
+{
+	ledger_pg_run_elem(run->ids, &run->ids_len, run->n == 0, c[i].agent_id);
+	ledger_pg_run_elem(run->pres, &run->pres_len, run->n == 0, c[i].presented);
+	memcpy(
+	    run->hashes + run->n * LEDGER_TOKEN_HASH_LEN, c[i].token_hash, LEDGER_TOKEN_HASH_LEN);
+	run->canary[run->n] = c[i].canary ? 't' : 'f';
+	run->at[run->n++] = i;
+}
+
+/* Runs LPG_CHECKIN_MANY on the run: its rows, or NULL (logged). */
+static PGresult *
+ledger_pg_run_exec(struct ledger_pg *p, struct ledger_pg_run *run, time_t now)
+{
+	struct ledger_pg_args a = { 0 };
+
+	run->ids[run->ids_len] = '}';
+	run->ids[run->ids_len + 1] = '\0';
+	run->pres[run->pres_len] = '}';
+	run->pres[run->pres_len + 1] = '\0';
+	run->canary[run->n] = '\0';
+	ledger_pg_arg_text(&a, run->ids);
+	ledger_pg_arg_bytes(&a, run->hashes, run->n * LEDGER_TOKEN_HASH_LEN);
+	ledger_pg_arg_text(&a, run->pres);
+	ledger_pg_arg_text(&a, run->canary);
+	ledger_pg_arg_int(&a, now);
+	ledger_pg_arg_int(&a, p->staging);
+	ledger_pg_arg_int(&a, p->cur);
+	ledger_pg_arg_text(&a, p->member);
+	ledger_pg_arg_int(&a, LEDGER_SEEN_GRANULARITY);
+	return ledger_pg_exec(p, LPG_CHECKIN_MANY, &a);
+}
+
+/*
+ * Whether check-in i can go into the statement: the first of its agent in
+ * the chunk (a later one must see it done: it waits its turn), and printable
+ * ASCII no longer than the literal has room for, which needs no check of its
+ * encoding by the server (a string the server refuses would fail the
+ * statement for every agent in it; alone, it fails only its own check-in).
+ */
+static int
+ledger_pg_runnable(const struct ledger_checkin *c, size_t i)
+{
+	size_t j;
+
+	if (!ledger_pg_plain(c[i].agent_id, LEDGER_MAX_AGENT_ID) ||
+	    (c[i].presented != NULL && !ledger_pg_plain(c[i].presented, LEDGER_PG_MAX_PRESENTED)))
+		return 0;
+	for (j = 0; j < i; j++)
+		if (strcmp(c[j].agent_id, c[i].agent_id) == 0)
+			return 0;
+	return 1;
+}
+
+/* Printable ASCII, at most max bytes. */
+static int
+ledger_pg_plain(const char *s, size_t max)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i == max || (unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * One chunk: the statement answers the check-ins it took, in one call (one
+ * savepoint); those whose row another member changed or holds locked, and
+ * those it did not take, are then made one by one in the chunk's order. When
+ * the statement fails, every check-in is made one by one, so that whatever
+ * failed it fails alone.
+ */
+static void
+ledger_pg_checkin_chunk(struct ledger_pg *p, struct ledger_checkin *c, size_t n, time_t now)
+{
+	uint8_t done[LEDGER_PG_RUN_MAX] = { 0 }, seen[LEDGER_PG_RUN_MAX] = { 0 };
+	struct ledger_pg_answer ans;
+	struct ledger_pg_run run;
+	size_t i, mark = p->npend;
+	int row, ok = 1, written = 0;
+	PGresult *q;
+
+	ledger_pg_run_init(&run, n);
+	for (i = 0; i < n; i++)
+		if (ledger_pg_runnable(c, i))
+			ledger_pg_run_add(&run, c, i);
+	if (run.n < 2 || ledger_pg_call_begin(p, "checkin") == -1) {
+		ledger_pg_run_free(&run);
+		ledger_pg_checkin_each(p, c, n, now, NULL);
+		return;
+	}
+	q = ledger_pg_run_exec(p, &run, now);
+	for (row = 0; q != NULL && ok && row < PQntuples(q); row++) {
+		ledger_pg_checkin_answer(q, row, &ans);
+		/* n: the place in the run, from 1; each at most once */
+		if (ans.n < 1 || (size_t)ans.n > run.n || seen[ans.n - 1]) {
+			log_warnx("ledger (postgresql): a check-in run answered a row it did "
+			          "not ask for");
+			ok = 0;
+			break;
+		}
+		seen[ans.n - 1] = 1;
+		if (ans.ok && ans.must && !ans.written)
+			continue; /* another member's row: alone, on the row locked */
+		i = run.at[ans.n - 1];
+		done[i] = 1;
+		c[i].result = ans.ok ? LEDGER_OK : LEDGER_BAD_TOKEN;
+		c[i].send_bundle = ans.ok && ans.send;
+		written |= ans.written;
+		if (ans.ok)
+			ledger_pg_checked_in(p, c[i].agent_id, c[i].token_hash, &ans);
+	}
+	ok = ok && q != NULL;
+	for (i = 0; ok && i < run.n; i++)
+		if (!seen[i]) { /* no row: no such agent */
+			done[run.at[i]] = 1;
+			c[run.at[i]].result = LEDGER_UNKNOWN_AGENT;
+		}
+	PQclear(q);
+	ledger_pg_run_free(&run);
+	p->call_clean = !written;
+	ledger_pg_call_end(p, ok ? LEDGER_OK : LEDGER_ERROR, mark);
+	if (!ok) {
+		memset(done, 0, sizeof(done));
+		for (i = 0; i < n; i++)
+			c[i].send_bundle = 0;
+	}
+	ledger_pg_checkin_each(p, c, n, now, done);
 }
 
 /* LEDGER_PG_CHECKIN (or its locked form) with the call's and the target's parameters. */

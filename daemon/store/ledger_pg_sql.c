@@ -61,64 +61,85 @@
 	                                                                                        "x") ","                                                    \
 	                                                                                             " " LEDGER_PG_SUM("NOT x AND cur") ", " LEDGER_PG_SUM( \
 	                                                                                                 "NOT ina AND NOT x AND held = 0 AND NOT ack")
+/* A token hash's length, as the SQL below slices a run's hashes. */
+#define LEDGER_PG_HASH_LEN_SQL "32"
+_Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGER_TOKEN_HASH_LEN");
+
 /*
- * One check-in in one statement (ledger_agents.c's rule, ledger_pg_agents.c says it in
- * words): r reads the agent without a lock ($1 id, $2 token hash, compared as SHA-256 of
- * each so that the time it takes says nothing of the stored one; materialized: its columns
- * are read many times below, its subquery must run once), w works out what it would
- * write ($3 the bundle presented, $4 canary, $5 now, $6 the open staging, $7 the current
- * bundle, $8 this member, $9 LEDGER_SEEN_GRANULARITY), and u writes it only when something
- * changes and the row is still the version r read: a row another member changed meanwhile
- * is left alone, and the call runs LEDGER_PG_CHECKIN_LOCKED. PostgreSQL checks the row
- * again once the other member's write commits; its xmin tells the version whatever the plan
- * finds the row by. A check-in with
- * nothing to write takes no lock and writes nothing.
+ * Check-ins in one statement (ledger_agents.c's rule; ledger_pg_agents.c says it in words),
+ * over q, the check-ins asked (n their place, agent_id, hash the token's, pres the bundle
+ * presented, canary), one or a run of them:
+ * - r reads the agents without a lock (the token compared as SHA-256 of each, so that the
+ *   time it takes says nothing of the stored one; materialized: its columns are read many
+ *   times below);
+ * - w works out what each would write ($5 now, $6 the open staging, $7 the current bundle,
+ *   $8 this member, $9 LEDGER_SEEN_GRANULARITY);
+ * - x says which must write: a change, or last_seen a granularity old (or ahead: a clock
+ *   set back);
+ * - u writes those whose row is still the version r read (its xmin tells the version
+ *   whatever the plan finds the row by; PostgreSQL checks the row again once another
+ *   member's write commits), and only the rows k lets it.
+ * A row another member changed meanwhile is left alone, and that check-in runs again on
+ * the row locked (LPG_CHECKIN_LOCKED). One with nothing to write takes no lock and writes
+ * nothing. Each row answers n, ok, send, must, written, the delivery and its staging.
  */
-#define LEDGER_PG_CHECKIN(lock)                                                                      \
-	"WITH r AS MATERIALIZED (SELECT ctid AS t, xmin AS xm, id, sha256(token_hash) = "            \
-	"sha256($2::bytea) AS "                                                                      \
-	"ok, "                                                                                       \
-	"delivered_bundle AS dlv, held_bundle AS held, staging AS stg, "                             \
-	"staged_delivered_at AS sda, acknowledged_at AS ack, verified_at AS ver, "                   \
-	"last_seen AS seen, member AS mem, " /* a new staging: nothing of the old one counts (ns)    \
-	                                      */                                                     \
-	"$6::bigint <> 0 AND coalesce(staging, 0) <> $6::bigint AS ns, " /* it presents the bundle   \
-	                                                                    last delivered to it     \
-	                                                                  */                         \
-	"coalesce($3::text IS NOT NULL AND delivered_bundle > 0 AND delivered_bundle = "             \
-	"(SELECT id FROM bundles WHERE bundle_id = $3::text), false) AS holds "                      \
-	"FROM agents WHERE agent_id = $1::text " lock "), "                                          \
-	"f AS (SELECT r.*, NOT ns AND sda IS NOT NULL AS d0, NOT ns AND ack IS NOT NULL AS a0, "     \
-	"NOT ns AND ver IS NOT NULL AS v0 FROM r), "                                                 \
-	"g AS (SELECT f.*, $6::bigint <> 0 AND holds AND d0 AND NOT a0 AS acking, "                  \
-	"$6::bigint <> 0 AND $4::boolean AND NOT v0 AS verifying, "                                  \
-	"$7::bigint <> 0 AND NOT (holds AND coalesce(dlv, 0) = $7::bigint AND "                      \
-	"($6::bigint = 0 OR d0)) AS send FROM f), "                                                  \
-	"w AS (SELECT g.*, CASE WHEN send THEN CASE WHEN $7::bigint > 0 THEN $7::bigint END "        \
-	"ELSE dlv END AS w_dlv, CASE WHEN holds THEN dlv ELSE held END AS w_held, "                  \
-	"CASE WHEN ns THEN CASE WHEN $6::bigint > 0 THEN $6::bigint END ELSE stg END AS w_stg, "     \
-	"CASE WHEN send AND $6::bigint <> 0 THEN $5::bigint WHEN d0 THEN sda END AS w_sda, "         \
-	"CASE WHEN acking THEN $5::bigint WHEN a0 THEN ack END AS w_ack, "                           \
-	"CASE WHEN verifying THEN $5::bigint WHEN v0 THEN ver END AS w_ver FROM g), " /* must: a     \
-	                                                                                 change,     \
-	                                                                                 or          \
-	                                                                                 last_seen   \
-	                                                                                 a           \
-	                                                                                 granularity \
-	                                                                                 old (or     \
-	                                                                                 ahead: a    \
-	                                                                                 clock set   \
-	                                                                                 back) */    \
-	"x AS (SELECT w.*, ok AND (send OR ns OR w_held IS DISTINCT FROM held OR "                   \
-	"(w_sda IS NULL) <> (sda IS NULL) OR (w_ack IS NULL) <> (ack IS NULL) OR "                   \
-	"(w_ver IS NULL) <> (ver IS NULL) OR mem IS DISTINCT FROM $8::text OR "                      \
-	"$5::bigint < seen OR $5::bigint - seen >= $9::bigint) AS must FROM w), "                    \
-	"u AS (UPDATE agents a SET last_seen = $5::bigint, held_bundle = x.w_held, "                 \
-	"delivered_bundle = x.w_dlv, staging = x.w_stg, staged_delivered_at = x.w_sda, "             \
-	"acknowledged_at = x.w_ack, verified_at = x.w_ver, member = $8::text FROM x "                \
-	"WHERE x.must AND a.ctid = x.t AND a.id = x.id AND a.xmin = x.xm RETURNING a.id) "           \
-	"SELECT ok, send, must, EXISTS (SELECT 1 FROM u), coalesce(w_dlv, 0), "                      \
-	"CASE WHEN w_sda IS NOT NULL THEN coalesce(w_stg, 0) ELSE 0 END FROM x"
+#define LEDGER_PG_CHECKIN(q, lock, k, kfilter)                                                     \
+	"WITH q AS (" q "), "                                                                      \
+	"r AS MATERIALIZED (SELECT q.n, a.ctid AS t, a.xmin AS xm, a.id, "                         \
+	"sha256(a.token_hash) = sha256(q.hash) AS ok, q.canary AS can, "                           \
+	"a.delivered_bundle AS dlv, a.held_bundle AS held, a.staging AS stg, "                     \
+	"a.staged_delivered_at AS sda, a.acknowledged_at AS ack, a.verified_at AS ver, "           \
+	"a.last_seen AS seen, a.member AS mem, "                                                   \
+	"$6::bigint <> 0 AND coalesce(a.staging, 0) <> $6::bigint AS ns, "                         \
+	"coalesce(q.pres IS NOT NULL AND a.delivered_bundle > 0 AND a.delivered_bundle = b.id, "   \
+	"false) AS holds FROM q JOIN agents a ON a.agent_id = q.agent_id "                         \
+	"LEFT JOIN bundles b ON b.bundle_id = q.pres " lock "), "                                  \
+	"f AS (SELECT r.*, NOT ns AND sda IS NOT NULL AS d0, NOT ns AND ack IS NOT NULL AS a0, "   \
+	"NOT ns AND ver IS NOT NULL AS v0 FROM r), "                                               \
+	"g AS (SELECT f.*, $6::bigint <> 0 AND holds AND d0 AND NOT a0 AS acking, "                \
+	"$6::bigint <> 0 AND can AND NOT v0 AS verifying, "                                        \
+	"$7::bigint <> 0 AND NOT (holds AND coalesce(dlv, 0) = $7::bigint AND "                    \
+	"($6::bigint = 0 OR d0)) AS send FROM f), "                                                \
+	"w AS (SELECT g.*, CASE WHEN send THEN CASE WHEN $7::bigint > 0 THEN $7::bigint END "      \
+	"ELSE dlv END AS w_dlv, CASE WHEN holds THEN dlv ELSE held END AS w_held, "                \
+	"CASE WHEN ns THEN CASE WHEN $6::bigint > 0 THEN $6::bigint END ELSE stg END AS w_stg, "   \
+	"CASE WHEN send AND $6::bigint <> 0 THEN $5::bigint WHEN d0 THEN sda END AS w_sda, "       \
+	"CASE WHEN acking THEN $5::bigint WHEN a0 THEN ack END AS w_ack, "                         \
+	"CASE WHEN verifying THEN $5::bigint WHEN v0 THEN ver END AS w_ver FROM g), "              \
+	"x AS (SELECT w.*, ok AND (send OR ns OR w_held IS DISTINCT FROM held OR "                 \
+	"(w_sda IS NULL) <> (sda IS NULL) OR (w_ack IS NULL) <> (ack IS NULL) OR "                 \
+	"(w_ver IS NULL) <> (ver IS NULL) OR mem IS DISTINCT FROM $8::text OR "                    \
+	"$5::bigint < seen OR $5::bigint - seen >= $9::bigint) AS must FROM w), " k                \
+	"u AS (UPDATE agents a SET last_seen = $5::bigint, held_bundle = x.w_held, "               \
+	"delivered_bundle = x.w_dlv, staging = x.w_stg, staged_delivered_at = x.w_sda, "           \
+	"acknowledged_at = x.w_ack, verified_at = x.w_ver, member = $8::text FROM x "              \
+	"WHERE x.must AND a.ctid = x.t AND a.id = x.id AND a.xmin = x.xm " kfilter                 \
+	"RETURNING a.id) "                                                                         \
+	"SELECT n, ok, send, must, EXISTS (SELECT 1 FROM u WHERE u.id = x.id), "                   \
+	"coalesce(w_dlv, 0), CASE WHEN w_sda IS NOT NULL THEN coalesce(w_stg, 0) ELSE 0 END "      \
+	"FROM x"
+/* One check-in: $1 the agent, $2 its token's hash, $3 the bundle presented, $4 canary. */
+#define LEDGER_PG_CHECKIN_ONE                                                                      \
+	"SELECT 1 AS n, $1::text AS agent_id, $2::bytea AS hash, $3::text AS pres, "               \
+	"$4::boolean AS canary"
+/*
+ * A run of check-ins of distinct agents: $1 the agents (text[]), $2 their tokens' hashes
+ * one after another (LEDGER_TOKEN_HASH_LEN bytes each), $3 the bundles presented
+ * (text[], NULL none), $4 one 't' or 'f' each (canary).
+ */
+#define LEDGER_PG_CHECKIN_MANY                                                                     \
+	"SELECT u.n::integer AS n, u.agent_id, substring($2::bytea FROM (u.n::integer - 1) "       \
+	"* " LEDGER_PG_HASH_LEN_SQL " + 1 FOR " LEDGER_PG_HASH_LEN_SQL ") AS hash, u.pres, "       \
+	"substr($4::text, u.n::integer, 1) = 't' AS canary "                                       \
+	"FROM unnest($1::text[], $3::text[]) WITH ORDINALITY AS u(agent_id, pres, n)"
+/*
+ * A run's rows to write, locked, skipping any another session holds locked: that check-in
+ * is left unwritten and runs again alone, waiting for the row at most lock_timeout, so a
+ * row held elsewhere fails its own check-in and no other.
+ */
+#define LEDGER_PG_CHECKIN_SKIP                                                                     \
+	"k AS (SELECT id FROM agents WHERE id IN (SELECT id FROM x WHERE must) "                   \
+	"FOR UPDATE SKIP LOCKED), "
 /* A member's row in the order ledger_pg_member.c reads it; the age by the database's clock. */
 #define LEDGER_PG_MEMBER_COLUMNS                                                                   \
 	"name, started_at, extract(epoch FROM heartbeat_at)::bigint, "                             \
@@ -165,9 +186,11 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	             "a.verified_at, b.bundle_id, coalesce(a.member, '') FROM agents a "
 	             "LEFT JOIN bundles b ON b.id = a.delivered_bundle "
 	             "WHERE a.agent_id = $1 FOR UPDATE OF a",
-	[LPG_CHECKIN] = LEDGER_PG_CHECKIN(""),
+	[LPG_CHECKIN] = LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "", "", ""),
 	/* The same on the row locked: when another member changed it after r read it. */
-	[LPG_CHECKIN_LOCKED] = LEDGER_PG_CHECKIN("FOR UPDATE"),
+	[LPG_CHECKIN_LOCKED] = LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "FOR UPDATE OF a", "", ""),
+	[LPG_CHECKIN_MANY] = LEDGER_PG_CHECKIN(
+	    LEDGER_PG_CHECKIN_MANY, "", LEDGER_PG_CHECKIN_SKIP, "AND a.id IN (SELECT id FROM k) "),
 	[LPG_EXCLUDE] = "UPDATE agents SET is_excluded = true, exclude_reason = $2 "
 	                "WHERE agent_id = $1 RETURNING id",
 	[LPG_INCLUDE] = "UPDATE agents SET is_excluded = false, exclude_reason = NULL "

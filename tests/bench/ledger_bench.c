@@ -199,22 +199,9 @@ bench_nth(uint64_t k, uint64_t n)
 	return (k * 2654435761ULL) % n;
 }
 
-static int
-bench_checkin1(struct ledger *l, uint64_t a, const char *presented)
-{
-	uint8_t h[LEDGER_TOKEN_HASH_LEN];
-	char id[LEDGER_MAX_AGENT_ID + 1];
-	int send;
-
-	bench_id(a, id, sizeof(id));
-	bench_token(a, h);
-	if (ledger_checkin(l, id, h, presented, 0, BENCH_T0 + 7200, &send) != LEDGER_OK)
-		return -1;
-	return 0;
-}
-
 /*
- * Durable check-ins for secs seconds, one COMMIT per 256: each agent's first
+ * Durable check-ins for secs seconds, one COMMIT per 256, made as the daemon
+ * makes a batch of them (one ledger_checkin_run): each agent's first
  * (first == 0: changing), or again among the first `first` ones (steady).
  * Returns how many.
  */
@@ -222,20 +209,29 @@ static int64_t
 bench_checkins(
     struct ledger *l, uint64_t n, double secs, uint64_t first, double *rate, double *cpu_share)
 {
+	static char ids[BENCH_CHECKIN_BATCH][LEDGER_MAX_AGENT_ID + 1];
+	static uint8_t hashes[BENCH_CHECKIN_BATCH][LEDGER_TOKEN_HASH_LEN];
+	struct ledger_checkin run[BENCH_CHECKIN_BATCH];
 	uint64_t s = 88172645463325252ULL, k = 0, a;
 	double t = now_s(), end = t + secs, cpu = cpu_s();
-	const char *presented;
-	int i;
+	size_t i, m;
 
 	while (now_s() < end && (first != 0 || k < n)) {
+		for (m = 0; m < BENCH_CHECKIN_BATCH && (first != 0 || k < n); m++, k++) {
+			a = bench_nth(first != 0 ? rng(&s) % first : k, n);
+			bench_id(a, ids[m], sizeof(ids[m]));
+			bench_token(a, hashes[m]);
+			memset(&run[m], 0, sizeof(run[m]));
+			run[m].agent_id = ids[m];
+			run[m].token_hash = hashes[m];
+			run[m].presented = first == 0 && rng(&s) % 10 == 0 ? NULL : BUNDLE;
+		}
 		if (ledger_begin(l) == -1)
 			return -1;
-		for (i = 0; i < BENCH_CHECKIN_BATCH && (first != 0 || k < n); i++, k++) {
-			a = bench_nth(first != 0 ? rng(&s) % first : k, n);
-			presented = first == 0 && rng(&s) % 10 == 0 ? NULL : BUNDLE;
-			if (bench_checkin1(l, a, presented) == -1)
+		ledger_checkin_run(l, run, m, BENCH_T0 + 7200);
+		for (i = 0; i < m; i++)
+			if (run[i].result != LEDGER_OK)
 				return -1;
-		}
 		if (ledger_commit(l) == -1)
 			return -1;
 	}

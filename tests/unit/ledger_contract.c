@@ -1230,3 +1230,190 @@ ledger_contract_audit_walk(void **state)
 	assert_int_equal(ledger_audit_last(l, 11, calls, 1, "reason=", &a), 0);
 	assert_int_equal(ledger_audit_last(l, 0, calls, 1, "\"r4\"", &a), 0); /* an exclude */
 }
+
+/*
+ * A run of check-ins (ledger_checkin_run) answers each as single calls one after another
+ * would. Two fleets with the same history, "a-" checked in one call at a time and "b-" in
+ * runs, batch for batch: a pseudo-random mix of agents (an agent twice or more in a batch,
+ * unknown agents, invalid ids, an id full of the characters an array literal quotes), wrong
+ * tokens, bundles presented (none, the current one, an old one, one never served, strings
+ * meant to break quoting or encoding), canary check-ins, the target changing and agents
+ * excluded between batches. Every answer must be the same for both fleets, and so must every
+ * agent's row at the end.
+ */
+#define RUN_AGENTS 10
+#define RUN_STEPS  80
+#define RUN_MAX    24
+
+static uint64_t
+run_rng(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* The id of agent k of fleet f ('a' or 'b'): k == RUN_AGENTS the quoting one. */
+static void
+run_id(char f, int k, char *out, size_t len)
+{
+	if (k == RUN_AGENTS)
+		snprintf(out, len, "%c-q\"{,}\\ NULL'", f);
+	else if (k == RUN_AGENTS + 1)
+		snprintf(out, len, "%c-unknown", f);
+	else if (k == RUN_AGENTS + 2)
+		out[0] = '\0'; /* invalid */
+	else
+		snprintf(out, len, "%c-%d", f, k);
+}
+
+static void
+run_compare_rows(struct ledger_contract *c, int k)
+{
+	static const char *const cols[] = { "last_seen", "held_bundle", "delivered_bundle",
+		"staging", "staged_delivered_at", "acknowledged_at", "verified_at", "is_excluded" };
+	char a[LEDGER_MAX_AGENT_ID + 1], b[LEDGER_MAX_AGENT_ID + 1], sql[256];
+	size_t i;
+	int64_t va;
+
+	run_id('a', k, a, sizeof(a));
+	run_id('b', k, b, sizeof(b));
+	for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+		/* ids are compared by their place in the fleet, not spelled into the SQL */
+		snprintf(sql, sizeof(sql),
+		    "SELECT %s FROM agents WHERE id = (SELECT id FROM agents WHERE agent_id LIKE "
+		    "'a-%%' ORDER BY id LIMIT 1 OFFSET %d)",
+		    cols[i], k);
+		va = c->sql_int(sql);
+		snprintf(sql, sizeof(sql),
+		    "SELECT %s FROM agents WHERE id = (SELECT id FROM agents WHERE agent_id LIKE "
+		    "'b-%%' ORDER BY id LIMIT 1 OFFSET %d)",
+		    cols[i], k);
+		if (c->sql_int(sql) != va)
+			fail_msg("agent %d: %s differs between %s and %s", k, cols[i], a, b);
+	}
+}
+
+void
+ledger_contract_checkin_run(void **state)
+{
+	static const char *const targets[][2] = { { NULL, B1 }, { S1, B2 }, { S1, B2 },
+		{ NULL, B2 }, { S2, B1 } };
+	static const char *const hostile[] = { B0, "\"", "\\", "{" B1 "}", "NULL", "", " , ",
+		"x\",\"y", "\xc3\xa9", "\xff\xfe", B1 "\"" };
+	struct ledger_contract *c = *state;
+	struct ledger *l = c->l;
+	char ids[2][RUN_MAX][LEDGER_MAX_AGENT_ID + 1];
+	uint8_t hashes[RUN_MAX][LEDGER_TOKEN_HASH_LEN];
+	struct ledger_checkin run[RUN_MAX];
+	const char *pres[RUN_MAX], *cur = B1, *old = B2;
+	int canary[RUN_MAX], step, i, k, m, t = 0, send;
+	uint64_t s = 0x2545f4914f6cdd1dULL;
+	enum ledger_result r;
+	time_t now = T0;
+
+	assert_int_equal(ledger_set_target(l, targets[0][0], targets[0][1]), 0);
+	for (k = 0; k <= RUN_AGENTS; k++) {
+		run_id('a', k, ids[0][0], sizeof(ids[0][0]));
+		ledger_contract_link(l, ids[0][0], k + 1, now);
+		run_id('b', k, ids[1][0], sizeof(ids[1][0]));
+		ledger_contract_link(l, ids[1][0], k + 1, now);
+	}
+	for (step = 0; step < RUN_STEPS; step++) {
+		now += 1 + (time_t)(run_rng(&s) % 400); /* sometimes past last_seen's granularity */
+		if (step % 16 == 15) {
+			t = (t + 1) % (int)(sizeof(targets) / sizeof(targets[0]));
+			old = cur;
+			cur = targets[t][1];
+			assert_int_equal(ledger_set_target(l, targets[t][0], targets[t][1]), 0);
+		}
+		if (step % 7 == 6) {
+			k = (int)(run_rng(&s) % RUN_AGENTS);
+			for (i = 0; i < 2; i++) {
+				run_id(i == 0 ? 'a' : 'b', k, ids[i][0], sizeof(ids[i][0]));
+				assert_int_equal(ledger_begin(l), 0);
+				if (step % 2 == 0)
+					assert_int_equal(
+					    ledger_exclude(l, ids[i][0], "x"), LEDGER_OK);
+				else
+					assert_int_equal(ledger_include(l, ids[i][0]), LEDGER_OK);
+				assert_int_equal(ledger_commit(l), 0);
+			}
+		}
+		m = 1 + (int)(run_rng(&s) % RUN_MAX);
+		for (i = 0; i < m; i++) {
+			/* half on four agents (repeats in a batch), then each of the others */
+			k = (int)(run_rng(&s) % (8 + RUN_AGENTS + 3));
+			k = k < 8 ? k % 4 : k - 8;
+			run_id('a', k, ids[0][i], sizeof(ids[0][i]));
+			run_id('b', k, ids[1][i], sizeof(ids[1][i]));
+			ledger_contract_token(run_rng(&s) % 9 == 0 ? 99 : k + 1, hashes[i]);
+			switch (run_rng(&s) % 8) {
+			case 0:
+				pres[i] = NULL;
+				break;
+			case 1:
+				pres[i] = old;
+				break;
+			case 2:
+				pres[i] =
+				    hostile[run_rng(&s) % (sizeof(hostile) / sizeof(hostile[0]))];
+				break;
+			default:
+				pres[i] = cur;
+			}
+			canary[i] = run_rng(&s) % 4 == 0;
+		}
+		assert_int_equal(ledger_begin(l), 0);
+		for (i = 0; i < m; i++) {
+			memset(&run[i], 0, sizeof(run[i]));
+			run[i].result = (enum ledger_result) - 1;
+			run[i].send_bundle = -1;
+			run[i].agent_id = ids[0][i];
+			send = -1;
+			run[i].result =
+			    ledger_checkin(l, ids[0][i], hashes[i], pres[i], canary[i], now, &send);
+			run[i].send_bundle = send;
+		}
+		assert_int_equal(ledger_commit(l), 0);
+		{
+			struct ledger_checkin b[RUN_MAX];
+
+			memset(b, 0, sizeof(b));
+			for (i = 0; i < m; i++) {
+				b[i].agent_id = ids[1][i];
+				b[i].token_hash = hashes[i];
+				b[i].presented = pres[i];
+				b[i].canary = canary[i];
+				b[i].result = (enum ledger_result) - 1;
+				b[i].send_bundle = -1;
+			}
+			assert_int_equal(ledger_begin(l), 0);
+			ledger_checkin_run(l, b, (size_t)m, now);
+			assert_int_equal(ledger_commit(l), 0);
+			for (i = 0; i < m; i++) {
+				r = b[i].result;
+				if (r != run[i].result || b[i].send_bundle != run[i].send_bundle)
+					fail_msg(
+					    "step %d, check-in %d of %d (%s, presented %s): one "
+					    "at a time %d, send %d; in a run %d, send %d",
+					    step, i, m, ids[1][i],
+					    pres[i] != NULL ? pres[i] : "none", run[i].result,
+					    run[i].send_bundle, r, b[i].send_bundle);
+			}
+		}
+	}
+	for (k = 0; k <= RUN_AGENTS; k++)
+		run_compare_rows(c, k);
+	/* Outside a batch a run is refused, each check-in of it. */
+	run[0].agent_id = "a-0";
+	run[0].token_hash = hashes[0];
+	run[0].presented = NULL;
+	run[0].canary = 0;
+	run[1] = run[0];
+	run[1].agent_id = "a-1";
+	ledger_checkin_run(l, run, 2, now);
+	assert_int_equal(run[0].result, LEDGER_ERROR);
+	assert_int_equal(run[1].result, LEDGER_ERROR);
+}

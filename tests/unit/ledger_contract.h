@@ -100,6 +100,7 @@ void ledger_contract_switch_target(void **state);
 void ledger_contract_audit_append_list(void **state);
 void ledger_contract_audit_not_in_batch(void **state);
 void ledger_contract_audit_walk(void **state);
+void ledger_contract_checkin_run(void **state);
 
 /* The table rows: every check with the engine's set-up and tear-down. */
 #define LEDGER_CONTRACT_TESTS(setup, teardown)                                                     \
@@ -125,6 +126,7 @@ void ledger_contract_audit_walk(void **state);
 	    cmocka_unit_test_setup_teardown(ledger_contract_switch_target, setup, teardown),       \
 	    cmocka_unit_test_setup_teardown(ledger_contract_audit_append_list, setup, teardown),   \
 	    cmocka_unit_test_setup_teardown(ledger_contract_audit_not_in_batch, setup, teardown),  \
-	    cmocka_unit_test_setup_teardown(ledger_contract_audit_walk, setup, teardown)
+	    cmocka_unit_test_setup_teardown(ledger_contract_audit_walk, setup, teardown),          \
+	    cmocka_unit_test_setup_teardown(ledger_contract_checkin_run, setup, teardown)
 
 #endif

@@ -352,6 +352,121 @@ test_checkin_over_concurrent_write(void **state)
 	ledger_close(a);
 }
 
+/* Check-in i of a test run: agent id with test token tok, presenting presented. */
+static void
+run_set(struct ledger_checkin *c, uint8_t *h, const char *id, int tok, const char *presented)
+{
+	memset(c, 0, sizeof(*c));
+	ledger_contract_token(tok, h);
+	c->agent_id = id;
+	c->token_hash = h;
+	c->presented = presented;
+	c->result = (enum ledger_result) - 1;
+	c->send_bundle = -1;
+}
+
+/*
+ * A run in which one agent's row is held locked by another session (a member stalled in
+ * its batch): that check-in fails alone, after one lock_timeout (2 s), not two; the others
+ * of the run are written and answered.
+ */
+static void
+test_run_row_held(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	uint8_t h[3][LEDGER_TOKEN_HASH_LEN];
+	struct ledger_checkin run[3];
+	struct timespec t0, t1;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "free1", 1, T0);
+	ledger_contract_link(a, "held", 2, T0);
+	ledger_contract_link(a, "free2", 3, T0);
+	fixture_pg_exec("BEGIN; SELECT 1 FROM agents WHERE agent_id = 'held' FOR UPDATE");
+	run_set(&run[0], h[0], "free1", 1, B1);
+	run_set(&run[1], h[1], "held", 2, B1);
+	run_set(&run[2], h[2], "free2", 3, B1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(ledger_begin(a), 0);
+	ledger_checkin_run(a, run, 3, T0 + 10);
+	assert_int_equal(ledger_commit(a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fixture_pg_exec("ROLLBACK");
+	assert_int_equal(run[0].result, LEDGER_OK);
+	assert_int_equal(run[0].send_bundle, 0);
+	assert_int_equal(run[1].result, LEDGER_ERROR);
+	assert_int_equal(run[1].send_bundle, 0);
+	assert_int_equal(run[2].result, LEDGER_OK);
+	assert_int_equal(run[2].send_bundle, 0);
+	assert_true(t1.tv_sec - t0.tv_sec < 4); /* one lock_timeout */
+	/* free1 and free2 acknowledged; held's check-in left nothing */
+	ledger_contract_expect(a, T0 + 11, 3, 3, 2, 0, 3, 1, 0, 0, 2);
+	assert_int_equal(
+	    fixture_pg_int("SELECT acknowledged_at FROM agents WHERE agent_id = 'held'"), -2);
+	ledger_close(a);
+}
+
+/*
+ * A run whose agent another session changes meanwhile: that check-in is made again on the
+ * row as the other write left it (never over it with what the run read), and the run's
+ * other check-ins are answered as usual.
+ */
+static void
+test_run_over_concurrent_write(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	uint8_t h[2][LEDGER_TOKEN_HASH_LEN];
+	struct ledger_checkin run[2];
+	int ready[2], st;
+	char byte;
+	pid_t pid;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "race", 1, T0);
+	ledger_contract_link(a, "calm", 2, T0);
+	assert_int_equal(pipe(ready), 0);
+	if ((pid = fork()) == 0) {
+		PGconn *c = PQconnectdb(fixture_pg_dsn);
+		PGresult *r = PQexec(c, "BEGIN; UPDATE agents SET verified_at = 4343, "
+		                        "staging = (SELECT max(id) FROM stagings) "
+		                        "WHERE agent_id = 'race'");
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+		PQclear(r);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(2);
+		usleep(500000); /* the run's check-in waits on the row meanwhile */
+		r = PQexec(c, "COMMIT");
+		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+		PQfinish(c);
+		_exit(ok ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(read(ready[0], &byte, 1), 1);
+	/* race: a forged If-None-Match, a delivery to record; calm: acknowledges */
+	run_set(&run[0], h[0], "race", 1, B0);
+	run_set(&run[1], h[1], "calm", 2, B1);
+	assert_int_equal(ledger_begin(a), 0);
+	ledger_checkin_run(a, run, 2, T0 + 1);
+	assert_int_equal(ledger_commit(a), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ready[0]);
+	close(ready[1]);
+	assert_int_equal(run[0].result, LEDGER_OK);
+	assert_int_equal(run[0].send_bundle, 1);
+	assert_int_equal(run[1].result, LEDGER_OK);
+	assert_int_equal(run[1].send_bundle, 0);
+	assert_int_equal(
+	    fixture_pg_int("SELECT verified_at FROM agents WHERE agent_id = 'race'"), 4343);
+	assert_int_equal(
+	    fixture_pg_int("SELECT last_seen FROM agents WHERE agent_id = 'race'"), T0 + 1);
+	assert_int_equal(
+	    fixture_pg_int("SELECT acknowledged_at FROM agents WHERE agent_id = 'calm'"), T0 + 1);
+	ledger_close(a);
+}
+
 /*
  * The counts as the first schema computed them, a scan of every agent: what ledger_count
  * must equal. $1 the active window's first second, $2 the open staging, $3 the current
@@ -1361,6 +1476,8 @@ main(void)
 		cmocka_unit_test_setup(test_window_widened, setup),
 		cmocka_unit_test_setup(test_steady_takes_no_lock, setup),
 		cmocka_unit_test_setup(test_checkin_over_concurrent_write, setup),
+		cmocka_unit_test_setup(test_run_row_held, setup),
+		cmocka_unit_test_setup(test_run_over_concurrent_write, setup),
 		cmocka_unit_test_setup(test_counts_match_scan, setup),
 		cmocka_unit_test_setup(test_staging_reopened, setup),
 		cmocka_unit_test_setup(test_lock_waits_bounded, setup),
