@@ -10,6 +10,12 @@
  *   the row locked to the end of the batch. A check-in with nothing to write
  *   locks nothing and writes nothing: no subtransaction, and a run of them
  *   shares one savepoint (ledger_pg_call_end).
+ * - A batch's run of check-ins (ledger_checkin_run) is decided by the same
+ *   statement over arrays, for up to LEDGER_PG_RUN_MAX distinct agents at a
+ *   time, in one savepoint; it writes only the rows it can lock without
+ *   waiting. What it leaves (an agent's second check-in in the run, a row
+ *   another member changed or holds, a string the server might refuse) is
+ *   made one check-in at a time afterwards, in the run's order.
  * - Cut off (an offline batch), a check-in is answered from the cache of
  *   agents seen and recorded nowhere; every other call fails.
  */

@@ -3,8 +3,8 @@
 # (tests/integration/pg.sh: initdb in a temporary directory, a Unix socket only, fsync and
 # synchronous_commit on), then:
 #  (i.1) durable check-ins per second for one member on PostgreSQL against SQLite, the same
-#        code through the ledger API, batches of 256 per transaction as the daemon's worker
-#        sends them, changing and steady check-ins apart (ledger_bench -p, on a database of
+#        code through the ledger API, batches of 256 per transaction, each made as the
+#        daemon makes a batch (one ledger_checkin_run), changing and steady check-ins apart (ledger_bench -p, on a database of
 #        its own); goal >= 10,000/s on PostgreSQL;
 #  (i.2) `report` at 1M agents on PostgreSQL: ledger_count and a first pending page, p50 and
 #        p99 over 50 calls; the agents beyond (i.1)'s are filled by one INSERT ... SELECT of
