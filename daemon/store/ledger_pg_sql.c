@@ -83,7 +83,7 @@ _Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGE
  * the row locked (LPG_CHECKIN_LOCKED). One with nothing to write takes no lock and writes
  * nothing. Each row answers n, ok, send, must, written, the delivery and its staging.
  */
-#define LEDGER_PG_CHECKIN(q, lock, k, kfilter)                                                     \
+#define LEDGER_PG_CHECKIN(q, find, lock, k, kfilter)                                               \
 	"WITH q AS (" q "), "                                                                      \
 	"r AS MATERIALIZED (SELECT q.n, a.ctid AS t, a.xmin AS xm, a.id, "                         \
 	"sha256(a.token_hash) = sha256(q.hash) AS ok, q.canary AS can, "                           \
@@ -93,7 +93,7 @@ _Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGE
 	"$6::bigint <> 0 AND coalesce(a.staging, 0) <> $6::bigint AS ns, "                         \
 	"coalesce(q.pres IS NOT NULL AND a.delivered_bundle > 0 AND a.delivered_bundle = b.id, "   \
 	"false) AS holds FROM q JOIN agents a ON a.agent_id = q.agent_id "                         \
-	"LEFT JOIN bundles b ON b.bundle_id = q.pres " lock "), "                                  \
+	"LEFT JOIN bundles b ON b.bundle_id = q.pres " find lock "), "                             \
 	"f AS (SELECT r.*, NOT ns AND sda IS NOT NULL AS d0, NOT ns AND ack IS NOT NULL AS a0, "   \
 	"NOT ns AND ver IS NOT NULL AS v0 FROM r), "                                               \
 	"g AS (SELECT f.*, $6::bigint <> 0 AND holds AND d0 AND NOT a0 AS acking, "                \
@@ -115,7 +115,7 @@ _Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGE
 	"acknowledged_at = x.w_ack, verified_at = x.w_ver, member = $8::text FROM x "              \
 	"WHERE x.must AND a.ctid = x.t AND a.id = x.id AND a.xmin = x.xm " kfilter                 \
 	"RETURNING a.id) "                                                                         \
-	"SELECT n, ok, send, must, EXISTS (SELECT 1 FROM u WHERE u.id = x.id), "                   \
+	"SELECT n, ok, send, must, coalesce(x.id = ANY (ARRAY (SELECT id FROM u)), false), "       \
 	"coalesce(w_dlv, 0), CASE WHEN w_sda IS NOT NULL THEN coalesce(w_stg, 0) ELSE 0 END "      \
 	"FROM x"
 /* One check-in: $1 the agent, $2 its token's hash, $3 the bundle presented, $4 canary. */
@@ -138,7 +138,7 @@ _Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGE
  * row held elsewhere fails its own check-in and no other.
  */
 #define LEDGER_PG_CHECKIN_SKIP                                                                     \
-	"k AS (SELECT id FROM agents WHERE id IN (SELECT id FROM x WHERE must) "                   \
+	"k AS (SELECT id FROM agents WHERE id = ANY (ARRAY (SELECT id FROM x WHERE must)) "        \
 	"FOR UPDATE SKIP LOCKED), "
 /* A member's row in the order ledger_pg_member.c reads it; the age by the database's clock. */
 #define LEDGER_PG_MEMBER_COLUMNS                                                                   \
@@ -186,11 +186,18 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	             "a.verified_at, b.bundle_id, coalesce(a.member, '') FROM agents a "
 	             "LEFT JOIN bundles b ON b.id = a.delivered_bundle "
 	             "WHERE a.agent_id = $1 FOR UPDATE OF a",
-	[LPG_CHECKIN] = LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "", "", ""),
+	[LPG_CHECKIN] = LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "", "", "", ""),
 	/* The same on the row locked: when another member changed it after r read it. */
-	[LPG_CHECKIN_LOCKED] = LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "FOR UPDATE OF a", "", ""),
-	[LPG_CHECKIN_MANY] = LEDGER_PG_CHECKIN(
-	    LEDGER_PG_CHECKIN_MANY, "", LEDGER_PG_CHECKIN_SKIP, "AND a.id IN (SELECT id FROM k) "),
+	[LPG_CHECKIN_LOCKED] =
+	    LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_ONE, "", "FOR UPDATE OF a", "", ""),
+	/*
+	 * A run: its agents found through their index whatever the table's size, and the
+	 * rows written and locked told apart by arrays, not joins: a plan that guesses a run
+	 * of a few rows would make each join a loop over the whole run.
+	 */
+	[LPG_CHECKIN_MANY] =
+	    LEDGER_PG_CHECKIN(LEDGER_PG_CHECKIN_MANY, "WHERE a.agent_id = ANY ($1::text[]) ", "",
+	        LEDGER_PG_CHECKIN_SKIP, "AND a.id = ANY (ARRAY (SELECT id FROM k)) "),
 	[LPG_EXCLUDE] = "UPDATE agents SET is_excluded = true, exclude_reason = $2 "
 	                "WHERE agent_id = $1 RETURNING id",
 	[LPG_INCLUDE] = "UPDATE agents SET is_excluded = false, exclude_reason = NULL "
