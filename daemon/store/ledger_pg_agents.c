@@ -79,6 +79,7 @@ static void ledger_pg_run_add(struct ledger_pg_run *, const struct ledger_checki
 static PGresult *ledger_pg_run_exec(struct ledger_pg *, struct ledger_pg_run *, time_t);
 static int ledger_pg_runnable(const struct ledger_checkin *, size_t);
 static int ledger_pg_plain(const char *, size_t);
+static void ledger_pg_checkin_args(struct ledger_pg *, struct ledger_pg_args *, time_t);
 
 /* Finds the agent (its row locked) and checks its token in constant time. */
 static enum ledger_result
@@ -374,11 +375,7 @@ ledger_pg_run_exec(struct ledger_pg *p, struct ledger_pg_run *run, time_t now)
 	ledger_pg_arg_bytes(&a, run->hashes, run->n * LEDGER_TOKEN_HASH_LEN);
 	ledger_pg_arg_text(&a, run->pres);
 	ledger_pg_arg_text(&a, run->canary);
-	ledger_pg_arg_int(&a, now);
-	ledger_pg_arg_int(&a, p->staging);
-	ledger_pg_arg_int(&a, p->cur);
-	ledger_pg_arg_text(&a, p->member);
-	ledger_pg_arg_int(&a, LEDGER_SEEN_GRANULARITY);
+	ledger_pg_checkin_args(p, &a, now);
 	return ledger_pg_exec(p, LPG_CHECKIN_MANY, &a);
 }
 
@@ -480,6 +477,18 @@ ledger_pg_checkin_chunk(struct ledger_pg *p, struct ledger_checkin *c, size_t n,
 	ledger_pg_checkin_each(p, c, n, now, done);
 }
 
+/* LEDGER_PG_CHECKIN's parameters after the check-ins': now ($5), then the target's and this
+ * member's. */
+static void
+ledger_pg_checkin_args(struct ledger_pg *p, struct ledger_pg_args *a, time_t now)
+{
+	ledger_pg_arg_int(a, now);
+	ledger_pg_arg_int(a, p->staging);
+	ledger_pg_arg_int(a, p->cur);
+	ledger_pg_arg_text(a, p->member);
+	ledger_pg_arg_int(a, LEDGER_SEEN_GRANULARITY);
+}
+
 /* LEDGER_PG_CHECKIN (or its locked form) with the call's and the target's parameters. */
 static PGresult *
 ledger_pg_checkin_stmt(struct ledger_pg *p, enum ledger_pg_st which, const char *agent_id,
@@ -491,11 +500,7 @@ ledger_pg_checkin_stmt(struct ledger_pg *p, enum ledger_pg_st which, const char 
 	ledger_pg_arg_bytes(&a, token_hash, LEDGER_TOKEN_HASH_LEN);
 	ledger_pg_arg_text(&a, presented);
 	ledger_pg_arg_text(&a, canary ? "t" : "f");
-	ledger_pg_arg_int(&a, now);
-	ledger_pg_arg_int(&a, p->staging);
-	ledger_pg_arg_int(&a, p->cur);
-	ledger_pg_arg_text(&a, p->member);
-	ledger_pg_arg_int(&a, LEDGER_SEEN_GRANULARITY);
+	ledger_pg_checkin_args(p, &a, now);
 	return ledger_pg_exec(p, which, &a);
 }
 

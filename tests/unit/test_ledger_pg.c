@@ -303,20 +303,16 @@ test_steady_takes_no_lock(void **state)
 }
 
 /*
- * Another session changes an agent's row while a check-in that must write it waits for the
- * row: the check-in writes on top of that change (computed again from the row as it is
- * now), never over it with what it read before.
+ * Another session (a child process) that changes agent "race" (verified_at 4343, in the open
+ * staging) in a transaction it commits half a second after the caller returns: the caller's
+ * check-in meanwhile waits on the row. ready: the pipe it signals through.
  */
-static void
-test_checkin_over_concurrent_write(void **state)
+static pid_t
+race_writer(int ready[2])
 {
-	struct ledger *a = fixture_pg_open("a");
-	int ready[2], send = -1, st;
 	char byte;
 	pid_t pid;
 
-	assert_int_equal(ledger_set_target(a, S1, B1), 0);
-	ledger_contract_link(a, "race", 1, T0);
 	assert_int_equal(pipe(ready), 0);
 	if ((pid = fork()) == 0) {
 		PGconn *c = PQconnectdb(fixture_pg_dsn);
@@ -328,7 +324,7 @@ test_checkin_over_concurrent_write(void **state)
 		PQclear(r);
 		if (write(ready[1], "x", 1) != 1)
 			_exit(2);
-		usleep(500000); /* the check-in waits on the row meanwhile */
+		usleep(500000);
 		r = PQexec(c, "COMMIT");
 		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
 		PQclear(r);
@@ -337,13 +333,40 @@ test_checkin_over_concurrent_write(void **state)
 	}
 	assert_true(pid > 0);
 	assert_int_equal(read(ready[0], &byte, 1), 1);
-	/* A forged If-None-Match: a delivery to record, read before the other write commits. */
-	assert_int_equal(ledger_contract_checkin(a, "race", 1, B0, 0, T0 + 1, &send), LEDGER_OK);
-	assert_int_equal(send, 1);
+	return pid;
+}
+
+/* The writer committed. */
+static void
+race_writer_done(pid_t pid, int ready[2])
+{
+	int st;
+
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	close(ready[0]);
 	close(ready[1]);
+}
+
+/*
+ * Another session changes an agent's row while a check-in that must write it waits for the
+ * row: the check-in writes on top of that change (computed again from the row as it is
+ * now), never over it with what it read before.
+ */
+static void
+test_checkin_over_concurrent_write(void **state)
+{
+	struct ledger *a = fixture_pg_open("a");
+	int ready[2], send = -1;
+	pid_t pid;
+
+	assert_int_equal(ledger_set_target(a, S1, B1), 0);
+	ledger_contract_link(a, "race", 1, T0);
+	pid = race_writer(ready);
+	/* A forged If-None-Match: a delivery to record, read before the other write commits. */
+	assert_int_equal(ledger_contract_checkin(a, "race", 1, B0, 0, T0 + 1, &send), LEDGER_OK);
+	assert_int_equal(send, 1);
+	race_writer_done(pid, ready);
 	assert_int_equal(
 	    fixture_pg_int("SELECT verified_at FROM agents WHERE agent_id = 'race'"), 4343);
 	assert_int_equal(
@@ -417,43 +440,20 @@ test_run_over_concurrent_write(void **state)
 	struct ledger *a = fixture_pg_open("a");
 	uint8_t h[2][LEDGER_TOKEN_HASH_LEN];
 	struct ledger_checkin run[2];
-	int ready[2], st;
-	char byte;
+	int ready[2];
 	pid_t pid;
 
 	assert_int_equal(ledger_set_target(a, S1, B1), 0);
 	ledger_contract_link(a, "race", 1, T0);
 	ledger_contract_link(a, "calm", 2, T0);
-	assert_int_equal(pipe(ready), 0);
-	if ((pid = fork()) == 0) {
-		PGconn *c = PQconnectdb(fixture_pg_dsn);
-		PGresult *r = PQexec(c, "BEGIN; UPDATE agents SET verified_at = 4343, "
-		                        "staging = (SELECT max(id) FROM stagings) "
-		                        "WHERE agent_id = 'race'");
-		int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-
-		PQclear(r);
-		if (write(ready[1], "x", 1) != 1)
-			_exit(2);
-		usleep(500000); /* the run's check-in waits on the row meanwhile */
-		r = PQexec(c, "COMMIT");
-		ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-		PQclear(r);
-		PQfinish(c);
-		_exit(ok ? 0 : 1);
-	}
-	assert_true(pid > 0);
-	assert_int_equal(read(ready[0], &byte, 1), 1);
+	pid = race_writer(ready);
 	/* race: a forged If-None-Match, a delivery to record; calm: acknowledges */
 	run_set(&run[0], h[0], "race", 1, B0);
 	run_set(&run[1], h[1], "calm", 2, B1);
 	assert_int_equal(ledger_begin(a), 0);
 	ledger_checkin_run(a, run, 2, T0 + 1);
 	assert_int_equal(ledger_commit(a), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	close(ready[0]);
-	close(ready[1]);
+	race_writer_done(pid, ready);
 	assert_int_equal(run[0].result, LEDGER_OK);
 	assert_int_equal(run[0].send_bundle, 1);
 	assert_int_equal(run[1].result, LEDGER_OK);
