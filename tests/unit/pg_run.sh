@@ -7,7 +7,15 @@
 # CAROTATE_TEST_PG_STOP and CAROTATE_TEST_PG_START. Without the server's
 # binaries (Debian package postgresql) the programs run without a server, and
 # skip saying why. The server is stopped and its directory removed at exit.
+# With --exec first, the rest is one command and its arguments (a program run
+# under valgrind, say), run against the server the same way.
 set -u
+
+exec_one=0
+if [ "${1:-}" = "--exec" ]; then
+	exec_one=1
+	shift
+fi
 
 pg_user=carotate-pg
 bindir=""
@@ -19,6 +27,10 @@ if [ -z "$bindir" ] && command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/
 fi
 
 run_all() {
+	if [ "$exec_one" = 1 ]; then
+		"$@"
+		return $?
+	fi
 	rc=0
 	for t in "$@"; do
 		"$t" || rc=1
