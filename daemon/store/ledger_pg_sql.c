@@ -36,13 +36,15 @@
 	"-1, true FROM agents WHERE NOT is_excluded AND last_seen < $1::bigint"
 /* Each group's progress: $2 the open staging (0 none), $3 the current bundle (0 none). */
 #define LEDGER_PG_TALLY_ACK "$2::bigint <> 0 AND staging = $2::bigint AND k"
+/*
+ * The counts' groups; lack: lacking the target, the staged CA acknowledged, else the current
+ * bundle (ledger.h).
+ */
 #define LEDGER_PG_GROUPS                                                                           \
 	"SELECT member, x, ina, n, held, " LEDGER_PG_TALLY_ACK " AS ack, "                         \
 	"$2::bigint <> 0 AND staging = $2::bigint AND v AS ver, "                                  \
 	"$2::bigint <> 0 AND staging = $2::bigint AND d AS dlv, "                                  \
-	"$3::bigint <> 0 AND held = $3::bigint AS cur, " /* lacking the target: the staged CA      \
-	                                                    acknowledged, else the current bundle  \
-	                                                    (ledger.h) */                          \
+	"$3::bigint <> 0 AND held = $3::bigint AS cur, "                                           \
 	"CASE WHEN $2::bigint <> 0 THEN NOT (" LEDGER_PG_TALLY_ACK ") "                            \
 	"ELSE $3::bigint <> 0 AND held <> $3::bigint END AS lack FROM (" LEDGER_PG_TALLIED ") t"
 /*
@@ -50,17 +52,20 @@
  * the tally's agents not excluded and the inactive rows' -1s.
  */
 #define LEDGER_PG_SUM(cond) "coalesce(sum(n) FILTER (WHERE " cond "), 0)"
-#define LEDGER_PG_COUNTS                                                                                                                                    \
-	LEDGER_PG_SUM("NOT ina")                                                                                                                            \
-	", " LEDGER_PG_SUM("NOT x") ", " LEDGER_PG_SUM("NOT x AND ack") ", " LEDGER_PG_SUM(                                                                 \
-	    "NOT "                                                                                                                                          \
-	    "x "                                                                                                                                            \
-	    "AND "                                                                                                                                          \
-	    "ver") ", " LEDGER_PG_SUM("NOT x AND dlv") ", " LEDGER_PG_SUM("NOT x AND lack") ", "                                                            \
-	                                                                                    "-" LEDGER_PG_SUM("ina AND lack") ", " LEDGER_PG_SUM(           \
-	                                                                                        "x") ","                                                    \
-	                                                                                             " " LEDGER_PG_SUM("NOT x AND cur") ", " LEDGER_PG_SUM( \
-	                                                                                                 "NOT ina AND NOT x AND held = 0 AND NOT ack")
+/* One count a line. */
+/* clang-format off */
+#define LEDGER_PG_COUNTS                                                                           \
+	LEDGER_PG_SUM("NOT ina") ", "                                                              \
+	LEDGER_PG_SUM("NOT x") ", "                                                                \
+	LEDGER_PG_SUM("NOT x AND ack") ", "                                                        \
+	LEDGER_PG_SUM("NOT x AND ver") ", "                                                        \
+	LEDGER_PG_SUM("NOT x AND dlv") ", "                                                        \
+	LEDGER_PG_SUM("NOT x AND lack") ", "                                                       \
+	"-" LEDGER_PG_SUM("ina AND lack") ", "                                                     \
+	LEDGER_PG_SUM("x") ", "                                                                    \
+	LEDGER_PG_SUM("NOT x AND cur") ", "                                                        \
+	LEDGER_PG_SUM("NOT ina AND NOT x AND held = 0 AND NOT ack")
+/* clang-format on */
 /* A token hash's length, as the SQL below slices a run's hashes. */
 #define LEDGER_PG_HASH_LEN_SQL "32"
 _Static_assert(LEDGER_TOKEN_HASH_LEN == 32, "LEDGER_PG_HASH_LEN_SQL is not LEDGER_TOKEN_HASH_LEN");
@@ -281,11 +286,13 @@ const char *const ledger_pg_sql[LPG_COUNT_ST] = {
 	/* The first member to store a name wins; the others read its blob. */
 	[LPG_BLOB_ADD] = "INSERT INTO blobs (name, blob, created_at, created_by) "
 	                 "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name",
-	/* Every count per member, from one snapshot; "" for agents no member recorded. */
-	/* Every count per member, from one snapshot; members with no agent left are not named. */
-	[LPG_COUNT_MEMBERS] = "SELECT member, " LEDGER_PG_COUNTS " FROM (" LEDGER_PG_GROUPS
-	                      ") c GROUP BY member HAVING " LEDGER_PG_SUM("NOT ina") " > 0 "
-	                                                                             "ORDER BY 1",
+	/*
+	 * Every count per member, from one snapshot; "" for agents no member recorded; members
+	 * with no agent left are not named.
+	 */
+	[LPG_COUNT_MEMBERS] =
+	    "SELECT member, " LEDGER_PG_COUNTS " FROM (" LEDGER_PG_GROUPS
+	    ") c GROUP BY member HAVING " LEDGER_PG_SUM("NOT ina") " > 0 ORDER BY 1",
 	/* This member's row only ($1 is the name it opened the ledger with). */
 	[LPG_MEMBER_BEAT] =
 	    "INSERT INTO members (name, started_at, heartbeat_at, active_ca, active_server, "
