@@ -34,7 +34,6 @@ static int ledger_migrate_verify(
 static void ledger_migrate_nothing(char *, size_t);
 static void ledger_migrate_detail(
     struct ledger_audit *, const char *, const struct ledger_migration *);
-static int ledger_member_text_ok(const char *, size_t);
 static int ledger_member_ok(const struct ledger_member *);
 static int ledger_leaf_ok(const char *);
 static int ledger_pool_call_ok(const char *);
@@ -221,16 +220,14 @@ ledger_blob_put_new(struct ledger *l, const char *name, const uint8_t *blob, siz
 	return l->be->blob_put_new(l->self, name, blob, len);
 }
 
-/* Printable ASCII, NUL-terminated within its field (cap bytes). */
-static int
-ledger_member_text_ok(const char *s, size_t cap)
+/* ledger_backend.h: printable ASCII, at most max bytes (read no further than s[max]). */
+int
+ledger_text_plain(const char *s, size_t max)
 {
-	size_t i, n = strnlen(s, cap);
+	size_t i;
 
-	if (n == cap)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] < 0x20 || s[i] > 0x7e)
+	for (i = 0; s[i] != '\0'; i++)
+		if (i == max || (unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
 			return 0;
 	return 1;
 }
@@ -239,10 +236,11 @@ ledger_member_text_ok(const char *s, size_t cap)
 static int
 ledger_member_ok(const struct ledger_member *m)
 {
-	return m != NULL && ledger_member_text_ok(m->active_ca, sizeof(m->active_ca)) &&
-	       ledger_member_text_ok(m->active_server, sizeof(m->active_server)) &&
-	       ledger_member_text_ok(m->staged_ca, sizeof(m->staged_ca)) &&
-	       ledger_member_text_ok(m->last_error, sizeof(m->last_error));
+	/* each NUL-terminated within its field */
+	return m != NULL && ledger_text_plain(m->active_ca, sizeof(m->active_ca) - 1) &&
+	       ledger_text_plain(m->active_server, sizeof(m->active_server) - 1) &&
+	       ledger_text_plain(m->staged_ca, sizeof(m->staged_ca) - 1) &&
+	       ledger_text_plain(m->last_error, sizeof(m->last_error) - 1);
 }
 
 int
@@ -554,7 +552,8 @@ ledger_checkin(struct ledger *l, const char *agent_id,
 
 /*
  * Runs of check-ins with valid arguments go to the engine's checkin_run, or
- * one by one to its checkin; one with invalid arguments is LEDGER_ERROR alone.
+ * one by one through ledger_checkin; one with invalid arguments is
+ * LEDGER_ERROR alone.
  */
 void
 ledger_checkin_run(struct ledger *l, struct ledger_checkin *c, size_t n, time_t now)
@@ -562,17 +561,14 @@ ledger_checkin_run(struct ledger *l, struct ledger_checkin *c, size_t n, time_t 
 	size_t i, j;
 
 	for (i = 0; i < n; i = j) {
-		for (j = i; j < n && c[j].token_hash != NULL && ledger_id_ok(c[j].agent_id); j++) {
-			c[j].result = LEDGER_ERROR;
-			c[j].send_bundle = 0;
-		}
+		for (j = i; j < n && c[j].token_hash != NULL && ledger_id_ok(c[j].agent_id); j++)
+			;
 		if (l->be->checkin_run != NULL && j > i)
 			l->be->checkin_run(l->self, c + i, j - i, now);
 		else
 			for (; i < j; i++)
-				c[i].result =
-				    l->be->checkin(l->self, c[i].agent_id, c[i].token_hash,
-				        c[i].presented, c[i].canary, now, &c[i].send_bundle);
+				c[i].result = ledger_checkin(l, c[i].agent_id, c[i].token_hash,
+				    c[i].presented, c[i].canary, now, &c[i].send_bundle);
 		if (j < n) {
 			c[j].result = LEDGER_ERROR;
 			c[j].send_bundle = 0;

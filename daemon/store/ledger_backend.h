@@ -113,6 +113,9 @@ enum ledger_import {
 	LEDGER_IMPORT_CONFLICT, /* the id is in the pool with another token hash: left */
 };
 
+/* Printable ASCII, at most max bytes (ledger.c): 1, or 0. */
+int ledger_text_plain(const char *s, size_t max);
+
 /* A ledger over backend be and its state self (NULL only when be->close(self) ran). */
 struct ledger *ledger_wrap(const struct ledger_backend *be, void *self);
 

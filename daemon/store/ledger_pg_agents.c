@@ -26,6 +26,7 @@
 #include <openssl/crypto.h>
 
 #include "ledger.h"
+#include "ledger_backend.h"
 #include "ledger_pg.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -78,7 +79,6 @@ static void ledger_pg_run_free(struct ledger_pg_run *);
 static void ledger_pg_run_add(struct ledger_pg_run *, const struct ledger_checkin *, size_t);
 static PGresult *ledger_pg_run_exec(struct ledger_pg *, struct ledger_pg_run *, time_t);
 static int ledger_pg_runnable(const struct ledger_checkin *, size_t);
-static int ledger_pg_plain(const char *, size_t);
 static void ledger_pg_checkin_args(struct ledger_pg *, struct ledger_pg_args *, time_t);
 
 /* Finds the agent (its row locked) and checks its token in constant time. */
@@ -391,23 +391,11 @@ ledger_pg_runnable(const struct ledger_checkin *c, size_t i)
 {
 	size_t j;
 
-	if (!ledger_pg_plain(c[i].agent_id, LEDGER_MAX_AGENT_ID) ||
-	    (c[i].presented != NULL && !ledger_pg_plain(c[i].presented, LEDGER_PG_MAX_PRESENTED)))
+	if (!ledger_text_plain(c[i].agent_id, LEDGER_MAX_AGENT_ID) ||
+	    (c[i].presented != NULL && !ledger_text_plain(c[i].presented, LEDGER_PG_MAX_PRESENTED)))
 		return 0;
 	for (j = 0; j < i; j++)
 		if (strcmp(c[j].agent_id, c[i].agent_id) == 0)
-			return 0;
-	return 1;
-}
-
-/* Printable ASCII, at most max bytes. */
-static int
-ledger_pg_plain(const char *s, size_t max)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (i == max || (unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
 			return 0;
 	return 1;
 }
@@ -464,21 +452,18 @@ ledger_pg_checkin_chunk(struct ledger_pg *p, struct ledger_checkin *c, size_t n,
 		if (!seen[i]) { /* no row: no such agent */
 			done[run.at[i]] = 1;
 			c[run.at[i]].result = LEDGER_UNKNOWN_AGENT;
+			c[run.at[i]].send_bundle = 0;
 		}
 	PQclear(q);
 	ledger_pg_run_free(&run);
 	p->call_clean = !written;
 	ledger_pg_call_end(p, ok ? LEDGER_OK : LEDGER_ERROR, mark);
-	if (!ok) {
+	if (!ok)
 		memset(done, 0, sizeof(done));
-		for (i = 0; i < n; i++)
-			c[i].send_bundle = 0;
-	}
 	ledger_pg_checkin_each(p, c, n, now, done);
 }
 
-/* LEDGER_PG_CHECKIN's parameters after the check-ins': now ($5), then the target's and this
- * member's. */
+/* LEDGER_PG_CHECKIN's parameters after the check-ins': now ($5), the target's, this member's. */
 static void
 ledger_pg_checkin_args(struct ledger_pg *p, struct ledger_pg_args *a, time_t now)
 {
